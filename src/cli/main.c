@@ -1,0 +1,71 @@
+/*
+ * main.c — the salus binary: a sorted table of subcommands (git.c's habit).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cmd.h"
+#include "core/alloc.h"
+
+struct cmd {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *summary;
+};
+
+/* Keep sorted by name. */
+static const struct cmd cmds[] = {
+	{"version", salus_cmd_version, "print the version"},
+};
+
+int salus_cli_fail(const char *cmd, int status, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "salus %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return status;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: salus COMMAND [OPTIONS]   (salus COMMAND --help for details)\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
+}
+
+int salus_cmd_version(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "--help")) {
+		printf("usage: salus version\nPrints the Salus version.\n");
+		return 0;
+	}
+	if (argc > 1)
+		return salus_cli_fail("version", 2, "unexpected argument (see --help)");
+	printf("salus %s\n", SALUS_VERSION);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	salus_alloc_install();
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version"))
+		return salus_cmd_version(1, argv + 1);
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "salus: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
