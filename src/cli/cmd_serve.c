@@ -1,0 +1,128 @@
+/*
+ * cmd_serve.c — `salus serve --data DIR [--listen HOST:PORT] [--section.key VALUE...]`:
+ * open the store and the auth context of a data directory and serve HTTPS
+ * until SIGINT or SIGTERM.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include "auth/auth.h"
+#include "cli/cmd.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "crypto/crypto.h"
+#include "http/server.h"
+#include "store/store.h"
+
+static const char usage[] =
+	"usage: salus serve --data DIR [--listen HOST:PORT] [--section.key VALUE ...]\n"
+	"Serves the FHIR R4 API of data directory DIR over HTTPS (FHIR base https://HOST:PORT/fhir).\n"
+	"  --data DIR          the data directory made by `salus init`\n"
+	"  --listen HOST:PORT  address to listen on (overrides server.listen)\n"
+	"  --section.key VAL   override any key of DIR/salus.ini (see docs/configuration.md)\n";
+
+static enum salus_log_level level_of(const char *s)
+{
+	return !strcmp(s, "debug") ? SALUS_LOG_DEBUG
+	       : !strcmp(s, "warn") ? SALUS_LOG_WARN
+	       : !strcmp(s, "error") ? SALUS_LOG_ERROR
+				     : SALUS_LOG_INFO;
+}
+
+int salus_cmd_serve(int argc, char **argv)
+{
+	const char *dir = NULL, *listen = NULL, *why = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		if (!strcmp(argv[i], "--data") && i + 1 < argc) {
+			dir = argv[++i];
+			argv[i - 1] = argv[i] = NULL;
+		} else if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
+			listen = argv[++i];
+			argv[i - 1] = argv[i] = NULL;
+		}
+	}
+	if (!dir)
+		return salus_cli_fail("serve", 2, "--data DIR is required (see --help)");
+	struct salus_config cfg;
+	if (salus_config_load(&cfg, dir, &why))
+		return salus_cli_fail("serve", 1, "%s", why);
+	if (salus_config_override(&cfg, argc, argv, &why))
+		return salus_cli_fail("serve", 2, "%s", why);
+	for (int i = 1; i < argc; i++)
+		if (argv[i])
+			return salus_cli_fail("serve", 2, "unexpected argument '%s' (see --help)", argv[i]);
+	if (listen && salus_config_set(&cfg, "server.listen", listen))
+		return salus_cli_fail("serve", 2, "bad --listen address");
+	salus_log_set_level(level_of(cfg.log_level));
+
+	/* no core dumps: they would contain keys and PHI */
+	struct rlimit nocore = {0, 0};
+	setrlimit(RLIMIT_CORE, &nocore);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (salus_crypto_init())
+		return salus_cli_fail("serve", 1, "libsodium failed to initialise");
+
+	/* block the stop signals before any thread starts, then wait for them */
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	char uri[SALUS_PATH_MAX + 8], path[SALUS_PATH_MAX];
+	const char *u = cfg.store_uri;
+	if (!strncmp(u, "sqlite:", 7)) {
+		if (salus_config_path(&cfg, u + 7, path))
+			return salus_cli_fail("serve", 1, "store path too long");
+		snprintf(uri, sizeof uri, "sqlite:%s", path);
+		u = uri;
+	}
+	struct salus_store *st = NULL;
+	struct salus_store_opts so = {.create = false};
+	int rc = salus_store_open(u, &so, &st);
+	if (rc)
+		return salus_cli_fail("serve", 1, "cannot open the store: %s", salus_err_msg(rc));
+	char issuer[600];
+	if (cfg.base_url[0]) {
+		snprintf(issuer, sizeof issuer, "%s", cfg.base_url);
+	} else {
+		snprintf(issuer, sizeof issuer, "https://%s", cfg.listen);
+	}
+	char keypath[SALUS_PATH_MAX];
+	struct salus_auth *auth = NULL;
+	struct salus_http *h = NULL;
+	int status = 1;
+	if (salus_config_path(&cfg, cfg.token_key, keypath) ||
+	    (rc = salus_auth_new(st, keypath, issuer, NULL, cfg.token_lifetime, &auth))) {
+		salus_cli_fail("serve", 1, "cannot load the token key: %s", salus_err_msg(rc));
+		goto out_store;
+	}
+	rc = salus_http_start(&cfg, st, auth, &h);
+	if (rc) {
+		salus_cli_fail("serve", 1, "cannot serve on %s: %s", cfg.listen,
+			       rc == SALUS_EINVALID ? "bad listen address" : "TLS files unreadable or address in use");
+		goto out_auth;
+	}
+	printf("salus: serving FHIR R4 at %s/fhir (Ctrl-C to stop)\n", issuer);
+	fflush(stdout);
+	salus_log(SALUS_LOG_INFO, "server.start", "port=%d", salus_http_port(h));
+	int sig = 0;
+	sigwait(&stop, &sig);
+	salus_log(SALUS_LOG_INFO, "server.stop", "signal=%d", sig);
+	salus_http_stop(h);
+	status = 0;
+out_auth:
+	salus_auth_free(auth);
+out_store:
+	salus_store_free(st);
+	return status;
+}

@@ -1,0 +1,714 @@
+/*
+ * rest.c — FHIR R4 RESTful interactions over the store (see rest.h):
+ * routing of the path below the base, create/read/vread/update/delete,
+ * history at three levels with keyset paging, a basic type listing, and
+ * OperationOutcome errors.  Bundles are assembled as text from the stored
+ * JSON, so a read or a history page never re-parses resources.
+ */
+#include "fhir/rest.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "fhir/capability.h"
+#include "fhir/defs.h"
+#include "fhir/json_out.h"
+
+#define OUT_MAX SALUS_MAX_BODY /* a response body is capped like a request body */
+
+void salus_fhir_resp_init(struct salus_fhir_resp *rs)
+{
+	memset(rs, 0, sizeof *rs);
+	salus_buf_init(&rs->body, OUT_MAX);
+}
+
+void salus_fhir_resp_release(struct salus_fhir_resp *rs)
+{
+	salus_buf_release(&rs->body);
+}
+
+bool salus_fhir_id_valid(const char *s, size_t n)
+{
+	if (n == 0 || n > SALUS_MAX_ID)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+		      c == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* ---- routing ---------------------------------------------------------- */
+
+enum { M_GET = 1, M_POST = 2, M_PUT = 4, M_DELETE = 8, M_PATCH = 16, M_HEAD = 32 };
+
+static int method_bit(const char *m)
+{
+	if (!strcmp(m, "GET"))
+		return M_GET;
+	if (!strcmp(m, "HEAD"))
+		return M_HEAD;
+	if (!strcmp(m, "POST"))
+		return M_POST;
+	if (!strcmp(m, "PUT"))
+		return M_PUT;
+	if (!strcmp(m, "DELETE"))
+		return M_DELETE;
+	if (!strcmp(m, "PATCH"))
+		return M_PATCH;
+	return 0;
+}
+
+int salus_fhir_route(const char *method, const char *path, struct salus_fhir_req *rq, const char **why)
+{
+	struct salus_slice seg[5];
+	int nseg = 0;
+	const char *p = path;
+	while (*p == '/')
+		p++;
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (nseg == 5 || n == 0) {
+			*why = "unknown FHIR path";
+			return SALUS_ENOTFOUND;
+		}
+		seg[nseg++] = (struct salus_slice){p, n};
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	int m = method_bit(method);
+	if (m == M_HEAD)
+		m = M_GET;
+	int allowed = 0;
+	rq->type[0] = rq->id[0] = 0;
+	rq->vid = 0;
+
+	if (nseg == 0) {
+		*why = "batch and transaction Bundles are not supported yet";
+		return SALUS_EMETHOD;
+	}
+	if (nseg == 1 && salus_slice_eq(seg[0], "metadata")) {
+		allowed = M_GET;
+		rq->op = SALUS_FHIR_CAPABILITIES;
+		goto check;
+	}
+	if (nseg == 1 && salus_slice_eq(seg[0], "_history")) {
+		allowed = M_GET;
+		rq->op = SALUS_FHIR_HISTORY_SYSTEM;
+		goto check;
+	}
+	if (!salus_fhir_is_resource_type(seg[0].p, seg[0].n)) {
+		*why = "unknown resource type";
+		return SALUS_ENOTFOUND;
+	}
+	memcpy(rq->type, seg[0].p, seg[0].n);
+	rq->type[seg[0].n] = 0;
+	if (nseg == 1) {
+		allowed = M_GET | M_POST;
+		rq->op = m == M_POST ? SALUS_FHIR_CREATE : SALUS_FHIR_SEARCH_TYPE;
+		goto check;
+	}
+	if (salus_slice_eq(seg[1], "_search") && nseg == 2) {
+		allowed = M_POST;
+		rq->op = SALUS_FHIR_SEARCH_TYPE;
+		goto check;
+	}
+	if (salus_slice_eq(seg[1], "_history") && nseg == 2) {
+		allowed = M_GET;
+		rq->op = SALUS_FHIR_HISTORY_TYPE;
+		goto check;
+	}
+	if (seg[1].p[0] == '$' || seg[1].p[0] == '_') {
+		*why = "operation not supported";
+		return SALUS_ENOTFOUND;
+	}
+	if (!salus_fhir_id_valid(seg[1].p, seg[1].n)) {
+		*why = "invalid resource id (expected [A-Za-z0-9-.]{1,64})";
+		return SALUS_EINVALID;
+	}
+	memcpy(rq->id, seg[1].p, seg[1].n);
+	rq->id[seg[1].n] = 0;
+	if (nseg == 2) {
+		allowed = M_GET | M_PUT | M_DELETE;
+		rq->op = m == M_PUT ? SALUS_FHIR_UPDATE : m == M_DELETE ? SALUS_FHIR_DELETE : SALUS_FHIR_READ;
+		if (m == M_PATCH) {
+			*why = "PATCH is not supported yet";
+			return SALUS_EMETHOD;
+		}
+		goto check;
+	}
+	if (!salus_slice_eq(seg[2], "_history")) {
+		*why = "unknown FHIR path";
+		return SALUS_ENOTFOUND;
+	}
+	if (nseg == 3) {
+		allowed = M_GET;
+		rq->op = SALUS_FHIR_HISTORY_INSTANCE;
+		goto check;
+	}
+	if (nseg == 4) {
+		long v;
+		if (salus_parse_long(seg[3], 1, 1L << 40, &v) || seg[3].p[0] == '+' || seg[3].p[0] == '-') {
+			*why = "invalid version id";
+			return SALUS_ENOTFOUND;
+		}
+		rq->vid = v;
+		allowed = M_GET;
+		rq->op = SALUS_FHIR_VREAD;
+		goto check;
+	}
+	*why = "unknown FHIR path";
+	return SALUS_ENOTFOUND;
+check:
+	if (!(m & allowed)) {
+		*why = "method not allowed on this FHIR path";
+		return SALUS_EMETHOD;
+	}
+	return 0;
+}
+
+enum salus_fhir_access salus_fhir_op_access(enum salus_fhir_op op)
+{
+	switch (op) {
+	case SALUS_FHIR_CREATE: return SALUS_ACCESS_C;
+	case SALUS_FHIR_UPDATE: return SALUS_ACCESS_U;
+	case SALUS_FHIR_DELETE: return SALUS_ACCESS_D;
+	case SALUS_FHIR_SEARCH_TYPE:
+	case SALUS_FHIR_HISTORY_TYPE:
+	case SALUS_FHIR_HISTORY_SYSTEM: return SALUS_ACCESS_S;
+	default: return SALUS_ACCESS_R;
+	}
+}
+
+/* ---- responses -------------------------------------------------------- */
+
+int salus_fhir_outcome(struct salus_buf *out, int rc, const char *diagnostics, const char *expression)
+{
+	salus_buf_reset(out);
+	const char *severity = rc == 0 ? "information" : salus_err_http(rc) >= 500 ? "fatal" : "error";
+	int e = salus_buf_addf(out, "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"%s\",\"code\":\"%s\",",
+			       severity, salus_err_issue(rc));
+	if (!e)
+		e = salus_buf_adds(out, "\"diagnostics\":");
+	if (!e)
+		e = salus_json_add_cstr(out, diagnostics ? diagnostics : salus_err_msg(rc));
+	if (!e && expression) {
+		e = salus_buf_adds(out, ",\"expression\":[");
+		if (!e)
+			e = salus_json_add_cstr(out, expression);
+		if (!e)
+			e = salus_buf_addc(out, ']');
+	}
+	if (!e)
+		e = salus_buf_adds(out, "}]}");
+	return salus_err_http(rc);
+}
+
+static int fail(struct salus_fhir_resp *rs, int rc, const char *why, const char *expr)
+{
+	rs->status = salus_fhir_outcome(&rs->body, rc, why, expr);
+	return rs->status;
+}
+
+static void http_date(int64_t ms, char out[40])
+{
+	static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+	static const char *const mo[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	snprintf(out, 40, "%s, %02d %s %04d %02d:%02d:%02d GMT", wd[tm.tm_wday % 7], tm.tm_mday % 32, mo[tm.tm_mon % 12],
+		 (tm.tm_year + 1900) % 10000, tm.tm_hour % 24, tm.tm_min % 60, tm.tm_sec % 61);
+}
+
+static void set_version_headers(struct salus_fhir_resp *rs, long version, int64_t updated_ms)
+{
+	snprintf(rs->etag, sizeof rs->etag, "W/\"%ld\"", version);
+	http_date(updated_ms, rs->last_modified);
+}
+
+/* Prefer: return=minimal | representation | OperationOutcome (RFC 7240 + FHIR). */
+enum ret_pref { RET_REPRESENTATION, RET_MINIMAL, RET_OUTCOME };
+static enum ret_pref prefer_return(const char *prefer)
+{
+	if (!prefer)
+		return RET_REPRESENTATION;
+	if (strstr(prefer, "return=minimal"))
+		return RET_MINIMAL;
+	if (strstr(prefer, "return=OperationOutcome"))
+		return RET_OUTCOME;
+	return RET_REPRESENTATION;
+}
+
+static int parse_if_match(const char *h, long *out)
+{
+	/* W/"n" or "n" */
+	size_t n = strlen(h);
+	const char *p = h;
+	if (n >= 2 && p[0] == 'W' && p[1] == '/') {
+		p += 2;
+		n -= 2;
+	}
+	if (n < 3 || p[0] != '"' || p[n - 1] != '"')
+		return SALUS_EINVALID;
+	struct salus_slice s = {p + 1, n - 2};
+	return salus_parse_long(s, 1, 1L << 40, out);
+}
+
+/* ---- read ------------------------------------------------------------- */
+
+static int do_read(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
+{
+	struct salus_resource r;
+	int rc = salus_store_read(st, rq->type, rq->id, rq->op == SALUS_FHIR_VREAD ? rq->vid : 0, &r);
+	if (rc == SALUS_EGONE) {
+		set_version_headers(rs, r.version, r.updated_ms);
+		salus_resource_release(&r);
+		return fail(rs, rc, "resource was deleted", NULL);
+	}
+	if (rc == SALUS_ENOTFOUND)
+		return fail(rs, rc, rq->op == SALUS_FHIR_VREAD ? "no such resource version" : "no such resource", NULL);
+	if (rc)
+		return fail(rs, rc, NULL, NULL);
+	set_version_headers(rs, r.version, r.updated_ms);
+	salus_buf_reset(&rs->body);
+	rc = salus_buf_add(&rs->body, r.json, r.len);
+	salus_resource_release(&r);
+	if (rc)
+		return fail(rs, rc, NULL, NULL);
+	rs->status = 200;
+	return 200;
+}
+
+/* ---- create / update / delete ----------------------------------------- */
+
+static int load_body(const struct salus_fhir_req *rq, struct salus_fhir_resp *rs, json_t **out)
+{
+	char why[200];
+	json_t *j;
+	int rc = salus_json_parse_strict(rq->body, rq->body_len, &j, why, sizeof why);
+	if (rc)
+		return fail(rs, rc, why, NULL), rc;
+	json_t *rt = json_object_get(j, "resourceType");
+	if (!json_is_string(rt)) {
+		json_decref(j);
+		return fail(rs, SALUS_EINVALID, "resourceType is missing or not a string", "resourceType"), SALUS_EINVALID;
+	}
+	if (strcmp(json_string_value(rt), rq->type)) {
+		json_decref(j);
+		return fail(rs, SALUS_EINVALID, "resourceType does not match the type in the URL", "resourceType"),
+		       SALUS_EINVALID;
+	}
+	json_t *meta = json_object_get(j, "meta");
+	if (meta && !json_is_object(meta)) {
+		json_decref(j);
+		return fail(rs, SALUS_EINVALID, "meta must be an object", "meta"), SALUS_EINVALID;
+	}
+	json_t *id = json_object_get(j, "id");
+	if (id && (!json_is_string(id) ||
+		   !salus_fhir_id_valid(json_string_value(id), json_string_length(id)))) {
+		json_decref(j);
+		return fail(rs, SALUS_EINVALID, "id must match [A-Za-z0-9-.]{1,64}", "id"), SALUS_EINVALID;
+	}
+	*out = j;
+	return 0;
+}
+
+static int write_result(const struct salus_fhir_req *rq, struct salus_fhir_resp *rs, struct salus_write *w,
+			int created_status)
+{
+	set_version_headers(rs, w->version, w->updated_ms);
+	snprintf(rs->location, sizeof rs->location, "%s/%s/%s/_history/%ld", rq->base, rq->type, w->id_out,
+		 w->version);
+	rs->status = w->created ? created_status : 200;
+	salus_buf_reset(&rs->body);
+	switch (prefer_return(rq->prefer)) {
+	case RET_MINIMAL:
+		break;
+	case RET_OUTCOME:
+		salus_fhir_outcome(&rs->body, 0, w->created ? "created" : "updated", NULL);
+		break;
+	case RET_REPRESENTATION:
+		if (salus_buf_add(&rs->body, w->json, w->len))
+			return fail(rs, SALUS_ENOMEM, NULL, NULL);
+		break;
+	}
+	return rs->status;
+}
+
+static int do_create(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
+{
+	json_t *j;
+	if (load_body(rq, rs, &j))
+		return rs->status;
+	json_object_del(j, "id"); /* the server assigns the id of a created resource */
+	struct salus_write w = {.kind = SALUS_WRITE_CREATE, .type = rq->type, .resource = j};
+	int rc = salus_store_write(st, &w, 1);
+	json_decref(j);
+	if (rc) {
+		salus_write_release(&w);
+		return fail(rs, rc, NULL, NULL);
+	}
+	w.created = true;
+	write_result(rq, rs, &w, 201);
+	salus_write_release(&w);
+	return rs->status;
+}
+
+static int do_update(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
+{
+	long if_match = 0;
+	if (rq->if_match && parse_if_match(rq->if_match, &if_match))
+		return fail(rs, SALUS_EINVALID, "If-Match must be a version ETag such as W/\"3\"", NULL);
+	json_t *j;
+	if (load_body(rq, rs, &j))
+		return rs->status;
+	json_t *id = json_object_get(j, "id");
+	if (!id || strcmp(json_string_value(id), rq->id)) {
+		json_decref(j);
+		return fail(rs, SALUS_EINVALID, id ? "id in the body does not match the id in the URL"
+						    : "an updated resource must carry its id",
+			    "id");
+	}
+	struct salus_write w = {.kind = SALUS_WRITE_UPDATE, .type = rq->type, .id = rq->id, .resource = j,
+				.if_match = if_match};
+	int rc = salus_store_write(st, &w, 1);
+	json_decref(j);
+	if (rc) {
+		salus_write_release(&w);
+		if (rc == SALUS_EPRECONDITION)
+			return fail(rs, rc, "If-Match does not match the current version", NULL);
+		return fail(rs, rc, NULL, NULL);
+	}
+	write_result(rq, rs, &w, 201);
+	salus_write_release(&w);
+	return rs->status;
+}
+
+static int do_delete(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
+{
+	long if_match = 0;
+	if (rq->if_match && parse_if_match(rq->if_match, &if_match))
+		return fail(rs, SALUS_EINVALID, "If-Match must be a version ETag such as W/\"3\"", NULL);
+	struct salus_write w = {.kind = SALUS_WRITE_DELETE, .type = rq->type, .id = rq->id, .if_match = if_match};
+	int rc = salus_store_write(st, &w, 1);
+	salus_write_release(&w);
+	if (rc) {
+		if (rc == SALUS_EPRECONDITION)
+			return fail(rs, rc, "If-Match does not match the current version", NULL);
+		return fail(rs, rc, NULL, NULL);
+	}
+	if (w.version)
+		set_version_headers(rs, w.version, w.updated_ms);
+	salus_fhir_outcome(&rs->body, 0, "deleted", NULL);
+	rs->status = 200;
+	return 200;
+}
+
+/* ---- bundles ---------------------------------------------------------- */
+
+static int add_url_encoded(struct salus_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int rc = 0;
+	for (; *s && !rc; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+		    c == '.' || c == '_' || c == '~' || c == ':' || c == '|' || c == ',' || c == '$')
+			rc = salus_buf_addc(b, (char)c);
+		else
+			rc = salus_buf_addf(b, "%%%c%c", hex[c >> 4], hex[c & 15]);
+	}
+	return rc;
+}
+
+/* A link URL: base/path?params (excluding paging params) plus extra. */
+static int link_url(struct salus_buf *u, const struct salus_fhir_req *rq, const char *path, const char *extra)
+{
+	int rc = salus_buf_addf(u, "%s%s", rq->base, path);
+	char sep = '?';
+	for (size_t i = 0; i < rq->nparams && !rc; i++) {
+		const char *n = rq->params[i].name;
+		if (!strcmp(n, "_cursor") || !strcmp(n, "_snapshot") || !strcmp(n, "_after"))
+			continue;
+		rc = salus_buf_addc(u, sep);
+		sep = '&';
+		if (!rc)
+			rc = add_url_encoded(u, n);
+		if (!rc)
+			rc = salus_buf_addc(u, '=');
+		if (!rc)
+			rc = add_url_encoded(u, rq->params[i].value);
+	}
+	if (!rc && extra)
+		rc = salus_buf_addf(u, "%c%s", sep, extra);
+	return rc;
+}
+
+static int add_link(struct salus_buf *b, const char *rel, const struct salus_fhir_req *rq, const char *path,
+		    const char *extra, int first)
+{
+	struct salus_buf u;
+	salus_buf_init(&u, SALUS_MAX_URL * 4);
+	int rc = link_url(&u, rq, path, extra);
+	if (!rc)
+		rc = salus_buf_addf(b, "%s{\"relation\":\"%s\",\"url\":", first ? "" : ",", rel);
+	if (!rc)
+		rc = salus_json_add_str(b, u.p, u.n);
+	if (!rc)
+		rc = salus_buf_addc(b, '}');
+	salus_buf_release(&u);
+	return rc;
+}
+
+struct page {
+	struct salus_buf *b;
+	const struct salus_fhir_req *rq;
+	int n;             /* entries written */
+	int64_t last_seq;  /* of the last entry */
+	char last_id[SALUS_MAX_ID + 1];
+	int history;       /* history entries (request/response) vs searchset */
+	int limit;         /* entries wanted; one more row only sets `more` */
+	int more;          /* a row beyond the limit exists: there is a next page */
+};
+#define PAGE_STOP 1        /* add_entry's "stop, page full" (positive: never an error code) */
+
+static int add_entry(void *ctx, const struct salus_resource *r)
+{
+	struct page *pg = ctx;
+	struct salus_buf *b = pg->b;
+	if (pg->n == pg->limit) {
+		pg->more = 1;
+		return PAGE_STOP;
+	}
+	int rc = salus_buf_addf(b, "%s{\"fullUrl\":\"%s/%s/%s\"", pg->n ? "," : "", pg->rq->base, r->type, r->id);
+	if (!rc && !r->deleted) {
+		rc = salus_buf_adds(b, ",\"resource\":");
+		if (!rc)
+			rc = salus_buf_add(b, r->json, r->len);
+	}
+	if (!rc && pg->history) {
+		char when[SALUS_INSTANT_LEN];
+		salus_instant_format(r->updated_ms, when);
+		const char *method = r->deleted ? "DELETE" : r->version == 1 ? "POST" : "PUT";
+		const char *status = r->deleted ? "204" : r->version == 1 ? "201" : "200";
+		if (r->version == 1 && !r->deleted)
+			rc = salus_buf_addf(b, ",\"request\":{\"method\":\"POST\",\"url\":\"%s\"}", r->type);
+		else
+			rc = salus_buf_addf(b, ",\"request\":{\"method\":\"%s\",\"url\":\"%s/%s\"}", method, r->type,
+					    r->id);
+		if (!rc)
+			rc = salus_buf_addf(b,
+					    ",\"response\":{\"status\":\"%s\",\"etag\":\"W/\\\"%ld\\\"\",\"lastModified\":\"%s\"}",
+					    status, r->version, when);
+	} else if (!rc) {
+		rc = salus_buf_adds(b, ",\"search\":{\"mode\":\"match\"}");
+	}
+	if (!rc)
+		rc = salus_buf_addc(b, '}');
+	if (rc)
+		return rc;
+	pg->n++;
+	pg->last_seq = r->seq;
+	snprintf(pg->last_id, sizeof pg->last_id, "%s", r->id);
+	return 0;
+}
+
+static int parse_count(const char *v, int *count)
+{
+	long c;
+	if (salus_parse_long((struct salus_slice){v, strlen(v)}, 0, SALUS_MAX_COUNT, &c))
+		return SALUS_EINVALID;
+	*count = (int)c;
+	return 0;
+}
+
+static int parse_seq(const char *v, int64_t *out)
+{
+	long c;
+	if (salus_parse_long((struct salus_slice){v, strlen(v)}, 1, (long)(~0UL >> 1), &c))
+		return SALUS_EINVALID;
+	*out = c;
+	return 0;
+}
+
+static int do_history(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
+{
+	struct salus_history_q q = {.count = SALUS_DEFAULT_COUNT};
+	q.type = rq->type[0] ? rq->type : NULL;
+	q.id = rq->id[0] ? rq->id : NULL;
+	for (size_t i = 0; i < rq->nparams; i++) {
+		const char *n = rq->params[i].name, *v = rq->params[i].value;
+		if (!strcmp(n, "_count")) {
+			if (parse_count(v, &q.count))
+				return fail(rs, SALUS_EINVALID, "_count must be an integer from 0 to 1000", NULL);
+		} else if (!strcmp(n, "_since")) {
+			if (salus_instant_parse(v, strlen(v), &q.since_ms))
+				return fail(rs, SALUS_EINVALID, "_since must be a FHIR instant", NULL);
+		} else if (!strcmp(n, "_cursor")) {
+			if (parse_seq(v, &q.before_seq))
+				return fail(rs, SALUS_EINVALID, "bad paging cursor", NULL);
+		} else if (!strcmp(n, "_snapshot")) {
+			if (parse_seq(v, &q.at_most_seq))
+				return fail(rs, SALUS_EINVALID, "bad paging snapshot", NULL);
+		} else {
+			return fail(rs, SALUS_EINVALID, "unsupported parameter for _history", NULL);
+		}
+	}
+	if (!q.at_most_seq) {
+		int rc = salus_store_last_seq(st, &q.at_most_seq);
+		if (rc)
+			return fail(rs, rc, NULL, NULL);
+	}
+	long total = 0;
+	int rc = salus_store_history_count(st, &q, &total);
+	if (rc)
+		return fail(rs, rc, NULL, NULL);
+	char path[SALUS_MAX_TYPE + SALUS_MAX_ID + 32];
+	if (q.id)
+		snprintf(path, sizeof path, "/%s/%s/_history", rq->type, rq->id);
+	else if (q.type)
+		snprintf(path, sizeof path, "/%s/_history", rq->type);
+	else
+		snprintf(path, sizeof path, "/_history");
+
+	struct salus_buf *b = &rs->body;
+	salus_buf_reset(b);
+	rc = salus_buf_addf(b, "{\"resourceType\":\"Bundle\",\"type\":\"history\",\"total\":%ld,\"link\":[", total);
+	if (!rc)
+		rc = add_link(b, "self", rq, path, NULL, 1);
+	/* entries go to a second buffer so the next link (which needs the last seq) precedes them */
+	struct salus_buf entries;
+	salus_buf_init(&entries, OUT_MAX);
+	struct page pg = {.b = &entries, .rq = rq, .history = 1, .limit = q.count};
+	if (!rc && q.count > 0) {
+		q.count++; /* one extra row tells whether a next page exists */
+		rc = salus_store_history(st, &q, add_entry, &pg);
+		if (rc == PAGE_STOP)
+			rc = 0;
+		if (!rc && pg.more) {
+			char extra[96];
+			snprintf(extra, sizeof extra, "_snapshot=%lld&_cursor=%lld", (long long)q.at_most_seq,
+				 (long long)pg.last_seq);
+			rc = add_link(b, "next", rq, path, extra, 0);
+		}
+	}
+	if (!rc)
+		rc = salus_buf_adds(b, "],\"entry\":[");
+	if (!rc)
+		rc = salus_buf_add(b, entries.p, entries.n);
+	if (!rc)
+		rc = salus_buf_adds(b, "]}");
+	salus_buf_release(&entries);
+	if (rc)
+		return fail(rs, rc, NULL, NULL);
+	rs->status = 200;
+	return 200;
+}
+
+/* Type-level search: until the search module lands, only _id, _count and
+ * paging are supported; any other parameter is refused with 400. */
+static int do_search(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
+{
+	int count = SALUS_DEFAULT_COUNT;
+	const char *only_id = NULL, *after = NULL;
+	for (size_t i = 0; i < rq->nparams; i++) {
+		const char *n = rq->params[i].name, *v = rq->params[i].value;
+		if (!strcmp(n, "_count")) {
+			if (parse_count(v, &count))
+				return fail(rs, SALUS_EINVALID, "_count must be an integer from 0 to 1000", NULL);
+		} else if (!strcmp(n, "_id")) {
+			if (!salus_fhir_id_valid(v, strlen(v)))
+				return fail(rs, SALUS_EINVALID, "invalid _id", NULL);
+			only_id = v;
+		} else if (!strcmp(n, "_after")) {
+			if (!salus_fhir_id_valid(v, strlen(v)))
+				return fail(rs, SALUS_EINVALID, "bad paging cursor", NULL);
+			after = v;
+		} else {
+			return fail(rs, SALUS_EINVALID, "unknown or unsupported search parameter", NULL);
+		}
+	}
+	struct salus_buf *b = &rs->body;
+	struct salus_buf entries;
+	salus_buf_init(&entries, OUT_MAX);
+	struct page pg = {.b = &entries, .rq = rq, .limit = count};
+	long total = 0;
+	int rc = 0;
+	char path[SALUS_MAX_TYPE + 2];
+	snprintf(path, sizeof path, "/%s", rq->type);
+	if (only_id) {
+		struct salus_resource r;
+		rc = salus_store_read(st, rq->type, only_id, 0, &r);
+		if (rc == 0) {
+			total = 1;
+			if (count > 0)
+				rc = add_entry(&pg, &r);
+		}
+		if (rc == SALUS_ENOTFOUND || rc == SALUS_EGONE)
+			rc = 0;
+		salus_resource_release(&r);
+	} else {
+		rc = salus_store_count(st, rq->type, &total);
+		if (!rc && count > 0)
+			rc = salus_store_list(st, rq->type, after, count + 1, add_entry, &pg);
+		if (rc == PAGE_STOP)
+			rc = 0;
+	}
+	salus_buf_reset(b);
+	if (!rc)
+		rc = salus_buf_addf(b, "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":%ld,\"link\":[",
+				    total);
+	if (!rc)
+		rc = add_link(b, "self", rq, path, NULL, 1);
+	if (!rc && pg.more) {
+		char extra[SALUS_MAX_ID + 16];
+		snprintf(extra, sizeof extra, "_after=%s", pg.last_id);
+		rc = add_link(b, "next", rq, path, extra, 0);
+	}
+	if (!rc)
+		rc = salus_buf_adds(b, "],\"entry\":[");
+	if (!rc)
+		rc = salus_buf_add(b, entries.p, entries.n);
+	if (!rc)
+		rc = salus_buf_adds(b, "]}");
+	salus_buf_release(&entries);
+	if (rc)
+		return fail(rs, rc, NULL, NULL);
+	rs->status = 200;
+	return 200;
+}
+
+int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
+{
+	switch (rq->op) {
+	case SALUS_FHIR_CAPABILITIES: {
+		salus_buf_reset(&rs->body);
+		int rc = salus_fhir_capability(&rs->body, rq->base);
+		if (rc)
+			return fail(rs, rc, NULL, NULL);
+		rs->status = 200;
+		return 200;
+	}
+	case SALUS_FHIR_READ:
+	case SALUS_FHIR_VREAD: return do_read(st, rq, rs);
+	case SALUS_FHIR_CREATE: return do_create(st, rq, rs);
+	case SALUS_FHIR_UPDATE: return do_update(st, rq, rs);
+	case SALUS_FHIR_DELETE: return do_delete(st, rq, rs);
+	case SALUS_FHIR_HISTORY_INSTANCE:
+	case SALUS_FHIR_HISTORY_TYPE:
+	case SALUS_FHIR_HISTORY_SYSTEM: return do_history(st, rq, rs);
+	case SALUS_FHIR_SEARCH_TYPE: return do_search(st, rq, rs);
+	}
+	return fail(rs, SALUS_EINTERNAL, NULL, NULL);
+}

@@ -1,0 +1,90 @@
+/*
+ * rest.h — the FHIR R4 RESTful API, independent of the transport.
+ *
+ * The HTTP layer turns a request into a `struct salus_fhir_req` with
+ * salus_fhir_route(), lets the policy phase decide on the interaction, and
+ * calls salus_fhir_handle(), which answers a `struct salus_fhir_resp`:
+ * status, JSON body (a resource, a Bundle or an OperationOutcome), ETag,
+ * Location and Last-Modified.  Every error is an OperationOutcome.
+ */
+#ifndef SALUS_FHIR_REST_H
+#define SALUS_FHIR_REST_H
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+#include "store/store.h"
+
+enum salus_fhir_op {
+	SALUS_FHIR_CAPABILITIES, /* GET  /metadata */
+	SALUS_FHIR_READ,         /* GET  /T/id */
+	SALUS_FHIR_VREAD,        /* GET  /T/id/_history/vid */
+	SALUS_FHIR_UPDATE,       /* PUT  /T/id */
+	SALUS_FHIR_DELETE,       /* DELETE /T/id */
+	SALUS_FHIR_CREATE,       /* POST /T */
+	SALUS_FHIR_SEARCH_TYPE,  /* GET  /T, POST /T/_search */
+	SALUS_FHIR_HISTORY_INSTANCE, /* GET /T/id/_history */
+	SALUS_FHIR_HISTORY_TYPE,     /* GET /T/_history */
+	SALUS_FHIR_HISTORY_SYSTEM,   /* GET /_history */
+};
+
+/* What an interaction needs from SMART scopes: c r u d s. */
+enum salus_fhir_access { SALUS_ACCESS_C, SALUS_ACCESS_R, SALUS_ACCESS_U, SALUS_ACCESS_D, SALUS_ACCESS_S };
+
+struct salus_param {
+	char *name;  /* decoded, owned by the request */
+	char *value; /* decoded, owned by the request */
+};
+
+struct salus_fhir_req {
+	enum salus_fhir_op op;
+	char type[SALUS_MAX_TYPE + 1]; /* empty for system-level interactions */
+	char id[SALUS_MAX_ID + 1];
+	long vid;
+	const char *base;              /* FHIR base URL, e.g. https://localhost:8443/fhir */
+	const struct salus_param *params;
+	size_t nparams;
+	const char *if_match;          /* header values or NULL */
+	const char *prefer;
+	const char *body;
+	size_t body_len;
+};
+
+struct salus_fhir_resp {
+	int status;
+	struct salus_buf body;         /* JSON; empty for 204 and return=minimal */
+	char etag[32];                 /* W/"n" or empty */
+	char location[600];            /* absolute URL or empty */
+	char last_modified[40];        /* RFC 7231 date or empty */
+};
+
+void salus_fhir_resp_init(struct salus_fhir_resp *rs);
+void salus_fhir_resp_release(struct salus_fhir_resp *rs);
+
+/* Parse method + path below the FHIR base ("/Patient/123/_history/2", query
+ * excluded) into rq->op/type/id/vid.  Errors: SALUS_ENOTFOUND (unknown path or
+ * resource type), SALUS_EMETHOD (known path, wrong method), SALUS_EINVALID (bad
+ * id or version); *why is a PHI-free message. */
+int salus_fhir_route(const char *method, const char *path, struct salus_fhir_req *rq /* OUT */,
+		     const char **why /* OUT */);
+/* The scope letter an op needs, and whether it is system-wide (type "*"). */
+enum salus_fhir_access salus_fhir_op_access(enum salus_fhir_op op);
+
+/* Serve one interaction against the store.  Always fills rs (on error with an
+ * OperationOutcome and the status from the error table); returns the status. */
+int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs);
+
+/* Write an OperationOutcome for rc (core/err.h) into out, replacing its
+ * contents.  diagnostics and expression (FHIRPath) may be NULL; neither may
+ * carry PHI.  Returns the HTTP status for rc. */
+int salus_fhir_outcome(struct salus_buf *out, int rc, const char *diagnostics, const char *expression);
+
+/* Strict JSON for request bodies: an object, valid UTF-8, no duplicate keys,
+ * nesting <= SALUS_MAX_JSON_DEPTH.  Errors: SALUS_EINVALID with a PHI-free
+ * message (position only) in why (a buffer of >= 160 bytes). */
+int salus_json_parse_strict(const char *p, size_t n, json_t **out /* OUT, new */, char *why, size_t why_len);
+
+/* True for a FHIR id: [A-Za-z0-9-.]{1,64}. */
+bool salus_fhir_id_valid(const char *s, size_t n);
+
+#endif

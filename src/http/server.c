@@ -1,0 +1,580 @@
+/*
+ * server.c — libmicrohttpd glue, the route table and the request phases
+ * (see server.h).  One `struct req` per request, created on the first
+ * access-handler call and freed in the request-completed callback.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "fhir/json_out.h"
+#include "fhir/rest.h"
+#include "http/pool.h"
+
+#define MAX_PARAMS 128
+#define WORKERS 64 /* blocking-work threads: writes in flight for group commit */
+
+struct salus_http {
+	struct MHD_Daemon *d;
+	const struct salus_config *cfg;
+	struct salus_store *store;
+	struct salus_auth *auth;
+	struct salus_pool *pool;
+	char base[600];      /* https://host:port */
+	char fhir_base[620]; /* base + /fhir */
+	char *cert, *key;    /* PEM, owned */
+	int port;
+};
+
+enum req_state { REQ_NEW, REQ_BODY, REQ_WORKING, REQ_READY };
+
+struct req {
+	struct salus_http *h;
+	struct MHD_Connection *conn;
+	const char *method; /* borrowed from MHD for the request's lifetime */
+	const char *url;
+	enum req_state state;
+	int too_large;
+	int64_t t0;
+	const char *route; /* for the log line: a route name, never the URL */
+	struct salus_buf body;
+	/* parameters (query, or form body of _search) */
+	struct salus_param params[MAX_PARAMS];
+	size_t nparams;
+	int params_overflow;
+	/* the FHIR request and response */
+	struct salus_fhir_req frq;
+	struct salus_fhir_resp frs;
+	const char *content_type; /* of the response */
+	const char *www_auth;     /* WWW-Authenticate value, or NULL */
+	int no_cache;             /* add Pragma: no-cache (token responses) */
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static const char *header(struct req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static void add_security_headers(struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=63072000; includeSubDomains");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+	MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
+}
+
+/* Set an OperationOutcome error as the response. */
+static void set_error(struct req *r, int rc, const char *why)
+{
+	r->frs.status = salus_fhir_outcome(&r->frs.body, rc, why, NULL);
+	r->content_type = "application/fhir+json; charset=utf-8";
+}
+
+static enum MHD_Result send_response(struct req *r)
+{
+	size_t len;
+	char *body = salus_buf_detach(&r->frs.body, &len);
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer_with_free_callback(len, body ? body : NULL, salus_free);
+	if (!resp) {
+		salus_free(body);
+		return MHD_NO;
+	}
+	add_security_headers(resp);
+	if (len || r->frs.status != 204)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+					r->content_type ? r->content_type : "application/fhir+json; charset=utf-8");
+	if (r->frs.etag[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->frs.etag);
+	if (r->frs.location[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->frs.location);
+	if (r->frs.last_modified[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, r->frs.last_modified);
+	if (r->www_auth)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_auth);
+	if (r->no_cache)
+		MHD_add_response_header(resp, "Pragma", "no-cache");
+	if (r->frs.status == 405)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST, PUT, DELETE");
+	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->frs.status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void)kind;
+	struct req *r = cls;
+	if (r->nparams == MAX_PARAMS) {
+		r->params_overflow = 1;
+		return MHD_NO;
+	}
+	char *k = salus_strdup(key);
+	char *v = salus_strdup(value ? value : "");
+	if (!k || !v) {
+		salus_free(k);
+		salus_free(v);
+		r->params_overflow = 1;
+		return MHD_NO;
+	}
+	r->params[r->nparams++] = (struct salus_param){k, v};
+	return MHD_YES;
+}
+
+/* Remove _format/_pretty after checking them; 0 or SALUS_ENOTACCEPTABLE. */
+static int negotiate(struct req *r)
+{
+	size_t o = 0;
+	int rc = 0;
+	for (size_t i = 0; i < r->nparams; i++) {
+		struct salus_param *p = &r->params[i];
+		if (!strcmp(p->name, "_format")) {
+			const char *f = p->value;
+			if (strcmp(f, "json") && strcmp(f, "application/json") && strcmp(f, "application/fhir+json") &&
+			    strncmp(f, "application/fhir+json;", 22) && strncmp(f, "application/json;", 17))
+				rc = SALUS_ENOTACCEPTABLE;
+		} else if (!strcmp(p->name, "_pretty")) {
+			/* accepted and ignored: responses are compact JSON */
+		} else {
+			r->params[o++] = *p;
+			continue;
+		}
+		salus_free(p->name);
+		salus_free(p->value);
+	}
+	r->nparams = o;
+	if (rc)
+		return rc;
+	const char *acc = header(r, MHD_HTTP_HEADER_ACCEPT);
+	if (acc && *acc && !strstr(acc, "json") && !strstr(acc, "*/*") && !strstr(acc, "application/*"))
+		return SALUS_ENOTACCEPTABLE;
+	return 0;
+}
+
+static int body_content_type_ok(struct req *r)
+{
+	const char *ct = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (!ct)
+		return 0;
+	return !strncmp(ct, "application/fhir+json", 21) || !strncmp(ct, "application/json", 16);
+}
+
+/* ---- phases ----------------------------------------------------------- */
+
+/* Authenticate and authorise a FHIR interaction; 0 to proceed. */
+static int policy(struct req *r)
+{
+	struct salus_principal who;
+	const char *authz = header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+	int rc = salus_auth_check(r->h->auth, authz, &who);
+	if (rc == SALUS_EUNAUTHORIZED) {
+		r->www_auth = salus_auth_challenge(authz);
+		set_error(r, rc, "a valid bearer token is required");
+		return rc;
+	}
+	if (rc) {
+		set_error(r, rc, NULL);
+		return rc;
+	}
+	enum salus_fhir_access a = salus_fhir_op_access(r->frq.op);
+	static const enum salus_interaction map[] = {
+		[SALUS_ACCESS_C] = SALUS_IA_CREATE, [SALUS_ACCESS_R] = SALUS_IA_READ,
+		[SALUS_ACCESS_U] = SALUS_IA_UPDATE, [SALUS_ACCESS_D] = SALUS_IA_DELETE,
+		[SALUS_ACCESS_S] = SALUS_IA_SEARCH,
+	};
+	const char *type = r->frq.type[0] ? r->frq.type : "*";
+	bool ok = salus_scope_allows(who.scopes, type, map[a]);
+	salus_principal_release(&who);
+	if (!ok) {
+		set_error(r, SALUS_EFORBIDDEN, "the token's scopes do not allow this interaction");
+		return SALUS_EFORBIDDEN;
+	}
+	return 0;
+}
+
+static void fhir_work(void *arg)
+{
+	struct req *r = arg;
+	salus_fhir_handle(r->h->store, &r->frq, &r->frs);
+	r->content_type = "application/fhir+json; charset=utf-8";
+	r->state = REQ_READY;
+	MHD_resume_connection(r->conn);
+}
+
+static void token_work(void *arg)
+{
+	struct req *r = arg;
+	struct salus_token_response tr = {0};
+	int rc = salus_auth_token(r->h->auth, header(r, MHD_HTTP_HEADER_AUTHORIZATION),
+				  header(r, MHD_HTTP_HEADER_CONTENT_TYPE), r->body.p, r->body.n, &tr);
+	salus_buf_reset(&r->frs.body);
+	if (rc || salus_buf_add(&r->frs.body, tr.body, tr.body_len)) {
+		set_error(r, rc ? rc : SALUS_ENOMEM, NULL);
+	} else {
+		r->frs.status = tr.status;
+		r->content_type = "application/json";
+		r->no_cache = 1;
+		if (tr.basic_challenge)
+			r->www_auth = "Basic realm=\"salus\"";
+	}
+	salus_token_response_release(&tr);
+	r->state = REQ_READY;
+	MHD_resume_connection(r->conn);
+}
+
+/* Queue blocking work; the connection is resumed by the worker. */
+static enum MHD_Result defer(struct req *r, void (*fn)(void *))
+{
+	r->state = REQ_WORKING;
+	MHD_suspend_connection(r->conn);
+	if (salus_pool_submit(r->h->pool, fn, r)) {
+		r->state = REQ_READY;
+		set_error(r, SALUS_EBUSY, NULL);
+		MHD_resume_connection(r->conn);
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result route_fhir(struct req *r, const char *path)
+{
+	const char *why = NULL;
+	int rc = negotiate(r);
+	if (rc) {
+		set_error(r, rc, "only JSON is supported (_format=json, Accept: application/fhir+json)");
+		return send_response(r);
+	}
+	memset(&r->frq, 0, sizeof r->frq);
+	rc = salus_fhir_route(r->method, path, &r->frq, &why);
+	if (rc) {
+		set_error(r, rc, why);
+		return send_response(r);
+	}
+	r->frq.base = r->h->fhir_base;
+	r->frq.if_match = header(r, MHD_HTTP_HEADER_IF_MATCH);
+	r->frq.prefer = header(r, "Prefer");
+	r->frq.body = r->body.p;
+	r->frq.body_len = r->body.n;
+	r->frq.params = r->params;
+	r->frq.nparams = r->nparams;
+	static const char *const names[] = {
+		[SALUS_FHIR_CAPABILITIES] = "fhir.metadata", [SALUS_FHIR_READ] = "fhir.read",
+		[SALUS_FHIR_VREAD] = "fhir.vread", [SALUS_FHIR_UPDATE] = "fhir.update",
+		[SALUS_FHIR_DELETE] = "fhir.delete", [SALUS_FHIR_CREATE] = "fhir.create",
+		[SALUS_FHIR_SEARCH_TYPE] = "fhir.search", [SALUS_FHIR_HISTORY_INSTANCE] = "fhir.history",
+		[SALUS_FHIR_HISTORY_TYPE] = "fhir.history-type", [SALUS_FHIR_HISTORY_SYSTEM] = "fhir.history-system",
+	};
+	r->route = names[r->frq.op];
+	if (r->frq.op == SALUS_FHIR_CAPABILITIES) {
+		salus_fhir_handle(r->h->store, &r->frq, &r->frs);
+		return send_response(r);
+	}
+	if (policy(r))
+		return send_response(r);
+	int writes = r->frq.op == SALUS_FHIR_CREATE || r->frq.op == SALUS_FHIR_UPDATE || r->frq.op == SALUS_FHIR_DELETE;
+	if ((r->frq.op == SALUS_FHIR_CREATE || r->frq.op == SALUS_FHIR_UPDATE) && !body_content_type_ok(r)) {
+		set_error(r, SALUS_EMEDIATYPE, "Content-Type must be application/fhir+json");
+		return send_response(r);
+	}
+	if (r->frq.op == SALUS_FHIR_SEARCH_TYPE && !strcmp(r->method, "POST")) {
+		set_error(r, SALUS_EMETHOD, "POST _search is not supported yet");
+		return send_response(r);
+	}
+	if (writes)
+		return defer(r, fhir_work);
+	salus_fhir_handle(r->h->store, &r->frq, &r->frs);
+	r->content_type = "application/fhir+json; charset=utf-8";
+	return send_response(r);
+}
+
+static enum MHD_Result send_text(struct req *r, int status, const char *ctype, const char *text)
+{
+	salus_buf_reset(&r->frs.body);
+	if (salus_buf_adds(&r->frs.body, text))
+		return MHD_NO;
+	r->frs.status = status;
+	r->content_type = ctype;
+	return send_response(r);
+}
+
+static enum MHD_Result route_smart_config(struct req *r)
+{
+	struct salus_buf *b = &r->frs.body;
+	salus_buf_reset(b);
+	int rc = salus_buf_addf(b,
+				"{\"issuer\":\"%s\",\"token_endpoint\":\"%s/auth/token\","
+				"\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\"],"
+				"\"grant_types_supported\":[\"client_credentials\"],"
+				"\"scopes_supported\":[\"system/*.cruds\",\"system/*.rs\",\"system/*.read\",\"system/*.*\"],"
+				"\"capabilities\":[\"client-confidential-symmetric\"]}",
+				r->h->base, r->h->base);
+	if (rc)
+		return MHD_NO;
+	r->frs.status = 200;
+	r->content_type = "application/json";
+	return send_response(r);
+}
+
+static const char landing[] =
+	"<!doctype html><html lang=en><head><meta charset=utf-8><title>Salus</title></head><body>"
+	"<h1>Salus</h1><p>FHIR R4 server. Base URL: <code>/fhir</code>; "
+	"capabilities: <a href=\"/fhir/metadata\">/fhir/metadata</a>.</p></body></html>\n";
+
+/* The route table: path → handler, in order; the first match wins. */
+static enum MHD_Result dispatch(struct req *r)
+{
+	const char *u = r->url;
+	r->route = "other";
+	if (!strcmp(u, "/fhir") || !strncmp(u, "/fhir/", 6)) {
+		if (!strcmp(u, "/fhir/.well-known/smart-configuration")) {
+			r->route = "smart-configuration";
+			return route_smart_config(r);
+		}
+		r->route = "fhir";
+		return route_fhir(r, u + 5);
+	}
+	if (!strcmp(u, "/auth/token")) {
+		r->route = "auth.token";
+		if (strcmp(r->method, "POST")) {
+			set_error(r, SALUS_EMETHOD, "use POST");
+			return send_response(r);
+		}
+		return defer(r, token_work);
+	}
+	if (!strcmp(u, "/.well-known/smart-configuration")) {
+		r->route = "smart-configuration";
+		return route_smart_config(r);
+	}
+	if (!strcmp(u, "/health/live")) {
+		r->route = "health";
+		return send_text(r, 200, "application/json", "{\"status\":\"ok\"}");
+	}
+	if (!strcmp(u, "/")) {
+		r->route = "portal";
+		return send_text(r, 200, "text/html; charset=utf-8", landing);
+	}
+	set_error(r, SALUS_ENOTFOUND, "no such path");
+	return send_response(r);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				  const char *version, const char *upload_data, size_t *upload_data_size,
+				  void **req_cls)
+{
+	(void)version;
+	struct salus_http *h = cls;
+	struct req *r = *req_cls;
+	if (!r) {
+		r = salus_calloc(1, sizeof *r);
+		if (!r)
+			return MHD_NO;
+		r->h = h;
+		r->conn = conn;
+		r->url = url;
+		r->method = method;
+		r->t0 = salus_mono_ms();
+		salus_buf_init(&r->body, (size_t)h->cfg->max_body);
+		salus_fhir_resp_init(&r->frs);
+		*req_cls = r;
+		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		long len;
+		if (cl && salus_parse_long((struct salus_slice){cl, strlen(cl)}, 0, (long)(~0UL >> 1), &len) == 0 &&
+		    len > h->cfg->max_body)
+			r->too_large = 1;
+		if (strlen(url) > SALUS_MAX_URL)
+			r->too_large = 2;
+		return MHD_YES;
+	}
+	if (r->state == REQ_WORKING)
+		return MHD_YES; /* spurious call while suspended */
+	if (r->state == REQ_READY)
+		return send_response(r);
+	if (*upload_data_size) {
+		if (!r->too_large && salus_buf_add(&r->body, upload_data, *upload_data_size))
+			r->too_large = 1;
+		*upload_data_size = 0;
+		r->state = REQ_BODY;
+		return MHD_YES;
+	}
+	/* the whole request is here */
+	if (r->too_large) {
+		set_error(r, SALUS_ETOOLARGE, r->too_large == 2 ? "request URL is too long" : "request body is too large");
+		return send_response(r);
+	}
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, r);
+	if (r->params_overflow) {
+		set_error(r, SALUS_EINVALID, "too many query parameters");
+		return send_response(r);
+	}
+	return dispatch(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	struct req *r = *req_cls;
+	if (!r)
+		return;
+	salus_log(SALUS_LOG_DEBUG, "http.request", "method=%s route=%s type=%s status=%d ms=%lld end=%d", r->method,
+		  r->route ? r->route : "none", r->frq.type[0] ? r->frq.type : "-", r->frs.status,
+		  (long long)(salus_mono_ms() - r->t0), (int)toe);
+	for (size_t i = 0; i < r->nparams; i++) {
+		salus_free(r->params[i].name);
+		salus_free(r->params[i].value);
+	}
+	salus_buf_release(&r->body);
+	salus_fhir_resp_release(&r->frs);
+	salus_free(r);
+	*req_cls = NULL;
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+static int read_file(const char *path, char **out)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return SALUS_EIO;
+	struct salus_buf b;
+	salus_buf_init(&b, 1u << 20);
+	char chunk[4096];
+	size_t n;
+	int rc = 0;
+	while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		rc = salus_buf_add(&b, chunk, n);
+	fclose(f);
+	if (rc) {
+		salus_buf_release(&b);
+		return rc;
+	}
+	*out = salus_buf_detach(&b, NULL);
+	return *out ? 0 : SALUS_ENOMEM;
+}
+
+static int parse_listen(const char *s, struct sockaddr_storage *ss, int *port)
+{
+	const char *colon = strrchr(s, ':');
+	if (!colon)
+		return SALUS_EINVALID;
+	long p;
+	if (salus_parse_long((struct salus_slice){colon + 1, strlen(colon + 1)}, 0, 65535, &p))
+		return SALUS_EINVALID;
+	char host[128];
+	size_t hn = (size_t)(colon - s);
+	if (hn >= sizeof host)
+		return SALUS_EINVALID;
+	memcpy(host, s, hn);
+	host[hn] = 0;
+	memset(ss, 0, sizeof *ss);
+	if (host[0] == '[' && hn > 2 && host[hn - 1] == ']') {
+		host[hn - 1] = 0;
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)p);
+		if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
+			return SALUS_EINVALID;
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)p);
+		if (!strcmp(host, "localhost"))
+			snprintf(host, sizeof host, "127.0.0.1");
+		if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+			return SALUS_EINVALID;
+	}
+	*port = (int)p;
+	return 0;
+}
+
+int salus_http_start(const struct salus_config *cfg, struct salus_store *store, struct salus_auth *auth,
+		     struct salus_http **out)
+{
+	struct sockaddr_storage ss;
+	int port, rc;
+	if (parse_listen(cfg->listen, &ss, &port))
+		return SALUS_EINVALID;
+	struct salus_http *h = salus_calloc(1, sizeof *h);
+	if (!h)
+		return SALUS_ENOMEM;
+	h->cfg = cfg;
+	h->store = store;
+	h->auth = auth;
+	char path[SALUS_PATH_MAX];
+	if ((rc = salus_config_path(cfg, cfg->tls_cert, path)) || (rc = read_file(path, &h->cert)))
+		goto out_free;
+	if ((rc = salus_config_path(cfg, cfg->tls_key, path)) || (rc = read_file(path, &h->key)))
+		goto out_free;
+	if ((rc = salus_pool_new(WORKERS, &h->pool)))
+		goto out_free;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
+	h->d = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_ALLOW_SUSPEND_RESUME |
+			(ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+		(uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_HTTPS_MEM_CERT, h->cert, MHD_OPTION_HTTPS_MEM_KEY, h->key, MHD_OPTION_HTTPS_PRIORITIES,
+		cfg->tls_priorities, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)SALUS_MAX_PER_IP,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		(size_t)(SALUS_MAX_HEADER * 4), MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+	if (!h->d) {
+		rc = SALUS_EIO;
+		goto out_pool;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	h->port = di ? di->port : port;
+	if (cfg->base_url[0]) {
+		snprintf(h->base, sizeof h->base, "%s", cfg->base_url);
+	} else {
+		char host[256];
+		snprintf(host, sizeof host, "%s", cfg->listen);
+		char *colon = strrchr(host, ':');
+		if (colon)
+			*colon = 0;
+		snprintf(h->base, sizeof h->base, "https://%s:%d", host, h->port);
+	}
+	snprintf(h->fhir_base, sizeof h->fhir_base, "%s/fhir", h->base);
+	*out = h;
+	return 0;
+out_pool:
+	salus_pool_free(h->pool);
+out_free:
+	salus_free(h->cert);
+	salus_free(h->key);
+	salus_free(h);
+	return rc;
+}
+
+int salus_http_port(const struct salus_http *h)
+{
+	return h->port;
+}
+
+void salus_http_stop(struct salus_http *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->d);
+	salus_pool_free(h->pool);
+	salus_free(h->cert);
+	salus_free(h->key);
+	salus_free(h);
+}
