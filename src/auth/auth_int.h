@@ -1,0 +1,87 @@
+/*
+ * auth_int.h — internals shared by the files of src/auth/ (and its unit tests
+ * and fuzz targets).  Not to be included from other modules.
+ */
+#ifndef SALUS_AUTH_INT_H
+#define SALUS_AUTH_INT_H
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <jansson.h>
+
+#include "auth/auth.h"
+#include "crypto/crypto.h"
+
+#define SALUS_FORM_MAX 16384     /* token request body */
+#define SALUS_FORM_MAX_PARAMS 32 /* parameters in one form body */
+
+/* One decoded application/x-www-form-urlencoded parameter. */
+struct salus_form_param {
+	char *name;     /* owned, NUL-terminated, never contains NUL */
+	char *value;    /* owned, NUL-terminated, never contains NUL; wiped on release */
+	size_t value_n;
+};
+struct salus_form {
+	size_t n;
+	struct salus_form_param v[SALUS_FORM_MAX_PARAMS];
+};
+
+/* Strict parse of a form body: '&'-separated name=value pairs ('=' and value
+ * may be absent: empty value), '+' is a space, %XX must be two hex digits,
+ * decoded NUL bytes, empty names, empty pairs and duplicate names are refused.
+ * Errors: SALUS_EINVALID, SALUS_ETOOLARGE (> SALUS_FORM_MAX bytes or too many
+ * parameters), SALUS_ENOMEM.  On error *out is empty. */
+int salus_form_parse(const char *body, size_t n, struct salus_form *out /* OUT */);
+void salus_form_release(struct salus_form *f); /* wipes values, frees */
+/* Value of a parameter (borrowed) or NULL. */
+const struct salus_form_param *salus_form_get(const struct salus_form *f, const char *name);
+/* Percent-decode n bytes (form rules) into a new NUL-terminated string.
+ * Errors: SALUS_EINVALID (bad escape or NUL), SALUS_ENOMEM. */
+int salus_form_decode(const char *s, size_t n, char **out /* OUT */, size_t *out_n /* OUT */);
+
+/* client_secret_basic: parse "Basic base64(urlenc(id):urlenc(secret))".
+ * The id is only length-checked here (<= SALUS_CLIENT_ID_MAX, no NUL): the
+ * caller checks it against the registry, so that a bad id costs an Argon2id
+ * verify like any unknown one.
+ * *secret is owned (salus_free after sodium_memzero; use salus_secret_free).
+ * Errors: SALUS_EUNAUTHORIZED (not Basic, malformed), SALUS_ENOMEM. */
+int salus_basic_parse(const char *authorization, char id[SALUS_CLIENT_ID_MAX + 1] /* OUT */,
+		      char **secret /* OUT */, size_t *secret_n /* OUT */);
+/* Wipe n bytes of a heap secret and free it (NULL-safe). */
+void salus_secret_free(char *s, size_t n);
+
+/* A verified token's grant: immutable after creation, shared by the cache
+ * and the principals that hold it. */
+struct salus_grant {
+	atomic_int refs;
+	char client_id[SALUS_CLIENT_ID_MAX + 1];
+	char jti[SALUS_JTI_MAX + 1];
+	int64_t exp;
+	struct salus_scopes scopes;
+	char *record; /* the client's registry record as seen when verified (owned) */
+	size_t record_n;
+};
+void salus_grant_unref(struct salus_grant *g);
+
+struct cache_slot {
+	unsigned char key[SALUS_HASH_LEN]; /* BLAKE2b-256 of the token */
+	struct salus_grant *grant;         /* NULL: empty */
+};
+
+struct salus_auth {
+	struct salus_store *store;
+	struct salus_signkey *key;
+	char *issuer;
+	char *audience;
+	int lifetime;
+	char dummy_hash[SALUS_PWHASH_LEN]; /* Argon2id of a random secret, for unknown clients */
+	pthread_mutex_t lock;              /* guards cache */
+	struct cache_slot *cache;          /* SALUS_AUTH_CACHE_SLOTS, direct-mapped */
+};
+
+/* Client record read and parse: on success *rec is a new JSON object and
+ * *raw the stored bytes (owned).  Errors: SALUS_ENOTFOUND, SALUS_EIO, SALUS_ENOMEM. */
+int salus_client_get(struct salus_store *st, const char *id, json_t **rec /* OUT */, char **raw /* OUT */,
+		     size_t *raw_n /* OUT */);
+
+#endif
