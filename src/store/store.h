@@ -14,7 +14,14 @@
  *
  * The store owns `id` (on create without one), `meta.versionId` and
  * `meta.lastUpdated`: it writes them into the resource it is given before it
- * serialises it, so what is stored and returned is exactly what a read gives.
+ * serialises it, so what is stored and returned is exactly what a read gives
+ * (other meta fields the client sent — profile, tag, security — are kept).
+ *
+ * Time: updated_ms never decreases in seq order across the whole store, and
+ * strictly increases from one version of a resource to the next (if the clock
+ * did not move, +1 ms), so version order and time order always agree.  It is
+ * deliberately not strictly increasing store-wide: at thousands of writes per
+ * second that would push lastUpdated ahead of the wall clock without bound.
  */
 #ifndef SALUS_STORE_H
 #define SALUS_STORE_H
@@ -30,6 +37,12 @@
 
 struct salus_store; /* opaque */
 
+/* Process-wide set-up (routes SQLite's allocator through core/alloc.h).
+ * Idempotent and thread-safe; salus_store_open calls it.  Call it before any
+ * other code in the process uses SQLite (e.g. registers a VFS), otherwise
+ * SQLite keeps its own allocator (logged, not an error).  Returns SALUS_OK. */
+int salus_store_global_init(void);
+
 struct salus_store_opts {
 	bool create;        /* create the database and schema if missing */
 	int readers;        /* read connections to pool (0: 2 x cores) */
@@ -37,7 +50,8 @@ struct salus_store_opts {
 };
 
 /* Open a store.  `uri` is "sqlite:PATH" or a plain file path (SQLite).
- * Errors: SALUS_ENOTFOUND (no database and !create), SALUS_EIO, SALUS_ENOMEM. */
+ * Errors: SALUS_ENOTFOUND (no database and !create), SALUS_EIO, SALUS_ENOMEM,
+ * SALUS_EINVALID (unknown scheme, e.g. a postgres:// URI before that backend). */
 int salus_store_open(const char *uri, const struct salus_store_opts *opts, struct salus_store **out /* OUT */);
 /* Stop the writer (after draining its queue) and close.  NULL-safe. */
 void salus_store_free(struct salus_store *s);
@@ -83,13 +97,26 @@ struct salus_write {
 	bool created;       /* true when this write made version 1 of a new id */
 	char *json;         /* owned: the stored JSON (NULL for delete); freed by salus_write_release */
 	size_t len;
+	int64_t seq;        /* the new version's store-wide seq; 0 if none (added after v0.1) */
 };
 void salus_write_release(struct salus_write *w); /* frees w->json */
 
 /* Apply `n` writes atomically in order, in one transaction of the group
  * commit (all or nothing: if any fails, none is applied; every op's rc says
  * why, the first failing op's code is returned).  CREATE with a given id that
- * exists: SALUS_EEXISTS.  Returns after the transaction is durable. */
+ * exists (even as a tombstone): SALUS_EEXISTS.  Returns after the transaction
+ * is durable.
+ * On failure: the op that failed carries the code in its rc; ops before it
+ * (rolled back) and after it (not attempted) have rc == SALUS_OK with their
+ * results cleared (version 0, json NULL) — so the first op with rc != 0 is the
+ * culprit — except when the whole group-commit transaction failed (SALUS_EIO,
+ * SALUS_EBUSY, SALUS_ENOMEM), where every op carries that code.
+ * if_match != 0 needs a current row (possibly a tombstone) of exactly that
+ * version, else SALUS_EPRECONDITION — this takes precedence over the no-op
+ * DELETE rule.  On failure the store may already have set id/meta in the
+ * given json_t resources.  Other errors: SALUS_EINVALID (bad op: unknown kind,
+ * missing type/id, id not [A-Za-z0-9.-]{1,64}, resource not a JSON object),
+ * SALUS_ETOOLARGE, SALUS_ENOMEM, SALUS_EIO, SALUS_EBUSY. */
 int salus_store_write(struct salus_store *s, struct salus_write *ops, size_t n);
 
 /* History query: newest first.  type NULL = system level; id NULL = type level. */

@@ -1,0 +1,278 @@
+/*
+ * store.c — the backend-independent front of store.h.
+ *
+ * Picks a backend from the URI, checks every argument once (so backends see
+ * only well-formed calls and client input never reaches an assert), and owns
+ * the pieces every backend shares: release functions and the stamping of id /
+ * meta into a resource before it is serialised.
+ */
+#include "store/store_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+
+void salus_resource_release(struct salus_resource *r)
+{
+	if (!r)
+		return;
+	salus_free(r->json);
+	r->json = NULL;
+	r->len = 0;
+}
+
+void salus_write_release(struct salus_write *w)
+{
+	if (!w)
+		return;
+	salus_free(w->json);
+	w->json = NULL;
+	w->len = 0;
+}
+
+void salus_store_write_reset(struct salus_write *w)
+{
+	salus_write_release(w);
+	w->rc = SALUS_OK;
+	w->id_out[0] = 0;
+	w->version = 0;
+	w->updated_ms = 0;
+	w->created = false;
+	w->seq = 0;
+}
+
+static bool name_ok(const char *s, size_t max)
+{
+	if (!s || !*s)
+		return false;
+	return strnlen(s, max + 1) <= max;
+}
+
+/* FHIR id: [A-Za-z0-9\-\.]{1,64} */
+static bool fhir_id_ok(const char *id)
+{
+	size_t n = 0;
+	if (!id)
+		return false;
+	for (; id[n]; n++) {
+		char c = id[n];
+		if (n >= SALUS_MAX_ID)
+			return false;
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+		      c == '.'))
+			return false;
+	}
+	return n > 0;
+}
+
+static int json_to_buf(const char *p, size_t n, void *ctx)
+{
+	return salus_buf_add(ctx, p, n) ? -1 : 0;
+}
+
+int salus_store_stamp(json_t *res, const char *id, long version, int64_t updated_ms, char **json, size_t *len)
+{
+	char vid[24], instant[SALUS_INSTANT_LEN];
+	json_t *meta;
+	struct salus_buf b;
+	int rc;
+
+	if (!json_is_object(res))
+		return SALUS_EINVALID;
+	snprintf(vid, sizeof vid, "%ld", version);
+	salus_instant_format(updated_ms, instant);
+	if (json_object_set_new(res, "id", json_string(id)))
+		return SALUS_ENOMEM;
+	meta = json_object_get(res, "meta");
+	if (!json_is_object(meta)) {
+		meta = json_object();
+		if (json_object_set_new(res, "meta", meta))
+			return SALUS_ENOMEM;
+	}
+	if (json_object_set_new(meta, "versionId", json_string(vid)) ||
+	    json_object_set_new(meta, "lastUpdated", json_string(instant)))
+		return SALUS_ENOMEM;
+
+	salus_buf_init(&b, SALUS_STORE_MAX_JSON);
+	rc = json_dump_callback(res, json_to_buf, &b, JSON_COMPACT);
+	if (rc) {
+		/* the buffer freed itself; measure to tell the cap from a failed allocation */
+		salus_buf_release(&b);
+		return json_dumpb(res, NULL, 0, JSON_COMPACT) > SALUS_STORE_MAX_JSON ? SALUS_ETOOLARGE : SALUS_ENOMEM;
+	}
+	*json = salus_buf_detach(&b, len);
+	return *json ? SALUS_OK : SALUS_ENOMEM;
+}
+
+/* ---- open / free ---- */
+
+int salus_store_open(const char *uri, const struct salus_store_opts *opts, struct salus_store **out)
+{
+	static const struct salus_store_opts defaults = {.create = false};
+	const char *path = uri;
+
+	if (!uri || !*uri || !out)
+		return SALUS_EINVALID;
+	if (!opts)
+		opts = &defaults;
+	if (opts->readers < 0 || opts->batch_max < 0)
+		return SALUS_EINVALID;
+	if (!strncmp(uri, "sqlite:", 7)) {
+		path = uri + 7;
+	} else if (!strncmp(uri, "postgres://", 11) || !strncmp(uri, "postgresql://", 13) ||
+		   !strncmp(uri, "pg:", 3)) {
+		salus_log(SALUS_LOG_ERROR, "store.open", "backend=pg err=not-built");
+		return SALUS_EINVALID;
+	}
+	if (!*path || !strcmp(path, ":memory:"))
+		return SALUS_EINVALID; /* readers need a shared file */
+	return salus_store_sqlite_ops.open(path, opts, out);
+}
+
+void salus_store_free(struct salus_store *s)
+{
+	if (s)
+		s->ops->free(s);
+}
+
+/* ---- reads ---- */
+
+int salus_store_read(struct salus_store *s, const char *type, const char *id, long version,
+		     struct salus_resource *out)
+{
+	if (!s || !out || !name_ok(type, SALUS_MAX_TYPE) || !name_ok(id, SALUS_MAX_ID) || version < 0)
+		return SALUS_EINVALID;
+	return s->ops->read(s, type, id, version, out);
+}
+
+static int history_q_ok(const struct salus_history_q *q)
+{
+	if (!q || q->since_ms < 0 || q->before_seq < 0 || q->at_most_seq < 0)
+		return SALUS_EINVALID;
+	if (q->type && !name_ok(q->type, SALUS_MAX_TYPE))
+		return SALUS_EINVALID;
+	if (q->id && (!q->type || !name_ok(q->id, SALUS_MAX_ID)))
+		return SALUS_EINVALID;
+	return SALUS_OK;
+}
+
+int salus_store_history(struct salus_store *s, const struct salus_history_q *q, salus_resource_cb cb, void *ctx)
+{
+	if (!s || !cb || history_q_ok(q) || q->count < 1)
+		return SALUS_EINVALID;
+	return s->ops->history(s, q, cb, ctx);
+}
+
+int salus_store_history_count(struct salus_store *s, const struct salus_history_q *q, long *total)
+{
+	if (!s || !total || history_q_ok(q))
+		return SALUS_EINVALID;
+	return s->ops->history_count(s, q, total);
+}
+
+int salus_store_last_seq(struct salus_store *s, int64_t *seq)
+{
+	if (!s || !seq)
+		return SALUS_EINVALID;
+	return s->ops->last_seq(s, seq);
+}
+
+int salus_store_list(struct salus_store *s, const char *type, const char *after_id, int count,
+		     salus_resource_cb cb, void *ctx)
+{
+	if (!s || !cb || count < 1 || !name_ok(type, SALUS_MAX_TYPE) ||
+	    (after_id && strnlen(after_id, SALUS_MAX_ID + 1) > SALUS_MAX_ID))
+		return SALUS_EINVALID;
+	return s->ops->list(s, type, after_id, count, cb, ctx);
+}
+
+int salus_store_count(struct salus_store *s, const char *type, long *total)
+{
+	if (!s || !total || (type && !name_ok(type, SALUS_MAX_TYPE)))
+		return SALUS_EINVALID;
+	return s->ops->count(s, type, total);
+}
+
+/* ---- writes ---- */
+
+static int write_op_ok(const struct salus_write *w)
+{
+	if (!name_ok(w->type, SALUS_MAX_TYPE))
+		return SALUS_EINVALID;
+	switch (w->kind) {
+	case SALUS_WRITE_CREATE:
+		if (w->id && !fhir_id_ok(w->id))
+			return SALUS_EINVALID;
+		return json_is_object(w->resource) ? SALUS_OK : SALUS_EINVALID;
+	case SALUS_WRITE_UPDATE:
+		if (!fhir_id_ok(w->id))
+			return SALUS_EINVALID;
+		return json_is_object(w->resource) ? SALUS_OK : SALUS_EINVALID;
+	case SALUS_WRITE_DELETE:
+		return fhir_id_ok(w->id) ? SALUS_OK : SALUS_EINVALID;
+	}
+	return SALUS_EINVALID;
+}
+
+int salus_store_write(struct salus_store *s, struct salus_write *ops, size_t n)
+{
+	size_t i;
+	if (!s || (n && !ops))
+		return SALUS_EINVALID;
+	for (i = 0; i < n; i++) {
+		ops[i].json = NULL; /* results are output-only; never free what the caller left there */
+		salus_store_write_reset(&ops[i]);
+	}
+	for (i = 0; i < n; i++) {
+		int rc = write_op_ok(&ops[i]);
+		if (rc) {
+			ops[i].rc = rc;
+			return rc;
+		}
+		if (ops[i].if_match < 0) {
+			ops[i].rc = SALUS_EINVALID;
+			return SALUS_EINVALID;
+		}
+	}
+	if (!n)
+		return SALUS_OK;
+	return s->ops->write(s, ops, n);
+}
+
+/* ---- kv ---- */
+
+int salus_store_kv_put(struct salus_store *s, const char *ns, const char *key, const void *val, size_t n)
+{
+	if (!s || !name_ok(ns, SALUS_STORE_MAX_KV_NAME) || !name_ok(key, SALUS_STORE_MAX_KV_NAME) ||
+	    (n && !val))
+		return SALUS_EINVALID;
+	if (n > SALUS_STORE_MAX_JSON)
+		return SALUS_ETOOLARGE;
+	return s->ops->kv_put(s, ns, key, n ? val : "", n);
+}
+
+int salus_store_kv_get(struct salus_store *s, const char *ns, const char *key, char **val, size_t *n)
+{
+	if (!s || !val || !name_ok(ns, SALUS_STORE_MAX_KV_NAME) || !name_ok(key, SALUS_STORE_MAX_KV_NAME))
+		return SALUS_EINVALID;
+	return s->ops->kv_get(s, ns, key, val, n);
+}
+
+int salus_store_kv_del(struct salus_store *s, const char *ns, const char *key)
+{
+	if (!s || !name_ok(ns, SALUS_STORE_MAX_KV_NAME) || !name_ok(key, SALUS_STORE_MAX_KV_NAME))
+		return SALUS_EINVALID;
+	return s->ops->kv_del(s, ns, key);
+}
+
+int salus_store_kv_list(struct salus_store *s, const char *ns, salus_kv_cb cb, void *ctx)
+{
+	if (!s || !cb || !name_ok(ns, SALUS_STORE_MAX_KV_NAME))
+		return SALUS_EINVALID;
+	return s->ops->kv_list(s, ns, cb, ctx);
+}

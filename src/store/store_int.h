@@ -1,0 +1,53 @@
+/*
+ * store_int.h — internals shared by the store front (store.c) and its
+ * backends (store_sqlite.c; store_pg.c later).  Not for other modules.
+ *
+ * store.c validates every argument once and then dispatches through the
+ * backend's ops table (SQLite's VFS / curl's TLS-backend pattern), so a backend
+ * only sees well-formed calls: type 1..SALUS_MAX_TYPE bytes, ids within
+ * SALUS_MAX_ID, history queries checked, write ops checked and their result
+ * fields reset.
+ */
+#ifndef SALUS_STORE_INT_H
+#define SALUS_STORE_INT_H
+#include "store/store.h"
+
+#define SALUS_STORE_MAX_KV_NAME 255          /* ns and key of the kv tables */
+#define SALUS_STORE_MAX_JSON SALUS_MAX_BODY /* one stored resource, serialised */
+
+struct salus_store_ops {
+	const char *name;
+	int (*open)(const char *path, const struct salus_store_opts *o, struct salus_store **out);
+	void (*free)(struct salus_store *s);
+	int (*read)(struct salus_store *s, const char *type, const char *id, long version,
+		    struct salus_resource *out);
+	int (*write)(struct salus_store *s, struct salus_write *ops, size_t n);
+	int (*history)(struct salus_store *s, const struct salus_history_q *q, salus_resource_cb cb, void *ctx);
+	int (*history_count)(struct salus_store *s, const struct salus_history_q *q, long *total);
+	int (*last_seq)(struct salus_store *s, int64_t *seq);
+	int (*list)(struct salus_store *s, const char *type, const char *after_id, int count,
+		    salus_resource_cb cb, void *ctx);
+	int (*count)(struct salus_store *s, const char *type, long *total);
+	int (*kv_put)(struct salus_store *s, const char *ns, const char *key, const void *val, size_t n);
+	int (*kv_get)(struct salus_store *s, const char *ns, const char *key, char **val, size_t *n);
+	int (*kv_del)(struct salus_store *s, const char *ns, const char *key);
+	int (*kv_list)(struct salus_store *s, const char *ns, salus_kv_cb cb, void *ctx);
+};
+
+/* Every backend's store struct starts with this. */
+struct salus_store {
+	const struct salus_store_ops *ops;
+};
+
+extern const struct salus_store_ops salus_store_sqlite_ops;
+
+/* Write id, meta.versionId and meta.lastUpdated into `res` (a JSON object;
+ * other meta members are kept) and serialise it compactly into a new
+ * salus_malloc'd string.  Errors: SALUS_ENOMEM, SALUS_ETOOLARGE. */
+int salus_store_stamp(json_t *res, const char *id, long version, int64_t updated_ms, char **json /* OUT */,
+		      size_t *len /* OUT */);
+
+/* Reset the result fields of one write op (frees json). */
+void salus_store_write_reset(struct salus_write *w);
+
+#endif

@@ -1,0 +1,1284 @@
+/*
+ * store_sqlite.c — the SQLite backend of store.h (DESIGN.md §4).
+ *
+ * One database file in WAL mode with synchronous=FULL.  Tables: `resource`
+ * (current version per type/id, the hot read path), `history` (every version,
+ * seq = store-wide write order), `kv` (server state) and `meta` (schema
+ * version).  See docs/store.md for the schema and the reasoning.
+ *
+ * Writes: every salus_store_write / kv_put / kv_del becomes a job on a queue
+ * (mutex + condvar) and its caller sleeps.  One writer thread takes all queued
+ * jobs (up to batch_max ops), runs BEGIN IMMEDIATE, applies each job inside its
+ * own SAVEPOINT (a failing job rolls back only itself), COMMITs — one WAL fsync
+ * for the whole group — and only then wakes the callers.  While it fsyncs, new
+ * jobs pile up and form the next group: that is group commit.
+ *
+ * Reads: a pool of read-only connections, each with its own prepared-statement
+ * cache; WAL lets them read while the writer writes.  A call borrows one
+ * connection for its duration.  A callback (history, list) that calls back into
+ * the store borrows a second one and never waits for the pool (it opens a
+ * temporary connection if the pool is empty), so nesting cannot deadlock.
+ *
+ * Time: the writer keeps updated_ms non-decreasing in seq order store-wide and
+ * strictly increasing per resource (store.h).  History's `since_ms` relies on
+ * that: it becomes a lower seq bound by binary search, so every history query
+ * is a seq range scan.
+ */
+#include "store/store_int.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#define SCHEMA_VERSION 1
+#define BUSY_TIMEOUT_MS 10000 /* another process holding the write lock (backup, CLI) */
+#define MAX_READERS 256
+#define DEFAULT_BATCH 512
+#define UUID_TRIES 4
+
+/* ------------------------------------------------------------------------- */
+/* SQLite's allocator through the seam (STYLE habit 14)                       */
+
+/* SQLite needs xSize, so each block carries its size in a max-aligned header. */
+typedef union {
+	size_t n;
+	max_align_t align;
+} mem_hdr;
+
+static void *mem_malloc(int n)
+{
+	mem_hdr *h = salus_malloc(sizeof *h + (size_t)n);
+	if (!h)
+		return NULL;
+	h->n = (size_t)n;
+	return h + 1;
+}
+
+static void mem_free(void *p)
+{
+	if (p)
+		salus_free((mem_hdr *)p - 1);
+}
+
+static void *mem_realloc(void *p, int n)
+{
+	mem_hdr *h = salus_realloc((mem_hdr *)p - 1, sizeof *h + (size_t)n);
+	if (!h)
+		return NULL;
+	h->n = (size_t)n;
+	return h + 1;
+}
+
+static int mem_size(void *p)
+{
+	return p ? (int)((mem_hdr *)p - 1)->n : 0;
+}
+
+static int mem_roundup(int n)
+{
+	return (n + 7) & ~7;
+}
+
+static int mem_init(void *unused)
+{
+	(void)unused;
+	return SQLITE_OK;
+}
+
+static void mem_shutdown(void *unused)
+{
+	(void)unused;
+}
+
+static const sqlite3_mem_methods mem_methods = {
+	mem_malloc, mem_free, mem_realloc, mem_size, mem_roundup, mem_init, mem_shutdown, NULL,
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
+static void global_init_once(void)
+{
+	/* Only legal before SQLite initialises; if something else in the process
+	 * used SQLite first, it keeps its own allocator. */
+	int rc = sqlite3_config(SQLITE_CONFIG_MALLOC, &mem_methods);
+	if (rc != SQLITE_OK)
+		salus_log(SALUS_LOG_WARN, "store.sqlite.malloc", "routed=0 rc=%d", rc);
+	/* no global allocation statistics: one mutex less on every allocation */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	sqlite3_initialize();
+}
+
+int salus_store_global_init(void)
+{
+	pthread_once(&global_once, global_init_once);
+	return SALUS_OK;
+}
+
+/* ------------------------------------------------------------------------- */
+/* errors                                                                     */
+
+static int map_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return SALUS_OK;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return SALUS_EBUSY;
+	case SQLITE_NOMEM:
+		return SALUS_ENOMEM;
+	case SQLITE_TOOBIG:
+		return SALUS_ETOOLARGE;
+	case SQLITE_CONSTRAINT:
+		return SALUS_ECONFLICT;
+	case SQLITE_MISUSE:
+	case SQLITE_RANGE:
+		return SALUS_EINTERNAL;
+	default: /* IOERR, FULL, CORRUPT, NOTADB, CANTOPEN, READONLY, PROTOCOL... */
+		return SALUS_EIO;
+	}
+}
+
+/* ------------------------------------------------------------------------- */
+/* connections and their statement caches                                     */
+
+enum stmt_id {
+	/* readers */
+	ST_READ,
+	ST_VREAD,
+	ST_HIST_SYS,
+	ST_HIST_TYPE,
+	ST_HIST_ID,
+	ST_HCOUNT_SYS,
+	ST_HCOUNT_TYPE,
+	ST_HCOUNT_ID,
+	ST_SEQ_AT,
+	ST_LAST_SEQ,
+	ST_LIST,
+	ST_COUNT_TYPE,
+	ST_COUNT_ALL,
+	ST_KV_GET,
+	ST_KV_LIST,
+	/* writer */
+	ST_W_LOOKUP,
+	ST_W_HIST_INS,
+	ST_W_RES_INS,
+	ST_W_RES_UPD,
+	ST_W_KV_PUT,
+	ST_W_KV_DEL,
+	ST_W_BEGIN,
+	ST_W_COMMIT,
+	ST_W_ROLLBACK,
+	ST_W_SAVE,
+	ST_W_RELEASE,
+	ST_W_ROLLBACK_TO,
+	ST__COUNT
+};
+
+#define HCOLS "SELECT type, id, version, updated_ms, seq, deleted, json FROM history "
+
+static const char *const stmt_sql[ST__COUNT] = {
+	[ST_READ] = "SELECT version, updated_ms, seq, deleted, json FROM resource WHERE type=?1 AND id=?2",
+	[ST_VREAD] = "SELECT version, updated_ms, seq, deleted, json FROM history "
+		     "WHERE type=?1 AND id=?2 AND version=?3",
+	[ST_HIST_SYS] = HCOLS "WHERE seq>=?1 AND seq<?2 ORDER BY seq DESC LIMIT ?3",
+	[ST_HIST_TYPE] = HCOLS "WHERE type=?4 AND seq>=?1 AND seq<?2 ORDER BY seq DESC LIMIT ?3",
+	[ST_HIST_ID] = HCOLS "WHERE type=?4 AND id=?5 AND seq>=?1 AND seq<?2 ORDER BY seq DESC LIMIT ?3",
+	[ST_HCOUNT_SYS] = "SELECT count(*) FROM history WHERE seq>=?1 AND seq<?2",
+	[ST_HCOUNT_TYPE] = "SELECT count(*) FROM history WHERE type=?4 AND seq>=?1 AND seq<?2",
+	[ST_HCOUNT_ID] = "SELECT count(*) FROM history WHERE type=?4 AND id=?5 AND seq>=?1 AND seq<?2",
+	[ST_SEQ_AT] = "SELECT seq, updated_ms FROM history WHERE seq>=?1 ORDER BY seq LIMIT 1",
+	[ST_LAST_SEQ] = "SELECT max(seq) FROM history",
+	[ST_LIST] = "SELECT id, version, updated_ms, seq, json FROM resource "
+		    "WHERE type=?1 AND id>?2 AND deleted=0 ORDER BY id LIMIT ?3",
+	[ST_COUNT_TYPE] = "SELECT count(*) FROM resource WHERE type=?1 AND deleted=0",
+	[ST_COUNT_ALL] = "SELECT count(*) FROM resource WHERE deleted=0",
+	[ST_KV_GET] = "SELECT val FROM kv WHERE ns=?1 AND key=?2",
+	[ST_KV_LIST] = "SELECT key, val FROM kv WHERE ns=?1 ORDER BY key",
+	[ST_W_LOOKUP] = "SELECT version, updated_ms, deleted FROM resource WHERE type=?1 AND id=?2",
+	[ST_W_HIST_INS] = "INSERT INTO history(type, id, version, updated_ms, deleted, json) "
+			  "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_W_RES_INS] = "INSERT INTO resource(type, id, version, updated_ms, seq, deleted, json) "
+			 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_W_RES_UPD] = "UPDATE resource SET version=?3, updated_ms=?4, seq=?5, deleted=?6, json=?7 "
+			 "WHERE type=?1 AND id=?2",
+	[ST_W_KV_PUT] = "INSERT INTO kv(ns, key, val) VALUES(?1, ?2, ?3) "
+			"ON CONFLICT(ns, key) DO UPDATE SET val=excluded.val",
+	[ST_W_KV_DEL] = "DELETE FROM kv WHERE ns=?1 AND key=?2",
+	[ST_W_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_W_COMMIT] = "COMMIT",
+	[ST_W_ROLLBACK] = "ROLLBACK",
+	[ST_W_SAVE] = "SAVEPOINT job",
+	[ST_W_RELEASE] = "RELEASE job",
+	[ST_W_ROLLBACK_TO] = "ROLLBACK TO job",
+};
+
+/* The schema (docs/store.md).  Portable shapes, so store_pg can mirror it. */
+static const char schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, val TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS history("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, json TEXT);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS history_version ON history(type, id, version);"
+	"CREATE INDEX IF NOT EXISTS history_type_seq ON history(type, seq);"
+	"CREATE TABLE IF NOT EXISTS resource("
+	" type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL, seq INTEGER NOT NULL REFERENCES history(seq),"
+	" deleted INTEGER NOT NULL DEFAULT 0, json TEXT,"
+	" PRIMARY KEY(type, id));"
+	"CREATE INDEX IF NOT EXISTS resource_type_live ON resource(type, deleted);"
+	"CREATE TABLE IF NOT EXISTS kv(ns TEXT NOT NULL, key TEXT NOT NULL, val BLOB NOT NULL,"
+	" PRIMARY KEY(ns, key));";
+
+struct conn {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST__COUNT]; /* prepared on first use */
+	bool temp;                   /* opened for a nested call; closed on release */
+	struct conn *next;           /* pool free list */
+};
+
+/* A queued write, on its caller's stack. */
+struct job {
+	enum { JOB_WRITE, JOB_KV_PUT, JOB_KV_DEL } kind;
+	struct salus_write *ops; /* JOB_WRITE */
+	size_t n;
+	const char *ns, *key; /* JOB_KV_* */
+	const void *val;
+	size_t vn;
+	int rc;
+	bool done;
+	pthread_cond_t cv; /* signalled under sq->qmu when done */
+	struct job *next;
+};
+
+struct sq_store {
+	struct salus_store base;
+	char *path;
+	int batch_max;
+
+	/* writer: `w` and last_ms belong to the writer thread once it runs */
+	struct conn w;
+	int64_t last_ms; /* newest updated_ms written */
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t qmu;
+	pthread_cond_t qcv;      /* work queued, or stopping */
+	struct job *head, *tail; /* under qmu */
+	bool stopping;           /* under qmu */
+
+	/* readers */
+	pthread_mutex_t rmu;
+	pthread_cond_t rcv;
+	struct conn *readers; /* array of nreaders */
+	int nreaders;
+	struct conn *free_readers; /* under rmu */
+};
+
+static _Thread_local int reader_depth; /* reader connections this thread holds */
+
+static int conn_stmt(struct conn *c, enum stmt_id id, sqlite3_stmt **out)
+{
+	if (!c->st[id]) {
+		int rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL);
+		if (rc != SQLITE_OK) {
+			sqlite3_finalize(c->st[id]);
+			c->st[id] = NULL;
+			return map_rc(rc);
+		}
+	}
+	*out = c->st[id];
+	return SALUS_OK;
+}
+
+static void conn_close(struct conn *c)
+{
+	for (int i = 0; i < ST__COUNT; i++) {
+		sqlite3_finalize(c->st[i]);
+		c->st[i] = NULL;
+	}
+	sqlite3_close(c->db);
+	c->db = NULL;
+}
+
+static int exec_sql(sqlite3 *db, const char *sql)
+{
+	return map_rc(sqlite3_exec(db, sql, NULL, NULL, NULL));
+}
+
+static int conn_open(struct conn *c, const char *path, int flags)
+{
+	int rc;
+	memset(c, 0, sizeof *c);
+	rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		int e = errno;
+		if ((rc & 0xff) == SQLITE_CANTOPEN) {
+			struct stat st;
+			rc = (stat(path, &st) && e == ENOENT) ? SALUS_ENOTFOUND : SALUS_EIO;
+		} else {
+			rc = map_rc(rc);
+		}
+		sqlite3_close(c->db);
+		c->db = NULL;
+		return rc;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+	return SALUS_OK;
+}
+
+static int reader_open(struct conn *c, const char *path)
+{
+	int rc = conn_open(c, path, SQLITE_OPEN_READONLY);
+	if (rc)
+		return rc;
+	if ((rc = exec_sql(c->db, "PRAGMA query_only=1"))) {
+		conn_close(c);
+		return rc;
+	}
+	return SALUS_OK;
+}
+
+static int reader_get(struct sq_store *sq, struct conn **out)
+{
+	struct conn *c;
+	int rc;
+
+	pthread_mutex_lock(&sq->rmu);
+	while (!sq->free_readers && !reader_depth)
+		pthread_cond_wait(&sq->rcv, &sq->rmu);
+	c = sq->free_readers;
+	if (c)
+		sq->free_readers = c->next;
+	pthread_mutex_unlock(&sq->rmu);
+	if (!c) {
+		/* nested call from a callback with the pool empty: never wait */
+		if (!(c = salus_calloc(1, sizeof *c)))
+			return SALUS_ENOMEM;
+		if ((rc = reader_open(c, sq->path))) {
+			salus_free(c);
+			return rc;
+		}
+		c->temp = true;
+	}
+	reader_depth++;
+	*out = c;
+	return SALUS_OK;
+}
+
+static void reader_put(struct sq_store *sq, struct conn *c)
+{
+	reader_depth--;
+	if (c->temp) {
+		conn_close(c);
+		salus_free(c);
+		return;
+	}
+	pthread_mutex_lock(&sq->rmu);
+	c->next = sq->free_readers;
+	sq->free_readers = c;
+	pthread_cond_signal(&sq->rcv);
+	pthread_mutex_unlock(&sq->rmu);
+}
+
+/* Step a statement that returns no rows, and reset it. */
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return SALUS_OK;
+	}
+	rc = sqlite3_reset(st);
+	return map_rc(rc ? rc : SQLITE_INTERNAL);
+}
+
+/* ------------------------------------------------------------------------- */
+/* reads                                                                      */
+
+static struct sq_store *sq_of(struct salus_store *s)
+{
+	return (struct sq_store *)s;
+}
+
+/* A borrowed view of column `col` as text, or NULL when the value is NULL;
+ * SALUS_ENOMEM when SQLite cannot materialise it. */
+static int col_text(sqlite3_stmt *st, int col, const char **p, size_t *n)
+{
+	if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+		*p = NULL;
+		*n = 0;
+		return SALUS_OK;
+	}
+	*p = (const char *)sqlite3_column_text(st, col);
+	if (!*p)
+		return SALUS_ENOMEM;
+	*n = (size_t)sqlite3_column_bytes(st, col);
+	return SALUS_OK;
+}
+
+/* The `char *json` of a callback's borrowed resource; never written through. */
+static char *unconst(const char *p)
+{
+	return (char *)(uintptr_t)p;
+}
+
+static void copy_name(char *dst, size_t cap, const char *src)
+{
+	size_t n = src ? strnlen(src, cap - 1) : 0;
+	memcpy(dst, src ? src : "", n);
+	dst[n] = 0;
+}
+
+static int sq_read(struct salus_store *s, const char *type, const char *id, long version,
+		   struct salus_resource *out)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	sqlite3_stmt *st = NULL;
+	struct salus_resource r;
+	const char *json;
+	size_t len;
+	int rc;
+
+	if ((rc = reader_get(sq, &c)))
+		return rc;
+	if ((rc = conn_stmt(c, version ? ST_VREAD : ST_READ, &st)))
+		goto out_conn;
+	sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	if (version)
+		sqlite3_bind_int64(st, 3, version);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? SALUS_ENOTFOUND : map_rc(sqlite3_reset(st));
+		goto out_stmt;
+	}
+	memset(&r, 0, sizeof r);
+	copy_name(r.type, sizeof r.type, type);
+	copy_name(r.id, sizeof r.id, id);
+	r.version = (long)sqlite3_column_int64(st, 0);
+	r.updated_ms = sqlite3_column_int64(st, 1);
+	r.seq = sqlite3_column_int64(st, 2);
+	r.deleted = sqlite3_column_int(st, 3) != 0;
+	if (r.deleted) {
+		*out = r;
+		rc = SALUS_EGONE;
+		goto out_stmt;
+	}
+	if ((rc = col_text(st, 4, &json, &len)))
+		goto out_stmt;
+	if (!json) {
+		rc = SALUS_EIO; /* a live version without a body: corrupt */
+		goto out_stmt;
+	}
+	if (!(r.json = salus_strndup(json, len))) {
+		rc = SALUS_ENOMEM;
+		goto out_stmt;
+	}
+	r.len = len;
+	*out = r;
+	rc = SALUS_OK;
+out_stmt:
+	sqlite3_reset(st);
+out_conn:
+	reader_put(sq, c);
+	return rc;
+}
+
+/* Lowest seq whose updated_ms >= since (last seq + 1 if none), by binary
+ * search over seq: updated_ms never decreases in seq order. */
+static int since_to_seq(struct conn *c, int64_t since, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t lo = 1, hi;
+	int rc;
+
+	if ((rc = conn_stmt(c, ST_LAST_SEQ, &st)))
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW)
+		return map_rc(sqlite3_reset(st));
+	hi = sqlite3_column_int64(st, 0) + 1;
+	sqlite3_reset(st);
+	if ((rc = conn_stmt(c, ST_SEQ_AT, &st)))
+		return rc;
+	while (lo < hi) {
+		int64_t mid = lo + (hi - lo) / 2;
+		bool at_or_after;
+		sqlite3_bind_int64(st, 1, mid);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			at_or_after = sqlite3_column_int64(st, 1) >= since;
+		else if (rc == SQLITE_DONE)
+			at_or_after = true;
+		else
+			return map_rc(sqlite3_reset(st));
+		sqlite3_reset(st);
+		if (at_or_after)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	*out = lo;
+	return SALUS_OK;
+}
+
+/* Bind the shape and seq range of a history query; `paging` applies before_seq. */
+static int hist_prepare(struct conn *c, const struct salus_history_q *q, bool count, sqlite3_stmt **out)
+{
+	enum stmt_id id;
+	int64_t lo = 1, hi = INT64_MAX;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (q->since_ms > 0 && (rc = since_to_seq(c, q->since_ms, &lo)))
+		return rc;
+	if (!count && q->before_seq > 0)
+		hi = q->before_seq;
+	if (q->at_most_seq > 0 && q->at_most_seq < hi - 1)
+		hi = q->at_most_seq + 1;
+	if (!q->type)
+		id = count ? ST_HCOUNT_SYS : ST_HIST_SYS;
+	else if (!q->id)
+		id = count ? ST_HCOUNT_TYPE : ST_HIST_TYPE;
+	else
+		id = count ? ST_HCOUNT_ID : ST_HIST_ID;
+	if ((rc = conn_stmt(c, id, &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, lo);
+	sqlite3_bind_int64(st, 2, hi);
+	if (!count)
+		sqlite3_bind_int(st, 3, q->count);
+	if (q->type)
+		sqlite3_bind_text(st, 4, q->type, -1, SQLITE_STATIC);
+	if (q->id)
+		sqlite3_bind_text(st, 5, q->id, -1, SQLITE_STATIC);
+	*out = st;
+	return SALUS_OK;
+}
+
+static int sq_history(struct salus_store *s, const struct salus_history_q *q, salus_resource_cb cb, void *ctx)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = reader_get(sq, &c)))
+		return rc;
+	if ((rc = hist_prepare(c, q, false, &st)))
+		goto out_conn;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct salus_resource r;
+		const char *t, *id, *json;
+		size_t tn, idn;
+		memset(&r, 0, sizeof r);
+		if ((rc = col_text(st, 0, &t, &tn)) || (rc = col_text(st, 1, &id, &idn)) ||
+		    (rc = col_text(st, 6, &json, &r.len)))
+			goto out_stmt;
+		copy_name(r.type, sizeof r.type, t);
+		copy_name(r.id, sizeof r.id, id);
+		r.version = (long)sqlite3_column_int64(st, 2);
+		r.updated_ms = sqlite3_column_int64(st, 3);
+		r.seq = sqlite3_column_int64(st, 4);
+		r.deleted = sqlite3_column_int(st, 5) != 0;
+		r.json = r.deleted ? NULL : unconst(json);
+		if (r.deleted)
+			r.len = 0;
+		if ((rc = cb(ctx, &r)))
+			goto out_stmt;
+	}
+	rc = rc == SQLITE_DONE ? SALUS_OK : map_rc(sqlite3_reset(st));
+out_stmt:
+	sqlite3_reset(st);
+out_conn:
+	reader_put(sq, c);
+	return rc;
+}
+
+/* Run a one-row integer query that is already bound; *v = column 0. */
+static int scalar(sqlite3_stmt *st, int64_t *v)
+{
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = sqlite3_reset(st);
+		return map_rc(rc ? rc : SQLITE_INTERNAL);
+	}
+	*v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return SALUS_OK;
+}
+
+static int sq_history_count(struct salus_store *s, const struct salus_history_q *q, long *total)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	sqlite3_stmt *st = NULL;
+	int64_t v;
+	int rc;
+
+	if ((rc = reader_get(sq, &c)))
+		return rc;
+	if (!(rc = hist_prepare(c, q, true, &st)) && !(rc = scalar(st, &v)))
+		*total = (long)v;
+	reader_put(sq, c);
+	return rc;
+}
+
+static int sq_last_seq(struct salus_store *s, int64_t *seq)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	sqlite3_stmt *st = NULL;
+	int64_t v;
+	int rc;
+
+	if ((rc = reader_get(sq, &c)))
+		return rc;
+	if (!(rc = conn_stmt(c, ST_LAST_SEQ, &st)) && !(rc = scalar(st, &v)))
+		*seq = v; /* max() of no rows is NULL, read as 0 */
+	reader_put(sq, c);
+	return rc;
+}
+
+static int sq_list(struct salus_store *s, const char *type, const char *after_id, int count,
+		   salus_resource_cb cb, void *ctx)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = reader_get(sq, &c)))
+		return rc;
+	if ((rc = conn_stmt(c, ST_LIST, &st)))
+		goto out_conn;
+	sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, after_id ? after_id : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, count);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct salus_resource r;
+		const char *id, *json;
+		size_t idn;
+		memset(&r, 0, sizeof r);
+		if ((rc = col_text(st, 0, &id, &idn)) || (rc = col_text(st, 4, &json, &r.len)))
+			goto out_stmt;
+		copy_name(r.type, sizeof r.type, type);
+		copy_name(r.id, sizeof r.id, id);
+		r.version = (long)sqlite3_column_int64(st, 1);
+		r.updated_ms = sqlite3_column_int64(st, 2);
+		r.seq = sqlite3_column_int64(st, 3);
+		r.json = unconst(json);
+		if ((rc = cb(ctx, &r)))
+			goto out_stmt;
+	}
+	rc = rc == SQLITE_DONE ? SALUS_OK : map_rc(sqlite3_reset(st));
+out_stmt:
+	sqlite3_reset(st);
+out_conn:
+	reader_put(sq, c);
+	return rc;
+}
+
+static int sq_count(struct salus_store *s, const char *type, long *total)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	sqlite3_stmt *st = NULL;
+	int64_t v;
+	int rc;
+
+	if ((rc = reader_get(sq, &c)))
+		return rc;
+	if (!(rc = conn_stmt(c, type ? ST_COUNT_TYPE : ST_COUNT_ALL, &st))) {
+		if (type)
+			sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+		if (!(rc = scalar(st, &v)))
+			*total = (long)v;
+	}
+	reader_put(sq, c);
+	return rc;
+}
+
+static int sq_kv_get(struct salus_store *s, const char *ns, const char *key, char **val, size_t *n)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	sqlite3_stmt *st = NULL;
+	const char *p;
+	size_t len;
+	char *copy;
+	int rc;
+
+	if ((rc = reader_get(sq, &c)))
+		return rc;
+	if ((rc = conn_stmt(c, ST_KV_GET, &st)))
+		goto out_conn;
+	sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? SALUS_ENOTFOUND : map_rc(sqlite3_reset(st));
+		goto out_stmt;
+	}
+	if ((rc = col_text(st, 0, &p, &len)))
+		goto out_stmt;
+	if (!(copy = salus_strndup(p ? p : "", len))) {
+		rc = SALUS_ENOMEM;
+		goto out_stmt;
+	}
+	*val = copy;
+	if (n)
+		*n = len;
+	rc = SALUS_OK;
+out_stmt:
+	sqlite3_reset(st);
+out_conn:
+	reader_put(sq, c);
+	return rc;
+}
+
+static int sq_kv_list(struct salus_store *s, const char *ns, salus_kv_cb cb, void *ctx)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = reader_get(sq, &c)))
+		return rc;
+	if ((rc = conn_stmt(c, ST_KV_LIST, &st)))
+		goto out_conn;
+	sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k, *v;
+		size_t kn, vn;
+		if ((rc = col_text(st, 0, &k, &kn)) || (rc = col_text(st, 1, &v, &vn)))
+			goto out_stmt;
+		if ((rc = cb(ctx, k ? k : "", v ? v : "", vn)))
+			goto out_stmt;
+	}
+	rc = rc == SQLITE_DONE ? SALUS_OK : map_rc(sqlite3_reset(st));
+out_stmt:
+	sqlite3_reset(st);
+out_conn:
+	reader_put(sq, c);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* the writer                                                                 */
+
+static int w_exec(struct sq_store *sq, enum stmt_id id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = conn_stmt(&sq->w, id, &st);
+	return rc ? rc : step_done(st);
+}
+
+struct cur {
+	bool exists;
+	bool deleted;
+	long version;
+	int64_t updated_ms;
+};
+
+static int w_lookup(struct sq_store *sq, const char *type, const char *id, struct cur *cur)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = conn_stmt(&sq->w, ST_W_LOOKUP, &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	memset(cur, 0, sizeof *cur);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		cur->exists = true;
+		cur->version = (long)sqlite3_column_int64(st, 0);
+		cur->updated_ms = sqlite3_column_int64(st, 1);
+		cur->deleted = sqlite3_column_int(st, 2) != 0;
+	} else if (rc != SQLITE_DONE) {
+		return map_rc(sqlite3_reset(st));
+	}
+	sqlite3_reset(st);
+	return SALUS_OK;
+}
+
+/* The next updated_ms: never before the previous write, and after the
+ * previous version of this resource. */
+static int64_t w_next_ms(struct sq_store *sq, const struct cur *cur)
+{
+	int64_t ms = salus_now_ms();
+	if (ms < sq->last_ms)
+		ms = sq->last_ms;
+	if (cur->exists && ms <= cur->updated_ms)
+		ms = cur->updated_ms + 1;
+	sq->last_ms = ms;
+	return ms;
+}
+
+/* Insert the history row, then insert or update the current row. */
+static int w_put_version(struct sq_store *sq, struct salus_write *w, const char *id, const struct cur *cur,
+			 bool deleted)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t seq;
+	int rc;
+
+	if ((rc = conn_stmt(&sq->w, ST_W_HIST_INS, &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, w->type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, w->version);
+	sqlite3_bind_int64(st, 4, w->updated_ms);
+	sqlite3_bind_int(st, 5, deleted);
+	if (deleted)
+		sqlite3_bind_null(st, 6);
+	else
+		sqlite3_bind_text(st, 6, w->json, (int)w->len, SQLITE_STATIC);
+	if ((rc = step_done(st)))
+		return rc;
+	seq = sqlite3_last_insert_rowid(sq->w.db);
+
+	if ((rc = conn_stmt(&sq->w, cur->exists ? ST_W_RES_UPD : ST_W_RES_INS, &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, w->type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, w->version);
+	sqlite3_bind_int64(st, 4, w->updated_ms);
+	sqlite3_bind_int64(st, 5, seq);
+	sqlite3_bind_int(st, 6, deleted);
+	if (deleted)
+		sqlite3_bind_null(st, 7);
+	else
+		sqlite3_bind_text(st, 7, w->json, (int)w->len, SQLITE_STATIC);
+	if ((rc = step_done(st)))
+		return rc;
+	w->seq = seq;
+	return SALUS_OK;
+}
+
+static int w_apply_op(struct sq_store *sq, struct salus_write *w)
+{
+	char uuid[SALUS_UUID_LEN];
+	const char *id = w->id;
+	struct cur cur;
+	int rc;
+
+	if (w->kind == SALUS_WRITE_CREATE && !id) {
+		for (int tries = 0;; tries++) {
+			if (tries == UUID_TRIES)
+				return SALUS_EINTERNAL;
+			salus_uuid_new(uuid);
+			if ((rc = w_lookup(sq, w->type, uuid, &cur)))
+				return rc;
+			if (!cur.exists)
+				break;
+		}
+		id = uuid;
+	} else if ((rc = w_lookup(sq, w->type, id, &cur))) {
+		return rc;
+	}
+	if (w->if_match && (!cur.exists || cur.version != w->if_match))
+		return SALUS_EPRECONDITION;
+
+	switch (w->kind) {
+	case SALUS_WRITE_CREATE:
+		if (cur.exists)
+			return SALUS_EEXISTS;
+		/* fall through */
+	case SALUS_WRITE_UPDATE:
+		w->version = cur.exists ? cur.version + 1 : 1;
+		w->created = !cur.exists || cur.deleted;
+		w->updated_ms = w_next_ms(sq, &cur);
+		if ((rc = salus_store_stamp(w->resource, id, w->version, w->updated_ms, &w->json, &w->len)))
+			return rc;
+		if ((rc = w_put_version(sq, w, id, &cur, false)))
+			return rc;
+		break;
+	case SALUS_WRITE_DELETE:
+		if (!cur.exists || cur.deleted) {
+			/* nothing to delete: report the current state, write nothing */
+			w->version = cur.version;
+			w->updated_ms = cur.updated_ms;
+			break;
+		}
+		w->version = cur.version + 1;
+		w->updated_ms = w_next_ms(sq, &cur);
+		if ((rc = w_put_version(sq, w, id, &cur, true)))
+			return rc;
+		break;
+	}
+	copy_name(w->id_out, sizeof w->id_out, id);
+	return SALUS_OK;
+}
+
+static int w_apply_kv(struct sq_store *sq, struct job *j)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = conn_stmt(&sq->w, j->kind == JOB_KV_PUT ? ST_W_KV_PUT : ST_W_KV_DEL, &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, j->ns, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, j->key, -1, SQLITE_STATIC);
+	if (j->kind == JOB_KV_PUT)
+		sqlite3_bind_blob(st, 3, j->val, (int)j->vn, SQLITE_STATIC);
+	if ((rc = step_done(st)))
+		return rc;
+	if (j->kind == JOB_KV_DEL && sqlite3_changes(sq->w.db) == 0)
+		return SALUS_ENOTFOUND;
+	return SALUS_OK;
+}
+
+static int w_apply_job(struct sq_store *sq, struct job *j)
+{
+	size_t i, bad = 0;
+	int rc = SALUS_OK;
+
+	if (j->kind != JOB_WRITE)
+		return w_apply_kv(sq, j);
+	for (i = 0; i < j->n; i++) {
+		if ((rc = w_apply_op(sq, &j->ops[i]))) {
+			bad = i;
+			break;
+		}
+	}
+	if (!rc)
+		return SALUS_OK;
+	for (i = 0; i < j->n; i++)
+		salus_store_write_reset(&j->ops[i]);
+	j->ops[bad].rc = rc;
+	return rc;
+}
+
+/* Fail every op of every job in [from, to) with rc: their group is lost. */
+static void w_fail_jobs(struct job *from, struct job *to, int rc)
+{
+	for (struct job *j = from; j != to; j = j->next) {
+		j->rc = rc;
+		if (j->kind == JOB_WRITE)
+			for (size_t i = 0; i < j->n; i++) {
+				salus_store_write_reset(&j->ops[i]);
+				j->ops[i].rc = rc;
+			}
+	}
+}
+
+/* Apply one group [first, end) in one transaction. */
+static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
+{
+	struct job *j;
+	int rc;
+
+	if ((rc = w_exec(sq, ST_W_BEGIN))) {
+		w_fail_jobs(first, end, rc);
+		return;
+	}
+	for (j = first; j != end; j = j->next) {
+		if ((rc = w_exec(sq, ST_W_SAVE)))
+			goto out_rollback;
+		j->rc = w_apply_job(sq, j);
+		if (j->rc && sqlite3_get_autocommit(sq->w.db)) {
+			/* SQLite rolled the whole transaction back (I/O error, disk
+			 * full, out of memory): the group is lost */
+			rc = j->rc == SALUS_ENOMEM || j->rc == SALUS_EBUSY ? j->rc : SALUS_EIO;
+			w_fail_jobs(first, end, rc);
+			return;
+		}
+		if (j->rc && (rc = w_exec(sq, ST_W_ROLLBACK_TO)))
+			goto out_rollback;
+		if ((rc = w_exec(sq, ST_W_RELEASE)))
+			goto out_rollback;
+	}
+	if ((rc = w_exec(sq, ST_W_COMMIT)) == SALUS_OK)
+		return;
+out_rollback:
+	if (!sqlite3_get_autocommit(sq->w.db))
+		w_exec(sq, ST_W_ROLLBACK);
+	w_fail_jobs(first, end, rc);
+}
+
+static void *writer_main(void *arg)
+{
+	struct sq_store *sq = arg;
+
+	pthread_mutex_lock(&sq->qmu);
+	for (;;) {
+		struct job *first, *end, *j;
+		size_t ops = 0;
+
+		while (!sq->head && !sq->stopping)
+			pthread_cond_wait(&sq->qcv, &sq->qmu);
+		if (!sq->head)
+			break; /* stopping and drained */
+		/* take up to batch_max ops (at least one job) */
+		first = end = sq->head;
+		while (end) {
+			size_t k = end->kind == JOB_WRITE ? end->n : 1;
+			if (end != first && ops + k > (size_t)sq->batch_max)
+				break;
+			ops += k;
+			end = end->next;
+		}
+		sq->head = end;
+		if (!end)
+			sq->tail = NULL;
+		pthread_mutex_unlock(&sq->qmu);
+
+		w_run_group(sq, first, end);
+
+		pthread_mutex_lock(&sq->qmu);
+		for (j = first; j != end;) {
+			struct job *next = j->next; /* j may vanish once done is seen */
+			j->done = true;
+			pthread_cond_signal(&j->cv);
+			j = next;
+		}
+	}
+	pthread_mutex_unlock(&sq->qmu);
+	return NULL;
+}
+
+/* Queue a job and wait until the writer has committed (or failed) it. */
+static int submit(struct sq_store *sq, struct job *j)
+{
+	int rc;
+
+	j->done = false;
+	j->next = NULL;
+	if ((rc = pthread_cond_init(&j->cv, NULL)))
+		return rc == ENOMEM ? SALUS_ENOMEM : SALUS_EINTERNAL;
+	pthread_mutex_lock(&sq->qmu);
+	if (sq->stopping) {
+		pthread_mutex_unlock(&sq->qmu);
+		pthread_cond_destroy(&j->cv);
+		return SALUS_EINTERNAL; /* use after salus_store_free started */
+	}
+	if (sq->tail)
+		sq->tail->next = j;
+	else
+		sq->head = j;
+	sq->tail = j;
+	pthread_cond_signal(&sq->qcv);
+	while (!j->done)
+		pthread_cond_wait(&j->cv, &sq->qmu);
+	pthread_mutex_unlock(&sq->qmu);
+	pthread_cond_destroy(&j->cv);
+	return j->rc;
+}
+
+static int sq_write(struct salus_store *s, struct salus_write *ops, size_t n)
+{
+	struct job j = {.kind = JOB_WRITE, .ops = ops, .n = n};
+	int rc = submit(sq_of(s), &j);
+	size_t i;
+
+	for (i = 0; !rc && i < n; i++)
+		ops[i].rc = SALUS_OK;
+	return rc;
+}
+
+static int sq_kv_put(struct salus_store *s, const char *ns, const char *key, const void *val, size_t n)
+{
+	struct job j = {.kind = JOB_KV_PUT, .ns = ns, .key = key, .val = val, .vn = n};
+	return submit(sq_of(s), &j);
+}
+
+static int sq_kv_del(struct salus_store *s, const char *ns, const char *key)
+{
+	struct job j = {.kind = JOB_KV_DEL, .ns = ns, .key = key};
+	return submit(sq_of(s), &j);
+}
+
+/* ------------------------------------------------------------------------- */
+/* open / close                                                               */
+
+/* Create or check the schema and load last_ms, on the writer connection. */
+static int schema_init(struct sq_store *sq, bool create)
+{
+	sqlite3 *db = sq->w.db;
+	sqlite3_stmt *st = NULL;
+	int rc, version = 0;
+
+	if ((rc = exec_sql(db, "BEGIN IMMEDIATE")))
+		return rc;
+	rc = sqlite3_prepare_v2(db, "SELECT val FROM meta WHERE key='schema_version'", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			version = sqlite3_column_int(st, 0);
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+	} else if (strstr(sqlite3_errmsg(db), "no such table")) {
+		rc = SQLITE_OK; /* a new (or foreign) database */
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = map_rc(rc)))
+		goto out_rollback;
+	if (version > SCHEMA_VERSION) {
+		salus_log(SALUS_LOG_ERROR, "store.open", "schema=%d supported=%d", version, SCHEMA_VERSION);
+		rc = SALUS_EIO;
+		goto out_rollback;
+	}
+	if (version == 0) {
+		if (!create) {
+			rc = SALUS_ENOTFOUND;
+			goto out_rollback;
+		}
+		if ((rc = exec_sql(db, schema_sql)) ||
+		    (rc = exec_sql(db, "INSERT INTO meta(key, val) VALUES('schema_version', '1'),"
+				       "('backend', 'sqlite')")))
+			goto out_rollback;
+	}
+	/* the newest version holds the newest updated_ms (it never decreases in seq) */
+	if ((rc = map_rc(sqlite3_prepare_v2(db, "SELECT updated_ms FROM history ORDER BY seq DESC LIMIT 1", -1,
+					    &st, NULL))))
+		goto out_rollback;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		sq->last_ms = sqlite3_column_int64(st, 0);
+	rc = map_rc(rc == SQLITE_ROW ? SQLITE_OK : rc);
+	sqlite3_finalize(st);
+	if (rc)
+		goto out_rollback;
+	return exec_sql(db, "COMMIT");
+out_rollback:
+	exec_sql(db, "ROLLBACK");
+	return rc;
+}
+
+static int writer_open(struct sq_store *sq, bool create)
+{
+	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+	char *mode = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = conn_open(&sq->w, sq->path, flags)))
+		return rc;
+	/* WAL is persistent in the file; check that it took (not every VFS can) */
+	if ((rc = map_rc(sqlite3_prepare_v2(sq->w.db, "PRAGMA journal_mode=WAL", -1, &st, NULL))))
+		goto out_close;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		mode = salus_strdup((const char *)sqlite3_column_text(st, 0));
+	rc = map_rc(sqlite3_finalize(st));
+	if (!rc && !mode)
+		rc = SALUS_ENOMEM;
+	if (!rc && strcmp(mode, "wal"))
+		rc = SALUS_EIO;
+	salus_free(mode);
+	if (rc)
+		goto out_close;
+	if ((rc = exec_sql(sq->w.db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")))
+		goto out_close;
+	if ((rc = schema_init(sq, create)))
+		goto out_close;
+	return SALUS_OK;
+out_close:
+	conn_close(&sq->w);
+	return rc;
+}
+
+static void sq_free(struct salus_store *s)
+{
+	struct sq_store *sq = sq_of(s);
+
+	if (sq->thread_started) {
+		pthread_mutex_lock(&sq->qmu);
+		sq->stopping = true;
+		pthread_cond_signal(&sq->qcv);
+		pthread_mutex_unlock(&sq->qmu);
+		pthread_join(sq->thread, NULL);
+	}
+	for (int i = 0; i < sq->nreaders; i++)
+		conn_close(&sq->readers[i]);
+	salus_free(sq->readers);
+	conn_close(&sq->w); /* last: it checkpoints the WAL into the database */
+	pthread_cond_destroy(&sq->rcv);
+	pthread_mutex_destroy(&sq->rmu);
+	pthread_cond_destroy(&sq->qcv);
+	pthread_mutex_destroy(&sq->qmu);
+	salus_free(sq->path);
+	salus_free(sq);
+}
+
+static int sq_open(const char *path, const struct salus_store_opts *o, struct salus_store **out)
+{
+	struct sq_store *sq;
+	long cores;
+	int rc, n;
+
+	salus_store_global_init();
+	if (!(sq = salus_calloc(1, sizeof *sq)))
+		return SALUS_ENOMEM;
+	sq->base.ops = &salus_store_sqlite_ops;
+	pthread_mutex_init(&sq->qmu, NULL);
+	pthread_cond_init(&sq->qcv, NULL);
+	pthread_mutex_init(&sq->rmu, NULL);
+	pthread_cond_init(&sq->rcv, NULL);
+	sq->batch_max = o->batch_max ? o->batch_max : DEFAULT_BATCH;
+	cores = sysconf(_SC_NPROCESSORS_ONLN);
+	n = o->readers ? o->readers : (int)(2 * (cores > 0 ? cores : 1));
+	n = n > MAX_READERS ? MAX_READERS : n;
+	if (!(sq->path = salus_strdup(path))) {
+		rc = SALUS_ENOMEM;
+		goto out_free;
+	}
+	if ((rc = writer_open(sq, o->create)))
+		goto out_free;
+	if (!(sq->readers = salus_calloc((size_t)n, sizeof *sq->readers))) {
+		rc = SALUS_ENOMEM;
+		goto out_free;
+	}
+	for (; sq->nreaders < n; sq->nreaders++) {
+		struct conn *c = &sq->readers[sq->nreaders];
+		if ((rc = reader_open(c, path)))
+			goto out_free;
+		c->next = sq->free_readers;
+		sq->free_readers = c;
+	}
+	if (pthread_create(&sq->thread, NULL, writer_main, sq)) {
+		rc = SALUS_EINTERNAL;
+		goto out_free;
+	}
+	sq->thread_started = true;
+	salus_log(SALUS_LOG_DEBUG, "store.open", "backend=sqlite readers=%d batch_max=%d", n, sq->batch_max);
+	*out = &sq->base;
+	return SALUS_OK;
+out_free:
+	sq_free(&sq->base);
+	return rc;
+}
+
+const struct salus_store_ops salus_store_sqlite_ops = {
+	.name = "sqlite",
+	.open = sq_open,
+	.free = sq_free,
+	.read = sq_read,
+	.write = sq_write,
+	.history = sq_history,
+	.history_count = sq_history_count,
+	.last_seq = sq_last_seq,
+	.list = sq_list,
+	.count = sq_count,
+	.kv_put = sq_kv_put,
+	.kv_get = sq_kv_get,
+	.kv_del = sq_kv_del,
+	.kv_list = sq_kv_list,
+};

@@ -1,0 +1,189 @@
+/*
+ * store_speed.c — throughput of the store (built, not a ctest).
+ *
+ *   store_speed [DIR] [CREATES] [THREADS]
+ *
+ * Opens a fresh SQLite store in DIR (default: a new /tmp directory), runs
+ * CREATES durable creates (default 20000) from THREADS client threads (default
+ * 32), then reads by id from 1 thread per core and from THREADS threads for
+ * two seconds each.  Prints creates/s, per-create latency p50/p99 and reads/s.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "store/store.h"
+
+struct run {
+	struct salus_store *s;
+	int n;                              /* creates per thread */
+	int nthreads;
+	char (*ids)[SALUS_MAX_ID + 1];     /* all created ids */
+	double *lat_us;                     /* per create */
+	volatile int stop;
+	long reads;
+	int errors;
+	pthread_mutex_t mu;
+};
+
+struct arg {
+	struct run *r;
+	int t;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static json_t *sample(int i)
+{
+	/* about 600 bytes, a typical small Patient */
+	return json_pack("{s:s, s:[{s:s, s:s, s:s}], s:[{s:s, s:s, s:[s,s]}], s:s, s:s,"
+			 " s:[{s:s, s:s, s:s}], s:[{s:[s], s:s, s:s, s:s, s:s}]}",
+			 "resourceType", "Patient", "identifier", "system", "http://hospital.example/mrn", "value",
+			 "MRN-000000", "use", "usual", "name", "use", "official", "family", i % 2 ? "Chalmers" : "Windsor",
+			 "given", "Peter", "James", "gender", "male", "birthDate", "1974-12-25", "telecom", "system",
+			 "phone", "value", "(03) 5555 6473", "use", "work", "address", "line", "534 Erewhon St", "city",
+			 "PleasantVille", "state", "Vic", "postalCode", "3999", "country", "AU");
+}
+
+static void *creator(void *p)
+{
+	struct arg *a = p;
+	struct run *r = a->r;
+	for (int i = 0; i < r->n; i++) {
+		int k = a->t * r->n + i;
+		struct salus_write w = {.kind = SALUS_WRITE_CREATE, .type = "Patient", .resource = sample(k)};
+		double t0 = now_s();
+		int rc = salus_store_write(r->s, &w, 1);
+		r->lat_us[k] = (now_s() - t0) * 1e6;
+		if (rc) {
+			pthread_mutex_lock(&r->mu);
+			r->errors++;
+			pthread_mutex_unlock(&r->mu);
+		}
+		memcpy(r->ids[k], w.id_out, sizeof w.id_out);
+		salus_write_release(&w);
+		json_decref(w.resource);
+	}
+	return NULL;
+}
+
+static void *reader(void *p)
+{
+	struct arg *a = p;
+	struct run *r = a->r;
+	unsigned seed = (unsigned)a->t * 7919u + 1;
+	long total = r->n * r->nthreads, done = 0;
+	while (!r->stop) {
+		struct salus_resource res;
+		int k = (int)(rand_r(&seed) % (unsigned)total);
+		if (salus_store_read(r->s, "Patient", r->ids[k], 0, &res) == SALUS_OK)
+			salus_resource_release(&res);
+		else
+			r->errors++;
+		done++;
+	}
+	pthread_mutex_lock(&r->mu);
+	r->reads += done;
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+static int cmp_d(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+	return (a > b) - (a < b);
+}
+
+static double read_phase(struct run *r, int threads, double secs)
+{
+	pthread_t th[256];
+	struct arg args[256];
+	double t0;
+	r->stop = 0;
+	r->reads = 0;
+	t0 = now_s();
+	for (int t = 0; t < threads; t++) {
+		args[t] = (struct arg){r, t};
+		pthread_create(&th[t], NULL, reader, &args[t]);
+	}
+	usleep((useconds_t)(secs * 1e6));
+	r->stop = 1;
+	for (int t = 0; t < threads; t++)
+		pthread_join(th[t], NULL);
+	return r->reads / (now_s() - t0);
+}
+
+int main(int argc, char **argv)
+{
+	char dir[256] = "/tmp/salus-speed-XXXXXX", uri[300];
+	int creates = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 20000;
+	int threads = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 32;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	struct run r = {.nthreads = threads};
+	struct salus_store_opts o = {.create = true};
+	pthread_t th[256];
+	struct arg args[256];
+	double t0, secs;
+	int rc;
+
+	if (threads < 1 || threads > 256 || creates < threads) {
+		fprintf(stderr, "usage: store_speed [DIR] [CREATES>=THREADS] [THREADS<=256]\n");
+		return 2;
+	}
+	if (argc > 1)
+		snprintf(dir, sizeof dir, "%s", argv[1]);
+	else if (!mkdtemp(dir))
+		return 1;
+	snprintf(uri, sizeof uri, "sqlite:%s/speed.db", dir);
+	salus_alloc_install();
+	if ((rc = salus_store_open(uri, &o, &r.s))) {
+		fprintf(stderr, "open: %s\n", salus_err_name(rc));
+		return 1;
+	}
+	r.n = creates / threads;
+	r.ids = calloc((size_t)(r.n * threads), sizeof *r.ids);
+	r.lat_us = calloc((size_t)(r.n * threads), sizeof *r.lat_us);
+	pthread_mutex_init(&r.mu, NULL);
+
+	t0 = now_s();
+	for (int t = 0; t < threads; t++) {
+		args[t] = (struct arg){&r, t};
+		pthread_create(&th[t], NULL, creator, &args[t]);
+	}
+	for (int t = 0; t < threads; t++)
+		pthread_join(th[t], NULL);
+	secs = now_s() - t0;
+	qsort(r.lat_us, (size_t)(r.n * threads), sizeof *r.lat_us, cmp_d);
+	printf("creates: %d in %.2f s = %.0f creates/s (%d threads, %ld cores), latency p50 %.0f us p99 %.0f us, "
+	       "errors %d\n",
+	       r.n * threads, secs, r.n * threads / secs, threads, cores, r.lat_us[r.n * threads / 2],
+	       r.lat_us[r.n * threads * 99 / 100], r.errors);
+	printf("reads: %.0f reads/s (%ld threads)\n", read_phase(&r, (int)cores, 2.0), cores);
+	printf("reads: %.0f reads/s (%d threads)\n", read_phase(&r, threads, 2.0), threads);
+	printf("read errors: %d\n", r.errors);
+
+	salus_store_free(r.s);
+	free(r.ids);
+	free(r.lat_us);
+	if (argc <= 1) {
+		char p[320];
+		const char *sfx[] = {"", "-wal", "-shm"};
+		for (int i = 0; i < 3; i++) {
+			snprintf(p, sizeof p, "%s/speed.db%s", dir, sfx[i]);
+			unlink(p);
+		}
+		rmdir(dir);
+	}
+	return r.errors ? 1 : 0;
+}
