@@ -17,7 +17,7 @@
  * urn:uuid:...) are always replaced by keyed pseudonyms of the id, the same
  * id giving the same pseudonym everywhere, so the graph stays linkable.
  * Photos are removed; attachment data is de-identified as text when its
- * contentType is text/*, removed otherwise, and attachment URLs are removed.
+ * contentType is text/..., removed otherwise, and attachment URLs are removed.
  * Free text (narrative div, note/comment/description/valueString/... and
  * text attachments) goes through the detector (`scan`) and the transform; the
  * narrative's markup is kept and only its text and attribute values change.
@@ -40,9 +40,15 @@
 #include "deid/transform.h"
 
 /* A free-text detector: find PHI spans in text[0..n) (UTF-8), sorted by start,
- * non-overlapping, byte offsets.  On success *spans is NULL or a salus_malloc'd
- * array the caller frees with salus_free.  Returns 0 or a SALUS_E* code. */
-typedef int (*salus_deid_scan_fn)(void *ctx, const char *text, size_t n, struct salus_span **spans /* OUT */,
+ * non-overlapping, byte offsets.  *spans is borrowed: valid until the next
+ * call with the same ctx (salus_deid_scan's contract).  Returns 0 or a
+ * SALUS_E* code. */
+typedef int (*salus_deid_scan_fn)(void *ctx, const char *text, size_t n, const struct salus_span **spans /* OUT */,
+				  size_t *nspans /* OUT */);
+
+/* The real detector as a salus_deid_scan_fn: ctx is a `struct salus_deid *`
+ * from salus_deid_new (deid.h). */
+int salus_deid_fhir_scan_detector(void *ctx, const char *text, size_t n, const struct salus_span **spans /* OUT */,
 				  size_t *nspans /* OUT */);
 
 struct salus_deid_fhir_opts {
