@@ -1,0 +1,1330 @@
+/*
+ * detect.c — the PHI detector (deid.h).
+ *
+ * One scan: validate UTF-8 → normalise non-ASCII text with utf8proc into a
+ * work buffer with a byte map back to the input → one Hyperscan pass over all
+ * DEID_PATTERNS, collecting (start, end, pattern) candidates → tokenize (runs
+ * of letters/digits, lower-case FNV hash computed on the fly; dictionary flags
+ * looked up lazily, only for tokens a rule asks about) → turn candidates into
+ * spans (pattern actions: trimming, label values, fraction and 24-hour-time
+ * rejection) → context and dictionary rules over tokens (names, places) →
+ * merge overlapping and adjacent spans → map offsets back.
+ *
+ * Every buffer lives in the detector and is reused, so a warmed-up scan does
+ * not allocate.  Nothing here logs: spans and text are PHI.
+ */
+#include <hs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "deid/deid.h"
+#include "deid/deid_int.h"
+
+/* ---- tables -------------------------------------------------------------- */
+
+struct pat_info {
+	const char *name;
+	const char *flags;
+	const char *expr;
+	enum salus_phi type;
+	enum deid_act act;
+	float conf;
+};
+
+static const struct pat_info pats[PAT__COUNT] = {
+#define P_INFO(e, n, t, a, c, f, r) {n, f, r, SALUS_PHI_##t, a, c},
+	DEID_PATTERNS(P_INFO)
+#undef P_INFO
+};
+
+static const char *const rule_names[] = {
+#define R_NAME(e, n, d) n,
+	DEID_RULES(R_NAME)
+#undef R_NAME
+};
+static const char *const rule_descs[] = {
+#define R_DESC(e, n, d) d,
+	DEID_RULES(R_DESC)
+#undef R_DESC
+};
+
+const char *salus_deid_rule_name(uint16_t rule)
+{
+	if (rule < PAT__COUNT)
+		return pats[rule].name;
+	if (rule > RULE__FIRST && rule < RULE__END)
+		return rule_names[rule - RULE__FIRST - 1];
+	return "unknown";
+}
+
+const char *salus_deid_rule_desc(uint16_t rule)
+{
+	if (rule < PAT__COUNT)
+		return pats[rule].expr;
+	if (rule > RULE__FIRST && rule < RULE__END)
+		return rule_descs[rule - RULE__FIRST - 1];
+	return "";
+}
+
+const char *salus_deid_rule_kind(uint16_t rule)
+{
+	if (rule < PAT__COUNT)
+		return "pattern";
+	if (rule == RULE_DICT_NAME || rule == RULE_CITY_DICT)
+		return "dictionary";
+	if (rule > RULE__FIRST && rule < RULE__END)
+		return "context";
+	return "unknown";
+}
+
+size_t salus_deid_dict_size(void)
+{
+	return salus_deid_dict_words;
+}
+
+/* ---- detector state ------------------------------------------------------ */
+
+struct cand {
+	uint32_t s, e;
+	uint16_t pat;
+};
+
+enum shape { SH_LOWER, SH_CAP, SH_UPPER, SH_INIT, SH_NUM, SH_MIX, SH_OTHER };
+
+#define TB_SENT 1u    /* first word of a sentence or line */
+#define TB_NL 2u      /* a newline separates it from the previous token */
+#define TB_COVERED 4u /* inside a pattern span */
+
+struct tok {
+	uint32_t s, e;
+	uint64_t h;    /* FNV-1a of the lower-cased word, without a trailing 's */
+	uint32_t f;    /* DF_* flags once DF_LOOKED */
+	uint8_t shape; /* enum shape */
+	uint8_t bits;  /* TB_* */
+	uint8_t mtype; /* 0, or 1 + enum salus_phi assigned by a rule */
+	uint16_t mrule;
+	float mconf;
+};
+
+struct cspan {
+	uint32_t s, e;
+	float conf;
+	uint16_t rule;
+	uint8_t type;
+};
+
+enum notecase { CASE_MIXED, CASE_UPPER, CASE_LOWER };
+
+struct salus_deid {
+	hs_database_t *db;
+	hs_scratch_t *scratch;
+	float threshold;
+	/* current text (input or normalised copy) */
+	const char *b;
+	size_t n;
+	enum notecase nc;
+	int oom;
+	/* work buffers, reused across scans */
+	char *norm;
+	size_t norm_cap;
+	uint32_t *map; /* norm byte -> input byte of its code point */
+	size_t map_cap;
+	struct cand *cand;
+	size_t ncand, cand_cap;
+	struct tok *tok;
+	size_t ntok, tok_cap;
+	struct cspan *cs;
+	size_t ncs, cs_cap;
+	struct salus_span *out;
+	size_t nout, out_cap;
+	uint64_t names[512]; /* hashes of words found as names in this note */
+	size_t nnames;
+};
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t nc = *cap ? *cap : 64;
+	while (nc < need)
+		nc *= 2;
+	void *q = salus_realloc(*p, nc * elem);
+	if (!q)
+		return SALUS_ENOMEM;
+	*p = q;
+	*cap = nc;
+	return 0;
+}
+
+void salus_deid_set_threshold(struct salus_deid *d, float t)
+{
+	d->threshold = t < 0 ? 0 : t > 1 ? 1 : t;
+}
+
+static void *hs_alloc(size_t n)
+{
+	return salus_malloc(n);
+}
+
+int salus_deid_new(struct salus_deid **out)
+{
+	struct salus_deid *d = salus_calloc(1, sizeof *d);
+	if (!d)
+		return SALUS_ENOMEM;
+	d->threshold = 0.5f;
+	hs_set_allocator(hs_alloc, salus_free);
+	int ok = salus_deid_hsdb_patterns_hash == deid_patterns_hash() &&
+		 hs_deserialize_database((const char *)salus_deid_hsdb, salus_deid_hsdb_len, &d->db) == HS_SUCCESS;
+	if (!ok) {
+		/* Built on another CPU (or a stale table): compile the same patterns now. */
+		const char *exprs[PAT__COUNT];
+		unsigned flags[PAT__COUNT], ids[PAT__COUNT];
+		hs_compile_error_t *err = NULL;
+		for (unsigned i = 0; i < PAT__COUNT; i++) {
+			exprs[i] = pats[i].expr;
+			flags[i] = HS_FLAG_SOM_LEFTMOST | (strchr(pats[i].flags, 'c') ? HS_FLAG_CASELESS : 0);
+			ids[i] = i;
+		}
+		if (hs_compile_multi(exprs, flags, ids, PAT__COUNT, HS_MODE_BLOCK, NULL, &d->db, &err) != HS_SUCCESS) {
+			hs_free_compile_error(err);
+			salus_free(d);
+			return SALUS_EINTERNAL;
+		}
+	}
+	hs_error_t rc = hs_alloc_scratch(d->db, &d->scratch);
+	if (rc != HS_SUCCESS) {
+		hs_free_database(d->db);
+		salus_free(d);
+		return rc == HS_NOMEM ? SALUS_ENOMEM : SALUS_EINTERNAL;
+	}
+	*out = d;
+	return 0;
+}
+
+void salus_deid_free(struct salus_deid *d)
+{
+	if (!d)
+		return;
+	hs_free_scratch(d->scratch);
+	hs_free_database(d->db);
+	salus_free(d->norm);
+	salus_free(d->map);
+	salus_free(d->cand);
+	salus_free(d->tok);
+	salus_free(d->cs);
+	salus_free(d->out);
+	salus_free(d);
+}
+
+/* ---- UTF-8 --------------------------------------------------------------- */
+
+bool salus_deid_utf8_valid(const char *s, size_t n, const char **why)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == 0) {
+			if (why)
+				*why = "text contains a NUL byte";
+			return false;
+		}
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		utf8proc_int32_t cp;
+		size_t left = n - i;
+		utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i,
+						      left > 8 ? 8 : (utf8proc_ssize_t)left, &cp);
+		if (k <= 0) {
+			if (why)
+				*why = "text is not valid UTF-8";
+			return false;
+		}
+		i += (size_t)k;
+	}
+	return true;
+}
+
+size_t salus_deid_utf8_chars(const char *s, size_t n)
+{
+	size_t c = 0;
+	for (size_t i = 0; i < n; i++)
+		c += ((unsigned char)s[i] & 0xC0) != 0x80;
+	return c;
+}
+
+/* Normalise valid UTF-8 into d->norm with d->map.  ASCII bytes are copied;
+ * other code points go through compatibility decomposition with marks
+ * stripped and punctuation lumped (é → e, – → -, NBSP → space). */
+static int normalise(struct salus_deid *d, const char *s, size_t n)
+{
+	size_t o = 0;
+	if (grow((void **)&d->norm, &d->norm_cap, n + 1, 1) || grow((void **)&d->map, &d->map_cap, n + 1, 4))
+		return SALUS_ENOMEM;
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x80) {
+			if (grow((void **)&d->norm, &d->norm_cap, o + 2, 1) ||
+			    grow((void **)&d->map, &d->map_cap, o + 2, 4))
+				return SALUS_ENOMEM;
+			d->norm[o] = (char)c;
+			d->map[o++] = (uint32_t)i++;
+			continue;
+		}
+		utf8proc_int32_t cp, dec[8];
+		utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+		if (k <= 0)
+			return SALUS_EINVALID;
+		int lbc = 0;
+		utf8proc_ssize_t m = utf8proc_decompose_char(
+			cp, dec, 8, UTF8PROC_COMPAT | UTF8PROC_DECOMPOSE | UTF8PROC_STRIPMARK | UTF8PROC_LUMP, &lbc);
+		if (m < 0 || m > 8) {
+			dec[0] = cp;
+			m = 1;
+		}
+		for (utf8proc_ssize_t j = 0; j < m; j++) {
+			utf8proc_uint8_t enc[4];
+			utf8proc_ssize_t el = utf8proc_encode_char(dec[j], enc);
+			if (grow((void **)&d->norm, &d->norm_cap, o + (size_t)el + 1, 1) ||
+			    grow((void **)&d->map, &d->map_cap, o + (size_t)el + 1, 4))
+				return SALUS_ENOMEM;
+			for (utf8proc_ssize_t q = 0; q < el; q++) {
+				d->norm[o] = (char)enc[q];
+				d->map[o++] = (uint32_t)i;
+			}
+		}
+		i += (size_t)k;
+	}
+	d->norm[o] = 0;
+	d->map[o] = (uint32_t)n;
+	d->n = o;
+	d->b = d->norm;
+	return 0;
+}
+
+/* ---- character helpers --------------------------------------------------- */
+
+static inline bool is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+static inline bool is_upper(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z';
+}
+static inline bool is_lower(unsigned char c)
+{
+	return c >= 'a' && c <= 'z';
+}
+static inline bool is_alpha(unsigned char c)
+{
+	return is_upper(c) || is_lower(c) || c >= 0x80;
+}
+static inline bool is_alnum(unsigned char c)
+{
+	return is_alpha(c) || is_digit(c);
+}
+static inline unsigned char lower(unsigned char c)
+{
+	return is_upper(c) ? (unsigned char)(c + 32) : c;
+}
+
+/* ---- Hyperscan pass ------------------------------------------------------ */
+
+static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned fl, void *ctx)
+{
+	(void)fl;
+	struct salus_deid *d = ctx;
+	if (d->ncand == d->cand_cap && grow((void **)&d->cand, &d->cand_cap, d->ncand + 1, sizeof *d->cand)) {
+		d->oom = 1;
+		return 1;
+	}
+	d->cand[d->ncand++] = (struct cand){(uint32_t)from, (uint32_t)to, (uint16_t)id};
+	return 0;
+}
+
+/* ---- tokens -------------------------------------------------------------- */
+
+static int tokenize(struct salus_deid *d)
+{
+	const unsigned char *b = (const unsigned char *)d->b;
+	size_t n = d->n, i = 0;
+	size_t up = 0, lo = 0;
+	bool nl = true, sent = true;
+	d->ntok = 0;
+	while (i < n) {
+		unsigned char c = b[i];
+		if (!is_alnum(c)) {
+			if (c == '\n')
+				nl = sent = true;
+			else if (c == '.' || c == '!' || c == '?' || c == ':' || c == ';' || c == '*')
+				sent = true;
+			i++;
+			continue;
+		}
+		if (d->ntok == d->tok_cap && grow((void **)&d->tok, &d->tok_cap, d->ntok + 1, sizeof *d->tok))
+			return SALUS_ENOMEM;
+		size_t s = i;
+		unsigned nu = 0, nl_ = 0, nd = 0, nx = 0;
+		uint64_t h = DEID_HASH_INIT;
+		while (i < n) {
+			c = b[i];
+			if (is_upper(c))
+				nu++;
+			else if (is_lower(c))
+				nl_++;
+			else if (is_digit(c))
+				nd++;
+			else if (c >= 0x80)
+				nx++;
+			else if (c == '\'' && i > s && i + 1 < n && is_alpha(b[i + 1]))
+				; /* O'Brien, Bell's */
+			else
+				break;
+			h = deid_hash_step(h, lower(c));
+			i++;
+		}
+		size_t e = i;
+		/* possessive: look the word up without 's */
+		if (e - s > 3 && b[e - 2] == '\'' && lower(b[e - 1]) == 's') {
+			h = DEID_HASH_INIT;
+			for (size_t q = s; q < e - 2; q++)
+				h = deid_hash_step(h, lower(b[q]));
+		}
+		struct tok *t = &d->tok[d->ntok++];
+		t->s = (uint32_t)s;
+		t->e = (uint32_t)e;
+		t->h = h;
+		t->f = 0;
+		t->mtype = 0;
+		t->mrule = 0;
+		t->mconf = 0;
+		t->bits = (uint8_t)((sent ? TB_SENT : 0) | (nl ? TB_NL : 0));
+		if (nd && (nu || nl_ || nx))
+			t->shape = SH_MIX;
+		else if (nd)
+			t->shape = SH_NUM;
+		else if (nu == 1 && !nl_ && !nx && e - s == 1)
+			t->shape = SH_INIT;
+		else if (nu && !nl_ && !nx)
+			t->shape = SH_UPPER;
+		else if (is_upper(b[s]) && (nl_ || nx))
+			t->shape = SH_CAP;
+		else if (!nu && (nl_ || nx))
+			t->shape = SH_LOWER;
+		else
+			t->shape = SH_OTHER;
+		up += nu;
+		lo += nl_;
+		nl = sent = false;
+	}
+	if (up + lo < 24)
+		d->nc = CASE_MIXED;
+	else if (up * 10 > (up + lo) * 7)
+		d->nc = CASE_UPPER;
+	else if (up * 100 < (up + lo) * 2)
+		d->nc = CASE_LOWER;
+	else
+		d->nc = CASE_MIXED;
+	return 0;
+}
+
+static inline uint32_t tf(struct salus_deid *d, size_t i)
+{
+	struct tok *t = &d->tok[i];
+	if (!(t->f & DF_LOOKED))
+		t->f = deid_dict_lookup(t->h) | DF_LOOKED;
+	return t->f;
+}
+
+static inline bool tok_alpha(const struct tok *t)
+{
+	return t->shape == SH_LOWER || t->shape == SH_CAP || t->shape == SH_UPPER || t->shape == SH_INIT;
+}
+
+/* Index of the first token starting at or after byte `pos`. */
+static size_t tok_at(const struct salus_deid *d, size_t pos)
+{
+	size_t lo = 0, hi = d->ntok;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (d->tok[mid].s < pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Is the token the word w (lower-case ASCII)? */
+static bool tok_is(const struct salus_deid *d, size_t i, const char *w)
+{
+	const struct tok *t = &d->tok[i];
+	size_t n = strlen(w);
+	if (t->e - t->s != n)
+		return false;
+	for (size_t k = 0; k < n; k++)
+		if (lower((unsigned char)d->b[t->s + k]) != (unsigned char)w[k])
+			return false;
+	return true;
+}
+
+static bool tok_in(const struct salus_deid *d, size_t i, const char *const *ws)
+{
+	for (; *ws; ws++)
+		if (tok_is(d, i, *ws))
+			return true;
+	return false;
+}
+
+enum gap { GAP_NONE, GAP_SPACE, GAP_HYPHEN, GAP_DOT, GAP_COMMA, GAP_NL, GAP_OTHER };
+
+/* What separates token i from token i+1. */
+static enum gap gap_after(const struct salus_deid *d, size_t i)
+{
+	if (i + 1 >= d->ntok)
+		return GAP_OTHER;
+	size_t a = d->tok[i].e, z = d->tok[i + 1].s;
+	if (a == z)
+		return GAP_NONE;
+	size_t sp = 0, other = 0;
+	char p = 0;
+	for (size_t k = a; k < z; k++) {
+		char c = d->b[k];
+		if (c == ' ' || c == '\t')
+			sp++;
+		else if (c == '\n' || c == '\r')
+			return GAP_NL;
+		else {
+			if (p)
+				other++;
+			p = c;
+		}
+	}
+	if (other || sp > 3)
+		return GAP_OTHER;
+	if (!p)
+		return GAP_SPACE;
+	if (p == '-')
+		return sp ? GAP_OTHER : GAP_HYPHEN;
+	if (p == '.')
+		return GAP_DOT;
+	if (p == ',')
+		return GAP_COMMA;
+	return GAP_OTHER;
+}
+
+/* ---- spans --------------------------------------------------------------- */
+
+static int push(struct salus_deid *d, size_t s, size_t e, enum salus_phi type, float conf, uint16_t rule)
+{
+	while (e > s && (d->b[e - 1] == ' ' || d->b[e - 1] == '\t' || d->b[e - 1] == '\n' || d->b[e - 1] == '\r' ||
+			 d->b[e - 1] == ',' || d->b[e - 1] == ';' || d->b[e - 1] == ':'))
+		e--;
+	while (s < e && (d->b[s] == ' ' || d->b[s] == '\t' || d->b[s] == '\n' || d->b[s] == ':'))
+		s++;
+	if (e <= s)
+		return 0;
+	if (d->ncs == d->cs_cap && grow((void **)&d->cs, &d->cs_cap, d->ncs + 1, sizeof *d->cs))
+		return SALUS_ENOMEM;
+	d->cs[d->ncs++] = (struct cspan){(uint32_t)s, (uint32_t)e, conf, rule, (uint8_t)type};
+	return 0;
+}
+
+static void mark(struct salus_deid *d, size_t i, enum salus_phi type, float conf, uint16_t rule)
+{
+	struct tok *t = &d->tok[i];
+	if (t->bits & TB_COVERED)
+		return;
+	if (t->mtype && t->mconf >= conf)
+		return;
+	t->mtype = (uint8_t)(type + 1);
+	t->mconf = conf;
+	t->mrule = rule;
+}
+
+/* The lower-case word before byte s (up to 15 chars), "" if none on this line. */
+static void word_before(const struct salus_deid *d, size_t s, char out[16])
+{
+	size_t k = s;
+	out[0] = 0;
+	while (k > 0 && (d->b[k - 1] == ' ' || d->b[k - 1] == '\t' || d->b[k - 1] == ','))
+		k--;
+	size_t e = k;
+	while (k > 0 && is_alpha((unsigned char)d->b[k - 1]))
+		k--;
+	if (e - k == 0 || e - k > 15)
+		return;
+	for (size_t q = 0; q < e - k; q++)
+		out[q] = (char)lower((unsigned char)d->b[k + q]);
+	out[e - k] = 0;
+}
+
+static void word_after(const struct salus_deid *d, size_t e, char out[16])
+{
+	size_t k = e;
+	out[0] = 0;
+	while (k < d->n && (d->b[k] == ' ' || d->b[k] == '\t'))
+		k++;
+	size_t s = k;
+	while (k < d->n && (is_alpha((unsigned char)d->b[k]) || d->b[k] == '%'))
+		k++;
+	if (k - s == 0 || k - s > 15)
+		return;
+	for (size_t q = 0; q < k - s; q++)
+		out[q] = (char)lower((unsigned char)d->b[s + q]);
+	out[k - s] = 0;
+}
+
+static bool in_list(const char *w, const char *const *ws)
+{
+	for (; *ws; ws++)
+		if (!strcmp(w, *ws))
+			return true;
+	return false;
+}
+
+static const char *const units[] = {"ml", "cc", "mg", "mcg", "g", "gm", "kg", "lb", "lbs", "units", "u", "kcal",
+				    "cal", "calories", "mmhg", "mm", "cm", "hrs", "hr", "h", "am", "pm", "min",
+				    "mins", "ft", "meq", "iu", "l", "x", "%", "times", "steps", "feet", "meters",
+				    "m", "hours", "minutes", "o'clock", "oclock", "mls", "cgy", "rads", NULL};
+static const char *const time_words[] = {"until", "by", "from", "to", "and", "since", "at", "till", "after",
+					 "before", "around", "about", NULL};
+static const char *const date_ctx[] = {"on", "since", "from", "until", "of", "dated", "date", "dob", "thru",
+				       "through", "to", "as", "admitted", "discharged", "seen", "last", "born",
+				       "due", "started", "visit", "surgery", "by", "before", "after", NULL};
+static const char *const score_ctx[] = {"perrl", "perrla", "strength", "pupils", "grade", "murmur", "sbp", "bp",
+					"abg", "vbg", "tablet", "tab", "tabs", "ns", "dose", "cup", "normal",
+					"nl", "mae", "lung", "eomi", "equal", "mm", "x", "gcs", "pain", "rate",
+					NULL};
+
+static unsigned num_at(const char *p, size_t n)
+{
+	unsigned v = 0;
+	for (size_t i = 0; i < n && is_digit((unsigned char)p[i]); i++)
+		v = v * 10 + (unsigned)(p[i] - '0');
+	return v;
+}
+
+static int do_candidate(struct salus_deid *d, const struct cand *c)
+{
+	const struct pat_info *p = &pats[c->pat];
+	const char *b = d->b;
+	size_t s = c->s, e = c->e, n = d->n;
+	char w[16];
+	switch (p->act) {
+	case ACT_SPAN:
+		break;
+	case ACT_PARTIAL: {
+		if (s > 0 && (b[s - 1] == '/' || b[s - 1] == '.' || b[s - 1] == '-' || b[s - 1] == '+'))
+			return 0;
+		if (e < n && (b[e] == '/' || b[e] == '%' || ((b[e] == '.' || b[e] == '-') && e + 1 < n &&
+								    is_digit((unsigned char)b[e + 1]))))
+			return 0;
+		size_t sl = s;
+		while (b[sl] != '/')
+			sl++;
+		unsigned m = num_at(b + s, sl - s), dd = num_at(b + sl + 1, e - sl - 1);
+		word_before(d, s, w);
+		bool ctx = in_list(w, date_ctx);
+		if (in_list(w, score_ctx))
+			return 0;
+		word_after(d, e, w);
+		if (in_list(w, score_ctx) || !strcmp(w, "brisk") || !strcmp(w, "strength") || !strcmp(w, "ns") ||
+		    !strcmp(w, "tab") || !strcmp(w, "tabs"))
+			return 0;
+		bool frac = (m == 1 && dd <= 8) || (m == 2 && dd == 3) || (m == 3 && (dd == 4 || dd == 8));
+		if (!ctx && (frac || (m == dd && m <= 5)))
+			return 0;
+		break;
+	}
+	case ACT_YEAR_APOS:
+		if (b[s] == '\'') {
+			if (s > 0 && is_alnum((unsigned char)b[s - 1]))
+				return 0;
+			if (e < n && (b[e] == '\'' || b[e] == '"'))
+				return 0;
+			s++;
+		} else {
+			if (e < n && (is_alnum((unsigned char)b[e]) || b[e] == '"' || b[e] == '\''))
+				return 0;
+			if (s > 0 && (b[s - 1] == '\'' || b[s - 1] == '.' || is_digit((unsigned char)b[s - 1])))
+				return 0;
+			e--;
+		}
+		break;
+	case ACT_YEAR_CTX: {
+		s = e - 4;
+		unsigned y = num_at(b + s, 4);
+		word_before(d, s, w);
+		if (((y >= 1900 && y < 1960) || (y >= 2000 && y < 2060)) && in_list(w, time_words))
+			return 0;
+		word_after(d, e, w);
+		if (in_list(w, units) || (e < n && (b[e] == ':' || b[e] == '-' || b[e] == '/')))
+			return 0;
+		break;
+	}
+	case ACT_YEAR:
+		word_after(d, e, w);
+		if (in_list(w, units))
+			return 0;
+		if ((s > 0 && (b[s - 1] == '.' || b[s - 1] == ',' || b[s - 1] == '-' || b[s - 1] == '/' || b[s - 1] == '+')) ||
+		    (e < n && (b[e] == '.' && e + 1 < n && is_digit((unsigned char)b[e + 1]))))
+			return 0;
+		word_before(d, s, w);
+		if (in_list(w, units) || !strcmp(w, "total"))
+			return 0;
+		break;
+	case ACT_TAIL:
+		while (s < e && !is_digit((unsigned char)b[s]) && b[s] != '(' && b[s] != '+')
+			s++;
+		if (b[s] == '(' && !memchr(b + s, ')', e - s))
+			s++;
+		while (e > s && (b[e - 1] == ' ' || b[e - 1] == '.' || b[e - 1] == '-' || b[e - 1] == '('))
+			e--;
+		if (e - s < 4)
+			return 0;
+		break;
+	case ACT_LABEL_ID: {
+		size_t k = e;
+		while (k < n && (b[k] == ' ' || b[k] == '\t' || b[k] == ':' || b[k] == '#' || b[k] == '='))
+			k++;
+		if (k + 3 < n && lower((unsigned char)b[k]) == 'i' && lower((unsigned char)b[k + 1]) == 's' &&
+		    b[k + 2] == ' ')
+			k += 3;
+		size_t vs = k, digits = 0;
+		while (k < n && (is_alnum((unsigned char)b[k]) || b[k] == '-' || b[k] == '/' || b[k] == '.')) {
+			digits += is_digit((unsigned char)b[k]);
+			k++;
+		}
+		while (k > vs && (b[k - 1] == '.' || b[k - 1] == '-' || b[k - 1] == '/'))
+			k--;
+		if (!digits && k > vs && k - vs <= 5 && k + 1 < n && b[k] == ' ' && is_digit((unsigned char)b[k + 1])) {
+			bool caps = true;
+			for (size_t q = vs; q < k; q++)
+				caps = caps && is_upper((unsigned char)b[q]);
+			if (caps) { /* "MRN: MRN 59869058" */
+				size_t q = k + 1;
+				while (q < n && (is_alnum((unsigned char)b[q]) || b[q] == '-')) {
+					digits += is_digit((unsigned char)b[q]);
+					q++;
+				}
+				k = q;
+			}
+		}
+		if (!digits || k - vs < 2 || k - vs > 40)
+			return 0;
+		if (k - vs <= 3 && digits == k - vs) {
+			word_after(d, k, w); /* "ID 2 days", "Bed 12" are rarely identifiers */
+			if (in_list(w, units) || k - vs < 3)
+				return 0;
+		}
+		return push(d, vs, k, p->type, p->conf, c->pat);
+	}
+	case ACT_AGE:
+		while (s < e && !is_digit((unsigned char)b[s]))
+			s++;
+		e = s;
+		while (e < c->e && is_digit((unsigned char)b[e]))
+			e++;
+		break;
+	case ACT_AGE_WORD: {
+		size_t k = e;
+		while (k > s && b[k - 1] != ' ' && b[k - 1] != '-')
+			k--;
+		e = k;
+		break;
+	}
+	case ACT_ZIPSTATE: {
+		size_t z = e;
+		while (z > s && (is_digit((unsigned char)b[z - 1]) || b[z - 1] == '-'))
+			z--;
+		int rc = push(d, z, e, SALUS_PHI_ZIP, p->conf, c->pat);
+		if (rc)
+			return rc;
+		/* City: the capitalised words before ", ST". */
+		size_t k = s;
+		while (k > 0 && (b[k - 1] == ' ' || b[k - 1] == '\t'))
+			k--;
+		if (k > 0 && b[k - 1] == ',')
+			k--;
+		size_t ti = tok_at(d, k), j = ti, got = 0;
+		while (j > 0 && got < 3) {
+			struct tok *t = &d->tok[j - 1];
+			if (got == 0 ? t->e != k : gap_after(d, j - 1) != GAP_SPACE)
+				break;
+			if ((t->shape != SH_CAP && t->shape != SH_UPPER) || (tf(d, j - 1) & (DF_STREET | DF_STOP)))
+				break;
+			got++;
+			j--;
+		}
+		if (got)
+			return push(d, d->tok[j].s, d->tok[ti - 1].e, SALUS_PHI_LOCATION, 0.85f, RULE_CITY_ZIP);
+		return 0;
+	}
+	case ACT_CITY: {
+		size_t k = s;
+		while (k < e && b[k] != ',')
+			k++;
+		e = k;
+		size_t ti = tok_at(d, s);
+		while (ti < d->ntok && d->tok[ti].s < e && (tf(d, ti) & (DF_COMMON | DF_STOP | DF_TITLE))) {
+			s = d->tok[ti].e;
+			ti++;
+		}
+		break;
+	}
+	case ACT_URL:
+		while (e > s && strchr(".,;:!?)]'\"", b[e - 1]))
+			e--;
+		break;
+	case ACT_IP6:
+		if (!is_alnum((unsigned char)b[s]) && b[s] != ':')
+			s++;
+		break;
+	case ACT_VIN: {
+		size_t L = 0, D = 0;
+		for (size_t k = s; k < e; k++)
+			is_digit((unsigned char)b[k]) ? D++ : L++;
+		if (L < 1 || D < 3)
+			return 0;
+		break;
+	}
+	case ACT_HASHID:
+		s++;
+		while (s < e && (b[s] == ' ' || b[s] == '\t'))
+			s++;
+		if (e - s < 4)
+			return 0;
+		break;
+	}
+	return push(d, s, e, p->type, p->conf, c->pat);
+}
+
+/* ---- name and place rules ----------------------------------------------- */
+
+#define F_NAME (DF_FIRST | DF_LAST)
+#define F_FUNC (DF_STOP | DF_TITLE | DF_REL | DF_ROLE | DF_CRED | DF_MONTH)
+
+/* May token i be (the first word of) a name after a context of the given
+ * strength (3 title, 2 relation/label, 1 verb)? */
+static bool ctx_name_ok(struct salus_deid *d, size_t i, int strength)
+{
+	if (i >= d->ntok)
+		return false;
+	struct tok *t = &d->tok[i];
+	if (!tok_alpha(t) || (t->bits & TB_COVERED))
+		return false;
+	uint32_t f = tf(d, i);
+	bool nd = f & F_NAME;
+	if (f & F_FUNC)
+		return strength == 3 && t->shape == SH_CAP && nd && !(f & (DF_STOP | DF_TITLE));
+	if ((f & DF_ABBR) && !nd)
+		return false;
+	if (t->shape == SH_INIT)
+		return strength >= 2;
+	if (d->nc != CASE_MIXED) {
+		if (t->e - t->s < 2)
+			return false;
+		if ((f & DF_COMMON) && !(strength >= 2 && nd && !(f & DF_VOCAB) ) && !(strength == 3 && nd))
+			return false;
+		if ((f & DF_MED) && !nd)
+			return false;
+		return true;
+	}
+	if (t->shape == SH_CAP || t->shape == SH_UPPER) {
+		if (t->shape == SH_UPPER && (f & (DF_ABBR | DF_MED)))
+			return false;
+		if (f & DF_COMMON)
+			return strength == 3 || (strength == 2 && nd);
+		if ((f & (DF_MED | DF_MEDPROP)) && !nd)
+			return strength == 3;
+		return true;
+	}
+	if (t->shape == SH_LOWER)
+		return strength == 3 && t->e - t->s >= 3 && !(f & (DF_COMMON | DF_VOCAB | DF_MED));
+	return false;
+}
+
+/* May token i continue a name found next to it? */
+static bool cont_ok(struct salus_deid *d, size_t i)
+{
+	if (i >= d->ntok)
+		return false;
+	struct tok *t = &d->tok[i];
+	if (!tok_alpha(t) || (t->bits & TB_COVERED))
+		return false;
+	uint32_t f = tf(d, i);
+	bool nd = f & F_NAME;
+	if (f & (F_FUNC | DF_INST | DF_STREET | DF_LABEL | DF_LOCLABEL))
+		return false;
+	if ((f & DF_ABBR) && !nd)
+		return false;
+	if (d->nc != CASE_MIXED) {
+		if (t->shape == SH_INIT)
+			return true;
+		return t->e - t->s >= 2 && !(f & (DF_COMMON | DF_MED)) && !((f & DF_VOCAB) && !nd);
+	}
+	if (t->shape != SH_CAP && t->shape != SH_UPPER && t->shape != SH_INIT)
+		return false;
+	if (t->shape == SH_UPPER && (f & (DF_MED | DF_VOCAB)) && !nd)
+		return false;
+	if ((f & DF_COMMON) && !nd)
+		return false;
+	if ((f & (DF_MED | DF_MEDPROP)) && !nd)
+		return false;
+	return true;
+}
+
+/* Extend a name from token i to the right over up to `max` more words. */
+static void extend_right(struct salus_deid *d, size_t i, float conf, uint16_t rule, int max)
+{
+	while (max-- > 0 && i + 1 < d->ntok) {
+		enum gap g = gap_after(d, i);
+		bool ok = g == GAP_SPACE || g == GAP_HYPHEN || (g == GAP_DOT && d->tok[i].shape == SH_INIT);
+		if (!ok || !cont_ok(d, i + 1))
+			return;
+		mark(d, i + 1, SALUS_PHI_NAME, conf, rule);
+		i++;
+	}
+}
+
+static void extend_left(struct salus_deid *d, size_t i, float conf, uint16_t rule, int max)
+{
+	while (max-- > 0 && i > 0) {
+		enum gap g = gap_after(d, i - 1);
+		bool ok = g == GAP_SPACE || g == GAP_HYPHEN || (g == GAP_DOT && d->tok[i - 1].shape == SH_INIT);
+		if (!ok || !cont_ok(d, i - 1))
+			return;
+		mark(d, i - 1, SALUS_PHI_NAME, conf, rule);
+		i--;
+	}
+}
+
+static void add_name_hash(struct salus_deid *d, size_t i)
+{
+	struct tok *t = &d->tok[i];
+	if (t->e - t->s < 3 || d->nnames >= sizeof d->names / sizeof d->names[0])
+		return;
+	for (size_t k = 0; k < d->nnames; k++)
+		if (d->names[k] == t->h)
+			return;
+	d->names[d->nnames++] = t->h;
+}
+
+static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
+{
+	/* up to 4 capitalised words ("New Haven", "St. Louis"), allowing "of" inside */
+	for (int k = 0; k < 4 && j < d->ntok; k++, j++) {
+		struct tok *t = &d->tok[j];
+		uint32_t f = tf(d, j);
+		if (!tok_alpha(t) || (t->bits & TB_COVERED))
+			return;
+		if (k > 0 && tok_is(d, j, "of") && j + 1 < d->ntok && d->tok[j + 1].shape == SH_CAP) {
+			continue;
+		}
+		if (d->nc == CASE_MIXED) {
+			if (t->shape != SH_CAP && t->shape != SH_UPPER)
+				return;
+			if (t->shape == SH_UPPER && (f & DF_ABBR))
+				return;
+		} else if (f & (DF_STOP | DF_ABBR)) {
+			return;
+		}
+		if (f & (F_FUNC | DF_LABEL))
+			return;
+		if (k == 0 && (f & (DF_COMMON | DF_MED)) && !(f & (DF_PLACE | DF_STATE | DF_PROPER)))
+			return;
+		mark(d, j, SALUS_PHI_LOCATION, conf, rule);
+		enum gap g = gap_after(d, j);
+		if (g != GAP_SPACE && !(g == GAP_DOT && tok_is(d, j, "st")) && g != GAP_HYPHEN)
+			return;
+	}
+}
+
+static const char *const loc_preps[] = {"in", "at", "to", "near", "from", "on", "outside", "of", NULL};
+static const char *const generic_inst[] = {"general", "regional", "community", "memorial", "county", "state",
+					   "university", "medical", "health", "city", "national", "central",
+					   "the", "a", "an", "our", "this", "children's", "childrens", "women's",
+					   "veterans", "va", "rehabilitation", "rehab", "nursing", "care",
+					   "hospital", "center", "clinic", NULL};
+
+static void rules(struct salus_deid *d)
+{
+	size_t nt = d->ntok;
+	bool mixed = d->nc == CASE_MIXED;
+	d->nnames = 0;
+	for (size_t i = 0; i < nt; i++) {
+		struct tok *t = &d->tok[i];
+		if (!tok_alpha(t) || (t->bits & TB_COVERED))
+			continue;
+		uint32_t f = tf(d, i);
+		if (!(f & (DF_TITLE | DF_REL | DF_ROLE | DF_VERB | DF_LABEL | DF_LOCLABEL | DF_LOCVERB | DF_CRED | DF_INST)))
+			continue;
+		enum gap g = gap_after(d, i);
+		/* Titles: Dr. Smith, MR JONES, dr vascuez */
+		if ((f & DF_TITLE) && (g == GAP_SPACE || g == GAP_DOT) && t->shape != SH_INIT) {
+			if (ctx_name_ok(d, i + 1, 3) && !(tf(d, i + 1) & DF_TITLE)) {
+				mark(d, i + 1, SALUS_PHI_NAME, 0.95f, RULE_TITLE);
+				extend_right(d, i + 1, 0.9f, RULE_TITLE, 3);
+				if (d->tok[i + 1].shape == SH_INIT && i + 2 < nt && cont_ok(d, i + 2))
+					mark(d, i + 2, SALUS_PHI_NAME, 0.9f, RULE_TITLE);
+				continue;
+			}
+		}
+		/* Labels: "Patient: Ferreira, Ombvessar", "Attending: ...", "Dear Quillon," */
+		if ((f & DF_LABEL) && (d->b[t->e] == ':' || tok_is(d, i, "dear") ||
+				       (t->e + 1 < d->n && d->b[t->e] == ' ' && d->b[t->e + 1] == ':'))) {
+			size_t j = i + 1;
+			if (j < nt && (tf(d, j) & DF_TITLE))
+				j++;
+			if (ctx_name_ok(d, j, 2) && gap_after(d, j - 1) != GAP_NL) {
+				mark(d, j, SALUS_PHI_NAME, 0.9f, RULE_LABEL);
+				extend_right(d, j, 0.85f, RULE_LABEL, 3);
+				/* Last, First */
+				size_t k = j;
+				while (k + 1 < nt && d->tok[k + 1].mtype)
+					k++;
+				if (gap_after(d, k) == GAP_COMMA && ctx_name_ok(d, k + 1, 2)) {
+					mark(d, k + 1, SALUS_PHI_NAME, 0.85f, RULE_LABEL);
+					extend_right(d, k + 1, 0.85f, RULE_LABEL, 2);
+				}
+			}
+			continue;
+		}
+		/* Address: / City: → the rest of the line */
+		if ((f & DF_LOCLABEL) && d->b[t->e] == ':') {
+			for (size_t j = i + 1; j < nt && j < i + 10; j++) {
+				if (d->tok[j].bits & TB_NL)
+					break;
+				mark(d, j, SALUS_PHI_LOCATION, 0.8f, RULE_LABEL_LOC);
+			}
+			continue;
+		}
+		/* Relations and roles: wife Luhoka, DTR PHILOMENA, case manager Bartholomew */
+		if (f & (DF_REL | DF_ROLE)) {
+			size_t j = i + 1;
+			if (j < nt && (g == GAP_SPACE || g == GAP_COMMA || g == GAP_OTHER || g == GAP_HYPHEN) &&
+			    (tok_is(d, j, "is") || tok_is(d, j, "named")))
+				j++;
+			enum gap g2 = j > i + 1 ? gap_after(d, j - 1) : g;
+			if (g2 != GAP_NL && j < nt && !(tf(d, j) & DF_TITLE) && ctx_name_ok(d, j, 2) &&
+			    !(t->shape == SH_LOWER && mixed && d->tok[j].shape != SH_CAP)) {
+				bool strongrel = f & DF_REL;
+				float c = strongrel ? 0.85f : 0.75f;
+				/* a role word with a capitalised word after it in a mixed note is weak evidence */
+				if (strongrel || !mixed || d->tok[j].shape == SH_CAP) {
+					mark(d, j, SALUS_PHI_NAME, c, RULE_RELATION);
+					extend_right(d, j, c, RULE_RELATION, 2);
+				}
+			}
+		}
+		/* Verbs: seen by, spoke with, called, per */
+		if (f & DF_VERB) {
+			size_t j = i + 1;
+			if (j < nt && (tok_is(d, j, "by") || tok_is(d, j, "with") || tok_is(d, j, "to")))
+				j++;
+			if (j < nt && gap_after(d, j - 1) != GAP_NL && !(tf(d, j) & DF_TITLE) && ctx_name_ok(d, j, 1) &&
+			    (!mixed || d->tok[j].shape == SH_CAP)) {
+				mark(d, j, SALUS_PHI_NAME, 0.8f, RULE_VERB);
+				extend_right(d, j, 0.8f, RULE_VERB, 2);
+			}
+		}
+		/* Credentials: "Bartholomew Murost, MD" / "Jane Doe RN" */
+		if ((f & DF_CRED) && t->shape != SH_LOWER && i > 0) {
+			enum gap gb = gap_after(d, i - 1);
+			if ((gb == GAP_COMMA || gb == GAP_SPACE) && cont_ok(d, i - 1) && !(tf(d, i - 1) & DF_CRED)) {
+				bool strong = gb == GAP_COMMA || t->shape == SH_UPPER;
+				if (strong) {
+					mark(d, i - 1, SALUS_PHI_NAME, 0.85f, RULE_CRED);
+					extend_left(d, i - 1, 0.85f, RULE_CRED, 3);
+				}
+			}
+		}
+		/* "(wife)", "(RESIDENT)" after a name */
+		if ((f & (DF_REL | DF_ROLE)) && t->s > 0 && d->b[t->s - 1] == '(' && i > 0) {
+			size_t k = i - 1;
+			if (d->tok[k].e + 2 >= t->s && cont_ok(d, k)) {
+				mark(d, k, SALUS_PHI_NAME, 0.85f, RULE_PAREN_ROLE);
+				extend_left(d, k, 0.85f, RULE_PAREN_ROLE, 2);
+			}
+		}
+		/* Places: lives in X, moved to X, transferred from X */
+		if (f & DF_LOCVERB) {
+			size_t j = i + 1;
+			while (j < nt && j < i + 3 && tok_in(d, j, loc_preps))
+				j++;
+			if (j > i + 1 && j < nt && !(tf(d, j) & DF_TITLE))
+				place_run(d, j, 0.8f, RULE_LOC_CONTEXT);
+		}
+		/* Institutions: Calloway Community Clinic, WASHINGTON ADVENTIST HOSP */
+		if ((f & DF_INST) && (t->shape == SH_CAP || t->shape == SH_UPPER) && !(f & DF_ABBR)) {
+			size_t k = i, specific = 0, words = 0;
+			while (k > 0 && words < 5) {
+				enum gap gb = gap_after(d, k - 1);
+				struct tok *p = &d->tok[k - 1];
+				uint32_t pf = tf(d, k - 1);
+				if (gb != GAP_SPACE && !(gb == GAP_DOT && tok_is(d, k - 1, "st")) && gb != GAP_HYPHEN)
+					break;
+				if (p->shape != SH_CAP && p->shape != SH_UPPER && !(tok_is(d, k - 1, "of") && words))
+					break;
+				if (pf & (DF_STOP | DF_TITLE | DF_REL | DF_VERB | DF_LOCVERB | DF_LABEL) && !tok_is(d, k - 1, "of"))
+					break;
+				if (p->bits & TB_COVERED)
+					break;
+				if (!tok_in(d, k - 1, generic_inst) && !tok_is(d, k - 1, "of") && !(pf & DF_INST))
+					specific += !(pf & (DF_COMMON | DF_MED)) ? 2 : 1;
+				k--;
+				words++;
+			}
+			/* forward: "Hospital of Saint Mary", "Medical Center" */
+			size_t e = i;
+			while (e + 1 < nt && gap_after(d, e) == GAP_SPACE &&
+			       ((tf(d, e + 1) & DF_INST) || (tok_is(d, e + 1, "of") && e + 2 < nt &&
+							     d->tok[e + 2].shape == SH_CAP)) &&
+			       (d->tok[e + 1].shape == SH_CAP || d->tok[e + 1].shape == SH_UPPER || tok_is(d, e + 1, "of")))
+				e++;
+			if (specific >= 2) {
+				for (size_t q = k; q <= e; q++)
+					mark(d, q, SALUS_PHI_LOCATION, 0.85f, RULE_INST);
+				i = e;
+			}
+		}
+	}
+
+	/* Dictionary and capitalisation. */
+	for (size_t i = 0; i < nt; i++) {
+		struct tok *t = &d->tok[i];
+		if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED) || t->shape == SH_INIT)
+			continue;
+		if (mixed && t->shape == SH_LOWER)
+			continue;
+		uint32_t f = tf(d, i);
+		bool nd = f & F_NAME;
+		bool word = f & (DF_COMMON | DF_STOP | DF_ABBR | DF_MONTH | DF_TITLE | DF_REL | DF_ROLE | DF_CRED |
+				 DF_INST | DF_STREET | DF_LABEL | DF_LOCLABEL | DF_MED | DF_MEDPROP);
+		size_t len = t->e - t->s;
+		if (nd && !word && len >= 2) {
+			if (mixed && t->shape == SH_CAP) {
+				if (!(t->bits & TB_SENT))
+					mark(d, i, SALUS_PHI_NAME, 0.75f, RULE_DICT_NAME);
+				else if (!(f & DF_VOCAB))
+					mark(d, i, SALUS_PHI_NAME, 0.65f, RULE_DICT_NAME);
+			} else if (len >= 3 && !(f & DF_VOCAB)) {
+				mark(d, i, SALUS_PHI_NAME, 0.6f, RULE_DICT_NAME);
+			}
+			continue;
+		}
+		if (mixed && t->shape == SH_CAP && !(t->bits & TB_SENT) && len >= 3 &&
+		    !(f & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | DF_MONTH | DF_PROPER |
+			   DF_PLACE | DF_STATE | DF_INST | DF_STREET | DF_TITLE | DF_REL | DF_ROLE | DF_CRED | DF_LABEL |
+			   DF_LOCLABEL | DF_VERB | DF_LOCVERB)))
+			mark(d, i, SALUS_PHI_NAME, 0.55f, RULE_UNKNOWN_CAP);
+		else if (t->shape == SH_CAP && !(t->bits & TB_SENT) && (f & DF_PLACE) && !(f & (DF_COMMON | DF_MED)) &&
+			 i > 0 && tok_in(d, i - 1, loc_preps))
+			mark(d, i, SALUS_PHI_LOCATION, 0.65f, RULE_CITY_DICT);
+	}
+
+	/* Neighbours of names (twice: "Bartholomew X Y"). */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < nt; i++) {
+			struct tok *t = &d->tok[i];
+			if (t->mtype != SALUS_PHI_NAME + 1 || t->mconf < 0.6f)
+				continue;
+			if (i + 1 < nt && !d->tok[i + 1].mtype)
+				extend_right(d, i, 0.7f, RULE_NEIGHBOUR, 1);
+			if (i > 0 && !d->tok[i - 1].mtype && !(d->tok[i - 1].bits & TB_SENT && mixed &&
+							       (tf(d, i - 1) & (DF_VOCAB | DF_PROPER))))
+				extend_left(d, i, 0.7f, RULE_NEIGHBOUR, 1);
+		}
+
+	/* The same word elsewhere in the note. */
+	for (size_t i = 0; i < nt; i++) {
+		struct tok *t = &d->tok[i];
+		if (t->mtype == SALUS_PHI_NAME + 1 && t->mconf >= 0.7f && t->shape != SH_INIT &&
+		    !(tf(d, i) & (DF_COMMON | DF_STOP | DF_ABBR)))
+			add_name_hash(d, i);
+	}
+	if (d->nnames)
+		for (size_t i = 0; i < nt; i++) {
+			struct tok *t = &d->tok[i];
+			if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED))
+				continue;
+			for (size_t k = 0; k < d->nnames; k++)
+				if (d->names[k] == t->h) {
+					uint32_t f = tf(d, i);
+					if (!mixed || t->shape != SH_LOWER || !(f & (DF_VOCAB | DF_COMMON | DF_MED)))
+						mark(d, i, SALUS_PHI_NAME, 0.7f, RULE_REPEAT);
+					break;
+				}
+		}
+}
+
+/* ---- merge --------------------------------------------------------------- */
+
+static int cmp_cs(const void *a, const void *b)
+{
+	const struct cspan *x = a, *y = b;
+	if (x->s != y->s)
+		return x->s < y->s ? -1 : 1;
+	if (x->e != y->e)
+		return x->e > y->e ? -1 : 1;
+	return 0;
+}
+
+static int cmp_cand(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	if (x->s != y->s)
+		return x->s < y->s ? -1 : 1;
+	if (x->e != y->e)
+		return x->e > y->e ? -1 : 1;
+	return x->pat < y->pat ? -1 : x->pat > y->pat;
+}
+
+static bool mergeable_gap(const struct salus_deid *d, size_t a, size_t z, uint8_t type)
+{
+	if (z < a || z - a > 2)
+		return false;
+	if (type != SALUS_PHI_NAME && type != SALUS_PHI_LOCATION)
+		return false;
+	for (size_t k = a; k < z; k++) {
+		char c = d->b[k];
+		if (c != ' ' && c != '-' && c != '.')
+			return false;
+	}
+	return true;
+}
+
+static int finish(struct salus_deid *d, const char *text, size_t len, bool mapped)
+{
+	qsort(d->cs, d->ncs, sizeof *d->cs, cmp_cs);
+	size_t w = 0;
+	for (size_t i = 0; i < d->ncs; i++) {
+		struct cspan c = d->cs[i];
+		if (c.conf < d->threshold)
+			continue;
+		if (w > 0) {
+			struct cspan *p = &d->cs[w - 1];
+			if (c.s < p->e) { /* overlap: the longer span names the type */
+				if ((c.e - c.s) > (p->e - p->s) || ((c.e - c.s) == (p->e - p->s) && c.conf > p->conf)) {
+					p->type = c.type;
+					p->rule = c.rule;
+				}
+				if (c.e > p->e)
+					p->e = c.e;
+				if (c.conf > p->conf)
+					p->conf = c.conf;
+				continue;
+			}
+			if (c.type == p->type && mergeable_gap(d, p->e, c.s, c.type)) {
+				p->e = c.e;
+				if (c.conf > p->conf)
+					p->conf = c.conf;
+				continue;
+			}
+		}
+		d->cs[w++] = c;
+	}
+	if (grow((void **)&d->out, &d->out_cap, w + 1, sizeof *d->out))
+		return SALUS_ENOMEM;
+	for (size_t i = 0; i < w; i++) {
+		struct cspan *c = &d->cs[i];
+		size_t s = c->s, e = c->e;
+		if (mapped) {
+			s = d->map[s];
+			size_t last = d->map[e - 1];
+			e = last + 1;
+			while (e < len && ((unsigned char)text[e] & 0xC0) == 0x80)
+				e++;
+			if (i > 0 && s < d->out[i - 1].end)
+				s = d->out[i - 1].end;
+			if (e <= s)
+				continue;
+		}
+		d->out[d->nout++] = (struct salus_span){s, e, (enum salus_phi)c->type, c->conf, c->rule};
+	}
+	return 0;
+}
+
+int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const struct salus_span **spans, size_t *n,
+		    const char **why)
+{
+	const char *dummy;
+	if (!why)
+		why = &dummy;
+	if (len > SALUS_MAX_NOTE) {
+		*why = "text is longer than the note limit";
+		return SALUS_ETOOLARGE;
+	}
+	bool ascii = true;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (c == 0) {
+			*why = "text contains a NUL byte";
+			return SALUS_EINVALID;
+		}
+		if (c >= 0x80) {
+			ascii = false;
+			break;
+		}
+	}
+	if (!ascii && !salus_deid_utf8_valid(text, len, why))
+		return SALUS_EINVALID;
+	d->ncand = d->ntok = d->ncs = d->nout = 0;
+	d->oom = 0;
+	if (ascii) {
+		d->b = text;
+		d->n = len;
+	} else {
+		int rc = normalise(d, text, len);
+		if (rc) {
+			*why = rc == SALUS_ENOMEM ? "out of memory" : "text is not valid UTF-8";
+			return rc;
+		}
+	}
+	if (d->n) {
+		hs_error_t hr = hs_scan(d->db, d->b, (unsigned)d->n, 0, d->scratch, on_match, d);
+		if (d->oom)
+			return SALUS_ENOMEM;
+		if (hr != HS_SUCCESS && hr != HS_SCAN_TERMINATED) {
+			*why = "pattern scan failed";
+			return SALUS_EINTERNAL;
+		}
+	}
+	int rc = tokenize(d);
+	if (rc)
+		return rc;
+	qsort(d->cand, d->ncand, sizeof *d->cand, cmp_cand);
+	for (size_t i = 0; i < d->ncand; i++)
+		if ((rc = do_candidate(d, &d->cand[i])))
+			return rc;
+	/* tokens inside pattern spans are taken */
+	qsort(d->cs, d->ncs, sizeof *d->cs, cmp_cs);
+	for (size_t i = 0, k = 0; i < d->ntok; i++) {
+		struct tok *t = &d->tok[i];
+		while (k < d->ncs && d->cs[k].e <= t->s)
+			k++;
+		for (size_t q = k; q < d->ncs && d->cs[q].s < t->e; q++)
+			if (d->cs[q].e > t->s && d->cs[q].rule != RULE_CITY_ZIP) {
+				t->bits |= TB_COVERED;
+				break;
+			}
+	}
+	rules(d);
+	for (size_t i = 0; i < d->ntok; i++) {
+		struct tok *t = &d->tok[i];
+		if (t->mtype && (rc = push(d, t->s, t->e, (enum salus_phi)(t->mtype - 1), t->mconf, t->mrule)))
+			return rc;
+	}
+	if ((rc = finish(d, text, len, !ascii)))
+		return rc;
+	*spans = d->out;
+	*n = d->nout;
+	return 0;
+}
