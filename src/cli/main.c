@@ -16,6 +16,7 @@ struct cmd {
 
 /* Keep sorted by name. */
 static const struct cmd cmds[] = {
+	{"client", salus_cmd_client, "register, list and remove OAuth clients"},
 	{"version", salus_cmd_version, "print the version"},
 };
 

@@ -1,0 +1,244 @@
+/*
+ * cmd_client.c — `salus client add|list|remove`: the OAuth client registry
+ * of a data directory (auth.h).  Secrets are read from a file (never from the
+ * command line, where `ps` would show them), stored only as Argon2id hashes,
+ * wiped from memory after use and never printed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "auth/auth.h"
+#include "cli/cmd.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "crypto/crypto.h"
+#include "store/store.h"
+
+static const char usage_main[] =
+	"usage: salus client add|list|remove --data DIR [OPTIONS]   (salus client SUBCOMMAND --help)\n"
+	"Registers, lists and removes OAuth 2.0 confidential clients (client credentials grant).\n";
+static const char usage_add[] =
+	"usage: salus client add --data DIR --id ID --scope \"SCOPES\" --secret-file FILE\n"
+	"Registers a confidential client.  Its secret is read from FILE ('-' for standard input; one\n"
+	"trailing newline is dropped), must be 16..1024 bytes, and is stored only as an Argon2id hash.\n"
+	"  --id ID          client id: 1-64 characters of A-Z a-z 0-9 . _ -\n"
+	"  --scope SCOPES   space-separated SMART scopes, e.g. \"system/Patient.rs system/Observation.read\"\n"
+	"                   (v1: system/TYPE.read|write|*, v2: system/TYPE.cruds; TYPE may be *)\n"
+	"  --secret-file F  file holding the secret\n";
+static const char usage_list[] =
+	"usage: salus client list --data DIR\n"
+	"Lists the registered clients, one per line: id, scope and creation time, tab-separated.\n"
+	"Secrets are never shown.\n";
+static const char usage_remove[] =
+	"usage: salus client remove --data DIR --id ID\n"
+	"Removes a client.  Its access tokens stop working at once, also in a running server.\n";
+
+struct opts {
+	const char *data, *id, *scope, *secret_file;
+};
+
+/* Parse --data/--id/--scope/--secret-file; 0, 1 for --help shown, or 2 (usage error, reported). */
+static int parse(const char *name, const char *usage, int argc, char **argv, struct opts *o)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char **dst = NULL;
+		if (!strcmp(a, "--help")) {
+			fputs(usage, stdout);
+			return 1;
+		}
+		if (!strcmp(a, "--data"))
+			dst = &o->data;
+		else if (!strcmp(a, "--id"))
+			dst = &o->id;
+		else if (!strcmp(a, "--scope"))
+			dst = &o->scope;
+		else if (!strcmp(a, "--secret-file"))
+			dst = &o->secret_file;
+		if (!dst)
+			return salus_cli_fail(name, 2, "unexpected argument '%s' (see salus %s --help)", a, name);
+		if (i + 1 >= argc)
+			return salus_cli_fail(name, 2, "%s needs a value", a);
+		*dst = argv[++i];
+	}
+	if (!o->data)
+		return salus_cli_fail(name, 2, "--data DIR is required (see salus %s --help)", name);
+	return 0;
+}
+
+/* Open the store of a data directory (it must exist: `salus init` creates it). */
+static int open_store(const char *name, const char *dir, struct salus_store **st)
+{
+	struct salus_config cfg;
+	const char *why = NULL;
+	int rc = salus_config_load(&cfg, dir, &why);
+	if (rc)
+		return salus_cli_fail(name, 1, "%s", why ? why : salus_err_msg(rc));
+	const char *path = cfg.store_uri;
+	if (!strncmp(path, "sqlite:", 7))
+		path += 7;
+	char abs[SALUS_PATH_MAX], uri[SALUS_PATH_MAX + 8];
+	int n;
+	if (salus_config_path(&cfg, path, abs) ||
+	    (n = snprintf(uri, sizeof uri, "sqlite:%s", abs)) < 0 || (size_t)n >= sizeof uri)
+		return salus_cli_fail(name, 1, "store path too long");
+	struct salus_store_opts so = {.create = false, .readers = 1};
+	rc = salus_store_open(uri, &so, st);
+	if (rc == SALUS_ENOTFOUND)
+		return salus_cli_fail(name, 1, "no database in %s (run salus init)", dir);
+	if (rc)
+		return salus_cli_fail(name, 1, "cannot open the store: %s", salus_err_msg(rc));
+	return 0;
+}
+
+/* Read the secret (at most SALUS_MAX_SECRET bytes after dropping one trailing newline). */
+static int read_secret(const char *file, char *buf, size_t cap, size_t *n)
+{
+	int fd = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	if (fd < 0)
+		return SALUS_ENOTFOUND;
+	size_t got = 0;
+	int rc = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + got, cap - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = SALUS_EIO;
+			break;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+		if (got == cap) {
+			rc = SALUS_ETOOLARGE;
+			break;
+		}
+	}
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (rc)
+		return rc;
+	if (got && buf[got - 1] == '\n')
+		got--;
+	if (got && buf[got - 1] == '\r')
+		got--;
+	*n = got;
+	return 0;
+}
+
+static int cmd_add(int argc, char **argv)
+{
+	const char *name = "client add";
+	struct opts o = {0};
+	int rc = parse(name, usage_add, argc, argv, &o);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (!o.id || !o.scope || !o.secret_file)
+		return salus_cli_fail(name, 2, "--id, --scope and --secret-file are required (see --help)");
+	if (!salus_client_id_valid(o.id))
+		return salus_cli_fail(name, 2, "client id must be 1-64 characters of A-Z a-z 0-9 . _ -");
+	if (salus_crypto_init())
+		return salus_cli_fail(name, 1, "libsodium failed to initialise");
+
+	char secret[SALUS_MAX_SECRET + 2];
+	size_t sn = 0;
+	rc = read_secret(o.secret_file, secret, sizeof secret, &sn);
+	if (rc == SALUS_ENOTFOUND) {
+		sodium_memzero(secret, sizeof secret);
+		return salus_cli_fail(name, 1, "cannot open the secret file %s", o.secret_file);
+	}
+	if (rc || sn < SALUS_CLIENT_SECRET_MIN || sn > SALUS_MAX_SECRET) {
+		sodium_memzero(secret, sizeof secret);
+		return salus_cli_fail(name, 1, rc == SALUS_EIO ? "cannot read the secret file"
+							       : "the secret must be 16..1024 bytes");
+	}
+	struct salus_store *st = NULL;
+	if ((rc = open_store(name, o.data, &st))) {
+		sodium_memzero(secret, sizeof secret);
+		return rc;
+	}
+	const char *why = NULL;
+	rc = salus_auth_client_add(st, o.id, secret, sn, o.scope, &why);
+	sodium_memzero(secret, sizeof secret);
+	salus_store_free(st);
+	if (rc)
+		return salus_cli_fail(name, 1, "%s", why ? why : salus_err_msg(rc));
+	printf("client %s registered\n", o.id);
+	return 0;
+}
+
+static int print_client(void *ctx, const struct salus_client_info *c)
+{
+	(void)ctx;
+	printf("%s\t%s\t%s\n", c->id, c->scope, c->created);
+	return 0;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	const char *name = "client list";
+	struct opts o = {0};
+	int rc = parse(name, usage_list, argc, argv, &o);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (o.id || o.scope || o.secret_file)
+		return salus_cli_fail(name, 2, "list takes only --data (see --help)");
+	struct salus_store *st = NULL;
+	if ((rc = open_store(name, o.data, &st)))
+		return rc;
+	rc = salus_auth_client_list(st, print_client, NULL);
+	salus_store_free(st);
+	if (rc)
+		return salus_cli_fail(name, 1, "cannot list clients: %s", salus_err_msg(rc));
+	return 0;
+}
+
+static int cmd_remove(int argc, char **argv)
+{
+	const char *name = "client remove";
+	struct opts o = {0};
+	int rc = parse(name, usage_remove, argc, argv, &o);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (!o.id || o.scope || o.secret_file)
+		return salus_cli_fail(name, 2, "remove takes --data and --id (see --help)");
+	struct salus_store *st = NULL;
+	if ((rc = open_store(name, o.data, &st)))
+		return rc;
+	rc = salus_auth_client_remove(st, o.id);
+	salus_store_free(st);
+	if (rc == SALUS_ENOTFOUND)
+		return salus_cli_fail(name, 1, "no client with id %s", o.id);
+	if (rc)
+		return salus_cli_fail(name, 1, "cannot remove the client: %s", salus_err_msg(rc));
+	printf("client %s removed\n", o.id);
+	return 0;
+}
+
+int salus_cmd_client(int argc, char **argv)
+{
+	if (argc < 2)
+		return salus_cli_fail("client", 2, "add, list or remove? (see salus client --help)");
+	const char *sub = argv[1];
+	if (!strcmp(sub, "--help") || !strcmp(sub, "help")) {
+		fputs(usage_main, stdout);
+		fputs(usage_add, stdout);
+		fputs(usage_list, stdout);
+		fputs(usage_remove, stdout);
+		return 0;
+	}
+	if (!strcmp(sub, "add"))
+		return cmd_add(argc - 1, argv + 1);
+	if (!strcmp(sub, "list"))
+		return cmd_list(argc - 1, argv + 1);
+	if (!strcmp(sub, "remove"))
+		return cmd_remove(argc - 1, argv + 1);
+	return salus_cli_fail("client", 2, "unknown subcommand '%s' (add, list or remove)", sub);
+}
