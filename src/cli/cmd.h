@@ -8,6 +8,8 @@
 
 int salus_cmd_client(int argc, char **argv);
 int salus_cmd_deid(int argc, char **argv);
+/* `salus deid fhir [FILE]` (cmd_deid_fhir.c), dispatched by salus_cmd_deid; argv[0] = "fhir". */
+int salus_cli_deid_fhir(int argc, char **argv);
 int salus_cmd_gen(int argc, char **argv);
 int salus_cmd_init(int argc, char **argv);
 int salus_cmd_serve(int argc, char **argv);
