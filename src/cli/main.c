@@ -17,6 +17,7 @@ struct cmd {
 /* Keep sorted by name. */
 static const struct cmd cmds[] = {
 	{"client", salus_cmd_client, "register, list and remove OAuth clients"},
+	{"deid", salus_cmd_deid, "find and transform PHI in text and FHIR"},
 	{"version", salus_cmd_version, "print the version"},
 };
 
