@@ -137,7 +137,7 @@ int salus_store_open(const char *uri, const struct salus_store_opts *opts, struc
 void salus_store_free(struct salus_store *s)
 {
 	if (s)
-		s->ops->free(s);
+		s->ops->close(s);
 }
 
 /* ---- reads ---- */

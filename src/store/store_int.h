@@ -18,7 +18,7 @@
 struct salus_store_ops {
 	const char *name;
 	int (*open)(const char *path, const struct salus_store_opts *o, struct salus_store **out);
-	void (*free)(struct salus_store *s);
+	void (*close)(struct salus_store *s); /* salus_store_free */
 	int (*read)(struct salus_store *s, const char *type, const char *id, long version,
 		    struct salus_resource *out);
 	int (*write)(struct salus_store *s, struct salus_write *ops, size_t n);

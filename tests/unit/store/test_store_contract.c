@@ -243,6 +243,7 @@ static void test_if_match(void **state)
 	int64_t seq;
 
 	assert_int_equal(write1(f, SALUS_WRITE_CREATE, "m", patient("a"), 0, &w), SALUS_OK);
+	salus_write_release(&w);
 	assert_int_equal(write1(f, SALUS_WRITE_UPDATE, "m", patient("b"), 1, &w), SALUS_OK);
 	assert_int_equal(w.version, 2);
 	salus_write_release(&w);
@@ -367,6 +368,7 @@ static void test_history(void **state)
 
 	/* a: v1 v2 (tombstone) v3 ; b: v1 */
 	assert_int_equal(write1(f, SALUS_WRITE_CREATE, "a", patient("a1"), 0, &w), SALUS_OK);
+	salus_write_release(&w);
 	assert_int_equal(write1(f, SALUS_WRITE_DELETE, "a", NULL, 0, &w), SALUS_OK);
 	usleep(5000);
 	assert_int_equal(write1(f, SALUS_WRITE_UPDATE, "a", patient("a3"), 0, &w), SALUS_OK);
