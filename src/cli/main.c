@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cmd.h"
 #include "core/alloc.h"
@@ -18,6 +19,8 @@ struct cmd {
 static const struct cmd cmds[] = {
 	{"client", salus_cmd_client, "register, list and remove OAuth clients"},
 	{"deid", salus_cmd_deid, "find and transform PHI in text and FHIR"},
+	{"init", salus_cmd_init, "create a data directory"},
+	{"serve", salus_cmd_serve, "serve FHIR R4 over HTTPS"},
 	{"version", salus_cmd_version, "print the version"},
 };
 
@@ -53,6 +56,7 @@ int salus_cmd_version(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	umask(077); /* data directories, keys and databases are private to the service account */
 	salus_alloc_install();
 	if (argc < 2) {
 		usage(stderr);
