@@ -132,6 +132,8 @@ int salus_store_global_init(void)
 
 static int map_rc(int rc)
 {
+	if (rc == SQLITE_IOERR_NOMEM)
+		return SALUS_ENOMEM;
 	switch (rc & 0xff) {
 	case SQLITE_OK:
 	case SQLITE_ROW:
