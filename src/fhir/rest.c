@@ -536,7 +536,7 @@ static int parse_count(const char *v, int *count)
 static int parse_seq(const char *v, int64_t *out)
 {
 	long c;
-	if (salus_parse_long((struct salus_slice){v, strlen(v)}, 1, (long)(~0UL >> 1), &c))
+	if (salus_parse_long((struct salus_slice){v, strlen(v)}, 1, 1L << 62, &c))
 		return SALUS_EINVALID;
 	*out = c;
 	return 0;

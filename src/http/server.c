@@ -395,7 +395,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*req_cls = r;
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		long len;
-		if (cl && salus_parse_long((struct salus_slice){cl, strlen(cl)}, 0, (long)(~0UL >> 1), &len) == 0 &&
+		if (cl && salus_parse_long((struct salus_slice){cl, strlen(cl)}, 0, 1L << 62, &len) == 0 &&
 		    len > h->cfg->max_body)
 			r->too_large = 1;
 		if (strlen(url) > SALUS_MAX_URL)
