@@ -152,6 +152,12 @@ int salus_basic_parse(const char *authorization, char id[SALUS_CLIENT_ID_MAX + 1
 	size_t bn = (size_t)(e - p);
 	if (bn == 0 || bn % 4)
 		return SALUS_EUNAUTHORIZED;
+	for (size_t i = 0; i < bn; i++) { /* libsodium 1.0.18 lets some bytes >= 0x80 through */
+		char c = p[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+		      c == '='))
+			return SALUS_EUNAUTHORIZED;
+	}
 
 	int rc = SALUS_EUNAUTHORIZED;
 	size_t cap = bn / 4 * 3, dn = 0;

@@ -49,6 +49,13 @@ int salus_b64url_decode(const char *s, size_t n, unsigned char *bin, size_t cap,
 	size_t len = 0;
 	if (n % 4 == 1)
 		return SALUS_EINVALID;
+	/* libsodium 1.0.18's decoder maps some bytes >= 0x80 to '_' (found by
+	 * fuzz_jwt): check the alphabet ourselves so that decoding is canonical. */
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return SALUS_EINVALID;
+	}
 	if ((n / 4) * 3 + (n % 4 ? n % 4 - 1 : 0) > cap)
 		return SALUS_ETOOLARGE;
 	if (n == 0) {

@@ -300,28 +300,35 @@ static void test_token_errors(void **state)
 	assert_null(r.body);
 }
 
+/* Fastest of 3 token requests, in ms (the minimum is robust against a busy machine). */
 static double ms_of(const char *auth)
 {
 	const char *gt = "grant_type=client_credentials";
 	struct salus_token_response r;
-	int64_t t0 = salus_mono_ms();
+	int64_t best = INT64_MAX;
 	for (int i = 0; i < 3; i++) {
+		int64_t t0 = salus_mono_ms();
 		assert_int_equal(salus_auth_token(A, auth, FORM, gt, strlen(gt), &r), 0);
+		int64_t d = salus_mono_ms() - t0;
+		best = d < best ? d : best;
 		salus_token_response_release(&r);
 	}
-	return (double)(salus_mono_ms() - t0) / 3;
+	return (double)best;
 }
 
 static void test_unknown_client_timing(void **state)
 {
 	(void)state;
-	/* An unknown client costs an Argon2id verify like a wrong secret does. */
+	/* An unknown client (or an impossible id) costs an Argon2id verify like a
+	 * wrong secret does, so response times do not tell which ids exist.  The
+	 * bound is loose on purpose: without the dummy verify the ratio is ~0. */
 	double wrong = ms_of(basic("app", "wrong-secret-0123456789"));
 	double unknown = ms_of(basic("nobody", "wrong-secret-0123456789"));
 	double badid = ms_of(basic("bad id", "wrong-secret-0123456789"));
 	print_message("wrong secret %.1f ms, unknown client %.1f ms, bad id %.1f ms\n", wrong, unknown, badid);
-	assert_true(unknown > wrong * 0.5 && unknown < wrong * 2);
-	assert_true(badid > wrong * 0.5 && badid < wrong * 2);
+	assert_true(wrong >= 5);
+	assert_true(unknown > wrong / 3 && badid > wrong / 3);
+	assert_true(unknown < wrong * 3 && badid < wrong * 3);
 }
 
 static void test_revocation(void **state)
