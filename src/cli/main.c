@@ -8,6 +8,7 @@
 
 #include "cli/cmd.h"
 #include "core/alloc.h"
+#include "store/store.h"
 
 struct cmd {
 	const char *name;
@@ -58,6 +59,7 @@ int main(int argc, char **argv)
 {
 	umask(077); /* data directories, keys and databases are private to the service account */
 	salus_alloc_install();
+	salus_store_global_init(); /* SQLite allocations through the seam, before any SQLite use */
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
