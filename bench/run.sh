@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# bench/run.sh — reproducible throughput/latency benchmark of salus against an
+# nginx ceiling, over HTTPS keep-alive with wrk.
+#
+#   bench/run.sh                       # uses build/salus, 10 s per test
+#   SALUS_BIN=build-it/salus BENCH_SECONDS=5 bench/run.sh
+#
+# Builds nothing.  Makes a fresh data dir, registers a client, starts salus on
+# loopback, gets a token, preloads resources, then measures with wrk
+# (BENCH_CONNECTIONS=32 keep-alive connections, BENCH_THREADS=2 wrk threads):
+#   read    GET /fhir/Patient/{id}            (one stored resource)
+#   create  POST /fhir/Patient                (durable: acknowledged = fsynced)
+#   update  PUT /fhir/Patient/{id}            (a different preloaded id per request)
+#   batch   POST /fhir, 100-entry batch Bundle (skipped while /fhir answers 405)
+#   nginx   the same read against nginx serving that resource's JSON as a static
+#           file over TLS (same curve, TLS versions and wrk settings): the ceiling.
+# Prints req/s, p50/p99 latency, the salus/nginx read ratio, and salus RSS idle and
+# peak (VmRSS / VmHWM).  RESULT lines are machine-readable:
+#   RESULT name req_per_s p50_ms p99_ms requests non2xx socket_errors
+# Environment: SALUS_BIN, BENCH_SECONDS (10), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
+# BENCH_PRELOAD (1000), BENCH_PORT (18443), BENCH_NGINX_PORT (18444), BENCH_KEEP=1 keeps the dir.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+SALUS_BIN=${SALUS_BIN:-$root/build/salus}
+SECS=${BENCH_SECONDS:-10}
+CONNS=${BENCH_CONNECTIONS:-32}
+THREADS=${BENCH_THREADS:-2}
+PRELOAD=${BENCH_PRELOAD:-1000}
+PORT=${BENCH_PORT:-18443}
+NGINX_PORT=${BENCH_NGINX_PORT:-18444}
+
+for tool in wrk nginx openssl curl; do
+	command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk nginx-light openssl curl)" >&2; exit 2; }
+done
+[ -x "$SALUS_BIN" ] || { echo "bench: no salus binary at $SALUS_BIN (build it, or set SALUS_BIN)" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/salus-bench.XXXXXX)
+data=$work/data
+salus_pid=
+nginx_pid=
+cleanup() {
+	[ -n "$salus_pid" ] && kill "$salus_pid" 2>/dev/null && wait "$salus_pid" 2>/dev/null || true
+	[ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
+	if [ -z "${BENCH_KEEP:-}" ]; then rm -rf "$work"; else echo "bench: kept $work"; fi
+}
+trap cleanup EXIT
+
+base=https://127.0.0.1:$PORT
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+mem() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$salus_pid/status"; }
+
+# ---- salus: fresh data dir, a client, serve, token --------------------------------------------
+"$SALUS_BIN" init --data "$data" >/dev/null
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
+"$SALUS_BIN" client add --data "$data" --id bench --scope 'system/*.cruds' --secret-file "$work/secret" >/dev/null
+"$SALUS_BIN" serve --data "$data" --listen "127.0.0.1:$PORT" --log.level warn >"$work/salus.log" 2>&1 &
+salus_pid=$!
+cacert=$data/tls/cert.pem
+curl_() { curl -sS --cacert "$cacert" "$@"; }
+for _ in $(seq 1 600); do
+	curl_ -o /dev/null "$base/health/live" 2>/dev/null && break
+	kill -0 "$salus_pid" 2>/dev/null || { cat "$work/salus.log" >&2; exit 1; }
+	sleep 0.05
+done
+token=$(curl_ -u "bench:$(cat "$work/secret")" -d grant_type=client_credentials "$base/auth/token" |
+	sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+[ -n "$token" ] || { echo "bench: no token" >&2; exit 1; }
+auth="Authorization: Bearer $token"
+ctype="Content-Type: application/fhir+json"
+
+# ---- preload: one Patient to read, PRELOAD Patients to update (one curl, keep-alive) -----------
+read_id=$(curl_ -H "$auth" -H "$ctype" -d '{"resourceType":"Patient","active":true,"name":[{"use":"official","family":"Benchmark","given":["Rea","D."]}],"gender":"female","birthDate":"1970-01-01","address":[{"line":["1 Main St"],"city":"Springfield","postalCode":"01101"}]}' \
+	"$base/fhir/Patient" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+[ -n "$read_id" ] || { echo "bench: preload create failed" >&2; exit 1; }
+{
+	for i in $(seq 0 $((PRELOAD - 1))); do
+		[ "$i" -gt 0 ] && echo next
+		printf 'url = "%s/fhir/Patient/bench-%d"\nrequest = "PUT"\nheader = "%s"\nheader = "%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' \
+			"$base" "$i" "$auth" "$ctype"
+		printf 'data = "{\\"resourceType\\":\\"Patient\\",\\"id\\":\\"bench-%d\\",\\"active\\":true}"\n' "$i"
+	done
+} >"$work/preload.curl"
+created=$(curl_ -K "$work/preload.curl" | grep -c '^201$' || true)
+[ "$created" = "$PRELOAD" ] || { echo "bench: preload created $created of $PRELOAD" >&2; exit 1; }
+curl_ -H "$auth" -o "$work/resource.json" "$base/fhir/Patient/$read_id"
+sleep 1
+idle_kb=$(mem VmRSS)
+
+export BENCH_DIR=$here BENCH_TOKEN=$token BENCH_PRELOAD=$PRELOAD
+results=$work/results
+: >"$results"
+run_wrk() { # name script url
+	local name=$1 script=$2 url=$3
+	BENCH_NAME=$name wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --timeout 10s -s "$here/$script" "$url" |
+		tee -a "$work/wrk.log" | grep '^RESULT' | tee -a "$results" >/dev/null
+}
+
+echo "salus bench: $(nproc) cores, $CONNS connections, $THREADS wrk threads, ${SECS}s per test, $("$SALUS_BIN" version)"
+BENCH_PATH=/fhir/Patient/$read_id run_wrk read read.lua "$base"
+run_wrk create create.lua "$base"
+run_wrk update update.lua "$base"
+batch_status=$(curl_ -o /dev/null -w '%{http_code}' -H "$auth" -H "$ctype" \
+	-d '{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}}]}' \
+	"$base/fhir")
+if [ "$batch_status" = 405 ] || [ "$batch_status" = 404 ]; then
+	echo "batch: not implemented"
+else
+	run_wrk batch batch.lua "$base"
+fi
+peak_kb=$(mem VmHWM)
+kill "$salus_pid"; wait "$salus_pid" 2>/dev/null || true; salus_pid=
+
+# ---- nginx ceiling: the same JSON as a static file over TLS -------------------------------------
+ng=$work/nginx
+mkdir -p "$ng/logs" "$ng/www/fhir/Patient"
+cp "$work/resource.json" "$ng/www/fhir/Patient/$read_id"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$ng/key.pem" -out "$ng/cert.pem" 2>/dev/null
+user_line=
+[ "$(id -u)" = 0 ] && user_line="user root;"
+cat >"$ng/nginx.conf" <<EOF
+$user_line
+worker_processes auto;
+daemon off;
+pid $ng/nginx.pid;
+error_log $ng/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path $ng/tmp;
+	proxy_temp_path $ng/tmp; fastcgi_temp_path $ng/tmp; uwsgi_temp_path $ng/tmp; scgi_temp_path $ng/tmp;
+	keepalive_requests 1000000;
+	keepalive_timeout 30s;
+	server {
+		listen 127.0.0.1:$NGINX_PORT ssl;
+		ssl_certificate $ng/cert.pem;
+		ssl_certificate_key $ng/key.pem;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		root $ng/www;
+		default_type application/fhir+json;
+		add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
+		add_header X-Content-Type-Options nosniff always;
+		add_header ETag 'W/"1"';
+	}
+}
+EOF
+mkdir -p "$ng/tmp"
+nginx -p "$ng" -c "$ng/nginx.conf" -e "$ng/logs/error.log" &
+nginx_pid=$!
+for _ in $(seq 1 200); do
+	curl -sS --cacert "$ng/cert.pem" -o /dev/null "https://127.0.0.1:$NGINX_PORT/fhir/Patient/$read_id" 2>/dev/null && break
+	kill -0 "$nginx_pid" 2>/dev/null || { cat "$ng/logs/error.log" >&2; exit 1; }
+	sleep 0.05
+done
+cmp -s <(curl -sS --cacert "$ng/cert.pem" "https://127.0.0.1:$NGINX_PORT/fhir/Patient/$read_id") "$work/resource.json" ||
+	{ echo "bench: nginx does not serve the resource" >&2; exit 1; }
+BENCH_TOKEN="" BENCH_PATH=/fhir/Patient/$read_id run_wrk nginx-read read.lua "https://127.0.0.1:$NGINX_PORT"
+kill "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true; nginx_pid=
+
+# ---- report ------------------------------------------------------------------------------------
+awk -v idle="$idle_kb" -v peak="$peak_kb" '
+	{ rps[$2] = $3; p50[$2] = $4; p99[$2] = $5; n[$2] = $6; bad[$2] = $7 + $8 }
+	END {
+		printf "%-12s %12s %10s %10s %10s\n", "test", "req/s", "p50 ms", "p99 ms", "errors"
+		split("read create update batch nginx-read", order, " ")
+		for (i = 1; i <= 5; i++) {
+			t = order[i]
+			if (!(t in rps)) continue
+			printf "%-12s %12.0f %10.2f %10.2f %10d\n", t, rps[t], p50[t], p99[t], bad[t]
+		}
+		if ("batch" in rps) printf "batch: %.0f resources/s (100 entries per request)\n", rps["batch"] * 100
+		if (rps["nginx-read"] > 0) printf "read ratio salus/nginx: %.2f\n", rps["read"] / rps["nginx-read"]
+		printf "salus RSS idle: %.1f MB, peak under load: %.1f MB\n", idle / 1024, peak / 1024
+		for (t in bad) if (bad[t] > 0) { printf "WARNING: %s had %d failed requests\n", t, bad[t]; fail = 1 }
+		exit fail
+	}' "$results"
