@@ -40,12 +40,19 @@ int salus_client_get(struct salus_store *st, const char *id, json_t **rec, char 
 	if (rc)
 		return rc == SALUS_ENOTFOUND || rc == SALUS_ENOMEM ? rc : SALUS_EIO;
 	json_error_t err;
+	/* jansson leaves err unset when it cannot allocate its lexer: preset "out of memory". */
+	memset(&err, 0, sizeof err);
+	err.text[JSON_ERROR_TEXT_LENGTH - 1] = (char)json_error_out_of_memory;
 	json_t *j = json_loadb(val, n, JSON_REJECT_DUPLICATES, &err);
 	if (!j || !json_is_object(j) || !json_is_string(json_object_get(j, "secret_hash")) ||
 	    !json_is_string(json_object_get(j, "scope")) || !json_is_string(json_object_get(j, "gen"))) {
 		json_decref(j);
 		salus_free(val);
-		salus_log(SALUS_LOG_ERROR, "auth.client.corrupt", "ns=client");
+		if (!j && json_error_code(&err) == json_error_out_of_memory)
+			return SALUS_ENOMEM;
+		/* Corrupt, or out of memory inside jansson's lexer (which reports that as a
+		 * syntax error): either way the caller answers 500. */
+		salus_log(SALUS_LOG_WARN, "auth.client.unreadable", "ns=client");
 		return SALUS_EIO;
 	}
 	*rec = j;

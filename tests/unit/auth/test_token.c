@@ -441,6 +441,59 @@ static void test_check_rejects(void **state)
 	salus_free(t);
 }
 
+/* Fail each allocation of a full bearer check and of a token request in turn:
+ * every path returns an error (never a crash, a leak or a false success). */
+static void test_nomem(void **state)
+{
+	(void)state;
+	char *val = NULL;
+	assert_int_equal(salus_store_kv_get(ST, "client", "app", &val, NULL), 0);
+	json_t *rec = json_loads(val, 0, NULL);
+	salus_free(val);
+	json_int_t now = (json_int_t)time(NULL);
+	bool done = false;
+	for (unsigned long i = 1; i < 400 && !done; i++) {
+		char jti[32];
+		snprintf(jti, sizeof jti, "nomem-%lu", i); /* a new token each time: the full path */
+		char *t = forge(json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:O}", "iss", ISS, "sub", "app", "aud",
+					  ISS "/fhir", "iat", now, "exp", now + 600, "jti", jti, "scope",
+					  "system/*.read system/Patient.cruds", "client_id", "app", "cgen",
+					  json_object_get(rec, "gen")));
+		struct salus_principal p;
+		salus_alloc_fail_at(i, 0);
+		int rc = salus_auth_check(A, bearer(t), &p);
+		salus_alloc_fail_at(0, 0);
+		if (rc == 0) {
+			salus_principal_release(&p);
+			done = true;
+		} else if (rc != SALUS_ENOMEM && rc != SALUS_EUNAUTHORIZED && rc != SALUS_EIO) {
+			fail_msg("check: allocation %lu failed gave %d", i, rc);
+		}
+		salus_free(t);
+	}
+	assert_true(done);
+	json_decref(rec);
+
+	char auth[1024];
+	snprintf(auth, sizeof auth, "%s", basic("app", SECRET));
+	const char *body = "grant_type=client_credentials&scope=system%2FPatient.rs";
+	done = false;
+	for (unsigned long i = 1; i < 200 && !done; i++) {
+		struct salus_token_response r;
+		salus_alloc_fail_at(i, 0);
+		int rc = salus_auth_token(A, auth, FORM, body, strlen(body), &r);
+		salus_alloc_fail_at(0, 0);
+		if (rc == 0) {
+			done = r.status == 200;
+			salus_token_response_release(&r);
+		} else if (rc != SALUS_ENOMEM && rc != SALUS_EINTERNAL && rc != SALUS_EIO) {
+			/* EIO: jansson reports some allocation failures as syntax errors */
+			fail_msg("token: allocation %lu failed gave %d", i, rc);
+		}
+	}
+	assert_true(done);
+}
+
 static void test_new_args(void **state)
 {
 	(void)state;
@@ -464,6 +517,7 @@ int main(void)
 		cmocka_unit_test_setup(test_unknown_client_timing, setup),
 		cmocka_unit_test_setup(test_revocation, setup),
 		cmocka_unit_test_setup(test_check_rejects, setup),
+		cmocka_unit_test_setup(test_nomem, setup),
 		cmocka_unit_test(test_new_args),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
