@@ -35,7 +35,7 @@ int salus_buf_add(struct salus_buf *b, const void *p, size_t n);
 int salus_buf_adds(struct salus_buf *b, const char *s);
 int salus_buf_addc(struct salus_buf *b, char c);
 int salus_buf_addf(struct salus_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int salus_buf_vaddf(struct salus_buf *b, const char *fmt, va_list ap);
+int salus_buf_vaddf(struct salus_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Hand the heap string to the caller (who frees it with salus_free); b is re-initialised.
  * Returns NULL only if nothing was ever appended and allocation of "" fails. */
 char *salus_buf_detach(struct salus_buf *b, size_t *len /* OUT, may be NULL */);

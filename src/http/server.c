@@ -65,6 +65,11 @@ struct req {
 
 /* ---- small helpers ---------------------------------------------------- */
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
 static const char *header(struct req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
@@ -342,6 +347,11 @@ static enum MHD_Result dispatch(struct req *r)
 {
 	const char *u = r->url;
 	r->route = "other";
+	for (const char *c = u; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f || (c[0] == '%' && c[1] == '0' && c[2] == '0')) {
+			set_error(r, SALUS_EINVALID, "control character in the request path");
+			return send_response(r);
+		}
 	if (!strcmp(u, "/fhir") || !strncmp(u, "/fhir/", 6)) {
 		if (!strcmp(u, "/fhir/.well-known/smart-configuration")) {
 			r->route = "smart-configuration";
@@ -446,6 +456,28 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	*req_cls = NULL;
 }
 
+/* Percent-decoding of the path and query arguments.  "%00" is left encoded:
+ * a decoded NUL would cut the C string short, so "/Patient/a%00junk" would
+ * address "/Patient/a".  Left as "%00", it fails id validation with a 400. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	char *w = s;
+	for (const char *r = s; *r; r++) {
+		int hi, lo;
+		if (r[0] == '%' && r[1] && r[2] && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
+		    (hi | lo) != 0) {
+			*w++ = (char)(hi << 4 | lo);
+			r += 2;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = 0;
+	return (size_t)(w - s);
+}
+
 /* ---- lifecycle -------------------------------------------------------- */
 
 static int read_file(const char *path, char **out)
@@ -534,7 +566,8 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 		cfg->tls_priorities, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)SALUS_MAX_PER_IP,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)(SALUS_MAX_HEADER * 4), MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+		(size_t)(SALUS_MAX_HEADER * 4), MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+		MHD_OPTION_END);
 	if (!h->d) {
 		rc = SALUS_EIO;
 		goto out_pool;
