@@ -20,6 +20,7 @@ struct cmd {
 static const struct cmd cmds[] = {
 	{"client", salus_cmd_client, "register, list and remove OAuth clients"},
 	{"deid", salus_cmd_deid, "find and transform PHI in text and FHIR"},
+	{"gen", salus_cmd_gen, "generate synthetic demo patients"},
 	{"init", salus_cmd_init, "create a data directory"},
 	{"serve", salus_cmd_serve, "serve FHIR R4 over HTTPS"},
 	{"version", salus_cmd_version, "print the version"},
