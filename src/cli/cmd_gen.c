@@ -22,7 +22,7 @@ static const char usage_text[] =
 	"Writes N synthetic demo patients (no real person's data) with their encounters,\n"
 	"conditions, observations, medication requests and clinical notes.\n"
 	"  --patients N  number of patients (1.." "1000000)\n"
-	"  --seed S      random seed (default 1); the same seed gives the same output\n"
+	"  --seed S      random seed, 0..999999999999999 (default 1); same seed, same output\n"
 	"  --out FILE    write to FILE instead of standard output\n"
 	"  --ndjson      one resource per line instead of a transaction Bundle\n";
 
@@ -73,8 +73,8 @@ int salus_cmd_gen(int argc, char **argv)
 						      SALUS_GEN_MAX_PATIENTS);
 			i++;
 		} else if (!strcmp(a, "--seed")) {
-			if (parse_num(v, 0, 0x7fffffffffffffffL, &seed))
-				return salus_cli_fail("gen", 2, "--seed needs a non-negative number");
+			if (parse_num(v, 0, 999999999999999L, &seed))
+				return salus_cli_fail("gen", 2, "--seed needs a number from 0 to 999999999999999");
 			i++;
 		} else if (!strcmp(a, "--out")) {
 			if (!v)
