@@ -33,7 +33,7 @@
 /* Provided by cmd_deid_fhir.c when it is linked in. */
 #pragma weak salus_cli_deid_fhir
 
-#define SCAN_PIECE (1u << 20) /* plain text is scanned in pieces of about this size */
+#define SCAN_PIECE (1u << 16) /* plain text is scanned in pieces of about this size (cache-sized) */
 
 static const char usage[] =
 	"usage: salus deid scan [--transform MODE] [--key FILE] [--scope ID] [--ndjson] [FILE]\n"
@@ -564,7 +564,7 @@ static void show_ctx(const char *tag, const char *text, const size_t *boff, size
 		     const char *type)
 {
 	size_t a = s > 30 ? s - 30 : 0, z = e + 20 < nch ? e + 20 : nch;
-	fprintf(stderr, "%s %-10s ", tag, type);
+	fprintf(stderr, "%s %-24s ", tag, type);
 	for (size_t k = boff[a]; k < boff[z]; k++) {
 		char c = text[k];
 		if (k == boff[s])
@@ -594,7 +594,7 @@ static int eval_note(struct eval *ev, struct salus_deid *d, const char *text, si
 	size_t *boff = salus_malloc((nch + 1) * sizeof *boff);       /* char -> byte */
 	utf8proc_int32_t *cps = salus_malloc((nch + 1) * sizeof *cps); /* code points */
 	signed char *gl = salus_malloc(nch + 1);                       /* gold type per char, -1 none */
-	unsigned char *pl = salus_malloc(nch + 1);                     /* predicted per char */
+	uint16_t *pl = salus_malloc((nch + 1) * sizeof *pl);           /* 1 + rule of the prediction per char */
 	size_t *ps = salus_malloc((ns + 1) * 2 * sizeof *ps);          /* predicted spans in chars */
 	if (!boff || !cps || !gl || !pl || !ps) {
 		rc = SALUS_ENOMEM;
@@ -607,7 +607,7 @@ static int eval_note(struct eval *ev, struct salus_deid *d, const char *text, si
 	}
 	boff[nch] = n;
 	memset(gl, -1, nch + 1);
-	memset(pl, 0, nch + 1);
+	memset(pl, 0, (nch + 1) * sizeof *pl);
 	for (size_t i = 0; i < ng; i++)
 		for (size_t c = g[i].s; c < g[i].e && c < nch; c++)
 			gl[c] = (signed char)g[i].type;
@@ -620,7 +620,7 @@ static int eval_note(struct eval *ev, struct salus_deid *d, const char *text, si
 			b = boff[++c];
 		ps[2 * i + 1] = c;
 		for (size_t q = ps[2 * i]; q < c; q++)
-			pl[q] = 1;
+			pl[q] = (uint16_t)(sp[i].rule + 1);
 	}
 	/* tokens: runs of letters/digits */
 	bool leaked = false;
@@ -633,11 +633,12 @@ static int eval_note(struct eval *ev, struct salus_deid *d, const char *text, si
 		while (i < nch && cp_alnum(cps[i]))
 			i++;
 		int gt = -1;
-		bool pred = false;
+		unsigned pred = 0;
 		for (size_t c = s; c < i; c++) {
 			if (gl[c] >= 0 && gt < 0)
 				gt = gl[c];
-			pred = pred || pl[c];
+			if (!pred)
+				pred = pl[c];
 		}
 		if (gt >= 0 && ev->ignore[gt])
 			continue;
@@ -655,7 +656,7 @@ static int eval_note(struct eval *ev, struct salus_deid *d, const char *text, si
 		} else if (pred) {
 			ev->fp++;
 			if (ev->show)
-				show_ctx("FP  ", text, boff, nch, s, i, "-");
+				show_ctx("FP  ", text, boff, nch, s, i, salus_deid_rule_name((uint16_t)(pred - 1)));
 		} else {
 			ev->tn++;
 		}

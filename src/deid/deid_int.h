@@ -64,6 +64,8 @@ extern const uint64_t salus_deid_dict[];
 /* What detect.c does with a match. */
 enum deid_act {
 	ACT_SPAN,      /* the match is the span */
+	ACT_NUMDATE,   /* numeric date: one separator, not inside a run of numbers */
+	ACT_STREET,    /* street address: not "3 WAY FOLEY IN PLACE" */
 	ACT_PARTIAL,   /* month/day without year: reject fractions and scores */
 	ACT_YEAR_APOS, /* '95 or 95': the two digits, not a foot mark */
 	ACT_YEAR_CTX,  /* "in 1998": the year only, not a 24-hour time */
@@ -97,11 +99,12 @@ enum deid_act {
  * flags: "c" caseless.  Every pattern is compiled with start-of-match.
  * The order is the rule id shown by --explain (append, never reorder). */
 #define DEID_PATTERNS(X)                                                                                      \
-	X(DATE_NUM, "date.m/d/y", DATE, ACT_SPAN, 0.95f, "", "\\b" RX_MM "[/.-]" RX_DAY "[/.-](" RX_Y4 "|[0-9]{2})\\b") \
-	X(DATE_DMY, "date.d/m/yyyy", DATE, ACT_SPAN, 0.9f, "", "\\b" RX_DAY "[/.-]" RX_MM "[/.-]" RX_Y4 "\\b")         \
-	X(DATE_ISO, "date.iso", DATE, ACT_SPAN, 0.97f, "", "\\b" RX_Y4 "[-/.]" RX_MM "[-/.]" RX_DAY "\\b")             \
+	X(DATE_NUM, "date.m/d/y", DATE, ACT_NUMDATE, 0.95f, "", "\\b" RX_MM "[/.-]" RX_DAY "[/.-](" RX_Y4 "|[0-9]{2})\\b") \
+	X(DATE_DMY, "date.d/m/yyyy", DATE, ACT_NUMDATE, 0.9f, "", "\\b" RX_DAY "[/.-]" RX_MM "[/.-]" RX_Y4 "\\b")         \
+	X(DATE_ISO, "date.iso", DATE, ACT_NUMDATE, 0.97f, "", "\\b" RX_Y4 "[-/.]" RX_MM "[-/.]" RX_DAY "\\b")             \
 	X(DATE_MD, "date.m/d", DATE, ACT_PARTIAL, 0.8f, "", "\\b" RX_MM "/" RX_DAY "\\b")                               \
-	X(DATE_MY, "date.m/yyyy", DATE, ACT_SPAN, 0.9f, "", "\\b" RX_MM "[/-]" RX_Y4 "\\b")                            \
+	X(DATE_MY, "date.m/yyyy", DATE, ACT_NUMDATE, 0.9f, "", "\\b" RX_MM "[/-]" RX_Y4 "\\b")                         \
+	X(DATE_MY2, "date.m/yy", DATE, ACT_PARTIAL, 0.7f, "", "\\b" RX_MM "/(3[2-9]|[4-9][0-9]|0[0-9])\\b")              \
 	X(DATE_MON_D, "date.month-day", DATE, ACT_SPAN, 0.92f, "c",                                                  \
 	  "\\b" RX_MON "\\.?" RX_SP "{0,2}" RX_DAY RX_ORD "\\b(,?" RX_SP "{0,2}(" RX_Y4 "|'[0-9]{2}))?")              \
 	X(DATE_MON_Y, "date.month-year", DATE, ACT_SPAN, 0.9f, "c",                                                  \
@@ -118,13 +121,13 @@ enum deid_act {
 	  "and|born|dated|class)" RX_SP "{1,2}" RX_Y4 "\\b")                                                         \
 	X(YEAR, "date.year", DATE, ACT_YEAR, 0.6f, "", "\\b19[6-9][0-9]\\b")                                           \
 	X(PHONE_US, "phone.nanp", PHONE, ACT_SPAN, 0.95f, "",                                                        \
-	  "(\\+?1[ .-]?)?(\\([0-9]{3}\\)|\\b[0-9]{3})[ .-]{0,2}[0-9]{3}[ .-]{0,2}[0-9]{4}\\b")                         \
+	  "(\\+?1[ .-]?)?(\\([0-9]{3}\\)|\\b[0-9]{3})[ ./-]{0,2}[0-9]{3}[ ./-]{0,2}[0-9]{4}\\b")                         \
 	X(PHONE_7, "phone.local", PHONE, ACT_SPAN, 0.8f, "", "\\b[0-9]{3}[-.][0-9]{4}\\b")                            \
 	X(PHONE_INTL, "phone.intl", PHONE, ACT_SPAN, 0.9f, "",                                                       \
 	  "\\+[0-9]{1,3}[ .-]?(\\([0-9]{1,4}\\)[ .-]?)?[0-9]{1,4}([ .-]?[0-9]{2,5}){1,5}\\b")                          \
 	X(PHONE_TRUNK, "phone.trunk-0", PHONE, ACT_SPAN, 0.75f, "", "\\b0[0-9]{2,4}[ -][0-9]{3,4}[ -]?[0-9]{3,4}\\b") \
 	X(PHONE_LABEL, "phone.labelled", PHONE, ACT_TAIL, 0.9f, "c",                                                 \
-	  "\\b(phone|ph|tel|telephone|cell|cellular|mobile|pager|beeper|bpr|pgr|beep|fax|ext|extension)" RX_SP       \
+	  "\\b(phone|ph|tel|telephone|cell|cellular|mobile|pager|beeper|bpr|pgr|pg|beep|fax|ext|extension)" RX_SP       \
 	  "{0,2}(#|no\\.?|number|num|:|=)?" RX_SP "{0,3}[0-9(+][0-9 ().-]{3,20}[0-9]")                                 \
 	X(EMAIL, "email", EMAIL, ACT_SPAN, 0.99f, "",                                                                \
 	  "[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}\\b")                                      \
@@ -178,7 +181,7 @@ enum deid_act {
 	  "\\b(zip|zip" RX_SP "?code|zipcode|postal" RX_SP "+code)" RX_SP "{0,2}[:#]?" RX_SP "{0,2}[0-9]{5}(-[0-9]{4})?\\b") \
 	X(CITY_STATE, "location.city-state", LOCATION, ACT_CITY, 0.85f, "",                                          \
 	  "\\b[A-Z][a-z]+(" RX_SP "[A-Z][a-z]+){0,2}," RX_SP "?" RX_STATENAMES "\\b")                                  \
-	X(STREET, "location.street", LOCATION, ACT_SPAN, 0.9f, "",                                                   \
+	X(STREET, "location.street", LOCATION, ACT_STREET, 0.9f, "",                                                   \
 	  "\\b[0-9]{1,6}[A-Za-z]?" RX_SP "{1,2}(([NSEW]|North|South|East|West|NE|NW|SE|SW)\\.?" RX_SP "{1,2})?"      \
 	  "(([A-Z][A-Za-z'-]*|[0-9]{1,3}(st|nd|rd|th))\\.?" RX_SP "{1,2}){1,4}" RX_STREETSFX "\\b\\.?"                 \
 	  "(,?" RX_SP "{1,2}(Apt|Apartment|Suite|Ste|Unit|APT|SUITE|#)\\.?" RX_SP "{0,2}#?[A-Za-z0-9-]+)?")           \
@@ -236,9 +239,11 @@ static inline uint64_t deid_patterns_hash(void)
 	return h;
 }
 
-/* Generated by tools/gen_deid_hsdb.c: the serialized Hyperscan database. */
+/* Generated by tools/gen_deid_hsdb.c: the serialized Hyperscan databases. */
 extern const unsigned char salus_deid_hsdb[];
 extern const size_t salus_deid_hsdb_len;
+extern const size_t salus_deid_hsdb_off[PAT__COUNT + 2]; /* [0] all patterns, [1+i] pattern i with SOM */
+extern const uint32_t salus_deid_hs_width[PAT__COUNT];    /* max match width (UINT32_MAX: unbounded) */
 extern const uint64_t salus_deid_hsdb_patterns_hash;
 
 #endif

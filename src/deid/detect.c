@@ -14,6 +14,7 @@
  * not allocate.  Nothing here logs: spans and text are PHI.
  */
 #include <hs.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -25,6 +26,10 @@
 #include "deid/deid_int.h"
 
 /* ---- tables -------------------------------------------------------------- */
+
+static uint8_t cclass[256];        /* CC_* bits of each byte (init_tables) */
+static unsigned char lowtab[256];  /* ASCII lower case */
+static void init_tables(void);
 
 struct pat_info {
 	const char *name;
@@ -117,10 +122,14 @@ struct cspan {
 	uint8_t type;
 };
 
+#define NAMESET 1024 /* slots of the per-note name set (at most half used) */
+
 enum notecase { CASE_MIXED, CASE_UPPER, CASE_LOWER };
 
 struct salus_deid {
-	hs_database_t *db;
+	hs_database_t *db;              /* all patterns, end offsets only */
+	hs_database_t *som[PAT__COUNT]; /* one pattern each, with start of match */
+	uint32_t width[PAT__COUNT];     /* window to re-scan before a match end */
 	hs_scratch_t *scratch;
 	float threshold;
 	/* current text (input or normalised copy) */
@@ -141,7 +150,7 @@ struct salus_deid {
 	size_t ncs, cs_cap;
 	struct salus_span *out;
 	size_t nout, out_cap;
-	uint64_t names[512]; /* hashes of words found as names in this note */
+	uint64_t names[NAMESET]; /* open-addressing set of hashes of words found as names (0 = empty) */
 	size_t nnames;
 };
 
@@ -170,36 +179,93 @@ static void *hs_alloc(size_t n)
 	return salus_malloc(n);
 }
 
+#define SOM_WINDOW 512 /* bytes re-scanned before the end of an unbounded match */
+
+static unsigned pat_flags(unsigned i, bool som)
+{
+	return (som ? HS_FLAG_SOM_LEFTMOST : 0) | (strchr(pats[i].flags, 'c') ? HS_FLAG_CASELESS : 0);
+}
+
+/* Databases built on another CPU, or a stale table: compile the same patterns now. */
+static int compile_now(struct salus_deid *d)
+{
+	const char *exprs[PAT__COUNT];
+	unsigned flags[PAT__COUNT], ids[PAT__COUNT];
+	hs_compile_error_t *err = NULL;
+	for (unsigned i = 0; i < PAT__COUNT; i++) {
+		exprs[i] = pats[i].expr;
+		flags[i] = pat_flags(i, false);
+		ids[i] = i;
+		hs_expr_info_t *info = NULL;
+		if (hs_expression_info(exprs[i], flags[i], &info, &err) != HS_SUCCESS) {
+			hs_free_compile_error(err);
+			return SALUS_EINTERNAL;
+		}
+		d->width[i] = info->max_width;
+		salus_free(info);
+		unsigned f = pat_flags(i, true);
+		if (hs_compile_multi(&exprs[i], &f, &ids[i], 1, HS_MODE_BLOCK, NULL, &d->som[i], &err) != HS_SUCCESS) {
+			hs_free_compile_error(err);
+			return SALUS_EINTERNAL;
+		}
+	}
+	if (hs_compile_multi(exprs, flags, ids, PAT__COUNT, HS_MODE_BLOCK, NULL, &d->db, &err) != HS_SUCCESS) {
+		hs_free_compile_error(err);
+		return SALUS_EINTERNAL;
+	}
+	return 0;
+}
+
+static int load_prebuilt(struct salus_deid *d)
+{
+	if (salus_deid_hsdb_patterns_hash != deid_patterns_hash())
+		return SALUS_EINTERNAL;
+	const char *base = (const char *)salus_deid_hsdb;
+	const size_t *off = salus_deid_hsdb_off;
+	if (hs_deserialize_database(base + off[0], off[1] - off[0], &d->db) != HS_SUCCESS)
+		return SALUS_EINTERNAL;
+	for (unsigned i = 0; i < PAT__COUNT; i++) {
+		if (hs_deserialize_database(base + off[i + 1], off[i + 2] - off[i + 1], &d->som[i]) != HS_SUCCESS)
+			return SALUS_EINTERNAL;
+		d->width[i] = salus_deid_hs_width[i];
+	}
+	return 0;
+}
+
+static void free_dbs(struct salus_deid *d)
+{
+	hs_free_database(d->db);
+	d->db = NULL;
+	for (unsigned i = 0; i < PAT__COUNT; i++) {
+		hs_free_database(d->som[i]);
+		d->som[i] = NULL;
+	}
+}
+
 int salus_deid_new(struct salus_deid **out)
 {
 	struct salus_deid *d = salus_calloc(1, sizeof *d);
 	if (!d)
 		return SALUS_ENOMEM;
 	d->threshold = 0.5f;
+	if (!cclass['a'])
+		init_tables(); /* idempotent: concurrent first calls write the same bytes */
 	hs_set_allocator(hs_alloc, salus_free);
-	int ok = salus_deid_hsdb_patterns_hash == deid_patterns_hash() &&
-		 hs_deserialize_database((const char *)salus_deid_hsdb, salus_deid_hsdb_len, &d->db) == HS_SUCCESS;
-	if (!ok) {
-		/* Built on another CPU (or a stale table): compile the same patterns now. */
-		const char *exprs[PAT__COUNT];
-		unsigned flags[PAT__COUNT], ids[PAT__COUNT];
-		hs_compile_error_t *err = NULL;
-		for (unsigned i = 0; i < PAT__COUNT; i++) {
-			exprs[i] = pats[i].expr;
-			flags[i] = HS_FLAG_SOM_LEFTMOST | (strchr(pats[i].flags, 'c') ? HS_FLAG_CASELESS : 0);
-			ids[i] = i;
-		}
-		if (hs_compile_multi(exprs, flags, ids, PAT__COUNT, HS_MODE_BLOCK, NULL, &d->db, &err) != HS_SUCCESS) {
-			hs_free_compile_error(err);
-			salus_free(d);
-			return SALUS_EINTERNAL;
-		}
+	int rc = load_prebuilt(d);
+	if (rc) {
+		free_dbs(d);
+		rc = compile_now(d);
 	}
-	hs_error_t rc = hs_alloc_scratch(d->db, &d->scratch);
-	if (rc != HS_SUCCESS) {
-		hs_free_database(d->db);
+	for (unsigned i = 0; !rc && i <= PAT__COUNT; i++) {
+		hs_error_t hr = hs_alloc_scratch(i ? d->som[i - 1] : d->db, &d->scratch);
+		if (hr != HS_SUCCESS)
+			rc = hr == HS_NOMEM ? SALUS_ENOMEM : SALUS_EINTERNAL;
+	}
+	if (rc) {
+		hs_free_scratch(d->scratch);
+		free_dbs(d);
 		salus_free(d);
-		return rc == HS_NOMEM ? SALUS_ENOMEM : SALUS_EINTERNAL;
+		return rc;
 	}
 	*out = d;
 	return 0;
@@ -210,7 +276,7 @@ void salus_deid_free(struct salus_deid *d)
 	if (!d)
 		return;
 	hs_free_scratch(d->scratch);
-	hs_free_database(d->db);
+	free_dbs(d);
 	salus_free(d->norm);
 	salus_free(d->map);
 	salus_free(d->cand);
@@ -348,7 +414,62 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 	return 0;
 }
 
+struct som_ctx {
+	unsigned long long want; /* the match end, relative to the window */
+	unsigned long long from; /* leftmost start found, or ULLONG_MAX */
+};
+
+static int on_som(unsigned id, unsigned long long from, unsigned long long to, unsigned fl, void *ctx)
+{
+	(void)id;
+	(void)fl;
+	struct som_ctx *c = ctx;
+	if (to == c->want && from < c->from)
+		c->from = from;
+	return 0;
+}
+
+/* Find the start of each candidate: re-scan a window before its end with the
+ * pattern's start-of-match database.  Drops candidates whose start is not found. */
+static int find_starts(struct salus_deid *d)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < d->ncand; i++) {
+		struct cand c = d->cand[i];
+		uint32_t width = d->width[c.pat];
+		size_t win = width > SOM_WINDOW ? SOM_WINDOW : width;
+		size_t ws = c.e > win ? c.e - win : 0;
+		struct som_ctx sc = {c.e - ws, ULLONG_MAX};
+		hs_error_t hr = hs_scan(d->som[c.pat], d->b + ws, (unsigned)(c.e - ws), 0, d->scratch, on_som, &sc);
+		if (hr != HS_SUCCESS)
+			return SALUS_EINTERNAL;
+		if (sc.from == ULLONG_MAX)
+			continue;
+		c.s = (uint32_t)(ws + sc.from);
+		d->cand[w++] = c;
+	}
+	d->ncand = w;
+	return 0;
+}
+
 /* ---- tokens -------------------------------------------------------------- */
+
+#define CC_UP 1u
+#define CC_LO 2u
+#define CC_DIG 4u
+#define CC_HI 8u
+#define CC_WORD (CC_UP | CC_LO | CC_DIG | CC_HI)
+static void init_tables(void)
+{
+	for (unsigned c = 0; c < 256; c++) {
+		cclass[c] = (uint8_t)(is_upper((unsigned char)c)   ? CC_UP
+				      : is_lower((unsigned char)c) ? CC_LO
+				      : is_digit((unsigned char)c) ? CC_DIG
+				      : c >= 0x80		   ? CC_HI
+								   : 0);
+		lowtab[c] = lower((unsigned char)c);
+	}
+}
 
 static int tokenize(struct salus_deid *d)
 {
@@ -359,7 +480,7 @@ static int tokenize(struct salus_deid *d)
 	d->ntok = 0;
 	while (i < n) {
 		unsigned char c = b[i];
-		if (!is_alnum(c)) {
+		if (!(cclass[c] & CC_WORD)) {
 			if (c == '\n')
 				nl = sent = true;
 			else if (c == '.' || c == '!' || c == '?' || c == ':' || c == ';' || c == '*')
@@ -372,22 +493,22 @@ static int tokenize(struct salus_deid *d)
 		size_t s = i;
 		unsigned nu = 0, nl_ = 0, nd = 0, nx = 0;
 		uint64_t h = DEID_HASH_INIT;
-		while (i < n) {
+		for (;;) {
 			c = b[i];
-			if (is_upper(c))
-				nu++;
-			else if (is_lower(c))
-				nl_++;
-			else if (is_digit(c))
-				nd++;
-			else if (c >= 0x80)
-				nx++;
-			else if (c == '\'' && i > s && i + 1 < n && is_alpha(b[i + 1]))
-				; /* O'Brien, Bell's */
-			else
+			uint8_t k = cclass[c];
+			if (!(k & CC_WORD)) {
+				if (c == '\'' && i > s && i + 1 < n && (cclass[b[i + 1]] & (CC_UP | CC_LO | CC_HI)))
+					k = 0; /* O'Brien, Bell's */
+				else
+					break;
+			}
+			nu += k & CC_UP;
+			nl_ += (k >> 1) & 1;
+			nd += (k >> 2) & 1;
+			nx += (k >> 3) & 1;
+			h = (h ^ lowtab[c]) * 0x100000001b3ull;
+			if (++i == n)
 				break;
-			h = deid_hash_step(h, lower(c));
-			i++;
 		}
 		size_t e = i;
 		/* possessive: look the word up without 's */
@@ -396,6 +517,7 @@ static int tokenize(struct salus_deid *d)
 			for (size_t q = s; q < e - 2; q++)
 				h = deid_hash_step(h, lower(b[q]));
 		}
+		__builtin_prefetch(&salus_deid_dict[h & ((1u << salus_deid_dict_bits) - 1)]);
 		struct tok *t = &d->tok[d->ntok++];
 		t->s = (uint32_t)s;
 		t->e = (uint32_t)e;
@@ -413,7 +535,7 @@ static int tokenize(struct salus_deid *d)
 			t->shape = SH_INIT;
 		else if (nu && !nl_ && !nx)
 			t->shape = SH_UPPER;
-		else if (is_upper(b[s]) && (nl_ || nx))
+		else if (is_upper(b[s]) && (nl_ || nx) && (nu == 1 || (nu == 2 && e - s > 3 && is_lower(b[s + 1]))))
 			t->shape = SH_CAP;
 		else if (!nu && (nl_ || nx))
 			t->shape = SH_LOWER;
@@ -434,11 +556,26 @@ static int tokenize(struct salus_deid *d)
 	return 0;
 }
 
+static uint64_t deid_hash_lower(const char *p, size_t n)
+{
+	uint64_t h = DEID_HASH_INIT;
+	for (size_t i = 0; i < n; i++)
+		h = deid_hash_step(h, lower((unsigned char)p[i]));
+	return h;
+}
+
 static inline uint32_t tf(struct salus_deid *d, size_t i)
 {
 	struct tok *t = &d->tok[i];
-	if (!(t->f & DF_LOOKED))
-		t->f = deid_dict_lookup(t->h) | DF_LOOKED;
+	if (!(t->f & DF_LOOKED)) {
+		uint32_t f = deid_dict_lookup(t->h);
+		size_t n = t->e - t->s;
+		if (!f && n > 3 && lower((unsigned char)d->b[t->e - 1]) == 's') { /* plural of a known word */
+			uint32_t g = deid_dict_lookup(deid_hash_lower(d->b + t->s, n - 1));
+			f = g & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR);
+		}
+		t->f = f | DF_LOOKED;
+	}
 	return t->f;
 }
 
@@ -611,6 +748,27 @@ static unsigned num_at(const char *p, size_t n)
 	return v;
 }
 
+/* Is [s,e) part of a longer run of numbers (7.4/40/100, 10.1/4.72, 63-70/27)? */
+static bool in_number_run(const struct salus_deid *d, size_t s, size_t e)
+{
+	const char *b = d->b;
+	if (s > 0) {
+		char c = b[s - 1];
+		if (c == '.' || c == '/' || c == '+' || is_digit((unsigned char)c))
+			return true;
+		if (c == '-' && s > 1 && is_digit((unsigned char)b[s - 2]))
+			return true;
+	}
+	if (e < d->n) {
+		char c = b[e];
+		if (c == '/' || c == '%' || is_digit((unsigned char)c))
+			return true;
+		if ((c == '.' || c == '-') && e + 1 < d->n && is_digit((unsigned char)b[e + 1]))
+			return true;
+	}
+	return false;
+}
+
 static int do_candidate(struct salus_deid *d, const struct cand *c)
 {
 	const struct pat_info *p = &pats[c->pat];
@@ -620,11 +778,37 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 	switch (p->act) {
 	case ACT_SPAN:
 		break;
-	case ACT_PARTIAL: {
-		if (s > 0 && (b[s - 1] == '/' || b[s - 1] == '.' || b[s - 1] == '-' || b[s - 1] == '+'))
+	case ACT_NUMDATE: {
+		char sep = 0;
+		for (size_t k = s; k < e; k++)
+			if (!is_digit((unsigned char)b[k])) {
+				if (sep && b[k] != sep)
+					return 0;
+				sep = b[k];
+			}
+		if (in_number_run(d, s, e))
 			return 0;
-		if (e < n && (b[e] == '/' || b[e] == '%' || ((b[e] == '.' || b[e] == '-') && e + 1 < n &&
-								    is_digit((unsigned char)b[e + 1]))))
+		break;
+	}
+	case ACT_STREET: {
+		if (s > 0 && (b[s - 1] == '/' || b[s - 1] == '.' || b[s - 1] == '-' || b[s - 1] == '#'))
+			return 0;
+		size_t t0 = tok_at(d, s), words = 0;
+		for (size_t k = t0 + 1; k < d->ntok && d->tok[k].e < e; k++) {
+			uint32_t f = tf(d, k);
+			if (d->tok[k].shape == SH_NUM)
+				continue;
+			if ((f & (DF_STOP | DF_ABBR | DF_TITLE | DF_CRED)) ||
+			    ((f & DF_MED) && !(f & (DF_FIRST | DF_LAST | DF_PROPER | DF_PLACE))))
+				return 0;
+			words++;
+		}
+		if (!words)
+			return 0;
+		break;
+	}
+	case ACT_PARTIAL: {
+		if (in_number_run(d, s, e) || (s > 0 && b[s - 1] == '-'))
 			return 0;
 		size_t sl = s;
 		while (b[sl] != '/')
@@ -704,10 +888,10 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		}
 		while (k > vs && (b[k - 1] == '.' || b[k - 1] == '-' || b[k - 1] == '/'))
 			k--;
-		if (!digits && k > vs && k - vs <= 5 && k + 1 < n && b[k] == ' ' && is_digit((unsigned char)b[k + 1])) {
-			bool caps = true;
-			for (size_t q = vs; q < k; q++)
-				caps = caps && is_upper((unsigned char)b[q]);
+		if (!digits && k > vs && k - vs <= 4 && k + 1 < n && b[k] == ' ' && is_digit((unsigned char)b[k + 1])) {
+			size_t ti = tok_at(d, vs);
+			bool caps = ti < d->ntok && d->tok[ti].s == vs &&
+				    (tok_is(d, ti, "mrn") || tok_is(d, ti, "mr") || tok_is(d, ti, "acct") || tok_is(d, ti, "id"));
 			if (caps) { /* "MRN: MRN 59869058" */
 				size_t q = k + 1;
 				while (q < n && (is_alnum((unsigned char)b[q]) || b[q] == '-')) {
@@ -719,6 +903,18 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		}
 		if (!digits || k - vs < 2 || k - vs > 40)
 			return 0;
+		{
+			size_t q = vs, dots = 0;
+			while (q < k && (is_digit((unsigned char)b[q]) || b[q] == '.'))
+				dots += b[q++] == '.';
+			if (q == k && dots) /* a decimal number: "ID: WBC 6.8" */
+				return 0;
+			/* a bare "ID" label is weak: "ID: TM 101" is the infectious-disease section */
+			size_t lt = tok_at(d, s);
+			if (lt < d->ntok && d->tok[lt].e == e - (size_t)(b[e - 1] == ':' || b[e - 1] == '#') &&
+			    tok_is(d, lt, "id") && k - vs < 5)
+				return 0;
+		}
 		if (k - vs <= 3 && digits == k - vs) {
 			word_after(d, k, w); /* "ID 2 days", "Bed 12" are rarely identifiers */
 			if (in_list(w, units) || k - vs < 3)
@@ -887,7 +1083,8 @@ static void extend_right(struct salus_deid *d, size_t i, float conf, uint16_t ru
 	while (max-- > 0 && i + 1 < d->ntok) {
 		enum gap g = gap_after(d, i);
 		bool ok = g == GAP_SPACE || g == GAP_HYPHEN || (g == GAP_DOT && d->tok[i].shape == SH_INIT);
-		if (!ok || !cont_ok(d, i + 1))
+		bool hy = g == GAP_HYPHEN && tok_alpha(&d->tok[i + 1]) && !(tf(d, i + 1) & (DF_COMMON | DF_STOP));
+		if (!ok || !(cont_ok(d, i + 1) || hy))
 			return;
 		mark(d, i + 1, SALUS_PHI_NAME, conf, rule);
 		i++;
@@ -909,12 +1106,18 @@ static void extend_left(struct salus_deid *d, size_t i, float conf, uint16_t rul
 static void add_name_hash(struct salus_deid *d, size_t i)
 {
 	struct tok *t = &d->tok[i];
-	if (t->e - t->s < 3 || d->nnames >= sizeof d->names / sizeof d->names[0])
+	if (t->e - t->s < 3 || d->nnames >= NAMESET / 2)
 		return;
-	for (size_t k = 0; k < d->nnames; k++)
-		if (d->names[k] == t->h)
+	uint64_t h = t->h ? t->h : 1;
+	for (size_t k = h & (NAMESET - 1);; k = (k + 1) & (NAMESET - 1)) {
+		if (d->names[k] == h)
 			return;
-	d->names[d->nnames++] = t->h;
+		if (!d->names[k]) {
+			d->names[k] = h;
+			d->nnames++;
+			return;
+		}
+	}
 }
 
 static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
@@ -933,7 +1136,8 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 				return;
 			if (t->shape == SH_UPPER && (f & DF_ABBR))
 				return;
-		} else if (f & (DF_STOP | DF_ABBR)) {
+		} else if ((f & (DF_STOP | DF_ABBR)) ||
+			   ((f & (DF_COMMON | DF_MED | DF_VOCAB)) && !(f & (DF_PLACE | DF_STATE | F_NAME)))) {
 			return;
 		}
 		if (f & (F_FUNC | DF_LABEL))
@@ -958,6 +1162,8 @@ static void rules(struct salus_deid *d)
 {
 	size_t nt = d->ntok;
 	bool mixed = d->nc == CASE_MIXED;
+	if (d->nnames)
+		memset(d->names, 0, sizeof d->names);
 	d->nnames = 0;
 	for (size_t i = 0; i < nt; i++) {
 		struct tok *t = &d->tok[i];
@@ -1018,7 +1224,9 @@ static void rules(struct salus_deid *d)
 				bool strongrel = f & DF_REL;
 				float c = strongrel ? 0.85f : 0.75f;
 				/* a role word with a capitalised word after it in a mixed note is weak evidence */
-				if (strongrel || !mixed || d->tok[j].shape == SH_CAP) {
+				uint32_t jf = tf(d, j);
+				bool ok = strongrel || (mixed ? d->tok[j].shape == SH_CAP : (jf & F_NAME) && !(jf & DF_VOCAB));
+				if (ok) {
 					mark(d, j, SALUS_PHI_NAME, c, RULE_RELATION);
 					extend_right(d, j, c, RULE_RELATION, 2);
 				}
@@ -1073,7 +1281,10 @@ static void rules(struct salus_deid *d)
 					break;
 				if (p->shape != SH_CAP && p->shape != SH_UPPER && !(tok_is(d, k - 1, "of") && words))
 					break;
-				if (pf & (DF_STOP | DF_TITLE | DF_REL | DF_VERB | DF_LOCVERB | DF_LABEL) && !tok_is(d, k - 1, "of"))
+				if (pf & (DF_STOP | DF_TITLE | DF_REL | DF_VERB | DF_LOCVERB | DF_LABEL | DF_ABBR) &&
+				    !tok_is(d, k - 1, "of"))
+					break;
+				if (!mixed && (pf & (DF_COMMON | DF_MED)) && !(pf & (DF_PLACE | DF_STATE | F_NAME)))
 					break;
 				if (p->bits & TB_COVERED)
 					break;
@@ -1115,7 +1326,7 @@ static void rules(struct salus_deid *d)
 					mark(d, i, SALUS_PHI_NAME, 0.75f, RULE_DICT_NAME);
 				else if (!(f & DF_VOCAB))
 					mark(d, i, SALUS_PHI_NAME, 0.65f, RULE_DICT_NAME);
-			} else if (len >= 3 && !(f & DF_VOCAB)) {
+			} else if (len >= 4 && !(f & DF_VOCAB) && (mixed || !(f & DF_PROPER) || (f & DF_FIRST))) {
 				mark(d, i, SALUS_PHI_NAME, 0.6f, RULE_DICT_NAME);
 			}
 			continue;
@@ -1134,7 +1345,7 @@ static void rules(struct salus_deid *d)
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < nt; i++) {
 			struct tok *t = &d->tok[i];
-			if (t->mtype != SALUS_PHI_NAME + 1 || t->mconf < 0.6f)
+			if (t->mtype != SALUS_PHI_NAME + 1 || t->mconf < 0.55f)
 				continue;
 			if (i + 1 < nt && !d->tok[i + 1].mtype)
 				extend_right(d, i, 0.7f, RULE_NEIGHBOUR, 1);
@@ -1155,8 +1366,9 @@ static void rules(struct salus_deid *d)
 			struct tok *t = &d->tok[i];
 			if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED))
 				continue;
-			for (size_t k = 0; k < d->nnames; k++)
-				if (d->names[k] == t->h) {
+			uint64_t h = t->h ? t->h : 1;
+			for (size_t k = h & (NAMESET - 1); d->names[k]; k = (k + 1) & (NAMESET - 1))
+				if (d->names[k] == h) {
 					uint32_t f = tf(d, i);
 					if (!mixed || t->shape != SH_LOWER || !(f & (DF_VOCAB | DF_COMMON | DF_MED)))
 						mark(d, i, SALUS_PHI_NAME, 0.7f, RULE_REPEAT);
@@ -1297,8 +1509,10 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 			return SALUS_EINTERNAL;
 		}
 	}
-	int rc = tokenize(d);
+	int rc = find_starts(d);
 	if (rc)
+		return rc;
+	if ((rc = tokenize(d)))
 		return rc;
 	qsort(d->cand, d->ncand, sizeof *d->cand, cmp_cand);
 	for (size_t i = 0; i < d->ncand; i++)
