@@ -1,6 +1,7 @@
 /* buf.c — capped growable buffer and string views (see buf.h). */
 #include "core/buf.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -152,9 +153,10 @@ int salus_parse_long(struct salus_slice s, long min, long max, long *out)
 	for (; i < s.n; i++) {
 		if (s.p[i] < '0' || s.p[i] > '9')
 			return SALUS_EINVALID;
-		if (v > (max + 9L) / 10 + 1)
+		int d = s.p[i] - '0';
+		if (v > (LONG_MAX - d) / 10)
 			return SALUS_EINVALID;
-		v = v * 10 + (s.p[i] - '0');
+		v = v * 10 + d;
 	}
 	if (neg)
 		v = -v;
