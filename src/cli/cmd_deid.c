@@ -38,7 +38,7 @@
 static const char usage[] =
 	"usage: salus deid scan [--transform MODE] [--key FILE] [--scope ID] [--ndjson] [FILE]\n"
 	"       salus deid scan --spans [--ndjson] [--explain] [--threshold C] [FILE]\n"
-	"       salus deid eval --gold FILE [--json] [--ignore TYPE,...] [--show-errors]\n"
+	"       salus deid eval --gold FILE [--json] [--ignore TYPE,...] [--threshold C] [--show-errors]\n"
 	"       salus deid fhir [OPTIONS] [FILE]   (salus deid fhir --help)\n"
 	"Finds the HIPAA Safe Harbor identifiers in clinical text (stdin by default).\n"
 	"  scan             write the text with PHI transformed (default --transform mask)\n"
@@ -520,6 +520,7 @@ struct eval {
 	size_t notes, leaked, bytes;
 	double secs;
 	bool show;
+	float threshold;
 	const char *ignore_list;
 };
 
@@ -804,6 +805,12 @@ static int cmd_eval(int argc, char **argv)
 			ev->show = true;
 		else if (!strcmp(argv[i], "--ignore") && i + 1 < argc)
 			ev->ignore_list = argv[++i];
+		else if (!strcmp(argv[i], "--threshold") && i + 1 < argc) {
+			if (parse_float(argv[++i], &ev->threshold)) {
+				salus_free(ev);
+				return salus_cli_fail("deid eval", 2, "--threshold takes a number from 0 to 1");
+			}
+		}
 		else {
 			salus_free(ev);
 			return salus_cli_fail("deid eval", 2, "unexpected argument %s (see --help)", argv[i]);
@@ -826,6 +833,8 @@ static int cmd_eval(int argc, char **argv)
 		status = salus_cli_fail("deid eval", 1, "detector: %s", salus_err_msg(rc));
 		goto out;
 	}
+	if (ev->threshold > 0)
+		salus_deid_set_threshold(d, ev->threshold);
 	int c;
 	while ((c = fgetc(f)) == ' ' || c == '\n' || c == '\t' || c == '\r')
 		;

@@ -643,7 +643,7 @@ static enum gap gap_after(const struct salus_deid *d, size_t i)
 			p = c;
 		}
 	}
-	if (other || sp > 3)
+	if (other || sp > 2)
 		return GAP_OTHER;
 	if (!p)
 		return GAP_SPACE;
@@ -823,7 +823,9 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		    !strcmp(w, "tab") || !strcmp(w, "tabs"))
 			return 0;
 		bool frac = (m == 1 && dd <= 8) || (m == 2 && dd == 3) || (m == 3 && (dd == 4 || dd == 8));
-		if (!ctx && (frac || (m == dd && m <= 5)))
+		if (frac && (in_list(w, units) || !strcmp(w, "of") || !strcmp(w, "dose") || !strcmp(w, "cup")))
+			return 0;
+		if (!ctx && m == dd && m <= 5)
 			return 0;
 		break;
 	}
@@ -1038,8 +1040,10 @@ static bool ctx_name_ok(struct salus_deid *d, size_t i, int strength)
 			return false;
 		if (f & DF_COMMON)
 			return strength == 3 || (strength == 2 && nd);
-		if ((f & (DF_MED | DF_MEDPROP)) && !nd)
+		if ((f & DF_MED) && !nd && !(f & DF_MEDPROP))
 			return strength == 3;
+		if ((f & DF_MEDPROP) && !nd)
+			return strength >= 2;
 		return true;
 	}
 	if (t->shape == SH_LOWER)
@@ -1072,8 +1076,8 @@ static bool cont_ok(struct salus_deid *d, size_t i)
 		return false;
 	if ((f & DF_COMMON) && !nd)
 		return false;
-	if ((f & (DF_MED | DF_MEDPROP)) && !nd)
-		return false;
+	if ((f & DF_MED) && !nd && !(f & DF_MEDPROP))
+		return false; /* eponyms (capitalised medical words) are surnames */
 	return true;
 }
 
@@ -1158,6 +1162,29 @@ static const char *const generic_inst[] = {"general", "regional", "community", "
 					   "veterans", "va", "rehabilitation", "rehab", "nursing", "care",
 					   "hospital", "center", "clinic", NULL};
 
+/* Word endings of drugs, procedures and conditions, which names seldom have. */
+static bool medical_suffix(const struct salus_deid *d, const struct tok *t)
+{
+	static const char *const sfx[] = {"ol", "il", "ine", "ide", "one", "pam", "pril", "artan", "statin", "mycin",
+					  "cillin", "azole", "dipine", "fed", "ase", "itis", "osis", "emia", "ectomy",
+					  "otomy", "ostomy", "plasty", "scopy", "gram", "line", "xin", "vir", "mab",
+					  "nib", "parin", "formin", "zide", "olol", "azepam", "sone", "lone", "phrine",
+					  "pine", "trol", "cin", "cef", "oxacin", "tidine", "prazole", "ium", "ate",
+					  "ics", "ism", "ia", "al", "ous", "ary", "ive", "ing", "ed", NULL};
+	size_t n = t->e - t->s;
+	for (const char *const *p = sfx; *p; p++) {
+		size_t k = strlen(*p);
+		if (k + 2 >= n)
+			continue;
+		size_t q = 0;
+		while (q < k && lower((unsigned char)d->b[t->e - k + q]) == (unsigned char)(*p)[q])
+			q++;
+		if (q == k)
+			return true;
+	}
+	return false;
+}
+
 static void rules(struct salus_deid *d)
 {
 	size_t nt = d->ntok;
@@ -1208,6 +1235,8 @@ static void rules(struct salus_deid *d)
 			for (size_t j = i + 1; j < nt && j < i + 10; j++) {
 				if (d->tok[j].bits & TB_NL)
 					break;
+				if (d->tok[j].shape == SH_UPPER && d->tok[j].e - d->tok[j].s == 2)
+					continue; /* a state code is not PHI */
 				mark(d, j, SALUS_PHI_LOCATION, 0.8f, RULE_LABEL_LOC);
 			}
 			continue;
@@ -1251,6 +1280,8 @@ static void rules(struct salus_deid *d)
 				if (strong) {
 					mark(d, i - 1, SALUS_PHI_NAME, 0.85f, RULE_CRED);
 					extend_left(d, i - 1, 0.85f, RULE_CRED, 3);
+					if (gb == GAP_COMMA) /* "Jane Roe, MD": the signature is one identifier */
+						mark(d, i, SALUS_PHI_NAME, 0.6f, RULE_CRED);
 				}
 			}
 		}
@@ -1334,7 +1365,8 @@ static void rules(struct salus_deid *d)
 		if (mixed && t->shape == SH_CAP && !(t->bits & TB_SENT) && len >= 3 &&
 		    !(f & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | DF_MONTH | DF_PROPER |
 			   DF_PLACE | DF_STATE | DF_INST | DF_STREET | DF_TITLE | DF_REL | DF_ROLE | DF_CRED | DF_LABEL |
-			   DF_LOCLABEL | DF_VERB | DF_LOCVERB)))
+			   DF_LOCLABEL | DF_VERB | DF_LOCVERB)) &&
+		    !medical_suffix(d, t))
 			mark(d, i, SALUS_PHI_NAME, 0.55f, RULE_UNKNOWN_CAP);
 		else if (t->shape == SH_CAP && !(t->bits & TB_SENT) && (f & DF_PLACE) && !(f & (DF_COMMON | DF_MED)) &&
 			 i > 0 && tok_in(d, i - 1, loc_preps))
