@@ -64,6 +64,9 @@ extern const uint64_t salus_deid_dict[];
 /* What detect.c does with a match. */
 enum deid_act {
 	ACT_SPAN,      /* the match is the span */
+	ACT_PHONEGRP,  /* groups of digits: 9-15 digits, one kind of separator */
+	ACT_PHONE7,    /* 555-1234, not a range of measurements "SVR 954-1183" */
+	ACT_NUMID,     /* number-like ID: not inside a run of numbers, at least 7 digits */
 	ACT_NUMDATE,   /* numeric date: one separator, not inside a run of numbers */
 	ACT_STREET,    /* street address: not "3 WAY FOLEY IN PLACE" */
 	ACT_PARTIAL,   /* month/day without year: reject fractions and scores */
@@ -122,10 +125,12 @@ enum deid_act {
 	X(YEAR, "date.year", DATE, ACT_YEAR, 0.6f, "", "\\b19[6-9][0-9]\\b")                                           \
 	X(PHONE_US, "phone.nanp", PHONE, ACT_SPAN, 0.95f, "",                                                        \
 	  "(\\+?1[ .-]?)?(\\([0-9]{3}\\)|\\b[0-9]{3})[ ./-]{0,2}[0-9]{3}[ ./-]{0,2}[0-9]{4}\\b")                         \
-	X(PHONE_7, "phone.local", PHONE, ACT_SPAN, 0.8f, "", "\\b[0-9]{3}[-.][0-9]{4}\\b")                            \
+	X(PHONE_7, "phone.local", PHONE, ACT_PHONE7, 0.8f, "", "\\b[0-9]{3}[-.][0-9]{4}\\b")                            \
 	X(PHONE_INTL, "phone.intl", PHONE, ACT_SPAN, 0.9f, "",                                                       \
 	  "\\+[0-9]{1,3}[ .-]?(\\([0-9]{1,4}\\)[ .-]?)?[0-9]{1,4}([ .-]?[0-9]{2,5}){1,5}\\b")                          \
 	X(PHONE_TRUNK, "phone.trunk-0", PHONE, ACT_SPAN, 0.75f, "", "\\b0[0-9]{2,4}[ -][0-9]{3,4}[ -]?[0-9]{3,4}\\b") \
+	X(PHONE_GROUPS, "phone.digit-groups", PHONE, ACT_PHONEGRP, 0.7f, "",                                       \
+	  "\\b[0-9]{2,4}([ .-][0-9]{2,4}){2,5}\\b")                                                                  \
 	X(PHONE_LABEL, "phone.labelled", PHONE, ACT_TAIL, 0.9f, "c",                                                 \
 	  "\\b(phone|ph|tel|telephone|cell|cellular|mobile|pager|beeper|bpr|pgr|pg|beep|fax|ext|extension)" RX_SP       \
 	  "{0,2}(#|no\\.?|number|num|:|=)?" RX_SP "{0,3}[0-9(+][0-9 ().-]{3,20}[0-9]")                                 \
@@ -150,9 +155,9 @@ enum deid_act {
 	X(CARD_AMEX, "id.card-amex", ID, ACT_SPAN, 0.9f, "", "\\b3[47][0-9]{2}[ -]?[0-9]{6}[ -]?[0-9]{5}\\b")          \
 	X(IBAN, "id.iban", ID, ACT_SPAN, 0.85f, "", "\\b[A-Z]{2}[0-9]{2}( ?[A-Z0-9]{4}){2,7}( ?[A-Z0-9]{1,3})?\\b")     \
 	X(ID_ALNUM, "id.letters-digits", ID, ACT_SPAN, 0.75f, "", "\\b[A-Za-z]{1,4}-?[0-9]{5,}\\b")                    \
-	X(ID_DIGITS, "id.long-number", ID, ACT_SPAN, 0.6f, "", "\\b[0-9]{7,}\\b")                                      \
+	X(ID_DIGITS, "id.long-number", ID, ACT_NUMID, 0.6f, "", "\\b[0-9]{7,}\\b")                                      \
 	X(ID_MIXED, "id.mixed", ID, ACT_SPAN, 0.7f, "", "\\b[0-9]{2,}[A-Za-z]{1,3}[0-9]{3,}\\b")                       \
-	X(ID_DASHED, "id.dashed", ID, ACT_SPAN, 0.7f, "", "\\b[A-Z0-9]{2,5}-[0-9]{2,}-[0-9]{3,}[A-Z0-9]*\\b")          \
+	X(ID_DASHED, "id.dashed", ID, ACT_NUMID, 0.7f, "", "\\b[A-Z0-9]{2,5}-[0-9]{2,}-[0-9]{3,}[A-Z0-9]*\\b")          \
 	X(VIN, "id.vin", ID, ACT_VIN, 0.9f, "", "\\b[A-HJ-NPR-Z0-9]{17}\\b")                                           \
 	X(HASH_ID, "id.hash-number", ID, ACT_HASHID, 0.6f, "", "#" RX_SP "?[A-Za-z0-9-]*[0-9][A-Za-z0-9-]*")           \
 	X(ID_LABEL, "id.labelled", ID, ACT_LABEL_ID, 0.9f, "c",                                                      \
@@ -178,7 +183,7 @@ enum deid_act {
 	  "\\b" RX_STATENAMES ",?" RX_SP "{1,2}[0-9]{5}(-[0-9]{4})?\\b")                                               \
 	X(ZIP4, "zip.plus4", ZIP, ACT_SPAN, 0.85f, "", "\\b[0-9]{5}-[0-9]{4}\\b")                                       \
 	X(ZIP_LABEL, "zip.labelled", ZIP, ACT_TAIL, 0.95f, "c",                                                      \
-	  "\\b(zip|zip" RX_SP "?code|zipcode|postal" RX_SP "+code)" RX_SP "{0,2}[:#]?" RX_SP "{0,2}[0-9]{5}(-[0-9]{4})?\\b") \
+	  "\\b(zip|zip" RX_SP "?code|zipcode|postal" RX_SP "+code)" RX_SP "{0,2}(:|#|is)?" RX_SP "{0,2}[0-9]{3,5}([ -]?[0-9]{2,4})?\\b") \
 	X(CITY_STATE, "location.city-state", LOCATION, ACT_CITY, 0.85f, "",                                          \
 	  "\\b[A-Z][a-z]+(" RX_SP "[A-Z][a-z]+){0,2}," RX_SP "?" RX_STATENAMES "\\b")                                  \
 	X(STREET, "location.street", LOCATION, ACT_STREET, 0.9f, "",                                                   \

@@ -732,11 +732,13 @@ static const char *const units[] = {"ml", "cc", "mg", "mcg", "g", "gm", "kg", "l
 				    "m", "hours", "minutes", "o'clock", "oclock", "mls", "cgy", "rads", NULL};
 static const char *const time_words[] = {"until", "by", "from", "to", "and", "since", "at", "till", "after",
 					 "before", "around", "about", NULL};
-static const char *const date_ctx[] = {"on", "since", "from", "until", "of", "dated", "date", "dob", "thru",
-				       "through", "to", "as", "admitted", "discharged", "seen", "last", "born",
-				       "due", "started", "visit", "surgery", "by", "before", "after", NULL};
+static const char *const date_ctx[] = {"on", "since", "from", "until", "dated", "date", "dob", "thru", "through",
+				       "admitted", "discharged", "seen", "last", "born", "due", "started", "visit",
+				       "surgery", "before", "after", "note", "triage", "birth", "admission",
+				       "discharge", "today", "yesterday", "tomorrow", NULL};
 static const char *const score_ctx[] = {"perrl", "perrla", "strength", "pupils", "grade", "murmur", "sbp", "bp",
-					"abg", "vbg", "tablet", "tab", "tabs", "ns", "dose", "cup", "normal",
+					"abg", "vbg", "tablet", "tab", "tabs", "ns", "dose", "cup", "normal", "rales",
+					"crackles", "drop", "psv", "ps", "peep", "cpap", "bipap", "ipap", "epap",
 					"nl", "mae", "lung", "eomi", "equal", "mm", "x", "gcs", "pain", "rate",
 					NULL};
 
@@ -790,6 +792,40 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 			return 0;
 		break;
 	}
+	case ACT_PHONEGRP: {
+		size_t digits = 0;
+		char sep = 0;
+		for (size_t k = s; k < e; k++) {
+			if (is_digit((unsigned char)b[k])) {
+				digits++;
+				continue;
+			}
+			if (sep && b[k] != sep)
+				return 0;
+			sep = b[k];
+		}
+		if (digits < 9 || digits > 15 || in_number_run(d, s, e) || sep == '.')
+			return 0;
+		break;
+	}
+	case ACT_PHONE7: {
+		static const char *const range_ctx[] = {"svr", "stv", "hr", "map", "is", "the", "between", "from", "of",
+							"range", "rate", "bp", "pvr", "co", "uo", "vt", "tv", "plt",
+							"sbp", "dbp", "ranging", "to", "cc", "ml", "was", "were", NULL};
+		unsigned a = num_at(b + s, 3), z = num_at(b + s + 4, 4);
+		word_before(d, s, w);
+		if (in_number_run(d, s, e) || (a < z && in_list(w, range_ctx)))
+			return 0;
+		break;
+	}
+	case ACT_NUMID: {
+		size_t digits = 0;
+		for (size_t k = s; k < e; k++)
+			digits += is_digit((unsigned char)b[k]);
+		if (digits < 7 || in_number_run(d, s, e))
+			return 0;
+		break;
+	}
 	case ACT_STREET: {
 		if (s > 0 && (b[s - 1] == '/' || b[s - 1] == '.' || b[s - 1] == '-' || b[s - 1] == '#'))
 			return 0;
@@ -822,8 +858,10 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		if (in_list(w, score_ctx) || !strcmp(w, "brisk") || !strcmp(w, "strength") || !strcmp(w, "ns") ||
 		    !strcmp(w, "tab") || !strcmp(w, "tabs"))
 			return 0;
-		bool frac = (m == 1 && dd <= 8) || (m == 2 && dd == 3) || (m == 3 && (dd == 4 || dd == 8));
-		if (frac && (in_list(w, units) || !strcmp(w, "of") || !strcmp(w, "dose") || !strcmp(w, "cup")))
+		bool frac = (m == 1 && dd <= 4) || (m == 2 && dd == 3) || (m == 3 && dd == 4);
+		bool timed = e + 3 < n && b[e] == ' ' && is_digit((unsigned char)b[e + 1]) &&
+			     (b[e + 2] == ':' || (is_digit((unsigned char)b[e + 2]) && b[e + 3] == ':'));
+		if (frac && !ctx && !timed)
 			return 0;
 		if (!ctx && m == dd && m <= 5)
 			return 0;
@@ -1068,7 +1106,7 @@ static bool cont_ok(struct salus_deid *d, size_t i)
 	if (d->nc != CASE_MIXED) {
 		if (t->shape == SH_INIT)
 			return true;
-		return t->e - t->s >= 2 && !(f & (DF_COMMON | DF_MED)) && !((f & DF_VOCAB) && !nd);
+		return (t->e - t->s >= 4 || nd) && !(f & (DF_COMMON | DF_MED)) && !((f & DF_VOCAB) && !nd);
 	}
 	if (t->shape != SH_CAP && t->shape != SH_UPPER && t->shape != SH_INIT)
 		return false;
@@ -1202,7 +1240,9 @@ static void rules(struct salus_deid *d)
 		enum gap g = gap_after(d, i);
 		/* Titles: Dr. Smith, MR JONES, dr vascuez */
 		if ((f & DF_TITLE) && (g == GAP_SPACE || g == GAP_DOT) && t->shape != SH_INIT) {
-			if (ctx_name_ok(d, i + 1, 3) && !(tf(d, i + 1) & DF_TITLE)) {
+			uint32_t nf = i + 1 < nt ? tf(d, i + 1) : 0;
+			bool weak = (nf & (DF_COMMON | DF_VOCAB)) && !(nf & F_NAME);
+			if (ctx_name_ok(d, i + 1, weak ? 2 : 3) && !(nf & DF_TITLE)) {
 				mark(d, i + 1, SALUS_PHI_NAME, 0.95f, RULE_TITLE);
 				extend_right(d, i + 1, 0.9f, RULE_TITLE, 3);
 				if (d->tok[i + 1].shape == SH_INIT && i + 2 < nt && cont_ok(d, i + 2))
@@ -1248,7 +1288,8 @@ static void rules(struct salus_deid *d)
 			    (tok_is(d, j, "is") || tok_is(d, j, "named")))
 				j++;
 			enum gap g2 = j > i + 1 ? gap_after(d, j - 1) : g;
-			if (g2 != GAP_NL && j < nt && !(tf(d, j) & DF_TITLE) && ctx_name_ok(d, j, 2) &&
+			bool gap_ok = g2 == GAP_SPACE || g2 == GAP_COMMA || (g2 == GAP_OTHER && d->b[d->tok[j - 1].e] == ':');
+			if (gap_ok && j < nt && !(tf(d, j) & DF_TITLE) && ctx_name_ok(d, j, 2) &&
 			    !(t->shape == SH_LOWER && mixed && d->tok[j].shape != SH_CAP)) {
 				bool strongrel = f & DF_REL;
 				float c = strongrel ? 0.85f : 0.75f;
@@ -1273,7 +1314,8 @@ static void rules(struct salus_deid *d)
 			}
 		}
 		/* Credentials: "Bartholomew Murost, MD" / "Jane Doe RN" */
-		if ((f & DF_CRED) && t->shape != SH_LOWER && i > 0) {
+		if ((f & DF_CRED) && t->shape != SH_LOWER && i > 0 && !(t->e < d->n && d->b[t->e] == '\'') &&
+		    (mixed || (tf(d, i - 1) & F_NAME))) {
 			enum gap gb = gap_after(d, i - 1);
 			if ((gb == GAP_COMMA || gb == GAP_SPACE) && cont_ok(d, i - 1) && !(tf(d, i - 1) & DF_CRED)) {
 				bool strong = gb == GAP_COMMA || t->shape == SH_UPPER;
@@ -1349,7 +1391,15 @@ static void rules(struct salus_deid *d)
 		uint32_t f = tf(d, i);
 		bool nd = f & F_NAME;
 		bool word = f & (DF_COMMON | DF_STOP | DF_ABBR | DF_MONTH | DF_TITLE | DF_REL | DF_ROLE | DF_CRED |
-				 DF_INST | DF_STREET | DF_LABEL | DF_LOCLABEL | DF_MED | DF_MEDPROP);
+				 DF_INST | DF_STREET | DF_LABEL | DF_LOCLABEL | DF_MED);
+		if (nd && (f & DF_MEDPROP)) {
+			/* an eponym: "Parkinson's disease", "Bell palsy", "Foley catheter" are not people */
+			bool poss = t->e - t->s > 2 && d->b[t->e - 2] == '\'';
+			bool medword = i + 1 < nt && d->tok[i + 1].shape == SH_LOWER &&
+				       (tf(d, i + 1) & (DF_MED | DF_COMMON | DF_VOCAB));
+			if (poss || medword)
+				word = true;
+		}
 		size_t len = t->e - t->s;
 		if (nd && !word && len >= 2) {
 			if (mixed && t->shape == SH_CAP) {
@@ -1379,10 +1429,10 @@ static void rules(struct salus_deid *d)
 			struct tok *t = &d->tok[i];
 			if (t->mtype != SALUS_PHI_NAME + 1 || t->mconf < 0.55f)
 				continue;
-			if (i + 1 < nt && !d->tok[i + 1].mtype)
+			if (i + 1 < nt && !d->tok[i + 1].mtype && !(tf(d, i + 1) & (DF_COMMON | DF_VOCAB)))
 				extend_right(d, i, 0.7f, RULE_NEIGHBOUR, 1);
-			if (i > 0 && !d->tok[i - 1].mtype && !(d->tok[i - 1].bits & TB_SENT && mixed &&
-							       (tf(d, i - 1) & (DF_VOCAB | DF_PROPER))))
+			if (i > 0 && !d->tok[i - 1].mtype && !(tf(d, i - 1) & (DF_COMMON | DF_VOCAB)) &&
+			    !(d->tok[i - 1].bits & TB_SENT && mixed && (tf(d, i - 1) & DF_PROPER)))
 				extend_left(d, i, 0.7f, RULE_NEIGHBOUR, 1);
 		}
 
