@@ -54,7 +54,7 @@ mem() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$salus_pid/status"; }
 # ---- salus: fresh data dir, a client, serve, token --------------------------------------------
 "$SALUS_BIN" init --data "$data" >/dev/null
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
-"$SALUS_BIN" client add --data "$data" --id bench --scope 'system/*.cruds' --secret-file "$work/secret" >/dev/null
+"$SALUS_BIN" client add --data "$data" --id bench --scope 'system/*.cruds' --secret-file "$work/secret" >/dev/null 2>&1
 "$SALUS_BIN" serve --data "$data" --listen "127.0.0.1:$PORT" --log.level warn >"$work/salus.log" 2>&1 &
 salus_pid=$!
 cacert=$data/tls/cert.pem
@@ -77,12 +77,12 @@ read_id=$(curl_ -H "$auth" -H "$ctype" -d '{"resourceType":"Patient","active":tr
 {
 	for i in $(seq 0 $((PRELOAD - 1))); do
 		[ "$i" -gt 0 ] && echo next
-		printf 'url = "%s/fhir/Patient/bench-%d"\nrequest = "PUT"\nheader = "%s"\nheader = "%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' \
-			"$base" "$i" "$auth" "$ctype"
+		printf 'url = "%s/fhir/Patient/bench-%d"\ncacert = "%s"\nsilent\nshow-error\nrequest = "PUT"\nheader = "%s"\nheader = "%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' \
+			"$base" "$i" "$cacert" "$auth" "$ctype"
 		printf 'data = "{\\"resourceType\\":\\"Patient\\",\\"id\\":\\"bench-%d\\",\\"active\\":true}"\n' "$i"
 	done
 } >"$work/preload.curl"
-created=$(curl_ -K "$work/preload.curl" | grep -c '^201$' || true)
+created=$(curl -sS --no-progress-meter --parallel --parallel-max 32 -K "$work/preload.curl" | grep -c '^201$' || true)
 [ "$created" = "$PRELOAD" ] || { echo "bench: preload created $created of $PRELOAD" >&2; exit 1; }
 curl_ -H "$auth" -o "$work/resource.json" "$base/fhir/Patient/$read_id"
 sleep 1
