@@ -21,5 +21,6 @@
 #define SALUS_MAX_BUNDLE_ENTRIES 10000              /* batch / transaction entries */
 #define SALUS_MAX_NOTE          (16u * 1024 * 1024) /* one clinical note for de-identification */
 #define SALUS_MAX_LINE          (64u * 1024 * 1024) /* one NDJSON line */
+#define SALUS_MAX_AUDIT_EVENT   (1u * 1024 * 1024)  /* one serialised AuditEvent (identifiers only) */
 
 #endif

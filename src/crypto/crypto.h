@@ -108,6 +108,15 @@ void salus_signkey_public(const struct salus_signkey *k, unsigned char pk[SALUS_
  * "kid":...,"alg":"EdDSA","use":"sig"}.  New reference; NULL on ENOMEM. */
 json_t *salus_signkey_jwk(const struct salus_signkey *k);
 
+#define SALUS_ED25519_SIG_LEN 64
+/* Detached Ed25519 signature of n bytes (RFC 8032; used by the audit log's
+ * signed checkpoints).  Cannot fail for a loaded key; returns SALUS_OK. */
+int salus_signkey_sign(const struct salus_signkey *k, const void *msg, size_t n,
+		       unsigned char sig[SALUS_ED25519_SIG_LEN] /* OUT */);
+/* True when sig is a valid Ed25519 signature of msg (n bytes) by public key pk. */
+bool salus_ed25519_verify(const unsigned char pk[SALUS_ED25519_PK_LEN], const void *msg, size_t n,
+			  const unsigned char sig[SALUS_ED25519_SIG_LEN]);
+
 /* ---- JWT (compact JWS, alg EdDSA) ----------------------------------------------------------- */
 
 /* Sign claims (borrowed; must be a JSON object) as a compact JWS with the

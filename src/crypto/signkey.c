@@ -203,3 +203,18 @@ out_fd:
 	close(fd);
 	return rc;
 }
+
+int salus_signkey_sign(const struct salus_signkey *k, const void *msg, size_t n,
+		       unsigned char sig[SALUS_ED25519_SIG_LEN])
+{
+	crypto_sign_detached(sig, NULL, msg, n, k->sk);
+	return SALUS_OK;
+}
+
+bool salus_ed25519_verify(const unsigned char pk[SALUS_ED25519_PK_LEN], const void *msg, size_t n,
+			  const unsigned char sig[SALUS_ED25519_SIG_LEN])
+{
+	if (salus_crypto_init())
+		return false;
+	return crypto_sign_verify_detached(sig, msg, n, pk) == 0;
+}

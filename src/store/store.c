@@ -276,3 +276,106 @@ int salus_store_kv_list(struct salus_store *s, const char *ns, salus_kv_cb cb, v
 		return SALUS_EINVALID;
 	return s->ops->kv_list(s, ns, cb, ctx);
 }
+
+/* ---- audit log ---- */
+
+#define MAX_AUDIT_LEVEL 62
+
+static int audit_entries_ok(struct salus_audit_entry *e, size_t n)
+{
+	if (n && !e)
+		return SALUS_EINVALID;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = e[i].pre_n + e[i].post_n;
+		e[i].index = -1;
+		memset(e[i].leaf_hash, 0, sizeof e[i].leaf_hash);
+		if ((e[i].pre_n && !e[i].pre) || (!e[i].post && e[i].post_n) || e[i].ts_ms < 0)
+			return SALUS_EINVALID;
+		if (len < e[i].pre_n || len + 20 > SALUS_MAX_AUDIT_EVENT)
+			return SALUS_ETOOLARGE;
+	}
+	return SALUS_OK;
+}
+
+int salus_store_audit_append(struct salus_store *s, struct salus_audit_entry *e, size_t n)
+{
+	int rc;
+	if (!s)
+		return SALUS_EINVALID;
+	if ((rc = audit_entries_ok(e, n)))
+		return rc;
+	if (!n)
+		return SALUS_OK;
+	return s->ops->audit_write(s, NULL, 0, e, n);
+}
+
+int salus_store_write_audited(struct salus_store *s, struct salus_write *ops, size_t n, struct salus_audit_entry *e,
+			      size_t ne)
+{
+	size_t i;
+	int rc;
+	if (!s || (n && !ops))
+		return SALUS_EINVALID;
+	if ((rc = audit_entries_ok(e, ne)))
+		return rc;
+	for (i = 0; i < n; i++) {
+		ops[i].json = NULL;
+		salus_store_write_reset(&ops[i]);
+	}
+	for (i = 0; i < n; i++) {
+		rc = write_op_ok(&ops[i]);
+		if (!rc && ops[i].if_match < 0)
+			rc = SALUS_EINVALID;
+		if (rc) {
+			ops[i].rc = rc;
+			return rc;
+		}
+	}
+	if (!n && !ne)
+		return SALUS_OK;
+	return s->ops->audit_write(s, ops, n, e, ne);
+}
+
+int salus_store_audit_size(struct salus_store *s, int64_t *size)
+{
+	if (!s || !size)
+		return SALUS_EINVALID;
+	return s->ops->audit_size(s, size);
+}
+
+int salus_store_audit_nodes(struct salus_store *s, struct salus_audit_node *v, size_t n)
+{
+	if (!s || (n && !v))
+		return SALUS_EINVALID;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].level < 0 || v[i].level > MAX_AUDIT_LEVEL || v[i].index < 0 ||
+		    v[i].index > (INT64_MAX >> v[i].level))
+			return SALUS_EINVALID;
+	if (!n)
+		return SALUS_OK;
+	return s->ops->audit_nodes(s, v, n);
+}
+
+int salus_store_audit_scan(struct salus_store *s, int64_t from, int64_t count, salus_audit_row_cb cb, void *ctx)
+{
+	if (!s || !cb || from < 0 || count < 0)
+		return SALUS_EINVALID;
+	return s->ops->audit_scan(s, from, count, cb, ctx);
+}
+
+int salus_store_audit_checkpoint_put(struct salus_store *s, int64_t size, const unsigned char root[SALUS_AUDIT_HASH_LEN],
+				     int64_t ts_ms, const char *note)
+{
+	if (!s || !root || !note || size < 0 || ts_ms < 0)
+		return SALUS_EINVALID;
+	if (strlen(note) > SALUS_MAX_AUDIT_EVENT)
+		return SALUS_ETOOLARGE;
+	return s->ops->audit_checkpoint_put(s, size, root, ts_ms, note);
+}
+
+int salus_store_audit_checkpoints(struct salus_store *s, bool latest_only, salus_audit_checkpoint_cb cb, void *ctx)
+{
+	if (!s || !cb)
+		return SALUS_EINVALID;
+	return s->ops->audit_checkpoints(s, latest_only, cb, ctx);
+}

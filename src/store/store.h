@@ -158,4 +158,109 @@ typedef int (*salus_kv_cb)(void *ctx, const char *key, const char *val, size_t n
 /* Every key of a namespace in key order; non-zero from cb stops and is returned. */
 int salus_store_kv_list(struct salus_store *s, const char *ns, salus_kv_cb cb, void *ctx);
 
+/* ---- the audit log (an append-only Merkle log; src/audit/ and docs/audit.md) -------------------
+ *
+ * Events are appended through the same single writer and group commit as
+ * resource writes: the entries of many concurrent callers share one
+ * transaction and one fsync, and every call returns only once its entries are
+ * durable, with their indexes.  Index i (0-based, dense, never reused) is the
+ * position of the leaf in an RFC 6962 / RFC 9162 Merkle tree over the event
+ * texts: leaf hash = SHA-256(0x00 || event), node hash = SHA-256(0x01 || l || r).
+ * As leaves are appended the store also keeps the hash of every complete
+ * subtree (2^level leaves starting at index << level), so any root or proof
+ * needs O(log n) reads (salus_store_audit_nodes).  Tables (SQLite):
+ *   audit_log(idx INTEGER PRIMARY KEY, ts_ms, leaf_hash BLOB, event TEXT)
+ *   audit_node(level, idx, hash BLOB, PRIMARY KEY(level, idx))      level >= 1
+ *   audit_checkpoint(size INTEGER PRIMARY KEY, root BLOB, ts_ms, signed_note TEXT)
+ * Triggers refuse UPDATE and DELETE on all three, except an UPDATE that only
+ * sets audit_log.event to NULL (pruning the text of an old event keeps its
+ * leaf hash, so the tree still verifies).  The store never interprets event
+ * text: building, signing and verifying are the audit module's business. */
+
+#define SALUS_AUDIT_HASH_LEN 32 /* SHA-256 */
+
+/* One event to append.  Inputs are borrowed for the call. */
+struct salus_audit_entry {
+	/* The stored event text is pre, then the decimal index assigned by the
+	 * writer, then post: an event can carry its own position (e.g. as its
+	 * AuditEvent.id), which makes a moved or deleted row detectable at that
+	 * index.  post == NULL: the text is pre alone, nothing spliced.
+	 * The whole text must be valid UTF-8 and at most SALUS_MAX_AUDIT_EVENT bytes. */
+	const char *pre;
+	size_t pre_n;
+	const char *post;
+	size_t post_n;
+	int64_t ts_ms; /* the event's time (ms since the epoch), kept in its row for retention */
+	/* results, written by the store */
+	int64_t index;                                /* the assigned index; -1 if not appended */
+	unsigned char leaf_hash[SALUS_AUDIT_HASH_LEN]; /* SHA-256(0x00 || stored text) */
+};
+
+/* Append n entries, in order, durably (consecutive indexes within one call).
+ * Errors: SALUS_EINVALID (bad entry), SALUS_ETOOLARGE, SALUS_EIO, SALUS_EBUSY,
+ * SALUS_ENOMEM — on any error nothing of this call was appended (fail closed). */
+int salus_store_audit_append(struct salus_store *s, struct salus_audit_entry *e, size_t n);
+
+/* salus_store_write plus audit entries in the SAME transaction: the entries are
+ * appended after the ops are applied, and only if every op succeeded; all of
+ * it commits together or not at all.  The events are built before the write,
+ * so a caller that needs the new id in its event gives CREATE an id (a UUID it
+ * made) rather than letting the store pick one.  A failed write appends
+ * nothing: record a failure event separately (salus_store_audit_append).
+ * Errors: those of salus_store_write and salus_store_audit_append. */
+int salus_store_write_audited(struct salus_store *s, struct salus_write *ops, size_t n,
+			      struct salus_audit_entry *e, size_t ne);
+
+/* Number of events in the log (the current tree size). */
+int salus_store_audit_size(struct salus_store *s, int64_t *size /* OUT */);
+
+/* A complete subtree: the hash over leaves [index << level, (index + 1) << level). */
+struct salus_audit_node {
+	int level;     /* 0 (a leaf) .. 62 */
+	int64_t index; /* >= 0 */
+	unsigned char hash[SALUS_AUDIT_HASH_LEN]; /* OUT */
+};
+/* Fill in the hash of each of n nodes (one reader connection for all).
+ * Errors: SALUS_EINVALID (bad level/index), SALUS_ENOTFOUND (a subtree that is
+ * not complete in the log yet), SALUS_EIO (a stored hash of the wrong size). */
+int salus_store_audit_nodes(struct salus_store *s, struct salus_audit_node *v, size_t n);
+
+/* One stored event, as read; pointers borrowed for the callback. */
+struct salus_audit_row {
+	int64_t index;
+	int64_t ts_ms;
+	const unsigned char *leaf_hash; /* as stored (may be damaged: check leaf_hash_n) */
+	size_t leaf_hash_n;
+	const char *event; /* NULL when pruned */
+	size_t event_n;
+};
+typedef int (*salus_audit_row_cb)(void *ctx, const struct salus_audit_row *r);
+/* Rows with index >= from in index order, at most count (0: all).  Rows are
+ * given as stored, gaps included (a verifier must check the indexes).
+ * Non-zero from cb stops and is returned.  Errors: SALUS_EINVALID, SALUS_EIO. */
+int salus_store_audit_scan(struct salus_store *s, int64_t from, int64_t count, salus_audit_row_cb cb,
+			   void *ctx);
+
+/* One stored checkpoint; pointers borrowed for the callback. */
+struct salus_audit_checkpoint_row {
+	int64_t size;
+	const unsigned char *root; /* as stored: check root_n */
+	size_t root_n;
+	int64_t ts_ms;
+	const char *note; /* the signed note */
+	size_t note_n;
+};
+typedef int (*salus_audit_checkpoint_cb)(void *ctx, const struct salus_audit_checkpoint_row *c);
+/* Store a checkpoint (durable on return).  A checkpoint of the same size
+ * already stored is kept and this one dropped (SALUS_OK).  note: NUL-terminated.
+ * Errors: SALUS_EINVALID, SALUS_EIO, SALUS_EBUSY, SALUS_ENOMEM. */
+int salus_store_audit_checkpoint_put(struct salus_store *s, int64_t size,
+				     const unsigned char root[SALUS_AUDIT_HASH_LEN], int64_t ts_ms,
+				     const char *note);
+/* Checkpoints in increasing size order (latest_only: just the largest).
+ * Non-zero from cb stops and is returned; SALUS_ENOTFOUND from latest_only
+ * when there is none.  Errors: SALUS_EIO. */
+int salus_store_audit_checkpoints(struct salus_store *s, bool latest_only, salus_audit_checkpoint_cb cb,
+				  void *ctx);
+
 #endif

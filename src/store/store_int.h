@@ -32,6 +32,15 @@ struct salus_store_ops {
 	int (*kv_get)(struct salus_store *s, const char *ns, const char *key, char **val, size_t *n);
 	int (*kv_del)(struct salus_store *s, const char *ns, const char *key);
 	int (*kv_list)(struct salus_store *s, const char *ns, salus_kv_cb cb, void *ctx);
+	/* the audit log (checked by store.c like everything else) */
+	int (*audit_write)(struct salus_store *s, struct salus_write *ops, size_t n, struct salus_audit_entry *e,
+			   size_t ne);
+	int (*audit_size)(struct salus_store *s, int64_t *size);
+	int (*audit_nodes)(struct salus_store *s, struct salus_audit_node *v, size_t n);
+	int (*audit_scan)(struct salus_store *s, int64_t from, int64_t count, salus_audit_row_cb cb, void *ctx);
+	int (*audit_checkpoint_put)(struct salus_store *s, int64_t size, const unsigned char *root, int64_t ts_ms,
+				    const char *note);
+	int (*audit_checkpoints)(struct salus_store *s, bool latest_only, salus_audit_checkpoint_cb cb, void *ctx);
 };
 
 /* Every backend's store struct starts with this. */

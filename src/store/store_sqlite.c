@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <string.h>
@@ -37,8 +38,10 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/limits.h"
 #include "core/log.h"
 
 #define SCHEMA_VERSION 1
@@ -176,6 +179,12 @@ enum stmt_id {
 	ST_COUNT_ALL,
 	ST_KV_GET,
 	ST_KV_LIST,
+	ST_AU_SIZE,
+	ST_AU_LEAF,
+	ST_AU_NODE,
+	ST_AU_SCAN,
+	ST_AU_CPS,
+	ST_AU_CP_LAST,
 	/* writer */
 	ST_W_LOOKUP,
 	ST_W_HIST_INS,
@@ -189,6 +198,9 @@ enum stmt_id {
 	ST_W_SAVE,
 	ST_W_RELEASE,
 	ST_W_ROLLBACK_TO,
+	ST_W_AU_INS,
+	ST_W_AU_NODE_INS,
+	ST_W_AU_CP_INS,
 	ST__COUNT
 };
 
@@ -212,6 +224,12 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_COUNT_ALL] = "SELECT count(*) FROM resource WHERE deleted=0",
 	[ST_KV_GET] = "SELECT val FROM kv WHERE ns=?1 AND key=?2",
 	[ST_KV_LIST] = "SELECT key, val FROM kv WHERE ns=?1 ORDER BY key",
+	[ST_AU_SIZE] = "SELECT coalesce(max(idx) + 1, 0) FROM audit_log",
+	[ST_AU_LEAF] = "SELECT leaf_hash FROM audit_log WHERE idx=?1",
+	[ST_AU_NODE] = "SELECT hash FROM audit_node WHERE level=?1 AND idx=?2",
+	[ST_AU_SCAN] = "SELECT idx, ts_ms, leaf_hash, event FROM audit_log WHERE idx>=?1 ORDER BY idx LIMIT ?2",
+	[ST_AU_CPS] = "SELECT size, root, ts_ms, signed_note FROM audit_checkpoint ORDER BY size",
+	[ST_AU_CP_LAST] = "SELECT size, root, ts_ms, signed_note FROM audit_checkpoint ORDER BY size DESC LIMIT 1",
 	[ST_W_LOOKUP] = "SELECT version, updated_ms, deleted FROM resource WHERE type=?1 AND id=?2",
 	[ST_W_HIST_INS] = "INSERT INTO history(type, id, version, updated_ms, deleted, json) "
 			  "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -228,6 +246,10 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_W_SAVE] = "SAVEPOINT job",
 	[ST_W_RELEASE] = "RELEASE job",
 	[ST_W_ROLLBACK_TO] = "ROLLBACK TO job",
+	[ST_W_AU_INS] = "INSERT INTO audit_log(idx, ts_ms, leaf_hash, event) VALUES(?1, ?2, ?3, ?4)",
+	[ST_W_AU_NODE_INS] = "INSERT INTO audit_node(level, idx, hash) VALUES(?1, ?2, ?3)",
+	[ST_W_AU_CP_INS] = "INSERT INTO audit_checkpoint(size, root, ts_ms, signed_note) VALUES(?1, ?2, ?3, ?4) "
+			   "ON CONFLICT(size) DO NOTHING",
 };
 
 /* The schema (docs/store.md).  Portable shapes, so store_pg can mirror it. */
@@ -248,6 +270,33 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS kv(ns TEXT NOT NULL, key TEXT NOT NULL, val BLOB NOT NULL,"
 	" PRIMARY KEY(ns, key));";
 
+/* The audit log (store.h): created on every open if missing, so older data
+ * directories gain it.  The triggers make the tables append-only; the one
+ * UPDATE allowed sets an event's text to NULL (pruning) and nothing else. */
+static const char audit_schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS audit_log(idx INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL,"
+	" leaf_hash BLOB NOT NULL, event TEXT);"
+	"CREATE TABLE IF NOT EXISTS audit_node(level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,"
+	" PRIMARY KEY(level, idx)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS audit_checkpoint(size INTEGER PRIMARY KEY, root BLOB NOT NULL,"
+	" ts_ms INTEGER NOT NULL, signed_note TEXT NOT NULL);"
+	"CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log"
+	" WHEN NEW.idx IS NOT OLD.idx OR NEW.ts_ms IS NOT OLD.ts_ms OR NEW.leaf_hash IS NOT OLD.leaf_hash"
+	" OR NEW.event IS NOT NULL"
+	" BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;"
+	"CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log"
+	" BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;"
+	"CREATE TRIGGER IF NOT EXISTS audit_node_no_update BEFORE UPDATE ON audit_node"
+	" BEGIN SELECT RAISE(ABORT, 'audit_node is append-only'); END;"
+	"CREATE TRIGGER IF NOT EXISTS audit_node_no_delete BEFORE DELETE ON audit_node"
+	" BEGIN SELECT RAISE(ABORT, 'audit_node is append-only'); END;"
+	"CREATE TRIGGER IF NOT EXISTS audit_checkpoint_no_update BEFORE UPDATE ON audit_checkpoint"
+	" BEGIN SELECT RAISE(ABORT, 'audit_checkpoint is append-only'); END;"
+	"CREATE TRIGGER IF NOT EXISTS audit_checkpoint_no_delete BEFORE DELETE ON audit_checkpoint"
+	" BEGIN SELECT RAISE(ABORT, 'audit_checkpoint is append-only'); END;";
+
+#define AU_LEVELS 64 /* frontier slots: one per bit of the tree size */
+
 struct conn {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST__COUNT]; /* prepared on first use */
@@ -257,9 +306,14 @@ struct conn {
 
 /* A queued write, on its caller's stack. */
 struct job {
-	enum { JOB_WRITE, JOB_KV_PUT, JOB_KV_DEL } kind;
+	enum { JOB_WRITE, JOB_KV_PUT, JOB_KV_DEL, JOB_CHECKPOINT } kind;
 	struct salus_write *ops; /* JOB_WRITE */
 	size_t n;
+	struct salus_audit_entry *au; /* JOB_WRITE: audit entries appended after the ops */
+	size_t nau;
+	int64_t cp_size, cp_ts; /* JOB_CHECKPOINT */
+	const unsigned char *cp_root;
+	const char *cp_note;
 	const char *ns, *key; /* JOB_KV_* */
 	const void *val;
 	size_t vn;
@@ -277,6 +331,13 @@ struct sq_store {
 	/* writer: `w` and last_ms belong to the writer thread once it runs */
 	struct conn w;
 	int64_t last_ms; /* newest updated_ms written */
+	/* the audit tree's right edge, writer-only: au_front[l] is the hash of the
+	 * complete subtree of 2^l leaves that bit l of au_size stands for */
+	bool au_loaded;
+	int64_t au_size;
+	unsigned char au_front[AU_LEVELS][SALUS_AUDIT_HASH_LEN];
+	uint64_t group_no, au_group; /* au_size checked against the table once per group */
+	struct salus_buf au_text;    /* scratch: one event's text */
 	pthread_t thread;
 	bool thread_started;
 	pthread_mutex_t qmu;
@@ -956,17 +1017,174 @@ static int w_apply_kv(struct sq_store *sq, struct job *j)
 	return SALUS_OK;
 }
 
+/* ---- the audit log: Merkle leaves and complete-subtree nodes ---- */
+
+static void au_node_hash(const unsigned char *l, const unsigned char *r, unsigned char out[SALUS_AUDIT_HASH_LEN])
+{
+	crypto_hash_sha256_state h;
+	static const unsigned char one = 1;
+	crypto_hash_sha256_init(&h);
+	crypto_hash_sha256_update(&h, &one, 1);
+	crypto_hash_sha256_update(&h, l, SALUS_AUDIT_HASH_LEN);
+	crypto_hash_sha256_update(&h, r, SALUS_AUDIT_HASH_LEN);
+	crypto_hash_sha256_final(&h, out);
+}
+
+/* Read one stored hash (level 0: a leaf) on connection c. */
+static int au_read_hash(struct conn *c, int level, int64_t idx, unsigned char out[SALUS_AUDIT_HASH_LEN])
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = conn_stmt(c, level ? ST_AU_NODE : ST_AU_LEAF, &st)))
+		return rc;
+	if (level) {
+		sqlite3_bind_int(st, 1, level);
+		sqlite3_bind_int64(st, 2, idx);
+	} else {
+		sqlite3_bind_int64(st, 1, idx);
+	}
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? SALUS_ENOTFOUND : map_rc(sqlite3_reset(st));
+		sqlite3_reset(st);
+		return rc;
+	}
+	if (sqlite3_column_bytes(st, 0) != SALUS_AUDIT_HASH_LEN || !sqlite3_column_blob(st, 0)) {
+		sqlite3_reset(st);
+		return SALUS_EIO;
+	}
+	memcpy(out, sqlite3_column_blob(st, 0), SALUS_AUDIT_HASH_LEN);
+	sqlite3_reset(st);
+	return SALUS_OK;
+}
+
+static int au_size_on(struct conn *c, int64_t *size)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = conn_stmt(c, ST_AU_SIZE, &st);
+	return rc ? rc : scalar(st, size);
+}
+
+/* Make sure the in-memory right edge matches the table (another process, or a
+ * lost group, may have changed it): once per group, inside its transaction. */
+static int au_sync(struct sq_store *sq)
+{
+	int64_t size;
+	int rc;
+
+	if (sq->au_loaded && sq->au_group == sq->group_no)
+		return SALUS_OK;
+	if ((rc = au_size_on(&sq->w, &size)))
+		return rc;
+	if (!sq->au_loaded || size != sq->au_size) {
+		sq->au_loaded = false;
+		for (int l = 0; l < AU_LEVELS - 1; l++)
+			if ((size >> l) & 1) {
+				rc = au_read_hash(&sq->w, l, (size >> l) - 1, sq->au_front[l]);
+				if (rc)
+					return rc == SALUS_ENOTFOUND ? SALUS_EIO : rc; /* a damaged tree */
+			}
+		sq->au_size = size;
+		sq->au_loaded = true;
+	}
+	sq->au_group = sq->group_no;
+	return SALUS_OK;
+}
+
+/* Append one entry at index au_size: its row, and every subtree it completes. */
+static int au_append(struct sq_store *sq, struct salus_audit_entry *e)
+{
+	static const unsigned char zero = 0;
+	unsigned char cur[SALUS_AUDIT_HASH_LEN];
+	crypto_hash_sha256_state h;
+	struct salus_buf *t = &sq->au_text;
+	sqlite3_stmt *st = NULL;
+	int64_t n = sq->au_size;
+	int l, rc;
+
+	salus_buf_reset(t);
+	if ((rc = salus_buf_add(t, e->pre, e->pre_n)))
+		return rc;
+	if (e->post && ((rc = salus_buf_addf(t, "%lld", (long long)n)) || (rc = salus_buf_add(t, e->post, e->post_n))))
+		return rc;
+	crypto_hash_sha256_init(&h);
+	crypto_hash_sha256_update(&h, &zero, 1);
+	crypto_hash_sha256_update(&h, (const unsigned char *)t->p, t->n);
+	crypto_hash_sha256_final(&h, cur);
+
+	if ((rc = conn_stmt(&sq->w, ST_W_AU_INS, &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, n);
+	sqlite3_bind_int64(st, 2, e->ts_ms);
+	sqlite3_bind_blob(st, 3, cur, sizeof cur, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, t->p, (int)t->n, SQLITE_STATIC);
+	if ((rc = step_done(st)))
+		return rc;
+	memcpy(e->leaf_hash, cur, sizeof cur);
+	e->index = n;
+	for (l = 0; (n >> l) & 1; l++) {
+		au_node_hash(sq->au_front[l], cur, cur);
+		if ((rc = conn_stmt(&sq->w, ST_W_AU_NODE_INS, &st)))
+			return rc;
+		sqlite3_bind_int(st, 1, l + 1);
+		sqlite3_bind_int64(st, 2, n >> (l + 1));
+		sqlite3_bind_blob(st, 3, cur, sizeof cur, SQLITE_STATIC);
+		if ((rc = step_done(st)))
+			return rc;
+	}
+	memcpy(sq->au_front[l], cur, sizeof cur);
+	sq->au_size = n + 1;
+	return SALUS_OK;
+}
+
+static int w_apply_checkpoint(struct sq_store *sq, struct job *j)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = conn_stmt(&sq->w, ST_W_AU_CP_INS, &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, j->cp_size);
+	sqlite3_bind_blob(st, 2, j->cp_root, SALUS_AUDIT_HASH_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, j->cp_ts);
+	sqlite3_bind_text(st, 4, j->cp_note, -1, SQLITE_STATIC);
+	return step_done(st);
+}
+
+static void au_entries_reset(struct salus_audit_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		e[i].index = -1;
+		memset(e[i].leaf_hash, 0, sizeof e[i].leaf_hash);
+	}
+}
+
 static int w_apply_job(struct sq_store *sq, struct job *j)
 {
 	size_t i, bad = 0;
 	int rc = SALUS_OK;
 
+	if (j->kind == JOB_CHECKPOINT)
+		return w_apply_checkpoint(sq, j);
 	if (j->kind != JOB_WRITE)
 		return w_apply_kv(sq, j);
 	for (i = 0; i < j->n; i++) {
 		if ((rc = w_apply_op(sq, &j->ops[i]))) {
 			bad = i;
 			break;
+		}
+	}
+	if (!rc && j->nau) {
+		/* the caller's w_run_group saved the right edge; it restores it on failure */
+		if (!(rc = au_sync(sq)))
+			for (i = 0; i < j->nau && !rc; i++)
+				rc = au_append(sq, &j->au[i]);
+		if (rc) {
+			au_entries_reset(j->au, j->nau);
+			for (i = 0; i < j->n; i++)
+				salus_store_write_reset(&j->ops[i]);
+			return rc;
 		}
 	}
 	if (!rc)
@@ -983,6 +1201,8 @@ static void w_fail_jobs(struct job *from, struct job *to, int rc)
 	for (struct job *j = from; j != to; j = j->next) {
 		j->rc = rc;
 		if (j->kind == JOB_WRITE)
+			au_entries_reset(j->au, j->nau);
+		if (j->kind == JOB_WRITE)
 			for (size_t i = 0; i < j->n; i++) {
 				salus_store_write_reset(&j->ops[i]);
 				j->ops[i].rc = rc;
@@ -996,18 +1216,25 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 	struct job *j;
 	int rc;
 
+	sq->group_no++;
 	if ((rc = w_exec(sq, ST_W_BEGIN))) {
 		w_fail_jobs(first, end, rc);
 		return;
 	}
 	for (j = first; j != end; j = j->next) {
+		int64_t au_size = sq->au_size;
 		if ((rc = w_exec(sq, ST_W_SAVE)))
 			goto out_rollback;
 		j->rc = w_apply_job(sq, j);
+		/* the job's rows are rolled back: so must be the tree's right edge
+		 * (reloaded from the table by the next au_sync) */
+		if (j->rc && sq->au_size != au_size)
+			sq->au_loaded = false;
 		if (j->rc && sqlite3_get_autocommit(sq->w.db)) {
 			/* SQLite rolled the whole transaction back (I/O error, disk
 			 * full, out of memory): the group is lost */
 			rc = j->rc == SALUS_ENOMEM || j->rc == SALUS_EBUSY ? j->rc : SALUS_EIO;
+			sq->au_loaded = false;
 			w_fail_jobs(first, end, rc);
 			return;
 		}
@@ -1021,6 +1248,7 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 out_rollback:
 	if (!sqlite3_get_autocommit(sq->w.db))
 		w_exec(sq, ST_W_ROLLBACK);
+	sq->au_loaded = false; /* the group's appends are gone */
 	w_fail_jobs(first, end, rc);
 }
 
@@ -1068,7 +1296,7 @@ static void *writer_main(void *arg)
 		/* take up to batch_max ops (at least one job) */
 		first = end = sq->head;
 		while (end) {
-			size_t k = end->kind == JOB_WRITE ? end->n : 1;
+			size_t k = end->kind == JOB_WRITE ? end->n + end->nau : 1;
 			if (end != first && ops + k > (size_t)sq->batch_max)
 				break;
 			ops += k;
@@ -1151,6 +1379,124 @@ static int sq_kv_del(struct salus_store *s, const char *ns, const char *key)
 	return submit(sq_of(s), &j);
 }
 
+/* ---- audit log: the calls ---- */
+
+static int sq_audit_write(struct salus_store *s, struct salus_write *ops, size_t n, struct salus_audit_entry *e,
+			  size_t ne)
+{
+	struct job j = {.kind = JOB_WRITE, .ops = ops, .n = n, .au = e, .nau = ne};
+	int rc = submit(sq_of(s), &j);
+	size_t i;
+
+	for (i = 0; !rc && i < n; i++)
+		ops[i].rc = SALUS_OK;
+	return rc;
+}
+
+static int sq_audit_checkpoint_put(struct salus_store *s, int64_t size, const unsigned char *root, int64_t ts_ms,
+				   const char *note)
+{
+	struct job j = {.kind = JOB_CHECKPOINT, .cp_size = size, .cp_root = root, .cp_ts = ts_ms, .cp_note = note};
+	return submit(sq_of(s), &j);
+}
+
+static int sq_audit_size(struct salus_store *s, int64_t *size)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	int64_t v;
+	int rc;
+
+	if ((rc = reader_get(sq, &c)))
+		return rc;
+	if (!(rc = au_size_on(c, &v)))
+		*size = v;
+	reader_put(sq, c);
+	return rc;
+}
+
+static int sq_audit_nodes(struct salus_store *s, struct salus_audit_node *v, size_t n)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	int rc = SALUS_OK;
+
+	if ((rc = reader_get(sq, &c)))
+		return rc;
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = au_read_hash(c, v[i].level, v[i].index, v[i].hash);
+	reader_put(sq, c);
+	return rc;
+}
+
+static int sq_audit_scan(struct salus_store *s, int64_t from, int64_t count, salus_audit_row_cb cb, void *ctx)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = reader_get(sq, &c)))
+		return rc;
+	if ((rc = conn_stmt(c, ST_AU_SCAN, &st)))
+		goto out_conn;
+	sqlite3_bind_int64(st, 1, from);
+	sqlite3_bind_int64(st, 2, count ? count : -1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct salus_audit_row r;
+		memset(&r, 0, sizeof r);
+		r.index = sqlite3_column_int64(st, 0);
+		r.ts_ms = sqlite3_column_int64(st, 1);
+		r.leaf_hash = sqlite3_column_blob(st, 2);
+		r.leaf_hash_n = (size_t)sqlite3_column_bytes(st, 2);
+		if ((rc = col_text(st, 3, &r.event, &r.event_n)))
+			goto out_stmt;
+		if ((rc = cb(ctx, &r)))
+			goto out_stmt;
+	}
+	rc = rc == SQLITE_DONE ? SALUS_OK : map_rc(sqlite3_reset(st));
+out_stmt:
+	sqlite3_reset(st);
+out_conn:
+	reader_put(sq, c);
+	return rc;
+}
+
+static int sq_audit_checkpoints(struct salus_store *s, bool latest_only, salus_audit_checkpoint_cb cb, void *ctx)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	sqlite3_stmt *st = NULL;
+	bool any = false;
+	int rc;
+
+	if ((rc = reader_get(sq, &c)))
+		return rc;
+	if ((rc = conn_stmt(c, latest_only ? ST_AU_CP_LAST : ST_AU_CPS, &st)))
+		goto out_conn;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct salus_audit_checkpoint_row r;
+		memset(&r, 0, sizeof r);
+		any = true;
+		r.size = sqlite3_column_int64(st, 0);
+		r.root = sqlite3_column_blob(st, 1);
+		r.root_n = (size_t)sqlite3_column_bytes(st, 1);
+		r.ts_ms = sqlite3_column_int64(st, 2);
+		if ((rc = col_text(st, 3, &r.note, &r.note_n)))
+			goto out_stmt;
+		if (!r.note)
+			r.note = "";
+		if ((rc = cb(ctx, &r)))
+			goto out_stmt;
+	}
+	rc = rc == SQLITE_DONE ? (latest_only && !any ? SALUS_ENOTFOUND : SALUS_OK) : map_rc(sqlite3_reset(st));
+out_stmt:
+	sqlite3_reset(st);
+out_conn:
+	reader_put(sq, c);
+	return rc;
+}
+
 /* ------------------------------------------------------------------------- */
 /* open / close                                                               */
 
@@ -1190,6 +1536,8 @@ static int schema_init(struct sq_store *sq, bool create)
 				       "('backend', 'sqlite')")))
 			goto out_rollback;
 	}
+	if ((rc = exec_sql(db, audit_schema_sql)))
+		goto out_rollback;
 	/* the newest version holds the newest updated_ms (it never decreases in seq) */
 	if ((rc = map_rc(sqlite3_prepare_v2(db, "SELECT updated_ms FROM history ORDER BY seq DESC LIMIT 1", -1,
 					    &st, NULL))))
@@ -1258,6 +1606,7 @@ static void sq_free(struct salus_store *s)
 	pthread_mutex_destroy(&sq->rmu);
 	pthread_cond_destroy(&sq->qcv);
 	pthread_mutex_destroy(&sq->qmu);
+	salus_buf_release(&sq->au_text);
 	salus_free(sq->path);
 	salus_free(sq);
 }
@@ -1272,6 +1621,7 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 	if (!(sq = salus_calloc(1, sizeof *sq)))
 		return SALUS_ENOMEM;
 	sq->base.ops = &salus_store_sqlite_ops;
+	salus_buf_init(&sq->au_text, SALUS_MAX_AUDIT_EVENT);
 	pthread_mutex_init(&sq->qmu, NULL);
 	{
 		pthread_condattr_t ca;
@@ -1331,4 +1681,10 @@ const struct salus_store_ops salus_store_sqlite_ops = {
 	.kv_get = sq_kv_get,
 	.kv_del = sq_kv_del,
 	.kv_list = sq_kv_list,
+	.audit_write = sq_audit_write,
+	.audit_size = sq_audit_size,
+	.audit_nodes = sq_audit_nodes,
+	.audit_scan = sq_audit_scan,
+	.audit_checkpoint_put = sq_audit_checkpoint_put,
+	.audit_checkpoints = sq_audit_checkpoints,
 };

@@ -1,0 +1,682 @@
+/*
+ * test_audit.c — the audit trail: RFC 6962 vectors (read from ../shared at
+ * test time, skipped when absent), proofs and roots from the store against a
+ * naive recomputation, the AuditEvent shape, signed checkpoints, tamper tests
+ * on the SQLite file itself, 8 concurrent appenders, and fail-closed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "audit/audit.h"
+#include "core/alloc.h"
+#include "core/err.h"
+#include "crypto/crypto.h"
+#include "store/store.h"
+
+/* ---- helpers ---- */
+
+struct fx {
+	char dir[256];
+	char db[300];
+	char key[300];
+	struct salus_store *st;
+	struct salus_audit *au;
+};
+
+static void rmtree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char p[600];
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+			unlink(p);
+		}
+	closedir(d);
+	rmdir(dir);
+}
+
+static int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	struct salus_store_opts so = {.create = true};
+	struct salus_audit_opts ao = {0};
+	snprintf(f->dir, sizeof f->dir, "/tmp/salus-audit-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->db, sizeof f->db, "%s/salus.db", f->dir);
+	snprintf(f->key, sizeof f->key, "%s/audit.key", f->dir);
+	assert_int_equal(salus_audit_key_create(f->key), 0);
+	assert_int_equal(salus_store_open(f->db, &so, &f->st), 0);
+	ao.key_path = f->key;
+	assert_int_equal(salus_audit_new(f->st, &ao, &f->au), 0);
+	*state = f;
+	return 0;
+}
+
+static void fx_close(struct fx *f)
+{
+	salus_audit_free(f->au);
+	salus_store_free(f->st);
+	f->au = NULL;
+	f->st = NULL;
+}
+
+static void fx_reopen(struct fx *f)
+{
+	struct salus_store_opts so = {.create = false};
+	struct salus_audit_opts ao = {.key_path = f->key};
+	assert_int_equal(salus_store_open(f->db, &so, &f->st), 0);
+	assert_int_equal(salus_audit_new(f->st, &ao, &f->au), 0);
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+	fx_close(f);
+	rmtree(f->dir);
+	free(f);
+	return 0;
+}
+
+static void record_n(struct fx *f, int n, const char *client)
+{
+	static const char *const pats[] = {"p1", "p2"};
+	for (int i = 0; i < n; i++) {
+		struct salus_audit_req rq = {
+			.interaction = SALUS_AUDIT_READ, .resource_type = "Observation", .id = "obs-1",
+			.patients = pats, .npatients = 2, .status = 200, .client_id = client, .remote_addr = "10.0.0.1"};
+		int64_t idx = -1;
+		assert_int_equal(salus_audit_record(f->au, &rq, &idx), 0);
+		assert_true(idx >= 0);
+	}
+}
+
+/* ---- RFC 6962 vectors ---- */
+
+static char *slurp(const char *path, size_t *n)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+	long len;
+	if (!fp)
+		return NULL;
+	fseek(fp, 0, SEEK_END);
+	len = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = malloc((size_t)len + 1);
+	if (fread(buf, 1, (size_t)len, fp) != (size_t)len)
+		len = 0;
+	buf[len] = 0;
+	fclose(fp);
+	*n = (size_t)len;
+	return buf;
+}
+
+static int vectors_in(const char *dir, int *count)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		char p[1024];
+		struct stat sb;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		if (stat(p, &sb))
+			continue;
+		if (S_ISDIR(sb.st_mode)) {
+			vectors_in(p, count);
+		} else if (strstr(e->d_name, ".json")) {
+			size_t n;
+			char *text = slurp(p, &n);
+			json_t *j = json_loads(text, JSON_DECODE_INT_AS_REAL, NULL);
+			const char *why;
+			assert_non_null(j);
+			bool want_err = json_is_true(json_object_get(j, "wantErr"));
+			enum salus_proof_verdict v = salus_audit_proof_check(text, n, &why);
+			if ((v == SALUS_PROOF_VALID) == want_err)
+				fail_msg("%s: verdict %d (%s), wantErr %d", p, v, why, want_err);
+			assert_int_not_equal(v, SALUS_PROOF_UNREADABLE);
+			json_decref(j);
+			free(text);
+			(*count)++;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+static void test_vectors(void **state)
+{
+	(void)state;
+	const char *src = getenv("SALUS_SOURCE_DIR");
+	char dir[1024];
+	int count = 0;
+	snprintf(dir, sizeof dir, "%s/../shared/audit/rfc6962-vectors", src ? src : "../..");
+	if (vectors_in(dir, &count) < 0) {
+		print_message("skipped: %s not present\n", dir);
+		skip();
+	}
+	print_message("checked %d vector files\n", count);
+	assert_true(count >= 90);
+}
+
+/* The eight leaves of the vectors, and their root. */
+static void test_known_root(void **state)
+{
+	(void)state;
+	static const char *hex[] = {"", "00", "10", "2021", "3031", "40414243", "5051525354555657",
+				    "606162636465666768696a6b6c6d6e6f"};
+	struct salus_merkle_acc acc;
+	unsigned char root[32], bin[32];
+	char out[65];
+	salus_merkle_acc_init(&acc);
+	for (int i = 0; i < 8; i++) {
+		size_t n = strlen(hex[i]) / 2;
+		for (size_t k = 0; k < n; k++)
+			sscanf(hex[i] + 2 * k, "%2hhx", &bin[k]);
+		unsigned char leaf[32];
+		salus_merkle_leaf_hash(bin, n, leaf);
+		salus_merkle_acc_push(&acc, leaf, NULL, NULL);
+	}
+	salus_merkle_acc_root(&acc, root);
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", root[i]);
+	assert_string_equal(out, "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328");
+	/* and the proof checker rejects garbage */
+	assert_int_equal(salus_audit_proof_check("nope", 4, NULL), SALUS_PROOF_UNREADABLE);
+	assert_int_equal(salus_audit_proof_check("{}", 2, NULL), SALUS_PROOF_UNREADABLE);
+	assert_int_equal(salus_audit_proof_check("{\"leafIdx\":\"x\"}", 15, NULL), SALUS_PROOF_UNREADABLE);
+}
+
+/* ---- naive recomputation ---- */
+
+static void naive_root(const salus_merkle_hash *leaves, int64_t a, int64_t b, unsigned char out[32])
+{
+	if (b - a == 1) {
+		memcpy(out, leaves[a], 32);
+		return;
+	}
+	int64_t k = 1;
+	while (k << 1 < b - a)
+		k <<= 1;
+	unsigned char l[32], r[32];
+	naive_root(leaves, a, a + k, l);
+	naive_root(leaves, a + k, b, r);
+	salus_merkle_node_hash(l, r, out);
+}
+
+static int leaf_cb(void *ctx, const struct salus_audit_row *r)
+{
+	salus_merkle_hash *leaves = ctx;
+	salus_merkle_leaf_hash(r->event, r->event_n, leaves[r->index]);
+	assert_memory_equal(leaves[r->index], r->leaf_hash, 32);
+	return 0;
+}
+
+static void test_store_proofs(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 300 };
+	salus_merkle_hash *leaves = calloc(N, sizeof *leaves), proof[SALUS_MERKLE_MAX_PROOF];
+	unsigned char root[32], want[32], r1[32];
+	size_t np;
+	int64_t size;
+
+	srand(7);
+	record_n(f, N, "cli");
+	assert_int_equal(salus_store_audit_size(f->st, &size), 0);
+	assert_int_equal(size, N);
+	assert_int_equal(salus_store_audit_scan(f->st, 0, 0, leaf_cb, leaves), 0);
+	for (int t = 0; t < 400; t++) {
+		int64_t n = 1 + rand() % N, m = rand() % n, m0 = rand() % (n + 1);
+		naive_root((const salus_merkle_hash *)leaves, 0, n, want);
+		assert_int_equal(salus_audit_root(f->st, n, root), 0);
+		assert_memory_equal(root, want, 32);
+		assert_int_equal(salus_audit_prove_inclusion(f->st, m, n, proof, &np), 0);
+		assert_int_equal(salus_merkle_verify_inclusion(m, n, leaves[m], (const salus_merkle_hash *)proof, np, root), 0);
+		if (np) { /* a damaged proof must fail */
+			proof[np - 1][0] ^= 1;
+			assert_int_not_equal(
+				salus_merkle_verify_inclusion(m, n, leaves[m], (const salus_merkle_hash *)proof, np, root), 0);
+		}
+		assert_int_equal(salus_audit_prove_consistency(f->st, m0, n, proof, &np), 0);
+		if (m0)
+			naive_root((const salus_merkle_hash *)leaves, 0, m0, r1);
+		else
+			salus_merkle_empty_root(r1);
+		assert_int_equal(salus_merkle_verify_consistency(m0, n, r1, root, (const salus_merkle_hash *)proof, np), 0);
+	}
+	/* out of range */
+	assert_int_equal(salus_audit_prove_inclusion(f->st, 5, N + 1, proof, &np), SALUS_EINVALID);
+	assert_int_equal(salus_audit_root(f->st, N + 1, root), SALUS_EINVALID);
+	/* the JSON answers check with the offline checker */
+	struct salus_buf b;
+	salus_buf_init(&b, 1 << 20);
+	assert_int_equal(salus_audit_http_inclusion(f->au, 17, 200, &b), 0);
+	assert_int_equal(salus_audit_proof_check(b.p, b.n, NULL), SALUS_PROOF_VALID);
+	salus_buf_reset(&b);
+	assert_int_equal(salus_audit_http_consistency(f->au, 13, 299, &b), 0);
+	assert_int_equal(salus_audit_proof_check(b.p, b.n, NULL), SALUS_PROOF_VALID);
+	salus_buf_reset(&b);
+	assert_int_equal(salus_audit_http_checkpoint(f->au, &b), 0);
+	json_t *cp = json_loads(b.p, 0, NULL);
+	assert_non_null(cp);
+	assert_int_equal(json_integer_value(json_object_get(cp, "size")), N);
+	struct salus_audit_note note;
+	const char *nt = json_string_value(json_object_get(cp, "note"));
+	assert_int_equal(salus_audit_note_verify(nt, strlen(nt), salus_audit_vkey(f->au), &note), 0);
+	assert_int_equal(note.size, N);
+	naive_root((const salus_merkle_hash *)leaves, 0, N, want);
+	assert_memory_equal(note.root, want, 32);
+	/* another key does not verify it */
+	char other[] = "salus.audit/x+00000000+AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+	assert_int_not_equal(salus_audit_note_verify(nt, strlen(nt), other, &note), 0);
+	json_decref(cp);
+	salus_buf_release(&b);
+	free(leaves);
+}
+
+/* Roots survive a reopen (the writer reloads its right edge from the table). */
+static void test_reopen(void **state)
+{
+	struct fx *f = *state;
+	struct salus_audit_report rep;
+	record_n(f, 37, "a");
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	fx_close(f);
+	fx_reopen(f);
+	record_n(f, 29, "b");
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	assert_int_equal(salus_audit_verify_store(f->st, salus_audit_vkey(f->au), &rep), 0);
+	assert_int_equal(rep.events, 66);
+	assert_int_equal(rep.checkpoints, 2);
+}
+
+/* ---- the event ---- */
+
+static void test_event_shape(void **state)
+{
+	(void)state;
+	static const char *const pats[] = {"p1", "p2", "p3"};
+	struct salus_audit_req rq = {.interaction = SALUS_AUDIT_SEARCH, .resource_type = "Observation",
+				     .patients = pats, .npatients = 3, .status = 200, .client_id = "app",
+				     .user_id = "dr-who", .remote_addr = "192.0.2.7", .query = "code=1234&_count=5",
+				     .purpose = "TREAT", .ts_ms = 1700000000123};
+	char *pre, *post, text[8192];
+	size_t pn, qn;
+	assert_int_equal(salus_audit_event_render(&rq, &pre, &pn, &post, &qn), 0);
+	snprintf(text, sizeof text, "%s42%s", pre, post);
+	assert_true(salus_audit_event_has_index(text, strlen(text), 42));
+	assert_false(salus_audit_event_has_index(text, strlen(text), 4));
+	json_t *ev = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(ev);
+	assert_string_equal(json_string_value(json_object_get(ev, "id")), "42");
+	assert_string_equal(json_string_value(json_object_get(ev, "action")), "E");
+	assert_string_equal(json_string_value(json_object_get(ev, "outcome")), "0");
+	assert_string_equal(json_string_value(json_object_get(ev, "recorded")), "2023-11-14T22:13:20.123Z");
+	assert_string_equal(
+		json_string_value(json_object_get(json_array_get(json_object_get(ev, "subtype"), 0), "code")), "search-type");
+	json_t *ents = json_object_get(ev, "entity");
+	assert_int_equal(json_array_size(ents), 4); /* 3 patients + the query */
+	json_t *q = json_array_get(ents, 3);
+	assert_string_equal(json_string_value(json_object_get(q, "query")), "Y29kZT0xMjM0Jl9jb3VudD01");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(q, "role"), "code")), "24");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(json_array_get(ents, 1), "what"), "reference")),
+		"Patient/p2");
+	json_t *agents = json_object_get(ev, "agent");
+	assert_int_equal(json_array_size(agents), 3);
+	assert_true(json_is_true(json_object_get(json_array_get(agents, 0), "requestor")));
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(json_object_get(json_array_get(agents, 1), "who"), "identifier"), "value")),
+			    "app");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(json_array_get(agents, 1), "network"), "address")),
+		"192.0.2.7");
+	json_decref(ev);
+	salus_free(pre);
+	salus_free(post);
+
+	/* a failure, a Patient read (one patient entity, not two), bad input */
+	struct salus_audit_req rd = {.interaction = SALUS_AUDIT_READ, .resource_type = "Patient", .id = "p1",
+				     .patients = pats, .npatients = 1, .status = 404, .client_id = "app"};
+	assert_int_equal(salus_audit_event_render(&rd, &pre, &pn, &post, &qn), 0);
+	snprintf(text, sizeof text, "%s0%s", pre, post);
+	ev = json_loads(text, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(ev, "outcome")), "4");
+	assert_int_equal(json_array_size(json_object_get(ev, "entity")), 1);
+	json_decref(ev);
+	salus_free(pre);
+	salus_free(post);
+	rd.id = "bad id/../x";
+	assert_int_equal(salus_audit_event_render(&rd, &pre, &pn, &post, &qn), SALUS_EINVALID);
+	rd.id = "p1";
+	rd.client_id = "\xff\xfe";
+	assert_int_equal(salus_audit_event_render(&rd, &pre, &pn, &post, &qn), SALUS_EINVALID);
+}
+
+/* ---- tamper tests, on the database file ---- */
+
+static void sql(const char *db, const char *q)
+{
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	char *err = NULL;
+	int rc = sqlite3_exec(h, q, NULL, NULL, &err);
+	if (rc)
+		fail_msg("%s: %s", q, err);
+	sqlite3_close(h);
+}
+
+static const char drop_triggers[] = "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;";
+
+/* A log of 40 events with a checkpoint, closed so everything is in the main file. */
+static void tamper_setup(struct fx *f)
+{
+	record_n(f, 20, "client-a");
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	record_n(f, 20, "client-b");
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	fx_close(f);
+}
+
+static int64_t verify_bad(struct fx *f, char *why, size_t cap)
+{
+	struct salus_audit_report rep;
+	fx_reopen(f);
+	int rc = salus_audit_verify_store(f->st, salus_audit_vkey(f->au), &rep);
+	snprintf(why, cap, "%s", rep.why);
+	if (rc == 0)
+		return -1;
+	assert_int_equal(rc, SALUS_EINVALID);
+	return rep.bad_index;
+}
+
+static void test_tamper_flip_byte(void **state)
+{
+	struct fx *f = *state;
+	char why[256];
+	tamper_setup(f);
+	/* flip one byte of event 23's text in the file itself: find the 4th "client-b" */
+	size_t n;
+	char *img = slurp(f->db, &n);
+	char *p = img;
+	int seen = 0, fd;
+	/* rows are stored in index order; find the text of event 23 by its id */
+	p = memmem(img, n, "\"id\":\"23\"", 9);
+	assert_non_null(p);
+	p = memmem(p, n - (size_t)(p - img), "client-b", 8);
+	assert_non_null(p);
+	(void)seen;
+	fd = open(f->db, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "X", 1, p - img), 1);
+	close(fd);
+	free(img);
+	assert_int_equal(verify_bad(f, why, sizeof why), 23);
+	print_message("flip: %s\n", why);
+}
+
+static void test_tamper_delete(void **state)
+{
+	struct fx *f = *state;
+	char why[256], q[256];
+	tamper_setup(f);
+	snprintf(q, sizeof q, "%s DELETE FROM audit_log WHERE idx=11;", drop_triggers);
+	sql(f->db, q);
+	assert_int_equal(verify_bad(f, why, sizeof why), 11);
+	print_message("delete: %s\n", why);
+}
+
+static void test_tamper_swap(void **state)
+{
+	struct fx *f = *state;
+	char why[256], q[512];
+	tamper_setup(f);
+	/* swap rows 5 and 30 entirely (text and leaf hash move together) */
+	snprintf(q, sizeof q,
+		 "%s UPDATE audit_log SET idx=-1 WHERE idx=5; UPDATE audit_log SET idx=5 WHERE idx=30;"
+		 " UPDATE audit_log SET idx=30 WHERE idx=-1;",
+		 drop_triggers);
+	sql(f->db, q);
+	assert_int_equal(verify_bad(f, why, sizeof why), 5);
+	print_message("swap: %s\n", why);
+}
+
+static void test_tamper_truncate(void **state)
+{
+	struct fx *f = *state;
+	char why[256], q[256];
+	tamper_setup(f);
+	snprintf(q, sizeof q, "%s DELETE FROM audit_log WHERE idx>=35;", drop_triggers);
+	sql(f->db, q);
+	assert_int_equal(verify_bad(f, why, sizeof why), 35);
+	print_message("truncate: %s\n", why);
+}
+
+static void test_tamper_edit_consistently(void **state)
+{
+	/* rewrite an event AND its leaf hash: only the nodes / checkpoint tell */
+	struct fx *f = *state;
+	char why[256];
+	tamper_setup(f);
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, drop_triggers, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(h, "SELECT event FROM audit_log WHERE idx=8", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	char *ev = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	char *p = strstr(ev, "client-a");
+	p[0] = 'C';
+	unsigned char leaf[32];
+	salus_merkle_leaf_hash(ev, strlen(ev), leaf);
+	assert_int_equal(sqlite3_prepare_v2(h, "UPDATE audit_log SET event=?1, leaf_hash=?2 WHERE idx=8", -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, ev, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, leaf, 32, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	free(ev);
+	assert_int_equal(verify_bad(f, why, sizeof why), 8);
+	print_message("consistent edit: %s\n", why);
+}
+
+static void test_untampered_and_triggers(void **state)
+{
+	struct fx *f = *state;
+	char why[256];
+	tamper_setup(f);
+	/* the triggers refuse edits */
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_not_equal(sqlite3_exec(h, "DELETE FROM audit_log WHERE idx=3", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_not_equal(sqlite3_exec(h, "UPDATE audit_log SET ts_ms=0 WHERE idx=3", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_not_equal(sqlite3_exec(h, "DELETE FROM audit_checkpoint", NULL, NULL, NULL), SQLITE_OK);
+	/* pruning the text of an old event is allowed and still verifies */
+	assert_int_equal(sqlite3_exec(h, "UPDATE audit_log SET event=NULL WHERE idx=3", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	assert_int_equal(verify_bad(f, why, sizeof why), -1);
+}
+
+/* ---- concurrency and failure ---- */
+
+struct targ {
+	struct fx *f;
+	int n;
+};
+
+static void *appender(void *p)
+{
+	struct targ *t = p;
+	for (int i = 0; i < t->n; i++) {
+		struct salus_audit_req rq = {.interaction = SALUS_AUDIT_CREATE, .resource_type = "Patient", .id = "x",
+					     .status = 201, .client_id = "c"};
+		if (salus_audit_record(t->f->au, &rq, NULL))
+			return (void *)1;
+	}
+	return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+	struct fx *f = *state;
+	pthread_t th[8];
+	struct targ t = {f, 250};
+	struct salus_audit_report rep;
+	for (int i = 0; i < 8; i++)
+		pthread_create(&th[i], NULL, appender, &t);
+	for (int i = 0; i < 8; i++) {
+		void *r;
+		pthread_join(th[i], &r);
+		assert_null(r);
+	}
+	int64_t size;
+	assert_int_equal(salus_store_audit_size(f->st, &size), 0);
+	assert_int_equal(size, 2000);
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	assert_int_equal(salus_audit_verify_store(f->st, salus_audit_vkey(f->au), &rep), 0);
+	assert_int_equal(rep.events, 2000);
+}
+
+/* Same transaction: a write and its event commit together, or neither. */
+static void test_write_audited(void **state)
+{
+	struct fx *f = *state;
+	json_t *res = json_pack("{s:s}", "resourceType", "Patient");
+	struct salus_write w = {.kind = SALUS_WRITE_CREATE, .type = "Patient", .id = "pat-1", .resource = res};
+	static const char head[] = "{\"resourceType\":\"AuditEvent\",\"id\":\"";
+	struct salus_audit_entry e = {.pre = head, .pre_n = sizeof head - 1, .post = "\",\"x\":1}", .post_n = 8, .ts_ms = 1};
+	int64_t size;
+	assert_int_equal(salus_store_write_audited(f->st, &w, 1, &e, 1), 0);
+	assert_int_equal(e.index, 0);
+	salus_write_release(&w);
+	/* the same create again fails: nothing appended */
+	assert_int_equal(salus_store_write_audited(f->st, &w, 1, &e, 1), SALUS_EEXISTS);
+	assert_int_equal(e.index, -1);
+	assert_int_equal(salus_store_audit_size(f->st, &size), 0);
+	assert_int_equal(size, 1);
+	/* and the tree still grows correctly after the rolled-back job */
+	record_n(f, 5, "z");
+	struct salus_audit_report rep;
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	assert_int_equal(salus_audit_verify_store(f->st, salus_audit_vkey(f->au), &rep), 0);
+	salus_write_release(&w);
+	json_decref(res);
+}
+
+static void test_fail_closed(void **state)
+{
+	struct fx *f = *state;
+	record_n(f, 3, "a");
+	/* make the database read-only underneath the store: appends must fail */
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "CREATE TRIGGER audit_block BEFORE INSERT ON audit_log "
+					 "BEGIN SELECT RAISE(ABORT, 'disk gone'); END;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(h);
+	struct salus_audit_req rq = {.interaction = SALUS_AUDIT_READ, .resource_type = "Patient", .id = "p",
+				     .status = 200};
+	int64_t idx = 77;
+	assert_int_not_equal(salus_audit_record(f->au, &rq, &idx), 0);
+	assert_int_equal(idx, 77);
+	/* allocation failure is an error too, never a silent drop */
+	salus_alloc_fail_at(1, 1);
+	int rc = salus_audit_record(f->au, &rq, &idx);
+	salus_alloc_fail_at(0, 0);
+	assert_int_not_equal(rc, 0);
+	/* once the store works again, so does the log, with no gap */
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER audit_block", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	assert_int_equal(salus_audit_record(f->au, &rq, &idx), 0);
+	assert_int_equal(idx, 3);
+}
+
+/* Export → offline verification with only the public key. */
+static int export_cb(void *ctx, const struct salus_audit_row *r)
+{
+	fprintf(ctx, "%.*s\n", (int)r->event_n, r->event);
+	return 0;
+}
+
+static void test_offline(void **state)
+{
+	struct fx *f = *state;
+	struct salus_audit_cp cp = {0};
+	struct salus_audit_report rep;
+	char path[400];
+	record_n(f, 50, "q");
+	assert_int_equal(salus_audit_checkpoint(f->au, &cp), 0);
+	snprintf(path, sizeof path, "%s/log.ndjson", f->dir);
+	FILE *fp = fopen(path, "w");
+	assert_int_equal(salus_store_audit_scan(f->st, 0, 0, export_cb, fp), 0);
+	fclose(fp);
+	assert_int_equal(salus_audit_verify_export(path, cp.note, strlen(cp.note), salus_audit_vkey(f->au), &rep), 0);
+	assert_int_equal(rep.events, 50);
+	/* edit line 12 */
+	size_t n;
+	char *text = slurp(path, &n);
+	char *p = text;
+	for (int i = 0; i < 12; i++)
+		p = strchr(p, '\n') + 1;
+	p = strstr(p, "10.0.0.1");
+	p[0] = '9';
+	fp = fopen(path, "w");
+	fwrite(text, 1, n, fp);
+	fclose(fp);
+	free(text);
+	assert_int_equal(salus_audit_verify_export(path, cp.note, strlen(cp.note), salus_audit_vkey(f->au), &rep),
+			 SALUS_EINVALID);
+	print_message("offline: %s\n", rep.why);
+	salus_audit_cp_release(&cp);
+}
+
+int main(void)
+{
+	salus_alloc_install();
+	salus_store_global_init();
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_vectors),
+		cmocka_unit_test(test_known_root),
+		cmocka_unit_test(test_event_shape),
+		cmocka_unit_test_setup_teardown(test_store_proofs, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_reopen, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tamper_flip_byte, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tamper_delete, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tamper_swap, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tamper_truncate, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tamper_edit_consistently, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_untampered_and_triggers, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_write_audited, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_fail_closed, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_offline, fx_setup, fx_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
