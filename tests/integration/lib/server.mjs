@@ -143,6 +143,9 @@ export class SalusServer {
     const init = await salus(['init', '--data', this.dir]);
     if (init.code !== 0) throw new Error(`salus init failed (${init.code}): ${init.stderr}`);
     this.ca = fs.readFileSync(path.join(this.dir, 'tls', 'cert.pem'));
+    // keep-alive like a real client (and far cheaper than a TLS handshake per request);
+    // pass {agent: false} to a request that needs a connection of its own
+    this.agent = new https.Agent({ keepAlive: true, maxSockets: 32, ca: this.ca });
     for (const c of clients) await this.addClient(c.id, c.scope);
     await trustForFetch(this.ca);
 
@@ -174,7 +177,7 @@ export class SalusServer {
     while (Date.now() < deadline) {
       if (gone) throw new Error(`salus serve exited (${gone.code ?? gone.sig}): ${this.log.join('')}`);
       try {
-        const r = await this.request('GET', '/health/live', { timeoutMs: 2000 });
+        const r = await this.request('GET', '/health/live', { timeoutMs: 2000, agent: false });
         if (r.status === 200) return;
       } catch {
         /* not listening yet */
@@ -208,7 +211,7 @@ export class SalusServer {
       path: p,
       headers,
       body,
-      agent: opts.agent,
+      agent: opts.agent ?? this.agent,
       timeoutMs: opts.timeoutMs,
       tls: opts.tls,
     });
@@ -260,6 +263,7 @@ export class SalusServer {
   }
 
   async stop() {
+    this.agent?.destroy();
     if (this.proc && this.alive()) {
       this.proc.kill('SIGTERM');
       const t = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
