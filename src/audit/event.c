@@ -15,8 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -64,110 +62,10 @@ static const struct kind kinds[SALUS_AUDIT__COUNT] = {
 	[SALUS_AUDIT_ADMIN] = {SYS_DCM, "110100", "Application Activity", NULL, NULL, NULL, "E", NULL},
 };
 
-static json_t *coding(const char *sys, const char *code, const char *display)
-{
-	return json_pack("{s:s, s:s, s:s}", "system", sys, "code", code, "display", display);
-}
-
-/* jansson refuses invalid UTF-8 (json_string → NULL): that is a bad request, not ENOMEM. */
-static int set_str(json_t *o, const char *k, const char *v)
-{
-	json_t *s = json_string(v);
-	if (!s)
-		return utf8_ok(v) ? SALUS_ENOMEM : SALUS_EINVALID;
-	return json_object_set_new(o, k, s) ? SALUS_ENOMEM : SALUS_OK;
-}
-
-static int add(json_t *arr, json_t *v)
-{
-	if (!v)
-		return SALUS_ENOMEM;
-	return json_array_append_new(arr, v) ? SALUS_ENOMEM : SALUS_OK;
-}
-
-static int agent_who(json_t *agent, const char *sys, const char *value)
-{
-	json_t *ident = json_object(), *who = json_object();
-	int rc;
-	if (!ident || !who || json_object_set_new(who, "identifier", ident)) {
-		json_decref(ident);
-		json_decref(who);
-		return SALUS_ENOMEM;
-	}
-	if ((rc = set_str(ident, "system", sys)) || (rc = set_str(ident, "value", value))) {
-		json_decref(who);
-		return rc;
-	}
-	return json_object_set_new(agent, "who", who) ? SALUS_ENOMEM : SALUS_OK;
-}
-
-static bool looks_like_ip(const char *a)
-{
-	for (; *a; a++)
-		if (!((*a >= '0' && *a <= '9') || (*a >= 'a' && *a <= 'f') || (*a >= 'A' && *a <= 'F') || *a == '.' ||
-		      *a == ':'))
-			return false;
-	return true;
-}
-
-static int agents(json_t *ev, const struct salus_audit_req *rq)
-{
-	json_t *arr = json_array(), *a;
-	int rc = SALUS_ENOMEM;
-	if (!arr || json_object_set_new(ev, "agent", arr))
-		return SALUS_ENOMEM;
-	if (rq->user_id) {
-		a = json_pack("{s:{s:[o]}, s:b}", "type", "coding",
-			      coding(SYS_PARTICIPATION, "IRCP", "information recipient"), "requestor", 1);
-		if ((rc = add(arr, a)) || (rc = agent_who(a, "urn:salus:user", rq->user_id)))
-			return rc;
-	}
-	if (rq->client_id || rq->remote_addr || !rq->user_id) {
-		a = json_pack("{s:{s:[o]}, s:b}", "type", "coding", coding(SYS_DCM, "110153", "Source Role ID"),
-			      "requestor", !rq->user_id);
-		if ((rc = add(arr, a)))
-			return rc;
-		if (rq->client_id && (rc = agent_who(a, "urn:salus:client", rq->client_id)))
-			return rc;
-		if (rq->remote_addr) {
-			json_t *net = json_object();
-			if (!net || json_object_set_new(a, "network", net))
-				return SALUS_ENOMEM;
-			if ((rc = set_str(net, "address", rq->remote_addr)) ||
-			    (rc = set_str(net, "type", looks_like_ip(rq->remote_addr) ? "2" : "1")))
-				return rc;
-		}
-	}
-	/* BALP: the server is the destination agent */
-	a = json_pack("{s:{s:[o]}, s:{s:{s:s, s:s}}, s:b}", "type", "coding",
-		      coding(SYS_DCM, "110152", "Destination Role ID"), "who", "identifier", "system",
-		      "urn:salus:server", "value", "salus", "requestor", 0);
-	return add(arr, a);
-}
-
-static json_t *entity(const char *type_code, const char *type_display, const char *role_code,
-		      const char *role_display)
-{
-	return json_pack("{s:o, s:o}", "type", coding(SYS_ENTITY_TYPE, type_code, type_display), "role",
-			 coding(SYS_ROLE, role_code, role_display));
-}
-
-static int entity_ref(json_t *arr, const char *ref, bool patient)
-{
-	json_t *e = patient ? entity("1", "Person", "1", "Patient") : entity("2", "System Object", "4", "Domain Resource");
-	json_t *what = json_object();
-	int rc;
-	if (!e || !what || json_object_set_new(e, "what", what)) {
-		json_decref(e);
-		json_decref(what);
-		return SALUS_ENOMEM;
-	}
-	if ((rc = set_str(what, "reference", ref))) {
-		json_decref(e);
-		return rc;
-	}
-	return add(arr, e);
-}
+/* The event is written straight into a capped buffer (no JSON object tree):
+ * at tens of thousands of events per second the allocations of a tree cost
+ * more than everything else.  Every string from a request goes through
+ * put_str (UTF-8 checked, JSON-escaped); ids and types are checked first. */
 
 static bool fhir_id_ok(const char *s)
 {
@@ -189,24 +87,134 @@ static bool type_ok(const char *s)
 	return n > 0;
 }
 
-static int entities(json_t *ev, const struct salus_audit_req *rq)
+static bool looks_like_ip(const char *a)
 {
-	json_t *arr = json_array();
-	char ref[SALUS_MAX_ID + 64 + 48];
-	bool self_patient = false;
+	for (; *a; a++)
+		if (!((*a >= '0' && *a <= '9') || (*a >= 'a' && *a <= 'f') || (*a >= 'A' && *a <= 'F') || *a == '.' ||
+		      *a == ':'))
+			return false;
+	return true;
+}
+
+/* A JSON string: quotes, escapes; SALUS_EINVALID for invalid UTF-8 or an over-long value. */
+static int put_str(struct salus_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strnlen(s, 4096);
+	size_t i, run = 0;
+	int rc;
+	if (n == 4096 || !utf8_ok(s))
+		return SALUS_EINVALID;
+	if ((rc = salus_buf_addc(b, '"')))
+		return rc;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[6];
+		size_t en = 0;
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			en = 2;
+		} else if (c < 0x20 || c == 0x7f) {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			en = 6;
+		}
+		if (!en)
+			continue;
+		if ((rc = salus_buf_add(b, s + run, i - run)) || (rc = salus_buf_add(b, esc, en)))
+			return rc;
+		run = i + 1;
+	}
+	if ((rc = salus_buf_add(b, s + run, n - run)))
+		return rc;
+	return salus_buf_addc(b, '"');
+}
+
+static int put_coding(struct salus_buf *b, const char *sys, const char *code, const char *display)
+{
+	return salus_buf_addf(b, "{\"system\":\"%s\",\"code\":\"%s\",\"display\":\"%s\"}", sys, code, display);
+}
+
+static int put_who(struct salus_buf *b, const char *sys, const char *value)
+{
+	int rc;
+	if ((rc = salus_buf_addf(b, ",\"who\":{\"identifier\":{\"system\":\"%s\",\"value\":", sys)) ||
+	    (rc = put_str(b, value)))
+		return rc;
+	return salus_buf_adds(b, "}}");
+}
+
+static int put_agents(struct salus_buf *b, const struct salus_audit_req *rq)
+{
+	int rc;
+	if ((rc = salus_buf_adds(b, ",\"agent\":[")))
+		return rc;
+	if (rq->user_id) {
+		if ((rc = salus_buf_adds(b, "{\"type\":{\"coding\":[")) ||
+		    (rc = put_coding(b, SYS_PARTICIPATION, "IRCP", "information recipient")) ||
+		    (rc = salus_buf_adds(b, "]},\"requestor\":true")) || (rc = put_who(b, "urn:salus:user", rq->user_id)) ||
+		    (rc = salus_buf_adds(b, "},")))
+			return rc;
+	}
+	if (rq->client_id || rq->remote_addr || !rq->user_id) {
+		if ((rc = salus_buf_adds(b, "{\"type\":{\"coding\":[")) ||
+		    (rc = put_coding(b, SYS_DCM, "110153", "Source Role ID")) ||
+		    (rc = salus_buf_addf(b, "]},\"requestor\":%s", rq->user_id ? "false" : "true")))
+			return rc;
+		if (rq->client_id && (rc = put_who(b, "urn:salus:client", rq->client_id)))
+			return rc;
+		if (rq->remote_addr &&
+		    ((rc = salus_buf_adds(b, ",\"network\":{\"address\":")) || (rc = put_str(b, rq->remote_addr)) ||
+		     (rc = salus_buf_addf(b, ",\"type\":\"%s\"}", looks_like_ip(rq->remote_addr) ? "2" : "1"))))
+			return rc;
+		if ((rc = salus_buf_adds(b, "},")))
+			return rc;
+	}
+	/* BALP: the server is the destination agent */
+	if ((rc = salus_buf_adds(b, "{\"type\":{\"coding\":[")) ||
+	    (rc = put_coding(b, SYS_DCM, "110152", "Destination Role ID")) ||
+	    (rc = salus_buf_adds(b, "]},\"who\":{\"identifier\":{\"system\":\"urn:salus:server\",\"value\":\"salus\"}},"
+				    "\"requestor\":false}]")))
+		return rc;
+	return SALUS_OK;
+}
+
+static int put_entity_head(struct salus_buf *b, bool *first, bool patient, bool query)
+{
+	int rc;
+	if ((rc = salus_buf_adds(b, *first ? ",\"entity\":[{" : ",{")))
+		return rc;
+	*first = false;
+	if (patient)
+		rc = salus_buf_adds(b, "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"1\",\"display\":\"Person\"},"
+				       "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"1\",\"display\":\"Patient\"}");
+	else
+		rc = salus_buf_addf(b,
+				    "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"2\",\"display\":\"System Object\"},"
+				    "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"%s\",\"display\":\"%s\"}",
+				    query ? "24" : "4", query ? "Query" : "Domain Resource");
+	return rc;
+}
+
+static int put_entities(struct salus_buf *b, const struct salus_audit_req *rq)
+{
+	bool first = true, self_patient = false;
 	int rc;
 
-	if (!arr || json_object_set_new(ev, "entity", arr))
-		return SALUS_ENOMEM;
+	if (rq->resource_type && !type_ok(rq->resource_type))
+		return SALUS_EINVALID;
 	if (rq->resource_type && rq->id) {
-		if (!type_ok(rq->resource_type) || !fhir_id_ok(rq->id))
+		if (!fhir_id_ok(rq->id))
 			return SALUS_EINVALID;
 		self_patient = !strcmp(rq->resource_type, "Patient");
-		if (rq->version > 0)
-			snprintf(ref, sizeof ref, "%s/%s/_history/%ld", rq->resource_type, rq->id, rq->version);
-		else
-			snprintf(ref, sizeof ref, "%s/%s", rq->resource_type, rq->id);
-		if ((rc = entity_ref(arr, ref, self_patient)))
+		if ((rc = put_entity_head(b, &first, self_patient, false)) ||
+		    (rc = salus_buf_addf(b, ",\"what\":{\"reference\":\"%s/%s", rq->resource_type, rq->id)))
+			return rc;
+		if (rq->version > 0 && (rc = salus_buf_addf(b, "/_history/%ld", rq->version)))
+			return rc;
+		if ((rc = salus_buf_adds(b, "\"}}")))
 			return rc;
 	}
 	for (size_t i = 0; i < rq->npatients; i++) {
@@ -215,20 +223,15 @@ static int entities(json_t *ev, const struct salus_audit_req *rq)
 			return SALUS_EINVALID;
 		if (self_patient && !strcmp(p, rq->id))
 			continue; /* already the resource entity, with role patient */
-		snprintf(ref, sizeof ref, "Patient/%s", p);
-		if ((rc = entity_ref(arr, ref, true)))
+		if ((rc = put_entity_head(b, &first, true, false)) ||
+		    (rc = salus_buf_addf(b, ",\"what\":{\"reference\":\"Patient/%s\"}}", p)))
 			return rc;
 	}
 	if (rq->query || (rq->resource_type && !rq->id)) {
-		json_t *e = entity("2", "System Object", "24", "Query");
-		if ((rc = add(arr, e)))
+		if ((rc = put_entity_head(b, &first, false, true)))
 			return rc;
-		if (rq->resource_type) {
-			if (!type_ok(rq->resource_type))
-				return SALUS_EINVALID;
-			if ((rc = set_str(e, "description", rq->resource_type)))
-				return rc;
-		}
+		if (rq->resource_type && (rc = salus_buf_addf(b, ",\"description\":\"%s\"", rq->resource_type)))
+			return rc;
 		if (rq->query) {
 			size_t qn = strnlen(rq->query, SALUS_MAX_URL + 1), bn;
 			char *b64;
@@ -238,15 +241,15 @@ static int entities(json_t *ev, const struct salus_audit_req *rq)
 			if (!(b64 = salus_malloc(bn)))
 				return SALUS_ENOMEM;
 			sodium_bin2base64(b64, bn, (const unsigned char *)rq->query, qn, sodium_base64_VARIANT_ORIGINAL);
-			rc = set_str(e, "query", b64);
+			rc = salus_buf_addf(b, ",\"query\":\"%s\"", b64);
 			salus_free(b64);
 			if (rc)
 				return rc;
 		}
+		if ((rc = salus_buf_addc(b, '}')))
+			return rc;
 	}
-	if (json_array_size(arr) == 0)
-		json_object_del(ev, "entity");
-	return SALUS_OK;
+	return first ? SALUS_OK : salus_buf_addc(b, ']');
 }
 
 static const char *outcome_of(int status)
@@ -260,103 +263,73 @@ static const char *outcome_of(int status)
 	return "8";
 }
 
-static int build(const struct salus_audit_req *rq, json_t *ev)
+/* Everything after `"id":"INDEX` : `",` then the members, then `}`. */
+static int build(struct salus_buf *b, const struct salus_audit_req *rq)
 {
 	const struct kind *k = &kinds[rq->interaction];
-	char instant[SALUS_INSTANT_LEN], desc[32];
-	json_t *sub;
+	char instant[SALUS_INSTANT_LEN];
 	int rc;
 
-	if (k->profile) {
-		char prof[128];
-		snprintf(prof, sizeof prof, BALP "%s", k->profile);
-		if (json_object_set_new(ev, "meta", json_pack("{s:[s]}", "profile", prof)))
-			return SALUS_ENOMEM;
-	}
-	if (json_object_set_new(ev, "type", coding(k->type_sys, k->type_code, k->type_display)))
-		return SALUS_ENOMEM;
+	if ((rc = salus_buf_adds(b, "\",")))
+		return rc;
+	if (k->profile && (rc = salus_buf_addf(b, "\"meta\":{\"profile\":[\"" BALP "%s\"]},", k->profile)))
+		return rc;
+	if ((rc = salus_buf_adds(b, "\"type\":")) || (rc = put_coding(b, k->type_sys, k->type_code, k->type_display)))
+		return rc;
 	if (k->sub_sys) {
-		if (!(sub = json_array()) || json_object_set_new(ev, "subtype", sub) ||
-		    (rc = add(sub, coding(k->sub_sys, k->sub_code, k->sub_display))) != SALUS_OK)
-			return SALUS_ENOMEM;
-		if (rq->operation) {
-			json_t *op = json_pack("{s:s}", "system", "urn:salus:operation");
-			if ((rc = add(sub, op)) || (rc = set_str(op, "code", rq->operation)))
-				return rc;
-		}
-	}
-	salus_instant_format(rq->ts_ms ? rq->ts_ms : salus_now_ms(), instant);
-	snprintf(desc, sizeof desc, "HTTP %d", rq->status);
-	if (json_object_set_new(ev, "action", json_string(k->action)) ||
-	    json_object_set_new(ev, "recorded", json_string(instant)) ||
-	    json_object_set_new(ev, "outcome", json_string(outcome_of(rq->status))))
-		return SALUS_ENOMEM;
-	if (rq->status > 0 && json_object_set_new(ev, "outcomeDesc", json_string(desc)))
-		return SALUS_ENOMEM;
-	if (rq->purpose) {
-		json_t *c = json_pack("{s:s}", "system", SYS_ACTREASON);
-		json_t *pou = json_pack("[{s:[o]}]", "coding", c);
-		if (!c || !pou || json_object_set_new(ev, "purposeOfEvent", pou))
-			return SALUS_ENOMEM;
-		if ((rc = set_str(c, "code", rq->purpose)))
+		if ((rc = salus_buf_adds(b, ",\"subtype\":[")) || (rc = put_coding(b, k->sub_sys, k->sub_code, k->sub_display)))
+			return rc;
+		if (rq->operation && ((rc = salus_buf_adds(b, ",{\"system\":\"urn:salus:operation\",\"code\":")) ||
+				      (rc = put_str(b, rq->operation)) || (rc = salus_buf_addc(b, '}'))))
+			return rc;
+		if ((rc = salus_buf_addc(b, ']')))
 			return rc;
 	}
-	if ((rc = agents(ev, rq)))
+	salus_instant_format(rq->ts_ms ? rq->ts_ms : salus_now_ms(), instant);
+	if ((rc = salus_buf_addf(b, ",\"action\":\"%s\",\"recorded\":\"%s\",\"outcome\":\"%s\"", k->action, instant,
+				 outcome_of(rq->status))))
 		return rc;
-	if (json_object_set_new(ev, "source",
-				json_pack("{s:{s:s}, s:[o]}", "observer", "display", "salus", "type",
-					  coding(SYS_SOURCE, "4", "Application Server"))))
-		return SALUS_ENOMEM;
-	return entities(ev, rq);
-}
-
-static int dump_cb(const char *p, size_t n, void *ctx)
-{
-	return salus_buf_add(ctx, p, n) ? -1 : 0;
+	if (rq->status > 0 && (rc = salus_buf_addf(b, ",\"outcomeDesc\":\"HTTP %d\"", rq->status)))
+		return rc;
+	if (rq->purpose && ((rc = salus_buf_adds(b, ",\"purposeOfEvent\":[{\"coding\":[{\"system\":\"" SYS_ACTREASON
+						   "\",\"code\":")) ||
+			    (rc = put_str(b, rq->purpose)) || (rc = salus_buf_adds(b, "}]}]"))))
+		return rc;
+	if ((rc = put_agents(b, rq)))
+		return rc;
+	if ((rc = salus_buf_adds(b, ",\"source\":{\"observer\":{\"display\":\"salus\"},\"type\":[")) ||
+	    (rc = put_coding(b, SYS_SOURCE, "4", "Application Server")) || (rc = salus_buf_adds(b, "]}")))
+		return rc;
+	if ((rc = put_entities(b, rq)))
+		return rc;
+	return salus_buf_addc(b, '}');
 }
 
 int salus_audit_event_render(const struct salus_audit_req *rq, char **pre, size_t *pre_n, char **post, size_t *post_n)
 {
 	struct salus_buf b;
-	json_t *ev;
 	char *head;
 	int rc;
 
 	if (!rq || (unsigned)rq->interaction >= SALUS_AUDIT__COUNT || rq->npatients > SALUS_AUDIT_MAX_PATIENTS ||
 	    (rq->npatients && !rq->patients) || rq->ts_ms < 0)
 		return SALUS_EINVALID;
-	if (!(ev = json_object()))
-		return SALUS_ENOMEM;
-	if ((rc = build(rq, ev)))
-		goto out_ev;
-	/* `{"resourceType":"AuditEvent","id":"` INDEX `",` + the rest of the object */
-	salus_buf_init(&b, SALUS_MAX_AUDIT_EVENT);
-	if (salus_buf_adds(&b, "\",") || json_dump_callback(ev, dump_cb, &b, JSON_COMPACT | JSON_ENSURE_ASCII)) {
-		rc = json_dumpb(ev, NULL, 0, JSON_COMPACT | JSON_ENSURE_ASCII) >= SALUS_MAX_AUDIT_EVENT - 64
-			     ? SALUS_ETOOLARGE
-			     : SALUS_ENOMEM;
+	salus_buf_init(&b, SALUS_MAX_AUDIT_EVENT - 64);
+	if ((rc = build(&b, rq))) {
 		salus_buf_release(&b);
-		goto out_ev;
+		return rc;
 	}
-	/* drop the object's own '{' (the third byte) */
-	memmove(b.p + 2, b.p + 3, b.n - 2);
-	b.n--;
 	if (!(head = salus_strdup(SALUS_AUDIT_EVENT_PREFIX))) {
 		salus_buf_release(&b);
-		rc = SALUS_ENOMEM;
-		goto out_ev;
+		return SALUS_ENOMEM;
 	}
 	if (!(*post = salus_buf_detach(&b, post_n))) {
 		salus_free(head);
-		rc = SALUS_ENOMEM;
-		goto out_ev;
+		return SALUS_ENOMEM;
 	}
 	*pre = head;
 	*pre_n = strlen(head);
-	rc = SALUS_OK;
-out_ev:
-	json_decref(ev);
-	return rc;
+	return SALUS_OK;
 }
 
 bool salus_audit_event_has_index(const char *event, size_t n, int64_t i)

@@ -84,7 +84,7 @@ int main(int argc, char **argv)
 
 	salus_alloc_install();
 	salus_store_global_init();
-	if (argc > 1) {
+	if (argc > 1 && argv[1][0]) {
 		snprintf(dir, sizeof dir, "%s", argv[1]);
 	} else {
 		snprintf(dir, sizeof dir, "/tmp/salus-audit-speed-XXXXXX");
