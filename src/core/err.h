@@ -31,7 +31,8 @@
 	X(CRYPTO, -18, 500, "security", "cryptographic failure")                               \
 	X(BUSY, -19, 503, "transient", "service busy, retry")                                  \
 	X(EXISTS, -20, 409, "duplicate", "already exists")                                     \
-	X(USAGE, -21, 400, "invalid", "invalid usage")
+	X(USAGE, -21, 400, "invalid", "invalid usage")                                         \
+	X(INTEGRITY, -22, 500, "exception", "integrity check failed")
 
 enum salus_err {
 	SALUS_OK = 0,

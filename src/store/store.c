@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "store/splice.h"
 
 void salus_resource_release(struct salus_resource *r)
 {
@@ -75,12 +76,11 @@ static int json_to_buf(const char *p, size_t n, void *ctx)
 	return salus_buf_add(ctx, p, n) ? -1 : 0;
 }
 
-int salus_store_stamp(json_t *res, const char *id, long version, int64_t updated_ms, char **json, size_t *len)
+/* Set id, meta.versionId and meta.lastUpdated in res (other meta kept). */
+static int stamp_tree(json_t *res, const char *id, long version, int64_t updated_ms)
 {
 	char vid[24], instant[SALUS_INSTANT_LEN];
 	json_t *meta;
-	struct salus_buf b;
-	int rc;
 
 	if (!json_is_object(res))
 		return SALUS_EINVALID;
@@ -97,13 +97,50 @@ int salus_store_stamp(json_t *res, const char *id, long version, int64_t updated
 	if (json_object_set_new(meta, "versionId", json_string(vid)) ||
 	    json_object_set_new(meta, "lastUpdated", json_string(instant)))
 		return SALUS_ENOMEM;
+	return SALUS_OK;
+}
 
+int salus_store_stamp(json_t *res, const char *id, long version, int64_t updated_ms, char **json, size_t *len)
+{
+	struct salus_buf b;
+	int rc;
+
+	if ((rc = stamp_tree(res, id, version, updated_ms)))
+		return rc;
 	salus_buf_init(&b, SALUS_STORE_MAX_JSON);
 	rc = json_dump_callback(res, json_to_buf, &b, JSON_COMPACT);
 	if (rc) {
 		/* the buffer freed itself; measure to tell the cap from a failed allocation */
 		salus_buf_release(&b);
 		return json_dumpb(res, NULL, 0, JSON_COMPACT) > SALUS_STORE_MAX_JSON ? SALUS_ETOOLARGE : SALUS_ENOMEM;
+	}
+	*json = salus_buf_detach(&b, len);
+	return *json ? SALUS_OK : SALUS_ENOMEM;
+}
+
+int salus_store_stamp_raw(json_t *res, const char *raw, size_t raw_len, const char *id, long version,
+			  int64_t updated_ms, char **json, size_t *len)
+{
+	struct salus_buf m, b;
+	int rc;
+
+	if (!raw)
+		return salus_store_stamp(res, id, version, updated_ms, json, len);
+	if ((rc = stamp_tree(res, id, version, updated_ms)))
+		return rc;
+	salus_buf_init(&m, SALUS_STORE_MAX_JSON);
+	if (json_dump_callback(json_object_get(res, "meta"), json_to_buf, &m, JSON_COMPACT)) {
+		salus_buf_release(&m);
+		return SALUS_ENOMEM;
+	}
+	salus_buf_init(&b, SALUS_STORE_MAX_JSON);
+	rc = salus_json_splice(&b, raw, raw_len, id, m.p, m.n, NULL, NULL);
+	salus_buf_release(&m);
+	if (rc) {
+		salus_buf_release(&b);
+		if (rc == SALUS_EINVALID) /* not spliceable (escaped top-level keys): serialise the tree */
+			return salus_store_stamp(res, id, version, updated_ms, json, len);
+		return rc;
 	}
 	*json = salus_buf_detach(&b, len);
 	return *json ? SALUS_OK : SALUS_ENOMEM;
@@ -196,6 +233,14 @@ int salus_store_count(struct salus_store *s, const char *type, long *total)
 	if (!s || !total || (type && !name_ok(type, SALUS_MAX_TYPE)))
 		return SALUS_EINVALID;
 	return s->ops->count(s, type, total);
+}
+
+int salus_store_find_by_identifier(struct salus_store *s, const char *type, const char *system, const char *value,
+				   salus_id_cb cb, void *ctx)
+{
+	if (!s || !cb || !name_ok(type, SALUS_MAX_TYPE) || !value || !*value)
+		return SALUS_EINVALID;
+	return s->ops->find_by_identifier(s, type, system, value, cb, ctx);
 }
 
 /* ---- writes ---- */

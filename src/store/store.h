@@ -43,10 +43,29 @@ struct salus_store; /* opaque */
  * SQLite keeps its own allocator (logged, not an error).  Returns SALUS_OK. */
 int salus_store_global_init(void);
 
+/* A page key of the encrypting VFS (docs/security.md): derived by the keyring
+ * (crypto/keyring.h) from a data key; the id is the data key's version. */
+#define SALUS_PAGE_KEY_LEN 32
+struct salus_page_key {
+	uint32_t id;                             /* >= 1; stored in every page it seals */
+	unsigned char key[SALUS_PAGE_KEY_LEN];
+};
+
 struct salus_store_opts {
 	bool create;        /* create the database and schema if missing */
 	int readers;        /* read connections to pool (0: 2 x cores) */
 	int batch_max;      /* max writes per group-commit transaction (0: 512) */
+	/* Encryption at rest (added with the keyring).  page_keys (borrowed for
+	 * the call; the store keeps its own copy in locked, read-only memory):
+	 * every page of the database and its WAL is sealed with XChaCha20-Poly1305
+	 * and authenticated on read; pages may be under any of the keys (by id),
+	 * new pages are sealed under page_key_id.  NULL: a plaintext database —
+	 * for tests and benchmarks only; the salus binary always passes keys
+	 * (cli/store_open.h).  A page that fails authentication makes the call
+	 * fail with SALUS_EINTEGRITY. */
+	const struct salus_page_key *page_keys;
+	size_t npage_keys;
+	uint32_t page_key_id;
 };
 
 /* Open a store.  `uri` is "sqlite:PATH" or a plain file path (SQLite).
@@ -55,6 +74,22 @@ struct salus_store_opts {
 int salus_store_open(const char *uri, const struct salus_store_opts *opts, struct salus_store **out /* OUT */);
 /* Stop the writer (after draining its queue) and close.  NULL-safe. */
 void salus_store_free(struct salus_store *s);
+
+/* Progress of salus_store_rekey: pages [1, next_page) are done.  Non-zero
+ * stops the run (that value is returned). */
+typedef int (*salus_rekey_cb)(void *ctx, uint32_t next_page, uint32_t npages);
+/* Re-encrypt every page of an encrypted store under opts->page_key_id
+ * (`salus key rekey-data`), starting at page `from` (1: the start; a resumed
+ * run passes the last reported next_page — pages already under the new key
+ * are skipped anyway).  opts->page_keys must hold the old and the new keys.
+ * Takes the database exclusively for the run (other processes get
+ * SALUS_EBUSY), checkpoints the WAL first, syncs after every batch of pages
+ * and then calls cb.  Safe to kill at any point: each page is under one key
+ * or the other, and a new run finishes the job.
+ * Errors: SALUS_EINVALID (no keys, not sqlite), SALUS_ENOTFOUND,
+ * SALUS_EBUSY, SALUS_EINTEGRITY, SALUS_EIO, SALUS_ENOMEM. */
+int salus_store_rekey(const char *uri, const struct salus_store_opts *opts, uint32_t from, salus_rekey_cb cb,
+		      void *ctx);
 
 /* One stored version of a resource, as read. */
 struct salus_resource {

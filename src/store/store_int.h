@@ -41,6 +41,9 @@ struct salus_store_ops {
 	int (*audit_checkpoint_put)(struct salus_store *s, int64_t size, const unsigned char *root, int64_t ts_ms,
 				    const char *note);
 	int (*audit_checkpoints)(struct salus_store *s, bool latest_only, salus_audit_checkpoint_cb cb, void *ctx);
+	/* the identifier index (store.h) */
+	int (*find_by_identifier)(struct salus_store *s, const char *type, const char *system, const char *value,
+				  salus_id_cb cb, void *ctx);
 };
 
 /* Every backend's store struct starts with this. */
@@ -55,6 +58,13 @@ extern const struct salus_store_ops salus_store_sqlite_ops;
  * salus_malloc'd string.  Errors: SALUS_ENOMEM, SALUS_ETOOLARGE. */
 int salus_store_stamp(json_t *res, const char *id, long version, int64_t updated_ms, char **json /* OUT */,
 		      size_t *len /* OUT */);
+
+/* salus_store_stamp for a write with raw text (store.h, salus_write.raw):
+ * sets id and meta in `res` like salus_store_stamp, then splices the id and
+ * the merged meta into raw (store/splice.h).  Falls back to serialising res
+ * when raw cannot be spliced.  Errors: SALUS_ENOMEM, SALUS_ETOOLARGE. */
+int salus_store_stamp_raw(json_t *res, const char *raw, size_t raw_len, const char *id, long version,
+			  int64_t updated_ms, char **json /* OUT */, size_t *len /* OUT */);
 
 /* Reset the result fields of one write op (frees json). */
 void salus_store_write_reset(struct salus_write *w);

@@ -43,6 +43,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "store/vfs_crypt.h"
 
 #define SCHEMA_VERSION 1
 #define BUSY_TIMEOUT_MS 10000 /* another process holding the write lock (backup, CLI) */
@@ -137,6 +138,8 @@ static int map_rc(int rc)
 {
 	if (rc == SQLITE_IOERR_NOMEM)
 		return SALUS_ENOMEM;
+	if (rc == SQLITE_IOERR_DATA) /* a page failed authentication (vfs_crypt.c) */
+		return SALUS_EINTEGRITY;
 	switch (rc & 0xff) {
 	case SQLITE_OK:
 	case SQLITE_ROW:
@@ -326,6 +329,7 @@ struct job {
 struct sq_store {
 	struct salus_store base;
 	char *path;
+	struct salus_crypt_vfs *vfs; /* the encrypting VFS; NULL: a plaintext database */
 	int batch_max;
 
 	/* writer: `w` and last_ms belong to the writer thread once it runs */
@@ -385,11 +389,12 @@ static int exec_sql(sqlite3 *db, const char *sql)
 	return map_rc(sqlite3_exec(db, sql, NULL, NULL, NULL));
 }
 
-static int conn_open(struct conn *c, const char *path, int flags)
+static int conn_open(struct conn *c, const char *path, int flags, struct salus_crypt_vfs *vfs)
 {
 	int rc;
 	memset(c, 0, sizeof *c);
-	rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+			     vfs ? salus_crypt_vfs_name(vfs) : NULL);
 	if (rc != SQLITE_OK) {
 		int e = errno;
 		if ((rc & 0xff) == SQLITE_CANTOPEN) {
@@ -404,12 +409,18 @@ static int conn_open(struct conn *c, const char *path, int flags)
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+	/* encrypted: temp tables, sorters and statement journals stay in memory
+	 * (the VFS refuses every file but the database and its WAL) */
+	if (vfs && (rc = exec_sql(c->db, "PRAGMA temp_store=MEMORY"))) {
+		conn_close(c);
+		return rc;
+	}
 	return SALUS_OK;
 }
 
-static int reader_open(struct conn *c, const char *path)
+static int reader_open(struct conn *c, const char *path, struct salus_crypt_vfs *vfs)
 {
-	int rc = conn_open(c, path, SQLITE_OPEN_READONLY);
+	int rc = conn_open(c, path, SQLITE_OPEN_READONLY, vfs);
 	if (rc)
 		return rc;
 	/* Any commit resets a WAL reader's whole page cache, so under write load
@@ -438,7 +449,7 @@ static int reader_get(struct sq_store *sq, struct conn **out)
 		/* nested call from a callback with the pool empty: never wait */
 		if (!(c = salus_calloc(1, sizeof *c)))
 			return SALUS_ENOMEM;
-		if ((rc = reader_open(c, sq->path))) {
+		if ((rc = reader_open(c, sq->path, sq->vfs))) {
 			salus_free(c);
 			return rc;
 		}
@@ -1562,8 +1573,29 @@ static int writer_open(struct sq_store *sq, bool create)
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if ((rc = conn_open(&sq->w, sq->path, flags)))
+	if ((rc = conn_open(&sq->w, sq->path, flags, sq->vfs)))
 		return rc;
+	if (sq->vfs) {
+		/* a new encrypted database gets the page size and the reserved bytes
+		 * the VFS needs before its first page is written (journal_mode=WAL
+		 * below writes it); on an existing one these are no-ops, and the VFS
+		 * refuses to write a page 1 with any other layout */
+		int reserve = SALUS_CRYPT_RESERVE;
+		if ((rc = exec_sql(sq->w.db, "PRAGMA page_size=4096")))
+			goto out_close;
+		sqlite3_file_control(sq->w.db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve);
+		/* switching a new database to WAL writes its page 1 in a rollback
+		 * transaction; keep that journal in memory (the VFS refuses files) */
+		if ((rc = map_rc(sqlite3_prepare_v2(sq->w.db, "PRAGMA journal_mode", -1, &st, NULL))))
+			goto out_close;
+		bool wal = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+			   !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
+		if ((rc = map_rc(sqlite3_finalize(st))))
+			goto out_close;
+		st = NULL;
+		if (!wal && (rc = exec_sql(sq->w.db, "PRAGMA journal_mode=MEMORY")))
+			goto out_close;
+	}
 	/* WAL is persistent in the file; check that it took (not every VFS can) */
 	if ((rc = map_rc(sqlite3_prepare_v2(sq->w.db, "PRAGMA journal_mode=WAL", -1, &st, NULL))))
 		goto out_close;
@@ -1602,6 +1634,7 @@ static void sq_free(struct salus_store *s)
 		conn_close(&sq->readers[i]);
 	salus_free(sq->readers);
 	conn_close(&sq->w); /* last: it checkpoints the WAL into the database */
+	salus_crypt_vfs_free(sq->vfs); /* after every connection through it */
 	pthread_cond_destroy(&sq->rcv);
 	pthread_mutex_destroy(&sq->rmu);
 	pthread_cond_destroy(&sq->qcv);
@@ -1640,6 +1673,9 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 		rc = SALUS_ENOMEM;
 		goto out_free;
 	}
+	if (o->page_keys &&
+	    (rc = salus_crypt_vfs_new(o->page_keys, o->npage_keys, o->page_key_id, &sq->vfs)))
+		goto out_free;
 	if ((rc = writer_open(sq, o->create)))
 		goto out_free;
 	if (!(sq->readers = salus_calloc((size_t)n, sizeof *sq->readers))) {
@@ -1648,7 +1684,7 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 	}
 	for (; sq->nreaders < n; sq->nreaders++) {
 		struct conn *c = &sq->readers[sq->nreaders];
-		if ((rc = reader_open(c, path)))
+		if ((rc = reader_open(c, path, sq->vfs)))
 			goto out_free;
 		c->next = sq->free_readers;
 		sq->free_readers = c;

@@ -1,0 +1,437 @@
+/*
+ * splice.c — raw JSON scanning, minifying copy with string rewriting, and
+ * the id/meta splice of the write path (see splice.h).  One small
+ * recursive-descent walker serves all three: with no output buffer it only
+ * skips a value, with one it copies the value without whitespace.
+ */
+#include "store/splice.h"
+
+#include <string.h>
+
+#include "core/err.h"
+#include "core/limits.h"
+
+struct walker {
+	const char *p;
+	size_t n;
+	struct salus_buf *out; /* NULL: scan only */
+	salus_json_str_cb cb;
+	void *ctx;
+	struct salus_buf scratch; /* decoded strings for cb */
+};
+
+static bool is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static void skip_ws(const char *p, size_t n, size_t *i)
+{
+	while (*i < n && is_ws(p[*i]))
+		(*i)++;
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+	unsigned v = 0;
+	for (int k = 0; k < 4; k++) {
+		char c = p[k];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return SALUS_EINVALID;
+		v = v << 4 | (unsigned)d;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Scan a string at p[*i] == '"'; on return *i is past the closing quote,
+ * *s the raw contents, *esc whether it holds escapes. */
+static int scan_string(const char *p, size_t n, size_t *i, struct salus_slice *s, bool *esc)
+{
+	size_t j = *i + 1;
+	*esc = false;
+	while (j < n) {
+		unsigned char c = (unsigned char)p[j];
+		if (c == '"') {
+			*s = (struct salus_slice){p + *i + 1, j - *i - 1};
+			*i = j + 1;
+			return 0;
+		}
+		if (c < 0x20)
+			return SALUS_EINVALID;
+		if (c == '\\') {
+			unsigned u;
+			*esc = true;
+			if (j + 1 >= n)
+				return SALUS_EINVALID;
+			switch (p[j + 1]) {
+			case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+				j += 2;
+				continue;
+			case 'u':
+				if (j + 6 > n || hex4(p + j + 2, &u))
+					return SALUS_EINVALID;
+				j += 6;
+				continue;
+			default:
+				return SALUS_EINVALID;
+			}
+		}
+		j++;
+	}
+	return SALUS_EINVALID;
+}
+
+static int put_utf8(struct salus_buf *b, unsigned cp)
+{
+	char t[4];
+	size_t k;
+	if (cp < 0x80) {
+		t[0] = (char)cp;
+		k = 1;
+	} else if (cp < 0x800) {
+		t[0] = (char)(0xC0 | cp >> 6);
+		t[1] = (char)(0x80 | (cp & 0x3F));
+		k = 2;
+	} else if (cp < 0x10000) {
+		t[0] = (char)(0xE0 | cp >> 12);
+		t[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		t[2] = (char)(0x80 | (cp & 0x3F));
+		k = 3;
+	} else {
+		t[0] = (char)(0xF0 | cp >> 18);
+		t[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+		t[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		t[3] = (char)(0x80 | (cp & 0x3F));
+		k = 4;
+	}
+	return salus_buf_add(b, t, k);
+}
+
+/* Decode the raw contents of a scanned string (escapes known to be well formed). */
+static int decode(struct salus_buf *b, struct salus_slice s)
+{
+	int rc = 0;
+	salus_buf_reset(b);
+	for (size_t j = 0; j < s.n && !rc;) {
+		char c = s.p[j];
+		if (c != '\\') {
+			rc = salus_buf_addc(b, c);
+			j++;
+			continue;
+		}
+		char e = s.p[j + 1];
+		j += 2;
+		switch (e) {
+		case 'b': rc = salus_buf_addc(b, '\b'); break;
+		case 'f': rc = salus_buf_addc(b, '\f'); break;
+		case 'n': rc = salus_buf_addc(b, '\n'); break;
+		case 'r': rc = salus_buf_addc(b, '\r'); break;
+		case 't': rc = salus_buf_addc(b, '\t'); break;
+		case 'u': {
+			unsigned cp, lo;
+			hex4(s.p + j, &cp);
+			j += 4;
+			if (cp >= 0xD800 && cp <= 0xDBFF) {
+				if (j + 6 > s.n || s.p[j] != '\\' || s.p[j + 1] != 'u' || hex4(s.p + j + 2, &lo) ||
+				    lo < 0xDC00 || lo > 0xDFFF)
+					return SALUS_EINVALID;
+				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+				j += 6;
+			} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+				return SALUS_EINVALID;
+			}
+			rc = put_utf8(b, cp);
+			break;
+		}
+		default: rc = salus_buf_addc(b, e); break; /* " \ / */
+		}
+	}
+	return rc;
+}
+
+static int put_escaped(struct salus_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	int rc = salus_buf_addc(b, '"');
+	for (; *s && !rc; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			char t[2] = {'\\', (char)c};
+			rc = salus_buf_add(b, t, 2);
+		} else if (c < 0x20) {
+			char t[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+			rc = salus_buf_add(b, t, 6);
+		} else {
+			rc = salus_buf_addc(b, (char)c);
+		}
+	}
+	return rc ? rc : salus_buf_addc(b, '"');
+}
+
+static bool lit_char(char c)
+{
+	return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' ||
+	       (c >= 'a' && c <= 'z');
+}
+
+static int walk(struct walker *w, size_t *i, int depth, struct salus_slice key);
+
+static int emit(struct walker *w, const char *p, size_t n)
+{
+	return w->out ? salus_buf_add(w->out, p, n) : 0;
+}
+
+static int walk_string_value(struct walker *w, size_t *i, struct salus_slice key)
+{
+	struct salus_slice s;
+	bool esc;
+	size_t start = *i;
+	int rc = scan_string(w->p, w->n, i, &s, &esc);
+	if (rc || !w->out)
+		return rc;
+	if (w->cb) {
+		struct salus_slice d = s;
+		if (esc) {
+			if ((rc = decode(&w->scratch, s)))
+				return rc;
+			d = (struct salus_slice){w->scratch.p, w->scratch.n};
+		}
+		const char *rep = w->cb(w->ctx, key, d);
+		if (rep)
+			return put_escaped(w->out, rep);
+	}
+	return emit(w, w->p + start, *i - start);
+}
+
+static int walk_container(struct walker *w, size_t *i, int depth, struct salus_slice key)
+{
+	const char *p = w->p;
+	size_t n = w->n;
+	bool obj = p[*i] == '{';
+	char close = obj ? '}' : ']';
+	int rc;
+	if (depth >= SALUS_MAX_JSON_DEPTH)
+		return SALUS_EINVALID;
+	if ((rc = emit(w, p + *i, 1)))
+		return rc;
+	(*i)++;
+	skip_ws(p, n, i);
+	if (*i < n && p[*i] == close) {
+		(*i)++;
+		return emit(w, &close, 1);
+	}
+	for (;;) {
+		struct salus_slice k = key;
+		skip_ws(p, n, i);
+		if (obj) {
+			bool esc;
+			size_t ks = *i;
+			if (*i >= n || p[*i] != '"')
+				return SALUS_EINVALID;
+			if ((rc = scan_string(p, n, i, &k, &esc)))
+				return rc;
+			if ((rc = emit(w, p + ks, *i - ks)))
+				return rc;
+			skip_ws(p, n, i);
+			if (*i >= n || p[*i] != ':')
+				return SALUS_EINVALID;
+			(*i)++;
+			if ((rc = emit(w, ":", 1)))
+				return rc;
+		}
+		if ((rc = walk(w, i, depth + 1, k)))
+			return rc;
+		skip_ws(p, n, i);
+		if (*i >= n)
+			return SALUS_EINVALID;
+		if (p[*i] == close) {
+			(*i)++;
+			return emit(w, &close, 1);
+		}
+		if (p[*i] != ',')
+			return SALUS_EINVALID;
+		(*i)++;
+		if ((rc = emit(w, ",", 1)))
+			return rc;
+	}
+}
+
+/* One value at p[*i] (after whitespace); *i ends just past it. */
+static int walk(struct walker *w, size_t *i, int depth, struct salus_slice key)
+{
+	const char *p = w->p;
+	size_t n = w->n;
+	skip_ws(p, n, i);
+	if (*i >= n)
+		return SALUS_EINVALID;
+	char c = p[*i];
+	if (c == '{' || c == '[')
+		return walk_container(w, i, depth, key);
+	if (c == '"')
+		return walk_string_value(w, i, key);
+	size_t s = *i;
+	while (*i < n && lit_char(p[*i]))
+		(*i)++;
+	size_t len = *i - s;
+	if (len == 0)
+		return SALUS_EINVALID;
+	if (c >= 'a' && c <= 'z') {
+		if (!((len == 4 && !memcmp(p + s, "true", 4)) || (len == 5 && !memcmp(p + s, "false", 5)) ||
+		      (len == 4 && !memcmp(p + s, "null", 4))))
+			return SALUS_EINVALID;
+	} else {
+		for (size_t k = s; k < *i; k++)
+			if (p[k] >= 'a' && p[k] <= 'z' && p[k] != 'e')
+				return SALUS_EINVALID;
+	}
+	return emit(w, p + s, len);
+}
+
+/* ---- iteration -------------------------------------------------------- */
+
+int salus_json_iter_init(struct salus_json_iter *it, const char *p, size_t n)
+{
+	size_t i = 0;
+	memset(it, 0, sizeof *it);
+	skip_ws(p, n, &i);
+	if (i >= n || (p[i] != '{' && p[i] != '['))
+		return SALUS_EINVALID;
+	it->p = p;
+	it->n = n;
+	it->close = p[i] == '{' ? '}' : ']';
+	it->pos = i + 1;
+	it->first = true;
+	return 0;
+}
+
+int salus_json_iter_next(struct salus_json_iter *it, struct salus_slice *key, struct salus_slice *val)
+{
+	const char *p = it->p;
+	size_t n = it->n;
+	size_t i = it->pos;
+	struct walker w = {.p = p, .n = n};
+	struct salus_slice k = {NULL, 0};
+	int rc;
+	if (it->done)
+		return 0;
+	skip_ws(p, n, &i);
+	if (i >= n)
+		return SALUS_EINVALID;
+	if (p[i] == it->close && it->first) {
+		it->done = true;
+		it->pos = i + 1;
+		return 0;
+	}
+	if (!it->first) {
+		if (p[i] == it->close) {
+			it->done = true;
+			it->pos = i + 1;
+			return 0;
+		}
+		if (p[i] != ',')
+			return SALUS_EINVALID;
+		i++;
+		skip_ws(p, n, &i);
+	}
+	if (it->close == '}') {
+		bool esc;
+		if (i >= n || p[i] != '"')
+			return SALUS_EINVALID;
+		if ((rc = scan_string(p, n, &i, &k, &esc)))
+			return rc;
+		skip_ws(p, n, &i);
+		if (i >= n || p[i] != ':')
+			return SALUS_EINVALID;
+		i++;
+	}
+	skip_ws(p, n, &i);
+	size_t vs = i;
+	if ((rc = walk(&w, &i, 1, k)))
+		return rc;
+	*key = k;
+	*val = (struct salus_slice){p + vs, i - vs};
+	it->pos = i;
+	it->first = false;
+	return 1;
+}
+
+int salus_json_member(const char *p, size_t n, const char *name, struct salus_slice *val)
+{
+	struct salus_json_iter it;
+	struct salus_slice k, v;
+	int rc = salus_json_iter_init(&it, p, n);
+	if (rc)
+		return rc;
+	if (it.close != '}')
+		return SALUS_EINVALID;
+	while ((rc = salus_json_iter_next(&it, &k, &v)) == 1) {
+		if (salus_slice_eq(k, name)) {
+			*val = v;
+			return 1;
+		}
+	}
+	return rc;
+}
+
+/* ---- copy and splice -------------------------------------------------- */
+
+int salus_json_copy(struct salus_buf *out, const char *p, size_t n, salus_json_str_cb cb, void *ctx)
+{
+	struct walker w = {.p = p, .n = n, .out = out, .cb = cb, .ctx = ctx};
+	size_t i = 0;
+	salus_buf_init(&w.scratch, SALUS_MAX_BODY);
+	int rc = walk(&w, &i, 0, (struct salus_slice){NULL, 0});
+	if (!rc) {
+		skip_ws(p, n, &i);
+		if (i != n)
+			rc = SALUS_EINVALID;
+	}
+	salus_buf_release(&w.scratch);
+	return rc;
+}
+
+static bool has_backslash(struct salus_slice s)
+{
+	return memchr(s.p, '\\', s.n) != NULL;
+}
+
+int salus_json_splice(struct salus_buf *out, const char *raw, size_t n, const char *id, const char *meta,
+		      size_t meta_len, salus_json_str_cb cb, void *ctx)
+{
+	struct salus_json_iter it;
+	struct salus_slice k, v, rt = {NULL, 0};
+	int rc;
+
+	if ((rc = salus_json_iter_init(&it, raw, n)) || it.close != '}')
+		return SALUS_EINVALID;
+	/* first pass: resourceType, and no escaped keys (they could spell id or meta) */
+	while ((rc = salus_json_iter_next(&it, &k, &v)) == 1) {
+		if (has_backslash(k))
+			return SALUS_EINVALID;
+		if (salus_slice_eq(k, "resourceType"))
+			rt = v;
+	}
+	if (rc)
+		return rc;
+	if (!rt.p || rt.n < 2 || rt.p[0] != '"')
+		return SALUS_EINVALID;
+	if ((rc = salus_buf_adds(out, "{\"resourceType\":")) || (rc = salus_buf_add(out, rt.p, rt.n)))
+		return rc;
+	if (id && ((rc = salus_buf_adds(out, ",\"id\":")) || (rc = put_escaped(out, id))))
+		return rc;
+	if (meta && ((rc = salus_buf_adds(out, ",\"meta\":")) || (rc = salus_buf_add(out, meta, meta_len))))
+		return rc;
+	salus_json_iter_init(&it, raw, n);
+	while ((rc = salus_json_iter_next(&it, &k, &v)) == 1) {
+		if (salus_slice_eq(k, "resourceType") || salus_slice_eq(k, "id") || salus_slice_eq(k, "meta"))
+			continue;
+		if ((rc = salus_buf_adds(out, ",\"")) || (rc = salus_buf_add(out, k.p, k.n)) ||
+		    (rc = salus_buf_adds(out, "\":")) || (rc = salus_json_copy(out, v.p, v.n, cb, ctx)))
+			return rc;
+	}
+	if (rc)
+		return rc;
+	return salus_buf_addc(out, '}');
+}

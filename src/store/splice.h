@@ -1,0 +1,75 @@
+/*
+ * splice.h — bounded scanning, copying and splicing of raw JSON text.
+ *
+ * Round-trip fidelity (docs/fhir-rest.md): jansson turns numbers into double
+ * or long long, so `1.50` would come back as `1.5` and `1e2` as `100.0`.  The
+ * write path therefore never re-serialises a client's resource: it keeps the
+ * client's bytes and splices the server's `id` and `meta` into them.  This
+ * module is that splicer, plus the pieces the transaction processor needs to
+ * work on raw text: an iterator over the members of an object (or the
+ * elements of an array) and a copier that strips insignificant whitespace and
+ * can replace string values (reference rewriting).
+ *
+ * The text is normally already validated by jansson, but every function is
+ * safe on arbitrary bytes (fuzzed: tests/fuzz/splice.c): malformed input gives
+ * SALUS_EINVALID, never a read past `n`.  Nesting is bounded by
+ * SALUS_MAX_JSON_DEPTH.  Nothing here logs or echoes input.
+ */
+#ifndef SALUS_STORE_SPLICE_H
+#define SALUS_STORE_SPLICE_H
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+
+/* Iterator over the members of a JSON object or the elements of an array. */
+struct salus_json_iter {
+	const char *p;
+	size_t n;
+	size_t pos;
+	char close; /* '}' or ']' */
+	bool first;
+	bool done;
+};
+
+/* Start iterating the object or array whose text is p[0..n) (leading and
+ * trailing whitespace allowed).  Errors: SALUS_EINVALID (not an object or
+ * array). */
+int salus_json_iter_init(struct salus_json_iter *it, const char *p, size_t n);
+
+/* The next member: *key is the raw key between the quotes (escapes intact;
+ * an empty slice with p == NULL for array elements), *val the raw text of the
+ * value without surrounding whitespace.  Returns 1 for a member, 0 at the end,
+ * SALUS_EINVALID for malformed text. */
+int salus_json_iter_next(struct salus_json_iter *it, struct salus_slice *key /* OUT */,
+			 struct salus_slice *val /* OUT */);
+
+/* Find member `name` (plain ASCII, compared with the raw key) of the object
+ * text p[0..n).  Returns 1 and sets *val when found, 0 when absent,
+ * SALUS_EINVALID for malformed text. */
+int salus_json_member(const char *p, size_t n, const char *name, struct salus_slice *val /* OUT */);
+
+/* String rewriting during a copy.  `key` is the member key the string value
+ * belongs to (for strings inside arrays: the key of the enclosing member),
+ * `str` the decoded string (UTF-8, not NUL-terminated).  Return a
+ * NUL-terminated replacement (borrowed; it is escaped when written) or NULL to
+ * keep the original bytes.  Keys are never passed. */
+typedef const char *(*salus_json_str_cb)(void *ctx, struct salus_slice key, struct salus_slice str);
+
+/* Append the JSON value p[0..n) to out without insignificant whitespace,
+ * every other byte (numbers, escapes, unicode) exactly as written; cb (may be
+ * NULL) can replace string values.  Errors: SALUS_EINVALID, SALUS_ENOMEM,
+ * SALUS_ETOOLARGE (out's cap). */
+int salus_json_copy(struct salus_buf *out, const char *p, size_t n, salus_json_str_cb cb, void *ctx);
+
+/* Write a resource: `{"resourceType":<as in raw>,"id":<id>,"meta":<meta>`,
+ * then every other top-level member of raw in its order, copied with
+ * salus_json_copy (cb as there), then `}`.  meta is JSON object text (e.g. a
+ * compact dump of the merged meta); id is a FHIR id (NULL: none written).
+ * Errors: SALUS_EINVALID when raw is not an object, has no string
+ * resourceType, or has a top-level key written with escapes (the caller then
+ * falls back to serialising its parsed tree); SALUS_ENOMEM, SALUS_ETOOLARGE. */
+int salus_json_splice(struct salus_buf *out, const char *raw, size_t n, const char *id, const char *meta,
+		      size_t meta_len, salus_json_str_cb cb, void *ctx);
+
+#endif

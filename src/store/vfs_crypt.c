@@ -1,0 +1,772 @@
+/*
+ * vfs_crypt.c — the page-encrypting SQLite VFS (see vfs_crypt.h and
+ * docs/security.md).
+ *
+ * A shim over the default VFS, in the manner of SQLite's ext/misc/cksumvfs.c:
+ * our sqlite3_file is followed in memory by the real one, and every method we
+ * do not care about is passed straight through.  What we care about:
+ *
+ *  - Main database: SQLite reads and writes whole pages at page-aligned
+ *    offsets.  A write seals the page (copy, encrypt in place, nonce and tag
+ *    into the reserved bytes); a read opens it in the caller's buffer.
+ *    Partial reads (the 100-byte header read at open, the 16-byte change
+ *    counter) read the whole enclosing page and copy out the slice, so even
+ *    the file header is ciphertext on disk.
+ *  - WAL: a 32-byte header, then frames of a 24-byte header and a page image.
+ *    Headers are plaintext (page number, salts, SQLite's checksums); page
+ *    images are sealed with the page number and salts of their frame header
+ *    as associated data.  SQLite computes the frame checksum over the
+ *    plaintext page in memory before xWrite and verifies it after xRead, so
+ *    encrypting inside the VFS keeps the checksums consistent.  SQLite writes
+ *    a frame's header before its page image, and we keep the last header
+ *    written; a page image rewritten in place reads its header back first.
+ *    During WAL recovery SQLite reads whole frames and stops at the first
+ *    frame whose checksum fails (a torn write at a crash): a page that fails
+ *    authentication there is returned as zeros, so the checksum fails and the
+ *    log ends exactly where SQLite would end it.  A page image read by page
+ *    number (an indexed, committed frame) that fails is an integrity error.
+ *  - Everything else (rollback journal, temp files) is refused: the store
+ *    runs in WAL mode with temp_store=MEMORY, so none is ever needed, and
+ *    refusing them makes "no plaintext journal" a property, not a hope.
+ *
+ * xFetch (mmap) is not offered (io methods version 2), so SQLite always
+ * reads through xRead and never sees ciphertext.
+ */
+#include "store/vfs_crypt.h"
+
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#define PAGE SALUS_CRYPT_PAGE
+#define RES SALUS_CRYPT_RESERVE
+#define BODY (PAGE - RES) /* bytes of a page that are encrypted */
+#define WAL_HDR 32
+#define FRAME_HDR 24
+#define FRAME (FRAME_HDR + PAGE)
+#define FORMAT 1
+#define AD_LEN 24
+#define PENDING_PAGE (0x40000000u / PAGE + 1) /* SQLite's lock-byte page: never written */
+#define MAX_KEYS 1024
+
+_Static_assert(RES == 8 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES,
+	       "reserved bytes layout");
+_Static_assert(SALUS_PAGE_KEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "page key length");
+
+enum kind { KIND_DB = 1, KIND_WAL = 2 };
+
+/* The keys of one instance, in one sodium_malloc'd block (read-only once loaded). */
+struct keyset {
+	uint32_t write_id;
+	size_t n;
+	struct salus_page_key k[];
+};
+
+struct salus_crypt_vfs {
+	sqlite3_vfs base; /* first: SQLite hands this pointer back to us */
+	sqlite3_vfs *root;
+	struct keyset *keys;
+	char name[48];
+};
+
+struct cfile {
+	sqlite3_file base; /* first */
+	struct salus_crypt_vfs *v;
+	sqlite3_file *real; /* follows this struct in the same allocation */
+	enum kind kind;
+	unsigned char prefix[16];  /* random nonce prefix of this handle */
+	uint64_t ctr;              /* nonce counter of this handle */
+	sqlite3_int64 hdr_off;     /* offset of the cached WAL frame header; -1: none */
+	unsigned char hdr[FRAME_HDR];
+	unsigned char *buf;        /* FRAME bytes of scratch */
+};
+
+#define CFILE_SIZE ((sizeof(struct cfile) + 15) & ~(size_t)15)
+
+static atomic_ulong n_db, n_wal, n_refused, n_auth;
+static atomic_ulong n_instances;
+
+void salus_crypt_stats_get(struct salus_crypt_stats *out)
+{
+	out->opened_db = atomic_load(&n_db);
+	out->opened_wal = atomic_load(&n_wal);
+	out->refused = atomic_load(&n_refused);
+	out->auth_failed = atomic_load(&n_auth);
+}
+
+/* ------------------------------------------------------------------------- */
+/* sealing and opening one page                                               */
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t get_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint32_t get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static const unsigned char *key_by_id(const struct keyset *ks, uint32_t id)
+{
+	for (size_t i = 0; i < ks->n; i++)
+		if (ks->k[i].id == id)
+			return ks->k[i].key;
+	return NULL;
+}
+
+/* kind, page number, the 8-byte reserved prefix (format, key id) and, for a
+ * WAL frame, its two salts. */
+static void make_ad(unsigned char ad[AD_LEN], enum kind kind, uint32_t pgno, const unsigned char *res,
+		    const unsigned char *salts)
+{
+	memset(ad, 0, AD_LEN);
+	ad[0] = (unsigned char)kind;
+	put_le32(ad + 4, pgno);
+	memcpy(ad + 8, res, 8);
+	if (salts)
+		memcpy(ad + 16, salts, 8);
+}
+
+/* Seal a page in place under the write key. */
+static void seal(struct cfile *cf, unsigned char *page, enum kind kind, uint32_t pgno, const unsigned char *salts)
+{
+	const struct keyset *ks = cf->v->keys;
+	unsigned char *res = page + BODY, ad[AD_LEN];
+
+	memset(res, 0, 8);
+	res[0] = FORMAT;
+	put_le32(res + 4, ks->write_id);
+	/* nonce: 16 random bytes per handle, then a 64-bit counter (never repeats
+	 * within a handle; handles differ with overwhelming probability) */
+	memcpy(res + 8, cf->prefix, 16);
+	uint64_t c = cf->ctr++;
+	for (int i = 0; i < 8; i++)
+		res[24 + i] = (unsigned char)(c >> (8 * i));
+	make_ad(ad, kind, pgno, res, salts);
+	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(page, res + 32, NULL, page, BODY, ad, AD_LEN, NULL,
+							   res + 8, key_by_id(ks, ks->write_id));
+}
+
+/* Open (authenticate and decrypt) a page in place; false if it fails. */
+static bool unseal(const struct salus_crypt_vfs *v, unsigned char *page, enum kind kind, uint32_t pgno,
+		   const unsigned char *salts)
+{
+	const unsigned char *res = page + BODY, *key;
+	unsigned char ad[AD_LEN];
+
+	if (res[0] != FORMAT || !(key = key_by_id(v->keys, get_le32(res + 4))))
+		goto out_fail;
+	make_ad(ad, kind, pgno, res, salts);
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(page, NULL, page, BODY, res + 32, ad, AD_LEN,
+								res + 8, key) == 0) {
+		/* SQLite sees zero reserved bytes, always: it never writes them, so
+		 * the page it later hands to xWrite has zeros there too, and the WAL
+		 * frame checksum it computed over that page matches the page we give
+		 * back to recovery (which checks it) */
+		memset(page + BODY, 0, RES);
+		return true;
+	}
+out_fail:
+	atomic_fetch_add(&n_auth, 1);
+	return false;
+}
+
+static int integrity_fail(enum kind kind, uint32_t pgno)
+{
+	salus_log(SALUS_LOG_ERROR, "store.crypt.integrity", "file=%s page=%u",
+		  kind == KIND_DB ? "db" : "wal", pgno);
+	return SQLITE_IOERR_DATA;
+}
+
+/* Page 1 must carry the layout every sealed page relies on. */
+static bool header_ok(const unsigned char *page)
+{
+	return !memcmp(page, "SQLite format 3", 16) && page[16] == (PAGE >> 8) && page[17] == (PAGE & 0xff) &&
+	       page[20] == RES;
+}
+
+/* ------------------------------------------------------------------------- */
+/* io methods                                                                 */
+
+static struct cfile *cf_of(sqlite3_file *f)
+{
+	return (struct cfile *)f;
+}
+
+static int c_close(sqlite3_file *f)
+{
+	struct cfile *cf = cf_of(f);
+	int rc = cf->real->pMethods ? cf->real->pMethods->xClose(cf->real) : SQLITE_OK;
+	if (cf->buf)
+		sodium_memzero(cf->buf, FRAME);
+	salus_free(cf->buf);
+	cf->buf = NULL;
+	return rc;
+}
+
+static int real_read(struct cfile *cf, void *p, int n, sqlite3_int64 off)
+{
+	return cf->real->pMethods->xRead(cf->real, p, n, off);
+}
+
+static int real_write(struct cfile *cf, const void *p, int n, sqlite3_int64 off)
+{
+	return cf->real->pMethods->xWrite(cf->real, p, n, off);
+}
+
+static int db_read(struct cfile *cf, unsigned char *out, int n, sqlite3_int64 off)
+{
+	int rc;
+
+	if (n == PAGE && off % PAGE == 0) {
+		uint32_t pgno = (uint32_t)(off / PAGE) + 1;
+		if ((rc = real_read(cf, out, PAGE, off)) != SQLITE_OK)
+			return rc; /* SHORT_READ: zero-filled, a page not yet written */
+		return unseal(cf->v, out, KIND_DB, pgno, NULL) ? SQLITE_OK : integrity_fail(KIND_DB, pgno);
+	}
+	/* a slice of one or more pages: open each whole page, copy out */
+	while (n > 0) {
+		sqlite3_int64 base = off - off % PAGE;
+		int in = (int)(off - base), take = PAGE - in < n ? PAGE - in : n;
+		uint32_t pgno = (uint32_t)(base / PAGE) + 1;
+		rc = real_read(cf, cf->buf, PAGE, base);
+		if (rc == SQLITE_IOERR_SHORT_READ) {
+			memset(out, 0, (size_t)n);
+			return rc;
+		}
+		if (rc != SQLITE_OK)
+			return rc;
+		if (!unseal(cf->v, cf->buf, KIND_DB, pgno, NULL))
+			return integrity_fail(KIND_DB, pgno);
+		memcpy(out, cf->buf + in, (size_t)take);
+		out += take;
+		off += take;
+		n -= take;
+	}
+	return SQLITE_OK;
+}
+
+static int db_write(struct cfile *cf, const unsigned char *p, int n, sqlite3_int64 off)
+{
+	uint32_t pgno = (uint32_t)(off / PAGE) + 1;
+
+	if (n != PAGE || off % PAGE || (pgno == 1 && !header_ok(p))) {
+		salus_log(SALUS_LOG_ERROR, "store.crypt.refused", "file=db op=write bytes=%d", n);
+		return SQLITE_IOERR_WRITE;
+	}
+	memcpy(cf->buf, p, PAGE);
+	seal(cf, cf->buf, KIND_DB, pgno, NULL);
+	return real_write(cf, cf->buf, PAGE, off);
+}
+
+static int wal_read(struct cfile *cf, unsigned char *out, int n, sqlite3_int64 off)
+{
+	sqlite3_int64 r;
+	int rc;
+
+	if (off + n <= WAL_HDR)
+		return real_read(cf, out, n, off); /* the WAL header */
+	if (off < WAL_HDR)
+		goto out_refuse;
+	r = (off - WAL_HDR) % FRAME;
+	if (r + n <= FRAME_HDR)
+		return real_read(cf, out, n, off); /* (part of) a frame header */
+	if (r == 0 && n == FRAME) {
+		/* a whole frame: recovery, or rewriting checksums */
+		if ((rc = real_read(cf, out, n, off)) != SQLITE_OK)
+			return rc;
+		if (!unseal(cf->v, out + FRAME_HDR, KIND_WAL, get_be32(out), out + 8))
+			memset(out + FRAME_HDR, 0, PAGE); /* SQLite's checksum ends the log here */
+		return SQLITE_OK;
+	}
+	if (r == FRAME_HDR && n == PAGE) {
+		/* a committed page image, by frame number: read its header too */
+		rc = real_read(cf, cf->buf, FRAME, off - FRAME_HDR);
+		if (rc == SQLITE_IOERR_SHORT_READ) {
+			memset(out, 0, PAGE);
+			return rc;
+		}
+		if (rc != SQLITE_OK)
+			return rc;
+		uint32_t pgno = get_be32(cf->buf);
+		if (!unseal(cf->v, cf->buf + FRAME_HDR, KIND_WAL, pgno, cf->buf + 8))
+			return integrity_fail(KIND_WAL, pgno);
+		memcpy(out, cf->buf + FRAME_HDR, PAGE);
+		return SQLITE_OK;
+	}
+out_refuse:
+	salus_log(SALUS_LOG_ERROR, "store.crypt.refused", "file=wal op=read bytes=%d", n);
+	return SQLITE_IOERR_READ;
+}
+
+static int wal_write(struct cfile *cf, const unsigned char *p, int n, sqlite3_int64 off)
+{
+	sqlite3_int64 r;
+	int rc;
+
+	if (off == 0 && n == WAL_HDR) {
+		if (get_be32(p + 8) != PAGE)
+			goto out_refuse;
+		return real_write(cf, p, n, off);
+	}
+	if (off < WAL_HDR)
+		goto out_refuse;
+	r = (off - WAL_HDR) % FRAME;
+	if (r == 0 && n == FRAME_HDR) {
+		memcpy(cf->hdr, p, FRAME_HDR);
+		cf->hdr_off = off;
+		return real_write(cf, p, n, off);
+	}
+	if (r == 0 && n == FRAME) {
+		memcpy(cf->hdr, p, FRAME_HDR);
+		cf->hdr_off = off;
+		memcpy(cf->buf, p, FRAME);
+	} else if (r == FRAME_HDR && n == PAGE) {
+		if (cf->hdr_off != off - FRAME_HDR) {
+			/* a page image rewritten in place: its header is on disk */
+			if ((rc = real_read(cf, cf->hdr, FRAME_HDR, off - FRAME_HDR)) != SQLITE_OK)
+				return rc == SQLITE_IOERR_SHORT_READ ? SQLITE_IOERR_WRITE : rc;
+			cf->hdr_off = off - FRAME_HDR;
+		}
+		memcpy(cf->buf, cf->hdr, FRAME_HDR);
+		memcpy(cf->buf + FRAME_HDR, p, PAGE);
+	} else {
+		goto out_refuse;
+	}
+	uint32_t pgno = get_be32(cf->buf);
+	if (pgno == 1 && !header_ok(cf->buf + FRAME_HDR))
+		goto out_refuse;
+	seal(cf, cf->buf + FRAME_HDR, KIND_WAL, pgno, cf->buf + 8);
+	if (n == FRAME)
+		return real_write(cf, cf->buf, FRAME, off);
+	return real_write(cf, cf->buf + FRAME_HDR, PAGE, off);
+out_refuse:
+	salus_log(SALUS_LOG_ERROR, "store.crypt.refused", "file=wal op=write bytes=%d", n);
+	return SQLITE_IOERR_WRITE;
+}
+
+static int c_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
+{
+	struct cfile *cf = cf_of(f);
+	return cf->kind == KIND_DB ? db_read(cf, p, n, off) : wal_read(cf, p, n, off);
+}
+
+static int c_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
+{
+	struct cfile *cf = cf_of(f);
+	return cf->kind == KIND_DB ? db_write(cf, p, n, off) : wal_write(cf, p, n, off);
+}
+
+static int c_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+	struct cfile *cf = cf_of(f);
+	cf->hdr_off = -1;
+	return cf->real->pMethods->xTruncate(cf->real, size);
+}
+
+static int c_sync(sqlite3_file *f, int flags)
+{
+	return cf_of(f)->real->pMethods->xSync(cf_of(f)->real, flags);
+}
+
+static int c_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+	return cf_of(f)->real->pMethods->xFileSize(cf_of(f)->real, size);
+}
+
+static int c_lock(sqlite3_file *f, int lock)
+{
+	return cf_of(f)->real->pMethods->xLock(cf_of(f)->real, lock);
+}
+
+static int c_unlock(sqlite3_file *f, int lock)
+{
+	return cf_of(f)->real->pMethods->xUnlock(cf_of(f)->real, lock);
+}
+
+static int c_check_lock(sqlite3_file *f, int *out)
+{
+	return cf_of(f)->real->pMethods->xCheckReservedLock(cf_of(f)->real, out);
+}
+
+static int c_fcntl(sqlite3_file *f, int op, void *arg)
+{
+	return cf_of(f)->real->pMethods->xFileControl(cf_of(f)->real, op, arg);
+}
+
+static int c_sector(sqlite3_file *f)
+{
+	return cf_of(f)->real->pMethods->xSectorSize(cf_of(f)->real);
+}
+
+static int c_devchar(sqlite3_file *f)
+{
+	int d = cf_of(f)->real->pMethods->xDeviceCharacteristics(cf_of(f)->real);
+	/* Writes stay whole pages: no WAL padding frames split at sector
+	 * boundaries, no batch-atomic writes that bypass the WAL. */
+	return (d | SQLITE_IOCAP_POWERSAFE_OVERWRITE) & ~SQLITE_IOCAP_BATCH_ATOMIC;
+}
+
+static int c_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **pp)
+{
+	return cf_of(f)->real->pMethods->xShmMap(cf_of(f)->real, pg, pgsz, extend, pp);
+}
+
+static int c_shm_lock(sqlite3_file *f, int off, int n, int flags)
+{
+	return cf_of(f)->real->pMethods->xShmLock(cf_of(f)->real, off, n, flags);
+}
+
+static void c_shm_barrier(sqlite3_file *f)
+{
+	cf_of(f)->real->pMethods->xShmBarrier(cf_of(f)->real);
+}
+
+static int c_shm_unmap(sqlite3_file *f, int del)
+{
+	return cf_of(f)->real->pMethods->xShmUnmap(cf_of(f)->real, del);
+}
+
+static const sqlite3_io_methods crypt_io = {
+	2, /* no xFetch/xUnfetch: SQLite must never map ciphertext */
+	c_close,  c_read,   c_write,   c_truncate,  c_sync,    c_size,        c_lock,     c_unlock,
+	c_check_lock, c_fcntl, c_sector, c_devchar, c_shm_map, c_shm_lock, c_shm_barrier, c_shm_unmap,
+	NULL,     NULL,
+};
+
+/* ------------------------------------------------------------------------- */
+/* vfs methods                                                                */
+
+static struct salus_crypt_vfs *cv_of(sqlite3_vfs *v)
+{
+	return (struct salus_crypt_vfs *)v;
+}
+
+static int v_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int flags, int *out_flags)
+{
+	struct salus_crypt_vfs *v = cv_of(vfs);
+	struct cfile *cf = cf_of(f);
+	int rc;
+
+	memset(cf, 0, sizeof *cf);
+	if (!name || !(flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL))) {
+		/* journals and temp files: never needed (WAL, temp_store=MEMORY),
+		 * and they would hold plaintext pages */
+		atomic_fetch_add(&n_refused, 1);
+		salus_log(SALUS_LOG_ERROR, "store.crypt.refused", "op=open flags=0x%x", (unsigned)flags);
+		return SQLITE_CANTOPEN;
+	}
+	cf->v = v;
+	cf->real = (sqlite3_file *)((char *)cf + CFILE_SIZE);
+	cf->kind = flags & SQLITE_OPEN_MAIN_DB ? KIND_DB : KIND_WAL;
+	cf->hdr_off = -1;
+	randombytes_buf(cf->prefix, sizeof cf->prefix);
+	if (!(cf->buf = salus_malloc(FRAME)))
+		return SQLITE_NOMEM;
+	rc = v->root->xOpen(v->root, name, cf->real, flags, out_flags);
+	if (rc != SQLITE_OK) {
+		salus_free(cf->buf);
+		cf->buf = NULL;
+		return rc;
+	}
+	atomic_fetch_add(cf->kind == KIND_DB ? &n_db : &n_wal, 1);
+	cf->base.pMethods = &crypt_io;
+	return SQLITE_OK;
+}
+
+static sqlite3_vfs *root_of(sqlite3_vfs *v)
+{
+	return cv_of(v)->root;
+}
+
+static int v_delete(sqlite3_vfs *v, const char *name, int sync_dir)
+{
+	return root_of(v)->xDelete(root_of(v), name, sync_dir);
+}
+
+static int v_access(sqlite3_vfs *v, const char *name, int flags, int *out)
+{
+	return root_of(v)->xAccess(root_of(v), name, flags, out);
+}
+
+static int v_fullpath(sqlite3_vfs *v, const char *name, int n, char *out)
+{
+	return root_of(v)->xFullPathname(root_of(v), name, n, out);
+}
+
+static void *v_dlopen(sqlite3_vfs *v, const char *path)
+{
+	return root_of(v)->xDlOpen(root_of(v), path);
+}
+
+static void v_dlerror(sqlite3_vfs *v, int n, char *msg)
+{
+	root_of(v)->xDlError(root_of(v), n, msg);
+}
+
+static void (*v_dlsym(sqlite3_vfs *v, void *h, const char *sym))(void)
+{
+	return root_of(v)->xDlSym(root_of(v), h, sym);
+}
+
+static void v_dlclose(sqlite3_vfs *v, void *h)
+{
+	root_of(v)->xDlClose(root_of(v), h);
+}
+
+static int v_random(sqlite3_vfs *v, int n, char *out)
+{
+	return root_of(v)->xRandomness(root_of(v), n, out);
+}
+
+static int v_sleep(sqlite3_vfs *v, int us)
+{
+	return root_of(v)->xSleep(root_of(v), us);
+}
+
+static int v_time(sqlite3_vfs *v, double *out)
+{
+	return root_of(v)->xCurrentTime(root_of(v), out);
+}
+
+static int v_lasterr(sqlite3_vfs *v, int n, char *out)
+{
+	return root_of(v)->xGetLastError(root_of(v), n, out);
+}
+
+static int v_time64(sqlite3_vfs *v, sqlite3_int64 *out)
+{
+	return root_of(v)->xCurrentTimeInt64(root_of(v), out);
+}
+
+static int v_setsys(sqlite3_vfs *v, const char *name, sqlite3_syscall_ptr p)
+{
+	return root_of(v)->xSetSystemCall(root_of(v), name, p);
+}
+
+static sqlite3_syscall_ptr v_getsys(sqlite3_vfs *v, const char *name)
+{
+	return root_of(v)->xGetSystemCall(root_of(v), name);
+}
+
+static const char *v_nextsys(sqlite3_vfs *v, const char *name)
+{
+	return root_of(v)->xNextSystemCall(root_of(v), name);
+}
+
+int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t write_id,
+			struct salus_crypt_vfs **out)
+{
+	struct salus_crypt_vfs *v;
+	sqlite3_vfs *root;
+	bool have_write = false;
+
+	if (!keys || n == 0 || n > MAX_KEYS)
+		return SALUS_EINVALID;
+	for (size_t i = 0; i < n; i++) {
+		if (keys[i].id == 0)
+			return SALUS_EINVALID;
+		for (size_t j = 0; j < i; j++)
+			if (keys[j].id == keys[i].id)
+				return SALUS_EINVALID;
+		have_write |= keys[i].id == write_id;
+	}
+	if (!have_write)
+		return SALUS_EINVALID;
+	if (sodium_init() < 0)
+		return SALUS_EINTERNAL;
+	if (!(root = sqlite3_vfs_find(NULL)))
+		return SALUS_EINTERNAL;
+	if (!(v = salus_calloc(1, sizeof *v)))
+		return SALUS_ENOMEM;
+	if (!(v->keys = sodium_malloc(sizeof *v->keys + n * sizeof v->keys->k[0]))) {
+		salus_free(v);
+		return SALUS_ENOMEM;
+	}
+	v->keys->write_id = write_id;
+	v->keys->n = n;
+	memcpy(v->keys->k, keys, n * sizeof keys[0]);
+	sodium_mprotect_readonly(v->keys);
+	v->root = root;
+	snprintf(v->name, sizeof v->name, "salus-crypt-%lu", atomic_fetch_add(&n_instances, 1) + 1);
+	v->base = (sqlite3_vfs){
+		.iVersion = 3,
+		.szOsFile = (int)(CFILE_SIZE + (size_t)root->szOsFile),
+		.mxPathname = root->mxPathname,
+		.zName = v->name,
+		.pAppData = v,
+		.xOpen = v_open,
+		.xDelete = v_delete,
+		.xAccess = v_access,
+		.xFullPathname = v_fullpath,
+		.xDlOpen = v_dlopen,
+		.xDlError = v_dlerror,
+		.xDlSym = v_dlsym,
+		.xDlClose = v_dlclose,
+		.xRandomness = v_random,
+		.xSleep = v_sleep,
+		.xCurrentTime = v_time,
+		.xGetLastError = v_lasterr,
+		.xCurrentTimeInt64 = v_time64,
+		.xSetSystemCall = v_setsys,
+		.xGetSystemCall = v_getsys,
+		.xNextSystemCall = v_nextsys,
+	};
+	if (sqlite3_vfs_register(&v->base, 0) != SQLITE_OK) {
+		sodium_free(v->keys);
+		salus_free(v);
+		return SALUS_EINTERNAL;
+	}
+	*out = v;
+	return SALUS_OK;
+}
+
+const char *salus_crypt_vfs_name(const struct salus_crypt_vfs *v)
+{
+	return v->name;
+}
+
+void salus_crypt_vfs_free(struct salus_crypt_vfs *v)
+{
+	if (!v)
+		return;
+	sqlite3_vfs_unregister(&v->base);
+	sodium_free(v->keys); /* wipes */
+	salus_free(v);
+}
+
+/* ------------------------------------------------------------------------- */
+/* rekey                                                                      */
+
+int salus_crypt_rekey_file(sqlite3 *db, uint32_t from, uint32_t npages, uint32_t batch, salus_rekey_cb cb,
+			   void *ctx)
+{
+	sqlite3_file *f = NULL;
+	struct cfile *cf;
+	uint32_t pg, done = 0;
+	int rc;
+
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f ||
+	    f->pMethods != &crypt_io)
+		return SALUS_EINVALID;
+	cf = cf_of(f);
+	if (from < 1)
+		from = 1;
+	if (!batch)
+		batch = 256;
+	for (pg = from; pg <= npages; pg++) {
+		sqlite3_int64 off = (sqlite3_int64)(pg - 1) * PAGE;
+		if (pg != PENDING_PAGE) {
+			if ((rc = real_read(cf, cf->buf, PAGE, off)) != SQLITE_OK)
+				return rc == SQLITE_IOERR_SHORT_READ ? SALUS_EIO : SALUS_EIO;
+			if (get_le32(cf->buf + BODY + 4) != cf->v->keys->write_id || cf->buf[BODY] != FORMAT) {
+				if (!unseal(cf->v, cf->buf, KIND_DB, pg, NULL)) {
+					integrity_fail(KIND_DB, pg);
+					return SALUS_EINTEGRITY;
+				}
+				seal(cf, cf->buf, KIND_DB, pg, NULL);
+				if (real_write(cf, cf->buf, PAGE, off) != SQLITE_OK)
+					return SALUS_EIO;
+			}
+		}
+		if (++done % batch == 0 || pg == npages) {
+			if (cf->real->pMethods->xSync(cf->real, SQLITE_SYNC_FULL) != SQLITE_OK)
+				return SALUS_EIO;
+			if (cb && (rc = cb(ctx, pg + 1, npages)))
+				return rc;
+		}
+	}
+	sodium_memzero(cf->buf, FRAME);
+	return SALUS_OK;
+}
+
+/* One value of a single-row pragma, as an integer; -1 on failure. */
+static sqlite3_int64 pragma_int(sqlite3 *db, const char *sql, int col)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_int64 v = -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, col);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int map_open_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return SALUS_EBUSY;
+	case SQLITE_NOMEM:
+		return SALUS_ENOMEM;
+	case SQLITE_CANTOPEN:
+		return SALUS_ENOTFOUND;
+	default:
+		return rc == SQLITE_IOERR_DATA ? SALUS_EINTEGRITY : SALUS_EIO;
+	}
+}
+
+int salus_store_rekey(const char *uri, const struct salus_store_opts *opts, uint32_t from, salus_rekey_cb cb,
+		      void *ctx)
+{
+	struct salus_crypt_vfs *v = NULL;
+	sqlite3 *db = NULL;
+	const char *path = uri;
+	sqlite3_int64 npages;
+	int rc;
+
+	if (!uri || !opts || !opts->page_keys)
+		return SALUS_EINVALID;
+	if (!strncmp(uri, "sqlite:", 7))
+		path = uri + 7;
+	else if (strstr(uri, "://") || !strncmp(uri, "pg:", 3))
+		return SALUS_EINVALID;
+	salus_store_global_init();
+	if ((rc = salus_crypt_vfs_new(opts->page_keys, opts->npage_keys, opts->page_key_id, &v)))
+		return rc;
+	if ((rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_EXRESCODE, v->name)) != SQLITE_OK) {
+		rc = map_open_rc(rc);
+		goto out_db;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, 1000);
+	/* exclusive for the whole run: nobody else reads or writes while pages
+	 * change key under them */
+	if ((rc = sqlite3_exec(db, "PRAGMA temp_store=MEMORY; PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT",
+			       NULL, NULL, NULL)) != SQLITE_OK) {
+		rc = map_open_rc(rc);
+		goto out_db;
+	}
+	if (pragma_int(db, "PRAGMA wal_checkpoint(TRUNCATE)", 0) != 0) {
+		rc = SALUS_EBUSY;
+		goto out_db;
+	}
+	if ((rc = sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL)) != SQLITE_OK) {
+		rc = map_open_rc(rc);
+		goto out_db;
+	}
+	if ((npages = pragma_int(db, "PRAGMA page_count", 0)) < 1 || npages > UINT32_MAX) {
+		rc = SALUS_EIO;
+		goto out_db;
+	}
+	rc = salus_crypt_rekey_file(db, from, (uint32_t)npages, 256, cb, ctx);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+out_db:
+	sqlite3_close(db);
+	salus_crypt_vfs_free(v);
+	return rc;
+}

@@ -1,0 +1,70 @@
+/*
+ * vfs_crypt.h — the page-encrypting SQLite VFS (internal to src/store/).
+ *
+ * A shim over the default (unix) VFS in the manner of SQLite's
+ * ext/misc/cksumvfs.c: every page of the main database and every page image
+ * of its WAL is sealed with XChaCha20-Poly1305 on its way to disk and opened
+ * (authenticated) on its way back.  The page keeps SQLite's layout; the last
+ * SALUS_CRYPT_RESERVE bytes of each page — SQLite's "reserved bytes", which
+ * the b-tree never touches — carry:
+ *
+ *   [0]      format version (1)
+ *   [1..3]   zero
+ *   [4..7]   key id (little endian) of the page key that sealed it
+ *   [8..31]  24-byte nonce
+ *   [32..47] 16-byte Poly1305 tag
+ *
+ * Associated data binds a page to where it lives: the file kind (database or
+ * WAL), the page number, the first 8 bytes above and, for a WAL frame, the
+ * frame's salts (its WAL generation).  See docs/security.md for the design,
+ * the WAL checksum argument and the threat model.
+ *
+ * Each encrypted store registers its own VFS instance (its own name, its own
+ * keys); the instance must outlive every connection opened through it.
+ */
+#ifndef SALUS_STORE_VFS_CRYPT_H
+#define SALUS_STORE_VFS_CRYPT_H
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define SALUS_CRYPT_PAGE 4096  /* the only page size an encrypted database uses */
+#define SALUS_CRYPT_RESERVE 48 /* reserved bytes per page (layout above) */
+
+struct salus_crypt_vfs; /* opaque */
+
+/* Create and register a VFS instance over the default VFS with a copy of the
+ * n keys (in sodium_malloc'd memory, read-only once loaded); new pages are
+ * sealed under key write_id, which must be one of them.
+ * Errors: SALUS_EINVALID (no keys, duplicate ids, write_id unknown),
+ * SALUS_ENOMEM, SALUS_EINTERNAL (registration failed). */
+int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t write_id,
+			struct salus_crypt_vfs **out /* OUT */);
+/* The registered name, for sqlite3_open_v2 (borrowed). */
+const char *salus_crypt_vfs_name(const struct salus_crypt_vfs *v);
+/* Unregister, wipe the keys and free.  Only after every connection through
+ * it is closed.  NULL-safe. */
+void salus_crypt_vfs_free(struct salus_crypt_vfs *v);
+
+/* Statistics of all instances in this process (tests). */
+struct salus_crypt_stats {
+	unsigned long opened_db;   /* main database files opened */
+	unsigned long opened_wal;  /* WAL files opened */
+	unsigned long refused;     /* any other file (journal, temp) refused */
+	unsigned long auth_failed; /* pages that failed authentication */
+};
+void salus_crypt_stats_get(struct salus_crypt_stats *out /* OUT */);
+
+/* Re-seal pages [from, npages] of the database open on `db` (which must be
+ * open through an instance, in WAL mode, with the WAL checkpointed and the
+ * database locked exclusively) under the instance's write key.  Pages already
+ * under it are skipped, so a run can resume anywhere.  After every `batch`
+ * pages (and at the end) the file is synced and cb(ctx, next_page, npages)
+ * is called; a non-zero return stops the run and is returned.
+ * Errors: SALUS_EINTEGRITY (a page fails authentication), SALUS_EIO. */
+int salus_crypt_rekey_file(sqlite3 *db, uint32_t from, uint32_t npages, uint32_t batch,
+			   salus_rekey_cb cb, void *ctx);
+
+#endif

@@ -1,0 +1,218 @@
+/* test_detect.c — the PHI detector: formats, context rules, exclusions, all-caps
+ * notes, Unicode offsets, bad input and allocation failures.  Every name and
+ * place here is invented for the test (none comes from the dev corpora). */
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "deid/deid.h"
+
+static struct salus_deid *det;
+
+static int setup(void **state)
+{
+	(void)state;
+	return salus_deid_new(&det);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	salus_deid_free(det);
+	return 0;
+}
+
+/* Scan text; return the span covering the first occurrence of `what`, or NULL. */
+static const struct salus_span *find(const char *text, const char *what)
+{
+	const struct salus_span *sp;
+	size_t n;
+	assert_int_equal(salus_deid_scan(det, text, strlen(text), &sp, &n, NULL), 0);
+	const char *at = strstr(text, what);
+	assert_non_null(at);
+	size_t s = (size_t)(at - text), e = s + strlen(what);
+	for (size_t i = 0; i < n; i++) {
+		assert_true(i == 0 || sp[i].start >= sp[i - 1].end); /* sorted, disjoint */
+		assert_string_not_equal(salus_deid_rule_name(sp[i].rule), "unknown");
+		if (sp[i].start <= s && sp[i].end >= e)
+			return &sp[i];
+	}
+	return NULL;
+}
+
+static void expect(const char *text, const char *what, enum salus_phi type)
+{
+	const struct salus_span *s = find(text, what);
+	if (!s)
+		fail_msg("not found: \"%s\" in \"%s\"", what, text);
+	if (s->type != type)
+		fail_msg("\"%s\": type %s, want %s", what, salus_phi_label(s->type), salus_phi_label(type));
+}
+
+static void expect_none(const char *text, const char *what)
+{
+	const char *at = strstr(text, what);
+	assert_non_null(at);
+	const struct salus_span *sp;
+	size_t n;
+	assert_int_equal(salus_deid_scan(det, text, strlen(text), &sp, &n, NULL), 0);
+	size_t s = (size_t)(at - text), e = s + strlen(what);
+	for (size_t i = 0; i < n; i++)
+		if (sp[i].start < e && sp[i].end > s)
+			fail_msg("unexpected span over \"%s\" (%s, rule %s)", what, salus_phi_label(sp[i].type),
+				 salus_deid_rule_name(sp[i].rule));
+}
+
+static void test_dates(void **state)
+{
+	(void)state;
+	expect("Admitted 03/14/2019 for chest pain.", "03/14/2019", SALUS_PHI_DATE);
+	expect("Seen on 2021-07-04 in clinic.", "2021-07-04", SALUS_PHI_DATE);
+	expect("Surgery on 3/14, tolerated well.", "3/14", SALUS_PHI_DATE);
+	expect("Symptoms began March 2019.", "March 2019", SALUS_PHI_DATE);
+	expect("Follow-up 14-Mar-2020 at noon.", "14-Mar-2020", SALUS_PHI_DATE);
+	expect("DOB: July 4, 1950.", "July 4, 1950", SALUS_PHI_DATE);
+	expect("Biopsy on the 2nd of February 2018.", "2nd of February 2018", SALUS_PHI_DATE);
+	expect("s/p CABG '95, doing well.", "95", SALUS_PHI_DATE);
+	/* not dates: fractions, ratios, lab runs */
+	expect_none("Crackles 1/2 up bilaterally.", "1/2");
+	expect_none("ABG 7.38/42/88/24 on 40%.", "42/88");
+	expect_none("BP 132/76, HR 88.", "132/76");
+}
+
+static void test_contacts_and_ids(void **state)
+{
+	(void)state;
+	expect("Call (617) 555-0199 after 5.", "(617) 555-0199", SALUS_PHI_PHONE);
+	expect("Cell +1 415 555 0142 any time.", "415 555 0142", SALUS_PHI_PHONE);
+	expect("Pager #40312 overnight.", "40312", SALUS_PHI_PHONE);
+	expect("Email q.varnell42@example.org today.", "q.varnell42@example.org", SALUS_PHI_EMAIL);
+	expect("Portal at https://portal.example.com/u/7781, ok.", "https://portal.example.com/u/7781", SALUS_PHI_URL);
+	expect("Login from 203.0.113.77 noted.", "203.0.113.77", SALUS_PHI_IP);
+	expect("Login from 2001:db8::8a2e:370:7334 noted.", "2001:db8::8a2e:370:7334", SALUS_PHI_IP);
+	expect("SSN 078-05-1120 on file.", "078-05-1120", SALUS_PHI_SSN);
+	expect("MRN: QX4471920 admitted.", "QX4471920", SALUS_PHI_ID);
+	expect("Medical record number 00918273 noted.", "00918273", SALUS_PHI_ID);
+	expect("Policy # HZ-77-10432 active.", "HZ-77-10432", SALUS_PHI_ID);
+	expect("Card 4111 1111 1111 1111 on file.", "4111 1111 1111 1111", SALUS_PHI_ID);
+	expect_none("SVR 954-1183, CO 4.6.", "954-1183");
+	expect_none("ID: afebrile, WBC 6.8.", "6.8");
+}
+
+static void test_locations_and_ages(void **state)
+{
+	(void)state;
+	expect("Home: 4410 Wrenfield Avenue, Pellston, MI 49769.", "4410 Wrenfield Avenue", SALUS_PHI_LOCATION);
+	expect("Home: 4410 Wrenfield Avenue, Pellston, MI 49769.", "Pellston", SALUS_PHI_LOCATION);
+	expect("Home: 4410 Wrenfield Avenue, Pellston, MI 49769.", "49769", SALUS_PHI_ZIP);
+	expect("Transferred from Quillmont Regional Hospital overnight.", "Quillmont Regional Hospital",
+	       SALUS_PHI_LOCATION);
+	expect("She lives in Darrowby with her son.", "Darrowby", SALUS_PHI_LOCATION);
+	expect("A 93-year-old woman with CHF.", "93", SALUS_PHI_AGE);
+	expect("102 yo M brought in by EMS.", "102", SALUS_PHI_AGE);
+	expect_none("A 67-year-old man with COPD.", "67");
+	expect_none("3 WAY FOLEY IN PLACE AND DRAINING.", "3 WAY");
+}
+
+static void test_names(void **state)
+{
+	(void)state;
+	expect("Seen by Dr. Orsolya Vantreek this morning.", "Orsolya Vantreek", SALUS_PHI_NAME);
+	expect("Wife Marisol at bedside.", "Marisol", SALUS_PHI_NAME);
+	expect("Patient: Quernby, Odalys   MRN: 5512093", "Quernby", SALUS_PHI_NAME);
+	expect("Patient: Quernby, Odalys   MRN: 5512093", "Odalys", SALUS_PHI_NAME);
+	expect("Sincerely,\nTobiah Wrexley, MD\n", "Tobiah Wrexley", SALUS_PHI_NAME);
+	{ /* a name found by context is found again elsewhere in the note */
+		const char *t = "Case discussed with Dr. Zelinka; she agrees. Later Zelinka will call.";
+		const struct salus_span *sp;
+		size_t n, at = (size_t)(strstr(t, "Later Zelinka") - t) + 6;
+		assert_int_equal(salus_deid_scan(det, t, strlen(t), &sp, &n, NULL), 0);
+		bool hit = false;
+		for (size_t i = 0; i < n; i++)
+			hit = hit || (sp[i].start == at && sp[i].type == SALUS_PHI_NAME);
+		assert_true(hit);
+	}
+	expect("dr vantrees spoke with husband", "vantrees", SALUS_PHI_NAME);
+	/* all-caps note */
+	expect("PT SEEN BY DR QUARVELL TODAY. DTR ROSALIND AT BEDSIDE. PLAN: CONT LASIX.", "QUARVELL",
+	       SALUS_PHI_NAME);
+	expect("PT SEEN BY DR QUARVELL TODAY. DTR ROSALIND AT BEDSIDE. PLAN: CONT LASIX.", "ROSALIND",
+	       SALUS_PHI_NAME);
+	/* exclusions: eponyms, common words, drugs */
+	expect_none("Patient with Bell's palsy, improving.", "Bell");
+	expect_none("Foley catheter draining clear urine.", "Foley");
+	expect_none("There is hope for recovery; will continue lasix.", "hope");
+	expect_none("Continue Lopressor 25 mg and Coumadin.", "Lopressor");
+}
+
+static void test_unicode_offsets(void **state)
+{
+	(void)state;
+	const char *t = "Seen by Dr. Jos\xc3\xa9 N\xc3\xba\xc3\xb1" "ez \xe2\x80\x93 06/02/2020.";
+	const struct salus_span *s = find(t, "N\xc3\xba\xc3\xb1" "ez");
+	assert_non_null(s);
+	assert_int_equal(s->type, SALUS_PHI_NAME);
+	/* byte offsets fall on character boundaries */
+	assert_true(((unsigned char)t[s->start] & 0xC0) != 0x80);
+	assert_true(s->end == strlen(t) || ((unsigned char)t[s->end] & 0xC0) != 0x80);
+	expect(t, "06/02/2020", SALUS_PHI_DATE);
+	assert_int_equal(salus_deid_utf8_chars("J\xc3\xa9", 3), 2);
+}
+
+static void test_bad_input(void **state)
+{
+	(void)state;
+	const struct salus_span *sp;
+	size_t n;
+	const char *why = NULL;
+	assert_int_equal(salus_deid_scan(det, "ab\xff" "cd", 5, &sp, &n, &why), SALUS_EINVALID);
+	assert_non_null(why);
+	assert_int_equal(salus_deid_scan(det, "ab\0cd", 5, &sp, &n, &why), SALUS_EINVALID);
+	assert_int_equal(salus_deid_scan(det, "\xed\xa0\x80", 3, &sp, &n, &why), SALUS_EINVALID); /* surrogate */
+	assert_int_equal(salus_deid_scan(det, "", 0, &sp, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(salus_deid_scan(det, "x", (size_t)SALUS_MAX_NOTE + 1, &sp, &n, &why), SALUS_ETOOLARGE);
+	/* the detector still works after errors */
+	expect("Call 617-555-0134.", "617-555-0134", SALUS_PHI_PHONE);
+}
+
+static void test_alloc_failures(void **state)
+{
+	(void)state;
+	const char *t = "Dr. Orsolya Vantreek saw the 95 yo patient on 3/14/2019; call (617) 555-0199.";
+	for (unsigned long k = 1; k < 400; k++) {
+		struct salus_deid *d = NULL;
+		salus_alloc_fail_at(k, 0);
+		int rc = salus_deid_new(&d);
+		if (rc == 0) {
+			const struct salus_span *sp;
+			size_t n;
+			rc = salus_deid_scan(d, t, strlen(t), &sp, &n, NULL);
+			assert_true(rc == 0 || rc == SALUS_ENOMEM);
+			salus_deid_free(d);
+		} else {
+			assert_true(rc == SALUS_ENOMEM || rc == SALUS_EINTERNAL);
+		}
+	}
+	salus_alloc_fail_at(0, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dates),     cmocka_unit_test(test_contacts_and_ids),
+		cmocka_unit_test(test_locations_and_ages), cmocka_unit_test(test_names),
+		cmocka_unit_test(test_unicode_offsets), cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_alloc_failures),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

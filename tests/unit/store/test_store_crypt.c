@@ -1,0 +1,432 @@
+/*
+ * test_store_crypt.c — encryption at rest of the SQLite store (vfs_crypt.c,
+ * docs/security.md): no plaintext in the database, WAL or shm files; the
+ * sqlite3 library alone cannot open the file; wrong or missing keys fail;
+ * a flipped byte is an integrity error, never wrong data; WAL recovery after
+ * a crash; no journal or temp file is ever opened; rekey, including a resume
+ * after a crash in the middle.  (The contract suite also runs encrypted:
+ * ctest test_store_contract_encrypted.)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "store/store.h"
+#include "store/vfs_crypt.h"
+
+#define NRES 6000 /* enough for several batches of 256 pages (rekey) */
+
+struct fx {
+	char dir[64];
+	char path[128];
+	char uri[140];
+	char marker[48]; /* a unique plaintext that must never reach the disk */
+	struct salus_page_key keys[2];
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	char uuid[SALUS_UUID_LEN];
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof f->dir, "/tmp/salus-crypt-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->path, sizeof f->path, "%s/salus.db", f->dir);
+	snprintf(f->uri, sizeof f->uri, "sqlite:%s", f->path);
+	salus_uuid_new(uuid);
+	snprintf(f->marker, sizeof f->marker, "ZEBRA-%s", uuid);
+	for (int k = 0; k < 2; k++) {
+		f->keys[k].id = (uint32_t)k + 1;
+		for (int i = 0; i < SALUS_PAGE_KEY_LEN; i++)
+			f->keys[k].key[i] = (unsigned char)(i * 7 + k * 101 + 3);
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	static const char *const files[] = {"salus.db", "salus.db-wal", "salus.db-shm", "salus.db-journal"};
+	char p[160];
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+		snprintf(p, sizeof p, "%s/%s", f->dir, files[i]);
+		unlink(p);
+	}
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Open with keys [first, first + n) of the fixture, writing under write_id. */
+static int open_keys(struct fx *f, bool create, size_t first, size_t n, uint32_t write_id, struct salus_store **s)
+{
+	struct salus_store_opts o = {.create = create, .readers = 2};
+	if (n) {
+		o.page_keys = &f->keys[first];
+		o.npage_keys = n;
+		o.page_key_id = write_id;
+	}
+	*s = NULL;
+	return salus_store_open(f->uri, &o, s);
+}
+
+static int open1(struct fx *f, bool create, struct salus_store **s)
+{
+	return open_keys(f, create, 0, 1, 1, s);
+}
+
+static json_t *patient(const struct fx *f, int i)
+{
+	return json_pack("{s:s, s:[{s:s, s:[s]}], s:s, s:i}", "resourceType", "Patient", "name", "family", f->marker,
+			 "given", "Alice", "birthDate", "1970-01-01", "n", i);
+}
+
+/* Create n patients with ids p0..p(n-1) (several per transaction). */
+static void fill(struct fx *f, struct salus_store *s, int n)
+{
+	for (int i = 0; i < n; i += 10) {
+		struct salus_write w[10];
+		char ids[10][16];
+		int k = n - i < 10 ? n - i : 10;
+		memset(w, 0, sizeof w);
+		for (int j = 0; j < k; j++) {
+			snprintf(ids[j], sizeof ids[j], "p%d", i + j);
+			w[j] = (struct salus_write){.kind = SALUS_WRITE_UPDATE, .type = "Patient", .id = ids[j],
+						    .resource = patient(f, i + j)};
+		}
+		assert_int_equal(salus_store_write(s, w, (size_t)k), SALUS_OK);
+		for (int j = 0; j < k; j++) {
+			salus_write_release(&w[j]);
+			json_decref(w[j].resource);
+		}
+	}
+	assert_int_equal(salus_store_kv_put(s, "test", "secret", f->marker, strlen(f->marker)), SALUS_OK);
+}
+
+/* Read every patient back; returns the first error (SALUS_OK if all match). */
+static int check_all(struct fx *f, struct salus_store *s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char id[16];
+		struct salus_resource r;
+		snprintf(id, sizeof id, "p%d", i);
+		int rc = salus_store_read(s, "Patient", id, 0, &r);
+		if (rc)
+			return rc;
+		/* never wrong data: a page either authenticates or the read fails */
+		assert_non_null(strstr(r.json, f->marker));
+		salus_resource_release(&r);
+	}
+	return SALUS_OK;
+}
+
+static bool file_has(const char *path, const void *needle, size_t n)
+{
+	FILE *fp = fopen(path, "rb");
+	bool found = false;
+	if (!fp)
+		return false;
+	fseek(fp, 0, SEEK_END);
+	long size = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	char *buf = malloc((size_t)size + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)size, fp), (size_t)size);
+	fclose(fp);
+	found = memmem(buf, (size_t)size, needle, n) != NULL;
+	free(buf);
+	return found;
+}
+
+static long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) ? -1 : (long)st.st_size;
+}
+
+/* Neither the database, the WAL nor the shm file holds the marker or any of
+ * a few other plaintexts that were written. */
+static void assert_no_plaintext(struct fx *f)
+{
+	static const char *const files[] = {"salus.db", "salus.db-wal", "salus.db-shm"};
+	static const char *const words[] = {"SQLite format 3", "Patient", "Alice", "1970-01-01", "CREATE TABLE"};
+	char p[160];
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+		snprintf(p, sizeof p, "%s/%s", f->dir, files[i]);
+		assert_false(file_has(p, f->marker, strlen(f->marker)));
+		for (size_t j = 0; j < sizeof words / sizeof *words; j++)
+			if (file_has(p, words[j], strlen(words[j]))) {
+				print_message("plaintext '%s' found in %s\n", words[j], files[i]);
+				fail();
+			}
+	}
+}
+
+/* ---- tests ---- */
+
+static void test_roundtrip_no_plaintext(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s;
+	struct salus_crypt_stats st0, st1;
+	char p[160];
+
+	salus_crypt_stats_get(&st0);
+	assert_int_equal(open1(f, true, &s), SALUS_OK);
+	fill(f, s, 300);
+	assert_int_equal(check_all(f, s, 300), SALUS_OK);
+	/* while open: WAL and shm exist and hold no plaintext */
+	snprintf(p, sizeof p, "%s/salus.db-wal", f->dir);
+	assert_true(file_size(p) > 0);
+	assert_no_plaintext(f);
+	salus_store_free(s);
+	assert_no_plaintext(f);
+
+	/* reopen: still readable; history and lists too */
+	assert_int_equal(open1(f, false, &s), SALUS_OK);
+	assert_int_equal(check_all(f, s, 300), SALUS_OK);
+	long total = 0;
+	assert_int_equal(salus_store_count(s, "Patient", &total), SALUS_OK);
+	assert_int_equal(total, 300);
+	char *v = NULL;
+	assert_int_equal(salus_store_kv_get(s, "test", "secret", &v, NULL), SALUS_OK);
+	assert_string_equal(v, f->marker);
+	salus_free(v);
+	salus_store_free(s);
+
+	/* no journal or temp file was ever opened (the VFS refuses them), none exists */
+	salus_crypt_stats_get(&st1);
+	assert_int_equal(st1.refused, st0.refused);
+	assert_true(st1.opened_db > st0.opened_db);
+	assert_true(st1.opened_wal > st0.opened_wal);
+	assert_int_equal(st1.auth_failed, st0.auth_failed);
+	snprintf(p, sizeof p, "%s/salus.db-journal", f->dir);
+	assert_int_equal(file_size(p), -1);
+}
+
+static void test_sqlite_alone_cannot_open(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	assert_int_equal(open1(f, true, &s), SALUS_OK);
+	fill(f, s, 20);
+	salus_store_free(s);
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	int rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema", -1, &st, NULL);
+	assert_int_equal(rc, SQLITE_NOTADB);
+	assert_string_equal(sqlite3_errmsg(db), "file is not a database");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void test_wrong_or_missing_key(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s;
+
+	assert_int_equal(open1(f, true, &s), SALUS_OK);
+	fill(f, s, 20);
+	salus_store_free(s);
+	/* key 2 only: page 1 fails authentication */
+	assert_int_equal(open_keys(f, false, 1, 1, 2, &s), SALUS_EINTEGRITY);
+	assert_null(s);
+	/* no key: not a database */
+	assert_int_equal(open_keys(f, false, 0, 0, 0, &s), SALUS_EIO);
+	assert_null(s);
+	/* bad key sets */
+	struct salus_store_opts o = {.page_keys = f->keys, .npage_keys = 1, .page_key_id = 9};
+	assert_int_equal(salus_store_open(f->uri, &o, &s), SALUS_EINVALID);
+	/* the right key still works */
+	assert_int_equal(open1(f, false, &s), SALUS_OK);
+	assert_int_equal(check_all(f, s, 20), SALUS_OK);
+	salus_store_free(s);
+}
+
+static void flip(const char *path, long off)
+{
+	int fd = open(path, O_RDWR);
+	unsigned char b;
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, off), 1);
+	b ^= 0x01;
+	assert_int_equal(pwrite(fd, &b, 1, off), 1);
+	close(fd);
+}
+
+static void test_tamper_detected(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s;
+	struct salus_crypt_stats st0, st1;
+	long size;
+	int detected = 0;
+
+	assert_int_equal(open1(f, true, &s), SALUS_OK);
+	fill(f, s, 200);
+	salus_store_free(s); /* checkpointed: everything is in the database file */
+	size = file_size(f->path);
+	assert_true(size >= 8 * SALUS_CRYPT_PAGE);
+	/* flip one bit in the body, the nonce and the tag of pages in turn */
+	for (long pg = 0; pg < size / SALUS_CRYPT_PAGE; pg++) {
+		long off = pg * SALUS_CRYPT_PAGE + (pg % 3 == 0 ? 1000 : pg % 3 == 1 ? SALUS_CRYPT_PAGE - 30 : SALUS_CRYPT_PAGE - 5);
+		flip(f->path, off);
+		salus_crypt_stats_get(&st0);
+		int rc = open1(f, false, &s);
+		if (rc == SALUS_OK) {
+			rc = check_all(f, s, 200);
+			long total = 0;
+			if (!rc)
+				rc = salus_store_history_count(s, &(struct salus_history_q){.count = 1}, &total);
+			salus_store_free(s);
+		}
+		salus_crypt_stats_get(&st1);
+		if (st1.auth_failed > st0.auth_failed) {
+			/* the page was read: the call failed with the integrity error */
+			assert_int_equal(rc, SALUS_EINTEGRITY);
+			detected++;
+		}
+		flip(f->path, off); /* restore */
+	}
+	print_message("tampered pages detected: %d of %ld\n", detected, size / SALUS_CRYPT_PAGE);
+	assert_true(detected >= 4);
+	assert_int_equal(open1(f, false, &s), SALUS_OK);
+	assert_int_equal(check_all(f, s, 200), SALUS_OK);
+	salus_store_free(s);
+}
+
+static void test_wal_recovery_after_crash(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s;
+	char p[160];
+
+	assert_int_equal(open1(f, true, &s), SALUS_OK);
+	salus_store_free(s);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* the child writes and dies without closing: the WAL keeps the frames */
+		if (open1(f, false, &s))
+			_exit(2);
+		fill(f, s, 100);
+		_exit(0);
+	}
+	int ws = 0;
+	assert_int_equal(waitpid(pid, &ws, 0), pid);
+	assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	snprintf(p, sizeof p, "%s/salus.db-wal", f->dir);
+	assert_true(file_size(p) > 100 * 100);
+	assert_no_plaintext(f);
+	/* recovery reads every frame back through the VFS */
+	struct salus_crypt_stats st0;
+	salus_crypt_stats_get(&st0);
+	int orc = open1(f, false, &s);
+	struct salus_crypt_stats st1;
+	salus_crypt_stats_get(&st1);
+	assert_int_equal(orc, SALUS_OK);
+	assert_int_equal(st1.auth_failed, st0.auth_failed); /* no frame was dropped */
+	assert_int_equal(check_all(f, s, 100), SALUS_OK);
+	salus_store_free(s);
+}
+
+struct progress {
+	uint32_t next;
+	int calls;
+	int stop_after; /* 0: never; else stop (or _exit in a child) after this many calls */
+	bool die;
+};
+
+static int on_progress(void *ctx, uint32_t next, uint32_t npages)
+{
+	struct progress *pr = ctx;
+	(void)npages;
+	pr->next = next;
+	pr->calls++;
+	if (pr->stop_after && pr->calls >= pr->stop_after) {
+		if (pr->die)
+			_exit(0); /* a crash: nothing is closed or flushed by us */
+		return 42;
+	}
+	return 0;
+}
+
+static void test_rekey_resume(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s;
+	struct salus_store_opts o = {.page_keys = f->keys, .npage_keys = 2, .page_key_id = 2};
+	struct progress pr = {.stop_after = 1};
+
+	assert_int_equal(open1(f, true, &s), SALUS_OK);
+	fill(f, s, NRES);
+	/* busy while a store has it open */
+	assert_int_equal(salus_store_rekey(f->uri, &o, 1, on_progress, &pr), SALUS_EBUSY);
+	salus_store_free(s);
+	print_message("database: %ld pages\n", file_size(f->path) / SALUS_CRYPT_PAGE);
+
+	/* a run stopped after its first batch: some pages under key 2, the rest under 1 */
+	assert_int_equal(salus_store_rekey(f->uri, &o, 1, on_progress, &pr), 42);
+	assert_true(pr.next > 1);
+	assert_int_equal(open_keys(f, false, 1, 1, 2, &s), SALUS_EINTEGRITY); /* page 1 is new, others old */
+	assert_int_equal(open_keys(f, false, 0, 2, 2, &s), SALUS_OK);      /* both keys: all readable */
+	assert_int_equal(check_all(f, s, NRES), SALUS_OK);
+	salus_store_free(s);
+
+	/* a crash (child _exit) in the second batch, then a resume from the progress */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct progress cpr = {.stop_after = 1, .die = true};
+		salus_store_rekey(f->uri, &o, pr.next, on_progress, &cpr);
+		_exit(3);
+	}
+	int ws = 0;
+	assert_int_equal(waitpid(pid, &ws, 0), pid);
+	assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	struct progress pr2 = {0};
+	assert_int_equal(salus_store_rekey(f->uri, &o, pr.next, on_progress, &pr2), SALUS_OK);
+	/* every page is under key 2 now: key 1 is no longer needed */
+	assert_int_equal(open_keys(f, false, 1, 1, 2, &s), SALUS_OK);
+	assert_int_equal(check_all(f, s, NRES), SALUS_OK);
+	fill(f, s, 10);
+	salus_store_free(s);
+	assert_no_plaintext(f);
+	/* idempotent */
+	assert_int_equal(salus_store_rekey(f->uri, &o, 1, NULL, NULL), SALUS_OK);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_roundtrip_no_plaintext, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sqlite_alone_cannot_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_or_missing_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tamper_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_recovery_after_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rekey_resume, setup, teardown),
+	};
+	salus_alloc_install();
+	salus_store_global_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
