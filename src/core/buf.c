@@ -52,6 +52,8 @@ static int grow(struct salus_buf *b, size_t extra)
 	size_t cap = b->cap ? b->cap : 64;
 	while (cap < need)
 		cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
+	if (cap > b->max + 1)
+		cap = b->max + 1; /* never reserve beyond the cap */
 	char *p = salus_realloc(b->cap ? b->p : NULL, cap);
 	if (!p) {
 		salus_buf_clear(b);

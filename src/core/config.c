@@ -20,6 +20,7 @@ void salus_config_defaults(struct salus_config *c, const char *dir)
 	c->max_body = SALUS_MAX_BODY;
 	c->max_connections = SALUS_MAX_CONNECTIONS;
 	c->idle_timeout = SALUS_IDLE_TIMEOUT_S;
+	c->rate_limit = 1000;
 	snprintf(c->tls_cert, sizeof c->tls_cert, "tls/cert.pem");
 	snprintf(c->tls_key, sizeof c->tls_key, "tls/key.pem");
 	/* TLS 1.3 and 1.2 only, AEAD ciphers with forward secrecy. */
@@ -68,6 +69,7 @@ int salus_config_set(struct salus_config *c, const char *key, const char *v)
 	INT("server.max_body", max_body, 1024, SALUS_MAX_BODY)
 	INT("server.max_connections", max_connections, 1, 65536)
 	INT("server.idle_timeout", idle_timeout, 1, 3600)
+	INT("server.rate_limit", rate_limit, 0, 100000000)
 	STR("tls.cert", tls_cert)
 	STR("tls.key", tls_key)
 	STR("tls.priorities", tls_priorities)
@@ -190,7 +192,8 @@ int salus_config_write(const struct salus_config *c, const char *path)
 		"threads = %d                      ; worker threads; 0 = one per core\n"
 		"max_body = %ld             ; largest request body in bytes\n"
 		"max_connections = %d\n"
-		"idle_timeout = %d                ; seconds before an idle connection is closed\n\n"
+		"idle_timeout = %d                ; seconds before an idle connection is closed\n"
+		"rate_limit = %ld                ; requests per minute per client address (429 beyond); 0 = off\n\n"
 		"[tls]\n"
 		"cert = %s\n"
 		"key = %s\n"
@@ -202,7 +205,7 @@ int salus_config_write(const struct salus_config *c, const char *path)
 		"token_lifetime = %d              ; access-token lifetime in seconds (300..3600)\n\n"
 		"[log]\n"
 		"level = %s\n",
-		c->listen, c->base_url, c->threads, c->max_body, c->max_connections, c->idle_timeout, c->tls_cert,
+		c->listen, c->base_url, c->threads, c->max_body, c->max_connections, c->idle_timeout, c->rate_limit, c->tls_cert,
 		c->tls_key, c->tls_priorities, c->store_uri, c->token_key, c->token_lifetime, c->log_level);
 	return fclose(f) ? SALUS_EIO : 0;
 }

@@ -26,6 +26,7 @@ struct salus_config {
 	long max_body;                   /* bytes; <= SALUS_MAX_BODY */
 	int max_connections;
 	int idle_timeout;                /* seconds */
+	long rate_limit;                 /* requests per minute per client address; 0: off */
 	/* [tls] */
 	char tls_cert[SALUS_PATH_MAX];
 	char tls_key[SALUS_PATH_MAX];

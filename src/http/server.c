@@ -23,6 +23,7 @@
 #include "fhir/json_out.h"
 #include "fhir/rest.h"
 #include "http/pool.h"
+#include "http/ratelimit.h"
 
 #define MAX_PARAMS 128
 #define WORKERS 64 /* blocking-work threads: writes in flight for group commit */
@@ -33,13 +34,14 @@ struct salus_http {
 	struct salus_store *store;
 	struct salus_auth *auth;
 	struct salus_pool *pool;
+	struct salus_ratelimit *rl;
 	char base[600];      /* https://host:port */
 	char fhir_base[620]; /* base + /fhir */
 	char *cert, *key;    /* PEM, owned */
 	int port;
 };
 
-enum req_state { REQ_NEW, REQ_BODY, REQ_WORKING, REQ_READY };
+enum req_state { REQ_NEW, REQ_BODY, REQ_WORKING, REQ_READY, REQ_SENT };
 
 struct req {
 	struct salus_http *h;
@@ -48,6 +50,7 @@ struct req {
 	const char *url;
 	enum req_state state;
 	int too_large;
+	uint64_t discarded; /* body bytes thrown away after too_large */
 	int64_t t0;
 	const char *route; /* for the log line: a route name, never the URL */
 	struct salus_buf body;
@@ -60,6 +63,7 @@ struct req {
 	struct salus_fhir_resp frs;
 	const char *content_type; /* of the response */
 	const char *www_auth;     /* WWW-Authenticate value, or NULL */
+	int retry_after;          /* seconds, for 429 */
 	int no_cache;             /* add Pragma: no-cache (token responses) */
 };
 
@@ -115,12 +119,18 @@ static enum MHD_Result send_response(struct req *r)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, r->frs.last_modified);
 	if (r->www_auth)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_auth);
+	if (r->retry_after) {
+		char ra[16];
+		snprintf(ra, sizeof ra, "%d", r->retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
 	if (r->no_cache)
 		MHD_add_response_header(resp, "Pragma", "no-cache");
 	if (r->frs.status == 405)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST, PUT, DELETE");
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->frs.status, resp);
 	MHD_destroy_response(resp);
+	r->state = REQ_SENT;
 	return ret;
 }
 
@@ -410,6 +420,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			r->too_large = 1;
 		if (strlen(url) > SALUS_MAX_URL)
 			r->too_large = 2;
+		/* A body over the limit is read and discarded, not buffered, and answered
+		 * with 413 once it has arrived: answering early and closing would reset
+		 * the connection under a client still sending, which then never sees
+		 * the answer. */
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (!salus_ratelimit_take(h->rl, ci ? ci->client_addr : NULL, salus_mono_ms(), &r->retry_after)) {
+			r->route = "ratelimit";
+			set_error(r, SALUS_ERATELIMIT, "too many requests from this address; retry later");
+			return send_response(r);
+		}
+		r->retry_after = 0;
+		return MHD_YES;
+	}
+	if (r->state == REQ_SENT) {
+		*upload_data_size = 0; /* answered early (413, 429): discard the rest */
 		return MHD_YES;
 	}
 	if (r->state == REQ_WORKING)
@@ -419,6 +444,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (*upload_data_size) {
 		if (!r->too_large && salus_buf_add(&r->body, upload_data, *upload_data_size))
 			r->too_large = 1;
+		if (r->too_large) {
+			r->discarded += *upload_data_size;
+			if (r->discarded > 4 * (uint64_t)h->cfg->max_body)
+				return MHD_NO; /* a client that will not stop: close */
+		}
 		*upload_data_size = 0;
 		r->state = REQ_BODY;
 		return MHD_YES;
@@ -554,6 +584,8 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 		goto out_free;
 	if ((rc = salus_config_path(cfg, cfg->tls_key, path)) || (rc = read_file(path, &h->key)))
 		goto out_free;
+	if ((rc = salus_ratelimit_new(cfg->rate_limit, &h->rl)))
+		goto out_free;
 	if ((rc = salus_pool_new(WORKERS, &h->pool)))
 		goto out_free;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -590,6 +622,7 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 out_pool:
 	salus_pool_free(h->pool);
 out_free:
+	salus_ratelimit_free(h->rl);
 	salus_free(h->cert);
 	salus_free(h->key);
 	salus_free(h);
@@ -607,6 +640,7 @@ void salus_http_stop(struct salus_http *h)
 		return;
 	MHD_stop_daemon(h->d);
 	salus_pool_free(h->pool);
+	salus_ratelimit_free(h->rl);
 	salus_free(h->cert);
 	salus_free(h->key);
 	salus_free(h);

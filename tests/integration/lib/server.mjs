@@ -164,7 +164,10 @@ export class SalusServer {
 
   async #spawnAndWait(serveArgs) {
     this.log = [];
-    this.proc = spawn(SALUS_BIN, ['serve', '--data', this.dir, '--listen', `127.0.0.1:${this.port}`, ...serveArgs], {
+    // Suites send many requests from one address: the per-address rate limit is off unless a
+    // suite sets --server.rate_limit itself (a later setting wins).
+    const args = ['serve', '--data', this.dir, '--listen', `127.0.0.1:${this.port}`, '--server.rate_limit', '0', ...serveArgs];
+    this.proc = spawn(SALUS_BIN, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc.stdout.on('data', (d) => this.log.push(d.toString()));
