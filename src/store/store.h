@@ -133,6 +133,17 @@ struct salus_write {
 	char *json;         /* owned: the stored JSON (NULL for delete); freed by salus_write_release */
 	size_t len;
 	int64_t seq;        /* the new version's store-wide seq; 0 if none (added after v0.1) */
+	/* Round-trip fidelity (added with bundles; docs/fhir-rest.md).  raw: the
+	 * client's JSON text of `resource` (CREATE/UPDATE; borrowed; NULL: none).
+	 * When set, the store writes `{"resourceType":..,"id":..,"meta":<merged
+	 * meta>` followed by every other top-level member copied byte for byte
+	 * from raw (whitespace removed), instead of re-serialising `resource` — so
+	 * decimals such as 1.50, big integers and escapes come back as written.
+	 * `resource` must be the parse of raw (the meta merge and the identifier
+	 * index use it).  A raw text the splicer cannot handle (a top-level key
+	 * written with escapes) falls back to serialising `resource`. */
+	const char *raw;
+	size_t raw_len;
 };
 void salus_write_release(struct salus_write *w); /* frees w->json */
 
@@ -183,6 +194,25 @@ int salus_store_count(struct salus_store *s, const char *type, long *total /* OU
 /* Small key/value tables for server state (clients, keys, settings), written
  * through the same writer, durable on return.  ns and key are short ASCII
  * strings; value is opaque bytes (usually JSON). */
+/* ---- identifier index (added with conditional operations) -------------------------------------
+ *
+ * Every write fills table token_index(type, id, system, value) from the
+ * resource's top-level `identifier` elements (system may be absent), in the
+ * same transaction; a delete removes the resource's rows.  This is the minimal
+ * index conditional create/update/delete and conditional references need
+ * (`identifier=system|value`); the search module generalises it into the
+ * token index of every token search parameter.  Resources written before the
+ * index existed are not in it. */
+
+/* Called once per matching current resource id (borrowed); non-zero stops and
+ * is returned. */
+typedef int (*salus_id_cb)(void *ctx, const char *id);
+/* Ids of current resources of `type` with an identifier of exactly this value
+ * and system: system NULL = any system, "" = no system.  Errors:
+ * SALUS_EINVALID, SALUS_EIO. */
+int salus_store_find_by_identifier(struct salus_store *s, const char *type, const char *system, const char *value,
+				   salus_id_cb cb, void *ctx);
+
 int salus_store_kv_put(struct salus_store *s, const char *ns, const char *key, const void *val, size_t n);
 /* Errors: SALUS_ENOTFOUND.  *val is NUL-terminated, freed with salus_free. */
 int salus_store_kv_get(struct salus_store *s, const char *ns, const char *key, char **val /* OUT */,

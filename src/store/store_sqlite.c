@@ -204,6 +204,10 @@ enum stmt_id {
 	ST_W_AU_INS,
 	ST_W_AU_NODE_INS,
 	ST_W_AU_CP_INS,
+	ST_W_TOK_DEL, /* the identifier index (added with conditional operations) */
+	ST_W_TOK_INS,
+	ST_TOK_FIND,
+	ST_TOK_FIND_ANY,
 	ST__COUNT
 };
 
@@ -253,7 +257,19 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_W_AU_NODE_INS] = "INSERT INTO audit_node(level, idx, hash) VALUES(?1, ?2, ?3)",
 	[ST_W_AU_CP_INS] = "INSERT INTO audit_checkpoint(size, root, ts_ms, signed_note) VALUES(?1, ?2, ?3, ?4) "
 			   "ON CONFLICT(size) DO NOTHING",
+	[ST_W_TOK_DEL] = "DELETE FROM token_index WHERE type=?1 AND id=?2",
+	[ST_W_TOK_INS] = "INSERT INTO token_index(type, id, system, value) VALUES(?1, ?2, ?3, ?4)",
+	[ST_TOK_FIND] = "SELECT DISTINCT id FROM token_index WHERE type=?1 AND value=?2 AND system=?3 ORDER BY id",
+	[ST_TOK_FIND_ANY] = "SELECT DISTINCT id FROM token_index WHERE type=?1 AND value=?2 ORDER BY id",
 };
+
+/* The identifier index (store.h): created on every open if missing.  system
+ * is '' when the identifier has none, so "no system" is an equality test. */
+static const char token_schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS token_index(type TEXT NOT NULL, id TEXT NOT NULL,"
+	" system TEXT NOT NULL, value TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS token_index_value ON token_index(type, value, system);"
+	"CREATE INDEX IF NOT EXISTS token_index_id ON token_index(type, id);";
 
 /* The schema (docs/store.md).  Portable shapes, so store_pg can mirror it. */
 static const char schema_sql[] =
@@ -955,6 +971,41 @@ static int w_put_version(struct sq_store *sq, struct salus_write *w, const char 
 	return SALUS_OK;
 }
 
+/* Replace the identifier-index rows of (type, id) with the resource's
+ * top-level identifiers (none for a delete).  A new resource has no rows. */
+static int w_index(struct sq_store *sq, struct salus_write *w, const char *id, const struct cur *cur, bool deleted)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *ids, *e;
+	size_t i;
+	int rc;
+
+	if (cur->exists && !cur->deleted) {
+		if ((rc = conn_stmt(&sq->w, ST_W_TOK_DEL, &st)))
+			return rc;
+		sqlite3_bind_text(st, 1, w->type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+		if ((rc = step_done(st)))
+			return rc;
+	}
+	if (deleted || !json_is_array(ids = json_object_get(w->resource, "identifier")))
+		return SALUS_OK;
+	json_array_foreach(ids, i, e) {
+		json_t *sys = json_object_get(e, "system"), *val = json_object_get(e, "value");
+		if (!json_is_string(val))
+			continue;
+		if ((rc = conn_stmt(&sq->w, ST_W_TOK_INS, &st)))
+			return rc;
+		sqlite3_bind_text(st, 1, w->type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, json_is_string(sys) ? json_string_value(sys) : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, json_string_value(val), (int)json_string_length(val), SQLITE_STATIC);
+		if ((rc = step_done(st)))
+			return rc;
+	}
+	return SALUS_OK;
+}
+
 static int w_apply_op(struct sq_store *sq, struct salus_write *w)
 {
 	char uuid[SALUS_UUID_LEN];
@@ -988,9 +1039,10 @@ static int w_apply_op(struct sq_store *sq, struct salus_write *w)
 		w->version = cur.exists ? cur.version + 1 : 1;
 		w->created = !cur.exists || cur.deleted;
 		w->updated_ms = w_next_ms(sq, &cur);
-		if ((rc = salus_store_stamp(w->resource, id, w->version, w->updated_ms, &w->json, &w->len)))
+		if ((rc = salus_store_stamp_raw(w->resource, w->raw, w->raw_len, id, w->version, w->updated_ms,
+						&w->json, &w->len)))
 			return rc;
-		if ((rc = w_put_version(sq, w, id, &cur, false)))
+		if ((rc = w_put_version(sq, w, id, &cur, false)) || (rc = w_index(sq, w, id, &cur, false)))
 			return rc;
 		break;
 	case SALUS_WRITE_DELETE:
@@ -1002,7 +1054,7 @@ static int w_apply_op(struct sq_store *sq, struct salus_write *w)
 		}
 		w->version = cur.version + 1;
 		w->updated_ms = w_next_ms(sq, &cur);
-		if ((rc = w_put_version(sq, w, id, &cur, true)))
+		if ((rc = w_put_version(sq, w, id, &cur, true)) || (rc = w_index(sq, w, id, &cur, true)))
 			return rc;
 		break;
 	}
@@ -1547,7 +1599,7 @@ static int schema_init(struct sq_store *sq, bool create)
 				       "('backend', 'sqlite')")))
 			goto out_rollback;
 	}
-	if ((rc = exec_sql(db, audit_schema_sql)))
+	if ((rc = exec_sql(db, audit_schema_sql)) || (rc = exec_sql(db, token_schema_sql)))
 		goto out_rollback;
 	/* the newest version holds the newest updated_ms (it never decreases in seq) */
 	if ((rc = map_rc(sqlite3_prepare_v2(db, "SELECT updated_ms FROM history ORDER BY seq DESC LIMIT 1", -1,
@@ -1702,6 +1754,40 @@ out_free:
 	return rc;
 }
 
+static int sq_find_by_identifier(struct salus_store *s, const char *type, const char *system, const char *value,
+				 salus_id_cb cb, void *ctx)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = reader_get(sq, &c)))
+		return rc;
+	if ((rc = conn_stmt(c, system ? ST_TOK_FIND : ST_TOK_FIND_ANY, &st)))
+		goto out_conn;
+	sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	if (system)
+		sqlite3_bind_text(st, 3, system, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *id;
+		size_t idn;
+		char idb[SALUS_MAX_ID + 1];
+		if ((rc = col_text(st, 0, &id, &idn)) || !id)
+			goto out_stmt;
+		copy_name(idb, sizeof idb, id);
+		if ((rc = cb(ctx, idb)))
+			goto out_stmt;
+	}
+	rc = rc == SQLITE_DONE ? SALUS_OK : map_rc(sqlite3_reset(st));
+out_stmt:
+	sqlite3_reset(st);
+out_conn:
+	reader_put(sq, c);
+	return rc;
+}
+
 const struct salus_store_ops salus_store_sqlite_ops = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1723,4 +1809,5 @@ const struct salus_store_ops salus_store_sqlite_ops = {
 	.audit_scan = sq_audit_scan,
 	.audit_checkpoint_put = sq_audit_checkpoint_put,
 	.audit_checkpoints = sq_audit_checkpoints,
+	.find_by_identifier = sq_find_by_identifier,
 };
