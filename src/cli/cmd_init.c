@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "cli/cmd.h"
 #include "cli/demo.h"
@@ -143,6 +144,8 @@ int salus_cmd_init(int argc, char **argv)
 		return salus_cli_fail("init", 1, "libsodium failed to initialise");
 	if (salus_config_path(&cfg, cfg.token_key, p) || (rc = salus_signkey_create(p)))
 		return salus_cli_fail("init", 1, "cannot create the token-signing key");
+	if (sub(p, abs, "keys/audit.key") || salus_audit_key_create(p)) /* + keys/audit.key.pub */
+		return salus_cli_fail("init", 1, "cannot create the audit checkpoint key");
 	if (salus_config_path(&cfg, cfg.tls_cert, p) || salus_config_path(&cfg, cfg.tls_key, p2))
 		return salus_cli_fail("init", 1, "TLS path too long");
 	if (cert) {
