@@ -564,6 +564,12 @@ static uint64_t deid_hash_lower(const char *p, size_t n)
 	return h;
 }
 
+/* The byte at i, or 0 past the end (texts are not NUL-terminated). */
+static inline char byte_at(const struct salus_deid *d, size_t i)
+{
+	return i < d->n ? d->b[i] : 0;
+}
+
 static inline uint32_t tf(struct salus_deid *d, size_t i)
 {
 	struct tok *t = &d->tok[i];
@@ -907,7 +913,7 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 	case ACT_TAIL:
 		while (s < e && !is_digit((unsigned char)b[s]) && b[s] != '(' && b[s] != '+')
 			s++;
-		if (b[s] == '(' && !memchr(b + s, ')', e - s))
+		if (s < e && b[s] == '(' && !memchr(b + s, ')', e - s))
 			s++;
 		while (e > s && (b[e - 1] == ' ' || b[e - 1] == '.' || b[e - 1] == '-' || b[e - 1] == '('))
 			e--;
@@ -1251,7 +1257,7 @@ static void rules(struct salus_deid *d)
 			}
 		}
 		/* Labels: "Patient: Ferreira, Ombvessar", "Attending: ...", "Dear Quillon," */
-		if ((f & DF_LABEL) && (d->b[t->e] == ':' || tok_is(d, i, "dear") ||
+		if ((f & DF_LABEL) && (byte_at(d, t->e) == ':' || tok_is(d, i, "dear") ||
 				       (t->e + 1 < d->n && d->b[t->e] == ' ' && d->b[t->e + 1] == ':'))) {
 			size_t j = i + 1;
 			if (j < nt && (tf(d, j) & DF_TITLE))
@@ -1271,7 +1277,7 @@ static void rules(struct salus_deid *d)
 			continue;
 		}
 		/* Address: / City: → the rest of the line */
-		if ((f & DF_LOCLABEL) && d->b[t->e] == ':') {
+		if ((f & DF_LOCLABEL) && byte_at(d, t->e) == ':') {
 			for (size_t j = i + 1; j < nt && j < i + 10; j++) {
 				if (d->tok[j].bits & TB_NL)
 					break;
@@ -1288,7 +1294,7 @@ static void rules(struct salus_deid *d)
 			    (tok_is(d, j, "is") || tok_is(d, j, "named")))
 				j++;
 			enum gap g2 = j > i + 1 ? gap_after(d, j - 1) : g;
-			bool gap_ok = g2 == GAP_SPACE || g2 == GAP_COMMA || (g2 == GAP_OTHER && d->b[d->tok[j - 1].e] == ':');
+			bool gap_ok = g2 == GAP_SPACE || g2 == GAP_COMMA || (g2 == GAP_OTHER && byte_at(d, d->tok[j - 1].e) == ':');
 			if (gap_ok && j < nt && !(tf(d, j) & DF_TITLE) && ctx_name_ok(d, j, 2) &&
 			    !(t->shape == SH_LOWER && mixed && d->tok[j].shape != SH_CAP)) {
 				bool strongrel = f & DF_REL;
@@ -1497,7 +1503,8 @@ static bool mergeable_gap(const struct salus_deid *d, size_t a, size_t z, uint8_
 
 static int finish(struct salus_deid *d, const char *text, size_t len, bool mapped)
 {
-	qsort(d->cs, d->ncs, sizeof *d->cs, cmp_cs);
+	if (d->ncs > 1)
+		qsort(d->cs, d->ncs, sizeof *d->cs, cmp_cs);
 	size_t w = 0;
 	for (size_t i = 0; i < d->ncs; i++) {
 		struct cspan c = d->cs[i];
@@ -1596,12 +1603,14 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 		return rc;
 	if ((rc = tokenize(d)))
 		return rc;
-	qsort(d->cand, d->ncand, sizeof *d->cand, cmp_cand);
+	if (d->ncand > 1)
+		qsort(d->cand, d->ncand, sizeof *d->cand, cmp_cand);
 	for (size_t i = 0; i < d->ncand; i++)
 		if ((rc = do_candidate(d, &d->cand[i])))
 			return rc;
 	/* tokens inside pattern spans are taken */
-	qsort(d->cs, d->ncs, sizeof *d->cs, cmp_cs);
+	if (d->ncs > 1)
+		qsort(d->cs, d->ncs, sizeof *d->cs, cmp_cs);
 	for (size_t i = 0, k = 0; i < d->ntok; i++) {
 		struct tok *t = &d->tok[i];
 		while (k < d->ncs && d->cs[k].e <= t->s)
