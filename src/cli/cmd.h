@@ -13,6 +13,7 @@ int salus_cmd_deid(int argc, char **argv);
 int salus_cli_deid_fhir(int argc, char **argv);
 int salus_cmd_gen(int argc, char **argv);
 int salus_cmd_init(int argc, char **argv);
+int salus_cmd_key(int argc, char **argv);
 int salus_cmd_serve(int argc, char **argv);
 int salus_cmd_version(int argc, char **argv);
 

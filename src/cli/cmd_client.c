@@ -14,6 +14,7 @@
 
 #include "auth/auth.h"
 #include "cli/cmd.h"
+#include "cli/store_open.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/limits.h"
@@ -80,20 +81,12 @@ static int open_store(const char *name, const char *dir, struct salus_store **st
 	int rc = salus_config_load(&cfg, dir, &why);
 	if (rc)
 		return salus_cli_fail(name, 1, "%s", why ? why : salus_err_msg(rc));
-	const char *path = cfg.store_uri;
-	if (!strncmp(path, "sqlite:", 7))
-		path += 7;
-	char abs[SALUS_PATH_MAX], uri[SALUS_PATH_MAX + 8];
-	int n;
-	if (salus_config_path(&cfg, path, abs) ||
-	    (n = snprintf(uri, sizeof uri, "sqlite:%s", abs)) < 0 || (size_t)n >= sizeof uri)
-		return salus_cli_fail(name, 1, "store path too long");
 	struct salus_store_opts so = {.create = false, .readers = 1};
-	rc = salus_store_open(uri, &so, st);
+	rc = salus_cli_open_store(&cfg, &so, st, &why); /* cli/store_open.h: keyring + encrypted store */
 	if (rc == SALUS_ENOTFOUND)
-		return salus_cli_fail(name, 1, "no database in %s (run salus init)", dir);
+		return salus_cli_fail(name, 1, "no database or keyring in %s (run salus init)", dir);
 	if (rc)
-		return salus_cli_fail(name, 1, "cannot open the store: %s", salus_err_msg(rc));
+		return salus_cli_fail(name, 1, "cannot open the store: %s", why);
 	return 0;
 }
 

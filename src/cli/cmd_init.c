@@ -16,6 +16,7 @@
 #include "auth/auth.h"
 #include "cli/cmd.h"
 #include "cli/demo.h"
+#include "cli/store_open.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "crypto/crypto.h"
@@ -155,18 +156,13 @@ int salus_cmd_init(int argc, char **argv)
 		return salus_cli_fail("init", 1, "cannot create a self-signed TLS certificate");
 	}
 
-	char uri[SALUS_PATH_MAX + 8];
-	if (strncmp(cfg.store_uri, "sqlite:", 7) == 0) {
-		if (salus_config_path(&cfg, cfg.store_uri + 7, p))
-			return salus_cli_fail("init", 1, "store path too long");
-		snprintf(uri, sizeof uri, "sqlite:%s", p);
-	} else {
-		snprintf(uri, sizeof uri, "%s", cfg.store_uri);
-	}
+	/* encryption at rest: KEK + first data key, then an encrypted store (cli/store_open.h) */
+	if ((rc = salus_cli_keyring_create(&cfg, &why)))
+		return salus_cli_fail("init", 1, "cannot create the keyring: %s", why ? why : salus_err_msg(rc));
 	struct salus_store *st = NULL;
 	struct salus_store_opts so = {.create = true};
-	if ((rc = salus_store_open(uri, &so, &st)))
-		return salus_cli_fail("init", 1, "cannot create the store: %s", salus_err_msg(rc));
+	if ((rc = salus_cli_open_store(&cfg, &so, &st, &why)))
+		return salus_cli_fail("init", 1, "cannot create the store: %s", why);
 	int status = 0;
 	if (demo) {
 		long loaded = 0;

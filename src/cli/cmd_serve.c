@@ -11,6 +11,7 @@
 
 #include "auth/auth.h"
 #include "cli/cmd.h"
+#include "cli/store_open.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -78,19 +79,12 @@ int salus_cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	char uri[SALUS_PATH_MAX + 8], path[SALUS_PATH_MAX];
-	const char *u = cfg.store_uri;
-	if (!strncmp(u, "sqlite:", 7)) {
-		if (salus_config_path(&cfg, u + 7, path))
-			return salus_cli_fail("serve", 1, "store path too long");
-		snprintf(uri, sizeof uri, "sqlite:%s", path);
-		u = uri;
-	}
+	/* unlock the keyring, open the encrypted store; only the page keys stay in memory */
 	struct salus_store *st = NULL;
 	struct salus_store_opts so = {.create = false};
-	int rc = salus_store_open(u, &so, &st);
+	int rc = salus_cli_open_store(&cfg, &so, &st, &why);
 	if (rc)
-		return salus_cli_fail("serve", 1, "cannot open the store: %s", salus_err_msg(rc));
+		return salus_cli_fail("serve", 1, "cannot open the store: %s", why);
 	char issuer[600];
 	if (cfg.base_url[0]) {
 		snprintf(issuer, sizeof issuer, "%s", cfg.base_url);

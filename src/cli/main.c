@@ -23,6 +23,7 @@ static const struct cmd cmds[] = {
 	{"deid", salus_cmd_deid, "find and transform PHI in text and FHIR"},
 	{"gen", salus_cmd_gen, "generate synthetic demo patients"},
 	{"init", salus_cmd_init, "create a data directory"},
+	{"key", salus_cmd_key, "encryption keys: status, rotate, rekey-data"},
 	{"serve", salus_cmd_serve, "serve FHIR R4 over HTTPS"},
 	{"version", salus_cmd_version, "print the version"},
 };

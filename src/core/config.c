@@ -32,6 +32,10 @@ void salus_config_defaults(struct salus_config *c, const char *dir)
 	snprintf(c->token_key, sizeof c->token_key, "keys/token.key");
 	c->token_lifetime = 900;
 	snprintf(c->log_level, sizeof c->log_level, "info");
+	snprintf(c->kek_source, sizeof c->kek_source, "file");
+	snprintf(c->kek_file, sizeof c->kek_file, "keys/kek.key");
+	snprintf(c->keyring, sizeof c->keyring, "keys/keyring.json");
+	c->rotation_days = 90;
 }
 
 static int set_str(char *dst, size_t cap, const char *v)
@@ -76,6 +80,15 @@ int salus_config_set(struct salus_config *c, const char *key, const char *v)
 	STR("store.uri", store_uri)
 	STR("auth.token_key", token_key)
 	INT("auth.token_lifetime", token_lifetime, 300, 3600)
+	if (!strcmp(key, "keys.kek_source")) {
+		if (strcmp(v, "file") && strcmp(v, "passphrase") && strcmp(v, "command"))
+			return SALUS_EINVALID;
+		return set_str(c->kek_source, sizeof c->kek_source, v);
+	}
+	STR("keys.kek_file", kek_file)
+	STR("keys.kek_command", kek_command)
+	STR("keys.keyring", keyring)
+	INT("keys.rotation_days", rotation_days, 0, 3650)
 	if (!strcmp(key, "log.level")) {
 		if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error"))
 			return SALUS_EINVALID;
@@ -207,5 +220,14 @@ int salus_config_write(const struct salus_config *c, const char *path)
 		"level = %s\n",
 		c->listen, c->base_url, c->threads, c->max_body, c->max_connections, c->idle_timeout, c->rate_limit, c->tls_cert,
 		c->tls_key, c->tls_priorities, c->store_uri, c->token_key, c->token_lifetime, c->log_level);
+	fprintf(f,
+		"\n[keys]\n"
+		"; encryption at rest (docs/security.md): where the key-encryption key (KEK) comes from\n"
+		"kek_source = %s                 ; file | passphrase (SALUS_KEK_PASSPHRASE) | command\n"
+		"kek_file = %s\n"
+		"kek_command = %s                    ; e.g. /usr/local/bin/kms-get-kek (prints the KEK; SALUS_KEK_VERSION=N)\n"
+		"keyring = %s\n"
+		"rotation_days = %d               ; `salus key status` flags keys older than this; 0 = never\n",
+		c->kek_source, c->kek_file, c->kek_command, c->keyring, c->rotation_days);
 	return fclose(f) ? SALUS_EIO : 0;
 }

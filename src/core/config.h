@@ -5,6 +5,7 @@
  *   DIR/salus.ini           this configuration (INI, parsed with libinih)
  *   DIR/salus.db            the SQLite store (+ -wal, -shm)
  *   DIR/keys/token.key      Ed25519 token-signing key (mode 0600)
+ *   DIR/keys/kek.key, keyring.json  key-encryption key and wrapped data keys (docs/security.md)
  *   DIR/tls/cert.pem, key.pem  the TLS certificate and key (self-signed unless given)
  * Relative paths in the file are relative to DIR.  Every key can be
  * overridden on the command line as `--section.key VALUE` (see
@@ -38,6 +39,12 @@ struct salus_config {
 	int token_lifetime;              /* seconds, 300..3600 */
 	/* [log] */
 	char log_level[16];              /* debug|info|warn|error */
+	/* [keys] (encryption at rest; docs/security.md) */
+	char kek_source[16];             /* file|passphrase|command */
+	char kek_file[SALUS_PATH_MAX];   /* KEK key file (source file) */
+	char kek_command[SALUS_PATH_MAX];/* shell command printing the KEK (source command) */
+	char keyring[SALUS_PATH_MAX];    /* wrapped data keys */
+	int rotation_days;               /* KEK and data-key age `salus key status` flags as due; 0: never */
 };
 
 /* Defaults for a data directory `dir` (not read from disk). */

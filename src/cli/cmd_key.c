@@ -1,0 +1,185 @@
+/*
+ * cmd_key.c — `salus key status|rotate|rekey-data --data DIR`: the keys of
+ * encryption at rest (docs/security.md).
+ *   status      KEK version and source, data keys with their ages, a rekey in
+ *               progress, and which keys are older than [keys] rotation_days
+ *   rotate      new KEK version, every data key re-wrapped, keyring replaced
+ *               atomically; the data is not touched, a running server is not
+ *               disturbed (it needs the KEK only at start-up)
+ *   rekey-data  new data key; every database page re-encrypted under it; the
+ *               progress is in the keyring, so a killed run resumes where it
+ *               stopped.  Needs the database to itself (stop the server).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cmd.h"
+#include "cli/store_open.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "crypto/crypto.h"
+#include "crypto/keyring.h"
+#include "store/store.h"
+
+static const char usage[] =
+	"usage: salus key status|rotate|rekey-data --data DIR [--section.key VALUE ...]\n"
+	"Manages the keys that encrypt DIR at rest (docs/security.md).\n"
+	"  status      show the KEK version, the data keys and their ages, and what is due\n"
+	"  rotate      make a new KEK version and re-wrap every data key (online: the server keeps serving)\n"
+	"  rekey-data  re-encrypt every database page under a new data key (resumable; stop the server first)\n"
+	"The KEK comes from [keys] kek_source: file (keys/kek.key), passphrase (SALUS_KEK_PASSPHRASE;\n"
+	"rotate also reads SALUS_KEK_NEW_PASSPHRASE) or command ([keys] kek_command).\n";
+
+static long age_days(const char *instant)
+{
+	int64_t ms = 0;
+	if (!instant || salus_instant_parse(instant, strlen(instant), &ms))
+		return -1;
+	return (long)((salus_now_ms() - ms) / 86400000);
+}
+
+static int key_status(const struct salus_config *cfg, const char *ring)
+{
+	json_t *doc = NULL, *kek, *e, *rk;
+	size_t i;
+	int rc = salus_keyring_status(ring, &doc);
+	if (rc)
+		return salus_cli_fail("key", 1, "cannot read the keyring: %s", salus_err_msg(rc));
+	kek = json_object_get(doc, "kek");
+	const char *kc = json_string_value(json_object_get(kek, "created"));
+	long kage = age_days(kc);
+	bool due = cfg->rotation_days && kage >= cfg->rotation_days;
+	printf("KEK: version %lld, source %s, created %s (%ld days)%s\n",
+	       (long long)json_integer_value(json_object_get(kek, "version")),
+	       json_string_value(json_object_get(kek, "source")) ? json_string_value(json_object_get(kek, "source")) : "?",
+	       kc ? kc : "?", kage, due ? "  ROTATION DUE (salus key rotate)" : "");
+	printf("data keys (active %lld):\n", (long long)json_integer_value(json_object_get(doc, "active")));
+	json_array_foreach(json_object_get(doc, "deks"), i, e) {
+		const char *c = json_string_value(json_object_get(e, "created"));
+		const char *st = json_string_value(json_object_get(e, "state"));
+		long age = age_days(c);
+		bool d = cfg->rotation_days && age >= cfg->rotation_days && st && !strcmp(st, "active");
+		printf("  id %lld  %-9s created %s (%ld days)%s\n", (long long)json_integer_value(json_object_get(e, "id")),
+		       st ? st : "?", c ? c : "?", age, d ? "  REKEY DUE (salus key rekey-data)" : "");
+	}
+	if ((rk = json_object_get(doc, "rekey")))
+		printf("rekey in progress: data key %lld -> %lld, next page %lld (run salus key rekey-data to resume)\n",
+		       (long long)json_integer_value(json_object_get(rk, "from")),
+		       (long long)json_integer_value(json_object_get(rk, "to")),
+		       (long long)json_integer_value(json_object_get(rk, "next_page")));
+	printf("rotation schedule: every %d days ([keys] rotation_days)\n", cfg->rotation_days);
+	json_decref(doc);
+	return 0;
+}
+
+static int key_rotate(const char *ring, const struct salus_kek_config *kc)
+{
+	struct salus_keyring *kr = NULL;
+	const char *why = NULL;
+	int rc = salus_keyring_open(ring, kc, &kr, &why);
+	if (rc)
+		return salus_cli_fail("key", 1, "cannot unlock the keyring: %s", why ? why : salus_err_msg(rc));
+	rc = salus_keyring_rotate_kek(kr, kc, &why);
+	salus_keyring_free(kr);
+	if (rc)
+		return salus_cli_fail("key", 1, "rotation failed: %s", why ? why : salus_err_msg(rc));
+	printf("salus: KEK rotated; every data key re-wrapped\n");
+	return 0;
+}
+
+static int on_progress(void *ctx, uint32_t next_page, uint32_t npages)
+{
+	int rc = salus_keyring_rekey_progress(ctx, next_page);
+	if (!rc && (next_page > npages || next_page % 4096 < 256)) {
+		printf("salus: rekey %u / %u pages\n", next_page - 1, npages);
+		fflush(stdout);
+	}
+	return rc;
+}
+
+static int key_rekey(const struct salus_config *cfg, const char *ring, const struct salus_kek_config *kc)
+{
+	struct salus_keyring *kr = NULL;
+	struct salus_page_key *keys = NULL;
+	char uri[SALUS_PATH_MAX + 8];
+	const char *why = NULL;
+	uint32_t from = 1;
+	size_t n = 0;
+	int rc, status = 1;
+
+	if ((rc = salus_keyring_open(ring, kc, &kr, &why)))
+		return salus_cli_fail("key", 1, "cannot unlock the keyring: %s", why ? why : salus_err_msg(rc));
+	if (salus_cli_store_uri(cfg, uri)) {
+		salus_cli_fail("key", 1, "bad [store] uri");
+		goto out_kr;
+	}
+	if ((rc = salus_keyring_rekey_begin(kr, &from))) {
+		salus_cli_fail("key", 1, "cannot start the rekey: %s", salus_err_msg(rc));
+		goto out_kr;
+	}
+	if ((rc = salus_cli_page_keys(kr, &keys, &n))) {
+		salus_cli_fail("key", 1, "out of secure memory");
+		goto out_kr;
+	}
+	if (from > 1)
+		printf("salus: resuming the rekey at page %u\n", from);
+	struct salus_store_opts o = {.page_keys = keys, .npage_keys = n, .page_key_id = salus_keyring_active(kr)};
+	rc = salus_store_rekey(uri, &o, from, on_progress, kr);
+	salus_cli_page_keys_free(keys);
+	if (rc) {
+		salus_cli_fail("key", 1, "rekey stopped: %s%s", salus_err_msg(rc),
+			       rc == SALUS_EBUSY ? " (stop the server first)" : "; run it again to resume");
+		goto out_kr;
+	}
+	if ((rc = salus_keyring_rekey_finish(kr))) {
+		salus_cli_fail("key", 1, "pages done, but the keyring was not updated: %s", salus_err_msg(rc));
+		goto out_kr;
+	}
+	printf("salus: every page is under data key %u; older data keys are retired\n", salus_keyring_active(kr));
+	status = 0;
+out_kr:
+	salus_keyring_free(kr);
+	return status;
+}
+
+int salus_cmd_key(int argc, char **argv)
+{
+	const char *dir = NULL, *sub = NULL, *why = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		if (!strcmp(argv[i], "--data") && i + 1 < argc) {
+			dir = argv[++i];
+			argv[i - 1] = argv[i] = NULL;
+		} else if (!sub && argv[i][0] != '-') {
+			sub = argv[i];
+			argv[i] = NULL;
+		}
+	}
+	if (!sub || !dir)
+		return salus_cli_fail("key", 2, "usage: salus key status|rotate|rekey-data --data DIR (see --help)");
+	struct salus_config cfg;
+	if (salus_config_load(&cfg, dir, &why))
+		return salus_cli_fail("key", 1, "%s", why);
+	if (salus_config_override(&cfg, argc, argv, &why))
+		return salus_cli_fail("key", 2, "%s", why);
+	for (int i = 1; i < argc; i++)
+		if (argv[i])
+			return salus_cli_fail("key", 2, "unexpected argument '%s' (see --help)", argv[i]);
+	if (salus_crypto_init())
+		return salus_cli_fail("key", 1, "libsodium failed to initialise");
+	struct salus_kek_config kc;
+	char kf[SALUS_PATH_MAX], ring[SALUS_PATH_MAX];
+	if (salus_cli_kek_config(&cfg, &kc, kf, ring))
+		return salus_cli_fail("key", 2, "bad [keys] settings");
+	if (!strcmp(sub, "status"))
+		return key_status(&cfg, ring);
+	if (!strcmp(sub, "rotate"))
+		return key_rotate(ring, &kc);
+	if (!strcmp(sub, "rekey-data"))
+		return key_rekey(&cfg, ring, &kc);
+	return salus_cli_fail("key", 2, "unknown subcommand '%s' (see --help)", sub);
+}

@@ -1,0 +1,102 @@
+/*
+ * store_open.c — keyring + encrypted store for the salus commands (see store_open.h).
+ */
+#include "cli/store_open.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/err.h"
+
+int salus_cli_kek_config(const struct salus_config *cfg, struct salus_kek_config *kc, char kek_file[SALUS_PATH_MAX],
+			 char ring[SALUS_PATH_MAX])
+{
+	memset(kc, 0, sizeof *kc);
+	if (salus_kek_source_parse(cfg->kek_source, &kc->source) || salus_config_path(cfg, cfg->kek_file, kek_file) ||
+	    salus_config_path(cfg, cfg->keyring, ring))
+		return SALUS_EINVALID;
+	kc->kek_file = kek_file;
+	kc->command = cfg->kek_command;
+	return SALUS_OK;
+}
+
+int salus_cli_store_uri(const struct salus_config *cfg, char uri[SALUS_PATH_MAX + 8])
+{
+	char p[SALUS_PATH_MAX];
+	if (strncmp(cfg->store_uri, "sqlite:", 7) == 0) {
+		if (salus_config_path(cfg, cfg->store_uri + 7, p))
+			return SALUS_EINVALID;
+		snprintf(uri, SALUS_PATH_MAX + 8, "sqlite:%s", p);
+	} else {
+		snprintf(uri, SALUS_PATH_MAX + 8, "%s", cfg->store_uri);
+	}
+	return SALUS_OK;
+}
+
+int salus_cli_keyring_create(const struct salus_config *cfg, const char **why)
+{
+	struct salus_kek_config kc;
+	char kf[SALUS_PATH_MAX], ring[SALUS_PATH_MAX];
+	if (salus_cli_kek_config(cfg, &kc, kf, ring)) {
+		*why = "bad [keys] settings";
+		return SALUS_EINVALID;
+	}
+	return salus_keyring_create(ring, &kc, why);
+}
+
+int salus_cli_page_keys(const struct salus_keyring *kr, struct salus_page_key **keys, size_t *n)
+{
+	size_t k = salus_keyring_count(kr);
+	struct salus_page_key *a = sodium_allocarray(k ? k : 1, sizeof *a);
+	if (!a)
+		return SALUS_ENOMEM;
+	for (size_t i = 0; i < k; i++)
+		salus_keyring_page_key(kr, i, &a[i].id, a[i].key);
+	*keys = a;
+	*n = k;
+	return SALUS_OK;
+}
+
+void salus_cli_page_keys_free(struct salus_page_key *keys)
+{
+	sodium_free(keys); /* wipes */
+}
+
+int salus_cli_open_store(const struct salus_config *cfg, const struct salus_store_opts *opts,
+			 struct salus_store **out, const char **why)
+{
+	struct salus_kek_config kc;
+	struct salus_keyring *kr = NULL;
+	struct salus_store_opts o = {0};
+	struct salus_page_key *keys = NULL;
+	char kf[SALUS_PATH_MAX], ring[SALUS_PATH_MAX], uri[SALUS_PATH_MAX + 8];
+	size_t n = 0;
+	int rc;
+
+	if (opts)
+		o = *opts;
+	if (salus_cli_kek_config(cfg, &kc, kf, ring) || salus_cli_store_uri(cfg, uri)) {
+		*why = "bad [keys] or [store] settings";
+		return SALUS_EINVALID;
+	}
+	if ((rc = salus_keyring_open(ring, &kc, &kr, why)))
+		return rc;
+	if ((rc = salus_cli_page_keys(kr, &keys, &n))) {
+		*why = "out of secure memory";
+		goto out_kr;
+	}
+	o.page_keys = keys;
+	o.npage_keys = n;
+	o.page_key_id = salus_keyring_active(kr);
+	/* the KEK is not needed any more: only the page keys live on, in the store */
+	salus_keyring_free(kr);
+	kr = NULL;
+	if ((rc = salus_store_open(uri, &o, out)))
+		*why = rc == SALUS_EINTEGRITY ? "integrity check failed (wrong keys, or the database was altered)"
+					      : salus_err_msg(rc);
+	salus_cli_page_keys_free(keys);
+out_kr:
+	salus_keyring_free(kr);
+	return rc;
+}

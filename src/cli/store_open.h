@@ -1,0 +1,31 @@
+/*
+ * store_open.h — how every salus command opens the store of a data
+ * directory: unlock the keyring ([keys] in salus.ini), derive the page keys,
+ * open the encrypted store, wipe the keys (docs/security.md).  The salus
+ * binary never opens a store without encryption.
+ */
+#ifndef SALUS_CLI_STORE_OPEN_H
+#define SALUS_CLI_STORE_OPEN_H
+#include "core/config.h"
+#include "crypto/keyring.h"
+#include "store/store.h"
+
+/* Paths and source of the KEK from cfg; kek_file and ring are filled with
+ * resolved paths and kc points into them.  SALUS_EINVALID on a bad setting. */
+int salus_cli_kek_config(const struct salus_config *cfg, struct salus_kek_config *kc /* OUT */,
+			 char kek_file[SALUS_PATH_MAX] /* OUT */, char ring[SALUS_PATH_MAX] /* OUT */);
+/* The store URI of cfg with its path resolved against the data directory. */
+int salus_cli_store_uri(const struct salus_config *cfg, char uri[SALUS_PATH_MAX + 8] /* OUT */);
+/* Create the KEK (key file source) and the keyring of a new data directory. */
+int salus_cli_keyring_create(const struct salus_config *cfg, const char **why /* OUT */);
+/* Open the store of cfg with the page keys of its keyring.  opts supplies
+ * create/readers/batch_max (NULL: defaults); its key fields are ignored.
+ * *why gets a message for the user on failure (never key material). */
+int salus_cli_open_store(const struct salus_config *cfg, const struct salus_store_opts *opts,
+			 struct salus_store **out /* OUT */, const char **why /* OUT */);
+/* Fill a sodium_malloc'd array with the page keys of an unlocked keyring;
+ * free it with salus_cli_page_keys_free. */
+int salus_cli_page_keys(const struct salus_keyring *kr, struct salus_page_key **keys /* OUT */, size_t *n /* OUT */);
+void salus_cli_page_keys_free(struct salus_page_key *keys);
+
+#endif
