@@ -1,0 +1,300 @@
+/*
+ * test_keyring.c — the key hierarchy (crypto/keyring.h): the three KEK
+ * sources (key file, Argon2id passphrase, external command via a small shell
+ * script), wrong keys failing clearly, a modified keyring detected by its
+ * MAC, KEK rotation keeping every data key, and the rekey bookkeeping
+ * resuming after a simulated crash.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "crypto/crypto.h"
+#include "crypto/keyring.h"
+
+struct fx {
+	char dir[64], ring[128], kek[128], script[128];
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof f->dir, "/tmp/salus-keyring-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->ring, sizeof f->ring, "%s/keyring.json", f->dir);
+	snprintf(f->kek, sizeof f->kek, "%s/kek.key", f->dir);
+	snprintf(f->script, sizeof f->script, "%s/kms.sh", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	unlink(f->ring);
+	unlink(f->kek);
+	unlink(f->script);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Page keys of a keyring, concatenated (id order as stored). */
+static void keys_of(struct salus_keyring *kr, unsigned char out[4][SALUS_DEK_LEN], uint32_t ids[4], size_t *n)
+{
+	*n = salus_keyring_count(kr);
+	assert_true(*n <= 4);
+	for (size_t i = 0; i < *n; i++)
+		assert_int_equal(salus_keyring_page_key(kr, i, &ids[i], out[i]), SALUS_OK);
+}
+
+static void replace_in_file(const char *path, const char *from, const char *to)
+{
+	FILE *fp = fopen(path, "r");
+	char buf[8192], *at;
+	size_t n;
+	assert_non_null(fp);
+	n = fread(buf, 1, sizeof buf - 1, fp);
+	fclose(fp);
+	buf[n] = 0;
+	at = strstr(buf, from);
+	assert_non_null(at);
+	assert_int_equal(strlen(from), strlen(to));
+	memcpy(at, to, strlen(to));
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fwrite(buf, 1, n, fp);
+	fclose(fp);
+}
+
+static void test_file_source(void **state)
+{
+	struct fx *f = *state;
+	struct salus_kek_config kc = {.source = SALUS_KEK_FILE, .kek_file = f->kek};
+	struct salus_keyring *kr = NULL;
+	const char *why = NULL;
+	unsigned char k1[4][SALUS_DEK_LEN], k2[4][SALUS_DEK_LEN];
+	uint32_t ids[4];
+	size_t n;
+	struct stat st;
+
+	assert_int_equal(salus_keyring_create(f->ring, &kc, &why), SALUS_OK);
+	assert_int_equal(stat(f->kek, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(salus_keyring_create(f->ring, &kc, &why), SALUS_EEXISTS);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_active(kr), 1);
+	keys_of(kr, k1, ids, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], 1);
+	salus_keyring_free(kr);
+
+	/* a key file readable by others is refused */
+	chmod(f->kek, 0644);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_EINVALID);
+	assert_non_null(strstr(why, "0600"));
+	chmod(f->kek, 0600);
+
+	/* rotation: new KEK version, the same data keys, the old KEK gone from the file */
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_rotate_kek(kr, &kc, &why), SALUS_OK);
+	salus_keyring_free(kr);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	keys_of(kr, k2, ids, &n);
+	assert_int_equal(n, 1);
+	assert_memory_equal(k1[0], k2[0], SALUS_DEK_LEN);
+	salus_keyring_free(kr);
+	FILE *fp = fopen(f->kek, "r");
+	char line[128];
+	assert_non_null(fp);
+	assert_non_null(fgets(line, sizeof line, fp));
+	assert_non_null(fgets(line, sizeof line, fp));
+	assert_int_equal(strncmp(line, "2 ", 2), 0);
+	assert_null(fgets(line, sizeof line, fp));
+	fclose(fp);
+
+	/* a wrong KEK: clear error, no keys */
+	replace_in_file(f->kek, "\n2 ", "\n3 ");
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_EINVALID);
+	replace_in_file(f->kek, "\n3 ", "\n2 ");
+	{
+		/* flip one character of the key itself */
+		FILE *k = fopen(f->kek, "r+");
+		char b[128];
+		size_t kn = fread(b, 1, sizeof b, k);
+		b[kn - 5] = b[kn - 5] == 'A' ? 'B' : 'A';
+		fseek(k, 0, SEEK_SET);
+		fwrite(b, 1, kn, k);
+		fclose(k);
+	}
+	kr = NULL;
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_ECRYPTO);
+	assert_non_null(strstr(why, "wrong key"));
+	assert_null(kr); /* untouched on failure */
+}
+
+static void test_mac_detects_edit(void **state)
+{
+	struct fx *f = *state;
+	struct salus_kek_config kc = {.source = SALUS_KEK_FILE, .kek_file = f->kek};
+	struct salus_keyring *kr = NULL;
+	const char *why = NULL;
+	uint32_t next = 0;
+
+	assert_int_equal(salus_keyring_create(f->ring, &kc, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_rekey_begin(kr, &next), SALUS_OK);
+	salus_keyring_free(kr);
+	/* point "active" back at the old key without the KEK: the MAC says no */
+	replace_in_file(f->ring, "\"active\": 2", "\"active\": 1");
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_ECRYPTO);
+	assert_non_null(strstr(why, "modified"));
+}
+
+static void test_passphrase_source(void **state)
+{
+	struct fx *f = *state;
+	struct salus_kek_config kc = {.source = SALUS_KEK_PASSPHRASE, .passphrase = "correct horse battery staple"};
+	struct salus_kek_config bad = {.source = SALUS_KEK_PASSPHRASE, .passphrase = "correct horse battery stapler"};
+	struct salus_kek_config none = {.source = SALUS_KEK_PASSPHRASE};
+	struct salus_keyring *kr = NULL;
+	const char *why = NULL;
+	unsigned char k1[4][SALUS_DEK_LEN], k2[4][SALUS_DEK_LEN];
+	uint32_t ids[4];
+	size_t n;
+
+	unsetenv("SALUS_KEK_PASSPHRASE");
+	unsetenv("SALUS_KEK_NEW_PASSPHRASE");
+	assert_int_equal(salus_keyring_create(f->ring, &none, &why), SALUS_EINVALID);
+	assert_int_equal(salus_keyring_create(f->ring, &kc, &why), SALUS_OK);
+	assert_int_equal(access(f->kek, F_OK), -1); /* nothing on disk but the keyring */
+	assert_int_equal(salus_keyring_open(f->ring, &bad, &kr, &why), SALUS_ECRYPTO);
+	assert_non_null(strstr(why, "wrong key or passphrase"));
+	/* from the environment */
+	setenv("SALUS_KEK_PASSPHRASE", "correct horse battery staple", 1);
+	assert_int_equal(salus_keyring_open(f->ring, &none, &kr, &why), SALUS_OK);
+	keys_of(kr, k1, ids, &n);
+	/* rotation to a new passphrase */
+	setenv("SALUS_KEK_NEW_PASSPHRASE", "a different passphrase", 1);
+	assert_int_equal(salus_keyring_rotate_kek(kr, &none, &why), SALUS_OK);
+	salus_keyring_free(kr);
+	unsetenv("SALUS_KEK_NEW_PASSPHRASE");
+	assert_int_equal(salus_keyring_open(f->ring, &none, &kr, &why), SALUS_ECRYPTO);
+	setenv("SALUS_KEK_PASSPHRASE", "a different passphrase", 1);
+	assert_int_equal(salus_keyring_open(f->ring, &none, &kr, &why), SALUS_OK);
+	keys_of(kr, k2, ids, &n);
+	assert_memory_equal(k1[0], k2[0], SALUS_DEK_LEN);
+	salus_keyring_free(kr);
+	unsetenv("SALUS_KEK_PASSPHRASE");
+	/* the configured source must match the keyring's */
+	struct salus_kek_config file = {.source = SALUS_KEK_FILE, .kek_file = f->kek};
+	assert_int_equal(salus_keyring_open(f->ring, &file, &kr, &why), SALUS_EINVALID);
+}
+
+static void test_command_source(void **state)
+{
+	struct fx *f = *state;
+	struct salus_kek_config kc = {.source = SALUS_KEK_COMMAND, .command = f->script};
+	struct salus_keyring *kr = NULL;
+	const char *why = NULL;
+	unsigned char k1[4][SALUS_DEK_LEN], k2[4][SALUS_DEK_LEN];
+	uint32_t ids[4];
+	size_t n;
+
+	/* a stand-in for a KMS client: one key per KEK version, in hex or base64url */
+	FILE *fp = fopen(f->script, "w");
+	assert_non_null(fp);
+	fputs("#!/bin/sh\n"
+	      "case \"$SALUS_KEK_VERSION\" in\n"
+	      "1) echo 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f ;;\n"
+	      "2) echo AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8 | tr A-M N-Z ;;\n"
+	      "*) echo 'no such key version' >&2; exit 3 ;;\n"
+	      "esac\n",
+	      fp);
+	fclose(fp);
+	chmod(f->script, 0700);
+	assert_int_equal(salus_keyring_create(f->ring, &kc, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	keys_of(kr, k1, ids, &n);
+	assert_int_equal(salus_keyring_rotate_kek(kr, &kc, &why), SALUS_OK);
+	salus_keyring_free(kr);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	keys_of(kr, k2, ids, &n);
+	assert_memory_equal(k1[0], k2[0], SALUS_DEK_LEN);
+	/* version 3 does not exist in the "KMS": rotation fails clearly, nothing changes */
+	assert_int_equal(salus_keyring_rotate_kek(kr, &kc, &why), SALUS_EINVALID);
+	assert_non_null(strstr(why, "KEK command failed"));
+	salus_keyring_free(kr);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	salus_keyring_free(kr);
+	/* a command printing garbage */
+	struct salus_kek_config junk = {.source = SALUS_KEK_COMMAND, .command = "echo not-a-key"};
+	assert_int_equal(salus_keyring_open(f->ring, &junk, &kr, &why), SALUS_EINVALID);
+	assert_non_null(strstr(why, "no 32-byte key"));
+}
+
+static void test_rekey_bookkeeping(void **state)
+{
+	struct fx *f = *state;
+	struct salus_kek_config kc = {.source = SALUS_KEK_FILE, .kek_file = f->kek};
+	struct salus_keyring *kr = NULL;
+	const char *why = NULL;
+	uint32_t next = 0;
+	json_t *st = NULL;
+
+	assert_int_equal(salus_keyring_create(f->ring, &kc, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_rekey_begin(kr, &next), SALUS_OK);
+	assert_int_equal(next, 1);
+	assert_int_equal(salus_keyring_active(kr), 2);
+	assert_int_equal(salus_keyring_count(kr), 2);
+	assert_int_equal(salus_keyring_rekey_progress(kr, 513), SALUS_OK);
+	salus_keyring_free(kr); /* "crash" */
+
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_rekey_begin(kr, &next), SALUS_OK);
+	assert_int_equal(next, 513); /* resumes, no third key */
+	assert_int_equal(salus_keyring_count(kr), 2);
+	assert_int_equal(salus_keyring_rekey_finish(kr), SALUS_OK);
+	salus_keyring_free(kr);
+
+	assert_int_equal(salus_keyring_status(f->ring, &st), SALUS_OK);
+	assert_null(json_object_get(st, "rekey"));
+	assert_null(json_object_get(st, "mac"));
+	json_t *deks = json_object_get(st, "deks");
+	assert_int_equal(json_array_size(deks), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(deks, 0), "state")), "retired");
+	assert_null(json_object_get(json_array_get(deks, 0), "wrapped"));
+	json_decref(st);
+	/* retired keys still unlock (older backups) */
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_count(kr), 2);
+	salus_keyring_free(kr);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_file_source, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mac_detects_edit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_passphrase_source, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_command_source, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rekey_bookkeeping, setup, teardown),
+	};
+	salus_alloc_install();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
