@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "audit/audit.h"
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -35,6 +36,7 @@ struct salus_http {
 	struct salus_auth *auth;
 	struct salus_pool *pool;
 	struct salus_ratelimit *rl;
+	struct salus_audit *audit; /* the audit trail: /audit routes, checkpoints every minute */
 	char base[600];      /* https://host:port */
 	char fhir_base[620]; /* base + /fhir */
 	char *cert, *key;    /* PEM, owned */
@@ -65,6 +67,9 @@ struct req {
 	const char *www_auth;     /* WWW-Authenticate value, or NULL */
 	int retry_after;          /* seconds, for 429 */
 	int no_cache;             /* add Pragma: no-cache (token responses) */
+	/* a Bundle's principal, kept for the per-entry scope checks (bundle_allow) */
+	struct salus_principal who;
+	bool has_who;
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -108,7 +113,7 @@ static enum MHD_Result send_response(struct req *r)
 		return MHD_NO;
 	}
 	add_security_headers(resp);
-	if (len || r->frs.status != 204)
+	if (len || (r->frs.status != 204 && r->frs.status != 304))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 					r->content_type ? r->content_type : "application/fhir+json; charset=utf-8");
 	if (r->frs.etag[0])
@@ -127,7 +132,7 @@ static enum MHD_Result send_response(struct req *r)
 	if (r->no_cache)
 		MHD_add_response_header(resp, "Pragma", "no-cache");
 	if (r->frs.status == 405)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST, PUT, DELETE");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST, PUT, PATCH, DELETE");
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->frs.status, resp);
 	MHD_destroy_response(resp);
 	r->state = REQ_SENT;
@@ -215,6 +220,12 @@ static int policy(struct req *r)
 		[SALUS_ACCESS_U] = SALUS_IA_UPDATE, [SALUS_ACCESS_D] = SALUS_IA_DELETE,
 		[SALUS_ACCESS_S] = SALUS_IA_SEARCH,
 	};
+	if (r->frq.op == SALUS_FHIR_BUNDLE) {
+		/* scopes are checked per entry (bundle_allow), where the types are known */
+		r->who = who;
+		r->has_who = true;
+		return 0;
+	}
 	const char *type = r->frq.type[0] ? r->frq.type : "*";
 	bool ok = salus_scope_allows(who.scopes, type, map[a]);
 	salus_principal_release(&who);
@@ -223,6 +234,18 @@ static int policy(struct req *r)
 		return SALUS_EFORBIDDEN;
 	}
 	return 0;
+}
+
+/* Per-entry authorisation of a batch/transaction (salus_fhir_req.allow). */
+static bool bundle_allow(void *ctx, const char *type, enum salus_fhir_access a)
+{
+	static const enum salus_interaction map[] = {
+		[SALUS_ACCESS_C] = SALUS_IA_CREATE, [SALUS_ACCESS_R] = SALUS_IA_READ,
+		[SALUS_ACCESS_U] = SALUS_IA_UPDATE, [SALUS_ACCESS_D] = SALUS_IA_DELETE,
+		[SALUS_ACCESS_S] = SALUS_IA_SEARCH,
+	};
+	struct req *r = ctx;
+	return r->has_who && salus_scope_allows(r->who.scopes, type, map[a]);
 }
 
 static void fhir_work(void *arg)
@@ -289,12 +312,22 @@ static enum MHD_Result route_fhir(struct req *r, const char *path)
 	r->frq.body_len = r->body.n;
 	r->frq.params = r->params;
 	r->frq.nparams = r->nparams;
+	/* conditional operations, PATCH and Bundles (docs/fhir-rest.md) */
+	r->frq.if_none_exist = header(r, "If-None-Exist");
+	r->frq.if_none_match = header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	r->frq.if_modified_since = header(r, MHD_HTTP_HEADER_IF_MODIFIED_SINCE);
+	r->frq.content_type = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	r->frq.allow = bundle_allow;
+	r->frq.allow_ctx = r;
 	static const char *const names[] = {
 		[SALUS_FHIR_CAPABILITIES] = "fhir.metadata", [SALUS_FHIR_READ] = "fhir.read",
 		[SALUS_FHIR_VREAD] = "fhir.vread", [SALUS_FHIR_UPDATE] = "fhir.update",
 		[SALUS_FHIR_DELETE] = "fhir.delete", [SALUS_FHIR_CREATE] = "fhir.create",
 		[SALUS_FHIR_SEARCH_TYPE] = "fhir.search", [SALUS_FHIR_HISTORY_INSTANCE] = "fhir.history",
 		[SALUS_FHIR_HISTORY_TYPE] = "fhir.history-type", [SALUS_FHIR_HISTORY_SYSTEM] = "fhir.history-system",
+		[SALUS_FHIR_BUNDLE] = "fhir.bundle", [SALUS_FHIR_PATCH] = "fhir.patch",
+		[SALUS_FHIR_COND_UPDATE] = "fhir.cond-update", [SALUS_FHIR_COND_DELETE] = "fhir.cond-delete",
+		[SALUS_FHIR_COND_PATCH] = "fhir.cond-patch",
 	};
 	r->route = names[r->frq.op];
 	if (r->frq.op == SALUS_FHIR_CAPABILITIES) {
@@ -303,8 +336,13 @@ static enum MHD_Result route_fhir(struct req *r, const char *path)
 	}
 	if (policy(r))
 		return send_response(r);
-	int writes = r->frq.op == SALUS_FHIR_CREATE || r->frq.op == SALUS_FHIR_UPDATE || r->frq.op == SALUS_FHIR_DELETE;
-	if ((r->frq.op == SALUS_FHIR_CREATE || r->frq.op == SALUS_FHIR_UPDATE) && !body_content_type_ok(r)) {
+	enum salus_fhir_op op = r->frq.op;
+	int writes = op == SALUS_FHIR_CREATE || op == SALUS_FHIR_UPDATE || op == SALUS_FHIR_DELETE ||
+		     op == SALUS_FHIR_BUNDLE || op == SALUS_FHIR_PATCH || op == SALUS_FHIR_COND_UPDATE ||
+		     op == SALUS_FHIR_COND_DELETE || op == SALUS_FHIR_COND_PATCH;
+	if ((op == SALUS_FHIR_CREATE || op == SALUS_FHIR_UPDATE || op == SALUS_FHIR_COND_UPDATE ||
+	     op == SALUS_FHIR_BUNDLE) &&
+	    !body_content_type_ok(r)) {
 		set_error(r, SALUS_EMEDIATYPE, "Content-Type must be application/fhir+json");
 		return send_response(r);
 	}
@@ -352,6 +390,83 @@ static const char landing[] =
 	"<h1>Salus</h1><p>FHIR R4 server. Base URL: <code>/fhir</code>; "
 	"capabilities: <a href=\"/fhir/metadata\">/fhir/metadata</a>.</p></body></html>\n";
 
+/* ---- /audit: checkpoint and proofs (docs/audit.md) ---------------------- */
+
+#define AUDIT_CHECKPOINT_EVERY_S 60
+
+static int audit_param(struct req *r, const char *name, int64_t *v)
+{
+	long l;
+	for (size_t i = 0; i < r->nparams; i++)
+		if (!strcmp(r->params[i].name, name)) {
+			if (salus_parse_long((struct salus_slice){r->params[i].value, strlen(r->params[i].value)}, 0,
+					     INT64_MAX, &l))
+				return SALUS_EINVALID;
+			*v = l;
+			return 0;
+		}
+	return SALUS_EINVALID;
+}
+
+/* GET /audit/checkpoint, /audit/proof/inclusion?index=N&size=M, /audit/proof/consistency?from=M&to=N:
+ * a bearer token whose scopes allow reading AuditEvent; the access is itself audited (fail closed). */
+static void audit_work(void *arg)
+{
+	struct req *r = arg;
+	struct salus_principal who;
+	const char *authz = header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+	int rc = salus_auth_check(r->h->auth, authz, &who);
+	if (rc == SALUS_EUNAUTHORIZED) {
+		r->www_auth = salus_auth_challenge(authz);
+		set_error(r, rc, "a valid bearer token is required");
+	} else if (rc) {
+		set_error(r, rc, NULL);
+	} else if (!salus_scope_allows(who.scopes, "AuditEvent", SALUS_IA_READ)) {
+		set_error(r, SALUS_EFORBIDDEN, "reading the audit trail needs AuditEvent read scope");
+		salus_principal_release(&who);
+	} else {
+		int64_t a = 0, b = 0;
+		char addr[INET6_ADDRSTRLEN] = "";
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr, addr, sizeof addr);
+		else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)ci->client_addr)->sin6_addr, addr,
+				  sizeof addr);
+		salus_buf_reset(&r->frs.body);
+		if (!strcmp(r->url, "/audit/checkpoint"))
+			rc = salus_audit_http_checkpoint(r->h->audit, &r->frs.body);
+		else if (!strcmp(r->url, "/audit/proof/inclusion"))
+			rc = (audit_param(r, "index", &a) || audit_param(r, "size", &b))
+				     ? SALUS_EINVALID
+				     : salus_audit_http_inclusion(r->h->audit, a, b, &r->frs.body);
+		else if (!strcmp(r->url, "/audit/proof/consistency"))
+			rc = (audit_param(r, "from", &a) || audit_param(r, "to", &b))
+				     ? SALUS_EINVALID
+				     : salus_audit_http_consistency(r->h->audit, a, b, &r->frs.body);
+		else
+			rc = SALUS_ENOTFOUND;
+		struct salus_audit_req arq = {.interaction = SALUS_AUDIT_AUDIT_READ, .resource_type = "AuditEvent",
+					      .status = rc ? salus_err_http(rc) : 200, .client_id = who.client_id,
+					      .remote_addr = addr[0] ? addr : NULL};
+		int arc = salus_audit_record(r->h->audit, &arq, NULL);
+		salus_principal_release(&who);
+		if (arc) {
+			salus_buf_reset(&r->frs.body);
+			set_error(r, arc, "the access could not be audited");
+		} else if (rc) {
+			salus_buf_reset(&r->frs.body);
+			set_error(r, rc, rc == SALUS_EINVALID ? "need index<size (inclusion) or from<=to (consistency) "
+								"within the log" : NULL);
+		} else {
+			r->frs.status = 200;
+			r->content_type = "application/json";
+		}
+	}
+	r->state = REQ_READY;
+	MHD_resume_connection(r->conn);
+}
+
 /* The route table: path → handler, in order; the first match wins. */
 static enum MHD_Result dispatch(struct req *r)
 {
@@ -389,6 +504,14 @@ static enum MHD_Result dispatch(struct req *r)
 	if (!strcmp(u, "/")) {
 		r->route = "portal";
 		return send_text(r, 200, "text/html; charset=utf-8", landing);
+	}
+	if (!strncmp(u, "/audit/", 7)) {
+		r->route = "audit";
+		if (strcmp(r->method, "GET")) {
+			set_error(r, SALUS_EMETHOD, "use GET");
+			return send_response(r);
+		}
+		return defer(r, audit_work); /* a checkpoint waits for a commit */
 	}
 	set_error(r, SALUS_ENOTFOUND, "no such path");
 	return send_response(r);
@@ -482,6 +605,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	}
 	salus_buf_release(&r->body);
 	salus_fhir_resp_release(&r->frs);
+	if (r->has_who)
+		salus_principal_release(&r->who);
 	salus_free(r);
 	*req_cls = NULL;
 }
@@ -586,6 +711,13 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 		goto out_free;
 	if ((rc = salus_ratelimit_new(cfg->rate_limit, &h->rl)))
 		goto out_free;
+	if ((rc = salus_config_path(cfg, "keys/audit.key", path)))
+		goto out_free;
+	if (access(path, F_OK) && (rc = salus_audit_key_create(path))) /* data directories from before the audit trail */
+		goto out_free;
+	struct salus_audit_opts ao = {.key_path = path, .checkpoint_every_s = AUDIT_CHECKPOINT_EVERY_S};
+	if ((rc = salus_audit_new(store, &ao, &h->audit)))
+		goto out_free;
 	if ((rc = salus_pool_new(WORKERS, &h->pool)))
 		goto out_free;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -622,6 +754,7 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 out_pool:
 	salus_pool_free(h->pool);
 out_free:
+	salus_audit_free(h->audit);
 	salus_ratelimit_free(h->rl);
 	salus_free(h->cert);
 	salus_free(h->key);
@@ -640,6 +773,7 @@ void salus_http_stop(struct salus_http *h)
 		return;
 	MHD_stop_daemon(h->d);
 	salus_pool_free(h->pool);
+	salus_audit_free(h->audit); /* after the workers: signs a last checkpoint */
 	salus_ratelimit_free(h->rl);
 	salus_free(h->cert);
 	salus_free(h->key);
