@@ -45,6 +45,10 @@ int salus_json_parse_strict(const char *p, size_t n, json_t **out, char *why, si
 	}
 	json_error_t err;
 	json_t *j = json_loadb(p, n, JSON_REJECT_DUPLICATES, &err);
+	if (!j && json_error_code(&err) == json_error_numeric_overflow)
+		/* an integer beyond 64 bits: parse numbers as doubles; the stored
+		 * text keeps the digits (store.h, salus_write.raw) */
+		j = json_loadb(p, n, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &err);
 	if (!j) {
 		const char *kind = "malformed JSON";
 		switch (json_error_code(&err)) {

@@ -15,9 +15,13 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/limits.h"
+#include "fhir/bundle.h"
 #include "fhir/capability.h"
+#include "fhir/cond.h"
 #include "fhir/defs.h"
 #include "fhir/json_out.h"
+#include "fhir/patch.h"
+#include "store/splice.h"
 
 #define OUT_MAX SALUS_MAX_BODY /* a response body is capped like a request body */
 
@@ -93,8 +97,9 @@ int salus_fhir_route(const char *method, const char *path, struct salus_fhir_req
 	rq->vid = 0;
 
 	if (nseg == 0) {
-		*why = "batch and transaction Bundles are not supported yet";
-		return SALUS_EMETHOD;
+		allowed = M_POST;
+		rq->op = SALUS_FHIR_BUNDLE;
+		goto check;
 	}
 	if (nseg == 1 && salus_slice_eq(seg[0], "metadata")) {
 		allowed = M_GET;
@@ -113,8 +118,12 @@ int salus_fhir_route(const char *method, const char *path, struct salus_fhir_req
 	memcpy(rq->type, seg[0].p, seg[0].n);
 	rq->type[seg[0].n] = 0;
 	if (nseg == 1) {
-		allowed = M_GET | M_POST;
-		rq->op = m == M_POST ? SALUS_FHIR_CREATE : SALUS_FHIR_SEARCH_TYPE;
+		allowed = M_GET | M_POST | M_PUT | M_DELETE | M_PATCH;
+		rq->op = m == M_POST     ? SALUS_FHIR_CREATE
+			 : m == M_PUT    ? SALUS_FHIR_COND_UPDATE
+			 : m == M_DELETE ? SALUS_FHIR_COND_DELETE
+			 : m == M_PATCH  ? SALUS_FHIR_COND_PATCH
+					 : SALUS_FHIR_SEARCH_TYPE;
 		goto check;
 	}
 	if (salus_slice_eq(seg[1], "_search") && nseg == 2) {
@@ -138,12 +147,11 @@ int salus_fhir_route(const char *method, const char *path, struct salus_fhir_req
 	memcpy(rq->id, seg[1].p, seg[1].n);
 	rq->id[seg[1].n] = 0;
 	if (nseg == 2) {
-		allowed = M_GET | M_PUT | M_DELETE;
-		rq->op = m == M_PUT ? SALUS_FHIR_UPDATE : m == M_DELETE ? SALUS_FHIR_DELETE : SALUS_FHIR_READ;
-		if (m == M_PATCH) {
-			*why = "PATCH is not supported yet";
-			return SALUS_EMETHOD;
-		}
+		allowed = M_GET | M_PUT | M_DELETE | M_PATCH;
+		rq->op = m == M_PUT ? SALUS_FHIR_UPDATE
+			 : m == M_DELETE ? SALUS_FHIR_DELETE
+			 : m == M_PATCH	 ? SALUS_FHIR_PATCH
+					 : SALUS_FHIR_READ;
 		goto check;
 	}
 	if (!salus_slice_eq(seg[2], "_history")) {
@@ -180,8 +188,12 @@ enum salus_fhir_access salus_fhir_op_access(enum salus_fhir_op op)
 {
 	switch (op) {
 	case SALUS_FHIR_CREATE: return SALUS_ACCESS_C;
-	case SALUS_FHIR_UPDATE: return SALUS_ACCESS_U;
-	case SALUS_FHIR_DELETE: return SALUS_ACCESS_D;
+	case SALUS_FHIR_UPDATE:
+	case SALUS_FHIR_PATCH:
+	case SALUS_FHIR_COND_UPDATE:
+	case SALUS_FHIR_COND_PATCH: return SALUS_ACCESS_U;
+	case SALUS_FHIR_DELETE:
+	case SALUS_FHIR_COND_DELETE: return SALUS_ACCESS_D;
 	case SALUS_FHIR_SEARCH_TYPE:
 	case SALUS_FHIR_HISTORY_TYPE:
 	case SALUS_FHIR_HISTORY_SYSTEM: return SALUS_ACCESS_S;
@@ -267,6 +279,37 @@ static int parse_if_match(const char *h, long *out)
 
 /* ---- read ------------------------------------------------------------- */
 
+/* HTTP-date (RFC 7231 IMF-fixdate) to ms; SALUS_EINVALID otherwise. */
+static int parse_http_date(const char *s, int64_t *ms)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	const char *e = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (!e || *e)
+		return SALUS_EINVALID;
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1)
+		return SALUS_EINVALID;
+	*ms = (int64_t)t * 1000;
+	return 0;
+}
+
+/* Conditional read (RFC 7232): If-None-Match wins over If-Modified-Since. */
+static bool not_modified(const struct salus_fhir_req *rq, const struct salus_resource *r)
+{
+	if (rq->if_none_match) {
+		long v;
+		if (!strcmp(rq->if_none_match, "*"))
+			return true;
+		return parse_if_match(rq->if_none_match, &v) == 0 && v == r->version;
+	}
+	if (rq->if_modified_since) {
+		int64_t since;
+		return parse_http_date(rq->if_modified_since, &since) == 0 && r->updated_ms / 1000 <= since / 1000;
+	}
+	return false;
+}
+
 static int do_read(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
 {
 	struct salus_resource r;
@@ -282,6 +325,11 @@ static int do_read(struct salus_store *st, const struct salus_fhir_req *rq, stru
 		return fail(rs, rc, NULL, NULL);
 	set_version_headers(rs, r.version, r.updated_ms);
 	salus_buf_reset(&rs->body);
+	if (not_modified(rq, &r)) {
+		salus_resource_release(&r);
+		rs->status = 304;
+		return 304;
+	}
 	rc = salus_buf_add(&rs->body, r.json, r.len);
 	salus_resource_release(&r);
 	if (rc)
@@ -292,6 +340,25 @@ static int do_read(struct salus_store *st, const struct salus_fhir_req *rq, stru
 
 /* ---- create / update / delete ----------------------------------------- */
 
+int salus_fhir_check_resource(const struct salus_fhir_req *rq, struct salus_fhir_resp *rs, json_t *j)
+{
+	json_t *rt = json_object_get(j, "resourceType");
+	if (!json_is_string(rt))
+		return fail(rs, SALUS_EINVALID, "resourceType is missing or not a string", "resourceType"), SALUS_EINVALID;
+	if (strcmp(json_string_value(rt), rq->type))
+		return fail(rs, SALUS_EINVALID, "resourceType does not match the type in the URL", "resourceType"),
+		       SALUS_EINVALID;
+	json_t *meta = json_object_get(j, "meta");
+	if (meta && !json_is_object(meta))
+		return fail(rs, SALUS_EINVALID, "meta must be an object", "meta"), SALUS_EINVALID;
+	json_t *id = json_object_get(j, "id");
+	if (id && (!json_is_string(id) || !salus_fhir_id_valid(json_string_value(id), json_string_length(id))))
+		return fail(rs, SALUS_EINVALID, "id must match [A-Za-z0-9-.]{1,64}", "id"), SALUS_EINVALID;
+	/* VALIDATION HOOK: the validator (fhir/validate.h) belongs here, so that
+	 * single writes, PATCH results and Bundle entries are all validated. */
+	return 0;
+}
+
 static int load_body(const struct salus_fhir_req *rq, struct salus_fhir_resp *rs, json_t **out)
 {
 	char why[200];
@@ -299,29 +366,17 @@ static int load_body(const struct salus_fhir_req *rq, struct salus_fhir_resp *rs
 	int rc = salus_json_parse_strict(rq->body, rq->body_len, &j, why, sizeof why);
 	if (rc)
 		return fail(rs, rc, why, NULL), rc;
-	json_t *rt = json_object_get(j, "resourceType");
-	if (!json_is_string(rt)) {
+	if ((rc = salus_fhir_check_resource(rq, rs, j))) {
 		json_decref(j);
-		return fail(rs, SALUS_EINVALID, "resourceType is missing or not a string", "resourceType"), SALUS_EINVALID;
-	}
-	if (strcmp(json_string_value(rt), rq->type)) {
-		json_decref(j);
-		return fail(rs, SALUS_EINVALID, "resourceType does not match the type in the URL", "resourceType"),
-		       SALUS_EINVALID;
-	}
-	json_t *meta = json_object_get(j, "meta");
-	if (meta && !json_is_object(meta)) {
-		json_decref(j);
-		return fail(rs, SALUS_EINVALID, "meta must be an object", "meta"), SALUS_EINVALID;
-	}
-	json_t *id = json_object_get(j, "id");
-	if (id && (!json_is_string(id) ||
-		   !salus_fhir_id_valid(json_string_value(id), json_string_length(id)))) {
-		json_decref(j);
-		return fail(rs, SALUS_EINVALID, "id must match [A-Za-z0-9-.]{1,64}", "id"), SALUS_EINVALID;
+		return rc;
 	}
 	*out = j;
 	return 0;
+}
+
+int salus_fhir_load_body(const struct salus_fhir_req *rq, struct salus_fhir_resp *rs, json_t **out)
+{
+	return load_body(rq, rs, out);
 }
 
 static int write_result(const struct salus_fhir_req *rq, struct salus_fhir_resp *rs, struct salus_write *w,
@@ -346,13 +401,80 @@ static int write_result(const struct salus_fhir_req *rq, struct salus_fhir_resp 
 	return rs->status;
 }
 
+/* Match a conditional interaction's criteria (a query string or the
+ * request's parameters): *count is 0, 1 or 2 (= more than one). */
+static int cond_match(struct salus_store *st, const struct salus_fhir_req *rq, const char *query,
+		      struct salus_fhir_resp *rs, char id[SALUS_MAX_ID + 1], int *count)
+{
+	struct salus_query q;
+	const char *why = NULL;
+	char ids[1][SALUS_MAX_ID + 1];
+	int rc;
+	if (query) {
+		rc = salus_query_parse(&q, query, strlen(query));
+		if (!rc)
+			rc = salus_fhir_match(st, rq->type, q.p, q.n, ids, 1, count, &why);
+		else
+			why = "malformed conditional criteria";
+		salus_query_release(&q);
+	} else {
+		rc = salus_fhir_match(st, rq->type, rq->params, rq->nparams, ids, 1, count, &why);
+	}
+	if (rc)
+		return fail(rs, rc, why, NULL), rc;
+	if (*count == 1)
+		memcpy(id, ids[0], SALUS_MAX_ID + 1);
+	return 0;
+}
+
+/* Conditional create found exactly one match: 200 with it, nothing written. */
+static int existing_result(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs,
+			   const char *id)
+{
+	struct salus_resource r = {.json = NULL};
+	int rc = salus_store_read(st, rq->type, id, 0, &r);
+	if (rc) {
+		salus_resource_release(&r);
+		return fail(rs, rc == SALUS_EGONE ? SALUS_ECONFLICT : rc, NULL, NULL);
+	}
+	set_version_headers(rs, r.version, r.updated_ms);
+	snprintf(rs->location, sizeof rs->location, "%s/%s/%s/_history/%ld", rq->base, rq->type, id, r.version);
+	salus_buf_reset(&rs->body);
+	if (prefer_return(rq->prefer) == RET_REPRESENTATION)
+		rc = salus_buf_add(&rs->body, r.json, r.len);
+	else if (prefer_return(rq->prefer) == RET_OUTCOME)
+		salus_fhir_outcome(&rs->body, 0, "a matching resource exists: nothing created", NULL);
+	salus_resource_release(&r);
+	if (rc)
+		return fail(rs, rc, NULL, NULL);
+	rs->status = 200;
+	return 200;
+}
+
 static int do_create(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
 {
 	json_t *j;
 	if (load_body(rq, rs, &j))
 		return rs->status;
+	if (rq->if_none_exist) {
+		char id[SALUS_MAX_ID + 1];
+		int count;
+		if (cond_match(st, rq, rq->if_none_exist, rs, id, &count)) {
+			json_decref(j);
+			return rs->status;
+		}
+		if (count > 1) {
+			json_decref(j);
+			return fail(rs, SALUS_EPRECONDITION, "If-None-Exist criteria match more than one resource", NULL);
+		}
+		if (count == 1) {
+			json_decref(j);
+			return existing_result(st, rq, rs, id);
+		}
+	}
 	json_object_del(j, "id"); /* the server assigns the id of a created resource */
-	struct salus_write w = {.kind = SALUS_WRITE_CREATE, .type = rq->type, .resource = j};
+	struct salus_write w = {.kind = SALUS_WRITE_CREATE, .type = rq->type, .resource = j,
+				.raw = rq->body, .raw_len = rq->body_len};
 	int rc = salus_store_write(st, &w, 1);
 	json_decref(j);
 	if (rc) {
@@ -360,6 +482,25 @@ static int do_create(struct salus_store *st, const struct salus_fhir_req *rq, st
 		return fail(rs, rc, NULL, NULL);
 	}
 	w.created = true;
+	write_result(rq, rs, &w, 201);
+	salus_write_release(&w);
+	return rs->status;
+}
+
+/* Store j (the parse of body/body_len, or of nothing when raw is NULL) as
+ * the next version of id. */
+static int update_with(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs,
+		       json_t *j, const char *id, long if_match, const char *raw, size_t raw_len)
+{
+	struct salus_write w = {.kind = SALUS_WRITE_UPDATE, .type = rq->type, .id = id, .resource = j,
+				.if_match = if_match, .raw = raw, .raw_len = raw_len};
+	int rc = salus_store_write(st, &w, 1);
+	if (rc) {
+		salus_write_release(&w);
+		if (rc == SALUS_EPRECONDITION)
+			return fail(rs, rc, "If-Match does not match the current version", NULL);
+		return fail(rs, rc, NULL, NULL);
+	}
 	write_result(rq, rs, &w, 201);
 	salus_write_release(&w);
 	return rs->status;
@@ -380,27 +521,52 @@ static int do_update(struct salus_store *st, const struct salus_fhir_req *rq, st
 						    : "an updated resource must carry its id",
 			    "id");
 	}
-	struct salus_write w = {.kind = SALUS_WRITE_UPDATE, .type = rq->type, .id = rq->id, .resource = j,
-				.if_match = if_match};
-	int rc = salus_store_write(st, &w, 1);
+	update_with(st, rq, rs, j, rq->id, if_match, rq->body, rq->body_len);
 	json_decref(j);
-	if (rc) {
-		salus_write_release(&w);
-		if (rc == SALUS_EPRECONDITION)
-			return fail(rs, rc, "If-Match does not match the current version", NULL);
-		return fail(rs, rc, NULL, NULL);
-	}
-	write_result(rq, rs, &w, 201);
-	salus_write_release(&w);
 	return rs->status;
 }
 
-static int do_delete(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
+/* PUT /T?criteria: 0 matches → create (with the body's id, if any), 1 → update it, more → 412. */
+static int do_cond_update(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
 {
 	long if_match = 0;
+	char mid[SALUS_MAX_ID + 1], nid[SALUS_UUID_LEN];
+	int count;
+	json_t *j;
 	if (rq->if_match && parse_if_match(rq->if_match, &if_match))
 		return fail(rs, SALUS_EINVALID, "If-Match must be a version ETag such as W/\"3\"", NULL);
-	struct salus_write w = {.kind = SALUS_WRITE_DELETE, .type = rq->type, .id = rq->id, .if_match = if_match};
+	if (load_body(rq, rs, &j))
+		return rs->status;
+	if (cond_match(st, rq, NULL, rs, mid, &count))
+		goto out;
+	json_t *id = json_object_get(j, "id");
+	if (count > 1) {
+		fail(rs, SALUS_EPRECONDITION, "conditional update criteria match more than one resource", NULL);
+		goto out;
+	}
+	if (count == 1 && id && strcmp(json_string_value(id), mid)) {
+		fail(rs, SALUS_EINVALID, "id in the body does not match the resource the criteria select", "id");
+		goto out;
+	}
+	const char *target = mid;
+	if (count == 0) {
+		if (id) {
+			target = json_string_value(id);
+		} else {
+			salus_uuid_new(nid);
+			target = nid;
+		}
+	}
+	update_with(st, rq, rs, j, target, if_match, rq->body, rq->body_len);
+out:
+	json_decref(j);
+	return rs->status;
+}
+
+static int delete_id(struct salus_store *st, struct salus_fhir_resp *rs, const char *type, const char *id,
+		     long if_match)
+{
+	struct salus_write w = {.kind = SALUS_WRITE_DELETE, .type = type, .id = id, .if_match = if_match};
 	int rc = salus_store_write(st, &w, 1);
 	salus_write_release(&w);
 	if (rc) {
@@ -413,6 +579,181 @@ static int do_delete(struct salus_store *st, const struct salus_fhir_req *rq, st
 	salus_fhir_outcome(&rs->body, 0, "deleted", NULL);
 	rs->status = 200;
 	return 200;
+}
+
+static int do_delete(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
+{
+	long if_match = 0;
+	if (rq->if_match && parse_if_match(rq->if_match, &if_match))
+		return fail(rs, SALUS_EINVALID, "If-Match must be a version ETag such as W/\"3\"", NULL);
+	return delete_id(st, rs, rq->type, rq->id, if_match);
+}
+
+/* DELETE /T?criteria, single mode: 0 matches → 200 (nothing to do), 1 → delete it, more → 412. */
+static int do_cond_delete(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
+{
+	char id[SALUS_MAX_ID + 1];
+	int count;
+	long if_match = 0;
+	if (rq->if_match && parse_if_match(rq->if_match, &if_match))
+		return fail(rs, SALUS_EINVALID, "If-Match must be a version ETag such as W/\"3\"", NULL);
+	if (cond_match(st, rq, NULL, rs, id, &count))
+		return rs->status;
+	if (count > 1)
+		return fail(rs, SALUS_EPRECONDITION, "conditional delete criteria match more than one resource", NULL);
+	if (count == 0) {
+		salus_fhir_outcome(&rs->body, 0, "no resource matched: nothing deleted", NULL);
+		rs->status = 200;
+		return 200;
+	}
+	return delete_id(st, rs, rq->type, id, if_match);
+}
+
+/* ---- PATCH ------------------------------------------------------------ */
+
+/* Rebuild the patched resource's text: top-level members no op touched are
+ * copied from the stored text (so their decimals keep their precision);
+ * touched ones are serialised from the patched tree. */
+static int patched_text(const char *old, size_t oldn, json_t *doc, const json_t *patch, struct salus_buf *out)
+{
+	struct salus_json_iter it;
+	struct salus_slice k, v;
+	int rc, first = 1;
+	char key[256];
+	if ((rc = salus_buf_addc(out, '{')) || (rc = salus_json_iter_init(&it, old, oldn)))
+		return rc;
+	while ((rc = salus_json_iter_next(&it, &k, &v)) == 1) {
+		if (k.n >= sizeof key || memchr(k.p, '\\', k.n))
+			return SALUS_EINVALID;
+		memcpy(key, k.p, k.n);
+		key[k.n] = 0;
+		json_t *nv = json_object_get(doc, key);
+		if (!nv)
+			continue; /* removed */
+		if ((rc = salus_buf_adds(out, first ? "\"" : ",\"")) || (rc = salus_buf_add(out, k.p, k.n)) ||
+		    (rc = salus_buf_adds(out, "\":")))
+			return rc;
+		first = 0;
+		if (!salus_json_patch_touches(patch, key)) {
+			if ((rc = salus_buf_add(out, v.p, v.n)))
+				return rc;
+		} else {
+			char *t = json_dumps(nv, JSON_COMPACT | JSON_ENCODE_ANY);
+			if (!t)
+				return SALUS_ENOMEM;
+			rc = salus_buf_adds(out, t);
+			salus_free(t);
+			if (rc)
+				return rc;
+		}
+	}
+	if (rc)
+		return rc;
+	const char *name;
+	json_t *val;
+	json_object_foreach(doc, name, val) {
+		if (salus_json_member(old, oldn, name, &v) == 1)
+			continue; /* written above */
+		char *t = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!t)
+			return SALUS_ENOMEM;
+		if ((rc = salus_buf_adds(out, first ? "" : ",")) || (rc = salus_json_add_cstr(out, name)) ||
+		    (rc = salus_buf_addc(out, ':')) || (rc = salus_buf_adds(out, t))) {
+			salus_free(t);
+			return rc;
+		}
+		salus_free(t);
+		first = 0;
+	}
+	return salus_buf_addc(out, '}');
+}
+
+static bool json_patch_type(const char *ct)
+{
+	return ct && !strncmp(ct, "application/json-patch+json", 27) && (ct[27] == 0 || ct[27] == ';');
+}
+
+static int do_patch(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
+{
+	long if_match = 0;
+	char why[200], mid[SALUS_MAX_ID + 1];
+	const char *pwhy = NULL;
+	json_t *patch = NULL, *doc = NULL, *before = NULL;
+	struct salus_resource r = {.json = NULL};
+	struct salus_buf text;
+	int rc;
+	const char *id = rq->id;
+
+	salus_buf_init(&text, SALUS_MAX_BODY);
+	if (!json_patch_type(rq->content_type))
+		return fail(rs, SALUS_EMEDIATYPE, "PATCH needs Content-Type application/json-patch+json", NULL);
+	if (rq->if_match && parse_if_match(rq->if_match, &if_match))
+		return fail(rs, SALUS_EINVALID, "If-Match must be a version ETag such as W/\"3\"", NULL);
+	json_error_t err;
+	if (rq->body_len == 0 || !(patch = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &err))) {
+		snprintf(why, sizeof why, "malformed JSON Patch document at line %d, column %d", err.line, err.column);
+		return fail(rs, SALUS_EINVALID, rq->body_len ? why : "request body is empty", NULL);
+	}
+	if (rq->op == SALUS_FHIR_COND_PATCH) {
+		int count;
+		if (cond_match(st, rq, NULL, rs, mid, &count))
+			goto out;
+		if (count != 1) {
+			fail(rs, count ? SALUS_EPRECONDITION : SALUS_ENOTFOUND,
+			     count ? "conditional patch criteria match more than one resource"
+				   : "conditional patch criteria match no resource",
+			     NULL);
+			goto out;
+		}
+		id = mid;
+	}
+	rc = salus_store_read(st, rq->type, id, 0, &r);
+	if (rc) {
+		fail(rs, rc, rc == SALUS_ENOTFOUND ? "no such resource" : NULL, NULL);
+		goto out;
+	}
+	if (if_match && if_match != r.version) {
+		fail(rs, SALUS_EPRECONDITION, "If-Match does not match the current version", NULL);
+		goto out;
+	}
+	if ((rc = salus_json_parse_strict(r.json, r.len, &doc, why, sizeof why))) {
+		fail(rs, SALUS_EINTERNAL, "stored resource is not readable", NULL);
+		goto out;
+	}
+	if (!(before = json_deep_copy(doc))) {
+		fail(rs, SALUS_ENOMEM, NULL, NULL);
+		goto out;
+	}
+	size_t bad = 0;
+	if ((rc = salus_json_patch(doc, patch, &pwhy, &bad))) {
+		snprintf(why, sizeof why, "patch operation %zu: %s", bad, pwhy ? pwhy : salus_err_msg(rc));
+		fail(rs, rc, why, NULL);
+		goto out;
+	}
+	if (!json_equal(json_object_get(doc, "resourceType"), json_object_get(before, "resourceType")) ||
+	    !json_equal(json_object_get(doc, "id"), json_object_get(before, "id")) ||
+	    !json_equal(json_object_get(doc, "meta"), json_object_get(before, "meta"))) {
+		fail(rs, SALUS_EUNPROCESSABLE, "a patch may not change resourceType, id or meta", NULL);
+		goto out;
+	}
+	struct salus_fhir_req sub = *rq;
+	sub.op = SALUS_FHIR_UPDATE;
+	sub.id[0] = 0;
+	snprintf(sub.id, sizeof sub.id, "%s", id);
+	if (salus_fhir_check_resource(&sub, rs, doc))
+		goto out;
+	rc = patched_text(r.json, r.len, doc, patch, &text);
+	/* the version read is the one patched: a concurrent write in between is a 412, never lost */
+	update_with(st, &sub, rs, doc, id, r.version, rc ? NULL : text.p, rc ? 0 : text.n);
+	if (rs->status == 201)
+		rs->status = 200;
+out:
+	salus_buf_release(&text);
+	salus_resource_release(&r);
+	json_decref(patch);
+	json_decref(doc);
+	json_decref(before);
+	return rs->status;
 }
 
 /* ---- bundles ---------------------------------------------------------- */
@@ -709,6 +1050,11 @@ int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, s
 	case SALUS_FHIR_HISTORY_TYPE:
 	case SALUS_FHIR_HISTORY_SYSTEM: return do_history(st, rq, rs);
 	case SALUS_FHIR_SEARCH_TYPE: return do_search(st, rq, rs);
+	case SALUS_FHIR_BUNDLE: return salus_fhir_bundle(st, rq, rs);
+	case SALUS_FHIR_PATCH:
+	case SALUS_FHIR_COND_PATCH: return do_patch(st, rq, rs);
+	case SALUS_FHIR_COND_UPDATE: return do_cond_update(st, rq, rs);
+	case SALUS_FHIR_COND_DELETE: return do_cond_delete(st, rq, rs);
 	}
 	return fail(rs, SALUS_EINTERNAL, NULL, NULL);
 }

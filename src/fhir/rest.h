@@ -26,6 +26,12 @@ enum salus_fhir_op {
 	SALUS_FHIR_HISTORY_INSTANCE, /* GET /T/id/_history */
 	SALUS_FHIR_HISTORY_TYPE,     /* GET /T/_history */
 	SALUS_FHIR_HISTORY_SYSTEM,   /* GET /_history */
+	/* added with bundles, conditional operations and PATCH (docs/fhir-rest.md) */
+	SALUS_FHIR_BUNDLE,           /* POST / (Bundle.type batch or transaction) */
+	SALUS_FHIR_PATCH,            /* PATCH /T/id (application/json-patch+json) */
+	SALUS_FHIR_COND_UPDATE,      /* PUT /T?criteria */
+	SALUS_FHIR_COND_DELETE,      /* DELETE /T?criteria */
+	SALUS_FHIR_COND_PATCH,       /* PATCH /T?criteria */
 };
 
 /* What an interaction needs from SMART scopes: c r u d s. */
@@ -48,6 +54,16 @@ struct salus_fhir_req {
 	const char *prefer;
 	const char *body;
 	size_t body_len;
+	/* added with conditional operations and PATCH: header values or NULL */
+	const char *if_none_exist;     /* conditional create: a query string */
+	const char *if_none_match;     /* conditional read: W/"n" or * */
+	const char *if_modified_since; /* conditional read: an HTTP date */
+	const char *content_type;      /* of the body (PATCH needs application/json-patch+json) */
+	/* Authorisation of each entry of a batch/transaction Bundle, which the
+	 * HTTP policy phase cannot see (NULL: everything allowed).  True when
+	 * the caller may perform access `a` on resource type `type`. */
+	bool (*allow)(void *ctx, const char *type, enum salus_fhir_access a);
+	void *allow_ctx;
 };
 
 struct salus_fhir_resp {
@@ -78,6 +94,16 @@ int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, s
  * contents.  diagnostics and expression (FHIRPath) may be NULL; neither may
  * carry PHI.  Returns the HTTP status for rc. */
 int salus_fhir_outcome(struct salus_buf *out, int rc, const char *diagnostics, const char *expression);
+
+/* Parse a request body as a resource of rq->type with the structural checks
+ * of create/update (resourceType matches, id and meta shapes; validation
+ * against the definitions once the validator is wired in), for the bundle
+ * processor and PATCH.  On error fills rs with the OperationOutcome and
+ * returns the code. */
+int salus_fhir_load_body(const struct salus_fhir_req *rq, struct salus_fhir_resp *rs, json_t **out /* OUT, new */);
+/* The structural checks of salus_fhir_load_body on an already parsed
+ * resource j (borrowed).  0, or an error with rs filled. */
+int salus_fhir_check_resource(const struct salus_fhir_req *rq, struct salus_fhir_resp *rs, json_t *j);
 
 /* Strict JSON for request bodies: an object, valid UTF-8, no duplicate keys,
  * nesting <= SALUS_MAX_JSON_DEPTH.  Errors: SALUS_EINVALID with a PHI-free

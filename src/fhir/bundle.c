@@ -1,0 +1,798 @@
+/*
+ * bundle.c — batch and transaction processing (see bundle.h).
+ *
+ * A transaction runs in phases: (1) every entry is parsed, routed with
+ * salus_fhir_route, authorised, its conditional parts (ifNoneExist,
+ * conditional update/delete criteria) resolved and, for creates, a UUID
+ * assigned — so (2) every `reference` can be rewritten before anything is
+ * written: full URLs of the bundle's entries and conditional references go
+ * through one hash map, in the parsed tree and in the raw text; (3) one
+ * salus_store_write with all writes, deletes first, then creates, then
+ * updates; (4) reads; (5) the response, in entry order.
+ */
+#include "fhir/bundle.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "fhir/cond.h"
+#include "fhir/defs.h"
+#include "fhir/json_out.h"
+#include "store/splice.h"
+
+#define TARGET_MAX (SALUS_MAX_TYPE + SALUS_MAX_ID + 2) /* "Type/id" */
+
+enum act { A_NONE, A_CREATE, A_UPDATE, A_DELETE, A_EXISTS, A_NOOP_DELETE, A_READ };
+
+struct entry {
+	const char *method;
+	const char *full_url; /* borrowed from the tree, or NULL */
+	json_t *res;          /* borrowed from the tree, or NULL */
+	struct salus_slice raw;
+	struct salus_buf text; /* raw with references rewritten */
+	struct salus_fhir_req rq;
+	struct salus_query q;
+	enum act act;
+	size_t op;           /* index into ops for writes */
+	char target[TARGET_MAX];
+	struct salus_fhir_resp sub; /* reads and batch entries */
+	bool sub_used;
+};
+
+/* ---- a small open-addressing map: full URL / conditional reference → "Type/id" ---- */
+
+struct slot {
+	const char *key; /* borrowed from the request tree, or owned (see owned) */
+	size_t kn;
+	bool owned;
+	char val[TARGET_MAX];
+};
+struct map {
+	struct slot *s;
+	size_t cap, n;
+};
+
+static uint64_t hash(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+	return h;
+}
+
+static struct slot *map_find(const struct map *m, const char *k, size_t kn)
+{
+	if (!m->cap)
+		return NULL;
+	for (size_t i = hash(k, kn) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		struct slot *s = &m->s[i];
+		if (!s->key)
+			return NULL;
+		if (s->kn == kn && !memcmp(s->key, k, kn))
+			return s;
+	}
+}
+
+static int map_put(struct map *m, const char *k, size_t kn, const char *val, bool copy)
+{
+	if ((m->n + 1) * 2 > m->cap) {
+		size_t ncap = m->cap ? m->cap * 2 : 64;
+		struct slot *ns = salus_calloc(ncap, sizeof *ns);
+		if (!ns)
+			return SALUS_ENOMEM;
+		for (size_t i = 0; i < m->cap; i++) {
+			if (!m->s[i].key)
+				continue;
+			size_t j = hash(m->s[i].key, m->s[i].kn) & (ncap - 1);
+			while (ns[j].key)
+				j = (j + 1) & (ncap - 1);
+			ns[j] = m->s[i];
+		}
+		salus_free(m->s);
+		m->s = ns;
+		m->cap = ncap;
+	}
+	size_t i = hash(k, kn) & (m->cap - 1);
+	while (m->s[i].key) {
+		if (m->s[i].kn == kn && !memcmp(m->s[i].key, k, kn))
+			return SALUS_EEXISTS;
+		i = (i + 1) & (m->cap - 1);
+	}
+	if (copy && !(k = salus_strndup(k, kn)))
+		return SALUS_ENOMEM;
+	m->s[i].key = k;
+	m->s[i].kn = kn;
+	m->s[i].owned = copy;
+	snprintf(m->s[i].val, sizeof m->s[i].val, "%s", val);
+	m->n++;
+	return 0;
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+struct ctx {
+	struct salus_store *st;
+	const struct salus_fhir_req *rq;
+	struct salus_fhir_resp *rs;
+	struct entry *e;
+	size_t n;
+	struct map map;
+	bool transaction;
+	size_t bad;          /* entry that failed the transaction */
+	char why[256];
+};
+
+static int tx_fail(struct ctx *c, size_t i, int rc, const char *what)
+{
+	snprintf(c->why, sizeof c->why, "transaction failed at entry %zu: %s", i, what ? what : salus_err_msg(rc));
+	c->bad = i;
+	c->rs->status = salus_fhir_outcome(&c->rs->body, rc, c->why, NULL);
+	return rc;
+}
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "200 OK";
+	case 201: return "201 Created";
+	case 204: return "204 No Content";
+	case 304: return "304 Not Modified";
+	case 400: return "400 Bad Request";
+	case 401: return "401 Unauthorized";
+	case 403: return "403 Forbidden";
+	case 404: return "404 Not Found";
+	case 405: return "405 Method Not Allowed";
+	case 409: return "409 Conflict";
+	case 410: return "410 Gone";
+	case 412: return "412 Precondition Failed";
+	case 413: return "413 Payload Too Large";
+	case 415: return "415 Unsupported Media Type";
+	case 422: return "422 Unprocessable Entity";
+	case 503: return "503 Service Unavailable";
+	default: return status >= 500 ? "500 Internal Server Error" : "400 Bad Request";
+	}
+}
+
+static bool is_urn(const char *s)
+{
+	return s && (!strncmp(s, "urn:uuid:", 9) || !strncmp(s, "urn:oid:", 8));
+}
+
+/* Route entry i's request (method + url) into e->rq; 0 or an error with *why. */
+static int route_entry(struct ctx *c, struct entry *e, json_t *req, const char **why)
+{
+	const char *url = json_string_value(json_object_get(req, "url"));
+	e->method = json_string_value(json_object_get(req, "method"));
+	if (!e->method || !url || !*url) {
+		*why = "entry.request needs method and url";
+		return SALUS_EINVALID;
+	}
+	size_t bl = strlen(c->rq->base);
+	if (!strncmp(url, c->rq->base, bl) && url[bl] == '/')
+		url += bl + 1;
+	const char *qm = strchr(url, '?');
+	size_t pn = qm ? (size_t)(qm - url) : strlen(url);
+	char path[SALUS_MAX_URL];
+	if (pn + 2 > sizeof path) {
+		*why = "entry.request.url is too long";
+		return SALUS_EINVALID;
+	}
+	path[0] = '/';
+	memcpy(path + 1, url, pn);
+	path[pn + 1] = 0;
+	memset(&e->rq, 0, sizeof e->rq);
+	int rc = salus_fhir_route(e->method, path, &e->rq, why);
+	if (rc)
+		return rc;
+	if (qm && (rc = salus_query_parse(&e->q, qm + 1, strlen(qm + 1)))) {
+		*why = "malformed query in entry.request.url";
+		return rc;
+	}
+	e->rq.base = c->rq->base;
+	e->rq.params = e->q.p;
+	e->rq.nparams = e->q.n;
+	e->rq.prefer = c->rq->prefer;
+	e->rq.if_match = json_string_value(json_object_get(req, "ifMatch"));
+	e->rq.if_none_exist = json_string_value(json_object_get(req, "ifNoneExist"));
+	e->rq.if_none_match = json_string_value(json_object_get(req, "ifNoneMatch"));
+	e->rq.if_modified_since = json_string_value(json_object_get(req, "ifModifiedSince"));
+	e->rq.content_type = "application/fhir+json";
+	e->rq.body = e->raw.p;
+	e->rq.body_len = e->raw.n;
+	if (e->rq.op == SALUS_FHIR_BUNDLE) {
+		*why = "a Bundle entry cannot be a batch or transaction";
+		return SALUS_EINVALID;
+	}
+	if (c->rq->allow && e->rq.op != SALUS_FHIR_CAPABILITIES &&
+	    !c->rq->allow(c->rq->allow_ctx, e->rq.type[0] ? e->rq.type : "*", salus_fhir_op_access(e->rq.op))) {
+		*why = "the token's scopes do not allow this entry";
+		return SALUS_EFORBIDDEN;
+	}
+	return 0;
+}
+
+static int parse_etag(const char *h, long *out)
+{
+	size_t n = strlen(h);
+	const char *p = h;
+	if (n >= 2 && p[0] == 'W' && p[1] == '/') {
+		p += 2;
+		n -= 2;
+	}
+	if (n < 3 || p[0] != '"' || p[n - 1] != '"')
+		return SALUS_EINVALID;
+	return salus_parse_long((struct salus_slice){p + 1, n - 2}, 1, 1L << 40, out);
+}
+
+/* Criteria (a query string or e's parameters) → 0/1/2 matches. */
+static int match(struct ctx *c, const char *type, const struct salus_param *p, size_t np, char id[SALUS_MAX_ID + 1],
+		 int *count, const char **why)
+{
+	char ids[1][SALUS_MAX_ID + 1];
+	int rc = salus_fhir_match(c->st, type, p, np, ids, 1, count, why);
+	if (!rc && *count == 1)
+		memcpy(id, ids[0], SALUS_MAX_ID + 1);
+	return rc;
+}
+
+static int match_query(struct ctx *c, const char *type, const char *query, char id[SALUS_MAX_ID + 1], int *count,
+		       const char **why)
+{
+	struct salus_query q;
+	int rc = salus_query_parse(&q, query, strlen(query));
+	if (rc)
+		*why = "malformed conditional criteria";
+	else
+		rc = match(c, type, q.p, q.n, id, count, why);
+	salus_query_release(&q);
+	return rc;
+}
+
+/* ---- phase 1: plan each entry of a transaction ---- */
+
+static int plan_entry(struct ctx *c, size_t i)
+{
+	struct entry *e = &c->e[i];
+	struct salus_fhir_req *r = &e->rq;
+	const char *why = NULL;
+	char id[SALUS_MAX_ID + 1];
+	int count = 0, rc;
+	long im = 0;
+
+	if (r->if_match && parse_etag(r->if_match, &im))
+		return tx_fail(c, i, SALUS_EINVALID, "ifMatch must be a version ETag such as W/\"3\"");
+	switch (r->op) {
+	case SALUS_FHIR_CREATE:
+	case SALUS_FHIR_UPDATE:
+	case SALUS_FHIR_COND_UPDATE:
+		if (!e->res)
+			return tx_fail(c, i, SALUS_EINVALID, "entry.resource is required for POST and PUT");
+		if ((rc = salus_fhir_check_resource(r, c->rs, e->res))) {
+			/* keep the check's message, prefixed with the entry */
+			return tx_fail(c, i, rc, "entry.resource is not valid for its request");
+		}
+		break;
+	default:
+		break;
+	}
+	switch (r->op) {
+	case SALUS_FHIR_CREATE:
+		if (r->if_none_exist) {
+			if ((rc = match_query(c, r->type, r->if_none_exist, id, &count, &why)))
+				return tx_fail(c, i, rc, why);
+			if (count > 1)
+				return tx_fail(c, i, SALUS_EPRECONDITION, "ifNoneExist matches more than one resource");
+			if (count == 1) {
+				e->act = A_EXISTS;
+				snprintf(r->id, sizeof r->id, "%s", id);
+				break;
+			}
+		}
+		e->act = A_CREATE;
+		salus_uuid_new(r->id);
+		json_object_del(e->res, "id");
+		break;
+	case SALUS_FHIR_UPDATE: {
+		json_t *bid = json_object_get(e->res, "id");
+		if (!bid || strcmp(json_string_value(bid), r->id))
+			return tx_fail(c, i, SALUS_EINVALID, "entry.resource.id must match the id in request.url");
+		e->act = A_UPDATE;
+		break;
+	}
+	case SALUS_FHIR_COND_UPDATE: {
+		json_t *bid = json_object_get(e->res, "id");
+		if ((rc = match(c, r->type, r->params, r->nparams, id, &count, &why)))
+			return tx_fail(c, i, rc, why);
+		if (count > 1)
+			return tx_fail(c, i, SALUS_EPRECONDITION, "conditional update criteria match more than one resource");
+		if (count == 1 && bid && strcmp(json_string_value(bid), id))
+			return tx_fail(c, i, SALUS_EINVALID, "entry.resource.id differs from the matched resource");
+		if (count == 1)
+			snprintf(r->id, sizeof r->id, "%s", id);
+		else if (bid)
+			snprintf(r->id, sizeof r->id, "%s", json_string_value(bid));
+		else
+			salus_uuid_new(r->id);
+		e->act = A_UPDATE;
+		break;
+	}
+	case SALUS_FHIR_DELETE:
+		e->act = A_DELETE;
+		break;
+	case SALUS_FHIR_COND_DELETE:
+		if ((rc = match(c, r->type, r->params, r->nparams, id, &count, &why)))
+			return tx_fail(c, i, rc, why);
+		if (count > 1)
+			return tx_fail(c, i, SALUS_EPRECONDITION, "conditional delete criteria match more than one resource");
+		if (count == 0) {
+			e->act = A_NOOP_DELETE;
+			break;
+		}
+		snprintf(r->id, sizeof r->id, "%s", id);
+		e->act = A_DELETE;
+		break;
+	case SALUS_FHIR_PATCH:
+	case SALUS_FHIR_COND_PATCH:
+		return tx_fail(c, i, SALUS_EINVALID, "PATCH entries are not supported in Bundles yet");
+	default:
+		e->act = A_READ;
+		break;
+	}
+	r->if_match = NULL;
+	e->rq.vid = im; /* reused below as the ifMatch version for writes */
+	if (e->act == A_CREATE || e->act == A_UPDATE || e->act == A_EXISTS) {
+		snprintf(e->target, sizeof e->target, "%s/%s", r->type, r->id);
+		if (is_urn(e->full_url) && map_put(&c->map, e->full_url, strlen(e->full_url), e->target, false) == SALUS_EEXISTS)
+			return tx_fail(c, i, SALUS_EINVALID, "two entries have the same fullUrl");
+	}
+	return 0;
+}
+
+/* ---- phase 2: references ---- */
+
+/* In-bundle matches of a conditional reference's identifier criteria (creates/updates of that type). */
+static int in_bundle(struct ctx *c, const char *type, const struct salus_query *q, const char **target)
+{
+	int found = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		struct entry *e = &c->e[i];
+		if ((e->act != A_CREATE && e->act != A_UPDATE) || strcmp(e->rq.type, type))
+			continue;
+		bool all = true;
+		for (size_t k = 0; k < q->n && all; k++) {
+			const char *v = q->p[k].value;
+			if (!strcmp(q->p[k].name, "_id")) {
+				all = !strcmp(v, e->rq.id);
+				continue;
+			}
+			if (strcmp(q->p[k].name, "identifier")) {
+				all = false;
+				continue;
+			}
+			const char *bar = strchr(v, '|');
+			json_t *ids = json_object_get(e->res, "identifier"), *x;
+			size_t j;
+			bool hit = false;
+			json_array_foreach(ids, j, x) {
+				const char *sys = json_string_value(json_object_get(x, "system"));
+				const char *val = json_string_value(json_object_get(x, "value"));
+				if (!val)
+					continue;
+				if (bar) {
+					size_t sn = (size_t)(bar - v);
+					const char *s2 = sys ? sys : "";
+					if (strlen(s2) == sn && !memcmp(s2, v, sn) && !strcmp(val, bar + 1))
+						hit = true;
+				} else if (!strcmp(val, v)) {
+					hit = true;
+				}
+			}
+			all = hit;
+		}
+		if (all) {
+			found++;
+			*target = e->target;
+		}
+	}
+	return found;
+}
+
+static int resolve_conditional(struct ctx *c, size_t i, const char *ref)
+{
+	const char *qm = strchr(ref, '?'), *why = NULL, *bt = NULL;
+	char type[SALUS_MAX_TYPE + 1], id[SALUS_MAX_ID + 1], target[TARGET_MAX];
+	size_t tn = (size_t)(qm - ref);
+	int count = 0, rc;
+	struct salus_query q;
+	if (tn == 0 || tn > SALUS_MAX_TYPE || !salus_fhir_is_resource_type(ref, tn))
+		return tx_fail(c, i, SALUS_EINVALID, "conditional reference with an unknown resource type");
+	memcpy(type, ref, tn);
+	type[tn] = 0;
+	if ((rc = salus_query_parse(&q, qm + 1, strlen(qm + 1)))) {
+		salus_query_release(&q);
+		return tx_fail(c, i, rc, "malformed conditional reference");
+	}
+	int nb = in_bundle(c, type, &q, &bt);
+	rc = match(c, type, q.p, q.n, id, &count, &why);
+	salus_query_release(&q);
+	if (rc)
+		return tx_fail(c, i, rc, why);
+	if (count == 1 && nb == 1) {
+		snprintf(target, sizeof target, "%s/%s", type, id);
+		if (strcmp(target, bt))
+			count = 2;
+		else
+			nb = 0;
+	}
+	if (count + nb != 1)
+		return tx_fail(c, i, SALUS_EPRECONDITION,
+			       count + nb ? "conditional reference matches more than one resource"
+					  : "conditional reference matches no resource");
+	if (nb)
+		snprintf(target, sizeof target, "%s", bt);
+	else
+		snprintf(target, sizeof target, "%s/%s", type, id);
+	/* the reference string is replaced in the tree right after: the map keeps a copy */
+	return map_put(&c->map, ref, strlen(ref), target, true) == SALUS_ENOMEM ? tx_fail(c, i, SALUS_ENOMEM, NULL) : 0;
+}
+
+static bool is_conditional_ref(const char *s)
+{
+	const char *qm = strchr(s, '?');
+	return qm && !strchr(s, ':') && !memchr(s, '/', (size_t)(qm - s)) && s[0] != '#';
+}
+
+/* Rewrite every `reference` string of the tree; resolve conditional ones. */
+static int rewrite_tree(struct ctx *c, size_t i, json_t *v, int depth)
+{
+	int rc;
+	if (depth > SALUS_MAX_JSON_DEPTH + 1)
+		return 0;
+	if (json_is_array(v)) {
+		size_t k;
+		json_t *x;
+		json_array_foreach(v, k, x)
+			if ((rc = rewrite_tree(c, i, x, depth + 1)))
+				return rc;
+		return 0;
+	}
+	if (!json_is_object(v))
+		return 0;
+	const char *key;
+	json_t *x;
+	json_object_foreach(v, key, x) {
+		if (json_is_string(x) && !strcmp(key, "reference")) {
+			const char *s = json_string_value(x);
+			size_t sn = json_string_length(x);
+			struct slot *hit = map_find(&c->map, s, sn);
+			if (!hit && is_conditional_ref(s)) {
+				if ((rc = resolve_conditional(c, i, s)))
+					return rc;
+				hit = map_find(&c->map, s, sn);
+			} else if (!hit && is_urn(s)) {
+				return tx_fail(c, i, SALUS_EINVALID, "a urn: reference names no entry of the Bundle");
+			}
+			if (hit && json_object_set_new(v, key, json_string(hit->val)))
+				return tx_fail(c, i, SALUS_ENOMEM, NULL);
+		} else if ((rc = rewrite_tree(c, i, x, depth + 1))) {
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static const char *rewrite_raw(void *ctx, struct salus_slice key, struct salus_slice str)
+{
+	struct ctx *c = ctx;
+	if (!salus_slice_eq(key, "reference"))
+		return NULL;
+	struct slot *s = map_find(&c->map, str.p, str.n);
+	return s ? s->val : NULL;
+}
+
+/* ---- the response ---- */
+
+static int add_entry_response(struct ctx *c, struct salus_buf *b, size_t i, const struct salus_write *w)
+{
+	struct entry *e = &c->e[i];
+	int rc = salus_buf_adds(b, i ? ",{" : "{");
+	bool rep = c->rq->prefer && strstr(c->rq->prefer, "return=representation");
+	if (rc)
+		return rc;
+	if (w && w->json && e->act != A_DELETE) {
+		if ((rc = salus_buf_addf(b, "\"fullUrl\":\"%s/%s\",", c->rq->base, e->target)))
+			return rc;
+		if (rep && ((rc = salus_buf_adds(b, "\"resource\":")) || (rc = salus_buf_add(b, w->json, w->len)) ||
+			    (rc = salus_buf_addc(b, ','))))
+			return rc;
+	}
+	if (w) {
+		char when[SALUS_INSTANT_LEN];
+		int status = e->act == A_DELETE ? 204 : w->created ? 201 : 200;
+		rc = salus_buf_addf(b, "\"response\":{\"status\":\"%s\"", reason(status));
+		if (!rc && e->act != A_DELETE)
+			rc = salus_buf_addf(b, ",\"location\":\"%s/%s/_history/%ld\"", e->rq.type, w->id_out, w->version);
+		if (!rc && w->version) {
+			salus_instant_format(w->updated_ms, when);
+			rc = salus_buf_addf(b, ",\"etag\":\"W/\\\"%ld\\\"\",\"lastModified\":\"%s\"", w->version, when);
+		}
+		return rc ? rc : salus_buf_adds(b, "}}");
+	}
+	if (e->act == A_NOOP_DELETE)
+		return salus_buf_adds(b, "\"response\":{\"status\":\"204 No Content\"}}");
+	/* a read, an ifNoneExist match or a batch entry: its sub-response */
+	struct salus_fhir_resp *s = &e->sub;
+	bool ok = s->status < 400;
+	if (ok && s->body.n && (rep || e->act == A_READ || !c->transaction) && s->body.p[0] == '{' &&
+	    !strstr(s->body.p, "\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"information\"")) {
+		if ((rc = salus_buf_adds(b, "\"resource\":")) || (rc = salus_buf_add(b, s->body.p, s->body.n)) ||
+		    (rc = salus_buf_addc(b, ',')))
+			return rc;
+	}
+	rc = salus_buf_addf(b, "\"response\":{\"status\":\"%s\"", reason(s->status));
+	if (!rc && s->location[0]) {
+		const char *loc = s->location;
+		size_t bl = strlen(c->rq->base);
+		if (!strncmp(loc, c->rq->base, bl) && loc[bl] == '/')
+			loc += bl + 1;
+		rc = salus_buf_adds(b, ",\"location\":");
+		if (!rc)
+			rc = salus_json_add_cstr(b, loc);
+	}
+	if (!rc && s->etag[0]) {
+		rc = salus_buf_adds(b, ",\"etag\":");
+		if (!rc)
+			rc = salus_json_add_cstr(b, s->etag);
+	}
+	if (!rc && !ok)
+		rc = salus_buf_addf(b, ",\"outcome\":%s", s->body.n ? s->body.p : "{}");
+	return rc ? rc : salus_buf_adds(b, "}}");
+}
+
+/* ---- transaction ---- */
+
+static int run_transaction(struct ctx *c)
+{
+	struct salus_write *ops = NULL;
+	size_t nops = 0, *back = NULL;
+	int rc = 0;
+
+	for (size_t i = 0; i < c->n; i++)
+		if ((rc = plan_entry(c, i)))
+			return rc;
+	for (size_t i = 0; i < c->n; i++) {
+		struct entry *e = &c->e[i];
+		if (e->act != A_CREATE && e->act != A_UPDATE)
+			continue;
+		if ((rc = rewrite_tree(c, i, e->res, 0)))
+			return rc;
+	}
+	for (size_t i = 0; i < c->n && c->map.n; i++) {
+		struct entry *e = &c->e[i];
+		if (e->act != A_CREATE && e->act != A_UPDATE)
+			continue;
+		salus_buf_init(&e->text, SALUS_MAX_BODY);
+		if (salus_json_copy(&e->text, e->raw.p, e->raw.n, rewrite_raw, c))
+			salus_buf_release(&e->text); /* fall back to the tree (store.h) */
+	}
+	ops = salus_calloc(c->n ? c->n : 1, sizeof *ops);
+	back = salus_calloc(c->n ? c->n : 1, sizeof *back);
+	if (!ops || !back) {
+		rc = tx_fail(c, 0, SALUS_ENOMEM, NULL);
+		goto out_ops;
+	}
+	static const enum act order[] = {A_DELETE, A_CREATE, A_UPDATE};
+	for (size_t k = 0; k < 3; k++)
+		for (size_t i = 0; i < c->n; i++) {
+			struct entry *e = &c->e[i];
+			if (e->act != order[k])
+				continue;
+			struct salus_write *w = &ops[nops];
+			w->kind = e->act == A_DELETE ? SALUS_WRITE_DELETE : e->act == A_CREATE ? SALUS_WRITE_CREATE
+												  : SALUS_WRITE_UPDATE;
+			w->type = e->rq.type;
+			w->id = e->rq.id;
+			w->if_match = e->rq.vid;
+			if (e->act != A_DELETE) {
+				w->resource = e->res;
+				if (e->text.n) {
+					w->raw = e->text.p;
+					w->raw_len = e->text.n;
+				} else if (!c->map.n) {
+					w->raw = e->raw.p;
+					w->raw_len = e->raw.n;
+				}
+			}
+			e->op = nops;
+			back[nops++] = i;
+		}
+	rc = salus_store_write(c->st, ops, nops);
+	if (rc) {
+		size_t bad = 0;
+		for (size_t k = 0; k < nops; k++)
+			if (ops[k].rc) {
+				bad = back[k];
+				break;
+			}
+		tx_fail(c, bad, rc,
+			rc == SALUS_EPRECONDITION ? "ifMatch does not match the current version"
+			: rc == SALUS_EEXISTS	  ? "resource already exists"
+						  : NULL);
+		goto out_ops;
+	}
+	/* reads and ifNoneExist matches, after the writes */
+	for (size_t i = 0; i < c->n; i++) {
+		struct entry *e = &c->e[i];
+		if (e->act != A_READ && e->act != A_EXISTS)
+			continue;
+		salus_fhir_resp_init(&e->sub);
+		e->sub_used = true;
+		struct salus_fhir_req r = e->rq;
+		if (e->act == A_EXISTS)
+			r.op = SALUS_FHIR_READ;
+		salus_fhir_handle(c->st, &r, &e->sub);
+		if (e->act == A_EXISTS && e->sub.status == 200) {
+			struct salus_resource cur = {.json = NULL};
+			if (!salus_store_read(c->st, r.type, r.id, 0, &cur))
+				snprintf(e->sub.location, sizeof e->sub.location, "%s/%s/_history/%ld", r.type, r.id,
+					 cur.version);
+			salus_resource_release(&cur);
+		}
+	}
+	struct salus_buf *b = &c->rs->body;
+	salus_buf_reset(b);
+	rc = salus_buf_addf(b, "{\"resourceType\":\"Bundle\",\"id\":\"");
+	char uuid[SALUS_UUID_LEN];
+	salus_uuid_new(uuid);
+	if (!rc)
+		rc = salus_buf_addf(b, "%s\",\"type\":\"transaction-response\",\"entry\":[", uuid);
+	for (size_t i = 0; i < c->n && !rc; i++) {
+		struct entry *e = &c->e[i];
+		bool wrote = e->act == A_CREATE || e->act == A_UPDATE || e->act == A_DELETE;
+		rc = add_entry_response(c, b, i, wrote ? &ops[e->op] : NULL);
+	}
+	if (!rc)
+		rc = salus_buf_adds(b, "]}");
+	if (rc) {
+		c->rs->status = salus_fhir_outcome(b, rc, "the transaction was applied but its response is too large", NULL);
+		rc = 0;
+		goto out_ops;
+	}
+	c->rs->status = 200;
+out_ops:
+	for (size_t k = 0; k < nops; k++)
+		salus_write_release(&ops[k]);
+	salus_free(ops);
+	salus_free(back);
+	return rc;
+}
+
+/* ---- batch ---- */
+
+static int run_batch(struct ctx *c)
+{
+	struct salus_buf *b = &c->rs->body;
+	char uuid[SALUS_UUID_LEN];
+	int rc;
+	for (size_t i = 0; i < c->n; i++) {
+		struct entry *e = &c->e[i];
+		salus_fhir_resp_init(&e->sub);
+		e->sub_used = true;
+		if (e->act == A_NONE) /* routing failed: sub already holds the outcome */
+			continue;
+		salus_fhir_handle(c->st, &e->rq, &e->sub);
+	}
+	salus_buf_reset(b);
+	salus_uuid_new(uuid);
+	rc = salus_buf_addf(b, "{\"resourceType\":\"Bundle\",\"id\":\"%s\",\"type\":\"batch-response\",\"entry\":[", uuid);
+	for (size_t i = 0; i < c->n && !rc; i++)
+		rc = add_entry_response(c, b, i, NULL);
+	if (!rc)
+		rc = salus_buf_adds(b, "]}");
+	if (rc) {
+		c->rs->status = salus_fhir_outcome(b, rc, "the batch was processed but its response is too large", NULL);
+		return 0;
+	}
+	c->rs->status = 200;
+	return 0;
+}
+
+/* ---- entry point ---- */
+
+int salus_fhir_bundle(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
+{
+	char why[200];
+	json_t *doc = NULL;
+	struct ctx c = {.st = st, .rq = rq, .rs = rs};
+	struct salus_json_iter it;
+	struct salus_slice k, v;
+	int rc = salus_json_parse_strict(rq->body, rq->body_len, &doc, why, sizeof why);
+	if (rc)
+		return rs->status = salus_fhir_outcome(&rs->body, rc, why, NULL);
+	const char *rt = json_string_value(json_object_get(doc, "resourceType"));
+	const char *type = json_string_value(json_object_get(doc, "type"));
+	json_t *entries = json_object_get(doc, "entry");
+	if (!rt || strcmp(rt, "Bundle")) {
+		rs->status = salus_fhir_outcome(&rs->body, SALUS_EINVALID, "POST to the base needs a Bundle", "resourceType");
+		goto out_doc;
+	}
+	if (!type || (strcmp(type, "transaction") && strcmp(type, "batch"))) {
+		rs->status = salus_fhir_outcome(&rs->body, SALUS_EINVALID, "Bundle.type must be batch or transaction",
+						"Bundle.type");
+		goto out_doc;
+	}
+	if (entries && !json_is_array(entries)) {
+		rs->status = salus_fhir_outcome(&rs->body, SALUS_EINVALID, "Bundle.entry must be an array", "Bundle.entry");
+		goto out_doc;
+	}
+	c.transaction = !strcmp(type, "transaction");
+	c.n = json_array_size(entries);
+	if (c.n > SALUS_MAX_BUNDLE_ENTRIES) {
+		rs->status = salus_fhir_outcome(&rs->body, SALUS_ETOOLARGE, "too many Bundle entries", "Bundle.entry");
+		goto out_doc;
+	}
+	c.e = salus_calloc(c.n ? c.n : 1, sizeof *c.e);
+	if (!c.e) {
+		rs->status = salus_fhir_outcome(&rs->body, SALUS_ENOMEM, NULL, NULL);
+		goto out_doc;
+	}
+	/* the raw text of each entry's resource, in step with the tree */
+	struct salus_slice raw_entries = {NULL, 0};
+	if (c.n && salus_json_member(rq->body, rq->body_len, "entry", &raw_entries) == 1 &&
+	    !salus_json_iter_init(&it, raw_entries.p, raw_entries.n)) {
+		for (size_t i = 0; i < c.n && salus_json_iter_next(&it, &k, &v) == 1; i++) {
+			struct salus_slice r;
+			if (salus_json_member(v.p, v.n, "resource", &r) == 1)
+				c.e[i].raw = r;
+		}
+	}
+	for (size_t i = 0; i < c.n; i++) {
+		struct entry *e = &c.e[i];
+		json_t *ent = json_array_get(entries, i), *req = json_object_get(ent, "request");
+		const char *ewhy = NULL;
+		e->res = json_object_get(ent, "resource");
+		if (e->res && !json_is_object(e->res))
+			e->res = NULL;
+		e->full_url = json_string_value(json_object_get(ent, "fullUrl"));
+		rc = json_is_object(req) ? route_entry(&c, e, req, &ewhy) : SALUS_EINVALID;
+		if (!json_is_object(req))
+			ewhy = "entry.request is required";
+		if (rc && c.transaction) {
+			tx_fail(&c, i, rc, ewhy);
+			goto out_entries;
+		}
+		if (rc) {
+			e->act = A_NONE;
+			salus_fhir_resp_init(&e->sub);
+			e->sub_used = true;
+			e->sub.status = salus_fhir_outcome(&e->sub.body, rc, ewhy, NULL);
+			continue;
+		}
+		e->act = A_READ; /* batch: anything routed is run */
+	}
+	if (c.transaction)
+		run_transaction(&c);
+	else
+		run_batch(&c);
+out_entries:
+	for (size_t i = 0; i < c.n; i++) {
+		salus_query_release(&c.e[i].q);
+		if (c.e[i].text.max)
+			salus_buf_release(&c.e[i].text);
+		if (c.e[i].sub_used)
+			salus_fhir_resp_release(&c.e[i].sub);
+	}
+	salus_free(c.e);
+	for (size_t i = 0; i < c.map.cap; i++)
+		if (c.map.s[i].owned)
+			salus_free((void *)(uintptr_t)c.map.s[i].key);
+	salus_free(c.map.s);
+out_doc:
+	json_decref(doc);
+	return rs->status;
+}
