@@ -1,14 +1,17 @@
 /*
  * store_speed.c — throughput of the store (built, not a ctest).
  *
- *   store_speed [DIR] [CREATES] [THREADS]
+ *   store_speed [--encrypt | --compare] [DIR] [CREATES] [THREADS]
  *
  * Opens a fresh SQLite store in DIR (default: a new /tmp directory), runs
  * CREATES durable creates (default 20000) from THREADS client threads (default
  * 32), then reads by id from 1 thread per core and from THREADS threads for
  * two seconds each.  Prints creates/s, per-create latency p50/p99 and reads/s.
+ * --encrypt uses the page-encrypting VFS (docs/security.md); --compare runs
+ * plaintext then encrypted in the same process and prints the ratios.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,11 +127,12 @@ static double read_phase(struct run *r, int threads, double secs)
 	return r->reads / (now_s() - t0);
 }
 
-int main(int argc, char **argv)
+/* One measurement on a fresh store in dir: creates/s, reads/s (cores threads), reads/s (threads). */
+static int run_once(const char *dir, int creates, int threads, bool encrypt, bool keep, double out[3])
 {
-	char dir[256] = "/tmp/salus-speed-XXXXXX", uri[300];
-	int creates = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 20000;
-	int threads = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 32;
+	/* a fixed test key: this tool measures, it protects nothing */
+	static const struct salus_page_key key = {.id = 1, .key = {1, 2, 3, 4, 5, 6, 7, 8}};
+	char uri[300];
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	struct run r = {.nthreads = threads};
 	struct salus_store_opts o = {.create = true};
@@ -137,16 +141,12 @@ int main(int argc, char **argv)
 	double t0, secs;
 	int rc;
 
-	if (threads < 1 || threads > 256 || creates < threads) {
-		fprintf(stderr, "usage: store_speed [DIR] [CREATES>=THREADS] [THREADS<=256]\n");
-		return 2;
+	if (encrypt) {
+		o.page_keys = &key;
+		o.npage_keys = 1;
+		o.page_key_id = 1;
 	}
-	if (argc > 1)
-		snprintf(dir, sizeof dir, "%s", argv[1]);
-	else if (!mkdtemp(dir))
-		return 1;
-	snprintf(uri, sizeof uri, "sqlite:%s/speed.db", dir);
-	salus_alloc_install();
+	snprintf(uri, sizeof uri, "sqlite:%s/speed%s.db", dir, encrypt ? "-enc" : "");
 	if ((rc = salus_store_open(uri, &o, &r.s))) {
 		fprintf(stderr, "open: %s\n", salus_err_name(rc));
 		return 1;
@@ -165,25 +165,70 @@ int main(int argc, char **argv)
 		pthread_join(th[t], NULL);
 	secs = now_s() - t0;
 	qsort(r.lat_us, (size_t)(r.n * threads), sizeof *r.lat_us, cmp_d);
-	printf("creates: %d in %.2f s = %.0f creates/s (%d threads, %ld cores), latency p50 %.0f us p99 %.0f us, "
+	out[0] = r.n * threads / secs;
+	printf("[%s] creates: %d in %.2f s = %.0f creates/s (%d threads, %ld cores), latency p50 %.0f us p99 %.0f us, "
 	       "errors %d\n",
-	       r.n * threads, secs, r.n * threads / secs, threads, cores, r.lat_us[r.n * threads / 2],
-	       r.lat_us[r.n * threads * 99 / 100], r.errors);
-	printf("reads: %.0f reads/s (%ld threads)\n", read_phase(&r, (int)cores, 2.0), cores);
-	printf("reads: %.0f reads/s (%d threads)\n", read_phase(&r, threads, 2.0), threads);
-	printf("read errors: %d\n", r.errors);
+	       encrypt ? "encrypted" : "plaintext", r.n * threads, secs, out[0], threads, cores,
+	       r.lat_us[r.n * threads / 2], r.lat_us[r.n * threads * 99 / 100], r.errors);
+	out[1] = read_phase(&r, (int)cores, 2.0);
+	printf("[%s] reads: %.0f reads/s (%ld threads)\n", encrypt ? "encrypted" : "plaintext", out[1], cores);
+	out[2] = read_phase(&r, threads, 2.0);
+	printf("[%s] reads: %.0f reads/s (%d threads)\n", encrypt ? "encrypted" : "plaintext", out[2], threads);
+	printf("[%s] read errors: %d\n", encrypt ? "encrypted" : "plaintext", r.errors);
 
 	salus_store_free(r.s);
 	free(r.ids);
 	free(r.lat_us);
-	if (argc <= 1) {
+	if (!keep) {
 		char p[320];
 		const char *sfx[] = {"", "-wal", "-shm"};
 		for (int i = 0; i < 3; i++) {
-			snprintf(p, sizeof p, "%s/speed.db%s", dir, sfx[i]);
+			snprintf(p, sizeof p, "%s/speed%s.db%s", dir, encrypt ? "-enc" : "", sfx[i]);
 			unlink(p);
 		}
-		rmdir(dir);
 	}
 	return r.errors ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	char dir[256] = "/tmp/salus-speed-XXXXXX";
+	bool encrypt = false, compare = false;
+	char *pos[4] = {0};
+	int npos = 0, rc = 0;
+
+	/* flags anywhere: --encrypt (the page-encrypting VFS), --compare (plaintext
+	 * then encrypted in the same run, with the ratios) */
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--encrypt"))
+			encrypt = true;
+		else if (!strcmp(argv[i], "--compare"))
+			compare = true;
+		else if (npos < 4)
+			pos[npos++] = argv[i];
+	}
+	int creates = npos > 1 ? (int)strtol(pos[1], NULL, 10) : 20000;
+	int threads = npos > 2 ? (int)strtol(pos[2], NULL, 10) : 32;
+	if (threads < 1 || threads > 256 || creates < threads) {
+		fprintf(stderr, "usage: store_speed [--encrypt|--compare] [DIR] [CREATES>=THREADS] [THREADS<=256]\n");
+		return 2;
+	}
+	if (npos > 0)
+		snprintf(dir, sizeof dir, "%s", pos[0]);
+	else if (!mkdtemp(dir))
+		return 1;
+	salus_alloc_install();
+	salus_store_global_init();
+	double plain[3], enc[3];
+	if (compare) {
+		rc |= run_once(dir, creates, threads, false, npos > 0, plain);
+		rc |= run_once(dir, creates, threads, true, npos > 0, enc);
+		printf("encrypted / plaintext: creates %.0f%%, reads %.0f%% (cores threads), reads %.0f%% (%d threads)\n",
+		       100 * enc[0] / plain[0], 100 * enc[1] / plain[1], 100 * enc[2] / plain[2], threads);
+	} else {
+		rc = run_once(dir, creates, threads, encrypt, npos > 0, encrypt ? enc : plain);
+	}
+	if (npos == 0)
+		rmdir(dir);
+	return rc;
 }
