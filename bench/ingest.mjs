@@ -20,7 +20,9 @@ const conc = Number(process.argv[2] || 4);
 const rounds = Number(process.argv[3] || 1);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'salus-ingest-'));
 execFileSync('tar', ['xJf', tarball, '-C', tmp]);
-const files = fs.readdirSync(tmp).filter((f) => f.endsWith('.json')).sort();
+const limit = Number(process.env.SALUS_INGEST_LIMIT || 0); // first N bundles only (0: all)
+let files = fs.readdirSync(tmp).filter((f) => f.endsWith('.json')).sort();
+if (limit) files = files.slice(0, limit);
 const bodies = files.map((f) => fs.readFileSync(path.join(tmp, f)));
 fs.rmSync(tmp, { recursive: true, force: true });
 const counts = bodies.map((b) => JSON.parse(b).entry.length);

@@ -22,22 +22,26 @@ int salus_fhir_capability(struct salus_buf *out, const char *base)
 		rc = salus_buf_addf(
 			out,
 			"},\"fhirVersion\":\"%s\",\"format\":[\"json\",\"application/fhir+json\"],"
+			"\"patchFormat\":[\"application/json-patch+json\"],"
 			"\"rest\":[{\"mode\":\"server\",\"security\":{\"cors\":false,"
 			"\"service\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/restful-security-service\","
 			"\"code\":\"SMART-on-FHIR\"}]}],"
 			"\"extension\":[{\"url\":\"http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris\","
 			"\"extension\":[{\"url\":\"token\",\"valueUri\":\"%.*s/auth/token\"}]}],"
 			"\"description\":\"OAuth 2.0 client credentials (client_secret_basic); SMART v1/v2 system scopes\"},"
-			"\"interaction\":[{\"code\":\"history-system\"}],\"resource\":[",
+			"\"interaction\":[{\"code\":\"transaction\"},{\"code\":\"batch\"},{\"code\":\"history-system\"}],"
+			"\"resource\":[",
 			salus_fhir_version(), olen, base);
 	size_t n = salus_fhir_resource_type_count();
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = salus_buf_addf(
 			out,
 			"%s{\"type\":\"%s\",\"versioning\":\"versioned-update\",\"readHistory\":true,"
-			"\"updateCreate\":true,\"conditionalCreate\":false,\"conditionalUpdate\":false,"
-			"\"conditionalDelete\":\"not-supported\",\"interaction\":[{\"code\":\"read\"},{\"code\":\"vread\"},"
-			"{\"code\":\"update\"},{\"code\":\"delete\"},{\"code\":\"history-instance\"},"
+			"\"updateCreate\":true,\"conditionalCreate\":true,\"conditionalRead\":\"full-support\","
+			"\"conditionalUpdate\":true,\"conditionalDelete\":\"single\","
+			"\"referencePolicy\":[\"literal\",\"local\"],"
+			"\"interaction\":[{\"code\":\"read\"},{\"code\":\"vread\"},"
+			"{\"code\":\"update\"},{\"code\":\"patch\"},{\"code\":\"delete\"},{\"code\":\"history-instance\"},"
 			"{\"code\":\"history-type\"},{\"code\":\"create\"},{\"code\":\"search-type\"}],"
 			"\"searchParam\":[{\"name\":\"_id\",\"type\":\"token\"}]}",
 			i ? "," : "", salus_fhir_resource_type_at(i));
