@@ -20,6 +20,7 @@
 #include "fhir/cond.h"
 #include "fhir/defs.h"
 #include "fhir/json_out.h"
+#include "fhir/search.h"
 #include "fhir/patch.h"
 #include "store/splice.h"
 
@@ -957,81 +958,9 @@ static int do_history(struct salus_store *st, const struct salus_fhir_req *rq, s
 	return 200;
 }
 
-/* Type-level search: until the search module lands, only _id, _count and
- * paging are supported; any other parameter is refused with 400. */
-static int do_search(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
-{
-	int count = SALUS_DEFAULT_COUNT;
-	const char *only_id = NULL, *after = NULL;
-	for (size_t i = 0; i < rq->nparams; i++) {
-		const char *n = rq->params[i].name, *v = rq->params[i].value;
-		if (!strcmp(n, "_count")) {
-			if (parse_count(v, &count))
-				return fail(rs, SALUS_EINVALID, "_count must be an integer from 0 to 1000", NULL);
-		} else if (!strcmp(n, "_id")) {
-			if (!salus_fhir_id_valid(v, strlen(v)))
-				return fail(rs, SALUS_EINVALID, "invalid _id", NULL);
-			only_id = v;
-		} else if (!strcmp(n, "_after")) {
-			if (!salus_fhir_id_valid(v, strlen(v)))
-				return fail(rs, SALUS_EINVALID, "bad paging cursor", NULL);
-			after = v;
-		} else {
-			return fail(rs, SALUS_EINVALID, "unknown or unsupported search parameter", NULL);
-		}
-	}
-	struct salus_buf *b = &rs->body;
-	struct salus_buf entries;
-	salus_buf_init(&entries, OUT_MAX);
-	struct page pg = {.b = &entries, .rq = rq, .limit = count};
-	long total = 0;
-	int rc = 0;
-	char path[SALUS_MAX_TYPE + 2];
-	snprintf(path, sizeof path, "/%s", rq->type);
-	if (only_id) {
-		struct salus_resource r;
-		rc = salus_store_read(st, rq->type, only_id, 0, &r);
-		if (rc == 0) {
-			total = 1;
-			if (count > 0)
-				rc = add_entry(&pg, &r);
-		}
-		if (rc == SALUS_ENOTFOUND || rc == SALUS_EGONE)
-			rc = 0;
-		salus_resource_release(&r);
-	} else {
-		rc = salus_store_count(st, rq->type, &total);
-		if (!rc && count > 0)
-			rc = salus_store_list(st, rq->type, after, count + 1, add_entry, &pg);
-		if (rc == PAGE_STOP)
-			rc = 0;
-	}
-	salus_buf_reset(b);
-	if (!rc)
-		rc = salus_buf_addf(b, "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":%ld,\"link\":[",
-				    total);
-	if (!rc)
-		rc = add_link(b, "self", rq, path, NULL, 1);
-	if (!rc && pg.more) {
-		char extra[SALUS_MAX_ID + 16];
-		snprintf(extra, sizeof extra, "_after=%s", pg.last_id);
-		rc = add_link(b, "next", rq, path, extra, 0);
-	}
-	if (!rc)
-		rc = salus_buf_adds(b, "],\"entry\":[");
-	if (!rc)
-		rc = salus_buf_add(b, entries.p, entries.n);
-	if (!rc)
-		rc = salus_buf_adds(b, "]}");
-	salus_buf_release(&entries);
-	if (rc)
-		return fail(rs, rc, NULL, NULL);
-	rs->status = 200;
-	return 200;
-}
-
 int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
 {
+	salus_fhir_search_attach(st); /* writes are indexed for search (fhir/search.h) */
 	switch (rq->op) {
 	case SALUS_FHIR_CAPABILITIES: {
 		salus_buf_reset(&rs->body);
@@ -1049,7 +978,7 @@ int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, s
 	case SALUS_FHIR_HISTORY_INSTANCE:
 	case SALUS_FHIR_HISTORY_TYPE:
 	case SALUS_FHIR_HISTORY_SYSTEM: return do_history(st, rq, rs);
-	case SALUS_FHIR_SEARCH_TYPE: return do_search(st, rq, rs);
+	case SALUS_FHIR_SEARCH_TYPE: return salus_fhir_search(st, rq, rs);
 	case SALUS_FHIR_BUNDLE: return salus_fhir_bundle(st, rq, rs);
 	case SALUS_FHIR_PATCH:
 	case SALUS_FHIR_COND_PATCH: return do_patch(st, rq, rs);

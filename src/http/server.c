@@ -346,10 +346,7 @@ static enum MHD_Result route_fhir(struct req *r, const char *path)
 		set_error(r, SALUS_EMEDIATYPE, "Content-Type must be application/fhir+json");
 		return send_response(r);
 	}
-	if (r->frq.op == SALUS_FHIR_SEARCH_TYPE && !strcmp(r->method, "POST")) {
-		set_error(r, SALUS_EMETHOD, "POST _search is not supported yet");
-		return send_response(r);
-	}
+	/* POST _search: the form body carries the parameters (fhir/search.h) */
 	if (writes)
 		return defer(r, fhir_work);
 	salus_fhir_handle(r->h->store, &r->frq, &r->frs);

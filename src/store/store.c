@@ -8,6 +8,7 @@
  */
 #include "store/store_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -243,6 +244,35 @@ int salus_store_find_by_identifier(struct salus_store *s, const char *type, cons
 	return s->ops->find_by_identifier(s, type, system, value, cb, ctx);
 }
 
+/* ---- search (store_index.c checks the query itself) ---- */
+
+static bool sq_ok(const struct salus_sq *q)
+{
+	return q && q->count >= 0 && q->nsort <= SALUS_SQ_MAX_SORT && (!q->type || name_ok(q->type, SALUS_MAX_TYPE)) &&
+	       (q->nclauses == 0 || q->clauses);
+}
+
+int salus_store_search(struct salus_store *s, const struct salus_sq *q, salus_sq_cb cb, void *ctx)
+{
+	if (!s || !cb || !sq_ok(q))
+		return SALUS_EINVALID;
+	return s->ops->search(s, q, cb, ctx);
+}
+
+int salus_store_search_count(struct salus_store *s, const struct salus_sq *q, long *total)
+{
+	if (!s || !total || !sq_ok(q))
+		return SALUS_EINVALID;
+	return s->ops->search_count(s, q, total);
+}
+
+int salus_store_search_plan(struct salus_store *s, const struct salus_sq *q, bool count, char **plan)
+{
+	if (!s || !plan || !sq_ok(q))
+		return SALUS_EINVALID;
+	return s->ops->search_plan(s, q, count, plan);
+}
+
 /* ---- writes ---- */
 
 static int write_op_ok(const struct salus_write *w)
@@ -262,6 +292,51 @@ static int write_op_ok(const struct salus_write *w)
 		return fhir_id_ok(w->id) ? SALUS_OK : SALUS_EINVALID;
 	}
 	return SALUS_EINVALID;
+}
+
+void salus_store_set_indexer(struct salus_store *s, const struct salus_store_indexer *ix)
+{
+	if (s)
+		atomic_store(&s->indexer, ix);
+}
+
+const struct salus_store_indexer *salus_store_get_indexer(struct salus_store *s)
+{
+	return s ? atomic_load(&s->indexer) : NULL;
+}
+
+/* Run the write (with audit entries when audited), first computing index rows
+ * through the hook for ops that carry none (store.h). */
+static int write_indexed(struct salus_store *s, struct salus_write *ops, size_t n, struct salus_audit_entry *e,
+			 size_t ne, bool audited)
+{
+	const struct salus_store_indexer *ix = atomic_load(&s->indexer);
+	void *stack_states[8], **states = stack_states;
+	size_t i, built = 0;
+	int rc = SALUS_OK;
+
+	if (ix && n > sizeof stack_states / sizeof *stack_states &&
+	    !(states = salus_calloc(n, sizeof *states)))
+		return SALUS_ENOMEM;
+	for (i = 0; ix && i < n; i++, built++) {
+		states[i] = NULL;
+		if (ops[i].index || ops[i].kind == SALUS_WRITE_DELETE || !ops[i].resource)
+			continue;
+		if ((rc = ix->build(ix->ctx, ops[i].type, ops[i].resource, &ops[i].index, &states[i]))) {
+			ops[i].rc = rc;
+			goto out_done;
+		}
+	}
+	rc = audited ? s->ops->audit_write(s, ops, n, e, ne) : s->ops->write(s, ops, n);
+out_done:
+	for (i = 0; i < built; i++)
+		if (states[i]) {
+			ix->done(ix->ctx, states[i]);
+			ops[i].index = NULL;
+		}
+	if (states != stack_states)
+		salus_free(states);
+	return rc;
 }
 
 int salus_store_write(struct salus_store *s, struct salus_write *ops, size_t n)
@@ -286,7 +361,7 @@ int salus_store_write(struct salus_store *s, struct salus_write *ops, size_t n)
 	}
 	if (!n)
 		return SALUS_OK;
-	return s->ops->write(s, ops, n);
+	return write_indexed(s, ops, n, NULL, 0, false);
 }
 
 /* ---- kv ---- */
@@ -378,7 +453,7 @@ int salus_store_write_audited(struct salus_store *s, struct salus_write *ops, si
 	}
 	if (!n && !ne)
 		return SALUS_OK;
-	return s->ops->audit_write(s, ops, n, e, ne);
+	return write_indexed(s, ops, n, e, ne, true);
 }
 
 int salus_store_audit_size(struct salus_store *s, int64_t *size)

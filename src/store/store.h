@@ -144,6 +144,9 @@ struct salus_write {
 	 * written with escapes) falls back to serialising `resource`. */
 	const char *raw;
 	size_t raw_len;
+	/* CREATE/UPDATE: the search index rows (added with search; see below);
+	 * borrowed for the call.  NULL: only type, id and lastUpdated are searchable. */
+	const struct salus_ix *index;
 };
 void salus_write_release(struct salus_write *w); /* frees w->json */
 
@@ -327,5 +330,194 @@ int salus_store_audit_checkpoint_put(struct salus_store *s, int64_t size,
  * when there is none.  Errors: SALUS_EIO. */
 int salus_store_audit_checkpoints(struct salus_store *s, bool latest_only, salus_audit_checkpoint_cb cb,
 				  void *ctx);
+
+/* ---- the search index (store_index.c; docs/search.md) ----------------------------------------
+ *
+ * The FHIR layer computes, for each resource written, the rows of the search
+ * index from the official SearchParameter expressions (fhir/search.h) and
+ * hands them over with the write (salus_write.index); the store writes them in
+ * the same transaction as the version, replacing the resource's previous rows.
+ * A delete removes them; history versions are never indexed.  Every current
+ * resource (indexed rows or not) can be found by type, _id and _lastUpdated.
+ *
+ * Parameters are identified by a 32-bit id (salus_fhir_search_param_id(): a
+ * 31-bit hash of "Type.code", checked collision-free over the definitions);
+ * the store never interprets it. */
+
+enum salus_ix_kind {
+	SALUS_IX_STRING = 1,    /* a = normalised (case-folded, accents stripped), b = as written */
+	SALUS_IX_TOKEN = 2,     /* a = system ("" when none), b = code */
+	SALUS_IX_DATE = 3,      /* [lo, hi] in ms since the epoch, inclusive; INT64_MIN/MAX when open */
+	SALUS_IX_NUMBER = 4,    /* v, and [vlo, vhi) its precision range */
+	SALUS_IX_QUANTITY = 5,  /* v, [vlo, vhi); a = system, b = code, c = unit */
+	SALUS_IX_REFERENCE = 6, /* a = target type, b = target id ("" when not a local reference),
+				 * c = url ("" for a relative reference; the canonical or absolute URL
+				 * otherwise, without |version), d = version, e = identifier system,
+				 * f = identifier value */
+	SALUS_IX_URI = 7,       /* a = uri */
+};
+
+/* One index row.  Strings are borrowed (owned by whoever built the list). */
+struct salus_ix_row {
+	uint32_t param; /* parameter id */
+	uint16_t kind;  /* enum salus_ix_kind */
+	uint16_t group; /* composite parameters: the components of one element share a group
+			 * number >= 1; 0 for ordinary rows */
+	const char *a, *b, *c, *d, *e, *f; /* NULL reads as "" */
+	int64_t lo, hi;
+	double v, vlo, vhi;
+};
+
+/* The index of one resource. */
+struct salus_ix {
+	const struct salus_ix_row *rows;
+	size_t n;
+	const char *text;    /* narrative text for _text (NULL: none) */
+	const char *content; /* all the resource's text for _content (NULL: none) */
+};
+
+/* The indexing hook (set by the FHIR layer: fhir/search.h).  salus_store_write
+ * and salus_store_write_audited call build() in the caller's thread for every
+ * CREATE/UPDATE op whose .index is NULL, use *out for the write, then call
+ * done(state).  An error from build() fails the write with that code. */
+struct salus_store_indexer {
+	int (*build)(void *ctx, const char *type, json_t *res, const struct salus_ix **out /* OUT */,
+		     void **state /* OUT */);
+	void (*done)(void *ctx, void *state);
+	void *ctx;
+};
+/* Set (or, with NULL, clear) the hook; the struct is borrowed for the
+ * store's life.  Safe to call while other threads write (an atomic swap). */
+void salus_store_set_indexer(struct salus_store *s, const struct salus_store_indexer *ix);
+/* The hook set, or NULL. */
+const struct salus_store_indexer *salus_store_get_indexer(struct salus_store *s);
+
+/* ---- search queries --------------------------------------------------------------------------
+ *
+ * A parsed, checked search (built by fhir/search_parse.c) that each backend
+ * compiles to one query over its index: clauses are ANDed, the values of one
+ * clause ORed.  Values are always bound as parameters, never spliced into SQL. */
+
+enum salus_sq_kind {
+	SALUS_SQ_STRING = 1, /* index rows of kind STRING (also token :text, on param | SALUS_SQ_TEXT_BIT) */
+	SALUS_SQ_TOKEN,
+	SALUS_SQ_DATE,
+	SALUS_SQ_NUMBER,
+	SALUS_SQ_QUANTITY,
+	SALUS_SQ_REFERENCE,
+	SALUS_SQ_URI,
+	SALUS_SQ_ID,          /* the resource id: values a = id */
+	SALUS_SQ_LASTUPDATED, /* meta.lastUpdated: values are date comparisons */
+	SALUS_SQ_TEXT,        /* _text: a = words (all must occur) */
+	SALUS_SQ_CONTENT,     /* _content: a = words */
+	SALUS_SQ_HAS,         /* reverse chain: a resource of sub->type whose reference param
+			       * (params) points here matches sub */
+	SALUS_SQ_INCLUDED,    /* referenced through params (none: any) by one of rids */
+	SALUS_SQ_COMPOSITE,   /* values: sub-clauses (comp) that hold within one group */
+	SALUS_SQ_TYPE,        /* system search: values a = resource type */
+};
+
+#define SALUS_SQ_TEXT_BIT 0x80000000u /* token param id | this: its display texts (STRING rows) */
+#define SALUS_SQ_TYPE_BIT 0x40000000u /* Identifier param id | this: of-type rows (TOKEN, b = "code|value") */
+
+enum salus_sq_op {
+	/* string */
+	SALUS_SQ_STR_START = 1, /* a = normalised value: a prefix of a normalised indexed value */
+	SALUS_SQ_STR_EXACT,     /* a = value as written, equal */
+	SALUS_SQ_STR_CONTAINS,  /* a = normalised value, anywhere */
+	/* token */
+	SALUS_SQ_TOK_CODE,     /* b = code, any system */
+	SALUS_SQ_TOK_SYS_CODE, /* a = system, b = code */
+	SALUS_SQ_TOK_NOSYS,    /* b = code without a system */
+	SALUS_SQ_TOK_SYS,      /* a = system, any code */
+	/* ordered values: date [lo, hi]; number and quantity v, [vlo, vhi) (quantity also
+	 * a = system and b = code, or b = code or unit when a is NULL; NULL b: any unit) */
+	SALUS_SQ_EQ,
+	SALUS_SQ_NE,
+	SALUS_SQ_GT,
+	SALUS_SQ_LT,
+	SALUS_SQ_GE,
+	SALUS_SQ_LE,
+	SALUS_SQ_SA,
+	SALUS_SQ_EB,
+	SALUS_SQ_AP,
+	/* reference */
+	SALUS_SQ_REF_LOCAL, /* a = target type (NULL: any), b = id */
+	SALUS_SQ_REF_URL,   /* c = url (absolute or canonical), d = version (NULL: any) */
+	SALUS_SQ_REF_IDENT, /* e = identifier system (NULL: any), f = value */
+	SALUS_SQ_REF_CHAIN, /* the target, of type chain->type, matches chain */
+	/* uri */
+	SALUS_SQ_URI_EQ,    /* a = uri */
+	SALUS_SQ_URI_BELOW, /* a = uri: indexed values it is a prefix of */
+	SALUS_SQ_URI_ABOVE, /* a = uri: indexed values that are a prefix of it */
+	SALUS_SQ_ANY,       /* values of kinds that carry no op (composite, _id, type) */
+};
+
+struct salus_sq;
+struct salus_sq_clause;
+
+struct salus_sq_val {
+	int op; /* enum salus_sq_op */
+	const char *a, *b, *c, *d, *e, *f;
+	int64_t lo, hi;
+	double v, vlo, vhi;
+	const struct salus_sq *chain;       /* SALUS_SQ_REF_CHAIN */
+	const struct salus_sq_clause *comp; /* SALUS_SQ_COMPOSITE: one clause per component */
+	size_t ncomp;
+};
+
+struct salus_sq_clause {
+	int kind;               /* enum salus_sq_kind */
+	const uint32_t *params; /* the parameter; several: any of them (compartments, chains) */
+	size_t nparams;
+	int missing;            /* 0: match values; 1: :missing=true; 2: :missing=false */
+	bool negate;            /* :not: no value of the parameter matches any of vals */
+	const struct salus_sq_val *vals;
+	size_t nvals;
+	const struct salus_sq *sub; /* SALUS_SQ_HAS */
+	const int64_t *rids;        /* SALUS_SQ_INCLUDED */
+	size_t nrids;
+};
+
+enum salus_sq_sort_kind { SALUS_SQ_SORT_ID = 1, SALUS_SQ_SORT_UPDATED, SALUS_SQ_SORT_PARAM };
+
+struct salus_sq_sort {
+	int kind;       /* enum salus_sq_sort_kind */
+	int ix;         /* SORT_PARAM: enum salus_ix_kind of the parameter */
+	uint32_t param;
+	bool desc;
+};
+
+#define SALUS_SQ_MAX_SORT 4
+
+struct salus_sq {
+	const char *type; /* resource type; NULL for a system-wide search */
+	const struct salus_sq_clause *clauses;
+	size_t nclauses;
+	struct salus_sq_sort sort[SALUS_SQ_MAX_SORT];
+	size_t nsort;      /* 0: a stable internal order (first indexed first) */
+	int count;         /* rows wanted (>= 0) */
+	const char *after; /* keyset cursor (salus_sq_hit.cursor): rows after it; NULL: first page */
+	bool before;       /* with a cursor: the rows just before it (still given in order) */
+	bool need_json;    /* false: type, id, version only */
+};
+
+/* One matching resource.  Everything is borrowed for the callback. */
+struct salus_sq_hit {
+	struct salus_resource r; /* json NULL when !need_json */
+	int64_t rid;             /* the index's stable number for the resource */
+	const char *cursor;      /* keyset position of this row (URL-safe), for salus_sq.after */
+};
+typedef int (*salus_sq_cb)(void *ctx, const struct salus_sq_hit *h);
+
+/* Run a search: up to q->count hits in order.  Non-zero from cb stops and is
+ * returned.  Errors: SALUS_EINVALID (bad cursor, malformed query),
+ * SALUS_ENOMEM, SALUS_EIO. */
+int salus_store_search(struct salus_store *s, const struct salus_sq *q, salus_sq_cb cb, void *ctx);
+/* The number of matches (count, cursor and sort ignored). */
+int salus_store_search_count(struct salus_store *s, const struct salus_sq *q, long *total /* OUT */);
+/* The query plan of a search (EXPLAIN QUERY PLAN details, one per line) into a
+ * new salus_malloc'd string; for tests.  Errors as salus_store_search. */
+int salus_store_search_plan(struct salus_store *s, const struct salus_sq *q, bool count, char **plan /* OUT */);
 
 #endif

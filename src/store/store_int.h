@@ -44,11 +44,16 @@ struct salus_store_ops {
 	/* the identifier index (store.h) */
 	int (*find_by_identifier)(struct salus_store *s, const char *type, const char *system, const char *value,
 				  salus_id_cb cb, void *ctx);
+	/* the search index (store_index.c) */
+	int (*search)(struct salus_store *s, const struct salus_sq *q, salus_sq_cb cb, void *ctx);
+	int (*search_count)(struct salus_store *s, const struct salus_sq *q, long *total);
+	int (*search_plan)(struct salus_store *s, const struct salus_sq *q, bool count, char **plan);
 };
 
 /* Every backend's store struct starts with this. */
 struct salus_store {
 	const struct salus_store_ops *ops;
+	const struct salus_store_indexer *_Atomic indexer; /* search indexing hook (store.h); NULL: none */
 };
 
 extern const struct salus_store_ops salus_store_sqlite_ops;

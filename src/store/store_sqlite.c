@@ -43,6 +43,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "store/store_index_int.h"
 #include "store/vfs_crypt.h"
 
 #define SCHEMA_VERSION 1
@@ -359,6 +360,7 @@ struct sq_store {
 	unsigned char au_front[AU_LEVELS][SALUS_AUDIT_HASH_LEN];
 	uint64_t group_no, au_group; /* au_size checked against the table once per group */
 	struct salus_buf au_text;    /* scratch: one event's text */
+	struct salus_sx_w *sx;       /* the search index's writer statements (store_index.c) */
 	pthread_t thread;
 	bool thread_started;
 	pthread_mutex_t qmu;
@@ -969,6 +971,9 @@ static int w_put_version(struct sq_store *sq, struct salus_write *w, const char 
 	else
 		sqlite3_bind_text(st, 7, w->json, (int)w->len, SQLITE_STATIC);
 	if ((rc = step_done(st)))
+		return rc;
+	/* the search index, in the same transaction (history is not indexed) */
+	if ((rc = salus_sx_put(sq->sx, w->type, id, w->updated_ms, deleted, cur->exists, w->index)))
 		return rc;
 	w->seq = seq;
 	return SALUS_OK;
@@ -1602,7 +1607,8 @@ static int schema_init(struct sq_store *sq, bool create)
 				       "('backend', 'sqlite')")))
 			goto out_rollback;
 	}
-	if ((rc = exec_sql(db, audit_schema_sql)) || (rc = exec_sql(db, token_schema_sql)))
+	if ((rc = exec_sql(db, audit_schema_sql)) || (rc = exec_sql(db, token_schema_sql)) ||
+	    (rc = salus_sx_schema(db)))
 		goto out_rollback;
 	/* the newest version holds the newest updated_ms (it never decreases in seq) */
 	if ((rc = map_rc(sqlite3_prepare_v2(db, "SELECT updated_ms FROM history ORDER BY seq DESC LIMIT 1", -1,
@@ -1666,7 +1672,7 @@ static int writer_open(struct sq_store *sq, bool create)
 		goto out_close;
 	if ((rc = exec_sql(sq->w.db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")))
 		goto out_close;
-	if ((rc = schema_init(sq, create)))
+	if ((rc = schema_init(sq, create)) || (rc = salus_sx_w_new(sq->w.db, &sq->sx)))
 		goto out_close;
 	return SALUS_OK;
 out_close:
@@ -1688,6 +1694,7 @@ static void sq_free(struct salus_store *s)
 	for (int i = 0; i < sq->nreaders; i++)
 		conn_close(&sq->readers[i]);
 	salus_free(sq->readers);
+	salus_sx_w_free(sq->sx); /* its statements, before their connection */
 	conn_close(&sq->w); /* last: it checkpoints the WAL into the database */
 	salus_crypt_vfs_free(sq->vfs); /* after every connection through it */
 	pthread_cond_destroy(&sq->rcv);
@@ -1757,6 +1764,43 @@ out_free:
 	return rc;
 }
 
+/* Searches (store_index.c) on a pooled reader connection. */
+static int sq_search(struct salus_store *s, const struct salus_sq *q, salus_sq_cb cb, void *ctx)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	int rc = reader_get(sq, &c);
+	if (rc)
+		return rc;
+	rc = salus_sx_search(c->db, q, cb, ctx);
+	reader_put(sq, c);
+	return rc;
+}
+
+static int sq_search_count(struct salus_store *s, const struct salus_sq *q, long *total)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	int rc = reader_get(sq, &c);
+	if (rc)
+		return rc;
+	rc = salus_sx_count(c->db, q, total);
+	reader_put(sq, c);
+	return rc;
+}
+
+static int sq_search_plan(struct salus_store *s, const struct salus_sq *q, bool count, char **plan)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	int rc = reader_get(sq, &c);
+	if (rc)
+		return rc;
+	rc = salus_sx_plan(c->db, q, count, plan);
+	reader_put(sq, c);
+	return rc;
+}
+
 static int sq_find_by_identifier(struct salus_store *s, const char *type, const char *system, const char *value,
 				 salus_id_cb cb, void *ctx)
 {
@@ -1813,4 +1857,7 @@ const struct salus_store_ops salus_store_sqlite_ops = {
 	.audit_checkpoint_put = sq_audit_checkpoint_put,
 	.audit_checkpoints = sq_audit_checkpoints,
 	.find_by_identifier = sq_find_by_identifier,
+	.search = sq_search,
+	.search_count = sq_search_count,
+	.search_plan = sq_search_plan,
 };

@@ -1,0 +1,82 @@
+/*
+ * search.h — FHIR R4 search (docs/search.md): index extraction from the
+ * official SearchParameter expressions, parsing of search requests into the
+ * store's query form (store.h, struct salus_sq), and the search interactions
+ * (type, system, compartment, Patient/$everything) answering searchset Bundles.
+ *
+ * Values are normalised once here, for both sides: strings are case-folded and
+ * accent-stripped (utf8proc), dates become [low, high] millisecond ranges with
+ * the precision they were written with, numbers carry their precision range.
+ */
+#ifndef SALUS_FHIR_SEARCH_H
+#define SALUS_FHIR_SEARCH_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/buf.h"
+#include "fhir/rest.h"
+#include "store/store.h"
+
+/* The store's id of search parameter `code` of resource type `type`: a 30-bit
+ * FNV-1a hash of "Type.code" (composite components: "Type.code#i").  The
+ * unit tests check it is collision-free over all R4 definitions. */
+uint32_t salus_fhir_search_param_id(const char *type, const char *code);
+
+/* The index of one resource, with the memory its rows point into. */
+struct salus_fhir_index {
+	struct salus_ix ix;       /* hand &ix to salus_write.index */
+	struct salus_ix_row *rows;
+	size_t cap;
+	struct salus_fhir_arena *arena; /* strings */
+	uint16_t group;                 /* last composite group number used */
+	struct salus_buf text, content; /* _text and _content */
+};
+void salus_fhir_index_init(struct salus_fhir_index *x);
+void salus_fhir_index_release(struct salus_fhir_index *x);
+
+/* Compute the index rows of `res` (a resource of `type`) from every search
+ * parameter of the type.  Errors: SALUS_ENOMEM, SALUS_ETOOLARGE. */
+int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t *res);
+
+/* Register the indexing hook on st (idempotent): from then on every CREATE
+ * and UPDATE written through salus_store_write is indexed (store.h). */
+void salus_fhir_search_attach(struct salus_store *st);
+
+/* ---- value normalisation (shared with the request parser; tested alone) ---- */
+
+/* Case-fold and strip accents (NFKD, marks removed) into out (replacing it).
+ * Errors: SALUS_EINVALID (not UTF-8), SALUS_ENOMEM, SALUS_ETOOLARGE. */
+int salus_fhir_norm(const char *s, size_t n, struct salus_buf *out);
+/* A FHIR date/dateTime/instant (or a search value of the same forms, where
+ * seconds are optional) as the inclusive ms range its precision covers.
+ * Without a time zone the value is taken as UTC.  Errors: SALUS_EINVALID. */
+int salus_fhir_date_range(const char *s, size_t n, int64_t *lo /* OUT */, int64_t *hi /* OUT */);
+/* A decimal ("100", "1.50", "1e2") and its precision range [lo, hi): half a
+ * unit of the last significant digit either side.  Errors: SALUS_EINVALID. */
+int salus_fhir_number_range(const char *s, size_t n, double *v /* OUT */, double *lo /* OUT */,
+			    double *hi /* OUT */);
+
+/* ---- requests ---- */
+
+struct salus_fhir_search; /* a parsed request (opaque) */
+
+/* Parse the parameters of a search on `type` (NULL: system-wide) into q.
+ * lenient: unknown parameters are dropped (and left out of the self link)
+ * instead of failing.  Errors: SALUS_EINVALID with a PHI-free message in *why
+ * (static), SALUS_ENOMEM. */
+int salus_fhir_search_parse(const char *type, const struct salus_param *params, size_t nparams, bool lenient,
+			    struct salus_fhir_search **out /* OUT */, const char **why /* OUT */);
+void salus_fhir_search_free(struct salus_fhir_search *s); /* NULL-safe */
+/* The store query of a parsed search (borrowed; valid until free). */
+const struct salus_sq *salus_fhir_search_query(const struct salus_fhir_search *s);
+
+/* Serve a search interaction (rq->op: SALUS_FHIR_SEARCH_TYPE, and the search
+ * ops of rest.h: system, compartment, $everything).  POST _search bodies
+ * (application/x-www-form-urlencoded) are merged with the URL parameters.
+ * Always fills rs; returns the status. */
+int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs);
+
+#endif

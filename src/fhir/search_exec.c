@@ -1,0 +1,525 @@
+/*
+ * search_exec.c — the search interactions: type-level (GET /T, POST
+ * /T/_search); system-wide, compartment (Patient/id/T, all types) and
+ * Patient/$everything searches share the same machinery.  Runs the parsed query with keyset
+ * paging (next/previous links carry a cursor, never an offset), adds
+ * _include/_revinclude resources (search.mode "include", :iterate up to a
+ * few rounds), applies _summary/_elements, and writes the searchset Bundle.
+ * Also the store's indexing hook (salus_store_set_indexer).
+ */
+#include "fhir/search_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "fhir/defs.h"
+#include "fhir/json_out.h"
+
+#define OUT_MAX SALUS_MAX_BODY
+#define MAX_ITERATE 3
+#define MAX_INCLUDED 5000
+
+/* ---- the indexing hook ------------------------------------------------ */
+
+static int ix_build(void *ctx, const char *type, json_t *res, const struct salus_ix **out, void **state)
+{
+	(void)ctx;
+	struct salus_fhir_index *x = salus_malloc(sizeof *x);
+	if (!x)
+		return SALUS_ENOMEM;
+	salus_fhir_index_init(x);
+	int rc = salus_fhir_index_build(x, type, res);
+	if (rc) {
+		salus_fhir_index_release(x);
+		salus_free(x);
+		return rc == SALUS_EINVALID ? SALUS_OK : rc;
+	}
+	*out = &x->ix;
+	*state = x;
+	return SALUS_OK;
+}
+
+static void ix_done(void *ctx, void *state)
+{
+	(void)ctx;
+	salus_fhir_index_release(state);
+	salus_free(state);
+}
+
+static const struct salus_store_indexer indexer = {ix_build, ix_done, NULL};
+
+void salus_fhir_search_attach(struct salus_store *st)
+{
+	if (salus_store_get_indexer(st) != &indexer)
+		salus_store_set_indexer(st, &indexer);
+}
+
+/* ---- collected hits ------------------------------------------------------ */
+
+struct hit {
+	char type[SALUS_MAX_TYPE + 1];
+	char id[SALUS_MAX_ID + 1];
+	int64_t rid;
+	char *json;
+	size_t len;
+	char *cursor;
+	bool include;
+};
+
+struct hits {
+	struct hit *v;
+	size_t n, cap;
+	int limit; /* stop collecting beyond this */
+};
+
+static void hits_release(struct hits *h)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		salus_free(h->v[i].json);
+		salus_free(h->v[i].cursor);
+	}
+	salus_free(h->v);
+	memset(h, 0, sizeof *h);
+}
+
+static bool hits_has(const struct hits *h, const char *type, const char *id)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (!strcmp(h->v[i].id, id) && !strcmp(h->v[i].type, type))
+			return true;
+	return false;
+}
+
+struct collect {
+	struct hits *h;
+	bool include;
+	const struct hits *dedupe; /* skip hits already here (includes) */
+};
+
+static int collect_cb(void *ctx, const struct salus_sq_hit *sh)
+{
+	struct collect *c = ctx;
+	struct hits *h = c->h;
+	if (c->include && (hits_has(h, sh->r.type, sh->r.id) || (c->dedupe && hits_has(c->dedupe, sh->r.type, sh->r.id))))
+		return 0;
+	if (h->limit && h->n >= (size_t)h->limit)
+		return 0;
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 32;
+		struct hit *nv = salus_realloc(h->v, cap * sizeof *nv);
+		if (!nv)
+			return SALUS_ENOMEM;
+		h->v = nv;
+		h->cap = cap;
+	}
+	struct hit *x = &h->v[h->n];
+	memset(x, 0, sizeof *x);
+	snprintf(x->type, sizeof x->type, "%s", sh->r.type);
+	snprintf(x->id, sizeof x->id, "%s", sh->r.id);
+	x->rid = sh->rid;
+	x->include = c->include;
+	if (sh->r.json && !(x->json = salus_strndup(sh->r.json, sh->r.len)))
+		return SALUS_ENOMEM;
+	x->len = sh->r.len;
+	if (sh->cursor && !(x->cursor = salus_strdup(sh->cursor))) {
+		salus_free(x->json);
+		return SALUS_ENOMEM;
+	}
+	h->n++;
+	return 0;
+}
+
+/* ---- _summary and _elements ---------------------------------------------- */
+
+static bool keep_elem(const struct salus_fhir_type *t, const char *key, int summary)
+{
+	if (!strcmp(key, "resourceType") || !strcmp(key, "id") || !strcmp(key, "meta"))
+		return true;
+	if (summary == SUM_DATA)
+		return strcmp(key, "text") != 0;
+	if (summary == SUM_TEXT && !strcmp(key, "text"))
+		return true;
+	size_t ti;
+	const struct salus_fhir_elem *e = salus_fhir_elem_child(t, NULL, key, strlen(key), &ti);
+	if (!e)
+		return false;
+	struct salus_fhir_elem_info info;
+	salus_fhir_elem_get(e, &info);
+	return summary == SUM_TEXT ? info.min > 0 : info.summary;
+}
+
+static int subset(const struct salus_fhir_search *s, const char *type, const char *json, size_t len,
+		  struct salus_buf *out)
+{
+	json_error_t err;
+	json_t *j = json_loadb(json, len, 0, &err);
+	const struct salus_fhir_type *t = salus_fhir_type_find(type, strlen(type));
+	int rc = SALUS_OK;
+	if (!j || !t) {
+		json_decref(j);
+		return salus_buf_add(out, json, len);
+	}
+	const char *k;
+	json_t *v, *tmp;
+	json_object_foreach_safe(j, tmp, k, v)
+	{
+		bool keep;
+		if (s->nelements) {
+			keep = !strcmp(k, "resourceType") || !strcmp(k, "id") || !strcmp(k, "meta");
+			for (size_t i = 0; i < s->nelements && !keep; i++) {
+				size_t n = strlen(s->elements[i]);
+				/* "value" also keeps valueQuantity (a choice) */
+				keep = !strcmp(k, s->elements[i]) ||
+				       (!strncmp(k, s->elements[i], n) && k[n] >= 'A' && k[n] <= 'Z');
+			}
+		} else {
+			keep = keep_elem(t, k, s->summary);
+		}
+		if (!keep)
+			json_object_del(j, k);
+	}
+	if (s->summary != SUM_DATA || s->nelements) {
+		/* meta.tag SUBSETTED (R4 search §3.1.1.5.8) */
+		json_t *meta = json_object_get(j, "meta");
+		if (!json_is_object(meta)) {
+			meta = json_object();
+			json_object_set_new(j, "meta", meta);
+		}
+		json_t *tags = json_object_get(meta, "tag");
+		if (!json_is_array(tags)) {
+			tags = json_array();
+			json_object_set_new(meta, "tag", tags);
+		}
+		json_array_append_new(tags, json_pack("{s:s,s:s}", "system",
+						      "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code",
+						      "SUBSETTED"));
+	}
+	char *d = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!d)
+		rc = SALUS_ENOMEM;
+	else
+		rc = salus_buf_adds(out, d);
+	salus_free(d);
+	json_decref(j);
+	return rc;
+}
+
+/* ---- links ----------------------------------------------------------------- */
+
+static int add_enc(struct salus_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int rc = 0;
+	for (; *s && !rc; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+		    c == '.' || c == '_' || c == '~' || c == ':' || c == '|' || c == ',' || c == '$')
+			rc = salus_buf_addc(b, (char)c);
+		else
+			rc = salus_buf_addf(b, "%%%c%c", hex[c >> 4], hex[c & 15]);
+	}
+	return rc;
+}
+
+static int add_link(struct salus_buf *b, const char *rel, const char *base, const char *path,
+		    const struct salus_param *p, size_t np, const bool *used, const char *cursor, bool prev,
+		    bool first)
+{
+	struct salus_buf u;
+	salus_buf_init(&u, SALUS_MAX_URL * 4);
+	int rc = salus_buf_addf(&u, "%s%s", base, path);
+	char sep = '?';
+	for (size_t i = 0; i < np && !rc; i++) {
+		const char *n = p[i].name;
+		if (!used[i] || !strcmp(n, "_cursor") || !strcmp(n, "_dir"))
+			continue;
+		rc = salus_buf_addc(&u, sep);
+		sep = '&';
+		if (!rc)
+			rc = add_enc(&u, n);
+		if (!rc)
+			rc = salus_buf_addc(&u, '=');
+		if (!rc)
+			rc = add_enc(&u, p[i].value);
+	}
+	if (!rc && cursor) {
+		rc = salus_buf_addf(&u, "%c_cursor=", sep);
+		if (!rc)
+			rc = add_enc(&u, cursor);
+		if (!rc && prev)
+			rc = salus_buf_adds(&u, "&_dir=prev");
+	}
+	if (!rc)
+		rc = salus_buf_addf(b, "%s{\"relation\":\"%s\",\"url\":", first ? "" : ",", rel);
+	if (!rc)
+		rc = salus_json_add_str(b, u.p, u.n);
+	if (!rc)
+		rc = salus_buf_addc(b, '}');
+	salus_buf_release(&u);
+	return rc;
+}
+
+/* ---- form bodies (POST _search) ------------------------------------------- */
+
+static int unhex(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static char *form_decode(const char *p, size_t n)
+{
+	char *o = salus_malloc(n + 1), *w = o;
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '+') {
+			*w++ = ' ';
+		} else if (p[i] == '%' && i + 2 < n && unhex(p[i + 1]) >= 0 && unhex(p[i + 2]) >= 0) {
+			char c = (char)(unhex(p[i + 1]) << 4 | unhex(p[i + 2]));
+			if (!c) {
+				salus_free(o);
+				return NULL;
+			}
+			*w++ = c;
+			i += 2;
+		} else {
+			*w++ = p[i];
+		}
+	}
+	*w = 0;
+	return o;
+}
+
+struct params {
+	struct salus_param *v;
+	size_t n;
+	char **owned;
+	size_t nowned;
+};
+
+static void params_release(struct params *ps)
+{
+	for (size_t i = 0; i < ps->nowned; i++)
+		salus_free(ps->owned[i]);
+	salus_free(ps->owned);
+	salus_free(ps->v);
+}
+
+static int params_merge(const struct salus_fhir_req *rq, struct params *ps)
+{
+	size_t extra = 0;
+	bool form = rq->body && rq->body_len;
+	for (size_t i = 0; form && i < rq->body_len; i++)
+		extra += rq->body[i] == '&';
+	size_t cap = rq->nparams + (form ? extra + 1 : 0);
+	memset(ps, 0, sizeof *ps);
+	if (!(ps->v = salus_calloc(cap ? cap : 1, sizeof *ps->v)) ||
+	    !(ps->owned = salus_calloc(2 * (extra + 1), sizeof *ps->owned)))
+		return SALUS_ENOMEM;
+	for (size_t i = 0; i < rq->nparams; i++)
+		ps->v[ps->n++] = rq->params[i];
+	if (!form)
+		return SALUS_OK;
+	const char *p = rq->body, *end = rq->body + rq->body_len;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *e = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(e - p));
+		if (e > p) {
+			char *k = form_decode(p, (size_t)((eq ? eq : e) - p));
+			char *v = eq ? form_decode(eq + 1, (size_t)(e - eq - 1)) : salus_strdup("");
+			if (k)
+				ps->owned[ps->nowned++] = k;
+			if (v)
+				ps->owned[ps->nowned++] = v;
+			if (!k || !v)
+				return SALUS_EINVALID;
+			ps->v[ps->n++] = (struct salus_param){k, v};
+		}
+		p = e + 1;
+	}
+	return SALUS_OK;
+}
+
+/* ---- the interaction ------------------------------------------------------ */
+
+static int fail(struct salus_fhir_resp *rs, int rc, const char *why)
+{
+	rs->status = salus_fhir_outcome(&rs->body, rc, why, NULL);
+	return rs->status;
+}
+
+static bool lenient(const char *prefer)
+{
+	return prefer && strstr(prefer, "handling=lenient");
+}
+
+/* _include / _revinclude for the hits [from, n) of h: appended as includes. */
+static int run_includes(struct salus_store *st, const struct salus_fhir_search *s, struct hits *h)
+{
+	size_t from = 0;
+	for (int round = 0; round <= MAX_ITERATE; round++) {
+		size_t to = h->n;
+		if (from == to)
+			break;
+		for (size_t k = 0; k < s->nincl; k++) {
+			const struct incl *in = &s->incl[k];
+			if (round > 0 && !in->iterate)
+				continue;
+			if (!strcmp(in->src, "*") && !in->rev)
+				continue; /* _include=* is not supported: nothing */
+			struct salus_sq q = {.count = MAX_INCLUDED, .need_json = true};
+			struct salus_sq_clause cl = {0};
+			int64_t *rids = NULL;
+			struct salus_sq_val *vals = NULL;
+			int rc = SALUS_OK;
+			if (!in->rev) {
+				if (!(rids = salus_calloc(to - from, sizeof *rids)))
+					return SALUS_ENOMEM;
+				for (size_t i = from; i < to; i++)
+					if (!strcmp(h->v[i].type, in->src))
+						rids[cl.nrids++] = h->v[i].rid;
+				cl.kind = SALUS_SQ_INCLUDED;
+				cl.params = in->params;
+				cl.nparams = in->nparams;
+				cl.rids = rids;
+				q.type = in->target;
+			} else {
+				if (!strcmp(in->src, "*")) {
+					salus_free(rids);
+					continue;
+				}
+				if (!(vals = salus_calloc(to - from, sizeof *vals)))
+					return SALUS_ENOMEM;
+				for (size_t i = from; i < to; i++) {
+					vals[cl.nvals].op = SALUS_SQ_REF_LOCAL;
+					vals[cl.nvals].a = h->v[i].type;
+					vals[cl.nvals++].b = h->v[i].id;
+				}
+				cl.kind = SALUS_SQ_REFERENCE;
+				cl.params = in->params;
+				cl.nparams = in->nparams;
+				cl.vals = vals;
+				q.type = in->src;
+			}
+			if ((in->rev && cl.nvals) || (!in->rev && cl.nrids)) {
+				q.clauses = &cl;
+				q.nclauses = 1;
+				struct collect c = {.h = h, .include = true};
+				rc = salus_store_search(st, &q, collect_cb, &c);
+			}
+			salus_free(rids);
+			salus_free(vals);
+			if (rc)
+				return rc;
+		}
+		from = to;
+	}
+	return SALUS_OK;
+}
+
+int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
+{
+	struct params ps;
+	struct salus_fhir_search *s = NULL;
+	struct hits h = {0};
+	struct salus_buf entries, *b = &rs->body;
+	const char *why = NULL;
+	char path[SALUS_MAX_TYPE * 2 + SALUS_MAX_ID + 32];
+	int rc;
+
+	salus_buf_init(&entries, OUT_MAX);
+	if ((rc = params_merge(rq, &ps))) {
+		why = "invalid form body";
+		goto out_fail;
+	}
+	const char *type = NULL;
+	bool everything = false, compartment = false;
+	switch (rq->op) {
+	case SALUS_FHIR_SEARCH_TYPE:
+		type = rq->type;
+		snprintf(path, sizeof path, "/%s", rq->type);
+		break;
+	default:
+		type = rq->type[0] ? rq->type : NULL;
+		snprintf(path, sizeof path, "/%s", type ? type : "");
+		break;
+	}
+	(void)everything;
+	(void)compartment;
+	if ((rc = salus_fhir_search_parse(type, ps.v, ps.n, lenient(rq->prefer), &s, &why)))
+		goto out_fail;
+	struct salus_sq *q = &s->q;
+	if (s->summary == SUM_COUNT)
+		q->count = 0;
+	/* one row more than the page tells whether there is a next (or previous) page */
+	int want = q->count;
+	q->count = want + 1;
+	struct collect c = {.h = &h};
+	if (want > 0 && (rc = salus_store_search(st, q, collect_cb, &c)))
+		goto out_fail;
+	q->count = want;
+	bool more = h.n > (size_t)want;
+	if (more) {
+		/* the extra row: last in order (forward) or first (a page before a cursor) */
+		size_t drop = q->after && q->before ? 0 : h.n - 1;
+		salus_free(h.v[drop].json);
+		salus_free(h.v[drop].cursor);
+		memmove(&h.v[drop], &h.v[drop + 1], (h.n - drop - 1) * sizeof *h.v);
+		h.n--;
+	}
+	size_t nmatch = h.n;
+	long total = -1;
+	if (s->total != TOTAL_NONE) {
+		if (!q->after && !more)
+			total = (long)nmatch;
+		else if ((rc = salus_store_search_count(st, q, &total)))
+			goto out_fail;
+	}
+	if (s->nincl && nmatch && (rc = run_includes(st, s, &h)))
+		goto out_fail;
+
+	salus_buf_reset(b);
+	rc = salus_buf_adds(b, "{\"resourceType\":\"Bundle\",\"type\":\"searchset\"");
+	if (!rc && total >= 0)
+		rc = salus_buf_addf(b, ",\"total\":%ld", total);
+	if (!rc)
+		rc = salus_buf_adds(b, ",\"link\":[");
+	if (!rc)
+		rc = add_link(b, "self", rq->base, path, ps.v, ps.n, s->used, q->after, q->before, true);
+	bool has_next = q->after && q->before ? true : more;
+	bool has_prev = q->after && q->before ? more : q->after != NULL;
+	if (!rc && has_next && nmatch)
+		rc = add_link(b, "next", rq->base, path, ps.v, ps.n, s->used, h.v[nmatch - 1].cursor, false, false);
+	if (!rc && has_prev && nmatch)
+		rc = add_link(b, "previous", rq->base, path, ps.v, ps.n, s->used, h.v[0].cursor, true, false);
+	if (!rc)
+		rc = salus_buf_adds(b, "],\"entry\":[");
+	for (size_t i = 0; i < h.n && !rc; i++) {
+		rc = salus_buf_addf(b, "%s{\"fullUrl\":\"%s/%s/%s\",\"resource\":", i ? "," : "", rq->base, h.v[i].type,
+				    h.v[i].id);
+		if (!rc && (s->summary == SUM_NONE && !s->nelements))
+			rc = salus_buf_add(b, h.v[i].json, h.v[i].len);
+		else if (!rc)
+			rc = subset(s, h.v[i].type, h.v[i].json, h.v[i].len, b);
+		if (!rc)
+			rc = salus_buf_addf(b, ",\"search\":{\"mode\":\"%s\"}}", h.v[i].include ? "include" : "match");
+	}
+	if (!rc)
+		rc = salus_buf_adds(b, "]}");
+	if (rc)
+		goto out_fail;
+	rs->status = 200;
+	goto out;
+out_fail:
+	fail(rs, rc, why);
+out:
+	hits_release(&h);
+	salus_buf_release(&entries);
+	salus_fhir_search_free(s);
+	params_release(&ps);
+	return rs->status;
+}

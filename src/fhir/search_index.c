@@ -1,0 +1,1045 @@
+/*
+ * search_index.c — index extraction: every search parameter of a resource's
+ * type (from the generated definitions, fhir/defs.h) is evaluated on the
+ * resource and its values become rows of the store's index (store.h,
+ * struct salus_ix_row), plus the _text (narrative) and _content (all text)
+ * documents.  Also the value normalisation shared with the request parser:
+ * strings (utf8proc), date ranges and number precision.
+ *
+ * The expressions are the official R4 SearchParameter FHIRPath; the subset
+ * they use is small and evaluated here directly over the JSON: unions `|`,
+ * paths with choice types (`Observation.value` finds valueQuantity...),
+ * `ofType(T)` / `as(T)`, `where(resolve() is T)`, `where(field='literal')`,
+ * and the one boolean expression of Patient.deceased.  An expression this
+ * evaluator does not understand indexes nothing (never fails the write).
+ */
+#include "fhir/search.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "fhir/defs.h"
+
+#define MAX_NODES 4096      /* values one expression may select */
+#define ARENA_BLOCK 16384
+#define TEXT_MAX (1u << 20) /* _text / _content document of one resource */
+#define NORM_MAX (64u * 1024)
+
+/* ---- parameter ids -------------------------------------------------------- */
+
+uint32_t salus_fhir_search_param_id(const char *type, const char *code)
+{
+	uint32_t h = 2166136261u;
+	for (const char *p = type; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	h = (h ^ '.') * 16777619u;
+	for (const char *p = code; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return h & 0x3FFFFFFFu; /* the two top bits are SALUS_SQ_TEXT_BIT / SALUS_SQ_TYPE_BIT */
+}
+
+static uint32_t comp_id(const char *type, const char *code, size_t i)
+{
+	char c[128];
+	snprintf(c, sizeof c, "%s#%zu", code, i);
+	return salus_fhir_search_param_id(type, c);
+}
+
+/* ---- normalisation -------------------------------------------------------- */
+
+int salus_fhir_norm(const char *s, size_t n, struct salus_buf *out)
+{
+	const utf8proc_option_t opt = UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_DECOMPOSE | UTF8PROC_STRIPMARK |
+				      UTF8PROC_CASEFOLD | UTF8PROC_IGNORE;
+	utf8proc_int32_t stackbuf[256], *buf = stackbuf;
+	utf8proc_ssize_t cap = 256, len;
+	int rc;
+
+	salus_buf_reset(out);
+	if (n > NORM_MAX)
+		return SALUS_ETOOLARGE;
+	/* ASCII fast path */
+	size_t i;
+	for (i = 0; i < n && !(s[i] & 0x80); i++)
+		;
+	if (i == n) {
+		for (i = 0; i < n; i++) {
+			char c = s[i];
+			if ((rc = salus_buf_addc(out, c >= 'A' && c <= 'Z' ? (char)(c + 32) : c)))
+				return rc;
+		}
+		return SALUS_OK;
+	}
+	for (;;) {
+		len = utf8proc_decompose((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, buf, cap, opt);
+		if (len < 0) {
+			rc = len == UTF8PROC_ERROR_NOMEM ? SALUS_ENOMEM : SALUS_EINVALID;
+			goto out_buf;
+		}
+		if (len <= cap)
+			break;
+		if (buf != stackbuf)
+			salus_free(buf);
+		cap = len;
+		if (!(buf = salus_malloc((size_t)cap * sizeof *buf + 4))) {
+			rc = SALUS_ENOMEM;
+			goto out_none;
+		}
+	}
+	len = utf8proc_reencode(buf, len, opt);
+	if (len < 0) {
+		rc = SALUS_EINVALID;
+		goto out_buf;
+	}
+	rc = salus_buf_add(out, buf, (size_t)len);
+out_buf:
+	if (buf != stackbuf)
+		salus_free(buf);
+out_none:
+	return rc;
+}
+
+/* ---- dates ---------------------------------------------------------------- */
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	const int64_t era = (y >= 0 ? y : y - 399) / 400;
+	const unsigned yoe = (unsigned)(y - era * 400);
+	const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int digits(const char *s, size_t n, size_t at, size_t k, int *out)
+{
+	int v = 0;
+	if (at + k > n)
+		return -1;
+	for (size_t i = at; i < at + k; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static int month_days(int y, int m)
+{
+	static const int md[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+		return 29;
+	return md[m - 1];
+}
+
+int salus_fhir_date_range(const char *s, size_t n, int64_t *lo, int64_t *hi)
+{
+	int y, mo = 1, d = 1, h = 0, mi = 0, se = 0, ms = 0;
+	int64_t span; /* ms covered by the precision */
+	size_t p = 4;
+	int64_t tz = 0;
+
+	if (digits(s, n, 0, 4, &y))
+		return SALUS_EINVALID;
+	if (p == n) {
+		int64_t a = days_from_civil(y, 1, 1), b = days_from_civil(y + 1, 1, 1);
+		*lo = a * 86400000;
+		*hi = b * 86400000 - 1;
+		return SALUS_OK;
+	}
+	if (s[p] != '-' || digits(s, n, p + 1, 2, &mo) || mo < 1 || mo > 12)
+		return SALUS_EINVALID;
+	p += 3;
+	if (p == n) {
+		int64_t a = days_from_civil(y, (unsigned)mo, 1);
+		*lo = a * 86400000;
+		*hi = (a + month_days(y, mo)) * 86400000 - 1;
+		return SALUS_OK;
+	}
+	if (s[p] != '-' || digits(s, n, p + 1, 2, &d) || d < 1 || d > month_days(y, mo))
+		return SALUS_EINVALID;
+	p += 3;
+	span = 86400000;
+	if (p < n) {
+		if (s[p] != 'T' || digits(s, n, p + 1, 2, &h) || h > 23 || p + 3 >= n || s[p + 3] != ':' ||
+		    digits(s, n, p + 4, 2, &mi) || mi > 59)
+			return SALUS_EINVALID;
+		p += 6;
+		span = 60000;
+		if (p < n && s[p] == ':') {
+			if (digits(s, n, p + 1, 2, &se) || se > 60)
+				return SALUS_EINVALID;
+			if (se == 60)
+				se = 59;
+			p += 3;
+			span = 1000;
+			if (p < n && s[p] == '.') {
+				size_t k = 0;
+				int f = 0;
+				p++;
+				while (p < n && s[p] >= '0' && s[p] <= '9') {
+					if (k < 3)
+						f = f * 10 + (s[p] - '0');
+					k++;
+					p++;
+				}
+				if (k == 0)
+					return SALUS_EINVALID;
+				for (size_t z = k; z < 3; z++)
+					f *= 10;
+				ms = f;
+				span = k >= 3 ? 1 : k == 2 ? 10 : 100;
+			}
+		}
+		if (p < n) {
+			if (s[p] == 'Z' && p + 1 == n) {
+				p++;
+			} else if ((s[p] == '+' || s[p] == '-') && p + 6 == n && s[p + 3] == ':') {
+				int th, tm;
+				if (digits(s, n, p + 1, 2, &th) || digits(s, n, p + 4, 2, &tm) || th > 14 || tm > 59)
+					return SALUS_EINVALID;
+				tz = (int64_t)(th * 60 + tm) * 60000 * (s[p] == '+' ? 1 : -1);
+				p = n;
+			} else {
+				return SALUS_EINVALID;
+			}
+		}
+	}
+	int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400000 + (int64_t)h * 3600000 +
+		    (int64_t)mi * 60000 + (int64_t)se * 1000 + ms - tz;
+	*lo = t;
+	*hi = t + span - 1;
+	return SALUS_OK;
+}
+
+/* ---- numbers -------------------------------------------------------------- */
+
+int salus_fhir_number_range(const char *s, size_t n, double *v, double *lo, double *hi)
+{
+	char tmp[64];
+	size_t i = 0;
+	int decimals = 0, exp10 = 0;
+	bool any = false;
+
+	if (n == 0 || n >= sizeof tmp)
+		return SALUS_EINVALID;
+	if (s[i] == '-' || s[i] == '+')
+		i++;
+	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+		any = true;
+	if (i < n && s[i] == '.') {
+		i++;
+		for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, decimals++)
+			any = true;
+		if (!decimals)
+			return SALUS_EINVALID;
+	}
+	if (!any)
+		return SALUS_EINVALID;
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		long e;
+		size_t j = i + 1;
+		if (j < n && (s[j] == '-' || s[j] == '+'))
+			j++;
+		if (j == n || salus_parse_long((struct salus_slice){s + i + 1, n - i - 1}, -300, 300, &e))
+			return SALUS_EINVALID;
+		exp10 = (int)e;
+		i = n;
+	}
+	if (i != n)
+		return SALUS_EINVALID;
+	memcpy(tmp, s, n);
+	tmp[n] = 0;
+	char *end;
+	double d = strtod(tmp, &end);
+	if (end != tmp + n || !isfinite(d))
+		return SALUS_EINVALID;
+	double half = 0.5 * pow(10.0, (double)(exp10 - decimals));
+	*v = d;
+	*lo = d - half;
+	*hi = d + half;
+	return SALUS_OK;
+}
+
+/* ---- the arena and row list ---------------------------------------------- */
+
+struct salus_fhir_arena {
+	struct salus_fhir_arena *next;
+	size_t used, cap;
+	char data[];
+};
+
+void salus_fhir_index_init(struct salus_fhir_index *x)
+{
+	memset(x, 0, sizeof *x);
+	salus_buf_init(&x->text, TEXT_MAX);
+	salus_buf_init(&x->content, TEXT_MAX);
+}
+
+void salus_fhir_index_release(struct salus_fhir_index *x)
+{
+	struct salus_fhir_arena *a = x->arena;
+	while (a) {
+		struct salus_fhir_arena *n = a->next;
+		salus_free(a);
+		a = n;
+	}
+	salus_free(x->rows);
+	salus_buf_release(&x->text);
+	salus_buf_release(&x->content);
+	memset(x, 0, sizeof *x);
+}
+
+static const char *astr(struct salus_fhir_index *x, const char *s, size_t n)
+{
+	struct salus_fhir_arena *a = x->arena;
+	if (!a || a->cap - a->used < n + 1) {
+		size_t cap = n + 1 > ARENA_BLOCK ? n + 1 : ARENA_BLOCK;
+		struct salus_fhir_arena *na = salus_malloc(sizeof *na + cap);
+		if (!na)
+			return NULL;
+		na->next = a;
+		na->used = 0;
+		na->cap = cap;
+		x->arena = a = na;
+	}
+	char *p = a->data + a->used;
+	memcpy(p, s, n);
+	p[n] = 0;
+	a->used += n + 1;
+	return p;
+}
+
+static struct salus_ix_row *row_new(struct salus_fhir_index *x, uint32_t param, int kind)
+{
+	if (x->ix.n == x->cap) {
+		size_t cap = x->cap ? x->cap * 2 : 64;
+		struct salus_ix_row *r = salus_realloc(x->rows, cap * sizeof *r);
+		if (!r)
+			return NULL;
+		x->rows = r;
+		x->cap = cap;
+		x->ix.rows = r;
+	}
+	struct salus_ix_row *r = &x->rows[x->ix.n++];
+	memset(r, 0, sizeof *r);
+	r->param = param;
+	r->kind = (uint16_t)kind;
+	return r;
+}
+
+/* ---- the expression evaluator --------------------------------------------- */
+
+struct node {
+	json_t *v;
+	const char *tname; /* type known from a choice key ("Quantity", "dateTime"), else NULL */
+	size_t tlen;
+};
+
+struct nodes {
+	struct node *v;
+	size_t n, cap;
+};
+
+static int nodes_add(struct nodes *ns, json_t *v, const char *tname, size_t tlen)
+{
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e)
+		{
+			int rc = nodes_add(ns, e, tname, tlen);
+			if (rc)
+				return rc;
+		}
+		return SALUS_OK;
+	}
+	if (ns->n == MAX_NODES)
+		return SALUS_OK; /* silently capped */
+	if (ns->n == ns->cap) {
+		size_t cap = ns->cap ? ns->cap * 2 : 16;
+		struct node *nv = salus_realloc(ns->v, cap * sizeof *nv);
+		if (!nv)
+			return SALUS_ENOMEM;
+		ns->v = nv;
+		ns->cap = cap;
+	}
+	ns->v[ns->n++] = (struct node){v, tname, tlen};
+	return SALUS_OK;
+}
+
+static bool is_ident(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Child `name` of an object: the key itself, or a choice key name+Type. */
+static int step_name(struct nodes *out, const struct node *in, const char *name, size_t nn)
+{
+	char key[96];
+	json_t *o = in->v, *v;
+	const char *k;
+	if (!json_is_object(o) || nn >= sizeof key)
+		return SALUS_OK;
+	memcpy(key, name, nn);
+	key[nn] = 0;
+	if ((v = json_object_get(o, key)))
+		return nodes_add(out, v, NULL, 0);
+	json_object_foreach(o, k, v)
+	{
+		size_t kl = strlen(k);
+		if (kl > nn && !memcmp(k, name, nn) && k[nn] >= 'A' && k[nn] <= 'Z' &&
+		    salus_fhir_type_find(k + nn, kl - nn)) {
+			int rc = nodes_add(out, v, k + nn, kl - nn);
+			if (rc)
+				return rc;
+		} else if (kl > nn && !memcmp(k, name, nn) && k[nn] >= 'A' && k[nn] <= 'Z') {
+			/* primitive choice types are lower-case type names: valueDateTime → dateTime */
+			char t[64];
+			if (kl - nn < sizeof t) {
+				memcpy(t, k + nn, kl - nn);
+				t[0] = (char)(t[0] + 32);
+				if (salus_fhir_type_find(t, kl - nn)) {
+					int rc = nodes_add(out, v, k + nn, kl - nn);
+					if (rc)
+						return rc;
+				}
+			}
+		}
+	}
+	return SALUS_OK;
+}
+
+static bool type_eq(const struct node *n, const char *t, size_t tn)
+{
+	if (n->tname)
+		return n->tlen == tn && (n->tname[0] == t[0] || n->tname[0] == t[0] - 32 || n->tname[0] == t[0] + 32) &&
+		       !memcmp(n->tname + 1, t + 1, tn - 1);
+	/* no choice information: judge by shape */
+	json_t *v = n->v;
+	if (tn == 9 && !memcmp(t, "Reference", 9))
+		return json_is_object(v) && (json_object_get(v, "reference") || json_object_get(v, "identifier"));
+	if (tn == 15 && !memcmp(t, "CodeableConcept", 15))
+		return json_is_object(v) && (json_object_get(v, "coding") || json_object_get(v, "text"));
+	if (tn == 8 && !memcmp(t, "Quantity", 8))
+		return json_is_object(v) && json_object_get(v, "value");
+	if (tn == 6 && !memcmp(t, "Period", 6))
+		return json_is_object(v) && (json_object_get(v, "start") || json_object_get(v, "end"));
+	if (tn == 10 && !memcmp(t, "Identifier", 10))
+		return json_is_object(v) && json_object_get(v, "value");
+	return json_is_string(v) && t[0] >= 'a' && t[0] <= 'z';
+}
+
+/* "Type/id" (relative, or the last two segments of an absolute URL): the type. */
+static bool ref_type(const char *ref, const char **t, size_t *tn)
+{
+	const char *h = strstr(ref, "/_history/");
+	size_t n = h ? (size_t)(h - ref) : strlen(ref);
+	const char *slash = NULL;
+	for (size_t i = n; i-- > 0;)
+		if (ref[i] == '/') {
+			slash = ref + i;
+			break;
+		}
+	if (!slash)
+		return false;
+	const char *ts = slash;
+	while (ts > ref && ts[-1] != '/')
+		ts--;
+	if (!salus_fhir_is_resource_type(ts, (size_t)(slash - ts)))
+		return false;
+	*t = ts;
+	*tn = (size_t)(slash - ts);
+	return true;
+}
+
+/* Evaluate one union term (no top-level '|') on the resource. */
+static int eval_term(const char *e, size_t n, json_t *res, const char *rtype, struct nodes *out)
+{
+	struct nodes cur = {0}, nxt = {0};
+	size_t i = 0;
+	int rc = SALUS_OK;
+	bool first = true;
+
+	if ((rc = nodes_add(&cur, res, NULL, 0)))
+		goto out_free;
+	while (i < n) {
+		char c = e[i];
+		if (c == '(' || c == ')' || c == ' ' || c == '.') {
+			i++;
+			continue;
+		}
+		if (!is_ident(c)) {
+			rc = SALUS_EINVALID;
+			goto out_free;
+		}
+		size_t s = i;
+		while (i < n && is_ident(e[i]))
+			i++;
+		const char *name = e + s;
+		size_t nn = i - s;
+		nxt.n = 0;
+		if (first) {
+			first = false;
+			if ((nn == strlen(rtype) && !memcmp(name, rtype, nn)) || (nn == 8 && !memcmp(name, "Resource", 8)) ||
+			    (nn == 14 && !memcmp(name, "DomainResource", 14)))
+				continue;
+			cur.n = 0; /* a term of another type */
+			goto out_done;
+		}
+		if (i < n && e[i] == '(') {
+			/* a function: find its argument */
+			size_t depth = 1, a = i + 1, j = i + 1;
+			for (; j < n && depth; j++)
+				depth += e[j] == '(' ? 1 : e[j] == ')' ? -1 : 0;
+			if (depth) {
+				rc = SALUS_EINVALID;
+				goto out_free;
+			}
+			const char *arg = e + a;
+			size_t an = j - 1 - a;
+			i = j;
+			if ((nn == 6 && !memcmp(name, "ofType", 6)) || (nn == 2 && !memcmp(name, "as", 2))) {
+				for (size_t k = 0; k < cur.n; k++)
+					if (type_eq(&cur.v[k], arg, an) && (rc = nodes_add(&nxt, cur.v[k].v, arg, an)))
+						goto out_free;
+			} else if (nn == 5 && !memcmp(name, "where", 5) && an > 14 && !memcmp(arg, "resolve() is ", 13)) {
+				const char *want = arg + 13;
+				size_t wn = an - 13;
+				for (size_t k = 0; k < cur.n; k++) {
+					json_t *r = json_object_get(cur.v[k].v, "reference");
+					const char *t;
+					size_t tn;
+					if (json_is_string(r) && ref_type(json_string_value(r), &t, &tn) && tn == wn &&
+					    !memcmp(t, want, wn) && (rc = nodes_add(&nxt, cur.v[k].v, NULL, 0)))
+						goto out_free;
+				}
+			} else if (nn == 5 && !memcmp(name, "where", 5)) {
+				/* field='literal' */
+				const char *eq = memchr(arg, '=', an);
+				if (!eq || eq + 2 >= arg + an || eq[1] != '\'' || arg[an - 1] != '\'') {
+					rc = SALUS_EINVALID;
+					goto out_free;
+				}
+				char field[64], lit[128];
+				size_t fn = (size_t)(eq - arg), ln = (size_t)(arg + an - 1 - (eq + 2));
+				if (fn >= sizeof field || ln >= sizeof lit) {
+					rc = SALUS_EINVALID;
+					goto out_free;
+				}
+				memcpy(field, arg, fn);
+				field[fn] = 0;
+				memcpy(lit, eq + 2, ln);
+				lit[ln] = 0;
+				for (size_t k = 0; k < cur.n; k++) {
+					json_t *f = json_object_get(cur.v[k].v, field);
+					if (json_is_string(f) && !strcmp(json_string_value(f), lit) &&
+					    (rc = nodes_add(&nxt, cur.v[k].v, cur.v[k].tname, cur.v[k].tlen)))
+						goto out_free;
+				}
+			} else if (nn == 6 && !memcmp(name, "exists", 6)) {
+				for (size_t k = 0; k < cur.n; k++)
+					if ((rc = nodes_add(&nxt, cur.v[k].v, cur.v[k].tname, cur.v[k].tlen)))
+						goto out_free;
+			} else {
+				rc = SALUS_EINVALID;
+				goto out_free;
+			}
+		} else {
+			for (size_t k = 0; k < cur.n; k++)
+				if ((rc = step_name(&nxt, &cur.v[k], name, nn)))
+					goto out_free;
+		}
+		struct nodes t = cur;
+		cur = nxt;
+		nxt = t;
+		if (!cur.n)
+			break;
+	}
+out_done:
+	for (size_t k = 0; k < cur.n && !rc; k++)
+		rc = nodes_add(out, cur.v[k].v, cur.v[k].tname, cur.v[k].tlen);
+out_free:
+	salus_free(cur.v);
+	salus_free(nxt.v);
+	return rc;
+}
+
+/* Evaluate a whole expression (terms separated by top-level '|'). */
+static int eval_expr(const char *e, json_t *res, const char *rtype, struct nodes *out)
+{
+	size_t n = strlen(e), s = 0, depth = 0;
+	/* the one boolean expression: Patient.deceased.exists() and Patient.deceased != false */
+	const char *and = strstr(e, " and ");
+	if (and)
+		n = (size_t)(and - e);
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && e[i] == '(')
+			depth++;
+		else if (i < n && e[i] == ')')
+			depth--;
+		if (i == n || (e[i] == '|' && depth == 0)) {
+			int rc = eval_term(e + s, i - s, res, rtype, out);
+			if (rc)
+				return rc;
+			s = i + 1;
+		}
+	}
+	return SALUS_OK;
+}
+
+/* ---- values to rows ------------------------------------------------------- */
+
+struct ctx {
+	struct salus_fhir_index *x;
+	const char *type;
+	struct salus_buf norm;
+	uint16_t group;
+};
+
+static int add_string(struct ctx *c, uint32_t p, const char *s, size_t n)
+{
+	int rc;
+	if (!n)
+		return SALUS_OK;
+	if ((rc = salus_fhir_norm(s, n, &c->norm)))
+		return rc == SALUS_EINVALID || rc == SALUS_ETOOLARGE ? SALUS_OK : rc;
+	struct salus_ix_row *r = row_new(c->x, p, SALUS_IX_STRING);
+	if (!r || !(r->a = astr(c->x, c->norm.p, c->norm.n)) || !(r->b = astr(c->x, s, n)))
+		return SALUS_ENOMEM;
+	r->group = c->group;
+	return SALUS_OK;
+}
+
+static int add_string_json(struct ctx *c, uint32_t p, json_t *v)
+{
+	if (json_is_string(v))
+		return add_string(c, p, json_string_value(v), json_string_length(v));
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e)
+		{
+			int rc = add_string_json(c, p, e);
+			if (rc)
+				return rc;
+		}
+	}
+	return SALUS_OK;
+}
+
+static int add_token(struct ctx *c, uint32_t p, const char *sys, const char *code)
+{
+	struct salus_ix_row *r = row_new(c->x, p, SALUS_IX_TOKEN);
+	if (!r || !(r->a = astr(c->x, sys ? sys : "", sys ? strlen(sys) : 0)) || !(r->b = astr(c->x, code, strlen(code))))
+		return SALUS_ENOMEM;
+	r->group = c->group;
+	return SALUS_OK;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int index_coding(struct ctx *c, uint32_t p, json_t *cd)
+{
+	const char *code = jstr(cd, "code"), *sys = jstr(cd, "system"), *disp = jstr(cd, "display");
+	int rc = SALUS_OK;
+	if (code)
+		rc = add_token(c, p, sys, code);
+	if (!rc && disp)
+		rc = add_string(c, p | SALUS_SQ_TEXT_BIT, disp, strlen(disp));
+	return rc;
+}
+
+static bool contact_system(const char *s)
+{
+	static const char *const k[] = {"phone", "fax", "email", "pager", "url", "sms", "other"};
+	for (size_t i = 0; s && i < sizeof k / sizeof *k; i++)
+		if (!strcmp(s, k[i]))
+			return true;
+	return false;
+}
+
+static int index_token(struct ctx *c, uint32_t p, json_t *v)
+{
+	int rc = SALUS_OK;
+	if (json_is_string(v))
+		return add_token(c, p, NULL, json_string_value(v));
+	if (json_is_boolean(v))
+		return add_token(c, p, NULL, json_is_true(v) ? "true" : "false");
+	if (!json_is_object(v))
+		return SALUS_OK;
+	json_t *coding = json_object_get(v, "coding");
+	const char *text = jstr(v, "text");
+	if (json_is_array(coding) || (text && !json_object_get(v, "value"))) {
+		size_t i;
+		json_t *cd;
+		json_array_foreach(coding, i, cd)
+		{
+			if ((rc = index_coding(c, p, cd)))
+				return rc;
+		}
+		if (text)
+			rc = add_string(c, p | SALUS_SQ_TEXT_BIT, text, strlen(text));
+		return rc;
+	}
+	if (jstr(v, "code"))
+		return index_coding(c, p, v);
+	const char *value = jstr(v, "value"), *sys = jstr(v, "system");
+	if (!value)
+		return SALUS_OK;
+	if (contact_system(sys) && !json_object_get(v, "type"))
+		return add_token(c, p, sys, value); /* ContactPoint: system is phone/email/... */
+	if ((rc = add_token(c, p, sys, value)))
+		return rc;
+	/* Identifier.type for :of-type (rows "code|value" under the type system) */
+	json_t *type = json_object_get(v, "type");
+	if (json_is_object(type)) {
+		size_t i;
+		json_t *cd;
+		json_array_foreach(json_object_get(type, "coding"), i, cd)
+		{
+			const char *tc = jstr(cd, "code"), *ts = jstr(cd, "system");
+			if (!tc)
+				continue;
+			struct salus_buf b;
+			salus_buf_init(&b, 8192);
+			rc = salus_buf_addf(&b, "%s|%s", tc, value);
+			if (!rc)
+				rc = add_token(c, p | SALUS_SQ_TYPE_BIT, ts, b.p);
+			salus_buf_release(&b);
+			if (rc)
+				return rc;
+		}
+		if ((text = jstr(type, "text")))
+			rc = add_string(c, p | SALUS_SQ_TEXT_BIT, text, strlen(text));
+	}
+	return rc;
+}
+
+static int add_date(struct ctx *c, uint32_t p, int64_t lo, int64_t hi)
+{
+	struct salus_ix_row *r = row_new(c->x, p, SALUS_IX_DATE);
+	if (!r)
+		return SALUS_ENOMEM;
+	r->lo = lo;
+	r->hi = hi;
+	r->group = c->group;
+	return SALUS_OK;
+}
+
+static int index_date(struct ctx *c, uint32_t p, json_t *v)
+{
+	int64_t lo, hi, lo2, hi2;
+	if (json_is_string(v)) {
+		if (!salus_fhir_date_range(json_string_value(v), json_string_length(v), &lo, &hi))
+			return add_date(c, p, lo, hi);
+		return SALUS_OK;
+	}
+	if (!json_is_object(v))
+		return SALUS_OK;
+	const char *s = jstr(v, "start"), *e = jstr(v, "end");
+	if (s || e) { /* Period: open ends are unbounded */
+		lo = INT64_MIN;
+		hi = INT64_MAX;
+		if (s && salus_fhir_date_range(s, strlen(s), &lo, &hi2))
+			return SALUS_OK;
+		if (e && salus_fhir_date_range(e, strlen(e), &lo2, &hi))
+			return SALUS_OK;
+		if (!e)
+			hi = INT64_MAX;
+		return add_date(c, p, lo, hi);
+	}
+	/* Timing: events, and repeat.boundsPeriod */
+	json_t *ev = json_object_get(v, "event"), *rep = json_object_get(v, "repeat");
+	size_t i;
+	json_t *d;
+	int rc = SALUS_OK;
+	json_array_foreach(ev, i, d)
+	{
+		if ((rc = index_date(c, p, d)))
+			return rc;
+	}
+	if (json_is_object(rep) && json_object_get(rep, "boundsPeriod"))
+		rc = index_date(c, p, json_object_get(rep, "boundsPeriod"));
+	return rc;
+}
+
+static int add_num(struct ctx *c, uint32_t p, int kind, double v, const char *sys, const char *code,
+		   const char *unit)
+{
+	struct salus_ix_row *r = row_new(c->x, p, kind);
+	if (!r)
+		return SALUS_ENOMEM;
+	r->v = v;
+	r->vlo = v;
+	r->vhi = v;
+	r->group = c->group;
+	if ((sys && !(r->a = astr(c->x, sys, strlen(sys)))) || (code && !(r->b = astr(c->x, code, strlen(code)))) ||
+	    (unit && !(r->c = astr(c->x, unit, strlen(unit)))))
+		return SALUS_ENOMEM;
+	return SALUS_OK;
+}
+
+static int index_quantity(struct ctx *c, uint32_t p, int kind, json_t *v)
+{
+	if (json_is_number(v))
+		return add_num(c, p, kind, json_number_value(v), NULL, NULL, NULL);
+	if (!json_is_object(v))
+		return SALUS_OK;
+	json_t *val = json_object_get(v, "value");
+	if (json_is_number(val)) {
+		const char *cur = jstr(v, "currency");
+		if (cur) /* Money */
+			return add_num(c, p, kind, json_number_value(val), "urn:iso:std:iso:4217", cur, cur);
+		return add_num(c, p, kind, json_number_value(val), jstr(v, "system"), jstr(v, "code"), jstr(v, "unit"));
+	}
+	/* Range: both ends */
+	int rc = SALUS_OK;
+	json_t *low = json_object_get(v, "low"), *high = json_object_get(v, "high");
+	if (json_is_object(low))
+		rc = index_quantity(c, p, kind, low);
+	if (!rc && json_is_object(high))
+		rc = index_quantity(c, p, kind, high);
+	return rc;
+}
+
+static int index_reference(struct ctx *c, uint32_t p, json_t *v)
+{
+	const char *ref = NULL, *isys = NULL, *ival = NULL;
+	if (json_is_string(v)) {
+		ref = json_string_value(v); /* canonical */
+	} else if (json_is_object(v)) {
+		ref = jstr(v, "reference");
+		json_t *ident = json_object_get(v, "identifier");
+		if (json_is_object(ident)) {
+			isys = jstr(ident, "system");
+			ival = jstr(ident, "value");
+		}
+	}
+	if (!ref && !ival)
+		return SALUS_OK;
+	if (ref && ref[0] == '#')
+		return SALUS_OK; /* contained */
+	struct salus_ix_row *r = row_new(c->x, p, SALUS_IX_REFERENCE);
+	if (!r)
+		return SALUS_ENOMEM;
+	r->group = c->group;
+	if (isys && !(r->e = astr(c->x, isys, strlen(isys))))
+		return SALUS_ENOMEM;
+	if (ival && !(r->f = astr(c->x, ival, strlen(ival))))
+		return SALUS_ENOMEM;
+	if (!ref)
+		return SALUS_OK;
+	const char *colon = strchr(ref, ':'), *slash = strchr(ref, '/');
+	bool absolute = colon && (!slash || colon < slash);
+	const char *t;
+	size_t tn;
+	if (!absolute && ref_type(ref, &t, &tn) && t == ref) {
+		const char *idp = ref + tn + 1, *h = strchr(idp, '/');
+		size_t idn = h ? (size_t)(h - idp) : strlen(idp);
+		if (!(r->a = astr(c->x, t, tn)) || !(r->b = astr(c->x, idp, idn)))
+			return SALUS_ENOMEM;
+		if (h && !strncmp(h, "/_history/", 10) && !(r->d = astr(c->x, h + 10, strlen(h + 10))))
+			return SALUS_ENOMEM;
+		return SALUS_OK;
+	}
+	/* absolute or canonical: url[|version]; the type of a RESTful URL too */
+	const char *bar = strchr(ref, '|');
+	size_t un = bar ? (size_t)(bar - ref) : strlen(ref);
+	if (!(r->c = astr(c->x, ref, un)))
+		return SALUS_ENOMEM;
+	if (bar && !(r->d = astr(c->x, bar + 1, strlen(bar + 1))))
+		return SALUS_ENOMEM;
+	if (ref_type(ref, &t, &tn) && !(r->a = astr(c->x, t, tn)))
+		return SALUS_ENOMEM;
+	return SALUS_OK;
+}
+
+static int index_value(struct ctx *c, uint32_t p, int sptype, json_t *v)
+{
+	switch (sptype) {
+	case SALUS_FHIR_SP_STRING:
+		if (json_is_string(v))
+			return add_string(c, p, json_string_value(v), json_string_length(v));
+		if (json_is_object(v)) {
+			static const char *const parts[] = {"text",   "family",     "given",   "prefix",  "suffix",
+							    "line",   "city",       "district", "state",  "postalCode",
+							    "country", "value"};
+			for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+				int rc = add_string_json(c, p, json_object_get(v, parts[i]));
+				if (rc)
+					return rc;
+			}
+		}
+		return SALUS_OK;
+	case SALUS_FHIR_SP_TOKEN: return index_token(c, p, v);
+	case SALUS_FHIR_SP_DATE: return index_date(c, p, v);
+	case SALUS_FHIR_SP_NUMBER: return index_quantity(c, p, SALUS_IX_NUMBER, v);
+	case SALUS_FHIR_SP_QUANTITY: return index_quantity(c, p, SALUS_IX_QUANTITY, v);
+	case SALUS_FHIR_SP_REFERENCE: return index_reference(c, p, v);
+	case SALUS_FHIR_SP_URI:
+		if (json_is_string(v)) {
+			struct salus_ix_row *r = row_new(c->x, p, SALUS_IX_URI);
+			if (!r || !(r->a = astr(c->x, json_string_value(v), json_string_length(v))))
+				return SALUS_ENOMEM;
+			r->group = c->group;
+		}
+		return SALUS_OK;
+	default: return SALUS_OK;
+	}
+}
+
+static int index_composite(struct ctx *c, const struct salus_fhir_sp *sp, const struct salus_fhir_sp_info *info,
+			   json_t *res)
+{
+	struct nodes ns = {0};
+	int rc = eval_expr(info->expression, res, c->type, &ns);
+	if (rc == SALUS_EINVALID)
+		rc = SALUS_OK;
+	for (size_t k = 0; k < ns.n && !rc; k++) {
+		c->group = ++c->x->group;
+		for (size_t i = 0; i < info->ncomponents && !rc; i++) {
+			const char *code, *expr;
+			if (salus_fhir_sp_component(sp, i, &code, &expr))
+				break;
+			const struct salus_fhir_sp *csp = salus_fhir_sp_find(c->type, strlen(c->type), code, strlen(code));
+			struct salus_fhir_sp_info ci;
+			if (!csp)
+				continue;
+			salus_fhir_sp_get(csp, &ci);
+			/* the relative expression, evaluated on the element: prefix it with the type */
+			struct salus_buf e;
+			salus_buf_init(&e, 4096);
+			struct nodes cn = {0};
+			if (!strcmp(expr, "$this"))
+				rc = salus_buf_addf(&e, "%s", c->type);
+			else
+				rc = salus_buf_addf(&e, "%s.%s", c->type, expr);
+			if (!rc)
+				rc = eval_expr(e.p, ns.v[k].v, c->type, &cn);
+			if (rc == SALUS_EINVALID)
+				rc = SALUS_OK;
+			for (size_t j = 0; j < cn.n && !rc; j++)
+				rc = index_value(c, comp_id(c->type, info->code, i), ci.type, cn.v[j].v);
+			salus_free(cn.v);
+			salus_buf_release(&e);
+		}
+		c->group = 0;
+	}
+	salus_free(ns.v);
+	return rc;
+}
+
+/* Text of an XHTML div without its tags (entities left as written). */
+static int add_div_text(struct salus_buf *b, const char *s)
+{
+	int rc = SALUS_OK;
+	bool tag = false;
+	for (; *s && !rc; s++) {
+		if (*s == '<')
+			tag = true, rc = salus_buf_addc(b, ' ');
+		else if (*s == '>')
+			tag = false;
+		else if (!tag)
+			rc = salus_buf_addc(b, *s);
+	}
+	return rc ? rc : salus_buf_addc(b, ' ');
+}
+
+static int add_all_text(struct salus_buf *b, json_t *v, int depth)
+{
+	int rc = SALUS_OK;
+	if (depth > 64)
+		return SALUS_OK;
+	if (json_is_string(v)) {
+		rc = salus_buf_add(b, json_string_value(v), json_string_length(v));
+		return rc ? rc : salus_buf_addc(b, ' ');
+	}
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e)
+		{
+			if ((rc = add_all_text(b, e, depth + 1)))
+				return rc;
+		}
+	} else if (json_is_object(v)) {
+		const char *k;
+		json_t *e;
+		json_object_foreach(v, k, e)
+		{
+			if (!strcmp(k, "div"))
+				rc = json_is_string(e) ? add_div_text(b, json_string_value(e)) : 0;
+			else if (strcmp(k, "resourceType") && strcmp(k, "id") && strcmp(k, "meta") && strcmp(k, "url") &&
+				 strcmp(k, "system") && strcmp(k, "reference"))
+				rc = add_all_text(b, e, depth + 1);
+			if (rc)
+				return rc;
+		}
+	}
+	return rc;
+}
+
+int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t *res)
+{
+	const struct salus_fhir_type *t = salus_fhir_type_find(type, strlen(type));
+	struct ctx c = {.x = x, .type = type};
+	int rc = SALUS_OK;
+
+	if (!t || !json_is_object(res))
+		return SALUS_EINVALID;
+	salus_buf_init(&c.norm, NORM_MAX * 4);
+	size_t nsp = salus_fhir_sp_count(t);
+	for (size_t i = 0; i < nsp && !rc; i++) {
+		const struct salus_fhir_sp *sp = salus_fhir_sp_at(t, i);
+		struct salus_fhir_sp_info info;
+		salus_fhir_sp_get(sp, &info);
+		if (!info.expression || info.type == SALUS_FHIR_SP_SPECIAL)
+			continue;
+		if (!strcmp(info.code, "_id") || !strcmp(info.code, "_lastUpdated"))
+			continue; /* from the resource row itself */
+		uint32_t p = salus_fhir_search_param_id(type, info.code);
+		if (info.type == SALUS_FHIR_SP_COMPOSITE) {
+			rc = index_composite(&c, sp, &info, res);
+			continue;
+		}
+		struct nodes ns = {0};
+		rc = eval_expr(info.expression, res, type, &ns);
+		if (rc == SALUS_EINVALID)
+			rc = SALUS_OK; /* an expression outside the subset: nothing indexed */
+		if (!rc && strstr(info.expression, " and ") && info.type == SALUS_FHIR_SP_TOKEN) {
+			/* Patient.deceased: true when deceasedBoolean is true or a deceasedDateTime is given */
+			bool dead = false;
+			for (size_t k = 0; k < ns.n; k++)
+				dead |= !json_is_false(ns.v[k].v);
+			rc = add_token(&c, p, NULL, dead ? "true" : "false");
+			ns.n = 0;
+		}
+		for (size_t k = 0; k < ns.n && !rc; k++)
+			rc = index_value(&c, p, info.type, ns.v[k].v);
+		salus_free(ns.v);
+	}
+	/* _text: the narrative; _content: all text */
+	json_t *text = json_object_get(res, "text");
+	if (!rc && json_is_object(text) && json_is_string(json_object_get(text, "div")))
+		rc = add_div_text(&x->text, json_string_value(json_object_get(text, "div")));
+	if (!rc)
+		rc = add_all_text(&x->content, res, 0);
+	if (rc == SALUS_ETOOLARGE)
+		rc = SALUS_OK; /* a huge document is indexed up to the cap */
+	x->ix.text = x->text.n ? x->text.p : NULL;
+	x->ix.content = x->content.n ? x->content.p : NULL;
+	x->ix.rows = x->rows;
+	salus_buf_release(&c.norm);
+	return rc;
+}

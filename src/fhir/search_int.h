@@ -1,0 +1,42 @@
+/*
+ * search_int.h — the parsed form of a search request, shared by
+ * search_parse.c (which builds it) and search_exec.c (which runs it).
+ * Internal to src/fhir/search*.c.
+ */
+#ifndef SALUS_FHIR_SEARCH_INT_H
+#define SALUS_FHIR_SEARCH_INT_H
+#include "fhir/search.h"
+
+enum { SUM_NONE, SUM_TRUE, SUM_TEXT, SUM_DATA, SUM_COUNT };
+enum { TOTAL_DEFAULT, TOTAL_NONE, TOTAL_ESTIMATE, TOTAL_ACCURATE };
+
+struct incl {
+	bool rev;      /* _revinclude */
+	bool iterate;  /* :iterate */
+	const char *src; /* source type ("*": any) */
+	uint32_t *params; /* reference params of src (all of them for "*") */
+	size_t nparams;
+	const char *target; /* target type or NULL */
+};
+
+struct salus_fhir_search {
+	struct salus_sq q;
+	struct salus_sq_clause *cl; /* q.clauses (growable) */
+	size_t ncl, capcl;
+	void **allocs; /* everything below is owned through this list */
+	size_t nallocs, capallocs;
+	int summary, total;
+	const char **elements;
+	size_t nelements;
+	struct incl *incl;
+	size_t nincl;
+	bool *used; /* per request parameter: kept in the self link */
+	size_t nused;
+};
+
+/* Allocate zeroed memory owned by s (freed with it); NULL on failure. */
+void *salus_fhir_search_alloc(struct salus_fhir_search *s, size_t n);
+/* Append a clause to s->q; NULL on failure. */
+struct salus_sq_clause *salus_fhir_search_clause(struct salus_fhir_search *s);
+
+#endif

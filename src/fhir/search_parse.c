@@ -1,0 +1,873 @@
+/*
+ * search_parse.c — search request parameters → the store's query form
+ * (struct salus_sq): every R4 parameter type with its modifiers and prefixes,
+ * chaining, _has, and the result parameters (_sort, _count, _total, _summary,
+ * _elements, _include, _revinclude).  Parameter definitions come from the
+ * generated tables (fhir/defs.h).  Error messages are static and never carry
+ * a search value.
+ */
+#include "fhir/search_int.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "fhir/defs.h"
+
+#define MAX_VALUES 100   /* comma-separated values of one parameter */
+#define MAX_CHAIN 4      /* chained and _has levels */
+#define MAX_ELEMENTS 64
+
+void *salus_fhir_search_alloc(struct salus_fhir_search *s, size_t n)
+{
+	if (s->nallocs == s->capallocs) {
+		size_t cap = s->capallocs ? s->capallocs * 2 : 32;
+		void **na = salus_realloc(s->allocs, cap * sizeof *na);
+		if (!na)
+			return NULL;
+		s->allocs = na;
+		s->capallocs = cap;
+	}
+	void *p = salus_calloc(1, n ? n : 1);
+	if (p)
+		s->allocs[s->nallocs++] = p;
+	return p;
+}
+
+struct salus_sq_clause *salus_fhir_search_clause(struct salus_fhir_search *s)
+{
+	if (s->ncl == s->capcl) {
+		size_t cap = s->capcl ? s->capcl * 2 : 8;
+		struct salus_sq_clause *nc = salus_realloc(s->cl, cap * sizeof *nc);
+		if (!nc)
+			return NULL;
+		s->cl = nc;
+		s->capcl = cap;
+	}
+	struct salus_sq_clause *c = &s->cl[s->ncl++];
+	memset(c, 0, sizeof *c);
+	s->q.clauses = s->cl;
+	s->q.nclauses = s->ncl;
+	return c;
+}
+
+void salus_fhir_search_free(struct salus_fhir_search *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nallocs; i++)
+		salus_free(s->allocs[i]);
+	salus_free(s->allocs);
+	salus_free(s->cl);
+	salus_free(s->incl);
+	salus_free(s);
+}
+
+const struct salus_sq *salus_fhir_search_query(const struct salus_fhir_search *s)
+{
+	return &s->q;
+}
+
+static char *sdup(struct salus_fhir_search *s, const char *p, size_t n)
+{
+	char *d = salus_fhir_search_alloc(s, n + 1);
+	if (d)
+		memcpy(d, p, n);
+	return d;
+}
+
+/* Split v at unescaped sep into at most max parts, unescaping \, \| \$ \\. */
+static int split(struct salus_fhir_search *s, const char *v, char sep, char **parts, size_t max, size_t *np)
+{
+	size_t n = 0, len = strlen(v);
+	char *buf = salus_fhir_search_alloc(s, len + 1), *o = buf;
+	if (!buf)
+		return SALUS_ENOMEM;
+	parts[n++] = buf;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] == '\\' && i + 1 < len && (v[i + 1] == ',' || v[i + 1] == '|' || v[i + 1] == '$' || v[i + 1] == '\\')) {
+			if (v[i + 1] != sep && sep == ',') {
+				*o++ = v[i]; /* keep the escape for the next split level */
+			}
+			*o++ = v[++i];
+		} else if (v[i] == sep) {
+			*o++ = 0;
+			if (n == max)
+				return SALUS_EINVALID;
+			parts[n++] = o;
+		} else {
+			*o++ = v[i];
+		}
+	}
+	*o = 0;
+	*np = n;
+	return SALUS_OK;
+}
+
+/* Split at the first unescaped '|' (after the comma split: remaining escapes removed). */
+static void bar_split(char *v, char **left, char **right)
+{
+	char *o = v;
+	*right = NULL;
+	*left = v;
+	for (char *p = v; *p; p++) {
+		if (*p == '\\' && p[1]) {
+			*o++ = *++p;
+		} else if (*p == '|' && !*right) {
+			*o++ = 0;
+			*right = o;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = 0;
+}
+
+static const char *norm_dup(struct salus_fhir_search *s, const char *v, int *rc)
+{
+	struct salus_buf b;
+	salus_buf_init(&b, 1u << 18);
+	*rc = salus_fhir_norm(v, strlen(v), &b);
+	const char *d = *rc ? NULL : sdup(s, b.p, b.n);
+	if (!*rc && !d)
+		*rc = SALUS_ENOMEM;
+	salus_buf_release(&b);
+	return d;
+}
+
+static int prefix_op(const char **v)
+{
+	static const struct {
+		const char *p;
+		int op;
+	} px[] = {{"eq", SALUS_SQ_EQ}, {"ne", SALUS_SQ_NE}, {"gt", SALUS_SQ_GT}, {"lt", SALUS_SQ_LT}, {"ge", SALUS_SQ_GE},
+		  {"le", SALUS_SQ_LE}, {"sa", SALUS_SQ_SA}, {"eb", SALUS_SQ_EB}, {"ap", SALUS_SQ_AP}};
+	for (size_t i = 0; i < sizeof px / sizeof *px; i++)
+		if (!strncmp(*v, px[i].p, 2)) {
+			*v += 2;
+			return px[i].op;
+		}
+	return SALUS_SQ_EQ;
+}
+
+static int date_val(const char *v, struct salus_sq_val *out)
+{
+	out->op = prefix_op(&v);
+	if (salus_fhir_date_range(v, strlen(v), &out->lo, &out->hi))
+		return SALUS_EINVALID;
+	if (out->op == SALUS_SQ_AP) {
+		/* approximately: 10% of the distance from now, either side (R4 search §3.1.1.4.7) */
+		int64_t now = salus_now_ms(), d = out->lo > now ? out->lo - now : now - out->lo;
+		d /= 10;
+		out->lo -= d;
+		out->hi += d;
+	}
+	return SALUS_OK;
+}
+
+static int number_val(char *v, struct salus_sq_val *out, bool quantity)
+{
+	const char *p = v;
+	out->op = prefix_op(&p);
+	char *rest = NULL, *num;
+	if (quantity) {
+		bar_split((char *)(uintptr_t)p, &num, &rest);
+		p = num;
+		if (rest) {
+			char *sys, *code;
+			bar_split(rest, &sys, &code);
+			if (code && *code)
+				out->b = code;
+			if (*sys)
+				out->a = sys;
+			if (!code && *sys) { /* "5.4|mg" is not a form; take it as a code */
+				out->b = sys;
+				out->a = NULL;
+			}
+		}
+	}
+	if (salus_fhir_number_range(p, strlen(p), &out->v, &out->vlo, &out->vhi))
+		return SALUS_EINVALID;
+	if (out->op == SALUS_SQ_AP) {
+		double d = fabs(out->v) * 0.1;
+		out->vlo = out->v - d;
+		out->vhi = out->v + d;
+	}
+	return SALUS_OK;
+}
+
+static uint32_t *one_param(struct salus_fhir_search *s, uint32_t id)
+{
+	uint32_t *p = salus_fhir_search_alloc(s, sizeof *p);
+	if (p)
+		*p = id;
+	return p;
+}
+
+static int parse_clause(struct salus_fhir_search *s, const char *type, const char *name, const char *value,
+			struct salus_sq_clause *c, int depth, const char **why);
+
+static int sp_kind(int sptype)
+{
+	switch (sptype) {
+	case SALUS_FHIR_SP_STRING: return SALUS_SQ_STRING;
+	case SALUS_FHIR_SP_TOKEN: return SALUS_SQ_TOKEN;
+	case SALUS_FHIR_SP_DATE: return SALUS_SQ_DATE;
+	case SALUS_FHIR_SP_NUMBER: return SALUS_SQ_NUMBER;
+	case SALUS_FHIR_SP_QUANTITY: return SALUS_SQ_QUANTITY;
+	case SALUS_FHIR_SP_REFERENCE: return SALUS_SQ_REFERENCE;
+	case SALUS_FHIR_SP_URI: return SALUS_SQ_URI;
+	case SALUS_FHIR_SP_COMPOSITE: return SALUS_SQ_COMPOSITE;
+	default: return 0;
+	}
+}
+
+/* One value of a parameter of kind `kind` with modifier mod (may be NULL). */
+static int parse_value(struct salus_fhir_search *s, int kind, const char *mod, char *v, struct salus_sq_val *out,
+		       const char **why)
+{
+	int rc = SALUS_OK;
+	char *l, *r;
+	switch (kind) {
+	case SALUS_SQ_STRING:
+		if (mod && !strcmp(mod, "exact")) {
+			out->op = SALUS_SQ_STR_EXACT;
+			bar_split(v, &l, &r);
+			out->a = v;
+			out->b = norm_dup(s, v, &rc);
+		} else {
+			bar_split(v, &l, &r);
+			out->op = mod && !strcmp(mod, "contains") ? SALUS_SQ_STR_CONTAINS : SALUS_SQ_STR_START;
+			out->a = norm_dup(s, v, &rc);
+		}
+		if (rc == SALUS_EINVALID)
+			*why = "string search value is not valid UTF-8";
+		return rc;
+	case SALUS_SQ_TOKEN:
+		bar_split(v, &l, &r);
+		if (!r) {
+			out->op = SALUS_SQ_TOK_CODE;
+			out->b = l;
+		} else if (!*l) {
+			out->op = SALUS_SQ_TOK_NOSYS;
+			out->b = r;
+		} else if (!*r) {
+			out->op = SALUS_SQ_TOK_SYS;
+			out->a = l;
+		} else {
+			out->op = SALUS_SQ_TOK_SYS_CODE;
+			out->a = l;
+			out->b = r;
+		}
+		return SALUS_OK;
+	case SALUS_SQ_DATE:
+	case SALUS_SQ_LASTUPDATED:
+		if (date_val(v, out)) {
+			*why = "invalid date search value (expected [prefix]YYYY[-MM[-DD[Thh:mm[:ss[.fff]][Z|+hh:mm]]]])";
+			return SALUS_EINVALID;
+		}
+		return SALUS_OK;
+	case SALUS_SQ_NUMBER:
+	case SALUS_SQ_QUANTITY:
+		if (number_val(v, out, kind == SALUS_SQ_QUANTITY)) {
+			*why = "invalid number or quantity search value";
+			return SALUS_EINVALID;
+		}
+		return SALUS_OK;
+	case SALUS_SQ_REFERENCE: {
+		bar_split(v, &l, &r);
+		if (mod && !strcmp(mod, "identifier")) {
+			out->op = SALUS_SQ_REF_IDENT;
+			if (r) {
+				out->e = *l ? l : NULL;
+				out->f = r;
+			} else {
+				out->f = l;
+			}
+			return SALUS_OK;
+		}
+		const char *colon = strchr(v, ':'), *slash = strchr(v, '/');
+		if (colon && (!slash || colon < slash)) {
+			out->op = SALUS_SQ_REF_URL;
+			out->c = v;
+			out->d = r;
+			return SALUS_OK;
+		}
+		out->op = SALUS_SQ_REF_LOCAL;
+		if (slash) {
+			*(char *)(uintptr_t)slash = 0;
+			out->a = v;
+			out->b = slash + 1;
+			if (!salus_fhir_is_resource_type(v, strlen(v)) || strchr(out->b, '/')) {
+				*why = "invalid reference search value (expected [Type/]id or a URL)";
+				return SALUS_EINVALID;
+			}
+		} else {
+			out->b = v;
+			out->a = mod && salus_fhir_is_resource_type(mod, strlen(mod)) ? mod : NULL;
+		}
+		return SALUS_OK;
+	}
+	case SALUS_SQ_URI:
+		out->op = mod && !strcmp(mod, "below") ? SALUS_SQ_URI_BELOW
+			  : mod && !strcmp(mod, "above") ? SALUS_SQ_URI_ABOVE
+							  : SALUS_SQ_URI_EQ;
+		out->a = v;
+		return SALUS_OK;
+	default:
+		*why = "unsupported search parameter type";
+		return SALUS_EINVALID;
+	}
+}
+
+static bool mod_ok(int kind, const char *mod)
+{
+	if (!mod || !strcmp(mod, "missing"))
+		return true;
+	switch (kind) {
+	case SALUS_SQ_STRING: return !strcmp(mod, "exact") || !strcmp(mod, "contains");
+	case SALUS_SQ_TOKEN: return !strcmp(mod, "not") || !strcmp(mod, "text") || !strcmp(mod, "of-type");
+	case SALUS_SQ_REFERENCE: return !strcmp(mod, "identifier") || salus_fhir_is_resource_type(mod, strlen(mod));
+	case SALUS_SQ_URI: return !strcmp(mod, "below") || !strcmp(mod, "above");
+	default: return false;
+	}
+}
+
+/* Every resource type's id of parameter code (system-wide _tag, _profile...). */
+static int all_types_params(struct salus_fhir_search *s, const char *code, struct salus_sq_clause *c, int *sptype)
+{
+	size_t nt = salus_fhir_resource_type_count();
+	uint32_t *p = salus_fhir_search_alloc(s, nt * sizeof *p);
+	if (!p)
+		return SALUS_ENOMEM;
+	c->params = p;
+	c->nparams = 0;
+	for (size_t i = 0; i < nt; i++) {
+		const char *t = salus_fhir_resource_type_at(i);
+		const struct salus_fhir_sp *sp = salus_fhir_sp_find(t, strlen(t), code, strlen(code));
+		if (!sp)
+			continue;
+		struct salus_fhir_sp_info info;
+		salus_fhir_sp_get(sp, &info);
+		*sptype = info.type;
+		p[c->nparams++] = salus_fhir_search_param_id(t, code);
+	}
+	return c->nparams ? SALUS_OK : SALUS_EINVALID;
+}
+
+static int parse_has(struct salus_fhir_search *s, const char *type, const char *name, const char *value,
+		     struct salus_sq_clause *c, int depth, const char **why)
+{
+	/* _has:Type:refparam:rest */
+	const char *a = name + 5, *b = strchr(a, ':');
+	const char *rest = b ? strchr(b + 1, ':') : NULL;
+	if (!type || !b || !rest || depth >= MAX_CHAIN) {
+		*why = "invalid _has (expected _has:Type:reference:parameter)";
+		return SALUS_EINVALID;
+	}
+	char *t = sdup(s, a, (size_t)(b - a)), *ref = sdup(s, b + 1, (size_t)(rest - b - 1));
+	struct salus_sq *sub = salus_fhir_search_alloc(s, sizeof *sub);
+	struct salus_sq_clause *sc = salus_fhir_search_alloc(s, sizeof *sc);
+	if (!t || !ref || !sub || !sc)
+		return SALUS_ENOMEM;
+	const struct salus_fhir_sp *sp = salus_fhir_sp_find(t, strlen(t), ref, strlen(ref));
+	struct salus_fhir_sp_info info;
+	if (!salus_fhir_is_resource_type(t, strlen(t)) || !sp) {
+		*why = "unknown type or reference parameter in _has";
+		return SALUS_EINVALID;
+	}
+	salus_fhir_sp_get(sp, &info);
+	if (info.type != SALUS_FHIR_SP_REFERENCE) {
+		*why = "_has needs a reference parameter";
+		return SALUS_EINVALID;
+	}
+	int rc = parse_clause(s, t, rest + 1, value, sc, depth + 1, why);
+	if (rc)
+		return rc;
+	sub->type = t;
+	sub->clauses = sc;
+	sub->nclauses = 1;
+	c->kind = SALUS_SQ_HAS;
+	c->sub = sub;
+	if (!(c->params = one_param(s, salus_fhir_search_param_id(t, ref))))
+		return SALUS_ENOMEM;
+	c->nparams = 1;
+	return SALUS_OK;
+}
+
+static int parse_chain(struct salus_fhir_search *s, const char *type, const struct salus_fhir_sp *sp,
+		       const char *code, const char *mod, const char *rest, const char *value,
+		       struct salus_sq_clause *c, int depth, const char **why)
+{
+	struct salus_fhir_sp_info info;
+	salus_fhir_sp_get(sp, &info);
+	if (info.type != SALUS_FHIR_SP_REFERENCE || depth >= MAX_CHAIN) {
+		*why = "chained parameters need a reference parameter";
+		return SALUS_EINVALID;
+	}
+	/* the next parameter's code (before any '.' or ':') */
+	size_t cn = strcspn(rest, ".:");
+	size_t nt = info.ntargets;
+	struct salus_sq_val *vals = salus_fhir_search_alloc(s, (nt ? nt : 1) * sizeof *vals);
+	if (!vals)
+		return SALUS_ENOMEM;
+	c->kind = SALUS_SQ_REFERENCE;
+	c->vals = vals;
+	if (!(c->params = one_param(s, salus_fhir_search_param_id(type, code))))
+		return SALUS_ENOMEM;
+	c->nparams = 1;
+	for (size_t i = 0; i < nt; i++) {
+		const char *t = salus_fhir_sp_target_at(sp, i);
+		if (mod && strcmp(mod, t))
+			continue;
+		if (!salus_fhir_sp_find(t, strlen(t), rest, cn))
+			continue;
+		struct salus_sq *sub = salus_fhir_search_alloc(s, sizeof *sub);
+		struct salus_sq_clause *sc = salus_fhir_search_alloc(s, sizeof *sc);
+		if (!sub || !sc)
+			return SALUS_ENOMEM;
+		int rc = parse_clause(s, t, rest, value, sc, depth + 1, why);
+		if (rc)
+			return rc;
+		sub->type = t;
+		sub->clauses = sc;
+		sub->nclauses = 1;
+		vals[c->nvals].op = SALUS_SQ_REF_CHAIN;
+		vals[c->nvals++].chain = sub;
+	}
+	if (!c->nvals) {
+		*why = "chained parameter not defined on the reference's target types";
+		return SALUS_EINVALID;
+	}
+	return SALUS_OK;
+}
+
+static int parse_clause(struct salus_fhir_search *s, const char *type, const char *name, const char *value,
+			struct salus_sq_clause *c, int depth, const char **why)
+{
+	char *vals[MAX_VALUES];
+	size_t nv = 0;
+	int rc;
+
+	if (!strncmp(name, "_has:", 5))
+		return parse_has(s, type, name, value, c, depth, why);
+	size_t cn = strcspn(name, ".:");
+	char *code = sdup(s, name, cn);
+	const char *mod = NULL, *rest = NULL;
+	if (!code)
+		return SALUS_ENOMEM;
+	if (name[cn] == ':') {
+		size_t mn = strcspn(name + cn + 1, ".");
+		if (!(mod = sdup(s, name + cn + 1, mn)))
+			return SALUS_ENOMEM;
+		if (name[cn + 1 + mn] == '.')
+			rest = name + cn + 2 + mn;
+	} else if (name[cn] == '.') {
+		rest = name + cn + 1;
+	}
+	/* parameters every resource has, kept on the resource row */
+	if (!strcmp(code, "_id") || !strcmp(code, "_lastUpdated") || !strcmp(code, "_text") ||
+	    !strcmp(code, "_content") || !strcmp(code, "_type")) {
+		bool neg = mod && !strcmp(mod, "not") && !strcmp(code, "_id");
+		if ((mod && !neg) || rest) {
+			*why = "unsupported modifier on a resource parameter";
+			return SALUS_EINVALID;
+		}
+		c->kind = !strcmp(code, "_id") ? SALUS_SQ_ID
+			  : !strcmp(code, "_lastUpdated") ? SALUS_SQ_LASTUPDATED
+			  : !strcmp(code, "_text") ? SALUS_SQ_TEXT
+			  : !strcmp(code, "_content") ? SALUS_SQ_CONTENT
+						      : SALUS_SQ_TYPE;
+		c->negate = neg;
+		if (c->kind == SALUS_SQ_TEXT || c->kind == SALUS_SQ_CONTENT) {
+			struct salus_sq_val *v = salus_fhir_search_alloc(s, sizeof *v);
+			if (!v || !(v->a = sdup(s, value, strlen(value))))
+				return SALUS_ENOMEM;
+			v->op = SALUS_SQ_ANY;
+			c->vals = v;
+			c->nvals = 1;
+			return SALUS_OK;
+		}
+		if ((rc = split(s, value, ',', vals, MAX_VALUES, &nv)))
+			return rc == SALUS_EINVALID ? (*why = "too many values", rc) : rc;
+		struct salus_sq_val *v = salus_fhir_search_alloc(s, nv * sizeof *v);
+		if (!v)
+			return SALUS_ENOMEM;
+		for (size_t i = 0; i < nv; i++) {
+			if (c->kind == SALUS_SQ_LASTUPDATED) {
+				if ((rc = parse_value(s, SALUS_SQ_LASTUPDATED, NULL, vals[i], &v[i], why)))
+					return rc;
+			} else {
+				char *l, *r;
+				bar_split(vals[i], &l, &r);
+				v[i].op = SALUS_SQ_ANY;
+				v[i].a = l;
+				if (c->kind == SALUS_SQ_TYPE && !salus_fhir_is_resource_type(l, strlen(l))) {
+					*why = "unknown resource type in _type";
+					return SALUS_EINVALID;
+				}
+			}
+		}
+		c->vals = v;
+		c->nvals = nv;
+		return SALUS_OK;
+	}
+	int sptype = 0;
+	const struct salus_fhir_sp *sp = NULL;
+	if (type) {
+		sp = salus_fhir_sp_find(type, strlen(type), code, strlen(code));
+		if (!sp) {
+			*why = "unknown search parameter";
+			return SALUS_ENOTFOUND;
+		}
+		struct salus_fhir_sp_info info;
+		salus_fhir_sp_get(sp, &info);
+		sptype = info.type;
+		if (rest)
+			return parse_chain(s, type, sp, code, mod, rest, value, c, depth, why);
+		if (!(c->params = one_param(s, salus_fhir_search_param_id(type, code))))
+			return SALUS_ENOMEM;
+		c->nparams = 1;
+	} else {
+		if (rest || (rc = all_types_params(s, code, c, &sptype))) {
+			*why = "unknown search parameter for a system-wide search";
+			return SALUS_ENOTFOUND;
+		}
+	}
+	c->kind = sp_kind(sptype);
+	if (!c->kind) {
+		*why = "unsupported search parameter (special)";
+		return SALUS_EINVALID;
+	}
+	if (!mod_ok(c->kind, mod)) {
+		*why = "unsupported modifier for this parameter type";
+		return SALUS_EINVALID;
+	}
+	if (mod && !strcmp(mod, "missing")) {
+		if (strcmp(value, "true") && strcmp(value, "false")) {
+			*why = ":missing takes true or false";
+			return SALUS_EINVALID;
+		}
+		c->missing = !strcmp(value, "true") ? 1 : 2;
+		if (c->kind == SALUS_SQ_COMPOSITE) {
+			*why = ":missing on a composite parameter is not supported";
+			return SALUS_EINVALID;
+		}
+		return SALUS_OK;
+	}
+	int vkind = c->kind;
+	if (c->kind == SALUS_SQ_TOKEN && mod && !strcmp(mod, "text")) {
+		c->kind = vkind = SALUS_SQ_STRING;
+		for (size_t i = 0; i < c->nparams; i++)
+			((uint32_t *)(uintptr_t)c->params)[i] |= SALUS_SQ_TEXT_BIT;
+		mod = NULL;
+	} else if (c->kind == SALUS_SQ_TOKEN && mod && !strcmp(mod, "of-type")) {
+		for (size_t i = 0; i < c->nparams; i++)
+			((uint32_t *)(uintptr_t)c->params)[i] |= SALUS_SQ_TYPE_BIT;
+	} else if (c->kind == SALUS_SQ_TOKEN && mod && !strcmp(mod, "not")) {
+		c->negate = true;
+	}
+	if ((rc = split(s, value, ',', vals, MAX_VALUES, &nv)))
+		return rc == SALUS_EINVALID ? (*why = "too many values", rc) : rc;
+	struct salus_sq_val *v = salus_fhir_search_alloc(s, nv * sizeof *v);
+	if (!v)
+		return SALUS_ENOMEM;
+	c->vals = v;
+	c->nvals = nv;
+	for (size_t i = 0; i < nv; i++) {
+		if (!*vals[i]) {
+			*why = "empty search value";
+			return SALUS_EINVALID;
+		}
+		if (c->kind == SALUS_SQ_TOKEN && mod && !strcmp(mod, "of-type")) {
+			/* system|code|value */
+			char *sys, *r1, *tc, *val;
+			bar_split(vals[i], &sys, &r1);
+			if (!r1) {
+				*why = ":of-type takes system|code|value";
+				return SALUS_EINVALID;
+			}
+			bar_split(r1, &tc, &val);
+			if (!val) {
+				*why = ":of-type takes system|code|value";
+				return SALUS_EINVALID;
+			}
+			v[i].op = SALUS_SQ_TOK_SYS_CODE;
+			v[i].a = sys;
+			size_t n1 = strlen(tc), n2 = strlen(val);
+			char *b = salus_fhir_search_alloc(s, n1 + n2 + 2);
+			if (!b)
+				return SALUS_ENOMEM;
+			memcpy(b, tc, n1);
+			b[n1] = '|';
+			memcpy(b + n1 + 1, val, n2);
+			v[i].b = b;
+			continue;
+		}
+		if (c->kind == SALUS_SQ_COMPOSITE) {
+			char *parts[8];
+			size_t np = 0;
+			if ((rc = split(s, vals[i], '$', parts, 8, &np)))
+				return rc == SALUS_EINVALID ? (*why = "too many composite components", rc) : rc;
+			struct salus_fhir_sp_info info;
+			salus_fhir_sp_get(sp, &info);
+			if (!type || np != info.ncomponents) {
+				*why = "composite value needs one part per component (a$b)";
+				return SALUS_EINVALID;
+			}
+			struct salus_sq_clause *comp = salus_fhir_search_alloc(s, np * sizeof *comp);
+			if (!comp)
+				return SALUS_ENOMEM;
+			for (size_t k = 0; k < np; k++) {
+				const char *ccode, *cexpr;
+				if (salus_fhir_sp_component(sp, k, &ccode, &cexpr))
+					return SALUS_EINVALID;
+				const struct salus_fhir_sp *csp = salus_fhir_sp_find(type, strlen(type), ccode, strlen(ccode));
+				struct salus_fhir_sp_info ci;
+				if (!csp)
+					return SALUS_EINVALID;
+				salus_fhir_sp_get(csp, &ci);
+				char cid[160];
+				snprintf(cid, sizeof cid, "%s#%zu", code, k);
+				struct salus_sq_val *cv = salus_fhir_search_alloc(s, sizeof *cv);
+				if (!cv || !(comp[k].params = one_param(s, salus_fhir_search_param_id(type, cid))))
+					return SALUS_ENOMEM;
+				comp[k].nparams = 1;
+				comp[k].kind = sp_kind(ci.type);
+				comp[k].vals = cv;
+				comp[k].nvals = 1;
+				if ((rc = parse_value(s, comp[k].kind, NULL, parts[k], cv, why)))
+					return rc;
+			}
+			v[i].op = SALUS_SQ_ANY;
+			v[i].comp = comp;
+			v[i].ncomp = np;
+			continue;
+		}
+		if ((rc = parse_value(s, vkind, mod, vals[i], &v[i], why)))
+			return rc;
+	}
+	/* ne is "not equal" for the whole parameter only when it is the single value */
+	return SALUS_OK;
+}
+
+static int sort_key(const char *type, const char *k, struct salus_sq_sort *out, const char **why)
+{
+	memset(out, 0, sizeof *out);
+	if (*k == '-') {
+		out->desc = true;
+		k++;
+	}
+	if (!strcmp(k, "_id")) {
+		out->kind = SALUS_SQ_SORT_ID;
+		return SALUS_OK;
+	}
+	if (!strcmp(k, "_lastUpdated")) {
+		out->kind = SALUS_SQ_SORT_UPDATED;
+		return SALUS_OK;
+	}
+	const struct salus_fhir_sp *sp = type ? salus_fhir_sp_find(type, strlen(type), k, strlen(k)) : NULL;
+	struct salus_fhir_sp_info info;
+	if (!sp) {
+		*why = "unknown _sort parameter";
+		return SALUS_EINVALID;
+	}
+	salus_fhir_sp_get(sp, &info);
+	static const int ix[] = {[SALUS_FHIR_SP_NUMBER] = SALUS_IX_NUMBER, [SALUS_FHIR_SP_DATE] = SALUS_IX_DATE,
+				 [SALUS_FHIR_SP_STRING] = SALUS_IX_STRING, [SALUS_FHIR_SP_TOKEN] = SALUS_IX_TOKEN,
+				 [SALUS_FHIR_SP_REFERENCE] = SALUS_IX_REFERENCE, [SALUS_FHIR_SP_COMPOSITE] = 0,
+				 [SALUS_FHIR_SP_QUANTITY] = SALUS_IX_QUANTITY, [SALUS_FHIR_SP_URI] = SALUS_IX_URI,
+				 [SALUS_FHIR_SP_SPECIAL] = 0};
+	if (info.type < 1 || info.type > SALUS_FHIR_SP_SPECIAL || !ix[info.type]) {
+		*why = "_sort on a composite or special parameter is not supported";
+		return SALUS_EINVALID;
+	}
+	out->kind = SALUS_SQ_SORT_PARAM;
+	out->ix = ix[info.type];
+	out->param = salus_fhir_search_param_id(type, k);
+	return SALUS_OK;
+}
+
+static int parse_include(struct salus_fhir_search *s, const char *type, const char *name, const char *value,
+			 const char **why)
+{
+	struct incl *in = salus_realloc(s->incl, (s->nincl + 1) * sizeof *in);
+	if (!in)
+		return SALUS_ENOMEM;
+	s->incl = in; /* freed by salus_fhir_search_free */
+	in = &s->incl[s->nincl];
+	memset(in, 0, sizeof *in);
+	in->rev = !strncmp(name, "_revinclude", 11);
+	const char *m = strchr(name, ':');
+	if (m && (!strcmp(m, ":iterate") || !strcmp(m, ":recurse")))
+		in->iterate = true;
+	else if (m) {
+		*why = "unsupported _include modifier";
+		return SALUS_EINVALID;
+	}
+	if (!strcmp(value, "*")) {
+		in->src = "*";
+		s->nincl++;
+		return SALUS_OK;
+	}
+	const char *c1 = strchr(value, ':');
+	if (!c1) {
+		*why = "_include takes Type:parameter[:target]";
+		return SALUS_EINVALID;
+	}
+	char *src = sdup(s, value, (size_t)(c1 - value));
+	const char *c2 = strchr(c1 + 1, ':');
+	char *code = sdup(s, c1 + 1, c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1));
+	if (!src || !code)
+		return SALUS_ENOMEM;
+	if (!salus_fhir_is_resource_type(src, strlen(src)) || (c2 && !salus_fhir_is_resource_type(c2 + 1, strlen(c2 + 1)))) {
+		*why = "unknown resource type in _include";
+		return SALUS_EINVALID;
+	}
+	if (!in->rev && type && strcmp(src, type) && !in->iterate) {
+		/* an _include for another source type matches nothing; accepted */
+	}
+	in->src = src;
+	in->target = c2 ? c2 + 1 : NULL;
+	const struct salus_fhir_type *st = salus_fhir_type_find(src, strlen(src));
+	size_t nsp = salus_fhir_sp_count(st);
+	if (!(in->params = salus_fhir_search_alloc(s, nsp * sizeof *in->params)))
+		return SALUS_ENOMEM;
+	for (size_t i = 0; i < nsp; i++) {
+		struct salus_fhir_sp_info info;
+		salus_fhir_sp_get(salus_fhir_sp_at(st, i), &info);
+		if (info.type != SALUS_FHIR_SP_REFERENCE || (strcmp(code, "*") && strcmp(code, info.code)))
+			continue;
+		in->params[in->nparams++] = salus_fhir_search_param_id(src, info.code);
+	}
+	if (!in->nparams) {
+		*why = "unknown reference parameter in _include";
+		return SALUS_EINVALID;
+	}
+	s->nincl++;
+	return SALUS_OK;
+}
+
+static bool name_is(const char *n, const char *want)
+{
+	size_t k = strlen(want);
+	return !strncmp(n, want, k) && (n[k] == 0 || n[k] == ':');
+}
+
+int salus_fhir_search_parse(const char *type, const struct salus_param *params, size_t nparams, bool lenient,
+			    struct salus_fhir_search **out, const char **why)
+{
+	struct salus_fhir_search *s = salus_calloc(1, sizeof *s);
+	int rc = SALUS_OK;
+	*why = NULL;
+	if (!s)
+		return SALUS_ENOMEM;
+	s->q.type = type;
+	s->q.count = SALUS_DEFAULT_COUNT;
+	s->q.need_json = true;
+	if (!(s->used = salus_fhir_search_alloc(s, (nparams ? nparams : 1) * sizeof *s->used)))
+		goto out_nomem;
+	s->nused = nparams;
+	for (size_t i = 0; i < nparams; i++) {
+		const char *n = params[i].name, *v = params[i].value;
+		s->used[i] = true;
+		if (!strcmp(n, "_count")) {
+			long c;
+			if (salus_parse_long((struct salus_slice){v, strlen(v)}, 0, 1L << 30, &c)) {
+				*why = "_count must be a non-negative integer";
+				rc = SALUS_EINVALID;
+				goto out_free;
+			}
+			s->q.count = c > SALUS_MAX_COUNT ? SALUS_MAX_COUNT : (int)c;
+		} else if (!strcmp(n, "_sort")) {
+			char *keys[SALUS_SQ_MAX_SORT];
+			size_t nk;
+			if ((rc = split(s, v, ',', keys, SALUS_SQ_MAX_SORT, &nk))) {
+				*why = "too many _sort keys";
+				goto out_free;
+			}
+			for (size_t k = 0; k < nk; k++)
+				if ((rc = sort_key(type, keys[k], &s->q.sort[k], why)))
+					goto out_free;
+			s->q.nsort = nk;
+		} else if (!strcmp(n, "_total")) {
+			s->total = !strcmp(v, "none") ? TOTAL_NONE : !strcmp(v, "estimate") ? TOTAL_ESTIMATE
+				   : !strcmp(v, "accurate")                        ? TOTAL_ACCURATE
+											   : -1;
+			if (s->total < 0) {
+				*why = "_total takes none, estimate or accurate";
+				rc = SALUS_EINVALID;
+				goto out_free;
+			}
+		} else if (!strcmp(n, "_summary")) {
+			s->summary = !strcmp(v, "true") ? SUM_TRUE : !strcmp(v, "text") ? SUM_TEXT
+				     : !strcmp(v, "data")                              ? SUM_DATA
+				     : !strcmp(v, "count")                             ? SUM_COUNT
+				     : !strcmp(v, "false")                             ? SUM_NONE
+											: -1;
+			if (s->summary < 0) {
+				*why = "_summary takes true, text, data, count or false";
+				rc = SALUS_EINVALID;
+				goto out_free;
+			}
+		} else if (!strcmp(n, "_elements")) {
+			char *els[MAX_ELEMENTS];
+			size_t ne;
+			if ((rc = split(s, v, ',', els, MAX_ELEMENTS, &ne))) {
+				*why = "too many _elements";
+				goto out_free;
+			}
+			if (!(s->elements = salus_fhir_search_alloc(s, ne * sizeof *s->elements)))
+				goto out_nomem;
+			for (size_t k = 0; k < ne; k++) {
+				const char *e = els[k], *dot = strchr(e, '.');
+				/* "Patient.name" or "name": the top-level element */
+				s->elements[k] = dot ? dot + 1 : e;
+			}
+			s->nelements = ne;
+		} else if (name_is(n, "_include") || name_is(n, "_revinclude")) {
+			if ((rc = parse_include(s, type, n, v, why)))
+				goto out_free;
+		} else if (!strcmp(n, "_cursor")) {
+			s->q.after = v;
+		} else if (!strcmp(n, "_dir")) {
+			s->q.before = !strcmp(v, "prev");
+		} else if (!strcmp(n, "_contained")) {
+			if (strcmp(v, "false")) {
+				*why = "_contained=true|both is not supported";
+				rc = SALUS_EINVALID;
+				goto out_free;
+			}
+		} else if (!strcmp(n, "_pretty") || !strcmp(n, "_format")) {
+			/* handled by the HTTP layer */
+		} else {
+			struct salus_sq_clause *c = salus_fhir_search_clause(s);
+			if (!c)
+				goto out_nomem;
+			rc = parse_clause(s, type, n, v, c, 0, why);
+			if (rc == SALUS_ENOTFOUND && lenient) {
+				s->ncl--;
+				s->q.nclauses = s->ncl;
+				s->used[i] = false;
+				rc = SALUS_OK;
+				continue;
+			}
+			if (rc == SALUS_ENOTFOUND)
+				rc = SALUS_EINVALID;
+			if (rc)
+				goto out_free;
+		}
+	}
+	*out = s;
+	return SALUS_OK;
+out_nomem:
+	rc = SALUS_ENOMEM;
+out_free:
+	if (rc != SALUS_ENOMEM && !*why)
+		*why = "invalid search request";
+	salus_fhir_search_free(s);
+	return rc;
+}

@@ -1,0 +1,1366 @@
+/*
+ * store_index.c — the SQLite search index: tables, the write path (rows
+ * replaced in the writer's group-commit transaction) and the compiler from a
+ * parsed search (struct salus_sq, store.h) to one SQL query, with keyset
+ * paging.  See store_index_int.h for the tables and docs/search.md for the
+ * semantics.
+ *
+ * SQL text is built only from fixed fragments, table/alias names chosen
+ * here and `?` placeholders: every value (parameter ids included) is bound.
+ *
+ * Query shape: the most selective clause (an _id, a local reference, a code...)
+ * drives — `r.rid IN (SELECT rid FROM <table> WHERE p=? AND <value>)`, an
+ * index range — and the others are correlated EXISTS probes on the (rid, p)
+ * indexes, so no path scans a whole table.  Sort keys are correlated min/max
+ * subqueries (ascending: the lowest value, descending: the highest; dates by
+ * the start resp. end of their range), missing values last; the row number
+ * breaks ties.  A cursor is the sort-key values and row number of the last row
+ * of a page; the next page continues strictly after it.
+ */
+#include "store/store_index_int.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/err.h"
+
+#define SQL_MAX (256u * 1024)  /* one generated statement */
+#define MAX_BINDS 30000        /* below SQLite's default of 32766 host parameters */
+#define MAX_DEPTH 8            /* chains and _has nested in one another */
+#define CURSOR_MAX 2048
+
+static const char schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS sx_res(rid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL,"
+	" updated_ms INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS sx_res_id ON sx_res(type, id);"
+	"CREATE INDEX IF NOT EXISTS sx_res_upd ON sx_res(type, updated_ms);"
+	"CREATE TABLE IF NOT EXISTS sx_str(p INTEGER NOT NULL, norm TEXT NOT NULL, rid INTEGER NOT NULL,"
+	" g INTEGER NOT NULL, raw TEXT NOT NULL, PRIMARY KEY(p, norm, rid, g, raw)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS sx_str_rid ON sx_str(rid, p);"
+	"CREATE TABLE IF NOT EXISTS sx_tok(p INTEGER NOT NULL, code TEXT NOT NULL, sys TEXT NOT NULL,"
+	" rid INTEGER NOT NULL, g INTEGER NOT NULL, PRIMARY KEY(p, code, sys, rid, g)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS sx_tok_rid ON sx_tok(rid, p);"
+	"CREATE TABLE IF NOT EXISTS sx_date(p INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,"
+	" rid INTEGER NOT NULL, g INTEGER NOT NULL, PRIMARY KEY(p, lo, hi, rid, g)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS sx_date_rid ON sx_date(rid, p);"
+	"CREATE TABLE IF NOT EXISTS sx_num(p INTEGER NOT NULL, v REAL NOT NULL, rid INTEGER NOT NULL,"
+	" g INTEGER NOT NULL, sys TEXT NOT NULL, code TEXT NOT NULL, unit TEXT NOT NULL, vlo REAL NOT NULL,"
+	" vhi REAL NOT NULL, PRIMARY KEY(p, v, rid, g, sys, code, unit)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS sx_num_rid ON sx_num(rid, p);"
+	"CREATE TABLE IF NOT EXISTS sx_ref(p INTEGER NOT NULL, tid TEXT NOT NULL, ttype TEXT NOT NULL,"
+	" rid INTEGER NOT NULL, g INTEGER NOT NULL, url TEXT NOT NULL, ver TEXT NOT NULL, isys TEXT NOT NULL,"
+	" ival TEXT NOT NULL, PRIMARY KEY(p, tid, ttype, rid, g, url, ver, isys, ival)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS sx_ref_rid ON sx_ref(rid, p);"
+	"CREATE TABLE IF NOT EXISTS sx_uri(p INTEGER NOT NULL, v TEXT NOT NULL, rid INTEGER NOT NULL,"
+	" g INTEGER NOT NULL, PRIMARY KEY(p, v, rid, g)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS sx_uri_rid ON sx_uri(rid, p);"
+	"CREATE VIRTUAL TABLE IF NOT EXISTS sx_fts USING fts5(narr, body,"
+	" tokenize='unicode61 remove_diacritics 2');";
+
+int salus_sx_schema(sqlite3 *db)
+{
+	int rc = sqlite3_exec(db, schema_sql, NULL, NULL, NULL);
+	if (rc == SQLITE_NOMEM)
+		return SALUS_ENOMEM;
+	return rc == SQLITE_OK ? SALUS_OK : SALUS_EIO;
+}
+
+static int map(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return SALUS_OK;
+	case SQLITE_NOMEM:
+		return SALUS_ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return SALUS_EBUSY;
+	case SQLITE_TOOBIG:
+		return SALUS_ETOOLARGE;
+	case SQLITE_ERROR:
+		return SALUS_EINVALID; /* a malformed generated query (e.g. an FTS5 expression) */
+	default:
+		return SALUS_EIO;
+	}
+}
+
+/* ---- the write path ------------------------------------------------------ */
+
+enum {
+	W_FIND,
+	W_RES_INS,
+	W_RES_UPD,
+	W_RES_DEL,
+	W_DEL_STR,
+	W_DEL_TOK,
+	W_DEL_DATE,
+	W_DEL_NUM,
+	W_DEL_REF,
+	W_DEL_URI,
+	W_DEL_FTS,
+	W_INS_STR,
+	W_INS_TOK,
+	W_INS_DATE,
+	W_INS_NUM,
+	W_INS_REF,
+	W_INS_URI,
+	W_INS_FTS,
+	W__COUNT
+};
+
+static const char *const w_sql[W__COUNT] = {
+	[W_FIND] = "SELECT rid FROM sx_res WHERE type=?1 AND id=?2",
+	[W_RES_INS] = "INSERT INTO sx_res(type, id, updated_ms) VALUES(?1, ?2, ?3)",
+	[W_RES_UPD] = "UPDATE sx_res SET updated_ms=?2 WHERE rid=?1",
+	[W_RES_DEL] = "DELETE FROM sx_res WHERE rid=?1",
+	[W_DEL_STR] = "DELETE FROM sx_str WHERE rid=?1",
+	[W_DEL_TOK] = "DELETE FROM sx_tok WHERE rid=?1",
+	[W_DEL_DATE] = "DELETE FROM sx_date WHERE rid=?1",
+	[W_DEL_NUM] = "DELETE FROM sx_num WHERE rid=?1",
+	[W_DEL_REF] = "DELETE FROM sx_ref WHERE rid=?1",
+	[W_DEL_URI] = "DELETE FROM sx_uri WHERE rid=?1",
+	[W_DEL_FTS] = "DELETE FROM sx_fts WHERE rowid=?1",
+	[W_INS_STR] = "INSERT OR IGNORE INTO sx_str(p, norm, rid, g, raw) VALUES(?1, ?2, ?3, ?4, ?5)",
+	[W_INS_TOK] = "INSERT OR IGNORE INTO sx_tok(p, code, sys, rid, g) VALUES(?1, ?2, ?3, ?4, ?5)",
+	[W_INS_DATE] = "INSERT OR IGNORE INTO sx_date(p, lo, hi, rid, g) VALUES(?1, ?2, ?3, ?4, ?5)",
+	[W_INS_NUM] = "INSERT OR IGNORE INTO sx_num(p, v, rid, g, sys, code, unit, vlo, vhi)"
+		      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[W_INS_REF] = "INSERT OR IGNORE INTO sx_ref(p, tid, ttype, rid, g, url, ver, isys, ival)"
+		      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[W_INS_URI] = "INSERT OR IGNORE INTO sx_uri(p, v, rid, g) VALUES(?1, ?2, ?3, ?4)",
+	[W_INS_FTS] = "INSERT INTO sx_fts(rowid, narr, body) VALUES(?1, ?2, ?3)",
+};
+
+struct salus_sx_w {
+	sqlite3 *db;
+	sqlite3_stmt *st[W__COUNT];
+};
+
+int salus_sx_w_new(sqlite3 *db, struct salus_sx_w **out)
+{
+	struct salus_sx_w *w = salus_calloc(1, sizeof *w);
+	if (!w)
+		return SALUS_ENOMEM;
+	w->db = db;
+	*out = w;
+	return SALUS_OK;
+}
+
+void salus_sx_w_free(struct salus_sx_w *w)
+{
+	if (!w)
+		return;
+	for (int i = 0; i < W__COUNT; i++)
+		sqlite3_finalize(w->st[i]);
+	salus_free(w);
+}
+
+static int w_stmt(struct salus_sx_w *w, int id, sqlite3_stmt **out)
+{
+	if (!w->st[id]) {
+		int rc = sqlite3_prepare_v3(w->db, w_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &w->st[id], NULL);
+		if (rc != SQLITE_OK) {
+			sqlite3_finalize(w->st[id]);
+			w->st[id] = NULL;
+			return map(rc);
+		}
+	}
+	*out = w->st[id];
+	return SALUS_OK;
+}
+
+static int w_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	int r2 = sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return map(rc == SQLITE_DONE || rc == SQLITE_ROW ? r2 : rc);
+}
+
+static void bind_s(sqlite3_stmt *st, int i, const char *s)
+{
+	sqlite3_bind_text(st, i, s ? s : "", -1, SQLITE_STATIC);
+}
+
+static int w_row(struct salus_sx_w *w, int64_t rid, const struct salus_ix_row *r)
+{
+	static const int ins[] = {
+		[SALUS_IX_STRING] = W_INS_STR, [SALUS_IX_TOKEN] = W_INS_TOK,    [SALUS_IX_DATE] = W_INS_DATE,
+		[SALUS_IX_NUMBER] = W_INS_NUM, [SALUS_IX_QUANTITY] = W_INS_NUM, [SALUS_IX_REFERENCE] = W_INS_REF,
+		[SALUS_IX_URI] = W_INS_URI,
+	};
+	sqlite3_stmt *st;
+	int rc;
+	if (r->kind < SALUS_IX_STRING || r->kind > SALUS_IX_URI)
+		return SALUS_EINVALID;
+	if ((rc = w_stmt(w, ins[r->kind], &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, r->param);
+	switch (r->kind) {
+	case SALUS_IX_STRING:
+		bind_s(st, 2, r->a);
+		sqlite3_bind_int64(st, 3, rid);
+		sqlite3_bind_int(st, 4, r->group);
+		bind_s(st, 5, r->b);
+		break;
+	case SALUS_IX_TOKEN:
+		bind_s(st, 2, r->b);
+		bind_s(st, 3, r->a);
+		sqlite3_bind_int64(st, 4, rid);
+		sqlite3_bind_int(st, 5, r->group);
+		break;
+	case SALUS_IX_DATE:
+		sqlite3_bind_int64(st, 2, r->lo);
+		sqlite3_bind_int64(st, 3, r->hi);
+		sqlite3_bind_int64(st, 4, rid);
+		sqlite3_bind_int(st, 5, r->group);
+		break;
+	case SALUS_IX_NUMBER:
+	case SALUS_IX_QUANTITY:
+		sqlite3_bind_double(st, 2, r->v);
+		sqlite3_bind_int64(st, 3, rid);
+		sqlite3_bind_int(st, 4, r->group);
+		bind_s(st, 5, r->a);
+		bind_s(st, 6, r->b);
+		bind_s(st, 7, r->c);
+		sqlite3_bind_double(st, 8, r->vlo);
+		sqlite3_bind_double(st, 9, r->vhi);
+		break;
+	case SALUS_IX_REFERENCE:
+		bind_s(st, 2, r->b);
+		bind_s(st, 3, r->a);
+		sqlite3_bind_int64(st, 4, rid);
+		sqlite3_bind_int(st, 5, r->group);
+		bind_s(st, 6, r->c);
+		bind_s(st, 7, r->d);
+		bind_s(st, 8, r->e);
+		bind_s(st, 9, r->f);
+		break;
+	case SALUS_IX_URI:
+		bind_s(st, 2, r->a);
+		sqlite3_bind_int64(st, 3, rid);
+		sqlite3_bind_int(st, 4, r->group);
+		break;
+	}
+	return w_done(st);
+}
+
+int salus_sx_put(struct salus_sx_w *w, const char *type, const char *id, int64_t updated_ms, bool deleted,
+		 bool existed, const struct salus_ix *ix)
+{
+	sqlite3_stmt *st;
+	int64_t rid = 0;
+	int rc;
+
+	if (existed) {
+		if ((rc = w_stmt(w, W_FIND, &st)))
+			return rc;
+		bind_s(st, 1, type);
+		bind_s(st, 2, id);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			rid = sqlite3_column_int64(st, 0);
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+		sqlite3_reset(st);
+		if ((rc = map(rc)))
+			return rc;
+	}
+	if (rid) {
+		for (int k = W_DEL_STR; k <= W_DEL_FTS; k++) {
+			if ((rc = w_stmt(w, k, &st)))
+				return rc;
+			sqlite3_bind_int64(st, 1, rid);
+			if ((rc = w_done(st)))
+				return rc;
+		}
+		if ((rc = w_stmt(w, deleted ? W_RES_DEL : W_RES_UPD, &st)))
+			return rc;
+		sqlite3_bind_int64(st, 1, rid);
+		if (!deleted)
+			sqlite3_bind_int64(st, 2, updated_ms);
+		if ((rc = w_done(st)))
+			return rc;
+	}
+	if (deleted)
+		return SALUS_OK;
+	if (!rid) {
+		if ((rc = w_stmt(w, W_RES_INS, &st)))
+			return rc;
+		bind_s(st, 1, type);
+		bind_s(st, 2, id);
+		sqlite3_bind_int64(st, 3, updated_ms);
+		if ((rc = w_done(st)))
+			return rc;
+		rid = sqlite3_last_insert_rowid(w->db);
+	}
+	if (!ix)
+		return SALUS_OK;
+	for (size_t i = 0; i < ix->n; i++)
+		if ((rc = w_row(w, rid, &ix->rows[i])))
+			return rc;
+	if ((ix->text && *ix->text) || (ix->content && *ix->content)) {
+		if ((rc = w_stmt(w, W_INS_FTS, &st)))
+			return rc;
+		sqlite3_bind_int64(st, 1, rid);
+		bind_s(st, 2, ix->text);
+		bind_s(st, 3, ix->content);
+		if ((rc = w_done(st)))
+			return rc;
+	}
+	return SALUS_OK;
+}
+
+/* ---- the query compiler -------------------------------------------------- */
+
+enum { B_INT = 1, B_DBL, B_TEXT, B_TEXT_HI };
+
+struct bindv {
+	int t;
+	int64_t i;
+	double d;
+	const char *s;
+};
+
+struct cq {
+	struct salus_buf sql;
+	struct bindv *b;
+	size_t nb, cap;
+	int rc;
+	int alias; /* next alias number */
+	int depth;
+	struct salus_buf strs; /* owned strings for bindings (FTS expressions, cursor texts) */
+	char **owned;
+	size_t nowned, owned_cap;
+};
+
+static void emit(struct cq *c, const char *s)
+{
+	if (!c->rc)
+		c->rc = salus_buf_adds(&c->sql, s);
+}
+
+static void emitf(struct cq *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emitf(struct cq *c, const char *fmt, ...)
+{
+	va_list ap;
+	if (c->rc)
+		return;
+	va_start(ap, fmt);
+	c->rc = salus_buf_vaddf(&c->sql, fmt, ap);
+	va_end(ap);
+}
+
+static struct bindv *bind_new(struct cq *c)
+{
+	if (c->rc)
+		return NULL;
+	if (c->nb == MAX_BINDS) {
+		c->rc = SALUS_ETOOLARGE;
+		return NULL;
+	}
+	if (c->nb == c->cap) {
+		size_t n = c->cap ? c->cap * 2 : 64;
+		struct bindv *nb = salus_realloc(c->b, n * sizeof *nb);
+		if (!nb) {
+			c->rc = SALUS_ENOMEM;
+			return NULL;
+		}
+		c->b = nb;
+		c->cap = n;
+	}
+	emit(c, "?");
+	if (c->rc)
+		return NULL;
+	struct bindv *v = &c->b[c->nb++];
+	memset(v, 0, sizeof *v);
+	return v;
+}
+
+static void P_int(struct cq *c, int64_t i)
+{
+	struct bindv *v = bind_new(c);
+	if (v) {
+		v->t = B_INT;
+		v->i = i;
+	}
+}
+
+static void P_dbl(struct cq *c, double d)
+{
+	struct bindv *v = bind_new(c);
+	if (v) {
+		v->t = B_DBL;
+		v->d = d;
+	}
+}
+
+static void P_str(struct cq *c, const char *s)
+{
+	struct bindv *v = bind_new(c);
+	if (v) {
+		v->t = B_TEXT;
+		v->s = s ? s : "";
+	}
+}
+
+/* s followed by the byte 0xFF: an upper bound for every text starting with s */
+static void P_str_hi(struct cq *c, const char *s)
+{
+	struct bindv *v = bind_new(c);
+	if (v) {
+		v->t = B_TEXT_HI;
+		v->s = s ? s : "";
+	}
+}
+
+static char *own(struct cq *c, char *s)
+{
+	if (!s) {
+		if (!c->rc)
+			c->rc = SALUS_ENOMEM;
+		return NULL;
+	}
+	if (c->nowned == c->owned_cap) {
+		size_t n = c->owned_cap ? c->owned_cap * 2 : 8;
+		char **no = salus_realloc(c->owned, n * sizeof *no);
+		if (!no) {
+			salus_free(s);
+			c->rc = SALUS_ENOMEM;
+			return NULL;
+		}
+		c->owned = no;
+		c->owned_cap = n;
+	}
+	c->owned[c->nowned++] = s;
+	return s;
+}
+
+static void params_in(struct cq *c, const char *x, const struct salus_sq_clause *cl, uint32_t bits)
+{
+	if (cl->nparams == 1) {
+		emitf(c, "%s.p=", x);
+		P_int(c, (int64_t)(cl->params[0] | bits));
+		return;
+	}
+	emitf(c, "%s.p IN (", x);
+	for (size_t i = 0; i < cl->nparams; i++) {
+		if (i)
+			emit(c, ",");
+		P_int(c, (int64_t)(cl->params[i] | bits));
+	}
+	emit(c, ")");
+}
+
+static const char *table_of(int kind)
+{
+	switch (kind) {
+	case SALUS_SQ_STRING: return "sx_str";
+	case SALUS_SQ_TOKEN: return "sx_tok";
+	case SALUS_SQ_DATE: return "sx_date";
+	case SALUS_SQ_NUMBER:
+	case SALUS_SQ_QUANTITY: return "sx_num";
+	case SALUS_SQ_REFERENCE: return "sx_ref";
+	case SALUS_SQ_URI: return "sx_uri";
+	default: return NULL;
+	}
+}
+
+static void where_sq(struct cq *c, const char *ra, const struct salus_sq *q);
+
+/* Date comparison of the range [lo_e, hi_e] (SQL expressions) with v. */
+static void date_cond(struct cq *c, const char *lo_e, const char *hi_e, const struct salus_sq_val *v)
+{
+	switch (v->op) {
+	case SALUS_SQ_EQ:
+	case SALUS_SQ_NE:
+		emitf(c, "%s(%s>=", v->op == SALUS_SQ_NE ? "NOT " : "", lo_e);
+		P_int(c, v->lo);
+		emitf(c, " AND %s<=", hi_e);
+		P_int(c, v->hi);
+		emit(c, ")");
+		break;
+	case SALUS_SQ_GT:
+		emitf(c, "%s>", hi_e);
+		P_int(c, v->hi);
+		break;
+	case SALUS_SQ_LT:
+		emitf(c, "%s<", lo_e);
+		P_int(c, v->lo);
+		break;
+	case SALUS_SQ_GE:
+		emitf(c, "(%s>", hi_e);
+		P_int(c, v->hi);
+		emitf(c, " OR (%s>=", lo_e);
+		P_int(c, v->lo);
+		emitf(c, " AND %s<=", hi_e);
+		P_int(c, v->hi);
+		emit(c, "))");
+		break;
+	case SALUS_SQ_LE:
+		emitf(c, "(%s<", lo_e);
+		P_int(c, v->lo);
+		emitf(c, " OR (%s>=", lo_e);
+		P_int(c, v->lo);
+		emitf(c, " AND %s<=", hi_e);
+		P_int(c, v->hi);
+		emit(c, "))");
+		break;
+	case SALUS_SQ_SA:
+		emitf(c, "%s>", lo_e);
+		P_int(c, v->hi);
+		break;
+	case SALUS_SQ_EB:
+		emitf(c, "%s<", hi_e);
+		P_int(c, v->lo);
+		break;
+	case SALUS_SQ_AP:
+		emitf(c, "(%s<=", lo_e);
+		P_int(c, v->hi);
+		emitf(c, " AND %s>=", hi_e);
+		P_int(c, v->lo);
+		emit(c, ")");
+		break;
+	default:
+		c->rc = SALUS_EINVALID;
+	}
+}
+
+static void num_cond(struct cq *c, const char *x, const struct salus_sq_val *v, bool quantity)
+{
+	emit(c, "(");
+	switch (v->op) {
+	case SALUS_SQ_EQ:
+	case SALUS_SQ_NE:
+		emitf(c, "%s(%s.v>=", v->op == SALUS_SQ_NE ? "NOT " : "", x);
+		P_dbl(c, v->vlo);
+		emitf(c, " AND %s.v<", x);
+		P_dbl(c, v->vhi);
+		emit(c, ")");
+		break;
+	case SALUS_SQ_GT:
+	case SALUS_SQ_SA:
+		emitf(c, "%s.v>", x);
+		P_dbl(c, v->v);
+		break;
+	case SALUS_SQ_LT:
+	case SALUS_SQ_EB:
+		emitf(c, "%s.v<", x);
+		P_dbl(c, v->v);
+		break;
+	case SALUS_SQ_GE:
+		emitf(c, "%s.v>=", x);
+		P_dbl(c, v->v);
+		break;
+	case SALUS_SQ_LE:
+		emitf(c, "%s.v<=", x);
+		P_dbl(c, v->v);
+		break;
+	case SALUS_SQ_AP:
+		emitf(c, "%s.v>=", x);
+		P_dbl(c, v->vlo);
+		emitf(c, " AND %s.v<=", x);
+		P_dbl(c, v->vhi);
+		break;
+	default:
+		c->rc = SALUS_EINVALID;
+	}
+	if (quantity && v->b) {
+		if (v->a) {
+			emitf(c, " AND %s.sys=", x);
+			P_str(c, v->a);
+			emitf(c, " AND %s.code=", x);
+			P_str(c, v->b);
+		} else {
+			emitf(c, " AND (%s.code=", x);
+			P_str(c, v->b);
+			emitf(c, " OR %s.unit=", x);
+			P_str(c, v->b);
+			emit(c, ")");
+		}
+	} else if (quantity && v->a) {
+		emitf(c, " AND %s.sys=", x);
+		P_str(c, v->a);
+	}
+	emit(c, ")");
+}
+
+/* The condition on row alias x for one value of a clause of kind `kind`. */
+static void val_cond(struct cq *c, int kind, const char *x, const struct salus_sq_val *v)
+{
+	char lo[16], hi[16];
+	switch (kind) {
+	case SALUS_SQ_STRING:
+		if (v->op == SALUS_SQ_STR_START) {
+			emitf(c, "(%s.norm>=", x);
+			P_str(c, v->a);
+			emitf(c, " AND %s.norm<", x);
+			P_str_hi(c, v->a);
+			emit(c, ")");
+		} else if (v->op == SALUS_SQ_STR_EXACT) {
+			emit(c, "(");
+			if (v->b) {
+				emitf(c, "%s.norm=", x);
+				P_str(c, v->b);
+				emit(c, " AND ");
+			}
+			emitf(c, "%s.raw=", x);
+			P_str(c, v->a);
+			emit(c, ")");
+		} else if (v->op == SALUS_SQ_STR_CONTAINS) {
+			emitf(c, "instr(%s.norm,", x);
+			P_str(c, v->a);
+			emit(c, ")>0");
+		} else {
+			c->rc = SALUS_EINVALID;
+		}
+		break;
+	case SALUS_SQ_TOKEN:
+		emit(c, "(");
+		if (v->op == SALUS_SQ_TOK_SYS) {
+			emitf(c, "%s.sys=", x);
+			P_str(c, v->a);
+		} else {
+			emitf(c, "%s.code=", x);
+			P_str(c, v->b);
+			if (v->op == SALUS_SQ_TOK_SYS_CODE) {
+				emitf(c, " AND %s.sys=", x);
+				P_str(c, v->a);
+			} else if (v->op == SALUS_SQ_TOK_NOSYS) {
+				emitf(c, " AND %s.sys=''", x);
+			} else if (v->op != SALUS_SQ_TOK_CODE) {
+				c->rc = SALUS_EINVALID;
+			}
+		}
+		emit(c, ")");
+		break;
+	case SALUS_SQ_DATE:
+		snprintf(lo, sizeof lo, "%s.lo", x);
+		snprintf(hi, sizeof hi, "%s.hi", x);
+		date_cond(c, lo, hi, v);
+		break;
+	case SALUS_SQ_NUMBER:
+	case SALUS_SQ_QUANTITY:
+		num_cond(c, x, v, kind == SALUS_SQ_QUANTITY);
+		break;
+	case SALUS_SQ_REFERENCE:
+		emit(c, "(");
+		switch (v->op) {
+		case SALUS_SQ_REF_LOCAL:
+			emitf(c, "%s.tid=", x);
+			P_str(c, v->b);
+			if (v->a) {
+				emitf(c, " AND %s.ttype=", x);
+				P_str(c, v->a);
+			}
+			break;
+		case SALUS_SQ_REF_URL:
+			emitf(c, "%s.url=", x);
+			P_str(c, v->c);
+			if (v->d) {
+				emitf(c, " AND %s.ver=", x);
+				P_str(c, v->d);
+			}
+			break;
+		case SALUS_SQ_REF_IDENT:
+			emitf(c, "%s.ival=", x);
+			P_str(c, v->f);
+			if (v->e) {
+				emitf(c, " AND %s.isys=", x);
+				P_str(c, v->e);
+			}
+			break;
+		case SALUS_SQ_REF_CHAIN: {
+			char ta[16];
+			if (!v->chain || !v->chain->type || ++c->depth > MAX_DEPTH) {
+				c->rc = SALUS_EINVALID;
+				break;
+			}
+			snprintf(ta, sizeof ta, "t%d", c->alias++);
+			emitf(c, "%s.ttype=", x);
+			P_str(c, v->chain->type);
+			emitf(c, " AND %s.tid IN (SELECT %s.id FROM sx_res %s WHERE ", x, ta, ta);
+			where_sq(c, ta, v->chain);
+			emit(c, ")");
+			c->depth--;
+			break;
+		}
+		default:
+			c->rc = SALUS_EINVALID;
+		}
+		emit(c, ")");
+		break;
+	case SALUS_SQ_URI:
+		if (v->op == SALUS_SQ_URI_EQ) {
+			emitf(c, "%s.v=", x);
+			P_str(c, v->a);
+		} else if (v->op == SALUS_SQ_URI_BELOW) {
+			emitf(c, "(%s.v>=", x);
+			P_str(c, v->a);
+			emitf(c, " AND %s.v<", x);
+			P_str_hi(c, v->a);
+			emit(c, ")");
+		} else if (v->op == SALUS_SQ_URI_ABOVE) {
+			emit(c, "instr(");
+			P_str(c, v->a);
+			emitf(c, ",%s.v)=1", x);
+		} else {
+			c->rc = SALUS_EINVALID;
+		}
+		break;
+	default:
+		c->rc = SALUS_EINVALID;
+	}
+}
+
+static void vals_or(struct cq *c, int kind, const char *x, const struct salus_sq_clause *cl)
+{
+	emit(c, "(");
+	for (size_t i = 0; i < cl->nvals; i++) {
+		if (i)
+			emit(c, " OR ");
+		val_cond(c, kind, x, &cl->vals[i]);
+	}
+	emit(c, ")");
+}
+
+/* "word" "word" ...: each whitespace-separated word quoted, so FTS5 syntax in
+ * the input is taken literally; all words must occur in column col. */
+static const char *fts_expr(struct cq *c, const char *col, const char *in)
+{
+	struct salus_buf b;
+	salus_buf_init(&b, 8192);
+	int rc = salus_buf_addf(&b, "%s : (", col);
+	bool any = false;
+	const char *p = in ? in : "";
+	while (!rc && *p) {
+		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+			p++;
+		if (!*p)
+			break;
+		rc = salus_buf_adds(&b, any ? " \"" : "\"");
+		any = true;
+		for (; !rc && *p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r'; p++)
+			rc = *p == '"' ? salus_buf_adds(&b, "\"\"") : salus_buf_addc(&b, *p);
+		if (!rc)
+			rc = salus_buf_addc(&b, '"');
+	}
+	if (!rc && !any)
+		rc = salus_buf_adds(&b, "\"\"");
+	if (!rc)
+		rc = salus_buf_addc(&b, ')');
+	if (rc) {
+		salus_buf_release(&b);
+		if (!c->rc)
+			c->rc = rc;
+		return NULL;
+	}
+	return own(c, salus_buf_detach(&b, NULL));
+}
+
+/* Can this clause drive (give a small candidate set through an index)? Lower is better; -1: no. */
+static int drive_rank(const struct salus_sq_clause *cl)
+{
+	if (cl->negate || cl->missing)
+		return -1;
+	switch (cl->kind) {
+	case SALUS_SQ_ID:
+	case SALUS_SQ_INCLUDED: return 0;
+	case SALUS_SQ_REFERENCE:
+		for (size_t i = 0; i < cl->nvals; i++)
+			if (cl->vals[i].op != SALUS_SQ_REF_LOCAL)
+				return 4;
+		return 1;
+	case SALUS_SQ_TOKEN:
+		for (size_t i = 0; i < cl->nvals; i++)
+			if (cl->vals[i].op == SALUS_SQ_TOK_SYS)
+				return -1;
+		return 2;
+	case SALUS_SQ_STRING:
+		for (size_t i = 0; i < cl->nvals; i++)
+			if (cl->vals[i].op == SALUS_SQ_STR_CONTAINS)
+				return -1;
+		return 3;
+	case SALUS_SQ_URI:
+		for (size_t i = 0; i < cl->nvals; i++)
+			if (cl->vals[i].op == SALUS_SQ_URI_ABOVE)
+				return -1;
+		return 3;
+	case SALUS_SQ_TEXT:
+	case SALUS_SQ_CONTENT: return 4;
+	case SALUS_SQ_DATE:
+		for (size_t i = 0; i < cl->nvals; i++)
+			if (cl->vals[i].op == SALUS_SQ_NE)
+				return -1;
+		return 5;
+	default: return -1;
+	}
+}
+
+static void clause_sql(struct cq *c, const char *ra, const struct salus_sq_clause *cl, bool driver)
+{
+	const char *tbl = table_of(cl->kind);
+	char x[16];
+	snprintf(x, sizeof x, "x%d", c->alias++);
+	const uint32_t bits = 0; /* param ids arrive complete (text and of-type bits included) */
+
+	if (tbl && (cl->nparams == 0 || (cl->nvals == 0 && !cl->missing))) {
+		c->rc = SALUS_EINVALID;
+		return;
+	}
+	if (tbl && cl->missing) {
+		emitf(c, "%sEXISTS(SELECT 1 FROM %s %s WHERE %s.rid=%s.rid AND ", cl->missing == 1 ? "NOT " : "", tbl, x,
+		      x, ra);
+		params_in(c, x, cl, bits);
+		emit(c, ")");
+		return;
+	}
+	if (tbl) {
+		if (driver) {
+			emitf(c, "%s.rid IN (SELECT %s.rid FROM %s %s WHERE ", ra, x, tbl, x);
+		} else {
+			emitf(c, "%sEXISTS(SELECT 1 FROM %s %s WHERE %s.rid=%s.rid AND ", cl->negate ? "NOT " : "", tbl,
+			      x, x, ra);
+		}
+		params_in(c, x, cl, bits);
+		emit(c, " AND ");
+		vals_or(c, cl->kind, x, cl);
+		emit(c, ")");
+		return;
+	}
+	switch (cl->kind) {
+	case SALUS_SQ_ID:
+	case SALUS_SQ_TYPE:
+		emitf(c, "%s%s.%s IN (", cl->negate ? "NOT " : "", ra, cl->kind == SALUS_SQ_ID ? "id" : "type");
+		for (size_t i = 0; i < cl->nvals; i++) {
+			if (i)
+				emit(c, ",");
+			P_str(c, cl->vals[i].a);
+		}
+		emit(c, ")");
+		break;
+	case SALUS_SQ_LASTUPDATED: {
+		char e[24];
+		snprintf(e, sizeof e, "%s.updated_ms", ra);
+		emit(c, "(");
+		for (size_t i = 0; i < cl->nvals; i++) {
+			if (i)
+				emit(c, " OR ");
+			date_cond(c, e, e, &cl->vals[i]);
+		}
+		emit(c, ")");
+		break;
+	}
+	case SALUS_SQ_TEXT:
+	case SALUS_SQ_CONTENT:
+		emitf(c, "%s%s.rid IN (SELECT rowid FROM sx_fts WHERE sx_fts MATCH ", cl->negate ? "NOT " : "", ra);
+		{
+			/* values ORed: one MATCH per value */
+			if (cl->nvals != 1) {
+				c->rc = SALUS_EINVALID;
+				break;
+			}
+			P_str(c, fts_expr(c, cl->kind == SALUS_SQ_TEXT ? "narr" : "body", cl->vals[0].a));
+		}
+		emit(c, ")");
+		break;
+	case SALUS_SQ_HAS: {
+		char ta[16];
+		if (!cl->sub || !cl->sub->type || !cl->nparams || ++c->depth > MAX_DEPTH) {
+			c->rc = SALUS_EINVALID;
+			break;
+		}
+		snprintf(ta, sizeof ta, "t%d", c->alias++);
+		emitf(c, "%sEXISTS(SELECT 1 FROM sx_ref %s JOIN sx_res %s ON %s.rid=%s.rid WHERE ", cl->negate ? "NOT " : "",
+		      x, ta, ta, x);
+		params_in(c, x, cl, 0);
+		emitf(c, " AND %s.tid=%s.id AND %s.ttype=%s.type AND ", x, ra, x, ra);
+		where_sq(c, ta, cl->sub);
+		emit(c, ")");
+		c->depth--;
+		break;
+	}
+	case SALUS_SQ_INCLUDED: {
+		char ta[16];
+		snprintf(ta, sizeof ta, "t%d", c->alias++);
+		emitf(c, "%s.rid IN (SELECT %s.rid FROM sx_ref %s JOIN sx_res %s ON %s.type=%s.ttype AND %s.id=%s.tid WHERE ",
+		      ra, ta, x, ta, ta, x, ta, x);
+		if (cl->nparams) {
+			params_in(c, x, cl, 0);
+			emit(c, " AND ");
+		}
+		emitf(c, "%s.rid IN (", x);
+		for (size_t i = 0; i < cl->nrids; i++) {
+			if (i)
+				emit(c, ",");
+			P_int(c, cl->rids[i]);
+		}
+		if (!cl->nrids)
+			emit(c, "NULL");
+		emit(c, "))");
+		break;
+	}
+	case SALUS_SQ_COMPOSITE:
+		emitf(c, "%s(", cl->negate ? "NOT " : "");
+		for (size_t i = 0; i < cl->nvals; i++) {
+			const struct salus_sq_val *v = &cl->vals[i];
+			char a0[16];
+			if (i)
+				emit(c, " OR ");
+			if (!v->ncomp) {
+				c->rc = SALUS_EINVALID;
+				break;
+			}
+			snprintf(a0, sizeof a0, "x%d", c->alias);
+			int first = c->alias;
+			c->alias += (int)v->ncomp;
+			emit(c, "EXISTS(SELECT 1 FROM ");
+			for (size_t k = 0; k < v->ncomp; k++) {
+				const char *t = table_of(v->comp[k].kind);
+				if (!t || !v->comp[k].nparams || !v->comp[k].nvals) {
+					c->rc = SALUS_EINVALID;
+					break;
+				}
+				emitf(c, "%s%s x%d", k ? " JOIN " : "", t, first + (int)k);
+				if (k)
+					emitf(c, " ON x%d.rid=%s.rid AND x%d.g=%s.g", first + (int)k, a0, first + (int)k, a0);
+			}
+			emitf(c, " WHERE %s.rid=%s.rid AND %s.g>0", a0, ra, a0);
+			for (size_t k = 0; k < v->ncomp && !c->rc; k++) {
+				char xk[16];
+				snprintf(xk, sizeof xk, "x%d", first + (int)k);
+				emit(c, " AND ");
+				params_in(c, xk, &v->comp[k], 0);
+				emit(c, " AND ");
+				vals_or(c, v->comp[k].kind, xk, &v->comp[k]);
+			}
+			emit(c, ")");
+		}
+		emit(c, ")");
+		break;
+	default:
+		c->rc = SALUS_EINVALID;
+	}
+}
+
+/* The WHERE conditions of q on resource alias ra (type included). */
+static void where_sq(struct cq *c, const char *ra, const struct salus_sq *q)
+{
+	int best = -1, best_rank = 100;
+	for (size_t i = 0; i < q->nclauses; i++) {
+		int r = drive_rank(&q->clauses[i]);
+		if (r >= 0 && r < best_rank) {
+			best_rank = r;
+			best = (int)i;
+		}
+	}
+	if (q->type) {
+		emitf(c, "%s.type=", ra);
+		P_str(c, q->type);
+	} else {
+		emit(c, "1");
+	}
+	if (best >= 0) {
+		emit(c, " AND ");
+		clause_sql(c, ra, &q->clauses[best], true);
+	}
+	for (size_t i = 0; i < q->nclauses; i++) {
+		if ((int)i == best)
+			continue;
+		emit(c, " AND ");
+		clause_sql(c, ra, &q->clauses[i], false);
+	}
+}
+
+/* ---- sort keys and cursors ------------------------------------------------ */
+
+enum { KT_INT = 1, KT_DBL, KT_TEXT };
+
+static int key_type(const struct salus_sq_sort *s)
+{
+	if (s->kind == SALUS_SQ_SORT_UPDATED)
+		return KT_INT;
+	if (s->kind == SALUS_SQ_SORT_ID)
+		return KT_TEXT;
+	switch (s->ix) {
+	case SALUS_IX_DATE: return KT_INT;
+	case SALUS_IX_NUMBER:
+	case SALUS_IX_QUANTITY: return KT_DBL;
+	default: return KT_TEXT;
+	}
+}
+
+static void key_expr(struct cq *c, const char *ra, const struct salus_sq_sort *s)
+{
+	const char *tbl, *col;
+	if (s->kind == SALUS_SQ_SORT_ID) {
+		emitf(c, "%s.id", ra);
+		return;
+	}
+	if (s->kind == SALUS_SQ_SORT_UPDATED) {
+		emitf(c, "%s.updated_ms", ra);
+		return;
+	}
+	switch (s->ix) {
+	case SALUS_IX_STRING: tbl = "sx_str", col = "norm"; break;
+	case SALUS_IX_TOKEN: tbl = "sx_tok", col = "code"; break;
+	case SALUS_IX_DATE: tbl = "sx_date", col = s->desc ? "hi" : "lo"; break;
+	case SALUS_IX_NUMBER:
+	case SALUS_IX_QUANTITY: tbl = "sx_num", col = "v"; break;
+	case SALUS_IX_REFERENCE: tbl = "sx_ref", col = "tid"; break;
+	case SALUS_IX_URI: tbl = "sx_uri", col = "v"; break;
+	default: c->rc = SALUS_EINVALID; return;
+	}
+	emitf(c, "coalesce((SELECT %s(s.%s) FROM %s s WHERE s.rid=%s.rid AND s.p=", s->desc ? "max" : "min", col, tbl,
+	      ra);
+	P_int(c, s->param);
+	emit(c, "),");
+	switch (key_type(s)) {
+	case KT_INT: emit(c, s->desc ? "(-9223372036854775807-1))" : "9223372036854775807)"); break;
+	case KT_DBL: emit(c, s->desc ? "-1e308)" : "1e308)"); break;
+	default: emit(c, s->desc ? "'')" : "CAST(x'F48FBFBF' AS TEXT))"); break;
+	}
+}
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+/* Decode one cursor field "i<n>", "f<16 hex>", "t<hex>" up to '.' or the end. */
+static int cursor_field(struct cq *c, const char **pp, int want)
+{
+	const char *p = *pp, *e = strchr(p, '.');
+	size_t n = e ? (size_t)(e - p) : strlen(p);
+	if (n < 1)
+		return SALUS_EINVALID;
+	if (p[0] == 'i' && want == KT_INT) {
+		long long v = 0;
+		bool neg = false;
+		size_t i = 1;
+		if (i < n && p[i] == '-')
+			neg = true, i++;
+		if (i == n || n - i > 19)
+			return SALUS_EINVALID;
+		for (; i < n; i++) {
+			if (p[i] < '0' || p[i] > '9')
+				return SALUS_EINVALID;
+			v = v * 10 + (p[i] - '0'); /* 19 digits: may wrap only for INT64_MIN, handled below */
+		}
+		P_int(c, neg ? -v : v);
+	} else if (p[0] == 'f' && want == KT_DBL && n == 17) {
+		uint64_t bits = 0;
+		for (size_t i = 1; i < n; i++) {
+			int h = hexval(p[i]);
+			if (h < 0)
+				return SALUS_EINVALID;
+			bits = bits << 4 | (uint64_t)h;
+		}
+		double d;
+		memcpy(&d, &bits, sizeof d);
+		if (d != d)
+			return SALUS_EINVALID;
+		P_dbl(c, d);
+	} else if (p[0] == 't' && want == KT_TEXT && (n - 1) % 2 == 0) {
+		char *s = salus_malloc((n - 1) / 2 + 1);
+		if (!s)
+			return SALUS_ENOMEM;
+		size_t k = 0;
+		for (size_t i = 1; i < n; i += 2) {
+			int h1 = hexval(p[i]), h2 = hexval(p[i + 1]);
+			if (h1 < 0 || h2 < 0 || (h1 == 0 && h2 == 0)) {
+				salus_free(s);
+				return SALUS_EINVALID;
+			}
+			s[k++] = (char)(h1 << 4 | h2);
+		}
+		s[k] = 0;
+		P_str(c, own(c, s));
+	} else {
+		return SALUS_EINVALID;
+	}
+	*pp = e ? e + 1 : p + n;
+	return c->rc;
+}
+
+/* (k0, k1, ..., rid) strictly after (or before) the cursor, per direction. */
+static int keyset(struct cq *c, const struct salus_sq *q)
+{
+	size_t nk = q->nsort;
+	const char *p = q->after;
+	/* k0 > c0 OR (k0 = c0 AND (k1 > c1 OR (k1 = c1 AND rid > r))), each
+	 * comparison flipped for a descending key (and for the page before) */
+	if (strlen(p) > CURSOR_MAX)
+		return SALUS_EINVALID;
+	emit(c, " AND (");
+	for (size_t i = 0; i <= nk; i++) {
+		bool desc = i < nk ? q->sort[i].desc : (nk ? q->sort[nk - 1].desc : false);
+		if (q->before)
+			desc = !desc;
+		int kt = i < nk ? key_type(&q->sort[i]) : KT_INT;
+		char col[24];
+		if (i < nk)
+			snprintf(col, sizeof col, "k%zu", i);
+		else
+			snprintf(col, sizeof col, "rid");
+		/* each comparison needs the value twice (> and =): decode it twice */
+		const char *p0 = p;
+		emitf(c, "m0.%s%s", col, desc ? "<" : ">");
+		int rc = cursor_field(c, &p, kt);
+		if (rc)
+			return rc;
+		if (i < nk) {
+			emitf(c, " OR (m0.%s=", col);
+			p = p0;
+			if ((rc = cursor_field(c, &p, kt)))
+				return rc;
+			emit(c, " AND (");
+		}
+	}
+	if (*p)
+		return SALUS_EINVALID;
+	for (size_t i = 0; i < nk; i++)
+		emit(c, "))");
+	emit(c, ")");
+	return c->rc;
+}
+
+static void order_by(struct cq *c, const char *m, const struct salus_sq *q, bool reverse)
+{
+	emit(c, " ORDER BY ");
+	for (size_t i = 0; i < q->nsort; i++) {
+		bool desc = q->sort[i].desc != reverse;
+		emitf(c, "%s.k%zu%s,", m, i, desc ? " DESC" : "");
+	}
+	bool rdesc = (q->nsort ? q->sort[q->nsort - 1].desc : false) != reverse;
+	emitf(c, "%s.rid%s", m, rdesc ? " DESC" : "");
+}
+
+static void cq_init(struct cq *c)
+{
+	memset(c, 0, sizeof *c);
+	salus_buf_init(&c->sql, SQL_MAX);
+}
+
+static void cq_release(struct cq *c)
+{
+	salus_buf_release(&c->sql);
+	salus_free(c->b);
+	for (size_t i = 0; i < c->nowned; i++)
+		salus_free(c->owned[i]);
+	salus_free(c->owned);
+}
+
+static int compile(struct cq *c, const struct salus_sq *q, bool count)
+{
+	if (q->nsort > SALUS_SQ_MAX_SORT)
+		return SALUS_EINVALID;
+	if (count) {
+		emit(c, "SELECT count(*) FROM sx_res r WHERE ");
+		where_sq(c, "r", q);
+		return c->rc;
+	}
+	emit(c, "SELECT m.rid, m.type, m.id");
+	for (size_t i = 0; i < q->nsort; i++)
+		emitf(c, ", m.k%zu", i);
+	if (q->need_json)
+		emit(c, ", res.version, res.updated_ms, res.seq, res.json");
+	else
+		emit(c, ", res.version, res.updated_ms, res.seq, NULL");
+	emit(c, " FROM (SELECT * FROM (SELECT r.rid AS rid, r.type AS type, r.id AS id");
+	for (size_t i = 0; i < q->nsort; i++) {
+		emit(c, ", ");
+		key_expr(c, "r", &q->sort[i]);
+		emitf(c, " AS k%zu", i);
+	}
+	emit(c, " FROM sx_res r WHERE ");
+	where_sq(c, "r", q);
+	emit(c, ") m0 WHERE 1");
+	if (q->after && !c->rc) {
+		int rc = keyset(c, q);
+		if (rc)
+			return c->rc = rc;
+	}
+	order_by(c, "m0", q, q->after && q->before);
+	emit(c, " LIMIT ");
+	P_int(c, q->count);
+	emit(c, ") m JOIN resource res ON res.type=m.type AND res.id=m.id");
+	order_by(c, "m", q, false);
+	return c->rc;
+}
+
+static int prepare(sqlite3 *db, struct cq *c, sqlite3_stmt **out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, c->sql.p, (int)c->sql.n, &st, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return map(rc) == SALUS_EINVALID ? SALUS_EINTERNAL : map(rc);
+	}
+	for (size_t i = 0; i < c->nb; i++) {
+		const struct bindv *v = &c->b[i];
+		int k = (int)i + 1;
+		switch (v->t) {
+		case B_INT: sqlite3_bind_int64(st, k, v->i); break;
+		case B_DBL: sqlite3_bind_double(st, k, v->d); break;
+		case B_TEXT: sqlite3_bind_text(st, k, v->s, -1, SQLITE_STATIC); break;
+		case B_TEXT_HI: {
+			size_t n = strlen(v->s);
+			char *s = salus_malloc(n + 2);
+			if (!s) {
+				sqlite3_finalize(st);
+				return SALUS_ENOMEM;
+			}
+			memcpy(s, v->s, n);
+			s[n] = (char)0xFF;
+			s[n + 1] = 0;
+			sqlite3_bind_text(st, k, s, (int)n + 1, salus_free);
+			break;
+		}
+		}
+	}
+	*out = st;
+	return SALUS_OK;
+}
+
+static int cursor_add(struct salus_buf *b, sqlite3_stmt *st, int col)
+{
+	static const char hex[] = "0123456789abcdef";
+	int rc = 0;
+	switch (sqlite3_column_type(st, col)) {
+	case SQLITE_INTEGER: rc = salus_buf_addf(b, "i%lld", (long long)sqlite3_column_int64(st, col)); break;
+	case SQLITE_FLOAT: {
+		double d = sqlite3_column_double(st, col);
+		uint64_t bits;
+		memcpy(&bits, &d, sizeof bits);
+		rc = salus_buf_addf(b, "f%016" PRIx64, bits);
+		break;
+	}
+	default: {
+		const unsigned char *t = sqlite3_column_text(st, col);
+		int n = sqlite3_column_bytes(st, col);
+		rc = salus_buf_addc(b, 't');
+		for (int i = 0; i < n && !rc; i++) {
+			rc = salus_buf_addc(b, hex[t[i] >> 4]);
+			if (!rc)
+				rc = salus_buf_addc(b, hex[t[i] & 15]);
+		}
+	}
+	}
+	return rc;
+}
+
+int salus_sx_search(sqlite3 *db, const struct salus_sq *q, salus_sq_cb cb, void *ctx)
+{
+	struct cq c;
+	sqlite3_stmt *st = NULL;
+	struct salus_buf cur;
+	int rc;
+
+	cq_init(&c);
+	salus_buf_init(&cur, CURSOR_MAX * 2);
+	if ((rc = compile(&c, q, false)) || (rc = prepare(db, &c, &st)))
+		goto out_cq;
+	int nk = (int)q->nsort;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct salus_sq_hit h;
+		memset(&h, 0, sizeof h);
+		h.rid = sqlite3_column_int64(st, 0);
+		const char *t = (const char *)sqlite3_column_text(st, 1);
+		const char *id = (const char *)sqlite3_column_text(st, 2);
+		snprintf(h.r.type, sizeof h.r.type, "%s", t ? t : "");
+		snprintf(h.r.id, sizeof h.r.id, "%s", id ? id : "");
+		h.r.version = (long)sqlite3_column_int64(st, 3 + nk);
+		h.r.updated_ms = sqlite3_column_int64(st, 4 + nk);
+		h.r.seq = sqlite3_column_int64(st, 5 + nk);
+		if (q->need_json) {
+			const unsigned char *j = sqlite3_column_text(st, 6 + nk);
+			memcpy(&h.r.json, &j, sizeof j); /* salus_resource.json is not const; borrowed here */
+			h.r.len = (size_t)sqlite3_column_bytes(st, 6 + nk);
+		}
+		salus_buf_reset(&cur);
+		int e = 0;
+		for (int k = 0; k < nk && !e; k++) {
+			e = cursor_add(&cur, st, 3 + k);
+			if (!e)
+				e = salus_buf_addc(&cur, '.');
+		}
+		if (!e)
+			e = salus_buf_addf(&cur, "i%lld", (long long)h.rid);
+		if (e) {
+			rc = e;
+			goto out_st;
+		}
+		h.cursor = cur.p;
+		if ((rc = cb(ctx, &h)))
+			goto out_st;
+	}
+	rc = rc == SQLITE_DONE ? SALUS_OK : map(rc);
+out_st:
+	sqlite3_finalize(st);
+out_cq:
+	salus_buf_release(&cur);
+	cq_release(&c);
+	return rc;
+}
+
+int salus_sx_count(sqlite3 *db, const struct salus_sq *q, long *total)
+{
+	struct cq c;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	cq_init(&c);
+	if ((rc = compile(&c, q, true)) || (rc = prepare(db, &c, &st)))
+		goto out_cq;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*total = (long)sqlite3_column_int64(st, 0);
+		rc = SALUS_OK;
+	} else {
+		rc = map(rc);
+		if (!rc)
+			rc = SALUS_EIO;
+	}
+	sqlite3_finalize(st);
+out_cq:
+	cq_release(&c);
+	return rc;
+}
+
+int salus_sx_plan(sqlite3 *db, const struct salus_sq *q, bool count, char **plan)
+{
+	struct cq c;
+	sqlite3_stmt *st = NULL;
+	struct salus_buf out;
+	int rc;
+
+	cq_init(&c);
+	salus_buf_init(&out, SQL_MAX);
+	emit(&c, "EXPLAIN QUERY PLAN ");
+	if ((rc = compile(&c, q, count)) || (rc = prepare(db, &c, &st)))
+		goto out_cq;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(st, 3);
+		if ((rc = salus_buf_addf(&out, "%s\n", d ? d : "")))
+			goto out_st;
+	}
+	rc = rc == SQLITE_DONE ? SALUS_OK : map(rc);
+	if (!rc)
+		*plan = salus_buf_detach(&out, NULL);
+out_st:
+	sqlite3_finalize(st);
+out_cq:
+	salus_buf_release(&out);
+	cq_release(&c);
+	return rc;
+}
