@@ -197,6 +197,33 @@ int salus_audit_record(struct salus_audit *au, const struct salus_audit_req *rq,
 	return rc;
 }
 
+int salus_audit_record_async(struct salus_audit *au, const struct salus_audit_req *rq,
+			     void (*done)(void *ctx, int rc, int64_t index), void *ctx)
+{
+	struct salus_audit_entry e;
+	struct salus_audit_req copy;
+	char *pre = NULL, *post = NULL;
+	int rc;
+
+	if (!au || !rq || !done)
+		return SALUS_EINVALID;
+	copy = *rq;
+	if (!copy.ts_ms)
+		copy.ts_ms = salus_now_ms();
+	memset(&e, 0, sizeof e);
+	if ((rc = salus_audit_event_render(&copy, &pre, &e.pre_n, &post, &e.post_n)))
+		return rc;
+	e.pre = pre;
+	e.post = post;
+	e.ts_ms = copy.ts_ms;
+	rc = salus_store_audit_append_async(au->st, &e, done, ctx); /* copies the text */
+	if (rc)
+		salus_log(SALUS_LOG_ERROR, "audit.record", "err=%s", salus_err_name(rc));
+	salus_free(pre);
+	salus_free(post);
+	return rc;
+}
+
 /* ---- checkpoints ---- */
 
 void salus_audit_cp_release(struct salus_audit_cp *cp)

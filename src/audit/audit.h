@@ -113,6 +113,15 @@ void salus_audit_free(struct salus_audit *au);
  * Errors: those of salus_audit_event_render and salus_store_audit_append. */
 int salus_audit_record(struct salus_audit *au, const struct salus_audit_req *rq, int64_t *index /* OUT */);
 
+/* The same without blocking a thread: done(ctx, rc, index) is called exactly
+ * once — from the store's writer thread, after the commit — if and only if
+ * this returns SALUS_OK.  The HTTP layer suspends the connection and releases
+ * the response from `done` only when rc == SALUS_OK (still fail closed), so
+ * many requests share each fsync without a blocked worker each.
+ * Errors (done is then never called): as salus_audit_record. */
+int salus_audit_record_async(struct salus_audit *au, const struct salus_audit_req *rq,
+			     void (*done)(void *ctx, int rc, int64_t index), void *ctx);
+
 /* A checkpoint: what the signed note commits to. */
 struct salus_audit_cp {
 	int64_t size;

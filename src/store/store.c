@@ -429,6 +429,17 @@ int salus_store_audit_append(struct salus_store *s, struct salus_audit_entry *e,
 	return s->ops->audit_write(s, NULL, 0, e, n);
 }
 
+int salus_store_audit_append_async(struct salus_store *s, struct salus_audit_entry *e, salus_audit_done_cb done,
+				   void *ctx)
+{
+	int rc;
+	if (!s || !done)
+		return SALUS_EINVALID;
+	if ((rc = audit_entries_ok(e, 1)))
+		return rc;
+	return s->ops->audit_append_async(s, e, done, ctx);
+}
+
 int salus_store_write_audited(struct salus_store *s, struct salus_write *ops, size_t n, struct salus_audit_entry *e,
 			      size_t ne)
 {

@@ -269,6 +269,19 @@ struct salus_audit_entry {
  * SALUS_ENOMEM — on any error nothing of this call was appended (fail closed). */
 int salus_store_audit_append(struct salus_store *s, struct salus_audit_entry *e, size_t n);
 
+/* Called once when an asynchronous append is durable (rc == SALUS_OK, index
+ * assigned) or has failed (rc < 0, index -1) — from the writer thread, after
+ * the group's commit: keep it short and never wait on the store in it. */
+typedef void (*salus_audit_done_cb)(void *ctx, int rc, int64_t index);
+/* Append one entry without waiting (its text is copied): done(ctx, ...) is
+ * called exactly once, later, if and only if this returns SALUS_OK.  This
+ * lets a server keep thousands of audited requests in flight without a
+ * blocked thread each, so group commits grow to batch_max entries.
+ * Errors (done is then never called): SALUS_EINVALID, SALUS_ETOOLARGE,
+ * SALUS_ENOMEM, SALUS_EINTERNAL (the store is closing). */
+int salus_store_audit_append_async(struct salus_store *s, struct salus_audit_entry *e, salus_audit_done_cb done,
+				   void *ctx);
+
 /* salus_store_write plus audit entries in the SAME transaction: the entries are
  * appended after the ops are applied, and only if every op succeeded; all of
  * it commits together or not at all.  The events are built before the write,

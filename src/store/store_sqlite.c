@@ -335,6 +335,9 @@ struct job {
 	int64_t cp_size, cp_ts; /* JOB_CHECKPOINT */
 	const unsigned char *cp_root;
 	const char *cp_note;
+	/* async: the writer owns the job (heap), calls done once after the commit, then frees it */
+	salus_audit_done_cb done_cb;
+	void *done_ctx;
 	const char *ns, *key; /* JOB_KV_* */
 	const void *val;
 	size_t vn;
@@ -1177,8 +1180,15 @@ static int au_append(struct sq_store *sq, struct salus_audit_entry *e)
 	salus_buf_reset(t);
 	if ((rc = salus_buf_add(t, e->pre, e->pre_n)))
 		return rc;
-	if (e->post && ((rc = salus_buf_addf(t, "%lld", (long long)n)) || (rc = salus_buf_add(t, e->post, e->post_n))))
-		return rc;
+	if (e->post) {
+		char num[24], *d = num + sizeof num;
+		int64_t v = n;
+		do
+			*--d = (char)('0' + v % 10);
+		while ((v /= 10));
+		if ((rc = salus_buf_add(t, d, (size_t)(num + sizeof num - d))) || (rc = salus_buf_add(t, e->post, e->post_n)))
+			return rc;
+	}
 	crypto_hash_sha256_init(&h);
 	crypto_hash_sha256_update(&h, &zero, 1);
 	crypto_hash_sha256_update(&h, (const unsigned char *)t->p, t->n);
@@ -1385,14 +1395,31 @@ static void *writer_main(void *arg)
 		gather = (mono_ns() - t0) / 2;
 		gather = gather > MAX_GATHER_NS ? MAX_GATHER_NS : gather;
 
+		struct job *async = NULL;
 		pthread_mutex_lock(&sq->qmu);
 		for (j = first; j != end;) {
 			struct job *next = j->next; /* j may vanish once done is seen */
-			j->done = true;
-			pthread_cond_signal(&j->cv);
+			if (j->done_cb) {
+				j->next = async;
+				async = j;
+			} else {
+				j->done = true;
+				pthread_cond_signal(&j->cv);
+			}
 			j = next;
 		}
 		target = sq->queued + jobs;
+		if (async) {
+			/* callbacks run without the lock: they may queue the next job */
+			pthread_mutex_unlock(&sq->qmu);
+			while (async) {
+				struct job *next = async->next;
+				async->done_cb(async->done_ctx, async->rc, async->rc ? -1 : async->au[0].index);
+				salus_free(async);
+				async = next;
+			}
+			pthread_mutex_lock(&sq->qmu);
+		}
 	}
 	pthread_mutex_unlock(&sq->qmu);
 	return NULL;
@@ -1462,6 +1489,52 @@ static int sq_audit_write(struct salus_store *s, struct salus_write *ops, size_t
 	for (i = 0; !rc && i < n; i++)
 		ops[i].rc = SALUS_OK;
 	return rc;
+}
+
+/* One audit entry whose text is copied into the job's own allocation. */
+struct async_job {
+	struct job j; /* first: the writer frees the job pointer */
+	struct salus_audit_entry e;
+	char text[];
+};
+
+static int sq_audit_append_async(struct salus_store *s, const struct salus_audit_entry *e, salus_audit_done_cb done,
+				 void *ctx)
+{
+	struct sq_store *sq = sq_of(s);
+	size_t tn = e->pre_n + (e->post ? e->post_n : 0);
+	struct async_job *a = salus_malloc(sizeof *a + tn + 1);
+
+	if (!a)
+		return SALUS_ENOMEM;
+	memset(a, 0, sizeof *a);
+	if (e->pre_n)
+		memcpy(a->text, e->pre, e->pre_n);
+	if (e->post_n)
+		memcpy(a->text + e->pre_n, e->post, e->post_n);
+	a->e = *e;
+	a->e.pre = a->text;
+	a->e.post = e->post ? a->text + e->pre_n : NULL;
+	a->j.kind = JOB_WRITE;
+	a->j.au = &a->e;
+	a->j.nau = 1;
+	a->j.done_cb = done;
+	a->j.done_ctx = ctx;
+	pthread_mutex_lock(&sq->qmu);
+	if (sq->stopping) {
+		pthread_mutex_unlock(&sq->qmu);
+		salus_free(a);
+		return SALUS_EINTERNAL; /* use after salus_store_free started */
+	}
+	if (sq->tail)
+		sq->tail->next = &a->j;
+	else
+		sq->head = &a->j;
+	sq->tail = &a->j;
+	sq->queued++;
+	pthread_cond_signal(&sq->qcv);
+	pthread_mutex_unlock(&sq->qmu);
+	return SALUS_OK;
 }
 
 static int sq_audit_checkpoint_put(struct salus_store *s, int64_t size, const unsigned char *root, int64_t ts_ms,
@@ -1851,6 +1924,7 @@ const struct salus_store_ops salus_store_sqlite_ops = {
 	.kv_del = sq_kv_del,
 	.kv_list = sq_kv_list,
 	.audit_write = sq_audit_write,
+	.audit_append_async = sq_audit_append_async,
 	.audit_size = sq_audit_size,
 	.audit_nodes = sq_audit_nodes,
 	.audit_scan = sq_audit_scan,
