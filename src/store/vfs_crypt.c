@@ -593,7 +593,9 @@ int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t wr
 		return SALUS_EINTERNAL;
 	if (!(v = salus_calloc(1, sizeof *v)))
 		return SALUS_ENOMEM;
-	if (!(v->keys = sodium_malloc(sizeof *v->keys + n * sizeof v->keys->k[0]))) {
+	/* sodium_malloc puts the block against its guard page: round the size up
+	 * so that the block starts aligned */
+	if (!(v->keys = sodium_malloc((sizeof *v->keys + n * sizeof v->keys->k[0] + 15) & ~(size_t)15))) {
 		salus_free(v);
 		return SALUS_ENOMEM;
 	}
