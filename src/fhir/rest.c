@@ -759,6 +759,16 @@ out:
 
 /* ---- bundles ---------------------------------------------------------- */
 
+	if (json_equal(doc, before)) {
+		/* nothing changed: no new version */
+		set_version_headers(rs, r.version, r.updated_ms);
+		salus_buf_reset(&rs->body);
+		if (salus_buf_add(&rs->body, r.json, r.len))
+			fail(rs, SALUS_ENOMEM, NULL, NULL);
+		else
+			rs->status = 200;
+		goto out;
+	}
 static int add_url_encoded(struct salus_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -987,3 +997,11 @@ int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, s
 	}
 	return fail(rs, SALUS_EINTERNAL, NULL, NULL);
 }
+	default: break;
+	}
+	/* PUT/PATCH/DELETE on a type without criteria is not an interaction */
+	if ((rq->op == SALUS_FHIR_COND_UPDATE || rq->op == SALUS_FHIR_COND_DELETE || rq->op == SALUS_FHIR_COND_PATCH) &&
+	    rq->nparams == 0)
+		return fail(rs, SALUS_EMETHOD, "PUT, PATCH and DELETE on a type need conditional criteria", NULL);
+	switch (rq->op) {
+	default: break;
