@@ -737,6 +737,16 @@ static int do_patch(struct salus_store *st, const struct salus_fhir_req *rq, str
 		fail(rs, SALUS_EUNPROCESSABLE, "a patch may not change resourceType, id or meta", NULL);
 		goto out;
 	}
+	if (json_equal(doc, before)) {
+		/* nothing changed: no new version */
+		set_version_headers(rs, r.version, r.updated_ms);
+		salus_buf_reset(&rs->body);
+		if (salus_buf_add(&rs->body, r.json, r.len))
+			fail(rs, SALUS_ENOMEM, NULL, NULL);
+		else
+			rs->status = 200;
+		goto out;
+	}
 	struct salus_fhir_req sub = *rq;
 	sub.op = SALUS_FHIR_UPDATE;
 	sub.id[0] = 0;
@@ -759,16 +769,6 @@ out:
 
 /* ---- bundles ---------------------------------------------------------- */
 
-	if (json_equal(doc, before)) {
-		/* nothing changed: no new version */
-		set_version_headers(rs, r.version, r.updated_ms);
-		salus_buf_reset(&rs->body);
-		if (salus_buf_add(&rs->body, r.json, r.len))
-			fail(rs, SALUS_ENOMEM, NULL, NULL);
-		else
-			rs->status = 200;
-		goto out;
-	}
 static int add_url_encoded(struct salus_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -990,13 +990,6 @@ int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, s
 	case SALUS_FHIR_HISTORY_SYSTEM: return do_history(st, rq, rs);
 	case SALUS_FHIR_SEARCH_TYPE: return salus_fhir_search(st, rq, rs);
 	case SALUS_FHIR_BUNDLE: return salus_fhir_bundle(st, rq, rs);
-	case SALUS_FHIR_PATCH:
-	case SALUS_FHIR_COND_PATCH: return do_patch(st, rq, rs);
-	case SALUS_FHIR_COND_UPDATE: return do_cond_update(st, rq, rs);
-	case SALUS_FHIR_COND_DELETE: return do_cond_delete(st, rq, rs);
-	}
-	return fail(rs, SALUS_EINTERNAL, NULL, NULL);
-}
 	default: break;
 	}
 	/* PUT/PATCH/DELETE on a type without criteria is not an interaction */
@@ -1004,4 +997,11 @@ int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, s
 	    rq->nparams == 0)
 		return fail(rs, SALUS_EMETHOD, "PUT, PATCH and DELETE on a type need conditional criteria", NULL);
 	switch (rq->op) {
+	case SALUS_FHIR_PATCH:
+	case SALUS_FHIR_COND_PATCH: return do_patch(st, rq, rs);
+	case SALUS_FHIR_COND_UPDATE: return do_cond_update(st, rq, rs);
+	case SALUS_FHIR_COND_DELETE: return do_cond_delete(st, rq, rs);
 	default: break;
+	}
+	return fail(rs, SALUS_EINTERNAL, NULL, NULL);
+}
