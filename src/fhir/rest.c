@@ -20,6 +20,7 @@
 #include "fhir/cond.h"
 #include "fhir/defs.h"
 #include "fhir/json_out.h"
+#include "fhir/validate.h" /* validation on every write, $validate (docs/validation.md) */
 #include "fhir/search.h"
 #include "fhir/patch.h"
 #include "store/splice.h"
@@ -137,6 +138,12 @@ int salus_fhir_route(const char *method, const char *path, struct salus_fhir_req
 		rq->op = SALUS_FHIR_HISTORY_TYPE;
 		goto check;
 	}
+	/* $validate (type level): POST /T/$validate (docs/validation.md) */
+	if (nseg == 2 && salus_slice_eq(seg[1], "$validate")) {
+		allowed = M_POST;
+		rq->op = SALUS_FHIR_VALIDATE;
+		goto check;
+	}
 	if (seg[1].p[0] == '$' || seg[1].p[0] == '_') {
 		*why = "operation not supported";
 		return SALUS_ENOTFOUND;
@@ -153,6 +160,12 @@ int salus_fhir_route(const char *method, const char *path, struct salus_fhir_req
 			 : m == M_DELETE ? SALUS_FHIR_DELETE
 			 : m == M_PATCH	 ? SALUS_FHIR_PATCH
 					 : SALUS_FHIR_READ;
+		goto check;
+	}
+	/* $validate (instance level): POST /T/id/$validate */
+	if (nseg == 3 && salus_slice_eq(seg[2], "$validate")) {
+		allowed = M_POST;
+		rq->op = SALUS_FHIR_VALIDATE;
 		goto check;
 	}
 	if (!salus_slice_eq(seg[2], "_history")) {
@@ -355,8 +368,17 @@ int salus_fhir_check_resource(const struct salus_fhir_req *rq, struct salus_fhir
 	json_t *id = json_object_get(j, "id");
 	if (id && (!json_is_string(id) || !salus_fhir_id_valid(json_string_value(id), json_string_length(id))))
 		return fail(rs, SALUS_EINVALID, "id must match [A-Za-z0-9-.]{1,64}", "id"), SALUS_EINVALID;
-	/* VALIDATION HOOK: the validator (fhir/validate.h) belongs here, so that
-	 * single writes, PATCH results and Bundle entries are all validated. */
+	/* Validation against the R4 definitions (fhir/validate.h): single writes,
+	 * PATCH results and Bundle entries all pass here.  400 for structural
+	 * errors, 422 when only invariants fail; the OperationOutcome lists every
+	 * issue with its FHIRPath expression. */
+	int vrc = salus_fhir_validate(j, rq->type, SALUS_VALIDATE_ANY, &rs->body, NULL);
+	if (vrc == SALUS_ENOMEM)
+		return fail(rs, vrc, NULL, NULL), vrc;
+	if (vrc) {
+		rs->status = salus_err_http(vrc);
+		return vrc;
+	}
 	return 0;
 }
 
@@ -990,6 +1012,9 @@ int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, s
 	case SALUS_FHIR_HISTORY_SYSTEM: return do_history(st, rq, rs);
 	case SALUS_FHIR_SEARCH_TYPE: return salus_fhir_search(st, rq, rs);
 	case SALUS_FHIR_BUNDLE: return salus_fhir_bundle(st, rq, rs);
+	case SALUS_FHIR_VALIDATE: /* $validate: no store access (docs/validation.md) */
+		rs->status = salus_fhir_validate_op(rq->type, rq->id[0] ? rq->id : NULL, rq->body, rq->body_len, &rs->body);
+		return rs->status;
 	default: break;
 	}
 	/* PUT/PATCH/DELETE on a type without criteria is not an interaction */

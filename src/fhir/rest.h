@@ -32,6 +32,7 @@ enum salus_fhir_op {
 	SALUS_FHIR_COND_UPDATE,      /* PUT /T?criteria */
 	SALUS_FHIR_COND_DELETE,      /* DELETE /T?criteria */
 	SALUS_FHIR_COND_PATCH,       /* PATCH /T?criteria */
+	SALUS_FHIR_VALIDATE,         /* POST /T/$validate, POST /T/id/$validate (access 'r') */
 };
 
 /* What an interaction needs from SMART scopes: c r u d s. */

@@ -328,6 +328,7 @@ static enum MHD_Result route_fhir(struct req *r, const char *path)
 		[SALUS_FHIR_BUNDLE] = "fhir.bundle", [SALUS_FHIR_PATCH] = "fhir.patch",
 		[SALUS_FHIR_COND_UPDATE] = "fhir.cond-update", [SALUS_FHIR_COND_DELETE] = "fhir.cond-delete",
 		[SALUS_FHIR_COND_PATCH] = "fhir.cond-patch",
+		[SALUS_FHIR_VALIDATE] = "fhir.validate",
 	};
 	r->route = names[r->frq.op];
 	if (r->frq.op == SALUS_FHIR_CAPABILITIES) {
