@@ -180,7 +180,8 @@ test('Content-Type other than JSON on create/update → 415', async () => {
 });
 
 test('wrong method → 405 with Allow', async () => {
-  const r1 = await expectError('PATCH', `/fhir/Patient/${sentinel.id}`, '[]', 405, { headers: { 'content-type': 'application/json-patch+json' } });
+  const r1 = await expectError('PATCH', '/fhir/Patient', '[]', 405, { headers: { 'content-type': 'application/json-patch+json' } });
+  await expectError('PATCH', `/fhir/Patient/${sentinel.id}/_history/1`, '[]', 405, { headers: { 'content-type': 'application/json-patch+json' } });
   await expectError('DELETE', '/fhir/Patient', undefined, 405);
   await expectError('PUT', '/fhir/Patient', '{"resourceType":"Patient"}', 405);
   await expectError('POST', `/fhir/Patient/${sentinel.id}`, '{"resourceType":"Patient"}', 405);
