@@ -219,6 +219,7 @@ static int ndjson_line(struct salus_deid *d, const struct scan_opts *so, const c
 	json_t *doc = NULL, *id = NULL;
 	const char *err = NULL;
 	int rc = 0;
+	size_t mark = o->n; /* on error, drop what this line appended */
 	if (overlong) {
 		err = "line longer than the NDJSON line limit";
 		goto out_record;
@@ -234,7 +235,7 @@ static int ndjson_line(struct salus_deid *d, const struct scan_opts *so, const c
 	id = json_object_get(doc, "id");
 	json_t *jt = json_object_get(doc, "text");
 	if (!json_is_string(jt)) {
-		err = "missing \"text\" string";
+		err = "missing text string";
 		goto out_record;
 	}
 	const char *text = json_string_value(jt);
@@ -276,7 +277,6 @@ static int ndjson_line(struct salus_deid *d, const struct scan_opts *so, const c
 				rc = trc;
 				goto out_doc;
 			}
-			salus_buf_reset(o);
 			err = "transform failed";
 			goto out_record;
 		}
@@ -287,7 +287,8 @@ static int ndjson_line(struct salus_deid *d, const struct scan_opts *so, const c
 	}
 	goto out_doc;
 out_record:
-	salus_buf_reset(o);
+	o->n = mark;
+	o->p[mark] = 0;
 	rc = salus_buf_adds(o, "{\"id\": ");
 	if (json_is_string(id))
 		rc = rc ? rc : json_str(o, json_string_value(id), json_string_length(id));
@@ -295,7 +296,9 @@ out_record:
 		rc = rc ? rc : salus_buf_addf(o, "%lld", (long long)json_integer_value(id));
 	else
 		rc = rc ? rc : salus_buf_adds(o, "null");
-	rc = rc ? rc : salus_buf_addf(o, ", \"error\": \"%s\"}\n", err);
+	rc = rc ? rc : salus_buf_adds(o, ", \"error\": ");
+	rc = rc ? rc : json_str(o, err, strlen(err));
+	rc = rc ? rc : salus_buf_adds(o, "}\n");
 out_doc:
 	json_decref(doc);
 	return rc;
