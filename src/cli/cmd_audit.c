@@ -15,6 +15,7 @@
 
 #include "audit/audit.h"
 #include "cli/cmd.h"
+#include "cli/store_open.h"
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -107,24 +108,17 @@ static int read_all(const char *path, char **out, size_t *n)
 
 static int open_store(const char *cmd, const char *dir, struct salus_config *cfg, struct salus_store **st)
 {
-	char uri[SALUS_PATH_MAX + 8], path[SALUS_PATH_MAX];
 	struct salus_store_opts so = {.create = false, .readers = 2};
-	const char *why = NULL, *u;
+	const char *why = NULL;
 	int rc;
 
 	if (!dir)
 		return salus_cli_fail(cmd, 2, "--data DIR is required (see --help)");
 	if (salus_config_load(cfg, dir, &why))
 		return salus_cli_fail(cmd, 2, "%s", why ? why : "cannot read the data directory");
-	u = cfg->store_uri;
-	if (!strncmp(u, "sqlite:", 7)) {
-		if (salus_config_path(cfg, u + 7, path))
-			return salus_cli_fail(cmd, 2, "store path too long");
-		snprintf(uri, sizeof uri, "sqlite:%s", path);
-		u = uri;
-	}
-	if ((rc = salus_store_open(u, &so, st)))
-		return salus_cli_fail(cmd, 2, "cannot open the store: %s", salus_err_msg(rc));
+	/* keyring + encrypted store (cli/store_open.h) */
+	if ((rc = salus_cli_open_store(cfg, &so, st, &why)))
+		return salus_cli_fail(cmd, 2, "cannot open the store: %s", why);
 	return 0;
 }
 
