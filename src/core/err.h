@@ -32,7 +32,8 @@
 	X(BUSY, -19, 503, "transient", "service busy, retry")                                  \
 	X(EXISTS, -20, 409, "duplicate", "already exists")                                     \
 	X(USAGE, -21, 400, "invalid", "invalid usage")                                         \
-	X(INTEGRITY, -22, 500, "exception", "integrity check failed")
+	X(INTEGRITY, -22, 500, "exception", "integrity check failed") \
+	X(URITOOLONG, -23, 414, "too-long", "request URL is too long")
 
 enum salus_err {
 	SALUS_OK = 0,

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "fhir/json_out.h"
 #include "fhir/rest.h"
+#include "http/audit_phase.h"
 #include "http/pool.h"
 #include "http/ratelimit.h"
 
@@ -66,6 +67,8 @@ struct req {
 	const char *content_type; /* of the response */
 	const char *www_auth;     /* WWW-Authenticate value, or NULL */
 	int retry_after;          /* seconds, for 429 */
+	char client_id[SALUS_CLIENT_ID_MAX + 1]; /* the authenticated client, for the audit trail */
+	char remote[INET6_ADDRSTRLEN];           /* the peer address, for the audit trail */
 	int no_cache;             /* add Pragma: no-cache (token responses) */
 	/* a Bundle's principal, kept for the per-entry scope checks (bundle_allow) */
 	struct salus_principal who;
@@ -199,6 +202,20 @@ static int body_content_type_ok(struct req *r)
 
 /* ---- phases ----------------------------------------------------------- */
 
+/* The peer's address as text into r->remote ("" when unknown). */
+static const char *remote_addr(struct req *r)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	r->remote[0] = 0;
+	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr, r->remote,
+			  sizeof r->remote);
+	else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)ci->client_addr)->sin6_addr, r->remote,
+			  sizeof r->remote);
+	return r->remote;
+}
+
 /* Authenticate and authorise a FHIR interaction; 0 to proceed. */
 static int policy(struct req *r)
 {
@@ -214,6 +231,7 @@ static int policy(struct req *r)
 		set_error(r, rc, NULL);
 		return rc;
 	}
+	snprintf(r->client_id, sizeof r->client_id, "%s", who.client_id);
 	enum salus_fhir_access a = salus_fhir_op_access(r->frq.op);
 	static const enum salus_interaction map[] = {
 		[SALUS_ACCESS_C] = SALUS_IA_CREATE, [SALUS_ACCESS_R] = SALUS_IA_READ,
@@ -248,13 +266,99 @@ static bool bundle_allow(void *ctx, const char *type, enum salus_fhir_access a)
 	return r->has_who && salus_scope_allows(r->who.scopes, type, map[a]);
 }
 
+/* ---- the audit phase (docs/audit.md) ---------------------------------- */
+
+/* After the commit of the request's AuditEvent: release the response, or,
+ * if the event could not be written, answer 500 instead (fail closed). */
+static void audit_done(void *ctx, int rc, int64_t index)
+{
+	(void)index;
+	struct req *r = ctx;
+	if (rc) {
+		r->frs.etag[0] = r->frs.location[0] = r->frs.last_modified[0] = 0;
+		set_error(r, SALUS_EINTERNAL, "the access could not be audited; nothing was released");
+	}
+	r->state = REQ_READY;
+	MHD_resume_connection(r->conn);
+}
+
+/* Record the AuditEvent of a FHIR request whose connection is suspended;
+ * the connection is resumed when the event is durable (or failed). */
+static void audit_and_resume(struct req *r)
+{
+	struct salus_patient_set ps = {0};
+	struct salus_buf query;
+	salus_buf_init(&query, SALUS_MAX_URL * 4);
+	enum salus_fhir_op op = r->frq.op;
+	const char *type = r->frq.type[0] ? r->frq.type : NULL;
+	char id[SALUS_MAX_ID + 1];
+	snprintf(id, sizeof id, "%s", r->frq.id);
+	/* a created resource's id and version come back in Location / ETag */
+	const char *loc = r->frs.location[0] ? strstr(r->frs.location, "/fhir/") : NULL;
+	if (!id[0] && loc && type) {
+		const char *p = loc + 6 + strlen(type) + 1;
+		if (p < r->frs.location + strlen(r->frs.location)) {
+			size_t n = strcspn(p, "/");
+			if (n <= SALUS_MAX_ID) {
+				memcpy(id, p, n);
+				id[n] = 0;
+			}
+		}
+	}
+	long version = 0;
+	if (r->frs.etag[0] == 'W')
+		salus_parse_long((struct salus_slice){r->frs.etag + 3, strcspn(r->frs.etag + 3, "\"")}, 1, 1L << 40,
+				 &version);
+	if (type && !strcmp(type, "Patient") && id[0])
+		salus_patient_set_add(&ps, id, strlen(id));
+	if (r->frs.status < 400)
+		salus_patient_set_scan(&ps, r->frs.body.p, r->frs.body.n);
+	if (op != SALUS_FHIR_SEARCH_TYPE)
+		salus_patient_set_scan(&ps, r->body.p, r->body.n);
+	int rc = ps.nomem ? SALUS_ENOMEM : 0;
+	if (!rc && (op == SALUS_FHIR_SEARCH_TYPE || op == SALUS_FHIR_HISTORY_TYPE || op == SALUS_FHIR_HISTORY_SYSTEM))
+		rc = salus_query_string(&query, r->params, r->nparams);
+	if (!rc && query.n > SALUS_MAX_URL) { /* percent-encoding can outgrow the URL cap: keep the head */
+		query.n = SALUS_MAX_URL;
+		query.p[query.n] = 0;
+	}
+	if (!rc) {
+		struct salus_audit_req arq = {
+			.interaction = salus_audit_interaction_of(op),
+			.resource_type = type,
+			.id = id[0] ? id : NULL,
+			.version = version,
+			.patients = (const char *const *)ps.ids,
+			.npatients = ps.n,
+			.status = r->frs.status,
+			.client_id = r->client_id[0] ? r->client_id : NULL,
+			.remote_addr = remote_addr(r)[0] ? r->remote : NULL,
+			.query = query.n ? query.p : NULL,
+			.operation = op == SALUS_FHIR_VALIDATE ? "$validate" : NULL,
+		};
+		rc = salus_audit_record_async(r->h->audit, &arq, audit_done, r);
+	}
+	salus_patient_set_release(&ps);
+	salus_buf_release(&query);
+	if (rc)
+		audit_done(r, rc, 0);
+}
+
+/* On a libmicrohttpd thread: suspend, audit, and send when it is durable. */
+static enum MHD_Result audit_then_send(struct req *r)
+{
+	r->state = REQ_WORKING;
+	MHD_suspend_connection(r->conn);
+	audit_and_resume(r);
+	return MHD_YES;
+}
+
 static void fhir_work(void *arg)
 {
 	struct req *r = arg;
 	salus_fhir_handle(r->h->store, &r->frq, &r->frs);
 	r->content_type = "application/fhir+json; charset=utf-8";
-	r->state = REQ_READY;
-	MHD_resume_connection(r->conn);
+	audit_and_resume(r); /* the connection is still suspended */
 }
 
 static void token_work(void *arg)
@@ -297,13 +401,13 @@ static enum MHD_Result route_fhir(struct req *r, const char *path)
 	int rc = negotiate(r);
 	if (rc) {
 		set_error(r, rc, "only JSON is supported (_format=json, Accept: application/fhir+json)");
-		return send_response(r);
+		return audit_then_send(r);
 	}
 	memset(&r->frq, 0, sizeof r->frq);
 	rc = salus_fhir_route(r->method, path, &r->frq, &why);
 	if (rc) {
 		set_error(r, rc, why);
-		return send_response(r);
+		return audit_then_send(r);
 	}
 	r->frq.base = r->h->fhir_base;
 	r->frq.if_match = header(r, MHD_HTTP_HEADER_IF_MATCH);
@@ -333,10 +437,10 @@ static enum MHD_Result route_fhir(struct req *r, const char *path)
 	r->route = names[r->frq.op];
 	if (r->frq.op == SALUS_FHIR_CAPABILITIES) {
 		salus_fhir_handle(r->h->store, &r->frq, &r->frs);
-		return send_response(r);
+		return audit_then_send(r);
 	}
 	if (policy(r))
-		return send_response(r);
+		return audit_then_send(r);
 	enum salus_fhir_op op = r->frq.op;
 	int writes = op == SALUS_FHIR_CREATE || op == SALUS_FHIR_UPDATE || op == SALUS_FHIR_DELETE ||
 		     op == SALUS_FHIR_BUNDLE || op == SALUS_FHIR_PATCH || op == SALUS_FHIR_COND_UPDATE ||
@@ -345,14 +449,14 @@ static enum MHD_Result route_fhir(struct req *r, const char *path)
 	     op == SALUS_FHIR_BUNDLE) &&
 	    !body_content_type_ok(r)) {
 		set_error(r, SALUS_EMEDIATYPE, "Content-Type must be application/fhir+json");
-		return send_response(r);
+		return audit_then_send(r);
 	}
 	/* POST _search: the form body carries the parameters (fhir/search.h) */
 	if (writes)
 		return defer(r, fhir_work);
 	salus_fhir_handle(r->h->store, &r->frq, &r->frs);
 	r->content_type = "application/fhir+json; charset=utf-8";
-	return send_response(r);
+	return audit_then_send(r);
 }
 
 static enum MHD_Result send_text(struct req *r, int status, const char *ctype, const char *text)
@@ -576,12 +680,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	/* the whole request is here */
 	if (r->too_large) {
-		set_error(r, SALUS_ETOOLARGE, r->too_large == 2 ? "request URL is too long" : "request body is too large");
+		if (r->too_large == 2)
+			set_error(r, SALUS_EURITOOLONG, "request URL is too long");
+		else
+			set_error(r, SALUS_ETOOLARGE, "request body is too large");
 		return send_response(r);
 	}
 	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, r);
 	if (r->params_overflow) {
 		set_error(r, SALUS_EINVALID, "too many query parameters");
+		return send_response(r);
+	}
+	/* the path is checked on the first call; here the query, which libmicrohttpd splits off */
+	size_t qlen = 0;
+	for (size_t i = 0; i < r->nparams; i++)
+		qlen += strlen(r->params[i].name) + strlen(r->params[i].value) + 2;
+	if (qlen + strlen(url) > SALUS_MAX_URL) {
+		set_error(r, SALUS_EURITOOLONG, "request URL is too long");
 		return send_response(r);
 	}
 	return dispatch(r);
