@@ -30,6 +30,7 @@
 #define TSIZE (1u << TBITS)
 static uint64_t table[TSIZE];
 static size_t nwords;
+static uint64_t trig[(1u << DEID_TRIGGER_BITS) / 64];
 
 static void add_word(const char *w, size_t n, uint32_t flags)
 {
@@ -48,6 +49,11 @@ static void add_word(const char *w, size_t n, uint32_t flags)
 	}
 	if (m >= 2 && low[m - 2] == '\'' && low[m - 1] == 's')
 		return; /* possessive forms are looked up without 's */
+	if (flags & DF_TRIGGER) {
+		unsigned k = deid_trigger_key((unsigned char)low[0], m > 1 ? (unsigned char)low[1] : 0,
+					      (unsigned char)low[m - 1], m);
+		trig[k / 64] |= 1ull << (k % 64);
+	}
 	uint64_t h = deid_hash_bytes(low, m);
 	uint32_t fp = (uint32_t)(h >> 32);
 	if (fp == 0)
@@ -204,6 +210,9 @@ int main(int argc, char **argv)
 	for (uint32_t i = 0; i < TSIZE; i++)
 		if (table[i])
 			fprintf(o, "[%u]=0x%llxull,\n", i, (unsigned long long)table[i]);
+	fprintf(o, "};\nconst uint64_t salus_deid_trigger_filter[%u] = {", (1u << DEID_TRIGGER_BITS) / 64);
+	for (unsigned i = 0; i < (1u << DEID_TRIGGER_BITS) / 64; i++)
+		fprintf(o, "0x%llxull,%s", (unsigned long long)trig[i], i % 8 == 7 ? "\n" : "");
 	fprintf(o, "};\n");
 	if (fclose(o)) {
 		perror(argv[1]);

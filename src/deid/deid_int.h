@@ -53,6 +53,18 @@ static inline uint64_t deid_hash_bytes(const char *s, size_t n)
 	return h;
 }
 
+/* Flags that make a word a context trigger (title, relation, label...): the
+ * rules ask every token whether it is one, so a small bit filter on
+ * (first, second, last letter, length) answers "no" without hashing. */
+#define DF_TRIGGER (DF_TITLE | DF_REL | DF_ROLE | DF_CRED | DF_VERB | DF_LOCVERB | DF_INST | DF_LABEL | DF_LOCLABEL)
+#define DEID_TRIGGER_BITS 15
+static inline unsigned deid_trigger_key(unsigned char c0, unsigned char c1, unsigned char cl, size_t n)
+{
+	return (((unsigned)c0 * 131u + (unsigned)c1) * 131u + (unsigned)cl + (unsigned)n * 7919u) &
+	       ((1u << DEID_TRIGGER_BITS) - 1);
+}
+extern const uint64_t salus_deid_trigger_filter[(1u << DEID_TRIGGER_BITS) / 64];
+
 /* dict.c: flags of a word hash, 0 when unknown.  Generated table in deid_dict_data.c. */
 uint32_t deid_dict_lookup(uint64_t h);
 extern const unsigned salus_deid_dict_bits;
@@ -64,7 +76,6 @@ extern const uint64_t salus_deid_dict[];
 /* What detect.c does with a match. */
 enum deid_act {
 	ACT_SPAN,      /* the match is the span */
-	ACT_PHONEGRP,  /* groups of digits: 9-15 digits, one kind of separator */
 	ACT_PHONE7,    /* 555-1234, not a range of measurements "SVR 954-1183" */
 	ACT_NUMID,     /* number-like ID: not inside a run of numbers, at least 7 digits */
 	ACT_NUMDATE,   /* numeric date: one separator, not inside a run of numbers */
@@ -81,7 +92,6 @@ enum deid_act {
 	ACT_CITY,      /* "City, Statename": the city */
 	ACT_URL,       /* trim trailing punctuation */
 	ACT_IP6,       /* trim a leading non-address char */
-	ACT_VIN,       /* 17 chars with letters and digits */
 	ACT_HASHID,    /* "#rg17": at least 4 chars after '#' */
 };
 
@@ -128,9 +138,6 @@ enum deid_act {
 	X(PHONE_7, "phone.local", PHONE, ACT_PHONE7, 0.8f, "", "\\b[0-9]{3}[-.][0-9]{4}\\b")                            \
 	X(PHONE_INTL, "phone.intl", PHONE, ACT_SPAN, 0.9f, "",                                                       \
 	  "\\+[0-9]{1,3}[ .-]?(\\([0-9]{1,4}\\)[ .-]?)?[0-9]{1,4}([ .-]?[0-9]{2,5}){1,5}\\b")                          \
-	X(PHONE_TRUNK, "phone.trunk-0", PHONE, ACT_SPAN, 0.75f, "", "\\b0[0-9]{2,4}[ -][0-9]{3,4}[ -]?[0-9]{3,4}\\b") \
-	X(PHONE_GROUPS, "phone.digit-groups", PHONE, ACT_PHONEGRP, 0.7f, "",                                       \
-	  "\\b[0-9]{2,4}([ .-][0-9]{2,4}){2,5}\\b")                                                                  \
 	X(PHONE_LABEL, "phone.labelled", PHONE, ACT_TAIL, 0.9f, "c",                                                 \
 	  "\\b(phone|ph|tel|telephone|cell|cellular|mobile|pager|beeper|bpr|pgr|pg|beep|fax|ext|extension)" RX_SP       \
 	  "{0,2}(#|no\\.?|number|num|:|=)?" RX_SP "{0,3}[0-9(+][0-9 ().-]{3,20}[0-9]")                                 \
@@ -147,18 +154,11 @@ enum deid_act {
 	  "\\b(" RX_HEX4 ":){1,6}(:" RX_HEX4 "){1,6}\\b")                                                              \
 	X(IPV6_LEAD, "ip.v6-leading", IP, ACT_IP6, 0.85f, "", "(^|[^:0-9A-Fa-f])::" RX_HEX4 "(:" RX_HEX4 "){0,6}\\b")   \
 	X(SSN, "ssn.dashed", SSN, ACT_SPAN, 0.97f, "", "\\b[0-9]{3}-[0-9]{2}-[0-9]{4}\\b")                              \
-	X(SSN_SPACED, "ssn.spaced", SSN, ACT_SPAN, 0.85f, "", "\\b[0-9]{3} [0-9]{2} [0-9]{4}\\b")                       \
 	X(SSN_LABEL, "ssn.labelled", SSN, ACT_TAIL, 0.97f, "c",                                                      \
 	  "\\b(ssn|ss#|ss" RX_SP "?no|social" RX_SP "+security(" RX_SP "+(number|no|#))?)\\.?" RX_SP "{0,2}[:#]?" RX_SP \
 	  "{0,3}[0-9]{3}[ -]?[0-9]{2}[ -]?[0-9]{4}\\b")                                                               \
-	X(CARD, "id.card-number", ID, ACT_SPAN, 0.9f, "", "\\b[0-9]{4}([ -]?[0-9]{4}){3}\\b")                          \
 	X(CARD_AMEX, "id.card-amex", ID, ACT_SPAN, 0.9f, "", "\\b3[47][0-9]{2}[ -]?[0-9]{6}[ -]?[0-9]{5}\\b")          \
-	X(IBAN, "id.iban", ID, ACT_SPAN, 0.85f, "", "\\b[A-Z]{2}[0-9]{2}( ?[A-Z0-9]{4}){2,7}( ?[A-Z0-9]{1,3})?\\b")     \
-	X(ID_ALNUM, "id.letters-digits", ID, ACT_SPAN, 0.75f, "", "\\b[A-Za-z]{1,4}-?[0-9]{5,}\\b")                    \
-	X(ID_DIGITS, "id.long-number", ID, ACT_NUMID, 0.6f, "", "\\b[0-9]{7,}\\b")                                      \
-	X(ID_MIXED, "id.mixed", ID, ACT_SPAN, 0.7f, "", "\\b[0-9]{2,}[A-Za-z]{1,3}[0-9]{3,}\\b")                       \
 	X(ID_DASHED, "id.dashed", ID, ACT_NUMID, 0.7f, "", "\\b[A-Z0-9]{2,5}-[0-9]{2,}-[0-9]{3,}[A-Z0-9]*\\b")          \
-	X(VIN, "id.vin", ID, ACT_VIN, 0.9f, "", "\\b[A-HJ-NPR-Z0-9]{17}\\b")                                           \
 	X(HASH_ID, "id.hash-number", ID, ACT_HASHID, 0.6f, "", "#" RX_SP "?[A-Za-z0-9-]*[0-9][A-Za-z0-9-]*")           \
 	X(ID_LABEL, "id.labelled", ID, ACT_LABEL_ID, 0.9f, "c",                                                      \
 	  "\\b(mrn|mr#|mr" RX_SP "?no|medical" RX_SP "+record|acct|account|member" RX_SP "?id|member|subscriber|"    \
@@ -218,7 +218,15 @@ enum deid_pat {
 	X(CITY_DICT, "location.city-dictionary", "a city name in context")          \
 	X(CITY_ZIP, "location.city-before-state", "the city of City, ST 12345")     \
 	X(LABEL_ID, "id.after-label", "the value after MRN:, Account #...")         \
-	X(LABEL_LOC, "location.after-label", "the value after Address:, City:...")
+	X(LABEL_LOC, "location.after-label", "the value after Address:, City:...")   \
+	X(NUM_GROUPS, "phone.digit-groups", "9-15 digits in groups of 2-4 (51 516 33 75)") \
+	X(NUM_SSN, "ssn.spaced", "123 45 6789")                                       \
+	X(NUM_CARD, "id.card-number", "four groups of four digits")                   \
+	X(NUM_LONG, "id.long-number", "a number of 7 or more digits")                 \
+	X(NUM_ALNUM, "id.letters-digits", "up to 4 letters then 5 or more digits (AB12345, AB-12345)") \
+	X(NUM_MIXED, "id.mixed", "digits, letters, digits (12AB3456)")                \
+	X(NUM_VIN, "id.vin", "17 capital letters and digits with 3+ digits")          \
+	X(NUM_IBAN, "id.iban", "2 letters, 2 digits, then groups of 4")
 
 enum deid_rule {
 	RULE__FIRST = PAT__COUNT - 1,

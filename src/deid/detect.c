@@ -103,6 +103,7 @@ enum shape { SH_LOWER, SH_CAP, SH_UPPER, SH_INIT, SH_NUM, SH_MIX, SH_OTHER };
 #define TB_SENT 1u    /* first word of a sentence or line */
 #define TB_NL 2u      /* a newline separates it from the previous token */
 #define TB_COVERED 4u /* inside a pattern span */
+#define TB_HASHED 8u  /* tok.h is computed */
 
 struct tok {
 	uint32_t s, e;
@@ -491,8 +492,7 @@ static int tokenize(struct salus_deid *d)
 		if (d->ntok == d->tok_cap && grow((void **)&d->tok, &d->tok_cap, d->ntok + 1, sizeof *d->tok))
 			return SALUS_ENOMEM;
 		size_t s = i;
-		unsigned nu = 0, nl_ = 0, nd = 0, nx = 0;
-		uint64_t h = DEID_HASH_INIT;
+		unsigned nu = 0, acc = 0;
 		for (;;) {
 			c = b[i];
 			uint8_t k = cclass[c];
@@ -502,26 +502,17 @@ static int tokenize(struct salus_deid *d)
 				else
 					break;
 			}
+			acc |= k;
 			nu += k & CC_UP;
-			nl_ += (k >> 1) & 1;
-			nd += (k >> 2) & 1;
-			nx += (k >> 3) & 1;
-			h = (h ^ lowtab[c]) * 0x100000001b3ull;
 			if (++i == n)
 				break;
 		}
 		size_t e = i;
-		/* possessive: look the word up without 's */
-		if (e - s > 3 && b[e - 2] == '\'' && lower(b[e - 1]) == 's') {
-			h = DEID_HASH_INIT;
-			for (size_t q = s; q < e - 2; q++)
-				h = deid_hash_step(h, lower(b[q]));
-		}
-		__builtin_prefetch(&salus_deid_dict[h & ((1u << salus_deid_dict_bits) - 1)]);
+		bool nl_ = acc & CC_LO, nd = acc & CC_DIG, nx = acc & CC_HI;
 		struct tok *t = &d->tok[d->ntok++];
 		t->s = (uint32_t)s;
 		t->e = (uint32_t)e;
-		t->h = h;
+		t->h = 0;
 		t->f = 0;
 		t->mtype = 0;
 		t->mrule = 0;
@@ -541,8 +532,10 @@ static int tokenize(struct salus_deid *d)
 			t->shape = SH_LOWER;
 		else
 			t->shape = SH_OTHER;
-		up += nu;
-		lo += nl_;
+		if (!nd) {
+			up += nu;
+			lo += e - s - nu;
+		}
 		nl = sent = false;
 	}
 	if (up + lo < 24)
@@ -570,11 +563,25 @@ static inline char byte_at(const struct salus_deid *d, size_t i)
 	return i < d->n ? d->b[i] : 0;
 }
 
+/* The dictionary key of token i: lower case, without a possessive 's (cached). */
+static inline uint64_t tok_hash(struct salus_deid *d, size_t i)
+{
+	struct tok *t = &d->tok[i];
+	if (!(t->bits & TB_HASHED)) {
+		size_t e = t->e;
+		if (e - t->s > 3 && d->b[e - 2] == '\'' && lower((unsigned char)d->b[e - 1]) == 's')
+			e -= 2;
+		t->h = deid_hash_lower(d->b + t->s, e - t->s);
+		t->bits |= TB_HASHED;
+	}
+	return t->h;
+}
+
 static inline uint32_t tf(struct salus_deid *d, size_t i)
 {
 	struct tok *t = &d->tok[i];
 	if (!(t->f & DF_LOOKED)) {
-		uint32_t f = deid_dict_lookup(t->h);
+		uint32_t f = deid_dict_lookup(tok_hash(d, i));
 		size_t n = t->e - t->s;
 		if (!f && n > 3 && lower((unsigned char)d->b[t->e - 1]) == 's') { /* plural of a known word */
 			uint32_t g = deid_dict_lookup(deid_hash_lower(d->b + t->s, n - 1));
@@ -798,22 +805,6 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 			return 0;
 		break;
 	}
-	case ACT_PHONEGRP: {
-		size_t digits = 0;
-		char sep = 0;
-		for (size_t k = s; k < e; k++) {
-			if (is_digit((unsigned char)b[k])) {
-				digits++;
-				continue;
-			}
-			if (sep && b[k] != sep)
-				return 0;
-			sep = b[k];
-		}
-		if (digits < 9 || digits > 15 || in_number_run(d, s, e) || sep == '.')
-			return 0;
-		break;
-	}
 	case ACT_PHONE7: {
 		static const char *const range_ctx[] = {"svr", "stv", "hr", "map", "is", "the", "between", "from", "of",
 							"range", "rate", "bp", "pvr", "co", "uo", "vt", "tv", "plt",
@@ -1029,14 +1020,6 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		if (!is_alnum((unsigned char)b[s]) && b[s] != ':')
 			s++;
 		break;
-	case ACT_VIN: {
-		size_t L = 0, D = 0;
-		for (size_t k = s; k < e; k++)
-			is_digit((unsigned char)b[k]) ? D++ : L++;
-		if (L < 1 || D < 3)
-			return 0;
-		break;
-	}
 	case ACT_HASHID:
 		s++;
 		while (s < e && (b[s] == ' ' || b[s] == '\t'))
@@ -1046,6 +1029,124 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		break;
 	}
 	return push(d, s, e, p->type, p->conf, c->pat);
+}
+
+/* ---- numeric formats over tokens ---------------------------------------- */
+
+/* Long numbers, letter+digit identifiers and groups of digits are found on
+ * tokens rather than by Hyperscan: as regexes they cost more than all other
+ * patterns together (every run of digits starts them), and the tokenizer has
+ * already cut the runs. */
+static bool tok_chars(const struct salus_deid *d, const struct tok *t, bool (*ok)(unsigned char))
+{
+	for (size_t k = t->s; k < t->e; k++)
+		if (!ok((unsigned char)d->b[k]))
+			return false;
+	return true;
+}
+
+static bool vin_char(unsigned char c)
+{
+	return is_digit(c) || (is_upper(c) && c != 'I' && c != 'O' && c != 'Q');
+}
+
+static bool cap_or_digit(unsigned char c)
+{
+	return is_digit(c) || is_upper(c);
+}
+
+static int numeric_rules(struct salus_deid *d)
+{
+	const char *b = d->b;
+	int rc = 0;
+	for (size_t i = 0; i < d->ntok && !rc; i++) {
+		struct tok *t = &d->tok[i];
+		size_t len = t->e - t->s;
+		if (t->shape == SH_NUM) {
+			/* groups of digits: "51 516 33 75", "617.555.0199", "4111-1111-1111-1111", "078 05 1120" */
+			char sep = (char)byte_at(d, t->e);
+			size_t j = i, digits = len, groups = 1;
+			unsigned glen[8] = {(unsigned)len};
+			if (len <= 4 && (sep == ' ' || sep == '-' || sep == '.')) {
+				while (j + 1 < d->ntok && groups < 8 && d->tok[j + 1].shape == SH_NUM &&
+				       d->tok[j + 1].s == d->tok[j].e + 1 && b[d->tok[j].e] == sep &&
+				       d->tok[j + 1].e - d->tok[j + 1].s <= 4) {
+					j++;
+					glen[groups++] = (unsigned)(d->tok[j].e - d->tok[j].s);
+					digits += d->tok[j].e - d->tok[j].s;
+				}
+			}
+			if (groups >= 3 && !in_number_run(d, t->s, d->tok[j].e)) {
+				if (groups == 4 && glen[0] == 4 && glen[1] == 4 && glen[2] == 4 && glen[3] == 4)
+					rc = push(d, t->s, d->tok[j].e, SALUS_PHI_ID, 0.9f, RULE_NUM_CARD);
+				else if (groups == 3 && glen[0] == 3 && glen[1] == 2 && glen[2] == 4 && sep == ' ')
+					rc = push(d, t->s, d->tok[j].e, SALUS_PHI_SSN, 0.85f, RULE_NUM_SSN);
+				else if (digits >= 9 && digits <= 15 && sep != '.' && glen[0] >= 2)
+					rc = push(d, t->s, d->tok[j].e, SALUS_PHI_PHONE, 0.7f, RULE_NUM_GROUPS);
+				i = j;
+				continue;
+			}
+			if (len >= 7 && !in_number_run(d, t->s, t->e)) {
+				/* "AB-1234567": take the letters too */
+				size_t st = t->s;
+				if (i > 0 && t->s > 0 && b[t->s - 1] == '-' && d->tok[i - 1].e == t->s - 1 &&
+				    d->tok[i - 1].e - d->tok[i - 1].s <= 4 && tok_alpha(&d->tok[i - 1]))
+					st = d->tok[i - 1].s;
+				rc = push(d, st, t->e, SALUS_PHI_ID, st < t->s ? 0.75f : 0.6f, st < t->s ? RULE_NUM_ALNUM : RULE_NUM_LONG);
+			} else if (len >= 5 && i > 0 && t->s > 0 && b[t->s - 1] == '-' && d->tok[i - 1].e == t->s - 1 &&
+				   d->tok[i - 1].e - d->tok[i - 1].s <= 4 && tok_alpha(&d->tok[i - 1]) &&
+				   !in_number_run(d, t->s, t->e)) {
+				rc = push(d, d->tok[i - 1].s, t->e, SALUS_PHI_ID, 0.75f, RULE_NUM_ALNUM);
+			}
+			continue;
+		}
+		if (t->shape != SH_MIX || len < 6)
+			continue;
+		/* letters then digits, digits-letters-digits, VIN, IBAN */
+		size_t k = t->s, a = 0, dg = 0, a2 = 0, dg2 = 0;
+		while (k < t->e && is_alpha((unsigned char)b[k]))
+			k++, a++;
+		while (k < t->e && is_digit((unsigned char)b[k]))
+			k++, dg++;
+		size_t rest = t->e - k;
+		if (a >= 1 && a <= 4 && dg >= 5 && rest == 0) {
+			rc = push(d, t->s, t->e, SALUS_PHI_ID, 0.75f, RULE_NUM_ALNUM);
+			continue;
+		}
+		if (a == 0) {
+			while (k < t->e && is_alpha((unsigned char)b[k]))
+				k++, a2++;
+			while (k < t->e && is_digit((unsigned char)b[k]))
+				k++, dg2++;
+			if (dg >= 2 && a2 >= 1 && a2 <= 3 && dg2 >= 3 && k == t->e) {
+				rc = push(d, t->s, t->e, SALUS_PHI_ID, 0.7f, RULE_NUM_MIXED);
+				continue;
+			}
+		}
+		if (len == 17 && tok_chars(d, t, vin_char)) {
+			size_t nd = 0;
+			for (size_t q = t->s; q < t->e; q++)
+				nd += is_digit((unsigned char)b[q]);
+			if (nd >= 3 && nd < 17) {
+				rc = push(d, t->s, t->e, SALUS_PHI_ID, 0.9f, RULE_NUM_VIN);
+				continue;
+			}
+		}
+		if (is_upper((unsigned char)b[t->s]) && is_upper((unsigned char)b[t->s + 1]) &&
+		    is_digit((unsigned char)b[t->s + 2]) && is_digit((unsigned char)b[t->s + 3]) && tok_chars(d, t, cap_or_digit)) {
+			size_t j = i, total = len;
+			while (j + 1 < d->ntok && d->tok[j + 1].s == d->tok[j].e + 1 && b[d->tok[j].e] == ' ' &&
+			       d->tok[j + 1].e - d->tok[j + 1].s <= 4 && tok_chars(d, &d->tok[j + 1], cap_or_digit) &&
+			       total < 34) {
+				j++;
+				total += d->tok[j].e - d->tok[j].s;
+			}
+			if (total >= 15 && total <= 34)
+				rc = push(d, t->s, d->tok[j].e, SALUS_PHI_ID, 0.85f, RULE_NUM_IBAN);
+			i = j;
+		}
+	}
+	return rc;
 }
 
 /* ---- name and place rules ----------------------------------------------- */
@@ -1240,8 +1341,17 @@ static void rules(struct salus_deid *d)
 		struct tok *t = &d->tok[i];
 		if (!tok_alpha(t) || (t->bits & TB_COVERED))
 			continue;
+		if (!(t->f & DF_LOOKED)) {
+			const unsigned char *w = (const unsigned char *)d->b + t->s;
+			size_t wn = t->e - t->s;
+			if (wn > 3 && w[wn - 2] == '\'' && lower(w[wn - 1]) == 's')
+				wn -= 2;
+			unsigned key = deid_trigger_key(lowtab[w[0]], wn > 1 ? lowtab[w[1]] : 0, lowtab[w[wn - 1]], wn);
+			if (!(salus_deid_trigger_filter[key / 64] & (1ull << (key % 64))))
+				continue;
+		}
 		uint32_t f = tf(d, i);
-		if (!(f & (DF_TITLE | DF_REL | DF_ROLE | DF_VERB | DF_LABEL | DF_LOCLABEL | DF_LOCVERB | DF_CRED | DF_INST)))
+		if (!(f & DF_TRIGGER))
 			continue;
 		enum gap g = gap_after(d, i);
 		/* Titles: Dr. Smith, MR JONES, dr vascuez */
@@ -1447,14 +1557,15 @@ static void rules(struct salus_deid *d)
 		struct tok *t = &d->tok[i];
 		if (t->mtype == SALUS_PHI_NAME + 1 && t->mconf >= 0.7f && t->shape != SH_INIT &&
 		    !(tf(d, i) & (DF_COMMON | DF_STOP | DF_ABBR)))
-			add_name_hash(d, i);
+			add_name_hash(d, i); /* tf() computed t->h */
 	}
 	if (d->nnames)
 		for (size_t i = 0; i < nt; i++) {
 			struct tok *t = &d->tok[i];
 			if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED))
 				continue;
-			uint64_t h = t->h ? t->h : 1;
+			uint64_t h = tok_hash(d, i);
+			h = h ? h : 1;
 			for (size_t k = h & (NAMESET - 1); d->names[k]; k = (k + 1) & (NAMESET - 1))
 				if (d->names[k] == h) {
 					uint32_t f = tf(d, i);
@@ -1564,7 +1675,14 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 		return SALUS_ETOOLARGE;
 	}
 	bool ascii = true;
-	for (size_t i = 0; i < len; i++) {
+	size_t i0 = 0;
+	for (; i0 + 8 <= len; i0 += 8) { /* eight bytes at a time: any high bit or zero byte? */
+		uint64_t x;
+		memcpy(&x, text + i0, 8);
+		if ((x & 0x8080808080808080ull) || ((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull))
+			break;
+	}
+	for (size_t i = i0; i < len; i++) {
 		unsigned char c = (unsigned char)text[i];
 		if (c == 0) {
 			*why = "text contains a NUL byte";
@@ -1608,6 +1726,8 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 	for (size_t i = 0; i < d->ncand; i++)
 		if ((rc = do_candidate(d, &d->cand[i])))
 			return rc;
+	if ((rc = numeric_rules(d)))
+		return rc;
 	/* tokens inside pattern spans are taken */
 	if (d->ncs > 1)
 		qsort(d->cs, d->ncs, sizeof *d->cs, cmp_cs);
