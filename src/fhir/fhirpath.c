@@ -155,7 +155,7 @@ enum bop {
 };
 
 #define FN_LIST(X)                                                                                        \
-	X(EMPTY, "empty", 0, 0, 0) X(EXISTS, "exists", 0, 1, 1) X(ALL, "all", 0, 1, 1) X(NOT, "not", 0, 0, 0) \
+	X(EMPTY, "empty", 0, 0, 0) X(EXISTS, "exists", 0, 1, 1) X(ALL, "all", 1, 1, 1) X(NOT, "not", 0, 0, 0) \
 	X(WHERE, "where", 1, 1, 1) X(SELECT, "select", 1, 1, 1) X(FIRST, "first", 0, 0, 0)                   \
 	X(LAST, "last", 0, 0, 0) X(TAIL, "tail", 0, 0, 0) X(SKIP, "skip", 1, 1, 0) X(TAKE, "take", 1, 1, 0)  \
 	X(COUNT, "count", 0, 0, 0) X(DISTINCT, "distinct", 0, 0, 0) X(ISDISTINCT, "isDistinct", 0, 0, 0)    \
@@ -604,6 +604,10 @@ static int parse_term(struct parser *P)
 		lex(P);
 		return id;
 	case T_DATE:
+		if (P->rc || !P->tn) {
+			perr(P, "empty date literal");
+			return -1;
+		}
 		id = new_node(P, N_STR); /* dates compare as strings */
 		set_str(P, id, P->ts[0] == 'T' ? P->ts + 1 : P->ts, P->ts[0] == 'T' ? P->tn - 1 : P->tn, false);
 		lex(P);
