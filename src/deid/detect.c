@@ -526,7 +526,7 @@ static int tokenize(struct salus_deid *d)
 			t->shape = SH_INIT;
 		else if (nu && !nl_ && !nx)
 			t->shape = SH_UPPER;
-		else if (is_upper(b[s]) && (nl_ || nx) && (nu == 1 || (nu == 2 && e - s > 3 && is_lower(b[s + 1]))))
+		else if (is_upper(b[s]) && (nl_ || nx) && (nu == 1 || (nu == 2 && e - s > 3 && (is_lower(b[s + 1]) || b[s + 1] == '\''))))
 			t->shape = SH_CAP;
 		else if (!nu && (nl_ || nx))
 			t->shape = SH_LOWER;
@@ -1174,7 +1174,7 @@ static bool ctx_name_ok(struct salus_deid *d, size_t i, int strength)
 	if (d->nc != CASE_MIXED) {
 		if (t->e - t->s < 2)
 			return false;
-		if ((f & DF_COMMON) && !(strength >= 2 && nd && !(f & DF_VOCAB) ) && !(strength == 3 && nd))
+		if ((f & DF_COMMON) && !(strength >= 2 && (f & DF_FIRST)) && !(strength == 3 && nd))
 			return false;
 		if ((f & DF_MED) && !nd)
 			return false;
@@ -1204,6 +1204,8 @@ static bool cont_ok(struct salus_deid *d, size_t i)
 	struct tok *t = &d->tok[i];
 	if (!tok_alpha(t) || (t->bits & TB_COVERED))
 		return false;
+	if (t->shape == SH_INIT)
+		return true;
 	uint32_t f = tf(d, i);
 	bool nd = f & F_NAME;
 	if (f & (F_FUNC | DF_INST | DF_STREET | DF_LABEL | DF_LOCLABEL))
@@ -1495,6 +1497,26 @@ static void rules(struct salus_deid *d)
 				i = e;
 			}
 		}
+	}
+
+	/* "E. WELSH", "Z. Miller": an initial, a dot and a name-like word. */
+	for (size_t i = 0; i + 1 < nt; i++) {
+		struct tok *t = &d->tok[i];
+		if (t->shape != SH_INIT || (t->bits & TB_COVERED) || gap_after(d, i) != GAP_DOT)
+			continue;
+		if (d->b[t->e + 1] != ' ' || d->tok[i + 1].s != t->e + 2)
+			continue; /* exactly ". " */
+		if (tf(d, i) & (DF_STOP | DF_ABBR))
+			continue; /* "A. fib", "I." */
+		struct tok *u = &d->tok[i + 1];
+		uint32_t uf = tf(d, i + 1);
+		if (u->e - u->s < 3 || !cont_ok(d, i + 1) || (uf & (DF_COMMON | DF_VOCAB)) ||
+		    (u->shape != SH_CAP && u->shape != SH_UPPER))
+			continue;
+		if ((uf & DF_MED) && !(uf & F_NAME))
+			continue;
+		mark(d, i, SALUS_PHI_NAME, 0.75f, RULE_NEIGHBOUR);
+		mark(d, i + 1, SALUS_PHI_NAME, 0.75f, RULE_NEIGHBOUR);
 	}
 
 	/* Dictionary and capitalisation. */
