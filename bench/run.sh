@@ -19,10 +19,71 @@
 #   RESULT name req_per_s p50_ms p99_ms requests non2xx socket_errors
 # Environment: SALUS_BIN, BENCH_SECONDS (10), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
 # BENCH_PRELOAD (1000), BENCH_PORT (18443), BENCH_NGINX_PORT (18444), BENCH_KEEP=1 keeps the dir.
+#
+# Audit on vs off (issue 7), in ONE run:
+#   BENCH_AUDIT_COMPARE=1 bench/run.sh
+# builds two binaries from this tree — the shipped one ($BENCH_BUILD_DIR, default build-bench) and a
+# BENCHMARK-ONLY one with the audit phase compiled out (cmake -DSALUS_BENCH_NO_AUDIT=ON,
+# $BENCH_NOAUDIT_BUILD_DIR, default build-bench-noaudit) — then runs read and create against each,
+# alternating A/B, BENCH_ROUNDS (3) times, and prints the median req/s, p50/p99 and the ratio
+# audit on / audit off.  Set BENCH_NO_BUILD=1 to use binaries already built there.
+# Also (used by that mode, usable alone): BENCH_TESTS (default "read create update batch") selects
+# salus tests, BENCH_NGINX=0 skips the nginx ceiling, BENCH_RESULTS_OUT=FILE appends the RESULT lines.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+
+# ---- audit on vs off: two builds, alternating runs, medians ---------------------------------------
+if [ "${BENCH_AUDIT_COMPARE:-}" = 1 ]; then
+	bon=${BENCH_BUILD_DIR:-$root/build-bench}
+	boff=${BENCH_NOAUDIT_BUILD_DIR:-$root/build-bench-noaudit}
+	rounds=${BENCH_ROUNDS:-3}
+	if [ -z "${BENCH_NO_BUILD:-}" ]; then
+		cmake -S "$root" -B "$bon" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSALUS_BENCH_NO_AUDIT=OFF >/dev/null
+		cmake -S "$root" -B "$boff" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSALUS_BENCH_NO_AUDIT=ON >/dev/null 2>&1
+		cmake --build "$bon" -j "$(nproc)" --target salus >/dev/null
+		cmake --build "$boff" -j "$(nproc)" --target salus >/dev/null
+	fi
+	"$bon/salus" version | grep -q BENCHMARK && { echo "bench: $bon/salus is a no-audit build" >&2; exit 2; }
+	"$boff/salus" version | grep -q BENCHMARK || { echo "bench: $boff/salus is not a no-audit build" >&2; exit 2; }
+	cmp_out=$(mktemp /tmp/salus-bench-audit.XXXXXX)
+	trap 'rm -f "$cmp_out"' EXIT
+	one() { # label binary
+		echo "== round $r: $1 ($2)"
+		BENCH_AUDIT_COMPARE= SALUS_BIN=$2 BENCH_TESTS="read create" BENCH_NGINX=0 BENCH_RESULTS_OUT=$cmp_out.cur \
+			"$here/run.sh" | grep -v '^RESULT' || true
+		sed "s/^RESULT /RESULT $1-/" "$cmp_out.cur" >>"$cmp_out"
+		rm -f "$cmp_out.cur"
+	}
+	for r in $(seq 1 "$rounds"); do
+		if [ $((r % 2)) = 1 ]; then one audit "$bon/salus"; one noaudit "$boff/salus"
+		else one noaudit "$boff/salus"; one audit "$bon/salus"; fi
+	done
+	grep '^RESULT' "$cmp_out"
+	awk '
+		function med(name, col,   k, v, i, j, t) {
+			k = 0
+			for (i = 1; i <= cnt[name]; i++) v[++k] = val[name, i, col]
+			for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+			return k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+		}
+		$1 == "RESULT" { n = $2; c = ++cnt[n]; val[n, c, 1] = $3; val[n, c, 2] = $4; val[n, c, 3] = $5; bad += $7 + $8 }
+		END {
+			printf "\naudit on vs off, median of %d rounds (same run, alternating):\n", cnt["audit-read"]
+			printf "%-10s %12s %9s %9s %12s %9s %9s %8s\n", "test", "on req/s", "p50 ms", "p99 ms", "off req/s", "p50 ms", "p99 ms", "on/off"
+			split("read create", order, " ")
+			for (i = 1; i <= 2; i++) {
+				t = order[i]; on = "audit-" t; off = "noaudit-" t
+				if (!(on in cnt) || !(off in cnt)) continue
+				printf "%-10s %12.0f %9.2f %9.2f %12.0f %9.2f %9.2f %8.2f\n", t, med(on, 1), med(on, 2), med(on, 3),
+					med(off, 1), med(off, 2), med(off, 3), med(on, 1) / med(off, 1)
+			}
+			if ("audit-read" in cnt) printf "audited events/s under read load (one per request): %.0f\n", med("audit-read", 1)
+			if (bad) { printf "WARNING: %d failed requests\n", bad; exit 1 }
+		}' "$cmp_out"
+	exit
+fi
 SALUS_BIN=${SALUS_BIN:-$root/build/salus}
 SECS=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNECTIONS:-32}
@@ -101,9 +162,12 @@ run_wrk() { # name script url
 }
 
 echo "salus bench: $(nproc) cores, $CONNS connections, $THREADS wrk threads, ${SECS}s per test, $("$SALUS_BIN" version)"
-BENCH_PATH=/fhir/Patient/$read_id run_wrk read read.lua "$base"
-run_wrk create create.lua "$base"
-run_wrk update update.lua "$base"
+TESTS=" ${BENCH_TESTS:-read create update batch} "
+want() { [[ $TESTS == *" $1 "* ]]; }
+want read && BENCH_PATH=/fhir/Patient/$read_id run_wrk read read.lua "$base"
+want create && run_wrk create create.lua "$base"
+want update && run_wrk update update.lua "$base"
+if want batch; then
 batch_status=$(curl_ -o "$work/batch.json" -w '%{http_code}' -H "$auth" -H "$ctype" \
 	-d '{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}}]}' \
 	"$base/fhir")
@@ -115,8 +179,12 @@ else
 		{ echo "bench: batch answered $batch_status: $(head -c 300 "$work/batch.json")" >&2; exit 1; }
 	run_wrk batch batch.lua "$base"
 fi
+fi
 peak_kb=$(mem VmHWM)
 kill "$salus_pid"; wait "$salus_pid" 2>/dev/null || true; salus_pid=
+[ -n "${BENCH_RESULTS_OUT:-}" ] && cat "$results" >>"$BENCH_RESULTS_OUT"
+
+if [ "${BENCH_NGINX:-1}" != 0 ]; then
 
 # ---- nginx ceiling: the same JSON as a static file over TLS -------------------------------------
 ng=$work/nginx
@@ -164,6 +232,7 @@ cmp -s <(curl -sS --cacert "$ng/cert.pem" "https://127.0.0.1:$NGINX_PORT/fhir/Pa
 	{ echo "bench: nginx does not serve the resource" >&2; exit 1; }
 BENCH_TOKEN="" BENCH_PATH=/fhir/Patient/$read_id run_wrk nginx-read read.lua "https://127.0.0.1:$NGINX_PORT"
 kill "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true; nginx_pid=
+fi
 
 # ---- report ------------------------------------------------------------------------------------
 awk -v idle="$idle_kb" -v peak="$peak_kb" '

@@ -109,6 +109,9 @@ int salus_cmd_serve(int argc, char **argv)
 	printf("salus: serving FHIR R4 at %s/fhir (Ctrl-C to stop)\n", issuer);
 	fflush(stdout);
 	salus_log(SALUS_LOG_INFO, "server.start", "port=%d", salus_http_port(h));
+#ifdef SALUS_BENCH_NO_AUDIT
+	salus_log(SALUS_LOG_WARN, "server.start", "benchmark-only build: accesses are NOT audited; never ship it");
+#endif
 	int sig = 0;
 	sigwait(&stop, &sig);
 	salus_log(SALUS_LOG_INFO, "server.stop", "signal=%d", sig);

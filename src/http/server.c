@@ -203,7 +203,7 @@ static int body_content_type_ok(struct req *r)
 /* ---- phases ----------------------------------------------------------- */
 
 /* The peer's address as text into r->remote ("" when unknown). */
-static const char *remote_addr(struct req *r)
+static inline const char *remote_addr(struct req *r)
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	r->remote[0] = 0;
@@ -267,6 +267,7 @@ static bool bundle_allow(void *ctx, const char *type, enum salus_fhir_access a)
 }
 
 /* ---- the audit phase (docs/audit.md) ---------------------------------- */
+#ifndef SALUS_BENCH_NO_AUDIT
 
 /* After the commit of the request's AuditEvent: release the response, or,
  * if the event could not be written, answer 500 instead (fail closed). */
@@ -344,13 +345,27 @@ static void audit_and_resume(struct req *r)
 		audit_done(r, rc, 0);
 }
 
+#else
+/* BENCHMARK-ONLY build (CMake SALUS_BENCH_NO_AUDIT): the audit phase is
+ * compiled out so bench/run.sh can measure its cost against the same code. */
+static void audit_and_resume(struct req *r)
+{
+	r->state = REQ_READY;
+	MHD_resume_connection(r->conn);
+}
+#endif
+
 /* On a libmicrohttpd thread: suspend, audit, and send when it is durable. */
 static enum MHD_Result audit_then_send(struct req *r)
 {
+#ifdef SALUS_BENCH_NO_AUDIT
+	return send_response(r);
+#else
 	r->state = REQ_WORKING;
 	MHD_suspend_connection(r->conn);
 	audit_and_resume(r);
 	return MHD_YES;
+#endif
 }
 
 static void fhir_work(void *arg)
