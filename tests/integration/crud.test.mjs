@@ -2,7 +2,7 @@
 // create / read / update / vread / update-as-create / delete (410), history at
 // instance, type and system level with _count paging (no duplicates, no gaps,
 // stable while writes continue), _since, If-Match, Prefer, and resources of
-// every one of the 145 R4 types stored and read back unchanged.
+// every one of the 146 R4 resource types stored and read back unchanged.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
