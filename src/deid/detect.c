@@ -1285,7 +1285,7 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 		if (d->nc == CASE_MIXED) {
 			if (t->shape != SH_CAP && t->shape != SH_UPPER)
 				return;
-			if (t->shape == SH_UPPER && (f & DF_ABBR))
+			if (f & DF_ABBR)
 				return;
 		} else if ((f & (DF_STOP | DF_ABBR)) ||
 			   ((f & (DF_COMMON | DF_MED | DF_VOCAB)) && !(f & (DF_PLACE | DF_STATE | F_NAME)))) {
@@ -1456,13 +1456,14 @@ static void rules(struct salus_deid *d)
 		/* Places: lives in X, moved to X, transferred from X */
 		if (f & DF_LOCVERB) {
 			size_t j = i + 1;
-			while (j < nt && j < i + 3 && tok_in(d, j, loc_preps))
+			while (j < nt && j < i + 4 && (tok_in(d, j, loc_preps) || (j > i + 1 && tok_is(d, j, "the"))))
 				j++;
 			if (j > i + 1 && j < nt && !(tf(d, j) & DF_TITLE))
 				place_run(d, j, 0.8f, RULE_LOC_CONTEXT);
 		}
 		/* Institutions: Calloway Community Clinic, WASHINGTON ADVENTIST HOSP */
-		if ((f & DF_INST) && (t->shape == SH_CAP || t->shape == SH_UPPER) && !(f & DF_ABBR)) {
+		if ((f & DF_INST) && (t->shape == SH_CAP || t->shape == SH_UPPER || d->nc == CASE_LOWER) &&
+		    !(f & DF_ABBR)) {
 			size_t k = i, specific = 0, words = 0;
 			while (k > 0 && words < 5) {
 				enum gap gb = gap_after(d, k - 1);
@@ -1470,12 +1471,14 @@ static void rules(struct salus_deid *d)
 				uint32_t pf = tf(d, k - 1);
 				if (gb != GAP_SPACE && !(gb == GAP_DOT && tok_is(d, k - 1, "st")) && gb != GAP_HYPHEN)
 					break;
-				if (p->shape != SH_CAP && p->shape != SH_UPPER && !(tok_is(d, k - 1, "of") && words))
+				if (p->shape != SH_CAP && p->shape != SH_UPPER && !(tok_is(d, k - 1, "of") && words) &&
+				    !(d->nc == CASE_LOWER && p->shape == SH_LOWER))
 					break;
 				if (pf & (DF_STOP | DF_TITLE | DF_REL | DF_VERB | DF_LOCVERB | DF_LABEL | DF_ABBR) &&
 				    !tok_is(d, k - 1, "of"))
 					break;
-				if (!mixed && (pf & (DF_COMMON | DF_MED)) && !(pf & (DF_PLACE | DF_STATE | F_NAME)))
+				if (!mixed && (pf & (DF_COMMON | DF_MED)) && !(pf & (DF_PLACE | DF_STATE | F_NAME)) &&
+				    !tok_in(d, k - 1, generic_inst) && d->nc != CASE_LOWER)
 					break;
 				if (p->bits & TB_COVERED)
 					break;
@@ -1497,6 +1500,23 @@ static void rules(struct salus_deid *d)
 				i = e;
 			}
 		}
+	}
+
+	/* "admitted to GH", "FROM THE GBMC": a short unknown capital-letter word after at/to/from. */
+	for (size_t i = 0; mixed && i + 1 < nt; i++) {
+		if (!tok_in(d, i, (const char *const[]){"at", "to", "from", NULL}))
+			continue;
+		size_t j = i + 1;
+		if (tok_is(d, j, "the") && j + 1 < nt)
+			j++;
+		struct tok *u = &d->tok[j];
+		size_t len = u->e - u->s;
+		if (u->shape != SH_UPPER || len < 2 || len > 5 || u->mtype || (u->bits & TB_COVERED))
+			continue;
+		uint32_t uf = tf(d, j);
+		if (uf & (DF_ABBR | DF_COMMON | DF_VOCAB | DF_MED | DF_STOP | F_FUNC | DF_STATE | DF_INST | DF_PROPER))
+			continue;
+		mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
 	}
 
 	/* "E. WELSH", "Z. Miller": an initial, a dot and a name-like word. */
