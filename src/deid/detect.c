@@ -755,6 +755,21 @@ static const char *const score_ctx[] = {"perrl", "perrla", "strength", "pupils",
 					"nl", "mae", "lung", "eomi", "equal", "mm", "x", "gcs", "pain", "rate",
 					NULL};
 
+/* Is one of the `back` words before byte s, or the word after byte e, in ws? */
+static bool near_word(const struct salus_deid *d, size_t s, size_t e, size_t back, const char *const *ws)
+{
+	size_t i = tok_at(d, s);
+	for (size_t k = 0; k < back && i > 0; k++) {
+		i--;
+		if (tok_in(d, i, ws))
+			return true;
+		if (d->tok[i].bits & TB_NL)
+			break;
+	}
+	size_t j = tok_at(d, e);
+	return j < d->ntok && tok_in(d, j, ws);
+}
+
 static unsigned num_at(const char *p, size_t n)
 {
 	unsigned v = 0;
@@ -861,6 +876,11 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		if (frac && !ctx && !timed)
 			return 0;
 		if (!ctx && m == dd && m <= 5)
+			return 0;
+		static const char *const score_near[] = {"pain", "cp", "discomfort", "ache", "headache", "score",
+							 "rated", "scale", "psv", "ps", "cpap", "bipap", "peep", "pap",
+							 "flowby", "weaning", "trialed", "simv", "imv", "strength", NULL};
+		if (dd == 10 ? near_word(d, s, e, 3, score_near) : !ctx && near_word(d, s, e, 2, score_near))
 			return 0;
 		break;
 	}
@@ -1332,6 +1352,13 @@ static bool medical_suffix(const struct salus_deid *d, const struct tok *t)
 	return false;
 }
 
+/* Words before a drug, device or lab name (not before a person). */
+static const char *const drug_ctx[] = {"iv", "po", "pr", "sq", "im", "started", "start", "given", "received",
+				       "receiving", "dose", "restart", "restarted", "per", "see", "refer", "continue",
+				       "continues", "cont", "dc", "bun", "of", "increase", "increased", "decrease",
+				       "decreased", "wean", "weaning", "off", "double",
+				       "triple", "amps", "mg", "mcg", "units", "tab", "tabs", "gtt", NULL};
+
 static void rules(struct salus_deid *d)
 {
 	size_t nt = d->ntok;
@@ -1574,7 +1601,8 @@ static void rules(struct salus_deid *d)
 		    !(f & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | DF_MONTH | DF_PROPER |
 			   DF_PLACE | DF_STATE | DF_INST | DF_STREET | DF_TITLE | DF_REL | DF_ROLE | DF_CRED | DF_LABEL |
 			   DF_LOCLABEL | DF_VERB | DF_LOCVERB)) &&
-		    !medical_suffix(d, t))
+		    !medical_suffix(d, t) && !(i > 0 && tok_in(d, i - 1, drug_ctx)) &&
+		    !(i + 1 < nt && d->tok[i + 1].shape == SH_MIX && gap_after(d, i) == GAP_SPACE))
 			mark(d, i, SALUS_PHI_NAME, 0.55f, RULE_UNKNOWN_CAP);
 		else if (t->shape == SH_CAP && !(t->bits & TB_SENT) && (f & DF_PLACE) && !(f & (DF_COMMON | DF_MED)) &&
 			 i > 0 && tok_in(d, i - 1, loc_preps))
