@@ -137,7 +137,9 @@ export class SalusServer {
     return salus(['client', 'remove', '--data', this.dir, '--id', id]);
   }
 
-  async start({ clients = DEFAULT_CLIENTS, serveArgs = [] } = {}) {
+  /** env: extra environment for `salus serve` (e.g. ASAN_OPTIONS for a memory test). */
+  async start({ clients = DEFAULT_CLIENTS, serveArgs = [], env = {} } = {}) {
+    this.env = env;
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'salus-it-'));
     this.dir = path.join(this.tmp, 'data');
     const init = await salus(['init', '--data', this.dir]);
@@ -168,6 +170,7 @@ export class SalusServer {
     // suite sets --server.rate_limit itself (a later setting wins).
     const args = ['serve', '--data', this.dir, '--listen', `127.0.0.1:${this.port}`, '--server.rate_limit', '0', ...serveArgs];
     this.proc = spawn(SALUS_BIN, args, {
+      env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc.stdout.on('data', (d) => this.log.push(d.toString()));
