@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/err.h"
 #include "fhir/gen.h"
+#include "fhir/search.h"
 
 #define DEMO_BATCH 256
 
@@ -68,6 +69,7 @@ int salus_demo_load(struct salus_store *st, int patients, unsigned long seed, lo
 		return SALUS_ENOMEM;
 	}
 	l->st = st;
+	salus_fhir_search_attach(st); /* direct store writes: index them for search (docs/search.md) */
 	rc = salus_gen_run(g, (size_t)patients, on_resource, l);
 	int rc2 = flush(l);
 	salus_gen_free(g);

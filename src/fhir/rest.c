@@ -95,12 +95,18 @@ int salus_fhir_route(const char *method, const char *path, struct salus_fhir_req
 	if (m == M_HEAD)
 		m = M_GET;
 	int allowed = 0;
-	rq->type[0] = rq->id[0] = 0;
+	rq->type[0] = rq->id[0] = rq->ctype[0] = 0;
 	rq->vid = 0;
 
 	if (nseg == 0) {
+		/* POST /: a batch or transaction; GET /?params: system-wide search */
+		allowed = M_POST | M_GET;
+		rq->op = m == M_GET ? SALUS_FHIR_SEARCH_SYSTEM : SALUS_FHIR_BUNDLE;
+		goto check;
+	}
+	if (nseg == 1 && salus_slice_eq(seg[0], "_search")) {
 		allowed = M_POST;
-		rq->op = SALUS_FHIR_BUNDLE;
+		rq->op = SALUS_FHIR_SEARCH_SYSTEM;
 		goto check;
 	}
 	if (nseg == 1 && salus_slice_eq(seg[0], "metadata")) {
@@ -168,6 +174,23 @@ int salus_fhir_route(const char *method, const char *path, struct salus_fhir_req
 		rq->op = SALUS_FHIR_VALIDATE;
 		goto check;
 	}
+	/* Patient/id/$everything; compartment search: Patient/id/T, Patient/id/[*],
+	 * POST Patient/id/T/_search (docs/search.md) */
+	if (!strcmp(rq->type, "Patient") && nseg == 3 && salus_slice_eq(seg[2], "$everything")) {
+		allowed = M_GET;
+		rq->op = SALUS_FHIR_EVERYTHING;
+		goto check;
+	}
+	if (!strcmp(rq->type, "Patient") && (nseg == 3 || (nseg == 4 && salus_slice_eq(seg[3], "_search"))) &&
+	    (salus_slice_eq(seg[2], "*") || salus_fhir_is_resource_type(seg[2].p, seg[2].n))) {
+		if (seg[2].p[0] != '*') {
+			memcpy(rq->ctype, seg[2].p, seg[2].n);
+			rq->ctype[seg[2].n] = 0;
+		}
+		allowed = nseg == 3 ? M_GET : M_POST;
+		rq->op = SALUS_FHIR_SEARCH_COMPARTMENT;
+		goto check;
+	}
 	if (!salus_slice_eq(seg[2], "_history")) {
 		*why = "unknown FHIR path";
 		return SALUS_ENOTFOUND;
@@ -209,6 +232,9 @@ enum salus_fhir_access salus_fhir_op_access(enum salus_fhir_op op)
 	case SALUS_FHIR_DELETE:
 	case SALUS_FHIR_COND_DELETE: return SALUS_ACCESS_D;
 	case SALUS_FHIR_SEARCH_TYPE:
+	case SALUS_FHIR_SEARCH_SYSTEM:
+	case SALUS_FHIR_SEARCH_COMPARTMENT:
+	case SALUS_FHIR_EVERYTHING:
 	case SALUS_FHIR_HISTORY_TYPE:
 	case SALUS_FHIR_HISTORY_SYSTEM: return SALUS_ACCESS_S;
 	default: return SALUS_ACCESS_R;
@@ -1010,7 +1036,10 @@ int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, s
 	case SALUS_FHIR_HISTORY_INSTANCE:
 	case SALUS_FHIR_HISTORY_TYPE:
 	case SALUS_FHIR_HISTORY_SYSTEM: return do_history(st, rq, rs);
-	case SALUS_FHIR_SEARCH_TYPE: return salus_fhir_search(st, rq, rs);
+	case SALUS_FHIR_SEARCH_TYPE:
+	case SALUS_FHIR_SEARCH_SYSTEM:
+	case SALUS_FHIR_SEARCH_COMPARTMENT:
+	case SALUS_FHIR_EVERYTHING: return salus_fhir_search(st, rq, rs);
 	case SALUS_FHIR_BUNDLE: return salus_fhir_bundle(st, rq, rs);
 	case SALUS_FHIR_VALIDATE: /* $validate: no store access (docs/validation.md) */
 		rs->status = salus_fhir_validate_op(rq->type, rq->id[0] ? rq->id : NULL, rq->body, rq->body_len, &rs->body);

@@ -33,6 +33,10 @@ enum salus_fhir_op {
 	SALUS_FHIR_COND_DELETE,      /* DELETE /T?criteria */
 	SALUS_FHIR_COND_PATCH,       /* PATCH /T?criteria */
 	SALUS_FHIR_VALIDATE,         /* POST /T/$validate, POST /T/id/$validate (access 'r') */
+	/* added with search (docs/search.md) */
+	SALUS_FHIR_SEARCH_SYSTEM,      /* GET /?params, POST /_search */
+	SALUS_FHIR_SEARCH_COMPARTMENT, /* GET /Patient/id/T and /Patient/id/[*], POST /Patient/id/T/_search */
+	SALUS_FHIR_EVERYTHING,         /* GET /Patient/id/$everything */
 };
 
 /* What an interaction needs from SMART scopes: c r u d s. */
@@ -48,6 +52,9 @@ struct salus_fhir_req {
 	char type[SALUS_MAX_TYPE + 1]; /* empty for system-level interactions */
 	char id[SALUS_MAX_ID + 1];
 	long vid;
+	/* SALUS_FHIR_SEARCH_COMPARTMENT: the type searched in the compartment of
+	 * type/id ("" for all types: /Patient/id/[*]) */
+	char ctype[SALUS_MAX_TYPE + 1];
 	const char *base;              /* FHIR base URL, e.g. https://localhost:8443/fhir */
 	const struct salus_param *params;
 	size_t nparams;

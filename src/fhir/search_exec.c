@@ -63,6 +63,7 @@ struct hit {
 	char type[SALUS_MAX_TYPE + 1];
 	char id[SALUS_MAX_ID + 1];
 	int64_t rid;
+	int64_t updated_ms;
 	char *json;
 	size_t len;
 	char *cursor;
@@ -120,6 +121,7 @@ static int collect_cb(void *ctx, const struct salus_sq_hit *sh)
 	snprintf(x->type, sizeof x->type, "%s", sh->r.type);
 	snprintf(x->id, sizeof x->id, "%s", sh->r.id);
 	x->rid = sh->rid;
+	x->updated_ms = sh->r.updated_ms;
 	x->include = c->include;
 	if (sh->r.json && !(x->json = salus_strndup(sh->r.json, sh->r.len)))
 		return SALUS_ENOMEM;
@@ -369,8 +371,6 @@ static int run_includes(struct salus_store *st, const struct salus_fhir_search *
 			const struct incl *in = &s->incl[k];
 			if (round > 0 && !in->iterate)
 				continue;
-			if (!strcmp(in->src, "*") && !in->rev)
-				continue; /* _include=* is not supported: nothing */
 			struct salus_sq q = {.count = MAX_INCLUDED, .need_json = true};
 			struct salus_sq_clause cl = {0};
 			int64_t *rids = NULL;
@@ -379,8 +379,9 @@ static int run_includes(struct salus_store *st, const struct salus_fhir_search *
 			if (!in->rev) {
 				if (!(rids = salus_calloc(to - from, sizeof *rids)))
 					return SALUS_ENOMEM;
+				bool any = !strcmp(in->src, "*"); /* _include=*: every reference of every hit */
 				for (size_t i = from; i < to; i++)
-					if (!strcmp(h->v[i].type, in->src))
+					if (any || !strcmp(h->v[i].type, in->src))
 						rids[cl.nrids++] = h->v[i].rid;
 				cl.kind = SALUS_SQ_INCLUDED;
 				cl.params = in->params;
@@ -421,9 +422,86 @@ static int run_includes(struct salus_store *st, const struct salus_fhir_search *
 	return SALUS_OK;
 }
 
+/* Patient/$everything takes _since, _type, _count (and the paging cursor):
+ * into search parameters (_since=t: _lastUpdated=get), everything referenced
+ * from the page included (_include=*). */
+static int everything_params(const struct params *ps, struct params *sp, const char **why)
+{
+	memset(sp, 0, sizeof *sp);
+	if (!(sp->v = salus_calloc(ps->n + 1, sizeof *sp->v)) || !(sp->owned = salus_calloc(ps->n + 1, sizeof *sp->owned)))
+		return SALUS_ENOMEM;
+	for (size_t i = 0; i < ps->n; i++) {
+		const char *n = ps->v[i].name;
+		sp->v[i] = ps->v[i];
+		if (!strcmp(n, "_since")) {
+			size_t k = strlen(ps->v[i].value);
+			char *v = salus_malloc(k + 3);
+			if (!v)
+				return SALUS_ENOMEM;
+			memcpy(v, "ge", 2);
+			memcpy(v + 2, ps->v[i].value, k + 1);
+			sp->owned[sp->nowned++] = v;
+			sp->v[i] = (struct salus_param){(char *)(uintptr_t) "_lastUpdated", v};
+		} else if (strcmp(n, "_type") && strcmp(n, "_count") && strcmp(n, "_cursor") && strcmp(n, "_dir") &&
+			   strcmp(n, "_format") && strcmp(n, "_pretty")) {
+			*why = "Patient/$everything takes _since, _type and _count";
+			return SALUS_EINVALID;
+		}
+	}
+	sp->v[ps->n] = (struct salus_param){(char *)(uintptr_t) "_include", (char *)(uintptr_t) "*"};
+	sp->n = ps->n + 1;
+	return SALUS_OK;
+}
+
+/* Whether the patient of $everything passes its _type and _since filters. */
+static bool everything_self(const struct salus_fhir_search *s)
+{
+	bool keep = !s->types;
+	for (size_t i = 0; s->types && i < s->ntypes; i++)
+		keep |= !strcmp(s->types[i], "Patient");
+	return keep;
+}
+
+/* Put the patient of $everything at the front of h when it passes the _type
+ * filter and _since (the search's _lastUpdated clauses): *passes.
+ * Errors: SALUS_ENOTFOUND (no such patient). */
+static int everything_patient(struct salus_store *st, const struct salus_fhir_search *s, const char *id,
+			      struct hits *h, bool *passes)
+{
+	struct salus_sq_val v = {.op = SALUS_SQ_ANY, .a = id};
+	struct salus_sq_clause cl = {.kind = SALUS_SQ_ID, .vals = &v, .nvals = 1};
+	struct salus_sq q = {.type = "Patient", .clauses = &cl, .nclauses = 1, .count = 1, .need_json = true};
+	size_t n0 = h->n;
+	struct collect c = {.h = h};
+	int lim = h->limit;
+	h->limit = 0;
+	int rc = salus_store_search(st, &q, collect_cb, &c);
+	h->limit = lim;
+	if (rc)
+		return rc;
+	if (h->n == n0)
+		return SALUS_ENOTFOUND;
+	bool keep = everything_self(s);
+	for (size_t i = 0; i < s->q.nclauses && keep; i++)
+		if (s->q.clauses[i].kind == SALUS_SQ_LASTUPDATED)
+			for (size_t k = 0; k < s->q.clauses[i].nvals; k++)
+				keep = keep && h->v[n0].updated_ms >= s->q.clauses[i].vals[k].lo;
+	*passes = keep;
+	if (!keep) {
+		salus_free(h->v[n0].json);
+		salus_free(h->v[n0].cursor);
+		h->n--;
+		return SALUS_OK;
+	}
+	struct hit x = h->v[n0];
+	memmove(&h->v[1], &h->v[0], n0 * sizeof *h->v);
+	h->v[0] = x;
+	return SALUS_OK;
+}
+
 int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
 {
-	struct params ps;
+	struct params ps, sp = {0};
 	struct salus_fhir_search *s = NULL;
 	struct hits h = {0};
 	struct salus_buf entries, *b = &rs->body;
@@ -443,14 +521,25 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 		type = rq->type;
 		snprintf(path, sizeof path, "/%s", rq->type);
 		break;
-	default:
-		type = rq->type[0] ? rq->type : NULL;
-		snprintf(path, sizeof path, "/%s", type ? type : "");
+	case SALUS_FHIR_SEARCH_COMPARTMENT:
+		compartment = true;
+		type = rq->ctype[0] ? rq->ctype : NULL;
+		snprintf(path, sizeof path, "/Patient/%s/%s", rq->id, type ? type : "*");
+		break;
+	case SALUS_FHIR_EVERYTHING:
+		everything = true;
+		snprintf(path, sizeof path, "/Patient/%s/$everything", rq->id);
+		break;
+	default: /* system-wide */
+		path[0] = 0;
 		break;
 	}
-	(void)everything;
-	(void)compartment;
-	if ((rc = salus_fhir_search_parse(type, ps.v, ps.n, lenient(rq->prefer), &s, &why)))
+	if (everything && (rc = everything_params(&ps, &sp, &why)))
+		goto out_fail;
+	if ((rc = salus_fhir_search_parse(type, everything ? sp.v : ps.v, everything ? sp.n : ps.n,
+					  lenient(rq->prefer), &s, &why)))
+		goto out_fail;
+	if ((compartment || everything) && (rc = salus_fhir_search_compartment(s, type, rq->id)))
 		goto out_fail;
 	struct salus_sq *q = &s->q;
 	if (s->summary == SUM_COUNT)
@@ -472,13 +561,29 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 		h.n--;
 	}
 	size_t nmatch = h.n;
+	bool self = false; /* $everything: the patient itself is a match */
+	if (everything) {
+		if ((rc = everything_patient(st, s, rq->id, &h, &self))) {
+			why = rc == SALUS_ENOTFOUND ? "no such Patient" : NULL;
+			goto out_fail;
+		}
+		if (self && (q->after || want == 0)) { /* only on the first page */
+			salus_free(h.v[0].json);
+			salus_free(h.v[0].cursor);
+			memmove(&h.v[0], &h.v[1], (h.n - 1) * sizeof *h.v);
+			h.n--;
+		}
+	}
 	long total = -1;
 	if (s->total != TOTAL_NONE) {
-		if (!q->after && !more)
+		if (!q->after && !more && want > 0)
 			total = (long)nmatch;
 		else if ((rc = salus_store_search_count(st, q, &total)))
 			goto out_fail;
+		if (self)
+			total++;
 	}
+	nmatch = h.n;
 	if (s->nincl && nmatch && (rc = run_includes(st, s, &h)))
 		goto out_fail;
 
@@ -521,5 +626,6 @@ out:
 	salus_buf_release(&entries);
 	salus_fhir_search_free(s);
 	params_release(&ps);
+	params_release(&sp);
 	return rs->status;
 }

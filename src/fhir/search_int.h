@@ -32,11 +32,19 @@ struct salus_fhir_search {
 	size_t nincl;
 	bool *used; /* per request parameter: kept in the self link */
 	size_t nused;
+	const char **types; /* system-wide search: the types of _type (NULL: all) */
+	size_t ntypes;
+	bool include_all;   /* _include=* (every reference of every hit) */
 };
 
 /* Allocate zeroed memory owned by s (freed with it); NULL on failure. */
 void *salus_fhir_search_alloc(struct salus_fhir_search *s, size_t n);
 /* Append a clause to s->q; NULL on failure. */
 struct salus_sq_clause *salus_fhir_search_clause(struct salus_fhir_search *s);
+/* Restrict s to the Patient compartment of patient id pid: a clause on the
+ * compartment parameters (fhir/defs.h) of ctype, or, with ctype NULL, of the
+ * types of _type (all types when there is none).  A type outside the
+ * compartment matches nothing.  Errors: SALUS_ENOMEM. */
+int salus_fhir_search_compartment(struct salus_fhir_search *s, const char *ctype, const char *pid);
 
 #endif

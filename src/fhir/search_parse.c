@@ -336,26 +336,119 @@ static bool mod_ok(int kind, const char *mod)
 	}
 }
 
-/* Every resource type's id of parameter code (system-wide _tag, _profile...). */
+/* The types a system-wide search covers: those of _type, else all. */
+static size_t sys_type_count(const struct salus_fhir_search *s)
+{
+	return s->types ? s->ntypes : salus_fhir_resource_type_count();
+}
+
+static const char *sys_type_at(const struct salus_fhir_search *s, size_t i)
+{
+	return s->types ? s->types[i] : salus_fhir_resource_type_at(i);
+}
+
+/* Every covered type's id of parameter code (system-wide _tag, _profile...).
+ * The types that define it must agree on its kind. */
 static int all_types_params(struct salus_fhir_search *s, const char *code, struct salus_sq_clause *c, int *sptype)
 {
-	size_t nt = salus_fhir_resource_type_count();
-	uint32_t *p = salus_fhir_search_alloc(s, nt * sizeof *p);
+	size_t nt = sys_type_count(s);
+	uint32_t *p = salus_fhir_search_alloc(s, (nt ? nt : 1) * sizeof *p);
 	if (!p)
 		return SALUS_ENOMEM;
 	c->params = p;
 	c->nparams = 0;
+	*sptype = 0;
 	for (size_t i = 0; i < nt; i++) {
-		const char *t = salus_fhir_resource_type_at(i);
+		const char *t = sys_type_at(s, i);
 		const struct salus_fhir_sp *sp = salus_fhir_sp_find(t, strlen(t), code, strlen(code));
 		if (!sp)
 			continue;
 		struct salus_fhir_sp_info info;
 		salus_fhir_sp_get(sp, &info);
+		if (*sptype && *sptype != (int)info.type)
+			return SALUS_EINVALID;
 		*sptype = info.type;
 		p[c->nparams++] = salus_fhir_search_param_id(t, code);
 	}
 	return c->nparams ? SALUS_OK : SALUS_EINVALID;
+}
+
+int salus_fhir_search_compartment(struct salus_fhir_search *s, const char *ctype, const char *pid)
+{
+	size_t nt = ctype ? 1 : sys_type_count(s), np = 0;
+	for (size_t i = 0; i < nt; i++) {
+		const char *t = ctype ? ctype : sys_type_at(s, i);
+		np += salus_fhir_compartment_count(salus_fhir_type_find(t, strlen(t)));
+	}
+	struct salus_sq_clause *c = salus_fhir_search_clause(s);
+	uint32_t *p = salus_fhir_search_alloc(s, (np ? np : 1) * sizeof *p);
+	struct salus_sq_val *v = salus_fhir_search_alloc(s, sizeof *v);
+	char *id = sdup(s, pid, strlen(pid));
+	if (!c || !p || !v || !id)
+		return SALUS_ENOMEM;
+	for (size_t i = 0; i < nt; i++) {
+		const char *t = ctype ? ctype : sys_type_at(s, i);
+		const struct salus_fhir_type *ft = salus_fhir_type_find(t, strlen(t));
+		for (size_t k = 0; k < salus_fhir_compartment_count(ft); k++) {
+			const char *code = salus_fhir_compartment_param_at(ft, k);
+			const struct salus_fhir_sp *sp = code ? salus_fhir_sp_find(t, strlen(t), code, strlen(code)) : NULL;
+			struct salus_fhir_sp_info info;
+			if (!sp)
+				continue;
+			salus_fhir_sp_get(sp, &info);
+			if (info.type == SALUS_FHIR_SP_REFERENCE)
+				p[c->nparams++] = salus_fhir_search_param_id(t, code);
+		}
+	}
+	if (!c->nparams) /* not in the compartment: a parameter id no index row carries */
+		p[c->nparams++] = SALUS_SQ_TEXT_BIT | SALUS_SQ_TYPE_BIT;
+	c->kind = SALUS_SQ_REFERENCE;
+	c->params = p;
+	v->op = SALUS_SQ_REF_LOCAL;
+	v->a = "Patient";
+	v->b = id;
+	c->vals = v;
+	c->nvals = 1;
+	return SALUS_OK;
+}
+
+/* System-wide search: the types of _type (before the other parameters, which
+ * must be defined on them).  One type makes it a search on that type. */
+static int sys_types(struct salus_fhir_search *s, const struct salus_param *params, size_t nparams,
+		     const char **type, const char **why)
+{
+	for (size_t i = 0; i < nparams; i++) {
+		if (strcmp(params[i].name, "_type"))
+			continue;
+		char *vals[MAX_VALUES];
+		size_t nv;
+		if (split(s, params[i].value, ',', vals, MAX_VALUES, &nv)) {
+			*why = "too many values";
+			return SALUS_EINVALID;
+		}
+		const char **nt = salus_fhir_search_alloc(s, (s->ntypes + nv) * sizeof *nt);
+		if (!nt)
+			return SALUS_ENOMEM;
+		/* repeated _type parameters are ANDed: keep the types every one names */
+		size_t n = 0;
+		for (size_t k = 0; k < nv; k++) {
+			size_t ti;
+			if (!salus_fhir_is_resource_type(vals[k], strlen(vals[k]))) {
+				*why = "unknown resource type in _type";
+				return SALUS_EINVALID;
+			}
+			bool keep = !s->types;
+			for (ti = 0; s->types && ti < s->ntypes && !keep; ti++)
+				keep = !strcmp(s->types[ti], vals[k]);
+			if (keep)
+				nt[n++] = vals[k];
+		}
+		s->types = nt;
+		s->ntypes = n;
+	}
+	if (s->types && s->ntypes == 1)
+		*type = s->types[0];
+	return SALUS_OK;
 }
 
 static int parse_has(struct salus_fhir_search *s, const char *type, const char *name, const char *value,
@@ -765,6 +858,8 @@ int salus_fhir_search_parse(const char *type, const struct salus_param *params, 
 	*why = NULL;
 	if (!s)
 		return SALUS_ENOMEM;
+	if (!type && (rc = sys_types(s, params, nparams, &type, why)))
+		goto out_free;
 	s->q.type = type;
 	s->q.count = SALUS_DEFAULT_COUNT;
 	s->q.need_json = true;

@@ -120,6 +120,9 @@ enum salus_audit_interaction salus_audit_interaction_of(enum salus_fhir_op op)
 	case SALUS_FHIR_PATCH:
 	case SALUS_FHIR_COND_PATCH: return SALUS_AUDIT_PATCH;
 	case SALUS_FHIR_VALIDATE: return SALUS_AUDIT_OPERATION;
+	case SALUS_FHIR_SEARCH_SYSTEM: return SALUS_AUDIT_SEARCH_SYSTEM;
+	case SALUS_FHIR_SEARCH_COMPARTMENT: return SALUS_AUDIT_SEARCH;
+	case SALUS_FHIR_EVERYTHING: return SALUS_AUDIT_OPERATION;
 	}
 	return SALUS_AUDIT_OPERATION;
 }

@@ -245,6 +245,9 @@ static int policy(struct req *r)
 		return 0;
 	}
 	const char *type = r->frq.type[0] ? r->frq.type : "*";
+	/* a compartment search returns resources of the searched type(s); $everything of any type */
+	if (r->frq.op == SALUS_FHIR_SEARCH_COMPARTMENT || r->frq.op == SALUS_FHIR_EVERYTHING)
+		type = r->frq.ctype[0] ? r->frq.ctype : "*";
 	bool ok = salus_scope_allows(who.scopes, type, map[a]);
 	salus_principal_release(&who);
 	if (!ok) {
@@ -314,10 +317,12 @@ static void audit_and_resume(struct req *r)
 		salus_patient_set_add(&ps, id, strlen(id));
 	if (r->frs.status < 400)
 		salus_patient_set_scan(&ps, r->frs.body.p, r->frs.body.n);
-	if (op != SALUS_FHIR_SEARCH_TYPE)
+	bool search = op == SALUS_FHIR_SEARCH_TYPE || op == SALUS_FHIR_SEARCH_SYSTEM ||
+		      op == SALUS_FHIR_SEARCH_COMPARTMENT || op == SALUS_FHIR_EVERYTHING;
+	if (!search)
 		salus_patient_set_scan(&ps, r->body.p, r->body.n);
 	int rc = ps.nomem ? SALUS_ENOMEM : 0;
-	if (!rc && (op == SALUS_FHIR_SEARCH_TYPE || op == SALUS_FHIR_HISTORY_TYPE || op == SALUS_FHIR_HISTORY_SYSTEM))
+	if (!rc && (search || op == SALUS_FHIR_HISTORY_TYPE || op == SALUS_FHIR_HISTORY_SYSTEM))
 		rc = salus_query_string(&query, r->params, r->nparams);
 	if (!rc && query.n > SALUS_MAX_URL) { /* percent-encoding can outgrow the URL cap: keep the head */
 		query.n = SALUS_MAX_URL;
@@ -335,7 +340,9 @@ static void audit_and_resume(struct req *r)
 			.client_id = r->client_id[0] ? r->client_id : NULL,
 			.remote_addr = remote_addr(r)[0] ? r->remote : NULL,
 			.query = query.n ? query.p : NULL,
-			.operation = op == SALUS_FHIR_VALIDATE ? "$validate" : NULL,
+			.operation = op == SALUS_FHIR_VALIDATE	 ? "$validate"
+				     : op == SALUS_FHIR_EVERYTHING ? "$everything"
+								   : NULL,
 		};
 		rc = salus_audit_record_async(r->h->audit, &arq, audit_done, r);
 	}
@@ -448,6 +455,9 @@ static enum MHD_Result route_fhir(struct req *r, const char *path)
 		[SALUS_FHIR_COND_UPDATE] = "fhir.cond-update", [SALUS_FHIR_COND_DELETE] = "fhir.cond-delete",
 		[SALUS_FHIR_COND_PATCH] = "fhir.cond-patch",
 		[SALUS_FHIR_VALIDATE] = "fhir.validate",
+		[SALUS_FHIR_SEARCH_SYSTEM] = "fhir.search-system",
+		[SALUS_FHIR_SEARCH_COMPARTMENT] = "fhir.search-compartment",
+		[SALUS_FHIR_EVERYTHING] = "fhir.everything",
 	};
 	r->route = names[r->frq.op];
 	if (r->frq.op == SALUS_FHIR_CAPABILITIES) {
