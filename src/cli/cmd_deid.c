@@ -224,7 +224,7 @@ static int ndjson_line(struct salus_deid *d, const struct scan_opts *so, const c
 		err = "line longer than the NDJSON line limit";
 		goto out_record;
 	}
-	if (!(doc = json_loadb(line, n, 0, &jerr))) {
+	if (!(doc = json_loadb(line, n, JSON_ALLOW_NUL, &jerr))) {
 		err = "malformed JSON";
 		goto out_record;
 	}

@@ -14,6 +14,7 @@
 
 #include "audit/audit.h"
 #include "auth/auth.h"
+#include "auth/user.h"
 #include "cli/cmd.h"
 #include "cli/demo.h"
 #include "cli/store_open.h"
@@ -25,7 +26,7 @@
 
 static const char usage[] =
 	"usage: salus init --data DIR [--demo [--patients N]] [--tls-cert FILE --tls-key FILE] [--section.key VALUE ...]\n"
-	"Creates data directory DIR: salus.ini, keys/token.key, tls/cert.pem + tls/key.pem (self-signed\n"
+	"Creates data directory DIR: salus.ini, keys/token.key, keys/pepper.key, tls/cert.pem + tls/key.pem (self-signed\n"
 	"unless given) and an empty database.  Refuses to touch an existing non-empty DIR.\n"
 	"  --demo          also load synthetic demo patients and register a demo client\n"
 	"                  (id \"demo\", secret in DIR/demo-client-secret, scope system/*.cruds)\n"
@@ -147,6 +148,8 @@ int salus_cmd_init(int argc, char **argv)
 		return salus_cli_fail("init", 1, "cannot create the token-signing key");
 	if (sub(p, abs, "keys/audit.key") || salus_audit_key_create(p)) /* + keys/audit.key.pub */
 		return salus_cli_fail("init", 1, "cannot create the audit checkpoint key");
+	if (sub(p, abs, "keys/pepper.key") || salus_pepper_create(p)) /* password pepper (auth/user.h) */
+		return salus_cli_fail("init", 1, "cannot create the password pepper");
 	if (salus_config_path(&cfg, cfg.tls_cert, p) || salus_config_path(&cfg, cfg.tls_key, p2))
 		return salus_cli_fail("init", 1, "TLS path too long");
 	if (cert) {
