@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/limits.h"
+#include "fhir/audit_search.h" /* AuditEvent from the audit log */
 #include "fhir/bundle.h"
 #include "fhir/capability.h"
 #include "fhir/cond.h"
@@ -218,6 +219,9 @@ check:
 		*why = "method not allowed on this FHIR path";
 		return SALUS_EMETHOD;
 	}
+	/* AuditEvent is the audit log, read-only through the API (fhir/audit_search.h) */
+	if (!strcmp(rq->type, "AuditEvent") && !salus_fhir_audit_event_op_ok(rq->op, why))
+		return SALUS_EMETHOD;
 	return 0;
 }
 
@@ -1019,6 +1023,8 @@ static int do_history(struct salus_store *st, const struct salus_fhir_req *rq, s
 int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
 {
 	salus_fhir_search_attach(st); /* writes are indexed for search (fhir/search.h) */
+	if (!strcmp(rq->type, "AuditEvent") && rq->op != SALUS_FHIR_VALIDATE)
+		return salus_fhir_audit_handle(st, rq, rs); /* answered from the audit log */
 	switch (rq->op) {
 	case SALUS_FHIR_CAPABILITIES: {
 		salus_buf_reset(&rs->body);
