@@ -219,9 +219,6 @@ check:
 		*why = "method not allowed on this FHIR path";
 		return SALUS_EMETHOD;
 	}
-	/* AuditEvent is the audit log, read-only through the API (fhir/audit_search.h) */
-	if (!strcmp(rq->type, "AuditEvent") && !salus_fhir_audit_event_op_ok(rq->op, why))
-		return SALUS_EMETHOD;
 	return 0;
 }
 
@@ -1024,7 +1021,7 @@ int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, s
 {
 	salus_fhir_search_attach(st); /* writes are indexed for search (fhir/search.h) */
 	if (!strcmp(rq->type, "AuditEvent") && rq->op != SALUS_FHIR_VALIDATE)
-		return salus_fhir_audit_handle(st, rq, rs); /* answered from the audit log */
+		return salus_fhir_audit_handle(st, rq, rs); /* from the audit log; writes → 405 */
 	switch (rq->op) {
 	case SALUS_FHIR_CAPABILITIES: {
 		salus_buf_reset(&rs->body);

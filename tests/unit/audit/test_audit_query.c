@@ -341,17 +341,57 @@ static void test_read_and_routing(void **state)
 	salus_fhir_resp_init(&rs);
 	assert_int_equal(salus_fhir_handle(f->st, &rq, &rs), 200);
 	salus_fhir_resp_release(&rs);
-	/* read-only: every write (and history) is refused by the router, so bundles refuse them too */
+	/* read-only: every write (and history) is answered 405 after the policy phase (so the
+	 * refused client is named in the audit trail); bundle entries are refused when routed */
 	static const char *const refused[][2] = {
 		{"POST", "/AuditEvent"},        {"PUT", "/AuditEvent/1"},      {"DELETE", "/AuditEvent/1"},
 		{"PATCH", "/AuditEvent/1"},     {"PUT", "/AuditEvent"},        {"DELETE", "/AuditEvent"},
 		{"PATCH", "/AuditEvent"},       {"GET", "/AuditEvent/1/_history"}, {"GET", "/AuditEvent/_history"},
 	};
+	struct salus_param crit = {"_id", "1"};
 	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
 		why = NULL;
-		assert_int_equal(salus_fhir_route(refused[i][0], refused[i][1], &rq, &why), SALUS_EMETHOD);
+		assert_int_equal(salus_fhir_route(refused[i][0], refused[i][1], &rq, &why), 0);
+		assert_false(salus_fhir_audit_event_op_ok(rq.op, &why));
 		assert_non_null(why);
+		rq.base = "https://x/fhir";
+		rq.params = &crit;
+		rq.nparams = 1;
+		rq.body = "{\"resourceType\":\"AuditEvent\"}";
+		rq.body_len = strlen(rq.body);
+		salus_fhir_resp_init(&rs);
+		assert_int_equal(salus_fhir_handle(f->st, &rq, &rs), 405);
+		salus_fhir_resp_release(&rs);
+		rq.params = NULL;
+		rq.nparams = 0;
+		rq.body = NULL;
+		rq.body_len = 0;
 	}
+	/* a batch entry on AuditEvent is refused, the rest of the batch runs */
+	static const char batch[] = "{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":["
+				    "{\"request\":{\"method\":\"DELETE\",\"url\":\"AuditEvent/1\"}},"
+				    "{\"request\":{\"method\":\"GET\",\"url\":\"AuditEvent/1\"}}]}";
+	assert_int_equal(salus_fhir_route("POST", "/", &rq, &why), 0);
+	rq.base = "https://x/fhir";
+	rq.body = batch;
+	rq.body_len = strlen(batch);
+	rq.content_type = "application/fhir+json";
+	salus_fhir_resp_init(&rs);
+	assert_int_equal(salus_fhir_handle(f->st, &rq, &rs), 200);
+	json_t *b = json_loads(rs.body.p, 0, NULL);
+	assert_non_null(b);
+	const char *s0 = json_string_value(json_object_get(
+		json_object_get(json_array_get(json_object_get(b, "entry"), 0), "response"), "status"));
+	const char *s1 = json_string_value(json_object_get(
+		json_object_get(json_array_get(json_object_get(b, "entry"), 1), "response"), "status"));
+	assert_non_null(s0);
+	assert_non_null(s1);
+	assert_true(!strncmp(s0, "405", 3));
+	assert_true(!strncmp(s1, "200", 3));
+	json_decref(b);
+	salus_fhir_resp_release(&rs);
+	rq.body = NULL;
+	rq.body_len = 0;
 	assert_int_equal(salus_fhir_route("POST", "/AuditEvent/_search", &rq, &why), 0);
 	assert_int_equal(salus_fhir_route("GET", "/AuditEvent", &rq, &why), 0);
 	/* the resource store holds no AuditEvent and gains none */
