@@ -14,6 +14,8 @@ int salus_cli_deid_fhir(int argc, char **argv);
 int salus_cmd_gen(int argc, char **argv);
 int salus_cmd_init(int argc, char **argv);
 int salus_cmd_key(int argc, char **argv);
+int salus_cmd_load(int argc, char **argv);
+int salus_cmd_reindex(int argc, char **argv);
 int salus_cmd_report(int argc, char **argv);
 int salus_cmd_serve(int argc, char **argv);
 int salus_cmd_user(int argc, char **argv);

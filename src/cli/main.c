@@ -24,6 +24,8 @@ static const struct cmd cmds[] = {
 	{"gen", salus_cmd_gen, "generate synthetic demo patients"},
 	{"init", salus_cmd_init, "create a data directory"},
 	{"key", salus_cmd_key, "encryption keys: status, rotate, rekey-data"},
+	{"load", salus_cmd_load, "bulk-load trusted NDJSON resources into the store, indexed"},
+	{"reindex", salus_cmd_reindex, "rebuild the search index from the stored resources"},
 	{"report", salus_cmd_report, "accounting of disclosures"},
 	{"serve", salus_cmd_serve, "serve FHIR R4 over HTTPS"},
 	{"user", salus_cmd_user, "users: add, list, disable, reset-mfa, set-role, sessions"},

@@ -285,6 +285,7 @@ static int write_op_ok(const struct salus_write *w)
 			return SALUS_EINVALID;
 		return json_is_object(w->resource) ? SALUS_OK : SALUS_EINVALID;
 	case SALUS_WRITE_UPDATE:
+	case SALUS_WRITE_REINDEX:
 		if (!fhir_id_ok(w->id))
 			return SALUS_EINVALID;
 		return json_is_object(w->resource) ? SALUS_OK : SALUS_EINVALID;

@@ -115,6 +115,11 @@ enum salus_write_kind {
 	SALUS_WRITE_CREATE, /* new resource; id assigned (UUID) unless given and absent */
 	SALUS_WRITE_UPDATE, /* new version; creates version 1 when the id is absent (update-as-create) */
 	SALUS_WRITE_DELETE, /* tombstone version; deleting an absent or deleted resource is SALUS_OK with no new version */
+	/* added with search (salus reindex): rewrite the search and identifier index rows of the
+	 * current version from resource (its parsed JSON), writing no version; skipped (SALUS_OK,
+	 * version 0) when the resource is absent or deleted, or when if_match is set and the
+	 * current version is another one (a newer write has indexed itself) */
+	SALUS_WRITE_REINDEX,
 };
 
 /* One write.  Inputs are borrowed for the duration of the call. */

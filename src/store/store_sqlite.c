@@ -1041,6 +1041,18 @@ static int w_apply_op(struct sq_store *sq, struct salus_write *w)
 	} else if ((rc = w_lookup(sq, w->type, id, &cur))) {
 		return rc;
 	}
+	if (w->kind == SALUS_WRITE_REINDEX) {
+		/* the current version's index rows, no new version (salus reindex) */
+		if (!cur.exists || cur.deleted || (w->if_match && cur.version != w->if_match))
+			return SALUS_OK;
+		w->version = cur.version;
+		w->updated_ms = cur.updated_ms;
+		if ((rc = salus_sx_put(sq->sx, w->type, id, cur.updated_ms, false, true, w->index)) ||
+		    (rc = w_index(sq, w, id, &cur, false)))
+			return rc;
+		copy_name(w->id_out, sizeof w->id_out, id);
+		return SALUS_OK;
+	}
 	if (w->if_match && (!cur.exists || cur.version != w->if_match))
 		return SALUS_EPRECONDITION;
 
@@ -1071,6 +1083,7 @@ static int w_apply_op(struct sq_store *sq, struct salus_write *w)
 		if ((rc = w_put_version(sq, w, id, &cur, true)) || (rc = w_index(sq, w, id, &cur, true)))
 			return rc;
 		break;
+	case SALUS_WRITE_REINDEX: break; /* handled above */
 	}
 	copy_name(w->id_out, sizeof w->id_out, id);
 	return SALUS_OK;
