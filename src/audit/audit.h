@@ -193,6 +193,8 @@ struct salus_audit_report {
 	int64_t checkpoints; /* checkpoints verified */
 	int64_t bad_index;   /* first bad index, -1 if none */
 	char why[256];       /* what is wrong (PHI-free), empty if none */
+	int64_t pruned;      /* events whose text was pruned (verified by their stored leaf hash, which a
+				checkpoint must cover) */
 };
 /* Recompute the tree from the stored events: every index present and in
  * order, each event's text hashing to its stored leaf hash and carrying its
@@ -201,6 +203,20 @@ struct salus_audit_report {
  * and the log reaching it).  Returns SALUS_OK when all is well, SALUS_EINVALID
  * when something is wrong (see report), other codes if it could not check. */
 int salus_audit_verify_store(struct salus_store *st, const char *vkey, struct salus_audit_report *rep /* OUT */);
+/* ---- retention (retention.c; docs/audit.md "Retention") ---------------------------------------- */
+
+/* Prune the text of every event older than before_ms, keeping the log
+ * verifiable: first sign a checkpoint of the whole log (so every pruned leaf
+ * hash is covered by a signed root), then set the texts to NULL
+ * (salus_store_audit_prune; only events below that checkpoint's size), then
+ * record an ADMIN AuditEvent for the prune (client_id: who asked, may be
+ * NULL; the query says before= and how many were pruned).  *pruned (may be
+ * NULL) gets the number pruned.  Errors: those of salus_audit_checkpoint,
+ * salus_store_audit_prune and salus_audit_record (the prune is then still
+ * done if it got that far). */
+int salus_audit_prune(struct salus_audit *au, struct salus_store *st, int64_t before_ms, const char *client_id,
+		      int64_t *pruned /* OUT, may be NULL */);
+
 /* The same for an exported NDJSON log (one event per line, as stored) and one
  * signed checkpoint note, offline.  Returns as above. */
 int salus_audit_verify_export(const char *ndjson_path, const char *note, size_t note_n, const char *vkey,

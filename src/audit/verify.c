@@ -137,9 +137,19 @@ static int push_event(struct vstate *v, int64_t i, const char *event, size_t n, 
 		if (!salus_audit_event_has_index(event, n, i))
 			return fail(v, i, "event %" PRId64 " does not carry its own index (moved, inserted or edited)", i);
 	} else {
+		/* pruned (retention.c): its text is gone, so its stored leaf hash
+		 * stands for it — trusted only because a signed checkpoint covers
+		 * it (a root recomputed with a forged hash would not match), so a
+		 * pruned event beyond the largest checkpoint is a finding */
 		if (!stored || stored_n != SALUS_MERKLE_HASH_LEN)
 			return fail(v, i, "pruned event %" PRId64 " has no valid leaf hash", i);
+		if (!v->ncp || i >= v->cps[v->ncp - 1].size)
+			return fail(v, i,
+				    "event %" PRId64 " was pruned but no checkpoint covers it (its leaf hash cannot be "
+				    "checked)",
+				    i);
 		memcpy(leaf, stored, SALUS_MERKLE_HASH_LEN);
+		v->rep->pruned++;
 	}
 	if ((rc = salus_merkle_acc_push(&v->acc, leaf, node_cb, v)))
 		return rc;

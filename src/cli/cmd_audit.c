@@ -22,6 +22,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "crypto/crypto.h"
+#include "fhir/search.h" /* salus_fhir_date_range */
 #include "store/store.h"
 
 #define AUDIT_KEY "keys/audit.key"
@@ -38,12 +39,15 @@ static const char usage[] =
 	"  tail --data DIR [--format F] [--from N]   follow new events (Ctrl-C to stop)\n"
 	"  checkpoint --data DIR                sign a checkpoint of the current tree now; print the note\n"
 	"  pubkey --data DIR                    print the checkpoint verifier key\n"
+	"  prune --data DIR [--before DATE]     retention: drop the text of events older than DATE (default: now\n"
+	"                                       minus [audit] retention_days); hashes and checkpoints stay, so\n"
+	"                                       the log still verifies; refuses dates inside the retention period\n"
 	"  check-proof FILE                     verify a JSON inclusion or consistency proof (the\n"
 	"                                       transparency-dev vector format; '-' reads stdin):\n"
 	"                                       exit 0 valid, 1 invalid, 2 unreadable\n";
 
 struct opts {
-	const char *data, *pubkey, *log, *checkpoint, *format;
+	const char *data, *pubkey, *log, *checkpoint, *format, *before;
 	int64_t from;
 	bool from_set;
 };
@@ -66,6 +70,8 @@ static int parse(const char *cmd, int argc, char **argv, struct opts *o)
 			o->checkpoint = v;
 		else if (!strcmp(a, "--format"))
 			o->format = v;
+		else if (!strcmp(a, "--before"))
+			o->before = v;
 		else if (!strcmp(a, "--from")) {
 			long n;
 			if (salus_parse_long((struct salus_slice){v, strlen(v)}, 0, INT64_MAX, &n))
@@ -151,7 +157,11 @@ static int open_audit(const char *cmd, struct salus_config *cfg, struct salus_st
 
 static void print_report(const struct salus_audit_report *rep, int rc)
 {
-	if (rc == SALUS_OK)
+	if (rc == SALUS_OK && rep->pruned)
+		printf("salus audit verify: OK: %" PRId64 " events (%" PRId64 " pruned, checked by their leaf hash under "
+		       "a signed checkpoint), %" PRId64 " checkpoints verified\n",
+		       rep->events, rep->pruned, rep->checkpoints);
+	else if (rc == SALUS_OK)
 		printf("salus audit verify: OK: %" PRId64 " events, %" PRId64 " checkpoints verified\n", rep->events,
 		       rep->checkpoints);
 	else if (rc == SALUS_EINVALID && rep->bad_index >= 0)
@@ -411,6 +421,52 @@ out_store:
 	return status;
 }
 
+/* `salus audit prune`: retention (docs/audit.md, "Retention"). */
+static int cmd_prune(int argc, char **argv)
+{
+	const char *cmd = "audit prune";
+	struct salus_config cfg;
+	struct salus_store *st = NULL;
+	struct salus_audit *au = NULL;
+	struct opts o;
+	int64_t horizon, before, lo, hi, n = 0;
+	char when[SALUS_INSTANT_LEN];
+	int rc, status;
+
+	if ((status = parse(cmd, argc, argv, &o)))
+		return status;
+	if ((status = open_store(cmd, o.data, &cfg, &st)))
+		return status;
+	horizon = salus_now_ms() - (int64_t)cfg.audit_retention_days * 86400000;
+	before = horizon;
+	if (o.before) {
+		if (salus_fhir_date_range(o.before, strlen(o.before), &lo, &hi)) {
+			status = salus_cli_fail(cmd, 2, "--before needs a date (YYYY, YYYY-MM-DD or a FHIR dateTime)");
+			goto out_store;
+		}
+		if (lo > horizon) {
+			status = salus_cli_fail(cmd, 2,
+						"--before is inside the retention period ([audit] retention_days = %d); "
+						"events younger than that must be kept",
+						cfg.audit_retention_days);
+			goto out_store;
+		}
+		before = lo;
+	}
+	if ((status = open_audit(cmd, &cfg, st, &au)))
+		goto out_store;
+	rc = salus_audit_prune(au, st, before, "salus-cli", &n);
+	salus_instant_format(before, when);
+	if (rc)
+		status = salus_cli_fail(cmd, 1, "pruning failed: %s", salus_err_msg(rc));
+	else
+		printf("salus audit prune: %" PRId64 " events before %s pruned (hashes and checkpoints kept)\n", n, when);
+	salus_audit_free(au);
+out_store:
+	salus_store_free(st);
+	return status;
+}
+
 static int cmd_check_proof(int argc, char **argv)
 {
 	enum salus_proof_verdict v;
@@ -458,5 +514,7 @@ int salus_cmd_audit(int argc, char **argv)
 		return cmd_checkpoint(argc - 1, argv + 1, true);
 	if (!strcmp(argv[1], "check-proof"))
 		return cmd_check_proof(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "prune"))
+		return cmd_prune(argc - 1, argv + 1);
 	return salus_cli_fail("audit", 2, "unknown command '%s' (see --help)", argv[1]);
 }

@@ -36,6 +36,7 @@ void salus_config_defaults(struct salus_config *c, const char *dir)
 	snprintf(c->kek_file, sizeof c->kek_file, "keys/kek.key");
 	snprintf(c->keyring, sizeof c->keyring, "keys/keyring.json");
 	c->rotation_days = 90;
+	c->audit_retention_days = 2555; /* 7 years (HIPAA keeps documentation 6) */
 }
 
 static int set_str(char *dst, size_t cap, const char *v)
@@ -89,6 +90,7 @@ int salus_config_set(struct salus_config *c, const char *key, const char *v)
 	STR("keys.kek_command", kek_command)
 	STR("keys.keyring", keyring)
 	INT("keys.rotation_days", rotation_days, 0, 3650)
+	INT("audit.retention_days", audit_retention_days, 1, 36500)
 	if (!strcmp(key, "log.level")) {
 		if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error"))
 			return SALUS_EINVALID;
@@ -229,5 +231,9 @@ int salus_config_write(const struct salus_config *c, const char *path)
 		"keyring = %s\n"
 		"rotation_days = %d               ; `salus key status` flags keys older than this; 0 = never\n",
 		c->kek_source, c->kek_file, c->kek_command, c->keyring, c->rotation_days);
+	fprintf(f,
+		"\n[audit]\n"
+		"retention_days = %d            ; `salus audit prune` drops the text of older events (hashes stay)\n",
+		c->audit_retention_days);
 	return fclose(f) ? SALUS_EIO : 0;
 }

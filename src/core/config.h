@@ -45,6 +45,8 @@ struct salus_config {
 	char kek_command[SALUS_PATH_MAX];/* shell command printing the KEK (source command) */
 	char keyring[SALUS_PATH_MAX];    /* wrapped data keys */
 	int rotation_days;               /* KEK and data-key age `salus key status` flags as due; 0: never */
+	/* [audit] (docs/audit.md) */
+	int audit_retention_days;        /* `salus audit prune` drops event texts older than this (default 2555 = 7 y) */
 };
 
 /* Defaults for a data directory `dir` (not read from disk). */

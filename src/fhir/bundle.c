@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/limits.h"
+#include "fhir/audit_search.h" /* AuditEvent entries: read-only */
 #include "fhir/cond.h"
 #include "fhir/defs.h"
 #include "fhir/json_out.h"
@@ -189,6 +190,9 @@ static int route_entry(struct ctx *c, struct entry *e, json_t *req, const char *
 	int rc = salus_fhir_route(e->method, path, &e->rq, why);
 	if (rc)
 		return rc;
+	/* AuditEvent is the audit log, read-only through the API (fhir/audit_search.h) */
+	if (!strcmp(e->rq.type, "AuditEvent") && !salus_fhir_audit_event_op_ok(e->rq.op, why))
+		return SALUS_EMETHOD;
 	if (qm && (rc = salus_query_parse(&e->q, qm + 1, strlen(qm + 1)))) {
 		*why = "malformed query in entry.request.url";
 		return rc;

@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/limits.h"
+#include "fhir/audit_search.h" /* AuditEvent from the audit log */
 #include "fhir/bundle.h"
 #include "fhir/capability.h"
 #include "fhir/cond.h"
@@ -1019,6 +1020,8 @@ static int do_history(struct salus_store *st, const struct salus_fhir_req *rq, s
 int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
 {
 	salus_fhir_search_attach(st); /* writes are indexed for search (fhir/search.h) */
+	if (!strcmp(rq->type, "AuditEvent") && rq->op != SALUS_FHIR_VALIDATE)
+		return salus_fhir_audit_handle(st, rq, rs); /* from the audit log; writes → 405 */
 	switch (rq->op) {
 	case SALUS_FHIR_CAPABILITIES: {
 		salus_buf_reset(&rs->body);

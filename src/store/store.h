@@ -538,4 +538,88 @@ int salus_store_search_count(struct salus_store *s, const struct salus_sq *q, lo
  * new salus_malloc'd string; for tests.  Errors as salus_store_search. */
 int salus_store_search_plan(struct salus_store *s, const struct salus_sq *q, bool count, char **plan /* OUT */);
 
+/* ---- searching the audit trail (store_audit_ix.c; docs/audit.md "Searching the trail") ------------
+ *
+ * The append path never indexes: a query first brings a separate index up to
+ * date LAZILY (salus_store_audit_ix_update), reading the events appended since
+ * the last indexed one on a reader, parsing them as FHIR AuditEvents (the only
+ * place the store looks inside event text), and writing their rows as jobs of
+ * the ordinary writer, a bounded chunk per job so appends are never held up
+ * for long.  Tables (SQLite; derived data, rebuilt if dropped):
+ *   audit_ix(idx INTEGER PRIMARY KEY, ts_ms, action, outcome, pruned)
+ *   audit_ix_val(k, a, b, idx)  -- k: 1 patient (b = id), 2 agent reference
+ *       (a = type, b = id), 3 agent identifier (a = system, b = value), 4 entity
+ *       (a = type, b = id, version dropped), 5 type and 6 subtype (a = system,
+ *       b = code), 7 agent network address (b)
+ * Every event has exactly one audit_ix row, so max(idx) is the high-water mark.
+ * Pruned events keep their audit_ix row (pruned = 1) and lose their values. */
+
+/* Index every event appended since the last call.  *indexed (may be NULL)
+ * gets the number of events indexed now.  Errors: SALUS_EIO, SALUS_EBUSY,
+ * SALUS_ENOMEM, SALUS_EINVALID (not a SQLite store). */
+int salus_store_audit_ix_update(struct salus_store *s, int64_t *indexed /* OUT, may be NULL */);
+
+enum salus_aq_kind {
+	SALUS_AQ_PATIENT = 1, /* code = patient id */
+	SALUS_AQ_AGENT,       /* reference: sys = type (NULL: any), code = id; ident: sys = identifier system
+			       * (NULL: any), code = value; neither (sys NULL, !ident): reference id or identifier value */
+	SALUS_AQ_ENTITY,      /* sys = type (NULL: any), code = id */
+	SALUS_AQ_TYPE,        /* sys = system (NULL: any), code (NULL: any code of the system) */
+	SALUS_AQ_SUBTYPE,     /* as TYPE */
+	SALUS_AQ_ACTION,      /* code */
+	SALUS_AQ_OUTCOME,     /* code */
+	SALUS_AQ_ADDRESS,     /* code = network address */
+	SALUS_AQ_DATE,        /* op (SALUS_SQ_EQ..SALUS_SQ_AP) against [lo, hi] (ms, inclusive) on the event's time */
+	SALUS_AQ_ID,          /* lo = index */
+};
+
+struct salus_aq_val {
+	const char *sys, *code; /* borrowed */
+	bool ident;             /* AGENT: an identifier rather than a reference */
+	int op;                 /* DATE: enum salus_sq_op */
+	int64_t lo, hi;
+};
+
+/* One search parameter: its values are ORed; clauses are ANDed. */
+struct salus_aq_clause {
+	int kind; /* enum salus_aq_kind */
+	const struct salus_aq_val *vals;
+	size_t nvals;
+};
+
+struct salus_aq {
+	const struct salus_aq_clause *clauses;
+	size_t nclauses;
+	bool oldest_first;           /* false (default): newest first (_sort=-date) */
+	int count;                   /* rows wanted (>= 0) */
+	bool after;                  /* keyset paging: only rows after (after_ts, after_idx) in this order */
+	int64_t after_ts, after_idx;
+	int64_t now_ms;              /* for `ap` (0: the clock) */
+};
+
+/* One matching event; borrowed for the callback.  Pruned events never match. */
+struct salus_aq_hit {
+	int64_t index;
+	int64_t ts_ms;
+	const char *event;
+	size_t event_n;
+};
+typedef int (*salus_aq_cb)(void *ctx, const struct salus_aq_hit *h);
+
+/* Run a query over the index as it is (call salus_store_audit_ix_update
+ * first): up to q->count events in order; non-zero from cb stops and is
+ * returned.  Errors: SALUS_EINVALID (malformed query), SALUS_EIO, SALUS_ENOMEM. */
+int salus_store_audit_query(struct salus_store *s, const struct salus_aq *q, salus_aq_cb cb, void *ctx);
+/* The number of matching events (count and cursor ignored). */
+int salus_store_audit_query_count(struct salus_store *s, const struct salus_aq *q, long *total /* OUT */);
+
+/* Retention: set the text of every event with ts_ms < before_ms and index <
+ * below_index to NULL (the one UPDATE the triggers allow), and drop its
+ * search-index values; leaf hashes, subtree hashes and checkpoints stay, so
+ * the log still verifies.  Freed pages are zeroed (secure_delete).  Runs as a
+ * series of bounded writer jobs.  *pruned (may be NULL) gets the number of
+ * events pruned now.  Errors: SALUS_EINVALID, SALUS_EIO, SALUS_EBUSY, SALUS_ENOMEM. */
+int salus_store_audit_prune(struct salus_store *s, int64_t before_ms, int64_t below_index,
+			    int64_t *pruned /* OUT, may be NULL */);
+
 #endif

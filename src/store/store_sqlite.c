@@ -25,6 +25,7 @@
  * is a seq range scan.
  */
 #include "store/store_int.h"
+#include "store/store_sqlite_int.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -327,7 +328,9 @@ struct conn {
 
 /* A queued write, on its caller's stack. */
 struct job {
-	enum { JOB_WRITE, JOB_KV_PUT, JOB_KV_DEL, JOB_CHECKPOINT } kind;
+	enum { JOB_WRITE, JOB_KV_PUT, JOB_KV_DEL, JOB_CHECKPOINT, JOB_FN } kind;
+	int (*fn)(void *ctx, sqlite3 *db); /* JOB_FN: run on the writer connection (store_sqlite_int.h) */
+	void *fn_ctx;
 	struct salus_write *ops; /* JOB_WRITE */
 	size_t n;
 	struct salus_audit_entry *au; /* JOB_WRITE: audit entries appended after the ops */
@@ -1261,6 +1264,8 @@ static int w_apply_job(struct sq_store *sq, struct job *j)
 
 	if (j->kind == JOB_CHECKPOINT)
 		return w_apply_checkpoint(sq, j);
+	if (j->kind == JOB_FN)
+		return j->fn(j->fn_ctx, sq->w.db);
 	if (j->kind != JOB_WRITE)
 		return w_apply_kv(sq, j);
 	for (i = 0; i < j->n; i++) {
@@ -1488,6 +1493,31 @@ static int sq_kv_del(struct salus_store *s, const char *ns, const char *key)
 {
 	struct job j = {.kind = JOB_KV_DEL, .ns = ns, .key = key};
 	return submit(sq_of(s), &j);
+}
+
+/* ---- jobs of other store files (store_sqlite_int.h) ---- */
+
+int salus_sq_map_rc(int rc)
+{
+	return map_rc(rc);
+}
+
+int salus_sq_writer_call(struct salus_store *s, int (*fn)(void *ctx, sqlite3 *db), void *ctx)
+{
+	struct job j = {.kind = JOB_FN, .fn = fn, .fn_ctx = ctx};
+	return submit(sq_of(s), &j);
+}
+
+int salus_sq_reader_call(struct salus_store *s, int (*fn)(void *ctx, sqlite3 *db), void *ctx)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	int rc = reader_get(sq, &c);
+	if (rc)
+		return rc;
+	rc = fn(ctx, c->db);
+	reader_put(sq, c);
+	return rc;
 }
 
 /* ---- audit log: the calls ---- */

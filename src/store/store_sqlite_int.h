@@ -1,0 +1,28 @@
+/*
+ * store_sqlite_int.h — what store_sqlite.c lends to the other files of the
+ * SQLite backend that keep their own tables (store_audit_ix.c): a job on the
+ * single writer (inside the group-commit transaction, under its own
+ * savepoint, like every write) and a pooled reader connection.  Internal to
+ * the store; not for other modules.
+ */
+#ifndef SALUS_STORE_SQLITE_INT_H
+#define SALUS_STORE_SQLITE_INT_H
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+/* Run fn(ctx, db) on the writer connection as one job of a group commit and
+ * wait until that group is durable.  A non-zero return from fn rolls back
+ * what fn wrote (and only that) and is returned.  fn must not wait on the
+ * store.  Errors: fn's, or those of the group (SALUS_EIO, SALUS_EBUSY,
+ * SALUS_ENOMEM), SALUS_EINTERNAL (the store is closing). */
+int salus_sq_writer_call(struct salus_store *s, int (*fn)(void *ctx, sqlite3 *db), void *ctx);
+
+/* Run fn(ctx, db) on a pooled read-only connection (query_only); returns fn's
+ * result, or SALUS_ENOMEM / SALUS_EIO when no connection could be had. */
+int salus_sq_reader_call(struct salus_store *s, int (*fn)(void *ctx, sqlite3 *db), void *ctx);
+
+/* A SQLite result code as a SALUS_E* code. */
+int salus_sq_map_rc(int rc);
+
+#endif
