@@ -6,6 +6,7 @@
  */
 #include "fhir/patch.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -151,6 +152,41 @@ static bool proper_prefix(const struct ptr *a, const struct ptr *b)
 	return true;
 }
 
+/* RFC 6902 §4.6 equality: like json_equal, except that numbers are equal
+ * when their values are (10 and 10.0: jansson keeps integer and real apart). */
+static bool patch_equal(const json_t *a, const json_t *b, int depth)
+{
+	if (json_is_number(a) && json_is_number(b)) {
+		if (json_is_integer(a) && json_is_integer(b))
+			return json_integer_value(a) == json_integer_value(b);
+		return json_number_value(a) == json_number_value(b);
+	}
+	if (depth > SALUS_MAX_JSON_DEPTH + 1 || json_typeof(a) != json_typeof(b))
+		return false;
+	if (json_is_array(a)) {
+		size_t n = json_array_size(a);
+		if (n != json_array_size(b))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (!patch_equal(json_array_get(a, i), json_array_get(b, i), depth + 1))
+				return false;
+		return true;
+	}
+	if (json_is_object(a)) {
+		const char *k;
+		json_t *v;
+		if (json_object_size(a) != json_object_size(b))
+			return false;
+		json_object_foreach((json_t *)(uintptr_t)a, k, v) {
+			json_t *w = json_object_get(b, k);
+			if (!w || !patch_equal(v, w, depth + 1))
+				return false;
+		}
+		return true;
+	}
+	return json_equal(a, b);
+}
+
 static int apply_one(json_t *doc, const json_t *op, const char **why)
 {
 	const char *name = json_string_value(json_object_get(op, "op"));
@@ -180,7 +216,7 @@ static int apply_one(json_t *doc, const json_t *op, const char **why)
 	}
 	if (!strcmp(name, "test")) {
 		json_t *cur = walk(doc, &p, p.n);
-		if (!cur || !json_equal(cur, value)) {
+		if (!cur || !patch_equal(cur, value, 0)) {
 			*why = "test operation failed";
 			rc = SALUS_EUNPROCESSABLE;
 		}

@@ -1,0 +1,326 @@
+/*
+ * test_splice.c — raw JSON scanning and splicing (src/store/splice.h), the
+ * heart of round-trip fidelity:
+ *   - the top-level member iterator (objects and arrays, whitespace, nesting,
+ *     strings with braces and escapes, malformed text, truncation at every length);
+ *   - salus_json_member;
+ *   - the minifying copy keeps numbers (1.50, 1e2, -0.0, big integers) and
+ *     escapes byte for byte and replaces strings through the callback;
+ *   - the id/meta splice: resourceType first, the server's id and meta, every
+ *     other member copied, the client's id and meta dropped; a top-level key
+ *     written with escapes is refused (the caller falls back to the tree);
+ *   - end to end through the REST handler on a temporary store.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "fhir/rest.h"
+#include "store/splice.h"
+#include "store/store.h"
+
+#define S(lit) lit, strlen(lit)
+
+static char *slice_dup(struct salus_slice s)
+{
+	char *p = malloc(s.n + 1);
+	memcpy(p, s.p, s.n);
+	p[s.n] = 0;
+	return p;
+}
+
+/* "k=v|k=v|..." of the members of p (array elements: "=v"), or "!rc" on error. */
+static char *members(const char *p)
+{
+	static char out[4096];
+	struct salus_json_iter it;
+	struct salus_slice k, v;
+	int rc;
+	out[0] = 0;
+	if ((rc = salus_json_iter_init(&it, p, strlen(p)))) {
+		snprintf(out, sizeof out, "!%d", rc);
+		return out;
+	}
+	while ((rc = salus_json_iter_next(&it, &k, &v)) == 1) {
+		size_t l = strlen(out);
+		snprintf(out + l, sizeof out - l, "%s%.*s=%.*s", l ? "|" : "", (int)k.n, k.p ? k.p : "", (int)v.n, v.p);
+	}
+	if (rc) {
+		size_t l = strlen(out);
+		snprintf(out + l, sizeof out - l, "!%d", rc);
+	}
+	return out;
+}
+
+static void t_iter(void **state)
+{
+	(void)state;
+	assert_string_equal(members("{}"), "");
+	assert_string_equal(members(" [ ] "), "");
+	assert_string_equal(members("{\"a\":1,\"b\":\"x\"}"), "a=1|b=\"x\"");
+	assert_string_equal(members(" {\n \"a\" : 1.50 ,\t\"b\" : [ 1 , {\"c\":\"}\"} ] , \"d\":null}\n"),
+			    "a=1.50|b=[ 1 , {\"c\":\"}\"} ]|d=null");
+	assert_string_equal(members("[1,\"two\",{\"x\":[]},true]"), "=1|=\"two\"|={\"x\":[]}|=true");
+	/* keys are raw: escapes intact */
+	assert_string_equal(members("{\"a\\\"b\":1,\"\\u0069d\":2}"), "a\\\"b=1|\\u0069d=2");
+	/* strings with brackets, quotes and backslashes inside */
+	assert_string_equal(members("{\"s\":\"[{\\\"\\\\\",\"t\":\"]}\"}"), "s=\"[{\\\"\\\\\"|t=\"]}\"");
+	/* not a container */
+	assert_string_equal(members("\"x\""), "!-2");
+	assert_string_equal(members("12"), "!-2");
+	assert_string_equal(members(""), "!-2");
+	/* malformed: errors, never a read past the end */
+	assert_string_equal(members("{\"a\" 1}"), "!-2");
+	assert_string_equal(members("{\"a\":1 \"b\":2}"), "a=1!-2");
+	assert_string_equal(members("{a:1}"), "!-2");
+	assert_string_equal(members("{\"a\":tru}"), "!-2");
+	assert_string_equal(members("{\"a\":\"\\x\"}"), "!-2");
+	assert_string_equal(members("{\"a\":\"\\u12g4\"}"), "!-2");
+	assert_string_equal(members("{\"a\":\"tab\there\"}"), "!-2");
+	assert_string_equal(members("{\"a\":[1,2}"), "!-2");
+	/* every truncation of a valid document fails cleanly (ASan checks the reads) */
+	const char *doc = "{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\\u00e9\",\"B\"]}],\"x\":-1.5e+3}";
+	size_t n = strlen(doc);
+	for (size_t l = 0; l < n; l++) {
+		char *t = malloc(l ? l : 1);
+		memcpy(t, doc, l);
+		struct salus_json_iter it;
+		struct salus_slice k, v;
+		int rc = salus_json_iter_init(&it, t, l);
+		while (!rc && (rc = salus_json_iter_next(&it, &k, &v)) == 1)
+			rc = 0;
+		assert_true(rc < 0);
+		struct salus_buf b;
+		salus_buf_init(&b, 1 << 16);
+		assert_int_equal(salus_json_copy(&b, t, l, NULL, NULL), SALUS_EINVALID);
+		salus_buf_release(&b);
+		free(t);
+	}
+	/* nesting is bounded: SALUS_MAX_JSON_DEPTH - 1 arrays inside the object are fine, one more is not */
+	for (int d = SALUS_MAX_JSON_DEPTH - 1; d <= SALUS_MAX_JSON_DEPTH; d++) {
+		char deep[2 * SALUS_MAX_JSON_DEPTH + 16];
+		size_t k = 0;
+		memcpy(deep, "{\"a\":", 5);
+		k = 5;
+		for (int i = 0; i < d; i++)
+			deep[k++] = '[';
+		for (int i = 0; i < d; i++)
+			deep[k++] = ']';
+		deep[k++] = '}';
+		deep[k] = 0;
+		const char *m = members(deep);
+		assert_true(d < SALUS_MAX_JSON_DEPTH ? !strchr(m, '!') : !strcmp(m, "!-2"));
+	}
+}
+
+static void t_member(void **state)
+{
+	(void)state;
+	struct salus_slice v;
+	const char *p = "{\"entry\":[{\"resource\":{\"a\":1}}],\"type\":\"batch\",\"entryx\":2}";
+	assert_int_equal(salus_json_member(S(p), "type", &v), 1);
+	assert_int_equal(v.n, 7);
+	assert_memory_equal(v.p, "\"batch\"", 7);
+	assert_int_equal(salus_json_member(S(p), "entry", &v), 1);
+	assert_int_equal(v.n, strlen("[{\"resource\":{\"a\":1}}]"));
+	assert_int_equal(salus_json_member(S(p), "a", &v), 0); /* only top-level members */
+	assert_int_equal(salus_json_member(S(p), "entr", &v), 0);
+	assert_int_equal(salus_json_member(S("[1]"), "a", &v), SALUS_EINVALID);
+	assert_int_equal(salus_json_member(S("{\"a\":}"), "a", &v), SALUS_EINVALID);
+}
+
+static char *copy(const char *p, salus_json_str_cb cb, void *ctx, int *rc)
+{
+	struct salus_buf b;
+	salus_buf_init(&b, 1 << 20);
+	*rc = salus_json_copy(&b, p, strlen(p), cb, ctx);
+	char *out = *rc ? NULL : slice_dup((struct salus_slice){b.p, b.n});
+	salus_buf_release(&b);
+	return out;
+}
+
+static const char *swap_refs(void *ctx, struct salus_slice key, struct salus_slice str)
+{
+	int *calls = ctx;
+	(*calls)++;
+	if (salus_slice_eq(key, "reference") && salus_slice_eq(str, "urn:uuid:1"))
+		return "Patient/p1";
+	if (salus_slice_eq(key, "reference") && salus_slice_eq(str, "urn:uuid:é\"2"))
+		return "Patient/\"q\"\\\x01";
+	return NULL;
+}
+
+static void t_copy(void **state)
+{
+	(void)state;
+	int rc, calls = 0;
+	char *o;
+	/* numbers and escapes byte for byte, whitespace outside strings removed */
+	const char *in = "{ \"a\" : [ 1.50 , 1e2 , 1E+2 , -0.0 , 0.1e-7 , 123456789012345678901234567890 , "
+			 "3.141592653589793238462643383279 ] ,\n \"s\" : \"x y\\u00e9\\ud83d\\ude00\\n\\/\" , \"t\" : true , \"n\" : null }";
+	o = copy(in, NULL, NULL, &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(o, "{\"a\":[1.50,1e2,1E+2,-0.0,0.1e-7,123456789012345678901234567890,3.141592653589793238462643383279],"
+			       "\"s\":\"x y\\u00e9\\ud83d\\ude00\\n\\/\",\"t\":true,\"n\":null}");
+	free(o);
+	/* strings are replaced through the callback, with the key of the member
+	 * (or of the enclosing member for array elements), decoded */
+	in = "{\"subject\":{\"reference\":\"urn:uuid:1\"},\"reference\":[\"urn:uuid:1\",\"keep\"],"
+	     "\"other\":{\"reference\":\"urn:uuid:\\u00e9\\\"2\"},\"urn:uuid:1\":\"urn:uuid:1\"}";
+	o = copy(in, swap_refs, &calls, &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(o, "{\"subject\":{\"reference\":\"Patient/p1\"},\"reference\":[\"Patient/p1\",\"keep\"],"
+			       "\"other\":{\"reference\":\"Patient/\\\"q\\\"\\\\\\u0001\"},\"urn:uuid:1\":\"urn:uuid:1\"}");
+	assert_int_equal(calls, 5); /* values only, never keys */
+	free(o);
+	/* malformed input */
+	assert_null(copy("{\"a\":1,}", NULL, NULL, &rc));
+	assert_int_equal(rc, SALUS_EINVALID);
+	assert_null(copy("{\"a\":1} x", NULL, NULL, &rc));
+	assert_int_equal(rc, SALUS_EINVALID);
+	assert_null(copy("{\"a\":nul}", NULL, NULL, &rc));
+	assert_int_equal(rc, SALUS_EINVALID);
+	assert_null(copy("{\"a\":1x}", NULL, NULL, &rc));
+	assert_int_equal(rc, SALUS_EINVALID);
+	/* a lone surrogate cannot be decoded for the callback */
+	calls = 0;
+	assert_null(copy("{\"reference\":\"\\ud800\"}", swap_refs, &calls, &rc));
+	assert_int_equal(rc, SALUS_EINVALID);
+	/* ... but without a callback it is copied as written */
+	o = copy("{\"reference\":\"\\ud800\"}", NULL, NULL, &rc);
+	assert_int_equal(rc, 0);
+	free(o);
+	/* the output cap */
+	struct salus_buf b;
+	salus_buf_init(&b, 8);
+	assert_int_equal(salus_json_copy(&b, S("{\"abcdefgh\":1}"), NULL, NULL), SALUS_ETOOLARGE);
+	salus_buf_release(&b);
+}
+
+static char *splice(const char *raw, const char *id, const char *meta, int *rc)
+{
+	struct salus_buf b;
+	salus_buf_init(&b, 1 << 20);
+	*rc = salus_json_splice(&b, raw, strlen(raw), id, meta, meta ? strlen(meta) : 0, NULL, NULL);
+	char *out = *rc ? NULL : slice_dup((struct salus_slice){b.p, b.n});
+	salus_buf_release(&b);
+	return out;
+}
+
+static void t_splice(void **state)
+{
+	(void)state;
+	int rc;
+	char *o;
+	const char *meta = "{\"versionId\":\"2\",\"lastUpdated\":\"2024-01-01T00:00:00.000Z\"}";
+	o = splice("{\n  \"valueQuantity\": {\"value\": 1.50, \"unit\": \"mg\"},\n  \"id\": \"client\",\n"
+		   "  \"resourceType\": \"Observation\",\n  \"meta\": {\"versionId\": \"9\", \"x\": 1.0},\n"
+		   "  \"big\": 123456789012345678901234567890, \"e\": [1e2, -0.0, 1E-7],\n"
+		   "  \"text\": \"\\u00e9\\ud83d\\ude00 \\\"q\\\"\", \"name\\u0020x\": 1\n}",
+		   "srv-1", meta, &rc);
+	/* an escaped top-level key: refused, the caller falls back to its tree */
+	assert_null(o);
+	assert_int_equal(rc, SALUS_EINVALID);
+	o = splice("{\n  \"valueQuantity\": {\"value\": 1.50, \"unit\": \"mg\", \"k\\u0020\": 2},\n  \"id\": \"client\",\n"
+		   "  \"resourceType\": \"Observation\",\n  \"meta\": {\"versionId\": \"9\", \"x\": 1.0},\n"
+		   "  \"big\": 123456789012345678901234567890, \"e\": [1e2, -0.0, 1E-7],\n"
+		   "  \"text\": \"\\u00e9\\ud83d\\ude00 \\\"q\\\"\"\n}",
+		   "srv-1", meta, &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(o, "{\"resourceType\":\"Observation\",\"id\":\"srv-1\",\"meta\":{\"versionId\":\"2\","
+			       "\"lastUpdated\":\"2024-01-01T00:00:00.000Z\"},\"valueQuantity\":{\"value\":1.50,\"unit\":\"mg\","
+			       "\"k\\u0020\":2},\"big\":123456789012345678901234567890,\"e\":[1e2,-0.0,1E-7],"
+			       "\"text\":\"\\u00e9\\ud83d\\ude00 \\\"q\\\"\"}");
+	free(o);
+	/* no id: none written; the client's is still dropped */
+	o = splice("{\"id\":\"x\",\"resourceType\":\"Patient\",\"active\":true}", NULL, "{}", &rc);
+	assert_string_equal(o, "{\"resourceType\":\"Patient\",\"meta\":{},\"active\":true}");
+	free(o);
+	/* an id needing escapes is escaped (ids are validated before, but the splicer is safe) */
+	o = splice("{\"resourceType\":\"Patient\"}", "a\"b", NULL, &rc);
+	assert_string_equal(o, "{\"resourceType\":\"Patient\",\"id\":\"a\\\"b\"}");
+	free(o);
+	/* resourceType must be a string member of an object */
+	assert_null(splice("{\"active\":true}", "x", "{}", &rc));
+	assert_int_equal(rc, SALUS_EINVALID);
+	assert_null(splice("{\"resourceType\":7}", "x", "{}", &rc));
+	assert_null(splice("[{\"resourceType\":\"Patient\"}]", "x", "{}", &rc));
+	assert_null(splice("{\"resourceType\":\"Patient\",}", "x", "{}", &rc));
+	assert_int_equal(rc, SALUS_EINVALID);
+	/* an escaped key that spells id or meta must never survive next to the server's */
+	assert_null(splice("{\"resourceType\":\"Patient\",\"\\u0069d\":\"evil\"}", "x", "{}", &rc));
+	assert_int_equal(rc, SALUS_EINVALID);
+}
+
+/* ---- end to end: what is PUT is what is read ---- */
+
+static void t_store_roundtrip(void **state)
+{
+	(void)state;
+	char path[128];
+	struct salus_store *st;
+	snprintf(path, sizeof path, "/tmp/salus-test-splice-%d.db", (int)getpid());
+	unlink(path);
+	struct salus_store_opts o = {.create = true, .readers = 2};
+	assert_int_equal(salus_store_open(path, &o, &st), 0);
+	const char *body = "{\"resourceType\":\"Observation\",\"id\":\"o1\",\"status\":\"final\",\"code\":{\"text\":\"\\u00e9\\ud83d\\ude00\"},"
+			   "\"valueQuantity\":{\"value\":1.50},\"component\":[{\"code\":{\"text\":\"a\"},\"valueQuantity\":{\"value\":1e2}},"
+			   "{\"code\":{\"text\":\"b\"},\"valueInteger\":2147483647},{\"code\":{\"text\":\"c\"},\"valueQuantity\":{\"value\":"
+			   "12345678901234567890.000}}],\"meta\":{\"profile\":[\"http://x/p\"]}}";
+	struct salus_fhir_req rq = {.op = SALUS_FHIR_UPDATE, .base = "https://x/fhir", .body = body, .body_len = strlen(body),
+				    .content_type = "application/fhir+json"};
+	snprintf(rq.type, sizeof rq.type, "Observation");
+	snprintf(rq.id, sizeof rq.id, "o1");
+	struct salus_fhir_resp rs;
+	salus_fhir_resp_init(&rs);
+	assert_int_equal(salus_fhir_handle(st, &rq, &rs), 201);
+	salus_fhir_resp_release(&rs);
+	struct salus_resource r;
+	assert_int_equal(salus_store_read(st, "Observation", "o1", 0, &r), 0);
+	assert_non_null(strstr(r.json, "\"value\":1.50}"));
+	assert_non_null(strstr(r.json, "\"value\":1e2}"));
+	assert_non_null(strstr(r.json, "\"value\":12345678901234567890.000}"));
+	assert_non_null(strstr(r.json, "\"text\":\"\\u00e9\\ud83d\\ude00\""));
+	assert_non_null(strstr(r.json, "\"profile\":[\"http://x/p\"]")); /* client meta kept */
+	assert_non_null(strstr(r.json, "\"versionId\":\"1\""));
+	const char *head = "{\"resourceType\":\"Observation\",\"id\":\"o1\",\"meta\":{";
+	assert_int_equal(strncmp(r.json, head, strlen(head)), 0);
+	salus_resource_release(&r);
+	/* an escaped top-level key: stored from the tree (the numbers then lose their spelling) */
+	body = "{\"resourceType\":\"Observation\",\"id\":\"o2\",\"st\\u0061tus\":\"final\",\"code\":{\"text\":\"x\"}}";
+	rq.body = body;
+	rq.body_len = strlen(body);
+	snprintf(rq.id, sizeof rq.id, "o2");
+	salus_fhir_resp_init(&rs);
+	assert_int_equal(salus_fhir_handle(st, &rq, &rs), 201);
+	salus_fhir_resp_release(&rs);
+	assert_int_equal(salus_store_read(st, "Observation", "o2", 0, &r), 0);
+	assert_non_null(strstr(r.json, "\"status\":\"final\""));
+	salus_resource_release(&r);
+	salus_store_free(st);
+	char p2[160];
+	unlink(path);
+	snprintf(p2, sizeof p2, "%s-wal", path);
+	unlink(p2);
+	snprintf(p2, sizeof p2, "%s-shm", path);
+	unlink(p2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(t_iter),   cmocka_unit_test(t_member),         cmocka_unit_test(t_copy),
+		cmocka_unit_test(t_splice), cmocka_unit_test(t_store_roundtrip),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
