@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "auth/auth.h"
+#include "auth/oauth.h"
 #include "cli/cmd.h"
 #include "cli/store_open.h"
 #include "core/config.h"
@@ -31,7 +32,12 @@ static const char usage_add[] =
 	"  --id ID          client id: 1-64 characters of A-Z a-z 0-9 . _ -\n"
 	"  --scope SCOPES   space-separated SMART scopes, e.g. \"system/Patient.rs system/Observation.read\"\n"
 	"                   (v1: system/TYPE.read|write|*, v2: system/TYPE.cruds; TYPE may be *)\n"
-	"  --secret-file F  file holding the secret\n";
+	"  --secret-file F  file holding the secret\n"
+	"\n"
+	"usage: salus client add --data DIR --id ID --scope \"SCOPES\" --redirect-uri URI [--public] [--secret-file F]\n"
+	"Registers a SMART app (authorization code + PKCE S256).  SCOPES may include user/ and patient/\n"
+	"scopes, openid fhirUser profile offline_access online_access launch/patient.  --public: no secret\n"
+	"(browser or native app); otherwise the secret is read from F, or generated and printed once.\n";
 static const char usage_list[] =
 	"usage: salus client list --data DIR\n"
 	"Lists the registered clients, one per line: id, scope and creation time, tab-separated.\n"
@@ -41,7 +47,8 @@ static const char usage_remove[] =
 	"Removes a client.  Its access tokens stop working at once, also in a running server.\n";
 
 struct opts {
-	const char *data, *id, *scope, *secret_file;
+	const char *data, *id, *scope, *secret_file, *redirect_uri;
+	bool public_client;
 };
 
 /* Parse --data/--id/--scope/--secret-file; 0, 1 for --help shown, or 2 (usage error, reported). */
@@ -54,8 +61,14 @@ static int parse(const char *name, const char *usage, int argc, char **argv, str
 			fputs(usage, stdout);
 			return 1;
 		}
+		if (!strcmp(a, "--public")) {
+			o->public_client = true;
+			continue;
+		}
 		if (!strcmp(a, "--data"))
 			dst = &o->data;
+		else if (!strcmp(a, "--redirect-uri"))
+			dst = &o->redirect_uri;
 		else if (!strcmp(a, "--id"))
 			dst = &o->id;
 		else if (!strcmp(a, "--scope"))
@@ -126,6 +139,50 @@ static int read_secret(const char *file, char *buf, size_t cap, size_t *n)
 	return 0;
 }
 
+/* salus client add ... --redirect-uri URI [--public]: a SMART app (auth/oauth.h). */
+static int add_app(const char *name, const struct opts *o)
+{
+	if (!o->id || !o->scope)
+		return salus_cli_fail(name, 2, "--id and --scope are required (see --help)");
+	if (o->public_client && o->secret_file)
+		return salus_cli_fail(name, 2, "a --public app has no secret");
+	if (salus_crypto_init())
+		return salus_cli_fail(name, 1, "libsodium failed to initialise");
+	char secret[SALUS_MAX_SECRET + 2];
+	size_t sn = 0;
+	bool generated = false;
+	int rc = 0;
+	if (o->secret_file) {
+		rc = read_secret(o->secret_file, secret, sizeof secret, &sn);
+		if (rc) {
+			sodium_memzero(secret, sizeof secret);
+			return salus_cli_fail(name, 1, "cannot read the secret file %s", o->secret_file);
+		}
+	} else if (!o->public_client) {
+		salus_random_token(32, secret, sizeof secret);
+		sn = strlen(secret);
+		generated = true;
+	}
+	struct salus_store *st = NULL;
+	if ((rc = open_store(name, o->data, &st))) {
+		sodium_memzero(secret, sizeof secret);
+		return rc;
+	}
+	const char *why = NULL;
+	rc = salus_auth_app_add(st, o->id, o->scope, o->redirect_uri, o->public_client, o->public_client ? NULL : secret,
+				sn, &why);
+	salus_store_free(st);
+	if (rc) {
+		sodium_memzero(secret, sizeof secret);
+		return salus_cli_fail(name, 1, "%s", why ? why : salus_err_msg(rc));
+	}
+	printf("app %s registered (%s)\n", o->id, o->public_client ? "public" : "confidential");
+	if (generated)
+		printf("client secret (shown once): %s\n", secret);
+	sodium_memzero(secret, sizeof secret);
+	return 0;
+}
+
 static int cmd_add(int argc, char **argv)
 {
 	const char *name = "client add";
@@ -133,6 +190,10 @@ static int cmd_add(int argc, char **argv)
 	int rc = parse(name, usage_add, argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc;
+	if (o.redirect_uri)
+		return add_app(name, &o);
+	if (o.public_client)
+		return salus_cli_fail(name, 2, "--public needs --redirect-uri (a SMART app)");
 	if (!o.id || !o.scope || !o.secret_file)
 		return salus_cli_fail(name, 2, "--id, --scope and --secret-file are required (see --help)");
 	if (!salus_client_id_valid(o.id))

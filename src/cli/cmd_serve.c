@@ -6,10 +6,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include "auth/auth.h"
+#include "auth/oauth.h"
 #include "cli/cmd.h"
 #include "cli/store_open.h"
 #include "core/config.h"
@@ -93,6 +95,7 @@ int salus_cmd_serve(int argc, char **argv)
 	}
 	char keypath[SALUS_PATH_MAX];
 	struct salus_auth *auth = NULL;
+	struct salus_users *users = NULL;
 	struct salus_http *h = NULL;
 	int status = 1;
 	if (salus_config_path(&cfg, cfg.token_key, keypath) ||
@@ -100,6 +103,15 @@ int salus_cmd_serve(int argc, char **argv)
 		salus_cli_fail("serve", 1, "cannot load the token key: %s", salus_err_msg(rc));
 		goto out_store;
 	}
+	/* users (auth/user.h): the pepper is created for data directories from before it existed */
+	char pepper[SALUS_PATH_MAX];
+	if (salus_config_path(&cfg, "keys/pepper.key", pepper) ||
+	    (access(pepper, F_OK) && (rc = salus_pepper_create(pepper)) && rc != SALUS_EEXISTS) ||
+	    (rc = salus_users_new(st, pepper, NULL, &users))) {
+		salus_cli_fail("serve", 1, "cannot load keys/pepper.key: %s", salus_err_msg(rc));
+		goto out_auth;
+	}
+	salus_auth_set_users(auth, users);
 	rc = salus_http_start(&cfg, st, auth, &h);
 	if (rc) {
 		salus_cli_fail("serve", 1, "cannot serve on %s: %s", cfg.listen,
@@ -119,6 +131,7 @@ int salus_cmd_serve(int argc, char **argv)
 	status = 0;
 out_auth:
 	salus_auth_free(auth);
+	salus_users_free(users);
 out_store:
 	salus_store_free(st);
 	return status;

@@ -26,9 +26,11 @@
 #include "http/audit_phase.h"
 #include "http/pool.h"
 #include "http/ratelimit.h"
+#include "auth/oauth.h"
 
 #define MAX_PARAMS 128
 #define WORKERS 64 /* blocking-work threads: writes in flight for group commit */
+#define AUTH_RATE_PER_MIN 120 /* per address on login/token/introspect/revoke (docs/security.md) */
 
 struct salus_http {
 	struct MHD_Daemon *d;
@@ -37,6 +39,7 @@ struct salus_http {
 	struct salus_auth *auth;
 	struct salus_pool *pool;
 	struct salus_ratelimit *rl;
+	struct salus_ratelimit *rl_login; /* stricter bucket for /auth/authorize POST, token, introspect, revoke */
 	struct salus_audit *audit; /* the audit trail: /audit routes, checkpoints every minute */
 	char base[600];      /* https://host:port */
 	char fhir_base[620]; /* base + /fhir */
@@ -70,6 +73,8 @@ struct req {
 	char client_id[SALUS_CLIENT_ID_MAX + 1]; /* the authenticated client, for the audit trail */
 	char remote[INET6_ADDRSTRLEN];           /* the peer address, for the audit trail */
 	int no_cache;             /* add Pragma: no-cache (token responses) */
+	char *redirect;           /* Location of an /auth/authorize 302 (owned), or NULL */
+	char set_cookie[160];     /* Set-Cookie value, or "" */
 	/* a Bundle's principal, kept for the per-entry scope checks (bundle_allow) */
 	struct salus_principal who;
 	bool has_who;
@@ -134,6 +139,10 @@ static enum MHD_Result send_response(struct req *r)
 	}
 	if (r->no_cache)
 		MHD_add_response_header(resp, "Pragma", "no-cache");
+	if (r->redirect)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->redirect);
+	if (r->set_cookie[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie);
 	if (r->frs.status == 405)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST, PUT, PATCH, DELETE");
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->frs.status, resp);
@@ -404,6 +413,96 @@ static void token_work(void *arg)
 	MHD_resume_connection(r->conn);
 }
 
+/* ---- the authorization server (auth/oauth.h, docs/security.md "Identity") ---- */
+
+static const char *query_param(void *ctx, const char *name)
+{
+	struct req *r = ctx;
+	for (size_t i = 0; i < r->nparams; i++)
+		if (!strcmp(r->params[i].name, name))
+			return r->params[i].value;
+	return NULL;
+}
+
+/* GET/POST /auth/authorize: pages, then the login / MFA / consent events are
+ * audited before the answer leaves (fail closed: an unaudited login is a 500). */
+static void authorize_work(void *arg)
+{
+	struct req *r = arg;
+	struct salus_authz_response ar;
+	remote_addr(r);
+	int rc = salus_oauth_authorize(r->h->auth, r->method, query_param, r, header(r, MHD_HTTP_HEADER_CONTENT_TYPE),
+				       r->body.p, r->body.n, header(r, MHD_HTTP_HEADER_COOKIE),
+				       r->remote[0] ? r->remote : NULL, &ar);
+	if (!rc && ar.event != SALUS_AUTHZ_EV_NONE) {
+		bool ok = ar.event == SALUS_AUTHZ_EV_LOGIN_OK || ar.event == SALUS_AUTHZ_EV_MFA_OK ||
+			  ar.event == SALUS_AUTHZ_EV_CODE;
+		struct salus_audit_req arq = {
+			.interaction = ar.event == SALUS_AUTHZ_EV_CODE || ar.event == SALUS_AUTHZ_EV_DENIED ? SALUS_AUDIT_TOKEN
+													   : SALUS_AUDIT_LOGIN,
+			.status = ok ? 200 : 401,
+			.client_id = ar.client_id[0] ? ar.client_id : NULL,
+			.user_id = ar.user[0] ? ar.user : NULL,
+			.remote_addr = r->remote[0] ? r->remote : NULL,
+			.operation = ar.event == SALUS_AUTHZ_EV_MFA_OK || ar.event == SALUS_AUTHZ_EV_MFA_FAIL ? "mfa" : NULL,
+		};
+		rc = salus_audit_record(r->h->audit, &arq, NULL);
+	}
+	salus_buf_reset(&r->frs.body);
+	if (rc) {
+		set_error(r, rc, rc == SALUS_ENOMEM || rc == SALUS_EIO ? NULL : "the sign-in could not be audited");
+	} else if (ar.status == 302) {
+		r->frs.status = 302;
+		if (!(r->redirect = salus_strdup(ar.location)))
+			set_error(r, SALUS_ENOMEM, NULL);
+	} else if (salus_buf_add(&r->frs.body, ar.body, ar.body_len)) {
+		set_error(r, SALUS_ENOMEM, NULL);
+	} else {
+		r->frs.status = ar.status;
+		r->content_type = "text/html; charset=utf-8";
+		r->retry_after = ar.retry_after;
+	}
+	if (!rc)
+		snprintf(r->set_cookie, sizeof r->set_cookie, "%s", ar.set_cookie);
+	salus_authz_response_release(&ar);
+	r->state = REQ_READY;
+	MHD_resume_connection(r->conn);
+}
+
+/* POST /auth/introspect and /auth/revoke. */
+static void oauth_work(void *arg)
+{
+	struct req *r = arg;
+	struct salus_token_response tr = {0};
+	const char *authz = header(r, MHD_HTTP_HEADER_AUTHORIZATION), *ct = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	int rc = !strcmp(r->url, "/auth/introspect")
+			 ? salus_oauth_introspect(r->h->auth, authz, ct, r->body.p, r->body.n, &tr)
+			 : salus_oauth_revoke(r->h->auth, authz, ct, r->body.p, r->body.n, &tr);
+	salus_buf_reset(&r->frs.body);
+	if (rc || salus_buf_add(&r->frs.body, tr.body, tr.body_len)) {
+		set_error(r, rc ? rc : SALUS_ENOMEM, NULL);
+	} else {
+		r->frs.status = tr.status;
+		r->content_type = "application/json";
+		r->no_cache = 1;
+		if (tr.basic_challenge)
+			r->www_auth = "Basic realm=\"salus\"";
+	}
+	salus_token_response_release(&tr);
+	r->state = REQ_READY;
+	MHD_resume_connection(r->conn);
+}
+
+/* The stricter per-address bucket of the login and token endpoints; false when answered 429. */
+static bool auth_rate_ok(struct req *r)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (salus_ratelimit_take(r->h->rl_login, ci ? ci->client_addr : NULL, salus_mono_ms(), &r->retry_after))
+		return true;
+	set_error(r, SALUS_ERATELIMIT, "too many sign-in or token requests from this address; retry later");
+	return false;
+}
+
 /* Queue blocking work; the connection is resumed by the worker. */
 static enum MHD_Result defer(struct req *r, void (*fn)(void *))
 {
@@ -499,12 +598,19 @@ static enum MHD_Result route_smart_config(struct req *r)
 	struct salus_buf *b = &r->frs.body;
 	salus_buf_reset(b);
 	int rc = salus_buf_addf(b,
-				"{\"issuer\":\"%s\",\"token_endpoint\":\"%s/auth/token\","
-				"\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\"],"
-				"\"grant_types_supported\":[\"client_credentials\"],"
-				"\"scopes_supported\":[\"system/*.cruds\",\"system/*.rs\",\"system/*.read\",\"system/*.*\"],"
-				"\"capabilities\":[\"client-confidential-symmetric\"]}",
-				r->h->base, r->h->base);
+				"{\"issuer\":\"%s\",\"jwks_uri\":\"%s/auth/jwks\","
+				"\"authorization_endpoint\":\"%s/auth/authorize\",\"token_endpoint\":\"%s/auth/token\","
+				"\"introspection_endpoint\":\"%s/auth/introspect\",\"revocation_endpoint\":\"%s/auth/revoke\","
+				"\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\",\"none\"],"
+				"\"grant_types_supported\":[\"authorization_code\",\"refresh_token\",\"client_credentials\"],"
+				"\"response_types_supported\":[\"code\"],\"code_challenge_methods_supported\":[\"S256\"],"
+				"\"scopes_supported\":[\"openid\",\"fhirUser\",\"profile\",\"launch/patient\","
+				"\"offline_access\",\"online_access\",\"user/*.cruds\",\"user/*.rs\",\"system/*.cruds\","
+				"\"system/*.rs\",\"system/*.read\",\"system/*.*\"],"
+				"\"capabilities\":[\"launch-standalone\",\"client-public\",\"client-confidential-symmetric\","
+				"\"sso-openid-connect\",\"context-standalone-patient\",\"permission-offline\","
+				"\"permission-online\",\"permission-user\",\"permission-v1\",\"permission-v2\"]}",
+				r->h->base, r->h->base, r->h->base, r->h->base, r->h->base, r->h->base);
 	if (rc)
 		return MHD_NO;
 	r->frs.status = 200;
@@ -618,7 +724,63 @@ static enum MHD_Result dispatch(struct req *r)
 			set_error(r, SALUS_EMETHOD, "use POST");
 			return send_response(r);
 		}
+		if (!auth_rate_ok(r))
+			return send_response(r);
 		return defer(r, token_work);
+	}
+	if (!strcmp(u, "/auth/authorize")) {
+		r->route = "auth.authorize";
+		if (strcmp(r->method, "GET") && strcmp(r->method, "POST")) {
+			set_error(r, SALUS_EMETHOD, "use GET or POST");
+			return send_response(r);
+		}
+		if (!strcmp(r->method, "POST") && !auth_rate_ok(r))
+			return send_response(r);
+		return defer(r, authorize_work);
+	}
+	if (!strcmp(u, "/auth/introspect") || !strcmp(u, "/auth/revoke")) {
+		r->route = u[6] == 'i' ? "auth.introspect" : "auth.revoke";
+		if (strcmp(r->method, "POST")) {
+			set_error(r, SALUS_EMETHOD, "use POST");
+			return send_response(r);
+		}
+		if (!auth_rate_ok(r))
+			return send_response(r);
+		return defer(r, oauth_work);
+	}
+	if (!strcmp(u, "/auth/jwks")) {
+		r->route = "auth.jwks";
+		char *jwks = salus_auth_jwks(r->h->auth);
+		if (!jwks) {
+			set_error(r, SALUS_ENOMEM, NULL);
+			return send_response(r);
+		}
+		enum MHD_Result res = send_text(r, 200, "application/jwk-set+json", jwks);
+		salus_free(jwks);
+		return res;
+	}
+	if (!strcmp(u, "/.well-known/openid-configuration")) {
+		r->route = "openid-configuration";
+		salus_buf_reset(&r->frs.body);
+		if (salus_buf_addf(&r->frs.body,
+				   "{\"issuer\":\"%s\",\"authorization_endpoint\":\"%s/auth/authorize\","
+				   "\"token_endpoint\":\"%s/auth/token\",\"jwks_uri\":\"%s/auth/jwks\","
+				   "\"introspection_endpoint\":\"%s/auth/introspect\",\"revocation_endpoint\":\"%s/auth/revoke\","
+				   "\"response_types_supported\":[\"code\"],\"subject_types_supported\":[\"public\"],"
+				   "\"id_token_signing_alg_values_supported\":[\"EdDSA\"],"
+				   "\"code_challenge_methods_supported\":[\"S256\"],"
+				   "\"grant_types_supported\":[\"authorization_code\",\"refresh_token\",\"client_credentials\"],"
+				   "\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\",\"none\"],"
+				   "\"scopes_supported\":[\"openid\",\"fhirUser\",\"profile\",\"offline_access\",\"online_access\"],"
+				   "\"claims_supported\":[\"iss\",\"sub\",\"aud\",\"exp\",\"iat\",\"nonce\",\"fhirUser\","
+				   "\"preferred_username\"]}",
+				   r->h->base, r->h->base, r->h->base, r->h->base, r->h->base, r->h->base)) {
+			set_error(r, SALUS_ENOMEM, NULL);
+			return send_response(r);
+		}
+		r->frs.status = 200;
+		r->content_type = "application/json";
+		return send_response(r);
 	}
 	if (!strcmp(u, "/.well-known/smart-configuration")) {
 		r->route = "smart-configuration";
@@ -745,6 +907,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	salus_fhir_resp_release(&r->frs);
 	if (r->has_who)
 		salus_principal_release(&r->who);
+	salus_free(r->redirect);
 	salus_free(r);
 	*req_cls = NULL;
 }
@@ -849,6 +1012,8 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 		goto out_free;
 	if ((rc = salus_ratelimit_new(cfg->rate_limit, &h->rl)))
 		goto out_free;
+	if ((rc = salus_ratelimit_new(cfg->rate_limit ? AUTH_RATE_PER_MIN : 0, &h->rl_login)))
+		goto out_free;
 	if ((rc = salus_config_path(cfg, "keys/audit.key", path)))
 		goto out_free;
 	if (access(path, F_OK) && (rc = salus_audit_key_create(path))) /* data directories from before the audit trail */
@@ -894,6 +1059,7 @@ out_pool:
 out_free:
 	salus_audit_free(h->audit);
 	salus_ratelimit_free(h->rl);
+	salus_ratelimit_free(h->rl_login);
 	salus_free(h->cert);
 	salus_free(h->key);
 	salus_free(h);
@@ -913,6 +1079,7 @@ void salus_http_stop(struct salus_http *h)
 	salus_pool_free(h->pool);
 	salus_audit_free(h->audit); /* after the workers: signs a last checkpoint */
 	salus_ratelimit_free(h->rl);
+	salus_ratelimit_free(h->rl_login);
 	salus_free(h->cert);
 	salus_free(h->key);
 	salus_free(h);
