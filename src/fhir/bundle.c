@@ -43,6 +43,9 @@ struct entry {
 	char target[TARGET_MAX];
 	struct salus_fhir_resp sub; /* reads and batch entries */
 	bool sub_used;
+	struct salus_fhir_patched pd; /* a PATCH entry of a transaction: the patched resource (res, raw point into it) */
+	struct salus_buf pbody;       /* a PATCH entry of a batch: the JSON Patch decoded from its Binary */
+	struct salus_cond_guard guard; /* a conditional create: its criteria, for the store to check again */
 };
 
 /* ---- a small open-addressing map: full URL / conditional reference → "Type/id" ---- */
@@ -134,6 +137,110 @@ static int tx_fail(struct ctx *c, size_t i, int rc, const char *what)
 	c->bad = i;
 	c->rs->status = salus_fhir_outcome(&c->rs->body, rc, c->why, NULL);
 	return rc;
+}
+
+/* Entry i failed with an OperationOutcome already in c->rs (the validator's,
+ * or that of the PATCH checks): keep all its issues, each expression moved
+ * under Bundle.entry[i].resource ("Patient.name" becomes
+ * "Bundle.entry[3].resource.name"); an issue without one gets Bundle.entry[i]. */
+static int tx_fail_outcome(struct ctx *c, size_t i, int rc)
+{
+	struct salus_fhir_resp *rs = c->rs;
+	const char *type = c->e[i].rq.type;
+	size_t tl = strlen(type), k, m;
+	char pre[64];
+	json_t *oo = json_loadb(rs->body.p, rs->body.n, 0, NULL), *is, *x;
+	json_t *issues = json_object_get(oo, "issue");
+	struct salus_buf b;
+	int err = 0;
+	if (!json_is_array(issues) || !json_array_size(issues)) {
+		json_decref(oo);
+		return tx_fail(c, i, rc, "entry.resource is not valid for its request");
+	}
+	salus_buf_init(&b, SALUS_MAX_BODY);
+	json_array_foreach(issues, k, is) {
+		json_t *ex = json_object_get(is, "expression");
+		if (!json_is_array(ex) || !json_array_size(ex)) {
+			snprintf(pre, sizeof pre, "Bundle.entry[%zu]", i);
+			err |= json_object_set_new(is, "expression", json_pack("[s]", pre));
+			continue;
+		}
+		json_array_foreach(ex, m, x) {
+			const char *e = json_string_value(x);
+			if (!e)
+				continue;
+			if (!strncmp(e, type, tl) && (e[tl] == '.' || e[tl] == 0 || e[tl] == '['))
+				e += tl; /* the resource's own type: Bundle.entry[i].resource stands for it */
+			salus_buf_reset(&b);
+			err |= salus_buf_addf(&b, "Bundle.entry[%zu].resource%s%s", i, *e && *e != '.' && *e != '[' ? "." : "", e);
+			err |= json_array_set_new(ex, m, json_stringn(b.p, b.n));
+		}
+	}
+	char *t = err ? NULL : json_dumps(oo, JSON_COMPACT);
+	json_decref(oo);
+	salus_buf_release(&b);
+	c->bad = i;
+	salus_buf_reset(&rs->body);
+	if (!t || salus_buf_adds(&rs->body, t)) {
+		salus_free(t);
+		return tx_fail(c, i, rc, "entry.resource is not valid for its request");
+	}
+	salus_free(t);
+	rs->status = salus_err_http(rc);
+	return rc;
+}
+
+/* Standard base64 (RFC 4648 §4, padded), as FHIR base64Binary. */
+static int b64_decode(const char *s, size_t n, struct salus_buf *out)
+{
+	unsigned acc = 0;
+	int bits = 0;
+	size_t pad = 0;
+	if (n % 4)
+		return SALUS_EINVALID;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		int v = ch >= 'A' && ch <= 'Z' ? ch - 'A' : ch >= 'a' && ch <= 'z' ? ch - 'a' + 26 : ch >= '0' && ch <= '9' ? ch - '0' + 52
+			: ch == '+' ? 62 : ch == '/' ? 63 : -1;
+		if (ch == '=' && i + 2 >= n) {
+			pad++;
+			continue;
+		}
+		if (v < 0 || pad)
+			return SALUS_EINVALID;
+		acc = (acc << 6 | (unsigned)v) & 0xffffff;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			int rc = salus_buf_addc(out, (char)(acc >> bits & 0xff));
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* A PATCH entry carries its JSON Patch as a Binary resource (FHIR R4
+ * http.html#patch: contentType application/json-patch+json, data base64):
+ * decode it into out.  Errors: SALUS_EINVALID, SALUS_EMEDIATYPE, with *why. */
+static int binary_patch(const struct entry *e, struct salus_buf *out, const char **why)
+{
+	const char *rt = json_string_value(json_object_get(e->res, "resourceType"));
+	const char *ct = json_string_value(json_object_get(e->res, "contentType"));
+	json_t *data = json_object_get(e->res, "data");
+	if (!rt || strcmp(rt, "Binary")) {
+		*why = "a PATCH entry needs a Binary resource holding the JSON Patch";
+		return SALUS_EINVALID;
+	}
+	if (!ct || strncmp(ct, "application/json-patch+json", 27) || (ct[27] && ct[27] != ';')) {
+		*why = "a PATCH entry's Binary needs contentType application/json-patch+json";
+		return SALUS_EMEDIATYPE;
+	}
+	if (!json_is_string(data) || b64_decode(json_string_value(data), json_string_length(data), out)) {
+		*why = "a PATCH entry's Binary.data must be base64";
+		return SALUS_EINVALID;
+	}
+	return 0;
 }
 
 static const char *reason(int status)
@@ -259,6 +366,55 @@ static int match_query(struct ctx *c, const char *type, const char *query, char 
 
 /* ---- phase 1: plan each entry of a transaction ---- */
 
+/* A PATCH entry: decode and apply its patch to the current version now, so
+ * the result is checked, its references rewritten and it is written as an
+ * update (if_match = the version read) with the others. */
+static int plan_patch(struct ctx *c, size_t i, long if_match)
+{
+	struct entry *e = &c->e[i];
+	struct salus_fhir_req *r = &e->rq;
+	const char *why = NULL;
+	char id[SALUS_MAX_ID + 1];
+	struct salus_buf body;
+	json_t *patch;
+	int rc, count = 0;
+
+	salus_buf_init(&body, SALUS_MAX_BODY);
+	if ((rc = binary_patch(e, &body, &why))) {
+		salus_buf_release(&body);
+		return tx_fail(c, i, rc, why);
+	}
+	patch = json_loadb(body.p ? body.p : "", body.n, JSON_REJECT_DUPLICATES, NULL);
+	salus_buf_release(&body);
+	if (!patch)
+		return tx_fail(c, i, SALUS_EINVALID, "a PATCH entry's Binary.data is not a JSON Patch document");
+	if (r->op == SALUS_FHIR_COND_PATCH) {
+		rc = match(c, r->type, r->params, r->nparams, id, &count, &why);
+		if (!rc && count != 1) {
+			rc = count ? SALUS_EPRECONDITION : SALUS_ENOTFOUND;
+			why = count ? "conditional patch criteria match more than one resource"
+				    : "conditional patch criteria match no resource";
+		}
+		if (rc) {
+			json_decref(patch);
+			return tx_fail(c, i, rc, why);
+		}
+		snprintf(r->id, sizeof r->id, "%s", id);
+	}
+	rc = salus_fhir_patch_prepare(c->st, r, r->id, if_match, patch, c->rs, &e->pd);
+	json_decref(patch);
+	if (rc)
+		return tx_fail_outcome(c, i, rc);
+	if (e->pd.unchanged) {
+		e->act = A_EXISTS; /* nothing to write: answered like a read */
+		return 0;
+	}
+	e->act = A_UPDATE;
+	e->res = e->pd.doc;
+	e->raw = e->pd.text_ok ? (struct salus_slice){e->pd.text.p, e->pd.text.n} : (struct salus_slice){NULL, 0};
+	return 0;
+}
+
 static int plan_entry(struct ctx *c, size_t i)
 {
 	struct entry *e = &c->e[i];
@@ -276,10 +432,8 @@ static int plan_entry(struct ctx *c, size_t i)
 	case SALUS_FHIR_COND_UPDATE:
 		if (!e->res)
 			return tx_fail(c, i, SALUS_EINVALID, "entry.resource is required for POST and PUT");
-		if ((rc = salus_fhir_check_resource(r, c->rs, e->res))) {
-			/* keep the check's message, prefixed with the entry */
-			return tx_fail(c, i, rc, "entry.resource is not valid for its request");
-		}
+		if ((rc = salus_fhir_check_resource(r, c->rs, e->res)))
+			return tx_fail_outcome(c, i, rc); /* every issue, under Bundle.entry[i].resource */
 		break;
 	default:
 		break;
@@ -300,6 +454,16 @@ static int plan_entry(struct ctx *c, size_t i)
 		e->act = A_CREATE;
 		salus_uuid_new(r->id);
 		json_object_del(e->res, "id");
+		if (r->if_none_exist) {
+			/* checked again by the store under its writer (concurrent creates) */
+			struct salus_query q;
+			rc = salus_query_parse(&q, r->if_none_exist, strlen(r->if_none_exist));
+			if (!rc)
+				rc = salus_cond_guard_init(&e->guard, q.p, q.n);
+			salus_query_release(&q);
+			if (rc)
+				return tx_fail(c, i, rc, NULL);
+		}
 		break;
 	case SALUS_FHIR_UPDATE: {
 		json_t *bid = json_object_get(e->res, "id");
@@ -342,7 +506,11 @@ static int plan_entry(struct ctx *c, size_t i)
 		break;
 	case SALUS_FHIR_PATCH:
 	case SALUS_FHIR_COND_PATCH:
-		return tx_fail(c, i, SALUS_EINVALID, "PATCH entries are not supported in Bundles yet");
+		if ((rc = plan_patch(c, i, im)))
+			return rc;
+		if (e->act == A_UPDATE)
+			im = e->pd.cur.version; /* the version patched: a concurrent write is a 412, never lost */
+		break;
 	default:
 		e->act = A_READ;
 		break;
@@ -448,7 +616,9 @@ static int resolve_conditional(struct ctx *c, size_t i, const char *ref)
 static bool is_conditional_ref(const char *s)
 {
 	const char *qm = strchr(s, '?');
-	return qm && !strchr(s, ':') && !memchr(s, '/', (size_t)(qm - s)) && s[0] != '#';
+	/* "Type?criteria": no scheme or path before the '?' (the criteria may hold
+	 * ':' and '/', as in identifier=urn:oid:1.2|x) */
+	return qm && qm != s && !memchr(s, ':', (size_t)(qm - s)) && !memchr(s, '/', (size_t)(qm - s)) && s[0] != '#';
 }
 
 /* Rewrite every `reference` string of the tree; resolve conditional ones. */
@@ -602,6 +772,8 @@ static int run_transaction(struct ctx *c)
 			w->type = e->rq.type;
 			w->id = e->rq.id;
 			w->if_match = e->rq.vid;
+			w->none_match = e->guard.n ? e->guard.c : NULL;
+			w->n_none_match = e->guard.n;
 			if (e->act != A_DELETE) {
 				w->resource = e->res;
 				if (e->text.n) {
@@ -624,7 +796,9 @@ static int run_transaction(struct ctx *c)
 				break;
 			}
 		tx_fail(c, bad, rc,
-			rc == SALUS_EPRECONDITION ? "ifMatch does not match the current version"
+			rc == SALUS_EPRECONDITION && c->e[bad].guard.n
+				? "ifNoneExist criteria match a resource created concurrently"
+			: rc == SALUS_EPRECONDITION ? "ifMatch does not match the current version"
 			: rc == SALUS_EEXISTS	  ? "resource already exists"
 						  : NULL);
 		goto out_ops;
@@ -685,10 +859,21 @@ static int run_batch(struct ctx *c)
 	int rc;
 	for (size_t i = 0; i < c->n; i++) {
 		struct entry *e = &c->e[i];
-		salus_fhir_resp_init(&e->sub);
-		e->sub_used = true;
 		if (e->act == A_NONE) /* routing failed: sub already holds the outcome */
 			continue;
+		salus_fhir_resp_init(&e->sub);
+		e->sub_used = true;
+		if (e->rq.op == SALUS_FHIR_PATCH || e->rq.op == SALUS_FHIR_COND_PATCH) {
+			const char *why = NULL;
+			salus_buf_init(&e->pbody, SALUS_MAX_BODY);
+			if ((rc = binary_patch(e, &e->pbody, &why))) {
+				e->sub.status = salus_fhir_outcome(&e->sub.body, rc, why, NULL);
+				continue;
+			}
+			e->rq.body = e->pbody.p ? e->pbody.p : "";
+			e->rq.body_len = e->pbody.n;
+			e->rq.content_type = "application/json-patch+json";
+		}
 		salus_fhir_handle(c->st, &e->rq, &e->sub);
 	}
 	salus_buf_reset(b);
@@ -790,6 +975,10 @@ out_entries:
 			salus_buf_release(&c.e[i].text);
 		if (c.e[i].sub_used)
 			salus_fhir_resp_release(&c.e[i].sub);
+		salus_fhir_patched_release(&c.e[i].pd);
+		salus_cond_guard_release(&c.e[i].guard);
+		if (c.e[i].pbody.max)
+			salus_buf_release(&c.e[i].pbody);
 	}
 	salus_free(c.e);
 	for (size_t i = 0; i < c.map.cap; i++)

@@ -203,3 +203,35 @@ out_free:
 	salus_free(next.ids);
 	return rc;
 }
+
+int salus_cond_guard_init(struct salus_cond_guard *g, const struct salus_param *params, size_t n)
+{
+	memset(g, 0, sizeof *g);
+	if (n == 0 || n > SALUS_COND_MAX_PARAMS)
+		return SALUS_EINVALID;
+	for (size_t i = 0; i < n; i++) {
+		const struct salus_param *p = &params[i];
+		struct salus_write_cond *c = &g->c[g->n++];
+		char **own = &g->own[2 * i];
+		if (!strcmp(p->name, "_id")) {
+			if (!(c->id = own[0] = salus_strdup(p->value)))
+				return SALUS_ENOMEM;
+			continue;
+		}
+		if (strcmp(p->name, "identifier"))
+			return SALUS_EINVALID;
+		const char *bar = strchr(p->value, '|');
+		if (!(c->value = own[0] = salus_strdup(bar ? bar + 1 : p->value)))
+			return SALUS_ENOMEM;
+		if (bar && !(c->system = own[1] = salus_strndup(p->value, (size_t)(bar - p->value))))
+			return SALUS_ENOMEM;
+	}
+	return 0;
+}
+
+void salus_cond_guard_release(struct salus_cond_guard *g)
+{
+	for (size_t i = 0; i < 2 * SALUS_COND_MAX_PARAMS; i++)
+		salus_free(g->own[i]);
+	memset(g, 0, sizeof *g);
+}

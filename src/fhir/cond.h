@@ -38,4 +38,19 @@ void salus_query_release(struct salus_query *q);
 int salus_fhir_match(struct salus_store *st, const char *type, const struct salus_param *params, size_t n,
 		     char (*ids)[SALUS_MAX_ID + 1], int max, int *count /* OUT */, const char **why /* OUT */);
 
+/* The criteria of a conditional create as store-side guards
+ * (salus_write.none_match): the store checks them again in the write
+ * transaction, so concurrent conditional creates cannot both create.  Only
+ * the criteria salus_fhir_match supports (identifier, _id); the guard keeps
+ * its own copies of the values.  Errors:
+ * SALUS_EINVALID, SALUS_ENOMEM.  Release with salus_cond_guard_release, also
+ * after an error. */
+struct salus_cond_guard {
+	struct salus_write_cond c[SALUS_COND_MAX_PARAMS];
+	char *own[2 * SALUS_COND_MAX_PARAMS]; /* the strings c points to (owned copies) */
+	size_t n;
+};
+int salus_cond_guard_init(struct salus_cond_guard *g /* OUT */, const struct salus_param *params, size_t n);
+void salus_cond_guard_release(struct salus_cond_guard *g);
+
 #endif

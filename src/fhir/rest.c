@@ -525,8 +525,33 @@ static int do_create(struct salus_store *st, const struct salus_fhir_req *rq, st
 	json_object_del(j, "id"); /* the server assigns the id of a created resource */
 	struct salus_write w = {.kind = SALUS_WRITE_CREATE, .type = rq->type, .resource = j,
 				.raw = rq->body, .raw_len = rq->body_len};
-	int rc = salus_store_write(st, &w, 1);
+	/* If-None-Exist: the store checks the criteria again under its writer (a
+	 * concurrent create of a match since cond_match makes this a 412 below) */
+	struct salus_query q = {.n = 0};
+	struct salus_cond_guard g = {.n = 0};
+	int rc = 0;
+	if (rq->if_none_exist && !(rc = salus_query_parse(&q, rq->if_none_exist, strlen(rq->if_none_exist))) &&
+	    !(rc = salus_cond_guard_init(&g, q.p, q.n))) {
+		w.none_match = g.c;
+		w.n_none_match = g.n;
+	}
+	if (!rc)
+		rc = salus_store_write(st, &w, 1);
+	salus_cond_guard_release(&g);
+	salus_query_release(&q);
 	json_decref(j);
+	if (rc == SALUS_EPRECONDITION && rq->if_none_exist) {
+		char id[SALUS_MAX_ID + 1];
+		int count = 0;
+		salus_write_release(&w);
+		if (cond_match(st, rq, rq->if_none_exist, rs, id, &count))
+			return rs->status;
+		if (count == 1)
+			return existing_result(st, rq, rs, id);
+		return fail(rs, rc, count ? "If-None-Exist criteria match more than one resource"
+					  : "a concurrent write changed what If-None-Exist matches; retry",
+			    NULL);
+	}
 	if (rc) {
 		salus_write_release(&w);
 		return fail(rs, rc, NULL, NULL);
@@ -723,18 +748,73 @@ static bool json_patch_type(const char *ct)
 	return ct && !strncmp(ct, "application/json-patch+json", 27) && (ct[27] == 0 || ct[27] == ';');
 }
 
+void salus_fhir_patched_release(struct salus_fhir_patched *p)
+{
+	json_decref(p->doc);
+	p->doc = NULL;
+	if (p->text.max)
+		salus_buf_release(&p->text);
+	salus_resource_release(&p->cur);
+}
+
+int salus_fhir_patch_prepare(struct salus_store *st, const struct salus_fhir_req *rq, const char *id, long if_match,
+			     const json_t *patch, struct salus_fhir_resp *rs, struct salus_fhir_patched *out)
+{
+	char why[200];
+	const char *pwhy = NULL;
+	json_t *before = NULL;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	salus_buf_init(&out->text, SALUS_MAX_BODY);
+	rc = salus_store_read(st, rq->type, id, 0, &out->cur);
+	if (rc)
+		return fail(rs, rc, rc == SALUS_ENOTFOUND ? "no such resource" : NULL, NULL), rc;
+	if (if_match && if_match != out->cur.version)
+		return fail(rs, SALUS_EPRECONDITION, "If-Match does not match the current version", NULL),
+		       SALUS_EPRECONDITION;
+	if (salus_json_parse_strict(out->cur.json, out->cur.len, &out->doc, why, sizeof why))
+		return fail(rs, SALUS_EINTERNAL, "stored resource is not readable", NULL), SALUS_EINTERNAL;
+	if (!(before = json_deep_copy(out->doc)))
+		return fail(rs, SALUS_ENOMEM, NULL, NULL), SALUS_ENOMEM;
+	size_t bad = 0;
+	if ((rc = salus_json_patch(out->doc, patch, &pwhy, &bad))) {
+		snprintf(why, sizeof why, "patch operation %zu: %s", bad, pwhy ? pwhy : salus_err_msg(rc));
+		fail(rs, rc, why, NULL);
+		goto out;
+	}
+	if (!json_equal(json_object_get(out->doc, "resourceType"), json_object_get(before, "resourceType")) ||
+	    !json_equal(json_object_get(out->doc, "id"), json_object_get(before, "id")) ||
+	    !json_equal(json_object_get(out->doc, "meta"), json_object_get(before, "meta"))) {
+		rc = SALUS_EUNPROCESSABLE;
+		fail(rs, rc, "a patch may not change resourceType, id or meta", NULL);
+		goto out;
+	}
+	if (json_equal(out->doc, before)) {
+		out->unchanged = true;
+		goto out;
+	}
+	struct salus_fhir_req sub = *rq;
+	sub.op = SALUS_FHIR_UPDATE;
+	snprintf(sub.id, sizeof sub.id, "%s", id);
+	if ((rc = salus_fhir_check_resource(&sub, rs, out->doc)))
+		goto out;
+	/* a text the splicer cannot build: the store serialises the tree */
+	out->text_ok = !patched_text(out->cur.json, out->cur.len, out->doc, patch, &out->text);
+out:
+	json_decref(before);
+	return rc;
+}
+
 static int do_patch(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
 {
 	long if_match = 0;
 	char why[200], mid[SALUS_MAX_ID + 1];
-	const char *pwhy = NULL;
-	json_t *patch = NULL, *doc = NULL, *before = NULL;
-	struct salus_resource r = {.json = NULL};
-	struct salus_buf text;
-	int rc;
+	json_t *patch = NULL;
+	struct salus_fhir_patched pd;
 	const char *id = rq->id;
 
-	salus_buf_init(&text, SALUS_MAX_BODY);
+	memset(&pd, 0, sizeof pd);
 	if (!json_patch_type(rq->content_type))
 		return fail(rs, SALUS_EMEDIATYPE, "PATCH needs Content-Type application/json-patch+json", NULL);
 	if (rq->if_match && parse_if_match(rq->if_match, &if_match))
@@ -757,40 +837,13 @@ static int do_patch(struct salus_store *st, const struct salus_fhir_req *rq, str
 		}
 		id = mid;
 	}
-	rc = salus_store_read(st, rq->type, id, 0, &r);
-	if (rc) {
-		fail(rs, rc, rc == SALUS_ENOTFOUND ? "no such resource" : NULL, NULL);
+	if (salus_fhir_patch_prepare(st, rq, id, if_match, patch, rs, &pd))
 		goto out;
-	}
-	if (if_match && if_match != r.version) {
-		fail(rs, SALUS_EPRECONDITION, "If-Match does not match the current version", NULL);
-		goto out;
-	}
-	if ((rc = salus_json_parse_strict(r.json, r.len, &doc, why, sizeof why))) {
-		fail(rs, SALUS_EINTERNAL, "stored resource is not readable", NULL);
-		goto out;
-	}
-	if (!(before = json_deep_copy(doc))) {
-		fail(rs, SALUS_ENOMEM, NULL, NULL);
-		goto out;
-	}
-	size_t bad = 0;
-	if ((rc = salus_json_patch(doc, patch, &pwhy, &bad))) {
-		snprintf(why, sizeof why, "patch operation %zu: %s", bad, pwhy ? pwhy : salus_err_msg(rc));
-		fail(rs, rc, why, NULL);
-		goto out;
-	}
-	if (!json_equal(json_object_get(doc, "resourceType"), json_object_get(before, "resourceType")) ||
-	    !json_equal(json_object_get(doc, "id"), json_object_get(before, "id")) ||
-	    !json_equal(json_object_get(doc, "meta"), json_object_get(before, "meta"))) {
-		fail(rs, SALUS_EUNPROCESSABLE, "a patch may not change resourceType, id or meta", NULL);
-		goto out;
-	}
-	if (json_equal(doc, before)) {
+	if (pd.unchanged) {
 		/* nothing changed: no new version */
-		set_version_headers(rs, r.version, r.updated_ms);
+		set_version_headers(rs, pd.cur.version, pd.cur.updated_ms);
 		salus_buf_reset(&rs->body);
-		if (salus_buf_add(&rs->body, r.json, r.len))
+		if (salus_buf_add(&rs->body, pd.cur.json, pd.cur.len))
 			fail(rs, SALUS_ENOMEM, NULL, NULL);
 		else
 			rs->status = 200;
@@ -798,21 +851,14 @@ static int do_patch(struct salus_store *st, const struct salus_fhir_req *rq, str
 	}
 	struct salus_fhir_req sub = *rq;
 	sub.op = SALUS_FHIR_UPDATE;
-	sub.id[0] = 0;
 	snprintf(sub.id, sizeof sub.id, "%s", id);
-	if (salus_fhir_check_resource(&sub, rs, doc))
-		goto out;
-	rc = patched_text(r.json, r.len, doc, patch, &text);
 	/* the version read is the one patched: a concurrent write in between is a 412, never lost */
-	update_with(st, &sub, rs, doc, id, r.version, rc ? NULL : text.p, rc ? 0 : text.n);
+	update_with(st, &sub, rs, pd.doc, id, pd.cur.version, pd.text_ok ? pd.text.p : NULL, pd.text_ok ? pd.text.n : 0);
 	if (rs->status == 201)
 		rs->status = 200;
 out:
-	salus_buf_release(&text);
-	salus_resource_release(&r);
+	salus_fhir_patched_release(&pd);
 	json_decref(patch);
-	json_decref(doc);
-	json_decref(before);
 	return rs->status;
 }
 

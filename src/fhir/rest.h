@@ -113,6 +113,25 @@ int salus_fhir_load_body(const struct salus_fhir_req *rq, struct salus_fhir_resp
  * resource j (borrowed).  0, or an error with rs filled. */
 int salus_fhir_check_resource(const struct salus_fhir_req *rq, struct salus_fhir_resp *rs, json_t *j);
 
+/* A resource patched but not yet written: the PATCH interaction, and PATCH
+ * entries of Bundles (docs/fhir-rest.md).  Release with
+ * salus_fhir_patched_release (also after an error, or when memset to 0). */
+struct salus_fhir_patched {
+	struct salus_resource cur; /* the version read (its version is the write's if_match) */
+	json_t *doc;               /* owned: the patched resource */
+	struct salus_buf text;     /* its text: members no op touched keep their bytes */
+	bool text_ok;              /* false: serialise doc instead */
+	bool unchanged;            /* the patch changed nothing: write nothing */
+};
+void salus_fhir_patched_release(struct salus_fhir_patched *p);
+/* Read the current rq->type/id (id overrides rq->id), check if_match (0:
+ * none), apply the JSON Patch `patch` (borrowed; patch.h), refuse changes to
+ * resourceType, id or meta (422) and validate the result as an update.  On
+ * error rs holds the OperationOutcome and the code is returned (404/410 for
+ * a missing resource, 412, 400/422 for the patch or the result). */
+int salus_fhir_patch_prepare(struct salus_store *st, const struct salus_fhir_req *rq, const char *id, long if_match,
+			     const json_t *patch, struct salus_fhir_resp *rs, struct salus_fhir_patched *out /* OUT */);
+
 /* Strict JSON for request bodies: an object, valid UTF-8, no duplicate keys,
  * nesting <= SALUS_MAX_JSON_DEPTH.  Errors: SALUS_EINVALID with a PHI-free
  * message (position only) in why (a buffer of >= 160 bytes). */

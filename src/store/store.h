@@ -152,6 +152,22 @@ struct salus_write {
 	/* CREATE/UPDATE: the search index rows (added with search; see below);
 	 * borrowed for the call.  NULL: only type, id and lastUpdated are searchable. */
 	const struct salus_ix *index;
+	/* CREATE: conditional create (added for If-None-Exist races; docs/fhir-rest.md).
+	 * The criteria are checked again inside the write transaction, by the one
+	 * writer, so two concurrent conditional creates never both create: when a
+	 * current resource of `type` matches every criterion, the write fails with
+	 * SALUS_EPRECONDITION (the caller then matches again and answers with
+	 * that resource).  Borrowed; NULL: unconditional. */
+	const struct salus_write_cond *none_match;
+	size_t n_none_match;
+};
+/* One criterion of salus_write.none_match: the resource id (id set), or an
+ * identifier in the identifier index (value set; system NULL = any system,
+ * "" = none) — the criteria salus_store_find_by_identifier answers. */
+struct salus_write_cond {
+	const char *id;
+	const char *system;
+	const char *value;
 };
 void salus_write_release(struct salus_write *w); /* frees w->json */
 

@@ -1020,6 +1020,84 @@ static int w_index(struct sq_store *sq, struct salus_write *w, const char *id, c
 	return SALUS_OK;
 }
 
+/* Conditional create (store.h, salus_write.none_match): does a current
+ * resource of w->type match every criterion?  Run on the writer connection,
+ * inside the group's transaction, so earlier writes of the same transaction
+ * (and of the group) are seen.  Returns SALUS_EPRECONDITION on a match. */
+static int w_none_match(struct sq_store *sq, const struct salus_write *w)
+{
+	struct salus_buf sql;
+	sqlite3_stmt *st = NULL;
+	const char *id = NULL;
+	size_t nident = 0;
+	int rc, arg = 2;
+
+	for (size_t i = 0; i < w->n_none_match; i++) {
+		const struct salus_write_cond *c = &w->none_match[i];
+		if (c->id && id && strcmp(c->id, id))
+			return SALUS_OK; /* two different ids: nothing matches */
+		if (c->id)
+			id = c->id;
+		else if (c->value)
+			nident++;
+		else
+			return SALUS_EINVALID;
+	}
+	if (!nident) {
+		struct cur cur;
+		if (!id || (rc = w_lookup(sq, w->type, id, &cur)))
+			return id ? rc : SALUS_EINVALID;
+		return cur.exists && !cur.deleted ? SALUS_EPRECONDITION : SALUS_OK;
+	}
+	/* token_index holds rows of current resources only (deletes remove them) */
+	salus_buf_init(&sql, 1 << 14);
+	rc = salus_buf_adds(&sql, "SELECT 1 FROM token_index t0 WHERE t0.type=?1");
+	for (size_t i = 0, k = 0; i < w->n_none_match && !rc; i++) {
+		const struct salus_write_cond *c = &w->none_match[i];
+		if (!c->value)
+			continue;
+		if (k)
+			rc = salus_buf_addf(&sql, " AND EXISTS(SELECT 1 FROM token_index t%zu WHERE t%zu.type=?1 AND t%zu.id=t0.id AND", k, k, k);
+		else
+			rc = salus_buf_adds(&sql, " AND");
+		if (!rc)
+			rc = salus_buf_addf(&sql, " t%zu.value=?%d", k, arg++);
+		if (!rc && c->system)
+			rc = salus_buf_addf(&sql, " AND t%zu.system=?%d", k, arg++);
+		if (!rc && k)
+			rc = salus_buf_addc(&sql, ')');
+		k++;
+	}
+	if (!rc && id)
+		rc = salus_buf_addf(&sql, " AND t0.id=?%d", arg++);
+	if (!rc)
+		rc = salus_buf_adds(&sql, " LIMIT 1");
+	if (rc)
+		goto out_sql;
+	if (sqlite3_prepare_v2(sq->w.db, sql.p, (int)sql.n, &st, NULL) != SQLITE_OK) {
+		rc = map_rc(sqlite3_errcode(sq->w.db));
+		goto out_sql;
+	}
+	arg = 2;
+	sqlite3_bind_text(st, 1, w->type, -1, SQLITE_STATIC);
+	for (size_t i = 0; i < w->n_none_match; i++) {
+		const struct salus_write_cond *c = &w->none_match[i];
+		if (!c->value)
+			continue;
+		sqlite3_bind_text(st, arg++, c->value, -1, SQLITE_STATIC);
+		if (c->system)
+			sqlite3_bind_text(st, arg++, c->system, -1, SQLITE_STATIC);
+	}
+	if (id)
+		sqlite3_bind_text(st, arg++, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_ROW ? SALUS_EPRECONDITION : rc == SQLITE_DONE ? SALUS_OK : map_rc(rc);
+	sqlite3_finalize(st);
+out_sql:
+	salus_buf_release(&sql);
+	return rc;
+}
+
 static int w_apply_op(struct sq_store *sq, struct salus_write *w)
 {
 	char uuid[SALUS_UUID_LEN];
@@ -1055,6 +1133,8 @@ static int w_apply_op(struct sq_store *sq, struct salus_write *w)
 	}
 	if (w->if_match && (!cur.exists || cur.version != w->if_match))
 		return SALUS_EPRECONDITION;
+	if (w->kind == SALUS_WRITE_CREATE && w->n_none_match && (rc = w_none_match(sq, w)))
+		return rc; /* conditional create: a match appeared since the caller looked */
 
 	switch (w->kind) {
 	case SALUS_WRITE_CREATE:
