@@ -772,8 +772,10 @@ static int drive_rank(const struct salus_sq_clause *cl)
 	case SALUS_SQ_ID:
 	case SALUS_SQ_INCLUDED: return 0;
 	case SALUS_SQ_REFERENCE:
+		/* local references and chains (through the target's own index) are usually the
+		 * narrowest: a patient's rows, the rows of the few resources a chain names */
 		for (size_t i = 0; i < cl->nvals; i++)
-			if (cl->vals[i].op != SALUS_SQ_REF_LOCAL)
+			if (cl->vals[i].op != SALUS_SQ_REF_LOCAL && cl->vals[i].op != SALUS_SQ_REF_CHAIN)
 				return 4;
 		return 1;
 	case SALUS_SQ_TOKEN:
@@ -960,7 +962,10 @@ static void where_sq(struct cq *c, const char *ra, const struct salus_sq *q)
 		}
 	}
 	if (q->type) {
-		emitf(c, "%s.type=", ra);
+		/* with a driving clause the type is a filter, never the index to scan: without
+		 * statistics SQLite takes type=? for selective and walks every row of the type */
+		bool by_id = best >= 0 && q->clauses[best].kind == SALUS_SQ_ID; /* (type, id) is the index */
+		emitf(c, "%s%s.type=", best >= 0 && !by_id ? "+" : "", ra);
 		P_str(c, q->type);
 	} else {
 		emit(c, "1");
