@@ -62,6 +62,7 @@ struct salus_scope {
 struct salus_scopes {
 	size_t n;
 	struct salus_scope *v;
+	bool user_ctx; /* set by salus_auth_check for a token issued to a logged-in user: user/ scopes grant */
 };
 
 /* Parse a space-separated scope string (RFC 6749 §3.3: tokens separated by
@@ -78,9 +79,12 @@ struct salus_scopes {
 int salus_scopes_parse(const char *s, size_t n, struct salus_scopes *out /* OUT */);
 void salus_scopes_release(struct salus_scopes *s); /* frees; leaves s empty; NULL-safe */
 
-/* Does the set allow interaction i on resource_type?  Only `system/` scopes
- * grant anything for now: patient/ and user/ scopes need a patient or user
- * context that client-credentials tokens do not have.  A scope with a v2
+/* Does the set allow interaction i on resource_type?  `system/` scopes
+ * grant; `user/` scopes grant only when s->user_ctx (a token issued to a
+ * logged-in user, whose role capped the grant at issue); `patient/` scopes
+ * grant NOTHING yet (fail safe: the patient compartment is not enforced on
+ * every route — search, _include, history, bundles — so a patient token must
+ * not read anything rather than read too much).  A scope with a v2
  * query restriction grants nothing until restrictions are enforced
  * (conservative: never wider than asked).  "*" matches every type. */
 bool salus_scope_allows(const struct salus_scopes *s, const char *resource_type, enum salus_interaction i);
@@ -191,6 +195,7 @@ struct salus_grant; /* internal, shared and reference-counted */
 struct salus_principal {
 	char client_id[SALUS_CLIENT_ID_MAX + 1];
 	char jti[SALUS_JTI_MAX + 1];
+	char user_id[65];                  /* the logged-in user behind the token, or "" (client credentials) */
 	int64_t exp;                       /* token expiry, seconds since the epoch */
 	const struct salus_scopes *scopes; /* granted scopes; valid until salus_principal_release */
 	struct salus_grant *grant_;        /* internal: keeps scopes alive */

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "auth/auth.h"
+#include "auth/user.h"
 #include "crypto/crypto.h"
 
 #define SALUS_FORM_MAX 16384     /* token request body */
@@ -56,12 +57,19 @@ struct salus_grant {
 	atomic_int refs;
 	char client_id[SALUS_CLIENT_ID_MAX + 1];
 	char jti[SALUS_JTI_MAX + 1];
+	char uid[65];  /* user token: the username ("" otherwise) */
+	char ugen[32]; /* and the user record's generation when issued */
+	char fam[48];  /* refresh-token family the token came from ("" if none) */
 	int64_t exp;
 	struct salus_scopes scopes;
 	char *record; /* the client's registry record as seen when verified (owned) */
 	size_t record_n;
 };
 void salus_grant_unref(struct salus_grant *g);
+/* Per-request checks of a user token (oauth.c): the user is still enabled
+ * with the same generation, and the refresh family it came from is not
+ * revoked.  0, SALUS_EUNAUTHORIZED, or SALUS_EIO / SALUS_ENOMEM. */
+int salus_oauth_still_valid(struct salus_auth *a, const struct salus_grant *g);
 
 struct cache_slot {
 	unsigned char key[SALUS_HASH_LEN]; /* BLAKE2b-256 of the token */
@@ -75,9 +83,18 @@ struct salus_auth {
 	char *audience;
 	int lifetime;
 	char dummy_hash[SALUS_PWHASH_LEN]; /* Argon2id of a random secret, for unknown clients */
+	struct salus_users *users;         /* the user registry (authorization code grant), or NULL */
 	pthread_mutex_t lock;              /* guards cache */
 	struct cache_slot *cache;          /* SALUS_AUTH_CACHE_SLOTS, direct-mapped */
 };
+
+/* Token-endpoint answers (token.c): JSON body (stolen) / {"error":...}; 401 sets basic_challenge. */
+int salus_token_answer(struct salus_token_response *out, int status, json_t *body);
+int salus_token_error(struct salus_token_response *out, int status, const char *error);
+bool salus_form_media_type(const char *ct);
+/* grant_type authorization_code and refresh_token (oauth.c), form already parsed. */
+int salus_oauth_grant(struct salus_auth *a, const char *authorization, const struct salus_form *f,
+		      struct salus_token_response *out);
 
 /* Client record read and parse: on success *rec is a new JSON object and
  * *raw the stored bytes (owned).  Errors: SALUS_ENOTFOUND, SALUS_EIO, SALUS_ENOMEM. */

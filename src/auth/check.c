@@ -126,6 +126,7 @@ static void fill(struct salus_principal *out, struct salus_grant *g)
 {
 	memcpy(out->client_id, g->client_id, sizeof out->client_id);
 	memcpy(out->jti, g->jti, sizeof out->jti);
+	memcpy(out->user_id, g->uid, sizeof out->user_id);
 	out->exp = g->exp;
 	out->scopes = &g->scopes;
 	out->grant_ = g;
@@ -169,6 +170,14 @@ static int verify_full(struct salus_auth *a, const char *tok, size_t n, struct s
 		rc = prc == SALUS_ENOMEM ? prc : SALUS_EUNAUTHORIZED;
 		goto out_grant;
 	}
+	if (json_object_get(claims, "uid")) { /* a user's token (authorization code grant) */
+		if (!copy_claim(claims, "uid", g->uid, sizeof g->uid) ||
+		    !copy_claim(claims, "ugen", g->ugen, sizeof g->ugen))
+			goto out_grant;
+		g->scopes.user_ctx = true;
+	}
+	if (json_object_get(claims, "fam") && !copy_claim(claims, "fam", g->fam, sizeof g->fam))
+		goto out_grant;
 	int grc = salus_client_get(a->store, g->client_id, &rec, &g->record, &g->record_n);
 	if (grc) {
 		rc = grc == SALUS_ENOTFOUND ? SALUS_EUNAUTHORIZED : grc;
@@ -211,6 +220,11 @@ int salus_auth_check(struct salus_auth *a, const char *authorization, struct sal
 		int rc = salus_store_kv_get(a->store, "client", g->client_id, &val, &vn);
 		bool same = rc == 0 && vn == g->record_n && !memcmp(val, g->record, vn);
 		salus_free(val);
+		if (same && (rc = salus_oauth_still_valid(a, g)) != 0) {
+			cache_evict(a, key, g);
+			salus_grant_unref(g);
+			return rc;
+		}
 		if (same) {
 			fill(out, g);
 			return 0;
@@ -226,6 +240,11 @@ int salus_auth_check(struct salus_auth *a, const char *authorization, struct sal
 	int rc = verify_full(a, tok, n, &g);
 	if (rc)
 		return rc;
+	if ((rc = salus_oauth_still_valid(a, g))) {
+		salus_grant_unref(g);
+		salus_grant_unref(g);
+		return rc;
+	}
 	cache_put(a, key, g); /* one reference to the cache, one to the principal */
 	fill(out, g);
 	return 0;

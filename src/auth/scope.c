@@ -146,7 +146,7 @@ bool salus_scope_allows(const struct salus_scopes *s, const char *resource_type,
 	for (size_t k = 0; k < s->n; k++) {
 		const struct salus_scope *sc = &s->v[k];
 		/* patient/ and user/ need a launch context; restricted scopes are not enforced yet. */
-		if (sc->ctx != SALUS_SCOPE_SYSTEM || sc->query)
+		if (sc->query || sc->ctx == SALUS_SCOPE_PATIENT || (sc->ctx == SALUS_SCOPE_USER && !s->user_ctx))
 			continue;
 		if (!(sc->perms & SALUS_IA_BIT(i)))
 			continue;

@@ -104,7 +104,7 @@ void salus_token_response_release(struct salus_token_response *r)
 }
 
 /* Fill *out with an answer whose body is built from a JSON object (stolen). */
-static int answer(struct salus_token_response *out, int status, json_t *body)
+int salus_token_answer(struct salus_token_response *out, int status, json_t *body)
 {
 	if (!body)
 		return SALUS_ENOMEM;
@@ -124,12 +124,12 @@ static int answer(struct salus_token_response *out, int status, json_t *body)
 	return 0;
 }
 
-static int oauth_error(struct salus_token_response *out, int status, const char *error)
+int salus_token_error(struct salus_token_response *out, int status, const char *error)
 {
-	return answer(out, status, json_pack("{s:s}", "error", error));
+	return salus_token_answer(out, status, json_pack("{s:s}", "error", error));
 }
 
-static bool form_media_type(const char *ct)
+bool salus_form_media_type(const char *ct)
 {
 	static const char want[] = "application/x-www-form-urlencoded";
 	if (!ct || strncasecmp(ct, want, sizeof want - 1))
@@ -178,7 +178,7 @@ static int issue(struct salus_auth *a, const char *client_id, const char *gen, c
 	json_t *body = json_pack("{s:s, s:s, s:i, s:s}", "access_token", tok, "token_type", "Bearer", "expires_in",
 				 a->lifetime, "scope", scope);
 	salus_free(tok);
-	rc = answer(out, 200, body);
+	rc = salus_token_answer(out, 200, body);
 	if (!rc)
 		salus_log(SALUS_LOG_INFO, "auth.token.issued", "client=%s jti=%s", client_id, jti);
 	return rc;
@@ -195,44 +195,52 @@ int salus_auth_token(struct salus_auth *a, const char *authorization, const char
 	json_t *rec = NULL;
 	int rc;
 
-	if (!form_media_type(content_type))
-		return oauth_error(out, 400, "invalid_request");
+	if (!salus_form_media_type(content_type))
+		return salus_token_error(out, 400, "invalid_request");
 	if ((rc = salus_form_parse(body ? body : "", body ? body_n : 0, &f)))
-		return rc == SALUS_ENOMEM ? rc : oauth_error(out, 400, "invalid_request");
+		return rc == SALUS_ENOMEM ? rc : salus_token_error(out, 400, "invalid_request");
 
 	const struct salus_form_param *gt = salus_form_get(&f, "grant_type");
 	const struct salus_form_param *sp = salus_form_get(&f, "scope");
 	const struct salus_form_param *cid = salus_form_get(&f, "client_id");
 	if (!gt || !gt->value_n) {
-		rc = oauth_error(out, 400, "invalid_request");
+		rc = salus_token_error(out, 400, "invalid_request");
+		goto out_form;
+	}
+	if (!strcmp(gt->value, "authorization_code") || !strcmp(gt->value, "refresh_token")) {
+		rc = salus_oauth_grant(a, authorization, &f, out); /* oauth.c */
 		goto out_form;
 	}
 	if (strcmp(gt->value, "client_credentials")) {
-		rc = oauth_error(out, 400, "unsupported_grant_type");
+		rc = salus_token_error(out, 400, "unsupported_grant_type");
 		goto out_form;
 	}
 	if (salus_form_get(&f, "client_secret") || salus_form_get(&f, "client_assertion")) {
 		/* Only client_secret_basic for now; two methods at once is invalid_request (§2.3). */
-		rc = authorization ? oauth_error(out, 400, "invalid_request") : oauth_error(out, 401, "invalid_client");
+		rc = authorization ? salus_token_error(out, 400, "invalid_request") : salus_token_error(out, 401, "invalid_client");
 		goto out_form;
 	}
 	if ((rc = salus_basic_parse(authorization, id, &secret, &secret_n))) {
-		rc = rc == SALUS_ENOMEM ? rc : oauth_error(out, 401, "invalid_client");
+		rc = rc == SALUS_ENOMEM ? rc : salus_token_error(out, 401, "invalid_client");
 		goto out_form;
 	}
 	if (cid && strcmp(cid->value, id)) {
-		rc = oauth_error(out, 400, "invalid_request");
+		rc = salus_token_error(out, 400, "invalid_request");
 		goto out_secret;
 	}
 	rc = authenticate(a, id, secret, secret_n, &rec);
 	if (rc == SALUS_EUNAUTHORIZED) {
 		salus_log(SALUS_LOG_INFO, "auth.token.denied", "reason=invalid_client");
-		rc = oauth_error(out, 401, "invalid_client");
+		rc = salus_token_error(out, 401, "invalid_client");
 		goto out_secret;
 	}
 	if (rc)
 		goto out_secret;
 
+	if (json_object_get(rec, "redirect_uris")) { /* a SMART app: authorization code only (oauth.c) */
+		rc = salus_token_error(out, 400, "unauthorized_client");
+		goto out_rec;
+	}
 	const char *reg = json_string_value(json_object_get(rec, "scope"));
 	struct salus_scopes rs, qs;
 	if ((rc = salus_scopes_parse(reg, strlen(reg), &rs))) {
@@ -247,7 +255,7 @@ int salus_auth_token(struct salus_auth *a, const char *authorization, const char
 	}
 	salus_scopes_release(&rs);
 	if (rc == SALUS_EINVALID || rc == SALUS_ETOOLARGE || rc == SALUS_EFORBIDDEN) {
-		rc = oauth_error(out, 400, "invalid_scope");
+		rc = salus_token_error(out, 400, "invalid_scope");
 		goto out_rec;
 	}
 	if (rc)
