@@ -55,6 +55,11 @@
 #define DEFAULT_BATCH 512
 #define UUID_TRIES 4
 #define MAX_GATHER_NS 2000000 /* longest wait for stragglers before a group (2 ms) */
+/* WAL checkpoints (see "checkpoints" below): the checkpointer thread is woken
+ * past CKPT_PAGES frames; the writer checkpoints itself only past
+ * CKPT_HARD_PAGES (SQLite's default autocheckpoint is 1000 frames, inline). */
+#define CKPT_PAGES 4096       /* 16 MiB of WAL */
+#define CKPT_HARD_PAGES 32768 /* 128 MiB of WAL */
 
 /* ------------------------------------------------------------------------- */
 /* SQLite's allocator through the seam (STYLE habit 14)                       */
@@ -374,6 +379,15 @@ struct sq_store {
 	struct job *head, *tail; /* under qmu */
 	size_t queued;           /* jobs in the queue, under qmu */
 	bool stopping;           /* under qmu */
+
+	/* the checkpointer: its own connection and thread (see "checkpoints") */
+	struct conn ck;
+	pthread_t ck_thread;
+	bool ck_started;   /* set before the writer thread starts, then read-only */
+	pthread_mutex_t ckmu;
+	pthread_cond_t ckcv;
+	bool ck_wanted;    /* under ckmu */
+	bool ck_stopping;  /* under ckmu */
 
 	/* readers */
 	pthread_mutex_t rmu;
@@ -1823,6 +1837,82 @@ out_rollback:
 	return rc;
 }
 
+/* ---- checkpoints ----------------------------------------------------------
+ *
+ * SQLite checkpoints a WAL database from the committing connection once the
+ * log passes 1000 frames, so the single writer spent a sixth of an ingest
+ * copying (decrypting, re-encrypting) pages from the WAL into the database
+ * instead of committing.  Here the writer's commit hook only counts frames
+ * and wakes a checkpointer thread, which runs PASSIVE checkpoints on its own
+ * connection while the writer goes on committing (WAL mode allows both at
+ * once); a larger threshold also copies a page rewritten by many commits
+ * once.  Should the log still grow past CKPT_HARD_PAGES (a long reader pins
+ * it, or the checkpointer cannot keep up) the writer checkpoints itself as
+ * before, so the WAL stays bounded.  Durability is unchanged: a commit is
+ * durable in the WAL (synchronous=FULL) before the caller returns. */
+
+/* sqlite3_wal_hook on the writer connection: after each commit, `frames` in the log. */
+static int w_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct sq_store *sq = arg;
+	if (frames >= CKPT_HARD_PAGES || (frames >= CKPT_PAGES && !sq->ck_started)) {
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	} else if (frames >= CKPT_PAGES) {
+		pthread_mutex_lock(&sq->ckmu);
+		sq->ck_wanted = true;
+		pthread_cond_signal(&sq->ckcv);
+		pthread_mutex_unlock(&sq->ckmu);
+	}
+	return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg)
+{
+	struct sq_store *sq = arg;
+	pthread_mutex_lock(&sq->ckmu);
+	for (;;) {
+		while (!sq->ck_wanted && !sq->ck_stopping)
+			pthread_cond_wait(&sq->ckcv, &sq->ckmu);
+		if (sq->ck_stopping)
+			break;
+		sq->ck_wanted = false;
+		pthread_mutex_unlock(&sq->ckmu);
+		int rc = sqlite3_wal_checkpoint_v2(sq->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+			salus_log(SALUS_LOG_WARN, "store.checkpoint", "rc=%d", rc);
+		pthread_mutex_lock(&sq->ckmu);
+	}
+	pthread_mutex_unlock(&sq->ckmu);
+	return NULL;
+}
+
+/* Open the checkpointer's connection and start its thread; on failure the
+ * writer keeps checkpointing inline (w_wal_hook). */
+static void ckpt_start(struct sq_store *sq)
+{
+	if (conn_open(&sq->ck, sq->path, SQLITE_OPEN_READWRITE, sq->vfs))
+		return;
+	if (exec_sql(sq->ck.db, "PRAGMA synchronous=FULL") || pthread_create(&sq->ck_thread, NULL, ckpt_main, sq)) {
+		conn_close(&sq->ck);
+		return;
+	}
+	sq->ck_started = true;
+}
+
+static void ckpt_stop(struct sq_store *sq)
+{
+	if (sq->ck_started) {
+		pthread_mutex_lock(&sq->ckmu);
+		sq->ck_stopping = true;
+		pthread_cond_signal(&sq->ckcv);
+		pthread_mutex_unlock(&sq->ckmu);
+		pthread_join(sq->ck_thread, NULL);
+		sq->ck_started = false;
+	}
+	if (sq->ck.db)
+		conn_close(&sq->ck);
+}
+
 static int writer_open(struct sq_store *sq, bool create)
 {
 	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
@@ -1868,6 +1958,7 @@ static int writer_open(struct sq_store *sq, bool create)
 		goto out_close;
 	if ((rc = exec_sql(sq->w.db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")))
 		goto out_close;
+	sqlite3_wal_hook(sq->w.db, w_wal_hook, sq); /* replaces the inline autocheckpoint */
 	if ((rc = schema_init(sq, create)) || (rc = salus_sx_w_new(sq->w.db, &sq->sx)))
 		goto out_close;
 	return SALUS_OK;
@@ -1887,6 +1978,7 @@ static void sq_free(struct salus_store *s)
 		pthread_mutex_unlock(&sq->qmu);
 		pthread_join(sq->thread, NULL);
 	}
+	ckpt_stop(sq); /* after the writer: nothing wakes it any more */
 	for (int i = 0; i < sq->nreaders; i++)
 		conn_close(&sq->readers[i]);
 	salus_free(sq->readers);
@@ -1897,6 +1989,8 @@ static void sq_free(struct salus_store *s)
 	pthread_mutex_destroy(&sq->rmu);
 	pthread_cond_destroy(&sq->qcv);
 	pthread_mutex_destroy(&sq->qmu);
+	pthread_cond_destroy(&sq->ckcv);
+	pthread_mutex_destroy(&sq->ckmu);
 	salus_buf_release(&sq->au_text);
 	salus_free(sq->path);
 	salus_free(sq);
@@ -1914,6 +2008,8 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 	sq->base.ops = &salus_store_sqlite_ops;
 	salus_buf_init(&sq->au_text, SALUS_MAX_AUDIT_EVENT);
 	pthread_mutex_init(&sq->qmu, NULL);
+	pthread_mutex_init(&sq->ckmu, NULL);
+	pthread_cond_init(&sq->ckcv, NULL);
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
@@ -1947,6 +2043,7 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 		c->next = sq->free_readers;
 		sq->free_readers = c;
 	}
+	ckpt_start(sq); /* before the writer thread, which reads ck_started */
 	if (pthread_create(&sq->thread, NULL, writer_main, sq)) {
 		rc = SALUS_EINTERNAL;
 		goto out_free;
