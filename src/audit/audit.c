@@ -224,6 +224,30 @@ int salus_audit_record_async(struct salus_audit *au, const struct salus_audit_re
 	return rc;
 }
 
+int salus_audit_write(struct salus_audit *au, const struct salus_audit_req *rq, struct salus_write *ops, size_t n)
+{
+	struct salus_audit_entry e;
+	struct salus_audit_req copy;
+	char *pre = NULL, *post = NULL;
+	int rc;
+
+	if (!au || !rq || !ops || !n)
+		return SALUS_EINVALID;
+	copy = *rq;
+	if (!copy.ts_ms)
+		copy.ts_ms = salus_now_ms();
+	memset(&e, 0, sizeof e);
+	if ((rc = salus_audit_event_render(&copy, &pre, &e.pre_n, &post, &e.post_n)))
+		return rc;
+	e.pre = pre;
+	e.post = post;
+	e.ts_ms = copy.ts_ms;
+	rc = salus_store_write_audited(au->st, ops, n, &e, 1);
+	salus_free(pre);
+	salus_free(post);
+	return rc;
+}
+
 /* ---- checkpoints ---- */
 
 void salus_audit_cp_release(struct salus_audit_cp *cp)

@@ -72,6 +72,9 @@ struct salus_audit_req {
 	const char *purpose;              /* purposeOfUse code (v3 ActReason, e.g. TREAT, ETREAT) */
 	const char *operation;            /* operation name for SALUS_AUDIT_OPERATION ("$export") */
 	int64_t ts_ms;                    /* when (0: now) */
+	bool status_2xx;                  /* the event is built before its write and commits only with it
+					     (salus_store_write_audited): outcome 0, and no outcomeDesc, since
+					     the exact 2xx (200 or 201 for an update) is not known yet */
 };
 
 /* Render the event text with `id` = index: the canonical text the log
@@ -121,6 +124,16 @@ int salus_audit_record(struct salus_audit *au, const struct salus_audit_req *rq,
  * Errors (done is then never called): as salus_audit_record. */
 int salus_audit_record_async(struct salus_audit *au, const struct salus_audit_req *rq,
 			     void (*done)(void *ctx, int rc, int64_t index), void *ctx);
+
+/* Apply n store writes and append the event in the SAME transaction
+ * (salus_store_write_audited): on SALUS_OK both are durable; on any error
+ * neither was written (fail closed), and the caller records the failure as
+ * its own event.  The event is built before the write, so rq must already
+ * name what the write will do (a CREATE needs its id: the caller assigns it).
+ * Errors: those of salus_audit_event_render (nothing attempted) and of
+ * salus_store_write_audited (ops[i].rc as salus_store_write). */
+struct salus_write;
+int salus_audit_write(struct salus_audit *au, const struct salus_audit_req *rq, struct salus_write *ops, size_t n);
 
 /* A checkpoint: what the signed note commits to. */
 struct salus_audit_cp {

@@ -146,15 +146,18 @@ static int cat(struct salus_buf *b, ...)
 	return rc;
 }
 
-static int put_coding(struct salus_buf *b, const char *sys, const char *code, const char *display)
+/* A Coding: system and code only.  BALP fixes its codings by system and code;
+ * display is optional in FHIR and was a sixth of every stored event (readers
+ * that want one look the code up: docs/audit.md has the table). */
+static int put_coding(struct salus_buf *b, const char *sys, const char *code)
 {
-	return cat(b, "{\"system\":\"", sys, "\",\"code\":\"", code, "\",\"display\":\"", display, "\"}", (char *)NULL);
+	return cat(b, "{\"system\":\"", sys, "\",\"code\":\"", code, "\"}", (char *)NULL);
 }
 
 static int put_who(struct salus_buf *b, const char *sys, const char *value)
 {
 	int rc;
-	if ((rc = salus_buf_addf(b, ",\"who\":{\"identifier\":{\"system\":\"%s\",\"value\":", sys)) ||
+	if ((rc = cat(b, ",\"who\":{\"identifier\":{\"system\":\"", sys, "\",\"value\":", (char *)NULL)) ||
 	    (rc = put_str(b, value)))
 		return rc;
 	return salus_buf_adds(b, "}}");
@@ -167,28 +170,28 @@ static int put_agents(struct salus_buf *b, const struct salus_audit_req *rq)
 		return rc;
 	if (rq->user_id) {
 		if ((rc = salus_buf_adds(b, "{\"type\":{\"coding\":[")) ||
-		    (rc = put_coding(b, SYS_PARTICIPATION, "IRCP", "information recipient")) ||
+		    (rc = put_coding(b, SYS_PARTICIPATION, "IRCP")) ||
 		    (rc = salus_buf_adds(b, "]},\"requestor\":true")) || (rc = put_who(b, "urn:salus:user", rq->user_id)) ||
 		    (rc = salus_buf_adds(b, "},")))
 			return rc;
 	}
 	if (rq->client_id || rq->remote_addr || !rq->user_id) {
 		if ((rc = salus_buf_adds(b, "{\"type\":{\"coding\":[")) ||
-		    (rc = put_coding(b, SYS_DCM, "110153", "Source Role ID")) ||
-		    (rc = salus_buf_addf(b, "]},\"requestor\":%s", rq->user_id ? "false" : "true")))
+		    (rc = put_coding(b, SYS_DCM, "110153")) ||
+		    (rc = salus_buf_adds(b, rq->user_id ? "]},\"requestor\":false" : "]},\"requestor\":true")))
 			return rc;
 		if (rq->client_id && (rc = put_who(b, "urn:salus:client", rq->client_id)))
 			return rc;
 		if (rq->remote_addr &&
 		    ((rc = salus_buf_adds(b, ",\"network\":{\"address\":")) || (rc = put_str(b, rq->remote_addr)) ||
-		     (rc = salus_buf_addf(b, ",\"type\":\"%s\"}", looks_like_ip(rq->remote_addr) ? "2" : "1"))))
+		     (rc = salus_buf_adds(b, looks_like_ip(rq->remote_addr) ? ",\"type\":\"2\"}" : ",\"type\":\"1\"}"))))
 			return rc;
 		if ((rc = salus_buf_adds(b, "},")))
 			return rc;
 	}
 	/* BALP: the server is the destination agent */
 	if ((rc = salus_buf_adds(b, "{\"type\":{\"coding\":[")) ||
-	    (rc = put_coding(b, SYS_DCM, "110152", "Destination Role ID")) ||
+	    (rc = put_coding(b, SYS_DCM, "110152")) ||
 	    (rc = salus_buf_adds(b, "]},\"who\":{\"identifier\":{\"system\":\"urn:salus:server\",\"value\":\"salus\"}},"
 				    "\"requestor\":false}]")))
 		return rc;
@@ -201,14 +204,14 @@ static int put_entity_head(struct salus_buf *b, bool *first, bool patient, bool 
 	if ((rc = salus_buf_adds(b, *first ? ",\"entity\":[{" : ",{")))
 		return rc;
 	*first = false;
-	if (patient)
-		rc = salus_buf_adds(b, "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"1\",\"display\":\"Person\"},"
-				       "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"1\",\"display\":\"Patient\"}");
-	else
-		rc = salus_buf_addf(b,
-				    "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"2\",\"display\":\"System Object\"},"
-				    "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"%s\",\"display\":\"%s\"}",
-				    query ? "24" : "4", query ? "Query" : "Domain Resource");
+	if (patient) /* Person, role Patient */
+		rc = salus_buf_adds(b, "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"1\"},"
+				       "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"1\"}");
+	else /* System Object, role Query (24) or Domain Resource (4) */
+		rc = salus_buf_adds(b, query ? "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"2\"},"
+					       "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"24\"}"
+					     : "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"2\"},"
+					       "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"4\"}");
 	return rc;
 }
 
@@ -224,7 +227,7 @@ static int put_entities(struct salus_buf *b, const struct salus_audit_req *rq)
 			return SALUS_EINVALID;
 		self_patient = !strcmp(rq->resource_type, "Patient");
 		if ((rc = put_entity_head(b, &first, self_patient, false)) ||
-		    (rc = salus_buf_addf(b, ",\"what\":{\"reference\":\"%s/%s", rq->resource_type, rq->id)))
+		    (rc = cat(b, ",\"what\":{\"reference\":\"", rq->resource_type, "/", rq->id, (char *)NULL)))
 			return rc;
 		if (rq->version > 0 && (rc = salus_buf_addf(b, "/_history/%ld", rq->version)))
 			return rc;
@@ -286,12 +289,12 @@ static int build(struct salus_buf *b, const struct salus_audit_req *rq)
 
 	if ((rc = salus_buf_adds(b, "\",")))
 		return rc;
-	if (k->profile && (rc = salus_buf_addf(b, "\"meta\":{\"profile\":[\"" BALP "%s\"]},", k->profile)))
+	if (k->profile && (rc = cat(b, "\"meta\":{\"profile\":[\"" BALP, k->profile, "\"]},", (char *)NULL)))
 		return rc;
-	if ((rc = salus_buf_adds(b, "\"type\":")) || (rc = put_coding(b, k->type_sys, k->type_code, k->type_display)))
+	if ((rc = salus_buf_adds(b, "\"type\":")) || (rc = put_coding(b, k->type_sys, k->type_code)))
 		return rc;
 	if (k->sub_sys) {
-		if ((rc = salus_buf_adds(b, ",\"subtype\":[")) || (rc = put_coding(b, k->sub_sys, k->sub_code, k->sub_display)))
+		if ((rc = salus_buf_adds(b, ",\"subtype\":[")) || (rc = put_coding(b, k->sub_sys, k->sub_code)))
 			return rc;
 		if (rq->operation && ((rc = salus_buf_adds(b, ",{\"system\":\"urn:salus:operation\",\"code\":")) ||
 				      (rc = put_str(b, rq->operation)) || (rc = salus_buf_addc(b, '}'))))
@@ -301,10 +304,18 @@ static int build(struct salus_buf *b, const struct salus_audit_req *rq)
 	}
 	salus_instant_format(rq->ts_ms ? rq->ts_ms : salus_now_ms(), instant);
 	if ((rc = cat(b, ",\"action\":\"", k->action, "\",\"recorded\":\"", instant, "\",\"outcome\":\"",
-		      outcome_of(rq->status), "\"", (char *)NULL)))
+		      rq->status_2xx ? "0" : outcome_of(rq->status), "\"", (char *)NULL)))
 		return rc;
-	if (rq->status > 0 && (rc = salus_buf_addf(b, ",\"outcomeDesc\":\"HTTP %d\"", rq->status)))
-		return rc;
+	if (rq->status > 0 && !rq->status_2xx) {
+		char num[24], *d = num + sizeof num - 1;
+		int v = rq->status;
+		*d = 0;
+		do
+			*--d = (char)('0' + v % 10);
+		while ((v /= 10) && d > num);
+		if ((rc = cat(b, ",\"outcomeDesc\":\"HTTP ", d, "\"", (char *)NULL)))
+			return rc;
+	}
 	if (rq->purpose && ((rc = salus_buf_adds(b, ",\"purposeOfEvent\":[{\"coding\":[{\"system\":\"" SYS_ACTREASON
 						   "\",\"code\":")) ||
 			    (rc = put_str(b, rq->purpose)) || (rc = salus_buf_adds(b, "}]}]"))))
@@ -312,7 +323,7 @@ static int build(struct salus_buf *b, const struct salus_audit_req *rq)
 	if ((rc = put_agents(b, rq)))
 		return rc;
 	if ((rc = salus_buf_adds(b, ",\"source\":{\"observer\":{\"display\":\"salus\"},\"type\":[")) ||
-	    (rc = put_coding(b, SYS_SOURCE, "4", "Application Server")) || (rc = salus_buf_adds(b, "]}")))
+	    (rc = put_coding(b, SYS_SOURCE, "4")) || (rc = salus_buf_adds(b, "]}")))
 		return rc;
 	if ((rc = put_entities(b, rq)))
 		return rc;

@@ -290,7 +290,7 @@ static int export_cb(void *ctx, const struct salus_audit_row *r)
 	}
 	sub = jstr(json_array_get(json_object_get(ev, "subtype"), 0), "code", NULL);
 	if (!*sub)
-		sub = jstr(json_object_get(ev, "type"), "display", NULL);
+		sub = jstr(json_object_get(ev, "type"), "code", NULL);
 	outcome = jstr(ev, "outcome", NULL);
 	salus_instant_format(r->ts_ms, when);
 	ents = json_object_get(ev, "entity");
@@ -321,7 +321,8 @@ static int export_cb(void *ctx, const struct salus_audit_row *r)
 		printf("CEF:0|Salus|Salus|%s|", SALUS_VERSION);
 		cef_put(stdout, sub, true);
 		fputc('|', stdout);
-		cef_put(stdout, jstr(ev, "type", "display"), true);
+		/* events carry codes only (docs/audit.md); older ones may have a display */
+		cef_put(stdout, *jstr(ev, "type", "display") ? jstr(ev, "type", "display") : jstr(ev, "type", "code"), true);
 		fputc(' ', stdout);
 		cef_put(stdout, sub, true);
 		printf("|%d|rt=%" PRId64 " externalId=%" PRId64 " act=", strcmp(outcome, "0") ? 6 : 3, r->ts_ms, r->index);

@@ -501,6 +501,13 @@ static int existing_result(struct salus_store *st, const struct salus_fhir_req *
 	return 200;
 }
 
+/* A single-resource write: through the HTTP layer's audit hook when it set
+ * one (rest.h), so the write and its AuditEvent commit together. */
+static int store_write(const struct salus_fhir_req *rq, struct salus_store *st, struct salus_write *ops, size_t n)
+{
+	return rq->write ? rq->write(rq->write_ctx, st, ops, n) : salus_store_write(st, ops, n);
+}
+
 static int do_create(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
 {
 	json_t *j;
@@ -536,7 +543,7 @@ static int do_create(struct salus_store *st, const struct salus_fhir_req *rq, st
 		w.n_none_match = g.n;
 	}
 	if (!rc)
-		rc = salus_store_write(st, &w, 1);
+		rc = store_write(rq, st, &w, 1);
 	salus_cond_guard_release(&g);
 	salus_query_release(&q);
 	json_decref(j);
@@ -569,7 +576,7 @@ static int update_with(struct salus_store *st, const struct salus_fhir_req *rq, 
 {
 	struct salus_write w = {.kind = SALUS_WRITE_UPDATE, .type = rq->type, .id = id, .resource = j,
 				.if_match = if_match, .raw = raw, .raw_len = raw_len};
-	int rc = salus_store_write(st, &w, 1);
+	int rc = store_write(rq, st, &w, 1);
 	if (rc) {
 		salus_write_release(&w);
 		if (rc == SALUS_EPRECONDITION)
@@ -638,11 +645,12 @@ out:
 	return rs->status;
 }
 
-static int delete_id(struct salus_store *st, struct salus_fhir_resp *rs, const char *type, const char *id,
+static int delete_id(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs,
+		     const char *type, const char *id,
 		     long if_match)
 {
 	struct salus_write w = {.kind = SALUS_WRITE_DELETE, .type = type, .id = id, .if_match = if_match};
-	int rc = salus_store_write(st, &w, 1);
+	int rc = store_write(rq, st, &w, 1);
 	salus_write_release(&w);
 	if (rc) {
 		if (rc == SALUS_EPRECONDITION)
@@ -661,7 +669,7 @@ static int do_delete(struct salus_store *st, const struct salus_fhir_req *rq, st
 	long if_match = 0;
 	if (rq->if_match && parse_if_match(rq->if_match, &if_match))
 		return fail(rs, SALUS_EINVALID, "If-Match must be a version ETag such as W/\"3\"", NULL);
-	return delete_id(st, rs, rq->type, rq->id, if_match);
+	return delete_id(st, rq, rs, rq->type, rq->id, if_match);
 }
 
 /* DELETE /T?criteria, single mode: 0 matches → 200 (nothing to do), 1 → delete it, more → 412. */
@@ -681,7 +689,7 @@ static int do_cond_delete(struct salus_store *st, const struct salus_fhir_req *r
 		rs->status = 200;
 		return 200;
 	}
-	return delete_id(st, rs, rq->type, id, if_match);
+	return delete_id(st, rq, rs, rq->type, id, if_match);
 }
 
 /* ---- PATCH ------------------------------------------------------------ */

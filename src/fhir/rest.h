@@ -72,6 +72,15 @@ struct salus_fhir_req {
 	 * the caller may perform access `a` on resource type `type`. */
 	bool (*allow)(void *ctx, const char *type, enum salus_fhir_access a);
 	void *allow_ctx;
+	/* The audit hook for writes (NULL: salus_store_write).  When set, the
+	 * handlers of single-resource writes (create, update, patch, delete and
+	 * their conditional forms) call it instead of salus_store_write, with the
+	 * same arguments and meaning; the HTTP layer builds the access's
+	 * AuditEvent in it and commits it in the write's own transaction
+	 * (salus_store_write_audited, docs/audit.md), so this module never sees
+	 * the audit trail.  A CREATE op may get its id assigned by the hook. */
+	int (*write)(void *ctx, struct salus_store *st, struct salus_write *ops, size_t n);
+	void *write_ctx;
 };
 
 struct salus_fhir_resp {

@@ -160,8 +160,11 @@ test('exactly the expected AuditEvents, by agent, patient, action and outcome', 
   // entity and date
   assert.equal((await all(`entity=Observation/${o1}&agent=readonly`)).length, 1);
   assert.equal((await all('date=lt2000-01-01')).length, 0);
-  const recent = await all(`date=ge${new Date(Date.now() - 3600e3).toISOString()}&agent=readonly`);
+  const recent = await all(`date=ge${new Date(Date.now() - 3600e3).toISOString()}&agent=readonly&type=${encodeURIComponent(REST)}`);
   assert.equal(recent.length, 4);
+  // and its token issue: POST /auth/token is audited too (DCM 110114 User Authentication, outcome 0)
+  const login = await all(`agent=readonly&type=${encodeURIComponent('http://dicom.nema.org/resources/ontology/DCM|110114')}`);
+  assert.deepEqual(login.map((e) => e.outcome), ['0']);
 });
 
 test('paging, sorting, read by id, and every access to the trail audited', async () => {
