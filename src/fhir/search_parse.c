@@ -706,8 +706,12 @@ static int parse_clause(struct salus_fhir_search *s, const char *type, const cha
 			if ((rc = split(s, vals[i], '$', parts, 8, &np)))
 				return rc == SALUS_EINVALID ? (*why = "too many composite components", rc) : rc;
 			struct salus_fhir_sp_info info;
+			if (!type || !sp) { /* system-wide: the components differ per type */
+				*why = "composite parameters need a resource type (or one _type)";
+				return SALUS_EINVALID;
+			}
 			salus_fhir_sp_get(sp, &info);
-			if (!type || np != info.ncomponents) {
+			if (np != info.ncomponents) {
 				*why = "composite value needs one part per component (a$b)";
 				return SALUS_EINVALID;
 			}
