@@ -612,16 +612,19 @@ static size_t tok_at(const struct salus_deid *d, size_t pos)
 }
 
 /* Is the token the word w (lower-case ASCII)? */
-static bool tok_is(const struct salus_deid *d, size_t i, const char *w)
+static inline bool tok_is(const struct salus_deid *d, size_t i, const char *w)
 {
 	const struct tok *t = &d->tok[i];
-	size_t n = strlen(w);
-	if (t->e - t->s != n)
+	const unsigned char *p = (const unsigned char *)d->b + t->s;
+	size_t n = t->e - t->s;
+	/* first letter first: most tokens differ there, and no strlen is needed */
+	if (lowtab[p[0]] != (unsigned char)w[0])
 		return false;
-	for (size_t k = 0; k < n; k++)
-		if (lower((unsigned char)d->b[t->s + k]) != (unsigned char)w[k])
-			return false;
-	return true;
+	size_t k = 1;
+	for (; k < n; k++)
+		if (lowtab[p[k]] != (unsigned char)w[k])
+			return false; /* also stops at w's NUL */
+	return w[k] == 0;
 }
 
 static bool tok_in(const struct salus_deid *d, size_t i, const char *const *ws)
@@ -770,6 +773,19 @@ static bool near_word(const struct salus_deid *d, size_t s, size_t e, size_t bac
 	return j < d->ntok && tok_in(d, j, ws);
 }
 
+/* Is one of the `fwd` words after byte e (same line) in ws? */
+static bool near_after(const struct salus_deid *d, size_t e, size_t fwd, const char *const *ws)
+{
+	size_t j = tok_at(d, e);
+	for (size_t k = 0; k < fwd && j < d->ntok; k++, j++) {
+		if (k > 0 && (d->tok[j].bits & TB_NL))
+			break;
+		if (tok_in(d, j, ws))
+			return true;
+	}
+	return false;
+}
+
 static unsigned num_at(const char *p, size_t n)
 {
 	unsigned v = 0;
@@ -881,6 +897,15 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 							 "rated", "scale", "psv", "ps", "cpap", "bipap", "peep", "pap",
 							 "flowby", "weaning", "trialed", "simv", "imv", "strength", NULL};
 		if (dd == 10 ? near_word(d, s, e, 3, score_near) : !ctx && near_word(d, s, e, 2, score_near))
+			return 0;
+		/* ventilator settings after a percentage or '&' ("40%, & 5/8", "50% 8/5") */
+		size_t pb = s;
+		while (pb > 0 && (b[pb - 1] == ' ' || b[pb - 1] == ','))
+			pb--;
+		if (pb > 0 && pb < s && (b[pb - 1] == '&' || b[pb - 1] == '%') && m <= 12 && dd <= 20)
+			return 0;
+		/* a score out of 10 with its complaint a few words later ("3/10 l back pain") */
+		if (dd == 10 && m <= 10 && !ctx && near_after(d, e, 4, score_near))
 			return 0;
 		break;
 	}
@@ -1359,6 +1384,34 @@ static const char *const drug_ctx[] = {"iv", "po", "pr", "sq", "im", "started", 
 				       "decreased", "wean", "weaning", "off", "double",
 				       "triple", "amps", "mg", "mcg", "units", "tab", "tabs", "gtt", NULL};
 
+/* Is token i an item of a list of drugs or lab tests: a neighbour across a
+ * comma, slash or "and" is a medical word and not a name ("Vanco, Ceftaz,
+ * Flagyl", "Fent/versed", "BUN and Creat")? */
+static bool drug_list(struct salus_deid *d, size_t i)
+{
+	for (int side = -1; side <= 1; side += 2) {
+		size_t j = i;
+		for (int step = 0; step < 2; step++) {
+			if (side < 0 ? j == 0 : j + 1 >= d->ntok)
+				break;
+			size_t a = side < 0 ? j - 1 : j, z = a + 1; /* gap between a and z */
+			enum gap g = gap_after(d, a);
+			bool sep = g == GAP_COMMA ||
+				   (g == GAP_OTHER && d->tok[z].s == d->tok[a].e + 1 && d->b[d->tok[a].e] == '/');
+			j = side < 0 ? a : z;
+			if (!sep && g == GAP_SPACE && (tok_is(d, j, "and") || tok_is(d, j, "or")) && step == 0)
+				continue; /* "Vanco and Unasyn" */
+			if (!sep && !(step == 1 && g == GAP_SPACE))
+				break;
+			uint32_t f = tf(d, j);
+			if ((f & (DF_MED | DF_MEDPROP | DF_ABBR)) && !(f & F_NAME) && tok_alpha(&d->tok[j]))
+				return true;
+			break;
+		}
+	}
+	return false;
+}
+
 static void rules(struct salus_deid *d)
 {
 	size_t nt = d->ntok;
@@ -1531,7 +1584,10 @@ static void rules(struct salus_deid *d)
 
 	/* "admitted to GH", "FROM THE GBMC": a short unknown capital-letter word after at/to/from. */
 	for (size_t i = 0; mixed && i + 1 < nt; i++) {
-		if (!tok_in(d, i, (const char *const[]){"at", "to", "from", NULL}))
+		size_t tl = d->tok[i].e - d->tok[i].s;
+		unsigned char c0 = lowtab[(unsigned char)d->b[d->tok[i].s]];
+		if (tl < 2 || tl > 4 || (c0 != 'a' && c0 != 't' && c0 != 'f') ||
+		    !tok_in(d, i, (const char *const[]){"at", "to", "from", NULL}))
 			continue;
 		size_t j = i + 1;
 		if (tok_is(d, j, "the") && j + 1 < nt)
@@ -1601,7 +1657,7 @@ static void rules(struct salus_deid *d)
 		    !(f & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | DF_MONTH | DF_PROPER |
 			   DF_PLACE | DF_STATE | DF_INST | DF_STREET | DF_TITLE | DF_REL | DF_ROLE | DF_CRED | DF_LABEL |
 			   DF_LOCLABEL | DF_VERB | DF_LOCVERB)) &&
-		    !medical_suffix(d, t) && !(i > 0 && tok_in(d, i - 1, drug_ctx)) &&
+		    !medical_suffix(d, t) && !(i > 0 && tok_in(d, i - 1, drug_ctx)) && !drug_list(d, i) &&
 		    !(i + 1 < nt && d->tok[i + 1].shape == SH_MIX && gap_after(d, i) == GAP_SPACE))
 			mark(d, i, SALUS_PHI_NAME, 0.55f, RULE_UNKNOWN_CAP);
 		else if (t->shape == SH_CAP && !(t->bits & TB_SENT) && (f & DF_PLACE) && !(f & (DF_COMMON | DF_MED)) &&

@@ -206,13 +206,27 @@ static void test_alloc_failures(void **state)
 	salus_alloc_fail_at(0, 0);
 }
 
+/* Ventilator settings and pain scores are not dates; drugs listed with a known
+ * drug are not names (invented examples). */
+static void test_clinical_lists(void **state)
+{
+	(void)state;
+	expect_none("Vent settings SIMV 450x12, 50%, & 6/8 this morning.", "6/8");
+	expect_none("Mask ventilation, FiO2 60% 9/4 overnight.", "9/4");
+	expect_none("Pt c/o 4/10 dull lower back pain.", "4/10");
+	expect("Echo done on 4/10 showed good function.", "4/10", SALUS_PHI_DATE);
+	expect_none("Antibiotics: Zorbex, Dravomycin, Flagyl continue.", "Zorbex");
+	expect_none("Sedated with Pentrax/versed overnight.", "Pentrax");
+	expect("Spoke with Mrs Quarvell about the plan.", "Quarvell", SALUS_PHI_NAME);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dates),     cmocka_unit_test(test_contacts_and_ids),
 		cmocka_unit_test(test_locations_and_ages), cmocka_unit_test(test_names),
 		cmocka_unit_test(test_unicode_offsets), cmocka_unit_test(test_bad_input),
-		cmocka_unit_test(test_alloc_failures),
+		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_clinical_lists),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
