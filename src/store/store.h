@@ -215,9 +215,6 @@ int salus_store_list(struct salus_store *s, const char *type, const char *after_
 /* Number of current, non-deleted resources of a type (NULL: all types). */
 int salus_store_count(struct salus_store *s, const char *type, long *total /* OUT */);
 
-/* Small key/value tables for server state (clients, keys, settings), written
- * through the same writer, durable on return.  ns and key are short ASCII
- * strings; value is opaque bytes (usually JSON). */
 /* ---- identifier index (added with conditional operations) -------------------------------------
  *
  * Every write fills table token_index(type, id, system, value) from the
@@ -237,6 +234,9 @@ typedef int (*salus_id_cb)(void *ctx, const char *id);
 int salus_store_find_by_identifier(struct salus_store *s, const char *type, const char *system, const char *value,
 				   salus_id_cb cb, void *ctx);
 
+/* Small key/value tables for server state (clients, keys, settings), written
+ * through the same writer, durable on return.  ns and key are short ASCII
+ * strings; value is opaque bytes (usually JSON). */
 int salus_store_kv_put(struct salus_store *s, const char *ns, const char *key, const void *val, size_t n);
 /* Errors: SALUS_ENOTFOUND.  *val is NUL-terminated, freed with salus_free. */
 int salus_store_kv_get(struct salus_store *s, const char *ns, const char *key, char **val /* OUT */,
@@ -364,6 +364,7 @@ int salus_store_audit_checkpoint_put(struct salus_store *s, int64_t size,
  * when there is none.  Errors: SALUS_EIO. */
 int salus_store_audit_checkpoints(struct salus_store *s, bool latest_only, salus_audit_checkpoint_cb cb,
 				  void *ctx);
+
 
 /* ---- the search index (store_index.c; docs/search.md) ----------------------------------------
  *
