@@ -56,7 +56,7 @@ static int parse(const char *cmd, int argc, char **argv, struct opts *o)
 {
 	memset(o, 0, sizeof *o);
 	o->format = "ndjson";
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) { /* every option takes a value */
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!v)
 			return salus_cli_fail(cmd, 2, "unexpected or incomplete argument '%s' (see --help)", a);
@@ -80,7 +80,6 @@ static int parse(const char *cmd, int argc, char **argv, struct opts *o)
 			o->from_set = true;
 		} else
 			return salus_cli_fail(cmd, 2, "unexpected argument '%s' (see --help)", a);
-		i++;
 	}
 	if (strcmp(o->format, "ndjson") && strcmp(o->format, "syslog") && strcmp(o->format, "cef"))
 		return salus_cli_fail(cmd, 2, "--format is ndjson, syslog or cef");

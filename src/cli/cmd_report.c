@@ -178,7 +178,7 @@ static int parse_args(int argc, char **argv, const char **data, const char **pat
 	*fmt = F_TEXT;
 	if (argc < 2 || strcmp(argv[1], "access"))
 		return salus_cli_fail("report", 2, "unknown or missing report (the report is 'access'; see --help)");
-	for (int i = 2; i < argc; i++) {
+	for (int i = 2; i < argc; i += 2) { /* every option takes a value */
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!v)
 			return salus_cli_fail("report", 2, "unexpected or incomplete argument '%s' (see --help)", a);
@@ -199,7 +199,6 @@ static int parse_args(int argc, char **argv, const char **data, const char **pat
 				return salus_cli_fail("report", 2, "--format is text, csv or fhir");
 		} else
 			return salus_cli_fail("report", 2, "unexpected argument '%s' (see --help)", a);
-		i++;
 	}
 	if (!*data || !*patient)
 		return salus_cli_fail("report", 2, "--data DIR and --patient ID are required (see --help)");
