@@ -471,8 +471,8 @@ static void test_alloc_failure(void **state)
 		"{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":"
 		"\"#p1\"},\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\"},{\"resourceType\":\"Patient\",\"id\":"
 		"\"p2\"}],\"extension\":[{\"url\":\"http://x\",\"valueString\":\"s\"}]}",
-		"{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[{\"fullUrl\":\"urn:uuid:6a2e2fc2-0d52-4a5b-"
-		"8a49-2e0b0a4b1c3d\",\"resource\":{\"resourceType\":\"Patient\"}}]}",
+		("{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[{\"fullUrl\":\"urn:uuid:6a2e2fc2-0d52-4a5b-"
+		 "8a49-2e0b0a4b1c3d\",\"resource\":{\"resourceType\":\"Patient\"}}]}"),
 	};
 	for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
 		json_t *j = parse(docs[d]);
