@@ -15,6 +15,7 @@
 #include "auth/auth.h"
 #include "auth/oauth.h"
 #include "cli/cmd.h"
+#include "cli/secret_file.h"
 #include "cli/store_open.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -103,42 +104,6 @@ static int open_store(const char *name, const char *dir, struct salus_store **st
 	return 0;
 }
 
-/* Read the secret (at most SALUS_MAX_SECRET bytes after dropping one trailing newline). */
-static int read_secret(const char *file, char *buf, size_t cap, size_t *n)
-{
-	int fd = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
-	if (fd < 0)
-		return SALUS_ENOTFOUND;
-	size_t got = 0;
-	int rc = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + got, cap - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = SALUS_EIO;
-			break;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-		if (got == cap) {
-			rc = SALUS_ETOOLARGE;
-			break;
-		}
-	}
-	if (fd != STDIN_FILENO)
-		close(fd);
-	if (rc)
-		return rc;
-	if (got && buf[got - 1] == '\n')
-		got--;
-	if (got && buf[got - 1] == '\r')
-		got--;
-	*n = got;
-	return 0;
-}
-
 /* salus client add ... --redirect-uri URI [--public]: a SMART app (auth/oauth.h). */
 static int add_app(const char *name, const struct opts *o)
 {
@@ -153,7 +118,7 @@ static int add_app(const char *name, const struct opts *o)
 	bool generated = false;
 	int rc = 0;
 	if (o->secret_file) {
-		rc = read_secret(o->secret_file, secret, sizeof secret, &sn);
+		rc = salus_cli_read_secret(o->secret_file, secret, sizeof secret, &sn);
 		if (rc) {
 			sodium_memzero(secret, sizeof secret);
 			return salus_cli_fail(name, 1, "cannot read the secret file %s", o->secret_file);
@@ -203,7 +168,7 @@ static int cmd_add(int argc, char **argv)
 
 	char secret[SALUS_MAX_SECRET + 2];
 	size_t sn = 0;
-	rc = read_secret(o.secret_file, secret, sizeof secret, &sn);
+	rc = salus_cli_read_secret(o.secret_file, secret, sizeof secret, &sn);
 	if (rc == SALUS_ENOTFOUND) {
 		sodium_memzero(secret, sizeof secret);
 		return salus_cli_fail(name, 1, "cannot open the secret file %s", o.secret_file);

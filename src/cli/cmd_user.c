@@ -19,6 +19,7 @@
 
 #include "auth/user.h"
 #include "cli/cmd.h"
+#include "cli/secret_file.h"
 #include "cli/store_open.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -130,39 +131,6 @@ static void close_users(struct salus_store *st, struct salus_users *u)
 	salus_store_free(st);
 }
 
-static int read_password(const char *file, char *buf, size_t cap, size_t *n)
-{
-	int fd = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
-	if (fd < 0)
-		return SALUS_ENOTFOUND;
-	size_t got = 0;
-	int rc = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + got, cap - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = SALUS_EIO;
-			break;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-		if (got == cap) {
-			rc = SALUS_ETOOLARGE;
-			break;
-		}
-	}
-	if (fd != STDIN_FILENO)
-		close(fd);
-	if (got && buf[got - 1] == '\n')
-		got--;
-	if (got && buf[got - 1] == '\r')
-		got--;
-	*n = got;
-	return rc;
-}
-
 /* A QR code as UTF-8 half blocks (two modules per character row), quiet zone of 2. */
 static void print_qr(const char *text)
 {
@@ -226,7 +194,7 @@ static int cmd_add(int argc, char **argv)
 		return salus_cli_fail(name, 1, "libsodium failed to initialise");
 	char pw[SALUS_PASSWORD_MAX + 2];
 	size_t pn = 0;
-	rc = read_password(o.password_file, pw, sizeof pw, &pn);
+	rc = salus_cli_read_secret(o.password_file, pw, sizeof pw, &pn);
 	if (rc) {
 		sodium_memzero(pw, sizeof pw);
 		return salus_cli_fail(name, 1, rc == SALUS_ENOTFOUND ? "cannot open the password file"

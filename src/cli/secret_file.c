@@ -1,0 +1,44 @@
+/* secret_file.c — a secret from a file or stdin (see secret_file.h). */
+#include "cli/secret_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/err.h"
+
+int salus_cli_read_secret(const char *file, char *buf, size_t cap, size_t *n)
+{
+	int fd = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	if (fd < 0)
+		return SALUS_ENOTFOUND;
+	size_t got = 0;
+	int rc = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + got, cap - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = SALUS_EIO;
+			break;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+		if (got == cap) {
+			rc = SALUS_ETOOLARGE;
+			break;
+		}
+	}
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (rc)
+		return rc;
+	if (got && buf[got - 1] == '\n')
+		got--;
+	if (got && buf[got - 1] == '\r')
+		got--;
+	*n = got;
+	return 0;
+}
