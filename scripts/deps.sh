@@ -9,6 +9,7 @@ APT_PKGS=(
   libmicrohttpd-dev libgnutls28-dev libjansson-dev libsqlite3-dev libsodium-dev libinih-dev
   libhyperscan-dev libutf8proc-dev liboath-dev libqrencode-dev libcurl4-openssl-dev libcmocka-dev
   wamerican scowl miscfiles hunspell-en-med
+  libcjose-dev libssl-dev chromium
   nodejs npm openssl curl wrk nginx-light
 )
 if [ "${SALUS_DEPS_EXTRA:-}" != "" ]; then read -r -a extra <<<"$SALUS_DEPS_EXTRA"; APT_PKGS+=("${extra[@]}"); fi
