@@ -221,15 +221,24 @@ static int b64_decode(const char *s, size_t n, struct salus_buf *out)
 }
 
 /* A PATCH entry carries its JSON Patch as a Binary resource (FHIR R4
- * http.html#patch: contentType application/json-patch+json, data base64):
- * decode it into out.  Errors: SALUS_EINVALID, SALUS_EMEDIATYPE, with *why. */
-static int binary_patch(const struct entry *e, struct salus_buf *out, const char **why)
+ * http.html#patch: contentType application/json-patch+json, data base64),
+ * or a FHIRPath Patch as a Parameters resource: put the patch document into
+ * out, and *fhirpath says which it is.  Errors: SALUS_EINVALID,
+ * SALUS_EMEDIATYPE, SALUS_ENOMEM, with *why. */
+static int binary_patch(const struct entry *e, struct salus_buf *out, bool *fhirpath, const char **why)
 {
 	const char *rt = json_string_value(json_object_get(e->res, "resourceType"));
 	const char *ct = json_string_value(json_object_get(e->res, "contentType"));
 	json_t *data = json_object_get(e->res, "data");
+	*fhirpath = rt && !strcmp(rt, "Parameters");
+	if (*fhirpath) {
+		char *t = json_dumps(e->res, JSON_COMPACT);
+		int rc = t ? salus_buf_adds(out, t) : SALUS_ENOMEM;
+		salus_free(t);
+		return rc;
+	}
 	if (!rt || strcmp(rt, "Binary")) {
-		*why = "a PATCH entry needs a Binary resource holding the JSON Patch";
+		*why = "a PATCH entry needs a Binary resource holding a JSON Patch, or a Parameters resource (FHIRPath Patch)";
 		return SALUS_EINVALID;
 	}
 	if (!ct || strncmp(ct, "application/json-patch+json", 27) || (ct[27] && ct[27] != ';')) {
@@ -379,15 +388,18 @@ static int plan_patch(struct ctx *c, size_t i, long if_match)
 	json_t *patch;
 	int rc, count = 0;
 
+	bool fhirpath;
 	salus_buf_init(&body, SALUS_MAX_BODY);
-	if ((rc = binary_patch(e, &body, &why))) {
+	if ((rc = binary_patch(e, &body, &fhirpath, &why))) {
 		salus_buf_release(&body);
 		return tx_fail(c, i, rc, why);
 	}
 	patch = json_loadb(body.p ? body.p : "", body.n, JSON_REJECT_DUPLICATES, NULL);
 	salus_buf_release(&body);
-	if (!patch)
+	if (!patch || (!fhirpath && !json_is_array(patch))) {
+		json_decref(patch);
 		return tx_fail(c, i, SALUS_EINVALID, "a PATCH entry's Binary.data is not a JSON Patch document");
+	}
 	if (r->op == SALUS_FHIR_COND_PATCH) {
 		rc = match(c, r->type, r->params, r->nparams, id, &count, &why);
 		if (!rc && count != 1) {
@@ -865,14 +877,15 @@ static int run_batch(struct ctx *c)
 		e->sub_used = true;
 		if (e->rq.op == SALUS_FHIR_PATCH || e->rq.op == SALUS_FHIR_COND_PATCH) {
 			const char *why = NULL;
+			bool fhirpath;
 			salus_buf_init(&e->pbody, SALUS_MAX_BODY);
-			if ((rc = binary_patch(e, &e->pbody, &why))) {
+			if ((rc = binary_patch(e, &e->pbody, &fhirpath, &why))) {
 				e->sub.status = salus_fhir_outcome(&e->sub.body, rc, why, NULL);
 				continue;
 			}
 			e->rq.body = e->pbody.p ? e->pbody.p : "";
 			e->rq.body_len = e->pbody.n;
-			e->rq.content_type = "application/json-patch+json";
+			e->rq.content_type = fhirpath ? "application/fhir+json" : "application/json-patch+json";
 		}
 		salus_fhir_handle(c->st, &e->rq, &e->sub);
 	}

@@ -22,7 +22,7 @@ int salus_fhir_capability(struct salus_buf *out, const char *base)
 		rc = salus_buf_addf(
 			out,
 			"},\"fhirVersion\":\"%s\",\"format\":[\"json\",\"application/fhir+json\"],"
-			"\"patchFormat\":[\"application/json-patch+json\"],"
+			"\"patchFormat\":[\"application/json-patch+json\",\"application/fhir+json\"],"
 			"\"rest\":[{\"mode\":\"server\",\"security\":{\"cors\":false,"
 			"\"service\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/restful-security-service\","
 			"\"code\":\"SMART-on-FHIR\"}]}],"

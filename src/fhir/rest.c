@@ -23,6 +23,7 @@
 #include "fhir/json_out.h"
 #include "fhir/validate.h" /* validation on every write, $validate (docs/validation.md) */
 #include "fhir/search.h"
+#include "fhir/fhirpath_patch.h"
 #include "fhir/patch.h"
 #include "store/splice.h"
 
@@ -694,10 +695,11 @@ static int do_cond_delete(struct salus_store *st, const struct salus_fhir_req *r
 
 /* ---- PATCH ------------------------------------------------------------ */
 
-/* Rebuild the patched resource's text: top-level members no op touched are
- * copied from the stored text (so their decimals keep their precision);
- * touched ones are serialised from the patched tree. */
-static int patched_text(const char *old, size_t oldn, json_t *doc, const json_t *patch, struct salus_buf *out)
+/* Rebuild the patched resource's text: top-level members the patch left
+ * equal to their value before it are copied from the stored text (so their
+ * decimals keep their precision); changed ones are serialised from the
+ * patched tree. */
+static int patched_text(const char *old, size_t oldn, json_t *doc, const json_t *before, struct salus_buf *out)
 {
 	struct salus_json_iter it;
 	struct salus_slice k, v;
@@ -717,7 +719,7 @@ static int patched_text(const char *old, size_t oldn, json_t *doc, const json_t 
 		    (rc = salus_buf_adds(out, "\":")))
 			return rc;
 		first = 0;
-		if (!salus_json_patch_touches(patch, key)) {
+		if (json_equal(nv, json_object_get(before, key))) {
 			if ((rc = salus_buf_add(out, v.p, v.n)))
 				return rc;
 		} else {
@@ -756,6 +758,15 @@ static bool json_patch_type(const char *ct)
 	return ct && !strncmp(ct, "application/json-patch+json", 27) && (ct[27] == 0 || ct[27] == ';');
 }
 
+/* application/fhir+json or application/json (parameters allowed): a FHIRPath Patch. */
+static bool fhir_json_type(const char *ct)
+{
+	if (!ct)
+		return false;
+	size_t n = !strncmp(ct, "application/fhir+json", 21) ? 21 : !strncmp(ct, "application/json", 16) ? 16 : 0;
+	return n && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
+}
+
 void salus_fhir_patched_release(struct salus_fhir_patched *p)
 {
 	json_decref(p->doc);
@@ -786,7 +797,9 @@ int salus_fhir_patch_prepare(struct salus_store *st, const struct salus_fhir_req
 	if (!(before = json_deep_copy(out->doc)))
 		return fail(rs, SALUS_ENOMEM, NULL, NULL), SALUS_ENOMEM;
 	size_t bad = 0;
-	if ((rc = salus_json_patch(out->doc, patch, &pwhy, &bad))) {
+	rc = json_is_array(patch) ? salus_json_patch(out->doc, patch, &pwhy, &bad)
+				  : salus_fhirpath_patch(out->doc, patch, &pwhy, &bad);
+	if (rc) {
 		snprintf(why, sizeof why, "patch operation %zu: %s", bad, pwhy ? pwhy : salus_err_msg(rc));
 		fail(rs, rc, why, NULL);
 		goto out;
@@ -808,7 +821,7 @@ int salus_fhir_patch_prepare(struct salus_store *st, const struct salus_fhir_req
 	if ((rc = salus_fhir_check_resource(&sub, rs, out->doc)))
 		goto out;
 	/* a text the splicer cannot build: the store serialises the tree */
-	out->text_ok = !patched_text(out->cur.json, out->cur.len, out->doc, patch, &out->text);
+	out->text_ok = !patched_text(out->cur.json, out->cur.len, out->doc, before, &out->text);
 out:
 	json_decref(before);
 	return rc;
@@ -823,14 +836,26 @@ static int do_patch(struct salus_store *st, const struct salus_fhir_req *rq, str
 	const char *id = rq->id;
 
 	memset(&pd, 0, sizeof pd);
-	if (!json_patch_type(rq->content_type))
-		return fail(rs, SALUS_EMEDIATYPE, "PATCH needs Content-Type application/json-patch+json", NULL);
+	bool fhirpath = !json_patch_type(rq->content_type);
+	if (fhirpath && !fhir_json_type(rq->content_type))
+		return fail(rs, SALUS_EMEDIATYPE,
+			    "PATCH needs Content-Type application/json-patch+json (JSON Patch) or application/fhir+json "
+			    "(FHIRPath Patch)",
+			    NULL);
 	if (rq->if_match && parse_if_match(rq->if_match, &if_match))
 		return fail(rs, SALUS_EINVALID, "If-Match must be a version ETag such as W/\"3\"", NULL);
 	json_error_t err;
 	if (rq->body_len == 0 || !(patch = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &err))) {
-		snprintf(why, sizeof why, "malformed JSON Patch document at line %d, column %d", err.line, err.column);
+		snprintf(why, sizeof why, "malformed %s document at line %d, column %d",
+			 fhirpath ? "FHIRPath Patch" : "JSON Patch", err.line, err.column);
 		return fail(rs, SALUS_EINVALID, rq->body_len ? why : "request body is empty", NULL);
+	}
+	if (fhirpath ? !salus_fhirpath_patch_is(patch) : !json_is_array(patch)) {
+		fail(rs, SALUS_EINVALID,
+		     fhirpath ? "a FHIRPath Patch (application/fhir+json) is a Parameters resource"
+			      : "a JSON Patch is an array of operations",
+		     NULL);
+		goto out;
 	}
 	if (rq->op == SALUS_FHIR_COND_PATCH) {
 		int count;

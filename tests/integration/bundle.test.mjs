@@ -146,4 +146,74 @@ describe('PATCH', () => {
     const mal = await s.request('PATCH', url, { token: tok, headers: ph, body: '{"op":"add"}' });
     assert.equal(mal.status, 400);
   });
+
+  // FHIRPath Patch (R4 fhirpatch.html): a Parameters body with Content-Type application/fhir+json
+  const op = (type, path, more = []) => ({ name: 'operation', part: [
+    { name: 'type', valueCode: type }, { name: 'path', valueString: path }, ...more] });
+  const params = (...ops) => JSON.stringify({ resourceType: 'Parameters', parameter: ops });
+  const fh = { 'content-type': 'application/fhir+json' };
+
+  test('FHIRPath Patch: every operation type, validated, untouched decimals keep their text', async () => {
+    const c = await s.request('POST', '/fhir/Observation', { token: tok, headers: fh,
+      body: '{"resourceType":"Observation","status":"preliminary","code":{"text":"t"},"valueQuantity":{"value":2.50},' +
+        '"category":[{"text":"a"},{"text":"b"}],"note":[{"text":"n1"}]}' });
+    assert.equal(c.status, 201, c.body);
+    const url = `/fhir/Observation/${c.json.id}`;
+    const p = await s.request('PATCH', url, { token: tok, headers: { ...fh, 'if-match': 'W/"1"' }, body: params(
+      op('replace', 'Observation.status', [{ name: 'value', valueCode: 'final' }]),
+      op('add', 'Observation', [{ name: 'name', valueString: 'category' }, { name: 'value', valueCodeableConcept: { text: 'c' } }]),
+      op('insert', 'Observation.category', [{ name: 'index', valueInteger: 0 }, { name: 'value', valueCodeableConcept: { text: 'z' } }]),
+      op('move', 'Observation.category', [{ name: 'source', valueInteger: 0 }, { name: 'destination', valueInteger: 3 }]),
+      op('delete', 'Observation.note'),
+      op('add', 'Observation', [{ name: 'name', valueString: 'interpretation' }, { name: 'value', part: [
+        { name: 'text', valueString: 'high' }] }])) });
+    assert.equal(p.status, 200, p.body);
+    assert.equal(p.json.status, 'final');
+    assert.deepEqual(p.json.category.map((x) => x.text), ['a', 'b', 'c', 'z']);
+    assert.equal(p.json.note, undefined);
+    assert.deepEqual(p.json.interpretation, [{ text: 'high' }]);
+    assert.match(p.body, /"value":2\.50/);
+    assert.equal(p.json.meta.versionId, '2');
+    // a choice element changes type
+    const q = await s.request('PATCH', url, { token: tok, headers: fh, body: params(
+      op('replace', 'Observation.value', [{ name: 'value', valueString: 'positive' }])) });
+    assert.equal(q.status, 200, q.body);
+    assert.equal(q.json.valueString, 'positive');
+    assert.equal(q.json.valueQuantity, undefined);
+    // the result is validated as an update: a wrong type is refused and nothing changes
+    const bad = await s.request('PATCH', url, { token: tok, headers: fh, body: params(
+      op('replace', 'Observation.status', [{ name: 'value', valueBoolean: true }])) });
+    assert.equal(bad.status, 400, bad.body);
+    assert.ok(isOutcome(bad.json));
+    // cannot apply: 422; malformed: 400; a JSON Patch array sent as fhir+json: 400
+    const two = await s.request('PATCH', url, { token: tok, headers: fh, body: params(op('delete', 'Observation.category')) });
+    assert.equal(two.status, 422, two.body);
+    const mal = await s.request('PATCH', url, { token: tok, headers: fh, body: params(op('frob', 'Observation')) });
+    assert.equal(mal.status, 400, mal.body);
+    const arr = await s.request('PATCH', url, { token: tok, headers: fh, body: '[{"op":"remove","path":"/note"}]' });
+    assert.equal(arr.status, 400, arr.body);
+    const now = await s.request('GET', url, { token: tok });
+    assert.equal(now.json.meta.versionId, '3');
+    assert.equal(now.json.status, 'final');
+  });
+
+  test('FHIRPath Patch in a transaction (Parameters entry) and in a batch', async () => {
+    const c = await s.request('POST', '/fhir/Patient', { token: tok, headers: fh, body: '{"resourceType":"Patient","active":true}' });
+    const id = c.json.id;
+    const entry = (ops) => ({ resource: JSON.parse(params(...ops)), request: { method: 'PATCH', url: `Patient/${id}` } });
+    const t = await post({ resourceType: 'Bundle', type: 'transaction', entry: [
+      entry([op('replace', 'Patient.active', [{ name: 'value', valueBoolean: false }])]),
+      { resource: { resourceType: 'Patient', active: true }, request: { method: 'POST', url: 'Patient' } }] });
+    assert.equal(t.status, 200, t.body);
+    assert.equal((await s.request('GET', `/fhir/Patient/${id}`, { token: tok })).json.active, false);
+    const b = await post({ resourceType: 'Bundle', type: 'batch', entry: [
+      entry([op('add', 'Patient', [{ name: 'name', valueString: 'gender' }, { name: 'value', valueCode: 'female' }])]),
+      entry([op('delete', 'Patient.name.given')]),
+      entry([op('frob', 'Patient')])] });
+    assert.equal(b.status, 200, b.body);
+    assert.match(b.json.entry[0].response.status, /^200/);
+    assert.match(b.json.entry[1].response.status, /^200/);
+    assert.match(b.json.entry[2].response.status, /^400/);
+    assert.equal((await s.request('GET', `/fhir/Patient/${id}`, { token: tok })).json.gender, 'female');
+  });
 });

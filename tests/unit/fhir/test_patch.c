@@ -8,7 +8,7 @@
  *   - salus_json_patch_touches;
  *   - PATCH /T/id: changes to id, resourceType or meta are refused (422), a
  *     no-op patch writes no version, If-Match, decimals of untouched members
- *     keep their spelling.
+ *     keep their spelling; the media type picks JSON Patch or FHIRPath Patch.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -297,7 +297,10 @@ static void t_patch_interaction(void **state)
 	assert_int_equal(patch(e, "o1", "[{\"op\":\"add\",\"path\":\"/a\",\"value\":1,\"op\":\"remove\"}]", NULL, NULL), 400);
 	assert_int_equal(patch(e, "o1", "[{\"op\":\"remove\",\"path\":\"/nope\"}]", NULL, NULL), 422);
 	assert_int_equal(patch(e, "o1", "[{\"op\":\"test\",\"path\":\"/status\",\"value\":\"amended\"}]", NULL, NULL), 422);
-	assert_int_equal(call(e, SALUS_FHIR_PATCH, "Observation", "o1", "[]", "application/json", NULL, &rs), 415);
+	assert_int_equal(call(e, SALUS_FHIR_PATCH, "Observation", "o1", "[]", "text/plain", NULL, &rs), 415);
+	salus_fhir_resp_release(&rs);
+	/* application/json is FHIR JSON: a FHIRPath Patch (Parameters), so a JSON Patch array there is a 400 */
+	assert_int_equal(call(e, SALUS_FHIR_PATCH, "Observation", "o1", "[]", "application/json", NULL, &rs), 400);
 	salus_fhir_resp_release(&rs);
 	assert_int_equal(patch(e, "nope", "[]", NULL, NULL), 404);
 	/* the result is validated: an unknown element is refused */
