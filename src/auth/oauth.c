@@ -54,6 +54,11 @@ void salus_auth_set_users(struct salus_auth *a, struct salus_users *u)
 	a->users = u;
 }
 
+struct salus_users *salus_auth_users(const struct salus_auth *a)
+{
+	return a->users;
+}
+
 /* Split a scope string into resource scopes (appended to res, space-separated) and special bits.
  * SALUS_EINVALID for anything else (launch, launch/encounter: no EHR launch yet). */
 static int split_scope(const char *s, struct salus_buf *res, unsigned *bits)

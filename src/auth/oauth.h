@@ -30,6 +30,8 @@
 /* Give the auth context the user registry (borrowed; must outlive it).
  * Without it, the authorization endpoint answers 503 and user tokens fail. */
 void salus_auth_set_users(struct salus_auth *a, struct salus_users *u);
+/* The user registry given with salus_auth_set_users (borrowed), or NULL. */
+struct salus_users *salus_auth_users(const struct salus_auth *a);
 
 /* Register a SMART app: redirect_uri must be an absolute https URI (or
  * http://localhost / 127.0.0.1 for native apps), without fragment, at most

@@ -1187,3 +1187,19 @@ int salus_session_revoke(struct salus_users *u, const char *id, const char *user
 	salus_free(sl.ids);
 	return rc;
 }
+
+int salus_user_role(struct salus_users *u, const char *username, enum salus_role *out)
+{
+	json_t *rec = NULL;
+	enum salus_role role;
+	int rc = user_get(u, username, &rec);
+	if (rc)
+		return rc;
+	if (json_is_true(json_object_get(rec, "disabled")) ||
+	    salus_role_parse(json_string_value(json_object_get(rec, "role")), &role))
+		rc = SALUS_ENOTFOUND;
+	else
+		*out = role;
+	json_decref(rec);
+	return rc;
+}

@@ -238,6 +238,9 @@ int salus_session_list(struct salus_users *u, const char *username, salus_sessio
  * Errors: SALUS_ENOTFOUND, SALUS_EIO. */
 int salus_session_revoke(struct salus_users *u, const char *id, const char *username);
 
+/* The role of an enabled user.  Errors: SALUS_ENOTFOUND (unknown or disabled), SALUS_EIO. */
+int salus_user_role(struct salus_users *u, const char *username, enum salus_role *out /* OUT */);
+
 /* Is this user still enabled with generation gen?  (Bearer checks of user
  * tokens.)  Errors: SALUS_EUNAUTHORIZED (disabled, gone, changed), SALUS_EIO. */
 int salus_user_current(struct salus_users *u, const char *username, const char *gen);

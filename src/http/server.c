@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "fhir/json_out.h"
 #include "fhir/rest.h"
+#include "http/admin.h"
 #include "http/audit_phase.h"
 #include "http/pool.h"
 #include "http/ratelimit.h"
@@ -831,6 +832,62 @@ static void audit_work(void *arg)
 	MHD_resume_connection(r->conn);
 }
 
+/* ---- /admin: users and sessions (http/admin.h, docs/auth.md) ----------- */
+
+/* A user token whose user holds the admin role (looked up on every call, so
+ * a demoted or disabled admin loses access at once); every call, allowed or
+ * not, is an administrative AuditEvent written before the answer (fail closed). */
+static void admin_work(void *arg)
+{
+	struct req *r = arg;
+	struct salus_principal who;
+	struct salus_admin_act act = {.action = "admin"};
+	struct salus_users *users = salus_auth_users(r->h->auth);
+	const char *authz = header(r, MHD_HTTP_HEADER_AUTHORIZATION), *why = NULL;
+	enum salus_role role;
+	bool have_who = false;
+	int status = 0, rc = salus_auth_check(r->h->auth, authz, &who);
+	salus_buf_reset(&r->frs.body);
+	if (rc == SALUS_EUNAUTHORIZED) {
+		r->www_auth = salus_auth_challenge(authz);
+		set_error(r, rc, "a valid bearer token is required");
+		goto send; /* no principal: nothing to attribute (the token endpoint audits issues) */
+	} else if (rc) {
+		set_error(r, rc, NULL);
+		goto send;
+	}
+	have_who = true;
+	if (!users || !who.user_id[0] || salus_user_role(users, who.user_id, &role) || role != SALUS_ROLE_ADMIN) {
+		rc = SALUS_EFORBIDDEN;
+		why = "administration needs the token of a user with the admin role";
+	} else {
+		rc = salus_admin_handle(users, r->h->base, r->method, r->url + 6, header(r, MHD_HTTP_HEADER_CONTENT_TYPE),
+					r->body.p, r->body.n, &r->frs.body, &status, &act, &why);
+	}
+	char query[160];
+	snprintf(query, sizeof query, "action=%s%s%s", act.action, act.user[0] ? "&user=" : "", act.user);
+	struct salus_audit_req arq = {.interaction = SALUS_AUDIT_ADMIN, .status = rc ? salus_err_http(rc) : status,
+				      .client_id = who.client_id, .user_id = who.user_id,
+				      .remote_addr = remote_addr(r)[0] ? r->remote : NULL, .query = query};
+	int arc = salus_audit_record(r->h->audit, &arq, NULL);
+	if (arc) {
+		salus_buf_reset(&r->frs.body);
+		set_error(r, arc, "the administrative action could not be audited");
+	} else if (rc) {
+		salus_buf_reset(&r->frs.body);
+		set_error(r, rc, why);
+	} else {
+		r->frs.status = status;
+		r->content_type = "application/json";
+		r->no_cache = 1;
+	}
+send:
+	if (have_who)
+		salus_principal_release(&who);
+	r->state = REQ_READY;
+	MHD_resume_connection(r->conn);
+}
+
 /* The route table: path → handler, in order; the first match wins. */
 static enum MHD_Result dispatch(struct req *r)
 {
@@ -924,6 +981,12 @@ static enum MHD_Result dispatch(struct req *r)
 	if (!strcmp(u, "/")) {
 		r->route = "portal";
 		return send_text(r, 200, "text/html; charset=utf-8", landing);
+	}
+	if (!strncmp(u, "/admin/", 7)) {
+		r->route = "admin";
+		if (!auth_rate_ok(r))
+			return send_response(r);
+		return defer(r, admin_work); /* registry reads, Argon2id for new users, an audit commit */
 	}
 	if (!strncmp(u, "/audit/", 7)) {
 		r->route = "audit";
