@@ -151,6 +151,16 @@ int salus_auth_new(struct salus_store *store, const char *key_path, const char *
 		   int lifetime_s, struct salus_auth **out /* OUT */);
 void salus_auth_free(struct salus_auth *a); /* NULL-safe */
 
+/* The patient context of a user: the id of the Patient whose compartment a
+ * token of the user with fhirUser `fhir_user` ("Patient/X",
+ * "RelatedPerson/Y", ...) may reach through patient/ scopes, into out.
+ * Returns 0, SALUS_ENOTFOUND (no context) or another error (the token is
+ * then not issued).  Set by the server (policy/policy.h
+ * salus_policy_patient_of resolves a RelatedPerson to its patient); without
+ * a resolver, Patient/X gives X and nothing else gives a context. */
+typedef int (*salus_auth_context_fn)(void *ctx, const char *fhir_user, char out[SALUS_MAX_ID + 1]);
+void salus_auth_set_context(struct salus_auth *a, salus_auth_context_fn fn, void *ctx);
+
 /* The public signing key as a JWK Set {"keys":[...]} for /auth/jwks; new JSON text, salus_free. */
 char *salus_auth_jwks(const struct salus_auth *a);
 
@@ -196,6 +206,8 @@ struct salus_principal {
 	char client_id[SALUS_CLIENT_ID_MAX + 1];
 	char jti[SALUS_JTI_MAX + 1];
 	char user_id[65];                  /* the logged-in user behind the token, or "" (client credentials) */
+	char fhir_user[96];                /* the user's FHIR identity ("Patient/ID", "RelatedPerson/ID", ...) or "" */
+	char patient[SALUS_MAX_ID + 1];    /* the patient context the token was issued with, or "" */
 	int64_t exp;                       /* token expiry, seconds since the epoch */
 	const struct salus_scopes *scopes; /* granted scopes; valid until salus_principal_release */
 	struct salus_grant *grant_;        /* internal: keeps scopes alive */

@@ -28,6 +28,7 @@
 #include "http/audit_phase.h"
 #include "http/pool.h"
 #include "http/ratelimit.h"
+#include "policy/policy.h"
 #include "auth/oauth.h"
 
 #define MAX_PARAMS 128
@@ -77,9 +78,10 @@ struct req {
 	int no_cache;             /* add Pragma: no-cache (token responses) */
 	char *redirect;           /* Location of an /auth/authorize 302 (owned), or NULL */
 	char set_cookie[160];     /* Set-Cookie value, or "" */
-	/* a Bundle's principal, kept for the per-entry scope checks (bundle_allow) */
+	/* the principal, kept for the request: its scopes back the access decision */
 	struct salus_principal who;
 	bool has_who;
+	struct salus_policy pol; /* the access decision (policy/policy.h), given to the FHIR layer */
 	bool write_audited; /* the write's AuditEvent committed with it (audited_write) */
 };
 
@@ -228,6 +230,29 @@ static inline const char *remote_addr(struct req *r)
 	return r->remote;
 }
 
+_Static_assert(SALUS_IA_CREATE == (int)SALUS_POLICY_C && SALUS_IA_READ == (int)SALUS_POLICY_R &&
+		       SALUS_IA_UPDATE == (int)SALUS_POLICY_U && SALUS_IA_DELETE == (int)SALUS_POLICY_D &&
+		       SALUS_IA_SEARCH == (int)SALUS_POLICY_S && SALUS_POLICY_MAX_SCOPES >= SALUS_MAX_SCOPES,
+	       "policy letters follow the SMART letters of auth.h");
+
+/* The access decision of a principal (policy/policy.h) into r->pol. */
+static int build_policy(struct req *r, const struct salus_principal *who)
+{
+	struct salus_policy_scope v[SALUS_POLICY_MAX_SCOPES];
+	const struct salus_scopes *sc = who->scopes;
+	size_t n = sc->n < SALUS_POLICY_MAX_SCOPES ? sc->n : SALUS_POLICY_MAX_SCOPES;
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct salus_policy_scope){
+			.ctx = sc->v[i].ctx == SALUS_SCOPE_PATIENT ? SALUS_POLICY_CTX_PATIENT
+			       : sc->v[i].ctx == SALUS_SCOPE_USER  ? SALUS_POLICY_CTX_USER
+								   : SALUS_POLICY_CTX_SYSTEM,
+			.type = sc->v[i].type,
+			.letters = sc->v[i].perms,
+			.query = sc->v[i].query,
+		};
+	return salus_policy_init(&r->pol, r->h->store, v, n, sc->user_ctx, who->fhir_user, who->patient);
+}
+
 /* Authenticate and authorise a FHIR interaction; 0 to proceed. */
 static int policy(struct req *r)
 {
@@ -245,23 +270,25 @@ static int policy(struct req *r)
 	}
 	snprintf(r->client_id, sizeof r->client_id, "%s", who.client_id);
 	enum salus_fhir_access a = salus_fhir_op_access(r->frq.op);
-	static const enum salus_interaction map[] = {
-		[SALUS_ACCESS_C] = SALUS_IA_CREATE, [SALUS_ACCESS_R] = SALUS_IA_READ,
-		[SALUS_ACCESS_U] = SALUS_IA_UPDATE, [SALUS_ACCESS_D] = SALUS_IA_DELETE,
-		[SALUS_ACCESS_S] = SALUS_IA_SEARCH,
+	static const enum salus_policy_letter map[] = {
+		[SALUS_ACCESS_C] = SALUS_POLICY_C, [SALUS_ACCESS_R] = SALUS_POLICY_R,
+		[SALUS_ACCESS_U] = SALUS_POLICY_U, [SALUS_ACCESS_D] = SALUS_POLICY_D,
+		[SALUS_ACCESS_S] = SALUS_POLICY_S,
 	};
-	if (r->frq.op == SALUS_FHIR_BUNDLE) {
-		/* scopes are checked per entry (bundle_allow), where the types are known */
-		r->who = who;
-		r->has_who = true;
-		return 0;
+	r->who = who; /* kept for the request: the decision borrows its scopes */
+	r->has_who = true;
+	if ((rc = build_policy(r, &who))) {
+		set_error(r, rc, NULL);
+		return rc;
 	}
+	r->frq.policy = &r->pol; /* enforced below the REST layer (fhir/access.h) */
+	if (r->frq.op == SALUS_FHIR_BUNDLE)
+		return 0; /* scopes are checked per entry (bundle_allow), where the types are known */
 	const char *type = r->frq.type[0] ? r->frq.type : "*";
 	/* a compartment search returns resources of the searched type(s); $everything of any type */
 	if (r->frq.op == SALUS_FHIR_SEARCH_COMPARTMENT || r->frq.op == SALUS_FHIR_EVERYTHING)
 		type = r->frq.ctype[0] ? r->frq.ctype : "*";
-	bool ok = salus_scope_allows(who.scopes, type, map[a]);
-	salus_principal_release(&who);
+	bool ok = salus_policy_allows(&r->pol, type, map[a]);
 	if (!ok) {
 		set_error(r, SALUS_EFORBIDDEN, "the token's scopes do not allow this interaction");
 		return SALUS_EFORBIDDEN;
@@ -272,13 +299,13 @@ static int policy(struct req *r)
 /* Per-entry authorisation of a batch/transaction (salus_fhir_req.allow). */
 static bool bundle_allow(void *ctx, const char *type, enum salus_fhir_access a)
 {
-	static const enum salus_interaction map[] = {
-		[SALUS_ACCESS_C] = SALUS_IA_CREATE, [SALUS_ACCESS_R] = SALUS_IA_READ,
-		[SALUS_ACCESS_U] = SALUS_IA_UPDATE, [SALUS_ACCESS_D] = SALUS_IA_DELETE,
-		[SALUS_ACCESS_S] = SALUS_IA_SEARCH,
+	static const enum salus_policy_letter map[] = {
+		[SALUS_ACCESS_C] = SALUS_POLICY_C, [SALUS_ACCESS_R] = SALUS_POLICY_R,
+		[SALUS_ACCESS_U] = SALUS_POLICY_U, [SALUS_ACCESS_D] = SALUS_POLICY_D,
+		[SALUS_ACCESS_S] = SALUS_POLICY_S,
 	};
 	struct req *r = ctx;
-	return r->has_who && salus_scope_allows(r->who.scopes, type, map[a]);
+	return r->has_who && salus_policy_allows(&r->pol, type, map[a]);
 }
 
 /* ---- the audit phase (docs/audit.md) ---------------------------------- */
@@ -1123,6 +1150,12 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, int *port)
 	return 0;
 }
 
+/* salus_auth_context_fn: the patient context of a user (policy/policy.h). */
+static int patient_context(void *ctx, const char *fhir_user, char out[SALUS_MAX_ID + 1])
+{
+	return salus_policy_patient_of(ctx, fhir_user, out);
+}
+
 int salus_http_start(const struct salus_config *cfg, struct salus_store *store, struct salus_auth *auth,
 		     struct salus_http **out)
 {
@@ -1154,6 +1187,7 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 		goto out_free;
 	if ((rc = salus_pool_new(WORKERS, &h->pool)))
 		goto out_free;
+	salus_auth_set_context(auth, patient_context, store); /* proxy tokens: RelatedPerson → Patient */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
 	h->d = MHD_start_daemon(
