@@ -763,11 +763,11 @@ static enum MHD_Result route_smart_config(struct req *r)
 				"\"grant_types_supported\":[\"authorization_code\",\"refresh_token\",\"client_credentials\"],"
 				"\"response_types_supported\":[\"code\"],\"code_challenge_methods_supported\":[\"S256\"],"
 				"\"scopes_supported\":[\"openid\",\"fhirUser\",\"profile\",\"launch/patient\","
-				"\"offline_access\",\"online_access\",\"user/*.cruds\",\"user/*.rs\",\"system/*.cruds\","
+				"\"offline_access\",\"online_access\",\"patient/*.rs\",\"user/*.cruds\",\"user/*.rs\",\"system/*.cruds\","
 				"\"system/*.rs\",\"system/*.read\",\"system/*.*\"],"
 				"\"capabilities\":[\"launch-standalone\",\"client-public\",\"client-confidential-symmetric\","
 				"\"sso-openid-connect\",\"context-standalone-patient\",\"permission-offline\","
-				"\"permission-online\",\"permission-user\",\"permission-v1\",\"permission-v2\"]}",
+				"\"permission-online\",\"permission-patient\",\"permission-user\",\"permission-v1\",\"permission-v2\"]}",
 				r->h->base, r->h->base, r->h->base, r->h->base, r->h->base, r->h->base);
 	if (rc)
 		return MHD_NO;
