@@ -79,14 +79,14 @@ struct salus_scopes {
 int salus_scopes_parse(const char *s, size_t n, struct salus_scopes *out /* OUT */);
 void salus_scopes_release(struct salus_scopes *s); /* frees; leaves s empty; NULL-safe */
 
-/* Does the set allow interaction i on resource_type?  `system/` scopes
- * grant; `user/` scopes grant only when s->user_ctx (a token issued to a
- * logged-in user, whose role capped the grant at issue); `patient/` scopes
- * grant NOTHING yet (fail safe: the patient compartment is not enforced on
- * every route — search, _include, history, bundles — so a patient token must
- * not read anything rather than read too much).  A scope with a v2
- * query restriction grants nothing until restrictions are enforced
- * (conservative: never wider than asked).  "*" matches every type. */
+/* Does the set allow interaction i on resource_type, for a caller that cannot
+ * enforce a patient compartment or a restriction (the /audit routes)?
+ * `system/` scopes grant; `user/` scopes grant only when s->user_ctx (a token
+ * issued to a logged-in user, whose role capped the grant at issue);
+ * `patient/` scopes and scopes with a v2 query restriction grant NOTHING here
+ * (fail safe).  The FHIR API decides with policy/policy.h instead, which
+ * grants them inside the patient's compartment and the restriction.  "*"
+ * matches every type. */
 bool salus_scope_allows(const struct salus_scopes *s, const char *resource_type, enum salus_interaction i);
 
 /* Grant the part of `requested` covered by `registered` (both parsed).  For
