@@ -251,6 +251,22 @@ describe('v2 scope restriction', () => {
   });
 });
 
+describe('restricted system/ scope (client credentials, no patient context)', () => {
+  test('system/Observation.rs?category=laboratory: every patient\'s lab results, nothing else', async () => {
+    await s.addClient('labfeed', `system/Observation.rs?category=${LAB}`);
+    const tok = await s.token('labfeed');
+    let r = await get(tok, '/fhir/Observation?_include=Observation:subject');
+    assert.equal(r.status, 200, r.body);
+    assert.deepEqual(ids(r.json), ['Observation/oa1', 'Observation/ob1']); // Patient is not granted: not included
+    assert.equal(r.json.total, 2);
+    assert.equal((await get(tok, '/fhir/Observation/oa2')).status, 404);
+    assert.equal((await get(tok, '/fhir/Observation/ob1')).status, 200);
+    r = await get(tok, '/fhir/Observation/_history');
+    assert.deepEqual([...new Set(ids(r.json))], ['Observation/oa1', 'Observation/ob1']);
+    assert.equal((await get(tok, '/fhir/Patient/pa')).status, 403);
+  });
+});
+
 describe('proxy access through a RelatedPerson', () => {
   test('an active RelatedPerson gives its patient; deactivating it ends the access at once', async () => {
     const t = await login('proxy-a', 'patient/*.rs openid fhirUser launch/patient');
