@@ -21,6 +21,8 @@
 
 static uint32_t *comp_params;
 static size_t ncomp_params;
+static struct salus_sq_val *comp_types; /* the types in the Patient compartment (a = name), for SQ_TYPE */
+static size_t ncomp_types;
 static pthread_once_t comp_once = PTHREAD_ONCE_INIT;
 
 static size_t type_comp_params(const char *t, uint32_t *out)
@@ -55,8 +57,21 @@ static void comp_init(void)
 	size_t n = 0;
 	for (size_t i = 0; i < salus_fhir_type_count(); i++)
 		n += type_comp_params(salus_fhir_type_name(salus_fhir_type_at(i)), v + n);
+	struct salus_sq_val *tv = salus_calloc(salus_fhir_type_count(), sizeof *tv);
+	if (!tv) {
+		salus_free(v);
+		return;
+	}
+	size_t nt = 0;
+	for (size_t i = 0; i < salus_fhir_type_count(); i++) {
+		const char *t = salus_fhir_type_name(salus_fhir_type_at(i));
+		if (type_comp_params(t, NULL))
+			tv[nt++] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .a = t};
+	}
 	ncomp_params = n;
 	comp_params = v;
+	ncomp_types = nt;
+	comp_types = tv;
 }
 
 bool salus_fhir_access_restricted(const struct salus_policy *p)
@@ -91,6 +106,101 @@ static int parse_restriction(const char *type, const char *query, struct salus_q
 	return SALUS_OK;
 }
 
+/* ---- the relationship rule: patients related to the user's Practitioner ---- */
+
+/* Patient X is related to Practitioner P when X.generalPractitioner is P, a
+ * CareTeam of X has participant P, or an Encounter of X has participant P;
+ * or X is opened by one of the user's break-glass grants.  The clauses below
+ * express it for the store (pointers into the struct itself: never moved). */
+struct salus_fhir_rel {
+	uint32_t p_gp, p_ct_patient, p_ct_part, p_enc_patient, p_enc_part;
+	struct salus_sq_val v_prac;
+	struct salus_sq_clause c_gp, c_ct_part, c_enc_part, c_has_ct, c_has_enc, c_btg_id;
+	struct salus_sq sub_ct, sub_enc;
+	struct salus_sq_val v_btg_id[SALUS_POLICY_MAX_BTG];
+	struct salus_sq alt[4];
+	struct salus_sq_val or_v[4];
+	struct salus_sq_clause c_or_patient; /* on a Patient: it is related */
+	struct salus_sq chain_patient;
+	struct salus_sq_val v_ref[1 + SALUS_POLICY_MAX_BTG];
+	struct salus_sq_clause c_ref_related; /* on any resource: in the compartment of a related patient */
+	struct salus_sq_clause c_not_comp;    /* on any resource: its type is outside the compartment */
+	struct salus_sq alt2[2];
+	struct salus_sq_val or2_v[2];
+	struct salus_sq_clause c_or_other;    /* on a resource that is not a Patient: the rule holds */
+};
+
+static struct salus_fhir_rel *rel_new(const struct salus_policy *p)
+{
+	struct salus_fhir_rel *r = salus_calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->p_gp = salus_fhir_search_param_id("Patient", "general-practitioner");
+	r->p_ct_patient = salus_fhir_search_param_id("CareTeam", "patient");
+	r->p_ct_part = salus_fhir_search_param_id("CareTeam", "participant");
+	r->p_enc_patient = salus_fhir_search_param_id("Encounter", "patient");
+	r->p_enc_part = salus_fhir_search_param_id("Encounter", "participant");
+	r->v_prac = (struct salus_sq_val){.op = SALUS_SQ_REF_LOCAL, .a = "Practitioner", .b = p->practitioner};
+#define REF1(param) {.kind = SALUS_SQ_REFERENCE, .params = &(param), .nparams = 1, .vals = &r->v_prac, .nvals = 1}
+	r->c_gp = (struct salus_sq_clause)REF1(r->p_gp);
+	r->c_ct_part = (struct salus_sq_clause)REF1(r->p_ct_part);
+	r->c_enc_part = (struct salus_sq_clause)REF1(r->p_enc_part);
+#undef REF1
+	r->sub_ct = (struct salus_sq){.type = "CareTeam", .clauses = &r->c_ct_part, .nclauses = 1};
+	r->sub_enc = (struct salus_sq){.type = "Encounter", .clauses = &r->c_enc_part, .nclauses = 1};
+	r->c_has_ct = (struct salus_sq_clause){.kind = SALUS_SQ_HAS, .params = &r->p_ct_patient, .nparams = 1,
+					       .sub = &r->sub_ct};
+	r->c_has_enc = (struct salus_sq_clause){.kind = SALUS_SQ_HAS, .params = &r->p_enc_patient, .nparams = 1,
+						.sub = &r->sub_enc};
+	size_t na = 0;
+	r->alt[na++] = (struct salus_sq){.type = "Patient", .clauses = &r->c_gp, .nclauses = 1};
+	r->alt[na++] = (struct salus_sq){.type = "Patient", .clauses = &r->c_has_ct, .nclauses = 1};
+	r->alt[na++] = (struct salus_sq){.type = "Patient", .clauses = &r->c_has_enc, .nclauses = 1};
+	if (p->nbtg) {
+		for (size_t i = 0; i < p->nbtg; i++)
+			r->v_btg_id[i] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .a = p->btg[i]};
+		r->c_btg_id = (struct salus_sq_clause){.kind = SALUS_SQ_ID, .vals = r->v_btg_id, .nvals = p->nbtg};
+		r->alt[na++] = (struct salus_sq){.type = "Patient", .clauses = &r->c_btg_id, .nclauses = 1};
+	}
+	for (size_t i = 0; i < na; i++)
+		r->or_v[i] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .chain = &r->alt[i]};
+	r->c_or_patient = (struct salus_sq_clause){.kind = SALUS_SQ_OR, .vals = r->or_v, .nvals = na};
+	r->chain_patient = (struct salus_sq){.type = "Patient", .clauses = &r->c_or_patient, .nclauses = 1};
+	r->v_ref[0] = (struct salus_sq_val){.op = SALUS_SQ_REF_CHAIN, .chain = &r->chain_patient};
+	for (size_t i = 0; i < p->nbtg; i++) /* a break-glass patient directly, without the chain */
+		r->v_ref[1 + i] = (struct salus_sq_val){.op = SALUS_SQ_REF_LOCAL, .a = "Patient", .b = p->btg[i]};
+	r->c_ref_related = (struct salus_sq_clause){.kind = SALUS_SQ_REFERENCE, .params = comp_params,
+						    .nparams = ncomp_params, .vals = r->v_ref, .nvals = 1 + p->nbtg};
+	r->c_not_comp = (struct salus_sq_clause){.kind = SALUS_SQ_TYPE, .negate = true, .vals = comp_types,
+						 .nvals = ncomp_types};
+	r->alt2[0] = (struct salus_sq){.clauses = &r->c_not_comp, .nclauses = 1};
+	r->alt2[1] = (struct salus_sq){.clauses = &r->c_ref_related, .nclauses = 1};
+	r->or2_v[0] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .chain = &r->alt2[0]};
+	r->or2_v[1] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .chain = &r->alt2[1]};
+	r->c_or_other = (struct salus_sq_clause){.kind = SALUS_SQ_OR, .vals = r->or2_v, .nvals = 2};
+	return r;
+}
+
+/* Is patient id related to p's practitioner (or opened by break-glass)? */
+static int related_patient(struct salus_store *st, const struct salus_policy *p, const struct salus_fhir_rel *r,
+			   const char *id, bool *ok)
+{
+	*ok = salus_policy_btg_has(p, id);
+	if (*ok)
+		return SALUS_OK;
+	if (!st)
+		return SALUS_OK;
+	struct salus_sq_val v = {.op = SALUS_SQ_ANY, .a = id};
+	struct salus_sq_clause cl[2] = {{.kind = SALUS_SQ_ID, .vals = &v, .nvals = 1}, r->c_or_patient};
+	struct salus_sq q = {.type = "Patient", .clauses = cl, .nclauses = 2};
+	long n = 0;
+	int rc = salus_store_search_count(st, &q, &n);
+	if (rc)
+		return rc;
+	*ok = n > 0;
+	return SALUS_OK;
+}
+
 /* ---- guards ---- */
 
 void salus_fhir_guards_release(struct salus_fhir_guards *g)
@@ -108,6 +218,7 @@ void salus_fhir_guards_release(struct salus_fhir_guards *g)
 	salus_free(g->v);
 	salus_free(g->cl);
 	salus_free(g->vals);
+	salus_free(g->rel);
 	memset(g, 0, sizeof *g);
 }
 
@@ -138,7 +249,7 @@ static int guard_one(const struct salus_policy *p, enum salus_policy_letter l, c
 		}
 		s = ps;
 	}
-	size_t need = (r.compartment ? 1 : 0) + (s ? s->q.nclauses : 0);
+	size_t need = (r.compartment || r.related ? 1 : 0) + (s ? s->q.nclauses : 0);
 	if (need > cap) { /* a restriction too complex to guard with: grants nothing */
 		gd->deny = true;
 		return SALUS_OK;
@@ -157,6 +268,11 @@ static int guard_one(const struct salus_policy *p, enum salus_policy_letter l, c
 			cl[nc++] = (struct salus_sq_clause){.kind = SALUS_SQ_REFERENCE, .params = comp_params,
 							    .nparams = ncomp_params, .vals = v, .nvals = 1};
 		}
+	}
+	if (r.related) {
+		if (!g->rel && !(g->rel = rel_new(p)))
+			return SALUS_ENOMEM;
+		cl[nc++] = type && !strcmp(type, "Patient") ? g->rel->c_or_patient : g->rel->c_or_other;
 	}
 	for (size_t i = 0; s && i < s->q.nclauses; i++)
 		cl[nc++] = s->q.clauses[i];
@@ -261,8 +377,8 @@ static bool clause_matches(const struct salus_sq_clause *cl, const struct salus_
 	return cl->negate ? !any : any;
 }
 
-int salus_fhir_access_visible(const struct salus_policy *p, enum salus_policy_letter l, const char *type,
-			      const char *id, json_t *res, bool *ok)
+int salus_fhir_access_visible(struct salus_store *st, const struct salus_policy *p, enum salus_policy_letter l,
+			      const char *type, const char *id, json_t *res, bool *ok)
 {
 	*ok = true;
 	if (!salus_fhir_access_restricted(p))
@@ -271,17 +387,19 @@ int salus_fhir_access_visible(const struct salus_policy *p, enum salus_policy_le
 	*ok = false;
 	if (!r.granted)
 		return SALUS_OK;
-	if (!r.compartment && !r.query) {
+	if (!r.compartment && !r.query && !r.related) {
 		*ok = true;
 		return SALUS_OK;
 	}
-	if (r.compartment && !strcmp(type, "Patient")) {
-		if (!id || strcmp(id, p->patient))
-			return SALUS_OK;
-		if (!r.query) {
-			*ok = true;
-			return SALUS_OK;
-		}
+	pthread_once(&comp_once, comp_init);
+	if (!comp_params)
+		return SALUS_ENOMEM;
+	struct salus_fhir_rel *rel = NULL;
+	if (r.related && !(rel = rel_new(p)))
+		return SALUS_ENOMEM;
+	if (r.compartment && !strcmp(type, "Patient") && (!id || strcmp(id, p->patient))) {
+		salus_free(rel);
+		return SALUS_OK;
 	}
 	struct salus_fhir_index x;
 	salus_fhir_index_init(&x);
@@ -308,6 +426,39 @@ int salus_fhir_access_visible(const struct salus_policy *p, enum salus_policy_le
 		}
 		pass = in;
 	}
+	if (pass && r.related && !strcmp(type, "Patient")) {
+		/* the content itself names the user's Practitioner as generalPractitioner (a patient
+		 * being registered), or the stored relations say so */
+		bool gp = false;
+		for (size_t k = 0; k < x.ix.n && !gp; k++) {
+			const struct salus_ix_row *row = &x.ix.rows[k];
+			gp = row->param == rel->p_gp && row->kind == SALUS_IX_REFERENCE &&
+			     !strcmp(S(row->a), "Practitioner") && !strcmp(S(row->b), p->practitioner);
+		}
+		if (!gp && (rc = related_patient(st, p, rel, id ? id : "", &gp)))
+			goto out;
+		pass = gp;
+	} else if (pass && r.related && type_comp_params(type, NULL)) {
+		/* in the compartment of at least one related patient */
+		uint32_t mine[64];
+		size_t nm = type_comp_params(type, NULL);
+		if (nm > 64)
+			nm = 0;
+		else
+			type_comp_params(type, mine);
+		bool any = false;
+		for (size_t k = 0; k < x.ix.n && !any; k++) {
+			const struct salus_ix_row *row = &x.ix.rows[k];
+			bool cp = false;
+			for (size_t i = 0; i < nm && !cp; i++)
+				cp = row->param == mine[i];
+			if (!cp || row->kind != SALUS_IX_REFERENCE || strcmp(S(row->a), "Patient") || !*S(row->b))
+				continue;
+			if ((rc = related_patient(st, p, rel, row->b, &any)))
+				goto out;
+		}
+		pass = any;
+	}
 	if (pass && r.query) {
 		int prc = parse_restriction(type, r.query, &q, &s);
 		if (prc == SALUS_ENOMEM) {
@@ -320,6 +471,7 @@ int salus_fhir_access_visible(const struct salus_policy *p, enum salus_policy_le
 	}
 	*ok = pass;
 out:
+	salus_free(rel);
 	salus_fhir_search_free(s);
 	if (q)
 		salus_query_release(q);
@@ -328,8 +480,8 @@ out:
 	return rc;
 }
 
-int salus_fhir_access_visible_text(const struct salus_policy *p, enum salus_policy_letter l, const char *type,
-				   const char *id, const char *json, size_t len, bool *ok)
+int salus_fhir_access_visible_text(struct salus_store *st, const struct salus_policy *p, enum salus_policy_letter l,
+				   const char *type, const char *id, const char *json, size_t len, bool *ok)
 {
 	*ok = true;
 	if (!salus_fhir_access_restricted(p))
@@ -338,7 +490,7 @@ int salus_fhir_access_visible_text(const struct salus_policy *p, enum salus_poli
 	json_t *j = json_loadb(json, len, 0, NULL);
 	if (!j)
 		return SALUS_ENOMEM; /* stored JSON always parses: only memory can fail */
-	int rc = salus_fhir_access_visible(p, l, type, id, j, ok);
+	int rc = salus_fhir_access_visible(st, p, l, type, id, j, ok);
 	json_decref(j);
 	return rc;
 }
@@ -368,7 +520,7 @@ int salus_fhir_access_writes(struct salus_store *st, const struct salus_policy *
 			struct salus_resource cur = {.json = NULL};
 			rc = salus_store_read(st, w->type, w->id, 0, &cur);
 			if (!rc)
-				rc = salus_fhir_access_visible_text(p, l, w->type, w->id, cur.json, cur.len, &ok);
+				rc = salus_fhir_access_visible_text(st, p, l, w->type, w->id, cur.json, cur.len, &ok);
 			else if (rc == SALUS_ENOTFOUND || rc == SALUS_EGONE)
 				rc = SALUS_OK; /* update-as-create, or a deleted resource: the content decides */
 			salus_resource_release(&cur);
@@ -384,7 +536,7 @@ int salus_fhir_access_writes(struct salus_store *st, const struct salus_policy *
 				*why = "nothing to write";
 				return SALUS_EINVALID;
 			}
-			if ((rc = salus_fhir_access_visible(p, l, w->type, w->id, w->resource, &ok)))
+			if ((rc = salus_fhir_access_visible(st, p, l, w->type, w->id, w->resource, &ok)))
 				return rc;
 			if (!ok) {
 				*why = "the token may not write this resource (outside the patient's compartment or "

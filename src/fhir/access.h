@@ -27,6 +27,7 @@
 
 struct salus_fhir_search;
 struct salus_query;
+struct salus_fhir_rel;
 
 /* Guards of one interaction letter; owns everything it points to. */
 struct salus_fhir_guards {
@@ -37,6 +38,7 @@ struct salus_fhir_guards {
 	struct salus_fhir_search **parsed; /* v2 restrictions parsed (owned) */
 	struct salus_query **queries;      /* and their parameters (owned) */
 	size_t nparsed;
+	struct salus_fhir_rel *rel;        /* the relationship rule's clauses (owned), or NULL */
 };
 
 /* Guards for letter l under policy p (NULL or unrestricted: none, g->n == 0).
@@ -50,12 +52,14 @@ void salus_fhir_guards_release(struct salus_fhir_guards *g);
  * patient's compartment or not matching a v2 restriction.  Restrictions are
  * evaluated on the resource's index rows: token, reference (local), string,
  * uri and _id criteria; any other criterion counts as not matching (fail
- * safe).  Errors: SALUS_ENOMEM. */
-int salus_fhir_access_visible(const struct salus_policy *p, enum salus_policy_letter l, const char *type,
-			      const char *id, json_t *res, bool *ok /* OUT */);
+ * safe).  Under the relationship rule (policy.h) the resource must be a
+ * related Patient or in the compartment of one (store queries on st; types
+ * outside the compartment pass).  Errors: SALUS_ENOMEM, SALUS_EIO. */
+int salus_fhir_access_visible(struct salus_store *st, const struct salus_policy *p, enum salus_policy_letter l,
+			      const char *type, const char *id, json_t *res, bool *ok /* OUT */);
 /* The same for stored JSON text (json, len). */
-int salus_fhir_access_visible_text(const struct salus_policy *p, enum salus_policy_letter l, const char *type,
-				   const char *id, const char *json, size_t len, bool *ok /* OUT */);
+int salus_fhir_access_visible_text(struct salus_store *st, const struct salus_policy *p, enum salus_policy_letter l,
+				   const char *type, const char *id, const char *json, size_t len, bool *ok /* OUT */);
 
 /* Check writes before they are applied: an update or delete needs the
  * current version (if any, and not deleted) visible under 'u'/'d' (else

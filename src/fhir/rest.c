@@ -363,14 +363,14 @@ static int read_visible(struct salus_store *st, const struct salus_fhir_req *rq,
 	if (!salus_fhir_access_restricted(rq->policy))
 		return 0;
 	if (!r->deleted)
-		return salus_fhir_access_visible_text(rq->policy, SALUS_POLICY_R, rq->type, rq->id, r->json, r->len, ok);
+		return salus_fhir_access_visible_text(st, rq->policy, SALUS_POLICY_R, rq->type, rq->id, r->json, r->len, ok);
 	*ok = false;
 	if (r->version <= 1)
 		return 0;
 	struct salus_resource prev = {.json = NULL};
 	int rc = salus_store_read(st, rq->type, rq->id, r->version - 1, &prev);
 	if (!rc && !prev.deleted && prev.json)
-		rc = salus_fhir_access_visible_text(rq->policy, SALUS_POLICY_R, rq->type, rq->id, prev.json, prev.len,
+		rc = salus_fhir_access_visible_text(st, rq->policy, SALUS_POLICY_R, rq->type, rq->id, prev.json, prev.len,
 						    ok);
 	else if (rc == SALUS_ENOTFOUND || rc == SALUS_EGONE || !rc)
 		rc = 0;
@@ -830,7 +830,7 @@ int salus_fhir_patch_prepare(struct salus_store *st, const struct salus_fhir_req
 	rc = salus_store_read(st, rq->type, id, 0, &out->cur);
 	if (!rc && salus_fhir_access_restricted(rq->policy)) {
 		bool ok = false;
-		if ((rc = salus_fhir_access_visible_text(rq->policy, SALUS_POLICY_U, rq->type, id, out->cur.json,
+		if ((rc = salus_fhir_access_visible_text(st, rq->policy, SALUS_POLICY_U, rq->type, id, out->cur.json,
 							 out->cur.len, &ok)) == 0 && !ok)
 			rc = SALUS_ENOTFOUND;
 	} else if (rc == SALUS_EGONE && salus_fhir_access_restricted(rq->policy)) {
@@ -997,6 +997,7 @@ struct page {
 	int more;          /* a row beyond the limit exists: there is a next page */
 	/* history under a restricting policy (fhir/access.h): versions the caller may not see are skipped */
 	const struct salus_policy *policy;
+	struct salus_store *st;
 	enum salus_policy_letter letter;
 	long seen;         /* rows the store gave, skipped ones included */
 	int64_t seen_seq;  /* seq of the last of them */
@@ -1014,7 +1015,7 @@ static int add_entry(void *ctx, const struct salus_resource *r)
 	if (pg->policy) {
 		bool ok = false;
 		/* tombstones carry no content to judge: left out of a restricted history */
-		if (!r->deleted && (pg->vrc = salus_fhir_access_visible_text(pg->policy, pg->letter, r->type, r->id,
+		if (!r->deleted && (pg->vrc = salus_fhir_access_visible_text(pg->st, pg->policy, pg->letter, r->type, r->id,
 									       r->json, r->len, &ok)))
 			return pg->vrc;
 		if (!ok)
@@ -1130,6 +1131,7 @@ static int do_history(struct salus_store *st, const struct salus_fhir_req *rq, s
 	struct page pg = {.b = &entries, .rq = rq, .history = 1, .limit = q.count};
 	if (restricted) {
 		pg.policy = rq->policy;
+		pg.st = st;
 		pg.letter = q.id ? SALUS_POLICY_R : SALUS_POLICY_S;
 	}
 	if (!rc && q.count > 0 && restricted) {

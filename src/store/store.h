@@ -450,6 +450,8 @@ enum salus_sq_kind {
 	SALUS_SQ_INCLUDED,    /* referenced through params (none: any) by one of rids */
 	SALUS_SQ_COMPOSITE,   /* values: sub-clauses (comp) that hold within one group */
 	SALUS_SQ_TYPE,        /* system search: values a = resource type */
+	SALUS_SQ_OR,          /* values: sub-queries (val.chain; its type ignored) whose clauses hold on this same
+			       * resource; the clause holds when one of them does (access guards, policy) */
 };
 
 #define SALUS_SQ_TEXT_BIT 0x80000000u /* token param id | this: its display texts (STRING rows) */
@@ -496,7 +498,7 @@ struct salus_sq_val {
 	const char *a, *b, *c, *d, *e, *f;
 	int64_t lo, hi;
 	double v, vlo, vhi;
-	const struct salus_sq *chain;       /* SALUS_SQ_REF_CHAIN */
+	const struct salus_sq *chain;       /* SALUS_SQ_REF_CHAIN; SALUS_SQ_OR: one alternative */
 	const struct salus_sq_clause *comp; /* SALUS_SQ_COMPOSITE: one clause per component */
 	size_t ncomp;
 };

@@ -910,6 +910,24 @@ static void clause_sql(struct cq *c, const char *ra, const struct salus_sq_claus
 		emit(c, "))");
 		break;
 	}
+	case SALUS_SQ_OR:
+		emitf(c, "%s(", cl->negate ? "NOT " : "");
+		for (size_t i = 0; i < cl->nvals; i++) {
+			const struct salus_sq *alt = cl->vals[i].chain;
+			if (!alt || ++c->depth > MAX_DEPTH) {
+				c->rc = SALUS_EINVALID;
+				break;
+			}
+			emit(c, i ? " OR (1" : "(1");
+			for (size_t k = 0; k < alt->nclauses; k++) {
+				emit(c, " AND ");
+				clause_sql(c, ra, &alt->clauses[k], false);
+			}
+			emit(c, ")");
+			c->depth--;
+		}
+		emit(c, cl->nvals ? ")" : "0)");
+		break;
 	case SALUS_SQ_COMPOSITE:
 		emitf(c, "%s(", cl->negate ? "NOT " : "");
 		for (size_t i = 0; i < cl->nvals; i++) {

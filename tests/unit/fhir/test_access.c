@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "fhir/access.h"
 #include "fhir/rest.h"
@@ -103,7 +104,8 @@ static void fixtures(void)
 static struct salus_policy patient_policy(const struct salus_policy_scope *v, size_t n)
 {
 	struct salus_policy p;
-	assert_int_equal(salus_policy_init(&p, st, v, n, true, "Patient/pa", "pa"), 0);
+	struct salus_policy_token t = {.scopes = v, .n = n, .user_ctx = true, .fhir_user = "Patient/pa", .patient = "pa"};
+	assert_int_equal(salus_policy_init(&p, st, NULL, &t), 0);
 	assert_string_equal(p.patient, "pa");
 	return p;
 }
@@ -186,35 +188,35 @@ static void test_content_checks(void **state)
 	struct salus_policy p = patient_policy(v, 4);
 	json_t *j = json_loads(obs("x", "pa", "laboratory"), 0, NULL);
 	bool ok = false;
-	assert_int_equal(salus_fhir_access_visible(&p, SALUS_POLICY_R, "Observation", "x", j, &ok), 0);
+	assert_int_equal(salus_fhir_access_visible(st, &p, SALUS_POLICY_R, "Observation", "x", j, &ok), 0);
 	assert_true(ok);
 	json_decref(j);
 	j = json_loads(obs("x", "pb", "laboratory"), 0, NULL);
-	assert_int_equal(salus_fhir_access_visible(&p, SALUS_POLICY_R, "Observation", "x", j, &ok), 0);
+	assert_int_equal(salus_fhir_access_visible(st, &p, SALUS_POLICY_R, "Observation", "x", j, &ok), 0);
 	assert_false(ok);
 	json_decref(j);
 	j = json_loads(obs("x", "pa", "imaging"), 0, NULL);
-	assert_int_equal(salus_fhir_access_visible(&p, SALUS_POLICY_R, "Observation", "x", j, &ok), 0);
+	assert_int_equal(salus_fhir_access_visible(st, &p, SALUS_POLICY_R, "Observation", "x", j, &ok), 0);
 	assert_false(ok);
 	json_decref(j);
 	j = json_loads("{\"resourceType\":\"Encounter\",\"status\":\"finished\",\"class\":{\"code\":\"AMB\"},"
 		       "\"subject\":{\"reference\":\"Patient/pa\"},\"period\":{\"start\":\"2021-01-01\"}}",
 		       0, NULL);
-	assert_int_equal(salus_fhir_access_visible(&p, SALUS_POLICY_R, "Encounter", "e", j, &ok), 0);
+	assert_int_equal(salus_fhir_access_visible(st, &p, SALUS_POLICY_R, "Encounter", "e", j, &ok), 0);
 	assert_false(ok); /* date criteria are not evaluated on content: fail safe */
 	json_decref(j);
 	j = json_loads("{\"resourceType\":\"Condition\",\"subject\":{\"reference\":\"Patient/pa\"}}", 0, NULL);
-	assert_int_equal(salus_fhir_access_visible(&p, SALUS_POLICY_R, "Condition", "c", j, &ok), 0);
+	assert_int_equal(salus_fhir_access_visible(st, &p, SALUS_POLICY_R, "Condition", "c", j, &ok), 0);
 	assert_true(ok); /* :missing=true */
 	json_decref(j);
 	j = json_loads("{\"resourceType\":\"Patient\"}", 0, NULL);
-	assert_int_equal(salus_fhir_access_visible(&p, SALUS_POLICY_R, "Patient", "pa", j, &ok), 0);
+	assert_int_equal(salus_fhir_access_visible(st, &p, SALUS_POLICY_R, "Patient", "pa", j, &ok), 0);
 	assert_true(ok);
-	assert_int_equal(salus_fhir_access_visible(&p, SALUS_POLICY_R, "Patient", "pb", j, &ok), 0);
+	assert_int_equal(salus_fhir_access_visible(st, &p, SALUS_POLICY_R, "Patient", "pb", j, &ok), 0);
 	assert_false(ok);
-	assert_int_equal(salus_fhir_access_visible(&p, SALUS_POLICY_U, "Patient", "pa", j, &ok), 0);
+	assert_int_equal(salus_fhir_access_visible(st, &p, SALUS_POLICY_U, "Patient", "pa", j, &ok), 0);
 	assert_false(ok); /* no 'u' letter */
-	assert_int_equal(salus_fhir_access_visible(NULL, SALUS_POLICY_U, "Patient", "pb", j, &ok), 0);
+	assert_int_equal(salus_fhir_access_visible(st, NULL, SALUS_POLICY_U, "Patient", "pb", j, &ok), 0);
 	assert_true(ok); /* no policy: no restriction */
 	json_decref(j);
 }
@@ -262,6 +264,133 @@ static void test_writes(void **state)
 	put("Observation", "oa2", obs("oa2", "pa", "vital-signs"));
 }
 
+/* ---- the relationship rule and break-glass ---- */
+
+static struct salus_policy staff_policy(const struct salus_policy_config *cfg)
+{
+	static const struct salus_policy_scope v[] = {{SALUS_POLICY_CTX_USER, "*", ALL, NULL}};
+	struct salus_policy p;
+	struct salus_policy_token t = {.scopes = v, .n = 1, .user_ctx = true, .user = "drx",
+				       .fhir_user = "Practitioner/dr"};
+	assert_int_equal(salus_policy_init(&p, st, cfg, &t), 0);
+	return p;
+}
+
+static void rel_fixtures(void)
+{
+	static bool done;
+	if (done)
+		return;
+	done = true;
+	put("Practitioner", "dr", "{\"resourceType\":\"Practitioner\",\"id\":\"dr\"}");
+	put("Patient", "r1", "{\"resourceType\":\"Patient\",\"id\":\"r1\",\"generalPractitioner\":[{\"reference\":"
+			     "\"Practitioner/dr\"}]}");
+	put("Patient", "r2", "{\"resourceType\":\"Patient\",\"id\":\"r2\"}");
+	put("CareTeam", "ct2", "{\"resourceType\":\"CareTeam\",\"id\":\"ct2\",\"subject\":{\"reference\":\"Patient/r2\"},"
+			       "\"participant\":[{\"member\":{\"reference\":\"Practitioner/dr\"}}]}");
+	put("Patient", "r3", "{\"resourceType\":\"Patient\",\"id\":\"r3\"}");
+	put("Encounter", "e3", "{\"resourceType\":\"Encounter\",\"id\":\"e3\",\"status\":\"finished\",\"class\":{"
+			       "\"code\":\"AMB\"},\"subject\":{\"reference\":\"Patient/r3\"},\"participant\":[{"
+			       "\"individual\":{\"reference\":\"Practitioner/dr\"}}]}");
+	put("Patient", "r4", "{\"resourceType\":\"Patient\",\"id\":\"r4\"}");
+	put("Observation", "or1", obs("or1", "r1", "laboratory"));
+	put("Observation", "or4", obs("or4", "r4", "laboratory"));
+}
+
+/* Ids of the entries of a searchset (sorted by the caller's expectations: compared as a set). */
+static bool has_entry(json_t *b, const char *type, const char *id)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(b, "entry"), i, e)
+	{
+		json_t *r = json_object_get(e, "resource");
+		if (!strcmp(json_string_value(json_object_get(r, "resourceType")), type) &&
+		    !strcmp(json_string_value(json_object_get(r, "id")), id))
+			return true;
+	}
+	return false;
+}
+
+static void test_relationship(void **state)
+{
+	(void)state;
+	fixtures();
+	rel_fixtures();
+	struct salus_policy_config cfg = {.relationship = true, .break_glass_max_minutes = 60};
+	struct salus_policy p = staff_policy(&cfg);
+	assert_true(p.related);
+	json_t *b = NULL;
+	struct salus_param ids[] = {{(char *)"_id", (char *)"r1,r2,r3,r4,pa"}};
+	assert_int_equal(call(&p, SALUS_FHIR_SEARCH_TYPE, "Patient", NULL, NULL, ids, 1, &b), 200);
+	assert_int_equal(total_of(b), 3); /* GP, CareTeam, Encounter; not r4, not pa */
+	assert_true(has_entry(b, "Patient", "r1") && has_entry(b, "Patient", "r2") && has_entry(b, "Patient", "r3"));
+	json_decref(b);
+	struct salus_param oids[] = {{(char *)"_id", (char *)"or1,or4"}};
+	assert_int_equal(call(&p, SALUS_FHIR_SEARCH_TYPE, "Observation", NULL, NULL, oids, 1, &b), 200);
+	assert_int_equal(total_of(b), 1);
+	assert_true(has_entry(b, "Observation", "or1"));
+	json_decref(b);
+	assert_int_equal(call(&p, SALUS_FHIR_READ, "Patient", "r2", NULL, NULL, 0, NULL), 200);
+	assert_int_equal(call(&p, SALUS_FHIR_READ, "Patient", "r4", NULL, NULL, 0, NULL), 404);
+	assert_int_equal(call(&p, SALUS_FHIR_READ, "Observation", "or4", NULL, NULL, 0, NULL), 404);
+	assert_int_equal(call(&p, SALUS_FHIR_READ, "Practitioner", "d1", NULL, NULL, 0, NULL), 200); /* not in a compartment */
+	/* writes: into a related patient's record, or registering a patient of one's own */
+	assert_int_equal(call(&p, SALUS_FHIR_CREATE, "Observation", NULL, obs("", "r3", "laboratory"), NULL, 0, NULL),
+			 201);
+	assert_int_equal(call(&p, SALUS_FHIR_CREATE, "Observation", NULL, obs("", "r4", "laboratory"), NULL, 0, NULL),
+			 403);
+	assert_int_equal(call(&p, SALUS_FHIR_CREATE, "Patient", NULL,
+			      "{\"resourceType\":\"Patient\",\"generalPractitioner\":[{\"reference\":\"Practitioner/dr\"}]}",
+			      NULL, 0, NULL),
+			 201);
+	assert_int_equal(call(&p, SALUS_FHIR_CREATE, "Patient", NULL, "{\"resourceType\":\"Patient\"}", NULL, 0, NULL),
+			 403);
+	/* the rule off (the default): every patient */
+	struct salus_policy q = staff_policy(NULL);
+	assert_false(q.related);
+	assert_int_equal(call(&q, SALUS_FHIR_READ, "Patient", "r4", NULL, NULL, 0, NULL), 200);
+
+	/* break-glass */
+	int64_t exp = 0;
+	const char *why = NULL;
+	const char *reason = "unconscious patient in the emergency department";
+	assert_int_equal(salus_policy_break_glass(st, &cfg, "drx", "r4", "too short", 30, 0, &exp, &why), SALUS_EINVALID);
+	assert_int_equal(salus_policy_break_glass(st, &cfg, "drx", "r4", reason, 0, 0, &exp, &why), SALUS_EINVALID);
+	assert_int_equal(salus_policy_break_glass(st, &cfg, "drx", "r4", reason, 61, 0, &exp, &why), SALUS_EINVALID);
+	assert_int_equal(salus_policy_break_glass(st, &cfg, "drx", "nobody", reason, 30, 0, &exp, &why), SALUS_ENOTFOUND);
+	assert_int_equal(salus_policy_break_glass(st, &cfg, "drx", "r4", "line\nbreak in the reason", 30, 0, &exp, &why),
+			 SALUS_EINVALID);
+	struct salus_policy_config off = {.relationship = false, .break_glass_max_minutes = 60};
+	assert_int_equal(salus_policy_break_glass(st, &off, "drx", "r4", reason, 30, 0, &exp, &why), SALUS_EINVALID);
+	/* an expired grant opens nothing */
+	int64_t past = salus_now_ms() - 2 * 3600 * 1000;
+	assert_int_equal(salus_policy_break_glass(st, &cfg, "drx", "r4", reason, 30, past, &exp, &why), 0);
+	p = staff_policy(&cfg);
+	assert_int_equal(p.nbtg, 0);
+	assert_int_equal(call(&p, SALUS_FHIR_READ, "Patient", "r4", NULL, NULL, 0, NULL), 404);
+	assert_int_equal(salus_policy_break_glass(st, &cfg, "drx", "r4", reason, 30, 0, &exp, &why), 0);
+	assert_true(exp > salus_now_ms() + 29 * 60000);
+	p = staff_policy(&cfg);
+	assert_int_equal(p.nbtg, 1);
+	assert_true(salus_policy_btg_has(&p, "r4"));
+	assert_int_equal(call(&p, SALUS_FHIR_READ, "Patient", "r4", NULL, NULL, 0, NULL), 200);
+	assert_int_equal(call(&p, SALUS_FHIR_READ, "Observation", "or4", NULL, NULL, 0, NULL), 200);
+	assert_int_equal(call(&p, SALUS_FHIR_SEARCH_TYPE, "Observation", NULL, NULL, oids, 1, &b), 200);
+	assert_int_equal(total_of(b), 2);
+	json_decref(b);
+	char *list = NULL;
+	assert_int_equal(salus_policy_break_glass_list(st, 0, &list), 0);
+	assert_non_null(strstr(list, "\"user\":\"drx\""));
+	assert_non_null(strstr(list, "\"patient\":\"r4\""));
+	assert_non_null(strstr(list, "\"active\":true"));
+	salus_free(list);
+	/* withdrawn: closed again */
+	assert_int_equal(salus_policy_break_glass_revoke(st, "drx", "r4"), 0);
+	p = staff_policy(&cfg);
+	assert_int_equal(call(&p, SALUS_FHIR_READ, "Patient", "r4", NULL, NULL, 0, NULL), 404);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,6 +398,7 @@ int main(void)
 		cmocka_unit_test(test_searches),
 		cmocka_unit_test(test_content_checks),
 		cmocka_unit_test(test_writes),
+		cmocka_unit_test(test_relationship),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -28,7 +28,8 @@ static struct salus_policy pol(const struct salus_policy_scope *v, size_t n, boo
 			       const char *claim)
 {
 	struct salus_policy p;
-	assert_int_equal(salus_policy_init(&p, NULL, v, n, user, fhir_user, claim), 0);
+	struct salus_policy_token t = {.scopes = v, .n = n, .user_ctx = user, .fhir_user = fhir_user, .patient = claim};
+	assert_int_equal(salus_policy_init(&p, NULL, NULL, &t), 0);
 	return p;
 }
 
@@ -128,8 +129,8 @@ static void test_too_many_scopes(void **state)
 	for (size_t i = 0; i < SALUS_POLICY_MAX_SCOPES + 1; i++)
 		v[i] = (struct salus_policy_scope){SALUS_POLICY_CTX_SYSTEM, "Patient", RS, NULL};
 	struct salus_policy p;
-	assert_int_equal(salus_policy_init(&p, NULL, v, SALUS_POLICY_MAX_SCOPES + 1, false, NULL, NULL),
-			 SALUS_EINVALID);
+	struct salus_policy_token t = {.scopes = v, .n = SALUS_POLICY_MAX_SCOPES + 1};
+	assert_int_equal(salus_policy_init(&p, NULL, NULL, &t), SALUS_EINVALID);
 }
 
 /* ---- proxies: a real store ---- */
@@ -181,16 +182,20 @@ static void test_related_person(void **state)
 
 	const struct salus_policy_scope v[] = {{SALUS_POLICY_CTX_PATIENT, "*", RS, NULL}};
 	struct salus_policy p;
-	assert_int_equal(salus_policy_init(&p, st, v, 1, true, "RelatedPerson/rp1", "p1"), 0);
+	struct salus_policy_token t = {.scopes = v, .n = 1, .user_ctx = true, .fhir_user = "RelatedPerson/rp1",
+				       .patient = "p1"};
+	assert_int_equal(salus_policy_init(&p, st, NULL, &t), 0);
 	assert_string_equal(p.patient, "p1");
 	assert_true(salus_policy_allows(&p, "Observation", SALUS_POLICY_R));
 	/* the RelatedPerson now points at another patient than the token was issued for */
-	assert_int_equal(salus_policy_init(&p, st, v, 1, true, "RelatedPerson/rp2", "p1"), 0);
+	t.fhir_user = "RelatedPerson/rp2";
+	assert_int_equal(salus_policy_init(&p, st, NULL, &t), 0);
 	assert_string_equal(p.patient, "");
 	assert_false(salus_policy_allows(&p, "Observation", SALUS_POLICY_R));
 	/* deactivated after issue */
 	put(st, "rp1", "{\"resourceType\":\"RelatedPerson\",\"active\":false,\"patient\":{\"reference\":\"Patient/p1\"}}");
-	assert_int_equal(salus_policy_init(&p, st, v, 1, true, "RelatedPerson/rp1", "p1"), 0);
+	t.fhir_user = "RelatedPerson/rp1";
+	assert_int_equal(salus_policy_init(&p, st, NULL, &t), 0);
 	assert_string_equal(p.patient, "");
 	salus_store_free(st);
 	assert_int_equal(system(cmd), 0);
