@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { generate } from 'otplib';
 import { salus, startServer } from './lib/server.mjs';
 
 const REDIRECT = 'https://app.example/cb';
@@ -286,5 +287,109 @@ describe('proxy access through a RelatedPerson', () => {
     assert.equal(t.patient, undefined);
     assert.equal(claims(t.access_token).patient, undefined);
     assert.equal((await get(t.access_token, '/fhir/Patient/pb')).status, 403);
+  });
+});
+
+// A second server with the relationship rule on: staff reach their own patients, and others only
+// through an audited, time-boxed break-glass grant.
+describe('relationship rule and break-glass ([policy] relationship = practitioner)', () => {
+  let r2, sys2, tok, totpSecret;
+  const get2 = (t, p) => r2.request('GET', p, { token: t });
+  const post2 = (p, body, cookie) => r2.request('POST', p, {
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}) }, body: form(body),
+  });
+  before(async () => {
+    r2 = await startServer({ serveArgs: ['--policy.relationship', 'practitioner', '--policy.break_glass_max_minutes', '60'] });
+    sys2 = await r2.token('full');
+    const c = await salus(['client', 'add', '--data', r2.dir, '--id', 'capp', '--scope', 'user/*.cruds openid fhirUser',
+      '--redirect-uri', REDIRECT, '--public']);
+    assert.equal(c.code, 0, c.stderr);
+    for (const res of [
+      { resourceType: 'Practitioner', id: 'doc2', name: [{ family: 'Own' }] },
+      { resourceType: 'Patient', id: 'pc', generalPractitioner: [{ reference: 'Practitioner/doc2' }] },
+      { resourceType: 'Patient', id: 'pd', name: [{ family: 'Delta' }] },
+      obs('oc1', 'pc', 'laboratory', '1111-1'),
+      obs('od1', 'pd', 'laboratory', '9999-9'),
+    ]) {
+      const w = await r2.request('PUT', `/fhir/${res.resourceType}/${res.id}`, { token: sys2, body: res });
+      assert.ok(w.status === 201 || w.status === 200, w.body);
+    }
+    const pwFile = path.join(r2.tmp, 'drtwo.pw');
+    const totpFile = path.join(r2.tmp, 'drtwo.totp');
+    fs.writeFileSync(pwFile, PW, { mode: 0o600 });
+    const u = await salus(['user', 'add', '--data', r2.dir, '--username', 'drtwo', '--role', 'clinician', '--password-file',
+      pwFile, '--practitioner', 'doc2', '--totp-secret-out', totpFile]);
+    assert.equal(u.code, 0, u.stderr);
+    totpSecret = fs.readFileSync(totpFile, 'utf8').trim();
+    // the code + PKCE flow with TOTP (staff)
+    const verifier = crypto.randomBytes(32).toString('base64url');
+    const q = new URLSearchParams({ client_id: 'capp', redirect_uri: REDIRECT, response_type: 'code',
+      scope: 'user/*.rs openid fhirUser', state: 'st', code_challenge_method: 'S256',
+      code_challenge: crypto.createHash('sha256').update(verifier).digest('base64url'), aud: `${r2.base}/fhir` });
+    const g = await r2.request('GET', `/auth/authorize?${q}`);
+    const cookie = g.headers['set-cookie'][0].split(';')[0];
+    const tx = /name=tx value="([^"]+)"/.exec(g.body)[1];
+    let r = await post2('/auth/authorize', { tx, step: 'login', username: 'drtwo', password: PW }, cookie);
+    assert.match(r.body, /name=step value="mfa"/);
+    r = await post2('/auth/authorize', { tx, step: 'mfa', otp: await generate({ secret: totpSecret }) }, cookie);
+    assert.match(r.body, /Allow access\?/);
+    r = await post2('/auth/authorize', { tx, step: 'consent', decision: 'approve' }, cookie);
+    assert.equal(r.status, 302, r.body);
+    const t = await post2('/auth/token', { grant_type: 'authorization_code', code: new URL(r.headers.location).searchParams.get('code'),
+      redirect_uri: REDIRECT, code_verifier: verifier, client_id: 'capp' });
+    assert.equal(t.status, 200, t.body);
+    assert.equal(t.json.patient, undefined); // staff: no patient context
+    tok = t.json.access_token;
+  });
+  after(async () => {
+    await r2?.stop();
+  });
+
+  test('a clinician reaches the patients related to their Practitioner only', async () => {
+    let r = await get2(tok, '/fhir/Patient');
+    assert.deepEqual(ids(r.json), ['Patient/pc']);
+    assert.equal(r.json.total, 1);
+    assert.deepEqual(ids((await get2(tok, '/fhir/Observation')).json), ['Observation/oc1']);
+    assert.equal((await get2(tok, '/fhir/Patient/pd')).status, 404);
+    assert.equal((await get2(tok, '/fhir/Observation/od1')).status, 404);
+    assert.equal((await get2(tok, '/fhir/Practitioner/doc2')).status, 200); // outside any compartment
+    r = await get2(sys2, '/fhir/Patient');
+    assert.equal(r.json.total, 2); // system tokens are not narrowed
+  });
+
+  test('break-glass: refused without a reason or beyond the time box; then audited, alerted, time-boxed', async () => {
+    const bg = (t, body) => r2.request('POST', '/auth/break-glass', { token: t, body });
+    let r = await bg(tok, { patient: 'pd', reason: 'short', minutes: 30 });
+    assert.equal(r.status, 400, r.body);
+    r = await bg(tok, { patient: 'pd', reason: 'unconscious in the emergency department', minutes: 61 });
+    assert.equal(r.status, 400, r.body);
+    r = await bg(tok, { patient: 'nobody', reason: 'unconscious in the emergency department', minutes: 30 });
+    assert.equal(r.status, 404, r.body);
+    r = await bg(sys2, { patient: 'pd', reason: 'unconscious in the emergency department', minutes: 30 });
+    assert.equal(r.status, 403, r.body); // a user's act, not a client's
+    assert.equal((await r2.request('POST', '/auth/break-glass', { body: {} })).status, 401);
+    r = await bg(tok, { patient: 'pd', reason: 'unconscious in the emergency department', minutes: 30 });
+    assert.equal(r.status, 201, r.body);
+    const left = Date.parse(r.json.expires) - Date.now();
+    assert.ok(left > 29 * 60000 && left <= 30 * 60000, r.body);
+    // the same token now reaches pd, and those accesses are audited with purpose BTG
+    assert.equal((await get2(tok, '/fhir/Patient/pd')).status, 200);
+    assert.deepEqual(ids((await get2(tok, '/fhir/Observation')).json), ['Observation/oc1', 'Observation/od1']);
+    const ev = await get2(sys2, '/fhir/AuditEvent?patient=pd&_count=100');
+    assert.equal(ev.status, 200, ev.body);
+    const btg = (ev.json.entry || []).map((e) => e.resource)
+      .filter((e) => (e.purposeOfEvent || []).some((p) => p.coding.some((c) => c.code === 'BTG')));
+    assert.ok(btg.some((e) => e.subtype?.some((c) => c.code === 'break-glass') || JSON.stringify(e).includes('break-glass')),
+      JSON.stringify(btg));
+    assert.ok(btg.some((e) => e.action === 'R'), JSON.stringify(btg)); // the read made under the grant
+    assert.ok(!JSON.stringify(ev.json).includes('unconscious')); // the reason stays out of the trail
+    // alerted: a warning line with ids, never the reason
+    const log = r2.log.join('');
+    assert.match(log, /policy\.break_glass.*user=drtwo patient=pd/);
+    assert.ok(!log.includes('unconscious'));
+    // the queryable record
+    const l = await get2(sys2, '/auth/break-glass');
+    assert.equal(l.status, 200, l.body);
+    assert.ok(l.json.some((g) => g.user === 'drtwo' && g.patient === 'pd' && g.active && g.reason.includes('unconscious')));
   });
 });
