@@ -18,7 +18,8 @@
 # peak (VmRSS / VmHWM).  RESULT lines are machine-readable:
 #   RESULT name req_per_s p50_ms p99_ms requests non2xx socket_errors
 # Environment: SALUS_BIN, BENCH_SECONDS (10), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
-# BENCH_PRELOAD (1000), BENCH_PORT (18443), BENCH_NGINX_PORT (18444), BENCH_KEEP=1 keeps the dir.
+# BENCH_PRELOAD (1000), BENCH_PORT (18443), BENCH_NGINX_PORT (18444), BENCH_KEEP=1 keeps the dir,
+# BENCH_READ_SCOPE (the read test's token scopes; default: the bench client's system/*.cruds).
 #
 # Audit on vs off (issue 7), in ONE run:
 #   BENCH_AUDIT_COMPARE=1 bench/run.sh
@@ -149,6 +150,18 @@ read_id=$(curl_ -H "$auth" -H "$ctype" -d '{"resourceType":"Patient","active":tr
 created=$(curl -sS --no-progress-meter --parallel --parallel-max 32 -K "$work/preload.curl" | grep -c '^201$' || true)
 [ "$created" = "$PRELOAD" ] || { echo "bench: preload created $created of $PRELOAD" >&2; exit 1; }
 curl_ -H "$auth" -o "$work/resource.json" "$base/fhir/Patient/$read_id"
+# BENCH_READ_SCOPE: the read test uses a token of a second client with these scopes instead, e.g.
+# 'system/Patient.rs?gender=female' (a v2 restriction: every read is checked by the access policy,
+# docs/security.md "The access decision"); the resource read is a female, active Patient.
+read_token=$token
+if [ -n "${BENCH_READ_SCOPE:-}" ]; then
+	"$SALUS_BIN" client add --data "$data" --id benchread --scope "$BENCH_READ_SCOPE" --secret-file "$work/secret" >/dev/null
+	read_token=$(curl_ -u "benchread:$(cat "$work/secret")" -d grant_type=client_credentials "$base/auth/token" |
+		sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+	[ -n "$read_token" ] || { echo "bench: no token for BENCH_READ_SCOPE" >&2; exit 1; }
+	code=$(curl_ -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $read_token" "$base/fhir/Patient/$read_id")
+	[ "$code" = 200 ] || { echo "bench: BENCH_READ_SCOPE cannot read the resource ($code)" >&2; exit 1; }
+fi
 sleep 1
 idle_kb=$(mem VmRSS)
 
@@ -164,7 +177,7 @@ run_wrk() { # name script url
 echo "salus bench: $(nproc) cores, $CONNS connections, $THREADS wrk threads, ${SECS}s per test, $("$SALUS_BIN" version)"
 TESTS=" ${BENCH_TESTS:-read create update batch} "
 want() { [[ $TESTS == *" $1 "* ]]; }
-want read && BENCH_PATH=/fhir/Patient/$read_id run_wrk read read.lua "$base"
+want read && BENCH_TOKEN=$read_token BENCH_PATH=/fhir/Patient/$read_id run_wrk read read.lua "$base"
 want create && run_wrk create create.lua "$base"
 want update && run_wrk update update.lua "$base"
 if want batch; then

@@ -79,14 +79,14 @@ struct salus_scopes {
 int salus_scopes_parse(const char *s, size_t n, struct salus_scopes *out /* OUT */);
 void salus_scopes_release(struct salus_scopes *s); /* frees; leaves s empty; NULL-safe */
 
-/* Does the set allow interaction i on resource_type?  `system/` scopes
- * grant; `user/` scopes grant only when s->user_ctx (a token issued to a
- * logged-in user, whose role capped the grant at issue); `patient/` scopes
- * grant NOTHING yet (fail safe: the patient compartment is not enforced on
- * every route — search, _include, history, bundles — so a patient token must
- * not read anything rather than read too much).  A scope with a v2
- * query restriction grants nothing until restrictions are enforced
- * (conservative: never wider than asked).  "*" matches every type. */
+/* Does the set allow interaction i on resource_type, for a caller that cannot
+ * enforce a patient compartment or a restriction (the /audit routes)?
+ * `system/` scopes grant; `user/` scopes grant only when s->user_ctx (a token
+ * issued to a logged-in user, whose role capped the grant at issue);
+ * `patient/` scopes and scopes with a v2 query restriction grant NOTHING here
+ * (fail safe).  The FHIR API decides with policy/policy.h instead, which
+ * grants them inside the patient's compartment and the restriction.  "*"
+ * matches every type. */
 bool salus_scope_allows(const struct salus_scopes *s, const char *resource_type, enum salus_interaction i);
 
 /* Grant the part of `requested` covered by `registered` (both parsed).  For
@@ -151,6 +151,16 @@ int salus_auth_new(struct salus_store *store, const char *key_path, const char *
 		   int lifetime_s, struct salus_auth **out /* OUT */);
 void salus_auth_free(struct salus_auth *a); /* NULL-safe */
 
+/* The patient context of a user: the id of the Patient whose compartment a
+ * token of the user with fhirUser `fhir_user` ("Patient/X",
+ * "RelatedPerson/Y", ...) may reach through patient/ scopes, into out.
+ * Returns 0, SALUS_ENOTFOUND (no context) or another error (the token is
+ * then not issued).  Set by the server (policy/policy.h
+ * salus_policy_patient_of resolves a RelatedPerson to its patient); without
+ * a resolver, Patient/X gives X and nothing else gives a context. */
+typedef int (*salus_auth_context_fn)(void *ctx, const char *fhir_user, char out[SALUS_MAX_ID + 1]);
+void salus_auth_set_context(struct salus_auth *a, salus_auth_context_fn fn, void *ctx);
+
 /* The public signing key as a JWK Set {"keys":[...]} for /auth/jwks; new JSON text, salus_free. */
 char *salus_auth_jwks(const struct salus_auth *a);
 
@@ -196,6 +206,8 @@ struct salus_principal {
 	char client_id[SALUS_CLIENT_ID_MAX + 1];
 	char jti[SALUS_JTI_MAX + 1];
 	char user_id[65];                  /* the logged-in user behind the token, or "" (client credentials) */
+	char fhir_user[96];                /* the user's FHIR identity ("Patient/ID", "RelatedPerson/ID", ...) or "" */
+	char patient[SALUS_MAX_ID + 1];    /* the patient context the token was issued with, or "" */
 	int64_t exp;                       /* token expiry, seconds since the epoch */
 	const struct salus_scopes *scopes; /* granted scopes; valid until salus_principal_release */
 	struct salus_grant *grant_;        /* internal: keeps scopes alive */

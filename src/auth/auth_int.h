@@ -60,6 +60,8 @@ struct salus_grant {
 	char uid[65];  /* user token: the username ("" otherwise) */
 	char ugen[32]; /* and the user record's generation when issued */
 	char fam[48];  /* refresh-token family the token came from ("" if none) */
+	char fhir_user[96];            /* the user's "fhirUser" claim ("" if none) */
+	char patient[SALUS_MAX_ID + 1]; /* the "patient" claim: the patient context fixed at issue ("" if none) */
 	int64_t exp;
 	struct salus_scopes scopes;
 	char *record; /* the client's registry record as seen when verified (owned) */
@@ -84,6 +86,8 @@ struct salus_auth {
 	int lifetime;
 	char dummy_hash[SALUS_PWHASH_LEN]; /* Argon2id of a random secret, for unknown clients */
 	struct salus_users *users;         /* the user registry (authorization code grant), or NULL */
+	salus_auth_context_fn context;     /* the patient context of a fhirUser (salus_auth_set_context), or NULL */
+	void *context_ctx;
 	pthread_mutex_t lock;              /* guards cache */
 	struct cache_slot *cache;          /* SALUS_AUTH_CACHE_SLOTS, direct-mapped */
 };

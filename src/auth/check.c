@@ -127,6 +127,8 @@ static void fill(struct salus_principal *out, struct salus_grant *g)
 	memcpy(out->client_id, g->client_id, sizeof out->client_id);
 	memcpy(out->jti, g->jti, sizeof out->jti);
 	memcpy(out->user_id, g->uid, sizeof out->user_id);
+	memcpy(out->fhir_user, g->fhir_user, sizeof out->fhir_user);
+	memcpy(out->patient, g->patient, sizeof out->patient);
 	out->exp = g->exp;
 	out->scopes = &g->scopes;
 	out->grant_ = g;
@@ -175,6 +177,11 @@ static int verify_full(struct salus_auth *a, const char *tok, size_t n, struct s
 		    !copy_claim(claims, "ugen", g->ugen, sizeof g->ugen))
 			goto out_grant;
 		g->scopes.user_ctx = true;
+		if (json_object_get(claims, "fhirUser") &&
+		    !copy_claim(claims, "fhirUser", g->fhir_user, sizeof g->fhir_user))
+			goto out_grant;
+		if (json_object_get(claims, "patient") && !copy_claim(claims, "patient", g->patient, sizeof g->patient))
+			goto out_grant;
 	}
 	if (json_object_get(claims, "fam") && !copy_claim(claims, "fam", g->fam, sizeof g->fam))
 		goto out_grant;

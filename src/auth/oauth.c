@@ -773,6 +773,32 @@ static void revoke_family(struct salus_auth *a, const char *fam)
 	salus_log(SALUS_LOG_WARN, "auth.refresh.family_revoked", "family=%.8s", fam);
 }
 
+/* The patient context of a user token into out ("" when none): only when the
+ * granted scopes `res` hold a patient/ scope (or launch/patient was
+ * granted) and the user's fhirUser gives
+ * one (Patient/X, or an active RelatedPerson's patient through the
+ * server's resolver).  Errors of the resolver other than "no context". */
+static int patient_context(struct salus_auth *a, const char *fhir_user, const char *res, bool launch_patient,
+			   char out[SALUS_MAX_ID + 1])
+{
+	out[0] = 0;
+	if (!fhir_user || !*fhir_user || !res ||
+	    (!launch_patient && strncmp(res, "patient/", 8) && !strstr(res, " patient/")))
+		return 0;
+	int rc;
+	if (a->context) {
+		rc = a->context(a->context_ctx, fhir_user, out);
+	} else if (!strncmp(fhir_user, "Patient/", 8) && strlen(fhir_user + 8) <= SALUS_MAX_ID) {
+		memcpy(out, fhir_user + 8, strlen(fhir_user + 8) + 1);
+		rc = 0;
+	} else {
+		rc = SALUS_ENOTFOUND;
+	}
+	if (rc)
+		out[0] = 0;
+	return rc == SALUS_ENOTFOUND ? 0 : rc;
+}
+
 /* Tokens for a grant g {client, user, ugen, fhirUser, res, bits, nonce, [fam, fexp]}: the answer. */
 static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token_response *out)
 {
@@ -805,6 +831,10 @@ static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token
 	json_t *crec = NULL;
 	char *raw = NULL;
 	size_t raw_n;
+	/* the patient context (policy/policy.h): fixed in the token, re-checked on every request */
+	char patient[SALUS_MAX_ID + 1] = "";
+	if ((rc = patient_context(a, jstr(g, "fhirUser"), jstr(g, "res"), bits & SP_LAUNCH_PATIENT, patient)))
+		return rc;
 	if ((rc = salus_client_get(a->store, json_string_value(cl), &crec, &raw, &raw_n)))
 		return rc == SALUS_ENOTFOUND ? salus_token_error(out, 400, "invalid_grant") : rc;
 	salus_free(raw);
@@ -814,6 +844,7 @@ static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token
 			   jstr(g, "ugen"));
 	json_decref(crec);
 	if (!claims || (fam[0] && json_object_set_new(claims, "fam", json_string(fam))) ||
+	    (patient[0] && json_object_set_new(claims, "patient", json_string(patient))) ||
 	    (*jstr(g, "fhirUser") && json_object_set_new(claims, "fhirUser", json_string(jstr(g, "fhirUser"))))) {
 		rc = SALUS_ENOMEM;
 		goto out;
@@ -829,8 +860,10 @@ static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token
 		goto out;
 	}
 	const char *fu = jstr(g, "fhirUser");
-	if ((bits & SP_LAUNCH_PATIENT) && !strncmp(fu, "Patient/", 8))
-		json_object_set_new(body, "patient", json_string(fu + 8));
+	if (patient[0] && json_object_set_new(body, "patient", json_string(patient))) {
+		rc = SALUS_ENOMEM;
+		goto out;
+	}
 	if (bits & SP_OPENID) {
 		json_t *ic = json_pack("{s:s, s:s, s:O, s:I, s:I}", "iss", a->issuer, "sub", jstr(g, "user"), "aud", cl,
 				       "iat", (json_int_t)now, "exp", (json_int_t)(now + a->lifetime));

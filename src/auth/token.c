@@ -62,6 +62,12 @@ out_fail:
 	return rc;
 }
 
+void salus_auth_set_context(struct salus_auth *a, salus_auth_context_fn fn, void *ctx)
+{
+	a->context = fn;
+	a->context_ctx = ctx;
+}
+
 void salus_auth_free(struct salus_auth *a)
 {
 	if (!a)

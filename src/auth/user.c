@@ -617,7 +617,7 @@ static bool link_fits(enum salus_role role, const char *link, const char **why)
 	const char *want = salus_role_is_staff(role) ? "Practitioner/" : role == SALUS_ROLE_PATIENT ? "Patient/" : "RelatedPerson/";
 	if (!link || !*link) {
 		if (role == SALUS_ROLE_PATIENT || role == SALUS_ROLE_RELATED_PERSON) {
-			*why = "a patient needs --patient ID (a related person: the RelatedPerson id)";
+			*why = "a patient needs --patient ID (a related person: --related-person ID)";
 			return false;
 		}
 		return true; /* staff may be created before their Practitioner resource */

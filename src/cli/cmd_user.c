@@ -34,12 +34,14 @@ static const char usage_main[] =
 	"billing, auditor (staff: TOTP MFA required), patient, related-person.\n";
 static const char usage_add[] =
 	"usage: salus user add --data DIR --username U --role ROLE --password-file F\n"
-	"                      [--practitioner ID | --patient ID] [--totp-secret-out FILE]\n"
+	"                      [--practitioner ID | --patient ID | --related-person ID] [--totp-secret-out FILE]\n"
 	"Adds a user.  The password is read from F ('-': standard input; one trailing newline dropped),\n"
 	"must be 12..1024 bytes, not common, not containing the username.  A TOTP secret and 10 recovery\n"
 	"codes are provisioned and shown once; --totp-secret-out writes the base32 secret to FILE (0600).\n"
 	"  --practitioner ID  the user's FHIR Practitioner (staff roles)\n"
-	"  --patient ID       the user's FHIR Patient (role patient) or RelatedPerson (related-person)\n";
+	"  --patient ID       the user's FHIR Patient (role patient)\n"
+	"  --related-person ID  the user's FHIR RelatedPerson (role related-person: proxy access to\n"
+	"                     RelatedPerson.patient while the RelatedPerson is active)\n";
 static const char usage_list[] =
 	"usage: salus user list --data DIR\n"
 	"One line per user: username, role, link, state (active/disabled), mfa (enrolled/pending), created.\n";
@@ -60,7 +62,7 @@ static const char usage_revoke[] =
 	"Ends one session, or every session of a user.\n";
 
 struct opts {
-	const char *data, *username, *role, *password_file, *practitioner, *patient, *totp_out, *id;
+	const char *data, *username, *role, *password_file, *practitioner, *patient, *related, *totp_out, *id;
 };
 
 static int parse(const char *name, const char *usage, int argc, char **argv, struct opts *o)
@@ -75,6 +77,7 @@ static int parse(const char *name, const char *usage, int argc, char **argv, str
 		{"--password-file", offsetof(struct opts, password_file)},
 		{"--practitioner", offsetof(struct opts, practitioner)},
 		{"--patient", offsetof(struct opts, patient)},
+		{"--related-person", offsetof(struct opts, related)},
 		{"--totp-secret-out", offsetof(struct opts, totp_out)},
 		{"--id", offsetof(struct opts, id)},
 	};
@@ -188,8 +191,12 @@ static int cmd_add(int argc, char **argv)
 	if (salus_role_parse(o.role, &role))
 		return salus_cli_fail(name, 2, "unknown role '%s' (admin, clinician, nurse, front-desk, billing, "
 					       "auditor, patient, related-person)", o.role);
-	if (o.practitioner && o.patient)
-		return salus_cli_fail(name, 2, "give --practitioner or --patient, not both");
+	if ((o.practitioner != NULL) + (o.patient != NULL) + (o.related != NULL) > 1)
+		return salus_cli_fail(name, 2, "give one of --practitioner, --patient and --related-person");
+	if (o.related && role != SALUS_ROLE_RELATED_PERSON)
+		return salus_cli_fail(name, 2, "--related-person is for the role related-person");
+	if (o.patient && role == SALUS_ROLE_RELATED_PERSON)
+		return salus_cli_fail(name, 2, "a related person is linked with --related-person ID");
 	if (salus_crypto_init())
 		return salus_cli_fail(name, 1, "libsodium failed to initialise");
 	char pw[SALUS_PASSWORD_MAX + 2];
@@ -208,7 +215,7 @@ static int cmd_add(int argc, char **argv)
 		return rc;
 	}
 	struct salus_user_new nu = {.username = o.username, .role = role, .password = pw, .password_n = pn,
-				    .practitioner = o.practitioner, .patient = o.patient};
+				    .practitioner = o.practitioner, .patient = o.related ? o.related : o.patient};
 	struct salus_mfa_enrolment m;
 	const char *why = NULL;
 	rc = salus_user_add(u, &nu, &m, &why);

@@ -37,6 +37,8 @@ void salus_config_defaults(struct salus_config *c, const char *dir)
 	snprintf(c->keyring, sizeof c->keyring, "keys/keyring.json");
 	c->rotation_days = 90;
 	c->audit_retention_days = 2555; /* 7 years (HIPAA keeps documentation 6) */
+	snprintf(c->relationship, sizeof c->relationship, "none");
+	c->break_glass_max_minutes = 240;
 }
 
 static int set_str(char *dst, size_t cap, const char *v)
@@ -91,6 +93,12 @@ int salus_config_set(struct salus_config *c, const char *key, const char *v)
 	STR("keys.keyring", keyring)
 	INT("keys.rotation_days", rotation_days, 0, 3650)
 	INT("audit.retention_days", audit_retention_days, 1, 36500)
+	if (!strcmp(key, "policy.relationship")) {
+		if (strcmp(v, "none") && strcmp(v, "practitioner"))
+			return SALUS_EINVALID;
+		return set_str(c->relationship, sizeof c->relationship, v);
+	}
+	INT("policy.break_glass_max_minutes", break_glass_max_minutes, 1, 1440)
 	if (!strcmp(key, "log.level")) {
 		if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error"))
 			return SALUS_EINVALID;
@@ -235,5 +243,12 @@ int salus_config_write(const struct salus_config *c, const char *path)
 		"\n[audit]\n"
 		"retention_days = %d            ; `salus audit prune` drops the text of older events (hashes stay)\n",
 		c->audit_retention_days);
+	fprintf(f,
+		"\n[policy]\n"
+		"; docs/security.md \"The access decision\"\n"
+		"relationship = %s               ; none: staff reach every patient | practitioner: only patients whose\n"
+		"                                  ; generalPractitioner, CareTeam or Encounter names the user's Practitioner\n"
+		"break_glass_max_minutes = %d     ; longest POST /auth/break-glass time box (1..1440)\n",
+		c->relationship, c->break_glass_max_minutes);
 	return fclose(f) ? SALUS_EIO : 0;
 }

@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/limits.h"
+#include "fhir/access.h"
 #include "fhir/audit_search.h" /* AuditEvent entries: read-only */
 #include "fhir/cond.h"
 #include "fhir/defs.h"
@@ -314,6 +315,7 @@ static int route_entry(struct ctx *c, struct entry *e, json_t *req, const char *
 		return rc;
 	}
 	e->rq.base = c->rq->base;
+	e->rq.policy = c->rq->policy; /* every entry under the caller's access decision */
 	e->rq.params = e->q.p;
 	e->rq.nparams = e->q.n;
 	e->rq.prefer = c->rq->prefer;
@@ -354,6 +356,11 @@ static int match(struct ctx *c, const char *type, const struct salus_param *p, s
 		 int *count, const char **why)
 {
 	char ids[1][SALUS_MAX_ID + 1];
+	if (salus_fhir_access_restricted(c->rq->policy)) {
+		/* matching runs over every patient's identifiers: not offered to a restricted token */
+		*why = "conditional references and ifNoneExist are not available to patient-context or restricted tokens";
+		return SALUS_EFORBIDDEN;
+	}
 	int rc = salus_fhir_match(c->st, type, p, np, ids, 1, count, why);
 	if (!rc && *count == 1)
 		memcpy(id, ids[0], SALUS_MAX_ID + 1);
@@ -799,6 +806,12 @@ static int run_transaction(struct ctx *c)
 			e->op = nops;
 			back[nops++] = i;
 		}
+	size_t refused = 0;
+	const char *awhy = NULL;
+	if ((rc = salus_fhir_access_writes(c->st, c->rq->policy, ops, nops, &refused, &awhy))) {
+		tx_fail(c, back[refused], rc, awhy);
+		goto out_ops;
+	}
 	rc = salus_store_write(c->st, ops, nops);
 	if (rc) {
 		size_t bad = 0;

@@ -18,6 +18,7 @@
 #include "fhir/audit_search.h" /* AuditEvent from the audit log */
 #include "fhir/bundle.h"
 #include "fhir/capability.h"
+#include "fhir/access.h"
 #include "fhir/cond.h"
 #include "fhir/defs.h"
 #include "fhir/json_out.h"
@@ -352,10 +353,46 @@ static bool not_modified(const struct salus_fhir_req *rq, const struct salus_res
 	return false;
 }
 
+/* Under a restricting policy (fhir/access.h): may the caller see the version
+ * read (r; a tombstone is judged by the version before it)?  A resource it
+ * may not see answers exactly as one that does not exist (404), so neither
+ * its existence nor its deletion is revealed. */
+static int read_visible(struct salus_store *st, const struct salus_fhir_req *rq, const struct salus_resource *r,
+			bool *ok)
+{
+	*ok = true;
+	if (!salus_fhir_access_restricted(rq->policy))
+		return 0;
+	if (!r->deleted)
+		return salus_fhir_access_visible_text(st, rq->policy, SALUS_POLICY_R, rq->type, rq->id, r->json, r->len, ok);
+	*ok = false;
+	if (r->version <= 1)
+		return 0;
+	struct salus_resource prev = {.json = NULL};
+	int rc = salus_store_read(st, rq->type, rq->id, r->version - 1, &prev);
+	if (!rc && !prev.deleted && prev.json)
+		rc = salus_fhir_access_visible_text(st, rq->policy, SALUS_POLICY_R, rq->type, rq->id, prev.json, prev.len,
+						    ok);
+	else if (rc == SALUS_ENOTFOUND || rc == SALUS_EGONE || !rc)
+		rc = 0;
+	salus_resource_release(&prev);
+	return rc;
+}
+
 static int do_read(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
 {
 	struct salus_resource r;
 	int rc = salus_store_read(st, rq->type, rq->id, rq->op == SALUS_FHIR_VREAD ? rq->vid : 0, &r);
+	if ((rc == 0 || rc == SALUS_EGONE) && salus_fhir_access_restricted(rq->policy)) {
+		bool ok = false;
+		int vrc = read_visible(st, rq, &r, &ok);
+		if (vrc || !ok) {
+			salus_resource_release(&r);
+			return fail(rs, vrc ? vrc : SALUS_ENOTFOUND,
+				    vrc ? NULL : rq->op == SALUS_FHIR_VREAD ? "no such resource version" : "no such resource",
+				    NULL);
+		}
+	}
 	if (rc == SALUS_EGONE) {
 		set_version_headers(rs, r.version, r.updated_ms);
 		salus_resource_release(&r);
@@ -461,6 +498,13 @@ static int cond_match(struct salus_store *st, const struct salus_fhir_req *rq, c
 	const char *why = NULL;
 	char ids[1][SALUS_MAX_ID + 1];
 	int rc;
+	if (salus_fhir_access_restricted(rq->policy)) {
+		/* matching runs over every patient's identifiers: not offered to a restricted token */
+		rc = SALUS_EFORBIDDEN;
+		return fail(rs, rc, "conditional interactions are not available to patient-context or restricted tokens",
+			    NULL),
+		       rc;
+	}
 	if (query) {
 		rc = salus_query_parse(&q, query, strlen(query));
 		if (!rc)
@@ -506,6 +550,14 @@ static int existing_result(struct salus_store *st, const struct salus_fhir_req *
  * one (rest.h), so the write and its AuditEvent commit together. */
 static int store_write(const struct salus_fhir_req *rq, struct salus_store *st, struct salus_write *ops, size_t n)
 {
+	size_t bad;
+	const char *why = NULL;
+	int rc = salus_fhir_access_writes(st, rq->policy, ops, n, &bad, &why);
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			ops[i].rc = i == bad ? rc : 0;
+		return rc;
+	}
 	return rq->write ? rq->write(rq->write_ctx, st, ops, n) : salus_store_write(st, ops, n);
 }
 
@@ -787,6 +839,14 @@ int salus_fhir_patch_prepare(struct salus_store *st, const struct salus_fhir_req
 	memset(out, 0, sizeof *out);
 	salus_buf_init(&out->text, SALUS_MAX_BODY);
 	rc = salus_store_read(st, rq->type, id, 0, &out->cur);
+	if (!rc && salus_fhir_access_restricted(rq->policy)) {
+		bool ok = false;
+		if ((rc = salus_fhir_access_visible_text(st, rq->policy, SALUS_POLICY_U, rq->type, id, out->cur.json,
+							 out->cur.len, &ok)) == 0 && !ok)
+			rc = SALUS_ENOTFOUND;
+	} else if (rc == SALUS_EGONE && salus_fhir_access_restricted(rq->policy)) {
+		rc = SALUS_ENOTFOUND; /* a deleted resource's compartment is not judged: not revealed */
+	}
 	if (rc)
 		return fail(rs, rc, rc == SALUS_ENOTFOUND ? "no such resource" : NULL, NULL), rc;
 	if (if_match && if_match != out->cur.version)
@@ -960,13 +1020,32 @@ struct page {
 	int history;       /* history entries (request/response) vs searchset */
 	int limit;         /* entries wanted; one more row only sets `more` */
 	int more;          /* a row beyond the limit exists: there is a next page */
+	/* history under a restricting policy (fhir/access.h): versions the caller may not see are skipped */
+	const struct salus_policy *policy;
+	struct salus_store *st;
+	enum salus_policy_letter letter;
+	long seen;         /* rows the store gave, skipped ones included */
+	int64_t seen_seq;  /* seq of the last of them */
+	int vrc;           /* an error of the visibility check */
 };
+#define HISTORY_BATCH 200  /* rows read per round of a restricted history */
 #define PAGE_STOP 1        /* add_entry's "stop, page full" (positive: never an error code) */
 
 static int add_entry(void *ctx, const struct salus_resource *r)
 {
 	struct page *pg = ctx;
 	struct salus_buf *b = pg->b;
+	pg->seen++;
+	pg->seen_seq = r->seq;
+	if (pg->policy) {
+		bool ok = false;
+		/* tombstones carry no content to judge: left out of a restricted history */
+		if (!r->deleted && (pg->vrc = salus_fhir_access_visible_text(pg->st, pg->policy, pg->letter, r->type, r->id,
+									       r->json, r->len, &ok)))
+			return pg->vrc;
+		if (!ok)
+			return 0;
+	}
 	if (pg->n == pg->limit) {
 		pg->more = 1;
 		return PAGE_STOP;
@@ -1051,7 +1130,8 @@ static int do_history(struct salus_store *st, const struct salus_fhir_req *rq, s
 			return fail(rs, rc, NULL, NULL);
 	}
 	long total = 0;
-	int rc = salus_store_history_count(st, &q, &total);
+	bool restricted = salus_fhir_access_restricted(rq->policy);
+	int rc = restricted ? 0 : salus_store_history_count(st, &q, &total);
 	if (rc)
 		return fail(rs, rc, NULL, NULL);
 	char path[SALUS_MAX_TYPE + SALUS_MAX_ID + 32];
@@ -1064,14 +1144,41 @@ static int do_history(struct salus_store *st, const struct salus_fhir_req *rq, s
 
 	struct salus_buf *b = &rs->body;
 	salus_buf_reset(b);
-	rc = salus_buf_addf(b, "{\"resourceType\":\"Bundle\",\"type\":\"history\",\"total\":%ld,\"link\":[", total);
+	/* a restricted history has no total: counting the visible versions would mean reading them all */
+	rc = restricted ? salus_buf_adds(b, "{\"resourceType\":\"Bundle\",\"type\":\"history\",\"link\":[")
+			: salus_buf_addf(b, "{\"resourceType\":\"Bundle\",\"type\":\"history\",\"total\":%ld,\"link\":[",
+					 total);
 	if (!rc)
 		rc = add_link(b, "self", rq, path, NULL, 1);
 	/* entries go to a second buffer so the next link (which needs the last seq) precedes them */
 	struct salus_buf entries;
 	salus_buf_init(&entries, OUT_MAX);
 	struct page pg = {.b = &entries, .rq = rq, .history = 1, .limit = q.count};
-	if (!rc && q.count > 0) {
+	if (restricted) {
+		pg.policy = rq->policy;
+		pg.st = st;
+		pg.letter = q.id ? SALUS_POLICY_R : SALUS_POLICY_S;
+	}
+	if (!rc && q.count > 0 && restricted) {
+		/* versions the caller may not see are skipped, so rows are read in batches
+		 * until the page is full (and one more visible row exists) or none are left */
+		for (;;) {
+			long before = pg.seen;
+			q.count = HISTORY_BATCH;
+			rc = salus_store_history(st, &q, add_entry, &pg);
+			if (rc == PAGE_STOP || rc || pg.seen - before < HISTORY_BATCH)
+				break;
+			q.before_seq = pg.seen_seq;
+		}
+		if (rc == PAGE_STOP)
+			rc = 0;
+		if (!rc && pg.more) {
+			char extra[96];
+			snprintf(extra, sizeof extra, "_snapshot=%lld&_cursor=%lld", (long long)q.at_most_seq,
+				 (long long)pg.last_seq);
+			rc = add_link(b, "next", rq, path, extra, 0);
+		}
+	} else if (!rc && q.count > 0) {
 		q.count++; /* one extra row tells whether a next page exists */
 		rc = salus_store_history(st, &q, add_entry, &pg);
 		if (rc == PAGE_STOP)
@@ -1099,8 +1206,23 @@ static int do_history(struct salus_store *st, const struct salus_fhir_req *rq, s
 int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
 {
 	salus_fhir_search_attach(st); /* writes are indexed for search (fhir/search.h) */
-	if (!strcmp(rq->type, "AuditEvent") && rq->op != SALUS_FHIR_VALIDATE)
+	if (!strcmp(rq->type, "AuditEvent") && rq->op != SALUS_FHIR_VALIDATE) {
+		/* the audit log is searched apart from the resource index: no guards there, so a
+		 * compartment- or query-restricted grant of AuditEvent is refused, never widened */
+		static const enum salus_policy_letter letter[] = {
+			[SALUS_ACCESS_C] = SALUS_POLICY_C, [SALUS_ACCESS_R] = SALUS_POLICY_R,
+			[SALUS_ACCESS_U] = SALUS_POLICY_U, [SALUS_ACCESS_D] = SALUS_POLICY_D,
+			[SALUS_ACCESS_S] = SALUS_POLICY_S,
+		};
+		if (rq->policy) {
+			struct salus_policy_rule ar = salus_policy_rule(rq->policy, "AuditEvent",
+									  letter[salus_fhir_op_access(rq->op)]);
+			if (ar.compartment || ar.query)
+				return fail(rs, SALUS_EFORBIDDEN, "the audit trail is not available to patient-context or "
+								  "restricted tokens", NULL);
+		}
 		return salus_fhir_audit_handle(st, rq, rs); /* from the audit log; writes → 405 */
+	}
 	switch (rq->op) {
 	case SALUS_FHIR_CAPABILITIES: {
 		salus_buf_reset(&rs->body);

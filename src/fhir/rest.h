@@ -15,6 +15,8 @@
 #include "core/buf.h"
 #include "store/store.h"
 
+struct salus_policy;
+
 enum salus_fhir_op {
 	SALUS_FHIR_CAPABILITIES, /* GET  /metadata */
 	SALUS_FHIR_READ,         /* GET  /T/id */
@@ -81,6 +83,12 @@ struct salus_fhir_req {
 	 * the audit trail.  A CREATE op may get its id assigned by the hook. */
 	int (*write)(void *ctx, struct salus_store *st, struct salus_write *ops, size_t n);
 	void *write_ctx;
+	/* The caller's access decision (policy/policy.h; borrowed), enforced by
+	 * every handler below the REST layer (fhir/access.h, docs/security.md):
+	 * queries carry its guards, reads and history entries outside it answer
+	 * as not found, writes outside it are refused; Bundle entries inherit it.
+	 * NULL: no restriction beyond what the HTTP policy phase checked. */
+	const struct salus_policy *policy;
 };
 
 struct salus_fhir_resp {

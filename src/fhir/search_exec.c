@@ -7,6 +7,7 @@
  * few rounds), applies _summary/_elements, and writes the searchset Bundle.
  * Also the store's indexing hook (salus_store_set_indexer).
  */
+#include "fhir/access.h"
 #include "fhir/search_int.h"
 
 #include <stdio.h>
@@ -360,7 +361,8 @@ static bool lenient(const char *prefer)
 }
 
 /* _include / _revinclude for the hits [from, n) of h: appended as includes. */
-static int run_includes(struct salus_store *st, const struct salus_fhir_search *s, struct hits *h)
+static int run_includes(struct salus_store *st, const struct salus_fhir_search *s, struct hits *h,
+			const struct salus_fhir_guards *gr)
 {
 	size_t from = 0;
 	for (int round = 0; round <= MAX_ITERATE; round++) {
@@ -371,7 +373,8 @@ static int run_includes(struct salus_store *st, const struct salus_fhir_search *
 			const struct incl *in = &s->incl[k];
 			if (round > 0 && !in->iterate)
 				continue;
-			struct salus_sq q = {.count = MAX_INCLUDED, .need_json = true};
+			/* included resources are read: the guards of the 'r' letter */
+			struct salus_sq q = {.count = MAX_INCLUDED, .need_json = true, .guards = gr->v, .nguards = gr->n};
 			struct salus_sq_clause cl = {0};
 			int64_t *rids = NULL;
 			struct salus_sq_val *vals = NULL;
@@ -470,7 +473,8 @@ static int everything_patient(struct salus_store *st, const struct salus_fhir_se
 {
 	struct salus_sq_val v = {.op = SALUS_SQ_ANY, .a = id};
 	struct salus_sq_clause cl = {.kind = SALUS_SQ_ID, .vals = &v, .nvals = 1};
-	struct salus_sq q = {.type = "Patient", .clauses = &cl, .nclauses = 1, .count = 1, .need_json = true};
+	struct salus_sq q = {.type = "Patient", .clauses = &cl, .nclauses = 1, .count = 1, .need_json = true,
+			     .guards = s->q.guards, .nguards = s->q.nguards};
 	size_t n0 = h->n;
 	struct collect c = {.h = h};
 	int lim = h->limit;
@@ -503,6 +507,7 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 {
 	struct params ps, sp = {0};
 	struct salus_fhir_search *s = NULL;
+	struct salus_fhir_guards gs = {0}, gr = {0}; /* the access guards of matches ('s') and includes ('r') */
 	struct hits h = {0};
 	struct salus_buf entries, *b = &rs->body;
 	const char *why = NULL;
@@ -541,7 +546,12 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 		goto out_fail;
 	if ((compartment || everything) && (rc = salus_fhir_search_compartment(s, type, rq->id)))
 		goto out_fail;
+	if ((rc = salus_fhir_guards_build(rq->policy, SALUS_POLICY_S, &gs)) ||
+	    (rc = salus_fhir_guards_build(rq->policy, SALUS_POLICY_R, &gr)))
+		goto out_fail;
 	struct salus_sq *q = &s->q;
+	q->guards = gs.v; /* every level of the query: chains and _has too (store.h) */
+	q->nguards = gs.n;
 	if (s->summary == SUM_COUNT)
 		q->count = 0;
 	/* one row more than the page tells whether there is a next (or previous) page */
@@ -584,7 +594,7 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 			total++;
 	}
 	nmatch = h.n;
-	if (s->nincl && nmatch && (rc = run_includes(st, s, &h)))
+	if (s->nincl && nmatch && (rc = run_includes(st, s, &h, &gr)))
 		goto out_fail;
 
 	salus_buf_reset(b);
@@ -624,6 +634,8 @@ out_fail:
 out:
 	hits_release(&h);
 	salus_buf_release(&entries);
+	salus_fhir_guards_release(&gs);
+	salus_fhir_guards_release(&gr);
 	salus_fhir_search_free(s);
 	params_release(&ps);
 	params_release(&sp);

@@ -29,6 +29,7 @@
 #include "http/audit_phase.h"
 #include "http/pool.h"
 #include "http/ratelimit.h"
+#include "policy/policy.h"
 #include "auth/oauth.h"
 
 #define MAX_PARAMS 128
@@ -44,6 +45,7 @@ struct salus_http {
 	struct salus_ratelimit *rl;
 	struct salus_ratelimit *rl_login; /* stricter bucket for /auth/authorize POST, token, introspect, revoke */
 	struct salus_audit *audit; /* the audit trail: /audit routes, checkpoints every minute */
+	struct salus_policy_config pcfg; /* [policy] (policy/policy.h) */
 	char base[600];      /* https://host:port */
 	char fhir_base[620]; /* base + /fhir */
 	char *cert, *key;    /* PEM, owned */
@@ -78,9 +80,10 @@ struct req {
 	int no_cache;             /* add Pragma: no-cache (token responses) */
 	char *redirect;           /* Location of an /auth/authorize 302 (owned), or NULL */
 	char set_cookie[160];     /* Set-Cookie value, or "" */
-	/* a Bundle's principal, kept for the per-entry scope checks (bundle_allow) */
+	/* the principal, kept for the request: its scopes back the access decision */
 	struct salus_principal who;
 	bool has_who;
+	struct salus_policy pol; /* the access decision (policy/policy.h), given to the FHIR layer */
 	bool write_audited; /* the write's AuditEvent committed with it (audited_write) */
 };
 
@@ -229,6 +232,31 @@ static inline const char *remote_addr(struct req *r)
 	return r->remote;
 }
 
+_Static_assert(SALUS_IA_CREATE == (int)SALUS_POLICY_C && SALUS_IA_READ == (int)SALUS_POLICY_R &&
+		       SALUS_IA_UPDATE == (int)SALUS_POLICY_U && SALUS_IA_DELETE == (int)SALUS_POLICY_D &&
+		       SALUS_IA_SEARCH == (int)SALUS_POLICY_S && SALUS_POLICY_MAX_SCOPES >= SALUS_MAX_SCOPES,
+	       "policy letters follow the SMART letters of auth.h");
+
+/* The access decision of a principal (policy/policy.h) into r->pol. */
+static int build_policy(struct req *r, const struct salus_principal *who)
+{
+	struct salus_policy_scope v[SALUS_POLICY_MAX_SCOPES];
+	const struct salus_scopes *sc = who->scopes;
+	size_t n = sc->n < SALUS_POLICY_MAX_SCOPES ? sc->n : SALUS_POLICY_MAX_SCOPES;
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct salus_policy_scope){
+			.ctx = sc->v[i].ctx == SALUS_SCOPE_PATIENT ? SALUS_POLICY_CTX_PATIENT
+			       : sc->v[i].ctx == SALUS_SCOPE_USER  ? SALUS_POLICY_CTX_USER
+								   : SALUS_POLICY_CTX_SYSTEM,
+			.type = sc->v[i].type,
+			.letters = sc->v[i].perms,
+			.query = sc->v[i].query,
+		};
+	struct salus_policy_token t = {.scopes = v, .n = n, .user_ctx = sc->user_ctx, .user = who->user_id,
+				       .fhir_user = who->fhir_user, .patient = who->patient};
+	return salus_policy_init(&r->pol, r->h->store, &r->h->pcfg, &t);
+}
+
 /* Authenticate and authorise a FHIR interaction; 0 to proceed. */
 static int policy(struct req *r)
 {
@@ -246,23 +274,25 @@ static int policy(struct req *r)
 	}
 	snprintf(r->client_id, sizeof r->client_id, "%s", who.client_id);
 	enum salus_fhir_access a = salus_fhir_op_access(r->frq.op);
-	static const enum salus_interaction map[] = {
-		[SALUS_ACCESS_C] = SALUS_IA_CREATE, [SALUS_ACCESS_R] = SALUS_IA_READ,
-		[SALUS_ACCESS_U] = SALUS_IA_UPDATE, [SALUS_ACCESS_D] = SALUS_IA_DELETE,
-		[SALUS_ACCESS_S] = SALUS_IA_SEARCH,
+	static const enum salus_policy_letter map[] = {
+		[SALUS_ACCESS_C] = SALUS_POLICY_C, [SALUS_ACCESS_R] = SALUS_POLICY_R,
+		[SALUS_ACCESS_U] = SALUS_POLICY_U, [SALUS_ACCESS_D] = SALUS_POLICY_D,
+		[SALUS_ACCESS_S] = SALUS_POLICY_S,
 	};
-	if (r->frq.op == SALUS_FHIR_BUNDLE) {
-		/* scopes are checked per entry (bundle_allow), where the types are known */
-		r->who = who;
-		r->has_who = true;
-		return 0;
+	r->who = who; /* kept for the request: the decision borrows its scopes */
+	r->has_who = true;
+	if ((rc = build_policy(r, &who))) {
+		set_error(r, rc, NULL);
+		return rc;
 	}
+	r->frq.policy = &r->pol; /* enforced below the REST layer (fhir/access.h) */
+	if (r->frq.op == SALUS_FHIR_BUNDLE)
+		return 0; /* scopes are checked per entry (bundle_allow), where the types are known */
 	const char *type = r->frq.type[0] ? r->frq.type : "*";
 	/* a compartment search returns resources of the searched type(s); $everything of any type */
 	if (r->frq.op == SALUS_FHIR_SEARCH_COMPARTMENT || r->frq.op == SALUS_FHIR_EVERYTHING)
 		type = r->frq.ctype[0] ? r->frq.ctype : "*";
-	bool ok = salus_scope_allows(who.scopes, type, map[a]);
-	salus_principal_release(&who);
+	bool ok = salus_policy_allows(&r->pol, type, map[a]);
 	if (!ok) {
 		set_error(r, SALUS_EFORBIDDEN, "the token's scopes do not allow this interaction");
 		return SALUS_EFORBIDDEN;
@@ -273,17 +303,27 @@ static int policy(struct req *r)
 /* Per-entry authorisation of a batch/transaction (salus_fhir_req.allow). */
 static bool bundle_allow(void *ctx, const char *type, enum salus_fhir_access a)
 {
-	static const enum salus_interaction map[] = {
-		[SALUS_ACCESS_C] = SALUS_IA_CREATE, [SALUS_ACCESS_R] = SALUS_IA_READ,
-		[SALUS_ACCESS_U] = SALUS_IA_UPDATE, [SALUS_ACCESS_D] = SALUS_IA_DELETE,
-		[SALUS_ACCESS_S] = SALUS_IA_SEARCH,
+	static const enum salus_policy_letter map[] = {
+		[SALUS_ACCESS_C] = SALUS_POLICY_C, [SALUS_ACCESS_R] = SALUS_POLICY_R,
+		[SALUS_ACCESS_U] = SALUS_POLICY_U, [SALUS_ACCESS_D] = SALUS_POLICY_D,
+		[SALUS_ACCESS_S] = SALUS_POLICY_S,
 	};
 	struct req *r = ctx;
-	return r->has_who && salus_scope_allows(r->who.scopes, type, map[a]);
+	return r->has_who && salus_policy_allows(&r->pol, type, map[a]);
 }
 
 /* ---- the audit phase (docs/audit.md) ---------------------------------- */
 #ifndef SALUS_BENCH_NO_AUDIT
+
+/* purposeOfUse of a request's AuditEvent: BTG when it touched a patient the
+ * caller reaches through a break-glass grant (policy.h), else none. */
+static const char *purpose_of(const struct req *r, const struct salus_patient_set *ps)
+{
+	for (size_t i = 0; r->pol.nbtg && i < ps->n; i++)
+		if (salus_policy_btg_has(&r->pol, ps->ids[i]))
+			return "BTG";
+	return NULL;
+}
 
 /* After the commit of the request's AuditEvent: release the response, or,
  * if the event could not be written, answer 500 instead (fail closed). */
@@ -356,6 +396,8 @@ static void audit_and_resume(struct req *r)
 			.operation = op == SALUS_FHIR_VALIDATE	 ? "$validate"
 				     : op == SALUS_FHIR_EVERYTHING ? "$everything"
 								   : NULL,
+			.purpose = purpose_of(r, &ps),
+			.user_id = r->has_who && r->who.user_id[0] ? r->who.user_id : NULL,
 		};
 		rc = salus_audit_record_async(r->h->audit, &arq, audit_done, r);
 	}
@@ -407,6 +449,8 @@ static int audited_write(void *ctx, struct salus_store *st, struct salus_write *
 			.status_2xx = !create,
 			.client_id = r->client_id[0] ? r->client_id : NULL,
 			.remote_addr = remote_addr(r)[0] ? r->remote : NULL,
+			.purpose = purpose_of(r, &ps),
+			.user_id = r->has_who && r->who.user_id[0] ? r->who.user_id : NULL,
 		};
 		rc = salus_audit_write(r->h->audit, &arq, ops, n);
 	}
@@ -615,6 +659,112 @@ static void oauth_work(void *arg)
 	MHD_resume_connection(r->conn);
 }
 
+/* POST /auth/break-glass {"patient","reason","minutes"}: a staff user opens a
+ * patient's record outside the relationship rule for a time box (policy.h).
+ * Always audited (purposeOfUse BTG, success or refusal) before the answer
+ * leaves, and alerted with a warning log line (ids only, never the reason);
+ * if the event cannot be written the grant is withdrawn (fail closed).
+ * GET /auth/break-glass: every grant, for a token that may read AuditEvent. */
+static void btg_work(void *arg)
+{
+	struct req *r = arg;
+	struct salus_principal who;
+	const char *authz = header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+	char patient[SALUS_MAX_ID + 1] = "", why_buf[160];
+	const char *why = NULL;
+	char *list = NULL;
+	int64_t expires = 0;
+	json_t *body = NULL;
+	bool post = !strcmp(r->method, "POST");
+	int rc = salus_auth_check(r->h->auth, authz, &who);
+	if (rc == SALUS_EUNAUTHORIZED) {
+		r->www_auth = salus_auth_challenge(authz);
+		set_error(r, rc, "a valid bearer token is required");
+		goto out_answer;
+	}
+	if (rc) {
+		set_error(r, rc, NULL);
+		goto out_answer;
+	}
+	snprintf(r->client_id, sizeof r->client_id, "%s", who.client_id);
+	remote_addr(r);
+	if (!post) {
+		if (!salus_scope_allows(who.scopes, "AuditEvent", SALUS_IA_READ)) {
+			rc = SALUS_EFORBIDDEN;
+			why = "listing break-glass grants needs AuditEvent read scope";
+		} else {
+			rc = salus_policy_break_glass_list(r->h->store, 0, &list);
+		}
+	} else if (!who.user_id[0] || strncmp(who.fhir_user, "Practitioner/", 13)) {
+		rc = SALUS_EFORBIDDEN;
+		why = "break-glass is for signed-in staff users (fhirUser Practitioner)";
+	} else if (salus_json_parse_strict(r->body.p, r->body.n, &body, why_buf, sizeof why_buf)) {
+		rc = SALUS_EINVALID;
+		why = "the body must be a JSON object {\"patient\", \"reason\", \"minutes\"}";
+	} else {
+		const char *pid = json_string_value(json_object_get(body, "patient"));
+		json_t *m = json_object_get(body, "minutes");
+		if (pid && strlen(pid) <= SALUS_MAX_ID)
+			snprintf(patient, sizeof patient, "%s", pid);
+		rc = !json_is_integer(m) ? (why = "minutes must be an integer", SALUS_EINVALID)
+					  : salus_policy_break_glass(r->h->store, &r->h->pcfg, who.user_id, pid,
+								     json_string_value(json_object_get(body, "reason")),
+								     (long)json_integer_value(m), 0, &expires, &why);
+	}
+#ifndef SALUS_BENCH_NO_AUDIT
+	const char *pats[1] = {patient};
+	struct salus_audit_req arq = {
+		.interaction = post ? SALUS_AUDIT_OPERATION : SALUS_AUDIT_AUDIT_READ,
+		.operation = post ? "break-glass" : NULL,
+		.purpose = post ? "BTG" : NULL,
+		.resource_type = post && patient[0] ? "Patient" : NULL,
+		.id = post && patient[0] && salus_fhir_id_valid(patient, strlen(patient)) ? patient : NULL,
+		.patients = pats,
+		.npatients = post && patient[0] && salus_fhir_id_valid(patient, strlen(patient)) ? 1 : 0,
+		.status = rc ? salus_err_http(rc) : post ? 201 : 200,
+		.client_id = r->client_id[0] ? r->client_id : NULL,
+		.user_id = who.user_id[0] ? who.user_id : NULL,
+		.remote_addr = r->remote[0] ? r->remote : NULL,
+	};
+	int arc = salus_audit_record(r->h->audit, &arq, NULL);
+	if (arc) {
+		if (post && !rc)
+			salus_policy_break_glass_revoke(r->h->store, who.user_id, patient);
+		set_error(r, arc, "the break-glass request could not be audited; nothing was granted");
+		salus_principal_release(&who);
+		goto out_answer;
+	}
+#endif
+	if (rc) {
+		set_error(r, rc, why);
+	} else if (post) {
+		char when[SALUS_INSTANT_LEN];
+		salus_instant_format(expires, when);
+		salus_log(SALUS_LOG_WARN, "policy.break_glass", "user=%s patient=%s expires=%s", who.user_id, patient, when);
+		salus_buf_reset(&r->frs.body);
+		if (salus_buf_addf(&r->frs.body, "{\"patient\":\"%s\",\"expires\":\"%s\"}", patient, when)) {
+			set_error(r, SALUS_ENOMEM, NULL);
+		} else {
+			r->frs.status = 201;
+			r->content_type = "application/json";
+		}
+	} else {
+		salus_buf_reset(&r->frs.body);
+		if (salus_buf_adds(&r->frs.body, list)) {
+			set_error(r, SALUS_ENOMEM, NULL);
+		} else {
+			r->frs.status = 200;
+			r->content_type = "application/json";
+		}
+	}
+	salus_principal_release(&who);
+out_answer:
+	json_decref(body);
+	salus_free(list);
+	r->state = REQ_READY;
+	MHD_resume_connection(r->conn);
+}
+
 /* The stricter per-address bucket of the login and token endpoints; false when answered 429. */
 static bool auth_rate_ok(struct req *r)
 {
@@ -737,11 +887,11 @@ static enum MHD_Result route_smart_config(struct req *r)
 				"\"grant_types_supported\":[\"authorization_code\",\"refresh_token\",\"client_credentials\"],"
 				"\"response_types_supported\":[\"code\"],\"code_challenge_methods_supported\":[\"S256\"],"
 				"\"scopes_supported\":[\"openid\",\"fhirUser\",\"profile\",\"launch/patient\","
-				"\"offline_access\",\"online_access\",\"user/*.cruds\",\"user/*.rs\",\"system/*.cruds\","
+				"\"offline_access\",\"online_access\",\"patient/*.rs\",\"user/*.cruds\",\"user/*.rs\",\"system/*.cruds\","
 				"\"system/*.rs\",\"system/*.read\",\"system/*.*\"],"
 				"\"capabilities\":[\"launch-standalone\",\"client-public\",\"client-confidential-symmetric\","
 				"\"sso-openid-connect\",\"context-standalone-patient\",\"permission-offline\","
-				"\"permission-online\",\"permission-user\",\"permission-v1\",\"permission-v2\"]}",
+				"\"permission-online\",\"permission-patient\",\"permission-user\",\"permission-v1\",\"permission-v2\"]}",
 				r->h->base, r->h->base, r->h->base, r->h->base, r->h->base, r->h->base);
 	if (rc)
 		return MHD_NO;
@@ -935,6 +1085,16 @@ static enum MHD_Result dispatch(struct req *r)
 		if (!auth_rate_ok(r))
 			return send_response(r);
 		return defer(r, oauth_work);
+	}
+	if (!strcmp(u, "/auth/break-glass")) {
+		r->route = "auth.break-glass";
+		if (strcmp(r->method, "POST") && strcmp(r->method, "GET")) {
+			set_error(r, SALUS_EMETHOD, "use POST (open) or GET (list)");
+			return send_response(r);
+		}
+		if (!strcmp(r->method, "POST") && !auth_rate_ok(r))
+			return send_response(r);
+		return defer(r, btg_work);
 	}
 	if (!strcmp(u, "/auth/jwks")) {
 		r->route = "auth.jwks";
@@ -1186,6 +1346,12 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, int *port)
 	return 0;
 }
 
+/* salus_auth_context_fn: the patient context of a user (policy/policy.h). */
+static int patient_context(void *ctx, const char *fhir_user, char out[SALUS_MAX_ID + 1])
+{
+	return salus_policy_patient_of(ctx, fhir_user, out);
+}
+
 int salus_http_start(const struct salus_config *cfg, struct salus_store *store, struct salus_auth *auth,
 		     struct salus_http **out)
 {
@@ -1199,6 +1365,8 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 	h->cfg = cfg;
 	h->store = store;
 	h->auth = auth;
+	h->pcfg.relationship = !strcmp(cfg->relationship, "practitioner");
+	h->pcfg.break_glass_max_minutes = cfg->break_glass_max_minutes;
 	char path[SALUS_PATH_MAX];
 	if ((rc = salus_config_path(cfg, cfg->tls_cert, path)) || (rc = read_file(path, &h->cert)))
 		goto out_free;
@@ -1217,6 +1385,7 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 		goto out_free;
 	if ((rc = salus_pool_new(WORKERS, &h->pool)))
 		goto out_free;
+	salus_auth_set_context(auth, patient_context, store); /* proxy tokens: RelatedPerson → Patient */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
 	h->d = MHD_start_daemon(

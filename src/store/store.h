@@ -450,6 +450,8 @@ enum salus_sq_kind {
 	SALUS_SQ_INCLUDED,    /* referenced through params (none: any) by one of rids */
 	SALUS_SQ_COMPOSITE,   /* values: sub-clauses (comp) that hold within one group */
 	SALUS_SQ_TYPE,        /* system search: values a = resource type */
+	SALUS_SQ_OR,          /* values: sub-queries (val.chain; its type ignored) whose clauses hold on this same
+			       * resource; the clause holds when one of them does (access guards, policy) */
 };
 
 #define SALUS_SQ_TEXT_BIT 0x80000000u /* token param id | this: its display texts (STRING rows) */
@@ -496,7 +498,7 @@ struct salus_sq_val {
 	const char *a, *b, *c, *d, *e, *f;
 	int64_t lo, hi;
 	double v, vlo, vhi;
-	const struct salus_sq *chain;       /* SALUS_SQ_REF_CHAIN */
+	const struct salus_sq *chain;       /* SALUS_SQ_REF_CHAIN; SALUS_SQ_OR: one alternative */
 	const struct salus_sq_clause *comp; /* SALUS_SQ_COMPOSITE: one clause per component */
 	size_t ncomp;
 };
@@ -525,6 +527,20 @@ struct salus_sq_sort {
 
 #define SALUS_SQ_MAX_SORT 4
 
+/* An access guard (added with the access policy, src/policy/ and docs/security.md): a
+ * condition every resource a query reaches must meet — its matches, and also the
+ * resources its chains and _has clauses look at — so that search results, totals,
+ * paging and existence tests never involve a resource the caller may not see.
+ * A guard applies to resources of `type` (NULL: to every type no other guard of the
+ * list names); `deny`: no resource of those types passes; else a resource passes
+ * when it meets every clause (none: all pass). */
+struct salus_sq_guard {
+	const char *type;
+	bool deny;
+	const struct salus_sq_clause *clauses;
+	size_t nclauses;
+};
+
 struct salus_sq {
 	const char *type; /* resource type; NULL for a system-wide search */
 	const struct salus_sq_clause *clauses;
@@ -535,6 +551,9 @@ struct salus_sq {
 	const char *after; /* keyset cursor (salus_sq_hit.cursor): rows after it; NULL: first page */
 	bool before;       /* with a cursor: the rows just before it (still given in order) */
 	bool need_json;    /* false: type, id, version only */
+	/* access guards (NULL: none), applied at every level of the query */
+	const struct salus_sq_guard *guards;
+	size_t nguards;
 };
 
 /* One matching resource.  Everything is borrowed for the callback. */

@@ -334,6 +334,9 @@ struct cq {
 	int rc;
 	int alias; /* next alias number */
 	int depth;
+	const struct salus_sq_guard *guards; /* of the top-level query, applied at every level */
+	size_t nguards;
+	bool in_guard; /* compiling a guard's clauses: no guard inside a guard */
 	struct salus_buf strs; /* owned strings for bindings (FTS expressions, cursor texts) */
 	char **owned;
 	size_t nowned, owned_cap;
@@ -907,6 +910,24 @@ static void clause_sql(struct cq *c, const char *ra, const struct salus_sq_claus
 		emit(c, "))");
 		break;
 	}
+	case SALUS_SQ_OR:
+		emitf(c, "%s(", cl->negate ? "NOT " : "");
+		for (size_t i = 0; i < cl->nvals; i++) {
+			const struct salus_sq *alt = cl->vals[i].chain;
+			if (!alt || ++c->depth > MAX_DEPTH) {
+				c->rc = SALUS_EINVALID;
+				break;
+			}
+			emit(c, i ? " OR (1" : "(1");
+			for (size_t k = 0; k < alt->nclauses; k++) {
+				emit(c, " AND ");
+				clause_sql(c, ra, &alt->clauses[k], false);
+			}
+			emit(c, ")");
+			c->depth--;
+		}
+		emit(c, cl->nvals ? ")" : "0)");
+		break;
 	case SALUS_SQ_COMPOSITE:
 		emitf(c, "%s(", cl->negate ? "NOT " : "");
 		for (size_t i = 0; i < cl->nvals; i++) {
@@ -950,6 +971,54 @@ static void clause_sql(struct cq *c, const char *ra, const struct salus_sq_claus
 	}
 }
 
+/* The access guards on resource alias ra (struct salus_sq_guard). */
+static void guards_sql(struct cq *c, const char *ra)
+{
+	bool any_default = false;
+	c->in_guard = true;
+	for (size_t g = 0; g < c->nguards; g++) {
+		const struct salus_sq_guard *gd = &c->guards[g];
+		if (!gd->type) {
+			any_default = true;
+			continue;
+		}
+		emitf(c, " AND (%s.type<>", ra);
+		P_str(c, gd->type);
+		if (gd->deny) {
+			emit(c, ")");
+			continue;
+		}
+		for (size_t i = 0; i < gd->nclauses; i++) {
+			emit(c, i ? " AND " : " OR (");
+			clause_sql(c, ra, &gd->clauses[i], false);
+		}
+		emit(c, gd->nclauses ? "))" : " OR 1)");
+	}
+	for (size_t g = 0; any_default && g < c->nguards; g++) {
+		const struct salus_sq_guard *gd = &c->guards[g];
+		if (gd->type)
+			continue;
+		/* the types named by other guards are theirs */
+		emitf(c, " AND (%s.type IN (''", ra);
+		for (size_t k = 0; k < c->nguards; k++)
+			if (c->guards[k].type) {
+				emit(c, ",");
+				P_str(c, c->guards[k].type);
+			}
+		emit(c, ")");
+		if (!gd->deny) {
+			emit(c, " OR (1");
+			for (size_t i = 0; i < gd->nclauses; i++) {
+				emit(c, " AND ");
+				clause_sql(c, ra, &gd->clauses[i], false);
+			}
+			emit(c, ")");
+		}
+		emit(c, ")");
+	}
+	c->in_guard = false;
+}
+
 /* The WHERE conditions of q on resource alias ra (type included). */
 static void where_sq(struct cq *c, const char *ra, const struct salus_sq *q)
 {
@@ -980,6 +1049,8 @@ static void where_sq(struct cq *c, const char *ra, const struct salus_sq *q)
 		emit(c, " AND ");
 		clause_sql(c, ra, &q->clauses[i], false);
 	}
+	if (c->nguards && !c->in_guard)
+		guards_sql(c, ra);
 }
 
 /* ---- sort keys and cursors ------------------------------------------------ */
@@ -1169,6 +1240,8 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 {
 	if (q->nsort > SALUS_SQ_MAX_SORT)
 		return SALUS_EINVALID;
+	c->guards = q->guards;
+	c->nguards = q->nguards;
 	if (count) {
 		emit(c, "SELECT count(*) FROM sx_res r WHERE ");
 		where_sq(c, "r", q);

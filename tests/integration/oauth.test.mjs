@@ -86,7 +86,7 @@ describe('discovery', () => {
     assert.equal(r.status, 200);
     assert.deepEqual(r.json.code_challenge_methods_supported, ['S256']);
     assert.ok(r.json.capabilities.includes('launch-standalone'));
-    assert.ok(!r.json.capabilities.includes('permission-patient')); // patient/ scopes grant nothing yet
+    assert.ok(r.json.capabilities.includes('permission-patient')); // patient/ scopes: the compartment (policy.test.mjs)
     assert.equal(as.issuer, s.base);
     const j = await s.request('GET', '/auth/jwks');
     assert.equal(j.json.keys[0].alg, 'EdDSA');

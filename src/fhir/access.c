@@ -1,0 +1,549 @@
+/*
+ * access.c — the access decision enforced in the FHIR layer (see access.h):
+ * store guards for queries, a content check for single resources, and the
+ * check of writes.
+ */
+#include "fhir/access.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "fhir/cond.h"
+#include "fhir/defs.h"
+#include "fhir/search.h"
+#include "fhir/search_int.h"
+
+#define MAX_GUARD_TYPES 66 /* the scopes' types (<= 64), "Patient", and the default guard */
+
+/* ---- the Patient compartment's reference parameters, of every type ---- */
+
+static uint32_t *comp_params;
+static size_t ncomp_params;
+static struct salus_sq_val *comp_types; /* the types in the Patient compartment (a = name), for SQ_TYPE */
+static size_t ncomp_types;
+static pthread_once_t comp_once = PTHREAD_ONCE_INIT;
+
+static size_t type_comp_params(const char *t, uint32_t *out)
+{
+	const struct salus_fhir_type *ft = salus_fhir_type_find(t, strlen(t));
+	size_t n = 0;
+	for (size_t k = 0; ft && k < salus_fhir_compartment_count(ft); k++) {
+		const char *code = salus_fhir_compartment_param_at(ft, k);
+		const struct salus_fhir_sp *sp = code ? salus_fhir_sp_find(t, strlen(t), code, strlen(code)) : NULL;
+		struct salus_fhir_sp_info info;
+		if (!sp)
+			continue;
+		salus_fhir_sp_get(sp, &info);
+		if (info.type != SALUS_FHIR_SP_REFERENCE)
+			continue;
+		if (out)
+			out[n] = salus_fhir_search_param_id(t, code);
+		n++;
+	}
+	return n;
+}
+
+static void comp_init(void)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < salus_fhir_type_count(); i++)
+		total += type_comp_params(salus_fhir_type_name(salus_fhir_type_at(i)), NULL);
+	/* process-lifetime table, allocated once (never freed: LeakSanitizer sees it reachable) */
+	uint32_t *v = salus_calloc(total ? total : 1, sizeof *v);
+	if (!v)
+		return;
+	size_t n = 0;
+	for (size_t i = 0; i < salus_fhir_type_count(); i++)
+		n += type_comp_params(salus_fhir_type_name(salus_fhir_type_at(i)), v + n);
+	struct salus_sq_val *tv = salus_calloc(salus_fhir_type_count(), sizeof *tv);
+	if (!tv) {
+		salus_free(v);
+		return;
+	}
+	size_t nt = 0;
+	for (size_t i = 0; i < salus_fhir_type_count(); i++) {
+		const char *t = salus_fhir_type_name(salus_fhir_type_at(i));
+		if (type_comp_params(t, NULL))
+			tv[nt++] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .a = t};
+	}
+	ncomp_params = n;
+	comp_params = v;
+	ncomp_types = nt;
+	comp_types = tv;
+}
+
+bool salus_fhir_access_restricted(const struct salus_policy *p)
+{
+	return p && salus_policy_restricts(p);
+}
+
+/* ---- v2 restrictions: parsed as a search on their type ---- */
+
+static int parse_restriction(const char *type, const char *query, struct salus_query **qo,
+			     struct salus_fhir_search **so)
+{
+	const char *why = NULL;
+	struct salus_query *q = salus_calloc(1, sizeof *q);
+	*qo = q;
+	*so = NULL;
+	if (!q)
+		return SALUS_ENOMEM;
+	int rc = salus_query_parse(q, query, strlen(query));
+	if (rc)
+		return rc == SALUS_ENOMEM ? rc : SALUS_EINVALID;
+	if (!q->n)
+		return SALUS_EINVALID;
+	for (size_t i = 0; i < q->n; i++)
+		if (q->p[i].name[0] == '_' && strcmp(q->p[i].name, "_id"))
+			return SALUS_EINVALID; /* result parameters (_sort, _include...) restrict nothing */
+	rc = salus_fhir_search_parse(type, q->p, q->n, false, so, &why);
+	if (rc)
+		return rc == SALUS_ENOMEM ? rc : SALUS_EINVALID;
+	if ((*so)->nincl || !(*so)->q.nclauses)
+		return SALUS_EINVALID;
+	return SALUS_OK;
+}
+
+/* ---- the relationship rule: patients related to the user's Practitioner ---- */
+
+/* Patient X is related to Practitioner P when X.generalPractitioner is P, a
+ * CareTeam of X has participant P, or an Encounter of X has participant P;
+ * or X is opened by one of the user's break-glass grants.  The clauses below
+ * express it for the store (pointers into the struct itself: never moved). */
+struct salus_fhir_rel {
+	uint32_t p_gp, p_ct_patient, p_ct_part, p_enc_patient, p_enc_part;
+	struct salus_sq_val v_prac;
+	struct salus_sq_clause c_gp, c_ct_part, c_enc_part, c_has_ct, c_has_enc, c_btg_id;
+	struct salus_sq sub_ct, sub_enc;
+	struct salus_sq_val v_btg_id[SALUS_POLICY_MAX_BTG];
+	struct salus_sq alt[4];
+	struct salus_sq_val or_v[4];
+	struct salus_sq_clause c_or_patient; /* on a Patient: it is related */
+	struct salus_sq chain_patient;
+	struct salus_sq_val v_ref[1 + SALUS_POLICY_MAX_BTG];
+	struct salus_sq_clause c_ref_related; /* on any resource: in the compartment of a related patient */
+	struct salus_sq_clause c_not_comp;    /* on any resource: its type is outside the compartment */
+	struct salus_sq alt2[2];
+	struct salus_sq_val or2_v[2];
+	struct salus_sq_clause c_or_other;    /* on a resource that is not a Patient: the rule holds */
+};
+
+static struct salus_fhir_rel *rel_new(const struct salus_policy *p)
+{
+	struct salus_fhir_rel *r = salus_calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->p_gp = salus_fhir_search_param_id("Patient", "general-practitioner");
+	r->p_ct_patient = salus_fhir_search_param_id("CareTeam", "patient");
+	r->p_ct_part = salus_fhir_search_param_id("CareTeam", "participant");
+	r->p_enc_patient = salus_fhir_search_param_id("Encounter", "patient");
+	r->p_enc_part = salus_fhir_search_param_id("Encounter", "participant");
+	r->v_prac = (struct salus_sq_val){.op = SALUS_SQ_REF_LOCAL, .a = "Practitioner", .b = p->practitioner};
+#define REF1(param) {.kind = SALUS_SQ_REFERENCE, .params = &(param), .nparams = 1, .vals = &r->v_prac, .nvals = 1}
+	r->c_gp = (struct salus_sq_clause)REF1(r->p_gp);
+	r->c_ct_part = (struct salus_sq_clause)REF1(r->p_ct_part);
+	r->c_enc_part = (struct salus_sq_clause)REF1(r->p_enc_part);
+#undef REF1
+	r->sub_ct = (struct salus_sq){.type = "CareTeam", .clauses = &r->c_ct_part, .nclauses = 1};
+	r->sub_enc = (struct salus_sq){.type = "Encounter", .clauses = &r->c_enc_part, .nclauses = 1};
+	r->c_has_ct = (struct salus_sq_clause){.kind = SALUS_SQ_HAS, .params = &r->p_ct_patient, .nparams = 1,
+					       .sub = &r->sub_ct};
+	r->c_has_enc = (struct salus_sq_clause){.kind = SALUS_SQ_HAS, .params = &r->p_enc_patient, .nparams = 1,
+						.sub = &r->sub_enc};
+	size_t na = 0;
+	r->alt[na++] = (struct salus_sq){.type = "Patient", .clauses = &r->c_gp, .nclauses = 1};
+	r->alt[na++] = (struct salus_sq){.type = "Patient", .clauses = &r->c_has_ct, .nclauses = 1};
+	r->alt[na++] = (struct salus_sq){.type = "Patient", .clauses = &r->c_has_enc, .nclauses = 1};
+	if (p->nbtg) {
+		for (size_t i = 0; i < p->nbtg; i++)
+			r->v_btg_id[i] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .a = p->btg[i]};
+		r->c_btg_id = (struct salus_sq_clause){.kind = SALUS_SQ_ID, .vals = r->v_btg_id, .nvals = p->nbtg};
+		r->alt[na++] = (struct salus_sq){.type = "Patient", .clauses = &r->c_btg_id, .nclauses = 1};
+	}
+	for (size_t i = 0; i < na; i++)
+		r->or_v[i] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .chain = &r->alt[i]};
+	r->c_or_patient = (struct salus_sq_clause){.kind = SALUS_SQ_OR, .vals = r->or_v, .nvals = na};
+	r->chain_patient = (struct salus_sq){.type = "Patient", .clauses = &r->c_or_patient, .nclauses = 1};
+	r->v_ref[0] = (struct salus_sq_val){.op = SALUS_SQ_REF_CHAIN, .chain = &r->chain_patient};
+	for (size_t i = 0; i < p->nbtg; i++) /* a break-glass patient directly, without the chain */
+		r->v_ref[1 + i] = (struct salus_sq_val){.op = SALUS_SQ_REF_LOCAL, .a = "Patient", .b = p->btg[i]};
+	r->c_ref_related = (struct salus_sq_clause){.kind = SALUS_SQ_REFERENCE, .params = comp_params,
+						    .nparams = ncomp_params, .vals = r->v_ref, .nvals = 1 + p->nbtg};
+	r->c_not_comp = (struct salus_sq_clause){.kind = SALUS_SQ_TYPE, .negate = true, .vals = comp_types,
+						 .nvals = ncomp_types};
+	r->alt2[0] = (struct salus_sq){.clauses = &r->c_not_comp, .nclauses = 1};
+	r->alt2[1] = (struct salus_sq){.clauses = &r->c_ref_related, .nclauses = 1};
+	r->or2_v[0] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .chain = &r->alt2[0]};
+	r->or2_v[1] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .chain = &r->alt2[1]};
+	r->c_or_other = (struct salus_sq_clause){.kind = SALUS_SQ_OR, .vals = r->or2_v, .nvals = 2};
+	return r;
+}
+
+/* Is patient id related to p's practitioner (or opened by break-glass)? */
+static int related_patient(struct salus_store *st, const struct salus_policy *p, const struct salus_fhir_rel *r,
+			   const char *id, bool *ok)
+{
+	*ok = salus_policy_btg_has(p, id);
+	if (*ok)
+		return SALUS_OK;
+	if (!st)
+		return SALUS_OK;
+	struct salus_sq_val v = {.op = SALUS_SQ_ANY, .a = id};
+	struct salus_sq_clause cl[2] = {{.kind = SALUS_SQ_ID, .vals = &v, .nvals = 1}, r->c_or_patient};
+	struct salus_sq q = {.type = "Patient", .clauses = cl, .nclauses = 2};
+	long n = 0;
+	int rc = salus_store_search_count(st, &q, &n);
+	if (rc)
+		return rc;
+	*ok = n > 0;
+	return SALUS_OK;
+}
+
+/* ---- guards ---- */
+
+void salus_fhir_guards_release(struct salus_fhir_guards *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->nparsed; i++) {
+		salus_fhir_search_free(g->parsed[i]);
+		if (g->queries[i])
+			salus_query_release(g->queries[i]);
+		salus_free(g->queries[i]);
+	}
+	salus_free(g->parsed);
+	salus_free(g->queries);
+	salus_free(g->v);
+	salus_free(g->cl);
+	salus_free(g->vals);
+	salus_free(g->rel);
+	memset(g, 0, sizeof *g);
+}
+
+/* One guard for `type` (NULL: the default guard, rule of "*"). */
+static int guard_one(const struct salus_policy *p, enum salus_policy_letter l, const char *type,
+		     struct salus_fhir_guards *g, struct salus_sq_clause *scratch, size_t cap)
+{
+	struct salus_sq_guard *gd = &g->v[g->n++];
+	struct salus_policy_rule r = salus_policy_rule(p, type ? type : "*", l);
+	gd->type = type;
+	if (!r.granted) {
+		gd->deny = true;
+		return SALUS_OK;
+	}
+	size_t nc = 0;
+	const struct salus_fhir_search *s = NULL;
+	if (r.query) {
+		struct salus_fhir_search *ps = NULL;
+		struct salus_query *q = NULL;
+		int rc = parse_restriction(type, r.query, &q, &ps);
+		g->parsed[g->nparsed] = ps;
+		g->queries[g->nparsed++] = q;
+		if (rc == SALUS_ENOMEM)
+			return rc;
+		if (rc) { /* a restriction that does not parse grants nothing (fail safe) */
+			gd->deny = true;
+			return SALUS_OK;
+		}
+		s = ps;
+	}
+	size_t need = (r.compartment || r.related ? 1 : 0) + (s ? s->q.nclauses : 0);
+	if (need > cap) { /* a restriction too complex to guard with: grants nothing */
+		gd->deny = true;
+		return SALUS_OK;
+	}
+	struct salus_sq_clause *cl = need ? scratch : NULL;
+	if (r.compartment) {
+		struct salus_sq_val *v = &g->vals[g->n - 1];
+		if (type && !strcmp(type, "Patient")) {
+			v->op = SALUS_SQ_ANY;
+			v->a = p->patient;
+			cl[nc++] = (struct salus_sq_clause){.kind = SALUS_SQ_ID, .vals = v, .nvals = 1};
+		} else {
+			v->op = SALUS_SQ_REF_LOCAL;
+			v->a = "Patient";
+			v->b = p->patient;
+			cl[nc++] = (struct salus_sq_clause){.kind = SALUS_SQ_REFERENCE, .params = comp_params,
+							    .nparams = ncomp_params, .vals = v, .nvals = 1};
+		}
+	}
+	if (r.related) {
+		if (!g->rel && !(g->rel = rel_new(p)))
+			return SALUS_ENOMEM;
+		cl[nc++] = type && !strcmp(type, "Patient") ? g->rel->c_or_patient : g->rel->c_or_other;
+	}
+	for (size_t i = 0; s && i < s->q.nclauses; i++)
+		cl[nc++] = s->q.clauses[i];
+	gd->clauses = cl;
+	gd->nclauses = nc;
+	return SALUS_OK;
+}
+
+int salus_fhir_guards_build(const struct salus_policy *p, enum salus_policy_letter l, struct salus_fhir_guards *g)
+{
+	memset(g, 0, sizeof *g);
+	if (!salus_fhir_access_restricted(p))
+		return SALUS_OK;
+	pthread_once(&comp_once, comp_init);
+	if (!comp_params)
+		return SALUS_ENOMEM;
+	const char *types[MAX_GUARD_TYPES];
+	size_t nt = salus_policy_types(p, types, MAX_GUARD_TYPES - 2);
+	bool has_patient = false;
+	for (size_t i = 0; i < nt; i++)
+		has_patient |= !strcmp(types[i], "Patient");
+	if (!has_patient) /* the Patient type is in its own compartment by id, not by reference */
+		types[nt++] = "Patient";
+	size_t ng = nt + 1;
+	/* clauses: per guard 1 compartment clause + the restriction's (more: the guard denies) */
+	const size_t per = 1 + 4 * SALUS_COND_MAX_PARAMS;
+	if (!(g->v = salus_calloc(ng, sizeof *g->v)) || !(g->vals = salus_calloc(ng, sizeof *g->vals)) ||
+	    !(g->cl = salus_calloc(ng * per, sizeof *g->cl)) || !(g->parsed = salus_calloc(ng, sizeof *g->parsed)) ||
+	    !(g->queries = salus_calloc(ng, sizeof *g->queries)))
+		return SALUS_ENOMEM;
+	for (size_t i = 0; i <= nt; i++) {
+		const char *t = i < nt ? types[i] : NULL;
+		int rc = guard_one(p, l, t, g, g->cl + i * per, per);
+		if (rc)
+			return rc;
+	}
+	return SALUS_OK;
+}
+
+/* ---- one resource, from its index rows ---- */
+
+static const char *S(const char *s)
+{
+	return s ? s : "";
+}
+
+static bool row_matches(int kind, const struct salus_ix_row *r, const struct salus_sq_val *v)
+{
+	switch (kind) {
+	case SALUS_SQ_TOKEN:
+		switch (v->op) {
+		case SALUS_SQ_TOK_CODE: return !strcmp(S(r->b), S(v->b));
+		case SALUS_SQ_TOK_SYS_CODE: return !strcmp(S(r->a), S(v->a)) && !strcmp(S(r->b), S(v->b));
+		case SALUS_SQ_TOK_NOSYS: return !*S(r->a) && !strcmp(S(r->b), S(v->b));
+		case SALUS_SQ_TOK_SYS: return !strcmp(S(r->a), S(v->a));
+		default: return false;
+		}
+	case SALUS_SQ_REFERENCE:
+		return v->op == SALUS_SQ_REF_LOCAL && !strcmp(S(r->b), S(v->b)) && (!v->a || !strcmp(S(r->a), v->a));
+	case SALUS_SQ_STRING:
+		switch (v->op) {
+		case SALUS_SQ_STR_EXACT: return !strcmp(S(r->b), S(v->a));
+		case SALUS_SQ_STR_START: return !strncmp(S(r->a), S(v->a), strlen(S(v->a)));
+		case SALUS_SQ_STR_CONTAINS: return strstr(S(r->a), S(v->a)) != NULL;
+		default: return false;
+		}
+	case SALUS_SQ_URI: return v->op == SALUS_SQ_URI_EQ && !strcmp(S(r->a), S(v->a));
+	default: return false;
+	}
+}
+
+static bool has_param(const struct salus_sq_clause *cl, uint32_t param)
+{
+	for (size_t i = 0; i < cl->nparams; i++)
+		if (cl->params[i] == param)
+			return true;
+	return false;
+}
+
+static bool clause_matches(const struct salus_sq_clause *cl, const struct salus_ix *ix, const char *id)
+{
+	if (cl->kind == SALUS_SQ_ID) {
+		bool any = false;
+		for (size_t i = 0; i < cl->nvals; i++)
+			any |= !strcmp(S(cl->vals[i].a), id);
+		return cl->negate ? !any : any;
+	}
+	if (cl->kind != SALUS_SQ_TOKEN && cl->kind != SALUS_SQ_REFERENCE && cl->kind != SALUS_SQ_STRING &&
+	    cl->kind != SALUS_SQ_URI)
+		return false; /* not evaluated on content: fail safe */
+	bool present = false, any = false;
+	for (size_t k = 0; k < ix->n; k++) {
+		const struct salus_ix_row *r = &ix->rows[k];
+		if (r->kind != cl->kind || !has_param(cl, r->param))
+			continue;
+		present = true;
+		for (size_t i = 0; i < cl->nvals && !any; i++)
+			any = row_matches(cl->kind, r, &cl->vals[i]);
+	}
+	if (cl->missing)
+		return cl->missing == 1 ? !present : present;
+	return cl->negate ? !any : any;
+}
+
+int salus_fhir_access_visible(struct salus_store *st, const struct salus_policy *p, enum salus_policy_letter l,
+			      const char *type, const char *id, json_t *res, bool *ok)
+{
+	*ok = true;
+	if (!salus_fhir_access_restricted(p))
+		return SALUS_OK;
+	struct salus_policy_rule r = salus_policy_rule(p, type, l);
+	*ok = false;
+	if (!r.granted)
+		return SALUS_OK;
+	if (!r.compartment && !r.query && !r.related) {
+		*ok = true;
+		return SALUS_OK;
+	}
+	pthread_once(&comp_once, comp_init);
+	if (!comp_params)
+		return SALUS_ENOMEM;
+	struct salus_fhir_rel *rel = NULL;
+	if (r.related && !(rel = rel_new(p)))
+		return SALUS_ENOMEM;
+	if (r.compartment && !strcmp(type, "Patient") && (!id || strcmp(id, p->patient))) {
+		salus_free(rel);
+		return SALUS_OK;
+	}
+	struct salus_fhir_index x;
+	salus_fhir_index_init(&x);
+	struct salus_query *q = NULL;
+	struct salus_fhir_search *s = NULL;
+	int rc = salus_fhir_index_build(&x, type, res);
+	if (rc)
+		goto out;
+	bool pass = true;
+	if (r.compartment && strcmp(type, "Patient")) {
+		uint32_t mine[64];
+		size_t nm = type_comp_params(type, NULL);
+		if (nm > 64)
+			nm = 0;
+		else
+			type_comp_params(type, mine);
+		bool in = false;
+		for (size_t k = 0; k < x.ix.n && !in; k++) {
+			const struct salus_ix_row *row = &x.ix.rows[k];
+			if (row->kind != SALUS_IX_REFERENCE || strcmp(S(row->a), "Patient") || strcmp(S(row->b), p->patient))
+				continue;
+			for (size_t i = 0; i < nm && !in; i++)
+				in = row->param == mine[i];
+		}
+		pass = in;
+	}
+	if (pass && r.related && !strcmp(type, "Patient")) {
+		/* the content itself names the user's Practitioner as generalPractitioner (a patient
+		 * being registered), or the stored relations say so */
+		bool gp = false;
+		for (size_t k = 0; k < x.ix.n && !gp; k++) {
+			const struct salus_ix_row *row = &x.ix.rows[k];
+			gp = row->param == rel->p_gp && row->kind == SALUS_IX_REFERENCE &&
+			     !strcmp(S(row->a), "Practitioner") && !strcmp(S(row->b), p->practitioner);
+		}
+		if (!gp && (rc = related_patient(st, p, rel, id ? id : "", &gp)))
+			goto out;
+		pass = gp;
+	} else if (pass && r.related && type_comp_params(type, NULL)) {
+		/* in the compartment of at least one related patient */
+		uint32_t mine[64];
+		size_t nm = type_comp_params(type, NULL);
+		if (nm > 64)
+			nm = 0;
+		else
+			type_comp_params(type, mine);
+		bool any = false;
+		for (size_t k = 0; k < x.ix.n && !any; k++) {
+			const struct salus_ix_row *row = &x.ix.rows[k];
+			bool cp = false;
+			for (size_t i = 0; i < nm && !cp; i++)
+				cp = row->param == mine[i];
+			if (!cp || row->kind != SALUS_IX_REFERENCE || strcmp(S(row->a), "Patient") || !*S(row->b))
+				continue;
+			if ((rc = related_patient(st, p, rel, row->b, &any)))
+				goto out;
+		}
+		pass = any;
+	}
+	if (pass && r.query) {
+		int prc = parse_restriction(type, r.query, &q, &s);
+		if (prc == SALUS_ENOMEM) {
+			rc = prc;
+			goto out;
+		}
+		pass = prc == SALUS_OK;
+		for (size_t i = 0; pass && i < s->q.nclauses; i++)
+			pass = clause_matches(&s->q.clauses[i], &x.ix, id ? id : "");
+	}
+	*ok = pass;
+out:
+	salus_free(rel);
+	salus_fhir_search_free(s);
+	if (q)
+		salus_query_release(q);
+	salus_free(q);
+	salus_fhir_index_release(&x);
+	return rc;
+}
+
+int salus_fhir_access_visible_text(struct salus_store *st, const struct salus_policy *p, enum salus_policy_letter l,
+				   const char *type, const char *id, const char *json, size_t len, bool *ok)
+{
+	*ok = true;
+	if (!salus_fhir_access_restricted(p))
+		return SALUS_OK;
+	*ok = false;
+	json_t *j = json_loadb(json, len, 0, NULL);
+	if (!j)
+		return SALUS_ENOMEM; /* stored JSON always parses: only memory can fail */
+	int rc = salus_fhir_access_visible(st, p, l, type, id, j, ok);
+	json_decref(j);
+	return rc;
+}
+
+/* ---- writes ---- */
+
+int salus_fhir_access_writes(struct salus_store *st, const struct salus_policy *p, const struct salus_write *ops,
+			     size_t n, size_t *bad, const char **why)
+{
+	*bad = 0;
+	if (!salus_fhir_access_restricted(p))
+		return SALUS_OK;
+	for (size_t i = 0; i < n; i++) {
+		const struct salus_write *w = &ops[i];
+		enum salus_policy_letter l = w->kind == SALUS_WRITE_CREATE   ? SALUS_POLICY_C
+					     : w->kind == SALUS_WRITE_UPDATE ? SALUS_POLICY_U
+					     : w->kind == SALUS_WRITE_DELETE ? SALUS_POLICY_D
+									     : SALUS_POLICY_R;
+		bool ok = true;
+		int rc;
+		*bad = i;
+		if (w->kind == SALUS_WRITE_REINDEX) {
+			*why = "reindexing is not an interaction of a restricted token";
+			return SALUS_EFORBIDDEN;
+		}
+		if ((w->kind == SALUS_WRITE_UPDATE || w->kind == SALUS_WRITE_DELETE) && w->id) {
+			struct salus_resource cur = {.json = NULL};
+			rc = salus_store_read(st, w->type, w->id, 0, &cur);
+			if (!rc)
+				rc = salus_fhir_access_visible_text(st, p, l, w->type, w->id, cur.json, cur.len, &ok);
+			else if (rc == SALUS_ENOTFOUND || rc == SALUS_EGONE)
+				rc = SALUS_OK; /* update-as-create, or a deleted resource: the content decides */
+			salus_resource_release(&cur);
+			if (rc)
+				return rc;
+			if (!ok) {
+				*why = "no such resource";
+				return SALUS_ENOTFOUND;
+			}
+		}
+		if (w->kind == SALUS_WRITE_CREATE || w->kind == SALUS_WRITE_UPDATE) {
+			if (!w->resource) {
+				*why = "nothing to write";
+				return SALUS_EINVALID;
+			}
+			if ((rc = salus_fhir_access_visible(st, p, l, w->type, w->id, w->resource, &ok)))
+				return rc;
+			if (!ok) {
+				*why = "the token may not write this resource (outside the patient's compartment or "
+				       "the scope's restriction)";
+				return SALUS_EFORBIDDEN;
+			}
+		}
+	}
+	return SALUS_OK;
+}

@@ -1,0 +1,389 @@
+/*
+ * policy.c — the access decision (see policy.h): the patient context of a
+ * token, and the rule of a (resource type, interaction) from the scopes.
+ */
+#include "policy/policy.h"
+
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "store/store.h"
+
+static bool id_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > SALUS_MAX_ID)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+int salus_policy_patient_of(struct salus_store *st, const char *fhir_user, char out[SALUS_MAX_ID + 1])
+{
+	if (!fhir_user)
+		return SALUS_ENOTFOUND;
+	if (!strncmp(fhir_user, "Patient/", 8)) {
+		size_t n = strlen(fhir_user + 8);
+		if (!id_ok(fhir_user + 8, n))
+			return SALUS_ENOTFOUND;
+		memcpy(out, fhir_user + 8, n + 1);
+		return SALUS_OK;
+	}
+	if (strncmp(fhir_user, "RelatedPerson/", 14) || !st || !id_ok(fhir_user + 14, strlen(fhir_user + 14)))
+		return SALUS_ENOTFOUND;
+	struct salus_resource r = {.json = NULL};
+	int rc = salus_store_read(st, "RelatedPerson", fhir_user + 14, 0, &r);
+	if (rc == SALUS_ENOTFOUND || rc == SALUS_EGONE) {
+		salus_resource_release(&r);
+		return SALUS_ENOTFOUND;
+	}
+	if (rc)
+		return rc == SALUS_ENOMEM ? rc : SALUS_EIO;
+	json_t *j = json_loadb(r.json, r.len, 0, NULL);
+	salus_resource_release(&r);
+	if (!j)
+		return SALUS_ENOMEM;
+	rc = SALUS_ENOTFOUND;
+	json_t *active = json_object_get(j, "active");
+	const char *ref = json_string_value(json_object_get(json_object_get(j, "patient"), "reference"));
+	if ((!active || json_is_true(active)) && ref && !strncmp(ref, "Patient/", 8) && id_ok(ref + 8, strlen(ref + 8))) {
+		memcpy(out, ref + 8, strlen(ref + 8) + 1);
+		rc = SALUS_OK;
+	}
+	json_decref(j);
+	return rc;
+}
+
+#define BTG_NS "breakglass"
+
+/* The user's break-glass record (a JSON array, or NULL when there is none). */
+static int btg_load(struct salus_store *st, const char *user, json_t **out)
+{
+	char *val = NULL;
+	size_t n = 0;
+	*out = NULL;
+	int rc = salus_store_kv_get(st, BTG_NS, user, &val, &n);
+	if (rc == SALUS_ENOTFOUND)
+		return SALUS_OK;
+	if (rc)
+		return rc == SALUS_ENOMEM ? rc : SALUS_EIO;
+	json_t *j = json_loadb(val, n, 0, NULL);
+	salus_free(val);
+	if (!j || !json_is_array(j)) {
+		json_decref(j);
+		return SALUS_EIO; /* a record this module did not write */
+	}
+	*out = j;
+	return SALUS_OK;
+}
+
+static int64_t now_or(int64_t now_ms)
+{
+	return now_ms ? now_ms : salus_now_ms();
+}
+
+int salus_policy_init(struct salus_policy *p, struct salus_store *st, const struct salus_policy_config *cfg,
+		      const struct salus_policy_token *t)
+{
+	memset(p, 0, sizeof *p);
+	if (t->n > SALUS_POLICY_MAX_SCOPES)
+		return SALUS_EINVALID;
+	if (t->n)
+		memcpy(p->v, t->scopes, t->n * sizeof *t->scopes);
+	p->n = t->n;
+	p->user_ctx = t->user_ctx;
+	bool any_patient = false, any_user = false;
+	for (size_t i = 0; i < t->n; i++) {
+		any_patient |= t->scopes[i].ctx == SALUS_POLICY_CTX_PATIENT;
+		any_user |= t->scopes[i].ctx == SALUS_POLICY_CTX_USER;
+	}
+	const char *fu = t->fhir_user;
+	if (cfg && cfg->relationship && t->user_ctx && any_user && fu && !strncmp(fu, "Practitioner/", 13) &&
+	    id_ok(fu + 13, strlen(fu + 13))) {
+		p->related = true;
+		memcpy(p->practitioner, fu + 13, strlen(fu + 13) + 1);
+		json_t *g = NULL;
+		int rc = st && t->user ? btg_load(st, t->user, &g) : SALUS_OK;
+		if (rc)
+			return rc;
+		int64_t now = salus_now_ms();
+		size_t i;
+		json_t *e;
+		json_array_foreach(g, i, e)
+		{
+			const char *pid = json_string_value(json_object_get(e, "patient"));
+			int64_t exp = (int64_t)json_integer_value(json_object_get(e, "expires_ms"));
+			if (pid && exp > now && id_ok(pid, strlen(pid)) && p->nbtg < SALUS_POLICY_MAX_BTG)
+				memcpy(p->btg[p->nbtg++], pid, strlen(pid) + 1);
+		}
+		json_decref(g);
+	}
+	if (!any_patient || !fu || !*fu)
+		return SALUS_OK;
+	char pid[SALUS_MAX_ID + 1];
+	int rc = salus_policy_patient_of(st, fu, pid);
+	if (rc == SALUS_ENOTFOUND) {
+		if (!strncmp(fu, "RelatedPerson/", 14))
+			salus_log(SALUS_LOG_INFO, "policy.proxy.inactive", "reason=no-active-relatedperson");
+		return SALUS_OK;
+	}
+	if (rc)
+		return rc;
+	if (t->patient && *t->patient && strcmp(t->patient, pid)) {
+		/* the RelatedPerson now points at another patient than when the token was issued */
+		salus_log(SALUS_LOG_WARN, "policy.context.changed", "reason=patient-differs-from-token");
+		return SALUS_OK;
+	}
+	memcpy(p->patient, pid, sizeof pid);
+	return SALUS_OK;
+}
+
+bool salus_policy_btg_has(const struct salus_policy *p, const char *id)
+{
+	for (size_t i = 0; p && id && i < p->nbtg; i++)
+		if (!strcmp(p->btg[i], id))
+			return true;
+	return false;
+}
+
+/* A break-glass reason: 10..500 bytes of UTF-8 without control characters. */
+static bool reason_ok(const char *r)
+{
+	size_t n = r ? strlen(r) : 0;
+	if (n < SALUS_BTG_REASON_MIN || n > SALUS_BTG_REASON_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)r[i] < 0x20 || r[i] == 0x7f)
+			return false;
+	json_t *j = json_string(r); /* jansson refuses invalid UTF-8 */
+	bool ok = j != NULL;
+	json_decref(j);
+	return ok;
+}
+
+/* Store user's grants g (steals g). */
+static int btg_put(struct salus_store *st, const char *user, json_t *g)
+{
+	char *text = json_dumps(g, JSON_COMPACT);
+	json_decref(g);
+	if (!text)
+		return SALUS_ENOMEM;
+	int rc = salus_store_kv_put(st, BTG_NS, user, text, strlen(text));
+	salus_free(text);
+	return rc;
+}
+
+int salus_policy_break_glass(struct salus_store *st, const struct salus_policy_config *cfg, const char *user,
+			     const char *patient, const char *reason, long minutes, int64_t now_ms, int64_t *expires_ms,
+			     const char **why)
+{
+	*why = NULL;
+	if (!cfg || !cfg->relationship) {
+		*why = "break-glass applies under the relationship rule ([policy] relationship = practitioner)";
+		return SALUS_EINVALID;
+	}
+	if (!user || !*user || strlen(user) > 64) {
+		*why = "break-glass needs a signed-in user";
+		return SALUS_EINVALID;
+	}
+	if (!patient || !id_ok(patient, strlen(patient))) {
+		*why = "patient must be a Patient id";
+		return SALUS_EINVALID;
+	}
+	if (minutes < 1 || minutes > cfg->break_glass_max_minutes) {
+		*why = "minutes must be from 1 to [policy] break_glass_max_minutes";
+		return SALUS_EINVALID;
+	}
+	if (!reason_ok(reason)) {
+		*why = "a reason of 10 to 500 characters is required";
+		return SALUS_EINVALID;
+	}
+	struct salus_resource r = {.json = NULL};
+	int rc = salus_store_read(st, "Patient", patient, 0, &r);
+	salus_resource_release(&r);
+	if (rc == SALUS_ENOTFOUND || rc == SALUS_EGONE) {
+		*why = "no such Patient";
+		return SALUS_ENOTFOUND;
+	}
+	if (rc)
+		return rc == SALUS_ENOMEM ? rc : SALUS_EIO;
+	json_t *old = NULL, *g = json_array();
+	if (!g)
+		return SALUS_ENOMEM;
+	if ((rc = btg_load(st, user, &old))) {
+		json_decref(g);
+		return rc;
+	}
+	int64_t now = now_or(now_ms), exp = now + (int64_t)minutes * 60000;
+	size_t i;
+	json_t *e;
+	json_array_foreach(old, i, e)
+	{ /* keep the user's other active grants */
+		const char *pid = json_string_value(json_object_get(e, "patient"));
+		if (pid && strcmp(pid, patient) && json_integer_value(json_object_get(e, "expires_ms")) > now)
+			json_array_append(g, e);
+	}
+	json_decref(old);
+	if (json_array_size(g) >= SALUS_POLICY_MAX_BTG) {
+		json_decref(g);
+		*why = "too many active break-glass grants";
+		return SALUS_ETOOLARGE;
+	}
+	json_t *ne = json_pack("{s:s, s:s, s:I, s:I}", "patient", patient, "reason", reason, "created_ms",
+			       (json_int_t)now, "expires_ms", (json_int_t)exp);
+	if (!ne || json_array_append_new(g, ne)) {
+		json_decref(g);
+		return SALUS_ENOMEM;
+	}
+	if ((rc = btg_put(st, user, g)))
+		return rc;
+	*expires_ms = exp;
+	return SALUS_OK;
+}
+
+int salus_policy_break_glass_revoke(struct salus_store *st, const char *user, const char *patient)
+{
+	json_t *old = NULL, *g;
+	int rc = btg_load(st, user, &old);
+	if (rc || !old)
+		return rc;
+	if (!(g = json_array())) {
+		json_decref(old);
+		return SALUS_ENOMEM;
+	}
+	size_t i;
+	json_t *e;
+	json_array_foreach(old, i, e)
+	{
+		const char *pid = json_string_value(json_object_get(e, "patient"));
+		if (pid && strcmp(pid, patient))
+			json_array_append(g, e);
+	}
+	json_decref(old);
+	return btg_put(st, user, g);
+}
+
+struct list_ctx {
+	json_t *out;
+	int64_t now;
+	int rc;
+};
+
+static int list_one(void *ctx, const char *key, const char *val, size_t n)
+{
+	struct list_ctx *lc = ctx;
+	json_t *g = json_loadb(val, n, 0, NULL);
+	size_t i;
+	json_t *e;
+	json_array_foreach(g, i, e)
+	{
+		char created[SALUS_INSTANT_LEN], expires[SALUS_INSTANT_LEN];
+		int64_t exp = (int64_t)json_integer_value(json_object_get(e, "expires_ms"));
+		salus_instant_format((int64_t)json_integer_value(json_object_get(e, "created_ms")), created);
+		salus_instant_format(exp, expires);
+		json_t *o = json_pack("{s:s, s:O, s:O, s:s, s:s, s:b}", "user", key, "patient", json_object_get(e, "patient"),
+				      "reason", json_object_get(e, "reason"), "created", created, "expires", expires,
+				      "active", exp > lc->now);
+		if (!o || json_array_append_new(lc->out, o)) {
+			json_decref(g);
+			lc->rc = SALUS_ENOMEM;
+			return 1;
+		}
+	}
+	json_decref(g);
+	return 0;
+}
+
+int salus_policy_break_glass_list(struct salus_store *st, int64_t now_ms, char **out)
+{
+	struct list_ctx lc = {json_array(), now_or(now_ms), 0};
+	if (!lc.out)
+		return SALUS_ENOMEM;
+	int rc = salus_store_kv_list(st, BTG_NS, list_one, &lc);
+	if (rc == 1 || lc.rc)
+		rc = lc.rc ? lc.rc : SALUS_ENOMEM;
+	if (!rc && !(*out = json_dumps(lc.out, JSON_COMPACT)))
+		rc = SALUS_ENOMEM;
+	json_decref(lc.out);
+	return rc ? (rc == SALUS_ENOMEM ? rc : SALUS_EIO) : SALUS_OK;
+}
+
+/* Rank of a granting scope: lower is wider. */
+static int rank_of(const struct salus_policy_scope *sc)
+{
+	bool pat = sc->ctx == SALUS_POLICY_CTX_PATIENT;
+	if (!sc->query)
+		return pat ? 1 : 0;
+	return pat ? 3 : 2;
+}
+
+struct salus_policy_rule salus_policy_rule(const struct salus_policy *p, const char *type, enum salus_policy_letter l)
+{
+	struct salus_policy_rule r = {false, false, NULL};
+	int best = 4;
+	if (!p || !type || (unsigned)l > SALUS_POLICY_S)
+		return r;
+	bool star = !strcmp(type, "*");
+	for (size_t k = 0; k < p->n; k++) {
+		const struct salus_policy_scope *sc = &p->v[k];
+		if (!(sc->letters & SALUS_POLICY_BIT(l)))
+			continue;
+		if (strcmp(sc->type, "*") && (star || strcmp(sc->type, type)))
+			continue;
+		if ((sc->ctx == SALUS_POLICY_CTX_USER && !p->user_ctx) ||
+		    (sc->ctx == SALUS_POLICY_CTX_PATIENT && !p->patient[0]))
+			continue;
+		if (sc->query && !strcmp(sc->type, "*"))
+			continue; /* a restriction names one type's parameters */
+		int rk = rank_of(sc);
+		if (rk < best) {
+			best = rk;
+			r.granted = true;
+			r.compartment = sc->ctx == SALUS_POLICY_CTX_PATIENT;
+			/* the audit trail is the auditors': not a patient record the rule narrows */
+			r.related = sc->ctx == SALUS_POLICY_CTX_USER && p->related && strcmp(type, "AuditEvent");
+			r.query = sc->query;
+		}
+	}
+	return r;
+}
+
+bool salus_policy_allows(const struct salus_policy *p, const char *type, enum salus_policy_letter l)
+{
+	return salus_policy_rule(p, type, l).granted;
+}
+
+bool salus_policy_restricts(const struct salus_policy *p)
+{
+	if (!p)
+		return false;
+	for (size_t k = 0; k < p->n; k++) {
+		const struct salus_policy_scope *sc = &p->v[k];
+		if (sc->query || (sc->ctx == SALUS_POLICY_CTX_PATIENT && p->patient[0]) ||
+		    (sc->ctx == SALUS_POLICY_CTX_USER && p->related))
+			return true;
+	}
+	return false;
+}
+
+size_t salus_policy_types(const struct salus_policy *p, const char **out, size_t max)
+{
+	size_t n = 0;
+	for (size_t k = 0; p && k < p->n && n < max; k++) {
+		const char *t = p->v[k].type;
+		bool dup = !strcmp(t, "*");
+		for (size_t i = 0; i < n && !dup; i++)
+			dup = !strcmp(out[i], t);
+		if (!dup)
+			out[n++] = t;
+	}
+	return n;
+}
