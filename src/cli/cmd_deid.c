@@ -4,7 +4,7 @@
  *
  *   salus deid scan [--transform MODE] [--key FILE] [--scope ID] [FILE]
  *   salus deid scan --spans [--ndjson] [--explain] [FILE]
- *   salus deid eval --gold FILE [--json] [--ignore TYPES] [--show-errors]
+ *   salus deid eval --gold FILE [--json] [--ignore TYPES] [--half a|b] [--errors FILE]
  *   salus deid fhir ...            (cmd_deid_fhir.c)
  *
  * Input is read in bounded pieces: plain text is cut at line boundaries into
@@ -15,11 +15,13 @@
  * problem, never the text.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <utf8proc.h>
 
 #include "cli/cmd.h"
@@ -38,7 +40,8 @@
 static const char usage[] =
 	"usage: salus deid scan [--transform MODE] [--key FILE] [--scope ID] [--ndjson] [FILE]\n"
 	"       salus deid scan --spans [--ndjson] [--explain] [--threshold C] [FILE]\n"
-	"       salus deid eval --gold FILE [--json] [--ignore TYPE,...] [--threshold C] [--show-errors]\n"
+	"       salus deid eval --gold FILE [--json] [--ignore TYPE,...] [--threshold C] [--half a|b]\n"
+	"                       [--errors FILE]\n"
 	"       salus deid fhir [OPTIONS] [FILE]   (salus deid fhir --help)\n"
 	"Finds the HIPAA Safe Harbor identifiers in clinical text (stdin by default).\n"
 	"  scan             write the text with PHI transformed (default --transform mask)\n"
@@ -56,7 +59,10 @@ static const char usage[] =
 	"                   token recall/precision (type-blind), entity strict/relaxed P/R/F1, per-type\n"
 	"                   recall, F2, document leak rate, MB/s\n"
 	"  --ignore T,...   gold types not scored (neither PHI nor false positives), e.g. DateYear\n"
-	"  --show-errors    print missed and spurious tokens with context to stderr (dev data only)\n";
+	"  --half a|b       score only one half of the notes, split by a hash of the note id (the list index\n"
+	"                   for presidio): develop on one half, report the other\n"
+	"  --errors FILE    write each missed and spurious token with context to FILE (created 0600;\n"
+	"                   development data only: it holds note text, never use it on real PHI)\n";
 
 /* ---- output helpers ---------------------------------------------------- */
 
@@ -521,8 +527,10 @@ struct eval {
 	size_t tp, fn, fp, tn;
 	size_t ent_gold, ent_pred, ent_strict, ent_relaxed_gold, ent_relaxed_pred;
 	size_t notes, leaked, bytes;
+	size_t fp_type[SALUS_PHI__COUNT]; /* false-positive tokens by predicted fine type */
 	double secs;
-	bool show;
+	FILE *errs; /* --errors FILE, or NULL */
+	int half;   /* 0 all notes, 1 half "a", 2 half "b" */
 	float threshold;
 	const char *ignore_list;
 };
@@ -564,20 +572,22 @@ static bool cp_alnum(utf8proc_int32_t c)
 	return k <= UTF8PROC_CATEGORY_LO || k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_MN;
 }
 
-static void show_ctx(const char *tag, const char *text, const size_t *boff, size_t nch, size_t s, size_t e,
+/* --errors: one line per token, the token in [[ ]] with 30 characters before
+ * and 20 after (newlines as spaces).  Development data only. */
+static void show_ctx(FILE *f, const char *tag, const char *text, const size_t *boff, size_t nch, size_t s, size_t e,
 		     const char *type)
 {
 	size_t a = s > 30 ? s - 30 : 0, z = e + 20 < nch ? e + 20 : nch;
-	fprintf(stderr, "%s %-24s ", tag, type);
+	fprintf(f, "%s %-24s ", tag, type);
 	for (size_t k = boff[a]; k < boff[z]; k++) {
 		char c = text[k];
 		if (k == boff[s])
-			fputs("[[", stderr);
-		fputc(c == '\n' ? ' ' : c, stderr);
+			fputs("[[", f);
+		fputc(c == '\n' || c == '\r' || c == '\t' ? ' ' : c, f);
 		if (k + 1 == boff[e])
-			fputs("]]", stderr);
+			fputs("]]", f);
 	}
-	fputc('\n', stderr);
+	fputc('\n', f);
 }
 
 /* Score one note: text (UTF-8), gold spans in characters. */
@@ -599,8 +609,9 @@ static int eval_note(struct eval *ev, struct salus_deid *d, const char *text, si
 	utf8proc_int32_t *cps = salus_malloc((nch + 1) * sizeof *cps); /* code points */
 	signed char *gl = salus_malloc(nch + 1);                       /* gold type per char, -1 none */
 	uint16_t *pl = salus_malloc((nch + 1) * sizeof *pl);           /* 1 + rule of the prediction per char */
+	uint8_t *pt = salus_malloc(nch + 1);                           /* fine type of the prediction per char */
 	size_t *ps = salus_malloc((ns + 1) * 2 * sizeof *ps);          /* predicted spans in chars */
-	if (!boff || !cps || !gl || !pl || !ps) {
+	if (!boff || !cps || !gl || !pl || !pt || !ps) {
 		rc = SALUS_ENOMEM;
 		goto out;
 	}
@@ -623,8 +634,10 @@ static int eval_note(struct eval *ev, struct salus_deid *d, const char *text, si
 		while (b < sp[i].end)
 			b = boff[++c];
 		ps[2 * i + 1] = c;
-		for (size_t q = ps[2 * i]; q < c; q++)
+		for (size_t q = ps[2 * i]; q < c; q++) {
 			pl[q] = (uint16_t)(sp[i].rule + 1);
+			pt[q] = (uint8_t)sp[i].type;
+		}
 	}
 	/* tokens: runs of letters/digits */
 	bool leaked = false;
@@ -637,12 +650,14 @@ static int eval_note(struct eval *ev, struct salus_deid *d, const char *text, si
 		while (i < nch && cp_alnum(cps[i]))
 			i++;
 		int gt = -1;
-		unsigned pred = 0;
+		unsigned pred = 0, ptype = 0;
 		for (size_t c = s; c < i; c++) {
 			if (gl[c] >= 0 && gt < 0)
 				gt = gl[c];
-			if (!pred)
+			if (!pred) {
 				pred = pl[c];
+				ptype = pt[c];
+			}
 		}
 		if (gt >= 0 && ev->ignore[gt])
 			continue;
@@ -654,13 +669,15 @@ static int eval_note(struct eval *ev, struct salus_deid *d, const char *text, si
 			} else {
 				ev->fn++;
 				leaked = true;
-				if (ev->show)
-					show_ctx("MISS", text, boff, nch, s, i, ev->types[gt]);
+				if (ev->errs)
+					show_ctx(ev->errs, "MISS", text, boff, nch, s, i, ev->types[gt]);
 			}
 		} else if (pred) {
 			ev->fp++;
-			if (ev->show)
-				show_ctx("FP  ", text, boff, nch, s, i, salus_deid_rule_name((uint16_t)(pred - 1)));
+			if (ptype < SALUS_PHI__COUNT)
+				ev->fp_type[ptype]++;
+			if (ev->errs)
+				show_ctx(ev->errs, "FP  ", text, boff, nch, s, i, salus_deid_rule_name((uint16_t)(pred - 1)));
 		} else {
 			ev->tn++;
 		}
@@ -702,12 +719,32 @@ out:
 	salus_free(cps);
 	salus_free(gl);
 	salus_free(pl);
+	salus_free(pt);
 	salus_free(ps);
 	return rc;
 }
 
-static int eval_doc(struct eval *ev, struct salus_deid *d, json_t *doc, struct gold **g, size_t *gcap)
+/* --half: which half a note belongs to (1 or 2), from its id, else its index. */
+static int note_half(json_t *doc, size_t index)
 {
+	json_t *id = json_object_get(doc, "id");
+	uint64_t h = 0xcbf29ce484222325ull;
+	if (json_is_string(id)) {
+		const char *p = json_string_value(id);
+		for (size_t i = 0; i < json_string_length(id); i++)
+			h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+	} else {
+		uint64_t v = json_is_integer(id) ? (uint64_t)json_integer_value(id) : (uint64_t)index;
+		for (int i = 0; i < 8; i++)
+			h = (h ^ ((v >> (8 * i)) & 0xff)) * 0x100000001b3ull;
+	}
+	return 1 + (int)((h >> 32) & 1);
+}
+
+static int eval_doc(struct eval *ev, struct salus_deid *d, json_t *doc, size_t index, struct gold **g, size_t *gcap)
+{
+	if (ev->half && note_half(doc, index) != ev->half)
+		return 0;
 	json_t *jt = json_object_get(doc, "text");
 	json_t *phi = json_object_get(doc, "phi");
 	const char *ks = "start", *ke = "end", *kt = "type";
@@ -771,6 +808,13 @@ static void eval_report(const struct eval *ev, bool js)
 			       div0((double)ev->type_ent_hit[i], (double)ev->type_ent[i]));
 			first = 0;
 		}
+		printf("}, \"fp_by_predicted_type\": {");
+		for (int t = 0, first = 1; t < SALUS_PHI__COUNT; t++) {
+			if (!ev->fp_type[t])
+				continue;
+			printf("%s\"%s\": %zu", first ? "" : ", ", salus_phi_label((enum salus_phi)t), ev->fp_type[t]);
+			first = 0;
+		}
 		printf("}}\n");
 		return;
 	}
@@ -785,11 +829,16 @@ static void eval_report(const struct eval *ev, bool js)
 		printf("  %-18s %7zu  %12.4f  %8zu  %.4f%s\n", ev->types[i], ev->type_tok[i],
 		       div0((double)ev->type_hit[i], (double)ev->type_tok[i]), ev->type_ent[i],
 		       div0((double)ev->type_ent_hit[i], (double)ev->type_ent[i]), ev->ignore[i] ? "  (ignored)" : "");
+	printf("false-positive tokens by predicted type:");
+	for (int t = 0; t < SALUS_PHI__COUNT; t++)
+		if (ev->fp_type[t])
+			printf(" %s %zu", salus_phi_label((enum salus_phi)t), ev->fp_type[t]);
+	printf("\n");
 }
 
 static int cmd_eval(int argc, char **argv)
 {
-	const char *gold = NULL;
+	const char *gold = NULL, *errs_path = NULL;
 	bool js = false;
 	struct eval *ev = salus_calloc(1, sizeof *ev);
 	if (!ev)
@@ -804,8 +853,16 @@ static int cmd_eval(int argc, char **argv)
 			gold = argv[++i];
 		else if (!strcmp(argv[i], "--json"))
 			js = true;
-		else if (!strcmp(argv[i], "--show-errors"))
-			ev->show = true;
+		else if (!strcmp(argv[i], "--errors") && i + 1 < argc)
+			errs_path = argv[++i];
+		else if (!strcmp(argv[i], "--half") && i + 1 < argc) {
+			const char *h = argv[++i];
+			if (strcmp(h, "a") && strcmp(h, "b")) {
+				salus_free(ev);
+				return salus_cli_fail("deid eval", 2, "--half takes a or b");
+			}
+			ev->half = h[0] == 'a' ? 1 : 2;
+		}
 		else if (!strcmp(argv[i], "--ignore") && i + 1 < argc)
 			ev->ignore_list = argv[++i];
 		else if (!strcmp(argv[i], "--threshold") && i + 1 < argc) {
@@ -831,6 +888,15 @@ static int cmd_eval(int argc, char **argv)
 	struct salus_deid *d = NULL;
 	struct gold *g = NULL;
 	size_t gcap = 0, lineno = 0;
+	if (errs_path) { /* note text: owner-only, never a log */
+		int fd = open(errs_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || !(ev->errs = fdopen(fd, "w"))) {
+			if (fd >= 0)
+				close(fd);
+			status = salus_cli_fail("deid eval", 1, "cannot create the --errors file");
+			goto out;
+		}
+	}
 	int rc = salus_deid_new(&d);
 	if (rc) {
 		status = salus_cli_fail("deid eval", 1, "detector: %s", salus_err_msg(rc));
@@ -851,7 +917,7 @@ static int cmd_eval(int argc, char **argv)
 			goto out;
 		}
 		for (size_t i = 0; i < json_array_size(all) && !rc; i++)
-			rc = eval_doc(ev, d, json_array_get(all, i), &g, &gcap), lineno = i + 1;
+			rc = eval_doc(ev, d, json_array_get(all, i), i, &g, &gcap), lineno = i + 1;
 		json_decref(all);
 	} else {
 		struct reader r;
@@ -867,7 +933,7 @@ static int cmd_eval(int argc, char **argv)
 				continue;
 			json_error_t je;
 			json_t *doc = json_loadb(r.line.p, r.line.n, 0, &je);
-			rc = doc ? eval_doc(ev, d, doc, &g, &gcap) : SALUS_EINVALID;
+			rc = doc ? eval_doc(ev, d, doc, lineno - 1, &g, &gcap) : SALUS_EINVALID;
 			json_decref(doc);
 		}
 		reader_release(&r);
@@ -881,6 +947,8 @@ out:
 	salus_free(g);
 	salus_deid_free(d);
 	fclose(f);
+	if (ev->errs)
+		fclose(ev->errs);
 	salus_free(ev);
 	return status;
 }
