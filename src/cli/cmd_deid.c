@@ -119,6 +119,322 @@ struct scan_opts {
 	struct salus_deid_xform_opts x;
 };
 
+/* ---- NDJSON fast path --------------------------------------------------- */
+
+/* A strict reader of one JSON object for `scan --spans --ndjson`: it takes the
+ * "id" (string without escapes, or integer) and unescapes "text" into a
+ * reused buffer, validating the rest of the line without building a tree.  It
+ * accepts a subset of JSON: anything it does not handle (malformed JSON,
+ * \u0000, escaped keys or ids, non-ASCII outside "text", invalid UTF-8, big
+ * numbers, deep nesting, "text" that is not a string) returns false and the
+ * line goes through jansson, which gives the same answer or the error record.
+ * jansson cost as much CPU as the detector itself. */
+
+#define FAST_DEPTH 32
+
+struct fast_doc {
+	const char *id; /* raw id string (no escapes), or NULL */
+	size_t idn;
+	bool id_int;
+	long long idv;
+	bool has_text;
+};
+
+static const char *fast_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static bool fast_hex4(const char *p, const char *end, unsigned *out)
+{
+	if (end - p < 4)
+		return false;
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		int h = hexval(p[i]);
+		if (h < 0)
+			return false;
+		v = v << 4 | (unsigned)h;
+	}
+	*out = v;
+	return true;
+}
+
+/* String body after the opening quote.  out: unescape into it (NULL: only
+ * validate, and refuse escapes when raw_only).  hi: non-ASCII allowed. */
+static const char *fast_str(const char *p, const char *end, struct salus_buf *out, bool hi, bool raw_only,
+			    bool *saw_hi)
+{
+	for (;;) {
+		const char *run = p;
+		while (p < end) {
+			unsigned char c = (unsigned char)*p;
+			if (c == '"' || c == '\\' || c < 0x20)
+				break;
+			if (c >= 0x80) {
+				if (!hi)
+					return NULL;
+				*saw_hi = true;
+			}
+			p++;
+		}
+		if (out && p > run && salus_buf_add(out, run, (size_t)(p - run)))
+			return NULL;
+		if (p == end || (unsigned char)*p < 0x20)
+			return NULL;
+		if (*p == '"')
+			return p + 1;
+		/* escape */
+		if (raw_only || end - p < 2)
+			return NULL;
+		char e = p[1], c;
+		p += 2;
+		switch (e) {
+		case '"': c = '"'; break;
+		case '\\': c = '\\'; break;
+		case '/': c = '/'; break;
+		case 'b': c = '\b'; break;
+		case 'f': c = '\f'; break;
+		case 'n': c = '\n'; break;
+		case 'r': c = '\r'; break;
+		case 't': c = '\t'; break;
+		case 'u': {
+			unsigned u;
+			if (!fast_hex4(p, end, &u) || u == 0)
+				return NULL;
+			p += 4;
+			if (u >= 0xDC00 && u <= 0xDFFF)
+				return NULL;
+			if (u >= 0xD800 && u <= 0xDBFF) {
+				unsigned lo;
+				if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !fast_hex4(p + 2, end, &lo) || lo < 0xDC00 ||
+				    lo > 0xDFFF)
+					return NULL;
+				p += 6;
+				u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+			}
+			char enc[4];
+			size_t k;
+			if (u < 0x80)
+				enc[0] = (char)u, k = 1;
+			else if (u < 0x800)
+				enc[0] = (char)(0xC0 | u >> 6), enc[1] = (char)(0x80 | (u & 63)), k = 2;
+			else if (u < 0x10000)
+				enc[0] = (char)(0xE0 | u >> 12), enc[1] = (char)(0x80 | ((u >> 6) & 63)),
+				enc[2] = (char)(0x80 | (u & 63)), k = 3;
+			else
+				enc[0] = (char)(0xF0 | u >> 18), enc[1] = (char)(0x80 | ((u >> 12) & 63)),
+				enc[2] = (char)(0x80 | ((u >> 6) & 63)), enc[3] = (char)(0x80 | (u & 63)), k = 4;
+			if (u >= 0x80)
+				*saw_hi = true;
+			if (out && salus_buf_add(out, enc, k))
+				return NULL;
+			continue;
+		}
+		default: return NULL;
+		}
+		if (out && salus_buf_addc(out, c))
+			return NULL;
+	}
+}
+
+/* A JSON number with at most 18 integer digits; *is_int and *v for integers. */
+static const char *fast_num(const char *p, const char *end, bool *is_int, long long *v)
+{
+	bool neg = false;
+	if (p < end && *p == '-')
+		neg = true, p++;
+	if (p == end || *p < '0' || *p > '9')
+		return NULL;
+	long long x = 0;
+	int digits = 0;
+	if (*p == '0')
+		p++, digits = 1;
+	else
+		while (p < end && *p >= '0' && *p <= '9') {
+			if (++digits > 18)
+				return NULL;
+			x = x * 10 + (*p++ - '0');
+		}
+	*is_int = true;
+	if (p < end && *p == '.') {
+		*is_int = false;
+		if (++p == end || *p < '0' || *p > '9')
+			return NULL;
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		*is_int = false;
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			p++;
+		if (p == end || *p < '0' || *p > '9')
+			return NULL;
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	*v = neg ? -x : x;
+	return p;
+}
+
+static const char *fast_value(const char *p, const char *end, int depth)
+{
+	bool is_int, hi = false;
+	long long v;
+	if (p == end || depth > FAST_DEPTH)
+		return NULL;
+	switch (*p) {
+	case '"': return fast_str(p + 1, end, NULL, false, false, &hi);
+	case 't': return end - p >= 4 && !memcmp(p, "true", 4) ? p + 4 : NULL;
+	case 'f': return end - p >= 5 && !memcmp(p, "false", 5) ? p + 5 : NULL;
+	case 'n': return end - p >= 4 && !memcmp(p, "null", 4) ? p + 4 : NULL;
+	case '[':
+		p = fast_ws(p + 1, end);
+		if (p < end && *p == ']')
+			return p + 1;
+		for (;;) {
+			if (!(p = fast_value(p, end, depth + 1)))
+				return NULL;
+			p = fast_ws(p, end);
+			if (p == end)
+				return NULL;
+			if (*p == ']')
+				return p + 1;
+			if (*p != ',')
+				return NULL;
+			p = fast_ws(p + 1, end);
+		}
+	case '{':
+		p = fast_ws(p + 1, end);
+		if (p < end && *p == '}')
+			return p + 1;
+		for (;;) {
+			if (p == end || *p != '"' || !(p = fast_str(p + 1, end, NULL, false, true, &hi)))
+				return NULL;
+			p = fast_ws(p, end);
+			if (p == end || *p != ':')
+				return NULL;
+			if (!(p = fast_value(fast_ws(p + 1, end), end, depth + 1)))
+				return NULL;
+			p = fast_ws(p, end);
+			if (p == end)
+				return NULL;
+			if (*p == '}')
+				return p + 1;
+			if (*p != ',')
+				return NULL;
+			p = fast_ws(p + 1, end);
+		}
+	default: return fast_num(p, end, &is_int, &v);
+	}
+}
+
+static bool fast_parse(const char *line, size_t n, struct salus_buf *text, struct fast_doc *fd /* OUT */)
+{
+	const char *p = line, *end = line + n;
+	bool text_hi = false;
+	memset(fd, 0, sizeof *fd);
+	p = fast_ws(p, end);
+	if (p == end || *p != '{')
+		return false;
+	p = fast_ws(p + 1, end);
+	if (p < end && *p == '}')
+		return false; /* no text: jansson's error record */
+	for (;;) {
+		bool hi = false;
+		if (p == end || *p != '"')
+			return false;
+		const char *k = p + 1;
+		if (!(p = fast_str(k, end, NULL, false, true, &hi)))
+			return false;
+		size_t kn = (size_t)(p - 1 - k);
+		p = fast_ws(p, end);
+		if (p == end || *p != ':')
+			return false;
+		p = fast_ws(p + 1, end);
+		if (p == end)
+			return false;
+		if (kn == 4 && !memcmp(k, "text", 4)) {
+			if (*p != '"')
+				return false;
+			salus_buf_reset(text);
+			text_hi = false;
+			if (!(p = fast_str(p + 1, end, text, true, false, &text_hi)))
+				return false;
+			fd->has_text = true;
+		} else if (kn == 2 && !memcmp(k, "id", 2)) {
+			fd->id = NULL;
+			fd->id_int = false;
+			if (*p == '"') {
+				const char *s = p + 1;
+				if (!(p = fast_str(s, end, NULL, false, true, &hi)))
+					return false;
+				fd->id = s;
+				fd->idn = (size_t)(p - 1 - s);
+			} else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+				bool is_int;
+				long long v;
+				if (!(p = fast_num(p, end, &is_int, &v)))
+					return false;
+				fd->id_int = is_int;
+				fd->idv = v;
+			} else if (!(p = fast_value(p, end, 1))) {
+				return false;
+			}
+		} else if (!(p = fast_value(p, end, 1))) {
+			return false;
+		}
+		p = fast_ws(p, end);
+		if (p == end)
+			return false;
+		if (*p == '}')
+			break;
+		if (*p != ',')
+			return false;
+		p = fast_ws(p + 1, end);
+	}
+	if (fast_ws(p + 1, end) != end || !fd->has_text)
+		return false;
+	if (text_hi && !salus_deid_utf8_valid(text->p, text->n, NULL))
+		return false;
+	return true;
+}
+
+/* Decimal of v. */
+static int buf_addu(struct salus_buf *o, size_t v)
+{
+	char t[24];
+	size_t k = sizeof t;
+	do
+		t[--k] = (char)('0' + v % 10);
+	while ((v /= 10));
+	return salus_buf_add(o, t + k, sizeof t - k);
+}
+
+/* Confidence as printf's "%.2f" would write it for 0..1. */
+static int buf_addconf(struct salus_buf *o, float conf)
+{
+	double x = (double)conf * 100.0;
+	if (!(x >= 0))
+		x = 0;
+	if (x > 100)
+		x = 100;
+	unsigned v = (unsigned)x;
+	double fr = x - v;
+	if (fr > 0.5 || (fr == 0.5 && (v & 1)))
+		v++;
+	char t[4] = {(char)('0' + v / 100), '.', (char)('0' + v / 10 % 10), (char)('0' + v % 10)};
+	return salus_buf_add(o, t, 4);
+}
+
 /* Append `"spans": [...]` for spans of text (byte offsets) with character
  * offsets plus `base` chars. */
 static int spans_json(struct salus_buf *o, const char *text, const struct salus_span *sp, size_t n, size_t base,
@@ -131,8 +447,14 @@ static int spans_json(struct salus_buf *o, const char *text, const struct salus_
 		size_t cs = chars;
 		chars += salus_deid_utf8_chars(text + sp[i].start, sp[i].end - sp[i].start);
 		pos = sp[i].end;
-		rc = salus_buf_addf(o, "%s{\"start\": %zu, \"end\": %zu, \"type\": \"%s\", \"confidence\": %.2f",
-				    (i || first_comma) ? ", " : "", cs, chars, coarse(sp[i].type), (double)sp[i].confidence);
+		rc = salus_buf_adds(o, (i || first_comma) ? ", {\"start\": " : "{\"start\": ");
+		rc = rc ? rc : buf_addu(o, cs);
+		rc = rc ? rc : salus_buf_add(o, ", \"end\": ", 9);
+		rc = rc ? rc : buf_addu(o, chars);
+		rc = rc ? rc : salus_buf_add(o, ", \"type\": \"", 11);
+		rc = rc ? rc : salus_buf_adds(o, coarse(sp[i].type));
+		rc = rc ? rc : salus_buf_add(o, "\", \"confidence\": ", 17);
+		rc = rc ? rc : buf_addconf(o, sp[i].confidence);
 		if (!rc && explain)
 			rc = salus_buf_addf(o, ", \"fine\": \"%s\", \"rule\": \"%s\", \"kind\": \"%s\"",
 					    salus_phi_label(sp[i].type), salus_deid_rule_name(sp[i].rule),
@@ -310,12 +632,40 @@ out_doc:
 	return rc;
 }
 
+/* --spans for a line fast_parse understood; a scan error goes to ndjson_line
+ * for its error record. */
+static int ndjson_fast_line(struct salus_deid *d, const struct scan_opts *so, const struct fast_doc *fd,
+			    const struct salus_buf *text, const char *line, size_t n, struct salus_buf *o)
+{
+	const struct salus_span *sp;
+	size_t ns;
+	const char *why = NULL;
+	int src = salus_deid_scan(d, text->p, text->n, &sp, &ns, &why);
+	if (src == SALUS_ENOMEM)
+		return src;
+	if (src)
+		return ndjson_line(d, so, line, n, false, o);
+	int rc = salus_buf_add(o, "{\"id\": ", 7);
+	if (fd->id)
+		rc = rc ? rc : json_str(o, fd->id, fd->idn);
+	else if (fd->id_int)
+		rc = rc ? rc : salus_buf_addf(o, "%lld", fd->idv);
+	else
+		rc = rc ? rc : salus_buf_add(o, "null", 4);
+	rc = rc ? rc : salus_buf_add(o, ", \"spans\": [", 12);
+	rc = rc ? rc : spans_json(o, text->p, sp, ns, 0, so->explain, false);
+	rc = rc ? rc : salus_buf_add(o, "]}\n", 3);
+	return rc;
+}
+
 static int scan_ndjson(struct salus_deid *d, const struct scan_opts *so, FILE *in, FILE *out)
 {
 	struct reader r;
-	struct salus_buf o;
+	struct salus_buf o, text;
+	struct fast_doc fd;
 	int rc = reader_init(&r, in);
 	salus_buf_init(&o, SALUS_MAX_LINE * 2u);
+	salus_buf_init(&text, SALUS_MAX_LINE);
 	while (!rc) {
 		int got = reader_next(&r);
 		if (got <= 0) {
@@ -324,12 +674,16 @@ static int scan_ndjson(struct salus_deid *d, const struct scan_opts *so, FILE *i
 		}
 		if (r.line.n == 0 && !r.overlong)
 			continue;
-		rc = ndjson_line(d, so, r.line.p, r.line.n, r.overlong, &o);
+		if (so->spans && !r.overlong && fast_parse(r.line.p, r.line.n, &text, &fd))
+			rc = ndjson_fast_line(d, so, &fd, &text, r.line.p, r.line.n, &o);
+		else
+			rc = ndjson_line(d, so, r.line.p, r.line.n, r.overlong, &o);
 		if (!rc && o.n > (1u << 16))
 			rc = flush(&o, out);
 	}
 	if (!rc)
 		rc = flush(&o, out);
+	salus_buf_release(&text);
 	salus_buf_release(&o);
 	reader_release(&r);
 	return rc;
