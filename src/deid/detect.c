@@ -815,6 +815,34 @@ static bool in_number_run(const struct salus_deid *d, size_t s, size_t e)
 	return false;
 }
 
+/* A ZIP at [z,e) after the state at s ("Pellston, MI 49769"): the ZIP, and
+ * the capitalised words before ", ST" as the city. */
+static int zip_city(struct salus_deid *d, size_t s, size_t z, size_t e, float conf, uint16_t rule)
+{
+	const char *b = d->b;
+	int rc = push(d, z, e, SALUS_PHI_ZIP, conf, rule);
+	if (rc)
+		return rc;
+	size_t k = s;
+	while (k > 0 && (b[k - 1] == ' ' || b[k - 1] == '\t'))
+		k--;
+	if (k > 0 && b[k - 1] == ',')
+		k--;
+	size_t ti = tok_at(d, k), j = ti, got = 0;
+	while (j > 0 && got < 3) {
+		struct tok *t = &d->tok[j - 1];
+		if (got == 0 ? t->e != k : gap_after(d, j - 1) != GAP_SPACE)
+			break;
+		if ((t->shape != SH_CAP && t->shape != SH_UPPER) || (tf(d, j - 1) & (DF_STREET | DF_STOP)))
+			break;
+		got++;
+		j--;
+	}
+	if (got)
+		return push(d, d->tok[j].s, d->tok[ti - 1].e, SALUS_PHI_LOCATION, 0.85f, RULE_CITY_ZIP);
+	return 0;
+}
+
 static int do_candidate(struct salus_deid *d, const struct cand *c)
 {
 	const struct pat_info *p = &pats[c->pat];
@@ -1022,28 +1050,7 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		size_t z = e;
 		while (z > s && (is_digit((unsigned char)b[z - 1]) || b[z - 1] == '-'))
 			z--;
-		int rc = push(d, z, e, SALUS_PHI_ZIP, p->conf, c->pat);
-		if (rc)
-			return rc;
-		/* City: the capitalised words before ", ST". */
-		size_t k = s;
-		while (k > 0 && (b[k - 1] == ' ' || b[k - 1] == '\t'))
-			k--;
-		if (k > 0 && b[k - 1] == ',')
-			k--;
-		size_t ti = tok_at(d, k), j = ti, got = 0;
-		while (j > 0 && got < 3) {
-			struct tok *t = &d->tok[j - 1];
-			if (got == 0 ? t->e != k : gap_after(d, j - 1) != GAP_SPACE)
-				break;
-			if ((t->shape != SH_CAP && t->shape != SH_UPPER) || (tf(d, j - 1) & (DF_STREET | DF_STOP)))
-				break;
-			got++;
-			j--;
-		}
-		if (got)
-			return push(d, d->tok[j].s, d->tok[ti - 1].e, SALUS_PHI_LOCATION, 0.85f, RULE_CITY_ZIP);
-		return 0;
+		return zip_city(d, s, z, e, p->conf, c->pat);
 	}
 	case ACT_CITY: {
 		size_t k = s;
@@ -1100,6 +1107,74 @@ static bool cap_or_digit(unsigned char c)
 	return is_digit(c) || is_upper(c);
 }
 
+static bool hex_char(unsigned char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Two capitals of a US state or territory code (the ZIP_STATE rule). */
+static bool state_code(const char *p)
+{
+	static const char codes[] = "ALAKAZARCACOCTDEDCFLGAHIIDILINIAKSKYLAMEMDMAMIMNMSMOMTNENVNHNJNMNYNCNDOHOKORPARISCSDTNTXUTVTVAWAWVWIWYPR";
+	for (const char *c = codes; *c; c += 2)
+		if (c[0] == p[0] && c[1] == p[1])
+			return true;
+	return false;
+}
+
+/* Formats that were the most expensive Hyperscan patterns (every dash, colon
+ * or two capitals starts them), checked on tokens: dashed IDs (AB12-34-5678),
+ * full IPv6 addresses, a ZIP after a state code. */
+static int token_formats(struct salus_deid *d, size_t i)
+{
+	const char *b = d->b;
+	const struct tok *t = &d->tok[i];
+	size_t len = t->e - t->s;
+	char after = byte_at(d, t->e);
+	if (after == '-' && len >= 2 && len <= 5 && i + 2 < d->ntok && tok_chars(d, t, cap_or_digit)) {
+		const struct tok *u = &d->tok[i + 1], *v = &d->tok[i + 2];
+		if (u->s == t->e + 1 && u->shape == SH_NUM && u->e - u->s >= 2 && byte_at(d, u->e) == '-' &&
+		    v->s == u->e + 1 && v->e - v->s >= 3 && tok_chars(d, v, cap_or_digit)) {
+			size_t lead = 0, digits = 0;
+			while (v->s + lead < v->e && is_digit((unsigned char)b[v->s + lead]))
+				lead++;
+			for (size_t k = t->s; k < v->e; k++)
+				digits += is_digit((unsigned char)b[k]);
+			if (lead >= 3 && digits >= 7 && !in_number_run(d, t->s, v->e))
+				return push(d, t->s, v->e, SALUS_PHI_ID, 0.7f, RULE_ID_DASHED);
+		}
+	}
+	if (after == ':' && len <= 4 && tok_chars(d, t, hex_char) && (t->s == 0 || b[t->s - 1] != ':')) {
+		size_t j = i, groups = 1;
+		while (groups < 8 && j + 1 < d->ntok && d->tok[j + 1].s == d->tok[j].e + 1 && b[d->tok[j].e] == ':' &&
+		       d->tok[j + 1].e - d->tok[j + 1].s <= 4 && tok_chars(d, &d->tok[j + 1], hex_char)) {
+			j++;
+			groups++;
+		}
+		if (groups == 8)
+			return push(d, t->s, d->tok[j].e, SALUS_PHI_IP, 0.97f, RULE_IPV6_FULL);
+	}
+	if (t->shape == SH_NUM && len == 5 && i > 0) {
+		const struct tok *st = &d->tok[i - 1];
+		size_t k = t->s, sp = 0;
+		while (k > st->e && (b[k - 1] == ' ' || b[k - 1] == '\t') && sp < 3)
+			k--, sp++;
+		if (k > st->e && b[k - 1] == ',')
+			k--;
+		if (k > st->e && b[k - 1] == '.')
+			k--;
+		if (sp >= 1 && sp <= 2 && k == st->e && st->e - st->s == 2 && st->shape == SH_UPPER &&
+		    state_code(b + st->s)) {
+			size_t e = t->e;
+			if (i + 1 < d->ntok && after == '-' && d->tok[i + 1].s == e + 1 && d->tok[i + 1].shape == SH_NUM &&
+			    d->tok[i + 1].e - d->tok[i + 1].s == 4)
+				e = d->tok[i + 1].e;
+			return zip_city(d, st->s, t->s, e, 0.95f, RULE_ZIP_STATE);
+		}
+	}
+	return 0;
+}
+
 static int numeric_rules(struct salus_deid *d)
 {
 	const char *b = d->b;
@@ -1107,6 +1182,8 @@ static int numeric_rules(struct salus_deid *d)
 	for (size_t i = 0; i < d->ntok && !rc; i++) {
 		struct tok *t = &d->tok[i];
 		size_t len = t->e - t->s;
+		if (((t->shape != SH_LOWER && t->shape != SH_CAP) || byte_at(d, t->e) == ':') && (rc = token_formats(d, i)))
+			break;
 		if (t->shape == SH_NUM) {
 			/* groups of digits: "51 516 33 75", "617.555.0199", "4111-1111-1111-1111", "078 05 1120" */
 			char sep = (char)byte_at(d, t->e);
