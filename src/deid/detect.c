@@ -124,6 +124,7 @@ struct cspan {
 };
 
 #define NAMESET 1024 /* slots of the per-note name set (at most half used) */
+#define DCACHE 4096  /* slots of the dictionary look-up cache (a power of two) */
 
 enum notecase { CASE_MIXED, CASE_UPPER, CASE_LOWER };
 
@@ -153,6 +154,12 @@ struct salus_deid {
 	size_t nout, out_cap;
 	uint64_t names[NAMESET]; /* open-addressing set of hashes of words found as names (0 = empty) */
 	size_t nnames;
+	/* direct-mapped cache of dictionary look-ups: the table is 4 MB, so each
+	 * look-up is a cache miss, and a few hundred words make most of a note */
+	struct {
+		uint64_t h; /* 0 = empty */
+		uint32_t f;
+	} dcache[DCACHE];
 };
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -407,6 +414,18 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 {
 	(void)fl;
 	struct salus_deid *d = ctx;
+	if (pats[id].act == ACT_LABEL_ID && d->ncand && d->cand[d->ncand - 1].pat == id) {
+		/* "Policy No.: " ends a match at each separator: keep the last end */
+		struct cand *p = &d->cand[d->ncand - 1];
+		size_t k = p->e;
+		while (k < to && (d->b[k] == ' ' || d->b[k] == '\t' || d->b[k] == '.' || d->b[k] == ':' ||
+				  d->b[k] == '#' || d->b[k] == '='))
+			k++;
+		if (k == to) {
+			p->e = (uint32_t)to;
+			return 0;
+		}
+	}
 	if (d->ncand == d->cand_cap && grow((void **)&d->cand, &d->cand_cap, d->ncand + 1, sizeof *d->cand)) {
 		d->oom = 1;
 		return 1;
@@ -437,6 +456,38 @@ static int find_starts(struct salus_deid *d)
 	size_t w = 0;
 	for (size_t i = 0; i < d->ncand; i++) {
 		struct cand c = d->cand[i];
+		size_t q = c.e;
+		switch (c.pat) { /* the most frequent matches, whose start is plain (no re-scan) */
+		case PAT_YEAR_APOS:
+		case PAT_YEAR_APOS2: /* '95, 95' */
+			c.s = c.e - 3;
+			d->cand[w++] = c;
+			continue;
+		case PAT_DATE_MD: /* \bMM/DD\b: the run of digits, '/', digits */
+			while (q > 0 && is_digit((unsigned char)d->b[q - 1]))
+				q--;
+			if (q == 0 || d->b[q - 1] != '/')
+				break;
+			q--;
+			while (q > 0 && is_digit((unsigned char)d->b[q - 1]))
+				q--;
+			c.s = (uint32_t)q;
+			d->cand[w++] = c;
+			continue;
+		case PAT_HASH_ID: /* '#', an optional blank, the run */
+			while (q > 0 && (is_upper((unsigned char)d->b[q - 1]) || is_lower((unsigned char)d->b[q - 1]) ||
+					 is_digit((unsigned char)d->b[q - 1]) || d->b[q - 1] == '-'))
+				q--;
+			if (q > 0 && (d->b[q - 1] == ' ' || d->b[q - 1] == '\t') && q > 1 && d->b[q - 2] == '#')
+				q--;
+			if (q == 0 || d->b[q - 1] != '#')
+				break; /* not the plain shape: re-scan */
+			c.s = (uint32_t)(q - 1);
+			d->cand[w++] = c;
+			continue;
+		default:
+			break;
+		}
 		uint32_t width = d->width[c.pat];
 		size_t win = width > SOM_WINDOW ? SOM_WINDOW : width;
 		size_t ws = c.e > win ? c.e - win : 0;
@@ -577,14 +628,26 @@ static inline uint64_t tok_hash(struct salus_deid *d, size_t i)
 	return t->h;
 }
 
+/* deid_dict_lookup through the detector's cache. */
+static inline uint32_t dict_lookup(struct salus_deid *d, uint64_t h)
+{
+	size_t k = (size_t)(h ^ (h >> 29)) & (DCACHE - 1);
+	if (d->dcache[k].h == h && h)
+		return d->dcache[k].f;
+	uint32_t f = deid_dict_lookup(h);
+	d->dcache[k].h = h;
+	d->dcache[k].f = f;
+	return f;
+}
+
 static inline uint32_t tf(struct salus_deid *d, size_t i)
 {
 	struct tok *t = &d->tok[i];
 	if (!(t->f & DF_LOOKED)) {
-		uint32_t f = deid_dict_lookup(tok_hash(d, i));
+		uint32_t f = dict_lookup(d, tok_hash(d, i));
 		size_t n = t->e - t->s;
 		if (!f && n > 3 && lower((unsigned char)d->b[t->e - 1]) == 's') { /* plural of a known word */
-			uint32_t g = deid_dict_lookup(deid_hash_lower(d->b + t->s, n - 1));
+			uint32_t g = dict_lookup(d, deid_hash_lower(d->b + t->s, n - 1));
 			f = g & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR);
 		}
 		t->f = f | DF_LOOKED;
