@@ -15,6 +15,9 @@
  * problem, never the text.
  */
 #include <errno.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -174,6 +177,21 @@ static const char *fast_str(const char *p, const char *end, struct salus_buf *ou
 {
 	for (;;) {
 		const char *run = p;
+#if defined(__SSE2__)
+		/* 16 bytes at a time to the next quote, backslash, control or non-ASCII byte */
+		while (end - p >= 16) {
+			__m128i c = _mm_loadu_si128((const __m128i *)(const void *)p);
+			__m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(c, _mm_set1_epi8('"')),
+								 _mm_cmpeq_epi8(c, _mm_set1_epi8('\\'))),
+						    _mm_cmplt_epi8(c, _mm_set1_epi8(0x20))); /* also >= 0x80 (signed) */
+			unsigned mk = (unsigned)_mm_movemask_epi8(stop);
+			if (mk) {
+				p += __builtin_ctz(mk);
+				break;
+			}
+			p += 16;
+		}
+#endif
 		while (p < end) {
 			unsigned char c = (unsigned char)*p;
 			if (c == '"' || c == '\\' || c < 0x20)
