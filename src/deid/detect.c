@@ -1611,8 +1611,8 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 				return;
 			if (f & DF_ABBR)
 				return;
-		} else if ((f & (DF_STOP | DF_ABBR)) ||
-			   ((f & (DF_COMMON | DF_MED | DF_VOCAB)) && !(f & (DF_PLACE | DF_STATE | F_NAME)))) {
+		} else if ((f & (DF_STOP | DF_ABBR)) || ((f & DF_COMMON) && !(f & DF_STATE)) ||
+			   ((f & (DF_MED | DF_VOCAB)) && !(f & (DF_PLACE | DF_STATE)))) {
 			return;
 		}
 		if (f & (F_FUNC | DF_LABEL))
@@ -1853,9 +1853,15 @@ static void rules(struct salus_deid *d)
 							     d->tok[e + 2].shape == SH_CAP)) &&
 			       (d->tok[e + 1].shape == SH_CAP || d->tok[e + 1].shape == SH_UPPER || tok_is(d, e + 1, "of")))
 				e++;
-			if (specific >= 2) {
+			/* "taken to Memorial Hospital", "at Union Memorial": after a place
+			 * preposition a name of generic words is a specific place too */
+			bool prep = k > 0 && (tok_in(d, k - 1, loc_preps) || byte_at(d, d->tok[k].s - 2) == '@' ||
+					      (k > 1 && tok_is(d, k - 1, "the") && tok_in(d, k - 2, loc_preps)));
+			if (specific >= 2 || (prep && words >= 1)) {
 				for (size_t q = k; q <= e; q++)
-					mark(d, q, SALUS_PHI_LOCATION, 0.85f, RULE_INST);
+					if (!(prep && specific < 2 && q > k &&
+					      (((tf(d, q) & DF_INST) && !tok_is(d, q, "memorial")) || tok_is(d, q, "medical"))))
+						mark(d, q, SALUS_PHI_LOCATION, 0.85f, RULE_INST);
 				i = e;
 			}
 		}
@@ -1892,13 +1898,106 @@ static void rules(struct salus_deid *d)
 			continue; /* "A. fib", "I." */
 		struct tok *u = &d->tok[i + 1];
 		uint32_t uf = tf(d, i + 1);
-		if (u->e - u->s < 3 || !cont_ok(d, i + 1) || (uf & (DF_COMMON | DF_VOCAB)) ||
-		    (u->shape != SH_CAP && u->shape != SH_UPPER))
+		bool surname = (uf & F_NAME) && !(uf & DF_COMMON); /* "Z. Miller", "E. WELSH" */
+		if (u->e - u->s < 3 || (!cont_ok(d, i + 1) && !surname) || ((uf & (DF_COMMON | DF_VOCAB)) && !surname) ||
+		    (u->shape != SH_CAP && u->shape != SH_UPPER) || (uf & (F_FUNC | DF_ABBR | DF_LABEL)))
 			continue;
 		if ((uf & DF_MED) && !(uf & F_NAME))
 			continue;
 		mark(d, i, SALUS_PHI_NAME, 0.75f, RULE_NEIGHBOUR);
 		mark(d, i + 1, SALUS_PHI_NAME, 0.75f, RULE_NEIGHBOUR);
+	}
+
+	/* "Annapolis, MD", "Middle River, MD": capitalised words before ", ST" (a
+	 * state code at a word end).  MD, PA, DO are also credentials: then the
+	 * words must be a known place or follow a place preposition. */
+	for (size_t i = 1; i + 1 < nt; i++) {
+		struct tok *st = &d->tok[i + 1];
+		if (st->e - st->s != 2 || st->shape != SH_UPPER || gap_after(d, i) != GAP_COMMA ||
+		    !state_code(d->b + st->s) || (st->e < d->n && is_alnum((unsigned char)d->b[st->e])))
+			continue;
+		size_t j = i, got = 0;
+		bool place = false;
+		while (got < 3) {
+			struct tok *t = &d->tok[j];
+			uint32_t f = tf(d, j);
+			if ((t->shape != SH_CAP && t->shape != SH_UPPER) || (t->bits & TB_COVERED) ||
+			    (f & (F_FUNC | DF_ABBR | DF_LABEL | DF_CRED | DF_STREET)) ||
+			    ((f & DF_MED) && !(f & (DF_PLACE | F_NAME))))
+				break;
+			place |= (f & (DF_PLACE | DF_STATE)) != 0;
+			got++;
+			if (j == 0 || gap_after(d, j - 1) != GAP_SPACE)
+				break;
+			j--;
+		}
+		if (!got)
+			continue;
+		size_t first = i + 1 - got;
+		bool prep = first > 0 && tok_in(d, first - 1, loc_preps);
+		bool ambiguous = (tf(d, i + 1) & (DF_CRED | DF_ABBR | DF_STOP | DF_COMMON)) ||
+				 tok_in(d, i + 1, (const char *const[]){"in", "or", "me", "hi", "ok", "de", "nd", "pa", "md", NULL});
+		if ((ambiguous || !mixed) && !place && !prep)
+			continue;
+		if (d->b[d->tok[i].e + 1] != ' ')
+			continue; /* "NT,ND": a list, not an address */
+		for (size_t q = first; q <= i; q++)
+			mark(d, q, SALUS_PHI_LOCATION, 0.8f, RULE_CITY_ZIP);
+	}
+
+	/* "to Quartermain 3", "from gh": after to/from/at/on/per, a word in no
+	 * list followed by a ward number, or a short unknown word (a hospital's
+	 * initials) in a note without case evidence. */
+	for (size_t i = 0; i + 1 < nt; i++) {
+		struct tok *p = &d->tok[i];
+		size_t pl = p->e - p->s;
+		if (pl < 2 || pl > 4 || !tok_alpha(p))
+			continue;
+		unsigned char c0 = lowtab[(unsigned char)d->b[p->s]];
+		if ((c0 != 't' && c0 != 'f' && c0 != 'a' && c0 != 'o' && c0 != 'p') ||
+		    !tok_in(d, i, (const char *const[]){"to", "from", "at", "on", "per", NULL}))
+			continue;
+		size_t j = i + 1;
+		struct tok *u = &d->tok[j];
+		if (u->mtype || (u->bits & TB_COVERED) || !tok_alpha(u) || gap_after(d, i) != GAP_SPACE)
+			continue;
+		uint32_t uf = tf(d, j);
+		if (uf & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | F_FUNC | DF_LABEL |
+			  DF_LOCLABEL | DF_INST | DF_STREET | DF_STATE | DF_VERB | DF_LOCVERB))
+			continue;
+		if (mixed && u->shape == SH_LOWER)
+			continue;
+		size_t ul = u->e - u->s;
+		bool ward = ul >= 4 && j + 1 < nt && d->tok[j + 1].shape == SH_NUM && d->tok[j + 1].e - d->tok[j + 1].s == 1 &&
+			    gap_after(d, j) == GAP_SPACE;
+		bool initials = !mixed && ul >= 2 && ul <= 4 && !(uf & (F_NAME | DF_PROPER | DF_PLACE)) && !tok_is(d, i, "per") &&
+				!tok_is(d, i, "on") && i > 0 && (tf(d, i - 1) & DF_LOCVERB) && gap_after(d, i - 1) == GAP_SPACE;
+		if (ward || initials)
+			mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
+	}
+
+	/* "Z. MILLER AWARE", "grace dudak aware", "Earl Rand notified": the words
+	 * before "aware" are a person unless they are ordinary words. */
+	for (size_t i = 1; i < nt; i++) {
+		struct tok *a = &d->tok[i];
+		if (a->e - a->s != 5 || lowtab[(unsigned char)d->b[a->s]] != 'a' || !tok_is(d, i, "aware"))
+			continue;
+		size_t k = i - 1;
+		struct tok *t = &d->tok[k];
+		if (t->mtype || (t->bits & TB_COVERED) || !tok_alpha(t) || t->shape == SH_INIT || gap_after(d, k) != GAP_SPACE)
+			continue;
+		uint32_t f = tf(d, k);
+		bool nd = f & F_NAME;
+		if (f & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_CRED | DF_ROLE | DF_REL))
+			continue;
+		if ((f & (DF_COMMON | DF_MED)) && !(nd && !(f & DF_COMMON)))
+			continue;
+		if ((f & DF_VOCAB) && !nd)
+			continue;
+		if (mixed && t->shape == SH_LOWER)
+			continue;
+		mark(d, k, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+		extend_left(d, k, 0.7f, RULE_NEIGHBOUR, 2);
 	}
 
 	/* Dictionary and capitalisation. */
@@ -1942,6 +2041,39 @@ static void rules(struct salus_deid *d)
 		else if (t->shape == SH_CAP && !(t->bits & TB_SENT) && (f & DF_PLACE) && !(f & (DF_COMMON | DF_MED)) &&
 			 i > 0 && tok_in(d, i - 1, loc_preps))
 			mark(d, i, SALUS_PHI_LOCATION, 0.65f, RULE_CITY_DICT);
+	}
+
+	/* Places of several words: "Daytona Beach", "Bel Air", "Middle River",
+	 * "Eastern Shore": a place word next to a place-name suffix or prefix. */
+	static const char *const place_sfx[] = {"beach", "city", "springs", "falls", "park", "heights", "island",
+						"harbor", "harbour", "valley", "river", "hills", "lake", "bay", "point",
+						"shore", "village", "mills", "creek", "junction", "air", "grove", "ridge",
+						"station", "county", NULL};
+	static const char *const place_pfx[] = {"new", "north", "south", "east", "west", "eastern", "western",
+						"northern", "southern", "upper", "lower", "middle", "fort", "ft",
+						"mount", "mt", "port", "san", "santa", "los", "las", "el", "bel",
+						"glen", "saint", "st", "lake", NULL};
+	for (size_t i = 0; i < nt; i++) {
+		struct tok *t = &d->tok[i];
+		if (t->mtype != SALUS_PHI_LOCATION + 1)
+			continue;
+		if (i + 1 < nt && !d->tok[i + 1].mtype && gap_after(d, i) == GAP_SPACE &&
+		    d->tok[i + 1].shape == t->shape && !(d->tok[i + 1].bits & TB_COVERED) && tok_in(d, i + 1, place_sfx))
+			mark(d, i + 1, SALUS_PHI_LOCATION, t->mconf, t->mrule);
+		if (i > 0 && !d->tok[i - 1].mtype && (gap_after(d, i - 1) == GAP_SPACE || gap_after(d, i - 1) == GAP_DOT) &&
+		    d->tok[i - 1].shape == t->shape && !(d->tok[i - 1].bits & TB_COVERED) && tok_in(d, i - 1, place_pfx))
+			mark(d, i - 1, SALUS_PHI_LOCATION, t->mconf, t->mrule);
+	}
+	/* a name read as a place before a suffix: "Daytona Beach" */
+	for (size_t i = 0; i + 1 < nt; i++) {
+		struct tok *t = &d->tok[i];
+		if (t->mtype != SALUS_PHI_NAME + 1 || t->mconf > 0.65f || gap_after(d, i) != GAP_SPACE ||
+		    d->tok[i + 1].mtype || d->tok[i + 1].shape != t->shape || !tok_in(d, i + 1, place_sfx) ||
+		    !tok_in(d, i + 1, (const char *const[]){"beach", "springs", "falls", "heights", "island", "harbor",
+							  "valley", "hills", "creek", NULL}))
+			continue;
+		t->mtype = SALUS_PHI_LOCATION + 1;
+		mark(d, i + 1, SALUS_PHI_LOCATION, t->mconf, t->mrule);
 	}
 
 	/* Neighbours of names (twice: "Bartholomew X Y"). */
