@@ -1539,7 +1539,8 @@ static bool cont_ok(struct salus_deid *d, size_t i)
 	if (d->nc != CASE_MIXED) {
 		if (t->shape == SH_INIT)
 			return true;
-		return (t->e - t->s >= 4 || nd) && !(f & (DF_COMMON | DF_MED)) && !((f & DF_VOCAB) && !nd);
+		bool first = (f & DF_FIRST) && !(f & DF_COMMON); /* "ANN" is also a medical abbreviation */
+		return (t->e - t->s >= 4 || nd) && !(f & DF_COMMON) && !((f & DF_MED) && !first) && !((f & DF_VOCAB) && !nd);
 	}
 	if (t->shape != SH_CAP && t->shape != SH_UPPER && t->shape != SH_INIT)
 		return false;
@@ -1571,7 +1572,12 @@ static void extend_left(struct salus_deid *d, size_t i, float conf, uint16_t rul
 	while (max-- > 0 && i > 0) {
 		enum gap g = gap_after(d, i - 1);
 		bool ok = g == GAP_SPACE || g == GAP_HYPHEN || (g == GAP_DOT && d->tok[i - 1].shape == SH_INIT);
-		if (!ok || !cont_ok(d, i - 1))
+		/* "EARL N. RAND": a first name before a middle initial */
+		uint32_t pf = ok ? tf(d, i - 1) : 0;
+		bool first = d->tok[i].shape == SH_INIT && g == GAP_SPACE && (pf & DF_FIRST) &&
+			     !(pf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST)) && d->tok[i - 1].shape != SH_LOWER &&
+			     !(d->tok[i - 1].bits & TB_COVERED);
+		if (!ok || !(cont_ok(d, i - 1) || first))
 			return;
 		mark(d, i - 1, SALUS_PHI_NAME, conf, rule);
 		i--;
@@ -1722,7 +1728,10 @@ static void rules(struct salus_deid *d)
 			if (ctx_name_ok(d, i + 1, weak ? 2 : 3) && !(nf & DF_TITLE)) {
 				mark(d, i + 1, SALUS_PHI_NAME, 0.95f, RULE_TITLE);
 				extend_right(d, i + 1, 0.9f, RULE_TITLE, 3);
-				if (d->tok[i + 1].shape == SH_INIT && i + 2 < nt && cont_ok(d, i + 2))
+				if (d->tok[i + 1].shape == SH_INIT && i + 2 < nt && !d->tok[i + 2].mtype &&
+				    (cont_ok(d, i + 2) || ((tf(d, i + 2) & F_NAME) && tok_alpha(&d->tok[i + 2]) &&
+							   !(tf(d, i + 2) & (F_FUNC | DF_ABBR | DF_LABEL)) &&
+							   !(d->tok[i + 2].bits & TB_COVERED))))
 					mark(d, i + 2, SALUS_PHI_NAME, 0.9f, RULE_TITLE);
 				continue;
 			}
@@ -1776,6 +1785,28 @@ static void rules(struct salus_deid *d)
 				if (ok) {
 					mark(d, j, SALUS_PHI_NAME, c, RULE_RELATION);
 					extend_right(d, j, c, RULE_RELATION, 2);
+					/* "sons Smokey, Morris and Roger": the list goes on */
+					size_t k = j;
+					while (k + 1 < nt && d->tok[k + 1].mtype == SALUS_PHI_NAME + 1)
+						k++;
+					for (int items = 0; mixed && items < 4 && k + 2 < nt; items++) {
+						enum gap gk = gap_after(d, k);
+						size_t x = k + 1;
+						if (gk == GAP_SPACE && tok_is(d, x, "and"))
+							x++;
+						else if (gk == GAP_COMMA && tok_is(d, x, "and"))
+							x++;
+						else if (gk != GAP_COMMA)
+							break;
+						struct tok *u = &d->tok[x];
+						uint32_t uf = tf(d, x);
+						if (u->shape != SH_CAP || u->mtype || (u->bits & TB_COVERED) ||
+						    (uf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_MONTH)) ||
+						    ((uf & (DF_COMMON | DF_MED)) && !(uf & F_NAME)))
+							break;
+						mark(d, x, SALUS_PHI_NAME, c - 0.05f, RULE_RELATION);
+						k = x;
+					}
 				}
 			}
 		}
@@ -1965,11 +1996,13 @@ static void rules(struct salus_deid *d)
 		if (uf & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | F_FUNC | DF_LABEL |
 			  DF_LOCLABEL | DF_INST | DF_STREET | DF_STATE | DF_VERB | DF_LOCVERB))
 			continue;
-		if (mixed && u->shape == SH_LOWER)
-			continue;
+		if (mixed && u->shape == SH_LOWER && (uf & ~DF_LOOKED))
+			continue; /* a lower-case word in a mixed note: only if in no list at all */
 		size_t ul = u->e - u->s;
 		bool ward = ul >= 4 && j + 1 < nt && d->tok[j + 1].shape == SH_NUM && d->tok[j + 1].e - d->tok[j + 1].s == 1 &&
 			    gap_after(d, j) == GAP_SPACE;
+		if (mixed && u->shape == SH_LOWER && !ward)
+			continue;
 		bool initials = !mixed && ul >= 2 && ul <= 4 && !(uf & (F_NAME | DF_PROPER | DF_PLACE)) && !tok_is(d, i, "per") &&
 				!tok_is(d, i, "on") && i > 0 && (tf(d, i - 1) & DF_LOCVERB) && gap_after(d, i - 1) == GAP_SPACE;
 		if (ward || initials)
@@ -2038,8 +2071,9 @@ static void rules(struct salus_deid *d)
 		    !medical_suffix(d, t) && !(i > 0 && tok_in(d, i - 1, drug_ctx)) && !drug_list(d, i) &&
 		    !(i + 1 < nt && d->tok[i + 1].shape == SH_MIX && gap_after(d, i) == GAP_SPACE))
 			mark(d, i, SALUS_PHI_NAME, 0.55f, RULE_UNKNOWN_CAP);
-		else if (t->shape == SH_CAP && !(t->bits & TB_SENT) && (f & DF_PLACE) && !(f & (DF_COMMON | DF_MED)) &&
-			 i > 0 && tok_in(d, i - 1, loc_preps))
+		else if ((mixed ? t->shape == SH_CAP && !(t->bits & TB_SENT) : len >= 4 && !(f & DF_VOCAB)) &&
+			 (f & DF_PLACE) && !(f & (DF_COMMON | DF_MED)) && i > 0 &&
+			 (tok_in(d, i - 1, loc_preps) || byte_at(d, t->s - 2) == '@' || byte_at(d, t->s - 1) == '@'))
 			mark(d, i, SALUS_PHI_LOCATION, 0.65f, RULE_CITY_DICT);
 	}
 
