@@ -1663,7 +1663,7 @@ static bool medical_suffix(const struct salus_deid *d, const struct tok *t)
 }
 
 /* Words before a drug, device or lab name (not before a person). */
-static const char *const drug_ctx[] = {"iv", "po", "pr", "sq", "im", "started", "start", "given", "received",
+static const char *const drug_ctx[] = {"iv", "po", "pr", "sq", "im", "on", "started", "start", "given", "received",
 				       "receiving", "dose", "restart", "restarted", "per", "see", "refer", "continue",
 				       "continues", "cont", "dc", "bun", "of", "increase", "increased", "decrease",
 				       "decreased", "wean", "weaning", "off", "double",
@@ -1915,6 +1915,15 @@ static void rules(struct salus_deid *d)
 		uint32_t uf = tf(d, j);
 		if (uf & (DF_ABBR | DF_COMMON | DF_VOCAB | DF_MED | DF_STOP | F_FUNC | DF_STATE | DF_INST | DF_PROPER))
 			continue;
+		/* initials are a hospital after a place verb ("transferred to GH") or
+		 * before a unit or department ("GH ER", "GH cath lab") */
+		bool verb = i > 0 && (tf(d, i - 1) & DF_LOCVERB);
+		bool unit = j + 1 < nt && gap_after(d, j) == GAP_SPACE &&
+			    ((tf(d, j + 1) & DF_INST) ||
+			     tok_in(d, j + 1, (const char *const[]){"er", "ed", "ew", "icu", "micu", "ccu", "sicu", "cath", "lab",
+								    "ward", "floor", "unit", NULL}));
+		if (!verb && !unit)
+			continue;
 		mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
 	}
 
@@ -2053,6 +2062,8 @@ static void rules(struct salus_deid *d)
 				word = true;
 		}
 		size_t len = t->e - t->s;
+		if (f & DF_STATE)
+			word = true; /* a state alone is not PHI under Safe Harbor */
 		if (nd && !word && len >= 2) {
 			if (mixed && t->shape == SH_CAP) {
 				if (!(t->bits & TB_SENT))
@@ -2069,7 +2080,14 @@ static void rules(struct salus_deid *d)
 			   DF_PLACE | DF_STATE | DF_INST | DF_STREET | DF_TITLE | DF_REL | DF_ROLE | DF_CRED | DF_LABEL |
 			   DF_LOCLABEL | DF_VERB | DF_LOCVERB)) &&
 		    !medical_suffix(d, t) && !(i > 0 && tok_in(d, i - 1, drug_ctx)) && !drug_list(d, i) &&
-		    !(i + 1 < nt && d->tok[i + 1].shape == SH_MIX && gap_after(d, i) == GAP_SPACE))
+		    !(i + 1 < nt && d->tok[i + 1].shape == SH_MIX && gap_after(d, i) == GAP_SPACE) &&
+		    /* a dose around it: "10U Lenti", "BUN 10 Creat 0.7", "Natricor .01" */
+		    !(i > 0 && gap_after(d, i - 1) == GAP_SPACE &&
+		      (d->tok[i - 1].shape == SH_MIX ||
+		       (d->tok[i - 1].shape == SH_NUM && i > 1 && (tf(d, i - 2) & DF_ABBR) && !(tf(d, i - 2) & DF_STOP) &&
+			tok_alpha(&d->tok[i - 2])))) &&
+		    !(i + 1 < nt && d->tok[i + 1].shape == SH_NUM &&
+		      (byte_at(d, d->tok[i + 1].e) == '.' || byte_at(d, d->tok[i + 1].s - 1) == '.')))
 			mark(d, i, SALUS_PHI_NAME, 0.55f, RULE_UNKNOWN_CAP);
 		else if ((mixed ? t->shape == SH_CAP && !(t->bits & TB_SENT) : len >= 4 && !(f & DF_VOCAB)) &&
 			 (f & DF_PLACE) && !(f & (DF_COMMON | DF_MED)) && i > 0 &&
