@@ -908,7 +908,7 @@ static void word_before(const struct salus_deid *d, size_t s, char out[16])
 {
 	size_t k = s;
 	out[0] = 0;
-	while (k > 0 && (d->b[k - 1] == ' ' || d->b[k - 1] == '\t' || d->b[k - 1] == ','))
+	while (k > 0 && (d->b[k - 1] == ' ' || d->b[k - 1] == '\t' || d->b[k - 1] == ',' || d->b[k - 1] == ':'))
 		k--;
 	size_t e = k;
 	while (k > 0 && is_alpha((unsigned char)d->b[k - 1]))
@@ -1560,7 +1560,12 @@ static void extend_right(struct salus_deid *d, size_t i, float conf, uint16_t ru
 		enum gap g = gap_after(d, i);
 		bool ok = g == GAP_SPACE || g == GAP_HYPHEN || (g == GAP_DOT && d->tok[i].shape == SH_INIT);
 		bool hy = g == GAP_HYPHEN && tok_alpha(&d->tok[i + 1]) && !(tf(d, i + 1) & (DF_COMMON | DF_STOP));
-		if (!ok || !(cont_ok(d, i + 1) || hy))
+		/* "Ignatius Murmur": after a first name, a capitalised word is the surname */
+		uint32_t cf = ok && d->nc == CASE_MIXED ? tf(d, i) : 0, nf = cf ? tf(d, i + 1) : 0;
+		bool sur = (cf & DF_FIRST) && !(cf & DF_COMMON) && d->tok[i].shape == SH_CAP && d->tok[i + 1].shape == SH_CAP &&
+			   g == GAP_SPACE && !(d->tok[i + 1].bits & TB_COVERED) &&
+			   !(nf & (F_FUNC | DF_ABBR | DF_LABEL | DF_LOCLABEL | DF_INST | DF_STREET | DF_VERB | DF_LOCVERB));
+		if (!ok || !(cont_ok(d, i + 1) || hy || sur))
 			return;
 		mark(d, i + 1, SALUS_PHI_NAME, conf, rule);
 		i++;
@@ -1725,6 +1730,10 @@ static void rules(struct salus_deid *d)
 		if ((f & DF_TITLE) && (g == GAP_SPACE || g == GAP_DOT) && t->shape != SH_INIT) {
 			uint32_t nf = i + 1 < nt ? tf(d, i + 1) : 0;
 			bool weak = (nf & (DF_COMMON | DF_VOCAB)) && !(nf & F_NAME);
+			/* "Dr. Roost": after a title and its dot a capitalised word is a surname */
+			if (weak && mixed && g == GAP_DOT && d->tok[i + 1].shape == SH_CAP &&
+			    !(nf & (F_FUNC | DF_ABBR | DF_MED | DF_LABEL | DF_INST)))
+				weak = false;
 			if (ctx_name_ok(d, i + 1, weak ? 2 : 3) && !(nf & DF_TITLE)) {
 				mark(d, i + 1, SALUS_PHI_NAME, 0.95f, RULE_TITLE);
 				extend_right(d, i + 1, 0.9f, RULE_TITLE, 3);
