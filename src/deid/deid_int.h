@@ -188,7 +188,11 @@ enum deid_act {
 	  "(,?" RX_SP "{1,2}(Apt|Apartment|Suite|Ste|Unit|APT|SUITE|#)\\.?" RX_SP "{0,2}#?[A-Za-z0-9-]+)?")           \
 	X(PO_BOX, "location.po-box", LOCATION, ACT_SPAN, 0.95f, "c", "\\bp\\.?" RX_SP "?o\\.?" RX_SP "{0,2}box" RX_SP "{0,2}[0-9]+\\b") \
 	X(APT, "location.apartment", LOCATION, ACT_SPAN, 0.8f, "",                                                   \
-	  "\\b(Apt|Apartment|Suite|Ste|APT|SUITE)\\.?" RX_SP "{0,2}#?" RX_SP "{0,2}[A-Za-z]?[0-9]+[A-Za-z]?\\b")
+	  "\\b(Apt|Apartment|Suite|Ste|APT|SUITE)\\.?" RX_SP "{0,2}#?" RX_SP "{0,2}[A-Za-z]?[0-9]+[A-Za-z]?\\b") \
+	X(MILITARY, "location.military-address", LOCATION, ACT_SPAN, 0.9f, "c",                                      \
+	  "\\b((psc|unit|cmr)" RX_SP "{1,2}[0-9]{3,5},?" RX_SP "{1,2}box" RX_SP "{1,2}[0-9]{3,5}|"                       \
+	  "(uss|usns|usnv|uscgc)" RX_SP "{1,2}[a-z]+(" RX_SP "[a-z]+)?),?" RX_SP "{1,2}(apo|fpo|dpo)" RX_SP "{1,2}"   \
+	  "(aa|ae|ap)" RX_SP "{1,2}[0-9]{5}\\b")
 
 enum deid_pat {
 #define DEID_PAT_ENUM(e, n, t, a, c, f, r) PAT_##e,

@@ -2051,6 +2051,63 @@ static void rules(struct salus_deid *d)
 		extend_left(d, k, 0.7f, RULE_NEIGHBOUR, 2);
 	}
 
+	/* Addresses without a US street suffix ("at 23100 Ilichova 23 Suite 274
+	 * Ljubljana", "lives at 67952 Hofdagata 39, Keflavik"): after at/to/in/
+	 * address, a house number, then capitalised words and numbers to the end
+	 * of the sentence, with a second number or a unit word among them. */
+	for (size_t i = 1; mixed && i + 1 < nt; i++) {
+		struct tok *h = &d->tok[i];
+		if (h->shape != SH_NUM || h->e - h->s > 6)
+			continue;
+		if (!tok_in(d, i - 1, (const char *const[]){"at", "to", "address", "is", "in", "from", NULL}) ||
+		    (d->tok[i - 1].e + 1 != h->s && !(byte_at(d, d->tok[i - 1].e) == ':')) || byte_at(d, h->e) != ' ')
+			continue;
+		size_t last = i, caps = 0, nums = 1, unitw = 0;
+		for (size_t j = i + 1; j < nt && j < i + 18; j++) {
+			struct tok *u = &d->tok[j];
+			if (u->bits & TB_NL)
+				break;
+			size_t a = d->tok[j - 1].e;
+			bool stop = a == u->s, dot = false;
+			for (size_t q = a; q < u->s && !stop; q++) {
+				char c = d->b[q];
+				if (c == '.')
+					dot = true;
+				else if (c != ' ' && c != '\t' && c != ',' && c != '#' && c != '-')
+					stop = true;
+			}
+			if (stop || (dot && (d->tok[j - 1].shape == SH_NUM || byte_at(d, a + 1) != ' ')))
+				break;
+			if (dot && d->tok[j - 1].e - d->tok[j - 1].s > 3 && u->shape != SH_NUM && !(tf(d, j - 1) & DF_STREET))
+				break; /* a sentence ends (not "u. 97", "Str.") */
+			uint32_t uf = tf(d, j);
+			if (u->shape == SH_NUM || u->shape == SH_MIX) {
+				nums++;
+			} else if (u->shape == SH_CAP || u->shape == SH_UPPER) {
+				if ((uf & (DF_LABEL | DF_TITLE | DF_VERB | DF_MONTH)) || ((uf & DF_STOP) && u->e - u->s < 3))
+					break;
+				if (tok_in(d, j, (const char *const[]){"suite", "apt", "box", "unit", "floor", NULL}))
+					unitw++;
+				else if (!(uf & (DF_MED | DF_ABBR)) || (uf & (DF_PLACE | DF_STATE)))
+					caps++;
+			} else if (u->shape == SH_LOWER) {
+				if (!tok_in(d, j, (const char *const[]){"de", "la", "du", "van", "der", "von", "e", "y", "del",
+									 "di", "da", "do", "dos", "das", "le", "rue", "u",
+									 "ul", "str", "st", "via", NULL}))
+					break;
+			} else {
+				break;
+			}
+			last = j;
+		}
+		if (caps == 0 || (nums < 2 && !unitw) || last == i)
+			continue;
+		for (size_t q = i; q <= last; q++)
+			if (!(d->tok[q].shape == SH_UPPER && d->tok[q].e - d->tok[q].s == 2 && state_code(d->b + d->tok[q].s)))
+				mark(d, q, SALUS_PHI_LOCATION, 0.75f, RULE_LOC_CONTEXT); /* a state code is not PHI */
+		i = last;
+	}
+
 	/* Dictionary and capitalisation. */
 	for (size_t i = 0; i < nt; i++) {
 		struct tok *t = &d->tok[i];
