@@ -1990,8 +1990,14 @@ static void rules(struct salus_deid *d)
 			continue;
 		if (d->b[d->tok[i].e + 1] != ' ')
 			continue; /* "NT,ND": a list, not an address */
-		for (size_t q = first; q <= i; q++)
+		for (size_t q = first; q <= i; q++) {
+			struct tok *t = &d->tok[q];
+			if ((place || prep) && t->mtype == SALUS_PHI_NAME + 1 && t->mrule == RULE_CRED)
+				t->mtype = 0; /* "from Annapolis, MD": a place, not a signature */
 			mark(d, q, SALUS_PHI_LOCATION, 0.8f, RULE_CITY_ZIP);
+		}
+		if ((place || prep) && st->mtype == SALUS_PHI_NAME + 1 && st->mrule == RULE_CRED)
+			st->mtype = 0;
 	}
 
 	/* "to Quartermain 3", "from gh": after to/from/at/on/per, a word in no
