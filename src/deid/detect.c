@@ -1931,7 +1931,8 @@ static void rules(struct salus_deid *d)
 			    ((tf(d, j + 1) & DF_INST) ||
 			     tok_in(d, j + 1, (const char *const[]){"er", "ed", "ew", "icu", "micu", "ccu", "sicu", "cath", "lab",
 								    "ward", "floor", "unit", NULL}));
-		if (!verb && !unit)
+		bool at = tok_is(d, i, "at") && j == i + 1 && (byte_at(d, u->e) == ',' || byte_at(d, u->e) == '.');
+		if (!verb && !unit && !at)
 			continue;
 		mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
 	}
@@ -2047,13 +2048,16 @@ static void rules(struct salus_deid *d)
 		bool nd = f & F_NAME;
 		if (f & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_CRED | DF_ROLE | DF_REL))
 			continue;
-		if ((f & (DF_COMMON | DF_MED)) && !(nd && !(f & DF_COMMON)))
+		bool init = k > 0 && d->tok[k - 1].shape == SH_INIT && gap_after(d, k - 1) == GAP_DOT; /* "Z. MILLER AWARE" */
+		if ((f & (DF_COMMON | DF_MED)) && !(nd && (init || !(f & DF_COMMON))))
 			continue;
 		if ((f & DF_VOCAB) && !nd)
 			continue;
 		if (mixed && t->shape == SH_LOWER)
 			continue;
 		mark(d, k, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+		if (init && !(tf(d, k - 1) & (DF_STOP | DF_ABBR)))
+			mark(d, k - 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
 		extend_left(d, k, 0.7f, RULE_NEIGHBOUR, 2);
 	}
 
@@ -2114,6 +2118,72 @@ static void rules(struct salus_deid *d)
 		i = last;
 	}
 
+	/* Signature lines: "anita morris rn", "Jane Q. Roe RN": one to three
+	 * words alone on a line before a credential that ends the line. */
+	for (size_t i = 1; i < nt; i++) {
+		struct tok *c = &d->tok[i];
+		if ((c->bits & TB_NL) || !(i + 1 == nt || (d->tok[i + 1].bits & TB_NL)) || !tok_alpha(c) || c->shape == SH_INIT)
+			continue;
+		uint32_t cf = tf(d, i);
+		if (!(cf & DF_CRED) || (mixed && c->shape == SH_CAP))
+			continue;
+		size_t k = i, words = 0;
+		bool ok = true;
+		while (k > 0 && words < 4) {
+			struct tok *u = &d->tok[k - 1];
+			uint32_t uf = tf(d, k - 1);
+			enum gap g = gap_after(d, k - 1);
+			if (g != GAP_SPACE && g != GAP_COMMA && g != GAP_DOT)
+				break;
+			if (!tok_alpha(u) || (u->bits & TB_COVERED) ||
+			    (uf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_VERB | DF_LOCVERB)) ||
+			    ((uf & (DF_COMMON | DF_MED | DF_VOCAB)) && !((uf & F_NAME) && !(uf & DF_COMMON)))) {
+				ok = false;
+				break;
+			}
+			words++;
+			k--;
+			if (u->bits & TB_NL)
+				break;
+		}
+		if (!ok || !words || words > 3 || !(d->tok[k].bits & TB_NL) || (words == 1 && d->tok[k].shape == SH_INIT))
+			continue;
+		for (size_t q = k; q < i; q++)
+			mark(d, q, SALUS_PHI_NAME, 0.75f, RULE_CRED);
+	}
+
+	/* "RN (Edward)", "wife (Marguerite)": a name in brackets after a role or relation */
+	for (size_t i = 1; i < nt; i++) {
+		struct tok *t = &d->tok[i];
+		if (t->mtype || (t->bits & TB_COVERED) || !tok_alpha(t) || t->s == 0 || d->b[t->s - 1] != '(' ||
+		    byte_at(d, t->e) != ')' || t->shape == SH_INIT || (mixed && t->shape == SH_LOWER))
+			continue;
+		uint32_t pf = tf(d, i - 1), f = tf(d, i);
+		if (!(pf & (DF_REL | DF_ROLE | DF_CRED)) || d->tok[i - 1].e + 2 < t->s)
+			continue;
+		if ((f & (F_FUNC | DF_ABBR | DF_MED | DF_LABEL)) || ((f & (DF_COMMON | DF_VOCAB)) && !(f & F_NAME)))
+			continue;
+		mark(d, i, SALUS_PHI_NAME, 0.75f, RULE_PAREN_ROLE);
+	}
+
+	/* "U Maryland", "Univ of Delmont": a university is a place */
+	for (size_t i = 0; i + 1 < nt; i++) {
+		struct tok *t = &d->tok[i];
+		if ((t->e - t->s != 1 || lowtab[(unsigned char)d->b[t->s]] != 'u' || t->shape != SH_INIT) &&
+		    !tok_is(d, i, "univ"))
+			continue;
+		size_t j = i + 1;
+		if (tok_is(d, j, "of") && j + 1 < nt)
+			j++;
+		struct tok *u = &d->tok[j];
+		uint32_t uf = tf(d, j);
+		if (gap_after(d, i) != GAP_SPACE || (u->shape != SH_CAP && u->shape != SH_UPPER) || (u->bits & TB_COVERED) ||
+		    !(uf & (DF_STATE | DF_PLACE)))
+			continue;
+		for (size_t q = i; q <= j; q++)
+			mark(d, q, SALUS_PHI_LOCATION, 0.7f, RULE_INST);
+	}
+
 	/* Dictionary and capitalisation. */
 	for (size_t i = 0; i < nt; i++) {
 		struct tok *t = &d->tok[i];
@@ -2136,6 +2206,15 @@ static void rules(struct salus_deid *d)
 		size_t len = t->e - t->s;
 		if (f & DF_STATE)
 			word = true; /* a state alone is not PHI under Safe Harbor */
+		/* "FROM ROME", "@ BALTIMORE VA" in a note without case evidence: a
+		 * proper noun or a city after a place preposition */
+		if (!mixed && len >= 4 && (f & (DF_PLACE | DF_PROPER)) &&
+		    !(f & (DF_COMMON | DF_VOCAB | DF_MED | DF_FIRST | DF_ABBR | DF_STOP | DF_MONTH | DF_STATE | F_FUNC)) &&
+		    i > 0 && (tok_in(d, i - 1, (const char *const[]){"in", "from", "to", "at", "near", NULL}) ||
+			      byte_at(d, t->s - 2) == '@' || byte_at(d, t->s - 1) == '@')) {
+			mark(d, i, SALUS_PHI_LOCATION, 0.65f, RULE_CITY_DICT);
+			continue;
+		}
 		if (nd && !word && len >= 2) {
 			if (mixed && t->shape == SH_CAP) {
 				if (!(t->bits & TB_SENT))
