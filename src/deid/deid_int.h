@@ -134,10 +134,10 @@ enum deid_act {
 	  "and|born|dated|class)" RX_SP "{1,2}" RX_Y4 "\\b")                                                         \
 	X(YEAR, "date.year", DATE, ACT_YEAR, 0.6f, "", "\\b19[6-9][0-9]\\b")                                           \
 	X(PHONE_US, "phone.nanp", PHONE, ACT_SPAN, 0.95f, "",                                                        \
-	  "(\\+?1[ .-]?)?(\\([0-9]{3}\\)|\\b[0-9]{3})[ ./-]{0,2}[0-9]{3}[ ./-]{0,2}[0-9]{4}\\b")                         \
+	  "(\\+?1[ .-]?)?(\\([0-9]{3}\\)|\\b[0-9]{3})[ ./-]{0,2}[0-9]{3}[ ./-]{0,2}[0-9]{4}(x[0-9]{1,5})?\\b")                         \
 	X(PHONE_7, "phone.local", PHONE, ACT_PHONE7, 0.8f, "", "\\b[0-9]{3}[-.][0-9]{4}\\b")                            \
 	X(PHONE_INTL, "phone.intl", PHONE, ACT_SPAN, 0.9f, "",                                                       \
-	  "\\+[0-9]{1,3}[ .-]?(\\([0-9]{1,4}\\)[ .-]?)?[0-9]{1,4}([ .-]?[0-9]{2,5}){1,5}\\b")                          \
+	  "\\+[0-9]{1,3}[ .-]?(\\([0-9]{1,4}\\)[ .-]?)?[0-9]{1,4}([ .-]?[0-9]{2,5}){1,5}(x[0-9]{1,5})?\\b")                          \
 	X(PHONE_LABEL, "phone.labelled", PHONE, ACT_TAIL, 0.9f, "c",                                                 \
 	  "\\b(phone|tel|telephone|cell|cellular|mobile|pager|beeper|bpr|pgr|pg|beep|fax|ext|extension)" RX_SP       \
 	  "{0,2}(#|no\\.?|number|num|:|=)?" RX_SP "{0,3}[0-9(+][0-9 ().-]{3,20}[0-9]")                                 \

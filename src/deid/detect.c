@@ -958,7 +958,7 @@ static const char *const score_ctx[] = {"perrl", "perrla", "strength", "pupils",
 					"abg", "vbg", "tablet", "tab", "tabs", "ns", "dose", "cup", "normal", "rales",
 					"crackles", "drop", "psv", "ps", "peep", "cpap", "bipap", "ipap", "epap",
 					"nl", "mae", "lung", "eomi", "equal", "mm", "x", "gcs", "pain", "rate",
-					NULL};
+					"cx", "bcx", "bottles", "bottle", NULL};
 
 /* Is one of the `back` words before byte s, or the word after byte e, in ws? */
 static bool near_word(const struct salus_deid *d, size_t s, size_t e, size_t back, const char *const *ws)
@@ -1053,6 +1053,13 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 	char w[16];
 	switch (p->act) {
 	case ACT_SPAN:
+		if (c->pat == PAT_PHONE_INTL) { /* "+3371 LOS", "+1728 for the day": fluid balances */
+			size_t digits = 0;
+			for (size_t k = s; k < e; k++)
+				digits += is_digit((unsigned char)b[k]);
+			if (digits < 8)
+				return 0;
+		}
 		break;
 	case ACT_NUMDATE: {
 		char sep = 0;
@@ -1151,6 +1158,8 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 				return 0;
 			if (s > 0 && (b[s - 1] == '\'' || b[s - 1] == '.' || is_digit((unsigned char)b[s - 1])))
 				return 0;
+			if (s > 1 && b[s - 1] == '-' && is_digit((unsigned char)b[s - 2]))
+				return 0; /* "70-80'", "10-15'": a range, not a year */
 			e--;
 		}
 		break;
@@ -1158,7 +1167,7 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		s = e - 4;
 		unsigned y = num_at(b + s, 4);
 		word_before(d, s, w);
-		if (((y >= 1900 && y < 1960) || (y >= 2000 && y < 2060)) && in_list(w, time_words))
+		if (y / 100 <= 23 && y % 100 <= 59 && in_list(w, time_words)) /* "at 1015 and 1815": times */
 			return 0;
 		word_after(d, e, w);
 		if (in_list(w, units) || (e < n && (b[e] == ':' || b[e] == '-' || b[e] == '/')))
@@ -1274,13 +1283,18 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		if (!is_alnum((unsigned char)b[s]) && b[s] != ':')
 			s++;
 		break;
-	case ACT_HASHID:
+	case ACT_HASHID: {
 		s++;
 		while (s < e && (b[s] == ' ' || b[s] == '\t'))
 			s++;
-		if (e - s < 4)
+		size_t digits = 0;
+		for (size_t k = s; k < e; k++)
+			digits += is_digit((unsigned char)b[k]);
+		/* "#20fr", "#4PRBC": a size or a count; "pa# 63-70/27-30": pressures */
+		if (e - s < 4 || digits < 3 || in_number_run(d, s, e))
 			return 0;
 		break;
+	}
 	}
 	return push(d, s, e, p->type, p->conf, c->pat);
 }
@@ -1442,7 +1456,8 @@ static int numeric_rules(struct salus_deid *d)
 				k++, a2++;
 			while (k < t->e && is_digit((unsigned char)b[k]))
 				k++, dg2++;
-			if (dg >= 2 && a2 >= 1 && a2 <= 3 && dg2 >= 3 && k == t->e) {
+			bool times = a2 == 1 && dg <= 2 && lower((unsigned char)b[t->s + dg]) == 'x'; /* "12x650": vent settings */
+			if (dg >= 2 && a2 >= 1 && a2 <= 3 && dg2 >= 3 && k == t->e && !times) {
 				rc = push(d, t->s, t->e, SALUS_PHI_ID, 0.7f, RULE_NUM_MIXED);
 				continue;
 			}
