@@ -1102,6 +1102,12 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 			if ((f & (DF_STOP | DF_ABBR | DF_TITLE | DF_CRED)) ||
 			    ((f & DF_MED) && !(f & (DF_FIRST | DF_LAST | DF_PROPER | DF_PLACE))))
 				return 0;
+			/* "3 UPRBCS. CT": a sentence ends before the "suffix" */
+			if (d->tok[k].e - d->tok[k].s > 2 && b[d->tok[k].e] == '.')
+				return 0;
+			/* "3 EPSIODES ST" in a note without case evidence: words nobody names a street after */
+			if (d->nc != CASE_MIXED && !(f & (DF_PROPER | DF_PLACE | DF_FIRST | DF_LAST)))
+				return 0;
 			words++;
 		}
 		if (!words)
@@ -1847,7 +1853,10 @@ static void rules(struct salus_deid *d)
 		}
 		/* Credentials: "Bartholomew Murost, MD" / "Jane Doe RN" */
 		if ((f & DF_CRED) && t->shape != SH_LOWER && i > 0 && !(t->e < d->n && d->b[t->e] == '\'') &&
-		    (mixed || (tf(d, i - 1) & F_NAME))) {
+		    (mixed || (tf(d, i - 1) & F_NAME)) &&
+		    /* "RADIAL ALINE, PT." "BIL PT/DP": in a note without case evidence PT, OT, PA... are
+		     * abbreviations unless they end the line */
+		    (mixed || !(f & DF_ABBR) || i + 1 == nt || (d->tok[i + 1].bits & TB_NL))) {
 			enum gap gb = gap_after(d, i - 1);
 			if ((gb == GAP_COMMA || gb == GAP_SPACE) && cont_ok(d, i - 1) && !(tf(d, i - 1) & DF_CRED)) {
 				bool strong = gb == GAP_COMMA || t->shape == SH_UPPER;
