@@ -1581,13 +1581,18 @@ static void extend_right(struct salus_deid *d, size_t i, float conf, uint16_t ru
 		enum gap g = gap_after(d, i);
 		bool ok = g == GAP_SPACE || g == GAP_HYPHEN || (g == GAP_DOT && d->tok[i].shape == SH_INIT);
 		bool hy = g == GAP_HYPHEN && tok_alpha(&d->tok[i + 1]) && !(tf(d, i + 1) & (DF_COMMON | DF_STOP));
-		/* "Ignatius Murmur": after a first name, a capitalised word is the surname */
-		uint32_t cf = ok && d->nc == CASE_MIXED ? tf(d, i) : 0, nf = cf ? tf(d, i + 1) : 0;
-		bool sur = (cf & DF_FIRST) && !(cf & DF_COMMON) && d->tok[i].shape == SH_CAP && d->tok[i + 1].shape == SH_CAP &&
-			   g == GAP_SPACE && !(d->tok[i + 1].bits & TB_COVERED) &&
-			   !(nf & (F_FUNC | DF_ABBR | DF_LABEL | DF_LOCLABEL | DF_INST | DF_STREET | DF_VERB | DF_LOCVERB));
-		if (!ok || !(cont_ok(d, i + 1) || hy || sur))
+		if (!ok)
 			return;
+		if (!(cont_ok(d, i + 1) || hy)) {
+			/* "Ignatius Murmur": after a first name, a capitalised word is the surname */
+			if (d->nc != CASE_MIXED || g != GAP_SPACE || d->tok[i].shape != SH_CAP || d->tok[i + 1].shape != SH_CAP ||
+			    (d->tok[i + 1].bits & TB_COVERED))
+				return;
+			uint32_t cf = tf(d, i), nf = tf(d, i + 1);
+			if (!(cf & DF_FIRST) || (cf & DF_COMMON) ||
+			    (nf & (F_FUNC | DF_ABBR | DF_LABEL | DF_LOCLABEL | DF_INST | DF_STREET | DF_VERB | DF_LOCVERB)))
+				return;
+		}
 		mark(d, i + 1, SALUS_PHI_NAME, conf, rule);
 		i++;
 	}
@@ -1598,13 +1603,17 @@ static void extend_left(struct salus_deid *d, size_t i, float conf, uint16_t rul
 	while (max-- > 0 && i > 0) {
 		enum gap g = gap_after(d, i - 1);
 		bool ok = g == GAP_SPACE || g == GAP_HYPHEN || (g == GAP_DOT && d->tok[i - 1].shape == SH_INIT);
-		/* "EARL N. RAND": a first name before a middle initial */
-		uint32_t pf = ok ? tf(d, i - 1) : 0;
-		bool first = d->tok[i].shape == SH_INIT && g == GAP_SPACE && (pf & DF_FIRST) &&
-			     !(pf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST)) && d->tok[i - 1].shape != SH_LOWER &&
-			     !(d->tok[i - 1].bits & TB_COVERED);
-		if (!ok || !(cont_ok(d, i - 1) || first))
+		if (!ok)
 			return;
+		if (!cont_ok(d, i - 1)) {
+			/* "EARL N. RAND": a first name before a middle initial */
+			if (d->tok[i].shape != SH_INIT || g != GAP_SPACE || d->tok[i - 1].shape == SH_LOWER ||
+			    (d->tok[i - 1].bits & TB_COVERED))
+				return;
+			uint32_t pf = tf(d, i - 1);
+			if (!(pf & DF_FIRST) || (pf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST)))
+				return;
+		}
 		mark(d, i - 1, SALUS_PHI_NAME, conf, rule);
 		i--;
 	}
@@ -1721,6 +1730,259 @@ static bool drug_list(struct salus_deid *d, size_t i)
 		}
 	}
 	return false;
+}
+
+/* "Annapolis, MD", "Middle River, MD": capitalised words before ", ST" (a
+ * state code at a word end).  MD, PA, DO are also credentials: then the
+ * words must be a known place or follow a place preposition. */
+static void loc_city_state(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	if (i < 1 || i + 1 >= nt)
+		return;
+	struct tok *st = &d->tok[i + 1];
+	if (st->e - st->s != 2 || st->shape != SH_UPPER || gap_after(d, i) != GAP_COMMA ||
+	    !state_code(d->b + st->s) || (st->e < d->n && is_alnum((unsigned char)d->b[st->e])))
+		return;
+	size_t j = i, got = 0;
+	bool place = false;
+	while (got < 3) {
+		struct tok *t = &d->tok[j];
+		uint32_t f = tf(d, j);
+		if ((t->shape != SH_CAP && t->shape != SH_UPPER) || (t->bits & TB_COVERED) ||
+		    (f & (F_FUNC | DF_ABBR | DF_LABEL | DF_CRED | DF_STREET)) ||
+		    ((f & DF_MED) && !(f & (DF_PLACE | F_NAME))))
+			break;
+		place |= (f & (DF_PLACE | DF_STATE)) != 0;
+		got++;
+		if (j == 0 || gap_after(d, j - 1) != GAP_SPACE)
+			break;
+		j--;
+	}
+	if (!got)
+		return;
+	size_t first = i + 1 - got;
+	bool prep = first > 0 && tok_in(d, first - 1, loc_preps);
+	bool ambiguous = (tf(d, i + 1) & (DF_CRED | DF_ABBR | DF_STOP | DF_COMMON)) ||
+			 tok_in(d, i + 1, (const char *const[]){"in", "or", "me", "hi", "ok", "de", "nd", "pa", "md", NULL});
+	if ((ambiguous || !mixed) && !place && !prep)
+		return;
+	if (d->b[d->tok[i].e + 1] != ' ')
+		return; /* "NT,ND": a list, not an address */
+	for (size_t q = first; q <= i; q++) {
+		struct tok *t = &d->tok[q];
+		if ((place || prep) && t->mtype == SALUS_PHI_NAME + 1 && t->mrule == RULE_CRED)
+			t->mtype = 0; /* "from Annapolis, MD": a place, not a signature */
+		mark(d, q, SALUS_PHI_LOCATION, 0.8f, RULE_CITY_ZIP);
+	}
+	if ((place || prep) && st->mtype == SALUS_PHI_NAME + 1 && st->mrule == RULE_CRED)
+		st->mtype = 0;
+}
+
+/* "to Quartermain 3", "from gh": after to/from/at/on/per, a word in no
+ * list followed by a ward number, or a short unknown word (a hospital's
+ * initials) in a note without case evidence. */
+static void loc_after_prep(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	if (i + 1 >= nt)
+		return;
+	struct tok *p = &d->tok[i];
+	size_t pl = p->e - p->s;
+	if (pl < 2 || pl > 4 || !tok_alpha(p))
+		return;
+	unsigned char c0 = lowtab[(unsigned char)d->b[p->s]];
+	if ((c0 != 't' && c0 != 'f' && c0 != 'a' && c0 != 'o' && c0 != 'p') ||
+	    !tok_in(d, i, (const char *const[]){"to", "from", "at", "on", "per", NULL}))
+		return;
+	size_t j = i + 1;
+	struct tok *u = &d->tok[j];
+	if (u->mtype || (u->bits & TB_COVERED) || !tok_alpha(u) || u->s != p->e + 1)
+		return;
+	if (mixed && u->shape == SH_LOWER &&
+	    !(j + 1 < nt && d->tok[j + 1].shape == SH_NUM && d->tok[j + 1].e - d->tok[j + 1].s == 1))
+		return; /* lower case in a mixed note: only a ward "to brennermoor 4" */
+	uint32_t uf = tf(d, j);
+	if (uf & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | F_FUNC | DF_LABEL |
+		  DF_LOCLABEL | DF_INST | DF_STREET | DF_STATE | DF_VERB | DF_LOCVERB))
+		return;
+	if (mixed && u->shape == SH_LOWER && (uf & ~DF_LOOKED))
+		return; /* a lower-case word in a mixed note: only if in no list at all */
+	size_t ul = u->e - u->s;
+	bool ward = ul >= 4 && j + 1 < nt && d->tok[j + 1].shape == SH_NUM && d->tok[j + 1].e - d->tok[j + 1].s == 1 &&
+		    gap_after(d, j) == GAP_SPACE;
+	if (mixed && u->shape == SH_LOWER && !ward)
+		return;
+	bool initials = !mixed && ul >= 2 && ul <= 4 && !(uf & (F_NAME | DF_PROPER | DF_PLACE)) && !tok_is(d, i, "per") &&
+			!tok_is(d, i, "on") && i > 0 && (tf(d, i - 1) & DF_LOCVERB) && gap_after(d, i - 1) == GAP_SPACE;
+	if (ward || initials)
+		mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
+}
+
+/* "Z. MILLER AWARE", "grace dudak aware", "Earl Rand notified": the words
+ * before "aware" are a person unless they are ordinary words. */
+static void name_aware(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	(void)nt;
+	if (i < 1)
+		return;
+	struct tok *a = &d->tok[i];
+	if (a->e - a->s != 5 || lowtab[(unsigned char)d->b[a->s]] != 'a' || !tok_is(d, i, "aware"))
+		return;
+	size_t k = i - 1;
+	struct tok *t = &d->tok[k];
+	if (t->mtype || (t->bits & TB_COVERED) || !tok_alpha(t) || t->shape == SH_INIT || gap_after(d, k) != GAP_SPACE)
+		return;
+	uint32_t f = tf(d, k);
+	bool nd = f & F_NAME;
+	if (f & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_CRED | DF_ROLE | DF_REL))
+		return;
+	bool init = k > 0 && d->tok[k - 1].shape == SH_INIT && gap_after(d, k - 1) == GAP_DOT; /* "Z. MILLER AWARE" */
+	if ((f & (DF_COMMON | DF_MED)) && !(nd && (init || !(f & DF_COMMON))))
+		return;
+	if ((f & DF_VOCAB) && !nd)
+		return;
+	if (mixed && t->shape == SH_LOWER)
+		return;
+	mark(d, k, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+	if (init && !(tf(d, k - 1) & (DF_STOP | DF_ABBR)))
+		mark(d, k - 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+	extend_left(d, k, 0.7f, RULE_NEIGHBOUR, 2);
+}
+
+/* Addresses without a US street suffix ("at 23100 Ilichova 23 Suite 274
+ * Ljubljana", "lives at 67952 Hofdagata 39, Keflavik"): after at/to/in/
+ * address, a house number, then capitalised words and numbers to the end
+ * of the sentence, with a second number or a unit word among them. */
+static void loc_address(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	if (i < 1 || i + 1 >= nt || !mixed)
+		return;
+	struct tok *h = &d->tok[i];
+	if (h->shape != SH_NUM || h->e - h->s > 6)
+		return;
+	if (!tok_in(d, i - 1, (const char *const[]){"at", "to", "address", "is", "in", "from", NULL}) ||
+	    (d->tok[i - 1].e + 1 != h->s && !(byte_at(d, d->tok[i - 1].e) == ':')) || byte_at(d, h->e) != ' ')
+		return;
+	size_t last = i, caps = 0, nums = 1, unitw = 0;
+	for (size_t j = i + 1; j < nt && j < i + 18; j++) {
+		struct tok *u = &d->tok[j];
+		if (u->bits & TB_NL)
+			break;
+		size_t a = d->tok[j - 1].e;
+		bool stop = a == u->s, dot = false;
+		for (size_t q = a; q < u->s && !stop; q++) {
+			char c = d->b[q];
+			if (c == '.')
+				dot = true;
+			else if (c != ' ' && c != '\t' && c != ',' && c != '#' && c != '-')
+				stop = true;
+		}
+		if (stop || (dot && (d->tok[j - 1].shape == SH_NUM || byte_at(d, a + 1) != ' ')))
+			break;
+		if (dot && d->tok[j - 1].e - d->tok[j - 1].s > 3 && u->shape != SH_NUM && !(tf(d, j - 1) & DF_STREET))
+			break; /* a sentence ends (not "u. 97", "Str.") */
+		uint32_t uf = tf(d, j);
+		if (u->shape == SH_NUM || u->shape == SH_MIX) {
+			nums++;
+		} else if (u->shape == SH_CAP || u->shape == SH_UPPER) {
+			if ((uf & (DF_LABEL | DF_TITLE | DF_VERB | DF_MONTH)) || ((uf & DF_STOP) && u->e - u->s < 3))
+				break;
+			if (tok_in(d, j, (const char *const[]){"suite", "apt", "box", "unit", "floor", NULL}))
+				unitw++;
+			else if (!(uf & (DF_MED | DF_ABBR)) || (uf & (DF_PLACE | DF_STATE)))
+				caps++;
+		} else if (u->shape == SH_LOWER) {
+			if (!tok_in(d, j, (const char *const[]){"de", "la", "du", "van", "der", "von", "e", "y", "del",
+								 "di", "da", "do", "dos", "das", "le", "rue", "u",
+								 "ul", "str", "st", "via", NULL}))
+				break;
+		} else {
+			break;
+		}
+		last = j;
+	}
+	if (caps == 0 || (nums < 2 && !unitw) || last == i)
+		return;
+	for (size_t q = i; q <= last; q++)
+		if (!(d->tok[q].shape == SH_UPPER && d->tok[q].e - d->tok[q].s == 2 && state_code(d->b + d->tok[q].s)))
+			mark(d, q, SALUS_PHI_LOCATION, 0.75f, RULE_LOC_CONTEXT); /* a state code is not PHI */
+	i = last;
+}
+
+/* Signature lines: "anita morris rn", "Jane Q. Roe RN": one to three
+ * words alone on a line before a credential that ends the line. */
+static void name_signature(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	if (i < 1)
+		return;
+	struct tok *c = &d->tok[i];
+	if ((c->bits & TB_NL) || !(i + 1 == nt || (d->tok[i + 1].bits & TB_NL)) || !tok_alpha(c) || c->shape == SH_INIT)
+		return;
+	uint32_t cf = tf(d, i);
+	if (!(cf & DF_CRED) || (mixed && c->shape == SH_CAP))
+		return;
+	size_t k = i, words = 0;
+	bool ok = true;
+	while (k > 0 && words < 4) {
+		struct tok *u = &d->tok[k - 1];
+		uint32_t uf = tf(d, k - 1);
+		enum gap g = gap_after(d, k - 1);
+		if (g != GAP_SPACE && g != GAP_COMMA && g != GAP_DOT)
+			break;
+		if (!tok_alpha(u) || (u->bits & TB_COVERED) ||
+		    (uf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_VERB | DF_LOCVERB)) ||
+		    ((uf & (DF_COMMON | DF_MED | DF_VOCAB)) && !((uf & F_NAME) && !(uf & DF_COMMON)))) {
+			ok = false;
+			break;
+		}
+		words++;
+		k--;
+		if (u->bits & TB_NL)
+			break;
+	}
+	if (!ok || !words || words > 3 || !(d->tok[k].bits & TB_NL) || (words == 1 && d->tok[k].shape == SH_INIT))
+		return;
+	for (size_t q = k; q < i; q++)
+		mark(d, q, SALUS_PHI_NAME, 0.75f, RULE_CRED);
+}
+
+/* "RN (Edward)", "wife (Marguerite)": a name in brackets after a role or relation */
+static void name_paren(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	(void)nt;
+	if (i < 1)
+		return;
+	struct tok *t = &d->tok[i];
+	if (t->mtype || (t->bits & TB_COVERED) || !tok_alpha(t) || t->s == 0 || d->b[t->s - 1] != '(' ||
+	    byte_at(d, t->e) != ')' || t->shape == SH_INIT || (mixed && t->shape == SH_LOWER))
+		return;
+	uint32_t pf = tf(d, i - 1), f = tf(d, i);
+	if (!(pf & (DF_REL | DF_ROLE | DF_CRED)) || d->tok[i - 1].e + 2 < t->s)
+		return;
+	if ((f & (F_FUNC | DF_ABBR | DF_MED | DF_LABEL)) || ((f & (DF_COMMON | DF_VOCAB)) && !(f & F_NAME)))
+		return;
+	mark(d, i, SALUS_PHI_NAME, 0.75f, RULE_PAREN_ROLE);
+}
+
+/* "U Maryland", "Univ of Delmont": a university is a place */
+static void loc_university(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	(void)mixed;
+	if (i + 1 >= nt)
+		return;
+	struct tok *t = &d->tok[i];
+	if ((t->e - t->s != 1 || lowtab[(unsigned char)d->b[t->s]] != 'u' || t->shape != SH_INIT) &&
+	    !tok_is(d, i, "univ"))
+		return;
+	size_t j = i + 1;
+	if (tok_is(d, j, "of") && j + 1 < nt)
+		j++;
+	struct tok *u = &d->tok[j];
+	uint32_t uf = tf(d, j);
+	if (gap_after(d, i) != GAP_SPACE || (u->shape != SH_CAP && u->shape != SH_UPPER) || (u->bits & TB_COVERED) ||
+	    !(uf & (DF_STATE | DF_PLACE)))
+		return;
+	for (size_t q = i; q <= j; q++)
+		mark(d, q, SALUS_PHI_LOCATION, 0.7f, RULE_INST);
 }
 
 static void rules(struct salus_deid *d)
@@ -1982,230 +2244,15 @@ static void rules(struct salus_deid *d)
 		mark(d, i + 1, SALUS_PHI_NAME, 0.75f, RULE_NEIGHBOUR);
 	}
 
-	/* "Annapolis, MD", "Middle River, MD": capitalised words before ", ST" (a
-	 * state code at a word end).  MD, PA, DO are also credentials: then the
-	 * words must be a known place or follow a place preposition. */
-	for (size_t i = 1; i + 1 < nt; i++) {
-		struct tok *st = &d->tok[i + 1];
-		if (st->e - st->s != 2 || st->shape != SH_UPPER || gap_after(d, i) != GAP_COMMA ||
-		    !state_code(d->b + st->s) || (st->e < d->n && is_alnum((unsigned char)d->b[st->e])))
-			continue;
-		size_t j = i, got = 0;
-		bool place = false;
-		while (got < 3) {
-			struct tok *t = &d->tok[j];
-			uint32_t f = tf(d, j);
-			if ((t->shape != SH_CAP && t->shape != SH_UPPER) || (t->bits & TB_COVERED) ||
-			    (f & (F_FUNC | DF_ABBR | DF_LABEL | DF_CRED | DF_STREET)) ||
-			    ((f & DF_MED) && !(f & (DF_PLACE | F_NAME))))
-				break;
-			place |= (f & (DF_PLACE | DF_STATE)) != 0;
-			got++;
-			if (j == 0 || gap_after(d, j - 1) != GAP_SPACE)
-				break;
-			j--;
-		}
-		if (!got)
-			continue;
-		size_t first = i + 1 - got;
-		bool prep = first > 0 && tok_in(d, first - 1, loc_preps);
-		bool ambiguous = (tf(d, i + 1) & (DF_CRED | DF_ABBR | DF_STOP | DF_COMMON)) ||
-				 tok_in(d, i + 1, (const char *const[]){"in", "or", "me", "hi", "ok", "de", "nd", "pa", "md", NULL});
-		if ((ambiguous || !mixed) && !place && !prep)
-			continue;
-		if (d->b[d->tok[i].e + 1] != ' ')
-			continue; /* "NT,ND": a list, not an address */
-		for (size_t q = first; q <= i; q++) {
-			struct tok *t = &d->tok[q];
-			if ((place || prep) && t->mtype == SALUS_PHI_NAME + 1 && t->mrule == RULE_CRED)
-				t->mtype = 0; /* "from Annapolis, MD": a place, not a signature */
-			mark(d, q, SALUS_PHI_LOCATION, 0.8f, RULE_CITY_ZIP);
-		}
-		if ((place || prep) && st->mtype == SALUS_PHI_NAME + 1 && st->mrule == RULE_CRED)
-			st->mtype = 0;
-	}
-
-	/* "to Quartermain 3", "from gh": after to/from/at/on/per, a word in no
-	 * list followed by a ward number, or a short unknown word (a hospital's
-	 * initials) in a note without case evidence. */
-	for (size_t i = 0; i + 1 < nt; i++) {
-		struct tok *p = &d->tok[i];
-		size_t pl = p->e - p->s;
-		if (pl < 2 || pl > 4 || !tok_alpha(p))
-			continue;
-		unsigned char c0 = lowtab[(unsigned char)d->b[p->s]];
-		if ((c0 != 't' && c0 != 'f' && c0 != 'a' && c0 != 'o' && c0 != 'p') ||
-		    !tok_in(d, i, (const char *const[]){"to", "from", "at", "on", "per", NULL}))
-			continue;
-		size_t j = i + 1;
-		struct tok *u = &d->tok[j];
-		if (u->mtype || (u->bits & TB_COVERED) || !tok_alpha(u) || gap_after(d, i) != GAP_SPACE)
-			continue;
-		uint32_t uf = tf(d, j);
-		if (uf & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | F_FUNC | DF_LABEL |
-			  DF_LOCLABEL | DF_INST | DF_STREET | DF_STATE | DF_VERB | DF_LOCVERB))
-			continue;
-		if (mixed && u->shape == SH_LOWER && (uf & ~DF_LOOKED))
-			continue; /* a lower-case word in a mixed note: only if in no list at all */
-		size_t ul = u->e - u->s;
-		bool ward = ul >= 4 && j + 1 < nt && d->tok[j + 1].shape == SH_NUM && d->tok[j + 1].e - d->tok[j + 1].s == 1 &&
-			    gap_after(d, j) == GAP_SPACE;
-		if (mixed && u->shape == SH_LOWER && !ward)
-			continue;
-		bool initials = !mixed && ul >= 2 && ul <= 4 && !(uf & (F_NAME | DF_PROPER | DF_PLACE)) && !tok_is(d, i, "per") &&
-				!tok_is(d, i, "on") && i > 0 && (tf(d, i - 1) & DF_LOCVERB) && gap_after(d, i - 1) == GAP_SPACE;
-		if (ward || initials)
-			mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
-	}
-
-	/* "Z. MILLER AWARE", "grace dudak aware", "Earl Rand notified": the words
-	 * before "aware" are a person unless they are ordinary words. */
-	for (size_t i = 1; i < nt; i++) {
-		struct tok *a = &d->tok[i];
-		if (a->e - a->s != 5 || lowtab[(unsigned char)d->b[a->s]] != 'a' || !tok_is(d, i, "aware"))
-			continue;
-		size_t k = i - 1;
-		struct tok *t = &d->tok[k];
-		if (t->mtype || (t->bits & TB_COVERED) || !tok_alpha(t) || t->shape == SH_INIT || gap_after(d, k) != GAP_SPACE)
-			continue;
-		uint32_t f = tf(d, k);
-		bool nd = f & F_NAME;
-		if (f & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_CRED | DF_ROLE | DF_REL))
-			continue;
-		bool init = k > 0 && d->tok[k - 1].shape == SH_INIT && gap_after(d, k - 1) == GAP_DOT; /* "Z. MILLER AWARE" */
-		if ((f & (DF_COMMON | DF_MED)) && !(nd && (init || !(f & DF_COMMON))))
-			continue;
-		if ((f & DF_VOCAB) && !nd)
-			continue;
-		if (mixed && t->shape == SH_LOWER)
-			continue;
-		mark(d, k, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
-		if (init && !(tf(d, k - 1) & (DF_STOP | DF_ABBR)))
-			mark(d, k - 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
-		extend_left(d, k, 0.7f, RULE_NEIGHBOUR, 2);
-	}
-
-	/* Addresses without a US street suffix ("at 23100 Ilichova 23 Suite 274
-	 * Ljubljana", "lives at 67952 Hofdagata 39, Keflavik"): after at/to/in/
-	 * address, a house number, then capitalised words and numbers to the end
-	 * of the sentence, with a second number or a unit word among them. */
-	for (size_t i = 1; mixed && i + 1 < nt; i++) {
-		struct tok *h = &d->tok[i];
-		if (h->shape != SH_NUM || h->e - h->s > 6)
-			continue;
-		if (!tok_in(d, i - 1, (const char *const[]){"at", "to", "address", "is", "in", "from", NULL}) ||
-		    (d->tok[i - 1].e + 1 != h->s && !(byte_at(d, d->tok[i - 1].e) == ':')) || byte_at(d, h->e) != ' ')
-			continue;
-		size_t last = i, caps = 0, nums = 1, unitw = 0;
-		for (size_t j = i + 1; j < nt && j < i + 18; j++) {
-			struct tok *u = &d->tok[j];
-			if (u->bits & TB_NL)
-				break;
-			size_t a = d->tok[j - 1].e;
-			bool stop = a == u->s, dot = false;
-			for (size_t q = a; q < u->s && !stop; q++) {
-				char c = d->b[q];
-				if (c == '.')
-					dot = true;
-				else if (c != ' ' && c != '\t' && c != ',' && c != '#' && c != '-')
-					stop = true;
-			}
-			if (stop || (dot && (d->tok[j - 1].shape == SH_NUM || byte_at(d, a + 1) != ' ')))
-				break;
-			if (dot && d->tok[j - 1].e - d->tok[j - 1].s > 3 && u->shape != SH_NUM && !(tf(d, j - 1) & DF_STREET))
-				break; /* a sentence ends (not "u. 97", "Str.") */
-			uint32_t uf = tf(d, j);
-			if (u->shape == SH_NUM || u->shape == SH_MIX) {
-				nums++;
-			} else if (u->shape == SH_CAP || u->shape == SH_UPPER) {
-				if ((uf & (DF_LABEL | DF_TITLE | DF_VERB | DF_MONTH)) || ((uf & DF_STOP) && u->e - u->s < 3))
-					break;
-				if (tok_in(d, j, (const char *const[]){"suite", "apt", "box", "unit", "floor", NULL}))
-					unitw++;
-				else if (!(uf & (DF_MED | DF_ABBR)) || (uf & (DF_PLACE | DF_STATE)))
-					caps++;
-			} else if (u->shape == SH_LOWER) {
-				if (!tok_in(d, j, (const char *const[]){"de", "la", "du", "van", "der", "von", "e", "y", "del",
-									 "di", "da", "do", "dos", "das", "le", "rue", "u",
-									 "ul", "str", "st", "via", NULL}))
-					break;
-			} else {
-				break;
-			}
-			last = j;
-		}
-		if (caps == 0 || (nums < 2 && !unitw) || last == i)
-			continue;
-		for (size_t q = i; q <= last; q++)
-			if (!(d->tok[q].shape == SH_UPPER && d->tok[q].e - d->tok[q].s == 2 && state_code(d->b + d->tok[q].s)))
-				mark(d, q, SALUS_PHI_LOCATION, 0.75f, RULE_LOC_CONTEXT); /* a state code is not PHI */
-		i = last;
-	}
-
-	/* Signature lines: "anita morris rn", "Jane Q. Roe RN": one to three
-	 * words alone on a line before a credential that ends the line. */
-	for (size_t i = 1; i < nt; i++) {
-		struct tok *c = &d->tok[i];
-		if ((c->bits & TB_NL) || !(i + 1 == nt || (d->tok[i + 1].bits & TB_NL)) || !tok_alpha(c) || c->shape == SH_INIT)
-			continue;
-		uint32_t cf = tf(d, i);
-		if (!(cf & DF_CRED) || (mixed && c->shape == SH_CAP))
-			continue;
-		size_t k = i, words = 0;
-		bool ok = true;
-		while (k > 0 && words < 4) {
-			struct tok *u = &d->tok[k - 1];
-			uint32_t uf = tf(d, k - 1);
-			enum gap g = gap_after(d, k - 1);
-			if (g != GAP_SPACE && g != GAP_COMMA && g != GAP_DOT)
-				break;
-			if (!tok_alpha(u) || (u->bits & TB_COVERED) ||
-			    (uf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_VERB | DF_LOCVERB)) ||
-			    ((uf & (DF_COMMON | DF_MED | DF_VOCAB)) && !((uf & F_NAME) && !(uf & DF_COMMON)))) {
-				ok = false;
-				break;
-			}
-			words++;
-			k--;
-			if (u->bits & TB_NL)
-				break;
-		}
-		if (!ok || !words || words > 3 || !(d->tok[k].bits & TB_NL) || (words == 1 && d->tok[k].shape == SH_INIT))
-			continue;
-		for (size_t q = k; q < i; q++)
-			mark(d, q, SALUS_PHI_NAME, 0.75f, RULE_CRED);
-	}
-
-	/* "RN (Edward)", "wife (Marguerite)": a name in brackets after a role or relation */
-	for (size_t i = 1; i < nt; i++) {
-		struct tok *t = &d->tok[i];
-		if (t->mtype || (t->bits & TB_COVERED) || !tok_alpha(t) || t->s == 0 || d->b[t->s - 1] != '(' ||
-		    byte_at(d, t->e) != ')' || t->shape == SH_INIT || (mixed && t->shape == SH_LOWER))
-			continue;
-		uint32_t pf = tf(d, i - 1), f = tf(d, i);
-		if (!(pf & (DF_REL | DF_ROLE | DF_CRED)) || d->tok[i - 1].e + 2 < t->s)
-			continue;
-		if ((f & (F_FUNC | DF_ABBR | DF_MED | DF_LABEL)) || ((f & (DF_COMMON | DF_VOCAB)) && !(f & F_NAME)))
-			continue;
-		mark(d, i, SALUS_PHI_NAME, 0.75f, RULE_PAREN_ROLE);
-	}
-
-	/* "U Maryland", "Univ of Delmont": a university is a place */
-	for (size_t i = 0; i + 1 < nt; i++) {
-		struct tok *t = &d->tok[i];
-		if ((t->e - t->s != 1 || lowtab[(unsigned char)d->b[t->s]] != 'u' || t->shape != SH_INIT) &&
-		    !tok_is(d, i, "univ"))
-			continue;
-		size_t j = i + 1;
-		if (tok_is(d, j, "of") && j + 1 < nt)
-			j++;
-		struct tok *u = &d->tok[j];
-		uint32_t uf = tf(d, j);
-		if (gap_after(d, i) != GAP_SPACE || (u->shape != SH_CAP && u->shape != SH_UPPER) || (u->bits & TB_COVERED) ||
-		    !(uf & (DF_STATE | DF_PLACE)))
-			continue;
-		for (size_t q = i; q <= j; q++)
-			mark(d, q, SALUS_PHI_LOCATION, 0.7f, RULE_INST);
+	/* Context rules that each look at a token and its neighbours, in one pass. */
+	for (size_t i = 0; i < nt; i++) {
+		loc_city_state(d, i, nt, mixed);
+		loc_after_prep(d, i, nt, mixed);
+		name_aware(d, i, nt, mixed);
+		loc_address(d, i, nt, mixed);
+		name_signature(d, i, nt, mixed);
+		name_paren(d, i, nt, mixed);
+		loc_university(d, i, nt, mixed);
 	}
 
 	/* Dictionary and capitalisation. */
