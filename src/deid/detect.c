@@ -1952,7 +1952,7 @@ static void name_paren(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 	if (i < 1)
 		return;
 	struct tok *t = &d->tok[i];
-	if (t->mtype || (t->bits & TB_COVERED) || !tok_alpha(t) || t->s == 0 || d->b[t->s - 1] != '(' ||
+	if (t->s == 0 || d->b[t->s - 1] != '(' || t->mtype || (t->bits & TB_COVERED) || !tok_alpha(t) ||
 	    byte_at(d, t->e) != ')' || t->shape == SH_INIT || (mixed && t->shape == SH_LOWER))
 		return;
 	uint32_t pf = tf(d, i - 1), f = tf(d, i);
@@ -2244,15 +2244,26 @@ static void rules(struct salus_deid *d)
 		mark(d, i + 1, SALUS_PHI_NAME, 0.75f, RULE_NEIGHBOUR);
 	}
 
-	/* Context rules that each look at a token and its neighbours, in one pass. */
+	/* Context rules that each look at a token and its neighbours, in one pass;
+	 * each is tried only on the tokens that can start it. */
 	for (size_t i = 0; i < nt; i++) {
-		loc_city_state(d, i, nt, mixed);
-		loc_after_prep(d, i, nt, mixed);
-		name_aware(d, i, nt, mixed);
-		loc_address(d, i, nt, mixed);
-		name_signature(d, i, nt, mixed);
-		name_paren(d, i, nt, mixed);
-		loc_university(d, i, nt, mixed);
+		const struct tok *t = &d->tok[i];
+		size_t len = t->e - t->s;
+		unsigned char c0 = lowtab[(unsigned char)d->b[t->s]];
+		if (i + 1 < nt && d->tok[i + 1].shape == SH_UPPER && d->tok[i + 1].e - d->tok[i + 1].s == 2)
+			loc_city_state(d, i, nt, mixed);
+		if (len >= 2 && len <= 4 && (c0 == 't' || c0 == 'f' || c0 == 'a' || c0 == 'o' || c0 == 'p'))
+			loc_after_prep(d, i, nt, mixed);
+		if (len == 5 && c0 == 'a')
+			name_aware(d, i, nt, mixed);
+		if (t->shape == SH_NUM)
+			loc_address(d, i, nt, mixed);
+		if (i + 1 == nt || (d->tok[i + 1].bits & TB_NL))
+			name_signature(d, i, nt, mixed);
+		if (t->s > 0 && d->b[t->s - 1] == '(')
+			name_paren(d, i, nt, mixed);
+		if (c0 == 'u' && (len == 1 || len == 4))
+			loc_university(d, i, nt, mixed);
 	}
 
 	/* Dictionary and capitalisation. */
