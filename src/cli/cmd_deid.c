@@ -4,7 +4,7 @@
  *
  *   salus deid scan [--transform MODE] [--key FILE] [--scope ID] [FILE]
  *   salus deid scan --spans [--ndjson] [--explain] [FILE]
- *   salus deid eval --gold FILE [--json] [--ignore TYPES] [--show-errors]
+ *   salus deid eval --gold FILE [--json] [--ignore TYPES] [--half a|b] [--errors FILE]
  *   salus deid fhir ...            (cmd_deid_fhir.c)
  *
  * Input is read in bounded pieces: plain text is cut at line boundaries into
@@ -15,11 +15,16 @@
  * problem, never the text.
  */
 #include <errno.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <utf8proc.h>
 
 #include "cli/cmd.h"
@@ -38,7 +43,8 @@
 static const char usage[] =
 	"usage: salus deid scan [--transform MODE] [--key FILE] [--scope ID] [--ndjson] [FILE]\n"
 	"       salus deid scan --spans [--ndjson] [--explain] [--threshold C] [FILE]\n"
-	"       salus deid eval --gold FILE [--json] [--ignore TYPE,...] [--threshold C] [--show-errors]\n"
+	"       salus deid eval --gold FILE [--json] [--ignore TYPE,...] [--threshold C] [--half a|b]\n"
+	"                       [--errors FILE]\n"
 	"       salus deid fhir [OPTIONS] [FILE]   (salus deid fhir --help)\n"
 	"Finds the HIPAA Safe Harbor identifiers in clinical text (stdin by default).\n"
 	"  scan             write the text with PHI transformed (default --transform mask)\n"
@@ -56,7 +62,10 @@ static const char usage[] =
 	"                   token recall/precision (type-blind), entity strict/relaxed P/R/F1, per-type\n"
 	"                   recall, F2, document leak rate, MB/s\n"
 	"  --ignore T,...   gold types not scored (neither PHI nor false positives), e.g. DateYear\n"
-	"  --show-errors    print missed and spurious tokens with context to stderr (dev data only)\n";
+	"  --half a|b       score only one half of the notes, split by a hash of the note id (the list index\n"
+	"                   for presidio): develop on one half, report the other\n"
+	"  --errors FILE    write each missed and spurious token with context to FILE (created 0600;\n"
+	"                   development data only: it holds note text, never use it on real PHI)\n";
 
 /* ---- output helpers ---------------------------------------------------- */
 
@@ -113,6 +122,337 @@ struct scan_opts {
 	struct salus_deid_xform_opts x;
 };
 
+/* ---- NDJSON fast path --------------------------------------------------- */
+
+/* A strict reader of one JSON object for `scan --spans --ndjson`: it takes the
+ * "id" (string without escapes, or integer) and unescapes "text" into a
+ * reused buffer, validating the rest of the line without building a tree.  It
+ * accepts a subset of JSON: anything it does not handle (malformed JSON,
+ * \u0000, escaped keys or ids, non-ASCII outside "text", invalid UTF-8, big
+ * numbers, deep nesting, "text" that is not a string) returns false and the
+ * line goes through jansson, which gives the same answer or the error record.
+ * jansson cost as much CPU as the detector itself. */
+
+#define FAST_DEPTH 32
+
+struct fast_doc {
+	const char *id; /* raw id string (no escapes), or NULL */
+	size_t idn;
+	bool id_int;
+	long long idv;
+	bool has_text;
+};
+
+static const char *fast_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static bool fast_hex4(const char *p, const char *end, unsigned *out)
+{
+	if (end - p < 4)
+		return false;
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		int h = hexval(p[i]);
+		if (h < 0)
+			return false;
+		v = v << 4 | (unsigned)h;
+	}
+	*out = v;
+	return true;
+}
+
+/* String body after the opening quote.  out: unescape into it (NULL: only
+ * validate, and refuse escapes when raw_only).  hi: non-ASCII allowed. */
+static const char *fast_str(const char *p, const char *end, struct salus_buf *out, bool hi, bool raw_only,
+			    bool *saw_hi)
+{
+	for (;;) {
+		const char *run = p;
+#if defined(__SSE2__)
+		/* 16 bytes at a time to the next quote, backslash, control or non-ASCII byte */
+		while (end - p >= 16) {
+			__m128i c = _mm_loadu_si128((const __m128i *)(const void *)p);
+			__m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(c, _mm_set1_epi8('"')),
+								 _mm_cmpeq_epi8(c, _mm_set1_epi8('\\'))),
+						    _mm_cmplt_epi8(c, _mm_set1_epi8(0x20))); /* also >= 0x80 (signed) */
+			unsigned mk = (unsigned)_mm_movemask_epi8(stop);
+			if (mk) {
+				p += __builtin_ctz(mk);
+				break;
+			}
+			p += 16;
+		}
+#endif
+		while (p < end) {
+			unsigned char c = (unsigned char)*p;
+			if (c == '"' || c == '\\' || c < 0x20)
+				break;
+			if (c >= 0x80) {
+				if (!hi)
+					return NULL;
+				*saw_hi = true;
+			}
+			p++;
+		}
+		if (out && p > run && salus_buf_add(out, run, (size_t)(p - run)))
+			return NULL;
+		if (p == end || (unsigned char)*p < 0x20)
+			return NULL;
+		if (*p == '"')
+			return p + 1;
+		/* escape */
+		if (raw_only || end - p < 2)
+			return NULL;
+		char e = p[1], c;
+		p += 2;
+		switch (e) {
+		case '"': c = '"'; break;
+		case '\\': c = '\\'; break;
+		case '/': c = '/'; break;
+		case 'b': c = '\b'; break;
+		case 'f': c = '\f'; break;
+		case 'n': c = '\n'; break;
+		case 'r': c = '\r'; break;
+		case 't': c = '\t'; break;
+		case 'u': {
+			unsigned u;
+			if (!fast_hex4(p, end, &u) || u == 0)
+				return NULL;
+			p += 4;
+			if (u >= 0xDC00 && u <= 0xDFFF)
+				return NULL;
+			if (u >= 0xD800 && u <= 0xDBFF) {
+				unsigned lo;
+				if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !fast_hex4(p + 2, end, &lo) || lo < 0xDC00 ||
+				    lo > 0xDFFF)
+					return NULL;
+				p += 6;
+				u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+			}
+			char enc[4];
+			size_t k;
+			if (u < 0x80)
+				enc[0] = (char)u, k = 1;
+			else if (u < 0x800)
+				enc[0] = (char)(0xC0 | u >> 6), enc[1] = (char)(0x80 | (u & 63)), k = 2;
+			else if (u < 0x10000)
+				enc[0] = (char)(0xE0 | u >> 12), enc[1] = (char)(0x80 | ((u >> 6) & 63)),
+				enc[2] = (char)(0x80 | (u & 63)), k = 3;
+			else
+				enc[0] = (char)(0xF0 | u >> 18), enc[1] = (char)(0x80 | ((u >> 12) & 63)),
+				enc[2] = (char)(0x80 | ((u >> 6) & 63)), enc[3] = (char)(0x80 | (u & 63)), k = 4;
+			if (u >= 0x80)
+				*saw_hi = true;
+			if (out && salus_buf_add(out, enc, k))
+				return NULL;
+			continue;
+		}
+		default: return NULL;
+		}
+		if (out && salus_buf_addc(out, c))
+			return NULL;
+	}
+}
+
+/* A JSON number with at most 18 integer digits; *is_int and *v for integers. */
+static const char *fast_num(const char *p, const char *end, bool *is_int, long long *v)
+{
+	bool neg = false;
+	if (p < end && *p == '-')
+		neg = true, p++;
+	if (p == end || *p < '0' || *p > '9')
+		return NULL;
+	long long x = 0;
+	int digits = 0;
+	if (*p == '0')
+		p++, digits = 1;
+	else
+		while (p < end && *p >= '0' && *p <= '9') {
+			if (++digits > 18)
+				return NULL;
+			x = x * 10 + (*p++ - '0');
+		}
+	*is_int = true;
+	if (p < end && *p == '.') {
+		*is_int = false;
+		if (++p == end || *p < '0' || *p > '9')
+			return NULL;
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		*is_int = false;
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			p++;
+		if (p == end || *p < '0' || *p > '9')
+			return NULL;
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	*v = neg ? -x : x;
+	return p;
+}
+
+static const char *fast_value(const char *p, const char *end, int depth)
+{
+	bool is_int, hi = false;
+	long long v;
+	if (p == end || depth > FAST_DEPTH)
+		return NULL;
+	switch (*p) {
+	case '"': return fast_str(p + 1, end, NULL, false, false, &hi);
+	case 't': return end - p >= 4 && !memcmp(p, "true", 4) ? p + 4 : NULL;
+	case 'f': return end - p >= 5 && !memcmp(p, "false", 5) ? p + 5 : NULL;
+	case 'n': return end - p >= 4 && !memcmp(p, "null", 4) ? p + 4 : NULL;
+	case '[':
+		p = fast_ws(p + 1, end);
+		if (p < end && *p == ']')
+			return p + 1;
+		for (;;) {
+			if (!(p = fast_value(p, end, depth + 1)))
+				return NULL;
+			p = fast_ws(p, end);
+			if (p == end)
+				return NULL;
+			if (*p == ']')
+				return p + 1;
+			if (*p != ',')
+				return NULL;
+			p = fast_ws(p + 1, end);
+		}
+	case '{':
+		p = fast_ws(p + 1, end);
+		if (p < end && *p == '}')
+			return p + 1;
+		for (;;) {
+			if (p == end || *p != '"' || !(p = fast_str(p + 1, end, NULL, false, true, &hi)))
+				return NULL;
+			p = fast_ws(p, end);
+			if (p == end || *p != ':')
+				return NULL;
+			if (!(p = fast_value(fast_ws(p + 1, end), end, depth + 1)))
+				return NULL;
+			p = fast_ws(p, end);
+			if (p == end)
+				return NULL;
+			if (*p == '}')
+				return p + 1;
+			if (*p != ',')
+				return NULL;
+			p = fast_ws(p + 1, end);
+		}
+	default: return fast_num(p, end, &is_int, &v);
+	}
+}
+
+static bool fast_parse(const char *line, size_t n, struct salus_buf *text, struct fast_doc *fd /* OUT */)
+{
+	const char *p = line, *end = line + n;
+	bool text_hi = false;
+	memset(fd, 0, sizeof *fd);
+	p = fast_ws(p, end);
+	if (p == end || *p != '{')
+		return false;
+	p = fast_ws(p + 1, end);
+	if (p < end && *p == '}')
+		return false; /* no text: jansson's error record */
+	for (;;) {
+		bool hi = false;
+		if (p == end || *p != '"')
+			return false;
+		const char *k = p + 1;
+		if (!(p = fast_str(k, end, NULL, false, true, &hi)))
+			return false;
+		size_t kn = (size_t)(p - 1 - k);
+		p = fast_ws(p, end);
+		if (p == end || *p != ':')
+			return false;
+		p = fast_ws(p + 1, end);
+		if (p == end)
+			return false;
+		if (kn == 4 && !memcmp(k, "text", 4)) {
+			if (*p != '"')
+				return false;
+			salus_buf_reset(text);
+			text_hi = false;
+			if (!(p = fast_str(p + 1, end, text, true, false, &text_hi)))
+				return false;
+			fd->has_text = true;
+		} else if (kn == 2 && !memcmp(k, "id", 2)) {
+			fd->id = NULL;
+			fd->id_int = false;
+			if (*p == '"') {
+				const char *s = p + 1;
+				if (!(p = fast_str(s, end, NULL, false, true, &hi)))
+					return false;
+				fd->id = s;
+				fd->idn = (size_t)(p - 1 - s);
+			} else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+				bool is_int;
+				long long v;
+				if (!(p = fast_num(p, end, &is_int, &v)))
+					return false;
+				fd->id_int = is_int;
+				fd->idv = v;
+			} else if (!(p = fast_value(p, end, 1))) {
+				return false;
+			}
+		} else if (!(p = fast_value(p, end, 1))) {
+			return false;
+		}
+		p = fast_ws(p, end);
+		if (p == end)
+			return false;
+		if (*p == '}')
+			break;
+		if (*p != ',')
+			return false;
+		p = fast_ws(p + 1, end);
+	}
+	if (fast_ws(p + 1, end) != end || !fd->has_text)
+		return false;
+	if (text_hi && !salus_deid_utf8_valid(text->p, text->n, NULL))
+		return false;
+	return true;
+}
+
+/* Decimal of v. */
+static int buf_addu(struct salus_buf *o, size_t v)
+{
+	char t[24];
+	size_t k = sizeof t;
+	do
+		t[--k] = (char)('0' + v % 10);
+	while ((v /= 10));
+	return salus_buf_add(o, t + k, sizeof t - k);
+}
+
+/* Confidence as printf's "%.2f" would write it for 0..1. */
+static int buf_addconf(struct salus_buf *o, float conf)
+{
+	double x = (double)conf * 100.0;
+	if (!(x >= 0))
+		x = 0;
+	if (x > 100)
+		x = 100;
+	unsigned v = (unsigned)x;
+	double fr = x - v;
+	if (fr > 0.5 || (fr == 0.5 && (v & 1)))
+		v++;
+	char t[4] = {(char)('0' + v / 100), '.', (char)('0' + v / 10 % 10), (char)('0' + v % 10)};
+	return salus_buf_add(o, t, 4);
+}
+
 /* Append `"spans": [...]` for spans of text (byte offsets) with character
  * offsets plus `base` chars. */
 static int spans_json(struct salus_buf *o, const char *text, const struct salus_span *sp, size_t n, size_t base,
@@ -125,8 +465,14 @@ static int spans_json(struct salus_buf *o, const char *text, const struct salus_
 		size_t cs = chars;
 		chars += salus_deid_utf8_chars(text + sp[i].start, sp[i].end - sp[i].start);
 		pos = sp[i].end;
-		rc = salus_buf_addf(o, "%s{\"start\": %zu, \"end\": %zu, \"type\": \"%s\", \"confidence\": %.2f",
-				    (i || first_comma) ? ", " : "", cs, chars, coarse(sp[i].type), (double)sp[i].confidence);
+		rc = salus_buf_adds(o, (i || first_comma) ? ", {\"start\": " : "{\"start\": ");
+		rc = rc ? rc : buf_addu(o, cs);
+		rc = rc ? rc : salus_buf_add(o, ", \"end\": ", 9);
+		rc = rc ? rc : buf_addu(o, chars);
+		rc = rc ? rc : salus_buf_add(o, ", \"type\": \"", 11);
+		rc = rc ? rc : salus_buf_adds(o, coarse(sp[i].type));
+		rc = rc ? rc : salus_buf_add(o, "\", \"confidence\": ", 17);
+		rc = rc ? rc : buf_addconf(o, sp[i].confidence);
 		if (!rc && explain)
 			rc = salus_buf_addf(o, ", \"fine\": \"%s\", \"rule\": \"%s\", \"kind\": \"%s\"",
 					    salus_phi_label(sp[i].type), salus_deid_rule_name(sp[i].rule),
@@ -304,12 +650,40 @@ out_doc:
 	return rc;
 }
 
+/* --spans for a line fast_parse understood; a scan error goes to ndjson_line
+ * for its error record. */
+static int ndjson_fast_line(struct salus_deid *d, const struct scan_opts *so, const struct fast_doc *fd,
+			    const struct salus_buf *text, const char *line, size_t n, struct salus_buf *o)
+{
+	const struct salus_span *sp;
+	size_t ns;
+	const char *why = NULL;
+	int src = salus_deid_scan(d, text->p, text->n, &sp, &ns, &why);
+	if (src == SALUS_ENOMEM)
+		return src;
+	if (src)
+		return ndjson_line(d, so, line, n, false, o);
+	int rc = salus_buf_add(o, "{\"id\": ", 7);
+	if (fd->id)
+		rc = rc ? rc : json_str(o, fd->id, fd->idn);
+	else if (fd->id_int)
+		rc = rc ? rc : salus_buf_addf(o, "%lld", fd->idv);
+	else
+		rc = rc ? rc : salus_buf_add(o, "null", 4);
+	rc = rc ? rc : salus_buf_add(o, ", \"spans\": [", 12);
+	rc = rc ? rc : spans_json(o, text->p, sp, ns, 0, so->explain, false);
+	rc = rc ? rc : salus_buf_add(o, "]}\n", 3);
+	return rc;
+}
+
 static int scan_ndjson(struct salus_deid *d, const struct scan_opts *so, FILE *in, FILE *out)
 {
 	struct reader r;
-	struct salus_buf o;
+	struct salus_buf o, text;
+	struct fast_doc fd;
 	int rc = reader_init(&r, in);
 	salus_buf_init(&o, SALUS_MAX_LINE * 2u);
+	salus_buf_init(&text, SALUS_MAX_LINE);
 	while (!rc) {
 		int got = reader_next(&r);
 		if (got <= 0) {
@@ -318,12 +692,16 @@ static int scan_ndjson(struct salus_deid *d, const struct scan_opts *so, FILE *i
 		}
 		if (r.line.n == 0 && !r.overlong)
 			continue;
-		rc = ndjson_line(d, so, r.line.p, r.line.n, r.overlong, &o);
+		if (so->spans && !r.overlong && fast_parse(r.line.p, r.line.n, &text, &fd))
+			rc = ndjson_fast_line(d, so, &fd, &text, r.line.p, r.line.n, &o);
+		else
+			rc = ndjson_line(d, so, r.line.p, r.line.n, r.overlong, &o);
 		if (!rc && o.n > (1u << 16))
 			rc = flush(&o, out);
 	}
 	if (!rc)
 		rc = flush(&o, out);
+	salus_buf_release(&text);
 	salus_buf_release(&o);
 	reader_release(&r);
 	return rc;
@@ -521,8 +899,10 @@ struct eval {
 	size_t tp, fn, fp, tn;
 	size_t ent_gold, ent_pred, ent_strict, ent_relaxed_gold, ent_relaxed_pred;
 	size_t notes, leaked, bytes;
+	size_t fp_type[SALUS_PHI__COUNT]; /* false-positive tokens by predicted fine type */
 	double secs;
-	bool show;
+	FILE *errs; /* --errors FILE, or NULL */
+	int half;   /* 0 all notes, 1 half "a", 2 half "b" */
 	float threshold;
 	const char *ignore_list;
 };
@@ -564,20 +944,22 @@ static bool cp_alnum(utf8proc_int32_t c)
 	return k <= UTF8PROC_CATEGORY_LO || k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_MN;
 }
 
-static void show_ctx(const char *tag, const char *text, const size_t *boff, size_t nch, size_t s, size_t e,
+/* --errors: one line per token, the token in [[ ]] with 30 characters before
+ * and 20 after (newlines as spaces).  Development data only. */
+static void show_ctx(FILE *f, const char *tag, const char *text, const size_t *boff, size_t nch, size_t s, size_t e,
 		     const char *type)
 {
 	size_t a = s > 30 ? s - 30 : 0, z = e + 20 < nch ? e + 20 : nch;
-	fprintf(stderr, "%s %-24s ", tag, type);
+	fprintf(f, "%s %-24s ", tag, type);
 	for (size_t k = boff[a]; k < boff[z]; k++) {
 		char c = text[k];
 		if (k == boff[s])
-			fputs("[[", stderr);
-		fputc(c == '\n' ? ' ' : c, stderr);
+			fputs("[[", f);
+		fputc(c == '\n' || c == '\r' || c == '\t' ? ' ' : c, f);
 		if (k + 1 == boff[e])
-			fputs("]]", stderr);
+			fputs("]]", f);
 	}
-	fputc('\n', stderr);
+	fputc('\n', f);
 }
 
 /* Score one note: text (UTF-8), gold spans in characters. */
@@ -599,8 +981,9 @@ static int eval_note(struct eval *ev, struct salus_deid *d, const char *text, si
 	utf8proc_int32_t *cps = salus_malloc((nch + 1) * sizeof *cps); /* code points */
 	signed char *gl = salus_malloc(nch + 1);                       /* gold type per char, -1 none */
 	uint16_t *pl = salus_malloc((nch + 1) * sizeof *pl);           /* 1 + rule of the prediction per char */
+	uint8_t *pt = salus_malloc(nch + 1);                           /* fine type of the prediction per char */
 	size_t *ps = salus_malloc((ns + 1) * 2 * sizeof *ps);          /* predicted spans in chars */
-	if (!boff || !cps || !gl || !pl || !ps) {
+	if (!boff || !cps || !gl || !pl || !pt || !ps) {
 		rc = SALUS_ENOMEM;
 		goto out;
 	}
@@ -623,8 +1006,10 @@ static int eval_note(struct eval *ev, struct salus_deid *d, const char *text, si
 		while (b < sp[i].end)
 			b = boff[++c];
 		ps[2 * i + 1] = c;
-		for (size_t q = ps[2 * i]; q < c; q++)
+		for (size_t q = ps[2 * i]; q < c; q++) {
 			pl[q] = (uint16_t)(sp[i].rule + 1);
+			pt[q] = (uint8_t)sp[i].type;
+		}
 	}
 	/* tokens: runs of letters/digits */
 	bool leaked = false;
@@ -637,12 +1022,14 @@ static int eval_note(struct eval *ev, struct salus_deid *d, const char *text, si
 		while (i < nch && cp_alnum(cps[i]))
 			i++;
 		int gt = -1;
-		unsigned pred = 0;
+		unsigned pred = 0, ptype = 0;
 		for (size_t c = s; c < i; c++) {
 			if (gl[c] >= 0 && gt < 0)
 				gt = gl[c];
-			if (!pred)
+			if (!pred) {
 				pred = pl[c];
+				ptype = pt[c];
+			}
 		}
 		if (gt >= 0 && ev->ignore[gt])
 			continue;
@@ -654,13 +1041,15 @@ static int eval_note(struct eval *ev, struct salus_deid *d, const char *text, si
 			} else {
 				ev->fn++;
 				leaked = true;
-				if (ev->show)
-					show_ctx("MISS", text, boff, nch, s, i, ev->types[gt]);
+				if (ev->errs)
+					show_ctx(ev->errs, "MISS", text, boff, nch, s, i, ev->types[gt]);
 			}
 		} else if (pred) {
 			ev->fp++;
-			if (ev->show)
-				show_ctx("FP  ", text, boff, nch, s, i, salus_deid_rule_name((uint16_t)(pred - 1)));
+			if (ptype < SALUS_PHI__COUNT)
+				ev->fp_type[ptype]++;
+			if (ev->errs)
+				show_ctx(ev->errs, "FP  ", text, boff, nch, s, i, salus_deid_rule_name((uint16_t)(pred - 1)));
 		} else {
 			ev->tn++;
 		}
@@ -702,12 +1091,32 @@ out:
 	salus_free(cps);
 	salus_free(gl);
 	salus_free(pl);
+	salus_free(pt);
 	salus_free(ps);
 	return rc;
 }
 
-static int eval_doc(struct eval *ev, struct salus_deid *d, json_t *doc, struct gold **g, size_t *gcap)
+/* --half: which half a note belongs to (1 or 2), from its id, else its index. */
+static int note_half(json_t *doc, size_t index)
 {
+	json_t *id = json_object_get(doc, "id");
+	uint64_t h = 0xcbf29ce484222325ull;
+	if (json_is_string(id)) {
+		const char *p = json_string_value(id);
+		for (size_t i = 0; i < json_string_length(id); i++)
+			h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+	} else {
+		uint64_t v = json_is_integer(id) ? (uint64_t)json_integer_value(id) : (uint64_t)index;
+		for (int i = 0; i < 8; i++)
+			h = (h ^ ((v >> (8 * i)) & 0xff)) * 0x100000001b3ull;
+	}
+	return 1 + (int)((h >> 32) & 1);
+}
+
+static int eval_doc(struct eval *ev, struct salus_deid *d, json_t *doc, size_t index, struct gold **g, size_t *gcap)
+{
+	if (ev->half && note_half(doc, index) != ev->half)
+		return 0;
 	json_t *jt = json_object_get(doc, "text");
 	json_t *phi = json_object_get(doc, "phi");
 	const char *ks = "start", *ke = "end", *kt = "type";
@@ -771,6 +1180,13 @@ static void eval_report(const struct eval *ev, bool js)
 			       div0((double)ev->type_ent_hit[i], (double)ev->type_ent[i]));
 			first = 0;
 		}
+		printf("}, \"fp_by_predicted_type\": {");
+		for (int t = 0, first = 1; t < SALUS_PHI__COUNT; t++) {
+			if (!ev->fp_type[t])
+				continue;
+			printf("%s\"%s\": %zu", first ? "" : ", ", salus_phi_label((enum salus_phi)t), ev->fp_type[t]);
+			first = 0;
+		}
 		printf("}}\n");
 		return;
 	}
@@ -785,11 +1201,16 @@ static void eval_report(const struct eval *ev, bool js)
 		printf("  %-18s %7zu  %12.4f  %8zu  %.4f%s\n", ev->types[i], ev->type_tok[i],
 		       div0((double)ev->type_hit[i], (double)ev->type_tok[i]), ev->type_ent[i],
 		       div0((double)ev->type_ent_hit[i], (double)ev->type_ent[i]), ev->ignore[i] ? "  (ignored)" : "");
+	printf("false-positive tokens by predicted type:");
+	for (int t = 0; t < SALUS_PHI__COUNT; t++)
+		if (ev->fp_type[t])
+			printf(" %s %zu", salus_phi_label((enum salus_phi)t), ev->fp_type[t]);
+	printf("\n");
 }
 
 static int cmd_eval(int argc, char **argv)
 {
-	const char *gold = NULL;
+	const char *gold = NULL, *errs_path = NULL;
 	bool js = false;
 	struct eval *ev = salus_calloc(1, sizeof *ev);
 	if (!ev)
@@ -804,8 +1225,16 @@ static int cmd_eval(int argc, char **argv)
 			gold = argv[++i];
 		else if (!strcmp(argv[i], "--json"))
 			js = true;
-		else if (!strcmp(argv[i], "--show-errors"))
-			ev->show = true;
+		else if (!strcmp(argv[i], "--errors") && i + 1 < argc)
+			errs_path = argv[++i];
+		else if (!strcmp(argv[i], "--half") && i + 1 < argc) {
+			const char *h = argv[++i];
+			if (strcmp(h, "a") && strcmp(h, "b")) {
+				salus_free(ev);
+				return salus_cli_fail("deid eval", 2, "--half takes a or b");
+			}
+			ev->half = h[0] == 'a' ? 1 : 2;
+		}
 		else if (!strcmp(argv[i], "--ignore") && i + 1 < argc)
 			ev->ignore_list = argv[++i];
 		else if (!strcmp(argv[i], "--threshold") && i + 1 < argc) {
@@ -831,6 +1260,15 @@ static int cmd_eval(int argc, char **argv)
 	struct salus_deid *d = NULL;
 	struct gold *g = NULL;
 	size_t gcap = 0, lineno = 0;
+	if (errs_path) { /* note text: owner-only, never a log */
+		int fd = open(errs_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || !(ev->errs = fdopen(fd, "w"))) {
+			if (fd >= 0)
+				close(fd);
+			status = salus_cli_fail("deid eval", 1, "cannot create the --errors file");
+			goto out;
+		}
+	}
 	int rc = salus_deid_new(&d);
 	if (rc) {
 		status = salus_cli_fail("deid eval", 1, "detector: %s", salus_err_msg(rc));
@@ -851,7 +1289,7 @@ static int cmd_eval(int argc, char **argv)
 			goto out;
 		}
 		for (size_t i = 0; i < json_array_size(all) && !rc; i++)
-			rc = eval_doc(ev, d, json_array_get(all, i), &g, &gcap), lineno = i + 1;
+			rc = eval_doc(ev, d, json_array_get(all, i), i, &g, &gcap), lineno = i + 1;
 		json_decref(all);
 	} else {
 		struct reader r;
@@ -867,7 +1305,7 @@ static int cmd_eval(int argc, char **argv)
 				continue;
 			json_error_t je;
 			json_t *doc = json_loadb(r.line.p, r.line.n, 0, &je);
-			rc = doc ? eval_doc(ev, d, doc, &g, &gcap) : SALUS_EINVALID;
+			rc = doc ? eval_doc(ev, d, doc, lineno - 1, &g, &gcap) : SALUS_EINVALID;
 			json_decref(doc);
 		}
 		reader_release(&r);
@@ -881,6 +1319,8 @@ out:
 	salus_free(g);
 	salus_deid_free(d);
 	fclose(f);
+	if (ev->errs)
+		fclose(ev->errs);
 	salus_free(ev);
 	return status;
 }

@@ -134,10 +134,10 @@ enum deid_act {
 	  "and|born|dated|class)" RX_SP "{1,2}" RX_Y4 "\\b")                                                         \
 	X(YEAR, "date.year", DATE, ACT_YEAR, 0.6f, "", "\\b19[6-9][0-9]\\b")                                           \
 	X(PHONE_US, "phone.nanp", PHONE, ACT_SPAN, 0.95f, "",                                                        \
-	  "(\\+?1[ .-]?)?(\\([0-9]{3}\\)|\\b[0-9]{3})[ ./-]{0,2}[0-9]{3}[ ./-]{0,2}[0-9]{4}\\b")                         \
+	  "(\\+?1[ .-]?)?(\\([0-9]{3}\\)|\\b[0-9]{3})[ ./-]{0,2}[0-9]{3}[ ./-]{0,2}[0-9]{4}(x[0-9]{1,5})?\\b")                         \
 	X(PHONE_7, "phone.local", PHONE, ACT_PHONE7, 0.8f, "", "\\b[0-9]{3}[-.][0-9]{4}\\b")                            \
 	X(PHONE_INTL, "phone.intl", PHONE, ACT_SPAN, 0.9f, "",                                                       \
-	  "\\+[0-9]{1,3}[ .-]?(\\([0-9]{1,4}\\)[ .-]?)?[0-9]{1,4}([ .-]?[0-9]{2,5}){1,5}\\b")                          \
+	  "\\+[0-9]{1,3}[ .-]?(\\([0-9]{1,4}\\)[ .-]?)?[0-9]{1,4}([ .-]?[0-9]{2,5}){1,5}(x[0-9]{1,5})?\\b")                          \
 	X(PHONE_LABEL, "phone.labelled", PHONE, ACT_TAIL, 0.9f, "c",                                                 \
 	  "\\b(phone|tel|telephone|cell|cellular|mobile|pager|beeper|bpr|pgr|pg|beep|fax|ext|extension)" RX_SP       \
 	  "{0,2}(#|no\\.?|number|num|:|=)?" RX_SP "{0,3}[0-9(+][0-9 ().-]{3,20}[0-9]")                                 \
@@ -149,7 +149,6 @@ enum deid_act {
 	  "\\b[A-Za-z0-9][A-Za-z0-9-]*(\\.[A-Za-z0-9-]+)*\\.(com|org|net|edu|gov|mil|io|co|us|uk|de|fr|info|biz|"     \
 	  "health|me|ca|au|nl|es|it|ch|ly|app|dev|ai)\\b(/[^\\s<>\"']*)?")                                             \
 	X(IPV4, "ip.v4", IP, ACT_SPAN, 0.97f, "", "\\b" RX_OCT "(\\." RX_OCT "){3}\\b")                                \
-	X(IPV6_FULL, "ip.v6", IP, ACT_SPAN, 0.97f, "", "\\b" RX_HEX4 "(:" RX_HEX4 "){7}\\b")                           \
 	X(IPV6_COMP, "ip.v6-compressed", IP, ACT_IP6, 0.9f, "",                                                      \
 	  "\\b(" RX_HEX4 ":){1,6}(:" RX_HEX4 "){1,6}\\b")                                                              \
 	X(IPV6_LEAD, "ip.v6-leading", IP, ACT_IP6, 0.85f, "", "(^|[^:0-9A-Fa-f])::" RX_HEX4 "(:" RX_HEX4 "){0,6}\\b")   \
@@ -158,14 +157,13 @@ enum deid_act {
 	  "\\b(ssn|ss#|ss" RX_SP "?no|social" RX_SP "+security(" RX_SP "+(number|no|#))?)\\.?" RX_SP "{0,2}[:#]?" RX_SP \
 	  "{0,3}[0-9]{3}[ -]?[0-9]{2}[ -]?[0-9]{4}\\b")                                                               \
 	X(CARD_AMEX, "id.card-amex", ID, ACT_SPAN, 0.9f, "", "\\b3[47][0-9]{2}[ -]?[0-9]{6}[ -]?[0-9]{5}\\b")          \
-	X(ID_DASHED, "id.dashed", ID, ACT_NUMID, 0.7f, "", "\\b[A-Z0-9]{2,5}-[0-9]{2,}-[0-9]{3,}[A-Z0-9]*\\b")          \
 	X(HASH_ID, "id.hash-number", ID, ACT_HASHID, 0.6f, "", "#" RX_SP "?[A-Za-z0-9-]*[0-9][A-Za-z0-9-]*")           \
 	X(ID_LABEL, "id.labelled", ID, ACT_LABEL_ID, 0.9f, "c",                                                      \
-	  "\\b(mrn|mr#|mr" RX_SP "?no|medical" RX_SP "+record|acct|account|member" RX_SP "?id|member|subscriber|"    \
+	  "\\b(mr#|(mrn|mr" RX_SP "?no|medical" RX_SP "+record|acct|account|member" RX_SP "?id|member|subscriber|"    \
 	  "policy|insurance|insurer|beneficiary|medicare|medicaid|claim|licen[cs]e|lic|dl|driver'?s" RX_SP           \
 	  "+licen[cs]e|plate|vin|vehicle|serial|sn|device|implant|pacemaker|npi|dea|passport|badge|employee|"        \
 	  "identifier|ref|reference|confirmation|accession|specimen|tracking|invoice|chart|id|uid|pid|"              \
-	  "health" RX_SP "+plan)(" RX_SP "+(id|identification|number|num|no|nbr|#|code))?\\.?" RX_SP "{0,2}[:#=]?")    \
+	  "health" RX_SP "+plan)\\b)(" RX_SP "+(id|identification|number|num|no|nbr|#|code))?\\.?" RX_SP "{0,2}[:#=]?")    \
 	X(ID_LABEL_WEAK, "id.labelled-weak", ID, ACT_LABEL_ID, 0.85f, "c",                                           \
 	  "\\b(case|unit|visit|encounter|record|patient|pt|lot|model|order|group|plan|room|bed|account)" RX_SP         \
 	  "{0,2}(id|identification|number|num|no\\.|nbr|#)" RX_SP "{0,2}[:#=]?")                                     \
@@ -177,8 +175,6 @@ enum deid_act {
 	X(AGE_WORD, "age.words", AGE, ACT_AGE_WORD, 0.9f, "c",                                                       \
 	  "\\b(ninety|one" RX_SP "hundred(" RX_SP "and)?)([- ](one|two|three|four|five|six|seven|eight|nine))?[- ]"   \
 	  "(years?|yrs?|y/o)")                                                                                        \
-	X(ZIP_STATE, "zip.after-state", ZIP, ACT_ZIPSTATE, 0.95f, "",                                                \
-	  "\\b" RX_STATES "\\.?,?" RX_SP "{1,2}[0-9]{5}(-[0-9]{4})?\\b")                                               \
 	X(ZIP_STATENAME, "zip.after-state-name", ZIP, ACT_ZIPSTATE, 0.95f, "",                                       \
 	  "\\b" RX_STATENAMES ",?" RX_SP "{1,2}[0-9]{5}(-[0-9]{4})?\\b")                                               \
 	X(ZIP4, "zip.plus4", ZIP, ACT_SPAN, 0.85f, "", "\\b[0-9]{5}-[0-9]{4}\\b")                                       \
@@ -192,7 +188,11 @@ enum deid_act {
 	  "(,?" RX_SP "{1,2}(Apt|Apartment|Suite|Ste|Unit|APT|SUITE|#)\\.?" RX_SP "{0,2}#?[A-Za-z0-9-]+)?")           \
 	X(PO_BOX, "location.po-box", LOCATION, ACT_SPAN, 0.95f, "c", "\\bp\\.?" RX_SP "?o\\.?" RX_SP "{0,2}box" RX_SP "{0,2}[0-9]+\\b") \
 	X(APT, "location.apartment", LOCATION, ACT_SPAN, 0.8f, "",                                                   \
-	  "\\b(Apt|Apartment|Suite|Ste|APT|SUITE)\\.?" RX_SP "{0,2}#?" RX_SP "{0,2}[A-Za-z]?[0-9]+[A-Za-z]?\\b")
+	  "\\b(Apt|Apartment|Suite|Ste|APT|SUITE)\\.?" RX_SP "{0,2}#?" RX_SP "{0,2}[A-Za-z]?[0-9]+[A-Za-z]?\\b") \
+	X(MILITARY, "location.military-address", LOCATION, ACT_SPAN, 0.9f, "c",                                      \
+	  "\\b((psc|unit|cmr)" RX_SP "{1,2}[0-9]{3,5},?" RX_SP "{1,2}box" RX_SP "{1,2}[0-9]{3,5}|"                       \
+	  "(uss|usns|usnv|uscgc)" RX_SP "{1,2}[a-z]+(" RX_SP "[a-z]+)?),?" RX_SP "{1,2}(apo|fpo|dpo)" RX_SP "{1,2}"   \
+	  "(aa|ae|ap)" RX_SP "{1,2}[0-9]{5}\\b")
 
 enum deid_pat {
 #define DEID_PAT_ENUM(e, n, t, a, c, f, r) PAT_##e,
@@ -226,7 +226,10 @@ enum deid_pat {
 	X(NUM_ALNUM, "id.letters-digits", "up to 4 letters then 5 or more digits (AB12345, AB-12345)") \
 	X(NUM_MIXED, "id.mixed", "digits, letters, digits (12AB3456)")                \
 	X(NUM_VIN, "id.vin", "17 capital letters and digits with 3+ digits")          \
-	X(NUM_IBAN, "id.iban", "2 letters, 2 digits, then groups of 4")
+	X(NUM_IBAN, "id.iban", "2 letters, 2 digits, then groups of 4") \
+	X(ID_DASHED, "id.dashed", "AB12-34-5678: 2-5 capitals/digits, then two dashed digit groups, 7+ digits") \
+	X(IPV6_FULL, "ip.v6", "eight groups of 1-4 hex digits separated by ':'")     \
+	X(ZIP_STATE, "zip.after-state", "a ZIP after a state code (MA 02118), and the city before it")
 
 enum deid_rule {
 	RULE__FIRST = PAT__COUNT - 1,

@@ -14,6 +14,9 @@
  * not allocate.  Nothing here logs: spans and text are PHI.
  */
 #include <hs.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +127,7 @@ struct cspan {
 };
 
 #define NAMESET 1024 /* slots of the per-note name set (at most half used) */
+#define DCACHE 4096  /* slots of the dictionary look-up cache (a power of two) */
 
 enum notecase { CASE_MIXED, CASE_UPPER, CASE_LOWER };
 
@@ -147,12 +151,20 @@ struct salus_deid {
 	size_t ncand, cand_cap;
 	struct tok *tok;
 	size_t ntok, tok_cap;
+	uint64_t *mask; /* tokenize: M__COUNT arrays of mask_words class bit masks */
+	size_t mask_cap, mask_words;
 	struct cspan *cs;
 	size_t ncs, cs_cap;
 	struct salus_span *out;
 	size_t nout, out_cap;
 	uint64_t names[NAMESET]; /* open-addressing set of hashes of words found as names (0 = empty) */
 	size_t nnames;
+	/* direct-mapped cache of dictionary look-ups: the table is 4 MB, so each
+	 * look-up is a cache miss, and a few hundred words make most of a note */
+	struct {
+		uint64_t h; /* 0 = empty */
+		uint32_t f;
+	} dcache[DCACHE];
 };
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -282,6 +294,7 @@ void salus_deid_free(struct salus_deid *d)
 	salus_free(d->map);
 	salus_free(d->cand);
 	salus_free(d->tok);
+	salus_free(d->mask);
 	salus_free(d->cs);
 	salus_free(d->out);
 	salus_free(d);
@@ -407,6 +420,18 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 {
 	(void)fl;
 	struct salus_deid *d = ctx;
+	if (pats[id].act == ACT_LABEL_ID && d->ncand && d->cand[d->ncand - 1].pat == id) {
+		/* "Policy No.: " ends a match at each separator: keep the last end */
+		struct cand *p = &d->cand[d->ncand - 1];
+		size_t k = p->e;
+		while (k < to && (d->b[k] == ' ' || d->b[k] == '\t' || d->b[k] == '.' || d->b[k] == ':' ||
+				  d->b[k] == '#' || d->b[k] == '='))
+			k++;
+		if (k == to) {
+			p->e = (uint32_t)to;
+			return 0;
+		}
+	}
 	if (d->ncand == d->cand_cap && grow((void **)&d->cand, &d->cand_cap, d->ncand + 1, sizeof *d->cand)) {
 		d->oom = 1;
 		return 1;
@@ -437,6 +462,38 @@ static int find_starts(struct salus_deid *d)
 	size_t w = 0;
 	for (size_t i = 0; i < d->ncand; i++) {
 		struct cand c = d->cand[i];
+		size_t q = c.e;
+		switch (c.pat) { /* the most frequent matches, whose start is plain (no re-scan) */
+		case PAT_YEAR_APOS:
+		case PAT_YEAR_APOS2: /* '95, 95' */
+			c.s = c.e - 3;
+			d->cand[w++] = c;
+			continue;
+		case PAT_DATE_MD: /* \bMM/DD\b: the run of digits, '/', digits */
+			while (q > 0 && is_digit((unsigned char)d->b[q - 1]))
+				q--;
+			if (q == 0 || d->b[q - 1] != '/')
+				break;
+			q--;
+			while (q > 0 && is_digit((unsigned char)d->b[q - 1]))
+				q--;
+			c.s = (uint32_t)q;
+			d->cand[w++] = c;
+			continue;
+		case PAT_HASH_ID: /* '#', an optional blank, the run */
+			while (q > 0 && (is_upper((unsigned char)d->b[q - 1]) || is_lower((unsigned char)d->b[q - 1]) ||
+					 is_digit((unsigned char)d->b[q - 1]) || d->b[q - 1] == '-'))
+				q--;
+			if (q > 0 && (d->b[q - 1] == ' ' || d->b[q - 1] == '\t') && q > 1 && d->b[q - 2] == '#')
+				q--;
+			if (q == 0 || d->b[q - 1] != '#')
+				break; /* not the plain shape: re-scan */
+			c.s = (uint32_t)(q - 1);
+			d->cand[w++] = c;
+			continue;
+		default:
+			break;
+		}
 		uint32_t width = d->width[c.pat];
 		size_t win = width > SOM_WINDOW ? SOM_WINDOW : width;
 		size_t ws = c.e > win ? c.e - win : 0;
@@ -472,43 +529,176 @@ static void init_tables(void)
 	}
 }
 
+/* Character classes of the text as bit masks, 64 bytes per word (bit i of
+ * word k is byte 64k+i): the tokenizer then finds word starts and ends with
+ * count-trailing-zeros and a word's letter cases with popcounts, instead of
+ * a branch per byte.  Built 16 bytes at a time with SSE2 where available. */
+enum { M_WORD, M_UP, M_LO, M_DG, M_HI, M_AP, M_NL, M_ST, M__COUNT };
+
+static void class_block(const unsigned char *p, uint64_t m[M__COUNT])
+{
+#if defined(__SSE2__)
+	for (int q = 0; q < 4; q++) {
+		__m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * q));
+#define RANGE(lo_, hi_) \
+	_mm_and_si128(_mm_cmpgt_epi8(c, _mm_set1_epi8((char)((lo_) - 1))), _mm_cmplt_epi8(c, _mm_set1_epi8((char)((hi_) + 1))))
+#define EQ(ch) _mm_cmpeq_epi8(c, _mm_set1_epi8(ch))
+		unsigned sh = 16u * (unsigned)q;
+		m[M_UP] |= (uint64_t)(unsigned)_mm_movemask_epi8(RANGE('A', 'Z')) << sh;
+		m[M_LO] |= (uint64_t)(unsigned)_mm_movemask_epi8(RANGE('a', 'z')) << sh;
+		m[M_DG] |= (uint64_t)(unsigned)_mm_movemask_epi8(RANGE('0', '9')) << sh;
+		m[M_HI] |= (uint64_t)(unsigned)_mm_movemask_epi8(c) << sh;
+		m[M_AP] |= (uint64_t)(unsigned)_mm_movemask_epi8(EQ('\'')) << sh;
+		m[M_NL] |= (uint64_t)(unsigned)_mm_movemask_epi8(EQ('\n')) << sh;
+		__m128i st = _mm_or_si128(_mm_or_si128(EQ('.'), EQ('!')), _mm_or_si128(EQ('?'), EQ(':')));
+		st = _mm_or_si128(st, _mm_or_si128(EQ(';'), EQ('*')));
+		m[M_ST] |= (uint64_t)(unsigned)_mm_movemask_epi8(st) << sh;
+#undef RANGE
+#undef EQ
+	}
+#else
+	for (unsigned i = 0; i < 64; i++) {
+		unsigned char c = p[i];
+		uint64_t bit = 1ull << i;
+		uint8_t k = cclass[c];
+		if (k & CC_UP)
+			m[M_UP] |= bit;
+		if (k & CC_LO)
+			m[M_LO] |= bit;
+		if (k & CC_DIG)
+			m[M_DG] |= bit;
+		if (k & CC_HI)
+			m[M_HI] |= bit;
+		if (c == '\'')
+			m[M_AP] |= bit;
+		if (c == '\n')
+			m[M_NL] |= bit;
+		if (c == '.' || c == '!' || c == '?' || c == ':' || c == ';' || c == '*')
+			m[M_ST] |= bit;
+	}
+#endif
+}
+
+static int build_masks(struct salus_deid *d)
+{
+	size_t nw = d->n / 64 + 2;
+	if (grow((void **)&d->mask, &d->mask_cap, nw * M__COUNT, sizeof *d->mask))
+		return SALUS_ENOMEM;
+	uint64_t *m = d->mask;
+	const unsigned char *b = (const unsigned char *)d->b;
+	size_t n = d->n;
+	for (size_t k = 0; k < nw; k++) {
+		uint64_t blk[M__COUNT] = {0};
+		size_t at = k * 64;
+		if (at + 64 <= n) {
+			class_block(b + at, blk);
+		} else if (at < n) {
+			unsigned char tail[64] = {0};
+			memcpy(tail, b + at, n - at);
+			class_block(tail, blk);
+			blk[M_NL] &= n - at == 64 ? ~0ull : (1ull << (n - at)) - 1; /* padding is not text */
+			blk[M_ST] &= n - at == 64 ? ~0ull : (1ull << (n - at)) - 1;
+			blk[M_AP] &= n - at == 64 ? ~0ull : (1ull << (n - at)) - 1;
+		}
+		blk[M_WORD] = blk[M_UP] | blk[M_LO] | blk[M_DG] | blk[M_HI];
+		memcpy(m + k * M__COUNT, blk, sizeof blk);
+	}
+	/* words: letters, digits, bytes >= 0x80, and an apostrophe between a word
+	 * character and a letter (O'Brien, Bell's) */
+	uint64_t carry = 0;
+	for (size_t k = 0; k < nw; k++) {
+		uint64_t *x = m + k * M__COUNT;
+		uint64_t let = x[M_UP] | x[M_LO] | x[M_HI];
+		uint64_t next = k + 1 < nw ? (x[M__COUNT + M_UP] | x[M__COUNT + M_LO] | x[M__COUNT + M_HI]) & 1 : 0;
+		uint64_t w0 = x[M_WORD];
+		if (x[M_AP])
+			x[M_WORD] = w0 | (x[M_AP] & ((w0 << 1) | carry) & ((let >> 1) | (next << 63)));
+		carry = w0 >> 63;
+	}
+	d->mask_words = nw;
+	return 0;
+}
+
+static inline unsigned pop64(uint64_t x)
+{
+	unsigned c = 0;
+	for (; x; x &= x - 1) /* a word has few capitals */
+		c++;
+	return c;
+}
+
+/* The class bits of [a, b) OR-ed per class into r (uppercase counted in *nu). */
+static inline void mask_range(const uint64_t *m, size_t a, size_t b, uint64_t r[M__COUNT], unsigned *nu)
+{
+	while (a < b) {
+		size_t k = a / 64, lo = a % 64, hi = b - k * 64 > 64 ? 64 : b - k * 64;
+		uint64_t sel = (hi == 64 ? ~0ull : (1ull << hi) - 1) & ~((1ull << lo) - 1);
+		const uint64_t *x = m + k * M__COUNT;
+		for (int q = 0; q < M__COUNT; q++)
+			r[q] |= x[q] & sel;
+		if (nu)
+			*nu += pop64(x[M_UP] & sel);
+		a = k * 64 + hi;
+	}
+}
+
+/* First position >= a (< n) whose word bit equals `set`, or n. */
+static inline size_t mask_next(const uint64_t *m, size_t a, size_t n, bool set)
+{
+	while (a < n) {
+		size_t k = a / 64;
+		uint64_t x = set ? m[k * M__COUNT + M_WORD] : ~m[k * M__COUNT + M_WORD];
+		x &= ~0ull << (a % 64);
+		if (x) {
+			size_t p = k * 64 + (size_t)__builtin_ctzll(x);
+			return p < n ? p : n;
+		}
+		a = (k + 1) * 64;
+	}
+	return n;
+}
+
 static int tokenize(struct salus_deid *d)
 {
 	const unsigned char *b = (const unsigned char *)d->b;
-	size_t n = d->n, i = 0;
+	size_t n = d->n;
 	size_t up = 0, lo = 0;
-	bool nl = true, sent = true;
+	int rc = build_masks(d);
+	if (rc)
+		return rc;
+	const uint64_t *m = d->mask;
 	d->ntok = 0;
-	while (i < n) {
-		unsigned char c = b[i];
-		if (!(cclass[c] & CC_WORD)) {
-			if (c == '\n')
-				nl = sent = true;
-			else if (c == '.' || c == '!' || c == '?' || c == ':' || c == ';' || c == '*')
-				sent = true;
-			i++;
-			continue;
-		}
+	size_t pe = 0; /* end of the previous token */
+	for (;;) {
+		size_t s = mask_next(m, pe, n, true);
+		if (s >= n)
+			break;
+		size_t e = mask_next(m, s, n, false);
 		if (d->ntok == d->tok_cap && grow((void **)&d->tok, &d->tok_cap, d->ntok + 1, sizeof *d->tok))
 			return SALUS_ENOMEM;
-		size_t s = i;
-		unsigned nu = 0, acc = 0;
-		for (;;) {
-			c = b[i];
-			uint8_t k = cclass[c];
-			if (!(k & CC_WORD)) {
-				if (c == '\'' && i > s && i + 1 < n && (cclass[b[i + 1]] & (CC_UP | CC_LO | CC_HI)))
-					k = 0; /* O'Brien, Bell's */
-				else
-					break;
-			}
-			acc |= k;
-			nu += k & CC_UP;
-			if (++i == n)
-				break;
+		bool nl, sent, nl_, nd, nx;
+		unsigned nu = 0;
+		size_t k = s / 64;
+		if (pe / 64 == k && (e - 1) / 64 == k) { /* gap and word in one 64-byte block */
+			const uint64_t *x = m + k * M__COUNT;
+			uint64_t gs = (~0ull << (pe % 64)) & ~(~0ull << (s % 64));
+			uint64_t ws = (~0ull << (s % 64)) & (e % 64 ? ~(~0ull << (e % 64)) : ~0ull);
+			nl = pe == 0 || (x[M_NL] & gs);
+			sent = nl || (x[M_ST] & gs);
+			nu = pop64(x[M_UP] & ws);
+			nl_ = x[M_LO] & ws;
+			nd = x[M_DG] & ws;
+			nx = x[M_HI] & ws;
+		} else {
+			uint64_t g[M__COUNT] = {0}, w[M__COUNT] = {0};
+			mask_range(m, pe, s, g, NULL);
+			mask_range(m, s, e, w, &nu);
+			nl = pe == 0 || g[M_NL];
+			sent = nl || g[M_ST];
+			nl_ = w[M_LO];
+			nd = w[M_DG];
+			nx = w[M_HI];
 		}
-		size_t e = i;
-		bool nl_ = acc & CC_LO, nd = acc & CC_DIG, nx = acc & CC_HI;
 		struct tok *t = &d->tok[d->ntok++];
 		t->s = (uint32_t)s;
 		t->e = (uint32_t)e;
@@ -536,7 +726,7 @@ static int tokenize(struct salus_deid *d)
 			up += nu;
 			lo += e - s - nu;
 		}
-		nl = sent = false;
+		pe = e;
 	}
 	if (up + lo < 24)
 		d->nc = CASE_MIXED;
@@ -577,14 +767,26 @@ static inline uint64_t tok_hash(struct salus_deid *d, size_t i)
 	return t->h;
 }
 
+/* deid_dict_lookup through the detector's cache. */
+static inline uint32_t dict_lookup(struct salus_deid *d, uint64_t h)
+{
+	size_t k = (size_t)(h ^ (h >> 29)) & (DCACHE - 1);
+	if (d->dcache[k].h == h && h)
+		return d->dcache[k].f;
+	uint32_t f = deid_dict_lookup(h);
+	d->dcache[k].h = h;
+	d->dcache[k].f = f;
+	return f;
+}
+
 static inline uint32_t tf(struct salus_deid *d, size_t i)
 {
 	struct tok *t = &d->tok[i];
 	if (!(t->f & DF_LOOKED)) {
-		uint32_t f = deid_dict_lookup(tok_hash(d, i));
+		uint32_t f = dict_lookup(d, tok_hash(d, i));
 		size_t n = t->e - t->s;
 		if (!f && n > 3 && lower((unsigned char)d->b[t->e - 1]) == 's') { /* plural of a known word */
-			uint32_t g = deid_dict_lookup(deid_hash_lower(d->b + t->s, n - 1));
+			uint32_t g = dict_lookup(d, deid_hash_lower(d->b + t->s, n - 1));
 			f = g & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR);
 		}
 		t->f = f | DF_LOOKED;
@@ -706,7 +908,7 @@ static void word_before(const struct salus_deid *d, size_t s, char out[16])
 {
 	size_t k = s;
 	out[0] = 0;
-	while (k > 0 && (d->b[k - 1] == ' ' || d->b[k - 1] == '\t' || d->b[k - 1] == ','))
+	while (k > 0 && (d->b[k - 1] == ' ' || d->b[k - 1] == '\t' || d->b[k - 1] == ',' || d->b[k - 1] == ':'))
 		k--;
 	size_t e = k;
 	while (k > 0 && is_alpha((unsigned char)d->b[k - 1]))
@@ -756,7 +958,7 @@ static const char *const score_ctx[] = {"perrl", "perrla", "strength", "pupils",
 					"abg", "vbg", "tablet", "tab", "tabs", "ns", "dose", "cup", "normal", "rales",
 					"crackles", "drop", "psv", "ps", "peep", "cpap", "bipap", "ipap", "epap",
 					"nl", "mae", "lung", "eomi", "equal", "mm", "x", "gcs", "pain", "rate",
-					NULL};
+					"cx", "bcx", "bottles", "bottle", NULL};
 
 /* Is one of the `back` words before byte s, or the word after byte e, in ws? */
 static bool near_word(const struct salus_deid *d, size_t s, size_t e, size_t back, const char *const *ws)
@@ -815,6 +1017,34 @@ static bool in_number_run(const struct salus_deid *d, size_t s, size_t e)
 	return false;
 }
 
+/* A ZIP at [z,e) after the state at s ("Pellston, MI 49769"): the ZIP, and
+ * the capitalised words before ", ST" as the city. */
+static int zip_city(struct salus_deid *d, size_t s, size_t z, size_t e, float conf, uint16_t rule)
+{
+	const char *b = d->b;
+	int rc = push(d, z, e, SALUS_PHI_ZIP, conf, rule);
+	if (rc)
+		return rc;
+	size_t k = s;
+	while (k > 0 && (b[k - 1] == ' ' || b[k - 1] == '\t'))
+		k--;
+	if (k > 0 && b[k - 1] == ',')
+		k--;
+	size_t ti = tok_at(d, k), j = ti, got = 0;
+	while (j > 0 && got < 3) {
+		struct tok *t = &d->tok[j - 1];
+		if (got == 0 ? t->e != k : gap_after(d, j - 1) != GAP_SPACE)
+			break;
+		if ((t->shape != SH_CAP && t->shape != SH_UPPER) || (tf(d, j - 1) & (DF_STREET | DF_STOP)))
+			break;
+		got++;
+		j--;
+	}
+	if (got)
+		return push(d, d->tok[j].s, d->tok[ti - 1].e, SALUS_PHI_LOCATION, 0.85f, RULE_CITY_ZIP);
+	return 0;
+}
+
 static int do_candidate(struct salus_deid *d, const struct cand *c)
 {
 	const struct pat_info *p = &pats[c->pat];
@@ -823,6 +1053,13 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 	char w[16];
 	switch (p->act) {
 	case ACT_SPAN:
+		if (c->pat == PAT_PHONE_INTL) { /* "+3371 LOS", "+1728 for the day": fluid balances */
+			size_t digits = 0;
+			for (size_t k = s; k < e; k++)
+				digits += is_digit((unsigned char)b[k]);
+			if (digits < 8)
+				return 0;
+		}
 		break;
 	case ACT_NUMDATE: {
 		char sep = 0;
@@ -864,6 +1101,12 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 				continue;
 			if ((f & (DF_STOP | DF_ABBR | DF_TITLE | DF_CRED)) ||
 			    ((f & DF_MED) && !(f & (DF_FIRST | DF_LAST | DF_PROPER | DF_PLACE))))
+				return 0;
+			/* "3 UPRBCS. CT": a sentence ends before the "suffix" */
+			if (d->tok[k].e - d->tok[k].s > 2 && b[d->tok[k].e] == '.')
+				return 0;
+			/* "3 EPSIODES ST" in a note without case evidence: words nobody names a street after */
+			if (d->nc != CASE_MIXED && !(f & (DF_PROPER | DF_PLACE | DF_FIRST | DF_LAST)))
 				return 0;
 			words++;
 		}
@@ -921,6 +1164,8 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 				return 0;
 			if (s > 0 && (b[s - 1] == '\'' || b[s - 1] == '.' || is_digit((unsigned char)b[s - 1])))
 				return 0;
+			if (s > 1 && b[s - 1] == '-' && is_digit((unsigned char)b[s - 2]))
+				return 0; /* "70-80'", "10-15'": a range, not a year */
 			e--;
 		}
 		break;
@@ -928,7 +1173,7 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		s = e - 4;
 		unsigned y = num_at(b + s, 4);
 		word_before(d, s, w);
-		if (((y >= 1900 && y < 1960) || (y >= 2000 && y < 2060)) && in_list(w, time_words))
+		if (y / 100 <= 23 && y % 100 <= 59 && in_list(w, time_words)) /* "at 1015 and 1815": times */
 			return 0;
 		word_after(d, e, w);
 		if (in_list(w, units) || (e < n && (b[e] == ':' || b[e] == '-' || b[e] == '/')))
@@ -1022,28 +1267,7 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		size_t z = e;
 		while (z > s && (is_digit((unsigned char)b[z - 1]) || b[z - 1] == '-'))
 			z--;
-		int rc = push(d, z, e, SALUS_PHI_ZIP, p->conf, c->pat);
-		if (rc)
-			return rc;
-		/* City: the capitalised words before ", ST". */
-		size_t k = s;
-		while (k > 0 && (b[k - 1] == ' ' || b[k - 1] == '\t'))
-			k--;
-		if (k > 0 && b[k - 1] == ',')
-			k--;
-		size_t ti = tok_at(d, k), j = ti, got = 0;
-		while (j > 0 && got < 3) {
-			struct tok *t = &d->tok[j - 1];
-			if (got == 0 ? t->e != k : gap_after(d, j - 1) != GAP_SPACE)
-				break;
-			if ((t->shape != SH_CAP && t->shape != SH_UPPER) || (tf(d, j - 1) & (DF_STREET | DF_STOP)))
-				break;
-			got++;
-			j--;
-		}
-		if (got)
-			return push(d, d->tok[j].s, d->tok[ti - 1].e, SALUS_PHI_LOCATION, 0.85f, RULE_CITY_ZIP);
-		return 0;
+		return zip_city(d, s, z, e, p->conf, c->pat);
 	}
 	case ACT_CITY: {
 		size_t k = s;
@@ -1065,13 +1289,18 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		if (!is_alnum((unsigned char)b[s]) && b[s] != ':')
 			s++;
 		break;
-	case ACT_HASHID:
+	case ACT_HASHID: {
 		s++;
 		while (s < e && (b[s] == ' ' || b[s] == '\t'))
 			s++;
-		if (e - s < 4)
+		size_t digits = 0;
+		for (size_t k = s; k < e; k++)
+			digits += is_digit((unsigned char)b[k]);
+		/* "#20fr", "#4PRBC": a size or a count; "pa# 63-70/27-30": pressures */
+		if (e - s < 4 || digits < 3 || in_number_run(d, s, e))
 			return 0;
 		break;
+	}
 	}
 	return push(d, s, e, p->type, p->conf, c->pat);
 }
@@ -1100,6 +1329,74 @@ static bool cap_or_digit(unsigned char c)
 	return is_digit(c) || is_upper(c);
 }
 
+static bool hex_char(unsigned char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Two capitals of a US state or territory code (the ZIP_STATE rule). */
+static bool state_code(const char *p)
+{
+	static const char codes[] = "ALAKAZARCACOCTDEDCFLGAHIIDILINIAKSKYLAMEMDMAMIMNMSMOMTNENVNHNJNMNYNCNDOHOKORPARISCSDTNTXUTVTVAWAWVWIWYPR";
+	for (const char *c = codes; *c; c += 2)
+		if (c[0] == p[0] && c[1] == p[1])
+			return true;
+	return false;
+}
+
+/* Formats that were the most expensive Hyperscan patterns (every dash, colon
+ * or two capitals starts them), checked on tokens: dashed IDs (AB12-34-5678),
+ * full IPv6 addresses, a ZIP after a state code. */
+static int token_formats(struct salus_deid *d, size_t i)
+{
+	const char *b = d->b;
+	const struct tok *t = &d->tok[i];
+	size_t len = t->e - t->s;
+	char after = byte_at(d, t->e);
+	if (after == '-' && len >= 2 && len <= 5 && i + 2 < d->ntok && tok_chars(d, t, cap_or_digit)) {
+		const struct tok *u = &d->tok[i + 1], *v = &d->tok[i + 2];
+		if (u->s == t->e + 1 && u->shape == SH_NUM && u->e - u->s >= 2 && byte_at(d, u->e) == '-' &&
+		    v->s == u->e + 1 && v->e - v->s >= 3 && tok_chars(d, v, cap_or_digit)) {
+			size_t lead = 0, digits = 0;
+			while (v->s + lead < v->e && is_digit((unsigned char)b[v->s + lead]))
+				lead++;
+			for (size_t k = t->s; k < v->e; k++)
+				digits += is_digit((unsigned char)b[k]);
+			if (lead >= 3 && digits >= 7 && !in_number_run(d, t->s, v->e))
+				return push(d, t->s, v->e, SALUS_PHI_ID, 0.7f, RULE_ID_DASHED);
+		}
+	}
+	if (after == ':' && len <= 4 && tok_chars(d, t, hex_char) && (t->s == 0 || b[t->s - 1] != ':')) {
+		size_t j = i, groups = 1;
+		while (groups < 8 && j + 1 < d->ntok && d->tok[j + 1].s == d->tok[j].e + 1 && b[d->tok[j].e] == ':' &&
+		       d->tok[j + 1].e - d->tok[j + 1].s <= 4 && tok_chars(d, &d->tok[j + 1], hex_char)) {
+			j++;
+			groups++;
+		}
+		if (groups == 8)
+			return push(d, t->s, d->tok[j].e, SALUS_PHI_IP, 0.97f, RULE_IPV6_FULL);
+	}
+	if (t->shape == SH_NUM && len == 5 && i > 0) {
+		const struct tok *st = &d->tok[i - 1];
+		size_t k = t->s, sp = 0;
+		while (k > st->e && (b[k - 1] == ' ' || b[k - 1] == '\t') && sp < 3)
+			k--, sp++;
+		if (k > st->e && b[k - 1] == ',')
+			k--;
+		if (k > st->e && b[k - 1] == '.')
+			k--;
+		if (sp >= 1 && sp <= 2 && k == st->e && st->e - st->s == 2 && st->shape == SH_UPPER &&
+		    state_code(b + st->s)) {
+			size_t e = t->e;
+			if (i + 1 < d->ntok && after == '-' && d->tok[i + 1].s == e + 1 && d->tok[i + 1].shape == SH_NUM &&
+			    d->tok[i + 1].e - d->tok[i + 1].s == 4)
+				e = d->tok[i + 1].e;
+			return zip_city(d, st->s, t->s, e, 0.95f, RULE_ZIP_STATE);
+		}
+	}
+	return 0;
+}
+
 static int numeric_rules(struct salus_deid *d)
 {
 	const char *b = d->b;
@@ -1107,6 +1404,8 @@ static int numeric_rules(struct salus_deid *d)
 	for (size_t i = 0; i < d->ntok && !rc; i++) {
 		struct tok *t = &d->tok[i];
 		size_t len = t->e - t->s;
+		if (((t->shape != SH_LOWER && t->shape != SH_CAP) || byte_at(d, t->e) == ':') && (rc = token_formats(d, i)))
+			break;
 		if (t->shape == SH_NUM) {
 			/* groups of digits: "51 516 33 75", "617.555.0199", "4111-1111-1111-1111", "078 05 1120" */
 			char sep = (char)byte_at(d, t->e);
@@ -1163,7 +1462,8 @@ static int numeric_rules(struct salus_deid *d)
 				k++, a2++;
 			while (k < t->e && is_digit((unsigned char)b[k]))
 				k++, dg2++;
-			if (dg >= 2 && a2 >= 1 && a2 <= 3 && dg2 >= 3 && k == t->e) {
+			bool times = a2 == 1 && dg <= 2 && lower((unsigned char)b[t->s + dg]) == 'x'; /* "12x650": vent settings */
+			if (dg >= 2 && a2 >= 1 && a2 <= 3 && dg2 >= 3 && k == t->e && !times) {
 				rc = push(d, t->s, t->e, SALUS_PHI_ID, 0.7f, RULE_NUM_MIXED);
 				continue;
 			}
@@ -1260,7 +1560,8 @@ static bool cont_ok(struct salus_deid *d, size_t i)
 	if (d->nc != CASE_MIXED) {
 		if (t->shape == SH_INIT)
 			return true;
-		return (t->e - t->s >= 4 || nd) && !(f & (DF_COMMON | DF_MED)) && !((f & DF_VOCAB) && !nd);
+		bool first = (f & DF_FIRST) && !(f & DF_COMMON); /* "ANN" is also a medical abbreviation */
+		return (t->e - t->s >= 4 || nd) && !(f & DF_COMMON) && !((f & DF_MED) && !first) && !((f & DF_VOCAB) && !nd);
 	}
 	if (t->shape != SH_CAP && t->shape != SH_UPPER && t->shape != SH_INIT)
 		return false;
@@ -1280,8 +1581,18 @@ static void extend_right(struct salus_deid *d, size_t i, float conf, uint16_t ru
 		enum gap g = gap_after(d, i);
 		bool ok = g == GAP_SPACE || g == GAP_HYPHEN || (g == GAP_DOT && d->tok[i].shape == SH_INIT);
 		bool hy = g == GAP_HYPHEN && tok_alpha(&d->tok[i + 1]) && !(tf(d, i + 1) & (DF_COMMON | DF_STOP));
-		if (!ok || !(cont_ok(d, i + 1) || hy))
+		if (!ok)
 			return;
+		if (!(cont_ok(d, i + 1) || hy)) {
+			/* "Ignatius Murmur": after a first name, a capitalised word is the surname */
+			if (d->nc != CASE_MIXED || g != GAP_SPACE || d->tok[i].shape != SH_CAP || d->tok[i + 1].shape != SH_CAP ||
+			    (d->tok[i + 1].bits & TB_COVERED))
+				return;
+			uint32_t cf = tf(d, i), nf = tf(d, i + 1);
+			if (!(cf & DF_FIRST) || (cf & DF_COMMON) ||
+			    (nf & (F_FUNC | DF_ABBR | DF_LABEL | DF_LOCLABEL | DF_INST | DF_STREET | DF_VERB | DF_LOCVERB)))
+				return;
+		}
 		mark(d, i + 1, SALUS_PHI_NAME, conf, rule);
 		i++;
 	}
@@ -1292,8 +1603,17 @@ static void extend_left(struct salus_deid *d, size_t i, float conf, uint16_t rul
 	while (max-- > 0 && i > 0) {
 		enum gap g = gap_after(d, i - 1);
 		bool ok = g == GAP_SPACE || g == GAP_HYPHEN || (g == GAP_DOT && d->tok[i - 1].shape == SH_INIT);
-		if (!ok || !cont_ok(d, i - 1))
+		if (!ok)
 			return;
+		if (!cont_ok(d, i - 1)) {
+			/* "EARL N. RAND": a first name before a middle initial */
+			if (d->tok[i].shape != SH_INIT || g != GAP_SPACE || d->tok[i - 1].shape == SH_LOWER ||
+			    (d->tok[i - 1].bits & TB_COVERED))
+				return;
+			uint32_t pf = tf(d, i - 1);
+			if (!(pf & DF_FIRST) || (pf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST)))
+				return;
+		}
 		mark(d, i - 1, SALUS_PHI_NAME, conf, rule);
 		i--;
 	}
@@ -1332,8 +1652,8 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 				return;
 			if (f & DF_ABBR)
 				return;
-		} else if ((f & (DF_STOP | DF_ABBR)) ||
-			   ((f & (DF_COMMON | DF_MED | DF_VOCAB)) && !(f & (DF_PLACE | DF_STATE | F_NAME)))) {
+		} else if ((f & (DF_STOP | DF_ABBR)) || ((f & DF_COMMON) && !(f & DF_STATE)) ||
+			   ((f & (DF_MED | DF_VOCAB)) && !(f & (DF_PLACE | DF_STATE)))) {
 			return;
 		}
 		if (f & (F_FUNC | DF_LABEL))
@@ -1378,7 +1698,7 @@ static bool medical_suffix(const struct salus_deid *d, const struct tok *t)
 }
 
 /* Words before a drug, device or lab name (not before a person). */
-static const char *const drug_ctx[] = {"iv", "po", "pr", "sq", "im", "started", "start", "given", "received",
+static const char *const drug_ctx[] = {"iv", "po", "pr", "sq", "im", "on", "started", "start", "given", "received",
 				       "receiving", "dose", "restart", "restarted", "per", "see", "refer", "continue",
 				       "continues", "cont", "dc", "bun", "of", "increase", "increased", "decrease",
 				       "decreased", "wean", "weaning", "off", "double",
@@ -1412,6 +1732,259 @@ static bool drug_list(struct salus_deid *d, size_t i)
 	return false;
 }
 
+/* "Annapolis, MD", "Middle River, MD": capitalised words before ", ST" (a
+ * state code at a word end).  MD, PA, DO are also credentials: then the
+ * words must be a known place or follow a place preposition. */
+static void loc_city_state(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	if (i < 1 || i + 1 >= nt)
+		return;
+	struct tok *st = &d->tok[i + 1];
+	if (st->e - st->s != 2 || st->shape != SH_UPPER || gap_after(d, i) != GAP_COMMA ||
+	    !state_code(d->b + st->s) || (st->e < d->n && is_alnum((unsigned char)d->b[st->e])))
+		return;
+	size_t j = i, got = 0;
+	bool place = false;
+	while (got < 3) {
+		struct tok *t = &d->tok[j];
+		uint32_t f = tf(d, j);
+		if ((t->shape != SH_CAP && t->shape != SH_UPPER) || (t->bits & TB_COVERED) ||
+		    (f & (F_FUNC | DF_ABBR | DF_LABEL | DF_CRED | DF_STREET)) ||
+		    ((f & DF_MED) && !(f & (DF_PLACE | F_NAME))))
+			break;
+		place |= (f & (DF_PLACE | DF_STATE)) != 0;
+		got++;
+		if (j == 0 || gap_after(d, j - 1) != GAP_SPACE)
+			break;
+		j--;
+	}
+	if (!got)
+		return;
+	size_t first = i + 1 - got;
+	bool prep = first > 0 && tok_in(d, first - 1, loc_preps);
+	bool ambiguous = (tf(d, i + 1) & (DF_CRED | DF_ABBR | DF_STOP | DF_COMMON)) ||
+			 tok_in(d, i + 1, (const char *const[]){"in", "or", "me", "hi", "ok", "de", "nd", "pa", "md", NULL});
+	if ((ambiguous || !mixed) && !place && !prep)
+		return;
+	if (d->b[d->tok[i].e + 1] != ' ')
+		return; /* "NT,ND": a list, not an address */
+	for (size_t q = first; q <= i; q++) {
+		struct tok *t = &d->tok[q];
+		if ((place || prep) && t->mtype == SALUS_PHI_NAME + 1 && t->mrule == RULE_CRED)
+			t->mtype = 0; /* "from Annapolis, MD": a place, not a signature */
+		mark(d, q, SALUS_PHI_LOCATION, 0.8f, RULE_CITY_ZIP);
+	}
+	if ((place || prep) && st->mtype == SALUS_PHI_NAME + 1 && st->mrule == RULE_CRED)
+		st->mtype = 0;
+}
+
+/* "to Quartermain 3", "from gh": after to/from/at/on/per, a word in no
+ * list followed by a ward number, or a short unknown word (a hospital's
+ * initials) in a note without case evidence. */
+static void loc_after_prep(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	if (i + 1 >= nt)
+		return;
+	struct tok *p = &d->tok[i];
+	size_t pl = p->e - p->s;
+	if (pl < 2 || pl > 4 || !tok_alpha(p))
+		return;
+	unsigned char c0 = lowtab[(unsigned char)d->b[p->s]];
+	if ((c0 != 't' && c0 != 'f' && c0 != 'a' && c0 != 'o' && c0 != 'p') ||
+	    !tok_in(d, i, (const char *const[]){"to", "from", "at", "on", "per", NULL}))
+		return;
+	size_t j = i + 1;
+	struct tok *u = &d->tok[j];
+	if (u->mtype || (u->bits & TB_COVERED) || !tok_alpha(u) || u->s != p->e + 1)
+		return;
+	if (mixed && u->shape == SH_LOWER &&
+	    !(j + 1 < nt && d->tok[j + 1].shape == SH_NUM && d->tok[j + 1].e - d->tok[j + 1].s == 1))
+		return; /* lower case in a mixed note: only a ward "to brennermoor 4" */
+	uint32_t uf = tf(d, j);
+	if (uf & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | F_FUNC | DF_LABEL |
+		  DF_LOCLABEL | DF_INST | DF_STREET | DF_STATE | DF_VERB | DF_LOCVERB))
+		return;
+	if (mixed && u->shape == SH_LOWER && (uf & ~DF_LOOKED))
+		return; /* a lower-case word in a mixed note: only if in no list at all */
+	size_t ul = u->e - u->s;
+	bool ward = ul >= 4 && j + 1 < nt && d->tok[j + 1].shape == SH_NUM && d->tok[j + 1].e - d->tok[j + 1].s == 1 &&
+		    gap_after(d, j) == GAP_SPACE;
+	if (mixed && u->shape == SH_LOWER && !ward)
+		return;
+	bool initials = !mixed && ul >= 2 && ul <= 4 && !(uf & (F_NAME | DF_PROPER | DF_PLACE)) && !tok_is(d, i, "per") &&
+			!tok_is(d, i, "on") && i > 0 && (tf(d, i - 1) & DF_LOCVERB) && gap_after(d, i - 1) == GAP_SPACE;
+	if (ward || initials)
+		mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
+}
+
+/* "Z. MILLER AWARE", "grace dudak aware", "Earl Rand notified": the words
+ * before "aware" are a person unless they are ordinary words. */
+static void name_aware(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	(void)nt;
+	if (i < 1)
+		return;
+	struct tok *a = &d->tok[i];
+	if (a->e - a->s != 5 || lowtab[(unsigned char)d->b[a->s]] != 'a' || !tok_is(d, i, "aware"))
+		return;
+	size_t k = i - 1;
+	struct tok *t = &d->tok[k];
+	if (t->mtype || (t->bits & TB_COVERED) || !tok_alpha(t) || t->shape == SH_INIT || gap_after(d, k) != GAP_SPACE)
+		return;
+	uint32_t f = tf(d, k);
+	bool nd = f & F_NAME;
+	if (f & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_CRED | DF_ROLE | DF_REL))
+		return;
+	bool init = k > 0 && d->tok[k - 1].shape == SH_INIT && gap_after(d, k - 1) == GAP_DOT; /* "Z. MILLER AWARE" */
+	if ((f & (DF_COMMON | DF_MED)) && !(nd && (init || !(f & DF_COMMON))))
+		return;
+	if ((f & DF_VOCAB) && !nd)
+		return;
+	if (mixed && t->shape == SH_LOWER)
+		return;
+	mark(d, k, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+	if (init && !(tf(d, k - 1) & (DF_STOP | DF_ABBR)))
+		mark(d, k - 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+	extend_left(d, k, 0.7f, RULE_NEIGHBOUR, 2);
+}
+
+/* Addresses without a US street suffix ("at 23100 Ilichova 23 Suite 274
+ * Ljubljana", "lives at 67952 Hofdagata 39, Keflavik"): after at/to/in/
+ * address, a house number, then capitalised words and numbers to the end
+ * of the sentence, with a second number or a unit word among them. */
+static void loc_address(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	if (i < 1 || i + 1 >= nt || !mixed)
+		return;
+	struct tok *h = &d->tok[i];
+	if (h->shape != SH_NUM || h->e - h->s > 6)
+		return;
+	if (!tok_in(d, i - 1, (const char *const[]){"at", "to", "address", "is", "in", "from", NULL}) ||
+	    (d->tok[i - 1].e + 1 != h->s && !(byte_at(d, d->tok[i - 1].e) == ':')) || byte_at(d, h->e) != ' ')
+		return;
+	size_t last = i, caps = 0, nums = 1, unitw = 0;
+	for (size_t j = i + 1; j < nt && j < i + 18; j++) {
+		struct tok *u = &d->tok[j];
+		if (u->bits & TB_NL)
+			break;
+		size_t a = d->tok[j - 1].e;
+		bool stop = a == u->s, dot = false;
+		for (size_t q = a; q < u->s && !stop; q++) {
+			char c = d->b[q];
+			if (c == '.')
+				dot = true;
+			else if (c != ' ' && c != '\t' && c != ',' && c != '#' && c != '-')
+				stop = true;
+		}
+		if (stop || (dot && (d->tok[j - 1].shape == SH_NUM || byte_at(d, a + 1) != ' ')))
+			break;
+		if (dot && d->tok[j - 1].e - d->tok[j - 1].s > 3 && u->shape != SH_NUM && !(tf(d, j - 1) & DF_STREET))
+			break; /* a sentence ends (not "u. 97", "Str.") */
+		uint32_t uf = tf(d, j);
+		if (u->shape == SH_NUM || u->shape == SH_MIX) {
+			nums++;
+		} else if (u->shape == SH_CAP || u->shape == SH_UPPER) {
+			if ((uf & (DF_LABEL | DF_TITLE | DF_VERB | DF_MONTH)) || ((uf & DF_STOP) && u->e - u->s < 3))
+				break;
+			if (tok_in(d, j, (const char *const[]){"suite", "apt", "box", "unit", "floor", NULL}))
+				unitw++;
+			else if (!(uf & (DF_MED | DF_ABBR)) || (uf & (DF_PLACE | DF_STATE)))
+				caps++;
+		} else if (u->shape == SH_LOWER) {
+			if (!tok_in(d, j, (const char *const[]){"de", "la", "du", "van", "der", "von", "e", "y", "del",
+								 "di", "da", "do", "dos", "das", "le", "rue", "u",
+								 "ul", "str", "st", "via", NULL}))
+				break;
+		} else {
+			break;
+		}
+		last = j;
+	}
+	if (caps == 0 || (nums < 2 && !unitw) || last == i)
+		return;
+	for (size_t q = i; q <= last; q++)
+		if (!(d->tok[q].shape == SH_UPPER && d->tok[q].e - d->tok[q].s == 2 && state_code(d->b + d->tok[q].s)))
+			mark(d, q, SALUS_PHI_LOCATION, 0.75f, RULE_LOC_CONTEXT); /* a state code is not PHI */
+	i = last;
+}
+
+/* Signature lines: "anita morris rn", "Jane Q. Roe RN": one to three
+ * words alone on a line before a credential that ends the line. */
+static void name_signature(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	if (i < 1)
+		return;
+	struct tok *c = &d->tok[i];
+	if ((c->bits & TB_NL) || !(i + 1 == nt || (d->tok[i + 1].bits & TB_NL)) || !tok_alpha(c) || c->shape == SH_INIT)
+		return;
+	uint32_t cf = tf(d, i);
+	if (!(cf & DF_CRED) || (mixed && c->shape == SH_CAP))
+		return;
+	size_t k = i, words = 0;
+	bool ok = true;
+	while (k > 0 && words < 4) {
+		struct tok *u = &d->tok[k - 1];
+		uint32_t uf = tf(d, k - 1);
+		enum gap g = gap_after(d, k - 1);
+		if (g != GAP_SPACE && g != GAP_COMMA && g != GAP_DOT)
+			break;
+		if (!tok_alpha(u) || (u->bits & TB_COVERED) ||
+		    (uf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_VERB | DF_LOCVERB)) ||
+		    ((uf & (DF_COMMON | DF_MED | DF_VOCAB)) && !((uf & F_NAME) && !(uf & DF_COMMON)))) {
+			ok = false;
+			break;
+		}
+		words++;
+		k--;
+		if (u->bits & TB_NL)
+			break;
+	}
+	if (!ok || !words || words > 3 || !(d->tok[k].bits & TB_NL) || (words == 1 && d->tok[k].shape == SH_INIT))
+		return;
+	for (size_t q = k; q < i; q++)
+		mark(d, q, SALUS_PHI_NAME, 0.75f, RULE_CRED);
+}
+
+/* "RN (Edward)", "wife (Marguerite)": a name in brackets after a role or relation */
+static void name_paren(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	(void)nt;
+	if (i < 1)
+		return;
+	struct tok *t = &d->tok[i];
+	if (t->s == 0 || d->b[t->s - 1] != '(' || t->mtype || (t->bits & TB_COVERED) || !tok_alpha(t) ||
+	    byte_at(d, t->e) != ')' || t->shape == SH_INIT || (mixed && t->shape == SH_LOWER))
+		return;
+	uint32_t pf = tf(d, i - 1), f = tf(d, i);
+	if (!(pf & (DF_REL | DF_ROLE | DF_CRED)) || d->tok[i - 1].e + 2 < t->s)
+		return;
+	if ((f & (F_FUNC | DF_ABBR | DF_MED | DF_LABEL)) || ((f & (DF_COMMON | DF_VOCAB)) && !(f & F_NAME)))
+		return;
+	mark(d, i, SALUS_PHI_NAME, 0.75f, RULE_PAREN_ROLE);
+}
+
+/* "U Maryland", "Univ of Delmont": a university is a place */
+static void loc_university(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	(void)mixed;
+	if (i + 1 >= nt)
+		return;
+	struct tok *t = &d->tok[i];
+	if ((t->e - t->s != 1 || lowtab[(unsigned char)d->b[t->s]] != 'u' || t->shape != SH_INIT) &&
+	    !tok_is(d, i, "univ"))
+		return;
+	size_t j = i + 1;
+	if (tok_is(d, j, "of") && j + 1 < nt)
+		j++;
+	struct tok *u = &d->tok[j];
+	uint32_t uf = tf(d, j);
+	if (gap_after(d, i) != GAP_SPACE || (u->shape != SH_CAP && u->shape != SH_UPPER) || (u->bits & TB_COVERED) ||
+	    !(uf & (DF_STATE | DF_PLACE)))
+		return;
+	for (size_t q = i; q <= j; q++)
+		mark(d, q, SALUS_PHI_LOCATION, 0.7f, RULE_INST);
+}
+
 static void rules(struct salus_deid *d)
 {
 	size_t nt = d->ntok;
@@ -1440,10 +2013,17 @@ static void rules(struct salus_deid *d)
 		if ((f & DF_TITLE) && (g == GAP_SPACE || g == GAP_DOT) && t->shape != SH_INIT) {
 			uint32_t nf = i + 1 < nt ? tf(d, i + 1) : 0;
 			bool weak = (nf & (DF_COMMON | DF_VOCAB)) && !(nf & F_NAME);
+			/* "Dr. Roost": after a title and its dot a capitalised word is a surname */
+			if (weak && mixed && g == GAP_DOT && d->tok[i + 1].shape == SH_CAP &&
+			    !(nf & (F_FUNC | DF_ABBR | DF_MED | DF_LABEL | DF_INST)))
+				weak = false;
 			if (ctx_name_ok(d, i + 1, weak ? 2 : 3) && !(nf & DF_TITLE)) {
 				mark(d, i + 1, SALUS_PHI_NAME, 0.95f, RULE_TITLE);
 				extend_right(d, i + 1, 0.9f, RULE_TITLE, 3);
-				if (d->tok[i + 1].shape == SH_INIT && i + 2 < nt && cont_ok(d, i + 2))
+				if (d->tok[i + 1].shape == SH_INIT && i + 2 < nt && !d->tok[i + 2].mtype &&
+				    (cont_ok(d, i + 2) || ((tf(d, i + 2) & F_NAME) && tok_alpha(&d->tok[i + 2]) &&
+							   !(tf(d, i + 2) & (F_FUNC | DF_ABBR | DF_LABEL)) &&
+							   !(d->tok[i + 2].bits & TB_COVERED))))
 					mark(d, i + 2, SALUS_PHI_NAME, 0.9f, RULE_TITLE);
 				continue;
 			}
@@ -1497,6 +2077,28 @@ static void rules(struct salus_deid *d)
 				if (ok) {
 					mark(d, j, SALUS_PHI_NAME, c, RULE_RELATION);
 					extend_right(d, j, c, RULE_RELATION, 2);
+					/* "sons Smokey, Morris and Roger": the list goes on */
+					size_t k = j;
+					while (k + 1 < nt && d->tok[k + 1].mtype == SALUS_PHI_NAME + 1)
+						k++;
+					for (int items = 0; mixed && items < 4 && k + 2 < nt; items++) {
+						enum gap gk = gap_after(d, k);
+						size_t x = k + 1;
+						if (gk == GAP_SPACE && tok_is(d, x, "and"))
+							x++;
+						else if (gk == GAP_COMMA && tok_is(d, x, "and"))
+							x++;
+						else if (gk != GAP_COMMA)
+							break;
+						struct tok *u = &d->tok[x];
+						uint32_t uf = tf(d, x);
+						if (u->shape != SH_CAP || u->mtype || (u->bits & TB_COVERED) ||
+						    (uf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_MONTH)) ||
+						    ((uf & (DF_COMMON | DF_MED)) && !(uf & F_NAME)))
+							break;
+						mark(d, x, SALUS_PHI_NAME, c - 0.05f, RULE_RELATION);
+						k = x;
+					}
 				}
 			}
 		}
@@ -1513,7 +2115,10 @@ static void rules(struct salus_deid *d)
 		}
 		/* Credentials: "Bartholomew Murost, MD" / "Jane Doe RN" */
 		if ((f & DF_CRED) && t->shape != SH_LOWER && i > 0 && !(t->e < d->n && d->b[t->e] == '\'') &&
-		    (mixed || (tf(d, i - 1) & F_NAME))) {
+		    (mixed || (tf(d, i - 1) & F_NAME)) &&
+		    /* "RADIAL ALINE, PT." "BIL PT/DP": in a note without case evidence PT, OT, PA... are
+		     * abbreviations unless they end the line */
+		    (mixed || !(f & DF_ABBR) || i + 1 == nt || (d->tok[i + 1].bits & TB_NL))) {
 			enum gap gb = gap_after(d, i - 1);
 			if ((gb == GAP_COMMA || gb == GAP_SPACE) && cont_ok(d, i - 1) && !(tf(d, i - 1) & DF_CRED)) {
 				bool strong = gb == GAP_COMMA || t->shape == SH_UPPER;
@@ -1574,9 +2179,15 @@ static void rules(struct salus_deid *d)
 							     d->tok[e + 2].shape == SH_CAP)) &&
 			       (d->tok[e + 1].shape == SH_CAP || d->tok[e + 1].shape == SH_UPPER || tok_is(d, e + 1, "of")))
 				e++;
-			if (specific >= 2) {
+			/* "taken to Memorial Hospital", "at Union Memorial": after a place
+			 * preposition a name of generic words is a specific place too */
+			bool prep = k > 0 && (tok_in(d, k - 1, loc_preps) || byte_at(d, d->tok[k].s - 2) == '@' ||
+					      (k > 1 && tok_is(d, k - 1, "the") && tok_in(d, k - 2, loc_preps)));
+			if (specific >= 2 || (prep && words >= 1)) {
 				for (size_t q = k; q <= e; q++)
-					mark(d, q, SALUS_PHI_LOCATION, 0.85f, RULE_INST);
+					if (!(prep && specific < 2 && q > k &&
+					      (((tf(d, q) & DF_INST) && !tok_is(d, q, "memorial")) || tok_is(d, q, "medical"))))
+						mark(d, q, SALUS_PHI_LOCATION, 0.85f, RULE_INST);
 				i = e;
 			}
 		}
@@ -1599,6 +2210,16 @@ static void rules(struct salus_deid *d)
 		uint32_t uf = tf(d, j);
 		if (uf & (DF_ABBR | DF_COMMON | DF_VOCAB | DF_MED | DF_STOP | F_FUNC | DF_STATE | DF_INST | DF_PROPER))
 			continue;
+		/* initials are a hospital after a place verb ("transferred to GH") or
+		 * before a unit or department ("GH ER", "GH cath lab") */
+		bool verb = i > 0 && (tf(d, i - 1) & DF_LOCVERB);
+		bool unit = j + 1 < nt && gap_after(d, j) == GAP_SPACE &&
+			    ((tf(d, j + 1) & DF_INST) ||
+			     tok_in(d, j + 1, (const char *const[]){"er", "ed", "ew", "icu", "micu", "ccu", "sicu", "cath", "lab",
+								    "ward", "floor", "unit", NULL}));
+		bool at = tok_is(d, i, "at") && j == i + 1 && (byte_at(d, u->e) == ',' || byte_at(d, u->e) == '.');
+		if (!verb && !unit && !at)
+			continue;
 		mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
 	}
 
@@ -1613,13 +2234,36 @@ static void rules(struct salus_deid *d)
 			continue; /* "A. fib", "I." */
 		struct tok *u = &d->tok[i + 1];
 		uint32_t uf = tf(d, i + 1);
-		if (u->e - u->s < 3 || !cont_ok(d, i + 1) || (uf & (DF_COMMON | DF_VOCAB)) ||
-		    (u->shape != SH_CAP && u->shape != SH_UPPER))
+		bool surname = (uf & F_NAME) && !(uf & DF_COMMON); /* "Z. Miller", "E. WELSH" */
+		if (u->e - u->s < 3 || (!cont_ok(d, i + 1) && !surname) || ((uf & (DF_COMMON | DF_VOCAB)) && !surname) ||
+		    (u->shape != SH_CAP && u->shape != SH_UPPER) || (uf & (F_FUNC | DF_ABBR | DF_LABEL)))
 			continue;
 		if ((uf & DF_MED) && !(uf & F_NAME))
 			continue;
 		mark(d, i, SALUS_PHI_NAME, 0.75f, RULE_NEIGHBOUR);
 		mark(d, i + 1, SALUS_PHI_NAME, 0.75f, RULE_NEIGHBOUR);
+	}
+
+	/* Context rules that each look at a token and its neighbours, in one pass;
+	 * each is tried only on the tokens that can start it. */
+	for (size_t i = 0; i < nt; i++) {
+		const struct tok *t = &d->tok[i];
+		size_t len = t->e - t->s;
+		unsigned char c0 = lowtab[(unsigned char)d->b[t->s]];
+		if (i + 1 < nt && d->tok[i + 1].shape == SH_UPPER && d->tok[i + 1].e - d->tok[i + 1].s == 2)
+			loc_city_state(d, i, nt, mixed);
+		if (len >= 2 && len <= 4 && (c0 == 't' || c0 == 'f' || c0 == 'a' || c0 == 'o' || c0 == 'p'))
+			loc_after_prep(d, i, nt, mixed);
+		if (len == 5 && c0 == 'a')
+			name_aware(d, i, nt, mixed);
+		if (t->shape == SH_NUM)
+			loc_address(d, i, nt, mixed);
+		if (i + 1 == nt || (d->tok[i + 1].bits & TB_NL))
+			name_signature(d, i, nt, mixed);
+		if (t->s > 0 && d->b[t->s - 1] == '(')
+			name_paren(d, i, nt, mixed);
+		if (c0 == 'u' && (len == 1 || len == 4))
+			loc_university(d, i, nt, mixed);
 	}
 
 	/* Dictionary and capitalisation. */
@@ -1642,6 +2286,17 @@ static void rules(struct salus_deid *d)
 				word = true;
 		}
 		size_t len = t->e - t->s;
+		if (f & DF_STATE)
+			word = true; /* a state alone is not PHI under Safe Harbor */
+		/* "FROM ROME", "@ BALTIMORE VA" in a note without case evidence: a
+		 * proper noun or a city after a place preposition */
+		if (!mixed && len >= 4 && (f & (DF_PLACE | DF_PROPER)) &&
+		    !(f & (DF_COMMON | DF_VOCAB | DF_MED | DF_FIRST | DF_ABBR | DF_STOP | DF_MONTH | DF_STATE | F_FUNC)) &&
+		    i > 0 && (tok_in(d, i - 1, (const char *const[]){"in", "from", "to", "at", "near", NULL}) ||
+			      byte_at(d, t->s - 2) == '@' || byte_at(d, t->s - 1) == '@')) {
+			mark(d, i, SALUS_PHI_LOCATION, 0.65f, RULE_CITY_DICT);
+			continue;
+		}
 		if (nd && !word && len >= 2) {
 			if (mixed && t->shape == SH_CAP) {
 				if (!(t->bits & TB_SENT))
@@ -1658,11 +2313,52 @@ static void rules(struct salus_deid *d)
 			   DF_PLACE | DF_STATE | DF_INST | DF_STREET | DF_TITLE | DF_REL | DF_ROLE | DF_CRED | DF_LABEL |
 			   DF_LOCLABEL | DF_VERB | DF_LOCVERB)) &&
 		    !medical_suffix(d, t) && !(i > 0 && tok_in(d, i - 1, drug_ctx)) && !drug_list(d, i) &&
-		    !(i + 1 < nt && d->tok[i + 1].shape == SH_MIX && gap_after(d, i) == GAP_SPACE))
+		    !(i + 1 < nt && d->tok[i + 1].shape == SH_MIX && gap_after(d, i) == GAP_SPACE) &&
+		    /* a dose around it: "10U Lenti", "BUN 10 Creat 0.7", "Natricor .01" */
+		    !(i > 0 && gap_after(d, i - 1) == GAP_SPACE &&
+		      (d->tok[i - 1].shape == SH_MIX ||
+		       (d->tok[i - 1].shape == SH_NUM && i > 1 && (tf(d, i - 2) & DF_ABBR) && !(tf(d, i - 2) & DF_STOP) &&
+			tok_alpha(&d->tok[i - 2])))) &&
+		    !(i + 1 < nt && d->tok[i + 1].shape == SH_NUM &&
+		      (byte_at(d, d->tok[i + 1].e) == '.' || byte_at(d, d->tok[i + 1].s - 1) == '.')))
 			mark(d, i, SALUS_PHI_NAME, 0.55f, RULE_UNKNOWN_CAP);
-		else if (t->shape == SH_CAP && !(t->bits & TB_SENT) && (f & DF_PLACE) && !(f & (DF_COMMON | DF_MED)) &&
-			 i > 0 && tok_in(d, i - 1, loc_preps))
+		else if ((mixed ? t->shape == SH_CAP && !(t->bits & TB_SENT) : len >= 4 && !(f & DF_VOCAB)) &&
+			 (f & DF_PLACE) && !(f & (DF_COMMON | DF_MED)) && i > 0 &&
+			 (tok_in(d, i - 1, loc_preps) || byte_at(d, t->s - 2) == '@' || byte_at(d, t->s - 1) == '@'))
 			mark(d, i, SALUS_PHI_LOCATION, 0.65f, RULE_CITY_DICT);
+	}
+
+	/* Places of several words: "Daytona Beach", "Bel Air", "Middle River",
+	 * "Eastern Shore": a place word next to a place-name suffix or prefix. */
+	static const char *const place_sfx[] = {"beach", "city", "springs", "falls", "park", "heights", "island",
+						"harbor", "harbour", "valley", "river", "hills", "lake", "bay", "point",
+						"shore", "village", "mills", "creek", "junction", "air", "grove", "ridge",
+						"station", "county", NULL};
+	static const char *const place_pfx[] = {"new", "north", "south", "east", "west", "eastern", "western",
+						"northern", "southern", "upper", "lower", "middle", "fort", "ft",
+						"mount", "mt", "port", "san", "santa", "los", "las", "el", "bel",
+						"glen", "saint", "st", "lake", NULL};
+	for (size_t i = 0; i < nt; i++) {
+		struct tok *t = &d->tok[i];
+		if (t->mtype != SALUS_PHI_LOCATION + 1)
+			continue;
+		if (i + 1 < nt && !d->tok[i + 1].mtype && gap_after(d, i) == GAP_SPACE &&
+		    d->tok[i + 1].shape == t->shape && !(d->tok[i + 1].bits & TB_COVERED) && tok_in(d, i + 1, place_sfx))
+			mark(d, i + 1, SALUS_PHI_LOCATION, t->mconf, t->mrule);
+		if (i > 0 && !d->tok[i - 1].mtype && (gap_after(d, i - 1) == GAP_SPACE || gap_after(d, i - 1) == GAP_DOT) &&
+		    d->tok[i - 1].shape == t->shape && !(d->tok[i - 1].bits & TB_COVERED) && tok_in(d, i - 1, place_pfx))
+			mark(d, i - 1, SALUS_PHI_LOCATION, t->mconf, t->mrule);
+	}
+	/* a name read as a place before a suffix: "Daytona Beach" */
+	for (size_t i = 0; i + 1 < nt; i++) {
+		struct tok *t = &d->tok[i];
+		if (t->mtype != SALUS_PHI_NAME + 1 || t->mconf > 0.65f || gap_after(d, i) != GAP_SPACE ||
+		    d->tok[i + 1].mtype || d->tok[i + 1].shape != t->shape || !tok_in(d, i + 1, place_sfx) ||
+		    !tok_in(d, i + 1, (const char *const[]){"beach", "springs", "falls", "heights", "island", "harbor",
+							  "valley", "hills", "creek", NULL}))
+			continue;
+		t->mtype = SALUS_PHI_LOCATION + 1;
+		mark(d, i + 1, SALUS_PHI_LOCATION, t->mconf, t->mrule);
 	}
 
 	/* Neighbours of names (twice: "Bartholomew X Y"). */

@@ -220,6 +220,37 @@ static void test_clinical_lists(void **state)
 	expect("Spoke with Mrs Quarvell about the plan.", "Quarvell", SALUS_PHI_NAME);
 }
 
+/* Rules of the 2026-12 pass; every name and place is invented. */
+static void test_context_rules(void **state)
+{
+	(void)state;
+	/* formats moved from Hyperscan to tokens */
+	expect("Claim QX7-55-1234567 filed.", "QX7-55-1234567", SALUS_PHI_ID);
+	expect("Device at fe80:0:0:0:202:b3ff:fe1e:8329 logged.", "fe80:0:0:0:202:b3ff:fe1e:8329", SALUS_PHI_IP);
+	expect("Mail to Quorvale, WI 53001 please.", "53001", SALUS_PHI_ZIP);
+	expect("Mail to Quorvale, WI 53001 please.", "Quorvale", SALUS_PHI_LOCATION);
+	expect_none("HR 86, NT, ND, BS present.", "NT");
+	/* places */
+	expect("Pt transferred to Brennermoor 4 for telemetry.", "Brennermoor", SALUS_PHI_LOCATION);
+	expect("Old records from Plessingford, MD reviewed.", "Plessingford", SALUS_PHI_LOCATION);
+	expect("Daughter flying in tomorrow from Wexcombe Beach to visit.", "Beach", SALUS_PHI_LOCATION);
+	expect("PT WAS TAKEN TO ORLANDO MEMORIAL LAST NIGHT.", "MEMORIAL", SALUS_PHI_LOCATION);
+	expect("She lives at 4471 Varnokatu 12 Apt. 3 Helmisto with her son.", "Varnokatu", SALUS_PHI_LOCATION);
+	expect("She lives at 4471 Varnokatu 12 Apt. 3 Helmisto with her son.", "Helmisto", SALUS_PHI_LOCATION);
+	expect("Forward to PSC 4410, Box 2231 APO AE 09012 now.", "PSC 4410, Box 2231 APO AE 09012", SALUS_PHI_LOCATION);
+	expect_none("OGT to LCWS draining bilious fluid, abd soft.", "LCWS");
+	expect_none("Started at 20 Dobutamine 5 mcg/kg/min overnight.", "Dobutamine");
+	/* names */
+	expect("TEE DONE, Q. HARTWELL AWARE AND WILL FOLLOW.", "HARTWELL", SALUS_PHI_NAME);
+	expect("Findings d/w Dr. Roost at the bedside.", "Roost", SALUS_PHI_NAME);
+	expect("Contact case manager Ignatius Murmur re: placement.", "Murmur", SALUS_PHI_NAME);
+	expect("Sons Tobiah, Morven and Roger in to visit.", "Roger", SALUS_PHI_NAME);
+	expect("RESP CARE BY EARL N. QUIMBY, RRT", "EARL", SALUS_PHI_NAME);
+	expect("Admitted: 3/3  Discharged: 3/9", "3/3", SALUS_PHI_DATE);
+	expect_none("Cont on Natrivex at .01 mcg/kg/min.", "Natrivex");
+	expect_none("Insulin 10U Lentivar at bedtime.", "Lentivar");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +258,7 @@ int main(void)
 		cmocka_unit_test(test_locations_and_ages), cmocka_unit_test(test_names),
 		cmocka_unit_test(test_unicode_offsets), cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_clinical_lists),
+		cmocka_unit_test(test_context_rules),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
