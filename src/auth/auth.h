@@ -132,6 +132,26 @@ typedef int (*salus_client_cb)(void *ctx, const struct salus_client_info *c);
  * returned.  Unreadable records are skipped.  Errors: SALUS_EIO. */
 int salus_auth_client_list(struct salus_store *st, salus_client_cb cb, void *ctx);
 
+/* ---- SMART Backend Services (backend.c; docs/auth.md "Backend services") ------------------------ */
+
+#define SALUS_JWKS_MAX 65536               /* bytes of a registered JWK Set */
+#define SALUS_JWKS_MAX_KEYS 16             /* keys in one set */
+#define SALUS_RSA_MIN_BITS 2048            /* smallest RSA modulus accepted */
+#define SALUS_ASSERTION_MAX_LIFETIME_S 300 /* a client assertion's exp at most this far ahead (+ leeway) */
+
+/* Register a backend service (client_credentials with private_key_jwt, RFC
+ * 7523): jwks (jwks_n bytes) is a JWK Set {"keys":[...]} of 1..16 public
+ * keys, each RSA (2048..8192 bits; alg RS384 if given) or EC P-384 (alg
+ * ES384 if given), use "sig" and key_ops including "verify" if given, kids
+ * unique.  Private or symmetric key material (d, p, q, dp, dq, qi, oth, k),
+ * other key types and curves are refused.  Only the public members (kty, n,
+ * e / crv, x, y, kid, alg) are stored, in the client's record.  scope as for
+ * salus_auth_client_add.
+ * Errors: SALUS_EINVALID (*why, static and PHI-free), SALUS_EEXISTS,
+ * SALUS_EIO, SALUS_ENOMEM. */
+int salus_auth_backend_add(struct salus_store *st, const char *id, const char *scope, const char *jwks, size_t jwks_n,
+			   const char **why /* OUT, may be NULL */);
+
 /* ---- the auth context ------------------------------------------------------------------------ */
 
 struct salus_auth; /* opaque */
@@ -162,6 +182,8 @@ struct salus_token_response {
 	char *body;        /* JSON (owned; salus_token_response_release frees it) */
 	size_t body_len;
 	bool basic_challenge; /* 401: send `WWW-Authenticate: Basic realm="salus"` */
+	char client_id[SALUS_CLIENT_ID_MAX + 1]; /* client named by a client assertion (as claimed, for the
+						  * audit), or "" (then the Basic header names it) */
 };
 void salus_token_response_release(struct salus_token_response *r);
 
@@ -171,13 +193,16 @@ void salus_token_response_release(struct salus_token_response *r);
  * request body (body_n bytes, not NUL-terminated).
  * Checks, in order: media type and form syntax (percent-decoding, no
  * duplicate parameters) → grant_type present and "client_credentials" →
- * client_secret_basic credentials (client_secret in the body is refused) →
+ * client_secret_basic credentials (client_secret in the body is refused), or
+ * a client assertion (client_assertion_type jwt-bearer + client_assertion,
+ * no Authorization header; see salus_auth_backend_add and docs/auth.md: any
+ * failure is 400 invalid_client) →
  * Argon2id verification (an unknown client is verified against a dummy hash:
  * same cost, no enumeration by timing) → optional `scope` (a subset of the
  * registered scopes; the grant is the intersection) → a signed access token
  * with claims iss, sub, aud, iat, exp, jti, scope, client_id.
  * Answers: 200 {"access_token","token_type":"Bearer","expires_in","scope"};
- * 400 {"error":"invalid_request"|"unsupported_grant_type"|"invalid_scope"};
+ * 400 {"error":"invalid_request"|"unsupported_grant_type"|"invalid_scope"|"invalid_client"};
  * 401 {"error":"invalid_client"} with basic_challenge set.
  * The caller must also send Cache-Control: no-store and Pragma: no-cache.
  * Returns 0 when *out holds an answer; SALUS_ENOMEM / SALUS_EIO /

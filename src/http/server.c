@@ -517,12 +517,16 @@ static void token_work(void *arg)
 		if (tr.basic_challenge)
 			r->www_auth = "Basic realm=\"salus\"";
 	}
-	salus_token_response_release(&tr);
 #ifdef SALUS_BENCH_NO_AUDIT
+	salus_token_response_release(&tr);
 	r->state = REQ_READY;
 	MHD_resume_connection(r->conn);
 #else
-	basic_client_id(header(r, MHD_HTTP_HEADER_AUTHORIZATION), r->client_id);
+	if (tr.client_id[0]) /* named by a client assertion (private_key_jwt) */
+		memcpy(r->client_id, tr.client_id, sizeof tr.client_id);
+	else
+		basic_client_id(header(r, MHD_HTTP_HEADER_AUTHORIZATION), r->client_id);
+	salus_token_response_release(&tr);
 	struct salus_audit_req arq = {
 		.interaction = SALUS_AUDIT_TOKEN,
 		.status = r->frs.status,
@@ -732,13 +736,15 @@ static enum MHD_Result route_smart_config(struct req *r)
 				"{\"issuer\":\"%s\",\"jwks_uri\":\"%s/auth/jwks\","
 				"\"authorization_endpoint\":\"%s/auth/authorize\",\"token_endpoint\":\"%s/auth/token\","
 				"\"introspection_endpoint\":\"%s/auth/introspect\",\"revocation_endpoint\":\"%s/auth/revoke\","
-				"\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\",\"none\"],"
+				"\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\",\"private_key_jwt\",\"none\"],"
+				"\"token_endpoint_auth_signing_alg_values_supported\":[\"RS384\",\"ES384\"],"
 				"\"grant_types_supported\":[\"authorization_code\",\"refresh_token\",\"client_credentials\"],"
 				"\"response_types_supported\":[\"code\"],\"code_challenge_methods_supported\":[\"S256\"],"
 				"\"scopes_supported\":[\"openid\",\"fhirUser\",\"profile\",\"launch/patient\","
 				"\"offline_access\",\"online_access\",\"user/*.cruds\",\"user/*.rs\",\"system/*.cruds\","
 				"\"system/*.rs\",\"system/*.read\",\"system/*.*\"],"
 				"\"capabilities\":[\"launch-standalone\",\"client-public\",\"client-confidential-symmetric\","
+				"\"client-confidential-asymmetric\","
 				"\"sso-openid-connect\",\"context-standalone-patient\",\"permission-offline\","
 				"\"permission-online\",\"permission-user\",\"permission-v1\",\"permission-v2\"]}",
 				r->h->base, r->h->base, r->h->base, r->h->base, r->h->base, r->h->base);
@@ -901,7 +907,8 @@ static enum MHD_Result dispatch(struct req *r)
 				   "\"id_token_signing_alg_values_supported\":[\"EdDSA\"],"
 				   "\"code_challenge_methods_supported\":[\"S256\"],"
 				   "\"grant_types_supported\":[\"authorization_code\",\"refresh_token\",\"client_credentials\"],"
-				   "\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\",\"none\"],"
+				   "\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\",\"private_key_jwt\",\"none\"],"
+				   "\"token_endpoint_auth_signing_alg_values_supported\":[\"RS384\",\"ES384\"],"
 				   "\"scopes_supported\":[\"openid\",\"fhirUser\",\"profile\",\"offline_access\",\"online_access\"],"
 				   "\"claims_supported\":[\"iss\",\"sub\",\"aud\",\"exp\",\"iat\",\"nonce\",\"fhirUser\","
 				   "\"preferred_username\"]}",
