@@ -186,10 +186,8 @@ static int key_check(const json_t *k, json_t *keys, const char **why)
 	/* the library must accept it as a key too (an EC point off the curve, a malformed modulus) */
 	cjose_err err = {0};
 	cjose_jwk_t *jwk = cjose_jwk_import_json((cjose_header_t *)pub, &err);
-	if (!jwk) {
+	if (!jwk) { /* cjose reports some invalid points as CJOSE_ERR_NO_MEMORY: every failure is a refusal */
 		json_decref(pub);
-		if (err.code == CJOSE_ERR_NO_MEMORY)
-			return SALUS_ENOMEM;
 		*why = "a key is not a valid public key";
 		return SALUS_EINVALID;
 	}
