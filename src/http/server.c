@@ -81,6 +81,7 @@ struct req {
 	struct salus_principal who;
 	bool has_who;
 	bool write_audited; /* the write's AuditEvent committed with it (audited_write) */
+	bool preflight;     /* a CORS preflight (OPTIONS) answered with the Allow-* headers */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -106,6 +107,36 @@ static void add_security_headers(struct MHD_Response *resp)
 	MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
 }
 
+/* Routes a browser app on another origin may call with fetch() (SMART App Launch: the
+ * discovery documents, the token endpoint, revocation, the JWKS and the FHIR API).  They
+ * authenticate by the Authorization header or the request body, never by cookies, so
+ * they answer any Origin with `Access-Control-Allow-Origin: *` and no credentials
+ * (docs/security.md "CORS").  The login pages (/auth/authorize, cookie-bound) and
+ * /audit never do. */
+static bool cors_route(const char *u)
+{
+	return !strcmp(u, "/fhir") || !strncmp(u, "/fhir/", 6) || !strcmp(u, "/auth/token") ||
+	       !strcmp(u, "/auth/revoke") || !strcmp(u, "/auth/jwks") || !strcmp(u, "/.well-known/smart-configuration") ||
+	       !strcmp(u, "/.well-known/openid-configuration");
+}
+
+static void add_cors_headers(struct req *r, struct MHD_Response *resp)
+{
+	if (!cors_route(r->url) || !header(r, "Origin"))
+		return;
+	MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+	if (r->preflight) {
+		MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE");
+		MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+					"Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, "
+					"If-Modified-Since, If-None-Exist");
+		MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+	} else {
+		MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+					"Location, Content-Location, ETag, Last-Modified, WWW-Authenticate, Retry-After");
+	}
+}
+
 /* Set an OperationOutcome error as the response. */
 static void set_error(struct req *r, int rc, const char *why)
 {
@@ -124,6 +155,7 @@ static enum MHD_Result send_response(struct req *r)
 		return MHD_NO;
 	}
 	add_security_headers(resp);
+	add_cors_headers(r, resp);
 	if (len || (r->frs.status != 204 && r->frs.status != 304))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 					r->content_type ? r->content_type : "application/fhir+json; charset=utf-8");
@@ -847,6 +879,15 @@ static enum MHD_Result dispatch(struct req *r)
 			set_error(r, SALUS_EINVALID, "control character in the request path");
 			return send_response(r);
 		}
+	if (!strcmp(r->method, "OPTIONS") && cors_route(u) && header(r, "Origin") &&
+	    header(r, "Access-Control-Request-Method")) {
+		/* a CORS preflight: no credentials, nothing read or written, not audited */
+		r->route = "cors-preflight";
+		r->preflight = true;
+		r->frs.status = 204;
+		salus_buf_reset(&r->frs.body);
+		return send_response(r);
+	}
 	if (!strcmp(u, "/fhir") || !strncmp(u, "/fhir/", 6)) {
 		if (!strcmp(u, "/fhir/.well-known/smart-configuration")) {
 			r->route = "smart-configuration";
