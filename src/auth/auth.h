@@ -152,6 +152,15 @@ int salus_auth_client_list(struct salus_store *st, salus_client_cb cb, void *ctx
 int salus_auth_backend_add(struct salus_store *st, const char *id, const char *scope, const char *jwks, size_t jwks_n,
 			   const char **why /* OUT, may be NULL */);
 
+/* Register a backend service whose JWK Set is published at url (an https URL,
+ * at most 512 bytes, no fragment or blanks): the server fetches it when the
+ * client asks for a token (libcurl; https only, no redirects, 5 s, 64 KiB),
+ * checks it as salus_auth_backend_add does, and uses it for the configured
+ * cache time; a kid it does not hold makes it fetch again (at most every 10 s).
+ * The URL is not fetched here.  Errors as salus_auth_backend_add. */
+int salus_auth_backend_add_url(struct salus_store *st, const char *id, const char *scope, const char *url,
+			       const char **why /* OUT, may be NULL */);
+
 /* ---- the auth context ------------------------------------------------------------------------ */
 
 struct salus_auth; /* opaque */
@@ -170,6 +179,12 @@ struct salus_auth; /* opaque */
 int salus_auth_new(struct salus_store *store, const char *key_path, const char *issuer, const char *audience,
 		   int lifetime_s, struct salus_auth **out /* OUT */);
 void salus_auth_free(struct salus_auth *a); /* NULL-safe */
+
+/* How JWK Set URLs are fetched (salus_auth_backend_add_url): ca_file, if not
+ * NULL or "", a PEM file of the CAs to trust instead of the system's; cache_s
+ * how long a fetched set is used (1..86400; the default is 300).
+ * Errors: SALUS_EINVALID, SALUS_ENOMEM. */
+int salus_auth_set_jwks_fetch(struct salus_auth *a, const char *ca_file, int cache_s);
 
 /* The public signing key as a JWK Set {"keys":[...]} for /auth/jwks; new JSON text, salus_free. */
 char *salus_auth_jwks(const struct salus_auth *a);

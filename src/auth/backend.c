@@ -20,6 +20,15 @@
  * secret nobody knows, so client_secret_basic can never succeed for it and
  * costs the same as for any other client.
  *
+ * A client may instead register the URL of its JWK Set (--jwks-url): the set
+ * is fetched with libcurl when a token is asked for (https only, no
+ * redirects, 5 s, 64 KiB), checked like a registered set, and kept in a small
+ * cache (auth.jwks_cache_s, default 300 s) as text; an assertion whose kid the
+ * cached set lacks refetches it (at most every JWKS_REFETCH_S), so a client
+ * can rotate keys by publishing the new one first.  A fetch that fails is a
+ * refusal (fail closed; no stale set is used).  A `jku` header member is
+ * accepted only when it equals the registered URL (SMART Backend Services).
+ *
  * Replay: the assertion's jti is claimed in the store (salus_store_once_claim,
  * namespace "jti", key BLAKE2b-256(client id, jti)) until the assertion's exp
  * plus the leeway; the claim is one job of the single writer (atomic across
@@ -31,7 +40,9 @@
  * seam; everything Salus allocates around it goes through the seam.
  */
 #include <cjose/cjose.h>
+#include <curl/curl.h>
 #include <math.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <string.h>
 #include <time.h>
@@ -51,6 +62,11 @@
 #define KID_MAX 256
 #define JTI_MAX 256
 #define RSA_MAX_BITS 8192
+#define JWKS_URL_MAX 512
+#define JWKS_SLOTS 64            /* cached sets (direct-mapped by client id) */
+#define JWKS_REFETCH_S 10        /* an unknown kid refetches a set at most this often */
+#define JWKS_TIMEOUT_MS 5000     /* whole fetch */
+#define JWKS_CONNECT_MS 3000
 
 /* The algorithms accepted, and the key each needs. */
 enum key_kind { K_RSA, K_EC384 };
@@ -294,6 +310,277 @@ out:
 	return rc;
 }
 
+static bool url_ok(const char *u)
+{
+	size_t n = u ? strlen(u) : 0;
+	if (n <= 8 || n > JWKS_URL_MAX || strncmp(u, "https://", 8) || strchr(u, '#'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)u[i] <= 0x20 || (unsigned char)u[i] >= 0x7f || u[i] == '"' || u[i] == '\\')
+			return false;
+	return true;
+}
+
+int salus_auth_backend_add_url(struct salus_store *st, const char *id, const char *scope, const char *url,
+			       const char **why)
+{
+	const char *dummy;
+	if (!why)
+		why = &dummy;
+	if (!salus_client_id_valid(id)) {
+		*why = "client id must be 1-64 characters of A-Z a-z 0-9 . _ -";
+		return SALUS_EINVALID;
+	}
+	if (!url_ok(url)) {
+		*why = "the JWK Set URL must be an https URL of at most 512 bytes, without fragment or blanks";
+		return SALUS_EINVALID;
+	}
+	struct salus_scopes sc;
+	int rc = scope ? salus_scopes_parse(scope, strlen(scope), &sc) : SALUS_EINVALID;
+	if (rc) {
+		if (rc == SALUS_ENOMEM)
+			return rc;
+		*why = "scope must be SMART resource scopes, e.g. \"system/Patient.rs system/Observation.rs\"";
+		return SALUS_EINVALID;
+	}
+	char *canon = NULL, *val = NULL, *text = NULL;
+	json_t *rec = NULL;
+	rc = salus_scopes_format(&sc, &canon);
+	salus_scopes_release(&sc);
+	if (rc)
+		return rc;
+	rc = salus_store_kv_get(st, "client", id, &val, NULL);
+	salus_free(val);
+	if (rc == 0) {
+		*why = "a client with this id already exists";
+		rc = SALUS_EEXISTS;
+		goto out;
+	}
+	if (rc != SALUS_ENOTFOUND)
+		goto out;
+	char hash[SALUS_PWHASH_LEN], gen[SALUS_B64URL_LEN(16)], created[SALUS_INSTANT_LEN], junk[SALUS_B64URL_LEN(32)];
+	salus_random_token(32, junk, sizeof junk);
+	rc = salus_pwhash(junk, strlen(junk), hash);
+	sodium_memzero(junk, sizeof junk);
+	if (rc)
+		goto out;
+	salus_random_token(16, gen, sizeof gen);
+	salus_instant_format(salus_now_ms(), created);
+	rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", id, "secret_hash", hash, "scope", canon, "created",
+			created, "gen", gen, "auth", "private_key_jwt", "jwks_uri", url);
+	size_t tn = rec ? json_dumpb(rec, NULL, 0, JSON_COMPACT) : 0;
+	if (!tn || !(text = salus_malloc(tn))) {
+		rc = SALUS_ENOMEM;
+		goto out;
+	}
+	json_dumpb(rec, text, tn, JSON_COMPACT);
+	rc = salus_store_kv_put(st, "client", id, text, tn);
+	if (!rc)
+		salus_log(SALUS_LOG_INFO, "auth.client.add", "client=%s auth=private_key_jwt keys=url", id);
+out:
+	salus_free(text);
+	json_decref(rec);
+	salus_free(canon);
+	return rc;
+}
+
+/* ---- fetched JWK Sets ------------------------------------------------------------------------------ */
+
+struct jwks_slot {
+	char client[SALUS_CLIENT_ID_MAX + 1];
+	char url[JWKS_URL_MAX + 1];
+	char *text;         /* the checked set, canonical JSON (owned), or NULL: empty */
+	int64_t fetched_ms; /* when */
+};
+
+struct salus_jwks_cache {
+	pthread_mutex_t lock; /* guards slots */
+	char *ca_file;        /* or NULL: the system's CAs */
+	int cache_s;
+	struct jwks_slot slots[JWKS_SLOTS];
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static bool curl_ready;
+static void curl_start(void)
+{
+	curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+}
+
+int salus_jwks_cache_new(struct salus_jwks_cache **out)
+{
+	struct salus_jwks_cache *c = salus_calloc(1, sizeof *c);
+	if (!c)
+		return SALUS_ENOMEM;
+	if (pthread_mutex_init(&c->lock, NULL)) {
+		salus_free(c);
+		return SALUS_ENOMEM;
+	}
+	c->cache_s = 300;
+	pthread_once(&curl_once, curl_start); /* at start-up, before the server's threads */
+	*out = c;
+	return 0;
+}
+
+void salus_jwks_cache_free(struct salus_jwks_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < JWKS_SLOTS; i++)
+		salus_free(c->slots[i].text);
+	salus_free(c->ca_file);
+	pthread_mutex_destroy(&c->lock);
+	salus_free(c);
+}
+
+int salus_auth_set_jwks_fetch(struct salus_auth *a, const char *ca_file, int cache_s)
+{
+	if (!a || cache_s < 1 || cache_s > 86400)
+		return SALUS_EINVALID;
+	char *ca = ca_file && *ca_file ? salus_strdup(ca_file) : NULL;
+	if (ca_file && *ca_file && !ca)
+		return SALUS_ENOMEM;
+	salus_free(a->jwks->ca_file);
+	a->jwks->ca_file = ca;
+	a->jwks->cache_s = cache_s;
+	return 0;
+}
+
+static size_t slot_of_client(const char *id)
+{
+	unsigned char h[SALUS_HASH_LEN];
+	salus_hash256(id, strlen(id), h);
+	return h[0] % JWKS_SLOTS;
+}
+
+struct fetch_buf {
+	char *p;
+	size_t n;
+	bool over;
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
+{
+	struct fetch_buf *b = ctx;
+	size_t n = size * nmemb;
+	if (b->n + n > SALUS_JWKS_MAX) {
+		b->over = true;
+		return 0; /* aborts the transfer */
+	}
+	memcpy(b->p + b->n, data, n);
+	b->n += n;
+	return n;
+}
+
+/* GET url into a new buffer (≤ SALUS_JWKS_MAX).  0, SALUS_EIO (any failure), SALUS_ENOMEM. */
+static int fetch(const struct salus_jwks_cache *c, const char *url, char **out, size_t *n)
+{
+	if (!curl_ready)
+		return SALUS_EIO;
+	struct fetch_buf b = {salus_malloc(SALUS_JWKS_MAX), 0, false};
+	CURL *h = b.p ? curl_easy_init() : NULL;
+	if (!h) {
+		salus_free(b.p);
+		return SALUS_ENOMEM;
+	}
+	long status = 0;
+	int rc = SALUS_EIO;
+	if (curl_easy_setopt(h, CURLOPT_URL, url) == CURLE_OK &&
+	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https") == CURLE_OK &&
+	    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
+	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)JWKS_TIMEOUT_MS) == CURLE_OK &&
+	    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)JWKS_CONNECT_MS) == CURLE_OK &&
+	    curl_easy_setopt(h, CURLOPT_USERAGENT, "salus") == CURLE_OK &&
+	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK &&
+	    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b) == CURLE_OK &&
+	    (!c->ca_file || curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file) == CURLE_OK) &&
+	    curl_easy_perform(h) == CURLE_OK && curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+	    status == 200 && !b.over && b.n)
+		rc = 0;
+	curl_easy_cleanup(h);
+	if (rc) {
+		salus_free(b.p);
+		salus_log(SALUS_LOG_WARN, "auth.jwks.fetch_failed", "http_status=%ld too_large=%d", status, b.over ? 1 : 0);
+		return rc;
+	}
+	*out = b.p;
+	*n = b.n;
+	return 0;
+}
+
+static bool set_has_kid(const json_t *set, const char *kid)
+{
+	size_t i;
+	json_t *k;
+	json_array_foreach(json_object_get(set, "keys"), i, k)
+	{
+		const char *v = json_string_value(json_object_get(k, "kid"));
+		if (v && !strcmp(v, kid))
+			return true;
+	}
+	return false;
+}
+
+/* The JWK Set of client id published at url (new reference): from the cache while fresh (and,
+ * when kid is not NULL, while it holds kid or was fetched less than JWKS_REFETCH_S ago), else
+ * fetched and checked.  0, SALUS_EUNAUTHORIZED (could not be had, or is not a valid set),
+ * SALUS_ENOMEM. */
+static int url_keys(struct salus_auth *a, const char *id, const char *url, const char *kid, json_t **out)
+{
+	struct salus_jwks_cache *c = a->jwks;
+	struct jwks_slot *sl = &c->slots[slot_of_client(id)];
+	int64_t now = salus_now_ms();
+	char *copy = NULL;
+	pthread_mutex_lock(&c->lock);
+	if (sl->text && !strcmp(sl->client, id) && !strcmp(sl->url, url) && now - sl->fetched_ms < (int64_t)c->cache_s * 1000) {
+		copy = salus_strdup(sl->text);
+		int64_t age = now - sl->fetched_ms;
+		pthread_mutex_unlock(&c->lock);
+		if (!copy)
+			return SALUS_ENOMEM;
+		json_t *set = json_loads(copy, JSON_REJECT_DUPLICATES, NULL);
+		salus_free(copy);
+		if (!set)
+			return SALUS_ENOMEM; /* it parsed when it was stored */
+		if (!kid || set_has_kid(set, kid) || age < JWKS_REFETCH_S * 1000) {
+			*out = set;
+			return 0;
+		}
+		json_decref(set); /* a kid the set does not hold: the client may have rotated */
+	} else {
+		pthread_mutex_unlock(&c->lock);
+	}
+	char *body = NULL;
+	size_t n = 0;
+	int rc = fetch(c, url, &body, &n);
+	if (rc)
+		return rc == SALUS_ENOMEM ? rc : SALUS_EUNAUTHORIZED;
+	json_t *set = NULL;
+	const char *why = NULL;
+	rc = jwks_check(body, n, &set, &why);
+	salus_free(body);
+	if (rc) {
+		if (rc != SALUS_ENOMEM)
+			salus_log(SALUS_LOG_WARN, "auth.jwks.invalid", "client=%s", id);
+		return rc == SALUS_ENOMEM ? rc : SALUS_EUNAUTHORIZED;
+	}
+	char *text = json_dumps(set, JSON_COMPACT);
+	if (!text) {
+		json_decref(set);
+		return SALUS_ENOMEM;
+	}
+	pthread_mutex_lock(&c->lock);
+	salus_free(sl->text);
+	sl->text = text;
+	memcpy(sl->client, id, strlen(id) + 1);
+	memcpy(sl->url, url, strlen(url) + 1);
+	sl->fetched_ms = salus_now_ms();
+	pthread_mutex_unlock(&c->lock);
+	*out = set;
+	return 0;
+}
+
 /* ---- the assertion ------------------------------------------------------------------------------- */
 
 /* A refusal: 400 invalid_client, the reason logged (never sent). */
@@ -396,7 +683,7 @@ int salus_backend_authenticate(struct salus_auth *a, const struct salus_form *f,
 	bool nomem = false;
 	json_t *hdr = segment_json(tok, (size_t)(d1 - tok), hbuf, sizeof hbuf, &nomem);
 	json_t *claims = hdr ? segment_json(d1 + 1, (size_t)(d2 - d1 - 1), pbuf, PAYLOAD_MAX, &nomem) : NULL;
-	json_t *r = NULL;
+	json_t *r = NULL, *fetched = NULL;
 	cjose_jws_t *jws = NULL;
 	char *raw = NULL;
 	size_t raw_n = 0, sig_n = 0;
@@ -411,17 +698,18 @@ int salus_backend_authenticate(struct salus_auth *a, const struct salus_form *f,
 		rc = refuse(out, answered, "format");
 		goto out;
 	}
-	/* the header: alg, kid, typ and nothing else (no jku / jwk / x5u / x5c / crit) */
+	/* the header: alg, kid, typ, jku (checked below) and nothing else (no jwk / x5u / x5c / crit) */
 	const char *name;
 	json_t *v;
 	json_object_foreach(hdr, name, v)
 	{
-		if ((strcmp(name, "alg") && strcmp(name, "kid") && strcmp(name, "typ")) || !json_is_string(v)) {
+		if ((strcmp(name, "alg") && strcmp(name, "kid") && strcmp(name, "typ") && strcmp(name, "jku")) ||
+		    !json_is_string(v)) {
 			rc = refuse(out, answered, "header");
 			goto out;
 		}
 	}
-	const char *alg = jstr(hdr, "alg"), *kid = jstr(hdr, "kid"), *typ = jstr(hdr, "typ");
+	const char *alg = jstr(hdr, "alg"), *kid = jstr(hdr, "kid"), *typ = jstr(hdr, "typ"), *jku = jstr(hdr, "jku");
 	if (alg_kind(alg, &kind)) {
 		rc = refuse(out, answered, "alg");
 		goto out;
@@ -449,7 +737,21 @@ int salus_backend_authenticate(struct salus_auth *a, const struct salus_form *f,
 	}
 	if (rc)
 		goto out;
-	json_t *keys = json_object_get(json_object_get(r, "jwks"), "keys");
+	const char *url = jstr(r, "jwks_uri");
+	if (jku && (!url || strcmp(jku, url))) { /* jku may only name the registered URL */
+		rc = refuse(out, answered, "jku");
+		goto out;
+	}
+	if (url && !json_object_get(r, "jwks")) {
+		rc = url_keys(a, iss, url, kid, &fetched);
+		if (rc == SALUS_ENOMEM)
+			goto out;
+		if (rc) {
+			rc = refuse(out, answered, "jwks_url");
+			goto out;
+		}
+	}
+	json_t *keys = json_object_get(fetched ? fetched : json_object_get(r, "jwks"), "keys");
 	if (!json_is_array(keys)) { /* a client with a secret, or a SMART app */
 		rc = refuse(out, answered, "client");
 		goto out;
@@ -537,6 +839,7 @@ int salus_backend_authenticate(struct salus_auth *a, const struct salus_form *f,
 out:
 	if (jws)
 		cjose_jws_release(jws);
+	json_decref(fetched);
 	json_decref(r);
 	json_decref(hdr);
 	json_decref(claims);

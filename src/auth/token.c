@@ -54,7 +54,7 @@ int salus_auth_new(struct salus_store *store, const char *key_path, const char *
 	if (!(a->token_url = salus_buf_detach(&b, NULL)) ||
 	    !(a->cache = salus_calloc(SALUS_AUTH_CACHE_SLOTS, sizeof *a->cache)))
 		goto out_fail;
-	if ((rc = salus_signkey_load(key_path, &a->key)))
+	if ((rc = salus_signkey_load(key_path, &a->key)) || (rc = salus_jwks_cache_new(&a->jwks)))
 		goto out_fail;
 	/* The dummy hash: the same parameters as real client hashes, of a secret nobody knows. */
 	char junk[33];
@@ -85,6 +85,7 @@ void salus_auth_free(struct salus_auth *a)
 	salus_free(a->issuer);
 	salus_free(a->audience);
 	salus_free(a->token_url);
+	salus_jwks_cache_free(a->jwks);
 	salus_free(a);
 }
 

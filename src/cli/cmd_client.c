@@ -44,7 +44,9 @@ static const char usage_add[] =
 	"usage: salus client add --data DIR --id ID --scope \"SCOPES\" --jwks FILE\n"
 	"Registers a SMART Backend Services client (client_credentials with a signed JWT assertion,\n"
 	"private_key_jwt).  FILE ('-' for standard input) holds a JWK Set {\"keys\":[...]} of 1-16 PUBLIC\n"
-	"keys: RSA of 2048+ bits (RS384) or EC P-384 (ES384).  Private key material is refused.\n";
+	"keys: RSA of 2048+ bits (RS384) or EC P-384 (ES384).  Private key material is refused.\n"
+	"  --jwks-url URL   instead of --jwks: the https URL where the client publishes its JWK Set; the\n"
+	"                   server fetches it when needed (cached [auth] jwks_cache_s, default 300 s).\n";
 static const char usage_list[] =
 	"usage: salus client list --data DIR\n"
 	"Lists the registered clients, one per line: id, scope and creation time, tab-separated.\n"
@@ -54,7 +56,7 @@ static const char usage_remove[] =
 	"Removes a client.  Its access tokens stop working at once, also in a running server.\n";
 
 struct opts {
-	const char *data, *id, *scope, *secret_file, *redirect_uri, *jwks;
+	const char *data, *id, *scope, *secret_file, *redirect_uri, *jwks, *jwks_url;
 	bool public_client;
 };
 
@@ -84,6 +86,8 @@ static int parse(const char *name, const char *usage, int argc, char **argv, str
 			dst = &o->secret_file;
 		else if (!strcmp(a, "--jwks"))
 			dst = &o->jwks;
+		else if (!strcmp(a, "--jwks-url"))
+			dst = &o->jwks_url;
 		if (!dst)
 			return salus_cli_fail(name, 2, "unexpected argument '%s' (see salus %s --help)", a, name);
 		if (i + 1 >= argc)
@@ -193,10 +197,23 @@ static int add_backend(const char *name, const struct opts *o)
 {
 	if (!o->id || !o->scope)
 		return salus_cli_fail(name, 2, "--id and --scope are required (see --help)");
-	if (o->secret_file || o->redirect_uri || o->public_client)
-		return salus_cli_fail(name, 2, "--jwks cannot be combined with --secret-file, --redirect-uri or --public");
+	if (o->secret_file || o->redirect_uri || o->public_client || (o->jwks && o->jwks_url))
+		return salus_cli_fail(name, 2, "--jwks or --jwks-url, without --secret-file, --redirect-uri or --public");
 	if (salus_crypto_init())
 		return salus_cli_fail(name, 1, "libsodium failed to initialise");
+	if (o->jwks_url) {
+		struct salus_store *ust = NULL;
+		int urc = open_store(name, o->data, &ust);
+		if (urc)
+			return urc;
+		const char *uwhy = NULL;
+		urc = salus_auth_backend_add_url(ust, o->id, o->scope, o->jwks_url, &uwhy);
+		salus_store_free(ust);
+		if (urc)
+			return salus_cli_fail(name, 1, "%s", uwhy ? uwhy : salus_err_msg(urc));
+		printf("backend client %s registered (private_key_jwt, JWK Set URL)\n", o->id);
+		return 0;
+	}
 	static char jwks[SALUS_JWKS_MAX];
 	size_t n = 0;
 	int rc = read_small_file(o->jwks, jwks, sizeof jwks, &n);
@@ -225,7 +242,7 @@ static int cmd_add(int argc, char **argv)
 	int rc = parse(name, usage_add, argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc;
-	if (o.jwks)
+	if (o.jwks || o.jwks_url)
 		return add_backend(name, &o);
 	if (o.redirect_uri)
 		return add_app(name, &o);
@@ -279,7 +296,7 @@ static int cmd_list(int argc, char **argv)
 	int rc = parse(name, usage_list, argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc;
-	if (o.id || o.scope || o.secret_file || o.jwks)
+	if (o.id || o.scope || o.secret_file || o.jwks || o.jwks_url)
 		return salus_cli_fail(name, 2, "list takes only --data (see --help)");
 	struct salus_store *st = NULL;
 	if ((rc = open_store(name, o.data, &st)))
@@ -298,7 +315,7 @@ static int cmd_remove(int argc, char **argv)
 	int rc = parse(name, usage_remove, argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc;
-	if (!o.id || o.scope || o.secret_file || o.jwks)
+	if (!o.id || o.scope || o.secret_file || o.jwks || o.jwks_url)
 		return salus_cli_fail(name, 2, "remove takes --data and --id (see --help)");
 	struct salus_store *st = NULL;
 	if ((rc = open_store(name, o.data, &st)))

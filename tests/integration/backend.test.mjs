@@ -9,10 +9,11 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
-import { salus, startServer } from './lib/server.mjs';
+import { freePort, salus, startServer } from './lib/server.mjs';
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 let s;
@@ -20,6 +21,9 @@ let full; // token of a secret-based client with every scope (writes the test da
 let tokenUrl;
 const keys = {}; // name -> {alg, kid, privateKey, publicJwk}
 let patientId;
+let jwksServer, jwksPort;
+let served = { keys: [] }; // what the JWKS server answers (an object, or a status number)
+let fetches = 0;
 
 async function makeKey(name, alg) {
   const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
@@ -71,7 +75,12 @@ function refused(r, what) {
 }
 
 before(async () => {
-  s = await startServer({ clients: [{ id: 'full', scope: 'system/*.cruds' }] });
+  // JWK Set URLs: trust the test's JWKS server (it uses the data directory's own certificate),
+  // and keep fetched sets 2 s so that rotation can be tested quickly
+  s = await startServer({
+    clients: [{ id: 'full', scope: 'system/*.cruds' }],
+    serveArgs: ['--auth.jwks_ca_file', 'tls/cert.pem', '--auth.jwks_cache_s', '2'],
+  });
   full = await s.token('full');
   tokenUrl = `${s.base}/auth/token`;
   await makeKey('rsa', 'RS384');
@@ -91,6 +100,7 @@ before(async () => {
   patientId = p.json.id;
 });
 after(async () => {
+  await new Promise((resolve) => (jwksServer ? jwksServer.close(resolve) : resolve()));
   await s?.stop();
 });
 
@@ -324,5 +334,73 @@ describe('audit', () => {
     assert.ok(ok >= 5, `issued events: ${ok}`);
     assert.ok(bad >= 10, `refusal events: ${bad}`);
     for (const e of events) assert.ok(!JSON.stringify(e).includes('eyJ'), 'no assertion or token text in the event');
+  });
+});
+
+describe('JWK Set URL (--jwks-url)', () => {
+  before(async () => {
+    jwksPort = await freePort();
+    const tls = { key: fs.readFileSync(path.join(s.dir, 'tls', 'key.pem')), cert: fs.readFileSync(path.join(s.dir, 'tls', 'cert.pem')) };
+    jwksServer = https.createServer(tls, (req, res) => {
+      fetches++;
+      if (typeof served === 'number') {
+        res.writeHead(served);
+        return res.end();
+      }
+      res.writeHead(200, { 'content-type': 'application/jwk-set+json' });
+      return res.end(JSON.stringify(served));
+    });
+    await new Promise((resolve) => jwksServer.listen(jwksPort, '127.0.0.1', resolve));
+    await makeKey('url1', 'ES384');
+    await makeKey('url2', 'RS384');
+  });
+  const url = () => `https://127.0.0.1:${jwksPort}/jwks.json`;
+
+  test('registration: https only, not both --jwks and --jwks-url', async () => {
+    let r = await salus(['client', 'add', '--data', s.dir, '--id', 'bk-http', '--scope', 'system/Patient.rs', '--jwks-url', 'http://127.0.0.1/jwks']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /https URL/);
+    r = await salus(['client', 'add', '--data', s.dir, '--id', 'bk-both', '--scope', 'system/Patient.rs', '--jwks-url', url(), '--jwks', writeJwks('x', [keys.ec.publicJwk])]);
+    assert.equal(r.code, 2);
+    r = await salus(['client', 'add', '--data', s.dir, '--id', 'bk-url', '--scope', 'system/Patient.rs', '--jwks-url', url()]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  test('the set is fetched, cached for the cache time, then fetched again (rotation)', async () => {
+    served = { keys: [keys.url1.publicJwk] };
+    fetches = 0;
+    let r = await withAssertion(await assertion('bk-url', keys.url1));
+    assert.equal(r.status, 200, r.body);
+    const read = await s.request('GET', `/fhir/Patient/${patientId}`, { token: r.json.access_token });
+    assert.equal(read.status, 200);
+    r = await withAssertion(await assertion('bk-url', keys.url1));
+    assert.equal(r.status, 200);
+    assert.equal(fetches, 1, 'the second request used the cached set');
+    // jku naming the registered URL is accepted; any other jku is not
+    r = await withAssertion(await assertion('bk-url', keys.url1, { header: { jku: url() } }));
+    assert.equal(r.status, 200, r.body);
+    refused(await withAssertion(await assertion('bk-url', keys.url1, { header: { jku: `${url()}?other` } })), 'other jku');
+    // rotation: the client publishes a new key and drops the old one
+    served = { keys: [keys.url2.publicJwk] };
+    await new Promise((res) => setTimeout(res, 2100)); // past the 2 s cache time
+    r = await withAssertion(await assertion('bk-url', keys.url2));
+    assert.equal(r.status, 200, r.body);
+    refused(await withAssertion(await assertion('bk-url', keys.url1)), 'the dropped key');
+  });
+
+  test('a set that cannot be had, or is not acceptable, refuses the request', async () => {
+    await new Promise((res) => setTimeout(res, 2100));
+    served = 404;
+    refused(await withAssertion(await assertion('bk-url', keys.url2)), 'JWKS 404');
+    served = { keys: [await exportJWK(keys.url2.privateKey)] };
+    refused(await withAssertion(await assertion('bk-url', keys.url2)), 'JWKS with a private key');
+    served = { keys: [keys.url2.publicJwk] };
+    jwksServer.closeAllConnections?.();
+    const r = await withAssertion(await assertion('bk-url', keys.url2));
+    assert.equal(r.status, 200, r.body);
+    // an unreachable URL
+    const dead = await freePort();
+    assert.equal((await salus(['client', 'add', '--data', s.dir, '--id', 'bk-dead', '--scope', 'system/Patient.rs', '--jwks-url', `https://127.0.0.1:${dead}/jwks`])).code, 0);
+    refused(await withAssertion(await assertion('bk-dead', keys.url2)), 'unreachable');
   });
 });
