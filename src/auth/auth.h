@@ -132,6 +132,35 @@ typedef int (*salus_client_cb)(void *ctx, const struct salus_client_info *c);
  * returned.  Unreadable records are skipped.  Errors: SALUS_EIO. */
 int salus_auth_client_list(struct salus_store *st, salus_client_cb cb, void *ctx);
 
+/* ---- SMART Backend Services (backend.c; docs/auth.md "Backend services") ------------------------ */
+
+#define SALUS_JWKS_MAX 65536               /* bytes of a registered JWK Set */
+#define SALUS_JWKS_MAX_KEYS 16             /* keys in one set */
+#define SALUS_RSA_MIN_BITS 2048            /* smallest RSA modulus accepted */
+#define SALUS_ASSERTION_MAX_LIFETIME_S 300 /* a client assertion's exp at most this far ahead (+ leeway) */
+
+/* Register a backend service (client_credentials with private_key_jwt, RFC
+ * 7523): jwks (jwks_n bytes) is a JWK Set {"keys":[...]} of 1..16 public
+ * keys, each RSA (2048..8192 bits; alg RS384 if given) or EC P-384 (alg
+ * ES384 if given), use "sig" and key_ops including "verify" if given, kids
+ * unique.  Private or symmetric key material (d, p, q, dp, dq, qi, oth, k),
+ * other key types and curves are refused.  Only the public members (kty, n,
+ * e / crv, x, y, kid, alg) are stored, in the client's record.  scope as for
+ * salus_auth_client_add.
+ * Errors: SALUS_EINVALID (*why, static and PHI-free), SALUS_EEXISTS,
+ * SALUS_EIO, SALUS_ENOMEM. */
+int salus_auth_backend_add(struct salus_store *st, const char *id, const char *scope, const char *jwks, size_t jwks_n,
+			   const char **why /* OUT, may be NULL */);
+
+/* Register a backend service whose JWK Set is published at url (an https URL,
+ * at most 512 bytes, no fragment or blanks): the server fetches it when the
+ * client asks for a token (libcurl; https only, no redirects, 5 s, 64 KiB),
+ * checks it as salus_auth_backend_add does, and uses it for the configured
+ * cache time; a kid it does not hold makes it fetch again (at most every 10 s).
+ * The URL is not fetched here.  Errors as salus_auth_backend_add. */
+int salus_auth_backend_add_url(struct salus_store *st, const char *id, const char *scope, const char *url,
+			       const char **why /* OUT, may be NULL */);
+
 /* ---- the auth context ------------------------------------------------------------------------ */
 
 struct salus_auth; /* opaque */
@@ -161,6 +190,12 @@ void salus_auth_free(struct salus_auth *a); /* NULL-safe */
 typedef int (*salus_auth_context_fn)(void *ctx, const char *fhir_user, char out[SALUS_MAX_ID + 1]);
 void salus_auth_set_context(struct salus_auth *a, salus_auth_context_fn fn, void *ctx);
 
+/* How JWK Set URLs are fetched (salus_auth_backend_add_url): ca_file, if not
+ * NULL or "", a PEM file of the CAs to trust instead of the system's; cache_s
+ * how long a fetched set is used (1..86400; the default is 300).
+ * Errors: SALUS_EINVALID, SALUS_ENOMEM. */
+int salus_auth_set_jwks_fetch(struct salus_auth *a, const char *ca_file, int cache_s);
+
 /* The public signing key as a JWK Set {"keys":[...]} for /auth/jwks; new JSON text, salus_free. */
 char *salus_auth_jwks(const struct salus_auth *a);
 
@@ -172,6 +207,8 @@ struct salus_token_response {
 	char *body;        /* JSON (owned; salus_token_response_release frees it) */
 	size_t body_len;
 	bool basic_challenge; /* 401: send `WWW-Authenticate: Basic realm="salus"` */
+	char client_id[SALUS_CLIENT_ID_MAX + 1]; /* client named by a client assertion (as claimed, for the
+						  * audit), or "" (then the Basic header names it) */
 };
 void salus_token_response_release(struct salus_token_response *r);
 
@@ -181,13 +218,16 @@ void salus_token_response_release(struct salus_token_response *r);
  * request body (body_n bytes, not NUL-terminated).
  * Checks, in order: media type and form syntax (percent-decoding, no
  * duplicate parameters) → grant_type present and "client_credentials" →
- * client_secret_basic credentials (client_secret in the body is refused) →
+ * client_secret_basic credentials (client_secret in the body is refused), or
+ * a client assertion (client_assertion_type jwt-bearer + client_assertion,
+ * no Authorization header; see salus_auth_backend_add and docs/auth.md: any
+ * failure is 400 invalid_client) →
  * Argon2id verification (an unknown client is verified against a dummy hash:
  * same cost, no enumeration by timing) → optional `scope` (a subset of the
  * registered scopes; the grant is the intersection) → a signed access token
  * with claims iss, sub, aud, iat, exp, jti, scope, client_id.
  * Answers: 200 {"access_token","token_type":"Bearer","expires_in","scope"};
- * 400 {"error":"invalid_request"|"unsupported_grant_type"|"invalid_scope"};
+ * 400 {"error":"invalid_request"|"unsupported_grant_type"|"invalid_scope"|"invalid_client"};
  * 401 {"error":"invalid_client"} with basic_challenge set.
  * The caller must also send Cache-Control: no-store and Pragma: no-cache.
  * Returns 0 when *out holds an answer; SALUS_ENOMEM / SALUS_EIO /

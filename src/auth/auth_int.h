@@ -83,6 +83,8 @@ struct salus_auth {
 	struct salus_signkey *key;
 	char *issuer;
 	char *audience;
+	char *token_url; /* issuer + "/auth/token": the aud a client assertion must name */
+	struct salus_jwks_cache *jwks; /* fetched JWK Sets of backend clients (backend.c) */
 	int lifetime;
 	char dummy_hash[SALUS_PWHASH_LEN]; /* Argon2id of a random secret, for unknown clients */
 	struct salus_users *users;         /* the user registry (authorization code grant), or NULL */
@@ -99,6 +101,22 @@ bool salus_form_media_type(const char *ct);
 /* grant_type authorization_code and refresh_token (oauth.c), form already parsed. */
 int salus_oauth_grant(struct salus_auth *a, const char *authorization, const struct salus_form *f,
 		      struct salus_token_response *out);
+
+/* Sign an access token for a client and answer 200 (token.c). */
+int salus_token_issue(struct salus_auth *a, const char *client_id, const char *gen, const char *scope,
+		      struct salus_token_response *out);
+/* private_key_jwt (backend.c): authenticate a client_credentials request by its
+ * client assertion (form already parsed; the caller has checked that no
+ * Authorization header was sent).  0 with *answered false and *rec the
+ * client's record (new reference); 0 with *answered true when *out holds the
+ * refusal (400 invalid_client); SALUS_ENOMEM / SALUS_EIO. */
+int salus_backend_authenticate(struct salus_auth *a, const struct salus_form *f, json_t **rec /* OUT */,
+			       struct salus_token_response *out, bool *answered /* OUT */);
+
+/* The JWK Set cache of an auth context (backend.c). */
+struct salus_jwks_cache;
+int salus_jwks_cache_new(struct salus_jwks_cache **out /* OUT */);
+void salus_jwks_cache_free(struct salus_jwks_cache *c); /* NULL-safe */
 
 /* Client record read and parse: on success *rec is a new JSON object and
  * *raw the stored bytes (owned).  Errors: SALUS_ENOTFOUND, SALUS_EIO, SALUS_ENOMEM. */

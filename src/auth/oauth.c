@@ -524,7 +524,8 @@ static int authorize_get(struct salus_auth *a, salus_param_fn get, void *gc, str
 	}
 	if ((rc = kv_json_put(a->store, TX_NS, txid, tx)))
 		goto out;
-	snprintf(out->set_cookie, sizeof out->set_cookie, CSRF_COOKIE "=%s; Path=/auth/; Secure; HttpOnly; SameSite=Strict; Max-Age=%d",
+	/* a __Host- cookie must have Path=/ (and Secure, no Domain), or browsers drop it */
+	snprintf(out->set_cookie, sizeof out->set_cookie, CSRF_COOKIE "=%s; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=%d",
 		 csrf, SALUS_AUTHZ_TX_S);
 	rc = step_page(out, txid, tx, "login", NULL);
 out:

@@ -42,10 +42,19 @@ int salus_auth_new(struct salus_store *store, const char *key_path, const char *
 		goto out_fail;
 	}
 	rc = SALUS_ENOMEM;
-	if (!(a->audience = salus_buf_detach(&b, NULL)) || !(a->issuer = salus_strdup(issuer)) ||
+	if (!(a->audience = salus_buf_detach(&b, NULL)) || !(a->issuer = salus_strdup(issuer)))
+		goto out_fail;
+	size_t in = strlen(issuer);
+	while (in && issuer[in - 1] == '/')
+		in--;
+	salus_buf_init(&b, 4096);
+	if ((rc = salus_buf_add(&b, issuer, in)) || (rc = salus_buf_adds(&b, "/auth/token")))
+		goto out_fail;
+	rc = SALUS_ENOMEM;
+	if (!(a->token_url = salus_buf_detach(&b, NULL)) ||
 	    !(a->cache = salus_calloc(SALUS_AUTH_CACHE_SLOTS, sizeof *a->cache)))
 		goto out_fail;
-	if ((rc = salus_signkey_load(key_path, &a->key)))
+	if ((rc = salus_signkey_load(key_path, &a->key)) || (rc = salus_jwks_cache_new(&a->jwks)))
 		goto out_fail;
 	/* The dummy hash: the same parameters as real client hashes, of a secret nobody knows. */
 	char junk[33];
@@ -81,6 +90,8 @@ void salus_auth_free(struct salus_auth *a)
 	salus_signkey_free(a->key);
 	salus_free(a->issuer);
 	salus_free(a->audience);
+	salus_free(a->token_url);
+	salus_jwks_cache_free(a->jwks);
 	salus_free(a);
 }
 
@@ -165,8 +176,8 @@ static int authenticate(struct salus_auth *a, const char *id, const char *secret
 	return 0;
 }
 
-static int issue(struct salus_auth *a, const char *client_id, const char *gen, const char *scope,
-		 struct salus_token_response *out)
+int salus_token_issue(struct salus_auth *a, const char *client_id, const char *gen, const char *scope,
+		      struct salus_token_response *out)
 {
 	char jti[SALUS_B64URL_LEN(18)];
 	salus_random_token(18, jti, sizeof jti);
@@ -221,10 +232,18 @@ int salus_auth_token(struct salus_auth *a, const char *authorization, const char
 		rc = salus_token_error(out, 400, "unsupported_grant_type");
 		goto out_form;
 	}
-	if (salus_form_get(&f, "client_secret") || salus_form_get(&f, "client_assertion")) {
-		/* Only client_secret_basic for now; two methods at once is invalid_request (§2.3). */
+	bool assertion = salus_form_get(&f, "client_assertion") || salus_form_get(&f, "client_assertion_type");
+	if (salus_form_get(&f, "client_secret") || (assertion && authorization)) {
+		/* client_secret_post is not supported; two methods at once is invalid_request (§2.3). */
 		rc = authorization ? salus_token_error(out, 400, "invalid_request") : salus_token_error(out, 401, "invalid_client");
 		goto out_form;
+	}
+	if (assertion) { /* private_key_jwt (backend.c): SMART Backend Services */
+		bool answered;
+		rc = salus_backend_authenticate(a, &f, &rec, out, &answered);
+		if (rc || answered)
+			goto out_form;
+		goto authenticated;
 	}
 	if ((rc = salus_basic_parse(authorization, id, &secret, &secret_n))) {
 		rc = rc == SALUS_ENOMEM ? rc : salus_token_error(out, 401, "invalid_client");
@@ -242,7 +261,7 @@ int salus_auth_token(struct salus_auth *a, const char *authorization, const char
 	}
 	if (rc)
 		goto out_secret;
-
+authenticated:
 	if (json_object_get(rec, "redirect_uris")) { /* a SMART app: authorization code only (oauth.c) */
 		rc = salus_token_error(out, 400, "unauthorized_client");
 		goto out_rec;
@@ -266,7 +285,8 @@ int salus_auth_token(struct salus_auth *a, const char *authorization, const char
 	}
 	if (rc)
 		goto out_rec;
-	rc = issue(a, id, json_string_value(json_object_get(rec, "gen")), granted, out);
+	rc = salus_token_issue(a, json_string_value(json_object_get(rec, "id")), json_string_value(json_object_get(rec, "gen")),
+			       granted, out);
 	salus_free(granted);
 out_rec:
 	json_decref(rec);

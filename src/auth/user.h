@@ -177,6 +177,12 @@ int salus_user_set_role(struct salus_users *u, const char *username, enum salus_
 /* The otpauth:// URI of an enrolment (Key Uri Format: issuer, SHA1, 6
  * digits, 30 s), into out (cap bytes).  Errors: SALUS_ETOOLARGE. */
 int salus_totp_uri(const char *issuer, const char *username, const char *secret_b32, char *out /* OUT */, size_t cap);
+/* That URI as a QR code in an SVG image (qr.c; libqrencode, error correction
+ * level M, a quiet zone of 4 modules, one SVG unit per module, drawn 8 px per
+ * module).  The image holds the TOTP secret: write it only to a private file.
+ * *out is new text (salus_free), *n its length.
+ * Errors: SALUS_EINVALID (empty or over 1024 bytes), SALUS_ENOMEM. */
+int salus_totp_qr_svg(const char *uri, char **out /* OUT */, size_t *n /* OUT */);
 
 /* ---- login --------------------------------------------------------------------------------------- */
 

@@ -25,7 +25,8 @@
 
 static const char usage_main[] =
 	"usage: salus client add|list|remove --data DIR [OPTIONS]   (salus client SUBCOMMAND --help)\n"
-	"Registers, lists and removes OAuth 2.0 confidential clients (client credentials grant).\n";
+	"Registers, lists and removes OAuth 2.0 clients: confidential clients (client credentials with a\n"
+	"secret), SMART Backend Services (client credentials with a signed JWT) and SMART apps.\n";
 static const char usage_add[] =
 	"usage: salus client add --data DIR --id ID --scope \"SCOPES\" --secret-file FILE\n"
 	"Registers a confidential client.  Its secret is read from FILE ('-' for standard input; one\n"
@@ -38,7 +39,14 @@ static const char usage_add[] =
 	"usage: salus client add --data DIR --id ID --scope \"SCOPES\" --redirect-uri URI [--public] [--secret-file F]\n"
 	"Registers a SMART app (authorization code + PKCE S256).  SCOPES may include user/ and patient/\n"
 	"scopes, openid fhirUser profile offline_access online_access launch/patient.  --public: no secret\n"
-	"(browser or native app); otherwise the secret is read from F, or generated and printed once.\n";
+	"(browser or native app); otherwise the secret is read from F, or generated and printed once.\n"
+	"\n"
+	"usage: salus client add --data DIR --id ID --scope \"SCOPES\" --jwks FILE\n"
+	"Registers a SMART Backend Services client (client_credentials with a signed JWT assertion,\n"
+	"private_key_jwt).  FILE ('-' for standard input) holds a JWK Set {\"keys\":[...]} of 1-16 PUBLIC\n"
+	"keys: RSA of 2048+ bits (RS384) or EC P-384 (ES384).  Private key material is refused.\n"
+	"  --jwks-url URL   instead of --jwks: the https URL where the client publishes its JWK Set; the\n"
+	"                   server fetches it when needed (cached [auth] jwks_cache_s, default 300 s).\n";
 static const char usage_list[] =
 	"usage: salus client list --data DIR\n"
 	"Lists the registered clients, one per line: id, scope and creation time, tab-separated.\n"
@@ -48,7 +56,7 @@ static const char usage_remove[] =
 	"Removes a client.  Its access tokens stop working at once, also in a running server.\n";
 
 struct opts {
-	const char *data, *id, *scope, *secret_file, *redirect_uri;
+	const char *data, *id, *scope, *secret_file, *redirect_uri, *jwks, *jwks_url;
 	bool public_client;
 };
 
@@ -76,6 +84,10 @@ static int parse(const char *name, const char *usage, int argc, char **argv, str
 			dst = &o->scope;
 		else if (!strcmp(a, "--secret-file"))
 			dst = &o->secret_file;
+		else if (!strcmp(a, "--jwks"))
+			dst = &o->jwks;
+		else if (!strcmp(a, "--jwks-url"))
+			dst = &o->jwks_url;
 		if (!dst)
 			return salus_cli_fail(name, 2, "unexpected argument '%s' (see salus %s --help)", a, name);
 		if (i + 1 >= argc)
@@ -148,6 +160,81 @@ static int add_app(const char *name, const struct opts *o)
 	return 0;
 }
 
+/* Read a whole (non-secret) file, at most cap bytes; '-' is standard input.  0, SALUS_ENOTFOUND,
+ * SALUS_ETOOLARGE or SALUS_EIO. */
+static int read_small_file(const char *path, char *buf, size_t cap, size_t *n)
+{
+	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
+	if (fd < 0)
+		return SALUS_ENOTFOUND;
+	size_t got = 0;
+	int rc = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + got, cap - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = SALUS_EIO;
+			break;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+		if (got == cap) {
+			char c;
+			rc = read(fd, &c, 1) > 0 ? SALUS_ETOOLARGE : 0;
+			break;
+		}
+	}
+	if (fd)
+		close(fd);
+	*n = got;
+	return rc;
+}
+
+/* salus client add ... --jwks FILE: a SMART Backend Services client (auth.h). */
+static int add_backend(const char *name, const struct opts *o)
+{
+	if (!o->id || !o->scope)
+		return salus_cli_fail(name, 2, "--id and --scope are required (see --help)");
+	if (o->secret_file || o->redirect_uri || o->public_client || (o->jwks && o->jwks_url))
+		return salus_cli_fail(name, 2, "--jwks or --jwks-url, without --secret-file, --redirect-uri or --public");
+	if (salus_crypto_init())
+		return salus_cli_fail(name, 1, "libsodium failed to initialise");
+	if (o->jwks_url) {
+		struct salus_store *ust = NULL;
+		int urc = open_store(name, o->data, &ust);
+		if (urc)
+			return urc;
+		const char *uwhy = NULL;
+		urc = salus_auth_backend_add_url(ust, o->id, o->scope, o->jwks_url, &uwhy);
+		salus_store_free(ust);
+		if (urc)
+			return salus_cli_fail(name, 1, "%s", uwhy ? uwhy : salus_err_msg(urc));
+		printf("backend client %s registered (private_key_jwt, JWK Set URL)\n", o->id);
+		return 0;
+	}
+	static char jwks[SALUS_JWKS_MAX];
+	size_t n = 0;
+	int rc = read_small_file(o->jwks, jwks, sizeof jwks, &n);
+	if (rc == SALUS_ENOTFOUND)
+		return salus_cli_fail(name, 1, "cannot open the JWK Set file %s", o->jwks);
+	if (rc == SALUS_ETOOLARGE)
+		return salus_cli_fail(name, 1, "the JWK Set file is larger than 64 KiB");
+	if (rc)
+		return salus_cli_fail(name, 1, "cannot read the JWK Set file %s", o->jwks);
+	struct salus_store *st = NULL;
+	if ((rc = open_store(name, o->data, &st)))
+		return rc;
+	const char *why = NULL;
+	rc = salus_auth_backend_add(st, o->id, o->scope, jwks, n, &why);
+	salus_store_free(st);
+	if (rc)
+		return salus_cli_fail(name, 1, "%s", why ? why : salus_err_msg(rc));
+	printf("backend client %s registered (private_key_jwt)\n", o->id);
+	return 0;
+}
+
 static int cmd_add(int argc, char **argv)
 {
 	const char *name = "client add";
@@ -155,6 +242,8 @@ static int cmd_add(int argc, char **argv)
 	int rc = parse(name, usage_add, argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc;
+	if (o.jwks || o.jwks_url)
+		return add_backend(name, &o);
 	if (o.redirect_uri)
 		return add_app(name, &o);
 	if (o.public_client)
@@ -207,7 +296,7 @@ static int cmd_list(int argc, char **argv)
 	int rc = parse(name, usage_list, argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc;
-	if (o.id || o.scope || o.secret_file)
+	if (o.id || o.scope || o.secret_file || o.jwks || o.jwks_url)
 		return salus_cli_fail(name, 2, "list takes only --data (see --help)");
 	struct salus_store *st = NULL;
 	if ((rc = open_store(name, o.data, &st)))
@@ -226,7 +315,7 @@ static int cmd_remove(int argc, char **argv)
 	int rc = parse(name, usage_remove, argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc;
-	if (!o.id || o.scope || o.secret_file)
+	if (!o.id || o.scope || o.secret_file || o.jwks || o.jwks_url)
 		return salus_cli_fail(name, 2, "remove takes --data and --id (see --help)");
 	struct salus_store *st = NULL;
 	if ((rc = open_store(name, o.data, &st)))

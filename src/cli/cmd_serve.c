@@ -103,6 +103,12 @@ int salus_cmd_serve(int argc, char **argv)
 		salus_cli_fail("serve", 1, "cannot load the token key: %s", salus_err_msg(rc));
 		goto out_store;
 	}
+	char jwks_ca[SALUS_PATH_MAX] = "";
+	if ((cfg.jwks_ca_file[0] && salus_config_path(&cfg, cfg.jwks_ca_file, jwks_ca)) ||
+	    (rc = salus_auth_set_jwks_fetch(auth, jwks_ca, cfg.jwks_cache_s))) {
+		salus_cli_fail("serve", 1, "bad [auth] jwks_ca_file or jwks_cache_s");
+		goto out_auth;
+	}
 	/* users (auth/user.h): the pepper is created for data directories from before it existed */
 	char pepper[SALUS_PATH_MAX];
 	if (salus_config_path(&cfg, "keys/pepper.key", pepper) ||

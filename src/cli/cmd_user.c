@@ -22,6 +22,7 @@
 #include "cli/secret_file.h"
 #include "cli/store_open.h"
 #include "core/clock.h"
+#include "core/alloc.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/limits.h"
@@ -35,9 +36,12 @@ static const char usage_main[] =
 static const char usage_add[] =
 	"usage: salus user add --data DIR --username U --role ROLE --password-file F\n"
 	"                      [--practitioner ID | --patient ID | --related-person ID] [--totp-secret-out FILE]\n"
+	"                      [--totp-qr-out FILE.svg]\n"
 	"Adds a user.  The password is read from F ('-': standard input; one trailing newline dropped),\n"
 	"must be 12..1024 bytes, not common, not containing the username.  A TOTP secret and 10 recovery\n"
-	"codes are provisioned and shown once; --totp-secret-out writes the base32 secret to FILE (0600).\n"
+	"codes are provisioned and shown once; --totp-secret-out writes the base32 secret to FILE (0600),\n"
+	"--totp-qr-out the enrolment QR code as an SVG image (0600; open it in a browser or print it and\n"
+	"hand it to the user, then delete it: it holds the secret).  On a terminal the QR code is also printed.\n"
 	"  --practitioner ID  the user's FHIR Practitioner (staff roles)\n"
 	"  --patient ID       the user's FHIR Patient (role patient)\n"
 	"  --related-person ID  the user's FHIR RelatedPerson (role related-person: proxy access to\n"
@@ -49,7 +53,7 @@ static const char usage_disable[] =
 	"usage: salus user disable --data DIR --username U\n"
 	"Disables a user: no more logins; sessions and tokens end at once.\n";
 static const char usage_reset[] =
-	"usage: salus user reset-mfa --data DIR --username U [--totp-secret-out FILE]\n"
+	"usage: salus user reset-mfa --data DIR --username U [--totp-secret-out FILE] [--totp-qr-out FILE.svg]\n"
 	"New TOTP secret and recovery codes (shown once); clears a lockout; ends the user's sessions.\n";
 static const char usage_role[] =
 	"usage: salus user set-role --data DIR --username U --role ROLE\n"
@@ -62,7 +66,7 @@ static const char usage_revoke[] =
 	"Ends one session, or every session of a user.\n";
 
 struct opts {
-	const char *data, *username, *role, *password_file, *practitioner, *patient, *related, *totp_out, *id;
+	const char *data, *username, *role, *password_file, *practitioner, *patient, *related, *totp_out, *qr_out, *id;
 };
 
 static int parse(const char *name, const char *usage, int argc, char **argv, struct opts *o)
@@ -79,6 +83,7 @@ static int parse(const char *name, const char *usage, int argc, char **argv, str
 		{"--patient", offsetof(struct opts, patient)},
 		{"--related-person", offsetof(struct opts, related)},
 		{"--totp-secret-out", offsetof(struct opts, totp_out)},
+		{"--totp-qr-out", offsetof(struct opts, qr_out)},
 		{"--id", offsetof(struct opts, id)},
 	};
 	for (int i = 1; i < argc; i++) {
@@ -153,11 +158,22 @@ static void print_qr(const char *text)
 	QRcode_free(q);
 }
 
+/* Write n bytes to a new private file (0600; an existing file is truncated, a symlink refused). */
+static bool write_private(const char *path, const char *p, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	bool ok = fd >= 0 && fchmod(fd, 0600) == 0 && write(fd, p, n) == (ssize_t)n && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
 static int show_enrolment(const char *name, const char *username, const struct salus_mfa_enrolment *m,
-			  const char *totp_out)
+			  const char *totp_out, const char *qr_out)
 {
 	char uri[512];
-	if (salus_totp_uri("Salus", username, m->secret_b32, uri, sizeof uri) == 0) {
+	bool have_uri = salus_totp_uri("Salus", username, m->secret_b32, uri, sizeof uri) == 0;
+	if (have_uri) {
 		printf("TOTP enrolment for %s (scan with an authenticator app; shown once):\n%s\n", username, uri);
 		if (isatty(STDOUT_FILENO))
 			print_qr(uri);
@@ -174,6 +190,17 @@ static int show_enrolment(const char *name, const char *username, const struct s
 			close(fd);
 		if (!ok)
 			return salus_cli_fail(name, 1, "cannot write %s", totp_out);
+	}
+	/* last, so that a failure here still leaves the enrolment printed above */
+	if (qr_out) {
+		char *svg = NULL;
+		size_t n = 0;
+		bool ok = have_uri && salus_totp_qr_svg(uri, &svg, &n) == 0 && write_private(qr_out, svg, n);
+		if (svg)
+			sodium_memzero(svg, n);
+		salus_free(svg);
+		if (!ok)
+			return salus_cli_fail(name, 1, "cannot write the QR code to %s", qr_out);
 	}
 	return 0;
 }
@@ -225,7 +252,7 @@ static int cmd_add(int argc, char **argv)
 		return salus_cli_fail(name, 1, "%s", why ? why : salus_err_msg(rc));
 	printf("user %s added (role %s%s)\n", o.username, o.role,
 	       salus_role_is_staff(role) ? "; MFA required at first login" : "");
-	rc = show_enrolment(name, o.username, &m, o.totp_out);
+	rc = show_enrolment(name, o.username, &m, o.totp_out, o.qr_out);
 	salus_mfa_enrolment_clear(&m);
 	return rc;
 }
@@ -261,7 +288,7 @@ static int cmd_simple(const char *name, const char *usage, int argc, char **argv
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	bool role = !strcmp(name, "user set-role"), reset = !strcmp(name, "user reset-mfa");
-	if (!o.username || (role != (o.role != NULL)) || (!reset && o.totp_out))
+	if (!o.username || (role != (o.role != NULL)) || (!reset && (o.totp_out || o.qr_out)))
 		return salus_cli_fail(name, 2, "missing or unexpected options (see salus %s --help)", name);
 	enum salus_role r = SALUS_ROLE_ADMIN;
 	if (role && salus_role_parse(o.role, &r))
@@ -284,7 +311,7 @@ static int cmd_simple(const char *name, const char *usage, int argc, char **argv
 	if (rc)
 		return salus_cli_fail(name, 1, "%s", why ? why : salus_err_msg(rc));
 	if (reset) {
-		rc = show_enrolment(name, o.username, &m, o.totp_out);
+		rc = show_enrolment(name, o.username, &m, o.totp_out, o.qr_out);
 		salus_mfa_enrolment_clear(&m);
 		return rc;
 	}

@@ -31,6 +31,7 @@ void salus_config_defaults(struct salus_config *c, const char *dir)
 	snprintf(c->store_uri, sizeof c->store_uri, "sqlite:salus.db");
 	snprintf(c->token_key, sizeof c->token_key, "keys/token.key");
 	c->token_lifetime = 900;
+	c->jwks_cache_s = 300;
 	snprintf(c->log_level, sizeof c->log_level, "info");
 	snprintf(c->kek_source, sizeof c->kek_source, "file");
 	snprintf(c->kek_file, sizeof c->kek_file, "keys/kek.key");
@@ -83,6 +84,8 @@ int salus_config_set(struct salus_config *c, const char *key, const char *v)
 	STR("store.uri", store_uri)
 	STR("auth.token_key", token_key)
 	INT("auth.token_lifetime", token_lifetime, 300, 3600)
+	STR("auth.jwks_ca_file", jwks_ca_file)
+	INT("auth.jwks_cache_s", jwks_cache_s, 1, 86400)
 	if (!strcmp(key, "keys.kek_source")) {
 		if (strcmp(v, "file") && strcmp(v, "passphrase") && strcmp(v, "command"))
 			return SALUS_EINVALID;
@@ -225,11 +228,14 @@ int salus_config_write(const struct salus_config *c, const char *path)
 		"uri = %s\n\n"
 		"[auth]\n"
 		"token_key = %s\n"
-		"token_lifetime = %d              ; access-token lifetime in seconds (300..3600)\n\n"
+		"token_lifetime = %d              ; access-token lifetime in seconds (300..3600)\n"
+		"jwks_ca_file = %s                  ; PEM CAs for backend clients' --jwks-url (empty: the system's)\n"
+		"jwks_cache_s = %d                ; seconds a fetched JWK Set is used (1..86400)\n\n"
 		"[log]\n"
 		"level = %s\n",
 		c->listen, c->base_url, c->threads, c->max_body, c->max_connections, c->idle_timeout, c->rate_limit, c->tls_cert,
-		c->tls_key, c->tls_priorities, c->store_uri, c->token_key, c->token_lifetime, c->log_level);
+		c->tls_key, c->tls_priorities, c->store_uri, c->token_key, c->token_lifetime, c->jwks_ca_file, c->jwks_cache_s,
+		c->log_level);
 	fprintf(f,
 		"\n[keys]\n"
 		"; encryption at rest (docs/security.md): where the key-encryption key (KEK) comes from\n"

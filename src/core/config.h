@@ -37,6 +37,8 @@ struct salus_config {
 	/* [auth] */
 	char token_key[SALUS_PATH_MAX];  /* Ed25519 signing key file */
 	int token_lifetime;              /* seconds, 300..3600 */
+	char jwks_ca_file[SALUS_PATH_MAX];/* PEM CAs trusted for backend clients' JWK Set URLs ("" = the system's) */
+	int jwks_cache_s;                /* how long a fetched JWK Set is used, 1..86400 */
 	/* [log] */
 	char log_level[16];              /* debug|info|warn|error */
 	/* [keys] (encryption at rest; docs/security.md) */

@@ -85,6 +85,7 @@ struct req {
 	bool has_who;
 	struct salus_policy pol; /* the access decision (policy/policy.h), given to the FHIR layer */
 	bool write_audited; /* the write's AuditEvent committed with it (audited_write) */
+	bool preflight;     /* a CORS preflight (OPTIONS) answered with the Allow-* headers */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -110,6 +111,36 @@ static void add_security_headers(struct MHD_Response *resp)
 	MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
 }
 
+/* Routes a browser app on another origin may call with fetch() (SMART App Launch: the
+ * discovery documents, the token endpoint, revocation, the JWKS and the FHIR API).  They
+ * authenticate by the Authorization header or the request body, never by cookies, so
+ * they answer any Origin with `Access-Control-Allow-Origin: *` and no credentials
+ * (docs/security.md "CORS").  The login pages (/auth/authorize, cookie-bound) and
+ * /audit never do. */
+static bool cors_route(const char *u)
+{
+	return !strcmp(u, "/fhir") || !strncmp(u, "/fhir/", 6) || !strcmp(u, "/auth/token") ||
+	       !strcmp(u, "/auth/revoke") || !strcmp(u, "/auth/jwks") || !strcmp(u, "/.well-known/smart-configuration") ||
+	       !strcmp(u, "/.well-known/openid-configuration");
+}
+
+static void add_cors_headers(struct req *r, struct MHD_Response *resp)
+{
+	if (!cors_route(r->url) || !header(r, "Origin"))
+		return;
+	MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+	if (r->preflight) {
+		MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE");
+		MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+					"Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, "
+					"If-Modified-Since, If-None-Exist");
+		MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+	} else {
+		MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+					"Location, Content-Location, ETag, Last-Modified, WWW-Authenticate, Retry-After");
+	}
+}
+
 /* Set an OperationOutcome error as the response. */
 static void set_error(struct req *r, int rc, const char *why)
 {
@@ -128,6 +159,7 @@ static enum MHD_Result send_response(struct req *r)
 		return MHD_NO;
 	}
 	add_security_headers(resp);
+	add_cors_headers(r, resp);
 	if (len || (r->frs.status != 204 && r->frs.status != 304))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 					r->content_type ? r->content_type : "application/fhir+json; charset=utf-8");
@@ -562,12 +594,16 @@ static void token_work(void *arg)
 		if (tr.basic_challenge)
 			r->www_auth = "Basic realm=\"salus\"";
 	}
-	salus_token_response_release(&tr);
 #ifdef SALUS_BENCH_NO_AUDIT
+	salus_token_response_release(&tr);
 	r->state = REQ_READY;
 	MHD_resume_connection(r->conn);
 #else
-	basic_client_id(header(r, MHD_HTTP_HEADER_AUTHORIZATION), r->client_id);
+	if (tr.client_id[0]) /* named by a client assertion (private_key_jwt) */
+		memcpy(r->client_id, tr.client_id, sizeof tr.client_id);
+	else
+		basic_client_id(header(r, MHD_HTTP_HEADER_AUTHORIZATION), r->client_id);
+	salus_token_response_release(&tr);
 	struct salus_audit_req arq = {
 		.interaction = SALUS_AUDIT_TOKEN,
 		.status = r->frs.status,
@@ -883,13 +919,15 @@ static enum MHD_Result route_smart_config(struct req *r)
 				"{\"issuer\":\"%s\",\"jwks_uri\":\"%s/auth/jwks\","
 				"\"authorization_endpoint\":\"%s/auth/authorize\",\"token_endpoint\":\"%s/auth/token\","
 				"\"introspection_endpoint\":\"%s/auth/introspect\",\"revocation_endpoint\":\"%s/auth/revoke\","
-				"\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\",\"none\"],"
+				"\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\",\"private_key_jwt\",\"none\"],"
+				"\"token_endpoint_auth_signing_alg_values_supported\":[\"RS384\",\"ES384\"],"
 				"\"grant_types_supported\":[\"authorization_code\",\"refresh_token\",\"client_credentials\"],"
 				"\"response_types_supported\":[\"code\"],\"code_challenge_methods_supported\":[\"S256\"],"
 				"\"scopes_supported\":[\"openid\",\"fhirUser\",\"profile\",\"launch/patient\","
 				"\"offline_access\",\"online_access\",\"patient/*.rs\",\"user/*.cruds\",\"user/*.rs\",\"system/*.cruds\","
 				"\"system/*.rs\",\"system/*.read\",\"system/*.*\"],"
 				"\"capabilities\":[\"launch-standalone\",\"client-public\",\"client-confidential-symmetric\","
+				"\"client-confidential-asymmetric\","
 				"\"sso-openid-connect\",\"context-standalone-patient\",\"permission-offline\","
 				"\"permission-online\",\"permission-patient\",\"permission-user\",\"permission-v1\",\"permission-v2\"]}",
 				r->h->base, r->h->base, r->h->base, r->h->base, r->h->base, r->h->base);
@@ -1048,6 +1086,15 @@ static enum MHD_Result dispatch(struct req *r)
 			set_error(r, SALUS_EINVALID, "control character in the request path");
 			return send_response(r);
 		}
+	if (!strcmp(r->method, "OPTIONS") && cors_route(u) && header(r, "Origin") &&
+	    header(r, "Access-Control-Request-Method")) {
+		/* a CORS preflight: no credentials, nothing read or written, not audited */
+		r->route = "cors-preflight";
+		r->preflight = true;
+		r->frs.status = 204;
+		salus_buf_reset(&r->frs.body);
+		return send_response(r);
+	}
 	if (!strcmp(u, "/fhir") || !strncmp(u, "/fhir/", 6)) {
 		if (!strcmp(u, "/fhir/.well-known/smart-configuration")) {
 			r->route = "smart-configuration";
@@ -1118,7 +1165,8 @@ static enum MHD_Result dispatch(struct req *r)
 				   "\"id_token_signing_alg_values_supported\":[\"EdDSA\"],"
 				   "\"code_challenge_methods_supported\":[\"S256\"],"
 				   "\"grant_types_supported\":[\"authorization_code\",\"refresh_token\",\"client_credentials\"],"
-				   "\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\",\"none\"],"
+				   "\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\",\"private_key_jwt\",\"none\"],"
+				   "\"token_endpoint_auth_signing_alg_values_supported\":[\"RS384\",\"ES384\"],"
 				   "\"scopes_supported\":[\"openid\",\"fhirUser\",\"profile\",\"offline_access\",\"online_access\"],"
 				   "\"claims_supported\":[\"iss\",\"sub\",\"aud\",\"exp\",\"iat\",\"nonce\",\"fhirUser\","
 				   "\"preferred_username\"]}",

@@ -247,6 +247,17 @@ typedef int (*salus_kv_cb)(void *ctx, const char *key, const char *val, size_t n
 /* Every key of a namespace in key order; non-zero from cb stops and is returned. */
 int salus_store_kv_list(struct salus_store *s, const char *ns, salus_kv_cb cb, void *ctx);
 
+/* One-time values (store_once.c): claim (ns, key) until exp_s (seconds since
+ * the epoch).  0 when the value was not claimed before, or its earlier claim
+ * has expired (exp <= now_s); SALUS_EEXISTS when a claim is still live.
+ * Atomic across threads and processes (one job of the single writer) and
+ * durable on return.  Each call also removes a few expired claims.  Used for
+ * the `jti` replay cache of JWT client assertions (auth).  ns and key are
+ * short ASCII strings as for kv.
+ * Errors: SALUS_EEXISTS, SALUS_EINVALID (bad argument, exp_s <= now_s, or not
+ * a SQLite store), SALUS_EIO, SALUS_EBUSY, SALUS_ENOMEM. */
+int salus_store_once_claim(struct salus_store *s, const char *ns, const char *key, int64_t exp_s, int64_t now_s);
+
 /* ---- the audit log (an append-only Merkle log; src/audit/ and docs/audit.md) -------------------
  *
  * Events are appended through the same single writer and group commit as

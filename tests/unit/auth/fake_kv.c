@@ -4,6 +4,8 @@
  * salus_store).  fake_kv_fail makes every call fail with SALUS_EIO.
  */
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -111,6 +113,37 @@ int salus_store_kv_list(struct salus_store *s, const char *ns, salus_kv_cb cb, v
 			return rc;
 		last = best->key;
 	}
+}
+
+/* One-time values, kept as kv entries in a namespace of their own ("once:" + ns)
+ * whose value is the expiry as decimal text; the mutex makes the claim atomic. */
+int salus_store_once_claim(struct salus_store *s, const char *ns, const char *key, int64_t exp_s, int64_t now_s)
+{
+	(void)s;
+	if (failing)
+		return SALUS_EIO;
+	if (!ns || !key || exp_s <= now_s)
+		return SALUS_EINVALID;
+	char full[300], val[32];
+	snprintf(full, sizeof full, "once:%s", ns);
+	int n = snprintf(val, sizeof val, "%lld", (long long)exp_s);
+	pthread_mutex_lock(&mu);
+	struct ent **e = find(full, key);
+	int rc = 0;
+	if (*e && strtoll((*e)->val, NULL, 10) > now_s) {
+		rc = SALUS_EEXISTS;
+	} else {
+		if (!*e) {
+			*e = salus_calloc(1, sizeof **e);
+			(*e)->ns = salus_strdup(full);
+			(*e)->key = salus_strdup(key);
+		}
+		salus_free((*e)->val);
+		(*e)->val = salus_strndup(val, (size_t)n);
+		(*e)->n = (size_t)n;
+	}
+	pthread_mutex_unlock(&mu);
+	return rc;
 }
 
 void fake_kv_clear(void)

@@ -571,6 +571,71 @@ static int kv_cb(void *ctx, const char *key, const char *val, size_t n)
 	return 0;
 }
 
+/* One-time values (salus_store_once_claim): once per live claim, again after expiry, atomic
+ * across threads, durable across a reopen. */
+struct once_race {
+	struct salus_store *s;
+	int rc;
+};
+
+static void *once_thread(void *arg)
+{
+	struct once_race *r = arg;
+	r->rc = salus_store_once_claim(r->s, "jti", "race", 2000000100, 2000000000);
+	return NULL;
+}
+
+static void test_once(void **state)
+{
+	struct fx *f = *state;
+	const int64_t now = 2000000000;
+	assert_int_equal(salus_store_once_claim(f->s, "jti", "k1", now + 100, now), SALUS_OK);
+	assert_int_equal(salus_store_once_claim(f->s, "jti", "k1", now + 100, now), SALUS_EEXISTS);
+	assert_int_equal(salus_store_once_claim(f->s, "jti", "k1", now + 300, now + 99), SALUS_EEXISTS);
+	assert_int_equal(salus_store_once_claim(f->s, "other", "k1", now + 100, now), SALUS_OK);
+	/* an expired claim is as good as none */
+	assert_int_equal(salus_store_once_claim(f->s, "jti", "k1", now + 300, now + 100), SALUS_OK);
+	assert_int_equal(salus_store_once_claim(f->s, "jti", "k1", now + 300, now + 200), SALUS_EEXISTS);
+	/* many expired rows are purged along the way and can all be claimed again */
+	char key[32];
+	for (int i = 0; i < 200; i++) {
+		snprintf(key, sizeof key, "p%d", i);
+		assert_int_equal(salus_store_once_claim(f->s, "jti", key, now + 10, now), SALUS_OK);
+	}
+	for (int i = 0; i < 200; i++) {
+		snprintf(key, sizeof key, "p%d", i);
+		assert_int_equal(salus_store_once_claim(f->s, "jti", key, now + 50, now + 20), SALUS_OK);
+	}
+	/* bad arguments */
+	assert_int_equal(salus_store_once_claim(f->s, "jti", "k9", now, now), SALUS_EINVALID);
+	assert_int_equal(salus_store_once_claim(f->s, "", "k9", now + 1, now), SALUS_EINVALID);
+	assert_int_equal(salus_store_once_claim(f->s, "jti", NULL, now + 1, now), SALUS_EINVALID);
+	assert_int_equal(salus_store_once_claim(NULL, "jti", "k9", now + 1, now), SALUS_EINVALID);
+	/* concurrent claims of one value: exactly one wins */
+	struct once_race r[8];
+	pthread_t t[8];
+	for (int i = 0; i < 8; i++) {
+		r[i] = (struct once_race){f->s, -1};
+		assert_int_equal(pthread_create(&t[i], NULL, once_thread, &r[i]), 0);
+	}
+	int won = 0;
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		if (r[i].rc == SALUS_OK)
+			won++;
+		else
+			assert_int_equal(r[i].rc, SALUS_EEXISTS);
+	}
+	assert_int_equal(won, 1);
+	/* durable: still claimed after the store is closed and opened again */
+	if (f->dir[0]) {
+		salus_store_free(f->s);
+		f->s = NULL;
+		assert_int_equal(fx_open(f, false), SALUS_OK);
+		assert_int_equal(salus_store_once_claim(f->s, "jti", "race", now + 100, now), SALUS_EEXISTS);
+	}
+}
+
 static void test_kv(void **state)
 {
 	struct fx *f = *state;
@@ -1122,6 +1187,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_history, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_atomic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
