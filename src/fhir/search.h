@@ -69,6 +69,11 @@ struct salus_fhir_search; /* a parsed request (opaque) */
  * (static), SALUS_ENOMEM. */
 int salus_fhir_search_parse(const char *type, const struct salus_param *params, size_t nparams, bool lenient,
 			    struct salus_fhir_search **out /* OUT */, const char **why /* OUT */);
+/* The same, knowing this server's base URL (borrowed, must outlive *out):
+ * a reference search value on it ("BASE/Patient/1") is the local reference
+ * Patient/1. */
+int salus_fhir_search_parse_at(const char *type, const char *base, const struct salus_param *params, size_t nparams,
+			       bool lenient, struct salus_fhir_search **out /* OUT */, const char **why /* OUT */);
 void salus_fhir_search_free(struct salus_fhir_search *s); /* NULL-safe */
 /* The store query of a parsed search (borrowed; valid until free). */
 const struct salus_sq *salus_fhir_search_query(const struct salus_fhir_search *s);

@@ -20,6 +20,7 @@
 #define MAX_VALUES 100   /* comma-separated values of one parameter */
 #define MAX_CHAIN 4      /* chained and _has levels */
 #define MAX_ELEMENTS 64
+#define MAX_SET_CODES 4000 /* codes one :in / :below clause may expand to */
 
 void *salus_fhir_search_alloc(struct salus_fhir_search *s, size_t n)
 {
@@ -122,6 +123,19 @@ static void bar_split(char *v, char **left, char **right)
 		} else {
 			*o++ = *p;
 		}
+	}
+	*o = 0;
+}
+
+/* Remove the escapes (after the comma split) without splitting: string values
+ * take '|' and '$' literally. */
+static void unescape(char *v)
+{
+	char *o = v;
+	for (char *p = v; *p; p++) {
+		if (*p == '\\' && p[1])
+			p++;
+		*o++ = *p;
 	}
 	*o = 0;
 }
@@ -233,13 +247,12 @@ static int parse_value(struct salus_fhir_search *s, int kind, const char *mod, c
 	char *l, *r;
 	switch (kind) {
 	case SALUS_SQ_STRING:
+		unescape(v);
 		if (mod && !strcmp(mod, "exact")) {
 			out->op = SALUS_SQ_STR_EXACT;
-			bar_split(v, &l, &r);
 			out->a = v;
 			out->b = norm_dup(s, v, &rc);
 		} else {
-			bar_split(v, &l, &r);
 			out->op = mod && !strcmp(mod, "contains") ? SALUS_SQ_STR_CONTAINS : SALUS_SQ_STR_START;
 			out->a = norm_dup(s, v, &rc);
 		}
@@ -289,7 +302,15 @@ static int parse_value(struct salus_fhir_search *s, int kind, const char *mod, c
 			}
 			return SALUS_OK;
 		}
+		size_t bn = s->base ? strlen(s->base) : 0;
+		if (bn && !strncmp(v, s->base, bn) && v[bn] == '/' && !r) {
+			/* an absolute URL on this server's base is the local reference Type/id */
+			memmove(v, v + bn + 1, strlen(v + bn + 1) + 1);
+		}
 		const char *colon = strchr(v, ':'), *slash = strchr(v, '/');
+		char *hist = strstr(v, "/_history/");
+		if (hist && !(colon && (!slash || colon < slash)))
+			*hist = 0; /* Type/id/_history/n: references are matched on the resource, not the version */
 		if (colon && (!slash || colon < slash)) {
 			out->op = SALUS_SQ_REF_URL;
 			out->c = v;
@@ -329,7 +350,9 @@ static bool mod_ok(int kind, const char *mod)
 		return true;
 	switch (kind) {
 	case SALUS_SQ_STRING: return !strcmp(mod, "exact") || !strcmp(mod, "contains");
-	case SALUS_SQ_TOKEN: return !strcmp(mod, "not") || !strcmp(mod, "text") || !strcmp(mod, "of-type");
+	case SALUS_SQ_TOKEN:
+		return !strcmp(mod, "not") || !strcmp(mod, "text") || !strcmp(mod, "of-type") || !strcmp(mod, "in") ||
+		       !strcmp(mod, "not-in") || !strcmp(mod, "above") || !strcmp(mod, "below");
 	case SALUS_SQ_REFERENCE: return !strcmp(mod, "identifier") || salus_fhir_is_resource_type(mod, strlen(mod));
 	case SALUS_SQ_URI: return !strcmp(mod, "below") || !strcmp(mod, "above");
 	default: return false;
@@ -538,6 +561,92 @@ static int parse_chain(struct salus_fhir_search *s, const char *type, const stru
 	return SALUS_OK;
 }
 
+static int set_add(struct salus_fhir_search *s, struct salus_sq_clause *c, struct salus_sq_val *v, const char *sys,
+		   const char *code, const char **why)
+{
+	(void)s;
+	if (c->nvals == MAX_SET_CODES) {
+		*why = "the value set or hierarchy has too many codes to search on";
+		return SALUS_EINVALID;
+	}
+	v[c->nvals].op = SALUS_SQ_TOK_SYS_CODE;
+	v[c->nvals].a = sys;
+	v[c->nvals++].b = code;
+	return SALUS_OK;
+}
+
+/* Is code `anc` an ancestor of (or equal to) `code` in system's hierarchy? */
+static bool cs_subsumes(const char *sys, const char *anc, const char *code)
+{
+	size_t sn = strlen(sys);
+	for (int depth = 0; code && depth < 64; depth++) {
+		if (!strcmp(code, anc))
+			return true;
+		code = salus_fhir_cs_parent(sys, sn, code, strlen(code));
+	}
+	return false;
+}
+
+/* Token :in / :not-in (value set URLs) and :above / :below (system|code in a
+ * code-system hierarchy of the definitions): the clause becomes the OR of the
+ * (system, code) pairs; :not-in negates it.  A value set that is not expanded
+ * or a system without a known hierarchy is a 400 (never a silent empty set). */
+static int token_set(struct salus_fhir_search *s, const char *mod, char **vals, size_t nv, struct salus_sq_clause *c,
+		     const char **why)
+{
+	struct salus_sq_val *v = salus_fhir_search_alloc(s, MAX_SET_CODES * sizeof *v);
+	int rc = SALUS_OK;
+	if (!v)
+		return SALUS_ENOMEM;
+	c->vals = v;
+	c->nvals = 0;
+	c->negate = !strcmp(mod, "not-in");
+	bool in = !strcmp(mod, "in") || c->negate, below = !strcmp(mod, "below");
+	for (size_t i = 0; i < nv && !rc; i++) {
+		if (in) {
+			unescape(vals[i]);
+			const struct salus_fhir_vs *vs = salus_fhir_vs_find(vals[i], strlen(vals[i]));
+			if (!vs || !salus_fhir_vs_expanded(vs)) {
+				*why = vs ? "value set cannot be expanded by this server (filters or an external code system)"
+					  : "unknown value set";
+				return SALUS_EINVALID;
+			}
+			size_t n = salus_fhir_vs_code_count(vs);
+			for (size_t k = 0; k < n && !rc; k++) {
+				const char *sys, *code;
+				if (!salus_fhir_vs_code_at(vs, k, &sys, &code))
+					rc = set_add(s, c, v, sys, code, why);
+			}
+			continue;
+		}
+		char *sys, *code;
+		bar_split(vals[i], &sys, &code);
+		size_t sn = strlen(sys), n = code ? salus_fhir_cs_concept_count(sys, sn) : 0;
+		if (!code || !*sys || !*code) {
+			*why = "token :above and :below take system|code";
+			return SALUS_EINVALID;
+		}
+		if (!n) {
+			*why = "no hierarchy known for this code system (:above / :below)";
+			return SALUS_EINVALID;
+		}
+		bool found = false;
+		for (size_t k = 0; k < n && !rc; k++) {
+			const char *cc, *parent;
+			if (salus_fhir_cs_concept_at(sys, sn, k, &cc, &parent))
+				break;
+			found |= !strcmp(cc, code);
+			if (below ? cs_subsumes(sys, code, cc) : cs_subsumes(sys, cc, code))
+				rc = set_add(s, c, v, sys, cc, why);
+		}
+		if (!rc && !found) /* a code the hierarchy does not list: itself only */
+			rc = set_add(s, c, v, sys, code, why);
+	}
+	if (!rc && !c->nvals) /* an empty value set matches nothing (:not-in: everything) */
+		rc = set_add(s, c, v, "", "", why);
+	return rc;
+}
+
 static int parse_clause(struct salus_fhir_search *s, const char *type, const char *name, const char *value,
 			struct salus_sq_clause *c, int depth, const char **why)
 {
@@ -665,6 +774,9 @@ static int parse_clause(struct salus_fhir_search *s, const char *type, const cha
 	}
 	if ((rc = split(s, value, ',', vals, MAX_VALUES, &nv)))
 		return rc == SALUS_EINVALID ? (*why = "too many values", rc) : rc;
+	if (c->kind == SALUS_SQ_TOKEN && mod &&
+	    (!strcmp(mod, "in") || !strcmp(mod, "not-in") || !strcmp(mod, "above") || !strcmp(mod, "below")))
+		return token_set(s, mod, vals, nv, c, why);
 	struct salus_sq_val *v = salus_fhir_search_alloc(s, nv * sizeof *v);
 	if (!v)
 		return SALUS_ENOMEM;
@@ -857,11 +969,18 @@ static bool name_is(const char *n, const char *want)
 int salus_fhir_search_parse(const char *type, const struct salus_param *params, size_t nparams, bool lenient,
 			    struct salus_fhir_search **out, const char **why)
 {
+	return salus_fhir_search_parse_at(type, NULL, params, nparams, lenient, out, why);
+}
+
+int salus_fhir_search_parse_at(const char *type, const char *base, const struct salus_param *params, size_t nparams,
+			       bool lenient, struct salus_fhir_search **out, const char **why)
+{
 	struct salus_fhir_search *s = salus_calloc(1, sizeof *s);
 	int rc = SALUS_OK;
 	*why = NULL;
 	if (!s)
 		return SALUS_ENOMEM;
+	s->base = base;
 	if (!type && (rc = sys_types(s, params, nparams, &type, why)))
 		goto out_free;
 	s->q.type = type;
@@ -923,8 +1042,15 @@ int salus_fhir_search_parse(const char *type, const struct salus_param *params, 
 				goto out_nomem;
 			for (size_t k = 0; k < ne; k++) {
 				const char *e = els[k], *dot = strchr(e, '.');
-				/* "Patient.name" or "name": the top-level element */
-				s->elements[k] = dot ? dot + 1 : e;
+				/* "Patient.name", "name" or a nested path "name.family" (kept below its parents) */
+				if (dot && salus_fhir_is_resource_type(e, (size_t)(dot - e)))
+					e = dot + 1;
+				if (!*e || e[strlen(e) - 1] == '.' || strstr(e, "..")) {
+					*why = "invalid _elements path";
+					rc = SALUS_EINVALID;
+					goto out_free;
+				}
+				s->elements[k] = e;
 			}
 			s->nelements = ne;
 		} else if (name_is(n, "_include") || name_is(n, "_revinclude")) {
