@@ -682,12 +682,52 @@ static void add_cs_concepts(struct vec *out, const char *system, json_t *concept
  * part refers to content not in the base package or to filters. */
 static int expand_vs(const char *url, struct vec *out, int depth);
 
+static json_t *cs_find_concept(json_t *concepts, const char *code)
+{
+	size_t i;
+	json_t *c, *f;
+	json_array_foreach(concepts, i, c)
+	{
+		const char *cc = jstr(c, "code");
+		if (cc && !strcmp(cc, code))
+			return c;
+		if ((f = cs_find_concept(json_object_get(c, "concept"), code)))
+			return f;
+	}
+	return NULL;
+}
+
+/* One filter on concept is-a / descendent-of a code of a complete code system
+ * of the package (its nested concepts); 0 on success, -1 otherwise. */
+static int expand_filter(const char *system, json_t *filters, struct vec *out)
+{
+	json_t *f = json_array_get(filters, 0);
+	const char *prop = jstr(f, "property"), *op = jstr(f, "op"), *val = jstr(f, "value");
+	if (!system || json_array_size(filters) != 1 || !prop || !op || !val || strcmp(prop, "concept") ||
+	    (strcmp(op, "is-a") && strcmp(op, "descendent-of")))
+		return -1;
+	long ci = map_get(&cs_by_url, system);
+	if (ci < 0)
+		return -1;
+	json_t *cs = json_object_get(json_array_get(vs_entries, (size_t)ci), "resource");
+	const char *content = jstr(cs, "content");
+	json_t *root = content && !strcmp(content, "complete") ? cs_find_concept(json_object_get(cs, "concept"), val) : NULL;
+	if (!root)
+		return -1;
+	if (!strcmp(op, "is-a"))
+		push_code(out, system, val);
+	add_cs_concepts(out, system, json_object_get(root, "concept"));
+	return 0;
+}
+
 static int expand_part(json_t *inc, struct vec *out, int depth)
 {
 	size_t i;
 	json_t *v;
 	if (json_object_get(inc, "filter"))
-		return -1;
+		return json_object_get(inc, "concept") || json_object_get(inc, "valueSet")
+			       ? -1
+			       : expand_filter(jstr(inc, "system"), json_object_get(inc, "filter"), out);
 	const char *system = jstr(inc, "system");
 	json_array_foreach(json_object_get(inc, "valueSet"), i, v)
 	{

@@ -262,8 +262,13 @@ int salus_fhir_number_range(const char *s, size_t n, double *v, double *lo, doub
 		return SALUS_EINVALID;
 	double half = 0.5 * pow(10.0, (double)(exp10 - decimals));
 	*v = d;
-	*lo = d - half;
-	*hi = d + half;
+	/* the bounds as the decimals they are (0.5 - 0.05 is 0.45, not 0.44999999999999996),
+	 * so a stored 0.45 is inside [0.45, 0.55) and a stored 0.55 outside it */
+	char b[64];
+	snprintf(b, sizeof b, "%.15g", d - half);
+	*lo = strtod(b, NULL);
+	snprintf(b, sizeof b, "%.15g", d + half);
+	*hi = strtod(b, NULL);
 	return SALUS_OK;
 }
 
@@ -601,6 +606,7 @@ struct ctx {
 	const char *type;
 	struct salus_buf norm;
 	uint16_t group;
+	const char *code_sys; /* the implicit system of the `code` values being indexed, or NULL */
 };
 
 static int add_string(struct ctx *c, uint32_t p, const char *s, size_t n)
@@ -673,7 +679,7 @@ static int index_token(struct ctx *c, uint32_t p, json_t *v)
 {
 	int rc = SALUS_OK;
 	if (json_is_string(v))
-		return add_token(c, p, NULL, json_string_value(v));
+		return add_token(c, p, c->code_sys, json_string_value(v));
 	if (json_is_boolean(v))
 		return add_token(c, p, NULL, json_is_true(v) ? "true" : "false");
 	if (!json_is_object(v))
@@ -990,6 +996,32 @@ static int add_all_text(struct salus_buf *b, json_t *v, int depth)
 	return rc;
 }
 
+/* The system of a token parameter's `code` values: when its expression is one
+ * path to an element of type code with a required binding whose expansion
+ * has a single code system (Patient.gender → administrative-gender), that
+ * system, so that system|code and :in match as on a Coding; else NULL. */
+static const char *code_system(const char *expr)
+{
+	for (const char *p = expr; *p; p++)
+		if (!is_ident(*p) && *p != '.')
+			return NULL;
+	const struct salus_fhir_elem *e = salus_fhir_elem_find(expr, strlen(expr));
+	struct salus_fhir_elem_info ei;
+	const char *tc = e ? salus_fhir_elem_type_code(e, 0) : NULL;
+	if (!tc || strcmp(tc, "code"))
+		return NULL;
+	salus_fhir_elem_get(e, &ei);
+	if (ei.strength != SALUS_FHIR_BIND_REQUIRED || !ei.valueset || !salus_fhir_vs_expanded(ei.valueset))
+		return NULL;
+	const char *sys = NULL, *s, *code;
+	for (size_t i = 0; !salus_fhir_vs_code_at(ei.valueset, i, &s, &code); i++) {
+		if (sys && strcmp(sys, s))
+			return NULL;
+		sys = s;
+	}
+	return sys;
+}
+
 int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t *res)
 {
 	const struct salus_fhir_type *t = salus_fhir_type_find(type, strlen(type));
@@ -1025,8 +1057,10 @@ int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t 
 			rc = add_token(&c, p, NULL, dead ? "true" : "false");
 			ns.n = 0;
 		}
+		c.code_sys = info.type == SALUS_FHIR_SP_TOKEN && ns.n ? code_system(info.expression) : NULL;
 		for (size_t k = 0; k < ns.n && !rc; k++)
 			rc = index_value(&c, p, info.type, ns.v[k].v);
+		c.code_sys = NULL;
 		salus_free(ns.v);
 	}
 	/* _text: the narrative; _content: all text */
