@@ -225,7 +225,7 @@ int salus_fhir_number_range(const char *s, size_t n, double *v, double *lo, doub
 	char tmp[64];
 	size_t i = 0;
 	int decimals = 0, exp10 = 0;
-	bool any = false;
+	bool any = false, expo = false;
 
 	if (n == 0 || n >= sizeof tmp)
 		return SALUS_EINVALID;
@@ -250,6 +250,7 @@ int salus_fhir_number_range(const char *s, size_t n, double *v, double *lo, doub
 		if (j == n || salus_parse_long((struct salus_slice){s + i + 1, n - i - 1}, -300, 300, &e))
 			return SALUS_EINVALID;
 		exp10 = (int)e;
+		expo = true;
 		i = n;
 	}
 	if (i != n)
@@ -260,7 +261,9 @@ int salus_fhir_number_range(const char *s, size_t n, double *v, double *lo, doub
 	double d = strtod(tmp, &end);
 	if (end != tmp + n || !isfinite(d))
 		return SALUS_EINVALID;
-	double half = 0.5 * pow(10.0, (double)(exp10 - decimals));
+	/* half a unit of the last digit written; in exponent form the specification's
+	 * example counts one digit more ("1e2": [95, 105), R4 search §3.1.1.4.1) */
+	double half = 0.5 * pow(10.0, (double)(exp10 - decimals - (expo ? 1 : 0)));
 	*v = d;
 	/* the bounds as the decimals they are (0.5 - 0.05 is 0.45, not 0.44999999999999996),
 	 * so a stored 0.45 is inside [0.45, 0.55) and a stored 0.55 outside it */

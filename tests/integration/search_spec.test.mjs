@@ -144,7 +144,8 @@ describe('token', () => {
 describe('number and quantity', () => {
   test('implicit precision range of the search value, prefixes', async () => {
     await expectIds('RiskAssessment?probability=0.5', ['r1', 'r2', 'r3']); // [0.45, 0.55)
-    await expectIds('RiskAssessment?probability=5e-1', ['r1', 'r2', 'r3']); // same precision
+    // exponent form: the specification's example (1e2 is [95, 105)) counts one more digit
+    await expectIds('RiskAssessment?probability=5e-1', ['r1']); // [0.495, 0.505)
     await expectIds('RiskAssessment?probability=0.50', ['r1']); // [0.495, 0.505)
     await expectIds('RiskAssessment?probability=gt0.5', ['r3', 'r4', 'r5']);
     await expectIds('RiskAssessment?probability=ge0.55', ['r4', 'r5']);

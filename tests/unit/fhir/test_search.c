@@ -63,7 +63,11 @@ static void t_numbers(void **state)
 	assert_int_equal(salus_fhir_number_range("100.00", 6, &v, &lo, &hi), 0);
 	assert_true(hi - lo > 0.0099 && hi - lo < 0.0101);
 	assert_int_equal(salus_fhir_number_range("1e2", 3, &v, &lo, &hi), 0);
-	assert_true(v == 100 && lo == 50 && hi == 150);
+	assert_true(v == 100 && lo == 95 && hi == 105); /* the specification's example */
+	assert_int_equal(salus_fhir_number_range("0.5", 3, &v, &lo, &hi), 0);
+	assert_true(lo == 0.45 && hi == 0.55); /* the decimals, not 0.44999999999999996 */
+	assert_int_equal(salus_fhir_number_range("5E-1", 4, &v, &lo, &hi), 0);
+	assert_true(v == 0.5 && lo == 0.495 && hi == 0.505);
 	assert_int_equal(salus_fhir_number_range("1.", 2, &v, &lo, &hi), SALUS_EINVALID);
 	assert_int_equal(salus_fhir_number_range("abc", 3, &v, &lo, &hi), SALUS_EINVALID);
 }
