@@ -662,8 +662,8 @@ static int index_coding(struct ctx *c, uint32_t p, json_t *cd)
 {
 	const char *code = jstr(cd, "code"), *sys = jstr(cd, "system"), *disp = jstr(cd, "display");
 	int rc = SALUS_OK;
-	if (code)
-		rc = add_token(c, p, sys, code);
+	if (code || sys) /* a system without a code still answers system| (and :missing) */
+		rc = add_token(c, p, sys, code ? code : "");
 	if (!rc && disp)
 		rc = add_string(c, p | SALUS_SQ_TEXT_BIT, disp, strlen(disp));
 	return rc;
@@ -704,6 +704,8 @@ static int index_token(struct ctx *c, uint32_t p, json_t *v)
 	if (jstr(v, "code"))
 		return index_coding(c, p, v);
 	const char *value = jstr(v, "value"), *sys = jstr(v, "system");
+	if (!value && sys && !json_object_get(v, "type") && !contact_system(sys))
+		return index_coding(c, p, v); /* a Coding or Identifier with a system only */
 	if (!value)
 		return SALUS_OK;
 	if (contact_system(sys) && !json_object_get(v, "type"))
