@@ -674,6 +674,16 @@ static int parse_clause(struct salus_fhir_search *s, const char *type, const cha
 	if (!strcmp(code, "_id") || !strcmp(code, "_lastUpdated") || !strcmp(code, "_text") ||
 	    !strcmp(code, "_content") || !strcmp(code, "_type")) {
 		bool neg = mod && !strcmp(mod, "not") && !strcmp(code, "_id");
+		if (mod && !strcmp(mod, "missing") && !rest && (!strcmp(code, "_id") || !strcmp(code, "_lastUpdated"))) {
+			/* every resource has both: missing=true matches nothing, false everything */
+			if (strcmp(value, "true") && strcmp(value, "false")) {
+				*why = ":missing takes true or false";
+				return SALUS_EINVALID;
+			}
+			c->kind = SALUS_SQ_ID;
+			c->negate = !strcmp(value, "false"); /* NOT id IN () */
+			return SALUS_OK;
+		}
 		if ((mod && !neg) || rest) {
 			*why = "unsupported modifier on a resource parameter";
 			return SALUS_EINVALID;

@@ -186,6 +186,15 @@ describe('date', () => {
   });
 });
 
+describe(':missing on the parameters every resource has', () => {
+  test('_id and _lastUpdated are never missing', async () => {
+    await expectIds('Organization?_id:missing=false', ['org1']);
+    await expectIds('Organization?_id:missing=true', []);
+    await expectIds('Organization?_lastUpdated:missing=false', ['org1']);
+    await expectIds('Patient?_lastUpdated:missing=true', []);
+  });
+});
+
 describe('_elements', () => {
   test('nested paths keep only the named children', async () => {
     let b = await search('Patient?_id=q1&_elements=name.family');
