@@ -441,8 +441,8 @@ static int sys_types(struct salus_fhir_search *s, const struct salus_param *para
 		     const char **type, const char **why)
 {
 	for (size_t i = 0; i < nparams; i++) {
-		if (strcmp(params[i].name, "_type"))
-			continue;
+		if (strcmp(params[i].name, "_type") || !params[i].value[strspn(params[i].value, ",")])
+			continue; /* (an empty _type is ignored like any empty parameter) */
 		char *vals[MAX_VALUES];
 		size_t nv;
 		if (split(s, params[i].value, ',', vals, MAX_VALUES, &nv)) {
@@ -784,19 +784,25 @@ static int parse_clause(struct salus_fhir_search *s, const char *type, const cha
 	}
 	if ((rc = split(s, value, ',', vals, MAX_VALUES, &nv)))
 		return rc == SALUS_EINVALID ? (*why = "too many values", rc) : rc;
-	if (c->kind == SALUS_SQ_TOKEN && mod &&
-	    (!strcmp(mod, "in") || !strcmp(mod, "not-in") || !strcmp(mod, "above") || !strcmp(mod, "below")))
-		return token_set(s, mod, vals, nv, c, why);
 	struct salus_sq_val *v = salus_fhir_search_alloc(s, nv * sizeof *v);
 	if (!v)
 		return SALUS_ENOMEM;
+	/* empty members of an OR list ("a,,b") are skipped */
+	size_t kept = 0;
+	for (size_t i = 0; i < nv; i++)
+		if (*vals[i])
+			vals[kept++] = vals[i];
+	nv = kept;
+	if (!nv) {
+		*why = "empty search value";
+		return SALUS_EINVALID;
+	}
+	if (c->kind == SALUS_SQ_TOKEN && mod &&
+	    (!strcmp(mod, "in") || !strcmp(mod, "not-in") || !strcmp(mod, "above") || !strcmp(mod, "below")))
+		return token_set(s, mod, vals, nv, c, why);
 	c->vals = v;
 	c->nvals = nv;
 	for (size_t i = 0; i < nv; i++) {
-		if (!*vals[i]) {
-			*why = "empty search value";
-			return SALUS_EINVALID;
-		}
 		if (c->kind == SALUS_SQ_TOKEN && mod && !strcmp(mod, "of-type")) {
 			/* system|code|value */
 			char *sys, *r1, *tc, *val;
@@ -1002,7 +1008,10 @@ int salus_fhir_search_parse_at(const char *type, const char *base, const struct 
 	for (size_t i = 0; i < nparams; i++) {
 		const char *n = params[i].name, *v = params[i].value;
 		s->used[i] = true;
-		if (!strcmp(n, "_count")) {
+		if (!v[strspn(v, ",")]) {
+			/* an empty value ("name=", "name=,") is ignored, as HAPI does, and left out of the self link */
+			s->used[i] = false;
+		} else if (!strcmp(n, "_count")) {
 			long c;
 			if (salus_parse_long((struct salus_slice){v, strlen(v)}, 0, 1L << 30, &c)) {
 				*why = "_count must be a non-negative integer";

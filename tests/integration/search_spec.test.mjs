@@ -186,6 +186,16 @@ describe('date', () => {
   });
 });
 
+describe('empty values', () => {
+  test('an empty parameter is ignored, empty OR members skipped', async () => {
+    await expectIds('Patient?name=', ['q1', 'q2', 'q3', 'q4', 'q5']);
+    await expectIds('Patient?gender=male,,female', ['q1', 'q2']);
+    await expectIds('Patient?family=lee&_sort=&_count=', ['q1', 'q2']);
+    const b = await search('Patient?name=&family=lee');
+    assert.ok(!b.link.find((l) => l.relation === 'self').url.includes('name='), 'self link without the empty parameter');
+  });
+});
+
 describe(':missing on the parameters every resource has', () => {
   test('_id and _lastUpdated are never missing', async () => {
     await expectIds('Organization?_id:missing=false', ['org1']);
