@@ -153,6 +153,37 @@ static bool keep_elem(const struct salus_fhir_type *t, const char *key, int summ
 	return summary == SUM_TEXT ? info.min > 0 : info.summary;
 }
 
+/* _summary=true below the top level: in the backbone elements of the
+ * resource (Observation.component, Patient.contact...) keep only the
+ * children marked isSummary; data types are kept whole. */
+static void summary_prune(const struct salus_fhir_type *t, const struct salus_fhir_elem *parent, json_t *v)
+{
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e)
+		summary_prune(t, parent, e);
+		return;
+	}
+	if (!json_is_object(v))
+		return;
+	const char *k;
+	json_t *c, *tmp;
+	json_object_foreach_safe(v, tmp, k, c)
+	{
+		size_t ti;
+		const struct salus_fhir_elem *e = salus_fhir_elem_child(t, parent, k, strlen(k), &ti);
+		struct salus_fhir_elem_info info;
+		if (!e)
+			continue;
+		salus_fhir_elem_get(e, &info);
+		if (!info.summary)
+			json_object_del(v, k);
+		else if (salus_fhir_elem_first_child(t, e))
+			summary_prune(t, e, c);
+	}
+}
+
 /* Does the first segment of path t (up to '.') name key k?  "value" names
  * valueQuantity too (a choice). */
 static bool seg_names(const char *t, size_t sn, const char *k)
@@ -222,8 +253,13 @@ static int subset(const struct salus_fhir_search *s, const char *type, const cha
 		prune(j, s->elements, s->nelements, true);
 	json_object_foreach_safe(j, tmp, k, v)
 	{
-		if (!s->nelements && !keep_elem(t, k, s->summary))
+		if (!s->nelements && !keep_elem(t, k, s->summary)) {
 			json_object_del(j, k);
+		} else if (!s->nelements && s->summary == SUM_TRUE) {
+			const struct salus_fhir_elem *e = salus_fhir_elem_child(t, NULL, k, strlen(k), NULL);
+			if (e && salus_fhir_elem_first_child(t, e))
+				summary_prune(t, e, v);
+		}
 	}
 	if (s->summary != SUM_DATA || s->nelements) {
 		/* meta.tag SUBSETTED (R4 search §3.1.1.5.8) */

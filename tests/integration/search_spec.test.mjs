@@ -41,6 +41,10 @@ const data = [
   risk('r1', 0.5), risk('r2', 0.45), risk('r3', 0.549), risk('r4', 0.55), risk('r5', 0.6),
   { resourceType: 'Observation', id: 'bp1', status: 'final', code: { text: 'bp' }, subject: { reference: 'Patient/q1' },
     valueQuantity: { value: 120, unit: 'mmHg', system: UCUM, code: 'mm[Hg]' } },
+  { resourceType: 'Observation', id: 'bp3', status: 'final', code: { text: 'panel' }, subject: { reference: 'Patient/q3' },
+    note: [{ text: 'not a summary element' }],
+    component: [{ code: { text: 'systolic' }, valueQuantity: { value: 121, unit: 'mmHg', system: UCUM, code: 'mm[Hg]' },
+      interpretation: [{ text: 'normal' }], referenceRange: [{ text: 'below 130' }] }] },
   { resourceType: 'Observation', id: 'bp2', status: 'final', code: { text: 'bp' }, subject: { reference: 'Patient/q2' },
     valueQuantity: { value: 120, unit: 'mm Hg' } },
 ];
@@ -202,6 +206,19 @@ describe(':missing on the parameters every resource has', () => {
     await expectIds('Organization?_id:missing=true', []);
     await expectIds('Organization?_lastUpdated:missing=false', ['org1']);
     await expectIds('Patient?_lastUpdated:missing=true', []);
+  });
+});
+
+describe('_summary', () => {
+  test('true: summary elements at every level of the backbone elements', async () => {
+    const b = await search('Observation?_id=bp3&_summary=true');
+    const r = b.entry[0].resource;
+    assert.equal(r.note, undefined); // Observation.note is not a summary element
+    assert.equal(r.status, 'final');
+    assert.equal(r.component.length, 1); // component is, but not its interpretation or referenceRange
+    assert.deepEqual(Object.keys(r.component[0]).sort(), ['code', 'valueQuantity']);
+    assert.equal(r.component[0].valueQuantity.value, 121); // data types kept whole
+    assert.ok(r.meta.tag.some((t) => t.code === 'SUBSETTED'));
   });
 });
 
