@@ -25,6 +25,14 @@
  * unit tests check it is collision-free over all R4 definitions. */
 uint32_t salus_fhir_search_param_id(const char *type, const char *code);
 
+/* Contained resources (_contained=true) are indexed with their container:
+ * their parameters under salus_fhir_search_contained_id(id) (a bijection of
+ * the 30 id bits; text/of-type bits kept), plus one token row per contained
+ * resource under salus_fhir_search_contained_marker() whose code is its
+ * type.  The unit tests check neither collides with an ordinary id. */
+uint32_t salus_fhir_search_contained_id(uint32_t param);
+uint32_t salus_fhir_search_contained_marker(void);
+
 /* The index of one resource, with the memory its rows point into. */
 struct salus_fhir_index {
 	struct salus_ix ix;       /* hand &ix to salus_write.index */

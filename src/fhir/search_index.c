@@ -43,6 +43,17 @@ uint32_t salus_fhir_search_param_id(const char *type, const char *code)
 	return h & 0x3FFFFFFFu; /* the two top bits are SALUS_SQ_TEXT_BIT / SALUS_SQ_TYPE_BIT */
 }
 
+uint32_t salus_fhir_search_contained_id(uint32_t param)
+{
+	/* an odd multiplier and an offset: a bijection on the 30 id bits */
+	return (((param & 0x3FFFFFFFu) * 0x2C1B3C6Du + 0x297A2D39u) & 0x3FFFFFFFu) | (param & 0xC0000000u);
+}
+
+uint32_t salus_fhir_search_contained_marker(void)
+{
+	return salus_fhir_search_param_id("#contained", "_type");
+}
+
 static uint32_t comp_id(const char *type, const char *code, size_t i)
 {
 	char c[128];
@@ -610,7 +621,13 @@ struct ctx {
 	struct salus_buf norm;
 	uint16_t group;
 	const char *code_sys; /* the implicit system of the `code` values being indexed, or NULL */
+	bool contained;       /* indexing a contained resource: contained parameter ids */
 };
+
+static uint32_t pid(const struct ctx *c, uint32_t p)
+{
+	return c->contained ? salus_fhir_search_contained_id(p) : p;
+}
 
 static int add_string(struct ctx *c, uint32_t p, const char *s, size_t n)
 {
@@ -941,7 +958,7 @@ static int index_composite(struct ctx *c, const struct salus_fhir_sp *sp, const 
 			if (rc == SALUS_EINVALID)
 				rc = SALUS_OK;
 			for (size_t j = 0; j < cn.n && !rc; j++)
-				rc = index_value(c, comp_id(c->type, info->code, i), ci.type, cn.v[j].v);
+				rc = index_value(c, pid(c, comp_id(c->type, info->code, i)), ci.type, cn.v[j].v);
 			salus_free(cn.v);
 			salus_buf_release(&e);
 		}
@@ -1027,15 +1044,11 @@ static const char *code_system(const char *expr)
 	return sys;
 }
 
-int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t *res)
+/* The rows of every search parameter of type (t) on res; in a contained
+ * resource (c->contained) under the contained parameter ids. */
+static int index_params(struct ctx *c, const struct salus_fhir_type *t, const char *type, json_t *res)
 {
-	const struct salus_fhir_type *t = salus_fhir_type_find(type, strlen(type));
-	struct ctx c = {.x = x, .type = type};
 	int rc = SALUS_OK;
-
-	if (!t || !json_is_object(res))
-		return SALUS_EINVALID;
-	salus_buf_init(&c.norm, NORM_MAX * 4);
 	size_t nsp = salus_fhir_sp_count(t);
 	for (size_t i = 0; i < nsp && !rc; i++) {
 		const struct salus_fhir_sp *sp = salus_fhir_sp_at(t, i);
@@ -1045,9 +1058,9 @@ int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t 
 			continue;
 		if (!strcmp(info.code, "_id") || !strcmp(info.code, "_lastUpdated"))
 			continue; /* from the resource row itself */
-		uint32_t p = salus_fhir_search_param_id(type, info.code);
+		uint32_t p = pid(c, salus_fhir_search_param_id(type, info.code));
 		if (info.type == SALUS_FHIR_SP_COMPOSITE) {
-			rc = index_composite(&c, sp, &info, res);
+			rc = index_composite(c, sp, &info, res);
 			continue;
 		}
 		struct nodes ns = {0};
@@ -1059,14 +1072,45 @@ int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t 
 			bool dead = false;
 			for (size_t k = 0; k < ns.n; k++)
 				dead |= !json_is_false(ns.v[k].v);
-			rc = add_token(&c, p, NULL, dead ? "true" : "false");
+			rc = add_token(c, p, NULL, dead ? "true" : "false");
 			ns.n = 0;
 		}
-		c.code_sys = info.type == SALUS_FHIR_SP_TOKEN && ns.n ? code_system(info.expression) : NULL;
+		c->code_sys = info.type == SALUS_FHIR_SP_TOKEN && ns.n ? code_system(info.expression) : NULL;
 		for (size_t k = 0; k < ns.n && !rc; k++)
-			rc = index_value(&c, p, info.type, ns.v[k].v);
-		c.code_sys = NULL;
+			rc = index_value(c, p, info.type, ns.v[k].v);
+		c->code_sys = NULL;
 		salus_free(ns.v);
+	}
+	return rc;
+}
+
+int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t *res)
+{
+	const struct salus_fhir_type *t = salus_fhir_type_find(type, strlen(type));
+	struct ctx c = {.x = x, .type = type};
+	int rc = SALUS_OK;
+
+	if (!t || !json_is_object(res))
+		return SALUS_EINVALID;
+	salus_buf_init(&c.norm, NORM_MAX * 4);
+	rc = index_params(&c, t, type, res);
+	/* contained resources (_contained=true): their own parameters under the contained
+	 * ids, and a marker row with their type; no text of their own */
+	size_t k;
+	json_t *cr;
+	json_array_foreach(json_object_get(res, "contained"), k, cr)
+	{
+		const char *ct = jstr(cr, "resourceType");
+		const struct salus_fhir_type *ctt = ct ? salus_fhir_type_find(ct, strlen(ct)) : NULL;
+		if (rc || !ctt || !salus_fhir_is_resource_type(ct, strlen(ct)) || !json_is_object(cr))
+			continue;
+		c.contained = true;
+		c.type = ct;
+		rc = add_token(&c, salus_fhir_search_contained_marker(), NULL, ct);
+		if (!rc)
+			rc = index_params(&c, ctt, ct, cr);
+		c.contained = false;
+		c.type = type;
 	}
 	/* _text: the narrative; _content: all text */
 	json_t *text = json_object_get(res, "text");

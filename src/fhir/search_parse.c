@@ -976,6 +976,84 @@ static int parse_include(struct salus_fhir_search *s, const char *type, const ch
 	return SALUS_OK;
 }
 
+/* _contained / _containedType (R4 search §3.1.1.5.10): false (the default)
+ * searches the resources themselves; true searches the resources contained
+ * in others and answers their containers (_containedType=container, the
+ * default).  both and _containedType=contained are not supported (400). */
+static int contained_mode(const char *type, const struct salus_param *params, size_t nparams, bool *on,
+			  const char **why)
+{
+	for (size_t i = 0; i < nparams; i++) {
+		const char *n = params[i].name, *v = params[i].value;
+		if (!*v)
+			continue;
+		if (!strcmp(n, "_contained")) {
+			if (!strcmp(v, "true")) {
+				*on = true;
+			} else if (!strcmp(v, "both")) {
+				*why = "_contained=both is not supported (true or false)";
+				return SALUS_EINVALID;
+			} else if (strcmp(v, "false")) {
+				*why = "_contained takes true, false or both";
+				return SALUS_EINVALID;
+			}
+		} else if (!strcmp(n, "_containedType") && strcmp(v, "container")) {
+			*why = strcmp(v, "contained") ? "_containedType takes container or contained"
+						      : "_containedType=contained is not supported (container)";
+			return SALUS_EINVALID;
+		}
+	}
+	if (*on && !type) {
+		*why = "_contained=true needs a resource type";
+		return SALUS_EINVALID;
+	}
+	return SALUS_OK;
+}
+
+/* A clause of a _contained=true search: on the contained index. */
+static int contained_clause(struct salus_sq_clause *c, const char **why)
+{
+	if (c->kind != SALUS_SQ_STRING && c->kind != SALUS_SQ_TOKEN && c->kind != SALUS_SQ_DATE &&
+	    c->kind != SALUS_SQ_NUMBER && c->kind != SALUS_SQ_QUANTITY && c->kind != SALUS_SQ_REFERENCE &&
+	    c->kind != SALUS_SQ_URI && c->kind != SALUS_SQ_COMPOSITE) {
+		*why = "with _contained=true only the type's own search parameters are supported";
+		return SALUS_EINVALID;
+	}
+	uint32_t *p = (uint32_t *)(uintptr_t)c->params;
+	for (size_t i = 0; i < c->nparams; i++)
+		p[i] = salus_fhir_search_contained_id(p[i]);
+	for (size_t i = 0; c->kind == SALUS_SQ_COMPOSITE && i < c->nvals; i++)
+		for (size_t k = 0; k < c->vals[i].ncomp; k++) {
+			uint32_t *cp = (uint32_t *)(uintptr_t)c->vals[i].comp[k].params;
+			for (size_t j = 0; j < c->vals[i].comp[k].nparams; j++)
+				cp[j] = salus_fhir_search_contained_id(cp[j]);
+		}
+	return SALUS_OK;
+}
+
+/* Finish a _contained=true search: containers of any type that contain a
+ * resource of `type` (the marker row), sorted by resource keys only. */
+static int contained_search(struct salus_fhir_search *s, const char *type, const char **why)
+{
+	for (size_t i = 0; i < s->q.nsort; i++)
+		if (s->q.sort[i].kind == SALUS_SQ_SORT_PARAM) {
+			*why = "_sort on a parameter is not supported with _contained=true";
+			return SALUS_EINVALID;
+		}
+	struct salus_sq_clause *c = salus_fhir_search_clause(s);
+	struct salus_sq_val *v = salus_fhir_search_alloc(s, sizeof *v);
+	if (!c || !v || !(c->params = one_param(s, salus_fhir_search_contained_marker())))
+		return SALUS_ENOMEM;
+	c->nparams = 1;
+	c->kind = SALUS_SQ_TOKEN;
+	v->op = SALUS_SQ_TOK_CODE;
+	v->b = type;
+	c->vals = v;
+	c->nvals = 1;
+	s->q.type = NULL;
+	return SALUS_OK;
+}
+
 static bool name_is(const char *n, const char *want)
 {
 	size_t k = strlen(want);
@@ -997,6 +1075,9 @@ int salus_fhir_search_parse_at(const char *type, const char *base, const struct 
 	if (!s)
 		return SALUS_ENOMEM;
 	s->base = base;
+	bool contained = false;
+	if ((rc = contained_mode(type, params, nparams, &contained, why)))
+		goto out_free;
 	if (!type && (rc = sys_types(s, params, nparams, &type, why)))
 		goto out_free;
 	s->q.type = type;
@@ -1079,12 +1160,8 @@ int salus_fhir_search_parse_at(const char *type, const char *base, const struct 
 			s->q.after = v;
 		} else if (!strcmp(n, "_dir")) {
 			s->q.before = !strcmp(v, "prev");
-		} else if (!strcmp(n, "_contained")) {
-			if (strcmp(v, "false")) {
-				*why = "_contained=true|both is not supported";
-				rc = SALUS_EINVALID;
-				goto out_free;
-			}
+		} else if (!strcmp(n, "_contained") || !strcmp(n, "_containedType")) {
+			/* read before the loop (contained_mode) */
 		} else if (!strcmp(n, "_pretty") || !strcmp(n, "_format")) {
 			/* handled by the HTTP layer */
 		} else {
@@ -1101,10 +1178,14 @@ int salus_fhir_search_parse_at(const char *type, const char *base, const struct 
 			}
 			if (rc == SALUS_ENOTFOUND)
 				rc = SALUS_EINVALID;
+			if (!rc && contained)
+				rc = contained_clause(c, why);
 			if (rc)
 				goto out_free;
 		}
 	}
+	if (contained && (rc = contained_search(s, type, why)))
+		goto out_free;
 	*out = s;
 	return SALUS_OK;
 out_nomem:

@@ -16,6 +16,7 @@ let tok;
 const CLIN = 'http://terminology.hl7.org/CodeSystem/condition-clinical';
 const ACT = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
 const UCUM = 'http://unitsofmeasure.org';
+const RXN = 'http://www.nlm.nih.gov/research/umls/rxnorm';
 
 const cond = (id, code) => ({ resourceType: 'Condition', id, subject: { reference: 'Patient/q1' },
   clinicalStatus: { coding: [{ system: CLIN, code }] }, code: { text: `condition ${id}` } });
@@ -45,6 +46,15 @@ const data = [
     note: [{ text: 'not a summary element' }],
     component: [{ code: { text: 'systolic' }, valueQuantity: { value: 121, unit: 'mmHg', system: UCUM, code: 'mm[Hg]' },
       interpretation: [{ text: 'normal' }], referenceRange: [{ text: 'below 130' }] }] },
+  { resourceType: 'Medication', id: 'med1', code: { coding: [{ system: RXN, code: '1049502' }] } },
+  { resourceType: 'MedicationRequest', id: 'mr1', status: 'active', intent: 'order', subject: { reference: 'Patient/q1' },
+    contained: [{ resourceType: 'Medication', id: 'm1', code: { coding: [{ system: RXN, code: '1049502' }] } }],
+    medicationReference: { reference: '#m1' } },
+  { resourceType: 'MedicationRequest', id: 'mr2', status: 'active', intent: 'order', subject: { reference: 'Patient/q2' },
+    contained: [{ resourceType: 'Medication', id: 'm2', code: { coding: [{ system: RXN, code: '999' }] } }],
+    medicationReference: { reference: '#m2' } },
+  { resourceType: 'Observation', id: 'obc', status: 'final', code: { text: 'x' }, subject: { reference: '#cp' },
+    contained: [{ resourceType: 'Patient', id: 'cp', name: [{ family: 'Contained' }], birthDate: '1950-02-02' }] },
   { resourceType: 'Observation', id: 'bp2', status: 'final', code: { text: 'bp' }, subject: { reference: 'Patient/q2' },
     valueQuantity: { value: 120, unit: 'mm Hg' } },
 ];
@@ -187,6 +197,27 @@ describe('date', () => {
     await expectIds('Encounter?date=eb2021-03-01T11:00:00Z', []);
     await expectIds('Encounter?date=lt2021-03-01T11:00:00Z', ['en1', 'en2']);
     await expectIds('Encounter?date:missing=true', ['en3']);
+  });
+});
+
+describe('_contained', () => {
+  test('true searches the contained resources and answers their containers', async () => {
+    await expectIds('Medication?code=1049502', ['med1']); // false is the default
+    await expectIds('Medication?_contained=false&code=1049502', ['med1']);
+    const b = await expectIds('Medication?_contained=true&code=1049502', ['mr1']);
+    assert.equal(b.entry[0].resource.resourceType, 'MedicationRequest');
+    await expectIds(`Medication?_contained=true&code=${enc_(`${RXN}|999`)}`, ['mr2']);
+    await expectIds('Medication?_contained=true&_containedType=container', ['mr1', 'mr2']);
+    await expectIds('Patient?_contained=true&family=contained&birthdate=1950', ['obc']);
+    await expectIds('Patient?family=contained', []);
+    await expectIds('Patient?_contained=true&family=lee', []);
+  });
+  test('what is not supported is a 400', async () => {
+    await expect400('Medication?_contained=both&code=1049502');
+    await expect400('Medication?_contained=true&_containedType=contained');
+    await expect400('Medication?_contained=true&_id=m1');
+    await expect400('Medication?_contained=maybe');
+    await expect400('?_contained=true&code=1049502');
   });
 });
 

@@ -94,6 +94,13 @@ static void t_param_ids(void **state)
 			}
 		}
 	}
+	/* the contained resources' ids and the contained-type marker collide with none */
+	size_t base = n;
+	for (size_t i = 0; i < base; i++) {
+		assert_true(n < cap);
+		ids[n++] = salus_fhir_search_contained_id(ids[i]);
+	}
+	ids[n++] = salus_fhir_search_contained_marker();
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = i + 1; j < n; j++)
 			assert_true(ids[i] != ids[j]);
