@@ -90,9 +90,8 @@ static int split(struct salus_fhir_search *s, const char *v, char sep, char **pa
 	parts[n++] = buf;
 	for (size_t i = 0; i < len; i++) {
 		if (v[i] == '\\' && i + 1 < len && (v[i + 1] == ',' || v[i + 1] == '|' || v[i + 1] == '$' || v[i + 1] == '\\')) {
-			if (v[i + 1] != sep && sep == ',') {
-				*o++ = v[i]; /* keep the escape for the next split level */
-			}
+			if (v[i + 1] != sep)
+				*o++ = v[i]; /* keep the escape for the next split level ('$', then '|') */
 			*o++ = v[++i];
 		} else if (v[i] == sep) {
 			*o++ = 0;
@@ -170,7 +169,15 @@ static int prefix_op(const char **v)
 static int date_val(const char *v, struct salus_sq_val *out)
 {
 	out->op = prefix_op(&v);
-	if (salus_fhir_date_range(v, strlen(v), &out->lo, &out->hi))
+	/* a '+' of a time-zone offset that reached us as a space (form decoding of an unescaped '+') */
+	char tmp[64];
+	size_t n = strlen(v);
+	if (n < sizeof tmp && n > 6 && v[n - 6] == ' ' && v[n - 3] == ':') {
+		memcpy(tmp, v, n + 1);
+		tmp[n - 6] = '+';
+		v = tmp;
+	}
+	if (salus_fhir_date_range(v, n, &out->lo, &out->hi))
 		return SALUS_EINVALID;
 	if (out->op == SALUS_SQ_AP) {
 		/* approximately: 10% of the distance from now, either side (R4 search §3.1.1.4.7) */

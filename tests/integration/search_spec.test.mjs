@@ -197,6 +197,10 @@ describe('date', () => {
     await expectIds('Encounter?date=eb2021-03-01T11:00:00Z', []);
     await expectIds('Encounter?date=lt2021-03-01T11:00:00Z', ['en1', 'en2']);
     await expectIds('Encounter?date:missing=true', ['en3']);
+    // time-zone offsets, also a '+' left unescaped in the URL (decoded as a space)
+    await expectIds('Encounter?date=gt2021-03-01T17:30:00%2B05:00', ['en1']); // 12:30Z
+    await expectIds('Encounter?date=gt2021-03-01T17:30:00+05:00', ['en1']);
+    await expectIds('Encounter?date=gt2021-03-01T16:30:00+05:00', ['en1', 'en2']); // 11:30Z
   });
 });
 

@@ -490,6 +490,14 @@ static void t_modifiers(void **state)
 	assert_string_equal(c->vals[0].a, "a|b$c");
 	assert_string_equal(c->vals[1].a, "d,e");
 	salus_fhir_search_free(s);
+	/* composite: "\\$" and "\\|" survive the '$' split for the component's own parsing */
+	c = parse1("Observation", NULL, "code-value-quantity", "urn:a\\|b|c\\$1$5.4", &s, &why);
+	assert_non_null(c);
+	assert_int_equal(c->vals[0].ncomp, 2);
+	assert_string_equal(c->vals[0].comp[0].vals[0].a, "urn:a|b");
+	assert_string_equal(c->vals[0].comp[0].vals[0].b, "c$1");
+	assert_true(c->vals[0].comp[1].vals[0].v == 5.4);
+	salus_fhir_search_free(s);
 	/* a reference on this server's base is local; _history is dropped */
 	c = parse1("Observation", "https://h:1/fhir", "subject", "https://h:1/fhir/Patient/p1/_history/3", &s, &why);
 	assert_non_null(c);
