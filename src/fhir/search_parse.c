@@ -663,6 +663,15 @@ static int parse_clause(struct salus_fhir_search *s, const char *type, const cha
 
 	if (!strncmp(name, "_has:", 5))
 		return parse_has(s, type, name, value, c, depth, why);
+	if (!strcmp(name, "_list")) {
+		/* _list=ID: the resources List/ID has as entry.item, i.e. _has:List:item:_id=ID
+		 * (functional lists such as $current-problems are not supported) */
+		if (strchr(value, '$')) {
+			*why = "functional lists ($...) are not supported in _list";
+			return SALUS_EINVALID;
+		}
+		return parse_has(s, type, "_has:List:item:_id", value, c, depth, why);
+	}
 	size_t cn = strcspn(name, ".:");
 	char *code = sdup(s, name, cn);
 	const char *mod = NULL, *rest = NULL;

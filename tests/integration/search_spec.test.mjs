@@ -55,6 +55,8 @@ const data = [
     medicationReference: { reference: '#m2' } },
   { resourceType: 'Observation', id: 'obc', status: 'final', code: { text: 'x' }, subject: { reference: '#cp' },
     contained: [{ resourceType: 'Patient', id: 'cp', name: [{ family: 'Contained' }], birthDate: '1950-02-02' }] },
+  { resourceType: 'List', id: 'l1', status: 'current', mode: 'working',
+    entry: [{ item: { reference: 'Patient/q1' } }, { item: { reference: 'Patient/q3' } }, { item: { reference: 'Observation/bp1' } }] },
   { resourceType: 'Observation', id: 'bp2', status: 'final', code: { text: 'bp' }, subject: { reference: 'Patient/q2' },
     valueQuantity: { value: 120, unit: 'mm Hg' } },
 ];
@@ -222,6 +224,16 @@ describe('_contained', () => {
     await expect400('Medication?_contained=true&_id=m1');
     await expect400('Medication?_contained=maybe');
     await expect400('?_contained=true&code=1049502');
+  });
+});
+
+describe('_list', () => {
+  test('the resources a List has as entries', async () => {
+    await expectIds('Patient?_list=l1', ['q1', 'q3']);
+    await expectIds('Observation?_list=l1', ['bp1']);
+    await expectIds('Patient?_list=nope', []);
+    await expectIds('Patient?_list=l1&gender=female', ['q1']);
+    await expect400('Patient?_list=$current-problems');
   });
 });
 
