@@ -1044,6 +1044,24 @@ static const char *code_system(const char *expr)
 	return sys;
 }
 
+/* Location.near: Location.position's latitude and longitude, as the two
+ * components of one group (Location.near#0, #1). */
+static int index_near(struct ctx *c, json_t *res)
+{
+	json_t *pos = json_object_get(res, "position");
+	json_t *lat = json_object_get(pos, "latitude"), *lon = json_object_get(pos, "longitude");
+	if (!json_is_number(lat) || !json_is_number(lon))
+		return SALUS_OK;
+	c->group = ++c->x->group;
+	int rc = add_num(c, pid(c, comp_id("Location", "near", 0)), SALUS_IX_NUMBER, json_number_value(lat), NULL, NULL,
+			 NULL);
+	if (!rc)
+		rc = add_num(c, pid(c, comp_id("Location", "near", 1)), SALUS_IX_NUMBER, json_number_value(lon), NULL,
+			     NULL, NULL);
+	c->group = 0;
+	return rc;
+}
+
 /* The rows of every search parameter of type (t) on res; in a contained
  * resource (c->contained) under the contained parameter ids. */
 static int index_params(struct ctx *c, const struct salus_fhir_type *t, const char *type, json_t *res)
@@ -1054,6 +1072,10 @@ static int index_params(struct ctx *c, const struct salus_fhir_type *t, const ch
 		const struct salus_fhir_sp *sp = salus_fhir_sp_at(t, i);
 		struct salus_fhir_sp_info info;
 		salus_fhir_sp_get(sp, &info);
+		if (info.type == SALUS_FHIR_SP_SPECIAL && !strcmp(type, "Location") && !strcmp(info.code, "near")) {
+			rc = index_near(c, res);
+			continue;
+		}
 		if (!info.expression || info.type == SALUS_FHIR_SP_SPECIAL)
 			continue;
 		if (!strcmp(info.code, "_id") || !strcmp(info.code, "_lastUpdated"))

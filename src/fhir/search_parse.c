@@ -654,6 +654,72 @@ static int token_set(struct salus_fhir_search *s, const char *mod, char **vals, 
 	return rc;
 }
 
+/* Location near=latitude|longitude[|distance[|units]] (R4 Location search):
+ * positions inside the box of that half-width around the point (as HAPI
+ * FHIR does: a bounding box, not a circle); units km (default), m, [mi_i] or
+ * mi; no distance: the point itself.  A composite clause on the two index
+ * rows of Location.position (Location.near#0 latitude, #1 longitude). */
+static int parse_near(struct salus_fhir_search *s, const char *value, struct salus_sq_clause *c, const char **why)
+{
+	char *vals[MAX_VALUES], *part[4] = {0};
+	size_t nv;
+	int rc;
+	if ((rc = split(s, value, ',', vals, MAX_VALUES, &nv)))
+		return rc == SALUS_EINVALID ? (*why = "too many values", rc) : rc;
+	struct salus_sq_val *v = salus_fhir_search_alloc(s, nv * sizeof *v);
+	if (!v)
+		return SALUS_ENOMEM;
+	c->kind = SALUS_SQ_COMPOSITE;
+	c->params = one_param(s, salus_fhir_search_param_id("Location", "near"));
+	c->nparams = 1;
+	c->vals = v;
+	for (size_t i = 0; i < nv; i++) {
+		char *rest = vals[i];
+		size_t np = 0;
+		while (rest && np < 4)
+			bar_split(rest, &part[np++], &rest);
+		double lat, lon, d = 0, lo, hi, mul = 1;
+		if (np < 2 || rest || salus_fhir_number_range(part[0], strlen(part[0]), &lat, &lo, &hi) ||
+		    salus_fhir_number_range(part[1], strlen(part[1]), &lon, &lo, &hi) || fabs(lat) > 90 || fabs(lon) > 180 ||
+		    (np > 2 && *part[2] && (salus_fhir_number_range(part[2], strlen(part[2]), &d, &lo, &hi) || d < 0))) {
+			*why = "near takes latitude|longitude[|distance[|units]]";
+			return SALUS_EINVALID;
+		}
+		const char *u = np > 3 && *part[3] ? part[3] : "km";
+		if (!strcmp(u, "m"))
+			mul = 0.001;
+		else if (!strcmp(u, "[mi_i]") || !strcmp(u, "mi"))
+			mul = 1.609344;
+		else if (strcmp(u, "km")) {
+			*why = "near distance units: km, m or [mi_i]";
+			return SALUS_EINVALID;
+		}
+		double km = d * mul, dlat = km / 111.32, cl = cos(lat * 3.14159265358979323846 / 180.0);
+		double dlon = cl > 1e-9 ? km / (111.32 * cl) : 360;
+		struct salus_sq_clause *comp = salus_fhir_search_alloc(s, 2 * sizeof *comp);
+		struct salus_sq_val *cv = salus_fhir_search_alloc(s, 2 * sizeof *cv);
+		if (!comp || !cv || !(comp[0].params = one_param(s, salus_fhir_search_param_id("Location", "near#0"))) ||
+		    !(comp[1].params = one_param(s, salus_fhir_search_param_id("Location", "near#1"))))
+			return SALUS_ENOMEM;
+		for (int k = 0; k < 2; k++) {
+			double at = k ? lon : lat, dd = k ? dlon : dlat;
+			comp[k].kind = SALUS_SQ_NUMBER;
+			comp[k].nparams = 1;
+			comp[k].vals = &cv[k];
+			comp[k].nvals = 1;
+			cv[k].op = SALUS_SQ_AP; /* inclusive [vlo, vhi] */
+			cv[k].v = at;
+			cv[k].vlo = at - dd;
+			cv[k].vhi = at + dd;
+		}
+		v[i].op = SALUS_SQ_ANY;
+		v[i].comp = comp;
+		v[i].ncomp = 2;
+	}
+	c->nvals = nv;
+	return c->params ? SALUS_OK : SALUS_ENOMEM;
+}
+
 static int parse_clause(struct salus_fhir_search *s, const char *type, const char *name, const char *value,
 			struct salus_sq_clause *c, int depth, const char **why)
 {
@@ -765,6 +831,8 @@ static int parse_clause(struct salus_fhir_search *s, const char *type, const cha
 			return SALUS_ENOTFOUND;
 		}
 	}
+	if (type && !strcmp(type, "Location") && !strcmp(code, "near") && !mod)
+		return parse_near(s, value, c, why);
 	c->kind = sp_kind(sptype);
 	if (!c->kind) {
 		*why = "unsupported search parameter (special)";

@@ -57,6 +57,10 @@ const data = [
     contained: [{ resourceType: 'Patient', id: 'cp', name: [{ family: 'Contained' }], birthDate: '1950-02-02' }] },
   { resourceType: 'List', id: 'l1', status: 'current', mode: 'working',
     entry: [{ item: { reference: 'Patient/q1' } }, { item: { reference: 'Patient/q3' } }, { item: { reference: 'Observation/bp1' } }] },
+  { resourceType: 'Location', id: 'loc1', name: 'A', position: { latitude: 42.2565, longitude: -83.6948 } },
+  { resourceType: 'Location', id: 'loc2', name: 'B', position: { latitude: 42.28, longitude: -83.74 } },
+  { resourceType: 'Location', id: 'loc3', name: 'C', position: { latitude: 40.7128, longitude: -74.006 } },
+  { resourceType: 'Location', id: 'loc4', name: 'D' },
   { resourceType: 'Observation', id: 'bp2', status: 'final', code: { text: 'bp' }, subject: { reference: 'Patient/q2' },
     valueQuantity: { value: 120, unit: 'mm Hg' } },
 ];
@@ -224,6 +228,19 @@ describe('_contained', () => {
     await expect400('Medication?_contained=true&_id=m1');
     await expect400('Medication?_contained=maybe');
     await expect400('?_contained=true&code=1049502');
+  });
+});
+
+describe('Location near (special)', () => {
+  test('a box of the distance around the point', async () => {
+    // loc2 is 2.6 km north and 3.7 km west of loc1; loc3 is 171 km south and 800 km east
+    await expectIds(`Location?near=${enc_('42.2565|-83.6948|1|km')}`, ['loc1']);
+    await expectIds(`Location?near=${enc_('42.2565|-83.6948|10|km')}`, ['loc1', 'loc2']);
+    await expectIds(`Location?near=${enc_('42.2565|-83.6948|10000|m')}`, ['loc1', 'loc2']);
+    await expectIds(`Location?near=${enc_('42.2565|-83.6948|1000|km')}`, ['loc1', 'loc2', 'loc3']);
+    await expectIds(`Location?near=${enc_('42.2565|-83.6948')}`, ['loc1']);
+    await expect400('Location?near=somewhere');
+    await expect400(`Location?near=${enc_('42|-83|5|parsec')}`);
   });
 });
 

@@ -94,6 +94,8 @@ static void t_param_ids(void **state)
 			}
 		}
 	}
+	ids[n++] = salus_fhir_search_param_id("Location", "near#0"); /* Location.position */
+	ids[n++] = salus_fhir_search_param_id("Location", "near#1");
 	/* the contained resources' ids and the contained-type marker collide with none */
 	size_t base = n;
 	for (size_t i = 0; i < base; i++) {
