@@ -934,6 +934,7 @@ static int index_composite(struct ctx *c, const struct salus_fhir_sp *sp, const 
 	int rc = eval_expr(info->expression, res, c->type, &ns);
 	if (rc == SALUS_EINVALID)
 		rc = SALUS_OK;
+	uint16_t saved = c->group; /* a contained resource's group (_contained correlation) */
 	for (size_t k = 0; k < ns.n && !rc; k++) {
 		c->group = ++c->x->group;
 		for (size_t i = 0; i < info->ncomponents && !rc; i++) {
@@ -962,7 +963,7 @@ static int index_composite(struct ctx *c, const struct salus_fhir_sp *sp, const 
 			salus_free(cn.v);
 			salus_buf_release(&e);
 		}
-		c->group = 0;
+		c->group = saved;
 	}
 	salus_free(ns.v);
 	return rc;
@@ -1052,13 +1053,14 @@ static int index_near(struct ctx *c, json_t *res)
 	json_t *lat = json_object_get(pos, "latitude"), *lon = json_object_get(pos, "longitude");
 	if (!json_is_number(lat) || !json_is_number(lon))
 		return SALUS_OK;
+	uint16_t saved = c->group;
 	c->group = ++c->x->group;
 	int rc = add_num(c, pid(c, comp_id("Location", "near", 0)), SALUS_IX_NUMBER, json_number_value(lat), NULL, NULL,
 			 NULL);
 	if (!rc)
 		rc = add_num(c, pid(c, comp_id("Location", "near", 1)), SALUS_IX_NUMBER, json_number_value(lon), NULL,
 			     NULL, NULL);
-	c->group = 0;
+	c->group = saved;
 	return rc;
 }
 
@@ -1128,11 +1130,15 @@ int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t 
 			continue;
 		c.contained = true;
 		c.type = ct;
+		/* every row of one contained resource shares a group (above the composite groups),
+		 * so a search can require all its clauses to hold on the same contained resource */
+		c.group = (uint16_t)(0x8000u | ((k + 1) & 0x7FFFu));
 		rc = add_token(&c, salus_fhir_search_contained_marker(), NULL, ct);
 		if (!rc)
 			rc = index_params(&c, ctt, ct, cr);
 		c.contained = false;
 		c.type = type;
+		c.group = 0;
 	}
 	/* _text: the narrative; _content: all text */
 	json_t *text = json_object_get(res, "text");

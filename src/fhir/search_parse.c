@@ -1116,7 +1116,11 @@ static int contained_clause(struct salus_sq_clause *c, const char **why)
 }
 
 /* Finish a _contained=true search: containers of any type that contain a
- * resource of `type` (the marker row), sorted by resource keys only. */
+ * resource of `type` on which the clauses hold.  The positive clauses become
+ * the components of one composite clause with the type marker (all rows of a
+ * contained resource share a group), so they must hold on the same contained
+ * resource; negated and :missing clauses stay apart (any contained resource).
+ * The marker alone drives the query.  Sorted by resource keys only. */
 static int contained_search(struct salus_fhir_search *s, const char *type, const char **why)
 {
 	for (size_t i = 0; i < s->q.nsort; i++)
@@ -1124,16 +1128,36 @@ static int contained_search(struct salus_fhir_search *s, const char *type, const
 			*why = "_sort on a parameter is not supported with _contained=true";
 			return SALUS_EINVALID;
 		}
-	struct salus_sq_clause *c = salus_fhir_search_clause(s);
-	struct salus_sq_val *v = salus_fhir_search_alloc(s, sizeof *v);
-	if (!c || !v || !(c->params = one_param(s, salus_fhir_search_contained_marker())))
+	struct salus_sq_clause *comp = salus_fhir_search_alloc(s, (s->ncl + 1) * sizeof *comp);
+	struct salus_sq_val *mv = salus_fhir_search_alloc(s, sizeof *mv), *cv = salus_fhir_search_alloc(s, sizeof *cv);
+	const uint32_t *marker = one_param(s, salus_fhir_search_contained_marker());
+	if (!comp || !mv || !cv || !marker)
 		return SALUS_ENOMEM;
-	c->nparams = 1;
-	c->kind = SALUS_SQ_TOKEN;
-	v->op = SALUS_SQ_TOK_CODE;
-	v->b = type;
-	c->vals = v;
-	c->nvals = 1;
+	mv->op = SALUS_SQ_TOK_CODE;
+	mv->b = type;
+	comp[0] = (struct salus_sq_clause){.kind = SALUS_SQ_TOKEN, .params = marker, .nparams = 1, .vals = mv, .nvals = 1};
+	size_t ncomp = 1, w = 0;
+	for (size_t i = 0; i < s->ncl; i++) {
+		const struct salus_sq_clause *c = &s->cl[i];
+		if (!c->negate && !c->missing && c->kind != SALUS_SQ_COMPOSITE)
+			comp[ncomp++] = *c;
+		else
+			s->cl[w++] = *c;
+	}
+	s->ncl = s->q.nclauses = w;
+	struct salus_sq_clause *drv = salus_fhir_search_clause(s);
+	if (!drv)
+		return SALUS_ENOMEM;
+	*drv = comp[0];
+	if (ncomp > 1) {
+		struct salus_sq_clause *c = salus_fhir_search_clause(s);
+		if (!c)
+			return SALUS_ENOMEM;
+		cv->op = SALUS_SQ_ANY;
+		cv->comp = comp;
+		cv->ncomp = ncomp;
+		*c = (struct salus_sq_clause){.kind = SALUS_SQ_COMPOSITE, .params = marker, .nparams = 1, .vals = cv, .nvals = 1};
+	}
 	s->q.type = NULL;
 	return SALUS_OK;
 }

@@ -53,6 +53,11 @@ const data = [
   { resourceType: 'MedicationRequest', id: 'mr2', status: 'active', intent: 'order', subject: { reference: 'Patient/q2' },
     contained: [{ resourceType: 'Medication', id: 'm2', code: { coding: [{ system: RXN, code: '999' }] } }],
     medicationReference: { reference: '#m2' } },
+  { resourceType: 'MedicationRequest', id: 'mr3', status: 'active', intent: 'order', subject: { reference: 'Patient/q3' },
+    contained: [
+      { resourceType: 'Medication', id: 'm3a', code: { coding: [{ system: RXN, code: '111' }] }, form: { coding: [{ system: 'urn:form', code: 'tablet' }] } },
+      { resourceType: 'Medication', id: 'm3b', code: { coding: [{ system: RXN, code: '222' }] }, form: { coding: [{ system: 'urn:form', code: 'capsule' }] } }],
+    medicationReference: { reference: '#m3a' }, supportingInformation: [{ reference: '#m3b' }] },
   { resourceType: 'Observation', id: 'obc', status: 'final', code: { text: 'x' }, subject: { reference: '#cp' },
     contained: [{ resourceType: 'Patient', id: 'cp', name: [{ family: 'Contained' }], birthDate: '1950-02-02' }] },
   { resourceType: 'List', id: 'l1', status: 'current', mode: 'working',
@@ -217,7 +222,13 @@ describe('_contained', () => {
     const b = await expectIds('Medication?_contained=true&code=1049502', ['mr1']);
     assert.equal(b.entry[0].resource.resourceType, 'MedicationRequest');
     await expectIds(`Medication?_contained=true&code=${enc_(`${RXN}|999`)}`, ['mr2']);
-    await expectIds('Medication?_contained=true&_containedType=container', ['mr1', 'mr2']);
+    await expectIds('Medication?_contained=true&_containedType=container', ['mr1', 'mr2', 'mr3']);
+    // the clauses hold on one and the same contained resource
+    await expectIds('Medication?_contained=true&code=111&form=capsule', []);
+    await expectIds('Medication?_contained=true&code=111&form=tablet', ['mr3']);
+    await expectIds('Medication?_contained=true&code=222,999&form=capsule', ['mr3']);
+    // :not: no contained Medication of the container has the code
+    await expectIds('Medication?_contained=true&code:not=111', ['mr1', 'mr2']);
     await expectIds('Patient?_contained=true&family=contained&birthdate=1950', ['obc']);
     await expectIds('Patient?family=contained', []);
     await expectIds('Patient?_contained=true&family=lee', []);
