@@ -9,6 +9,8 @@
 #include "fhir/search_int.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -213,9 +215,13 @@ static int number_val(char *v, struct salus_sq_val *out, bool quantity)
 	if (salus_fhir_number_range(p, strlen(p), &out->v, &out->vlo, &out->vhi))
 		return SALUS_EINVALID;
 	if (out->op == SALUS_SQ_AP) {
+		/* within 10%, the bounds as decimals (like the precision range) */
+		char b[64];
 		double d = fabs(out->v) * 0.1;
-		out->vlo = out->v - d;
-		out->vhi = out->v + d;
+		snprintf(b, sizeof b, "%.15g", out->v - d);
+		out->vlo = strtod(b, NULL);
+		snprintf(b, sizeof b, "%.15g", out->v + d);
+		out->vhi = strtod(b, NULL);
 	}
 	return SALUS_OK;
 }
