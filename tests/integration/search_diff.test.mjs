@@ -69,10 +69,15 @@ test('differential', { timeout: 600000 }, async () => {
     let n = 0, bad = 0;
     async function check(q, want) {
       n++;
-      let got = [], url = `/fhir/${q}${q.includes('?') ? '&' : '?'}_count=1000`;
-      const rr = await s.request('GET', url, { token: tok });
-      if (rr.status !== 200) { bad++; console.log('HTTP', rr.status, q, rr.body.slice(0, 200)); return; }
-      got = (rr.json.entry ?? []).filter((e) => e.search.mode === 'match').map((e) => e.resource.id).sort();
+      let got = [], url = `/fhir/${q}${q.includes('?') ? '&' : '?'}_count=500`;
+      while (url) { // every page
+        const rr = await s.request('GET', url, { token: tok });
+        if (rr.status !== 200) { bad++; console.log('HTTP', rr.status, q, rr.body.slice(0, 200)); return; }
+        got.push(...(rr.json.entry ?? []).filter((e) => e.search.mode === 'match').map((e) => e.resource.id));
+        const next = rr.json.link?.find((l) => l.relation === 'next')?.url;
+        url = next ? next.slice(next.indexOf('/fhir/')) : null;
+      }
+      got.sort();
       want = [...new Set(want.map((x) => x.id))].sort();
       if (JSON.stringify(got) !== JSON.stringify(want)) {
         bad++;
@@ -141,6 +146,17 @@ test('differential', { timeout: 600000 }, async () => {
       if (c) await check(`MedicationRequest?code=${c}`, mrs.filter((x) => x.medicationCodeableConcept?.coding?.some((k) => k.code === c)));
       for (const op of ops) await check(`MedicationRequest?authoredon=${op}${m.authoredOn.slice(0, 10)}`, mrs.filter((x) => x.authoredOn && dateMatch(op, range(x.authoredOn), range(m.authoredOn.slice(0, 10)))));
     }
+    // chains, _has, :missing, :not with AND
+    const patById = new Map(pats.map((p) => [`Patient/${p.id}`, p]));
+    for (const g of ['female', 'male']) {
+      await check(`Observation?patient.gender=${g}`, obs.filter((o) => patById.get(refOf(o.subject?.reference))?.gender === g));
+    }
+    for (const c of codes.slice(0, 3)) {
+      await check(`Patient?_has:Observation:patient:code=${c}`, pats.filter((p) => obs.some((o) => refOf(o.subject?.reference) === `Patient/${p.id}` && o.code.coding.some((k) => k.code === c))));
+    }
+    await check('Encounter?date:missing=true', encs.filter((e) => !e.period?.start && !e.period?.end));
+    await check('Encounter?date:missing=false', encs.filter((e) => e.period?.start || e.period?.end));
+    await check('MedicationRequest?intent=order&status:not=active', mrs.filter((m) => m.intent === 'order' && m.status !== 'active'));
     console.log(`checked ${n}, differences ${bad}`);
     assert.equal(bad, 0);
   } finally {
