@@ -1067,10 +1067,11 @@ static int parse_include(struct salus_fhir_search *s, const char *type, const ch
 }
 
 /* _contained / _containedType (R4 search §3.1.1.5.10): false (the default)
- * searches the resources themselves; true searches the resources contained
- * in others and answers their containers (_containedType=container, the
- * default).  both and _containedType=contained are not supported (400). */
-static int contained_mode(const char *type, const struct salus_param *params, size_t nparams, bool *on,
+ * searches the resources themselves (*on 0); true (1) searches the resources
+ * contained in others and answers their containers (_containedType=container,
+ * the default); both (2) answers both.  _containedType=contained is not
+ * supported (400). */
+static int contained_mode(const char *type, const struct salus_param *params, size_t nparams, int *on,
 			  const char **why)
 {
 	for (size_t i = 0; i < nparams; i++) {
@@ -1079,10 +1080,9 @@ static int contained_mode(const char *type, const struct salus_param *params, si
 			continue;
 		if (!strcmp(n, "_contained")) {
 			if (!strcmp(v, "true")) {
-				*on = true;
+				*on = 1;
 			} else if (!strcmp(v, "both")) {
-				*why = "_contained=both is not supported (true or false)";
-				return SALUS_EINVALID;
+				*on = 2;
 			} else if (strcmp(v, "false")) {
 				*why = "_contained takes true, false or both";
 				return SALUS_EINVALID;
@@ -1094,7 +1094,7 @@ static int contained_mode(const char *type, const struct salus_param *params, si
 		}
 	}
 	if (*on && !type) {
-		*why = "_contained=true needs a resource type";
+		*why = "_contained=true|both needs a resource type";
 		return SALUS_EINVALID;
 	}
 	return SALUS_OK;
@@ -1109,62 +1109,111 @@ static int contained_clause(struct salus_sq_clause *c, const char **why)
 		*why = "with _contained=true only the type's own search parameters are supported";
 		return SALUS_EINVALID;
 	}
-	uint32_t *p = (uint32_t *)(uintptr_t)c->params;
-	for (size_t i = 0; i < c->nparams; i++)
-		p[i] = salus_fhir_search_contained_id(p[i]);
-	for (size_t i = 0; c->kind == SALUS_SQ_COMPOSITE && i < c->nvals; i++)
-		for (size_t k = 0; k < c->vals[i].ncomp; k++) {
-			uint32_t *cp = (uint32_t *)(uintptr_t)c->vals[i].comp[k].params;
-			for (size_t j = 0; j < c->vals[i].comp[k].nparams; j++)
-				cp[j] = salus_fhir_search_contained_id(cp[j]);
-		}
 	return SALUS_OK;
 }
 
-/* Finish a _contained=true search: containers of any type that contain a
- * resource of `type` on which the clauses hold.  The positive clauses become
- * the components of one composite clause with the type marker (all rows of a
+/* Copies of n clauses on the contained parameter ids (into out). */
+static const uint32_t *contained_params(struct salus_fhir_search *s, const uint32_t *in, size_t n)
+{
+	uint32_t *p = salus_fhir_search_alloc(s, (n ? n : 1) * sizeof *p);
+	for (size_t i = 0; p && i < n; i++)
+		p[i] = salus_fhir_search_contained_id(in[i]);
+	return p;
+}
+
+static int contained_copy(struct salus_fhir_search *s, const struct salus_sq_clause *in, size_t n,
+			  struct salus_sq_clause *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[i] = in[i];
+		if (!(out[i].params = contained_params(s, in[i].params, in[i].nparams)))
+			return SALUS_ENOMEM;
+		if (in[i].kind != SALUS_SQ_COMPOSITE)
+			continue;
+		struct salus_sq_val *v = salus_fhir_search_alloc(s, in[i].nvals * sizeof *v);
+		if (!v)
+			return SALUS_ENOMEM;
+		for (size_t k = 0; k < in[i].nvals; k++) {
+			v[k] = in[i].vals[k];
+			struct salus_sq_clause *comp = salus_fhir_search_alloc(s, v[k].ncomp * sizeof *comp);
+			if (!comp || contained_copy(s, in[i].vals[k].comp, v[k].ncomp, comp))
+				return SALUS_ENOMEM;
+			v[k].comp = comp;
+		}
+		out[i].vals = v;
+	}
+	return SALUS_OK;
+}
+
+/* Finish a _contained=true|both search (mode 1|2).  The contained branch:
+ * containers of any type that contain a resource of `type` on which the
+ * clauses hold, on the contained ids.  The positive clauses become the
+ * components of one composite clause with the type marker (all rows of a
  * contained resource share a group), so they must hold on the same contained
- * resource; negated and :missing clauses stay apart (any contained resource).
- * The marker alone drives the query.  Sorted by resource keys only. */
-static int contained_search(struct salus_fhir_search *s, const char *type, const char **why)
+ * resource; negated and :missing clauses stay apart (any contained resource
+ * of the type).  The marker alone drives it.  both: the resource itself (the
+ * clauses as parsed, on `type`) or the contained branch.  Sorted by resource
+ * keys only. */
+static int contained_search(struct salus_fhir_search *s, const char *type, int mode, const char **why)
 {
 	for (size_t i = 0; i < s->q.nsort; i++)
 		if (s->q.sort[i].kind == SALUS_SQ_SORT_PARAM) {
-			*why = "_sort on a parameter is not supported with _contained=true";
+			*why = "_sort on a parameter is not supported with _contained=true|both";
 			return SALUS_EINVALID;
 		}
-	struct salus_sq_clause *comp = salus_fhir_search_alloc(s, (s->ncl + 1) * sizeof *comp);
+	size_t n = s->ncl;
+	struct salus_sq_clause *orig = salus_fhir_search_alloc(s, (n + 1) * sizeof *orig);
+	struct salus_sq_clause *mapped = salus_fhir_search_alloc(s, (n + 1) * sizeof *mapped);
+	struct salus_sq_clause *comp = salus_fhir_search_alloc(s, (n + 1) * sizeof *comp);
+	struct salus_sq_clause *branch = salus_fhir_search_alloc(s, (n + 2) * sizeof *branch);
 	struct salus_sq_val *mv = salus_fhir_search_alloc(s, sizeof *mv), *cv = salus_fhir_search_alloc(s, sizeof *cv);
 	const uint32_t *marker = one_param(s, salus_fhir_search_contained_marker());
-	if (!comp || !mv || !cv || !marker)
+	if (!orig || !mapped || !comp || !branch || !mv || !cv || !marker)
+		return SALUS_ENOMEM;
+	memcpy(orig, s->cl, n * sizeof *orig);
+	if (contained_copy(s, orig, n, mapped))
 		return SALUS_ENOMEM;
 	mv->op = SALUS_SQ_TOK_CODE;
 	mv->b = type;
 	comp[0] = (struct salus_sq_clause){.kind = SALUS_SQ_TOKEN, .params = marker, .nparams = 1, .vals = mv, .nvals = 1};
-	size_t ncomp = 1, w = 0;
-	for (size_t i = 0; i < s->ncl; i++) {
-		const struct salus_sq_clause *c = &s->cl[i];
-		if (!c->negate && !c->missing && c->kind != SALUS_SQ_COMPOSITE)
-			comp[ncomp++] = *c;
+	branch[0] = comp[0]; /* the driver */
+	size_t ncomp = 1, nb = 1;
+	for (size_t i = 0; i < n; i++) {
+		if (!mapped[i].negate && !mapped[i].missing && mapped[i].kind != SALUS_SQ_COMPOSITE)
+			comp[ncomp++] = mapped[i];
 		else
-			s->cl[w++] = *c;
+			branch[nb++] = mapped[i];
 	}
-	s->ncl = s->q.nclauses = w;
-	struct salus_sq_clause *drv = salus_fhir_search_clause(s);
-	if (!drv)
-		return SALUS_ENOMEM;
-	*drv = comp[0];
 	if (ncomp > 1) {
-		struct salus_sq_clause *c = salus_fhir_search_clause(s);
-		if (!c)
-			return SALUS_ENOMEM;
 		cv->op = SALUS_SQ_ANY;
 		cv->comp = comp;
 		cv->ncomp = ncomp;
-		*c = (struct salus_sq_clause){.kind = SALUS_SQ_COMPOSITE, .params = marker, .nparams = 1, .vals = cv, .nvals = 1};
+		branch[nb++] = (struct salus_sq_clause){
+			.kind = SALUS_SQ_COMPOSITE, .params = marker, .nparams = 1, .vals = cv, .nvals = 1};
 	}
+	s->ncl = s->q.nclauses = 0;
 	s->q.type = NULL;
+	if (mode == 1) {
+		for (size_t i = 0; i < nb; i++) {
+			struct salus_sq_clause *c = salus_fhir_search_clause(s);
+			if (!c)
+				return SALUS_ENOMEM;
+			*c = branch[i];
+		}
+		return SALUS_OK;
+	}
+	struct salus_sq *subs = salus_fhir_search_alloc(s, 2 * sizeof *subs);
+	struct salus_sq_clause *c = salus_fhir_search_clause(s);
+	if (!subs || !c)
+		return SALUS_ENOMEM;
+	subs[0].type = type;
+	subs[0].clauses = orig;
+	subs[0].nclauses = n;
+	subs[1].clauses = branch;
+	subs[1].nclauses = nb;
+	c->kind = SALUS_SQ_ANYOF;
+	c->sub = subs;
+	c->nsub = 2;
 	return SALUS_OK;
 }
 
@@ -1189,7 +1238,7 @@ int salus_fhir_search_parse_at(const char *type, const char *base, const struct 
 	if (!s)
 		return SALUS_ENOMEM;
 	s->base = base;
-	bool contained = false;
+	int contained = 0;
 	if ((rc = contained_mode(type, params, nparams, &contained, why)))
 		goto out_free;
 	if (!type && (rc = sys_types(s, params, nparams, &type, why)))
@@ -1298,7 +1347,7 @@ int salus_fhir_search_parse_at(const char *type, const char *base, const struct 
 				goto out_free;
 		}
 	}
-	if (contained && (rc = contained_search(s, type, why)))
+	if (contained && (rc = contained_search(s, type, contained, why)))
 		goto out_free;
 	*out = s;
 	return SALUS_OK;

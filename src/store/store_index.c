@@ -911,6 +911,20 @@ static void clause_sql(struct cq *c, const char *ra, const struct salus_sq_claus
 		c->depth--;
 		break;
 	}
+	case SALUS_SQ_ANYOF:
+		if (!cl->sub || !cl->nsub || ++c->depth > MAX_DEPTH) {
+			c->rc = SALUS_EINVALID;
+			break;
+		}
+		emitf(c, "%s(", cl->negate ? "NOT " : "");
+		for (size_t i = 0; i < cl->nsub; i++) {
+			emit(c, i ? " OR (" : "(");
+			where_sq(c, ra, &cl->sub[i]);
+			emit(c, ")");
+		}
+		emit(c, ")");
+		c->depth--;
+		break;
 	case SALUS_SQ_INCLUDED: {
 		char ta[16];
 		snprintf(ta, sizeof ta, "t%d", c->alias++);

@@ -233,8 +233,13 @@ describe('_contained', () => {
     await expectIds('Patient?family=contained', []);
     await expectIds('Patient?_contained=true&family=lee', []);
   });
+  test('both: the resources themselves and the containers', async () => {
+    await expectIds('Medication?_contained=both&code=1049502', ['med1', 'mr1']);
+    await expectIds('Medication?_contained=both', ['med1', 'mr1', 'mr2', 'mr3']);
+    await expectIds('Medication?_contained=both&code=111&form=tablet', ['mr3']);
+    await expectIds('Patient?_contained=both&family=contained,lee-smith', ['obc', 'q2']);
+  });
   test('what is not supported is a 400', async () => {
-    await expect400('Medication?_contained=both&code=1049502');
     await expect400('Medication?_contained=true&_containedType=contained');
     await expect400('Medication?_contained=true&_id=m1');
     await expect400('Medication?_contained=maybe');

@@ -406,6 +406,8 @@ static void t_plans(void **state)
 		{"Patient", "gender:in=http://hl7.org/fhir/ValueSet/administrative-gender"},
 		{"Encounter", "class:below=http://terminology.hl7.org/CodeSystem/v3-ActCode|_ActEncounterCode"},
 		{"Observation", "patient=p1&status:not-in=http://hl7.org/fhir/ValueSet/observation-status"},
+		{"Medication", "_contained=true&code=http://rxnorm|1&form=tablet"},
+		{"Medication", "_contained=both&code=http://rxnorm|1"},
 	};
 	for (size_t i = 0; i < sizeof queries / sizeof *queries; i++) {
 		struct salus_param ps[8];
