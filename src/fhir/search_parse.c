@@ -574,10 +574,9 @@ static int parse_chain(struct salus_fhir_search *s, const char *type, const stru
 	return SALUS_OK;
 }
 
-static int set_add(struct salus_fhir_search *s, struct salus_sq_clause *c, struct salus_sq_val *v, const char *sys,
-		   const char *code, const char **why)
+static int set_add(struct salus_sq_clause *c, struct salus_sq_val *v, const char *sys, const char *code,
+		   const char **why)
 {
-	(void)s;
 	if (c->nvals == MAX_SET_CODES) {
 		*why = "the value set or hierarchy has too many codes to search on";
 		return SALUS_EINVALID;
@@ -628,7 +627,7 @@ static int token_set(struct salus_fhir_search *s, const char *mod, char **vals, 
 			for (size_t k = 0; k < n && !rc; k++) {
 				const char *sys, *code;
 				if (!salus_fhir_vs_code_at(vs, k, &sys, &code))
-					rc = set_add(s, c, v, sys, code, why);
+					rc = set_add(c, v, sys, code, why);
 			}
 			continue;
 		}
@@ -650,13 +649,13 @@ static int token_set(struct salus_fhir_search *s, const char *mod, char **vals, 
 				break;
 			found |= !strcmp(cc, code);
 			if (below ? cs_subsumes(sys, code, cc) : cs_subsumes(sys, cc, code))
-				rc = set_add(s, c, v, sys, cc, why);
+				rc = set_add(c, v, sys, cc, why);
 		}
 		if (!rc && !found) /* a code the hierarchy does not list: itself only */
-			rc = set_add(s, c, v, sys, code, why);
+			rc = set_add(c, v, sys, code, why);
 	}
 	if (!rc && !c->nvals) /* an empty value set matches nothing (:not-in: everything) */
-		rc = set_add(s, c, v, "", "", why);
+		rc = set_add(c, v, "", "", why);
 	return rc;
 }
 
