@@ -574,10 +574,10 @@ static int parse_chain(struct salus_fhir_search *s, const char *type, const stru
 	return SALUS_OK;
 }
 
-static int set_add(struct salus_sq_clause *c, struct salus_sq_val *v, const char *sys, const char *code,
+static int set_add(struct salus_sq_clause *c, struct salus_sq_val *v, size_t cap, const char *sys, const char *code,
 		   const char **why)
 {
-	if (c->nvals == MAX_SET_CODES) {
+	if (c->nvals == cap) {
 		*why = "the value set or hierarchy has too many codes to search on";
 		return SALUS_EINVALID;
 	}
@@ -606,42 +606,54 @@ static bool cs_subsumes(const char *sys, const char *anc, const char *code)
 static int token_set(struct salus_fhir_search *s, const char *mod, char **vals, size_t nv, struct salus_sq_clause *c,
 		     const char **why)
 {
-	struct salus_sq_val *v = salus_fhir_search_alloc(s, MAX_SET_CODES * sizeof *v);
+	const struct salus_fhir_vs *vss[MAX_VALUES];
+	char *syss[MAX_VALUES], *codes[MAX_VALUES];
+	bool in = !strcmp(mod, "in") || !strcmp(mod, "not-in"), below = !strcmp(mod, "below");
+	size_t need = 1; /* room for every code (capped), or the one that matches nothing */
+	for (size_t i = 0; i < nv && i < MAX_VALUES; i++) {
+		if (in) {
+			unescape(vals[i]);
+			vss[i] = salus_fhir_vs_find(vals[i], strlen(vals[i]));
+			if (!vss[i] || !salus_fhir_vs_expanded(vss[i])) {
+				*why = vss[i] ? "value set cannot be expanded by this server (filters or an external code system)"
+					      : "unknown value set";
+				return SALUS_EINVALID;
+			}
+			need += salus_fhir_vs_code_count(vss[i]);
+			continue;
+		}
+		bar_split(vals[i], &syss[i], &codes[i]);
+		if (!codes[i] || !*syss[i] || !*codes[i]) {
+			*why = "token :above and :below take system|code";
+			return SALUS_EINVALID;
+		}
+		size_t n = salus_fhir_cs_concept_count(syss[i], strlen(syss[i]));
+		if (!n) {
+			*why = "no hierarchy known for this code system (:above / :below)";
+			return SALUS_EINVALID;
+		}
+		need += n + 1;
+	}
+	size_t cap = need < MAX_SET_CODES ? need : MAX_SET_CODES;
+	struct salus_sq_val *v = salus_fhir_search_alloc(s, cap * sizeof *v);
 	int rc = SALUS_OK;
 	if (!v)
 		return SALUS_ENOMEM;
 	c->vals = v;
 	c->nvals = 0;
 	c->negate = !strcmp(mod, "not-in");
-	bool in = !strcmp(mod, "in") || c->negate, below = !strcmp(mod, "below");
-	for (size_t i = 0; i < nv && !rc; i++) {
+	for (size_t i = 0; i < nv && i < MAX_VALUES && !rc; i++) {
 		if (in) {
-			unescape(vals[i]);
-			const struct salus_fhir_vs *vs = salus_fhir_vs_find(vals[i], strlen(vals[i]));
-			if (!vs || !salus_fhir_vs_expanded(vs)) {
-				*why = vs ? "value set cannot be expanded by this server (filters or an external code system)"
-					  : "unknown value set";
-				return SALUS_EINVALID;
-			}
-			size_t n = salus_fhir_vs_code_count(vs);
+			size_t n = salus_fhir_vs_code_count(vss[i]);
 			for (size_t k = 0; k < n && !rc; k++) {
 				const char *sys, *code;
-				if (!salus_fhir_vs_code_at(vs, k, &sys, &code))
-					rc = set_add(c, v, sys, code, why);
+				if (!salus_fhir_vs_code_at(vss[i], k, &sys, &code))
+					rc = set_add(c, v, cap, sys, code, why);
 			}
 			continue;
 		}
-		char *sys, *code;
-		bar_split(vals[i], &sys, &code);
-		size_t sn = strlen(sys), n = code ? salus_fhir_cs_concept_count(sys, sn) : 0;
-		if (!code || !*sys || !*code) {
-			*why = "token :above and :below take system|code";
-			return SALUS_EINVALID;
-		}
-		if (!n) {
-			*why = "no hierarchy known for this code system (:above / :below)";
-			return SALUS_EINVALID;
-		}
+		const char *sys = syss[i], *code = codes[i];
+		size_t sn = strlen(sys), n = salus_fhir_cs_concept_count(sys, sn);
 		bool found = false;
 		for (size_t k = 0; k < n && !rc; k++) {
 			const char *cc, *parent;
@@ -649,13 +661,13 @@ static int token_set(struct salus_fhir_search *s, const char *mod, char **vals, 
 				break;
 			found |= !strcmp(cc, code);
 			if (below ? cs_subsumes(sys, code, cc) : cs_subsumes(sys, cc, code))
-				rc = set_add(c, v, sys, cc, why);
+				rc = set_add(c, v, cap, sys, cc, why);
 		}
 		if (!rc && !found) /* a code the hierarchy does not list: itself only */
-			rc = set_add(c, v, sys, code, why);
+			rc = set_add(c, v, cap, sys, code, why);
 	}
 	if (!rc && !c->nvals) /* an empty value set matches nothing (:not-in: everything) */
-		rc = set_add(c, v, "", "", why);
+		rc = set_add(c, v, cap, "", "", why);
 	return rc;
 }
 
