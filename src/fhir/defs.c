@@ -433,11 +433,17 @@ static size_t cs_rows(const char *system, size_t sn, size_t *first)
 		else
 			hi = mid;
 	}
-	size_t end = lo;
-	while (end < SALUS_FHIR_NCSCONCEPTS && !cmpn(POOL(salus_fhir_csconcepts[end].system), system, sn))
-		end++;
-	*first = lo;
-	return end - lo;
+	size_t first_row = lo;
+	hi = SALUS_FHIR_NCSCONCEPTS;
+	while (lo < hi) { /* one past the system's last row */
+		size_t mid = lo + (hi - lo) / 2;
+		if (cmpn(POOL(salus_fhir_csconcepts[mid].system), system, sn) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*first = first_row;
+	return lo - first_row;
 }
 
 size_t salus_fhir_cs_concept_count(const char *system, size_t sn)

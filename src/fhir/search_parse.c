@@ -1181,7 +1181,8 @@ static int contained_search(struct salus_fhir_search *s, const char *type, int m
 	const uint32_t *marker = one_param(s, salus_fhir_search_contained_marker());
 	if (!orig || !mapped || !comp || !branch || !mv || !cv || !marker)
 		return SALUS_ENOMEM;
-	memcpy(orig, s->cl, n * sizeof *orig);
+	if (n)
+		memcpy(orig, s->cl, n * sizeof *orig);
 	if (contained_copy(s, orig, n, mapped))
 		return SALUS_ENOMEM;
 	mv->op = SALUS_SQ_TOK_CODE;
