@@ -682,12 +682,52 @@ static void add_cs_concepts(struct vec *out, const char *system, json_t *concept
  * part refers to content not in the base package or to filters. */
 static int expand_vs(const char *url, struct vec *out, int depth);
 
+static json_t *cs_find_concept(json_t *concepts, const char *code)
+{
+	size_t i;
+	json_t *c, *f;
+	json_array_foreach(concepts, i, c)
+	{
+		const char *cc = jstr(c, "code");
+		if (cc && !strcmp(cc, code))
+			return c;
+		if ((f = cs_find_concept(json_object_get(c, "concept"), code)))
+			return f;
+	}
+	return NULL;
+}
+
+/* One filter on concept is-a / descendent-of a code of a complete code system
+ * of the package (its nested concepts); 0 on success, -1 otherwise. */
+static int expand_filter(const char *system, json_t *filters, struct vec *out)
+{
+	json_t *f = json_array_get(filters, 0);
+	const char *prop = jstr(f, "property"), *op = jstr(f, "op"), *val = jstr(f, "value");
+	if (!system || json_array_size(filters) != 1 || !prop || !op || !val || strcmp(prop, "concept") ||
+	    (strcmp(op, "is-a") && strcmp(op, "descendent-of")))
+		return -1;
+	long ci = map_get(&cs_by_url, system);
+	if (ci < 0)
+		return -1;
+	json_t *cs = json_object_get(json_array_get(vs_entries, (size_t)ci), "resource");
+	const char *content = jstr(cs, "content");
+	json_t *root = content && !strcmp(content, "complete") ? cs_find_concept(json_object_get(cs, "concept"), val) : NULL;
+	if (!root)
+		return -1;
+	if (!strcmp(op, "is-a"))
+		push_code(out, system, val);
+	add_cs_concepts(out, system, json_object_get(root, "concept"));
+	return 0;
+}
+
 static int expand_part(json_t *inc, struct vec *out, int depth)
 {
 	size_t i;
 	json_t *v;
 	if (json_object_get(inc, "filter"))
-		return -1;
+		return json_object_get(inc, "concept") || json_object_get(inc, "valueSet")
+			       ? -1
+			       : expand_filter(jstr(inc, "system"), json_object_get(inc, "filter"), out);
 	const char *system = jstr(inc, "system");
 	json_array_foreach(json_object_get(inc, "valueSet"), i, v)
 	{
@@ -782,6 +822,47 @@ struct vsrow {
 static struct vec vsrows = VEC(struct vsrow);
 static struct vec vscodes = VEC(struct code);
 
+/* Code-system hierarchies (nested concepts): one row per concept of a code
+ * system that nests at least one concept, sorted by (system, code). */
+struct csrow {
+	uint32_t system, code, parent; /* parent: the code of the parent concept, 0 for a root */
+};
+static struct vec csrows = VEC(struct csrow);
+
+static int cs_nested(json_t *concepts)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(concepts, i, c)
+	if (json_array_size(json_object_get(c, "concept")))
+		return 1;
+	return 0;
+}
+
+static void add_cs_tree(const char *system, json_t *concepts, uint32_t parent)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(concepts, i, c)
+	{
+		const char *code = jstr(c, "code");
+		if (!code)
+			continue;
+		struct csrow *r = vec_push(&csrows);
+		r->system = pool_add(system);
+		r->code = pool_add(code);
+		r->parent = parent;
+		add_cs_tree(system, json_object_get(c, "concept"), r->code);
+	}
+}
+
+static int csrow_cmp(const void *a, const void *b)
+{
+	const struct csrow *x = a, *y = b;
+	int c = strcmp(pool_str(x->system), pool_str(y->system));
+	return c ? c : strcmp(pool_str(x->code), pool_str(y->code));
+}
+
 static void collect_valuesets(json_t *bundle)
 {
 	size_t i;
@@ -796,16 +877,22 @@ static void collect_valuesets(json_t *bundle)
 		struct map *m = !strcmp(rt, "ValueSet") ? &vs_by_url : !strcmp(rt, "CodeSystem") ? &cs_by_url : NULL;
 		if (m && map_get(m, url) < 0)
 			*map_slot(m, url, 1) = (long)i;
+		/* every value set of the package is listed (search :in / :not-in), not only bound ones */
+		if (m == &vs_by_url)
+			note_valueset(pool_add(url), 0);
+		const char *content = jstr(r, "content");
+		if (m == &cs_by_url && content && !strcmp(content, "complete") && cs_nested(json_object_get(r, "concept")))
+			add_cs_tree(url, json_object_get(r, "concept"), 0);
 	}
+	qsort(csrows.p, csrows.n, sizeof(struct csrow), csrow_cmp);
 	qsort(vs_urls.p, vs_urls.n, sizeof(uint32_t), u32str_cmp);
 	for (i = 0; i < vs_urls.n; i++) {
 		uint32_t url = VAT(vs_urls, uint32_t, i);
 		struct vsrow *row = vec_push(&vsrows);
 		row->url = url;
 		row->code_first = (uint32_t)vscodes.n;
-		if (map_get(&vs_req, pool_str(url)) != 1)
-			continue;
-		row->flags |= SALUS_FHIR_VSF_REQUIRED;
+		if (map_get(&vs_req, pool_str(url)) == 1)
+			row->flags |= SALUS_FHIR_VSF_REQUIRED;
 		struct vec codes = VEC(struct code);
 		if (expand_vs(pool_str(url), &codes, 0) == 0 && codes.n) {
 			qsort(codes.p, codes.n, sizeof(struct code), code_cmp);
@@ -963,6 +1050,11 @@ static void emit(const char *out_c, const char *out_h, const char *source)
 		struct code *c = &VAT(vscodes, struct code, i);
 		fprintf(f, "{%u,%u},\n", c->system, c->code);
 	}
+	fprintf(f, "};\n\nconst struct salus_fhir_csconcept salus_fhir_csconcepts[SALUS_FHIR_NCSCONCEPTS] = {\n");
+	for (size_t i = 0; i < csrows.n; i++) {
+		struct csrow *c = &VAT(csrows, struct csrow, i);
+		fprintf(f, "{%u,%u,%u},\n", c->system, c->code, c->parent);
+	}
 	fprintf(f, "};\n\n");
 	emit_pool(f);
 	xclose(f, out_c);
@@ -977,7 +1069,7 @@ static void emit(const char *out_c, const char *out_h, const char *source)
 		"#define SALUS_FHIR_NTYPES %zu\n#define SALUS_FHIR_NRESOURCES %zu\n#define SALUS_FHIR_NELEMS %zu\n"
 		"#define SALUS_FHIR_NTREFS %zu\n#define SALUS_FHIR_NNAMES %zu\n#define SALUS_FHIR_NCOMPS %zu\n"
 		"#define SALUS_FHIR_NSPS %zu\n#define SALUS_FHIR_NSPCOMPS %zu\n#define SALUS_FHIR_NVSS %zu\n"
-		"#define SALUS_FHIR_NVSCODES %zu\n#define SALUS_FHIR_POOL_SIZE %zu\n\n"
+		"#define SALUS_FHIR_NVSCODES %zu\n#define SALUS_FHIR_NCSCONCEPTS %zu\n#define SALUS_FHIR_POOL_SIZE %zu\n\n"
 		"extern const char salus_fhir_pool[SALUS_FHIR_POOL_SIZE];\n"
 		"extern const struct salus_fhir_type salus_fhir_types[SALUS_FHIR_NTYPES];\n"
 		"extern const uint16_t salus_fhir_resources[SALUS_FHIR_NRESOURCES];\n"
@@ -988,9 +1080,10 @@ static void emit(const char *out_c, const char *out_h, const char *source)
 		"extern const struct salus_fhir_sp salus_fhir_sps[SALUS_FHIR_NSPS];\n"
 		"extern const struct salus_fhir_spcomp salus_fhir_spcomps[SALUS_FHIR_NSPCOMPS];\n"
 		"extern const struct salus_fhir_vs salus_fhir_vss[SALUS_FHIR_NVSS];\n"
-		"extern const struct salus_fhir_vscode salus_fhir_vscodes[SALUS_FHIR_NVSCODES];\n\n#endif\n",
+		"extern const struct salus_fhir_vscode salus_fhir_vscodes[SALUS_FHIR_NVSCODES];\n"
+		"extern const struct salus_fhir_csconcept salus_fhir_csconcepts[SALUS_FHIR_NCSCONCEPTS];\n\n#endif\n",
 		source, R4, R4, source, types.n, order.n, nelems, trefs.n, names.n, comprows.n, sprows.n,
-		spcomps.n, vsrows.n, vscodes.n, pool.n);
+		spcomps.n, vsrows.n, vscodes.n, csrows.n, pool.n);
 	xclose(f, out_h);
 	fprintf(stderr,
 		"gen_fhir_defs: %zu types (%zu resources), %zu elements, %zu type refs, %zu search params, "
@@ -1065,6 +1158,9 @@ int main(int argc, char **argv)
 	collect_compartment(j);
 	json_decref(j);
 	j = load(in, "valuesets.json");
+	json_t *v3 = load(in, "v3-codesystems.json"); /* the v3 code systems and their value sets */
+	json_array_extend(json_object_get(j, "entry"), json_object_get(v3, "entry"));
+	json_decref(v3);
 	collect_valuesets(j);
 	json_decref(j);
 
@@ -1082,6 +1178,7 @@ int main(int argc, char **argv)
 	free(vs_urls.p);
 	free(vsrows.p);
 	free(vscodes.p);
+	free(csrows.p);
 	map_release(&vs_req);
 	map_release(&pool.idx);
 	free(pool.buf);

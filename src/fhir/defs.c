@@ -419,3 +419,64 @@ enum salus_fhir_vs_result salus_fhir_vs_check(const struct salus_fhir_vs *vs, co
 			return SALUS_FHIR_VS_IN;
 	return SALUS_FHIR_VS_NOT_IN;
 }
+
+/* ---- code-system hierarchies ----------------------------------------------- */
+
+/* The rows of system: [*first, *first + return value). */
+static size_t cs_rows(const char *system, size_t sn, size_t *first)
+{
+	size_t lo = 0, hi = SALUS_FHIR_NCSCONCEPTS;
+	while (lo < hi) { /* first row of the system */
+		size_t mid = lo + (hi - lo) / 2;
+		if (cmpn(POOL(salus_fhir_csconcepts[mid].system), system, sn) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t first_row = lo;
+	hi = SALUS_FHIR_NCSCONCEPTS;
+	while (lo < hi) { /* one past the system's last row */
+		size_t mid = lo + (hi - lo) / 2;
+		if (cmpn(POOL(salus_fhir_csconcepts[mid].system), system, sn) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*first = first_row;
+	return lo - first_row;
+}
+
+size_t salus_fhir_cs_concept_count(const char *system, size_t sn)
+{
+	size_t first;
+	return system ? cs_rows(system, sn, &first) : 0;
+}
+
+int salus_fhir_cs_concept_at(const char *system, size_t sn, size_t i, const char **code, const char **parent)
+{
+	size_t first;
+	if (!system || i >= cs_rows(system, sn, &first))
+		return SALUS_ENOTFOUND;
+	const struct salus_fhir_csconcept *c = &salus_fhir_csconcepts[first + i];
+	*code = POOL(c->code);
+	*parent = c->parent ? POOL(c->parent) : NULL;
+	return SALUS_OK;
+}
+
+const char *salus_fhir_cs_parent(const char *system, size_t sn, const char *code, size_t cn)
+{
+	size_t first, n = system && code ? cs_rows(system, sn, &first) : 0, lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = cmpn(POOL(salus_fhir_csconcepts[first + mid].code), code, cn);
+		if (!c) {
+			uint32_t p = salus_fhir_csconcepts[first + mid].parent;
+			return p ? POOL(p) : NULL;
+		}
+		if (c > 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}

@@ -201,12 +201,14 @@ enum salus_fhir_vs_result {
 				    * (external code system: UCUM, MIME types, currencies...) */
 };
 
-/* Value set by canonical URL, with or without "|version"; only value sets
- * bound by some element are in the table.  NULL when unknown. */
+/* Value set by canonical URL, with or without "|version": every value set of
+ * the base package (valuesets.json, v3-codesystems.json) and every bound one.
+ * NULL when unknown. */
 const struct salus_fhir_vs *salus_fhir_vs_find(const char *url, size_t n);
 const char *salus_fhir_vs_url(const struct salus_fhir_vs *vs);
-/* True if the code list is the complete expansion (always false for value
- * sets with no required binding: only those are expanded). */
+/* True if the code list is the complete expansion: value sets made of
+ * enumerated codes and of whole code systems of the package (not: filters,
+ * external code systems such as UCUM, LOINC, SNOMED CT). */
 bool salus_fhir_vs_expanded(const struct salus_fhir_vs *vs);
 size_t salus_fhir_vs_code_count(const struct salus_fhir_vs *vs);
 /* The i-th (system, code) pair, sorted by code.  SALUS_OK or SALUS_ENOTFOUND. */
@@ -215,5 +217,16 @@ int salus_fhir_vs_code_at(const struct salus_fhir_vs *vs, size_t i, const char *
 /* Is code (with system, or any system when system is NULL) in vs? */
 enum salus_fhir_vs_result salus_fhir_vs_check(const struct salus_fhir_vs *vs, const char *system, size_t sn,
 					      const char *code, size_t cn);
+
+/* ---- code-system hierarchies ----------------------------------------------- */
+/* The concepts of the base package's complete code systems that nest concepts
+ * (is-a by nesting: the v3 code systems, issue-type, data-absent-reason...).
+ * Count of system's concepts (0: no hierarchy known for it), the i-th
+ * concept's code and parent code (NULL for a root; SALUS_ENOTFOUND out of
+ * range), and the parent of one code (NULL: a root, or not a known concept). */
+size_t salus_fhir_cs_concept_count(const char *system, size_t sn);
+int salus_fhir_cs_concept_at(const char *system, size_t sn, size_t i, const char **code /* OUT */,
+			     const char **parent /* OUT */);
+const char *salus_fhir_cs_parent(const char *system, size_t sn, const char *code, size_t cn);
 
 #endif

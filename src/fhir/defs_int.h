@@ -93,4 +93,12 @@ struct salus_fhir_vscode {
 	uint32_t code;
 };
 
+/* One concept of a code system with a hierarchy (nested concepts), rows
+ * sorted by (system, code). */
+struct salus_fhir_csconcept {
+	uint32_t system;
+	uint32_t code;
+	uint32_t parent; /* the parent concept's code; 0 for a root */
+};
+
 #endif

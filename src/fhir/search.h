@@ -25,6 +25,14 @@
  * unit tests check it is collision-free over all R4 definitions. */
 uint32_t salus_fhir_search_param_id(const char *type, const char *code);
 
+/* Contained resources (_contained=true) are indexed with their container:
+ * their parameters under salus_fhir_search_contained_id(id) (a bijection of
+ * the 30 id bits; text/of-type bits kept), plus one token row per contained
+ * resource under salus_fhir_search_contained_marker() whose code is its
+ * type.  The unit tests check neither collides with an ordinary id. */
+uint32_t salus_fhir_search_contained_id(uint32_t param);
+uint32_t salus_fhir_search_contained_marker(void);
+
 /* The index of one resource, with the memory its rows point into. */
 struct salus_fhir_index {
 	struct salus_ix ix;       /* hand &ix to salus_write.index */
@@ -69,6 +77,11 @@ struct salus_fhir_search; /* a parsed request (opaque) */
  * (static), SALUS_ENOMEM. */
 int salus_fhir_search_parse(const char *type, const struct salus_param *params, size_t nparams, bool lenient,
 			    struct salus_fhir_search **out /* OUT */, const char **why /* OUT */);
+/* The same, knowing this server's base URL (borrowed, must outlive *out):
+ * a reference search value on it ("BASE/Patient/1") is the local reference
+ * Patient/1. */
+int salus_fhir_search_parse_at(const char *type, const char *base, const struct salus_param *params, size_t nparams,
+			       bool lenient, struct salus_fhir_search **out /* OUT */, const char **why /* OUT */);
 void salus_fhir_search_free(struct salus_fhir_search *s); /* NULL-safe */
 /* The store query of a parsed search (borrowed; valid until free). */
 const struct salus_sq *salus_fhir_search_query(const struct salus_fhir_search *s);

@@ -154,6 +154,89 @@ static bool keep_elem(const struct salus_fhir_type *t, const char *key, int summ
 	return summary == SUM_TEXT ? info.min > 0 : info.summary;
 }
 
+/* _summary=true below the top level: in the backbone elements of the
+ * resource (Observation.component, Patient.contact...) keep only the
+ * children marked isSummary; data types are kept whole. */
+static void summary_prune(const struct salus_fhir_type *t, const struct salus_fhir_elem *parent, json_t *v)
+{
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e)
+		summary_prune(t, parent, e);
+		return;
+	}
+	if (!json_is_object(v))
+		return;
+	const char *k;
+	json_t *c, *tmp;
+	json_object_foreach_safe(v, tmp, k, c)
+	{
+		size_t ti;
+		const struct salus_fhir_elem *e = salus_fhir_elem_child(t, parent, k, strlen(k), &ti);
+		struct salus_fhir_elem_info info;
+		if (!e)
+			continue;
+		salus_fhir_elem_get(e, &info);
+		if (!info.summary)
+			json_object_del(v, k);
+		else if (salus_fhir_elem_first_child(t, e))
+			summary_prune(t, e, c);
+	}
+}
+
+/* Does the first segment of path t (up to '.') name key k?  "value" names
+ * valueQuantity too (a choice). */
+static bool seg_names(const char *t, size_t sn, const char *k)
+{
+	size_t kl = strlen(k);
+	return kl >= sn && !memcmp(k, t, sn) && (kl == sn || (k[sn] >= 'A' && k[sn] <= 'Z'));
+}
+
+/* _elements: keep the keys of o some path names; a nested path (name.family)
+ * keeps only the named children of each value; values left empty go. */
+static void prune(json_t *o, const char *const *paths, size_t np, bool top)
+{
+	const char *k;
+	json_t *v, *tmp;
+	json_object_foreach_safe(o, tmp, k, v)
+	{
+		const char *sub[64];
+		size_t ns = 0;
+		bool keep = top && (!strcmp(k, "resourceType") || !strcmp(k, "id") || !strcmp(k, "meta")), whole = keep;
+		for (size_t i = 0; i < np && !whole; i++) {
+			size_t sn = strcspn(paths[i], ".");
+			if (!seg_names(paths[i], sn, k))
+				continue;
+			keep = true;
+			if (!paths[i][sn])
+				whole = true;
+			else if (ns < sizeof sub / sizeof *sub)
+				sub[ns++] = paths[i] + sn + 1;
+		}
+		if (keep && !whole) {
+			if (json_is_object(v)) {
+				prune(v, sub, ns, false);
+				keep = json_object_size(v) > 0;
+			} else if (json_is_array(v)) {
+				size_t i;
+				json_t *e;
+				json_array_foreach(v, i, e)
+				if (json_is_object(e))
+					prune(e, sub, ns, false);
+				for (i = json_array_size(v); i-- > 0;)
+					if (json_is_object(json_array_get(v, i)) && !json_object_size(json_array_get(v, i)))
+						json_array_remove(v, i);
+				keep = json_array_size(v) > 0;
+			} else {
+				keep = false; /* a primitive has no children */
+			}
+		}
+		if (!keep)
+			json_object_del(o, k);
+	}
+}
+
 static int subset(const struct salus_fhir_search *s, const char *type, const char *json, size_t len,
 		  struct salus_buf *out)
 {
@@ -167,22 +250,17 @@ static int subset(const struct salus_fhir_search *s, const char *type, const cha
 	}
 	const char *k;
 	json_t *v, *tmp;
+	if (s->nelements)
+		prune(j, s->elements, s->nelements, true);
 	json_object_foreach_safe(j, tmp, k, v)
 	{
-		bool keep;
-		if (s->nelements) {
-			keep = !strcmp(k, "resourceType") || !strcmp(k, "id") || !strcmp(k, "meta");
-			for (size_t i = 0; i < s->nelements && !keep; i++) {
-				size_t n = strlen(s->elements[i]);
-				/* "value" also keeps valueQuantity (a choice) */
-				keep = !strcmp(k, s->elements[i]) ||
-				       (!strncmp(k, s->elements[i], n) && k[n] >= 'A' && k[n] <= 'Z');
-			}
-		} else {
-			keep = keep_elem(t, k, s->summary);
-		}
-		if (!keep)
+		if (!s->nelements && !keep_elem(t, k, s->summary)) {
 			json_object_del(j, k);
+		} else if (!s->nelements && s->summary == SUM_TRUE) {
+			const struct salus_fhir_elem *e = salus_fhir_elem_child(t, NULL, k, strlen(k), NULL);
+			if (e && salus_fhir_elem_first_child(t, e))
+				summary_prune(t, e, v);
+		}
 	}
 	if (s->summary != SUM_DATA || s->nelements) {
 		/* meta.tag SUBSETTED (R4 search §3.1.1.5.8) */
@@ -541,8 +619,8 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 	}
 	if (everything && (rc = everything_params(&ps, &sp, &why)))
 		goto out_fail;
-	if ((rc = salus_fhir_search_parse(type, everything ? sp.v : ps.v, everything ? sp.n : ps.n,
-					  lenient(rq->prefer), &s, &why)))
+	if ((rc = salus_fhir_search_parse_at(type, rq->base, everything ? sp.v : ps.v, everything ? sp.n : ps.n,
+					     lenient(rq->prefer), &s, &why)))
 		goto out_fail;
 	if ((compartment || everything) && (rc = salus_fhir_search_compartment(s, type, rq->id)))
 		goto out_fail;

@@ -43,6 +43,17 @@ uint32_t salus_fhir_search_param_id(const char *type, const char *code)
 	return h & 0x3FFFFFFFu; /* the two top bits are SALUS_SQ_TEXT_BIT / SALUS_SQ_TYPE_BIT */
 }
 
+uint32_t salus_fhir_search_contained_id(uint32_t param)
+{
+	/* an odd multiplier and an offset: a bijection on the 30 id bits */
+	return (((param & 0x3FFFFFFFu) * 0x2C1B3C6Du + 0x297A2D39u) & 0x3FFFFFFFu) | (param & 0xC0000000u);
+}
+
+uint32_t salus_fhir_search_contained_marker(void)
+{
+	return salus_fhir_search_param_id("#contained", "_type");
+}
+
 static uint32_t comp_id(const char *type, const char *code, size_t i)
 {
 	char c[128];
@@ -225,7 +236,7 @@ int salus_fhir_number_range(const char *s, size_t n, double *v, double *lo, doub
 	char tmp[64];
 	size_t i = 0;
 	int decimals = 0, exp10 = 0;
-	bool any = false;
+	bool any = false, expo = false;
 
 	if (n == 0 || n >= sizeof tmp)
 		return SALUS_EINVALID;
@@ -250,6 +261,7 @@ int salus_fhir_number_range(const char *s, size_t n, double *v, double *lo, doub
 		if (j == n || salus_parse_long((struct salus_slice){s + i + 1, n - i - 1}, -300, 300, &e))
 			return SALUS_EINVALID;
 		exp10 = (int)e;
+		expo = true;
 		i = n;
 	}
 	if (i != n)
@@ -260,10 +272,17 @@ int salus_fhir_number_range(const char *s, size_t n, double *v, double *lo, doub
 	double d = strtod(tmp, &end);
 	if (end != tmp + n || !isfinite(d))
 		return SALUS_EINVALID;
-	double half = 0.5 * pow(10.0, (double)(exp10 - decimals));
+	/* half a unit of the last digit written; in exponent form the specification's
+	 * example counts one digit more ("1e2": [95, 105), R4 search §3.1.1.4.1) */
+	double half = 0.5 * pow(10.0, (double)(exp10 - decimals - (expo ? 1 : 0)));
 	*v = d;
-	*lo = d - half;
-	*hi = d + half;
+	/* the bounds as the decimals they are (0.5 - 0.05 is 0.45, not 0.44999999999999996),
+	 * so a stored 0.45 is inside [0.45, 0.55) and a stored 0.55 outside it */
+	char b[64];
+	snprintf(b, sizeof b, "%.15g", d - half);
+	*lo = strtod(b, NULL);
+	snprintf(b, sizeof b, "%.15g", d + half);
+	*hi = strtod(b, NULL);
 	return SALUS_OK;
 }
 
@@ -601,7 +620,14 @@ struct ctx {
 	const char *type;
 	struct salus_buf norm;
 	uint16_t group;
+	const char *code_sys; /* the implicit system of the `code` values being indexed, or NULL */
+	bool contained;       /* indexing a contained resource: contained parameter ids */
 };
+
+static uint32_t pid(const struct ctx *c, uint32_t p)
+{
+	return c->contained ? salus_fhir_search_contained_id(p) : p;
+}
 
 static int add_string(struct ctx *c, uint32_t p, const char *s, size_t n)
 {
@@ -653,8 +679,8 @@ static int index_coding(struct ctx *c, uint32_t p, json_t *cd)
 {
 	const char *code = jstr(cd, "code"), *sys = jstr(cd, "system"), *disp = jstr(cd, "display");
 	int rc = SALUS_OK;
-	if (code)
-		rc = add_token(c, p, sys, code);
+	if (code || sys) /* a system without a code still answers system| (and :missing) */
+		rc = add_token(c, p, sys, code ? code : "");
 	if (!rc && disp)
 		rc = add_string(c, p | SALUS_SQ_TEXT_BIT, disp, strlen(disp));
 	return rc;
@@ -673,7 +699,7 @@ static int index_token(struct ctx *c, uint32_t p, json_t *v)
 {
 	int rc = SALUS_OK;
 	if (json_is_string(v))
-		return add_token(c, p, NULL, json_string_value(v));
+		return add_token(c, p, c->code_sys, json_string_value(v));
 	if (json_is_boolean(v))
 		return add_token(c, p, NULL, json_is_true(v) ? "true" : "false");
 	if (!json_is_object(v))
@@ -695,6 +721,8 @@ static int index_token(struct ctx *c, uint32_t p, json_t *v)
 	if (jstr(v, "code"))
 		return index_coding(c, p, v);
 	const char *value = jstr(v, "value"), *sys = jstr(v, "system");
+	if (!value && sys && !json_object_get(v, "type") && !contact_system(sys))
+		return index_coding(c, p, v); /* a Coding or Identifier with a system only */
 	if (!value)
 		return SALUS_OK;
 	if (contact_system(sys) && !json_object_get(v, "type"))
@@ -906,6 +934,7 @@ static int index_composite(struct ctx *c, const struct salus_fhir_sp *sp, const 
 	int rc = eval_expr(info->expression, res, c->type, &ns);
 	if (rc == SALUS_EINVALID)
 		rc = SALUS_OK;
+	uint16_t saved = c->group; /* a contained resource's group (_contained correlation) */
 	for (size_t k = 0; k < ns.n && !rc; k++) {
 		c->group = ++c->x->group;
 		for (size_t i = 0; i < info->ncomponents && !rc; i++) {
@@ -930,11 +959,11 @@ static int index_composite(struct ctx *c, const struct salus_fhir_sp *sp, const 
 			if (rc == SALUS_EINVALID)
 				rc = SALUS_OK;
 			for (size_t j = 0; j < cn.n && !rc; j++)
-				rc = index_value(c, comp_id(c->type, info->code, i), ci.type, cn.v[j].v);
+				rc = index_value(c, pid(c, comp_id(c->type, info->code, i)), ci.type, cn.v[j].v);
 			salus_free(cn.v);
 			salus_buf_release(&e);
 		}
-		c->group = 0;
+		c->group = saved;
 	}
 	salus_free(ns.v);
 	return rc;
@@ -990,27 +1019,72 @@ static int add_all_text(struct salus_buf *b, json_t *v, int depth)
 	return rc;
 }
 
-int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t *res)
+/* The system of a token parameter's `code` values: when its expression is one
+ * path to an element of type code with a required binding whose expansion
+ * has a single code system (Patient.gender → administrative-gender), that
+ * system, so that system|code and :in match as on a Coding; else NULL. */
+static const char *code_system(const char *expr)
 {
-	const struct salus_fhir_type *t = salus_fhir_type_find(type, strlen(type));
-	struct ctx c = {.x = x, .type = type};
-	int rc = SALUS_OK;
+	for (const char *p = expr; *p; p++)
+		if (!is_ident(*p) && *p != '.')
+			return NULL;
+	const struct salus_fhir_elem *e = salus_fhir_elem_find(expr, strlen(expr));
+	struct salus_fhir_elem_info ei;
+	const char *tc = e ? salus_fhir_elem_type_code(e, 0) : NULL;
+	if (!tc || strcmp(tc, "code"))
+		return NULL;
+	salus_fhir_elem_get(e, &ei);
+	if (ei.strength != SALUS_FHIR_BIND_REQUIRED || !ei.valueset || !salus_fhir_vs_expanded(ei.valueset))
+		return NULL;
+	const char *sys = NULL, *s, *code;
+	for (size_t i = 0; !salus_fhir_vs_code_at(ei.valueset, i, &s, &code); i++) {
+		if (sys && strcmp(sys, s))
+			return NULL;
+		sys = s;
+	}
+	return sys;
+}
 
-	if (!t || !json_is_object(res))
-		return SALUS_EINVALID;
-	salus_buf_init(&c.norm, NORM_MAX * 4);
+/* Location.near: Location.position's latitude and longitude, as the two
+ * components of one group (Location.near#0, #1). */
+static int index_near(struct ctx *c, json_t *res)
+{
+	json_t *pos = json_object_get(res, "position");
+	json_t *lat = json_object_get(pos, "latitude"), *lon = json_object_get(pos, "longitude");
+	if (!json_is_number(lat) || !json_is_number(lon))
+		return SALUS_OK;
+	uint16_t saved = c->group;
+	c->group = ++c->x->group;
+	int rc = add_num(c, pid(c, comp_id("Location", "near", 0)), SALUS_IX_NUMBER, json_number_value(lat), NULL, NULL,
+			 NULL);
+	if (!rc)
+		rc = add_num(c, pid(c, comp_id("Location", "near", 1)), SALUS_IX_NUMBER, json_number_value(lon), NULL,
+			     NULL, NULL);
+	c->group = saved;
+	return rc;
+}
+
+/* The rows of every search parameter of type (t) on res; in a contained
+ * resource (c->contained) under the contained parameter ids. */
+static int index_params(struct ctx *c, const struct salus_fhir_type *t, const char *type, json_t *res)
+{
+	int rc = SALUS_OK;
 	size_t nsp = salus_fhir_sp_count(t);
 	for (size_t i = 0; i < nsp && !rc; i++) {
 		const struct salus_fhir_sp *sp = salus_fhir_sp_at(t, i);
 		struct salus_fhir_sp_info info;
 		salus_fhir_sp_get(sp, &info);
+		if (info.type == SALUS_FHIR_SP_SPECIAL && !strcmp(type, "Location") && !strcmp(info.code, "near")) {
+			rc = index_near(c, res);
+			continue;
+		}
 		if (!info.expression || info.type == SALUS_FHIR_SP_SPECIAL)
 			continue;
 		if (!strcmp(info.code, "_id") || !strcmp(info.code, "_lastUpdated"))
 			continue; /* from the resource row itself */
-		uint32_t p = salus_fhir_search_param_id(type, info.code);
+		uint32_t p = pid(c, salus_fhir_search_param_id(type, info.code));
 		if (info.type == SALUS_FHIR_SP_COMPOSITE) {
-			rc = index_composite(&c, sp, &info, res);
+			rc = index_composite(c, sp, &info, res);
 			continue;
 		}
 		struct nodes ns = {0};
@@ -1022,12 +1096,49 @@ int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t 
 			bool dead = false;
 			for (size_t k = 0; k < ns.n; k++)
 				dead |= !json_is_false(ns.v[k].v);
-			rc = add_token(&c, p, NULL, dead ? "true" : "false");
+			rc = add_token(c, p, NULL, dead ? "true" : "false");
 			ns.n = 0;
 		}
+		c->code_sys = info.type == SALUS_FHIR_SP_TOKEN && ns.n ? code_system(info.expression) : NULL;
 		for (size_t k = 0; k < ns.n && !rc; k++)
-			rc = index_value(&c, p, info.type, ns.v[k].v);
+			rc = index_value(c, p, info.type, ns.v[k].v);
+		c->code_sys = NULL;
 		salus_free(ns.v);
+	}
+	return rc;
+}
+
+int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t *res)
+{
+	const struct salus_fhir_type *t = salus_fhir_type_find(type, strlen(type));
+	struct ctx c = {.x = x, .type = type};
+	int rc = SALUS_OK;
+
+	if (!t || !json_is_object(res))
+		return SALUS_EINVALID;
+	salus_buf_init(&c.norm, NORM_MAX * 4);
+	rc = index_params(&c, t, type, res);
+	/* contained resources (_contained=true): their own parameters under the contained
+	 * ids, and a marker row with their type; no text of their own */
+	size_t k;
+	json_t *cr;
+	json_array_foreach(json_object_get(res, "contained"), k, cr)
+	{
+		const char *ct = jstr(cr, "resourceType");
+		const struct salus_fhir_type *ctt = ct ? salus_fhir_type_find(ct, strlen(ct)) : NULL;
+		if (rc || !ctt || !salus_fhir_is_resource_type(ct, strlen(ct)) || !json_is_object(cr))
+			continue;
+		c.contained = true;
+		c.type = ct;
+		/* every row of one contained resource shares a group (above the composite groups),
+		 * so a search can require all its clauses to hold on the same contained resource */
+		c.group = (uint16_t)(0x8000u | ((k + 1) & 0x7FFFu));
+		rc = add_token(&c, salus_fhir_search_contained_marker(), NULL, ct);
+		if (!rc)
+			rc = index_params(&c, ctt, ct, cr);
+		c.contained = false;
+		c.type = type;
+		c.group = 0;
 	}
 	/* _text: the narrative; _content: all text */
 	json_t *text = json_object_get(res, "text");

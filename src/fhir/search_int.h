@@ -35,6 +35,7 @@ struct salus_fhir_search {
 	const char **types; /* system-wide search: the types of _type (NULL: all) */
 	size_t ntypes;
 	bool include_all;   /* _include=* (every reference of every hit) */
+	const char *base;   /* this server's FHIR base URL (borrowed; NULL: unknown) */
 };
 
 /* Allocate zeroed memory owned by s (freed with it); NULL on failure. */

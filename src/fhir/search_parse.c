@@ -9,6 +9,8 @@
 #include "fhir/search_int.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -20,6 +22,7 @@
 #define MAX_VALUES 100   /* comma-separated values of one parameter */
 #define MAX_CHAIN 4      /* chained and _has levels */
 #define MAX_ELEMENTS 64
+#define MAX_SET_CODES 4000 /* codes one :in / :below clause may expand to */
 
 void *salus_fhir_search_alloc(struct salus_fhir_search *s, size_t n)
 {
@@ -89,9 +92,8 @@ static int split(struct salus_fhir_search *s, const char *v, char sep, char **pa
 	parts[n++] = buf;
 	for (size_t i = 0; i < len; i++) {
 		if (v[i] == '\\' && i + 1 < len && (v[i + 1] == ',' || v[i + 1] == '|' || v[i + 1] == '$' || v[i + 1] == '\\')) {
-			if (v[i + 1] != sep && sep == ',') {
-				*o++ = v[i]; /* keep the escape for the next split level */
-			}
+			if (v[i + 1] != sep)
+				*o++ = v[i]; /* keep the escape for the next split level ('$', then '|') */
 			*o++ = v[++i];
 		} else if (v[i] == sep) {
 			*o++ = 0;
@@ -126,6 +128,19 @@ static void bar_split(char *v, char **left, char **right)
 	*o = 0;
 }
 
+/* Remove the escapes (after the comma split) without splitting: string values
+ * take '|' and '$' literally. */
+static void unescape(char *v)
+{
+	char *o = v;
+	for (char *p = v; *p; p++) {
+		if (*p == '\\' && p[1])
+			p++;
+		*o++ = *p;
+	}
+	*o = 0;
+}
+
 static const char *norm_dup(struct salus_fhir_search *s, const char *v, int *rc)
 {
 	struct salus_buf b;
@@ -156,7 +171,15 @@ static int prefix_op(const char **v)
 static int date_val(const char *v, struct salus_sq_val *out)
 {
 	out->op = prefix_op(&v);
-	if (salus_fhir_date_range(v, strlen(v), &out->lo, &out->hi))
+	/* a '+' of a time-zone offset that reached us as a space (form decoding of an unescaped '+') */
+	char tmp[64];
+	size_t n = strlen(v);
+	if (n < sizeof tmp && n > 6 && v[n - 6] == ' ' && v[n - 3] == ':') {
+		memcpy(tmp, v, n + 1);
+		tmp[n - 6] = '+';
+		v = tmp;
+	}
+	if (salus_fhir_date_range(v, n, &out->lo, &out->hi))
 		return SALUS_EINVALID;
 	if (out->op == SALUS_SQ_AP) {
 		/* approximately: 10% of the distance from now, either side (R4 search §3.1.1.4.7) */
@@ -192,9 +215,13 @@ static int number_val(char *v, struct salus_sq_val *out, bool quantity)
 	if (salus_fhir_number_range(p, strlen(p), &out->v, &out->vlo, &out->vhi))
 		return SALUS_EINVALID;
 	if (out->op == SALUS_SQ_AP) {
+		/* within 10%, the bounds as decimals (like the precision range) */
+		char b[64];
 		double d = fabs(out->v) * 0.1;
-		out->vlo = out->v - d;
-		out->vhi = out->v + d;
+		snprintf(b, sizeof b, "%.15g", out->v - d);
+		out->vlo = strtod(b, NULL);
+		snprintf(b, sizeof b, "%.15g", out->v + d);
+		out->vhi = strtod(b, NULL);
 	}
 	return SALUS_OK;
 }
@@ -233,13 +260,12 @@ static int parse_value(struct salus_fhir_search *s, int kind, const char *mod, c
 	char *l, *r;
 	switch (kind) {
 	case SALUS_SQ_STRING:
+		unescape(v);
 		if (mod && !strcmp(mod, "exact")) {
 			out->op = SALUS_SQ_STR_EXACT;
-			bar_split(v, &l, &r);
 			out->a = v;
 			out->b = norm_dup(s, v, &rc);
 		} else {
-			bar_split(v, &l, &r);
 			out->op = mod && !strcmp(mod, "contains") ? SALUS_SQ_STR_CONTAINS : SALUS_SQ_STR_START;
 			out->a = norm_dup(s, v, &rc);
 		}
@@ -289,7 +315,15 @@ static int parse_value(struct salus_fhir_search *s, int kind, const char *mod, c
 			}
 			return SALUS_OK;
 		}
+		size_t bn = s->base ? strlen(s->base) : 0;
+		if (bn && !strncmp(v, s->base, bn) && v[bn] == '/' && !r) {
+			/* an absolute URL on this server's base is the local reference Type/id */
+			memmove(v, v + bn + 1, strlen(v + bn + 1) + 1);
+		}
 		const char *colon = strchr(v, ':'), *slash = strchr(v, '/');
+		char *hist = strstr(v, "/_history/");
+		if (hist && !(colon && (!slash || colon < slash)))
+			*hist = 0; /* Type/id/_history/n: references are matched on the resource, not the version */
 		if (colon && (!slash || colon < slash)) {
 			out->op = SALUS_SQ_REF_URL;
 			out->c = v;
@@ -329,7 +363,9 @@ static bool mod_ok(int kind, const char *mod)
 		return true;
 	switch (kind) {
 	case SALUS_SQ_STRING: return !strcmp(mod, "exact") || !strcmp(mod, "contains");
-	case SALUS_SQ_TOKEN: return !strcmp(mod, "not") || !strcmp(mod, "text") || !strcmp(mod, "of-type");
+	case SALUS_SQ_TOKEN:
+		return !strcmp(mod, "not") || !strcmp(mod, "text") || !strcmp(mod, "of-type") || !strcmp(mod, "in") ||
+		       !strcmp(mod, "not-in") || !strcmp(mod, "above") || !strcmp(mod, "below");
 	case SALUS_SQ_REFERENCE: return !strcmp(mod, "identifier") || salus_fhir_is_resource_type(mod, strlen(mod));
 	case SALUS_SQ_URI: return !strcmp(mod, "below") || !strcmp(mod, "above");
 	default: return false;
@@ -418,8 +454,8 @@ static int sys_types(struct salus_fhir_search *s, const struct salus_param *para
 		     const char **type, const char **why)
 {
 	for (size_t i = 0; i < nparams; i++) {
-		if (strcmp(params[i].name, "_type"))
-			continue;
+		if (strcmp(params[i].name, "_type") || !params[i].value[strspn(params[i].value, ",")])
+			continue; /* (an empty _type is ignored like any empty parameter) */
 		char *vals[MAX_VALUES];
 		size_t nv;
 		if (split(s, params[i].value, ',', vals, MAX_VALUES, &nv)) {
@@ -538,6 +574,169 @@ static int parse_chain(struct salus_fhir_search *s, const char *type, const stru
 	return SALUS_OK;
 }
 
+static int set_add(struct salus_sq_clause *c, struct salus_sq_val *v, size_t cap, const char *sys, const char *code,
+		   const char **why)
+{
+	if (c->nvals == cap) {
+		*why = "the value set or hierarchy has too many codes to search on";
+		return SALUS_EINVALID;
+	}
+	v[c->nvals].op = SALUS_SQ_TOK_SYS_CODE;
+	v[c->nvals].a = sys;
+	v[c->nvals++].b = code;
+	return SALUS_OK;
+}
+
+/* Is code `anc` an ancestor of (or equal to) `code` in system's hierarchy? */
+static bool cs_subsumes(const char *sys, const char *anc, const char *code)
+{
+	size_t sn = strlen(sys);
+	for (int depth = 0; code && depth < 64; depth++) {
+		if (!strcmp(code, anc))
+			return true;
+		code = salus_fhir_cs_parent(sys, sn, code, strlen(code));
+	}
+	return false;
+}
+
+/* Token :in / :not-in (value set URLs) and :above / :below (system|code in a
+ * code-system hierarchy of the definitions): the clause becomes the OR of the
+ * (system, code) pairs; :not-in negates it.  A value set that is not expanded
+ * or a system without a known hierarchy is a 400 (never a silent empty set). */
+static int token_set(struct salus_fhir_search *s, const char *mod, char **vals, size_t nv, struct salus_sq_clause *c,
+		     const char **why)
+{
+	const struct salus_fhir_vs *vss[MAX_VALUES];
+	char *syss[MAX_VALUES], *codes[MAX_VALUES];
+	bool in = !strcmp(mod, "in") || !strcmp(mod, "not-in"), below = !strcmp(mod, "below");
+	size_t need = 1; /* room for every code (capped), or the one that matches nothing */
+	for (size_t i = 0; i < nv && i < MAX_VALUES; i++) {
+		if (in) {
+			unescape(vals[i]);
+			vss[i] = salus_fhir_vs_find(vals[i], strlen(vals[i]));
+			if (!vss[i] || !salus_fhir_vs_expanded(vss[i])) {
+				*why = vss[i] ? "value set cannot be expanded by this server (filters or an external code system)"
+					      : "unknown value set";
+				return SALUS_EINVALID;
+			}
+			need += salus_fhir_vs_code_count(vss[i]);
+			continue;
+		}
+		bar_split(vals[i], &syss[i], &codes[i]);
+		if (!codes[i] || !*syss[i] || !*codes[i]) {
+			*why = "token :above and :below take system|code";
+			return SALUS_EINVALID;
+		}
+		size_t n = salus_fhir_cs_concept_count(syss[i], strlen(syss[i]));
+		if (!n) {
+			*why = "no hierarchy known for this code system (:above / :below)";
+			return SALUS_EINVALID;
+		}
+		need += n + 1;
+	}
+	size_t cap = need < MAX_SET_CODES ? need : MAX_SET_CODES;
+	struct salus_sq_val *v = salus_fhir_search_alloc(s, cap * sizeof *v);
+	int rc = SALUS_OK;
+	if (!v)
+		return SALUS_ENOMEM;
+	c->vals = v;
+	c->nvals = 0;
+	c->negate = !strcmp(mod, "not-in");
+	for (size_t i = 0; i < nv && i < MAX_VALUES && !rc; i++) {
+		if (in) {
+			size_t n = salus_fhir_vs_code_count(vss[i]);
+			for (size_t k = 0; k < n && !rc; k++) {
+				const char *sys, *code;
+				if (!salus_fhir_vs_code_at(vss[i], k, &sys, &code))
+					rc = set_add(c, v, cap, sys, code, why);
+			}
+			continue;
+		}
+		const char *sys = syss[i], *code = codes[i];
+		size_t sn = strlen(sys), n = salus_fhir_cs_concept_count(sys, sn);
+		bool found = false;
+		for (size_t k = 0; k < n && !rc; k++) {
+			const char *cc, *parent;
+			if (salus_fhir_cs_concept_at(sys, sn, k, &cc, &parent))
+				break;
+			found |= !strcmp(cc, code);
+			if (below ? cs_subsumes(sys, code, cc) : cs_subsumes(sys, cc, code))
+				rc = set_add(c, v, cap, sys, cc, why);
+		}
+		if (!rc && !found) /* a code the hierarchy does not list: itself only */
+			rc = set_add(c, v, cap, sys, code, why);
+	}
+	if (!rc && !c->nvals) /* an empty value set matches nothing (:not-in: everything) */
+		rc = set_add(c, v, cap, "", "", why);
+	return rc;
+}
+
+/* Location near=latitude|longitude[|distance[|units]] (R4 Location search):
+ * positions inside the box of that half-width around the point (as HAPI
+ * FHIR does: a bounding box, not a circle); units km (default), m, [mi_i] or
+ * mi; no distance: the point itself.  A composite clause on the two index
+ * rows of Location.position (Location.near#0 latitude, #1 longitude). */
+static int parse_near(struct salus_fhir_search *s, const char *value, struct salus_sq_clause *c, const char **why)
+{
+	char *vals[MAX_VALUES], *part[4] = {0};
+	size_t nv;
+	int rc;
+	if ((rc = split(s, value, ',', vals, MAX_VALUES, &nv)))
+		return rc == SALUS_EINVALID ? (*why = "too many values", rc) : rc;
+	struct salus_sq_val *v = salus_fhir_search_alloc(s, nv * sizeof *v);
+	if (!v)
+		return SALUS_ENOMEM;
+	c->kind = SALUS_SQ_COMPOSITE;
+	c->params = one_param(s, salus_fhir_search_param_id("Location", "near"));
+	c->nparams = 1;
+	c->vals = v;
+	for (size_t i = 0; i < nv; i++) {
+		char *rest = vals[i];
+		size_t np = 0;
+		while (rest && np < 4)
+			bar_split(rest, &part[np++], &rest);
+		double lat, lon, d = 0, lo, hi, mul = 1;
+		if (np < 2 || rest || salus_fhir_number_range(part[0], strlen(part[0]), &lat, &lo, &hi) ||
+		    salus_fhir_number_range(part[1], strlen(part[1]), &lon, &lo, &hi) || fabs(lat) > 90 || fabs(lon) > 180 ||
+		    (np > 2 && *part[2] && (salus_fhir_number_range(part[2], strlen(part[2]), &d, &lo, &hi) || d < 0))) {
+			*why = "near takes latitude|longitude[|distance[|units]]";
+			return SALUS_EINVALID;
+		}
+		const char *u = np > 3 && *part[3] ? part[3] : "km";
+		if (!strcmp(u, "m"))
+			mul = 0.001;
+		else if (!strcmp(u, "[mi_i]") || !strcmp(u, "mi"))
+			mul = 1.609344;
+		else if (strcmp(u, "km")) {
+			*why = "near distance units: km, m or [mi_i]";
+			return SALUS_EINVALID;
+		}
+		double km = d * mul, dlat = km / 111.32, cl = cos(lat * 3.14159265358979323846 / 180.0);
+		double dlon = cl > 1e-9 ? km / (111.32 * cl) : 360;
+		struct salus_sq_clause *comp = salus_fhir_search_alloc(s, 2 * sizeof *comp);
+		struct salus_sq_val *cv = salus_fhir_search_alloc(s, 2 * sizeof *cv);
+		if (!comp || !cv || !(comp[0].params = one_param(s, salus_fhir_search_param_id("Location", "near#0"))) ||
+		    !(comp[1].params = one_param(s, salus_fhir_search_param_id("Location", "near#1"))))
+			return SALUS_ENOMEM;
+		for (int k = 0; k < 2; k++) {
+			double at = k ? lon : lat, dd = k ? dlon : dlat;
+			comp[k].kind = SALUS_SQ_NUMBER;
+			comp[k].nparams = 1;
+			comp[k].vals = &cv[k];
+			comp[k].nvals = 1;
+			cv[k].op = SALUS_SQ_AP; /* inclusive [vlo, vhi] */
+			cv[k].v = at;
+			cv[k].vlo = at - dd;
+			cv[k].vhi = at + dd;
+		}
+		v[i].op = SALUS_SQ_ANY;
+		v[i].comp = comp;
+		v[i].ncomp = 2;
+	}
+	c->nvals = nv;
+	return c->params ? SALUS_OK : SALUS_ENOMEM;
+}
+
 static int parse_clause(struct salus_fhir_search *s, const char *type, const char *name, const char *value,
 			struct salus_sq_clause *c, int depth, const char **why)
 {
@@ -547,6 +746,15 @@ static int parse_clause(struct salus_fhir_search *s, const char *type, const cha
 
 	if (!strncmp(name, "_has:", 5))
 		return parse_has(s, type, name, value, c, depth, why);
+	if (!strcmp(name, "_list")) {
+		/* _list=ID: the resources List/ID has as entry.item, i.e. _has:List:item:_id=ID
+		 * (functional lists such as $current-problems are not supported) */
+		if (strchr(value, '$')) {
+			*why = "functional lists ($...) are not supported in _list";
+			return SALUS_EINVALID;
+		}
+		return parse_has(s, type, "_has:List:item:_id", value, c, depth, why);
+	}
 	size_t cn = strcspn(name, ".:");
 	char *code = sdup(s, name, cn);
 	const char *mod = NULL, *rest = NULL;
@@ -565,6 +773,16 @@ static int parse_clause(struct salus_fhir_search *s, const char *type, const cha
 	if (!strcmp(code, "_id") || !strcmp(code, "_lastUpdated") || !strcmp(code, "_text") ||
 	    !strcmp(code, "_content") || !strcmp(code, "_type")) {
 		bool neg = mod && !strcmp(mod, "not") && !strcmp(code, "_id");
+		if (mod && !strcmp(mod, "missing") && !rest && (!strcmp(code, "_id") || !strcmp(code, "_lastUpdated"))) {
+			/* every resource has both: missing=true matches nothing, false everything */
+			if (strcmp(value, "true") && strcmp(value, "false")) {
+				*why = ":missing takes true or false";
+				return SALUS_EINVALID;
+			}
+			c->kind = SALUS_SQ_ID;
+			c->negate = !strcmp(value, "false"); /* NOT id IN () */
+			return SALUS_OK;
+		}
 		if ((mod && !neg) || rest) {
 			*why = "unsupported modifier on a resource parameter";
 			return SALUS_EINVALID;
@@ -630,6 +848,8 @@ static int parse_clause(struct salus_fhir_search *s, const char *type, const cha
 			return SALUS_ENOTFOUND;
 		}
 	}
+	if (type && !strcmp(type, "Location") && !strcmp(code, "near") && !mod)
+		return parse_near(s, value, c, why);
 	c->kind = sp_kind(sptype);
 	if (!c->kind) {
 		*why = "unsupported search parameter (special)";
@@ -668,13 +888,22 @@ static int parse_clause(struct salus_fhir_search *s, const char *type, const cha
 	struct salus_sq_val *v = salus_fhir_search_alloc(s, nv * sizeof *v);
 	if (!v)
 		return SALUS_ENOMEM;
+	/* empty members of an OR list ("a,,b") are skipped */
+	size_t kept = 0;
+	for (size_t i = 0; i < nv; i++)
+		if (*vals[i])
+			vals[kept++] = vals[i];
+	nv = kept;
+	if (!nv) {
+		*why = "empty search value";
+		return SALUS_EINVALID;
+	}
+	if (c->kind == SALUS_SQ_TOKEN && mod &&
+	    (!strcmp(mod, "in") || !strcmp(mod, "not-in") || !strcmp(mod, "above") || !strcmp(mod, "below")))
+		return token_set(s, mod, vals, nv, c, why);
 	c->vals = v;
 	c->nvals = nv;
 	for (size_t i = 0; i < nv; i++) {
-		if (!*vals[i]) {
-			*why = "empty search value";
-			return SALUS_EINVALID;
-		}
 		if (c->kind == SALUS_SQ_TOKEN && mod && !strcmp(mod, "of-type")) {
 			/* system|code|value */
 			char *sys, *r1, *tc, *val;
@@ -848,6 +1077,158 @@ static int parse_include(struct salus_fhir_search *s, const char *type, const ch
 	return SALUS_OK;
 }
 
+/* _contained / _containedType (R4 search §3.1.1.5.10): false (the default)
+ * searches the resources themselves (*on 0); true (1) searches the resources
+ * contained in others and answers their containers (_containedType=container,
+ * the default); both (2) answers both.  _containedType=contained is not
+ * supported (400). */
+static int contained_mode(const char *type, const struct salus_param *params, size_t nparams, int *on,
+			  const char **why)
+{
+	for (size_t i = 0; i < nparams; i++) {
+		const char *n = params[i].name, *v = params[i].value;
+		if (!*v)
+			continue;
+		if (!strcmp(n, "_contained")) {
+			if (!strcmp(v, "true")) {
+				*on = 1;
+			} else if (!strcmp(v, "both")) {
+				*on = 2;
+			} else if (strcmp(v, "false")) {
+				*why = "_contained takes true, false or both";
+				return SALUS_EINVALID;
+			}
+		} else if (!strcmp(n, "_containedType") && strcmp(v, "container")) {
+			*why = strcmp(v, "contained") ? "_containedType takes container or contained"
+						      : "_containedType=contained is not supported (container)";
+			return SALUS_EINVALID;
+		}
+	}
+	if (*on && !type) {
+		*why = "_contained=true|both needs a resource type";
+		return SALUS_EINVALID;
+	}
+	return SALUS_OK;
+}
+
+/* A clause of a _contained=true search: on the contained index. */
+static int contained_clause(struct salus_sq_clause *c, const char **why)
+{
+	if (c->kind != SALUS_SQ_STRING && c->kind != SALUS_SQ_TOKEN && c->kind != SALUS_SQ_DATE &&
+	    c->kind != SALUS_SQ_NUMBER && c->kind != SALUS_SQ_QUANTITY && c->kind != SALUS_SQ_REFERENCE &&
+	    c->kind != SALUS_SQ_URI && c->kind != SALUS_SQ_COMPOSITE) {
+		*why = "with _contained=true only the type's own search parameters are supported";
+		return SALUS_EINVALID;
+	}
+	return SALUS_OK;
+}
+
+/* Copies of n clauses on the contained parameter ids (into out). */
+static const uint32_t *contained_params(struct salus_fhir_search *s, const uint32_t *in, size_t n)
+{
+	uint32_t *p = salus_fhir_search_alloc(s, (n ? n : 1) * sizeof *p);
+	for (size_t i = 0; p && i < n; i++)
+		p[i] = salus_fhir_search_contained_id(in[i]);
+	return p;
+}
+
+static int contained_copy(struct salus_fhir_search *s, const struct salus_sq_clause *in, size_t n,
+			  struct salus_sq_clause *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[i] = in[i];
+		if (!(out[i].params = contained_params(s, in[i].params, in[i].nparams)))
+			return SALUS_ENOMEM;
+		if (in[i].kind != SALUS_SQ_COMPOSITE)
+			continue;
+		struct salus_sq_val *v = salus_fhir_search_alloc(s, in[i].nvals * sizeof *v);
+		if (!v)
+			return SALUS_ENOMEM;
+		for (size_t k = 0; k < in[i].nvals; k++) {
+			v[k] = in[i].vals[k];
+			struct salus_sq_clause *comp = salus_fhir_search_alloc(s, v[k].ncomp * sizeof *comp);
+			if (!comp || contained_copy(s, in[i].vals[k].comp, v[k].ncomp, comp))
+				return SALUS_ENOMEM;
+			v[k].comp = comp;
+		}
+		out[i].vals = v;
+	}
+	return SALUS_OK;
+}
+
+/* Finish a _contained=true|both search (mode 1|2).  The contained branch:
+ * containers of any type that contain a resource of `type` on which the
+ * clauses hold, on the contained ids.  The positive clauses become the
+ * components of one composite clause with the type marker (all rows of a
+ * contained resource share a group), so they must hold on the same contained
+ * resource; negated and :missing clauses stay apart (any contained resource
+ * of the type).  The marker alone drives it.  both: the resource itself (the
+ * clauses as parsed, on `type`) or the contained branch.  Sorted by resource
+ * keys only. */
+static int contained_search(struct salus_fhir_search *s, const char *type, int mode, const char **why)
+{
+	for (size_t i = 0; i < s->q.nsort; i++)
+		if (s->q.sort[i].kind == SALUS_SQ_SORT_PARAM) {
+			*why = "_sort on a parameter is not supported with _contained=true|both";
+			return SALUS_EINVALID;
+		}
+	size_t n = s->ncl;
+	struct salus_sq_clause *orig = salus_fhir_search_alloc(s, (n + 1) * sizeof *orig);
+	struct salus_sq_clause *mapped = salus_fhir_search_alloc(s, (n + 1) * sizeof *mapped);
+	struct salus_sq_clause *comp = salus_fhir_search_alloc(s, (n + 1) * sizeof *comp);
+	struct salus_sq_clause *branch = salus_fhir_search_alloc(s, (n + 2) * sizeof *branch);
+	struct salus_sq_val *mv = salus_fhir_search_alloc(s, sizeof *mv), *cv = salus_fhir_search_alloc(s, sizeof *cv);
+	const uint32_t *marker = one_param(s, salus_fhir_search_contained_marker());
+	if (!orig || !mapped || !comp || !branch || !mv || !cv || !marker)
+		return SALUS_ENOMEM;
+	if (n)
+		memcpy(orig, s->cl, n * sizeof *orig);
+	if (contained_copy(s, orig, n, mapped))
+		return SALUS_ENOMEM;
+	mv->op = SALUS_SQ_TOK_CODE;
+	mv->b = type;
+	comp[0] = (struct salus_sq_clause){.kind = SALUS_SQ_TOKEN, .params = marker, .nparams = 1, .vals = mv, .nvals = 1};
+	branch[0] = comp[0]; /* the driver */
+	size_t ncomp = 1, nb = 1;
+	for (size_t i = 0; i < n; i++) {
+		if (!mapped[i].negate && !mapped[i].missing && mapped[i].kind != SALUS_SQ_COMPOSITE)
+			comp[ncomp++] = mapped[i];
+		else
+			branch[nb++] = mapped[i];
+	}
+	if (ncomp > 1) {
+		cv->op = SALUS_SQ_ANY;
+		cv->comp = comp;
+		cv->ncomp = ncomp;
+		branch[nb++] = (struct salus_sq_clause){
+			.kind = SALUS_SQ_COMPOSITE, .params = marker, .nparams = 1, .vals = cv, .nvals = 1};
+	}
+	s->ncl = s->q.nclauses = 0;
+	s->q.type = NULL;
+	if (mode == 1) {
+		for (size_t i = 0; i < nb; i++) {
+			struct salus_sq_clause *c = salus_fhir_search_clause(s);
+			if (!c)
+				return SALUS_ENOMEM;
+			*c = branch[i];
+		}
+		return SALUS_OK;
+	}
+	struct salus_sq *subs = salus_fhir_search_alloc(s, 2 * sizeof *subs);
+	struct salus_sq_clause *c = salus_fhir_search_clause(s);
+	if (!subs || !c)
+		return SALUS_ENOMEM;
+	subs[0].type = type;
+	subs[0].clauses = orig;
+	subs[0].nclauses = n;
+	subs[1].clauses = branch;
+	subs[1].nclauses = nb;
+	c->kind = SALUS_SQ_ANYOF;
+	c->sub = subs;
+	c->nsub = 2;
+	return SALUS_OK;
+}
+
 static bool name_is(const char *n, const char *want)
 {
 	size_t k = strlen(want);
@@ -857,11 +1238,21 @@ static bool name_is(const char *n, const char *want)
 int salus_fhir_search_parse(const char *type, const struct salus_param *params, size_t nparams, bool lenient,
 			    struct salus_fhir_search **out, const char **why)
 {
+	return salus_fhir_search_parse_at(type, NULL, params, nparams, lenient, out, why);
+}
+
+int salus_fhir_search_parse_at(const char *type, const char *base, const struct salus_param *params, size_t nparams,
+			       bool lenient, struct salus_fhir_search **out, const char **why)
+{
 	struct salus_fhir_search *s = salus_calloc(1, sizeof *s);
 	int rc = SALUS_OK;
 	*why = NULL;
 	if (!s)
 		return SALUS_ENOMEM;
+	s->base = base;
+	int contained = 0;
+	if ((rc = contained_mode(type, params, nparams, &contained, why)))
+		goto out_free;
 	if (!type && (rc = sys_types(s, params, nparams, &type, why)))
 		goto out_free;
 	s->q.type = type;
@@ -873,7 +1264,10 @@ int salus_fhir_search_parse(const char *type, const struct salus_param *params, 
 	for (size_t i = 0; i < nparams; i++) {
 		const char *n = params[i].name, *v = params[i].value;
 		s->used[i] = true;
-		if (!strcmp(n, "_count")) {
+		if (!v[strspn(v, ",")]) {
+			/* an empty value ("name=", "name=,") is ignored, as HAPI does, and left out of the self link */
+			s->used[i] = false;
+		} else if (!strcmp(n, "_count")) {
 			long c;
 			if (salus_parse_long((struct salus_slice){v, strlen(v)}, 0, 1L << 30, &c)) {
 				*why = "_count must be a non-negative integer";
@@ -923,8 +1317,15 @@ int salus_fhir_search_parse(const char *type, const struct salus_param *params, 
 				goto out_nomem;
 			for (size_t k = 0; k < ne; k++) {
 				const char *e = els[k], *dot = strchr(e, '.');
-				/* "Patient.name" or "name": the top-level element */
-				s->elements[k] = dot ? dot + 1 : e;
+				/* "Patient.name", "name" or a nested path "name.family" (kept below its parents) */
+				if (dot && salus_fhir_is_resource_type(e, (size_t)(dot - e)))
+					e = dot + 1;
+				if (!*e || e[strlen(e) - 1] == '.' || strstr(e, "..")) {
+					*why = "invalid _elements path";
+					rc = SALUS_EINVALID;
+					goto out_free;
+				}
+				s->elements[k] = e;
 			}
 			s->nelements = ne;
 		} else if (name_is(n, "_include") || name_is(n, "_revinclude")) {
@@ -934,12 +1335,8 @@ int salus_fhir_search_parse(const char *type, const struct salus_param *params, 
 			s->q.after = v;
 		} else if (!strcmp(n, "_dir")) {
 			s->q.before = !strcmp(v, "prev");
-		} else if (!strcmp(n, "_contained")) {
-			if (strcmp(v, "false")) {
-				*why = "_contained=true|both is not supported";
-				rc = SALUS_EINVALID;
-				goto out_free;
-			}
+		} else if (!strcmp(n, "_contained") || !strcmp(n, "_containedType")) {
+			/* read before the loop (contained_mode) */
 		} else if (!strcmp(n, "_pretty") || !strcmp(n, "_format")) {
 			/* handled by the HTTP layer */
 		} else {
@@ -956,10 +1353,14 @@ int salus_fhir_search_parse(const char *type, const struct salus_param *params, 
 			}
 			if (rc == SALUS_ENOTFOUND)
 				rc = SALUS_EINVALID;
+			if (!rc && contained)
+				rc = contained_clause(c, why);
 			if (rc)
 				goto out_free;
 		}
 	}
+	if (contained && (rc = contained_search(s, type, contained, why)))
+		goto out_free;
 	*out = s;
 	return SALUS_OK;
 out_nomem:

@@ -463,6 +463,8 @@ enum salus_sq_kind {
 	SALUS_SQ_TYPE,        /* system search: values a = resource type */
 	SALUS_SQ_OR,          /* values: sub-queries (val.chain; its type ignored) whose clauses hold on this same
 			       * resource; the clause holds when one of them does (access guards, policy) */
+	SALUS_SQ_ANYOF,       /* the resource meets any of sub[0..nsub), each with its own type
+			       * (NULL: any) and clauses (_contained=both) */
 };
 
 #define SALUS_SQ_TEXT_BIT 0x80000000u /* token param id | this: its display texts (STRING rows) */
@@ -522,7 +524,8 @@ struct salus_sq_clause {
 	bool negate;            /* :not: no value of the parameter matches any of vals */
 	const struct salus_sq_val *vals;
 	size_t nvals;
-	const struct salus_sq *sub; /* SALUS_SQ_HAS */
+	const struct salus_sq *sub; /* SALUS_SQ_HAS; SALUS_SQ_ANYOF: an array of nsub */
+	size_t nsub;
 	const int64_t *rids;        /* SALUS_SQ_INCLUDED */
 	size_t nrids;
 };

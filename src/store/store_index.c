@@ -721,8 +721,32 @@ static void val_cond(struct cq *c, int kind, const char *x, const struct salus_s
 	}
 }
 
+/* Every value a (system, code) pair: a long list (token :in, :below) is one
+ * row-value IN, not an OR chain deeper than SQLite's expression limit. */
+static bool tok_pairs(int kind, const struct salus_sq_clause *cl)
+{
+	if (kind != SALUS_SQ_TOKEN || cl->nvals < 8)
+		return false;
+	for (size_t i = 0; i < cl->nvals; i++)
+		if (cl->vals[i].op != SALUS_SQ_TOK_SYS_CODE)
+			return false;
+	return true;
+}
+
 static void vals_or(struct cq *c, int kind, const char *x, const struct salus_sq_clause *cl)
 {
+	if (tok_pairs(kind, cl)) {
+		emitf(c, "(%s.code,%s.sys) IN (VALUES", x, x);
+		for (size_t i = 0; i < cl->nvals; i++) {
+			emit(c, i ? ",(" : "(");
+			P_str(c, cl->vals[i].b);
+			emit(c, ",");
+			P_str(c, cl->vals[i].a);
+			emit(c, ")");
+		}
+		emit(c, ")");
+		return;
+	}
 	emit(c, "(");
 	for (size_t i = 0; i < cl->nvals; i++) {
 		if (i)
@@ -890,6 +914,20 @@ static void clause_sql(struct cq *c, const char *ra, const struct salus_sq_claus
 		c->depth--;
 		break;
 	}
+	case SALUS_SQ_ANYOF:
+		if (!cl->sub || !cl->nsub || ++c->depth > MAX_DEPTH) {
+			c->rc = SALUS_EINVALID;
+			break;
+		}
+		emitf(c, "%s(", cl->negate ? "NOT " : "");
+		for (size_t i = 0; i < cl->nsub; i++) {
+			emit(c, i ? " OR (" : "(");
+			where_sq(c, ra, &cl->sub[i]);
+			emit(c, ")");
+		}
+		emit(c, ")");
+		c->depth--;
+		break;
 	case SALUS_SQ_INCLUDED: {
 		char ta[16];
 		snprintf(ta, sizeof ta, "t%d", c->alias++);

@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const types[] = {NULL, "Patient", "Observation", "Encounter", "Condition",
 					    "MedicationRequest", "Practitioner", "Organization", "DiagnosticReport",
-					    "Questionnaire"};
+					    "Questionnaire", "Location", "Medication"};
 	if (size < 1 || size > 8192)
 		return 0;
 	const char *type = types[data[0] % (sizeof types / sizeof *types)];

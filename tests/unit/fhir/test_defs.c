@@ -396,10 +396,36 @@ static void test_valuesets(void **state)
 	assert_non_null(vs);
 	assert_false(salus_fhir_vs_expanded(vs));
 	assert_int_equal(salus_fhir_vs_check(vs, NULL, 0, S("mg")), SALUS_FHIR_VS_UNKNOWN);
-	/* a preferred binding is listed but not expanded */
+	/* a preferred binding is listed and, being an enumeration, expanded too
+	 * (search :in); validation checks required bindings only */
 	vs = salus_fhir_vs_find(S("http://hl7.org/fhir/ValueSet/languages"));
 	assert_non_null(vs);
-	assert_false(salus_fhir_vs_expanded(vs));
+	assert_true(salus_fhir_vs_expanded(vs));
+	assert_int_equal(salus_fhir_vs_check(vs, S("urn:ietf:bcp:47"), S("en-US")), SALUS_FHIR_VS_IN);
+	/* an unbound value set of the package: whole code system (condition-clinical) */
+	vs = salus_fhir_vs_find(S("http://hl7.org/fhir/ValueSet/condition-clinical"));
+	assert_non_null(vs);
+	assert_true(salus_fhir_vs_expanded(vs));
+	assert_int_equal(salus_fhir_vs_code_count(vs), 6); /* active recurrence relapse inactive remission resolved */
+	/* a filter (is-a) cannot be expanded at build time */
+	vs = salus_fhir_vs_find(S("http://terminology.hl7.org/ValueSet/v3-ActEncounterCode"));
+	assert_non_null(vs);
+
+	/* code-system hierarchies by nesting: condition-clinical nests recurrence and
+	 * relapse under active, and remission and resolved under inactive */
+	const char *cs = "http://terminology.hl7.org/CodeSystem/condition-clinical", *pc, *pp;
+	assert_int_equal(salus_fhir_cs_concept_count(cs, strlen(cs)), 6);
+	assert_string_equal(salus_fhir_cs_parent(cs, strlen(cs), S("relapse")), "active");
+	assert_string_equal(salus_fhir_cs_parent(cs, strlen(cs), S("resolved")), "inactive");
+	assert_null(salus_fhir_cs_parent(cs, strlen(cs), S("active")));
+	assert_int_equal(salus_fhir_cs_concept_at(cs, strlen(cs), 0, &pc, &pp), SALUS_OK);
+	assert_string_equal(pc, "active"); /* sorted by code */
+	assert_null(pp);
+	assert_int_equal(salus_fhir_cs_concept_at(cs, strlen(cs), 6, &pc, &pp), SALUS_ENOTFOUND);
+	/* v3 ActCode: AMB is a child of the abstract _ActEncounterCode */
+	cs = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+	assert_string_equal(salus_fhir_cs_parent(cs, strlen(cs), S("AMB")), "_ActEncounterCode");
+	assert_int_equal(salus_fhir_cs_concept_count(S("http://loinc.org")), 0);
 	assert_null(salus_fhir_vs_find(S("http://example.org/nope")));
 
 	/* every required binding of every element is expanded, but for the few

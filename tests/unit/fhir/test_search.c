@@ -63,7 +63,11 @@ static void t_numbers(void **state)
 	assert_int_equal(salus_fhir_number_range("100.00", 6, &v, &lo, &hi), 0);
 	assert_true(hi - lo > 0.0099 && hi - lo < 0.0101);
 	assert_int_equal(salus_fhir_number_range("1e2", 3, &v, &lo, &hi), 0);
-	assert_true(v == 100 && lo == 50 && hi == 150);
+	assert_true(v == 100 && lo == 95 && hi == 105); /* the specification's example */
+	assert_int_equal(salus_fhir_number_range("0.5", 3, &v, &lo, &hi), 0);
+	assert_true(lo == 0.45 && hi == 0.55); /* the decimals, not 0.44999999999999996 */
+	assert_int_equal(salus_fhir_number_range("5E-1", 4, &v, &lo, &hi), 0);
+	assert_true(v == 0.5 && lo == 0.495 && hi == 0.505);
 	assert_int_equal(salus_fhir_number_range("1.", 2, &v, &lo, &hi), SALUS_EINVALID);
 	assert_int_equal(salus_fhir_number_range("abc", 3, &v, &lo, &hi), SALUS_EINVALID);
 }
@@ -90,6 +94,15 @@ static void t_param_ids(void **state)
 			}
 		}
 	}
+	ids[n++] = salus_fhir_search_param_id("Location", "near#0"); /* Location.position */
+	ids[n++] = salus_fhir_search_param_id("Location", "near#1");
+	/* the contained resources' ids and the contained-type marker collide with none */
+	size_t base = n;
+	for (size_t i = 0; i < base; i++) {
+		assert_true(n < cap);
+		ids[n++] = salus_fhir_search_contained_id(ids[i]);
+	}
+	ids[n++] = salus_fhir_search_contained_marker();
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = i + 1; j < n; j++)
 			assert_true(ids[i] != ids[j]);
@@ -390,6 +403,11 @@ static void t_plans(void **state)
 		{"Patient", "identifier=urn:mrn|A1"},
 		{"Observation", "subject:Patient.name=smith"},
 		{"Patient", "_id=p1&_revinclude=Observation:subject"},
+		{"Patient", "gender:in=http://hl7.org/fhir/ValueSet/administrative-gender"},
+		{"Encounter", "class:below=http://terminology.hl7.org/CodeSystem/v3-ActCode|_ActEncounterCode"},
+		{"Observation", "patient=p1&status:not-in=http://hl7.org/fhir/ValueSet/observation-status"},
+		{"Medication", "_contained=true&code=http://rxnorm|1&form=tablet"},
+		{"Medication", "_contained=both&code=http://rxnorm|1"},
 	};
 	for (size_t i = 0; i < sizeof queries / sizeof *queries; i++) {
 		struct salus_param ps[8];
@@ -416,6 +434,93 @@ static void t_plans(void **state)
 	}
 }
 
+/* Parsing of the set modifiers and of values with separators in them:
+ * expected clause contents worked out from the R4 definitions. */
+static const struct salus_sq_clause *parse1(const char *type, const char *base, const char *name, const char *value,
+					    struct salus_fhir_search **s, const char **why)
+{
+	char n[128], v[256]; /* the parser copies what it keeps */
+	snprintf(n, sizeof n, "%s", name);
+	snprintf(v, sizeof v, "%s", value);
+	struct salus_param p = {n, v};
+	if (salus_fhir_search_parse_at(type, base, &p, 1, false, s, why))
+		return NULL;
+	return &salus_fhir_search_query(*s)->clauses[0];
+}
+
+static void t_modifiers(void **state)
+{
+	(void)state;
+	struct salus_fhir_search *s = NULL;
+	const char *why;
+	const struct salus_sq_clause *c;
+
+	/* administrative-gender: male female other unknown, one system */
+	c = parse1("Patient", NULL, "gender:in", "http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", &s, &why);
+	assert_non_null(c);
+	assert_int_equal(c->nvals, 4);
+	assert_false(c->negate);
+	for (size_t i = 0; i < c->nvals; i++) {
+		assert_int_equal(c->vals[i].op, SALUS_SQ_TOK_SYS_CODE);
+		assert_string_equal(c->vals[i].a, "http://hl7.org/fhir/administrative-gender");
+	}
+	salus_fhir_search_free(s);
+	c = parse1("Patient", NULL, "gender:not-in", "http://hl7.org/fhir/ValueSet/administrative-gender", &s, &why);
+	assert_non_null(c);
+	assert_true(c->negate);
+	salus_fhir_search_free(s);
+	/* condition-clinical: active > recurrence, relapse; inactive > remission, resolved */
+	c = parse1("Condition", NULL, "clinical-status:below", "http://terminology.hl7.org/CodeSystem/condition-clinical|active",
+		   &s, &why);
+	assert_non_null(c);
+	assert_int_equal(c->nvals, 3);
+	salus_fhir_search_free(s);
+	c = parse1("Condition", NULL, "clinical-status:above",
+		   "http://terminology.hl7.org/CodeSystem/condition-clinical|resolved", &s, &why);
+	assert_non_null(c);
+	assert_int_equal(c->nvals, 2); /* resolved, inactive */
+	salus_fhir_search_free(s);
+	/* 400s: unknown value set, one that needs a terminology server, no system, no hierarchy */
+	assert_null(parse1("Patient", NULL, "gender:in", "http://example.org/vs", &s, &why));
+	assert_null(parse1("Observation", NULL, "code:in", "http://hl7.org/fhir/ValueSet/observation-codes", &s, &why));
+	assert_null(parse1("Condition", NULL, "clinical-status:below", "active", &s, &why));
+	assert_null(parse1("Observation", NULL, "code:below", "http://loinc.org|1234-5", &s, &why));
+	assert_null(parse1("Patient", NULL, "gender:exact", "male", &s, &why));
+
+	/* a string value keeps '|' and '$'; "\," is a comma inside the value */
+	c = parse1("Patient", NULL, "family", "a|b$c,d\\,e", &s, &why);
+	assert_non_null(c);
+	assert_int_equal(c->nvals, 2);
+	assert_string_equal(c->vals[0].a, "a|b$c");
+	assert_string_equal(c->vals[1].a, "d,e");
+	salus_fhir_search_free(s);
+	/* composite: "\\$" and "\\|" survive the '$' split for the component's own parsing */
+	c = parse1("Observation", NULL, "code-value-quantity", "urn:a\\|b|c\\$1$5.4", &s, &why);
+	assert_non_null(c);
+	assert_int_equal(c->vals[0].ncomp, 2);
+	assert_string_equal(c->vals[0].comp[0].vals[0].a, "urn:a|b");
+	assert_string_equal(c->vals[0].comp[0].vals[0].b, "c$1");
+	assert_true(c->vals[0].comp[1].vals[0].v == 5.4);
+	salus_fhir_search_free(s);
+	/* a reference on this server's base is local; _history is dropped */
+	c = parse1("Observation", "https://h:1/fhir", "subject", "https://h:1/fhir/Patient/p1/_history/3", &s, &why);
+	assert_non_null(c);
+	assert_int_equal(c->vals[0].op, SALUS_SQ_REF_LOCAL);
+	assert_string_equal(c->vals[0].a, "Patient");
+	assert_string_equal(c->vals[0].b, "p1");
+	salus_fhir_search_free(s);
+	c = parse1("Observation", "https://h:1/fhir", "subject", "https://other/fhir/Patient/p1", &s, &why);
+	assert_non_null(c);
+	assert_int_equal(c->vals[0].op, SALUS_SQ_REF_URL);
+	salus_fhir_search_free(s);
+	/* _elements: a type prefix is dropped, a nested path kept */
+	struct salus_param pe = {"_elements", "Patient.name.family,identifier"};
+	assert_int_equal(salus_fhir_search_parse("Patient", &pe, 1, false, &s, &why), 0);
+	salus_fhir_search_free(s);
+	pe.value = "name..family";
+	assert_int_equal(salus_fhir_search_parse("Patient", &pe, 1, false, &s, &why), SALUS_EINVALID);
+}
+
 int main(void)
 {
 	salus_alloc_install();
@@ -424,6 +529,7 @@ int main(void)
 		cmocka_unit_test(t_dates),
 		cmocka_unit_test(t_numbers),
 		cmocka_unit_test(t_param_ids),
+		cmocka_unit_test(t_modifiers),
 		cmocka_unit_test_setup_teardown(t_e2e, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_paging, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_plans, setup, teardown),
