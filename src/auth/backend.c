@@ -247,31 +247,26 @@ static int jwks_check(const char *text, size_t n, json_t **out, const char **why
 	return rc;
 }
 
-int salus_auth_backend_add(struct salus_store *st, const char *id, const char *scope, const char *jwks, size_t jwks_n,
-			   const char **why)
+/* Register backend client `id` with `scope` and its keys: member `key` of the record is `keyval`
+ * (stolen: the checked JWK Set, or the JWK Set URL).  The record's secret hash is of a random secret
+ * nobody knows, so client_secret_basic never succeeds for it.  Errors as salus_auth_backend_add. */
+static int register_backend(struct salus_store *st, const char *id, const char *scope, const char *key,
+			    json_t *keyval, const char **why)
 {
-	const char *dummy;
-	if (!why)
-		why = &dummy;
-	if (!salus_client_id_valid(id)) {
-		*why = "client id must be 1-64 characters of A-Z a-z 0-9 . _ -";
-		return SALUS_EINVALID;
-	}
 	struct salus_scopes sc;
+	char *canon = NULL, *val = NULL, *text = NULL;
+	json_t *rec = NULL;
 	int rc = scope ? salus_scopes_parse(scope, strlen(scope), &sc) : SALUS_EINVALID;
 	if (rc) {
+		json_decref(keyval);
 		if (rc == SALUS_ENOMEM)
 			return rc;
 		*why = "scope must be SMART resource scopes, e.g. \"system/Patient.rs system/Observation.rs\"";
 		return SALUS_EINVALID;
 	}
-	char *canon = NULL, *val = NULL, *text = NULL;
-	json_t *set = NULL, *rec = NULL;
 	rc = salus_scopes_format(&sc, &canon);
 	salus_scopes_release(&sc);
 	if (rc)
-		return rc;
-	if ((rc = jwks_check(jwks, jwks_n, &set, why)))
 		goto out;
 	rc = salus_store_kv_get(st, "client", id, &val, NULL);
 	salus_free(val);
@@ -284,14 +279,14 @@ int salus_auth_backend_add(struct salus_store *st, const char *id, const char *s
 		goto out;
 	char hash[SALUS_PWHASH_LEN], gen[SALUS_B64URL_LEN(16)], created[SALUS_INSTANT_LEN], junk[SALUS_B64URL_LEN(32)];
 	salus_random_token(32, junk, sizeof junk);
-	rc = salus_pwhash(junk, strlen(junk), hash); /* a secret nobody knows: Basic never succeeds */
+	rc = salus_pwhash(junk, strlen(junk), hash);
 	sodium_memzero(junk, sizeof junk);
 	if (rc)
 		goto out;
 	salus_random_token(16, gen, sizeof gen);
 	salus_instant_format(salus_now_ms(), created);
 	rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "id", id, "secret_hash", hash, "scope", canon, "created",
-			created, "gen", gen, "auth", "private_key_jwt", "jwks", set);
+			created, "gen", gen, "auth", "private_key_jwt", key, keyval);
 	size_t tn = rec ? json_dumpb(rec, NULL, 0, JSON_COMPACT) : 0;
 	if (!tn || !(text = salus_malloc(tn))) {
 		rc = SALUS_ENOMEM;
@@ -299,15 +294,32 @@ int salus_auth_backend_add(struct salus_store *st, const char *id, const char *s
 	}
 	json_dumpb(rec, text, tn, JSON_COMPACT);
 	rc = salus_store_kv_put(st, "client", id, text, tn);
-	if (!rc)
+	if (!rc && json_is_object(keyval))
 		salus_log(SALUS_LOG_INFO, "auth.client.add", "client=%s auth=private_key_jwt keys=%zu", id,
-			  json_array_size(json_object_get(set, "keys")));
+			  json_array_size(json_object_get(keyval, "keys")));
+	else if (!rc)
+		salus_log(SALUS_LOG_INFO, "auth.client.add", "client=%s auth=private_key_jwt keys=url", id);
 out:
 	salus_free(text);
 	json_decref(rec);
-	json_decref(set);
+	json_decref(keyval);
 	salus_free(canon);
 	return rc;
+}
+
+int salus_auth_backend_add(struct salus_store *st, const char *id, const char *scope, const char *jwks, size_t jwks_n,
+			   const char **why)
+{
+	const char *dummy;
+	json_t *set = NULL;
+	if (!why)
+		why = &dummy;
+	if (!salus_client_id_valid(id)) {
+		*why = "client id must be 1-64 characters of A-Z a-z 0-9 . _ -";
+		return SALUS_EINVALID;
+	}
+	int rc = jwks_check(jwks, jwks_n, &set, why);
+	return rc ? rc : register_backend(st, id, scope, "jwks", set, why);
 }
 
 static bool url_ok(const char *u)
@@ -335,53 +347,8 @@ int salus_auth_backend_add_url(struct salus_store *st, const char *id, const cha
 		*why = "the JWK Set URL must be an https URL of at most 512 bytes, without fragment or blanks";
 		return SALUS_EINVALID;
 	}
-	struct salus_scopes sc;
-	int rc = scope ? salus_scopes_parse(scope, strlen(scope), &sc) : SALUS_EINVALID;
-	if (rc) {
-		if (rc == SALUS_ENOMEM)
-			return rc;
-		*why = "scope must be SMART resource scopes, e.g. \"system/Patient.rs system/Observation.rs\"";
-		return SALUS_EINVALID;
-	}
-	char *canon = NULL, *val = NULL, *text = NULL;
-	json_t *rec = NULL;
-	rc = salus_scopes_format(&sc, &canon);
-	salus_scopes_release(&sc);
-	if (rc)
-		return rc;
-	rc = salus_store_kv_get(st, "client", id, &val, NULL);
-	salus_free(val);
-	if (rc == 0) {
-		*why = "a client with this id already exists";
-		rc = SALUS_EEXISTS;
-		goto out;
-	}
-	if (rc != SALUS_ENOTFOUND)
-		goto out;
-	char hash[SALUS_PWHASH_LEN], gen[SALUS_B64URL_LEN(16)], created[SALUS_INSTANT_LEN], junk[SALUS_B64URL_LEN(32)];
-	salus_random_token(32, junk, sizeof junk);
-	rc = salus_pwhash(junk, strlen(junk), hash);
-	sodium_memzero(junk, sizeof junk);
-	if (rc)
-		goto out;
-	salus_random_token(16, gen, sizeof gen);
-	salus_instant_format(salus_now_ms(), created);
-	rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", id, "secret_hash", hash, "scope", canon, "created",
-			created, "gen", gen, "auth", "private_key_jwt", "jwks_uri", url);
-	size_t tn = rec ? json_dumpb(rec, NULL, 0, JSON_COMPACT) : 0;
-	if (!tn || !(text = salus_malloc(tn))) {
-		rc = SALUS_ENOMEM;
-		goto out;
-	}
-	json_dumpb(rec, text, tn, JSON_COMPACT);
-	rc = salus_store_kv_put(st, "client", id, text, tn);
-	if (!rc)
-		salus_log(SALUS_LOG_INFO, "auth.client.add", "client=%s auth=private_key_jwt keys=url", id);
-out:
-	salus_free(text);
-	json_decref(rec);
-	salus_free(canon);
-	return rc;
+	json_t *u = json_string(url);
+	return u ? register_backend(st, id, scope, "jwks_uri", u, why) : SALUS_ENOMEM;
 }
 
 /* ---- fetched JWK Sets ------------------------------------------------------------------------------ */

@@ -160,38 +160,6 @@ static int add_app(const char *name, const struct opts *o)
 	return 0;
 }
 
-/* Read a whole (non-secret) file, at most cap bytes; '-' is standard input.  0, SALUS_ENOTFOUND,
- * SALUS_ETOOLARGE or SALUS_EIO. */
-static int read_small_file(const char *path, char *buf, size_t cap, size_t *n)
-{
-	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
-	if (fd < 0)
-		return SALUS_ENOTFOUND;
-	size_t got = 0;
-	int rc = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + got, cap - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = SALUS_EIO;
-			break;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-		if (got == cap) {
-			char c;
-			rc = read(fd, &c, 1) > 0 ? SALUS_ETOOLARGE : 0;
-			break;
-		}
-	}
-	if (fd)
-		close(fd);
-	*n = got;
-	return rc;
-}
-
 /* salus client add ... --jwks FILE: a SMART Backend Services client (auth.h). */
 static int add_backend(const char *name, const struct opts *o)
 {
@@ -216,7 +184,7 @@ static int add_backend(const char *name, const struct opts *o)
 	}
 	static char jwks[SALUS_JWKS_MAX];
 	size_t n = 0;
-	int rc = read_small_file(o->jwks, jwks, sizeof jwks, &n);
+	int rc = salus_cli_read_file(o->jwks, jwks, sizeof jwks, &n);
 	if (rc == SALUS_ENOTFOUND)
 		return salus_cli_fail(name, 1, "cannot open the JWK Set file %s", o->jwks);
 	if (rc == SALUS_ETOOLARGE)

@@ -1,4 +1,4 @@
-/* secret_file.c — a secret from a file or stdin (see secret_file.h). */
+/* secret_file.c — a file or a secret from a file or stdin (see secret_file.h). */
 #include "cli/secret_file.h"
 
 #include <errno.h>
@@ -8,7 +8,7 @@
 
 #include "core/err.h"
 
-int salus_cli_read_secret(const char *file, char *buf, size_t cap, size_t *n)
+int salus_cli_read_file(const char *file, char *buf, size_t cap, size_t *n)
 {
 	int fd = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
 	if (fd < 0)
@@ -26,13 +26,26 @@ int salus_cli_read_secret(const char *file, char *buf, size_t cap, size_t *n)
 		if (r == 0)
 			break;
 		got += (size_t)r;
-		if (got == cap) {
-			rc = SALUS_ETOOLARGE;
+		if (got == cap) { /* full: anything more is too much */
+			char c;
+			ssize_t more;
+			while ((more = read(fd, &c, 1)) < 0 && errno == EINTR)
+				;
+			rc = more > 0 ? SALUS_ETOOLARGE : more < 0 ? SALUS_EIO : 0;
 			break;
 		}
 	}
 	if (fd != STDIN_FILENO)
 		close(fd);
+	if (!rc)
+		*n = got;
+	return rc;
+}
+
+int salus_cli_read_secret(const char *file, char *buf, size_t cap, size_t *n)
+{
+	size_t got = 0;
+	int rc = cap ? salus_cli_read_file(file, buf, cap - 1, &got) : SALUS_ETOOLARGE;
 	if (rc)
 		return rc;
 	if (got && buf[got - 1] == '\n')
