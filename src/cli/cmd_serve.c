@@ -87,6 +87,16 @@ int salus_cmd_serve(int argc, char **argv)
 	int rc = salus_cli_open_store(&cfg, &so, &st, &why);
 	if (rc)
 		return salus_cli_fail("serve", 1, "cannot open the store: %s", why);
+	/* a database restored from a backup older than an erasure: remove the
+	 * erased patients' rows again (their bodies cannot be opened anyway) */
+	size_t nerased = 0;
+	long nreplayed = 0;
+	if ((rc = salus_store_patient_replay(st, &nerased, &nreplayed))) {
+		salus_store_free(st);
+		return salus_cli_fail("serve", 1, "cannot re-apply patient erasures: %s", salus_err_msg(rc));
+	}
+	if (nreplayed)
+		salus_log(SALUS_LOG_WARN, "store.erase.replay", "patients=%zu resources=%ld", nerased, nreplayed);
 	char issuer[600];
 	if (cfg.base_url[0]) {
 		snprintf(issuer, sizeof issuer, "%s", cfg.base_url);

@@ -35,6 +35,7 @@ void salus_config_defaults(struct salus_config *c, const char *dir)
 	snprintf(c->kek_source, sizeof c->kek_source, "file");
 	snprintf(c->kek_file, sizeof c->kek_file, "keys/kek.key");
 	snprintf(c->keyring, sizeof c->keyring, "keys/keyring.json");
+	snprintf(c->patient_keys, sizeof c->patient_keys, "keys/patient-keys.db");
 	c->rotation_days = 90;
 	c->audit_retention_days = 2555; /* 7 years (HIPAA keeps documentation 6) */
 }
@@ -89,6 +90,7 @@ int salus_config_set(struct salus_config *c, const char *key, const char *v)
 	STR("keys.kek_file", kek_file)
 	STR("keys.kek_command", kek_command)
 	STR("keys.keyring", keyring)
+	STR("keys.patient_keys", patient_keys)
 	INT("keys.rotation_days", rotation_days, 0, 3650)
 	INT("audit.retention_days", audit_retention_days, 1, 36500)
 	if (!strcmp(key, "log.level")) {
@@ -229,8 +231,9 @@ int salus_config_write(const struct salus_config *c, const char *path)
 		"kek_file = %s\n"
 		"kek_command = %s                    ; e.g. /usr/local/bin/kms-get-kek (prints the KEK; SALUS_KEK_VERSION=N)\n"
 		"keyring = %s\n"
+		"patient_keys = %s  ; per-patient record keys (salus patient erase); back up apart from the database\n"
 		"rotation_days = %d               ; `salus key status` flags keys older than this; 0 = never\n",
-		c->kek_source, c->kek_file, c->kek_command, c->keyring, c->rotation_days);
+		c->kek_source, c->kek_file, c->kek_command, c->keyring, c->patient_keys, c->rotation_days);
 	fprintf(f,
 		"\n[audit]\n"
 		"retention_days = %d            ; `salus audit prune` drops the text of older events (hashes stay)\n",

@@ -195,6 +195,20 @@ export class SalusServer {
     throw new Error(`salus serve not ready after ${STARTUP_MS} ms: ${this.log.join('')}`);
   }
 
+  /** Stop the server process but keep the data directory (see restart). */
+  async halt() {
+    if (this.proc && this.alive()) {
+      this.proc.kill('SIGTERM');
+      await this.exited;
+    }
+  }
+
+  /** Serve the same data directory again (after halt), on the same port. */
+  async restart(serveArgs = []) {
+    await this.halt();
+    await this.#spawnAndWait(serveArgs);
+  }
+
   /** Is the server process still alive? */
   alive() {
     return this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
