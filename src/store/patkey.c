@@ -4,7 +4,8 @@
  * patkey_int.h and docs/security.md "Crypto-shredding").
  *
  * keys/patient-keys.db (plain SQLite: it holds only wrapped keys, ids and
- * times; rollback journal, synchronous=FULL, secure_delete=ON):
+ * times; WAL, synchronous=FULL, secure_delete=ON; new keys are committed in
+ * one transaction per group commit of the store, salus_pk_flush):
  *   patient_key(pid TEXT PRIMARY KEY, state INTEGER (1 live, 2 erased),
  *               wrap_id INTEGER, wrapped BLOB, created_ms, erased_ms)
  */
@@ -32,7 +33,7 @@
 #define WRAPPED_LEN (NONCE_LEN + KEY_LEN + TAG_LEN)
 #define MAX_PID SALUS_MAX_ID
 #define MAX_WRAP 8
-#define CACHE_SLOTS 1024 /* direct-mapped; a miss costs one indexed read and one unwrap */
+#define CACHE_SLOTS 16384 /* direct-mapped, ~1.6 MiB; a miss costs one indexed read and one unwrap */
 #define MAGIC "\0spk\1"
 #define MAGIC_LEN 5
 
@@ -46,22 +47,32 @@ struct slot {
 	unsigned char key[KEY_LEN];
 };
 
-/* Everything secret, in one sodium_malloc'd block (read-only between changes). */
+/* The wrapping keys: a sodium_malloc'd block, read-only once filled. */
 struct pk_secrets {
 	size_t nwrap;
 	struct salus_page_key wrap[MAX_WRAP]; /* ascending id; the last wraps new keys */
-	struct slot cache[CACHE_SLOTS];
+};
+
+/* Unwrapped patient keys: a sodium_malloc'd block (guard pages, mlock'ed,
+ * wiped on free), read-write because it changes on every miss. */
+struct pk_cache {
+	struct slot slot[CACHE_SLOTS];
 };
 
 struct salus_pk {
-	pthread_mutex_t mu;
+	pthread_mutex_t mu;      /* the key database and its statements */
+	pthread_rwlock_t cmu;    /* the cache */
+	struct pk_cache *cache;
+	sqlite3_stmt *st_get;    /* under mu */
+	sqlite3_stmt *st_ins;
 	sqlite3 *db;
 	int lock_fd; /* PATH.lock: flock shared (every store), exclusive (erase) */
+	bool in_txn; /* new keys inserted, not yet committed (salus_pk_flush) */
 	struct pk_secrets *sec;
 };
 
 static const char schema[] =
-	"PRAGMA journal_mode=DELETE;"
+	"PRAGMA journal_mode=WAL;"
 	"PRAGMA synchronous=FULL;"
 	"PRAGMA secure_delete=ON;"
 	"CREATE TABLE IF NOT EXISTS patient_key(pid TEXT PRIMARY KEY, state INTEGER NOT NULL,"
@@ -141,13 +152,15 @@ int salus_pk_open(const char *path, const struct salus_page_key *wrap, size_t nw
 		return SALUS_ENOMEM;
 	pk->lock_fd = -1;
 	pthread_mutex_init(&pk->mu, NULL);
+	pthread_rwlock_init(&pk->cmu, NULL);
 	if ((rc = lock_take(pk, path, exclusive)))
 		goto out_free;
-	if (!(pk->sec = sodium_malloc(sizeof *pk->sec))) {
+	if (!(pk->sec = sodium_malloc(sizeof *pk->sec)) || !(pk->cache = sodium_malloc(sizeof *pk->cache))) {
 		rc = SALUS_ENOMEM;
 		goto out_free;
 	}
 	memset(pk->sec, 0, sizeof *pk->sec);
+	memset(pk->cache, 0, sizeof *pk->cache);
 	for (size_t i = 0; i < nwrap; i++) {
 		size_t k = pk->sec->nwrap++;
 		pk->sec->wrap[k] = wrap[i];
@@ -172,6 +185,13 @@ int salus_pk_open(const char *path, const struct salus_page_key *wrap, size_t nw
 	sqlite3_busy_timeout(pk->db, 10000);
 	if ((rc = map(sqlite3_exec(pk->db, schema, NULL, NULL, NULL))))
 		goto out_free;
+	if ((rc = map(sqlite3_prepare_v2(pk->db, "SELECT state, wrap_id, wrapped FROM patient_key WHERE pid=?1", -1,
+					 &pk->st_get, NULL))) ||
+	    (rc = map(sqlite3_prepare_v2(pk->db,
+					 "INSERT INTO patient_key(pid, state, wrap_id, wrapped, created_ms) "
+					 "VALUES(?1, 1, ?2, ?3, ?4)",
+					 -1, &pk->st_ins, NULL))))
+		goto out_free;
 	*out = pk;
 	return SALUS_OK;
 out_free:
@@ -180,13 +200,21 @@ out_free:
 	return rc;
 }
 
+static int flush_locked(struct salus_pk *pk);
+
 void salus_pk_free(struct salus_pk *pk)
 {
 	if (!pk)
 		return;
-	if (pk->db)
+	sqlite3_finalize(pk->st_get);
+	sqlite3_finalize(pk->st_ins);
+	if (pk->db) {
+		flush_locked(pk);
 		sqlite3_close_v2(pk->db);
+	}
 	sodium_free(pk->sec); /* wipes */
+	sodium_free(pk->cache);
+	pthread_rwlock_destroy(&pk->cmu);
 	if (pk->lock_fd >= 0)
 		close(pk->lock_fd); /* releases the flock */
 	pthread_mutex_destroy(&pk->mu);
@@ -198,44 +226,83 @@ bool salus_pk_is_sealed(const void *p, size_t n)
 	return p && n >= MAGIC_LEN && memcmp(p, MAGIC, MAGIC_LEN) == 0;
 }
 
-/* Put a key (or an erased mark, key NULL) in the cache.  Caller holds mu. */
+/* Put a key (or an erased mark, key NULL) in the cache, replacing (and
+ * wiping) what the slot held. */
 static void cache_put(struct salus_pk *pk, const char *pid, const unsigned char *key)
 {
-	struct slot *s = &pk->sec->cache[slot_of(pid)];
-	sodium_mprotect_readwrite(pk->sec);
+	pthread_rwlock_wrlock(&pk->cmu);
+	struct slot *s = &pk->cache->slot[slot_of(pid)];
 	sodium_memzero(s, sizeof *s);
 	memcpy(s->pid, pid, strlen(pid) + 1);
 	s->state = key ? ST_LIVE : ST_ERASED;
 	if (key)
 		memcpy(s->key, key, KEY_LEN);
-	sodium_mprotect_readonly(pk->sec);
+	pthread_rwlock_unlock(&pk->cmu);
 }
 
-/* Create pid's key, wrapped under the newest PWK, durable on return.  Caller holds mu. */
+/* From the cache: SALUS_OK (key copied), SALUS_EGONE (erased) or SALUS_ENOTFOUND (not cached). */
+static int cache_get(struct salus_pk *pk, const char *pid, unsigned char key[KEY_LEN])
+{
+	int rc = SALUS_ENOTFOUND;
+	pthread_rwlock_rdlock(&pk->cmu);
+	const struct slot *s = &pk->cache->slot[slot_of(pid)];
+	if (s->state && !strcmp(s->pid, pid)) {
+		rc = s->state == ST_ERASED ? SALUS_EGONE : SALUS_OK;
+		if (!rc)
+			memcpy(key, s->key, KEY_LEN);
+	}
+	pthread_rwlock_unlock(&pk->cmu);
+	return rc;
+}
+
+/* Commit the keys created since the last flush.  Caller holds mu. */
+static int flush_locked(struct salus_pk *pk)
+{
+	int rc;
+	if (!pk->in_txn)
+		return SALUS_OK;
+	if ((rc = map(sqlite3_exec(pk->db, "COMMIT", NULL, NULL, NULL))))
+		return rc;
+	pk->in_txn = false;
+	return SALUS_OK;
+}
+
+int salus_pk_flush(struct salus_pk *pk)
+{
+	pthread_mutex_lock(&pk->mu);
+	int rc = flush_locked(pk);
+	pthread_mutex_unlock(&pk->mu);
+	return rc;
+}
+
+/* Create pid's key, wrapped under the newest PWK, in the open key
+ * transaction (durable at the next salus_pk_flush, which the store's writer
+ * runs before it commits a body sealed under the key).  Caller holds mu. */
 static int key_create(struct salus_pk *pk, const char *pid, unsigned char key[KEY_LEN])
 {
 	const struct salus_page_key *w = &pk->sec->wrap[pk->sec->nwrap - 1];
 	unsigned char wrapped[WRAPPED_LEN], ad[13 + MAX_PID];
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = pk->st_ins;
 	size_t adn;
 	int rc;
 
+	if (!pk->in_txn) {
+		if ((rc = map(sqlite3_exec(pk->db, "BEGIN IMMEDIATE", NULL, NULL, NULL))))
+			return rc;
+		pk->in_txn = true;
+	}
 	randombytes_buf(key, KEY_LEN);
 	randombytes_buf(wrapped, NONCE_LEN);
 	wrap_ad(ad, &adn, w->id, pid);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(wrapped + NONCE_LEN, NULL, key, KEY_LEN, ad, adn, NULL, wrapped,
 						   w->key);
-	rc = sqlite3_prepare_v2(pk->db,
-				"INSERT INTO patient_key(pid, state, wrap_id, wrapped, created_ms) VALUES(?1, 1, ?2, ?3, ?4)",
-				-1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, pid, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, w->id);
-		sqlite3_bind_blob(st, 3, wrapped, sizeof wrapped, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, salus_now_ms());
-		rc = sqlite3_step(st);
-	}
-	sqlite3_finalize(st);
+	sqlite3_bind_text(st, 1, pid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, w->id);
+	sqlite3_bind_blob(st, 3, wrapped, sizeof wrapped, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, salus_now_ms());
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	return map(rc);
 }
 
@@ -244,23 +311,15 @@ static int key_create(struct salus_pk *pk, const char *pid, unsigned char key[KE
  * none and !create. */
 static int key_get(struct salus_pk *pk, const char *pid, bool create, unsigned char key[KEY_LEN])
 {
-	struct slot *s = &pk->sec->cache[slot_of(pid)];
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = pk->st_get;
 	int rc;
 
-	if (s->state && !strcmp(s->pid, pid)) {
-		if (s->state == ST_ERASED)
-			return SALUS_EGONE;
-		memcpy(key, s->key, KEY_LEN);
-		return SALUS_OK;
-	}
-	if (sqlite3_prepare_v2(pk->db, "SELECT state, wrap_id, wrapped FROM patient_key WHERE pid=?1", -1, &st, NULL) !=
-	    SQLITE_OK)
-		return map(sqlite3_errcode(pk->db));
-	sqlite3_bind_text(st, 1, pid, -1, SQLITE_STATIC);
+	if ((rc = cache_get(pk, pid, key)) != SALUS_ENOTFOUND)
+		return rc; /* another thread may have filled it since the caller looked */
+	sqlite3_bind_text(st, 1, pid, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
-		sqlite3_finalize(st);
+		sqlite3_reset(st);
 		if (!create)
 			return SALUS_ENOTFOUND;
 		if ((rc = key_create(pk, pid, key)))
@@ -270,11 +329,11 @@ static int key_get(struct salus_pk *pk, const char *pid, bool create, unsigned c
 	}
 	if (rc != SQLITE_ROW) {
 		rc = map(rc);
-		sqlite3_finalize(st);
+		sqlite3_reset(st);
 		return rc ? rc : SALUS_EIO;
 	}
 	if (sqlite3_column_int(st, 0) == ST_ERASED) {
-		sqlite3_finalize(st);
+		sqlite3_reset(st);
 		cache_put(pk, pid, NULL);
 		return SALUS_EGONE;
 	}
@@ -289,7 +348,7 @@ static int key_get(struct salus_pk *pk, const char *pid, bool create, unsigned c
 								 ad, adn, wrapped, w->key))
 			rc = SALUS_OK;
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (rc) {
 		salus_log(SALUS_LOG_ERROR, "store.patkey.unwrap", "rc=%d", rc);
 		return rc;
@@ -325,9 +384,11 @@ int salus_pk_seal(struct salus_pk *pk, const char *pid, const char *type, const 
 
 	if (!pid_ok(pid) || strlen(type) > SALUS_MAX_TYPE || strlen(id) > SALUS_MAX_ID)
 		return SALUS_EINVALID;
-	pthread_mutex_lock(&pk->mu);
-	rc = key_get(pk, pid, true, key);
-	pthread_mutex_unlock(&pk->mu);
+	if ((rc = cache_get(pk, pid, key)) == SALUS_ENOTFOUND) {
+		pthread_mutex_lock(&pk->mu);
+		rc = key_get(pk, pid, true, key);
+		pthread_mutex_unlock(&pk->mu);
+	}
 	if (rc)
 		return rc;
 	pn = strlen(pid);
@@ -369,9 +430,11 @@ int salus_pk_open_rec(struct salus_pk *pk, const char *type, const char *id, lon
 	pid[pn] = 0;
 	if (strlen(pid) != pn || strlen(type) > SALUS_MAX_TYPE || strlen(id) > SALUS_MAX_ID)
 		return SALUS_EINTEGRITY;
-	pthread_mutex_lock(&pk->mu);
-	rc = key_get(pk, pid, false, key);
-	pthread_mutex_unlock(&pk->mu);
+	if ((rc = cache_get(pk, pid, key)) == SALUS_ENOTFOUND) {
+		pthread_mutex_lock(&pk->mu);
+		rc = key_get(pk, pid, false, key);
+		pthread_mutex_unlock(&pk->mu);
+	}
 	if (rc)
 		return rc == SALUS_ENOTFOUND ? SALUS_EINTEGRITY : rc;
 	m = n - hdr - NONCE_LEN - TAG_LEN;
@@ -402,6 +465,10 @@ int salus_pk_erase(struct salus_pk *pk, const char *pid, bool *existed)
 	if (!pid_ok(pid))
 		return SALUS_EINVALID;
 	pthread_mutex_lock(&pk->mu);
+	if ((rc = flush_locked(pk))) {
+		pthread_mutex_unlock(&pk->mu);
+		return rc;
+	}
 	/* the tombstone replaces the row: wrapped key gone, freed bytes zeroed (secure_delete) */
 	rc = sqlite3_prepare_v2(pk->db,
 				"INSERT INTO patient_key(pid, state, created_ms, erased_ms) VALUES(?1, 2, ?2, ?2) "
@@ -421,8 +488,11 @@ int salus_pk_erase(struct salus_pk *pk, const char *pid, bool *existed)
 	}
 	sqlite3_finalize(st);
 	rc = map(rc);
-	if (!rc)
+	if (!rc) {
 		cache_put(pk, pid, NULL); /* wipes the slot's key */
+		/* the page with the zeroed row into the database file, the WAL emptied */
+		sqlite3_exec(pk->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	}
 	pthread_mutex_unlock(&pk->mu);
 	if (!rc && existed)
 		*existed = live;
@@ -437,7 +507,7 @@ int salus_pk_rewrap(struct salus_pk *pk, size_t *n)
 	int rc;
 
 	pthread_mutex_lock(&pk->mu);
-	if ((rc = map(sqlite3_exec(pk->db, "BEGIN IMMEDIATE", NULL, NULL, NULL))))
+	if ((rc = flush_locked(pk)) || (rc = map(sqlite3_exec(pk->db, "BEGIN IMMEDIATE", NULL, NULL, NULL))))
 		goto out_unlock;
 	if (sqlite3_prepare_v2(pk->db, "SELECT pid, wrap_id, wrapped FROM patient_key WHERE state=1 AND wrap_id<>?1",
 			       -1, &sel, NULL) != SQLITE_OK ||
@@ -489,7 +559,7 @@ int salus_pk_rewrap(struct salus_pk *pk, size_t *n)
 	if ((rc = map(sqlite3_exec(pk->db, "COMMIT", NULL, NULL, NULL))))
 		goto out_rollback;
 	/* rewrite the file: no free page keeps bytes of an older wrapping */
-	rc = map(sqlite3_exec(pk->db, "VACUUM", NULL, NULL, NULL));
+	rc = map(sqlite3_exec(pk->db, "VACUUM; PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL));
 	if (!rc && n)
 		*n = done;
 	goto out_unlock;
@@ -510,6 +580,8 @@ int salus_pk_erased(struct salus_pk *pk, int (*cb)(void *ctx, const char *pid, i
 	int rc;
 
 	pthread_mutex_lock(&pk->mu);
+	if ((rc = flush_locked(pk)))
+		goto out_unlock;
 	if (sqlite3_prepare_v2(pk->db, "SELECT pid, erased_ms FROM patient_key WHERE state=2 ORDER BY pid", -1, &st,
 			       NULL) != SQLITE_OK) {
 		rc = map(sqlite3_errcode(pk->db));

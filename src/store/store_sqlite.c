@@ -1632,6 +1632,9 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 		if ((rc = w_exec(sq, ST_W_RELEASE)))
 			goto out_rollback;
 	}
+	/* patient keys created by this group: durable before the bodies sealed under them */
+	if (sq->pk && (rc = salus_pk_flush(sq->pk)))
+		goto out_rollback;
 	if ((rc = w_exec(sq, ST_W_COMMIT)) == SALUS_OK)
 		return;
 out_rollback:

@@ -1,7 +1,7 @@
 /*
  * store_speed.c — throughput of the store (built, not a ctest).
  *
- *   store_speed [--encrypt | --compare] [DIR] [CREATES] [THREADS]
+ *   store_speed [--encrypt | --compare] [--patient-keys] [DIR] [CREATES] [THREADS]
  *
  * Opens a fresh SQLite store in DIR (default: a new /tmp directory), runs
  * CREATES durable creates (default 20000) from THREADS client threads (default
@@ -9,6 +9,10 @@
  * two seconds each.  Prints creates/s, per-create latency p50/p99 and reads/s.
  * --encrypt uses the page-encrypting VFS (docs/security.md); --compare runs
  * plaintext then encrypted in the same process and prints the ratios.
+ * --patient-keys (crypto-shredding, docs/security.md): every Patient body is
+ * also sealed under its own patient key (keys/patient-keys.db in DIR; each
+ * create is a new patient, so a new key: the worst case); with --compare it
+ * runs page-encrypted without, then with, patient keys.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -128,11 +132,13 @@ static double read_phase(struct run *r, int threads, double secs)
 }
 
 /* One measurement on a fresh store in dir: creates/s, reads/s (cores threads), reads/s (threads). */
-static int run_once(const char *dir, int creates, int threads, bool encrypt, bool keep, double out[3])
+static int run_once(const char *dir, int creates, int threads, bool encrypt, bool pkeys, bool keep, double out[3])
 {
-	/* a fixed test key: this tool measures, it protects nothing */
+	/* fixed test keys: this tool measures, it protects nothing */
 	static const struct salus_page_key key = {.id = 1, .key = {1, 2, 3, 4, 5, 6, 7, 8}};
-	char uri[300];
+	static const struct salus_page_key pwk = {.id = 1, .key = {9, 10, 11, 12}};
+	char uri[300], pkpath[300];
+	const char *label = pkeys ? "patient-keys" : encrypt ? "encrypted" : "plaintext";
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	struct run r = {.nthreads = threads};
 	struct salus_store_opts o = {.create = true};
@@ -146,7 +152,13 @@ static int run_once(const char *dir, int creates, int threads, bool encrypt, boo
 		o.npage_keys = 1;
 		o.page_key_id = 1;
 	}
-	snprintf(uri, sizeof uri, "sqlite:%s/speed%s.db", dir, encrypt ? "-enc" : "");
+	if (pkeys) {
+		snprintf(pkpath, sizeof pkpath, "%s/speed-patient-keys.db", dir);
+		o.patient_keys = pkpath;
+		o.pwks = &pwk;
+		o.npwks = 1;
+	}
+	snprintf(uri, sizeof uri, "sqlite:%s/speed%s.db", dir, pkeys ? "-pk" : encrypt ? "-enc" : "");
 	if ((rc = salus_store_open(uri, &o, &r.s))) {
 		fprintf(stderr, "open: %s\n", salus_err_name(rc));
 		return 1;
@@ -168,13 +180,13 @@ static int run_once(const char *dir, int creates, int threads, bool encrypt, boo
 	out[0] = r.n * threads / secs;
 	printf("[%s] creates: %d in %.2f s = %.0f creates/s (%d threads, %ld cores), latency p50 %.0f us p99 %.0f us, "
 	       "errors %d\n",
-	       encrypt ? "encrypted" : "plaintext", r.n * threads, secs, out[0], threads, cores,
+	       label, r.n * threads, secs, out[0], threads, cores,
 	       r.lat_us[r.n * threads / 2], r.lat_us[r.n * threads * 99 / 100], r.errors);
 	out[1] = read_phase(&r, (int)cores, 2.0);
-	printf("[%s] reads: %.0f reads/s (%ld threads)\n", encrypt ? "encrypted" : "plaintext", out[1], cores);
+	printf("[%s] reads: %.0f reads/s (%ld threads)\n", label, out[1], cores);
 	out[2] = read_phase(&r, threads, 2.0);
-	printf("[%s] reads: %.0f reads/s (%d threads)\n", encrypt ? "encrypted" : "plaintext", out[2], threads);
-	printf("[%s] read errors: %d\n", encrypt ? "encrypted" : "plaintext", r.errors);
+	printf("[%s] reads: %.0f reads/s (%d threads)\n", label, out[2], threads);
+	printf("[%s] read errors: %d\n", label, r.errors);
 
 	salus_store_free(r.s);
 	free(r.ids);
@@ -183,7 +195,12 @@ static int run_once(const char *dir, int creates, int threads, bool encrypt, boo
 		char p[320];
 		const char *sfx[] = {"", "-wal", "-shm"};
 		for (int i = 0; i < 3; i++) {
-			snprintf(p, sizeof p, "%s/speed%s.db%s", dir, encrypt ? "-enc" : "", sfx[i]);
+			snprintf(p, sizeof p, "%s/speed%s.db%s", dir, pkeys ? "-pk" : encrypt ? "-enc" : "", sfx[i]);
+			unlink(p);
+		}
+		if (pkeys) {
+			unlink(pkpath);
+			snprintf(p, sizeof p, "%s.lock", pkpath);
 			unlink(p);
 		}
 	}
@@ -193,7 +210,7 @@ static int run_once(const char *dir, int creates, int threads, bool encrypt, boo
 int main(int argc, char **argv)
 {
 	char dir[256] = "/tmp/salus-speed-XXXXXX";
-	bool encrypt = false, compare = false;
+	bool encrypt = false, compare = false, pkeys = false;
 	char *pos[4] = {0};
 	int npos = 0, rc = 0;
 
@@ -204,6 +221,8 @@ int main(int argc, char **argv)
 			encrypt = true;
 		else if (!strcmp(argv[i], "--compare"))
 			compare = true;
+		else if (!strcmp(argv[i], "--patient-keys"))
+			pkeys = true;
 		else if (npos < 4)
 			pos[npos++] = argv[i];
 	}
@@ -221,12 +240,13 @@ int main(int argc, char **argv)
 	salus_store_global_init();
 	double plain[3], enc[3];
 	if (compare) {
-		rc |= run_once(dir, creates, threads, false, npos > 0, plain);
-		rc |= run_once(dir, creates, threads, true, npos > 0, enc);
-		printf("encrypted / plaintext: creates %.0f%%, reads %.0f%% (cores threads), reads %.0f%% (%d threads)\n",
-		       100 * enc[0] / plain[0], 100 * enc[1] / plain[1], 100 * enc[2] / plain[2], threads);
+		rc |= run_once(dir, creates, threads, pkeys, false, npos > 0, plain);
+		rc |= run_once(dir, creates, threads, true, pkeys, npos > 0, enc);
+		printf("%s / %s: creates %.0f%%, reads %.0f%% (cores threads), reads %.0f%% (%d threads)\n",
+		       pkeys ? "patient-keys" : "encrypted", pkeys ? "encrypted" : "plaintext", 100 * enc[0] / plain[0],
+		       100 * enc[1] / plain[1], 100 * enc[2] / plain[2], threads);
 	} else {
-		rc = run_once(dir, creates, threads, encrypt, npos > 0, encrypt ? enc : plain);
+		rc = run_once(dir, creates, threads, encrypt || pkeys, pkeys, npos > 0, encrypt ? enc : plain);
 	}
 	if (npos == 0)
 		rmdir(dir);
