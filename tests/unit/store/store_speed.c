@@ -12,7 +12,9 @@
  * --patient-keys (crypto-shredding, docs/security.md): every Patient body is
  * also sealed under its own patient key (keys/patient-keys.db in DIR; each
  * create is a new patient, so a new key: the worst case); with --compare it
- * runs page-encrypted without, then with, patient keys.
+ * runs page-encrypted without, then with, patient keys.  --per-patient N:
+ * each thread creates a Patient then N Observations of it (the usual shape
+ * of clinical data: one new key per N + 1 writes).
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -32,6 +34,7 @@ struct run {
 	int n;                              /* creates per thread */
 	int nthreads;
 	char (*ids)[SALUS_MAX_ID + 1];     /* all created ids */
+	bool *obs;                          /* created as an Observation (--per-patient) */
 	double *lat_us;                     /* per create */
 	volatile int stop;
 	long reads;
@@ -63,13 +66,31 @@ static json_t *sample(int i)
 			 "PleasantVille", "state", "Vic", "postalCode", "3999", "country", "AU");
 }
 
+static int per_patient; /* --per-patient N: N Observations of each Patient created (0: Patients only) */
+
+static json_t *sample_obs(const char *pid)
+{
+	char ref[SALUS_MAX_ID + 16];
+	snprintf(ref, sizeof ref, "Patient/%s", pid);
+	return json_pack("{s:s, s:s, s:{s:[{s:s, s:s, s:s}]}, s:{s:s}, s:s, s:{s:f, s:s, s:s, s:s}}", "resourceType",
+			 "Observation", "status", "final", "code", "coding", "system", "http://loinc.org", "code",
+			 "29463-7", "display", "Body weight", "subject", "reference", ref, "effectiveDateTime",
+			 "2024-05-01T10:00:00Z", "valueQuantity", "value", 71.5, "unit", "kg", "system",
+			 "http://unitsofmeasure.org", "code", "kg");
+}
+
 static void *creator(void *p)
 {
 	struct arg *a = p;
 	struct run *r = a->r;
+	char pid[SALUS_MAX_ID + 1] = "";
 	for (int i = 0; i < r->n; i++) {
 		int k = a->t * r->n + i;
-		struct salus_write w = {.kind = SALUS_WRITE_CREATE, .type = "Patient", .resource = sample(k)};
+		bool obs = per_patient && i % (per_patient + 1) != 0 && pid[0];
+		struct salus_ix ix = {.patient = pid};
+		struct salus_write w = {.kind = SALUS_WRITE_CREATE, .type = obs ? "Observation" : "Patient",
+					.resource = obs ? sample_obs(pid) : sample(k), .index = obs ? &ix : NULL};
+		r->obs[k] = obs;
 		double t0 = now_s();
 		int rc = salus_store_write(r->s, &w, 1);
 		r->lat_us[k] = (now_s() - t0) * 1e6;
@@ -79,6 +100,8 @@ static void *creator(void *p)
 			pthread_mutex_unlock(&r->mu);
 		}
 		memcpy(r->ids[k], w.id_out, sizeof w.id_out);
+		if (!obs)
+			memcpy(pid, w.id_out, sizeof w.id_out);
 		salus_write_release(&w);
 		json_decref(w.resource);
 	}
@@ -94,7 +117,7 @@ static void *reader(void *p)
 	while (!r->stop) {
 		struct salus_resource res;
 		int k = (int)(rand_r(&seed) % (unsigned)total);
-		if (salus_store_read(r->s, "Patient", r->ids[k], 0, &res) == SALUS_OK)
+		if (salus_store_read(r->s, r->obs[k] ? "Observation" : "Patient", r->ids[k], 0, &res) == SALUS_OK)
 			salus_resource_release(&res);
 		else
 			r->errors++;
@@ -166,6 +189,7 @@ static int run_once(const char *dir, int creates, int threads, bool encrypt, boo
 	r.n = creates / threads;
 	r.ids = calloc((size_t)(r.n * threads), sizeof *r.ids);
 	r.lat_us = calloc((size_t)(r.n * threads), sizeof *r.lat_us);
+	r.obs = calloc((size_t)(r.n * threads), sizeof *r.obs);
 	pthread_mutex_init(&r.mu, NULL);
 
 	t0 = now_s();
@@ -191,6 +215,7 @@ static int run_once(const char *dir, int creates, int threads, bool encrypt, boo
 	salus_store_free(r.s);
 	free(r.ids);
 	free(r.lat_us);
+	free(r.obs);
 	if (!keep) {
 		char p[320];
 		const char *sfx[] = {"", "-wal", "-shm"};
@@ -223,6 +248,8 @@ int main(int argc, char **argv)
 			compare = true;
 		else if (!strcmp(argv[i], "--patient-keys"))
 			pkeys = true;
+		else if (!strcmp(argv[i], "--per-patient") && i + 1 < argc)
+			per_patient = (int)strtol(argv[++i], NULL, 10);
 		else if (npos < 4)
 			pos[npos++] = argv[i];
 	}
