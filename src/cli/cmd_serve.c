@@ -78,6 +78,7 @@ int salus_cmd_serve(int argc, char **argv)
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -135,7 +136,9 @@ int salus_cmd_serve(int argc, char **argv)
 	salus_log(SALUS_LOG_WARN, "server.start", "benchmark-only build: accesses are NOT audited; never ship it");
 #endif
 	int sig = 0;
-	sigwait(&stop, &sig);
+	/* SIGHUP: reload the TLS certificate and key ([tls] cert, key) */
+	while (!sigwait(&stop, &sig) && sig == SIGHUP)
+		salus_http_reload_tls(h); /* logs tls.reload ok=0|1 */
 	salus_log(SALUS_LOG_INFO, "server.stop", "signal=%d", sig);
 	salus_http_stop(h);
 	status = 0;

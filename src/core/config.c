@@ -23,6 +23,7 @@ void salus_config_defaults(struct salus_config *c, const char *dir)
 	c->rate_limit = 1000;
 	snprintf(c->tls_cert, sizeof c->tls_cert, "tls/cert.pem");
 	snprintf(c->tls_key, sizeof c->tls_key, "tls/key.pem");
+	snprintf(c->tls_client_cert, sizeof c->tls_client_cert, "off");
 	/* TLS 1.3 and 1.2 only, AEAD ciphers with forward secrecy. */
 	snprintf(c->tls_priorities, sizeof c->tls_priorities,
 		 "SECURE192:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:"
@@ -79,6 +80,12 @@ int salus_config_set(struct salus_config *c, const char *key, const char *v)
 	STR("tls.cert", tls_cert)
 	STR("tls.key", tls_key)
 	STR("tls.priorities", tls_priorities)
+	STR("tls.client_ca", tls_client_ca)
+	if (!strcmp(key, "tls.client_cert")) {
+		if (strcmp(v, "off") && strcmp(v, "optional") && strcmp(v, "require"))
+			return SALUS_EINVALID;
+		return set_str(c->tls_client_cert, sizeof c->tls_client_cert, v);
+	}
 	STR("store.uri", store_uri)
 	STR("auth.token_key", token_key)
 	INT("auth.token_lifetime", token_lifetime, 300, 3600)

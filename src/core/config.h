@@ -33,6 +33,8 @@ struct salus_config {
 	char tls_cert[SALUS_PATH_MAX];
 	char tls_key[SALUS_PATH_MAX];
 	char tls_priorities[512];        /* GnuTLS priority string */
+	char tls_client_ca[SALUS_PATH_MAX]; /* CA (PEM) client certificates must chain to (mutual TLS) */
+	char tls_client_cert[16];        /* off|optional|require */
 	/* [store] */
 	char store_uri[SALUS_PATH_MAX];  /* sqlite:PATH (relative to dir) */
 	/* [auth] */

@@ -137,9 +137,12 @@ export class SalusServer {
     return salus(['client', 'remove', '--data', this.dir, '--id', id]);
   }
 
-  /** env: extra environment for `salus serve` (e.g. ASAN_OPTIONS for a memory test). */
-  async start({ clients = DEFAULT_CLIENTS, serveArgs = [], env = {} } = {}) {
+  /** env: extra environment for `salus serve` (e.g. ASAN_OPTIONS for a memory test).
+   * clientTls: TLS options every request uses unless it gives its own (a client
+   * certificate for a server started with --tls.client_cert require). */
+  async start({ clients = DEFAULT_CLIENTS, serveArgs = [], env = {}, clientTls } = {}) {
     this.env = env;
+    this.clientTls = clientTls;
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'salus-it-'));
     this.dir = path.join(this.tmp, 'data');
     const init = await salus(['init', '--data', this.dir]);
@@ -233,7 +236,7 @@ export class SalusServer {
       body,
       agent: opts.agent ?? this.agent,
       timeoutMs: opts.timeoutMs,
-      tls: opts.tls,
+      tls: opts.tls ?? this.clientTls,
     });
   }
 
