@@ -221,7 +221,9 @@ int salus_config_write(const struct salus_config *c, const char *path)
 		"[tls]\n"
 		"cert = %s\n"
 		"key = %s\n"
-		"priorities = %s\n\n"
+		"priorities = %s\n"
+		"client_cert = %s                ; off | optional | require: mutual TLS for backend links\n"
+		"client_ca = %s                   ; PEM CA file client certificates must chain to\n\n"
 		"[store]\n"
 		"uri = %s\n\n"
 		"[auth]\n"
@@ -230,7 +232,7 @@ int salus_config_write(const struct salus_config *c, const char *path)
 		"[log]\n"
 		"level = %s\n",
 		c->listen, c->base_url, c->threads, c->max_body, c->max_connections, c->idle_timeout, c->rate_limit, c->tls_cert,
-		c->tls_key, c->tls_priorities, c->store_uri, c->token_key, c->token_lifetime, c->log_level);
+		c->tls_key, c->tls_priorities, c->tls_client_cert, c->tls_client_ca, c->store_uri, c->token_key, c->token_lifetime, c->log_level);
 	fprintf(f,
 		"\n[keys]\n"
 		"; encryption at rest (docs/security.md): where the key-encryption key (KEK) comes from\n"
