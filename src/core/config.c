@@ -99,6 +99,7 @@ int salus_config_set(struct salus_config *c, const char *key, const char *v)
 	STR("keys.keyring", keyring)
 	STR("keys.patient_keys", patient_keys)
 	INT("keys.rotation_days", rotation_days, 0, 3650)
+	INT("keys.rotate_days", rotation_days, 0, 3650) /* the same setting, by the name the issue uses */
 	INT("audit.retention_days", audit_retention_days, 1, 36500)
 	if (!strcmp(key, "log.level")) {
 		if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error"))
