@@ -159,15 +159,15 @@ int salus_cmd_serve(int argc, char **argv)
 	salus_log(SALUS_LOG_WARN, "server.start", "benchmark-only build: accesses are NOT audited; never ship it");
 #endif
 	int sig = 0;
-	/* SIGHUP: reload the TLS certificate and key ([tls] cert, key); every
-	 * hour (and now): is the KEK due for rotation? */
+	/* SIGHUP: reload the TLS certificate and key ([tls] cert, key); at start,
+	 * every hour and on SIGHUP: is the KEK due for rotation? */
 	int64_t warned_ms = 0;
 	for (;;) {
 		rotation_check(&cfg, &warned_ms);
 		struct timespec hour = {3600, 0};
 		sig = sigtimedwait(&stop, NULL, &hour);
 		if (sig == SIGHUP)
-			salus_http_reload_tls(h); /* logs tls.reload ok=0|1 */
+			salus_http_reload_tls(h); /* logs tls.reload ok=0|1; then the rotation check again */
 		else if (sig > 0)
 			break;
 	}

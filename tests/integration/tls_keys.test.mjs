@@ -15,6 +15,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import { httpsRequest, startServer } from './lib/server.mjs';
+// (also here: the KEK rotation schedule that `salus serve` checks on SIGHUP)
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'salus-tlskeys-'));
 const f = (n) => path.join(dir, n);
@@ -158,4 +159,21 @@ test('client_cert = optional: no certificate is fine, an untrusted one is not', 
 
 test('client_cert without client_ca refuses to start', async () => {
   await assert.rejects(startServer({ clients: [], serveArgs: ['--tls.client_cert', 'require'] }), /exited/);
+});
+
+test('serve warns when the KEK is older than [keys] rotation_days (checked on SIGHUP)', async () => {
+  const s = await startServer({ clients: [], serveArgs: ['--keys.rotation_days', '30'] });
+  try {
+    assert.doesNotMatch(s.log.join(''), /keys\.rotation_due/, 'a fresh KEK is not due');
+    // the server read the keyring at start; its public "created" field is what the check looks at
+    const ring = path.join(s.dir, 'keys', 'keyring.json');
+    const doc = JSON.parse(fs.readFileSync(ring, 'utf8'));
+    doc.kek.created = '2020-01-01T00:00:00.000Z';
+    fs.writeFileSync(ring, JSON.stringify(doc));
+    process.kill(s.proc.pid, 'SIGHUP');
+    for (let i = 0; i < 100 && !/keys\.rotation_due/.test(s.log.join('')); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(s.log.join(''), /event=keys\.rotation_due kek_age_days=\d{4,} rotation_days=30/);
+  } finally {
+    await s.stop();
+  }
 });
