@@ -15,6 +15,7 @@ int salus_cmd_gen(int argc, char **argv);
 int salus_cmd_init(int argc, char **argv);
 int salus_cmd_key(int argc, char **argv);
 int salus_cmd_load(int argc, char **argv);
+int salus_cmd_patient(int argc, char **argv);
 int salus_cmd_reindex(int argc, char **argv);
 int salus_cmd_report(int argc, char **argv);
 int salus_cmd_serve(int argc, char **argv);

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -14,10 +15,12 @@
 #include "auth/oauth.h"
 #include "cli/cmd.h"
 #include "cli/store_open.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "crypto/crypto.h"
+#include "crypto/keyring.h"
 #include "http/server.h"
 #include "store/store.h"
 
@@ -34,6 +37,26 @@ static enum salus_log_level level_of(const char *s)
 	       : !strcmp(s, "warn") ? SALUS_LOG_WARN
 	       : !strcmp(s, "error") ? SALUS_LOG_ERROR
 				     : SALUS_LOG_INFO;
+}
+
+/* [keys] rotation_days: warn (once a day) when the KEK is older.  The server
+ * never holds the KEK, so it cannot rotate it itself: `salus key rotate` does,
+ * online (docs/security.md "Rotation schedule"). */
+static void rotation_check(const struct salus_config *cfg, int64_t *warned_ms)
+{
+	char ring[SALUS_PATH_MAX];
+	json_t *doc = NULL;
+	int64_t created = 0, now = salus_now_ms();
+	if (!cfg->rotation_days || now - *warned_ms < 86400000LL || salus_config_path(cfg, cfg->keyring, ring) ||
+	    salus_keyring_status(ring, &doc))
+		return;
+	const char *c = json_string_value(json_object_get(json_object_get(doc, "kek"), "created"));
+	if (c && !salus_instant_parse(c, strlen(c), &created) && (now - created) / 86400000LL >= cfg->rotation_days) {
+		salus_log(SALUS_LOG_WARN, "keys.rotation_due", "kek_age_days=%lld rotation_days=%d",
+			  (long long)((now - created) / 86400000LL), cfg->rotation_days);
+		*warned_ms = now;
+	}
+	json_decref(doc);
 }
 
 int salus_cmd_serve(int argc, char **argv)
@@ -78,6 +101,7 @@ int salus_cmd_serve(int argc, char **argv)
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -87,6 +111,16 @@ int salus_cmd_serve(int argc, char **argv)
 	int rc = salus_cli_open_store(&cfg, &so, &st, &why);
 	if (rc)
 		return salus_cli_fail("serve", 1, "cannot open the store: %s", why);
+	/* a database restored from a backup older than an erasure: remove the
+	 * erased patients' rows again (their bodies cannot be opened anyway) */
+	size_t nerased = 0;
+	long nreplayed = 0;
+	if ((rc = salus_store_patient_replay(st, &nerased, &nreplayed))) {
+		salus_store_free(st);
+		return salus_cli_fail("serve", 1, "cannot re-apply patient erasures: %s", salus_err_msg(rc));
+	}
+	if (nreplayed)
+		salus_log(SALUS_LOG_WARN, "store.erase.replay", "patients=%zu resources=%ld", nerased, nreplayed);
 	char issuer[600];
 	if (cfg.base_url[0]) {
 		snprintf(issuer, sizeof issuer, "%s", cfg.base_url);
@@ -131,7 +165,18 @@ int salus_cmd_serve(int argc, char **argv)
 	salus_log(SALUS_LOG_WARN, "server.start", "benchmark-only build: accesses are NOT audited; never ship it");
 #endif
 	int sig = 0;
-	sigwait(&stop, &sig);
+	/* SIGHUP: reload the TLS certificate and key ([tls] cert, key); at start,
+	 * every hour and on SIGHUP: is the KEK due for rotation? */
+	int64_t warned_ms = 0;
+	for (;;) {
+		rotation_check(&cfg, &warned_ms);
+		struct timespec hour = {3600, 0};
+		sig = sigtimedwait(&stop, NULL, &hour);
+		if (sig == SIGHUP)
+			salus_http_reload_tls(h); /* logs tls.reload ok=0|1; then the rotation check again */
+		else if (sig > 0)
+			break;
+	}
 	salus_log(SALUS_LOG_INFO, "server.stop", "signal=%d", sig);
 	salus_http_stop(h);
 	status = 0;

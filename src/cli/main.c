@@ -25,6 +25,7 @@ static const struct cmd cmds[] = {
 	{"init", salus_cmd_init, "create a data directory"},
 	{"key", salus_cmd_key, "encryption keys: status, rotate, rekey-data"},
 	{"load", salus_cmd_load, "bulk-load trusted NDJSON resources into the store, indexed"},
+	{"patient", salus_cmd_patient, "patient records: erase (crypto-shredding)"},
 	{"reindex", salus_cmd_reindex, "rebuild the search index from the stored resources"},
 	{"report", salus_cmd_report, "accounting of disclosures"},
 	{"serve", salus_cmd_serve, "serve FHIR R4 over HTTPS"},

@@ -63,40 +63,74 @@ void salus_cli_page_keys_free(struct salus_page_key *keys)
 	sodium_free(keys); /* wipes */
 }
 
+int salus_cli_pwks(const struct salus_keyring *kr, struct salus_page_key **keys, size_t *n)
+{
+	size_t k = salus_keyring_pwk_count(kr);
+	struct salus_page_key *a = sodium_allocarray(k ? k : 1, sizeof *a);
+	if (!a)
+		return SALUS_ENOMEM;
+	for (size_t i = 0; i < k; i++)
+		salus_keyring_pwk(kr, i, &a[i].id, a[i].key);
+	*keys = a;
+	*n = k;
+	return SALUS_OK;
+}
+
+int salus_cli_open_store_kr(const struct salus_config *cfg, struct salus_keyring *kr,
+			    const struct salus_store_opts *opts, struct salus_store **out, const char **why)
+{
+	struct salus_store_opts o = {0};
+	struct salus_page_key *keys = NULL, *pwks = NULL;
+	char uri[SALUS_PATH_MAX + 8], pkpath[SALUS_PATH_MAX];
+	size_t n = 0, npwk = 0;
+	int rc;
+
+	if (opts)
+		o = *opts;
+	if (salus_cli_store_uri(cfg, uri) || salus_config_path(cfg, cfg->patient_keys, pkpath)) {
+		*why = "bad [keys] or [store] settings";
+		return SALUS_EINVALID;
+	}
+	/* a keyring from before per-patient keys gets its first wrapping key */
+	if (!salus_keyring_pwk_count(kr) && (rc = salus_keyring_pwk_add(kr))) {
+		*why = "cannot add a patient-key wrapping key to the keyring";
+		return rc;
+	}
+	if ((rc = salus_cli_page_keys(kr, &keys, &n)) || (rc = salus_cli_pwks(kr, &pwks, &npwk))) {
+		*why = "out of secure memory";
+		goto out_keys;
+	}
+	o.page_keys = keys;
+	o.npage_keys = n;
+	o.page_key_id = salus_keyring_active(kr);
+	o.patient_keys = pkpath;
+	o.pwks = pwks;
+	o.npwks = npwk;
+	if ((rc = salus_store_open(uri, &o, out)))
+		*why = rc == SALUS_EINTEGRITY ? "integrity check failed (wrong keys, or the database was altered)"
+					      : salus_err_msg(rc);
+out_keys:
+	salus_cli_page_keys_free(keys);
+	salus_cli_page_keys_free(pwks);
+	return rc;
+}
+
 int salus_cli_open_store(const struct salus_config *cfg, const struct salus_store_opts *opts,
 			 struct salus_store **out, const char **why)
 {
 	struct salus_kek_config kc;
 	struct salus_keyring *kr = NULL;
-	struct salus_store_opts o = {0};
-	struct salus_page_key *keys = NULL;
-	char kf[SALUS_PATH_MAX], ring[SALUS_PATH_MAX], uri[SALUS_PATH_MAX + 8];
-	size_t n = 0;
+	char kf[SALUS_PATH_MAX], ring[SALUS_PATH_MAX];
 	int rc;
 
-	if (opts)
-		o = *opts;
-	if (salus_cli_kek_config(cfg, &kc, kf, ring) || salus_cli_store_uri(cfg, uri)) {
-		*why = "bad [keys] or [store] settings";
+	if (salus_cli_kek_config(cfg, &kc, kf, ring)) {
+		*why = "bad [keys] settings";
 		return SALUS_EINVALID;
 	}
 	if ((rc = salus_keyring_open(ring, &kc, &kr, why)))
 		return rc;
-	if ((rc = salus_cli_page_keys(kr, &keys, &n))) {
-		*why = "out of secure memory";
-		goto out_kr;
-	}
-	o.page_keys = keys;
-	o.npage_keys = n;
-	o.page_key_id = salus_keyring_active(kr);
-	/* the KEK is not needed any more: only the page keys live on, in the store */
-	salus_keyring_free(kr);
-	kr = NULL;
-	if ((rc = salus_store_open(uri, &o, out)))
-		*why = rc == SALUS_EINTEGRITY ? "integrity check failed (wrong keys, or the database was altered)"
-					      : salus_err_msg(rc);
-	salus_cli_page_keys_free(keys);
-out_kr:
+	/* the KEK is freed with the keyring: only page and record keys live on, in the store */
+	rc = salus_cli_open_store_kr(cfg, kr, opts, out, why);
 	salus_keyring_free(kr);
 	return rc;
 }

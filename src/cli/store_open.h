@@ -23,6 +23,15 @@ int salus_cli_keyring_create(const struct salus_config *cfg, const char **why /*
  * *why gets a message for the user on failure (never key material). */
 int salus_cli_open_store(const struct salus_config *cfg, const struct salus_store_opts *opts,
 			 struct salus_store **out /* OUT */, const char **why /* OUT */);
+/* salus_cli_open_store with a keyring the caller unlocked (and keeps; `salus
+ * patient erase` goes on using it).  Adds the first patient-key wrapping key
+ * to a keyring that has none (saved).  Also opens the patient key database
+ * ([keys] patient_keys) so records of patient compartments are sealed. */
+int salus_cli_open_store_kr(const struct salus_config *cfg, struct salus_keyring *kr,
+			    const struct salus_store_opts *opts, struct salus_store **out /* OUT */,
+			    const char **why /* OUT */);
+/* The patient-key wrapping keys of an unlocked keyring, as salus_cli_page_keys. */
+int salus_cli_pwks(const struct salus_keyring *kr, struct salus_page_key **keys /* OUT */, size_t *n /* OUT */);
 /* Fill a sodium_malloc'd array with the page keys of an unlocked keyring;
  * free it with salus_cli_page_keys_free. */
 int salus_cli_page_keys(const struct salus_keyring *kr, struct salus_page_key **keys /* OUT */, size_t *n /* OUT */);

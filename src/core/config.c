@@ -23,6 +23,7 @@ void salus_config_defaults(struct salus_config *c, const char *dir)
 	c->rate_limit = 1000;
 	snprintf(c->tls_cert, sizeof c->tls_cert, "tls/cert.pem");
 	snprintf(c->tls_key, sizeof c->tls_key, "tls/key.pem");
+	snprintf(c->tls_client_cert, sizeof c->tls_client_cert, "off");
 	/* TLS 1.3 and 1.2 only, AEAD ciphers with forward secrecy. */
 	snprintf(c->tls_priorities, sizeof c->tls_priorities,
 		 "SECURE192:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:"
@@ -36,6 +37,7 @@ void salus_config_defaults(struct salus_config *c, const char *dir)
 	snprintf(c->kek_source, sizeof c->kek_source, "file");
 	snprintf(c->kek_file, sizeof c->kek_file, "keys/kek.key");
 	snprintf(c->keyring, sizeof c->keyring, "keys/keyring.json");
+	snprintf(c->patient_keys, sizeof c->patient_keys, "keys/patient-keys.db");
 	c->rotation_days = 90;
 	c->audit_retention_days = 2555; /* 7 years (HIPAA keeps documentation 6) */
 	snprintf(c->relationship, sizeof c->relationship, "none");
@@ -81,6 +83,12 @@ int salus_config_set(struct salus_config *c, const char *key, const char *v)
 	STR("tls.cert", tls_cert)
 	STR("tls.key", tls_key)
 	STR("tls.priorities", tls_priorities)
+	STR("tls.client_ca", tls_client_ca)
+	if (!strcmp(key, "tls.client_cert")) {
+		if (strcmp(v, "off") && strcmp(v, "optional") && strcmp(v, "require"))
+			return SALUS_EINVALID;
+		return set_str(c->tls_client_cert, sizeof c->tls_client_cert, v);
+	}
 	STR("store.uri", store_uri)
 	STR("auth.token_key", token_key)
 	INT("auth.token_lifetime", token_lifetime, 300, 3600)
@@ -94,7 +102,9 @@ int salus_config_set(struct salus_config *c, const char *key, const char *v)
 	STR("keys.kek_file", kek_file)
 	STR("keys.kek_command", kek_command)
 	STR("keys.keyring", keyring)
+	STR("keys.patient_keys", patient_keys)
 	INT("keys.rotation_days", rotation_days, 0, 3650)
+	INT("keys.rotate_days", rotation_days, 0, 3650) /* the same setting, by the name the issue uses */
 	INT("audit.retention_days", audit_retention_days, 1, 36500)
 	if (!strcmp(key, "policy.relationship")) {
 		if (strcmp(v, "none") && strcmp(v, "practitioner"))
@@ -223,7 +233,9 @@ int salus_config_write(const struct salus_config *c, const char *path)
 		"[tls]\n"
 		"cert = %s\n"
 		"key = %s\n"
-		"priorities = %s\n\n"
+		"priorities = %s\n"
+		"client_cert = %s                ; off | optional | require: mutual TLS for backend links\n"
+		"client_ca = %s                   ; PEM CA file client certificates must chain to\n\n"
 		"[store]\n"
 		"uri = %s\n\n"
 		"[auth]\n"
@@ -234,8 +246,8 @@ int salus_config_write(const struct salus_config *c, const char *path)
 		"[log]\n"
 		"level = %s\n",
 		c->listen, c->base_url, c->threads, c->max_body, c->max_connections, c->idle_timeout, c->rate_limit, c->tls_cert,
-		c->tls_key, c->tls_priorities, c->store_uri, c->token_key, c->token_lifetime, c->jwks_ca_file, c->jwks_cache_s,
-		c->log_level);
+		c->tls_key, c->tls_priorities, c->tls_client_cert, c->tls_client_ca, c->store_uri, c->token_key, c->token_lifetime,
+		c->jwks_ca_file, c->jwks_cache_s, c->log_level);
 	fprintf(f,
 		"\n[keys]\n"
 		"; encryption at rest (docs/security.md): where the key-encryption key (KEK) comes from\n"
@@ -243,8 +255,9 @@ int salus_config_write(const struct salus_config *c, const char *path)
 		"kek_file = %s\n"
 		"kek_command = %s                    ; e.g. /usr/local/bin/kms-get-kek (prints the KEK; SALUS_KEK_VERSION=N)\n"
 		"keyring = %s\n"
+		"patient_keys = %s  ; per-patient record keys (salus patient erase); back up apart from the database\n"
 		"rotation_days = %d               ; `salus key status` flags keys older than this; 0 = never\n",
-		c->kek_source, c->kek_file, c->kek_command, c->keyring, c->rotation_days);
+		c->kek_source, c->kek_file, c->kek_command, c->keyring, c->patient_keys, c->rotation_days);
 	fprintf(f,
 		"\n[audit]\n"
 		"retention_days = %d            ; `salus audit prune` drops the text of older events (hashes stay)\n",

@@ -6,6 +6,7 @@
  *   DIR/salus.db            the SQLite store (+ -wal, -shm)
  *   DIR/keys/token.key      Ed25519 token-signing key (mode 0600)
  *   DIR/keys/kek.key, keyring.json  key-encryption key and wrapped data keys (docs/security.md)
+ *   DIR/keys/patient-keys.db  per-patient record keys, wrapped (crypto-shredding)
  *   DIR/tls/cert.pem, key.pem  the TLS certificate and key (self-signed unless given)
  * Relative paths in the file are relative to DIR.  Every key can be
  * overridden on the command line as `--section.key VALUE` (see
@@ -32,6 +33,8 @@ struct salus_config {
 	char tls_cert[SALUS_PATH_MAX];
 	char tls_key[SALUS_PATH_MAX];
 	char tls_priorities[512];        /* GnuTLS priority string */
+	char tls_client_ca[SALUS_PATH_MAX]; /* CA (PEM) client certificates must chain to (mutual TLS) */
+	char tls_client_cert[16];        /* off|optional|require */
 	/* [store] */
 	char store_uri[SALUS_PATH_MAX];  /* sqlite:PATH (relative to dir) */
 	/* [auth] */
@@ -46,6 +49,7 @@ struct salus_config {
 	char kek_file[SALUS_PATH_MAX];   /* KEK key file (source file) */
 	char kek_command[SALUS_PATH_MAX];/* shell command printing the KEK (source command) */
 	char keyring[SALUS_PATH_MAX];    /* wrapped data keys */
+	char patient_keys[SALUS_PATH_MAX]; /* per-patient record keys (crypto-shredding), wrapped */
 	int rotation_days;               /* KEK and data-key age `salus key status` flags as due; 0: never */
 	/* [audit] (docs/audit.md) */
 	int audit_retention_days;        /* `salus audit prune` drops event texts older than this (default 2555 = 7 y) */

@@ -9,6 +9,7 @@
  *    "deks":[{"id":1,"created":INSTANT,"state":"active|retired","wrapped":B64}],
  *    "active":1,
  *    "rekey":{"from":1,"to":2,"next_page":1,"started":INSTANT},              while a rekey runs
+ *    "pwks":[{"id":1,"created":INSTANT,"wrapped":B64}],     patient-key wrapping keys (crypto-shredding)
  *    "mac":B64}
  * wrapped = nonce(24) || ciphertext(32) || tag(16); mac = keyed BLAKE2b-256
  * of the compact, key-sorted document without "mac", under a KEK subkey.
@@ -54,6 +55,11 @@ struct secrets {
 		uint32_t id;
 		unsigned char key[SALUS_DEK_LEN];
 	} dek[SALUS_KEYRING_MAX_DEKS];
+	size_t npwk;
+	struct {
+		uint32_t id;
+		unsigned char key[SALUS_DEK_LEN];
+	} pwk[SALUS_KEYRING_MAX_PWKS]; /* patient-key wrapping keys, oldest first */
 };
 
 struct salus_keyring {
@@ -322,21 +328,23 @@ static int get_kek(const struct salus_kek_config *kc, const json_t *kek, uint32_
 
 /* ---- wrapping and the MAC ------------------------------------------------------------------- */
 
-static void wrap_ad(unsigned char ad[17], uint32_t id, uint32_t kek_version)
+/* label: "salus-dek" (data keys) or "salus-pwk" (patient-key wrapping keys),
+ * so a wrapped key of one kind can never be passed off as the other. */
+static void wrap_ad_l(unsigned char ad[17], const char *label, uint32_t id, uint32_t kek_version)
 {
-	memcpy(ad, "salus-dek", 9);
+	memcpy(ad, label, 9);
 	for (int i = 0; i < 4; i++) {
 		ad[9 + i] = (unsigned char)(id >> (8 * i));
 		ad[13 + i] = (unsigned char)(kek_version >> (8 * i));
 	}
 }
 
-static json_t *wrap_dek(const unsigned char kek[KEK_LEN], uint32_t kek_version, uint32_t id,
+static json_t *wrap_key(const char *label, const unsigned char kek[KEK_LEN], uint32_t kek_version, uint32_t id,
 			const unsigned char dek[SALUS_DEK_LEN])
 {
 	unsigned char w[WRAP_LEN], ad[17];
 	char b64[SALUS_B64URL_LEN(WRAP_LEN)];
-	wrap_ad(ad, id, kek_version);
+	wrap_ad_l(ad, label, id, kek_version);
 	randombytes_buf(w, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(w + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, NULL, dek,
 						   SALUS_DEK_LEN, ad, sizeof ad, NULL, w, kek);
@@ -344,19 +352,31 @@ static json_t *wrap_dek(const unsigned char kek[KEK_LEN], uint32_t kek_version, 
 	return json_string(b64);
 }
 
-static int unwrap_dek(const unsigned char kek[KEK_LEN], uint32_t kek_version, uint32_t id, const char *b64,
-		      unsigned char dek[SALUS_DEK_LEN])
+static json_t *wrap_dek(const unsigned char kek[KEK_LEN], uint32_t kek_version, uint32_t id,
+			const unsigned char dek[SALUS_DEK_LEN])
+{
+	return wrap_key("salus-dek", kek, kek_version, id, dek);
+}
+
+static int unwrap_key(const char *label, const unsigned char kek[KEK_LEN], uint32_t kek_version, uint32_t id,
+		      const char *b64, unsigned char dek[SALUS_DEK_LEN])
 {
 	unsigned char w[WRAP_LEN], ad[17];
 	size_t got = 0;
 	if (!b64 || salus_b64url_decode(b64, strlen(b64), w, sizeof w, &got) || got != WRAP_LEN)
 		return SALUS_EINVALID;
-	wrap_ad(ad, id, kek_version);
+	wrap_ad_l(ad, label, id, kek_version);
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(dek, NULL, NULL, w + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
 						       WRAP_LEN - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, ad,
 						       sizeof ad, w, kek))
 		return SALUS_ECRYPTO;
 	return SALUS_OK;
+}
+
+static int unwrap_dek(const unsigned char kek[KEK_LEN], uint32_t kek_version, uint32_t id, const char *b64,
+		      unsigned char dek[SALUS_DEK_LEN])
+{
+	return unwrap_key("salus-dek", kek, kek_version, id, b64, dek);
 }
 
 /* MAC of doc (without "mac") under a subkey of kek, base64url into out. */
@@ -576,6 +596,27 @@ int salus_keyring_open(const char *path, const struct salus_kek_config *kc, stru
 		}
 		kr->sec->dek[kr->sec->n++].id = id;
 	}
+	json_t *pwks = json_object_get(kr->doc, "pwks");
+	if (pwks && (!json_is_array(pwks) || json_array_size(pwks) > SALUS_KEYRING_MAX_PWKS)) {
+		rc = fail(why, "the keyring is malformed", SALUS_EINVALID);
+		goto out_free;
+	}
+	json_array_foreach(pwks, i, e) {
+		uint32_t id = u32_of(e, "id");
+		size_t k = kr->sec->npwk;
+		if (!id || (k && kr->sec->pwk[k - 1].id >= id)) {
+			rc = fail(why, "the keyring is malformed", SALUS_EINVALID);
+			goto out_free;
+		}
+		rc = unwrap_key("salus-pwk", kr->sec->kek, kr->kek_version, id,
+				json_string_value(json_object_get(e, "wrapped")), kr->sec->pwk[k].key);
+		if (rc) {
+			fail(why, rc == SALUS_ECRYPTO ? "wrong key or passphrase (a patient wrapping key does not unwrap)"
+						      : "the keyring is malformed", rc);
+			goto out_free;
+		}
+		kr->sec->pwk[kr->sec->npwk++].id = id;
+	}
 	{
 		char want[SALUS_B64URL_LEN(32)];
 		if ((rc = doc_mac(kr->doc, kr->sec->kek, want)))
@@ -667,6 +708,17 @@ int salus_keyring_rotate_kek(struct salus_keyring *kr, const struct salus_kek_co
 		for (k = 0; k < kr->sec->n && kr->sec->dek[k].id != id; k++)
 			;
 		if (k == kr->sec->n || json_object_set_new(e, "wrapped", wrap_dek(kr->sec->new_kek, nv, id, kr->sec->dek[k].key))) {
+			rc = fail(why, "out of memory", SALUS_ENOMEM);
+			goto out_doc;
+		}
+	}
+	json_array_foreach(json_object_get(doc, "pwks"), i, e) {
+		uint32_t id = u32_of(e, "id");
+		size_t k;
+		for (k = 0; k < kr->sec->npwk && kr->sec->pwk[k].id != id; k++)
+			;
+		if (k == kr->sec->npwk ||
+		    json_object_set_new(e, "wrapped", wrap_key("salus-pwk", kr->sec->new_kek, nv, id, kr->sec->pwk[k].key))) {
 			rc = fail(why, "out of memory", SALUS_ENOMEM);
 			goto out_doc;
 		}
@@ -775,6 +827,84 @@ int salus_keyring_rekey_finish(struct salus_keyring *kr)
 	return commit_doc(kr, doc);
 }
 
+/* ---- patient-key wrapping keys (crypto-shredding) ------------------------------------------- */
+
+size_t salus_keyring_pwk_count(const struct salus_keyring *kr)
+{
+	return kr->sec->npwk;
+}
+
+int salus_keyring_pwk(const struct salus_keyring *kr, size_t i, uint32_t *id, unsigned char key[SALUS_DEK_LEN])
+{
+	if (i >= kr->sec->npwk)
+		return SALUS_EINVALID;
+	*id = kr->sec->pwk[i].id;
+	crypto_kdf_derive_from_key(key, SALUS_DEK_LEN, 1, "salusPW1", kr->sec->pwk[i].key);
+	return SALUS_OK;
+}
+
+int salus_keyring_pwk_add(struct salus_keyring *kr)
+{
+	json_t *doc, *arr;
+	size_t k = kr->sec->npwk;
+	uint32_t id = k ? kr->sec->pwk[k - 1].id + 1 : 1;
+	int rc;
+
+	if (k >= SALUS_KEYRING_MAX_PWKS)
+		return SALUS_ETOOLARGE;
+	if (!(doc = json_deep_copy(kr->doc)))
+		return SALUS_ENOMEM;
+	if (!(arr = json_object_get(doc, "pwks")) && json_object_set_new(doc, "pwks", arr = json_array())) {
+		json_decref(doc);
+		return SALUS_ENOMEM;
+	}
+	sec_rw(kr);
+	kr->sec->pwk[k].id = id;
+	randombytes_buf(kr->sec->pwk[k].key, SALUS_DEK_LEN);
+	char now[SALUS_INSTANT_LEN];
+	salus_instant_format(salus_now_ms(), now);
+	if (!arr || json_array_append_new(arr, json_pack("{s:I, s:s, s:o}", "id", (json_int_t)id, "created", now, "wrapped",
+						     wrap_key("salus-pwk", kr->sec->kek, kr->kek_version, id,
+							      kr->sec->pwk[k].key)))) {
+		json_decref(doc);
+		rc = SALUS_ENOMEM;
+	} else {
+		rc = commit_doc(kr, doc);
+	}
+	if (rc)
+		sodium_memzero(&kr->sec->pwk[k], sizeof kr->sec->pwk[k]);
+	else
+		kr->sec->npwk++;
+	sec_ro(kr);
+	return rc;
+}
+
+int salus_keyring_pwk_destroy_old(struct salus_keyring *kr)
+{
+	json_t *doc, *arr, *keep;
+	size_t n = kr->sec->npwk;
+	int rc;
+
+	if (n <= 1)
+		return SALUS_OK;
+	if (!(doc = json_deep_copy(kr->doc)))
+		return SALUS_ENOMEM;
+	arr = json_object_get(doc, "pwks");
+	keep = json_incref(json_array_get(arr, json_array_size(arr) - 1));
+	if (!keep || json_array_clear(arr) || json_array_append_new(arr, keep)) {
+		json_decref(doc);
+		return SALUS_ENOMEM;
+	}
+	if ((rc = commit_doc(kr, doc)))
+		return rc;
+	sec_rw(kr);
+	kr->sec->pwk[0] = kr->sec->pwk[n - 1];
+	sodium_memzero(&kr->sec->pwk[1], sizeof kr->sec->pwk[1] * (SALUS_KEYRING_MAX_PWKS - 1));
+	kr->sec->npwk = 1;
+	sec_ro(kr);
+	return SALUS_OK;
+}
+
 int salus_keyring_status(const char *path, json_t **out)
 {
 	char *text = NULL;
@@ -793,6 +923,8 @@ int salus_keyring_status(const char *path, json_t **out)
 	json_object_del(doc, "mac");
 	json_object_del(json_object_get(doc, "kek"), "kdf");
 	json_array_foreach(json_object_get(doc, "deks"), i, e)
+		json_object_del(e, "wrapped");
+	json_array_foreach(json_object_get(doc, "pwks"), i, e)
 		json_object_del(e, "wrapped");
 	*out = doc;
 	return SALUS_OK;

@@ -11,6 +11,14 @@
  *       the encrypting store VFS (BLAKE2b KDF, context "salusPG1"); the page
  *       key id is the DEK id.
  *
+ *    └─ PWKs (patient-key wrapping keys, 256 bits, versioned by id) — also
+ *       wrapped by the KEK (associated data "salus-pwk", id, KEK version), in
+ *       the same file.  They wrap the per-patient record keys kept in their
+ *       own key database (store.h, crypto-shredding); `salus patient erase`
+ *       adds a new PWK, re-wraps every remaining patient key under it and
+ *       destroys the old PWKs, then rotates the KEK, so no copy of the key
+ *       files made before the erasure can yield the erased patient's key.
+ *
  * The keyring file is replaced atomically (write, fsync, rename, fsync dir)
  * and carries a MAC under a KEK-derived key, so its plaintext fields (active
  * DEK, rekey progress) cannot be altered unnoticed.  Secrets live in one
@@ -26,6 +34,7 @@
 
 #define SALUS_DEK_LEN 32
 #define SALUS_KEYRING_MAX_DEKS 64
+#define SALUS_KEYRING_MAX_PWKS 4
 
 enum salus_kek_source {
 	SALUS_KEK_FILE,       /* kek_file holds "salus-kek-1" then "VERSION BASE64URL" lines */
@@ -90,6 +99,21 @@ int salus_keyring_rekey_progress(struct salus_keyring *kr, uint32_t next_page);
 /* Finish: the old DEK becomes "retired" (kept to read older backups), the
  * progress record goes away. */
 int salus_keyring_rekey_finish(struct salus_keyring *kr);
+
+/* Patient-key wrapping keys (PWKs), oldest first; the last is the one new
+ * patient keys are wrapped under.  salus_keyring_pwk gives the i-th one's id
+ * and its derived wrapping key (BLAKE2b KDF, context "salusPW1"; the caller
+ * wipes it).  Errors: SALUS_EINVALID (i out of range). */
+size_t salus_keyring_pwk_count(const struct salus_keyring *kr);
+int salus_keyring_pwk(const struct salus_keyring *kr, size_t i, uint32_t *id /* OUT */,
+		      unsigned char key[SALUS_DEK_LEN] /* OUT */);
+/* Add a new random PWK (id = last + 1), wrapped by the current KEK; the
+ * keyring is replaced atomically.  Errors: SALUS_ETOOLARGE (already
+ * SALUS_KEYRING_MAX_PWKS), SALUS_ENOMEM, SALUS_EIO. */
+int salus_keyring_pwk_add(struct salus_keyring *kr);
+/* Destroy every PWK but the newest (from the file and from memory).  Call
+ * only once no patient key is wrapped under them any more. */
+int salus_keyring_pwk_destroy_old(struct salus_keyring *kr);
 
 /* The keyring's public state without unlocking it (for `salus key status`):
  * a new reference to the parsed file minus wrapped keys and MAC.

@@ -394,9 +394,11 @@ static int do_read(struct salus_store *st, const struct salus_fhir_req *rq, stru
 		}
 	}
 	if (rc == SALUS_EGONE) {
-		set_version_headers(rs, r.version, r.updated_ms);
+		bool erased = r.version == 0; /* crypto-shredded: no version left (store.h) */
+		if (!erased)
+			set_version_headers(rs, r.version, r.updated_ms);
 		salus_resource_release(&r);
-		return fail(rs, rc, "resource was deleted", NULL);
+		return fail(rs, rc, erased ? "resource was erased" : "resource was deleted", NULL);
 	}
 	if (rc == SALUS_ENOTFOUND)
 		return fail(rs, rc, rq->op == SALUS_FHIR_VREAD ? "no such resource version" : "no such resource", NULL);

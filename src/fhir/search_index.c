@@ -1019,6 +1019,30 @@ static int add_all_text(struct salus_buf *b, json_t *v, int depth)
 	return rc;
 }
 
+/* The patient whose record key seals the resource (store.h, salus_ix.patient):
+ * the first local Patient reference among the rows of the type's Patient
+ * compartment parameters, in the CompartmentDefinition's order (subject /
+ * patient before performer, author...).  A Patient owns itself (the store
+ * knows its id); NULL when the type is not in the compartment or no such
+ * reference is present. */
+static const char *compartment_owner(const struct salus_fhir_index *x, const struct salus_fhir_type *t,
+				     const char *type)
+{
+	if (!strcmp(type, "Patient"))
+		return NULL;
+	for (size_t k = 0; k < salus_fhir_compartment_count(t); k++) {
+		const char *code = salus_fhir_compartment_param_at(t, k);
+		uint32_t p = code ? salus_fhir_search_param_id(type, code) : 0;
+		for (size_t i = 0; p && i < x->ix.n; i++) {
+			const struct salus_ix_row *r = &x->rows[i];
+			if (r->param == p && r->kind == SALUS_IX_REFERENCE && r->a && !strcmp(r->a, "Patient") && r->b &&
+			    *r->b)
+				return r->b;
+		}
+	}
+	return NULL;
+}
+
 /* The system of a token parameter's `code` values: when its expression is one
  * path to an element of type code with a required binding whose expansion
  * has a single code system (Patient.gender → administrative-gender), that
@@ -1151,6 +1175,7 @@ int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t 
 	x->ix.text = x->text.n ? x->text.p : NULL;
 	x->ix.content = x->content.n ? x->content.p : NULL;
 	x->ix.rows = x->rows;
+	x->ix.patient = rc ? NULL : compartment_owner(x, t, type);
 	salus_buf_release(&c.norm);
 	return rc;
 }

@@ -29,6 +29,7 @@
 #include "http/audit_phase.h"
 #include "http/pool.h"
 #include "http/ratelimit.h"
+#include "http/tls.h"
 #include "policy/policy.h"
 #include "auth/oauth.h"
 
@@ -48,7 +49,7 @@ struct salus_http {
 	struct salus_policy_config pcfg; /* [policy] (policy/policy.h) */
 	char base[600];      /* https://host:port */
 	char fhir_base[620]; /* base + /fhir */
-	char *cert, *key;    /* PEM, owned */
+	struct salus_tls *tls; /* certificate (reloadable) and client-certificate settings */
 	int port;
 };
 
@@ -1338,27 +1339,6 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 
 /* ---- lifecycle -------------------------------------------------------- */
 
-static int read_file(const char *path, char **out)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return SALUS_EIO;
-	struct salus_buf b;
-	salus_buf_init(&b, 1u << 20);
-	char chunk[4096];
-	size_t n;
-	int rc = 0;
-	while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		rc = salus_buf_add(&b, chunk, n);
-	fclose(f);
-	if (rc) {
-		salus_buf_release(&b);
-		return rc;
-	}
-	*out = salus_buf_detach(&b, NULL);
-	return *out ? 0 : SALUS_ENOMEM;
-}
-
 static int parse_listen(const char *s, struct sockaddr_storage *ss, int *port)
 {
 	const char *colon = strrchr(s, ':');
@@ -1416,9 +1396,8 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 	h->pcfg.relationship = !strcmp(cfg->relationship, "practitioner");
 	h->pcfg.break_glass_max_minutes = cfg->break_glass_max_minutes;
 	char path[SALUS_PATH_MAX];
-	if ((rc = salus_config_path(cfg, cfg->tls_cert, path)) || (rc = read_file(path, &h->cert)))
-		goto out_free;
-	if ((rc = salus_config_path(cfg, cfg->tls_key, path)) || (rc = read_file(path, &h->key)))
+	const char *trust = NULL;
+	if ((rc = salus_tls_new(cfg, &h->tls, &trust)))
 		goto out_free;
 	if ((rc = salus_ratelimit_new(cfg->rate_limit, &h->rl)))
 		goto out_free;
@@ -1440,7 +1419,8 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_ALLOW_SUSPEND_RESUME |
 			(ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 		(uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		MHD_OPTION_HTTPS_MEM_CERT, h->cert, MHD_OPTION_HTTPS_MEM_KEY, h->key, MHD_OPTION_HTTPS_PRIORITIES,
+		MHD_OPTION_HTTPS_CERT_CALLBACK, salus_tls_cert_cb, MHD_OPTION_HTTPS_MEM_TRUST, trust,
+		MHD_OPTION_NOTIFY_CONNECTION, salus_tls_on_connection, h->tls, MHD_OPTION_HTTPS_PRIORITIES,
 		cfg->tls_priorities, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)SALUS_MAX_PER_IP,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -1471,10 +1451,14 @@ out_free:
 	salus_audit_free(h->audit);
 	salus_ratelimit_free(h->rl);
 	salus_ratelimit_free(h->rl_login);
-	salus_free(h->cert);
-	salus_free(h->key);
+	salus_tls_free(h->tls);
 	salus_free(h);
 	return rc;
+}
+
+int salus_http_reload_tls(struct salus_http *h)
+{
+	return salus_tls_reload(h->tls);
 }
 
 int salus_http_port(const struct salus_http *h)
@@ -1491,7 +1475,6 @@ void salus_http_stop(struct salus_http *h)
 	salus_audit_free(h->audit); /* after the workers: signs a last checkpoint */
 	salus_ratelimit_free(h->rl);
 	salus_ratelimit_free(h->rl_login);
-	salus_free(h->cert);
-	salus_free(h->key);
+	salus_tls_free(h->tls); /* after the daemon: no session refers to a certificate any more */
 	salus_free(h);
 }

@@ -365,6 +365,32 @@ int salus_store_write(struct salus_store *s, struct salus_write *ops, size_t n)
 	return write_indexed(s, ops, n, NULL, 0, false);
 }
 
+/* ---- crypto-shredding ---- */
+
+int salus_store_patient_erase(struct salus_store *s, const char *pid, struct salus_erase_result *out)
+{
+	if (!s || !out || !fhir_id_ok(pid))
+		return SALUS_EINVALID;
+	memset(out, 0, sizeof *out);
+	return s->ops->patient_erase ? s->ops->patient_erase(s, pid, out) : SALUS_EINVALID;
+}
+
+int salus_store_patient_replay(struct salus_store *s, size_t *npatients, long *nresources)
+{
+	if (!s || !npatients || !nresources)
+		return SALUS_EINVALID;
+	*npatients = 0;
+	*nresources = 0;
+	return s->ops->patient_replay ? s->ops->patient_replay(s, npatients, nresources) : SALUS_EINVALID;
+}
+
+int salus_store_patient_rewrap(struct salus_store *s, size_t *n)
+{
+	if (!s)
+		return SALUS_EINVALID;
+	return s->ops->patient_rewrap ? s->ops->patient_rewrap(s, n) : SALUS_EINVALID;
+}
+
 /* ---- kv ---- */
 
 int salus_store_kv_put(struct salus_store *s, const char *ns, const char *key, const void *val, size_t n)

@@ -66,6 +66,23 @@ struct salus_store_opts {
 	const struct salus_page_key *page_keys;
 	size_t npage_keys;
 	uint32_t page_key_id;
+	/* Per-patient record keys (crypto-shredding; added after the keyring;
+	 * docs/security.md).  patient_keys: path of the key database (created
+	 * if missing; the salus binary uses DIR/keys/patient-keys.db) — NULL:
+	 * bodies are under the page keys only.  pwks: the patient-key wrapping
+	 * keys (borrowed for the call; copied into locked memory), any number
+	 * of ids, new patient keys wrapped under the highest.  With keys, the
+	 * body of every version of a Patient and of every resource whose index
+	 * names a compartment owner (salus_ix.patient) is sealed with
+	 * XChaCha20-Poly1305 under that patient's key (created on first use),
+	 * associated data = patient id, type, id, version. */
+	const char *patient_keys;
+	const struct salus_page_key *pwks;
+	size_t npwks;
+	/* every store with patient_keys holds a shared lock on the key database
+	 * (PATH.lock); with this, an exclusive one (`salus patient erase`): the
+	 * open fails with SALUS_EBUSY while any other process has it open */
+	bool patient_keys_exclusive;
 };
 
 /* Open a store.  `uri` is "sqlite:PATH" or a plain file path (SQLite).
@@ -214,6 +231,34 @@ int salus_store_list(struct salus_store *s, const char *type, const char *after_
 		     salus_resource_cb cb, void *ctx);
 /* Number of current, non-deleted resources of a type (NULL: all types). */
 int salus_store_count(struct salus_store *s, const char *type, long *total /* OUT */);
+
+/* ---- crypto-shredding (docs/security.md "Crypto-shredding") ----------------------------------
+ *
+ * Only for a store opened with patient_keys. */
+
+struct salus_erase_result {
+	bool key_destroyed; /* a live key was destroyed now (false: erased before, or never had one) */
+	long resources;     /* resources whose rows were removed now */
+};
+
+/* Erase patient pid: destroy their record key (the key database row becomes
+ * a tombstone, the in-memory copy is wiped), then remove, in one writer
+ * transaction, every row of the Patient and of every resource sealed under
+ * the key: current and history versions, search and identifier index rows
+ * (with secure_delete), recording each (type, id) as erased.  From then on a
+ * read or vread of them is SALUS_EGONE (*out a tombstone of version 0), they
+ * are in no history, list or search, and a write into the patient's
+ * compartment is SALUS_EGONE.  Bodies in older copies of the database stay
+ * sealed under the destroyed key.  Idempotent.
+ * Errors: SALUS_EINVALID (no patient keys, bad id), SALUS_EIO, SALUS_EBUSY. */
+int salus_store_patient_erase(struct salus_store *s, const char *pid, struct salus_erase_result *out /* OUT */);
+/* Apply again the row removal of every erased patient (after a database
+ * backup older than an erasure was restored): *npatients erased patients,
+ * *nresources resources removed now.  Errors: as salus_store_patient_erase. */
+int salus_store_patient_replay(struct salus_store *s, size_t *npatients /* OUT */, long *nresources /* OUT */);
+/* Re-wrap every live patient key under the newest wrapping key (pwks) and
+ * compact the key database.  *n (may be NULL): keys re-wrapped. */
+int salus_store_patient_rewrap(struct salus_store *s, size_t *n /* OUT, may be NULL */);
 
 /* ---- identifier index (added with conditional operations) -------------------------------------
  *
@@ -420,6 +465,11 @@ struct salus_ix {
 	size_t n;
 	const char *text;    /* narrative text for _text (NULL: none) */
 	const char *content; /* all the resource's text for _content (NULL: none) */
+	/* the patient whose compartment the resource is in (its body is sealed
+	 * under their key, see salus_store_opts.patient_keys); NULL: none.  Set
+	 * by the FHIR indexer from the first Patient reference of the type's
+	 * compartment parameters (added with crypto-shredding). */
+	const char *patient;
 };
 
 /* The indexing hook (set by the FHIR layer: fhir/search.h).  salus_store_write

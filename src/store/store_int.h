@@ -50,6 +50,10 @@ struct salus_store_ops {
 	int (*search)(struct salus_store *s, const struct salus_sq *q, salus_sq_cb cb, void *ctx);
 	int (*search_count)(struct salus_store *s, const struct salus_sq *q, long *total);
 	int (*search_plan)(struct salus_store *s, const struct salus_sq *q, bool count, char **plan);
+	/* crypto-shredding (store.h) */
+	int (*patient_erase)(struct salus_store *s, const char *pid, struct salus_erase_result *out);
+	int (*patient_replay)(struct salus_store *s, size_t *npatients, long *nresources);
+	int (*patient_rewrap)(struct salus_store *s, size_t *n);
 };
 
 /* Every backend's store struct starts with this. */

@@ -45,6 +45,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "store/patkey_int.h"
 #include "store/store_index_int.h"
 #include "store/vfs_crypt.h"
 
@@ -217,6 +218,8 @@ enum stmt_id {
 	ST_W_TOK_INS,
 	ST_TOK_FIND,
 	ST_TOK_FIND_ANY,
+	ST_ERASED, /* crypto-shredding (added with per-patient keys) */
+	ST_W_OWNER_INS,
 	ST__COUNT
 };
 
@@ -270,7 +273,18 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_W_TOK_INS] = "INSERT INTO token_index(type, id, system, value) VALUES(?1, ?2, ?3, ?4)",
 	[ST_TOK_FIND] = "SELECT DISTINCT id FROM token_index WHERE type=?1 AND value=?2 AND system=?3 ORDER BY id",
 	[ST_TOK_FIND_ANY] = "SELECT DISTINCT id FROM token_index WHERE type=?1 AND value=?2 ORDER BY id",
+	[ST_ERASED] = "SELECT erased_ms FROM erased WHERE type=?1 AND id=?2",
+	[ST_W_OWNER_INS] = "INSERT OR IGNORE INTO patient_owner(patient, type, id) VALUES(?1, ?2, ?3)",
 };
+
+/* Crypto-shredding (docs/security.md; patkey_int.h): which resources have
+ * bodies sealed under which patient's key, and the resources whose rows an
+ * erasure removed (a read of them answers 410).  Ids only, no PHI. */
+static const char erase_schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS patient_owner(patient TEXT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL,"
+	" PRIMARY KEY(patient, type, id)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS erased(type TEXT NOT NULL, id TEXT NOT NULL, erased_ms INTEGER NOT NULL,"
+	" PRIMARY KEY(type, id)) WITHOUT ROWID;";
 
 /* The identifier index (store.h): created on every open if missing.  system
  * is '' when the identifier has none, so "no system" is an equality test. */
@@ -360,6 +374,7 @@ struct sq_store {
 	struct salus_store base;
 	char *path;
 	struct salus_crypt_vfs *vfs; /* the encrypting VFS; NULL: a plaintext database */
+	struct salus_pk *pk;         /* per-patient record keys; NULL: bodies under the page key only */
 	int batch_max;
 
 	/* writer: `w` and last_ms belong to the writer thread once it runs */
@@ -566,6 +581,51 @@ static void copy_name(char *dst, size_t cap, const char *src)
 	dst[n] = 0;
 }
 
+/* A stored body as callers see it: JSON text as stored, or a body sealed
+ * under a patient's key (a blob) opened into *owned (salus_malloc'd, else
+ * NULL).  SALUS_EGONE: the patient was erased; SALUS_EINTEGRITY: a sealed
+ * body that does not open (or a store opened without patient keys). */
+static int body_view(struct sq_store *sq, sqlite3_stmt *st, int col, const char *type, const char *id, long version,
+		     const char **p, size_t *n, char **owned)
+{
+	*owned = NULL;
+	if (sqlite3_column_type(st, col) != SQLITE_BLOB)
+		return col_text(st, col, p, n);
+	const void *b = sqlite3_column_blob(st, col);
+	size_t bn = (size_t)sqlite3_column_bytes(st, col);
+	if (!sq->pk || !salus_pk_is_sealed(b, bn))
+		return SALUS_EINTEGRITY;
+	int rc = salus_pk_open_rec(sq->pk, type, id, version, b, bn, owned, n);
+	if (!rc)
+		*p = *owned;
+	return rc;
+}
+
+/* A read of a resource with no row: was it erased (crypto-shredding)?  Then
+ * SALUS_EGONE with *out a tombstone of version 0, else SALUS_ENOTFOUND. */
+static int erased_check(struct conn *c, const char *type, const char *id, struct salus_resource *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = conn_stmt(c, ST_ERASED, &st);
+	if (rc)
+		return rc;
+	sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		memset(out, 0, sizeof *out);
+		copy_name(out->type, sizeof out->type, type);
+		copy_name(out->id, sizeof out->id, id);
+		out->updated_ms = sqlite3_column_int64(st, 0);
+		out->deleted = true;
+		rc = SALUS_EGONE;
+	} else {
+		rc = rc == SQLITE_DONE ? SALUS_ENOTFOUND : map_rc(rc);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
 static int sq_read(struct salus_store *s, const char *type, const char *id, long version,
 		   struct salus_resource *out)
 {
@@ -574,6 +634,7 @@ static int sq_read(struct salus_store *s, const char *type, const char *id, long
 	sqlite3_stmt *st = NULL;
 	struct salus_resource r;
 	const char *json;
+	char *owned = NULL;
 	size_t len;
 	int rc;
 
@@ -588,6 +649,8 @@ static int sq_read(struct salus_store *s, const char *type, const char *id, long
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		rc = rc == SQLITE_DONE ? SALUS_ENOTFOUND : map_rc(sqlite3_reset(st));
+		if (rc == SALUS_ENOTFOUND)
+			rc = erased_check(c, type, id, out);
 		goto out_stmt;
 	}
 	memset(&r, 0, sizeof r);
@@ -602,13 +665,21 @@ static int sq_read(struct salus_store *s, const char *type, const char *id, long
 		rc = SALUS_EGONE;
 		goto out_stmt;
 	}
-	if ((rc = col_text(st, 4, &json, &len)))
+	rc = body_view(sq, st, 4, type, id, r.version, &json, &len, &owned);
+	if (rc == SALUS_EGONE) { /* its patient was erased after this copy of the database was made */
+		r.deleted = true;
+		*out = r;
+		goto out_stmt;
+	}
+	if (rc)
 		goto out_stmt;
 	if (!json) {
 		rc = SALUS_EIO; /* a live version without a body: corrupt */
 		goto out_stmt;
 	}
-	if (!(r.json = salus_strndup(json, len))) {
+	if (owned) {
+		r.json = owned;
+	} else if (!(r.json = salus_strndup(json, len))) {
 		rc = SALUS_ENOMEM;
 		goto out_stmt;
 	}
@@ -707,11 +778,11 @@ static int sq_history(struct salus_store *s, const struct salus_history_q *q, sa
 		goto out_conn;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct salus_resource r;
-		const char *t, *id, *json;
+		const char *t, *id, *json = NULL;
+		char *owned = NULL;
 		size_t tn, idn;
 		memset(&r, 0, sizeof r);
-		if ((rc = col_text(st, 0, &t, &tn)) || (rc = col_text(st, 1, &id, &idn)) ||
-		    (rc = col_text(st, 6, &json, &r.len)))
+		if ((rc = col_text(st, 0, &t, &tn)) || (rc = col_text(st, 1, &id, &idn)))
 			goto out_stmt;
 		copy_name(r.type, sizeof r.type, t);
 		copy_name(r.id, sizeof r.id, id);
@@ -719,10 +790,17 @@ static int sq_history(struct salus_store *s, const struct salus_history_q *q, sa
 		r.updated_ms = sqlite3_column_int64(st, 3);
 		r.seq = sqlite3_column_int64(st, 4);
 		r.deleted = sqlite3_column_int(st, 5) != 0;
+		if (!r.deleted && (rc = body_view(sq, st, 6, r.type, r.id, r.version, &json, &r.len, &owned))) {
+			if (rc == SALUS_EGONE)
+				continue; /* an erased patient's version (in a restored copy): never shown */
+			goto out_stmt;
+		}
 		r.json = r.deleted ? NULL : unconst(json);
 		if (r.deleted)
 			r.len = 0;
-		if ((rc = cb(ctx, &r)))
+		rc = cb(ctx, &r);
+		salus_free(owned);
+		if (rc)
 			goto out_stmt;
 	}
 	rc = rc == SQLITE_DONE ? SALUS_OK : map_rc(sqlite3_reset(st));
@@ -795,18 +873,26 @@ static int sq_list(struct salus_store *s, const char *type, const char *after_id
 	sqlite3_bind_int(st, 3, count);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct salus_resource r;
-		const char *id, *json;
+		const char *id, *json = NULL;
+		char *owned = NULL;
 		size_t idn;
 		memset(&r, 0, sizeof r);
-		if ((rc = col_text(st, 0, &id, &idn)) || (rc = col_text(st, 4, &json, &r.len)))
+		if ((rc = col_text(st, 0, &id, &idn)))
 			goto out_stmt;
 		copy_name(r.type, sizeof r.type, type);
 		copy_name(r.id, sizeof r.id, id);
 		r.version = (long)sqlite3_column_int64(st, 1);
 		r.updated_ms = sqlite3_column_int64(st, 2);
 		r.seq = sqlite3_column_int64(st, 3);
+		if ((rc = body_view(sq, st, 4, r.type, r.id, r.version, &json, &r.len, &owned))) {
+			if (rc == SALUS_EGONE)
+				continue; /* an erased patient's resource (in a restored copy) */
+			goto out_stmt;
+		}
 		r.json = unconst(json);
-		if ((rc = cb(ctx, &r)))
+		rc = cb(ctx, &r);
+		salus_free(owned);
+		if (rc)
 			goto out_stmt;
 	}
 	rc = rc == SQLITE_DONE ? SALUS_OK : map_rc(sqlite3_reset(st));
@@ -956,9 +1042,60 @@ static int64_t w_next_ms(struct sq_store *sq, const struct cur *cur)
 	return ms;
 }
 
-/* Insert the history row, then insert or update the current row. */
+/* The patient whose key seals this body (crypto-shredding): a Patient is its
+ * own; other resources the one the indexer found (salus_ix.patient). */
+static const char *w_owner(const struct sq_store *sq, const struct salus_write *w, const char *id)
+{
+	if (!sq->pk)
+		return NULL;
+	if (!strcmp(w->type, "Patient"))
+		return id;
+	return w->index && w->index->patient && *w->index->patient ? w->index->patient : NULL;
+}
+
+/* Bind a body: sealed (a blob) or the JSON text. */
+static void bind_body(sqlite3_stmt *st, int col, const struct salus_write *w, const unsigned char *sealed,
+		      size_t sealed_n)
+{
+	if (sealed)
+		sqlite3_bind_blob(st, col, sealed, (int)sealed_n, SQLITE_STATIC);
+	else
+		sqlite3_bind_text(st, col, w->json, (int)w->len, SQLITE_STATIC);
+}
+
+static int w_put_rows(struct sq_store *sq, struct salus_write *w, const char *id, const struct cur *cur,
+		      bool deleted, const unsigned char *sealed, size_t sealed_n);
+
+/* Insert the history row, then insert or update the current row (the body
+ * sealed under the owning patient's key when there is one). */
 static int w_put_version(struct sq_store *sq, struct salus_write *w, const char *id, const struct cur *cur,
 			 bool deleted)
+{
+	sqlite3_stmt *st = NULL;
+	const char *owner = deleted ? NULL : w_owner(sq, w, id);
+	unsigned char *sealed = NULL;
+	size_t sealed_n = 0;
+	int rc;
+
+	if (owner) {
+		if ((rc = salus_pk_seal(sq->pk, owner, w->type, id, w->version, w->json, w->len, &sealed, &sealed_n)))
+			return rc;
+		if ((rc = conn_stmt(&sq->w, ST_W_OWNER_INS, &st)))
+			goto out_sealed;
+		sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, w->type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+		if ((rc = step_done(st)))
+			goto out_sealed;
+	}
+	rc = w_put_rows(sq, w, id, cur, deleted, sealed, sealed_n);
+out_sealed:
+	salus_free(sealed);
+	return rc;
+}
+
+static int w_put_rows(struct sq_store *sq, struct salus_write *w, const char *id, const struct cur *cur,
+		      bool deleted, const unsigned char *sealed, size_t sealed_n)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t seq;
@@ -974,7 +1111,7 @@ static int w_put_version(struct sq_store *sq, struct salus_write *w, const char 
 	if (deleted)
 		sqlite3_bind_null(st, 6);
 	else
-		sqlite3_bind_text(st, 6, w->json, (int)w->len, SQLITE_STATIC);
+		bind_body(st, 6, w, sealed, sealed_n);
 	if ((rc = step_done(st)))
 		return rc;
 	seq = sqlite3_last_insert_rowid(sq->w.db);
@@ -990,7 +1127,7 @@ static int w_put_version(struct sq_store *sq, struct salus_write *w, const char 
 	if (deleted)
 		sqlite3_bind_null(st, 7);
 	else
-		sqlite3_bind_text(st, 7, w->json, (int)w->len, SQLITE_STATIC);
+		bind_body(st, 7, w, sealed, sealed_n);
 	if ((rc = step_done(st)))
 		return rc;
 	/* the search index, in the same transaction (history is not indexed) */
@@ -1495,6 +1632,9 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 		if ((rc = w_exec(sq, ST_W_RELEASE)))
 			goto out_rollback;
 	}
+	/* patient keys created by this group: durable before the bodies sealed under them */
+	if (sq->pk && (rc = salus_pk_flush(sq->pk)))
+		goto out_rollback;
 	if ((rc = w_exec(sq, ST_W_COMMIT)) == SALUS_OK)
 		return;
 out_rollback:
@@ -1671,6 +1811,154 @@ int salus_sq_reader_call(struct salus_store *s, int (*fn)(void *ctx, sqlite3 *db
 	rc = fn(ctx, c->db);
 	reader_put(sq, c);
 	return rc;
+}
+
+/* ---- crypto-shredding (docs/security.md): erase a patient ---- */
+
+struct purge {
+	struct sq_store *sq;
+	const char *pid;
+	int64_t now;
+	long n; /* resources whose rows were removed */
+};
+
+static int purge_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+	return map_rc(sqlite3_prepare_v2(db, sql, -1, st, NULL));
+}
+
+/* Remove every row of every resource sealed under pid's key (and the Patient
+ * itself): current and history versions, search and identifier index rows;
+ * record each as erased.  Freed pages are zeroed (secure_delete).  Runs as a
+ * writer job, inside the group's transaction. */
+static int w_purge(void *arg, sqlite3 *db)
+{
+	static const char *const del_sql[] = {
+		"DELETE FROM token_index WHERE type=?1 AND id=?2",
+		"DELETE FROM resource WHERE type=?1 AND id=?2",
+		"DELETE FROM history WHERE type=?1 AND id=?2",
+		"INSERT OR REPLACE INTO erased(type, id, erased_ms) VALUES(?1, ?2, ?3)",
+	};
+	struct purge *p = arg;
+	sqlite3_stmt *sel = NULL, *del[4] = {NULL};
+	int rc;
+
+	if ((rc = map_rc(sqlite3_exec(db, "PRAGMA secure_delete=ON", NULL, NULL, NULL))))
+		return rc;
+	if ((rc = purge_stmt(db, "SELECT type, id FROM patient_owner WHERE patient=?1 UNION SELECT 'Patient', ?1",
+			     &sel)))
+		goto out;
+	for (size_t k = 0; k < 4; k++)
+		if ((rc = purge_stmt(db, del_sql[k], &del[k])))
+			goto out;
+	sqlite3_bind_text(sel, 1, p->pid, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		char type[SALUS_MAX_TYPE + 1], id[SALUS_MAX_ID + 1];
+		copy_name(type, sizeof type, (const char *)sqlite3_column_text(sel, 0));
+		copy_name(id, sizeof id, (const char *)sqlite3_column_text(sel, 1));
+		if ((rc = salus_sx_put(p->sq->sx, type, id, 0, true, true, NULL)))
+			goto out;
+		for (size_t k = 0; k < 4; k++) {
+			sqlite3_bind_text(del[k], 1, type, -1, SQLITE_STATIC);
+			sqlite3_bind_text(del[k], 2, id, -1, SQLITE_STATIC);
+			if (k == 3)
+				sqlite3_bind_int64(del[k], 3, p->now);
+			if ((rc = step_done(del[k])))
+				goto out;
+			if (k == 1)
+				p->n += sqlite3_changes(db);
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		rc = map_rc(rc);
+		goto out;
+	}
+	sqlite3_finalize(sel);
+	sel = NULL;
+	if (!(rc = purge_stmt(db, "DELETE FROM patient_owner WHERE patient=?1", &sel))) {
+		sqlite3_bind_text(sel, 1, p->pid, -1, SQLITE_STATIC);
+		rc = step_done(sel);
+	}
+out:
+	sqlite3_finalize(sel);
+	for (size_t k = 0; k < 4; k++)
+		sqlite3_finalize(del[k]);
+	sqlite3_exec(db, "PRAGMA secure_delete=OFF", NULL, NULL, NULL);
+	return rc;
+}
+
+static int sq_patient_erase(struct salus_store *s, const char *pid, struct salus_erase_result *out)
+{
+	struct sq_store *sq = sq_of(s);
+	struct purge p = {.sq = sq, .pid = pid, .now = salus_now_ms()};
+	bool existed = false;
+	int rc;
+
+	if (!sq->pk)
+		return SALUS_EINVALID;
+	/* the key first: from here on nothing of the patient can be opened,
+	 * whatever happens to the rows (replayed at the next open if we stop) */
+	if ((rc = salus_pk_erase(sq->pk, pid, &existed)))
+		return rc;
+	struct job j = {.kind = JOB_FN, .fn = w_purge, .fn_ctx = &p};
+	if ((rc = submit(sq, &j)))
+		return rc;
+	out->key_destroyed = existed;
+	out->resources = p.n;
+	return SALUS_OK;
+}
+
+struct replay {
+	char (*pids)[SALUS_MAX_ID + 1];
+	size_t n, cap;
+};
+
+static int replay_collect(void *ctx, const char *pid, int64_t ms)
+{
+	struct replay *r = ctx;
+	(void)ms;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 64;
+		void *np = salus_realloc(r->pids, cap * sizeof *r->pids);
+		if (!np)
+			return SALUS_ENOMEM;
+		r->pids = np;
+		r->cap = cap;
+	}
+	copy_name(r->pids[r->n++], SALUS_MAX_ID + 1, pid);
+	return 0;
+}
+
+static int sq_patient_replay(struct salus_store *s, size_t *npatients, long *nresources)
+{
+	struct sq_store *sq = sq_of(s);
+	struct replay r = {0};
+	long total = 0;
+	int rc;
+
+	if (!sq->pk)
+		return SALUS_EINVALID;
+	if ((rc = salus_pk_erased(sq->pk, replay_collect, &r)))
+		goto out;
+	for (size_t i = 0; i < r.n && !rc; i++) {
+		struct purge p = {.sq = sq, .pid = r.pids[i], .now = salus_now_ms()};
+		struct job j = {.kind = JOB_FN, .fn = w_purge, .fn_ctx = &p};
+		rc = submit(sq, &j);
+		total += p.n;
+	}
+	if (!rc) {
+		*npatients = r.n;
+		*nresources = total;
+	}
+out:
+	salus_free(r.pids);
+	return rc;
+}
+
+static int sq_patient_rewrap(struct salus_store *s, size_t *n)
+{
+	struct sq_store *sq = sq_of(s);
+	return sq->pk ? salus_pk_rewrap(sq->pk, n) : SALUS_EINVALID;
 }
 
 /* ---- audit log: the calls ---- */
@@ -1877,7 +2165,7 @@ static int schema_init(struct sq_store *sq, bool create)
 			goto out_rollback;
 	}
 	if ((rc = exec_sql(db, audit_schema_sql)) || (rc = exec_sql(db, token_schema_sql)) ||
-	    (rc = salus_sx_schema(db)))
+	    (rc = exec_sql(db, erase_schema_sql)) || (rc = salus_sx_schema(db)))
 		goto out_rollback;
 	/* the newest version holds the newest updated_ms (it never decreases in seq) */
 	if ((rc = map_rc(sqlite3_prepare_v2(db, "SELECT updated_ms FROM history ORDER BY seq DESC LIMIT 1", -1,
@@ -2044,6 +2332,7 @@ static void sq_free(struct salus_store *s)
 	salus_sx_w_free(sq->sx); /* its statements, before their connection */
 	conn_close(&sq->w); /* last: it checkpoints the WAL into the database */
 	salus_crypt_vfs_free(sq->vfs); /* after every connection through it */
+	salus_pk_free(sq->pk);
 	pthread_cond_destroy(&sq->rcv);
 	pthread_mutex_destroy(&sq->rmu);
 	pthread_cond_destroy(&sq->qcv);
@@ -2089,6 +2378,8 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 	if (o->page_keys &&
 	    (rc = salus_crypt_vfs_new(o->page_keys, o->npage_keys, o->page_key_id, &sq->vfs)))
 		goto out_free;
+	if (o->patient_keys && (rc = salus_pk_open(o->patient_keys, o->pwks, o->npwks, o->patient_keys_exclusive, &sq->pk)))
+		goto out_free;
 	if ((rc = writer_open(sq, o->create)))
 		goto out_free;
 	if (!(sq->readers = salus_calloc((size_t)n, sizeof *sq->readers))) {
@@ -2116,6 +2407,37 @@ out_free:
 	return rc;
 }
 
+/* Search hits with bodies sealed under a patient's key are opened before the
+ * caller sees them; an erased patient's (in a restored copy) are skipped. */
+struct open_hits {
+	struct sq_store *sq;
+	salus_sq_cb cb;
+	void *ctx;
+};
+
+static int open_hit(void *arg, const struct salus_sq_hit *h)
+{
+	struct open_hits *oh = arg;
+	struct salus_sq_hit o;
+	char *json = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (!h->r.json || !salus_pk_is_sealed(h->r.json, h->r.len))
+		return oh->cb(oh->ctx, h);
+	rc = salus_pk_open_rec(oh->sq->pk, h->r.type, h->r.id, h->r.version, h->r.json, h->r.len, &json, &n);
+	if (rc == SALUS_EGONE)
+		return 0;
+	if (rc)
+		return rc;
+	o = (struct salus_sq_hit){.r = h->r, .rid = h->rid, .cursor = h->cursor};
+	o.r.json = json;
+	o.r.len = n;
+	rc = oh->cb(oh->ctx, &o);
+	salus_free(json);
+	return rc;
+}
+
 /* Searches (store_index.c) on a pooled reader connection. */
 static int sq_search(struct salus_store *s, const struct salus_sq *q, salus_sq_cb cb, void *ctx)
 {
@@ -2124,7 +2446,8 @@ static int sq_search(struct salus_store *s, const struct salus_sq *q, salus_sq_c
 	int rc = reader_get(sq, &c);
 	if (rc)
 		return rc;
-	rc = salus_sx_search(c->db, q, cb, ctx);
+	struct open_hits oh = {.sq = sq, .cb = cb, .ctx = ctx};
+	rc = salus_sx_search(c->db, q, sq->pk ? open_hit : cb, sq->pk ? (void *)&oh : ctx);
 	reader_put(sq, c);
 	return rc;
 }
@@ -2213,4 +2536,7 @@ const struct salus_store_ops salus_store_sqlite_ops = {
 	.search = sq_search,
 	.search_count = sq_search_count,
 	.search_plan = sq_search_plan,
+	.patient_erase = sq_patient_erase,
+	.patient_replay = sq_patient_replay,
+	.patient_rewrap = sq_patient_rewrap,
 };

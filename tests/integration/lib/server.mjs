@@ -137,9 +137,12 @@ export class SalusServer {
     return salus(['client', 'remove', '--data', this.dir, '--id', id]);
   }
 
-  /** env: extra environment for `salus serve` (e.g. ASAN_OPTIONS for a memory test). */
-  async start({ clients = DEFAULT_CLIENTS, serveArgs = [], env = {} } = {}) {
+  /** env: extra environment for `salus serve` (e.g. ASAN_OPTIONS for a memory test).
+   * clientTls: TLS options every request uses unless it gives its own (a client
+   * certificate for a server started with --tls.client_cert require). */
+  async start({ clients = DEFAULT_CLIENTS, serveArgs = [], env = {}, clientTls } = {}) {
     this.env = env;
+    this.clientTls = clientTls;
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'salus-it-'));
     this.dir = path.join(this.tmp, 'data');
     const init = await salus(['init', '--data', this.dir]);
@@ -195,6 +198,20 @@ export class SalusServer {
     throw new Error(`salus serve not ready after ${STARTUP_MS} ms: ${this.log.join('')}`);
   }
 
+  /** Stop the server process but keep the data directory (see restart). */
+  async halt() {
+    if (this.proc && this.alive()) {
+      this.proc.kill('SIGTERM');
+      await this.exited;
+    }
+  }
+
+  /** Serve the same data directory again (after halt), on the same port. */
+  async restart(serveArgs = []) {
+    await this.halt();
+    await this.#spawnAndWait(serveArgs);
+  }
+
   /** Is the server process still alive? */
   alive() {
     return this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
@@ -219,7 +236,7 @@ export class SalusServer {
       body,
       agent: opts.agent ?? this.agent,
       timeoutMs: opts.timeoutMs,
-      tls: opts.tls,
+      tls: opts.tls ?? this.clientTls,
     });
   }
 

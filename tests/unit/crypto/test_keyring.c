@@ -165,6 +165,62 @@ static void test_mac_detects_edit(void **state)
 	assert_non_null(strstr(why, "modified"));
 }
 
+/* Patient-key wrapping keys: added, kept across reopen and KEK rotation,
+ * old ones destroyed; a copy of the keyring from before the destruction does
+ * not open once the KEK was rotated; a PWK is not a page key. */
+static void test_pwk(void **state)
+{
+	struct fx *f = *state;
+	struct salus_kek_config kc = {.source = SALUS_KEK_FILE, .kek_file = f->kek};
+	struct salus_keyring *kr = NULL;
+	const char *why = NULL;
+	unsigned char k1[SALUS_DEK_LEN], k1b[SALUS_DEK_LEN], k2[SALUS_DEK_LEN], tmp[SALUS_DEK_LEN];
+	uint32_t id = 0;
+	char old[300];
+
+	assert_int_equal(salus_keyring_create(f->ring, &kc, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_pwk_count(kr), 0);
+	assert_int_equal(salus_keyring_pwk(kr, 0, &id, k1), SALUS_EINVALID);
+	assert_int_equal(salus_keyring_pwk_add(kr), SALUS_OK);
+	assert_int_equal(salus_keyring_pwk(kr, 0, &id, k1), SALUS_OK);
+	assert_int_equal(id, 1);
+	assert_int_equal(salus_keyring_count(kr), 1); /* page keys unchanged */
+	salus_keyring_page_key(kr, 0, &id, tmp);
+	assert_memory_not_equal(tmp, k1, SALUS_DEK_LEN);
+	salus_keyring_free(kr);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_pwk(kr, 0, &id, k1b), SALUS_OK);
+	assert_memory_equal(k1, k1b, SALUS_DEK_LEN);
+	/* a backup of the keyring and the key file as they are now */
+	snprintf(old, sizeof old, "%s.old", f->ring);
+	assert_int_equal(rename(f->ring, old), 0);
+	assert_int_equal(salus_keyring_rotate_kek(kr, &kc, &why), SALUS_OK); /* writes f->ring anew */
+	salus_keyring_free(kr);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_pwk(kr, 0, &id, k1b), SALUS_OK);
+	assert_memory_equal(k1, k1b, SALUS_DEK_LEN); /* rotation re-wraps, keeps */
+	assert_int_equal(salus_keyring_pwk_add(kr), SALUS_OK);
+	assert_int_equal(salus_keyring_pwk_count(kr), 2);
+	assert_int_equal(salus_keyring_pwk(kr, 1, &id, k2), SALUS_OK);
+	assert_int_equal(id, 2);
+	assert_memory_not_equal(k1, k2, SALUS_DEK_LEN);
+	assert_int_equal(salus_keyring_pwk_destroy_old(kr), SALUS_OK);
+	assert_int_equal(salus_keyring_rotate_kek(kr, &kc, &why), SALUS_OK);
+	salus_keyring_free(kr);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_pwk_count(kr), 1);
+	assert_int_equal(salus_keyring_pwk(kr, 0, &id, k1b), SALUS_OK);
+	assert_int_equal(id, 2);
+	assert_memory_equal(k2, k1b, SALUS_DEK_LEN);
+	salus_keyring_free(kr);
+	/* the old keyring (with PWK 1) does not open with the current key file */
+	assert_int_equal(rename(old, f->ring), 0);
+	kr = NULL;
+	assert_int_not_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_null(kr);
+}
+
 static void test_passphrase_source(void **state)
 {
 	struct fx *f = *state;
@@ -291,6 +347,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_file_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mac_detects_edit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pwk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passphrase_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_command_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_bookkeeping, setup, teardown),

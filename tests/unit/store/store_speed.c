@@ -1,7 +1,7 @@
 /*
  * store_speed.c — throughput of the store (built, not a ctest).
  *
- *   store_speed [--encrypt | --compare] [DIR] [CREATES] [THREADS]
+ *   store_speed [--encrypt | --compare] [--patient-keys] [DIR] [CREATES] [THREADS]
  *
  * Opens a fresh SQLite store in DIR (default: a new /tmp directory), runs
  * CREATES durable creates (default 20000) from THREADS client threads (default
@@ -9,6 +9,12 @@
  * two seconds each.  Prints creates/s, per-create latency p50/p99 and reads/s.
  * --encrypt uses the page-encrypting VFS (docs/security.md); --compare runs
  * plaintext then encrypted in the same process and prints the ratios.
+ * --patient-keys (crypto-shredding, docs/security.md): every Patient body is
+ * also sealed under its own patient key (keys/patient-keys.db in DIR; each
+ * create is a new patient, so a new key: the worst case); with --compare it
+ * runs page-encrypted without, then with, patient keys.  --per-patient N:
+ * each thread creates a Patient then N Observations of it (the usual shape
+ * of clinical data: one new key per N + 1 writes).
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -28,6 +34,7 @@ struct run {
 	int n;                              /* creates per thread */
 	int nthreads;
 	char (*ids)[SALUS_MAX_ID + 1];     /* all created ids */
+	bool *obs;                          /* created as an Observation (--per-patient) */
 	double *lat_us;                     /* per create */
 	volatile int stop;
 	long reads;
@@ -59,13 +66,31 @@ static json_t *sample(int i)
 			 "PleasantVille", "state", "Vic", "postalCode", "3999", "country", "AU");
 }
 
+static int per_patient; /* --per-patient N: N Observations of each Patient created (0: Patients only) */
+
+static json_t *sample_obs(const char *pid)
+{
+	char ref[SALUS_MAX_ID + 16];
+	snprintf(ref, sizeof ref, "Patient/%s", pid);
+	return json_pack("{s:s, s:s, s:{s:[{s:s, s:s, s:s}]}, s:{s:s}, s:s, s:{s:f, s:s, s:s, s:s}}", "resourceType",
+			 "Observation", "status", "final", "code", "coding", "system", "http://loinc.org", "code",
+			 "29463-7", "display", "Body weight", "subject", "reference", ref, "effectiveDateTime",
+			 "2024-05-01T10:00:00Z", "valueQuantity", "value", 71.5, "unit", "kg", "system",
+			 "http://unitsofmeasure.org", "code", "kg");
+}
+
 static void *creator(void *p)
 {
 	struct arg *a = p;
 	struct run *r = a->r;
+	char pid[SALUS_MAX_ID + 1] = "";
 	for (int i = 0; i < r->n; i++) {
 		int k = a->t * r->n + i;
-		struct salus_write w = {.kind = SALUS_WRITE_CREATE, .type = "Patient", .resource = sample(k)};
+		bool obs = per_patient && i % (per_patient + 1) != 0 && pid[0];
+		struct salus_ix ix = {.patient = pid};
+		struct salus_write w = {.kind = SALUS_WRITE_CREATE, .type = obs ? "Observation" : "Patient",
+					.resource = obs ? sample_obs(pid) : sample(k), .index = obs ? &ix : NULL};
+		r->obs[k] = obs;
 		double t0 = now_s();
 		int rc = salus_store_write(r->s, &w, 1);
 		r->lat_us[k] = (now_s() - t0) * 1e6;
@@ -75,6 +100,8 @@ static void *creator(void *p)
 			pthread_mutex_unlock(&r->mu);
 		}
 		memcpy(r->ids[k], w.id_out, sizeof w.id_out);
+		if (!obs)
+			memcpy(pid, w.id_out, sizeof w.id_out);
 		salus_write_release(&w);
 		json_decref(w.resource);
 	}
@@ -90,7 +117,7 @@ static void *reader(void *p)
 	while (!r->stop) {
 		struct salus_resource res;
 		int k = (int)(rand_r(&seed) % (unsigned)total);
-		if (salus_store_read(r->s, "Patient", r->ids[k], 0, &res) == SALUS_OK)
+		if (salus_store_read(r->s, r->obs[k] ? "Observation" : "Patient", r->ids[k], 0, &res) == SALUS_OK)
 			salus_resource_release(&res);
 		else
 			r->errors++;
@@ -128,11 +155,13 @@ static double read_phase(struct run *r, int threads, double secs)
 }
 
 /* One measurement on a fresh store in dir: creates/s, reads/s (cores threads), reads/s (threads). */
-static int run_once(const char *dir, int creates, int threads, bool encrypt, bool keep, double out[3])
+static int run_once(const char *dir, int creates, int threads, bool encrypt, bool pkeys, bool keep, double out[3])
 {
-	/* a fixed test key: this tool measures, it protects nothing */
+	/* fixed test keys: this tool measures, it protects nothing */
 	static const struct salus_page_key key = {.id = 1, .key = {1, 2, 3, 4, 5, 6, 7, 8}};
-	char uri[300];
+	static const struct salus_page_key pwk = {.id = 1, .key = {9, 10, 11, 12}};
+	char uri[300], pkpath[300];
+	const char *label = pkeys ? "patient-keys" : encrypt ? "encrypted" : "plaintext";
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	struct run r = {.nthreads = threads};
 	struct salus_store_opts o = {.create = true};
@@ -146,7 +175,13 @@ static int run_once(const char *dir, int creates, int threads, bool encrypt, boo
 		o.npage_keys = 1;
 		o.page_key_id = 1;
 	}
-	snprintf(uri, sizeof uri, "sqlite:%s/speed%s.db", dir, encrypt ? "-enc" : "");
+	if (pkeys) {
+		snprintf(pkpath, sizeof pkpath, "%s/speed-patient-keys.db", dir);
+		o.patient_keys = pkpath;
+		o.pwks = &pwk;
+		o.npwks = 1;
+	}
+	snprintf(uri, sizeof uri, "sqlite:%s/speed%s.db", dir, pkeys ? "-pk" : encrypt ? "-enc" : "");
 	if ((rc = salus_store_open(uri, &o, &r.s))) {
 		fprintf(stderr, "open: %s\n", salus_err_name(rc));
 		return 1;
@@ -154,6 +189,7 @@ static int run_once(const char *dir, int creates, int threads, bool encrypt, boo
 	r.n = creates / threads;
 	r.ids = calloc((size_t)(r.n * threads), sizeof *r.ids);
 	r.lat_us = calloc((size_t)(r.n * threads), sizeof *r.lat_us);
+	r.obs = calloc((size_t)(r.n * threads), sizeof *r.obs);
 	pthread_mutex_init(&r.mu, NULL);
 
 	t0 = now_s();
@@ -168,22 +204,28 @@ static int run_once(const char *dir, int creates, int threads, bool encrypt, boo
 	out[0] = r.n * threads / secs;
 	printf("[%s] creates: %d in %.2f s = %.0f creates/s (%d threads, %ld cores), latency p50 %.0f us p99 %.0f us, "
 	       "errors %d\n",
-	       encrypt ? "encrypted" : "plaintext", r.n * threads, secs, out[0], threads, cores,
+	       label, r.n * threads, secs, out[0], threads, cores,
 	       r.lat_us[r.n * threads / 2], r.lat_us[r.n * threads * 99 / 100], r.errors);
 	out[1] = read_phase(&r, (int)cores, 2.0);
-	printf("[%s] reads: %.0f reads/s (%ld threads)\n", encrypt ? "encrypted" : "plaintext", out[1], cores);
+	printf("[%s] reads: %.0f reads/s (%ld threads)\n", label, out[1], cores);
 	out[2] = read_phase(&r, threads, 2.0);
-	printf("[%s] reads: %.0f reads/s (%d threads)\n", encrypt ? "encrypted" : "plaintext", out[2], threads);
-	printf("[%s] read errors: %d\n", encrypt ? "encrypted" : "plaintext", r.errors);
+	printf("[%s] reads: %.0f reads/s (%d threads)\n", label, out[2], threads);
+	printf("[%s] read errors: %d\n", label, r.errors);
 
 	salus_store_free(r.s);
 	free(r.ids);
 	free(r.lat_us);
+	free(r.obs);
 	if (!keep) {
 		char p[320];
 		const char *sfx[] = {"", "-wal", "-shm"};
 		for (int i = 0; i < 3; i++) {
-			snprintf(p, sizeof p, "%s/speed%s.db%s", dir, encrypt ? "-enc" : "", sfx[i]);
+			snprintf(p, sizeof p, "%s/speed%s.db%s", dir, pkeys ? "-pk" : encrypt ? "-enc" : "", sfx[i]);
+			unlink(p);
+		}
+		if (pkeys) {
+			unlink(pkpath);
+			snprintf(p, sizeof p, "%s.lock", pkpath);
 			unlink(p);
 		}
 	}
@@ -193,7 +235,7 @@ static int run_once(const char *dir, int creates, int threads, bool encrypt, boo
 int main(int argc, char **argv)
 {
 	char dir[256] = "/tmp/salus-speed-XXXXXX";
-	bool encrypt = false, compare = false;
+	bool encrypt = false, compare = false, pkeys = false;
 	char *pos[4] = {0};
 	int npos = 0, rc = 0;
 
@@ -204,6 +246,10 @@ int main(int argc, char **argv)
 			encrypt = true;
 		else if (!strcmp(argv[i], "--compare"))
 			compare = true;
+		else if (!strcmp(argv[i], "--patient-keys"))
+			pkeys = true;
+		else if (!strcmp(argv[i], "--per-patient") && i + 1 < argc)
+			per_patient = (int)strtol(argv[++i], NULL, 10);
 		else if (npos < 4)
 			pos[npos++] = argv[i];
 	}
@@ -221,12 +267,13 @@ int main(int argc, char **argv)
 	salus_store_global_init();
 	double plain[3], enc[3];
 	if (compare) {
-		rc |= run_once(dir, creates, threads, false, npos > 0, plain);
-		rc |= run_once(dir, creates, threads, true, npos > 0, enc);
-		printf("encrypted / plaintext: creates %.0f%%, reads %.0f%% (cores threads), reads %.0f%% (%d threads)\n",
-		       100 * enc[0] / plain[0], 100 * enc[1] / plain[1], 100 * enc[2] / plain[2], threads);
+		rc |= run_once(dir, creates, threads, pkeys, false, npos > 0, plain);
+		rc |= run_once(dir, creates, threads, true, pkeys, npos > 0, enc);
+		printf("%s / %s: creates %.0f%%, reads %.0f%% (cores threads), reads %.0f%% (%d threads)\n",
+		       pkeys ? "patient-keys" : "encrypted", pkeys ? "encrypted" : "plaintext", 100 * enc[0] / plain[0],
+		       100 * enc[1] / plain[1], 100 * enc[2] / plain[2], threads);
 	} else {
-		rc = run_once(dir, creates, threads, encrypt, npos > 0, encrypt ? enc : plain);
+		rc = run_once(dir, creates, threads, encrypt || pkeys, pkeys, npos > 0, encrypt ? enc : plain);
 	}
 	if (npos == 0)
 		rmdir(dir);

@@ -1,0 +1,306 @@
+/*
+ * test_store_erase.c — per-patient record keys and crypto-shredding
+ * (patkey.c, store.h "crypto-shredding", docs/security.md): bodies of a
+ * patient's compartment are sealed (no plaintext in the rows), bound to their
+ * identity (a body moved to another row fails), erased patients answer gone
+ * on every read path, others are intact, a copy of the database made before
+ * the erasure cannot yield the erased bodies (with or without the replay), the
+ * key database keeps only a tombstone, re-wrapping moves the keys to the new
+ * wrapping key, and an erasure cannot run while another process has the keys.
+ *
+ * The database is plaintext here (no page keys) so the test can look at the
+ * rows with the sqlite3 library: the record layer is what is under test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "store/store.h"
+
+struct fx {
+	char dir[64];
+	char db[128], uri[140], keys[128];
+	struct salus_page_key pwk[2];
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof f->dir, "/tmp/salus-erase-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->db, sizeof f->db, "%s/salus.db", f->dir);
+	snprintf(f->uri, sizeof f->uri, "sqlite:%s", f->db);
+	snprintf(f->keys, sizeof f->keys, "%s/patient-keys.db", f->dir);
+	for (int k = 0; k < 2; k++) {
+		f->pwk[k].id = (uint32_t)k + 1;
+		for (int i = 0; i < SALUS_PAGE_KEY_LEN; i++)
+			f->pwk[k].key[i] = (unsigned char)(i * 13 + k * 57 + 1);
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+/* Open with wrapping keys [first, first + n). */
+static int open_store(struct fx *f, size_t first, size_t n, bool exclusive, struct salus_store **s)
+{
+	struct salus_store_opts o = {.create = true, .readers = 2, .patient_keys = f->keys, .pwks = &f->pwk[first],
+				     .npwks = n, .patient_keys_exclusive = exclusive};
+	return salus_store_open(f->uri, &o, s);
+}
+
+/* Write one resource (owned by patient `owner` unless it is a Patient). */
+static void put(struct salus_store *s, const char *type, const char *id, const char *owner, const char *text)
+{
+	char json[512];
+	struct salus_ix ix = {.patient = owner};
+	snprintf(json, sizeof json, "{\"resourceType\":\"%s\",\"text\":{\"status\":\"generated\",\"div\":\"%s\"}}", type,
+		 text);
+	json_t *res = json_loads(json, 0, NULL);
+	assert_non_null(res);
+	struct salus_write w = {.kind = SALUS_WRITE_UPDATE, .type = type, .id = id, .resource = res, .index = &ix};
+	assert_int_equal(salus_store_write(s, &w, 1), SALUS_OK);
+	salus_write_release(&w);
+	json_decref(res);
+}
+
+static int read_rc(struct salus_store *s, const char *type, const char *id, long version, long *got_version)
+{
+	struct salus_resource r = {.json = NULL};
+	int rc = salus_store_read(s, type, id, version, &r);
+	if (got_version)
+		*got_version = r.version;
+	salus_resource_release(&r);
+	return rc;
+}
+
+struct hits {
+	const char *needle;
+	long n;
+};
+
+static int count_cb(void *ctx, const struct salus_resource *r)
+{
+	struct hits *h = ctx;
+	if (r->json && strstr(r->json, h->needle))
+		h->n++;
+	return 0;
+}
+
+/* Versions in the store-wide history whose body contains needle. */
+static long history_hits(struct salus_store *s, const char *needle)
+{
+	struct hits h = {.needle = needle};
+	struct salus_history_q q = {.count = 1000};
+	assert_int_equal(salus_store_history(s, &q, count_cb, &h), SALUS_OK);
+	return h.n;
+}
+
+static long list_hits(struct salus_store *s, const char *type, const char *needle)
+{
+	struct hits h = {.needle = needle};
+	assert_int_equal(salus_store_list(s, type, NULL, 1000, count_cb, &h), SALUS_OK);
+	return h.n;
+}
+
+/* Rows of the raw database (plaintext here) whose body contains needle, by SQL. */
+static long raw_count(const char *db, const char *sql)
+{
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL;
+	long n = -1;
+	assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return n;
+}
+
+static void raw_exec(const char *db, const char *sql)
+{
+	sqlite3 *h = NULL;
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char cmd[400];
+	snprintf(cmd, sizeof cmd, "cp %s %s", from, to);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void load(struct salus_store *s)
+{
+	put(s, "Patient", "p1", NULL, "ALPHA-SECRET one");
+	put(s, "Patient", "p1", NULL, "ALPHA-SECRET two"); /* version 2: history */
+	put(s, "Observation", "o1", "p1", "ALPHA-SECRET obs");
+	put(s, "Patient", "p2", NULL, "BRAVO-KEPT");
+	put(s, "Observation", "o2", "p2", "BRAVO-KEPT obs");
+	put(s, "Organization", "org", NULL, "CHARLIE-PUBLIC"); /* in no compartment: not sealed */
+}
+
+static void test_sealed_at_rest(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s = NULL;
+	assert_int_equal(open_store(f, 0, 1, false, &s), SALUS_OK);
+	load(s);
+	salus_store_free(s);
+	/* compartment bodies are blobs without the plaintext; the Organization is JSON text */
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM history WHERE json LIKE '%SECRET%' OR json LIKE '%KEPT%'"),
+			 0);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM history WHERE typeof(json)='blob'"), 5);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM resource WHERE type='Organization' AND "
+					  "typeof(json)='text' AND json LIKE '%CHARLIE-PUBLIC%'"),
+			 1);
+	/* and read back as JSON on every path */
+	assert_int_equal(open_store(f, 0, 1, false, &s), SALUS_OK);
+	assert_int_equal(history_hits(s, "ALPHA-SECRET"), 3);
+	assert_int_equal(list_hits(s, "Observation", "obs"), 2);
+	long v = 0;
+	assert_int_equal(read_rc(s, "Patient", "p1", 1, &v), SALUS_OK);
+	salus_store_free(s);
+	/* a body moved to another row (same patient, another version) does not open */
+	raw_exec(f->db, "UPDATE resource SET json=(SELECT json FROM history WHERE type='Patient' AND id='p1' AND version=1)"
+			" WHERE type='Patient' AND id='p1'");
+	assert_int_equal(open_store(f, 0, 1, false, &s), SALUS_OK);
+	assert_int_equal(read_rc(s, "Patient", "p1", 0, NULL), SALUS_EINTEGRITY);
+	assert_int_equal(read_rc(s, "Patient", "p1", 1, NULL), SALUS_OK);
+	salus_store_free(s);
+}
+
+static void test_erase_and_restored_copy(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s = NULL;
+	struct salus_erase_result res;
+	char backup[160];
+	long v = -1;
+
+	assert_int_equal(open_store(f, 0, 1, false, &s), SALUS_OK);
+	load(s);
+	salus_store_free(s);
+	snprintf(backup, sizeof backup, "%s/backup.db", f->dir);
+	copy_file(f->db, backup); /* closed store: the WAL is checkpointed */
+
+	assert_int_equal(open_store(f, 0, 1, true, &s), SALUS_OK);
+	assert_int_equal(salus_store_patient_erase(s, "p1", &res), SALUS_OK);
+	assert_true(res.key_destroyed);
+	assert_int_equal(res.resources, 2);
+	assert_int_equal(read_rc(s, "Patient", "p1", 0, &v), SALUS_EGONE);
+	assert_int_equal(v, 0);
+	assert_int_equal(read_rc(s, "Patient", "p1", 1, NULL), SALUS_EGONE);
+	assert_int_equal(read_rc(s, "Observation", "o1", 0, NULL), SALUS_EGONE);
+	assert_int_equal(history_hits(s, "ALPHA"), 0);
+	assert_int_equal(list_hits(s, "Observation", "obs"), 1);
+	assert_int_equal(read_rc(s, "Patient", "p2", 0, NULL), SALUS_OK);
+	assert_int_equal(read_rc(s, "Observation", "o2", 0, NULL), SALUS_OK);
+	assert_int_equal(read_rc(s, "Organization", "org", 0, NULL), SALUS_OK);
+	/* writes into the erased compartment are refused; erase again is a no-op */
+	char json[] = "{\"resourceType\":\"Observation\"}";
+	json_t *res_j = json_loads(json, 0, NULL);
+	struct salus_ix ix = {.patient = "p1"};
+	struct salus_write w = {.kind = SALUS_WRITE_CREATE, .type = "Observation", .resource = res_j, .index = &ix};
+	assert_int_equal(salus_store_write(s, &w, 1), SALUS_EGONE);
+	salus_write_release(&w);
+	json_decref(res_j);
+	assert_int_equal(salus_store_patient_erase(s, "p1", &res), SALUS_OK);
+	assert_false(res.key_destroyed);
+	assert_int_equal(res.resources, 0);
+	salus_store_free(s);
+	/* rows gone from the live file; the key database holds a tombstone only */
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM history WHERE id IN ('p1','o1')"), 0);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sx_res WHERE id IN ('p1','o1')"), 0);
+	assert_int_equal(raw_count(f->keys, "SELECT count(*) FROM patient_key WHERE pid='p1' AND state=2 AND wrapped IS "
+					    "NULL"),
+			 1);
+
+	/* the pre-erase database restored over the live one: nothing of p1 opens */
+	copy_file(backup, f->db);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM history WHERE id IN ('p1','o1')"), 3);
+	assert_int_equal(open_store(f, 0, 1, false, &s), SALUS_OK);
+	assert_int_equal(read_rc(s, "Patient", "p1", 0, &v), SALUS_EGONE);
+	assert_int_equal(v, 2);
+	assert_int_equal(read_rc(s, "Patient", "p1", 1, NULL), SALUS_EGONE);
+	assert_int_equal(read_rc(s, "Observation", "o1", 0, NULL), SALUS_EGONE);
+	assert_int_equal(history_hits(s, "ALPHA"), 0);
+	assert_int_equal(history_hits(s, "BRAVO"), 2);
+	assert_int_equal(list_hits(s, "Observation", "obs"), 1);
+	/* and the replay removes the rows again */
+	size_t np = 0;
+	long nr = 0;
+	assert_int_equal(salus_store_patient_replay(s, &np, &nr), SALUS_OK);
+	assert_int_equal(np, 1);
+	assert_int_equal(nr, 2);
+	assert_int_equal(read_rc(s, "Patient", "p1", 0, &v), SALUS_EGONE);
+	assert_int_equal(v, 0);
+	salus_store_free(s);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM history WHERE id IN ('p1','o1')"), 0);
+}
+
+static void test_rewrap_and_lock(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s = NULL, *s2 = NULL;
+	size_t n = 0;
+
+	assert_int_equal(open_store(f, 0, 1, false, &s), SALUS_OK);
+	load(s);
+	/* an erasure needs the key database to itself */
+	assert_int_equal(open_store(f, 0, 2, true, &s2), SALUS_EBUSY);
+	salus_store_free(s);
+	assert_int_equal(open_store(f, 0, 2, true, &s), SALUS_OK);
+	assert_int_equal(open_store(f, 0, 2, false, &s2), SALUS_EBUSY);
+	assert_int_equal(salus_store_patient_rewrap(s, &n), SALUS_OK);
+	assert_int_equal(n, 2);
+	salus_store_free(s);
+	assert_int_equal(raw_count(f->keys, "SELECT count(*) FROM patient_key WHERE wrap_id=2"), 2);
+	/* the old wrapping key alone opens nothing any more; the new one alone does */
+	assert_int_equal(open_store(f, 0, 1, false, &s), SALUS_OK);
+	assert_int_equal(read_rc(s, "Patient", "p2", 0, NULL), SALUS_EINTEGRITY);
+	salus_store_free(s);
+	assert_int_equal(open_store(f, 1, 1, false, &s), SALUS_OK);
+	assert_int_equal(read_rc(s, "Patient", "p2", 0, NULL), SALUS_OK);
+	assert_int_equal(read_rc(s, "Observation", "o1", 0, NULL), SALUS_OK);
+	salus_store_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_sealed_at_rest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_erase_and_restored_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rewrap_and_lock, setup, teardown),
+	};
+	salus_alloc_install();
+	salus_store_global_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
