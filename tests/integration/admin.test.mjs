@@ -4,8 +4,6 @@
 // (the user can no longer sign in); every call is an administrative AuditEvent.
 // The admin's token comes from the real SMART flow (oauth4webapi + otplib).
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as oauth from 'oauth4webapi';
 import { generate } from 'otplib';
@@ -18,13 +16,7 @@ let s, as;
 const totps = {};
 
 async function addUser(username, role, link) {
-  const pwFile = path.join(s.tmp, `${username}.pw`);
-  const totpFile = path.join(s.tmp, `${username}.totp`);
-  fs.writeFileSync(pwFile, PW, { mode: 0o600 });
-  const r = await salus(['user', 'add', '--data', s.dir, '--username', username, '--role', role, '--password-file', pwFile,
-    ...link, '--totp-secret-out', totpFile]);
-  assert.equal(r.code, 0, r.stderr);
-  totps[username] = fs.readFileSync(totpFile, 'utf8').trim();
+  totps[username] = await s.addUser(username, role, link, PW);
 }
 
 const form = (o) => new URLSearchParams(o).toString();

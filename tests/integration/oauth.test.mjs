@@ -4,8 +4,6 @@
 // Negative cases: wrong PKCE verifier, reused code, reused refresh token (family revoked),
 // tampered and alg:none tokens, lockout holding while others are served, enumeration timing.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as oauth from 'oauth4webapi';
 import { generate } from 'otplib';
@@ -17,15 +15,7 @@ let s, as, totp;
 const otherTotp = {}; // each TOTP time step is accepted once per user: later flows use other users
 const client = { client_id: 'smartapp' };
 
-async function addUser(username, role, link) {
-  const pwFile = path.join(s.tmp, `${username}.pw`);
-  const totpFile = path.join(s.tmp, `${username}.totp`);
-  fs.writeFileSync(pwFile, PW, { mode: 0o600 });
-  const r = await salus(['user', 'add', '--data', s.dir, '--username', username, '--role', role, '--password-file', pwFile,
-    ...link, '--totp-secret-out', totpFile]);
-  assert.equal(r.code, 0, r.stderr);
-  return fs.readFileSync(totpFile, 'utf8').trim();
-}
+const addUser = (username, role, link) => s.addUser(username, role, link, PW);
 
 before(async () => {
   s = await startServer({ clients: [{ id: 'rs', scope: 'system/Patient.rs' }] });

@@ -6,8 +6,6 @@
 // batch Bundles — plus v2 scope restrictions and proxy access through a RelatedPerson.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generate } from 'otplib';
 import { salus, startServer } from './lib/server.mjs';
@@ -22,13 +20,7 @@ const post = (p, body, cookie) => s.request('POST', p, {
   headers: { 'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}) }, body: form(body),
 });
 
-async function addUser(username, role, link) {
-  const pwFile = path.join(s.tmp, `${username}.pw`);
-  fs.writeFileSync(pwFile, PW, { mode: 0o600 });
-  const r = await salus(['user', 'add', '--data', s.dir, '--username', username, '--role', role, '--password-file', pwFile,
-    ...link, '--totp-secret-out', path.join(s.tmp, `${username}.totp`)]);
-  assert.equal(r.code, 0, r.stderr);
-}
+const addUser = (username, role, link) => s.addUser(username, role, link, PW);
 
 /** The whole SMART standalone flow for a patient-side user (MFA not enrolled): the token response. */
 async function login(user, scope) {
@@ -314,13 +306,7 @@ describe('relationship rule and break-glass ([policy] relationship = practitione
       const w = await r2.request('PUT', `/fhir/${res.resourceType}/${res.id}`, { token: sys2, body: res });
       assert.ok(w.status === 201 || w.status === 200, w.body);
     }
-    const pwFile = path.join(r2.tmp, 'drtwo.pw');
-    const totpFile = path.join(r2.tmp, 'drtwo.totp');
-    fs.writeFileSync(pwFile, PW, { mode: 0o600 });
-    const u = await salus(['user', 'add', '--data', r2.dir, '--username', 'drtwo', '--role', 'clinician', '--password-file',
-      pwFile, '--practitioner', 'doc2', '--totp-secret-out', totpFile]);
-    assert.equal(u.code, 0, u.stderr);
-    totpSecret = fs.readFileSync(totpFile, 'utf8').trim();
+    totpSecret = await r2.addUser('drtwo', 'clinician', ['--practitioner', 'doc2'], PW);
     // the code + PKCE flow with TOTP (staff)
     const verifier = crypto.randomBytes(32).toString('base64url');
     const q = new URLSearchParams({ client_id: 'capp', redirect_uri: REDIRECT, response_type: 'code',

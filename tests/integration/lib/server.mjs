@@ -133,6 +133,17 @@ export class SalusServer {
     return secret;
   }
 
+  /** Add a user with the CLI (`link`: e.g. ['--practitioner', 'P1']); returns the base32 TOTP secret. */
+  async addUser(username, role, link, password) {
+    const pwFile = path.join(this.tmp, `${username}.pw`);
+    const totpFile = path.join(this.tmp, `${username}.totp`);
+    fs.writeFileSync(pwFile, password, { mode: 0o600 });
+    const r = await salus(['user', 'add', '--data', this.dir, '--username', username, '--role', role,
+      '--password-file', pwFile, ...link, '--totp-secret-out', totpFile]);
+    if (r.code !== 0) throw new Error(`salus user add ${username} failed (${r.code}): ${r.stderr}`);
+    return fs.readFileSync(totpFile, 'utf8').trim();
+  }
+
   async removeClient(id) {
     return salus(['client', 'remove', '--data', this.dir, '--id', id]);
   }
