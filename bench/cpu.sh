@@ -17,8 +17,10 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 tick=$(getconf CLK_TCK)
 for r in $(seq "$rounds"); do
+	k=0
 	for bin in "$@"; do
-		d=$work/data-$r-$(basename "$(dirname "$bin")"); ca=$d/tls/cert.pem; base=https://127.0.0.1:$port
+		k=$((k + 1))
+		d=$work/data-$r-$k; ca=$d/tls/cert.pem; base=https://127.0.0.1:$port
 		"$bin" init --data "$d" >/dev/null
 		head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
 		"$bin" client add --data "$d" --id bench --scope 'system/*.cruds' --secret-file "$work/secret" >/dev/null 2>&1

@@ -315,9 +315,11 @@ int salus_store_once_claim(struct salus_store *s, const char *ns, const char *ke
  * subtree (2^level leaves starting at index << level), so any root or proof
  * needs O(log n) reads (salus_store_audit_nodes).  Tables (SQLite):
  *   audit_log(idx INTEGER PRIMARY KEY, ts_ms, leaf_hash BLOB, event TEXT)
- *   audit_node(level, idx, hash BLOB, PRIMARY KEY(level, idx))      level >= 1
+ *   audit_subtree(leaf INTEGER PRIMARY KEY, hashes BLOB)   the subtrees leaf completes,
+ *                          levels 1..k, 32 bytes each (node (L, i) completes at leaf ((i+1) << L) - 1)
+ *   audit_node(level, idx, hash BLOB, PRIMARY KEY(level, idx))   older data directories
  *   audit_checkpoint(size INTEGER PRIMARY KEY, root BLOB, ts_ms, signed_note TEXT)
- * Triggers refuse UPDATE and DELETE on all three, except an UPDATE that only
+ * Triggers refuse UPDATE and DELETE on all four, except an UPDATE that only
  * sets audit_log.event to NULL (pruning the text of an old event keeps its
  * leaf hash, so the tree still verifies).  The store never interprets event
  * text: building, signing and verifying are the audit module's business. */

@@ -195,6 +195,7 @@ enum stmt_id {
 	ST_AU_SIZE,
 	ST_AU_LEAF,
 	ST_AU_NODE,
+	ST_AU_SUBTREE,
 	ST_AU_SCAN,
 	ST_AU_CPS,
 	ST_AU_CP_LAST,
@@ -212,7 +213,7 @@ enum stmt_id {
 	ST_W_RELEASE,
 	ST_W_ROLLBACK_TO,
 	ST_W_AU_INS,
-	ST_W_AU_NODE_INS,
+	ST_W_AU_SUBTREE_INS,
 	ST_W_AU_CP_INS,
 	ST_W_TOK_DEL, /* the identifier index (added with conditional operations) */
 	ST_W_TOK_INS,
@@ -246,6 +247,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_AU_SIZE] = "SELECT coalesce(max(idx) + 1, 0) FROM audit_log",
 	[ST_AU_LEAF] = "SELECT leaf_hash FROM audit_log WHERE idx=?1",
 	[ST_AU_NODE] = "SELECT hash FROM audit_node WHERE level=?1 AND idx=?2",
+	[ST_AU_SUBTREE] = "SELECT hashes FROM audit_subtree WHERE leaf=?1",
 	[ST_AU_SCAN] = "SELECT idx, ts_ms, leaf_hash, event FROM audit_log WHERE idx>=?1 ORDER BY idx LIMIT ?2",
 	[ST_AU_CPS] = "SELECT size, root, ts_ms, signed_note FROM audit_checkpoint ORDER BY size",
 	[ST_AU_CP_LAST] = "SELECT size, root, ts_ms, signed_note FROM audit_checkpoint ORDER BY size DESC LIMIT 1",
@@ -266,7 +268,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_W_RELEASE] = "RELEASE job",
 	[ST_W_ROLLBACK_TO] = "ROLLBACK TO job",
 	[ST_W_AU_INS] = "INSERT INTO audit_log(idx, ts_ms, leaf_hash, event) VALUES(?1, ?2, ?3, ?4)",
-	[ST_W_AU_NODE_INS] = "INSERT INTO audit_node(level, idx, hash) VALUES(?1, ?2, ?3)",
+	[ST_W_AU_SUBTREE_INS] = "INSERT INTO audit_subtree(leaf, hashes) VALUES(?1, ?2)",
 	[ST_W_AU_CP_INS] = "INSERT INTO audit_checkpoint(size, root, ts_ms, signed_note) VALUES(?1, ?2, ?3, ?4) "
 			   "ON CONFLICT(size) DO NOTHING",
 	[ST_W_TOK_DEL] = "DELETE FROM token_index WHERE type=?1 AND id=?2",
@@ -320,6 +322,7 @@ static const char audit_schema_sql[] =
 	" leaf_hash BLOB NOT NULL, event TEXT);"
 	"CREATE TABLE IF NOT EXISTS audit_node(level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,"
 	" PRIMARY KEY(level, idx)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS audit_subtree(leaf INTEGER PRIMARY KEY, hashes BLOB NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS audit_checkpoint(size INTEGER PRIMARY KEY, root BLOB NOT NULL,"
 	" ts_ms INTEGER NOT NULL, signed_note TEXT NOT NULL);"
 	"CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log"
@@ -330,6 +333,10 @@ static const char audit_schema_sql[] =
 	" BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;"
 	"CREATE TRIGGER IF NOT EXISTS audit_node_no_update BEFORE UPDATE ON audit_node"
 	" BEGIN SELECT RAISE(ABORT, 'audit_node is append-only'); END;"
+	"CREATE TRIGGER IF NOT EXISTS audit_subtree_no_update BEFORE UPDATE ON audit_subtree"
+	" BEGIN SELECT RAISE(ABORT, 'audit_subtree is append-only'); END;"
+	"CREATE TRIGGER IF NOT EXISTS audit_subtree_no_delete BEFORE DELETE ON audit_subtree"
+	" BEGIN SELECT RAISE(ABORT, 'audit_subtree is append-only'); END;"
 	"CREATE TRIGGER IF NOT EXISTS audit_node_no_delete BEFORE DELETE ON audit_node"
 	" BEGIN SELECT RAISE(ABORT, 'audit_node is append-only'); END;"
 	"CREATE TRIGGER IF NOT EXISTS audit_checkpoint_no_update BEFORE UPDATE ON audit_checkpoint"
@@ -1358,12 +1365,40 @@ static int au_node_hash(const unsigned char *l, const unsigned char *r, unsigned
 	return au_sha256(in, sizeof in, out);
 }
 
-/* Read one stored hash (level 0: a leaf) on connection c. */
+/* One stored hash (level 0: a leaf) on connection c.  Subtree hashes live in
+ * the row of the leaf that completed them: node (level L >= 1, idx i) is
+ * completed by leaf ((i + 1) << L) - 1, whose audit_subtree row holds the
+ * hashes of levels 1..k it completed, 32 bytes each, level L at (L - 1) * 32
+ * — so an append writes one row at the end of one b-tree.  Data written
+ * before audit_subtree existed keeps its nodes in audit_node(level, idx). */
 static int au_read_hash(struct conn *c, int level, int64_t idx, unsigned char out[SALUS_AUDIT_HASH_LEN])
 {
 	sqlite3_stmt *st = NULL;
+	const unsigned char *blob;
 	int rc;
 
+	if (level < 0 || level >= AU_LEVELS - 1 || idx < 0 || idx > (INT64_MAX >> level) - 1)
+		return SALUS_ENOTFOUND;
+	if (level) { /* the completing leaf's row first, then the older layout */
+		if ((rc = conn_stmt(c, ST_AU_SUBTREE, &st)))
+			return rc;
+		sqlite3_bind_int64(st, 1, ((idx + 1) << level) - 1);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			blob = sqlite3_column_blob(st, 0);
+			if (!blob || sqlite3_column_bytes(st, 0) < level * SALUS_AUDIT_HASH_LEN ||
+			    sqlite3_column_bytes(st, 0) % SALUS_AUDIT_HASH_LEN) {
+				sqlite3_reset(st);
+				return SALUS_EIO;
+			}
+			memcpy(out, blob + (size_t)(level - 1) * SALUS_AUDIT_HASH_LEN, SALUS_AUDIT_HASH_LEN);
+			sqlite3_reset(st);
+			return SALUS_OK;
+		}
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return map_rc(rc);
+	}
 	if ((rc = conn_stmt(c, level ? ST_AU_NODE : ST_AU_LEAF, &st)))
 		return rc;
 	if (level) {
@@ -1455,14 +1490,18 @@ static int au_append(struct sq_store *sq, struct salus_audit_entry *e)
 		return rc;
 	memcpy(e->leaf_hash, cur, sizeof cur);
 	e->index = n;
-	for (l = 0; (n >> l) & 1; l++) {
+	/* the subtrees leaf n completes (levels 1..l), in one row keyed by n (see au_read_hash) */
+	unsigned char nodes[(AU_LEVELS - 1) * SALUS_AUDIT_HASH_LEN];
+	for (l = 0; l < AU_LEVELS - 1 && (n >> l) & 1; l++) {
 		if ((rc = au_node_hash(sq->au_front[l], cur, cur)))
 			return rc;
-		if ((rc = conn_stmt(&sq->w, ST_W_AU_NODE_INS, &st)))
+		memcpy(nodes + (size_t)l * SALUS_AUDIT_HASH_LEN, cur, sizeof cur);
+	}
+	if (l) {
+		if ((rc = conn_stmt(&sq->w, ST_W_AU_SUBTREE_INS, &st)))
 			return rc;
-		sqlite3_bind_int(st, 1, l + 1);
-		sqlite3_bind_int64(st, 2, n >> (l + 1));
-		sqlite3_bind_blob(st, 3, cur, sizeof cur, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 1, n);
+		sqlite3_bind_blob(st, 2, nodes, l * SALUS_AUDIT_HASH_LEN, SQLITE_STATIC);
 		if ((rc = step_done(st)))
 			return rc;
 	}
