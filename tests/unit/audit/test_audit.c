@@ -313,6 +313,68 @@ static void test_reopen(void **state)
 	assert_int_equal(rep.checkpoints, 2);
 }
 
+static void sql(const char *db, const char *q);
+
+/* Data directories written before audit_subtree keep their subtree hashes in
+ * audit_node(level, idx): rewrite a log into that layout (the node of level L,
+ * index i sits at offset (L-1)*32 of the row of leaf ((i+1) << L) - 1) and
+ * check that roots, proofs and verification still agree, that appends after
+ * the change mix both layouts, and that a damaged subtree row is caught. */
+static void test_subtree_layouts(void **state)
+{
+	struct fx *f = *state;
+	struct salus_audit_report rep;
+	unsigned char before[32], after[32];
+	salus_merkle_hash proof[SALUS_MERKLE_MAX_PROOF];
+	size_t np;
+	record_n(f, 45, "old");
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	assert_int_equal(salus_audit_root(f->st, 45, before), 0);
+	fx_close(f);
+	/* to the older layout: one audit_node row per stored subtree, no audit_subtree rows */
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER audit_subtree_no_delete", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_stmt *rd, *wr;
+	assert_int_equal(sqlite3_prepare_v2(h, "SELECT leaf, hashes FROM audit_subtree", -1, &rd, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "INSERT INTO audit_node(level, idx, hash) VALUES(?1, ?2, ?3)", -1, &wr, NULL),
+			 SQLITE_OK);
+	int moved = 0;
+	while (sqlite3_step(rd) == SQLITE_ROW) {
+		int64_t leaf = sqlite3_column_int64(rd, 0);
+		const unsigned char *hs = sqlite3_column_blob(rd, 1);
+		int k = sqlite3_column_bytes(rd, 1) / 32;
+		for (int l = 1; l <= k; l++) {
+			sqlite3_bind_int(wr, 1, l);
+			sqlite3_bind_int64(wr, 2, leaf >> l);
+			sqlite3_bind_blob(wr, 3, hs + (l - 1) * 32, 32, SQLITE_TRANSIENT);
+			assert_int_equal(sqlite3_step(wr), SQLITE_DONE);
+			sqlite3_reset(wr);
+			moved++;
+		}
+	}
+	sqlite3_finalize(rd);
+	sqlite3_finalize(wr);
+	assert_int_equal(moved, 45 - 4); /* n leaves make n - popcount(n) complete subtrees: 45 = 101101b */
+	assert_int_equal(sqlite3_exec(h, "DELETE FROM audit_subtree", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	fx_reopen(f);
+	assert_int_equal(salus_audit_root(f->st, 45, after), 0);
+	assert_memory_equal(before, after, 32);
+	assert_int_equal(salus_audit_prove_inclusion(f->st, 3, 45, proof, &np), 0);
+	record_n(f, 30, "new"); /* the new subtrees complete over old ones */
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	assert_int_equal(salus_audit_verify_store(f->st, salus_audit_vkey(f->au), &rep), 0);
+	assert_int_equal(rep.events, 75);
+	fx_close(f);
+	/* a damaged subtree row of the new layout is named */
+	sql(f->db, "DROP TRIGGER audit_subtree_no_update;"
+		   "UPDATE audit_subtree SET hashes = zeroblob(length(hashes)) WHERE leaf = 63");
+	fx_reopen(f);
+	assert_int_equal(salus_audit_verify_store(f->st, salus_audit_vkey(f->au), &rep), SALUS_EINVALID);
+	assert_true(strstr(rep.why, "subtree") != NULL);
+}
+
 /* ---- the event ---- */
 
 static void test_event_shape(void **state)
@@ -709,6 +771,7 @@ int main(void)
 		cmocka_unit_test(test_event_shape),
 		cmocka_unit_test_setup_teardown(test_store_proofs, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_subtree_layouts, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_flip_byte, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_delete, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_swap, fx_setup, fx_teardown),
