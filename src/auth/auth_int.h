@@ -123,4 +123,13 @@ void salus_jwks_cache_free(struct salus_jwks_cache *c); /* NULL-safe */
 int salus_client_get(struct salus_store *st, const char *id, json_t **rec /* OUT */, char **raw /* OUT */,
 		     size_t *raw_n /* OUT */);
 
+/* Before registering a client: 0 when no client has this id; SALUS_EEXISTS
+ * (with *why) when one does; SALUS_EIO, SALUS_ENOMEM. */
+int salus_client_absent(struct salus_store *st, const char *id, const char **why /* OUT */);
+
+/* The secret hash of a client that has no secret (a public app, a backend
+ * service): the Argon2id hash of random bytes nobody keeps, so
+ * client_secret_basic can never succeed for it.  Errors: SALUS_ENOMEM, SALUS_ECRYPTO. */
+int salus_client_unusable_hash(char hash[SALUS_PWHASH_LEN] /* OUT */);
+
 #endif

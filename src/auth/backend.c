@@ -254,7 +254,7 @@ static int register_backend(struct salus_store *st, const char *id, const char *
 			    json_t *keyval, const char **why)
 {
 	struct salus_scopes sc;
-	char *canon = NULL, *val = NULL, *text = NULL;
+	char *canon = NULL, *text = NULL;
 	json_t *rec = NULL;
 	int rc = scope ? salus_scopes_parse(scope, strlen(scope), &sc) : SALUS_EINVALID;
 	if (rc) {
@@ -268,20 +268,10 @@ static int register_backend(struct salus_store *st, const char *id, const char *
 	salus_scopes_release(&sc);
 	if (rc)
 		goto out;
-	rc = salus_store_kv_get(st, "client", id, &val, NULL);
-	salus_free(val);
-	if (rc == 0) {
-		*why = "a client with this id already exists";
-		rc = SALUS_EEXISTS;
+	if ((rc = salus_client_absent(st, id, why)))
 		goto out;
-	}
-	if (rc != SALUS_ENOTFOUND)
-		goto out;
-	char hash[SALUS_PWHASH_LEN], gen[SALUS_B64URL_LEN(16)], created[SALUS_INSTANT_LEN], junk[SALUS_B64URL_LEN(32)];
-	salus_random_token(32, junk, sizeof junk);
-	rc = salus_pwhash(junk, strlen(junk), hash);
-	sodium_memzero(junk, sizeof junk);
-	if (rc)
+	char hash[SALUS_PWHASH_LEN], gen[SALUS_B64URL_LEN(16)], created[SALUS_INSTANT_LEN];
+	if ((rc = salus_client_unusable_hash(hash)))
 		goto out;
 	salus_random_token(16, gen, sizeof gen);
 	salus_instant_format(salus_now_ms(), created);

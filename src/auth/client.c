@@ -7,6 +7,8 @@
  */
 #include <string.h>
 
+#include <sodium.h>
+
 #include "auth/auth_int.h"
 #include "core/alloc.h"
 #include "core/clock.h"
@@ -88,19 +90,12 @@ int salus_auth_client_add(struct salus_store *st, const char *id, const char *se
 		}
 		return rc;
 	}
-	char *canon = NULL, *val = NULL, *text = NULL;
+	char *canon = NULL, *text = NULL;
 	json_t *rec = NULL;
 	char hash[SALUS_PWHASH_LEN], gen[SALUS_B64URL_LEN(16)], created[SALUS_INSTANT_LEN];
 	if ((rc = salus_scopes_format(&sc, &canon)))
 		goto out_scopes;
-	rc = salus_store_kv_get(st, CLIENT_NS, id, &val, NULL);
-	salus_free(val);
-	if (rc == 0) {
-		set_why(why, "a client with this id already exists");
-		rc = SALUS_EEXISTS;
-		goto out_canon;
-	}
-	if (rc != SALUS_ENOTFOUND)
+	if ((rc = salus_client_absent(st, id, why)))
 		goto out_canon;
 	if ((rc = salus_pwhash(secret, secret_n, hash)))
 		goto out_canon;
@@ -166,4 +161,25 @@ int salus_auth_client_list(struct salus_store *st, salus_client_cb cb, void *ctx
 {
 	struct list_ctx lc = {cb, ctx};
 	return salus_store_kv_list(st, CLIENT_NS, on_kv, &lc);
+}
+
+int salus_client_absent(struct salus_store *st, const char *id, const char **why)
+{
+	char *val = NULL;
+	int rc = salus_store_kv_get(st, CLIENT_NS, id, &val, NULL);
+	salus_free(val);
+	if (rc == 0) {
+		set_why(why, "a client with this id already exists");
+		return SALUS_EEXISTS;
+	}
+	return rc == SALUS_ENOTFOUND ? 0 : rc;
+}
+
+int salus_client_unusable_hash(char hash[SALUS_PWHASH_LEN])
+{
+	char junk[SALUS_B64URL_LEN(32)];
+	salus_random_token(32, junk, sizeof junk);
+	int rc = salus_pwhash(junk, strlen(junk), hash);
+	sodium_memzero(junk, sizeof junk);
+	return rc;
 }

@@ -212,7 +212,7 @@ int salus_auth_app_add(struct salus_store *st, const char *id, const char *scope
 	struct salus_buf res;
 	salus_buf_init(&res, SALUS_MAX_SCOPE);
 	unsigned bits;
-	char *canon = NULL, *full = NULL, *val = NULL;
+	char *canon = NULL, *full = NULL;
 	int rc = split_scope(scope, &res, &bits);
 	if (!rc && res.n) {
 		struct salus_scopes sc;
@@ -232,23 +232,10 @@ int salus_auth_app_add(struct salus_store *st, const char *id, const char *scope
 	salus_buf_release(&res);
 	if ((rc = join_scope(canon, bits, &full)))
 		goto out;
-	rc = salus_store_kv_get(st, "client", id, &val, NULL);
-	salus_free(val);
-	if (rc == 0) {
-		*why = "a client with this id already exists";
-		rc = SALUS_EEXISTS;
+	if ((rc = salus_client_absent(st, id, why)))
 		goto out;
-	}
-	if (rc != SALUS_ENOTFOUND)
-		goto out;
-	char hash[SALUS_PWHASH_LEN], gen[SALUS_B64URL_LEN(16)], created[SALUS_INSTANT_LEN], junk[SALUS_B64URL_LEN(32)];
-	if (public_client) { /* a hash of a secret nobody knows: client_secret_basic can never succeed */
-		salus_random_token(32, junk, sizeof junk);
-		rc = salus_pwhash(junk, strlen(junk), hash);
-		sodium_memzero(junk, sizeof junk);
-	} else {
-		rc = salus_pwhash(secret, secret_n, hash);
-	}
+	char hash[SALUS_PWHASH_LEN], gen[SALUS_B64URL_LEN(16)], created[SALUS_INSTANT_LEN];
+	rc = public_client ? salus_client_unusable_hash(hash) : salus_pwhash(secret, secret_n, hash);
 	if (rc)
 		goto out;
 	salus_random_token(16, gen, sizeof gen);
