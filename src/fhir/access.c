@@ -45,6 +45,27 @@ static size_t type_comp_params(const char *t, uint32_t *out)
 	return n;
 }
 
+#define MAX_TYPE_COMP_PARAMS 64
+
+/* The Patient-compartment reference parameters of type t into v (at most
+ * MAX_TYPE_COMP_PARAMS; a type with more gets none: fail safe). */
+static size_t type_comp_params_capped(const char *t, uint32_t v[MAX_TYPE_COMP_PARAMS])
+{
+	size_t n = type_comp_params(t, NULL);
+	return n > MAX_TYPE_COMP_PARAMS ? 0 : type_comp_params(t, v);
+}
+
+/* Is row a reference to a Patient through one of the parameters v[0..n)? */
+static bool comp_patient_row(const struct salus_ix_row *row, const uint32_t *v, size_t n)
+{
+	if (row->kind != SALUS_IX_REFERENCE || !row->a || strcmp(row->a, "Patient"))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (row->param == v[i])
+			return true;
+	return false;
+}
+
 static void comp_init(void)
 {
 	size_t total = 0;
@@ -410,20 +431,11 @@ int salus_fhir_access_visible(struct salus_store *st, const struct salus_policy 
 		goto out;
 	bool pass = true;
 	if (r.compartment && strcmp(type, "Patient")) {
-		uint32_t mine[64];
-		size_t nm = type_comp_params(type, NULL);
-		if (nm > 64)
-			nm = 0;
-		else
-			type_comp_params(type, mine);
+		uint32_t mine[MAX_TYPE_COMP_PARAMS];
+		size_t nm = type_comp_params_capped(type, mine);
 		bool in = false;
-		for (size_t k = 0; k < x.ix.n && !in; k++) {
-			const struct salus_ix_row *row = &x.ix.rows[k];
-			if (row->kind != SALUS_IX_REFERENCE || strcmp(S(row->a), "Patient") || strcmp(S(row->b), p->patient))
-				continue;
-			for (size_t i = 0; i < nm && !in; i++)
-				in = row->param == mine[i];
-		}
+		for (size_t k = 0; k < x.ix.n && !in; k++)
+			in = comp_patient_row(&x.ix.rows[k], mine, nm) && !strcmp(S(x.ix.rows[k].b), p->patient);
 		pass = in;
 	}
 	if (pass && r.related && !strcmp(type, "Patient")) {
@@ -440,19 +452,12 @@ int salus_fhir_access_visible(struct salus_store *st, const struct salus_policy 
 		pass = gp;
 	} else if (pass && r.related && type_comp_params(type, NULL)) {
 		/* in the compartment of at least one related patient */
-		uint32_t mine[64];
-		size_t nm = type_comp_params(type, NULL);
-		if (nm > 64)
-			nm = 0;
-		else
-			type_comp_params(type, mine);
+		uint32_t mine[MAX_TYPE_COMP_PARAMS];
+		size_t nm = type_comp_params_capped(type, mine);
 		bool any = false;
 		for (size_t k = 0; k < x.ix.n && !any; k++) {
 			const struct salus_ix_row *row = &x.ix.rows[k];
-			bool cp = false;
-			for (size_t i = 0; i < nm && !cp; i++)
-				cp = row->param == mine[i];
-			if (!cp || row->kind != SALUS_IX_REFERENCE || strcmp(S(row->a), "Patient") || !*S(row->b))
+			if (!comp_patient_row(row, mine, nm) || !*S(row->b))
 				continue;
 			if ((rc = related_patient(st, p, rel, row->b, &any)))
 				goto out;
