@@ -1172,25 +1172,17 @@ static int do_history(struct salus_store *st, const struct salus_fhir_req *rq, s
 				break;
 			q.before_seq = pg.seen_seq;
 		}
-		if (rc == PAGE_STOP)
-			rc = 0;
-		if (!rc && pg.more) {
-			char extra[96];
-			snprintf(extra, sizeof extra, "_snapshot=%lld&_cursor=%lld", (long long)q.at_most_seq,
-				 (long long)pg.last_seq);
-			rc = add_link(b, "next", rq, path, extra, 0);
-		}
 	} else if (!rc && q.count > 0) {
 		q.count++; /* one extra row tells whether a next page exists */
 		rc = salus_store_history(st, &q, add_entry, &pg);
-		if (rc == PAGE_STOP)
-			rc = 0;
-		if (!rc && pg.more) {
-			char extra[96];
-			snprintf(extra, sizeof extra, "_snapshot=%lld&_cursor=%lld", (long long)q.at_most_seq,
-				 (long long)pg.last_seq);
-			rc = add_link(b, "next", rq, path, extra, 0);
-		}
+	}
+	if (rc == PAGE_STOP)
+		rc = 0;
+	if (!rc && pg.more) {
+		char extra[96];
+		snprintf(extra, sizeof extra, "_snapshot=%lld&_cursor=%lld", (long long)q.at_most_seq,
+			 (long long)pg.last_seq);
+		rc = add_link(b, "next", rq, path, extra, 0);
 	}
 	if (!rc)
 		rc = salus_buf_adds(b, "],\"entry\":[");
