@@ -7,6 +7,7 @@
 #define SALUS_CLI_CMD_H
 
 int salus_cmd_audit(int argc, char **argv);
+int salus_cmd_backup(int argc, char **argv);
 int salus_cmd_client(int argc, char **argv);
 int salus_cmd_deid(int argc, char **argv);
 /* `salus deid fhir [FILE]` (cmd_deid_fhir.c), dispatched by salus_cmd_deid; argv[0] = "fhir". */

@@ -19,6 +19,7 @@ struct cmd {
 /* Keep sorted by name. */
 static const struct cmd cmds[] = {
 	{"audit", salus_cmd_audit, "verify, export and prove the audit trail"},
+	{"backup", salus_cmd_backup, "online encrypted backups: create, verify, restore"},
 	{"client", salus_cmd_client, "register, list and remove OAuth clients"},
 	{"deid", salus_cmd_deid, "find and transform PHI in text and FHIR"},
 	{"gen", salus_cmd_gen, "generate synthetic demo patients"},

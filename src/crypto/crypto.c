@@ -5,6 +5,7 @@
 #include "crypto/crypto.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -94,6 +95,30 @@ int salus_random_token(size_t nbytes, char *out, size_t cap)
 void salus_hash256(const void *p, size_t n, unsigned char out[SALUS_HASH_LEN])
 {
 	crypto_generichash(out, SALUS_HASH_LEN, p, n, NULL, 0);
+}
+
+int salus_hash256_file(const char *path, unsigned char out[SALUS_HASH_LEN], uint64_t *bytes)
+{
+	crypto_generichash_state st;
+	unsigned char buf[65536];
+	uint64_t total = 0;
+	size_t n;
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return SALUS_ENOTFOUND;
+	crypto_generichash_init(&st, NULL, 0, SALUS_HASH_LEN);
+	while ((n = fread(buf, 1, sizeof buf, fp)) > 0) {
+		crypto_generichash_update(&st, buf, n);
+		total += n;
+	}
+	int bad = ferror(fp);
+	fclose(fp);
+	if (bad)
+		return SALUS_EIO;
+	crypto_generichash_final(&st, out, SALUS_HASH_LEN);
+	if (bytes)
+		*bytes = total;
+	return SALUS_OK;
 }
 
 _Static_assert(SALUS_PWHASH_LEN == crypto_pwhash_STRBYTES, "SALUS_PWHASH_LEN");

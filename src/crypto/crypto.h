@@ -58,6 +58,9 @@ int salus_random_token(size_t nbytes, char *out /* OUT */, size_t cap);
 #define SALUS_HASH_LEN 32
 /* BLAKE2b-256 of n bytes (unkeyed; for cache keys and key ids, not for secrets at rest). */
 void salus_hash256(const void *p, size_t n, unsigned char out[SALUS_HASH_LEN] /* OUT */);
+/* BLAKE2b-256 of a whole file, read in pieces; *bytes (may be NULL) gets its
+ * size.  Errors: SALUS_ENOTFOUND (cannot open), SALUS_EIO. */
+int salus_hash256_file(const char *path, unsigned char out[SALUS_HASH_LEN] /* OUT */, uint64_t *bytes /* OUT */);
 
 /* ---- Argon2id secret hashing ---------------------------------------------------------------- */
 

@@ -599,3 +599,24 @@ out_unlock:
 	pthread_mutex_unlock(&pk->mu);
 	return rc;
 }
+
+int salus_pk_backup(struct salus_pk *pk, const char *dest)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&pk->mu);
+	if ((rc = flush_locked(pk)))
+		goto out;
+	if (sqlite3_prepare_v2(pk->db, "VACUUM INTO ?1", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC) != SQLITE_OK) {
+		rc = map(sqlite3_errcode(pk->db));
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? SALUS_OK : map(rc);
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&pk->mu);
+	return rc;
+}

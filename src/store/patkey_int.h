@@ -78,4 +78,8 @@ int salus_pk_rewrap(struct salus_pk *pk, size_t *n /* OUT, may be NULL */);
 /* Every erased patient id, in id order; non-zero from cb stops and is returned. */
 int salus_pk_erased(struct salus_pk *pk, int (*cb)(void *ctx, const char *pid, int64_t erased_ms), void *ctx);
 
+/* Write a consistent copy of the key database to the new file dest (after
+ * making pending keys durable).  Errors: SALUS_EIO, SALUS_ENOMEM. */
+int salus_pk_backup(struct salus_pk *pk, const char *dest);
+
 #endif

@@ -391,6 +391,13 @@ int salus_store_patient_rewrap(struct salus_store *s, size_t *n)
 	return s->ops->patient_rewrap ? s->ops->patient_rewrap(s, n) : SALUS_EINVALID;
 }
 
+int salus_store_backup(struct salus_store *s, const char *dest_db, const char *dest_keys)
+{
+	if (!s || !dest_db || !*dest_db || (dest_keys && !*dest_keys))
+		return SALUS_EINVALID;
+	return s->ops->backup ? s->ops->backup(s, dest_db, dest_keys) : SALUS_EINVALID;
+}
+
 /* ---- kv ---- */
 
 int salus_store_kv_put(struct salus_store *s, const char *ns, const char *key, const void *val, size_t n)

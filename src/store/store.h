@@ -260,6 +260,19 @@ int salus_store_patient_replay(struct salus_store *s, size_t *npatients /* OUT *
  * compact the key database.  *n (may be NULL): keys re-wrapped. */
 int salus_store_patient_rewrap(struct salus_store *s, size_t *n /* OUT, may be NULL */);
 
+/* ---- backup (docs/backup.md) ---- */
+
+/* Write a consistent copy of the store, online (readers and the writer go on):
+ * dest_db gets the database as of one read transaction, written through the
+ * store's encrypting VFS (every page sealed, under the current write key, like
+ * the live file); then, when the store has a patient key database and
+ * dest_keys is not NULL, dest_keys gets a copy of that.  Keys are durable
+ * before any body they seal, so every sealed body in the copy has its key in
+ * the key copy.  Both files are new (mode 0600); an existing one is an error.
+ * Errors: SALUS_EINVALID (bad argument), SALUS_EEXISTS (a destination exists),
+ * SALUS_EIO, SALUS_EINTEGRITY (a live page failed authentication), SALUS_ENOMEM. */
+int salus_store_backup(struct salus_store *s, const char *dest_db, const char *dest_keys);
+
 /* ---- identifier index (added with conditional operations) -------------------------------------
  *
  * Every write fills table token_index(type, id, system, value) from the

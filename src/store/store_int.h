@@ -54,6 +54,8 @@ struct salus_store_ops {
 	int (*patient_erase)(struct salus_store *s, const char *pid, struct salus_erase_result *out);
 	int (*patient_replay)(struct salus_store *s, size_t *npatients, long *nresources);
 	int (*patient_rewrap)(struct salus_store *s, size_t *n);
+	/* backup (store.h) */
+	int (*backup)(struct salus_store *s, const char *dest_db, const char *dest_keys);
 };
 
 /* Every backend's store struct starts with this. */

@@ -1840,6 +1840,11 @@ int salus_sq_writer_call(struct salus_store *s, int (*fn)(void *ctx, sqlite3 *db
 	return submit(sq_of(s), &j);
 }
 
+struct salus_pk *salus_sq_pk(struct salus_store *s)
+{
+	return sq_of(s)->pk;
+}
+
 int salus_sq_reader_call(struct salus_store *s, int (*fn)(void *ctx, sqlite3 *db), void *ctx)
 {
 	struct sq_store *sq = sq_of(s);
@@ -2578,4 +2583,5 @@ const struct salus_store_ops salus_store_sqlite_ops = {
 	.patient_erase = sq_patient_erase,
 	.patient_replay = sq_patient_replay,
 	.patient_rewrap = sq_patient_rewrap,
+	.backup = salus_sq_backup,
 };

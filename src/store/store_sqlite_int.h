@@ -25,4 +25,11 @@ int salus_sq_reader_call(struct salus_store *s, int (*fn)(void *ctx, sqlite3 *db
 /* A SQLite result code as a SALUS_E* code. */
 int salus_sq_map_rc(int rc);
 
+struct salus_pk;
+/* The store's patient key database (patkey_int.h); NULL when it has none. */
+struct salus_pk *salus_sq_pk(struct salus_store *s);
+
+/* salus_store_backup of the SQLite backend (store_backup.c). */
+int salus_sq_backup(struct salus_store *s, const char *dest_db, const char *dest_keys);
+
 #endif
