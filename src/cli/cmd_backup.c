@@ -31,6 +31,7 @@
 #include "audit/audit.h"
 #include "cli/cmd.h"
 #include "cli/store_open.h"
+#include "core/alloc.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -178,7 +179,7 @@ static int plan_entry(const char *path, const struct stat *sb, int flag, struct 
 		pl->too_many = true;
 		return 1;
 	}
-	if (!(pl->files[pl->n] = strdup(rel)))
+	if (!(pl->files[pl->n] = salus_strdup(rel)))
 		return 1;
 	pl->n++;
 	return 0;
@@ -187,7 +188,7 @@ static int plan_entry(const char *path, const struct stat *sb, int flag, struct 
 static void plan_free(struct plan *pl)
 {
 	for (size_t i = 0; i < pl->n; i++)
-		free(pl->files[i]);
+		salus_free(pl->files[i]);
 	pl->n = 0;
 }
 
@@ -460,7 +461,8 @@ static int restore(const char *from, const char *dir, const char *kek_file, cons
 		                                      : "cannot create the directory");
 	}
 	status = 1;
-	char *abs = realpath(dir, NULL), *fabs = realpath(from, NULL);
+	char abs_buf[SALUS_PATH_MAX], fabs_buf[SALUS_PATH_MAX];
+	char *abs = realpath(dir, abs_buf), *fabs = realpath(from, fabs_buf);
 	char ring_rel[SALUS_PATH_MAX] = "", pk_rel[SALUS_PATH_MAX] = "";
 	if (!abs || !fabs) {
 		salus_cli_fail("backup", 1, "%s: cannot resolve the path", abs ? from : dir);
@@ -531,8 +533,6 @@ out:
 		rm_tree(abs);
 	else if (status)
 		rm_tree(dir);
-	free(abs);
-	free(fabs);
 	json_decref(doc);
 	json_decref(kdoc);
 	return status;
