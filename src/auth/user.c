@@ -109,81 +109,34 @@ struct salus_users {
 	struct addr_slot *addrs;
 };
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return SALUS_EIO;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int salus_pepper_create(const char *path)
 {
+	unsigned char raw[SALUS_PEPPER_LEN];
+	char text[sizeof PEPPER_MAGIC + SALUS_B64URL_LEN(SALUS_PEPPER_LEN) + 2];
 	int rc = salus_crypto_init();
 	if (rc)
 		return rc;
-	char tmp[SALUS_PATH_MAX];
-	int n = snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-	if (n < 0 || (size_t)n >= sizeof tmp)
-		return SALUS_EINVALID;
-	if (access(path, F_OK) == 0)
-		return SALUS_EEXISTS;
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return SALUS_EIO;
-	unsigned char raw[SALUS_PEPPER_LEN];
-	char text[sizeof PEPPER_MAGIC + SALUS_B64URL_LEN(SALUS_PEPPER_LEN) + 2];
 	randombytes_buf(raw, sizeof raw);
 	memcpy(text, PEPPER_MAGIC "\n", sizeof PEPPER_MAGIC);
 	salus_b64url_encode(raw, sizeof raw, text + sizeof PEPPER_MAGIC, SALUS_B64URL_LEN(SALUS_PEPPER_LEN));
 	size_t len = strlen(text);
 	text[len++] = '\n';
-	rc = fchmod(fd, 0600) ? SALUS_EIO : write_all(fd, text, len);
+	rc = salus_keyfile_write(path, text, len, false); /* sealed when the keyring gave a file key */
 	sodium_memzero(raw, sizeof raw);
 	sodium_memzero(text, sizeof text);
-	if (!rc && fsync(fd))
-		rc = SALUS_EIO;
-	if (!rc && link(tmp, path))
-		rc = errno == EEXIST ? SALUS_EEXISTS : SALUS_EIO;
-	close(fd);
-	unlink(tmp);
 	return rc;
 }
 
 static int pepper_load(const char *path, unsigned char out[SALUS_PEPPER_LEN])
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return errno == ENOENT ? SALUS_ENOTFOUND : SALUS_EIO;
-	struct stat st;
 	char text[128];
 	size_t got = 0, bn = 0;
-	int rc = 0;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_size >= (off_t)sizeof text) {
-		close(fd);
-		return SALUS_EINVALID;
-	}
-	while (got < sizeof text - 1) {
-		ssize_t r = read(fd, text + got, sizeof text - 1 - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			rc = r < 0 ? SALUS_EIO : 0;
-			break;
-		}
-		got += (size_t)r;
-	}
-	close(fd);
-	text[got] = 0;
+	int rc = salus_keyfile_read(path, text, sizeof text, &got, NULL);
+	if (rc)
+		return rc;
 	const size_t ml = sizeof PEPPER_MAGIC - 1, bl = SALUS_B64URL_LEN(SALUS_PEPPER_LEN) - 1;
-	if (!rc && (got < ml + 1 + bl || memcmp(text, PEPPER_MAGIC "\n", ml + 1) ||
-		    salus_b64url_decode(text + ml + 1, bl, out, SALUS_PEPPER_LEN, &bn) || bn != SALUS_PEPPER_LEN))
+	if (got < ml + 1 + bl || memcmp(text, PEPPER_MAGIC "\n", ml + 1) ||
+	    salus_b64url_decode(text + ml + 1, bl, out, SALUS_PEPPER_LEN, &bn) || bn != SALUS_PEPPER_LEN)
 		rc = SALUS_EINVALID;
 	sodium_memzero(text, sizeof text);
 	return rc;

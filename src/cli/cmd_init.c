@@ -144,12 +144,6 @@ int salus_cmd_init(int argc, char **argv)
 		return salus_cli_fail("init", 1, "cannot write salus.ini");
 	if (salus_crypto_init())
 		return salus_cli_fail("init", 1, "libsodium failed to initialise");
-	if (salus_config_path(&cfg, cfg.token_key, p) || (rc = salus_signkey_create(p)))
-		return salus_cli_fail("init", 1, "cannot create the token-signing key");
-	if (sub(p, abs, "keys/audit.key") || salus_audit_key_create(p)) /* + keys/audit.key.pub */
-		return salus_cli_fail("init", 1, "cannot create the audit checkpoint key");
-	if (sub(p, abs, "keys/pepper.key") || salus_pepper_create(p)) /* password pepper (auth/user.h) */
-		return salus_cli_fail("init", 1, "cannot create the password pepper");
 	if (salus_config_path(&cfg, cfg.tls_cert, p) || salus_config_path(&cfg, cfg.tls_key, p2))
 		return salus_cli_fail("init", 1, "TLS path too long");
 	if (cert) {
@@ -162,6 +156,15 @@ int salus_cmd_init(int argc, char **argv)
 	/* encryption at rest: KEK + first data key, then an encrypted store (cli/store_open.h) */
 	if ((rc = salus_cli_keyring_create(&cfg, &why)))
 		return salus_cli_fail("init", 1, "cannot create the keyring: %s", why ? why : salus_err_msg(rc));
+	/* the key files, sealed under the keyring's file key (crypto.h, salus_keyfile_*) */
+	if ((rc = salus_cli_file_key(&cfg, true, &why)))
+		return salus_cli_fail("init", 1, "cannot make the key-file sealing key: %s", why ? why : salus_err_msg(rc));
+	if (salus_config_path(&cfg, cfg.token_key, p) || (rc = salus_signkey_create(p)))
+		return salus_cli_fail("init", 1, "cannot create the token-signing key");
+	if (sub(p, abs, "keys/audit.key") || salus_audit_key_create(p)) /* + keys/audit.key.pub */
+		return salus_cli_fail("init", 1, "cannot create the audit checkpoint key");
+	if (sub(p, abs, "keys/pepper.key") || salus_pepper_create(p)) /* password pepper (auth/user.h) */
+		return salus_cli_fail("init", 1, "cannot create the password pepper");
 	struct salus_store *st = NULL;
 	struct salus_store_opts so = {.create = true};
 	if ((rc = salus_cli_open_store(&cfg, &so, &st, &why)))

@@ -10,6 +10,7 @@
  *               progress is in the keyring, so a killed run resumes where it
  *               stopped.  Needs the database to itself (stop the server).
  */
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,11 +24,13 @@
 #include "store/store.h"
 
 static const char usage[] =
-	"usage: salus key status|rotate|rekey-data --data DIR [--section.key VALUE ...]\n"
+	"usage: salus key status|rotate|rekey-data|seal-files --data DIR [--section.key VALUE ...]\n"
 	"Manages the keys that encrypt DIR at rest (docs/security.md).\n"
 	"  status      show the KEK version, the data keys and their ages, and what is due\n"
 	"  rotate      make a new KEK version and re-wrap every data key (online: the server keeps serving)\n"
 	"  rekey-data  re-encrypt every database page under a new data key (resumable; stop the server first)\n"
+	"  seal-files  seal the token, audit and pepper key files under the keyring (data directories made\n"
+	"              before sealing; new ones are sealed from the start)\n"
 	"The KEK comes from [keys] kek_source: file (keys/kek.key), passphrase (SALUS_KEK_PASSPHRASE;\n"
 	"rotate also reads SALUS_KEK_NEW_PASSPHRASE) or command ([keys] kek_command).\n";
 
@@ -37,6 +40,28 @@ static long age_days(const char *instant)
 	if (!instant || salus_instant_parse(instant, strlen(instant), &ms))
 		return -1;
 	return (long)((salus_now_ms() - ms) / 86400000);
+}
+
+/* The key files of a data directory (crypto.h, salus_keyfile_*). */
+static int key_files(const struct salus_config *cfg, char paths[3][SALUS_PATH_MAX])
+{
+	return salus_config_path(cfg, cfg->token_key, paths[0]) || salus_config_path(cfg, "keys/audit.key", paths[1]) ||
+			       salus_config_path(cfg, "keys/pepper.key", paths[2])
+		       ? SALUS_EINVALID
+		       : SALUS_OK;
+}
+
+/* "sealed", "NOT sealed" or "missing" (without opening a sealed file). */
+static const char *key_file_state(const char *path)
+{
+	char text[SALUS_KEYFILE_MAX + 1];
+	size_t n = 0;
+	bool sealed = false;
+	int rc = salus_keyfile_read(path, text, sizeof text, &n, &sealed);
+	sodium_memzero(text, sizeof text);
+	if (rc == SALUS_ENOTFOUND)
+		return "missing";
+	return sealed ? "sealed" : rc ? "unreadable" : "NOT sealed (salus key seal-files)";
 }
 
 static int key_status(const struct salus_config *cfg, const char *ring)
@@ -69,6 +94,10 @@ static int key_status(const struct salus_config *cfg, const char *ring)
 		       (long long)json_integer_value(json_object_get(rk, "to")),
 		       (long long)json_integer_value(json_object_get(rk, "next_page")));
 	printf("rotation schedule: every %d days ([keys] rotation_days)\n", cfg->rotation_days);
+	char paths[3][SALUS_PATH_MAX];
+	if (!key_files(cfg, paths))
+		for (int f = 0; f < 3; f++)
+			printf("key file %s: %s\n", paths[f], key_file_state(paths[f]));
 	json_decref(doc);
 	return 0;
 }
@@ -143,6 +172,37 @@ out_kr:
 	return status;
 }
 
+/* Seal every plain key file under the keyring's file key (made if missing). */
+static int key_seal_files(const struct salus_config *cfg)
+{
+	char paths[3][SALUS_PATH_MAX], text[SALUS_KEYFILE_MAX + 1];
+	const char *why = NULL;
+	int rc, status = 0;
+
+	if (key_files(cfg, paths))
+		return salus_cli_fail("key", 2, "bad key paths");
+	if ((rc = salus_cli_file_key(cfg, true, &why)))
+		return salus_cli_fail("key", 1, "cannot unlock the keyring: %s", why ? why : salus_err_msg(rc));
+	for (int i = 0; i < 3; i++) {
+		size_t n = 0;
+		bool sealed = false;
+		rc = salus_keyfile_read(paths[i], text, sizeof text, &n, &sealed);
+		if (rc == SALUS_ENOTFOUND)
+			continue;
+		if (rc) {
+			status = salus_cli_fail("key", 1, "%s: %s", paths[i], salus_err_msg(rc));
+		} else if (sealed) {
+			printf("%s: already sealed\n", paths[i]);
+		} else if ((rc = salus_keyfile_write(paths[i], text, n, true))) {
+			status = salus_cli_fail("key", 1, "%s: cannot seal: %s", paths[i], salus_err_msg(rc));
+		} else {
+			printf("%s: sealed\n", paths[i]);
+		}
+		sodium_memzero(text, sizeof text);
+	}
+	return status;
+}
+
 int salus_cmd_key(int argc, char **argv)
 {
 	const char *dir = NULL, *sub = NULL, *why = NULL;
@@ -160,7 +220,7 @@ int salus_cmd_key(int argc, char **argv)
 		}
 	}
 	if (!sub || !dir)
-		return salus_cli_fail("key", 2, "usage: salus key status|rotate|rekey-data --data DIR (see --help)");
+		return salus_cli_fail("key", 2, "usage: salus key status|rotate|rekey-data|seal-files --data DIR (see --help)");
 	struct salus_config cfg;
 	if (salus_config_load(&cfg, dir, &why))
 		return salus_cli_fail("key", 1, "%s", why);
@@ -181,5 +241,7 @@ int salus_cmd_key(int argc, char **argv)
 		return key_rotate(ring, &kc);
 	if (!strcmp(sub, "rekey-data"))
 		return key_rekey(&cfg, ring, &kc);
+	if (!strcmp(sub, "seal-files"))
+		return key_seal_files(&cfg);
 	return salus_cli_fail("key", 2, "unknown subcommand '%s' (see --help)", sub);
 }

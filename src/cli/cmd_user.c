@@ -118,14 +118,16 @@ static int open_users(const char *name, const char *dir, struct salus_store **st
 	char pepper[SALUS_PATH_MAX];
 	if (salus_config_path(&cfg, "keys/pepper.key", pepper))
 		return salus_cli_fail(name, 1, "bad data directory path");
-	if (access(pepper, F_OK) && (rc = salus_pepper_create(pepper)) && rc != SALUS_EEXISTS)
-		return salus_cli_fail(name, 1, "cannot create %s: %s", pepper, salus_err_msg(rc));
 	struct salus_store_opts so = {.create = false, .readers = 1};
 	rc = salus_cli_open_store(&cfg, &so, st, &why);
 	if (rc == SALUS_ENOTFOUND)
 		return salus_cli_fail(name, 1, "no database or keyring in %s (run salus init)", dir);
 	if (rc)
 		return salus_cli_fail(name, 1, "cannot open the store: %s", why);
+	if (access(pepper, F_OK) && (rc = salus_pepper_create(pepper)) && rc != SALUS_EEXISTS) {
+		salus_store_free(*st);
+		return salus_cli_fail(name, 1, "cannot create %s: %s", pepper, salus_err_msg(rc));
+	}
 	if ((rc = salus_users_new(*st, pepper, NULL, u))) {
 		salus_store_free(*st);
 		return salus_cli_fail(name, 1, "cannot load %s: %s", pepper, salus_err_msg(rc));

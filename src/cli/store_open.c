@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "crypto/crypto.h"
 
 int salus_cli_kek_config(const struct salus_config *cfg, struct salus_kek_config *kc, char kek_file[SALUS_PATH_MAX],
 			 char ring[SALUS_PATH_MAX])
@@ -76,6 +77,36 @@ int salus_cli_pwks(const struct salus_keyring *kr, struct salus_page_key **keys,
 	return SALUS_OK;
 }
 
+/* Hand the keyring's file key to keyfile.c (crypto.h). */
+static int file_key_set(struct salus_keyring *kr, bool create)
+{
+	unsigned char fk[SALUS_FILE_KEY_LEN];
+	int rc = salus_keyring_file_key(kr, create, fk);
+	if (!rc)
+		rc = salus_keyfile_seal_key(fk);
+	sodium_memzero(fk, sizeof fk);
+	return rc;
+}
+
+int salus_cli_file_key(const struct salus_config *cfg, bool create, const char **why)
+{
+	struct salus_kek_config kc;
+	struct salus_keyring *kr = NULL;
+	char kf[SALUS_PATH_MAX], ring[SALUS_PATH_MAX];
+	int rc;
+
+	if (salus_cli_kek_config(cfg, &kc, kf, ring)) {
+		*why = "bad [keys] settings";
+		return SALUS_EINVALID;
+	}
+	if ((rc = salus_keyring_open(ring, &kc, &kr, why)))
+		return rc;
+	if ((rc = file_key_set(kr, create)))
+		*why = rc == SALUS_ENOTFOUND ? "the keyring has no file-sealing key" : "cannot save the keyring";
+	salus_keyring_free(kr);
+	return rc;
+}
+
 int salus_cli_open_store_kr(const struct salus_config *cfg, struct salus_keyring *kr,
 			    const struct salus_store_opts *opts, struct salus_store **out, const char **why)
 {
@@ -94,6 +125,11 @@ int salus_cli_open_store_kr(const struct salus_config *cfg, struct salus_keyring
 	/* a keyring from before per-patient keys gets its first wrapping key */
 	if (!salus_keyring_pwk_count(kr) && (rc = salus_keyring_pwk_add(kr))) {
 		*why = "cannot add a patient-key wrapping key to the keyring";
+		return rc;
+	}
+	/* key files (token, audit, pepper) are sealed under the keyring's file key */
+	if ((rc = file_key_set(kr, false)) && rc != SALUS_ENOTFOUND) {
+		*why = "cannot set the key-file sealing key";
 		return rc;
 	}
 	if ((rc = salus_cli_page_keys(kr, &keys, &n)) || (rc = salus_cli_pwks(kr, &pwks, &npwk))) {

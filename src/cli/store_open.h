@@ -18,6 +18,12 @@ int salus_cli_kek_config(const struct salus_config *cfg, struct salus_kek_config
 int salus_cli_store_uri(const struct salus_config *cfg, char uri[SALUS_PATH_MAX + 8] /* OUT */);
 /* Create the KEK (key file source) and the keyring of a new data directory. */
 int salus_cli_keyring_create(const struct salus_config *cfg, const char **why /* OUT */);
+/* Unlock the keyring of cfg and set its key-file sealing key in this process
+ * (crypto.h, salus_keyfile_*), creating one first when `create` (salus init,
+ * salus key seal-files).  The store openers below do this too (never
+ * creating).  Errors: SALUS_ENOTFOUND (no file key and !create), those of
+ * the keyring; *why says which. */
+int salus_cli_file_key(const struct salus_config *cfg, bool create, const char **why /* OUT */);
 /* Open the store of cfg with the page keys of its keyring.  opts supplies
  * create/readers/batch_max (NULL: defaults); its key fields are ignored.
  * *why gets a message for the user on failure (never key material). */

@@ -62,6 +62,32 @@ void salus_hash256(const void *p, size_t n, unsigned char out[SALUS_HASH_LEN] /*
  * size.  Errors: SALUS_ENOTFOUND (cannot open), SALUS_EIO. */
 int salus_hash256_file(const char *path, unsigned char out[SALUS_HASH_LEN] /* OUT */, uint64_t *bytes /* OUT */);
 
+/* ---- small secret key files (token-signing key, audit key, password pepper) ---------------- */
+
+#define SALUS_FILE_KEY_LEN 32
+#define SALUS_KEYFILE_MAX 256 /* bytes of text in a key file */
+
+/* Set the process's key-file sealing key (a copy, in locked read-only
+ * memory; from the keyring: salus_keyring_file_key), or clear it (NULL).
+ * With it, salus_keyfile_write seals and salus_keyfile_read opens sealed
+ * files.  Errors: SALUS_ENOMEM, SALUS_ECRYPTO. */
+int salus_keyfile_seal_key(const unsigned char key[SALUS_FILE_KEY_LEN] /* NULL: clear */);
+/* Is a sealing key set? */
+bool salus_keyfile_sealing(void);
+/* Write n bytes of text (1..SALUS_KEYFILE_MAX) to a new key file at path,
+ * atomically, mode 0600: sealed (XChaCha20-Poly1305 under the sealing key,
+ * bound to the file's name) when a sealing key is set, else as they are.
+ * Never replaces an existing file unless `replace`.
+ * Errors: SALUS_EINVALID, SALUS_EEXISTS, SALUS_EIO. */
+int salus_keyfile_write(const char *path, const char *text, size_t n, bool replace);
+/* Read a key file (a regular file, no group/other access) into text (cap
+ * bytes, NUL-terminated), opening it when sealed; a plain file is returned as
+ * it is.  *sealed (may be NULL) says which it was.
+ * Errors: SALUS_ENOTFOUND, SALUS_EIO, SALUS_EINVALID (not a regular owner-only
+ * file, too large, malformed), SALUS_ECRYPTO (sealed, and no sealing key is
+ * set or it does not open the file: another keyring, a moved or altered file). */
+int salus_keyfile_read(const char *path, char *text, size_t cap, size_t *n /* OUT */, bool *sealed /* OUT */);
+
 /* ---- Argon2id secret hashing ---------------------------------------------------------------- */
 
 /* Length of an encoded Argon2id hash string including the NUL (crypto_pwhash_STRBYTES). */

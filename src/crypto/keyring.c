@@ -10,6 +10,7 @@
  *    "active":1,
  *    "rekey":{"from":1,"to":2,"next_page":1,"started":INSTANT},              while a rekey runs
  *    "pwks":[{"id":1,"created":INSTANT,"wrapped":B64}],     patient-key wrapping keys (crypto-shredding)
+ *    "fsk":{"created":INSTANT,"wrapped":B64},                 seals the key files (keyfile.c)
  *    "mac":B64}
  * wrapped = nonce(24) || ciphertext(32) || tag(16); mac = keyed BLAKE2b-256
  * of the compact, key-sorted document without "mac", under a KEK subkey.
@@ -60,6 +61,8 @@ struct secrets {
 		uint32_t id;
 		unsigned char key[SALUS_DEK_LEN];
 	} pwk[SALUS_KEYRING_MAX_PWKS]; /* patient-key wrapping keys, oldest first */
+	bool has_fsk;
+	unsigned char fsk[SALUS_DEK_LEN]; /* seals key files (keyfile.c) */
 };
 
 struct salus_keyring {
@@ -617,6 +620,17 @@ int salus_keyring_open(const char *path, const struct salus_kek_config *kc, stru
 		}
 		kr->sec->pwk[kr->sec->npwk++].id = id;
 	}
+	json_t *fsk = json_object_get(kr->doc, "fsk");
+	if (fsk) {
+		rc = unwrap_key("salus-fsk", kr->sec->kek, kr->kek_version, 1,
+				json_string_value(json_object_get(fsk, "wrapped")), kr->sec->fsk);
+		if (rc) {
+			fail(why, rc == SALUS_ECRYPTO ? "wrong key or passphrase (the file-sealing key does not unwrap)"
+						      : "the keyring is malformed", rc);
+			goto out_free;
+		}
+		kr->sec->has_fsk = true;
+	}
 	{
 		char want[SALUS_B64URL_LEN(32)];
 		if ((rc = doc_mac(kr->doc, kr->sec->kek, want)))
@@ -722,6 +736,12 @@ int salus_keyring_rotate_kek(struct salus_keyring *kr, const struct salus_kek_co
 			rc = fail(why, "out of memory", SALUS_ENOMEM);
 			goto out_doc;
 		}
+	}
+	if (kr->sec->has_fsk &&
+	    json_object_set_new(json_object_get(doc, "fsk"), "wrapped",
+				wrap_key("salus-fsk", kr->sec->new_kek, nv, 1, kr->sec->fsk))) {
+		rc = fail(why, "out of memory", SALUS_ENOMEM);
+		goto out_doc;
 	}
 	/* 2: the keyring switches to the new version in one rename */
 	if ((rc = save(kr->path, doc, kr->sec->new_kek, false))) {
@@ -927,5 +947,40 @@ int salus_keyring_status(const char *path, json_t **out)
 	json_array_foreach(json_object_get(doc, "pwks"), i, e)
 		json_object_del(e, "wrapped");
 	*out = doc;
+	return SALUS_OK;
+}
+
+/* ---- the key-file sealing key ------------------------------------------------------------------ */
+
+int salus_keyring_file_key(struct salus_keyring *kr, bool create, unsigned char key[SALUS_FILE_KEY_LEN])
+{
+	int rc = SALUS_OK;
+	if (!kr->sec->has_fsk) {
+		json_t *doc;
+		char now[SALUS_INSTANT_LEN];
+		if (!create)
+			return SALUS_ENOTFOUND;
+		if (!(doc = json_deep_copy(kr->doc)))
+			return SALUS_ENOMEM;
+		sec_rw(kr);
+		randombytes_buf(kr->sec->fsk, SALUS_DEK_LEN);
+		salus_instant_format(salus_now_ms(), now);
+		if (json_object_set_new(doc, "fsk",
+					json_pack("{s:s, s:o}", "created", now, "wrapped",
+						  wrap_key("salus-fsk", kr->sec->kek, kr->kek_version, 1, kr->sec->fsk)))) {
+			json_decref(doc);
+			rc = SALUS_ENOMEM;
+		} else {
+			rc = commit_doc(kr, doc);
+		}
+		if (rc)
+			sodium_memzero(kr->sec->fsk, SALUS_DEK_LEN);
+		else
+			kr->sec->has_fsk = true;
+		sec_ro(kr);
+		if (rc)
+			return rc;
+	}
+	crypto_kdf_derive_from_key(key, SALUS_FILE_KEY_LEN, 1, "salusFSK", kr->sec->fsk);
 	return SALUS_OK;
 }

@@ -27,10 +27,13 @@
  */
 #ifndef SALUS_CRYPTO_KEYRING_H
 #define SALUS_CRYPTO_KEYRING_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
+
+#include "crypto/crypto.h"
 
 #define SALUS_DEK_LEN 32
 #define SALUS_KEYRING_MAX_DEKS 64
@@ -118,6 +121,13 @@ int salus_keyring_pwk_destroy_old(struct salus_keyring *kr);
 /* The keyring's public state without unlocking it (for `salus key status`):
  * a new reference to the parsed file minus wrapped keys and MAC.
  * Errors: SALUS_ENOTFOUND, SALUS_EINVALID, SALUS_ENOMEM. */
+/* The key that seals the key files (crypto.h, salus_keyfile_*), derived from
+ * the keyring's file-sealing key, which is wrapped by the KEK like the data
+ * keys (and re-wrapped by salus_keyring_rotate_kek).  create: a keyring
+ * without one gets one (saved).  Only `salus init` and `salus key seal-files`
+ * create it, so two processes never race to make different ones.
+ * Errors: SALUS_ENOTFOUND (none and !create), SALUS_ENOMEM, SALUS_EIO. */
+int salus_keyring_file_key(struct salus_keyring *kr, bool create, unsigned char key[SALUS_FILE_KEY_LEN] /* OUT */);
 int salus_keyring_status(const char *path, json_t **out /* OUT */);
 
 #endif

@@ -1,7 +1,8 @@
 /*
- * signkey.c — the Ed25519 token-signing key: key file creation (atomic,
- * mode 0600, never replacing an existing key), loading into sodium_malloc'd
- * memory made read-only, key id and JWK (see crypto.h).
+ * signkey.c — the Ed25519 token-signing key: key file creation (keyfile.c:
+ * atomic, mode 0600, never replacing an existing key, sealed under the
+ * keyring's file key when there is one), loading into sodium_malloc'd memory
+ * made read-only, key id and JWK (see crypto.h).
  *
  * The file holds only the 32-byte seed; the key pair is derived on load.
  */
@@ -69,121 +70,32 @@ json_t *salus_signkey_jwk(const struct salus_signkey *k)
 			 "alg", "EdDSA", "use", "sig");
 }
 
-/* Write all of n bytes to fd. */
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return SALUS_EIO;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* fsync the directory holding path so that the new name is durable. */
-static void sync_dir(const char *path)
-{
-	char dir[SALUS_PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	if (!slash) {
-		dir[0] = '.';
-		dir[1] = 0;
-	} else {
-		size_t n = slash == path ? 1 : (size_t)(slash - path);
-		if (n >= sizeof dir)
-			return;
-		memcpy(dir, path, n);
-		dir[n] = 0;
-	}
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
 int salus_signkey_create(const char *path)
 {
+	unsigned char seed[32];
+	char text[sizeof KEYFILE_MAGIC + SALUS_B64URL_LEN(32) + 2];
 	int rc = salus_crypto_init();
 	if (rc)
 		return rc;
-	char tmp[SALUS_PATH_MAX];
-	int n = snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-	if (n < 0 || (size_t)n >= sizeof tmp)
-		return SALUS_EINVALID;
-	if (access(path, F_OK) == 0)
-		return SALUS_EEXISTS;
-	int fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
-	if (fd < 0)
-		return SALUS_EIO;
-	if (fchmod(fd, 0600) != 0) {
-		rc = SALUS_EIO;
-		goto out_fd;
-	}
-
-	unsigned char seed[32];
-	char text[sizeof KEYFILE_MAGIC + SALUS_B64URL_LEN(32) + 2];
 	randombytes_buf(seed, sizeof seed);
 	memcpy(text, KEYFILE_MAGIC "\n", sizeof KEYFILE_MAGIC);
 	salus_b64url_encode(seed, sizeof seed, text + sizeof KEYFILE_MAGIC, SALUS_B64URL_LEN(32));
 	size_t len = strlen(text);
 	text[len++] = '\n';
-	rc = write_all(fd, text, len);
+	rc = salus_keyfile_write(path, text, len, false); /* sealed when the keyring gave a file key */
 	sodium_memzero(seed, sizeof seed);
 	sodium_memzero(text, sizeof text);
-	if (!rc && fsync(fd) != 0)
-		rc = SALUS_EIO;
-	if (rc)
-		goto out_fd;
-	/* link() never replaces an existing file: two racing creators cannot both win. */
-	if (link(tmp, path) != 0)
-		rc = errno == EEXIST ? SALUS_EEXISTS : SALUS_EIO;
-	else
-		sync_dir(path);
-out_fd:
-	close(fd);
-	unlink(tmp);
 	return rc;
 }
 
 int salus_signkey_load(const char *path, struct salus_signkey **out)
 {
-	int rc = salus_crypto_init();
-	if (rc)
-		return rc;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return errno == ENOENT ? SALUS_ENOTFOUND : SALUS_EIO;
-	struct stat st;
 	char text[128];
 	unsigned char seed[32];
-	size_t seed_n = 0;
-	if (fstat(fd, &st) != 0) {
-		rc = SALUS_EIO;
-		goto out_fd;
-	}
-	if (!S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_size >= (off_t)sizeof text) {
-		rc = SALUS_EINVALID;
-		goto out_fd;
-	}
-	size_t got = 0;
-	while (got < sizeof text - 1) {
-		ssize_t r = read(fd, text + got, sizeof text - 1 - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = SALUS_EIO;
-			goto out_wipe;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	text[got] = 0;
+	size_t got = 0, seed_n = 0;
+	int rc = salus_keyfile_read(path, text, sizeof text, &got, NULL);
+	if (rc)
+		return rc;
 	/* Exactly: MAGIC "\n" 43 base64url chars, optional trailing "\n". */
 	const size_t ml = sizeof KEYFILE_MAGIC - 1, bl = SALUS_B64URL_LEN(32) - 1;
 	if (got < ml + 1 + bl || memcmp(text, KEYFILE_MAGIC "\n", ml + 1) != 0 ||
@@ -199,8 +111,6 @@ int salus_signkey_load(const char *path, struct salus_signkey **out)
 out_wipe:
 	sodium_memzero(seed, sizeof seed);
 	sodium_memzero(text, sizeof text);
-out_fd:
-	close(fd);
 	return rc;
 }
 

@@ -19,6 +19,7 @@ before(async () => {
       { id: 'v1writer', scope: 'system/*.*' },
       { id: 'doomed', scope: 'system/*.cruds' },
     ],
+    plainTokenKey: true, // forged tokens below are signed with the server's own key
   });
   full = await s.token('full');
 });

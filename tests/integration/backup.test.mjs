@@ -94,6 +94,12 @@ test('an online backup while writes go on: complete, encrypted, audited', async 
   for (const needle of [KEEP, VICTIM, '1953-09-21', 'MRN-VB-77']) assert.deepEqual(grepDir(b1, needle), [], needle);
   // the database copy is sealed page by page (the key database holds only wrapped keys, by design)
   assert.ok(!fs.readFileSync(path.join(b1, 'salus.db')).includes(Buffer.from('SQLite format 3')));
+  // the key files travel sealed under the keyring's file key, so a backup does not let anyone sign tokens
+  for (const f of ['keys/token.key', 'keys/audit.key', 'keys/pepper.key']) {
+    const text = fs.readFileSync(path.join(b1, f), 'utf8');
+    assert.match(text, /^salus-sealed-v1\n/, f);
+    assert.doesNotMatch(text, /salus-ed25519-seed-v1|salus-pepper-v1/, f);
+  }
   // a backup never overwrites
   const again = await salus(['backup', '--data', live, '--out', b1]);
   assert.equal(again.code, 2);
@@ -194,4 +200,34 @@ test('after an erasure an older backup restored with the newer keys yields nothi
   assert.equal((search.json.entry ?? []).length, 0);
   assert.equal((await get(`/fhir/Patient/${kept}`)).status, 200);
   assert.deepEqual(grepDir(path.join(tmp, 'r2'), VICTIM), []);
+});
+
+test('key files of an older data directory: accepted plain, sealed by salus key seal-files', async () => {
+  await s.halt();
+  s.dir = live;
+  const keyFile = path.join(live, 'keys', 'token.key');
+  fs.rmSync(keyFile);
+  fs.writeFileSync(keyFile, `salus-ed25519-seed-v1\n${Buffer.alloc(32, 7).toString('base64url')}\n`, { mode: 0o600 });
+  let st = await salus(['key', 'status', '--data', live]);
+  assert.match(st.stdout, /token\.key: NOT sealed/);
+  await s.restart();
+  tok = await s.token('full');
+  assert.equal((await get(`/fhir/Patient/${kept}`)).status, 200);
+  await s.halt();
+  const r = await salus(['key', 'seal-files', '--data', live]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /token\.key: sealed/);
+  assert.match(r.stdout, /audit\.key: already sealed/);
+  assert.match(fs.readFileSync(keyFile, 'utf8'), /^salus-sealed-v1\n/);
+  st = await salus(['key', 'status', '--data', live]);
+  assert.doesNotMatch(st.stdout, /NOT sealed/);
+  await s.restart();
+  const t2 = await s.token('full');
+  // the same key, now sealed: a token issued before still verifies
+  assert.equal((await s.request('GET', `/fhir/Patient/${kept}`, { token: tok })).status, 200);
+  assert.equal((await s.request('GET', `/fhir/Patient/${kept}`, { token: t2 })).status, 200);
+  // a sealed key file moved onto another name does not open: the server refuses to start
+  await s.halt();
+  fs.copyFileSync(path.join(live, 'keys', 'audit.key'), keyFile);
+  await assert.rejects(s.restart(), /token key/);
 });

@@ -151,13 +151,20 @@ export class SalusServer {
   /** env: extra environment for `salus serve` (e.g. ASAN_OPTIONS for a memory test).
    * clientTls: TLS options every request uses unless it gives its own (a client
    * certificate for a server started with --tls.client_cert require). */
-  async start({ clients = DEFAULT_CLIENTS, serveArgs = [], env = {}, clientTls } = {}) {
+  async start({ clients = DEFAULT_CLIENTS, serveArgs = [], env = {}, clientTls, plainTokenKey = false } = {}) {
     this.env = env;
     this.clientTls = clientTls;
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'salus-it-'));
     this.dir = path.join(this.tmp, 'data');
     const init = await salus(['init', '--data', this.dir]);
     if (init.code !== 0) throw new Error(`salus init failed (${init.code}): ${init.stderr}`);
+    if (plainTokenKey) {
+      // Key files are sealed under the keyring (docs/security.md); a suite that forges tokens with
+      // the server's own key replaces it by a plain one it knows (the format older data directories have).
+      const keyFile = path.join(this.dir, 'keys', 'token.key');
+      fs.rmSync(keyFile);
+      fs.writeFileSync(keyFile, `salus-ed25519-seed-v1\n${crypto.randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
+    }
     this.ca = fs.readFileSync(path.join(this.dir, 'tls', 'cert.pem'));
     // keep-alive like a real client (and far cheaper than a TLS handshake per request);
     // pass {agent: false} to a request that needs a connection of its own
@@ -281,7 +288,7 @@ export class SalusServer {
     return c;
   }
 
-  /** The server's token-signing key (Ed25519), for forging tokens in tests. */
+  /** The server's token-signing key (Ed25519), for forging tokens in tests (start with plainTokenKey). */
   signingKey() {
     const text = fs.readFileSync(path.join(this.dir, 'keys', 'token.key'), 'utf8').split('\n');
     const seed = Buffer.from(text[1].trim(), 'base64url');

@@ -3,7 +3,8 @@
  * sources (key file, Argon2id passphrase, external command via a small shell
  * script), wrong keys failing clearly, a modified keyring detected by its
  * MAC, KEK rotation keeping every data key, and the rekey bookkeeping
- * resuming after a simulated crash.
+ * resuming after a simulated crash, and the key-file sealing key with the
+ * key files sealed under it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -221,6 +222,108 @@ static void test_pwk(void **state)
 	assert_null(kr);
 }
 
+/* Whether the file at path contains needle. */
+static bool file_has(const char *path, const char *needle)
+{
+	char buf[1024];
+	FILE *fp = fopen(path, "r");
+	assert_non_null(fp);
+	size_t n = fread(buf, 1, sizeof buf - 1, fp);
+	fclose(fp);
+	buf[n] = 0;
+	return strstr(buf, needle) != NULL;
+}
+
+/* The key-file sealing key: created once, kept by reopening and by KEK
+ * rotation; key files sealed under it open only with it, only under their
+ * own name, only unaltered; plain files (older data directories) still read. */
+static void test_file_key(void **state)
+{
+	struct fx *f = *state;
+	struct salus_kek_config kc = {.source = SALUS_KEK_FILE, .kek_file = f->kek};
+	struct salus_keyring *kr = NULL;
+	const char *why = NULL;
+	unsigned char k1[SALUS_FILE_KEY_LEN], k2[SALUS_FILE_KEY_LEN], other[SALUS_FILE_KEY_LEN];
+	char a[160], b[160], plain[160], text[SALUS_KEYFILE_MAX + 1];
+	const char *secret = "salus-ed25519-seed-v1\nTHIS-IS-THE-SECRET-SEED-TEXT\n";
+	size_t n = 0;
+	bool sealed = false;
+
+	assert_int_equal(salus_keyring_create(f->ring, &kc, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_file_key(kr, false, k1), SALUS_ENOTFOUND);
+	assert_int_equal(salus_keyring_file_key(kr, true, k1), SALUS_OK);
+	assert_int_equal(salus_keyring_file_key(kr, true, k2), SALUS_OK); /* the same, not a second one */
+	assert_memory_equal(k1, k2, sizeof k1);
+	assert_int_equal(salus_keyring_rotate_kek(kr, &kc, &why), SALUS_OK);
+	salus_keyring_free(kr);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_file_key(kr, false, k2), SALUS_OK);
+	assert_memory_equal(k1, k2, sizeof k1); /* rotation re-wraps, keeps */
+	salus_keyring_free(kr);
+
+	snprintf(a, sizeof a, "%s/token.key", f->dir);
+	snprintf(b, sizeof b, "%s/audit.key", f->dir);
+	snprintf(plain, sizeof plain, "%s/pepper.key", f->dir);
+	/* without a sealing key: plain text, read back as it is */
+	assert_false(salus_keyfile_sealing());
+	assert_int_equal(salus_keyfile_write(plain, secret, strlen(secret), false), SALUS_OK);
+	assert_true(file_has(plain, "SECRET-SEED"));
+	/* sealed: no plaintext, mode 0600, never replaced unless asked */
+	assert_int_equal(salus_keyfile_seal_key(k1), SALUS_OK);
+	assert_true(salus_keyfile_sealing());
+	assert_int_equal(salus_keyfile_write(a, secret, strlen(secret), false), SALUS_OK);
+	assert_int_equal(salus_keyfile_write(a, secret, strlen(secret), false), SALUS_EEXISTS);
+	assert_false(file_has(a, "SECRET-SEED"));
+	assert_true(file_has(a, "salus-sealed-v1"));
+	struct stat st;
+	assert_int_equal(stat(a, &st), 0);
+	assert_int_equal((int)(st.st_mode & 0777), 0600);
+	assert_int_equal(salus_keyfile_read(a, text, sizeof text, &n, &sealed), SALUS_OK);
+	assert_true(sealed);
+	assert_int_equal(n, strlen(secret));
+	assert_string_equal(text, secret);
+	assert_int_equal(salus_keyfile_read(plain, text, sizeof text, &n, &sealed), SALUS_OK);
+	assert_false(sealed);
+	assert_string_equal(text, secret);
+	/* under another name (token.key copied over audit.key): refused */
+	char cmd[400];
+	snprintf(cmd, sizeof cmd, "cp -p %s %s", a, b);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(salus_keyfile_read(b, text, sizeof text, &n, &sealed), SALUS_ECRYPTO);
+	/* with another key, or none: refused */
+	memset(other, 0x5a, sizeof other);
+	assert_int_equal(salus_keyfile_seal_key(other), SALUS_OK);
+	assert_int_equal(salus_keyfile_read(a, text, sizeof text, &n, &sealed), SALUS_ECRYPTO);
+	assert_int_equal(salus_keyfile_seal_key(NULL), SALUS_OK);
+	assert_int_equal(salus_keyfile_read(a, text, sizeof text, &n, &sealed), SALUS_ECRYPTO);
+	assert_true(sealed);
+	/* one altered character: refused */
+	assert_int_equal(salus_keyfile_seal_key(k1), SALUS_OK);
+	FILE *fp = fopen(a, "r+");
+	assert_non_null(fp);
+	fseek(fp, 30, SEEK_SET);
+	int c = fgetc(fp);
+	fseek(fp, 30, SEEK_SET);
+	fputc(c == 'A' ? 'B' : 'A', fp);
+	fclose(fp);
+	assert_int_equal(salus_keyfile_read(a, text, sizeof text, &n, &sealed), SALUS_ECRYPTO);
+	/* a group-readable key file is refused before it is read */
+	assert_int_equal(chmod(plain, 0640), 0);
+	assert_int_equal(salus_keyfile_read(plain, text, sizeof text, &n, &sealed), SALUS_EINVALID);
+	/* sealing a plain file in place */
+	assert_int_equal(chmod(plain, 0600), 0);
+	assert_int_equal(salus_keyfile_write(plain, secret, strlen(secret), true), SALUS_OK);
+	assert_false(file_has(plain, "SECRET-SEED"));
+	assert_int_equal(salus_keyfile_read(plain, text, sizeof text, &n, &sealed), SALUS_OK);
+	assert_true(sealed);
+	assert_string_equal(text, secret);
+	assert_int_equal(salus_keyfile_seal_key(NULL), SALUS_OK);
+	unlink(a);
+	unlink(b);
+	unlink(plain);
+}
+
 static void test_passphrase_source(void **state)
 {
 	struct fx *f = *state;
@@ -348,6 +451,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mac_detects_edit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pwk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passphrase_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_command_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_bookkeeping, setup, teardown),

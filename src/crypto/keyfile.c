@@ -1,0 +1,238 @@
+/*
+ * keyfile.c — small secret key files (the token-signing key, the audit
+ * checkpoint key, the password pepper): written atomically with mode 0600,
+ * read only when they are regular owner-only files, and sealed under the
+ * keyring's file key when the process has one (docs/security.md, "Key
+ * files").  A sealed file is
+ *
+ *   "salus-sealed-v1\n" base64url(nonce(24) || XChaCha20-Poly1305(text)) "\n"
+ *
+ * with associated data "salus-sealed-v1" NUL <file name>, so a sealed file
+ * cannot be swapped for another key file (token.key for audit.key).  Plain
+ * files (data directories from before sealing, or processes without a
+ * keyring such as unit tests) are read as they are.
+ */
+#include "crypto/crypto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/err.h"
+
+#define SEALED_MAGIC "salus-sealed-v1"
+#define NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
+
+_Static_assert(SALUS_FILE_KEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "file key length");
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char *g_key; /* sodium_malloc'd, read-only; NULL: none */
+
+int salus_keyfile_seal_key(const unsigned char key[SALUS_FILE_KEY_LEN])
+{
+	unsigned char *k = NULL;
+	if (salus_crypto_init())
+		return SALUS_ECRYPTO;
+	if (key) {
+		if (!(k = sodium_malloc(SALUS_FILE_KEY_LEN)))
+			return SALUS_ENOMEM;
+		memcpy(k, key, SALUS_FILE_KEY_LEN);
+		sodium_mprotect_readonly(k);
+	}
+	pthread_mutex_lock(&g_mu);
+	unsigned char *old = g_key;
+	g_key = k;
+	pthread_mutex_unlock(&g_mu);
+	sodium_free(old); /* wipes; NULL-safe */
+	return SALUS_OK;
+}
+
+bool salus_keyfile_sealing(void)
+{
+	pthread_mutex_lock(&g_mu);
+	bool on = g_key != NULL;
+	pthread_mutex_unlock(&g_mu);
+	return on;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+/* Associated data: magic NUL file name. */
+static size_t make_ad(const char *path, unsigned char *ad, size_t cap)
+{
+	const char *b = base_name(path);
+	size_t ml = sizeof SEALED_MAGIC, bl = strlen(b);
+	if (ml + bl > cap)
+		bl = cap - ml;
+	memcpy(ad, SEALED_MAGIC, ml); /* with its NUL */
+	memcpy(ad + ml, b, bl);
+	return ml + bl;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return SALUS_EIO;
+		p += w;
+		n -= (size_t)w;
+	}
+	return SALUS_OK;
+}
+
+static void sync_dir_of(const char *path)
+{
+	char dir[SALUS_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
+	if (!slash)
+		dir[n++] = '.';
+	else if (n < sizeof dir)
+		memcpy(dir, path, n);
+	else
+		return;
+	dir[n] = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+int salus_keyfile_write(const char *path, const char *text, size_t n, bool replace)
+{
+	char tmp[SALUS_PATH_MAX];
+	char out[sizeof SEALED_MAGIC + SALUS_B64URL_LEN(NONCE + SALUS_KEYFILE_MAX + TAG) + 2];
+	unsigned char box[NONCE + SALUS_KEYFILE_MAX + TAG], ad[sizeof SEALED_MAGIC + 256];
+	size_t len;
+	int fd, rc = salus_crypto_init();
+
+	if (rc)
+		return rc;
+	if (!path || !text || !n || n > SALUS_KEYFILE_MAX)
+		return SALUS_EINVALID;
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
+		return SALUS_EINVALID;
+	if (!replace && access(path, F_OK) == 0)
+		return SALUS_EEXISTS;
+	pthread_mutex_lock(&g_mu);
+	if (g_key) {
+		size_t adn = make_ad(path, ad, sizeof ad);
+		randombytes_buf(box, NONCE);
+		crypto_aead_xchacha20poly1305_ietf_encrypt(box + NONCE, NULL, (const unsigned char *)text, n, ad, adn,
+							   NULL, box, g_key);
+		pthread_mutex_unlock(&g_mu);
+		memcpy(out, SEALED_MAGIC "\n", sizeof SEALED_MAGIC);
+		salus_b64url_encode(box, NONCE + n + TAG, out + sizeof SEALED_MAGIC, sizeof out - sizeof SEALED_MAGIC);
+		len = strlen(out);
+		out[len++] = '\n';
+	} else {
+		pthread_mutex_unlock(&g_mu);
+		memcpy(out, text, n);
+		len = n;
+	}
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) { /* mode 0600 */
+		rc = SALUS_EIO;
+		goto out;
+	}
+	rc = fchmod(fd, 0600) ? SALUS_EIO : write_all(fd, out, len);
+	if (!rc && fsync(fd))
+		rc = SALUS_EIO;
+	close(fd);
+	if (!rc) {
+		/* link() never replaces: two racing creators cannot both win */
+		if (replace ? rename(tmp, path) : link(tmp, path))
+			rc = errno == EEXIST ? SALUS_EEXISTS : SALUS_EIO;
+		else
+			sync_dir_of(path);
+	}
+	unlink(tmp);
+out:
+	sodium_memzero(out, sizeof out);
+	sodium_memzero(box, sizeof box);
+	return rc;
+}
+
+int salus_keyfile_read(const char *path, char *text, size_t cap, size_t *n, bool *sealed)
+{
+	char raw[sizeof SEALED_MAGIC + SALUS_B64URL_LEN(NONCE + SALUS_KEYFILE_MAX + TAG) + 2];
+	unsigned char box[NONCE + SALUS_KEYFILE_MAX + TAG], ad[sizeof SEALED_MAGIC + 256];
+	struct stat st;
+	size_t got = 0, bn = 0;
+	int rc = salus_crypto_init();
+
+	if (rc)
+		return rc;
+	if (!path || !text || cap < 2)
+		return SALUS_EINVALID;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? SALUS_ENOTFOUND : SALUS_EIO;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_size >= (off_t)sizeof raw) {
+		close(fd);
+		return SALUS_EINVALID;
+	}
+	while (got < sizeof raw - 1) {
+		ssize_t r = read(fd, raw + got, sizeof raw - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			rc = SALUS_EIO;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	raw[got] = '\0';
+	const size_t ml = sizeof SEALED_MAGIC; /* with the newline */
+	bool is_sealed = got > ml && !memcmp(raw, SEALED_MAGIC "\n", ml);
+	if (rc)
+		goto out;
+	if (!is_sealed) {
+		if (got >= cap) {
+			rc = SALUS_EINVALID;
+			goto out;
+		}
+		memcpy(text, raw, got + 1);
+		*n = got;
+		goto out;
+	}
+	size_t bl = got - ml;
+	while (bl && (raw[ml + bl - 1] == '\n' || raw[ml + bl - 1] == '\r'))
+		bl--;
+	if (salus_b64url_decode(raw + ml, bl, box, sizeof box, &bn) || bn < NONCE + TAG || bn - NONCE - TAG >= cap) {
+		rc = SALUS_EINVALID;
+		goto out;
+	}
+	size_t adn = make_ad(path, ad, sizeof ad);
+	unsigned long long pn = 0;
+	pthread_mutex_lock(&g_mu);
+	if (!g_key || crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)text, &pn, NULL, box + NONCE,
+								 bn - NONCE, ad, adn, box, g_key))
+		rc = SALUS_ECRYPTO;
+	pthread_mutex_unlock(&g_mu);
+	if (!rc) {
+		text[pn] = '\0';
+		*n = (size_t)pn;
+	}
+out:
+	if (sealed)
+		*sealed = is_sealed;
+	sodium_memzero(raw, sizeof raw);
+	sodium_memzero(box, sizeof box);
+	return rc;
+}
