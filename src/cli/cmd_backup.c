@@ -61,11 +61,22 @@ static const char usage[] =
 
 /* ---- files ---- */
 
+/* out = a "/" b; SALUS_EINVALID when it does not fit. */
+static int join(char out[SALUS_PATH_MAX], const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+	if (na + 1 + nb >= SALUS_PATH_MAX)
+		return SALUS_EINVALID;
+	memcpy(out, a, na);
+	out[na] = '/';
+	memcpy(out + na + 1, b, nb + 1);
+	return SALUS_OK;
+}
+
 static int mkdirs_for(const char *root, const char *rel)
 {
 	char p[SALUS_PATH_MAX];
-	int n = snprintf(p, sizeof p, "%s/%s", root, rel);
-	if (n < 0 || (size_t)n >= sizeof p)
+	if (join(p, root, rel))
 		return SALUS_EINVALID;
 	for (char *s = p + strlen(root) + 1; (s = strchr(s, '/')); s++) {
 		*s = '\0';
@@ -210,7 +221,7 @@ static int manifest_add(json_t *files, const char *root, const char *rel)
 	unsigned char h[SALUS_HASH_LEN];
 	uint64_t bytes = 0;
 	int rc;
-	if (snprintf(p, sizeof p, "%s/%s", root, rel) >= (int)sizeof p)
+	if (join(p, root, rel))
 		return SALUS_EINVALID;
 	if ((rc = salus_hash256_file(p, h, &bytes)))
 		return rc;
@@ -231,7 +242,7 @@ static int manifest_check(const char *root, json_t **doc_out, char *why, size_t 
 	size_t i;
 	int status = 0;
 
-	if (snprintf(p, sizeof p, "%s/" MANIFEST, root) >= (int)sizeof p ||
+	if (join(p, root, MANIFEST) ||
 	    !(doc = json_load_file(p, JSON_REJECT_DUPLICATES, &err))) {
 		snprintf(why, cap, "no readable %s in the backup", MANIFEST);
 		return 2;
@@ -256,8 +267,7 @@ static int manifest_check(const char *root, json_t **doc_out, char *why, size_t 
 			json_decref(doc);
 			return 2;
 		}
-		snprintf(p, sizeof p, "%s/%s", root, rel);
-		if (salus_hash256_file(p, h, &got)) {
+		if (join(p, root, rel) || salus_hash256_file(p, h, &got)) {
 			snprintf(why, cap, "%s is missing", rel);
 			status = 1;
 			break;
@@ -363,8 +373,10 @@ static int backup(const struct salus_config *cfg, const char *out)
 		salus_cli_fail("backup", 1, "cannot create directories in %s", out);
 		goto out;
 	}
-	snprintf(p, sizeof p, "%s/%s", out, dbrel);
-	snprintf(q, sizeof q, "%s/%s", out, keysrel);
+	if (join(p, out, dbrel) || join(q, out, keysrel)) {
+		salus_cli_fail("backup", 2, "the backup path is too long");
+		goto out;
+	}
 	if ((rc = salus_store_backup(st, p, q))) {
 		salus_cli_fail("backup", 1, "copying the database failed: %s", salus_err_msg(rc));
 		goto out;
@@ -383,9 +395,7 @@ static int backup(const struct salus_config *cfg, const char *out)
 		                "were skipped\n");
 	for (size_t i = 0; i < pl.n; i++) {
 		char src[SALUS_PATH_MAX];
-		snprintf(src, sizeof src, "%s/%s", cfg->dir, pl.files[i]);
-		snprintf(p, sizeof p, "%s/%s", out, pl.files[i]);
-		if (!strcmp(pl.files[i], MANIFEST) || mkdirs_for(out, pl.files[i]) ||
+		if (join(src, cfg->dir, pl.files[i]) || join(p, out, pl.files[i]) || !strcmp(pl.files[i], MANIFEST) || mkdirs_for(out, pl.files[i]) ||
 		    (rc = copy_file(src, p))) {
 			salus_cli_fail("backup", 1, "cannot copy %s", pl.files[i]);
 			goto out;
@@ -406,8 +416,7 @@ static int backup(const struct salus_config *cfg, const char *out)
 			salus_cli_fail("backup", 1, "cannot hash %s", pl.files[i]);
 			goto out;
 		}
-	snprintf(p, sizeof p, "%s/" MANIFEST, out);
-	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = join(p, out, MANIFEST) ? -1 : open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 || json_dumpfd(doc, fd, JSON_INDENT(1) | JSON_SORT_KEYS) || fsync(fd)) {
 		if (fd >= 0)
 			close(fd);
@@ -486,9 +495,7 @@ static int restore(const char *from, const char *dir, const char *kek_file, cons
 		const char *rel = json_string_value(json_object_get(e, "path"));
 		bool keyfile = !strcmp(rel, ring_rel) || !strcmp(rel, pk_rel);
 		const char *base = keys_from && keyfile ? keys_from : from;
-		snprintf(src, sizeof src, "%s/%s", base, rel);
-		snprintf(p, sizeof p, "%s/%s", abs, rel);
-		if (mkdirs_for(abs, rel) || (rc = copy_file(src, p))) {
+		if (join(src, base, rel) || join(p, abs, rel) || mkdirs_for(abs, rel) || (rc = copy_file(src, p))) {
 			salus_cli_fail("backup", 1, "cannot copy %s%s", rel,
 			               keys_from && keyfile ? " from --keys-from" : "");
 			goto out;
