@@ -90,6 +90,8 @@ struct salus_auth {
 	struct salus_users *users;         /* the user registry (authorization code grant), or NULL */
 	salus_auth_context_fn context;     /* the patient context of a fhirUser (salus_auth_set_context), or NULL */
 	void *context_ctx;
+	salus_auth_launch_fn launch_check; /* EHR launch targets exist (salus_auth_set_launch_check), or NULL */
+	void *launch_check_ctx;
 	pthread_mutex_t lock;              /* guards cache */
 	struct cache_slot *cache;          /* SALUS_AUTH_CACHE_SLOTS, direct-mapped */
 };

@@ -62,6 +62,32 @@ int salus_policy_patient_of(struct salus_store *st, const char *fhir_user, char 
 	return rc;
 }
 
+int salus_policy_launch_target(struct salus_store *st, const char *patient, const char *encounter)
+{
+	if (!st || !patient || !id_ok(patient, strlen(patient)) ||
+	    (encounter && *encounter && !id_ok(encounter, strlen(encounter))))
+		return SALUS_ENOTFOUND;
+	struct salus_resource r = {.json = NULL};
+	int rc = salus_store_read(st, "Patient", patient, 0, &r);
+	salus_resource_release(&r);
+	if (rc)
+		return rc == SALUS_EGONE || rc == SALUS_ENOTFOUND ? SALUS_ENOTFOUND : rc == SALUS_ENOMEM ? rc : SALUS_EIO;
+	if (!encounter || !*encounter)
+		return SALUS_OK;
+	if ((rc = salus_store_read(st, "Encounter", encounter, 0, &r))) {
+		salus_resource_release(&r);
+		return rc == SALUS_EGONE || rc == SALUS_ENOTFOUND ? SALUS_ENOTFOUND : rc == SALUS_ENOMEM ? rc : SALUS_EIO;
+	}
+	json_t *j = json_loadb(r.json, r.len, 0, NULL);
+	salus_resource_release(&r);
+	if (!j)
+		return SALUS_ENOMEM;
+	const char *ref = json_string_value(json_object_get(json_object_get(j, "subject"), "reference"));
+	rc = ref && !strncmp(ref, "Patient/", 8) && !strcmp(ref + 8, patient) ? SALUS_OK : SALUS_ENOTFOUND;
+	json_decref(j);
+	return rc;
+}
+
 #define BTG_NS "breakglass"
 
 /* The user's break-glass record (a JSON array, or NULL when there is none). */
@@ -106,8 +132,11 @@ int salus_policy_init(struct salus_policy *p, struct salus_store *st, const stru
 		any_user |= t->scopes[i].ctx == SALUS_POLICY_CTX_USER;
 	}
 	const char *fu = t->fhir_user;
-	if (cfg && cfg->relationship && t->user_ctx && any_user && fu && !strncmp(fu, "Practitioner/", 13) &&
-	    id_ok(fu + 13, strlen(fu + 13))) {
+	/* a staff user's token from an EHR launch: patient/ scopes in the launch's patient context */
+	bool staff_launch = t->user_ctx && any_patient && fu && !strncmp(fu, "Practitioner/", 13) &&
+			    id_ok(fu + 13, strlen(fu + 13)) && t->patient && id_ok(t->patient, strlen(t->patient));
+	if (cfg && cfg->relationship && t->user_ctx && (any_user || staff_launch) && fu &&
+	    !strncmp(fu, "Practitioner/", 13) && id_ok(fu + 13, strlen(fu + 13))) {
 		p->related = true;
 		memcpy(p->practitioner, fu + 13, strlen(fu + 13) + 1);
 		json_t *g = NULL;
@@ -128,6 +157,10 @@ int salus_policy_init(struct salus_policy *p, struct salus_store *st, const stru
 	}
 	if (!any_patient || !fu || !*fu)
 		return SALUS_OK;
+	if (staff_launch) { /* the context the launching user chose; the relationship rule still applies */
+		memcpy(p->patient, t->patient, strlen(t->patient) + 1);
+		return SALUS_OK;
+	}
 	char pid[SALUS_MAX_ID + 1];
 	int rc = salus_policy_patient_of(st, fu, pid);
 	if (rc == SALUS_ENOTFOUND) {
@@ -349,7 +382,7 @@ struct salus_policy_rule salus_policy_rule(const struct salus_policy *p, const c
 			r.granted = true;
 			r.compartment = sc->ctx == SALUS_POLICY_CTX_PATIENT;
 			/* the audit trail is the auditors': not a patient record the rule narrows */
-			r.related = sc->ctx == SALUS_POLICY_CTX_USER && p->related && strcmp(type, "AuditEvent");
+			r.related = sc->ctx != SALUS_POLICY_CTX_SYSTEM && p->related && strcmp(type, "AuditEvent");
 			r.query = sc->query;
 		}
 	}
@@ -368,7 +401,7 @@ bool salus_policy_restricts(const struct salus_policy *p)
 	for (size_t k = 0; k < p->n; k++) {
 		const struct salus_policy_scope *sc = &p->v[k];
 		if (sc->query || (sc->ctx == SALUS_POLICY_CTX_PATIENT && p->patient[0]) ||
-		    (sc->ctx == SALUS_POLICY_CTX_USER && p->related))
+		    (sc->ctx != SALUS_POLICY_CTX_SYSTEM && p->related))
 			return true;
 	}
 	return false;

@@ -98,6 +98,10 @@ struct salus_policy_rule {
  *     deleted, is not `active: false`, its `patient` is the local reference
  *     Patient/Z, and the claim is Z: context Z (proxy access; re-checked on
  *     every request, so deactivating the RelatedPerson ends the access at once).
+ *   - fhir_user is Practitioner/P (a staff user's token) and the claim is X
+ *     (set at issue from a SMART EHR launch context the user made,
+ *     auth/oauth.h salus_oauth_launch): context X; under the relationship
+ *     rule the patient/ scopes are then narrowed by it as user/ ones are.
  * Anything else leaves no context (patient/ scopes then grant nothing: fail
  * safe).  With cfg->relationship and a user token of Practitioner/P, the
  * relationship rule is in force for its user/ scopes, and the user's active
@@ -147,6 +151,11 @@ int salus_policy_break_glass_list(struct salus_store *st, int64_t now_ms, char *
  * RelatedPerson, or one without a local Patient reference), SALUS_EIO,
  * SALUS_ENOMEM. */
 int salus_policy_patient_of(struct salus_store *st, const char *fhir_user, char out[SALUS_MAX_ID + 1] /* OUT */);
+
+/* The context of a SMART EHR launch exists: Patient `patient` (not deleted)
+ * and, when `encounter` is neither NULL nor "", Encounter `encounter` whose
+ * subject is that Patient.  Errors: SALUS_ENOTFOUND, SALUS_EIO, SALUS_ENOMEM. */
+int salus_policy_launch_target(struct salus_store *st, const char *patient, const char *encounter);
 
 /* The rule for interaction letter l on type ("*": a system-wide interaction, which
  * only a "*" scope grants).  Among the scopes that grant it, the widest kind
