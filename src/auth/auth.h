@@ -255,6 +255,7 @@ struct salus_principal {
 	char user_id[65];                  /* the logged-in user behind the token, or "" (client credentials) */
 	char fhir_user[96];                /* the user's FHIR identity ("Patient/ID", "RelatedPerson/ID", ...) or "" */
 	char patient[SALUS_MAX_ID + 1];    /* the patient context the token was issued with, or "" */
+	char role[24];                     /* the user's role when the token was issued (user.h names), or "" */
 	int64_t exp;                       /* token expiry, seconds since the epoch */
 	const struct salus_scopes *scopes; /* granted scopes; valid until salus_principal_release */
 	struct salus_grant *grant_;        /* internal: keeps scopes alive */

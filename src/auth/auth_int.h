@@ -62,6 +62,7 @@ struct salus_grant {
 	char fam[48];  /* refresh-token family the token came from ("" if none) */
 	char fhir_user[96];            /* the user's "fhirUser" claim ("" if none) */
 	char patient[SALUS_MAX_ID + 1]; /* the "patient" claim: the patient context fixed at issue ("" if none) */
+	char role[24];                  /* the "role" claim: the user's role at issue ("" if none) */
 	int64_t exp;
 	struct salus_scopes scopes;
 	char *record; /* the client's registry record as seen when verified (owned) */

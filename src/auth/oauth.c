@@ -853,6 +853,7 @@ static int authorize_post(struct salus_auth *a, const struct salus_form *f, cons
 					     json_object_set_new(tx, "bits", json_integer(bits)) ||
 					     json_object_set_new(tx, "user", json_string(who.username)) ||
 					     json_object_set_new(tx, "ugen", json_string(who.gen)) ||
+					     json_object_set_new(tx, "role", json_string(salus_role_name(who.role))) ||
 					     json_object_set_new(tx, "fhirUser", json_string(who.fhir_user)) ||
 					     json_object_set_new(tx, "stage", json_string(who.mfa_required ? "mfa" : "consent"))
 				     ? SALUS_ENOMEM
@@ -1074,6 +1075,7 @@ static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token
 			   jstr(g, "ugen"));
 	json_decref(crec);
 	if (!claims || (fam[0] && json_object_set_new(claims, "fam", json_string(fam))) ||
+	    (*jstr(g, "role") && json_object_set_new(claims, "role", json_string(jstr(g, "role")))) ||
 	    (patient[0] && json_object_set_new(claims, "patient", json_string(patient))) ||
 	    (*jstr(g, "fhirUser") && json_object_set_new(claims, "fhirUser", json_string(jstr(g, "fhirUser"))))) {
 		rc = SALUS_ENOMEM;
@@ -1122,6 +1124,10 @@ static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token
 				      jstr(g, "user"), "ugen", jstr(g, "ugen"), "fhirUser", fu, "res", jstr(g, "res"), "bits",
 				      (int)bits, "fam", fam, "fexp", json_object_get(g, "fexp"), "lpatient", lpatient,
 				      "lencounter", lencounter);
+		if (r && *jstr(g, "role") && json_object_set_new(r, "role", json_string(jstr(g, "role")))) {
+			json_decref(r);
+			r = NULL;
+		}
 		rc = r ? kv_json_put(a->store, REFRESH_NS, key, r) : SALUS_ENOMEM;
 		json_decref(r);
 		if (rc || json_object_set_new(body, "refresh_token", json_string(rtok))) {
