@@ -23,6 +23,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "fhir/access.h" /* salus_fhir_access_consents */
 #include "fhir/json_out.h"
 #include "fhir/rest.h"
 #include "http/admin.h"
@@ -286,7 +287,8 @@ static int build_policy(struct req *r, const struct salus_principal *who)
 			.query = sc->v[i].query,
 		};
 	struct salus_policy_token t = {.scopes = v, .n = n, .user_ctx = sc->user_ctx, .user = who->user_id,
-				       .fhir_user = who->fhir_user, .patient = who->patient};
+				       .fhir_user = who->fhir_user, .patient = who->patient,
+				       .role = who->role[0] ? who->role : NULL};
 	return salus_policy_init(&r->pol, r->h->store, &r->h->pcfg, &t);
 }
 
@@ -1415,6 +1417,10 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 	h->auth = auth;
 	h->pcfg.relationship = !strcmp(cfg->relationship, "practitioner");
 	h->pcfg.break_glass_max_minutes = cfg->break_glass_max_minutes;
+	h->pcfg.label_roles = cfg->label_roles;
+	h->pcfg.label_v_roles = cfg->label_v_roles;
+	h->pcfg.consents = salus_fhir_access_consents; /* Consent denials of a user (fhir/access.h) */
+	h->pcfg.consents_ctx = store;
 	char path[SALUS_PATH_MAX];
 	const char *trust = NULL;
 	if ((rc = salus_tls_new(cfg, &h->tls, &trust)))
