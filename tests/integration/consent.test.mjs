@@ -18,35 +18,35 @@ const totp = {};
 const tok = {};
 
 const form = (o) => new URLSearchParams(o).toString();
-const post = (p, body, cookie) => s.request('POST', p, {
+const post = (p, body, cookie, srv = s) => srv.request('POST', p, {
   headers: { 'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}) }, body: form(body),
 });
 const steps = {};
 
 /** The SMART standalone flow (with TOTP for staff): the access token. */
-async function login(user, scope) {
+async function login(user, scope, srv = s) {
   const verifier = crypto.randomBytes(32).toString('base64url');
   const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');
   const q = new URLSearchParams({ client_id: 'capp', redirect_uri: REDIRECT, response_type: 'code', scope, state: 'st',
-    code_challenge: challenge, code_challenge_method: 'S256', aud: `${s.base}/fhir` });
-  const g = await s.request('GET', `/auth/authorize?${q}`);
+    code_challenge: challenge, code_challenge_method: 'S256', aud: `${srv.base}/fhir` });
+  const g = await srv.request('GET', `/auth/authorize?${q}`);
   assert.equal(g.status, 200, g.body);
   const cookie = g.headers['set-cookie'][0].split(';')[0];
   const tx = /name=tx value="([^"]+)"/.exec(g.body)[1];
-  let r = await post('/auth/authorize', { tx, step: 'login', username: user, password: PW }, cookie);
+  let r = await post('/auth/authorize', { tx, step: 'login', username: user, password: PW }, cookie, srv);
   assert.equal(r.status, 200, r.body);
   if (/name=step value="mfa"/.test(r.body)) {
     const k = steps[user] = (steps[user] ?? -2) + 1;
     const otp = await generate({ secret: totp[user], epoch: Math.floor(Date.now() / 1000) + k * 30 });
-    r = await post('/auth/authorize', { tx, step: 'mfa', otp }, cookie);
+    r = await post('/auth/authorize', { tx, step: 'mfa', otp }, cookie, srv);
     assert.equal(r.status, 200, r.body);
   }
   assert.match(r.body, /Allow access\?/);
-  r = await post('/auth/authorize', { tx, step: 'consent', decision: 'approve' }, cookie);
+  r = await post('/auth/authorize', { tx, step: 'consent', decision: 'approve' }, cookie, srv);
   assert.equal(r.status, 302, r.body);
   const code = new URL(r.headers.location).searchParams.get('code');
   const t = await post('/auth/token', { grant_type: 'authorization_code', code, redirect_uri: REDIRECT,
-    code_verifier: verifier, client_id: 'capp' });
+    code_verifier: verifier, client_id: 'capp' }, undefined, srv);
   assert.equal(t.status, 200, t.body);
   return t.json.access_token;
 }
@@ -264,5 +264,46 @@ describe('Consent', () => {
     w = await put(permit);
     assert.equal(w.status, 201, w.body);
     expectOnly(await seen(tok.doc2), ['ox-plain', 'ox-r', 'ox-psy', 'ox-hiv']);
+  });
+});
+
+describe('break-glass ([policy] relationship = practitioner) overrides a Consent denial and opens V', () => {
+  let r2, sys2, t;
+  const get2 = (p) => r2.request('GET', p, { token: t });
+  before(async () => {
+    r2 = await startServer({ clients: [{ id: 'full', scope: 'system/*.cruds' }],
+      serveArgs: ['--policy.relationship', 'practitioner', '--policy.break_glass_max_minutes', '30'] });
+    sys2 = await r2.token('full');
+    const c = await salus(['client', 'add', '--data', r2.dir, '--id', 'capp', '--scope', 'user/*.cruds openid fhirUser',
+      '--redirect-uri', REDIRECT, '--public']);
+    assert.equal(c.code, 0, c.stderr);
+    for (const res of [
+      { resourceType: 'Patient', id: 'pa', name: [{ family: 'Alpha' }], generalPractitioner: [{ reference: 'Practitioner/prac-bg' }] },
+      obs('ox-plain', 'pa'),
+      obs('ox-v', 'pa', label(CONF, 'V')),
+      consent('c-bg', 'pa', 'Practitioner/prac-bg'),
+    ]) {
+      const w = await r2.request('PUT', `/fhir/${res.resourceType}/${res.id}`, { token: sys2, body: res });
+      assert.ok(w.status === 201 || w.status === 200, w.body);
+    }
+    totp.bg = await r2.addUser('bg', 'clinician', ['--practitioner', 'prac-bg'], PW);
+    t = await login('bg', 'user/*.rs', r2);
+  });
+  after(async () => {
+    await r2?.stop();
+  });
+  test('denied although related; break-glass opens the record, V included; conditional interactions stay refused', async () => {
+    assert.equal((await get2('/fhir/Observation/ox-plain')).status, 404, 'the Consent denies a related patient too');
+    assert.equal((await get2('/fhir/Patient/pa')).status, 404);
+    const g = await r2.request('POST', '/auth/break-glass', { token: t,
+      body: { patient: 'pa', reason: 'unconscious in the ED, no relative reachable', minutes: 10 } });
+    assert.equal(g.status, 201, g.body);
+    assert.equal((await get2('/fhir/Observation/ox-plain')).status, 200);
+    assert.equal((await get2('/fhir/Observation/ox-v')).status, 200, 'V inside the break-glass compartment');
+    const b = await get2('/fhir/Observation?subject=Patient/pa&_total=accurate');
+    assert.equal(b.json.total, 2);
+    // a label-restricted staff token cannot run conditional matching (it would reach hidden rows)
+    const w = await r2.request('PUT', '/fhir/Observation?code:text=ox-plain', { token: t, body: obs('ox-plain', 'pa') });
+    assert.equal(w.status, 403, w.body);
   });
 });
