@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "fhir/cond.h"
 #include "fhir/defs.h"
@@ -605,6 +606,10 @@ int salus_fhir_access_visible(struct salus_store *st, const struct salus_policy 
 		salus_free(rel);
 		return SALUS_OK;
 	}
+	if (r.compartment && !strcmp(type, "Patient") && !r.query && !r.related && !p->hidden && !p->ndeny) {
+		*ok = true; /* the context patient itself: nothing in its content can change the answer */
+		return SALUS_OK;
+	}
 	struct salus_fhir_index x;
 	salus_fhir_index_init(&x);
 	struct salus_query *q = NULL;
@@ -677,6 +682,14 @@ int salus_fhir_access_visible_text(struct salus_store *st, const struct salus_po
 	if (!salus_fhir_access_restricted(p))
 		return SALUS_OK;
 	*ok = false;
+	struct salus_policy_rule r = salus_policy_rule(p, type, l);
+	if (!r.granted)
+		return SALUS_OK;
+	if (!r.query && !r.related && !p->hidden && !p->ndeny &&
+	    ((!r.compartment) || (!strcmp(type, "Patient") && id && !strcmp(id, p->patient)))) {
+		*ok = true; /* decided without the content: no need to parse it */
+		return SALUS_OK;
+	}
 	json_t *j = json_loadb(json, len, 0, NULL);
 	if (!j)
 		return SALUS_ENOMEM; /* stored JSON always parses: only memory can fail */
@@ -754,22 +767,49 @@ static int consent_hit(void *ctx, const struct salus_sq_hit *h)
 }
 
 #define MAX_CONSENTS 256
+#define ACTOR_MAX 160
 
-int salus_fhir_access_consents(void *st, const char *actor, salus_policy_consent_each each, void *each_ctx)
+/* The answer of one lookup: the Consent texts of an actor, valid while the store's last write
+ * sequence is still `seq` (any write since — of a Consent or not — makes it stale). */
+struct consent_entry {
+	struct salus_store *st;
+	int64_t seq;
+	char actor[ACTOR_MAX + 1];
+	struct salus_buf texts; /* the texts, each followed by a NUL */
+	size_t n;
+	bool valid;
+};
+
+#define CONSENT_CACHE 64 /* direct-mapped by actor hash */
+static struct consent_entry consent_cache[CONSENT_CACHE];
+static pthread_mutex_t consent_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct consent_fill {
+	struct salus_buf *b;
+	size_t n;
+};
+
+static int consent_keep(void *ctx, const char *json, size_t n)
 {
-	size_t n = actor ? strlen(actor) : 0;
-	if (!n || n > 160 || strspn(actor, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-./") != n)
-		return SALUS_OK; /* not a reference a Consent can hold */
-	char qs[200];
+	struct consent_fill *f = ctx;
+	f->n++;
+	return salus_buf_add(f->b, json, n) || salus_buf_addc(f->b, 0) ? SALUS_ENOMEM : 0;
+}
+
+/* Every active Consent of actor into texts (owned by the caller). */
+static int consent_search(struct salus_store *st, const char *actor, struct salus_buf *texts, size_t *count)
+{
+	char qs[ACTOR_MAX + 32];
 	snprintf(qs, sizeof qs, "actor=%s&status=active", actor);
 	struct salus_query q;
 	struct salus_fhir_search *s = NULL;
 	const char *why = NULL;
+	struct consent_fill f = {texts, 0};
 	int rc = salus_query_parse(&q, qs, strlen(qs));
 	if (!rc)
 		rc = salus_fhir_search_parse("Consent", q.p, q.n, false, &s, &why);
 	if (!rc) {
-		struct consent_cb c = {each, each_ctx, 0};
+		struct consent_cb c = {consent_keep, &f, 0};
 		s->q.count = MAX_CONSENTS + 1;
 		s->q.need_json = true;
 		rc = salus_store_search(st, &s->q, consent_hit, &c);
@@ -778,5 +818,71 @@ int salus_fhir_access_consents(void *st, const char *actor, salus_policy_consent
 	}
 	salus_fhir_search_free(s);
 	salus_query_release(&q);
+	*count = f.n;
 	return rc == SALUS_ENOMEM || rc == SALUS_ETOOLARGE || !rc ? rc : SALUS_EIO;
+}
+
+static int consent_replay(const char *p, size_t n, salus_policy_consent_each each, void *each_ctx)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(p);
+		int rc = each(each_ctx, p, len);
+		if (rc)
+			return rc;
+		p += len + 1;
+	}
+	return SALUS_OK;
+}
+
+int salus_fhir_access_consents(void *ctx, const char *actor, salus_policy_consent_each each, void *each_ctx)
+{
+	struct salus_store *st = ctx;
+	size_t n = actor ? strlen(actor) : 0;
+	if (!n || n > ACTOR_MAX || strspn(actor, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-./") != n)
+		return SALUS_OK; /* not a reference a Consent can hold */
+	int64_t seq = 0;
+	int rc = salus_store_last_seq(st, &seq);
+	if (rc)
+		return rc == SALUS_ENOMEM ? rc : SALUS_EIO;
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)actor[i]) * 16777619u;
+	struct consent_entry *e = &consent_cache[h % CONSENT_CACHE];
+	/* a hit: replayed from a copy taken under the lock (each may be slow) */
+	struct salus_buf copy;
+	salus_buf_init(&copy, SALUS_MAX_BODY);
+	size_t cnt = 0;
+	bool hit = false;
+	pthread_mutex_lock(&consent_lock);
+	if (e->valid && e->st == st && e->seq == seq && !strcmp(e->actor, actor)) {
+		hit = true;
+		cnt = e->n;
+		if (e->texts.n && salus_buf_add(&copy, e->texts.p, e->texts.n))
+			rc = SALUS_ENOMEM;
+	}
+	pthread_mutex_unlock(&consent_lock);
+	if (hit) {
+		if (!rc)
+			rc = consent_replay(copy.p, cnt, each, each_ctx);
+		salus_buf_release(&copy);
+		return rc;
+	}
+	/* a miss: search (seq was read before it, so a write racing with the search only makes the entry stale) */
+	rc = consent_search(st, actor, &copy, &cnt);
+	if (!rc)
+		rc = consent_replay(copy.p, cnt, each, each_ctx);
+	if (!rc) {
+		pthread_mutex_lock(&consent_lock);
+		salus_buf_release(&e->texts);
+		e->texts = copy; /* moved */
+		e->st = st;
+		e->seq = seq;
+		e->n = cnt;
+		memcpy(e->actor, actor, n + 1);
+		e->valid = true;
+		pthread_mutex_unlock(&consent_lock);
+		return SALUS_OK;
+	}
+	salus_buf_release(&copy);
+	return rc;
 }
