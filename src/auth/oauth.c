@@ -448,6 +448,10 @@ bool salus_pkce_s256_ok(const char *verifier, const char *challenge)
 	return salus_ct_eq(enc, challenge, 43);
 }
 
+static const char *cookie_named(const char *cookie, const char *cname, char *buf, size_t cap);
+
+#define LAUNCH_COOKIE "__Host-salus_launch"
+
 /* ---- SMART EHR launch: the launch context ---------------------------------------------------------- */
 
 /* A FHIR id: [A-Za-z0-9.-]{1,64}. */
@@ -491,16 +495,23 @@ static int finish_launch(struct salus_auth *a, const char *txid, json_t *tx, str
 	if (rc)
 		return rc;
 	char tok[SALUS_B64URL_LEN(32)], key[SALUS_B64URL_LEN(SALUS_HASH_LEN)];
+	char bind[SALUS_B64URL_LEN(24)], bkey[SALUS_B64URL_LEN(SALUS_HASH_LEN)];
 	salus_random_token(32, tok, sizeof tok);
 	secret_key(tok, key);
-	json_t *l = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "client", jstr(tx, "client"), "user", jstr(tx, "user"),
-			      "ugen", jstr(tx, "ugen"), "fhirUser", jstr(tx, "fhirUser"), "patient", pid, "encounter", eid,
-			      "exp", (json_int_t)(salus_now_ms() + SALUS_LAUNCH_S * 1000));
+	salus_random_token(24, bind, sizeof bind); /* this browser's proof for the app's authorization */
+	secret_key(bind, bkey);
+	json_t *l = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "client", jstr(tx, "client"), "user",
+			      jstr(tx, "user"), "ugen", jstr(tx, "ugen"), "role", jstr(tx, "role"), "fhirUser",
+			      jstr(tx, "fhirUser"), "patient", pid, "encounter", eid, "browser", bkey, "exp",
+			      (json_int_t)(salus_now_ms() + SALUS_LAUNCH_S * 1000));
 	rc = l ? kv_json_put(a->store, LAUNCH_NS, key, l) : SALUS_ENOMEM;
 	json_decref(l);
 	if (!rc) {
 		salus_store_kv_del(a->store, TX_NS, txid);
 		out->event = SALUS_AUTHZ_EV_LAUNCH;
+		/* SameSite=Lax: sent when the app sends this browser back to /auth/authorize (a top-level GET) */
+		snprintf(out->set_cookie, sizeof out->set_cookie,
+			 LAUNCH_COOKIE "=%s; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=%d", bind, SALUS_LAUNCH_S);
 		rc = redirect(out, jstr(rec, "launch_uri"), "launch", tok, NULL, a->audience);
 	}
 	json_decref(rec);
@@ -605,7 +616,44 @@ static int role_with_patient(const char *role, char **out)
 	return 0;
 }
 
-static int authorize_get(struct salus_auth *a, salus_param_fn get, void *gc, struct salus_authz_response *out)
+/* A signed-in user's grant into tx: the most the role allows (in an EHR launch also as patient/
+ * scopes), intersected with what the app may have and asked for; the user, generation, role and
+ * fhirUser; the next stage.  *empty: the role allows none of what was asked. */
+static int tx_grant(json_t *tx, const char *username, const char *gen, enum salus_role role, const char *fhir_user,
+		    const char *stage, bool *empty)
+{
+	const char *luser = jstr(tx, "luser");
+	char *g = NULL, *rs = NULL, *full = NULL;
+	int rc = *luser ? role_with_patient(salus_role_scopes(role), &rs) : 0;
+	if (rc)
+		return rc;
+	rc = grant_res(rs ? rs : salus_role_scopes(role), jstr(tx, "res"), &g);
+	salus_free(rs);
+	if (rc)
+		return rc;
+	int bits = (int)json_integer_value(json_object_get(tx, "bits"));
+	if (!*luser && !(role == SALUS_ROLE_PATIENT || role == SALUS_ROLE_RELATED_PERSON))
+		bits &= ~SP_LAUNCH_PATIENT; /* no patient picker: staff get a patient context by EHR launch only */
+	if (!*jstr(tx, "lencounter"))
+		bits &= ~SP_LAUNCH_ENCOUNTER; /* no encounter picker: encounter context by EHR launch only */
+	if (!(rc = join_scope(g, (unsigned)bits, &full)))
+		rc = json_object_set_new(tx, "grant", json_string(full)) || json_object_set_new(tx, "res", json_string(g)) ||
+				     json_object_set_new(tx, "bits", json_integer(bits)) ||
+				     json_object_set_new(tx, "user", json_string(username)) ||
+				     json_object_set_new(tx, "ugen", json_string(gen)) ||
+				     json_object_set_new(tx, "role", json_string(salus_role_name(role))) ||
+				     json_object_set_new(tx, "fhirUser", json_string(fhir_user)) ||
+				     json_object_set_new(tx, "stage", json_string(stage))
+			     ? SALUS_ENOMEM
+			     : 0;
+	*empty = g && !g[0];
+	salus_free(full);
+	salus_free(g);
+	return rc;
+}
+
+static int authorize_get(struct salus_auth *a, salus_param_fn get, void *gc, const char *cookie,
+			 struct salus_authz_response *out)
 {
 	const char *client_id = get(gc, "client_id"), *ruri = get(gc, "redirect_uri");
 	const char *state = get(gc, "state"), *rt = get(gc, "response_type"), *scope = get(gc, "scope");
@@ -706,13 +754,40 @@ static int authorize_get(struct salus_auth *a, salus_param_fn get, void *gc, str
 		rc = SALUS_ENOMEM;
 		goto out;
 	}
+	/* the browser that made the launch, with the launch's cookie, signed in minutes ago: consent next */
+	const char *stage = "login";
+	char bbuf[64], bkey[SALUS_B64URL_LEN(SALUS_HASH_LEN)];
+	const char *bind = lctx ? cookie_named(cookie, LAUNCH_COOKIE, bbuf, sizeof bbuf) : NULL;
+	enum salus_role lrole;
+	if (bind) {
+		secret_key(bind, bkey);
+		const char *want = jstr(lctx, "browser");
+		if (strlen(want) == strlen(bkey) && salus_ct_eq(want, bkey, strlen(bkey)) &&
+		    !salus_role_parse(jstr(lctx, "role"), &lrole) &&
+		    !salus_user_current(a->users, jstr(lctx, "user"), jstr(lctx, "ugen"))) {
+			bool empty = false;
+			if ((rc = tx_grant(tx, jstr(lctx, "user"), jstr(lctx, "ugen"), lrole, jstr(lctx, "fhirUser"), "consent",
+					   &empty))) {
+				json_decref(lctx);
+				goto out;
+			}
+			if (empty) {
+				json_decref(lctx);
+				rc = redirect(out, ruri, "error", "invalid_scope", state, iss);
+				goto out;
+			}
+			stage = "consent";
+			out->event = SALUS_AUTHZ_EV_LOGIN_OK; /* audited: the launch's sign-in carried over */
+			snprintf(out->user, sizeof out->user, "%s", jstr(lctx, "user"));
+		}
+	}
 	json_decref(lctx);
 	if ((rc = kv_json_put(a->store, TX_NS, txid, tx)))
 		goto out;
 	/* a __Host- cookie must have Path=/ (and Secure, no Domain), or browsers drop it */
 	snprintf(out->set_cookie, sizeof out->set_cookie, CSRF_COOKIE "=%s; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=%d",
 		 csrf, SALUS_AUTHZ_TX_S);
-	rc = step_page(out, txid, tx, "login", NULL);
+	rc = step_page(out, txid, tx, stage, NULL);
 out:
 	json_decref(tx);
 	salus_free(have_res);
@@ -722,10 +797,11 @@ out:
 	return rc;
 }
 
-/* The CSRF cookie's value from a Cookie header, or NULL. */
-static const char *cookie_value(const char *cookie, char *buf, size_t cap)
+/* The value of cookie `cname` from a Cookie header, or NULL. */
+static const char *cookie_named(const char *cookie, const char *cname, char *buf, size_t cap)
 {
-	const char *name = CSRF_COOKIE "=";
+	char name[64];
+	snprintf(name, sizeof name, "%s=", cname);
 	for (const char *p = cookie; p && *p;) {
 		while (*p == ' ' || *p == ';')
 			p++;
@@ -738,6 +814,12 @@ static const char *cookie_value(const char *cookie, char *buf, size_t cap)
 		p += n;
 	}
 	return NULL;
+}
+
+/* The CSRF cookie's value from a Cookie header, or NULL. */
+static const char *cookie_value(const char *cookie, char *buf, size_t cap)
+{
+	return cookie_named(cookie, CSRF_COOKIE, buf, cap);
 }
 
 static int issue_code(struct salus_auth *a, const char *txid, json_t *tx, struct salus_authz_response *out)
@@ -812,6 +894,7 @@ static int authorize_post(struct salus_auth *a, const struct salus_form *f, cons
 			rc = json_object_set_new(tx, "user", json_string(who.username)) ||
 					     json_object_set_new(tx, "ugen", json_string(who.gen)) ||
 					     json_object_set_new(tx, "fhirUser", json_string(who.fhir_user)) ||
+					     json_object_set_new(tx, "role", json_string(salus_role_name(who.role))) ||
 					     json_object_set_new(tx, "stage", json_string("mfa"))
 				     ? SALUS_ENOMEM
 				     : 0;
@@ -834,34 +917,9 @@ static int authorize_post(struct salus_auth *a, const struct salus_form *f, cons
 			rc = redirect(out, jstr(tx, "redirect"), "error", "access_denied", jstr(tx, "state"), a->issuer);
 			goto out;
 		}
-		/* the most the role allows, intersected with what the app may have and asked for */
-		char *g = NULL, *role = NULL;
-		if (*luser && (rc = role_with_patient(salus_role_scopes(who.role), &role)))
-			goto out;
-		rc = grant_res(role ? role : salus_role_scopes(who.role), jstr(tx, "res"), &g);
-		salus_free(role);
-		if (rc)
-			goto out;
-		int bits = (int)json_integer_value(json_object_get(tx, "bits"));
-		if (!*luser && !(who.role == SALUS_ROLE_PATIENT || who.role == SALUS_ROLE_RELATED_PERSON))
-			bits &= ~SP_LAUNCH_PATIENT; /* no patient picker: staff get a patient context by EHR launch only */
-		if (!*jstr(tx, "lencounter"))
-			bits &= ~SP_LAUNCH_ENCOUNTER; /* no encounter picker: encounter context by EHR launch only */
-		char *full = NULL;
-		if (!(rc = join_scope(g, (unsigned)bits, &full)))
-			rc = json_object_set_new(tx, "grant", json_string(full)) || json_object_set_new(tx, "res", json_string(g)) ||
-					     json_object_set_new(tx, "bits", json_integer(bits)) ||
-					     json_object_set_new(tx, "user", json_string(who.username)) ||
-					     json_object_set_new(tx, "ugen", json_string(who.gen)) ||
-					     json_object_set_new(tx, "role", json_string(salus_role_name(who.role))) ||
-					     json_object_set_new(tx, "fhirUser", json_string(who.fhir_user)) ||
-					     json_object_set_new(tx, "stage", json_string(who.mfa_required ? "mfa" : "consent"))
-				     ? SALUS_ENOMEM
-				     : 0;
-		salus_free(full);
-		bool empty = g && !g[0];
-		salus_free(g);
-		if (rc)
+		bool empty = false;
+		if ((rc = tx_grant(tx, who.username, who.gen, who.role, who.fhir_user, who.mfa_required ? "mfa" : "consent",
+				   &empty)))
 			goto out;
 		if (empty) { /* the role allows none of what was asked */
 			salus_store_kv_del(a->store, TX_NS, ptx->value);
@@ -921,7 +979,7 @@ int salus_oauth_authorize(struct salus_auth *a, const char *method, salus_param_
 	if (!a->users)
 		return error_page(out, 503, "sign-in is not available on this server");
 	if (!strcmp(method, "GET"))
-		return authorize_get(a, get, get_ctx, out);
+		return authorize_get(a, get, get_ctx, cookie, out);
 	if (strcmp(method, "POST"))
 		return error_page(out, 405, "use GET or POST");
 	if (!salus_form_media_type(content_type))

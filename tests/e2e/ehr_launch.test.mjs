@@ -3,7 +3,8 @@
 // encounter → staff sign-in (password, TOTP) → Salus sends the browser to the app's registered
 // launch URL with `iss` and an opaque `launch` → the app (npm `fhirclient` browser build) calls
 // FHIR.oauth2.authorize(), which reads iss and launch from its own URL and adds the `launch`
-// scope → Salus's sign-in (the same user), TOTP, consent → FHIR.oauth2.ready() exchanges the code
+// scope → Salus's consent page (the launching browser's sign-in carries over through the
+// SameSite=Lax launch cookie) → FHIR.oauth2.ready() exchanges the code
 // (PKCE S256) → the client knows the patient and encounter of the launch and reads them.
 // Chromium trusts exactly the data directory's TLS key (as in smart_launch.test.mjs).
 // Skips, saying why, when /usr/bin/chromium is absent.
@@ -144,8 +145,9 @@ test('EHR launch with fhirclient: /auth/launch, launch URL with iss + launch, au
   assert.match(authz.searchParams.get('scope'), /(^| )launch( |$)/, 'fhirclient added the launch scope');
   assert.equal(authz.searchParams.get('aud'), s.fhirBase);
 
-  await signIn(tab, 0);
+  // the browser that launched carries its sign-in over (the launch cookie): consent comes next
   await tab.getByRole('heading', { name: 'Allow access?' }).waitFor();
+  assert.match(await tab.textContent('body'), /Signed in as drlovelace/);
   await tab.getByRole('button', { name: 'Allow' }).click();
 
   await tab.waitForURL((u) => u.origin === `https://127.0.0.1:${appPort}` && u.pathname === '/app.html');

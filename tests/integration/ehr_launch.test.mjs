@@ -45,16 +45,21 @@ async function ehrLaunch(user, { client = 'ehrapp', patient = pid, encounter } =
 }
 
 /** The app's part: /auth/authorize (with launch) → sign-in → consent; resolves the redirect URL or the response. */
-async function authorize(user, { launch, scope = 'launch patient/*.rs openid fhirUser', client = 'ehrapp', verifier }) {
+async function authorize(user, { launch, scope = 'launch patient/*.rs openid fhirUser', client = 'ehrapp', verifier, launchCookie }) {
   const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');
   const q = new URLSearchParams({ client_id: client, redirect_uri: REDIRECT, response_type: 'code', scope, state: 'st-9',
     code_challenge: challenge, code_challenge_method: 'S256', aud: s.fhirBase });
   if (launch) q.set('launch', launch);
-  const g = await s.request('GET', `/auth/authorize?${q}`);
+  const g = await s.request('GET', `/auth/authorize?${q}`, launchCookie ? { headers: { cookie: launchCookie } } : {});
   if (g.status === 302) return new URL(g.headers.location);
   assert.equal(g.status, 200, g.body);
   const cookie = g.headers['set-cookie'][0].split(';')[0];
   const tx = txOf(g.body);
+  if (/name=step value="consent"/.test(g.body)) { // the launching browser's sign-in carried over
+    const r = await post('/auth/authorize', { tx, step: 'consent', decision: 'approve' }, cookie);
+    assert.equal(r.status, 302, r.body);
+    return new URL(r.headers.location);
+  }
   let r = await post('/auth/authorize', { tx, step: 'login', username: user, password: PW }, cookie);
   if (r.status === 302) return new URL(r.headers.location);
   assert.match(r.body, /name=step value="mfa"/);
@@ -96,6 +101,7 @@ before(async () => {
   assert.equal(r.code, 0, r.stderr);
   for (const [u, prac] of [['alice', 'p-a'], ['bob', 'p-b'], ['carol', 'p-c'], ['dave', 'p-d'], ['erin', 'p-e'], ['frank', 'p-f']])
     totp[u] = await s.addUser(u, 'clinician', ['--practitioner', prac], PW);
+  totp.gina = await s.addUser('gina', 'clinician', ['--practitioner', 'p-g'], PW);
   totp.pat = await s.addUser('pat', 'patient', ['--patient', pid], PW);
 });
 after(async () => {
@@ -202,6 +208,35 @@ describe('EHR launch', () => {
     assert.equal(cb.searchParams.get('error'), 'invalid_request');
     cb = await authorize('frank', { verifier, launch: 'abc', client: 'standalone', scope: 'launch patient/*.rs' });
     assert.equal(cb.searchParams.get('error'), 'invalid_scope');
+  });
+
+  test('the browser that launched (launch cookie) goes straight to consent; another cookie signs in again', async () => {
+    let r = await ehrLaunch('gina');
+    assert.equal(r.status, 302, r.body);
+    const sc = r.headers['set-cookie'][0];
+    assert.match(sc, /^__Host-salus_launch=[A-Za-z0-9_-]+; Path=\/; Secure; HttpOnly; SameSite=Lax; Max-Age=300$/);
+    const launchCookie = sc.split(';')[0];
+    let launch = new URL(r.headers.location).searchParams.get('launch');
+    const verifier = crypto.randomBytes(32).toString('base64url');
+    const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');
+    const q = (l) => new URLSearchParams({ client_id: 'ehrapp', redirect_uri: REDIRECT, response_type: 'code',
+      scope: 'launch patient/*.rs', state: 's', code_challenge: challenge, code_challenge_method: 'S256', launch: l });
+    const g = await s.request('GET', `/auth/authorize?${q(launch)}`, { headers: { cookie: launchCookie } });
+    assert.equal(g.status, 200, g.body);
+    assert.match(g.body, /Allow access\?/);
+    assert.match(g.body, /Signed in as <b>gina<\/b>/);
+    const cookie = g.headers['set-cookie'][0].split(';')[0];
+    r = await post('/auth/authorize', { tx: txOf(g.body), step: 'consent', decision: 'approve' }, cookie);
+    assert.equal(r.status, 302, r.body);
+    const t = await exchange(new URL(r.headers.location).searchParams.get('code'), verifier);
+    assert.equal(t.status, 200, t.body);
+    assert.equal(t.json.patient, pid);
+    // a cookie that is not this launch's: the sign-in page
+    r = await ehrLaunch('gina');
+    launch = new URL(r.headers.location).searchParams.get('launch');
+    const other = await s.request('GET', `/auth/authorize?${q(launch)}`, { headers: { cookie: '__Host-salus_launch=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } });
+    assert.equal(other.status, 200);
+    assert.match(other.body, /name=step value="login"/);
   });
 
   test('the launch page: unknown app, app without launch URI, bad ids, unknown patient or encounter, patient user', async () => {

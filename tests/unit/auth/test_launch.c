@@ -42,6 +42,7 @@ static struct salus_auth *A;
 static struct salus_users *U;
 static struct salus_mfa_enrolment M_ALICE, M_BOB;
 static int totp_step; /* each sign-in uses another time step (codes are single use) */
+static char last_launch_cookie[128]; /* the Cookie header value the last launch set */
 
 /* The launch targets: Patient p1 with Encounter e1; nothing else exists. */
 static int targets(void *ctx, const char *patient, const char *encounter)
@@ -189,6 +190,9 @@ static void launch(const char *client, const char *user, const struct salus_mfa_
 		assert_int_equal(strncmp(r.location, LAUNCH_URI "?launch=", strlen(LAUNCH_URI "?launch=")), 0);
 		assert_non_null(strstr(r.location, "&iss=https%3A%2F%2Fehr.test%2Ffhir"));
 		assert_non_null(between(r.location, "launch=", out, 128));
+		assert_int_equal(strncmp(r.set_cookie, "__Host-salus_launch=", 20), 0);
+		assert_non_null(strstr(r.set_cookie, "; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=300"));
+		snprintf(last_launch_cookie, sizeof last_launch_cookie, "%.*s", (int)strcspn(r.set_cookie, ";"), r.set_cookie);
 	}
 	salus_authz_response_release(&r);
 }
@@ -290,6 +294,39 @@ static void test_launch_flow(void **state)
 	assert_non_null(strstr(loc, "error=invalid_request"));
 }
 
+/* The browser that made the launch (its launch cookie) is not asked to sign in again. */
+static void test_launch_cookie(void **state)
+{
+	(void)state;
+	char l[128], cookie[160], ch[SALUS_B64URL_LEN(crypto_hash_sha256_BYTES)];
+	int status;
+	unsigned char h[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256(h, (const unsigned char *)VERIFIER, strlen(VERIFIER));
+	salus_b64url_encode(h, sizeof h, ch, sizeof ch);
+	launch("ehrapp", "alice", &M_ALICE, NULL, l, &status);
+	assert_int_equal(status, 302);
+	snprintf(cookie, sizeof cookie, "a=b; %s", last_launch_cookie);
+	const char *kv[] = {"client_id", "ehrapp", "redirect_uri", REDIRECT, "response_type", "code", "scope",
+			    "launch patient/*.rs", "code_challenge", ch, "code_challenge_method", "S256", "launch", l, NULL};
+	struct salus_authz_response r;
+	assert_int_equal(salus_oauth_authorize(A, "GET", param, (void *)kv, NULL, NULL, 0, cookie, NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "value=\"consent\""));
+	assert_non_null(strstr(r.body, "Signed in as <b>alice</b>"));
+	assert_int_equal(r.event, SALUS_AUTHZ_EV_LOGIN_OK);
+	assert_string_equal(r.user, "alice");
+	salus_authz_response_release(&r);
+	/* another launch, a cookie of the wrong value: the sign-in page */
+	launch("ehrapp", "alice", &M_ALICE, NULL, l, &status);
+	kv[13] = l;
+	assert_int_equal(salus_oauth_authorize(A, "GET", param, (void *)kv, NULL, NULL, 0,
+					       "__Host-salus_launch=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL, &r),
+			 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "value=\"login\""));
+	salus_authz_response_release(&r);
+}
+
 static void test_launch_refusals(void **state)
 {
 	(void)state;
@@ -357,6 +394,7 @@ int main(void)
 		cmocka_unit_test_setup(test_registration, setup),
 		cmocka_unit_test_setup(test_launch_flow, setup),
 		cmocka_unit_test_setup(test_launch_refusals, setup),
+		cmocka_unit_test_setup(test_launch_cookie, setup),
 		cmocka_unit_test_setup(test_launch_page_refusals, setup),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
