@@ -582,6 +582,47 @@ static bool clause_matches(const struct salus_sq_clause *cl, const struct salus_
 	return cl->negate ? !any : any;
 }
 
+/* The resource reduced to the top-level elements that type's Patient-compartment reference
+ * parameters read (new reference; the rest is not needed to decide membership), or NULL when
+ * an expression is not a union of plain "Type.element..." terms (then the whole is indexed). */
+static json_t *comp_view(const char *type, json_t *res)
+{
+	const struct salus_fhir_type *ft = salus_fhir_type_find(type, strlen(type));
+	json_t *v = ft && !json_object_get(res, "contained") ? json_object() : NULL;
+	size_t tl = strlen(type);
+	if (!v)
+		return NULL;
+	json_object_set(v, "resourceType", json_object_get(res, "resourceType"));
+	for (size_t k = 0; k < salus_fhir_compartment_count(ft); k++) {
+		const char *code = salus_fhir_compartment_param_at(ft, k);
+		const struct salus_fhir_sp *sp = code ? salus_fhir_sp_find(type, tl, code, strlen(code)) : NULL;
+		struct salus_fhir_sp_info info;
+		if (!sp)
+			continue;
+		salus_fhir_sp_get(sp, &info);
+		if (info.type != SALUS_FHIR_SP_REFERENCE)
+			continue;
+		for (const char *t = info.expression; t && *t;) {
+			size_t n;
+			if (strncmp(t, type, tl) || t[tl] != '.' ||
+			    !(n = strspn(t + tl + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))) {
+				json_decref(v);
+				return NULL;
+			}
+			const char *key;
+			json_t *val;
+			json_object_foreach(res, key, val)
+			{
+				if (!strncmp(key, t + tl + 1, n)) /* also the choice-type names (valueReference) */
+					json_object_set(v, key, val);
+			}
+			const char *bar = strstr(t, " | ");
+			t = bar ? bar + 3 : NULL;
+		}
+	}
+	return v;
+}
+
 int salus_fhir_access_visible(struct salus_store *st, const struct salus_policy *p, enum salus_policy_letter l,
 			      const char *type, const char *id, json_t *res, bool *ok)
 {
@@ -614,7 +655,12 @@ int salus_fhir_access_visible(struct salus_store *st, const struct salus_policy 
 	salus_fhir_index_init(&x);
 	struct salus_query *q = NULL;
 	struct salus_fhir_search *s = NULL;
-	int rc = salus_fhir_index_build(&x, type, res);
+	/* only the compartment decides: index just what its parameters read */
+	json_t *view = r.compartment && !r.query && !r.related && !p->hidden && !p->ndeny && strcmp(type, "Patient")
+			       ? comp_view(type, res)
+			       : NULL;
+	int rc = salus_fhir_index_build(&x, type, view ? view : res);
+	json_decref(view);
 	if (rc)
 		goto out;
 	bool pass = true;

@@ -4,6 +4,7 @@
  */
 #include "policy/policy.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -385,7 +386,10 @@ static int consent_one(void *ctx, const char *json, size_t n)
 int salus_policy_init(struct salus_policy *p, struct salus_store *st, const struct salus_policy_config *cfg,
 		      const struct salus_policy_token *t)
 {
-	memset(p, 0, sizeof *p);
+	/* everything up to the denials (only deny[0..ndeny) is ever read: not cleared, it is most of the size) */
+	memset(p, 0, offsetof(struct salus_policy, deny));
+	p->ndeny = 0;
+	p->deny_overflow = false;
 	int rc = context_init(p, st, cfg, t);
 	if (rc)
 		return rc;
