@@ -1151,7 +1151,9 @@ static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token
 	}
 	const char *fu = jstr(g, "fhirUser");
 	if ((patient[0] && json_object_set_new(body, "patient", json_string(patient))) ||
-	    (patient[0] && *lencounter && json_object_set_new(body, "encounter", json_string(lencounter)))) {
+	    (patient[0] && *lencounter && json_object_set_new(body, "encounter", json_string(lencounter))) ||
+	    /* an EHR launch opens the app in its own window, without a patient banner of Salus's around it */
+	    (*lpatient && json_object_set_new(body, "need_patient_banner", json_true()))) {
 		rc = SALUS_ENOMEM;
 		goto out;
 	}

@@ -146,6 +146,7 @@ describe('EHR launch', () => {
     assert.equal(t.status, 200, t.body);
     assert.equal(t.json.patient, pid);
     assert.equal(t.json.encounter, encId);
+    assert.equal(t.json.need_patient_banner, true);
     assert.match(t.json.scope, /\blaunch\b/);
     assert.match(t.json.scope, /patient\/\*\.rs/);
     const tok = t.json.access_token;
