@@ -190,6 +190,13 @@ void salus_auth_free(struct salus_auth *a); /* NULL-safe */
 typedef int (*salus_auth_context_fn)(void *ctx, const char *fhir_user, char out[SALUS_MAX_ID + 1]);
 void salus_auth_set_context(struct salus_auth *a, salus_auth_context_fn fn, void *ctx);
 
+/* Does the context of an EHR launch exist: Patient `patient`, and (when
+ * `encounter` is not "") Encounter `encounter` of that patient?  Returns 0,
+ * SALUS_ENOTFOUND or another error.  Set by the server (policy/policy.h
+ * salus_policy_launch_target); without a checker no launch is made. */
+typedef int (*salus_auth_launch_fn)(void *ctx, const char *patient, const char *encounter);
+void salus_auth_set_launch_check(struct salus_auth *a, salus_auth_launch_fn fn, void *ctx);
+
 /* How JWK Set URLs are fetched (salus_auth_backend_add_url): ca_file, if not
  * NULL or "", a PEM file of the CAs to trust instead of the system's; cache_s
  * how long a fetched set is used (1..86400; the default is 300).
@@ -248,6 +255,7 @@ struct salus_principal {
 	char user_id[65];                  /* the logged-in user behind the token, or "" (client credentials) */
 	char fhir_user[96];                /* the user's FHIR identity ("Patient/ID", "RelatedPerson/ID", ...) or "" */
 	char patient[SALUS_MAX_ID + 1];    /* the patient context the token was issued with, or "" */
+	char role[24];                     /* the user's role when the token was issued (user.h names), or "" */
 	int64_t exp;                       /* token expiry, seconds since the epoch */
 	const struct salus_scopes *scopes; /* granted scopes; valid until salus_principal_release */
 	struct salus_grant *grant_;        /* internal: keeps scopes alive */

@@ -62,6 +62,7 @@ struct salus_grant {
 	char fam[48];  /* refresh-token family the token came from ("" if none) */
 	char fhir_user[96];            /* the user's "fhirUser" claim ("" if none) */
 	char patient[SALUS_MAX_ID + 1]; /* the "patient" claim: the patient context fixed at issue ("" if none) */
+	char role[24];                  /* the "role" claim: the user's role at issue ("" if none) */
 	int64_t exp;
 	struct salus_scopes scopes;
 	char *record; /* the client's registry record as seen when verified (owned) */
@@ -90,6 +91,8 @@ struct salus_auth {
 	struct salus_users *users;         /* the user registry (authorization code grant), or NULL */
 	salus_auth_context_fn context;     /* the patient context of a fhirUser (salus_auth_set_context), or NULL */
 	void *context_ctx;
+	salus_auth_launch_fn launch_check; /* EHR launch targets exist (salus_auth_set_launch_check), or NULL */
+	void *launch_check_ctx;
 	pthread_mutex_t lock;              /* guards cache */
 	struct cache_slot *cache;          /* SALUS_AUTH_CACHE_SLOTS, direct-mapped */
 };

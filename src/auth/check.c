@@ -129,6 +129,7 @@ static void fill(struct salus_principal *out, struct salus_grant *g)
 	memcpy(out->user_id, g->uid, sizeof out->user_id);
 	memcpy(out->fhir_user, g->fhir_user, sizeof out->fhir_user);
 	memcpy(out->patient, g->patient, sizeof out->patient);
+	memcpy(out->role, g->role, sizeof out->role);
 	out->exp = g->exp;
 	out->scopes = &g->scopes;
 	out->grant_ = g;
@@ -181,6 +182,8 @@ static int verify_full(struct salus_auth *a, const char *tok, size_t n, struct s
 		    !copy_claim(claims, "fhirUser", g->fhir_user, sizeof g->fhir_user))
 			goto out_grant;
 		if (json_object_get(claims, "patient") && !copy_claim(claims, "patient", g->patient, sizeof g->patient))
+			goto out_grant;
+		if (json_object_get(claims, "role") && !copy_claim(claims, "role", g->role, sizeof g->role))
 			goto out_grant;
 	}
 	if (json_object_get(claims, "fam") && !copy_claim(claims, "fam", g->fam, sizeof g->fam))

@@ -32,6 +32,7 @@
 #define REFRESH_NS "refresh"
 #define USED_NS "refresh_used"
 #define FAMILY_NS "rfamily"
+#define LAUNCH_NS "launch"
 #define CSRF_COOKIE "__Host-salus_csrf"
 
 /* The non-resource scopes Salus understands. */
@@ -42,12 +43,15 @@ enum {
 	SP_OFFLINE = 8,
 	SP_ONLINE = 16,
 	SP_LAUNCH_PATIENT = 32,
+	SP_LAUNCH = 64,            /* EHR launch: the context comes from the launch parameter */
+	SP_LAUNCH_ENCOUNTER = 128, /* an encounter context (EHR launch only: no encounter picker) */
 };
 static const struct {
 	const char *name;
 	unsigned bit;
 } specials[] = {{"openid", SP_OPENID},   {"fhirUser", SP_FHIRUSER},         {"profile", SP_PROFILE},
-		{"offline_access", SP_OFFLINE}, {"online_access", SP_ONLINE}, {"launch/patient", SP_LAUNCH_PATIENT}};
+		{"offline_access", SP_OFFLINE}, {"online_access", SP_ONLINE}, {"launch/patient", SP_LAUNCH_PATIENT},
+		{"launch", SP_LAUNCH},          {"launch/encounter", SP_LAUNCH_ENCOUNTER}};
 
 void salus_auth_set_users(struct salus_auth *a, struct salus_users *u)
 {
@@ -60,7 +64,7 @@ struct salus_users *salus_auth_users(const struct salus_auth *a)
 }
 
 /* Split a scope string into resource scopes (appended to res, space-separated) and special bits.
- * SALUS_EINVALID for anything else (launch, launch/encounter: no EHR launch yet). */
+ * SALUS_EINVALID for anything else. */
 static int split_scope(const char *s, struct salus_buf *res, unsigned *bits)
 {
 	*bits = 0;
@@ -190,7 +194,8 @@ static const char *jstr(const json_t *j, const char *name)
 /* ---- app registration -------------------------------------------------------------------------------- */
 
 int salus_auth_app_add(struct salus_store *st, const char *id, const char *scope, const char *redirect_uri,
-		       bool public_client, const char *secret, size_t secret_n, const char **why)
+		       const char *launch_uri, bool public_client, const char *secret, size_t secret_n,
+		       const char **why)
 {
 	const char *dummy;
 	if (!why)
@@ -202,6 +207,11 @@ int salus_auth_app_add(struct salus_store *st, const char *id, const char *scope
 	if (!redirect_uri_ok(redirect_uri)) {
 		*why = "redirect URI must be an absolute https URI (or http://localhost, http://127.0.0.1) "
 		       "without fragment, at most 512 bytes";
+		return SALUS_EINVALID;
+	}
+	if (launch_uri && (!redirect_uri_ok(launch_uri) || strchr(launch_uri, '?'))) {
+		*why = "launch URI must be an absolute https URI (or http://localhost, http://127.0.0.1) without query "
+		       "or fragment, at most 512 bytes";
 		return SALUS_EINVALID;
 	}
 	if (!public_client && (!secret || secret_n < SALUS_CLIENT_SECRET_MIN || secret_n > SALUS_MAX_SECRET ||
@@ -226,10 +236,12 @@ int salus_auth_app_add(struct salus_store *st, const char *id, const char *scope
 		if (rc == SALUS_ENOMEM)
 			return rc;
 		*why = "scope must be SMART scopes (patient/ user/ system/ resource scopes, openid, fhirUser, profile, "
-		       "offline_access, online_access, launch/patient)";
+		       "offline_access, online_access, launch, launch/patient, launch/encounter)";
 		return SALUS_EINVALID;
 	}
 	salus_buf_release(&res);
+	if (launch_uri)
+		bits |= SP_LAUNCH; /* an app the EHR launches may ask for its launch context */
 	if ((rc = join_scope(canon, bits, &full)))
 		goto out;
 	if ((rc = salus_client_absent(st, id, why)))
@@ -244,14 +256,16 @@ int salus_auth_app_add(struct salus_store *st, const char *id, const char *scope
 	json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:[s], s:b, s:s, s:s}", "id", id, "secret_hash", hash, "scope",
 				canon ? canon : "", "app_scope", full, "redirect_uris", redirect_uri, "public",
 				public_client, "created", created, "gen", gen);
-	if (!rec) {
+	if (!rec || (launch_uri && json_object_set_new(rec, "launch_uri", json_string(launch_uri)))) {
+		json_decref(rec);
 		rc = SALUS_ENOMEM;
 		goto out;
 	}
 	rc = kv_json_put(st, "client", id, rec);
 	json_decref(rec);
 	if (!rc)
-		salus_log(SALUS_LOG_INFO, "auth.app.add", "client=%s public=%d", id, public_client ? 1 : 0);
+		salus_log(SALUS_LOG_INFO, "auth.app.add", "client=%s public=%d ehr_launch=%d", id, public_client ? 1 : 0,
+			  launch_uri ? 1 : 0);
 out:
 	salus_free(canon);
 	salus_free(full);
@@ -326,8 +340,13 @@ static int step_page(struct salus_authz_response *out, const char *tx, const jso
 		     html_esc(&b, step) || salus_buf_adds(&b, "\">");
 	if (rc) {
 	} else if (!strcmp(step, "login")) {
-		rc = salus_buf_adds(&b, "<p>The application <b>") || html_esc(&b, client) ||
-		     salus_buf_adds(&b, "</b> asks you to sign in.</p>"
+		bool ehr = !strcmp(jstr(t, "kind"), "launch");
+		rc = salus_buf_adds(&b, ehr ? "<p>Sign in to open the application <b>" : "<p>The application <b>") ||
+		     html_esc(&b, client) ||
+		     (ehr ? salus_buf_adds(&b, "</b> for patient <b>") || html_esc(&b, jstr(t, "patient")) ||
+				    salus_buf_adds(&b, "</b>.</p>")
+			  : salus_buf_adds(&b, "</b> asks you to sign in.</p>")) ||
+		     salus_buf_adds(&b, ""
 					"<p><label>Username <input name=username autocomplete=username required "
 					"maxlength=64 autofocus></label></p>"
 					"<p><label>Password <input name=password type=password "
@@ -429,7 +448,212 @@ bool salus_pkce_s256_ok(const char *verifier, const char *challenge)
 	return salus_ct_eq(enc, challenge, 43);
 }
 
-static int authorize_get(struct salus_auth *a, salus_param_fn get, void *gc, struct salus_authz_response *out)
+static const char *cookie_named(const char *cookie, const char *cname, char *buf, size_t cap);
+
+#define LAUNCH_COOKIE "__Host-salus_launch"
+
+/* ---- SMART EHR launch: the launch context ---------------------------------------------------------- */
+
+/* A FHIR id: [A-Za-z0-9.-]{1,64}. */
+static bool fhir_id_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (!n || n > SALUS_MAX_ID)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* The sign-in of an EHR launch is complete (password and second factor):
+ * make the launch context — single use, SALUS_LAUNCH_S, bound to client,
+ * user (and generation), patient and encounter — and send the browser to the
+ * app's launch URI with iss (the FHIR base URL) and launch (opaque). */
+static int finish_launch(struct salus_auth *a, const char *txid, json_t *tx, struct salus_authz_response *out)
+{
+	const char *pid = jstr(tx, "patient"), *eid = jstr(tx, "encounter");
+	int rc = a->launch_check ? a->launch_check(a->launch_check_ctx, pid, eid) : SALUS_ENOTFOUND;
+	if (rc == SALUS_ENOTFOUND) {
+		salus_store_kv_del(a->store, TX_NS, txid);
+		return error_page(out, 404, "no such patient (or no such encounter of that patient)");
+	}
+	if (rc)
+		return rc;
+	json_t *rec = NULL;
+	char *raw = NULL;
+	size_t raw_n;
+	rc = salus_client_get(a->store, jstr(tx, "client"), &rec, &raw, &raw_n);
+	salus_free(raw);
+	if (rc == SALUS_ENOTFOUND || (!rc && !*jstr(rec, "launch_uri"))) {
+		json_decref(rec);
+		salus_store_kv_del(a->store, TX_NS, txid);
+		return error_page(out, 400, "unknown application (client_id)");
+	}
+	if (rc)
+		return rc;
+	char tok[SALUS_B64URL_LEN(32)], key[SALUS_B64URL_LEN(SALUS_HASH_LEN)];
+	char bind[SALUS_B64URL_LEN(24)], bkey[SALUS_B64URL_LEN(SALUS_HASH_LEN)];
+	salus_random_token(32, tok, sizeof tok);
+	secret_key(tok, key);
+	salus_random_token(24, bind, sizeof bind); /* this browser's proof for the app's authorization */
+	secret_key(bind, bkey);
+	json_t *l = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "client", jstr(tx, "client"), "user",
+			      jstr(tx, "user"), "ugen", jstr(tx, "ugen"), "role", jstr(tx, "role"), "fhirUser",
+			      jstr(tx, "fhirUser"), "patient", pid, "encounter", eid, "browser", bkey, "exp",
+			      (json_int_t)(salus_now_ms() + SALUS_LAUNCH_S * 1000));
+	rc = l ? kv_json_put(a->store, LAUNCH_NS, key, l) : SALUS_ENOMEM;
+	json_decref(l);
+	if (!rc) {
+		salus_store_kv_del(a->store, TX_NS, txid);
+		out->event = SALUS_AUTHZ_EV_LAUNCH;
+		/* SameSite=Lax: sent when the app sends this browser back to /auth/authorize (a top-level GET) */
+		snprintf(out->set_cookie, sizeof out->set_cookie,
+			 LAUNCH_COOKIE "=%s; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=%d", bind, SALUS_LAUNCH_S);
+		rc = redirect(out, jstr(rec, "launch_uri"), "launch", tok, NULL, a->audience);
+	}
+	json_decref(rec);
+	return rc;
+}
+
+/* GET /auth/launch?client_id=&patient=[&encounter=]: the sign-in page of an EHR launch. */
+static int launch_get(struct salus_auth *a, salus_param_fn get, void *gc, struct salus_authz_response *out)
+{
+	const char *client_id = get(gc, "client_id"), *pid = get(gc, "patient"), *eid = get(gc, "encounter");
+	json_t *rec = NULL, *tx = NULL;
+	char *raw = NULL;
+	size_t raw_n;
+	int rc = salus_client_id_valid(client_id) ? salus_client_get(a->store, client_id, &rec, &raw, &raw_n)
+						  : SALUS_ENOTFOUND;
+	salus_free(raw);
+	if (rc == SALUS_ENOTFOUND)
+		return error_page(out, 400, "unknown application (client_id)");
+	if (rc)
+		return rc;
+	snprintf(out->client_id, sizeof out->client_id, "%s", client_id);
+	bool launchable = *jstr(rec, "launch_uri") != 0;
+	json_decref(rec);
+	if (!launchable)
+		return error_page(out, 400, "this application has no launch URI (salus client add --launch-uri)");
+	if (!fhir_id_ok(pid) || (eid && !fhir_id_ok(eid)))
+		return error_page(out, 400, "patient (and encounter, when given) must be FHIR ids");
+	char txid[SALUS_B64URL_LEN(24)], csrf[SALUS_B64URL_LEN(24)];
+	salus_random_token(24, txid, sizeof txid);
+	salus_random_token(24, csrf, sizeof csrf);
+	tx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "kind", "launch", "client", client_id, "patient", pid,
+		       "encounter", eid ? eid : "", "csrf", csrf, "exp",
+		       (json_int_t)(salus_now_ms() + SALUS_AUTHZ_TX_S * 1000), "stage", "login");
+	if (!tx)
+		return SALUS_ENOMEM;
+	if (!(rc = kv_json_put(a->store, TX_NS, txid, tx))) {
+		snprintf(out->set_cookie, sizeof out->set_cookie,
+			 CSRF_COOKIE "=%s; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=%d", csrf, SALUS_AUTHZ_TX_S);
+		rc = step_page(out, txid, tx, "login", NULL);
+	}
+	json_decref(tx);
+	return rc;
+}
+
+int salus_oauth_launch(struct salus_auth *a, salus_param_fn get, void *get_ctx, struct salus_authz_response *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!a->users)
+		return error_page(out, 503, "sign-in is not available on this server");
+	return launch_get(a, get, get_ctx, out);
+}
+
+/* Claim the launch context `launch` for client_id (single use: of two
+ * concurrent claims exactly one deletes the record) into *out.
+ * SALUS_ENOTFOUND for an unknown, reused, expired or other client's launch. */
+static int claim_launch(struct salus_auth *a, const char *launch, const char *client_id, json_t **out)
+{
+	if (!pkce_chars(launch, 1, 128))
+		return SALUS_ENOTFOUND;
+	char key[SALUS_B64URL_LEN(SALUS_HASH_LEN)];
+	secret_key(launch, key);
+	json_t *l = NULL;
+	int rc = kv_json_get(a->store, LAUNCH_NS, key, &l);
+	if (!rc && (rc = salus_store_kv_del(a->store, LAUNCH_NS, key)))
+		rc = rc == SALUS_ENOTFOUND ? rc : SALUS_EIO;
+	if (rc) {
+		json_decref(l);
+		if (rc == SALUS_ENOTFOUND)
+			salus_log(SALUS_LOG_INFO, "auth.launch.denied", "client=%s reason=unknown-or-used", client_id);
+		return rc;
+	}
+	if (json_integer_value(json_object_get(l, "exp")) < salus_now_ms() || strcmp(jstr(l, "client"), client_id)) {
+		salus_log(SALUS_LOG_INFO, "auth.launch.denied", "client=%s reason=%s", client_id,
+			  strcmp(jstr(l, "client"), client_id) ? "other-client" : "expired");
+		json_decref(l);
+		return SALUS_ENOTFOUND;
+	}
+	*out = l;
+	return 0;
+}
+
+/* The role's scopes, plus each user/ scope again as a patient/ scope (a staff
+ * user in a launch's patient context may give an app patient/ scopes within
+ * what the role allows on every patient). */
+static int role_with_patient(const char *role, char **out)
+{
+	struct salus_buf b;
+	salus_buf_init(&b, SALUS_MAX_SCOPE * 3);
+	int rc = salus_buf_adds(&b, role);
+	for (const char *p = role; !rc && *p;) {
+		size_t n = strcspn(p, " ");
+		if (n > 5 && !strncmp(p, "user/", 5))
+			rc = salus_buf_adds(&b, " patient/") || salus_buf_add(&b, p + 5, n - 5);
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	if (rc || !(*out = salus_buf_detach(&b, NULL))) {
+		salus_buf_release(&b);
+		return SALUS_ENOMEM;
+	}
+	return 0;
+}
+
+/* A signed-in user's grant into tx: the most the role allows (in an EHR launch also as patient/
+ * scopes), intersected with what the app may have and asked for; the user, generation, role and
+ * fhirUser; the next stage.  *empty: the role allows none of what was asked. */
+static int tx_grant(json_t *tx, const char *username, const char *gen, enum salus_role role, const char *fhir_user,
+		    const char *stage, bool *empty)
+{
+	const char *luser = jstr(tx, "luser");
+	char *g = NULL, *rs = NULL, *full = NULL;
+	int rc = *luser ? role_with_patient(salus_role_scopes(role), &rs) : 0;
+	if (rc)
+		return rc;
+	rc = grant_res(rs ? rs : salus_role_scopes(role), jstr(tx, "res"), &g);
+	salus_free(rs);
+	if (rc)
+		return rc;
+	int bits = (int)json_integer_value(json_object_get(tx, "bits"));
+	if (!*luser && !(role == SALUS_ROLE_PATIENT || role == SALUS_ROLE_RELATED_PERSON))
+		bits &= ~SP_LAUNCH_PATIENT; /* no patient picker: staff get a patient context by EHR launch only */
+	if (!*jstr(tx, "lencounter"))
+		bits &= ~SP_LAUNCH_ENCOUNTER; /* no encounter picker: encounter context by EHR launch only */
+	if (!(rc = join_scope(g, (unsigned)bits, &full)))
+		rc = json_object_set_new(tx, "grant", json_string(full)) || json_object_set_new(tx, "res", json_string(g)) ||
+				     json_object_set_new(tx, "bits", json_integer(bits)) ||
+				     json_object_set_new(tx, "user", json_string(username)) ||
+				     json_object_set_new(tx, "ugen", json_string(gen)) ||
+				     json_object_set_new(tx, "role", json_string(salus_role_name(role))) ||
+				     json_object_set_new(tx, "fhirUser", json_string(fhir_user)) ||
+				     json_object_set_new(tx, "stage", json_string(stage))
+			     ? SALUS_ENOMEM
+			     : 0;
+	*empty = g && !g[0];
+	salus_free(full);
+	salus_free(g);
+	return rc;
+}
+
+static int authorize_get(struct salus_auth *a, salus_param_fn get, void *gc, const char *cookie,
+			 struct salus_authz_response *out)
 {
 	const char *client_id = get(gc, "client_id"), *ruri = get(gc, "redirect_uri");
 	const char *state = get(gc, "state"), *rt = get(gc, "response_type"), *scope = get(gc, "scope");
@@ -497,6 +721,23 @@ static int authorize_get(struct salus_auth *a, salus_param_fn get, void *gc, str
 		rc = redirect(out, ruri, "error", "invalid_scope", state, iss);
 		goto out;
 	}
+	const char *launch = get(gc, "launch");
+	json_t *lctx = NULL;
+	if (launch || (want_bits & SP_LAUNCH)) {
+		/* EHR launch: both the launch parameter and the launch scope, by an app registered for it */
+		if (!(have_bits & SP_LAUNCH)) {
+			rc = redirect(out, ruri, "error", "invalid_scope", state, iss);
+			goto out;
+		}
+		if (!launch || !(want_bits & SP_LAUNCH)) {
+			rc = redirect(out, ruri, "error", "invalid_request", state, iss);
+			goto out;
+		}
+		if ((rc = claim_launch(a, launch, client_id, &lctx))) {
+			rc = rc == SALUS_ENOTFOUND ? redirect(out, ruri, "error", "invalid_request", state, iss) : rc;
+			goto out;
+		}
+	}
 	char txid[SALUS_B64URL_LEN(24)], csrf[SALUS_B64URL_LEN(24)];
 	salus_random_token(24, txid, sizeof txid);
 	salus_random_token(24, csrf, sizeof csrf);
@@ -505,16 +746,48 @@ static int authorize_get(struct salus_auth *a, salus_param_fn get, void *gc, str
 		       "res", granted, "bits", (int)(want_bits & have_bits), "state", state ? state : "", "challenge", cc,
 		       "nonce", nonce ? nonce : "", "csrf", csrf, "exp", (json_int_t)(now + SALUS_AUTHZ_TX_S * 1000),
 		       "stage", "login");
-	if (!tx) {
+	if (!tx || (lctx && (json_object_set_new(tx, "luser", json_string(jstr(lctx, "user"))) ||
+			     json_object_set_new(tx, "lugen", json_string(jstr(lctx, "ugen"))) ||
+			     json_object_set_new(tx, "lpatient", json_string(jstr(lctx, "patient"))) ||
+			     json_object_set_new(tx, "lencounter", json_string(jstr(lctx, "encounter")))))) {
+		json_decref(lctx);
 		rc = SALUS_ENOMEM;
 		goto out;
 	}
+	/* the browser that made the launch, with the launch's cookie, signed in minutes ago: consent next */
+	const char *stage = "login";
+	char bbuf[64], bkey[SALUS_B64URL_LEN(SALUS_HASH_LEN)];
+	const char *bind = lctx ? cookie_named(cookie, LAUNCH_COOKIE, bbuf, sizeof bbuf) : NULL;
+	enum salus_role lrole;
+	if (bind) {
+		secret_key(bind, bkey);
+		const char *want = jstr(lctx, "browser");
+		if (strlen(want) == strlen(bkey) && salus_ct_eq(want, bkey, strlen(bkey)) &&
+		    !salus_role_parse(jstr(lctx, "role"), &lrole) &&
+		    !salus_user_current(a->users, jstr(lctx, "user"), jstr(lctx, "ugen"))) {
+			bool empty = false;
+			if ((rc = tx_grant(tx, jstr(lctx, "user"), jstr(lctx, "ugen"), lrole, jstr(lctx, "fhirUser"), "consent",
+					   &empty))) {
+				json_decref(lctx);
+				goto out;
+			}
+			if (empty) {
+				json_decref(lctx);
+				rc = redirect(out, ruri, "error", "invalid_scope", state, iss);
+				goto out;
+			}
+			stage = "consent";
+			out->event = SALUS_AUTHZ_EV_LOGIN_OK; /* audited: the launch's sign-in carried over */
+			snprintf(out->user, sizeof out->user, "%s", jstr(lctx, "user"));
+		}
+	}
+	json_decref(lctx);
 	if ((rc = kv_json_put(a->store, TX_NS, txid, tx)))
 		goto out;
 	/* a __Host- cookie must have Path=/ (and Secure, no Domain), or browsers drop it */
 	snprintf(out->set_cookie, sizeof out->set_cookie, CSRF_COOKIE "=%s; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=%d",
 		 csrf, SALUS_AUTHZ_TX_S);
-	rc = step_page(out, txid, tx, "login", NULL);
+	rc = step_page(out, txid, tx, stage, NULL);
 out:
 	json_decref(tx);
 	salus_free(have_res);
@@ -524,10 +797,11 @@ out:
 	return rc;
 }
 
-/* The CSRF cookie's value from a Cookie header, or NULL. */
-static const char *cookie_value(const char *cookie, char *buf, size_t cap)
+/* The value of cookie `cname` from a Cookie header, or NULL. */
+static const char *cookie_named(const char *cookie, const char *cname, char *buf, size_t cap)
 {
-	const char *name = CSRF_COOKIE "=";
+	char name[64];
+	snprintf(name, sizeof name, "%s=", cname);
 	for (const char *p = cookie; p && *p;) {
 		while (*p == ' ' || *p == ';')
 			p++;
@@ -540,6 +814,12 @@ static const char *cookie_value(const char *cookie, char *buf, size_t cap)
 		p += n;
 	}
 	return NULL;
+}
+
+/* The CSRF cookie's value from a Cookie header, or NULL. */
+static const char *cookie_value(const char *cookie, char *buf, size_t cap)
+{
+	return cookie_named(cookie, CSRF_COOKIE, buf, cap);
 }
 
 static int issue_code(struct salus_auth *a, const char *txid, json_t *tx, struct salus_authz_response *out)
@@ -605,27 +885,41 @@ static int authorize_post(struct salus_auth *a, const struct salus_form *f, cons
 			goto out;
 		out->event = SALUS_AUTHZ_EV_LOGIN_OK;
 		snprintf(out->user, sizeof out->user, "%s", who.username);
-		/* the most the role allows, intersected with what the app may have and asked for */
-		char *g = NULL;
-		if ((rc = grant_res(salus_role_scopes(who.role), jstr(tx, "res"), &g)))
-			goto out;
-		int bits = (int)json_integer_value(json_object_get(tx, "bits"));
-		if (!(who.role == SALUS_ROLE_PATIENT || who.role == SALUS_ROLE_RELATED_PERSON))
-			bits &= ~SP_LAUNCH_PATIENT; /* no patient picker yet: staff get no patient context */
-		char *full = NULL;
-		if (!(rc = join_scope(g, (unsigned)bits, &full)))
-			rc = json_object_set_new(tx, "grant", json_string(full)) || json_object_set_new(tx, "res", json_string(g)) ||
-					     json_object_set_new(tx, "bits", json_integer(bits)) ||
-					     json_object_set_new(tx, "user", json_string(who.username)) ||
+		if (!strcmp(jstr(tx, "kind"), "launch")) { /* the sign-in of an EHR launch */
+			if (!salus_role_is_staff(who.role)) {
+				salus_store_kv_del(a->store, TX_NS, ptx->value);
+				rc = error_page(out, 403, "only staff users launch applications from the EHR");
+				goto out;
+			}
+			rc = json_object_set_new(tx, "user", json_string(who.username)) ||
 					     json_object_set_new(tx, "ugen", json_string(who.gen)) ||
 					     json_object_set_new(tx, "fhirUser", json_string(who.fhir_user)) ||
-					     json_object_set_new(tx, "stage", json_string(who.mfa_required ? "mfa" : "consent"))
+					     json_object_set_new(tx, "role", json_string(salus_role_name(who.role))) ||
+					     json_object_set_new(tx, "stage", json_string("mfa"))
 				     ? SALUS_ENOMEM
 				     : 0;
-		salus_free(full);
-		bool empty = g && !g[0];
-		salus_free(g);
-		if (rc)
+			if (rc)
+				goto out;
+			if (!who.mfa_required) {
+				rc = finish_launch(a, ptx->value, tx, out);
+				goto out;
+			}
+			if ((rc = kv_json_put(a->store, TX_NS, ptx->value, tx)))
+				goto out;
+			rc = step_page(out, ptx->value, tx, "mfa", NULL);
+			goto out;
+		}
+		const char *luser = jstr(tx, "luser");
+		if (*luser && (strcmp(luser, who.username) || strcmp(jstr(tx, "lugen"), who.gen))) {
+			/* an EHR launch is for the user who launched, as they were then */
+			salus_store_kv_del(a->store, TX_NS, ptx->value);
+			salus_log(SALUS_LOG_WARN, "auth.launch.denied", "client=%s reason=other-user", jstr(tx, "client"));
+			rc = redirect(out, jstr(tx, "redirect"), "error", "access_denied", jstr(tx, "state"), a->issuer);
+			goto out;
+		}
+		bool empty = false;
+		if ((rc = tx_grant(tx, who.username, who.gen, who.role, who.fhir_user, who.mfa_required ? "mfa" : "consent",
+				   &empty)))
 			goto out;
 		if (empty) { /* the role allows none of what was asked */
 			salus_store_kv_del(a->store, TX_NS, ptx->value);
@@ -650,6 +944,10 @@ static int authorize_post(struct salus_auth *a, const struct salus_form *f, cons
 		if (rc)
 			goto out;
 		out->event = SALUS_AUTHZ_EV_MFA_OK;
+		if (!strcmp(jstr(tx, "kind"), "launch")) {
+			rc = finish_launch(a, ptx->value, tx, out);
+			goto out;
+		}
 		if (json_object_set_new(tx, "stage", json_string("consent"))) {
 			rc = SALUS_ENOMEM;
 			goto out;
@@ -681,7 +979,7 @@ int salus_oauth_authorize(struct salus_auth *a, const char *method, salus_param_
 	if (!a->users)
 		return error_page(out, 503, "sign-in is not available on this server");
 	if (!strcmp(method, "GET"))
-		return authorize_get(a, get, get_ctx, out);
+		return authorize_get(a, get, get_ctx, cookie, out);
 	if (strcmp(method, "POST"))
 		return error_page(out, 405, "use GET or POST");
 	if (!salus_form_media_type(content_type))
@@ -821,7 +1119,10 @@ static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token
 	size_t raw_n;
 	/* the patient context (policy/policy.h): fixed in the token, re-checked on every request */
 	char patient[SALUS_MAX_ID + 1] = "";
-	if ((rc = patient_context(a, jstr(g, "fhirUser"), jstr(g, "res"), bits & SP_LAUNCH_PATIENT, patient)))
+	const char *lpatient = jstr(g, "lpatient"), *lencounter = jstr(g, "lencounter");
+	if (*lpatient && fhir_id_ok(lpatient)) /* an EHR launch's context */
+		memcpy(patient, lpatient, strlen(lpatient) + 1);
+	else if ((rc = patient_context(a, jstr(g, "fhirUser"), jstr(g, "res"), bits & SP_LAUNCH_PATIENT, patient)))
 		return rc;
 	if ((rc = salus_client_get(a->store, json_string_value(cl), &crec, &raw, &raw_n)))
 		return rc == SALUS_ENOTFOUND ? salus_token_error(out, 400, "invalid_grant") : rc;
@@ -832,6 +1133,7 @@ static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token
 			   jstr(g, "ugen"));
 	json_decref(crec);
 	if (!claims || (fam[0] && json_object_set_new(claims, "fam", json_string(fam))) ||
+	    (*jstr(g, "role") && json_object_set_new(claims, "role", json_string(jstr(g, "role")))) ||
 	    (patient[0] && json_object_set_new(claims, "patient", json_string(patient))) ||
 	    (*jstr(g, "fhirUser") && json_object_set_new(claims, "fhirUser", json_string(jstr(g, "fhirUser"))))) {
 		rc = SALUS_ENOMEM;
@@ -848,7 +1150,10 @@ static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token
 		goto out;
 	}
 	const char *fu = jstr(g, "fhirUser");
-	if (patient[0] && json_object_set_new(body, "patient", json_string(patient))) {
+	if ((patient[0] && json_object_set_new(body, "patient", json_string(patient))) ||
+	    (patient[0] && *lencounter && json_object_set_new(body, "encounter", json_string(lencounter))) ||
+	    /* an EHR launch opens the app in its own window, without a patient banner of Salus's around it */
+	    (*lpatient && json_object_set_new(body, "need_patient_banner", json_true()))) {
 		rc = SALUS_ENOMEM;
 		goto out;
 	}
@@ -875,9 +1180,14 @@ static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token
 		char rtok[SALUS_B64URL_LEN(32)], key[SALUS_B64URL_LEN(SALUS_HASH_LEN)];
 		salus_random_token(32, rtok, sizeof rtok);
 		secret_key(rtok, key);
-		json_t *r = json_pack("{s:O, s:s, s:s, s:s, s:s, s:i, s:s, s:O}", "client", cl, "user", jstr(g, "user"),
-				      "ugen", jstr(g, "ugen"), "fhirUser", fu, "res", jstr(g, "res"), "bits", (int)bits, "fam",
-				      fam, "fexp", json_object_get(g, "fexp"));
+		json_t *r = json_pack("{s:O, s:s, s:s, s:s, s:s, s:i, s:s, s:O, s:s, s:s}", "client", cl, "user",
+				      jstr(g, "user"), "ugen", jstr(g, "ugen"), "fhirUser", fu, "res", jstr(g, "res"), "bits",
+				      (int)bits, "fam", fam, "fexp", json_object_get(g, "fexp"), "lpatient", lpatient,
+				      "lencounter", lencounter);
+		if (r && *jstr(g, "role") && json_object_set_new(r, "role", json_string(jstr(g, "role")))) {
+			json_decref(r);
+			r = NULL;
+		}
 		rc = r ? kv_json_put(a->store, REFRESH_NS, key, r) : SALUS_ENOMEM;
 		json_decref(r);
 		if (rc || json_object_set_new(body, "refresh_token", json_string(rtok))) {

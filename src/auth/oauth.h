@@ -11,7 +11,8 @@
  * "code" (authorization codes, key = base64url(BLAKE2b(code)), 60 s, single
  * use), "refresh" (refresh tokens, key = base64url(BLAKE2b(token))) and
  * "rfamily" (a refresh-token family; revoked as a whole when a used refresh
- * token is presented again).
+ * token is presented again) and "launch" (EHR launch contexts, key =
+ * base64url(BLAKE2b(launch)), SALUS_LAUNCH_S, single use).
  */
 #ifndef SALUS_AUTH_OAUTH_H
 #define SALUS_AUTH_OAUTH_H
@@ -23,6 +24,7 @@
 
 #define SALUS_AUTHZ_TX_S 600   /* a login transaction's lifetime */
 #define SALUS_CODE_S 60        /* authorization code lifetime */
+#define SALUS_LAUNCH_S 300     /* an EHR launch context's lifetime (single use) */
 #define SALUS_REFRESH_S 2592000 /* refresh token (offline_access) lifetime: 30 days */
 #define SALUS_REFRESH_ONLINE_S 43200 /* online_access: 12 h */
 #define SALUS_MAX_REDIRECT_URI 512
@@ -37,12 +39,16 @@ struct salus_users *salus_auth_users(const struct salus_auth *a);
  * http://localhost / 127.0.0.1 for native apps), without fragment, at most
  * SALUS_MAX_REDIRECT_URI bytes; scope as for salus_auth_client_add, and may
  * also use user/ and patient/ scopes plus openid fhirUser profile
- * offline_access online_access launch/patient.  A public app has no secret
- * (PKCE is its only proof); a confidential one authenticates with
+ * offline_access online_access launch launch/patient launch/encounter.
+ * launch_uri (or NULL): where the EHR launch sends the browser (SMART EHR
+ * launch, salus_oauth_launch), rules as for redirect_uri and no query; it
+ * adds the `launch` scope to what the app may ask.  A public app has no
+ * secret (PKCE is its only proof); a confidential one authenticates with
  * client_secret_basic (secret 16..1024 bytes).
  * Errors: SALUS_EINVALID (*why), SALUS_EEXISTS, SALUS_EIO, SALUS_ENOMEM. */
 int salus_auth_app_add(struct salus_store *st, const char *id, const char *scope, const char *redirect_uri,
-		       bool public_client, const char *secret, size_t secret_n, const char **why /* OUT */);
+		       const char *launch_uri, bool public_client, const char *secret, size_t secret_n,
+		       const char **why /* OUT */);
 
 /* What the authorization endpoint answers. */
 enum salus_authz_event {
@@ -53,6 +59,7 @@ enum salus_authz_event {
 	SALUS_AUTHZ_EV_MFA_FAIL,
 	SALUS_AUTHZ_EV_CODE,       /* consent given, code issued */
 	SALUS_AUTHZ_EV_DENIED,     /* the user refused consent */
+	SALUS_AUTHZ_EV_LAUNCH,     /* sign-in (with MFA) complete, EHR launch context made */
 };
 struct salus_authz_response {
 	int status;               /* 200 (a page), 302 (Location), 400 (error page), 429, 503 */
@@ -76,6 +83,20 @@ typedef const char *(*salus_param_fn)(void *ctx, const char *name);
 int salus_oauth_authorize(struct salus_auth *a, const char *method, salus_param_fn get, void *get_ctx,
 			  const char *content_type, const char *body, size_t body_n, const char *cookie,
 			  const char *remote, struct salus_authz_response *out /* OUT */);
+
+/* GET /auth/launch?client_id=ID&patient=P[&encounter=E] — the SMART EHR
+ * launch, Salus being the EHR: a staff user signs in (password, then TOTP)
+ * on the page this answers (posted to /auth/authorize); then a launch
+ * context is made — opaque, single use, SALUS_LAUNCH_S, bound to the client,
+ * the user (and its generation), the Patient (which must exist) and the
+ * Encounter (which must be that patient's) — and the browser is sent to the
+ * app's registered launch URI with `iss` (the FHIR base URL) and `launch`.
+ * /auth/authorize with that `launch` and the `launch` scope, by the same
+ * client, signed in by the same user, yields tokens whose response carries
+ * `patient` (and `encounter`); the token's patient claim puts its patient/
+ * scopes in that patient's compartment.  Returns 0 with *out filled, or
+ * SALUS_ENOMEM / SALUS_EIO. */
+int salus_oauth_launch(struct salus_auth *a, salus_param_fn get, void *get_ctx, struct salus_authz_response *out /* OUT */);
 
 /* POST /auth/introspect (RFC 7662; client_secret_basic required) and POST
  * /auth/revoke (RFC 7009; confidential clients authenticate, public ones

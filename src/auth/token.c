@@ -77,6 +77,12 @@ void salus_auth_set_context(struct salus_auth *a, salus_auth_context_fn fn, void
 	a->context_ctx = ctx;
 }
 
+void salus_auth_set_launch_check(struct salus_auth *a, salus_auth_launch_fn fn, void *ctx)
+{
+	a->launch_check = fn;
+	a->launch_check_ctx = ctx;
+}
+
 void salus_auth_free(struct salus_auth *a)
 {
 	if (!a)

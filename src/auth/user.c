@@ -988,19 +988,61 @@ out_rec:
 	return rc;
 }
 
+/* What salus_user_current learnt from a user record, keyed by the hash of its exact bytes: the
+ * record is still read on every call (so a change by another process counts at once), only its
+ * parsing is skipped while the bytes are the same.  Holds no secret (a hash, the generation). */
+struct current_slot {
+	char username[SALUS_USERNAME_MAX + 1];
+	unsigned char h[SALUS_HASH_LEN];
+	char gen[32];
+	bool disabled, valid;
+};
+#define CURRENT_SLOTS 256
+static struct current_slot current_cache[CURRENT_SLOTS];
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int salus_user_current(struct salus_users *u, const char *username, const char *gen)
 {
-	json_t *rec = NULL;
-	int rc = user_get(u, username, &rec);
+	char *val = NULL;
+	size_t n = 0;
+	if (!salus_username_valid(username))
+		return SALUS_EUNAUTHORIZED;
+	int rc = salus_store_kv_get(u->store, USER_NS, username, &val, &n);
 	if (rc)
-		return rc == SALUS_ENOTFOUND ? SALUS_EUNAUTHORIZED : rc;
-	const char *g = json_string_value(json_object_get(rec, "gen"));
-	rc = !json_is_true(json_object_get(rec, "disabled")) && gen && g && strlen(g) == strlen(gen) &&
-			     salus_ct_eq(g, gen, strlen(g))
-		     ? 0
-		     : SALUS_EUNAUTHORIZED;
-	json_decref(rec);
-	return rc;
+		return rc == SALUS_ENOTFOUND ? SALUS_EUNAUTHORIZED : rc == SALUS_ENOMEM ? rc : SALUS_EIO;
+	unsigned char h[SALUS_HASH_LEN];
+	salus_hash256(val, n, h);
+	uint32_t k = 2166136261u;
+	for (const char *p = username; *p; p++)
+		k = (k ^ (unsigned char)*p) * 16777619u;
+	struct current_slot *sl = &current_cache[k % CURRENT_SLOTS], got = {.valid = false};
+	pthread_mutex_lock(&current_lock);
+	if (sl->valid && !strcmp(sl->username, username) && !memcmp(sl->h, h, sizeof h))
+		got = *sl;
+	pthread_mutex_unlock(&current_lock);
+	if (!got.valid) {
+		json_t *rec = json_loadb(val, n, JSON_REJECT_DUPLICATES, NULL);
+		const char *g = json_string_value(json_object_get(rec, "gen"));
+		if (!rec || !g || strlen(g) >= sizeof got.gen) {
+			json_decref(rec);
+			salus_free(val);
+			salus_log(SALUS_LOG_WARN, "auth.user.unreadable", "ns=user");
+			return SALUS_EIO;
+		}
+		memcpy(got.username, username, strlen(username) + 1);
+		memcpy(got.h, h, sizeof h);
+		memcpy(got.gen, g, strlen(g) + 1);
+		got.disabled = json_is_true(json_object_get(rec, "disabled"));
+		got.valid = true;
+		json_decref(rec);
+		pthread_mutex_lock(&current_lock);
+		*sl = got;
+		pthread_mutex_unlock(&current_lock);
+	}
+	salus_free(val);
+	return !got.disabled && gen && strlen(got.gen) == strlen(gen) && salus_ct_eq(got.gen, gen, strlen(gen))
+		       ? 0
+		       : SALUS_EUNAUTHORIZED;
 }
 
 /* ---- sessions --------------------------------------------------------------------------------------------- */

@@ -36,10 +36,13 @@ static const char usage_add[] =
 	"                   (v1: system/TYPE.read|write|*, v2: system/TYPE.cruds; TYPE may be *)\n"
 	"  --secret-file F  file holding the secret\n"
 	"\n"
-	"usage: salus client add --data DIR --id ID --scope \"SCOPES\" --redirect-uri URI [--public] [--secret-file F]\n"
+	"usage: salus client add --data DIR --id ID --scope \"SCOPES\" --redirect-uri URI [--launch-uri URI]\n"
+	"                        [--public] [--secret-file F]\n"
 	"Registers a SMART app (authorization code + PKCE S256).  SCOPES may include user/ and patient/\n"
-	"scopes, openid fhirUser profile offline_access online_access launch/patient.  --public: no secret\n"
-	"(browser or native app); otherwise the secret is read from F, or generated and printed once.\n"
+	"scopes, openid fhirUser profile offline_access online_access launch launch/patient\n"
+	"launch/encounter.  --public: no secret (browser or native app); otherwise the secret is read\n"
+	"from F, or generated and printed once.  --launch-uri: the app's launch URL for the SMART EHR\n"
+	"launch (staff open it from /auth/launch?client_id=ID&patient=P[&encounter=E]).\n"
 	"\n"
 	"usage: salus client add --data DIR --id ID --scope \"SCOPES\" --jwks FILE\n"
 	"Registers a SMART Backend Services client (client_credentials with a signed JWT assertion,\n"
@@ -56,7 +59,7 @@ static const char usage_remove[] =
 	"Removes a client.  Its access tokens stop working at once, also in a running server.\n";
 
 struct opts {
-	const char *data, *id, *scope, *secret_file, *redirect_uri, *jwks, *jwks_url;
+	const char *data, *id, *scope, *secret_file, *redirect_uri, *launch_uri, *jwks, *jwks_url;
 	bool public_client;
 };
 
@@ -78,6 +81,8 @@ static int parse(const char *name, const char *usage, int argc, char **argv, str
 			dst = &o->data;
 		else if (!strcmp(a, "--redirect-uri"))
 			dst = &o->redirect_uri;
+		else if (!strcmp(a, "--launch-uri"))
+			dst = &o->launch_uri;
 		else if (!strcmp(a, "--id"))
 			dst = &o->id;
 		else if (!strcmp(a, "--scope"))
@@ -146,7 +151,7 @@ static int add_app(const char *name, const struct opts *o)
 		return rc;
 	}
 	const char *why = NULL;
-	rc = salus_auth_app_add(st, o->id, o->scope, o->redirect_uri, o->public_client, o->public_client ? NULL : secret,
+	rc = salus_auth_app_add(st, o->id, o->scope, o->redirect_uri, o->launch_uri, o->public_client, o->public_client ? NULL : secret,
 				sn, &why);
 	salus_store_free(st);
 	if (rc) {
@@ -165,7 +170,7 @@ static int add_backend(const char *name, const struct opts *o)
 {
 	if (!o->id || !o->scope)
 		return salus_cli_fail(name, 2, "--id and --scope are required (see --help)");
-	if (o->secret_file || o->redirect_uri || o->public_client || (o->jwks && o->jwks_url))
+	if (o->secret_file || o->redirect_uri || o->launch_uri || o->public_client || (o->jwks && o->jwks_url))
 		return salus_cli_fail(name, 2, "--jwks or --jwks-url, without --secret-file, --redirect-uri or --public");
 	if (salus_crypto_init())
 		return salus_cli_fail(name, 1, "libsodium failed to initialise");
@@ -214,8 +219,8 @@ static int cmd_add(int argc, char **argv)
 		return add_backend(name, &o);
 	if (o.redirect_uri)
 		return add_app(name, &o);
-	if (o.public_client)
-		return salus_cli_fail(name, 2, "--public needs --redirect-uri (a SMART app)");
+	if (o.public_client || o.launch_uri)
+		return salus_cli_fail(name, 2, "--public and --launch-uri need --redirect-uri (a SMART app)");
 	if (!o.id || !o.scope || !o.secret_file)
 		return salus_cli_fail(name, 2, "--id, --scope and --secret-file are required (see --help)");
 	if (!salus_client_id_valid(o.id))

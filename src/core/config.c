@@ -42,6 +42,17 @@ void salus_config_defaults(struct salus_config *c, const char *dir)
 	c->audit_retention_days = 2555; /* 7 years (HIPAA keeps documentation 6) */
 	snprintf(c->relationship, sizeof c->relationship, "none");
 	c->break_glass_max_minutes = 240;
+	snprintf(c->label_roles, sizeof c->label_roles, "clinician nurse");
+	c->label_v_roles[0] = 0;
+}
+
+/* A list of role names: words of a-z and '-', separated by spaces or commas (may be empty). */
+static bool roles_ok(const char *v)
+{
+	for (; *v; v++)
+		if (!((*v >= 'a' && *v <= 'z') || *v == '-' || *v == ' ' || *v == ','))
+			return false;
+	return true;
 }
 
 static int set_str(char *dst, size_t cap, const char *v)
@@ -112,6 +123,12 @@ int salus_config_set(struct salus_config *c, const char *key, const char *v)
 		return set_str(c->relationship, sizeof c->relationship, v);
 	}
 	INT("policy.break_glass_max_minutes", break_glass_max_minutes, 1, 1440)
+	if (!strcmp(key, "policy.label_roles") || !strcmp(key, "policy.label_v_roles")) {
+		if (!roles_ok(v))
+			return SALUS_EINVALID;
+		return key[13] == 'v' ? set_str(c->label_v_roles, sizeof c->label_v_roles, v)
+				      : set_str(c->label_roles, sizeof c->label_roles, v);
+	}
 	if (!strcmp(key, "log.level")) {
 		if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error"))
 			return SALUS_EINVALID;
@@ -267,7 +284,10 @@ int salus_config_write(const struct salus_config *c, const char *path)
 		"; docs/security.md \"The access decision\"\n"
 		"relationship = %s               ; none: staff reach every patient | practitioner: only patients whose\n"
 		"                                  ; generalPractitioner, CareTeam or Encounter names the user's Practitioner\n"
-		"break_glass_max_minutes = %d     ; longest POST /auth/break-glass time box (1..1440)\n",
-		c->relationship, c->break_glass_max_minutes);
+		"break_glass_max_minutes = %d     ; longest POST /auth/break-glass time box (1..1440)\n"
+		"label_roles = %s       ; staff roles that see resources labelled R (restricted) or sensitive\n"
+		"                                  ; (PSY, HIV, ETH, SUD...); other staff and proxies do not\n"
+		"label_v_roles = %s               ; staff roles that also see V (very restricted); others: break-glass\n",
+		c->relationship, c->break_glass_max_minutes, c->label_roles, c->label_v_roles);
 	return fclose(f) ? SALUS_EIO : 0;
 }

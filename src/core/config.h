@@ -56,6 +56,8 @@ struct salus_config {
 	/* [policy] (docs/security.md "The access decision") */
 	char relationship[16];           /* none | practitioner: which patients staff user/ scopes reach */
 	int break_glass_max_minutes;     /* longest break-glass time box (1..1440) */
+	char label_roles[128];           /* staff roles that see R and sensitivity-labelled resources */
+	char label_v_roles[128];         /* staff roles that also see V (very restricted) ones */
 };
 
 /* Defaults for a data directory `dir` (not read from disk). */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "fhir/cond.h"
 #include "fhir/defs.h"
@@ -24,6 +25,8 @@ static size_t ncomp_params;
 static struct salus_sq_val *comp_types; /* the types in the Patient compartment (a = name), for SQ_TYPE */
 static size_t ncomp_types;
 static pthread_once_t comp_once = PTHREAD_ONCE_INIT;
+static uint32_t *sec_params; /* every type's _security parameter (meta.security) */
+static size_t nsec_params;
 
 static size_t type_comp_params(const char *t, uint32_t *out)
 {
@@ -89,6 +92,20 @@ static void comp_init(void)
 		if (type_comp_params(t, NULL))
 			tv[nt++] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .a = t};
 	}
+	uint32_t *sp = salus_calloc(salus_fhir_type_count(), sizeof *sp);
+	if (!sp) {
+		salus_free(v);
+		salus_free(tv);
+		return;
+	}
+	size_t ns = 0;
+	for (size_t i = 0; i < salus_fhir_type_count(); i++) {
+		const char *t = salus_fhir_type_name(salus_fhir_type_at(i));
+		if (salus_fhir_sp_find(t, strlen(t), "_security", 9))
+			sp[ns++] = salus_fhir_search_param_id(t, "_security");
+	}
+	nsec_params = ns;
+	sec_params = sp;
 	ncomp_params = n;
 	comp_params = v;
 	ncomp_types = nt;
@@ -222,6 +239,165 @@ static int related_patient(struct salus_store *st, const struct salus_policy *p,
 	return SALUS_OK;
 }
 
+/* ---- security labels and Consent denials (policy.h): clauses on every level ---- */
+
+#define LBL_MAX 32
+#define VARIANTS 2 /* [0]: a resource that is not a Patient; [1]: a Patient (its compartment is its id) */
+
+struct salus_fhir_lbl {
+	struct salus_sq_val v_hid[LBL_MAX], v_hb[LBL_MAX];
+	struct salus_sq_clause c_hid, c_hb_not;
+	struct salus_sq_val v_btg_ref[SALUS_POLICY_MAX_BTG], v_btg_id[SALUS_POLICY_MAX_BTG];
+	struct salus_sq_clause c_btg[VARIANTS];
+	struct salus_sq hb_alt[VARIANTS][2];
+	struct salus_sq_val hb_or[VARIANTS][2];
+	struct salus_sq_val d_ref[SALUS_POLICY_MAX_DENY], d_id[SALUS_POLICY_MAX_DENY];
+	struct salus_sq_val d_lbl[SALUS_POLICY_MAX_DENY][SALUS_POLICY_DENY_CODES];
+	struct salus_sq_val d_typ[SALUS_POLICY_MAX_DENY][SALUS_POLICY_DENY_CODES];
+	struct salus_sq_clause d_not_in[VARIANTS][SALUS_POLICY_MAX_DENY], d_not_lbl[SALUS_POLICY_MAX_DENY],
+		d_not_typ[SALUS_POLICY_MAX_DENY];
+	struct salus_sq d_alt[VARIANTS][SALUS_POLICY_MAX_DENY][3];
+	struct salus_sq_val d_or[VARIANTS][SALUS_POLICY_MAX_DENY][3];
+	/* what a guard appends, per variant */
+	struct salus_sq_clause add[VARIANTS][2 + SALUS_POLICY_MAX_DENY];
+	size_t nadd[VARIANTS];
+};
+
+/* A clause "the resource carries none of these labels" over vals v[0..n). */
+static struct salus_sq_clause not_labelled(const struct salus_sq_val *v, size_t n)
+{
+	return (struct salus_sq_clause){.kind = SALUS_SQ_TOKEN, .negate = true, .params = sec_params,
+					.nparams = nsec_params, .vals = v, .nvals = n};
+}
+
+/* The clauses of p's hidden labels and Consent denials (pointers into the struct itself: never moved). */
+static struct salus_fhir_lbl *lbl_new(const struct salus_policy *p)
+{
+	struct salus_fhir_lbl *L = salus_calloc(1, sizeof *L);
+	if (!L)
+		return NULL;
+	size_t nh = 0, nb = 0;
+	for (size_t k = 0; k < salus_policy_label_count(); k++) {
+		const char *sys, *code;
+		if (!((p->hidden >> k) & 1u) || !salus_policy_label_at(k, &sys, &code))
+			continue;
+		struct salus_sq_val v = {.op = SALUS_SQ_TOK_SYS_CODE, .a = sys, .b = code};
+		if (((p->hidden_btg >> k) & 1u) && p->nbtg)
+			L->v_hb[nb++] = v; /* visible in a break-glass patient's compartment */
+		else
+			L->v_hid[nh++] = v;
+	}
+	if (nh) {
+		L->c_hid = not_labelled(L->v_hid, nh);
+		for (int x = 0; x < VARIANTS; x++)
+			L->add[x][L->nadd[x]++] = L->c_hid;
+	}
+	if (nb) {
+		L->c_hb_not = not_labelled(L->v_hb, nb);
+		for (size_t i = 0; i < p->nbtg; i++) {
+			L->v_btg_ref[i] = (struct salus_sq_val){.op = SALUS_SQ_REF_LOCAL, .a = "Patient", .b = p->btg[i]};
+			L->v_btg_id[i] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .a = p->btg[i]};
+		}
+		L->c_btg[0] = (struct salus_sq_clause){.kind = SALUS_SQ_REFERENCE, .params = comp_params,
+						       .nparams = ncomp_params, .vals = L->v_btg_ref, .nvals = p->nbtg};
+		L->c_btg[1] = (struct salus_sq_clause){.kind = SALUS_SQ_ID, .vals = L->v_btg_id, .nvals = p->nbtg};
+		for (int x = 0; x < VARIANTS; x++) {
+			L->hb_alt[x][0] = (struct salus_sq){.clauses = &L->c_hb_not, .nclauses = 1};
+			L->hb_alt[x][1] = (struct salus_sq){.clauses = &L->c_btg[x], .nclauses = 1};
+			L->hb_or[x][0] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .chain = &L->hb_alt[x][0]};
+			L->hb_or[x][1] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .chain = &L->hb_alt[x][1]};
+			L->add[x][L->nadd[x]++] =
+				(struct salus_sq_clause){.kind = SALUS_SQ_OR, .vals = L->hb_or[x], .nvals = 2};
+		}
+	}
+	for (size_t k = 0; k < p->ndeny; k++) {
+		const struct salus_policy_deny *d = &p->deny[k];
+		L->d_ref[k] = (struct salus_sq_val){.op = SALUS_SQ_REF_LOCAL, .a = "Patient", .b = d->patient};
+		L->d_id[k] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .a = d->patient};
+		L->d_not_in[0][k] = (struct salus_sq_clause){.kind = SALUS_SQ_REFERENCE, .negate = true, .params = comp_params,
+							     .nparams = ncomp_params, .vals = &L->d_ref[k], .nvals = 1};
+		L->d_not_in[1][k] = (struct salus_sq_clause){.kind = SALUS_SQ_ID, .negate = true, .vals = &L->d_id[k], .nvals = 1};
+		for (size_t i = 0; i < d->nlabels; i++)
+			L->d_lbl[k][i] = (struct salus_sq_val){.op = SALUS_SQ_TOK_SYS_CODE, .a = d->labels[i].system,
+							       .b = d->labels[i].code};
+		L->d_not_lbl[k] = not_labelled(L->d_lbl[k], d->nlabels);
+		for (size_t i = 0; i < d->ntypes; i++)
+			L->d_typ[k][i] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .a = d->types[i]};
+		L->d_not_typ[k] = (struct salus_sq_clause){.kind = SALUS_SQ_TYPE, .negate = true, .vals = L->d_typ[k],
+							   .nvals = d->ntypes};
+		for (int x = 0; x < VARIANTS; x++) {
+			/* not (in the patient's compartment and labelled and of a class) */
+			if (!d->nlabels && !d->ntypes) {
+				L->add[x][L->nadd[x]++] = L->d_not_in[x][k];
+				continue;
+			}
+			size_t na = 0;
+			L->d_alt[x][k][na++] = (struct salus_sq){.clauses = &L->d_not_in[x][k], .nclauses = 1};
+			if (d->nlabels)
+				L->d_alt[x][k][na++] = (struct salus_sq){.clauses = &L->d_not_lbl[k], .nclauses = 1};
+			if (d->ntypes)
+				L->d_alt[x][k][na++] = (struct salus_sq){.clauses = &L->d_not_typ[k], .nclauses = 1};
+			for (size_t i = 0; i < na; i++)
+				L->d_or[x][k][i] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .chain = &L->d_alt[x][k][i]};
+			L->add[x][L->nadd[x]++] = (struct salus_sq_clause){.kind = SALUS_SQ_OR, .vals = L->d_or[x][k], .nvals = na};
+		}
+	}
+	return L;
+}
+
+/* The labels of a resource (meta.security) into out (at most max; more are left out only
+ * after max, and a label that does not fit is skipped: it matches no known label). */
+static size_t labels_of(json_t *res, struct salus_policy_code *out, size_t max)
+{
+	size_t n = 0, i;
+	json_t *e;
+	json_array_foreach(json_object_get(json_object_get(res, "meta"), "security"), i, e)
+	{
+		const char *sys = json_string_value(json_object_get(e, "system")), *code = json_string_value(json_object_get(e, "code"));
+		if (n >= max || !sys || !code || strlen(sys) > SALUS_POLICY_CODE_MAX || strlen(code) > SALUS_POLICY_CODE_MAX)
+			continue;
+		memcpy(out[n].system, sys, strlen(sys) + 1);
+		memcpy(out[n++].code, code, strlen(code) + 1);
+	}
+	return n;
+}
+
+#define MAX_RES_LABELS 32
+#define MAX_RES_PATIENTS 16
+
+/* Does p hide resource type/id (content res, index x) by its labels or a Consent denial? */
+static bool hidden_by_labels(const struct salus_policy *p, const char *type, const char *id, json_t *res,
+			     const struct salus_fhir_index *x)
+{
+	if (!p->hidden && !p->ndeny)
+		return false;
+	struct salus_policy_code *labels = salus_calloc(MAX_RES_LABELS, sizeof *labels);
+	if (!labels)
+		return true; /* fail safe */
+	size_t nl = labels_of(res, labels, MAX_RES_LABELS);
+	const char *pats[MAX_RES_PATIENTS];
+	size_t np = 0;
+	if (!strcmp(type, "Patient")) {
+		pats[np++] = id ? id : "";
+	} else {
+		uint32_t mine[MAX_TYPE_COMP_PARAMS];
+		size_t nm = type_comp_params_capped(type, mine);
+		for (size_t k = 0; k < x->ix.n; k++) {
+			const struct salus_ix_row *row = &x->ix.rows[k];
+			if (!comp_patient_row(row, mine, nm) || !row->b)
+				continue;
+			if (np == MAX_RES_PATIENTS) { /* more patients than this checks: hidden if any denial applies */
+				salus_free(labels);
+				return p->ndeny > 0 || salus_policy_hides(p, type, pats, np, labels, nl);
+			}
+			pats[np++] = row->b;
+		}
+	}
+	bool h = salus_policy_hides(p, type, pats, np, labels, nl);
+	salus_free(labels);
+	return h;
+}
+
 /* ---- guards ---- */
 
 void salus_fhir_guards_release(struct salus_fhir_guards *g)
@@ -240,6 +416,7 @@ void salus_fhir_guards_release(struct salus_fhir_guards *g)
 	salus_free(g->cl);
 	salus_free(g->vals);
 	salus_free(g->rel);
+	salus_free(g->lbl);
 	memset(g, 0, sizeof *g);
 }
 
@@ -270,7 +447,9 @@ static int guard_one(const struct salus_policy *p, enum salus_policy_letter l, c
 		}
 		s = ps;
 	}
-	size_t need = (r.compartment || r.related ? 1 : 0) + (s ? s->q.nclauses : 0);
+	int variant = type && !strcmp(type, "Patient") ? 1 : 0;
+	size_t nlbl = g->lbl ? g->lbl->nadd[variant] : 0;
+	size_t need = (r.compartment ? 1 : 0) + (r.related ? 1 : 0) + (s ? s->q.nclauses : 0) + nlbl;
 	if (need > cap) { /* a restriction too complex to guard with: grants nothing */
 		gd->deny = true;
 		return SALUS_OK;
@@ -297,6 +476,8 @@ static int guard_one(const struct salus_policy *p, enum salus_policy_letter l, c
 	}
 	for (size_t i = 0; s && i < s->q.nclauses; i++)
 		cl[nc++] = s->q.clauses[i];
+	for (size_t i = 0; i < nlbl; i++)
+		cl[nc++] = g->lbl->add[variant][i];
 	gd->clauses = cl;
 	gd->nclauses = nc;
 	return SALUS_OK;
@@ -318,8 +499,11 @@ int salus_fhir_guards_build(const struct salus_policy *p, enum salus_policy_lett
 	if (!has_patient) /* the Patient type is in its own compartment by id, not by reference */
 		types[nt++] = "Patient";
 	size_t ng = nt + 1;
-	/* clauses: per guard 1 compartment clause + the restriction's (more: the guard denies) */
-	const size_t per = 1 + 4 * SALUS_COND_MAX_PARAMS;
+	if ((p->hidden || p->ndeny) && !(g->lbl = lbl_new(p)))
+		return SALUS_ENOMEM;
+	/* clauses: per guard the compartment and relationship clauses, the restriction's (more: the
+	 * guard denies), and the labels' and denials' */
+	const size_t per = 2 + 4 * SALUS_COND_MAX_PARAMS + 2 + SALUS_POLICY_MAX_DENY;
 	if (!(g->v = salus_calloc(ng, sizeof *g->v)) || !(g->vals = salus_calloc(ng, sizeof *g->vals)) ||
 	    !(g->cl = salus_calloc(ng * per, sizeof *g->cl)) || !(g->parsed = salus_calloc(ng, sizeof *g->parsed)) ||
 	    !(g->queries = salus_calloc(ng, sizeof *g->queries)))
@@ -398,6 +582,47 @@ static bool clause_matches(const struct salus_sq_clause *cl, const struct salus_
 	return cl->negate ? !any : any;
 }
 
+/* The resource reduced to the top-level elements that type's Patient-compartment reference
+ * parameters read (new reference; the rest is not needed to decide membership), or NULL when
+ * an expression is not a union of plain "Type.element..." terms (then the whole is indexed). */
+static json_t *comp_view(const char *type, json_t *res)
+{
+	const struct salus_fhir_type *ft = salus_fhir_type_find(type, strlen(type));
+	json_t *v = ft && !json_object_get(res, "contained") ? json_object() : NULL;
+	size_t tl = strlen(type);
+	if (!v)
+		return NULL;
+	json_object_set(v, "resourceType", json_object_get(res, "resourceType"));
+	for (size_t k = 0; k < salus_fhir_compartment_count(ft); k++) {
+		const char *code = salus_fhir_compartment_param_at(ft, k);
+		const struct salus_fhir_sp *sp = code ? salus_fhir_sp_find(type, tl, code, strlen(code)) : NULL;
+		struct salus_fhir_sp_info info;
+		if (!sp)
+			continue;
+		salus_fhir_sp_get(sp, &info);
+		if (info.type != SALUS_FHIR_SP_REFERENCE)
+			continue;
+		for (const char *t = info.expression; t && *t;) {
+			size_t n;
+			if (strncmp(t, type, tl) || t[tl] != '.' ||
+			    !(n = strspn(t + tl + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))) {
+				json_decref(v);
+				return NULL;
+			}
+			const char *key;
+			json_t *val;
+			json_object_foreach(res, key, val)
+			{
+				if (!strncmp(key, t + tl + 1, n)) /* also the choice-type names (valueReference) */
+					json_object_set(v, key, val);
+			}
+			const char *bar = strstr(t, " | ");
+			t = bar ? bar + 3 : NULL;
+		}
+	}
+	return v;
+}
+
 int salus_fhir_access_visible(struct salus_store *st, const struct salus_policy *p, enum salus_policy_letter l,
 			      const char *type, const char *id, json_t *res, bool *ok)
 {
@@ -408,7 +633,7 @@ int salus_fhir_access_visible(struct salus_store *st, const struct salus_policy 
 	*ok = false;
 	if (!r.granted)
 		return SALUS_OK;
-	if (!r.compartment && !r.query && !r.related) {
+	if (!r.compartment && !r.query && !r.related && !p->hidden && !p->ndeny) {
 		*ok = true;
 		return SALUS_OK;
 	}
@@ -422,11 +647,20 @@ int salus_fhir_access_visible(struct salus_store *st, const struct salus_policy 
 		salus_free(rel);
 		return SALUS_OK;
 	}
+	if (r.compartment && !strcmp(type, "Patient") && !r.query && !r.related && !p->hidden && !p->ndeny) {
+		*ok = true; /* the context patient itself: nothing in its content can change the answer */
+		return SALUS_OK;
+	}
 	struct salus_fhir_index x;
 	salus_fhir_index_init(&x);
 	struct salus_query *q = NULL;
 	struct salus_fhir_search *s = NULL;
-	int rc = salus_fhir_index_build(&x, type, res);
+	/* only the compartment decides: index just what its parameters read */
+	json_t *view = r.compartment && !r.query && !r.related && !p->hidden && !p->ndeny && strcmp(type, "Patient")
+			       ? comp_view(type, res)
+			       : NULL;
+	int rc = salus_fhir_index_build(&x, type, view ? view : res);
+	json_decref(view);
 	if (rc)
 		goto out;
 	bool pass = true;
@@ -474,6 +708,8 @@ int salus_fhir_access_visible(struct salus_store *st, const struct salus_policy 
 		for (size_t i = 0; pass && i < s->q.nclauses; i++)
 			pass = clause_matches(&s->q.clauses[i], &x.ix, id ? id : "");
 	}
+	if (pass && strcmp(type, "AuditEvent") && hidden_by_labels(p, type, id, res, &x))
+		pass = false;
 	*ok = pass;
 out:
 	salus_free(rel);
@@ -492,6 +728,14 @@ int salus_fhir_access_visible_text(struct salus_store *st, const struct salus_po
 	if (!salus_fhir_access_restricted(p))
 		return SALUS_OK;
 	*ok = false;
+	struct salus_policy_rule r = salus_policy_rule(p, type, l);
+	if (!r.granted)
+		return SALUS_OK;
+	if (!r.query && !r.related && !p->hidden && !p->ndeny &&
+	    ((!r.compartment) || (!strcmp(type, "Patient") && id && !strcmp(id, p->patient)))) {
+		*ok = true; /* decided without the content: no need to parse it */
+		return SALUS_OK;
+	}
 	json_t *j = json_loadb(json, len, 0, NULL);
 	if (!j)
 		return SALUS_ENOMEM; /* stored JSON always parses: only memory can fail */
@@ -551,4 +795,140 @@ int salus_fhir_access_writes(struct salus_store *st, const struct salus_policy *
 		}
 	}
 	return SALUS_OK;
+}
+
+/* ---- the Consents of an actor (policy.h salus_policy_consent_fn) ---- */
+
+struct consent_cb {
+	salus_policy_consent_each each;
+	void *ctx;
+	size_t n;
+};
+
+static int consent_hit(void *ctx, const struct salus_sq_hit *h)
+{
+	struct consent_cb *c = ctx;
+	c->n++;
+	return h->r.json ? c->each(c->ctx, h->r.json, h->r.len) : 0;
+}
+
+#define MAX_CONSENTS 256
+#define ACTOR_MAX 160
+
+/* The answer of one lookup: the Consent texts of an actor, valid while the store's last write
+ * sequence is still `seq` (any write since — of a Consent or not — makes it stale). */
+struct consent_entry {
+	struct salus_store *st;
+	int64_t seq;
+	char actor[ACTOR_MAX + 1];
+	struct salus_buf texts; /* the texts, each followed by a NUL */
+	size_t n;
+	bool valid;
+};
+
+#define CONSENT_CACHE 64 /* direct-mapped by actor hash */
+static struct consent_entry consent_cache[CONSENT_CACHE];
+static pthread_mutex_t consent_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct consent_fill {
+	struct salus_buf *b;
+	size_t n;
+};
+
+static int consent_keep(void *ctx, const char *json, size_t n)
+{
+	struct consent_fill *f = ctx;
+	f->n++;
+	return salus_buf_add(f->b, json, n) || salus_buf_addc(f->b, 0) ? SALUS_ENOMEM : 0;
+}
+
+/* Every active Consent of actor into texts (owned by the caller). */
+static int consent_search(struct salus_store *st, const char *actor, struct salus_buf *texts, size_t *count)
+{
+	char qs[ACTOR_MAX + 32];
+	snprintf(qs, sizeof qs, "actor=%s&status=active", actor);
+	struct salus_query q;
+	struct salus_fhir_search *s = NULL;
+	const char *why = NULL;
+	struct consent_fill f = {texts, 0};
+	int rc = salus_query_parse(&q, qs, strlen(qs));
+	if (!rc)
+		rc = salus_fhir_search_parse("Consent", q.p, q.n, false, &s, &why);
+	if (!rc) {
+		struct consent_cb c = {consent_keep, &f, 0};
+		s->q.count = MAX_CONSENTS + 1;
+		s->q.need_json = true;
+		rc = salus_store_search(st, &s->q, consent_hit, &c);
+		if (!rc && c.n > MAX_CONSENTS)
+			rc = SALUS_ETOOLARGE;
+	}
+	salus_fhir_search_free(s);
+	salus_query_release(&q);
+	*count = f.n;
+	return rc == SALUS_ENOMEM || rc == SALUS_ETOOLARGE || !rc ? rc : SALUS_EIO;
+}
+
+static int consent_replay(const char *p, size_t n, salus_policy_consent_each each, void *each_ctx)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(p);
+		int rc = each(each_ctx, p, len);
+		if (rc)
+			return rc;
+		p += len + 1;
+	}
+	return SALUS_OK;
+}
+
+int salus_fhir_access_consents(void *ctx, const char *actor, salus_policy_consent_each each, void *each_ctx)
+{
+	struct salus_store *st = ctx;
+	size_t n = actor ? strlen(actor) : 0;
+	if (!n || n > ACTOR_MAX || strspn(actor, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-./") != n)
+		return SALUS_OK; /* not a reference a Consent can hold */
+	int64_t seq = 0;
+	int rc = salus_store_last_seq(st, &seq);
+	if (rc)
+		return rc == SALUS_ENOMEM ? rc : SALUS_EIO;
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)actor[i]) * 16777619u;
+	struct consent_entry *e = &consent_cache[h % CONSENT_CACHE];
+	/* a hit: replayed from a copy taken under the lock (each may be slow) */
+	struct salus_buf copy;
+	salus_buf_init(&copy, SALUS_MAX_BODY);
+	size_t cnt = 0;
+	bool hit = false;
+	pthread_mutex_lock(&consent_lock);
+	if (e->valid && e->st == st && e->seq == seq && !strcmp(e->actor, actor)) {
+		hit = true;
+		cnt = e->n;
+		if (e->texts.n && salus_buf_add(&copy, e->texts.p, e->texts.n))
+			rc = SALUS_ENOMEM;
+	}
+	pthread_mutex_unlock(&consent_lock);
+	if (hit) {
+		if (!rc)
+			rc = consent_replay(copy.p, cnt, each, each_ctx);
+		salus_buf_release(&copy);
+		return rc;
+	}
+	/* a miss: search (seq was read before it, so a write racing with the search only makes the entry stale) */
+	rc = consent_search(st, actor, &copy, &cnt);
+	if (!rc)
+		rc = consent_replay(copy.p, cnt, each, each_ctx);
+	if (!rc) {
+		pthread_mutex_lock(&consent_lock);
+		salus_buf_release(&e->texts);
+		e->texts = copy; /* moved */
+		e->st = st;
+		e->seq = seq;
+		e->n = cnt;
+		memcpy(e->actor, actor, n + 1);
+		e->valid = true;
+		pthread_mutex_unlock(&consent_lock);
+		return SALUS_OK;
+	}
+	salus_buf_release(&copy);
+	return rc;
 }

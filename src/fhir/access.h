@@ -1,7 +1,8 @@
 /*
  * access.h — enforcement of the access decision (policy/policy.h) inside the
  * FHIR layer, below the REST handlers (docs/security.md "The access
- * decision").  Internal to src/fhir/.
+ * decision").  Internal to src/fhir/, except salus_fhir_access_consents (the
+ * server gives it to the policy).
  *
  *  - Queries: salus_fhir_guards_build turns the decision for one interaction
  *    letter into store guards (store.h struct salus_sq_guard) that every
@@ -28,6 +29,7 @@
 struct salus_fhir_search;
 struct salus_query;
 struct salus_fhir_rel;
+struct salus_fhir_lbl;
 
 /* Guards of one interaction letter; owns everything it points to. */
 struct salus_fhir_guards {
@@ -39,6 +41,7 @@ struct salus_fhir_guards {
 	struct salus_query **queries;      /* and their parameters (owned) */
 	size_t nparsed;
 	struct salus_fhir_rel *rel;        /* the relationship rule's clauses (owned), or NULL */
+	struct salus_fhir_lbl *lbl;        /* the security labels' and Consent denials' clauses (owned), or NULL */
 };
 
 /* Guards for letter l under policy p (NULL or unrestricted: none, g->n == 0).
@@ -69,6 +72,12 @@ int salus_fhir_access_visible_text(struct salus_store *st, const struct salus_po
  * Errors also: SALUS_EIO, SALUS_ENOMEM. */
 int salus_fhir_access_writes(struct salus_store *st, const struct salus_policy *p, const struct salus_write *ops,
 			     size_t n, size_t *bad /* OUT */, const char **why /* OUT */);
+
+/* salus_policy_consent_fn for the server (ctx: the store): every active
+ * Consent whose provision.actor references actor (Consent?actor=&status=active,
+ * through the index).  More than 256: SALUS_ETOOLARGE (the caller fails safe).
+ * Errors also: SALUS_EIO, SALUS_ENOMEM. */
+int salus_fhir_access_consents(void *st, const char *actor, salus_policy_consent_each each, void *each_ctx);
 
 /* True when p restricts anything (salus_policy_restricts; NULL: false). */
 bool salus_fhir_access_restricted(const struct salus_policy *p);

@@ -23,6 +23,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "fhir/access.h" /* salus_fhir_access_consents */
 #include "fhir/json_out.h"
 #include "fhir/rest.h"
 #include "http/admin.h"
@@ -286,7 +287,8 @@ static int build_policy(struct req *r, const struct salus_principal *who)
 			.query = sc->v[i].query,
 		};
 	struct salus_policy_token t = {.scopes = v, .n = n, .user_ctx = sc->user_ctx, .user = who->user_id,
-				       .fhir_user = who->fhir_user, .patient = who->patient};
+				       .fhir_user = who->fhir_user, .patient = who->patient,
+				       .role = who->role[0] ? who->role : NULL};
 	return salus_policy_init(&r->pol, r->h->store, &r->h->pcfg, &t);
 }
 
@@ -634,12 +636,14 @@ static void authorize_work(void *arg)
 	struct req *r = arg;
 	struct salus_authz_response ar;
 	remote_addr(r);
-	int rc = salus_oauth_authorize(r->h->auth, r->method, query_param, r, header(r, MHD_HTTP_HEADER_CONTENT_TYPE),
-				       r->body.p, r->body.n, header(r, MHD_HTTP_HEADER_COOKIE),
-				       r->remote[0] ? r->remote : NULL, &ar);
+	int rc = !strcmp(r->url, "/auth/launch")
+			 ? salus_oauth_launch(r->h->auth, query_param, r, &ar)
+			 : salus_oauth_authorize(r->h->auth, r->method, query_param, r,
+						 header(r, MHD_HTTP_HEADER_CONTENT_TYPE), r->body.p, r->body.n,
+						 header(r, MHD_HTTP_HEADER_COOKIE), r->remote[0] ? r->remote : NULL, &ar);
 	if (!rc && ar.event != SALUS_AUTHZ_EV_NONE) {
 		bool ok = ar.event == SALUS_AUTHZ_EV_LOGIN_OK || ar.event == SALUS_AUTHZ_EV_MFA_OK ||
-			  ar.event == SALUS_AUTHZ_EV_CODE;
+			  ar.event == SALUS_AUTHZ_EV_CODE || ar.event == SALUS_AUTHZ_EV_LAUNCH;
 		struct salus_audit_req arq = {
 			.interaction = ar.event == SALUS_AUTHZ_EV_CODE || ar.event == SALUS_AUTHZ_EV_DENIED ? SALUS_AUDIT_TOKEN
 													   : SALUS_AUDIT_LOGIN,
@@ -647,7 +651,9 @@ static void authorize_work(void *arg)
 			.client_id = ar.client_id[0] ? ar.client_id : NULL,
 			.user_id = ar.user[0] ? ar.user : NULL,
 			.remote_addr = r->remote[0] ? r->remote : NULL,
-			.operation = ar.event == SALUS_AUTHZ_EV_MFA_OK || ar.event == SALUS_AUTHZ_EV_MFA_FAIL ? "mfa" : NULL,
+			.operation = ar.event == SALUS_AUTHZ_EV_MFA_OK || ar.event == SALUS_AUTHZ_EV_MFA_FAIL ? "mfa"
+				     : ar.event == SALUS_AUTHZ_EV_LAUNCH                                     ? "ehr-launch"
+														: NULL,
 		};
 		rc = salus_audit_record(r->h->audit, &arq, NULL);
 	}
@@ -924,10 +930,12 @@ static enum MHD_Result route_smart_config(struct req *r)
 				"\"token_endpoint_auth_signing_alg_values_supported\":[\"RS384\",\"ES384\"],"
 				"\"grant_types_supported\":[\"authorization_code\",\"refresh_token\",\"client_credentials\"],"
 				"\"response_types_supported\":[\"code\"],\"code_challenge_methods_supported\":[\"S256\"],"
-				"\"scopes_supported\":[\"openid\",\"fhirUser\",\"profile\",\"launch/patient\","
+				"\"scopes_supported\":[\"openid\",\"fhirUser\",\"profile\",\"launch\",\"launch/patient\","
+				"\"launch/encounter\","
 				"\"offline_access\",\"online_access\",\"patient/*.rs\",\"user/*.cruds\",\"user/*.rs\",\"system/*.cruds\","
 				"\"system/*.rs\",\"system/*.read\",\"system/*.*\"],"
-				"\"capabilities\":[\"launch-standalone\",\"client-public\",\"client-confidential-symmetric\","
+				"\"capabilities\":[\"launch-standalone\",\"launch-ehr\",\"context-ehr-patient\","
+				"\"context-ehr-encounter\",\"client-public\",\"client-confidential-symmetric\","
 				"\"client-confidential-asymmetric\","
 				"\"sso-openid-connect\",\"context-standalone-patient\",\"permission-offline\","
 				"\"permission-online\",\"permission-patient\",\"permission-user\",\"permission-v1\",\"permission-v2\"]}",
@@ -1122,6 +1130,14 @@ static enum MHD_Result dispatch(struct req *r)
 		}
 		if (!strcmp(r->method, "POST") && !auth_rate_ok(r))
 			return send_response(r);
+		return defer(r, authorize_work);
+	}
+	if (!strcmp(u, "/auth/launch")) { /* SMART EHR launch: the staff sign-in page (auth/oauth.h) */
+		r->route = "auth.launch";
+		if (strcmp(r->method, "GET")) {
+			set_error(r, SALUS_EMETHOD, "use GET");
+			return send_response(r);
+		}
 		return defer(r, authorize_work);
 	}
 	if (!strcmp(u, "/auth/introspect") || !strcmp(u, "/auth/revoke")) {
@@ -1380,6 +1396,12 @@ static int patient_context(void *ctx, const char *fhir_user, char out[SALUS_MAX_
 	return salus_policy_patient_of(ctx, fhir_user, out);
 }
 
+/* salus_auth_launch_fn: the Patient (and Encounter) of an EHR launch exist (policy/policy.h). */
+static int launch_target(void *ctx, const char *patient, const char *encounter)
+{
+	return salus_policy_launch_target(ctx, patient, encounter);
+}
+
 int salus_http_start(const struct salus_config *cfg, struct salus_store *store, struct salus_auth *auth,
 		     struct salus_http **out)
 {
@@ -1395,6 +1417,10 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 	h->auth = auth;
 	h->pcfg.relationship = !strcmp(cfg->relationship, "practitioner");
 	h->pcfg.break_glass_max_minutes = cfg->break_glass_max_minutes;
+	h->pcfg.label_roles = cfg->label_roles;
+	h->pcfg.label_v_roles = cfg->label_v_roles;
+	h->pcfg.consents = salus_fhir_access_consents; /* Consent denials of a user (fhir/access.h) */
+	h->pcfg.consents_ctx = store;
 	char path[SALUS_PATH_MAX];
 	const char *trust = NULL;
 	if ((rc = salus_tls_new(cfg, &h->tls, &trust)))
@@ -1413,6 +1439,7 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 	if ((rc = salus_pool_new(WORKERS, &h->pool)))
 		goto out_free;
 	salus_auth_set_context(auth, patient_context, store); /* proxy tokens: RelatedPerson → Patient */
+	salus_auth_set_launch_check(auth, launch_target, store); /* EHR launch: the context exists */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
 	h->d = MHD_start_daemon(

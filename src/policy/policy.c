@@ -4,6 +4,7 @@
  */
 #include "policy/policy.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -62,6 +63,32 @@ int salus_policy_patient_of(struct salus_store *st, const char *fhir_user, char 
 	return rc;
 }
 
+int salus_policy_launch_target(struct salus_store *st, const char *patient, const char *encounter)
+{
+	if (!st || !patient || !id_ok(patient, strlen(patient)) ||
+	    (encounter && *encounter && !id_ok(encounter, strlen(encounter))))
+		return SALUS_ENOTFOUND;
+	struct salus_resource r = {.json = NULL};
+	int rc = salus_store_read(st, "Patient", patient, 0, &r);
+	salus_resource_release(&r);
+	if (rc)
+		return rc == SALUS_EGONE || rc == SALUS_ENOTFOUND ? SALUS_ENOTFOUND : rc == SALUS_ENOMEM ? rc : SALUS_EIO;
+	if (!encounter || !*encounter)
+		return SALUS_OK;
+	if ((rc = salus_store_read(st, "Encounter", encounter, 0, &r))) {
+		salus_resource_release(&r);
+		return rc == SALUS_EGONE || rc == SALUS_ENOTFOUND ? SALUS_ENOTFOUND : rc == SALUS_ENOMEM ? rc : SALUS_EIO;
+	}
+	json_t *j = json_loadb(r.json, r.len, 0, NULL);
+	salus_resource_release(&r);
+	if (!j)
+		return SALUS_ENOMEM;
+	const char *ref = json_string_value(json_object_get(json_object_get(j, "subject"), "reference"));
+	rc = ref && !strncmp(ref, "Patient/", 8) && !strcmp(ref + 8, patient) ? SALUS_OK : SALUS_ENOTFOUND;
+	json_decref(j);
+	return rc;
+}
+
 #define BTG_NS "breakglass"
 
 /* The user's break-glass record (a JSON array, or NULL when there is none). */
@@ -90,10 +117,10 @@ static int64_t now_or(int64_t now_ms)
 	return now_ms ? now_ms : salus_now_ms();
 }
 
-int salus_policy_init(struct salus_policy *p, struct salus_store *st, const struct salus_policy_config *cfg,
-		      const struct salus_policy_token *t)
+/* The scopes, the patient context and the relationship rule of a token. */
+static int context_init(struct salus_policy *p, struct salus_store *st, const struct salus_policy_config *cfg,
+			const struct salus_policy_token *t)
 {
-	memset(p, 0, sizeof *p);
 	if (t->n > SALUS_POLICY_MAX_SCOPES)
 		return SALUS_EINVALID;
 	if (t->n)
@@ -106,8 +133,11 @@ int salus_policy_init(struct salus_policy *p, struct salus_store *st, const stru
 		any_user |= t->scopes[i].ctx == SALUS_POLICY_CTX_USER;
 	}
 	const char *fu = t->fhir_user;
-	if (cfg && cfg->relationship && t->user_ctx && any_user && fu && !strncmp(fu, "Practitioner/", 13) &&
-	    id_ok(fu + 13, strlen(fu + 13))) {
+	/* a staff user's token from an EHR launch: patient/ scopes in the launch's patient context */
+	bool staff_launch = t->user_ctx && any_patient && fu && !strncmp(fu, "Practitioner/", 13) &&
+			    id_ok(fu + 13, strlen(fu + 13)) && t->patient && id_ok(t->patient, strlen(t->patient));
+	if (cfg && cfg->relationship && t->user_ctx && (any_user || staff_launch) && fu &&
+	    !strncmp(fu, "Practitioner/", 13) && id_ok(fu + 13, strlen(fu + 13))) {
 		p->related = true;
 		memcpy(p->practitioner, fu + 13, strlen(fu + 13) + 1);
 		json_t *g = NULL;
@@ -128,6 +158,10 @@ int salus_policy_init(struct salus_policy *p, struct salus_store *st, const stru
 	}
 	if (!any_patient || !fu || !*fu)
 		return SALUS_OK;
+	if (staff_launch) { /* the context the launching user chose; the relationship rule still applies */
+		memcpy(p->patient, t->patient, strlen(t->patient) + 1);
+		return SALUS_OK;
+	}
 	char pid[SALUS_MAX_ID + 1];
 	int rc = salus_policy_patient_of(st, fu, pid);
 	if (rc == SALUS_ENOTFOUND) {
@@ -144,6 +178,270 @@ int salus_policy_init(struct salus_policy *p, struct salus_store *st, const stru
 	}
 	memcpy(p->patient, pid, sizeof pid);
 	return SALUS_OK;
+}
+
+/* ---- security labels ---- */
+
+static const struct {
+	const char *system, *code;
+} label_tab[] = {
+	{SALUS_POLICY_CONF_SYSTEM, "R"},   {SALUS_POLICY_CONF_SYSTEM, "V"},  {SALUS_POLICY_ACT_SYSTEM, "ETH"},
+	{SALUS_POLICY_ACT_SYSTEM, "GDIS"}, {SALUS_POLICY_ACT_SYSTEM, "HIV"}, {SALUS_POLICY_ACT_SYSTEM, "MST"},
+	{SALUS_POLICY_ACT_SYSTEM, "PSY"},  {SALUS_POLICY_ACT_SYSTEM, "SCA"}, {SALUS_POLICY_ACT_SYSTEM, "SDV"},
+	{SALUS_POLICY_ACT_SYSTEM, "SEX"},  {SALUS_POLICY_ACT_SYSTEM, "STD"}, {SALUS_POLICY_ACT_SYSTEM, "SUD"},
+	{SALUS_POLICY_ACT_SYSTEM, "TBOO"}, {SALUS_POLICY_ACT_SYSTEM, "BH"},  {SALUS_POLICY_ACT_SYSTEM, "MH"},
+	{SALUS_POLICY_ACT_SYSTEM, "SICKLE"},
+};
+#define NLABELS (sizeof label_tab / sizeof label_tab[0])
+_Static_assert(NLABELS <= 32, "label masks are 32 bits");
+
+size_t salus_policy_label_count(void)
+{
+	return NLABELS;
+}
+
+bool salus_policy_label_at(size_t i, const char **system, const char **code)
+{
+	if (i >= NLABELS)
+		return false;
+	*system = label_tab[i].system;
+	*code = label_tab[i].code;
+	return true;
+}
+
+/* Is `word` one of the space-separated words of list? */
+static bool word_in(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+	for (const char *p = list; n && *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t m = strcspn(p, " ,");
+		if (m == n && !memcmp(p, word, n))
+			return true;
+		p += m;
+	}
+	return false;
+}
+
+/* Which labels hide resources from this caller (docs/security.md). */
+static void labels_init(struct salus_policy *p, const struct salus_policy_config *cfg, const struct salus_policy_token *t)
+{
+	const uint32_t all = (uint32_t)((1ull << NLABELS) - 1), v = 1u << SALUS_POLICY_LABEL_V;
+	const char *fu = t->fhir_user ? t->fhir_user : "";
+	if (!t->user_ctx || !t->user || !*t->user)
+		return; /* a client (system/ scopes): a service trusted with the data it was registered for */
+	if (!strncmp(fu, "Patient/", 8))
+		return; /* the patient's own record (patient/ scopes reach nothing else) */
+	if (!strncmp(fu, "RelatedPerson/", 14)) {
+		p->hidden = all; /* a proxy sees no restricted or sensitive part of the record */
+		return;
+	}
+	const char *lr = cfg && cfg->label_roles ? cfg->label_roles : SALUS_POLICY_LABEL_ROLES;
+	const char *vr = cfg && cfg->label_v_roles ? cfg->label_v_roles : SALUS_POLICY_LABEL_V_ROLES;
+	if (t->role && word_in(vr, t->role))
+		return;
+	if (t->role && word_in(lr, t->role)) {
+		p->hidden = v; /* very restricted: only inside a break-glass patient's compartment */
+		p->hidden_btg = v;
+		return;
+	}
+	p->hidden = all;
+}
+
+/* ---- Consent ---- */
+
+#define CONSENT_SCOPE_SYSTEM "http://terminology.hl7.org/CodeSystem/consentscope"
+#define RESOURCE_TYPES_SYSTEM "http://hl7.org/fhir/resource-types"
+
+static const char *jstr_or(const json_t *j)
+{
+	const char *s = json_string_value(j);
+	return s ? s : "";
+}
+
+static bool code_ok(const char *s, size_t max)
+{
+	size_t n = s ? strlen(s) : 0;
+	return n && n <= max;
+}
+
+/* Does reference r name actor ("Type/id"), relative or as the end of an absolute URL? */
+static bool ref_is(const char *r, const char *actor)
+{
+	size_t n = r ? strlen(r) : 0, m = strlen(actor);
+	if (n == m)
+		return !strcmp(r, actor);
+	return n > m && r[n - m - 1] == '/' && !strcmp(r + n - m, actor) && strstr(r, "://");
+}
+
+/* The end (exclusive) of a FHIR date/dateTime s (the whole of its precision), or INT64_MAX if it does not parse. */
+static int64_t period_end(const char *s)
+{
+	int64_t ms;
+	size_t n = strlen(s);
+	if (salus_instant_parse(s, n, &ms))
+		return INT64_MAX;
+	if (n == 4)
+		return ms + 366ll * 86400000;
+	if (n == 7)
+		return ms + 31ll * 86400000;
+	if (n == 10)
+		return ms + 86400000;
+	return ms + 1;
+}
+
+int salus_policy_consent_add(struct salus_policy *p, const char *actor, const char *json, size_t n, int64_t now_ms)
+{
+	json_t *j = json_loadb(json, n, 0, NULL);
+	if (!j)
+		return SALUS_OK; /* not a resource this can read: nothing to add */
+	int64_t now = now_or(now_ms);
+	struct salus_policy_deny d;
+	memset(&d, 0, sizeof d);
+	const char *pref = json_string_value(json_object_get(json_object_get(j, "patient"), "reference"));
+	json_t *prov = json_object_get(j, "provision"), *e;
+	size_t i;
+	bool ok = !strcmp(jstr_or(json_object_get(j, "resourceType")), "Consent") &&
+		  !strcmp(jstr_or(json_object_get(j, "status")), "active") && pref &&
+		  !strncmp(pref, "Patient/", 8) && id_ok(pref + 8, strlen(pref + 8)) && json_is_object(prov) &&
+		  !strcmp(jstr_or(json_object_get(prov, "type")), "deny");
+	if (ok) { /* scope: patient-privacy */
+		bool priv = false;
+		json_array_foreach(json_object_get(json_object_get(j, "scope"), "coding"), i, e)
+			priv |= !strcmp(jstr_or(json_object_get(e, "system")), CONSENT_SCOPE_SYSTEM) &&
+				!strcmp(jstr_or(json_object_get(e, "code")), "patient-privacy");
+		ok = priv;
+	}
+	if (ok) { /* the actor */
+		bool mine = false;
+		json_array_foreach(json_object_get(prov, "actor"), i, e)
+			mine |= ref_is(json_string_value(json_object_get(json_object_get(e, "reference"), "reference")), actor);
+		ok = mine;
+	}
+	if (ok) { /* the patient's own record and break-glass patients are never denied */
+		memcpy(d.patient, pref + 8, strlen(pref + 8) + 1);
+		ok = !(!strncmp(actor, "Patient/", 8) && !strcmp(actor + 8, d.patient)) && !salus_policy_btg_has(p, d.patient);
+	}
+	json_t *per = json_object_get(prov, "period");
+	if (ok && per) {
+		const char *start = json_string_value(json_object_get(per, "start"));
+		const char *end = json_string_value(json_object_get(per, "end"));
+		int64_t ms;
+		if (start && !salus_instant_parse(start, strlen(start), &ms) && now < ms)
+			ok = false; /* not yet */
+		if (end && now >= period_end(end))
+			ok = false; /* over */
+	}
+	if (ok) { /* security labels: only the resources carrying one (any unusable label: the whole record) */
+		json_t *sl = json_object_get(prov, "securityLabel");
+		bool whole = json_array_size(sl) > SALUS_POLICY_DENY_CODES;
+		json_array_foreach(sl, i, e)
+		{
+			const char *sys = json_string_value(json_object_get(e, "system")), *code = json_string_value(json_object_get(e, "code"));
+			if (whole || !code_ok(sys, SALUS_POLICY_CODE_MAX) || !code_ok(code, SALUS_POLICY_CODE_MAX)) {
+				whole = true;
+				break;
+			}
+			memcpy(d.labels[d.nlabels].system, sys, strlen(sys) + 1);
+			memcpy(d.labels[d.nlabels++].code, code, strlen(code) + 1);
+		}
+		if (whole)
+			d.nlabels = 0;
+		/* classes: resource types only (any other class: the whole record) */
+		json_t *cl = json_object_get(prov, "class");
+		whole = json_array_size(cl) > SALUS_POLICY_DENY_CODES;
+		json_array_foreach(cl, i, e)
+		{
+			const char *sys = json_string_value(json_object_get(e, "system")), *code = json_string_value(json_object_get(e, "code"));
+			if (whole || !sys || strcmp(sys, RESOURCE_TYPES_SYSTEM) || !code_ok(code, SALUS_MAX_TYPE_NAME) ||
+			    code[0] < 'A' || code[0] > 'Z') {
+				whole = true;
+				break;
+			}
+			memcpy(d.types[d.ntypes++], code, strlen(code) + 1);
+		}
+		if (whole)
+			d.ntypes = 0;
+		if (p->ndeny < SALUS_POLICY_MAX_DENY)
+			p->deny[p->ndeny++] = d;
+		else
+			p->deny_overflow = true;
+	}
+	json_decref(j);
+	return SALUS_OK;
+}
+
+struct consent_ctx {
+	struct salus_policy *p;
+	const char *actor;
+};
+
+static int consent_one(void *ctx, const char *json, size_t n)
+{
+	struct consent_ctx *c = ctx;
+	return salus_policy_consent_add(c->p, c->actor, json, n, 0);
+}
+
+int salus_policy_init(struct salus_policy *p, struct salus_store *st, const struct salus_policy_config *cfg,
+		      const struct salus_policy_token *t)
+{
+	/* everything up to the denials (only deny[0..ndeny) is ever read: not cleared, it is most of the size) */
+	memset(p, 0, offsetof(struct salus_policy, deny));
+	p->ndeny = 0;
+	p->deny_overflow = false;
+	int rc = context_init(p, st, cfg, t);
+	if (rc)
+		return rc;
+	labels_init(p, cfg, t);
+	/* a patient's own tokens reach only their own record, which no Consent denies them: no lookup */
+	if (t->user_ctx && t->fhir_user && *t->fhir_user && strncmp(t->fhir_user, "Patient/", 8) && cfg && cfg->consents) {
+		struct consent_ctx c = {p, t->fhir_user};
+		rc = cfg->consents(cfg->consents_ctx, t->fhir_user, consent_one, &c);
+		if (rc == SALUS_ETOOLARGE)
+			p->deny_overflow = true; /* more Consents than are read: fail safe */
+		else if (rc)
+			return rc == SALUS_ENOMEM ? rc : SALUS_EIO; /* fail closed */
+		if (p->ndeny || p->deny_overflow)
+			salus_log(SALUS_LOG_DEBUG, "policy.consent", "denials=%zu overflow=%d", p->ndeny, p->deny_overflow ? 1 : 0);
+	}
+	return SALUS_OK;
+}
+
+static bool label_is(const struct salus_policy_code *l, const char *system, const char *code)
+{
+	return !strcmp(l->system, system) && !strcmp(l->code, code);
+}
+
+bool salus_policy_hides(const struct salus_policy *p, const char *type, const char *const *patients, size_t npatients,
+			const struct salus_policy_code *labels, size_t nlabels)
+{
+	if (!p)
+		return false;
+	for (size_t i = 0; p->hidden && i < nlabels; i++)
+		for (size_t k = 0; k < NLABELS; k++) {
+			if (!((p->hidden >> k) & 1u) || !label_is(&labels[i], label_tab[k].system, label_tab[k].code))
+				continue;
+			bool opened = false;
+			for (size_t x = 0; ((p->hidden_btg >> k) & 1u) && x < npatients && !opened; x++)
+				opened = salus_policy_btg_has(p, patients[x]);
+			if (!opened)
+				return true;
+		}
+	for (size_t k = 0; k < p->ndeny; k++) {
+		const struct salus_policy_deny *d = &p->deny[k];
+		bool in = false, typed = !d->ntypes, labelled = !d->nlabels;
+		for (size_t x = 0; x < npatients && !in; x++)
+			in = patients[x] && !strcmp(patients[x], d->patient);
+		for (size_t x = 0; x < d->ntypes && !typed; x++)
+			typed = !strcmp(d->types[x], type);
+		for (size_t x = 0; x < d->nlabels && !labelled; x++)
+			for (size_t y = 0; y < nlabels && !labelled; y++)
+				labelled = label_is(&labels[y], d->labels[x].system, d->labels[x].code);
+		if (in && typed && labelled)
+			return true;
+	}
+	return false;
 }
 
 bool salus_policy_btg_has(const struct salus_policy *p, const char *id)
@@ -341,6 +639,8 @@ struct salus_policy_rule salus_policy_rule(const struct salus_policy *p, const c
 		if ((sc->ctx == SALUS_POLICY_CTX_USER && !p->user_ctx) ||
 		    (sc->ctx == SALUS_POLICY_CTX_PATIENT && !p->patient[0]))
 			continue;
+		if (p->deny_overflow && sc->ctx != SALUS_POLICY_CTX_SYSTEM)
+			continue; /* more Consent denials than can be enforced: fail safe */
 		if (sc->query && !strcmp(sc->type, "*"))
 			continue; /* a restriction names one type's parameters */
 		int rk = rank_of(sc);
@@ -349,7 +649,7 @@ struct salus_policy_rule salus_policy_rule(const struct salus_policy *p, const c
 			r.granted = true;
 			r.compartment = sc->ctx == SALUS_POLICY_CTX_PATIENT;
 			/* the audit trail is the auditors': not a patient record the rule narrows */
-			r.related = sc->ctx == SALUS_POLICY_CTX_USER && p->related && strcmp(type, "AuditEvent");
+			r.related = sc->ctx != SALUS_POLICY_CTX_SYSTEM && p->related && strcmp(type, "AuditEvent");
 			r.query = sc->query;
 		}
 	}
@@ -365,10 +665,12 @@ bool salus_policy_restricts(const struct salus_policy *p)
 {
 	if (!p)
 		return false;
+	if (p->hidden || p->ndeny || p->deny_overflow)
+		return true;
 	for (size_t k = 0; k < p->n; k++) {
 		const struct salus_policy_scope *sc = &p->v[k];
 		if (sc->query || (sc->ctx == SALUS_POLICY_CTX_PATIENT && p->patient[0]) ||
-		    (sc->ctx == SALUS_POLICY_CTX_USER && p->related))
+		    (sc->ctx != SALUS_POLICY_CTX_SYSTEM && p->related))
 			return true;
 	}
 	return false;

@@ -31,6 +31,8 @@
 
 #include "core/limits.h"
 
+#define SALUS_MAX_TYPE_NAME 64 /* a resource type name (store.h SALUS_MAX_TYPE) */
+
 struct salus_store;
 
 /* The interactions a scope letter grants (SMART v2 "cruds", in that order,
@@ -51,10 +53,60 @@ struct salus_policy_scope {
 #define SALUS_POLICY_MAX_SCOPES 64
 #define SALUS_POLICY_MAX_BTG 16 /* active break-glass grants of one user */
 
+/* ---- security labels and Consent (docs/security.md "Consent and security labels") ---- */
+
+/* The security labels that hide a resource (meta.security) from some callers:
+ * confidentiality R and V (v3-Confidentiality) and the sensitivity codes of
+ * v3-ActCode below.  Bit i of a mask is entry i of salus_policy_label_at. */
+#define SALUS_POLICY_CONF_SYSTEM "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+#define SALUS_POLICY_ACT_SYSTEM "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+enum { SALUS_POLICY_LABEL_R, SALUS_POLICY_LABEL_V, SALUS_POLICY_LABEL_SENSITIVE /* first sensitivity code */ };
+/* The number of labels the policy knows, and label i (system, code); NULL past the end. */
+size_t salus_policy_label_count(void);
+bool salus_policy_label_at(size_t i, const char **system /* OUT */, const char **code /* OUT */);
+
+/* Default [policy] label_roles and label_v_roles. */
+#define SALUS_POLICY_LABEL_ROLES "clinician nurse"
+#define SALUS_POLICY_LABEL_V_ROLES ""
+
+#define SALUS_POLICY_MAX_DENY 16   /* Consent denials in force for one user */
+#define SALUS_POLICY_DENY_CODES 6  /* labels or classes of one denial (more: the whole compartment) */
+#define SALUS_POLICY_CODE_MAX 96   /* a label's system (longer: the whole compartment) */
+
+struct salus_policy_code {
+	char system[SALUS_POLICY_CODE_MAX + 1];
+	char code[SALUS_POLICY_CODE_MAX + 1];
+};
+
+/* One Consent denial in force: patient's compartment, or the part of it that
+ * carries one of labels (none: every label) and is of one of types (none:
+ * every type), is hidden from the user. */
+struct salus_policy_deny {
+	char patient[SALUS_MAX_ID + 1];
+	struct salus_policy_code labels[SALUS_POLICY_DENY_CODES];
+	size_t nlabels;
+	char types[SALUS_POLICY_DENY_CODES][SALUS_MAX_TYPE_NAME + 1];
+	size_t ntypes;
+};
+
+/* Calls each(each_ctx, json, n) for the JSON text of every Consent that may
+ * deny `actor` ("Practitioner/P", "RelatedPerson/R", "Patient/X"): at least
+ * those whose provision.actor references it (the FHIR layer searches
+ * Consent?actor=...; fhir/access.h salus_fhir_access_consents).  A non-zero
+ * return of each stops and is returned.  Errors: SALUS_EIO, SALUS_ENOMEM. */
+typedef int (*salus_policy_consent_each)(void *each_ctx, const char *json, size_t n);
+typedef int (*salus_policy_consent_fn)(void *ctx, const char *actor, salus_policy_consent_each each, void *each_ctx);
+
 /* The [policy] settings (core/config.h). */
 struct salus_policy_config {
 	bool relationship;           /* "practitioner": staff user/ scopes reach related patients only */
 	int break_glass_max_minutes; /* longest break-glass time box */
+	/* security labels: staff roles (names, space-separated) that see R and sensitivity-labelled
+	 * resources, and those that also see V; NULL: the defaults "clinician nurse" and "" */
+	const char *label_roles;
+	const char *label_v_roles;
+	salus_policy_consent_fn consents; /* the Consents of an actor, or NULL (no Consent is enforced) */
+	void *consents_ctx;
 };
 
 /* What a token says about its caller (borrowed for the call). */
@@ -65,6 +117,7 @@ struct salus_policy_token {
 	const char *user;      /* the username, or NULL */
 	const char *fhir_user; /* "Patient/ID", "RelatedPerson/ID", "Practitioner/ID" or NULL */
 	const char *patient;   /* the token's "patient" claim (context fixed at issue) or NULL */
+	const char *role;      /* the user's role (auth/user.h name) when the token was issued, or NULL */
 };
 
 /* The decision of one caller, for the life of one request. */
@@ -78,6 +131,14 @@ struct salus_policy {
 	char practitioner[SALUS_MAX_ID + 1]; /* the user's Practitioner id */
 	char btg[SALUS_POLICY_MAX_BTG][SALUS_MAX_ID + 1]; /* patients opened by an active break-glass grant */
 	size_t nbtg;
+	/* security labels: resources carrying a label of `hidden` are not visible, except those of
+	 * `hidden_btg` inside the compartment of a break-glass patient (bits: salus_policy_label_at) */
+	uint32_t hidden;
+	uint32_t hidden_btg;
+	/* Consent: denials in force for this user (break-glass patients left out) */
+	struct salus_policy_deny deny[SALUS_POLICY_MAX_DENY];
+	size_t ndeny;
+	bool deny_overflow; /* more denials than fit: user/ and patient/ scopes grant nothing (fail safe) */
 };
 
 /* What the caller may do with one interaction on one resource type. */
@@ -98,6 +159,10 @@ struct salus_policy_rule {
  *     deleted, is not `active: false`, its `patient` is the local reference
  *     Patient/Z, and the claim is Z: context Z (proxy access; re-checked on
  *     every request, so deactivating the RelatedPerson ends the access at once).
+ *   - fhir_user is Practitioner/P (a staff user's token) and the claim is X
+ *     (set at issue from a SMART EHR launch context the user made,
+ *     auth/oauth.h salus_oauth_launch): context X; under the relationship
+ *     rule the patient/ scopes are then narrowed by it as user/ ones are.
  * Anything else leaves no context (patient/ scopes then grant nothing: fail
  * safe).  With cfg->relationship and a user token of Practitioner/P, the
  * relationship rule is in force for its user/ scopes, and the user's active
@@ -107,6 +172,23 @@ struct salus_policy_rule {
  * SALUS_EINVALID. */
 int salus_policy_init(struct salus_policy *p /* OUT */, struct salus_store *st, const struct salus_policy_config *cfg,
 		      const struct salus_policy_token *t);
+
+/* Interpret one Consent (JSON text) for actor at now_ms (0: now) into p's
+ * denials: status active, scope patient-privacy
+ * (http://terminology.hl7.org/CodeSystem/consentscope), patient a local
+ * Patient reference, the top-level provision of type deny with an actor
+ * whose reference is `actor`, now within provision.period (when given);
+ * provision.securityLabel and provision.class (resource types of
+ * http://hl7.org/fhir/resource-types) narrow the denial.  Anything else (or
+ * a break-glass patient of p, or the actor's own record) adds nothing.
+ * Errors: SALUS_ENOMEM. */
+int salus_policy_consent_add(struct salus_policy *p, const char *actor, const char *json, size_t n, int64_t now_ms);
+
+/* Does p hide a resource of patient compartment `patient` (NULL/"": none
+ * known) with type `type` and labels (system, code) pairs labels[0..nlabels)?
+ * The content-side counterpart of the store guards (fhir/access.c). */
+bool salus_policy_hides(const struct salus_policy *p, const char *type, const char *const *patients, size_t npatients,
+			const struct salus_policy_code *labels, size_t nlabels);
 
 /* Is patient id opened by one of p's break-glass grants? */
 bool salus_policy_btg_has(const struct salus_policy *p, const char *id);
@@ -147,6 +229,11 @@ int salus_policy_break_glass_list(struct salus_store *st, int64_t now_ms, char *
  * RelatedPerson, or one without a local Patient reference), SALUS_EIO,
  * SALUS_ENOMEM. */
 int salus_policy_patient_of(struct salus_store *st, const char *fhir_user, char out[SALUS_MAX_ID + 1] /* OUT */);
+
+/* The context of a SMART EHR launch exists: Patient `patient` (not deleted)
+ * and, when `encounter` is neither NULL nor "", Encounter `encounter` whose
+ * subject is that Patient.  Errors: SALUS_ENOTFOUND, SALUS_EIO, SALUS_ENOMEM. */
+int salus_policy_launch_target(struct salus_store *st, const char *patient, const char *encounter);
 
 /* The rule for interaction letter l on type ("*": a system-wide interaction, which
  * only a "*" scope grants).  Among the scopes that grant it, the widest kind

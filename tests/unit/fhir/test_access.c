@@ -391,6 +391,77 @@ static void test_relationship(void **state)
 	assert_int_equal(call(&p, SALUS_FHIR_READ, "Patient", "r4", NULL, NULL, 0, NULL), 404);
 }
 
+/* Security labels and a Consent denial, through salus_fhir_handle and the Consent lookup. */
+static struct salus_policy role_policy(const char *prac, const char *role, const struct salus_policy_config *cfg)
+{
+	static const struct salus_policy_scope v[] = {{SALUS_POLICY_CTX_USER, "*", RS, NULL}};
+	struct salus_policy p;
+	struct salus_policy_token t = {.scopes = v, .n = 1, .user_ctx = true, .user = "u", .fhir_user = prac, .role = role};
+	assert_int_equal(salus_policy_init(&p, st, cfg, &t), 0);
+	return p;
+}
+
+static long search_total(const struct salus_policy *p, const char *type, char *pname, char *pval)
+{
+	json_t *b = NULL;
+	struct salus_param pr[] = {{pname, pval}, {(char *)"_total", (char *)"accurate"}};
+	assert_int_equal(call(p, SALUS_FHIR_SEARCH_TYPE, type, NULL, NULL, pr, 2, &b), 200);
+	long n = total_of(b);
+	assert_int_equal((long)json_array_size(json_object_get(b, "entry")), n);
+	json_decref(b);
+	return n;
+}
+
+static void test_labels_and_consent(void **state)
+{
+	(void)state;
+	fixtures();
+	put("Patient", "pl", "{\"resourceType\":\"Patient\",\"id\":\"pl\"}");
+	put("Patient", "pm", "{\"resourceType\":\"Patient\",\"id\":\"pm\"}");
+	put("Observation", "ol0", obs("ol0", "pl", "laboratory"));
+	put("Observation", "om0", obs("om0", "pm", "laboratory"));
+	const char *labelled[][2] = {{"olr", "{\"system\":\"" SALUS_POLICY_CONF_SYSTEM "\",\"code\":\"R\"}"},
+				     {"olv", "{\"system\":\"" SALUS_POLICY_CONF_SYSTEM "\",\"code\":\"V\"}"},
+				     {"olh", "{\"system\":\"" SALUS_POLICY_ACT_SYSTEM "\",\"code\":\"HIV\"}"}};
+	for (size_t i = 0; i < 3; i++) {
+		char buf[768];
+		snprintf(buf, sizeof buf,
+			 "{\"resourceType\":\"Observation\",\"id\":\"%s\",\"meta\":{\"security\":[%s]},\"status\":\"final\","
+			 "\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":\"Patient/pl\"}}",
+			 labelled[i][0], labelled[i][1]);
+		put("Observation", labelled[i][0], buf);
+	}
+	struct salus_policy p = role_policy("Practitioner/d5", "billing", NULL);
+	assert_int_equal(search_total(&p, "Observation", (char *)"subject", (char *)"Patient/pl"), 1);
+	assert_int_equal(call(&p, SALUS_FHIR_READ, "Observation", "olr", NULL, NULL, 0, NULL), 404);
+	p = role_policy("Practitioner/d5", "clinician", NULL);
+	assert_int_equal(search_total(&p, "Observation", (char *)"subject", (char *)"Patient/pl"), 3);
+	assert_int_equal(call(&p, SALUS_FHIR_READ, "Observation", "olr", NULL, NULL, 0, NULL), 200);
+	assert_int_equal(call(&p, SALUS_FHIR_READ, "Observation", "olv", NULL, NULL, 0, NULL), 404);
+	assert_int_equal(call(NULL, SALUS_FHIR_READ, "Observation", "olv", NULL, NULL, 0, NULL), 200);
+	/* a Consent denying Practitioner/d5 patient pl's record */
+	put("Consent", "cl",
+	    "{\"resourceType\":\"Consent\",\"id\":\"cl\",\"status\":\"active\",\"scope\":{\"coding\":[{\"system\":"
+	    "\"http://terminology.hl7.org/CodeSystem/consentscope\",\"code\":\"patient-privacy\"}]},\"category\":[{"
+	    "\"text\":\"privacy\"}],\"patient\":{\"reference\":\"Patient/pl\"},\"provision\":{\"type\":\"deny\",\"actor\":[{"
+	    "\"role\":{\"text\":\"x\"},\"reference\":{\"reference\":\"Practitioner/d5\"}}]}}");
+	struct salus_policy_config cfg = {.consents = salus_fhir_access_consents, .consents_ctx = st};
+	p = role_policy("Practitioner/d5", "clinician", &cfg);
+	assert_int_equal(p.ndeny, 1);
+	assert_int_equal(search_total(&p, "Observation", (char *)"subject", (char *)"Patient/pl"), 0);
+	assert_int_equal(search_total(&p, "Observation", (char *)"subject", (char *)"Patient/pm"), 1);
+	assert_int_equal(search_total(&p, "Patient", (char *)"_id", (char *)"pl"), 0);
+	assert_int_equal(call(&p, SALUS_FHIR_READ, "Patient", "pl", NULL, NULL, 0, NULL), 404);
+	assert_int_equal(call(&p, SALUS_FHIR_READ, "Observation", "ol0", NULL, NULL, 0, NULL), 404);
+	assert_int_equal(call(&p, SALUS_FHIR_READ, "Patient", "pm", NULL, NULL, 0, NULL), 200);
+	/* a write into the denied compartment is refused */
+	assert_int_equal(call(&p, SALUS_FHIR_CREATE, "Observation", NULL, obs("", "pl", "laboratory"), NULL, 0, NULL), 403);
+	/* another practitioner is not named */
+	p = role_policy("Practitioner/d6", "clinician", &cfg);
+	assert_int_equal(p.ndeny, 0);
+	assert_int_equal(search_total(&p, "Observation", (char *)"subject", (char *)"Patient/pl"), 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -399,6 +470,7 @@ int main(void)
 		cmocka_unit_test(test_content_checks),
 		cmocka_unit_test(test_writes),
 		cmocka_unit_test(test_relationship),
+		cmocka_unit_test(test_labels_and_consent),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

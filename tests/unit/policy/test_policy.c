@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "policy/policy.h"
 #include "store/store.h"
@@ -201,6 +202,253 @@ static void test_related_person(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* ---- security labels ---- */
+
+static struct salus_policy pol_role(const char *fhir_user, const char *role, bool user, const struct salus_policy_config *cfg)
+{
+	static const struct salus_policy_scope v[] = {{SALUS_POLICY_CTX_USER, "*", RS, NULL}};
+	struct salus_policy p;
+	struct salus_policy_token t = {.scopes = v, .n = 1, .user_ctx = user, .user = user ? "u1" : NULL,
+				       .fhir_user = fhir_user, .role = role};
+	assert_int_equal(salus_policy_init(&p, NULL, cfg, &t), 0);
+	return p;
+}
+
+static void test_labels_by_role(void **state)
+{
+	(void)state;
+	const uint32_t v = 1u << SALUS_POLICY_LABEL_V, all = (uint32_t)((1ull << salus_policy_label_count()) - 1);
+	const char *sys, *code;
+	assert_true(salus_policy_label_at(SALUS_POLICY_LABEL_R, &sys, &code));
+	assert_string_equal(sys, SALUS_POLICY_CONF_SYSTEM);
+	assert_string_equal(code, "R");
+	assert_false(salus_policy_label_at(salus_policy_label_count(), &sys, &code));
+	struct salus_policy p = pol_role("Practitioner/d1", "clinician", true, NULL);
+	assert_int_equal(p.hidden, v);
+	assert_int_equal(p.hidden_btg, v);
+	assert_true(salus_policy_restricts(&p));
+	assert_true(salus_policy_allows(&p, "Observation", SALUS_POLICY_R)); /* labels narrow, scopes still grant */
+	p = pol_role("Practitioner/d1", "nurse", true, NULL);
+	assert_int_equal(p.hidden, v);
+	p = pol_role("Practitioner/d1", "billing", true, NULL);
+	assert_int_equal(p.hidden, all);
+	assert_int_equal(p.hidden_btg, 0);
+	p = pol_role("Practitioner/d1", NULL, true, NULL); /* a token from before roles were claimed */
+	assert_int_equal(p.hidden, all);
+	p = pol_role("RelatedPerson/r1", "related-person", true, NULL);
+	assert_int_equal(p.hidden, all);
+	p = pol_role("Patient/p1", "patient", true, NULL);
+	assert_int_equal(p.hidden, 0);
+	p = pol_role(NULL, NULL, false, NULL); /* a client */
+	assert_int_equal(p.hidden, 0);
+	assert_false(salus_policy_restricts(&p));
+	struct salus_policy_config cfg = {.label_roles = "billing", .label_v_roles = "clinician,admin"};
+	p = pol_role("Practitioner/d1", "clinician", true, &cfg);
+	assert_int_equal(p.hidden, 0);
+	p = pol_role("Practitioner/d1", "billing", true, &cfg);
+	assert_int_equal(p.hidden, v);
+	p = pol_role("Practitioner/d1", "nurse", true, &cfg);
+	assert_int_equal(p.hidden, all);
+	cfg.label_roles = "clinicianx"; /* words, not prefixes */
+	p = pol_role("Practitioner/d1", "clinician", true, &(struct salus_policy_config){.label_roles = "clinicianx"});
+	assert_int_equal(p.hidden, all);
+}
+
+static void test_hides(void **state)
+{
+	(void)state;
+	struct salus_policy p = pol_role("Practitioner/d1", "clinician", true, NULL);
+	struct salus_policy_code lv[] = {{SALUS_POLICY_CONF_SYSTEM, "V"}}, lr[] = {{SALUS_POLICY_CONF_SYSTEM, "R"}},
+				 lother[] = {{"urn:other", "V"}};
+	const char *pats[] = {"p1"};
+	assert_true(salus_policy_hides(&p, "Observation", pats, 1, lv, 1));
+	assert_false(salus_policy_hides(&p, "Observation", pats, 1, lr, 1));
+	assert_false(salus_policy_hides(&p, "Observation", pats, 1, lother, 1)); /* another system's V */
+	assert_false(salus_policy_hides(&p, "Observation", pats, 1, NULL, 0));
+	memcpy(p.btg[p.nbtg++], "p1", 3); /* break-glass opens V in p1's compartment only */
+	assert_false(salus_policy_hides(&p, "Observation", pats, 1, lv, 1));
+	const char *other[] = {"p2"};
+	assert_true(salus_policy_hides(&p, "Observation", other, 1, lv, 1));
+	assert_false(salus_policy_hides(NULL, "Observation", pats, 1, lv, 1));
+}
+
+/* ---- Consent ---- */
+
+#define NOW "2026-12-07T12:00:00Z"
+static int64_t now_ms(void)
+{
+	int64_t ms;
+	assert_int_equal(salus_instant_parse(NOW, strlen(NOW), &ms), 0);
+	return ms;
+}
+
+/* A Consent text: status, scope code, patient, provision type, actor and extra provision members. */
+static char *consent(const char *status, const char *scope, const char *patient, const char *type, const char *actor,
+		     const char *extra)
+{
+	static char buf[4096];
+	snprintf(buf, sizeof buf,
+		 "{\"resourceType\":\"Consent\",\"status\":\"%s\",\"scope\":{\"coding\":[{\"system\":"
+		 "\"http://terminology.hl7.org/CodeSystem/consentscope\",\"code\":\"%s\"}]},\"patient\":{\"reference\":"
+		 "\"Patient/%s\"},\"provision\":{\"type\":\"%s\",\"actor\":[{\"role\":{\"text\":\"x\"},\"reference\":{"
+		 "\"reference\":\"%s\"}}]%s}}",
+		 status, scope, patient, type, actor, extra ? extra : "");
+	return buf;
+}
+
+static size_t add(struct salus_policy *p, const char *actor, const char *text)
+{
+	size_t before = p->ndeny;
+	assert_int_equal(salus_policy_consent_add(p, actor, text, strlen(text), now_ms()), 0);
+	return p->ndeny - before;
+}
+
+static void test_consent_add(void **state)
+{
+	(void)state;
+	const char *A = "Practitioner/d1";
+	struct salus_policy p = pol_role(A, "clinician", true, NULL);
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "p1", "deny", A, NULL)), 1);
+	assert_string_equal(p.deny[0].patient, "p1");
+	assert_int_equal(p.deny[0].nlabels, 0);
+	assert_int_equal(p.deny[0].ntypes, 0);
+	const char *pats[] = {"p1"}, *other[] = {"p2"};
+	assert_true(salus_policy_hides(&p, "Condition", pats, 1, NULL, 0));
+	assert_false(salus_policy_hides(&p, "Condition", other, 1, NULL, 0));
+	/* not interpreted: inactive, other scope, permit, another actor, no local patient, not JSON */
+	assert_int_equal(add(&p, A, consent("inactive", "patient-privacy", "p1", "deny", A, NULL)), 0);
+	assert_int_equal(add(&p, A, consent("active", "research", "p1", "deny", A, NULL)), 0);
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "p1", "permit", A, NULL)), 0);
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "p1", "deny", "Practitioner/d2", NULL)), 0);
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "a/b", "deny", A, NULL)), 0);
+	assert_int_equal(add(&p, A, "{\"resourceType\":"), 0);
+	assert_int_equal(add(&p, A, "{\"resourceType\":\"Consent\",\"status\":\"active\"}"), 0);
+	/* an absolute reference to the actor counts; a look-alike does not */
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "p2", "deny", "https://x.example/fhir/Practitioner/d1", NULL)), 1);
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "p2", "deny", "Practitioner/d1x", NULL)), 0);
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "p2", "deny", "xPractitioner/d1", NULL)), 0);
+	/* the period */
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "p3", "deny", A, ",\"period\":{\"start\":\"2027-01-01\"}")), 0);
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "p3", "deny", A, ",\"period\":{\"end\":\"2026-12-06\"}")), 0);
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "p3", "deny", A, ",\"period\":{\"end\":\"2026-12-07\"}")), 1);
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "p3", "deny", A,
+					    ",\"period\":{\"start\":\"2026-12-07T11:00:00Z\",\"end\":\"2026-12-07T13:00:00Z\"}")), 1);
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "p3", "deny", A,
+					    ",\"period\":{\"end\":\"2026-12-07T11:59:59Z\"}")), 0);
+}
+
+static void test_consent_narrowing(void **state)
+{
+	(void)state;
+	const char *A = "RelatedPerson/r1";
+	struct salus_policy p = pol_role(A, "related-person", true, NULL);
+	p.hidden = 0; /* only the Consent here */
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "p1", "deny", A,
+					    ",\"securityLabel\":[{\"system\":\"" SALUS_POLICY_ACT_SYSTEM "\",\"code\":\"PSY\"}]")), 1);
+	assert_int_equal(p.deny[0].nlabels, 1);
+	const char *pats[] = {"p1"};
+	struct salus_policy_code psy[] = {{SALUS_POLICY_ACT_SYSTEM, "PSY"}}, hiv[] = {{SALUS_POLICY_ACT_SYSTEM, "HIV"}};
+	assert_true(salus_policy_hides(&p, "Observation", pats, 1, psy, 1));
+	assert_false(salus_policy_hides(&p, "Observation", pats, 1, hiv, 1));
+	assert_false(salus_policy_hides(&p, "Observation", pats, 1, NULL, 0));
+	/* a class of resource types */
+	p.ndeny = 0;
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "p1", "deny", A,
+					    ",\"class\":[{\"system\":\"http://hl7.org/fhir/resource-types\",\"code\":\"Condition\"}]")), 1);
+	assert_true(salus_policy_hides(&p, "Condition", pats, 1, NULL, 0));
+	assert_false(salus_policy_hides(&p, "Observation", pats, 1, NULL, 0));
+	/* a class that is not a resource type, or a label without a code: the whole compartment (fail safe) */
+	p.ndeny = 0;
+	assert_int_equal(add(&p, A, consent("active", "patient-privacy", "p1", "deny", A,
+					    ",\"class\":[{\"system\":\"urn:profiles\",\"code\":\"x\"}],\"securityLabel\":[{\"system\":\"s\"}]")), 1);
+	assert_int_equal(p.deny[0].ntypes, 0);
+	assert_int_equal(p.deny[0].nlabels, 0);
+	assert_true(salus_policy_hides(&p, "Observation", pats, 1, NULL, 0));
+	/* the patient's own record is never denied; nor a break-glass patient */
+	struct salus_policy q = pol_role("Patient/p1", "patient", true, NULL);
+	assert_int_equal(add(&q, "Patient/p1", consent("active", "patient-privacy", "p1", "deny", "Patient/p1", NULL)), 0);
+	struct salus_policy b = pol_role("Practitioner/d1", "clinician", true, NULL);
+	memcpy(b.btg[b.nbtg++], "p1", 3);
+	assert_int_equal(add(&b, "Practitioner/d1", consent("active", "patient-privacy", "p1", "deny", "Practitioner/d1", NULL)), 0);
+	assert_int_equal(add(&b, "Practitioner/d1", consent("active", "patient-privacy", "p2", "deny", "Practitioner/d1", NULL)), 1);
+}
+
+/* A Consent source for salus_policy_init: n copies of a deny, or an error. */
+struct src {
+	int n;
+	int rc;
+};
+static int source(void *ctx, const char *actor, salus_policy_consent_each each, void *each_ctx)
+{
+	struct src *s = ctx;
+	char pid[16];
+	for (int i = 0; i < s->n; i++) {
+		snprintf(pid, sizeof pid, "p%d", i);
+		const char *text = consent("active", "patient-privacy", pid, "deny", actor, NULL);
+		int rc = each(each_ctx, text, strlen(text));
+		if (rc)
+			return rc;
+	}
+	return s->rc;
+}
+
+static void test_consent_source(void **state)
+{
+	(void)state;
+	const struct salus_policy_scope v[] = {{SALUS_POLICY_CTX_USER, "*", RS, NULL},
+					       {SALUS_POLICY_CTX_SYSTEM, "Organization", RS, NULL}};
+	struct src src = {2, 0};
+	struct salus_policy_config cfg = {.consents = source, .consents_ctx = &src};
+	struct salus_policy_token t = {.scopes = v, .n = 2, .user_ctx = true, .user = "u1", .fhir_user = "Practitioner/d1",
+				       .role = "clinician"};
+	struct salus_policy p;
+	assert_int_equal(salus_policy_init(&p, NULL, &cfg, &t), 0);
+	assert_int_equal(p.ndeny, 2);
+	assert_false(p.deny_overflow);
+	assert_true(salus_policy_allows(&p, "Observation", SALUS_POLICY_R));
+	/* more denials than are kept: user/ and patient/ scopes grant nothing, system/ ones still do */
+	src.n = SALUS_POLICY_MAX_DENY + 1;
+	assert_int_equal(salus_policy_init(&p, NULL, &cfg, &t), 0);
+	assert_true(p.deny_overflow);
+	assert_false(salus_policy_allows(&p, "Observation", SALUS_POLICY_R));
+	assert_true(salus_policy_allows(&p, "Organization", SALUS_POLICY_R));
+	src = (struct src){0, SALUS_ETOOLARGE};
+	assert_int_equal(salus_policy_init(&p, NULL, &cfg, &t), 0);
+	assert_true(p.deny_overflow);
+	src = (struct src){0, SALUS_EIO}; /* the store could not answer: fail closed */
+	assert_int_equal(salus_policy_init(&p, NULL, &cfg, &t), SALUS_EIO);
+	/* a client token: no Consent is looked up */
+	src = (struct src){0, SALUS_EIO};
+	t.user_ctx = false;
+	t.fhir_user = NULL;
+	assert_int_equal(salus_policy_init(&p, NULL, &cfg, &t), 0);
+}
+
+/* ---- EHR launch: a staff token's patient context ---- */
+
+static void test_staff_launch_context(void **state)
+{
+	(void)state;
+	const struct salus_policy_scope v[] = {{SALUS_POLICY_CTX_PATIENT, "*", RS, NULL}};
+	struct salus_policy p = pol(v, 1, true, "Practitioner/d1", "p7");
+	assert_string_equal(p.patient, "p7");
+	struct salus_policy_rule r = salus_policy_rule(&p, "Observation", SALUS_POLICY_R);
+	assert_true(r.granted);
+	assert_true(r.compartment);
+	assert_false(r.related);
+	p = pol(v, 1, false, "Practitioner/d1", "p7"); /* not a user token */
+	assert_string_equal(p.patient, "");
+	p = pol(v, 1, true, "Practitioner/d1", "a/b");
+	assert_string_equal(p.patient, "");
+	/* under the relationship rule the launch context is narrowed like user/ scopes */
+	struct salus_policy_config cfg = {.relationship = true, .break_glass_max_minutes = 60};
+	struct salus_policy_token t = {.scopes = v, .n = 1, .user_ctx = true, .fhir_user = "Practitioner/d1", .patient = "p7"};
+	assert_int_equal(salus_policy_init(&p, NULL, &cfg, &t), 0);
+	r = salus_policy_rule(&p, "Observation", SALUS_POLICY_R);
+	assert_true(r.compartment);
+	assert_true(r.related);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +457,12 @@ int main(void)
 		cmocka_unit_test(test_widest_kind_wins),
 		cmocka_unit_test(test_too_many_scopes),
 		cmocka_unit_test(test_related_person),
+		cmocka_unit_test(test_labels_by_role),
+		cmocka_unit_test(test_hides),
+		cmocka_unit_test(test_consent_add),
+		cmocka_unit_test(test_consent_narrowing),
+		cmocka_unit_test(test_consent_source),
+		cmocka_unit_test(test_staff_launch_context),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
