@@ -1289,7 +1289,9 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 	for (size_t i = 0; i < q->nsort; i++)
 		emitf(c, ", m.k%zu", i);
 	if (q->need_json)
-		emit(c, ", res.version, res.updated_ms, res.seq, res.json");
+		/* the body: in history only (schema 2), or a copy in resource (1) */
+		emit(c, ", res.version, res.updated_ms, res.seq,"
+			" coalesce(res.json, (SELECT h.json FROM history h WHERE h.seq=res.seq))");
 	else
 		emit(c, ", res.version, res.updated_ms, res.seq, NULL");
 	emit(c, " FROM (SELECT * FROM (SELECT r.rid AS rid, r.type AS type, r.id AS id");

@@ -49,7 +49,7 @@
 #include "store/store_index_int.h"
 #include "store/vfs_crypt.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2 /* 2: resource.json NULL, the body lives in history only */
 #define BUSY_TIMEOUT_MS 10000 /* another process holding the write lock (backup, CLI) */
 #define MAX_READERS 256
 #define READER_MMAP "1073741824" /* bytes of the database file each reader maps */
@@ -225,9 +225,14 @@ enum stmt_id {
 };
 
 #define HCOLS "SELECT type, id, version, updated_ms, seq, deleted, json FROM history "
+/* The current version's body: schema 2 stores it once, in its history row
+ * (resource.json is NULL); rows written under schema 1 still carry a copy in
+ * resource.json, which wins.  coalesce() evaluates the subquery only when
+ * resource.json is NULL: one rowid seek into history. */
+#define RES_BODY "coalesce(json, (SELECT h.json FROM history h WHERE h.seq=resource.seq))"
 
 static const char *const stmt_sql[ST__COUNT] = {
-	[ST_READ] = "SELECT version, updated_ms, seq, deleted, json FROM resource WHERE type=?1 AND id=?2",
+	[ST_READ] = "SELECT version, updated_ms, seq, deleted, " RES_BODY " FROM resource WHERE type=?1 AND id=?2",
 	[ST_VREAD] = "SELECT version, updated_ms, seq, deleted, json FROM history "
 		     "WHERE type=?1 AND id=?2 AND version=?3",
 	[ST_HIST_SYS] = HCOLS "WHERE seq>=?1 AND seq<?2 ORDER BY seq DESC LIMIT ?3",
@@ -238,7 +243,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_HCOUNT_ID] = "SELECT count(*) FROM history WHERE type=?4 AND id=?5 AND seq>=?1 AND seq<?2",
 	[ST_SEQ_AT] = "SELECT seq, updated_ms FROM history WHERE seq>=?1 ORDER BY seq LIMIT 1",
 	[ST_LAST_SEQ] = "SELECT max(seq) FROM history",
-	[ST_LIST] = "SELECT id, version, updated_ms, seq, json FROM resource "
+	[ST_LIST] = "SELECT id, version, updated_ms, seq, " RES_BODY " FROM resource "
 		    "WHERE type=?1 AND id>?2 AND deleted=0 ORDER BY id LIMIT ?3",
 	[ST_COUNT_TYPE] = "SELECT count(*) FROM resource WHERE type=?1 AND deleted=0",
 	[ST_COUNT_ALL] = "SELECT count(*) FROM resource WHERE deleted=0",
@@ -255,8 +260,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_W_HIST_INS] = "INSERT INTO history(type, id, version, updated_ms, deleted, json) "
 			  "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_W_RES_INS] = "INSERT INTO resource(type, id, version, updated_ms, seq, deleted, json) "
-			 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[ST_W_RES_UPD] = "UPDATE resource SET version=?3, updated_ms=?4, seq=?5, deleted=?6, json=?7 "
+			 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+	[ST_W_RES_UPD] = "UPDATE resource SET version=?3, updated_ms=?4, seq=?5, deleted=?6, json=NULL "
 			 "WHERE type=?1 AND id=?2",
 	[ST_W_KV_PUT] = "INSERT INTO kv(ns, key, val) VALUES(?1, ?2, ?3) "
 			"ON CONFLICT(ns, key) DO UPDATE SET val=excluded.val",
@@ -1130,11 +1135,7 @@ static int w_put_rows(struct sq_store *sq, struct salus_write *w, const char *id
 	sqlite3_bind_int64(st, 3, w->version);
 	sqlite3_bind_int64(st, 4, w->updated_ms);
 	sqlite3_bind_int64(st, 5, seq);
-	sqlite3_bind_int(st, 6, deleted);
-	if (deleted)
-		sqlite3_bind_null(st, 7);
-	else
-		bind_body(st, 7, w, sealed, sealed_n);
+	sqlite3_bind_int(st, 6, deleted); /* the body is in the history row only (schema 2) */
 	if ((rc = step_done(st)))
 		return rc;
 	/* the search index, in the same transaction (history is not indexed) */
@@ -2199,9 +2200,17 @@ static int schema_init(struct sq_store *sq, bool create)
 			goto out_rollback;
 		}
 		if ((rc = exec_sql(db, schema_sql)) ||
-		    (rc = exec_sql(db, "INSERT INTO meta(key, val) VALUES('schema_version', '1'),"
+		    (rc = exec_sql(db, "INSERT INTO meta(key, val) VALUES('schema_version', '2'),"
 				       "('backend', 'sqlite')")))
 			goto out_rollback;
+	} else if (version == 1) {
+		/* 1 -> 2 in place: rows written from now on keep the current body
+		 * in history only; older rows keep their copy in resource.json and
+		 * are read as before (RES_BODY).  The new number makes a binary that
+		 * knows only schema 1 refuse the file instead of misreading it. */
+		if ((rc = exec_sql(db, "UPDATE meta SET val='2' WHERE key='schema_version'")))
+			goto out_rollback;
+		salus_log(SALUS_LOG_INFO, "store.open", "schema=2 from=1");
 	}
 	if ((rc = exec_sql(db, audit_schema_sql)) || (rc = exec_sql(db, token_schema_sql)) ||
 	    (rc = exec_sql(db, erase_schema_sql)) || (rc = salus_sx_schema(db)))
