@@ -1269,7 +1269,7 @@ static int w_apply_op(struct sq_store *sq, struct salus_write *w)
 		for (int tries = 0;; tries++) {
 			if (tries == UUID_TRIES)
 				return SALUS_EINTERNAL;
-			salus_uuid_new(uuid);
+			salus_store_id_new(uuid);
 			if ((rc = w_lookup(sq, w->type, uuid, &cur)))
 				return rc;
 			if (!cur.exists)
