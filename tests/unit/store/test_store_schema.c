@@ -4,7 +4,8 @@
  * body once, in its history row (resource.json NULL); a database written
  * under schema 1 (a copy of the body in resource.json) is upgraded in place
  * at open and reads the same on every path (read, vread, list, history,
- * search with bodies); a database from a newer schema is refused.
+ * search with bodies); a database from a newer schema is refused.  Also the
+ * time-ordered server-assigned ids (salus_store_id_new).
  *
  * Plaintext database (no page keys), so the test can look at the rows and
  * rewrite them into the older layout with the sqlite3 library.
@@ -233,6 +234,35 @@ static void test_newer_schema_refused(void **state)
 	assert_int_equal(raw_count(f->db, "SELECT val FROM meta WHERE key='schema_version'"), 3);
 }
 
+/* Server-assigned ids: RFC 9562 version 7 (time first), unique, and ids
+ * minted in a later millisecond sort after earlier ones. */
+static void test_ids_time_ordered(void **state)
+{
+	(void)state;
+	char a[SALUS_UUID_LEN], b[SALUS_UUID_LEN], prev[SALUS_UUID_LEN] = "";
+	for (int i = 0; i < 2000; i++) {
+		salus_store_id_new(a);
+		assert_int_equal(strlen(a), 36);
+		assert_int_equal(a[14], '7');
+		assert_non_null(strchr("89ab", a[19]));
+		for (int k = 0; k < 36; k++)
+			assert_true(k == 8 || k == 13 || k == 18 || k == 23 ? a[k] == '-' : !!strchr("0123456789abcdef", a[k]));
+		assert_string_not_equal(a, prev);
+		/* the first 12 hex digits are the millisecond: never go back */
+		assert_true(!*prev || memcmp(prev, a, 13) <= 0);
+		memcpy(prev, a, sizeof prev);
+	}
+	salus_store_id_new(a);
+	usleep(3000);
+	salus_store_id_new(b);
+	assert_true(strcmp(a, b) < 0);
+	/* the time prefix is the store clock's */
+	int64_t ms = salus_now_ms();
+	char ts[13];
+	snprintf(ts, sizeof ts, "%012llx", (unsigned long long)ms);
+	assert_true(memcmp(b, ts, 8) <= 0); /* minted before now */
+}
+
 int main(void)
 {
 	salus_alloc_install();
@@ -241,6 +271,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_body_stored_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema1_upgraded_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test(test_ids_time_ordered),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
