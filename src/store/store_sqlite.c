@@ -1571,8 +1571,9 @@ static int w_apply_job(struct sq_store *sq, struct job *j)
 }
 
 /* Fail every op of every job in [from, to) with rc: their group is lost. */
-static void w_fail_jobs(struct job *from, struct job *to, int rc)
+static void w_fail_jobs(struct sq_store *sq, struct job *from, struct job *to, int rc)
 {
+	salus_sx_fts_rewind(sq->sx, 0); /* their full-text rows were never written */
 	for (struct job *j = from; j != to; j = j->next) {
 		j->rc = rc;
 		if (j->kind == JOB_WRITE)
@@ -1630,7 +1631,7 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 
 	sq->group_no++;
 	if ((rc = w_exec(sq, ST_W_BEGIN))) {
-		w_fail_jobs(first, end, rc);
+		w_fail_jobs(sq, first, end, rc);
 		return;
 	}
 	for (j = first; j != end; j = j->next) {
@@ -1639,7 +1640,7 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 			if (sqlite3_get_autocommit(sq->w.db)) {
 				/* SQLite rolled the whole transaction back: the group is lost */
 				sq->au_loaded = false;
-				w_fail_jobs(first, end, SALUS_EIO);
+				w_fail_jobs(sq, first, end, SALUS_EIO);
 				return;
 			}
 			if (after != j) {
@@ -1652,9 +1653,16 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 			}
 		}
 		int64_t au_size = sq->au_size;
+		/* a job of another file (JOB_FN) may write full-text rows itself:
+		 * the ones held back so far go first, outside its savepoint */
+		if (j->kind == JOB_FN && (rc = salus_sx_fts_flush(sq->sx)))
+			goto out_rollback;
+		size_t fts_mark = salus_sx_fts_mark(sq->sx);
 		if ((rc = w_exec(sq, ST_W_SAVE)))
 			goto out_rollback;
 		j->rc = w_apply_job(sq, j);
+		if (j->rc)
+			salus_sx_fts_rewind(sq->sx, fts_mark); /* rolled back with the job */
 		/* the job's rows are rolled back: so must be the tree's right edge
 		 * (reloaded from the table by the next au_sync) */
 		if (j->rc && sq->au_size != au_size)
@@ -1664,7 +1672,7 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 			 * full, out of memory): the group is lost */
 			rc = j->rc == SALUS_ENOMEM || j->rc == SALUS_EBUSY ? j->rc : SALUS_EIO;
 			sq->au_loaded = false;
-			w_fail_jobs(first, end, rc);
+			w_fail_jobs(sq, first, end, rc);
 			return;
 		}
 		if (j->rc && (rc = w_exec(sq, ST_W_ROLLBACK_TO)))
@@ -1672,6 +1680,9 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 		if ((rc = w_exec(sq, ST_W_RELEASE)))
 			goto out_rollback;
 	}
+	/* the group's full-text rows, in one go (see salus_sx_fts_flush) */
+	if ((rc = salus_sx_fts_flush(sq->sx)))
+		goto out_rollback;
 	/* patient keys created by this group: durable before the bodies sealed under them */
 	if (sq->pk && (rc = salus_pk_flush(sq->pk)))
 		goto out_rollback;
@@ -1681,7 +1692,7 @@ out_rollback:
 	if (!sqlite3_get_autocommit(sq->w.db))
 		w_exec(sq, ST_W_ROLLBACK);
 	sq->au_loaded = false; /* the group's appends are gone */
-	w_fail_jobs(first, end, rc);
+	w_fail_jobs(sq, first, end, rc);
 }
 
 static int64_t mono_ns(void)
@@ -1915,6 +1926,9 @@ static int w_purge(void *arg, sqlite3 *db)
 	}
 	sqlite3_finalize(sel);
 	sel = NULL;
+	/* the full-text rows too, now, while freed pages are zeroed */
+	if ((rc = salus_sx_fts_flush(p->sq->sx)))
+		goto out;
 	if (!(rc = purge_stmt(db, "DELETE FROM patient_owner WHERE patient=?1", &sel))) {
 		sqlite3_bind_text(sel, 1, p->pid, -1, SQLITE_STATIC);
 		rc = step_done(sel);

@@ -5,7 +5,8 @@
  * under schema 1 (a copy of the body in resource.json) is upgraded in place
  * at open and reads the same on every path (read, vread, list, history,
  * search with bodies); a database from a newer schema is refused.  Also the
- * time-ordered server-assigned ids (salus_store_id_new).
+ * time-ordered server-assigned ids (salus_store_id_new), and full-text rows
+ * (held back to the end of each group) that follow every write.
  *
  * Plaintext database (no page keys), so the test can look at the rows and
  * rewrite them into the older layout with the sqlite3 library.
@@ -234,6 +235,82 @@ static void test_newer_schema_refused(void **state)
 	assert_int_equal(raw_count(f->db, "SELECT val FROM meta WHERE key='schema_version'"), 3);
 }
 
+static void put_text(struct salus_write *w, const char *id, json_t *res, struct salus_ix *ix, const char *words)
+{
+	*ix = (struct salus_ix){.content = words, .text = words};
+	*w = (struct salus_write){.kind = SALUS_WRITE_UPDATE, .type = "Basic", .id = id, .resource = res, .index = ix};
+}
+
+/* Resources whose _content matches `word` (the full-text rows). */
+static long content_hits(struct salus_store *s, const char *word)
+{
+	struct salus_sq_val v = {.a = word};
+	struct salus_sq_clause cl = {.kind = SALUS_SQ_CONTENT, .vals = &v, .nvals = 1};
+	struct salus_sq q = {.type = "Basic", .clauses = &cl, .nclauses = 1, .count = 100};
+	long n = -1;
+	assert_int_equal(salus_store_search_count(s, &q, &n), SALUS_OK);
+	return n;
+}
+
+/* Full-text rows are held back to the end of the group (store_index.c): they
+ * must still follow every write, inside a job and across jobs, and vanish
+ * with a job that is rolled back. */
+static void test_fulltext_rows_follow_writes(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s = NULL;
+	struct salus_write w[2];
+	struct salus_ix ix[2];
+	json_t *res = json_loads("{\"resourceType\":\"Basic\"}", 0, NULL);
+
+	assert_int_equal(open_store(f, &s), SALUS_OK);
+	/* one job: create, then a second version of the same resource */
+	put_text(&w[0], "a", res, &ix[0], "alpha");
+	put_text(&w[1], "a", res, &ix[1], "bravo");
+	assert_int_equal(salus_store_write(s, w, 2), SALUS_OK);
+	salus_write_release(&w[0]);
+	salus_write_release(&w[1]);
+	assert_int_equal(content_hits(s, "alpha"), 0);
+	assert_int_equal(content_hits(s, "bravo"), 1);
+	/* a job that fails on its second op leaves no full-text row */
+	put_text(&w[0], "b", res, &ix[0], "charlie");
+	put_text(&w[1], "a", res, &ix[1], "delta");
+	w[1].if_match = 99;
+	assert_int_equal(salus_store_write(s, w, 2), SALUS_EPRECONDITION);
+	salus_write_release(&w[0]);
+	salus_write_release(&w[1]);
+	assert_int_equal(content_hits(s, "charlie"), 0);
+	assert_int_equal(content_hits(s, "delta"), 0);
+	assert_int_equal(content_hits(s, "bravo"), 1);
+	/* the next new resource takes the row number b would have had: b's words must not become its */
+	put_text(&w[0], "b2", res, &ix[0], "golf");
+	assert_int_equal(salus_store_write(s, w, 1), SALUS_OK);
+	salus_write_release(&w[0]);
+	assert_int_equal(content_hits(s, "charlie"), 0);
+	assert_int_equal(content_hits(s, "golf"), 1);
+	/* across jobs: update, then delete */
+	put_text(&w[0], "a", res, &ix[0], "echo");
+	assert_int_equal(salus_store_write(s, w, 1), SALUS_OK);
+	salus_write_release(&w[0]);
+	assert_int_equal(content_hits(s, "bravo"), 0);
+	assert_int_equal(content_hits(s, "echo"), 1);
+	struct salus_write d = {.kind = SALUS_WRITE_DELETE, .type = "Basic", .id = "a"};
+	assert_int_equal(salus_store_write(s, &d, 1), SALUS_OK);
+	salus_write_release(&d);
+	assert_int_equal(content_hits(s, "echo"), 0);
+	salus_store_free(s);
+	/* and durable */
+	assert_int_equal(open_store(f, &s), SALUS_OK);
+	put_text(&w[0], "c", res, &ix[0], "foxtrot");
+	assert_int_equal(salus_store_write(s, w, 1), SALUS_OK);
+	salus_write_release(&w[0]);
+	salus_store_free(s);
+	assert_int_equal(open_store(f, &s), SALUS_OK);
+	assert_int_equal(content_hits(s, "foxtrot"), 1);
+	salus_store_free(s);
+	json_decref(res);
+}
+
 /* Server-assigned ids: RFC 9562 version 7 (time first), unique, and ids
  * minted in a later millisecond sort after earlier ones. */
 static void test_ids_time_ordered(void **state)
@@ -272,6 +349,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_schema1_upgraded_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test(test_ids_time_ordered),
+		cmocka_unit_test_setup_teardown(test_fulltext_rows_follow_writes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
