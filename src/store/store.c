@@ -120,11 +120,18 @@ int salus_store_stamp(json_t *res, const char *id, long version, int64_t updated
 	return *json ? SALUS_OK : SALUS_ENOMEM;
 }
 
+/* Newest millisecond put in an id by this process: ids never go back in time
+ * order, even when the wall clock steps back (RFC 9562 §6.2 allows it). */
+static _Atomic int64_t id_last_ms;
+
 void salus_store_id_new(char out[SALUS_UUID_LEN])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char r[16];
-	uint64_t ms = (uint64_t)salus_now_ms();
+	int64_t now = salus_now_ms(), last = atomic_load(&id_last_ms);
+	while (now > last && !atomic_compare_exchange_weak(&id_last_ms, &last, now))
+		;
+	uint64_t ms = (uint64_t)(now > last ? now : last);
 	size_t got = 6, o = 0;
 
 	for (int i = 0; i < 6; i++)
