@@ -2,7 +2,9 @@
 // Starts a real `salus serve` (tests/integration/lib/server.mjs), unpacks the
 // sample bundles (../shared/fhir/synthea-r4-dev.tar.xz, never committed) into a
 // temp dir, POSTs every bundle to /fhir as a transaction with N concurrent
-// connections and prints resources/s.  Usage: node bench/ingest.mjs [concurrency] [rounds]
+// connections and prints resources/s, and the server's CPU time per resource
+// (utime+stime from /proc over the timed phase: the figure that survives a busy
+// machine).  Usage: node bench/ingest.mjs [concurrency] [rounds]
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -43,6 +45,11 @@ try {
   for (let r = 0; r < rounds; r++) for (let i = 0; i < bodies.length; i++) jobs.push(i);
   let next = 0;
   let resources = 0;
+  const cpu = () => {
+    const f = fs.readFileSync(`/proc/${s.proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, clock ticks (USER_HZ 100)
+  };
+  const c0 = cpu();
   const t0 = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: conc }, async () => {
@@ -55,10 +62,13 @@ try {
     }),
   );
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpuS = cpu() - c0;
   const mb = bodies.reduce((a, b) => a + b.length, 0) * rounds / 1e6;
   console.log(
     `bundles=${jobs.length} resources=${resources} seconds=${secs.toFixed(2)} ` +
-      `resources_per_s=${Math.round(resources / secs)} MB_per_s=${(mb / secs).toFixed(1)} concurrency=${conc}`,
+      `resources_per_s=${Math.round(resources / secs)} MB_per_s=${(mb / secs).toFixed(1)} concurrency=${conc} ` +
+      `server_cpu_s=${cpuS.toFixed(2)} server_cpu_us_per_resource=${Math.round((cpuS * 1e6) / resources)} ` +
+      `load=${os.loadavg()[0].toFixed(2)}`,
   );
   agent.destroy();
 } finally {

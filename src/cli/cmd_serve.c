@@ -115,7 +115,12 @@ int salus_cmd_serve(int argc, char **argv)
 	 * erased patients' rows again (their bodies cannot be opened anyway) */
 	size_t nerased = 0;
 	long nreplayed = 0;
+#ifdef SALUS_BENCH_NO_ENCRYPT
+	/* no patient keys in the benchmark-only plaintext store: nothing to replay */
+	if (0) {
+#else
 	if ((rc = salus_store_patient_replay(st, &nerased, &nreplayed))) {
+#endif
 		salus_store_free(st);
 		return salus_cli_fail("serve", 1, "cannot re-apply patient erasures: %s", salus_err_msg(rc));
 	}
@@ -163,6 +168,10 @@ int salus_cmd_serve(int argc, char **argv)
 	salus_log(SALUS_LOG_INFO, "server.start", "port=%d", salus_http_port(h));
 #ifdef SALUS_BENCH_NO_AUDIT
 	salus_log(SALUS_LOG_WARN, "server.start", "benchmark-only build: accesses are NOT audited; never ship it");
+#endif
+#ifdef SALUS_BENCH_NO_ENCRYPT
+	salus_log(SALUS_LOG_WARN, "server.start", "benchmark-only build: data is stored UNENCRYPTED; never ship it");
+	fprintf(stderr, "salus: WARNING: benchmark-only build, data is stored UNENCRYPTED; never use it for real data\n");
 #endif
 	int sig = 0;
 	/* SIGHUP: reload the TLS certificate and key ([tls] cert, key); at start,

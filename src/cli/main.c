@@ -60,8 +60,13 @@ int salus_cmd_version(int argc, char **argv)
 	}
 	if (argc > 1)
 		return salus_cli_fail("version", 2, "unexpected argument (see --help)");
-#ifdef SALUS_BENCH_NO_AUDIT
+#if defined(SALUS_BENCH_NO_AUDIT) && defined(SALUS_BENCH_NO_ENCRYPT)
+	printf("salus %s (BENCHMARK-ONLY build: audit phase compiled out, data stored UNENCRYPTED, never ship)\n",
+	       SALUS_VERSION);
+#elif defined(SALUS_BENCH_NO_AUDIT)
 	printf("salus %s (BENCHMARK-ONLY build: audit phase compiled out, never ship)\n", SALUS_VERSION);
+#elif defined(SALUS_BENCH_NO_ENCRYPT)
+	printf("salus %s (BENCHMARK-ONLY build: data stored UNENCRYPTED, never ship)\n", SALUS_VERSION);
 #else
 	printf("salus %s\n", SALUS_VERSION);
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/log.h"
 #include "crypto/crypto.h"
 
 int salus_cli_kek_config(const struct salus_config *cfg, struct salus_kek_config *kc, char kek_file[SALUS_PATH_MAX],
@@ -136,12 +137,20 @@ int salus_cli_open_store_kr(const struct salus_config *cfg, struct salus_keyring
 		*why = "out of secure memory";
 		goto out_keys;
 	}
+#ifdef SALUS_BENCH_NO_ENCRYPT
+	/* BENCHMARK-ONLY build (CMake SALUS_BENCH_NO_ENCRYPT): a plaintext store
+	 * (no page encryption, no patient record keys), to measure what
+	 * encryption at rest costs (issue 8).  The shipped binary has no way to
+	 * get here. */
+	salus_log(SALUS_LOG_WARN, "store.open", "benchmark-only build: store is UNENCRYPTED");
+#else
 	o.page_keys = keys;
 	o.npage_keys = n;
 	o.page_key_id = salus_keyring_active(kr);
 	o.patient_keys = pkpath;
 	o.pwks = pwks;
 	o.npwks = npwk;
+#endif
 	if ((rc = salus_store_open(uri, &o, out)))
 		*why = rc == SALUS_EINTEGRITY ? "integrity check failed (wrong keys, or the database was altered)"
 					      : salus_err_msg(rc);

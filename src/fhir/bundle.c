@@ -471,7 +471,7 @@ static int plan_entry(struct ctx *c, size_t i)
 			}
 		}
 		e->act = A_CREATE;
-		salus_uuid_new(r->id);
+		salus_store_id_new(r->id); /* time-ordered: see store.h */
 		json_object_del(e->res, "id");
 		if (r->if_none_exist) {
 			/* checked again by the store under its writer (concurrent creates) */
@@ -504,7 +504,7 @@ static int plan_entry(struct ctx *c, size_t i)
 		else if (bid)
 			snprintf(r->id, sizeof r->id, "%s", json_string_value(bid));
 		else
-			salus_uuid_new(r->id);
+			salus_store_id_new(r->id);
 		e->act = A_UPDATE;
 		break;
 	}

@@ -782,16 +782,20 @@ static void eval_inv(struct vctx *V, const struct res_ctx *R, size_t i, const st
 }
 
 /* obs-6 is "dataAbsentReason.empty() or ..." and obs-7 "value.empty() or
- * ...": on an Observation without dataAbsentReason (obs-6), or without any
- * value[x] (obs-7), the first operand is true and so is the invariant.  Most
- * Observations lack one or the other, and these two were the bulk of the
- * FHIRPath time of a Synthea ingest. */
+ * component.code.where(...).empty()": on an Observation without
+ * dataAbsentReason (obs-6), or without any value[x] or without any component
+ * (obs-7), one operand is true and so is the invariant.  Most Observations
+ * lack one or the other, and these two were the bulk of the FHIRPath time of
+ * a Synthea ingest (obs-7 on Observations with a value and no component was
+ * still 4,370 evaluations per 11k resources). */
 static bool obs_vacuous(size_t i, const json_t *obj)
 {
 	if (!strcmp(invs[i].key, "obs-6"))
 		return !json_object_get(obj, "dataAbsentReason");
 	if (strcmp(invs[i].key, "obs-7"))
 		return false;
+	if (!json_object_get(obj, "component"))
+		return true;
 	const char *k;
 	json_t *v;
 	json_object_foreach ((json_t *)(uintptr_t)obj, k, v) {

@@ -461,7 +461,7 @@ static int audited_write(void *ctx, struct salus_store *st, struct salus_write *
 		return salus_store_write(st, ops, n); /* not a single write: audited afterwards */
 	bool create = w->kind == SALUS_WRITE_CREATE;
 	if (create && !w->id) {
-		salus_uuid_new(uuid);
+		salus_store_id_new(uuid); /* time-ordered (store.h) */
 		w->id = uuid;
 	}
 	if (!strcmp(w->type, "Patient"))

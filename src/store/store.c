@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "core/alloc.h"
 #include "core/buf.h"
@@ -117,6 +118,38 @@ int salus_store_stamp(json_t *res, const char *id, long version, int64_t updated
 	}
 	*json = salus_buf_detach(&b, len);
 	return *json ? SALUS_OK : SALUS_ENOMEM;
+}
+
+/* Newest millisecond put in an id by this process: ids never go back in time
+ * order, even when the wall clock steps back (RFC 9562 §6.2 allows it). */
+static _Atomic int64_t id_last_ms;
+
+void salus_store_id_new(char out[SALUS_UUID_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char r[16];
+	int64_t now = salus_now_ms(), last = atomic_load(&id_last_ms);
+	while (now > last && !atomic_compare_exchange_weak(&id_last_ms, &last, now))
+		;
+	uint64_t ms = (uint64_t)(now > last ? now : last);
+	size_t got = 6, o = 0;
+
+	for (int i = 0; i < 6; i++)
+		r[i] = (unsigned char)(ms >> (40 - 8 * i));
+	while (got < sizeof r) {
+		ssize_t k = getrandom(r + got, sizeof r - got, 0);
+		if (k > 0)
+			got += (size_t)k;
+	}
+	r[6] = (unsigned char)((r[6] & 0x0f) | 0x70); /* version 7 */
+	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* variant 10 */
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[r[i] >> 4];
+		out[o++] = hex[r[i] & 15];
+	}
+	out[o] = 0;
 }
 
 int salus_store_stamp_raw(json_t *res, const char *raw, size_t raw_len, const char *id, long version,

@@ -31,6 +31,7 @@
 
 #include <jansson.h>
 
+#include "core/clock.h"
 #include "core/limits.h"
 
 #define SALUS_MAX_TYPE 64
@@ -187,6 +188,16 @@ struct salus_write_cond {
 	const char *value;
 };
 void salus_write_release(struct salus_write *w); /* frees w->json */
+
+/* A new server-assigned resource id: a UUID in the version-7 layout of RFC
+ * 9562 (48-bit Unix milliseconds, then 74 random bits), so ids minted
+ * together sort together and every b-tree keyed by id (the current row, the
+ * version index, the search index's resource table, references to the
+ * resource) grows at its end instead of at a random leaf per resource.  A
+ * CREATE with id NULL gets one; callers that must know the id before the
+ * write (transaction Bundles rewriting references) use this too.  Reveals the
+ * creation time to the millisecond, as meta.lastUpdated of version 1 does. */
+void salus_store_id_new(char out[SALUS_UUID_LEN] /* OUT */);
 
 /* Apply `n` writes atomically in order, in one transaction of the group
  * commit (all or nothing: if any fails, none is applied; every op's rc says

@@ -137,9 +137,21 @@ static const char *const w_sql[W__COUNT] = {
 	[W_INS_FTS] = "INSERT INTO sx_fts(rowid, narr, body) VALUES(?1, ?2, ?3)",
 };
 
+/* A full-text row change held back until salus_sx_fts_flush: FTS5 flushes
+ * its pending terms into a new segment at every SAVEPOINT and RELEASE, so
+ * writing them inside each job (one savepoint per job) made one tiny segment,
+ * and merges, per single-resource write.  Texts are borrowed from the
+ * caller's salus_ix, which stays valid until its job is committed. */
+struct fts_op {
+	int64_t rid;
+	const char *text, *content; /* both NULL: delete the row */
+};
+
 struct salus_sx_w {
 	sqlite3 *db;
 	sqlite3_stmt *st[W__COUNT];
+	struct fts_op *fts; /* held back, in order */
+	size_t nfts, capfts;
 };
 
 int salus_sx_w_new(sqlite3 *db, struct salus_sx_w **out)
@@ -158,7 +170,33 @@ void salus_sx_w_free(struct salus_sx_w *w)
 		return;
 	for (int i = 0; i < W__COUNT; i++)
 		sqlite3_finalize(w->st[i]);
+	salus_free(w->fts);
 	salus_free(w);
+}
+
+static int fts_hold(struct salus_sx_w *w, int64_t rid, const char *text, const char *content)
+{
+	if (w->nfts == w->capfts) {
+		size_t cap = w->capfts ? 2 * w->capfts : 64;
+		struct fts_op *n = salus_realloc(w->fts, cap * sizeof *n);
+		if (!n)
+			return SALUS_ENOMEM;
+		w->fts = n;
+		w->capfts = cap;
+	}
+	w->fts[w->nfts++] = (struct fts_op){.rid = rid, .text = text, .content = content};
+	return SALUS_OK;
+}
+
+size_t salus_sx_fts_mark(const struct salus_sx_w *w)
+{
+	return w->nfts;
+}
+
+void salus_sx_fts_rewind(struct salus_sx_w *w, size_t mark)
+{
+	if (mark < w->nfts)
+		w->nfts = mark;
 }
 
 static int w_stmt(struct salus_sx_w *w, int id, sqlite3_stmt **out)
@@ -272,7 +310,9 @@ int salus_sx_put(struct salus_sx_w *w, const char *type, const char *id, int64_t
 			return rc;
 	}
 	if (rid) {
-		for (int k = W_DEL_STR; k <= W_DEL_FTS; k++) {
+		if ((rc = fts_hold(w, rid, NULL, NULL)))
+			return rc;
+		for (int k = W_DEL_STR; k < W_DEL_FTS; k++) {
 			if ((rc = w_stmt(w, k, &st)))
 				return rc;
 			sqlite3_bind_int64(st, 1, rid);
@@ -304,16 +344,29 @@ int salus_sx_put(struct salus_sx_w *w, const char *type, const char *id, int64_t
 	for (size_t i = 0; i < ix->n; i++)
 		if ((rc = w_row(w, rid, &ix->rows[i])))
 			return rc;
-	if ((ix->text && *ix->text) || (ix->content && *ix->content)) {
-		if ((rc = w_stmt(w, W_INS_FTS, &st)))
-			return rc;
-		sqlite3_bind_int64(st, 1, rid);
-		bind_s(st, 2, ix->text);
-		bind_s(st, 3, ix->content);
-		if ((rc = w_done(st)))
-			return rc;
-	}
+	if ((ix->text && *ix->text) || (ix->content && *ix->content))
+		return fts_hold(w, rid, ix->text ? ix->text : "", ix->content ? ix->content : "");
 	return SALUS_OK;
+}
+
+int salus_sx_fts_flush(struct salus_sx_w *w)
+{
+	sqlite3_stmt *st;
+	int rc = SALUS_OK;
+
+	for (size_t i = 0; i < w->nfts && !rc; i++) {
+		const struct fts_op *o = &w->fts[i];
+		if ((rc = w_stmt(w, o->text ? W_INS_FTS : W_DEL_FTS, &st)))
+			break;
+		sqlite3_bind_int64(st, 1, o->rid);
+		if (o->text) {
+			bind_s(st, 2, o->text);
+			bind_s(st, 3, o->content);
+		}
+		rc = w_done(st);
+	}
+	w->nfts = 0;
+	return rc;
 }
 
 /* ---- the query compiler -------------------------------------------------- */
@@ -1289,7 +1342,9 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 	for (size_t i = 0; i < q->nsort; i++)
 		emitf(c, ", m.k%zu", i);
 	if (q->need_json)
-		emit(c, ", res.version, res.updated_ms, res.seq, res.json");
+		/* the body: in history only (schema 2), or a copy in resource (1) */
+		emit(c, ", res.version, res.updated_ms, res.seq,"
+			" coalesce(res.json, (SELECT h.json FROM history h WHERE h.seq=res.seq))");
 	else
 		emit(c, ", res.version, res.updated_ms, res.seq, NULL");
 	emit(c, " FROM (SELECT * FROM (SELECT r.rid AS rid, r.type AS type, r.id AS id");

@@ -34,6 +34,16 @@ void salus_sx_w_free(struct salus_sx_w *w); /* NULL-safe */
 int salus_sx_put(struct salus_sx_w *w, const char *type, const char *id, int64_t updated_ms, bool deleted,
 		 bool existed, const struct salus_ix *ix);
 
+/* The full-text rows (sx_fts) of salus_sx_put are held back and written by
+ * salus_sx_fts_flush, once per group before COMMIT (FTS5 would otherwise
+ * flush a segment at every job's SAVEPOINT/RELEASE).  A job rolled back to
+ * its savepoint drops its own with salus_sx_fts_rewind(w, mark taken at the
+ * job's start).  The flush empties the queue whatever it returns; an error
+ * fails the group.  Texts are borrowed from the writes' salus_ix until then. */
+size_t salus_sx_fts_mark(const struct salus_sx_w *w);
+void salus_sx_fts_rewind(struct salus_sx_w *w, size_t mark);
+int salus_sx_fts_flush(struct salus_sx_w *w);
+
 /* Searches on a reader connection (store.h semantics). */
 int salus_sx_search(sqlite3 *db, const struct salus_sq *q, salus_sq_cb cb, void *ctx);
 int salus_sx_count(sqlite3 *db, const struct salus_sq *q, long *total);

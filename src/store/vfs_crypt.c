@@ -20,6 +20,11 @@
  *    encrypting inside the VFS keeps the checksums consistent.  SQLite writes
  *    a frame's header before its page image, and we keep the last header
  *    written; a page image rewritten in place reads its header back first.
+ *    The header is not written on its own: it goes to disk in one write with
+ *    its sealed page image, which SQLite writes next (one pwrite per frame
+ *    instead of two; any other call on the file writes a pending header
+ *    first, so the file never differs from what SQLite believes it wrote
+ *    when it looks, syncs, truncates or closes).
  *    During WAL recovery SQLite reads whole frames and stops at the first
  *    frame whose checksum fails (a torn write at a crash): a page that fails
  *    authentication there is returned as zeros, so the checksum fails and the
@@ -82,6 +87,7 @@ struct cfile {
 	unsigned char prefix[16];  /* random nonce prefix of this handle */
 	uint64_t ctr;              /* nonce counter of this handle */
 	sqlite3_int64 hdr_off;     /* offset of the cached WAL frame header; -1: none */
+	bool hdr_pending;          /* hdr is not on disk yet: it goes out with its page image */
 	unsigned char hdr[FRAME_HDR];
 	unsigned char *buf;        /* FRAME bytes of scratch */
 };
@@ -207,10 +213,14 @@ static struct cfile *cf_of(sqlite3_file *f)
 	return (struct cfile *)f;
 }
 
+static int wal_flush(struct cfile *cf);
+
 static int c_close(sqlite3_file *f)
 {
 	struct cfile *cf = cf_of(f);
+	int frc = cf->real->pMethods ? wal_flush(cf) : SQLITE_OK;
 	int rc = cf->real->pMethods ? cf->real->pMethods->xClose(cf->real) : SQLITE_OK;
+	rc = rc != SQLITE_OK ? rc : frc;
 	if (cf->buf)
 		sodium_memzero(cf->buf, FRAME);
 	salus_free(cf->buf);
@@ -226,6 +236,15 @@ static int real_read(struct cfile *cf, void *p, int n, sqlite3_int64 off)
 static int real_write(struct cfile *cf, const void *p, int n, sqlite3_int64 off)
 {
 	return cf->real->pMethods->xWrite(cf->real, p, n, off);
+}
+
+/* Write a frame header held back by wal_write (see the file comment). */
+static int wal_flush(struct cfile *cf)
+{
+	if (!cf->hdr_pending)
+		return SQLITE_OK;
+	cf->hdr_pending = false;
+	return real_write(cf, cf->hdr, FRAME_HDR, cf->hdr_off);
 }
 
 static int db_read(struct cfile *cf, unsigned char *out, int n, sqlite3_int64 off)
@@ -278,6 +297,9 @@ static int wal_read(struct cfile *cf, unsigned char *out, int n, sqlite3_int64 o
 	sqlite3_int64 r;
 	int rc;
 
+	if ((rc = wal_flush(cf)) != SQLITE_OK)
+		return rc;
+
 	if (off + n <= WAL_HDR)
 		return real_read(cf, out, n, off); /* the WAL header */
 	if (off < WAL_HDR)
@@ -318,6 +340,11 @@ static int wal_write(struct cfile *cf, const unsigned char *p, int n, sqlite3_in
 	sqlite3_int64 r;
 	int rc;
 
+	bool with_hdr = false;
+
+	/* the page image of a held-back header is the only write that takes it along */
+	if (cf->hdr_pending && !(off == cf->hdr_off + FRAME_HDR && n == PAGE) && (rc = wal_flush(cf)) != SQLITE_OK)
+		return rc;
 	if (off == 0 && n == WAL_HDR) {
 		if (get_be32(p + 8) != PAGE)
 			goto out_refuse;
@@ -329,7 +356,8 @@ static int wal_write(struct cfile *cf, const unsigned char *p, int n, sqlite3_in
 	if (r == 0 && n == FRAME_HDR) {
 		memcpy(cf->hdr, p, FRAME_HDR);
 		cf->hdr_off = off;
-		return real_write(cf, p, n, off);
+		cf->hdr_pending = true;
+		return SQLITE_OK;
 	}
 	if (r == 0 && n == FRAME) {
 		memcpy(cf->hdr, p, FRAME_HDR);
@@ -344,6 +372,7 @@ static int wal_write(struct cfile *cf, const unsigned char *p, int n, sqlite3_in
 		}
 		memcpy(cf->buf, cf->hdr, FRAME_HDR);
 		memcpy(cf->buf + FRAME_HDR, p, PAGE);
+		with_hdr = cf->hdr_pending;
 	} else {
 		goto out_refuse;
 	}
@@ -353,6 +382,10 @@ static int wal_write(struct cfile *cf, const unsigned char *p, int n, sqlite3_in
 	seal(cf, cf->buf + FRAME_HDR, KIND_WAL, pgno, cf->buf + 8);
 	if (n == FRAME)
 		return real_write(cf, cf->buf, FRAME, off);
+	if (with_hdr) {
+		cf->hdr_pending = false;
+		return real_write(cf, cf->buf, FRAME, off - FRAME_HDR);
+	}
 	return real_write(cf, cf->buf + FRAME_HDR, PAGE, off);
 out_refuse:
 	salus_log(SALUS_LOG_ERROR, "store.crypt.refused", "file=wal op=write bytes=%d", n);
@@ -374,18 +407,21 @@ static int c_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
 static int c_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
 	struct cfile *cf = cf_of(f);
+	int rc = wal_flush(cf);
 	cf->hdr_off = -1;
-	return cf->real->pMethods->xTruncate(cf->real, size);
+	return rc != SQLITE_OK ? rc : cf->real->pMethods->xTruncate(cf->real, size);
 }
 
 static int c_sync(sqlite3_file *f, int flags)
 {
-	return cf_of(f)->real->pMethods->xSync(cf_of(f)->real, flags);
+	int rc = wal_flush(cf_of(f));
+	return rc != SQLITE_OK ? rc : cf_of(f)->real->pMethods->xSync(cf_of(f)->real, flags);
 }
 
 static int c_size(sqlite3_file *f, sqlite3_int64 *size)
 {
-	return cf_of(f)->real->pMethods->xFileSize(cf_of(f)->real, size);
+	int rc = wal_flush(cf_of(f));
+	return rc != SQLITE_OK ? rc : cf_of(f)->real->pMethods->xFileSize(cf_of(f)->real, size);
 }
 
 static int c_lock(sqlite3_file *f, int lock)

@@ -369,6 +369,14 @@ static void test_broken_variants(void **state)
 	       "\"code\":\"1-1\"}]},\"valueString\":\"v\",\"component\":[{\"code\":{\"coding\":[{\"system\":"
 	       "\"http://loinc.org\",\"code\":\"1-1\"}]},\"valueString\":\"w\"}]}",
 	       NULL, SALUS_EUNPROCESSABLE, "Observation", "obs-7");
+	/* obs-7 holds with a value and no component, and with a component of another code */
+	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{\"system\":\"http://loinc.org\","
+	       "\"code\":\"1-1\"}]},\"valueString\":\"v\"}",
+	       NULL, SALUS_OK, NULL, NULL);
+	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{\"system\":\"http://loinc.org\","
+	       "\"code\":\"1-1\"}]},\"valueString\":\"v\",\"component\":[{\"code\":{\"coding\":[{\"system\":"
+	       "\"http://loinc.org\",\"code\":\"2-2\"}]},\"valueString\":\"w\"}]}",
+	       NULL, SALUS_OK, NULL, NULL);
 	expect("{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"total\":1}", NULL, SALUS_EUNPROCESSABLE, "Bundle",
 	       "bdl-1");
 	expect("{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"resource\":{\"resourceType\":"

@@ -1,0 +1,357 @@
+/*
+ * test_store_schema.c — the SQLite backend's on-disk layout across schema
+ * versions (docs/store.md "Schema"): schema 2 stores the current version's
+ * body once, in its history row (resource.json NULL); a database written
+ * under schema 1 (a copy of the body in resource.json) is upgraded in place
+ * at open and reads the same on every path (read, vread, list, history,
+ * search with bodies); a database from a newer schema is refused.  Also the
+ * time-ordered server-assigned ids (salus_store_id_new), and full-text rows
+ * (held back to the end of each group) that follow every write.
+ *
+ * Plaintext database (no page keys), so the test can look at the rows and
+ * rewrite them into the older layout with the sqlite3 library.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "store/store.h"
+
+struct fx {
+	char dir[64];
+	char db[128], uri[140];
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof f->dir, "/tmp/salus-schema-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->db, sizeof f->db, "%s/salus.db", f->dir);
+	snprintf(f->uri, sizeof f->uri, "sqlite:%s", f->db);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+static int open_store(struct fx *f, struct salus_store **s)
+{
+	struct salus_store_opts o = {.create = true, .readers = 2};
+	return salus_store_open(f->uri, &o, s);
+}
+
+static void put(struct salus_store *s, enum salus_write_kind kind, const char *id, const char *family)
+{
+	char json[256];
+	snprintf(json, sizeof json, "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"%s\"}]}", family);
+	json_t *res = kind == SALUS_WRITE_DELETE ? NULL : json_loads(json, 0, NULL);
+	struct salus_write w = {.kind = kind, .type = "Patient", .id = id, .resource = res};
+	assert_int_equal(salus_store_write(s, &w, 1), SALUS_OK);
+	salus_write_release(&w);
+	json_decref(res);
+}
+
+static long raw_count(const char *db, const char *sql)
+{
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL;
+	long n = -1;
+	assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return n;
+}
+
+static void raw_exec(const char *db, const char *sql)
+{
+	sqlite3 *h = NULL;
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+}
+
+/* The body of the current (version 0) or a given version, or NULL with *rc. */
+static char *read_body(struct salus_store *s, const char *id, long version, int *rc)
+{
+	struct salus_resource r = {.json = NULL};
+	*rc = salus_store_read(s, "Patient", id, version, &r);
+	char *json = r.json ? strdup(r.json) : NULL;
+	salus_resource_release(&r);
+	return json;
+}
+
+static void expect_family(struct salus_store *s, const char *id, long version, const char *family)
+{
+	int rc;
+	char *json = read_body(s, id, version, &rc);
+	assert_int_equal(rc, SALUS_OK);
+	assert_non_null(json);
+	assert_non_null(strstr(json, family));
+	free(json);
+}
+
+struct acc {
+	char text[4096];
+	long n;
+};
+
+static int acc_cb(void *ctx, const struct salus_resource *r)
+{
+	struct acc *a = ctx;
+	a->n++;
+	if (r->json) {
+		size_t k = strlen(a->text);
+		snprintf(a->text + k, sizeof a->text - k, "%s|", r->json);
+	}
+	return 0;
+}
+
+static int acc_hit(void *ctx, const struct salus_sq_hit *h)
+{
+	return acc_cb(ctx, &h->r);
+}
+
+/* Every read path sees the bodies: list, history, search with bodies. */
+static void expect_all_paths(struct salus_store *s)
+{
+	struct acc a = {{0}, 0};
+	assert_int_equal(salus_store_list(s, "Patient", NULL, 100, acc_cb, &a), SALUS_OK);
+	assert_int_equal(a.n, 2);
+	assert_non_null(strstr(a.text, "Two"));
+	assert_non_null(strstr(a.text, "Bee"));
+	assert_null(strstr(a.text, "One")); /* only current versions */
+
+	memset(&a, 0, sizeof a);
+	struct salus_history_q q = {.type = "Patient", .count = 100};
+	assert_int_equal(salus_store_history(s, &q, acc_cb, &a), SALUS_OK);
+	assert_int_equal(a.n, 5); /* a v1, a v2, b v1, c v1, c deleted */
+	assert_non_null(strstr(a.text, "One"));
+	assert_non_null(strstr(a.text, "Two"));
+
+	memset(&a, 0, sizeof a);
+	struct salus_sq sq = {.type = "Patient", .count = 100, .need_json = true};
+	assert_int_equal(salus_store_search(s, &sq, acc_hit, &a), SALUS_OK);
+	assert_int_equal(a.n, 2);
+	assert_non_null(strstr(a.text, "Two"));
+	assert_non_null(strstr(a.text, "Bee"));
+
+	int rc;
+	assert_null(read_body(s, "c", 0, &rc));
+	assert_int_equal(rc, SALUS_EGONE);
+	expect_family(s, "a", 0, "Two");
+	expect_family(s, "a", 1, "One");
+	expect_family(s, "b", 0, "Bee");
+}
+
+static void load(struct salus_store *s)
+{
+	put(s, SALUS_WRITE_UPDATE, "a", "One");
+	put(s, SALUS_WRITE_UPDATE, "a", "Two");
+	put(s, SALUS_WRITE_UPDATE, "b", "Bee");
+	put(s, SALUS_WRITE_UPDATE, "c", "Sea");
+	put(s, SALUS_WRITE_DELETE, "c", NULL);
+}
+
+static void test_body_stored_once(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s = NULL;
+	assert_int_equal(open_store(f, &s), SALUS_OK);
+	load(s);
+	expect_all_paths(s);
+	salus_store_free(s);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM resource WHERE json IS NOT NULL"), 0);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM history WHERE json IS NOT NULL"), 4);
+	assert_int_equal(raw_count(f->db, "SELECT val FROM meta WHERE key='schema_version'"), 2);
+}
+
+static void test_schema1_upgraded_in_place(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s = NULL;
+	assert_int_equal(open_store(f, &s), SALUS_OK);
+	load(s);
+	salus_store_free(s);
+	/* rewrite into the schema-1 layout: a copy of the current body in resource */
+	raw_exec(f->db, "UPDATE resource SET json=(SELECT json FROM history h WHERE h.seq=resource.seq);"
+			"UPDATE meta SET val='1' WHERE key='schema_version'");
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM resource WHERE json IS NOT NULL"), 2);
+
+	assert_int_equal(open_store(f, &s), SALUS_OK);
+	assert_int_equal(raw_count(f->db, "SELECT val FROM meta WHERE key='schema_version'"), 2);
+	expect_all_paths(s);
+	/* the schema-1 copy is what a current row reads (it wins over history) */
+	salus_store_free(s);
+	raw_exec(f->db, "UPDATE resource SET json='{\"resourceType\":\"Patient\",\"id\":\"b\",\"name\":[{\"family\":"
+			"\"Copy\"}]}' WHERE id='b'");
+	assert_int_equal(open_store(f, &s), SALUS_OK);
+	expect_family(s, "b", 0, "Copy");
+	/* a new version of an old row moves to the new layout */
+	put(s, SALUS_WRITE_UPDATE, "b", "Bee2");
+	expect_family(s, "b", 0, "Bee2");
+	expect_family(s, "b", 1, "Bee");
+	salus_store_free(s);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM resource WHERE json IS NOT NULL"), 1); /* a */
+}
+
+static void test_newer_schema_refused(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s = NULL;
+	assert_int_equal(open_store(f, &s), SALUS_OK);
+	load(s);
+	salus_store_free(s);
+	raw_exec(f->db, "UPDATE meta SET val='3' WHERE key='schema_version'");
+	s = NULL;
+	assert_int_equal(open_store(f, &s), SALUS_EIO);
+	assert_null(s);
+	assert_int_equal(raw_count(f->db, "SELECT val FROM meta WHERE key='schema_version'"), 3);
+}
+
+static void put_text(struct salus_write *w, const char *id, json_t *res, struct salus_ix *ix, const char *words)
+{
+	*ix = (struct salus_ix){.content = words, .text = words};
+	*w = (struct salus_write){.kind = SALUS_WRITE_UPDATE, .type = "Basic", .id = id, .resource = res, .index = ix};
+}
+
+/* Resources whose _content matches `word` (the full-text rows). */
+static long content_hits(struct salus_store *s, const char *word)
+{
+	struct salus_sq_val v = {.a = word};
+	struct salus_sq_clause cl = {.kind = SALUS_SQ_CONTENT, .vals = &v, .nvals = 1};
+	struct salus_sq q = {.type = "Basic", .clauses = &cl, .nclauses = 1, .count = 100};
+	long n = -1;
+	assert_int_equal(salus_store_search_count(s, &q, &n), SALUS_OK);
+	return n;
+}
+
+/* Full-text rows are held back to the end of the group (store_index.c): they
+ * must still follow every write, inside a job and across jobs, and vanish
+ * with a job that is rolled back. */
+static void test_fulltext_rows_follow_writes(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s = NULL;
+	struct salus_write w[2];
+	struct salus_ix ix[2];
+	json_t *res = json_loads("{\"resourceType\":\"Basic\"}", 0, NULL);
+
+	assert_int_equal(open_store(f, &s), SALUS_OK);
+	/* one job: create, then a second version of the same resource */
+	put_text(&w[0], "a", res, &ix[0], "alpha");
+	put_text(&w[1], "a", res, &ix[1], "bravo");
+	assert_int_equal(salus_store_write(s, w, 2), SALUS_OK);
+	salus_write_release(&w[0]);
+	salus_write_release(&w[1]);
+	assert_int_equal(content_hits(s, "alpha"), 0);
+	assert_int_equal(content_hits(s, "bravo"), 1);
+	/* a job that fails on its second op leaves no full-text row */
+	put_text(&w[0], "b", res, &ix[0], "charlie");
+	put_text(&w[1], "a", res, &ix[1], "delta");
+	w[1].if_match = 99;
+	assert_int_equal(salus_store_write(s, w, 2), SALUS_EPRECONDITION);
+	salus_write_release(&w[0]);
+	salus_write_release(&w[1]);
+	assert_int_equal(content_hits(s, "charlie"), 0);
+	assert_int_equal(content_hits(s, "delta"), 0);
+	assert_int_equal(content_hits(s, "bravo"), 1);
+	/* the next new resource takes the row number b would have had: b's words must not become its */
+	put_text(&w[0], "b2", res, &ix[0], "golf");
+	assert_int_equal(salus_store_write(s, w, 1), SALUS_OK);
+	salus_write_release(&w[0]);
+	assert_int_equal(content_hits(s, "charlie"), 0);
+	assert_int_equal(content_hits(s, "golf"), 1);
+	/* across jobs: update, then delete */
+	put_text(&w[0], "a", res, &ix[0], "echo");
+	assert_int_equal(salus_store_write(s, w, 1), SALUS_OK);
+	salus_write_release(&w[0]);
+	assert_int_equal(content_hits(s, "bravo"), 0);
+	assert_int_equal(content_hits(s, "echo"), 1);
+	struct salus_write d = {.kind = SALUS_WRITE_DELETE, .type = "Basic", .id = "a"};
+	assert_int_equal(salus_store_write(s, &d, 1), SALUS_OK);
+	salus_write_release(&d);
+	assert_int_equal(content_hits(s, "echo"), 0);
+	salus_store_free(s);
+	/* and durable */
+	assert_int_equal(open_store(f, &s), SALUS_OK);
+	put_text(&w[0], "c", res, &ix[0], "foxtrot");
+	assert_int_equal(salus_store_write(s, w, 1), SALUS_OK);
+	salus_write_release(&w[0]);
+	salus_store_free(s);
+	assert_int_equal(open_store(f, &s), SALUS_OK);
+	assert_int_equal(content_hits(s, "foxtrot"), 1);
+	salus_store_free(s);
+	json_decref(res);
+}
+
+/* Server-assigned ids: RFC 9562 version 7 (time first), unique, and ids
+ * minted in a later millisecond sort after earlier ones. */
+static void test_ids_time_ordered(void **state)
+{
+	(void)state;
+	char a[SALUS_UUID_LEN], b[SALUS_UUID_LEN], prev[SALUS_UUID_LEN] = "";
+	for (int i = 0; i < 2000; i++) {
+		salus_store_id_new(a);
+		assert_int_equal(strlen(a), 36);
+		assert_int_equal(a[14], '7');
+		assert_non_null(strchr("89ab", a[19]));
+		for (int k = 0; k < 36; k++)
+			assert_true(k == 8 || k == 13 || k == 18 || k == 23 ? a[k] == '-' : !!strchr("0123456789abcdef", a[k]));
+		assert_string_not_equal(a, prev);
+		/* the first 12 hex digits are the millisecond: never go back */
+		assert_true(!*prev || memcmp(prev, a, 13) <= 0);
+		memcpy(prev, a, sizeof prev);
+	}
+	salus_store_id_new(a);
+	usleep(3000);
+	salus_store_id_new(b);
+	assert_true(strcmp(a, b) < 0);
+	/* the time prefix is the wall clock's millisecond (within a minute: the machine may be busy) */
+	char hexms[13];
+	memcpy(hexms, b, 8);
+	memcpy(hexms + 8, b + 9, 4);
+	hexms[12] = 0;
+	long long d = (long long)strtoull(hexms, NULL, 16) - (long long)salus_now_ms();
+	assert_true(d > -60000 && d < 60000);
+}
+
+int main(void)
+{
+	salus_alloc_install();
+	salus_store_global_init();
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_body_stored_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema1_upgraded_in_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test(test_ids_time_ordered),
+		cmocka_unit_test_setup_teardown(test_fulltext_rows_follow_writes, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
