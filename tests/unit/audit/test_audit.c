@@ -23,9 +23,12 @@
 #include <jansson.h>
 
 #include "audit/audit.h"
+#include "audit/audit_int.h"
 #include "core/alloc.h"
 #include "core/err.h"
 #include "crypto/crypto.h"
+#include "core/limits.h"
+#include "store/audit_codec.h"
 #include "store/store.h"
 
 /* ---- helpers ---- */
@@ -485,8 +488,15 @@ static void test_tamper_flip_byte(void **state)
 	char *img = slurp(f->db, &n);
 	char *p = img;
 	int seen = 0, fd;
-	/* rows are stored in index order; find the text of event 23 by its id */
-	p = memmem(img, n, "\"id\":\"23\"", 9);
+	/* rows are stored in index order, in their compact form (store/audit_codec.h): find event 23
+	 * by its encoded start (marker, the prefix up to the id, "23") */
+	unsigned char head[64];
+	size_t hn = salus_auc_marker(head);
+	hn += salus_auc_encode(SALUS_AUDIT_EVENT_PREFIX, strlen(SALUS_AUDIT_EVENT_PREFIX), head + hn);
+	memcpy(head + hn, "23", 2);
+	hn += 2;
+	assert_true(hn < 10); /* the prefix is one token */
+	p = memmem(img, n, head, hn);
 	assert_non_null(p);
 	p = memmem(p, n - (size_t)(p - img), "client-b", 8);
 	assert_non_null(p);
@@ -549,7 +559,14 @@ static void test_tamper_edit_consistently(void **state)
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(h, "SELECT event FROM audit_log WHERE idx=8", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	char *ev = strdup((const char *)sqlite3_column_text(st, 0));
+	/* stored compact (store/audit_codec.h); written back below as plain text, which the
+	 * store also reads (rows from before the codec) */
+	struct salus_buf dec;
+	salus_buf_init(&dec, SALUS_MAX_AUDIT_EVENT);
+	assert_true(salus_auc_is_encoded(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0)));
+	assert_int_equal(salus_auc_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &dec), 0);
+	char *ev = strdup(dec.p);
+	salus_buf_release(&dec);
 	sqlite3_finalize(st);
 	char *p = strstr(ev, "client-a");
 	p[0] = 'C';
