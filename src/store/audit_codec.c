@@ -27,7 +27,7 @@
 #define SYS_DCM  "http://dicom.nema.org/resources/ontology/DCM"
 #define REST_TYPE                                                                                            \
 	"\"type\":{\"system\":\"" SYS_TERM "audit-event-type\",\"code\":\"rest\"},\"subtype\":[{\"system\":" \
-	                                   "\"http://hl7.org/fhir/restful-interaction\",\"code\":\""
+	"\"http://hl7.org/fhir/restful-interaction\",\"code\":\""
 #define SERVER_AGENT                                                                                         \
 	"{\"type\":{\"coding\":[{\"system\":\"" SYS_DCM                                                      \
 	"\",\"code\":\"110152\"}]},\"who\":{\"identifier\":{\"system\":"                                     \
@@ -165,19 +165,6 @@ static const char *const dict[] = {
     "000Z\",",
     "0Z\",",
     "Z\",",
-    "T0",
-    "T1",
-    "T2",
-    "-0",
-    "-1",
-    "-2",
-    "-3",
-    ":0",
-    ":1",
-    ":2",
-    ":3",
-    ":4",
-    ":5",
     "2025-",
     "2026-",
     "2027-",
@@ -242,7 +229,9 @@ size_t salus_auc_encode(const char *src, size_t n, unsigned char *out)
 		size_t k, best = NDICT;
 		for (k = first_at[c]; k < first_at[c + 1]; k++) {
 			size_t d = by_first[k], len = dict_len[d];
-			if (len <= n - i && !memcmp(s + i, dict[d], len)) {
+			/* every entry has at least 3 bytes: test the second before the rest */
+			if (len <= n - i && s[i + 1] == (unsigned char)dict[d][1] &&
+			    !memcmp(s + i, dict[d], len)) {
 				best = d;
 				break;
 			}

@@ -23,8 +23,8 @@
 #include "store/audit_codec.h"
 
 /* format 1 (see test_dictionary_pinned) */
-#define FORMAT1_TOKENS 128
-#define FORMAT1_SHA256 "3fe293d61ec12108e3f5bbe32fc5fda0d8355395eee7a3e74bb270047b00590c"
+#define FORMAT1_TOKENS 115
+#define FORMAT1_SHA256 "28cad9e7da93dbef1177115a0230c96233a2fccf7055fcda4aedba4d59a16166"
 
 static void roundtrip(const void *src, size_t n)
 {
@@ -195,6 +195,7 @@ static void test_dictionary_pinned(void **state)
 	for (unsigned t = 1; t <= 0x1d; t++) {
 		v[0] = 0, v[1] = 1, v[2] = (unsigned char)t;
 		assert_int_equal(salus_auc_decode(v, 3, &out), 0);
+		assert_true(out.n >= 3); /* shorter would not shrink anything (the encoder relies on it) */
 		crypto_hash_sha256_update(&h, (const unsigned char *)out.p, out.n + 1);
 		ntok++;
 	}
@@ -204,6 +205,7 @@ static void test_dictionary_pinned(void **state)
 		if (rc == SALUS_EIO)
 			break;
 		assert_int_equal(rc, 0);
+		assert_true(out.n >= 3); /* shorter would not shrink anything (the encoder relies on it) */
 		crypto_hash_sha256_update(&h, (const unsigned char *)out.p, out.n + 1);
 		ntok++;
 	}
