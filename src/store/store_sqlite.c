@@ -408,6 +408,10 @@ struct sq_store {
 	pthread_cond_t qcv;      /* work queued, or stopping (CLOCK_MONOTONIC) */
 	struct job *head, *tail; /* under qmu */
 	size_t queued;           /* jobs in the queue, under qmu */
+	size_t wake_at;          /* under qmu: queue() signals qcv only when queued reaches this — what
+				  * the writer waits for (1 when idle, the gather target, SIZE_MAX
+				  * while it runs a group): a wake-up per job was a context switch
+				  * per audited request */
 	bool stopping;           /* under qmu */
 
 	/* the checkpointer: its own connection and thread (see "checkpoints") */
@@ -1748,9 +1752,23 @@ static void w_gather(struct sq_store *sq, size_t target, int64_t ns)
 	int64_t until = mono_ns() + ns;
 	struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
 
+	sq->wake_at = target;
 	while (sq->queued < target && !sq->stopping)
 		if (pthread_cond_timedwait(&sq->qcv, &sq->qmu, &ts) == ETIMEDOUT)
 			break;
+	sq->wake_at = SIZE_MAX;
+}
+
+/* Queue j (under qmu) and wake the writer if it waits for it. */
+static void queue_job(struct sq_store *sq, struct job *j)
+{
+	if (sq->tail)
+		sq->tail->next = j;
+	else
+		sq->head = j;
+	sq->tail = j;
+	if (++sq->queued >= sq->wake_at)
+		pthread_cond_signal(&sq->qcv);
 }
 
 static void *writer_main(void *arg)
@@ -1765,8 +1783,10 @@ static void *writer_main(void *arg)
 		size_t ops = 0, jobs = 0;
 		int64_t t0;
 
+		sq->wake_at = 1;
 		while (!sq->head && !sq->stopping)
 			pthread_cond_wait(&sq->qcv, &sq->qmu);
+		sq->wake_at = SIZE_MAX;
 		if (!sq->head)
 			break; /* stopping and drained */
 		/* The callers woken by the last commit usually come straight back
@@ -1842,13 +1862,7 @@ static int submit(struct sq_store *sq, struct job *j)
 		pthread_cond_destroy(&j->cv);
 		return SALUS_EINTERNAL; /* use after salus_store_free started */
 	}
-	if (sq->tail)
-		sq->tail->next = j;
-	else
-		sq->head = j;
-	sq->tail = j;
-	sq->queued++;
-	pthread_cond_signal(&sq->qcv);
+	queue_job(sq, j);
 	while (!j->done)
 		pthread_cond_wait(&j->cv, &sq->qmu);
 	pthread_mutex_unlock(&sq->qmu);
@@ -2108,13 +2122,7 @@ static int sq_audit_append_async(struct salus_store *s, const struct salus_audit
 		salus_free(a);
 		return SALUS_EINTERNAL; /* use after salus_store_free started */
 	}
-	if (sq->tail)
-		sq->tail->next = &a->j;
-	else
-		sq->head = &a->j;
-	sq->tail = &a->j;
-	sq->queued++;
-	pthread_cond_signal(&sq->qcv);
+	queue_job(sq, &a->j);
 	pthread_mutex_unlock(&sq->qmu);
 	return SALUS_OK;
 }
@@ -2486,6 +2494,7 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 		pthread_cond_init(&sq->qcv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
+	sq->wake_at = 1;
 	pthread_mutex_init(&sq->rmu, NULL);
 	pthread_cond_init(&sq->rcv, NULL);
 	sq->batch_max = o->batch_max ? o->batch_max : DEFAULT_BATCH;
