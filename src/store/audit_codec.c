@@ -111,7 +111,7 @@ static const char *const dict[] = {
     "{\"system\":\"" SYS_DCM "\",\"code\":\"",
     "\"type\":{\"system\":\"" SYS_DCM "\",\"code\":\"",
     SYS_DCM,
-    "{\"system\":\"" SYS_TERM,
+    ("{\"system\":\"" SYS_TERM), /* parenthesised: one entry, not a missing comma */
     SYS_TERM,
     "http://hl7.org/fhir/restful-interaction",
     "\"},\"subtype\":[",
