@@ -378,6 +378,113 @@ static void test_subtree_layouts(void **state)
 	assert_true(strstr(rep.why, "subtree") != NULL);
 }
 
+/* Data directories written before the compact form (store/audit_codec.h) hold events as plain
+ * text: rewrite a log that way and check that the texts read back the same, that appends after it
+ * mix both forms, that roots, proofs and verification agree, and that new rows are compact. */
+struct texts {
+	char *t[64];
+	size_t n[64];
+	unsigned char leaf[64][32];
+	int count;
+};
+
+static int texts_cb(void *ctx, const struct salus_audit_row *r)
+{
+	struct texts *x = ctx;
+	assert_true(r->index < 64);
+	assert_non_null(r->event);
+	x->t[r->index] = strndup(r->event, r->event_n);
+	x->n[r->index] = r->event_n;
+	assert_int_equal(r->leaf_hash_n, 32);
+	memcpy(x->leaf[r->index], r->leaf_hash, 32);
+	x->count++;
+	return 0;
+}
+
+static void test_plain_and_compact(void **state)
+{
+	struct fx *f = *state;
+	struct salus_audit_report rep;
+	struct texts a = {0}, b = {0};
+	unsigned char before[32], after[32];
+	salus_merkle_hash proof[SALUS_MERKLE_MAX_PROOF];
+	size_t np;
+	record_n(f, 21, "old");
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	assert_int_equal(salus_audit_root(f->st, 21, before), 0);
+	assert_int_equal(salus_store_audit_scan(f->st, 0, 0, texts_cb, &a), 0);
+	assert_int_equal(a.count, 21);
+	fx_close(f);
+	/* to the older form: every event as its text */
+	sqlite3 *h;
+	sqlite3_stmt *rd, *wr;
+	struct salus_buf dec;
+	int n = 0;
+	salus_buf_init(&dec, SALUS_MAX_AUDIT_EVENT);
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER audit_log_no_update", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "SELECT idx, event FROM audit_log", -1, &rd, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "UPDATE audit_log SET event=?2 WHERE idx=?1", -1, &wr, NULL),
+	                 SQLITE_OK);
+	while (sqlite3_step(rd) == SQLITE_ROW) {
+		const void *v = sqlite3_column_blob(rd, 1);
+		size_t vn = (size_t)sqlite3_column_bytes(rd, 1);
+		assert_true(salus_auc_is_encoded(v, vn));
+		assert_true(vn * 4 < a.n[sqlite3_column_int64(rd, 0)]); /* stored in under a quarter */
+		assert_int_equal(salus_auc_decode(v, vn, &dec), 0);
+		sqlite3_bind_int64(wr, 1, sqlite3_column_int64(rd, 0));
+		sqlite3_bind_text(wr, 2, dec.p, (int)dec.n, SQLITE_TRANSIENT);
+		assert_int_equal(sqlite3_step(wr), SQLITE_DONE);
+		sqlite3_reset(wr);
+		n++;
+	}
+	assert_int_equal(n, 21);
+	sqlite3_finalize(rd);
+	sqlite3_finalize(wr);
+	sqlite3_close(h);
+	salus_buf_release(&dec);
+	fx_reopen(f);
+	/* the same texts, roots and proofs */
+	assert_int_equal(salus_store_audit_scan(f->st, 0, 0, texts_cb, &b), 0);
+	for (int i = 0; i < 21; i++) {
+		assert_int_equal(a.n[i], b.n[i]);
+		assert_memory_equal(a.t[i], b.t[i], a.n[i]);
+		free(b.t[i]);
+		b.t[i] = NULL;
+	}
+	assert_int_equal(salus_audit_root(f->st, 21, after), 0);
+	assert_memory_equal(before, after, 32);
+	/* appends after the change: compact rows next to plain ones */
+	record_n(f, 20, "new");
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	assert_int_equal(salus_audit_prove_inclusion(f->st, 5, 41, proof, &np), 0);
+	assert_int_equal(salus_audit_verify_store(f->st, salus_audit_vkey(f->au), &rep), 0);
+	assert_int_equal(rep.events, 41);
+	b.count = 0;
+	assert_int_equal(salus_store_audit_scan(f->st, 0, 0, texts_cb, &b), 0);
+	assert_int_equal(b.count, 41);
+	for (int i = 0; i < 41; i++) {
+		assert_true(salus_audit_event_has_index(b.t[i], b.n[i], i));
+		unsigned char leaf[32];
+		salus_merkle_leaf_hash(b.t[i], b.n[i], leaf); /* the leaf is over the text, in both forms */
+		assert_memory_equal(leaf, b.leaf[i], 32);
+		free(b.t[i]);
+	}
+	for (int i = 0; i < 21; i++)
+		free(a.t[i]);
+	fx_close(f);
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h,
+	                                    "SELECT count(*) FROM audit_log WHERE substr(event, 1, 1) = '{'",
+	                                    -1, &rd, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(rd), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(rd, 0), 21);
+	sqlite3_finalize(rd);
+	sqlite3_close(h);
+	fx_reopen(f);
+}
+
 /* ---- the event ---- */
 
 static void test_event_shape(void **state)
@@ -789,6 +896,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store_proofs, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_subtree_layouts, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plain_and_compact, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_flip_byte, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_delete, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_swap, fx_setup, fx_teardown),
