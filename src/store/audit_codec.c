@@ -176,34 +176,40 @@ static const char *const dict[] = {
 #define NDICT (sizeof dict / sizeof dict[0])
 _Static_assert(NDICT <= NSINGLE + 256, "the dictionary has at most 285 entries");
 
-/* The encoder's index: dictionary positions grouped by first byte, longest first. */
-static uint16_t by_first[NDICT];
-static uint16_t first_at[257]; /* by_first[first_at[c] .. first_at[c+1]) start with byte c */
+/* The encoder's index: dictionary positions bucketed by their first two bytes (every entry has at
+ * least three), longest first within a bucket. */
+#define NBUCKET 1024
+#define BUCKET(c0, c1) ((((unsigned)(c0) * 257u) + (unsigned)(c1)) & (NBUCKET - 1))
+static uint16_t by_bucket[NDICT];
+static uint16_t bucket_at[NBUCKET + 1]; /* by_bucket[bucket_at[h] .. bucket_at[h + 1]) hash to h */
 static uint16_t dict_len[NDICT];
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
+static unsigned bucket_of(size_t d)
+{
+	return BUCKET((unsigned char)dict[d][0], (unsigned char)dict[d][1]);
+}
+
 static void index_build(void)
 {
-	size_t counts[256] = {0}, i, at = 0;
-	for (i = 0; i < NDICT; i++) {
+	size_t i, at = 0;
+	for (i = 0; i < NDICT; i++)
 		dict_len[i] = (uint16_t)strlen(dict[i]);
-		counts[(unsigned char)dict[i][0]]++;
-	}
-	for (int c = 0; c < 256; c++) {
-		first_at[c] = (uint16_t)at;
+	for (unsigned h = 0; h < NBUCKET; h++) {
+		bucket_at[h] = (uint16_t)at;
 		size_t start = at;
 		for (i = 0; i < NDICT; i++)
-			if ((unsigned char)dict[i][0] == c) {
+			if (bucket_of(i) == h) {
 				/* insertion by length, descending (stable: earlier entries first on ties) */
 				size_t k = at++;
-				while (k > start && dict_len[by_first[k - 1]] < dict_len[i]) {
-					by_first[k] = by_first[k - 1];
+				while (k > start && dict_len[by_bucket[k - 1]] < dict_len[i]) {
+					by_bucket[k] = by_bucket[k - 1];
 					k--;
 				}
-				by_first[k] = (uint16_t)i;
+				by_bucket[k] = (uint16_t)i;
 			}
 	}
-	first_at[256] = (uint16_t)at;
+	bucket_at[NBUCKET] = (uint16_t)at;
 }
 
 size_t salus_auc_marker(unsigned char *out)
@@ -227,13 +233,14 @@ size_t salus_auc_encode(const char *src, size_t n, unsigned char *out)
 	while (i < n) {
 		unsigned c = s[i];
 		size_t k, best = NDICT;
-		for (k = first_at[c]; k < first_at[c + 1]; k++) {
-			size_t d = by_first[k], len = dict_len[d];
-			/* every entry has at least 3 bytes: test the second before the rest */
-			if (len <= n - i && s[i + 1] == (unsigned char)dict[d][1] &&
-			    !memcmp(s + i, dict[d], len)) {
-				best = d;
-				break;
+		if (i + 2 < n) {
+			unsigned h = BUCKET(c, s[i + 1]);
+			for (k = bucket_at[h]; k < bucket_at[h + 1]; k++) {
+				size_t d = by_bucket[k], len = dict_len[d];
+				if (len <= n - i && (unsigned char)dict[d][0] == c && !memcmp(s + i, dict[d], len)) {
+					best = d;
+					break;
+				}
 			}
 		}
 		if (best < NSINGLE) {
