@@ -25,6 +25,7 @@
 #include "audit/audit.h"
 #include "audit/audit_int.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "crypto/crypto.h"
 #include "core/limits.h"
@@ -487,6 +488,36 @@ static void test_plain_and_compact(void **state)
 
 /* ---- the event ---- */
 
+/* `recorded` is the same text salus_instant_format gives, at any time (the builder formats it
+ * itself, without gmtime_r; ts_ms 0 means now). */
+static void test_event_recorded(void **state)
+{
+	(void)state;
+	static const int64_t fixed[] = {1,		999,	       86399999,      951782400000,
+					951868799999,	 4102444800000, 1796630400123, 253402300799999, 253402300800000,
+					253402300800001, INT64_C(1) << 52};
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	for (int i = 0; i < 20000; i++) {
+		int64_t ms;
+		if (i < (int)(sizeof fixed / sizeof fixed[0]))
+			ms = fixed[i];
+		else {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			ms = 1 + (int64_t)(x % UINT64_C(253402300800000)); /* 0 is "now" */
+		}
+		struct salus_audit_req rq = {.interaction = SALUS_AUDIT_READ, .status = 200, .ts_ms = ms};
+		char *pre, *post, want[SALUS_INSTANT_LEN], key[64];
+		size_t pn, qn;
+		assert_int_equal(salus_audit_event_render(&rq, &pre, &pn, &post, &qn), 0);
+		salus_instant_format(ms, want);
+		snprintf(key, sizeof key, "\"recorded\":\"%s\"", want);
+		if (!strstr(post, key))
+			fail_msg("ms=%lld: want %s in %s", (long long)ms, want, post);
+		salus_free(pre);
+		salus_free(post);
+	}
+}
+
 static void test_event_shape(void **state)
 {
 	(void)state;
@@ -893,6 +924,7 @@ int main(void)
 		cmocka_unit_test(test_vectors),
 		cmocka_unit_test(test_known_root),
 		cmocka_unit_test(test_event_shape),
+		cmocka_unit_test(test_event_recorded),
 		cmocka_unit_test_setup_teardown(test_store_proofs, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_subtree_layouts, fx_setup, fx_teardown),
