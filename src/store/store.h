@@ -338,7 +338,9 @@ int salus_store_once_claim(struct salus_store *s, const char *ns, const char *ke
  * As leaves are appended the store also keeps the hash of every complete
  * subtree (2^level leaves starting at index << level), so any root or proof
  * needs O(log n) reads (salus_store_audit_nodes).  Tables (SQLite):
- *   audit_log(idx INTEGER PRIMARY KEY, ts_ms, leaf_hash BLOB, event TEXT)
+ *   audit_log(idx INTEGER PRIMARY KEY, ts_ms, leaf_hash BLOB, event TEXT)   event: the text in
+ *                          the compact lossless form of store/audit_codec.h (older rows: the text);
+ *                          every read (salus_store_audit_scan, queries) gives the text back
  *   audit_subtree(leaf INTEGER PRIMARY KEY, hashes BLOB)   the subtrees leaf completes,
  *                          levels 1..k, 32 bytes each (node (L, i) completes at leaf ((i+1) << L) - 1)
  *   audit_node(level, idx, hash BLOB, PRIMARY KEY(level, idx))   older data directories

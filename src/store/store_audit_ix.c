@@ -22,6 +22,8 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/limits.h"
+#include "store/audit_codec.h"
 
 #define IX_CHUNK 500     /* events per indexing job (bounds the writer time taken from appends) */
 #define PRUNE_CHUNK 1000 /* events per pruning job */
@@ -231,10 +233,12 @@ static int rd_mark(sqlite3 *db, struct batch *b)
 static int rd_chunk(void *ctx, sqlite3 *db)
 {
 	struct batch *b = ctx;
+	struct salus_buf text;
 	sqlite3_stmt *st = NULL;
 	int rc;
 	if ((rc = rd_mark(db, b)))
 		return rc;
+	salus_buf_init(&text, SALUS_MAX_AUDIT_EVENT);
 	rc = sqlite3_prepare_v2(db, "SELECT idx, ts_ms, event FROM audit_log WHERE idx > ?1 ORDER BY idx LIMIT ?2", -1,
 				&st, NULL);
 	if (rc != SQLITE_OK) {
@@ -256,18 +260,30 @@ static int rd_chunk(void *ctx, sqlite3 *db)
 			e->pruned = true;
 			continue;
 		}
-		const char *t = (const char *)sqlite3_column_text(st, 2);
-		if (!t) {
+		const void *v = sqlite3_column_blob(st, 2);
+		size_t vn = (size_t)sqlite3_column_bytes(st, 2);
+		if (!v && vn) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		if ((rc = extract(e, t, (size_t)sqlite3_column_bytes(st, 2)))) {
+		/* the stored form (audit_codec.h); a row that does not decode is indexed as itself */
+		int drc = salus_auc_decode(v ? v : "", vn, &text);
+		if (drc == SALUS_ENOMEM || (drc && salus_auc_is_encoded(v, vn))) {
+			if (drc == SALUS_ENOMEM) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			continue; /* damaged: nothing to index (verify names it) */
+		}
+		if ((rc = extract(e, text.p, text.n))) {
 			sqlite3_finalize(st);
+			salus_buf_release(&text);
 			return rc;
 		}
 	}
 	rc = rc == SQLITE_DONE ? SALUS_OK : salus_sq_map_rc(rc);
 	sqlite3_finalize(st);
+	salus_buf_release(&text);
 	return rc;
 }
 
@@ -561,6 +577,7 @@ struct qrun {
 static int rd_query(void *ctx, sqlite3 *db)
 {
 	struct qrun *r = ctx;
+	struct salus_buf text;
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(db, r->c.sql.p, (int)r->c.sql.n, &st, NULL);
 	if (rc != SQLITE_OK) {
@@ -570,6 +587,7 @@ static int rd_query(void *ctx, sqlite3 *db)
 			return SALUS_OK;
 		return salus_sq_map_rc(rc);
 	}
+	salus_buf_init(&text, SALUS_MAX_AUDIT_EVENT);
 	for (int i = 0; i < r->c.nb; i++) {
 		if (r->c.b[i].is_int)
 			sqlite3_bind_int64(st, i + 1, r->c.b[i].i);
@@ -582,20 +600,34 @@ static int rd_query(void *ctx, sqlite3 *db)
 			continue;
 		}
 		struct salus_aq_hit h = {.index = sqlite3_column_int64(st, 0), .ts_ms = sqlite3_column_int64(st, 1)};
-		h.event = (const char *)sqlite3_column_text(st, 2);
-		if (!h.event) {
+		const void *v = sqlite3_column_blob(st, 2);
+		size_t vn = (size_t)sqlite3_column_bytes(st, 2);
+		if (!v && vn) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		h.event_n = (size_t)sqlite3_column_bytes(st, 2);
-		int crc = r->cb(r->ctx, &h);
+		int crc = salus_auc_decode(v ? v : "", vn, &text);
+		if (crc == SALUS_ENOMEM) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		if (crc) { /* damaged beyond decoding: the stored bytes (verify names the index) */
+			h.event = v;
+			h.event_n = vn;
+		} else {
+			h.event = text.p;
+			h.event_n = text.n;
+		}
+		crc = r->cb(r->ctx, &h);
 		if (crc) {
 			sqlite3_finalize(st);
+			salus_buf_release(&text);
 			return crc;
 		}
 	}
 	rc = rc == SQLITE_DONE ? SALUS_OK : salus_sq_map_rc(rc);
 	sqlite3_finalize(st);
+	salus_buf_release(&text);
 	return rc;
 }
 

@@ -45,6 +45,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "store/audit_codec.h"
 #include "store/patkey_int.h"
 #include "store/store_index_int.h"
 #include "store/vfs_crypt.h"
@@ -367,6 +368,10 @@ struct job {
 	size_t n;
 	struct salus_audit_entry *au; /* JOB_WRITE: audit entries appended after the ops */
 	size_t nau;
+	/* async (nau == 1): pre and post already in the stored form (audit_codec.h), encoded by the
+	 * caller's thread so the single writer only splices the index in; NULL: the writer encodes */
+	const unsigned char *au_epre, *au_epost;
+	size_t au_epre_n, au_epost_n;
 	int64_t cp_size, cp_ts; /* JOB_CHECKPOINT */
 	const unsigned char *cp_root;
 	const char *cp_note;
@@ -399,6 +404,8 @@ struct sq_store {
 	unsigned char au_front[AU_LEVELS][SALUS_AUDIT_HASH_LEN];
 	uint64_t group_no, au_group; /* au_size checked against the table once per group */
 	struct salus_buf au_text;    /* scratch: one event's text */
+	unsigned char *au_val;       /* scratch: its stored (compact) form, audit_codec.h */
+	size_t au_val_cap, au_val_n;
 	struct salus_sx_w *sx;       /* the search index's writer statements (store_index.c) */
 	pthread_t thread;
 	bool thread_started;
@@ -406,6 +413,10 @@ struct sq_store {
 	pthread_cond_t qcv;      /* work queued, or stopping (CLOCK_MONOTONIC) */
 	struct job *head, *tail; /* under qmu */
 	size_t queued;           /* jobs in the queue, under qmu */
+	size_t wake_at;          /* under qmu: queue() signals qcv only when queued reaches this — what
+				  * the writer waits for (1 when idle, the gather target, SIZE_MAX
+				  * while it runs a group): a wake-up per job was a context switch
+				  * per audited request */
 	bool stopping;           /* under qmu */
 
 	/* the checkpointer: its own connection and thread (see "checkpoints") */
@@ -1456,29 +1467,74 @@ static int au_sync(struct sq_store *sq)
 	return SALUS_OK;
 }
 
-/* Append one entry at index au_size: its row, and every subtree it completes. */
-static int au_append(struct sq_store *sq, struct salus_audit_entry *e)
+/* sq->au_val = the stored form of e's text at index n (audit_codec.h): the marker, pre, the
+ * decimal index, post, the pieces encoded by the job's caller (au_epre/au_epost) or here. */
+static int au_value(struct sq_store *sq, const struct salus_audit_entry *e, const char *digits, size_t nd,
+		    const struct job *j)
+{
+	bool pre_done = j && j->au_epre;
+	size_t need = 2 + nd, at;
+	unsigned char *o;
+
+	need += pre_done ? j->au_epre_n + j->au_epost_n
+			 : SALUS_AUC_BOUND(e->pre_n) + (e->post ? SALUS_AUC_BOUND(e->post_n) : 0);
+	if (need > sq->au_val_cap) {
+		size_t cap = need < 4096 ? 4096 : need;
+		if (!(o = salus_realloc(sq->au_val, cap)))
+			return SALUS_ENOMEM;
+		sq->au_val = o;
+		sq->au_val_cap = cap;
+	}
+	o = sq->au_val;
+	at = salus_auc_marker(o);
+	if (pre_done) {
+		memcpy(o + at, j->au_epre, j->au_epre_n);
+		at += j->au_epre_n;
+	} else {
+		at += salus_auc_encode(e->pre, e->pre_n, o + at);
+	}
+	if (e->post) {
+		memcpy(o + at, digits, nd);
+		at += nd;
+		if (pre_done) {
+			memcpy(o + at, j->au_epost, j->au_epost_n);
+			at += j->au_epost_n;
+		} else {
+			at += salus_auc_encode(e->post, e->post_n, o + at);
+		}
+	}
+	sq->au_val_n = at;
+	return SALUS_OK;
+}
+
+/* Append one entry at index au_size: its row, and every subtree it completes.  The leaf hash is
+ * over the text; the row keeps the text's compact form (audit_codec.h), decoded on every read. */
+static int au_append(struct sq_store *sq, struct salus_audit_entry *e, const struct job *j)
 {
 	unsigned char cur[SALUS_AUDIT_HASH_LEN];
 	struct salus_buf *t = &sq->au_text;
 	sqlite3_stmt *st = NULL;
 	int64_t n = sq->au_size;
+	char num[24], *d = num + sizeof num;
+	size_t nd;
 	int l, rc;
 
-	/* t = 0x00 || text: the leaf hash input in one piece (RFC 6962 §2.1) */
-	salus_buf_reset(t);
-	if ((rc = salus_buf_addc(t, 0)) || (rc = salus_buf_add(t, e->pre, e->pre_n)))
-		return rc;
-	if (e->post) {
-		char num[24], *d = num + sizeof num;
+	{
 		int64_t v = n;
 		do
 			*--d = (char)('0' + v % 10);
 		while ((v /= 10));
-		if ((rc = salus_buf_add(t, d, (size_t)(num + sizeof num - d))) || (rc = salus_buf_add(t, e->post, e->post_n)))
-			return rc;
+		nd = (size_t)(num + sizeof num - d);
 	}
+	/* t = 0x00 || text: the leaf hash input in one piece (RFC 6962 §2.1) */
+	salus_buf_reset(t);
+	if ((rc = salus_buf_addc(t, 0)) || (rc = salus_buf_add(t, e->pre, e->pre_n)))
+		return rc;
+	if (e->post && ((rc = salus_buf_add(t, d, nd)) || (rc = salus_buf_add(t, e->post, e->post_n))))
+		return rc;
 	if ((rc = au_sha256(t->p, t->n, cur)))
+		return rc;
+	if ((rc = au_value(sq, e, d, nd, j)))
 		return rc;
 
 	if ((rc = conn_stmt(&sq->w, ST_W_AU_INS, &st)))
@@ -1486,7 +1542,7 @@ static int au_append(struct sq_store *sq, struct salus_audit_entry *e)
 	sqlite3_bind_int64(st, 1, n);
 	sqlite3_bind_int64(st, 2, e->ts_ms);
 	sqlite3_bind_blob(st, 3, cur, sizeof cur, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, t->p + 1, (int)(t->n - 1), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, sq->au_val, (int)sq->au_val_n, SQLITE_STATIC);
 	if ((rc = step_done(st)))
 		return rc;
 	memcpy(e->leaf_hash, cur, sizeof cur);
@@ -1554,7 +1610,7 @@ static int w_apply_job(struct sq_store *sq, struct job *j)
 		/* the caller's w_run_group saved the right edge; it restores it on failure */
 		if (!(rc = au_sync(sq)))
 			for (i = 0; i < j->nau && !rc; i++)
-				rc = au_append(sq, &j->au[i]);
+				rc = au_append(sq, &j->au[i], j->nau == 1 ? j : NULL);
 		if (rc) {
 			au_entries_reset(j->au, j->nau);
 			for (i = 0; i < j->n; i++)
@@ -1708,9 +1764,23 @@ static void w_gather(struct sq_store *sq, size_t target, int64_t ns)
 	int64_t until = mono_ns() + ns;
 	struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
 
+	sq->wake_at = target;
 	while (sq->queued < target && !sq->stopping)
 		if (pthread_cond_timedwait(&sq->qcv, &sq->qmu, &ts) == ETIMEDOUT)
 			break;
+	sq->wake_at = SIZE_MAX;
+}
+
+/* Queue j (under qmu) and wake the writer if it waits for it. */
+static void queue_job(struct sq_store *sq, struct job *j)
+{
+	if (sq->tail)
+		sq->tail->next = j;
+	else
+		sq->head = j;
+	sq->tail = j;
+	if (++sq->queued >= sq->wake_at)
+		pthread_cond_signal(&sq->qcv);
 }
 
 static void *writer_main(void *arg)
@@ -1725,8 +1795,10 @@ static void *writer_main(void *arg)
 		size_t ops = 0, jobs = 0;
 		int64_t t0;
 
+		sq->wake_at = 1;
 		while (!sq->head && !sq->stopping)
 			pthread_cond_wait(&sq->qcv, &sq->qmu);
+		sq->wake_at = SIZE_MAX;
 		if (!sq->head)
 			break; /* stopping and drained */
 		/* The callers woken by the last commit usually come straight back
@@ -1802,13 +1874,7 @@ static int submit(struct sq_store *sq, struct job *j)
 		pthread_cond_destroy(&j->cv);
 		return SALUS_EINTERNAL; /* use after salus_store_free started */
 	}
-	if (sq->tail)
-		sq->tail->next = j;
-	else
-		sq->head = j;
-	sq->tail = j;
-	sq->queued++;
-	pthread_cond_signal(&sq->qcv);
+	queue_job(sq, j);
 	while (!j->done)
 		pthread_cond_wait(&j->cv, &sq->qmu);
 	pthread_mutex_unlock(&sq->qmu);
@@ -2034,7 +2100,8 @@ static int sq_audit_write(struct salus_store *s, struct salus_write *ops, size_t
 	return rc;
 }
 
-/* One audit entry whose text is copied into the job's own allocation. */
+/* One audit entry whose text is copied into the job's own allocation, followed by the compact
+ * forms of pre and post (encoded here, in the caller's thread, not by the single writer). */
 struct async_job {
 	struct job j; /* first: the writer frees the job pointer */
 	struct salus_audit_entry e;
@@ -2046,7 +2113,8 @@ static int sq_audit_append_async(struct salus_store *s, const struct salus_audit
 {
 	struct sq_store *sq = sq_of(s);
 	size_t tn = e->pre_n + (e->post ? e->post_n : 0);
-	struct async_job *a = salus_malloc(sizeof *a + tn + 1);
+	struct async_job *a = salus_malloc(sizeof *a + tn + 1 + SALUS_AUC_BOUND(tn));
+	unsigned char *enc;
 
 	if (!a)
 		return SALUS_ENOMEM;
@@ -2058,6 +2126,11 @@ static int sq_audit_append_async(struct salus_store *s, const struct salus_audit
 	a->e = *e;
 	a->e.pre = a->text;
 	a->e.post = e->post ? a->text + e->pre_n : NULL;
+	enc = (unsigned char *)a->text + tn + 1;
+	a->j.au_epre = enc;
+	a->j.au_epre_n = salus_auc_encode(a->e.pre, a->e.pre_n, enc);
+	a->j.au_epost = enc + a->j.au_epre_n;
+	a->j.au_epost_n = a->e.post ? salus_auc_encode(a->e.post, a->e.post_n, enc + a->j.au_epre_n) : 0;
 	a->j.kind = JOB_WRITE;
 	a->j.au = &a->e;
 	a->j.nau = 1;
@@ -2069,13 +2142,7 @@ static int sq_audit_append_async(struct salus_store *s, const struct salus_audit
 		salus_free(a);
 		return SALUS_EINTERNAL; /* use after salus_store_free started */
 	}
-	if (sq->tail)
-		sq->tail->next = &a->j;
-	else
-		sq->head = &a->j;
-	sq->tail = &a->j;
-	sq->queued++;
-	pthread_cond_signal(&sq->qcv);
+	queue_job(sq, &a->j);
 	pthread_mutex_unlock(&sq->qmu);
 	return SALUS_OK;
 }
@@ -2119,12 +2186,14 @@ static int sq_audit_nodes(struct salus_store *s, struct salus_audit_node *v, siz
 static int sq_audit_scan(struct salus_store *s, int64_t from, int64_t count, salus_audit_row_cb cb, void *ctx)
 {
 	struct sq_store *sq = sq_of(s);
+	struct salus_buf text;
 	struct conn *c;
 	sqlite3_stmt *st = NULL;
 	int rc;
 
+	salus_buf_init(&text, SALUS_MAX_AUDIT_EVENT);
 	if ((rc = reader_get(sq, &c)))
-		return rc;
+		goto out_text;
 	if ((rc = conn_stmt(c, ST_AU_SCAN, &st)))
 		goto out_conn;
 	sqlite3_bind_int64(st, 1, from);
@@ -2136,8 +2205,26 @@ static int sq_audit_scan(struct salus_store *s, int64_t from, int64_t count, sal
 		r.ts_ms = sqlite3_column_int64(st, 1);
 		r.leaf_hash = sqlite3_column_blob(st, 2);
 		r.leaf_hash_n = (size_t)sqlite3_column_bytes(st, 2);
-		if ((rc = col_text(st, 3, &r.event, &r.event_n)))
-			goto out_stmt;
+		if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
+			const void *v = sqlite3_column_blob(st, 3);
+			size_t vn = (size_t)sqlite3_column_bytes(st, 3);
+			if (!v && vn) {
+				rc = SALUS_ENOMEM;
+				goto out_stmt;
+			}
+			rc = salus_auc_decode(v ? v : "", vn, &text);
+			if (rc == SALUS_ENOMEM)
+				goto out_stmt;
+			if (rc) {
+				/* damaged beyond decoding: give the stored bytes, which do not hash to the
+				 * leaf, so a verifier names this index instead of giving up */
+				r.event = v;
+				r.event_n = vn;
+			} else {
+				r.event = text.p;
+				r.event_n = text.n;
+			}
+		}
 		if ((rc = cb(ctx, &r)))
 			goto out_stmt;
 	}
@@ -2146,6 +2233,8 @@ out_stmt:
 	sqlite3_reset(st);
 out_conn:
 	reader_put(sq, c);
+out_text:
+	salus_buf_release(&text);
 	return rc;
 }
 
@@ -2408,6 +2497,7 @@ static void sq_free(struct salus_store *s)
 	pthread_cond_destroy(&sq->ckcv);
 	pthread_mutex_destroy(&sq->ckmu);
 	salus_buf_release(&sq->au_text);
+	salus_free(sq->au_val);
 	salus_free(sq->path);
 	salus_free(sq);
 }
@@ -2433,6 +2523,7 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 		pthread_cond_init(&sq->qcv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
+	sq->wake_at = 1;
 	pthread_mutex_init(&sq->rmu, NULL);
 	pthread_cond_init(&sq->rcv, NULL);
 	sq->batch_max = o->batch_max ? o->batch_max : DEFAULT_BATCH;

@@ -23,9 +23,13 @@
 #include <jansson.h>
 
 #include "audit/audit.h"
+#include "audit/audit_int.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "crypto/crypto.h"
+#include "core/limits.h"
+#include "store/audit_codec.h"
 #include "store/store.h"
 
 /* ---- helpers ---- */
@@ -375,7 +379,144 @@ static void test_subtree_layouts(void **state)
 	assert_true(strstr(rep.why, "subtree") != NULL);
 }
 
+/* Data directories written before the compact form (store/audit_codec.h) hold events as plain
+ * text: rewrite a log that way and check that the texts read back the same, that appends after it
+ * mix both forms, that roots, proofs and verification agree, and that new rows are compact. */
+struct texts {
+	char *t[64];
+	size_t n[64];
+	unsigned char leaf[64][32];
+	int count;
+};
+
+static int texts_cb(void *ctx, const struct salus_audit_row *r)
+{
+	struct texts *x = ctx;
+	assert_true(r->index < 64);
+	assert_non_null(r->event);
+	x->t[r->index] = strndup(r->event, r->event_n);
+	x->n[r->index] = r->event_n;
+	assert_int_equal(r->leaf_hash_n, 32);
+	memcpy(x->leaf[r->index], r->leaf_hash, 32);
+	x->count++;
+	return 0;
+}
+
+static void test_plain_and_compact(void **state)
+{
+	struct fx *f = *state;
+	struct salus_audit_report rep;
+	struct texts a = {0}, b = {0};
+	unsigned char before[32], after[32];
+	salus_merkle_hash proof[SALUS_MERKLE_MAX_PROOF];
+	size_t np;
+	record_n(f, 21, "old");
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	assert_int_equal(salus_audit_root(f->st, 21, before), 0);
+	assert_int_equal(salus_store_audit_scan(f->st, 0, 0, texts_cb, &a), 0);
+	assert_int_equal(a.count, 21);
+	fx_close(f);
+	/* to the older form: every event as its text */
+	sqlite3 *h;
+	sqlite3_stmt *rd, *wr;
+	struct salus_buf dec;
+	int n = 0;
+	salus_buf_init(&dec, SALUS_MAX_AUDIT_EVENT);
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER audit_log_no_update", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "SELECT idx, event FROM audit_log", -1, &rd, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "UPDATE audit_log SET event=?2 WHERE idx=?1", -1, &wr, NULL),
+	                 SQLITE_OK);
+	while (sqlite3_step(rd) == SQLITE_ROW) {
+		const void *v = sqlite3_column_blob(rd, 1);
+		size_t vn = (size_t)sqlite3_column_bytes(rd, 1);
+		assert_true(salus_auc_is_encoded(v, vn));
+		assert_true(vn * 4 < a.n[sqlite3_column_int64(rd, 0)]); /* stored in under a quarter */
+		assert_int_equal(salus_auc_decode(v, vn, &dec), 0);
+		sqlite3_bind_int64(wr, 1, sqlite3_column_int64(rd, 0));
+		sqlite3_bind_text(wr, 2, dec.p, (int)dec.n, SQLITE_TRANSIENT);
+		assert_int_equal(sqlite3_step(wr), SQLITE_DONE);
+		sqlite3_reset(wr);
+		n++;
+	}
+	assert_int_equal(n, 21);
+	sqlite3_finalize(rd);
+	sqlite3_finalize(wr);
+	sqlite3_close(h);
+	salus_buf_release(&dec);
+	fx_reopen(f);
+	/* the same texts, roots and proofs */
+	assert_int_equal(salus_store_audit_scan(f->st, 0, 0, texts_cb, &b), 0);
+	for (int i = 0; i < 21; i++) {
+		assert_int_equal(a.n[i], b.n[i]);
+		assert_memory_equal(a.t[i], b.t[i], a.n[i]);
+		free(b.t[i]);
+		b.t[i] = NULL;
+	}
+	assert_int_equal(salus_audit_root(f->st, 21, after), 0);
+	assert_memory_equal(before, after, 32);
+	/* appends after the change: compact rows next to plain ones */
+	record_n(f, 20, "new");
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	assert_int_equal(salus_audit_prove_inclusion(f->st, 5, 41, proof, &np), 0);
+	assert_int_equal(salus_audit_verify_store(f->st, salus_audit_vkey(f->au), &rep), 0);
+	assert_int_equal(rep.events, 41);
+	b.count = 0;
+	assert_int_equal(salus_store_audit_scan(f->st, 0, 0, texts_cb, &b), 0);
+	assert_int_equal(b.count, 41);
+	for (int i = 0; i < 41; i++) {
+		assert_true(salus_audit_event_has_index(b.t[i], b.n[i], i));
+		unsigned char leaf[32];
+		salus_merkle_leaf_hash(b.t[i], b.n[i], leaf); /* the leaf is over the text, in both forms */
+		assert_memory_equal(leaf, b.leaf[i], 32);
+		free(b.t[i]);
+	}
+	for (int i = 0; i < 21; i++)
+		free(a.t[i]);
+	fx_close(f);
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h,
+	                                    "SELECT count(*) FROM audit_log WHERE substr(event, 1, 1) = '{'",
+	                                    -1, &rd, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(rd), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(rd, 0), 21);
+	sqlite3_finalize(rd);
+	sqlite3_close(h);
+	fx_reopen(f);
+}
+
 /* ---- the event ---- */
+
+/* `recorded` is the same text salus_instant_format gives, at any time (the builder formats it
+ * itself, without gmtime_r; ts_ms 0 means now). */
+static void test_event_recorded(void **state)
+{
+	(void)state;
+	static const int64_t fixed[] = {1,		999,	       86399999,      951782400000,
+					951868799999,	 4102444800000, 1796630400123, 253402300799999, 253402300800000,
+					253402300800001, INT64_C(1) << 52};
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	for (int i = 0; i < 20000; i++) {
+		int64_t ms;
+		if (i < (int)(sizeof fixed / sizeof fixed[0]))
+			ms = fixed[i];
+		else {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			ms = 1 + (int64_t)(x % UINT64_C(253402300800000)); /* 0 is "now" */
+		}
+		struct salus_audit_req rq = {.interaction = SALUS_AUDIT_READ, .status = 200, .ts_ms = ms};
+		char *pre, *post, want[SALUS_INSTANT_LEN], key[64];
+		size_t pn, qn;
+		assert_int_equal(salus_audit_event_render(&rq, &pre, &pn, &post, &qn), 0);
+		salus_instant_format(ms, want);
+		snprintf(key, sizeof key, "\"recorded\":\"%s\"", want);
+		if (!strstr(post, key))
+			fail_msg("ms=%lld: want %s in %s", (long long)ms, want, post);
+		salus_free(pre);
+		salus_free(post);
+	}
+}
 
 static void test_event_shape(void **state)
 {
@@ -485,8 +626,15 @@ static void test_tamper_flip_byte(void **state)
 	char *img = slurp(f->db, &n);
 	char *p = img;
 	int seen = 0, fd;
-	/* rows are stored in index order; find the text of event 23 by its id */
-	p = memmem(img, n, "\"id\":\"23\"", 9);
+	/* rows are stored in index order, in their compact form (store/audit_codec.h): find event 23
+	 * by its encoded start (marker, the prefix up to the id, "23") */
+	unsigned char head[64];
+	size_t hn = salus_auc_marker(head);
+	hn += salus_auc_encode(SALUS_AUDIT_EVENT_PREFIX, strlen(SALUS_AUDIT_EVENT_PREFIX), head + hn);
+	memcpy(head + hn, "23", 2);
+	hn += 2;
+	assert_true(hn < 10); /* the prefix is one token */
+	p = memmem(img, n, head, hn);
 	assert_non_null(p);
 	p = memmem(p, n - (size_t)(p - img), "client-b", 8);
 	assert_non_null(p);
@@ -526,6 +674,20 @@ static void test_tamper_swap(void **state)
 	print_message("swap: %s\n", why);
 }
 
+/* A stored value that no longer decodes (here: a two-byte token cut at the end) is named as an
+ * edited event, not a reason to give up. */
+static void test_tamper_undecodable(void **state)
+{
+	struct fx *f = *state;
+	char why[256], q[256];
+	tamper_setup(f);
+	snprintf(q, sizeof q, "%s UPDATE audit_log SET event = event || x'1f' WHERE idx=17;",
+		 drop_triggers);
+	sql(f->db, q);
+	assert_int_equal(verify_bad(f, why, sizeof why), 17);
+	print_message("undecodable: %s\n", why);
+}
+
 static void test_tamper_truncate(void **state)
 {
 	struct fx *f = *state;
@@ -549,7 +711,14 @@ static void test_tamper_edit_consistently(void **state)
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(h, "SELECT event FROM audit_log WHERE idx=8", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	char *ev = strdup((const char *)sqlite3_column_text(st, 0));
+	/* stored compact (store/audit_codec.h); written back below as plain text, which the
+	 * store also reads (rows from before the codec) */
+	struct salus_buf dec;
+	salus_buf_init(&dec, SALUS_MAX_AUDIT_EVENT);
+	assert_true(salus_auc_is_encoded(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0)));
+	assert_int_equal(salus_auc_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &dec), 0);
+	char *ev = strdup(dec.p);
+	salus_buf_release(&dec);
 	sqlite3_finalize(st);
 	char *p = strstr(ev, "client-a");
 	p[0] = 'C';
@@ -769,13 +938,16 @@ int main(void)
 		cmocka_unit_test(test_vectors),
 		cmocka_unit_test(test_known_root),
 		cmocka_unit_test(test_event_shape),
+		cmocka_unit_test(test_event_recorded),
 		cmocka_unit_test_setup_teardown(test_store_proofs, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_subtree_layouts, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plain_and_compact, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_flip_byte, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_delete, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_swap, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_truncate, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tamper_undecodable, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_edit_consistently, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_untampered_and_triggers, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, fx_setup, fx_teardown),
