@@ -49,9 +49,19 @@ void salus_fhir_index_release(struct salus_fhir_index *x);
  * parameter of the type.  Errors: SALUS_ENOMEM, SALUS_ETOOLARGE. */
 int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t *res);
 
+/* Only the compartment owner of res (salus_ix.patient, whose record key seals
+ * the body) and no search rows: the write path without search indexing, for
+ * measuring what indexing costs (`salus load --no-index`).  Errors as
+ * salus_fhir_index_build. */
+int salus_fhir_index_build_owner(struct salus_fhir_index *x, const char *type, json_t *res);
+
 /* Register the indexing hook on st (idempotent): from then on every CREATE
  * and UPDATE written through salus_store_write is indexed (store.h). */
 void salus_fhir_search_attach(struct salus_store *st);
+/* Register a hook that gives the store only each resource's compartment owner
+ * (salus_fhir_index_build_owner): resources are sealed as usual but findable
+ * by type, _id and _lastUpdated only.  Benchmarks (`salus load --no-index`). */
+void salus_fhir_search_attach_owner(struct salus_store *st);
 
 /* ---- value normalisation (shared with the request parser; tested alone) ---- */
 

@@ -27,12 +27,12 @@
 
 static int ix_build(void *ctx, const char *type, json_t *res, const struct salus_ix **out, void **state)
 {
-	(void)ctx;
+	bool owner_only = ctx != NULL;
 	struct salus_fhir_index *x = salus_malloc(sizeof *x);
 	if (!x)
 		return SALUS_ENOMEM;
 	salus_fhir_index_init(x);
-	int rc = salus_fhir_index_build(x, type, res);
+	int rc = owner_only ? salus_fhir_index_build_owner(x, type, res) : salus_fhir_index_build(x, type, res);
 	if (rc) {
 		salus_fhir_index_release(x);
 		salus_free(x);
@@ -51,11 +51,19 @@ static void ix_done(void *ctx, void *state)
 }
 
 static const struct salus_store_indexer indexer = {ix_build, ix_done, NULL};
+static const char owner_ctx; /* ctx of the owner-only hook: non-NULL */
+static const struct salus_store_indexer owner_indexer = {ix_build, ix_done, (void *)(uintptr_t)&owner_ctx};
 
 void salus_fhir_search_attach(struct salus_store *st)
 {
 	if (salus_store_get_indexer(st) != &indexer)
 		salus_store_set_indexer(st, &indexer);
+}
+
+void salus_fhir_search_attach_owner(struct salus_store *st)
+{
+	if (salus_store_get_indexer(st) != &owner_indexer)
+		salus_store_set_indexer(st, &owner_indexer);
 }
 
 /* ---- collected hits ------------------------------------------------------ */

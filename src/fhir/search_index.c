@@ -1179,3 +1179,38 @@ int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t 
 	salus_buf_release(&c.norm);
 	return rc;
 }
+
+int salus_fhir_index_build_owner(struct salus_fhir_index *x, const char *type, json_t *res)
+{
+	const struct salus_fhir_type *t = salus_fhir_type_find(type, strlen(type));
+	struct ctx c = {.x = x, .type = type};
+	int rc = SALUS_OK;
+
+	if (!t || !json_is_object(res))
+		return SALUS_EINVALID;
+	salus_buf_init(&c.norm, NORM_MAX * 4);
+	/* only the compartment parameters, the rows compartment_owner reads */
+	for (size_t k = 0; k < salus_fhir_compartment_count(t) && !rc; k++) {
+		const char *code = salus_fhir_compartment_param_at(t, k);
+		const struct salus_fhir_sp *sp = code ? salus_fhir_sp_find(type, strlen(type), code, strlen(code)) : NULL;
+		struct salus_fhir_sp_info info;
+		if (!sp)
+			continue;
+		salus_fhir_sp_get(sp, &info);
+		if (!info.expression || info.type != SALUS_FHIR_SP_REFERENCE)
+			continue;
+		struct nodes ns = {0};
+		rc = eval_expr(info.expression, res, type, &ns);
+		if (rc == SALUS_EINVALID)
+			rc = SALUS_OK;
+		uint32_t p = salus_fhir_search_param_id(type, code);
+		for (size_t i = 0; i < ns.n && !rc; i++)
+			rc = index_value(&c, p, info.type, ns.v[i].v);
+		salus_free(ns.v);
+	}
+	x->ix.patient = rc ? NULL : compartment_owner(x, t, type);
+	x->ix.rows = x->rows;
+	x->ix.n = 0; /* no search rows: the owner only */
+	salus_buf_release(&c.norm);
+	return rc;
+}
