@@ -442,6 +442,8 @@ static void conn_close(struct conn *c)
 		sqlite3_finalize(c->st[i]);
 		c->st[i] = NULL;
 	}
+	if (c->db)
+		salus_sx_release(c->db); /* search statements kept for reuse */
 	sqlite3_close(c->db);
 	c->db = NULL;
 }
