@@ -107,12 +107,14 @@ struct collect {
 	struct hits *h;
 	bool include;
 	const struct hits *dedupe; /* skip hits already here (includes) */
+	long total;                /* salus_sq_hit.total of the hits seen (-1: none) */
 };
 
 static int collect_cb(void *ctx, const struct salus_sq_hit *sh)
 {
 	struct collect *c = ctx;
 	struct hits *h = c->h;
+	c->total = sh->total;
 	if (c->include && (hits_has(h, sh->r.type, sh->r.id) || (c->dedupe && hits_has(c->dedupe, sh->r.type, sh->r.id))))
 		return 0;
 	if (h->limit && h->n >= (size_t)h->limit)
@@ -643,7 +645,9 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 	/* one row more than the page tells whether there is a next (or previous) page */
 	int want = q->count;
 	q->count = want + 1;
-	struct collect c = {.h = &h};
+	/* Bundle.total from the same evaluation as the page (a second query only when the page is empty) */
+	q->with_total = s->total != TOTAL_NONE;
+	struct collect c = {.h = &h, .total = -1};
 	if (want > 0 && (rc = salus_store_search(st, q, collect_cb, &c)))
 		goto out_fail;
 	q->count = want;
@@ -674,6 +678,8 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 	if (s->total != TOTAL_NONE) {
 		if (!q->after && !more && want > 0)
 			total = (long)nmatch;
+		else if (c.total >= 0)
+			total = c.total;
 		else if ((rc = salus_store_search_count(st, q, &total)))
 			goto out_fail;
 		if (self)

@@ -617,6 +617,10 @@ struct salus_sq {
 	const char *after; /* keyset cursor (salus_sq_hit.cursor): rows after it; NULL: first page */
 	bool before;       /* with a cursor: the rows just before it (still given in order) */
 	bool need_json;    /* false: type, id, version only */
+	/* also count every match (count and cursor ignored) in the same query,
+	 * into salus_sq_hit.total (added for search at scale: a page and its
+	 * Bundle.total from one evaluation) */
+	bool with_total;
 	/* access guards (NULL: none), applied at every level of the query */
 	const struct salus_sq_guard *guards;
 	size_t nguards;
@@ -627,6 +631,7 @@ struct salus_sq_hit {
 	struct salus_resource r; /* json NULL when !need_json */
 	int64_t rid;             /* the index's stable number for the resource */
 	const char *cursor;      /* keyset position of this row (URL-safe), for salus_sq.after */
+	long total;              /* with salus_sq.with_total: the number of matches; else -1 */
 };
 typedef int (*salus_sq_cb)(void *ctx, const struct salus_sq_hit *h);
 

@@ -1354,12 +1354,18 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 		emit(c, ", res.version, res.updated_ms, res.seq, res.json");
 	else
 		emit(c, ", res.version, res.updated_ms, res.seq, NULL");
+	if (q->with_total)
+		emit(c, ", m.nt");
 	emit(c, " FROM (SELECT * FROM (SELECT r.rid AS rid, r.type AS type, r.id AS id");
 	for (size_t i = 0; i < q->nsort; i++) {
 		emit(c, ", ");
 		key_expr(c, "r", &q->sort[i]);
 		emitf(c, " AS k%zu", i);
 	}
+	/* every match is computed for the ORDER BY anyway: counting them here saves
+	 * evaluating the query a second time for Bundle.total (before the cursor's filter) */
+	if (q->with_total)
+		emit(c, ", count(*) OVER () AS nt");
 	emit(c, " FROM sx_res r WHERE ");
 	where_sq(c, "r", q);
 	emit(c, ") m0 WHERE 1");
@@ -1522,6 +1528,7 @@ int salus_sx_search(sqlite3 *db, const struct salus_sq *q, salus_sq_cb cb, void 
 			memcpy(&h.r.json, &j, sizeof j); /* salus_resource.json is not const; borrowed here */
 			h.r.len = (size_t)sqlite3_column_bytes(st, 6 + nk);
 		}
+		h.total = q->with_total ? (long)sqlite3_column_int64(st, 7 + nk) : -1;
 		salus_buf_reset(&cur);
 		int e = 0;
 		for (int k = 0; k < nk && !e; k++) {

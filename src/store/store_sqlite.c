@@ -2471,7 +2471,7 @@ static int open_hit(void *arg, const struct salus_sq_hit *h)
 		return 0;
 	if (rc)
 		return rc;
-	o = (struct salus_sq_hit){.r = h->r, .rid = h->rid, .cursor = h->cursor};
+	o = (struct salus_sq_hit){.r = h->r, .rid = h->rid, .cursor = h->cursor, .total = h->total};
 	o.r.json = json;
 	o.r.len = n;
 	rc = oh->cb(oh->ctx, &o);
