@@ -705,15 +705,28 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 		rc = add_link(b, "previous", rq->base, path, ps.v, ps.n, s->used, h.v[0].cursor, true, false);
 	if (!rc)
 		rc = salus_buf_adds(b, "],\"entry\":[");
+	/* per entry: plain appends (a formatted append costs more than the rest of the entry) */
 	for (size_t i = 0; i < h.n && !rc; i++) {
-		rc = salus_buf_addf(b, "%s{\"fullUrl\":\"%s/%s/%s\",\"resource\":", i ? "," : "", rq->base, h.v[i].type,
-				    h.v[i].id);
+		rc = salus_buf_adds(b, i ? ",{\"fullUrl\":\"" : "{\"fullUrl\":\"");
+		if (!rc)
+			rc = salus_buf_adds(b, rq->base);
+		if (!rc)
+			rc = salus_buf_addc(b, '/');
+		if (!rc)
+			rc = salus_buf_adds(b, h.v[i].type);
+		if (!rc)
+			rc = salus_buf_addc(b, '/');
+		if (!rc)
+			rc = salus_buf_adds(b, h.v[i].id);
+		if (!rc)
+			rc = salus_buf_adds(b, "\",\"resource\":");
 		if (!rc && (s->summary == SUM_NONE && !s->nelements))
 			rc = salus_buf_add(b, h.v[i].json, h.v[i].len);
 		else if (!rc)
 			rc = subset(s, h.v[i].type, h.v[i].json, h.v[i].len, b);
 		if (!rc)
-			rc = salus_buf_addf(b, ",\"search\":{\"mode\":\"%s\"}}", h.v[i].include ? "include" : "match");
+			rc = salus_buf_adds(b, h.v[i].include ? ",\"search\":{\"mode\":\"include\"}}"
+							      : ",\"search\":{\"mode\":\"match\"}}");
 	}
 	if (!rc)
 		rc = salus_buf_adds(b, "]}");

@@ -1334,6 +1334,19 @@ static void cq_release(struct cq *c)
 	salus_free(c->owned);
 }
 
+/* SELECT rid, type, id, k0.. of every match of q */
+static void matches(struct cq *c, const struct salus_sq *q)
+{
+	emit(c, "SELECT r.rid AS rid, r.type AS type, r.id AS id");
+	for (size_t i = 0; i < q->nsort; i++) {
+		emit(c, ", ");
+		key_expr(c, "r", &q->sort[i]);
+		emitf(c, " AS k%zu", i);
+	}
+	emit(c, " FROM sx_res r WHERE ");
+	where_sq(c, "r", q);
+}
+
 static int compile(struct cq *c, const struct salus_sq *q, bool count)
 {
 	if (q->nsort > SALUS_SQ_MAX_SORT)
@@ -1347,6 +1360,14 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 		where_sq(c, "r", q);
 		return c->rc;
 	}
+	/* the matches m0 with their sort keys; with a total, materialized once and
+	 * counted (before the cursor's filter): every match is computed for the
+	 * ORDER BY anyway, so Bundle.total costs no second evaluation */
+	if (q->with_total) {
+		emit(c, "WITH m0 AS MATERIALIZED (");
+		matches(c, q);
+		emit(c, ") ");
+	}
 	emit(c, "SELECT m.rid, m.type, m.id");
 	for (size_t i = 0; i < q->nsort; i++)
 		emitf(c, ", m.k%zu", i);
@@ -1354,21 +1375,13 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 		emit(c, ", res.version, res.updated_ms, res.seq, res.json");
 	else
 		emit(c, ", res.version, res.updated_ms, res.seq, NULL");
-	if (q->with_total)
-		emit(c, ", m.nt");
-	emit(c, " FROM (SELECT * FROM (SELECT r.rid AS rid, r.type AS type, r.id AS id");
-	for (size_t i = 0; i < q->nsort; i++) {
-		emit(c, ", ");
-		key_expr(c, "r", &q->sort[i]);
-		emitf(c, " AS k%zu", i);
+	if (q->with_total) {
+		emit(c, ", m.nt FROM (SELECT *, (SELECT count(*) FROM m0) AS nt FROM m0 WHERE 1");
+	} else {
+		emit(c, " FROM (SELECT * FROM (");
+		matches(c, q);
+		emit(c, ") m0 WHERE 1");
 	}
-	/* every match is computed for the ORDER BY anyway: counting them here saves
-	 * evaluating the query a second time for Bundle.total (before the cursor's filter) */
-	if (q->with_total)
-		emit(c, ", count(*) OVER () AS nt");
-	emit(c, " FROM sx_res r WHERE ");
-	where_sq(c, "r", q);
-	emit(c, ") m0 WHERE 1");
 	if (q->after && !c->rc) {
 		int rc = keyset(c, q);
 		if (rc)
@@ -1473,12 +1486,27 @@ static int prepare(sqlite3 *db, struct cq *c, sqlite3_stmt **out)
 	return SALUS_OK;
 }
 
+/* "i<decimal>" (a cursor field) without the cost of a formatted append */
+static int cursor_int(struct salus_buf *b, int64_t v)
+{
+	char t[24];
+	size_t n = 0;
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	do
+		t[sizeof t - 1 - n++] = (char)('0' + u % 10);
+	while ((u /= 10));
+	if (v < 0)
+		t[sizeof t - 1 - n++] = '-';
+	t[sizeof t - 1 - n++] = 'i';
+	return salus_buf_add(b, t + sizeof t - n, n);
+}
+
 static int cursor_add(struct salus_buf *b, sqlite3_stmt *st, int col)
 {
 	static const char hex[] = "0123456789abcdef";
 	int rc = 0;
 	switch (sqlite3_column_type(st, col)) {
-	case SQLITE_INTEGER: rc = salus_buf_addf(b, "i%lld", (long long)sqlite3_column_int64(st, col)); break;
+	case SQLITE_INTEGER: rc = cursor_int(b, sqlite3_column_int64(st, col)); break;
 	case SQLITE_FLOAT: {
 		double d = sqlite3_column_double(st, col);
 		uint64_t bits;
@@ -1537,7 +1565,7 @@ int salus_sx_search(sqlite3 *db, const struct salus_sq *q, salus_sq_cb cb, void 
 				e = salus_buf_addc(&cur, '.');
 		}
 		if (!e)
-			e = salus_buf_addf(&cur, "i%lld", (long long)h.rid);
+			e = cursor_int(&cur, h.rid);
 		if (e) {
 			rc = e;
 			goto out_st;
