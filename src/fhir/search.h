@@ -33,6 +33,16 @@ uint32_t salus_fhir_search_param_id(const char *type, const char *code);
 uint32_t salus_fhir_search_contained_id(uint32_t param);
 uint32_t salus_fhir_search_contained_marker(void);
 
+/* Patient-scoped code searches (T?patient=X&code=...; search at scale): a
+ * resource of type T with local references X in its `patient` parameter and
+ * codes (s, k) in its `code` parameter also has token rows under this id of
+ * T with code k and system "X" (any system) and "X|s" (s empty: no system),
+ * so the pair is one index range instead of every resource of the patient.
+ * The parser adds it as the driving clause; both original clauses stay.
+ * The unit tests check it collides with no other id.  Data written before
+ * it needs `salus reindex`. */
+uint32_t salus_fhir_search_patient_code_id(const char *type);
+
 /* The index of one resource, with the memory its rows point into. */
 struct salus_fhir_index {
 	struct salus_ix ix;       /* hand &ix to salus_write.index */

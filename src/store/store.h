@@ -580,6 +580,9 @@ struct salus_sq_clause {
 	size_t nsub;
 	const int64_t *rids;        /* SALUS_SQ_INCLUDED */
 	size_t nrids;
+	/* a hint (added for search at scale): the caller knows this clause is the
+	 * most selective (an index of pairs, fhir/search.h), so it drives the query */
+	bool drive;
 };
 
 enum salus_sq_sort_kind { SALUS_SQ_SORT_ID = 1, SALUS_SQ_SORT_UPDATED, SALUS_SQ_SORT_PARAM };

@@ -801,6 +801,8 @@ static int drive_rank(const struct salus_sq_clause *cl)
 {
 	if (cl->negate || cl->missing)
 		return -1;
+	if (cl->drive && table_of(cl->kind))
+		return 0;
 	switch (cl->kind) {
 	case SALUS_SQ_ID:
 	case SALUS_SQ_INCLUDED: return 0;

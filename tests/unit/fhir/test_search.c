@@ -96,6 +96,10 @@ static void t_param_ids(void **state)
 	}
 	ids[n++] = salus_fhir_search_param_id("Location", "near#0"); /* Location.position */
 	ids[n++] = salus_fhir_search_param_id("Location", "near#1");
+	for (size_t i = 0; i < salus_fhir_resource_type_count(); i++) { /* patient+code pairs */
+		assert_true(n < cap);
+		ids[n++] = salus_fhir_search_patient_code_id(salus_fhir_resource_type_at(i));
+	}
 	/* the contained resources' ids and the contained-type marker collide with none */
 	size_t base = n;
 	for (size_t i = 0; i < base; i++) {
