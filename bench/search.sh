@@ -14,7 +14,8 @@
 #   revinc   Patient?_id=X&_revinclude=Encounter:subject
 # Usage: bench/search.sh [PATIENTS]   (default 1333).  SALUS_BIN names the
 # binary (default ./build/salus); BENCH_KEEP=1 keeps the work directory;
-# BENCH_DATA=DIR reuses a loaded data directory (skips generation and load).
+# BENCH_DATA=DIR reuses a loaded data directory (skips generation and load);
+# BENCH_QUERIES="obs name" runs only those.
 # Write cost of indexing: BENCH_WRITE=N (default 20000; 0: skip) loads the
 # first N generated resources into two fresh stores, with and without
 # `--no-index`, and prints both rates and their ratio (skipped with BENCH_DATA).
@@ -108,7 +109,8 @@ declare -A Q=(
 total=$(get '?_summary=count' | python3 -c 'import sys, json; print(json.load(sys.stdin)["total"])')
 echo "salus search bench: $(nproc) cores, $total resources, $CONNS connections, $THREADS wrk threads, ${SECS}s x $ROUNDS rounds, $("$SALUS_BIN" version)"
 export BENCH_DIR=$here BENCH_TOKEN=$token
-for name in obs name ident chain revinc; do
+QUERIES=${BENCH_QUERIES:-obs name ident chain revinc}
+for name in $QUERIES; do
 	path=${Q[$name]}
 	n=$(curl_ -H "Authorization: Bearer $token" "$base$path" | python3 -c 'import sys, json; b = json.load(sys.stdin); print(len(b.get("entry", [])), b.get("total"))')
 	echo "query $name: $path (entries, total: $n)"
@@ -122,6 +124,6 @@ for name in obs name ident chain revinc; do
 	done
 done
 echo "name req/s p50_ms p99_ms requests non2xx errors server_cpu_us/req load (median of $ROUNDS by req/s)"
-for name in obs name ident chain revinc; do
+for name in $QUERIES; do
 	grep "^RESULT $name " "$work/results" | sort -k3 -n | awk -v r="$ROUNDS" 'NR == int((r + 1) / 2) { print $2, $3, $4, $5, $6, $7, $8, $9, $10 }'
 done

@@ -553,6 +553,9 @@ enum salus_sq_op {
 	SALUS_SQ_URI_BELOW, /* a = uri: indexed values it is a prefix of */
 	SALUS_SQ_URI_ABOVE, /* a = uri: indexed values that are a prefix of it */
 	SALUS_SQ_ANY,       /* values of kinds that carry no op (composite, _id, type) */
+	/* token (added for patient+code pairs, fhir/search.h): b = code; the system is the id
+	 * of a resource matching chain (of type chain->type) followed by a ("" or "|s") */
+	SALUS_SQ_TOK_CODE_CHAIN,
 };
 
 struct salus_sq;

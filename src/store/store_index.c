@@ -631,7 +631,22 @@ static void val_cond(struct cq *c, int kind, const char *x, const struct salus_s
 		break;
 	case SALUS_SQ_TOKEN:
 		emit(c, "(");
-		if (v->op == SALUS_SQ_TOK_SYS) {
+		if (v->op == SALUS_SQ_TOK_CODE_CHAIN) {
+			char ta[16];
+			if (!v->chain || !v->chain->type || ++c->depth > MAX_DEPTH) {
+				c->rc = SALUS_EINVALID;
+				break;
+			}
+			snprintf(ta, sizeof ta, "t%d", c->alias++);
+			emitf(c, "%s.code=", x);
+			P_str(c, v->b);
+			emitf(c, " AND %s.sys IN (SELECT %s.id||", x, ta);
+			P_str(c, v->a);
+			emitf(c, " FROM sx_res %s WHERE ", ta);
+			where_sq(c, ta, v->chain);
+			emit(c, ")");
+			c->depth--;
+		} else if (v->op == SALUS_SQ_TOK_SYS) {
 			emitf(c, "%s.sys=", x);
 			P_str(c, v->a);
 		} else {

@@ -430,6 +430,8 @@ static void t_plans(void **state)
 		{"Observation", "patient=p1&code=http://loinc.org|8867-4&date=ge2020-01-01&_sort=-date"},
 		{"Observation", "patient=p1&code=8302-2&date=ge2000-01-01&_sort=-date"},
 		{"Observation", "subject:Patient.name=smith&code=8302-2&_count=2"},
+		{"Observation", "patient:Patient.family=smi&code=http://loinc.org|8302-2"},
+		{"Observation", "patient=p1&code=8302-2,|x1&_sort=date"},
 		{"Encounter", "subject=Patient/p1"},
 		{"Observation", "patient=Patient/p1&_sort=date&_count=1"},
 		{"Patient", "name=Ste"},
