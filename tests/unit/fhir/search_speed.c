@@ -67,7 +67,8 @@ static int put_cb(void *ctx, json_t *r)
 		json_t *i0 = json_array_get(json_object_get(r, "identifier"), 0);
 		snprintf(l->pid, sizeof l->pid, "%s", id);
 		snprintf(l->family, sizeof l->family, "%s",
-			 json_string_value(json_object_get(json_array_get(json_object_get(r, "name"), 0), "family")));
+		         json_string_value(
+		             json_object_get(json_array_get(json_object_get(r, "name"), 0), "family")));
 		snprintf(l->isys, sizeof l->isys, "%s", json_string_value(json_object_get(i0, "system")));
 		snprintf(l->ival, sizeof l->ival, "%s", json_string_value(json_object_get(i0, "value")));
 	}
@@ -94,8 +95,8 @@ static double cpu_us(void)
 {
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec * 1e6 +
-	       (double)ru.ru_stime.tv_usec;
+	return (double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec +
+	       (double)ru.ru_stime.tv_sec * 1e6 + (double)ru.ru_stime.tv_usec;
 }
 
 /* "a=b&c=d" into params (the string is modified; values not percent-decoded) */
@@ -157,8 +158,10 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--db") && i + 1 < argc)
 			dbdir = argv[++i];
 		else {
-			fprintf(stderr, "usage: search_speed [--patients N] [--years Y] [--plain] [--iters K] [--plans] "
-					"[--only NAME] [--db DIR]\n");
+			fprintf(
+			    stderr,
+			    "usage: search_speed [--patients N] [--years Y] [--plain] [--iters K] [--plans] "
+			    "[--only NAME] [--db DIR]\n");
 			return 2;
 		}
 	}
@@ -223,8 +226,10 @@ int main(int argc, char **argv)
 		char tmp[1200];
 		memcpy(tmp, q[k], sizeof tmp);
 		size_t np = split(tmp, ps, 16);
-		struct salus_fhir_req rq = {.op = SALUS_FHIR_SEARCH_TYPE, .base = "https://localhost/fhir", .params = ps,
-					    .nparams = np};
+		struct salus_fhir_req rq = {.op = SALUS_FHIR_SEARCH_TYPE,
+		                            .base = "https://localhost/fhir",
+		                            .params = ps,
+		                            .nparams = np};
 		snprintf(rq.type, sizeof rq.type, "%s", types[k]);
 		long entries = -1, total = -1;
 		double c0 = cpu_us();
@@ -233,7 +238,8 @@ int main(int argc, char **argv)
 			salus_fhir_resp_init(&rs);
 			int status = salus_fhir_search(l.st, &rq, &rs);
 			if (status != 200) {
-				fprintf(stderr, "%s: HTTP %d %.300s\n", names[k], status, rs.body.p ? rs.body.p : "");
+				fprintf(stderr, "%s: HTTP %d %.300s\n", names[k], status,
+				        rs.body.p ? rs.body.p : "");
 				return 1;
 			}
 			if (i == 0) {
@@ -246,7 +252,8 @@ int main(int argc, char **argv)
 			salus_fhir_resp_release(&rs);
 		}
 		double us = (cpu_us() - c0) / (double)iters;
-		printf("%-7s %8.1f us/search  entries %ld total %ld  %s?%s\n", names[k], us, entries, total, types[k], q[k]);
+		printf("%-7s %8.1f us/search  entries %ld total %ld  %s?%s\n", names[k], us, entries, total,
+		       types[k], q[k]);
 		if (show_plans)
 			plans(l.st, types[k], ps, np);
 	}
