@@ -35,6 +35,7 @@
 #define MAX_INNER 64  /* clauses of one level checked inside its driving subquery */
 #define STMT_TAG "/*sx*/"      /* leads the text of a search statement kept for reuse (prepare) */
 #define STMT_CACHE 24          /* search statements kept per connection */
+#define STMT_CACHE_SQL 16384   /* longest statement text kept */
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS sx_res(rid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL,"
@@ -1470,9 +1471,15 @@ void salus_sx_release(sqlite3 *db)
 
 static int prepare(sqlite3 *db, struct cq *c, sqlite3_stmt **out)
 {
-	bool cache = c->sql.n >= sizeof STMT_TAG - 1 && !memcmp(c->sql.p, STMT_TAG, sizeof STMT_TAG - 1);
+	const size_t tag = sizeof STMT_TAG - 1;
+	bool tagged = c->sql.n >= tag && !memcmp(c->sql.p, STMT_TAG, tag);
+	/* a huge statement (a long :in list) is compiled each time, without the tag, not kept */
+	bool cache = tagged && c->sql.n <= STMT_CACHE_SQL;
+	size_t skip = tagged && !cache ? tag : 0;
 	sqlite3_stmt *st = cache ? cache_find(db, c) : NULL;
-	int rc = st ? SQLITE_OK : sqlite3_prepare_v3(db, c->sql.p, (int)c->sql.n, cache ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL);
+	int rc = st ? SQLITE_OK
+		    : sqlite3_prepare_v3(db, c->sql.p + skip, (int)(c->sql.n - skip),
+					 cache ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL);
 	if (rc != SQLITE_OK) {
 		sqlite3_finalize(st);
 		return map(rc) == SALUS_EINVALID ? SALUS_EINTERNAL : map(rc);
