@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # bench/search.sh — FHIR search at scale (docs/search.md): generate synthetic
-# patients (`salus gen --ndjson`), load them straight into a fresh store with
-# indexing (`salus load`), serve over HTTPS and measure five searches with wrk
-# (BENCH_CONNECTIONS=32 keep-alive connections, 2 threads, BENCH_SECS each,
-# BENCH_ROUNDS runs; the median run by req/s is reported):
+# patients (`salus gen --ndjson --years BENCH_YEARS`, default 60: ~750
+# resources a patient, so 1333 patients ~ 1M resources), load them straight
+# into a fresh store with indexing (`salus load`), serve over HTTPS and measure
+# five searches with wrk (BENCH_CONNECTIONS=32 keep-alive connections, 2
+# threads, BENCH_SECS each, BENCH_ROUNDS runs; the median run by req/s is
+# reported, with the server's CPU time per request (utime+stime from /proc
+# over the run / requests: the figure that survives a busy machine)):
 #   obs      Observation?patient=X&code=LOINC&date=ge...&_sort=-date
 #   name     Patient?name=<3-letter prefix>
 #   ident    Patient?identifier=system|value
 #   chain    Observation?subject:Patient.name=<family>&code=LOINC
 #   revinc   Patient?_id=X&_revinclude=Encounter:subject
-# Usage: bench/search.sh [PATIENTS]   (default 1000).  SALUS_BIN names the
+# Usage: bench/search.sh [PATIENTS]   (default 1333).  SALUS_BIN names the
 # binary (default ./build/salus); BENCH_KEEP=1 keeps the work directory;
-# BENCH_DATA=DIR reuses a loaded data directory (skips generation and load).
+# BENCH_DATA=DIR reuses a loaded data directory (skips generation and load);
+# BENCH_QUERIES="obs name" runs only those.
+# Write cost of indexing: BENCH_WRITE=N (default 20000; 0: skip) loads the
+# first N generated resources into two fresh stores, with and without
+# `--no-index`, and prints both rates and their ratio (skipped with BENCH_DATA).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 SALUS_BIN=${SALUS_BIN:-$here/../build/salus}
-PATIENTS=${1:-1000}
+PATIENTS=${1:-1333}
+YEARS=${BENCH_YEARS:-60}
+WRITE_N=${BENCH_WRITE:-20000}
 CONNS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 SECS=${BENCH_SECS:-10}
@@ -36,12 +45,32 @@ data=${BENCH_DATA:-$work/data}
 if [ -z "${BENCH_DATA:-}" ]; then
 	"$SALUS_BIN" init --data "$data" >/dev/null
 	t0=$(date +%s.%N)
-	"$SALUS_BIN" gen --patients "$PATIENTS" --ndjson --out "$work/data.ndjson" >/dev/null 2>&1
+	"$SALUS_BIN" gen --patients "$PATIENTS" --years "$YEARS" --ndjson --out "$work/data.ndjson" >/dev/null 2>&1
 	t1=$(date +%s.%N)
 	"$SALUS_BIN" load --data "$data" "$work/data.ndjson"
 	t2=$(date +%s.%N)
 	n=$(wc -l <"$work/data.ndjson")
-	awk -v n="$n" -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "bench: %d resources generated in %.1f s, loaded with indexing in %.1f s (%.0f/s)\n", n, b - a, c - b, n / (c - b) }'
+	awk -v n="$n" -v a="$t0" -v b="$t1" -v c="$t2" -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN { printf "bench: %d resources generated in %.1f s, loaded with indexing in %.1f s (%.0f/s), load %s\n", n, b - a, c - b, n / (c - b), l }'
+	if [ "$WRITE_N" -gt 0 ]; then
+		# the write cost of indexing: the same resources into fresh stores, indexed and not, alternating
+		head -n "$WRITE_N" "$work/data.ndjson" >"$work/write.ndjson"
+		for r in 1 2 3; do
+			for mode in index noindex; do
+				rm -rf "$work/w"
+				"$SALUS_BIN" init --data "$work/w" >/dev/null
+				flag=; [ "$mode" = noindex ] && flag=--no-index
+				a=$(date +%s.%N)
+				"$SALUS_BIN" load --data "$work/w" $flag "$work/write.ndjson" >/dev/null
+				b=$(date +%s.%N)
+				awk -v m="$mode" -v n="$WRITE_N" -v a="$a" -v b="$b" 'BEGIN { printf "%s %.0f\n", m, n / (b - a) }' >>"$work/write"
+			done
+		done
+		rm -rf "$work/w"
+		awk -v l="$(cut -d' ' -f1 /proc/loadavg)" '{ v[$1] = v[$1] " " $2 }
+			function med(s,  a, n) { n = split(s, a, " "); asort(a); return a[int((n + 1) / 2)] }
+			END { i = med(v["index"]); x = med(v["noindex"]);
+			      printf "bench: write %s resources: indexed %.0f/s, no index %.0f/s (median of 3): indexed = %.0f%% of no-index, load %s\n", '"$WRITE_N"', i, x, 100 * i / x, l }' "$work/write"
+	fi
 fi
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
 "$SALUS_BIN" client add --data "$data" --id "bench$$" --scope 'system/*.cruds' --secret-file "$work/secret" >/dev/null 2>&1
@@ -80,16 +109,21 @@ declare -A Q=(
 total=$(get '?_summary=count' | python3 -c 'import sys, json; print(json.load(sys.stdin)["total"])')
 echo "salus search bench: $(nproc) cores, $total resources, $CONNS connections, $THREADS wrk threads, ${SECS}s x $ROUNDS rounds, $("$SALUS_BIN" version)"
 export BENCH_DIR=$here BENCH_TOKEN=$token
-for name in obs name ident chain revinc; do
+QUERIES=${BENCH_QUERIES:-obs name ident chain revinc}
+for name in $QUERIES; do
 	path=${Q[$name]}
 	n=$(curl_ -H "Authorization: Bearer $token" "$base$path" | python3 -c 'import sys, json; b = json.load(sys.stdin); print(len(b.get("entry", [])), b.get("total"))')
 	echo "query $name: $path (entries, total: $n)"
 	for r in $(seq 1 "$ROUNDS"); do
-		BENCH_NAME=$name BENCH_PATH=$path wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --timeout 10s --latency \
-			-s "$here/read.lua" "$base" | grep '^RESULT' >>"$work/results"
+		c0=$(awk '{print $14 + $15}' "/proc/$salus_pid/stat")
+		res=$(BENCH_NAME=$name BENCH_PATH=$path wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --timeout 10s --latency \
+			-s "$here/read.lua" "$base" | grep '^RESULT')
+		c1=$(awk '{print $14 + $15}' "/proc/$salus_pid/stat")
+		echo "$res" | awk -v c0="$c0" -v c1="$c1" -v t="$(getconf CLK_TCK)" -v l="$(cut -d' ' -f1 /proc/loadavg)" \
+			'{ printf "%s %.0f %s\n", $0, $6 ? (c1 - c0) * 1e6 / t / $6 : 0, l }' >>"$work/results"
 	done
 done
-echo "name req/s p50_ms p99_ms requests non2xx errors (median of $ROUNDS by req/s)"
-for name in obs name ident chain revinc; do
-	grep "^RESULT $name " "$work/results" | sort -k3 -n | awk -v r="$ROUNDS" 'NR == int((r + 1) / 2) { print $2, $3, $4, $5, $6, $7, $8 }'
+echo "name req/s p50_ms p99_ms requests non2xx errors server_cpu_us/req load (median of $ROUNDS by req/s)"
+for name in $QUERIES; do
+	grep "^RESULT $name " "$work/results" | sort -k3 -n | awk -v r="$ROUNDS" 'NR == int((r + 1) / 2) { print $2, $3, $4, $5, $6, $7, $8, $9, $10 }'
 done

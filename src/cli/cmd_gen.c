@@ -18,11 +18,13 @@
 #include "fhir/gen.h"
 
 static const char usage_text[] =
-	"usage: salus gen --patients N [--seed S] [--out FILE] [--ndjson]\n"
+	"usage: salus gen --patients N [--seed S] [--years Y] [--out FILE] [--ndjson]\n"
 	"Writes N synthetic demo patients (no real person's data) with their encounters,\n"
 	"conditions, observations, medication requests and clinical notes.\n"
 	"  --patients N  number of patients (1.." "1000000)\n"
 	"  --seed S      random seed, 0..999999999999999 (default 1); same seed, same output\n"
+	"  --years Y     years of history, 1..90 (default 3, ~48 resources a patient); 60 gives\n"
+	"                Synthea-like volume (~700 resources a patient: visits with vitals and labs)\n"
 	"  --out FILE    write to FILE instead of standard output\n"
 	"  --ndjson      one resource per line instead of a transaction Bundle\n";
 
@@ -59,7 +61,7 @@ static int parse_num(const char *s, long min, long max, long *v)
 
 int salus_cmd_gen(int argc, char **argv)
 {
-	long patients = -1, seed = 1;
+	long patients = -1, seed = 1, years = 3;
 	const char *path = NULL;
 	struct out o = {stdout, false, 0};
 	for (int i = 1; i < argc; i++) {
@@ -75,6 +77,10 @@ int salus_cmd_gen(int argc, char **argv)
 		} else if (!strcmp(a, "--seed")) {
 			if (parse_num(v, 0, 999999999999999L, &seed))
 				return salus_cli_fail("gen", 2, "--seed needs a number from 0 to 999999999999999");
+			i++;
+		} else if (!strcmp(a, "--years")) {
+			if (parse_num(v, 1, SALUS_GEN_MAX_YEARS, &years))
+				return salus_cli_fail("gen", 2, "--years needs a number from 1 to %d", SALUS_GEN_MAX_YEARS);
 			i++;
 		} else if (!strcmp(a, "--out")) {
 			if (!v)
@@ -93,7 +99,7 @@ int salus_cmd_gen(int argc, char **argv)
 		return salus_cli_fail("gen", 1, "cannot open %s: %s", path, strerror(errno));
 
 	struct salus_gen *g = NULL;
-	struct salus_gen_opts opts = {.seed = (uint64_t)seed};
+	struct salus_gen_opts opts = {.seed = (uint64_t)seed, .years = (int)years};
 	int rc = salus_gen_new(&opts, &g);
 	if (!rc && !o.ndjson &&
 	    fputs("{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[\n", o.f) == EOF)

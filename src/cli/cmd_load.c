@@ -26,9 +26,12 @@
 #define LOAD_BATCH 256
 #define LOAD_THREADS 2 /* index rows are computed in the writing thread: overlap that with the commit */
 
-static const char usage[] = "usage: salus load --data DIR FILE.ndjson [FILE.ndjson...]\n"
+static const char usage[] = "usage: salus load --data DIR [--no-index] FILE.ndjson [FILE.ndjson...]\n"
 			    "Writes every resource of the files ('-': standard input) into the store, indexed\n"
-			    "for search.  Trusted input only: no validation against the FHIR definitions.\n";
+			    "for search.  Trusted input only: no validation against the FHIR definitions.\n"
+			    "  --no-index  no search index rows (findable by type, _id and _lastUpdated only;\n"
+			    "              still sealed under the patient's key): to measure what indexing\n"
+			    "              costs; `salus reindex` indexes such data later\n";
 
 struct batch {
 	struct salus_write ops[LOAD_BATCH];
@@ -140,6 +143,7 @@ int salus_cmd_load(int argc, char **argv)
 {
 	const char *dir = NULL, *why = NULL;
 	int nfiles = 0, first = 0;
+	bool index = true;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(usage, stdout);
@@ -147,6 +151,8 @@ int salus_cmd_load(int argc, char **argv)
 		}
 		if (!strcmp(argv[i], "--data") && i + 1 < argc) {
 			dir = argv[++i];
+		} else if (!strcmp(argv[i], "--no-index")) {
+			index = false;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			return salus_cli_fail("load", 2, "unexpected argument '%s' (see --help)", argv[i]);
 		} else {
@@ -167,7 +173,10 @@ int salus_cmd_load(int argc, char **argv)
 		return salus_cli_fail("load", 2, "%s", why ? why : "cannot read the data directory");
 	if (salus_cli_open_store(&cfg, &so, &st, &why))
 		return salus_cli_fail("load", 1, "cannot open the store: %s", why ? why : "unknown error");
-	salus_fhir_search_attach(st);
+	if (index)
+		salus_fhir_search_attach(st);
+	else
+		salus_fhir_search_attach_owner(st);
 
 	struct loader l = {.st = st};
 	pthread_mutex_init(&l.mu, NULL);

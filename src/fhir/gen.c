@@ -20,7 +20,7 @@
 #include "fhir/gen.h"
 
 #define NPRAC 6
-#define MAX_ENC 6
+#define MAX_ENC 160 /* up to 5 per 3 years over SALUS_GEN_MAX_YEARS (150) */
 #define MAX_COND 4
 #define ID_LEN 37
 #define DAY_MS 86400000LL
@@ -38,6 +38,7 @@
 struct salus_gen {
 	uint64_t s;           /* splitmix64 state */
 	int64_t today_ms;
+	int years;            /* history span (salus_gen_opts.years) */
 	bool shared_done;     /* Organization and Practitioners emitted */
 	char org_id[ID_LEN];
 	char prac_id[NPRAC][ID_LEN];
@@ -390,12 +391,20 @@ static void plan_patient(struct salus_gen *g, struct plan *p)
 	fmt_date(p->birth_ms, p->birth);
 	snprintf(p->mrn, sizeof p->mrn, "%08ld", rint_in(g, 10000000, 99999999));
 
-	/* encounters over the last three years (never before birth), in date order */
-	int64_t from = g->today_ms - 3 * 365 * DAY_MS;
+	/* encounters over the last `years` years (never before birth), in date order:
+	 * 2..5 per three years of history the patient has lived (at least three) */
+	int64_t from = g->today_ms - (int64_t)g->years * 365 * DAY_MS;
 	if (from < p->birth_ms + DAY_MS)
 		from = p->birth_ms + DAY_MS;
 	int64_t span_days = (g->today_ms - DAY_MS - from) / DAY_MS;
 	p->nenc = (int)rint_in(g, 2, 5);
+	if (g->years > 3) {
+		int lived = p->age < g->years ? p->age : g->years;
+		if (lived > 3)
+			p->nenc = p->nenc * lived / 3;
+		if (p->nenc > MAX_ENC)
+			p->nenc = MAX_ENC;
+	}
 	int64_t day0 = floor_div(from, DAY_MS);
 	for (int i = 0; i < p->nenc; i++) {
 		struct enc *e = &p->enc[i];
@@ -695,6 +704,11 @@ int salus_gen_new(const struct salus_gen_opts *opts, struct salus_gen **out)
 		return SALUS_ENOMEM;
 	g->s = opts ? opts->seed : 0;
 	g->today_ms = opts && opts->today_ms ? opts->today_ms : DEFAULT_TODAY_MS;
+	g->years = opts && opts->years ? opts->years : 3;
+	if (g->years < 1 || g->years > SALUS_GEN_MAX_YEARS) {
+		salus_free(g);
+		return SALUS_EINVALID;
+	}
 	*out = g;
 	return SALUS_OK;
 }

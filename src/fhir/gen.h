@@ -33,12 +33,17 @@
 #include <jansson.h>
 
 #define SALUS_GEN_MAX_PATIENTS 1000000
+#define SALUS_GEN_MAX_YEARS 90
 
 struct salus_gen; /* opaque */
 
 struct salus_gen_opts {
 	uint64_t seed;    /* any value; same seed, same output */
 	int64_t today_ms; /* the generator's "now" (ms since epoch, UTC); 0: 2025-06-30T12:00:00Z */
+	int years;        /* history: encounters over the last `years` years (1..SALUS_GEN_MAX_YEARS; 0: 3),
+			   * 2..5 per three years the patient has lived, each with its vitals, labs (adults,
+			   * every other visit) and note: ~16 resources a visit, so 60 years gives Synthea-like
+			   * volume (several hundred resources a patient).  The default 3 gives ~48. */
 };
 
 /* Called once per generated resource, in dependency order.  `resource` is
@@ -47,8 +52,8 @@ struct salus_gen_opts {
  * generator. */
 typedef int (*salus_gen_cb)(void *ctx, json_t *resource);
 
-/* Create a generator.  opts may be NULL (seed 0, default today).
- * Errors: SALUS_ENOMEM. */
+/* Create a generator.  opts may be NULL (seed 0, default today, 3 years).
+ * Errors: SALUS_ENOMEM, SALUS_EINVALID (years out of range). */
 int salus_gen_new(const struct salus_gen_opts *opts, struct salus_gen **out /* OUT */);
 void salus_gen_free(struct salus_gen *g); /* NULL-safe */
 

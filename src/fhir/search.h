@@ -33,6 +33,16 @@ uint32_t salus_fhir_search_param_id(const char *type, const char *code);
 uint32_t salus_fhir_search_contained_id(uint32_t param);
 uint32_t salus_fhir_search_contained_marker(void);
 
+/* Patient-scoped code searches (T?patient=X&code=...; search at scale): a
+ * resource of type T with local references X in its `patient` parameter and
+ * codes (s, k) in its `code` parameter also has token rows under this id of
+ * T with code k and system "X" (any system) and "X|s" (s empty: no system),
+ * so the pair is one index range instead of every resource of the patient.
+ * The parser adds it as the driving clause; both original clauses stay.
+ * The unit tests check it collides with no other id.  Data written before
+ * it needs `salus reindex`. */
+uint32_t salus_fhir_search_patient_code_id(const char *type);
+
 /* The index of one resource, with the memory its rows point into. */
 struct salus_fhir_index {
 	struct salus_ix ix;       /* hand &ix to salus_write.index */
@@ -49,9 +59,19 @@ void salus_fhir_index_release(struct salus_fhir_index *x);
  * parameter of the type.  Errors: SALUS_ENOMEM, SALUS_ETOOLARGE. */
 int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t *res);
 
+/* Only the compartment owner of res (salus_ix.patient, whose record key seals
+ * the body) and no search rows: the write path without search indexing, for
+ * measuring what indexing costs (`salus load --no-index`).  Errors as
+ * salus_fhir_index_build. */
+int salus_fhir_index_build_owner(struct salus_fhir_index *x, const char *type, json_t *res);
+
 /* Register the indexing hook on st (idempotent): from then on every CREATE
  * and UPDATE written through salus_store_write is indexed (store.h). */
 void salus_fhir_search_attach(struct salus_store *st);
+/* Register a hook that gives the store only each resource's compartment owner
+ * (salus_fhir_index_build_owner): resources are sealed as usual but findable
+ * by type, _id and _lastUpdated only.  Benchmarks (`salus load --no-index`). */
+void salus_fhir_search_attach_owner(struct salus_store *st);
 
 /* ---- value normalisation (shared with the request parser; tested alone) ---- */
 

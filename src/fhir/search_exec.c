@@ -27,12 +27,12 @@
 
 static int ix_build(void *ctx, const char *type, json_t *res, const struct salus_ix **out, void **state)
 {
-	(void)ctx;
+	bool owner_only = ctx != NULL;
 	struct salus_fhir_index *x = salus_malloc(sizeof *x);
 	if (!x)
 		return SALUS_ENOMEM;
 	salus_fhir_index_init(x);
-	int rc = salus_fhir_index_build(x, type, res);
+	int rc = owner_only ? salus_fhir_index_build_owner(x, type, res) : salus_fhir_index_build(x, type, res);
 	if (rc) {
 		salus_fhir_index_release(x);
 		salus_free(x);
@@ -51,11 +51,19 @@ static void ix_done(void *ctx, void *state)
 }
 
 static const struct salus_store_indexer indexer = {ix_build, ix_done, NULL};
+static const char owner_ctx; /* ctx of the owner-only hook: non-NULL */
+static const struct salus_store_indexer owner_indexer = {ix_build, ix_done, (void *)(uintptr_t)&owner_ctx};
 
 void salus_fhir_search_attach(struct salus_store *st)
 {
 	if (salus_store_get_indexer(st) != &indexer)
 		salus_store_set_indexer(st, &indexer);
+}
+
+void salus_fhir_search_attach_owner(struct salus_store *st)
+{
+	if (salus_store_get_indexer(st) != &owner_indexer)
+		salus_store_set_indexer(st, &owner_indexer);
 }
 
 /* ---- collected hits ------------------------------------------------------ */
@@ -99,12 +107,14 @@ struct collect {
 	struct hits *h;
 	bool include;
 	const struct hits *dedupe; /* skip hits already here (includes) */
+	long total;                /* salus_sq_hit.total of the hits seen (-1: none) */
 };
 
 static int collect_cb(void *ctx, const struct salus_sq_hit *sh)
 {
 	struct collect *c = ctx;
 	struct hits *h = c->h;
+	c->total = sh->total;
 	if (c->include && (hits_has(h, sh->r.type, sh->r.id) || (c->dedupe && hits_has(c->dedupe, sh->r.type, sh->r.id))))
 		return 0;
 	if (h->limit && h->n >= (size_t)h->limit)
@@ -635,7 +645,9 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 	/* one row more than the page tells whether there is a next (or previous) page */
 	int want = q->count;
 	q->count = want + 1;
-	struct collect c = {.h = &h};
+	/* Bundle.total from the same evaluation as the page (a second query only when the page is empty) */
+	q->with_total = s->total != TOTAL_NONE;
+	struct collect c = {.h = &h, .total = -1};
 	if (want > 0 && (rc = salus_store_search(st, q, collect_cb, &c)))
 		goto out_fail;
 	q->count = want;
@@ -666,6 +678,8 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 	if (s->total != TOTAL_NONE) {
 		if (!q->after && !more && want > 0)
 			total = (long)nmatch;
+		else if (c.total >= 0)
+			total = c.total;
 		else if ((rc = salus_store_search_count(st, q, &total)))
 			goto out_fail;
 		if (self)
@@ -691,15 +705,28 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 		rc = add_link(b, "previous", rq->base, path, ps.v, ps.n, s->used, h.v[0].cursor, true, false);
 	if (!rc)
 		rc = salus_buf_adds(b, "],\"entry\":[");
+	/* per entry: plain appends (a formatted append costs more than the rest of the entry) */
 	for (size_t i = 0; i < h.n && !rc; i++) {
-		rc = salus_buf_addf(b, "%s{\"fullUrl\":\"%s/%s/%s\",\"resource\":", i ? "," : "", rq->base, h.v[i].type,
-				    h.v[i].id);
+		rc = salus_buf_adds(b, i ? ",{\"fullUrl\":\"" : "{\"fullUrl\":\"");
+		if (!rc)
+			rc = salus_buf_adds(b, rq->base);
+		if (!rc)
+			rc = salus_buf_addc(b, '/');
+		if (!rc)
+			rc = salus_buf_adds(b, h.v[i].type);
+		if (!rc)
+			rc = salus_buf_addc(b, '/');
+		if (!rc)
+			rc = salus_buf_adds(b, h.v[i].id);
+		if (!rc)
+			rc = salus_buf_adds(b, "\",\"resource\":");
 		if (!rc && (s->summary == SUM_NONE && !s->nelements))
 			rc = salus_buf_add(b, h.v[i].json, h.v[i].len);
 		else if (!rc)
 			rc = subset(s, h.v[i].type, h.v[i].json, h.v[i].len, b);
 		if (!rc)
-			rc = salus_buf_addf(b, ",\"search\":{\"mode\":\"%s\"}}", h.v[i].include ? "include" : "match");
+			rc = salus_buf_adds(b, h.v[i].include ? ",\"search\":{\"mode\":\"include\"}}"
+							      : ",\"search\":{\"mode\":\"match\"}}");
 	}
 	if (!rc)
 		rc = salus_buf_adds(b, "]}");

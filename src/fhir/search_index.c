@@ -54,6 +54,11 @@ uint32_t salus_fhir_search_contained_marker(void)
 	return salus_fhir_search_param_id("#contained", "_type");
 }
 
+uint32_t salus_fhir_search_patient_code_id(const char *type)
+{
+	return salus_fhir_search_param_id(type, "#patient+code");
+}
+
 static uint32_t comp_id(const char *type, const char *code, size_t i)
 {
 	char c[128];
@@ -1088,6 +1093,52 @@ static int index_near(struct ctx *c, json_t *res)
 	return rc;
 }
 
+/* The patient+code rows (search.h, salus_fhir_search_patient_code_id): for
+ * each local reference X of the type's `patient` parameter and each code
+ * (system s, code k) of its `code` parameter, token rows (k, "X") and
+ * (k, "X|s"), so a patient's resources with a code are one index range. */
+static int index_patient_code(struct ctx *c, const char *type)
+{
+	struct salus_fhir_index *x = c->x;
+	uint32_t pp = salus_fhir_search_param_id(type, "patient"), pc = salus_fhir_search_param_id(type, "code");
+	uint32_t pk = salus_fhir_search_patient_code_id(type);
+	size_t n = x->ix.n; /* rows added below are not looked at again */
+	bool any_code = false;
+	for (size_t i = 0; i < n && !any_code; i++)
+		any_code = x->rows[i].param == pc && x->rows[i].kind == SALUS_IX_TOKEN;
+	if (!any_code)
+		return SALUS_OK;
+	char key[SALUS_MAX_ID + 2];
+	int rc = SALUS_OK;
+	for (size_t i = 0; i < n && !rc; i++) {
+		const struct salus_ix_row *r = &x->rows[i];
+		if (r->param != pp || r->kind != SALUS_IX_REFERENCE || !r->a || strcmp(r->a, "Patient") || !r->b ||
+		    !*r->b || strlen(r->b) > SALUS_MAX_ID)
+			continue;
+		snprintf(key, sizeof key, "%s", r->b);
+		for (size_t k = 0; k < n && !rc; k++) {
+			/* x->rows moves as rows are added: take the row's (arena) strings first */
+			const struct salus_ix_row *t = &x->rows[k];
+			if (t->param != pc || t->kind != SALUS_IX_TOKEN || !t->b || !*t->b)
+				continue;
+			const char *sys = t->a ? t->a : "", *code = t->b;
+			/* every code of the resource, any system */
+			if ((rc = add_token(c, pk, key, code)))
+				break;
+			size_t kl = strlen(key), sl = strlen(sys);
+			char *ks = salus_malloc(kl + sl + 2);
+			if (!ks)
+				return SALUS_ENOMEM;
+			memcpy(ks, key, kl);
+			ks[kl] = '|';
+			memcpy(ks + kl + 1, sys, sl + 1);
+			rc = add_token(c, pk, ks, code);
+			salus_free(ks);
+		}
+	}
+	return rc;
+}
+
 /* The rows of every search parameter of type (t) on res; in a contained
  * resource (c->contained) under the contained parameter ids. */
 static int index_params(struct ctx *c, const struct salus_fhir_type *t, const char *type, json_t *res)
@@ -1172,10 +1223,47 @@ int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t 
 		rc = add_all_text(&x->content, res, 0);
 	if (rc == SALUS_ETOOLARGE)
 		rc = SALUS_OK; /* a huge document is indexed up to the cap */
+	if (!rc)
+		rc = index_patient_code(&c, type);
 	x->ix.text = x->text.n ? x->text.p : NULL;
 	x->ix.content = x->content.n ? x->content.p : NULL;
 	x->ix.rows = x->rows;
 	x->ix.patient = rc ? NULL : compartment_owner(x, t, type);
+	salus_buf_release(&c.norm);
+	return rc;
+}
+
+int salus_fhir_index_build_owner(struct salus_fhir_index *x, const char *type, json_t *res)
+{
+	const struct salus_fhir_type *t = salus_fhir_type_find(type, strlen(type));
+	struct ctx c = {.x = x, .type = type};
+	int rc = SALUS_OK;
+
+	if (!t || !json_is_object(res))
+		return SALUS_EINVALID;
+	salus_buf_init(&c.norm, NORM_MAX * 4);
+	/* only the compartment parameters, the rows compartment_owner reads */
+	for (size_t k = 0; k < salus_fhir_compartment_count(t) && !rc; k++) {
+		const char *code = salus_fhir_compartment_param_at(t, k);
+		const struct salus_fhir_sp *sp = code ? salus_fhir_sp_find(type, strlen(type), code, strlen(code)) : NULL;
+		struct salus_fhir_sp_info info;
+		if (!sp)
+			continue;
+		salus_fhir_sp_get(sp, &info);
+		if (!info.expression || info.type != SALUS_FHIR_SP_REFERENCE)
+			continue;
+		struct nodes ns = {0};
+		rc = eval_expr(info.expression, res, type, &ns);
+		if (rc == SALUS_EINVALID)
+			rc = SALUS_OK;
+		uint32_t p = salus_fhir_search_param_id(type, code);
+		for (size_t i = 0; i < ns.n && !rc; i++)
+			rc = index_value(&c, p, info.type, ns.v[i].v);
+		salus_free(ns.v);
+	}
+	x->ix.patient = rc ? NULL : compartment_owner(x, t, type);
+	x->ix.rows = x->rows;
+	x->ix.n = 0; /* no search rows: the owner only */
 	salus_buf_release(&c.norm);
 	return rc;
 }

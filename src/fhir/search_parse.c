@@ -1241,6 +1241,101 @@ int salus_fhir_search_parse(const char *type, const struct salus_param *params, 
 	return salus_fhir_search_parse_at(type, NULL, params, nparams, lenient, out, why);
 }
 
+/* T?patient=X&code=c1,c2...: the patient+code rows of X and those codes
+ * (search.h, salus_fhir_search_patient_code_id) as one more clause, marked
+ * to drive the query: the pairs are an index range, where either clause
+ * alone is every resource of the patient or of the code.  The same for a
+ * chain into the Patients (patient:Patient.name=..., or subject:Patient...
+ * where patient is subject restricted to Patients): the pairs of each
+ * matching Patient.  Both clauses stay, so the result is the same.
+ * Errors: SALUS_ENOMEM. */
+/* Is `subject` of type the `patient` parameter without its Patient filter
+ * (patient = T.subject.where(resolve() is Patient))?  Then a reference to a
+ * Patient through subject is one through patient. */
+static bool subject_is_patient(const char *type)
+{
+	const struct salus_fhir_sp *sp = salus_fhir_sp_find(type, strlen(type), "patient", 7);
+	struct salus_fhir_sp_info info;
+	char want[SALUS_MAX_TYPE + 48];
+	if (!sp || !salus_fhir_sp_find(type, strlen(type), "subject", 7))
+		return false;
+	salus_fhir_sp_get(sp, &info);
+	snprintf(want, sizeof want, "%s.subject.where(resolve() is Patient)", type);
+	return info.expression && !strcmp(info.expression, want);
+}
+
+static int patient_code(struct salus_fhir_search *s, const char *type)
+{
+	uint32_t pp = salus_fhir_search_param_id(type, "patient"), pc = salus_fhir_search_param_id(type, "code");
+	uint32_t ps_ = salus_fhir_search_param_id(type, "subject");
+	const char *x = NULL;
+	const struct salus_sq *chain = NULL; /* T?patient:Patient.name=...&code=...: the Patients */
+	const struct salus_sq_val *cv = NULL;
+	size_t ncv = 0;
+	for (size_t i = 0; i < s->ncl; i++) {
+		const struct salus_sq_clause *c = &s->cl[i];
+		if (c->negate || c->missing || c->nparams != 1 || !c->nvals)
+			continue;
+		const struct salus_sq_val *v = &c->vals[0];
+		if (!x && !chain && c->kind == SALUS_SQ_REFERENCE && c->params[0] == pp && c->nvals == 1 &&
+		    v->op == SALUS_SQ_REF_LOCAL && (!v->a || !strcmp(v->a, "Patient")) && v->b && *v->b &&
+		    strlen(v->b) <= SALUS_MAX_ID) {
+			x = v->b;
+		} else if (!x && !chain && c->kind == SALUS_SQ_REFERENCE && c->nvals == 1 && v->op == SALUS_SQ_REF_CHAIN &&
+			   v->chain && v->chain->type && !strcmp(v->chain->type, "Patient") &&
+			   (c->params[0] == pp || (c->params[0] == ps_ && subject_is_patient(type)))) {
+			chain = v->chain;
+		} else if (!cv && c->kind == SALUS_SQ_TOKEN && c->params[0] == pc) {
+			bool ok = true;
+			for (size_t k = 0; k < c->nvals && ok; k++)
+				ok = (c->vals[k].op == SALUS_SQ_TOK_CODE || c->vals[k].op == SALUS_SQ_TOK_SYS_CODE ||
+				      c->vals[k].op == SALUS_SQ_TOK_NOSYS) && c->vals[k].b && *c->vals[k].b;
+			if (ok) {
+				cv = c->vals;
+				ncv = c->nvals;
+			}
+		}
+	}
+	if ((!x && !chain) || !cv || ncv >= 8) /* a long list (:in) stays on the code clause */
+		return SALUS_OK;
+	struct salus_sq_val *vals = salus_fhir_search_alloc(s, ncv * sizeof *vals);
+	uint32_t *ps = salus_fhir_search_alloc(s, sizeof *ps);
+	if (!vals || !ps)
+		return SALUS_ENOMEM;
+	*ps = salus_fhir_search_patient_code_id(type);
+	size_t xl = x ? strlen(x) : 0;
+	for (size_t k = 0; k < ncv; k++) {
+		/* with a chain the system is "<each Patient's id>" + a, else x + a */
+		vals[k].op = chain ? SALUS_SQ_TOK_CODE_CHAIN : SALUS_SQ_TOK_SYS_CODE;
+		vals[k].chain = chain;
+		vals[k].b = cv[k].b;
+		if (cv[k].op == SALUS_SQ_TOK_CODE) {
+			vals[k].a = chain ? "" : x; /* the any-system row */
+			continue;
+		}
+		const char *sys = cv[k].op == SALUS_SQ_TOK_SYS_CODE && cv[k].a ? cv[k].a : "";
+		size_t sl = strlen(sys);
+		char *a = salus_fhir_search_alloc(s, xl + sl + 2);
+		if (!a)
+			return SALUS_ENOMEM;
+		if (xl)
+			memcpy(a, x, xl);
+		a[xl] = '|';
+		memcpy(a + xl + 1, sys, sl + 1);
+		vals[k].a = a;
+	}
+	struct salus_sq_clause *c = salus_fhir_search_clause(s); /* may move s->cl: nothing of it held */
+	if (!c)
+		return SALUS_ENOMEM;
+	c->kind = SALUS_SQ_TOKEN;
+	c->params = ps;
+	c->nparams = 1;
+	c->vals = vals;
+	c->nvals = ncv;
+	c->drive = true;
+	return SALUS_OK;
+}
+
 int salus_fhir_search_parse_at(const char *type, const char *base, const struct salus_param *params, size_t nparams,
 			       bool lenient, struct salus_fhir_search **out, const char **why)
 {
@@ -1361,6 +1456,8 @@ int salus_fhir_search_parse_at(const char *type, const char *base, const struct 
 	}
 	if (contained && (rc = contained_search(s, type, contained, why)))
 		goto out_free;
+	if (!contained && type && (rc = patient_code(s, type)))
+		goto out_nomem;
 	*out = s;
 	return SALUS_OK;
 out_nomem:

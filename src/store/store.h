@@ -579,6 +579,9 @@ enum salus_sq_op {
 	SALUS_SQ_URI_BELOW, /* a = uri: indexed values it is a prefix of */
 	SALUS_SQ_URI_ABOVE, /* a = uri: indexed values that are a prefix of it */
 	SALUS_SQ_ANY,       /* values of kinds that carry no op (composite, _id, type) */
+	/* token (added for patient+code pairs, fhir/search.h): b = code; the system is the id
+	 * of a resource matching chain (of type chain->type) followed by a ("" or "|s") */
+	SALUS_SQ_TOK_CODE_CHAIN,
 };
 
 struct salus_sq;
@@ -606,6 +609,9 @@ struct salus_sq_clause {
 	size_t nsub;
 	const int64_t *rids;        /* SALUS_SQ_INCLUDED */
 	size_t nrids;
+	/* a hint (added for search at scale): the caller knows this clause is the
+	 * most selective (an index of pairs, fhir/search.h), so it drives the query */
+	bool drive;
 };
 
 enum salus_sq_sort_kind { SALUS_SQ_SORT_ID = 1, SALUS_SQ_SORT_UPDATED, SALUS_SQ_SORT_PARAM };
@@ -643,6 +649,10 @@ struct salus_sq {
 	const char *after; /* keyset cursor (salus_sq_hit.cursor): rows after it; NULL: first page */
 	bool before;       /* with a cursor: the rows just before it (still given in order) */
 	bool need_json;    /* false: type, id, version only */
+	/* also count every match (count and cursor ignored) in the same query,
+	 * into salus_sq_hit.total (added for search at scale: a page and its
+	 * Bundle.total from one evaluation) */
+	bool with_total;
 	/* access guards (NULL: none), applied at every level of the query */
 	const struct salus_sq_guard *guards;
 	size_t nguards;
@@ -653,6 +663,7 @@ struct salus_sq_hit {
 	struct salus_resource r; /* json NULL when !need_json */
 	int64_t rid;             /* the index's stable number for the resource */
 	const char *cursor;      /* keyset position of this row (URL-safe), for salus_sq.after */
+	long total;              /* with salus_sq.with_total: the number of matches; else -1 */
 };
 typedef int (*salus_sq_cb)(void *ctx, const struct salus_sq_hit *h);
 

@@ -32,6 +32,10 @@
 #define MAX_BINDS 30000        /* below SQLite's default of 32766 host parameters */
 #define MAX_DEPTH 8            /* chains and _has nested in one another */
 #define CURSOR_MAX 2048
+#define MAX_INNER 64  /* clauses of one level checked inside its driving subquery */
+#define STMT_TAG "/*sx*/"      /* leads the text of a search statement kept for reuse (prepare) */
+#define STMT_CACHE 24          /* search statements kept per connection */
+#define STMT_CACHE_SQL 16384   /* longest statement text kept */
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS sx_res(rid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL,"
@@ -390,6 +394,9 @@ struct cq {
 	const struct salus_sq_guard *guards; /* of the top-level query, applied at every level */
 	size_t nguards;
 	bool in_guard; /* compiling a guard's clauses: no guard inside a guard */
+	/* clauses of the current level compiled inside the driving subquery (rid_only) */
+	const struct salus_sq_clause *const *inner;
+	size_t ninner;
 	struct salus_buf strs; /* owned strings for bindings (FTS expressions, cursor texts) */
 	char **owned;
 	size_t nowned, owned_cap;
@@ -678,7 +685,22 @@ static void val_cond(struct cq *c, int kind, const char *x, const struct salus_s
 		break;
 	case SALUS_SQ_TOKEN:
 		emit(c, "(");
-		if (v->op == SALUS_SQ_TOK_SYS) {
+		if (v->op == SALUS_SQ_TOK_CODE_CHAIN) {
+			char ta[16];
+			if (!v->chain || !v->chain->type || ++c->depth > MAX_DEPTH) {
+				c->rc = SALUS_EINVALID;
+				break;
+			}
+			snprintf(ta, sizeof ta, "t%d", c->alias++);
+			emitf(c, "%s.code=", x);
+			P_str(c, v->b);
+			emitf(c, " AND %s.sys IN (SELECT %s.id||", x, ta);
+			P_str(c, v->a);
+			emitf(c, " FROM sx_res %s WHERE ", ta);
+			where_sq(c, ta, v->chain);
+			emit(c, ")");
+			c->depth--;
+		} else if (v->op == SALUS_SQ_TOK_SYS) {
 			emitf(c, "%s.sys=", x);
 			P_str(c, v->a);
 		} else {
@@ -848,6 +870,8 @@ static int drive_rank(const struct salus_sq_clause *cl)
 {
 	if (cl->negate || cl->missing)
 		return -1;
+	if (cl->drive && table_of(cl->kind))
+		return 0;
 	switch (cl->kind) {
 	case SALUS_SQ_ID:
 	case SALUS_SQ_INCLUDED: return 0;
@@ -904,7 +928,36 @@ static void clause_sql(struct cq *c, const char *ra, const struct salus_sq_claus
 	}
 	if (tbl) {
 		if (driver) {
-			emitf(c, "%s.rid IN (SELECT %s.rid FROM %s %s WHERE ", ra, x, tbl, x);
+			/* the other rid-only clauses filter the driver's rows where they are produced,
+			 * before the candidate set is built and its resource rows are read: positive
+			 * ones as joins on the (rid, p) indexes (cursors opened once, not per row as a
+			 * correlated EXISTS; CROSS JOIN keeps the driver outermost; a rid repeated by
+			 * a join is one member of the IN list), the others as EXISTS on the driver's rid */
+			const struct salus_sq_clause *const *inner = c->inner;
+			size_t ninner = c->ninner;
+			c->inner = NULL;
+			c->ninner = 0;
+			emitf(c, "%s.rid IN (SELECT %s.rid FROM %s %s", ra, x, tbl, x);
+			for (size_t i = 0; i < ninner; i++) {
+				const struct salus_sq_clause *ic = inner[i];
+				const char *it = table_of(ic->kind);
+				if (!it || ic->negate || ic->missing)
+					continue;
+				char xi[16];
+				snprintf(xi, sizeof xi, "x%d", c->alias++);
+				emitf(c, " CROSS JOIN %s %s ON %s.rid=%s.rid AND ", it, xi, xi, x);
+				params_in(c, xi, ic, bits);
+				emit(c, " AND ");
+				vals_or(c, ic->kind, xi, ic);
+			}
+			emit(c, " WHERE ");
+			for (size_t i = 0; i < ninner; i++) {
+				const struct salus_sq_clause *ic = inner[i];
+				if (table_of(ic->kind) && !ic->negate && !ic->missing)
+					continue;
+				clause_sql(c, x, ic, false);
+				emit(c, " AND ");
+			}
 		} else {
 			emitf(c, "%sEXISTS(SELECT 1 FROM %s %s WHERE %s.rid=%s.rid AND ", cl->negate ? "NOT " : "", tbl,
 			      x, x, ra);
@@ -1110,6 +1163,14 @@ static void guards_sql(struct cq *c, const char *ra)
 	c->in_guard = false;
 }
 
+/* Does the clause look at its resource only through the index rows of its
+ * rid (never at the type, id or lastUpdated of the resource row)?  Such a
+ * clause may be checked on a driving row's rid instead of the resource's. */
+static bool rid_only(const struct salus_sq_clause *cl)
+{
+	return table_of(cl->kind) || cl->kind == SALUS_SQ_COMPOSITE;
+}
+
 /* The WHERE conditions of q on resource alias ra (type included). */
 static void where_sq(struct cq *c, const char *ra, const struct salus_sq *q)
 {
@@ -1120,6 +1181,19 @@ static void where_sq(struct cq *c, const char *ra, const struct salus_sq *q)
 			best_rank = r;
 			best = (int)i;
 		}
+	}
+	/* a driver that is an index-table subquery takes the level's other rid-only
+	 * clauses inside it (clause_sql): a patient's Observations are filtered by
+	 * code and date on the index rows, and only the survivors are looked up */
+	const struct salus_sq_clause *inner[MAX_INNER];
+	size_t ninner = 0;
+	bool moved[MAX_INNER] = {0};
+	if (best >= 0 && table_of(q->clauses[best].kind)) {
+		for (size_t i = 0; i < q->nclauses && i < MAX_INNER; i++)
+			if ((int)i != best && rid_only(&q->clauses[i])) {
+				moved[i] = true;
+				inner[ninner++] = &q->clauses[i];
+			}
 	}
 	if (q->type) {
 		/* with a driving clause the type is a filter, never the index to scan: without
@@ -1132,10 +1206,14 @@ static void where_sq(struct cq *c, const char *ra, const struct salus_sq *q)
 	}
 	if (best >= 0) {
 		emit(c, " AND ");
+		c->inner = inner;
+		c->ninner = ninner;
 		clause_sql(c, ra, &q->clauses[best], true);
+		c->inner = NULL;
+		c->ninner = 0;
 	}
 	for (size_t i = 0; i < q->nclauses; i++) {
-		if ((int)i == best)
+		if ((int)i == best || (i < MAX_INNER && moved[i]))
 			continue;
 		emit(c, " AND ");
 		clause_sql(c, ra, &q->clauses[i], false);
@@ -1327,16 +1405,39 @@ static void cq_release(struct cq *c)
 	salus_free(c->owned);
 }
 
+/* SELECT rid, type, id, k0.. of every match of q */
+static void matches(struct cq *c, const struct salus_sq *q)
+{
+	emit(c, "SELECT r.rid AS rid, r.type AS type, r.id AS id");
+	for (size_t i = 0; i < q->nsort; i++) {
+		emit(c, ", ");
+		key_expr(c, "r", &q->sort[i]);
+		emitf(c, " AS k%zu", i);
+	}
+	emit(c, " FROM sx_res r WHERE ");
+	where_sq(c, "r", q);
+}
+
 static int compile(struct cq *c, const struct salus_sq *q, bool count)
 {
 	if (q->nsort > SALUS_SQ_MAX_SORT)
 		return SALUS_EINVALID;
 	c->guards = q->guards;
 	c->nguards = q->nguards;
+	if (!c->sql.n)
+		emit(c, STMT_TAG); /* a cached statement (prepare); EXPLAIN QUERY PLAN is not */
 	if (count) {
 		emit(c, "SELECT count(*) FROM sx_res r WHERE ");
 		where_sq(c, "r", q);
 		return c->rc;
+	}
+	/* the matches m0 with their sort keys; with a total, materialized once and
+	 * counted (before the cursor's filter): every match is computed for the
+	 * ORDER BY anyway, so Bundle.total costs no second evaluation */
+	if (q->with_total) {
+		emit(c, "WITH m0 AS MATERIALIZED (");
+		matches(c, q);
+		emit(c, ") ");
 	}
 	emit(c, "SELECT m.rid, m.type, m.id");
 	for (size_t i = 0; i < q->nsort; i++)
@@ -1347,15 +1448,13 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 			" coalesce(res.json, (SELECT h.json FROM history h WHERE h.seq=res.seq))");
 	else
 		emit(c, ", res.version, res.updated_ms, res.seq, NULL");
-	emit(c, " FROM (SELECT * FROM (SELECT r.rid AS rid, r.type AS type, r.id AS id");
-	for (size_t i = 0; i < q->nsort; i++) {
-		emit(c, ", ");
-		key_expr(c, "r", &q->sort[i]);
-		emitf(c, " AS k%zu", i);
+	if (q->with_total) {
+		emit(c, ", m.nt FROM (SELECT *, (SELECT count(*) FROM m0) AS nt FROM m0 WHERE 1");
+	} else {
+		emit(c, " FROM (SELECT * FROM (");
+		matches(c, q);
+		emit(c, ") m0 WHERE 1");
 	}
-	emit(c, " FROM sx_res r WHERE ");
-	where_sq(c, "r", q);
-	emit(c, ") m0 WHERE 1");
 	if (q->after && !c->rc) {
 		int rc = keyset(c, q);
 		if (rc)
@@ -1369,10 +1468,73 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 	return c->rc;
 }
 
+/* Prepared search statements stay on their connection for the next query of
+ * the same shape (values are bound, so the text repeats): found again by
+ * their text among the connection's statements (sqlite3_next_stmt), which
+ * carry STMT_TAG in front; at most STMT_CACHE of them per connection, an idle
+ * one finalized to make room.  Compiling the SQL is the larger part of a
+ * cheap search.  The connection's owner calls salus_sx_release before
+ * closing it. */
+
+static bool is_cached(sqlite3_stmt *st)
+{
+	const char *sql = sqlite3_sql(st);
+	return sql && !strncmp(sql, STMT_TAG, sizeof STMT_TAG - 1);
+}
+
+static sqlite3_stmt *cache_find(sqlite3 *db, const struct cq *c)
+{
+	sqlite3_stmt *it = NULL, *idle = NULL;
+	int n = 0;
+	while ((it = sqlite3_next_stmt(db, it))) {
+		if (!is_cached(it))
+			continue;
+		n++;
+		if (sqlite3_stmt_busy(it))
+			continue;
+		const char *sql = sqlite3_sql(it);
+		if (!strncmp(sql, c->sql.p, c->sql.n) && !sql[c->sql.n])
+			return it;
+		idle = idle ? idle : it;
+	}
+	if (n >= STMT_CACHE && idle)
+		sqlite3_finalize(idle);
+	return NULL;
+}
+
+/* Done with a statement of prepare(): kept for reuse or finalized. */
+static void unprepare(sqlite3_stmt *st)
+{
+	if (st && is_cached(st)) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st); /* bound texts point into the query */
+	} else {
+		sqlite3_finalize(st);
+	}
+}
+
+void salus_sx_release(sqlite3 *db)
+{
+	sqlite3_stmt *it = sqlite3_next_stmt(db, NULL);
+	while (it) {
+		sqlite3_stmt *next = sqlite3_next_stmt(db, it);
+		if (is_cached(it))
+			sqlite3_finalize(it);
+		it = next;
+	}
+}
+
 static int prepare(sqlite3 *db, struct cq *c, sqlite3_stmt **out)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(db, c->sql.p, (int)c->sql.n, &st, NULL);
+	const size_t tag = sizeof STMT_TAG - 1;
+	bool tagged = c->sql.n >= tag && !memcmp(c->sql.p, STMT_TAG, tag);
+	/* a huge statement (a long :in list) is compiled each time, without the tag, not kept */
+	bool cache = tagged && c->sql.n <= STMT_CACHE_SQL;
+	size_t skip = tagged && !cache ? tag : 0;
+	sqlite3_stmt *st = cache ? cache_find(db, c) : NULL;
+	int rc = st ? SQLITE_OK
+		    : sqlite3_prepare_v3(db, c->sql.p + skip, (int)(c->sql.n - skip),
+					 cache ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL);
 	if (rc != SQLITE_OK) {
 		sqlite3_finalize(st);
 		return map(rc) == SALUS_EINVALID ? SALUS_EINTERNAL : map(rc);
@@ -1388,7 +1550,7 @@ static int prepare(sqlite3 *db, struct cq *c, sqlite3_stmt **out)
 			size_t n = strlen(v->s);
 			char *s = salus_malloc(n + 2);
 			if (!s) {
-				sqlite3_finalize(st);
+				unprepare(st);
 				return SALUS_ENOMEM;
 			}
 			memcpy(s, v->s, n);
@@ -1403,12 +1565,27 @@ static int prepare(sqlite3 *db, struct cq *c, sqlite3_stmt **out)
 	return SALUS_OK;
 }
 
+/* "i<decimal>" (a cursor field) without the cost of a formatted append */
+static int cursor_int(struct salus_buf *b, int64_t v)
+{
+	char t[24];
+	size_t n = 0;
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	do
+		t[sizeof t - 1 - n++] = (char)('0' + u % 10);
+	while ((u /= 10));
+	if (v < 0)
+		t[sizeof t - 1 - n++] = '-';
+	t[sizeof t - 1 - n++] = 'i';
+	return salus_buf_add(b, t + sizeof t - n, n);
+}
+
 static int cursor_add(struct salus_buf *b, sqlite3_stmt *st, int col)
 {
 	static const char hex[] = "0123456789abcdef";
 	int rc = 0;
 	switch (sqlite3_column_type(st, col)) {
-	case SQLITE_INTEGER: rc = salus_buf_addf(b, "i%lld", (long long)sqlite3_column_int64(st, col)); break;
+	case SQLITE_INTEGER: rc = cursor_int(b, sqlite3_column_int64(st, col)); break;
 	case SQLITE_FLOAT: {
 		double d = sqlite3_column_double(st, col);
 		uint64_t bits;
@@ -1458,6 +1635,7 @@ int salus_sx_search(sqlite3 *db, const struct salus_sq *q, salus_sq_cb cb, void 
 			memcpy(&h.r.json, &j, sizeof j); /* salus_resource.json is not const; borrowed here */
 			h.r.len = (size_t)sqlite3_column_bytes(st, 6 + nk);
 		}
+		h.total = q->with_total ? (long)sqlite3_column_int64(st, 7 + nk) : -1;
 		salus_buf_reset(&cur);
 		int e = 0;
 		for (int k = 0; k < nk && !e; k++) {
@@ -1466,7 +1644,7 @@ int salus_sx_search(sqlite3 *db, const struct salus_sq *q, salus_sq_cb cb, void 
 				e = salus_buf_addc(&cur, '.');
 		}
 		if (!e)
-			e = salus_buf_addf(&cur, "i%lld", (long long)h.rid);
+			e = cursor_int(&cur, h.rid);
 		if (e) {
 			rc = e;
 			goto out_st;
@@ -1477,7 +1655,7 @@ int salus_sx_search(sqlite3 *db, const struct salus_sq *q, salus_sq_cb cb, void 
 	}
 	rc = rc == SQLITE_DONE ? SALUS_OK : map(rc);
 out_st:
-	sqlite3_finalize(st);
+	unprepare(st);
 out_cq:
 	salus_buf_release(&cur);
 	cq_release(&c);
@@ -1502,7 +1680,7 @@ int salus_sx_count(sqlite3 *db, const struct salus_sq *q, long *total)
 		if (!rc)
 			rc = SALUS_EIO;
 	}
-	sqlite3_finalize(st);
+	unprepare(st);
 out_cq:
 	cq_release(&c);
 	return rc;

@@ -48,5 +48,7 @@ int salus_sx_fts_flush(struct salus_sx_w *w);
 int salus_sx_search(sqlite3 *db, const struct salus_sq *q, salus_sq_cb cb, void *ctx);
 int salus_sx_count(sqlite3 *db, const struct salus_sq *q, long *total);
 int salus_sx_plan(sqlite3 *db, const struct salus_sq *q, bool count, char **plan);
+/* Finalize the search statements kept on db for reuse; before sqlite3_close. */
+void salus_sx_release(sqlite3 *db);
 
 #endif

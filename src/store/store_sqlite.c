@@ -458,6 +458,8 @@ static void conn_close(struct conn *c)
 		sqlite3_finalize(c->st[i]);
 		c->st[i] = NULL;
 	}
+	if (c->db)
+		salus_sx_release(c->db); /* search statements kept for reuse */
 	sqlite3_close(c->db);
 	c->db = NULL;
 }
@@ -2589,7 +2591,7 @@ static int open_hit(void *arg, const struct salus_sq_hit *h)
 		return 0;
 	if (rc)
 		return rc;
-	o = (struct salus_sq_hit){.r = h->r, .rid = h->rid, .cursor = h->cursor};
+	o = (struct salus_sq_hit){.r = h->r, .rid = h->rid, .cursor = h->cursor, .total = h->total};
 	o.r.json = json;
 	o.r.len = n;
 	rc = oh->cb(oh->ctx, &o);

@@ -205,6 +205,7 @@ describe('sort, paging, totals', () => {
     let next;
     while ((next = b.link.find((l) => l.relation === 'next'))) {
       b = await search(next.url.slice(s.fhirBase.length + 1));
+      assert.equal(b.total, 6); // every match, not those after the cursor
       pages.push(ids(b));
     }
     assert.deepEqual(pages.flat(), all);
@@ -213,6 +214,7 @@ describe('sort, paging, totals', () => {
     let prev;
     while ((prev = b.link.find((l) => l.relation === 'previous'))) {
       b = await search(prev.url.slice(s.fhirBase.length + 1));
+      assert.equal(b.total, 6);
       back.unshift(ids(b));
     }
     assert.deepEqual([...back.flat(), ...pages[pages.length - 1]], all);

@@ -120,6 +120,21 @@ test('differential', { timeout: 600000 }, async () => {
       const pid = refOf(o.subject.reference).split('/')[1];
       await check(`Observation?patient=${pid}&code=${o.code.coding[0].code}`, obs.filter((x) => refOf(x.subject.reference) === `Patient/${pid}` && x.code.coding.some((k) => k.code === o.code.coding[0].code)));
       await check(`Observation?subject=Patient/${pid}&_sort=-date`, obs.filter((x) => refOf(x.subject.reference) === `Patient/${pid}`));
+      // the patient+code pair rows (docs/search.md "Query planning"): every form of the two clauses
+      const c0 = o.code.coding[0], other = codes.find((k) => k !== c0.code) ?? 'x';
+      const ofPat = (x, id) => refOf(x.subject.reference) === `Patient/${id}`;
+      const hasCode = (x, sys, code) => x.code.coding.some((k) => k.code === code && (sys === undefined || (k.system ?? '') === sys));
+      await check(`Observation?patient=Patient/${pid}&code=${encodeURIComponent(c0.system)}|${c0.code}`, obs.filter((x) => ofPat(x, pid) && hasCode(x, c0.system, c0.code)));
+      await check(`Observation?patient=${pid}&code=|${c0.code}`, obs.filter((x) => ofPat(x, pid) && hasCode(x, '', c0.code)));
+      await check(`Observation?code=${c0.code},${other}&patient=${pid}&date=ge2000`, obs.filter((x) => ofPat(x, pid) && (hasCode(x, undefined, c0.code) || hasCode(x, undefined, other)) && effR(x).some((rr) => dateMatch('ge', rr, range('2000')))));
+      await check(`Observation?patient=${pid}&code:not=${c0.code}`, obs.filter((x) => ofPat(x, pid) && !hasCode(x, undefined, c0.code)));
+      const pat = pats.find((x) => x.id === pid), fam = pat?.name?.[0]?.family;
+      if (fam) {
+        const famIds = new Set(pats.filter((x) => x.name.some((n) => fold(n.family ?? '').startsWith(fold(fam)))).map((x) => x.id));
+        const byFam = (x) => { const r = refOf(x.subject.reference); return r.startsWith('Patient/') && famIds.has(r.slice(8)); };
+        await check(`Observation?subject:Patient.family=${encodeURIComponent(fam)}&code=${c0.code}`, obs.filter((x) => byFam(x) && hasCode(x, undefined, c0.code)));
+        await check(`Observation?patient:Patient.family=${encodeURIComponent(fam)}&code=${encodeURIComponent(c0.system)}|${c0.code}`, obs.filter((x) => byFam(x) && hasCode(x, c0.system, c0.code)));
+      }
     }
     // Encounter date (Period) and class
     const encs = of('Encounter');

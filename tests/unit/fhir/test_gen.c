@@ -18,6 +18,7 @@
 #include "core/err.h"
 #include "fhir/defs.h"
 #include "fhir/gen.h"
+#include "fhir/search.h"
 
 #define S(lit) (lit), (sizeof(lit) - 1)
 
@@ -41,10 +42,10 @@ static int collect_cb(void *ctx, json_t *r)
 	return 0;
 }
 
-static char *dump_all(uint64_t seed, size_t n, size_t *count)
+static char *dump_years(uint64_t seed, int years, size_t n, size_t *count)
 {
 	struct salus_gen *g;
-	struct salus_gen_opts o = {.seed = seed};
+	struct salus_gen_opts o = {.seed = seed, .years = years};
 	struct collect c = {json_array(), json_object()};
 	assert_int_equal(salus_gen_new(&o, &g), SALUS_OK);
 	assert_int_equal(salus_gen_run(g, n, collect_cb, &c), SALUS_OK);
@@ -56,6 +57,11 @@ static char *dump_all(uint64_t seed, size_t n, size_t *count)
 	json_decref(c.all);
 	json_decref(c.keys);
 	return s;
+}
+
+static char *dump_all(uint64_t seed, size_t n, size_t *count)
+{
+	return dump_years(seed, 0, n, count);
 }
 
 static void test_deterministic(void **state)
@@ -314,6 +320,71 @@ static int count_cb(void *ctx, json_t *r)
 	return 0;
 }
 
+struct span {
+	size_t enc, obs;
+	int64_t first_ms; /* earliest Encounter start */
+};
+
+static int span_cb(void *ctx, json_t *r)
+{
+	struct span *sp = ctx;
+	const char *rt = json_string_value(json_object_get(r, "resourceType"));
+	if (!strcmp(rt, "Observation"))
+		sp->obs++;
+	if (strcmp(rt, "Encounter"))
+		return 0;
+	sp->enc++;
+	const char *start = json_string_value(json_object_get(json_object_get(r, "period"), "start"));
+	int64_t lo, hi;
+	assert_non_null(start);
+	assert_int_equal(salus_fhir_date_range(start, strlen(start), &lo, &hi), SALUS_OK);
+	if (!sp->first_ms || lo < sp->first_ms)
+		sp->first_ms = lo;
+	return 0;
+}
+
+/* --years: the default (3) is the historical output; more years give a longer,
+ * denser history (Synthea-like volume), still deterministic, never before
+ * the reference "today" minus the span; out of range is refused. */
+static void test_years(void **state)
+{
+	(void)state;
+	size_t n0, n3, a, b;
+	char *d0 = dump_years(5, 0, 4, &n0), *d3 = dump_years(5, 3, 4, &n3);
+	assert_string_equal(d0, d3);
+	salus_free(d0);
+	salus_free(d3);
+	char *y1 = dump_years(5, 60, 3, &a), *y2 = dump_years(5, 60, 3, &b);
+	assert_int_equal(a, b);
+	assert_string_equal(y1, y2);
+	salus_free(y1);
+	salus_free(y2);
+
+	struct span s3 = {0}, s60 = {0};
+	struct salus_gen *g;
+	struct salus_gen_opts o = {.seed = 9, .years = 3};
+	assert_int_equal(salus_gen_new(&o, &g), SALUS_OK);
+	assert_int_equal(salus_gen_run(g, 40, span_cb, &s3), SALUS_OK);
+	salus_gen_free(g);
+	o.years = 60;
+	assert_int_equal(salus_gen_new(&o, &g), SALUS_OK);
+	assert_int_equal(salus_gen_run(g, 40, span_cb, &s60), SALUS_OK);
+	size_t total = salus_gen_resource_count(g);
+	salus_gen_free(g);
+	const int64_t today = 1751284800000LL, year = 365LL * 86400000;
+	assert_true(s3.first_ms >= today - 3 * year - 86400000);
+	assert_true(s60.first_ms >= today - 60 * year - 86400000);
+	assert_true(s60.first_ms < today - 20 * year);
+	assert_true(s60.enc > 8 * s3.enc);
+	assert_true(s60.obs > 8 * s3.obs);
+	assert_true(total / 40 > 300 && total / 40 < 2000); /* hundreds a patient */
+
+	o.years = SALUS_GEN_MAX_YEARS + 1;
+	assert_int_equal(salus_gen_new(&o, &g), SALUS_EINVALID);
+	o.years = -1;
+	assert_int_equal(salus_gen_new(&o, &g), SALUS_EINVALID);
+}
+
 /* Fail the k-th allocation (every k up to 300, then a stride, to keep the
  * sanitizer run short): each run returns SALUS_ENOMEM or OK, never crashes or
  * leaks (LeakSanitizer in the sanitizer build). */
@@ -351,7 +422,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_deterministic), cmocka_unit_test(test_content),
 		cmocka_unit_test(test_bundle),        cmocka_unit_test(test_callback_stop),
-		cmocka_unit_test(test_alloc_failures),
+		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_years),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
