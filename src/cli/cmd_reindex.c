@@ -137,6 +137,9 @@ int salus_cmd_reindex(int argc, char **argv)
 		if (!rc && n)
 			printf("%s: %ld\n", t, n);
 	}
+	/* every resource has its patient+code rows now: searches may drive by them (store_sqlite.c) */
+	if (!rc && !only && (rc = salus_store_kv_del(st, "store", "index.patient-code.incomplete")) == SALUS_ENOTFOUND)
+		rc = SALUS_OK;
 	if (!rc)
 		printf("salus reindex: %ld resources re-indexed\n", b->done);
 	salus_free(b);

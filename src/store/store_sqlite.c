@@ -51,6 +51,9 @@
 #include "store/vfs_crypt.h"
 
 #define SCHEMA_VERSION 2 /* 2: resource.json NULL, the body lives in history only */
+/* kv row present while the patient+code index rows are incomplete (schema 1 data not yet reindexed) */
+#define PC_NS "store"
+#define PC_KEY "index.patient-code.incomplete"
 #define BUSY_TIMEOUT_MS 10000 /* another process holding the write lock (backup, CLI) */
 #define MAX_READERS 256
 #define READER_MMAP "1073741824" /* bytes of the database file each reader maps */
@@ -390,6 +393,7 @@ struct job {
 struct sq_store {
 	struct salus_store base;
 	char *path;
+	bool pc_incomplete; /* no driving by patient+code rows (PC_KEY): a schema-1 database not yet reindexed */
 	struct salus_crypt_vfs *vfs; /* the encrypting VFS; NULL: a plaintext database */
 	struct salus_pk *pk;         /* per-patient record keys; NULL: bodies under the page key only */
 	int batch_max;
@@ -2320,6 +2324,10 @@ static int schema_init(struct sq_store *sq, bool create)
 		 * knows only schema 1 refuse the file instead of misreading it. */
 		if ((rc = exec_sql(db, "UPDATE meta SET val='2' WHERE key='schema_version'")))
 			goto out_rollback;
+		/* rows of schema 1 have no patient+code index rows (search.h): until a
+		 * full `salus reindex` deletes this, searches do not drive by them */
+		if ((rc = exec_sql(db, "INSERT OR REPLACE INTO kv(ns, key, val) VALUES('" PC_NS "', '" PC_KEY "', 'incomplete')")))
+			goto out_rollback;
 		salus_log(SALUS_LOG_INFO, "store.open", "schema=2 from=1");
 	}
 	if ((rc = exec_sql(db, audit_schema_sql)) || (rc = exec_sql(db, token_schema_sql)) ||
@@ -2467,6 +2475,19 @@ static int writer_open(struct sq_store *sq, bool create)
 	sqlite3_wal_hook(sq->w.db, w_wal_hook, sq); /* replaces the inline autocheckpoint */
 	if ((rc = schema_init(sq, create)) || (rc = salus_sx_w_new(sq->w.db, &sq->sx)))
 		goto out_close;
+	{
+		sqlite3_stmt *pc = NULL;
+		if ((rc = map_rc(sqlite3_prepare_v2(sq->w.db, "SELECT 1 FROM kv WHERE ns='" PC_NS "' AND key='" PC_KEY "'",
+						    -1, &pc, NULL))))
+			goto out_close;
+		int step = sqlite3_step(pc);
+		sq->pc_incomplete = step == SQLITE_ROW;
+		sqlite3_finalize(pc);
+		if (step != SQLITE_ROW && step != SQLITE_DONE) {
+			rc = map_rc(step);
+			goto out_close;
+		}
+	}
 	return SALUS_OK;
 out_close:
 	conn_close(&sq->w);
@@ -2599,41 +2620,86 @@ static int open_hit(void *arg, const struct salus_sq_hit *h)
 	return rc;
 }
 
+/* q without its driving patient+code clauses (store.h: redundant with the
+ * patient and code clauses that stay) while those rows are incomplete; the
+ * copy shares everything else with q.  *tmp is the clause array to free. */
+static const struct salus_sq *pc_strip(const struct sq_store *sq, const struct salus_sq *q, struct salus_sq *copy,
+				       struct salus_sq_clause **tmp)
+{
+	size_t n = 0;
+	*tmp = NULL;
+	if (!sq->pc_incomplete)
+		return q;
+	for (size_t i = 0; i < q->nclauses; i++)
+		n += !q->clauses[i].drive;
+	if (n == q->nclauses)
+		return q;
+	if (!(*tmp = salus_calloc(n ? n : 1, sizeof **tmp)))
+		return NULL;
+	*copy = *q;
+	copy->clauses = *tmp;
+	copy->nclauses = 0;
+	for (size_t i = 0; i < q->nclauses; i++)
+		if (!q->clauses[i].drive)
+			(*tmp)[copy->nclauses++] = q->clauses[i];
+	return copy;
+}
+
 /* Searches (store_index.c) on a pooled reader connection. */
-static int sq_search(struct salus_store *s, const struct salus_sq *q, salus_sq_cb cb, void *ctx)
+static int sq_search(struct salus_store *s, const struct salus_sq *q0, salus_sq_cb cb, void *ctx)
 {
 	struct sq_store *sq = sq_of(s);
+	struct salus_sq copy;
+	struct salus_sq_clause *tmp;
+	const struct salus_sq *q = pc_strip(sq, q0, &copy, &tmp);
 	struct conn *c;
+	if (!q)
+		return SALUS_ENOMEM;
 	int rc = reader_get(sq, &c);
-	if (rc)
+	if (rc) {
+		salus_free(tmp);
 		return rc;
+	}
 	struct open_hits oh = {.sq = sq, .cb = cb, .ctx = ctx};
 	rc = salus_sx_search(c->db, q, sq->pk ? open_hit : cb, sq->pk ? (void *)&oh : ctx);
 	reader_put(sq, c);
+	salus_free(tmp);
 	return rc;
 }
 
-static int sq_search_count(struct salus_store *s, const struct salus_sq *q, long *total)
+static int sq_search_count(struct salus_store *s, const struct salus_sq *q0, long *total)
 {
 	struct sq_store *sq = sq_of(s);
+	struct salus_sq copy;
+	struct salus_sq_clause *tmp;
+	const struct salus_sq *q = pc_strip(sq, q0, &copy, &tmp);
 	struct conn *c;
+	if (!q)
+		return SALUS_ENOMEM;
 	int rc = reader_get(sq, &c);
-	if (rc)
-		return rc;
-	rc = salus_sx_count(c->db, q, total);
-	reader_put(sq, c);
+	if (!rc) {
+		rc = salus_sx_count(c->db, q, total);
+		reader_put(sq, c);
+	}
+	salus_free(tmp);
 	return rc;
 }
 
-static int sq_search_plan(struct salus_store *s, const struct salus_sq *q, bool count, char **plan)
+static int sq_search_plan(struct salus_store *s, const struct salus_sq *q0, bool count, char **plan)
 {
 	struct sq_store *sq = sq_of(s);
+	struct salus_sq copy;
+	struct salus_sq_clause *tmp;
+	const struct salus_sq *q = pc_strip(sq, q0, &copy, &tmp);
 	struct conn *c;
+	if (!q)
+		return SALUS_ENOMEM;
 	int rc = reader_get(sq, &c);
-	if (rc)
-		return rc;
-	rc = salus_sx_plan(c->db, q, count, plan);
-	reader_put(sq, c);
+	if (!rc) {
+		rc = salus_sx_plan(c->db, q, count, plan);
+		reader_put(sq, c);
+	}
+	salus_free(tmp);
 	return rc;
 }
 
