@@ -115,7 +115,9 @@ struct tok {
 	uint8_t shape; /* enum shape */
 	uint8_t bits;  /* TB_* */
 	uint8_t mtype; /* 0, or 1 + enum salus_phi assigned by a rule */
+	uint8_t c0;    /* first byte, lower case (ASCII) */
 	uint16_t mrule;
+	uint8_t c1;    /* second byte, lower case, or 0 */
 	float mconf;
 };
 
@@ -127,6 +129,7 @@ struct cspan {
 };
 
 #define NAMESET 1024 /* slots of the per-note name set (at most half used) */
+#define NAME_PRE(c0, c1) ((((unsigned)(c0) * 31u) + (unsigned)(c1)) & 255u)
 #define DCACHE 4096  /* slots of the dictionary look-up cache (a power of two) */
 
 enum notecase { CASE_MIXED, CASE_UPPER, CASE_LOWER };
@@ -159,6 +162,7 @@ struct salus_deid {
 	size_t nout, out_cap;
 	uint64_t names[NAMESET]; /* open-addressing set of hashes of words found as names (0 = empty) */
 	size_t nnames;
+	uint64_t names_pre[4]; /* bits of NAME_PRE(c0, c1) of the words in names: most tokens skip the hash */
 	/* direct-mapped cache of dictionary look-ups: the table is 4 MB, so each
 	 * look-up is a cache miss, and a few hundred words make most of a note */
 	struct {
@@ -716,6 +720,8 @@ static int tokenize(struct salus_deid *d)
 		t->mtype = 0;
 		t->mrule = 0;
 		t->mconf = 0;
+		t->c0 = lowtab[b[s]];
+		t->c1 = e - s > 1 ? lowtab[b[s + 1]] : 0;
 		t->bits = (uint8_t)((sent ? TB_SENT : 0) | (nl ? TB_NL : 0));
 		if (nd && (nu || nl_ || nx))
 			t->shape = SH_MIX;
@@ -826,11 +832,11 @@ static size_t tok_at(const struct salus_deid *d, size_t pos)
 static inline bool tok_is(const struct salus_deid *d, size_t i, const char *w)
 {
 	const struct tok *t = &d->tok[i];
+	/* first letter first (kept in the token): most tokens differ there, and no strlen is needed */
+	if (t->c0 != (unsigned char)w[0])
+		return false;
 	const unsigned char *p = (const unsigned char *)d->b + t->s;
 	size_t n = t->e - t->s;
-	/* first letter first: most tokens differ there, and no strlen is needed */
-	if (lowtab[p[0]] != (unsigned char)w[0])
-		return false;
 	size_t k = 1;
 	for (; k < n; k++)
 		if (lowtab[p[k]] != (unsigned char)w[k])
@@ -1640,6 +1646,7 @@ static void add_name_hash(struct salus_deid *d, size_t i)
 		if (!d->names[k]) {
 			d->names[k] = h;
 			d->nnames++;
+			d->names_pre[NAME_PRE(t->c0, t->c1) / 64] |= 1ull << (NAME_PRE(t->c0, t->c1) % 64);
 			return;
 		}
 	}
@@ -2001,6 +2008,7 @@ static void rules(struct salus_deid *d)
 	if (d->nnames)
 		memset(d->names, 0, sizeof d->names);
 	d->nnames = 0;
+	memset(d->names_pre, 0, sizeof d->names_pre);
 	for (size_t i = 0; i < nt; i++) {
 		struct tok *t = &d->tok[i];
 		if (!tok_alpha(t) || (t->bits & TB_COVERED))
@@ -2205,7 +2213,7 @@ static void rules(struct salus_deid *d)
 	/* "admitted to GH", "FROM THE GBMC": a short unknown capital-letter word after at/to/from. */
 	for (size_t i = 0; mixed && i + 1 < nt; i++) {
 		size_t tl = d->tok[i].e - d->tok[i].s;
-		unsigned char c0 = lowtab[(unsigned char)d->b[d->tok[i].s]];
+		unsigned char c0 = d->tok[i].c0;
 		if (tl < 2 || tl > 4 || (c0 != 'a' && c0 != 't' && c0 != 'f') ||
 		    !tok_in(d, i, (const char *const[]){"at", "to", "from", NULL}))
 			continue;
@@ -2258,7 +2266,7 @@ static void rules(struct salus_deid *d)
 	for (size_t i = 0; i < nt; i++) {
 		const struct tok *t = &d->tok[i];
 		size_t len = t->e - t->s;
-		unsigned char c0 = lowtab[(unsigned char)d->b[t->s]];
+		unsigned char c0 = t->c0;
 		if (i + 1 < nt && d->tok[i + 1].shape == SH_UPPER && d->tok[i + 1].e - d->tok[i + 1].s == 2)
 			loc_city_state(d, i, nt, mixed);
 		if (len >= 2 && len <= 4 && (c0 == 't' || c0 == 'f' || c0 == 'a' || c0 == 'o' || c0 == 'p'))
@@ -2393,7 +2401,8 @@ static void rules(struct salus_deid *d)
 	if (d->nnames)
 		for (size_t i = 0; i < nt; i++) {
 			struct tok *t = &d->tok[i];
-			if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED))
+			if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED) ||
+			    !(d->names_pre[NAME_PRE(t->c0, t->c1) / 64] & (1ull << (NAME_PRE(t->c0, t->c1) % 64))))
 				continue;
 			uint64_t h = tok_hash(d, i);
 			h = h ? h : 1;
