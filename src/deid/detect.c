@@ -1412,6 +1412,51 @@ static int token_formats(struct salus_deid *d, size_t i)
 	return 0;
 }
 
+/* "returned to the OR on 4-12", "cultures from 11-3 grew": month-day with a
+ * dash after a date preposition.  Not a range ("on 2-4 L", "from 3-5 mg",
+ * "on 5-10 units"): the word after it must not be a unit or a count, nor a
+ * number, and the pair must be a plausible month and day. */
+static int date_dash(struct salus_deid *d, size_t i)
+{
+	static const char *const preps[] = {"on", "since", "until", "till", "from", "thru", "through", "dated", NULL};
+	static const char *const counts[] = {"l", "lpm", "liters", "litres", "liter", "mg", "mcg", "g", "gm", "u", "units",
+					    "unit", "cc", "ml", "mls", "cm", "mm", "kg", "lb", "lbs", "hrs", "hours", "hr",
+					    "days", "day", "d", "wks", "weeks", "week", "mins", "min", "minutes", "months",
+					    "mos", "years", "yrs", "yr", "times", "x", "beats", "bpm", "breaths", "puffs",
+					    "tabs", "pills", "episodes", "drops", "gtts", "gtt", "mmhg", "cmh2o", "pm", "am",
+					    "and", "to", "or", "out", "of", "per", "ppd", "packs", "people", "nurses", "hrly",
+					    "q", "fr", "french", "inches", "in", "ft", "feet", "meq", "mmol", "sec", "seconds",
+					    "amps", "bags", "doses", "dose", "vials", "loose", "large", "small", "medium",
+					    "liquid", "soft", "formed", "word", "words", "steps", "mph", "percent", NULL};
+	const struct tok *t = &d->tok[i];
+	if (i == 0 || i + 1 >= d->ntok || byte_at(d, t->e) != '-')
+		return 0;
+	const struct tok *u = &d->tok[i + 1];
+	if (u->shape != SH_NUM || u->s != t->e + 1 || u->e - u->s > 2 || (t->bits & TB_COVERED) ||
+	    (u->bits & TB_COVERED) || t->mtype || u->mtype)
+		return 0;
+	char after = byte_at(d, u->e);
+	if (after == '-' || after == '/' || after == '.' || after == '%' || after == '\'' || after == ':' || after == 'x')
+		return 0;
+	if (t->s > 0 && (d->b[t->s - 1] == '-' || d->b[t->s - 1] == '/' || d->b[t->s - 1] == '.'))
+		return 0;
+	unsigned m = num_at(d->b + t->s, t->e - t->s), dd = num_at(d->b + u->s, u->e - u->s);
+	if (m < 1 || m > 12 || dd < 1 || dd > 31)
+		return 0;
+	if (gap_after(d, i - 1) != GAP_SPACE || !tok_in(d, i - 1, preps))
+		return 0;
+	if (i + 2 < d->ntok && !(d->tok[i + 2].bits & TB_NL)) {
+		const struct tok *w = &d->tok[i + 2];
+		if (w->shape == SH_NUM || w->shape == SH_MIX || w->s == u->e || tok_in(d, i + 2, counts))
+			return 0;
+		/* a plural noun counts: "on 1-2 pillows", "from 3-4 visits" */
+		if (tok_alpha(w) && w->e - w->s > 3 && lower((unsigned char)d->b[w->e - 1]) == 's' &&
+		    (tf(d, i + 2) & (DF_COMMON | DF_VOCAB | DF_MED)))
+			return 0;
+	}
+	return push(d, t->s, u->e, SALUS_PHI_DATE, 0.7f, RULE_DATE_DASH);
+}
+
 static int numeric_rules(struct salus_deid *d)
 {
 	const char *b = d->b;
@@ -1420,6 +1465,8 @@ static int numeric_rules(struct salus_deid *d)
 		struct tok *t = &d->tok[i];
 		size_t len = t->e - t->s;
 		if (((t->shape != SH_LOWER && t->shape != SH_CAP) || byte_at(d, t->e) == ':') && (rc = token_formats(d, i)))
+			break;
+		if (t->shape == SH_NUM && len <= 2 && (rc = date_dash(d, i)))
 			break;
 		if (t->shape == SH_NUM) {
 			/* groups of digits: "51 516 33 75", "617.555.0199", "4111-1111-1111-1111", "078 05 1120" */
@@ -1835,6 +1882,21 @@ static void loc_after_prep(struct salus_deid *d, size_t i, size_t nt, bool mixed
 
 /* "Z. MILLER AWARE", "grace dudak aware", "Earl Rand notified": the words
  * before "aware" are a person unless they are ordinary words. */
+/* In a note with case evidence, token k (lower case, a name or about to be
+ * one) follows a lower-case first name: mark that first name ("jane dudek"). */
+static bool lower_first_name(struct salus_deid *d, size_t k)
+{
+	if (k == 0 || gap_after(d, k - 1) != GAP_SPACE)
+		return false;
+	struct tok *p = &d->tok[k - 1];
+	uint32_t pf = tf(d, k - 1);
+	if (p->shape != SH_LOWER || p->mtype || (p->bits & TB_COVERED) || !(pf & DF_FIRST) ||
+	    (pf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_CRED | DF_ROLE | DF_REL | DF_MED)))
+		return false;
+	mark(d, k - 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+	return true;
+}
+
 static void name_aware(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 {
 	(void)nt;
@@ -1845,6 +1907,10 @@ static void name_aware(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 		return;
 	size_t k = i - 1;
 	struct tok *t = &d->tok[k];
+	if (d->nc != CASE_UPPER && t->mtype == SALUS_PHI_NAME + 1 && t->shape == SH_LOWER && gap_after(d, k) == GAP_SPACE) {
+		lower_first_name(d, k);
+		return;
+	}
 	if (t->mtype || (t->bits & TB_COVERED) || !tok_alpha(t) || t->shape == SH_INIT || gap_after(d, k) != GAP_SPACE)
 		return;
 	uint32_t f = tf(d, k);
@@ -1856,9 +1922,19 @@ static void name_aware(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 		return;
 	if ((f & DF_VOCAB) && !nd)
 		return;
-	if (mixed && t->shape == SH_LOWER)
+	if (mixed && t->shape == SH_LOWER) {
+		/* "jane dudek aware" typed in lower case: a first name and a word in
+		 * no English or medical list before "aware" */
+		if (k == 0 || gap_after(d, k - 1) != GAP_SPACE || (f & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP)) ||
+		    t->e - t->s < 3)
+			return;
+		if (lower_first_name(d, k))
+			mark(d, k, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
 		return;
+	}
 	mark(d, k, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+	if (t->shape == SH_LOWER)
+		lower_first_name(d, k);
 	if (init && !(tf(d, k - 1) & (DF_STOP | DF_ABBR)))
 		mark(d, k - 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
 	extend_left(d, k, 0.7f, RULE_NEIGHBOUR, 2);

@@ -251,6 +251,24 @@ static void test_context_rules(void **state)
 	expect_none("Insulin 10U Lentivar at bedtime.", "Lentivar");
 }
 
+/* Rules of the 2026-12-07 second pass; every name is invented. */
+static void test_context_rules2(void **state)
+{
+	(void)state;
+	/* month-day with a dash after a date preposition */
+	expect("Went back to the OR on 4-12 for a washout.", "4-12", SALUS_PHI_DATE);
+	expect("Blood cultures since 11-3 remain negative.", "11-3", SALUS_PHI_DATE);
+	expect_none("Sats stable on 2-4 L nasal cannula.", "2-4");
+	expect_none("Sleeps on 1-2 pillows at home.", "1-2");
+	expect_none("Weaned from 5-10 mcg overnight.", "5-10");
+	expect_none("Pain went from 7-8 to 3 after morphine.", "7-8");
+	expect_none("Pressure support on 14-5 this morning.", "14-5"); /* not a month */
+	/* a lower-case first name before a surname before "aware" */
+	expect("Plan reviewed. sharon quondrik aware of the labs.", "sharon", SALUS_PHI_NAME);
+	expect("Plan reviewed. sharon quondrik aware of the labs.", "quondrik", SALUS_PHI_NAME);
+	expect_none("Plan reviewed. team lead aware of the labs.", "team");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,7 +276,7 @@ int main(void)
 		cmocka_unit_test(test_locations_and_ages), cmocka_unit_test(test_names),
 		cmocka_unit_test(test_unicode_offsets), cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_clinical_lists),
-		cmocka_unit_test(test_context_rules),
+		cmocka_unit_test(test_context_rules), cmocka_unit_test(test_context_rules2),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
