@@ -32,6 +32,7 @@
 
 static uint8_t cclass[256];        /* CC_* bits of each byte (init_tables) */
 static unsigned char lowtab[256];  /* ASCII lower case */
+static uint8_t kwtab[256][8];      /* KW_* by first byte and min(length, 7) */
 static void init_tables(void);
 
 struct pat_info {
@@ -108,6 +109,14 @@ enum shape { SH_LOWER, SH_CAP, SH_UPPER, SH_INIT, SH_NUM, SH_MIX, SH_OTHER };
 #define TB_COVERED 4u /* inside a pattern span */
 #define TB_HASHED 8u  /* tok.h is computed */
 
+/* Keyword rules a token may start, from its first letter and length alone
+ * (kwtab), so the per-token loops test one bit instead of a chain of
+ * data-dependent comparisons. */
+#define KW_ATTOFROM 1u /* at, to, from (2-4 letters, a/t/f) */
+#define KW_PREP 2u     /* to, from, at, on, per (2-4 letters, t/f/a/o/p) */
+#define KW_AWARE 4u    /* aware */
+#define KW_UNIV 8u     /* u, univ */
+
 struct tok {
 	uint32_t s, e;
 	uint64_t h;    /* FNV-1a of the lower-cased word, without a trailing 's */
@@ -118,6 +127,7 @@ struct tok {
 	uint8_t c0;    /* first byte, lower case (ASCII) */
 	uint16_t mrule;
 	uint8_t c1;    /* second byte, lower case, or 0 */
+	uint8_t kw;    /* KW_*: which keyword rules may start here (by first letter and length) */
 	float mconf;
 };
 
@@ -540,6 +550,20 @@ static void init_tables(void)
 								   : 0);
 		lowtab[c] = lower((unsigned char)c);
 	}
+	for (unsigned c = 0; c < 256; c++)
+		for (unsigned n = 1; n < 8; n++) {
+			unsigned char l = lowtab[c];
+			uint8_t k = 0;
+			if (n >= 2 && n <= 4 && (l == 'a' || l == 't' || l == 'f'))
+				k |= KW_ATTOFROM;
+			if (n >= 2 && n <= 4 && (l == 't' || l == 'f' || l == 'a' || l == 'o' || l == 'p'))
+				k |= KW_PREP;
+			if (n == 5 && l == 'a')
+				k |= KW_AWARE;
+			if (l == 'u' && (n == 1 || n == 4))
+				k |= KW_UNIV;
+			kwtab[c][n] = k;
+		}
 }
 
 /* Character classes of the text as bit masks, 64 bytes per word (bit i of
@@ -634,10 +658,11 @@ static int build_masks(struct salus_deid *d)
 
 static inline unsigned pop64(uint64_t x)
 {
-	unsigned c = 0;
-	for (; x; x &= x - 1) /* a word has few capitals */
-		c++;
-	return c;
+	/* branch-free (a loop per set bit mispredicts on all-caps notes) */
+	x = x - ((x >> 1) & 0x5555555555555555ull);
+	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (unsigned)((x * 0x0101010101010101ull) >> 56);
 }
 
 /* The class bits of [a, b) OR-ed per class into r (uppercase counted in *nu). */
@@ -722,6 +747,7 @@ static int tokenize(struct salus_deid *d)
 		t->mconf = 0;
 		t->c0 = lowtab[b[s]];
 		t->c1 = e - s > 1 ? lowtab[b[s + 1]] : 0;
+		t->kw = kwtab[b[s]][e - s < 7 ? e - s : 7];
 		t->bits = (uint8_t)((sent ? TB_SENT : 0) | (nl ? TB_NL : 0));
 		if (nd && (nu || nl_ || nx))
 			t->shape = SH_MIX;
@@ -2288,10 +2314,7 @@ static void rules(struct salus_deid *d)
 
 	/* "admitted to GH", "FROM THE GBMC": a short unknown capital-letter word after at/to/from. */
 	for (size_t i = 0; mixed && i + 1 < nt; i++) {
-		size_t tl = d->tok[i].e - d->tok[i].s;
-		unsigned char c0 = d->tok[i].c0;
-		if (tl < 2 || tl > 4 || (c0 != 'a' && c0 != 't' && c0 != 'f') ||
-		    !tok_in(d, i, (const char *const[]){"at", "to", "from", NULL}))
+		if (!(d->tok[i].kw & KW_ATTOFROM) || !tok_in(d, i, (const char *const[]){"at", "to", "from", NULL}))
 			continue;
 		size_t j = i + 1;
 		if (tok_is(d, j, "the") && j + 1 < nt)
@@ -2341,13 +2364,11 @@ static void rules(struct salus_deid *d)
 	 * each is tried only on the tokens that can start it. */
 	for (size_t i = 0; i < nt; i++) {
 		const struct tok *t = &d->tok[i];
-		size_t len = t->e - t->s;
-		unsigned char c0 = t->c0;
 		if (i + 1 < nt && d->tok[i + 1].shape == SH_UPPER && d->tok[i + 1].e - d->tok[i + 1].s == 2)
 			loc_city_state(d, i, nt, mixed);
-		if (len >= 2 && len <= 4 && (c0 == 't' || c0 == 'f' || c0 == 'a' || c0 == 'o' || c0 == 'p'))
+		if (t->kw & KW_PREP)
 			loc_after_prep(d, i, nt, mixed);
-		if (len == 5 && c0 == 'a')
+		if (t->kw & KW_AWARE)
 			name_aware(d, i, nt, mixed);
 		if (t->shape == SH_NUM)
 			loc_address(d, i, nt, mixed);
@@ -2355,7 +2376,7 @@ static void rules(struct salus_deid *d)
 			name_signature(d, i, nt, mixed);
 		if (t->s > 0 && d->b[t->s - 1] == '(')
 			name_paren(d, i, nt, mixed);
-		if (c0 == 'u' && (len == 1 || len == 4))
+		if (t->kw & KW_UNIV)
 			loc_university(d, i, nt, mixed);
 	}
 
