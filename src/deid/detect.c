@@ -116,6 +116,7 @@ enum shape { SH_LOWER, SH_CAP, SH_UPPER, SH_INIT, SH_NUM, SH_MIX, SH_OTHER };
 #define KW_PREP 2u     /* to, from, at, on, per (2-4 letters, t/f/a/o/p) */
 #define KW_AWARE 4u    /* aware */
 #define KW_UNIV 8u     /* u, univ */
+#define KW_TRIG 16u    /* passes the context-trigger bit filter (may be a title, relation, label...) */
 
 struct tok {
 	uint32_t s, e;
@@ -176,9 +177,9 @@ struct salus_deid {
 	/* direct-mapped cache of dictionary look-ups: the table is 4 MB, so each
 	 * look-up is a cache miss, and a few hundred words make most of a note */
 	struct {
-		uint64_t h; /* 0 = empty */
+		uint32_t fp; /* 32-bit check of the word hash (never 0); 0 = empty */
 		uint32_t f;
-	} dcache[DCACHE];
+	} dcache[DCACHE]; /* 8 bytes a slot: 32 KB, in L1 */
 };
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -748,6 +749,14 @@ static int tokenize(struct salus_deid *d)
 		t->c0 = lowtab[b[s]];
 		t->c1 = e - s > 1 ? lowtab[b[s + 1]] : 0;
 		t->kw = kwtab[b[s]][e - s < 7 ? e - s : 7];
+		{
+			size_t wn = e - s;
+			if (wn > 3 && b[e - 2] == '\'' && lowtab[b[e - 1]] == 's')
+				wn -= 2;
+			unsigned key = deid_trigger_key(t->c0, t->c1, lowtab[b[s + wn - 1]], wn);
+			if (salus_deid_trigger_filter[key / 64] & (1ull << (key % 64)))
+				t->kw |= KW_TRIG;
+		}
 		t->bits = (uint8_t)((sent ? TB_SENT : 0) | (nl ? TB_NL : 0));
 		if (nd && (nu || nl_ || nx))
 			t->shape = SH_MIX;
@@ -812,10 +821,11 @@ static inline uint64_t tok_hash(struct salus_deid *d, size_t i)
 static inline uint32_t dict_lookup(struct salus_deid *d, uint64_t h)
 {
 	size_t k = (size_t)(h ^ (h >> 29)) & (DCACHE - 1);
-	if (d->dcache[k].h == h && h)
+	uint32_t fp = (uint32_t)(h >> 32) | 1u; /* with the 12 index bits: as selective as the table's fingerprint */
+	if (d->dcache[k].fp == fp)
 		return d->dcache[k].f;
 	uint32_t f = deid_dict_lookup(h);
-	d->dcache[k].h = h;
+	d->dcache[k].fp = fp;
 	d->dcache[k].f = f;
 	return f;
 }
@@ -2115,15 +2125,8 @@ static void rules(struct salus_deid *d)
 		struct tok *t = &d->tok[i];
 		if (!tok_alpha(t) || (t->bits & TB_COVERED))
 			continue;
-		if (!(t->f & DF_LOOKED)) {
-			const unsigned char *w = (const unsigned char *)d->b + t->s;
-			size_t wn = t->e - t->s;
-			if (wn > 3 && w[wn - 2] == '\'' && lower(w[wn - 1]) == 's')
-				wn -= 2;
-			unsigned key = deid_trigger_key(lowtab[w[0]], wn > 1 ? lowtab[w[1]] : 0, lowtab[w[wn - 1]], wn);
-			if (!(salus_deid_trigger_filter[key / 64] & (1ull << (key % 64))))
-				continue;
-		}
+		if (!(t->f & DF_LOOKED) && !(t->kw & KW_TRIG))
+			continue;
 		uint32_t f = tf(d, i);
 		if (!(f & DF_TRIGGER))
 			continue;
