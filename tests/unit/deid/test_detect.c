@@ -267,6 +267,11 @@ static void test_context_rules2(void **state)
 	expect("Plan reviewed. sharon quondrik aware of the labs.", "sharon", SALUS_PHI_NAME);
 	expect("Plan reviewed. sharon quondrik aware of the labs.", "quondrik", SALUS_PHI_NAME);
 	expect_none("Plan reviewed. team lead aware of the labs.", "team");
+	/* first names that hunspell-en-med also lists in lower case */
+	expect("Visitors today were Hannah and Amy from church.", "Hannah", SALUS_PHI_NAME);
+	expect("Visitors today were Hannah and Amy from church.", "Amy", SALUS_PHI_NAME);
+	expect_none("Neuro: PERLA, moves all extremities.", "PERLA");
+	expect_none("Remains on Reg insulin per sliding scale.", "Reg");
 }
 
 int main(void)
