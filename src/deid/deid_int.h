@@ -140,7 +140,7 @@ enum deid_act {
 	  "\\+[0-9]{1,3}[ .-]?(\\([0-9]{1,4}\\)[ .-]?)?[0-9]{1,4}([ .-]?[0-9]{2,5}){1,5}(x[0-9]{1,5})?\\b")                          \
 	X(PHONE_LABEL, "phone.labelled", PHONE, ACT_TAIL, 0.9f, "c",                                                 \
 	  "\\b(phone|tel|telephone|cell|cellular|mobile|pager|beeper|bpr|pgr|pg|beep|fax|ext|extension)" RX_SP       \
-	  "{0,2}(#|no\\.?|number|num|:|=)?" RX_SP "{0,3}[0-9(+][0-9 ().-]{3,20}[0-9]")                                 \
+	  "{0,2}(#|no\\.?|number|num|:|=)?(" RX_SP "{0,3}|" RX_SP "{0,3}\\r?\\n" RX_SP "{0,3})[0-9(+][0-9 ().-]{3,20}[0-9]")                                 \
 	X(EMAIL, "email", EMAIL, ACT_SPAN, 0.99f, "",                                                                \
 	  "[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}\\b")                                      \
 	X(URL_SCHEME, "url.scheme", URL, ACT_URL, 0.99f, "c", "\\b(https?|ftp)://[^\\s<>\"']+")                         \

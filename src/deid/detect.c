@@ -2113,6 +2113,45 @@ static void loc_university(struct salus_deid *d, size_t i, size_t nt, bool mixed
 		mark(d, q, SALUS_PHI_LOCATION, 0.7f, RULE_INST);
 }
 
+/* Newlines between token i-1 and token i. */
+static unsigned newlines_before(const struct salus_deid *d, size_t i)
+{
+	if (i == 0)
+		return 0;
+	unsigned c = 0;
+	for (size_t k = d->tok[i - 1].e; k < d->tok[i].s; k++)
+		c += d->b[k] == '\n';
+	return c;
+}
+
+/* Token i starts a line that begins with a blank (a continuation line). */
+static bool indented_line(const struct salus_deid *d, size_t i)
+{
+	size_t k = d->tok[i].s;
+	return k > 0 && (d->b[k - 1] == ' ' || d->b[k - 1] == '\t');
+}
+
+/* The line starting at token i is "Label:" (its first word, or its first two, before a colon). */
+static bool line_is_label(const struct salus_deid *d, size_t i)
+{
+	for (size_t j = i; j < d->ntok && j < i + 2; j++) {
+		if (j > i && (d->tok[j].bits & TB_NL))
+			return false;
+		if (byte_at(d, d->tok[j].e) == ':')
+			return true;
+	}
+	return false;
+}
+
+/* Tokens on the line that token i starts. */
+static size_t line_tokens(const struct salus_deid *d, size_t i)
+{
+	size_t j = i + 1;
+	while (j < d->ntok && !(d->tok[j].bits & TB_NL))
+		j++;
+	return j - i;
+}
+
 static void rules(struct salus_deid *d)
 {
 	size_t nt = d->ntok;
@@ -2156,7 +2195,10 @@ static void rules(struct salus_deid *d)
 			size_t j = i + 1;
 			if (j < nt && (tf(d, j) & DF_TITLE))
 				j++;
-			if (ctx_name_ok(d, j, 2) && gap_after(d, j - 1) != GAP_NL) {
+			/* "Name:" alone on its line: the name is the short line below it */
+			bool next_line = gap_after(d, j - 1) == GAP_NL && j == i + 1 && byte_at(d, t->e) == ':' &&
+					 newlines_before(d, j) == 1 && line_tokens(d, j) <= 4;
+			if (ctx_name_ok(d, j, 2) && (gap_after(d, j - 1) != GAP_NL || next_line)) {
 				mark(d, j, SALUS_PHI_NAME, 0.9f, RULE_LABEL);
 				extend_right(d, j, 0.85f, RULE_LABEL, 3);
 				/* Last, First */
@@ -2170,11 +2212,21 @@ static void rules(struct salus_deid *d)
 			}
 			continue;
 		}
-		/* Address: / City: → the rest of the line */
+		/* Address: / City: → the rest of the line; a label alone on its line
+		 * ("Address:" then the lines of the address) → the lines below it up to
+		 * a blank line or the next "Label:"; indented lines continue an address */
 		if ((f & DF_LOCLABEL) && byte_at(d, t->e) == ':') {
-			for (size_t j = i + 1; j < nt && j < i + 10; j++) {
-				if (d->tok[j].bits & TB_NL)
-					break;
+			bool block = i + 1 < nt && (d->tok[i + 1].bits & TB_NL) && newlines_before(d, i + 1) == 1;
+			size_t lines = 0;
+			for (size_t j = i + 1; j < nt && j < i + (block ? 30 : 10); j++) {
+				if (d->tok[j].bits & TB_NL) {
+					if (j > i + 1 || !block) {
+						if (!block && !indented_line(d, j))
+							break;
+						if (newlines_before(d, j) > 1 || ++lines >= 5 || line_is_label(d, j))
+							break;
+					}
+				}
 				if (d->tok[j].shape == SH_UPPER && d->tok[j].e - d->tok[j].s == 2)
 					continue; /* a state code is not PHI */
 				mark(d, j, SALUS_PHI_LOCATION, 0.8f, RULE_LABEL_LOC);

@@ -272,6 +272,17 @@ static void test_context_rules2(void **state)
 	expect("Visitors today were Hannah and Amy from church.", "Amy", SALUS_PHI_NAME);
 	expect_none("Neuro: PERLA, moves all extremities.", "PERLA");
 	expect_none("Remains on Reg insulin per sliding scale.", "Reg");
+	/* form layouts: the value on the line below its label */
+	const char *form = "Name:\nTobias Quennell\n\nPhone:\n41-27-93-55\n\nAddress:\nKerbstrasse 12\n Ostwald\n"
+			   "Lorvania 80317\n\nDiagnosis:\nCommunity acquired pneumonia\n";
+	expect(form, "Tobias", SALUS_PHI_NAME);
+	expect(form, "41-27-93-55", SALUS_PHI_PHONE);
+	expect(form, "Kerbstrasse", SALUS_PHI_LOCATION);
+	expect(form, "Ostwald", SALUS_PHI_LOCATION);
+	expect(form, "Lorvania 80317", SALUS_PHI_LOCATION);
+	expect_none(form, "Community");
+	expect_none("Address:\n\nPlan: diuresis and repeat labs.\n", "Plan");
+	expect_none("Address: Larkspur Lane 4\nCommunity acquired pneumonia\n", "Community");
 }
 
 int main(void)
