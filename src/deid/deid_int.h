@@ -230,7 +230,8 @@ enum deid_pat {
 	X(ID_DASHED, "id.dashed", "AB12-34-5678: 2-5 capitals/digits, then two dashed digit groups, 7+ digits") \
 	X(IPV6_FULL, "ip.v6", "eight groups of 1-4 hex digits separated by ':'")     \
 	X(ZIP_STATE, "zip.after-state", "a ZIP after a state code (MA 02118), and the city before it") \
-	X(DATE_DASH, "date.m-d-after-prep", "m-d after on/since/until/from (on 4-12), not a range of a unit")
+	X(DATE_DASH, "date.m-d-after-prep", "m-d after on/since/until/from (on 4-12), not a range of a unit") \
+	X(PHONE_CALL, "phone.after-call", "digit groups after call/reach/answering... at/on (call me on 450 0840)")
 
 enum deid_rule {
 	RULE__FIRST = PAT__COUNT - 1,

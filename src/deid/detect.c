@@ -1493,6 +1493,46 @@ static int date_dash(struct salus_deid *d, size_t i)
 	return push(d, t->s, u->e, SALUS_PHI_DATE, 0.7f, RULE_DATE_DASH);
 }
 
+/* "call me on 450 0840", "not answering at 78 651 450", "reach her at
+ * (64) 3591-3246", "my registered 668 5702": digit groups (7-15 digits in all,
+ * one separator between groups) after a calling verb and at/on. */
+static int phone_after_call(struct salus_deid *d, size_t i)
+{
+	static const char *const verbs[] = {"call", "called", "calling", "reach", "reached", "text", "ring", "dial",
+					    "answering", "answer", "contact", "contacted", "phone", "phoned", NULL};
+	const struct tok *t = &d->tok[i];
+	if (i < 2 || (i > 0 && d->tok[i - 1].e == t->s))
+		return 0;
+	size_t st = t->s;
+	if (st > 0 && (d->b[st - 1] == '(' || d->b[st - 1] == '+'))
+		st--;
+	size_t p = i - 1; /* the word before the number */
+	if (gap_after(d, p) == GAP_NL && !(st < t->s))
+		return 0;
+	bool ok = false;
+	if (tok_is(d, p, "registered"))
+		ok = true;
+	else if (tok_is(d, p, "at") || tok_is(d, p, "on"))
+		for (size_t k = p; k > 0 && k + 4 > p && !ok; k--)
+			ok = tok_in(d, k - 1, verbs);
+	if (!ok)
+		return 0;
+	size_t j = i, digits = t->e - t->s, groups = 1;
+	while (j + 1 < d->ntok && d->tok[j + 1].shape == SH_NUM && groups < 6) {
+		size_t a = d->tok[j].e, z = d->tok[j + 1].s;
+		bool sep = (z == a + 1 && (d->b[a] == ' ' || d->b[a] == '-' || d->b[a] == '.')) ||
+			   (z == a + 2 && d->b[a] == ')' && d->b[a + 1] == ' ') || (z == a + 1 && d->b[a] == ')');
+		if (!sep)
+			break;
+		j++;
+		groups++;
+		digits += d->tok[j].e - d->tok[j].s;
+	}
+	if (digits < 7 || digits > 15 || (groups == 1 && digits < 8) || in_number_run(d, st, d->tok[j].e))
+		return 0;
+	return push(d, st, d->tok[j].e, SALUS_PHI_PHONE, 0.8f, RULE_PHONE_CALL);
+}
+
 static int numeric_rules(struct salus_deid *d)
 {
 	const char *b = d->b;
@@ -1503,6 +1543,8 @@ static int numeric_rules(struct salus_deid *d)
 		if (((t->shape != SH_LOWER && t->shape != SH_CAP) || byte_at(d, t->e) == ':') && (rc = token_formats(d, i)))
 			break;
 		if (t->shape == SH_NUM && len <= 2 && (rc = date_dash(d, i)))
+			break;
+		if (t->shape == SH_NUM && !(t->bits & TB_COVERED) && (rc = phone_after_call(d, i)))
 			break;
 		if (t->shape == SH_NUM) {
 			/* groups of digits: "51 516 33 75", "617.555.0199", "4111-1111-1111-1111", "078 05 1120" */

@@ -283,6 +283,12 @@ static void test_context_rules2(void **state)
 	expect_none(form, "Community");
 	expect_none("Address:\n\nPlan: diuresis and repeat labs.\n", "Plan");
 	expect_none("Address: Larkspur Lane 4\nCommunity acquired pneumonia\n", "Community");
+	/* digit groups after a calling verb and at/on */
+	expect("Please call me on 318 0472 after six.", "318 0472", SALUS_PHI_PHONE);
+	expect("Daughter not answering at 61 730 228 today.", "61 730 228", SALUS_PHI_PHONE);
+	expect("Reach her at (47) 5520-1934 for consent.", "(47) 5520-1934", SALUS_PHI_PHONE);
+	expect_none("Will call MD at 1400 with the results.", "1400");
+	expect_none("Called at 10 30 for pain 8 10.", "10 30");
 }
 
 int main(void)
