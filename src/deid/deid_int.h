@@ -88,6 +88,7 @@ enum deid_act {
 	ACT_LABEL_ID,  /* label only: read the identifier that follows */
 	ACT_AGE,       /* number + "yo": the number */
 	ACT_AGE_WORD,  /* "ninety-two year": the number words */
+	ACT_AGE_WORD_L, /* "aged ninety-two": the number words after the label */
 	ACT_ZIPSTATE,  /* "ST 12345": the ZIP, and the city before ", ST" */
 	ACT_CITY,      /* "City, Statename": the city */
 	ACT_URL,       /* trim trailing punctuation */
@@ -115,6 +116,8 @@ enum deid_act {
 	X(DATE_NUM, "date.m/d/y", DATE, ACT_NUMDATE, 0.95f, "", "\\b" RX_MM "[/.-]" RX_DAY "[/.-](" RX_Y4 "|[0-9]{2})\\b") \
 	X(DATE_DMY, "date.d/m/yyyy", DATE, ACT_NUMDATE, 0.9f, "", "\\b" RX_DAY "[/.-]" RX_MM "[/.-]" RX_Y4 "\\b")         \
 	X(DATE_ISO, "date.iso", DATE, ACT_NUMDATE, 0.97f, "", "\\b" RX_Y4 "[-/.]" RX_MM "[-/.]" RX_DAY "\\b")             \
+	X(DATE_ISO_T, "date.iso-time", DATE, ACT_SPAN, 0.97f, "",                                                    \
+	  "\\b" RX_Y4 "-" RX_MM "-" RX_DAY "T[0-2][0-9](:[0-5][0-9]){1,2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:?[0-9]{2})?")          \
 	X(DATE_MD, "date.m/d", DATE, ACT_PARTIAL, 0.8f, "", "\\b" RX_MM "/" RX_DAY "\\b")                               \
 	X(DATE_MY, "date.m/yyyy", DATE, ACT_NUMDATE, 0.9f, "", "\\b" RX_MM "[/-]" RX_Y4 "\\b")                         \
 	X(DATE_MY2, "date.m/yy", DATE, ACT_PARTIAL, 0.7f, "", "\\b" RX_MM "/(3[2-9]|[4-9][0-9]|0[0-9])\\b")              \
@@ -170,8 +173,15 @@ enum deid_act {
 	X(AGE_YO, "age.years-old", AGE, ACT_AGE, 0.95f, "c",                                                         \
 	  "\\b(9[0-9]|1[0-2][0-9])" RX_SP "{0,2}-?" RX_SP "{0,2}(y/o|y\\.o\\.?|yo|yrs?\\.?|years?|yr)(" RX_SP          \
 	  "{0,2}-?" RX_SP "{0,2}old)?\\b")                                                                            \
-	X(AGE_LABEL, "age.labelled", AGE, ACT_AGE, 0.95f, "c", "\\b(age|aged|ages)" RX_SP "{0,2}:?" RX_SP "{0,2}(9[0-9]|1[0-2][0-9])\\b") \
+	X(AGE_LABEL, "age.labelled", AGE, ACT_AGE, 0.95f, "c",                                                       \
+	  "\\b(age|aged|ages|age/sex|age/gender|turned|turns|turning)" RX_SP "{0,2}:?" RX_SP "{0,2}(9[0-9]|1[0-2][0-9])\\b") \
 	X(AGE_SEX, "age.number-sex", AGE, ACT_AGE, 0.9f, "", "\\b(9[0-9]|1[0-2][0-9])(M|F|yom|yof|YOM|YOF|yo[mf]|YO[MF])\\b") \
+	X(AGE_SEX_SP, "age.number-sex-spaced", AGE, ACT_AGE, 0.85f, "c",                                              \
+	  "\\b(9[0-9]|1[0-2][0-9])" RX_SP "{1,2}(m|f|male|female|man|woman|gentleman|lady|yo)" RX_SP                 \
+	  "{1,2}(with|w/|who|presenting|presents|s/p|h/o|hx|admitted|transferred|brought|here)\\b")                   \
+	X(AGE_WORD_LABEL, "age.words-labelled", AGE, ACT_AGE_WORD_L, 0.9f, "c",                                      \
+	  "\\b(age|aged|age/sex|turned|turns)" RX_SP "{0,2}:?" RX_SP "{0,2}(ninety|one" RX_SP "hundred(" RX_SP "and)?)" \
+	  "([- ](one|two|three|four|five|six|seven|eight|nine))?\\b")                                                 \
 	X(AGE_WORD, "age.words", AGE, ACT_AGE_WORD, 0.9f, "c",                                                       \
 	  "\\b(ninety|one" RX_SP "hundred(" RX_SP "and)?)([- ](one|two|three|four|five|six|seven|eight|nine))?[- ]"   \
 	  "(years?|yrs?|y/o)")                                                                                        \

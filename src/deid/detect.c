@@ -1307,6 +1307,12 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		while (e < c->e && is_digit((unsigned char)b[e]))
 			e++;
 		break;
+	case ACT_AGE_WORD_L: /* skip the label, a colon and blanks */
+		while (s < e && b[s] != ' ' && b[s] != '\t' && b[s] != ':')
+			s++;
+		while (s < e && (b[s] == ' ' || b[s] == '\t' || b[s] == ':'))
+			s++;
+		break;
 	case ACT_AGE_WORD: {
 		size_t k = e;
 		while (k > s && b[k - 1] != ' ' && b[k - 1] != '-')

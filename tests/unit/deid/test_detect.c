@@ -289,6 +289,16 @@ static void test_context_rules2(void **state)
 	expect("Reach her at (47) 5520-1934 for consent.", "(47) 5520-1934", SALUS_PHI_PHONE);
 	expect_none("Will call MD at 1400 with the results.", "1400");
 	expect_none("Called at 10 30 for pain 8 10.", "10 30");
+	/* ages over 89 in more forms */
+	expect("The patient, aged ninety-three, lives alone.", "ninety-three", SALUS_PHI_AGE);
+	expect("Age: ninety one", "ninety one", SALUS_PHI_AGE);
+	expect("Age/Sex: 92/F", "92", SALUS_PHI_AGE);
+	expect("He turned 99 last week.", "99", SALUS_PHI_AGE);
+	expect("HPI: 96 F with dyspnea.", "96", SALUS_PHI_AGE);
+	expect_none("Tmax 101 F overnight, now afebrile.", "101");
+	expect_none("Aged care facility visit.", "Aged");
+	/* ISO date with a time */
+	expect("Collected 2021-07-09T14:05:33Z and sent.", "2021-07-09T14:05:33Z", SALUS_PHI_DATE);
 }
 
 int main(void)
