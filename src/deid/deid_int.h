@@ -86,6 +86,7 @@ enum deid_act {
 	ACT_YEAR,      /* 1960-1999 alone: not followed by a unit */
 	ACT_TAIL,      /* label + value: the span starts at the first value char */
 	ACT_LABEL_ID,  /* label only: read the identifier that follows */
+	ACT_LAST4,     /* "last four of SSN: 6789": the four digits at the end */
 	ACT_AGE,       /* number + "yo": the number */
 	ACT_AGE_WORD,  /* "ninety-two year": the number words */
 	ACT_AGE_WORD_L, /* "aged ninety-two": the number words after the label */
@@ -137,7 +138,8 @@ enum deid_act {
 	  "and|born|dated|class)" RX_SP "{1,2}" RX_Y4 "\\b")                                                         \
 	X(YEAR, "date.year", DATE, ACT_YEAR, 0.6f, "", "\\b19[6-9][0-9]\\b")                                           \
 	X(PHONE_US, "phone.nanp", PHONE, ACT_SPAN, 0.95f, "",                                                        \
-	  "(\\+?1[ .-]?)?(\\([0-9]{3}\\)|\\b[0-9]{3})[ ./-]{0,2}[0-9]{3}[ ./-]{0,2}[0-9]{4}(x[0-9]{1,5})?\\b")                         \
+	  "(\\+?1[ .-]?)?(\\([0-9]{3}\\)|\\b[0-9]{3})[ ./-]{0,2}[0-9]{3}[ ./-]{0,2}[0-9]{4}(" RX_SP "?(x|ext\\.?|extension)" \
+	  RX_SP "?[0-9]{1,5})?\\b")                         \
 	X(PHONE_7, "phone.local", PHONE, ACT_PHONE7, 0.8f, "", "\\b[0-9]{3}[-.][0-9]{4}\\b")                            \
 	X(PHONE_INTL, "phone.intl", PHONE, ACT_SPAN, 0.9f, "",                                                       \
 	  "\\+[0-9]{1,3}[ .-]?(\\([0-9]{1,4}\\)[ .-]?)?[0-9]{1,4}([ .-]?[0-9]{2,5}){1,5}(x[0-9]{1,5})?\\b")                          \
@@ -159,13 +161,19 @@ enum deid_act {
 	X(SSN_LABEL, "ssn.labelled", SSN, ACT_TAIL, 0.97f, "c",                                                      \
 	  "\\b(ssn|ss#|ss" RX_SP "?no|social" RX_SP "+security(" RX_SP "+(number|no|#))?)\\.?" RX_SP "{0,2}[:#]?" RX_SP \
 	  "{0,3}[0-9]{3}[ -]?[0-9]{2}[ -]?[0-9]{4}\\b")                                                               \
+	X(SSN_MASKED, "ssn.masked", SSN, ACT_TAIL, 0.95f, "", "[xX*#]{3}-[xX*#]{2}-[0-9]{4}\\b")                        \
+	X(SSN_LAST4, "ssn.last-four", SSN, ACT_LAST4, 0.9f, "c",                                                     \
+	  "\\b(last" RX_SP "+(4|four)" RX_SP "+(digits" RX_SP "+)?(of" RX_SP "+)?((the|his|her|their|your|my)" RX_SP  \
+	  "+)?(ssn|ss#|social" RX_SP "+security(" RX_SP "+(number|no|#))?|social)|(ssn|social" RX_SP "+security("     \
+	  RX_SP "+number)?)" RX_SP "+(ending|ends)" RX_SP "+(in|with))" RX_SP "{0,2}(is|:|=|#)?" RX_SP               \
+	  "{0,3}[0-9]{4}\\b")                                                                                         \
 	X(CARD_AMEX, "id.card-amex", ID, ACT_SPAN, 0.9f, "", "\\b3[47][0-9]{2}[ -]?[0-9]{6}[ -]?[0-9]{5}\\b")          \
 	X(HASH_ID, "id.hash-number", ID, ACT_HASHID, 0.6f, "", "#" RX_SP "?[A-Za-z0-9-]*[0-9][A-Za-z0-9-]*")           \
 	X(ID_LABEL, "id.labelled", ID, ACT_LABEL_ID, 0.9f, "c",                                                      \
 	  "\\b(mr#|(mrn|mr" RX_SP "?no|medical" RX_SP "+record|acct|account|member" RX_SP "?id|member|subscriber|"    \
 	  "policy|insurance|insurer|beneficiary|medicare|medicaid|claim|licen[cs]e|lic|dl|driver'?s" RX_SP           \
 	  "+licen[cs]e|plate|vin|vehicle|serial|sn|device|implant|pacemaker|npi|dea|passport|badge|employee|"        \
-	  "identifier|ref|reference|confirmation|accession|specimen|tracking|invoice|chart|id|uid|pid|"              \
+	  "identifier|ref|reference|confirmation|accession|specimen|tracking|invoice|chart|id|uid|pid|certificate|cert|"              \
 	  "health" RX_SP "+plan)\\b)(" RX_SP "+(id|identification|number|num|no|nbr|#|code))?\\.?" RX_SP "{0,2}[:#=]?")    \
 	X(ID_LABEL_WEAK, "id.labelled-weak", ID, ACT_LABEL_ID, 0.85f, "c",                                           \
 	  "\\b(case|unit|visit|encounter|record|patient|pt|lot|model|order|group|plan|room|bed|account)" RX_SP         \

@@ -1307,6 +1307,9 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		while (e < c->e && is_digit((unsigned char)b[e]))
 			e++;
 		break;
+	case ACT_LAST4:
+		s = e - 4;
+		break;
 	case ACT_AGE_WORD_L: /* skip the label, a colon and blanks */
 		while (s < e && b[s] != ' ' && b[s] != '\t' && b[s] != ':')
 			s++;

@@ -299,6 +299,13 @@ static void test_context_rules2(void **state)
 	expect_none("Aged care facility visit.", "Aged");
 	/* ISO date with a time */
 	expect("Collected 2021-07-09T14:05:33Z and sent.", "2021-07-09T14:05:33Z", SALUS_PHI_DATE);
+	/* partial SSNs, extensions, certificate numbers */
+	expect("Verified last four of SSN: 4417 at check-in.", "4417", SALUS_PHI_SSN);
+	expect("SSN on file: XXX-XX-2290.", "2290", SALUS_PHI_SSN);
+	expect("Her social security number ends in 8102.", "8102", SALUS_PHI_SSN);
+	expect("Office 312-555-0147 ext. 331 weekdays.", "ext. 331", SALUS_PHI_PHONE);
+	expect("Birth certificate no. 77-40912 attached.", "77-40912", SALUS_PHI_ID);
+	expect_none("Walked the last 4 of 10 laps.", "4");
 }
 
 int main(void)
