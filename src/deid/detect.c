@@ -1150,8 +1150,10 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 			uint32_t f = tf(d, k);
 			if (d->tok[k].shape == SH_NUM)
 				continue;
+			/* a medical term that is not also an English word ("3 UPRBCS ST");
+			 * hunspell-en-med also lists plain words (juniper, hollow) */
 			if ((f & (DF_STOP | DF_ABBR | DF_TITLE | DF_CRED)) ||
-			    ((f & DF_MED) && !(f & (DF_FIRST | DF_LAST | DF_PROPER | DF_PLACE))))
+			    ((f & DF_MED) && !(f & (DF_FIRST | DF_LAST | DF_PROPER | DF_PLACE | DF_COMMON | DF_VOCAB))))
 				return 0;
 			/* "3 UPRBCS. CT": a sentence ends before the "suffix" */
 			if (d->tok[k].e - d->tok[k].s > 2 && b[d->tok[k].e] == '.')
@@ -2393,7 +2395,9 @@ static void rules(struct salus_deid *d)
 				if (p->bits & TB_COVERED)
 					break;
 				if (!tok_in(d, k - 1, generic_inst) && !tok_is(d, k - 1, "of") && !(pf & DF_INST))
-					specific += !(pf & (DF_COMMON | DF_MED)) ? 2 : 1;
+					/* a word in no English list is specific even if the medical
+					 * list has it (it holds place names: brookhaven) */
+					specific += !(pf & (DF_COMMON | DF_VOCAB)) ? 2 : 1;
 				k--;
 				words++;
 			}

@@ -306,6 +306,12 @@ static void test_context_rules2(void **state)
 	expect("Office 312-555-0147 ext. 331 weekdays.", "ext. 331", SALUS_PHI_PHONE);
 	expect("Birth certificate no. 77-40912 attached.", "77-40912", SALUS_PHI_ID);
 	expect_none("Walked the last 4 of 10 laps.", "4");
+	/* a letterhead: institution of a word the medical list also holds, street of plain words */
+	const char *head = "Department of Cardiology\nBrookhaven Regional Hospital\n1420 Juniper Hollow Rd, Suite 300\n"
+			   "Glenmoor, NH 03301\n";
+	expect(head, "Brookhaven", SALUS_PHI_LOCATION);
+	expect(head, "1420 Juniper Hollow Rd", SALUS_PHI_LOCATION);
+	expect_none(head, "Cardiology");
 }
 
 int main(void)
