@@ -2205,6 +2205,34 @@ static size_t line_tokens(const struct salus_deid *d, size_t i)
 	return j - i;
 }
 
+/* "a condo on Marigold Crescent", "the corner of Pell Avenue": capitalised
+ * words and a street word spelled out, after a place preposition (no house
+ * number, so the street pattern did not see it).  Mixed-case notes only. */
+static void loc_street_name(struct salus_deid *d, size_t i)
+{
+	static const char *const preps[] = {"on", "at", "off", "near", "of", "along", "onto", "to", "from", "in", "down",
+					    NULL};
+	static const char *const short_forms[] = {"st", "dr", "ct", "pl", "ter", "cir", "sq", "way", "row", "run", "loop",
+						  "walk", "path", "close", NULL};
+	if (!(tf(d, i) & DF_STREET) || tok_in(d, i, short_forms) || i < 2)
+		return;
+	size_t k = i;
+	while (k > 0 && i - k < 3) {
+		struct tok *p = &d->tok[k - 1];
+		if (p->shape != SH_CAP || gap_after(d, k - 1) != GAP_SPACE || (p->bits & TB_COVERED))
+			break;
+		uint32_t pf = tf(d, k - 1);
+		if (pf & (DF_STOP | DF_TITLE | DF_REL | DF_ROLE | DF_LABEL | DF_VERB | DF_LOCVERB | DF_STREET | DF_INST |
+			  DF_MONTH | DF_ABBR))
+			break;
+		k--;
+	}
+	if (k == i || k == 0 || gap_after(d, k - 1) != GAP_SPACE || !tok_in(d, k - 1, preps))
+		return;
+	for (size_t q = k; q <= i; q++)
+		mark(d, q, SALUS_PHI_LOCATION, 0.75f, RULE_LOC_CONTEXT);
+}
+
 static void rules(struct salus_deid *d)
 {
 	size_t nt = d->ntok;
@@ -2488,6 +2516,8 @@ static void rules(struct salus_deid *d)
 			name_paren(d, i, nt, mixed);
 		if (t->kw & KW_UNIV)
 			loc_university(d, i, nt, mixed);
+		if (mixed && t->shape == SH_CAP && t->e - t->s >= 3)
+			loc_street_name(d, i);
 	}
 
 	/* Dictionary and capitalisation. */

@@ -312,6 +312,12 @@ static void test_context_rules2(void **state)
 	expect(head, "Brookhaven", SALUS_PHI_LOCATION);
 	expect(head, "1420 Juniper Hollow Rd", SALUS_PHI_LOCATION);
 	expect_none(head, "Cardiology");
+	/* a street without a house number; a practice */
+	expect("Lives in a condo on Marigold Crescent with her cat.", "Marigold Crescent", SALUS_PHI_LOCATION);
+	expect_none("Moved up to the Emergency Department Friday.", "Emergency");
+	expect_none("Dr Parr reviewed the Chest Drain site.", "Chest");
+	expect("Follow up at the Westbrook Family Practice in 2 weeks.", "Westbrook Family Practice",
+	       SALUS_PHI_LOCATION);
 }
 
 int main(void)
