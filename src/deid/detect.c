@@ -516,6 +516,19 @@ static int find_starts(struct salus_deid *d)
 			d->cand[w++] = c;
 			continue;
 		default:
+			/* a label before an identifier ("MRN:", "ID:", ~900 a megabyte of
+			 * nursing notes, mostly the infectious-disease heading): only its end
+			 * is used, so the label's last word stands for its start */
+			if (pats[c.pat].act == ACT_LABEL_ID) {
+				while (q > 0 && (d->b[q - 1] == ':' || d->b[q - 1] == '#' || d->b[q - 1] == '=' ||
+						 d->b[q - 1] == ' ' || d->b[q - 1] == '\t' || d->b[q - 1] == '.'))
+					q--;
+				while (q > 0 && (is_alnum((unsigned char)d->b[q - 1]) || d->b[q - 1] == '#'))
+					q--;
+				c.s = (uint32_t)q;
+				d->cand[w++] = c;
+				continue;
+			}
 			break;
 		}
 		uint32_t width = d->width[c.pat];
@@ -1096,6 +1109,14 @@ static int zip_city(struct salus_deid *d, size_t s, size_t z, size_t e, float co
 	return 0;
 }
 
+/* Words of the id.labelled pattern that take an "ID" after them ("member ID"). */
+static const char *const id_label_words[] = {
+	"mr", "mrn", "record", "acct", "account", "member", "subscriber", "policy", "insurance", "insurer",
+	"beneficiary", "medicare", "medicaid", "claim", "license", "licence", "lic", "dl", "plate", "vin",
+	"vehicle", "serial", "sn", "device", "implant", "pacemaker", "npi", "dea", "passport", "badge",
+	"employee", "identifier", "ref", "reference", "confirmation", "accession", "specimen", "tracking",
+	"invoice", "chart", "certificate", "cert", "plan", NULL};
+
 static int do_candidate(struct salus_deid *d, const struct cand *c)
 {
 	const struct pat_info *p = &pats[c->pat];
@@ -1289,10 +1310,11 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 				dots += b[q++] == '.';
 			if (q == k && dots) /* a decimal number: "ID: WBC 6.8" */
 				return 0;
-			/* a bare "ID" label is weak: "ID: TM 101" is the infectious-disease section */
+			/* a bare "ID" label is weak: "ID: TM 101" is the infectious-disease section
+			 * (s is the start of the label's last word, see find_starts) */
 			size_t lt = tok_at(d, s);
-			if (lt < d->ntok && d->tok[lt].e == e - (size_t)(b[e - 1] == ':' || b[e - 1] == '#') &&
-			    tok_is(d, lt, "id") && k - vs < 5)
+			if (c->pat == PAT_ID_LABEL && lt < d->ntok && tok_is(d, lt, "id") && k - vs < 5 &&
+			    !(lt > 0 && gap_after(d, lt - 1) == GAP_SPACE && tok_in(d, lt - 1, id_label_words)))
 				return 0;
 		}
 		if (k - vs <= 3 && digits == k - vs) {
