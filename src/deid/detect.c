@@ -33,6 +33,10 @@
 static uint8_t cclass[256];        /* CC_* bits of each byte (init_tables) */
 static unsigned char lowtab[256];  /* ASCII lower case */
 static uint8_t kwtab[256][8];      /* KW_* by first byte and min(length, 7) */
+static uint8_t weak_tab[256];      /* 1 + index in weak_first by WEAK_KEY of the first two letters, or 0 */
+static const char *const weak_first[] = {"case",  "unit",  "visit", "encounter", "record", "patient", "pt", "lot",
+					 "model", "order", "group", "plan",  "room",      "bed",    "account"};
+#define WEAK_KEY(c0, c1) ((((unsigned)(c0) * 31u) + (unsigned)(c1)) & 255u) /* no two of weak_first collide */
 static void init_tables(void);
 
 struct pat_info {
@@ -237,7 +241,14 @@ static int compile_now(struct salus_deid *d)
 			return SALUS_EINTERNAL;
 		}
 	}
-	if (hs_compile_multi(exprs, flags, ids, PAT__COUNT, HS_MODE_BLOCK, NULL, &d->db, &err) != HS_SUCCESS) {
+	unsigned k = 0; /* the block database leaves out the patterns found on tokens ("t") */
+	for (unsigned i = 0; i < PAT__COUNT; i++)
+		if (!strchr(pats[i].flags, 't')) {
+			exprs[k] = pats[i].expr;
+			flags[k] = pat_flags(i, false);
+			ids[k++] = i;
+		}
+	if (hs_compile_multi(exprs, flags, ids, k, HS_MODE_BLOCK, NULL, &d->db, &err) != HS_SUCCESS) {
 		hs_free_compile_error(err);
 		return SALUS_EINTERNAL;
 	}
@@ -578,6 +589,8 @@ static void init_tables(void)
 				k |= KW_UNIV;
 			kwtab[c][n] = k;
 		}
+	for (unsigned i = 0; i < sizeof weak_first / sizeof weak_first[0]; i++)
+		weak_tab[WEAK_KEY(weak_first[i][0], weak_first[i][1])] = (uint8_t)(i + 1);
 }
 
 /* Character classes of the text as bit masks, 64 bytes per word (bit i of
@@ -1106,6 +1119,54 @@ static int zip_city(struct salus_deid *d, size_t s, size_t z, size_t e, float co
 	}
 	if (got)
 		return push(d, d->tok[j].s, d->tok[ti - 1].e, SALUS_PHI_LOCATION, 0.85f, RULE_CITY_ZIP);
+	return 0;
+}
+
+/* The id.labelled-weak pattern on tokens: "Pt ID:", "Bed #", "Room No." --
+ * (case|unit|visit|encounter|record|patient|pt|lot|model|order|group|plan|room|
+ * bed|account), at most two blanks, then a word starting with id, identification,
+ * number, num, nbr or "no.", or a '#'; a candidate for each, as the pattern's
+ * matches would be (the value after it is read by do_candidate). */
+static int weak_labels(struct salus_deid *d)
+{
+	static const char *const second[] = {"identification", "number", "num", "nbr", "id", NULL};
+	for (size_t i = 0; i < d->ntok; i++) {
+		const struct tok *t = &d->tok[i];
+		/* the first two letters pick the one word it could be */
+		unsigned wi = weak_tab[WEAK_KEY(t->c0, t->c1)];
+		if (!wi || !tok_is(d, i, weak_first[wi - 1]))
+			continue;
+		size_t k = t->e, sp = 0;
+		while (k < d->n && sp < 2 && (d->b[k] == ' ' || d->b[k] == '\t'))
+			k++, sp++;
+		size_t ends[6], ne = 0;
+		if (k < d->n && d->b[k] == '#') {
+			ends[ne++] = k + 1;
+		} else if (i + 1 < d->ntok && d->tok[i + 1].s == k && k > t->e) {
+			const unsigned char *w = (const unsigned char *)d->b + k;
+			size_t wl = d->tok[i + 1].e - k;
+			for (const char *const *q = second; *q; q++) {
+				size_t ql = strlen(*q), x = 0;
+				while (x < ql && x < wl && lowtab[w[x]] == (unsigned char)(*q)[x])
+					x++;
+				if (x == ql)
+					ends[ne++] = k + ql;
+			}
+			if (wl == 2 && lowtab[w[0]] == 'n' && lowtab[w[1]] == 'o' && k + 2 < d->n && d->b[k + 2] == '.')
+				ends[ne++] = k + 3;
+		}
+		for (size_t x = 0; x < ne; x++) {
+			/* the pattern's longest match: blanks and one of ':#=' after it */
+			size_t e = ends[x], z = e, b2 = 0;
+			while (z < d->n && b2 < 2 && (d->b[z] == ' ' || d->b[z] == '\t'))
+				z++, b2++;
+			if (z < d->n && (d->b[z] == ':' || d->b[z] == '#' || d->b[z] == '='))
+				e = z + 1;
+			if (d->ncand == d->cand_cap && grow((void **)&d->cand, &d->cand_cap, d->ncand + 1, sizeof *d->cand))
+				return SALUS_ENOMEM;
+			d->cand[d->ncand++] = (struct cand){t->s, (uint32_t)e, PAT_ID_LABEL_WEAK};
+		}
+	}
 	return 0;
 }
 
@@ -2819,6 +2880,8 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 	if (rc)
 		return rc;
 	if ((rc = tokenize(d)))
+		return rc;
+	if ((rc = weak_labels(d)))
 		return rc;
 	if (d->ncand > 1)
 		qsort(d->cand, d->ncand, sizeof *d->cand, cmp_cand);
