@@ -189,7 +189,7 @@ enum deid_act {
 	X(AGE_LABEL, "age.labelled", AGE, ACT_AGE, 0.95f, "c",                                                       \
 	  "\\b(age|aged|ages|age/sex|age/gender|turned|turns|turning)" RX_SP "{0,2}:?" RX_SP "{0,2}(9[0-9]|1[0-2][0-9])\\b") \
 	X(AGE_SEX, "age.number-sex", AGE, ACT_AGE, 0.9f, "", "\\b(9[0-9]|1[0-2][0-9])(M|F|yom|yof|YOM|YOF|yo[mf]|YO[MF])\\b") \
-	X(AGE_SEX_SP, "age.number-sex-spaced", AGE, ACT_AGE, 0.85f, "c",                                              \
+	X(AGE_SEX_SP, "age.number-sex-spaced", AGE, ACT_AGE, 0.85f, "ct",                                              \
 	  "\\b(9[0-9]|1[0-2][0-9])" RX_SP "{1,2}(m|f|male|female|man|woman|gentleman|lady|yo)" RX_SP                 \
 	  "{1,2}(with|w/|who|presenting|presents|s/p|h/o|hx|admitted|transferred|brought|here)\\b")                   \
 	X(AGE_WORD_LABEL, "age.words-labelled", AGE, ACT_AGE_WORD_L, 0.9f, "c",                                      \

@@ -1170,6 +1170,60 @@ static int weak_labels(struct salus_deid *d)
 	return 0;
 }
 
+/* Does the text at p (n bytes left) start with the lower-case word w, caselessly? */
+static bool text_is(const char *p, size_t n, const char *w)
+{
+	size_t k = 0;
+	for (; w[k]; k++)
+		if (k >= n || lowtab[(unsigned char)p[k]] != (unsigned char)w[k])
+			return false;
+	return true;
+}
+
+/* The age.number-sex-spaced pattern on tokens: "96 F with", "101 woman who":
+ * 90-129, one or two blanks, a sex word, one or two blanks, a word that goes on
+ * the story (\b around the words, as the pattern). */
+static int age_sex_spaced(struct salus_deid *d)
+{
+	static const char *const sex[] = {"m", "f", "male", "female", "man", "woman", "gentleman", "lady", "yo", NULL};
+	static const char *const next[] = {"with", "w/", "who", "presenting", "presents", "s/p", "h/o", "hx", "admitted",
+					   "transferred", "brought", "here", NULL};
+	const char *b = d->b;
+	for (size_t i = 0; i + 1 < d->ntok; i++) {
+		const struct tok *t = &d->tok[i];
+		if (t->shape != SH_NUM || t->e - t->s < 2 || t->e - t->s > 3)
+			continue;
+		unsigned v = num_at(b + t->s, t->e - t->s);
+		if (v < 90 || v > 129 || (t->e - t->s == 3 && b[t->s] != '1') || (t->e - t->s == 2 && b[t->s] != '9'))
+			continue;
+		size_t k = t->e, sp = 0;
+		while (k < d->n && sp < 3 && (b[k] == ' ' || b[k] == '\t'))
+			k++, sp++;
+		const struct tok *u = &d->tok[i + 1];
+		if (sp < 1 || sp > 2 || u->s != k || !tok_in(d, i + 1, sex))
+			continue;
+		k = u->e;
+		sp = 0;
+		while (k < d->n && sp < 3 && (b[k] == ' ' || b[k] == '\t'))
+			k++, sp++;
+		if (sp < 1 || sp > 2)
+			continue;
+		for (const char *const *q = next; *q; q++) {
+			size_t ql = strlen(*q);
+			if (!text_is(b + k, d->n - k, *q))
+				continue;
+			bool word_end = k + ql < d->n && is_alnum((unsigned char)b[k + ql]);
+			if ((*q)[ql - 1] == '/' ? !word_end : word_end)
+				continue; /* \b after the word */
+			if (d->ncand == d->cand_cap && grow((void **)&d->cand, &d->cand_cap, d->ncand + 1, sizeof *d->cand))
+				return SALUS_ENOMEM;
+			d->cand[d->ncand++] = (struct cand){t->s, (uint32_t)(k + ql), PAT_AGE_SEX_SP};
+			break;
+		}
+	}
+	return 0;
+}
+
 /* Words of the id.labelled pattern that take an "ID" after them ("member ID"). */
 static const char *const id_label_words[] = {
 	"mr", "mrn", "record", "acct", "account", "member", "subscriber", "policy", "insurance", "insurer",
@@ -2881,7 +2935,7 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 		return rc;
 	if ((rc = tokenize(d)))
 		return rc;
-	if ((rc = weak_labels(d)))
+	if ((rc = weak_labels(d)) || (rc = age_sex_spaced(d)))
 		return rc;
 	if (d->ncand > 1)
 		qsort(d->cand, d->ncand, sizeof *d->cand, cmp_cand);
