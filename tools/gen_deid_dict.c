@@ -197,6 +197,17 @@ int main(int argc, char **argv)
 		*b = 0;
 		load(spec, a + 1, b + 1);
 	}
+	/* hunspell-en-med lists many personal names in lower case (amy, andrew,
+	 * lisa...), which would make them medical terms: a first name that is in no
+	 * English word list keeps its name flags only */
+	size_t unmed = 0;
+	for (uint32_t i = 0; i < TSIZE; i++) {
+		uint32_t fl = (uint32_t)table[i];
+		if (table[i] && (fl & DF_FIRST) && (fl & DF_MED) && !(fl & (DF_COMMON | DF_VOCAB | DF_ABBR))) {
+			table[i] &= ~(uint64_t)DF_MED;
+			unmed++;
+		}
+	}
 	FILE *o = fopen(argv[1], "w");
 	if (!o) {
 		perror(argv[1]);
@@ -218,6 +229,6 @@ int main(int argc, char **argv)
 		perror(argv[1]);
 		return 1;
 	}
-	fprintf(stderr, "gen_deid_dict: %zu words\n", nwords);
+	fprintf(stderr, "gen_deid_dict: %zu words (%zu first names not medical terms)\n", nwords, unmed);
 	return 0;
 }

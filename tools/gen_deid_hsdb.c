@@ -87,7 +87,15 @@ int main(int argc, char **argv)
 		(unsigned long long)deid_patterns_hash());
 	size_t total = 0;
 	off[0] = 0;
-	if (hs_compile_multi(exprs, flags, ids, PAT__COUNT, HS_MODE_BLOCK, NULL, &db, &err) != HS_SUCCESS) {
+	const char *scan_exprs[PAT__COUNT];
+	unsigned scan_flags[PAT__COUNT], scan_ids[PAT__COUNT], nscan = 0;
+	for (unsigned i = 0; i < PAT__COUNT; i++)
+		if (!strchr(fl[i], 't')) { /* "t": found on tokens by detect.c */
+			scan_exprs[nscan] = exprs[i];
+			scan_flags[nscan] = flags[i];
+			scan_ids[nscan++] = ids[i];
+		}
+	if (hs_compile_multi(scan_exprs, scan_flags, scan_ids, nscan, HS_MODE_BLOCK, NULL, &db, &err) != HS_SUCCESS) {
 		fprintf(stderr, "gen_deid_hsdb: pattern %d: %s\n", err->expression, err->message);
 		return 1;
 	}

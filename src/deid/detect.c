@@ -32,6 +32,11 @@
 
 static uint8_t cclass[256];        /* CC_* bits of each byte (init_tables) */
 static unsigned char lowtab[256];  /* ASCII lower case */
+static uint8_t kwtab[256][8];      /* KW_* by first byte and min(length, 7) */
+static uint8_t weak_tab[256];      /* 1 + index in weak_first by WEAK_KEY of the first two letters, or 0 */
+static const char *const weak_first[] = {"case",  "unit",  "visit", "encounter", "record", "patient", "pt", "lot",
+					 "model", "order", "group", "plan",  "room",      "bed",    "account"};
+#define WEAK_KEY(c0, c1) ((((unsigned)(c0) * 31u) + (unsigned)(c1)) & 255u) /* no two of weak_first collide */
 static void init_tables(void);
 
 struct pat_info {
@@ -108,6 +113,15 @@ enum shape { SH_LOWER, SH_CAP, SH_UPPER, SH_INIT, SH_NUM, SH_MIX, SH_OTHER };
 #define TB_COVERED 4u /* inside a pattern span */
 #define TB_HASHED 8u  /* tok.h is computed */
 
+/* Keyword rules a token may start, from its first letter and length alone
+ * (kwtab), so the per-token loops test one bit instead of a chain of
+ * data-dependent comparisons. */
+#define KW_ATTOFROM 1u /* at, to, from (2-4 letters, a/t/f) */
+#define KW_PREP 2u     /* to, from, at, on, per (2-4 letters, t/f/a/o/p) */
+#define KW_AWARE 4u    /* aware */
+#define KW_UNIV 8u     /* u, univ */
+#define KW_TRIG 16u    /* passes the context-trigger bit filter (may be a title, relation, label...) */
+
 struct tok {
 	uint32_t s, e;
 	uint64_t h;    /* FNV-1a of the lower-cased word, without a trailing 's */
@@ -115,7 +129,10 @@ struct tok {
 	uint8_t shape; /* enum shape */
 	uint8_t bits;  /* TB_* */
 	uint8_t mtype; /* 0, or 1 + enum salus_phi assigned by a rule */
+	uint8_t c0;    /* first byte, lower case (ASCII) */
 	uint16_t mrule;
+	uint8_t c1;    /* second byte, lower case, or 0 */
+	uint8_t kw;    /* KW_*: which keyword rules may start here (by first letter and length) */
 	float mconf;
 };
 
@@ -127,6 +144,7 @@ struct cspan {
 };
 
 #define NAMESET 1024 /* slots of the per-note name set (at most half used) */
+#define NAME_PRE(c0, c1) ((((unsigned)(c0) * 31u) + (unsigned)(c1)) & 255u)
 #define DCACHE 4096  /* slots of the dictionary look-up cache (a power of two) */
 
 enum notecase { CASE_MIXED, CASE_UPPER, CASE_LOWER };
@@ -159,12 +177,13 @@ struct salus_deid {
 	size_t nout, out_cap;
 	uint64_t names[NAMESET]; /* open-addressing set of hashes of words found as names (0 = empty) */
 	size_t nnames;
+	uint64_t names_pre[4]; /* bits of NAME_PRE(c0, c1) of the words in names: most tokens skip the hash */
 	/* direct-mapped cache of dictionary look-ups: the table is 4 MB, so each
 	 * look-up is a cache miss, and a few hundred words make most of a note */
 	struct {
-		uint64_t h; /* 0 = empty */
+		uint32_t fp; /* 32-bit check of the word hash (never 0); 0 = empty */
 		uint32_t f;
-	} dcache[DCACHE];
+	} dcache[DCACHE]; /* 8 bytes a slot: 32 KB, in L1 */
 };
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -222,7 +241,14 @@ static int compile_now(struct salus_deid *d)
 			return SALUS_EINTERNAL;
 		}
 	}
-	if (hs_compile_multi(exprs, flags, ids, PAT__COUNT, HS_MODE_BLOCK, NULL, &d->db, &err) != HS_SUCCESS) {
+	unsigned k = 0; /* the block database leaves out the patterns found on tokens ("t") */
+	for (unsigned i = 0; i < PAT__COUNT; i++)
+		if (!strchr(pats[i].flags, 't')) {
+			exprs[k] = pats[i].expr;
+			flags[k] = pat_flags(i, false);
+			ids[k++] = i;
+		}
+	if (hs_compile_multi(exprs, flags, ids, k, HS_MODE_BLOCK, NULL, &d->db, &err) != HS_SUCCESS) {
 		hs_free_compile_error(err);
 		return SALUS_EINTERNAL;
 	}
@@ -332,10 +358,19 @@ bool salus_deid_utf8_valid(const char *s, size_t n, const char **why)
 
 size_t salus_deid_utf8_chars(const char *s, size_t n)
 {
-	size_t c = 0;
-	for (size_t i = 0; i < n; i++)
-		c += ((unsigned char)s[i] & 0xC0) != 0x80;
-	return c;
+	/* every byte that is not a continuation byte (10xxxxxx) starts a
+	 * character: count the continuation bytes eight at a time */
+	const uint64_t hi = 0x8080808080808080ull;
+	size_t cont = 0, i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x;
+		memcpy(&x, s + i, 8);
+		if (x & hi)
+			cont += (size_t)__builtin_popcountll(x & hi & ~(x << 1));
+	}
+	for (; i < n; i++)
+		cont += ((unsigned char)s[i] & 0xC0) == 0x80;
+	return n - cont;
 }
 
 /* Normalise valid UTF-8 into d->norm with d->map.  ASCII bytes are copied;
@@ -492,6 +527,19 @@ static int find_starts(struct salus_deid *d)
 			d->cand[w++] = c;
 			continue;
 		default:
+			/* a label before an identifier ("MRN:", "ID:", ~900 a megabyte of
+			 * nursing notes, mostly the infectious-disease heading): only its end
+			 * is used, so the label's last word stands for its start */
+			if (pats[c.pat].act == ACT_LABEL_ID) {
+				while (q > 0 && (d->b[q - 1] == ':' || d->b[q - 1] == '#' || d->b[q - 1] == '=' ||
+						 d->b[q - 1] == ' ' || d->b[q - 1] == '\t' || d->b[q - 1] == '.'))
+					q--;
+				while (q > 0 && (is_alnum((unsigned char)d->b[q - 1]) || d->b[q - 1] == '#'))
+					q--;
+				c.s = (uint32_t)q;
+				d->cand[w++] = c;
+				continue;
+			}
 			break;
 		}
 		uint32_t width = d->width[c.pat];
@@ -527,6 +575,22 @@ static void init_tables(void)
 								   : 0);
 		lowtab[c] = lower((unsigned char)c);
 	}
+	for (unsigned c = 0; c < 256; c++)
+		for (unsigned n = 1; n < 8; n++) {
+			unsigned char l = lowtab[c];
+			uint8_t k = 0;
+			if (n >= 2 && n <= 4 && (l == 'a' || l == 't' || l == 'f'))
+				k |= KW_ATTOFROM;
+			if (n >= 2 && n <= 4 && (l == 't' || l == 'f' || l == 'a' || l == 'o' || l == 'p'))
+				k |= KW_PREP;
+			if (n == 5 && l == 'a')
+				k |= KW_AWARE;
+			if (l == 'u' && (n == 1 || n == 4))
+				k |= KW_UNIV;
+			kwtab[c][n] = k;
+		}
+	for (unsigned i = 0; i < sizeof weak_first / sizeof weak_first[0]; i++)
+		weak_tab[WEAK_KEY(weak_first[i][0], weak_first[i][1])] = (uint8_t)(i + 1);
 }
 
 /* Character classes of the text as bit masks, 64 bytes per word (bit i of
@@ -621,10 +685,11 @@ static int build_masks(struct salus_deid *d)
 
 static inline unsigned pop64(uint64_t x)
 {
-	unsigned c = 0;
-	for (; x; x &= x - 1) /* a word has few capitals */
-		c++;
-	return c;
+	/* branch-free (a loop per set bit mispredicts on all-caps notes) */
+	x = x - ((x >> 1) & 0x5555555555555555ull);
+	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (unsigned)((x * 0x0101010101010101ull) >> 56);
 }
 
 /* The class bits of [a, b) OR-ed per class into r (uppercase counted in *nu). */
@@ -707,6 +772,17 @@ static int tokenize(struct salus_deid *d)
 		t->mtype = 0;
 		t->mrule = 0;
 		t->mconf = 0;
+		t->c0 = lowtab[b[s]];
+		t->c1 = e - s > 1 ? lowtab[b[s + 1]] : 0;
+		t->kw = kwtab[b[s]][e - s < 7 ? e - s : 7];
+		{
+			size_t wn = e - s;
+			if (wn > 3 && b[e - 2] == '\'' && lowtab[b[e - 1]] == 's')
+				wn -= 2;
+			unsigned key = deid_trigger_key(t->c0, t->c1, lowtab[b[s + wn - 1]], wn);
+			if (salus_deid_trigger_filter[key / 64] & (1ull << (key % 64)))
+				t->kw |= KW_TRIG;
+		}
 		t->bits = (uint8_t)((sent ? TB_SENT : 0) | (nl ? TB_NL : 0));
 		if (nd && (nu || nl_ || nx))
 			t->shape = SH_MIX;
@@ -771,10 +847,11 @@ static inline uint64_t tok_hash(struct salus_deid *d, size_t i)
 static inline uint32_t dict_lookup(struct salus_deid *d, uint64_t h)
 {
 	size_t k = (size_t)(h ^ (h >> 29)) & (DCACHE - 1);
-	if (d->dcache[k].h == h && h)
+	uint32_t fp = (uint32_t)(h >> 32) | 1u; /* with the 12 index bits: as selective as the table's fingerprint */
+	if (d->dcache[k].fp == fp)
 		return d->dcache[k].f;
 	uint32_t f = deid_dict_lookup(h);
-	d->dcache[k].h = h;
+	d->dcache[k].fp = fp;
 	d->dcache[k].f = f;
 	return f;
 }
@@ -817,11 +894,11 @@ static size_t tok_at(const struct salus_deid *d, size_t pos)
 static inline bool tok_is(const struct salus_deid *d, size_t i, const char *w)
 {
 	const struct tok *t = &d->tok[i];
+	/* first letter first (kept in the token): most tokens differ there, and no strlen is needed */
+	if (t->c0 != (unsigned char)w[0])
+		return false;
 	const unsigned char *p = (const unsigned char *)d->b + t->s;
 	size_t n = t->e - t->s;
-	/* first letter first: most tokens differ there, and no strlen is needed */
-	if (lowtab[p[0]] != (unsigned char)w[0])
-		return false;
 	size_t k = 1;
 	for (; k < n; k++)
 		if (lowtab[p[k]] != (unsigned char)w[k])
@@ -1045,6 +1122,116 @@ static int zip_city(struct salus_deid *d, size_t s, size_t z, size_t e, float co
 	return 0;
 }
 
+/* The id.labelled-weak pattern on tokens: "Pt ID:", "Bed #", "Room No." --
+ * (case|unit|visit|encounter|record|patient|pt|lot|model|order|group|plan|room|
+ * bed|account), at most two blanks, then a word starting with id, identification,
+ * number, num, nbr or "no.", or a '#'; a candidate for each, as the pattern's
+ * matches would be (the value after it is read by do_candidate). */
+static int weak_labels(struct salus_deid *d)
+{
+	static const char *const second[] = {"identification", "number", "num", "nbr", "id", NULL};
+	for (size_t i = 0; i < d->ntok; i++) {
+		const struct tok *t = &d->tok[i];
+		/* the first two letters pick the one word it could be */
+		unsigned wi = weak_tab[WEAK_KEY(t->c0, t->c1)];
+		if (!wi || !tok_is(d, i, weak_first[wi - 1]))
+			continue;
+		size_t k = t->e, sp = 0;
+		while (k < d->n && sp < 2 && (d->b[k] == ' ' || d->b[k] == '\t'))
+			k++, sp++;
+		size_t ends[6], ne = 0;
+		if (k < d->n && d->b[k] == '#') {
+			ends[ne++] = k + 1;
+		} else if (i + 1 < d->ntok && d->tok[i + 1].s == k && k > t->e) {
+			const unsigned char *w = (const unsigned char *)d->b + k;
+			size_t wl = d->tok[i + 1].e - k;
+			for (const char *const *q = second; *q; q++) {
+				size_t ql = strlen(*q), x = 0;
+				while (x < ql && x < wl && lowtab[w[x]] == (unsigned char)(*q)[x])
+					x++;
+				if (x == ql)
+					ends[ne++] = k + ql;
+			}
+			if (wl == 2 && lowtab[w[0]] == 'n' && lowtab[w[1]] == 'o' && k + 2 < d->n && d->b[k + 2] == '.')
+				ends[ne++] = k + 3;
+		}
+		for (size_t x = 0; x < ne; x++) {
+			/* the pattern's longest match: blanks and one of ':#=' after it */
+			size_t e = ends[x], z = e, b2 = 0;
+			while (z < d->n && b2 < 2 && (d->b[z] == ' ' || d->b[z] == '\t'))
+				z++, b2++;
+			if (z < d->n && (d->b[z] == ':' || d->b[z] == '#' || d->b[z] == '='))
+				e = z + 1;
+			if (d->ncand == d->cand_cap && grow((void **)&d->cand, &d->cand_cap, d->ncand + 1, sizeof *d->cand))
+				return SALUS_ENOMEM;
+			d->cand[d->ncand++] = (struct cand){t->s, (uint32_t)e, PAT_ID_LABEL_WEAK};
+		}
+	}
+	return 0;
+}
+
+/* Does the text at p (n bytes left) start with the lower-case word w, caselessly? */
+static bool text_is(const char *p, size_t n, const char *w)
+{
+	size_t k = 0;
+	for (; w[k]; k++)
+		if (k >= n || lowtab[(unsigned char)p[k]] != (unsigned char)w[k])
+			return false;
+	return true;
+}
+
+/* The age.number-sex-spaced pattern on tokens: "96 F with", "101 woman who":
+ * 90-129, one or two blanks, a sex word, one or two blanks, a word that goes on
+ * the story (\b around the words, as the pattern). */
+static int age_sex_spaced(struct salus_deid *d)
+{
+	static const char *const sex[] = {"m", "f", "male", "female", "man", "woman", "gentleman", "lady", "yo", NULL};
+	static const char *const next[] = {"with", "w/", "who", "presenting", "presents", "s/p", "h/o", "hx", "admitted",
+					   "transferred", "brought", "here", NULL};
+	const char *b = d->b;
+	for (size_t i = 0; i + 1 < d->ntok; i++) {
+		const struct tok *t = &d->tok[i];
+		if (t->shape != SH_NUM || t->e - t->s < 2 || t->e - t->s > 3)
+			continue;
+		unsigned v = num_at(b + t->s, t->e - t->s);
+		if (v < 90 || v > 129 || (t->e - t->s == 3 && b[t->s] != '1') || (t->e - t->s == 2 && b[t->s] != '9'))
+			continue;
+		size_t k = t->e, sp = 0;
+		while (k < d->n && sp < 3 && (b[k] == ' ' || b[k] == '\t'))
+			k++, sp++;
+		const struct tok *u = &d->tok[i + 1];
+		if (sp < 1 || sp > 2 || u->s != k || !tok_in(d, i + 1, sex))
+			continue;
+		k = u->e;
+		sp = 0;
+		while (k < d->n && sp < 3 && (b[k] == ' ' || b[k] == '\t'))
+			k++, sp++;
+		if (sp < 1 || sp > 2)
+			continue;
+		for (const char *const *q = next; *q; q++) {
+			size_t ql = strlen(*q);
+			if (!text_is(b + k, d->n - k, *q))
+				continue;
+			bool word_end = k + ql < d->n && is_alnum((unsigned char)b[k + ql]);
+			if ((*q)[ql - 1] == '/' ? !word_end : word_end)
+				continue; /* \b after the word */
+			if (d->ncand == d->cand_cap && grow((void **)&d->cand, &d->cand_cap, d->ncand + 1, sizeof *d->cand))
+				return SALUS_ENOMEM;
+			d->cand[d->ncand++] = (struct cand){t->s, (uint32_t)(k + ql), PAT_AGE_SEX_SP};
+			break;
+		}
+	}
+	return 0;
+}
+
+/* Words of the id.labelled pattern that take an "ID" after them ("member ID"). */
+static const char *const id_label_words[] = {
+	"mr", "mrn", "record", "acct", "account", "member", "subscriber", "policy", "insurance", "insurer",
+	"beneficiary", "medicare", "medicaid", "claim", "license", "licence", "lic", "dl", "plate", "vin",
+	"vehicle", "serial", "sn", "device", "implant", "pacemaker", "npi", "dea", "passport", "badge",
+	"employee", "identifier", "ref", "reference", "confirmation", "accession", "specimen", "tracking",
+	"invoice", "chart", "certificate", "cert", "plan", NULL};
+
 static int do_candidate(struct salus_deid *d, const struct cand *c)
 {
 	const struct pat_info *p = &pats[c->pat];
@@ -1099,8 +1286,10 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 			uint32_t f = tf(d, k);
 			if (d->tok[k].shape == SH_NUM)
 				continue;
+			/* a medical term that is not also an English word ("3 UPRBCS ST");
+			 * hunspell-en-med also lists plain words (juniper, hollow) */
 			if ((f & (DF_STOP | DF_ABBR | DF_TITLE | DF_CRED)) ||
-			    ((f & DF_MED) && !(f & (DF_FIRST | DF_LAST | DF_PROPER | DF_PLACE))))
+			    ((f & DF_MED) && !(f & (DF_FIRST | DF_LAST | DF_PROPER | DF_PLACE | DF_COMMON | DF_VOCAB))))
 				return 0;
 			/* "3 UPRBCS. CT": a sentence ends before the "suffix" */
 			if (d->tok[k].e - d->tok[k].s > 2 && b[d->tok[k].e] == '.')
@@ -1236,10 +1425,11 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 				dots += b[q++] == '.';
 			if (q == k && dots) /* a decimal number: "ID: WBC 6.8" */
 				return 0;
-			/* a bare "ID" label is weak: "ID: TM 101" is the infectious-disease section */
+			/* a bare "ID" label is weak: "ID: TM 101" is the infectious-disease section
+			 * (s is the start of the label's last word, see find_starts) */
 			size_t lt = tok_at(d, s);
-			if (lt < d->ntok && d->tok[lt].e == e - (size_t)(b[e - 1] == ':' || b[e - 1] == '#') &&
-			    tok_is(d, lt, "id") && k - vs < 5)
+			if (c->pat == PAT_ID_LABEL && lt < d->ntok && tok_is(d, lt, "id") && k - vs < 5 &&
+			    !(lt > 0 && gap_after(d, lt - 1) == GAP_SPACE && tok_in(d, lt - 1, id_label_words)))
 				return 0;
 		}
 		if (k - vs <= 3 && digits == k - vs) {
@@ -1255,6 +1445,15 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		e = s;
 		while (e < c->e && is_digit((unsigned char)b[e]))
 			e++;
+		break;
+	case ACT_LAST4:
+		s = e - 4;
+		break;
+	case ACT_AGE_WORD_L: /* skip the label, a colon and blanks */
+		while (s < e && b[s] != ' ' && b[s] != '\t' && b[s] != ':')
+			s++;
+		while (s < e && (b[s] == ' ' || b[s] == '\t' || b[s] == ':'))
+			s++;
 		break;
 	case ACT_AGE_WORD: {
 		size_t k = e;
@@ -1397,6 +1596,91 @@ static int token_formats(struct salus_deid *d, size_t i)
 	return 0;
 }
 
+/* "returned to the OR on 4-12", "cultures from 11-3 grew": month-day with a
+ * dash after a date preposition.  Not a range ("on 2-4 L", "from 3-5 mg",
+ * "on 5-10 units"): the word after it must not be a unit or a count, nor a
+ * number, and the pair must be a plausible month and day. */
+static int date_dash(struct salus_deid *d, size_t i)
+{
+	static const char *const preps[] = {"on", "since", "until", "till", "from", "thru", "through", "dated", NULL};
+	static const char *const counts[] = {"l", "lpm", "liters", "litres", "liter", "mg", "mcg", "g", "gm", "u", "units",
+					    "unit", "cc", "ml", "mls", "cm", "mm", "kg", "lb", "lbs", "hrs", "hours", "hr",
+					    "days", "day", "d", "wks", "weeks", "week", "mins", "min", "minutes", "months",
+					    "mos", "years", "yrs", "yr", "times", "x", "beats", "bpm", "breaths", "puffs",
+					    "tabs", "pills", "episodes", "drops", "gtts", "gtt", "mmhg", "cmh2o", "pm", "am",
+					    "and", "to", "or", "out", "of", "per", "ppd", "packs", "people", "nurses", "hrly",
+					    "q", "fr", "french", "inches", "in", "ft", "feet", "meq", "mmol", "sec", "seconds",
+					    "amps", "bags", "doses", "dose", "vials", "loose", "large", "small", "medium",
+					    "liquid", "soft", "formed", "word", "words", "steps", "mph", "percent", NULL};
+	const struct tok *t = &d->tok[i];
+	if (i == 0 || i + 1 >= d->ntok || byte_at(d, t->e) != '-')
+		return 0;
+	const struct tok *u = &d->tok[i + 1];
+	if (u->shape != SH_NUM || u->s != t->e + 1 || u->e - u->s > 2 || (t->bits & TB_COVERED) ||
+	    (u->bits & TB_COVERED) || t->mtype || u->mtype)
+		return 0;
+	char after = byte_at(d, u->e);
+	if (after == '-' || after == '/' || after == '.' || after == '%' || after == '\'' || after == ':' || after == 'x')
+		return 0;
+	if (t->s > 0 && (d->b[t->s - 1] == '-' || d->b[t->s - 1] == '/' || d->b[t->s - 1] == '.'))
+		return 0;
+	unsigned m = num_at(d->b + t->s, t->e - t->s), dd = num_at(d->b + u->s, u->e - u->s);
+	if (m < 1 || m > 12 || dd < 1 || dd > 31)
+		return 0;
+	if (gap_after(d, i - 1) != GAP_SPACE || !tok_in(d, i - 1, preps))
+		return 0;
+	if (i + 2 < d->ntok && !(d->tok[i + 2].bits & TB_NL)) {
+		const struct tok *w = &d->tok[i + 2];
+		if (w->shape == SH_NUM || w->shape == SH_MIX || w->s == u->e || tok_in(d, i + 2, counts))
+			return 0;
+		/* a plural noun counts: "on 1-2 pillows", "from 3-4 visits" */
+		if (tok_alpha(w) && w->e - w->s > 3 && lower((unsigned char)d->b[w->e - 1]) == 's' &&
+		    (tf(d, i + 2) & (DF_COMMON | DF_VOCAB | DF_MED)))
+			return 0;
+	}
+	return push(d, t->s, u->e, SALUS_PHI_DATE, 0.7f, RULE_DATE_DASH);
+}
+
+/* "call me on 450 0840", "not answering at 78 651 450", "reach her at
+ * (64) 3591-3246", "my registered 668 5702": digit groups (7-15 digits in all,
+ * one separator between groups) after a calling verb and at/on. */
+static int phone_after_call(struct salus_deid *d, size_t i)
+{
+	static const char *const verbs[] = {"call", "called", "calling", "reach", "reached", "text", "ring", "dial",
+					    "answering", "answer", "contact", "contacted", "phone", "phoned", NULL};
+	const struct tok *t = &d->tok[i];
+	if (i < 2 || (i > 0 && d->tok[i - 1].e == t->s))
+		return 0;
+	size_t st = t->s;
+	if (st > 0 && (d->b[st - 1] == '(' || d->b[st - 1] == '+'))
+		st--;
+	size_t p = i - 1; /* the word before the number */
+	if (gap_after(d, p) == GAP_NL && !(st < t->s))
+		return 0;
+	bool ok = false;
+	if (tok_is(d, p, "registered"))
+		ok = true;
+	else if (tok_is(d, p, "at") || tok_is(d, p, "on"))
+		for (size_t k = p; k > 0 && k + 4 > p && !ok; k--)
+			ok = tok_in(d, k - 1, verbs);
+	if (!ok)
+		return 0;
+	size_t j = i, digits = t->e - t->s, groups = 1;
+	while (j + 1 < d->ntok && d->tok[j + 1].shape == SH_NUM && groups < 6) {
+		size_t a = d->tok[j].e, z = d->tok[j + 1].s;
+		bool sep = (z == a + 1 && (d->b[a] == ' ' || d->b[a] == '-' || d->b[a] == '.')) ||
+			   (z == a + 2 && d->b[a] == ')' && d->b[a + 1] == ' ') || (z == a + 1 && d->b[a] == ')');
+		if (!sep)
+			break;
+		j++;
+		groups++;
+		digits += d->tok[j].e - d->tok[j].s;
+	}
+	if (digits < 7 || digits > 15 || (groups == 1 && digits < 8) || in_number_run(d, st, d->tok[j].e))
+		return 0;
+	return push(d, st, d->tok[j].e, SALUS_PHI_PHONE, 0.8f, RULE_PHONE_CALL);
+}
+
 static int numeric_rules(struct salus_deid *d)
 {
 	const char *b = d->b;
@@ -1405,6 +1689,10 @@ static int numeric_rules(struct salus_deid *d)
 		struct tok *t = &d->tok[i];
 		size_t len = t->e - t->s;
 		if (((t->shape != SH_LOWER && t->shape != SH_CAP) || byte_at(d, t->e) == ':') && (rc = token_formats(d, i)))
+			break;
+		if (t->shape == SH_NUM && len <= 2 && (rc = date_dash(d, i)))
+			break;
+		if (t->shape == SH_NUM && !(t->bits & TB_COVERED) && (rc = phone_after_call(d, i)))
 			break;
 		if (t->shape == SH_NUM) {
 			/* groups of digits: "51 516 33 75", "617.555.0199", "4111-1111-1111-1111", "078 05 1120" */
@@ -1631,6 +1919,7 @@ static void add_name_hash(struct salus_deid *d, size_t i)
 		if (!d->names[k]) {
 			d->names[k] = h;
 			d->nnames++;
+			d->names_pre[NAME_PRE(t->c0, t->c1) / 64] |= 1ull << (NAME_PRE(t->c0, t->c1) % 64);
 			return;
 		}
 	}
@@ -1819,6 +2108,21 @@ static void loc_after_prep(struct salus_deid *d, size_t i, size_t nt, bool mixed
 
 /* "Z. MILLER AWARE", "grace dudak aware", "Earl Rand notified": the words
  * before "aware" are a person unless they are ordinary words. */
+/* In a note with case evidence, token k (lower case, a name or about to be
+ * one) follows a lower-case first name: mark that first name ("jane dudek"). */
+static bool lower_first_name(struct salus_deid *d, size_t k)
+{
+	if (k == 0 || gap_after(d, k - 1) != GAP_SPACE)
+		return false;
+	struct tok *p = &d->tok[k - 1];
+	uint32_t pf = tf(d, k - 1);
+	if (p->shape != SH_LOWER || p->mtype || (p->bits & TB_COVERED) || !(pf & DF_FIRST) ||
+	    (pf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_CRED | DF_ROLE | DF_REL | DF_MED)))
+		return false;
+	mark(d, k - 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+	return true;
+}
+
 static void name_aware(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 {
 	(void)nt;
@@ -1829,6 +2133,10 @@ static void name_aware(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 		return;
 	size_t k = i - 1;
 	struct tok *t = &d->tok[k];
+	if (d->nc != CASE_UPPER && t->mtype == SALUS_PHI_NAME + 1 && t->shape == SH_LOWER && gap_after(d, k) == GAP_SPACE) {
+		lower_first_name(d, k);
+		return;
+	}
 	if (t->mtype || (t->bits & TB_COVERED) || !tok_alpha(t) || t->shape == SH_INIT || gap_after(d, k) != GAP_SPACE)
 		return;
 	uint32_t f = tf(d, k);
@@ -1840,9 +2148,19 @@ static void name_aware(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 		return;
 	if ((f & DF_VOCAB) && !nd)
 		return;
-	if (mixed && t->shape == SH_LOWER)
+	if (mixed && t->shape == SH_LOWER) {
+		/* "jane dudek aware" typed in lower case: a first name and a word in
+		 * no English or medical list before "aware" */
+		if (k == 0 || gap_after(d, k - 1) != GAP_SPACE || (f & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP)) ||
+		    t->e - t->s < 3)
+			return;
+		if (lower_first_name(d, k))
+			mark(d, k, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
 		return;
+	}
 	mark(d, k, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+	if (t->shape == SH_LOWER)
+		lower_first_name(d, k);
 	if (init && !(tf(d, k - 1) & (DF_STOP | DF_ABBR)))
 		mark(d, k - 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
 	extend_left(d, k, 0.7f, RULE_NEIGHBOUR, 2);
@@ -1985,6 +2303,73 @@ static void loc_university(struct salus_deid *d, size_t i, size_t nt, bool mixed
 		mark(d, q, SALUS_PHI_LOCATION, 0.7f, RULE_INST);
 }
 
+/* Newlines between token i-1 and token i. */
+static unsigned newlines_before(const struct salus_deid *d, size_t i)
+{
+	if (i == 0)
+		return 0;
+	unsigned c = 0;
+	for (size_t k = d->tok[i - 1].e; k < d->tok[i].s; k++)
+		c += d->b[k] == '\n';
+	return c;
+}
+
+/* Token i starts a line that begins with a blank (a continuation line). */
+static bool indented_line(const struct salus_deid *d, size_t i)
+{
+	size_t k = d->tok[i].s;
+	return k > 0 && (d->b[k - 1] == ' ' || d->b[k - 1] == '\t');
+}
+
+/* The line starting at token i is "Label:" (its first word, or its first two, before a colon). */
+static bool line_is_label(const struct salus_deid *d, size_t i)
+{
+	for (size_t j = i; j < d->ntok && j < i + 2; j++) {
+		if (j > i && (d->tok[j].bits & TB_NL))
+			return false;
+		if (byte_at(d, d->tok[j].e) == ':')
+			return true;
+	}
+	return false;
+}
+
+/* Tokens on the line that token i starts. */
+static size_t line_tokens(const struct salus_deid *d, size_t i)
+{
+	size_t j = i + 1;
+	while (j < d->ntok && !(d->tok[j].bits & TB_NL))
+		j++;
+	return j - i;
+}
+
+/* "a condo on Marigold Crescent", "the corner of Pell Avenue": capitalised
+ * words and a street word spelled out, after a place preposition (no house
+ * number, so the street pattern did not see it).  Mixed-case notes only. */
+static void loc_street_name(struct salus_deid *d, size_t i)
+{
+	static const char *const preps[] = {"on", "at", "off", "near", "of", "along", "onto", "to", "from", "in", "down",
+					    NULL};
+	static const char *const short_forms[] = {"st", "dr", "ct", "pl", "ter", "cir", "sq", "way", "row", "run", "loop",
+						  "walk", "path", "close", NULL};
+	if (!(tf(d, i) & DF_STREET) || tok_in(d, i, short_forms) || i < 2)
+		return;
+	size_t k = i;
+	while (k > 0 && i - k < 3) {
+		struct tok *p = &d->tok[k - 1];
+		if (p->shape != SH_CAP || gap_after(d, k - 1) != GAP_SPACE || (p->bits & TB_COVERED))
+			break;
+		uint32_t pf = tf(d, k - 1);
+		if (pf & (DF_STOP | DF_TITLE | DF_REL | DF_ROLE | DF_LABEL | DF_VERB | DF_LOCVERB | DF_STREET | DF_INST |
+			  DF_MONTH | DF_ABBR))
+			break;
+		k--;
+	}
+	if (k == i || k == 0 || gap_after(d, k - 1) != GAP_SPACE || !tok_in(d, k - 1, preps))
+		return;
+	for (size_t q = k; q <= i; q++)
+		mark(d, q, SALUS_PHI_LOCATION, 0.75f, RULE_LOC_CONTEXT);
+}
+
 static void rules(struct salus_deid *d)
 {
 	size_t nt = d->ntok;
@@ -1992,19 +2377,13 @@ static void rules(struct salus_deid *d)
 	if (d->nnames)
 		memset(d->names, 0, sizeof d->names);
 	d->nnames = 0;
+	memset(d->names_pre, 0, sizeof d->names_pre);
 	for (size_t i = 0; i < nt; i++) {
 		struct tok *t = &d->tok[i];
 		if (!tok_alpha(t) || (t->bits & TB_COVERED))
 			continue;
-		if (!(t->f & DF_LOOKED)) {
-			const unsigned char *w = (const unsigned char *)d->b + t->s;
-			size_t wn = t->e - t->s;
-			if (wn > 3 && w[wn - 2] == '\'' && lower(w[wn - 1]) == 's')
-				wn -= 2;
-			unsigned key = deid_trigger_key(lowtab[w[0]], wn > 1 ? lowtab[w[1]] : 0, lowtab[w[wn - 1]], wn);
-			if (!(salus_deid_trigger_filter[key / 64] & (1ull << (key % 64))))
-				continue;
-		}
+		if (!(t->f & DF_LOOKED) && !(t->kw & KW_TRIG))
+			continue;
 		uint32_t f = tf(d, i);
 		if (!(f & DF_TRIGGER))
 			continue;
@@ -2034,7 +2413,10 @@ static void rules(struct salus_deid *d)
 			size_t j = i + 1;
 			if (j < nt && (tf(d, j) & DF_TITLE))
 				j++;
-			if (ctx_name_ok(d, j, 2) && gap_after(d, j - 1) != GAP_NL) {
+			/* "Name:" alone on its line: the name is the short line below it */
+			bool next_line = gap_after(d, j - 1) == GAP_NL && j == i + 1 && byte_at(d, t->e) == ':' &&
+					 newlines_before(d, j) == 1 && line_tokens(d, j) <= 4;
+			if (ctx_name_ok(d, j, 2) && (gap_after(d, j - 1) != GAP_NL || next_line)) {
 				mark(d, j, SALUS_PHI_NAME, 0.9f, RULE_LABEL);
 				extend_right(d, j, 0.85f, RULE_LABEL, 3);
 				/* Last, First */
@@ -2048,11 +2430,21 @@ static void rules(struct salus_deid *d)
 			}
 			continue;
 		}
-		/* Address: / City: → the rest of the line */
+		/* Address: / City: → the rest of the line; a label alone on its line
+		 * ("Address:" then the lines of the address) → the lines below it up to
+		 * a blank line or the next "Label:"; indented lines continue an address */
 		if ((f & DF_LOCLABEL) && byte_at(d, t->e) == ':') {
-			for (size_t j = i + 1; j < nt && j < i + 10; j++) {
-				if (d->tok[j].bits & TB_NL)
-					break;
+			bool block = i + 1 < nt && (d->tok[i + 1].bits & TB_NL) && newlines_before(d, i + 1) == 1;
+			size_t lines = 0;
+			for (size_t j = i + 1; j < nt && j < i + (block ? 30 : 10); j++) {
+				if (d->tok[j].bits & TB_NL) {
+					if (j > i + 1 || !block) {
+						if (!block && !indented_line(d, j))
+							break;
+						if (newlines_before(d, j) > 1 || ++lines >= 5 || line_is_label(d, j))
+							break;
+					}
+				}
 				if (d->tok[j].shape == SH_UPPER && d->tok[j].e - d->tok[j].s == 2)
 					continue; /* a state code is not PHI */
 				mark(d, j, SALUS_PHI_LOCATION, 0.8f, RULE_LABEL_LOC);
@@ -2168,7 +2560,9 @@ static void rules(struct salus_deid *d)
 				if (p->bits & TB_COVERED)
 					break;
 				if (!tok_in(d, k - 1, generic_inst) && !tok_is(d, k - 1, "of") && !(pf & DF_INST))
-					specific += !(pf & (DF_COMMON | DF_MED)) ? 2 : 1;
+					/* a word in no English list is specific even if the medical
+					 * list has it (it holds place names: brookhaven) */
+					specific += !(pf & (DF_COMMON | DF_VOCAB)) ? 2 : 1;
 				k--;
 				words++;
 			}
@@ -2195,10 +2589,7 @@ static void rules(struct salus_deid *d)
 
 	/* "admitted to GH", "FROM THE GBMC": a short unknown capital-letter word after at/to/from. */
 	for (size_t i = 0; mixed && i + 1 < nt; i++) {
-		size_t tl = d->tok[i].e - d->tok[i].s;
-		unsigned char c0 = lowtab[(unsigned char)d->b[d->tok[i].s]];
-		if (tl < 2 || tl > 4 || (c0 != 'a' && c0 != 't' && c0 != 'f') ||
-		    !tok_in(d, i, (const char *const[]){"at", "to", "from", NULL}))
+		if (!(d->tok[i].kw & KW_ATTOFROM) || !tok_in(d, i, (const char *const[]){"at", "to", "from", NULL}))
 			continue;
 		size_t j = i + 1;
 		if (tok_is(d, j, "the") && j + 1 < nt)
@@ -2248,13 +2639,11 @@ static void rules(struct salus_deid *d)
 	 * each is tried only on the tokens that can start it. */
 	for (size_t i = 0; i < nt; i++) {
 		const struct tok *t = &d->tok[i];
-		size_t len = t->e - t->s;
-		unsigned char c0 = lowtab[(unsigned char)d->b[t->s]];
 		if (i + 1 < nt && d->tok[i + 1].shape == SH_UPPER && d->tok[i + 1].e - d->tok[i + 1].s == 2)
 			loc_city_state(d, i, nt, mixed);
-		if (len >= 2 && len <= 4 && (c0 == 't' || c0 == 'f' || c0 == 'a' || c0 == 'o' || c0 == 'p'))
+		if (t->kw & KW_PREP)
 			loc_after_prep(d, i, nt, mixed);
-		if (len == 5 && c0 == 'a')
+		if (t->kw & KW_AWARE)
 			name_aware(d, i, nt, mixed);
 		if (t->shape == SH_NUM)
 			loc_address(d, i, nt, mixed);
@@ -2262,8 +2651,10 @@ static void rules(struct salus_deid *d)
 			name_signature(d, i, nt, mixed);
 		if (t->s > 0 && d->b[t->s - 1] == '(')
 			name_paren(d, i, nt, mixed);
-		if (c0 == 'u' && (len == 1 || len == 4))
+		if (t->kw & KW_UNIV)
 			loc_university(d, i, nt, mixed);
+		if (mixed && t->shape == SH_CAP && t->e - t->s >= 3)
+			loc_street_name(d, i);
 	}
 
 	/* Dictionary and capitalisation. */
@@ -2384,7 +2775,8 @@ static void rules(struct salus_deid *d)
 	if (d->nnames)
 		for (size_t i = 0; i < nt; i++) {
 			struct tok *t = &d->tok[i];
-			if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED))
+			if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED) ||
+			    !(d->names_pre[NAME_PRE(t->c0, t->c1) / 64] & (1ull << (NAME_PRE(t->c0, t->c1) % 64))))
 				continue;
 			uint64_t h = tok_hash(d, i);
 			h = h ? h : 1;
@@ -2542,6 +2934,8 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 	if (rc)
 		return rc;
 	if ((rc = tokenize(d)))
+		return rc;
+	if ((rc = weak_labels(d)) || (rc = age_sex_spaced(d)))
 		return rc;
 	if (d->ncand > 1)
 		qsort(d->cand, d->ncand, sizeof *d->cand, cmp_cand);

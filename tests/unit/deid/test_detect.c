@@ -251,6 +251,75 @@ static void test_context_rules(void **state)
 	expect_none("Insulin 10U Lentivar at bedtime.", "Lentivar");
 }
 
+/* Rules of the 2026-12-07 second pass; every name is invented. */
+static void test_context_rules2(void **state)
+{
+	(void)state;
+	/* month-day with a dash after a date preposition */
+	expect("Went back to the OR on 4-12 for a washout.", "4-12", SALUS_PHI_DATE);
+	expect("Blood cultures since 11-3 remain negative.", "11-3", SALUS_PHI_DATE);
+	expect_none("Sats stable on 2-4 L nasal cannula.", "2-4");
+	expect_none("Sleeps on 1-2 pillows at home.", "1-2");
+	expect_none("Weaned from 5-10 mcg overnight.", "5-10");
+	expect_none("Pain went from 7-8 to 3 after morphine.", "7-8");
+	expect_none("Pressure support on 14-5 this morning.", "14-5"); /* not a month */
+	/* a lower-case first name before a surname before "aware" */
+	expect("Plan reviewed. sharon quondrik aware of the labs.", "sharon", SALUS_PHI_NAME);
+	expect("Plan reviewed. sharon quondrik aware of the labs.", "quondrik", SALUS_PHI_NAME);
+	expect_none("Plan reviewed. team lead aware of the labs.", "team");
+	/* first names that hunspell-en-med also lists in lower case */
+	expect("Visitors today were Hannah and Amy from church.", "Hannah", SALUS_PHI_NAME);
+	expect("Visitors today were Hannah and Amy from church.", "Amy", SALUS_PHI_NAME);
+	expect_none("Neuro: PERLA, moves all extremities.", "PERLA");
+	expect_none("Remains on Reg insulin per sliding scale.", "Reg");
+	/* form layouts: the value on the line below its label */
+	const char *form = "Name:\nTobias Quennell\n\nPhone:\n41-27-93-55\n\nAddress:\nKerbstrasse 12\n Ostwald\n"
+			   "Lorvania 80317\n\nDiagnosis:\nCommunity acquired pneumonia\n";
+	expect(form, "Tobias", SALUS_PHI_NAME);
+	expect(form, "41-27-93-55", SALUS_PHI_PHONE);
+	expect(form, "Kerbstrasse", SALUS_PHI_LOCATION);
+	expect(form, "Ostwald", SALUS_PHI_LOCATION);
+	expect(form, "Lorvania 80317", SALUS_PHI_LOCATION);
+	expect_none(form, "Community");
+	expect_none("Address:\n\nPlan: diuresis and repeat labs.\n", "Plan");
+	expect_none("Address: Larkspur Lane 4\nCommunity acquired pneumonia\n", "Community");
+	/* digit groups after a calling verb and at/on */
+	expect("Please call me on 318 0472 after six.", "318 0472", SALUS_PHI_PHONE);
+	expect("Daughter not answering at 61 730 228 today.", "61 730 228", SALUS_PHI_PHONE);
+	expect("Reach her at (47) 5520-1934 for consent.", "(47) 5520-1934", SALUS_PHI_PHONE);
+	expect_none("Will call MD at 1400 with the results.", "1400");
+	expect_none("Called at 10 30 for pain 8 10.", "10 30");
+	/* ages over 89 in more forms */
+	expect("The patient, aged ninety-three, lives alone.", "ninety-three", SALUS_PHI_AGE);
+	expect("Age: ninety one", "ninety one", SALUS_PHI_AGE);
+	expect("Age/Sex: 92/F", "92", SALUS_PHI_AGE);
+	expect("He turned 99 last week.", "99", SALUS_PHI_AGE);
+	expect("HPI: 96 F with dyspnea.", "96", SALUS_PHI_AGE);
+	expect_none("Tmax 101 F overnight, now afebrile.", "101");
+	expect_none("Aged care facility visit.", "Aged");
+	/* ISO date with a time */
+	expect("Collected 2021-07-09T14:05:33Z and sent.", "2021-07-09T14:05:33Z", SALUS_PHI_DATE);
+	/* partial SSNs, extensions, certificate numbers */
+	expect("Verified last four of SSN: 4417 at check-in.", "4417", SALUS_PHI_SSN);
+	expect("SSN on file: XXX-XX-2290.", "2290", SALUS_PHI_SSN);
+	expect("Her social security number ends in 8102.", "8102", SALUS_PHI_SSN);
+	expect("Office 312-555-0147 ext. 331 weekdays.", "ext. 331", SALUS_PHI_PHONE);
+	expect("Birth certificate no. 77-40912 attached.", "77-40912", SALUS_PHI_ID);
+	expect_none("Walked the last 4 of 10 laps.", "4");
+	/* a letterhead: institution of a word the medical list also holds, street of plain words */
+	const char *head = "Department of Cardiology\nBrookhaven Regional Hospital\n1420 Juniper Hollow Rd, Suite 300\n"
+			   "Glenmoor, NH 03301\n";
+	expect(head, "Brookhaven", SALUS_PHI_LOCATION);
+	expect(head, "1420 Juniper Hollow Rd", SALUS_PHI_LOCATION);
+	expect_none(head, "Cardiology");
+	/* a street without a house number; a practice */
+	expect("Lives in a condo on Marigold Crescent with her cat.", "Marigold Crescent", SALUS_PHI_LOCATION);
+	expect_none("Moved up to the Emergency Department Friday.", "Emergency");
+	expect_none("Dr Parr reviewed the Chest Drain site.", "Chest");
+	expect("Follow up at the Westbrook Family Practice in 2 weeks.", "Westbrook Family Practice",
+	       SALUS_PHI_LOCATION);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,7 +327,7 @@ int main(void)
 		cmocka_unit_test(test_locations_and_ages), cmocka_unit_test(test_names),
 		cmocka_unit_test(test_unicode_offsets), cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_clinical_lists),
-		cmocka_unit_test(test_context_rules),
+		cmocka_unit_test(test_context_rules), cmocka_unit_test(test_context_rules2),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
