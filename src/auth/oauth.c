@@ -322,6 +322,26 @@ static int error_page(struct salus_authz_response *out, int status, const char *
 	return page_done(out, &b, status);
 }
 
+/* The registration of client_id for a browser page; an unknown id gets the
+ * error page instead (*paged).  Errors: the store's. */
+static int client_for_page(struct salus_auth *a, const char *client_id, json_t **rec, struct salus_authz_response *out,
+			   bool *paged)
+{
+	char *raw = NULL;
+	size_t raw_n;
+	int rc = salus_client_id_valid(client_id) ? salus_client_get(a->store, client_id, rec, &raw, &raw_n)
+						  : SALUS_ENOTFOUND;
+	salus_free(raw);
+	if (rc == SALUS_ENOTFOUND) {
+		*paged = true;
+		return error_page(out, 400, "unknown application (client_id)");
+	}
+	if (rc)
+		return rc;
+	snprintf(out->client_id, sizeof out->client_id, "%s", client_id);
+	return SALUS_OK;
+}
+
 /* The form of a step: hidden tx, then the step's fields. */
 static int step_page(struct salus_authz_response *out, const char *tx, const json_t *t, const char *step,
 		     const char *notice)
@@ -523,16 +543,10 @@ static int launch_get(struct salus_auth *a, salus_param_fn get, void *gc, struct
 {
 	const char *client_id = get(gc, "client_id"), *pid = get(gc, "patient"), *eid = get(gc, "encounter");
 	json_t *rec = NULL, *tx = NULL;
-	char *raw = NULL;
-	size_t raw_n;
-	int rc = salus_client_id_valid(client_id) ? salus_client_get(a->store, client_id, &rec, &raw, &raw_n)
-						  : SALUS_ENOTFOUND;
-	salus_free(raw);
-	if (rc == SALUS_ENOTFOUND)
-		return error_page(out, 400, "unknown application (client_id)");
-	if (rc)
+	bool paged = false;
+	int rc = client_for_page(a, client_id, &rec, out, &paged);
+	if (rc || paged)
 		return rc;
-	snprintf(out->client_id, sizeof out->client_id, "%s", client_id);
 	bool launchable = *jstr(rec, "launch_uri") != 0;
 	json_decref(rec);
 	if (!launchable)
@@ -660,16 +674,10 @@ static int authorize_get(struct salus_auth *a, salus_param_fn get, void *gc, con
 	const char *cc = get(gc, "code_challenge"), *ccm = get(gc, "code_challenge_method"), *aud = get(gc, "aud");
 	const char *nonce = get(gc, "nonce");
 	json_t *rec = NULL;
-	char *raw = NULL;
-	size_t raw_n;
-	int rc = salus_client_id_valid(client_id) ? salus_client_get(a->store, client_id, &rec, &raw, &raw_n)
-						  : SALUS_ENOTFOUND;
-	salus_free(raw);
-	if (rc == SALUS_ENOTFOUND)
-		return error_page(out, 400, "unknown application (client_id)");
-	if (rc)
+	bool paged = false;
+	int rc = client_for_page(a, client_id, &rec, out, &paged);
+	if (rc || paged)
 		return rc;
-	snprintf(out->client_id, sizeof out->client_id, "%s", client_id);
 	json_t *uris = json_object_get(rec, "redirect_uris");
 	bool uri_ok = false;
 	size_t i;

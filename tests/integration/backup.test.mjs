@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { salus, startServer } from './lib/server.mjs';
+import { grepDir, salus, startServer } from './lib/server.mjs';
 
 const KEEP = 'Vorblinskaya'; // only in the kept patient's resources
 const VICTIM = 'Zwetschkenbaumer'; // only in the erased patient's resources
@@ -15,19 +15,6 @@ let s, tok, live, tmp, kept, victim;
 const before_ids = [];
 
 const get = (p) => s.request('GET', p, { token: tok });
-
-function grepDir(dir, needle) {
-  const hits = [];
-  const walk = (d) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (fs.readFileSync(p).includes(Buffer.from(needle))) hits.push(p);
-    }
-  };
-  walk(dir);
-  return hits;
-}
 
 async function create(body) {
   const r = await s.request('POST', `/fhir/${body.resourceType}`, { token: tok, body });

@@ -11,27 +11,13 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { salus, startServer } from './lib/server.mjs';
+import { grepDir, salus, startServer } from './lib/server.mjs';
 
 const NAME = 'Quetzalbrookova'; // appears only in the victim's resources
 let s, tok, victim, victimIds, others, backup;
 
 const get = (p) => s.request('GET', p, { token: tok });
 const bundleIds = (r) => (r.json?.entry ?? []).map((e) => `${e.resource?.resourceType}/${e.resource?.id}`);
-
-/** Every file under dir whose bytes contain needle (like grep -r). */
-function grepDir(dir, needle) {
-  const hits = [];
-  const walk = (d) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (fs.readFileSync(p).includes(Buffer.from(needle))) hits.push(p);
-    }
-  };
-  walk(dir);
-  return hits;
-}
 
 before(async () => {
   s = await startServer({ clients: [{ id: 'full', scope: 'system/*.cruds' }] });

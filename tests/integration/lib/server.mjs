@@ -370,3 +370,17 @@ export function isOutcome(json) {
     json.issue.every((i) => typeof i.code === 'string' && typeof i.severity === 'string')
   );
 }
+
+/** Every file under dir whose bytes contain needle (like grep -r). */
+export function grepDir(dir, needle) {
+  const hits = [];
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (fs.readFileSync(p).includes(Buffer.from(needle))) hits.push(p);
+    }
+  };
+  walk(dir);
+  return hits;
+}
