@@ -89,18 +89,23 @@ static int file_key_set(struct salus_keyring *kr, bool create)
 	return rc;
 }
 
-int salus_cli_file_key(const struct salus_config *cfg, bool create, const char **why)
+/* Unlock the keyring of cfg. */
+static int keyring_of(const struct salus_config *cfg, struct salus_keyring **kr, const char **why)
 {
 	struct salus_kek_config kc;
-	struct salus_keyring *kr = NULL;
 	char kf[SALUS_PATH_MAX], ring[SALUS_PATH_MAX];
-	int rc;
-
 	if (salus_cli_kek_config(cfg, &kc, kf, ring)) {
 		*why = "bad [keys] settings";
 		return SALUS_EINVALID;
 	}
-	if ((rc = salus_keyring_open(ring, &kc, &kr, why)))
+	return salus_keyring_open(ring, &kc, kr, why);
+}
+
+int salus_cli_file_key(const struct salus_config *cfg, bool create, const char **why)
+{
+	struct salus_keyring *kr = NULL;
+	int rc = keyring_of(cfg, &kr, why);
+	if (rc)
 		return rc;
 	if ((rc = file_key_set(kr, create)))
 		*why = rc == SALUS_ENOTFOUND ? "the keyring has no file-sealing key" : "cannot save the keyring";
@@ -163,16 +168,9 @@ out_keys:
 int salus_cli_open_store(const struct salus_config *cfg, const struct salus_store_opts *opts,
 			 struct salus_store **out, const char **why)
 {
-	struct salus_kek_config kc;
 	struct salus_keyring *kr = NULL;
-	char kf[SALUS_PATH_MAX], ring[SALUS_PATH_MAX];
-	int rc;
-
-	if (salus_cli_kek_config(cfg, &kc, kf, ring)) {
-		*why = "bad [keys] settings";
-		return SALUS_EINVALID;
-	}
-	if ((rc = salus_keyring_open(ring, &kc, &kr, why)))
+	int rc = keyring_of(cfg, &kr, why);
+	if (rc)
 		return rc;
 	/* the KEK is freed with the keyring: only page and record keys live on, in the store */
 	rc = salus_cli_open_store_kr(cfg, kr, opts, out, why);
