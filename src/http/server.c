@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -54,6 +55,13 @@ struct salus_http {
 	int port;
 };
 
+/* libmicrohttpd's per-connection memory pool (request line and headers, the
+ * response header): room for SALUS_MAX_HEADER + SALUS_MAX_URL and MHD's own
+ * use.  Not larger: libmicrohttpd 0.9.75 zeroes the whole pool after every
+ * request (MHD_pool_reset), so its size is a memset per request. */
+#define CONN_POOL (SALUS_MAX_HEADER * 2)
+_Static_assert(CONN_POOL >= SALUS_MAX_HEADER + SALUS_MAX_URL + 4096, "connection pool too small");
+
 enum req_state { REQ_NEW, REQ_BODY, REQ_WORKING, REQ_READY, REQ_SENT };
 
 struct req {
@@ -85,10 +93,23 @@ struct req {
 	/* the principal, kept for the request: its scopes back the access decision */
 	struct salus_principal who;
 	bool has_who;
-	struct salus_policy pol; /* the access decision (policy/policy.h), given to the FHIR layer */
 	bool write_audited; /* the write's AuditEvent committed with it (audited_write) */
 	bool preflight;     /* a CORS preflight (OPTIONS) answered with the Allow-* headers */
+	/* last: ~29 KB, most of it a denial array that is never cleared (new_req) */
+	struct salus_policy pol; /* the access decision (policy/policy.h), given to the FHIR layer */
 };
+
+/* A zeroed request, except the policy's denial array (salus_policy_clear):
+ * calloc of the whole ~33 KB struct was a memset per request. */
+static struct req *new_req(void)
+{
+	struct req *r = salus_malloc(sizeof *r);
+	if (r) {
+		memset(r, 0, offsetof(struct req, pol));
+		salus_policy_clear(&r->pol);
+	}
+	return r;
+}
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -1233,7 +1254,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct salus_http *h = cls;
 	struct req *r = *req_cls;
 	if (!r) {
-		r = salus_calloc(1, sizeof *r);
+		r = new_req();
 		if (!r)
 			return MHD_NO;
 		r->h = h;
@@ -1451,7 +1472,7 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 		cfg->tls_priorities, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)SALUS_MAX_PER_IP,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)(SALUS_MAX_HEADER * 4), MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+		(size_t)CONN_POOL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 		MHD_OPTION_END);
 	if (!h->d) {
 		rc = SALUS_EIO;

@@ -383,13 +383,18 @@ static int consent_one(void *ctx, const char *json, size_t n)
 	return salus_policy_consent_add(c->p, c->actor, json, n, 0);
 }
 
-int salus_policy_init(struct salus_policy *p, struct salus_store *st, const struct salus_policy_config *cfg,
-		      const struct salus_policy_token *t)
+void salus_policy_clear(struct salus_policy *p)
 {
 	/* everything up to the denials (only deny[0..ndeny) is ever read: not cleared, it is most of the size) */
 	memset(p, 0, offsetof(struct salus_policy, deny));
 	p->ndeny = 0;
 	p->deny_overflow = false;
+}
+
+int salus_policy_init(struct salus_policy *p, struct salus_store *st, const struct salus_policy_config *cfg,
+		      const struct salus_policy_token *t)
+{
+	salus_policy_clear(p);
 	int rc = context_init(p, st, cfg, t);
 	if (rc)
 		return rc;

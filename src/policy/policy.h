@@ -170,6 +170,10 @@ struct salus_policy_rule {
  * (no RelatedPerson or grant can be read then).
  * Errors: SALUS_EIO (the store could not answer: fail closed), SALUS_ENOMEM,
  * SALUS_EINVALID. */
+/* The empty decision (grants nothing), without clearing the denial array
+ * (only deny[0..ndeny) is ever read; it is most of the struct's size). */
+void salus_policy_clear(struct salus_policy *p /* OUT */);
+
 int salus_policy_init(struct salus_policy *p /* OUT */, struct salus_store *st, const struct salus_policy_config *cfg,
 		      const struct salus_policy_token *t);
 
