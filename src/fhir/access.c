@@ -744,6 +744,20 @@ int salus_fhir_access_visible_text(struct salus_store *st, const struct salus_po
 	return rc;
 }
 
+int salus_fhir_access_visible_res(struct salus_store *st, const struct salus_policy *p, enum salus_policy_letter l,
+				  const struct salus_resource *r, bool *ok)
+{
+	if (salus_fhir_access_restricted(p) && r->owner[0] && p->patient[0] && !p->hidden && !p->ndeny &&
+	    !strcmp(r->owner, p->patient)) {
+		struct salus_policy_rule rule = salus_policy_rule(p, r->type, l);
+		if (rule.granted && rule.compartment && !rule.query && !rule.related) {
+			*ok = true;
+			return SALUS_OK;
+		}
+	}
+	return salus_fhir_access_visible_text(st, p, l, r->type, r->id, r->json, r->len, ok);
+}
+
 /* ---- writes ---- */
 
 int salus_fhir_access_writes(struct salus_store *st, const struct salus_policy *p, const struct salus_write *ops,

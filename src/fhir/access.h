@@ -63,6 +63,13 @@ int salus_fhir_access_visible(struct salus_store *st, const struct salus_policy 
 /* The same for stored JSON text (json, len). */
 int salus_fhir_access_visible_text(struct salus_store *st, const struct salus_policy *p, enum salus_policy_letter l,
 				   const char *type, const char *id, const char *json, size_t len, bool *ok /* OUT */);
+/* The same for a stored version (its json), deciding without parsing it when
+ * its body was sealed under the record key of the token's own patient
+ * (r->owner): that owner is a Patient reference through the type's
+ * compartment parameters, so the version is in the compartment (a patient
+ * token sees every label of it and no Consent applies). */
+int salus_fhir_access_visible_res(struct salus_store *st, const struct salus_policy *p, enum salus_policy_letter l,
+				  const struct salus_resource *r, bool *ok /* OUT */);
 
 /* Check writes before they are applied: an update or delete needs the
  * current version (if any, and not deleted) visible under 'u'/'d' (else

@@ -364,15 +364,14 @@ static int read_visible(struct salus_store *st, const struct salus_fhir_req *rq,
 	if (!salus_fhir_access_restricted(rq->policy))
 		return 0;
 	if (!r->deleted)
-		return salus_fhir_access_visible_text(st, rq->policy, SALUS_POLICY_R, rq->type, rq->id, r->json, r->len, ok);
+		return salus_fhir_access_visible_res(st, rq->policy, SALUS_POLICY_R, r, ok);
 	*ok = false;
 	if (r->version <= 1)
 		return 0;
 	struct salus_resource prev = {.json = NULL};
 	int rc = salus_store_read(st, rq->type, rq->id, r->version - 1, &prev);
 	if (!rc && !prev.deleted && prev.json)
-		rc = salus_fhir_access_visible_text(st, rq->policy, SALUS_POLICY_R, rq->type, rq->id, prev.json, prev.len,
-						    ok);
+		rc = salus_fhir_access_visible_res(st, rq->policy, SALUS_POLICY_R, &prev, ok);
 	else if (rc == SALUS_ENOTFOUND || rc == SALUS_EGONE || !rc)
 		rc = 0;
 	salus_resource_release(&prev);
@@ -1042,8 +1041,7 @@ static int add_entry(void *ctx, const struct salus_resource *r)
 	if (pg->policy) {
 		bool ok = false;
 		/* tombstones carry no content to judge: left out of a restricted history */
-		if (!r->deleted && (pg->vrc = salus_fhir_access_visible_text(pg->st, pg->policy, pg->letter, r->type, r->id,
-									       r->json, r->len, &ok)))
+		if (!r->deleted && (pg->vrc = salus_fhir_access_visible_res(pg->st, pg->policy, pg->letter, r, &ok)))
 			return pg->vrc;
 		if (!ok)
 			return 0;

@@ -410,6 +410,19 @@ int salus_pk_seal(struct salus_pk *pk, const char *pid, const char *type, const 
 	return SALUS_OK;
 }
 
+bool salus_pk_owner(const void *blob, size_t n, char *out, size_t cap)
+{
+	const unsigned char *b = blob;
+	if (!salus_pk_is_sealed(blob, n) || n < MAGIC_LEN + 1)
+		return false;
+	size_t pn = b[MAGIC_LEN];
+	if (!pn || pn > MAX_PID || pn >= cap || n < MAGIC_LEN + 1 + pn)
+		return false;
+	memcpy(out, b + MAGIC_LEN + 1, pn);
+	out[pn] = '\0';
+	return strlen(out) == pn;
+}
+
 int salus_pk_open_rec(struct salus_pk *pk, const char *type, const char *id, long version, const void *blob,
 		      size_t n, char **json, size_t *len)
 {

@@ -66,6 +66,12 @@ int salus_pk_flush(struct salus_pk *pk);
 int salus_pk_open_rec(struct salus_pk *pk, const char *type, const char *id, long version, const void *blob,
 		      size_t n, char **json /* OUT */, size_t *len /* OUT */);
 
+/* The patient id in the header of a sealed body into out (cap bytes): not
+ * authenticated by itself — only once the body opened under that patient's
+ * key (salus_pk_open_rec binds it in the associated data).  Returns false
+ * when blob is not a well-formed sealed body or the id does not fit. */
+bool salus_pk_owner(const void *blob, size_t n, char *out, size_t cap);
+
 /* Destroy pid's key: the row becomes a tombstone, the cache slot is wiped.
  * *existed (may be NULL): a live key was destroyed now.  Errors: SALUS_EIO. */
 int salus_pk_erase(struct salus_pk *pk, const char *pid, bool *existed /* OUT, may be NULL */);

@@ -119,6 +119,10 @@ struct salus_resource {
 	bool deleted;       /* a tombstone: json is NULL */
 	char *json;         /* owned: the resource as stored (compact JSON), NUL-terminated */
 	size_t len;
+	/* the patient whose record key sealed this body (patient_keys; the body
+	 * opened under that key, which authenticates it), else "": the owner the
+	 * indexer gave the version (salus_ix.patient) */
+	char owner[SALUS_MAX_ID + 1];
 };
 void salus_resource_release(struct salus_resource *r); /* frees json; NULL-safe */
 

@@ -615,9 +615,10 @@ static void copy_name(char *dst, size_t cap, const char *src)
  * NULL).  SALUS_EGONE: the patient was erased; SALUS_EINTEGRITY: a sealed
  * body that does not open (or a store opened without patient keys). */
 static int body_view(struct sq_store *sq, sqlite3_stmt *st, int col, const char *type, const char *id, long version,
-		     const char **p, size_t *n, char **owned)
+		     const char **p, size_t *n, char **owned, char owner[SALUS_MAX_ID + 1])
 {
 	*owned = NULL;
+	owner[0] = '\0';
 	if (sqlite3_column_type(st, col) != SQLITE_BLOB)
 		return col_text(st, col, p, n);
 	const void *b = sqlite3_column_blob(st, col);
@@ -625,8 +626,11 @@ static int body_view(struct sq_store *sq, sqlite3_stmt *st, int col, const char 
 	if (!sq->pk || !salus_pk_is_sealed(b, bn))
 		return SALUS_EINTEGRITY;
 	int rc = salus_pk_open_rec(sq->pk, type, id, version, b, bn, owned, n);
-	if (!rc)
+	if (!rc) {
 		*p = *owned;
+		if (!salus_pk_owner(b, bn, owner, SALUS_MAX_ID + 1)) /* it opened, so it is well formed */
+			owner[0] = '\0';
+	}
 	return rc;
 }
 
@@ -694,7 +698,7 @@ static int sq_read(struct salus_store *s, const char *type, const char *id, long
 		rc = SALUS_EGONE;
 		goto out_stmt;
 	}
-	rc = body_view(sq, st, 4, type, id, r.version, &json, &len, &owned);
+	rc = body_view(sq, st, 4, type, id, r.version, &json, &len, &owned, r.owner);
 	if (rc == SALUS_EGONE) { /* its patient was erased after this copy of the database was made */
 		r.deleted = true;
 		*out = r;
@@ -819,7 +823,7 @@ static int sq_history(struct salus_store *s, const struct salus_history_q *q, sa
 		r.updated_ms = sqlite3_column_int64(st, 3);
 		r.seq = sqlite3_column_int64(st, 4);
 		r.deleted = sqlite3_column_int(st, 5) != 0;
-		if (!r.deleted && (rc = body_view(sq, st, 6, r.type, r.id, r.version, &json, &r.len, &owned))) {
+		if (!r.deleted && (rc = body_view(sq, st, 6, r.type, r.id, r.version, &json, &r.len, &owned, r.owner))) {
 			if (rc == SALUS_EGONE)
 				continue; /* an erased patient's version (in a restored copy): never shown */
 			goto out_stmt;
@@ -913,7 +917,7 @@ static int sq_list(struct salus_store *s, const char *type, const char *after_id
 		r.version = (long)sqlite3_column_int64(st, 1);
 		r.updated_ms = sqlite3_column_int64(st, 2);
 		r.seq = sqlite3_column_int64(st, 3);
-		if ((rc = body_view(sq, st, 4, r.type, r.id, r.version, &json, &r.len, &owned))) {
+		if ((rc = body_view(sq, st, 4, r.type, r.id, r.version, &json, &r.len, &owned, r.owner))) {
 			if (rc == SALUS_EGONE)
 				continue; /* an erased patient's resource (in a restored copy) */
 			goto out_stmt;
@@ -2613,6 +2617,8 @@ static int open_hit(void *arg, const struct salus_sq_hit *h)
 	if (rc)
 		return rc;
 	o = (struct salus_sq_hit){.r = h->r, .rid = h->rid, .cursor = h->cursor, .total = h->total};
+	if (!salus_pk_owner(h->r.json, h->r.len, o.r.owner, sizeof o.r.owner))
+		o.r.owner[0] = '\0';
 	o.r.json = json;
 	o.r.len = n;
 	rc = oh->cb(oh->ctx, &o);
