@@ -30,6 +30,7 @@
 
 #include "audit/audit.h"
 #include "cli/cmd.h"
+#include "cli/secret_file.h"
 #include "cli/store_open.h"
 #include "core/alloc.h"
 #include "core/clock.h"
@@ -61,22 +62,10 @@ static const char usage[] =
 
 /* ---- files ---- */
 
-/* out = a "/" b; SALUS_EINVALID when it does not fit. */
-static int join(char out[SALUS_PATH_MAX], const char *a, const char *b)
-{
-	size_t na = strlen(a), nb = strlen(b);
-	if (na + 1 + nb >= SALUS_PATH_MAX)
-		return SALUS_EINVALID;
-	memcpy(out, a, na);
-	out[na] = '/';
-	memcpy(out + na + 1, b, nb + 1);
-	return SALUS_OK;
-}
-
 static int mkdirs_for(const char *root, const char *rel)
 {
 	char p[SALUS_PATH_MAX];
-	if (join(p, root, rel))
+	if (salus_cli_path_join(p, root, rel))
 		return SALUS_EINVALID;
 	for (char *s = p + strlen(root) + 1; (s = strchr(s, '/')); s++) {
 		*s = '\0';
@@ -85,43 +74,6 @@ static int mkdirs_for(const char *root, const char *rel)
 		*s = '/';
 	}
 	return SALUS_OK;
-}
-
-/* Copy src to the new file dst (mode 0600), synced. */
-static int copy_file(const char *src, const char *dst)
-{
-	char buf[65536];
-	ssize_t n;
-	int rc = SALUS_OK;
-	int in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return SALUS_ENOTFOUND;
-	int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (out < 0) {
-		close(in);
-		return errno == EEXIST ? SALUS_EEXISTS : SALUS_EIO;
-	}
-	while ((n = read(in, buf, sizeof buf)) > 0) {
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(out, buf + off, (size_t)(n - off));
-			if (w < 0) {
-				if (errno == EINTR)
-					continue;
-				rc = SALUS_EIO;
-				goto out;
-			}
-			off += w;
-		}
-	}
-	if (n < 0 || fsync(out))
-		rc = SALUS_EIO;
-out:
-	close(in);
-	if (close(out) && !rc)
-		rc = SALUS_EIO;
-	if (rc)
-		unlink(dst);
-	return rc;
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -221,7 +173,7 @@ static int manifest_add(json_t *files, const char *root, const char *rel)
 	unsigned char h[SALUS_HASH_LEN];
 	uint64_t bytes = 0;
 	int rc;
-	if (join(p, root, rel))
+	if (salus_cli_path_join(p, root, rel))
 		return SALUS_EINVALID;
 	if ((rc = salus_hash256_file(p, h, &bytes)))
 		return rc;
@@ -242,7 +194,7 @@ static int manifest_check(const char *root, json_t **doc_out, char *why, size_t 
 	size_t i;
 	int status = 0;
 
-	if (join(p, root, MANIFEST) ||
+	if (salus_cli_path_join(p, root, MANIFEST) ||
 	    !(doc = json_load_file(p, JSON_REJECT_DUPLICATES, &err))) {
 		snprintf(why, cap, "no readable %s in the backup", MANIFEST);
 		return 2;
@@ -267,7 +219,7 @@ static int manifest_check(const char *root, json_t **doc_out, char *why, size_t 
 			json_decref(doc);
 			return 2;
 		}
-		if (join(p, root, rel) || salus_hash256_file(p, h, &got)) {
+		if (salus_cli_path_join(p, root, rel) || salus_hash256_file(p, h, &got)) {
 			snprintf(why, cap, "%s is missing", rel);
 			status = 1;
 			break;
@@ -373,7 +325,7 @@ static int backup(const struct salus_config *cfg, const char *out)
 		salus_cli_fail("backup", 1, "cannot create directories in %s", out);
 		goto out;
 	}
-	if (join(p, out, dbrel) || join(q, out, keysrel)) {
+	if (salus_cli_path_join(p, out, dbrel) || salus_cli_path_join(q, out, keysrel)) {
 		salus_cli_fail("backup", 2, "the backup path is too long");
 		goto out;
 	}
@@ -395,8 +347,8 @@ static int backup(const struct salus_config *cfg, const char *out)
 		                "were skipped\n");
 	for (size_t i = 0; i < pl.n; i++) {
 		char src[SALUS_PATH_MAX];
-		if (join(src, cfg->dir, pl.files[i]) || join(p, out, pl.files[i]) || !strcmp(pl.files[i], MANIFEST) || mkdirs_for(out, pl.files[i]) ||
-		    (rc = copy_file(src, p))) {
+		if (salus_cli_path_join(src, cfg->dir, pl.files[i]) || salus_cli_path_join(p, out, pl.files[i]) || !strcmp(pl.files[i], MANIFEST) || mkdirs_for(out, pl.files[i]) ||
+		    (rc = salus_cli_copy_file(src, p, 0600))) {
 			salus_cli_fail("backup", 1, "cannot copy %s", pl.files[i]);
 			goto out;
 		}
@@ -416,7 +368,7 @@ static int backup(const struct salus_config *cfg, const char *out)
 			salus_cli_fail("backup", 1, "cannot hash %s", pl.files[i]);
 			goto out;
 		}
-	int fd = join(p, out, MANIFEST) ? -1 : open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = salus_cli_path_join(p, out, MANIFEST) ? -1 : open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 || json_dumpfd(doc, fd, JSON_INDENT(1) | JSON_SORT_KEYS) || fsync(fd)) {
 		if (fd >= 0)
 			close(fd);
@@ -495,7 +447,7 @@ static int restore(const char *from, const char *dir, const char *kek_file, cons
 		const char *rel = json_string_value(json_object_get(e, "path"));
 		bool keyfile = !strcmp(rel, ring_rel) || !strcmp(rel, pk_rel);
 		const char *base = keys_from && keyfile ? keys_from : from;
-		if (join(src, base, rel) || join(p, abs, rel) || mkdirs_for(abs, rel) || (rc = copy_file(src, p))) {
+		if (salus_cli_path_join(src, base, rel) || salus_cli_path_join(p, abs, rel) || mkdirs_for(abs, rel) || (rc = salus_cli_copy_file(src, p, 0600))) {
 			salus_cli_fail("backup", 1, "cannot copy %s%s", rel,
 			               keys_from && keyfile ? " from --keys-from" : "");
 			goto out;
@@ -514,7 +466,7 @@ static int restore(const char *from, const char *dir, const char *kek_file, cons
 			goto out;
 		}
 		if (mkdirs_for(abs, rel_to(abs, kf) ? rel_to(abs, kf) : "") ||
-		    (rc = copy_file(kek_file, kf))) {
+		    (rc = salus_cli_copy_file(kek_file, kf, 0600))) {
 			salus_cli_fail("backup", 1, "cannot copy the KEK file to %s", kf);
 			goto out;
 		}

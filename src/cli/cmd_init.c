@@ -16,6 +16,7 @@
 #include "auth/auth.h"
 #include "auth/user.h"
 #include "cli/cmd.h"
+#include "cli/secret_file.h"
 #include "cli/demo.h"
 #include "cli/store_open.h"
 #include "core/config.h"
@@ -49,37 +50,6 @@ static int dir_is_empty(const char *path)
 	return empty;
 }
 
-static int copy_file(const char *from, const char *to, mode_t mode)
-{
-	int in = open(from, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return SALUS_EIO;
-	int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	if (out < 0) {
-		close(in);
-		return SALUS_EIO;
-	}
-	char buf[8192];
-	ssize_t n;
-	int rc = 0;
-	while ((n = read(in, buf, sizeof buf)) > 0)
-		if (write(out, buf, (size_t)n) != n) {
-			rc = SALUS_EIO;
-			break;
-		}
-	if (n < 0 || fsync(out))
-		rc = SALUS_EIO;
-	close(in);
-	if (close(out))
-		rc = SALUS_EIO;
-	return rc;
-}
-
-static int sub(char out[SALUS_PATH_MAX], const char *dir, const char *name)
-{
-	int n = snprintf(out, SALUS_PATH_MAX, "%s/%s", dir, name);
-	return n < 0 || n >= SALUS_PATH_MAX ? SALUS_EINVALID : 0;
-}
 
 int salus_cmd_init(int argc, char **argv)
 {
@@ -138,16 +108,16 @@ int salus_cmd_init(int argc, char **argv)
 	snprintf(cfg.dir, sizeof cfg.dir, "%s", abs);
 	char p[SALUS_PATH_MAX], p2[SALUS_PATH_MAX];
 	int rc;
-	if (sub(p, abs, "keys") || mkdir(p, 0700) || sub(p, abs, "tls") || mkdir(p, 0700))
+	if (salus_cli_path_join(p, abs, "keys") || mkdir(p, 0700) || salus_cli_path_join(p, abs, "tls") || mkdir(p, 0700))
 		return salus_cli_fail("init", 1, "cannot create the keys/ and tls/ folders");
-	if (sub(p, abs, "salus.ini") || salus_config_write(&cfg, p))
+	if (salus_cli_path_join(p, abs, "salus.ini") || salus_config_write(&cfg, p))
 		return salus_cli_fail("init", 1, "cannot write salus.ini");
 	if (salus_crypto_init())
 		return salus_cli_fail("init", 1, "libsodium failed to initialise");
 	if (salus_config_path(&cfg, cfg.tls_cert, p) || salus_config_path(&cfg, cfg.tls_key, p2))
 		return salus_cli_fail("init", 1, "TLS path too long");
 	if (cert) {
-		if (copy_file(cert, p, 0644) || copy_file(key, p2, 0600))
+		if (salus_cli_copy_file(cert, p, 0644) || salus_cli_copy_file(key, p2, 0600))
 			return salus_cli_fail("init", 1, "cannot copy the TLS certificate or key");
 	} else if (salus_tls_selfsigned(p, p2)) {
 		return salus_cli_fail("init", 1, "cannot create a self-signed TLS certificate");
@@ -161,9 +131,9 @@ int salus_cmd_init(int argc, char **argv)
 		return salus_cli_fail("init", 1, "cannot make the key-file sealing key: %s", why ? why : salus_err_msg(rc));
 	if (salus_config_path(&cfg, cfg.token_key, p) || (rc = salus_signkey_create(p)))
 		return salus_cli_fail("init", 1, "cannot create the token-signing key");
-	if (sub(p, abs, "keys/audit.key") || salus_audit_key_create(p)) /* + keys/audit.key.pub */
+	if (salus_cli_path_join(p, abs, "keys/audit.key") || salus_audit_key_create(p)) /* + keys/audit.key.pub */
 		return salus_cli_fail("init", 1, "cannot create the audit checkpoint key");
-	if (sub(p, abs, "keys/pepper.key") || salus_pepper_create(p)) /* password pepper (auth/user.h) */
+	if (salus_cli_path_join(p, abs, "keys/pepper.key") || salus_pepper_create(p)) /* password pepper (auth/user.h) */
 		return salus_cli_fail("init", 1, "cannot create the password pepper");
 	struct salus_store *st = NULL;
 	struct salus_store_opts so = {.create = true};
@@ -178,7 +148,7 @@ int salus_cmd_init(int argc, char **argv)
 			goto out_store;
 		}
 		char secret[64];
-		if (salus_random_token(24, secret, sizeof secret) || sub(p, abs, "demo-client-secret")) {
+		if (salus_random_token(24, secret, sizeof secret) || salus_cli_path_join(p, abs, "demo-client-secret")) {
 			status = salus_cli_fail("init", 1, "cannot make the demo client secret");
 			goto out_store;
 		}
