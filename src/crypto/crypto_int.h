@@ -5,6 +5,7 @@
 #ifndef SALUS_CRYPTO_INT_H
 #define SALUS_CRYPTO_INT_H
 #include <sodium.h>
+#include <stdbool.h>
 
 #include "crypto/crypto.h"
 
@@ -14,5 +15,11 @@ struct salus_signkey {
 	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
 	char kid[SALUS_KID_LEN];
 };
+
+/* Write n bytes to path atomically (a 0600 temporary file, fsync, then link
+ * (must_not_exist: never replaces, SALUS_EEXISTS) or rename, and an fsync of
+ * the directory): the file is complete or absent.  keyfile.c; used by the
+ * keyring and the key files.  Errors: SALUS_EINVALID, SALUS_EEXISTS, SALUS_EIO. */
+int salus_crypto_write_atomic(const char *path, const void *p, size_t n, bool must_not_exist);
 
 #endif

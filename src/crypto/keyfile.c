@@ -13,6 +13,7 @@
  * keyring such as unit tests) are read as they are.
  */
 #include "crypto/crypto.h"
+#include "crypto/crypto_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -80,52 +81,64 @@ static size_t make_ad(const char *path, unsigned char *ad, size_t cap)
 	return ml + bl;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+int salus_crypto_write_atomic(const char *path, const void *p, size_t n, bool must_not_exist)
 {
-	while (n) {
-		ssize_t w = write(fd, p, n);
+	char tmp[SALUS_PATH_MAX];
+	const char *c = p;
+	int fd, rc = SALUS_OK;
+
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
+		return SALUS_EINVALID;
+	if (must_not_exist && access(path, F_OK) == 0)
+		return SALUS_EEXISTS;
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) /* mode 0600 */
+		return SALUS_EIO;
+	if (fchmod(fd, 0600))
+		rc = SALUS_EIO;
+	for (size_t left = n; !rc && left;) {
+		ssize_t w = write(fd, c, left);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			return SALUS_EIO;
-		p += w;
-		n -= (size_t)w;
+			rc = SALUS_EIO;
+		else
+			c += w, left -= (size_t)w;
+	}
+	if (!rc && fsync(fd))
+		rc = SALUS_EIO;
+	if (close(fd))
+		rc = SALUS_EIO;
+	/* link() never replaces: two racing creators cannot both win */
+	if (!rc && (must_not_exist ? link(tmp, path) : rename(tmp, path)))
+		rc = errno == EEXIST ? SALUS_EEXISTS : SALUS_EIO;
+	unlink(tmp);
+	if (rc)
+		return rc;
+	char dir[SALUS_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t dn = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
+	if (!slash)
+		dir[dn++] = '.';
+	else
+		memcpy(dir, path, dn); /* dn < strlen(path) < SALUS_PATH_MAX */
+	dir[dn] = '\0';
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		fsync(fd);
+		close(fd);
 	}
 	return SALUS_OK;
 }
 
-static void sync_dir_of(const char *path)
-{
-	char dir[SALUS_PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	size_t n = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
-	if (!slash)
-		dir[n++] = '.';
-	else if (n < sizeof dir)
-		memcpy(dir, path, n);
-	else
-		return;
-	dir[n] = '\0';
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
 int salus_keyfile_write(const char *path, const char *text, size_t n, bool replace)
 {
-	char tmp[SALUS_PATH_MAX];
 	char out[sizeof SEALED_MAGIC + SALUS_B64URL_LEN(NONCE + SALUS_KEYFILE_MAX + TAG) + 2];
 	unsigned char box[NONCE + SALUS_KEYFILE_MAX + TAG], ad[sizeof SEALED_MAGIC + 256];
 	size_t len;
-	int fd, rc = salus_crypto_init();
+	int rc = salus_crypto_init();
 
 	if (rc)
 		return rc;
 	if (!path || !text || !n || n > SALUS_KEYFILE_MAX)
-		return SALUS_EINVALID;
-	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
 		return SALUS_EINVALID;
 	if (!replace && access(path, F_OK) == 0)
 		return SALUS_EEXISTS;
@@ -145,23 +158,7 @@ int salus_keyfile_write(const char *path, const char *text, size_t n, bool repla
 		memcpy(out, text, n);
 		len = n;
 	}
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) { /* mode 0600 */
-		rc = SALUS_EIO;
-		goto out;
-	}
-	rc = fchmod(fd, 0600) ? SALUS_EIO : write_all(fd, out, len);
-	if (!rc && fsync(fd))
-		rc = SALUS_EIO;
-	close(fd);
-	if (!rc) {
-		/* link() never replaces: two racing creators cannot both win */
-		if (replace ? rename(tmp, path) : link(tmp, path))
-			rc = errno == EEXIST ? SALUS_EEXISTS : SALUS_EIO;
-		else
-			sync_dir_of(path);
-	}
-	unlink(tmp);
-out:
+	rc = salus_crypto_write_atomic(path, out, len, !replace);
 	sodium_memzero(out, sizeof out);
 	sodium_memzero(box, sizeof box);
 	return rc;

@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -35,6 +34,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "crypto/crypto.h"
+#include "crypto/crypto_int.h"
 
 #define FORMAT "salus-keyring-1"
 #define KEKFILE_MAGIC "salus-kek-1"
@@ -145,41 +145,6 @@ static int read_small(const char *path, char **out, size_t *n)
 }
 
 /* Replace path atomically with n bytes (mode 0600): temp file, fsync, rename, fsync dir. */
-static int write_atomic(const char *path, const void *p, size_t n, bool must_not_exist)
-{
-	char tmp[SALUS_PATH_MAX + 16], dir[SALUS_PATH_MAX];
-	struct stat st;
-	int fd, rc = SALUS_OK;
-
-	if (must_not_exist && stat(path, &st) == 0)
-		return SALUS_EEXISTS;
-	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-		return SALUS_EINVALID;
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
-		return SALUS_EIO;
-	if (fchmod(fd, 0600) || write(fd, p, n) != (ssize_t)n || fsync(fd))
-		rc = SALUS_EIO;
-	if (close(fd))
-		rc = SALUS_EIO;
-	if (!rc && must_not_exist) {
-		/* link: fails if path appeared meanwhile, never replaces it */
-		if (link(tmp, path))
-			rc = errno == EEXIST ? SALUS_EEXISTS : SALUS_EIO;
-		unlink(tmp);
-	} else if (!rc && rename(tmp, path)) {
-		rc = SALUS_EIO;
-	}
-	if (rc) {
-		unlink(tmp);
-		return rc;
-	}
-	snprintf(dir, sizeof dir, "%s", path);
-	if ((fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-	return SALUS_OK;
-}
 
 /* Decode a 32-byte key written as base64url (43 chars) or hex (64 chars). */
 static int decode_key(const char *s, size_t n, unsigned char out[KEK_LEN])
@@ -415,7 +380,7 @@ static int save(const char *path, const json_t *doc, const unsigned char kek[KEK
 	json_decref(out);
 	if (!text)
 		return SALUS_ENOMEM;
-	rc = write_atomic(path, text, strlen(text), must_not_exist);
+	rc = salus_crypto_write_atomic(path, text, strlen(text), must_not_exist);
 	salus_free(text);
 	return rc;
 }
@@ -455,7 +420,7 @@ static int kekfile_add(const char *path, uint32_t version, const unsigned char k
 	if (!rc)
 		rc = salus_buf_addf(&b, "%u %s\n", version, b64);
 	if (!rc)
-		rc = write_atomic(path, b.p, b.n, create);
+		rc = salus_crypto_write_atomic(path, b.p, b.n, create);
 	sodium_memzero(b64, sizeof b64);
 	if (old) {
 		sodium_memzero(old, n);
