@@ -8,7 +8,9 @@
  *               disturbed (it needs the KEK only at start-up)
  *   rekey-data  new data key; every database page re-encrypted under it; the
  *               progress is in the keyring, so a killed run resumes where it
- *               stopped.  Needs the database to itself (stop the server).
+ *               stopped.  Online: with a server running, the new key is the
+ *               pending one the server made at start-up and holds, and the
+ *               server keeps reading and writing throughout.
  */
 #include <sodium.h>
 #include <stdio.h>
@@ -28,7 +30,8 @@ static const char usage[] =
 	"Manages the keys that encrypt DIR at rest (docs/security.md).\n"
 	"  status      show the KEK version, the data keys and their ages, and what is due\n"
 	"  rotate      make a new KEK version and re-wrap every data key (online: the server keeps serving)\n"
-	"  rekey-data  re-encrypt every database page under a new data key (resumable; stop the server first)\n"
+	"  rekey-data  re-encrypt every database page under a new data key (resumable; online: a running\n"
+	"              server keeps serving and moves to the new key)\n"
 	"  seal-files  seal the token, audit and pepper key files under the keyring (data directories made\n"
 	"              before sealing; new ones are sealed from the start)\n"
 	"The KEK comes from [keys] kek_source: file (keys/kek.key), passphrase (SALUS_KEK_PASSPHRASE;\n"
@@ -135,18 +138,27 @@ static int key_rekey(const struct salus_config *cfg, const char *ring, const str
 	const char *why = NULL;
 	uint32_t from = 1;
 	size_t n = 0;
+	bool online = false;
 	int rc, status = 1;
 
+	if ((rc = salus_cli_store_in_use(cfg, &online)))
+		return salus_cli_fail("key", 1, "cannot tell whether a server is running: %s", salus_err_msg(rc));
 	if ((rc = salus_keyring_open(ring, kc, &kr, &why)))
 		return salus_cli_fail("key", 1, "cannot unlock the keyring: %s", why ? why : salus_err_msg(rc));
 	if (salus_cli_store_uri(cfg, uri)) {
 		salus_cli_fail("key", 1, "bad [store] uri");
 		goto out_kr;
 	}
-	if ((rc = salus_keyring_rekey_begin(kr, &from))) {
-		salus_cli_fail("key", 1, "cannot start the rekey: %s", salus_err_msg(rc));
+	if ((rc = salus_keyring_rekey_begin(kr, online, &from))) {
+		if (rc == SALUS_ENOTFOUND)
+			salus_cli_fail("key", 1, "the running server holds no next data key (it was started before this "
+						 "version): restart it once, or stop it and rekey offline");
+		else
+			salus_cli_fail("key", 1, "cannot start the rekey: %s", salus_err_msg(rc));
 		goto out_kr;
 	}
+	if (online)
+		printf("salus: a server is running: rekeying online to data key %u\n", salus_keyring_active(kr));
 	if ((rc = salus_cli_page_keys(kr, &keys, &n))) {
 		salus_cli_fail("key", 1, "out of secure memory");
 		goto out_kr;
@@ -157,8 +169,7 @@ static int key_rekey(const struct salus_config *cfg, const char *ring, const str
 	rc = salus_store_rekey(uri, &o, from, on_progress, kr);
 	salus_cli_page_keys_free(keys);
 	if (rc) {
-		salus_cli_fail("key", 1, "rekey stopped: %s%s", salus_err_msg(rc),
-			       rc == SALUS_EBUSY ? " (stop the server first)" : "; run it again to resume");
+		salus_cli_fail("key", 1, "rekey stopped: %s; run it again to resume", salus_err_msg(rc));
 		goto out_kr;
 	}
 	if ((rc = salus_keyring_rekey_finish(kr))) {

@@ -108,7 +108,7 @@ int salus_cmd_serve(int argc, char **argv)
 	/* unlock the keyring, open the encrypted store; only the page keys stay in memory */
 	struct salus_store *st = NULL;
 	struct salus_store_opts so = {.create = false};
-	int rc = salus_cli_open_store(&cfg, &so, &st, &why);
+	int rc = salus_cli_open_store_serving(&cfg, &so, &st, &why);
 	if (rc)
 		return salus_cli_fail("serve", 1, "cannot open the store: %s", why);
 	/* a database restored from a backup older than an erasure: remove the

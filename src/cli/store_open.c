@@ -3,9 +3,13 @@
  */
 #include "cli/store_open.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -152,6 +156,7 @@ int salus_cli_open_store_kr(const struct salus_config *cfg, struct salus_keyring
 	o.page_keys = keys;
 	o.npage_keys = n;
 	o.page_key_id = salus_keyring_active(kr);
+	o.page_key_next = salus_keyring_pending(kr);
 	o.patient_keys = pkpath;
 	o.pwks = pwks;
 	o.npwks = npwk;
@@ -175,5 +180,46 @@ int salus_cli_open_store(const struct salus_config *cfg, const struct salus_stor
 	/* the KEK is freed with the keyring: only page and record keys live on, in the store */
 	rc = salus_cli_open_store_kr(cfg, kr, opts, out, why);
 	salus_keyring_free(kr);
+	return rc;
+}
+
+int salus_cli_open_store_serving(const struct salus_config *cfg, const struct salus_store_opts *opts,
+				 struct salus_store **out, const char **why)
+{
+	struct salus_keyring *kr = NULL;
+	uint32_t next = 0;
+	int rc = keyring_of(cfg, &kr, why);
+	if (rc)
+		return rc;
+	/* the next data key, made now while the KEK is at hand: an online
+	 * `salus key rekey-data` moves the data to it (docs/security.md) */
+	if ((rc = salus_keyring_dek_prepare(kr, &next)))
+		*why = "cannot prepare the next data key in the keyring";
+	else
+		rc = salus_cli_open_store_kr(cfg, kr, opts, out, why);
+	salus_keyring_free(kr);
+	return rc;
+}
+
+int salus_cli_store_in_use(const struct salus_config *cfg, bool *in_use)
+{
+	char pk[SALUS_PATH_MAX], lp[SALUS_PATH_MAX + 8];
+	int fd, rc = SALUS_OK;
+
+	if (salus_config_path(cfg, cfg->patient_keys, pk) || (size_t)snprintf(lp, sizeof lp, "%s.lock", pk) >= sizeof lp)
+		return SALUS_EINVALID;
+	if ((fd = open(lp, O_RDWR | O_CLOEXEC)) < 0) {
+		*in_use = false; /* no lock file: no store was ever opened with the key database */
+		return errno == ENOENT ? SALUS_OK : SALUS_EIO;
+	}
+	if (!flock(fd, LOCK_EX | LOCK_NB)) {
+		*in_use = false;
+		flock(fd, LOCK_UN);
+	} else if (errno == EWOULDBLOCK) {
+		*in_use = true;
+	} else {
+		rc = SALUS_EIO;
+	}
+	close(fd);
 	return rc;
 }

@@ -36,6 +36,15 @@ int salus_cli_open_store(const struct salus_config *cfg, const struct salus_stor
 int salus_cli_open_store_kr(const struct salus_config *cfg, struct salus_keyring *kr,
 			    const struct salus_store_opts *opts, struct salus_store **out /* OUT */,
 			    const char **why /* OUT */);
+/* salus_cli_open_store for `salus serve`: first makes the keyring's pending
+ * data key if it has none (salus_keyring_dek_prepare), which the store then
+ * holds as its next page key, so an online rekey can move to it. */
+int salus_cli_open_store_serving(const struct salus_config *cfg, const struct salus_store_opts *opts,
+				 struct salus_store **out /* OUT */, const char **why /* OUT */);
+/* Whether another process (a running server, or another command) has the
+ * store of cfg open: its shared lock on the patient key database's lock file
+ * is held.  Errors: SALUS_EINVALID (bad paths), SALUS_EIO. */
+int salus_cli_store_in_use(const struct salus_config *cfg, bool *in_use /* OUT */);
 /* The patient-key wrapping keys of an unlocked keyring, as salus_cli_page_keys. */
 int salus_cli_pwks(const struct salus_keyring *kr, struct salus_page_key **keys /* OUT */, size_t *n /* OUT */);
 /* Fill a sodium_malloc'd array with the page keys of an unlocked keyring;

@@ -6,7 +6,7 @@
  *   {"format":"salus-keyring-1",
  *    "kek":{"version":N,"source":"file|passphrase|command","created":INSTANT,
  *           "kdf":{"alg":"argon2id13","ops":3,"mem":67108864,"salt":B64}},   passphrase only
- *    "deks":[{"id":1,"created":INSTANT,"state":"active|retired","wrapped":B64}],
+ *    "deks":[{"id":1,"created":INSTANT,"state":"active|retired|pending","wrapped":B64}],
  *    "active":1,
  *    "rekey":{"from":1,"to":2,"next_page":1,"started":INSTANT},              while a rekey runs
  *    "pwks":[{"id":1,"created":INSTANT,"wrapped":B64}],     patient-key wrapping keys (crypto-shredding)
@@ -742,11 +742,76 @@ static int commit_doc(struct salus_keyring *kr, json_t *doc)
 	return SALUS_OK;
 }
 
-int salus_keyring_rekey_begin(struct salus_keyring *kr, uint32_t *next_page)
+/* The id of the pending DEK (prepared by salus_keyring_dek_prepare), or 0. */
+uint32_t salus_keyring_pending(const struct salus_keyring *kr)
+{
+	json_t *e;
+	size_t i;
+	json_array_foreach(json_object_get(kr->doc, "deks"), i, e)
+		if (!strcmp(jstr(json_object_get(e, "state")), "pending"))
+			return u32_of(e, "id");
+	return 0;
+}
+
+/* Add a new random DEK in `state` to doc and to the secrets (not saved). */
+static int dek_add(struct salus_keyring *kr, json_t *doc, const char *state, uint32_t *id_out)
+{
+	json_t *e;
+	uint32_t id = 0;
+	size_t i, k = kr->sec->n;
+
+	if (k >= SALUS_KEYRING_MAX_DEKS)
+		return SALUS_ETOOLARGE;
+	/* ids are never reused, not even a dropped pending key's (kr->doc still has it) */
+	json_array_foreach(json_object_get(doc, "deks"), i, e)
+		if (u32_of(e, "id") > id)
+			id = u32_of(e, "id");
+	json_array_foreach(json_object_get(kr->doc, "deks"), i, e)
+		if (u32_of(e, "id") > id)
+			id = u32_of(e, "id");
+	id++;
+	kr->sec->dek[k].id = id;
+	randombytes_buf(kr->sec->dek[k].key, SALUS_DEK_LEN);
+	if (json_array_append_new(json_object_get(doc, "deks"),
+				  dek_entry(id, wrap_dek(kr->sec->kek, kr->kek_version, id, kr->sec->dek[k].key), state))) {
+		sodium_memzero(&kr->sec->dek[k], sizeof kr->sec->dek[k]);
+		return SALUS_ENOMEM;
+	}
+	*id_out = id;
+	return SALUS_OK;
+}
+
+int salus_keyring_dek_prepare(struct salus_keyring *kr, uint32_t *id)
+{
+	json_t *doc;
+	int rc;
+
+	if ((*id = salus_keyring_pending(kr)))
+		return SALUS_OK;
+	if (!(doc = json_deep_copy(kr->doc)))
+		return SALUS_ENOMEM;
+	sec_rw(kr);
+	uint32_t nid = 0;
+	if ((rc = dek_add(kr, doc, "pending", &nid))) {
+		json_decref(doc);
+		goto out_ro;
+	}
+	if ((rc = commit_doc(kr, doc)) == SALUS_OK) {
+		kr->sec->n++;
+		*id = nid;
+	} else {
+		sodium_memzero(&kr->sec->dek[kr->sec->n], sizeof kr->sec->dek[0]);
+	}
+out_ro:
+	sec_ro(kr);
+	return rc;
+}
+
+int salus_keyring_rekey_begin(struct salus_keyring *kr, bool online, uint32_t *next_page)
 {
 	json_t *rk = json_object_get(kr->doc, "rekey"), *doc, *e;
 	char now[SALUS_INSTANT_LEN];
-	uint32_t id = 0;
+	uint32_t id = 0, pending = salus_keyring_pending(kr);
 	size_t i;
 	int rc;
 
@@ -754,35 +819,56 @@ int salus_keyring_rekey_begin(struct salus_keyring *kr, uint32_t *next_page)
 		*next_page = u32_of(rk, "next_page") ? u32_of(rk, "next_page") : 1;
 		return SALUS_OK;
 	}
-	if (kr->sec->n >= SALUS_KEYRING_MAX_DEKS)
-		return SALUS_ETOOLARGE;
-	json_array_foreach(json_object_get(kr->doc, "deks"), i, e)
-		if (u32_of(e, "id") > id)
-			id = u32_of(e, "id");
-	id++;
+	if (online && !pending)
+		return SALUS_ENOTFOUND;
 	if (!(doc = json_deep_copy(kr->doc)))
 		return SALUS_ENOMEM;
 	sec_rw(kr);
-	size_t k = kr->sec->n;
-	kr->sec->dek[k].id = id;
-	randombytes_buf(kr->sec->dek[k].key, SALUS_DEK_LEN);
+	if (online) {
+		/* the key the running server already holds as its next key */
+		id = pending;
+		json_array_foreach(json_object_get(doc, "deks"), i, e)
+			if (u32_of(e, "id") == id)
+				json_object_set_new(e, "state", json_string("active"));
+	} else {
+		/* offline: a fresh key; a pending one (which a server's memory held) is dropped */
+		if (pending) {
+			json_t *deks = json_object_get(doc, "deks");
+			json_array_foreach(deks, i, e)
+				if (u32_of(e, "id") == pending) {
+					json_array_remove(deks, i);
+					break;
+				}
+			for (i = 0; i < kr->sec->n && kr->sec->dek[i].id != pending; i++)
+				;
+			if (i < kr->sec->n) {
+				memmove(&kr->sec->dek[i], &kr->sec->dek[i + 1], (kr->sec->n - i - 1) * sizeof kr->sec->dek[0]);
+				kr->sec->n--;
+				sodium_memzero(&kr->sec->dek[kr->sec->n], sizeof kr->sec->dek[0]);
+			}
+		}
+		if ((rc = dek_add(kr, doc, "active", &id))) {
+			json_decref(doc);
+			goto out_ro;
+		}
+	}
 	salus_instant_format(salus_now_ms(), now);
-	if (json_array_append_new(json_object_get(doc, "deks"),
-				  dek_entry(id, wrap_dek(kr->sec->kek, kr->kek_version, id, kr->sec->dek[k].key), "active")) ||
-	    json_object_set_new(doc, "rekey", json_pack("{s:I, s:I, s:i, s:s}", "from", (json_int_t)salus_keyring_active(kr),
+	if (json_object_set_new(doc, "rekey", json_pack("{s:I, s:I, s:i, s:s}", "from", (json_int_t)salus_keyring_active(kr),
 							"to", (json_int_t)id, "next_page", 1, "started", now)) ||
 	    json_object_set_new(doc, "active", json_integer(id))) {
 		json_decref(doc);
 		rc = SALUS_ENOMEM;
-		goto out_ro;
+		goto out_new;
 	}
 	if ((rc = commit_doc(kr, doc)) == SALUS_OK) {
-		kr->sec->n++;
+		if (!online)
+			kr->sec->n++;
 		*next_page = 1;
 	}
+out_new:
+	if (rc && !online)
+		sodium_memzero(&kr->sec->dek[kr->sec->n], sizeof kr->sec->dek[0]);
 out_ro:
-	if (rc)
-		sodium_memzero(&kr->sec->dek[k], sizeof kr->sec->dek[k]);
 	sec_ro(kr);
 	return rc;
 }

@@ -92,11 +92,22 @@ int salus_keyring_page_key(const struct salus_keyring *kr, size_t i, uint32_t *i
  * Errors: as salus_keyring_create. */
 int salus_keyring_rotate_kek(struct salus_keyring *kr, const struct salus_kek_config *kc, const char **why /* OUT */);
 
-/* Start (or continue) a rekey of the data: unless one is in progress, make a
- * new DEK, make it the active one and record {from, to, next_page = 1}.
- * *next_page gets the page to resume from.  Errors: SALUS_ETOOLARGE (too many
- * DEKs), SALUS_EIO, SALUS_ENOMEM. */
-int salus_keyring_rekey_begin(struct salus_keyring *kr, uint32_t *next_page /* OUT */);
+/* The pending DEK: made in advance by `salus serve` at start-up (which has
+ * the KEK then, and not later), held by the server as its next page key, so
+ * that an online rekey can move to a key the running server already has.
+ * salus_keyring_pending: its id, or 0.  salus_keyring_dek_prepare: make one
+ * (random, state "pending", saved) unless there is one; *id gets its id.
+ * Errors: SALUS_ETOOLARGE, SALUS_EIO, SALUS_ENOMEM. */
+uint32_t salus_keyring_pending(const struct salus_keyring *kr);
+int salus_keyring_dek_prepare(struct salus_keyring *kr, uint32_t *id /* OUT */);
+
+/* Start (or continue) a rekey of the data: unless one is in progress, pick
+ * the new DEK — online (a server is running): the pending DEK, which it
+ * holds; offline: a new random DEK (a pending one is dropped) — make it the
+ * active one and record {from, to, next_page = 1}.  *next_page gets the page
+ * to resume from.  Errors: SALUS_ENOTFOUND (online without a pending DEK),
+ * SALUS_ETOOLARGE (too many DEKs), SALUS_EIO, SALUS_ENOMEM. */
+int salus_keyring_rekey_begin(struct salus_keyring *kr, bool online, uint32_t *next_page /* OUT */);
 /* Record progress (pages before next_page are done); atomic replace. */
 int salus_keyring_rekey_progress(struct salus_keyring *kr, uint32_t next_page);
 /* Finish: the old DEK becomes "retired" (kept to read older backups), the

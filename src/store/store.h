@@ -67,6 +67,11 @@ struct salus_store_opts {
 	const struct salus_page_key *page_keys;
 	size_t npage_keys;
 	uint32_t page_key_id;
+	/* 0, or the key (one of page_keys) an online salus_store_rekey in
+	 * another process will move to: the store switches its write key to it
+	 * on the first page it reads under it (the keyring's "pending" data key,
+	 * prepared by `salus serve`) */
+	uint32_t page_key_next;
 	/* Per-patient record keys (crypto-shredding; added after the keyring;
 	 * docs/security.md).  patient_keys: path of the key database (created
 	 * if missing; the salus binary uses DIR/keys/patient-keys.db) — NULL:
@@ -100,12 +105,18 @@ typedef int (*salus_rekey_cb)(void *ctx, uint32_t next_page, uint32_t npages);
  * (`salus key rekey-data`), starting at page `from` (1: the start; a resumed
  * run passes the last reported next_page — pages already under the new key
  * are skipped anyway).  opts->page_keys must hold the old and the new keys.
- * Takes the database exclusively for the run (other processes get
- * SALUS_EBUSY), checkpoints the WAL first, syncs after every batch of pages
- * and then calls cb.  Safe to kill at any point: each page is under one key
- * or the other, and a new run finishes the job.
+ * Online: other connections and processes keep reading and writing; a store
+ * open elsewhere must hold the new key as its page_key_next (it then switches
+ * to it; a store without the new key fails to read re-sealed pages).  Page 1
+ * is first rewritten under the new key through the WAL (the signal to
+ * switch), then the file is swept in batches (salus_crypt_rekey_file; sync,
+ * then cb, after each), the WAL is checkpointed into it and truncated, and
+ * the sweep repeats from page 1 until it finds nothing left under another
+ * key and the WAL holds nothing under another key.  Safe to kill at any
+ * point: each page is under one key or the other, and a new run finishes.
  * Errors: SALUS_EINVALID (no keys, not sqlite), SALUS_ENOTFOUND,
- * SALUS_EBUSY, SALUS_EINTEGRITY, SALUS_EIO, SALUS_ENOMEM. */
+ * SALUS_EBUSY (locks not obtained, or pages under an old key keep
+ * appearing), SALUS_EINTEGRITY, SALUS_EIO, SALUS_ENOMEM. */
 int salus_store_rekey(const char *uri, const struct salus_store_opts *opts, uint32_t from, salus_rekey_cb cb,
 		      void *ctx);
 

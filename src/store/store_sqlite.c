@@ -2562,7 +2562,7 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 		goto out_free;
 	}
 	if (o->page_keys &&
-	    (rc = salus_crypt_vfs_new(o->page_keys, o->npage_keys, o->page_key_id, &sq->vfs)))
+	    (rc = salus_crypt_vfs_new(o->page_keys, o->npage_keys, o->page_key_id, o->page_key_next, &sq->vfs)))
 		goto out_free;
 	if (o->patient_keys && (rc = salus_pk_open(o->patient_keys, o->pwks, o->npwks, o->patient_keys_exclusive, &sq->pk)))
 		goto out_free;

@@ -67,7 +67,6 @@ enum kind { KIND_DB = 1, KIND_WAL = 2 };
 
 /* The keys of one instance, in one sodium_malloc'd block (read-only once loaded). */
 struct keyset {
-	uint32_t write_id;
 	size_t n;
 	struct salus_page_key k[];
 };
@@ -76,6 +75,8 @@ struct salus_crypt_vfs {
 	sqlite3_vfs base; /* first: SQLite hands this pointer back to us */
 	sqlite3_vfs *root;
 	struct keyset *keys;
+	_Atomic uint32_t write_id; /* new pages are sealed under it */
+	uint32_t next_id;          /* 0, or the key a rekey will switch to (see ratchet) */
 	char name[48];
 };
 
@@ -152,10 +153,11 @@ static void seal(struct cfile *cf, unsigned char *page, enum kind kind, uint32_t
 {
 	const struct keyset *ks = cf->v->keys;
 	unsigned char *res = page + BODY, ad[AD_LEN];
+	uint32_t wid = atomic_load(&cf->v->write_id);
 
 	memset(res, 0, 8);
 	res[0] = FORMAT;
-	put_le32(res + 4, ks->write_id);
+	put_le32(res + 4, wid);
 	/* nonce: 16 random bytes per handle, then a 64-bit counter (never repeats
 	 * within a handle; handles differ with overwhelming probability) */
 	memcpy(res + 8, cf->prefix, 16);
@@ -164,31 +166,72 @@ static void seal(struct cfile *cf, unsigned char *page, enum kind kind, uint32_t
 		res[24 + i] = (unsigned char)(c >> (8 * i));
 	make_ad(ad, kind, pgno, res, salts);
 	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(page, res + 32, NULL, page, BODY, ad, AD_LEN, NULL,
-							   res + 8, key_by_id(ks, ks->write_id));
+							   res + 8, key_by_id(ks, wid));
 }
 
-/* Open (authenticate and decrypt) a page in place; false if it fails. */
-static bool unseal(const struct salus_crypt_vfs *v, unsigned char *page, enum kind kind, uint32_t pgno,
-		   const unsigned char *salts)
+/* A page authenticated under the instance's next key proves that an online
+ * rekey (salus_store_rekey, another process) has started writing under it:
+ * from now on this process writes under it too, so nothing it writes later
+ * is left under the old key (docs/security.md, "Online rekey"). */
+static void ratchet(struct salus_crypt_vfs *v, uint32_t id)
+{
+	uint32_t old = atomic_load(&v->write_id);
+	if (id == v->next_id && old != id && atomic_compare_exchange_strong(&v->write_id, &old, id))
+		salus_log(SALUS_LOG_INFO, "store.crypt.write_key", "id=%u from=%u (online rekey)", id, old);
+}
+
+/* Open (authenticate and decrypt) a page in place; false if it fails
+ * (not counted: see unseal). */
+static bool unseal_try(struct salus_crypt_vfs *v, unsigned char *page, enum kind kind, uint32_t pgno,
+		       const unsigned char *salts)
 {
 	const unsigned char *res = page + BODY, *key;
 	unsigned char ad[AD_LEN];
+	uint32_t id = get_le32(res + 4);
 
-	if (res[0] != FORMAT || !(key = key_by_id(v->keys, get_le32(res + 4))))
-		goto out_fail;
+	if (res[0] != FORMAT || !(key = key_by_id(v->keys, id)))
+		return false;
 	make_ad(ad, kind, pgno, res, salts);
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(page, NULL, page, BODY, res + 32, ad, AD_LEN,
-								res + 8, key) == 0) {
-		/* SQLite sees zero reserved bytes, always: it never writes them, so
-		 * the page it later hands to xWrite has zeros there too, and the WAL
-		 * frame checksum it computed over that page matches the page we give
-		 * back to recovery (which checks it) */
-		memset(page + BODY, 0, RES);
+								res + 8, key) != 0)
+		return false;
+	/* SQLite sees zero reserved bytes, always: it never writes them, so
+	 * the page it later hands to xWrite has zeros there too, and the WAL
+	 * frame checksum it computed over that page matches the page we give
+	 * back to recovery (which checks it) */
+	memset(page + BODY, 0, RES);
+	if (id == v->next_id)
+		ratchet(v, id);
+	return true;
+}
+
+static bool unseal(struct salus_crypt_vfs *v, unsigned char *page, enum kind kind, uint32_t pgno,
+		   const unsigned char *salts)
+{
+	if (unseal_try(v, page, kind, pgno, salts))
 		return true;
-	}
-out_fail:
 	atomic_fetch_add(&n_auth, 1);
 	return false;
+}
+
+/* Read and open database page pgno at off into page.  An online rekey
+ * (another process) rewrites database pages in place — same plaintext, new
+ * key — and a read racing that pwrite may see a torn page: a page that fails
+ * is read again a few times before it is an integrity error. */
+#define DB_READ_TRIES 8
+static int db_page_read(struct cfile *cf, unsigned char *page, sqlite3_int64 off, uint32_t pgno)
+{
+	for (int t = 0; t < DB_READ_TRIES; t++) {
+		int rc = cf->real->pMethods->xRead(cf->real, page, PAGE, off);
+		if (rc != SQLITE_OK)
+			return rc; /* SHORT_READ: zero-filled, a page not yet written */
+		if (unseal_try(cf->v, page, KIND_DB, pgno, NULL))
+			return SQLITE_OK;
+		if (t)
+			sqlite3_sleep(t); /* 1 + 2 + ... + 6 ms in all */
+	}
+	atomic_fetch_add(&n_auth, 1);
+	return SQLITE_IOERR_DATA;
 }
 
 static int integrity_fail(enum kind kind, uint32_t pgno)
@@ -253,24 +296,23 @@ static int db_read(struct cfile *cf, unsigned char *out, int n, sqlite3_int64 of
 
 	if (n == PAGE && off % PAGE == 0) {
 		uint32_t pgno = (uint32_t)(off / PAGE) + 1;
-		if ((rc = real_read(cf, out, PAGE, off)) != SQLITE_OK)
-			return rc; /* SHORT_READ: zero-filled, a page not yet written */
-		return unseal(cf->v, out, KIND_DB, pgno, NULL) ? SQLITE_OK : integrity_fail(KIND_DB, pgno);
+		rc = db_page_read(cf, out, off, pgno);
+		return rc == SQLITE_IOERR_DATA ? integrity_fail(KIND_DB, pgno) : rc;
 	}
 	/* a slice of one or more pages: open each whole page, copy out */
 	while (n > 0) {
 		sqlite3_int64 base = off - off % PAGE;
 		int in = (int)(off - base), take = PAGE - in < n ? PAGE - in : n;
 		uint32_t pgno = (uint32_t)(base / PAGE) + 1;
-		rc = real_read(cf, cf->buf, PAGE, base);
+		rc = db_page_read(cf, cf->buf, base, pgno);
 		if (rc == SQLITE_IOERR_SHORT_READ) {
 			memset(out, 0, (size_t)n);
 			return rc;
 		}
+		if (rc == SQLITE_IOERR_DATA)
+			return integrity_fail(KIND_DB, pgno);
 		if (rc != SQLITE_OK)
 			return rc;
-		if (!unseal(cf->v, cf->buf, KIND_DB, pgno, NULL))
-			return integrity_fail(KIND_DB, pgno);
 		memcpy(out, cf->buf + in, (size_t)take);
 		out += take;
 		off += take;
@@ -604,12 +646,12 @@ static const char *v_nextsys(sqlite3_vfs *v, const char *name)
 	return root_of(v)->xNextSystemCall(root_of(v), name);
 }
 
-int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t write_id,
+int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t write_id, uint32_t next_id,
 			struct salus_crypt_vfs **out)
 {
 	struct salus_crypt_vfs *v;
 	sqlite3_vfs *root;
-	bool have_write = false;
+	bool have_write = false, have_next = next_id == 0;
 
 	if (!keys || n == 0 || n > MAX_KEYS)
 		return SALUS_EINVALID;
@@ -620,8 +662,9 @@ int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t wr
 			if (keys[j].id == keys[i].id)
 				return SALUS_EINVALID;
 		have_write |= keys[i].id == write_id;
+		have_next |= keys[i].id == next_id;
 	}
-	if (!have_write)
+	if (!have_write || !have_next)
 		return SALUS_EINVALID;
 	if (sodium_init() < 0)
 		return SALUS_EINTERNAL;
@@ -635,7 +678,8 @@ int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t wr
 		salus_free(v);
 		return SALUS_ENOMEM;
 	}
-	v->keys->write_id = write_id;
+	atomic_init(&v->write_id, write_id);
+	v->next_id = next_id != write_id ? next_id : 0;
 	v->keys->n = n;
 	memcpy(v->keys->k, keys, n * sizeof keys[0]);
 	sodium_mprotect_readonly(v->keys);
@@ -690,45 +734,110 @@ void salus_crypt_vfs_free(struct salus_crypt_vfs *v)
 /* ------------------------------------------------------------------------- */
 /* rekey                                                                      */
 
-int salus_crypt_rekey_file(sqlite3 *db, uint32_t from, uint32_t npages, uint32_t batch, salus_rekey_cb cb,
-			   void *ctx)
+#define WAL_CKPT_LOCK 1 /* SQLite's shm lock slot of the checkpointer (wal.c) */
+#define CKPT_WAIT_MS 30000
+
+/* Take or drop the checkpointer's lock on the database's shared memory: while
+ * it is held nobody (no process) checkpoints, and a checkpoint is the only
+ * thing that writes database pages in WAL mode, so the file's pages can be
+ * rewritten in place with no lost update.  Writers keep appending to the WAL
+ * and readers keep reading meanwhile. */
+static int ckpt_lock(struct cfile *cf, bool take)
+{
+	int flags = (take ? SQLITE_SHM_LOCK : SQLITE_SHM_UNLOCK) | SQLITE_SHM_EXCLUSIVE;
+	for (int waited = 0;; waited++) {
+		int rc = cf->real->pMethods->xShmLock(cf->real, WAL_CKPT_LOCK, 1, flags);
+		if (rc != SQLITE_BUSY || !take)
+			return rc == SQLITE_OK ? SALUS_OK : rc == SQLITE_BUSY ? SALUS_EBUSY : SALUS_EIO;
+		if (waited >= CKPT_WAIT_MS)
+			return SALUS_EBUSY;
+		sqlite3_sleep(1);
+	}
+}
+
+int salus_crypt_rekey_file(sqlite3 *db, uint32_t from, uint32_t batch, salus_rekey_cb cb, void *ctx,
+			   uint32_t *resealed)
 {
 	sqlite3_file *f = NULL;
 	struct cfile *cf;
-	uint32_t pg, done = 0;
-	int rc;
+	sqlite3_int64 size = 0;
+	uint32_t pg = from < 1 ? 1 : from, n_new = 0, npages;
+	int rc = SALUS_OK;
 
 	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f ||
 	    f->pMethods != &crypt_io)
 		return SALUS_EINVALID;
 	cf = cf_of(f);
-	if (from < 1)
-		from = 1;
 	if (!batch)
 		batch = 256;
-	for (pg = from; pg <= npages; pg++) {
-		sqlite3_int64 off = (sqlite3_int64)(pg - 1) * PAGE;
-		if (pg != PENDING_PAGE) {
-			if ((rc = real_read(cf, cf->buf, PAGE, off)) != SQLITE_OK)
-				return rc == SQLITE_IOERR_SHORT_READ ? SALUS_EIO : SALUS_EIO;
-			if (get_le32(cf->buf + BODY + 4) != cf->v->keys->write_id || cf->buf[BODY] != FORMAT) {
-				if (!unseal(cf->v, cf->buf, KIND_DB, pg, NULL)) {
-					integrity_fail(KIND_DB, pg);
-					return SALUS_EINTEGRITY;
-				}
+	for (;;) {
+		/* one batch under the checkpointer lock (the file does not change
+		 * size or content behind us while it is held) */
+		if ((rc = ckpt_lock(cf, true)))
+			break;
+		if (cf->real->pMethods->xFileSize(cf->real, &size) != SQLITE_OK) {
+			ckpt_lock(cf, false);
+			rc = SALUS_EIO;
+			break;
+		}
+		npages = (uint32_t)(size / PAGE);
+		uint32_t end = pg + batch - 1 < npages ? pg + batch - 1 : npages;
+		for (; pg <= end && !rc; pg++) {
+			sqlite3_int64 off = (sqlite3_int64)(pg - 1) * PAGE;
+			if (pg == PENDING_PAGE)
+				continue;
+			if (real_read(cf, cf->buf, PAGE, off) != SQLITE_OK)
+				rc = SALUS_EIO;
+			else if (get_le32(cf->buf + BODY + 4) == atomic_load(&cf->v->write_id) && cf->buf[BODY] == FORMAT)
+				continue;
+			else if (!unseal(cf->v, cf->buf, KIND_DB, pg, NULL))
+				rc = (integrity_fail(KIND_DB, pg), SALUS_EINTEGRITY);
+			else {
 				seal(cf, cf->buf, KIND_DB, pg, NULL);
 				if (real_write(cf, cf->buf, PAGE, off) != SQLITE_OK)
-					return SALUS_EIO;
+					rc = SALUS_EIO;
+				n_new++;
 			}
 		}
-		if (++done % batch == 0 || pg == npages) {
-			if (cf->real->pMethods->xSync(cf->real, SQLITE_SYNC_FULL) != SQLITE_OK)
-				return SALUS_EIO;
-			if (cb && (rc = cb(ctx, pg + 1, npages)))
-				return rc;
-		}
+		if (!rc && cf->real->pMethods->xSync(cf->real, SQLITE_SYNC_FULL) != SQLITE_OK)
+			rc = SALUS_EIO;
+		ckpt_lock(cf, false);
+		if (rc)
+			break;
+		if (cb && (rc = cb(ctx, pg, npages)))
+			break;
+		if (pg > npages)
+			break;
 	}
 	sodium_memzero(cf->buf, FRAME);
+	if (resealed)
+		*resealed = n_new;
+	return rc;
+}
+
+/* Frames of the WAL file at `path` that are not sealed under key `id` (raw
+ * scan of the reserved bytes; a frame torn by a concurrent append counts). */
+static int wal_foreign(const char *path, uint32_t id, unsigned long *out)
+{
+	char wal[4096 + 8];
+	unsigned char res[8];
+	unsigned long n = 0;
+	FILE *fp;
+
+	if (snprintf(wal, sizeof wal, "%s-wal", path) >= (int)sizeof wal)
+		return SALUS_EINVALID;
+	if (!(fp = fopen(wal, "rb"))) {
+		*out = 0;
+		return SALUS_OK; /* no WAL */
+	}
+	for (long off = WAL_HDR + FRAME_HDR + BODY;; off += FRAME) {
+		if (fseek(fp, off, SEEK_SET) || fread(res, 1, sizeof res, fp) != sizeof res)
+			break;
+		if (res[0] != FORMAT || get_le32(res + 4) != id)
+			n++;
+	}
+	fclose(fp);
+	*out = n;
 	return SALUS_OK;
 }
 
@@ -764,7 +873,8 @@ int salus_store_rekey(const char *uri, const struct salus_store_opts *opts, uint
 	struct salus_crypt_vfs *v = NULL;
 	sqlite3 *db = NULL;
 	const char *path = uri;
-	sqlite3_int64 npages;
+	sqlite3_int64 uv;
+	char sql[64];
 	int rc;
 
 	if (!uri || !opts || !opts->page_keys)
@@ -774,35 +884,57 @@ int salus_store_rekey(const char *uri, const struct salus_store_opts *opts, uint
 	else if (strstr(uri, "://") || !strncmp(uri, "pg:", 3))
 		return SALUS_EINVALID;
 	salus_store_global_init();
-	if ((rc = salus_crypt_vfs_new(opts->page_keys, opts->npage_keys, opts->page_key_id, &v)))
+	if ((rc = salus_crypt_vfs_new(opts->page_keys, opts->npage_keys, opts->page_key_id, 0, &v)))
 		return rc;
 	if ((rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_EXRESCODE, v->name)) != SQLITE_OK) {
 		rc = map_open_rc(rc);
 		goto out_db;
 	}
 	sqlite3_extended_result_codes(db, 1);
-	sqlite3_busy_timeout(db, 1000);
-	/* exclusive for the whole run: nobody else reads or writes while pages
-	 * change key under them */
-	if ((rc = sqlite3_exec(db, "PRAGMA temp_store=MEMORY; PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT",
-			       NULL, NULL, NULL)) != SQLITE_OK) {
+	sqlite3_busy_timeout(db, 10000);
+	/* Announce the new key: rewrite page 1 (user_version, unchanged) through
+	 * the WAL under it.  Every connection reads page 1 at the start of its
+	 * next transaction; a store that holds the key as its next key switches
+	 * its write key on that read (vfs: ratchet), so from here on every page
+	 * written anywhere is under the new key, and the sweeps below converge. */
+	if ((rc = sqlite3_exec(db, "PRAGMA temp_store=MEMORY; BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK) {
 		rc = map_open_rc(rc);
 		goto out_db;
 	}
-	if (pragma_int(db, "PRAGMA wal_checkpoint(TRUNCATE)", 0) != 0) {
-		rc = SALUS_EBUSY;
-		goto out_db;
-	}
-	if ((rc = sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL)) != SQLITE_OK) {
-		rc = map_open_rc(rc);
-		goto out_db;
-	}
-	if ((npages = pragma_int(db, "PRAGMA page_count", 0)) < 1 || npages > UINT32_MAX) {
+	if ((uv = pragma_int(db, "PRAGMA user_version", 0)) < 0) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		rc = SALUS_EIO;
 		goto out_db;
 	}
-	rc = salus_crypt_rekey_file(db, from, (uint32_t)npages, 256, cb, ctx);
-	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	snprintf(sql, sizeof sql, "PRAGMA user_version=%lld", (long long)uv);
+	if ((rc = sqlite3_exec(db, sql, NULL, NULL, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		rc = map_open_rc(rc);
+		goto out_db;
+	}
+	/* Sweep the file (from `from` on a resume), then move the WAL into it and
+	 * sweep again from page 1, until a sweep finds nothing to re-seal and the
+	 * WAL holds only frames under the new key (a writer that had not switched
+	 * yet when a sweep passed its pages is caught by the next). */
+	for (int pass = 0;; pass++) {
+		uint32_t resealed = 0;
+		unsigned long foreign = 0;
+		if ((rc = salus_crypt_rekey_file(db, pass ? 1 : from, 256, cb, ctx, &resealed)))
+			goto out_db;
+		/* TRUNCATE: copy the WAL into the database (sealed under the new
+		 * key by this connection) and empty it; waits for readers */
+		sqlite3_int64 busy = pragma_int(db, "PRAGMA wal_checkpoint(TRUNCATE)", 0);
+		if ((rc = wal_foreign(path, opts->page_key_id, &foreign)))
+			goto out_db;
+		if (pass && !resealed && !foreign && busy == 0)
+			break;
+		if (pass >= 16) {
+			rc = SALUS_EBUSY; /* something keeps writing under an old key */
+			goto out_db;
+		}
+	}
+	rc = SALUS_OK;
 out_db:
 	sqlite3_close(db);
 	salus_crypt_vfs_free(v);

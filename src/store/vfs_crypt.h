@@ -37,10 +37,13 @@ struct salus_crypt_vfs; /* opaque */
 
 /* Create and register a VFS instance over the default VFS with a copy of the
  * n keys (in sodium_malloc'd memory, read-only once loaded); new pages are
- * sealed under key write_id, which must be one of them.
- * Errors: SALUS_EINVALID (no keys, duplicate ids, write_id unknown),
- * SALUS_ENOMEM, SALUS_EINTERNAL (registration failed). */
-int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t write_id,
+ * sealed under key write_id, which must be one of them.  next_id (0: none,
+ * else one of the keys) is the key an online rekey will move to: the first
+ * page this instance authenticates under it makes it the write key (an
+ * online rekey in another process has started; docs/security.md).
+ * Errors: SALUS_EINVALID (no keys, duplicate ids, write_id or next_id
+ * unknown), SALUS_ENOMEM, SALUS_EINTERNAL (registration failed). */
+int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t write_id, uint32_t next_id,
 			struct salus_crypt_vfs **out /* OUT */);
 /* The registered name, for sqlite3_open_v2 (borrowed). */
 const char *salus_crypt_vfs_name(const struct salus_crypt_vfs *v);
@@ -57,14 +60,19 @@ struct salus_crypt_stats {
 };
 void salus_crypt_stats_get(struct salus_crypt_stats *out /* OUT */);
 
-/* Re-seal pages [from, npages] of the database open on `db` (which must be
- * open through an instance, in WAL mode, with the WAL checkpointed and the
- * database locked exclusively) under the instance's write key.  Pages already
- * under it are skipped, so a run can resume anywhere.  After every `batch`
- * pages (and at the end) the file is synced and cb(ctx, next_page, npages)
- * is called; a non-zero return stops the run and is returned.
- * Errors: SALUS_EINTEGRITY (a page fails authentication), SALUS_EIO. */
-int salus_crypt_rekey_file(sqlite3 *db, uint32_t from, uint32_t npages, uint32_t batch,
-			   salus_rekey_cb cb, void *ctx);
+/* Re-seal the pages of the database open on `db` (through an instance, in
+ * WAL mode) from page `from` to its end under the instance's write key, next
+ * to other connections and processes: each batch of `batch` pages is read
+ * raw, opened and re-sealed while this connection holds the WAL's
+ * checkpointer lock (only a checkpoint writes database pages in WAL mode, so
+ * no page changes underneath; readers that race a rewrite re-read it, see
+ * db_page_read).  Pages already under the write key are skipped, so a run
+ * can resume anywhere.  After every batch the file is synced and
+ * cb(ctx, next_page, npages) is called; a non-zero return stops the run and
+ * is returned.  *resealed (may be NULL) gets the number of pages re-sealed.
+ * Errors: SALUS_EINTEGRITY (a page fails authentication), SALUS_EBUSY (the
+ * checkpointer lock was not free for 30 s), SALUS_EIO. */
+int salus_crypt_rekey_file(sqlite3 *db, uint32_t from, uint32_t batch, salus_rekey_cb cb, void *ctx,
+			   uint32_t *resealed /* OUT */);
 
 #endif

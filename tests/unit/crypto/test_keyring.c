@@ -158,7 +158,7 @@ static void test_mac_detects_edit(void **state)
 
 	assert_int_equal(salus_keyring_create(f->ring, &kc, &why), SALUS_OK);
 	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
-	assert_int_equal(salus_keyring_rekey_begin(kr, &next), SALUS_OK);
+	assert_int_equal(salus_keyring_rekey_begin(kr, false, &next), SALUS_OK);
 	salus_keyring_free(kr);
 	/* point "active" back at the old key without the KEK: the MAC says no */
 	replace_in_file(f->ring, "\"active\": 2", "\"active\": 1");
@@ -417,7 +417,7 @@ static void test_rekey_bookkeeping(void **state)
 
 	assert_int_equal(salus_keyring_create(f->ring, &kc, &why), SALUS_OK);
 	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
-	assert_int_equal(salus_keyring_rekey_begin(kr, &next), SALUS_OK);
+	assert_int_equal(salus_keyring_rekey_begin(kr, false, &next), SALUS_OK);
 	assert_int_equal(next, 1);
 	assert_int_equal(salus_keyring_active(kr), 2);
 	assert_int_equal(salus_keyring_count(kr), 2);
@@ -425,7 +425,7 @@ static void test_rekey_bookkeeping(void **state)
 	salus_keyring_free(kr); /* "crash" */
 
 	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
-	assert_int_equal(salus_keyring_rekey_begin(kr, &next), SALUS_OK);
+	assert_int_equal(salus_keyring_rekey_begin(kr, false, &next), SALUS_OK);
 	assert_int_equal(next, 513); /* resumes, no third key */
 	assert_int_equal(salus_keyring_count(kr), 2);
 	assert_int_equal(salus_keyring_rekey_finish(kr), SALUS_OK);
@@ -445,6 +445,61 @@ static void test_rekey_bookkeeping(void **state)
 	salus_keyring_free(kr);
 }
 
+/* The pending data key: prepared once (by serve), kept across opens, moved
+ * to by an online rekey; an offline rekey drops it for a fresh key. */
+static void test_pending_dek(void **state)
+{
+	struct fx *f = *state;
+	struct salus_kek_config kc = {.source = SALUS_KEK_FILE, .kek_file = f->kek};
+	struct salus_keyring *kr = NULL;
+	const char *why = NULL;
+	uint32_t next = 0, id = 0, id2 = 0, pid = 0;
+	unsigned char k1[SALUS_DEK_LEN], k2[SALUS_DEK_LEN];
+
+	assert_int_equal(salus_keyring_create(f->ring, &kc, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_pending(kr), 0);
+	/* online without a pending key: refused, nothing changes */
+	assert_int_equal(salus_keyring_rekey_begin(kr, true, &next), SALUS_ENOTFOUND);
+	assert_int_equal(salus_keyring_dek_prepare(kr, &id), SALUS_OK);
+	assert_int_equal(id, 2);
+	assert_int_equal(salus_keyring_active(kr), 1);
+	assert_int_equal(salus_keyring_count(kr), 2);
+	assert_int_equal(salus_keyring_page_key(kr, 1, &pid, k1), SALUS_OK);
+	assert_int_equal(pid, 2);
+	salus_keyring_free(kr);
+
+	/* a second prepare (another serve start) keeps the same key */
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_dek_prepare(kr, &id2), SALUS_OK);
+	assert_int_equal(id2, 2);
+	assert_int_equal(salus_keyring_page_key(kr, 1, &pid, k2), SALUS_OK);
+	assert_memory_equal(k1, k2, sizeof k1);
+	assert_int_equal(salus_keyring_rekey_begin(kr, true, &next), SALUS_OK);
+	assert_int_equal(salus_keyring_active(kr), 2);
+	assert_int_equal(salus_keyring_pending(kr), 0);
+	assert_int_equal(salus_keyring_count(kr), 2);
+	assert_int_equal(salus_keyring_rekey_finish(kr), SALUS_OK);
+	salus_keyring_free(kr);
+
+	/* offline: a pending key is dropped, a fresh one becomes active */
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_dek_prepare(kr, &id), SALUS_OK);
+	assert_int_equal(id, 3);
+	assert_int_equal(salus_keyring_rekey_begin(kr, false, &next), SALUS_OK);
+	assert_int_equal(salus_keyring_active(kr), 4);
+	assert_int_equal(salus_keyring_pending(kr), 0);
+	assert_int_equal(salus_keyring_count(kr), 3); /* 1, 2, 4 */
+	assert_int_equal(salus_keyring_rekey_finish(kr), SALUS_OK);
+	salus_keyring_free(kr);
+	assert_int_equal(salus_keyring_open(f->ring, &kc, &kr, &why), SALUS_OK);
+	assert_int_equal(salus_keyring_count(kr), 3);
+	assert_int_equal(salus_keyring_active(kr), 4);
+	salus_keyring_free(kr);
+	memset(k1, 0, sizeof k1);
+	memset(k2, 0, sizeof k2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -455,6 +510,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_passphrase_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_command_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_bookkeeping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending_dek, setup, teardown),
 	};
 	salus_alloc_install();
 	return cmocka_run_group_tests(tests, NULL, NULL);

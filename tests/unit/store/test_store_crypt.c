@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -371,6 +372,130 @@ static int on_progress(void *ctx, uint32_t next, uint32_t npages)
 	return 0;
 }
 
+/* Pages of the database file and frames of its WAL sealed under key `id`
+ * (raw: the key id in each page's reserved bytes). */
+static long pages_under(struct fx *f, uint32_t id)
+{
+	char p[160];
+	unsigned char res[8];
+	long n = 0;
+	for (int w = 0; w < 2; w++) {
+		snprintf(p, sizeof p, "%s/salus.db%s", f->dir, w ? "-wal" : "");
+		FILE *fp = fopen(p, "rb");
+		if (!fp)
+			continue;
+		long first = w ? 32 + 24 : 0, step = w ? 24 + SALUS_CRYPT_PAGE : SALUS_CRYPT_PAGE;
+		for (long off = first + SALUS_CRYPT_PAGE - SALUS_CRYPT_RESERVE;; off += step) {
+			if (fseek(fp, off, SEEK_SET) || fread(res, 1, sizeof res, fp) != sizeof res)
+				break;
+			uint32_t k = (uint32_t)res[4] | (uint32_t)res[5] << 8 | (uint32_t)res[6] << 16 | (uint32_t)res[7] << 24;
+			n += res[0] == 1 && k == id;
+		}
+		fclose(fp);
+	}
+	return n;
+}
+
+/* Online rekey: a store that holds key 2 as its next key keeps writing and
+ * reading from several threads while another connection (in the server's
+ * place) rekeys to 2; it switches to 2 when it first reads a page under it;
+ * nothing fails, every write reads back, and no page is left under key 1. */
+struct load {
+	struct fx *f;
+	struct salus_store *s;
+	volatile int stop;
+	int base;       /* ids w<base>... for this writer */
+	int written;    /* patients written (each read back at the end) */
+	int errors;
+};
+
+static void *load_writer(void *arg)
+{
+	struct load *l = arg;
+	while (!l->stop) {
+		char id[24];
+		snprintf(id, sizeof id, "w%d", l->base + l->written);
+		struct salus_write w = {.kind = SALUS_WRITE_UPDATE, .type = "Patient", .id = id,
+					.resource = patient(l->f, l->written)};
+		if (salus_store_write(l->s, &w, 1))
+			l->errors++;
+		else
+			l->written++;
+		salus_write_release(&w);
+		json_decref(w.resource);
+	}
+	return NULL;
+}
+
+static void *load_reader(void *arg)
+{
+	struct load *l = arg;
+	for (unsigned i = 0; !l->stop; i++) {
+		char id[16];
+		struct salus_resource r;
+		snprintf(id, sizeof id, "p%u", i % NRES);
+		if (salus_store_read(l->s, "Patient", id, 0, &r)) {
+			l->errors++;
+			continue;
+		}
+		if (!strstr(r.json, l->f->marker))
+			l->errors++;
+		salus_resource_release(&r);
+	}
+	return NULL;
+}
+
+static void test_rekey_online(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s;
+	struct salus_store_opts so = {.readers = 2, .page_keys = f->keys, .npage_keys = 2, .page_key_id = 1,
+				      .page_key_next = 2};
+	struct salus_store_opts o = {.page_keys = f->keys, .npage_keys = 2, .page_key_id = 2};
+	struct load lw = {.f = f}, lr = {.f = f};
+	pthread_t tw, tr;
+
+	assert_int_equal(open1(f, true, &s), SALUS_OK);
+	fill(f, s, NRES);
+	salus_store_free(s);
+	/* a next key the store does not hold is refused */
+	so.page_key_next = 3;
+	assert_int_equal(salus_store_open(f->uri, &so, &s), SALUS_EINVALID);
+	so.page_key_next = 2;
+	assert_int_equal(salus_store_open(f->uri, &so, &s), SALUS_OK);
+	lw.s = lr.s = s;
+	assert_int_equal(pthread_create(&tw, NULL, load_writer, &lw), 0);
+	assert_int_equal(pthread_create(&tr, NULL, load_reader, &lr), 0);
+	usleep(200000);
+	struct progress pr = {0};
+	assert_int_equal(salus_store_rekey(f->uri, &o, 1, on_progress, &pr), SALUS_OK);
+	int before = lw.written;
+	usleep(200000); /* the store goes on writing, now under key 2 */
+	lw.stop = lr.stop = 1;
+	pthread_join(tw, NULL);
+	pthread_join(tr, NULL);
+	print_message("online rekey: %d writes, %d reads failed; %d written during, %d after\n", lw.errors, lr.errors,
+		      before, lw.written - before);
+	assert_int_equal(lw.errors, 0);
+	assert_int_equal(lr.errors, 0);
+	assert_true(lw.written > before);
+	salus_store_free(s); /* checkpoints its WAL: under key 2 as well */
+	assert_int_equal(pages_under(f, 1), 0);
+	assert_true(pages_under(f, 2) > 0);
+	/* key 1 is no longer needed for anything */
+	assert_int_equal(open_keys(f, false, 1, 1, 2, &s), SALUS_OK);
+	assert_int_equal(check_all(f, s, NRES), SALUS_OK);
+	for (int i = 0; i < lw.written; i++) {
+		char id[24];
+		struct salus_resource r;
+		snprintf(id, sizeof id, "w%d", i);
+		assert_int_equal(salus_store_read(s, "Patient", id, 0, &r), SALUS_OK);
+		salus_resource_release(&r);
+	}
+	salus_store_free(s);
+	assert_no_plaintext(f);
+}
+
 static void test_rekey_resume(void **state)
 {
 	struct fx *f = *state;
@@ -380,16 +505,22 @@ static void test_rekey_resume(void **state)
 
 	assert_int_equal(open1(f, true, &s), SALUS_OK);
 	fill(f, s, NRES);
-	/* busy while a store has it open */
-	assert_int_equal(salus_store_rekey(f->uri, &o, 1, on_progress, &pr), SALUS_EBUSY);
 	salus_store_free(s);
 	print_message("database: %ld pages\n", file_size(f->path) / SALUS_CRYPT_PAGE);
 
 	/* a run stopped after its first batch: some pages under key 2, the rest under 1 */
 	assert_int_equal(salus_store_rekey(f->uri, &o, 1, on_progress, &pr), 42);
 	assert_true(pr.next > 1);
-	assert_int_equal(open_keys(f, false, 1, 1, 2, &s), SALUS_EINTEGRITY); /* page 1 is new, others old */
-	assert_int_equal(open_keys(f, false, 0, 2, 2, &s), SALUS_OK);      /* both keys: all readable */
+	assert_true(pages_under(f, 1) > 0 && pages_under(f, 2) > 0);
+	/* key 2 alone: the old pages fail (at open, or when read) */
+	int orc = open_keys(f, false, 1, 1, 2, &s);
+	if (orc == SALUS_OK) {
+		assert_int_equal(check_all(f, s, NRES), SALUS_EINTEGRITY);
+		salus_store_free(s);
+	} else {
+		assert_int_equal(orc, SALUS_EINTEGRITY);
+	}
+	assert_int_equal(open_keys(f, false, 0, 2, 2, &s), SALUS_OK); /* both keys: all readable */
 	assert_int_equal(check_all(f, s, NRES), SALUS_OK);
 	salus_store_free(s);
 
@@ -407,6 +538,7 @@ static void test_rekey_resume(void **state)
 	struct progress pr2 = {0};
 	assert_int_equal(salus_store_rekey(f->uri, &o, pr.next, on_progress, &pr2), SALUS_OK);
 	/* every page is under key 2 now: key 1 is no longer needed */
+	assert_int_equal(pages_under(f, 1), 0);
 	assert_int_equal(open_keys(f, false, 1, 1, 2, &s), SALUS_OK);
 	assert_int_equal(check_all(f, s, NRES), SALUS_OK);
 	fill(f, s, 10);
@@ -425,6 +557,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tamper_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_recovery_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rekey_online, setup, teardown),
 	};
 	salus_alloc_install();
 	salus_store_global_init();
