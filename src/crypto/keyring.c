@@ -35,6 +35,7 @@
 #include "core/err.h"
 #include "crypto/crypto.h"
 #include "crypto/crypto_int.h"
+#include "crypto/pwk.h"
 
 #define FORMAT "salus-keyring-1"
 #define KEKFILE_MAGIC "salus-kek-1"
@@ -910,11 +911,23 @@ int salus_keyring_pwk(const struct salus_keyring *kr, size_t i, uint32_t *id, un
 	if (i >= kr->sec->npwk)
 		return SALUS_EINVALID;
 	*id = kr->sec->pwk[i].id;
-	crypto_kdf_derive_from_key(key, SALUS_DEK_LEN, 1, "salusPW1", kr->sec->pwk[i].key);
+	salus_pwk_wrapping_key(kr->sec->pwk[i].key, key);
 	return SALUS_OK;
 }
 
+static int pwk_add(struct salus_keyring *kr, bool successor);
+
 int salus_keyring_pwk_add(struct salus_keyring *kr)
+{
+	return pwk_add(kr, false);
+}
+
+int salus_keyring_pwk_add_successor(struct salus_keyring *kr)
+{
+	return kr->sec->npwk ? pwk_add(kr, true) : SALUS_EINVALID;
+}
+
+static int pwk_add(struct salus_keyring *kr, bool successor)
 {
 	json_t *doc, *arr;
 	size_t k = kr->sec->npwk;
@@ -931,7 +944,14 @@ int salus_keyring_pwk_add(struct salus_keyring *kr)
 	}
 	sec_rw(kr);
 	kr->sec->pwk[k].id = id;
-	randombytes_buf(kr->sec->pwk[k].key, SALUS_DEK_LEN);
+	if (successor) {
+		unsigned char w[SALUS_DEK_LEN];
+		salus_pwk_wrapping_key(kr->sec->pwk[k - 1].key, w);
+		salus_pwk_successor(w, id, kr->sec->pwk[k].key);
+		sodium_memzero(w, sizeof w);
+	} else {
+		randombytes_buf(kr->sec->pwk[k].key, SALUS_DEK_LEN);
+	}
 	char now[SALUS_INSTANT_LEN];
 	salus_instant_format(salus_now_ms(), now);
 	if (!arr || json_array_append_new(arr, json_pack("{s:I, s:s, s:o}", "id", (json_int_t)id, "created", now, "wrapped",

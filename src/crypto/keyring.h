@@ -125,6 +125,13 @@ int salus_keyring_pwk(const struct salus_keyring *kr, size_t i, uint32_t *id /* 
  * keyring is replaced atomically.  Errors: SALUS_ETOOLARGE (already
  * SALUS_KEYRING_MAX_PWKS), SALUS_ENOMEM, SALUS_EIO. */
 int salus_keyring_pwk_add(struct salus_keyring *kr);
+/* Add the successor of the newest PWK instead of a random one (crypto/pwk.h:
+ * PWK(n+1) = KDF(W(n), n+1)), so a running server, which holds W(n) but
+ * never the KEK, can derive the key an online erasure or rekey moves the
+ * patient keys to.  One-way: destroying PWK(n) still makes keys wrapped
+ * under it (in older copies of the key database) unrecoverable.  Errors: as
+ * salus_keyring_pwk_add; SALUS_EINVALID (no PWK yet). */
+int salus_keyring_pwk_add_successor(struct salus_keyring *kr);
 /* Destroy every PWK but the newest (from the file and from memory).  Call
  * only once no patient key is wrapped under them any more. */
 int salus_keyring_pwk_destroy_old(struct salus_keyring *kr);

@@ -8,6 +8,20 @@
  * one transaction per group commit of the store, salus_pk_flush):
  *   patient_key(pid TEXT PRIMARY KEY, state INTEGER (1 live, 2 erased),
  *               wrap_id INTEGER, wrapped BLOB, created_ms, erased_ms)
+ *   pk_meta(k TEXT PRIMARY KEY, v INTEGER): "wrap_id", the PWK new keys are
+ *               wrapped under (set by salus_pk_rewrap; read by every process
+ *               at the start of its key transaction, so all move together)
+ *
+ * Several processes may have the key database open (a server and a command
+ * next to it: `salus patient erase`, `salus key rekey-data`).  What one
+ * changes, the others learn:
+ *   - a wrapping key they do not hold: the successor of their newest one
+ *     (salus_pwk_successor), derived on first sight;
+ *   - an erasure: PATH.lock holds an 8-byte generation counter, mapped by
+ *     every process and bumped after each tombstone is committed; a process
+ *     that sees it change wipes its whole cache of unwrapped keys before it
+ *     uses any, so the erased patient's key is gone from every process at
+ *     once and the next lookup finds the tombstone.
  */
 #include "store/patkey_int.h"
 
@@ -16,6 +30,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -26,13 +41,15 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "crypto/pwk.h"
 
 #define KEY_LEN 32
 #define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define WRAPPED_LEN (NONCE_LEN + KEY_LEN + TAG_LEN)
 #define MAX_PID SALUS_MAX_ID
-#define MAX_WRAP 8
+#define MAX_WRAP 16
+#define MAX_DERIVE 8 /* successors derived at most ahead of the newest wrapping key held */
 #define CACHE_SLOTS 16384 /* direct-mapped, ~1.6 MiB; a miss costs one indexed read and one unwrap */
 #define MAGIC "\0spk\1"
 #define MAGIC_LEN 5
@@ -66,8 +83,11 @@ struct salus_pk {
 	sqlite3_stmt *st_get;    /* under mu */
 	sqlite3_stmt *st_ins;
 	sqlite3 *db;
-	int lock_fd; /* PATH.lock: flock shared (every store), exclusive (erase) */
+	int lock_fd; /* PATH.lock: flock shared (every store), exclusive (offline erase) */
+	uint64_t *gen;      /* PATH.lock mapped: erasure generation, shared by every process */
+	uint64_t gen_seen;  /* the generation the cache is valid for (under cmu) */
 	bool in_txn; /* new keys inserted, not yet committed (salus_pk_flush) */
+	uint32_t txn_wrap; /* pk_meta wrap_id read at the start of the open key transaction (0: none) */
 	struct pk_secrets *sec;
 };
 
@@ -76,7 +96,8 @@ static const char schema[] =
 	"PRAGMA synchronous=FULL;"
 	"PRAGMA secure_delete=ON;"
 	"CREATE TABLE IF NOT EXISTS patient_key(pid TEXT PRIMARY KEY, state INTEGER NOT NULL,"
-	" wrap_id INTEGER, wrapped BLOB, created_ms INTEGER NOT NULL, erased_ms INTEGER);";
+	" wrap_id INTEGER, wrapped BLOB, created_ms INTEGER NOT NULL, erased_ms INTEGER);"
+	"CREATE TABLE IF NOT EXISTS pk_meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);";
 
 static int map(int rc)
 {
@@ -123,6 +144,56 @@ static const struct salus_page_key *wrap_key(const struct salus_pk *pk, uint32_t
 	return NULL;
 }
 
+/* The wrapping key `id`: held, or derived as a successor of the newest held
+ * (another process moved the key database to it; keyring.h,
+ * salus_keyring_pwk_add_successor).  NULL: unknown.  Caller holds mu. */
+static const struct salus_page_key *wrap_find(struct salus_pk *pk, uint32_t id)
+{
+	const struct salus_page_key *w = wrap_key(pk, id);
+	uint32_t top = pk->sec->wrap[pk->sec->nwrap - 1].id;
+
+	if (w || id <= top || id - top > MAX_DERIVE)
+		return w;
+	sodium_mprotect_readwrite(pk->sec);
+	while (pk->sec->wrap[pk->sec->nwrap - 1].id < id) {
+		const struct salus_page_key *last = &pk->sec->wrap[pk->sec->nwrap - 1];
+		struct salus_page_key nk = {.id = last->id + 1};
+		unsigned char pwk[KEY_LEN];
+		salus_pwk_successor(last->key, nk.id, pwk);
+		salus_pwk_wrapping_key(pwk, nk.key);
+		sodium_memzero(pwk, sizeof pwk);
+		if (pk->sec->nwrap == MAX_WRAP) { /* drop the oldest */
+			sodium_memzero(&pk->sec->wrap[0], sizeof pk->sec->wrap[0]);
+			memmove(&pk->sec->wrap[0], &pk->sec->wrap[1], (MAX_WRAP - 1) * sizeof pk->sec->wrap[0]);
+			pk->sec->nwrap--;
+		}
+		pk->sec->wrap[pk->sec->nwrap++] = nk;
+		sodium_memzero(&nk, sizeof nk);
+	}
+	sodium_mprotect_readonly(pk->sec);
+	salus_log(SALUS_LOG_INFO, "store.patkey.wrap_key", "id=%u (derived: moved to by another process)", id);
+	return wrap_key(pk, id);
+}
+
+/* Map the erasure generation counter (the first 8 bytes of PATH.lock). */
+static int gen_map(struct salus_pk *pk)
+{
+	struct stat st;
+	void *m;
+	if (fstat(pk->lock_fd, &st) || (st.st_size < (off_t)sizeof(uint64_t) && ftruncate(pk->lock_fd, sizeof(uint64_t))))
+		return SALUS_EIO;
+	if ((m = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, pk->lock_fd, 0)) == MAP_FAILED)
+		return SALUS_EIO;
+	pk->gen = m;
+	pk->gen_seen = __atomic_load_n(pk->gen, __ATOMIC_ACQUIRE);
+	return SALUS_OK;
+}
+
+static uint64_t gen_now(const struct salus_pk *pk)
+{
+	return __atomic_load_n(pk->gen, __ATOMIC_ACQUIRE);
+}
+
 /* Every process with the key database open holds a shared lock on PATH.lock;
  * an erasure needs it exclusively (it changes the wrapping keys under the
  * feet of any other process).  Non-blocking: SALUS_EBUSY. */
@@ -153,7 +224,7 @@ int salus_pk_open(const char *path, const struct salus_page_key *wrap, size_t nw
 	pk->lock_fd = -1;
 	pthread_mutex_init(&pk->mu, NULL);
 	pthread_rwlock_init(&pk->cmu, NULL);
-	if ((rc = lock_take(pk, path, exclusive)))
+	if ((rc = lock_take(pk, path, exclusive)) || (rc = gen_map(pk)))
 		goto out_free;
 	if (!(pk->sec = sodium_malloc(sizeof *pk->sec)) || !(pk->cache = sodium_malloc(sizeof *pk->cache))) {
 		rc = SALUS_ENOMEM;
@@ -215,6 +286,8 @@ void salus_pk_free(struct salus_pk *pk)
 	sodium_free(pk->sec); /* wipes */
 	sodium_free(pk->cache);
 	pthread_rwlock_destroy(&pk->cmu);
+	if (pk->gen)
+		munmap(pk->gen, sizeof(uint64_t));
 	if (pk->lock_fd >= 0)
 		close(pk->lock_fd); /* releases the flock */
 	pthread_mutex_destroy(&pk->mu);
@@ -227,10 +300,15 @@ bool salus_pk_is_sealed(const void *p, size_t n)
 }
 
 /* Put a key (or an erased mark, key NULL) in the cache, replacing (and
- * wiping) what the slot held. */
-static void cache_put(struct salus_pk *pk, const char *pid, const unsigned char *key)
+ * wiping) what the slot held — unless an erasure happened since the caller
+ * read it (generation `g`, taken before the read): it may be the erased key. */
+static void cache_put(struct salus_pk *pk, const char *pid, const unsigned char *key, uint64_t g)
 {
 	pthread_rwlock_wrlock(&pk->cmu);
+	if (g != gen_now(pk) || g != pk->gen_seen) {
+		pthread_rwlock_unlock(&pk->cmu);
+		return;
+	}
 	struct slot *s = &pk->cache->slot[slot_of(pid)];
 	sodium_memzero(s, sizeof *s);
 	memcpy(s->pid, pid, strlen(pid) + 1);
@@ -244,7 +322,20 @@ static void cache_put(struct salus_pk *pk, const char *pid, const unsigned char 
 static int cache_get(struct salus_pk *pk, const char *pid, unsigned char key[KEY_LEN])
 {
 	int rc = SALUS_ENOTFOUND;
+	uint64_t g = gen_now(pk);
 	pthread_rwlock_rdlock(&pk->cmu);
+	if (g != pk->gen_seen) {
+		/* a patient was erased (by any process): forget every key */
+		pthread_rwlock_unlock(&pk->cmu);
+		pthread_rwlock_wrlock(&pk->cmu);
+		if (g != pk->gen_seen) {
+			sodium_memzero(pk->cache, sizeof *pk->cache);
+			pk->gen_seen = g;
+			salus_log(SALUS_LOG_INFO, "store.patkey.cache_wiped", "generation=%llu", (unsigned long long)g);
+		}
+		pthread_rwlock_unlock(&pk->cmu);
+		return SALUS_ENOTFOUND;
+	}
 	const struct slot *s = &pk->cache->slot[slot_of(pid)];
 	if (s->state && !strcmp(s->pid, pid)) {
 		rc = s->state == ST_ERASED ? SALUS_EGONE : SALUS_OK;
@@ -290,6 +381,18 @@ static int key_create(struct salus_pk *pk, const char *pid, unsigned char key[KE
 		if ((rc = map(sqlite3_exec(pk->db, "BEGIN IMMEDIATE", NULL, NULL, NULL))))
 			return rc;
 		pk->in_txn = true;
+		/* the wrapping key every process uses now (set by the last rewrap) */
+		sqlite3_stmt *q = NULL;
+		pk->txn_wrap = 0;
+		if (sqlite3_prepare_v2(pk->db, "SELECT v FROM pk_meta WHERE k='wrap_id'", -1, &q, NULL) == SQLITE_OK &&
+		    sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) > 0)
+			pk->txn_wrap = (uint32_t)sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+	}
+	if (pk->txn_wrap && !(w = wrap_find(pk, pk->txn_wrap))) {
+		salus_log(SALUS_LOG_ERROR, "store.patkey.wrap_key", "id=%u unknown (restart to load the keyring)",
+			  pk->txn_wrap);
+		return SALUS_EINTEGRITY;
 	}
 	randombytes_buf(key, KEY_LEN);
 	randombytes_buf(wrapped, NONCE_LEN);
@@ -316,6 +419,7 @@ static int key_get(struct salus_pk *pk, const char *pid, bool create, unsigned c
 
 	if ((rc = cache_get(pk, pid, key)) != SALUS_ENOTFOUND)
 		return rc; /* another thread may have filled it since the caller looked */
+	uint64_t g = gen_now(pk); /* before the read: see cache_put */
 	sqlite3_bind_text(st, 1, pid, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
@@ -324,7 +428,7 @@ static int key_get(struct salus_pk *pk, const char *pid, bool create, unsigned c
 			return SALUS_ENOTFOUND;
 		if ((rc = key_create(pk, pid, key)))
 			return rc;
-		cache_put(pk, pid, key);
+		cache_put(pk, pid, key, g);
 		return SALUS_OK;
 	}
 	if (rc != SQLITE_ROW) {
@@ -334,10 +438,10 @@ static int key_get(struct salus_pk *pk, const char *pid, bool create, unsigned c
 	}
 	if (sqlite3_column_int(st, 0) == ST_ERASED) {
 		sqlite3_reset(st);
-		cache_put(pk, pid, NULL);
+		cache_put(pk, pid, NULL, g);
 		return SALUS_EGONE;
 	}
-	const struct salus_page_key *w = wrap_key(pk, (uint32_t)sqlite3_column_int64(st, 1));
+	const struct salus_page_key *w = wrap_find(pk, (uint32_t)sqlite3_column_int64(st, 1));
 	const unsigned char *wrapped = sqlite3_column_blob(st, 2);
 	unsigned char ad[13 + MAX_PID];
 	size_t adn;
@@ -353,7 +457,7 @@ static int key_get(struct salus_pk *pk, const char *pid, bool create, unsigned c
 		salus_log(SALUS_LOG_ERROR, "store.patkey.unwrap", "rc=%d", rc);
 		return rc;
 	}
-	cache_put(pk, pid, key);
+	cache_put(pk, pid, key, g);
 	return SALUS_OK;
 }
 
@@ -502,7 +606,9 @@ int salus_pk_erase(struct salus_pk *pk, const char *pid, bool *existed)
 	sqlite3_finalize(st);
 	rc = map(rc);
 	if (!rc) {
-		cache_put(pk, pid, NULL); /* wipes the slot's key */
+		/* every process (this one included) forgets every cached key */
+		__atomic_add_fetch(pk->gen, 1, __ATOMIC_ACQ_REL);
+		cache_put(pk, pid, NULL, gen_now(pk)); /* no-op unless this process already wiped */
 		/* the page with the zeroed row into the database file, the WAL emptied */
 		sqlite3_exec(pk->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
 	}
@@ -522,6 +628,13 @@ int salus_pk_rewrap(struct salus_pk *pk, size_t *n)
 	pthread_mutex_lock(&pk->mu);
 	if ((rc = flush_locked(pk)) || (rc = map(sqlite3_exec(pk->db, "BEGIN IMMEDIATE", NULL, NULL, NULL))))
 		goto out_unlock;
+	{
+		/* every process wraps new keys under nw from this commit on (key_create) */
+		char sql[96];
+		snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO pk_meta(k, v) VALUES('wrap_id', %u)", nw->id);
+		if ((rc = map(sqlite3_exec(pk->db, sql, NULL, NULL, NULL))))
+			goto out_rollback;
+	}
 	if (sqlite3_prepare_v2(pk->db, "SELECT pid, wrap_id, wrapped FROM patient_key WHERE state=1 AND wrap_id<>?1",
 			       -1, &sel, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(pk->db, "UPDATE patient_key SET wrap_id=?2, wrapped=?3 WHERE pid=?1", -1, &upd,
@@ -532,7 +645,7 @@ int salus_pk_rewrap(struct salus_pk *pk, size_t *n)
 	sqlite3_bind_int64(sel, 1, nw->id);
 	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
 		const char *pid = (const char *)sqlite3_column_text(sel, 0);
-		const struct salus_page_key *ow = wrap_key(pk, (uint32_t)sqlite3_column_int64(sel, 1));
+		const struct salus_page_key *ow = wrap_find(pk, (uint32_t)sqlite3_column_int64(sel, 1));
 		const unsigned char *w = sqlite3_column_blob(sel, 2);
 		unsigned char key[KEY_LEN], nwr[WRAPPED_LEN], ad[13 + MAX_PID];
 		size_t adn;

@@ -26,6 +26,7 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "crypto/pwk.h"
 #include "store/store.h"
 
 struct fx {
@@ -295,12 +296,81 @@ static void test_rewrap_and_lock(void **state)
 	salus_store_free(s);
 }
 
+static int write_rc(struct salus_store *s, const char *type, const char *id, const char *owner)
+{
+	struct salus_ix ix = {.patient = owner};
+	json_t *res = json_pack("{s:s}", "resourceType", type);
+	struct salus_write w = {.kind = SALUS_WRITE_UPDATE, .type = type, .id = id, .resource = res, .index = &ix};
+	int rc = salus_store_write(s, &w, 1);
+	salus_write_release(&w);
+	json_decref(res);
+	return rc;
+}
+
+/* An erasure by another process next to a running store (`salus patient
+ * erase` next to `salus serve`): the running store stops serving the patient
+ * at once — reads gone, a write into the compartment refused, its cached
+ * record key wiped — follows the move of the other keys to the successor
+ * wrapping key it derives itself, and wraps new keys under it. */
+static void test_online_erase(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *srv = NULL, *cli = NULL, *s = NULL;
+	struct salus_page_key both[2];
+	struct salus_erase_result res = {0};
+	unsigned char pwk2[SALUS_PWK_LEN];
+	size_t n = 0;
+
+	/* wrapping key 2 = that of the successor of PWK 1 (salus_keyring_pwk_add_successor) */
+	both[0] = f->pwk[0];
+	both[1].id = 2;
+	salus_pwk_successor(f->pwk[0].key, 2, pwk2);
+	salus_pwk_wrapping_key(pwk2, both[1].key);
+
+	assert_int_equal(open_store(f, 0, 1, false, &srv), SALUS_OK); /* the server: wrapping key 1 only */
+	load(srv);
+	assert_int_equal(read_rc(srv, "Patient", "p1", 0, NULL), SALUS_OK); /* p1's key is cached now */
+	assert_int_equal(read_rc(srv, "Patient", "p2", 0, NULL), SALUS_OK);
+	struct salus_store_opts o = {.readers = 1, .patient_keys = f->keys, .pwks = both, .npwks = 2};
+	assert_int_equal(salus_store_open(f->uri, &o, &cli), SALUS_OK); /* not exclusive: next to the server */
+
+	assert_int_equal(salus_store_patient_erase(cli, "p1", &res), SALUS_OK);
+	assert_true(res.key_destroyed);
+	/* at once, in the server: gone, and no new body under the destroyed key */
+	assert_int_equal(read_rc(srv, "Patient", "p1", 0, NULL), SALUS_EGONE);
+	assert_int_equal(read_rc(srv, "Observation", "o1", 0, NULL), SALUS_EGONE);
+	assert_int_equal(write_rc(srv, "Observation", "o9", "p1"), SALUS_EGONE);
+	assert_int_equal(write_rc(srv, "Patient", "p1", NULL), SALUS_EGONE);
+
+	assert_int_equal(salus_store_patient_rewrap(cli, &n), SALUS_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(raw_count(f->keys, "SELECT count(*) FROM patient_key WHERE wrap_id=1"), 0);
+	/* the server reads p2 under the successor it derives, and wraps p3's new key under it */
+	assert_int_equal(read_rc(srv, "Observation", "o2", 0, NULL), SALUS_OK);
+	assert_int_equal(write_rc(srv, "Patient", "p3", NULL), SALUS_OK);
+	assert_int_equal(write_rc(srv, "Observation", "o3", "p3"), SALUS_OK);
+	salus_store_free(cli);
+	salus_store_free(srv);
+	assert_int_equal(raw_count(f->keys, "SELECT count(*) FROM patient_key WHERE state=1 AND wrap_id<>2"), 0);
+
+	/* wrapping key 2 alone (the keyring after the erase) opens everything that is left */
+	o.pwks = &both[1];
+	o.npwks = 1;
+	assert_int_equal(salus_store_open(f->uri, &o, &s), SALUS_OK);
+	assert_int_equal(read_rc(s, "Patient", "p2", 0, NULL), SALUS_OK);
+	assert_int_equal(read_rc(s, "Observation", "o2", 0, NULL), SALUS_OK);
+	assert_int_equal(read_rc(s, "Observation", "o3", 0, NULL), SALUS_OK);
+	assert_int_equal(read_rc(s, "Patient", "p1", 0, NULL), SALUS_EGONE);
+	salus_store_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_sealed_at_rest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_erase_and_restored_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rewrap_and_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_online_erase, setup, teardown),
 	};
 	salus_alloc_install();
 	salus_store_global_init();
