@@ -5,7 +5,9 @@
  *
  * Steps, each safe to repeat (running the command again finishes a run that
  * stopped half-way):
- *   1. a new patient-key wrapping key (PWK) is added to the keyring;
+ *   1. a new patient-key wrapping key (PWK) is added to the keyring (next to
+ *      a running server: the successor of the newest, which the server
+ *      derives itself, crypto/pwk.h; otherwise a random one);
  *   2. the patient's record key is destroyed in keys/patient-keys.db, then
  *      every row of their resources (current, history, index) is removed
  *      from the database and the ids recorded as erased;
@@ -16,7 +18,9 @@
  *   5. the old PWKs are destroyed and the KEK rotated (the old KEK version
  *      removed from the key file), so a copy of keyring.json or of the key
  *      database made before the erasure no longer unwraps anything.
- * Needs the key database to itself: stop the server first.
+ * Online: a running server stops serving the patient the moment step 2's key
+ * destruction is committed (every process wipes its cache of record keys,
+ * store/patkey.c), and follows step 3 to the new PWK.
  */
 #include <pwd.h>
 #include <stdio.h>
@@ -39,7 +43,7 @@ static const char usage[] =
 	"Crypto-shreds one patient's record: destroys the patient's data key, removes their resources,\n"
 	"history and index entries, records an AuditEvent, re-wraps the other patients' keys and\n"
 	"rotates the KEK, so neither the database nor a backup taken before can yield the record again.\n"
-	"Stop the server first.  This cannot be undone.\n"
+	"Works next to a running server, which answers 410 Gone for the patient at once.  This cannot be undone.\n"
 	"  --reason CODE  why (required; stored in the audit trail, so a code, never free text):\n"
 	"                 entered-in-error     the data was entered into the wrong record or is bogus\n"
 	"                 right-to-erasure     a lawful erasure request (e.g. GDPR Art. 17) outside US retention duties\n"
@@ -108,26 +112,33 @@ static int patient_erase(const struct salus_config *cfg, const char *pid, const 
 	char kf[SALUS_PATH_MAX], ring[SALUS_PATH_MAX];
 	const char *why = NULL;
 	size_t nrewrap = 0;
+	bool online = false;
 	int rc, status = 1;
 
 	if (salus_cli_kek_config(cfg, &kc, kf, ring))
 		return salus_cli_fail("patient", 2, "bad [keys] settings");
+	if ((rc = salus_cli_store_in_use(cfg, &online)))
+		return salus_cli_fail("patient", 1, "cannot tell whether a server is running: %s", salus_err_msg(rc));
 	if ((rc = salus_keyring_open(ring, &kc, &kr, &why)))
 		return salus_cli_fail("patient", 1, "cannot unlock the keyring: %s", why ? why : salus_err_msg(rc));
 	/* 1: the wrapping key the surviving patient keys move to (a first one
 	 * for a keyring that has none yet, then the new one) */
-	if ((!salus_keyring_pwk_count(kr) && (rc = salus_keyring_pwk_add(kr))) || (rc = salus_keyring_pwk_add(kr))) {
+	if ((!salus_keyring_pwk_count(kr) && (rc = salus_keyring_pwk_add(kr))) ||
+	    (rc = online ? salus_keyring_pwk_add_successor(kr) : salus_keyring_pwk_add(kr))) {
 		salus_cli_fail("patient", 1, "cannot add a patient-key wrapping key: %s%s", salus_err_msg(rc),
 			       rc == SALUS_ETOOLARGE ? " (an earlier erase did not finish: run it again)" : "");
 		if (rc != SALUS_ETOOLARGE)
 			goto out_kr;
 	}
-	struct salus_store_opts so = {.patient_keys_exclusive = true, .readers = 1};
+	/* offline, the key database to ourselves (no server may start meanwhile) */
+	struct salus_store_opts so = {.patient_keys_exclusive = !online, .readers = 1};
 	if ((rc = salus_cli_open_store_kr(cfg, kr, &so, &st, &why))) {
 		salus_cli_fail("patient", 1, "cannot open the store: %s%s", why ? why : salus_err_msg(rc),
-			       rc == SALUS_EBUSY ? " (the key database is in use: stop the server first)" : "");
+			       rc == SALUS_EBUSY ? " (a server started meanwhile: run it again)" : "");
 		goto out_kr;
 	}
+	if (online)
+		printf("salus: a server is running: erasing online (it answers 410 Gone for the patient from now on)\n");
 	/* 2: the key, then the rows */
 	rc = salus_store_patient_erase(st, pid, &res);
 	if (rc) {
