@@ -172,6 +172,34 @@ static int key_rekey(const struct salus_config *cfg, const char *ring, const str
 		salus_cli_fail("key", 1, "rekey stopped: %s; run it again to resume", salus_err_msg(rc));
 		goto out_kr;
 	}
+	/* the patient key database too: every record key re-wrapped under a new
+	 * PWK, the old ones destroyed (online: the successor, which the server
+	 * derives; offline: a random one).  Before rekey_finish, so a run killed
+	 * here finishes this step when run again. */
+	if (salus_keyring_pwk_count(kr) < 2 &&
+	    (rc = online ? salus_keyring_pwk_add_successor(kr) : salus_keyring_pwk_add(kr))) {
+		salus_cli_fail("key", 1, "pages done, but no new patient-key wrapping key: %s; run it again",
+			       salus_err_msg(rc));
+		goto out_kr;
+	}
+	{
+		struct salus_store *st = NULL;
+		struct salus_store_opts so = {.readers = 1, .patient_keys_exclusive = !online};
+		size_t nw = 0;
+		if ((rc = salus_cli_open_store_kr(cfg, kr, &so, &st, &why)) || (rc = salus_store_patient_rewrap(st, &nw))) {
+			salus_store_free(st);
+			salus_cli_fail("key", 1, "pages done, but the patient keys were not re-wrapped: %s; run it again",
+				       why ? why : salus_err_msg(rc));
+			goto out_kr;
+		}
+		salus_store_free(st);
+		if ((rc = salus_keyring_pwk_destroy_old(kr))) {
+			salus_cli_fail("key", 1, "patient keys re-wrapped, but the old wrapping key was not destroyed: %s",
+				       salus_err_msg(rc));
+			goto out_kr;
+		}
+		printf("salus: %zu patient keys re-wrapped under a new wrapping key\n", nw);
+	}
 	if ((rc = salus_keyring_rekey_finish(kr))) {
 		salus_cli_fail("key", 1, "pages done, but the keyring was not updated: %s", salus_err_msg(rc));
 		goto out_kr;

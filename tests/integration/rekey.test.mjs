@@ -38,6 +38,13 @@ function keyIds(dir) {
   return count;
 }
 
+/** Wrapping-key ids of the live patient keys (keys/patient-keys.db is plain SQLite: wrapped keys only), and the keyring's PWK ids. */
+function patientKeyWraps(dir) {
+  const rows = execFileSync('sqlite3', [path.join(dir, 'keys', 'patient-keys.db'), 'SELECT DISTINCT wrap_id FROM patient_key WHERE state=1']).toString().trim();
+  const ring = JSON.parse(fs.readFileSync(path.join(dir, 'keys', 'keyring.json'), 'utf8'));
+  return { rows: rows.split('\n').filter(Boolean).map(Number), keyring: (ring.pwks ?? []).map((p) => p.id) };
+}
+
 async function status() {
   const r = await salus(['key', 'status', '--data', s.dir]);
   assert.equal(r.code, 0, r.stderr);
@@ -117,6 +124,7 @@ test('serve prepares the next data key; rekey-data runs online under a read/writ
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /a server is running: rekeying online to data key 2/);
   assert.match(r.stdout, /every page is under data key 2/);
+  assert.match(r.stdout, /\d+ patient keys re-wrapped under a new wrapping key/);
   await new Promise((res) => setTimeout(res, 500)); // the server keeps writing, under key 2
   const res = await l.halt();
   assert.deepEqual(res.failures, [], 'no request failed during the rekey');
@@ -129,6 +137,8 @@ test('serve prepares the next data key; rekey-data runs online under a read/writ
   assert.match(st, /id 1 {2}retired/);
   assert.match(st, /id 2 {2}active/);
   assert.doesNotMatch(st, /rekey in progress/);
+  // the patient key database moved too: one wrapping key left, every live key under it
+  assert.deepEqual(patientKeyWraps(s.dir), { rows: [2], keyring: [2] });
   // every page and WAL frame is under key 2, now and after the server checkpointed on exit
   assert.deepEqual(Object.keys(keyIds(s.dir)), ['2'], JSON.stringify(keyIds(s.dir)));
   await s.halt();
@@ -175,6 +185,7 @@ test('kill -9 in the middle of an online rekey: the server keeps serving, a new 
   assert.match(st, /data keys \(active 3\)/);
   assert.doesNotMatch(st, /rekey in progress/);
   assert.deepEqual(Object.keys(keyIds(s.dir)), ['3'], JSON.stringify(keyIds(s.dir)));
+  assert.deepEqual(patientKeyWraps(s.dir), { rows: [3], keyring: [3] });
   // a third run while this server is up has no key it holds to move to
   const again = await salus(['key', 'rekey-data', '--data', s.dir]);
   assert.equal(again.code, 1);
