@@ -129,6 +129,10 @@ int salus_cmd_init(int argc, char **argv)
 	/* the key files, sealed under the keyring's file key (crypto.h, salus_keyfile_*) */
 	if ((rc = salus_cli_file_key(&cfg, true, &why)))
 		return salus_cli_fail("init", 1, "cannot make the key-file sealing key: %s", why ? why : salus_err_msg(rc));
+	bool tls_sealed = false;
+	if ((rc = salus_cli_tls_key_seal(&cfg, &tls_sealed)))
+		return salus_cli_fail("init", 1, "cannot seal the TLS key: %s%s", salus_err_msg(rc),
+				      rc == SALUS_EINVALID ? " (a given key must be a PEM file of up to 16 KiB)" : "");
 	if (salus_config_path(&cfg, cfg.token_key, p) || (rc = salus_signkey_create(p)))
 		return salus_cli_fail("init", 1, "cannot create the token-signing key");
 	if (salus_cli_path_join(p, abs, "keys/audit.key") || salus_audit_key_create(p)) /* + keys/audit.key.pub */

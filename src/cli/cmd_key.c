@@ -32,8 +32,8 @@ static const char usage[] =
 	"  rotate      make a new KEK version and re-wrap every data key (online: the server keeps serving)\n"
 	"  rekey-data  re-encrypt every database page under a new data key (resumable; online: a running\n"
 	"              server keeps serving and moves to the new key)\n"
-	"  seal-files  seal the token, audit and pepper key files under the keyring (data directories made\n"
-	"              before sealing; new ones are sealed from the start)\n"
+	"  seal-files  seal the token, audit and pepper key files and the TLS private key under the keyring\n"
+	"              (data directories made before sealing, or a TLS key replaced by a plain one)\n"
 	"The KEK comes from [keys] kek_source: file (keys/kek.key), passphrase (SALUS_KEK_PASSPHRASE;\n"
 	"rotate also reads SALUS_KEK_NEW_PASSPHRASE) or command ([keys] kek_command).\n";
 
@@ -67,6 +67,20 @@ static const char *key_file_state(const char *path)
 	return sealed ? "sealed" : rc ? "unreadable" : "NOT sealed (salus key seal-files)";
 }
 
+/* The TLS key is sealed when it starts with the sealed-file line (read
+ * without the key: only the first bytes). */
+static const char *tls_key_state(const char *path)
+{
+	static const char magic[] = "salus-sealed-v1\n";
+	char head[sizeof magic - 1];
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return "missing";
+	size_t got = fread(head, 1, sizeof head, f);
+	fclose(f);
+	return got == sizeof head && !memcmp(head, magic, sizeof head) ? "sealed" : "NOT sealed (salus key seal-files)";
+}
+
 static int key_status(const struct salus_config *cfg, const char *ring)
 {
 	json_t *doc = NULL, *kek, *e, *rk;
@@ -97,10 +111,12 @@ static int key_status(const struct salus_config *cfg, const char *ring)
 		       (long long)json_integer_value(json_object_get(rk, "to")),
 		       (long long)json_integer_value(json_object_get(rk, "next_page")));
 	printf("rotation schedule: every %d days ([keys] rotation_days)\n", cfg->rotation_days);
-	char paths[3][SALUS_PATH_MAX];
+	char paths[3][SALUS_PATH_MAX], tls[SALUS_PATH_MAX];
 	if (!key_files(cfg, paths))
 		for (int f = 0; f < 3; f++)
 			printf("key file %s: %s\n", paths[f], key_file_state(paths[f]));
+	if (!salus_config_path(cfg, cfg->tls_key, tls))
+		printf("TLS key %s: %s\n", tls, tls_key_state(tls));
 	json_decref(doc);
 	return 0;
 }
@@ -239,6 +255,15 @@ static int key_seal_files(const struct salus_config *cfg)
 		}
 		sodium_memzero(text, sizeof text);
 	}
+	/* the TLS private key: the server opens it in memory (http/tls.c) */
+	bool already = false;
+	rc = salus_cli_tls_key_seal(cfg, &already);
+	if (rc == SALUS_EINVALID)
+		status = salus_cli_fail("key", 1, "TLS key: cannot seal: it must be a regular file of mode 0600, up to 16 KiB");
+	else if (rc && rc != SALUS_ENOTFOUND)
+		status = salus_cli_fail("key", 1, "TLS key: cannot seal: %s", salus_err_msg(rc));
+	else if (!rc)
+		printf("TLS key: %s\n", already ? "already sealed" : "sealed");
 	return status;
 }
 

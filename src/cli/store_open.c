@@ -223,3 +223,23 @@ int salus_cli_store_in_use(const struct salus_config *cfg, bool *in_use)
 	close(fd);
 	return rc;
 }
+
+int salus_cli_tls_key_seal(const struct salus_config *cfg, bool *already)
+{
+	char path[SALUS_PATH_MAX], *pem = NULL;
+	size_t n = 0;
+	bool sealed = false;
+	int rc;
+
+	if (salus_config_path(cfg, cfg->tls_key, path))
+		return SALUS_EINVALID;
+	if (!salus_keyfile_sealing())
+		return SALUS_ECRYPTO;
+	if ((rc = salus_keyfile_read_big(path, &pem, &n, &sealed)))
+		return rc;
+	*already = sealed;
+	if (!sealed)
+		rc = salus_keyfile_write_big(path, pem, n, true);
+	salus_keyfile_text_free(pem);
+	return rc;
+}

@@ -45,6 +45,13 @@ int salus_cli_open_store_serving(const struct salus_config *cfg, const struct sa
  * store of cfg open: its shared lock on the patient key database's lock file
  * is held.  Errors: SALUS_EINVALID (bad paths), SALUS_EIO. */
 int salus_cli_store_in_use(const struct salus_config *cfg, bool *in_use /* OUT */);
+/* Seal the TLS private key file ([tls] key) in place under the process's
+ * key-file sealing key (set by salus_cli_file_key or when a store is opened);
+ * *already: it was sealed.  The server opens it in memory (http/tls.c).
+ * Errors: SALUS_ECRYPTO (no sealing key set, or a sealed file that does not
+ * open), SALUS_EINVALID (not an owner-only regular file, too large),
+ * SALUS_ENOTFOUND, SALUS_EIO, SALUS_ENOMEM. */
+int salus_cli_tls_key_seal(const struct salus_config *cfg, bool *already /* OUT */);
 /* The patient-key wrapping keys of an unlocked keyring, as salus_cli_page_keys. */
 int salus_cli_pwks(const struct salus_keyring *kr, struct salus_page_key **keys /* OUT */, size_t *n /* OUT */);
 /* Fill a sodium_malloc'd array with the page keys of an unlocked keyring;

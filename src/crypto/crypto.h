@@ -62,7 +62,7 @@ void salus_hash256(const void *p, size_t n, unsigned char out[SALUS_HASH_LEN] /*
  * size.  Errors: SALUS_ENOTFOUND (cannot open), SALUS_EIO. */
 int salus_hash256_file(const char *path, unsigned char out[SALUS_HASH_LEN] /* OUT */, uint64_t *bytes /* OUT */);
 
-/* ---- small secret key files (token-signing key, audit key, password pepper) ---------------- */
+/* ---- secret key files (token-signing key, audit key, password pepper, TLS key) ------------- */
 
 #define SALUS_FILE_KEY_LEN 32
 #define SALUS_KEYFILE_MAX 256 /* bytes of text in a key file */
@@ -87,6 +87,13 @@ int salus_keyfile_write(const char *path, const char *text, size_t n, bool repla
  * file, too large, malformed), SALUS_ECRYPTO (sealed, and no sealing key is
  * set or it does not open the file: another keyring, a moved or altered file). */
 int salus_keyfile_read(const char *path, char *text, size_t cap, size_t *n /* OUT */, bool *sealed /* OUT */);
+/* The same for larger secrets, up to SALUS_KEYFILE_BIG_MAX bytes of text (the
+ * TLS private key, PEM): read_big gives the text (NUL-terminated) in secure
+ * memory, freed (and wiped) with salus_keyfile_text_free.  Same errors. */
+#define SALUS_KEYFILE_BIG_MAX 16384
+int salus_keyfile_write_big(const char *path, const char *text, size_t n, bool replace);
+int salus_keyfile_read_big(const char *path, char **text /* OUT */, size_t *n /* OUT */, bool *sealed /* OUT */);
+void salus_keyfile_text_free(char *text);
 
 /* ---- Argon2id secret hashing ---------------------------------------------------------------- */
 

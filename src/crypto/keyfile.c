@@ -1,6 +1,6 @@
 /*
- * keyfile.c — small secret key files (the token-signing key, the audit
- * checkpoint key, the password pepper): written atomically with mode 0600,
+ * keyfile.c — secret key files (the token-signing key, the audit
+ * checkpoint key, the password pepper, the TLS private key): written atomically with mode 0600,
  * read only when they are regular owner-only files, and sealed under the
  * keyring's file key when the process has one (docs/security.md, "Key
  * files").  A sealed file is
@@ -129,19 +129,29 @@ int salus_crypto_write_atomic(const char *path, const void *p, size_t n, bool mu
 	return SALUS_OK;
 }
 
-int salus_keyfile_write(const char *path, const char *text, size_t n, bool replace)
+/* Scratch for the sealed text of at most max bytes: the file, the box. */
+#define RAW_CAP(max) (sizeof SEALED_MAGIC + SALUS_B64URL_LEN(NONCE + (max) + TAG) + 2)
+#define BOX_CAP(max) (NONCE + (max) + TAG)
+
+static int kf_write(const char *path, const char *text, size_t n, bool replace, size_t max)
 {
-	char out[sizeof SEALED_MAGIC + SALUS_B64URL_LEN(NONCE + SALUS_KEYFILE_MAX + TAG) + 2];
-	unsigned char box[NONCE + SALUS_KEYFILE_MAX + TAG], ad[sizeof SEALED_MAGIC + 256];
+	unsigned char ad[sizeof SEALED_MAGIC + 256], *box;
+	char *out;
 	size_t len;
 	int rc = salus_crypto_init();
 
 	if (rc)
 		return rc;
-	if (!path || !text || !n || n > SALUS_KEYFILE_MAX)
+	if (!path || !text || !n || n > max)
 		return SALUS_EINVALID;
 	if (!replace && access(path, F_OK) == 0)
 		return SALUS_EEXISTS;
+	if (!(out = sodium_malloc(RAW_CAP(max))))
+		return SALUS_ENOMEM;
+	if (!(box = sodium_malloc(BOX_CAP(max)))) {
+		sodium_free(out);
+		return SALUS_ENOMEM;
+	}
 	pthread_mutex_lock(&g_mu);
 	if (g_key) {
 		size_t adn = make_ad(path, ad, sizeof ad);
@@ -150,7 +160,7 @@ int salus_keyfile_write(const char *path, const char *text, size_t n, bool repla
 							   NULL, box, g_key);
 		pthread_mutex_unlock(&g_mu);
 		memcpy(out, SEALED_MAGIC "\n", sizeof SEALED_MAGIC);
-		salus_b64url_encode(box, NONCE + n + TAG, out + sizeof SEALED_MAGIC, sizeof out - sizeof SEALED_MAGIC);
+		salus_b64url_encode(box, NONCE + n + TAG, out + sizeof SEALED_MAGIC, RAW_CAP(max) - sizeof SEALED_MAGIC);
 		len = strlen(out);
 		out[len++] = '\n';
 	} else {
@@ -159,17 +169,28 @@ int salus_keyfile_write(const char *path, const char *text, size_t n, bool repla
 		len = n;
 	}
 	rc = salus_crypto_write_atomic(path, out, len, !replace);
-	sodium_memzero(out, sizeof out);
-	sodium_memzero(box, sizeof box);
+	sodium_free(out); /* wipes */
+	sodium_free(box);
 	return rc;
 }
 
-int salus_keyfile_read(const char *path, char *text, size_t cap, size_t *n, bool *sealed)
+int salus_keyfile_write(const char *path, const char *text, size_t n, bool replace)
 {
-	char raw[sizeof SEALED_MAGIC + SALUS_B64URL_LEN(NONCE + SALUS_KEYFILE_MAX + TAG) + 2];
-	unsigned char box[NONCE + SALUS_KEYFILE_MAX + TAG], ad[sizeof SEALED_MAGIC + 256];
+	return kf_write(path, text, n, replace, SALUS_KEYFILE_MAX);
+}
+
+int salus_keyfile_write_big(const char *path, const char *text, size_t n, bool replace)
+{
+	return kf_write(path, text, n, replace, SALUS_KEYFILE_BIG_MAX);
+}
+
+static int kf_read(const char *path, char *text, size_t cap, size_t *n, bool *sealed, size_t max)
+{
+	unsigned char ad[sizeof SEALED_MAGIC + 256], *box = NULL;
+	char *raw = NULL;
 	struct stat st;
-	size_t got = 0, bn = 0;
+	size_t got = 0, bn = 0, rawcap = RAW_CAP(max);
+	bool is_sealed = false;
 	int rc = salus_crypto_init();
 
 	if (rc)
@@ -179,12 +200,17 @@ int salus_keyfile_read(const char *path, char *text, size_t cap, size_t *n, bool
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return errno == ENOENT ? SALUS_ENOTFOUND : SALUS_EIO;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_size >= (off_t)sizeof raw) {
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_size >= (off_t)rawcap) {
 		close(fd);
 		return SALUS_EINVALID;
 	}
-	while (got < sizeof raw - 1) {
-		ssize_t r = read(fd, raw + got, sizeof raw - 1 - got);
+	if (!(raw = sodium_malloc(rawcap)) || !(box = sodium_malloc(BOX_CAP(max)))) {
+		close(fd);
+		rc = SALUS_ENOMEM;
+		goto out;
+	}
+	while (got < rawcap - 1) {
+		ssize_t r = read(fd, raw + got, rawcap - 1 - got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -196,7 +222,7 @@ int salus_keyfile_read(const char *path, char *text, size_t cap, size_t *n, bool
 	close(fd);
 	raw[got] = '\0';
 	const size_t ml = sizeof SEALED_MAGIC; /* with the newline */
-	bool is_sealed = got > ml && !memcmp(raw, SEALED_MAGIC "\n", ml);
+	is_sealed = got > ml && !memcmp(raw, SEALED_MAGIC "\n", ml);
 	if (rc)
 		goto out;
 	if (!is_sealed) {
@@ -211,7 +237,7 @@ int salus_keyfile_read(const char *path, char *text, size_t cap, size_t *n, bool
 	size_t bl = got - ml;
 	while (bl && (raw[ml + bl - 1] == '\n' || raw[ml + bl - 1] == '\r'))
 		bl--;
-	if (salus_b64url_decode(raw + ml, bl, box, sizeof box, &bn) || bn < NONCE + TAG || bn - NONCE - TAG >= cap) {
+	if (salus_b64url_decode(raw + ml, bl, box, BOX_CAP(max), &bn) || bn < NONCE + TAG || bn - NONCE - TAG >= cap) {
 		rc = SALUS_EINVALID;
 		goto out;
 	}
@@ -229,7 +255,31 @@ int salus_keyfile_read(const char *path, char *text, size_t cap, size_t *n, bool
 out:
 	if (sealed)
 		*sealed = is_sealed;
-	sodium_memzero(raw, sizeof raw);
-	sodium_memzero(box, sizeof box);
+	sodium_free(raw); /* wipes; NULL-safe */
+	sodium_free(box);
 	return rc;
+}
+
+int salus_keyfile_read(const char *path, char *text, size_t cap, size_t *n, bool *sealed)
+{
+	return kf_read(path, text, cap, n, sealed, SALUS_KEYFILE_MAX);
+}
+
+int salus_keyfile_read_big(const char *path, char **text, size_t *n, bool *sealed)
+{
+	char *t = sodium_malloc(SALUS_KEYFILE_BIG_MAX + 1);
+	if (!t)
+		return SALUS_ENOMEM;
+	int rc = kf_read(path, t, SALUS_KEYFILE_BIG_MAX + 1, n, sealed, SALUS_KEYFILE_BIG_MAX);
+	if (rc) {
+		sodium_free(t);
+		return rc;
+	}
+	*text = t;
+	return SALUS_OK;
+}
+
+void salus_keyfile_text_free(char *text)
+{
+	sodium_free(text); /* wipes; NULL-safe */
 }

@@ -15,6 +15,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "crypto/crypto.h"
 
 #define PEM_MAX (1u << 20)
 #define MAX_CHAIN 16
@@ -88,17 +89,44 @@ static void creds_free(struct creds *c)
 	}
 }
 
+/* The private key's PEM: a key file sealed under the keyring's file key
+ * (`salus key seal-files`, crypto.h) is opened, in secure memory (*secure);
+ * a plain PEM (as a certificate tool writes it) is read as it is. */
+static int read_key(const char *path, char **out, size_t *n, bool *secure)
+{
+	char *pem = NULL;
+	size_t k = 0;
+	int rc = read_pem(path, &pem, &k);
+	if (rc)
+		return rc;
+	static const char magic[] = "salus-sealed-v1\n";
+	if (k < sizeof magic - 1 || memcmp(pem, magic, sizeof magic - 1)) {
+		*out = pem;
+		*n = k;
+		*secure = false;
+		return SALUS_OK;
+	}
+	memset(pem, 0, k);
+	salus_free(pem);
+	*secure = true;
+	rc = salus_keyfile_read_big(path, out, n, NULL);
+	if (rc)
+		salus_log(SALUS_LOG_ERROR, "tls.key", "sealed=1 rc=%d", rc);
+	return rc;
+}
+
 /* Parse the chain and key files; the key must match the first certificate. */
 static int creds_load(const char *cert_path, const char *key_path, struct creds **out)
 {
 	char *cpem = NULL, *kpem = NULL;
 	size_t cn = 0, kn = 0;
+	bool ksecure = false;
 	struct creds *c;
 	int rc;
 
 	if (!(c = salus_calloc(1, sizeof *c)))
 		return SALUS_ENOMEM;
-	if ((rc = read_pem(cert_path, &cpem, &cn)) || (rc = read_pem(key_path, &kpem, &kn)))
+	if ((rc = read_pem(cert_path, &cpem, &cn)) || (rc = read_key(key_path, &kpem, &kn, &ksecure)))
 		goto out;
 	gnutls_datum_t cd = {(unsigned char *)cpem, (unsigned)cn}, kd = {(unsigned char *)kpem, (unsigned)kn};
 	c->ncerts = MAX_CHAIN;
@@ -127,7 +155,9 @@ static int creds_load(const char *cert_path, const char *key_path, struct creds 
 		goto out;
 	rc = SALUS_OK;
 out:
-	if (kpem) {
+	if (kpem && ksecure) {
+		salus_keyfile_text_free(kpem);
+	} else if (kpem) {
 		memset(kpem, 0, kn);
 		salus_free(kpem);
 	}

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
-import { httpsRequest, startServer } from './lib/server.mjs';
+import { httpsRequest, salus, startServer } from './lib/server.mjs';
 // (also here: the KEK rotation schedule that `salus serve` checks on SIGHUP)
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'salus-tlskeys-'));
@@ -116,6 +116,69 @@ test('SIGHUP reloads the certificate: new connections get it, old ones keep thei
     assert.equal(still.fp, again.fp);
     still.sock.destroy();
     assert.ok(s.alive());
+  } finally {
+    await s.stop();
+  }
+});
+
+test('the TLS private key is sealed at rest; a plain replacement loads, and seal-files seals it', async () => {
+  const s = await startServer({ clients: [] });
+  try {
+    const keyFile = path.join(s.dir, 'tls', 'key.pem');
+    let text = fs.readFileSync(keyFile, 'utf8');
+    assert.match(text, /^salus-sealed-v1\n/);
+    assert.doesNotMatch(text, /PRIVATE KEY/);
+    assert.match((await salus(['key', 'status', '--data', s.dir])).stdout, /TLS key .*key\.pem: sealed/);
+    // a certificate tool writes a plain pair: it loads on SIGHUP as before
+    const next = makeServerCert('sealme');
+    fs.writeFileSync(path.join(s.dir, 'tls', 'cert.pem'), next.cert);
+    fs.writeFileSync(keyFile, next.key, { mode: 0o600 });
+    process.kill(s.proc.pid, 'SIGHUP');
+    let c;
+    for (let i = 0; i < 100; i++) {
+      c = await connect(s.port, { ca: next.cert });
+      if (c.ok) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(c.ok, String(c.error));
+    c.sock.destroy();
+    assert.match((await salus(['key', 'status', '--data', s.dir])).stdout, /TLS key .*: NOT sealed/);
+    // seal-files seals it in place (next to the running server), and the sealed key loads
+    const r = await salus(['key', 'seal-files', '--data', s.dir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /TLS key: sealed/);
+    text = fs.readFileSync(keyFile, 'utf8');
+    assert.doesNotMatch(text, /PRIVATE KEY/);
+    assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600);
+    const before = s.log.join('').split('tls.reload ok=1').length;
+    process.kill(s.proc.pid, 'SIGHUP');
+    for (let i = 0; i < 100 && s.log.join('').split('tls.reload ok=1').length === before; i++)
+      await new Promise((res) => setTimeout(res, 50));
+    assert.equal(s.log.join('').split('tls.reload ok=1').length, before + 1, s.log.join(''));
+    const d = await connect(s.port, { ca: next.cert });
+    assert.ok(d.ok, String(d.error));
+    d.sock.destroy();
+    // and after a restart too (the helper's health check trusts the new certificate)
+    s.ca = next.cert;
+    await s.restart();
+    const e = await connect(s.port, { ca: next.cert });
+    assert.ok(e.ok, String(e.error));
+    e.sock.destroy();
+    // a sealed key moved in from another data directory does not open: the server keeps its key
+    const other = await startServer({ clients: [] });
+    try {
+      fs.copyFileSync(path.join(other.dir, 'tls', 'key.pem'), keyFile);
+      fs.copyFileSync(path.join(other.dir, 'tls', 'cert.pem'), path.join(s.dir, 'tls', 'cert.pem'));
+      process.kill(s.proc.pid, 'SIGHUP');
+      for (let i = 0; i < 100 && !s.log.join('').includes('tls.reload ok=0'); i++)
+        await new Promise((res) => setTimeout(res, 50));
+      assert.match(s.log.join(''), /event=tls\.reload ok=0/);
+      const still = await connect(s.port, { ca: next.cert });
+      assert.ok(still.ok, String(still.error));
+      still.sock.destroy();
+    } finally {
+      await other.stop();
+    }
   } finally {
     await s.stop();
   }

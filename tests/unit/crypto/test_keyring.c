@@ -318,6 +318,29 @@ static void test_file_key(void **state)
 	assert_int_equal(salus_keyfile_read(plain, text, sizeof text, &n, &sealed), SALUS_OK);
 	assert_true(sealed);
 	assert_string_equal(text, secret);
+	/* a big one (a TLS private key): sealed, read back in secure memory, bound to its name */
+	{
+		char tlsk[160], moved[160], *big = malloc(9000), *got = NULL;
+		assert_non_null(big);
+		for (int i = 0; i < 8999; i++)
+			big[i] = "BEGIN-PRIVATE-KEY-"[i % 18];
+		big[8999] = 0;
+		snprintf(tlsk, sizeof tlsk, "%s/key.pem", f->dir);
+		snprintf(moved, sizeof moved, "%s/other.pem", f->dir);
+		assert_int_equal(salus_keyfile_write(tlsk, big, 8999, false), SALUS_EINVALID); /* too big for the small form */
+		assert_int_equal(salus_keyfile_write_big(tlsk, big, 8999, false), SALUS_OK);
+		assert_false(file_has(tlsk, "BEGIN-PRIVATE-KEY"));
+		assert_int_equal(salus_keyfile_read_big(tlsk, &got, &n, &sealed), SALUS_OK);
+		assert_true(sealed);
+		assert_int_equal(n, 8999);
+		assert_string_equal(got, big);
+		salus_keyfile_text_free(got);
+		snprintf(cmd, sizeof cmd, "cp -p %s %s", tlsk, moved);
+		assert_int_equal(system(cmd), 0);
+		assert_int_equal(salus_keyfile_read_big(moved, &got, &n, &sealed), SALUS_ECRYPTO);
+		assert_int_equal(salus_keyfile_write_big(tlsk, big, SALUS_KEYFILE_BIG_MAX + 1, true), SALUS_EINVALID);
+		free(big);
+	}
 	assert_int_equal(salus_keyfile_seal_key(NULL), SALUS_OK);
 	unlink(a);
 	unlink(b);
