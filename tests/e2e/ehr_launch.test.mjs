@@ -53,7 +53,7 @@ const pages = {
 
 before(async () => {
   if (!haveChromium) return;
-  s = await startServer({ clients: [{ id: 'writer', scope: 'system/*.cruds' }] });
+  s = await startServer({ clients: [{ id: 'writer', scope: 'system/*.cruds' }], plainTls: true });
   const w = await s.token('writer');
   const mk = async (body) => {
     const r = await s.request('POST', `/fhir/${body.resourceType}`, { token: w, body });
@@ -66,7 +66,7 @@ before(async () => {
     subject: { reference: `Patient/${patientId}` } });
 
   appPort = await freePort();
-  const tls = { key: fs.readFileSync(path.join(s.dir, 'tls', 'key.pem')), cert: fs.readFileSync(path.join(s.dir, 'tls', 'cert.pem')) };
+  const tls = s.tlsPlain; // the data directory's key is sealed: the pair the helper made (plainTls)
   app = https.createServer(tls, (req, res) => {
     const u = new URL(req.url, `https://127.0.0.1:${appPort}`);
     if (u.pathname === '/fhir-client.js') {

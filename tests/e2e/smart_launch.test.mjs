@@ -52,7 +52,7 @@ function appPages(fhirBase) {
 
 before(async () => {
   if (!haveChromium) return;
-  s = await startServer({ clients: [{ id: 'writer', scope: 'system/*.cruds' }] });
+  s = await startServer({ clients: [{ id: 'writer', scope: 'system/*.cruds' }], plainTls: true });
   // a patient to read, written by a backend client
   const w = await s.token('writer');
   const r = await s.request('POST', '/fhir/Patient', {
@@ -65,7 +65,7 @@ before(async () => {
   // the app's HTTPS server, with the data directory's certificate (one key for Chromium to trust)
   appPort = await freePort();
   const pages = appPages(s.fhirBase);
-  const tls = { key: fs.readFileSync(path.join(s.dir, 'tls', 'key.pem')), cert: fs.readFileSync(path.join(s.dir, 'tls', 'cert.pem')) };
+  const tls = s.tlsPlain; // the data directory's key is sealed: the pair the helper made (plainTls)
   app = https.createServer(tls, (req, res) => {
     const u = new URL(req.url, `https://127.0.0.1:${appPort}`);
     if (u.pathname === '/fhir-client.js') {

@@ -80,6 +80,7 @@ before(async () => {
   s = await startServer({
     clients: [{ id: 'full', scope: 'system/*.cruds' }],
     serveArgs: ['--auth.jwks_ca_file', 'tls/cert.pem', '--auth.jwks_cache_s', '2'],
+    plainTls: true,
   });
   full = await s.token('full');
   tokenUrl = `${s.base}/auth/token`;
@@ -340,7 +341,7 @@ describe('audit', () => {
 describe('JWK Set URL (--jwks-url)', () => {
   before(async () => {
     jwksPort = await freePort();
-    const tls = { key: fs.readFileSync(path.join(s.dir, 'tls', 'key.pem')), cert: fs.readFileSync(path.join(s.dir, 'tls', 'cert.pem')) };
+    const tls = s.tlsPlain; // the data directory's key is sealed: the pair the helper made (plainTls)
     jwksServer = https.createServer(tls, (req, res) => {
       fetches++;
       if (typeof served === 'number') {

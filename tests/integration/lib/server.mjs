@@ -151,12 +151,24 @@ export class SalusServer {
   /** env: extra environment for `salus serve` (e.g. ASAN_OPTIONS for a memory test).
    * clientTls: TLS options every request uses unless it gives its own (a client
    * certificate for a server started with --tls.client_cert require). */
-  async start({ clients = DEFAULT_CLIENTS, serveArgs = [], env = {}, clientTls, plainTokenKey = false } = {}) {
+  async start({ clients = DEFAULT_CLIENTS, serveArgs = [], env = {}, clientTls, plainTokenKey = false, plainTls = false } = {}) {
     this.env = env;
     this.clientTls = clientTls;
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'salus-it-'));
     this.dir = path.join(this.tmp, 'data');
-    const init = await salus(['init', '--data', this.dir]);
+    const initArgs = ['init', '--data', this.dir];
+    if (plainTls) {
+      // The data directory's TLS key is sealed at rest (docs/security.md); a suite that runs its own
+      // HTTPS server with the same certificate makes the pair itself and keeps the plain key (this.tlsPlain).
+      const k = path.join(this.tmp, 'tls-key.pem');
+      const c = path.join(this.tmp, 'tls-cert.pem');
+      await execFileP('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+        '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', k, '-out', c]);
+      fs.chmodSync(k, 0o600);
+      this.tlsPlain = { key: fs.readFileSync(k), cert: fs.readFileSync(c) };
+      initArgs.push('--tls-cert', c, '--tls-key', k);
+    }
+    const init = await salus(initArgs);
     if (init.code !== 0) throw new Error(`salus init failed (${init.code}): ${init.stderr}`);
     if (plainTokenKey) {
       // Key files are sealed under the keyring (docs/security.md); a suite that forges tokens with
