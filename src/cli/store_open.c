@@ -192,11 +192,12 @@ int salus_cli_open_store_serving(const struct salus_config *cfg, const struct sa
 	if (rc)
 		return rc;
 	/* the next data key, made now while the KEK is at hand: an online
-	 * `salus key rekey-data` moves the data to it (docs/security.md) */
+	 * `salus key rekey-data` moves the data to it (docs/security.md).  Not
+	 * fatal (a read-only keyring): the server serves, an online rekey is
+	 * then refused until a restart can prepare the key. */
 	if ((rc = salus_keyring_dek_prepare(kr, &next)))
-		*why = "cannot prepare the next data key in the keyring";
-	else
-		rc = salus_cli_open_store_kr(cfg, kr, opts, out, why);
+		salus_log(SALUS_LOG_WARN, "keys.next_key", "prepared=0 rc=%d (online rekey-data unavailable)", rc);
+	rc = salus_cli_open_store_kr(cfg, kr, opts, out, why);
 	salus_keyring_free(kr);
 	return rc;
 }

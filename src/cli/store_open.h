@@ -38,7 +38,8 @@ int salus_cli_open_store_kr(const struct salus_config *cfg, struct salus_keyring
 			    const char **why /* OUT */);
 /* salus_cli_open_store for `salus serve`: first makes the keyring's pending
  * data key if it has none (salus_keyring_dek_prepare), which the store then
- * holds as its next page key, so an online rekey can move to it. */
+ * holds as its next page key, so an online rekey can move to it (a failure
+ * to save it is logged, not fatal). */
 int salus_cli_open_store_serving(const struct salus_config *cfg, const struct salus_store_opts *opts,
 				 struct salus_store **out /* OUT */, const char **why /* OUT */);
 /* Whether another process (a running server, or another command) has the
