@@ -91,6 +91,7 @@ struct cfile {
 	bool hdr_pending;          /* hdr is not on disk yet: it goes out with its page image */
 	unsigned char hdr[FRAME_HDR];
 	unsigned char *buf;        /* FRAME bytes of scratch */
+	bool shm;                  /* the WAL index is mapped (xShmLock may be called) */
 };
 
 #define CFILE_SIZE ((sizeof(struct cfile) + 15) & ~(size_t)15)
@@ -215,20 +216,42 @@ static bool unseal(struct salus_crypt_vfs *v, unsigned char *page, enum kind kin
 }
 
 /* Read and open database page pgno at off into page.  An online rekey
- * (another process) rewrites database pages in place — same plaintext, new
- * key — and a read racing that pwrite may see a torn page: a page that fails
- * is read again a few times before it is an integrity error. */
-#define DB_READ_TRIES 8
+ * (another connection or process; salus_crypt_rekey_file) rewrites database
+ * pages in place — same plaintext, new key — while it holds the WAL's
+ * checkpointer lock, and a read racing that pwrite may see a torn page.  So a
+ * page that fails is read again once, then once more while this connection
+ * holds the checkpointer lock SHARED (waiting, up to DB_READ_WAIT_MS, while
+ * someone holds it exclusively): nobody can be rewriting it then, so a
+ * failure is an integrity error, never a race. */
+#define WAL_CKPT_LOCK 1 /* SQLite's shm lock slot of the checkpointer (wal.c) */
+#define DB_READ_WAIT_MS 10000
 static int db_page_read(struct cfile *cf, unsigned char *page, sqlite3_int64 off, uint32_t pgno)
 {
-	for (int t = 0; t < DB_READ_TRIES; t++) {
-		int rc = cf->real->pMethods->xRead(cf->real, page, PAGE, off);
-		if (rc != SQLITE_OK)
+	const sqlite3_io_methods *m = cf->real->pMethods;
+	int rc;
+
+	for (int t = 0; t < 2; t++) {
+		if ((rc = m->xRead(cf->real, page, PAGE, off)) != SQLITE_OK)
 			return rc; /* SHORT_READ: zero-filled, a page not yet written */
 		if (unseal_try(cf->v, page, KIND_DB, pgno, NULL))
 			return SQLITE_OK;
-		if (t)
-			sqlite3_sleep(t); /* 1 + 2 + ... + 6 ms in all */
+	}
+	if (cf->shm) {
+		int lrc = SQLITE_BUSY;
+		for (int waited = 0; waited < DB_READ_WAIT_MS; waited++) {
+			if ((lrc = m->xShmLock(cf->real, WAL_CKPT_LOCK, 1, SQLITE_SHM_LOCK | SQLITE_SHM_SHARED)) != SQLITE_BUSY)
+				break;
+			sqlite3_sleep(1);
+		}
+		if (lrc == SQLITE_OK) {
+			rc = m->xRead(cf->real, page, PAGE, off);
+			bool ok = rc == SQLITE_OK && unseal_try(cf->v, page, KIND_DB, pgno, NULL);
+			m->xShmLock(cf->real, WAL_CKPT_LOCK, 1, SQLITE_SHM_UNLOCK | SQLITE_SHM_SHARED);
+			if (rc != SQLITE_OK)
+				return rc;
+			if (ok)
+				return SQLITE_OK;
+		}
 	}
 	atomic_fetch_add(&n_auth, 1);
 	return SQLITE_IOERR_DATA;
@@ -501,7 +524,10 @@ static int c_devchar(sqlite3_file *f)
 
 static int c_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **pp)
 {
-	return cf_of(f)->real->pMethods->xShmMap(cf_of(f)->real, pg, pgsz, extend, pp);
+	int rc = cf_of(f)->real->pMethods->xShmMap(cf_of(f)->real, pg, pgsz, extend, pp);
+	if (rc == SQLITE_OK && *pp)
+		cf_of(f)->shm = true;
+	return rc;
 }
 
 static int c_shm_lock(sqlite3_file *f, int off, int n, int flags)
@@ -516,6 +542,7 @@ static void c_shm_barrier(sqlite3_file *f)
 
 static int c_shm_unmap(sqlite3_file *f, int del)
 {
+	cf_of(f)->shm = false;
 	return cf_of(f)->real->pMethods->xShmUnmap(cf_of(f)->real, del);
 }
 
@@ -734,7 +761,6 @@ void salus_crypt_vfs_free(struct salus_crypt_vfs *v)
 /* ------------------------------------------------------------------------- */
 /* rekey                                                                      */
 
-#define WAL_CKPT_LOCK 1 /* SQLite's shm lock slot of the checkpointer (wal.c) */
 #define CKPT_WAIT_MS 30000
 
 /* Take or drop the checkpointer's lock on the database's shared memory: while
