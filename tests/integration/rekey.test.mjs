@@ -22,6 +22,8 @@ function keyIds(dir) {
   const add = (buf, off) => {
     if (off + PAGE > buf.length) return;
     const r = off + PAGE - RES;
+    // a hole (a page whose frames are not checkpointed yet: zeros) holds nothing
+    if (buf.subarray(off, off + PAGE).every((b) => b === 0)) return;
     const id = buf[r] === 1 ? buf.readUInt32LE(r + 4) : 'unsealed';
     count[id] = (count[id] ?? 0) + 1;
   };
