@@ -36,6 +36,13 @@
  *
  * xFetch (mmap) is not offered (io methods version 2), so SQLite always
  * reads through xRead and never sees ciphertext.
+ *
+ * Online rekey (salus_crypt_rekey_file, salus_store_rekey; docs/security.md
+ * "Online rekey"): an instance may hold a *next* key; the first page it
+ * authenticates under it becomes its write key (ratchet).  The rekey
+ * rewrites database pages in place under the WAL checkpointer lock; a reader
+ * racing such a rewrite re-reads the page under that lock held shared
+ * (db_page_read), so it never reports a torn page as an integrity error.
  */
 #include "store/vfs_crypt.h"
 
