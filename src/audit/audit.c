@@ -197,15 +197,14 @@ int salus_audit_record(struct salus_audit *au, const struct salus_audit_req *rq,
 	return rc;
 }
 
-int salus_audit_record_async(struct salus_audit *au, const struct salus_audit_req *rq,
-			     void (*done)(void *ctx, int rc, int64_t index), void *ctx)
+int salus_audit_record_journal(struct salus_audit *au, const struct salus_audit_req *rq)
 {
 	struct salus_audit_entry e;
 	struct salus_audit_req copy;
 	char *pre = NULL, *post = NULL;
 	int rc;
 
-	if (!au || !rq || !done)
+	if (!au || !rq)
 		return SALUS_EINVALID;
 	copy = *rq;
 	if (!copy.ts_ms)
@@ -216,7 +215,7 @@ int salus_audit_record_async(struct salus_audit *au, const struct salus_audit_re
 	e.pre = pre;
 	e.post = post;
 	e.ts_ms = copy.ts_ms;
-	rc = salus_store_audit_append_async(au->st, &e, done, ctx); /* copies the text */
+	rc = salus_store_audit_journal(au->st, &e); /* copies the text */
 	if (rc)
 		salus_log(SALUS_LOG_ERROR, "audit.record", "err=%s", salus_err_name(rc));
 	salus_free(pre);

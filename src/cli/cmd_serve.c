@@ -107,7 +107,7 @@ int salus_cmd_serve(int argc, char **argv)
 
 	/* unlock the keyring, open the encrypted store; only the page keys stay in memory */
 	struct salus_store *st = NULL;
-	struct salus_store_opts so = {.create = false};
+	struct salus_store_opts so = {.create = false, .audit_journal = true, .audit_flush_ms = cfg.audit_flush_ms};
 	int rc = salus_cli_open_store(&cfg, &so, &st, &why);
 	if (rc)
 		return salus_cli_fail("serve", 1, "cannot open the store: %s", why);

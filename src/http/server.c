@@ -381,23 +381,17 @@ static const char *purpose_of(const struct req *r, const struct salus_patient_se
 	return NULL;
 }
 
-/* After the commit of the request's AuditEvent: release the response, or,
- * if the event could not be written, answer 500 instead (fail closed). */
-static void audit_done(void *ctx, int rc, int64_t index)
+/* The event could not be written: nothing of the answer is released (fail closed). */
+static void audit_failed(struct req *r)
 {
-	(void)index;
-	struct req *r = ctx;
-	if (rc) {
-		r->frs.etag[0] = r->frs.location[0] = r->frs.last_modified[0] = 0;
-		set_error(r, SALUS_EINTERNAL, "the access could not be audited; nothing was released");
-	}
-	r->state = REQ_READY;
-	MHD_resume_connection(r->conn);
+	r->frs.etag[0] = r->frs.location[0] = r->frs.last_modified[0] = 0;
+	set_error(r, SALUS_EINTERNAL, "the access could not be audited; nothing was released");
 }
 
-/* Record the AuditEvent of a FHIR request whose connection is suspended;
- * the connection is resumed when the event is durable (or failed). */
-static void audit_and_resume(struct req *r)
+/* Record the AuditEvent of a FHIR request through the audit journal
+ * (docs/audit.md): when this returns the event is written, and the response
+ * may go; if it could not be written, the response becomes a 500. */
+static void audit_fhir(struct req *r)
 {
 	struct salus_patient_set ps = {0};
 	struct salus_buf query;
@@ -455,12 +449,12 @@ static void audit_and_resume(struct req *r)
 			.purpose = purpose_of(r, &ps),
 			.user_id = r->has_who && r->who.user_id[0] ? r->who.user_id : NULL,
 		};
-		rc = salus_audit_record_async(r->h->audit, &arq, audit_done, r);
+		rc = salus_audit_record_journal(r->h->audit, &arq);
 	}
 	salus_patient_set_release(&ps);
 	salus_buf_release(&query);
 	if (rc)
-		audit_done(r, rc, 0);
+		audit_failed(r);
 }
 
 /* salus_fhir_req.write: a single-resource write and its AuditEvent in ONE
@@ -521,24 +515,17 @@ static int audited_write(void *ctx, struct salus_store *st, struct salus_write *
 #else
 /* BENCHMARK-ONLY build (CMake SALUS_BENCH_NO_AUDIT): the audit phase is
  * compiled out so bench/run.sh can measure its cost against the same code. */
-static void audit_and_resume(struct req *r)
+static void audit_fhir(struct req *r)
 {
-	r->state = REQ_READY;
-	MHD_resume_connection(r->conn);
+	(void)r;
 }
 #endif
 
-/* On a libmicrohttpd thread: suspend, audit, and send when it is durable. */
+/* On a libmicrohttpd thread: the AuditEvent is written, then the answer goes. */
 static enum MHD_Result audit_then_send(struct req *r)
 {
-#ifdef SALUS_BENCH_NO_AUDIT
+	audit_fhir(r);
 	return send_response(r);
-#else
-	r->state = REQ_WORKING;
-	MHD_suspend_connection(r->conn);
-	audit_and_resume(r);
-	return MHD_YES;
-#endif
 }
 
 static void fhir_work(void *arg)
@@ -546,12 +533,10 @@ static void fhir_work(void *arg)
 	struct req *r = arg;
 	salus_fhir_handle(r->h->store, &r->frq, &r->frs);
 	r->content_type = "application/fhir+json; charset=utf-8";
-	if (r->write_audited) { /* durable with its event already */
-		r->state = REQ_READY;
-		MHD_resume_connection(r->conn);
-		return;
-	}
-	audit_and_resume(r); /* the connection is still suspended */
+	if (!r->write_audited) /* else durable with its event already */
+		audit_fhir(r);
+	r->state = REQ_READY;
+	MHD_resume_connection(r->conn);
 }
 
 #ifndef SALUS_BENCH_NO_AUDIT
@@ -634,8 +619,12 @@ static void token_work(void *arg)
 		.client_id = r->client_id[0] ? r->client_id : NULL,
 		.remote_addr = remote_addr(r)[0] ? r->remote : NULL,
 	};
-	if ((rc = salus_audit_record_async(r->h->audit, &arq, audit_done, r)))
-		audit_done(r, rc, 0);
+	if (salus_audit_record_journal(r->h->audit, &arq)) {
+		r->no_cache = 1;
+		set_error(r, SALUS_EINTERNAL, "the request could not be audited; nothing was released");
+	}
+	r->state = REQ_READY;
+	MHD_resume_connection(r->conn);
 #endif
 }
 
