@@ -23,7 +23,9 @@
  *   [16..39] 24-byte nonce (16 random bytes per opening, then the sequence number)
  *   [40..]   L bytes of ciphertext, then a 16-byte Poly1305 tag
  *
- * sealed with XChaCha20-Poly1305 under a subkey derived from that page key
+ * sealed with XChaCha20-Poly1305 under a subkey derived from that page key —
+ * or, with id SALUS_AJ_OWN_KEY, from the store's journal key (the salus
+ * binary's keyring file-sealing key, which data-key rekeys never retire) —
  * (crypto_kdf, context "salusajl"), associated data = bytes [0..15].  The body:
  * ts_ms (i64), the compact pre (audit_codec.h) length (u32), the compact post
  * length (u32; 0xffffffff: no post), then both.  A plaintext store (no page
@@ -41,6 +43,7 @@
 
 #define SALUS_AJ_HEADER 16
 #define SALUS_AJ_NO_POST UINT32_MAX
+#define SALUS_AJ_OWN_KEY UINT32_MAX /* key id of records under salus_store_opts.audit_journal_key */
 
 struct salus_ajournal; /* opaque */
 

@@ -94,6 +94,13 @@ struct salus_store_opts {
 	 * false: a journal a crash left is still moved into the log at open (if no
 	 * other process owns it), then let go; appends are direct. */
 	bool audit_journal;
+	/* SALUS_PAGE_KEY_LEN bytes (borrowed for the call) that seal the journal
+	 * instead of the page keys — the salus binary passes its keyring's
+	 * file-sealing key, which `salus key rekey-data` never retires, so a
+	 * journal a crash left always opens.  NULL: the page keys (a data key
+	 * retired while the journal held records under it would make the next
+	 * open fail with SALUS_EINTEGRITY). */
+	const unsigned char *audit_journal_key;
 };
 
 /* Open a store.  `uri` is "sqlite:PATH" or a plain file path (SQLite).

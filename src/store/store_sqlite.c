@@ -1990,8 +1990,20 @@ static int aj_open(struct sq_store *sq, const struct salus_store_opts *o)
 		return SALUS_ENOMEM;
 	memcpy(path, sq->path, pn);
 	memcpy(path + pn, "-auditj", sizeof "-auditj");
-	rc = salus_ajournal_open(path, o->page_keys, o->page_keys ? o->npage_keys : 0, o->page_keys ? o->page_key_id : 0,
-				 &sq->aj);
+	if (o->audit_journal_key) {
+		struct salus_page_key *jk = sodium_malloc(sizeof *jk);
+		if (!jk) {
+			salus_free(path);
+			return SALUS_ENOMEM;
+		}
+		jk->id = SALUS_AJ_OWN_KEY;
+		memcpy(jk->key, o->audit_journal_key, sizeof jk->key);
+		rc = salus_ajournal_open(path, jk, 1, jk->id, &sq->aj);
+		sodium_free(jk);
+	} else {
+		rc = salus_ajournal_open(path, o->page_keys, o->page_keys ? o->npage_keys : 0,
+					 o->page_keys ? o->page_key_id : 0, &sq->aj);
+	}
 	salus_free(path);
 	if (rc == SALUS_EBUSY) {
 		sq->aj = NULL; /* a running server owns it: this process appends directly */

@@ -295,6 +295,38 @@ static void test_store_recovery(void **state)
 	assert_int_equal(salus_store_open(f->db, &o, &st), SALUS_EINTEGRITY);
 }
 
+/* With a journal key of its own (the salus binary's file key), records open whatever page keys the
+ * store has by then (a rekey may have retired the one current when they were written). */
+static void test_store_own_key(void **state)
+{
+	struct fx *f = *state;
+	static const unsigned char jkey[SALUS_PAGE_KEY_LEN] = {7, 7, 7};
+	const struct salus_page_key own = {.id = SALUS_AJ_OWN_KEY, .key = {7, 7, 7}};
+	struct salus_store *st = NULL;
+	struct salus_ajournal *j = NULL;
+	int64_t size;
+
+	st = open_store(f, false);
+	salus_store_free(st);
+	assert_int_equal(salus_ajournal_open(f->path, &own, 1, own.id, &j), 0);
+	unsigned char pre[16];
+	size_t pn = salus_auc_encode("{\"x\":1}", 7, pre);
+	struct salus_aj_rec r = {.seq = 1, .ts_ms = 5, .pre = pre, .pre_n = pn};
+	assert_int_equal(salus_ajournal_append(j, &r), 0);
+	salus_ajournal_free(j);
+	/* under page key 2 only now: the record still opens */
+	struct salus_store_opts o = {.page_keys = (struct salus_page_key[]){k1, k2}, .npage_keys = 2, .page_key_id = 2,
+				     .audit_journal = true, .audit_journal_key = jkey};
+	assert_int_equal(salus_store_open(f->db, &o, &st), 0);
+	assert_int_equal(salus_store_audit_size(st, &size), 0);
+	assert_int_equal(size, 1);
+	struct salus_audit_entry e = {.pre = "{\"y\":2}", .pre_n = 7, .ts_ms = 6};
+	assert_int_equal(salus_store_audit_journal(st, &e), 0);
+	assert_int_equal(salus_store_audit_size(st, &size), 0);
+	assert_int_equal(size, 2);
+	salus_store_free(st);
+}
+
 int main(void)
 {
 	salus_alloc_install();
@@ -304,6 +336,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_torn_and_tampered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sequence_must_increase, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_recovery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_own_key, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
