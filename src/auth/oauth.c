@@ -343,9 +343,14 @@ static int client_for_page(struct salus_auth *a, const char *client_id, json_t *
 }
 
 /* The form of a step: hidden tx, then the step's fields. */
+static int pick_page(struct salus_authz_response *out, const char *txid, const json_t *t, const char *step,
+		     const struct salus_pick_hit *hits, size_t n, bool searched, const char *notice);
+
 static int step_page(struct salus_authz_response *out, const char *tx, const json_t *t, const char *step,
 		     const char *notice)
 {
+	if (!strcmp(step, "patient") || !strcmp(step, "encounter"))
+		return pick_page(out, tx, t, step, NULL, 0, false, notice);
 	struct salus_buf b;
 	salus_buf_init(&b, 65536);
 	const char *client = jstr(t, "client");
@@ -381,6 +386,13 @@ static int step_page(struct salus_authz_response *out, const char *tx, const jso
 		rc = salus_buf_adds(&b, "<p>Signed in as <b>") || html_esc(&b, jstr(t, "user")) ||
 		     salus_buf_adds(&b, "</b>. The application <b>") || html_esc(&b, client) ||
 		     salus_buf_adds(&b, "</b> asks for:</p><ul>");
+		if (!rc && *jstr(t, "plabel")) /* the patient (and encounter) chosen on the pickers */
+			rc = salus_buf_adds(&b, "<li>the record of patient <b>") || html_esc(&b, jstr(t, "plabel")) ||
+			     salus_buf_adds(&b, "</b>") ||
+			     (*jstr(t, "elabel") &&
+			      (salus_buf_adds(&b, ", encounter <b>") || html_esc(&b, jstr(t, "elabel")) ||
+			       salus_buf_adds(&b, "</b>"))) ||
+			     salus_buf_adds(&b, "</li>");
 		const char *sc = jstr(t, "grant");
 		while (!rc && *sc) {
 			size_t n = strcspn(sc, " ");
@@ -633,23 +645,27 @@ static int role_with_patient(const char *role, char **out)
 /* A signed-in user's grant into tx: the most the role allows (in an EHR launch also as patient/
  * scopes), intersected with what the app may have and asked for; the user, generation, role and
  * fhirUser; the next stage.  *empty: the role allows none of what was asked. */
-static int tx_grant(json_t *tx, const char *username, const char *gen, enum salus_role role, const char *fhir_user,
-		    const char *stage, bool *empty)
+static int tx_grant(struct salus_auth *a, json_t *tx, const char *username, const char *gen, enum salus_role role,
+		    const char *fhir_user, const char *stage, bool *empty)
 {
 	const char *luser = jstr(tx, "luser");
 	char *g = NULL, *rs = NULL, *full = NULL;
-	int rc = *luser ? role_with_patient(salus_role_scopes(role), &rs) : 0;
+	int bits = (int)json_integer_value(json_object_get(tx, "bits"));
+	bool staff = !(role == SALUS_ROLE_PATIENT || role == SALUS_ROLE_RELATED_PERSON);
+	/* a standalone launch asking for launch/patient: a staff user with a Practitioner picks the patient */
+	bool pick = !*luser && staff && (bits & SP_LAUNCH_PATIENT) && a->picker && fhir_user &&
+		    !strncmp(fhir_user, "Practitioner/", 13);
+	int rc = *luser || pick ? role_with_patient(salus_role_scopes(role), &rs) : 0;
 	if (rc)
 		return rc;
 	rc = grant_res(rs ? rs : salus_role_scopes(role), jstr(tx, "res"), &g);
 	salus_free(rs);
 	if (rc)
 		return rc;
-	int bits = (int)json_integer_value(json_object_get(tx, "bits"));
-	if (!*luser && !(role == SALUS_ROLE_PATIENT || role == SALUS_ROLE_RELATED_PERSON))
-		bits &= ~SP_LAUNCH_PATIENT; /* no patient picker: staff get a patient context by EHR launch only */
-	if (!*jstr(tx, "lencounter"))
-		bits &= ~SP_LAUNCH_ENCOUNTER; /* no encounter picker: encounter context by EHR launch only */
+	if (!*luser && staff && !pick)
+		bits &= ~SP_LAUNCH_PATIENT; /* no picker for this user: no patient context */
+	if (!*jstr(tx, "lencounter") && !pick)
+		bits &= ~SP_LAUNCH_ENCOUNTER; /* an encounter context comes from a launch or the encounter picker */
 	if (!(rc = join_scope(g, (unsigned)bits, &full)))
 		rc = json_object_set_new(tx, "grant", json_string(full)) || json_object_set_new(tx, "res", json_string(g)) ||
 				     json_object_set_new(tx, "bits", json_integer(bits)) ||
@@ -657,7 +673,8 @@ static int tx_grant(json_t *tx, const char *username, const char *gen, enum salu
 				     json_object_set_new(tx, "ugen", json_string(gen)) ||
 				     json_object_set_new(tx, "role", json_string(salus_role_name(role))) ||
 				     json_object_set_new(tx, "fhirUser", json_string(fhir_user)) ||
-				     json_object_set_new(tx, "stage", json_string(stage))
+				     json_object_set_new(tx, "stage", json_string(stage)) ||
+				     json_object_set_new(tx, "pick", json_boolean(pick))
 			     ? SALUS_ENOMEM
 			     : 0;
 	*empty = g && !g[0];
@@ -774,7 +791,7 @@ static int authorize_get(struct salus_auth *a, salus_param_fn get, void *gc, con
 		    !salus_role_parse(jstr(lctx, "role"), &lrole) &&
 		    !salus_user_current(a->users, jstr(lctx, "user"), jstr(lctx, "ugen"))) {
 			bool empty = false;
-			if ((rc = tx_grant(tx, jstr(lctx, "user"), jstr(lctx, "ugen"), lrole, jstr(lctx, "fhirUser"), "consent",
+			if ((rc = tx_grant(a, tx, jstr(lctx, "user"), jstr(lctx, "ugen"), lrole, jstr(lctx, "fhirUser"), "consent",
 					   &empty))) {
 				json_decref(lctx);
 				goto out;
@@ -838,12 +855,240 @@ static int issue_code(struct salus_auth *a, const char *txid, json_t *tx, struct
 	json_object_set_new(tx, "exp", json_integer((json_int_t)(salus_now_ms() + SALUS_CODE_S * 1000)));
 	json_object_del(tx, "csrf");
 	json_object_del(tx, "stage");
+	json_object_del(tx, "plabel"); /* names shown on the pickers stay out of the code record */
+	json_object_del(tx, "elabel");
 	int rc = kv_json_put(a->store, CODE_NS, key, tx);
 	if (rc)
 		return rc;
 	salus_store_kv_del(a->store, TX_NS, txid);
 	out->event = SALUS_AUTHZ_EV_CODE;
 	return redirect(out, jstr(tx, "redirect"), "code", code, jstr(tx, "state"), a->issuer);
+}
+
+/* ---- standalone launch: the patient and encounter pickers ------------------------------------------------ */
+
+#define PICK_FIELD_MAX 100 /* a search field of the patient picker */
+
+/* The form's hidden fields of a step. */
+static int hidden_fields(struct salus_buf *b, const char *txid, const char *step)
+{
+	return salus_buf_adds(b, "<form method=post action=\"/auth/authorize\"><input type=hidden name=tx value=\"") ||
+	       html_esc(b, txid) || salus_buf_adds(b, "\"><input type=hidden name=step value=\"") || html_esc(b, step) ||
+	       salus_buf_adds(b, "\">");
+}
+
+/* The patient picker (search form, then the hits as buttons) or the encounter
+ * picker (the chosen patient's encounters as buttons, or none). */
+static int pick_page(struct salus_authz_response *out, const char *txid, const json_t *t, const char *step,
+		     const struct salus_pick_hit *hits, size_t n, bool searched, const char *notice)
+{
+	bool enc = !strcmp(step, "encounter");
+	struct salus_buf b;
+	salus_buf_init(&b, 131072);
+	int rc = page_head(&b, enc ? "Choose an encounter" : "Choose a patient");
+	if (!rc && notice)
+		rc = salus_buf_adds(&b, "<p role=alert><strong>") || html_esc(&b, notice) ||
+		     salus_buf_adds(&b, "</strong></p>");
+	if (!rc)
+		rc = salus_buf_adds(&b, "<p>Signed in as <b>") || html_esc(&b, jstr(t, "user")) ||
+		     salus_buf_adds(&b, "</b>. The application <b>") || html_esc(&b, jstr(t, "client")) ||
+		     (enc ? salus_buf_adds(&b, "</b> asks for an encounter of patient <b>") ||
+				    html_esc(&b, jstr(t, "plabel")) || salus_buf_adds(&b, "</b>.</p>")
+			  : salus_buf_adds(&b, "</b> asks for a patient. Search the patients you may open.</p>"));
+	if (!rc && !enc)
+		rc = hidden_fields(&b, txid, step) ||
+		     salus_buf_adds(&b, "<p><label>Name <input name=name maxlength=100 autocomplete=off autofocus></label></p>"
+					"<p><label>Birth date <input name=birthdate type=date></label></p>"
+					"<p><label>Identifier <input name=identifier maxlength=100 autocomplete=off></label></p>"
+					"<p><button type=submit name=action value=search>Search</button></p></form>");
+	if (!rc && searched && !n)
+		rc = salus_buf_adds(&b, enc ? "<p>No encounter of this patient that you may open.</p>"
+					    : "<p>No patient found that you may open.</p>");
+	if (!rc && (n || enc)) {
+		rc = hidden_fields(&b, txid, step) || salus_buf_adds(&b, "<ul>");
+		for (size_t i = 0; !rc && i < n; i++)
+			rc = salus_buf_adds(&b, enc ? "<li><button type=submit name=encounter value=\""
+						    : "<li><button type=submit name=patient value=\"") ||
+			     html_esc(&b, hits[i].id) || salus_buf_adds(&b, "\">") || html_esc(&b, hits[i].label) ||
+			     (hits[i].detail[0] && (salus_buf_adds(&b, " &middot; ") || html_esc(&b, hits[i].detail))) ||
+			     salus_buf_adds(&b, "</button></li>");
+		if (!rc)
+			rc = salus_buf_adds(&b, "</ul>") ||
+			     (enc && salus_buf_adds(&b, "<p><button type=submit name=action value=skip>Continue without an "
+							"encounter</button></p>")) ||
+			     salus_buf_adds(&b, "</form>");
+	}
+	if (!rc)
+		rc = hidden_fields(&b, txid, step) ||
+		     salus_buf_adds(&b, "<p><button type=submit name=action value=cancel>Cancel</button></p></form>");
+	if (rc) {
+		salus_buf_release(&b);
+		return SALUS_ENOMEM;
+	}
+	return page_done(out, &b, 200);
+}
+
+/* A search field of the patient picker: at most PICK_FIELD_MAX bytes, no control characters. */
+static bool pick_field_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n > PICK_FIELD_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* YYYY, YYYY-MM or YYYY-MM-DD (what a date input sends, or less). */
+static bool pick_date_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n != 4 && n != 7 && n != 10)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (i == 4 || i == 7 ? s[i] != '-' : !(s[i] >= '0' && s[i] <= '9'))
+			return false;
+	return true;
+}
+
+/* Search with the picker as the transaction's user; the ids found (or, for
+ * Encounters, the patient) go to the audit of this answer. */
+static int pick_search(struct salus_auth *a, const json_t *tx, const char *type, const char *const *kv, size_t npairs,
+		       struct salus_pick_hit *hits, size_t *n, struct salus_authz_response *out)
+{
+	struct salus_pick_user u = {jstr(tx, "user"), jstr(tx, "role"), jstr(tx, "fhirUser")};
+	*n = 0;
+	int rc = a->picker(a->picker_ctx, &u, type, kv, npairs, hits, SALUS_PICK_MAX, n);
+	if (rc)
+		return rc;
+	out->event = SALUS_AUTHZ_EV_PICK;
+	snprintf(out->pick_type, sizeof out->pick_type, "%s", type);
+	out->npick = 0;
+	if (!strcmp(type, "Encounter")) {
+		snprintf(out->pick_ids[0], sizeof out->pick_ids[0], "%s", jstr(tx, "lpatient"));
+		out->npick = 1;
+	} else {
+		for (size_t i = 0; i < *n; i++)
+			memcpy(out->pick_ids[out->npick++], hits[i].id, sizeof hits[i].id);
+	}
+	return 0;
+}
+
+/* "label · detail" of a hit into tx[name]. */
+static int pick_label(json_t *tx, const char *name, const struct salus_pick_hit *h)
+{
+	char l[sizeof h->label + sizeof h->detail + 8];
+	snprintf(l, sizeof l, "%s%s%s", h->label, h->detail[0] ? ", " : "", h->detail);
+	return json_object_set_new(tx, name, json_string(l)) ? SALUS_ENOMEM : 0;
+}
+
+/* Save tx at the consent stage (the grant string rebuilt from res and bits) and show the consent page. */
+static int pick_to_consent(struct salus_auth *a, const char *txid, json_t *tx, struct salus_authz_response *out)
+{
+	char *full = NULL;
+	int rc = join_scope(jstr(tx, "res"), (unsigned)json_integer_value(json_object_get(tx, "bits")), &full);
+	if (rc)
+		return rc;
+	rc = json_object_set_new(tx, "grant", json_string(full)) || json_object_set_new(tx, "stage", json_string("consent"))
+		     ? SALUS_ENOMEM
+		     : 0;
+	salus_free(full);
+	if (!rc)
+		rc = kv_json_put(a->store, TX_NS, txid, tx);
+	return rc ? rc : step_page(out, txid, tx, "consent", NULL);
+}
+
+/* POST of the patient or encounter picker: search, choose, skip (encounter) or cancel. */
+static int pick_post(struct salus_auth *a, const char *txid, json_t *tx, const struct salus_form *f,
+		     struct salus_authz_response *out)
+{
+	const struct salus_form_param *pa = salus_form_get(f, "action");
+	const char *action = pa ? pa->value : "";
+	bool enc = !strcmp(jstr(tx, "stage"), "encounter");
+	struct salus_pick_hit hits[SALUS_PICK_MAX];
+	size_t n = 0;
+	int rc = 0;
+	if (!a->picker)
+		return error_page(out, 503, "the patient picker is not available on this server");
+	if (!strcmp(action, "cancel")) {
+		salus_store_kv_del(a->store, TX_NS, txid);
+		out->event = SALUS_AUTHZ_EV_DENIED;
+		return redirect(out, jstr(tx, "redirect"), "error", "access_denied", jstr(tx, "state"), a->issuer);
+	}
+	if (!enc) {
+		const struct salus_form_param *pp = salus_form_get(f, "patient");
+		if (pp) { /* a patient chosen from the list: still one the user may open? */
+			const char *kv[] = {"_id", pp->value};
+			if (!fhir_id_ok(pp->value) || (rc = pick_search(a, tx, "Patient", kv, 1, hits, &n, out)) || n != 1) {
+				if (fhir_id_ok(pp->value) && rc)
+					return rc;
+				return pick_page(out, txid, tx, "patient", NULL, 0, false,
+						 "That patient cannot be opened; search again.");
+			}
+			if (json_object_set_new(tx, "lpatient", json_string(hits[0].id)) || pick_label(tx, "plabel", &hits[0]))
+				return SALUS_ENOMEM;
+			if (!(json_integer_value(json_object_get(tx, "bits")) & SP_LAUNCH_ENCOUNTER))
+				return pick_to_consent(a, txid, tx, out);
+			/* launch/encounter: the encounter picker, with that patient's encounters */
+			const char *ekv[] = {"patient", hits[0].id, "_sort", "-date"};
+			if ((rc = pick_search(a, tx, "Encounter", ekv, 2, hits, &n, out)))
+				return rc;
+			if (json_object_set_new(tx, "stage", json_string("encounter")))
+				return SALUS_ENOMEM;
+			if ((rc = kv_json_put(a->store, TX_NS, txid, tx)))
+				return rc;
+			return pick_page(out, txid, tx, "encounter", hits, n, true, NULL);
+		}
+		const struct salus_form_param *pn = salus_form_get(f, "name"), *pb = salus_form_get(f, "birthdate"),
+					      *pi = salus_form_get(f, "identifier");
+		const char *name = pn ? pn->value : "", *birth = pb ? pb->value : "", *ident = pi ? pi->value : "";
+		if (strcmp(action, "search") || !pick_field_ok(name) || !pick_field_ok(ident) || (*birth && !pick_date_ok(birth)))
+			return pick_page(out, txid, tx, "patient", NULL, 0, false,
+					 "Enter a name, a birth date (YYYY-MM-DD) or an identifier of at most 100 characters.");
+		if (!*name && !*birth && !*ident)
+			return pick_page(out, txid, tx, "patient", NULL, 0, false, "Enter a name, a birth date or an identifier.");
+		const char *kv[6];
+		size_t np = 0;
+		if (*name) {
+			kv[2 * np] = "name";
+			kv[2 * np++ + 1] = name;
+		}
+		if (*birth) {
+			kv[2 * np] = "birthdate";
+			kv[2 * np++ + 1] = birth;
+		}
+		if (*ident) {
+			kv[2 * np] = "identifier";
+			kv[2 * np++ + 1] = ident;
+		}
+		if ((rc = pick_search(a, tx, "Patient", kv, np, hits, &n, out)))
+			return rc;
+		return pick_page(out, txid, tx, "patient", hits, n, true, NULL);
+	}
+	/* the encounter picker */
+	const struct salus_form_param *pe = salus_form_get(f, "encounter");
+	if (!strcmp(action, "skip")) {
+		/* no encounter: launch/encounter is not granted */
+		int bits = (int)json_integer_value(json_object_get(tx, "bits")) & ~SP_LAUNCH_ENCOUNTER;
+		if (json_object_set_new(tx, "bits", json_integer(bits)) || json_object_set_new(tx, "lencounter", json_string("")))
+			return SALUS_ENOMEM;
+		return pick_to_consent(a, txid, tx, out);
+	}
+	if (pe && fhir_id_ok(pe->value)) {
+		const char *kv[] = {"_id", pe->value, "patient", jstr(tx, "lpatient")};
+		if ((rc = pick_search(a, tx, "Encounter", kv, 2, hits, &n, out)))
+			return rc;
+		if (n == 1) {
+			if (json_object_set_new(tx, "lencounter", json_string(hits[0].id)) || pick_label(tx, "elabel", &hits[0]))
+				return SALUS_ENOMEM;
+			return pick_to_consent(a, txid, tx, out);
+		}
+	}
+	const char *ekv[] = {"patient", jstr(tx, "lpatient"), "_sort", "-date"};
+	if ((rc = pick_search(a, tx, "Encounter", ekv, 2, hits, &n, out)))
+		return rc;
+	return pick_page(out, txid, tx, "encounter", hits, n, true, "Choose an encounter from the list, or none.");
 }
 
 static int authorize_post(struct salus_auth *a, const struct salus_form *f, const char *cookie, const char *remote,
@@ -926,9 +1171,14 @@ static int authorize_post(struct salus_auth *a, const struct salus_form *f, cons
 			goto out;
 		}
 		bool empty = false;
-		if ((rc = tx_grant(tx, who.username, who.gen, who.role, who.fhir_user, who.mfa_required ? "mfa" : "consent",
+		if ((rc = tx_grant(a, tx, who.username, who.gen, who.role, who.fhir_user, who.mfa_required ? "mfa" : "consent",
 				   &empty)))
 			goto out;
+		if (!who.mfa_required && json_is_true(json_object_get(tx, "pick")) &&
+		    json_object_set_new(tx, "stage", json_string("patient"))) {
+			rc = SALUS_ENOMEM;
+			goto out;
+		}
 		if (empty) { /* the role allows none of what was asked */
 			salus_store_kv_del(a->store, TX_NS, ptx->value);
 			rc = redirect(out, jstr(tx, "redirect"), "error", "invalid_scope", jstr(tx, "state"), a->issuer);
@@ -956,13 +1206,17 @@ static int authorize_post(struct salus_auth *a, const struct salus_form *f, cons
 			rc = finish_launch(a, ptx->value, tx, out);
 			goto out;
 		}
-		if (json_object_set_new(tx, "stage", json_string("consent"))) {
+		const char *next = json_is_true(json_object_get(tx, "pick")) ? "patient" : "consent";
+		if (json_object_set_new(tx, "stage", json_string(next))) {
 			rc = SALUS_ENOMEM;
 			goto out;
 		}
 		if ((rc = kv_json_put(a->store, TX_NS, ptx->value, tx)))
 			goto out;
-		rc = step_page(out, ptx->value, tx, "consent", NULL);
+		rc = step_page(out, ptx->value, tx, next, NULL);
+	} else if (!strcmp(stage, "patient") || !strcmp(stage, "encounter")) {
+		snprintf(out->user, sizeof out->user, "%s", jstr(tx, "user"));
+		rc = pick_post(a, ptx->value, tx, f, out);
 	} else {
 		const struct salus_form_param *pd = salus_form_get(f, "decision");
 		snprintf(out->user, sizeof out->user, "%s", jstr(tx, "user"));

@@ -60,6 +60,7 @@ enum salus_authz_event {
 	SALUS_AUTHZ_EV_CODE,       /* consent given, code issued */
 	SALUS_AUTHZ_EV_DENIED,     /* the user refused consent */
 	SALUS_AUTHZ_EV_LAUNCH,     /* sign-in (with MFA) complete, EHR launch context made */
+	SALUS_AUTHZ_EV_PICK,       /* a picker searched (pick_type, pick_ids: what the page shows) */
 };
 struct salus_authz_response {
 	int status;               /* 200 (a page), 302 (Location), 400 (error page), 429, 503 */
@@ -71,6 +72,10 @@ struct salus_authz_response {
 	enum salus_authz_event event; /* what to audit */
 	char user[SALUS_USERNAME_MAX + 1];  /* who (as typed, validated) for the audit, or "" */
 	char client_id[SALUS_CLIENT_ID_MAX + 1];
+	/* SALUS_AUTHZ_EV_PICK: the type searched and the ids found (audited as a search of the user) */
+	char pick_type[16];
+	char pick_ids[SALUS_PICK_MAX][SALUS_MAX_ID + 1];
+	size_t npick;
 };
 void salus_authz_response_release(struct salus_authz_response *r);
 
