@@ -971,7 +971,7 @@ static enum MHD_Result route_smart_config(struct req *r)
 				"\"capabilities\":[\"launch-standalone\",\"launch-ehr\",\"context-ehr-patient\","
 				"\"context-ehr-encounter\",\"client-public\",\"client-confidential-symmetric\","
 				"\"client-confidential-asymmetric\","
-				"\"sso-openid-connect\",\"context-standalone-patient\",\"permission-offline\","
+				"\"sso-openid-connect\",\"context-standalone-patient\",\"context-standalone-encounter\",\"permission-offline\","
 				"\"permission-online\",\"permission-patient\",\"permission-user\",\"permission-v1\",\"permission-v2\"]}",
 				r->h->base, r->h->base, r->h->base, r->h->base, r->h->base, r->h->base);
 	if (rc)

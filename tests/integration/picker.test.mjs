@@ -104,6 +104,12 @@ after(async () => {
 });
 
 describe('standalone launch: patient and encounter pickers', () => {
+  test('discovery advertises the standalone patient and encounter contexts', async () => {
+    const r = await s.request('GET', '/.well-known/smart-configuration');
+    assert.ok(r.json.capabilities.includes('context-standalone-patient'));
+    assert.ok(r.json.capabilities.includes('context-standalone-encounter'));
+  });
+
   test('clinician: search, pick patient and encounter → token with patient and encounter; compartment enforced', async () => {
     const f = await signIn('alice');
     assert.match(f.page, /Choose a patient/);
