@@ -213,17 +213,20 @@ struct salus_pick_hit {
 	char label[160]; /* Patient: "Family, Given"; Encounter: class, type, status */
 	char detail[48]; /* Patient: birthDate; Encounter: period.start */
 };
-/* Search type ("Patient" or "Encounter") as user u, under u's own access
- * decision (policy/policy.h: the role's user/ scopes, the relationship rule,
- * break-glass, labels and Consent — exactly what the user's own token would
- * see), with the search parameters kv[0..2*npairs) (name, value, ...), at
- * most max hits into hits, *n how many.  Returns 0 (also for no hits, or when
+/* Search type ("Patient", "Encounter", or for an EHR launch's fhirContext
+ * any type) as user u, under u's own access decision (policy/policy.h: the
+ * role's user/ scopes, the relationship rule, break-glass, labels and
+ * Consent — exactly what the user's own token would see), with the search
+ * parameters kv[0..2*npairs) (name, value, ...), inside the Patient
+ * compartment of `compartment` when it is not NULL (a compartment search:
+ * types outside the compartment find nothing), at most max hits into hits,
+ * *n how many.  Returns 0 (also for no hits, or when
  * the user may not search the type: *n = 0), or SALUS_EIO / SALUS_ENOMEM.
  * Set by the server; without it a staff user's launch/patient in a
  * standalone launch gives no context (dropped from the grant). */
 typedef int (*salus_auth_pick_fn)(void *ctx, const struct salus_pick_user *u, const char *type,
-				  const char *const *kv, size_t npairs, struct salus_pick_hit *hits, size_t max,
-				  size_t *n /* OUT */);
+				  const char *const *kv, size_t npairs, const char *compartment,
+				  struct salus_pick_hit *hits, size_t max, size_t *n /* OUT */);
 void salus_auth_set_picker(struct salus_auth *a, salus_auth_pick_fn fn, void *ctx);
 
 /* How JWK Set URLs are fetched (salus_auth_backend_add_url): ca_file, if not

@@ -191,6 +191,12 @@ static const char *jstr(const json_t *j, const char *name)
 	return s ? s : "";
 }
 
+static const char *jstr_of(const json_t *j)
+{
+	const char *s = json_string_value(j);
+	return s ? s : "";
+}
+
 /* ---- app registration -------------------------------------------------------------------------------- */
 
 int salus_auth_app_add(struct salus_store *st, const char *id, const char *scope, const char *redirect_uri,
@@ -514,6 +520,30 @@ static int finish_launch(struct salus_auth *a, const char *txid, json_t *tx, str
 	}
 	if (rc)
 		return rc;
+	/* fhirContext: each resource in the patient's compartment, and one the launching user may open */
+	size_t ci;
+	json_t *cv;
+	json_array_foreach(json_object_get(tx, "context"), ci, cv)
+	{
+		char ref[160];
+		snprintf(ref, sizeof ref, "%s", jstr_of(cv));
+		char *slash = strchr(ref, '/');
+		struct salus_pick_hit hit;
+		size_t n = 0;
+		if (!slash || !a->picker) {
+			salus_store_kv_del(a->store, TX_NS, txid);
+			return error_page(out, 404, "no such resource (context) in this patient's record");
+		}
+		*slash = 0;
+		const char *kv[] = {"_id", slash + 1};
+		struct salus_pick_user u = {jstr(tx, "user"), jstr(tx, "role"), jstr(tx, "fhirUser")};
+		if ((rc = a->picker(a->picker_ctx, &u, ref, kv, 1, pid, &hit, 1, &n)))
+			return rc;
+		if (n != 1) {
+			salus_store_kv_del(a->store, TX_NS, txid);
+			return error_page(out, 404, "no such resource (context) in this patient's record");
+		}
+	}
 	json_t *rec = NULL;
 	char *raw = NULL;
 	size_t raw_n;
@@ -532,10 +562,11 @@ static int finish_launch(struct salus_auth *a, const char *txid, json_t *tx, str
 	secret_key(tok, key);
 	salus_random_token(24, bind, sizeof bind); /* this browser's proof for the app's authorization */
 	secret_key(bind, bkey);
-	json_t *l = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "client", jstr(tx, "client"), "user",
+	json_t *l = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:O}", "client", jstr(tx, "client"), "user",
 			      jstr(tx, "user"), "ugen", jstr(tx, "ugen"), "role", jstr(tx, "role"), "fhirUser",
 			      jstr(tx, "fhirUser"), "patient", pid, "encounter", eid, "browser", bkey, "exp",
-			      (json_int_t)(salus_now_ms() + SALUS_LAUNCH_S * 1000));
+			      (json_int_t)(salus_now_ms() + SALUS_LAUNCH_S * 1000), "context",
+			      json_is_array(json_object_get(tx, "context")) ? json_object_get(tx, "context") : json_null());
 	rc = l ? kv_json_put(a->store, LAUNCH_NS, key, l) : SALUS_ENOMEM;
 	json_decref(l);
 	if (!rc) {
@@ -548,6 +579,42 @@ static int finish_launch(struct salus_auth *a, const char *txid, json_t *tx, str
 	}
 	json_decref(rec);
 	return rc;
+}
+
+#define LAUNCH_CONTEXT_MAX 4 /* fhirContext references of one EHR launch */
+
+/* The `context` parameter of an EHR launch: 1..LAUNCH_CONTEXT_MAX relative
+ * references "Type/id", comma-separated, Type a resource type name other than
+ * Patient and Encounter (those are the launch's patient and encounter), into
+ * a new JSON array of strings.  NULL when it does not parse. */
+static json_t *launch_context_parse(const char *s)
+{
+	json_t *arr = json_array();
+	while (arr && *s) {
+		size_t n = strcspn(s, ","), t = strcspn(s, "/");
+		char ref[64 + SALUS_MAX_ID + 2];
+		bool ok = n < sizeof ref && t < n && t >= 1 && t <= 64 && s[0] >= 'A' && s[0] <= 'Z' &&
+			  json_array_size(arr) < LAUNCH_CONTEXT_MAX;
+		for (size_t i = 1; ok && i < t; i++)
+			ok = (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z');
+		if (ok) {
+			memcpy(ref, s, n);
+			ref[n] = 0;
+			ref[t] = 0;
+			ok = fhir_id_ok(ref + t + 1) && strcmp(ref, "Patient") && strcmp(ref, "Encounter");
+			ref[t] = '/';
+		}
+		if (!ok || json_array_append_new(arr, json_string(ref))) {
+			json_decref(arr);
+			return NULL;
+		}
+		s += n;
+		if (*s == ',' && !*++s) { /* a trailing comma */
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
 }
 
 /* GET /auth/launch?client_id=&patient=[&encounter=]: the sign-in page of an EHR launch. */
@@ -565,12 +632,18 @@ static int launch_get(struct salus_auth *a, salus_param_fn get, void *gc, struct
 		return error_page(out, 400, "this application has no launch URI (salus client add --launch-uri)");
 	if (!fhir_id_ok(pid) || (eid && !fhir_id_ok(eid)))
 		return error_page(out, 400, "patient (and encounter, when given) must be FHIR ids");
+	const char *cref = get(gc, "context");
+	json_t *fctx = cref ? launch_context_parse(cref) : json_array();
+	if (!fctx)
+		return cref ? error_page(out, 400, "context must be 1 to 4 references Type/id (not Patient or Encounter), "
+						   "comma-separated")
+			    : SALUS_ENOMEM;
 	char txid[SALUS_B64URL_LEN(24)], csrf[SALUS_B64URL_LEN(24)];
 	salus_random_token(24, txid, sizeof txid);
 	salus_random_token(24, csrf, sizeof csrf);
-	tx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "kind", "launch", "client", client_id, "patient", pid,
+	tx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:o}", "kind", "launch", "client", client_id, "patient", pid,
 		       "encounter", eid ? eid : "", "csrf", csrf, "exp",
-		       (json_int_t)(salus_now_ms() + SALUS_AUTHZ_TX_S * 1000), "stage", "login");
+		       (json_int_t)(salus_now_ms() + SALUS_AUTHZ_TX_S * 1000), "stage", "login", "context", fctx);
 	if (!tx)
 		return SALUS_ENOMEM;
 	if (!(rc = kv_json_put(a->store, TX_NS, txid, tx))) {
@@ -774,7 +847,9 @@ static int authorize_get(struct salus_auth *a, salus_param_fn get, void *gc, con
 	if (!tx || (lctx && (json_object_set_new(tx, "luser", json_string(jstr(lctx, "user"))) ||
 			     json_object_set_new(tx, "lugen", json_string(jstr(lctx, "ugen"))) ||
 			     json_object_set_new(tx, "lpatient", json_string(jstr(lctx, "patient"))) ||
-			     json_object_set_new(tx, "lencounter", json_string(jstr(lctx, "encounter")))))) {
+			     json_object_set_new(tx, "lencounter", json_string(jstr(lctx, "encounter"))) ||
+			     (json_is_array(json_object_get(lctx, "context")) &&
+			      json_object_set(tx, "lcontext", json_object_get(lctx, "context")))))) {
 		json_decref(lctx);
 		rc = SALUS_ENOMEM;
 		goto out;
@@ -959,7 +1034,7 @@ static int pick_search(struct salus_auth *a, const json_t *tx, const char *type,
 {
 	struct salus_pick_user u = {jstr(tx, "user"), jstr(tx, "role"), jstr(tx, "fhirUser")};
 	*n = 0;
-	int rc = a->picker(a->picker_ctx, &u, type, kv, npairs, hits, SALUS_PICK_MAX, n);
+	int rc = a->picker(a->picker_ctx, &u, type, kv, npairs, NULL, hits, SALUS_PICK_MAX, n);
 	if (rc)
 		return rc;
 	out->event = SALUS_AUTHZ_EV_PICK;
@@ -1419,6 +1494,22 @@ static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token
 		rc = SALUS_ENOMEM;
 		goto out;
 	}
+	json_t *lcontext = json_object_get(g, "lcontext");
+	if (patient[0] && json_array_size(lcontext)) { /* SMART 2.x fhirContext: the launch's other resources */
+		json_t *fc = json_array(), *cv;
+		size_t ci;
+		json_array_foreach(lcontext, ci, cv)
+		{
+			if (fc && json_array_append_new(fc, json_pack("{s:s}", "reference", jstr_of(cv)))) {
+				json_decref(fc);
+				fc = NULL;
+			}
+		}
+		if (!fc || json_object_set_new(body, "fhirContext", fc)) {
+			rc = SALUS_ENOMEM;
+			goto out;
+		}
+	}
 	if (bits & SP_OPENID) {
 		json_t *ic = json_pack("{s:s, s:s, s:O, s:I, s:I}", "iss", a->issuer, "sub", jstr(g, "user"), "aud", cl,
 				       "iat", (json_int_t)now, "exp", (json_int_t)(now + a->lifetime));
@@ -1446,7 +1537,8 @@ static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token
 				      jstr(g, "user"), "ugen", jstr(g, "ugen"), "fhirUser", fu, "res", jstr(g, "res"), "bits",
 				      (int)bits, "fam", fam, "fexp", json_object_get(g, "fexp"), "lpatient", lpatient,
 				      "lencounter", lencounter);
-		if (r && *jstr(g, "role") && json_object_set_new(r, "role", json_string(jstr(g, "role")))) {
+		if (r && ((*jstr(g, "role") && json_object_set_new(r, "role", json_string(jstr(g, "role")))) ||
+			  (lcontext && json_object_set(r, "lcontext", lcontext)))) {
 			json_decref(r);
 			r = NULL;
 		}

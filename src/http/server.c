@@ -1479,7 +1479,7 @@ static void pick_hit_of(const json_t *res, bool encounter, struct salus_pick_hit
  * (the role's user/ scopes as a token of the user would hold them), so the pickers show exactly what
  * the user may open (relationship rule, break-glass, labels, Consent). */
 static int pick_search(void *ctx, const struct salus_pick_user *u, const char *type, const char *const *kv,
-		       size_t npairs, struct salus_pick_hit *hits, size_t max, size_t *n)
+		       size_t npairs, const char *compartment, struct salus_pick_hit *hits, size_t max, size_t *n)
 {
 	struct salus_http *h = ctx;
 	enum salus_role role;
@@ -1514,9 +1514,17 @@ static int pick_search(void *ctx, const struct salus_pick_user *u, const char *t
 	snprintf(pbuf[npairs][0], sizeof pbuf[npairs][0], "_count");
 	snprintf(count, sizeof count, "%zu", max);
 	params[npairs] = (struct salus_param){pbuf[npairs][0], count};
-	struct salus_fhir_req rq = {.op = SALUS_FHIR_SEARCH_TYPE, .base = h->fhir_base, .params = params,
-				    .nparams = npairs + 1, .policy = pol};
-	snprintf(rq.type, sizeof rq.type, "%s", type);
+	struct salus_fhir_req rq = {.op = compartment ? SALUS_FHIR_SEARCH_COMPARTMENT : SALUS_FHIR_SEARCH_TYPE,
+				    .base = h->fhir_base, .params = params, .nparams = npairs + 1, .policy = pol};
+	if (compartment) { /* Patient/<compartment>/<type>?... */
+		if (!salus_fhir_id_valid(compartment, strlen(compartment)))
+			goto out_pol;
+		snprintf(rq.type, sizeof rq.type, "Patient");
+		snprintf(rq.id, sizeof rq.id, "%s", compartment);
+		snprintf(rq.ctype, sizeof rq.ctype, "%s", type);
+	} else {
+		snprintf(rq.type, sizeof rq.type, "%s", type);
+	}
 	struct salus_fhir_resp rs_;
 	salus_fhir_resp_init(&rs_);
 	int st = salus_fhir_handle(h->store, &rq, &rs_);
