@@ -95,12 +95,12 @@ struct req {
 	bool has_who;
 	bool write_audited; /* the write's AuditEvent committed with it (audited_write) */
 	bool preflight;     /* a CORS preflight (OPTIONS) answered with the Allow-* headers */
-	/* last: ~29 KB, most of it a denial array that is never cleared (new_req) */
+	/* last: ~47 KB, most of it a denial array that is never cleared (new_req) */
 	struct salus_policy pol; /* the access decision (policy/policy.h), given to the FHIR layer */
 };
 
 /* A zeroed request, except the policy's denial array (salus_policy_clear):
- * calloc of the whole ~33 KB struct was a memset per request. */
+ * calloc of the whole ~50 KB struct would be a memset per request. */
 static struct req *new_req(void)
 {
 	struct req *r = salus_malloc(sizeof *r);
