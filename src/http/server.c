@@ -1445,7 +1445,7 @@ static void pick_copy(char *out, size_t cap, const json_t *j)
 /* A picker row from a Patient (name, birth date) or an Encounter (class, type, status; period start). */
 static void pick_hit_of(const json_t *res, bool encounter, struct salus_pick_hit *h)
 {
-	char a[64], b[96], c[32];
+	char a[32], b[80], c[24]; /* class or family, type or given names, status: at most 137 bytes with the separators */
 	pick_copy(h->id, sizeof h->id, json_object_get(res, "id"));
 	if (encounter) {
 		pick_copy(a, sizeof a, json_object_get(json_object_get(res, "class"), "code"));
