@@ -95,12 +95,12 @@ struct req {
 	bool has_who;
 	bool write_audited; /* the write's AuditEvent committed with it (audited_write) */
 	bool preflight;     /* a CORS preflight (OPTIONS) answered with the Allow-* headers */
-	/* last: ~29 KB, most of it a denial array that is never cleared (new_req) */
+	/* last: ~47 KB, most of it a denial array that is never cleared (new_req) */
 	struct salus_policy pol; /* the access decision (policy/policy.h), given to the FHIR layer */
 };
 
 /* A zeroed request, except the policy's denial array (salus_policy_clear):
- * calloc of the whole ~33 KB struct was a memset per request. */
+ * calloc of the whole ~50 KB struct would be a memset per request. */
 static struct req *new_req(void)
 {
 	struct req *r = salus_malloc(sizeof *r);
@@ -292,11 +292,11 @@ _Static_assert(SALUS_IA_CREATE == (int)SALUS_POLICY_C && SALUS_IA_READ == (int)S
 		       SALUS_IA_SEARCH == (int)SALUS_POLICY_S && SALUS_POLICY_MAX_SCOPES >= SALUS_MAX_SCOPES,
 	       "policy letters follow the SMART letters of auth.h");
 
-/* The access decision of a principal (policy/policy.h) into r->pol. */
-static int build_policy(struct req *r, const struct salus_principal *who)
+/* The access decision (policy/policy.h) of scopes sc held by a caller into *pol. */
+static int policy_of(struct salus_http *h, struct salus_policy *pol, const struct salus_scopes *sc, const char *user,
+		     const char *fhir_user, const char *patient, const char *role)
 {
 	struct salus_policy_scope v[SALUS_POLICY_MAX_SCOPES];
-	const struct salus_scopes *sc = who->scopes;
 	size_t n = sc->n < SALUS_POLICY_MAX_SCOPES ? sc->n : SALUS_POLICY_MAX_SCOPES;
 	for (size_t i = 0; i < n; i++)
 		v[i] = (struct salus_policy_scope){
@@ -307,10 +307,15 @@ static int build_policy(struct req *r, const struct salus_principal *who)
 			.letters = sc->v[i].perms,
 			.query = sc->v[i].query,
 		};
-	struct salus_policy_token t = {.scopes = v, .n = n, .user_ctx = sc->user_ctx, .user = who->user_id,
-				       .fhir_user = who->fhir_user, .patient = who->patient,
-				       .role = who->role[0] ? who->role : NULL};
-	return salus_policy_init(&r->pol, r->h->store, &r->h->pcfg, &t);
+	struct salus_policy_token t = {.scopes = v, .n = n, .user_ctx = sc->user_ctx, .user = user,
+				       .fhir_user = fhir_user, .patient = patient, .role = role && role[0] ? role : NULL};
+	return salus_policy_init(pol, h->store, &h->pcfg, &t);
+}
+
+/* The access decision of a principal into r->pol. */
+static int build_policy(struct req *r, const struct salus_principal *who)
+{
+	return policy_of(r->h, &r->pol, who->scopes, who->user_id, who->fhir_user, who->patient, who->role);
 }
 
 /* Authenticate and authorise a FHIR interaction; 0 to proceed. */
@@ -652,11 +657,19 @@ static void authorize_work(void *arg)
 						 header(r, MHD_HTTP_HEADER_CONTENT_TYPE), r->body.p, r->body.n,
 						 header(r, MHD_HTTP_HEADER_COOKIE), r->remote[0] ? r->remote : NULL, &ar);
 	if (!rc && ar.event != SALUS_AUTHZ_EV_NONE) {
+		bool pick = ar.event == SALUS_AUTHZ_EV_PICK; /* a picker's search: audited as a search of the user */
 		bool ok = ar.event == SALUS_AUTHZ_EV_LOGIN_OK || ar.event == SALUS_AUTHZ_EV_MFA_OK ||
-			  ar.event == SALUS_AUTHZ_EV_CODE || ar.event == SALUS_AUTHZ_EV_LAUNCH;
+			  ar.event == SALUS_AUTHZ_EV_CODE || ar.event == SALUS_AUTHZ_EV_LAUNCH || pick;
+		const char *pids[SALUS_PICK_MAX];
+		for (size_t i = 0; i < ar.npick; i++)
+			pids[i] = ar.pick_ids[i];
 		struct salus_audit_req arq = {
-			.interaction = ar.event == SALUS_AUTHZ_EV_CODE || ar.event == SALUS_AUTHZ_EV_DENIED ? SALUS_AUDIT_TOKEN
-													   : SALUS_AUDIT_LOGIN,
+			.interaction = pick ? SALUS_AUDIT_SEARCH
+				       : ar.event == SALUS_AUTHZ_EV_CODE || ar.event == SALUS_AUTHZ_EV_DENIED ? SALUS_AUDIT_TOKEN
+													    : SALUS_AUDIT_LOGIN,
+			.resource_type = pick ? ar.pick_type : NULL,
+			.patients = pick && ar.npick ? pids : NULL,
+			.npatients = pick ? ar.npick : 0,
 			.status = ok ? 200 : 401,
 			.client_id = ar.client_id[0] ? ar.client_id : NULL,
 			.user_id = ar.user[0] ? ar.user : NULL,
@@ -947,7 +960,7 @@ static enum MHD_Result route_smart_config(struct req *r)
 				"\"capabilities\":[\"launch-standalone\",\"launch-ehr\",\"context-ehr-patient\","
 				"\"context-ehr-encounter\",\"client-public\",\"client-confidential-symmetric\","
 				"\"client-confidential-asymmetric\","
-				"\"sso-openid-connect\",\"context-standalone-patient\",\"permission-offline\","
+				"\"sso-openid-connect\",\"context-standalone-patient\",\"context-standalone-encounter\",\"permission-offline\","
 				"\"permission-online\",\"permission-patient\",\"permission-user\",\"permission-v1\",\"permission-v2\"]}",
 				r->h->base, r->h->base, r->h->base, r->h->base, r->h->base, r->h->base);
 	if (rc)
@@ -1412,6 +1425,127 @@ static int launch_target(void *ctx, const char *patient, const char *encounter)
 	return salus_policy_launch_target(ctx, patient, encounter);
 }
 
+/* The text of JSON string j into out (cap bytes), or "". */
+static void pick_copy(char *out, size_t cap, const json_t *j)
+{
+	snprintf(out, cap, "%s", json_is_string(j) ? json_string_value(j) : "");
+}
+
+/* A picker row from a Patient (name, birth date) or an Encounter (class, type, status; period start). */
+static void pick_hit_of(const json_t *res, bool encounter, struct salus_pick_hit *h)
+{
+	char a[32], b[80], c[24]; /* class or family, type or given names, status: at most 137 bytes with the separators */
+	pick_copy(h->id, sizeof h->id, json_object_get(res, "id"));
+	if (encounter) {
+		pick_copy(a, sizeof a, json_object_get(json_object_get(res, "class"), "code"));
+		json_t *ty = json_array_get(json_object_get(res, "type"), 0);
+		pick_copy(b, sizeof b, json_object_get(ty, "text"));
+		if (!b[0])
+			pick_copy(b, sizeof b, json_object_get(json_array_get(json_object_get(ty, "coding"), 0), "display"));
+		pick_copy(c, sizeof c, json_object_get(res, "status"));
+		snprintf(h->label, sizeof h->label, "%s%s%s (%s)", a[0] ? a : "Encounter", b[0] ? " " : "", b, c);
+		pick_copy(h->detail, sizeof h->detail, json_object_get(json_object_get(res, "period"), "start"));
+		return;
+	}
+	json_t *nm = json_array_get(json_object_get(res, "name"), 0);
+	pick_copy(a, sizeof a, json_object_get(nm, "family"));
+	b[0] = 0;
+	size_t i;
+	json_t *g;
+	json_array_foreach(json_object_get(nm, "given"), i, g)
+	{
+		size_t bn = strlen(b);
+		if (json_is_string(g) && bn < sizeof b - 2)
+			snprintf(b + bn, sizeof b - bn, "%s%s", bn ? " " : "", json_string_value(g));
+	}
+	if (!a[0] && !b[0])
+		pick_copy(b, sizeof b, json_object_get(nm, "text"));
+	snprintf(h->label, sizeof h->label, "%s%s%s", a[0] ? a : "", a[0] && b[0] ? ", " : "", b[0] ? b : a[0] ? "" : "(no name)");
+	pick_copy(h->detail, sizeof h->detail, json_object_get(res, "birthDate"));
+}
+
+/* salus_auth_pick_fn: a picker's search, run by the FHIR search under the user's own access decision
+ * (the role's user/ scopes as a token of the user would hold them), so the pickers show exactly what
+ * the user may open (relationship rule, break-glass, labels, Consent). */
+static int pick_search(void *ctx, const struct salus_pick_user *u, const char *type, const char *const *kv,
+		       size_t npairs, const char *compartment, struct salus_pick_hit *hits, size_t max, size_t *n)
+{
+	struct salus_http *h = ctx;
+	enum salus_role role;
+	struct salus_scopes sc;
+	struct salus_policy *pol = NULL;
+	struct salus_param params[8];
+	char pbuf[8][2][256], count[16];
+	*n = 0;
+	if (salus_role_parse(u->role, &role) || !salus_role_is_staff(role) || npairs > 6)
+		return 0;
+	const char *rs = salus_role_scopes(role);
+	int rc = salus_scopes_parse(rs, strlen(rs), &sc);
+	if (rc)
+		return rc == SALUS_ENOMEM ? rc : SALUS_EIO;
+	sc.user_ctx = true;
+	if (!(pol = salus_malloc(sizeof *pol))) {
+		rc = SALUS_ENOMEM;
+		goto out_scopes;
+	}
+	salus_policy_clear(pol);
+	if ((rc = policy_of(h, pol, &sc, u->username, u->fhir_user, NULL, u->role)))
+		goto out_pol;
+	if (!salus_policy_allows(pol, type, SALUS_POLICY_S))
+		goto out_pol; /* the role may not search this type: nothing to pick */
+	for (size_t i = 0; i < npairs; i++) { /* the search parameters (struct salus_param holds mutable strings) */
+		snprintf(pbuf[i][0], sizeof pbuf[i][0], "%s", kv[2 * i]);
+		snprintf(pbuf[i][1], sizeof pbuf[i][1], "%s", kv[2 * i + 1]);
+		if (strlen(kv[2 * i]) >= sizeof pbuf[i][0] || strlen(kv[2 * i + 1]) >= sizeof pbuf[i][1])
+			goto out_pol; /* longer than any field of the pickers: nothing */
+		params[i] = (struct salus_param){pbuf[i][0], pbuf[i][1]};
+	}
+	snprintf(pbuf[npairs][0], sizeof pbuf[npairs][0], "_count");
+	snprintf(count, sizeof count, "%zu", max);
+	params[npairs] = (struct salus_param){pbuf[npairs][0], count};
+	struct salus_fhir_req rq = {.op = compartment ? SALUS_FHIR_SEARCH_COMPARTMENT : SALUS_FHIR_SEARCH_TYPE,
+				    .base = h->fhir_base, .params = params, .nparams = npairs + 1, .policy = pol};
+	if (compartment) { /* Patient/<compartment>/<type>?... */
+		if (!salus_fhir_id_valid(compartment, strlen(compartment)))
+			goto out_pol;
+		snprintf(rq.type, sizeof rq.type, "Patient");
+		snprintf(rq.id, sizeof rq.id, "%s", compartment);
+		snprintf(rq.ctype, sizeof rq.ctype, "%s", type);
+	} else {
+		snprintf(rq.type, sizeof rq.type, "%s", type);
+	}
+	struct salus_fhir_resp rs_;
+	salus_fhir_resp_init(&rs_);
+	int st = salus_fhir_handle(h->store, &rq, &rs_);
+	json_t *bundle = st == 200 ? json_loadb(rs_.body.p, rs_.body.n, 0, NULL) : NULL;
+	if (st != 200) {
+		/* a search the picker made is refused: the user sees no hits; ids only in the log */
+		salus_log(SALUS_LOG_WARN, "auth.picker.search", "type=%s status=%d", type, st);
+	} else if (!bundle) {
+		rc = SALUS_ENOMEM;
+	}
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(bundle, "entry"), i, e)
+	{
+		json_t *res = json_object_get(e, "resource");
+		const char *mode = json_string_value(json_object_get(json_object_get(e, "search"), "mode"));
+		if (*n == max || (mode && strcmp(mode, "match")) || !json_is_string(json_object_get(res, "resourceType")) ||
+		    strcmp(json_string_value(json_object_get(res, "resourceType")), type))
+			continue;
+		pick_hit_of(res, !strcmp(type, "Encounter"), &hits[*n]);
+		if (salus_fhir_id_valid(hits[*n].id, strlen(hits[*n].id)))
+			(*n)++;
+	}
+	json_decref(bundle);
+	salus_fhir_resp_release(&rs_);
+out_pol:
+	salus_free(pol);
+out_scopes:
+	salus_scopes_release(&sc);
+	return rc;
+}
+
 int salus_http_start(const struct salus_config *cfg, struct salus_store *store, struct salus_auth *auth,
 		     struct salus_http **out)
 {
@@ -1450,6 +1584,7 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 		goto out_free;
 	salus_auth_set_context(auth, patient_context, store); /* proxy tokens: RelatedPerson → Patient */
 	salus_auth_set_launch_check(auth, launch_target, store); /* EHR launch: the context exists */
+	salus_auth_set_picker(auth, pick_search, h);              /* standalone launch: patient and encounter pickers */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
 	h->d = MHD_start_daemon(
