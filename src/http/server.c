@@ -977,8 +977,6 @@ static const char landing[] =
 
 /* ---- /audit: checkpoint and proofs (docs/audit.md) ---------------------- */
 
-#define AUDIT_CHECKPOINT_EVERY_S 60
-
 static int audit_param(struct req *r, const char *name, int64_t *v)
 {
 	long l;
@@ -1577,7 +1575,7 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 		goto out_free;
 	if (access(path, F_OK) && (rc = salus_audit_key_create(path))) /* data directories from before the audit trail */
 		goto out_free;
-	struct salus_audit_opts ao = {.key_path = path, .checkpoint_every_s = AUDIT_CHECKPOINT_EVERY_S};
+	struct salus_audit_opts ao = {.key_path = path, .checkpoint_every_s = cfg->audit_checkpoint_s};
 	if ((rc = salus_audit_new(store, &ao, &h->audit)))
 		goto out_free;
 	if ((rc = salus_pool_new(WORKERS, &h->pool)))

@@ -14,7 +14,7 @@ let s;
 before(async () => {
   s = await startServer({
     clients: [...DEFAULT_CLIENTS, { id: 'auditor', scope: 'system/AuditEvent.rs' }],
-    serveArgs: ['--audit.flush_ms', '5000'],
+    serveArgs: ['--audit.flush_ms', '5000', '--audit.checkpoint_s', '1'],
   });
 });
 after(async () => {
@@ -58,4 +58,25 @@ test('journaled read events survive SIGKILL and reach the log once', async () =>
   await s.halt();
   const v = await salus(['audit', 'verify', '--data', s.dir]);
   assert.equal(v.code, 0, v.stdout + v.stderr);
+});
+
+test('[audit] checkpoint_s: the server signs a checkpoint that often while the log grows', async () => {
+  await s.restart(['--audit.checkpoint_s', '1']);
+  const full = await s.token('full');
+  const count = async () => Number(/(\d+) checkpoints verified/.exec((await salus(['audit', 'verify', '--data', s.dir])).stdout)[1]);
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await s.request('GET', '/fhir/metadata', { token: full })).status, 200);
+    await new Promise((r) => setTimeout(r, 1500));
+  }
+  await s.halt(); // signs a last one if the tree grew
+  const periodic = await count();
+  await s.restart(['--audit.checkpoint_s', '3600']);
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await s.request('GET', '/fhir/metadata', { token: full })).status, 200);
+    await new Promise((r) => setTimeout(r, 1500));
+  }
+  await s.halt();
+  const hourly = (await count()) - periodic;
+  assert.ok(periodic >= 3, `checkpoints every second: ${periodic}`);
+  assert.ok(hourly <= 2, `checkpoints with an hour between: ${hourly}`);
 });
