@@ -232,8 +232,16 @@ int salus_audit_verify_store(struct salus_store *st, const char *vkey, struct sa
 int salus_audit_prune(struct salus_audit *au, struct salus_store *st, int64_t before_ms, const char *client_id,
 		      int64_t *pruned /* OUT, may be NULL */);
 
-/* The same for an exported NDJSON log (one event per line, as stored) and one
- * signed checkpoint note, offline.  Returns as above. */
+/* The NDJSON line `salus audit export` writes for a pruned event (its text is
+ * gone): {"salusPruned":{"index":N,"leafHash":"<base64>"}} — enough for an
+ * offline verifier to recompute roots, trusted only under a signed checkpoint
+ * (a forged hash changes the root).  Writes at most cap bytes (NUL included);
+ * returns the length, or 0 if it does not fit or the hash is not 32 bytes. */
+size_t salus_audit_pruned_line(int64_t index, const unsigned char *leaf_hash, size_t n, char *out, size_t cap);
+
+/* The same for an exported NDJSON log (one event per line, as stored; a
+ * pruned event as salus_audit_pruned_line) and one signed checkpoint note,
+ * offline.  Returns as above. */
 int salus_audit_verify_export(const char *ndjson_path, const char *note, size_t note_n, const char *vkey,
 			      struct salus_audit_report *rep /* OUT */);
 
