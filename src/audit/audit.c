@@ -169,83 +169,63 @@ int salus_audit_prove_consistency(struct salus_store *st, int64_t from, int64_t 
 
 /* ---- recording ---- */
 
-int salus_audit_record(struct salus_audit *au, const struct salus_audit_req *rq, int64_t *index)
+/* The store entry of rq (time filled in when unset), its text in *pre / *post (the caller frees). */
+static int render(const struct salus_audit_req *rq, struct salus_audit_entry *e, char **pre, char **post)
 {
-	struct salus_audit_entry e;
-	struct salus_audit_req copy;
-	char *pre = NULL, *post = NULL;
+	struct salus_audit_req copy = *rq;
 	int rc;
 
-	if (!au || !rq)
-		return SALUS_EINVALID;
-	copy = *rq;
 	if (!copy.ts_ms)
 		copy.ts_ms = salus_now_ms();
-	memset(&e, 0, sizeof e);
-	if ((rc = salus_audit_event_render(&copy, &pre, &e.pre_n, &post, &e.post_n)))
+	memset(e, 0, sizeof *e);
+	*pre = *post = NULL;
+	if ((rc = salus_audit_event_render(&copy, pre, &e->pre_n, post, &e->post_n)))
 		return rc;
-	e.pre = pre;
-	e.post = post;
-	e.ts_ms = copy.ts_ms;
-	rc = salus_store_audit_append(au->st, &e, 1);
-	if (rc)
+	e->pre = *pre;
+	e->post = *post;
+	e->ts_ms = copy.ts_ms;
+	return SALUS_OK;
+}
+
+/* How the event is handed to the store: appended (durable), journaled, or with writes. */
+enum how { APPEND, JOURNAL, WRITE };
+
+static int record(struct salus_audit *au, const struct salus_audit_req *rq, enum how how, struct salus_write *ops,
+		  size_t n, int64_t *index)
+{
+	struct salus_audit_entry e;
+	char *pre, *post;
+	int rc;
+
+	if (!au || !rq || (how == WRITE && (!ops || !n)))
+		return SALUS_EINVALID;
+	if ((rc = render(rq, &e, &pre, &post)))
+		return rc;
+	rc = how == APPEND    ? salus_store_audit_append(au->st, &e, 1)
+	     : how == JOURNAL ? salus_store_audit_journal(au->st, &e) /* copies the text */
+			      : salus_store_write_audited(au->st, ops, n, &e, 1);
+	if (rc && how != WRITE) /* a write's own failures (412, 409...) are not the audit's */
 		salus_log(SALUS_LOG_ERROR, "audit.record", "err=%s", salus_err_name(rc));
-	else if (index)
+	else if (!rc && index)
 		*index = e.index;
 	salus_free(pre);
 	salus_free(post);
 	return rc;
 }
 
-int salus_audit_record_async(struct salus_audit *au, const struct salus_audit_req *rq,
-			     void (*done)(void *ctx, int rc, int64_t index), void *ctx)
+int salus_audit_record(struct salus_audit *au, const struct salus_audit_req *rq, int64_t *index)
 {
-	struct salus_audit_entry e;
-	struct salus_audit_req copy;
-	char *pre = NULL, *post = NULL;
-	int rc;
+	return record(au, rq, APPEND, NULL, 0, index);
+}
 
-	if (!au || !rq || !done)
-		return SALUS_EINVALID;
-	copy = *rq;
-	if (!copy.ts_ms)
-		copy.ts_ms = salus_now_ms();
-	memset(&e, 0, sizeof e);
-	if ((rc = salus_audit_event_render(&copy, &pre, &e.pre_n, &post, &e.post_n)))
-		return rc;
-	e.pre = pre;
-	e.post = post;
-	e.ts_ms = copy.ts_ms;
-	rc = salus_store_audit_append_async(au->st, &e, done, ctx); /* copies the text */
-	if (rc)
-		salus_log(SALUS_LOG_ERROR, "audit.record", "err=%s", salus_err_name(rc));
-	salus_free(pre);
-	salus_free(post);
-	return rc;
+int salus_audit_record_journal(struct salus_audit *au, const struct salus_audit_req *rq)
+{
+	return record(au, rq, JOURNAL, NULL, 0, NULL);
 }
 
 int salus_audit_write(struct salus_audit *au, const struct salus_audit_req *rq, struct salus_write *ops, size_t n)
 {
-	struct salus_audit_entry e;
-	struct salus_audit_req copy;
-	char *pre = NULL, *post = NULL;
-	int rc;
-
-	if (!au || !rq || !ops || !n)
-		return SALUS_EINVALID;
-	copy = *rq;
-	if (!copy.ts_ms)
-		copy.ts_ms = salus_now_ms();
-	memset(&e, 0, sizeof e);
-	if ((rc = salus_audit_event_render(&copy, &pre, &e.pre_n, &post, &e.post_n)))
-		return rc;
-	e.pre = pre;
-	e.post = post;
-	e.ts_ms = copy.ts_ms;
-	rc = salus_store_write_audited(au->st, ops, n, &e, 1);
-	salus_free(pre);
-	salus_free(post);
-	return rc;
+	return record(au, rq, WRITE, ops, n, NULL);
 }
 
 /* ---- checkpoints ---- */

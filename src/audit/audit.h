@@ -116,14 +116,16 @@ void salus_audit_free(struct salus_audit *au);
  * Errors: those of salus_audit_event_render and salus_store_audit_append. */
 int salus_audit_record(struct salus_audit *au, const struct salus_audit_req *rq, int64_t *index /* OUT */);
 
-/* The same without blocking a thread: done(ctx, rc, index) is called exactly
- * once — from the store's writer thread, after the commit — if and only if
- * this returns SALUS_OK.  The HTTP layer suspends the connection and releases
- * the response from `done` only when rc == SALUS_OK (still fail closed), so
- * many requests share each fsync without a blocked worker each.
- * Errors (done is then never called): as salus_audit_record. */
-int salus_audit_record_async(struct salus_audit *au, const struct salus_audit_req *rq,
-			     void (*done)(void *ctx, int rc, int64_t index), void *ctx);
+/* Record one event through the store's audit journal (salus_store_audit_journal,
+ * docs/audit.md "The journal"): when this returns SALUS_OK the event is written
+ * (sealed) to the journal file — it survives a crash of the process — and the
+ * store's writer moves it into the Merkle log, durably, within
+ * [audit] flush_ms.  What the HTTP layer uses for reads and searches: the
+ * response is released after this returns SALUS_OK and never otherwise (fail
+ * closed), without a commit per request.
+ * Errors: as salus_audit_record, and SALUS_EIO once the journal cannot be moved
+ * into the log. */
+int salus_audit_record_journal(struct salus_audit *au, const struct salus_audit_req *rq);
 
 /* Apply n store writes and append the event in the SAME transaction
  * (salus_store_write_audited): on SALUS_OK both are durable; on any error
@@ -230,8 +232,16 @@ int salus_audit_verify_store(struct salus_store *st, const char *vkey, struct sa
 int salus_audit_prune(struct salus_audit *au, struct salus_store *st, int64_t before_ms, const char *client_id,
 		      int64_t *pruned /* OUT, may be NULL */);
 
-/* The same for an exported NDJSON log (one event per line, as stored) and one
- * signed checkpoint note, offline.  Returns as above. */
+/* The NDJSON line `salus audit export` writes for a pruned event (its text is
+ * gone): {"salusPruned":{"index":N,"leafHash":"<base64>"}} — enough for an
+ * offline verifier to recompute roots, trusted only under a signed checkpoint
+ * (a forged hash changes the root).  Writes at most cap bytes (NUL included);
+ * returns the length, or 0 if it does not fit or the hash is not 32 bytes. */
+size_t salus_audit_pruned_line(int64_t index, const unsigned char *leaf_hash, size_t n, char *out, size_t cap);
+
+/* The same for an exported NDJSON log (one event per line, as stored; a
+ * pruned event as salus_audit_pruned_line) and one signed checkpoint note,
+ * offline.  Returns as above. */
 int salus_audit_verify_export(const char *ndjson_path, const char *note, size_t note_n, const char *vkey,
 			      struct salus_audit_report *rep /* OUT */);
 

@@ -10,7 +10,9 @@
 #include "audit/audit_int.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -216,6 +218,40 @@ out:
 	return rc;
 }
 
+#define PRUNED_HEAD "{\"salusPruned\":{\"index\":"
+
+size_t salus_audit_pruned_line(int64_t index, const unsigned char *leaf_hash, size_t n, char *out, size_t cap)
+{
+	char b64[sodium_base64_ENCODED_LEN(SALUS_MERKLE_HASH_LEN, sodium_base64_VARIANT_ORIGINAL)];
+	if (!leaf_hash || n != SALUS_MERKLE_HASH_LEN || index < 0)
+		return 0;
+	sodium_bin2base64(b64, sizeof b64, leaf_hash, n, sodium_base64_VARIANT_ORIGINAL);
+	int k = snprintf(out, cap, PRUNED_HEAD "%" PRId64 ",\"leafHash\":\"%s\"}}", index, b64);
+	return k > 0 && (size_t)k < cap ? (size_t)k : 0;
+}
+
+/* A pruned event's line at index i: its leaf hash into leaf.  false: not such a line (an event). */
+static bool pruned_line(const char *s, size_t n, int64_t i, unsigned char leaf[SALUS_MERKLE_HASH_LEN], bool *bad)
+{
+	char want[160];
+	size_t k = salus_audit_pruned_line(i, leaf, SALUS_MERKLE_HASH_LEN, want, sizeof want);
+	size_t head = sizeof PRUNED_HEAD - 1;
+	*bad = false;
+	if (n < head || memcmp(s, PRUNED_HEAD, head))
+		return false;
+	/* exactly the line the export writes for index i, whatever hash it carries */
+	const char *h = strstr(s, "\"leafHash\":\"");
+	size_t bin = 0;
+	const char *end = NULL;
+	if (!h || sodium_base642bin(leaf, SALUS_MERKLE_HASH_LEN, h + 12, (size_t)(s + n - (h + 12)), NULL, &bin, &end,
+				    sodium_base64_VARIANT_ORIGINAL) ||
+	    bin != SALUS_MERKLE_HASH_LEN ||
+	    !(k = salus_audit_pruned_line(i, leaf, SALUS_MERKLE_HASH_LEN, want, sizeof want)) || k != n ||
+	    memcmp(want, s, n))
+		*bad = true;
+	return true;
+}
+
 int salus_audit_verify_export(const char *ndjson_path, const char *note, size_t note_n, const char *vkey,
 			      struct salus_audit_report *rep)
 {
@@ -266,7 +302,13 @@ int salus_audit_verify_export(const char *ndjson_path, const char *note, size_t 
 			line.p[--line.n] = 0;
 		if (line.n && line.p[line.n - 1] == '\r')
 			line.p[--line.n] = 0;
-		rc = push_event(&v, v.acc.size, line.p, line.n, NULL, 0);
+		unsigned char leaf[SALUS_MERKLE_HASH_LEN];
+		bool bad;
+		if (pruned_line(line.p, line.n, v.acc.size, leaf, &bad))
+			rc = bad ? fail(&v, v.acc.size, "line %" PRId64 " is a malformed pruned-event line", v.acc.size)
+				 : push_event(&v, v.acc.size, NULL, 0, leaf, sizeof leaf);
+		else
+			rc = push_event(&v, v.acc.size, line.p, line.n, NULL, 0);
 		salus_buf_reset(&line);
 	}
 	if (!rc && ferror(f))

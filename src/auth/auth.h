@@ -197,6 +197,38 @@ void salus_auth_set_context(struct salus_auth *a, salus_auth_context_fn fn, void
 typedef int (*salus_auth_launch_fn)(void *ctx, const char *patient, const char *encounter);
 void salus_auth_set_launch_check(struct salus_auth *a, salus_auth_launch_fn fn, void *ctx);
 
+/* ---- standalone launch: the patient and encounter pickers (docs/security.md) ---- */
+
+#define SALUS_PICK_MAX 20 /* hits shown on one picker page */
+
+/* Who searches: a signed-in staff user (borrowed strings). */
+struct salus_pick_user {
+	const char *username;
+	const char *role;      /* auth/user.h role name */
+	const char *fhir_user; /* "Practitioner/P" */
+};
+/* One row of a picker: a Patient or an Encounter the user may read. */
+struct salus_pick_hit {
+	char id[SALUS_MAX_ID + 1];
+	char label[160]; /* Patient: "Family, Given"; Encounter: class, type, status */
+	char detail[48]; /* Patient: birthDate; Encounter: period.start */
+};
+/* Search type ("Patient", "Encounter", or for an EHR launch's fhirContext
+ * any type) as user u, under u's own access decision (policy/policy.h: the
+ * role's user/ scopes, the relationship rule, break-glass, labels and
+ * Consent — exactly what the user's own token would see), with the search
+ * parameters kv[0..2*npairs) (name, value, ...), inside the Patient
+ * compartment of `compartment` when it is not NULL (a compartment search:
+ * types outside the compartment find nothing), at most max hits into hits,
+ * *n how many.  Returns 0 (also for no hits, or when
+ * the user may not search the type: *n = 0), or SALUS_EIO / SALUS_ENOMEM.
+ * Set by the server; without it a staff user's launch/patient in a
+ * standalone launch gives no context (dropped from the grant). */
+typedef int (*salus_auth_pick_fn)(void *ctx, const struct salus_pick_user *u, const char *type,
+				  const char *const *kv, size_t npairs, const char *compartment,
+				  struct salus_pick_hit *hits, size_t max, size_t *n /* OUT */);
+void salus_auth_set_picker(struct salus_auth *a, salus_auth_pick_fn fn, void *ctx);
+
 /* How JWK Set URLs are fetched (salus_auth_backend_add_url): ca_file, if not
  * NULL or "", a PEM file of the CAs to trust instead of the system's; cache_s
  * how long a fetched set is used (1..86400; the default is 300).

@@ -93,6 +93,8 @@ struct salus_auth {
 	void *context_ctx;
 	salus_auth_launch_fn launch_check; /* EHR launch targets exist (salus_auth_set_launch_check), or NULL */
 	void *launch_check_ctx;
+	salus_auth_pick_fn picker;         /* standalone launch pickers (salus_auth_set_picker), or NULL */
+	void *picker_ctx;
 	pthread_mutex_t lock;              /* guards cache */
 	struct cache_slot *cache;          /* SALUS_AUTH_CACHE_SLOTS, direct-mapped */
 };

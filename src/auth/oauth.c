@@ -191,6 +191,12 @@ static const char *jstr(const json_t *j, const char *name)
 	return s ? s : "";
 }
 
+static const char *jstr_of(const json_t *j)
+{
+	const char *s = json_string_value(j);
+	return s ? s : "";
+}
+
 /* ---- app registration -------------------------------------------------------------------------------- */
 
 int salus_auth_app_add(struct salus_store *st, const char *id, const char *scope, const char *redirect_uri,
@@ -343,9 +349,14 @@ static int client_for_page(struct salus_auth *a, const char *client_id, json_t *
 }
 
 /* The form of a step: hidden tx, then the step's fields. */
+static int pick_page(struct salus_authz_response *out, const char *txid, const json_t *t, const char *step,
+		     const struct salus_pick_hit *hits, size_t n, bool searched, const char *notice);
+
 static int step_page(struct salus_authz_response *out, const char *tx, const json_t *t, const char *step,
 		     const char *notice)
 {
+	if (!strcmp(step, "patient") || !strcmp(step, "encounter"))
+		return pick_page(out, tx, t, step, NULL, 0, false, notice);
 	struct salus_buf b;
 	salus_buf_init(&b, 65536);
 	const char *client = jstr(t, "client");
@@ -381,6 +392,13 @@ static int step_page(struct salus_authz_response *out, const char *tx, const jso
 		rc = salus_buf_adds(&b, "<p>Signed in as <b>") || html_esc(&b, jstr(t, "user")) ||
 		     salus_buf_adds(&b, "</b>. The application <b>") || html_esc(&b, client) ||
 		     salus_buf_adds(&b, "</b> asks for:</p><ul>");
+		if (!rc && *jstr(t, "plabel")) /* the patient (and encounter) chosen on the pickers */
+			rc = salus_buf_adds(&b, "<li>the record of patient <b>") || html_esc(&b, jstr(t, "plabel")) ||
+			     salus_buf_adds(&b, "</b>") ||
+			     (*jstr(t, "elabel") &&
+			      (salus_buf_adds(&b, ", encounter <b>") || html_esc(&b, jstr(t, "elabel")) ||
+			       salus_buf_adds(&b, "</b>"))) ||
+			     salus_buf_adds(&b, "</li>");
 		const char *sc = jstr(t, "grant");
 		while (!rc && *sc) {
 			size_t n = strcspn(sc, " ");
@@ -502,6 +520,30 @@ static int finish_launch(struct salus_auth *a, const char *txid, json_t *tx, str
 	}
 	if (rc)
 		return rc;
+	/* fhirContext: each resource in the patient's compartment, and one the launching user may open */
+	size_t ci;
+	json_t *cv;
+	json_array_foreach(json_object_get(tx, "context"), ci, cv)
+	{
+		char ref[160];
+		snprintf(ref, sizeof ref, "%s", jstr_of(cv));
+		char *slash = strchr(ref, '/');
+		struct salus_pick_hit hit;
+		size_t n = 0;
+		if (!slash || !a->picker) {
+			salus_store_kv_del(a->store, TX_NS, txid);
+			return error_page(out, 404, "no such resource (context) in this patient's record");
+		}
+		*slash = 0;
+		const char *kv[] = {"_id", slash + 1};
+		struct salus_pick_user u = {jstr(tx, "user"), jstr(tx, "role"), jstr(tx, "fhirUser")};
+		if ((rc = a->picker(a->picker_ctx, &u, ref, kv, 1, pid, &hit, 1, &n)))
+			return rc;
+		if (n != 1) {
+			salus_store_kv_del(a->store, TX_NS, txid);
+			return error_page(out, 404, "no such resource (context) in this patient's record");
+		}
+	}
 	json_t *rec = NULL;
 	char *raw = NULL;
 	size_t raw_n;
@@ -520,10 +562,11 @@ static int finish_launch(struct salus_auth *a, const char *txid, json_t *tx, str
 	secret_key(tok, key);
 	salus_random_token(24, bind, sizeof bind); /* this browser's proof for the app's authorization */
 	secret_key(bind, bkey);
-	json_t *l = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "client", jstr(tx, "client"), "user",
+	json_t *l = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:O}", "client", jstr(tx, "client"), "user",
 			      jstr(tx, "user"), "ugen", jstr(tx, "ugen"), "role", jstr(tx, "role"), "fhirUser",
 			      jstr(tx, "fhirUser"), "patient", pid, "encounter", eid, "browser", bkey, "exp",
-			      (json_int_t)(salus_now_ms() + SALUS_LAUNCH_S * 1000));
+			      (json_int_t)(salus_now_ms() + SALUS_LAUNCH_S * 1000), "context",
+			      json_is_array(json_object_get(tx, "context")) ? json_object_get(tx, "context") : json_null());
 	rc = l ? kv_json_put(a->store, LAUNCH_NS, key, l) : SALUS_ENOMEM;
 	json_decref(l);
 	if (!rc) {
@@ -536,6 +579,42 @@ static int finish_launch(struct salus_auth *a, const char *txid, json_t *tx, str
 	}
 	json_decref(rec);
 	return rc;
+}
+
+#define LAUNCH_CONTEXT_MAX 4 /* fhirContext references of one EHR launch */
+
+/* The `context` parameter of an EHR launch: 1..LAUNCH_CONTEXT_MAX relative
+ * references "Type/id", comma-separated, Type a resource type name other than
+ * Patient and Encounter (those are the launch's patient and encounter), into
+ * a new JSON array of strings.  NULL when it does not parse. */
+static json_t *launch_context_parse(const char *s)
+{
+	json_t *arr = json_array();
+	while (arr && *s) {
+		size_t n = strcspn(s, ","), t = strcspn(s, "/");
+		char ref[64 + SALUS_MAX_ID + 2];
+		bool ok = n < sizeof ref && t < n && t >= 1 && t <= 64 && s[0] >= 'A' && s[0] <= 'Z' &&
+			  json_array_size(arr) < LAUNCH_CONTEXT_MAX;
+		for (size_t i = 1; ok && i < t; i++)
+			ok = (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z');
+		if (ok) {
+			memcpy(ref, s, n);
+			ref[n] = 0;
+			ref[t] = 0;
+			ok = fhir_id_ok(ref + t + 1) && strcmp(ref, "Patient") && strcmp(ref, "Encounter");
+			ref[t] = '/';
+		}
+		if (!ok || json_array_append_new(arr, json_string(ref))) {
+			json_decref(arr);
+			return NULL;
+		}
+		s += n;
+		if (*s == ',' && !*++s) { /* a trailing comma */
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
 }
 
 /* GET /auth/launch?client_id=&patient=[&encounter=]: the sign-in page of an EHR launch. */
@@ -553,12 +632,18 @@ static int launch_get(struct salus_auth *a, salus_param_fn get, void *gc, struct
 		return error_page(out, 400, "this application has no launch URI (salus client add --launch-uri)");
 	if (!fhir_id_ok(pid) || (eid && !fhir_id_ok(eid)))
 		return error_page(out, 400, "patient (and encounter, when given) must be FHIR ids");
+	const char *cref = get(gc, "context");
+	json_t *fctx = cref ? launch_context_parse(cref) : json_array();
+	if (!fctx)
+		return cref ? error_page(out, 400, "context must be 1 to 4 references Type/id (not Patient or Encounter), "
+						   "comma-separated")
+			    : SALUS_ENOMEM;
 	char txid[SALUS_B64URL_LEN(24)], csrf[SALUS_B64URL_LEN(24)];
 	salus_random_token(24, txid, sizeof txid);
 	salus_random_token(24, csrf, sizeof csrf);
-	tx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "kind", "launch", "client", client_id, "patient", pid,
+	tx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:o}", "kind", "launch", "client", client_id, "patient", pid,
 		       "encounter", eid ? eid : "", "csrf", csrf, "exp",
-		       (json_int_t)(salus_now_ms() + SALUS_AUTHZ_TX_S * 1000), "stage", "login");
+		       (json_int_t)(salus_now_ms() + SALUS_AUTHZ_TX_S * 1000), "stage", "login", "context", fctx);
 	if (!tx)
 		return SALUS_ENOMEM;
 	if (!(rc = kv_json_put(a->store, TX_NS, txid, tx))) {
@@ -633,23 +718,27 @@ static int role_with_patient(const char *role, char **out)
 /* A signed-in user's grant into tx: the most the role allows (in an EHR launch also as patient/
  * scopes), intersected with what the app may have and asked for; the user, generation, role and
  * fhirUser; the next stage.  *empty: the role allows none of what was asked. */
-static int tx_grant(json_t *tx, const char *username, const char *gen, enum salus_role role, const char *fhir_user,
-		    const char *stage, bool *empty)
+static int tx_grant(struct salus_auth *a, json_t *tx, const char *username, const char *gen, enum salus_role role,
+		    const char *fhir_user, const char *stage, bool *empty)
 {
 	const char *luser = jstr(tx, "luser");
 	char *g = NULL, *rs = NULL, *full = NULL;
-	int rc = *luser ? role_with_patient(salus_role_scopes(role), &rs) : 0;
+	int bits = (int)json_integer_value(json_object_get(tx, "bits"));
+	bool staff = !(role == SALUS_ROLE_PATIENT || role == SALUS_ROLE_RELATED_PERSON);
+	/* a standalone launch asking for launch/patient: a staff user with a Practitioner picks the patient */
+	bool pick = !*luser && staff && (bits & SP_LAUNCH_PATIENT) && a->picker && fhir_user &&
+		    !strncmp(fhir_user, "Practitioner/", 13);
+	int rc = *luser || pick ? role_with_patient(salus_role_scopes(role), &rs) : 0;
 	if (rc)
 		return rc;
 	rc = grant_res(rs ? rs : salus_role_scopes(role), jstr(tx, "res"), &g);
 	salus_free(rs);
 	if (rc)
 		return rc;
-	int bits = (int)json_integer_value(json_object_get(tx, "bits"));
-	if (!*luser && !(role == SALUS_ROLE_PATIENT || role == SALUS_ROLE_RELATED_PERSON))
-		bits &= ~SP_LAUNCH_PATIENT; /* no patient picker: staff get a patient context by EHR launch only */
-	if (!*jstr(tx, "lencounter"))
-		bits &= ~SP_LAUNCH_ENCOUNTER; /* no encounter picker: encounter context by EHR launch only */
+	if (!*luser && staff && !pick)
+		bits &= ~SP_LAUNCH_PATIENT; /* no picker for this user: no patient context */
+	if (!*jstr(tx, "lencounter") && !pick)
+		bits &= ~SP_LAUNCH_ENCOUNTER; /* an encounter context comes from a launch or the encounter picker */
 	if (!(rc = join_scope(g, (unsigned)bits, &full)))
 		rc = json_object_set_new(tx, "grant", json_string(full)) || json_object_set_new(tx, "res", json_string(g)) ||
 				     json_object_set_new(tx, "bits", json_integer(bits)) ||
@@ -657,7 +746,8 @@ static int tx_grant(json_t *tx, const char *username, const char *gen, enum salu
 				     json_object_set_new(tx, "ugen", json_string(gen)) ||
 				     json_object_set_new(tx, "role", json_string(salus_role_name(role))) ||
 				     json_object_set_new(tx, "fhirUser", json_string(fhir_user)) ||
-				     json_object_set_new(tx, "stage", json_string(stage))
+				     json_object_set_new(tx, "stage", json_string(stage)) ||
+				     json_object_set_new(tx, "pick", json_boolean(pick))
 			     ? SALUS_ENOMEM
 			     : 0;
 	*empty = g && !g[0];
@@ -757,7 +847,9 @@ static int authorize_get(struct salus_auth *a, salus_param_fn get, void *gc, con
 	if (!tx || (lctx && (json_object_set_new(tx, "luser", json_string(jstr(lctx, "user"))) ||
 			     json_object_set_new(tx, "lugen", json_string(jstr(lctx, "ugen"))) ||
 			     json_object_set_new(tx, "lpatient", json_string(jstr(lctx, "patient"))) ||
-			     json_object_set_new(tx, "lencounter", json_string(jstr(lctx, "encounter")))))) {
+			     json_object_set_new(tx, "lencounter", json_string(jstr(lctx, "encounter"))) ||
+			     (json_is_array(json_object_get(lctx, "context")) &&
+			      json_object_set(tx, "lcontext", json_object_get(lctx, "context")))))) {
 		json_decref(lctx);
 		rc = SALUS_ENOMEM;
 		goto out;
@@ -774,7 +866,7 @@ static int authorize_get(struct salus_auth *a, salus_param_fn get, void *gc, con
 		    !salus_role_parse(jstr(lctx, "role"), &lrole) &&
 		    !salus_user_current(a->users, jstr(lctx, "user"), jstr(lctx, "ugen"))) {
 			bool empty = false;
-			if ((rc = tx_grant(tx, jstr(lctx, "user"), jstr(lctx, "ugen"), lrole, jstr(lctx, "fhirUser"), "consent",
+			if ((rc = tx_grant(a, tx, jstr(lctx, "user"), jstr(lctx, "ugen"), lrole, jstr(lctx, "fhirUser"), "consent",
 					   &empty))) {
 				json_decref(lctx);
 				goto out;
@@ -838,12 +930,240 @@ static int issue_code(struct salus_auth *a, const char *txid, json_t *tx, struct
 	json_object_set_new(tx, "exp", json_integer((json_int_t)(salus_now_ms() + SALUS_CODE_S * 1000)));
 	json_object_del(tx, "csrf");
 	json_object_del(tx, "stage");
+	json_object_del(tx, "plabel"); /* names shown on the pickers stay out of the code record */
+	json_object_del(tx, "elabel");
 	int rc = kv_json_put(a->store, CODE_NS, key, tx);
 	if (rc)
 		return rc;
 	salus_store_kv_del(a->store, TX_NS, txid);
 	out->event = SALUS_AUTHZ_EV_CODE;
 	return redirect(out, jstr(tx, "redirect"), "code", code, jstr(tx, "state"), a->issuer);
+}
+
+/* ---- standalone launch: the patient and encounter pickers ------------------------------------------------ */
+
+#define PICK_FIELD_MAX 100 /* a search field of the patient picker */
+
+/* The form's hidden fields of a step. */
+static int hidden_fields(struct salus_buf *b, const char *txid, const char *step)
+{
+	return salus_buf_adds(b, "<form method=post action=\"/auth/authorize\"><input type=hidden name=tx value=\"") ||
+	       html_esc(b, txid) || salus_buf_adds(b, "\"><input type=hidden name=step value=\"") || html_esc(b, step) ||
+	       salus_buf_adds(b, "\">");
+}
+
+/* The patient picker (search form, then the hits as buttons) or the encounter
+ * picker (the chosen patient's encounters as buttons, or none). */
+static int pick_page(struct salus_authz_response *out, const char *txid, const json_t *t, const char *step,
+		     const struct salus_pick_hit *hits, size_t n, bool searched, const char *notice)
+{
+	bool enc = !strcmp(step, "encounter");
+	struct salus_buf b;
+	salus_buf_init(&b, 131072);
+	int rc = page_head(&b, enc ? "Choose an encounter" : "Choose a patient");
+	if (!rc && notice)
+		rc = salus_buf_adds(&b, "<p role=alert><strong>") || html_esc(&b, notice) ||
+		     salus_buf_adds(&b, "</strong></p>");
+	if (!rc)
+		rc = salus_buf_adds(&b, "<p>Signed in as <b>") || html_esc(&b, jstr(t, "user")) ||
+		     salus_buf_adds(&b, "</b>. The application <b>") || html_esc(&b, jstr(t, "client")) ||
+		     (enc ? salus_buf_adds(&b, "</b> asks for an encounter of patient <b>") ||
+				    html_esc(&b, jstr(t, "plabel")) || salus_buf_adds(&b, "</b>.</p>")
+			  : salus_buf_adds(&b, "</b> asks for a patient. Search the patients you may open.</p>"));
+	if (!rc && !enc)
+		rc = hidden_fields(&b, txid, step) ||
+		     salus_buf_adds(&b, "<p><label>Name <input name=name maxlength=100 autocomplete=off autofocus></label></p>"
+					"<p><label>Birth date <input name=birthdate type=date></label></p>"
+					"<p><label>Identifier <input name=identifier maxlength=100 autocomplete=off></label></p>"
+					"<p><button type=submit name=action value=search>Search</button></p></form>");
+	if (!rc && searched && !n)
+		rc = salus_buf_adds(&b, enc ? "<p>No encounter of this patient that you may open.</p>"
+					    : "<p>No patient found that you may open.</p>");
+	if (!rc && (n || enc)) {
+		rc = hidden_fields(&b, txid, step) || salus_buf_adds(&b, "<ul>");
+		for (size_t i = 0; !rc && i < n; i++)
+			rc = salus_buf_adds(&b, enc ? "<li><button type=submit name=encounter value=\""
+						    : "<li><button type=submit name=patient value=\"") ||
+			     html_esc(&b, hits[i].id) || salus_buf_adds(&b, "\">") || html_esc(&b, hits[i].label) ||
+			     (hits[i].detail[0] && (salus_buf_adds(&b, " &middot; ") || html_esc(&b, hits[i].detail))) ||
+			     salus_buf_adds(&b, "</button></li>");
+		if (!rc)
+			rc = salus_buf_adds(&b, "</ul>") ||
+			     (enc && salus_buf_adds(&b, "<p><button type=submit name=action value=skip>Continue without an "
+							"encounter</button></p>")) ||
+			     salus_buf_adds(&b, "</form>");
+	}
+	if (!rc)
+		rc = hidden_fields(&b, txid, step) ||
+		     salus_buf_adds(&b, "<p><button type=submit name=action value=cancel>Cancel</button></p></form>");
+	if (rc) {
+		salus_buf_release(&b);
+		return SALUS_ENOMEM;
+	}
+	return page_done(out, &b, 200);
+}
+
+/* A search field of the patient picker: at most PICK_FIELD_MAX bytes, no control characters. */
+static bool pick_field_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n > PICK_FIELD_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* YYYY, YYYY-MM or YYYY-MM-DD (what a date input sends, or less). */
+static bool pick_date_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n != 4 && n != 7 && n != 10)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (i == 4 || i == 7 ? s[i] != '-' : !(s[i] >= '0' && s[i] <= '9'))
+			return false;
+	return true;
+}
+
+/* Search with the picker as the transaction's user; the ids found (or, for
+ * Encounters, the patient) go to the audit of this answer. */
+static int pick_search(struct salus_auth *a, const json_t *tx, const char *type, const char *const *kv, size_t npairs,
+		       struct salus_pick_hit *hits, size_t *n, struct salus_authz_response *out)
+{
+	struct salus_pick_user u = {jstr(tx, "user"), jstr(tx, "role"), jstr(tx, "fhirUser")};
+	*n = 0;
+	int rc = a->picker(a->picker_ctx, &u, type, kv, npairs, NULL, hits, SALUS_PICK_MAX, n);
+	if (rc)
+		return rc;
+	out->event = SALUS_AUTHZ_EV_PICK;
+	snprintf(out->pick_type, sizeof out->pick_type, "%s", type);
+	out->npick = 0;
+	if (!strcmp(type, "Encounter")) {
+		snprintf(out->pick_ids[0], sizeof out->pick_ids[0], "%s", jstr(tx, "lpatient"));
+		out->npick = 1;
+	} else {
+		for (size_t i = 0; i < *n; i++)
+			memcpy(out->pick_ids[out->npick++], hits[i].id, sizeof hits[i].id);
+	}
+	return 0;
+}
+
+/* "label · detail" of a hit into tx[name]. */
+static int pick_label(json_t *tx, const char *name, const struct salus_pick_hit *h)
+{
+	char l[sizeof h->label + sizeof h->detail + 8];
+	snprintf(l, sizeof l, "%s%s%s", h->label, h->detail[0] ? ", " : "", h->detail);
+	return json_object_set_new(tx, name, json_string(l)) ? SALUS_ENOMEM : 0;
+}
+
+/* Save tx at the consent stage (the grant string rebuilt from res and bits) and show the consent page. */
+static int pick_to_consent(struct salus_auth *a, const char *txid, json_t *tx, struct salus_authz_response *out)
+{
+	char *full = NULL;
+	int rc = join_scope(jstr(tx, "res"), (unsigned)json_integer_value(json_object_get(tx, "bits")), &full);
+	if (rc)
+		return rc;
+	rc = json_object_set_new(tx, "grant", json_string(full)) || json_object_set_new(tx, "stage", json_string("consent"))
+		     ? SALUS_ENOMEM
+		     : 0;
+	salus_free(full);
+	if (!rc)
+		rc = kv_json_put(a->store, TX_NS, txid, tx);
+	return rc ? rc : step_page(out, txid, tx, "consent", NULL);
+}
+
+/* POST of the patient or encounter picker: search, choose, skip (encounter) or cancel. */
+static int pick_post(struct salus_auth *a, const char *txid, json_t *tx, const struct salus_form *f,
+		     struct salus_authz_response *out)
+{
+	const struct salus_form_param *pa = salus_form_get(f, "action");
+	const char *action = pa ? pa->value : "";
+	bool enc = !strcmp(jstr(tx, "stage"), "encounter");
+	struct salus_pick_hit hits[SALUS_PICK_MAX];
+	size_t n = 0;
+	int rc = 0;
+	if (!a->picker)
+		return error_page(out, 503, "the patient picker is not available on this server");
+	if (!strcmp(action, "cancel")) {
+		salus_store_kv_del(a->store, TX_NS, txid);
+		out->event = SALUS_AUTHZ_EV_DENIED;
+		return redirect(out, jstr(tx, "redirect"), "error", "access_denied", jstr(tx, "state"), a->issuer);
+	}
+	if (!enc) {
+		const struct salus_form_param *pp = salus_form_get(f, "patient");
+		if (pp) { /* a patient chosen from the list: still one the user may open? */
+			const char *kv[] = {"_id", pp->value};
+			if (!fhir_id_ok(pp->value) || (rc = pick_search(a, tx, "Patient", kv, 1, hits, &n, out)) || n != 1) {
+				if (fhir_id_ok(pp->value) && rc)
+					return rc;
+				return pick_page(out, txid, tx, "patient", NULL, 0, false,
+						 "That patient cannot be opened; search again.");
+			}
+			if (json_object_set_new(tx, "lpatient", json_string(hits[0].id)) || pick_label(tx, "plabel", &hits[0]))
+				return SALUS_ENOMEM;
+			if (!(json_integer_value(json_object_get(tx, "bits")) & SP_LAUNCH_ENCOUNTER))
+				return pick_to_consent(a, txid, tx, out);
+			/* launch/encounter: the encounter picker, with that patient's encounters */
+			const char *ekv[] = {"patient", hits[0].id, "_sort", "-date"};
+			if ((rc = pick_search(a, tx, "Encounter", ekv, 2, hits, &n, out)))
+				return rc;
+			if (json_object_set_new(tx, "stage", json_string("encounter")))
+				return SALUS_ENOMEM;
+			if ((rc = kv_json_put(a->store, TX_NS, txid, tx)))
+				return rc;
+			return pick_page(out, txid, tx, "encounter", hits, n, true, NULL);
+		}
+		const struct salus_form_param *pn = salus_form_get(f, "name"), *pb = salus_form_get(f, "birthdate"),
+					      *pi = salus_form_get(f, "identifier");
+		const char *name = pn ? pn->value : "", *birth = pb ? pb->value : "", *ident = pi ? pi->value : "";
+		if (strcmp(action, "search") || !pick_field_ok(name) || !pick_field_ok(ident) || (*birth && !pick_date_ok(birth)))
+			return pick_page(out, txid, tx, "patient", NULL, 0, false,
+					 "Enter a name, a birth date (YYYY-MM-DD) or an identifier of at most 100 characters.");
+		if (!*name && !*birth && !*ident)
+			return pick_page(out, txid, tx, "patient", NULL, 0, false, "Enter a name, a birth date or an identifier.");
+		const char *kv[6];
+		size_t np = 0;
+		if (*name) {
+			kv[2 * np] = "name";
+			kv[2 * np++ + 1] = name;
+		}
+		if (*birth) {
+			kv[2 * np] = "birthdate";
+			kv[2 * np++ + 1] = birth;
+		}
+		if (*ident) {
+			kv[2 * np] = "identifier";
+			kv[2 * np++ + 1] = ident;
+		}
+		if ((rc = pick_search(a, tx, "Patient", kv, np, hits, &n, out)))
+			return rc;
+		return pick_page(out, txid, tx, "patient", hits, n, true, NULL);
+	}
+	/* the encounter picker */
+	const struct salus_form_param *pe = salus_form_get(f, "encounter");
+	if (!strcmp(action, "skip")) {
+		/* no encounter: launch/encounter is not granted */
+		int bits = (int)json_integer_value(json_object_get(tx, "bits")) & ~SP_LAUNCH_ENCOUNTER;
+		if (json_object_set_new(tx, "bits", json_integer(bits)) || json_object_set_new(tx, "lencounter", json_string("")))
+			return SALUS_ENOMEM;
+		return pick_to_consent(a, txid, tx, out);
+	}
+	if (pe && fhir_id_ok(pe->value)) {
+		const char *kv[] = {"_id", pe->value, "patient", jstr(tx, "lpatient")};
+		if ((rc = pick_search(a, tx, "Encounter", kv, 2, hits, &n, out)))
+			return rc;
+		if (n == 1) {
+			if (json_object_set_new(tx, "lencounter", json_string(hits[0].id)) || pick_label(tx, "elabel", &hits[0]))
+				return SALUS_ENOMEM;
+			return pick_to_consent(a, txid, tx, out);
+		}
+	}
+	const char *ekv[] = {"patient", jstr(tx, "lpatient"), "_sort", "-date"};
+	if ((rc = pick_search(a, tx, "Encounter", ekv, 2, hits, &n, out)))
+		return rc;
+	return pick_page(out, txid, tx, "encounter", hits, n, true, "Choose an encounter from the list, or none.");
 }
 
 static int authorize_post(struct salus_auth *a, const struct salus_form *f, const char *cookie, const char *remote,
@@ -926,9 +1246,14 @@ static int authorize_post(struct salus_auth *a, const struct salus_form *f, cons
 			goto out;
 		}
 		bool empty = false;
-		if ((rc = tx_grant(tx, who.username, who.gen, who.role, who.fhir_user, who.mfa_required ? "mfa" : "consent",
+		if ((rc = tx_grant(a, tx, who.username, who.gen, who.role, who.fhir_user, who.mfa_required ? "mfa" : "consent",
 				   &empty)))
 			goto out;
+		if (!who.mfa_required && json_is_true(json_object_get(tx, "pick")) &&
+		    json_object_set_new(tx, "stage", json_string("patient"))) {
+			rc = SALUS_ENOMEM;
+			goto out;
+		}
 		if (empty) { /* the role allows none of what was asked */
 			salus_store_kv_del(a->store, TX_NS, ptx->value);
 			rc = redirect(out, jstr(tx, "redirect"), "error", "invalid_scope", jstr(tx, "state"), a->issuer);
@@ -956,13 +1281,17 @@ static int authorize_post(struct salus_auth *a, const struct salus_form *f, cons
 			rc = finish_launch(a, ptx->value, tx, out);
 			goto out;
 		}
-		if (json_object_set_new(tx, "stage", json_string("consent"))) {
+		const char *next = json_is_true(json_object_get(tx, "pick")) ? "patient" : "consent";
+		if (json_object_set_new(tx, "stage", json_string(next))) {
 			rc = SALUS_ENOMEM;
 			goto out;
 		}
 		if ((rc = kv_json_put(a->store, TX_NS, ptx->value, tx)))
 			goto out;
-		rc = step_page(out, ptx->value, tx, "consent", NULL);
+		rc = step_page(out, ptx->value, tx, next, NULL);
+	} else if (!strcmp(stage, "patient") || !strcmp(stage, "encounter")) {
+		snprintf(out->user, sizeof out->user, "%s", jstr(tx, "user"));
+		rc = pick_post(a, ptx->value, tx, f, out);
 	} else {
 		const struct salus_form_param *pd = salus_form_get(f, "decision");
 		snprintf(out->user, sizeof out->user, "%s", jstr(tx, "user"));
@@ -1165,6 +1494,22 @@ static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token
 		rc = SALUS_ENOMEM;
 		goto out;
 	}
+	json_t *lcontext = json_object_get(g, "lcontext");
+	if (patient[0] && json_array_size(lcontext)) { /* SMART 2.x fhirContext: the launch's other resources */
+		json_t *fc = json_array(), *cv;
+		size_t ci;
+		json_array_foreach(lcontext, ci, cv)
+		{
+			if (fc && json_array_append_new(fc, json_pack("{s:s}", "reference", jstr_of(cv)))) {
+				json_decref(fc);
+				fc = NULL;
+			}
+		}
+		if (!fc || json_object_set_new(body, "fhirContext", fc)) {
+			rc = SALUS_ENOMEM;
+			goto out;
+		}
+	}
 	if (bits & SP_OPENID) {
 		json_t *ic = json_pack("{s:s, s:s, s:O, s:I, s:I}", "iss", a->issuer, "sub", jstr(g, "user"), "aud", cl,
 				       "iat", (json_int_t)now, "exp", (json_int_t)(now + a->lifetime));
@@ -1192,7 +1537,8 @@ static int issue_user_tokens(struct salus_auth *a, json_t *g, struct salus_token
 				      jstr(g, "user"), "ugen", jstr(g, "ugen"), "fhirUser", fu, "res", jstr(g, "res"), "bits",
 				      (int)bits, "fam", fam, "fexp", json_object_get(g, "fexp"), "lpatient", lpatient,
 				      "lencounter", lencounter);
-		if (r && *jstr(g, "role") && json_object_set_new(r, "role", json_string(jstr(g, "role")))) {
+		if (r && ((*jstr(g, "role") && json_object_set_new(r, "role", json_string(jstr(g, "role")))) ||
+			  (lcontext && json_object_set(r, "lcontext", lcontext)))) {
 			json_decref(r);
 			r = NULL;
 		}

@@ -2,6 +2,8 @@
  * oauth.h — the OAuth 2.0 / SMART App Launch authorization server on top of
  * auth.h (tokens, clients) and user.h (people): app registration with
  * redirect URIs, the authorization endpoint (login → TOTP → consent pages,
+ * with the patient and encounter pickers between TOTP and consent when a
+ * staff user authorizes a standalone launch/patient (salus_auth_set_picker),
  * authorization code with PKCE S256 required), the authorization_code and
  * refresh_token grants (through salus_auth_token), introspection (RFC 7662)
  * and revocation (RFC 7009).  docs/security.md ("Identity") has the flow,
@@ -60,6 +62,7 @@ enum salus_authz_event {
 	SALUS_AUTHZ_EV_CODE,       /* consent given, code issued */
 	SALUS_AUTHZ_EV_DENIED,     /* the user refused consent */
 	SALUS_AUTHZ_EV_LAUNCH,     /* sign-in (with MFA) complete, EHR launch context made */
+	SALUS_AUTHZ_EV_PICK,       /* a picker searched (pick_type, pick_ids: what the page shows) */
 };
 struct salus_authz_response {
 	int status;               /* 200 (a page), 302 (Location), 400 (error page), 429, 503 */
@@ -71,6 +74,10 @@ struct salus_authz_response {
 	enum salus_authz_event event; /* what to audit */
 	char user[SALUS_USERNAME_MAX + 1];  /* who (as typed, validated) for the audit, or "" */
 	char client_id[SALUS_CLIENT_ID_MAX + 1];
+	/* SALUS_AUTHZ_EV_PICK: the type searched and the ids found (audited as a search of the user) */
+	char pick_type[16];
+	char pick_ids[SALUS_PICK_MAX][SALUS_MAX_ID + 1];
+	size_t npick;
 };
 void salus_authz_response_release(struct salus_authz_response *r);
 
@@ -84,7 +91,7 @@ int salus_oauth_authorize(struct salus_auth *a, const char *method, salus_param_
 			  const char *content_type, const char *body, size_t body_n, const char *cookie,
 			  const char *remote, struct salus_authz_response *out /* OUT */);
 
-/* GET /auth/launch?client_id=ID&patient=P[&encounter=E] — the SMART EHR
+/* GET /auth/launch?client_id=ID&patient=P[&encounter=E][&context=T/id,...] — the SMART EHR
  * launch, Salus being the EHR: a staff user signs in (password, then TOTP)
  * on the page this answers (posted to /auth/authorize); then a launch
  * context is made — opaque, single use, SALUS_LAUNCH_S, bound to the client,
@@ -93,8 +100,11 @@ int salus_oauth_authorize(struct salus_auth *a, const char *method, salus_param_
  * app's registered launch URI with `iss` (the FHIR base URL) and `launch`.
  * /auth/authorize with that `launch` and the `launch` scope, by the same
  * client, signed in by the same user, yields tokens whose response carries
- * `patient` (and `encounter`); the token's patient claim puts its patient/
- * scopes in that patient's compartment.  Returns 0 with *out filled, or
+ * `patient` (and `encounter`, and `fhirContext` [{reference}] for the 1..4
+ * `context` references, each of which must be in P's compartment and
+ * visible to the user: checked with the picker, salus_auth_set_picker);
+ * the token's patient claim puts its patient/ scopes in that patient's
+ * compartment.  Returns 0 with *out filled, or
  * SALUS_ENOMEM / SALUS_EIO. */
 int salus_oauth_launch(struct salus_auth *a, salus_param_fn get, void *get_ctx, struct salus_authz_response *out /* OUT */);
 

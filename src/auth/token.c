@@ -83,6 +83,12 @@ void salus_auth_set_launch_check(struct salus_auth *a, salus_auth_launch_fn fn, 
 	a->launch_check_ctx = ctx;
 }
 
+void salus_auth_set_picker(struct salus_auth *a, salus_auth_pick_fn fn, void *ctx)
+{
+	a->picker = fn;
+	a->picker_ctx = ctx;
+}
+
 void salus_auth_free(struct salus_auth *a)
 {
 	if (!a)

@@ -161,7 +161,19 @@ int salus_cli_open_store_kr(const struct salus_config *cfg, struct salus_keyring
 	o.pwks = pwks;
 	o.npwks = npwk;
 #endif
-	if ((rc = salus_store_open(uri, &o, out)))
+	_Static_assert(SALUS_FILE_KEY_LEN == SALUS_PAGE_KEY_LEN, "the journal key is a file key");
+	/* the audit journal is sealed under (a KDF subkey of) the file key: rekey-data never retires it */
+	unsigned char *jk = sodium_malloc(SALUS_FILE_KEY_LEN);
+	if (!jk) {
+		rc = SALUS_ENOMEM;
+		*why = "out of secure memory";
+		goto out_keys;
+	}
+	if (!salus_keyring_file_key(kr, false, jk))
+		o.audit_journal_key = jk;
+	rc = salus_store_open(uri, &o, out);
+	sodium_free(jk);
+	if (rc)
 		*why = rc == SALUS_EINTEGRITY ? "integrity check failed (wrong keys, or the database was altered)"
 					      : salus_err_msg(rc);
 out_keys:

@@ -40,6 +40,8 @@ void salus_config_defaults(struct salus_config *c, const char *dir)
 	snprintf(c->patient_keys, sizeof c->patient_keys, "keys/patient-keys.db");
 	c->rotation_days = 90;
 	c->audit_retention_days = 2555; /* 7 years (HIPAA keeps documentation 6) */
+	c->audit_flush_ms = 10;
+	c->audit_checkpoint_s = 60;
 	snprintf(c->relationship, sizeof c->relationship, "none");
 	c->break_glass_max_minutes = 240;
 	snprintf(c->label_roles, sizeof c->label_roles, "clinician nurse");
@@ -117,6 +119,8 @@ int salus_config_set(struct salus_config *c, const char *key, const char *v)
 	INT("keys.rotation_days", rotation_days, 0, 3650)
 	INT("keys.rotate_days", rotation_days, 0, 3650) /* the same setting, by the name the issue uses */
 	INT("audit.retention_days", audit_retention_days, 1, 36500)
+	INT("audit.flush_ms", audit_flush_ms, 1, 10000)
+	INT("audit.checkpoint_s", audit_checkpoint_s, 1, 86400)
 	if (!strcmp(key, "policy.relationship")) {
 		if (strcmp(v, "none") && strcmp(v, "practitioner"))
 			return SALUS_EINVALID;
@@ -277,8 +281,11 @@ int salus_config_write(const struct salus_config *c, const char *path)
 		c->kek_source, c->kek_file, c->kek_command, c->keyring, c->patient_keys, c->rotation_days);
 	fprintf(f,
 		"\n[audit]\n"
-		"retention_days = %d            ; `salus audit prune` drops the text of older events (hashes stay)\n",
-		c->audit_retention_days);
+		"retention_days = %d            ; `salus audit prune` drops the text of older events (hashes stay)\n"
+		"flush_ms = %d                    ; a read's AuditEvent is in the journal file before the answer, in the\n"
+		"                                  ; Merkle log (fsync'd) within this many ms (docs/audit.md)\n"
+		"checkpoint_s = %d                ; a signed checkpoint this often when the log grew (also on demand)\n",
+		c->audit_retention_days, c->audit_flush_ms, c->audit_checkpoint_s);
 	fprintf(f,
 		"\n[policy]\n"
 		"; docs/security.md \"The access decision\"\n"

@@ -53,6 +53,8 @@ struct salus_config {
 	int rotation_days;               /* KEK and data-key age `salus key status` flags as due; 0: never */
 	/* [audit] (docs/audit.md) */
 	int audit_retention_days;        /* `salus audit prune` drops event texts older than this (default 2555 = 7 y) */
+	int audit_flush_ms;
+	int audit_checkpoint_s;          /* a signed checkpoint this often when the log grew (default 60) */              /* longest wait of a journaled event for the log's commit (default 10) */
 	/* [policy] (docs/security.md "The access decision") */
 	char relationship[16];           /* none | practitioner: which patients staff user/ scopes reach */
 	int break_glass_max_minutes;     /* longest break-glass time box (1..1440) */

@@ -256,8 +256,12 @@ struct salus_fhir_lbl {
 	struct salus_sq_val d_typ[SALUS_POLICY_MAX_DENY][SALUS_POLICY_DENY_CODES];
 	struct salus_sq_clause d_not_in[VARIANTS][SALUS_POLICY_MAX_DENY], d_not_lbl[SALUS_POLICY_MAX_DENY],
 		d_not_typ[SALUS_POLICY_MAX_DENY];
-	struct salus_sq d_alt[VARIANTS][SALUS_POLICY_MAX_DENY][3];
-	struct salus_sq_val d_or[VARIANTS][SALUS_POLICY_MAX_DENY][3];
+	struct salus_sq d_alt[VARIANTS][SALUS_POLICY_MAX_DENY][3 + SALUS_POLICY_DENY_EXCEPT];
+	struct salus_sq_val d_or[VARIANTS][SALUS_POLICY_MAX_DENY][3 + SALUS_POLICY_DENY_EXCEPT];
+	/* a denial's permit exceptions: labelled with one of, and of one of the types */
+	struct salus_sq_val e_lbl[SALUS_POLICY_MAX_DENY][SALUS_POLICY_DENY_EXCEPT][SALUS_POLICY_EXCEPT_CODES];
+	struct salus_sq_val e_typ[SALUS_POLICY_MAX_DENY][SALUS_POLICY_DENY_EXCEPT][SALUS_POLICY_EXCEPT_CODES];
+	struct salus_sq_clause e_cl[SALUS_POLICY_MAX_DENY][SALUS_POLICY_DENY_EXCEPT][2];
 	/* what a guard appends, per variant */
 	struct salus_sq_clause add[VARIANTS][2 + SALUS_POLICY_MAX_DENY];
 	size_t nadd[VARIANTS];
@@ -325,9 +329,25 @@ static struct salus_fhir_lbl *lbl_new(const struct salus_policy *p)
 			L->d_typ[k][i] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .a = d->types[i]};
 		L->d_not_typ[k] = (struct salus_sq_clause){.kind = SALUS_SQ_TYPE, .negate = true, .vals = L->d_typ[k],
 							   .nvals = d->ntypes};
+		for (size_t e = 0; e < d->nexcept; e++) { /* an exception: labelled with one of and of one of the types */
+			const struct salus_policy_except *xe = &d->except[e];
+			size_t nc = 0;
+			for (size_t i = 0; i < xe->nlabels; i++)
+				L->e_lbl[k][e][i] = (struct salus_sq_val){.op = SALUS_SQ_TOK_SYS_CODE, .a = xe->labels[i].system,
+									  .b = xe->labels[i].code};
+			for (size_t i = 0; i < xe->ntypes; i++)
+				L->e_typ[k][e][i] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .a = xe->types[i]};
+			if (xe->nlabels) {
+				L->e_cl[k][e][nc] = not_labelled(L->e_lbl[k][e], xe->nlabels);
+				L->e_cl[k][e][nc++].negate = false;
+			}
+			if (xe->ntypes)
+				L->e_cl[k][e][nc++] = (struct salus_sq_clause){.kind = SALUS_SQ_TYPE, .vals = L->e_typ[k][e],
+									       .nvals = xe->ntypes};
+		}
 		for (int x = 0; x < VARIANTS; x++) {
-			/* not (in the patient's compartment and labelled and of a class) */
-			if (!d->nlabels && !d->ntypes) {
+			/* not (in the patient's compartment and labelled and of a class), or one of the exceptions */
+			if (!d->nlabels && !d->ntypes && !d->nexcept) {
 				L->add[x][L->nadd[x]++] = L->d_not_in[x][k];
 				continue;
 			}
@@ -337,6 +357,10 @@ static struct salus_fhir_lbl *lbl_new(const struct salus_policy *p)
 				L->d_alt[x][k][na++] = (struct salus_sq){.clauses = &L->d_not_lbl[k], .nclauses = 1};
 			if (d->ntypes)
 				L->d_alt[x][k][na++] = (struct salus_sq){.clauses = &L->d_not_typ[k], .nclauses = 1};
+			for (size_t e = 0; e < d->nexcept; e++)
+				L->d_alt[x][k][na++] = (struct salus_sq){.clauses = L->e_cl[k][e],
+									 .nclauses = (size_t)(d->except[e].nlabels > 0) +
+										     (size_t)(d->except[e].ntypes > 0)};
 			for (size_t i = 0; i < na; i++)
 				L->d_or[x][k][i] = (struct salus_sq_val){.op = SALUS_SQ_ANY, .chain = &L->d_alt[x][k][i]};
 			L->add[x][L->nadd[x]++] = (struct salus_sq_clause){.kind = SALUS_SQ_OR, .vals = L->d_or[x][k], .nvals = na};
@@ -857,27 +881,37 @@ static int consent_keep(void *ctx, const char *json, size_t n)
 }
 
 /* Every active Consent of actor into texts (owned by the caller). */
+/* The active Consents naming actor at the top level, then those naming no actor at all (a denial
+ * of everyone, with permits for some: docs/security.md), at most MAX_CONSENTS together. */
 static int consent_search(struct salus_store *st, const char *actor, struct salus_buf *texts, size_t *count)
 {
-	char qs[ACTOR_MAX + 32];
-	snprintf(qs, sizeof qs, "actor=%s&status=active", actor);
-	struct salus_query q;
-	struct salus_fhir_search *s = NULL;
-	const char *why = NULL;
 	struct consent_fill f = {texts, 0};
-	int rc = salus_query_parse(&q, qs, strlen(qs));
-	if (!rc)
-		rc = salus_fhir_search_parse("Consent", q.p, q.n, false, &s, &why);
-	if (!rc) {
-		struct consent_cb c = {consent_keep, &f, 0};
-		s->q.count = MAX_CONSENTS + 1;
-		s->q.need_json = true;
-		rc = salus_store_search(st, &s->q, consent_hit, &c);
-		if (!rc && c.n > MAX_CONSENTS)
-			rc = SALUS_ETOOLARGE;
+	int rc = 0;
+	size_t seen = 0;
+	for (int pass = 0; !rc && pass < 2; pass++) {
+		char qs[ACTOR_MAX + 32];
+		if (pass == 0)
+			snprintf(qs, sizeof qs, "actor=%s&status=active", actor);
+		else
+			snprintf(qs, sizeof qs, "actor:missing=true&status=active");
+		struct salus_query q;
+		struct salus_fhir_search *s = NULL;
+		const char *why = NULL;
+		rc = salus_query_parse(&q, qs, strlen(qs));
+		if (!rc)
+			rc = salus_fhir_search_parse("Consent", q.p, q.n, false, &s, &why);
+		if (!rc) {
+			struct consent_cb c = {consent_keep, &f, 0};
+			s->q.count = (int)(MAX_CONSENTS + 1 - seen);
+			s->q.need_json = true;
+			rc = salus_store_search(st, &s->q, consent_hit, &c);
+			seen += c.n;
+			if (!rc && seen > MAX_CONSENTS)
+				rc = SALUS_ETOOLARGE;
+		}
+		salus_fhir_search_free(s);
+		salus_query_release(&q);
 	}
-	salus_fhir_search_free(s);
-	salus_query_release(&q);
 	*count = f.n;
 	return rc == SALUS_ENOMEM || rc == SALUS_ETOOLARGE || !rc ? rc : SALUS_EIO;
 }

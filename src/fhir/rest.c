@@ -1195,9 +1195,35 @@ static int do_history(struct salus_store *st, const struct salus_fhir_req *rq, s
 	return 200;
 }
 
+/* Patient/X/AuditEvent: AuditEvent is in the Patient compartment through its `patient` parameter
+ * (compartmentdefinition-patient), so the search is AuditEvent?patient=X&... on the audit log. */
+static int audit_compartment(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
+{
+	struct salus_fhir_req a = *rq;
+	struct salus_param *p = salus_calloc(rq->nparams + 1, sizeof *p);
+	char name[] = "patient";
+	int rc;
+
+	if (!p)
+		return fail(rs, SALUS_ENOMEM, NULL, NULL);
+	if (rq->nparams)
+		memcpy(p, rq->params, rq->nparams * sizeof *p);
+	p[rq->nparams] = (struct salus_param){.name = name, .value = a.id};
+	snprintf(a.type, sizeof a.type, "AuditEvent");
+	a.ctype[0] = 0;
+	a.op = SALUS_FHIR_SEARCH_TYPE;
+	a.params = p;
+	a.nparams = rq->nparams + 1;
+	rc = salus_fhir_handle(st, &a, rs);
+	salus_free(p);
+	return rc;
+}
+
 int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
 {
 	salus_fhir_search_attach(st); /* writes are indexed for search (fhir/search.h) */
+	if (rq->op == SALUS_FHIR_SEARCH_COMPARTMENT && !strcmp(rq->ctype, "AuditEvent"))
+		return audit_compartment(st, rq, rs);
 	if (!strcmp(rq->type, "AuditEvent") && rq->op != SALUS_FHIR_VALIDATE) {
 		/* the audit log is searched apart from the resource index: no guards there, so a
 		 * compartment- or query-restricted grant of AuditEvent is refused, never widened */

@@ -95,12 +95,12 @@ struct req {
 	bool has_who;
 	bool write_audited; /* the write's AuditEvent committed with it (audited_write) */
 	bool preflight;     /* a CORS preflight (OPTIONS) answered with the Allow-* headers */
-	/* last: ~29 KB, most of it a denial array that is never cleared (new_req) */
+	/* last: ~47 KB, most of it a denial array that is never cleared (new_req) */
 	struct salus_policy pol; /* the access decision (policy/policy.h), given to the FHIR layer */
 };
 
 /* A zeroed request, except the policy's denial array (salus_policy_clear):
- * calloc of the whole ~33 KB struct was a memset per request. */
+ * calloc of the whole ~50 KB struct would be a memset per request. */
 static struct req *new_req(void)
 {
 	struct req *r = salus_malloc(sizeof *r);
@@ -292,11 +292,11 @@ _Static_assert(SALUS_IA_CREATE == (int)SALUS_POLICY_C && SALUS_IA_READ == (int)S
 		       SALUS_IA_SEARCH == (int)SALUS_POLICY_S && SALUS_POLICY_MAX_SCOPES >= SALUS_MAX_SCOPES,
 	       "policy letters follow the SMART letters of auth.h");
 
-/* The access decision of a principal (policy/policy.h) into r->pol. */
-static int build_policy(struct req *r, const struct salus_principal *who)
+/* The access decision (policy/policy.h) of scopes sc held by a caller into *pol. */
+static int policy_of(struct salus_http *h, struct salus_policy *pol, const struct salus_scopes *sc, const char *user,
+		     const char *fhir_user, const char *patient, const char *role)
 {
 	struct salus_policy_scope v[SALUS_POLICY_MAX_SCOPES];
-	const struct salus_scopes *sc = who->scopes;
 	size_t n = sc->n < SALUS_POLICY_MAX_SCOPES ? sc->n : SALUS_POLICY_MAX_SCOPES;
 	for (size_t i = 0; i < n; i++)
 		v[i] = (struct salus_policy_scope){
@@ -307,10 +307,15 @@ static int build_policy(struct req *r, const struct salus_principal *who)
 			.letters = sc->v[i].perms,
 			.query = sc->v[i].query,
 		};
-	struct salus_policy_token t = {.scopes = v, .n = n, .user_ctx = sc->user_ctx, .user = who->user_id,
-				       .fhir_user = who->fhir_user, .patient = who->patient,
-				       .role = who->role[0] ? who->role : NULL};
-	return salus_policy_init(&r->pol, r->h->store, &r->h->pcfg, &t);
+	struct salus_policy_token t = {.scopes = v, .n = n, .user_ctx = sc->user_ctx, .user = user,
+				       .fhir_user = fhir_user, .patient = patient, .role = role && role[0] ? role : NULL};
+	return salus_policy_init(pol, h->store, &h->pcfg, &t);
+}
+
+/* The access decision of a principal into r->pol. */
+static int build_policy(struct req *r, const struct salus_principal *who)
+{
+	return policy_of(r->h, &r->pol, who->scopes, who->user_id, who->fhir_user, who->patient, who->role);
 }
 
 /* Authenticate and authorise a FHIR interaction; 0 to proceed. */
@@ -381,23 +386,17 @@ static const char *purpose_of(const struct req *r, const struct salus_patient_se
 	return NULL;
 }
 
-/* After the commit of the request's AuditEvent: release the response, or,
- * if the event could not be written, answer 500 instead (fail closed). */
-static void audit_done(void *ctx, int rc, int64_t index)
+/* The event could not be written: nothing of the answer is released (fail closed). */
+static void audit_failed(struct req *r)
 {
-	(void)index;
-	struct req *r = ctx;
-	if (rc) {
-		r->frs.etag[0] = r->frs.location[0] = r->frs.last_modified[0] = 0;
-		set_error(r, SALUS_EINTERNAL, "the access could not be audited; nothing was released");
-	}
-	r->state = REQ_READY;
-	MHD_resume_connection(r->conn);
+	r->frs.etag[0] = r->frs.location[0] = r->frs.last_modified[0] = 0;
+	set_error(r, SALUS_EINTERNAL, "the access could not be audited; nothing was released");
 }
 
-/* Record the AuditEvent of a FHIR request whose connection is suspended;
- * the connection is resumed when the event is durable (or failed). */
-static void audit_and_resume(struct req *r)
+/* Record the AuditEvent of a FHIR request through the audit journal
+ * (docs/audit.md): when this returns the event is written, and the response
+ * may go; if it could not be written, the response becomes a 500. */
+static void audit_fhir(struct req *r)
 {
 	struct salus_patient_set ps = {0};
 	struct salus_buf query;
@@ -455,12 +454,12 @@ static void audit_and_resume(struct req *r)
 			.purpose = purpose_of(r, &ps),
 			.user_id = r->has_who && r->who.user_id[0] ? r->who.user_id : NULL,
 		};
-		rc = salus_audit_record_async(r->h->audit, &arq, audit_done, r);
+		rc = salus_audit_record_journal(r->h->audit, &arq);
 	}
 	salus_patient_set_release(&ps);
 	salus_buf_release(&query);
 	if (rc)
-		audit_done(r, rc, 0);
+		audit_failed(r);
 }
 
 /* salus_fhir_req.write: a single-resource write and its AuditEvent in ONE
@@ -521,24 +520,17 @@ static int audited_write(void *ctx, struct salus_store *st, struct salus_write *
 #else
 /* BENCHMARK-ONLY build (CMake SALUS_BENCH_NO_AUDIT): the audit phase is
  * compiled out so bench/run.sh can measure its cost against the same code. */
-static void audit_and_resume(struct req *r)
+static void audit_fhir(struct req *r)
 {
-	r->state = REQ_READY;
-	MHD_resume_connection(r->conn);
+	(void)r;
 }
 #endif
 
-/* On a libmicrohttpd thread: suspend, audit, and send when it is durable. */
+/* On a libmicrohttpd thread: the AuditEvent is written, then the answer goes. */
 static enum MHD_Result audit_then_send(struct req *r)
 {
-#ifdef SALUS_BENCH_NO_AUDIT
+	audit_fhir(r);
 	return send_response(r);
-#else
-	r->state = REQ_WORKING;
-	MHD_suspend_connection(r->conn);
-	audit_and_resume(r);
-	return MHD_YES;
-#endif
 }
 
 static void fhir_work(void *arg)
@@ -546,12 +538,10 @@ static void fhir_work(void *arg)
 	struct req *r = arg;
 	salus_fhir_handle(r->h->store, &r->frq, &r->frs);
 	r->content_type = "application/fhir+json; charset=utf-8";
-	if (r->write_audited) { /* durable with its event already */
-		r->state = REQ_READY;
-		MHD_resume_connection(r->conn);
-		return;
-	}
-	audit_and_resume(r); /* the connection is still suspended */
+	if (!r->write_audited) /* else durable with its event already */
+		audit_fhir(r);
+	r->state = REQ_READY;
+	MHD_resume_connection(r->conn);
 }
 
 #ifndef SALUS_BENCH_NO_AUDIT
@@ -634,8 +624,12 @@ static void token_work(void *arg)
 		.client_id = r->client_id[0] ? r->client_id : NULL,
 		.remote_addr = remote_addr(r)[0] ? r->remote : NULL,
 	};
-	if ((rc = salus_audit_record_async(r->h->audit, &arq, audit_done, r)))
-		audit_done(r, rc, 0);
+	if (salus_audit_record_journal(r->h->audit, &arq)) {
+		r->no_cache = 1;
+		set_error(r, SALUS_EINTERNAL, "the request could not be audited; nothing was released");
+	}
+	r->state = REQ_READY;
+	MHD_resume_connection(r->conn);
 #endif
 }
 
@@ -663,11 +657,19 @@ static void authorize_work(void *arg)
 						 header(r, MHD_HTTP_HEADER_CONTENT_TYPE), r->body.p, r->body.n,
 						 header(r, MHD_HTTP_HEADER_COOKIE), r->remote[0] ? r->remote : NULL, &ar);
 	if (!rc && ar.event != SALUS_AUTHZ_EV_NONE) {
+		bool pick = ar.event == SALUS_AUTHZ_EV_PICK; /* a picker's search: audited as a search of the user */
 		bool ok = ar.event == SALUS_AUTHZ_EV_LOGIN_OK || ar.event == SALUS_AUTHZ_EV_MFA_OK ||
-			  ar.event == SALUS_AUTHZ_EV_CODE || ar.event == SALUS_AUTHZ_EV_LAUNCH;
+			  ar.event == SALUS_AUTHZ_EV_CODE || ar.event == SALUS_AUTHZ_EV_LAUNCH || pick;
+		const char *pids[SALUS_PICK_MAX];
+		for (size_t i = 0; i < ar.npick; i++)
+			pids[i] = ar.pick_ids[i];
 		struct salus_audit_req arq = {
-			.interaction = ar.event == SALUS_AUTHZ_EV_CODE || ar.event == SALUS_AUTHZ_EV_DENIED ? SALUS_AUDIT_TOKEN
-													   : SALUS_AUDIT_LOGIN,
+			.interaction = pick ? SALUS_AUDIT_SEARCH
+				       : ar.event == SALUS_AUTHZ_EV_CODE || ar.event == SALUS_AUTHZ_EV_DENIED ? SALUS_AUDIT_TOKEN
+													    : SALUS_AUDIT_LOGIN,
+			.resource_type = pick ? ar.pick_type : NULL,
+			.patients = pick && ar.npick ? pids : NULL,
+			.npatients = pick ? ar.npick : 0,
 			.status = ok ? 200 : 401,
 			.client_id = ar.client_id[0] ? ar.client_id : NULL,
 			.user_id = ar.user[0] ? ar.user : NULL,
@@ -958,7 +960,7 @@ static enum MHD_Result route_smart_config(struct req *r)
 				"\"capabilities\":[\"launch-standalone\",\"launch-ehr\",\"context-ehr-patient\","
 				"\"context-ehr-encounter\",\"client-public\",\"client-confidential-symmetric\","
 				"\"client-confidential-asymmetric\","
-				"\"sso-openid-connect\",\"context-standalone-patient\",\"permission-offline\","
+				"\"sso-openid-connect\",\"context-standalone-patient\",\"context-standalone-encounter\",\"permission-offline\","
 				"\"permission-online\",\"permission-patient\",\"permission-user\",\"permission-v1\",\"permission-v2\"]}",
 				r->h->base, r->h->base, r->h->base, r->h->base, r->h->base, r->h->base);
 	if (rc)
@@ -974,8 +976,6 @@ static const char landing[] =
 	"capabilities: <a href=\"/fhir/metadata\">/fhir/metadata</a>.</p></body></html>\n";
 
 /* ---- /audit: checkpoint and proofs (docs/audit.md) ---------------------- */
-
-#define AUDIT_CHECKPOINT_EVERY_S 60
 
 static int audit_param(struct req *r, const char *name, int64_t *v)
 {
@@ -1423,6 +1423,127 @@ static int launch_target(void *ctx, const char *patient, const char *encounter)
 	return salus_policy_launch_target(ctx, patient, encounter);
 }
 
+/* The text of JSON string j into out (cap bytes), or "". */
+static void pick_copy(char *out, size_t cap, const json_t *j)
+{
+	snprintf(out, cap, "%s", json_is_string(j) ? json_string_value(j) : "");
+}
+
+/* A picker row from a Patient (name, birth date) or an Encounter (class, type, status; period start). */
+static void pick_hit_of(const json_t *res, bool encounter, struct salus_pick_hit *h)
+{
+	char a[32], b[80], c[24]; /* class or family, type or given names, status: at most 137 bytes with the separators */
+	pick_copy(h->id, sizeof h->id, json_object_get(res, "id"));
+	if (encounter) {
+		pick_copy(a, sizeof a, json_object_get(json_object_get(res, "class"), "code"));
+		json_t *ty = json_array_get(json_object_get(res, "type"), 0);
+		pick_copy(b, sizeof b, json_object_get(ty, "text"));
+		if (!b[0])
+			pick_copy(b, sizeof b, json_object_get(json_array_get(json_object_get(ty, "coding"), 0), "display"));
+		pick_copy(c, sizeof c, json_object_get(res, "status"));
+		snprintf(h->label, sizeof h->label, "%s%s%s (%s)", a[0] ? a : "Encounter", b[0] ? " " : "", b, c);
+		pick_copy(h->detail, sizeof h->detail, json_object_get(json_object_get(res, "period"), "start"));
+		return;
+	}
+	json_t *nm = json_array_get(json_object_get(res, "name"), 0);
+	pick_copy(a, sizeof a, json_object_get(nm, "family"));
+	b[0] = 0;
+	size_t i;
+	json_t *g;
+	json_array_foreach(json_object_get(nm, "given"), i, g)
+	{
+		size_t bn = strlen(b);
+		if (json_is_string(g) && bn < sizeof b - 2)
+			snprintf(b + bn, sizeof b - bn, "%s%s", bn ? " " : "", json_string_value(g));
+	}
+	if (!a[0] && !b[0])
+		pick_copy(b, sizeof b, json_object_get(nm, "text"));
+	snprintf(h->label, sizeof h->label, "%s%s%s", a[0] ? a : "", a[0] && b[0] ? ", " : "", b[0] ? b : a[0] ? "" : "(no name)");
+	pick_copy(h->detail, sizeof h->detail, json_object_get(res, "birthDate"));
+}
+
+/* salus_auth_pick_fn: a picker's search, run by the FHIR search under the user's own access decision
+ * (the role's user/ scopes as a token of the user would hold them), so the pickers show exactly what
+ * the user may open (relationship rule, break-glass, labels, Consent). */
+static int pick_search(void *ctx, const struct salus_pick_user *u, const char *type, const char *const *kv,
+		       size_t npairs, const char *compartment, struct salus_pick_hit *hits, size_t max, size_t *n)
+{
+	struct salus_http *h = ctx;
+	enum salus_role role;
+	struct salus_scopes sc;
+	struct salus_policy *pol = NULL;
+	struct salus_param params[8];
+	char pbuf[8][2][256], count[16];
+	*n = 0;
+	if (salus_role_parse(u->role, &role) || !salus_role_is_staff(role) || npairs > 6)
+		return 0;
+	const char *rs = salus_role_scopes(role);
+	int rc = salus_scopes_parse(rs, strlen(rs), &sc);
+	if (rc)
+		return rc == SALUS_ENOMEM ? rc : SALUS_EIO;
+	sc.user_ctx = true;
+	if (!(pol = salus_malloc(sizeof *pol))) {
+		rc = SALUS_ENOMEM;
+		goto out_scopes;
+	}
+	salus_policy_clear(pol);
+	if ((rc = policy_of(h, pol, &sc, u->username, u->fhir_user, NULL, u->role)))
+		goto out_pol;
+	if (!salus_policy_allows(pol, type, SALUS_POLICY_S))
+		goto out_pol; /* the role may not search this type: nothing to pick */
+	for (size_t i = 0; i < npairs; i++) { /* the search parameters (struct salus_param holds mutable strings) */
+		snprintf(pbuf[i][0], sizeof pbuf[i][0], "%s", kv[2 * i]);
+		snprintf(pbuf[i][1], sizeof pbuf[i][1], "%s", kv[2 * i + 1]);
+		if (strlen(kv[2 * i]) >= sizeof pbuf[i][0] || strlen(kv[2 * i + 1]) >= sizeof pbuf[i][1])
+			goto out_pol; /* longer than any field of the pickers: nothing */
+		params[i] = (struct salus_param){pbuf[i][0], pbuf[i][1]};
+	}
+	snprintf(pbuf[npairs][0], sizeof pbuf[npairs][0], "_count");
+	snprintf(count, sizeof count, "%zu", max);
+	params[npairs] = (struct salus_param){pbuf[npairs][0], count};
+	struct salus_fhir_req rq = {.op = compartment ? SALUS_FHIR_SEARCH_COMPARTMENT : SALUS_FHIR_SEARCH_TYPE,
+				    .base = h->fhir_base, .params = params, .nparams = npairs + 1, .policy = pol};
+	if (compartment) { /* Patient/<compartment>/<type>?... */
+		if (!salus_fhir_id_valid(compartment, strlen(compartment)))
+			goto out_pol;
+		snprintf(rq.type, sizeof rq.type, "Patient");
+		snprintf(rq.id, sizeof rq.id, "%s", compartment);
+		snprintf(rq.ctype, sizeof rq.ctype, "%s", type);
+	} else {
+		snprintf(rq.type, sizeof rq.type, "%s", type);
+	}
+	struct salus_fhir_resp rs_;
+	salus_fhir_resp_init(&rs_);
+	int st = salus_fhir_handle(h->store, &rq, &rs_);
+	json_t *bundle = st == 200 ? json_loadb(rs_.body.p, rs_.body.n, 0, NULL) : NULL;
+	if (st != 200) {
+		/* a search the picker made is refused: the user sees no hits; ids only in the log */
+		salus_log(SALUS_LOG_WARN, "auth.picker.search", "type=%s status=%d", type, st);
+	} else if (!bundle) {
+		rc = SALUS_ENOMEM;
+	}
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(bundle, "entry"), i, e)
+	{
+		json_t *res = json_object_get(e, "resource");
+		const char *mode = json_string_value(json_object_get(json_object_get(e, "search"), "mode"));
+		if (*n == max || (mode && strcmp(mode, "match")) || !json_is_string(json_object_get(res, "resourceType")) ||
+		    strcmp(json_string_value(json_object_get(res, "resourceType")), type))
+			continue;
+		pick_hit_of(res, !strcmp(type, "Encounter"), &hits[*n]);
+		if (salus_fhir_id_valid(hits[*n].id, strlen(hits[*n].id)))
+			(*n)++;
+	}
+	json_decref(bundle);
+	salus_fhir_resp_release(&rs_);
+out_pol:
+	salus_free(pol);
+out_scopes:
+	salus_scopes_release(&sc);
+	return rc;
+}
+
 int salus_http_start(const struct salus_config *cfg, struct salus_store *store, struct salus_auth *auth,
 		     struct salus_http **out)
 {
@@ -1454,13 +1575,14 @@ int salus_http_start(const struct salus_config *cfg, struct salus_store *store, 
 		goto out_free;
 	if (access(path, F_OK) && (rc = salus_audit_key_create(path))) /* data directories from before the audit trail */
 		goto out_free;
-	struct salus_audit_opts ao = {.key_path = path, .checkpoint_every_s = AUDIT_CHECKPOINT_EVERY_S};
+	struct salus_audit_opts ao = {.key_path = path, .checkpoint_every_s = cfg->audit_checkpoint_s};
 	if ((rc = salus_audit_new(store, &ao, &h->audit)))
 		goto out_free;
 	if ((rc = salus_pool_new(WORKERS, &h->pool)))
 		goto out_free;
 	salus_auth_set_context(auth, patient_context, store); /* proxy tokens: RelatedPerson → Patient */
 	salus_auth_set_launch_check(auth, launch_target, store); /* EHR launch: the context exists */
+	salus_auth_set_picker(auth, pick_search, h);              /* standalone launch: patient and encounter pickers */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
 	h->d = MHD_start_daemon(

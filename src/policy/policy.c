@@ -291,21 +291,147 @@ static int64_t period_end(const char *s)
 	return ms + 1;
 }
 
+#define ACT_REASON_SYSTEM "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+#define CONSENT_NESTED_MAX 16 /* nested provisions read of one provision (more: fail safe) */
+
+/* Does provision prov name actor among its actors?  *listed: it has actors at all. */
+static bool prov_names(const json_t *prov, const char *actor, bool *listed)
+{
+	json_t *e;
+	size_t i;
+	bool mine = false;
+	*listed = json_array_size(json_object_get(prov, "actor")) > 0;
+	json_array_foreach(json_object_get(prov, "actor"), i, e)
+		mine |= ref_is(json_string_value(json_object_get(json_object_get(e, "reference"), "reference")), actor);
+	return mine;
+}
+
+/* Is now within provision.period (when given)? */
+static bool prov_now(const json_t *prov, int64_t now)
+{
+	json_t *per = json_object_get(prov, "period");
+	if (!per)
+		return true;
+	const char *start = json_string_value(json_object_get(per, "start"));
+	const char *end = json_string_value(json_object_get(per, "end"));
+	int64_t ms;
+	if (start && !salus_instant_parse(start, strlen(start), &ms) && now < ms)
+		return false; /* not yet */
+	if (end && now >= period_end(end))
+		return false; /* over */
+	return true;
+}
+
+/* Does provision prov bind this access by its purpose (docs/security.md)?  btg: a
+ * break-glass access (purposeOfUse BTG); deny: prov is a denial. */
+static bool prov_purpose(const json_t *prov, bool btg, bool deny)
+{
+	json_t *pu = json_object_get(prov, "purpose"), *e;
+	size_t i;
+	if (!json_array_size(pu))
+		return deny ? !btg : true;
+	bool emergency = false, other = false;
+	json_array_foreach(pu, i, e)
+	{
+		const char *code = jstr_or(json_object_get(e, "code"));
+		bool em = !strcmp(jstr_or(json_object_get(e, "system")), ACT_REASON_SYSTEM) &&
+			  (!strcmp(code, "BTG") || !strcmp(code, "ETREAT"));
+		emergency |= em;
+		other |= !em;
+	}
+	if (deny)
+		return btg ? emergency : other;
+	return btg && emergency; /* a permit for ordinary purposes is not applied: Salus cannot tell them apart */
+}
+
+/* The labels and classes of prov into (labels, *nl) and (types, *nt), at most max each.
+ * false when one is unusable or there are more than max (the caller widens). */
+static bool prov_codes(const json_t *prov, struct salus_policy_code *labels, size_t *nl,
+		       char (*types)[SALUS_MAX_TYPE_NAME + 1], size_t *nt, size_t max)
+{
+	json_t *sl = json_object_get(prov, "securityLabel"), *cl = json_object_get(prov, "class"), *e;
+	size_t i;
+	bool lok = json_array_size(sl) <= max, tok = json_array_size(cl) <= max;
+	*nl = *nt = 0;
+	json_array_foreach(sl, i, e)
+	{
+		const char *sys = json_string_value(json_object_get(e, "system")), *code = json_string_value(json_object_get(e, "code"));
+		if (!lok || !code_ok(sys, SALUS_POLICY_CODE_MAX) || !code_ok(code, SALUS_POLICY_CODE_MAX)) {
+			lok = false;
+			break;
+		}
+		memcpy(labels[*nl].system, sys, strlen(sys) + 1);
+		memcpy(labels[(*nl)++].code, code, strlen(code) + 1);
+	}
+	json_array_foreach(cl, i, e)
+	{
+		const char *sys = json_string_value(json_object_get(e, "system")), *code = json_string_value(json_object_get(e, "code"));
+		if (!tok || !sys || strcmp(sys, RESOURCE_TYPES_SYSTEM) || !code_ok(code, SALUS_MAX_TYPE_NAME) || code[0] < 'A' ||
+		    code[0] > 'Z') {
+			tok = false;
+			break;
+		}
+		memcpy(types[(*nt)++], code, strlen(code) + 1);
+	}
+	if (!lok)
+		*nl = 0;
+	if (!tok)
+		*nt = 0;
+	return lok && tok;
+}
+
+/* A denial of patient by provision prov (which applies) into p, with the nested permits of prov that
+ * apply to actor as exceptions. */
+static void deny_add(struct salus_policy *p, const char *patient, const json_t *prov, const char *actor, int64_t now,
+		     bool btg)
+{
+	struct salus_policy_deny d;
+	memset(&d, 0, offsetof(struct salus_policy_deny, except));
+	d.nexcept = 0;
+	memcpy(d.patient, patient, strlen(patient) + 1);
+	/* labels, classes: an unusable list is dropped — the whole record for that dimension (fail safe) */
+	prov_codes(prov, d.labels, &d.nlabels, d.types, &d.ntypes, SALUS_POLICY_DENY_CODES);
+	json_t *nested = json_object_get(prov, "provision"), *e;
+	size_t i;
+	json_array_foreach(nested, i, e)
+	{
+		bool listed;
+		if (i >= CONSENT_NESTED_MAX || strcmp(jstr_or(json_object_get(e, "type")), "permit"))
+			continue; /* a nested deny inside a deny adds nothing to it */
+		bool mine = prov_names(e, actor, &listed);
+		if ((listed && !mine) || !prov_now(e, now) || !prov_purpose(e, btg, false))
+			continue;
+		if (json_array_size(json_object_get(e, "provision")))
+			continue; /* an exception with exceptions of its own: not applied (fail safe) */
+		struct salus_policy_except x;
+		memset(&x, 0, sizeof x);
+		if (!prov_codes(e, x.labels, &x.nlabels, x.types, &x.ntypes, SALUS_POLICY_EXCEPT_CODES))
+			continue; /* not kept exactly: not applied */
+		if (!x.nlabels && !x.ntypes)
+			return; /* a permit of everything: this actor is not denied */
+		if (d.nexcept < SALUS_POLICY_DENY_EXCEPT)
+			d.except[d.nexcept++] = x;
+	}
+	if (p->ndeny < SALUS_POLICY_MAX_DENY)
+		p->deny[p->ndeny++] = d;
+	else
+		p->deny_overflow = true;
+}
+
 int salus_policy_consent_add(struct salus_policy *p, const char *actor, const char *json, size_t n, int64_t now_ms)
 {
 	json_t *j = json_loadb(json, n, 0, NULL);
 	if (!j)
 		return SALUS_OK; /* not a resource this can read: nothing to add */
 	int64_t now = now_or(now_ms);
-	struct salus_policy_deny d;
-	memset(&d, 0, sizeof d);
 	const char *pref = json_string_value(json_object_get(json_object_get(j, "patient"), "reference"));
 	json_t *prov = json_object_get(j, "provision"), *e;
 	size_t i;
+	const char *type = jstr_or(json_object_get(prov, "type"));
 	bool ok = !strcmp(jstr_or(json_object_get(j, "resourceType")), "Consent") &&
 		  !strcmp(jstr_or(json_object_get(j, "status")), "active") && pref &&
 		  !strncmp(pref, "Patient/", 8) && id_ok(pref + 8, strlen(pref + 8)) && json_is_object(prov) &&
-		  !strcmp(jstr_or(json_object_get(prov, "type")), "deny");
+		  (!strcmp(type, "deny") || !strcmp(type, "permit"));
 	if (ok) { /* scope: patient-privacy */
 		bool priv = false;
 		json_array_foreach(json_object_get(json_object_get(j, "scope"), "coding"), i, e)
@@ -313,60 +439,34 @@ int salus_policy_consent_add(struct salus_policy *p, const char *actor, const ch
 				!strcmp(jstr_or(json_object_get(e, "code")), "patient-privacy");
 		ok = priv;
 	}
-	if (ok) { /* the actor */
-		bool mine = false;
-		json_array_foreach(json_object_get(prov, "actor"), i, e)
-			mine |= ref_is(json_string_value(json_object_get(json_object_get(e, "reference"), "reference")), actor);
-		ok = mine;
-	}
-	if (ok) { /* the patient's own record and break-glass patients are never denied */
-		memcpy(d.patient, pref + 8, strlen(pref + 8) + 1);
-		ok = !(!strncmp(actor, "Patient/", 8) && !strcmp(actor + 8, d.patient)) && !salus_policy_btg_has(p, d.patient);
-	}
-	json_t *per = json_object_get(prov, "period");
-	if (ok && per) {
-		const char *start = json_string_value(json_object_get(per, "start"));
-		const char *end = json_string_value(json_object_get(per, "end"));
-		int64_t ms;
-		if (start && !salus_instant_parse(start, strlen(start), &ms) && now < ms)
-			ok = false; /* not yet */
-		if (end && now >= period_end(end))
-			ok = false; /* over */
-	}
-	if (ok) { /* security labels: only the resources carrying one (any unusable label: the whole record) */
-		json_t *sl = json_object_get(prov, "securityLabel");
-		bool whole = json_array_size(sl) > SALUS_POLICY_DENY_CODES;
-		json_array_foreach(sl, i, e)
-		{
-			const char *sys = json_string_value(json_object_get(e, "system")), *code = json_string_value(json_object_get(e, "code"));
-			if (whole || !code_ok(sys, SALUS_POLICY_CODE_MAX) || !code_ok(code, SALUS_POLICY_CODE_MAX)) {
-				whole = true;
-				break;
+	/* the patient's own record is never denied */
+	if (ok && !strncmp(actor, "Patient/", 8) && !strcmp(actor + 8, pref + 8))
+		ok = false;
+	if (ok) {
+		const char *patient = pref + 8;
+		bool btg = salus_policy_btg_has(p, patient), listed;
+		bool mine = prov_names(prov, actor, &listed);
+		if (!strcmp(type, "deny")) {
+			/* a denial of the actor (or of everyone: no actor), with its permits as exceptions */
+			if ((mine || !listed) && prov_now(prov, now) && prov_purpose(prov, btg, true))
+				deny_add(p, patient, prov, actor, now, btg);
+		} else if (prov_now(prov, now)) {
+			/* permit, but deny: each nested denial that applies to the actor */
+			json_array_foreach(json_object_get(prov, "provision"), i, e)
+			{
+				bool nlisted;
+				bool nmine = prov_names(e, actor, &nlisted);
+				if (i >= CONSENT_NESTED_MAX) {
+					p->deny_overflow = true; /* more than is read: fail safe */
+					break;
+				}
+				if (strcmp(jstr_or(json_object_get(e, "type")), "deny") ||
+				    !(nmine || (!nlisted && (mine || !listed))) || !prov_now(e, now) ||
+				    !prov_purpose(e, btg, true))
+					continue;
+				deny_add(p, patient, e, actor, now, btg);
 			}
-			memcpy(d.labels[d.nlabels].system, sys, strlen(sys) + 1);
-			memcpy(d.labels[d.nlabels++].code, code, strlen(code) + 1);
 		}
-		if (whole)
-			d.nlabels = 0;
-		/* classes: resource types only (any other class: the whole record) */
-		json_t *cl = json_object_get(prov, "class");
-		whole = json_array_size(cl) > SALUS_POLICY_DENY_CODES;
-		json_array_foreach(cl, i, e)
-		{
-			const char *sys = json_string_value(json_object_get(e, "system")), *code = json_string_value(json_object_get(e, "code"));
-			if (whole || !sys || strcmp(sys, RESOURCE_TYPES_SYSTEM) || !code_ok(code, SALUS_MAX_TYPE_NAME) ||
-			    code[0] < 'A' || code[0] > 'Z') {
-				whole = true;
-				break;
-			}
-			memcpy(d.types[d.ntypes++], code, strlen(code) + 1);
-		}
-		if (whole)
-			d.ntypes = 0;
-		if (p->ndeny < SALUS_POLICY_MAX_DENY)
-			p->deny[p->ndeny++] = d;
-		else
-			p->deny_overflow = true;
 	}
 	json_decref(j);
 	return SALUS_OK;
@@ -443,7 +543,18 @@ bool salus_policy_hides(const struct salus_policy *p, const char *type, const ch
 		for (size_t x = 0; x < d->nlabels && !labelled; x++)
 			for (size_t y = 0; y < nlabels && !labelled; y++)
 				labelled = label_is(&labels[y], d->labels[x].system, d->labels[x].code);
-		if (in && typed && labelled)
+		bool excepted = false;
+		for (size_t e = 0; e < d->nexcept && !excepted; e++) {
+			const struct salus_policy_except *x = &d->except[e];
+			bool et = !x->ntypes, el = !x->nlabels;
+			for (size_t y = 0; y < x->ntypes && !et; y++)
+				et = !strcmp(x->types[y], type);
+			for (size_t y = 0; y < x->nlabels && !el; y++)
+				for (size_t z = 0; z < nlabels && !el; z++)
+					el = label_is(&labels[z], x->labels[y].system, x->labels[y].code);
+			excepted = et && el;
+		}
+		if (in && typed && labelled && !excepted)
 			return true;
 	}
 	return false;

@@ -78,15 +78,31 @@ struct salus_policy_code {
 	char code[SALUS_POLICY_CODE_MAX + 1];
 };
 
+#define SALUS_POLICY_DENY_EXCEPT 2  /* permit exceptions kept for one denial (more: left out, fail safe) */
+#define SALUS_POLICY_EXCEPT_CODES 2 /* labels or classes of one exception (more: the exception is left out) */
+
+/* A nested permit inside a denial: what carries one of labels (none: any)
+ * and is of one of types (none: any) stays visible.  At least one list is
+ * non-empty (a permit of everything voids the denial instead). */
+struct salus_policy_except {
+	struct salus_policy_code labels[SALUS_POLICY_EXCEPT_CODES];
+	size_t nlabels;
+	char types[SALUS_POLICY_EXCEPT_CODES][SALUS_MAX_TYPE_NAME + 1];
+	size_t ntypes;
+};
+
 /* One Consent denial in force: patient's compartment, or the part of it that
  * carries one of labels (none: every label) and is of one of types (none:
- * every type), is hidden from the user. */
+ * every type), is hidden from the user — except what one of the permit
+ * exceptions covers. */
 struct salus_policy_deny {
 	char patient[SALUS_MAX_ID + 1];
 	struct salus_policy_code labels[SALUS_POLICY_DENY_CODES];
 	size_t nlabels;
 	char types[SALUS_POLICY_DENY_CODES][SALUS_MAX_TYPE_NAME + 1];
 	size_t ntypes;
+	struct salus_policy_except except[SALUS_POLICY_DENY_EXCEPT];
+	size_t nexcept;
 };
 
 /* Calls each(each_ctx, json, n) for the JSON text of every Consent that may
@@ -178,13 +194,26 @@ int salus_policy_init(struct salus_policy *p /* OUT */, struct salus_store *st, 
 		      const struct salus_policy_token *t);
 
 /* Interpret one Consent (JSON text) for actor at now_ms (0: now) into p's
- * denials: status active, scope patient-privacy
+ * denials (docs/security.md "Consent"): status active, scope patient-privacy
  * (http://terminology.hl7.org/CodeSystem/consentscope), patient a local
- * Patient reference, the top-level provision of type deny with an actor
- * whose reference is `actor`, now within provision.period (when given);
- * provision.securityLabel and provision.class (resource types of
- * http://hl7.org/fhir/resource-types) narrow the denial.  Anything else (or
- * a break-glass patient of p, or the actor's own record) adds nothing.
+ * Patient reference (never the actor's own record), then
+ *   - a top-level provision of type deny whose actors name `actor` (or that
+ *     has no actor: everyone) denies the patient's compartment, narrowed by
+ *     its securityLabel and class (resource types of
+ *     http://hl7.org/fhir/resource-types), with its nested permit
+ *     provisions that apply to the actor as exceptions (labels, classes; a
+ *     nested permit of everything voids the denial);
+ *   - a top-level permit: each nested deny provision that applies to the
+ *     actor (its own actors, or the top level's) is a denial as above;
+ * a provision applies only within its period, and by its purpose: the
+ * access is a break-glass one when p holds a break-glass grant for the
+ * patient (purposeOfUse BTG/ETREAT), an ordinary one otherwise.  A deny
+ * without purpose binds ordinary access only (break-glass overrides it); one
+ * with purposes binds break-glass access when they include BTG or ETREAT and
+ * ordinary access when they include any other code.  A permit without
+ * purpose excepts both; one with purposes excepts break-glass access only,
+ * and only when they include BTG or ETREAT (other purposes: not applied).
+ * Whatever cannot be kept exactly is kept wider (fail safe).
  * Errors: SALUS_ENOMEM. */
 int salus_policy_consent_add(struct salus_policy *p, const char *actor, const char *json, size_t n, int64_t now_ms);
 

@@ -496,15 +496,23 @@ int salus_store_audit_append(struct salus_store *s, struct salus_audit_entry *e,
 	return s->ops->audit_write(s, NULL, 0, e, n);
 }
 
-int salus_store_audit_append_async(struct salus_store *s, struct salus_audit_entry *e, salus_audit_done_cb done,
-				   void *ctx)
+int salus_store_audit_journal(struct salus_store *s, const struct salus_audit_entry *e)
 {
+	struct salus_audit_entry c;
 	int rc;
-	if (!s || !done)
+	if (!s || !e)
 		return SALUS_EINVALID;
-	if ((rc = audit_entries_ok(e, 1)))
+	c = *e;
+	if ((rc = audit_entries_ok(&c, 1)))
 		return rc;
-	return s->ops->audit_append_async(s, e, done, ctx);
+	return s->ops->audit_journal(s, &c);
+}
+
+int salus_store_audit_settle(struct salus_store *s)
+{
+	if (!s)
+		return SALUS_EINVALID;
+	return s->ops->audit_settle(s);
 }
 
 int salus_store_write_audited(struct salus_store *s, struct salus_write *ops, size_t n, struct salus_audit_entry *e,
@@ -536,8 +544,11 @@ int salus_store_write_audited(struct salus_store *s, struct salus_write *ops, si
 
 int salus_store_audit_size(struct salus_store *s, int64_t *size)
 {
+	int rc;
 	if (!s || !size)
 		return SALUS_EINVALID;
+	if ((rc = s->ops->audit_settle(s)))
+		return rc;
 	return s->ops->audit_size(s, size);
 }
 
@@ -556,8 +567,11 @@ int salus_store_audit_nodes(struct salus_store *s, struct salus_audit_node *v, s
 
 int salus_store_audit_scan(struct salus_store *s, int64_t from, int64_t count, salus_audit_row_cb cb, void *ctx)
 {
+	int rc;
 	if (!s || !cb || from < 0 || count < 0)
 		return SALUS_EINVALID;
+	if ((rc = s->ops->audit_settle(s)))
+		return rc;
 	return s->ops->audit_scan(s, from, count, cb, ctx);
 }
 

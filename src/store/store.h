@@ -89,6 +89,23 @@ struct salus_store_opts {
 	 * (PATH.lock); with this, an exclusive one (`salus patient erase`): the
 	 * open fails with SALUS_EBUSY while any other process has it open */
 	bool patient_keys_exclusive;
+	/* The audit journal (salus_store_audit_journal): how long, in ms, a journaled
+	 * event may wait before the writer moves it into the log (0: 10).  Longer
+	 * means fewer commits; it is also the window an event spends in the journal
+	 * file only (written, not yet synced: a power cut in it loses the event;
+	 * a crash of the process does not). */
+	int audit_flush_ms;
+	/* Own the journal: salus_store_audit_journal appends to it (the server).
+	 * false: a journal a crash left is still moved into the log at open (if no
+	 * other process owns it), then let go; appends are direct. */
+	bool audit_journal;
+	/* SALUS_PAGE_KEY_LEN bytes (borrowed for the call) that seal the journal
+	 * instead of the page keys — the salus binary passes its keyring's
+	 * file-sealing key, which `salus key rekey-data` never retires, so a
+	 * journal a crash left always opens.  NULL: the page keys (a data key
+	 * retired while the journal held records under it would make the next
+	 * open fail with SALUS_EINTEGRITY). */
+	const unsigned char *audit_journal_key;
 };
 
 /* Open a store.  `uri` is "sqlite:PATH" or a plain file path (SQLite).
@@ -389,18 +406,21 @@ struct salus_audit_entry {
  * SALUS_ENOMEM — on any error nothing of this call was appended (fail closed). */
 int salus_store_audit_append(struct salus_store *s, struct salus_audit_entry *e, size_t n);
 
-/* Called once when an asynchronous append is durable (rc == SALUS_OK, index
- * assigned) or has failed (rc < 0, index -1) — from the writer thread, after
- * the group's commit: keep it short and never wait on the store in it. */
-typedef void (*salus_audit_done_cb)(void *ctx, int rc, int64_t index);
-/* Append one entry without waiting (its text is copied): done(ctx, ...) is
- * called exactly once, later, if and only if this returns SALUS_OK.  This
- * lets a server keep thousands of audited requests in flight without a
- * blocked thread each, so group commits grow to batch_max entries.
- * Errors (done is then never called): SALUS_EINVALID, SALUS_ETOOLARGE,
- * SALUS_ENOMEM, SALUS_EINTERNAL (the store is closing). */
-int salus_store_audit_append_async(struct salus_store *s, struct salus_audit_entry *e, salus_audit_done_cb done,
-				   void *ctx);
+/* Append one entry through the audit journal (docs/audit.md "The journal"):
+ * when this returns SALUS_OK the entry, sealed, is written to the journal file
+ * next to the database — it survives a crash of the process — and the writer
+ * moves it into the log (index assigned then, in journal order, durably)
+ * within opts.audit_flush_ms; after a crash the next open moves it.  No index
+ * comes back.  Where another process owns the journal (a CLI command next to a
+ * running server) this is salus_store_audit_append.  Errors: as
+ * salus_store_audit_append, and SALUS_EIO once moving journaled entries into
+ * the log has failed (nothing more is accepted: fail closed). */
+int salus_store_audit_journal(struct salus_store *s, const struct salus_audit_entry *e);
+
+/* Wait until every entry journaled before the call is in the log.  Every
+ * read of the log through this API does it first, so a reader sees the
+ * events of the requests that came before it.  Errors: SALUS_EIO. */
+int salus_store_audit_settle(struct salus_store *s);
 
 /* salus_store_write plus audit entries in the SAME transaction: the entries are
  * appended after the ops are applied, and only if every op succeeded; all of

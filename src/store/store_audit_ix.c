@@ -366,7 +366,7 @@ int salus_store_audit_ix_update(struct salus_store *s, int64_t *indexed)
 
 	if (!is_sqlite(s))
 		return SALUS_EINVALID;
-	if ((rc = salus_sq_reader_call(s, rd_size, &last)))
+	if ((rc = salus_store_audit_settle(s)) || (rc = salus_sq_reader_call(s, rd_size, &last)))
 		return rc;
 	for (;;) {
 		struct batch b = {0};
@@ -637,7 +637,7 @@ int salus_store_audit_query(struct salus_store *s, const struct salus_aq *q, sal
 	int rc;
 	if (!is_sqlite(s) || !q || !cb || q->count < 0 || (q->nclauses && !q->clauses))
 		return SALUS_EINVALID;
-	if ((rc = compile(&r.c, q, false)))
+	if ((rc = salus_store_audit_settle(s)) || (rc = compile(&r.c, q, false)))
 		return rc;
 	rc = salus_sq_reader_call(s, rd_query, &r);
 	salus_buf_release(&r.c.sql);
@@ -650,7 +650,7 @@ int salus_store_audit_query_count(struct salus_store *s, const struct salus_aq *
 	int rc;
 	if (!is_sqlite(s) || !q || !total || (q->nclauses && !q->clauses))
 		return SALUS_EINVALID;
-	if ((rc = compile(&r.c, q, true)))
+	if ((rc = salus_store_audit_settle(s)) || (rc = compile(&r.c, q, true)))
 		return rc;
 	rc = salus_sq_reader_call(s, rd_query, &r);
 	salus_buf_release(&r.c.sql);

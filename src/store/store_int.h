@@ -35,8 +35,8 @@ struct salus_store_ops {
 	/* the audit log (checked by store.c like everything else) */
 	int (*audit_write)(struct salus_store *s, struct salus_write *ops, size_t n, struct salus_audit_entry *e,
 			   size_t ne);
-	int (*audit_append_async)(struct salus_store *s, const struct salus_audit_entry *e, salus_audit_done_cb done,
-				  void *ctx);
+	int (*audit_journal)(struct salus_store *s, const struct salus_audit_entry *e);
+	int (*audit_settle)(struct salus_store *s);
 	int (*audit_size)(struct salus_store *s, int64_t *size);
 	int (*audit_nodes)(struct salus_store *s, struct salus_audit_node *v, size_t n);
 	int (*audit_scan)(struct salus_store *s, int64_t from, int64_t count, salus_audit_row_cb cb, void *ctx);

@@ -46,6 +46,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "store/audit_codec.h"
+#include "store/audit_journal.h"
 #include "store/patkey_int.h"
 #include "store/store_index_int.h"
 #include "store/vfs_crypt.h"
@@ -61,6 +62,12 @@
 #define DEFAULT_BATCH 512
 #define UUID_TRIES 4
 #define MAX_GATHER_NS 2000000 /* longest wait for stragglers before a group (2 ms) */
+#define JOURNAL_FLUSH_MS 10         /* default salus_store_opts.audit_flush_ms */
+#define JOURNAL_WAKE 1024           /* journaled records that wake the writer before its timer */
+#define JOURNAL_MAX_PENDING 65536   /* journaled records waiting for the writer: appends wait past this */
+#define JOURNAL_RESET_BYTES (4u << 20) /* the journal file is emptied once all of it is in the log and it is this big */
+#define JOURNAL_NS "audit"
+#define JOURNAL_KEY "journal.done" /* kv: the last journal record in the log */
 /* WAL checkpoints (see "checkpoints" below): the checkpointer thread is woken
  * past CKPT_PAGES frames; the writer checkpoints itself only past
  * CKPT_HARD_PAGES (SQLite's default autocheckpoint is 1000 frames, inline). */
@@ -371,16 +378,17 @@ struct job {
 	size_t n;
 	struct salus_audit_entry *au; /* JOB_WRITE: audit entries appended after the ops */
 	size_t nau;
-	/* async (nau == 1): pre and post already in the stored form (audit_codec.h), encoded by the
-	 * caller's thread so the single writer only splices the index in; NULL: the writer encodes */
+	/* journaled (nau == 1): pre and post already in the stored form (audit_codec.h), encoded by
+	 * the caller's thread so the single writer only splices the index in; NULL: the writer encodes */
 	const unsigned char *au_epre, *au_epost;
 	size_t au_epre_n, au_epost_n;
 	int64_t cp_size, cp_ts; /* JOB_CHECKPOINT */
 	const unsigned char *cp_root;
 	const char *cp_note;
-	/* async: the writer owns the job (heap), calls done once after the commit, then frees it */
-	salus_audit_done_cb done_cb;
-	void *done_ctx;
+	/* journaled (salus_store_audit_journal): heap, already in the journal file as record jseq;
+	 * freed by the writer after its group (no one waits for it) */
+	bool journaled;
+	uint64_t jseq;
 	const char *ns, *key; /* JOB_KV_* */
 	const void *val;
 	size_t vn;
@@ -422,6 +430,22 @@ struct sq_store {
 				  * while it runs a group): a wake-up per job was a context switch
 				  * per audited request */
 	bool stopping;           /* under qmu */
+
+	/* the audit journal (audit_journal.h); NULL when another process owns it (appends are then
+	 * direct).  Lock order: jmu, then qmu. */
+	struct salus_ajournal *aj;
+	pthread_mutex_t jmu;
+	uint64_t jseq;  /* under jmu: the last record appended */
+	uint64_t jdone; /* under jmu: the last record in the log, durably (kv JOURNAL_KEY) */
+	bool jbroken;   /* under jmu: moving records into the log failed — appends are refused (fail
+			 * closed); the next open moves what the file holds */
+	bool jbroken_w; /* the writer's copy: journaled jobs still queued then fail their group */
+	struct job *jhead, *jtail; /* under qmu: journaled, not yet taken by the writer */
+	size_t jqueued;            /* under qmu */
+	size_t jwake;              /* under qmu: an append signals qcv when jqueued reaches this */
+	int64_t jfirst_ns;         /* under qmu: when the oldest of them was appended */
+	pthread_cond_t jcv;        /* under qmu: room in the journaled list */
+	int64_t jflush_ns;         /* how long a journaled record may wait for the writer */
 
 	/* the checkpointer: its own connection and thread (see "checkpoints") */
 	struct conn ck;
@@ -1689,6 +1713,37 @@ static struct job *w_run_audit(struct sq_store *sq, struct job *j, struct job *e
 	return j;
 }
 
+/* The journaled records of [first, end) go into the log all together, with the kv row that
+ * says up to which record (the next open moves only what is past it).  A failed one fails the
+ * group: its record is still in the journal file, and moving from the file again puts
+ * everything in the log once, in order. */
+static int w_journal_mark(struct sq_store *sq, struct job *first, struct job *end)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t top = 0;
+	char v[24];
+	int rc;
+
+	for (struct job *j = first; j != end; j = j->next) {
+		if (!j->journaled)
+			continue;
+		if (j->rc)
+			return j->rc;
+		if (sq->jbroken_w)
+			return SALUS_EIO; /* an earlier record is not in the log: none after it may be */
+		top = j->jseq > top ? j->jseq : top;
+	}
+	if (!top)
+		return SALUS_OK;
+	if ((rc = conn_stmt(&sq->w, ST_W_KV_PUT, &st)))
+		return rc;
+	int n = snprintf(v, sizeof v, "%llu", (unsigned long long)top);
+	sqlite3_bind_text(st, 1, JOURNAL_NS, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, JOURNAL_KEY, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, v, n, SQLITE_TRANSIENT);
+	return step_done(st);
+}
+
 /* Apply one group [first, end) in one transaction. */
 static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 {
@@ -1746,6 +1801,8 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 		if ((rc = w_exec(sq, ST_W_RELEASE)))
 			goto out_rollback;
 	}
+	if ((rc = w_journal_mark(sq, first, end)))
+		goto out_rollback;
 	/* the group's full-text rows, in one go (see salus_sx_fts_flush) */
 	if ((rc = salus_sx_fts_flush(sq->sx)))
 		goto out_rollback;
@@ -1793,6 +1850,243 @@ static void queue_job(struct sq_store *sq, struct job *j)
 		pthread_cond_signal(&sq->qcv);
 }
 
+/* One audit entry whose text is copied into the job's own allocation, followed by the compact
+ * forms of pre and post (encoded here, in the caller's thread, not by the single writer). */
+struct heap_job {
+	struct job j; /* first: the writer frees the job pointer */
+	struct salus_audit_entry e;
+	char text[];
+};
+
+static struct heap_job *heap_job_new(const struct salus_audit_entry *e)
+{
+	size_t tn = e->pre_n + (e->post ? e->post_n : 0);
+	struct heap_job *a = salus_malloc(sizeof *a + tn + 1 + SALUS_AUC_BOUND(tn));
+	unsigned char *enc;
+
+	if (!a)
+		return NULL;
+	memset(a, 0, sizeof *a);
+	if (e->pre_n)
+		memcpy(a->text, e->pre, e->pre_n);
+	if (e->post_n)
+		memcpy(a->text + e->pre_n, e->post, e->post_n);
+	a->e = *e;
+	a->e.pre = a->text;
+	a->e.post = e->post ? a->text + e->pre_n : NULL;
+	enc = (unsigned char *)a->text + tn + 1;
+	a->j.au_epre = enc;
+	a->j.au_epre_n = salus_auc_encode(a->e.pre, a->e.pre_n, enc);
+	a->j.au_epost = enc + a->j.au_epre_n;
+	a->j.au_epost_n = a->e.post ? salus_auc_encode(a->e.post, a->e.post_n, enc + a->j.au_epre_n) : 0;
+	a->j.kind = JOB_WRITE;
+	a->j.au = &a->e;
+	a->j.nau = 1;
+	a->j.journaled = true;
+	return a;
+}
+
+/* On the writer, after a group with journaled records: they are in the log up to top, or the
+ * group failed.  Once everything appended is in the log and the file is big, it is emptied. */
+static void aj_moved(struct sq_store *sq, uint64_t top, bool failed)
+{
+	pthread_mutex_lock(&sq->jmu);
+	if (failed && !sq->jbroken) {
+		salus_log(SALUS_LOG_ERROR, "audit.journal",
+			  "journaled events could not be moved into the log: audited requests are refused until a restart");
+		sq->jbroken = sq->jbroken_w = true;
+	}
+	if (!failed && top > sq->jdone)
+		sq->jdone = top;
+	if (!sq->jbroken && sq->jdone == sq->jseq && salus_ajournal_size(sq->aj) >= JOURNAL_RESET_BYTES &&
+	    salus_ajournal_reset(sq->aj))
+		salus_log(SALUS_LOG_WARN, "audit.journal", "could not empty the journal file");
+	pthread_mutex_unlock(&sq->jmu);
+}
+
+/* ---- the journal at open: what a crash left in it goes into the log ---- */
+
+struct aj_recovery {
+	struct sq_store *sq;
+	struct job *head, *tail;
+	size_t n;
+	struct salus_buf in, pre, post;
+	uint64_t top;
+};
+
+static int aj_recovery_apply(struct aj_recovery *a)
+{
+	int rc = SALUS_OK;
+	if (!a->head)
+		return SALUS_OK;
+	w_run_group(a->sq, a->head, NULL);
+	for (struct job *j = a->head, *next; j; j = next) {
+		next = j->next;
+		if (j->rc && !rc)
+			rc = j->rc;
+		salus_free(j);
+	}
+	a->head = a->tail = NULL;
+	a->n = 0;
+	return rc;
+}
+
+static int aj_decode(struct salus_buf *in, struct salus_buf *out, const unsigned char *v, size_t n)
+{
+	unsigned char m[2];
+	int rc;
+	salus_buf_reset(in);
+	if ((rc = salus_buf_add(in, m, salus_auc_marker(m))) || (rc = salus_buf_add(in, v, n)))
+		return rc;
+	return salus_auc_decode(in->p, in->n, out);
+}
+
+static int aj_recover_one(void *ctx, const struct salus_aj_rec *r)
+{
+	struct aj_recovery *a = ctx;
+	struct salus_audit_entry e = {.ts_ms = r->ts_ms};
+	struct heap_job *h;
+	int rc;
+
+	if ((rc = aj_decode(&a->in, &a->pre, r->pre, r->pre_n)) ||
+	    (r->post && (rc = aj_decode(&a->in, &a->post, r->post, r->post_n))))
+		return rc == SALUS_ENOMEM ? rc : SALUS_EINTEGRITY;
+	e.pre = a->pre.p;
+	e.pre_n = a->pre.n;
+	if (r->post) {
+		e.post = a->post.p;
+		e.post_n = a->post.n;
+	}
+	if (!(h = heap_job_new(&e)))
+		return SALUS_ENOMEM;
+	h->j.jseq = r->seq;
+	if (a->tail)
+		a->tail->next = &h->j;
+	else
+		a->head = &h->j;
+	a->tail = &h->j;
+	a->top = r->seq;
+	if (++a->n >= (size_t)a->sq->batch_max)
+		return aj_recovery_apply(a);
+	return SALUS_OK;
+}
+
+/* Open the journal next to the database (unless another process owns it) and move what it
+ * holds past the kv row into the log, then empty it.  On the writer connection, before the
+ * writer thread starts.  Errors: SALUS_EINTEGRITY (a damaged journal: the store does not open,
+ * docs/audit.md says what to do), SALUS_EIO, SALUS_ENOMEM. */
+static int aj_open(struct sq_store *sq, const struct salus_store_opts *o)
+{
+	struct aj_recovery a = {.sq = sq};
+	char *path;
+	sqlite3_stmt *st = NULL;
+	uint64_t done = 0, last = 0;
+	int rc;
+
+	sq->jflush_ns = (int64_t)(o->audit_flush_ms > 0 ? o->audit_flush_ms : JOURNAL_FLUSH_MS) * 1000000;
+	sq->jwake = SIZE_MAX;
+	size_t pn = strlen(sq->path);
+	if (!(path = salus_malloc(pn + sizeof "-auditj")))
+		return SALUS_ENOMEM;
+	memcpy(path, sq->path, pn);
+	memcpy(path + pn, "-auditj", sizeof "-auditj");
+	if (o->audit_journal_key) {
+		struct salus_page_key *jk = sodium_malloc(sizeof *jk);
+		if (!jk) {
+			salus_free(path);
+			return SALUS_ENOMEM;
+		}
+		jk->id = SALUS_AJ_OWN_KEY;
+		memcpy(jk->key, o->audit_journal_key, sizeof jk->key);
+		rc = salus_ajournal_open(path, jk, 1, jk->id, &sq->aj);
+		sodium_free(jk);
+	} else {
+		rc = salus_ajournal_open(path, o->page_keys, o->page_keys ? o->npage_keys : 0,
+					 o->page_keys ? o->page_key_id : 0, &sq->aj);
+	}
+	salus_free(path);
+	if (rc == SALUS_EBUSY) {
+		sq->aj = NULL; /* a running server owns it: this process appends directly */
+		if (o->audit_journal)
+			salus_log(SALUS_LOG_WARN, "audit.journal", "another process holds the audit journal: every "
+				  "audited request waits for its own commit");
+		return SALUS_OK;
+	}
+	if (rc)
+		return rc;
+	if ((rc = map_rc(sqlite3_prepare_v2(sq->w.db, "SELECT val FROM kv WHERE ns='" JOURNAL_NS "' AND key='" JOURNAL_KEY "'",
+					    -1, &st, NULL))))
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		done = strtoull((const char *)sqlite3_column_text(st, 0), NULL, 10);
+	if ((rc = map_rc(sqlite3_finalize(st))))
+		return rc;
+	salus_buf_init(&a.in, 2 * (size_t)SALUS_MAX_AUDIT_EVENT + 2);
+	salus_buf_init(&a.pre, SALUS_MAX_AUDIT_EVENT);
+	salus_buf_init(&a.post, SALUS_MAX_AUDIT_EVENT);
+	rc = salus_ajournal_replay(sq->aj, done, aj_recover_one, &a, &last);
+	if (!rc)
+		rc = aj_recovery_apply(&a);
+	for (struct job *j = a.head, *next; j; j = next) {
+		next = j->next;
+		salus_free(j);
+	}
+	salus_buf_release(&a.in);
+	salus_buf_release(&a.pre);
+	salus_buf_release(&a.post);
+	if (rc) {
+		salus_log(SALUS_LOG_ERROR, "audit.journal", "recovery failed: err=%s", salus_err_name(rc));
+		return rc;
+	}
+	if (a.top)
+		salus_log(SALUS_LOG_INFO, "audit.journal", "moved %llu journaled events into the log",
+			  (unsigned long long)(a.top - done));
+	sq->jseq = sq->jdone = done > last ? done : last;
+	if ((rc = salus_ajournal_reset(sq->aj)))
+		return rc;
+	if (!o->audit_journal) { /* recovered: another process (the server) may own it now */
+		salus_ajournal_free(sq->aj);
+		sq->aj = NULL;
+	}
+	return SALUS_OK;
+}
+
+/* Wait (under qmu) for work: a queued job, journaled records that have waited jflush_ns (or
+ * JOURNAL_WAKE of them), or stopping.  Then the journaled records go first in the queue. */
+static void w_wait(struct sq_store *sq)
+{
+	sq->wake_at = 1;
+	for (;;) {
+		if (sq->head || sq->stopping)
+			break;
+		if (!sq->jhead) {
+			sq->jwake = 1; /* the first one sets the timer */
+			pthread_cond_wait(&sq->qcv, &sq->qmu);
+			continue;
+		}
+		int64_t until = sq->jfirst_ns + sq->jflush_ns;
+		if (sq->jqueued >= JOURNAL_WAKE || mono_ns() >= until)
+			break;
+		struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+		sq->jwake = JOURNAL_WAKE;
+		pthread_cond_timedwait(&sq->qcv, &sq->qmu, &ts);
+	}
+	sq->wake_at = SIZE_MAX;
+	sq->jwake = SIZE_MAX;
+	if (sq->jhead) {
+		sq->jtail->next = sq->head;
+		sq->head = sq->jhead;
+		if (!sq->tail)
+			sq->tail = sq->jtail;
+		sq->queued += sq->jqueued;
+		sq->jhead = sq->jtail = NULL;
+		sq->jqueued = 0;
+		pthread_cond_broadcast(&sq->jcv);
+	}
+}
+
+static void aj_moved(struct sq_store *sq, uint64_t top, bool failed);
+
 static void *writer_main(void *arg)
 {
 	struct sq_store *sq = arg;
@@ -1802,21 +2096,19 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&sq->qmu);
 	for (;;) {
 		struct job *first, *end, *j;
-		size_t ops = 0, jobs = 0;
+		size_t ops = 0, jobs = 0, waited = 0;
 		int64_t t0;
 
-		sq->wake_at = 1;
-		while (!sq->head && !sq->stopping)
-			pthread_cond_wait(&sq->qcv, &sq->qmu);
-		sq->wake_at = SIZE_MAX;
+		w_wait(sq);
 		if (!sq->head)
 			break; /* stopping and drained */
 		/* The callers woken by the last commit usually come straight back
 		 * with their next write: wait a little for them, so the group is
 		 * everyone rather than every other half (PostgreSQL's commit_delay
 		 * idea, bounded by half a commit).  A lone client meets the target
-		 * by itself and never waits. */
-		if (target > sq->queued)
+		 * by itself and never waits.  Journaled records have no caller
+		 * waiting: a group of only those never waits. */
+		if (!sq->head->journaled && target > sq->queued)
 			w_gather(sq, target, gather);
 		/* take up to batch_max ops (at least one job) */
 		first = end = sq->head;
@@ -1826,6 +2118,7 @@ static void *writer_main(void *arg)
 				break;
 			ops += k;
 			jobs++;
+			waited += !end->journaled;
 			end = end->next;
 		}
 		sq->head = end;
@@ -1839,31 +2132,33 @@ static void *writer_main(void *arg)
 		gather = (mono_ns() - t0) / 2;
 		gather = gather > MAX_GATHER_NS ? MAX_GATHER_NS : gather;
 
-		struct job *async = NULL;
-		pthread_mutex_lock(&sq->qmu);
+		/* journaled jobs: no one waits; the log has them (or the group failed) */
+		uint64_t top = 0;
+		bool failed = false;
+		struct job **pp = &first;
 		for (j = first; j != end;) {
-			struct job *next = j->next; /* j may vanish once done is seen */
-			if (j->done_cb) {
-				j->next = async;
-				async = j;
+			struct job *next = j->next;
+			if (j->journaled) {
+				top = j->jseq > top ? j->jseq : top;
+				failed |= j->rc != 0;
+				*pp = next;
+				salus_free(j);
 			} else {
-				j->done = true;
-				pthread_cond_signal(&j->cv);
+				pp = &j->next;
 			}
 			j = next;
 		}
-		target = sq->queued + jobs;
-		if (async) {
-			/* callbacks run without the lock: they may queue the next job */
-			pthread_mutex_unlock(&sq->qmu);
-			while (async) {
-				struct job *next = async->next;
-				async->done_cb(async->done_ctx, async->rc, async->rc ? -1 : async->au[0].index);
-				salus_free(async);
-				async = next;
-			}
-			pthread_mutex_lock(&sq->qmu);
+		if (top || failed)
+			aj_moved(sq, top, failed);
+
+		pthread_mutex_lock(&sq->qmu);
+		for (j = first; j != end;) {
+			struct job *next = j->next; /* j may vanish once done is seen */
+			j->done = true;
+			pthread_cond_signal(&j->cv);
+			j = next;
 		}
+		target = sq->queued + waited;
 	}
 	pthread_mutex_unlock(&sq->qmu);
 	return NULL;
@@ -2110,51 +2405,94 @@ static int sq_audit_write(struct salus_store *s, struct salus_write *ops, size_t
 	return rc;
 }
 
-/* One audit entry whose text is copied into the job's own allocation, followed by the compact
- * forms of pre and post (encoded here, in the caller's thread, not by the single writer). */
-struct async_job {
-	struct job j; /* first: the writer frees the job pointer */
-	struct salus_audit_entry e;
-	char text[];
-};
-
-static int sq_audit_append_async(struct salus_store *s, const struct salus_audit_entry *e, salus_audit_done_cb done,
-				 void *ctx)
+static int sq_audit_journal(struct salus_store *s, const struct salus_audit_entry *e)
 {
 	struct sq_store *sq = sq_of(s);
-	size_t tn = e->pre_n + (e->post ? e->post_n : 0);
-	struct async_job *a = salus_malloc(sizeof *a + tn + 1 + SALUS_AUC_BOUND(tn));
-	unsigned char *enc;
+	struct heap_job *a;
+	int rc;
 
-	if (!a)
-		return SALUS_ENOMEM;
-	memset(a, 0, sizeof *a);
-	if (e->pre_n)
-		memcpy(a->text, e->pre, e->pre_n);
-	if (e->post_n)
-		memcpy(a->text + e->pre_n, e->post, e->post_n);
-	a->e = *e;
-	a->e.pre = a->text;
-	a->e.post = e->post ? a->text + e->pre_n : NULL;
-	enc = (unsigned char *)a->text + tn + 1;
-	a->j.au_epre = enc;
-	a->j.au_epre_n = salus_auc_encode(a->e.pre, a->e.pre_n, enc);
-	a->j.au_epost = enc + a->j.au_epre_n;
-	a->j.au_epost_n = a->e.post ? salus_auc_encode(a->e.post, a->e.post_n, enc + a->j.au_epre_n) : 0;
-	a->j.kind = JOB_WRITE;
-	a->j.au = &a->e;
-	a->j.nau = 1;
-	a->j.done_cb = done;
-	a->j.done_ctx = ctx;
-	pthread_mutex_lock(&sq->qmu);
-	if (sq->stopping) {
-		pthread_mutex_unlock(&sq->qmu);
-		salus_free(a);
-		return SALUS_EINTERNAL; /* use after salus_store_free started */
+	if (!sq->aj) { /* another process owns the journal: append directly */
+		struct salus_audit_entry c = *e;
+		return sq_audit_write(s, NULL, 0, &c, 1);
 	}
-	queue_job(sq, &a->j);
+	if (!(a = heap_job_new(e)))
+		return SALUS_ENOMEM;
+	pthread_mutex_lock(&sq->jmu);
+	if (sq->jbroken) {
+		rc = SALUS_EIO;
+		goto out_unlock;
+	}
+	struct salus_aj_rec rec = {
+		.seq = sq->jseq + 1,
+		.ts_ms = e->ts_ms,
+		.pre = a->j.au_epre,
+		.pre_n = a->j.au_epre_n,
+		.post = a->e.post ? a->j.au_epost : NULL,
+		.post_n = a->j.au_epost_n,
+	};
+	if ((rc = salus_ajournal_append(sq->aj, &rec)))
+		goto out_unlock;
+	a->j.jseq = ++sq->jseq;
+	pthread_mutex_lock(&sq->qmu);
+	while (sq->jqueued >= JOURNAL_MAX_PENDING && !sq->stopping)
+		pthread_cond_wait(&sq->jcv, &sq->qmu);
+	if (sq->stopping) {
+		/* the writer is gone or going: the record stays in the file for the next open */
+		pthread_mutex_unlock(&sq->qmu);
+		pthread_mutex_unlock(&sq->jmu);
+		salus_free(a);
+		return SALUS_OK;
+	}
+	if (sq->jtail)
+		sq->jtail->next = &a->j;
+	else
+		sq->jhead = &a->j;
+	sq->jtail = &a->j;
+	if (sq->jqueued++ == 0)
+		sq->jfirst_ns = mono_ns();
+	if (sq->jqueued >= sq->jwake)
+		pthread_cond_signal(&sq->qcv);
 	pthread_mutex_unlock(&sq->qmu);
+	pthread_mutex_unlock(&sq->jmu);
 	return SALUS_OK;
+out_unlock:
+	pthread_mutex_unlock(&sq->jmu);
+	salus_free(a);
+	if (rc)
+		salus_log(SALUS_LOG_ERROR, "audit.journal", "err=%s", salus_err_name(rc));
+	return rc;
+}
+
+static int noop_fn(void *ctx, sqlite3 *db)
+{
+	(void)ctx;
+	(void)db;
+	return SALUS_OK;
+}
+
+static int sq_audit_settle(struct salus_store *s)
+{
+	struct sq_store *sq = sq_of(s);
+	bool pending, broken;
+
+	if (!sq->aj)
+		return SALUS_OK;
+	pthread_mutex_lock(&sq->jmu);
+	pending = sq->jdone != sq->jseq;
+	broken = sq->jbroken;
+	pthread_mutex_unlock(&sq->jmu);
+	if (broken)
+		return SALUS_EIO;
+	if (!pending)
+		return SALUS_OK;
+	/* a job queued now is in a group after every journaled record taken so far (the writer
+	 * takes them at the start of each group) */
+	struct job j = {.kind = JOB_FN, .fn = noop_fn};
+	int rc = submit(sq, &j);
+	pthread_mutex_lock(&sq->jmu);
+	broken = sq->jbroken;
+	pthread_mutex_unlock(&sq->jmu);
+	return rc ? rc : broken ? SALUS_EIO : SALUS_OK;
 }
 
 static int sq_audit_checkpoint_put(struct salus_store *s, int64_t size, const unsigned char *root, int64_t ts_ms,
@@ -2506,9 +2844,12 @@ static void sq_free(struct salus_store *s)
 		pthread_mutex_lock(&sq->qmu);
 		sq->stopping = true;
 		pthread_cond_signal(&sq->qcv);
+		pthread_cond_broadcast(&sq->jcv);
 		pthread_mutex_unlock(&sq->qmu);
 		pthread_join(sq->thread, NULL);
 	}
+	if (sq->aj && !sq->jbroken && sq->jdone == sq->jseq)
+		salus_ajournal_reset(sq->aj); /* all of it is in the log */
 	ckpt_stop(sq); /* after the writer: nothing wakes it any more */
 	for (int i = 0; i < sq->nreaders; i++)
 		conn_close(&sq->readers[i]);
@@ -2521,6 +2862,9 @@ static void sq_free(struct salus_store *s)
 	pthread_mutex_destroy(&sq->rmu);
 	pthread_cond_destroy(&sq->qcv);
 	pthread_mutex_destroy(&sq->qmu);
+	pthread_cond_destroy(&sq->jcv);
+	pthread_mutex_destroy(&sq->jmu);
+	salus_ajournal_free(sq->aj); /* after the writer moved what was queued */
 	pthread_cond_destroy(&sq->ckcv);
 	pthread_mutex_destroy(&sq->ckmu);
 	salus_buf_release(&sq->au_text);
@@ -2541,6 +2885,8 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 	sq->base.ops = &salus_store_sqlite_ops;
 	salus_buf_init(&sq->au_text, SALUS_MAX_AUDIT_EVENT + 1); /* + the 0x00 leaf prefix */
 	pthread_mutex_init(&sq->qmu, NULL);
+	pthread_mutex_init(&sq->jmu, NULL);
+	pthread_cond_init(&sq->jcv, NULL);
 	pthread_mutex_init(&sq->ckmu, NULL);
 	pthread_cond_init(&sq->ckcv, NULL);
 	{
@@ -2566,7 +2912,7 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 		goto out_free;
 	if (o->patient_keys && (rc = salus_pk_open(o->patient_keys, o->pwks, o->npwks, o->patient_keys_exclusive, &sq->pk)))
 		goto out_free;
-	if ((rc = writer_open(sq, o->create)))
+	if ((rc = writer_open(sq, o->create)) || (rc = aj_open(sq, o)))
 		goto out_free;
 	if (!(sq->readers = salus_calloc((size_t)n, sizeof *sq->readers))) {
 		rc = SALUS_ENOMEM;
@@ -2759,7 +3105,8 @@ const struct salus_store_ops salus_store_sqlite_ops = {
 	.kv_del = sq_kv_del,
 	.kv_list = sq_kv_list,
 	.audit_write = sq_audit_write,
-	.audit_append_async = sq_audit_append_async,
+	.audit_journal = sq_audit_journal,
+	.audit_settle = sq_audit_settle,
 	.audit_size = sq_audit_size,
 	.audit_nodes = sq_audit_nodes,
 	.audit_scan = sq_audit_scan,

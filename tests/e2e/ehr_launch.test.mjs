@@ -5,7 +5,8 @@
 // FHIR.oauth2.authorize(), which reads iss and launch from its own URL and adds the `launch`
 // scope → Salus's consent page (the launching browser's sign-in carries over through the
 // SameSite=Lax launch cookie) → FHIR.oauth2.ready() exchanges the code
-// (PKCE S256) → the client knows the patient and encounter of the launch and reads them.
+// (PKCE S256) → the client knows the patient and encounter of the launch and reads them, and the
+// order the launch named (fhirContext).
 // Chromium trusts exactly the data directory's TLS key (as in smart_launch.test.mjs).
 // Skips, saying why, when /usr/bin/chromium is absent.
 import assert from 'node:assert/strict';
@@ -24,7 +25,7 @@ const FHIRCLIENT = path.join(HERE, '../../node_modules/fhirclient/build/fhir-cli
 const PW = 'a long and unusual passphrase 8';
 const haveChromium = fs.existsSync(CHROMIUM);
 
-let s, app, appPort, browser, patientId, otherId, encounterId, totpSecret;
+let s, app, appPort, browser, patientId, otherId, encounterId, orderId, totpSecret;
 
 const page = (title, script) => `<!doctype html><html lang=en><head><meta charset=utf-8><title>${title}</title>
 <script src="/fhir-client.js"></script></head><body><h1>${title}</h1><pre id=out></pre>
@@ -43,8 +44,11 @@ const pages = {
         const enc = await client.encounter.read();
         let other;
         try { await client.request('Patient/__OTHER__'); other = 'read'; } catch (e) { other = String(e.status || e); }
+        const fhirContext = client.state.tokenResponse.fhirContext;
+        const ctx0 = fhirContext && fhirContext.length ? await client.request(fhirContext[0].reference) : null;
         const out = { patientId: client.patient.id, encounterId: client.encounter.id, patient: p, encounter: enc, other,
-          scope: client.state.tokenResponse.scope, serverUrl: client.state.serverUrl, user: client.getUserId() };
+          scope: client.state.tokenResponse.scope, serverUrl: client.state.serverUrl, user: client.getUserId(),
+          fhirContext, ctx0 };
         document.getElementById('out').textContent = JSON.stringify(out);
         document.body.dataset.done = '1';
       })
@@ -63,6 +67,8 @@ before(async () => {
   patientId = await mk({ resourceType: 'Patient', name: [{ family: 'Lovelace', given: ['Ada'] }], birthDate: '1815-12-10' });
   otherId = await mk({ resourceType: 'Patient', name: [{ family: 'Babbage' }] });
   encounterId = await mk({ resourceType: 'Encounter', status: 'in-progress', class: { code: 'AMB' },
+    subject: { reference: `Patient/${patientId}` } });
+  orderId = await mk({ resourceType: 'ServiceRequest', status: 'active', intent: 'order', code: { text: 'chest x-ray' },
     subject: { reference: `Patient/${patientId}` } });
 
   appPort = await freePort();
@@ -129,7 +135,7 @@ test('EHR launch with fhirclient: /auth/launch, launch URL with iss + launch, au
   tab.setDefaultTimeout(20000);
 
   // the EHR side: a clinician opens the app for a patient and an encounter
-  await tab.goto(`${s.base}/auth/launch?client_id=ehrapp&patient=${patientId}&encounter=${encounterId}`);
+  await tab.goto(`${s.base}/auth/launch?client_id=ehrapp&patient=${patientId}&encounter=${encounterId}&context=ServiceRequest/${orderId}`);
   assert.match(await tab.textContent('body'), new RegExp(`for patient ${patientId}`));
   await signIn(tab, -1);
 
@@ -163,6 +169,9 @@ test('EHR launch with fhirclient: /auth/launch, launch URL with iss + launch, au
   assert.match(out.scope, /patient\/\*\.rs/);
   assert.equal(out.serverUrl, s.fhirBase);
   assert.equal(out.user, 'prac-lovelace');
+  // SMART 2.x fhirContext: the launch's order, readable with the token
+  assert.deepEqual(out.fhirContext, [{ reference: `ServiceRequest/${orderId}` }]);
+  assert.equal(out.ctx0.id, orderId);
 
   // the launch value was single use
   const again = await s.request('GET', `/auth/authorize?${new URLSearchParams({ client_id: 'ehrapp', response_type: 'code',

@@ -221,3 +221,32 @@ test('salus report access: text, CSV and a FHIR Bundle', async () => {
   assert.equal((await salus(['report', 'access', '--data', s.dir])).code, 2);
   assert.equal((await salus(['report', 'access', '--data', s.dir, '--patient', 'a/b'])).code, 2);
 });
+
+test('Patient/X/AuditEvent is the compartment search of the trail (AuditEvent?patient=X)', async () => {
+  const comp = await all_(`/fhir/Patient/${ids.pA}/AuditEvent?_count=500`);
+  const byType = await all_(`/fhir/AuditEvent?patient=${ids.pA}&_count=500`);
+  assert.ok(comp.length > 0);
+  const t = new Set(byType.map((e) => e.id));
+  for (const e of comp) {
+    assert.ok(t.has(e.id), `event ${e.id} of the compartment search is in the type search`);
+    assert.ok(what(e).includes(`Patient/${ids.pA}`));
+  }
+  assert.ok(byType.length - comp.length <= 1, 'at most the compartment search\'s own event more');
+  // a patient-context or restricted grant is refused, never widened
+  const r = await s.request('GET', `/fhir/Patient/${ids.pA}/AuditEvent`, { token: ro });
+  assert.equal(r.status, 403);
+});
+
+/** Every entry of a search URL as the auditor, following next links. */
+async function all_(first) {
+  const out = [];
+  let url = first;
+  while (url) {
+    const r = await asAuditor('GET', url);
+    assert.equal(r.status, 200, `${url}: ${r.body}`);
+    for (const e of r.json.entry || []) out.push(e.resource);
+    const next = r.json.link.find((l) => l.relation === 'next');
+    url = next ? next.url.slice(s.base.length) : null;
+  }
+  return out;
+}

@@ -151,12 +151,12 @@ after(async () => {
 
 const ALL = ['Observation/ox-hiv', 'Observation/ox-plain', 'Observation/ox-psy', 'Observation/ox-r', 'Observation/ox-v'];
 
-function expectOnly(o, visible) {
+function expectOnly(o, visible, { patientHidden = false } = {}) {
   const v = visible.map((x) => `Observation/${x}`).sort();
   assert.deepEqual(o.search, v, 'search pages');
   assert.equal(o.total, v.length, '_total=accurate');
   assert.equal(o.count, v.length, '_summary=count');
-  assert.deepEqual(o.revinclude.sort(), v, '_revinclude');
+  assert.deepEqual(o.revinclude.sort(), patientHidden ? [] : v, '_revinclude (from the Patient)');
   assert.deepEqual(o.include.filter((x) => x.startsWith('Observation/') && x !== 'Observation/ox-b'), v, '_include');
   if (Array.isArray(o.everything)) assert.deepEqual(o.everything.sort(), v, '$everything');
   assert.deepEqual(o.compartment, v, 'compartment search');
@@ -255,6 +255,67 @@ describe('Consent', () => {
     expectOnly(await seen(tok.proxy), ['ox-plain']);
   });
 
+  test('deny everyone but permit one actor (nested permit): only that actor keeps access', async () => {
+    const c = consent('c-all', 'pa', 'x', { provision: [{ type: 'permit', actor: [{ role: { text: 'x' }, reference: { reference: 'Practitioner/prac-doc2' } }] }] });
+    delete c.provision.actor; // a deny of everyone
+    let w = await put(c);
+    assert.equal(w.status, 201, w.body);
+    expectOnly(await seen(tok.doc), []);
+    assert.equal((await get(tok.doc, '/fhir/Patient/pa')).status, 404);
+    expectOnly(await seen(tok.proxy), []);
+    expectOnly(await seen(tok.doc2), ['ox-plain', 'ox-r', 'ox-psy', 'ox-hiv']);
+    expectOnly(await seen(tok.pat), ['ox-plain', 'ox-r', 'ox-v', 'ox-psy', 'ox-hiv']); // never the patient
+    w = await s.request('DELETE', '/fhir/Consent/c-all', { token: sys });
+    assert.ok(w.status === 200 || w.status === 204, w.body);
+    expectOnly(await seen(tok.doc), ['ox-plain', 'ox-r', 'ox-psy', 'ox-hiv']);
+  });
+
+  test('deny with permit exceptions by securityLabel or class: the exception stays visible', async () => {
+    let w = await put(consent('c-exc', 'pa', 'Practitioner/prac-nurse',
+      { provision: [{ type: 'permit', securityLabel: [{ system: ACT, code: 'PSY' }] }] }));
+    assert.equal(w.status, 201, w.body);
+    expectOnly(await seen(tok.nurse), ['ox-psy'], { patientHidden: true });
+    assert.equal((await get(tok.nurse, '/fhir/Patient/pa')).status, 404, 'the Patient carries no PSY label');
+    w = await put(consent('c-exc', 'pa', 'Practitioner/prac-nurse',
+      { provision: [{ type: 'permit', class: [{ system: 'http://hl7.org/fhir/resource-types', code: 'Observation' }] }] }));
+    assert.equal(w.status, 200, w.body);
+    expectOnly(await seen(tok.nurse), ['ox-plain', 'ox-r', 'ox-psy', 'ox-hiv'], { patientHidden: true });
+    assert.equal((await get(tok.nurse, '/fhir/Patient/pa')).status, 404, 'only Observations are excepted');
+    // an exception for another actor, or one whose period is over, excepts nothing
+    w = await put(consent('c-exc', 'pa', 'Practitioner/prac-nurse', { provision: [
+      { type: 'permit', actor: [{ role: { text: 'x' }, reference: { reference: 'Practitioner/prac-doc' } }] },
+      { type: 'permit', period: { end: '2001-01-01' } }] }));
+    assert.equal(w.status, 200, w.body);
+    expectOnly(await seen(tok.nurse), []);
+    // a permit exception limited to ordinary purposes is not applied (Salus cannot tell them apart)
+    w = await put(consent('c-exc', 'pa', 'Practitioner/prac-nurse',
+      { provision: [{ type: 'permit', purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT' }] }] }));
+    assert.equal(w.status, 200, w.body);
+    expectOnly(await seen(tok.nurse), []);
+    await s.request('DELETE', '/fhir/Consent/c-exc', { token: sys });
+    expectOnly(await seen(tok.nurse), ['ox-plain', 'ox-r', 'ox-psy', 'ox-hiv']);
+  });
+
+  test('permit with nested denials: only the denied class or label (in its period) is hidden', async () => {
+    const permit = (nested) => {
+      const c = consent('c-pd', 'pa', 'Practitioner/prac-doc', { type: 'permit', provision: nested });
+      return put(c);
+    };
+    let w = await permit([{ type: 'deny', class: [{ system: 'http://hl7.org/fhir/resource-types', code: 'Observation' }] }]);
+    assert.equal(w.status, 201, w.body);
+    expectOnly(await seen(tok.doc), []);
+    assert.equal((await get(tok.doc, '/fhir/Patient/pa')).status, 200, 'the rest of the record stays open');
+    w = await permit([{ type: 'deny', securityLabel: [{ system: ACT, code: 'HIV' }] },
+      { type: 'deny', securityLabel: [{ system: ACT, code: 'PSY' }], period: { start: '2999-01-01' } }]);
+    assert.equal(w.status, 200, w.body);
+    expectOnly(await seen(tok.doc), ['ox-plain', 'ox-r', 'ox-psy']);
+    // a nested denial naming another actor does not apply
+    w = await permit([{ type: 'deny', actor: [{ role: { text: 'x' }, reference: { reference: 'Practitioner/prac-doc2' } }] }]);
+    assert.equal(w.status, 200, w.body);
+    expectOnly(await seen(tok.doc), ['ox-plain', 'ox-r', 'ox-psy', 'ox-hiv']);
+    await s.request('DELETE', '/fhir/Consent/c-pd', { token: sys });
+  });
+
   test('Consents that are not patient-privacy denies are not interpreted', async () => {
     const c = consent('c-other', 'pa', 'Practitioner/prac-doc2');
     c.scope.coding[0].code = 'research';
@@ -305,5 +366,32 @@ describe('break-glass ([policy] relationship = practitioner) overrides a Consent
     // a label-restricted staff token cannot run conditional matching (it would reach hidden rows)
     const w = await r2.request('PUT', '/fhir/Observation?code:text=ox-plain', { token: t, body: obs('ox-plain', 'pa') });
     assert.equal(w.status, 403, w.body);
+  });
+
+  test('purpose: a denial naming BTG binds break-glass access too; one naming only BTG binds nothing else', async () => {
+    const BTG = { system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'BTG' };
+    const TREAT = { system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT' };
+    const put2 = (res) => r2.request('PUT', `/fhir/${res.resourceType}/${res.id}`, { token: sys2, body: res });
+    for (const res of [
+      { resourceType: 'Patient', id: 'pc', name: [{ family: 'Charlie' }], generalPractitioner: [{ reference: 'Practitioner/prac-bg' }] },
+      obs('oc', 'pc'),
+      { resourceType: 'Patient', id: 'pd', name: [{ family: 'Delta' }] },
+      obs('od', 'pd'),
+      consent('c-pc', 'pc', 'Practitioner/prac-bg', { purpose: [BTG] }), // only in emergencies
+      consent('c-pd', 'pd', 'Practitioner/prac-bg', { purpose: [TREAT, BTG] }), // not even in an emergency
+    ]) {
+      const w = await put2(res);
+      assert.ok(w.status === 201 || w.status === 200, w.body);
+    }
+    assert.equal((await get2('/fhir/Observation/oc')).status, 200, 'a BTG-only denial does not bind ordinary access');
+    assert.equal((await get2('/fhir/Observation/od')).status, 404, 'unrelated and denied');
+    for (const patient of ['pc', 'pd']) {
+      const g = await r2.request('POST', '/auth/break-glass', { token: t,
+        body: { patient, reason: 'unconscious in the ED, no relative reachable', minutes: 10 } });
+      assert.equal(g.status, 201, g.body);
+    }
+    assert.equal((await get2('/fhir/Observation/oc')).status, 404, 'under break-glass the BTG denial binds');
+    assert.equal((await get2('/fhir/Observation/od')).status, 404, 'break-glass does not override a denial naming BTG');
+    assert.equal((await get2('/fhir/Patient/pd')).status, 404);
   });
 });

@@ -14,7 +14,7 @@ import { salus, startServer } from './lib/server.mjs';
 const PW = 'correct horse battery staple 42';
 const REDIRECT = 'https://app.example/cb';
 const LAUNCH_URI = 'https://app.example/launch';
-let s, pid, otherPid, encId, otherEncId;
+let s, pid, otherPid, encId, otherEncId, obsId, otherObsId;
 const totp = {};
 const used = {}; // each TOTP time step is accepted once per user: -1, 0, +1 steps, then another user
 
@@ -30,9 +30,10 @@ const nextCode = (user) => {
 };
 
 /** Staff sign-in on /auth/launch; resolves the final response (302 to the launch URI, or a page). */
-async function ehrLaunch(user, { client = 'ehrapp', patient = pid, encounter } = {}) {
+async function ehrLaunch(user, { client = 'ehrapp', patient = pid, encounter, context } = {}) {
   const q = new URLSearchParams({ client_id: client, patient });
   if (encounter) q.set('encounter', encounter);
+  if (context) q.set('context', context);
   const g = await s.request('GET', `/auth/launch?${q}`);
   if (g.status !== 200) return g;
   assert.match(g.headers['content-security-policy'], /frame-ancestors 'none'/);
@@ -87,8 +88,8 @@ before(async () => {
   otherPid = await mk({ resourceType: 'Patient', name: [{ family: 'Elsewhere' }] });
   encId = await mk({ resourceType: 'Encounter', status: 'in-progress', class: { code: 'AMB' }, subject: { reference: `Patient/${pid}` } });
   otherEncId = await mk({ resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' }, subject: { reference: `Patient/${otherPid}` } });
-  await mk({ resourceType: 'Observation', status: 'final', code: { text: 'pulse' }, subject: { reference: `Patient/${pid}` } });
-  await mk({ resourceType: 'Observation', status: 'final', code: { text: 'pulse' }, subject: { reference: `Patient/${otherPid}` } });
+  obsId = await mk({ resourceType: 'Observation', status: 'final', code: { text: 'pulse' }, subject: { reference: `Patient/${pid}` } });
+  otherObsId = await mk({ resourceType: 'Observation', status: 'final', code: { text: 'pulse' }, subject: { reference: `Patient/${otherPid}` } });
   let r = await salus(['client', 'add', '--data', s.dir, '--id', 'ehrapp', '--scope',
     'patient/*.rs user/Patient.rs openid fhirUser launch/patient launch/encounter', '--redirect-uri', REDIRECT,
     '--launch-uri', LAUNCH_URI, '--public']);
@@ -99,7 +100,7 @@ before(async () => {
   r = await salus(['client', 'add', '--data', s.dir, '--id', 'standalone', '--scope', 'patient/*.rs user/*.rs',
     '--redirect-uri', REDIRECT, '--public']);
   assert.equal(r.code, 0, r.stderr);
-  for (const [u, prac] of [['alice', 'p-a'], ['bob', 'p-b'], ['carol', 'p-c'], ['dave', 'p-d'], ['erin', 'p-e'], ['frank', 'p-f']])
+  for (const [u, prac] of [['alice', 'p-a'], ['bob', 'p-b'], ['carol', 'p-c'], ['dave', 'p-d'], ['erin', 'p-e'], ['frank', 'p-f'], ['hank', 'p-h'], ['ivan', 'p-h'], ['judy', 'p-h'], ['kim', 'p-h']])
     totp[u] = await s.addUser(u, 'clinician', ['--practitioner', prac], PW);
   totp.gina = await s.addUser('gina', 'clinician', ['--practitioner', 'p-g'], PW);
   totp.pat = await s.addUser('pat', 'patient', ['--patient', pid], PW);
@@ -147,6 +148,7 @@ describe('EHR launch', () => {
     assert.equal(t.json.patient, pid);
     assert.equal(t.json.encounter, encId);
     assert.equal(t.json.need_patient_banner, true);
+    assert.equal(t.json.fhirContext, undefined, 'no other context resources: no fhirContext');
     assert.match(t.json.scope, /\blaunch\b/);
     assert.match(t.json.scope, /patient\/\*\.rs/);
     const tok = t.json.access_token;
@@ -258,5 +260,31 @@ describe('EHR launch', () => {
     r = await ehrLaunch('pat');
     assert.equal(r.status, 403, r.body);
     assert.match(r.body, /only staff/);
+  });
+
+  test('fhirContext: the other resources of a launch, in the patient record only', async () => {
+    let r = await ehrLaunch('kim', { encounter: encId, context: `Observation/${obsId}` });
+    assert.equal(r.status, 302, r.body);
+    const launch = new URL(r.headers.location).searchParams.get('launch');
+    const verifier = crypto.randomBytes(32).toString('base64url');
+    const cb = await authorize('kim', { launch, verifier, scope: 'launch patient/*.rs' });
+    const t = await exchange(cb.searchParams.get('code'), verifier);
+    assert.equal(t.status, 200, t.body);
+    assert.equal(t.json.patient, pid);
+    assert.equal(t.json.encounter, encId, 'the encounter stays in `encounter` (SMART 2.x: not in fhirContext)');
+    assert.deepEqual(t.json.fhirContext, [{ reference: `Observation/${obsId}` }]);
+    // an Observation of another patient, one that does not exist, a type outside the compartment: no launch
+    for (const [user, context] of [['hank', `Observation/${otherObsId}`], ['ivan', 'Observation/no-such-obs'], ['judy', 'Practitioner/p-h']]) {
+      r = await ehrLaunch(user, { context });
+      assert.equal(r.status, 404, `${context}: ${r.body}`);
+      assert.equal(r.headers.location, undefined);
+    }
+    // not references, Patient or Encounter, too many: the launch page refuses
+    for (const context of ['Observation', `Patient/${pid}`, `Encounter/${encId}`, 'observation/x', `Observation/${obsId},`,
+      Array(5).fill(`Observation/${obsId}`).join(',')]) {
+      r = await s.request('GET', `/auth/launch?${new URLSearchParams({ client_id: 'ehrapp', patient: pid, context })}`);
+      assert.equal(r.status, 400, context);
+      assert.match(r.body, /context must be/);
+    }
   });
 });

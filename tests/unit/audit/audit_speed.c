@@ -2,15 +2,16 @@
  * audit_speed.c — audited events appended per second under concurrent load
  * (built, not a ctest).
  *
- *   audit_speed [DIR] [EVENTS] [THREADS] [async]
+ *   audit_speed [DIR] [EVENTS] [THREADS] [journal]
  *
  * Opens a fresh store in DIR (default: a new /tmp directory), records EVENTS
  * (default 100000) BALP AuditEvents from THREADS threads (default 64), each
  * call blocking until durable, then prints events/s, p50/p99 latency, the
  * time of a checkpoint and of an inclusion proof at the final size.
- * With "async", each thread keeps up to WINDOW events in flight with
- * salus_audit_record_async (what a server with suspended connections does)
- * and latency is measured from submit to the durable callback.
+ * With "journal", each thread records through the audit journal
+ * (salus_audit_record_journal: what the server does for reads), latency is
+ * that of the append, and the clock stops when all of them are in the log
+ * (salus_store_audit_settle).
  * SALUS_SPEED_ENCRYPT=1 opens the store encrypted, as `salus serve` does.
  */
 #include <pthread.h>
@@ -37,41 +38,11 @@ struct run {
 struct arg {
 	struct run *r;
 	int t;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int inflight;
-};
-
-#define WINDOW 256 /* events in flight per thread; SALUS_SPEED_WINDOW overrides (e.g. 16 x 2 threads = 32 connections) */
-static int window = WINDOW;
-
-struct pending {
-	struct arg *a;
-	double t0;
-	double *lat;
 };
 
 static double now_s(void);
 
-static void done(void *ctx, int rc, int64_t index)
-{
-	struct pending *p = ctx;
-	struct arg *a = p->a;
-	(void)index;
-	*p->lat = (now_s() - p->t0) * 1e6;
-	if (rc) {
-		pthread_mutex_lock(&a->r->mu);
-		a->r->errors++;
-		pthread_mutex_unlock(&a->r->mu);
-	}
-	pthread_mutex_lock(&a->mu);
-	a->inflight--;
-	pthread_cond_signal(&a->cv);
-	pthread_mutex_unlock(&a->mu);
-	free(p);
-}
-
-static void *async_worker(void *arg)
+static void *journal_worker(void *arg)
 {
 	struct arg *a = arg;
 	struct run *r = a->r;
@@ -80,29 +51,15 @@ static void *async_worker(void *arg)
 		struct salus_audit_req rq = {.interaction = SALUS_AUDIT_READ, .resource_type = "Observation",
 					     .id = "obs-123", .patients = pats, .npatients = 1, .status = 200,
 					     .client_id = "bench", .remote_addr = "127.0.0.1"};
-		struct pending *p = malloc(sizeof *p);
-		p->a = a;
-		p->lat = &r->lat_us[a->t * r->per + i];
-		pthread_mutex_lock(&a->mu);
-		while (a->inflight >= window)
-			pthread_cond_wait(&a->cv, &a->mu);
-		a->inflight++;
-		pthread_mutex_unlock(&a->mu);
-		p->t0 = now_s();
-		if (salus_audit_record_async(r->au, &rq, done, p)) {
-			free(p);
-			pthread_mutex_lock(&a->mu);
-			a->inflight--;
-			pthread_mutex_unlock(&a->mu);
+		double t0 = now_s();
+		int rc = salus_audit_record_journal(r->au, &rq);
+		r->lat_us[a->t * r->per + i] = (now_s() - t0) * 1e6;
+		if (rc) {
 			pthread_mutex_lock(&r->mu);
 			r->errors++;
 			pthread_mutex_unlock(&r->mu);
 		}
 	}
-	pthread_mutex_lock(&a->mu);
-	while (a->inflight)
-		pthread_cond_wait(&a->cv, &a->mu);
-	pthread_mutex_unlock(&a->mu);
 	return NULL;
 }
 
@@ -146,7 +103,7 @@ int main(int argc, char **argv)
 	int events = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 100000;
 	int threads = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 64;
 	struct salus_store *st = NULL;
-	struct salus_store_opts so = {.create = true};
+	struct salus_store_opts so = {.create = true, .audit_journal = true};
 	struct salus_audit_opts ao = {0};
 	struct run r = {0};
 	pthread_t *th;
@@ -184,22 +141,20 @@ int main(int argc, char **argv)
 	th = calloc((size_t)threads, sizeof *th);
 	args = calloc((size_t)threads, sizeof *args);
 	t0 = now_s();
-	bool async = argc > 4 && !strcmp(argv[4], "async");
-	if (getenv("SALUS_SPEED_WINDOW") && strtol(getenv("SALUS_SPEED_WINDOW"), NULL, 10) > 0)
-		window = (int)strtol(getenv("SALUS_SPEED_WINDOW"), NULL, 10);
+	bool journal = argc > 4 && !strcmp(argv[4], "journal");
 	for (int i = 0; i < threads; i++) {
 		args[i] = (struct arg){.r = &r, .t = i};
-		pthread_mutex_init(&args[i].mu, NULL);
-		pthread_cond_init(&args[i].cv, NULL);
-		pthread_create(&th[i], NULL, async ? async_worker : worker, &args[i]);
+		pthread_create(&th[i], NULL, journal ? journal_worker : worker, &args[i]);
 	}
 	for (int i = 0; i < threads; i++)
 		pthread_join(th[i], NULL);
+	if (journal && salus_store_audit_settle(st))
+		r.errors++;
 	dt = now_s() - t0;
 	size_t total = (size_t)r.per * (size_t)threads;
 	qsort(r.lat_us, total, sizeof *r.lat_us, cmp);
 	printf("audit_speed: %zu events from %d threads%s in %.2f s = %.0f events/s durable; errors %d\n", total, threads,
-	       async ? " (async)" : "", dt, total / dt, r.errors);
+	       journal ? " (journal)" : "", dt, total / dt, r.errors);
 	printf("latency p50 %.0f us, p99 %.0f us\n", r.lat_us[total / 2], r.lat_us[total * 99 / 100]);
 	t0 = now_s();
 	struct salus_audit_cp cp = {0};

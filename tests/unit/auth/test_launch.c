@@ -5,7 +5,9 @@
  * the launch context (password, TOTP), the launch parameter and scope at
  * /auth/authorize, the token response's patient and encounter and the
  * token's patient claim; refusals: unknown, reused and other client's launch,
- * another user, a patient user, a missing patient, a store that fails.
+ * another user, a patient user, a missing patient, a store that fails; the
+ * standalone launch's patient and encounter pickers (with a fake picker) and
+ * an EHR launch's fhirContext.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -388,6 +390,193 @@ static void test_launch_page_refusals(void **state)
 	fake_kv_fail(0);
 }
 
+/* ---- standalone launch: the pickers; fhirContext ---- */
+
+static char pick_last[256]; /* "user role fhirUser type compartment k=v..." of the last picker call */
+
+/* A fake picker: Patients p1 ("Doe, Jane") and p2 found by name; Encounter e1 of p1; Observation o1 in
+ * p1's compartment.  An _id search finds that id only. */
+static int picker(void *ctx, const struct salus_pick_user *u, const char *type, const char *const *kv, size_t npairs,
+		  const char *compartment, struct salus_pick_hit *hits, size_t max, size_t *n)
+{
+	(void)ctx;
+	int len = snprintf(pick_last, sizeof pick_last, "%s %s %s %s %s", u->username, u->role, u->fhir_user, type,
+			   compartment ? compartment : "-");
+	for (size_t i = 0; i < npairs && len > 0 && (size_t)len < sizeof pick_last; i++)
+		len += snprintf(pick_last + len, sizeof pick_last - (size_t)len, " %s=%s", kv[2 * i], kv[2 * i + 1]);
+	static const char *const all[][4] = {{"Patient", "p1", "Doe, Jane", "1970-01-01"},
+					     {"Patient", "p2", "Doe, <b>John</b>", ""},
+					     {"Encounter", "e1", "AMB (finished)", "2026-01-01"},
+					     {"Observation", "o1", "", ""}};
+	*n = 0;
+	const char *id = npairs && !strcmp(kv[0], "_id") ? kv[1] : NULL;
+	for (size_t i = 0; i < 4 && *n < max; i++) {
+		if (strcmp(all[i][0], type) || (id && strcmp(all[i][1], id)))
+			continue;
+		if (!strcmp(type, "Observation") && (!compartment || strcmp(compartment, "p1")))
+			continue;
+		struct salus_pick_hit *h = &hits[(*n)++];
+		snprintf(h->id, sizeof h->id, "%s", all[i][1]);
+		snprintf(h->label, sizeof h->label, "%s", all[i][2]);
+		snprintf(h->detail, sizeof h->detail, "%s", all[i][3]);
+	}
+	return 0;
+}
+
+/* /auth/authorize of pickapp (standalone) signed in by user: the page after the sign-in. */
+static void pick_start(const char *user, const struct salus_mfa_enrolment *m, const char *scope, struct page *pg,
+		       struct salus_authz_response *r)
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char challenge[SALUS_B64URL_LEN(crypto_hash_sha256_BYTES)];
+	crypto_hash_sha256(h, (const unsigned char *)VERIFIER, strlen(VERIFIER));
+	salus_b64url_encode(h, sizeof h, challenge, sizeof challenge);
+	const char *kv[] = {"client_id", "pickapp", "redirect_uri", REDIRECT, "response_type", "code", "scope", scope,
+			    "code_challenge", challenge, "code_challenge_method", "S256", "state", "s1", NULL};
+	assert_int_equal(salus_oauth_authorize(A, "GET", param, (void *)kv, NULL, NULL, 0, NULL, NULL, r), 0);
+	page_of(r, pg);
+	salus_authz_response_release(r);
+	sign_in(pg, user, m, r);
+	assert_int_equal(r->status, 200);
+}
+
+static void test_picker_flow(void **state)
+{
+	(void)state;
+	const char *why = NULL;
+	struct salus_authz_response r;
+	struct page pg;
+	char loc[2048];
+	assert_int_equal(salus_auth_app_add(ST, "pickapp", "patient/*.rs launch/patient launch/encounter", REDIRECT, NULL,
+					    true, NULL, 0, &why),
+			 0);
+	salus_auth_set_picker(A, picker, NULL);
+	pick_start("alice", &M_ALICE, "launch/patient launch/encounter patient/*.rs", &pg, &r);
+	assert_non_null(strstr(r.body, "Choose a patient"));
+	assert_non_null(strstr(r.body, "value=\"patient\""));
+	salus_authz_response_release(&r);
+	/* search: the picker runs as alice, the hits are buttons (escaped), audited as a Patient search */
+	post(&pg, "step=patient&action=search&name=doe&birthdate=1970", &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(pick_last, "alice clinician Practitioner/alice Patient - name=doe birthdate=1970");
+	assert_non_null(strstr(r.body, "name=patient value=\"p1\">Doe, Jane &middot; 1970-01-01</button>"));
+	assert_non_null(strstr(r.body, "Doe, &lt;b&gt;John&lt;/b&gt;"));
+	assert_int_equal(r.event, SALUS_AUTHZ_EV_PICK);
+	assert_string_equal(r.pick_type, "Patient");
+	assert_int_equal(r.npick, 2);
+	salus_authz_response_release(&r);
+	/* bad input: nothing searched */
+	pick_last[0] = 0;
+	post(&pg, "step=patient&action=search&birthdate=01%2F02%2F1970", &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(pick_last, "");
+	assert_int_equal(r.event, SALUS_AUTHZ_EV_NONE);
+	salus_authz_response_release(&r);
+	/* an id the picker does not find */
+	post(&pg, "step=patient&patient=p9", &r);
+	assert_non_null(strstr(r.body, "cannot be opened"));
+	salus_authz_response_release(&r);
+	/* the consent cannot be skipped to */
+	post(&pg, "step=consent&decision=approve", &r);
+	assert_int_equal(r.status, 400);
+	salus_authz_response_release(&r);
+	/* pick p1: its encounters; pick e1: the consent page names both */
+	post(&pg, "step=patient&patient=p1", &r);
+	assert_non_null(strstr(r.body, "Choose an encounter"));
+	assert_non_null(strstr(r.body, "name=encounter value=\"e1\""));
+	assert_string_equal(pick_last, "alice clinician Practitioner/alice Encounter - patient=p1 _sort=-date");
+	salus_authz_response_release(&r);
+	post(&pg, "step=encounter&encounter=e1", &r);
+	assert_non_null(strstr(r.body, "the record of patient <b>Doe, Jane, 1970-01-01</b>, encounter <b>AMB (finished), 2026-01-01</b>"));
+	salus_authz_response_release(&r);
+	post(&pg, "step=consent&decision=approve", &r);
+	assert_int_equal(r.status, 302);
+	snprintf(loc, sizeof loc, "%s", r.location);
+	salus_authz_response_release(&r);
+	json_t *t = redeem("pickapp", loc);
+	assert_string_equal(json_string_value(json_object_get(t, "patient")), "p1");
+	assert_string_equal(json_string_value(json_object_get(t, "encounter")), "e1");
+	assert_true(json_is_true(json_object_get(t, "need_patient_banner")));
+	assert_null(json_object_get(t, "fhirContext"));
+	json_decref(t);
+	/* skip the encounter: launch/encounter is not granted */
+	pick_start("bob", &M_BOB, "launch/patient launch/encounter patient/*.rs", &pg, &r);
+	salus_authz_response_release(&r);
+	post(&pg, "step=patient&patient=p2", &r);
+	salus_authz_response_release(&r);
+	post(&pg, "step=encounter&action=skip", &r);
+	assert_non_null(strstr(r.body, "Allow access?"));
+	salus_authz_response_release(&r);
+	post(&pg, "step=consent&decision=approve", &r);
+	snprintf(loc, sizeof loc, "%s", r.location);
+	salus_authz_response_release(&r);
+	t = redeem("pickapp", loc);
+	assert_string_equal(json_string_value(json_object_get(t, "patient")), "p2");
+	assert_null(json_object_get(t, "encounter"));
+	assert_null(strstr(json_string_value(json_object_get(t, "scope")), "launch/encounter"));
+	json_decref(t);
+	/* cancel */
+	pick_start("alice", &M_ALICE, "launch/patient patient/*.rs", &pg, &r);
+	salus_authz_response_release(&r);
+	post(&pg, "step=patient&action=cancel", &r);
+	assert_int_equal(r.status, 302);
+	assert_non_null(strstr(r.location, "error=access_denied"));
+	salus_authz_response_release(&r);
+	/* a patient user: their own record, no picker */
+	pick_start("pat", NULL, "launch/patient patient/*.rs", &pg, &r);
+	assert_non_null(strstr(r.body, "Allow access?"));
+	salus_authz_response_release(&r);
+	/* without a picker: staff get no patient context (launch/patient dropped, patient/ scopes not granted) */
+	salus_auth_set_picker(A, NULL, NULL);
+	char loc2[2048];
+	authorize("pickapp", NULL, "launch/patient patient/*.rs", "bob", &M_BOB, loc2);
+	assert_non_null(strstr(loc2, "error=invalid_scope"));
+}
+
+static void test_fhir_context(void **state)
+{
+	(void)state;
+	struct salus_authz_response r;
+	struct page pg;
+	char l[128], loc[2048];
+	salus_auth_set_picker(A, picker, NULL);
+	/* bad context values: the launch page refuses */
+	static const char *const bad[] = {"Observation", "Patient/p1", "Encounter/e1", "observation/o1", "Observation/o1,",
+					  "Observation/o1,Observation/o1,Observation/o1,Observation/o1,Observation/o1",
+					  "Observation/a b"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *kv[] = {"client_id", "ehrapp", "patient", "p1", "context", bad[i], NULL};
+		assert_int_equal(salus_oauth_launch(A, param, (void *)kv, &r), 0);
+		assert_int_equal(r.status, 400);
+		salus_authz_response_release(&r);
+	}
+	/* a resource outside p1's record: no launch */
+	const char *kv2[] = {"client_id", "ehrapp", "patient", "p1", "context", "Observation/o2", NULL};
+	assert_int_equal(salus_oauth_launch(A, param, (void *)kv2, &r), 0);
+	page_of(&r, &pg);
+	salus_authz_response_release(&r);
+	sign_in(&pg, "alice", &M_ALICE, &r);
+	assert_int_equal(r.status, 404);
+	assert_string_equal(pick_last, "alice clinician Practitioner/alice Observation p1 _id=o2");
+	salus_authz_response_release(&r);
+	/* Observation/o1: in the token response as fhirContext */
+	const char *kv[] = {"client_id", "ehrapp", "patient", "p1", "context", "Observation/o1", NULL};
+	assert_int_equal(salus_oauth_launch(A, param, (void *)kv, &r), 0);
+	page_of(&r, &pg);
+	salus_authz_response_release(&r);
+	sign_in(&pg, "bob", &M_BOB, &r);
+	assert_int_equal(r.status, 302);
+	assert_non_null(between(r.location, "launch=", l, sizeof l));
+	salus_authz_response_release(&r);
+	authorize("ehrapp", l, "launch patient/*.rs", "bob", &M_BOB, loc);
+	json_t *t = redeem("ehrapp", loc);
+	json_t *fc = json_object_get(t, "fhirContext");
+	assert_int_equal(json_array_size(fc), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(fc, 0), "reference")), "Observation/o1");
+	json_decref(t);
+	salus_auth_set_picker(A, NULL, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -396,6 +585,8 @@ int main(void)
 		cmocka_unit_test_setup(test_launch_refusals, setup),
 		cmocka_unit_test_setup(test_launch_cookie, setup),
 		cmocka_unit_test_setup(test_launch_page_refusals, setup),
+		cmocka_unit_test_setup(test_picker_flow, setup),
+		cmocka_unit_test_setup(test_fhir_context, setup),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

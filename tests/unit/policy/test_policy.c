@@ -373,6 +373,111 @@ static void test_consent_narrowing(void **state)
 	assert_int_equal(add(&b, "Practitioner/d1", consent("active", "patient-privacy", "p2", "deny", "Practitioner/d1", NULL)), 1);
 }
 
+/* A Consent with provision text prov (a JSON object) on patient pid. */
+static char *consent_prov(const char *pid, const char *prov)
+{
+	static char buf[4096];
+	snprintf(buf, sizeof buf,
+		 "{\"resourceType\":\"Consent\",\"status\":\"active\",\"scope\":{\"coding\":[{\"system\":"
+		 "\"http://terminology.hl7.org/CodeSystem/consentscope\",\"code\":\"patient-privacy\"}]},\"patient\":{"
+		 "\"reference\":\"Patient/%s\"},\"provision\":%s}",
+		 pid, prov);
+	return buf;
+}
+
+#define ACTOR(r) "{\"role\":{\"text\":\"x\"},\"reference\":{\"reference\":\"" r "\"}}"
+#define RT "\"system\":\"http://hl7.org/fhir/resource-types\""
+#define REASON "\"system\":\"http://terminology.hl7.org/CodeSystem/v3-ActReason\""
+
+static void test_consent_nested(void **state)
+{
+	(void)state;
+	const char *A = "Practitioner/d1";
+	const char *pats[] = {"p1"};
+	struct salus_policy_code psy[] = {{SALUS_POLICY_ACT_SYSTEM, "PSY"}};
+	struct salus_policy p = pol_role(A, "clinician", true, NULL);
+	p.hidden = 0;
+	/* deny everyone (no actor), permit d2: d1 is denied, d2 is not */
+	const char *all_but_d2 = "{\"type\":\"deny\",\"provision\":[{\"type\":\"permit\",\"actor\":[" ACTOR("Practitioner/d2") "]}]}";
+	assert_int_equal(add(&p, A, consent_prov("p1", all_but_d2)), 1);
+	assert_int_equal(p.deny[0].nexcept, 0);
+	assert_true(salus_policy_hides(&p, "Observation", pats, 1, NULL, 0));
+	struct salus_policy q = pol_role("Practitioner/d2", "clinician", true, NULL);
+	assert_int_equal(add(&q, "Practitioner/d2", consent_prov("p1", all_but_d2)), 0);
+	/* the patient's own record: never */
+	struct salus_policy own = pol_role("Patient/p1", "patient", true, NULL);
+	assert_int_equal(add(&own, "Patient/p1", consent_prov("p1", all_but_d2)), 0);
+	/* deny d1 with a permit of PSY-labelled and Condition resources */
+	p.ndeny = 0;
+	assert_int_equal(add(&p, A, consent_prov("p1", "{\"type\":\"deny\",\"actor\":[" ACTOR("Practitioner/d1") "],\"provision\":["
+						 "{\"type\":\"permit\",\"securityLabel\":[{\"system\":\"" SALUS_POLICY_ACT_SYSTEM "\",\"code\":\"PSY\"}]},"
+						 "{\"type\":\"permit\",\"class\":[{" RT ",\"code\":\"Condition\"}]}]}")),
+			 1);
+	assert_int_equal(p.deny[0].nexcept, 2);
+	assert_true(salus_policy_hides(&p, "Observation", pats, 1, NULL, 0));
+	assert_false(salus_policy_hides(&p, "Observation", pats, 1, psy, 1));
+	assert_false(salus_policy_hides(&p, "Condition", pats, 1, NULL, 0));
+	/* exceptions that cannot be kept exactly (3 classes, a nested provision, another actor, over, a
+	 * purpose other than BTG/ETREAT) are not applied; a permit of everything voids the denial */
+	p.ndeny = 0;
+	assert_int_equal(add(&p, A, consent_prov("p1", "{\"type\":\"deny\",\"actor\":[" ACTOR("Practitioner/d1") "],\"provision\":["
+						 "{\"type\":\"permit\",\"class\":[{" RT ",\"code\":\"A\"},{" RT ",\"code\":\"B\"},{" RT ",\"code\":\"C\"}]},"
+						 "{\"type\":\"permit\",\"provision\":[{\"type\":\"deny\"}]},"
+						 "{\"type\":\"permit\",\"actor\":[" ACTOR("Practitioner/d9") "]},"
+						 "{\"type\":\"permit\",\"period\":{\"end\":\"2001-01-01\"}},"
+						 "{\"type\":\"permit\",\"purpose\":[{" REASON ",\"code\":\"TREAT\"}]}]}")),
+			 1);
+	assert_int_equal(p.deny[0].nexcept, 0);
+	p.ndeny = 0;
+	assert_int_equal(add(&p, A, consent_prov("p1", "{\"type\":\"deny\",\"actor\":[" ACTOR("Practitioner/d1") "],\"provision\":["
+						 "{\"type\":\"permit\",\"actor\":[" ACTOR("Practitioner/d1") "]}]}")),
+			 0);
+	/* permit with nested denials: each one that applies to d1 */
+	assert_int_equal(add(&p, A, consent_prov("p1", "{\"type\":\"permit\",\"provision\":["
+						 "{\"type\":\"deny\",\"class\":[{" RT ",\"code\":\"Observation\"}]},"
+						 "{\"type\":\"deny\",\"actor\":[" ACTOR("Practitioner/d2") "]},"
+						 "{\"type\":\"deny\",\"period\":{\"start\":\"2999-01-01\"}}]}")),
+			 1);
+	assert_true(salus_policy_hides(&p, "Observation", pats, 1, NULL, 0));
+	assert_false(salus_policy_hides(&p, "Condition", pats, 1, NULL, 0));
+	/* a top-level permit naming another actor: its unnamed nested denials are that actor's */
+	p.ndeny = 0;
+	assert_int_equal(add(&p, A, consent_prov("p1", "{\"type\":\"permit\",\"actor\":[" ACTOR("Practitioner/d2") "],\"provision\":["
+						 "{\"type\":\"deny\"},{\"type\":\"deny\",\"actor\":[" ACTOR("Practitioner/d1") "]}]}")),
+			 1);
+}
+
+static void test_consent_purpose(void **state)
+{
+	(void)state;
+	const char *A = "Practitioner/d1";
+	struct salus_policy p = pol_role(A, "clinician", true, NULL);
+	struct salus_policy b = pol_role(A, "clinician", true, NULL);
+	memcpy(b.btg[b.nbtg++], "p1", 3); /* break-glass access to p1 */
+	const char *btg_only = "{\"type\":\"deny\",\"actor\":[" ACTOR("Practitioner/d1") "],\"purpose\":[{" REASON ",\"code\":\"BTG\"}]}";
+	const char *treat = "{\"type\":\"deny\",\"actor\":[" ACTOR("Practitioner/d1") "],\"purpose\":[{" REASON ",\"code\":\"TREAT\"}]}";
+	const char *both = "{\"type\":\"deny\",\"actor\":[" ACTOR("Practitioner/d1") "],\"purpose\":[{" REASON ",\"code\":\"TREAT\"},{" REASON
+			   ",\"code\":\"ETREAT\"}]}";
+	assert_int_equal(add(&p, A, consent_prov("p1", btg_only)), 0);
+	assert_int_equal(add(&b, A, consent_prov("p1", btg_only)), 1);
+	assert_int_equal(add(&p, A, consent_prov("p1", treat)), 1);
+	assert_int_equal(add(&b, A, consent_prov("p1", treat)), 0);
+	assert_int_equal(add(&p, A, consent_prov("p1", both)), 1);
+	assert_int_equal(add(&b, A, consent_prov("p1", both)), 1);
+	/* a permit exception for emergencies: applied under break-glass only */
+	const char *exc = "{\"type\":\"deny\",\"actor\":[" ACTOR("Practitioner/d1") "],\"purpose\":[{" REASON ",\"code\":\"BTG\"},{" REASON
+			  ",\"code\":\"TREAT\"}],\"provision\":[{\"type\":\"permit\",\"purpose\":[{" REASON ",\"code\":\"ETREAT\"}],"
+			  "\"class\":[{" RT ",\"code\":\"AllergyIntolerance\"}]}]}";
+	p.ndeny = b.ndeny = 0;
+	assert_int_equal(add(&p, A, consent_prov("p1", exc)), 1);
+	assert_int_equal(p.deny[0].nexcept, 0);
+	assert_int_equal(add(&b, A, consent_prov("p1", exc)), 1);
+	assert_int_equal(b.deny[0].nexcept, 1);
+	const char *pats[] = {"p1"};
+	assert_false(salus_policy_hides(&b, "AllergyIntolerance", pats, 1, NULL, 0));
+	assert_true(salus_policy_hides(&b, "Observation", pats, 1, NULL, 0));
+}
+
 /* A Consent source for salus_policy_init: n copies of a deny, or an error. */
 struct src {
 	int n;
@@ -461,6 +566,8 @@ int main(void)
 		cmocka_unit_test(test_hides),
 		cmocka_unit_test(test_consent_add),
 		cmocka_unit_test(test_consent_narrowing),
+		cmocka_unit_test(test_consent_nested),
+		cmocka_unit_test(test_consent_purpose),
 		cmocka_unit_test(test_consent_source),
 		cmocka_unit_test(test_staff_launch_context),
 	};

@@ -1,0 +1,321 @@
+/*
+ * audit_journal.c — the audit journal file (see audit_journal.h).
+ */
+#include "store/audit_journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "core/limits.h"
+
+#define AJ_MAGIC "SALUSAJ1"
+#define AJ_FORMAT 1u
+#define AJ_REC_HEAD 40 /* length, key id, seq, nonce */
+#define AJ_AD 16       /* the associated data: length, key id, seq */
+#define AJ_TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define AJ_BODY_HEAD 16 /* ts_ms, pre length, post length */
+/* a body: the compact form is at most SALUS_AUC_BOUND of an event of SALUS_MAX_AUDIT_EVENT */
+#define AJ_BODY_MAX (AJ_BODY_HEAD + 2 * (size_t)SALUS_MAX_AUDIT_EVENT + 4)
+
+struct aj_key {
+	uint32_t id;
+	unsigned char k[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+};
+
+struct salus_ajournal {
+	int fd;
+	uint64_t off; /* end of the file (append offset) */
+	struct aj_key *keys; /* sodium_malloc'd, read-only once derived */
+	size_t nkeys;
+	size_t wk;                    /* index of the write key */
+	unsigned char nonce_base[16]; /* random per opening */
+	unsigned char *buf;           /* one record being built */
+	size_t cap;
+};
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static int derive_keys(struct salus_ajournal *j, const struct salus_page_key *keys, size_t n, uint32_t write_id)
+{
+	size_t k = n ? n : 1;
+	if (!(j->keys = sodium_allocarray(k, sizeof *j->keys)))
+		return SALUS_ENOMEM;
+	j->nkeys = k;
+	j->wk = SIZE_MAX;
+	if (!n) {
+		memset(j->keys, 0, sizeof *j->keys); /* id 0, the all-zero key */
+		j->wk = write_id == 0 ? 0 : SIZE_MAX;
+	}
+	for (size_t i = 0; i < n; i++) {
+		j->keys[i].id = keys[i].id;
+		if (crypto_kdf_derive_from_key(j->keys[i].k, sizeof j->keys[i].k, 1, "salusajl", keys[i].key))
+			return SALUS_EINTERNAL;
+		if (keys[i].id == write_id)
+			j->wk = i;
+	}
+	sodium_mprotect_readonly(j->keys);
+	return j->wk == SIZE_MAX ? SALUS_EINVALID : SALUS_OK;
+}
+
+static int write_all(int fd, const void *p, size_t n, uint64_t off)
+{
+	const unsigned char *c = p;
+	while (n) {
+		ssize_t w = pwrite(fd, c, n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return SALUS_EIO;
+		c += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return SALUS_OK;
+}
+
+int salus_ajournal_open(const char *path, const struct salus_page_key *keys, size_t nkeys, uint32_t write_id,
+			struct salus_ajournal **out)
+{
+	struct salus_ajournal *j;
+	unsigned char head[SALUS_AJ_HEADER];
+	struct stat sb;
+	int rc;
+
+	if (!path || !out || (nkeys && !keys))
+		return SALUS_EINVALID;
+	if (sodium_init() < 0)
+		return SALUS_EINTERNAL;
+	if (!(j = salus_calloc(1, sizeof *j)))
+		return SALUS_ENOMEM;
+	if ((j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		salus_free(j);
+		return SALUS_EIO;
+	}
+	if (flock(j->fd, LOCK_EX | LOCK_NB)) {
+		rc = errno == EWOULDBLOCK ? SALUS_EBUSY : SALUS_EIO;
+		goto fail;
+	}
+	if ((rc = derive_keys(j, keys, nkeys, write_id)))
+		goto fail;
+	randombytes_buf(j->nonce_base, sizeof j->nonce_base);
+	if (fstat(j->fd, &sb)) {
+		rc = SALUS_EIO;
+		goto fail;
+	}
+	memset(head, 0, sizeof head);
+	memcpy(head, AJ_MAGIC, 8);
+	put32(head + 8, AJ_FORMAT);
+	if (sb.st_size == 0) {
+		if ((rc = write_all(j->fd, head, sizeof head, 0)))
+			goto fail;
+		sb.st_size = sizeof head;
+	} else {
+		unsigned char got[SALUS_AJ_HEADER];
+		if (sb.st_size < (off_t)sizeof got || pread(j->fd, got, sizeof got, 0) != (ssize_t)sizeof got ||
+		    memcmp(got, head, sizeof got)) {
+			rc = SALUS_EINVALID;
+			goto fail;
+		}
+	}
+	j->off = (uint64_t)sb.st_size;
+	*out = j;
+	return SALUS_OK;
+fail:
+	salus_ajournal_free(j);
+	return rc;
+}
+
+void salus_ajournal_free(struct salus_ajournal *j)
+{
+	if (!j)
+		return;
+	if (j->fd >= 0)
+		close(j->fd); /* releases the lock */
+	sodium_free(j->keys);
+	salus_free(j->buf);
+	salus_free(j);
+}
+
+static const struct aj_key *key_of(const struct salus_ajournal *j, uint32_t id)
+{
+	for (size_t i = 0; i < j->nkeys; i++)
+		if (j->keys[i].id == id)
+			return &j->keys[i];
+	return NULL;
+}
+
+int salus_ajournal_parse(const struct salus_ajournal *j, const unsigned char *p, size_t n, uint64_t after,
+			 salus_aj_cb cb, void *ctx, uint64_t *last)
+{
+	unsigned char *body = NULL;
+	size_t at = SALUS_AJ_HEADER, cap = 0;
+	uint64_t prev = 0;
+	int rc = SALUS_OK;
+
+	if (last)
+		*last = 0;
+	if (!j || (n && !p) || n < SALUS_AJ_HEADER || memcmp(p, AJ_MAGIC, 8) || get32(p + 8) != AJ_FORMAT)
+		return SALUS_EINVALID;
+	while (n - at >= AJ_REC_HEAD) {
+		const unsigned char *h = p + at;
+		size_t len = get32(h);
+		uint64_t seq = get64(h + 8);
+		if (len < AJ_BODY_HEAD || len > AJ_BODY_MAX) {
+			rc = SALUS_EINTEGRITY;
+			break;
+		}
+		if (n - at - AJ_REC_HEAD < len + AJ_TAG)
+			break; /* torn: the write of the last record did not finish */
+		const struct aj_key *k = key_of(j, get32(h + 4));
+		if (!k || seq <= prev) {
+			rc = SALUS_EINTEGRITY;
+			break;
+		}
+		prev = seq;
+		at += AJ_REC_HEAD + len + AJ_TAG;
+		if (last)
+			*last = seq;
+		if (seq <= after)
+			continue; /* already in the log: not even opened */
+		if (len > cap) {
+			unsigned char *nb = salus_realloc(body, len);
+			if (!nb) {
+				rc = SALUS_ENOMEM;
+				break;
+			}
+			body = nb;
+			cap = len;
+		}
+		if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(body, NULL, h + AJ_REC_HEAD, len,
+									h + AJ_REC_HEAD + len, h, AJ_AD, h + 16,
+									k->k)) {
+			rc = SALUS_EINTEGRITY;
+			break;
+		}
+		struct salus_aj_rec r = {.seq = seq, .ts_ms = (int64_t)get64(body)};
+		uint32_t pn = get32(body + 8), qn = get32(body + 12);
+		size_t rest = len - AJ_BODY_HEAD;
+		if (pn > rest || (qn != SALUS_AJ_NO_POST && qn != rest - pn) || (qn == SALUS_AJ_NO_POST && pn != rest)) {
+			rc = SALUS_EINTEGRITY;
+			break;
+		}
+		r.pre = body + AJ_BODY_HEAD;
+		r.pre_n = pn;
+		if (qn != SALUS_AJ_NO_POST) {
+			r.post = body + AJ_BODY_HEAD + pn;
+			r.post_n = qn;
+		}
+		if ((rc = cb(ctx, &r)))
+			break;
+	}
+	salus_free(body);
+	return rc;
+}
+
+int salus_ajournal_replay(struct salus_ajournal *j, uint64_t after, salus_aj_cb cb, void *ctx, uint64_t *last)
+{
+	unsigned char *p;
+	size_t n, got = 0;
+	int rc;
+
+	if (!j || !cb)
+		return SALUS_EINVALID;
+	n = (size_t)j->off;
+	if (!(p = salus_malloc(n ? n : 1)))
+		return SALUS_ENOMEM;
+	while (got < n) {
+		ssize_t r = pread(j->fd, p + got, n - got, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	rc = got == n ? salus_ajournal_parse(j, p, n, after, cb, ctx, last) : SALUS_EIO;
+	salus_free(p);
+	return rc;
+}
+
+int salus_ajournal_append(struct salus_ajournal *j, const struct salus_aj_rec *r)
+{
+	size_t qn = r->post ? r->post_n : 0;
+	size_t len = AJ_BODY_HEAD + r->pre_n + qn, need = AJ_REC_HEAD + len + AJ_TAG;
+	const struct aj_key *k = &j->keys[j->wk];
+	unsigned char *b;
+	int rc;
+
+	if (r->pre_n > AJ_BODY_MAX || qn > AJ_BODY_MAX || len > AJ_BODY_MAX || (r->post && qn >= SALUS_AJ_NO_POST))
+		return SALUS_ETOOLARGE;
+	if (need > j->cap) {
+		size_t cap = need < 4096 ? 4096 : need;
+		if (!(b = salus_realloc(j->buf, cap)))
+			return SALUS_ENOMEM;
+		j->buf = b;
+		j->cap = cap;
+	}
+	b = j->buf;
+	put32(b, (uint32_t)len);
+	put32(b + 4, k->id);
+	put64(b + 8, r->seq);
+	memcpy(b + 16, j->nonce_base, sizeof j->nonce_base);
+	put64(b + 32, r->seq);
+	/* the body in place, then sealed in place */
+	unsigned char *body = b + AJ_REC_HEAD;
+	put64(body, (uint64_t)r->ts_ms);
+	put32(body + 8, (uint32_t)r->pre_n);
+	put32(body + 12, r->post ? (uint32_t)qn : SALUS_AJ_NO_POST);
+	if (r->pre_n)
+		memcpy(body + AJ_BODY_HEAD, r->pre, r->pre_n);
+	if (qn)
+		memcpy(body + AJ_BODY_HEAD + r->pre_n, r->post, qn);
+	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(body, body + len, NULL, body, len, b, AJ_AD, NULL, b + 16,
+							    k->k);
+	if ((rc = write_all(j->fd, b, need, j->off))) {
+		if (ftruncate(j->fd, (off_t)j->off)) {
+			/* the partial record stays: a torn tail, ignored by replay, overwritten next */
+		}
+		return rc;
+	}
+	j->off += need;
+	return SALUS_OK;
+}
+
+int salus_ajournal_reset(struct salus_ajournal *j)
+{
+	if (ftruncate(j->fd, SALUS_AJ_HEADER))
+		return SALUS_EIO;
+	j->off = SALUS_AJ_HEADER;
+	return SALUS_OK;
+}
+
+uint64_t salus_ajournal_size(const struct salus_ajournal *j)
+{
+	return j->off - SALUS_AJ_HEADER;
+}

@@ -1,0 +1,92 @@
+/*
+ * audit_journal.h — the audit journal (internal to src/store/; docs/audit.md
+ * "The journal").
+ *
+ * An audited read must not be released before its AuditEvent is written, but
+ * a durable commit of the Merkle log per request (or per small group) cost an
+ * audited read twice the CPU of an unaudited one.  The journal splits the two:
+ * the request's thread appends the event, sealed, to this file next to the
+ * database (one pwrite: the event is with the operating system and survives a
+ * crash of the process) and releases the response; the store's writer moves
+ * journaled events into the log in journal order, many per durable commit,
+ * within a few milliseconds, and records in the same transaction the highest
+ * sequence number moved.  After a crash, opening the store moves what the
+ * journal holds beyond that number.  Once everything in it is in the log the
+ * file is emptied.
+ *
+ * File: a 16-byte header ("SALUSAJ1", format 1 as a little-endian u32, zero),
+ * then records:
+ *
+ *   [0..3]   body length L (little endian)
+ *   [4..7]   id of the page key the record is sealed under (0: none, see below)
+ *   [8..15]  sequence number (little endian, increasing)
+ *   [16..39] 24-byte nonce (16 random bytes per opening, then the sequence number)
+ *   [40..]   L bytes of ciphertext, then a 16-byte Poly1305 tag
+ *
+ * sealed with XChaCha20-Poly1305 under a subkey derived from that page key —
+ * or, with id SALUS_AJ_OWN_KEY, from the store's journal key (the salus
+ * binary's keyring file-sealing key, which data-key rekeys never retire) —
+ * (crypto_kdf, context "salusajl"), associated data = bytes [0..15].  The body:
+ * ts_ms (i64), the compact pre (audit_codec.h) length (u32), the compact post
+ * length (u32; 0xffffffff: no post), then both.  A plaintext store (no page
+ * keys: tests and benchmarks only) seals under an all-zero key, id 0 —
+ * integrity without confidentiality.
+ *
+ * One process at a time owns a journal (an exclusive flock on the file).
+ */
+#ifndef SALUS_STORE_AUDIT_JOURNAL_H
+#define SALUS_STORE_AUDIT_JOURNAL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define SALUS_AJ_HEADER 16
+#define SALUS_AJ_NO_POST UINT32_MAX
+#define SALUS_AJ_OWN_KEY UINT32_MAX /* key id of records under salus_store_opts.audit_journal_key */
+
+struct salus_ajournal; /* opaque */
+
+/* A journaled event as read back: compact pre/post (audit_codec.h), borrowed for the call. */
+struct salus_aj_rec {
+	uint64_t seq;
+	int64_t ts_ms;
+	const unsigned char *pre;
+	size_t pre_n;
+	const unsigned char *post; /* NULL: no post */
+	size_t post_n;
+};
+typedef int (*salus_aj_cb)(void *ctx, const struct salus_aj_rec *r);
+
+/* Open (create if missing, mode 0600) the journal at path and lock it.  keys
+ * (copied into locked memory; NULL/0: the all-zero key, id 0) open records;
+ * new ones are sealed under write_id.
+ * Errors: SALUS_EBUSY (another process owns it), SALUS_EIO, SALUS_EINVALID
+ * (not a journal, or write_id unknown), SALUS_ENOMEM. */
+int salus_ajournal_open(const char *path, const struct salus_page_key *keys, size_t nkeys, uint32_t write_id,
+			struct salus_ajournal **out /* OUT */);
+void salus_ajournal_free(struct salus_ajournal *j); /* NULL-safe; wipes the keys */
+
+/* Call cb for every record of the file with seq > after, in file order.  A
+ * torn last record (a crash during its write) ends the file; a record that
+ * fails authentication, a key it names that is not known, or sequence numbers
+ * that do not increase: SALUS_EINTEGRITY.  cb's non-zero return stops and is
+ * returned.  *last (may be NULL): the highest seq in the file (0: none). */
+int salus_ajournal_replay(struct salus_ajournal *j, uint64_t after, salus_aj_cb cb, void *ctx, uint64_t *last);
+
+/* The parser alone, over a file's bytes (fuzzing, tests): as replay. */
+int salus_ajournal_parse(const struct salus_ajournal *j, const unsigned char *p, size_t n, uint64_t after,
+			 salus_aj_cb cb, void *ctx, uint64_t *last);
+
+/* Append one record (callers serialise; seq above every earlier one).  On an
+ * error nothing of it stays in the file.  Errors: SALUS_EIO, SALUS_ETOOLARGE,
+ * SALUS_ENOMEM. */
+int salus_ajournal_append(struct salus_ajournal *j, const struct salus_aj_rec *r);
+
+/* Empty the file (every record is in the log).  Errors: SALUS_EIO. */
+int salus_ajournal_reset(struct salus_ajournal *j);
+
+/* Bytes in the file past the header. */
+uint64_t salus_ajournal_size(const struct salus_ajournal *j);
+
+#endif
