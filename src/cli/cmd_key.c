@@ -167,8 +167,9 @@ static int key_rekey(const struct salus_config *cfg, const char *ring, const str
 	}
 	if ((rc = salus_keyring_rekey_begin(kr, online, &from))) {
 		if (rc == SALUS_ENOTFOUND)
-			salus_cli_fail("key", 1, "the running server holds no next data key (it was started before this "
-						 "version): restart it once, or stop it and rekey offline");
+			salus_cli_fail("key", 1, "the store is in use (a server or another command) and the running server "
+						 "holds no next data key: restart the server once (it prepares one), or stop "
+						 "everything and rekey offline");
 		else
 			salus_cli_fail("key", 1, "cannot start the rekey: %s", salus_err_msg(rc));
 		goto out_kr;
