@@ -3,9 +3,9 @@
  * docs/security.md): no plaintext in the database, WAL or shm files; the
  * sqlite3 library alone cannot open the file; wrong or missing keys fail;
  * a flipped byte is an integrity error, never wrong data; WAL recovery after
- * a crash; no journal or temp file is ever opened; rekey, including a resume,
- * online next to a writing and reading store, and a torn read during it
- * after a crash in the middle.  (The contract suite also runs encrypted:
+ * a crash; no journal or temp file is ever opened; rekey, including a resume
+ * after a crash in the middle, online next to a writing and reading store,
+ * and a torn read during it.  (The contract suite also runs encrypted:
  * ctest test_store_contract_encrypted.)
  */
 #include <setjmp.h>
