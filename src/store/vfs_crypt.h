@@ -57,6 +57,8 @@ struct salus_crypt_stats {
 	unsigned long opened_wal;  /* WAL files opened */
 	unsigned long refused;     /* any other file (journal, temp) refused */
 	unsigned long auth_failed; /* pages that failed authentication */
+	unsigned long cache_hits;  /* page reads answered by the decrypted-page cache */
+	unsigned long cache_misses; /* page reads that went through the cipher */
 };
 void salus_crypt_stats_get(struct salus_crypt_stats *out /* OUT */);
 
