@@ -317,6 +317,37 @@ static void test_tamper_detected(void **state)
 	salus_store_free(s);
 }
 
+/* The decrypted-page cache (vfs_crypt.c): after a commit has dropped the readers' page caches, pages
+ * read again come from it — and a page whose bytes on disk changed since is not served from it but
+ * opened, and fails. */
+static void test_page_cache(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s;
+	struct salus_crypt_stats st0, st1, st2;
+
+	assert_int_equal(open1(f, true, &s), SALUS_OK);
+	fill(f, s, 200);
+	salus_store_free(s); /* everything in the database file */
+	assert_int_equal(open1(f, false, &s), SALUS_OK);
+	assert_int_equal(check_all(f, s, 200), SALUS_OK); /* fills both caches */
+	salus_crypt_stats_get(&st0);
+	assert_int_equal(salus_store_kv_put(s, "test", "bump", "1", 1), SALUS_OK); /* a commit */
+	assert_int_equal(check_all(f, s, 200), SALUS_OK);
+	salus_crypt_stats_get(&st1);
+	assert_true(st1.cache_hits > st0.cache_hits);
+	assert_int_equal(st1.auth_failed, st0.auth_failed);
+	/* change every database page after page 1 on disk, drop the readers' caches again */
+	assert_int_equal(salus_store_kv_put(s, "test", "bump", "2", 1), SALUS_OK);
+	long size = file_size(f->path);
+	for (long off = SALUS_CRYPT_PAGE + 100; off < size; off += SALUS_CRYPT_PAGE)
+		flip(f->path, off);
+	assert_int_equal(check_all(f, s, 200), SALUS_EINTEGRITY);
+	salus_crypt_stats_get(&st2);
+	assert_true(st2.auth_failed > st1.auth_failed);
+	salus_store_free(s);
+}
+
 static void test_wal_recovery_after_crash(void **state)
 {
 	struct fx *f = *state;
@@ -618,6 +649,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sqlite_alone_cannot_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_or_missing_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_recovery_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_online, setup, teardown),
