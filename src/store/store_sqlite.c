@@ -2492,7 +2492,7 @@ static int sq_audit_settle(struct salus_store *s)
 	pthread_mutex_lock(&sq->jmu);
 	broken = sq->jbroken;
 	pthread_mutex_unlock(&sq->jmu);
-	return rc ? rc : broken ? SALUS_EIO : SALUS_OK;
+	return broken ? SALUS_EIO : rc;
 }
 
 static int sq_audit_checkpoint_put(struct salus_store *s, int64_t size, const unsigned char *root, int64_t ts_ms,

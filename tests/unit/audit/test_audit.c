@@ -868,6 +868,43 @@ static void test_fail_closed(void **state)
 	assert_int_equal(idx, 3);
 }
 
+/* Fail closed through the journal: an event the writer cannot move into the log stays in the journal
+ * file; from then on journaled events are refused (the server answers 500); after a restart with the
+ * store working again, the event is in the log — nothing lost, nothing twice. */
+static void test_journal_fail_closed(void **state)
+{
+	struct fx *f = *state;
+	struct salus_audit_report rep;
+	int64_t size = -1;
+	record_n(f, 2, "a");
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "CREATE TRIGGER audit_block BEFORE INSERT ON audit_log "
+					 "BEGIN SELECT RAISE(ABORT, 'disk gone'); END;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(h);
+	struct salus_audit_req rq = {.interaction = SALUS_AUDIT_READ, .resource_type = "Patient", .id = "jp",
+				     .status = 200};
+	assert_int_equal(salus_audit_record_journal(f->au, &rq), 0); /* written to the journal */
+	assert_int_equal(salus_store_audit_settle(f->st), SALUS_EIO); /* not movable into the log */
+	assert_int_equal(salus_audit_record_journal(f->au, &rq), SALUS_EIO); /* refused from now on */
+	assert_int_not_equal(salus_store_audit_size(f->st, &size), 0);
+	fx_close(f);
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER audit_block", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	fx_reopen(f); /* moves the journaled event */
+	assert_int_equal(salus_store_audit_size(f->st, &size), 0);
+	assert_int_equal(size, 3);
+	assert_int_equal(salus_audit_record_journal(f->au, &rq), 0);
+	assert_int_equal(salus_store_audit_size(f->st, &size), 0);
+	assert_int_equal(size, 4);
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	assert_int_equal(salus_audit_verify_store(f->st, salus_audit_vkey(f->au), &rep), 0);
+	assert_int_equal(rep.events, 4);
+}
+
 /* Export → offline verification with only the public key. */
 static int export_cb(void *ctx, const struct salus_audit_row *r)
 {
@@ -931,6 +968,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_journal, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_write_audited, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_fail_closed, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_journal_fail_closed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_offline, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
