@@ -508,6 +508,19 @@ int salus_store_audit_journal(struct salus_store *s, const struct salus_audit_en
 	return s->ops->audit_journal(s, &c);
 }
 
+int salus_store_read_begin(struct salus_store *s)
+{
+	if (!s)
+		return SALUS_EINVALID;
+	return s->ops->read_begin ? s->ops->read_begin(s) : SALUS_OK;
+}
+
+void salus_store_read_end(struct salus_store *s)
+{
+	if (s && s->ops->read_end)
+		s->ops->read_end(s);
+}
+
 int salus_store_audit_settle(struct salus_store *s)
 {
 	if (!s)

@@ -417,6 +417,15 @@ int salus_store_audit_append(struct salus_store *s, struct salus_audit_entry *e,
  * the log has failed (nothing more is accepted: fail closed). */
 int salus_store_audit_journal(struct salus_store *s, const struct salus_audit_entry *e);
 
+/* One snapshot for a request that only reads: until salus_store_read_end, every
+ * read of this store from the calling thread uses one reader connection in one
+ * read transaction (one round of SQLite's locks instead of one per read; a read
+ * nested inside another takes a connection of its own, as before).  The thread
+ * must not wait for its own writes in between (it would not see them).  Not
+ * nested.  Errors: SALUS_EINVALID (already begun), those of a read. */
+int salus_store_read_begin(struct salus_store *s);
+void salus_store_read_end(struct salus_store *s); /* NULL-safe; a no-op without a begin */
+
 /* Wait until every entry journaled before the call is in the log.  Every
  * read of the log through this API does it first, so a reader sees the
  * events of the requests that came before it.  Errors: SALUS_EIO. */

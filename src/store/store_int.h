@@ -37,6 +37,8 @@ struct salus_store_ops {
 			   size_t ne);
 	int (*audit_journal)(struct salus_store *s, const struct salus_audit_entry *e);
 	int (*audit_settle)(struct salus_store *s);
+	int (*read_begin)(struct salus_store *s); /* NULL: not offered (salus_store_read_begin is a no-op) */
+	void (*read_end)(struct salus_store *s);
 	int (*audit_size)(struct salus_store *s, int64_t *size);
 	int (*audit_nodes)(struct salus_store *s, struct salus_audit_node *v, size_t n);
 	int (*audit_scan)(struct salus_store *s, int64_t from, int64_t count, salus_audit_row_cb cb, void *ctx);

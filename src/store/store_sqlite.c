@@ -465,6 +465,11 @@ struct sq_store {
 };
 
 static _Thread_local int reader_depth; /* reader connections this thread holds */
+/* salus_store_read_begin: the reader connection this thread holds, in a read transaction, for the
+ * reads of one request; busy while a read uses it (a nested read then takes another connection) */
+static _Thread_local struct conn *pin_conn;
+static _Thread_local const struct sq_store *pin_sq;
+static _Thread_local bool pin_busy;
 
 static int conn_stmt(struct conn *c, enum stmt_id id, sqlite3_stmt **out)
 {
@@ -548,6 +553,12 @@ static int reader_get(struct sq_store *sq, struct conn **out)
 	struct conn *c;
 	int rc;
 
+	if (pin_conn && pin_sq == sq && !pin_busy) {
+		pin_busy = true;
+		reader_depth++;
+		*out = pin_conn;
+		return SALUS_OK;
+	}
 	pthread_mutex_lock(&sq->rmu);
 	while (!sq->free_readers && !reader_depth)
 		pthread_cond_wait(&sq->rcv, &sq->rmu);
@@ -573,6 +584,10 @@ static int reader_get(struct sq_store *sq, struct conn **out)
 static void reader_put(struct sq_store *sq, struct conn *c)
 {
 	reader_depth--;
+	if (c == pin_conn) {
+		pin_busy = false;
+		return;
+	}
 	if (c->temp) {
 		conn_close(c);
 		salus_free(c);
@@ -2463,6 +2478,41 @@ out_unlock:
 	return rc;
 }
 
+/* One read transaction for the calling thread's reads until sq_read_end (store.h). */
+static int sq_read_begin(struct salus_store *s)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c;
+	int rc;
+
+	if (pin_conn)
+		return SALUS_EINVALID; /* not nested */
+	if ((rc = reader_get(sq, &c)))
+		return rc;
+	if ((rc = exec_sql(c->db, "BEGIN"))) {
+		reader_put(sq, c);
+		return rc;
+	}
+	pin_conn = c;
+	pin_sq = sq;
+	pin_busy = false;
+	return SALUS_OK;
+}
+
+static void sq_read_end(struct salus_store *s)
+{
+	struct sq_store *sq = sq_of(s);
+	struct conn *c = pin_conn;
+
+	if (!c || pin_sq != sq || pin_busy)
+		return;
+	pin_conn = NULL;
+	pin_sq = NULL;
+	if (exec_sql(c->db, "COMMIT") && !sqlite3_get_autocommit(c->db))
+		exec_sql(c->db, "ROLLBACK");
+	reader_put(sq, c);
+}
+
 static int noop_fn(void *ctx, sqlite3 *db)
 {
 	(void)ctx;
@@ -3107,6 +3157,8 @@ const struct salus_store_ops salus_store_sqlite_ops = {
 	.audit_write = sq_audit_write,
 	.audit_journal = sq_audit_journal,
 	.audit_settle = sq_audit_settle,
+	.read_begin = sq_read_begin,
+	.read_end = sq_read_end,
 	.audit_size = sq_audit_size,
 	.audit_nodes = sq_audit_nodes,
 	.audit_scan = sq_audit_scan,
