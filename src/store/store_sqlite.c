@@ -445,6 +445,8 @@ struct sq_store {
 	size_t jwake;              /* under qmu: an append signals qcv when jqueued reaches this */
 	int64_t jfirst_ns;         /* under qmu: when the oldest of them was appended */
 	pthread_cond_t jcv;        /* under qmu: room in the journaled list */
+	pthread_cond_t jdone_cv;   /* under jmu: jdone moved (or jbroken) */
+	bool jgate;                /* under jmu: an append waits for the file to be emptied; others wait too */
 	int64_t jflush_ns;         /* how long a journaled record may wait for the writer */
 
 	/* the checkpointer: its own connection and thread (see "checkpoints") */
@@ -1913,6 +1915,7 @@ static void aj_moved(struct sq_store *sq, uint64_t top, bool failed)
 	}
 	if (!failed && top > sq->jdone)
 		sq->jdone = top;
+	pthread_cond_broadcast(&sq->jdone_cv);
 	if (!sq->jbroken && sq->jdone == sq->jseq && salus_ajournal_size(sq->aj) >= JOURNAL_RESET_BYTES &&
 	    salus_ajournal_reset(sq->aj))
 		salus_log(SALUS_LOG_WARN, "audit.journal", "could not empty the journal file");
@@ -2420,6 +2423,41 @@ static int sq_audit_write(struct salus_store *s, struct salus_write *ops, size_t
 	return rc;
 }
 
+/* The journal file has grown past JOURNAL_RESET_BYTES: with jmu held, close the gate (other appends
+ * wait), have the writer move what is pending now, wait until everything appended is in the log, and
+ * empty the file — under a steady load the writer alone never finds the file fully moved.  One
+ * commit's wait for the appends of that moment, every few MB. */
+static int aj_drain_reset(struct sq_store *sq)
+{
+	sq->jgate = true;
+	pthread_mutex_lock(&sq->qmu);
+	sq->jfirst_ns = mono_ns() - sq->jflush_ns; /* due now */
+	pthread_cond_signal(&sq->qcv);
+	pthread_mutex_unlock(&sq->qmu);
+	while (sq->jdone != sq->jseq && !sq->jbroken) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&sq->jdone_cv, &sq->jmu, &ts);
+		pthread_mutex_lock(&sq->qmu);
+		bool stopping = sq->stopping;
+		pthread_mutex_unlock(&sq->qmu);
+		if (stopping)
+			break; /* the next open moves the rest */
+	}
+	sq->jgate = false;
+	pthread_cond_broadcast(&sq->jdone_cv);
+	if (sq->jbroken)
+		return SALUS_EIO;
+	if (sq->jdone == sq->jseq && salus_ajournal_reset(sq->aj))
+		salus_log(SALUS_LOG_WARN, "audit.journal", "could not empty the journal file");
+	return SALUS_OK;
+}
+
 static int sq_audit_journal(struct salus_store *s, const struct salus_audit_entry *e)
 {
 	struct sq_store *sq = sq_of(s);
@@ -2433,10 +2471,14 @@ static int sq_audit_journal(struct salus_store *s, const struct salus_audit_entr
 	if (!(a = heap_job_new(e)))
 		return SALUS_ENOMEM;
 	pthread_mutex_lock(&sq->jmu);
+	while (sq->jgate && !sq->jbroken)
+		pthread_cond_wait(&sq->jdone_cv, &sq->jmu);
 	if (sq->jbroken) {
 		rc = SALUS_EIO;
 		goto out_unlock;
 	}
+	if (salus_ajournal_size(sq->aj) >= JOURNAL_RESET_BYTES && (rc = aj_drain_reset(sq)))
+		goto out_unlock;
 	struct salus_aj_rec rec = {
 		.seq = sq->jseq + 1,
 		.ts_ms = e->ts_ms,
@@ -2913,6 +2955,7 @@ static void sq_free(struct salus_store *s)
 	pthread_cond_destroy(&sq->qcv);
 	pthread_mutex_destroy(&sq->qmu);
 	pthread_cond_destroy(&sq->jcv);
+	pthread_cond_destroy(&sq->jdone_cv);
 	pthread_mutex_destroy(&sq->jmu);
 	salus_ajournal_free(sq->aj); /* after the writer moved what was queued */
 	pthread_cond_destroy(&sq->ckcv);
@@ -2937,6 +2980,7 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 	pthread_mutex_init(&sq->qmu, NULL);
 	pthread_mutex_init(&sq->jmu, NULL);
 	pthread_cond_init(&sq->jcv, NULL);
+	pthread_cond_init(&sq->jdone_cv, NULL);
 	pthread_mutex_init(&sq->ckmu, NULL);
 	pthread_cond_init(&sq->ckcv, NULL);
 	{

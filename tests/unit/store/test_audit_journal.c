@@ -327,6 +327,31 @@ static void test_store_own_key(void **state)
 	salus_store_free(st);
 }
 
+/* Under a steady stream of appends the file is emptied every few MB (the appends wait for the writer
+ * once), so it never grows without bound, and nothing is lost. */
+static void test_store_bounded(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *st = open_store(f, true);
+	char pre[320];
+	int64_t size;
+	long biggest = 0;
+	memset(pre, 'x', sizeof pre);
+	memcpy(pre, "{\"i\":", 5);
+	for (int i = 0; i < 20000; i++) {
+		struct salus_audit_entry e = {.pre = pre, .pre_n = sizeof pre, .post = "}", .post_n = 1, .ts_ms = 5};
+		assert_int_equal(salus_store_audit_journal(st, &e), 0);
+		if (i % 500 == 0) {
+			long sz = file_size(f->path);
+			biggest = sz > biggest ? sz : biggest;
+		}
+	}
+	assert_true(biggest < (5L << 20)); /* 20,000 x ~370 bytes = 7.4 MB were appended */
+	assert_int_equal(salus_store_audit_size(st, &size), 0);
+	assert_int_equal(size, 20000);
+	salus_store_free(st);
+}
+
 int main(void)
 {
 	salus_alloc_install();
@@ -337,6 +362,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sequence_must_increase, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_recovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_own_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_bounded, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
