@@ -11,7 +11,8 @@
  * usage: gen_deid_dict OUT.c SPEC...   SPEC = MODE:FLAGS:PATH
  *   MODE  txt (one word a line, '#' comments), gz (same, gzip), case (lower-case
  *         entries get FLAGS, capitalised ones get the second flag set after '+'),
- *         hun (hunspell .dic: strip /affixes, case split like `case`), cities
+ *         hun (hunspell .dic: strip /affixes, case split like `case`; the 4-6 letter
+ *         starts of lower-case terms get DF_MEDPFX), cities
  *         (miscfiles cities.dat.gz "Name : X"), postal (miscfiles na.postalcodes.gz
  *         "XX:Name"), lex (the lexicon: "@SECTION" headers name the flag).
  *   FLAGS a number (decimal), or A+B for `case` and `hun`.
@@ -89,6 +90,17 @@ static void add_phrase(const char *s, uint32_t flags)
 			break;
 		s = e;
 	}
+}
+
+/* Add the 4-6 letter starts of a single lower-case word (a strict prefix) as DF_MEDPFX. */
+static void add_prefixes(const char *w)
+{
+	size_t n = strlen(w);
+	for (size_t i = 0; i < n; i++)
+		if (!islower((unsigned char)w[i]))
+			return;
+	for (size_t k = 4; k <= 6 && k < n; k++)
+		add_word(w, k, DF_MEDPFX);
 }
 
 static uint32_t lex_flag(const char *name)
@@ -171,6 +183,10 @@ static void load(const char *mode, const char *flagspec, const char *path)
 			fl = f2;
 		if (fl)
 			add_phrase(line, fl);
+		/* clinical short forms are the start of a medical term or drug
+		 * (vanco, dobuta, creat): the lower-case terms' 4-6 letter starts */
+		if (!strcmp(mode, "hun") && fl == f1 && (fl & DF_MED))
+			add_prefixes(line);
 	}
 	if (piped)
 		pclose(f);

@@ -37,6 +37,7 @@
 #define DF_STATE    (1u << 19) /* US state or Canadian province name (miscfiles) */
 #define DF_LABEL    (1u << 20) /* Patient, Attending, Contact... before ":" */
 #define DF_LOCLABEL (1u << 21) /* Address, City... before ":" */
+#define DF_MEDPFX   (1u << 22) /* a 4-6 letter start of a longer medical term (Vanco, Dobuta, Creat) */
 #define DF_LOOKED   (1u << 31) /* detect.c: flags of this token were looked up */
 
 /* FNV-1a 64 of a lower-cased word: the dictionary key. */

@@ -1986,6 +1986,19 @@ static bool medical_suffix(const struct salus_deid *d, const struct tok *t)
 	return false;
 }
 
+/* Is a dictionary name written with a capital, or an initial, next to token i ("Adam Vanco")? */
+static bool name_beside(struct salus_deid *d, size_t i)
+{
+	if (i > 0 && gap_after(d, i - 1) == GAP_SPACE && d->tok[i - 1].shape == SH_CAP && (tf(d, i - 1) & F_NAME) &&
+	    !(tf(d, i - 1) & (DF_COMMON | DF_MED)))
+		return true;
+	if (i + 1 < d->ntok && gap_after(d, i) == GAP_SPACE && d->tok[i + 1].shape == SH_INIT &&
+	    gap_after(d, i + 1) == GAP_DOT)
+		return true; /* "Vide A. Persson" */
+	return i + 1 < d->ntok && gap_after(d, i) == GAP_SPACE && d->tok[i + 1].shape == SH_CAP &&
+	       (tf(d, i + 1) & F_NAME) && !(tf(d, i + 1) & (DF_COMMON | DF_MED));
+}
+
 /* Words before a drug, device or lab name (not before a person). */
 static const char *const drug_ctx[] = {"iv", "po", "pr", "sq", "im", "on", "started", "start", "given", "received",
 				       "receiving", "dose", "restart", "restarted", "per", "see", "refer", "continue",
@@ -2499,8 +2512,13 @@ static void rules(struct salus_deid *d)
 			size_t j = i + 1;
 			if (j < nt && (tok_is(d, j, "by") || tok_is(d, j, "with") || tok_is(d, j, "to")))
 				j++;
-			if (j < nt && gap_after(d, j - 1) != GAP_NL && !(tf(d, j) & DF_TITLE) && ctx_name_ok(d, j, 1) &&
-			    (!mixed || d->tok[j].shape == SH_CAP)) {
+			/* "Dr notified. Heparin held": a verb that ends its sentence; "seen by
+			 * Neuro team": a service, not a person */
+			static const char *const service[] = {"team", "service", "services", "svc", "dept", "department",
+							      "consult", "group", "clinic", "office", NULL};
+			if (j < nt && gap_after(d, j - 1) != GAP_NL && !(j == i + 1 && g == GAP_DOT) &&
+			    !(tf(d, j) & DF_TITLE) && ctx_name_ok(d, j, 1) && (!mixed || d->tok[j].shape == SH_CAP) &&
+			    !(j + 1 < nt && gap_after(d, j) == GAP_SPACE && tok_in(d, j + 1, service))) {
 				mark(d, j, SALUS_PHI_NAME, 0.8f, RULE_VERB);
 				extend_right(d, j, 0.8f, RULE_VERB, 2);
 			}
@@ -2704,6 +2722,10 @@ static void rules(struct salus_deid *d)
 			   DF_PLACE | DF_STATE | DF_INST | DF_STREET | DF_TITLE | DF_REL | DF_ROLE | DF_CRED | DF_LABEL |
 			   DF_LOCLABEL | DF_VERB | DF_LOCVERB)) &&
 		    !medical_suffix(d, t) && !(i > 0 && tok_in(d, i - 1, drug_ctx)) && !drug_list(d, i) &&
+		    /* "U/O's", "I&O's": a letter or two before 's is an abbreviation */
+		    !(len <= 4 && d->b[t->e - 2] == '\'') &&
+		    /* "Vanco", "Dobuta", "Creat": the start of a medical term, unless next to a name */
+		    !((f & DF_MEDPFX) && !name_beside(d, i)) &&
 		    !(i + 1 < nt && d->tok[i + 1].shape == SH_MIX && gap_after(d, i) == GAP_SPACE) &&
 		    /* a dose around it: "10U Lenti", "BUN 10 Creat 0.7", "Natricor .01" */
 		    !(i > 0 && gap_after(d, i - 1) == GAP_SPACE &&

@@ -320,6 +320,22 @@ static void test_context_rules2(void **state)
 	       SALUS_PHI_LOCATION);
 }
 
+static void test_context_rules3(void **state)
+{
+	(void)state;
+	/* clinical short forms: the start of a drug or medical term is not a name */
+	expect_none("Plan reviewed, will titrate Cefep tonight.", "Cefep");
+	expect_none("Plan reviewed, will titrate Milri tonight.", "Milri");
+	expect_none("Monitor U/O's and I&O's closely.", "O's");
+	/* ... unless it stands next to a name or an initial */
+	expect("Family met with Orvald Dilt today.", "Dilt", SALUS_PHI_NAME);
+	expect("The Labet R. Quondrik report came back.", "Labet", SALUS_PHI_NAME);
+	/* a verb that ends its sentence; a service after "seen by" */
+	expect_none("Plan: NSR. Ortho notified. Dilt drip off.", "Dilt");
+	expect_none("Patient seen by Nephro team this am.", "Nephro");
+	expect("Patient seen by Quillfen this am.", "Quillfen", SALUS_PHI_NAME);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +344,7 @@ int main(void)
 		cmocka_unit_test(test_unicode_offsets), cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_clinical_lists),
 		cmocka_unit_test(test_context_rules), cmocka_unit_test(test_context_rules2),
+		cmocka_unit_test(test_context_rules3),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
