@@ -332,7 +332,7 @@ static void test_context_rules3(void **state)
 	expect("The Labet R. Quondrik report came back.", "Labet", SALUS_PHI_NAME);
 	/* a verb that ends its sentence; a service after "seen by" */
 	expect_none("Plan: NSR. Ortho notified. Dilt drip off.", "Dilt");
-	expect_none("Patient seen by Nephro team this am.", "Nephro");
+	expect_none("Patient seen by Cardsurg team this am.", "Cardsurg");
 	expect("Patient seen by Quillfen this am.", "Quillfen", SALUS_PHI_NAME);
 }
 
