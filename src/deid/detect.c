@@ -1999,6 +1999,10 @@ static bool name_beside(struct salus_deid *d, size_t i)
 	       (tf(d, i + 1) & F_NAME) && !(tf(d, i + 1) & (DF_COMMON | DF_MED));
 }
 
+/* Words after a hospital service, not a person ("seen by Neurosurg team"). */
+static const char *const service[] = {"team", "service", "services", "svc", "dept", "department", "consult",
+				      "group", "clinic", "office", NULL};
+
 /* Words before a drug, device or lab name (not before a person). */
 static const char *const drug_ctx[] = {"iv", "po", "pr", "sq", "im", "on", "started", "start", "given", "received",
 				       "receiving", "dose", "restart", "restarted", "per", "see", "refer", "continue",
@@ -2514,8 +2518,6 @@ static void rules(struct salus_deid *d)
 				j++;
 			/* "Dr notified. Heparin held": a verb that ends its sentence; "seen by
 			 * Neuro team": a service, not a person */
-			static const char *const service[] = {"team", "service", "services", "svc", "dept", "department",
-							      "consult", "group", "clinic", "office", NULL};
 			if (j < nt && gap_after(d, j - 1) != GAP_NL && !(j == i + 1 && g == GAP_DOT) &&
 			    !(tf(d, j) & DF_TITLE) && ctx_name_ok(d, j, 1) && (!mixed || d->tok[j].shape == SH_CAP) &&
 			    !(j + 1 < nt && gap_after(d, j) == GAP_SPACE && tok_in(d, j + 1, service))) {
@@ -2726,6 +2728,7 @@ static void rules(struct salus_deid *d)
 		    !(len <= 4 && d->b[t->e - 2] == '\'') &&
 		    /* "Vanco", "Dobuta", "Creat": the start of a medical term, unless next to a name */
 		    !((f & DF_MEDPFX) && !name_beside(d, i)) &&
+		    !(i + 1 < nt && gap_after(d, i) == GAP_SPACE && tok_in(d, i + 1, service)) &&
 		    !(i + 1 < nt && d->tok[i + 1].shape == SH_MIX && gap_after(d, i) == GAP_SPACE) &&
 		    /* a dose around it: "10U Lenti", "BUN 10 Creat 0.7", "Natricor .01" */
 		    !(i > 0 && gap_after(d, i - 1) == GAP_SPACE &&
