@@ -1999,6 +1999,39 @@ static bool name_beside(struct salus_deid *d, size_t i)
 	       (tf(d, i + 1) & F_NAME) && !(tf(d, i + 1) & (DF_COMMON | DF_MED));
 }
 
+/* Head nouns of eponyms and devices: the word before them names a thing
+ * ("Zoll pacer", "Mallory-Weiss tear", "Bair hugger", "Fick method"), and
+ * the head noun itself is not a name. */
+static const char *const eponym_heads[] = {
+	"pacer", "pacemaker", "pacers", "catheter", "tube", "drain", "bag", "mask", "lotion", "cream", "ointment",
+	"powder", "dressing", "tear", "syndrome", "disease", "sign", "signs", "reflex", "method", "technique",
+	"maneuver", "manoeuvre", "procedure", "operation", "repair", "criteria", "classification", "scale",
+	"stockings", "boots", "hugger", "pump", "filter", "valve", "shunt", "clamp", "collar", "splint",
+	"brace", "warmer", "blanket", "suction", "test", "sutures", "retractor", "forceps", NULL};
+/* Modal verbs: the word after one is a verb ("will recheck"), not a person. */
+static const char *const modal_verbs[] = {"will", "would", "can", "could", "should", "must", "shall", "might",
+					  NULL};
+
+/* Is token i, found only by a dictionary or by its capital, a thing or a
+ * verb rather than a person: an eponym head, the word (or two) before one,
+ * or the word after a modal verb? */
+static bool not_a_person(struct salus_deid *d, size_t i)
+{
+	size_t nt = d->ntok;
+	if (tok_in(d, i, eponym_heads))
+		return true;
+	for (size_t k = i; k + 1 < nt && k < i + 2; k++) {
+		enum gap g = gap_after(d, k);
+		if (g != GAP_SPACE && g != GAP_HYPHEN)
+			break;
+		if (tok_in(d, k + 1, eponym_heads))
+			return true;
+		if (!(tf(d, k + 1) & F_NAME))
+			break; /* "Mallory Weiss tear": one more name word before the head */
+	}
+	return i > 0 && gap_after(d, i - 1) == GAP_SPACE && tok_in(d, i - 1, modal_verbs);
+}
+
 /* Words after a hospital service, not a person ("seen by Neurosurg team"). */
 static const char *const service[] = {"team", "service", "services", "svc", "dept", "department", "consult",
 				      "group", "clinic", "office", NULL};
@@ -2708,6 +2741,9 @@ static void rules(struct salus_deid *d)
 			mark(d, i, SALUS_PHI_LOCATION, 0.65f, RULE_CITY_DICT);
 			continue;
 		}
+		if (((nd && !word && len >= 2) || (mixed && t->shape == SH_CAP && !(t->bits & TB_SENT) && len >= 3)) &&
+		    not_a_person(d, i))
+			continue;
 		if (nd && !word && len >= 2) {
 			if (mixed && t->shape == SH_CAP) {
 				if (!(t->bits & TB_SENT))

@@ -334,6 +334,12 @@ static void test_context_rules3(void **state)
 	expect_none("Plan: NSR. Ortho notified. Dilt drip off.", "Dilt");
 	expect_none("Patient seen by Cardsurg team this am.", "Cardsurg");
 	expect("Patient seen by Quillfen this am.", "Quillfen", SALUS_PHI_NAME);
+	/* eponyms and devices: a dictionary name before a head noun; a verb after "will" */
+	expect_none("Applied Hartley lotion to both heels.", "Hartley");
+	expect_none("Endoscopy showed a Foster Kane tear in the fundus.", "Kane");
+	expect_none("PT STABLE. WILL HOLT AND RECHECK IN AM.", "HOLT");
+	expect("Spoke with Maren Hartley about the plan.", "Maren Hartley", SALUS_PHI_NAME);
+	expect("Daughter Hartley will visit tomorrow.", "Hartley", SALUS_PHI_NAME);
 }
 
 int main(void)
