@@ -1956,6 +1956,17 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 	}
 }
 
+/* Is token i a verb of moving a patient before to/from: the lexicon's
+ * place verbs and their clinical short forms ("tx to", "xfer from", "arrival
+ * to")?  Used only before hospital initials.  Not "back to" or "return from":
+ * therapies and devices ("back to NC", "return from HD"). */
+static bool place_verb(struct salus_deid *d, size_t i)
+{
+	static const char *const moves[] = {"tx", "txd", "tx'd", "txed", "txfr", "xfer", "xferd", "xferred", "xfered",
+					    "xfr", "arrival", "come", "comes", "coming", NULL};
+	return (tf(d, i) & DF_LOCVERB) || tok_in(d, i, moves);
+}
+
 static const char *const loc_preps[] = {"in", "at", "to", "near", "from", "on", "outside", "of", NULL};
 static const char *const generic_inst[] = {"general", "regional", "community", "memorial", "county", "state",
 					   "university", "medical", "health", "city", "national", "central",
@@ -2151,7 +2162,7 @@ static void loc_after_prep(struct salus_deid *d, size_t i, size_t nt, bool mixed
 	if (mixed && u->shape == SH_LOWER && !ward)
 		return;
 	bool initials = !mixed && ul >= 2 && ul <= 4 && !(uf & (F_NAME | DF_PROPER | DF_PLACE)) && !tok_is(d, i, "per") &&
-			!tok_is(d, i, "on") && i > 0 && (tf(d, i - 1) & DF_LOCVERB) && gap_after(d, i - 1) == GAP_SPACE;
+			!tok_is(d, i, "on") && i > 0 && place_verb(d, i - 1) && gap_after(d, i - 1) == GAP_SPACE;
 	if (ward || initials)
 		mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
 }
@@ -2656,7 +2667,7 @@ static void rules(struct salus_deid *d)
 			continue;
 		/* initials are a hospital after a place verb ("transferred to GH") or
 		 * before a unit or department ("GH ER", "GH cath lab") */
-		bool verb = i > 0 && (tf(d, i - 1) & DF_LOCVERB);
+		bool verb = i > 0 && place_verb(d, i - 1);
 		bool unit = j + 1 < nt && gap_after(d, j) == GAP_SPACE &&
 			    ((tf(d, j + 1) & DF_INST) ||
 			     tok_in(d, j + 1, (const char *const[]){"er", "ed", "ew", "icu", "micu", "ccu", "sicu", "cath", "lab",

@@ -340,6 +340,10 @@ static void test_context_rules3(void **state)
 	expect_none("PT STABLE. WILL HOLT AND RECHECK IN AM.", "HOLT");
 	expect("Spoke with Maren Hartley about the plan.", "Maren Hartley", SALUS_PHI_NAME);
 	expect("Daughter Hartley will visit tomorrow.", "Hartley", SALUS_PHI_NAME);
+	/* hospital initials after the short forms of transfer verbs */
+	expect("PT WAS TX TO QH FOR FOLLOW UP CARE. STABLE.", "QH", SALUS_PHI_LOCATION);
+	expect("Intubated for 2 days, tx to QH. Stable.", "QH", SALUS_PHI_LOCATION);
+	expect_none("BP 90S UPON RETURN FROM HD. ON 2L.", "HD");
 }
 
 int main(void)
