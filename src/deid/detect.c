@@ -2690,6 +2690,13 @@ static void rules(struct salus_deid *d)
 		struct tok *u = &d->tok[i + 1];
 		uint32_t uf = tf(d, i + 1);
 		bool surname = (uf & F_NAME) && !(uf & DF_COMMON); /* "Z. Miller", "E. WELSH" */
+		/* a surname that is also a word but that the English list capitalises too
+		 * ("Z. MILLER", "R. Baker"); not after L./R. (sides) */
+		unsigned char ic = (unsigned char)d->b[t->s];
+		char pc = t->s > 0 ? d->b[t->s - 1] : ' ';
+		if ((uf & DF_LAST) && (uf & DF_PROPER) && is_upper(ic) && ic != 'L' && ic != 'R' &&
+		    (pc == ' ' || pc == '\n' || pc == '\t' || pc == '(')) /* not "Y.O. MAN", "I&O. POST" */
+			surname = true;
 		if (u->e - u->s < 3 || (!cont_ok(d, i + 1) && !surname) || ((uf & (DF_COMMON | DF_VOCAB)) && !surname) ||
 		    (u->shape != SH_CAP && u->shape != SH_UPPER) || (uf & (F_FUNC | DF_ABBR | DF_LABEL)))
 			continue;

@@ -344,6 +344,10 @@ static void test_context_rules3(void **state)
 	expect("PT WAS TX TO QH FOR FOLLOW UP CARE. STABLE.", "QH", SALUS_PHI_LOCATION);
 	expect("Intubated for 2 days, tx to QH. Stable.", "QH", SALUS_PHI_LOCATION);
 	expect_none("BP 90S UPON RETURN FROM HD. ON 2L.", "HD");
+	/* an initial and a surname that is also a word, not inside an abbreviation */
+	expect("DRAINAGE AROUND SITE. T. BAKER IN TO CHANGE DSG.", "T. BAKER", SALUS_PHI_NAME);
+	expect_none("85 Y.O. MAN WITH CP.", "MAN");
+	expect_none("FOLLOW I&O. POST PROCEDURE STABLE.", "POST");
 }
 
 int main(void)
