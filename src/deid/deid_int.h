@@ -255,7 +255,9 @@ enum deid_pat {
 	X(IPV6_FULL, "ip.v6", "eight groups of 1-4 hex digits separated by ':'")     \
 	X(ZIP_STATE, "zip.after-state", "a ZIP after a state code (MA 02118), and the city before it") \
 	X(DATE_DASH, "date.m-d-after-prep", "m-d after on/since/until/from (on 4-12), not a range of a unit") \
-	X(PHONE_CALL, "phone.after-call", "digit groups after call/reach/answering... at/on (call me on 450 0840)")
+	X(PHONE_CALL, "phone.after-call", "digit groups after call/reach/answering... at/on (call me on 450 0840)") \
+	X(MONTH_PREP, "date.month-after-prep", "a month alone after in/since/until/early/late... (in Sept.)") \
+	X(AGE_LEAD, "age.sentence-start", "90-119 opening a sentence before s/p, h/o, w/, with, who... (93 s/p fall)")
 
 enum deid_rule {
 	RULE__FIRST = PAT__COUNT - 1,

@@ -1956,6 +1956,26 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 	}
 }
 
+/* "98 s/p left hip fx", "91 with dementia": a number of 90-119 opening a
+ * sentence or line, before a history word, is an age (not a temperature or a
+ * rate, which follow their label). */
+static void age_lead(struct salus_deid *d, size_t i, size_t nt)
+{
+	const struct tok *t = &d->tok[i];
+	unsigned v = num_at(d->b + t->s, t->e - t->s);
+	if (v < 90 || v > 119 || i + 1 >= nt || t->mtype || (t->bits & TB_COVERED) || gap_after(d, i) != GAP_SPACE)
+		return;
+	const struct tok *u = &d->tok[i + 1];
+	bool slash = u->e - u->s == 1 && u->e + 1 < d->n && d->b[u->e] == '/' && is_alpha((unsigned char)d->b[u->e + 1]);
+	bool hist = slash && (tok_is(d, i + 1, "s") || tok_is(d, i + 1, "h") || tok_is(d, i + 1, "w"));
+	if (!hist && !tok_in(d, i + 1, (const char *const[]){"with", "who", "presents", "presented", "admitted",
+							       "transferred", "w", NULL}))
+		return;
+	if (tok_is(d, i + 1, "w") && !slash)
+		return;
+	mark(d, i, SALUS_PHI_AGE, 0.7f, RULE_AGE_LEAD);
+}
+
 /* Is token i a verb of moving a patient before to/from: the lexicon's
  * place verbs and their clinical short forms ("tx to", "xfer from", "arrival
  * to")?  Used only before hospital initials.  Not "back to" or "return from":
@@ -2716,8 +2736,11 @@ static void rules(struct salus_deid *d)
 			loc_after_prep(d, i, nt, mixed);
 		if (t->kw & KW_AWARE)
 			name_aware(d, i, nt, mixed);
-		if (t->shape == SH_NUM)
+		if (t->shape == SH_NUM) {
 			loc_address(d, i, nt, mixed);
+			if ((t->bits & TB_SENT) && t->e - t->s >= 2 && t->e - t->s <= 3)
+				age_lead(d, i, nt);
+		}
 		if (i + 1 == nt || (d->tok[i + 1].bits & TB_NL))
 			name_signature(d, i, nt, mixed);
 		if (t->s > 0 && d->b[t->s - 1] == '(')
@@ -2733,9 +2756,18 @@ static void rules(struct salus_deid *d)
 		struct tok *t = &d->tok[i];
 		if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED) || t->shape == SH_INIT)
 			continue;
+		uint32_t f = tf(d, i);
+		/* "in sept.", "since March", "early Jan": a month alone after a date
+		 * preposition; not "may" (a verb), "march" only capitalised in a mixed note */
+		if ((f & DF_MONTH) && i > 0 && gap_after(d, i - 1) == GAP_SPACE &&
+		    tok_in(d, i - 1, (const char *const[]){"in", "since", "until", "till", "during", "early", "late", "mid",
+							  "last", "next", "before", "after", "through", "thru", NULL}) &&
+		    !tok_is(d, i, "may") && !(tok_is(d, i, "march") && !(mixed && t->shape == SH_CAP))) {
+			mark(d, i, SALUS_PHI_DATE, 0.7f, RULE_MONTH_PREP);
+			continue;
+		}
 		if (mixed && t->shape == SH_LOWER)
 			continue;
-		uint32_t f = tf(d, i);
 		bool nd = f & F_NAME;
 		bool word = f & (DF_COMMON | DF_STOP | DF_ABBR | DF_MONTH | DF_TITLE | DF_REL | DF_ROLE | DF_CRED |
 				 DF_INST | DF_STREET | DF_LABEL | DF_LOCLABEL | DF_MED);

@@ -348,6 +348,15 @@ static void test_context_rules3(void **state)
 	expect("DRAINAGE AROUND SITE. T. BAKER IN TO CHANGE DSG.", "T. BAKER", SALUS_PHI_NAME);
 	expect_none("85 Y.O. MAN WITH CP.", "MAN");
 	expect_none("FOLLOW I&O. POST PROCEDURE STABLE.", "POST");
+	/* a month alone after a date preposition */
+	expect("Lived at home until sept. then moved to rehab.", "sept", SALUS_PHI_DATE);
+	expect("Symptoms began in March and worsened.", "March", SALUS_PHI_DATE);
+	expect_none("She may march in the parade in may.", "march");
+	expect_none("Daughter may visit.", "may");
+	/* an age over 89 opening a line before a history word */
+	expect("Nursing note\n97 s/p fall at home, on RA.", "97", SALUS_PHI_AGE);
+	expect("Nursing note\n92 with dementia and CHF.", "92", SALUS_PHI_AGE);
+	expect_none("HR 98 with occ PVCs.", "98");
 }
 
 int main(void)
