@@ -1343,7 +1343,8 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 	}
 	case ACT_YEAR_APOS:
 		if (b[s] == '\'') {
-			if (s > 0 && is_alnum((unsigned char)b[s - 1]))
+			/* "CA'88", "MI'92": a diagnosis then its year; not 5'10 */
+			if (s > 0 && is_digit((unsigned char)b[s - 1]))
 				return 0;
 			if (e < n && (b[e] == '\'' || b[e] == '"'))
 				return 0;
@@ -1976,6 +1977,15 @@ static void age_lead(struct salus_deid *d, size_t i, size_t nt)
 	mark(d, i, SALUS_PHI_AGE, 0.7f, RULE_AGE_LEAD);
 }
 
+/* Is the word after token j a hospital unit or department ("GH ER", "gh cath lab")? */
+static bool unit_after(struct salus_deid *d, size_t j)
+{
+	return j + 1 < d->ntok && gap_after(d, j) == GAP_SPACE &&
+	       ((tf(d, j + 1) & DF_INST) ||
+		tok_in(d, j + 1, (const char *const[]){"er", "ed", "ew", "icu", "micu", "ccu", "sicu", "cath", "lab", "ward",
+						       "floor", NULL})); /* not "unit": "HD unit" */
+}
+
 /* Is token i a verb of moving a patient before to/from: the lexicon's
  * place verbs and their clinical short forms ("tx to", "xfer from", "arrival
  * to")?  Used only before hospital initials.  Not "back to" or "return from":
@@ -2182,7 +2192,8 @@ static void loc_after_prep(struct salus_deid *d, size_t i, size_t nt, bool mixed
 	if (mixed && u->shape == SH_LOWER && !ward)
 		return;
 	bool initials = !mixed && ul >= 2 && ul <= 4 && !(uf & (F_NAME | DF_PROPER | DF_PLACE)) && !tok_is(d, i, "per") &&
-			!tok_is(d, i, "on") && i > 0 && place_verb(d, i - 1) && gap_after(d, i - 1) == GAP_SPACE;
+			!tok_is(d, i, "on") &&
+			((i > 0 && place_verb(d, i - 1) && gap_after(d, i - 1) == GAP_SPACE) || unit_after(d, j));
 	if (ward || initials)
 		mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
 }
@@ -2688,10 +2699,7 @@ static void rules(struct salus_deid *d)
 		/* initials are a hospital after a place verb ("transferred to GH") or
 		 * before a unit or department ("GH ER", "GH cath lab") */
 		bool verb = i > 0 && place_verb(d, i - 1);
-		bool unit = j + 1 < nt && gap_after(d, j) == GAP_SPACE &&
-			    ((tf(d, j + 1) & DF_INST) ||
-			     tok_in(d, j + 1, (const char *const[]){"er", "ed", "ew", "icu", "micu", "ccu", "sicu", "cath", "lab",
-								    "ward", "floor", "unit", NULL}));
+		bool unit = unit_after(d, j);
 		bool at = tok_is(d, i, "at") && j == i + 1 && (byte_at(d, u->e) == ',' || byte_at(d, u->e) == '.');
 		if (!verb && !unit && !at)
 			continue;

@@ -357,6 +357,11 @@ static void test_context_rules3(void **state)
 	expect("Nursing note\n97 s/p fall at home, on RA.", "97", SALUS_PHI_AGE);
 	expect("Nursing note\n92 with dementia and CHF.", "92", SALUS_PHI_AGE);
 	expect_none("HR 98 with occ PVCs.", "98");
+	/* a two-digit year glued to a diagnosis; hospital initials before a unit in a lower-case note */
+	expect("pmh: htn, prostate CA'91, gerd.", "91", SALUS_PHI_DATE);
+	expect_none("he is 5'11 and 80 kg.", "11");
+	expect("line placed, then to qh cath lab for pci. stable.", "qh", SALUS_PHI_LOCATION);
+	expect_none("pt to hd unit per renal. stable.", "hd");
 }
 
 int main(void)
