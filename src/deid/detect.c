@@ -1977,6 +1977,22 @@ static void age_lead(struct salus_deid *d, size_t i, size_t nt)
 	mark(d, i, SALUS_PHI_AGE, 0.7f, RULE_AGE_LEAD);
 }
 
+/* May a word starting with these two (lower-case) letters be a month name or abbreviation? */
+static inline bool month_start(unsigned char c0, unsigned char c1)
+{
+	switch (c0) {
+	case 'j': return c1 == 'a' || c1 == 'u';
+	case 'f': return c1 == 'e';
+	case 'm': return c1 == 'a';
+	case 'a': return c1 == 'p' || c1 == 'u';
+	case 's': return c1 == 'e';
+	case 'o': return c1 == 'c';
+	case 'n': return c1 == 'o';
+	case 'd': return c1 == 'e';
+	default: return false;
+	}
+}
+
 /* Is the word after token j a hospital unit or department ("GH ER", "gh cath lab")? */
 static bool unit_after(struct salus_deid *d, size_t j)
 {
@@ -2764,6 +2780,9 @@ static void rules(struct salus_deid *d)
 		struct tok *t = &d->tok[i];
 		if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED) || t->shape == SH_INIT)
 			continue;
+		/* lower-case words of a mixed note: only months (first two letters first, no look-up otherwise) */
+		if (mixed && t->shape == SH_LOWER && !month_start(t->c0, t->c1))
+			continue;
 		uint32_t f = tf(d, i);
 		/* "in sept.", "since March", "early Jan": a month alone after a date
 		 * preposition; not "may" (a verb), "march" only capitalised in a mixed note */
@@ -2799,10 +2818,9 @@ static void rules(struct salus_deid *d)
 			mark(d, i, SALUS_PHI_LOCATION, 0.65f, RULE_CITY_DICT);
 			continue;
 		}
-		if (((nd && !word && len >= 2) || (mixed && t->shape == SH_CAP && !(t->bits & TB_SENT) && len >= 3)) &&
-		    not_a_person(d, i))
-			continue;
 		if (nd && !word && len >= 2) {
+			if (not_a_person(d, i))
+				continue;
 			if (mixed && t->shape == SH_CAP) {
 				if (!(t->bits & TB_SENT))
 					mark(d, i, SALUS_PHI_NAME, 0.75f, RULE_DICT_NAME);
@@ -2830,7 +2848,8 @@ static void rules(struct salus_deid *d)
 		       (d->tok[i - 1].shape == SH_NUM && i > 1 && (tf(d, i - 2) & DF_ABBR) && !(tf(d, i - 2) & DF_STOP) &&
 			tok_alpha(&d->tok[i - 2])))) &&
 		    !(i + 1 < nt && d->tok[i + 1].shape == SH_NUM &&
-		      (byte_at(d, d->tok[i + 1].e) == '.' || byte_at(d, d->tok[i + 1].s - 1) == '.')))
+		      (byte_at(d, d->tok[i + 1].e) == '.' || byte_at(d, d->tok[i + 1].s - 1) == '.')) &&
+		    !not_a_person(d, i))
 			mark(d, i, SALUS_PHI_NAME, 0.55f, RULE_UNKNOWN_CAP);
 		else if ((mixed ? t->shape == SH_CAP && !(t->bits & TB_SENT) : len >= 4 && !(f & DF_VOCAB)) &&
 			 (f & DF_PLACE) && !(f & (DF_COMMON | DF_MED)) && i > 0 &&
