@@ -1960,7 +1960,7 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 /* "98 s/p left hip fx", "91 with dementia": a number of 90-119 opening a
  * sentence or line, before a history word, is an age (not a temperature or a
  * rate, which follow their label). */
-static void age_lead(struct salus_deid *d, size_t i, size_t nt)
+__attribute__((noinline, cold)) static void age_lead(struct salus_deid *d, size_t i, size_t nt)
 {
 	const struct tok *t = &d->tok[i];
 	unsigned v = num_at(d->b + t->s, t->e - t->s);
@@ -1994,7 +1994,7 @@ static inline bool month_start(unsigned char c0, unsigned char c1)
 }
 
 /* Is the word after token j a hospital unit or department ("GH ER", "gh cath lab")? */
-static bool unit_after(struct salus_deid *d, size_t j)
+__attribute__((noinline, cold)) static bool unit_after(struct salus_deid *d, size_t j)
 {
 	return j + 1 < d->ntok && gap_after(d, j) == GAP_SPACE &&
 	       ((tf(d, j + 1) & DF_INST) ||
@@ -2006,7 +2006,7 @@ static bool unit_after(struct salus_deid *d, size_t j)
  * place verbs and their clinical short forms ("tx to", "xfer from", "arrival
  * to")?  Used only before hospital initials.  Not "back to" or "return from":
  * therapies and devices ("back to NC", "return from HD"). */
-static bool place_verb(struct salus_deid *d, size_t i)
+__attribute__((noinline, cold)) static bool place_verb(struct salus_deid *d, size_t i)
 {
 	static const char *const moves[] = {"tx", "txd", "tx'd", "txed", "txfr", "xfer", "xferd", "xferred", "xfered",
 					    "xfr", "arrival", "come", "comes", "coming", NULL};
@@ -2044,7 +2044,7 @@ static bool medical_suffix(const struct salus_deid *d, const struct tok *t)
 }
 
 /* Is a dictionary name written with a capital, or an initial, next to token i ("Adam Vanco")? */
-static bool name_beside(struct salus_deid *d, size_t i)
+__attribute__((noinline, cold)) static bool name_beside(struct salus_deid *d, size_t i)
 {
 	if (i > 0 && gap_after(d, i - 1) == GAP_SPACE && d->tok[i - 1].shape == SH_CAP && (tf(d, i - 1) & F_NAME) &&
 	    !(tf(d, i - 1) & (DF_COMMON | DF_MED)))
@@ -2072,7 +2072,7 @@ static const char *const modal_verbs[] = {"will", "would", "can", "could", "shou
 /* Is token i, found only by a dictionary or by its capital, a thing or a
  * verb rather than a person: an eponym head, the word (or two) before one,
  * or the word after a modal verb? */
-static bool not_a_person(struct salus_deid *d, size_t i)
+__attribute__((noinline, cold)) static bool not_a_person(struct salus_deid *d, size_t i)
 {
 	size_t nt = d->ntok;
 	if (tok_in(d, i, eponym_heads))
