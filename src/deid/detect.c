@@ -1090,6 +1090,8 @@ static bool in_number_run(const struct salus_deid *d, size_t s, size_t e)
 			return true;
 		if ((c == '.' || c == '-') && e + 1 < d->n && is_digit((unsigned char)b[e + 1]))
 			return true;
+		if (c == '-' && e + 2 < d->n && b[e + 1] == '.' && is_digit((unsigned char)b[e + 2]))
+			return true; /* "5/5-.40": ventilator settings */
 	}
 	return false;
 }
@@ -1335,6 +1337,10 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		while (pb > 0 && (b[pb - 1] == ' ' || b[pb - 1] == ','))
 			pb--;
 		if (pb > 0 && pb < s && (b[pb - 1] == '&' || b[pb - 1] == '%') && m <= 12 && dd <= 20)
+			return 0;
+		/* blood culture bottles: "2/4 bl cx", "1/2 bottles" */
+		if (dd <= 4 && m <= dd && near_after(d, e, 3, (const char *const[]){"cx", "bcx", "bottles", "bottle",
+										       "cultures", "culture", NULL}))
 			return 0;
 		/* a score out of 10 with its complaint a few words later ("3/10 l back pain") */
 		if (dd == 10 && m <= 10 && !ctx && near_after(d, e, 4, score_near))

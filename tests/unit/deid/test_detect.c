@@ -362,6 +362,10 @@ static void test_context_rules3(void **state)
 	expect_none("he is 5'11 and 80 kg.", "11");
 	expect("line placed, then to qh cath lab for pci. stable.", "qh", SALUS_PHI_LOCATION);
 	expect_none("pt to hd unit per renal. stable.", "hd");
+	/* ventilator settings and culture bottles are not dates */
+	expect_none("Now weaning on 8/5-.35 and doing well.", "8/5");
+	expect_none("GPC in 2/4 aerobic bottles so far.", "2/4");
+	expect("Cultures drawn on 3/4 are pending.", "3/4", SALUS_PHI_DATE);
 }
 
 int main(void)
