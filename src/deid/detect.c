@@ -2737,6 +2737,13 @@ static void rules(struct salus_deid *d)
 			continue; /* exactly ". " */
 		if (tf(d, i) & (DF_STOP | DF_ABBR))
 			continue; /* "A. fib", "I." */
+		/* a letter of a dotted abbreviation ("I.V. ZOFRAN", "T.O. RCA") or after a drug or
+		 * medical word ("AMPHO B. AWAITING", "vitamin B. Next") is not a name's initial */
+		if (t->s > 0 && (d->b[t->s - 1] == '.' || d->b[t->s - 1] == '&' || d->b[t->s - 1] == '/'))
+			continue;
+		if (i > 0 && gap_after(d, i - 1) == GAP_SPACE && tok_alpha(&d->tok[i - 1]) &&
+		    (tf(d, i - 1) & (DF_MED | DF_MEDPFX | DF_ABBR)) && !(tf(d, i - 1) & (F_NAME | DF_STOP | DF_COMMON)))
+			continue;
 		struct tok *u = &d->tok[i + 1];
 		uint32_t uf = tf(d, i + 1);
 		bool surname = (uf & F_NAME) && !(uf & DF_COMMON); /* "Z. Miller", "E. WELSH" */
@@ -2745,7 +2752,7 @@ static void rules(struct salus_deid *d)
 		unsigned char ic = (unsigned char)d->b[t->s];
 		char pc = t->s > 0 ? d->b[t->s - 1] : ' ';
 		if ((uf & DF_LAST) && (uf & DF_PROPER) && is_upper(ic) && ic != 'L' && ic != 'R' &&
-		    (pc == ' ' || pc == '\n' || pc == '\t' || pc == '(')) /* not "Y.O. MAN", "I&O. POST" */
+		    (pc == ' ' || pc == '\n' || pc == '\t' || pc == '(')) /* not "Y.O. MAN" */
 			surname = true;
 		if (u->e - u->s < 3 || (!cont_ok(d, i + 1) && !surname) || ((uf & (DF_COMMON | DF_VOCAB)) && !surname) ||
 		    (u->shape != SH_CAP && u->shape != SH_UPPER) || (uf & (F_FUNC | DF_ABBR | DF_LABEL)))

@@ -366,6 +366,11 @@ static void test_context_rules3(void **state)
 	expect_none("Now weaning on 8/5-.35 and doing well.", "8/5");
 	expect_none("GPC in 2/4 aerobic bottles so far.", "2/4");
 	expect("Cultures drawn on 3/4 are pending.", "3/4", SALUS_PHI_DATE);
+	/* a letter of a dotted abbreviation or after a drug is not an initial */
+	expect_none("RECEIVED 4MG I.V. KORVEX. STABLE.", "KORVEX");
+	expect_none("CATH SHOWED A T.O. LCX, STENTED.", "LCX");
+	expect_none("STARTED ON AMPHO B. AWATING CONSULT.", "AWATING");
+	expect("Seen by Dr. Quill and M. Peppin today.", "M. Peppin", SALUS_PHI_NAME);
 }
 
 int main(void)
