@@ -2627,7 +2627,11 @@ static void rules(struct salus_deid *d)
 		    (mixed || (tf(d, i - 1) & F_NAME)) &&
 		    /* "RADIAL ALINE, PT." "BIL PT/DP": in a note without case evidence PT, OT, PA... are
 		     * abbreviations unless they end the line */
-		    (mixed || !(f & DF_ABBR) || i + 1 == nt || (d->tok[i + 1].bits & TB_NL))) {
+		    (mixed || !(f & DF_ABBR) || i + 1 == nt || (d->tok[i + 1].bits & TB_NL)) &&
+		    /* "new PA line", "PA catheter", "PT pressures": a device, not a signature */
+		    !(i + 1 < nt && gap_after(d, i) == GAP_SPACE &&
+		      (tok_in(d, i + 1, eponym_heads) ||
+		       tok_in(d, i + 1, (const char *const[]){"line", "lines", "pressure", "pressures", "cath", NULL})))) {
 			enum gap gb = gap_after(d, i - 1);
 			if ((gb == GAP_COMMA || gb == GAP_SPACE) && cont_ok(d, i - 1) && !(tf(d, i - 1) & DF_CRED)) {
 				bool strong = gb == GAP_COMMA || t->shape == SH_UPPER;

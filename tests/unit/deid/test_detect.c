@@ -371,6 +371,9 @@ static void test_context_rules3(void **state)
 	expect_none("CATH SHOWED A T.O. LCX, STENTED.", "LCX");
 	expect_none("STARTED ON AMPHO B. AWATING CONSULT.", "AWATING");
 	expect("Seen by Dr. Quill and M. Peppin today.", "M. Peppin", SALUS_PHI_NAME);
+	/* a credential before a device word is the device's abbreviation */
+	expect_none("Occ PVCs. New PA line placed, wedge 14.", "New");
+	expect("Note by Tova Brennick, PA", "Tova Brennick", SALUS_PHI_NAME);
 }
 
 int main(void)
