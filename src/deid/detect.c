@@ -1956,6 +1956,8 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 			return;
 		if (k == 0 && (f & (DF_COMMON | DF_MED)) && !(f & (DF_PLACE | DF_STATE | DF_PROPER)))
 			return;
+		if (k == 0 && (f & DF_INST))
+			return; /* "admitted to hospital": no name before the institution word */
 		mark(d, j, SALUS_PHI_LOCATION, conf, rule);
 		enum gap g = gap_after(d, j);
 		if (g != GAP_SPACE && !(g == GAP_DOT && tok_is(d, j, "st")) && g != GAP_HYPHEN)
@@ -2016,6 +2018,8 @@ __attribute__((noinline, cold)) static bool place_verb(struct salus_deid *d, siz
 {
 	static const char *const moves[] = {"tx", "txd", "tx'd", "txed", "txfr", "xfer", "xferd", "xferred", "xfered",
 					    "xfr", "arrival", "come", "comes", "coming", NULL};
+	if (tok_is(d, i, "sent"))
+		return false; /* specimens are sent: "sent to BB", "sent to lab" */
 	return (tf(d, i) & DF_LOCVERB) || tok_in(d, i, moves);
 }
 
@@ -2656,7 +2660,12 @@ static void rules(struct salus_deid *d)
 			size_t j = i + 1;
 			while (j < nt && j < i + 4 && (tok_in(d, j, loc_preps) || (j > i + 1 && tok_is(d, j, "the"))))
 				j++;
-			if (j > i + 1 && j < nt && !(tf(d, j) & DF_TITLE))
+			/* "arrived on Milrinone", "adm on Reopro": after a verb of arriving "on" is a drug;
+			 * only living is "on" a place ("lives on Elm Street") */
+			bool on_drug = j == i + 2 && tok_is(d, i + 1, "on") &&
+				       !tok_in(d, i, (const char *const[]){"lives", "live", "living", "resides", "reside",
+									 "residing", NULL});
+			if (j > i + 1 && j < nt && !on_drug && !(tf(d, j) & DF_TITLE))
 				place_run(d, j, 0.8f, RULE_LOC_CONTEXT);
 		}
 		/* Institutions: Calloway Community Clinic, WASHINGTON ADVENTIST HOSP */

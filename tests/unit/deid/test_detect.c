@@ -374,6 +374,10 @@ static void test_context_rules3(void **state)
 	/* a credential before a device word is the device's abbreviation */
 	expect_none("Occ PVCs. New PA line placed, wedge 14.", "New");
 	expect("Note by Tova Brennick, PA", "Tova Brennick", SALUS_PHI_NAME);
+	/* "arrived on" a drug; a bare institution word */
+	expect_none("PT ARRIVED ON NORVATRIX FOR LOW EF.", "NORVATRIX");
+	expect("Lives on Quarrel Street with wife.", "Quarrel Street", SALUS_PHI_LOCATION);
+	expect_none("pt admitted to hosp on 3/2 with cp.", "hosp");
 }
 
 int main(void)
