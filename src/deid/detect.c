@@ -2053,6 +2053,18 @@ static bool medical_suffix(const struct salus_deid *d, const struct tok *t)
 	return false;
 }
 
+static bool has_vowel(const char *p, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		switch (lowtab[(unsigned char)p[k]]) {
+		case 'a': case 'e': case 'i': case 'o': case 'u': case 'y':
+			return true;
+		default:
+			break;
+		}
+	return false;
+}
+
 /* Is a dictionary name written with a capital, or an initial, next to token i ("Adam Vanco")? */
 __attribute__((noinline, cold)) static bool name_beside(struct salus_deid *d, size_t i)
 {
@@ -2864,6 +2876,9 @@ static void rules(struct salus_deid *d)
 		    !medical_suffix(d, t) && !(i > 0 && tok_in(d, i - 1, drug_ctx)) && !drug_list(d, i) &&
 		    /* "U/O's", "I&O's": a letter or two before 's is an abbreviation */
 		    !(len <= 4 && d->b[t->e - 2] == '\'') &&
+		    /* "Lcx", "Rll": a short word of left/right without a vowel is an abbreviation
+		     * (other letters too may start a vowel-less place: "Vrh", "Brno") */
+		    !(len <= 5 && (t->c0 == 'l' || t->c0 == 'r') && !has_vowel(d->b + t->s, len)) &&
 		    /* "Vanco", "Dobuta", "Creat": the start of a medical term, unless next to a name */
 		    !((f & DF_MEDPFX) && !name_beside(d, i)) &&
 		    !(i + 1 < nt && gap_after(d, i) == GAP_SPACE && tok_in(d, i + 1, service)) &&

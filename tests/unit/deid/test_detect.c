@@ -378,6 +378,9 @@ static void test_context_rules3(void **state)
 	expect_none("PT ARRIVED ON NORVATRIX FOR LOW EF.", "NORVATRIX");
 	expect("Lives on Quarrel Street with wife.", "Quarrel Street", SALUS_PHI_LOCATION);
 	expect_none("pt admitted to hosp on 3/2 with cp.", "hosp");
+	/* left/right abbreviations without a vowel; vowel-less places stay */
+	expect_none("A: 3VD, s/p stent to Rpl. Labs at 8pm.", "Rpl");
+	assert_non_null(find("Moved here from Vrh nad Kolpo last year.", "Vrh")); /* kept (as a name) */
 }
 
 int main(void)
