@@ -1878,7 +1878,14 @@ static void extend_right(struct salus_deid *d, size_t i, float conf, uint16_t ru
 		bool hy = g == GAP_HYPHEN && tok_alpha(&d->tok[i + 1]) && !(tf(d, i + 1) & (DF_COMMON | DF_STOP));
 		if (!ok)
 			return;
-		if (!(cont_ok(d, i + 1) || hy)) {
+		/* "dr elspeth nwachukwu" typed in lower case in a note that has capitals: a
+		 * lower-case name goes on over a lower-case word in no English or medical list */
+		bool low = d->nc == CASE_MIXED && g == GAP_SPACE && d->tok[i].shape == SH_LOWER &&
+			   d->tok[i + 1].shape == SH_LOWER && d->tok[i + 1].e - d->tok[i + 1].s >= 3 &&
+			   !(d->tok[i + 1].bits & TB_COVERED) && !d->tok[i + 1].mtype &&
+			   !(tf(d, i + 1) & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPFX | DF_ABBR | DF_STOP | F_FUNC |
+					     DF_LABEL | DF_INST | DF_STREET | DF_VERB | DF_LOCVERB | DF_MONTH));
+		if (!(cont_ok(d, i + 1) || hy || low)) {
 			/* "Ignatius Murmur": after a first name, a capitalised word is the surname */
 			if (d->nc != CASE_MIXED || g != GAP_SPACE || d->tok[i].shape != SH_CAP || d->tok[i + 1].shape != SH_CAP ||
 			    (d->tok[i + 1].bits & TB_COVERED))
@@ -1932,6 +1939,12 @@ static void add_name_hash(struct salus_deid *d, size_t i)
 	}
 }
 
+/* Words that start a place name of several words ("New Haven", "East Hollisford"). */
+static const char *const place_pfx[] = {"new", "north", "south", "east", "west", "eastern", "western",
+					"northern", "southern", "upper", "lower", "middle", "fort", "ft",
+					"mount", "mt", "port", "san", "santa", "los", "las", "el", "bel",
+					"glen", "saint", "st", "lake", NULL};
+
 static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 {
 	/* up to 4 capitalised words ("New Haven", "St. Louis"), allowing "of" inside */
@@ -1943,18 +1956,22 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 		if (k > 0 && tok_is(d, j, "of") && j + 1 < d->ntok && d->tok[j + 1].shape == SH_CAP) {
 			continue;
 		}
+		/* "lives in east hollisford": a place prefix before a word in no English list */
+		bool pfx = k == 0 && d->nc != CASE_MIXED && j + 1 < d->ntok && gap_after(d, j) == GAP_SPACE &&
+			   tok_in(d, j, place_pfx) && tok_alpha(&d->tok[j + 1]) &&
+			   !(tf(d, j + 1) & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR | DF_STOP | F_FUNC));
 		if (d->nc == CASE_MIXED) {
 			if (t->shape != SH_CAP && t->shape != SH_UPPER)
 				return;
 			if (f & DF_ABBR)
 				return;
-		} else if ((f & (DF_STOP | DF_ABBR)) || ((f & DF_COMMON) && !(f & DF_STATE)) ||
-			   ((f & (DF_MED | DF_VOCAB)) && !(f & (DF_PLACE | DF_STATE)))) {
+		} else if (!pfx && ((f & (DF_STOP | DF_ABBR)) || ((f & DF_COMMON) && !(f & DF_STATE)) ||
+				    ((f & (DF_MED | DF_VOCAB)) && !(f & (DF_PLACE | DF_STATE))))) {
 			return;
 		}
 		if (f & (F_FUNC | DF_LABEL))
 			return;
-		if (k == 0 && (f & (DF_COMMON | DF_MED)) && !(f & (DF_PLACE | DF_STATE | DF_PROPER)))
+		if (k == 0 && !pfx && (f & (DF_COMMON | DF_MED)) && !(f & (DF_PLACE | DF_STATE | DF_PROPER)))
 			return;
 		if (k == 0 && (f & DF_INST))
 			return; /* "admitted to hospital": no name before the institution word */
@@ -2670,14 +2687,29 @@ static void rules(struct salus_deid *d)
 		/* Places: lives in X, moved to X, transferred from X */
 		if (f & DF_LOCVERB) {
 			size_t j = i + 1;
-			while (j < nt && j < i + 4 && (tok_in(d, j, loc_preps) || (j > i + 1 && tok_is(d, j, "the"))))
+			/* "lives alone in X", "lives with her son in X": an adverb, or "with" and a
+			 * relation, between the verb and its preposition */
+			if (j + 1 < nt && gap_after(d, i) == GAP_SPACE &&
+			    tok_in(d, j, (const char *const[]){"alone", "independently", "currently", "now", "still",
+							       "locally", "nearby", "together", NULL}))
+				j++;
+			else if (j + 2 < nt && tok_is(d, j, "with")) {
+				size_t q = j + 1;
+				if (tok_in(d, q, (const char *const[]){"her", "his", "their", "a", "my", NULL}))
+					q++;
+				if (q + 1 < nt && (tf(d, q) & DF_REL) && gap_after(d, j) == GAP_SPACE &&
+				    gap_after(d, q) == GAP_SPACE && tok_in(d, q + 1, (const char *const[]){"in", "at", NULL}))
+					j = q + 1;
+			}
+			size_t j0 = j;
+			while (j < nt && j < j0 + 3 && (tok_in(d, j, loc_preps) || (j > j0 && tok_is(d, j, "the"))))
 				j++;
 			/* "arrived on Milrinone", "adm on Reopro": after a verb of arriving "on" is a drug;
 			 * only living is "on" a place ("lives on Elm Street") */
-			bool on_drug = j == i + 2 && tok_is(d, i + 1, "on") &&
+			bool on_drug = j == j0 + 1 && tok_is(d, j0, "on") &&
 				       !tok_in(d, i, (const char *const[]){"lives", "live", "living", "resides", "reside",
 									 "residing", NULL});
-			if (j > i + 1 && j < nt && !on_drug && !(tf(d, j) & DF_TITLE))
+			if (j > j0 && j < nt && !on_drug && !(tf(d, j) & DF_TITLE))
 				place_run(d, j, 0.8f, RULE_LOC_CONTEXT);
 		}
 		/* Institutions: Calloway Community Clinic, WASHINGTON ADVENTIST HOSP */
@@ -2904,10 +2936,6 @@ static void rules(struct salus_deid *d)
 						"harbor", "harbour", "valley", "river", "hills", "lake", "bay", "point",
 						"shore", "village", "mills", "creek", "junction", "air", "grove", "ridge",
 						"station", "county", NULL};
-	static const char *const place_pfx[] = {"new", "north", "south", "east", "west", "eastern", "western",
-						"northern", "southern", "upper", "lower", "middle", "fort", "ft",
-						"mount", "mt", "port", "san", "santa", "los", "las", "el", "bel",
-						"glen", "saint", "st", "lake", NULL};
 	for (size_t i = 0; i < nt; i++) {
 		struct tok *t = &d->tok[i];
 		if (t->mtype != SALUS_PHI_LOCATION + 1)

@@ -381,6 +381,13 @@ static void test_context_rules3(void **state)
 	/* left/right abbreviations without a vowel; vowel-less places stay */
 	expect_none("A: 3VD, s/p stent to Rpl. Labs at 8pm.", "Rpl");
 	assert_non_null(find("Moved here from Vrh nad Kolpo last year.", "Vrh")); /* kept (as a name) */
+	/* "lives alone in", "lives with her son in"; a place prefix in a lower-case note */
+	expect("triage: lives alone in east quellburgh, daughter visits.", "east quellburgh", SALUS_PHI_LOCATION);
+	expect("Lives with her son in Quellburgh since 2019.", "Quellburgh", SALUS_PHI_LOCATION);
+	expect_none("triage: lives alone in new apartment, daughter visits.", "apartment");
+	/* a lower-case name after a title in a note with capitals */
+	expect("Seen today. PCP is dr elspeth quarnwick, aware of plan.", "elspeth quarnwick", SALUS_PHI_NAME);
+	expect_none("Seen today. Dr brandt called back about the plan.", "called");
 }
 
 int main(void)
