@@ -1876,6 +1876,12 @@ static void extend_right(struct salus_deid *d, size_t i, float conf, uint16_t ru
 		enum gap g = gap_after(d, i);
 		bool ok = g == GAP_SPACE || g == GAP_HYPHEN || (g == GAP_DOT && d->tok[i].shape == SH_INIT);
 		bool hy = g == GAP_HYPHEN && tok_alpha(&d->tok[i + 1]) && !(tf(d, i + 1) & (DF_COMMON | DF_STOP));
+		/* a double-barrelled surname whose second part is also a word ("Okonkwo-Bell",
+		 * "GARCIA-ROSE"): written like the first part, a name-list word */
+		if (!hy && g == GAP_HYPHEN && d->tok[i + 1].shape == d->tok[i].shape &&
+		    (d->tok[i].shape == SH_CAP || d->tok[i].shape == SH_UPPER) && d->tok[i + 1].e - d->tok[i + 1].s >= 3 &&
+		    (tf(d, i + 1) & F_NAME) && !(tf(d, i + 1) & (DF_STOP | DF_ABBR | F_FUNC)))
+			hy = true;
 		if (!ok)
 			return;
 		/* "dr elspeth nwachukwu" typed in lower case in a note that has capitals: a
@@ -2563,7 +2569,10 @@ static void rules(struct salus_deid *d)
 			/* "Name:" alone on its line: the name is the short line below it */
 			bool next_line = gap_after(d, j - 1) == GAP_NL && j == i + 1 && byte_at(d, t->e) == ':' &&
 					 newlines_before(d, j) == 1 && line_tokens(d, j) <= 4;
-			if (ctx_name_ok(d, j, 2) && (gap_after(d, j - 1) != GAP_NL || next_line)) {
+			/* "RE: K 3.2": a letter before a number is a lab value, not an initial */
+			bool value = j + 1 < nt && d->tok[j].shape == SH_INIT && d->tok[j + 1].shape == SH_NUM &&
+				     gap_after(d, j) == GAP_SPACE;
+			if (ctx_name_ok(d, j, 2) && !value && (gap_after(d, j - 1) != GAP_NL || next_line)) {
 				mark(d, j, SALUS_PHI_NAME, 0.9f, RULE_LABEL);
 				extend_right(d, j, 0.85f, RULE_LABEL, 3);
 				/* Last, First */

@@ -388,6 +388,10 @@ static void test_context_rules3(void **state)
 	/* a lower-case name after a title in a note with capitals */
 	expect("Seen today. PCP is dr elspeth quarnwick, aware of plan.", "elspeth quarnwick", SALUS_PHI_NAME);
 	expect_none("Seen today. Dr brandt called back about the plan.", "called");
+	/* a double-barrelled surname whose second part is a word; a lab value after "re:" */
+	expect("CALLED DR. OKONKWO-BELL RE: K 3.2, ORDERS RECEIVED.", "OKONKWO-BELL", SALUS_PHI_NAME);
+	expect_none("CALLED DR. OKONKWO-BELL RE: K 3.2, ORDERS RECEIVED.", "K 3");
+	expect_none("Pain well-controlled, follow-up in 2 weeks.", "controlled");
 }
 
 int main(void)
