@@ -2024,6 +2024,31 @@ static inline bool month_start(unsigned char c0, unsigned char c1)
 	}
 }
 
+/* "Aldermoor Regional", "at Union Memorial", "from Mass General": a hospital
+ * named by a word and General/Regional/Memorial without Hospital after it.
+ * The word before must be specific (in no English list) or follow a place
+ * preposition. */
+__attribute__((noinline, cold)) static void loc_generic_inst(struct salus_deid *d, size_t i)
+{
+	if (!tok_in(d, i, (const char *const[]){"general", "regional", "memorial", NULL}) || d->tok[i].mtype ||
+	    (d->tok[i].bits & TB_COVERED) || gap_after(d, i - 1) != GAP_SPACE)
+		return;
+	size_t k = i - 1;
+	struct tok *p = &d->tok[k];
+	if (p->shape != d->tok[i].shape || (p->bits & TB_COVERED) || p->mtype == SALUS_PHI_DATE + 1)
+		return;
+	uint32_t pf = tf(d, k);
+	if (pf & (DF_STOP | DF_ABBR | F_FUNC | DF_LABEL | DF_INST | DF_VERB | DF_LOCVERB | DF_MONTH))
+		return;
+	bool specific = !(pf & (DF_COMMON | DF_VOCAB | DF_MED));
+	bool prep = k > 0 && gap_after(d, k - 1) == GAP_SPACE &&
+		    tok_in(d, k - 1, (const char *const[]){"at", "from", "to", "in", NULL});
+	if (!specific && !prep)
+		return;
+	mark(d, k, SALUS_PHI_LOCATION, 0.75f, RULE_INST);
+	mark(d, i, SALUS_PHI_LOCATION, 0.75f, RULE_INST);
+}
+
 /* Is the word after token j a hospital unit or department ("GH ER", "gh cath lab")? */
 __attribute__((noinline, cold)) static bool unit_after(struct salus_deid *d, size_t j)
 {
@@ -2850,6 +2875,9 @@ static void rules(struct salus_deid *d)
 			name_paren(d, i, nt, mixed);
 		if (t->kw & KW_UNIV)
 			loc_university(d, i, nt, mixed);
+		if ((t->shape == SH_CAP || t->shape == SH_UPPER) && t->e - t->s >= 7 && t->e - t->s <= 8 &&
+		    (t->c0 == 'g' || t->c0 == 'r' || t->c0 == 'm') && i > 0)
+			loc_generic_inst(d, i);
 		if (mixed && t->shape == SH_CAP && t->e - t->s >= 3)
 			loc_street_name(d, i);
 	}

@@ -392,6 +392,11 @@ static void test_context_rules3(void **state)
 	expect("CALLED DR. OKONKWO-BELL RE: K 3.2, ORDERS RECEIVED.", "OKONKWO-BELL", SALUS_PHI_NAME);
 	expect_none("CALLED DR. OKONKWO-BELL RE: K 3.2, ORDERS RECEIVED.", "K 3");
 	expect_none("Pain well-controlled, follow-up in 2 weeks.", "controlled");
+	/* a hospital named by a word and General/Regional/Memorial */
+	expect("Comparison: prior study from Aldermoor Regional on 12/02/2020.", "Aldermoor Regional",
+	       SALUS_PHI_LOCATION);
+	expect("FAMILY SAYS THAT AT GRANITE MEMORIAL, SHE FELL.", "GRANITE MEMORIAL", SALUS_PHI_LOCATION);
+	expect_none("Gave Regional anesthesia for the block.", "Regional");
 }
 
 int main(void)
