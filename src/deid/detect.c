@@ -2984,10 +2984,12 @@ static void rules(struct salus_deid *d)
 		    d->tok[i - 1].shape == t->shape && !(d->tok[i - 1].bits & TB_COVERED) && tok_in(d, i - 1, place_pfx))
 			mark(d, i - 1, SALUS_PHI_LOCATION, t->mconf, t->mrule);
 	}
-	/* a name read as a place before a suffix: "Daytona Beach" */
+	/* a name read as a place before a suffix: "Daytona Beach", "Quinlan Heights" */
 	for (size_t i = 0; i + 1 < nt; i++) {
 		struct tok *t = &d->tok[i];
-		if (t->mtype != SALUS_PHI_NAME + 1 || t->mconf > 0.65f || gap_after(d, i) != GAP_SPACE ||
+		/* a dictionary or capitalised-word name (not one from a title or a relation) */
+		bool weak = t->mconf <= 0.65f || t->mrule == RULE_DICT_NAME || t->mrule == RULE_UNKNOWN_CAP;
+		if (t->mtype != SALUS_PHI_NAME + 1 || !weak || gap_after(d, i) != GAP_SPACE ||
 		    d->tok[i + 1].mtype || d->tok[i + 1].shape != t->shape || !tok_in(d, i + 1, place_sfx) ||
 		    !tok_in(d, i + 1, (const char *const[]){"beach", "springs", "falls", "heights", "island", "harbor",
 							  "valley", "hills", "creek", NULL}))

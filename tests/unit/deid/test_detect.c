@@ -397,6 +397,9 @@ static void test_context_rules3(void **state)
 	       SALUS_PHI_LOCATION);
 	expect("FAMILY SAYS THAT AT GRANITE MEMORIAL, SHE FELL.", "GRANITE MEMORIAL", SALUS_PHI_LOCATION);
 	expect_none("Gave Regional anesthesia for the block.", "Regional");
+	/* a dictionary name before a place suffix; inns and hotels */
+	expect("Family from Quinlan Heights, staying nearby.", "Quinlan Heights", SALUS_PHI_LOCATION);
+	expect("Plan to stay at the Kestrel Inn tonight.", "Kestrel", SALUS_PHI_LOCATION);
 }
 
 int main(void)
