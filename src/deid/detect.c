@@ -2190,7 +2190,8 @@ static bool drug_list(struct salus_deid *d, size_t i)
 			if (!sep && !(step == 1 && g == GAP_SPACE))
 				break;
 			uint32_t f = tf(d, j);
-			if ((f & (DF_MED | DF_MEDPROP | DF_ABBR)) && !(f & F_NAME) && tok_alpha(&d->tok[j]))
+			/* not a function word ("in Blorvik, at the..."): hunspell-en-med lists some */
+			if ((f & (DF_MED | DF_MEDPROP | DF_ABBR)) && !(f & (F_NAME | DF_STOP)) && tok_alpha(&d->tok[j]))
 				return true;
 			break;
 		}

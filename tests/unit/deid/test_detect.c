@@ -400,6 +400,9 @@ static void test_context_rules3(void **state)
 	/* a dictionary name before a place suffix; inns and hotels */
 	expect("Family from Quinlan Heights, staying nearby.", "Quinlan Heights", SALUS_PHI_LOCATION);
 	expect("Plan to stay at the Kestrel Inn tonight.", "Kestrel", SALUS_PHI_LOCATION);
+	/* a function word across a comma is not a drug of a list */
+	assert_non_null(find("I'm in Blorvik, at the conference", "Blorvik"));
+	expect_none("On IV Flagyl, Zosyn and Vanco.", "Zosyn");
 }
 
 int main(void)
