@@ -121,6 +121,7 @@ enum shape { SH_LOWER, SH_CAP, SH_UPPER, SH_INIT, SH_NUM, SH_MIX, SH_OTHER };
 #define KW_AWARE 4u    /* aware */
 #define KW_UNIV 8u     /* u, univ */
 #define KW_TRIG 16u    /* passes the context-trigger bit filter (may be a title, relation, label...) */
+#define KW_GENINST 32u /* general, regional, memorial (7+ letters, g/r/m) */
 
 struct tok {
 	uint32_t s, e;
@@ -587,6 +588,8 @@ static void init_tables(void)
 				k |= KW_AWARE;
 			if (l == 'u' && (n == 1 || n == 4))
 				k |= KW_UNIV;
+			if (n == 7 && (l == 'g' || l == 'r' || l == 'm'))
+				k |= KW_GENINST;
 			kwtab[c][n] = k;
 		}
 	for (unsigned i = 0; i < sizeof weak_first / sizeof weak_first[0]; i++)
@@ -1962,18 +1965,21 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 		if (k > 0 && tok_is(d, j, "of") && j + 1 < d->ntok && d->tok[j + 1].shape == SH_CAP) {
 			continue;
 		}
-		/* "lives in east hollisford": a place prefix before a word in no English list */
-		bool pfx = k == 0 && d->nc != CASE_MIXED && j + 1 < d->ntok && gap_after(d, j) == GAP_SPACE &&
-			   tok_in(d, j, place_pfx) && tok_alpha(&d->tok[j + 1]) &&
-			   !(tf(d, j + 1) & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR | DF_STOP | F_FUNC));
+		/* "lives in east hollisford": a place prefix before a word in no English list
+		 * (looked at only when the word would stop the run) */
+		bool pfx = false;
 		if (d->nc == CASE_MIXED) {
 			if (t->shape != SH_CAP && t->shape != SH_UPPER)
 				return;
 			if (f & DF_ABBR)
 				return;
-		} else if (!pfx && ((f & (DF_STOP | DF_ABBR)) || ((f & DF_COMMON) && !(f & DF_STATE)) ||
-				    ((f & (DF_MED | DF_VOCAB)) && !(f & (DF_PLACE | DF_STATE))))) {
-			return;
+		} else if ((f & (DF_STOP | DF_ABBR)) || ((f & DF_COMMON) && !(f & DF_STATE)) ||
+			   ((f & (DF_MED | DF_VOCAB)) && !(f & (DF_PLACE | DF_STATE)))) {
+			pfx = k == 0 && j + 1 < d->ntok && gap_after(d, j) == GAP_SPACE && tok_in(d, j, place_pfx) &&
+			      tok_alpha(&d->tok[j + 1]) &&
+			      !(tf(d, j + 1) & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR | DF_STOP | F_FUNC));
+			if (!pfx)
+				return;
 		}
 		if (f & (F_FUNC | DF_LABEL))
 			return;
@@ -1991,7 +1997,7 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 /* "98 s/p left hip fx", "91 with dementia": a number of 90-119 opening a
  * sentence or line, before a history word, is an age (not a temperature or a
  * rate, which follow their label). */
-__attribute__((noinline, cold)) static void age_lead(struct salus_deid *d, size_t i, size_t nt)
+__attribute__((noinline)) static void age_lead(struct salus_deid *d, size_t i, size_t nt)
 {
 	const struct tok *t = &d->tok[i];
 	unsigned v = num_at(d->b + t->s, t->e - t->s);
@@ -2007,6 +2013,10 @@ __attribute__((noinline, cold)) static void age_lead(struct salus_deid *d, size_
 		return;
 	mark(d, i, SALUS_PHI_AGE, 0.7f, RULE_AGE_LEAD);
 }
+
+/* Date prepositions before a month alone ("in sept.", "since March"). */
+static const char *const month_preps[] = {"in", "since", "until", "till", "during", "early", "late", "mid",
+					  "last", "next", "before", "after", "through", "thru", NULL};
 
 /* May a word starting with these two (lower-case) letters be a month name or abbreviation? */
 static inline bool month_start(unsigned char c0, unsigned char c1)
@@ -2028,7 +2038,7 @@ static inline bool month_start(unsigned char c0, unsigned char c1)
  * named by a word and General/Regional/Memorial without Hospital after it.
  * The word before must be specific (in no English list) or follow a place
  * preposition. */
-__attribute__((noinline, cold)) static void loc_generic_inst(struct salus_deid *d, size_t i)
+__attribute__((noinline)) static void loc_generic_inst(struct salus_deid *d, size_t i)
 {
 	if (!tok_in(d, i, (const char *const[]){"general", "regional", "memorial", NULL}) || d->tok[i].mtype ||
 	    (d->tok[i].bits & TB_COVERED) || gap_after(d, i - 1) != GAP_SPACE)
@@ -2050,7 +2060,7 @@ __attribute__((noinline, cold)) static void loc_generic_inst(struct salus_deid *
 }
 
 /* Is the word after token j a hospital unit or department ("GH ER", "gh cath lab")? */
-__attribute__((noinline, cold)) static bool unit_after(struct salus_deid *d, size_t j)
+__attribute__((noinline)) static bool unit_after(struct salus_deid *d, size_t j)
 {
 	return j + 1 < d->ntok && gap_after(d, j) == GAP_SPACE &&
 	       ((tf(d, j + 1) & DF_INST) ||
@@ -2062,7 +2072,7 @@ __attribute__((noinline, cold)) static bool unit_after(struct salus_deid *d, siz
  * place verbs and their clinical short forms ("tx to", "xfer from", "arrival
  * to")?  Used only before hospital initials.  Not "back to" or "return from":
  * therapies and devices ("back to NC", "return from HD"). */
-__attribute__((noinline, cold)) static bool place_verb(struct salus_deid *d, size_t i)
+__attribute__((noinline)) static bool place_verb(struct salus_deid *d, size_t i)
 {
 	static const char *const moves[] = {"tx", "txd", "tx'd", "txed", "txfr", "xfer", "xferd", "xferred", "xfered",
 					    "xfr", "arrival", "come", "comes", "coming", NULL};
@@ -2114,7 +2124,7 @@ static bool has_vowel(const char *p, size_t n)
 }
 
 /* Is a dictionary name written with a capital, or an initial, next to token i ("Adam Vanco")? */
-__attribute__((noinline, cold)) static bool name_beside(struct salus_deid *d, size_t i)
+__attribute__((noinline)) static bool name_beside(struct salus_deid *d, size_t i)
 {
 	if (i > 0 && gap_after(d, i - 1) == GAP_SPACE && d->tok[i - 1].shape == SH_CAP && (tf(d, i - 1) & F_NAME) &&
 	    !(tf(d, i - 1) & (DF_COMMON | DF_MED)))
@@ -2142,7 +2152,7 @@ static const char *const modal_verbs[] = {"will", "would", "can", "could", "shou
 /* Is token i, found only by a dictionary or by its capital, a thing or a
  * verb rather than a person: an eponym head, the word (or two) before one,
  * or the word after a modal verb? */
-__attribute__((noinline, cold)) static bool not_a_person(struct salus_deid *d, size_t i)
+__attribute__((noinline)) static bool not_a_person(struct salus_deid *d, size_t i)
 {
 	size_t nt = d->ntok;
 	if (tok_in(d, i, eponym_heads))
@@ -2724,11 +2734,12 @@ static void rules(struct salus_deid *d)
 			size_t j = i + 1;
 			/* "lives alone in X", "lives with her son in X": an adverb, or "with" and a
 			 * relation, between the verb and its preposition */
-			if (j + 1 < nt && gap_after(d, i) == GAP_SPACE &&
+			bool prep0 = j < nt && tok_in(d, j, loc_preps);
+			if (!prep0 && j + 1 < nt && gap_after(d, i) == GAP_SPACE &&
 			    tok_in(d, j, (const char *const[]){"alone", "independently", "currently", "now", "still",
 							       "locally", "nearby", "together", NULL}))
 				j++;
-			else if (j + 2 < nt && tok_is(d, j, "with")) {
+			else if (!prep0 && j + 2 < nt && tok_is(d, j, "with")) {
 				size_t q = j + 1;
 				if (tok_in(d, q, (const char *const[]){"her", "his", "their", "a", "my", NULL}))
 					q++;
@@ -2876,8 +2887,7 @@ static void rules(struct salus_deid *d)
 			name_paren(d, i, nt, mixed);
 		if (t->kw & KW_UNIV)
 			loc_university(d, i, nt, mixed);
-		if ((t->shape == SH_CAP || t->shape == SH_UPPER) && t->e - t->s >= 7 && t->e - t->s <= 8 &&
-		    (t->c0 == 'g' || t->c0 == 'r' || t->c0 == 'm') && i > 0)
+		if ((t->kw & KW_GENINST) && i > 0 && t->e - t->s <= 8 && (t->shape == SH_CAP || t->shape == SH_UPPER))
 			loc_generic_inst(d, i);
 		if (mixed && t->shape == SH_CAP && t->e - t->s >= 3)
 			loc_street_name(d, i);
@@ -2888,15 +2898,16 @@ static void rules(struct salus_deid *d)
 		struct tok *t = &d->tok[i];
 		if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED) || t->shape == SH_INIT)
 			continue;
-		/* lower-case words of a mixed note: only months (first two letters first, no look-up otherwise) */
-		if (mixed && t->shape == SH_LOWER && !month_start(t->c0, t->c1))
+		/* lower-case words of a mixed note: only months after a date preposition
+		 * (first two letters and the word before first, no look-up otherwise) */
+		if (mixed && t->shape == SH_LOWER &&
+		    !(month_start(t->c0, t->c1) && t->e - t->s >= 3 && t->e - t->s <= 9 && i > 0 &&
+		      tok_in(d, i - 1, month_preps)))
 			continue;
 		uint32_t f = tf(d, i);
 		/* "in sept.", "since March", "early Jan": a month alone after a date
 		 * preposition; not "may" (a verb), "march" only capitalised in a mixed note */
-		if ((f & DF_MONTH) && i > 0 && gap_after(d, i - 1) == GAP_SPACE &&
-		    tok_in(d, i - 1, (const char *const[]){"in", "since", "until", "till", "during", "early", "late", "mid",
-							  "last", "next", "before", "after", "through", "thru", NULL}) &&
+		if ((f & DF_MONTH) && i > 0 && gap_after(d, i - 1) == GAP_SPACE && tok_in(d, i - 1, month_preps) &&
 		    !tok_is(d, i, "may") && !(tok_is(d, i, "march") && !(mixed && t->shape == SH_CAP))) {
 			mark(d, i, SALUS_PHI_DATE, 0.7f, RULE_MONTH_PREP);
 			continue;
