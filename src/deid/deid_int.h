@@ -37,7 +37,8 @@
 #define DF_STATE    (1u << 19) /* US state or Canadian province name (miscfiles) */
 #define DF_LABEL    (1u << 20) /* Patient, Attending, Contact... before ":" */
 #define DF_LOCLABEL (1u << 21) /* Address, City... before ":" */
-#define DF_MEDPFX   (1u << 22) /* a 4-6 letter start of a longer medical term (Vanco, Dobuta, Creat) */
+#define DF_MEDPFX   (1u << 22) /* a 4-6 letter start of a longer medical term (Vanco, Dobuta, Creat): only in
+				* the second table (salus_deid_medpfx, deid_medpfx_lookup) */
 #define DF_LOOKED   (1u << 31) /* detect.c: flags of this token were looked up */
 
 /* FNV-1a 64 of a lower-cased word: the dictionary key. */
@@ -68,6 +69,11 @@ extern const uint64_t salus_deid_trigger_filter[(1u << DEID_TRIGGER_BITS) / 64];
 
 /* dict.c: flags of a word hash, 0 when unknown.  Generated table in deid_dict_data.c. */
 uint32_t deid_dict_lookup(uint64_t h);
+/* DF_MEDPFX when h is the hash of a 4-6 letter start of a medical term, else 0 (a small
+ * second table, so the main one keeps its load). */
+uint32_t deid_medpfx_lookup(uint64_t h);
+extern const unsigned salus_deid_medpfx_bits;
+extern const uint64_t salus_deid_medpfx[];
 extern const unsigned salus_deid_dict_bits;
 extern const size_t salus_deid_dict_words;
 extern const uint64_t salus_deid_dict[];

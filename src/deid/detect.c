@@ -874,6 +874,13 @@ static inline uint32_t tf(struct salus_deid *d, size_t i)
 	return t->f;
 }
 
+/* Is token i a 4-6 letter start of a medical term ("Vanco", "Dobuta")? */
+static bool med_prefix(struct salus_deid *d, size_t i)
+{
+	size_t n = d->tok[i].e - d->tok[i].s;
+	return n >= 4 && n <= 8 && deid_medpfx_lookup(tok_hash(d, i)) != 0;
+}
+
 static inline bool tok_alpha(const struct tok *t)
 {
 	return t->shape == SH_LOWER || t->shape == SH_CAP || t->shape == SH_UPPER || t->shape == SH_INIT;
@@ -1892,8 +1899,9 @@ static void extend_right(struct salus_deid *d, size_t i, float conf, uint16_t ru
 		bool low = d->nc == CASE_MIXED && g == GAP_SPACE && d->tok[i].shape == SH_LOWER &&
 			   d->tok[i + 1].shape == SH_LOWER && d->tok[i + 1].e - d->tok[i + 1].s >= 3 &&
 			   !(d->tok[i + 1].bits & TB_COVERED) && !d->tok[i + 1].mtype &&
-			   !(tf(d, i + 1) & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPFX | DF_ABBR | DF_STOP | F_FUNC |
-					     DF_LABEL | DF_INST | DF_STREET | DF_VERB | DF_LOCVERB | DF_MONTH));
+			   !(tf(d, i + 1) & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR | DF_STOP | F_FUNC |
+					     DF_LABEL | DF_INST | DF_STREET | DF_VERB | DF_LOCVERB | DF_MONTH)) &&
+			   !med_prefix(d, i + 1);
 		if (!(cont_ok(d, i + 1) || hy || low)) {
 			/* "Ignatius Murmur": after a first name, a capitalised word is the surname */
 			if (d->nc != CASE_MIXED || g != GAP_SPACE || d->tok[i].shape != SH_CAP || d->tok[i + 1].shape != SH_CAP ||
@@ -2845,7 +2853,8 @@ static void rules(struct salus_deid *d)
 		if (t->s > 0 && (d->b[t->s - 1] == '.' || d->b[t->s - 1] == '&' || d->b[t->s - 1] == '/'))
 			continue;
 		if (i > 0 && gap_after(d, i - 1) == GAP_SPACE && tok_alpha(&d->tok[i - 1]) &&
-		    (tf(d, i - 1) & (DF_MED | DF_MEDPFX | DF_ABBR)) && !(tf(d, i - 1) & (F_NAME | DF_STOP | DF_COMMON)))
+		    ((tf(d, i - 1) & (DF_MED | DF_ABBR)) || med_prefix(d, i - 1)) &&
+		    !(tf(d, i - 1) & (F_NAME | DF_STOP | DF_COMMON)))
 			continue;
 		struct tok *u = &d->tok[i + 1];
 		uint32_t uf = tf(d, i + 1);
@@ -2961,7 +2970,7 @@ static void rules(struct salus_deid *d)
 		     * (other letters too may start a vowel-less place: "Vrh", "Brno") */
 		    !(len <= 5 && (t->c0 == 'l' || t->c0 == 'r') && !has_vowel(d->b + t->s, len)) &&
 		    /* "Vanco", "Dobuta", "Creat": the start of a medical term, unless next to a name */
-		    !((f & DF_MEDPFX) && !name_beside(d, i)) &&
+		    !(med_prefix(d, i) && !name_beside(d, i)) &&
 		    !(i + 1 < nt && gap_after(d, i) == GAP_SPACE && tok_in(d, i + 1, service)) &&
 		    !(i + 1 < nt && d->tok[i + 1].shape == SH_MIX && gap_after(d, i) == GAP_SPACE) &&
 		    /* a dose around it: "10U Lenti", "BUN 10 Creat 0.7", "Natricor .01" */
