@@ -11,7 +11,8 @@
  * usage: gen_deid_dict OUT.c SPEC...   SPEC = MODE:FLAGS:PATH
  *   MODE  txt (one word a line, '#' comments), gz (same, gzip), case (lower-case
  *         entries get FLAGS, capitalised ones get the second flag set after '+'),
- *         hun (hunspell .dic: strip /affixes, case split like `case`), cities
+ *         hun (hunspell .dic: strip /affixes, case split like `case`; the 4-6 letter
+ *         starts of lower-case terms go to a second table, salus_deid_medpfx), cities
  *         (miscfiles cities.dat.gz "Name : X"), postal (miscfiles na.postalcodes.gz
  *         "XX:Name"), lex (the lexicon: "@SECTION" headers name the flag).
  *   FLAGS a number (decimal), or A+B for `case` and `hun`.
@@ -30,6 +31,12 @@
 #define TSIZE (1u << TBITS)
 static uint64_t table[TSIZE];
 static size_t nwords;
+/* The starts of medical terms: a second, small table, looked up only for
+ * capitalised words in no list, so the main table keeps its load. */
+#define PBITS 17
+#define PSIZE (1u << PBITS)
+static uint64_t ptable[PSIZE];
+static size_t npfx;
 static uint64_t trig[(1u << DEID_TRIGGER_BITS) / 64];
 
 static void add_word(const char *w, size_t n, uint32_t flags)
@@ -88,6 +95,33 @@ static void add_phrase(const char *s, uint32_t flags)
 		if (!*e || *e == '\n' || *e == '\r')
 			break;
 		s = e;
+	}
+}
+
+/* Add the 4-6 letter starts of a single lower-case word (a strict prefix) to the prefix table. */
+static void add_prefixes(const char *w)
+{
+	size_t n = strlen(w);
+	for (size_t i = 0; i < n; i++)
+		if (!islower((unsigned char)w[i]))
+			return;
+	for (size_t k = 4; k <= 6 && k < n; k++) {
+		uint64_t h = deid_hash_bytes(w, k);
+		uint32_t fp = (uint32_t)(h >> 32);
+		if (fp == 0)
+			fp = 1;
+		for (uint32_t i = (uint32_t)h & (PSIZE - 1);; i = (i + 1) & (PSIZE - 1)) {
+			if (ptable[i] == 0) {
+				if (++npfx > PSIZE * 6 / 10) {
+					fprintf(stderr, "gen_deid_dict: prefix table full\n");
+					exit(1);
+				}
+				ptable[i] = ((uint64_t)fp << 32) | DF_MEDPFX;
+				break;
+			}
+			if ((uint32_t)(ptable[i] >> 32) == fp)
+				break;
+		}
 	}
 }
 
@@ -171,6 +205,10 @@ static void load(const char *mode, const char *flagspec, const char *path)
 			fl = f2;
 		if (fl)
 			add_phrase(line, fl);
+		/* clinical short forms are the start of a medical term or drug
+		 * (vanco, dobuta, creat): the lower-case terms' 4-6 letter starts */
+		if (!strcmp(mode, "hun") && fl == f1 && (fl & DF_MED))
+			add_prefixes(line);
 	}
 	if (piped)
 		pclose(f);
@@ -221,6 +259,11 @@ int main(int argc, char **argv)
 	for (uint32_t i = 0; i < TSIZE; i++)
 		if (table[i])
 			fprintf(o, "[%u]=0x%llxull,\n", i, (unsigned long long)table[i]);
+	fprintf(o, "};\nconst unsigned salus_deid_medpfx_bits = %u;\nconst uint64_t salus_deid_medpfx[%uu] = {\n", PBITS,
+		PSIZE);
+	for (uint32_t i = 0; i < PSIZE; i++)
+		if (ptable[i])
+			fprintf(o, "[%u]=0x%llxull,\n", i, (unsigned long long)ptable[i]);
 	fprintf(o, "};\nconst uint64_t salus_deid_trigger_filter[%u] = {", (1u << DEID_TRIGGER_BITS) / 64);
 	for (unsigned i = 0; i < (1u << DEID_TRIGGER_BITS) / 64; i++)
 		fprintf(o, "0x%llxull,%s", (unsigned long long)trig[i], i % 8 == 7 ? "\n" : "");
@@ -229,6 +272,7 @@ int main(int argc, char **argv)
 		perror(argv[1]);
 		return 1;
 	}
-	fprintf(stderr, "gen_deid_dict: %zu words (%zu first names not medical terms)\n", nwords, unmed);
+	fprintf(stderr, "gen_deid_dict: %zu words (%zu first names not medical terms), %zu starts of medical terms\n",
+		nwords, unmed, npfx);
 	return 0;
 }

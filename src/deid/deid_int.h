@@ -37,6 +37,8 @@
 #define DF_STATE    (1u << 19) /* US state or Canadian province name (miscfiles) */
 #define DF_LABEL    (1u << 20) /* Patient, Attending, Contact... before ":" */
 #define DF_LOCLABEL (1u << 21) /* Address, City... before ":" */
+#define DF_MEDPFX   (1u << 22) /* a 4-6 letter start of a longer medical term (Vanco, Dobuta, Creat): only in
+				* the second table (salus_deid_medpfx, deid_medpfx_lookup) */
 #define DF_LOOKED   (1u << 31) /* detect.c: flags of this token were looked up */
 
 /* FNV-1a 64 of a lower-cased word: the dictionary key. */
@@ -67,6 +69,11 @@ extern const uint64_t salus_deid_trigger_filter[(1u << DEID_TRIGGER_BITS) / 64];
 
 /* dict.c: flags of a word hash, 0 when unknown.  Generated table in deid_dict_data.c. */
 uint32_t deid_dict_lookup(uint64_t h);
+/* DF_MEDPFX when h is the hash of a 4-6 letter start of a medical term, else 0 (a small
+ * second table, so the main one keeps its load). */
+uint32_t deid_medpfx_lookup(uint64_t h);
+extern const unsigned salus_deid_medpfx_bits;
+extern const uint64_t salus_deid_medpfx[];
 extern const unsigned salus_deid_dict_bits;
 extern const size_t salus_deid_dict_words;
 extern const uint64_t salus_deid_dict[];
@@ -254,7 +261,9 @@ enum deid_pat {
 	X(IPV6_FULL, "ip.v6", "eight groups of 1-4 hex digits separated by ':'")     \
 	X(ZIP_STATE, "zip.after-state", "a ZIP after a state code (MA 02118), and the city before it") \
 	X(DATE_DASH, "date.m-d-after-prep", "m-d after on/since/until/from (on 4-12), not a range of a unit") \
-	X(PHONE_CALL, "phone.after-call", "digit groups after call/reach/answering... at/on (call me on 450 0840)")
+	X(PHONE_CALL, "phone.after-call", "digit groups after call/reach/answering... at/on (call me on 450 0840)") \
+	X(MONTH_PREP, "date.month-after-prep", "a month alone after in/since/until/early/late... (in Sept.)") \
+	X(AGE_LEAD, "age.sentence-start", "90-119 opening a sentence before s/p, h/o, w/, with, who... (93 s/p fall)")
 
 enum deid_rule {
 	RULE__FIRST = PAT__COUNT - 1,

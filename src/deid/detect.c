@@ -121,6 +121,7 @@ enum shape { SH_LOWER, SH_CAP, SH_UPPER, SH_INIT, SH_NUM, SH_MIX, SH_OTHER };
 #define KW_AWARE 4u    /* aware */
 #define KW_UNIV 8u     /* u, univ */
 #define KW_TRIG 16u    /* passes the context-trigger bit filter (may be a title, relation, label...) */
+#define KW_GENINST 32u /* general, regional, memorial (7+ letters, g/r/m) */
 
 struct tok {
 	uint32_t s, e;
@@ -587,6 +588,8 @@ static void init_tables(void)
 				k |= KW_AWARE;
 			if (l == 'u' && (n == 1 || n == 4))
 				k |= KW_UNIV;
+			if (n == 7 && (l == 'g' || l == 'r' || l == 'm'))
+				k |= KW_GENINST;
 			kwtab[c][n] = k;
 		}
 	for (unsigned i = 0; i < sizeof weak_first / sizeof weak_first[0]; i++)
@@ -871,6 +874,13 @@ static inline uint32_t tf(struct salus_deid *d, size_t i)
 	return t->f;
 }
 
+/* Is token i a 4-6 letter start of a medical term ("Vanco", "Dobuta")? */
+static bool med_prefix(struct salus_deid *d, size_t i)
+{
+	size_t n = d->tok[i].e - d->tok[i].s;
+	return n >= 4 && n <= 8 && deid_medpfx_lookup(tok_hash(d, i)) != 0;
+}
+
 static inline bool tok_alpha(const struct tok *t)
 {
 	return t->shape == SH_LOWER || t->shape == SH_CAP || t->shape == SH_UPPER || t->shape == SH_INIT;
@@ -1090,6 +1100,8 @@ static bool in_number_run(const struct salus_deid *d, size_t s, size_t e)
 			return true;
 		if ((c == '.' || c == '-') && e + 1 < d->n && is_digit((unsigned char)b[e + 1]))
 			return true;
+		if (c == '-' && e + 2 < d->n && b[e + 1] == '.' && is_digit((unsigned char)b[e + 2]))
+			return true; /* "5/5-.40": ventilator settings */
 	}
 	return false;
 }
@@ -1336,6 +1348,10 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 			pb--;
 		if (pb > 0 && pb < s && (b[pb - 1] == '&' || b[pb - 1] == '%') && m <= 12 && dd <= 20)
 			return 0;
+		/* blood culture bottles: "2/4 bl cx", "1/2 bottles" */
+		if (dd <= 4 && m <= dd && near_after(d, e, 3, (const char *const[]){"cx", "bcx", "bottles", "bottle",
+										       "cultures", "culture", NULL}))
+			return 0;
 		/* a score out of 10 with its complaint a few words later ("3/10 l back pain") */
 		if (dd == 10 && m <= 10 && !ctx && near_after(d, e, 4, score_near))
 			return 0;
@@ -1343,7 +1359,8 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 	}
 	case ACT_YEAR_APOS:
 		if (b[s] == '\'') {
-			if (s > 0 && is_alnum((unsigned char)b[s - 1]))
+			/* "CA'88", "MI'92": a diagnosis then its year; not 5'10 */
+			if (s > 0 && is_digit((unsigned char)b[s - 1]))
 				return 0;
 			if (e < n && (b[e] == '\'' || b[e] == '"'))
 				return 0;
@@ -1869,9 +1886,23 @@ static void extend_right(struct salus_deid *d, size_t i, float conf, uint16_t ru
 		enum gap g = gap_after(d, i);
 		bool ok = g == GAP_SPACE || g == GAP_HYPHEN || (g == GAP_DOT && d->tok[i].shape == SH_INIT);
 		bool hy = g == GAP_HYPHEN && tok_alpha(&d->tok[i + 1]) && !(tf(d, i + 1) & (DF_COMMON | DF_STOP));
+		/* a double-barrelled surname whose second part is also a word ("Okonkwo-Bell",
+		 * "GARCIA-ROSE"): written like the first part, a name-list word */
+		if (!hy && g == GAP_HYPHEN && d->tok[i + 1].shape == d->tok[i].shape &&
+		    (d->tok[i].shape == SH_CAP || d->tok[i].shape == SH_UPPER) && d->tok[i + 1].e - d->tok[i + 1].s >= 3 &&
+		    (tf(d, i + 1) & F_NAME) && !(tf(d, i + 1) & (DF_STOP | DF_ABBR | F_FUNC)))
+			hy = true;
 		if (!ok)
 			return;
-		if (!(cont_ok(d, i + 1) || hy)) {
+		/* "dr elspeth nwachukwu" typed in lower case in a note that has capitals: a
+		 * lower-case name goes on over a lower-case word in no English or medical list */
+		bool low = d->nc == CASE_MIXED && g == GAP_SPACE && d->tok[i].shape == SH_LOWER &&
+			   d->tok[i + 1].shape == SH_LOWER && d->tok[i + 1].e - d->tok[i + 1].s >= 3 &&
+			   !(d->tok[i + 1].bits & TB_COVERED) && !d->tok[i + 1].mtype &&
+			   !(tf(d, i + 1) & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR | DF_STOP | F_FUNC |
+					     DF_LABEL | DF_INST | DF_STREET | DF_VERB | DF_LOCVERB | DF_MONTH)) &&
+			   !med_prefix(d, i + 1);
+		if (!(cont_ok(d, i + 1) || hy || low)) {
 			/* "Ignatius Murmur": after a first name, a capitalised word is the surname */
 			if (d->nc != CASE_MIXED || g != GAP_SPACE || d->tok[i].shape != SH_CAP || d->tok[i + 1].shape != SH_CAP ||
 			    (d->tok[i + 1].bits & TB_COVERED))
@@ -1925,6 +1956,12 @@ static void add_name_hash(struct salus_deid *d, size_t i)
 	}
 }
 
+/* Words that start a place name of several words ("New Haven", "East Hollisford"). */
+static const char *const place_pfx[] = {"new", "north", "south", "east", "west", "eastern", "western",
+					"northern", "southern", "upper", "lower", "middle", "fort", "ft",
+					"mount", "mt", "port", "san", "santa", "los", "las", "el", "bel",
+					"glen", "saint", "st", "lake", NULL};
+
 static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 {
 	/* up to 4 capitalised words ("New Haven", "St. Louis"), allowing "of" inside */
@@ -1936,6 +1973,9 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 		if (k > 0 && tok_is(d, j, "of") && j + 1 < d->ntok && d->tok[j + 1].shape == SH_CAP) {
 			continue;
 		}
+		/* "lives in east hollisford": a place prefix before a word in no English list
+		 * (looked at only when the word would stop the run) */
+		bool pfx = false;
 		if (d->nc == CASE_MIXED) {
 			if (t->shape != SH_CAP && t->shape != SH_UPPER)
 				return;
@@ -1943,17 +1983,110 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 				return;
 		} else if ((f & (DF_STOP | DF_ABBR)) || ((f & DF_COMMON) && !(f & DF_STATE)) ||
 			   ((f & (DF_MED | DF_VOCAB)) && !(f & (DF_PLACE | DF_STATE)))) {
-			return;
+			pfx = k == 0 && j + 1 < d->ntok && gap_after(d, j) == GAP_SPACE && tok_in(d, j, place_pfx) &&
+			      tok_alpha(&d->tok[j + 1]) &&
+			      !(tf(d, j + 1) & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR | DF_STOP | F_FUNC));
+			if (!pfx)
+				return;
 		}
 		if (f & (F_FUNC | DF_LABEL))
 			return;
-		if (k == 0 && (f & (DF_COMMON | DF_MED)) && !(f & (DF_PLACE | DF_STATE | DF_PROPER)))
+		if (k == 0 && !pfx && (f & (DF_COMMON | DF_MED)) && !(f & (DF_PLACE | DF_STATE | DF_PROPER)))
 			return;
+		if (k == 0 && (f & DF_INST))
+			return; /* "admitted to hospital": no name before the institution word */
 		mark(d, j, SALUS_PHI_LOCATION, conf, rule);
 		enum gap g = gap_after(d, j);
 		if (g != GAP_SPACE && !(g == GAP_DOT && tok_is(d, j, "st")) && g != GAP_HYPHEN)
 			return;
 	}
+}
+
+/* "98 s/p left hip fx", "91 with dementia": a number of 90-119 opening a
+ * sentence or line, before a history word, is an age (not a temperature or a
+ * rate, which follow their label). */
+__attribute__((noinline)) static void age_lead(struct salus_deid *d, size_t i, size_t nt)
+{
+	const struct tok *t = &d->tok[i];
+	unsigned v = num_at(d->b + t->s, t->e - t->s);
+	if (v < 90 || v > 119 || i + 1 >= nt || t->mtype || (t->bits & TB_COVERED) || gap_after(d, i) != GAP_SPACE)
+		return;
+	const struct tok *u = &d->tok[i + 1];
+	bool slash = u->e - u->s == 1 && u->e + 1 < d->n && d->b[u->e] == '/' && is_alpha((unsigned char)d->b[u->e + 1]);
+	bool hist = slash && (tok_is(d, i + 1, "s") || tok_is(d, i + 1, "h") || tok_is(d, i + 1, "w"));
+	if (!hist && !tok_in(d, i + 1, (const char *const[]){"with", "who", "presents", "presented", "admitted",
+							       "transferred", "w", NULL}))
+		return;
+	if (tok_is(d, i + 1, "w") && !slash)
+		return;
+	mark(d, i, SALUS_PHI_AGE, 0.7f, RULE_AGE_LEAD);
+}
+
+/* Date prepositions before a month alone ("in sept.", "since March"). */
+static const char *const month_preps[] = {"in", "since", "until", "till", "during", "early", "late", "mid",
+					  "last", "next", "before", "after", "through", "thru", NULL};
+
+/* May a word starting with these two (lower-case) letters be a month name or abbreviation? */
+static inline bool month_start(unsigned char c0, unsigned char c1)
+{
+	switch (c0) {
+	case 'j': return c1 == 'a' || c1 == 'u';
+	case 'f': return c1 == 'e';
+	case 'm': return c1 == 'a';
+	case 'a': return c1 == 'p' || c1 == 'u';
+	case 's': return c1 == 'e';
+	case 'o': return c1 == 'c';
+	case 'n': return c1 == 'o';
+	case 'd': return c1 == 'e';
+	default: return false;
+	}
+}
+
+/* "Aldermoor Regional", "at Union Memorial", "from Mass General": a hospital
+ * named by a word and General/Regional/Memorial without Hospital after it.
+ * The word before must be specific (in no English list) or follow a place
+ * preposition. */
+__attribute__((noinline)) static void loc_generic_inst(struct salus_deid *d, size_t i)
+{
+	if (!tok_in(d, i, (const char *const[]){"general", "regional", "memorial", NULL}) || d->tok[i].mtype ||
+	    (d->tok[i].bits & TB_COVERED) || gap_after(d, i - 1) != GAP_SPACE)
+		return;
+	size_t k = i - 1;
+	struct tok *p = &d->tok[k];
+	if (p->shape != d->tok[i].shape || (p->bits & TB_COVERED) || p->mtype == SALUS_PHI_DATE + 1)
+		return;
+	uint32_t pf = tf(d, k);
+	if (pf & (DF_STOP | DF_ABBR | F_FUNC | DF_LABEL | DF_INST | DF_VERB | DF_LOCVERB | DF_MONTH))
+		return;
+	bool specific = !(pf & (DF_COMMON | DF_VOCAB | DF_MED));
+	bool prep = k > 0 && gap_after(d, k - 1) == GAP_SPACE &&
+		    tok_in(d, k - 1, (const char *const[]){"at", "from", "to", "in", NULL});
+	if (!specific && !prep)
+		return;
+	mark(d, k, SALUS_PHI_LOCATION, 0.75f, RULE_INST);
+	mark(d, i, SALUS_PHI_LOCATION, 0.75f, RULE_INST);
+}
+
+/* Is the word after token j a hospital unit or department ("GH ER", "gh cath lab")? */
+__attribute__((noinline)) static bool unit_after(struct salus_deid *d, size_t j)
+{
+	return j + 1 < d->ntok && gap_after(d, j) == GAP_SPACE &&
+	       ((tf(d, j + 1) & DF_INST) ||
+		tok_in(d, j + 1, (const char *const[]){"er", "ed", "ew", "icu", "micu", "ccu", "sicu", "cath", "lab", "ward",
+						       "floor", NULL})); /* not "unit": "HD unit" */
+}
+
+/* Is token i a verb of moving a patient before to/from: the lexicon's
+ * place verbs and their clinical short forms ("tx to", "xfer from", "arrival
+ * to")?  Used only before hospital initials.  Not "back to" or "return from":
+ * therapies and devices ("back to NC", "return from HD"). */
+__attribute__((noinline)) static bool place_verb(struct salus_deid *d, size_t i)
+{
+	static const char *const moves[] = {"tx", "txd", "tx'd", "txed", "txfr", "xfer", "xferd", "xferred", "xfered",
+					    "xfr", "arrival", "come", "comes", "coming", NULL};
+	if (tok_is(d, i, "sent"))
+		return false; /* specimens are sent: "sent to BB", "sent to lab" */
+	return (tf(d, i) & DF_LOCVERB) || tok_in(d, i, moves);
 }
 
 static const char *const loc_preps[] = {"in", "at", "to", "near", "from", "on", "outside", "of", NULL};
@@ -1986,6 +2119,68 @@ static bool medical_suffix(const struct salus_deid *d, const struct tok *t)
 	return false;
 }
 
+static bool has_vowel(const char *p, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		switch (lowtab[(unsigned char)p[k]]) {
+		case 'a': case 'e': case 'i': case 'o': case 'u': case 'y':
+			return true;
+		default:
+			break;
+		}
+	return false;
+}
+
+/* Is a dictionary name written with a capital, or an initial, next to token i ("Adam Vanco")? */
+__attribute__((noinline)) static bool name_beside(struct salus_deid *d, size_t i)
+{
+	if (i > 0 && gap_after(d, i - 1) == GAP_SPACE && d->tok[i - 1].shape == SH_CAP && (tf(d, i - 1) & F_NAME) &&
+	    !(tf(d, i - 1) & (DF_COMMON | DF_MED)))
+		return true;
+	if (i + 1 < d->ntok && gap_after(d, i) == GAP_SPACE && d->tok[i + 1].shape == SH_INIT &&
+	    gap_after(d, i + 1) == GAP_DOT)
+		return true; /* "Vide A. Persson" */
+	return i + 1 < d->ntok && gap_after(d, i) == GAP_SPACE && d->tok[i + 1].shape == SH_CAP &&
+	       (tf(d, i + 1) & F_NAME) && !(tf(d, i + 1) & (DF_COMMON | DF_MED));
+}
+
+/* Head nouns of eponyms and devices: the word before them names a thing
+ * ("Zoll pacer", "Mallory-Weiss tear", "Bair hugger", "Fick method"), and
+ * the head noun itself is not a name. */
+static const char *const eponym_heads[] = {
+	"pacer", "pacemaker", "pacers", "catheter", "tube", "drain", "bag", "mask", "lotion", "cream", "ointment",
+	"powder", "dressing", "tear", "syndrome", "disease", "sign", "signs", "reflex", "method", "technique",
+	"maneuver", "manoeuvre", "procedure", "operation", "repair", "criteria", "classification", "scale",
+	"stockings", "boots", "hugger", "pump", "filter", "valve", "shunt", "clamp", "collar", "splint",
+	"brace", "warmer", "blanket", "suction", "test", "sutures", "retractor", "forceps", NULL};
+/* Modal verbs: the word after one is a verb ("will recheck"), not a person. */
+static const char *const modal_verbs[] = {"will", "would", "can", "could", "should", "must", "shall", "might",
+					  NULL};
+
+/* Is token i, found only by a dictionary or by its capital, a thing or a
+ * verb rather than a person: an eponym head, the word (or two) before one,
+ * or the word after a modal verb? */
+__attribute__((noinline)) static bool not_a_person(struct salus_deid *d, size_t i)
+{
+	size_t nt = d->ntok;
+	if (tok_in(d, i, eponym_heads))
+		return true;
+	for (size_t k = i; k + 1 < nt && k < i + 2; k++) {
+		enum gap g = gap_after(d, k);
+		if (g != GAP_SPACE && g != GAP_HYPHEN)
+			break;
+		if (tok_in(d, k + 1, eponym_heads))
+			return true;
+		if (!(tf(d, k + 1) & F_NAME))
+			break; /* "Mallory Weiss tear": one more name word before the head */
+	}
+	return i > 0 && gap_after(d, i - 1) == GAP_SPACE && tok_in(d, i - 1, modal_verbs);
+}
+
+/* Words after a hospital service, not a person ("seen by Neurosurg team"). */
+static const char *const service[] = {"team", "service", "services", "svc", "dept", "department", "consult",
+				      "group", "clinic", "office", NULL};
+
 /* Words before a drug, device or lab name (not before a person). */
 static const char *const drug_ctx[] = {"iv", "po", "pr", "sq", "im", "on", "started", "start", "given", "received",
 				       "receiving", "dose", "restart", "restarted", "per", "see", "refer", "continue",
@@ -2013,7 +2208,8 @@ static bool drug_list(struct salus_deid *d, size_t i)
 			if (!sep && !(step == 1 && g == GAP_SPACE))
 				break;
 			uint32_t f = tf(d, j);
-			if ((f & (DF_MED | DF_MEDPROP | DF_ABBR)) && !(f & F_NAME) && tok_alpha(&d->tok[j]))
+			/* not a function word ("in Blorvik, at the..."): hunspell-en-med lists some */
+			if ((f & (DF_MED | DF_MEDPROP | DF_ABBR)) && !(f & (F_NAME | DF_STOP)) && tok_alpha(&d->tok[j]))
 				return true;
 			break;
 		}
@@ -2101,7 +2297,8 @@ static void loc_after_prep(struct salus_deid *d, size_t i, size_t nt, bool mixed
 	if (mixed && u->shape == SH_LOWER && !ward)
 		return;
 	bool initials = !mixed && ul >= 2 && ul <= 4 && !(uf & (F_NAME | DF_PROPER | DF_PLACE)) && !tok_is(d, i, "per") &&
-			!tok_is(d, i, "on") && i > 0 && (tf(d, i - 1) & DF_LOCVERB) && gap_after(d, i - 1) == GAP_SPACE;
+			!tok_is(d, i, "on") &&
+			((i > 0 && place_verb(d, i - 1) && gap_after(d, i - 1) == GAP_SPACE) || unit_after(d, j));
 	if (ward || initials)
 		mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
 }
@@ -2416,7 +2613,10 @@ static void rules(struct salus_deid *d)
 			/* "Name:" alone on its line: the name is the short line below it */
 			bool next_line = gap_after(d, j - 1) == GAP_NL && j == i + 1 && byte_at(d, t->e) == ':' &&
 					 newlines_before(d, j) == 1 && line_tokens(d, j) <= 4;
-			if (ctx_name_ok(d, j, 2) && (gap_after(d, j - 1) != GAP_NL || next_line)) {
+			/* "RE: K 3.2": a letter before a number is a lab value, not an initial */
+			bool value = j + 1 < nt && d->tok[j].shape == SH_INIT && d->tok[j + 1].shape == SH_NUM &&
+				     gap_after(d, j) == GAP_SPACE;
+			if (ctx_name_ok(d, j, 2) && !value && (gap_after(d, j - 1) != GAP_NL || next_line)) {
 				mark(d, j, SALUS_PHI_NAME, 0.9f, RULE_LABEL);
 				extend_right(d, j, 0.85f, RULE_LABEL, 3);
 				/* Last, First */
@@ -2499,8 +2699,11 @@ static void rules(struct salus_deid *d)
 			size_t j = i + 1;
 			if (j < nt && (tok_is(d, j, "by") || tok_is(d, j, "with") || tok_is(d, j, "to")))
 				j++;
-			if (j < nt && gap_after(d, j - 1) != GAP_NL && !(tf(d, j) & DF_TITLE) && ctx_name_ok(d, j, 1) &&
-			    (!mixed || d->tok[j].shape == SH_CAP)) {
+			/* "Dr notified. Heparin held": a verb that ends its sentence; "seen by
+			 * Neuro team": a service, not a person */
+			if (j < nt && gap_after(d, j - 1) != GAP_NL && !(j == i + 1 && g == GAP_DOT) &&
+			    !(tf(d, j) & DF_TITLE) && ctx_name_ok(d, j, 1) && (!mixed || d->tok[j].shape == SH_CAP) &&
+			    !(j + 1 < nt && gap_after(d, j) == GAP_SPACE && tok_in(d, j + 1, service))) {
 				mark(d, j, SALUS_PHI_NAME, 0.8f, RULE_VERB);
 				extend_right(d, j, 0.8f, RULE_VERB, 2);
 			}
@@ -2510,7 +2713,11 @@ static void rules(struct salus_deid *d)
 		    (mixed || (tf(d, i - 1) & F_NAME)) &&
 		    /* "RADIAL ALINE, PT." "BIL PT/DP": in a note without case evidence PT, OT, PA... are
 		     * abbreviations unless they end the line */
-		    (mixed || !(f & DF_ABBR) || i + 1 == nt || (d->tok[i + 1].bits & TB_NL))) {
+		    (mixed || !(f & DF_ABBR) || i + 1 == nt || (d->tok[i + 1].bits & TB_NL)) &&
+		    /* "new PA line", "PA catheter", "PT pressures": a device, not a signature */
+		    !(i + 1 < nt && gap_after(d, i) == GAP_SPACE &&
+		      (tok_in(d, i + 1, eponym_heads) ||
+		       tok_in(d, i + 1, (const char *const[]){"line", "lines", "pressure", "pressures", "cath", NULL})))) {
 			enum gap gb = gap_after(d, i - 1);
 			if ((gb == GAP_COMMA || gb == GAP_SPACE) && cont_ok(d, i - 1) && !(tf(d, i - 1) & DF_CRED)) {
 				bool strong = gb == GAP_COMMA || t->shape == SH_UPPER;
@@ -2533,9 +2740,30 @@ static void rules(struct salus_deid *d)
 		/* Places: lives in X, moved to X, transferred from X */
 		if (f & DF_LOCVERB) {
 			size_t j = i + 1;
-			while (j < nt && j < i + 4 && (tok_in(d, j, loc_preps) || (j > i + 1 && tok_is(d, j, "the"))))
+			/* "lives alone in X", "lives with her son in X": an adverb, or "with" and a
+			 * relation, between the verb and its preposition */
+			bool prep0 = j < nt && tok_in(d, j, loc_preps);
+			if (!prep0 && j + 1 < nt && gap_after(d, i) == GAP_SPACE &&
+			    tok_in(d, j, (const char *const[]){"alone", "independently", "currently", "now", "still",
+							       "locally", "nearby", "together", NULL}))
 				j++;
-			if (j > i + 1 && j < nt && !(tf(d, j) & DF_TITLE))
+			else if (!prep0 && j + 2 < nt && tok_is(d, j, "with")) {
+				size_t q = j + 1;
+				if (tok_in(d, q, (const char *const[]){"her", "his", "their", "a", "my", NULL}))
+					q++;
+				if (q + 1 < nt && (tf(d, q) & DF_REL) && gap_after(d, j) == GAP_SPACE &&
+				    gap_after(d, q) == GAP_SPACE && tok_in(d, q + 1, (const char *const[]){"in", "at", NULL}))
+					j = q + 1;
+			}
+			size_t j0 = j;
+			while (j < nt && j < j0 + 3 && (tok_in(d, j, loc_preps) || (j > j0 && tok_is(d, j, "the"))))
+				j++;
+			/* "arrived on Milrinone", "adm on Reopro": after a verb of arriving "on" is a drug;
+			 * only living is "on" a place ("lives on Elm Street") */
+			bool on_drug = j == j0 + 1 && tok_is(d, j0, "on") &&
+				       !tok_in(d, i, (const char *const[]){"lives", "live", "living", "resides", "reside",
+									 "residing", NULL});
+			if (j > j0 && j < nt && !on_drug && !(tf(d, j) & DF_TITLE))
 				place_run(d, j, 0.8f, RULE_LOC_CONTEXT);
 		}
 		/* Institutions: Calloway Community Clinic, WASHINGTON ADVENTIST HOSP */
@@ -2603,11 +2831,8 @@ static void rules(struct salus_deid *d)
 			continue;
 		/* initials are a hospital after a place verb ("transferred to GH") or
 		 * before a unit or department ("GH ER", "GH cath lab") */
-		bool verb = i > 0 && (tf(d, i - 1) & DF_LOCVERB);
-		bool unit = j + 1 < nt && gap_after(d, j) == GAP_SPACE &&
-			    ((tf(d, j + 1) & DF_INST) ||
-			     tok_in(d, j + 1, (const char *const[]){"er", "ed", "ew", "icu", "micu", "ccu", "sicu", "cath", "lab",
-								    "ward", "floor", "unit", NULL}));
+		bool verb = i > 0 && place_verb(d, i - 1);
+		bool unit = unit_after(d, j);
 		bool at = tok_is(d, i, "at") && j == i + 1 && (byte_at(d, u->e) == ',' || byte_at(d, u->e) == '.');
 		if (!verb && !unit && !at)
 			continue;
@@ -2623,9 +2848,24 @@ static void rules(struct salus_deid *d)
 			continue; /* exactly ". " */
 		if (tf(d, i) & (DF_STOP | DF_ABBR))
 			continue; /* "A. fib", "I." */
+		/* a letter of a dotted abbreviation ("I.V. ZOFRAN", "T.O. RCA") or after a drug or
+		 * medical word ("AMPHO B. AWAITING", "vitamin B. Next") is not a name's initial */
+		if (t->s > 0 && (d->b[t->s - 1] == '.' || d->b[t->s - 1] == '&' || d->b[t->s - 1] == '/'))
+			continue;
+		if (i > 0 && gap_after(d, i - 1) == GAP_SPACE && tok_alpha(&d->tok[i - 1]) &&
+		    ((tf(d, i - 1) & (DF_MED | DF_ABBR)) || med_prefix(d, i - 1)) &&
+		    !(tf(d, i - 1) & (F_NAME | DF_STOP | DF_COMMON)))
+			continue;
 		struct tok *u = &d->tok[i + 1];
 		uint32_t uf = tf(d, i + 1);
 		bool surname = (uf & F_NAME) && !(uf & DF_COMMON); /* "Z. Miller", "E. WELSH" */
+		/* a surname that is also a word but that the English list capitalises too
+		 * ("Z. MILLER", "R. Baker"); not after L./R. (sides) */
+		unsigned char ic = (unsigned char)d->b[t->s];
+		char pc = t->s > 0 ? d->b[t->s - 1] : ' ';
+		if ((uf & DF_LAST) && (uf & DF_PROPER) && is_upper(ic) && ic != 'L' && ic != 'R' &&
+		    (pc == ' ' || pc == '\n' || pc == '\t' || pc == '(')) /* not "Y.O. MAN" */
+			surname = true;
 		if (u->e - u->s < 3 || (!cont_ok(d, i + 1) && !surname) || ((uf & (DF_COMMON | DF_VOCAB)) && !surname) ||
 		    (u->shape != SH_CAP && u->shape != SH_UPPER) || (uf & (F_FUNC | DF_ABBR | DF_LABEL)))
 			continue;
@@ -2645,14 +2885,19 @@ static void rules(struct salus_deid *d)
 			loc_after_prep(d, i, nt, mixed);
 		if (t->kw & KW_AWARE)
 			name_aware(d, i, nt, mixed);
-		if (t->shape == SH_NUM)
+		if (t->shape == SH_NUM) {
 			loc_address(d, i, nt, mixed);
+			if ((t->bits & TB_SENT) && t->e - t->s >= 2 && t->e - t->s <= 3)
+				age_lead(d, i, nt);
+		}
 		if (i + 1 == nt || (d->tok[i + 1].bits & TB_NL))
 			name_signature(d, i, nt, mixed);
 		if (t->s > 0 && d->b[t->s - 1] == '(')
 			name_paren(d, i, nt, mixed);
 		if (t->kw & KW_UNIV)
 			loc_university(d, i, nt, mixed);
+		if ((t->kw & KW_GENINST) && i > 0 && t->e - t->s <= 8 && (t->shape == SH_CAP || t->shape == SH_UPPER))
+			loc_generic_inst(d, i);
 		if (mixed && t->shape == SH_CAP && t->e - t->s >= 3)
 			loc_street_name(d, i);
 	}
@@ -2662,9 +2907,22 @@ static void rules(struct salus_deid *d)
 		struct tok *t = &d->tok[i];
 		if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED) || t->shape == SH_INIT)
 			continue;
-		if (mixed && t->shape == SH_LOWER)
+		/* lower-case words of a mixed note: only months after a date preposition
+		 * (first two letters and the word before first, no look-up otherwise) */
+		if (mixed && t->shape == SH_LOWER &&
+		    !(month_start(t->c0, t->c1) && t->e - t->s >= 3 && t->e - t->s <= 9 && i > 0 &&
+		      tok_in(d, i - 1, month_preps)))
 			continue;
 		uint32_t f = tf(d, i);
+		/* "in sept.", "since March", "early Jan": a month alone after a date
+		 * preposition; not "may" (a verb), "march" only capitalised in a mixed note */
+		if ((f & DF_MONTH) && i > 0 && gap_after(d, i - 1) == GAP_SPACE && tok_in(d, i - 1, month_preps) &&
+		    !tok_is(d, i, "may") && !(tok_is(d, i, "march") && !(mixed && t->shape == SH_CAP))) {
+			mark(d, i, SALUS_PHI_DATE, 0.7f, RULE_MONTH_PREP);
+			continue;
+		}
+		if (mixed && t->shape == SH_LOWER)
+			continue;
 		bool nd = f & F_NAME;
 		bool word = f & (DF_COMMON | DF_STOP | DF_ABBR | DF_MONTH | DF_TITLE | DF_REL | DF_ROLE | DF_CRED |
 				 DF_INST | DF_STREET | DF_LABEL | DF_LOCLABEL | DF_MED);
@@ -2689,6 +2947,8 @@ static void rules(struct salus_deid *d)
 			continue;
 		}
 		if (nd && !word && len >= 2) {
+			if (not_a_person(d, i))
+				continue;
 			if (mixed && t->shape == SH_CAP) {
 				if (!(t->bits & TB_SENT))
 					mark(d, i, SALUS_PHI_NAME, 0.75f, RULE_DICT_NAME);
@@ -2704,6 +2964,14 @@ static void rules(struct salus_deid *d)
 			   DF_PLACE | DF_STATE | DF_INST | DF_STREET | DF_TITLE | DF_REL | DF_ROLE | DF_CRED | DF_LABEL |
 			   DF_LOCLABEL | DF_VERB | DF_LOCVERB)) &&
 		    !medical_suffix(d, t) && !(i > 0 && tok_in(d, i - 1, drug_ctx)) && !drug_list(d, i) &&
+		    /* "U/O's", "I&O's": a letter or two before 's is an abbreviation */
+		    !(len <= 4 && d->b[t->e - 2] == '\'') &&
+		    /* "Lcx", "Rll": a short word of left/right without a vowel is an abbreviation
+		     * (other letters too may start a vowel-less place: "Vrh", "Brno") */
+		    !(len <= 5 && (t->c0 == 'l' || t->c0 == 'r') && !has_vowel(d->b + t->s, len)) &&
+		    /* "Vanco", "Dobuta", "Creat": the start of a medical term, unless next to a name */
+		    !(med_prefix(d, i) && !name_beside(d, i)) &&
+		    !(i + 1 < nt && gap_after(d, i) == GAP_SPACE && tok_in(d, i + 1, service)) &&
 		    !(i + 1 < nt && d->tok[i + 1].shape == SH_MIX && gap_after(d, i) == GAP_SPACE) &&
 		    /* a dose around it: "10U Lenti", "BUN 10 Creat 0.7", "Natricor .01" */
 		    !(i > 0 && gap_after(d, i - 1) == GAP_SPACE &&
@@ -2711,7 +2979,8 @@ static void rules(struct salus_deid *d)
 		       (d->tok[i - 1].shape == SH_NUM && i > 1 && (tf(d, i - 2) & DF_ABBR) && !(tf(d, i - 2) & DF_STOP) &&
 			tok_alpha(&d->tok[i - 2])))) &&
 		    !(i + 1 < nt && d->tok[i + 1].shape == SH_NUM &&
-		      (byte_at(d, d->tok[i + 1].e) == '.' || byte_at(d, d->tok[i + 1].s - 1) == '.')))
+		      (byte_at(d, d->tok[i + 1].e) == '.' || byte_at(d, d->tok[i + 1].s - 1) == '.')) &&
+		    !not_a_person(d, i))
 			mark(d, i, SALUS_PHI_NAME, 0.55f, RULE_UNKNOWN_CAP);
 		else if ((mixed ? t->shape == SH_CAP && !(t->bits & TB_SENT) : len >= 4 && !(f & DF_VOCAB)) &&
 			 (f & DF_PLACE) && !(f & (DF_COMMON | DF_MED)) && i > 0 &&
@@ -2725,10 +2994,6 @@ static void rules(struct salus_deid *d)
 						"harbor", "harbour", "valley", "river", "hills", "lake", "bay", "point",
 						"shore", "village", "mills", "creek", "junction", "air", "grove", "ridge",
 						"station", "county", NULL};
-	static const char *const place_pfx[] = {"new", "north", "south", "east", "west", "eastern", "western",
-						"northern", "southern", "upper", "lower", "middle", "fort", "ft",
-						"mount", "mt", "port", "san", "santa", "los", "las", "el", "bel",
-						"glen", "saint", "st", "lake", NULL};
 	for (size_t i = 0; i < nt; i++) {
 		struct tok *t = &d->tok[i];
 		if (t->mtype != SALUS_PHI_LOCATION + 1)
@@ -2740,10 +3005,12 @@ static void rules(struct salus_deid *d)
 		    d->tok[i - 1].shape == t->shape && !(d->tok[i - 1].bits & TB_COVERED) && tok_in(d, i - 1, place_pfx))
 			mark(d, i - 1, SALUS_PHI_LOCATION, t->mconf, t->mrule);
 	}
-	/* a name read as a place before a suffix: "Daytona Beach" */
+	/* a name read as a place before a suffix: "Daytona Beach", "Quinlan Heights" */
 	for (size_t i = 0; i + 1 < nt; i++) {
 		struct tok *t = &d->tok[i];
-		if (t->mtype != SALUS_PHI_NAME + 1 || t->mconf > 0.65f || gap_after(d, i) != GAP_SPACE ||
+		/* a dictionary or capitalised-word name (not one from a title or a relation) */
+		bool weak = t->mconf <= 0.65f || t->mrule == RULE_DICT_NAME || t->mrule == RULE_UNKNOWN_CAP;
+		if (t->mtype != SALUS_PHI_NAME + 1 || !weak || gap_after(d, i) != GAP_SPACE ||
 		    d->tok[i + 1].mtype || d->tok[i + 1].shape != t->shape || !tok_in(d, i + 1, place_sfx) ||
 		    !tok_in(d, i + 1, (const char *const[]){"beach", "springs", "falls", "heights", "island", "harbor",
 							  "valley", "hills", "creek", NULL}))

@@ -320,6 +320,91 @@ static void test_context_rules2(void **state)
 	       SALUS_PHI_LOCATION);
 }
 
+static void test_context_rules3(void **state)
+{
+	(void)state;
+	/* clinical short forms: the start of a drug or medical term is not a name */
+	expect_none("Plan reviewed, will titrate Cefep tonight.", "Cefep");
+	expect_none("Plan reviewed, will titrate Milri tonight.", "Milri");
+	expect_none("Monitor U/O's and I&O's closely.", "O's");
+	/* ... unless it stands next to a name or an initial */
+	expect("Family met with Orvald Dilt today.", "Dilt", SALUS_PHI_NAME);
+	expect("The Labet R. Quondrik report came back.", "Labet", SALUS_PHI_NAME);
+	/* a verb that ends its sentence; a service after "seen by" */
+	expect_none("Plan: NSR. Ortho notified. Dilt drip off.", "Dilt");
+	expect_none("Patient seen by Cardsurg team this am.", "Cardsurg");
+	expect("Patient seen by Quillfen this am.", "Quillfen", SALUS_PHI_NAME);
+	/* eponyms and devices: a dictionary name before a head noun; a verb after "will" */
+	expect_none("Applied Hartley lotion to both heels.", "Hartley");
+	expect_none("Endoscopy showed a Foster Kane tear in the fundus.", "Kane");
+	expect_none("PT STABLE. WILL HOLT AND RECHECK IN AM.", "HOLT");
+	expect("Spoke with Maren Hartley about the plan.", "Maren Hartley", SALUS_PHI_NAME);
+	expect("Daughter Hartley will visit tomorrow.", "Hartley", SALUS_PHI_NAME);
+	/* hospital initials after the short forms of transfer verbs */
+	expect("PT WAS TX TO QH FOR FOLLOW UP CARE. STABLE.", "QH", SALUS_PHI_LOCATION);
+	expect("Intubated for 2 days, tx to QH. Stable.", "QH", SALUS_PHI_LOCATION);
+	expect_none("BP 90S UPON RETURN FROM HD. ON 2L.", "HD");
+	/* an initial and a surname that is also a word, not inside an abbreviation */
+	expect("DRAINAGE AROUND SITE. T. BAKER IN TO CHANGE DSG.", "T. BAKER", SALUS_PHI_NAME);
+	expect_none("85 Y.O. MAN WITH CP.", "MAN");
+	expect_none("FOLLOW I&O. POST PROCEDURE STABLE.", "POST");
+	/* a month alone after a date preposition */
+	expect("Lived at home until sept. then moved to rehab.", "sept", SALUS_PHI_DATE);
+	expect("Symptoms began in March and worsened.", "March", SALUS_PHI_DATE);
+	expect_none("She may march in the parade in may.", "march");
+	expect_none("Daughter may visit.", "may");
+	/* an age over 89 opening a line before a history word */
+	expect("Nursing note\n97 s/p fall at home, on RA.", "97", SALUS_PHI_AGE);
+	expect("Nursing note\n92 with dementia and CHF.", "92", SALUS_PHI_AGE);
+	expect_none("HR 98 with occ PVCs.", "98");
+	/* a two-digit year glued to a diagnosis; hospital initials before a unit in a lower-case note */
+	expect("pmh: htn, prostate CA'91, gerd.", "91", SALUS_PHI_DATE);
+	expect_none("he is 5'11 and 80 kg.", "11");
+	expect("line placed, then to qh cath lab for pci. stable.", "qh", SALUS_PHI_LOCATION);
+	expect_none("pt to hd unit per renal. stable.", "hd");
+	/* ventilator settings and culture bottles are not dates */
+	expect_none("Now weaning on 8/5-.35 and doing well.", "8/5");
+	expect_none("GPC in 2/4 aerobic bottles so far.", "2/4");
+	expect("Cultures drawn on 3/4 are pending.", "3/4", SALUS_PHI_DATE);
+	/* a letter of a dotted abbreviation or after a drug is not an initial */
+	expect_none("RECEIVED 4MG I.V. KORVEX. STABLE.", "KORVEX");
+	expect_none("CATH SHOWED A T.O. LCX, STENTED.", "LCX");
+	expect_none("STARTED ON AMPHO B. AWATING CONSULT.", "AWATING");
+	expect("Seen by Dr. Quill and M. Peppin today.", "M. Peppin", SALUS_PHI_NAME);
+	/* a credential before a device word is the device's abbreviation */
+	expect_none("Occ PVCs. New PA line placed, wedge 14.", "New");
+	expect("Note by Tova Brennick, PA", "Tova Brennick", SALUS_PHI_NAME);
+	/* "arrived on" a drug; a bare institution word */
+	expect_none("PT ARRIVED ON NORVATRIX FOR LOW EF.", "NORVATRIX");
+	expect("Lives on Quarrel Street with wife.", "Quarrel Street", SALUS_PHI_LOCATION);
+	expect_none("pt admitted to hosp on 3/2 with cp.", "hosp");
+	/* left/right abbreviations without a vowel; vowel-less places stay */
+	expect_none("A: 3VD, s/p stent to Rpl. Labs at 8pm.", "Rpl");
+	assert_non_null(find("Moved here from Vrh nad Kolpo last year.", "Vrh")); /* kept (as a name) */
+	/* "lives alone in", "lives with her son in"; a place prefix in a lower-case note */
+	expect("triage: lives alone in east quellburgh, daughter visits.", "east quellburgh", SALUS_PHI_LOCATION);
+	expect("Lives with her son in Quellburgh since 2019.", "Quellburgh", SALUS_PHI_LOCATION);
+	expect_none("triage: lives alone in new apartment, daughter visits.", "apartment");
+	/* a lower-case name after a title in a note with capitals */
+	expect("Seen today. PCP is dr elspeth quarnwick, aware of plan.", "elspeth quarnwick", SALUS_PHI_NAME);
+	expect_none("Seen today. Dr brandt called back about the plan.", "called");
+	/* a double-barrelled surname whose second part is a word; a lab value after "re:" */
+	expect("CALLED DR. OKONKWO-BELL RE: K 3.2, ORDERS RECEIVED.", "OKONKWO-BELL", SALUS_PHI_NAME);
+	expect_none("CALLED DR. OKONKWO-BELL RE: K 3.2, ORDERS RECEIVED.", "K 3");
+	expect_none("Pain well-controlled, follow-up in 2 weeks.", "controlled");
+	/* a hospital named by a word and General/Regional/Memorial */
+	expect("Comparison: prior study from Aldermoor Regional on 12/02/2020.", "Aldermoor Regional",
+	       SALUS_PHI_LOCATION);
+	expect("FAMILY SAYS THAT AT GRANITE MEMORIAL, SHE FELL.", "GRANITE MEMORIAL", SALUS_PHI_LOCATION);
+	expect_none("Gave Regional anesthesia for the block.", "Regional");
+	/* a dictionary name before a place suffix; inns and hotels */
+	expect("Family from Quinlan Heights, staying nearby.", "Quinlan Heights", SALUS_PHI_LOCATION);
+	expect("Plan to stay at the Kestrel Inn tonight.", "Kestrel", SALUS_PHI_LOCATION);
+	/* a function word across a comma is not a drug of a list */
+	assert_non_null(find("I'm in Blorvik, at the conference", "Blorvik"));
+	expect_none("On IV Flagyl, Zosyn and Vanco.", "Zosyn");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +413,7 @@ int main(void)
 		cmocka_unit_test(test_unicode_offsets), cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_clinical_lists),
 		cmocka_unit_test(test_context_rules), cmocka_unit_test(test_context_rules2),
+		cmocka_unit_test(test_context_rules3),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
