@@ -7,6 +7,7 @@
 #   cmake -S . -B build-noaudit -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSALUS_BENCH_NO_AUDIT=ON
 #   cmake --build build-noaudit --target salus
 #   bench/cpu.sh build/salus build-noaudit/salus
+# BENCH_SERVE_ARGS adds settings to `salus serve` (e.g. "--audit.flush_ms 50").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 rounds=${BENCH_ROUNDS:-3} secs=${BENCH_SECONDS:-6} lua=${BENCH_LUA:-read.lua} port=${BENCH_PORT:-19443}
@@ -24,7 +25,7 @@ for r in $(seq "$rounds"); do
 		"$bin" init --data "$d" >/dev/null
 		head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
 		"$bin" client add --data "$d" --id bench --scope 'system/*.cruds' --secret-file "$work/secret" >/dev/null 2>&1
-		"$bin" serve --data "$d" --listen "127.0.0.1:$port" --log.level warn --server.rate_limit 0 >"$work/log" 2>&1 &
+		"$bin" serve --data "$d" --listen "127.0.0.1:$port" --log.level warn --server.rate_limit 0 ${BENCH_SERVE_ARGS:-} >"$work/log" 2>&1 &
 		pid=$!
 		for _ in $(seq 200); do curl -s --cacert "$ca" -o /dev/null "$base/health/live" && break; sleep 0.05; done
 		tok=$(curl -s --cacert "$ca" -u "bench:$(cat "$work/secret")" -d grant_type=client_credentials "$base/auth/token" |
