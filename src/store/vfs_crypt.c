@@ -73,23 +73,24 @@ _Static_assert(SALUS_PAGE_KEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 
 enum kind { KIND_DB = 1, KIND_WAL = 2 };
 
-/* The decrypted-page cache of one instance, shared by its connections.  In WAL
- * mode SQLite drops a reader connection's whole page cache whenever the
+/* The decrypted-page cache of one instance, shared by its read-only connections.
+ * In WAL mode SQLite drops a reader connection's whole page cache whenever the
  * database changed since its last read transaction — with the audit journal's
  * commits, many times a second — and every page it then reads again costs a
- * pread and an XChaCha20-Poly1305 open.  This cache remembers, per position (a
- * database page, or a WAL frame), the exact bytes read from disk and what they
- * opened to: a read whose bytes are identical to the remembered ones gets the
- * remembered plaintext without the cipher (identical ciphertext, key id,
- * nonce, tag and — for a frame — header: the same authenticated result), and
- * anything else goes the full way.  So tampering is caught exactly as without
- * the cache.  Direct-mapped, PC_SLOTS slots (~8 KB each, 64 MB of address
- * space touched only as used), PC_LOCKS striped locks. */
+ * pread and an XChaCha20-Poly1305 open.  This cache remembers, per database
+ * page, the exact bytes read from disk and what they opened to: a read whose
+ * bytes are identical to the remembered ones (ciphertext, key id, nonce, tag)
+ * gets the remembered plaintext without the cipher — the same authenticated
+ * result — and anything else goes the full way.  So tampering is caught exactly
+ * as without the cache.  Only the readers' database pages: the writer and the
+ * checkpointer read a page to replace it, or once from the WAL.  Direct-mapped,
+ * PC_SLOTS slots (~8 KB each, 64 MB of address space touched only as used),
+ * PC_LOCKS striped locks. */
 #define PC_SLOTS 8192
 #define PC_LOCKS 64
 struct pc_slot {
 	uint64_t key; /* 0: empty; else KIND << 56 | position + 1 */
-	unsigned char ct[FRAME];
+	unsigned char ct[PAGE];
 	unsigned char pt[BODY];
 };
 struct pcache {
@@ -125,6 +126,7 @@ struct cfile {
 	unsigned char hdr[FRAME_HDR];
 	unsigned char *buf;        /* FRAME bytes of scratch, then FRAME more (ct) */
 	unsigned char *ct;         /* the bytes read, before they are opened (for the cache) */
+	bool cache;                /* reads of this file use the instance's page cache */
 	bool shm;                  /* the WAL index is mapped (xShmLock may be called) */
 };
 
@@ -314,16 +316,18 @@ static int db_page_read(struct cfile *cf, unsigned char *page, sqlite3_int64 off
 	for (int t = 0; t < 2; t++) {
 		if ((rc = m->xRead(cf->real, page, PAGE, off)) != SQLITE_OK)
 			return rc; /* SHORT_READ: zero-filled, a page not yet written */
-		if (pc_get(cf->v->pc, key, page, PAGE, page)) {
+		if (cf->cache && pc_get(cf->v->pc, key, page, PAGE, page)) {
 			uint32_t id = get_le32(page + BODY + 4);
 			memset(page + BODY, 0, RES);
 			if (id == cf->v->next_id)
 				ratchet(cf->v, id);
 			return SQLITE_OK;
 		}
-		memcpy(cf->ct, page, PAGE);
+		if (cf->cache)
+			memcpy(cf->ct, page, PAGE);
 		if (unseal_try(cf->v, page, KIND_DB, pgno, NULL)) {
-			pc_put(cf->v->pc, key, cf->ct, PAGE, page);
+			if (cf->cache)
+				pc_put(cf->v->pc, key, cf->ct, PAGE, page);
 			return SQLITE_OK;
 		}
 	}
@@ -481,15 +485,8 @@ static int wal_read(struct cfile *cf, unsigned char *out, int n, sqlite3_int64 o
 		if (rc != SQLITE_OK)
 			return rc;
 		uint32_t pgno = get_be32(cf->buf);
-		uint64_t key = pc_key(KIND_WAL, off);
-		if (pc_get(cf->v->pc, key, cf->buf, FRAME, out)) {
-			memset(out + BODY, 0, RES);
-			return SQLITE_OK;
-		}
-		memcpy(cf->ct, cf->buf, FRAME);
 		if (!unseal(cf->v, cf->buf + FRAME_HDR, KIND_WAL, pgno, cf->buf + 8))
 			return integrity_fail(KIND_WAL, pgno);
-		pc_put(cf->v->pc, key, cf->ct, FRAME, cf->buf + FRAME_HDR);
 		memcpy(out, cf->buf + FRAME_HDR, PAGE);
 		return SQLITE_OK;
 	}
@@ -676,6 +673,9 @@ static int v_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int 
 	cf->v = v;
 	cf->real = (sqlite3_file *)((char *)cf + CFILE_SIZE);
 	cf->kind = flags & SQLITE_OPEN_MAIN_DB ? KIND_DB : KIND_WAL;
+	/* the cache serves the read-only connections' database pages: the writer and the
+	 * checkpointer read a page to replace it (or once, from the WAL), so remembering it is waste */
+	cf->cache = cf->kind == KIND_DB && (flags & SQLITE_OPEN_READONLY);
 	cf->hdr_off = -1;
 	randombytes_buf(cf->prefix, sizeof cf->prefix);
 	if ((cf->buf = salus_malloc(2 * FRAME)))
