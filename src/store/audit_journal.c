@@ -315,6 +315,50 @@ int salus_ajournal_reset(struct salus_ajournal *j)
 	return SALUS_OK;
 }
 
+uint64_t salus_ajournal_last_seq_of(const unsigned char *p, size_t n)
+{
+	size_t at = SALUS_AJ_HEADER;
+	uint64_t last = 0;
+	if (!p || n < SALUS_AJ_HEADER || memcmp(p, AJ_MAGIC, 8))
+		return 0;
+	while (n - at >= AJ_REC_HEAD) {
+		size_t len = get32(p + at);
+		if (len < AJ_BODY_HEAD || len > AJ_BODY_MAX || n - at - AJ_REC_HEAD < len + AJ_TAG)
+			break;
+		last = get64(p + at + 8);
+		at += AJ_REC_HEAD + len + AJ_TAG;
+	}
+	return last;
+}
+
+uint64_t salus_ajournal_last_seq(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	unsigned char *p;
+	uint64_t last = 0;
+	size_t got = 0;
+
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &sb) || sb.st_size < SALUS_AJ_HEADER || !(p = salus_malloc((size_t)sb.st_size))) {
+		close(fd);
+		return 0;
+	}
+	while (got < (size_t)sb.st_size) {
+		ssize_t r = pread(fd, p + got, (size_t)sb.st_size - got, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	last = salus_ajournal_last_seq_of(p, got);
+	salus_free(p);
+	close(fd);
+	return last;
+}
+
 uint64_t salus_ajournal_size(const struct salus_ajournal *j)
 {
 	return j->off - SALUS_AJ_HEADER;

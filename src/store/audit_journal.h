@@ -86,6 +86,14 @@ int salus_ajournal_append(struct salus_ajournal *j, const struct salus_aj_rec *r
 /* Empty the file (every record is in the log).  Errors: SALUS_EIO. */
 int salus_ajournal_reset(struct salus_ajournal *j);
 
+/* The sequence number of the last complete record of a journal's bytes, from
+ * the record headers alone (no key needed; nothing authenticated: for waiting
+ * on another process's writer, never for trusting a record).  0: none or not a
+ * journal. */
+uint64_t salus_ajournal_last_seq_of(const unsigned char *p, size_t n);
+/* The same for the file at path, read without taking its lock (0 if it cannot be read). */
+uint64_t salus_ajournal_last_seq(const char *path);
+
 /* Bytes in the file past the header. */
 uint64_t salus_ajournal_size(const struct salus_ajournal *j);
 

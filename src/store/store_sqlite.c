@@ -434,6 +434,7 @@ struct sq_store {
 	/* the audit journal (audit_journal.h); NULL when another process owns it (appends are then
 	 * direct).  Lock order: jmu, then qmu. */
 	struct salus_ajournal *aj;
+	char *jpath;    /* the journal's path (a reader in another process than its owner waits on it) */
 	pthread_mutex_t jmu;
 	uint64_t jseq;  /* under jmu: the last record appended */
 	uint64_t jdone; /* under jmu: the last record in the log, durably (kv JOURNAL_KEY) */
@@ -2022,7 +2023,7 @@ static int aj_open(struct sq_store *sq, const struct salus_store_opts *o)
 		rc = salus_ajournal_open(path, o->page_keys, o->page_keys ? o->npage_keys : 0,
 					 o->page_keys ? o->page_key_id : 0, &sq->aj);
 	}
-	salus_free(path);
+	sq->jpath = path;
 	if (rc == SALUS_EBUSY) {
 		sq->aj = NULL; /* a running server owns it: this process appends directly */
 		if (o->audit_journal)
@@ -2562,13 +2563,51 @@ static int noop_fn(void *ctx, sqlite3 *db)
 	return SALUS_OK;
 }
 
+/* kv JOURNAL_KEY as this process's readers see it now (0: none). */
+static int jdone_read(void *ctx, sqlite3 *db)
+{
+	uint64_t *done = ctx;
+	sqlite3_stmt *st = NULL;
+	int rc = map_rc(sqlite3_prepare_v2(db, "SELECT val FROM kv WHERE ns='" JOURNAL_NS "' AND key='" JOURNAL_KEY "'",
+					   -1, &st, NULL));
+	if (rc)
+		return rc;
+	*done = sqlite3_step(st) == SQLITE_ROW ? strtoull((const char *)sqlite3_column_text(st, 0), NULL, 10) : 0;
+	return map_rc(sqlite3_finalize(st));
+}
+
+/* Another process (the server) owns the journal: wait, up to SETTLE_FOREIGN_MS, until its writer has
+ * moved into the log every record the file held when we looked — so `salus audit export`, `verify`,
+ * `report access` run next to a server see the events of the requests answered before them.  Record
+ * headers are read without a key; nothing of them is trusted but the number to wait for. */
+#define SETTLE_FOREIGN_MS 3000
+static int settle_foreign(struct sq_store *sq)
+{
+	uint64_t last = sq->jpath ? salus_ajournal_last_seq(sq->jpath) : 0, done = 0;
+	int rc;
+
+	for (int waited = 0; last; waited += 5) {
+		if ((rc = salus_sq_reader_call(&sq->base, jdone_read, &done)))
+			return rc;
+		if (done >= last)
+			return SALUS_OK;
+		if (waited >= SETTLE_FOREIGN_MS) {
+			salus_log(SALUS_LOG_WARN, "audit.journal", "the server has not moved its journaled events "
+				  "into the log within %d ms: reading the log as it is", SETTLE_FOREIGN_MS);
+			return SALUS_OK;
+		}
+		usleep(5000);
+	}
+	return SALUS_OK;
+}
+
 static int sq_audit_settle(struct salus_store *s)
 {
 	struct sq_store *sq = sq_of(s);
 	bool pending, broken;
 
 	if (!sq->aj)
-		return SALUS_OK;
+		return settle_foreign(sq);
 	pthread_mutex_lock(&sq->jmu);
 	pending = sq->jdone != sq->jseq;
 	broken = sq->jbroken;
@@ -2958,6 +2997,7 @@ static void sq_free(struct salus_store *s)
 	pthread_cond_destroy(&sq->jdone_cv);
 	pthread_mutex_destroy(&sq->jmu);
 	salus_ajournal_free(sq->aj); /* after the writer moved what was queued */
+	salus_free(sq->jpath);
 	pthread_cond_destroy(&sq->ckcv);
 	pthread_mutex_destroy(&sq->ckmu);
 	salus_buf_release(&sq->au_text);

@@ -80,3 +80,18 @@ test('[audit] checkpoint_s: the server signs a checkpoint that often while the l
   assert.ok(periodic >= 3, `checkpoints every second: ${periodic}`);
   assert.ok(hourly <= 2, `checkpoints with an hour between: ${hourly}`);
 });
+
+test('a CLI reading the trail next to the server waits for the events the server has journaled', async () => {
+  await s.restart(['--audit.flush_ms', '1000']);
+  const full = await s.token('full');
+  const r = await s.request('POST', '/fhir/Patient', { token: full, body: { resourceType: 'Patient', name: [{ family: 'Clireader' }] } });
+  assert.equal(r.status, 201);
+  const pid = r.json.id;
+  for (let i = 0; i < 10; i++) assert.equal((await s.request('GET', `/fhir/Patient/${pid}`, { token: full })).status, 200);
+  // at once, while the reads are still only in the journal (flush_ms = 1 s): the export waits for them
+  const t0 = Date.now();
+  const x = await salus(['audit', 'export', '--data', s.dir, '--format', 'ndjson']);
+  assert.equal(x.code, 0, x.stderr);
+  const reads = x.stdout.split('\n').filter((l) => l.includes(`Patient/${pid}`) && l.includes('"action":"R"'));
+  assert.equal(reads.length, 10, `read events in the export (after ${Date.now() - t0} ms)`);
+});
