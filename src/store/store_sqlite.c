@@ -1990,6 +1990,19 @@ static int aj_recover_one(void *ctx, const struct salus_aj_rec *r)
 	return SALUS_OK;
 }
 
+/* kv JOURNAL_KEY (the last journal record in the log; 0: none) as db sees it now. */
+static int jdone_read(void *ctx, sqlite3 *db)
+{
+	uint64_t *done = ctx;
+	sqlite3_stmt *st = NULL;
+	int rc = map_rc(sqlite3_prepare_v2(db, "SELECT val FROM kv WHERE ns='" JOURNAL_NS "' AND key='" JOURNAL_KEY "'",
+					   -1, &st, NULL));
+	if (rc)
+		return rc;
+	*done = sqlite3_step(st) == SQLITE_ROW ? strtoull((const char *)sqlite3_column_text(st, 0), NULL, 10) : 0;
+	return map_rc(sqlite3_finalize(st));
+}
+
 /* Open the journal next to the database (unless another process owns it) and move what it
  * holds past the kv row into the log, then empty it.  On the writer connection, before the
  * writer thread starts.  Errors: SALUS_EINTEGRITY (a damaged journal: the store does not open,
@@ -1998,7 +2011,6 @@ static int aj_open(struct sq_store *sq, const struct salus_store_opts *o)
 {
 	struct aj_recovery a = {.sq = sq};
 	char *path;
-	sqlite3_stmt *st = NULL;
 	uint64_t done = 0, last = 0;
 	int rc;
 
@@ -2033,12 +2045,7 @@ static int aj_open(struct sq_store *sq, const struct salus_store_opts *o)
 	}
 	if (rc)
 		return rc;
-	if ((rc = map_rc(sqlite3_prepare_v2(sq->w.db, "SELECT val FROM kv WHERE ns='" JOURNAL_NS "' AND key='" JOURNAL_KEY "'",
-					    -1, &st, NULL))))
-		return rc;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		done = strtoull((const char *)sqlite3_column_text(st, 0), NULL, 10);
-	if ((rc = map_rc(sqlite3_finalize(st))))
+	if ((rc = jdone_read(&done, sq->w.db)))
 		return rc;
 	salus_buf_init(&a.in, 2 * (size_t)SALUS_MAX_AUDIT_EVENT + 2);
 	salus_buf_init(&a.pre, SALUS_MAX_AUDIT_EVENT);
@@ -2561,19 +2568,6 @@ static int noop_fn(void *ctx, sqlite3 *db)
 	(void)ctx;
 	(void)db;
 	return SALUS_OK;
-}
-
-/* kv JOURNAL_KEY as this process's readers see it now (0: none). */
-static int jdone_read(void *ctx, sqlite3 *db)
-{
-	uint64_t *done = ctx;
-	sqlite3_stmt *st = NULL;
-	int rc = map_rc(sqlite3_prepare_v2(db, "SELECT val FROM kv WHERE ns='" JOURNAL_NS "' AND key='" JOURNAL_KEY "'",
-					   -1, &st, NULL));
-	if (rc)
-		return rc;
-	*done = sqlite3_step(st) == SQLITE_ROW ? strtoull((const char *)sqlite3_column_text(st, 0), NULL, 10) : 0;
-	return map_rc(sqlite3_finalize(st));
 }
 
 /* Another process (the server) owns the journal: wait, up to SETTLE_FOREIGN_MS, until its writer has

@@ -124,7 +124,7 @@ struct cfile {
 	sqlite3_int64 hdr_off;     /* offset of the cached WAL frame header; -1: none */
 	bool hdr_pending;          /* hdr is not on disk yet: it goes out with its page image */
 	unsigned char hdr[FRAME_HDR];
-	unsigned char *buf;        /* FRAME bytes of scratch, then FRAME more (ct) */
+	unsigned char *buf;        /* FRAME bytes of scratch, then PAGE more (ct) */
 	unsigned char *ct;         /* the bytes read, before they are opened (for the cache) */
 	bool cache;                /* reads of this file use the instance's page cache */
 	bool shm;                  /* the WAL index is mapped (xShmLock may be called) */
@@ -383,7 +383,7 @@ static int c_close(sqlite3_file *f)
 	int rc = cf->real->pMethods ? cf->real->pMethods->xClose(cf->real) : SQLITE_OK;
 	rc = rc != SQLITE_OK ? rc : frc;
 	if (cf->buf)
-		sodium_memzero(cf->buf, 2 * FRAME);
+		sodium_memzero(cf->buf, FRAME + PAGE);
 	salus_free(cf->buf);
 	cf->buf = NULL;
 	return rc;
@@ -678,7 +678,7 @@ static int v_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int 
 	cf->cache = cf->kind == KIND_DB && (flags & SQLITE_OPEN_READONLY);
 	cf->hdr_off = -1;
 	randombytes_buf(cf->prefix, sizeof cf->prefix);
-	if ((cf->buf = salus_malloc(2 * FRAME)))
+	if ((cf->buf = salus_malloc(FRAME + PAGE)))
 		cf->ct = cf->buf + FRAME;
 	if (!cf->buf)
 		return SQLITE_NOMEM;
