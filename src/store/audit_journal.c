@@ -6,8 +6,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +26,10 @@
 #define AJ_BODY_HEAD 16 /* ts_ms, pre length, post length */
 /* a body: the compact form is at most SALUS_AUC_BOUND of an event of SALUS_MAX_AUDIT_EVENT */
 #define AJ_BODY_MAX (AJ_BODY_HEAD + 2 * (size_t)SALUS_MAX_AUDIT_EVENT + 4)
+/* the mapping (and the blocks reserved for it): the store empties the file at 4 MB (store_sqlite.c
+ * JOURNAL_RESET_BYTES), so this holds that and the largest record without growing */
+#define AJ_MAP_MIN ((size_t)8 << 20)
+#define AJ_PAGE 4096 /* the smallest page the kernel writes back on its own */
 
 struct aj_key {
 	uint32_t id;
@@ -31,7 +38,11 @@ struct aj_key {
 
 struct salus_ajournal {
 	int fd;
-	uint64_t off; /* end of the file (append offset) */
+	unsigned char *map; /* the whole file, shared: a record copied here is in the page cache */
+	size_t map_n;       /* its size = the file's size, every block allocated */
+	uint64_t off;       /* end of the last record (append offset) */
+	uint64_t hw;        /* bytes from here on are zero (UINT64_MAX: not known, since the open) */
+	uint64_t tail;      /* the file's size at the open: a record past it is torn */
 	struct aj_key *keys; /* sodium_malloc'd, read-only once derived */
 	size_t nkeys;
 	size_t wk;                    /* index of the write key */
@@ -100,6 +111,20 @@ static int write_all(int fd, const void *p, size_t n, uint64_t off)
 	return SALUS_OK;
 }
 
+/* The end of the chain of complete records of a journal's bytes, from the record headers alone: a
+ * zero length word (the preallocated tail), a bad length or a record past n ends it. */
+static uint64_t scan_end(const unsigned char *p, size_t n)
+{
+	size_t at = SALUS_AJ_HEADER;
+	while (n - at >= AJ_REC_HEAD) {
+		size_t len = get32(p + at);
+		if (len < AJ_BODY_HEAD || len > AJ_BODY_MAX || n - at - AJ_REC_HEAD < len + AJ_TAG)
+			break;
+		at += AJ_REC_HEAD + len + AJ_TAG;
+	}
+	return at;
+}
+
 int salus_ajournal_open(const char *path, const struct salus_page_key *keys, size_t nkeys, uint32_t write_id,
 			struct salus_ajournal **out)
 {
@@ -144,7 +169,22 @@ int salus_ajournal_open(const char *path, const struct salus_page_key *keys, siz
 			goto fail;
 		}
 	}
-	j->off = (uint64_t)sb.st_size;
+	/* the file covers the mapping with allocated blocks: a store into the mapping then never
+	 * needs a block the disk may not have (which would be SIGBUS, not an error) */
+	j->tail = (uint64_t)sb.st_size;
+	j->map_n = (size_t)sb.st_size > AJ_MAP_MIN ? (size_t)sb.st_size : AJ_MAP_MIN;
+	if ((errno = posix_fallocate(j->fd, 0, (off_t)j->map_n))) {
+		rc = SALUS_EIO;
+		goto fail;
+	}
+	j->map = mmap(NULL, j->map_n, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
+	if (j->map == MAP_FAILED) {
+		j->map = NULL;
+		rc = errno == ENOMEM ? SALUS_ENOMEM : SALUS_EIO;
+		goto fail;
+	}
+	j->off = scan_end(j->map, (size_t)j->tail);
+	j->hw = UINT64_MAX; /* a crash while emptying may have left records past a zero length */
 	*out = j;
 	return SALUS_OK;
 fail:
@@ -156,6 +196,13 @@ void salus_ajournal_free(struct salus_ajournal *j)
 {
 	if (!j)
 		return;
+	if (j->map) {
+		munmap(j->map, j->map_n);
+		/* give the reserved blocks back; only the records stay (the lock is still ours) */
+		if (ftruncate(j->fd, (off_t)j->off)) {
+			/* the file keeps its zero tail: read as the end of the records */
+		}
+	}
 	if (j->fd >= 0)
 		close(j->fd); /* releases the lock */
 	sodium_free(j->keys);
@@ -169,6 +216,22 @@ static const struct aj_key *key_of(const struct salus_ajournal *j, uint32_t id)
 		if (j->keys[i].id == id)
 			return &j->keys[i];
 	return NULL;
+}
+
+/* The record [a, e) failed authentication: is it the last one, torn by a power loss?  The file
+ * is preallocated and written through the page cache, so after a crash of the machine a record
+ * that crosses a page boundary can be on disk up to that boundary and zero after it.  Only that
+ * shape, in the last record (a zero length word or the end of the file follows), is the end of
+ * the journal; anything else is an integrity error. */
+static bool torn_tail(const unsigned char *p, size_t n, size_t a, size_t e)
+{
+	size_t pb = (a / AJ_PAGE + 1) * AJ_PAGE;
+	if (!(n - e < AJ_REC_HEAD || get32(p + e) == 0) || pb >= e)
+		return false;
+	for (size_t i = pb; i < e; i++)
+		if (p[i])
+			return false;
+	return true;
 }
 
 int salus_ajournal_parse(const struct salus_ajournal *j, const unsigned char *p, size_t n, uint64_t after,
@@ -187,6 +250,8 @@ int salus_ajournal_parse(const struct salus_ajournal *j, const unsigned char *p,
 		const unsigned char *h = p + at;
 		size_t len = get32(h);
 		uint64_t seq = get64(h + 8);
+		if (len == 0)
+			break; /* the zero tail: no record here yet */
 		if (len < AJ_BODY_HEAD || len > AJ_BODY_MAX) {
 			rc = SALUS_EINTEGRITY;
 			break;
@@ -200,6 +265,7 @@ int salus_ajournal_parse(const struct salus_ajournal *j, const unsigned char *p,
 		}
 		prev = seq;
 		at += AJ_REC_HEAD + len + AJ_TAG;
+		uint64_t prev_last = last ? *last : 0;
 		if (last)
 			*last = seq;
 		if (seq <= after)
@@ -216,6 +282,11 @@ int salus_ajournal_parse(const struct salus_ajournal *j, const unsigned char *p,
 		if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(body, NULL, h + AJ_REC_HEAD, len,
 									h + AJ_REC_HEAD + len, h, AJ_AD, h + 16,
 									k->k)) {
+			if (torn_tail(p, n, at - AJ_REC_HEAD - len - AJ_TAG, at)) {
+				if (last)
+					*last = prev_last;
+				break;
+			}
 			rc = SALUS_EINTEGRITY;
 			break;
 		}
@@ -241,26 +312,30 @@ int salus_ajournal_parse(const struct salus_ajournal *j, const unsigned char *p,
 
 int salus_ajournal_replay(struct salus_ajournal *j, uint64_t after, salus_aj_cb cb, void *ctx, uint64_t *last)
 {
-	unsigned char *p;
-	size_t n, got = 0;
-	int rc;
-
 	if (!j || !cb)
 		return SALUS_EINVALID;
-	n = (size_t)j->off;
-	if (!(p = salus_malloc(n ? n : 1)))
+	/* a file cut short (by a crash of the machine before the preallocation) ends at its old size */
+	size_t n = (size_t)(j->tail > j->off ? j->tail : j->off);
+	return salus_ajournal_parse(j, j->map, n < j->map_n ? n : j->map_n, after, cb, ctx, last);
+}
+
+/* Make the mapping hold need more bytes past off (rare: the store empties the file at 4 MB). */
+static int grow(struct salus_ajournal *j, size_t need)
+{
+	size_t n = j->map_n;
+	void *m;
+
+	if (need > SIZE_MAX / 4 - j->off)
+		return SALUS_ETOOLARGE;
+	while (n - j->off < need)
+		n *= 2;
+	if ((errno = posix_fallocate(j->fd, 0, (off_t)n)))
+		return SALUS_EIO;
+	if ((m = mremap(j->map, j->map_n, n, MREMAP_MAYMOVE)) == MAP_FAILED)
 		return SALUS_ENOMEM;
-	while (got < n) {
-		ssize_t r = pread(j->fd, p + got, n - got, (off_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	rc = got == n ? salus_ajournal_parse(j, p, n, after, cb, ctx, last) : SALUS_EIO;
-	salus_free(p);
-	return rc;
+	j->map = m;
+	j->map_n = n;
+	return SALUS_OK;
 }
 
 int salus_ajournal_append(struct salus_ajournal *j, const struct salus_aj_rec *r)
@@ -297,21 +372,35 @@ int salus_ajournal_append(struct salus_ajournal *j, const struct salus_aj_rec *r
 		memcpy(body + AJ_BODY_HEAD + r->pre_n, r->post, qn);
 	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(body, body + len, NULL, body, len, b, AJ_AD, NULL, b + 16,
 							    k->k);
-	if ((rc = write_all(j->fd, b, need, j->off))) {
-		if (ftruncate(j->fd, (off_t)j->off)) {
-			/* the partial record stays: a torn tail, ignored by replay, overwritten next */
-		}
+	if (j->map_n - j->off < need && (rc = grow(j, need)))
 		return rc;
-	}
+	/* sealed here first, so the page cache never holds the plaintext; the length word last: until
+	 * it is stored the place reads as the zero tail, so a crash of the process at any instruction
+	 * leaves either the whole record or none of it */
+	unsigned char *at = j->map + j->off;
+	memcpy(at + 4, b + 4, need - 4);
+	atomic_signal_fence(memory_order_seq_cst);
+	memcpy(at, b, 4);
 	j->off += need;
+	if (j->hw != UINT64_MAX && j->off > j->hw)
+		j->hw = j->off;
 	return SALUS_OK;
 }
 
 int salus_ajournal_reset(struct salus_ajournal *j)
 {
-	if (ftruncate(j->fd, SALUS_AJ_HEADER))
-		return SALUS_EIO;
-	j->off = SALUS_AJ_HEADER;
+	if (j->hw == UINT64_MAX) {
+		/* past a zero length there may be records an earlier opening left: drop every page and
+		 * allocate the blocks again (nothing touches the mapping meanwhile: we own the file) */
+		if (ftruncate(j->fd, SALUS_AJ_HEADER) || (errno = posix_fallocate(j->fd, 0, (off_t)j->map_n)))
+			return SALUS_EIO;
+	} else if (j->hw > SALUS_AJ_HEADER) {
+		/* the first length word first: from then on the file reads as empty */
+		memset(j->map + SALUS_AJ_HEADER, 0, 4);
+		atomic_signal_fence(memory_order_seq_cst);
+		memset(j->map + SALUS_AJ_HEADER + 4, 0, j->hw - SALUS_AJ_HEADER - 4);
+	}
+	j->off = j->hw = j->tail = SALUS_AJ_HEADER;
 	return SALUS_OK;
 }
 
@@ -333,28 +422,38 @@ uint64_t salus_ajournal_last_seq_of(const unsigned char *p, size_t n)
 
 uint64_t salus_ajournal_last_seq(const char *path)
 {
+	/* headers only, through a window: the file is mostly its preallocated zero tail */
+	enum { WIN = 64 * 1024 };
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	unsigned char *w;
+	uint64_t last = 0, at = SALUS_AJ_HEADER, w0 = 0, wn = 0;
 	struct stat sb;
-	unsigned char *p;
-	uint64_t last = 0;
-	size_t got = 0;
 
 	if (fd < 0)
 		return 0;
-	if (fstat(fd, &sb) || sb.st_size < SALUS_AJ_HEADER || !(p = salus_malloc((size_t)sb.st_size))) {
+	if (fstat(fd, &sb) || sb.st_size < SALUS_AJ_HEADER || !(w = salus_malloc(WIN))) {
 		close(fd);
 		return 0;
 	}
-	while (got < (size_t)sb.st_size) {
-		ssize_t r = pread(fd, p + got, (size_t)sb.st_size - got, (off_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
+	uint64_t size = (uint64_t)sb.st_size;
+	unsigned char m[8];
+	bool ok = pread(fd, m, sizeof m, 0) == (ssize_t)sizeof m && !memcmp(m, AJ_MAGIC, sizeof m);
+	while (ok) {
+		if (at < w0 || at + AJ_REC_HEAD > w0 + wn) { /* the header is not in the window: move it */
+			ssize_t r = pread(fd, w, WIN, (off_t)at);
+			if (r < (ssize_t)AJ_REC_HEAD)
+				break;
+			w0 = at;
+			wn = (uint64_t)r;
+		}
+		const unsigned char *h = w + (at - w0);
+		size_t len = get32(h);
+		if (len < AJ_BODY_HEAD || len > AJ_BODY_MAX || size - at - AJ_REC_HEAD < len + AJ_TAG)
 			break;
-		got += (size_t)r;
+		last = get64(h + 8);
+		at += AJ_REC_HEAD + len + AJ_TAG;
 	}
-	last = salus_ajournal_last_seq_of(p, got);
-	salus_free(p);
+	salus_free(w);
 	close(fd);
 	return last;
 }

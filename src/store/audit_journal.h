@@ -14,6 +14,13 @@
  * journal holds beyond that number.  Once everything in it is in the log the
  * file is emptied.
  *
+ * The owner maps the file (MAP_SHARED) and copies records into it: no system
+ * call per event, and a copied record is in the page cache, safe from a crash
+ * of the process.  The file is preallocated (its blocks reserved, so a store
+ * into the mapping cannot fault for want of disk); a zero length word is the
+ * end of the records, and a record's length word is stored after the rest of
+ * it.  Closing cuts the file back to its records.
+ *
  * File: a 16-byte header ("SALUSAJ1", format 1 as a little-endian u32, zero),
  * then records:
  *
@@ -68,9 +75,11 @@ int salus_ajournal_open(const char *path, const struct salus_page_key *keys, siz
 void salus_ajournal_free(struct salus_ajournal *j); /* NULL-safe; wipes the keys */
 
 /* Call cb for every record of the file with seq > after, in file order.  A
- * torn last record (a crash during its write) ends the file; a record that
- * fails authentication, a key it names that is not known, or sequence numbers
- * that do not increase: SALUS_EINTEGRITY.  cb's non-zero return stops and is
+ * zero length word ends the records; so does a torn last record (the file ends
+ * inside it, or it crosses a 4 KB page boundary and is zero from there: what a
+ * crash of the machine leaves); any other record that fails authentication, a
+ * key it names that is not known, or sequence numbers that do not increase:
+ * SALUS_EINTEGRITY.  cb's non-zero return stops and is
  * returned.  *last (may be NULL): the highest seq in the file (0: none). */
 int salus_ajournal_replay(struct salus_ajournal *j, uint64_t after, salus_aj_cb cb, void *ctx, uint64_t *last);
 

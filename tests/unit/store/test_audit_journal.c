@@ -97,6 +97,34 @@ static long file_size(const char *p)
 	return stat(p, &sb) ? -1 : (long)sb.st_size;
 }
 
+/* One past the last non-zero byte of the file: how far records reach (the file itself is
+ * preallocated). */
+static long extent(const char *p)
+{
+	static unsigned char b[1 << 16];
+	FILE *f = fopen(p, "rb");
+	long at = 0, end = 0;
+	size_t n;
+	assert_non_null(f);
+	while ((n = fread(b, 1, sizeof b, f)) > 0) {
+		for (size_t i = 0; i < n; i++)
+			if (b[i])
+				end = at + (long)i + 1;
+		at += (long)n;
+	}
+	fclose(f);
+	return end;
+}
+
+static void zero_range(const char *p, long from, long to)
+{
+	int fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	for (long i = from; i < to; i++)
+		assert_int_equal(pwrite(fd, "", 1, i), 1);
+	close(fd);
+}
+
 static void flip_byte(const char *p, long at)
 {
 	int fd = open(p, O_RDWR);
@@ -196,6 +224,53 @@ static void test_torn_and_tampered(void **state)
 	fputs("this is not a journal at all", o);
 	fclose(o);
 	assert_int_equal(salus_ajournal_open(f->path, &k1, 1, 1, &j), SALUS_EINVALID);
+}
+
+/* After a power loss the preallocated file can hold the last record up to a page boundary and zeros
+ * after it: that record is the end.  The same zeros in a record that is not the last, or a last
+ * record damaged without that shape, are integrity errors. */
+static void test_power_loss_tail(void **state)
+{
+	struct fx *f = *state;
+	struct salus_ajournal *j = NULL;
+	struct seen s = {0};
+	uint64_t last;
+	char pre[600];
+	long ends[16];
+
+	memset(pre, 'p', sizeof pre);
+	assert_int_equal(salus_ajournal_open(f->path, &k1, 1, 1, &j), 0);
+	for (int i = 0; i < 16; i++) {
+		struct salus_aj_rec r = {.seq = (uint64_t)i + 1, .ts_ms = 7, .pre = (unsigned char *)pre, .pre_n = sizeof pre};
+		assert_int_equal(salus_ajournal_append(j, &r), 0);
+		ends[i] = (long)salus_ajournal_size(j) + SALUS_AJ_HEADER;
+	}
+	/* the zero tail after the last record is the end of the records */
+	assert_int_equal(salus_ajournal_replay(j, 0, collect, &s, &last), 0);
+	assert_int_equal(s.n, 16);
+	assert_int_equal(last, 16);
+	salus_ajournal_free(j);
+	/* a record crossing a page boundary: find one (records are 672 bytes) */
+	int k = -1;
+	for (int i = 1; i < 16 && k < 0; i++)
+		if (ends[i - 1] / 4096 != (ends[i] - 1) / 4096 && ends[i] % 4096)
+			k = i;
+	assert_true(k > 0);
+	long pb = (ends[k - 1] / 4096 + 1) * 4096;
+	/* it is the last: cut the journal after it, then lose its second page */
+	zero_range(f->path, ends[k], ends[k] + 4);
+	zero_range(f->path, pb, ends[k]);
+	assert_int_equal(salus_ajournal_open(f->path, &k1, 1, 1, &j), 0);
+	memset(&s, 0, sizeof s);
+	assert_int_equal(salus_ajournal_replay(j, 0, collect, &s, &last), 0);
+	assert_int_equal(s.n, k);
+	assert_int_equal(last, (uint64_t)k);
+	salus_ajournal_free(j);
+	/* the same record, but one byte short of that shape: damage, not a torn write */
+	flip_byte(f->path, ends[k] - 1);
+	assert_int_equal(salus_ajournal_open(f->path, &k1, 1, 1, &j), 0);
+	assert_int_equal(salus_ajournal_replay(j, 0, collect, &s, &last), SALUS_EINTEGRITY);
+	salus_ajournal_free(j);
 }
 
 static void test_sequence_must_increase(void **state)
@@ -342,10 +417,12 @@ static void test_store_bounded(void **state)
 		struct salus_audit_entry e = {.pre = pre, .pre_n = sizeof pre, .post = "}", .post_n = 1, .ts_ms = 5};
 		assert_int_equal(salus_store_audit_journal(st, &e), 0);
 		if (i % 500 == 0) {
-			long sz = file_size(f->path);
+			long sz = extent(f->path);
 			biggest = sz > biggest ? sz : biggest;
+			assert_true(file_size(f->path) <= (8L << 20)); /* the preallocation did not grow */
 		}
 	}
+	assert_true(biggest > 0);
 	assert_true(biggest < (5L << 20)); /* 20,000 x ~370 bytes = 7.4 MB were appended */
 	assert_int_equal(salus_store_audit_size(st, &size), 0);
 	assert_int_equal(size, 20000);
@@ -359,6 +436,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_and_tampered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_power_loss_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sequence_must_increase, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_recovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_own_key, setup, teardown),
