@@ -273,6 +273,62 @@ static void test_power_loss_tail(void **state)
 	salus_ajournal_free(j);
 }
 
+/* Another process reads only the record headers, through a window: across window boundaries, with
+ * the preallocated zero tail after the records, and after the file is emptied. */
+static void test_last_seq_of_file(void **state)
+{
+	struct fx *f = *state;
+	struct salus_ajournal *j = NULL;
+	char pre[1000];
+
+	memset(pre, 'q', sizeof pre);
+	assert_int_equal(salus_ajournal_open(f->path, &k1, 1, 1, &j), 0);
+	assert_int_equal(salus_ajournal_last_seq(f->path), 0);
+	for (int i = 1; i <= 300; i++) { /* ~316 KB: several 64 KB windows */
+		struct salus_aj_rec r = {.seq = (uint64_t)i, .ts_ms = 1, .pre = (unsigned char *)pre, .pre_n = sizeof pre};
+		assert_int_equal(salus_ajournal_append(j, &r), 0);
+		if (i == 1 || i == 150)
+			assert_int_equal(salus_ajournal_last_seq(f->path), (uint64_t)i);
+	}
+	assert_true(file_size(f->path) >= (8L << 20)); /* preallocated */
+	assert_int_equal(salus_ajournal_last_seq(f->path), 300);
+	assert_int_equal(salus_ajournal_reset(j), 0);
+	assert_int_equal(salus_ajournal_last_seq(f->path), 0);
+	struct salus_aj_rec r = {.seq = 301, .ts_ms = 1, .pre = (unsigned char *)pre, .pre_n = 10};
+	assert_int_equal(salus_ajournal_append(j, &r), 0);
+	assert_int_equal(salus_ajournal_last_seq(f->path), 301);
+	salus_ajournal_free(j);
+	/* closed: cut back to its records */
+	assert_true(file_size(f->path) < 4096);
+	assert_int_equal(salus_ajournal_last_seq(f->path), 301);
+}
+
+/* Records past the preallocated 8 MB: the file and its mapping grow, and read back. */
+static void test_grows(void **state)
+{
+	struct fx *f = *state;
+	struct salus_ajournal *j = NULL;
+	struct seen s = {0};
+	uint64_t last;
+	size_t n = 1500 * 1024;
+	unsigned char *big = malloc(n);
+
+	assert_non_null(big);
+	memset(big, 'g', n);
+	assert_int_equal(salus_ajournal_open(f->path, &k1, 1, 1, &j), 0);
+	for (int i = 1; i <= 7; i++) {
+		struct salus_aj_rec r = {.seq = (uint64_t)i, .ts_ms = i, .pre = big, .pre_n = n};
+		assert_int_equal(salus_ajournal_append(j, &r), 0);
+	}
+	assert_true(file_size(f->path) > (8L << 20));
+	assert_int_equal(salus_ajournal_replay(j, 0, collect, &s, &last), 0);
+	assert_int_equal(s.n, 7);
+	assert_int_equal(last, 7);
+	salus_ajournal_free(j);
+	free(big);
+	assert_int_equal(salus_ajournal_last_seq(f->path), 7);
+}
+
 static void test_sequence_must_increase(void **state)
 {
 	struct fx *f = *state;
@@ -437,6 +493,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_and_tampered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_power_loss_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_seq_of_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_grows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sequence_must_increase, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_recovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_own_key, setup, teardown),
