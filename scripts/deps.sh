@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
-  libmicrohttpd-dev libgnutls28-dev libjansson-dev libsqlite3-dev libsodium-dev libinih-dev
+  libmicrohttpd-dev libgnutls28-dev nettle-dev libjansson-dev libsqlite3-dev libsodium-dev libinih-dev
   libhyperscan-dev libutf8proc-dev liboath-dev libqrencode-dev libcurl4-openssl-dev libcmocka-dev
   wamerican scowl miscfiles hunspell-en-med
   libcjose-dev libssl-dev chromium

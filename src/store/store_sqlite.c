@@ -28,7 +28,7 @@
 #include "store/store_sqlite_int.h"
 
 #include <errno.h>
-#include <gnutls/crypto.h>
+#include <nettle/sha2.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -64,6 +64,7 @@
 #define MAX_GATHER_NS 2000000 /* longest wait for stragglers before a group (2 ms) */
 #define JOURNAL_FLUSH_MS 10         /* default salus_store_opts.audit_flush_ms */
 #define JOURNAL_WAKE 1024           /* journaled records that wake the writer before its timer */
+#define JOURNAL_GROUP_MAX 2048      /* journaled records moved in one group (~10 ms of the writer) */
 #define JOURNAL_MAX_PENDING 65536   /* journaled records waiting for the writer: appends wait past this */
 #define JOURNAL_RESET_BYTES (4u << 20) /* the journal file is emptied once all of it is in the log and it is this big */
 #define JOURNAL_NS "audit"
@@ -415,7 +416,6 @@ struct sq_store {
 	int64_t au_size;
 	unsigned char au_front[AU_LEVELS][SALUS_AUDIT_HASH_LEN];
 	uint64_t group_no, au_group; /* au_size checked against the table once per group */
-	struct salus_buf au_text;    /* scratch: one event's text */
 	unsigned char *au_val;       /* scratch: its stored (compact) form, audit_codec.h */
 	size_t au_val_cap, au_val_n;
 	struct salus_sx_w *sx;       /* the search index's writer statements (store_index.c) */
@@ -1412,21 +1412,18 @@ static int w_apply_kv(struct sq_store *sq, struct job *j)
 
 /* ---- the audit log: Merkle leaves and complete-subtree nodes ---- */
 
-/* SHA-256 on the writer thread goes through GnuTLS (SHA-NI / AVX2 code paths
- * chosen at run time): libsodium's portable SHA-256 was a fifth of the
- * writer's time per audited event (docs/performance.md). */
-static int au_sha256(const void *p, size_t n, unsigned char out[SALUS_AUDIT_HASH_LEN])
-{
-	return gnutls_hash_fast(GNUTLS_DIG_SHA256, p, n, out) < 0 ? SALUS_EINTERNAL : SALUS_OK;
-}
-
+/* SHA-256 on the writer thread is nettle's (GnuTLS's own back end: SHA-NI / AVX2 code paths chosen at
+ * run time; libsodium's portable SHA-256 was a fifth of the writer's time per audited event,
+ * docs/performance.md), fed in pieces from where they are: no copy of the event to hash it. */
 static int au_node_hash(const unsigned char *l, const unsigned char *r, unsigned char out[SALUS_AUDIT_HASH_LEN])
 {
-	unsigned char in[1 + 2 * SALUS_AUDIT_HASH_LEN];
-	in[0] = 1;
-	memcpy(in + 1, l, SALUS_AUDIT_HASH_LEN);
-	memcpy(in + 1 + SALUS_AUDIT_HASH_LEN, r, SALUS_AUDIT_HASH_LEN);
-	return au_sha256(in, sizeof in, out);
+	struct sha256_ctx h;
+	sha256_init(&h);
+	sha256_update(&h, 1, (const uint8_t *)"\x01");
+	sha256_update(&h, SALUS_AUDIT_HASH_LEN, l);
+	sha256_update(&h, SALUS_AUDIT_HASH_LEN, r);
+	sha256_digest(&h, SALUS_AUDIT_HASH_LEN, out);
+	return SALUS_OK;
 }
 
 /* One stored hash (level 0: a leaf) on connection c.  Subtree hashes live in
@@ -1564,7 +1561,6 @@ static int au_value(struct sq_store *sq, const struct salus_audit_entry *e, cons
 static int au_append(struct sq_store *sq, struct salus_audit_entry *e, const struct job *j)
 {
 	unsigned char cur[SALUS_AUDIT_HASH_LEN];
-	struct salus_buf *t = &sq->au_text;
 	sqlite3_stmt *st = NULL;
 	int64_t n = sq->au_size;
 	char num[24], *d = num + sizeof num;
@@ -1578,14 +1574,16 @@ static int au_append(struct sq_store *sq, struct salus_audit_entry *e, const str
 		while ((v /= 10));
 		nd = (size_t)(num + sizeof num - d);
 	}
-	/* t = 0x00 || text: the leaf hash input in one piece (RFC 6962 §2.1) */
-	salus_buf_reset(t);
-	if ((rc = salus_buf_addc(t, 0)) || (rc = salus_buf_add(t, e->pre, e->pre_n)))
-		return rc;
-	if (e->post && ((rc = salus_buf_add(t, d, nd)) || (rc = salus_buf_add(t, e->post, e->post_n))))
-		return rc;
-	if ((rc = au_sha256(t->p, t->n, cur)))
-		return rc;
+	/* the leaf hash: SHA-256(0x00 || text) (RFC 6962 §2.1), the text = pre || index || post */
+	struct sha256_ctx h;
+	sha256_init(&h);
+	sha256_update(&h, 1, (const uint8_t *)"");
+	sha256_update(&h, e->pre_n, (const uint8_t *)e->pre);
+	if (e->post) {
+		sha256_update(&h, nd, (const uint8_t *)d);
+		sha256_update(&h, e->post_n, (const uint8_t *)e->post);
+	}
+	sha256_digest(&h, SALUS_AUDIT_HASH_LEN, cur);
 	if ((rc = au_value(sq, e, d, nd, j)))
 		return rc;
 
@@ -2157,15 +2155,23 @@ static void *writer_main(void *arg)
 		 * waiting: a group of only those never waits. */
 		if (!sq->head->journaled && target > sq->queued)
 			w_gather(sq, target, gather);
-		/* take up to batch_max ops (at least one job) */
+		/* take up to batch_max ops (at least one job); journaled records count apart, up to
+		 * JOURNAL_GROUP_MAX: one commit for all of a flush interval's reads */
+		size_t jops = 0;
 		first = end = sq->head;
 		while (end) {
-			size_t k = end->kind == JOB_WRITE ? end->n + end->nau : 1;
-			if (end != first && ops + k > (size_t)sq->batch_max)
-				break;
-			ops += k;
+			if (end->journaled) {
+				if (end != first && jops >= JOURNAL_GROUP_MAX)
+					break;
+				jops++;
+			} else {
+				size_t k = end->kind == JOB_WRITE ? end->n + end->nau : 1;
+				if (end != first && ops + k > (size_t)sq->batch_max)
+					break;
+				ops += k;
+				waited++;
+			}
 			jobs++;
-			waited += !end->journaled;
 			end = end->next;
 		}
 		sq->head = end;
@@ -3015,7 +3021,6 @@ static void sq_free(struct salus_store *s)
 	salus_free(sq->jpath);
 	pthread_cond_destroy(&sq->ckcv);
 	pthread_mutex_destroy(&sq->ckmu);
-	salus_buf_release(&sq->au_text);
 	salus_free(sq->au_val);
 	salus_free(sq->path);
 	salus_free(sq);
@@ -3031,7 +3036,6 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 	if (!(sq = salus_calloc(1, sizeof *sq)))
 		return SALUS_ENOMEM;
 	sq->base.ops = &salus_store_sqlite_ops;
-	salus_buf_init(&sq->au_text, SALUS_MAX_AUDIT_EVENT + 1); /* + the 0x00 leaf prefix */
 	pthread_mutex_init(&sq->qmu, NULL);
 	pthread_mutex_init(&sq->jmu, NULL);
 	pthread_cond_init(&sq->jcv, NULL);

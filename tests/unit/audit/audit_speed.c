@@ -2,7 +2,7 @@
  * audit_speed.c — audited events appended per second under concurrent load
  * (built, not a ctest).
  *
- *   audit_speed [DIR] [EVENTS] [THREADS] [journal]
+ *   audit_speed [DIR] [EVENTS] [THREADS] [journal [RATE]]
  *
  * Opens a fresh store in DIR (default: a new /tmp directory), records EVENTS
  * (default 100000) BALP AuditEvents from THREADS threads (default 64), each
@@ -11,7 +11,9 @@
  * With "journal", each thread records through the audit journal
  * (salus_audit_record_journal: what the server does for reads), latency is
  * that of the append, and the clock stops when all of them are in the log
- * (salus_store_audit_settle).
+ * (salus_store_audit_settle).  RATE (events/s over all threads) paces the
+ * callers as requests arrive at a server, instead of all at once (which piles
+ * events up for the writer, as no server load does).
  * SALUS_SPEED_ENCRYPT=1 opens the store encrypted, as `salus serve` does.
  * It also prints the process CPU time per event (every thread: the callers'
  * rendering, encoding, sealing and appending, and the writer's hashing, rows
@@ -38,6 +40,9 @@ struct run {
 	int per;
 	double *lat_us;
 	int errors;
+	double rate; /* events/s over all threads (0: as fast as they go) */
+	int threads;
+	bool null; /* SALUS_SPEED_NULL: pace, record nothing (the harness's own CPU) */
 	pthread_mutex_t mu;
 };
 
@@ -53,12 +58,20 @@ static void *journal_worker(void *arg)
 	struct arg *a = arg;
 	struct run *r = a->r;
 	static const char *const pats[] = {"pat-0001"};
+	double start = now_s(), every = r->rate > 0 ? r->threads / r->rate : 0;
 	for (int i = 0; i < r->per; i++) {
+		if (every > 0 && i % 32 == 0) { /* paced (in bursts of 32): as requests arrive at a server */
+			double due = start + i * every, d = due - now_s();
+			if (d > 0) {
+				struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
+				nanosleep(&ts, NULL);
+			}
+		}
 		struct salus_audit_req rq = {.interaction = SALUS_AUDIT_READ, .resource_type = "Observation",
 					     .id = "obs-123", .patients = pats, .npatients = 1, .status = 200,
 					     .client_id = "bench", .remote_addr = "127.0.0.1"};
 		double t0 = now_s();
-		int rc = salus_audit_record_journal(r->au, &rq);
+		int rc = r->null ? 0 : salus_audit_record_journal(r->au, &rq);
 		r->lat_us[a->t * r->per + i] = (now_s() - t0) * 1e6;
 		if (rc) {
 			pthread_mutex_lock(&r->mu);
@@ -94,7 +107,15 @@ static void *worker(void *p)
 	struct arg *a = p;
 	struct run *r = a->r;
 	static const char *const pats[] = {"pat-0001"};
+	double start = now_s(), every = r->rate > 0 ? r->threads / r->rate : 0;
 	for (int i = 0; i < r->per; i++) {
+		if (every > 0 && i % 32 == 0) { /* paced (in bursts of 32): as requests arrive at a server */
+			double due = start + i * every, d = due - now_s();
+			if (d > 0) {
+				struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
+				nanosleep(&ts, NULL);
+			}
+		}
 		struct salus_audit_req rq = {.interaction = SALUS_AUDIT_READ, .resource_type = "Observation",
 					     .id = "obs-123", .patients = pats, .npatients = 1, .status = 200,
 					     .client_id = "bench", .remote_addr = "127.0.0.1"};
@@ -116,7 +137,8 @@ int main(int argc, char **argv)
 	int events = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 100000;
 	int threads = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 64;
 	struct salus_store *st = NULL;
-	struct salus_store_opts so = {.create = true, .audit_journal = true};
+	struct salus_store_opts so = {.create = true, .audit_journal = true,
+				      .audit_flush_ms = getenv("SALUS_SPEED_FLUSH_MS") ? atoi(getenv("SALUS_SPEED_FLUSH_MS")) : 0};
 	struct salus_audit_opts ao = {0};
 	struct run r = {0};
 	pthread_t *th;
@@ -158,6 +180,9 @@ int main(int argc, char **argv)
 	t0 = now_s();
 	double c0 = cpu_s();
 	bool journal = argc > 4 && !strcmp(argv[4], "journal");
+	r.rate = journal && argc > 5 ? strtod(argv[5], NULL) : 0;
+	r.threads = threads;
+	r.null = getenv("SALUS_SPEED_NULL") != NULL;
 	for (int i = 0; i < threads; i++) {
 		args[i] = (struct arg){.r = &r, .t = i};
 		pthread_create(&th[i], NULL, journal ? journal_worker : worker, &args[i]);
