@@ -229,8 +229,16 @@ static int put_entities(struct salus_buf *b, const struct salus_audit_req *rq)
 		if ((rc = put_entity_head(b, &first, self_patient, false)) ||
 		    (rc = cat(b, ",\"what\":{\"reference\":\"", rq->resource_type, "/", rq->id, (char *)NULL)))
 			return rc;
-		if (rq->version > 0 && (rc = salus_buf_addf(b, "/_history/%ld", rq->version)))
-			return rc;
+		if (rq->version > 0) {
+			char num[24], *d = num + sizeof num - 1;
+			unsigned long v = (unsigned long)rq->version;
+			*d = 0;
+			do
+				*--d = (char)('0' + v % 10);
+			while ((v /= 10) && d > num);
+			if ((rc = cat(b, "/_history/", d, (char *)NULL)))
+				return rc;
+		}
 		if ((rc = salus_buf_adds(b, "\"}}")))
 			return rc;
 	}
@@ -247,7 +255,7 @@ static int put_entities(struct salus_buf *b, const struct salus_audit_req *rq)
 	if (rq->query || (rq->resource_type && !rq->id)) {
 		if ((rc = put_entity_head(b, &first, false, true)))
 			return rc;
-		if (rq->resource_type && (rc = salus_buf_addf(b, ",\"description\":\"%s\"", rq->resource_type)))
+		if (rq->resource_type && (rc = cat(b, ",\"description\":\"", rq->resource_type, "\"", (char *)NULL)))
 			return rc;
 		if (rq->query) {
 			size_t qn = strnlen(rq->query, SALUS_MAX_URL + 1), bn;
@@ -258,7 +266,7 @@ static int put_entities(struct salus_buf *b, const struct salus_audit_req *rq)
 			if (!(b64 = salus_malloc(bn)))
 				return SALUS_ENOMEM;
 			sodium_bin2base64(b64, bn, (const unsigned char *)rq->query, qn, sodium_base64_VARIANT_ORIGINAL);
-			rc = salus_buf_addf(b, ",\"query\":\"%s\"", b64);
+			rc = cat(b, ",\"query\":\"", b64, "\"", (char *)NULL);
 			salus_free(b64);
 			if (rc)
 				return rc;

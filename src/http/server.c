@@ -278,10 +278,21 @@ static inline const char *remote_addr(struct req *r)
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	r->remote[0] = 0;
-	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr, r->remote,
-			  sizeof r->remote);
-	else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
+		/* dotted decimal by hand: inet_ntop's snprintf was a tenth of an audited read's audit phase */
+		const unsigned char *a = (const unsigned char *)&((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr;
+		char *o = r->remote;
+		_Static_assert(sizeof r->remote >= sizeof "255.255.255.255", "room for an IPv4 address");
+		for (int i = 0; i < 4; i++) {
+			unsigned v = a[i];
+			if (v >= 100)
+				*o++ = (char)('0' + v / 100);
+			if (v >= 10)
+				*o++ = (char)('0' + v / 10 % 10);
+			*o++ = (char)('0' + v % 10);
+			*o++ = i < 3 ? '.' : 0;
+		}
+	} else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)ci->client_addr)->sin6_addr, r->remote,
 			  sizeof r->remote);
 	return r->remote;

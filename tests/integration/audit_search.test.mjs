@@ -151,6 +151,11 @@ test('exactly the expected AuditEvents, by agent, patient, action and outcome', 
       `E search-type 0 Patient/${pA}`,
     ].sort(),
   );
+  // the read's event: the caller's address as the agent's network address, the version read
+  const [readA] = byFull.filter((e) => e.outcome === '0' && e.action === 'R');
+  assert.equal(readA.agent[0].network?.address, '127.0.0.1');
+  assert.equal(readA.agent[0].network?.type, '2');
+  assert.ok(readA.entity.some((e) => e.what?.reference === `Patient/${pA}/_history/1`), JSON.stringify(readA.entity));
   // the 401 without a token: one failed read of pA, by no client
   const denied = await all(`patient=Patient/${pA}&outcome=4`);
   assert.equal(denied.length, 1);
