@@ -11,6 +11,7 @@
 #include "audit/audit_int.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -146,13 +147,14 @@ static int cat(struct salus_buf *b, ...)
 	return rc;
 }
 
-/* A Coding: system and code only.  BALP fixes its codings by system and code;
+/* A string literal, its length known at compile time. */
+#define ADDL(b, lit) salus_buf_add((b), "" lit, sizeof(lit) - 1)
+/* A Coding of a literal system and code, as one literal. */
+#define CODING(sys, code) "{\"system\":\"" sys "\",\"code\":\"" code "\"}"
+
+/* Codings carry system and code only.  BALP fixes its codings by system and code;
  * display is optional in FHIR and was a sixth of every stored event (readers
  * that want one look the code up: docs/audit.md has the table). */
-static int put_coding(struct salus_buf *b, const char *sys, const char *code)
-{
-	return cat(b, "{\"system\":\"", sys, "\",\"code\":\"", code, "\"}", (char *)NULL);
-}
 
 static int put_who(struct salus_buf *b, const char *sys, const char *value)
 {
@@ -160,59 +162,51 @@ static int put_who(struct salus_buf *b, const char *sys, const char *value)
 	if ((rc = cat(b, ",\"who\":{\"identifier\":{\"system\":\"", sys, "\",\"value\":", (char *)NULL)) ||
 	    (rc = put_str(b, value)))
 		return rc;
-	return salus_buf_adds(b, "}}");
+	return ADDL(b, "}}");
 }
 
 static int put_agents(struct salus_buf *b, const struct salus_audit_req *rq)
 {
 	int rc;
-	if ((rc = salus_buf_adds(b, ",\"agent\":[")))
+	if ((rc = ADDL(b, ",\"agent\":[")))
 		return rc;
 	if (rq->user_id) {
-		if ((rc = salus_buf_adds(b, "{\"type\":{\"coding\":[")) ||
-		    (rc = put_coding(b, SYS_PARTICIPATION, "IRCP")) ||
-		    (rc = salus_buf_adds(b, "]},\"requestor\":true")) || (rc = put_who(b, "urn:salus:user", rq->user_id)) ||
-		    (rc = salus_buf_adds(b, "},")))
+		if ((rc = ADDL(b, "{\"type\":{\"coding\":[" CODING(SYS_PARTICIPATION, "IRCP") "]},\"requestor\":true")) ||
+		    (rc = put_who(b, "urn:salus:user", rq->user_id)) || (rc = ADDL(b, "},")))
 			return rc;
 	}
 	if (rq->client_id || rq->remote_addr || !rq->user_id) {
-		if ((rc = salus_buf_adds(b, "{\"type\":{\"coding\":[")) ||
-		    (rc = put_coding(b, SYS_DCM, "110153")) ||
-		    (rc = salus_buf_adds(b, rq->user_id ? "]},\"requestor\":false" : "]},\"requestor\":true")))
+		if ((rc = rq->user_id ? ADDL(b, "{\"type\":{\"coding\":[" CODING(SYS_DCM, "110153") "]},\"requestor\":false")
+				      : ADDL(b, "{\"type\":{\"coding\":[" CODING(SYS_DCM, "110153") "]},\"requestor\":true")))
 			return rc;
 		if (rq->client_id && (rc = put_who(b, "urn:salus:client", rq->client_id)))
 			return rc;
 		if (rq->remote_addr &&
-		    ((rc = salus_buf_adds(b, ",\"network\":{\"address\":")) || (rc = put_str(b, rq->remote_addr)) ||
-		     (rc = salus_buf_adds(b, looks_like_ip(rq->remote_addr) ? ",\"type\":\"2\"}" : ",\"type\":\"1\"}"))))
+		    ((rc = ADDL(b, ",\"network\":{\"address\":")) || (rc = put_str(b, rq->remote_addr)) ||
+		     (rc = looks_like_ip(rq->remote_addr) ? ADDL(b, ",\"type\":\"2\"}") : ADDL(b, ",\"type\":\"1\"}"))))
 			return rc;
-		if ((rc = salus_buf_adds(b, "},")))
+		if ((rc = ADDL(b, "},")))
 			return rc;
 	}
 	/* BALP: the server is the destination agent */
-	if ((rc = salus_buf_adds(b, "{\"type\":{\"coding\":[")) ||
-	    (rc = put_coding(b, SYS_DCM, "110152")) ||
-	    (rc = salus_buf_adds(b, "]},\"who\":{\"identifier\":{\"system\":\"urn:salus:server\",\"value\":\"salus\"}},"
-				    "\"requestor\":false}]")))
-		return rc;
-	return SALUS_OK;
+	return ADDL(b, "{\"type\":{\"coding\":[" CODING(SYS_DCM, "110152") "]},\"who\":{\"identifier\":{\"system\":"
+		       "\"urn:salus:server\",\"value\":\"salus\"}},\"requestor\":false}]");
 }
 
 static int put_entity_head(struct salus_buf *b, bool *first, bool patient, bool query)
 {
 	int rc;
-	if ((rc = salus_buf_adds(b, *first ? ",\"entity\":[{" : ",{")))
+	if ((rc = *first ? ADDL(b, ",\"entity\":[{") : ADDL(b, ",{")))
 		return rc;
 	*first = false;
 	if (patient) /* Person, role Patient */
-		rc = salus_buf_adds(b, "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"1\"},"
-				       "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"1\"}");
-	else /* System Object, role Query (24) or Domain Resource (4) */
-		rc = salus_buf_adds(b, query ? "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"2\"},"
-					       "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"24\"}"
-					     : "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"2\"},"
-					       "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"4\"}");
-	return rc;
+		return ADDL(b, "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"1\"},"
+			       "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"1\"}");
+	/* System Object, role Query (24) or Domain Resource (4) */
+	return query ? ADDL(b, "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"2\"},"
+			       "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"24\"}")
+		     : ADDL(b, "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"2\"},"
+			       "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"4\"}");
 }
 
 static int put_entities(struct salus_buf *b, const struct salus_audit_req *rq)
@@ -239,7 +233,7 @@ static int put_entities(struct salus_buf *b, const struct salus_audit_req *rq)
 			if ((rc = cat(b, "/_history/", d, (char *)NULL)))
 				return rc;
 		}
-		if ((rc = salus_buf_adds(b, "\"}}")))
+		if ((rc = ADDL(b, "\"}}")))
 			return rc;
 	}
 	for (size_t i = 0; i < rq->npatients; i++) {
@@ -331,6 +325,28 @@ static const char *outcome_of(int status)
 	return "8";
 }
 
+/* Per kind, the text from `",` to the first subtype coding (its `]` left open): the same for every
+ * event of the kind, so built once. */
+static struct {
+	char s[512];
+	size_t n;
+} heads[SALUS_AUDIT__COUNT];
+static pthread_once_t heads_once = PTHREAD_ONCE_INIT;
+
+static void heads_build(void)
+{
+	for (int i = 0; i < SALUS_AUDIT__COUNT; i++) {
+		const struct kind *k = &kinds[i];
+		int n = snprintf(heads[i].s, sizeof heads[i].s,
+				 "\",%s%s%s\"type\":{\"system\":\"%s\",\"code\":\"%s\"}%s%s%s%s%s",
+				 k->profile ? "\"meta\":{\"profile\":[\"" BALP : "", k->profile ? k->profile : "",
+				 k->profile ? "\"]}," : "", k->type_sys, k->type_code,
+				 k->sub_sys ? ",\"subtype\":[{\"system\":\"" : "", k->sub_sys ? k->sub_sys : "",
+				 k->sub_sys ? "\",\"code\":\"" : "", k->sub_sys ? k->sub_code : "", k->sub_sys ? "\"}" : "");
+		heads[i].n = n > 0 && (size_t)n < sizeof heads[i].s ? (size_t)n : 0; /* 0: never (checked in build) */
+	}
+}
+
 /* Everything after `"id":"INDEX` : `",` then the members, then `}`. */
 static int build(struct salus_buf *b, const struct salus_audit_req *rq)
 {
@@ -338,16 +354,13 @@ static int build(struct salus_buf *b, const struct salus_audit_req *rq)
 	char instant[SALUS_INSTANT_LEN];
 	int rc;
 
-	if ((rc = salus_buf_adds(b, "\",")))
-		return rc;
-	if (k->profile && (rc = cat(b, "\"meta\":{\"profile\":[\"" BALP, k->profile, "\"]},", (char *)NULL)))
-		return rc;
-	if ((rc = salus_buf_adds(b, "\"type\":")) || (rc = put_coding(b, k->type_sys, k->type_code)))
+	pthread_once(&heads_once, heads_build);
+	if (!heads[rq->interaction].n)
+		return SALUS_EINTERNAL;
+	if ((rc = salus_buf_add(b, heads[rq->interaction].s, heads[rq->interaction].n)))
 		return rc;
 	if (k->sub_sys) {
-		if ((rc = salus_buf_adds(b, ",\"subtype\":[")) || (rc = put_coding(b, k->sub_sys, k->sub_code)))
-			return rc;
-		if (rq->operation && ((rc = salus_buf_adds(b, ",{\"system\":\"urn:salus:operation\",\"code\":")) ||
+		if (rq->operation && ((rc = ADDL(b, ",{\"system\":\"urn:salus:operation\",\"code\":")) ||
 				      (rc = put_str(b, rq->operation)) || (rc = salus_buf_addc(b, '}'))))
 			return rc;
 		if ((rc = salus_buf_addc(b, ']')))
@@ -367,14 +380,12 @@ static int build(struct salus_buf *b, const struct salus_audit_req *rq)
 		if ((rc = cat(b, ",\"outcomeDesc\":\"HTTP ", d, "\"", (char *)NULL)))
 			return rc;
 	}
-	if (rq->purpose && ((rc = salus_buf_adds(b, ",\"purposeOfEvent\":[{\"coding\":[{\"system\":\"" SYS_ACTREASON
-						   "\",\"code\":")) ||
-			    (rc = put_str(b, rq->purpose)) || (rc = salus_buf_adds(b, "}]}]"))))
+	if (rq->purpose && ((rc = ADDL(b, ",\"purposeOfEvent\":[{\"coding\":[{\"system\":\"" SYS_ACTREASON "\",\"code\":")) ||
+			    (rc = put_str(b, rq->purpose)) || (rc = ADDL(b, "}]}]"))))
 		return rc;
 	if ((rc = put_agents(b, rq)))
 		return rc;
-	if ((rc = salus_buf_adds(b, ",\"source\":{\"observer\":{\"display\":\"salus\"},\"type\":[")) ||
-	    (rc = put_coding(b, SYS_SOURCE, "4")) || (rc = salus_buf_adds(b, "]}")))
+	if ((rc = ADDL(b, ",\"source\":{\"observer\":{\"display\":\"salus\"},\"type\":[" CODING(SYS_SOURCE, "4") "]}")))
 		return rc;
 	if ((rc = put_entities(b, rq)))
 		return rc;
