@@ -1271,7 +1271,7 @@ static int patient_code(struct salus_fhir_search *s, const char *type)
 	const char *x = NULL;
 	const struct salus_sq *chain = NULL; /* T?patient:Patient.name=...&code=...: the Patients */
 	const struct salus_sq_val *cv = NULL;
-	size_t ncv = 0;
+	size_t ncv = 0, ipat = 0, icode = 0;
 	for (size_t i = 0; i < s->ncl; i++) {
 		const struct salus_sq_clause *c = &s->cl[i];
 		if (c->negate || c->missing || c->nparams != 1 || !c->nvals)
@@ -1281,10 +1281,12 @@ static int patient_code(struct salus_fhir_search *s, const char *type)
 		    v->op == SALUS_SQ_REF_LOCAL && (!v->a || !strcmp(v->a, "Patient")) && v->b && *v->b &&
 		    strlen(v->b) <= SALUS_MAX_ID) {
 			x = v->b;
+			ipat = i;
 		} else if (!x && !chain && c->kind == SALUS_SQ_REFERENCE && c->nvals == 1 && v->op == SALUS_SQ_REF_CHAIN &&
 			   v->chain && v->chain->type && !strcmp(v->chain->type, "Patient") &&
 			   (c->params[0] == pp || (c->params[0] == ps_ && subject_is_patient(type)))) {
 			chain = v->chain;
+			ipat = i;
 		} else if (!cv && c->kind == SALUS_SQ_TOKEN && c->params[0] == pc) {
 			bool ok = true;
 			for (size_t k = 0; k < c->nvals && ok; k++)
@@ -1293,6 +1295,7 @@ static int patient_code(struct salus_fhir_search *s, const char *type)
 			if (ok) {
 				cv = c->vals;
 				ncv = c->nvals;
+				icode = i;
 			}
 		}
 	}
@@ -1324,6 +1327,14 @@ static int patient_code(struct salus_fhir_search *s, const char *type)
 		memcpy(a + xl + 1, sys, sl + 1);
 		vals[k].a = a;
 	}
+	/* a pair row (X, k) exists only where the resource has a patient reference to X
+	 * and a code k (index_patient_code), and a chain's pair rows are those of the
+	 * Patients the chain matches (subject:Patient is patient here): the patient and
+	 * code clauses hold for every match of the pairs, and are left out while the
+	 * pairs drive (the store keeps them when it strips the pairs) — a chain then
+	 * reads only the pair rows, not each match's reference and code rows */
+	s->cl[ipat].implied = true;
+	s->cl[icode].implied = true;
 	struct salus_sq_clause *c = salus_fhir_search_clause(s); /* may move s->cl: nothing of it held */
 	if (!c)
 		return SALUS_ENOMEM;

@@ -656,6 +656,11 @@ struct salus_sq_clause {
 	/* a hint (added for search at scale): the caller knows this clause is the
 	 * most selective (an index of pairs, fhir/search.h), so it drives the query */
 	bool drive;
+	/* (added for chained search at scale) every resource the level's `drive` clause
+	 * matches also meets this clause, so while that clause is in the query the
+	 * compiler leaves this one out; without it (the store strips an incomplete
+	 * drive clause) this clause is compiled as usual */
+	bool implied;
 };
 
 enum salus_sq_sort_kind { SALUS_SQ_SORT_ID = 1, SALUS_SQ_SORT_UPDATED, SALUS_SQ_SORT_PARAM };

@@ -1188,9 +1188,11 @@ static void where_sq(struct cq *c, const char *ra, const struct salus_sq *q)
 	const struct salus_sq_clause *inner[MAX_INNER];
 	size_t ninner = 0;
 	bool moved[MAX_INNER] = {0};
+	/* a drive hint that drives makes the level's implied clauses redundant (store.h) */
+	bool skip_implied = best >= 0 && q->clauses[best].drive;
 	if (best >= 0 && table_of(q->clauses[best].kind)) {
 		for (size_t i = 0; i < q->nclauses && i < MAX_INNER; i++)
-			if ((int)i != best && rid_only(&q->clauses[i])) {
+			if ((int)i != best && rid_only(&q->clauses[i]) && !(skip_implied && q->clauses[i].implied)) {
 				moved[i] = true;
 				inner[ninner++] = &q->clauses[i];
 			}
@@ -1213,7 +1215,7 @@ static void where_sq(struct cq *c, const char *ra, const struct salus_sq *q)
 		c->ninner = 0;
 	}
 	for (size_t i = 0; i < q->nclauses; i++) {
-		if ((int)i == best || (i < MAX_INNER && moved[i]))
+		if ((int)i == best || (i < MAX_INNER && moved[i]) || (skip_implied && q->clauses[i].implied))
 			continue;
 		emit(c, " AND ");
 		clause_sql(c, ra, &q->clauses[i], false);
