@@ -1469,6 +1469,8 @@ int salus_fhir_search_parse_at(const char *type, const char *base, const struct 
 		goto out_free;
 	if (!contained && type && (rc = patient_code(s, type)))
 		goto out_nomem;
+	/* the clauses' parameter ids are those of type (contained ones are not) */
+	s->q.typed_rows = !contained && type;
 	*out = s;
 	return SALUS_OK;
 out_nomem:

@@ -702,6 +702,12 @@ struct salus_sq {
 	 * into salus_sq_hit.total (added for search at scale: a page and its
 	 * Bundle.total from one evaluation) */
 	bool with_total;
+	/* (added for search at scale) the caller vouches that every index row of the
+	 * parameters of the top level's clauses belongs to a resource of `type` (the
+	 * parameter ids are per type, fhir/search.h): a level whose clauses all lie in
+	 * its driving subquery is then answered from the index rows, and only the
+	 * page's rows are looked up */
+	bool typed_rows;
 	/* access guards (NULL: none), applied at every level of the query */
 	const struct salus_sq_guard *guards;
 	size_t nguards;

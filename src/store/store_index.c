@@ -1221,14 +1221,15 @@ static void level_plan(const struct salus_sq *q, struct level *lv)
 /* Is every condition of the top level q inside its driving subquery, and is
  * every row of that subquery a resource of q->type?  The driver is then the
  * whole answer: the matches, their count and their parameter sort keys come
- * from index rows alone, and only the page's rows are looked up in sx_res.
- * Only for a drive hint (the patient+code pairs, whose parameter id is
- * per type, and rows go with their resource) on a typed search without
- * guards, sorted by parameters only. */
+ * from index rows alone (a delete removes a resource's rows), and only the
+ * page's rows are looked up in sx_res.  For a typed search without guards,
+ * sorted by parameters only, whose caller vouches for its rows' type
+ * (salus_sq.typed_rows) or whose driver is a drive hint (the patient+code
+ * pairs: a per-type parameter id). */
 static bool ix_only(const struct salus_sq *q, const struct level *lv)
 {
-	if (!q->type || q->nguards || lv->best < 0 || !q->clauses[lv->best].drive ||
-	    !table_of(q->clauses[lv->best].kind))
+	if (!q->type || q->nguards || lv->best < 0 || !table_of(q->clauses[lv->best].kind) ||
+	    !(q->typed_rows || q->clauses[lv->best].drive))
 		return false;
 	for (size_t i = 0; i < q->nclauses; i++)
 		if ((int)i != lv->best && !q->clauses[i].implied && !(i < MAX_INNER && lv->moved[i]))
