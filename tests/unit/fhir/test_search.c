@@ -503,6 +503,19 @@ static void t_pairs(void **state)
 			break;
 	}
 	assert_string_equal(got, "ob1 ob2 ob4 ob5 ");
+	/* the count of a chain never reads the matches' resource rows (sx_res r) */
+	{
+		struct salus_param ps[] = {{"subject:Patient.name", "smi"}, {"code", "8867-4"}};
+		struct salus_fhir_search *s;
+		const char *why;
+		char *plan = NULL;
+		assert_int_equal(salus_fhir_search_parse("Observation", ps, 2, false, &s, &why), 0);
+		assert_int_equal(salus_store_search_plan(e->st, salus_fhir_search_query(s), true, &plan), 0);
+		assert_null(strstr(plan, "SEARCH r "));
+		assert_non_null(strstr(plan, "SEARCH x"));
+		salus_free(plan);
+		salus_fhir_search_free(s);
+	}
 	/* a deleted match is gone from the answer and its total */
 	struct salus_fhir_req rq = {.op = SALUS_FHIR_DELETE, .base = "https://x/fhir"};
 	struct salus_fhir_resp rs;
@@ -565,6 +578,11 @@ static void t_plans(void **state)
 		{"Observation", "patient=p1&status:not-in=http://hl7.org/fhir/ValueSet/observation-status"},
 		{"Medication", "_contained=true&code=http://rxnorm|1&form=tablet"},
 		{"Medication", "_contained=both&code=http://rxnorm|1"},
+		/* answered from the index rows (typed_rows): with a parameter sort, a chain alone */
+		{"Patient", "name=smi&_sort=family,-birthdate"},
+		{"Observation", "code=8302-2&status=final&_sort=-date&_count=5"},
+		{"Observation", "patient:Patient.name=smi&code=8302-2,8867-4&_sort=date"},
+		{"Encounter", "subject:Patient.family=smi"},
 	};
 	for (size_t i = 0; i < sizeof queries / sizeof *queries; i++) {
 		struct salus_param ps[8];
