@@ -1232,7 +1232,7 @@ static bool ix_only(const struct salus_sq *q, const struct level *lv)
 	    !(q->typed_rows || q->clauses[lv->best].drive))
 		return false;
 	for (size_t i = 0; i < q->nclauses; i++)
-		if ((int)i != lv->best && !q->clauses[i].implied && !(i < MAX_INNER && lv->moved[i]))
+		if ((int)i != lv->best && !(lv->skip_implied && q->clauses[i].implied) && !(i < MAX_INNER && lv->moved[i]))
 			return false;
 	for (size_t i = 0; i < q->nsort; i++)
 		if (q->sort[i].kind != SALUS_SQ_SORT_PARAM)

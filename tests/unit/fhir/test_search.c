@@ -527,6 +527,16 @@ static void t_pairs(void **state)
 	salus_fhir_resp_release(&rs);
 	EXPECT(e, "Observation", "patient=p1&code=8867-4", "Observation/ob1,Observation/ob4");
 	assert_int_equal(search_total(e, "Observation", "patient=p1&code=8867-4&_count=1"), 2);
+	/* while the pairs are marked incomplete the store strips them: the implied clauses are back */
+	assert_int_equal(salus_store_kv_put(e->st, "store", "index.patient-code.incomplete", "1", 1), 0);
+	salus_store_free(e->st);
+	struct salus_store_opts o = {.create = false, .readers = 2};
+	assert_int_equal(salus_store_open(e->path, &o, &e->st), 0);
+	EXPECT(e, "Observation", "patient=p1&code=8867-4,hr", "Observation/ob1,Observation/ob4");
+	EXPECT(e, "Observation", "subject:Patient.name=smi&code=8867-4&_sort=-date",
+	       "Observation/ob5,Observation/ob1,Observation/ob4");
+	EXPECT(e, "Observation", "patient:Patient.name=smithers&code=29463-7", "Observation/ob3");
+	assert_int_equal(search_total(e, "Observation", "subject:Patient.name=smi&code=8867-4&_count=1"), 3);
 }
 
 /* Every SCAN in a plan is of a materialized subquery or co-routine (the page
