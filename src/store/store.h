@@ -661,6 +661,10 @@ struct salus_sq_clause {
 	 * compiler leaves this one out; without it (the store strips an incomplete
 	 * drive clause) this clause is compiled as usual */
 	bool implied;
+	/* (added for chained search at scale) a resource has at most one index row this
+	 * clause can match (one value of a parameter that has at most one per resource),
+	 * so as a driver it gives each resource once and needs no DISTINCT */
+	bool one_row;
 };
 
 enum salus_sq_sort_kind { SALUS_SQ_SORT_ID = 1, SALUS_SQ_SORT_UPDATED, SALUS_SQ_SORT_PARAM };

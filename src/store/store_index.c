@@ -941,8 +941,14 @@ static void clause_sql(struct cq *c, const char *ra, const struct salus_sq_claus
 			c->inner = NULL;
 			c->ninner = 0;
 			c->bare = false;
+			/* each resource once: a rid repeats when several of its rows match (or a
+			 * join multiplies them), except for a one_row driver without joins */
+			bool joins = false;
+			for (size_t i = 0; i < ninner; i++)
+				joins |= table_of(inner[i]->kind) && !inner[i]->negate && !inner[i]->missing;
 			if (bare)
-				emitf(c, "SELECT DISTINCT %s.rid AS rid FROM %s %s", x, tbl, x);
+				emitf(c, "SELECT %s%s.rid AS rid FROM %s %s", cl->one_row && !joins ? "" : "DISTINCT ", x,
+				      tbl, x);
 			else
 				emitf(c, "%s.rid IN (SELECT %s.rid FROM %s %s", ra, x, tbl, x);
 			for (size_t i = 0; i < ninner; i++) {
@@ -1524,7 +1530,9 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 	/* the matches m0 with their sort keys; with a total, materialized once and
 	 * counted (before the cursor's filter): every match is computed for the
 	 * ORDER BY anyway, so Bundle.total costs no second evaluation */
-	if (q->with_total) {
+	/* (ix_only: always materialized, so that SQLite never flattens the driver into
+	 * the ORDER BY ... LIMIT and walks an index in rid order instead) */
+	if (q->with_total || ixo) {
 		emit(c, "WITH m0 AS MATERIALIZED (");
 		if (ixo)
 			matches_ix(c, q, &lv);
@@ -1544,12 +1552,11 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 		emit(c, ", res.version, res.updated_ms, res.seq, NULL");
 	if (q->with_total) {
 		emit(c, ", m.nt FROM (SELECT *, (SELECT count(*) FROM m0) AS nt FROM m0 WHERE 1");
+	} else if (ixo) {
+		emit(c, " FROM (SELECT * FROM m0 WHERE 1");
 	} else {
 		emit(c, " FROM (SELECT * FROM (");
-		if (ixo)
-			matches_ix(c, q, &lv);
-		else
-			matches(c, q);
+		matches(c, q);
 		emit(c, ") m0 WHERE 1");
 	}
 	if (q->after && !c->rc) {

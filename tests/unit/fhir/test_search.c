@@ -527,6 +527,48 @@ static void t_pairs(void **state)
 	salus_fhir_resp_release(&rs);
 	EXPECT(e, "Observation", "patient=p1&code=8867-4", "Observation/ob1,Observation/ob4");
 	assert_int_equal(search_total(e, "Observation", "patient=p1&code=8867-4&_count=1"), 2);
+	/* one_row (no DISTINCT) only where a resource has at most one row for the clause */
+	{
+		const char *cases[][3] = {
+		    {"Observation", "subject=Patient/p1", "1"},      {"Observation", "performer=Practitioner/d1", "0"},
+		    {"Encounter", "subject:Patient.name=x", "1"},    {"Patient", "general-practitioner=d1", "0"},
+		    {"Observation", "subject:missing=true", "0"},    {"Observation", "subject=Patient/p1,Patient/p2", "1"},
+		};
+		for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+			char n[64], v[64];
+			snprintf(n, sizeof n, "%s", cases[i][1]);
+			char *eq = strchr(n, '=');
+			*eq = 0;
+			snprintf(v, sizeof v, "%s", eq + 1);
+			struct salus_param ps = {n, v};
+			struct salus_fhir_search *s;
+			const char *why;
+			assert_int_equal(salus_fhir_search_parse(cases[i][0], &ps, 1, false, &s, &why), 0);
+			assert_int_equal(salus_fhir_search_query(s)->clauses[0].one_row, cases[i][2][0] == '1');
+			salus_fhir_search_free(s);
+		}
+		/* the pair clause (last): one code value only */
+		const char *pairs[][2] = {{"8867-4", "1"}, {"8867-4,hr", "0"}};
+		for (size_t i = 0; i < 2; i++) {
+			struct salus_param ps[] = {{"patient", "p1"}, {"code", (char *)(uintptr_t)pairs[i][0]}};
+			struct salus_fhir_search *s;
+			const char *why;
+			assert_int_equal(salus_fhir_search_parse("Observation", ps, 2, false, &s, &why), 0);
+			const struct salus_sq *q = salus_fhir_search_query(s);
+			assert_true(q->clauses[q->nclauses - 1].drive);
+			assert_int_equal(q->clauses[q->nclauses - 1].one_row, pairs[i][1][0] == '1');
+			salus_fhir_search_free(s);
+		}
+	}
+	/* a resource with two matching rows of a many-valued reference is one match */
+	put(e, "Practitioner", "d1", "{\"resourceType\":\"Practitioner\",\"name\":[{\"family\":\"Drake\"}]}");
+	put(e, "Practitioner", "d2", "{\"resourceType\":\"Practitioner\",\"name\":[{\"family\":\"Drew\"}]}");
+	put(e, "Observation", "ob6",
+	    "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},"
+	    "\"performer\":[{\"reference\":\"Practitioner/d1\"},{\"reference\":\"Practitioner/d2\"}]}");
+	EXPECT(e, "Observation", "performer:Practitioner.name=dr", "Observation/ob6");
+	assert_int_equal(search_total(e, "Observation", "performer:Practitioner.name=dr&_count=1"), 1);
+	assert_int_equal(search_total(e, "Observation", "performer:Practitioner.name=dr&_summary=count"), 1);
 	/* while the pairs are marked incomplete the store strips them: the implied clauses are back */
 	assert_int_equal(salus_store_kv_put(e->st, "store", "index.patient-code.incomplete", "1", 1), 0);
 	salus_store_free(e->st);
