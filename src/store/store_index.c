@@ -394,7 +394,7 @@ struct cq {
 	const struct salus_sq_guard *guards; /* of the top-level query, applied at every level */
 	size_t nguards;
 	bool in_guard; /* compiling a guard's clauses: no guard inside a guard */
-	bool bare;     /* the next driver is written as its own SELECT DISTINCT rid (ix_only) */
+	bool bare;     /* the next driver is written as its own SELECT [DISTINCT] rid (ix_only) */
 	/* clauses of the current level compiled inside the driving subquery (rid_only) */
 	const struct salus_sq_clause *const *inner;
 	size_t ninner;
@@ -947,8 +947,8 @@ static void clause_sql(struct cq *c, const char *ra, const struct salus_sq_claus
 			for (size_t i = 0; i < ninner; i++)
 				joins |= table_of(inner[i]->kind) && !inner[i]->negate && !inner[i]->missing;
 			if (bare)
-				emitf(c, "SELECT %s%s.rid AS rid FROM %s %s", cl->one_row && !joins ? "" : "DISTINCT ", x,
-				      tbl, x);
+				emitf(c, "SELECT %s%s.rid AS rid FROM %s %s",
+				      cl->one_row && !joins ? "" : "DISTINCT ", x, tbl, x);
 			else
 				emitf(c, "%s.rid IN (SELECT %s.rid FROM %s %s", ra, x, tbl, x);
 			for (size_t i = 0; i < ninner; i++) {
@@ -1238,7 +1238,8 @@ static bool ix_only(const struct salus_sq *q, const struct level *lv)
 	    !(q->typed_rows || q->clauses[lv->best].drive))
 		return false;
 	for (size_t i = 0; i < q->nclauses; i++)
-		if ((int)i != lv->best && !(lv->skip_implied && q->clauses[i].implied) && !(i < MAX_INNER && lv->moved[i]))
+		if ((int)i != lv->best && !(lv->skip_implied && q->clauses[i].implied) &&
+		    !(i < MAX_INNER && lv->moved[i]))
 			return false;
 	for (size_t i = 0; i < q->nsort; i++)
 		if (q->sort[i].kind != SALUS_SQ_SORT_PARAM)
@@ -1246,7 +1247,7 @@ static bool ix_only(const struct salus_sq *q, const struct level *lv)
 	return true;
 }
 
-/* The driving subquery of an ix_only level: SELECT DISTINCT rid ... */
+/* The driving subquery of an ix_only level: SELECT [DISTINCT] rid ... */
 static void driver_bare(struct cq *c, const struct salus_sq *q, const struct level *lv)
 {
 	c->inner = lv->inner;
@@ -1568,7 +1569,7 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 	emit(c, " LIMIT ");
 	P_int(c, q->count);
 	emit(c, ixo ? ") m JOIN sx_res r ON r.rid=m.rid JOIN resource res ON res.type=r.type AND res.id=r.id"
-		    : ") m JOIN resource res ON res.type=m.type AND res.id=m.id");
+	            : ") m JOIN resource res ON res.type=m.type AND res.id=m.id");
 	order_by(c, "m", q, false);
 	return c->rc;
 }

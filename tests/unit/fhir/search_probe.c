@@ -29,8 +29,8 @@ static double cpu_us(void)
 {
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec * 1e6 +
-	       (double)ru.ru_stime.tv_usec;
+	return (double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec +
+	       (double)ru.ru_stime.tv_sec * 1e6 + (double)ru.ru_stime.tv_usec;
 }
 
 int main(int argc, char **argv)
@@ -53,7 +53,8 @@ int main(int argc, char **argv)
 			type = NULL, i = argc; /* too many arguments */
 	}
 	if (!dir || !type || !query || iters < 1 || strlen(query) >= 4096) {
-		fprintf(stderr, "usage: search_probe --data DIR [--iters K] [--plan] TYPE 'name=value&...'\n");
+		fprintf(stderr,
+		        "usage: search_probe --data DIR [--iters K] [--plan] TYPE 'name=value&...'\n");
 		return 2;
 	}
 	salus_alloc_install();
@@ -76,8 +77,8 @@ int main(int argc, char **argv)
 		*eq = 0;
 		ps[np++] = (struct salus_param){t, eq + 1};
 	}
-	struct salus_fhir_req rq = {.op = SALUS_FHIR_SEARCH_TYPE, .base = "https://localhost/fhir", .params = ps,
-				    .nparams = np};
+	struct salus_fhir_req rq = {
+	    .op = SALUS_FHIR_SEARCH_TYPE, .base = "https://localhost/fhir", .params = ps, .nparams = np};
 	snprintf(rq.type, sizeof rq.type, "%s", type);
 	double c0 = 0;
 	int rc = 0;
