@@ -572,6 +572,25 @@ static void t_pairs(void **state)
 			salus_fhir_search_free(s);
 		}
 	}
+	/* ... so their plans have no DISTINCT; a many-valued reference keeps it */
+	{
+		const char *plans[][3] = {{"subject:Patient.name", "smi", "0"},
+		                          {"performer:Practitioner.name", "dr", "1"}};
+		for (size_t i = 0; i < 2; i++) {
+			struct salus_param ps[] = {
+			    {(char *)(uintptr_t)plans[i][0], (char *)(uintptr_t)plans[i][1]}};
+			struct salus_fhir_search *s;
+			const char *why;
+			char *plan = NULL;
+			assert_int_equal(salus_fhir_search_parse("Observation", ps, 1, false, &s, &why), 0);
+			struct salus_sq sq = *salus_fhir_search_query(s);
+			sq.with_total = true;
+			assert_int_equal(salus_store_search_plan(e->st, &sq, false, &plan), 0);
+			assert_int_equal(strstr(plan, "FOR DISTINCT") != NULL, plans[i][2][0] == '1');
+			salus_free(plan);
+			salus_fhir_search_free(s);
+		}
+	}
 	/* a resource with two matching rows of a many-valued reference is one match */
 	put(e, "Practitioner", "d1", "{\"resourceType\":\"Practitioner\",\"name\":[{\"family\":\"Drake\"}]}");
 	put(e, "Practitioner", "d2", "{\"resourceType\":\"Practitioner\",\"name\":[{\"family\":\"Drew\"}]}");
