@@ -1241,6 +1241,67 @@ int salus_fhir_search_parse(const char *type, const struct salus_param *params, 
 	return salus_fhir_search_parse_at(type, NULL, params, nparams, lenient, out, why);
 }
 
+/* Does parameter code of type have at most one reference per resource, so at
+ * most one index row (index_reference writes one row per Reference)?  Its
+ * expression is one top-level element of at most one value, of type
+ * Reference, optionally restricted by where(resolve() is X). */
+static bool one_reference(const char *type, const char *code)
+{
+	const struct salus_fhir_sp *sp = salus_fhir_sp_find(type, strlen(type), code, strlen(code));
+	struct salus_fhir_sp_info info;
+	if (!sp)
+		return false;
+	salus_fhir_sp_get(sp, &info);
+	const char *e = info.expression;
+	size_t tl = strlen(type);
+	if (info.type != SALUS_FHIR_SP_REFERENCE || !e || strncmp(e, type, tl) || e[tl] != '.')
+		return false;
+	size_t n = tl + 1;
+	while ((e[n] >= 'a' && e[n] <= 'z') || (e[n] >= 'A' && e[n] <= 'Z') || (e[n] >= '0' && e[n] <= '9'))
+		n++;
+	if (n == tl + 1)
+		return false;
+	if (e[n]) {
+		/* .where(resolve() is X): a filter, never more values */
+		const char *w = e + n;
+		static const char pre[] = ".where(resolve() is ";
+		if (strncmp(w, pre, sizeof pre - 1))
+			return false;
+		w += sizeof pre - 1;
+		while ((*w >= 'a' && *w <= 'z') || (*w >= 'A' && *w <= 'Z'))
+			w++;
+		if (strcmp(w, ")"))
+			return false;
+	}
+	const struct salus_fhir_elem *el = salus_fhir_elem_find(e, n);
+	struct salus_fhir_elem_info ei;
+	if (!el)
+		return false;
+	salus_fhir_elem_get(el, &ei);
+	const char *tc = salus_fhir_elem_type_code(el, 0);
+	return ei.max == 1 && !ei.choice && ei.ntypes == 1 && tc && !strcmp(tc, "Reference");
+}
+
+/* Mark the top-level reference clauses on such a parameter one_row (store.h). */
+static void mark_one_row(struct salus_fhir_search *s, const char *type)
+{
+	const struct salus_fhir_type *t = salus_fhir_type_find(type, strlen(type));
+	size_t nsp = t ? salus_fhir_sp_count(t) : 0;
+	for (size_t i = 0; i < s->ncl; i++) {
+		struct salus_sq_clause *c = &s->cl[i];
+		if (c->kind != SALUS_SQ_REFERENCE || c->nparams != 1 || c->negate || c->missing || c->drive)
+			continue;
+		for (size_t k = 0; k < nsp; k++) {
+			struct salus_fhir_sp_info info;
+			salus_fhir_sp_get(salus_fhir_sp_at(t, k), &info);
+			if (salus_fhir_search_param_id(type, info.code) == c->params[0]) {
+				c->one_row = one_reference(type, info.code);
+				break;
+			}
+		}
+	}
+}
+
 /* T?patient=X&code=c1,c2...: the patient+code rows of X and those codes
  * (search.h, salus_fhir_search_patient_code_id) as one more clause, marked
  * to drive the query: the pairs are an index range, where either clause
@@ -1271,7 +1332,7 @@ static int patient_code(struct salus_fhir_search *s, const char *type)
 	const char *x = NULL;
 	const struct salus_sq *chain = NULL; /* T?patient:Patient.name=...&code=...: the Patients */
 	const struct salus_sq_val *cv = NULL;
-	size_t ncv = 0;
+	size_t ncv = 0, ipat = 0, icode = 0;
 	for (size_t i = 0; i < s->ncl; i++) {
 		const struct salus_sq_clause *c = &s->cl[i];
 		if (c->negate || c->missing || c->nparams != 1 || !c->nvals)
@@ -1281,10 +1342,12 @@ static int patient_code(struct salus_fhir_search *s, const char *type)
 		    v->op == SALUS_SQ_REF_LOCAL && (!v->a || !strcmp(v->a, "Patient")) && v->b && *v->b &&
 		    strlen(v->b) <= SALUS_MAX_ID) {
 			x = v->b;
+			ipat = i;
 		} else if (!x && !chain && c->kind == SALUS_SQ_REFERENCE && c->nvals == 1 && v->op == SALUS_SQ_REF_CHAIN &&
 			   v->chain && v->chain->type && !strcmp(v->chain->type, "Patient") &&
 			   (c->params[0] == pp || (c->params[0] == ps_ && subject_is_patient(type)))) {
 			chain = v->chain;
+			ipat = i;
 		} else if (!cv && c->kind == SALUS_SQ_TOKEN && c->params[0] == pc) {
 			bool ok = true;
 			for (size_t k = 0; k < c->nvals && ok; k++)
@@ -1293,6 +1356,7 @@ static int patient_code(struct salus_fhir_search *s, const char *type)
 			if (ok) {
 				cv = c->vals;
 				ncv = c->nvals;
+				icode = i;
 			}
 		}
 	}
@@ -1324,6 +1388,14 @@ static int patient_code(struct salus_fhir_search *s, const char *type)
 		memcpy(a + xl + 1, sys, sl + 1);
 		vals[k].a = a;
 	}
+	/* a pair row (X, k) exists only where the resource has a patient reference to X
+	 * and a code k (index_patient_code), and a chain's pair rows are those of the
+	 * Patients the chain matches (subject:Patient is patient here): the patient and
+	 * code clauses hold for every match of the pairs, and are left out while the
+	 * pairs drive (the store keeps them when it strips the pairs) — a chain then
+	 * reads only the pair rows, not each match's reference and code rows */
+	s->cl[ipat].implied = true;
+	s->cl[icode].implied = true;
 	struct salus_sq_clause *c = salus_fhir_search_clause(s); /* may move s->cl: nothing of it held */
 	if (!c)
 		return SALUS_ENOMEM;
@@ -1333,6 +1405,10 @@ static int patient_code(struct salus_fhir_search *s, const char *type)
 	c->vals = vals;
 	c->nvals = ncv;
 	c->drive = true;
+	/* one code value: a resource has one pair row (X, k), or (X|s, k), per Patient X
+	 * it references (codings that repeat k give the same row), so one row when
+	 * `patient` has at most one value */
+	c->one_row = ncv == 1 && one_reference(type, "patient");
 	return SALUS_OK;
 }
 
@@ -1458,6 +1534,10 @@ int salus_fhir_search_parse_at(const char *type, const char *base, const struct 
 		goto out_free;
 	if (!contained && type && (rc = patient_code(s, type)))
 		goto out_nomem;
+	/* the clauses' parameter ids are those of type (contained ones are not) */
+	s->q.typed_rows = !contained && type;
+	if (!contained && type)
+		mark_one_row(s, type);
 	*out = s;
 	return SALUS_OK;
 out_nomem:

@@ -656,6 +656,15 @@ struct salus_sq_clause {
 	/* a hint (added for search at scale): the caller knows this clause is the
 	 * most selective (an index of pairs, fhir/search.h), so it drives the query */
 	bool drive;
+	/* (added for chained search at scale) every resource the level's `drive` clause
+	 * matches also meets this clause, so while that clause is in the query the
+	 * compiler leaves this one out; without it (the store strips an incomplete
+	 * drive clause) this clause is compiled as usual */
+	bool implied;
+	/* (added for chained search at scale) a resource has at most one index row this
+	 * clause can match (one value of a parameter that has at most one per resource),
+	 * so as a driver it gives each resource once and needs no DISTINCT */
+	bool one_row;
 };
 
 enum salus_sq_sort_kind { SALUS_SQ_SORT_ID = 1, SALUS_SQ_SORT_UPDATED, SALUS_SQ_SORT_PARAM };
@@ -697,6 +706,12 @@ struct salus_sq {
 	 * into salus_sq_hit.total (added for search at scale: a page and its
 	 * Bundle.total from one evaluation) */
 	bool with_total;
+	/* (added for search at scale) the caller vouches that every index row of the
+	 * parameters of the top level's clauses belongs to a resource of `type` (the
+	 * parameter ids are per type, fhir/search.h): a level whose clauses all lie in
+	 * its driving subquery is then answered from the index rows, and only the
+	 * page's rows are looked up */
+	bool typed_rows;
 	/* access guards (NULL: none), applied at every level of the query */
 	const struct salus_sq_guard *guards;
 	size_t nguards;

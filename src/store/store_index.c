@@ -394,6 +394,7 @@ struct cq {
 	const struct salus_sq_guard *guards; /* of the top-level query, applied at every level */
 	size_t nguards;
 	bool in_guard; /* compiling a guard's clauses: no guard inside a guard */
+	bool bare;     /* the next driver is written as its own SELECT [DISTINCT] rid (ix_only) */
 	/* clauses of the current level compiled inside the driving subquery (rid_only) */
 	const struct salus_sq_clause *const *inner;
 	size_t ninner;
@@ -914,6 +915,7 @@ static void clause_sql(struct cq *c, const char *ra, const struct salus_sq_claus
 	char x[16];
 	snprintf(x, sizeof x, "x%d", c->alias++);
 	const uint32_t bits = 0; /* param ids arrive complete (text and of-type bits included) */
+	bool bare = false;
 
 	if (tbl && (cl->nparams == 0 || (cl->nvals == 0 && !cl->missing))) {
 		c->rc = SALUS_EINVALID;
@@ -935,9 +937,20 @@ static void clause_sql(struct cq *c, const char *ra, const struct salus_sq_claus
 			 * a join is one member of the IN list), the others as EXISTS on the driver's rid */
 			const struct salus_sq_clause *const *inner = c->inner;
 			size_t ninner = c->ninner;
+			bare = c->bare;
 			c->inner = NULL;
 			c->ninner = 0;
-			emitf(c, "%s.rid IN (SELECT %s.rid FROM %s %s", ra, x, tbl, x);
+			c->bare = false;
+			/* each resource once: a rid repeats when several of its rows match (or a
+			 * join multiplies them), except for a one_row driver without joins */
+			bool joins = false;
+			for (size_t i = 0; i < ninner; i++)
+				joins |= table_of(inner[i]->kind) && !inner[i]->negate && !inner[i]->missing;
+			if (bare)
+				emitf(c, "SELECT %s%s.rid AS rid FROM %s %s",
+				      cl->one_row && !joins ? "" : "DISTINCT ", x, tbl, x);
+			else
+				emitf(c, "%s.rid IN (SELECT %s.rid FROM %s %s", ra, x, tbl, x);
 			for (size_t i = 0; i < ninner; i++) {
 				const struct salus_sq_clause *ic = inner[i];
 				const char *it = table_of(ic->kind);
@@ -965,7 +978,8 @@ static void clause_sql(struct cq *c, const char *ra, const struct salus_sq_claus
 		params_in(c, x, cl, bits);
 		emit(c, " AND ");
 		vals_or(c, cl->kind, x, cl);
-		emit(c, ")");
+		if (!bare)
+			emit(c, ")");
 		return;
 	}
 	switch (cl->kind) {
@@ -1171,30 +1185,90 @@ static bool rid_only(const struct salus_sq_clause *cl)
 	return table_of(cl->kind) || cl->kind == SALUS_SQ_COMPOSITE;
 }
 
-/* The WHERE conditions of q on resource alias ra (type included). */
-static void where_sq(struct cq *c, const char *ra, const struct salus_sq *q)
+/* How one level of a query is evaluated: the driving clause (-1: none), the
+ * clauses checked inside the driving subquery, and whether the level's
+ * implied clauses are left out. */
+struct level {
+	int best;
+	bool skip_implied;
+	const struct salus_sq_clause *inner[MAX_INNER];
+	size_t ninner;
+	bool moved[MAX_INNER];
+};
+
+static void level_plan(const struct salus_sq *q, struct level *lv)
 {
-	int best = -1, best_rank = 100;
+	int best_rank = 100;
+	lv->best = -1;
+	lv->ninner = 0;
+	memset(lv->moved, 0, sizeof lv->moved);
 	for (size_t i = 0; i < q->nclauses; i++) {
 		int r = drive_rank(&q->clauses[i]);
 		if (r >= 0 && r < best_rank) {
 			best_rank = r;
-			best = (int)i;
+			lv->best = (int)i;
 		}
 	}
+	/* a drive hint that drives makes the level's implied clauses redundant (store.h) */
+	lv->skip_implied = lv->best >= 0 && q->clauses[lv->best].drive;
 	/* a driver that is an index-table subquery takes the level's other rid-only
 	 * clauses inside it (clause_sql): a patient's Observations are filtered by
 	 * code and date on the index rows, and only the survivors are looked up */
-	const struct salus_sq_clause *inner[MAX_INNER];
-	size_t ninner = 0;
-	bool moved[MAX_INNER] = {0};
-	if (best >= 0 && table_of(q->clauses[best].kind)) {
+	if (lv->best >= 0 && table_of(q->clauses[lv->best].kind)) {
 		for (size_t i = 0; i < q->nclauses && i < MAX_INNER; i++)
-			if ((int)i != best && rid_only(&q->clauses[i])) {
-				moved[i] = true;
-				inner[ninner++] = &q->clauses[i];
+			if ((int)i != lv->best && rid_only(&q->clauses[i]) &&
+			    !(lv->skip_implied && q->clauses[i].implied)) {
+				lv->moved[i] = true;
+				lv->inner[lv->ninner++] = &q->clauses[i];
 			}
 	}
+}
+
+/* Is every condition of the top level q inside its driving subquery, and is
+ * every row of that subquery a resource of q->type?  The driver is then the
+ * whole answer: the matches, their count and their parameter sort keys come
+ * from index rows alone (a delete removes a resource's rows), and only the
+ * page's rows are looked up in sx_res.  For a typed search without guards,
+ * sorted by parameters only, whose caller vouches for its rows' type
+ * (salus_sq.typed_rows) or whose driver is a drive hint (the patient+code
+ * pairs: a per-type parameter id). */
+static bool ix_only(const struct salus_sq *q, const struct level *lv)
+{
+	if (!q->type || q->nguards || lv->best < 0 || !table_of(q->clauses[lv->best].kind) ||
+	    !(q->typed_rows || q->clauses[lv->best].drive))
+		return false;
+	for (size_t i = 0; i < q->nclauses; i++)
+		if ((int)i != lv->best && !(lv->skip_implied && q->clauses[i].implied) &&
+		    !(i < MAX_INNER && lv->moved[i]))
+			return false;
+	for (size_t i = 0; i < q->nsort; i++)
+		if (q->sort[i].kind != SALUS_SQ_SORT_PARAM)
+			return false;
+	return true;
+}
+
+/* The driving subquery of an ix_only level: SELECT [DISTINCT] rid ... */
+static void driver_bare(struct cq *c, const struct salus_sq *q, const struct level *lv)
+{
+	c->inner = lv->inner;
+	c->ninner = lv->ninner;
+	c->bare = true;
+	clause_sql(c, "d", &q->clauses[lv->best], true);
+	c->inner = NULL;
+	c->ninner = 0;
+	c->bare = false;
+}
+
+/* The WHERE conditions of q on resource alias ra (type included). */
+static void where_sq(struct cq *c, const char *ra, const struct salus_sq *q)
+{
+	struct level lvs, *lv = &lvs;
+	level_plan(q, lv);
+	int best = lv->best;
+	bool skip_implied = lv->skip_implied;
+	const struct salus_sq_clause *const *inner = lv->inner;
+	size_t ninner = lv->ninner;
+	const bool *moved = lv->moved;
 	if (q->type) {
 		/* with a driving clause the type is a filter, never the index to scan: without
 		 * statistics SQLite takes type=? for selective and walks every row of the type */
@@ -1213,7 +1287,7 @@ static void where_sq(struct cq *c, const char *ra, const struct salus_sq *q)
 		c->ninner = 0;
 	}
 	for (size_t i = 0; i < q->nclauses; i++) {
-		if ((int)i == best || (i < MAX_INNER && moved[i]))
+		if ((int)i == best || (i < MAX_INNER && moved[i]) || (skip_implied && q->clauses[i].implied))
 			continue;
 		emit(c, " AND ");
 		clause_sql(c, ra, &q->clauses[i], false);
@@ -1418,6 +1492,20 @@ static void matches(struct cq *c, const struct salus_sq *q)
 	where_sq(c, "r", q);
 }
 
+/* SELECT rid, k0.. of every match of an ix_only q, from its driver alone */
+static void matches_ix(struct cq *c, const struct salus_sq *q, const struct level *lv)
+{
+	emit(c, "SELECT d.rid AS rid");
+	for (size_t i = 0; i < q->nsort; i++) {
+		emit(c, ", ");
+		key_expr(c, "d", &q->sort[i]);
+		emitf(c, " AS k%zu", i);
+	}
+	emit(c, " FROM (");
+	driver_bare(c, q, lv);
+	emit(c, ") d");
+}
+
 static int compile(struct cq *c, const struct salus_sq *q, bool count)
 {
 	if (q->nsort > SALUS_SQ_MAX_SORT)
@@ -1426,6 +1514,15 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 	c->nguards = q->nguards;
 	if (!c->sql.n)
 		emit(c, STMT_TAG); /* a cached statement (prepare); EXPLAIN QUERY PLAN is not */
+	struct level lv;
+	level_plan(q, &lv);
+	bool ixo = ix_only(q, &lv);
+	if (count && ixo) {
+		emit(c, "SELECT count(*) FROM (");
+		driver_bare(c, q, &lv);
+		emit(c, ") d");
+		return c->rc;
+	}
 	if (count) {
 		emit(c, "SELECT count(*) FROM sx_res r WHERE ");
 		where_sq(c, "r", q);
@@ -1434,12 +1531,18 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 	/* the matches m0 with their sort keys; with a total, materialized once and
 	 * counted (before the cursor's filter): every match is computed for the
 	 * ORDER BY anyway, so Bundle.total costs no second evaluation */
-	if (q->with_total) {
+	/* (ix_only: always materialized, so that SQLite never flattens the driver into
+	 * the ORDER BY ... LIMIT and walks an index in rid order instead) */
+	if (q->with_total || ixo) {
 		emit(c, "WITH m0 AS MATERIALIZED (");
-		matches(c, q);
+		if (ixo)
+			matches_ix(c, q, &lv);
+		else
+			matches(c, q);
 		emit(c, ") ");
 	}
-	emit(c, "SELECT m.rid, m.type, m.id");
+	/* ix_only: the type and id of the page's rows only, from sx_res r */
+	emit(c, ixo ? "SELECT m.rid, r.type, r.id" : "SELECT m.rid, m.type, m.id");
 	for (size_t i = 0; i < q->nsort; i++)
 		emitf(c, ", m.k%zu", i);
 	if (q->need_json)
@@ -1450,6 +1553,8 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 		emit(c, ", res.version, res.updated_ms, res.seq, NULL");
 	if (q->with_total) {
 		emit(c, ", m.nt FROM (SELECT *, (SELECT count(*) FROM m0) AS nt FROM m0 WHERE 1");
+	} else if (ixo) {
+		emit(c, " FROM (SELECT * FROM m0 WHERE 1");
 	} else {
 		emit(c, " FROM (SELECT * FROM (");
 		matches(c, q);
@@ -1463,7 +1568,8 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 	order_by(c, "m0", q, q->after && q->before);
 	emit(c, " LIMIT ");
 	P_int(c, q->count);
-	emit(c, ") m JOIN resource res ON res.type=m.type AND res.id=m.id");
+	emit(c, ixo ? ") m JOIN sx_res r ON r.rid=m.rid JOIN resource res ON res.type=r.type AND res.id=r.id"
+	            : ") m JOIN resource res ON res.type=m.type AND res.id=m.id");
 	order_by(c, "m", q, false);
 	return c->rc;
 }

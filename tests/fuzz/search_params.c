@@ -1,7 +1,8 @@
 /* search_params.c — libFuzzer target: search request parameters
  * (salus_fhir_search_parse) and the SQL compiler of the store
  * (salus_store_search_plan on an empty plaintext store, so every query the
- * parser accepts is also compiled and prepared by SQLite).
+ * parser accepts is also compiled and prepared by SQLite: the page, the
+ * count, and the page with its total).
  * Input: one byte choosing the resource type (or a system-wide search), then
  * a query string: name=value pairs separated by '&' (no percent-decoding). */
 #include <stddef.h>
@@ -74,6 +75,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			salus_free(plan);
 		plan = NULL;
 		if (st && !salus_store_search_plan(st, salus_fhir_search_query(s), true, &plan))
+			salus_free(plan);
+		/* the page with its total (the matches materialized once, or from the index rows) */
+		struct salus_sq sq = *salus_fhir_search_query(s);
+		sq.with_total = true;
+		plan = NULL;
+		if (st && !salus_store_search_plan(st, &sq, false, &plan))
 			salus_free(plan);
 	} else if (rc != SALUS_ENOMEM && (!why || strlen(why) > 200)) {
 		__builtin_trap(); /* every refusal explains itself with a static message */

@@ -396,6 +396,222 @@ static void t_paging(void **state)
 	assert_int_equal(pages, 3);
 }
 
+/* The Bundle.total of a search (-1: none, -2: not 200). */
+static long search_total(struct env *e, const char *type, const char *query)
+{
+	struct salus_param ps[16];
+	size_t np = 0;
+	char *q = strdup(query), *save = NULL;
+	for (char *tok = strtok_r(q, "&", &save); tok && np < 16; tok = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(tok, '=');
+		*eq = 0;
+		ps[np++] = (struct salus_param){tok, eq + 1};
+	}
+	struct salus_fhir_req rq = {
+	    .op = SALUS_FHIR_SEARCH_TYPE, .base = "https://x/fhir", .params = ps, .nparams = np};
+	struct salus_fhir_resp rs;
+	snprintf(rq.type, sizeof rq.type, "%s", type);
+	salus_fhir_resp_init(&rs);
+	long total = -2;
+	if (salus_fhir_handle(e->st, &rq, &rs) == 200) {
+		json_t *b = json_loads(rs.body.p, 0, NULL);
+		json_t *t = json_object_get(b, "total");
+		total = t ? (long)json_integer_value(t) : -1;
+		json_decref(b);
+	}
+	salus_fhir_resp_release(&rs);
+	free(q);
+	return total;
+}
+
+/* The patient+code pairs drive alone (the patient, chain and code clauses they
+ * imply are left out, and the matches, their total and sort keys come from
+ * the pair rows): the same answers as the searches without pairs (subject=
+ * has none), a resource with two matching codes once, paging, a delete. */
+static void t_pairs(void **state)
+{
+	struct env *e = *state;
+	load(e);
+	put(e, "Observation", "ob4",
+	    "{\"resourceType\":\"Observation\",\"status\":\"final\",\"subject\":{\"reference\":\"Patient/"
+	    "p1\"},"
+	    "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8867-4\"},"
+	    "{\"system\":\"urn:local\",\"code\":\"hr\"}]},\"effectiveDateTime\":\"2019-05-01\"}");
+	put(e, "Observation", "ob5",
+	    "{\"resourceType\":\"Observation\",\"status\":\"final\",\"subject\":{\"reference\":\"Patient/"
+	    "p2\"},"
+	    "\"code\":{\"coding\":[{\"code\":\"8867-4\"}]},\"effectiveDateTime\":\"2022-05-01\"}");
+	const char *same[][2] = {
+	    {"patient=p1&code=8867-4", "subject=Patient/p1&code=8867-4"},
+	    {"patient=p1&code=8867-4,hr", "subject=Patient/p1&code=8867-4,hr"},
+	    {"patient=p1&code=http://loinc.org|8867-4&_sort=-date",
+	     "subject=Patient/p1&code=http://loinc.org|8867-4&_sort=-date"},
+	    {"patient=p1&code=urn:local|hr", "subject=Patient/p1&code=urn:local|hr"},
+	    {"patient=p2&code=|8867-4", "subject=Patient/p2&code=|8867-4"},
+	    {"patient=p1&code=8867-4&date=ge2020", "subject=Patient/p1&code=8867-4&date=ge2020"},
+	    {"subject:Patient.name=smi&code=8867-4", "subject=Patient/p1,Patient/p2&code=8867-4"},
+	    {"patient:Patient.name=smithers&code=8867-4", "subject=Patient/p2&code=8867-4"},
+	};
+	for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+		char *a = search(e, "Observation", same[i][0]), *b = search(e, "Observation", same[i][1]);
+		if (strcmp(a, b))
+			fprintf(stderr, "%s: %s\n%s: %s\n", same[i][0], a, same[i][1], b);
+		assert_string_equal(a, b);
+		assert_int_equal(search_total(e, "Observation", same[i][0]),
+		                 search_total(e, "Observation", same[i][1]));
+		free(a);
+		free(b);
+	}
+	EXPECT(e, "Observation", "patient=p1&code=8867-4,hr",
+	       "Observation/ob1,Observation/ob2,Observation/ob4");
+	assert_int_equal(search_total(e, "Observation", "patient=p1&code=8867-4,hr&_count=1"), 3);
+	assert_int_equal(search_total(e, "Observation", "patient=p1&code=8867-4,hr&_total=none"), -1);
+	EXPECT(e, "Observation", "patient=p1&code=8867-4&_sort=date",
+	       "Observation/ob4,Observation/ob1,Observation/ob2");
+	EXPECT(e, "Observation", "subject:Patient.name=smi&code=8867-4&_sort=-date",
+	       "Observation/ob5,Observation/ob2,Observation/ob1,Observation/ob4");
+	/* every page once, in order */
+	char cursor[1024] = "", got[512] = "";
+	for (int pages = 0; pages < 10; pages++) {
+		struct salus_param ps[4] = {
+		    {"subject:Patient.name", "smi"}, {"code", "8867-4"}, {"_count", "1"}};
+		size_t np = 3;
+		if (cursor[0])
+			ps[np++] = (struct salus_param){"_cursor", cursor};
+		struct salus_fhir_req rq = {
+		    .op = SALUS_FHIR_SEARCH_TYPE, .base = "https://x/fhir", .params = ps, .nparams = np};
+		snprintf(rq.type, sizeof rq.type, "Observation");
+		struct salus_fhir_resp rs;
+		salus_fhir_resp_init(&rs);
+		assert_int_equal(salus_fhir_handle(e->st, &rq, &rs), 200);
+		json_t *b = json_loads(rs.body.p, 0, NULL);
+		assert_int_equal(json_integer_value(json_object_get(b, "total")), 4);
+		json_t *r = json_object_get(json_array_get(json_object_get(b, "entry"), 0), "resource");
+		strcat(got, json_string_value(json_object_get(r, "id")));
+		strcat(got, " ");
+		const char *next = NULL;
+		size_t i;
+		json_t *l;
+		json_array_foreach(json_object_get(b, "link"), i,
+		                   l) if (!strcmp(json_string_value(json_object_get(l, "relation")), "next"))
+		    next = json_string_value(json_object_get(l, "url"));
+		cursor[0] = 0;
+		if (next) {
+			const char *c = strstr(next, "_cursor=");
+			assert_non_null(c);
+			snprintf(cursor, sizeof cursor, "%s", c + 8);
+			char *amp = strchr(cursor, '&');
+			if (amp)
+				*amp = 0;
+		}
+		json_decref(b);
+		salus_fhir_resp_release(&rs);
+		if (!next)
+			break;
+	}
+	assert_string_equal(got, "ob1 ob2 ob4 ob5 ");
+	/* the count of a chain never reads the matches' resource rows (sx_res r) */
+	{
+		struct salus_param ps[] = {{"subject:Patient.name", "smi"}, {"code", "8867-4"}};
+		struct salus_fhir_search *s;
+		const char *why;
+		char *plan = NULL;
+		assert_int_equal(salus_fhir_search_parse("Observation", ps, 2, false, &s, &why), 0);
+		assert_int_equal(salus_store_search_plan(e->st, salus_fhir_search_query(s), true, &plan), 0);
+		assert_null(strstr(plan, "SEARCH r "));
+		assert_non_null(strstr(plan, "SEARCH x"));
+		salus_free(plan);
+		salus_fhir_search_free(s);
+	}
+	/* a deleted match is gone from the answer and its total */
+	struct salus_fhir_req rq = {.op = SALUS_FHIR_DELETE, .base = "https://x/fhir"};
+	struct salus_fhir_resp rs;
+	snprintf(rq.type, sizeof rq.type, "Observation");
+	snprintf(rq.id, sizeof rq.id, "ob2");
+	salus_fhir_resp_init(&rs);
+	int st = salus_fhir_handle(e->st, &rq, &rs);
+	assert_true(st == 200 || st == 204);
+	salus_fhir_resp_release(&rs);
+	EXPECT(e, "Observation", "patient=p1&code=8867-4", "Observation/ob1,Observation/ob4");
+	assert_int_equal(search_total(e, "Observation", "patient=p1&code=8867-4&_count=1"), 2);
+	/* one_row (no DISTINCT) only where a resource has at most one row for the clause */
+	{
+		const char *cases[][3] = {
+		    {"Observation", "subject=Patient/p1", "1"},
+		    {"Observation", "performer=Practitioner/d1", "0"},
+		    {"Encounter", "subject:Patient.name=x", "1"},
+		    {"Patient", "general-practitioner=d1", "0"},
+		    {"Observation", "subject:missing=true", "0"},
+		    {"Observation", "subject=Patient/p1,Patient/p2", "1"},
+		};
+		for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+			char n[64], v[64];
+			snprintf(n, sizeof n, "%s", cases[i][1]);
+			char *eq = strchr(n, '=');
+			*eq = 0;
+			snprintf(v, sizeof v, "%s", eq + 1);
+			struct salus_param ps = {n, v};
+			struct salus_fhir_search *s;
+			const char *why;
+			assert_int_equal(salus_fhir_search_parse(cases[i][0], &ps, 1, false, &s, &why), 0);
+			assert_int_equal(salus_fhir_search_query(s)->clauses[0].one_row,
+			                 cases[i][2][0] == '1');
+			salus_fhir_search_free(s);
+		}
+		/* the pair clause (last): one code value only */
+		const char *pairs[][2] = {{"8867-4", "1"}, {"8867-4,hr", "0"}};
+		for (size_t i = 0; i < 2; i++) {
+			struct salus_param ps[] = {{"patient", "p1"},
+			                           {"code", (char *)(uintptr_t)pairs[i][0]}};
+			struct salus_fhir_search *s;
+			const char *why;
+			assert_int_equal(salus_fhir_search_parse("Observation", ps, 2, false, &s, &why), 0);
+			const struct salus_sq *q = salus_fhir_search_query(s);
+			assert_true(q->clauses[q->nclauses - 1].drive);
+			assert_int_equal(q->clauses[q->nclauses - 1].one_row, pairs[i][1][0] == '1');
+			salus_fhir_search_free(s);
+		}
+	}
+	/* ... so their plans have no DISTINCT; a many-valued reference keeps it */
+	{
+		const char *plans[][3] = {{"subject:Patient.name", "smi", "0"},
+		                          {"performer:Practitioner.name", "dr", "1"}};
+		for (size_t i = 0; i < 2; i++) {
+			struct salus_param ps[] = {
+			    {(char *)(uintptr_t)plans[i][0], (char *)(uintptr_t)plans[i][1]}};
+			struct salus_fhir_search *s;
+			const char *why;
+			char *plan = NULL;
+			assert_int_equal(salus_fhir_search_parse("Observation", ps, 1, false, &s, &why), 0);
+			struct salus_sq sq = *salus_fhir_search_query(s);
+			sq.with_total = true;
+			assert_int_equal(salus_store_search_plan(e->st, &sq, false, &plan), 0);
+			assert_int_equal(strstr(plan, "FOR DISTINCT") != NULL, plans[i][2][0] == '1');
+			salus_free(plan);
+			salus_fhir_search_free(s);
+		}
+	}
+	/* a resource with two matching rows of a many-valued reference is one match */
+	put(e, "Practitioner", "d1", "{\"resourceType\":\"Practitioner\",\"name\":[{\"family\":\"Drake\"}]}");
+	put(e, "Practitioner", "d2", "{\"resourceType\":\"Practitioner\",\"name\":[{\"family\":\"Drew\"}]}");
+	put(e, "Observation", "ob6",
+	    "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},"
+	    "\"performer\":[{\"reference\":\"Practitioner/d1\"},{\"reference\":\"Practitioner/d2\"}]}");
+	EXPECT(e, "Observation", "performer:Practitioner.name=dr", "Observation/ob6");
+	assert_int_equal(search_total(e, "Observation", "performer:Practitioner.name=dr&_count=1"), 1);
+	assert_int_equal(search_total(e, "Observation", "performer:Practitioner.name=dr&_summary=count"), 1);
+	/* while the pairs are marked incomplete the store strips them: the implied clauses are back */
+	assert_int_equal(salus_store_kv_put(e->st, "store", "index.patient-code.incomplete", "1", 1), 0);
+	salus_store_free(e->st);
+	struct salus_store_opts o = {.create = false, .readers = 2};
+	assert_int_equal(salus_store_open(e->path, &o, &e->st), 0);
+	EXPECT(e, "Observation", "patient=p1&code=8867-4,hr", "Observation/ob1,Observation/ob4");
+	EXPECT(e, "Observation", "subject:Patient.name=smi&code=8867-4&_sort=-date",
+	       "Observation/ob5,Observation/ob1,Observation/ob4");
+	EXPECT(e, "Observation", "patient:Patient.name=smithers&code=29463-7", "Observation/ob3");
+	assert_int_equal(search_total(e, "Observation", "subject:Patient.name=smi&code=8867-4&_count=1"), 3);
+}
+
 /* Every SCAN in a plan is of a materialized subquery or co-routine (the page
  * "m", the matches "m0", "(subquery-N)"), never of a table or an index
  * walked whole. */
@@ -408,9 +624,10 @@ static bool plan_scans_only_m(const char *plan)
 		if (sc) {
 			const char *what = sc + 5;
 			size_t k = n - (size_t)(what - l);
-			bool ok = (k == 1 && what[0] == 'm') || (k == 2 && !memcmp(what, "m0", 2)) ||
-				  (k > 10 && !memcmp(what, "(subquery-", 10)) ||
-				  (k > 13 && !memcmp(what + k - 13, "CONSTANT ROWS", 13)); /* a VALUES list */
+			bool ok = (k == 1 && (what[0] == 'm' || what[0] == 'd')) ||
+			          (k == 2 && !memcmp(what, "m0", 2)) ||
+			          (k > 10 && !memcmp(what, "(subquery-", 10)) ||
+			          (k > 13 && !memcmp(what + k - 13, "CONSTANT ROWS", 13)); /* a VALUES list */
 			if (!ok)
 				return false;
 		}
@@ -427,24 +644,29 @@ static void t_plans(void **state)
 	struct env *e = *state;
 	load(e);
 	const char *queries[][2] = {
-		{"Observation", "patient=p1&code=http://loinc.org|8867-4&date=ge2020-01-01&_sort=-date"},
-		{"Observation", "patient=p1&code=8302-2&date=ge2000-01-01&_sort=-date"},
-		{"Observation", "subject:Patient.name=smith&code=8302-2&_count=2"},
-		{"Observation", "patient:Patient.family=smi&code=http://loinc.org|8302-2"},
-		{"Observation", "patient=p1&code=8302-2,|x1&_sort=date"},
-		{"Encounter", "subject=Patient/p1"},
-		{"Observation", "patient=Patient/p1&_sort=date&_count=1"},
-		{"Patient", "name=Ste"},
-		{"Patient", "family=smi&gender=male"},
-		{"Patient", "name=smi"},
-		{"Patient", "identifier=urn:mrn|A1"},
-		{"Observation", "subject:Patient.name=smith"},
-		{"Patient", "_id=p1&_revinclude=Observation:subject"},
-		{"Patient", "gender:in=http://hl7.org/fhir/ValueSet/administrative-gender"},
-		{"Encounter", "class:below=http://terminology.hl7.org/CodeSystem/v3-ActCode|_ActEncounterCode"},
-		{"Observation", "patient=p1&status:not-in=http://hl7.org/fhir/ValueSet/observation-status"},
-		{"Medication", "_contained=true&code=http://rxnorm|1&form=tablet"},
-		{"Medication", "_contained=both&code=http://rxnorm|1"},
+	    {"Observation", "patient=p1&code=http://loinc.org|8867-4&date=ge2020-01-01&_sort=-date"},
+	    {"Observation", "patient=p1&code=8302-2&date=ge2000-01-01&_sort=-date"},
+	    {"Observation", "subject:Patient.name=smith&code=8302-2&_count=2"},
+	    {"Observation", "patient:Patient.family=smi&code=http://loinc.org|8302-2"},
+	    {"Observation", "patient=p1&code=8302-2,|x1&_sort=date"},
+	    {"Encounter", "subject=Patient/p1"},
+	    {"Observation", "patient=Patient/p1&_sort=date&_count=1"},
+	    {"Patient", "name=Ste"},
+	    {"Patient", "family=smi&gender=male"},
+	    {"Patient", "name=smi"},
+	    {"Patient", "identifier=urn:mrn|A1"},
+	    {"Observation", "subject:Patient.name=smith"},
+	    {"Patient", "_id=p1&_revinclude=Observation:subject"},
+	    {"Patient", "gender:in=http://hl7.org/fhir/ValueSet/administrative-gender"},
+	    {"Encounter", "class:below=http://terminology.hl7.org/CodeSystem/v3-ActCode|_ActEncounterCode"},
+	    {"Observation", "patient=p1&status:not-in=http://hl7.org/fhir/ValueSet/observation-status"},
+	    {"Medication", "_contained=true&code=http://rxnorm|1&form=tablet"},
+	    {"Medication", "_contained=both&code=http://rxnorm|1"},
+	    /* answered from the index rows (typed_rows): with a parameter sort, a chain alone */
+	    {"Patient", "name=smi&_sort=family,-birthdate"},
+	    {"Observation", "code=8302-2&status=final&_sort=-date&_count=5"},
+	    {"Observation", "patient:Patient.name=smi&code=8302-2,8867-4&_sort=date"},
+	    {"Encounter", "subject:Patient.family=smi"},
 	};
 	for (size_t i = 0; i < sizeof queries / sizeof *queries; i++) {
 		struct salus_param ps[8];
@@ -566,14 +788,15 @@ int main(void)
 {
 	salus_alloc_install();
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(t_norm),
-		cmocka_unit_test(t_dates),
-		cmocka_unit_test(t_numbers),
-		cmocka_unit_test(t_param_ids),
-		cmocka_unit_test(t_modifiers),
-		cmocka_unit_test_setup_teardown(t_e2e, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_paging, setup, teardown),
-		cmocka_unit_test_setup_teardown(t_plans, setup, teardown),
+	    cmocka_unit_test(t_norm),
+	    cmocka_unit_test(t_dates),
+	    cmocka_unit_test(t_numbers),
+	    cmocka_unit_test(t_param_ids),
+	    cmocka_unit_test(t_modifiers),
+	    cmocka_unit_test_setup_teardown(t_e2e, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_paging, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_plans, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_pairs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
