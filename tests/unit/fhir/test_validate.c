@@ -360,6 +360,34 @@ static void test_broken_variants(void **state)
 	       "\"#p1\"},\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\",\"contained\":[{\"resourceType\":"
 	       "\"Patient\",\"id\":\"p2\"}]}]}",
 	       NULL, SALUS_EUNPROCESSABLE, "Observation", "dom-2");
+	/* dom-2..dom-5 decided in C when they hold (validate.c, dom_holds), else by FHIRPath:
+	 * a contained resource referred to only from another contained one, two contained
+	 * resources of which the second is not referred to, a security label, a reference
+	 * to a different id, the reference under a primitive's extension only */
+	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":"
+	       "\"#p1\"},\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\",\"managingOrganization\":{"
+	       "\"reference\":\"#o1\"}},{\"resourceType\":\"Organization\",\"id\":\"o1\"}]}",
+	       NULL, SALUS_OK, NULL, NULL);
+	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":"
+	       "\"#p1\"},\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\"},{\"resourceType\":\"Organization\","
+	       "\"id\":\"o1\"}]}",
+	       NULL, SALUS_EUNPROCESSABLE, "Observation", "dom-3");
+	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":"
+	       "\"#p1\"},\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\",\"meta\":{\"security\":[{\"code\":"
+	       "\"R\"}]}}]}",
+	       NULL, SALUS_EUNPROCESSABLE, "Observation", "dom-5");
+	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":"
+	       "\"#p1\"},\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\"},{\"resourceType\":\"Patient\","
+	       "\"id\":\"p11\"}]}",
+	       NULL, SALUS_EUNPROCESSABLE, "Observation", "dom-3");
+	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":"
+	       "\"#p1\"},\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\",\"meta\":{\"lastUpdated\":"
+	       "\"2020-01-01T00:00:00Z\"}}]}",
+	       NULL, SALUS_EUNPROCESSABLE, "Observation", "dom-4");
+	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"_status\":{\"extension\":"
+	       "[{\"url\":\"http://example.org/x\",\"valueReference\":{\"reference\":\"#p1\"}}]},"
+	       "\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\"}]}",
+	       NULL, SALUS_OK, NULL, NULL);
 	/* resource invariants */
 	expect(P0 "\"contact\":[{\"gender\":\"male\"}]}", NULL, SALUS_EUNPROCESSABLE, "Patient.contact[0]", "pat-1");
 	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"valueString\":\"v\","
