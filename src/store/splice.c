@@ -397,21 +397,62 @@ static bool has_backslash(struct salus_slice s)
 	return memchr(s.p, '\\', s.n) != NULL;
 }
 
+/* Copy a value already checked by the walker without its whitespace: the
+ * bytes salus_json_copy with no callback writes, in runs between whitespace
+ * instead of token by token. */
+static int copy_checked(struct salus_buf *out, const char *p, size_t n)
+{
+	size_t i = 0, run = 0;
+	int rc;
+	while (i < n) {
+		char c = p[i];
+		if (c == '"') {
+			for (i++; i < n && p[i] != '"'; i++)
+				if (p[i] == '\\')
+					i++;
+			i++;
+			continue;
+		}
+		if (!is_ws(c)) {
+			i++;
+			continue;
+		}
+		if (i > run && (rc = salus_buf_add(out, p + run, i - run)))
+			return rc;
+		while (i < n && is_ws(p[i]))
+			i++;
+		run = i;
+	}
+	return i > run ? salus_buf_add(out, p + run, (i > n ? n : i) - run) : 0;
+}
+
+#define SPLICE_MEMBERS 64 /* top-level members remembered by the first pass */
+
 int salus_json_splice(struct salus_buf *out, const char *raw, size_t n, const char *id, const char *meta,
 		      size_t meta_len, salus_json_str_cb cb, void *ctx)
 {
 	struct salus_json_iter it;
 	struct salus_slice k, v, rt = {NULL, 0};
+	struct salus_slice mk[SPLICE_MEMBERS], mv[SPLICE_MEMBERS];
+	size_t nm = 0;
+	bool all = true; /* every member is in mk/mv */
 	int rc;
 
 	if ((rc = salus_json_iter_init(&it, raw, n)) || it.close != '}')
 		return SALUS_EINVALID;
-	/* first pass: resourceType, and no escaped keys (they could spell id or meta) */
+	/* first pass: resourceType, no escaped keys (they could spell id or meta), and
+	 * every value checked by the walker; the members are kept for the second pass */
 	while ((rc = salus_json_iter_next(&it, &k, &v)) == 1) {
 		if (has_backslash(k))
 			return SALUS_EINVALID;
 		if (salus_slice_eq(k, "resourceType"))
 			rt = v;
+		if (nm < SPLICE_MEMBERS) {
+			mk[nm] = k;
+			mv[nm++] = v;
+		} else {
+			all = false;
+		}
 	}
 	if (rc)
 		return rc;
@@ -423,6 +464,19 @@ int salus_json_splice(struct salus_buf *out, const char *raw, size_t n, const ch
 		return rc;
 	if (meta && ((rc = salus_buf_adds(out, ",\"meta\":")) || (rc = salus_buf_add(out, meta, meta_len))))
 		return rc;
+	if (all) {
+		for (size_t i = 0; i < nm; i++) {
+			k = mk[i];
+			v = mv[i];
+			if (salus_slice_eq(k, "resourceType") || salus_slice_eq(k, "id") || salus_slice_eq(k, "meta"))
+				continue;
+			if ((rc = salus_buf_adds(out, ",\"")) || (rc = salus_buf_add(out, k.p, k.n)) ||
+			    (rc = salus_buf_adds(out, "\":")) ||
+			    (rc = cb ? salus_json_copy(out, v.p, v.n, cb, ctx) : copy_checked(out, v.p, v.n)))
+				return rc;
+		}
+		return salus_buf_addc(out, '}');
+	}
 	salus_json_iter_init(&it, raw, n);
 	while ((rc = salus_json_iter_next(&it, &k, &v)) == 1) {
 		if (salus_slice_eq(k, "resourceType") || salus_slice_eq(k, "id") || salus_slice_eq(k, "meta"))

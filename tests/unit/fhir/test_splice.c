@@ -264,6 +264,43 @@ static void t_splice(void **state)
 
 /* ---- end to end: what is PUT is what is read ---- */
 
+/* The splice copies the members of a raw text it has checked in runs between
+ * whitespace (splice.c, copy_checked): byte for byte what the walker's
+ * minifying copy writes, for strings holding whitespace, quotes, backslashes
+ * and braces, for every kind of value, and past the 64 members the first pass
+ * remembers (the second pass then walks the text again). */
+static void t_splice_runs(void **state)
+{
+	(void)state;
+	static const char *const vals[] = {
+		"\"a b\\t c\"", "\"q\\\"  {x} \\\\\"", "\"\\\\\"", "[ 1 , 2.50 ,\n -0.0e+3 ]", "{ \"k\" : { \"l\" : [ ] } }",
+		"true", "null", "\" \"", "[\"\\\\\\\" ]\", { \"a\" :\"}\"} ]", "\"\\u00e9 \\n\"", "12345678901234567890",
+	};
+	size_t nv = sizeof vals / sizeof vals[0];
+	for (size_t members = 1; members <= 80; members += 79) {
+		struct salus_buf raw, want;
+		salus_buf_init(&raw, 1u << 20);
+		salus_buf_init(&want, 1u << 20);
+		assert_int_equal(salus_buf_adds(&raw, " {\n \"resourceType\" : \"Basic\" , \"id\" : \"old\" "), 0);
+		assert_int_equal(salus_buf_adds(&want, "{\"resourceType\":\"Basic\",\"id\":\"n1\",\"meta\":{\"v\":1}"), 0);
+		for (size_t i = 0; i < members; i++) {
+			const char *v = vals[i % nv];
+			assert_int_equal(salus_buf_addf(&raw, ",\n\t\"m%zu\" :  %s ", i, v), 0);
+			assert_int_equal(salus_buf_addf(&want, ",\"m%zu\":", i), 0);
+			assert_int_equal(salus_json_copy(&want, v, strlen(v), NULL, NULL), 0);
+		}
+		assert_int_equal(salus_buf_adds(&raw, "}\n"), 0);
+		assert_int_equal(salus_buf_addc(&want, '}'), 0);
+		int rc;
+		char *o = splice(raw.p, "n1", "{\"v\":1}", &rc);
+		assert_int_equal(rc, 0);
+		assert_string_equal(o, want.p);
+		free(o);
+		salus_buf_release(&raw);
+		salus_buf_release(&want);
+	}
+}
+
 static void t_store_roundtrip(void **state)
 {
 	(void)state;
@@ -320,7 +357,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_iter),   cmocka_unit_test(t_member),         cmocka_unit_test(t_copy),
-		cmocka_unit_test(t_splice), cmocka_unit_test(t_store_roundtrip),
+		cmocka_unit_test(t_splice), cmocka_unit_test(t_splice_runs), cmocka_unit_test(t_store_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
