@@ -956,13 +956,14 @@ int salus_fhir_bundle(struct salus_store *st, const struct salus_fhir_req *rq, s
 		rs->status = salus_fhir_outcome(&rs->body, SALUS_ENOMEM, NULL, NULL);
 		goto out_doc;
 	}
-	/* the raw text of each entry's resource, in step with the tree */
+	/* the raw text of each entry's resource, in step with the tree (the body
+	 * was just accepted by the strict parser: values are skipped, not checked) */
 	struct salus_slice raw_entries = {NULL, 0};
-	if (c.n && salus_json_member(rq->body, rq->body_len, "entry", &raw_entries) == 1 &&
-	    !salus_json_iter_init(&it, raw_entries.p, raw_entries.n)) {
+	if (c.n && salus_json_member_checked(rq->body, rq->body_len, "entry", &raw_entries) == 1 &&
+	    !salus_json_iter_init_checked(&it, raw_entries.p, raw_entries.n)) {
 		for (size_t i = 0; i < c.n && salus_json_iter_next(&it, &k, &v) == 1; i++) {
 			struct salus_slice r;
-			if (salus_json_member(v.p, v.n, "resource", &r) == 1)
+			if (salus_json_member_checked(v.p, v.n, "resource", &r) == 1)
 				c.e[i].raw = r;
 		}
 	}

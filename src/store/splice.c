@@ -291,6 +291,47 @@ static int walk(struct walker *w, size_t *i, int depth, struct salus_slice key)
 
 /* ---- iteration -------------------------------------------------------- */
 
+/* Skip the value at p[*i] of text known to be valid JSON: strings to their
+ * closing quote, containers to their matching bracket, literals to the next
+ * delimiter. */
+static int skip_checked(const char *p, size_t n, size_t *i)
+{
+	size_t j = *i;
+	int depth = 0;
+	if (j >= n)
+		return SALUS_EINVALID;
+	if (p[j] != '"' && p[j] != '{' && p[j] != '[') {
+		while (j < n && lit_char(p[j]))
+			j++;
+		if (j == *i)
+			return SALUS_EINVALID;
+		*i = j;
+		return 0;
+	}
+	for (; j < n; j++) {
+		char c = p[j];
+		if (c == '"') {
+			for (j++; j < n && p[j] != '"'; j++)
+				if (p[j] == '\\')
+					j++;
+			if (j >= n)
+				return SALUS_EINVALID;
+			if (!depth) {
+				*i = j + 1;
+				return 0;
+			}
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if ((c == '}' || c == ']') && --depth <= 0) {
+			if (depth < 0)
+				return SALUS_EINVALID;
+			*i = j + 1;
+			return 0;
+		}
+	}
+	return SALUS_EINVALID;
+}
+
 int salus_json_iter_init(struct salus_json_iter *it, const char *p, size_t n)
 {
 	size_t i = 0;
@@ -348,7 +389,7 @@ int salus_json_iter_next(struct salus_json_iter *it, struct salus_slice *key, st
 	}
 	skip_ws(p, n, &i);
 	size_t vs = i;
-	if ((rc = walk(&w, &i, 1, k)))
+	if ((rc = it->checked ? skip_checked(p, n, &i) : walk(&w, &i, 1, k)))
 		return rc;
 	*key = k;
 	*val = (struct salus_slice){p + vs, i - vs};
@@ -357,11 +398,18 @@ int salus_json_iter_next(struct salus_json_iter *it, struct salus_slice *key, st
 	return 1;
 }
 
-int salus_json_member(const char *p, size_t n, const char *name, struct salus_slice *val)
+int salus_json_iter_init_checked(struct salus_json_iter *it, const char *p, size_t n)
+{
+	int rc = salus_json_iter_init(it, p, n);
+	it->checked = !rc;
+	return rc;
+}
+
+static int member(const char *p, size_t n, const char *name, struct salus_slice *val, bool checked)
 {
 	struct salus_json_iter it;
 	struct salus_slice k, v;
-	int rc = salus_json_iter_init(&it, p, n);
+	int rc = checked ? salus_json_iter_init_checked(&it, p, n) : salus_json_iter_init(&it, p, n);
 	if (rc)
 		return rc;
 	if (it.close != '}')
@@ -373,6 +421,16 @@ int salus_json_member(const char *p, size_t n, const char *name, struct salus_sl
 		}
 	}
 	return rc;
+}
+
+int salus_json_member(const char *p, size_t n, const char *name, struct salus_slice *val)
+{
+	return member(p, n, name, val, false);
+}
+
+int salus_json_member_checked(const char *p, size_t n, const char *name, struct salus_slice *val)
+{
+	return member(p, n, name, val, true);
 }
 
 /* ---- copy and splice -------------------------------------------------- */

@@ -30,6 +30,7 @@ struct salus_json_iter {
 	char close; /* '}' or ']' */
 	bool first;
 	bool done;
+	bool checked; /* the text is known to be valid JSON: values are skipped, not checked */
 };
 
 /* Start iterating the object or array whose text is p[0..n) (leading and
@@ -48,6 +49,14 @@ int salus_json_iter_next(struct salus_json_iter *it, struct salus_slice *key /* 
  * text p[0..n).  Returns 1 and sets *val when found, 0 when absent,
  * SALUS_EINVALID for malformed text. */
 int salus_json_member(const char *p, size_t n, const char *name, struct salus_slice *val /* OUT */);
+
+/* The same two on text already accepted by a strict JSON parser (the body a
+ * request's tree was parsed from): each value is skipped by matching
+ * brackets outside strings instead of being checked token by token, several
+ * times faster.  On text that is not valid JSON the slices are unspecified
+ * (but within p[0..n)). */
+int salus_json_iter_init_checked(struct salus_json_iter *it, const char *p, size_t n);
+int salus_json_member_checked(const char *p, size_t n, const char *name, struct salus_slice *val /* OUT */);
 
 /* String rewriting during a copy.  `key` is the member key the string value
  * belongs to (for strings inside arrays: the key of the enclosing member),

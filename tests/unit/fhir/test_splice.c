@@ -40,14 +40,14 @@ static char *slice_dup(struct salus_slice s)
 }
 
 /* "k=v|k=v|..." of the members of p (array elements: "=v"), or "!rc" on error. */
-static char *members(const char *p)
+static char *members_of(const char *p, bool checked)
 {
 	static char out[4096];
 	struct salus_json_iter it;
 	struct salus_slice k, v;
 	int rc;
 	out[0] = 0;
-	if ((rc = salus_json_iter_init(&it, p, strlen(p)))) {
+	if ((rc = checked ? salus_json_iter_init_checked(&it, p, strlen(p)) : salus_json_iter_init(&it, p, strlen(p)))) {
 		snprintf(out, sizeof out, "!%d", rc);
 		return out;
 	}
@@ -60,6 +60,11 @@ static char *members(const char *p)
 		snprintf(out + l, sizeof out - l, "!%d", rc);
 	}
 	return out;
+}
+
+static char *members(const char *p)
+{
+	return members_of(p, false);
 }
 
 static void t_iter(void **state)
@@ -121,6 +126,48 @@ static void t_iter(void **state)
 		const char *m = members(deep);
 		assert_true(d < SALUS_MAX_JSON_DEPTH ? !strchr(m, '!') : !strcmp(m, "!-2"));
 	}
+}
+
+/* The checked iterator (text a strict parser accepted) skips values by
+ * bracket matching: the same members as the checking one on valid text, and
+ * on any truncation no read past the end (ASan) and no slice outside it. */
+static void t_iter_checked(void **state)
+{
+	(void)state;
+	static const char *const docs[] = {
+		"{}",
+		" [ ] ",
+		"{\"a\":1,\"b\":\"x\"}",
+		" {\n \"a\" : 1.50 ,\t\"b\" : [ 1 , {\"c\":\"}\"} ] , \"d\":null}\n",
+		"[1,\"two\",{\"x\":[]},true,-0.5e+3,false,null]",
+		"{\"a\\\"b\":1,\"\\u0069d\":2}",
+		"{\"s\":\"[{\\\"\\\\\",\"t\":\"]}\",\"u\":[\"\\\\\",\"\\\"]\"],\"v\":{\"w\":{\"x\":[[],[{}]]}}}",
+		"{\"entry\":[{\"fullUrl\":\"urn:uuid:1\",\"resource\":{\"resourceType\":\"Patient\",\"name\":[{\"given\":"
+		"[\"A\\u00e9\"]}]},\"request\":{\"method\":\"POST\",\"url\":\"Patient\"}}]}",
+	};
+	for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
+		char want[4096];
+		snprintf(want, sizeof want, "%s", members_of(docs[d], false));
+		assert_string_equal(members_of(docs[d], true), want);
+		size_t n = strlen(docs[d]);
+		for (size_t l = 0; l < n; l++) {
+			char *t = malloc(l ? l : 1);
+			memcpy(t, docs[d], l);
+			struct salus_json_iter it;
+			struct salus_slice k, v;
+			int rc = salus_json_iter_init_checked(&it, t, l);
+			while (!rc && (rc = salus_json_iter_next(&it, &k, &v)) == 1) {
+				assert_true(v.p >= t && v.p + v.n <= t + l);
+				rc = 0;
+			}
+			free(t);
+		}
+	}
+	struct salus_slice v;
+	assert_int_equal(salus_json_member_checked(S("{\"a\":{\"entry\":1},\"entry\":[ {\"b\":2} ]}"), "entry", &v), 1);
+	assert_int_equal((int)v.n, 11);
+	assert_int_equal(memcmp(v.p, "[ {\"b\":2} ]", 11), 0);
+	assert_int_equal(salus_json_member_checked(S("{\"a\":{\"entry\":1}}"), "entry", &v), 0);
 }
 
 static void t_member(void **state)
@@ -356,7 +403,7 @@ static void t_store_roundtrip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(t_iter),   cmocka_unit_test(t_member),         cmocka_unit_test(t_copy),
+		cmocka_unit_test(t_iter),   cmocka_unit_test(t_iter_checked), cmocka_unit_test(t_member),         cmocka_unit_test(t_copy),
 		cmocka_unit_test(t_splice), cmocka_unit_test(t_splice_runs), cmocka_unit_test(t_store_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
