@@ -18,6 +18,7 @@ struct walker {
 	salus_json_str_cb cb;
 	void *ctx;
 	struct salus_buf scratch; /* decoded strings for cb */
+	size_t ps, pe;            /* input bytes p[ps..pe) copied but not yet appended to out */
 };
 
 static bool is_ws(char c)
@@ -25,7 +26,7 @@ static bool is_ws(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static void skip_ws(const char *p, size_t n, size_t *i)
+static inline __attribute__((always_inline)) void skip_ws(const char *p, size_t n, size_t *i)
 {
 	while (*i < n && is_ws(p[*i]))
 		(*i)++;
@@ -178,9 +179,30 @@ static bool lit_char(char c)
 
 static int walk(struct walker *w, size_t *i, int depth, struct salus_slice key);
 
-static int emit(struct walker *w, const char *p, size_t n)
+/* Output is the input minus whitespace (and replaced strings): bytes are
+ * appended in runs, a run ending where whitespace or a replacement starts. */
+static int flush(struct walker *w)
 {
-	return w->out ? salus_buf_add(w->out, p, n) : 0;
+	int rc = 0;
+	if (w->out && w->pe > w->ps)
+		rc = salus_buf_add(w->out, w->p + w->ps, w->pe - w->ps);
+	w->ps = w->pe;
+	return rc;
+}
+
+/* Copy the input bytes p[at..at+n). */
+static int emit(struct walker *w, size_t at, size_t n)
+{
+	if (!w->out)
+		return 0;
+	if (at == w->pe) {
+		w->pe += n;
+		return 0;
+	}
+	int rc = flush(w);
+	w->ps = at;
+	w->pe = at + n;
+	return rc;
 }
 
 static int walk_string_value(struct walker *w, size_t *i, struct salus_slice key)
@@ -199,10 +221,14 @@ static int walk_string_value(struct walker *w, size_t *i, struct salus_slice key
 			d = (struct salus_slice){w->scratch.p, w->scratch.n};
 		}
 		const char *rep = w->cb(w->ctx, key, d);
-		if (rep)
+		if (rep) {
+			if ((rc = flush(w)))
+				return rc;
+			w->ps = w->pe = *i;
 			return put_escaped(w->out, rep);
+		}
 	}
-	return emit(w, w->p + start, *i - start);
+	return emit(w, start, *i - start);
 }
 
 static int walk_container(struct walker *w, size_t *i, int depth, struct salus_slice key)
@@ -214,14 +240,12 @@ static int walk_container(struct walker *w, size_t *i, int depth, struct salus_s
 	int rc;
 	if (depth >= SALUS_MAX_JSON_DEPTH)
 		return SALUS_EINVALID;
-	if ((rc = emit(w, p + *i, 1)))
+	if ((rc = emit(w, *i, 1)))
 		return rc;
 	(*i)++;
 	skip_ws(p, n, i);
-	if (*i < n && p[*i] == close) {
-		(*i)++;
-		return emit(w, &close, 1);
-	}
+	if (*i < n && p[*i] == close)
+		return emit(w, (*i)++, 1);
 	for (;;) {
 		struct salus_slice k = key;
 		skip_ws(p, n, i);
@@ -232,13 +256,12 @@ static int walk_container(struct walker *w, size_t *i, int depth, struct salus_s
 				return SALUS_EINVALID;
 			if ((rc = scan_string(p, n, i, &k, &esc)))
 				return rc;
-			if ((rc = emit(w, p + ks, *i - ks)))
+			if ((rc = emit(w, ks, *i - ks)))
 				return rc;
 			skip_ws(p, n, i);
 			if (*i >= n || p[*i] != ':')
 				return SALUS_EINVALID;
-			(*i)++;
-			if ((rc = emit(w, ":", 1)))
+			if ((rc = emit(w, (*i)++, 1)))
 				return rc;
 		}
 		if ((rc = walk(w, i, depth + 1, k)))
@@ -246,14 +269,11 @@ static int walk_container(struct walker *w, size_t *i, int depth, struct salus_s
 		skip_ws(p, n, i);
 		if (*i >= n)
 			return SALUS_EINVALID;
-		if (p[*i] == close) {
-			(*i)++;
-			return emit(w, &close, 1);
-		}
+		if (p[*i] == close)
+			return emit(w, (*i)++, 1);
 		if (p[*i] != ',')
 			return SALUS_EINVALID;
-		(*i)++;
-		if ((rc = emit(w, ",", 1)))
+		if ((rc = emit(w, (*i)++, 1)))
 			return rc;
 	}
 }
@@ -286,7 +306,7 @@ static int walk(struct walker *w, size_t *i, int depth, struct salus_slice key)
 			if (p[k] >= 'a' && p[k] <= 'z' && p[k] != 'e')
 				return SALUS_EINVALID;
 	}
-	return emit(w, p + s, len);
+	return emit(w, s, len);
 }
 
 /* ---- iteration -------------------------------------------------------- */
@@ -460,6 +480,8 @@ int salus_json_copy(struct salus_buf *out, const char *p, size_t n, salus_json_s
 		if (i != n)
 			rc = SALUS_EINVALID;
 	}
+	if (!rc)
+		rc = flush(&w);
 	salus_buf_release(&w.scratch);
 	return rc;
 }
