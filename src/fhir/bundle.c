@@ -770,7 +770,8 @@ static int run_transaction(struct ctx *c)
 		if (e->act != A_CREATE && e->act != A_UPDATE)
 			continue;
 		salus_buf_init(&e->text, SALUS_MAX_BODY);
-		if (salus_json_copy(&e->text, e->raw.p, e->raw.n, rewrite_raw, c))
+		/* a slice of the body the strict parser accepted */
+		if (salus_json_copy_checked(&e->text, e->raw.p, e->raw.n, rewrite_raw, c))
 			salus_buf_release(&e->text); /* fall back to the tree (store.h) */
 	}
 	ops = salus_calloc(c->n ? c->n : 1, sizeof *ops);

@@ -486,6 +486,91 @@ int salus_json_copy(struct salus_buf *out, const char *p, size_t n, salus_json_s
 	return rc;
 }
 
+int salus_json_copy_checked(struct salus_buf *out, const char *p, size_t n, salus_json_str_cb cb, void *ctx)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	struct salus_slice keys[SALUS_MAX_JSON_DEPTH + 2]; /* keys[d]: the key strings at depth d belong to */
+	struct salus_buf scratch;
+	size_t i = 0, run = 0;
+	int d = 0, rc = 0;
+	keys[0] = (struct salus_slice){NULL, 0};
+	while (i < n && is_ws(p[i]))
+		i++;
+	if (i >= n)
+		return SALUS_EINVALID; /* no value */
+	run = i;
+	salus_buf_init(&scratch, SALUS_MAX_BODY);
+	while (!rc) {
+		while (i < n && !(skip_class[u[i]] & 1) && !is_ws(p[i]))
+			i++;
+		if (i >= n)
+			break;
+		char c = p[i];
+		if (is_ws(c)) {
+			if (i > run && (rc = salus_buf_add(out, p + run, i - run)))
+				break;
+			while (i < n && is_ws(p[i]))
+				i++;
+			run = i;
+		} else if (c == '{' || c == '[') {
+			if (d + 1 >= (int)(sizeof keys / sizeof keys[0])) {
+				rc = SALUS_EINVALID;
+				break;
+			}
+			keys[d + 1] = keys[d]; /* array elements: the enclosing member's key */
+			d++;
+			i++;
+		} else if (c == '}' || c == ']') {
+			d = d ? d - 1 : 0;
+			i++;
+		} else { /* a string: a key when a ':' follows */
+			size_t s0 = i++;
+			bool esc = false;
+			for (;;) {
+				while (i < n && !(skip_class[u[i]] & 2))
+					i++;
+				if (i >= n || p[i] == '"')
+					break;
+				esc = true;
+				i += 2;
+			}
+			if (i >= n) {
+				rc = SALUS_EINVALID;
+				break;
+			}
+			i++;
+			struct salus_slice str = {p + s0 + 1, i - s0 - 2};
+			size_t j = i;
+			while (j < n && is_ws(p[j]))
+				j++;
+			if (j < n && p[j] == ':') {
+				keys[d] = str;
+				continue;
+			}
+			if (!cb)
+				continue;
+			struct salus_slice dec = str;
+			if (esc) {
+				if ((rc = decode(&scratch, str)))
+					break;
+				dec = (struct salus_slice){scratch.p, scratch.n};
+			}
+			const char *rep = cb(ctx, keys[d], dec);
+			if (!rep)
+				continue;
+			if ((s0 > run && (rc = salus_buf_add(out, p + run, s0 - run))) || (rc = put_escaped(out, rep)))
+				break;
+			run = i;
+		}
+	}
+	if (!rc && (d || i > n))
+		rc = SALUS_EINVALID;
+	if (!rc && n > run)
+		rc = salus_buf_add(out, p + run, n - run);
+	salus_buf_release(&scratch);
+	return rc;
+}
+
 static bool has_backslash(struct salus_slice s)
 {
 	return memchr(s.p, '\\', s.n) != NULL;

@@ -71,6 +71,14 @@ typedef const char *(*salus_json_str_cb)(void *ctx, struct salus_slice key, stru
  * SALUS_ETOOLARGE (out's cap). */
 int salus_json_copy(struct salus_buf *out, const char *p, size_t n, salus_json_str_cb cb, void *ctx);
 
+/* salus_json_copy on text already accepted by a strict JSON parser: the same
+ * output and callbacks, in one pass that copies runs between whitespace and
+ * looks only at quotes, brackets and separators.  Errors: SALUS_EINVALID
+ * (unterminated text, or a string with a lone surrogate escape given to cb),
+ * SALUS_ENOMEM, SALUS_ETOOLARGE.  On text that is not valid JSON the output
+ * is unspecified (reads stay within p[0..n)). */
+int salus_json_copy_checked(struct salus_buf *out, const char *p, size_t n, salus_json_str_cb cb, void *ctx);
+
 /* Write a resource: `{"resourceType":<as in raw>,"id":<id>,"meta":<meta>`,
  * then every other top-level member of raw in its order, copied with
  * salus_json_copy (cb as there), then `}`.  meta is JSON object text (e.g. a

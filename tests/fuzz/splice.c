@@ -5,7 +5,8 @@
  * also accepts the input, the copy and the splice parse as JSON and the
  * splice carries the given id and meta and every other member; the checked
  * iterator keeps its slices inside the input on any bytes and, on text
- * jansson accepts, yields exactly the members the checking iterator does. */
+ * jansson accepts, yields exactly the members the checking iterator does; the
+ * checked copy writes, on such text, exactly what the walker's copy writes. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -87,7 +88,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_decref(c);
 	}
 	salus_buf_reset(&out);
-	(void)salus_json_copy(&out, p, size, upper_refs, NULL);
+	rc = salus_json_copy(&out, p, size, upper_refs, NULL);
+	if (j && !rc) {
+		/* on text jansson accepts, the checked copy writes what the walker's does */
+		salus_buf_reset(&again);
+		if (salus_json_copy_checked(&again, p, size, upper_refs, NULL) || again.n != out.n ||
+		    memcmp(again.p, out.p, out.n))
+			__builtin_trap();
+	}
+	salus_buf_reset(&again);
+	(void)salus_json_copy_checked(&again, p, size, upper_refs, NULL); /* any bytes: no read past the end */
 	static const char meta[] = "{\"versionId\":\"1\"}";
 	rc = salus_json_splice(&sp, p, size, "id-1", meta, sizeof meta - 1, upper_refs, NULL);
 	if (!rc && j && json_is_object(j)) {

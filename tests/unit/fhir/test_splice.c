@@ -348,6 +348,65 @@ static void t_splice_runs(void **state)
 	}
 }
 
+static const char *mark_refs(void *ctx, struct salus_slice key, struct salus_slice str)
+{
+	(void)ctx;
+	if (salus_slice_eq(key, "reference") && str.n && str.p[0] == 'u')
+		return "Patient/\"x\"\\\n";
+	if (salus_slice_eq(key, "given") && str.n == 2 && !memcmp(str.p, "\xc3\xa9", 2))
+		return "E";
+	return NULL;
+}
+
+/* The checked copy (text a strict parser accepted): byte for byte the
+ * walker's copy, with the same strings given to the callback under the same
+ * keys (array elements: the key of the array's member), whitespace anywhere
+ * between tokens and inside strings; a lone surrogate given to the callback
+ * is refused as by the walker. */
+static void t_copy_checked(void **state)
+{
+	(void)state;
+	static const char *const docs[] = {
+		"{\"resourceType\":\"Observation\",\"subject\":{\"reference\":\"urn:uuid:1\"},\"x\":[\"urn:a\",{\"reference\""
+		":[\"urn:b\",\"Patient/2\"]}]}",
+		" {\n \"a\" : [ 1 , 2.50 ,\n -0.0e+3 , true , null ] ,\t\"reference\" : \"urn:top\" ,\n\"s\":\" :, {[ \\\" \\\\\" } \n",
+		"{\"name\":[{\"given\":[\"\\u00e9\",\"\\u00e9x\"],\"family\":\"\\\"reference\\\"\"}],\"reference\":\"u\\n\"}",
+		"[\"urn:x\",{\"reference\":\"urn:y\"},[[{\"k\":{\"reference\":\"urn:z\"}}]]]",
+		"\"urn:plain\"",
+		"{}",
+		"{\"reference\":\"\\ud800x\"}",
+	};
+	for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
+		struct salus_buf a, b;
+		salus_buf_init(&a, 1u << 16);
+		salus_buf_init(&b, 1u << 16);
+		int ra = salus_json_copy(&a, docs[d], strlen(docs[d]), mark_refs, NULL);
+		int rb = salus_json_copy_checked(&b, docs[d], strlen(docs[d]), mark_refs, NULL);
+		assert_int_equal(rb, ra);
+		if (!ra) {
+			assert_int_equal(a.n, b.n);
+			assert_memory_equal(a.p, b.p, a.n);
+		}
+		salus_buf_release(&a);
+		salus_buf_release(&b);
+	}
+	/* the lone surrogate of the last document is refused */
+	struct salus_buf b;
+	salus_buf_init(&b, 1u << 16);
+	assert_int_equal(salus_json_copy_checked(&b, S("{\"reference\":\"\\ud800x\"}"), mark_refs, NULL), SALUS_EINVALID);
+	salus_buf_release(&b);
+	/* truncations: no read past the end (ASan), an error or some output */
+	const char *doc = docs[0];
+	for (size_t l = 0; l < strlen(doc); l++) {
+		char *t = malloc(l ? l : 1);
+		memcpy(t, doc, l);
+		salus_buf_init(&b, 1u << 16);
+		(void)salus_json_copy_checked(&b, t, l, mark_refs, NULL);
+		salus_buf_release(&b);
+		free(t);
+	}
+}
+
 static void t_store_roundtrip(void **state)
 {
 	(void)state;
@@ -404,7 +463,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_iter),   cmocka_unit_test(t_iter_checked), cmocka_unit_test(t_member),         cmocka_unit_test(t_copy),
-		cmocka_unit_test(t_splice), cmocka_unit_test(t_splice_runs), cmocka_unit_test(t_store_roundtrip),
+		cmocka_unit_test(t_splice), cmocka_unit_test(t_splice_runs), cmocka_unit_test(t_copy_checked), cmocka_unit_test(t_store_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
