@@ -156,18 +156,24 @@ static int put_escaped(struct salus_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	int rc = salus_buf_addc(b, '"');
+	const char *run = s;
 	for (; *s && !rc; s++) {
 		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		if (s > run && (rc = salus_buf_add(b, run, (size_t)(s - run))))
+			break;
+		run = s + 1;
 		if (c == '"' || c == '\\') {
 			char t[2] = {'\\', (char)c};
 			rc = salus_buf_add(b, t, 2);
-		} else if (c < 0x20) {
+		} else {
 			char t[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 			rc = salus_buf_add(b, t, 6);
-		} else {
-			rc = salus_buf_addc(b, (char)c);
 		}
 	}
+	if (!rc && s > run)
+		rc = salus_buf_add(b, run, (size_t)(s - run));
 	return rc ? rc : salus_buf_addc(b, '"');
 }
 

@@ -390,6 +390,16 @@ static void t_copy_checked(void **state)
 		salus_buf_release(&a);
 		salus_buf_release(&b);
 	}
+	/* a replacement is escaped: it reads back as given */
+	struct salus_buf r;
+	salus_buf_init(&r, 1u << 16);
+	assert_int_equal(salus_json_copy_checked(&r, S("{\"subject\":{\"reference\":\"urn:1\"}}"), mark_refs, NULL), 0);
+	json_t *j = json_loadb(r.p, r.n, 0, NULL);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "subject"), "reference")),
+			    "Patient/\"x\"\\\n");
+	json_decref(j);
+	salus_buf_release(&r);
 	/* the lone surrogate of the last document is refused */
 	struct salus_buf b;
 	salus_buf_init(&b, 1u << 16);
