@@ -370,7 +370,10 @@ struct node {
 struct nodes {
 	struct node *v;
 	size_t n, cap;
+	bool heap; /* v was allocated here (else it is the caller's array, or NULL) */
 };
+
+#define TERM_NODES 16 /* nodes a step of one term keeps on the stack before allocating */
 
 static int nodes_add(struct nodes *ns, json_t *v, const char *tname, size_t tlen)
 {
@@ -389,11 +392,14 @@ static int nodes_add(struct nodes *ns, json_t *v, const char *tname, size_t tlen
 		return SALUS_OK; /* silently capped */
 	if (ns->n == ns->cap) {
 		size_t cap = ns->cap ? ns->cap * 2 : 16;
-		struct node *nv = salus_realloc(ns->v, cap * sizeof *nv);
+		struct node *nv = ns->heap ? salus_realloc(ns->v, cap * sizeof *nv) : salus_malloc(cap * sizeof *nv);
 		if (!nv)
 			return SALUS_ENOMEM;
+		if (!ns->heap && ns->n)
+			memcpy(nv, ns->v, ns->n * sizeof *nv);
 		ns->v = nv;
 		ns->cap = cap;
+		ns->heap = true;
 	}
 	ns->v[ns->n++] = (struct node){v, tname, tlen};
 	return SALUS_OK;
@@ -563,7 +569,8 @@ static bool ref_type(const char *ref, const char **t, size_t *tn)
 /* Evaluate one union term (no top-level '|') on the resource. */
 static int eval_term(const char *e, size_t n, json_t *res, const char *rtype, struct nodes *out)
 {
-	struct nodes cur = {0}, nxt = {0};
+	struct node ca[TERM_NODES], na[TERM_NODES]; /* the usual few nodes, without allocating */
+	struct nodes cur = {ca, 0, TERM_NODES, false}, nxt = {na, 0, TERM_NODES, false};
 	size_t i = 0;
 	int rc = SALUS_OK;
 	bool first = true;
@@ -667,8 +674,10 @@ out_done:
 	for (size_t k = 0; k < cur.n && !rc; k++)
 		rc = nodes_add(out, cur.v[k].v, cur.v[k].tname, cur.v[k].tlen);
 out_free:
-	salus_free(cur.v);
-	salus_free(nxt.v);
+	if (cur.heap)
+		salus_free(cur.v);
+	if (nxt.heap)
+		salus_free(nxt.v);
 	return rc;
 }
 
