@@ -770,7 +770,8 @@ static int run_transaction(struct ctx *c)
 		if (e->act != A_CREATE && e->act != A_UPDATE)
 			continue;
 		salus_buf_init(&e->text, SALUS_MAX_BODY);
-		if (salus_json_copy(&e->text, e->raw.p, e->raw.n, rewrite_raw, c))
+		/* a slice of the body the strict parser accepted */
+		if (salus_json_copy_checked(&e->text, e->raw.p, e->raw.n, rewrite_raw, c))
 			salus_buf_release(&e->text); /* fall back to the tree (store.h) */
 	}
 	ops = salus_calloc(c->n ? c->n : 1, sizeof *ops);
@@ -956,13 +957,14 @@ int salus_fhir_bundle(struct salus_store *st, const struct salus_fhir_req *rq, s
 		rs->status = salus_fhir_outcome(&rs->body, SALUS_ENOMEM, NULL, NULL);
 		goto out_doc;
 	}
-	/* the raw text of each entry's resource, in step with the tree */
+	/* the raw text of each entry's resource, in step with the tree (the body
+	 * was just accepted by the strict parser: values are skipped, not checked) */
 	struct salus_slice raw_entries = {NULL, 0};
-	if (c.n && salus_json_member(rq->body, rq->body_len, "entry", &raw_entries) == 1 &&
-	    !salus_json_iter_init(&it, raw_entries.p, raw_entries.n)) {
+	if (c.n && salus_json_member_checked(rq->body, rq->body_len, "entry", &raw_entries) == 1 &&
+	    !salus_json_iter_init_checked(&it, raw_entries.p, raw_entries.n)) {
 		for (size_t i = 0; i < c.n && salus_json_iter_next(&it, &k, &v) == 1; i++) {
 			struct salus_slice r;
-			if (salus_json_member(v.p, v.n, "resource", &r) == 1)
+			if (salus_json_member_checked(v.p, v.n, "resource", &r) == 1)
 				c.e[i].raw = r;
 		}
 	}

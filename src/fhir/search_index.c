@@ -16,6 +16,7 @@
 #include "fhir/search.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,7 +370,10 @@ struct node {
 struct nodes {
 	struct node *v;
 	size_t n, cap;
+	bool heap; /* v was allocated here (else it is the caller's array, or NULL) */
 };
+
+#define TERM_NODES 16 /* nodes a step of one term keeps on the stack before allocating */
 
 static int nodes_add(struct nodes *ns, json_t *v, const char *tname, size_t tlen)
 {
@@ -388,11 +392,14 @@ static int nodes_add(struct nodes *ns, json_t *v, const char *tname, size_t tlen
 		return SALUS_OK; /* silently capped */
 	if (ns->n == ns->cap) {
 		size_t cap = ns->cap ? ns->cap * 2 : 16;
-		struct node *nv = salus_realloc(ns->v, cap * sizeof *nv);
+		struct node *nv = ns->heap ? salus_realloc(ns->v, cap * sizeof *nv) : salus_malloc(cap * sizeof *nv);
 		if (!nv)
 			return SALUS_ENOMEM;
+		if (!ns->heap && ns->n)
+			memcpy(nv, ns->v, ns->n * sizeof *nv);
 		ns->v = nv;
 		ns->cap = cap;
+		ns->heap = true;
 	}
 	ns->v[ns->n++] = (struct node){v, tname, tlen};
 	return SALUS_OK;
@@ -401,6 +408,80 @@ static int nodes_add(struct nodes *ns, json_t *v, const char *tname, size_t tlen
 static bool is_ident(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* The names of the choice elements of every type ("value", "effective",
+ * "deceased"...), from the definitions: a step whose name is none of them
+ * cannot match a key name+Type in a valid resource, so step_name looks at
+ * the object's other keys only for these.  Built once. */
+#define CHOICE_SLOTS 512
+static struct {
+	const char *p;
+	size_t n;
+} choice_set[CHOICE_SLOTS];
+static size_t choice_n;
+static bool choice_all; /* the set could not be built: look at every name */
+static pthread_once_t choice_once = PTHREAD_ONCE_INIT;
+
+static uint32_t name_hash(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+static void choice_add(const char *s, size_t n)
+{
+	for (uint32_t k = name_hash(s, n) & (CHOICE_SLOTS - 1);; k = (k + 1) & (CHOICE_SLOTS - 1)) {
+		if (!choice_set[k].p) {
+			if (++choice_n > CHOICE_SLOTS / 2) {
+				choice_all = true;
+				return;
+			}
+			choice_set[k].p = s;
+			choice_set[k].n = n;
+			return;
+		}
+		if (choice_set[k].n == n && !memcmp(choice_set[k].p, s, n))
+			return;
+	}
+}
+
+static void choice_walk(const struct salus_fhir_type *t, const struct salus_fhir_elem *parent, int depth)
+{
+	if (depth > 32) {
+		choice_all = true;
+		return;
+	}
+	for (const struct salus_fhir_elem *e = salus_fhir_elem_first_child(t, parent); e && !choice_all;
+	     e = salus_fhir_elem_next_sibling(e)) {
+		struct salus_fhir_elem_info ei;
+		salus_fhir_elem_get(e, &ei);
+		if (ei.choice)
+			choice_add(ei.name, ei.name_len);
+		if (!ei.content_ref)
+			choice_walk(t, e, depth + 1);
+	}
+}
+
+static void choice_init(void)
+{
+	for (size_t i = 0; i < salus_fhir_type_count() && !choice_all; i++)
+		choice_walk(salus_fhir_type_at(i), NULL, 0);
+	if (!choice_n)
+		choice_all = true;
+}
+
+static bool maybe_choice(const char *name, size_t nn)
+{
+	pthread_once(&choice_once, choice_init);
+	if (choice_all)
+		return true;
+	for (uint32_t k = name_hash(name, nn) & (CHOICE_SLOTS - 1); choice_set[k].p; k = (k + 1) & (CHOICE_SLOTS - 1))
+		if (choice_set[k].n == nn && !memcmp(choice_set[k].p, name, nn))
+			return true;
+	return false;
 }
 
 /* Child `name` of an object: the key itself, or a choice key name+Type. */
@@ -415,6 +496,8 @@ static int step_name(struct nodes *out, const struct node *in, const char *name,
 	key[nn] = 0;
 	if ((v = json_object_get(o, key)))
 		return nodes_add(out, v, NULL, 0);
+	if (!maybe_choice(name, nn))
+		return SALUS_OK;
 	json_object_foreach(o, k, v)
 	{
 		size_t kl = strlen(k);
@@ -486,7 +569,8 @@ static bool ref_type(const char *ref, const char **t, size_t *tn)
 /* Evaluate one union term (no top-level '|') on the resource. */
 static int eval_term(const char *e, size_t n, json_t *res, const char *rtype, struct nodes *out)
 {
-	struct nodes cur = {0}, nxt = {0};
+	struct node ca[TERM_NODES], na[TERM_NODES]; /* the usual few nodes, without allocating */
+	struct nodes cur = {ca, 0, TERM_NODES, false}, nxt = {na, 0, TERM_NODES, false};
 	size_t i = 0;
 	int rc = SALUS_OK;
 	bool first = true;
@@ -590,8 +674,10 @@ out_done:
 	for (size_t k = 0; k < cur.n && !rc; k++)
 		rc = nodes_add(out, cur.v[k].v, cur.v[k].tname, cur.v[k].tlen);
 out_free:
-	salus_free(cur.v);
-	salus_free(nxt.v);
+	if (cur.heap)
+		salus_free(cur.v);
+	if (nxt.heap)
+		salus_free(nxt.v);
 	return rc;
 }
 

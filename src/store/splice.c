@@ -18,6 +18,7 @@ struct walker {
 	salus_json_str_cb cb;
 	void *ctx;
 	struct salus_buf scratch; /* decoded strings for cb */
+	size_t ps, pe;            /* input bytes p[ps..pe) copied but not yet appended to out */
 };
 
 static bool is_ws(char c)
@@ -25,7 +26,7 @@ static bool is_ws(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static void skip_ws(const char *p, size_t n, size_t *i)
+static inline __attribute__((always_inline)) void skip_ws(const char *p, size_t n, size_t *i)
 {
 	while (*i < n && is_ws(p[*i]))
 		(*i)++;
@@ -155,18 +156,24 @@ static int put_escaped(struct salus_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	int rc = salus_buf_addc(b, '"');
+	const char *run = s;
 	for (; *s && !rc; s++) {
 		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		if (s > run && (rc = salus_buf_add(b, run, (size_t)(s - run))))
+			break;
+		run = s + 1;
 		if (c == '"' || c == '\\') {
 			char t[2] = {'\\', (char)c};
 			rc = salus_buf_add(b, t, 2);
-		} else if (c < 0x20) {
+		} else {
 			char t[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 			rc = salus_buf_add(b, t, 6);
-		} else {
-			rc = salus_buf_addc(b, (char)c);
 		}
 	}
+	if (!rc && s > run)
+		rc = salus_buf_add(b, run, (size_t)(s - run));
 	return rc ? rc : salus_buf_addc(b, '"');
 }
 
@@ -178,9 +185,30 @@ static bool lit_char(char c)
 
 static int walk(struct walker *w, size_t *i, int depth, struct salus_slice key);
 
-static int emit(struct walker *w, const char *p, size_t n)
+/* Output is the input minus whitespace (and replaced strings): bytes are
+ * appended in runs, a run ending where whitespace or a replacement starts. */
+static int flush(struct walker *w)
 {
-	return w->out ? salus_buf_add(w->out, p, n) : 0;
+	int rc = 0;
+	if (w->out && w->pe > w->ps)
+		rc = salus_buf_add(w->out, w->p + w->ps, w->pe - w->ps);
+	w->ps = w->pe;
+	return rc;
+}
+
+/* Copy the input bytes p[at..at+n). */
+static int emit(struct walker *w, size_t at, size_t n)
+{
+	if (!w->out)
+		return 0;
+	if (at == w->pe) {
+		w->pe += n;
+		return 0;
+	}
+	int rc = flush(w);
+	w->ps = at;
+	w->pe = at + n;
+	return rc;
 }
 
 static int walk_string_value(struct walker *w, size_t *i, struct salus_slice key)
@@ -199,10 +227,14 @@ static int walk_string_value(struct walker *w, size_t *i, struct salus_slice key
 			d = (struct salus_slice){w->scratch.p, w->scratch.n};
 		}
 		const char *rep = w->cb(w->ctx, key, d);
-		if (rep)
+		if (rep) {
+			if ((rc = flush(w)))
+				return rc;
+			w->ps = w->pe = *i;
 			return put_escaped(w->out, rep);
+		}
 	}
-	return emit(w, w->p + start, *i - start);
+	return emit(w, start, *i - start);
 }
 
 static int walk_container(struct walker *w, size_t *i, int depth, struct salus_slice key)
@@ -214,14 +246,12 @@ static int walk_container(struct walker *w, size_t *i, int depth, struct salus_s
 	int rc;
 	if (depth >= SALUS_MAX_JSON_DEPTH)
 		return SALUS_EINVALID;
-	if ((rc = emit(w, p + *i, 1)))
+	if ((rc = emit(w, *i, 1)))
 		return rc;
 	(*i)++;
 	skip_ws(p, n, i);
-	if (*i < n && p[*i] == close) {
-		(*i)++;
-		return emit(w, &close, 1);
-	}
+	if (*i < n && p[*i] == close)
+		return emit(w, (*i)++, 1);
 	for (;;) {
 		struct salus_slice k = key;
 		skip_ws(p, n, i);
@@ -232,13 +262,12 @@ static int walk_container(struct walker *w, size_t *i, int depth, struct salus_s
 				return SALUS_EINVALID;
 			if ((rc = scan_string(p, n, i, &k, &esc)))
 				return rc;
-			if ((rc = emit(w, p + ks, *i - ks)))
+			if ((rc = emit(w, ks, *i - ks)))
 				return rc;
 			skip_ws(p, n, i);
 			if (*i >= n || p[*i] != ':')
 				return SALUS_EINVALID;
-			(*i)++;
-			if ((rc = emit(w, ":", 1)))
+			if ((rc = emit(w, (*i)++, 1)))
 				return rc;
 		}
 		if ((rc = walk(w, i, depth + 1, k)))
@@ -246,14 +275,11 @@ static int walk_container(struct walker *w, size_t *i, int depth, struct salus_s
 		skip_ws(p, n, i);
 		if (*i >= n)
 			return SALUS_EINVALID;
-		if (p[*i] == close) {
-			(*i)++;
-			return emit(w, &close, 1);
-		}
+		if (p[*i] == close)
+			return emit(w, (*i)++, 1);
 		if (p[*i] != ',')
 			return SALUS_EINVALID;
-		(*i)++;
-		if ((rc = emit(w, ",", 1)))
+		if ((rc = emit(w, (*i)++, 1)))
 			return rc;
 	}
 }
@@ -286,10 +312,65 @@ static int walk(struct walker *w, size_t *i, int depth, struct salus_slice key)
 			if (p[k] >= 'a' && p[k] <= 'z' && p[k] != 'e')
 				return SALUS_EINVALID;
 	}
-	return emit(w, p + s, len);
+	return emit(w, s, len);
 }
 
 /* ---- iteration -------------------------------------------------------- */
+
+/* Bytes skip_checked stops at: 1 outside strings ("{}[]), 2 inside ("\\). */
+static const unsigned char skip_class[256] = {
+	['"'] = 3, ['\\'] = 2, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1,
+};
+
+/* Skip the value at p[*i] of text known to be valid JSON: strings to their
+ * closing quote, containers to their matching bracket, literals to the next
+ * delimiter.  A table lookup per byte between the bytes that matter. */
+static int skip_checked(const char *p, size_t n, size_t *i)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	size_t j = *i;
+	int depth = 0;
+	if (j >= n)
+		return SALUS_EINVALID;
+	if (p[j] != '"' && p[j] != '{' && p[j] != '[') {
+		while (j < n && lit_char(p[j]))
+			j++;
+		if (j == *i)
+			return SALUS_EINVALID;
+		*i = j;
+		return 0;
+	}
+	for (;;) {
+		while (j < n && !(skip_class[u[j]] & 1))
+			j++;
+		if (j >= n)
+			return SALUS_EINVALID;
+		char c = p[j++];
+		if (c == '"') {
+			for (;;) {
+				while (j < n && !(skip_class[u[j]] & 2))
+					j++;
+				if (j >= n)
+					return SALUS_EINVALID;
+				if (p[j] == '"')
+					break;
+				j += 2; /* a backslash and the byte it escapes */
+			}
+			j++;
+			if (!depth) {
+				*i = j;
+				return 0;
+			}
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if (--depth <= 0) {
+			if (depth < 0)
+				return SALUS_EINVALID;
+			*i = j;
+			return 0;
+		}
+	}
+}
 
 int salus_json_iter_init(struct salus_json_iter *it, const char *p, size_t n)
 {
@@ -348,7 +429,7 @@ int salus_json_iter_next(struct salus_json_iter *it, struct salus_slice *key, st
 	}
 	skip_ws(p, n, &i);
 	size_t vs = i;
-	if ((rc = walk(&w, &i, 1, k)))
+	if ((rc = it->checked ? skip_checked(p, n, &i) : walk(&w, &i, 1, k)))
 		return rc;
 	*key = k;
 	*val = (struct salus_slice){p + vs, i - vs};
@@ -357,11 +438,18 @@ int salus_json_iter_next(struct salus_json_iter *it, struct salus_slice *key, st
 	return 1;
 }
 
-int salus_json_member(const char *p, size_t n, const char *name, struct salus_slice *val)
+int salus_json_iter_init_checked(struct salus_json_iter *it, const char *p, size_t n)
+{
+	int rc = salus_json_iter_init(it, p, n);
+	it->checked = !rc;
+	return rc;
+}
+
+static int member(const char *p, size_t n, const char *name, struct salus_slice *val, bool checked)
 {
 	struct salus_json_iter it;
 	struct salus_slice k, v;
-	int rc = salus_json_iter_init(&it, p, n);
+	int rc = checked ? salus_json_iter_init_checked(&it, p, n) : salus_json_iter_init(&it, p, n);
 	if (rc)
 		return rc;
 	if (it.close != '}')
@@ -373,6 +461,16 @@ int salus_json_member(const char *p, size_t n, const char *name, struct salus_sl
 		}
 	}
 	return rc;
+}
+
+int salus_json_member(const char *p, size_t n, const char *name, struct salus_slice *val)
+{
+	return member(p, n, name, val, false);
+}
+
+int salus_json_member_checked(const char *p, size_t n, const char *name, struct salus_slice *val)
+{
+	return member(p, n, name, val, true);
 }
 
 /* ---- copy and splice -------------------------------------------------- */
@@ -388,7 +486,94 @@ int salus_json_copy(struct salus_buf *out, const char *p, size_t n, salus_json_s
 		if (i != n)
 			rc = SALUS_EINVALID;
 	}
+	if (!rc)
+		rc = flush(&w);
 	salus_buf_release(&w.scratch);
+	return rc;
+}
+
+int salus_json_copy_checked(struct salus_buf *out, const char *p, size_t n, salus_json_str_cb cb, void *ctx)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	struct salus_slice keys[SALUS_MAX_JSON_DEPTH + 2]; /* keys[d]: the key strings at depth d belong to */
+	struct salus_buf scratch;
+	size_t i = 0, run = 0;
+	int d = 0, rc = 0;
+	keys[0] = (struct salus_slice){NULL, 0};
+	while (i < n && is_ws(p[i]))
+		i++;
+	if (i >= n)
+		return SALUS_EINVALID; /* no value */
+	run = i;
+	salus_buf_init(&scratch, SALUS_MAX_BODY);
+	while (!rc) {
+		while (i < n && !(skip_class[u[i]] & 1) && !is_ws(p[i]))
+			i++;
+		if (i >= n)
+			break;
+		char c = p[i];
+		if (is_ws(c)) {
+			if (i > run && (rc = salus_buf_add(out, p + run, i - run)))
+				break;
+			while (i < n && is_ws(p[i]))
+				i++;
+			run = i;
+		} else if (c == '{' || c == '[') {
+			if (d + 1 >= (int)(sizeof keys / sizeof keys[0])) {
+				rc = SALUS_EINVALID;
+				break;
+			}
+			keys[d + 1] = keys[d]; /* array elements: the enclosing member's key */
+			d++;
+			i++;
+		} else if (c == '}' || c == ']') {
+			d = d ? d - 1 : 0;
+			i++;
+		} else { /* a string: a key when a ':' follows */
+			size_t s0 = i++;
+			bool esc = false;
+			for (;;) {
+				while (i < n && !(skip_class[u[i]] & 2))
+					i++;
+				if (i >= n || p[i] == '"')
+					break;
+				esc = true;
+				i += 2;
+			}
+			if (i >= n) {
+				rc = SALUS_EINVALID;
+				break;
+			}
+			i++;
+			struct salus_slice str = {p + s0 + 1, i - s0 - 2};
+			size_t j = i;
+			while (j < n && is_ws(p[j]))
+				j++;
+			if (j < n && p[j] == ':') {
+				keys[d] = str;
+				continue;
+			}
+			if (!cb)
+				continue;
+			struct salus_slice dec = str;
+			if (esc) {
+				if ((rc = decode(&scratch, str)))
+					break;
+				dec = (struct salus_slice){scratch.p, scratch.n};
+			}
+			const char *rep = cb(ctx, keys[d], dec);
+			if (!rep)
+				continue;
+			if ((s0 > run && (rc = salus_buf_add(out, p + run, s0 - run))) || (rc = put_escaped(out, rep)))
+				break;
+			run = i;
+		}
+	}
+	if (!rc && (d || i > n))
+		rc = SALUS_EINVALID;
+	if (!rc && n > run)
+		rc = salus_buf_add(out, p + run, n - run);
+	salus_buf_release(&scratch);
 	return rc;
 }
 
@@ -397,21 +582,62 @@ static bool has_backslash(struct salus_slice s)
 	return memchr(s.p, '\\', s.n) != NULL;
 }
 
+/* Copy a value already checked by the walker without its whitespace: the
+ * bytes salus_json_copy with no callback writes, in runs between whitespace
+ * instead of token by token. */
+static int copy_checked(struct salus_buf *out, const char *p, size_t n)
+{
+	size_t i = 0, run = 0;
+	int rc;
+	while (i < n) {
+		char c = p[i];
+		if (c == '"') {
+			for (i++; i < n && p[i] != '"'; i++)
+				if (p[i] == '\\')
+					i++;
+			i++;
+			continue;
+		}
+		if (!is_ws(c)) {
+			i++;
+			continue;
+		}
+		if (i > run && (rc = salus_buf_add(out, p + run, i - run)))
+			return rc;
+		while (i < n && is_ws(p[i]))
+			i++;
+		run = i;
+	}
+	return i > run ? salus_buf_add(out, p + run, (i > n ? n : i) - run) : 0;
+}
+
+#define SPLICE_MEMBERS 64 /* top-level members remembered by the first pass */
+
 int salus_json_splice(struct salus_buf *out, const char *raw, size_t n, const char *id, const char *meta,
 		      size_t meta_len, salus_json_str_cb cb, void *ctx)
 {
 	struct salus_json_iter it;
 	struct salus_slice k, v, rt = {NULL, 0};
+	struct salus_slice mk[SPLICE_MEMBERS], mv[SPLICE_MEMBERS];
+	size_t nm = 0;
+	bool all = true; /* every member is in mk/mv */
 	int rc;
 
 	if ((rc = salus_json_iter_init(&it, raw, n)) || it.close != '}')
 		return SALUS_EINVALID;
-	/* first pass: resourceType, and no escaped keys (they could spell id or meta) */
+	/* first pass: resourceType, no escaped keys (they could spell id or meta), and
+	 * every value checked by the walker; the members are kept for the second pass */
 	while ((rc = salus_json_iter_next(&it, &k, &v)) == 1) {
 		if (has_backslash(k))
 			return SALUS_EINVALID;
 		if (salus_slice_eq(k, "resourceType"))
 			rt = v;
+		if (nm < SPLICE_MEMBERS) {
+			mk[nm] = k;
+			mv[nm++] = v;
+		} else {
+			all = false;
+		}
 	}
 	if (rc)
 		return rc;
@@ -423,6 +649,19 @@ int salus_json_splice(struct salus_buf *out, const char *raw, size_t n, const ch
 		return rc;
 	if (meta && ((rc = salus_buf_adds(out, ",\"meta\":")) || (rc = salus_buf_add(out, meta, meta_len))))
 		return rc;
+	if (all) {
+		for (size_t i = 0; i < nm; i++) {
+			k = mk[i];
+			v = mv[i];
+			if (salus_slice_eq(k, "resourceType") || salus_slice_eq(k, "id") || salus_slice_eq(k, "meta"))
+				continue;
+			if ((rc = salus_buf_adds(out, ",\"")) || (rc = salus_buf_add(out, k.p, k.n)) ||
+			    (rc = salus_buf_adds(out, "\":")) ||
+			    (rc = cb ? salus_json_copy(out, v.p, v.n, cb, ctx) : copy_checked(out, v.p, v.n)))
+				return rc;
+		}
+		return salus_buf_addc(out, '}');
+	}
 	salus_json_iter_init(&it, raw, n);
 	while ((rc = salus_json_iter_next(&it, &k, &v)) == 1) {
 		if (salus_slice_eq(k, "resourceType") || salus_slice_eq(k, "id") || salus_slice_eq(k, "meta"))

@@ -30,6 +30,7 @@ struct salus_json_iter {
 	char close; /* '}' or ']' */
 	bool first;
 	bool done;
+	bool checked; /* the text is known to be valid JSON: values are skipped, not checked */
 };
 
 /* Start iterating the object or array whose text is p[0..n) (leading and
@@ -49,6 +50,14 @@ int salus_json_iter_next(struct salus_json_iter *it, struct salus_slice *key /* 
  * SALUS_EINVALID for malformed text. */
 int salus_json_member(const char *p, size_t n, const char *name, struct salus_slice *val /* OUT */);
 
+/* The same two on text already accepted by a strict JSON parser (the body a
+ * request's tree was parsed from): each value is skipped by matching
+ * brackets outside strings instead of being checked token by token, several
+ * times faster.  On text that is not valid JSON the slices are unspecified
+ * (but within p[0..n)). */
+int salus_json_iter_init_checked(struct salus_json_iter *it, const char *p, size_t n);
+int salus_json_member_checked(const char *p, size_t n, const char *name, struct salus_slice *val /* OUT */);
+
 /* String rewriting during a copy.  `key` is the member key the string value
  * belongs to (for strings inside arrays: the key of the enclosing member),
  * `str` the decoded string (UTF-8, not NUL-terminated).  Return a
@@ -61,6 +70,14 @@ typedef const char *(*salus_json_str_cb)(void *ctx, struct salus_slice key, stru
  * NULL) can replace string values.  Errors: SALUS_EINVALID, SALUS_ENOMEM,
  * SALUS_ETOOLARGE (out's cap). */
 int salus_json_copy(struct salus_buf *out, const char *p, size_t n, salus_json_str_cb cb, void *ctx);
+
+/* salus_json_copy on text already accepted by a strict JSON parser: the same
+ * output and callbacks, in one pass that copies runs between whitespace and
+ * looks only at quotes, brackets and separators.  Errors: SALUS_EINVALID
+ * (unterminated text, or a string with a lone surrogate escape given to cb),
+ * SALUS_ENOMEM, SALUS_ETOOLARGE.  On text that is not valid JSON the output
+ * is unspecified (reads stay within p[0..n)). */
+int salus_json_copy_checked(struct salus_buf *out, const char *p, size_t n, salus_json_str_cb cb, void *ctx);
 
 /* Write a resource: `{"resourceType":<as in raw>,"id":<id>,"meta":<meta>`,
  * then every other top-level member of raw in its order, copied with

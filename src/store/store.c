@@ -152,6 +152,22 @@ void salus_store_id_new(char out[SALUS_UUID_LEN])
 	out[o] = 0;
 }
 
+/* The compact JSON of a stamped meta (what json_dump_callback writes): the
+ * usual {versionId, lastUpdated} object is formatted directly (both values
+ * are server-made ASCII: digits, an instant), any other meta by jansson. */
+static int meta_text(json_t *meta, struct salus_buf *m)
+{
+	void *it = json_object_iter(meta);
+	void *it2 = it ? json_object_iter_next(meta, it) : NULL;
+	if (json_object_size(meta) == 2 && !strcmp(json_object_iter_key(it), "versionId") &&
+	    !strcmp(json_object_iter_key(it2), "lastUpdated") && json_is_string(json_object_iter_value(it)) &&
+	    json_is_string(json_object_iter_value(it2)))
+		return salus_buf_addf(m, "{\"versionId\":\"%s\",\"lastUpdated\":\"%s\"}",
+				      json_string_value(json_object_iter_value(it)),
+				      json_string_value(json_object_iter_value(it2)));
+	return json_dump_callback(meta, json_to_buf, m, JSON_COMPACT) ? SALUS_ENOMEM : SALUS_OK;
+}
+
 int salus_store_stamp_raw(json_t *res, const char *raw, size_t raw_len, const char *id, long version,
 			  int64_t updated_ms, char **json, size_t *len)
 {
@@ -163,9 +179,9 @@ int salus_store_stamp_raw(json_t *res, const char *raw, size_t raw_len, const ch
 	if ((rc = stamp_tree(res, id, version, updated_ms)))
 		return rc;
 	salus_buf_init(&m, SALUS_STORE_MAX_JSON);
-	if (json_dump_callback(json_object_get(res, "meta"), json_to_buf, &m, JSON_COMPACT)) {
+	if ((rc = meta_text(json_object_get(res, "meta"), &m))) {
 		salus_buf_release(&m);
-		return SALUS_ENOMEM;
+		return rc;
 	}
 	salus_buf_init(&b, SALUS_STORE_MAX_JSON);
 	rc = salus_json_splice(&b, raw, raw_len, id, m.p, m.n, NULL, NULL);

@@ -108,12 +108,6 @@ enum {
 	W_DEL_REF,
 	W_DEL_URI,
 	W_DEL_FTS,
-	W_INS_STR,
-	W_INS_TOK,
-	W_INS_DATE,
-	W_INS_NUM,
-	W_INS_REF,
-	W_INS_URI,
 	W_INS_FTS,
 	W__COUNT
 };
@@ -130,14 +124,6 @@ static const char *const w_sql[W__COUNT] = {
 	[W_DEL_REF] = "DELETE FROM sx_ref WHERE rid=?1",
 	[W_DEL_URI] = "DELETE FROM sx_uri WHERE rid=?1",
 	[W_DEL_FTS] = "DELETE FROM sx_fts WHERE rowid=?1",
-	[W_INS_STR] = "INSERT OR IGNORE INTO sx_str(p, norm, rid, g, raw) VALUES(?1, ?2, ?3, ?4, ?5)",
-	[W_INS_TOK] = "INSERT OR IGNORE INTO sx_tok(p, code, sys, rid, g) VALUES(?1, ?2, ?3, ?4, ?5)",
-	[W_INS_DATE] = "INSERT OR IGNORE INTO sx_date(p, lo, hi, rid, g) VALUES(?1, ?2, ?3, ?4, ?5)",
-	[W_INS_NUM] = "INSERT OR IGNORE INTO sx_num(p, v, rid, g, sys, code, unit, vlo, vhi)"
-		      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-	[W_INS_REF] = "INSERT OR IGNORE INTO sx_ref(p, tid, ttype, rid, g, url, ver, isys, ival)"
-		      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-	[W_INS_URI] = "INSERT OR IGNORE INTO sx_uri(p, v, rid, g) VALUES(?1, ?2, ?3, ?4)",
 	[W_INS_FTS] = "INSERT INTO sx_fts(rowid, narr, body) VALUES(?1, ?2, ?3)",
 };
 
@@ -151,9 +137,27 @@ struct fts_op {
 	const char *text, *content; /* both NULL: delete the row */
 };
 
+/* Index rows are inserted W_MULTI at a time per table, one multi-row INSERT
+ * (`VALUES (...),(...)`) per chunk: one statement execution (cursor opens,
+ * halt, reset) per chunk instead of per row. */
+#define W_MULTI 8
+enum { T_STR, T_TOK, T_DATE, T_NUM, T_REF, T_URI, T__COUNT };
+static const struct {
+	const char *head; /* the statement up to VALUES */
+	int ncol;         /* placeholders per row */
+} w_tab[T__COUNT] = {
+	[T_STR] = {"INSERT OR IGNORE INTO sx_str(p, norm, rid, g, raw) VALUES", 5},
+	[T_TOK] = {"INSERT OR IGNORE INTO sx_tok(p, code, sys, rid, g) VALUES", 5},
+	[T_DATE] = {"INSERT OR IGNORE INTO sx_date(p, lo, hi, rid, g) VALUES", 5},
+	[T_NUM] = {"INSERT OR IGNORE INTO sx_num(p, v, rid, g, sys, code, unit, vlo, vhi) VALUES", 9},
+	[T_REF] = {"INSERT OR IGNORE INTO sx_ref(p, tid, ttype, rid, g, url, ver, isys, ival) VALUES", 9},
+	[T_URI] = {"INSERT OR IGNORE INTO sx_uri(p, v, rid, g) VALUES", 4},
+};
+
 struct salus_sx_w {
 	sqlite3 *db;
 	sqlite3_stmt *st[W__COUNT];
+	sqlite3_stmt *multi[T__COUNT][W_MULTI]; /* [table][rows - 1], prepared on first use */
 	struct fts_op *fts; /* held back, in order */
 	size_t nfts, capfts;
 };
@@ -174,6 +178,9 @@ void salus_sx_w_free(struct salus_sx_w *w)
 		return;
 	for (int i = 0; i < W__COUNT; i++)
 		sqlite3_finalize(w->st[i]);
+	for (int t = 0; t < T__COUNT; t++)
+		for (int m = 0; m < W_MULTI; m++)
+			sqlite3_finalize(w->multi[t][m]);
 	salus_free(w->fts);
 	salus_free(w);
 }
@@ -230,67 +237,143 @@ static void bind_s(sqlite3_stmt *st, int i, const char *s)
 	sqlite3_bind_text(st, i, s ? s : "", -1, SQLITE_STATIC);
 }
 
-static int w_row(struct salus_sx_w *w, int64_t rid, const struct salus_ix_row *r)
+static int table_of_kind(int kind)
 {
-	static const int ins[] = {
-		[SALUS_IX_STRING] = W_INS_STR, [SALUS_IX_TOKEN] = W_INS_TOK,    [SALUS_IX_DATE] = W_INS_DATE,
-		[SALUS_IX_NUMBER] = W_INS_NUM, [SALUS_IX_QUANTITY] = W_INS_NUM, [SALUS_IX_REFERENCE] = W_INS_REF,
-		[SALUS_IX_URI] = W_INS_URI,
-	};
-	sqlite3_stmt *st;
-	int rc;
-	if (r->kind < SALUS_IX_STRING || r->kind > SALUS_IX_URI)
-		return SALUS_EINVALID;
-	if ((rc = w_stmt(w, ins[r->kind], &st)))
-		return rc;
-	sqlite3_bind_int64(st, 1, r->param);
+	switch (kind) {
+	case SALUS_IX_STRING:
+		return T_STR;
+	case SALUS_IX_TOKEN:
+		return T_TOK;
+	case SALUS_IX_DATE:
+		return T_DATE;
+	case SALUS_IX_NUMBER:
+	case SALUS_IX_QUANTITY:
+		return T_NUM;
+	case SALUS_IX_REFERENCE:
+		return T_REF;
+	case SALUS_IX_URI:
+		return T_URI;
+	default:
+		return -1;
+	}
+}
+
+/* The INSERT of m rows (1..W_MULTI) into table t. */
+static int w_multi(struct salus_sx_w *w, int t, int m, sqlite3_stmt **out)
+{
+	sqlite3_stmt **st = &w->multi[t][m - 1];
+	if (!*st) {
+		char sql[512];
+		size_t n = (size_t)snprintf(sql, sizeof sql, "%s", w_tab[t].head);
+		for (int j = 0; j < m && n < sizeof sql; j++) {
+			n += (size_t)snprintf(sql + n, sizeof sql - n, "%s(", j ? "," : "");
+			for (int k = 0; k < w_tab[t].ncol && n < sizeof sql; k++)
+				n += (size_t)snprintf(sql + n, sizeof sql - n, "%s?", k ? "," : "");
+			if (n < sizeof sql)
+				n += (size_t)snprintf(sql + n, sizeof sql - n, ")");
+		}
+		if (n >= sizeof sql)
+			return SALUS_EINVALID; /* cannot happen with the tables above */
+		int rc = sqlite3_prepare_v3(w->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+		if (rc != SQLITE_OK) {
+			sqlite3_finalize(*st);
+			*st = NULL;
+			return map(rc);
+		}
+	}
+	*out = *st;
+	return SALUS_OK;
+}
+
+/* Bind one row's values at placeholders o+1.. (the column order of w_tab). */
+static void w_bind(sqlite3_stmt *st, int o, int64_t rid, const struct salus_ix_row *r)
+{
+	sqlite3_bind_int64(st, o + 1, r->param);
 	switch (r->kind) {
 	case SALUS_IX_STRING:
-		bind_s(st, 2, r->a);
-		sqlite3_bind_int64(st, 3, rid);
-		sqlite3_bind_int(st, 4, r->group);
-		bind_s(st, 5, r->b);
+		bind_s(st, o + 2, r->a);
+		sqlite3_bind_int64(st, o + 3, rid);
+		sqlite3_bind_int(st, o + 4, r->group);
+		bind_s(st, o + 5, r->b);
 		break;
 	case SALUS_IX_TOKEN:
-		bind_s(st, 2, r->b);
-		bind_s(st, 3, r->a);
-		sqlite3_bind_int64(st, 4, rid);
-		sqlite3_bind_int(st, 5, r->group);
+		bind_s(st, o + 2, r->b);
+		bind_s(st, o + 3, r->a);
+		sqlite3_bind_int64(st, o + 4, rid);
+		sqlite3_bind_int(st, o + 5, r->group);
 		break;
 	case SALUS_IX_DATE:
-		sqlite3_bind_int64(st, 2, r->lo);
-		sqlite3_bind_int64(st, 3, r->hi);
-		sqlite3_bind_int64(st, 4, rid);
-		sqlite3_bind_int(st, 5, r->group);
+		sqlite3_bind_int64(st, o + 2, r->lo);
+		sqlite3_bind_int64(st, o + 3, r->hi);
+		sqlite3_bind_int64(st, o + 4, rid);
+		sqlite3_bind_int(st, o + 5, r->group);
 		break;
 	case SALUS_IX_NUMBER:
 	case SALUS_IX_QUANTITY:
-		sqlite3_bind_double(st, 2, r->v);
-		sqlite3_bind_int64(st, 3, rid);
-		sqlite3_bind_int(st, 4, r->group);
-		bind_s(st, 5, r->a);
-		bind_s(st, 6, r->b);
-		bind_s(st, 7, r->c);
-		sqlite3_bind_double(st, 8, r->vlo);
-		sqlite3_bind_double(st, 9, r->vhi);
+		sqlite3_bind_double(st, o + 2, r->v);
+		sqlite3_bind_int64(st, o + 3, rid);
+		sqlite3_bind_int(st, o + 4, r->group);
+		bind_s(st, o + 5, r->a);
+		bind_s(st, o + 6, r->b);
+		bind_s(st, o + 7, r->c);
+		sqlite3_bind_double(st, o + 8, r->vlo);
+		sqlite3_bind_double(st, o + 9, r->vhi);
 		break;
 	case SALUS_IX_REFERENCE:
-		bind_s(st, 2, r->b);
-		bind_s(st, 3, r->a);
-		sqlite3_bind_int64(st, 4, rid);
-		sqlite3_bind_int(st, 5, r->group);
-		bind_s(st, 6, r->c);
-		bind_s(st, 7, r->d);
-		bind_s(st, 8, r->e);
-		bind_s(st, 9, r->f);
+		bind_s(st, o + 2, r->b);
+		bind_s(st, o + 3, r->a);
+		sqlite3_bind_int64(st, o + 4, rid);
+		sqlite3_bind_int(st, o + 5, r->group);
+		bind_s(st, o + 6, r->c);
+		bind_s(st, o + 7, r->d);
+		bind_s(st, o + 8, r->e);
+		bind_s(st, o + 9, r->f);
 		break;
 	case SALUS_IX_URI:
-		bind_s(st, 2, r->a);
-		sqlite3_bind_int64(st, 3, rid);
-		sqlite3_bind_int(st, 4, r->group);
+		bind_s(st, o + 2, r->a);
+		sqlite3_bind_int64(st, o + 3, rid);
+		sqlite3_bind_int(st, o + 4, r->group);
 		break;
 	}
+}
+
+/* Insert rows[idx[0..m)] (all of table t) with one statement. */
+static int w_chunk(struct salus_sx_w *w, int t, int64_t rid, const struct salus_ix_row *rows, const size_t *idx,
+		   int m)
+{
+	sqlite3_stmt *st;
+	int rc = w_multi(w, t, m, &st);
+	if (rc)
+		return rc;
+	for (int j = 0; j < m; j++)
+		w_bind(st, j * w_tab[t].ncol, rid, &rows[idx[j]]);
 	return w_done(st);
+}
+
+/* Every row of ix, grouped by table, W_MULTI per statement. */
+static int w_rows(struct salus_sx_w *w, int64_t rid, const struct salus_ix *ix)
+{
+	size_t idx[W_MULTI];
+	int rc;
+	for (size_t i = 0; i < ix->n; i++)
+		if (table_of_kind(ix->rows[i].kind) < 0)
+			return SALUS_EINVALID;
+	for (int t = 0; t < T__COUNT; t++) {
+		int m = 0;
+		for (size_t i = 0; i < ix->n; i++) {
+			if (table_of_kind(ix->rows[i].kind) != t)
+				continue;
+			idx[m++] = i;
+			if (m == W_MULTI) {
+				if ((rc = w_chunk(w, t, rid, ix->rows, idx, m)))
+					return rc;
+				m = 0;
+			}
+		}
+		if (m && (rc = w_chunk(w, t, rid, ix->rows, idx, m)))
+			return rc;
+	}
+	return SALUS_OK;
 }
 
 int salus_sx_put(struct salus_sx_w *w, const char *type, const char *id, int64_t updated_ms, bool deleted,
@@ -345,9 +428,8 @@ int salus_sx_put(struct salus_sx_w *w, const char *type, const char *id, int64_t
 	}
 	if (!ix)
 		return SALUS_OK;
-	for (size_t i = 0; i < ix->n; i++)
-		if ((rc = w_row(w, rid, &ix->rows[i])))
-			return rc;
+	if ((rc = w_rows(w, rid, ix)))
+		return rc;
 	if ((ix->text && *ix->text) || (ix->content && *ix->content))
 		return fts_hold(w, rid, ix->text ? ix->text : "", ix->content ? ix->content : "");
 	return SALUS_OK;

@@ -3,7 +3,10 @@
  * Checks: no read past the input, no crash or leak; whatever the copier
  * accepts is accepted again unchanged (it is already minified); when jansson
  * also accepts the input, the copy and the splice parse as JSON and the
- * splice carries the given id and meta and every other member. */
+ * splice carries the given id and meta and every other member; the checked
+ * iterator keeps its slices inside the input on any bytes and, on text
+ * jansson accepts, yields exactly the members the checking iterator does; the
+ * checked copy writes, on such text, exactly what the walker's copy writes. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -42,6 +45,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	(void)salus_json_member(p, size, "resourceType", &v);
+	/* the checked iterator: slices inside the input on any bytes */
+	if (!salus_json_iter_init_checked(&it, p, size)) {
+		int rc, guard = 0;
+		while ((rc = salus_json_iter_next(&it, &k, &v)) == 1 && guard++ < 100000) {
+			if (v.p < p || v.p + v.n > p + size || (k.p && (k.p < p || k.p + k.n > p + size)))
+				__builtin_trap();
+		}
+	}
 
 	json_t *j = json_loadb(p, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 	salus_buf_init(&out, 1 << 20);
@@ -53,6 +64,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    memcmp(again.p, out.p, out.n))
 			__builtin_trap();
 	}
+	if (j && (json_is_object(j) || json_is_array(j))) {
+		/* on text jansson accepts, the checked iterator yields what the checking one does */
+		struct salus_json_iter a, b;
+		struct salus_slice ka, va, kb, vb;
+		int ra = salus_json_iter_init(&a, p, size), rb = salus_json_iter_init_checked(&b, p, size);
+		while (!ra && !rb) {
+			ra = salus_json_iter_next(&a, &ka, &va);
+			rb = salus_json_iter_next(&b, &kb, &vb);
+			if (ra < 0)
+				break; /* the checking iterator also bounds the nesting depth */
+			if (ra != rb || (ra == 1 && (va.p != vb.p || va.n != vb.n || ka.p != kb.p || ka.n != kb.n)))
+				__builtin_trap();
+			if (ra != 1)
+				break;
+			ra = rb = 0;
+		}
+	}
 	if (j && !rc) {
 		json_t *c = json_loadb(out.p, out.n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 		if (!c || !json_equal(c, j))
@@ -60,7 +88,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_decref(c);
 	}
 	salus_buf_reset(&out);
-	(void)salus_json_copy(&out, p, size, upper_refs, NULL);
+	rc = salus_json_copy(&out, p, size, upper_refs, NULL);
+	if (j && !rc) {
+		/* on text jansson accepts, the checked copy writes what the walker's does */
+		salus_buf_reset(&again);
+		if (salus_json_copy_checked(&again, p, size, upper_refs, NULL) || again.n != out.n ||
+		    memcmp(again.p, out.p, out.n))
+			__builtin_trap();
+	}
+	salus_buf_reset(&again);
+	(void)salus_json_copy_checked(&again, p, size, upper_refs, NULL); /* any bytes: no read past the end */
 	static const char meta[] = "{\"versionId\":\"1\"}";
 	rc = salus_json_splice(&sp, p, size, "id-1", meta, sizeof meta - 1, upper_refs, NULL);
 	if (!rc && j && json_is_object(j)) {

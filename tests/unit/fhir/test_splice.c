@@ -40,14 +40,14 @@ static char *slice_dup(struct salus_slice s)
 }
 
 /* "k=v|k=v|..." of the members of p (array elements: "=v"), or "!rc" on error. */
-static char *members(const char *p)
+static char *members_of(const char *p, bool checked)
 {
 	static char out[4096];
 	struct salus_json_iter it;
 	struct salus_slice k, v;
 	int rc;
 	out[0] = 0;
-	if ((rc = salus_json_iter_init(&it, p, strlen(p)))) {
+	if ((rc = checked ? salus_json_iter_init_checked(&it, p, strlen(p)) : salus_json_iter_init(&it, p, strlen(p)))) {
 		snprintf(out, sizeof out, "!%d", rc);
 		return out;
 	}
@@ -60,6 +60,11 @@ static char *members(const char *p)
 		snprintf(out + l, sizeof out - l, "!%d", rc);
 	}
 	return out;
+}
+
+static char *members(const char *p)
+{
+	return members_of(p, false);
 }
 
 static void t_iter(void **state)
@@ -121,6 +126,48 @@ static void t_iter(void **state)
 		const char *m = members(deep);
 		assert_true(d < SALUS_MAX_JSON_DEPTH ? !strchr(m, '!') : !strcmp(m, "!-2"));
 	}
+}
+
+/* The checked iterator (text a strict parser accepted) skips values by
+ * bracket matching: the same members as the checking one on valid text, and
+ * on any truncation no read past the end (ASan) and no slice outside it. */
+static void t_iter_checked(void **state)
+{
+	(void)state;
+	static const char *const docs[] = {
+		"{}",
+		" [ ] ",
+		"{\"a\":1,\"b\":\"x\"}",
+		" {\n \"a\" : 1.50 ,\t\"b\" : [ 1 , {\"c\":\"}\"} ] , \"d\":null}\n",
+		"[1,\"two\",{\"x\":[]},true,-0.5e+3,false,null]",
+		"{\"a\\\"b\":1,\"\\u0069d\":2}",
+		"{\"s\":\"[{\\\"\\\\\",\"t\":\"]}\",\"u\":[\"\\\\\",\"\\\"]\"],\"v\":{\"w\":{\"x\":[[],[{}]]}}}",
+		"{\"entry\":[{\"fullUrl\":\"urn:uuid:1\",\"resource\":{\"resourceType\":\"Patient\",\"name\":[{\"given\":"
+		"[\"A\\u00e9\"]}]},\"request\":{\"method\":\"POST\",\"url\":\"Patient\"}}]}",
+	};
+	for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
+		char want[4096];
+		snprintf(want, sizeof want, "%s", members_of(docs[d], false));
+		assert_string_equal(members_of(docs[d], true), want);
+		size_t n = strlen(docs[d]);
+		for (size_t l = 0; l < n; l++) {
+			char *t = malloc(l ? l : 1);
+			memcpy(t, docs[d], l);
+			struct salus_json_iter it;
+			struct salus_slice k, v;
+			int rc = salus_json_iter_init_checked(&it, t, l);
+			while (!rc && (rc = salus_json_iter_next(&it, &k, &v)) == 1) {
+				assert_true(v.p >= t && v.p + v.n <= t + l);
+				rc = 0;
+			}
+			free(t);
+		}
+	}
+	struct salus_slice v;
+	assert_int_equal(salus_json_member_checked(S("{\"a\":{\"entry\":1},\"entry\":[ {\"b\":2} ]}"), "entry", &v), 1);
+	assert_int_equal((int)v.n, 11);
+	assert_int_equal(memcmp(v.p, "[ {\"b\":2} ]", 11), 0);
+	assert_int_equal(salus_json_member_checked(S("{\"a\":{\"entry\":1}}"), "entry", &v), 0);
 }
 
 static void t_member(void **state)
@@ -264,6 +311,112 @@ static void t_splice(void **state)
 
 /* ---- end to end: what is PUT is what is read ---- */
 
+/* The splice copies the members of a raw text it has checked in runs between
+ * whitespace (splice.c, copy_checked): byte for byte what the walker's
+ * minifying copy writes, for strings holding whitespace, quotes, backslashes
+ * and braces, for every kind of value, and past the 64 members the first pass
+ * remembers (the second pass then walks the text again). */
+static void t_splice_runs(void **state)
+{
+	(void)state;
+	static const char *const vals[] = {
+		"\"a b\\t c\"", "\"q\\\"  {x} \\\\\"", "\"\\\\\"", "[ 1 , 2.50 ,\n -0.0e+3 ]", "{ \"k\" : { \"l\" : [ ] } }",
+		"true", "null", "\" \"", "[\"\\\\\\\" ]\", { \"a\" :\"}\"} ]", "\"\\u00e9 \\n\"", "12345678901234567890",
+	};
+	size_t nv = sizeof vals / sizeof vals[0];
+	for (size_t members = 1; members <= 80; members += 79) {
+		struct salus_buf raw, want;
+		salus_buf_init(&raw, 1u << 20);
+		salus_buf_init(&want, 1u << 20);
+		assert_int_equal(salus_buf_adds(&raw, " {\n \"resourceType\" : \"Basic\" , \"id\" : \"old\" "), 0);
+		assert_int_equal(salus_buf_adds(&want, "{\"resourceType\":\"Basic\",\"id\":\"n1\",\"meta\":{\"v\":1}"), 0);
+		for (size_t i = 0; i < members; i++) {
+			const char *v = vals[i % nv];
+			assert_int_equal(salus_buf_addf(&raw, ",\n\t\"m%zu\" :  %s ", i, v), 0);
+			assert_int_equal(salus_buf_addf(&want, ",\"m%zu\":", i), 0);
+			assert_int_equal(salus_json_copy(&want, v, strlen(v), NULL, NULL), 0);
+		}
+		assert_int_equal(salus_buf_adds(&raw, "}\n"), 0);
+		assert_int_equal(salus_buf_addc(&want, '}'), 0);
+		int rc;
+		char *o = splice(raw.p, "n1", "{\"v\":1}", &rc);
+		assert_int_equal(rc, 0);
+		assert_string_equal(o, want.p);
+		free(o);
+		salus_buf_release(&raw);
+		salus_buf_release(&want);
+	}
+}
+
+static const char *mark_refs(void *ctx, struct salus_slice key, struct salus_slice str)
+{
+	(void)ctx;
+	if (salus_slice_eq(key, "reference") && str.n && str.p[0] == 'u')
+		return "Patient/\"x\"\\\n";
+	if (salus_slice_eq(key, "given") && str.n == 2 && !memcmp(str.p, "\xc3\xa9", 2))
+		return "E";
+	return NULL;
+}
+
+/* The checked copy (text a strict parser accepted): byte for byte the
+ * walker's copy, with the same strings given to the callback under the same
+ * keys (array elements: the key of the array's member), whitespace anywhere
+ * between tokens and inside strings; a lone surrogate given to the callback
+ * is refused as by the walker. */
+static void t_copy_checked(void **state)
+{
+	(void)state;
+	static const char *const docs[] = {
+		"{\"resourceType\":\"Observation\",\"subject\":{\"reference\":\"urn:uuid:1\"},\"x\":[\"urn:a\",{\"reference\""
+		":[\"urn:b\",\"Patient/2\"]}]}",
+		" {\n \"a\" : [ 1 , 2.50 ,\n -0.0e+3 , true , null ] ,\t\"reference\" : \"urn:top\" ,\n\"s\":\" :, {[ \\\" \\\\\" } \n",
+		"{\"name\":[{\"given\":[\"\\u00e9\",\"\\u00e9x\"],\"family\":\"\\\"reference\\\"\"}],\"reference\":\"u\\n\"}",
+		"[\"urn:x\",{\"reference\":\"urn:y\"},[[{\"k\":{\"reference\":\"urn:z\"}}]]]",
+		"\"urn:plain\"",
+		"{}",
+		"{\"reference\":\"\\ud800x\"}",
+	};
+	for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
+		struct salus_buf a, b;
+		salus_buf_init(&a, 1u << 16);
+		salus_buf_init(&b, 1u << 16);
+		int ra = salus_json_copy(&a, docs[d], strlen(docs[d]), mark_refs, NULL);
+		int rb = salus_json_copy_checked(&b, docs[d], strlen(docs[d]), mark_refs, NULL);
+		assert_int_equal(rb, ra);
+		if (!ra) {
+			assert_int_equal(a.n, b.n);
+			assert_memory_equal(a.p, b.p, a.n);
+		}
+		salus_buf_release(&a);
+		salus_buf_release(&b);
+	}
+	/* a replacement is escaped: it reads back as given */
+	struct salus_buf r;
+	salus_buf_init(&r, 1u << 16);
+	assert_int_equal(salus_json_copy_checked(&r, S("{\"subject\":{\"reference\":\"urn:1\"}}"), mark_refs, NULL), 0);
+	json_t *j = json_loadb(r.p, r.n, 0, NULL);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "subject"), "reference")),
+			    "Patient/\"x\"\\\n");
+	json_decref(j);
+	salus_buf_release(&r);
+	/* the lone surrogate of the last document is refused */
+	struct salus_buf b;
+	salus_buf_init(&b, 1u << 16);
+	assert_int_equal(salus_json_copy_checked(&b, S("{\"reference\":\"\\ud800x\"}"), mark_refs, NULL), SALUS_EINVALID);
+	salus_buf_release(&b);
+	/* truncations: no read past the end (ASan), an error or some output */
+	const char *doc = docs[0];
+	for (size_t l = 0; l < strlen(doc); l++) {
+		char *t = malloc(l ? l : 1);
+		memcpy(t, doc, l);
+		salus_buf_init(&b, 1u << 16);
+		(void)salus_json_copy_checked(&b, t, l, mark_refs, NULL);
+		salus_buf_release(&b);
+		free(t);
+	}
+}
+
 static void t_store_roundtrip(void **state)
 {
 	(void)state;
@@ -319,8 +472,8 @@ static void t_store_roundtrip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(t_iter),   cmocka_unit_test(t_member),         cmocka_unit_test(t_copy),
-		cmocka_unit_test(t_splice), cmocka_unit_test(t_store_roundtrip),
+		cmocka_unit_test(t_iter),   cmocka_unit_test(t_iter_checked), cmocka_unit_test(t_member),         cmocka_unit_test(t_copy),
+		cmocka_unit_test(t_splice), cmocka_unit_test(t_splice_runs), cmocka_unit_test(t_copy_checked), cmocka_unit_test(t_store_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

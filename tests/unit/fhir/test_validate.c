@@ -26,6 +26,7 @@
 #include "core/err.h"
 #include "fhir/defs.h"
 #include "fhir/fhirpath.h"
+#include "fhir/rest.h"
 #include "fhir/validate.h"
 
 static const char *src_dir(void)
@@ -360,6 +361,34 @@ static void test_broken_variants(void **state)
 	       "\"#p1\"},\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\",\"contained\":[{\"resourceType\":"
 	       "\"Patient\",\"id\":\"p2\"}]}]}",
 	       NULL, SALUS_EUNPROCESSABLE, "Observation", "dom-2");
+	/* dom-2..dom-5 decided in C when they hold (validate.c, dom_holds), else by FHIRPath:
+	 * a contained resource referred to only from another contained one, two contained
+	 * resources of which the second is not referred to, a security label, a reference
+	 * to a different id, the reference under a primitive's extension only */
+	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":"
+	       "\"#p1\"},\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\",\"managingOrganization\":{"
+	       "\"reference\":\"#o1\"}},{\"resourceType\":\"Organization\",\"id\":\"o1\"}]}",
+	       NULL, SALUS_OK, NULL, NULL);
+	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":"
+	       "\"#p1\"},\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\"},{\"resourceType\":\"Organization\","
+	       "\"id\":\"o1\"}]}",
+	       NULL, SALUS_EUNPROCESSABLE, "Observation", "dom-3");
+	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":"
+	       "\"#p1\"},\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\",\"meta\":{\"security\":[{\"code\":"
+	       "\"R\"}]}}]}",
+	       NULL, SALUS_EUNPROCESSABLE, "Observation", "dom-5");
+	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":"
+	       "\"#p1\"},\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\"},{\"resourceType\":\"Patient\","
+	       "\"id\":\"p11\"}]}",
+	       NULL, SALUS_EUNPROCESSABLE, "Observation", "dom-3");
+	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":"
+	       "\"#p1\"},\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\",\"meta\":{\"lastUpdated\":"
+	       "\"2020-01-01T00:00:00Z\"}}]}",
+	       NULL, SALUS_EUNPROCESSABLE, "Observation", "dom-4");
+	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"_status\":{\"extension\":"
+	       "[{\"url\":\"http://example.org/x\",\"valueReference\":{\"reference\":\"#p1\"}}]},"
+	       "\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"p1\"}]}",
+	       NULL, SALUS_OK, NULL, NULL);
 	/* resource invariants */
 	expect(P0 "\"contact\":[{\"gender\":\"male\"}]}", NULL, SALUS_EUNPROCESSABLE, "Patient.contact[0]", "pat-1");
 	expect("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"valueString\":\"v\","
@@ -516,6 +545,38 @@ static int teardown_all(void **state)
 	return 0;
 }
 
+/* The strict parser's nesting check (json.c, depth_ok): SALUS_MAX_JSON_DEPTH
+ * levels pass, one more is refused before jansson sees the text; brackets
+ * inside strings, also after escaped quotes and backslashes, do not count. */
+static void test_parse_depth(void **state)
+{
+	(void)state;
+	char why[200];
+	json_t *j;
+	for (int d = SALUS_MAX_JSON_DEPTH; d <= SALUS_MAX_JSON_DEPTH + 1; d++) {
+		struct salus_buf b;
+		salus_buf_init(&b, 1u << 16);
+		assert_int_equal(salus_buf_adds(&b, "{\"a\":\"[[{\\\"[\\\\\",\"b\":"), 0);
+		for (int i = 1; i < d; i++)
+			assert_int_equal(salus_buf_addc(&b, '['), 0);
+		for (int i = 1; i < d; i++)
+			assert_int_equal(salus_buf_addc(&b, ']'), 0);
+		assert_int_equal(salus_buf_adds(&b, ",\"c\":\"]]]\\\\\"}"), 0);
+		int rc = salus_json_parse_strict(b.p, b.n, &j, why, sizeof why);
+		if (d <= SALUS_MAX_JSON_DEPTH) {
+			assert_int_equal(rc, 0);
+			assert_string_equal(json_string_value(json_object_get(j, "a")), "[[{\"[\\");
+			json_decref(j);
+		} else {
+			assert_int_equal(rc, SALUS_EINVALID);
+			assert_non_null(strstr(why, "nesting"));
+		}
+		salus_buf_release(&b);
+	}
+	assert_int_equal(salus_json_parse_strict("{\"a\":\"x", 7, &j, why, sizeof why), SALUS_EINVALID);
+	assert_int_equal(salus_json_parse_strict("{\"a\":\"\\", 7, &j, why, sizeof why), SALUS_EINVALID);
+}
+
 int main(void)
 {
 	salus_alloc_install();
@@ -525,6 +586,7 @@ int main(void)
 		cmocka_unit_test(test_all_issues_reported),
 		cmocka_unit_test(test_validate_op),
 		cmocka_unit_test(test_alloc_failure),
+		cmocka_unit_test(test_parse_depth),
 		cmocka_unit_test(test_official_examples),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown_all);
