@@ -40,7 +40,7 @@ void salus_config_defaults(struct salus_config *c, const char *dir)
 	snprintf(c->patient_keys, sizeof c->patient_keys, "keys/patient-keys.db");
 	c->rotation_days = 90;
 	c->audit_retention_days = 2555; /* 7 years (HIPAA keeps documentation 6) */
-	c->audit_flush_ms = 10;
+	c->audit_flush_ms = 25;
 	c->audit_checkpoint_s = 60;
 	snprintf(c->relationship, sizeof c->relationship, "none");
 	c->break_glass_max_minutes = 240;

@@ -62,7 +62,7 @@
 #define DEFAULT_BATCH 512
 #define UUID_TRIES 4
 #define MAX_GATHER_NS 2000000 /* longest wait for stragglers before a group (2 ms) */
-#define JOURNAL_FLUSH_MS 10         /* default salus_store_opts.audit_flush_ms */
+#define JOURNAL_FLUSH_MS 25         /* default salus_store_opts.audit_flush_ms */
 #define JOURNAL_WAKE 1024           /* journaled records that wake the writer before its timer */
 #define JOURNAL_GROUP_MAX 2048      /* journaled records moved in one group (~10 ms of the writer) */
 #define JOURNAL_MAX_PENDING 65536   /* journaled records waiting for the writer: appends wait past this */
