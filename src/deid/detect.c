@@ -2022,6 +2022,71 @@ __attribute__((noinline)) static void age_lead(struct salus_deid *d, size_t i, s
 	mark(d, i, SALUS_PHI_AGE, 0.7f, RULE_AGE_LEAD);
 }
 
+/* Past procedures and diagnoses that a history dates with a bare year
+ * ("s/p CABG 1957", "PMH MI 92, CVA 04"). */
+static const char *const hist_words[] = {
+	"cabg", "mi", "ami", "imi", "nstemi", "stemi", "avr", "mvr", "tvr", "ptca", "pci", "cva", "tia", "stent",
+	"stents", "stented", "surgery", "repair", "replacement", "dx", "dx'd", "diagnosed", "ca", "cancer", "chf",
+	"dvt", "fx", "fracture", "transplant", "angioplasty", "ablation", "pacer", "ppm", "aicd", "icd", "turp",
+	"orif", "thr", "tkr", "tah", "hernia", "lymphoma", "leukemia", "melanoma", "chemo", "xrt", "radiation",
+	"sah", "sdh", "ich", "pe", "pna", "endocarditis", "bypass", "mastectomy", "lumpectomy", "appy", "chole",
+	"hysterectomy", "nephrectomy", "colectomy", "craniotomy", "laminectomy", "thoracotomy", NULL};
+
+/* Words before a history item that make the number after it a year. */
+static const char *const hist_ctx[] = {"pmh", "pmhx", "hx", "history", "sp", "status", "prior",
+				       "previous", "old", "remote", NULL};
+
+/* "s/p CABG 1957", "AVR 2004", "PMH MI 92,": a number after a past procedure
+ * or diagnosis is its year.  Four digits 1900-2029 need the word before to be
+ * such an item (not "at 1957", a time); two digits (40-99, or 0N) also need a
+ * history word earlier on the line and punctuation or a line end after them
+ * ("MI 92," but not "HR 92 SR"). A year after a comma following such a year
+ * continues the list ("CABG 1957, 1971"). */
+__attribute__((noinline)) static void year_history(struct salus_deid *d, size_t i, size_t nt)
+{
+	const struct tok *t = &d->tok[i];
+	size_t len = t->e - t->s;
+	if (t->mtype || (t->bits & (TB_COVERED | TB_NL)) || i == 0)
+		return;
+	unsigned v = num_at(d->b + t->s, len);
+	if (len == 4 ? v < 1900 || v > 2029 : !(v >= 40 || d->b[t->s] == '0'))
+		return;
+	char nx = byte_at(d, t->e);
+	if (nx == '.' && t->e + 1 < d->n && is_digit((unsigned char)d->b[t->e + 1]))
+		return; /* a decimal */
+	if (nx == '/' || nx == '-' || nx == ':' || nx == '%' || nx == '\'' || is_alpha((unsigned char)nx))
+		return;
+	enum gap g = gap_after(d, i - 1);
+	const struct tok *p = &d->tok[i - 1];
+	/* a list of years: "1957, 1971" */
+	if (len == 4 && g == GAP_COMMA && p->shape == SH_NUM && p->mtype == SALUS_PHI_DATE + 1 && p->e - p->s == 4) {
+		mark(d, i, SALUS_PHI_DATE, 0.7f, RULE_YEAR_HIST);
+		return;
+	}
+	if (g != GAP_SPACE || !tok_alpha(p) || p->e - p->s > 12 || !tok_in(d, i - 1, hist_words))
+		return;
+	if (len == 4) {
+		mark(d, i, SALUS_PHI_DATE, 0.7f, RULE_YEAR_HIST);
+		return;
+	}
+	if (!(nx == ',' || nx == ';' || nx == ')' || nx == '.' || nx == '\n' || nx == '\r' || t->e == d->n ||
+	      (nx == ' ' && i + 1 < nt && ((d->tok[i + 1].bits & TB_NL) || tok_in(d, i + 1, (const char *const[]){
+						"and", "&", NULL})))))
+		return;
+	/* a history word earlier on the same line (within 12 words) */
+	for (size_t k = i - 1, n = 0; k > 0 && n < 12; n++) {
+		if (d->tok[k].bits & TB_NL)
+			return;
+		k--;
+		if (tok_in(d, k, hist_ctx) || (byte_at(d, d->tok[k].e) == '/' && k + 1 < i &&
+					       (tok_is(d, k, "s") || tok_is(d, k, "h")) &&
+					       (tok_is(d, k + 1, "p") || tok_is(d, k + 1, "o")))) {
+			mark(d, i, SALUS_PHI_DATE, 0.65f, RULE_YEAR_HIST);
+			return;
+		}
+	}
+}
+
 /* Date prepositions before a month alone ("in sept.", "since March"). */
 static const char *const month_preps[] = {"in", "since", "until", "till", "during", "early", "late", "mid",
 					  "last", "next", "before", "after", "through", "thru", NULL};
@@ -2889,6 +2954,8 @@ static void rules(struct salus_deid *d)
 			loc_address(d, i, nt, mixed);
 			if ((t->bits & TB_SENT) && t->e - t->s >= 2 && t->e - t->s <= 3)
 				age_lead(d, i, nt);
+			if ((t->e - t->s == 4 && (d->b[t->s] == '1' || d->b[t->s] == '2')) || t->e - t->s == 2)
+				year_history(d, i, nt);
 		}
 		if (i + 1 == nt || (d->tok[i + 1].bits & TB_NL))
 			name_signature(d, i, nt, mixed);

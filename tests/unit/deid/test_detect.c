@@ -405,6 +405,21 @@ static void test_context_rules3(void **state)
 	expect_none("On IV Flagyl, Zosyn and Vanco.", "Zosyn");
 }
 
+/* Rules of the 2026-12-07 sixth pass (invented sentences). */
+static void test_context_rules4(void **state)
+{
+	(void)state;
+	/* a bare year after a past procedure or diagnosis */
+	expect("S/P AVR, CABG 1948, 1977. STABLE.", "1948", SALUS_PHI_DATE);
+	expect("Hx: ablation 2011, on coumadin.", "2011", SALUS_PHI_DATE);
+	expect("PMH: HTN, DM, MI 94, CVA 03.", "94", SALUS_PHI_DATE);
+	expect("PMH: HTN, DM, MI 94, CVA 03.", "03", SALUS_PHI_DATE);
+	expect_none("BS 1900 at 1957. HR 92, RR 20.", "1957");
+	expect_none("NSR, HR 92, no ectopy; MI 92 rule out.", "92");
+	expect_none("SBP 98, MAP 70 after fluids.", "98");
+	expect_none("Trop 0.04, s/p MI 1.2 ng.", "1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -413,7 +428,7 @@ int main(void)
 		cmocka_unit_test(test_unicode_offsets), cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_clinical_lists),
 		cmocka_unit_test(test_context_rules), cmocka_unit_test(test_context_rules2),
-		cmocka_unit_test(test_context_rules3),
+		cmocka_unit_test(test_context_rules3), cmocka_unit_test(test_context_rules4),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
