@@ -1962,6 +1962,56 @@ static const char *const place_pfx[] = {"new", "north", "south", "east", "west",
 					"mount", "mt", "port", "san", "santa", "los", "las", "el", "bel",
 					"glen", "saint", "st", "lake", NULL};
 
+/* Words that end a place name of several words ("Daytona Beach", "Milford Mill"). */
+static const char *const place_sfx[] = {"beach", "city", "springs", "falls", "park", "heights", "island",
+					"harbor", "harbour", "valley", "river", "hills", "lake", "bay", "point",
+					"shore", "village", "mills", "mill", "creek", "junction", "air", "grove",
+					"ridge", "station", "county", "haven", "landing", "crossing", "corners",
+					"woods", "meadows", "plains", "rapids", "ferry", "cove", "bluffs", NULL};
+
+/* After in/at/to/from/near (and "the"): "in Bel Air", "from Glen Burnie", "FROM
+ * THE EASTERN SHORE" — a place prefix and the word after it written alike (in a
+ * note without case evidence, a place suffix or a word in no English list
+ * after the prefix); "went to Holy Cross", "at Sacred Heart", "to Good
+ * Samaritan" — hospitals named for a saint or a devotion, in any case.
+ * Token i is the preposition. */
+__attribute__((noinline)) static void loc_prefix_place(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	size_t j = i + 1;
+	if (j + 2 < nt && tok_is(d, j, "the") && gap_after(d, j) == GAP_SPACE)
+		j++;
+	if (j + 1 >= nt || gap_after(d, i) != GAP_SPACE)
+		return;
+	struct tok *u = &d->tok[j], *v = &d->tok[j + 1];
+	enum gap g = gap_after(d, j);
+	if (!tok_alpha(u) || !tok_alpha(v) || ((u->bits | v->bits) & TB_COVERED) || v->e - v->s < 3 ||
+	    (g != GAP_SPACE && !(g == GAP_DOT && u->e - u->s == 2 && tok_in(d, j, (const char *const[]){"st", "mt",
+													"ft", NULL}))))
+		return;
+	uint32_t vf = tf(d, j + 1);
+	if (vf & (DF_STOP | F_FUNC | DF_ABBR | DF_LABEL | DF_MONTH | DF_TITLE | DF_REL | DF_ROLE | DF_VERB))
+		return;
+	if (tok_in(d, j, (const char *const[]){"holy", "sacred", NULL}) ||
+	    (tok_is(d, j, "good") && tok_is(d, j + 1, "samaritan"))) {
+		mark(d, j, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
+		mark(d, j + 1, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
+		return;
+	}
+	if (u->shape != v->shape || (u->shape != SH_CAP && u->shape != SH_UPPER) || !tok_in(d, j, place_pfx))
+		return;
+	bool sfx = tok_in(d, j + 1, place_sfx);
+	if ((vf & (DF_MED | DF_INST)) && !sfx)
+		return;
+	if (mixed ? u->shape != SH_CAP ||
+			    (!sfx && (vf & (DF_COMMON | DF_VOCAB)) &&
+			     tok_in(d, j, (const char *const[]){"lower", "upper", "middle", "new", NULL}))
+		  : !sfx && ((vf & (DF_COMMON | DF_VOCAB)) || med_prefix(d, j + 1) ||
+			     tok_in(d, j, (const char *const[]){"lower", "upper", "middle", NULL})))
+		return; /* "TO UPPER EXTREM": a body part */
+	mark(d, j, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
+	mark(d, j + 1, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
+}
+
 static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 {
 	/* up to 4 capitalised words ("New Haven", "St. Louis"), allowing "of" inside */
@@ -2948,6 +2998,10 @@ static void rules(struct salus_deid *d)
 			loc_city_state(d, i, nt, mixed);
 		if (t->kw & KW_PREP)
 			loc_after_prep(d, i, nt, mixed);
+		if (((t->kw & KW_ATTOFROM) || (t->c0 == 'i' && t->c1 == 'n' && t->e - t->s == 2) ||
+		     (t->c0 == 'n' && t->c1 == 'e' && t->e - t->s == 4)) &&
+		    tok_in(d, i, (const char *const[]){"in", "at", "to", "from", "near", NULL}))
+			loc_prefix_place(d, i, nt, mixed);
 		if (t->kw & KW_AWARE)
 			name_aware(d, i, nt, mixed);
 		if (t->shape == SH_NUM) {
@@ -3057,10 +3111,6 @@ static void rules(struct salus_deid *d)
 
 	/* Places of several words: "Daytona Beach", "Bel Air", "Middle River",
 	 * "Eastern Shore": a place word next to a place-name suffix or prefix. */
-	static const char *const place_sfx[] = {"beach", "city", "springs", "falls", "park", "heights", "island",
-						"harbor", "harbour", "valley", "river", "hills", "lake", "bay", "point",
-						"shore", "village", "mills", "creek", "junction", "air", "grove", "ridge",
-						"station", "county", NULL};
 	for (size_t i = 0; i < nt; i++) {
 		struct tok *t = &d->tok[i];
 		if (t->mtype != SALUS_PHI_LOCATION + 1)

@@ -418,6 +418,15 @@ static void test_context_rules4(void **state)
 	expect_none("NSR, HR 92, no ectopy; MI 92 rule out.", "92");
 	expect_none("SBP 98, MAP 70 after fluids.", "98");
 	expect_none("Trop 0.04, s/p MI 1.2 ng.", "1");
+	/* a place prefix and a word after a preposition; hospitals named for a devotion */
+	expect("Wife started a new job in Bel Quarry last month.", "Bel Quarry", SALUS_PHI_LOCATION);
+	expect("FAMILY CAME FROM THE WESTERN SHORE TODAY.", "WESTERN SHORE", SALUS_PHI_LOCATION);
+	expect("PT FOUND AT HOME IN QUELTON MILL BY EMS.", "QUELTON MILL", SALUS_PHI_LOCATION);
+	expect("will transfer back to holy trinity in am", "holy trinity", SALUS_PHI_LOCATION);
+	expect("Went to Sacred Heart with fever.", "Sacred Heart", SALUS_PHI_LOCATION);
+	expect_none("SOFT RESTRAINTS TO UPPER EXTREM. RESPONDS TO PAIN.", "EXTREM");
+	expect_none("Edema in Lower Extremities improved.", "Lower");
+	expect_none("MOVES TO NEW ONSET PAIN.", "ONSET");
 }
 
 int main(void)
