@@ -1962,6 +1962,29 @@ static const char *const place_pfx[] = {"new", "north", "south", "east", "west",
 					"mount", "mt", "port", "san", "santa", "los", "las", "el", "bel",
 					"glen", "saint", "st", "lake", NULL};
 
+/* Which short preposition token i is, from its length and first letters
+ * (no string compares for the common words that share them: the, for, and). */
+enum { PW_TO = 1, PW_AT = 2, PW_FROM = 4, PW_ON = 8, PW_PER = 16, PW_IN = 32, PW_NEAR = 64 };
+static inline unsigned prep_word(const struct salus_deid *d, size_t i)
+{
+	const struct tok *t = &d->tok[i];
+	switch (t->e - t->s) {
+	case 2:
+		return t->c0 == 't' ? (t->c1 == 'o' ? PW_TO : 0)
+		     : t->c0 == 'a' ? (t->c1 == 't' ? PW_AT : 0)
+		     : t->c0 == 'o' ? (t->c1 == 'n' ? PW_ON : 0)
+		     : t->c0 == 'i' && t->c1 == 'n' ? PW_IN : 0;
+	case 3:
+		return t->c0 == 'p' && t->c1 == 'e' && lowtab[(unsigned char)d->b[t->s + 2]] == 'r' ? PW_PER : 0;
+	case 4:
+		if (t->c0 == 'f' && t->c1 == 'r')
+			return tok_is(d, i, "from") ? PW_FROM : 0;
+		return t->c0 == 'n' && t->c1 == 'e' && tok_is(d, i, "near") ? PW_NEAR : 0;
+	default:
+		return 0;
+	}
+}
+
 /* Words that end a place name of several words ("Daytona Beach", "Milford Mill"). */
 static const char *const place_sfx[] = {"beach", "city", "springs", "falls", "park", "heights", "island",
 					"harbor", "harbour", "valley", "river", "hills", "lake", "bay", "point",
@@ -1983,31 +2006,32 @@ __attribute__((noinline)) static void loc_prefix_place(struct salus_deid *d, siz
 	if (j + 1 >= nt || gap_after(d, i) != GAP_SPACE)
 		return;
 	struct tok *u = &d->tok[j], *v = &d->tok[j + 1];
+	size_t ul = u->e - u->s;
+	/* cheap shape tests before any look-up: a prefix of 2-7 letters (holy, sacred, good
+	 * in any case; the others capitalised), then a word of 3+ letters */
+	if (ul < 2 || ul > 7 || !tok_alpha(u) || !tok_alpha(v) || ((u->bits | v->bits) & TB_COVERED) || v->e - v->s < 3)
+		return;
+	bool relig = tok_in(d, j, (const char *const[]){"holy", "sacred", NULL}) ||
+		     (tok_is(d, j, "good") && tok_is(d, j + 1, "samaritan"));
+	if (!relig && (u->shape != v->shape || (u->shape != SH_CAP && u->shape != SH_UPPER) ||
+		       (mixed && u->shape != SH_CAP) || !tok_in(d, j, place_pfx)))
+		return;
 	enum gap g = gap_after(d, j);
-	if (!tok_alpha(u) || !tok_alpha(v) || ((u->bits | v->bits) & TB_COVERED) || v->e - v->s < 3 ||
-	    (g != GAP_SPACE && !(g == GAP_DOT && u->e - u->s == 2 && tok_in(d, j, (const char *const[]){"st", "mt",
-													"ft", NULL}))))
+	if (g != GAP_SPACE && !(g == GAP_DOT && ul == 2 && tok_in(d, j, (const char *const[]){"st", "mt", "ft", NULL})))
 		return;
 	uint32_t vf = tf(d, j + 1);
 	if (vf & (DF_STOP | F_FUNC | DF_ABBR | DF_LABEL | DF_MONTH | DF_TITLE | DF_REL | DF_ROLE | DF_VERB))
 		return;
-	if (tok_in(d, j, (const char *const[]){"holy", "sacred", NULL}) ||
-	    (tok_is(d, j, "good") && tok_is(d, j + 1, "samaritan"))) {
-		mark(d, j, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
-		mark(d, j + 1, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
-		return;
+	if (!relig) {
+		bool sfx = tok_in(d, j + 1, place_sfx);
+		if ((vf & (DF_MED | DF_INST)) && !sfx)
+			return;
+		if (mixed ? !sfx && (vf & (DF_COMMON | DF_VOCAB)) &&
+				    tok_in(d, j, (const char *const[]){"lower", "upper", "middle", "new", NULL})
+			  : !sfx && ((vf & (DF_COMMON | DF_VOCAB)) || med_prefix(d, j + 1) ||
+				     tok_in(d, j, (const char *const[]){"lower", "upper", "middle", NULL})))
+			return; /* "TO UPPER EXTREM": a body part */
 	}
-	if (u->shape != v->shape || (u->shape != SH_CAP && u->shape != SH_UPPER) || !tok_in(d, j, place_pfx))
-		return;
-	bool sfx = tok_in(d, j + 1, place_sfx);
-	if ((vf & (DF_MED | DF_INST)) && !sfx)
-		return;
-	if (mixed ? u->shape != SH_CAP ||
-			    (!sfx && (vf & (DF_COMMON | DF_VOCAB)) &&
-			     tok_in(d, j, (const char *const[]){"lower", "upper", "middle", "new", NULL}))
-		  : !sfx && ((vf & (DF_COMMON | DF_VOCAB)) || med_prefix(d, j + 1) ||
-			     tok_in(d, j, (const char *const[]){"lower", "upper", "middle", NULL})))
-		return; /* "TO UPPER EXTREM": a body part */
 	mark(d, j, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
 	mark(d, j + 1, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
 }
@@ -2113,16 +2137,18 @@ __attribute__((noinline)) static void year_history(struct salus_deid *d, size_t 
 		mark(d, i, SALUS_PHI_DATE, 0.7f, RULE_YEAR_HIST);
 		return;
 	}
-	if (g != GAP_SPACE || !tok_alpha(p) || p->e - p->s > 12 || !tok_in(d, i - 1, hist_words))
+	if (g != GAP_SPACE || !tok_alpha(p) || p->e - p->s > 12)
+		return;
+	if (len == 2 &&
+	    !(nx == ',' || nx == ';' || nx == ')' || nx == '.' || nx == '\n' || nx == '\r' || t->e == d->n ||
+	      (nx == ' ' && i + 1 < nt && ((d->tok[i + 1].bits & TB_NL) || tok_is(d, i + 1, "and")))))
+		return;
+	if (!tok_in(d, i - 1, hist_words))
 		return;
 	if (len == 4) {
 		mark(d, i, SALUS_PHI_DATE, 0.7f, RULE_YEAR_HIST);
 		return;
 	}
-	if (!(nx == ',' || nx == ';' || nx == ')' || nx == '.' || nx == '\n' || nx == '\r' || t->e == d->n ||
-	      (nx == ' ' && i + 1 < nt && ((d->tok[i + 1].bits & TB_NL) || tok_in(d, i + 1, (const char *const[]){
-						"and", "&", NULL})))))
-		return;
 	/* a history word earlier on the same line (within 12 words) */
 	for (size_t k = i - 1, n = 0; k > 0 && n < 12; n++) {
 		if (d->tok[k].bits & TB_NL)
@@ -2388,11 +2414,7 @@ static void loc_after_prep(struct salus_deid *d, size_t i, size_t nt, bool mixed
 	struct tok *p = &d->tok[i];
 	size_t pl = p->e - p->s;
 	if (pl < 2 || pl > 4 || !tok_alpha(p))
-		return;
-	unsigned char c0 = lowtab[(unsigned char)d->b[p->s]];
-	if ((c0 != 't' && c0 != 'f' && c0 != 'a' && c0 != 'o' && c0 != 'p') ||
-	    !tok_in(d, i, (const char *const[]){"to", "from", "at", "on", "per", NULL}))
-		return;
+		return; /* the caller checked the word: to, from, at, on, per */
 	size_t j = i + 1;
 	struct tok *u = &d->tok[j];
 	if (u->mtype || (u->bits & TB_COVERED) || !tok_alpha(u) || u->s != p->e + 1)
@@ -2932,7 +2954,7 @@ static void rules(struct salus_deid *d)
 
 	/* "admitted to GH", "FROM THE GBMC": a short unknown capital-letter word after at/to/from. */
 	for (size_t i = 0; mixed && i + 1 < nt; i++) {
-		if (!(d->tok[i].kw & KW_ATTOFROM) || !tok_in(d, i, (const char *const[]){"at", "to", "from", NULL}))
+		if (!(d->tok[i].kw & KW_ATTOFROM) || !(prep_word(d, i) & (PW_AT | PW_TO | PW_FROM)))
 			continue;
 		size_t j = i + 1;
 		if (tok_is(d, j, "the") && j + 1 < nt)
@@ -2996,12 +3018,13 @@ static void rules(struct salus_deid *d)
 		const struct tok *t = &d->tok[i];
 		if (i + 1 < nt && d->tok[i + 1].shape == SH_UPPER && d->tok[i + 1].e - d->tok[i + 1].s == 2)
 			loc_city_state(d, i, nt, mixed);
-		if (t->kw & KW_PREP)
-			loc_after_prep(d, i, nt, mixed);
-		if (((t->kw & KW_ATTOFROM) || (t->c0 == 'i' && t->c1 == 'n' && t->e - t->s == 2) ||
-		     (t->c0 == 'n' && t->c1 == 'e' && t->e - t->s == 4)) &&
-		    tok_in(d, i, (const char *const[]){"in", "at", "to", "from", "near", NULL}))
-			loc_prefix_place(d, i, nt, mixed);
+		if (t->e - t->s <= 4) {
+			unsigned pw = prep_word(d, i);
+			if (pw & (PW_TO | PW_FROM | PW_AT | PW_ON | PW_PER))
+				loc_after_prep(d, i, nt, mixed);
+			if (pw & (PW_IN | PW_AT | PW_TO | PW_FROM | PW_NEAR))
+				loc_prefix_place(d, i, nt, mixed);
+		}
 		if (t->kw & KW_AWARE)
 			name_aware(d, i, nt, mixed);
 		if (t->shape == SH_NUM) {
