@@ -2388,6 +2388,18 @@ static void loc_city_state(struct salus_deid *d, size_t i, size_t nt, bool mixed
 		return;
 	size_t first = i + 1 - got;
 	bool prep = first > 0 && tok_in(d, first - 1, loc_preps);
+	/* "88 Quarry Hill Road, Brandonville, VT", "Apt 3B, Brandonville, VT", or the
+	 * street on the line above: a city after a street address, even when the
+	 * state code is also an abbreviation (VT, PA, MD) or the note has no case evidence */
+	if (!prep && first > 1) {
+		enum gap gb = gap_after(d, first - 1);
+		size_t q = first - 1;
+		if (gb == GAP_COMMA || gb == GAP_NL)
+			prep = ((tf(d, q) & DF_STREET) && tok_alpha(&d->tok[q]) &&
+				(d->tok[q - 1].shape == SH_CAP || d->tok[q - 1].shape == SH_UPPER)) ||
+			       (d->tok[q].e - d->tok[q].s <= 5 && gap_after(d, q - 1) == GAP_SPACE &&
+				tok_in(d, q - 1, (const char *const[]){"apt", "apartment", "unit", "suite", "ste", NULL}));
+	}
 	bool ambiguous = (tf(d, i + 1) & (DF_CRED | DF_ABBR | DF_STOP | DF_COMMON)) ||
 			 tok_in(d, i + 1, (const char *const[]){"in", "or", "me", "hi", "ok", "de", "nd", "pa", "md", NULL});
 	if ((ambiguous || !mixed) && !place && !prep)

@@ -427,6 +427,13 @@ static void test_context_rules4(void **state)
 	expect_none("SOFT RESTRAINTS TO UPPER EXTREM. RESPONDS TO PAIN.", "EXTREM");
 	expect_none("Edema in Lower Extremities improved.", "Lower");
 	expect_none("MOVES TO NEW ONSET PAIN.", "ONSET");
+	/* a city after a street address, though the state code is also an abbreviation */
+	expect("Pt eating well.\nHome: 88 Quarry Hill Road, Brandonville, VT\nNo pain.", "Brandonville",
+	       SALUS_PHI_LOCATION);
+	expect("PT STABLE.\nHOME: 9 ELM ROAD, QUELLTON, PA\nNO PAIN.", "QUELLTON", SALUS_PHI_LOCATION);
+	expect("Pt eating well.\nAddress: 12 Orchard St\nBrandonville, VT\nNo pain.", "Brandonville",
+	       SALUS_PHI_LOCATION);
+	expect_none("Rhythm: SR, PVCs, VT\nNo pain.", "PVCs");
 }
 
 int main(void)
