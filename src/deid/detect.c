@@ -1879,6 +1879,25 @@ static bool cont_ok(struct salus_deid *d, size_t i)
 	return true;
 }
 
+/* "nurse jolene", "made with martin quellby": in a note with capitals, is the
+ * lower-case token i after a role or a verb a first name all the same (in the
+ * first-name list, in no English, medical or closed list, not the start of a
+ * medical term)? */
+__attribute__((noinline)) static bool lower_name_ok(struct salus_deid *d, size_t i)
+{
+	if (i >= d->ntok)
+		return false;
+	struct tok *t = &d->tok[i];
+	if (t->shape != SH_LOWER || t->e - t->s < 4 || (t->bits & TB_COVERED) || t->mtype || i == 0 ||
+	    d->tok[i - 1].e - d->tok[i - 1].s < 4)
+		return false; /* not after "RT", "OT", "dr": "RT rad art line" */
+	uint32_t f = tf(d, i);
+	return (f & DF_FIRST) && !(f & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR | DF_STOP | F_FUNC | DF_MONTH |
+					 DF_LABEL | DF_INST | DF_STREET | DF_VERB | DF_LOCVERB | DF_TITLE | DF_REL |
+					 DF_ROLE | DF_CRED | DF_PLACE | DF_STATE)) &&
+	       !med_prefix(d, i);
+}
+
 /* Extend a name from token i to the right over up to `max` more words. */
 static void extend_right(struct salus_deid *d, size_t i, float conf, uint16_t rule, int max)
 {
@@ -2808,7 +2827,11 @@ static void rules(struct salus_deid *d)
 				j++;
 			enum gap g2 = j > i + 1 ? gap_after(d, j - 1) : g;
 			bool gap_ok = g2 == GAP_SPACE || g2 == GAP_COMMA || (g2 == GAP_OTHER && byte_at(d, d->tok[j - 1].e) == ':');
-			if (gap_ok && j < nt && !(tf(d, j) & DF_TITLE) && ctx_name_ok(d, j, 2) &&
+			bool low = mixed && d->tok[j < nt ? j : i].shape == SH_LOWER && gap_ok && lower_name_ok(d, j);
+			if (low) {
+				mark(d, j, SALUS_PHI_NAME, 0.7f, RULE_RELATION);
+				extend_right(d, j, 0.7f, RULE_RELATION, 1);
+			} else if (gap_ok && j < nt && !(tf(d, j) & DF_TITLE) && ctx_name_ok(d, j, 2) &&
 			    !(t->shape == SH_LOWER && mixed && d->tok[j].shape != SH_CAP)) {
 				bool strongrel = f & DF_REL;
 				float c = strongrel ? 0.85f : 0.75f;
@@ -2855,6 +2878,10 @@ static void rules(struct salus_deid *d)
 			    !(j + 1 < nt && gap_after(d, j) == GAP_SPACE && tok_in(d, j + 1, service))) {
 				mark(d, j, SALUS_PHI_NAME, 0.8f, RULE_VERB);
 				extend_right(d, j, 0.8f, RULE_VERB, 2);
+			} else if (mixed && j < nt && gap_after(d, j - 1) == GAP_SPACE && lower_name_ok(d, j) &&
+				   !(j + 1 < nt && gap_after(d, j) == GAP_SPACE && tok_in(d, j + 1, service))) {
+				mark(d, j, SALUS_PHI_NAME, 0.7f, RULE_VERB);
+				extend_right(d, j, 0.7f, RULE_VERB, 1);
 			}
 		}
 		/* Credentials: "Bartholomew Murost, MD" / "Jane Doe RN" */

@@ -434,6 +434,11 @@ static void test_context_rules4(void **state)
 	expect("Pt eating well.\nAddress: 12 Orchard St\nBrandonville, VT\nNo pain.", "Brandonville",
 	       SALUS_PHI_LOCATION);
 	expect_none("Rhythm: SR, PVCs, VT\nNo pain.", "PVCs");
+	/* a lower-case first name after a role or a verb in a note with capitals */
+	expect("Pt stable. Report given to nurse jolene at 7pm.", "jolene", SALUS_PHI_NAME);
+	expect("Pt stable. Daughter called, spoke with wife marguerite re: plan.", "marguerite", SALUS_PHI_NAME);
+	expect_none("PICC patent. RT rad art line placed.", "rad");
+	expect_none("Pt stable. Spoke with wife about plan.", "about");
 }
 
 int main(void)
