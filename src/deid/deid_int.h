@@ -242,7 +242,7 @@ enum deid_pat {
 	X(DICT_NAME, "name.dictionary", "a first name or surname, not a common word") \
 	X(NEIGHBOUR, "name.neighbour", "capitalised word next to a name")           \
 	X(UNKNOWN_CAP, "name.unknown-capitalised", "capitalised, in no English or medical list") \
-	X(REPEAT, "name.repeated", "the same word was found as a name elsewhere in the note") \
+	X(REPEAT, "name.repeated", "the same word was found as a name (or a specific place) elsewhere in the note") \
 	X(LOC_CONTEXT, "location.after-context", "lives in / moved to / from...")   \
 	X(INST, "location.institution", "capitalised words ending in Hospital, Clinic...") \
 	X(CITY_DICT, "location.city-dictionary", "a city name in context")          \

@@ -1957,17 +1957,25 @@ static void extend_left(struct salus_deid *d, size_t i, float conf, uint16_t rul
 	}
 }
 
-static void add_name_hash(struct salus_deid *d, size_t i)
+/* The per-note set of words found as names or places: each slot holds the
+ * word's hash with bit 0 replaced by 1 for a place, 0 for a name. */
+static inline uint64_t name_key(uint64_t h)
+{
+	h &= ~1ull;
+	return h ? h : 2;
+}
+
+static void add_name_hash(struct salus_deid *d, size_t i, bool place)
 {
 	struct tok *t = &d->tok[i];
 	if (t->e - t->s < 3 || d->nnames >= NAMESET / 2)
 		return;
-	uint64_t h = t->h ? t->h : 1;
-	for (size_t k = h & (NAMESET - 1);; k = (k + 1) & (NAMESET - 1)) {
-		if (d->names[k] == h)
+	uint64_t h = name_key(t->h);
+	for (size_t k = (h >> 1) & (NAMESET - 1);; k = (k + 1) & (NAMESET - 1)) {
+		if ((d->names[k] & ~1ull) == h)
 			return;
 		if (!d->names[k]) {
-			d->names[k] = h;
+			d->names[k] = h | place;
 			d->nnames++;
 			d->names_pre[NAME_PRE(t->c0, t->c1) / 64] |= 1ull << (NAME_PRE(t->c0, t->c1) % 64);
 			return;
@@ -3211,12 +3219,21 @@ static void rules(struct salus_deid *d)
 				extend_left(d, i, 0.7f, RULE_NEIGHBOUR, 1);
 		}
 
-	/* The same word elsewhere in the note. */
+	/* The same word elsewhere in the note: names, and places of a specific word
+	 * ("to Quellmoor 4" ... "c/o to quellmoor"), not institution or street words. */
 	for (size_t i = 0; i < nt; i++) {
 		struct tok *t = &d->tok[i];
 		if (t->mtype == SALUS_PHI_NAME + 1 && t->mconf >= 0.7f && t->shape != SH_INIT &&
 		    !(tf(d, i) & (DF_COMMON | DF_STOP | DF_ABBR)))
-			add_name_hash(d, i); /* tf() computed t->h */
+			add_name_hash(d, i, false); /* tf() computed t->h */
+		else if (t->mtype == SALUS_PHI_LOCATION + 1 && t->mconf >= 0.8f &&
+			 /* not unit names and initials in capitals (MICU, GH): a word written as a name,
+			  * or a long one in a note without case evidence */
+			 (t->shape == SH_CAP || (t->shape == SH_UPPER && t->e - t->s >= 7 && !mixed) ||
+			  (t->shape == SH_LOWER && t->e - t->s >= 7 && d->nc == CASE_LOWER)) &&
+			 !(tf(d, i) & (DF_COMMON | DF_VOCAB | DF_STOP | DF_ABBR | DF_MED | DF_INST | DF_STREET | DF_STATE |
+				       F_FUNC)))
+			add_name_hash(d, i, true);
 	}
 	if (d->nnames)
 		for (size_t i = 0; i < nt; i++) {
@@ -3224,13 +3241,13 @@ static void rules(struct salus_deid *d)
 			if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED) ||
 			    !(d->names_pre[NAME_PRE(t->c0, t->c1) / 64] & (1ull << (NAME_PRE(t->c0, t->c1) % 64))))
 				continue;
-			uint64_t h = tok_hash(d, i);
-			h = h ? h : 1;
-			for (size_t k = h & (NAMESET - 1); d->names[k]; k = (k + 1) & (NAMESET - 1))
-				if (d->names[k] == h) {
+			uint64_t h = name_key(tok_hash(d, i));
+			for (size_t k = (h >> 1) & (NAMESET - 1); d->names[k]; k = (k + 1) & (NAMESET - 1))
+				if ((d->names[k] & ~1ull) == h) {
 					uint32_t f = tf(d, i);
 					if (!mixed || t->shape != SH_LOWER || !(f & (DF_VOCAB | DF_COMMON | DF_MED)))
-						mark(d, i, SALUS_PHI_NAME, 0.7f, RULE_REPEAT);
+						mark(d, i, (d->names[k] & 1) ? SALUS_PHI_LOCATION : SALUS_PHI_NAME, 0.7f,
+						     RULE_REPEAT);
 					break;
 				}
 		}

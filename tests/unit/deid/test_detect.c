@@ -439,6 +439,9 @@ static void test_context_rules4(void **state)
 	expect("Pt stable. Daughter called, spoke with wife marguerite re: plan.", "marguerite", SALUS_PHI_NAME);
 	expect_none("PICC patent. RT rad art line placed.", "rad");
 	expect_none("Pt stable. Spoke with wife about plan.", "about");
+	/* a place found once is a place elsewhere in the note, not a unit in capitals */
+	assert_non_null(find("Transferred to Quellmoor 4 at noon. Plan: c/o to quellmoor when stable.",
+			     "quellmoor"));
 }
 
 int main(void)
