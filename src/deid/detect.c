@@ -2312,6 +2312,30 @@ __attribute__((noinline)) static bool name_beside(struct salus_deid *d, size_t i
 	       (tf(d, i + 1) & F_NAME) && !(tf(d, i + 1) & (DF_COMMON | DF_MED));
 }
 
+/* In a note without case evidence: is a dictionary name (not a common word)
+ * or an initial next to token i? */
+__attribute__((noinline)) static bool name_beside_nc(struct salus_deid *d, size_t i)
+{
+	for (int side = 0; side < 2; side++) {
+		size_t k = side ? i + 1 : i - 1;
+		if (side ? i + 1 >= d->ntok : i == 0)
+			continue;
+		enum gap g = gap_after(d, side ? i : i - 1);
+		if (g != GAP_SPACE && g != GAP_COMMA) /* "silvana, adam, christopher" */
+			continue;
+		const struct tok *t = &d->tok[k];
+		if (t->mtype == SALUS_PHI_NAME + 1 ||
+		    (g == GAP_SPACE && t->e - t->s == 1 && tok_alpha(t) && byte_at(d, t->e) == '.'))
+			return true; /* a name, or an initial ("eric g. quell") */
+		if (!tok_alpha(t) || t->e - t->s < 3)
+			continue;
+		uint32_t f = tf(d, k);
+		if ((f & F_NAME) && !(f & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR | DF_STOP | F_FUNC)))
+			return true;
+	}
+	return false;
+}
+
 /* Head nouns of eponyms and devices: the word before them names a thing
  * ("Zoll pacer", "Mallory-Weiss tear", "Bair hugger", "Fick method"), and
  * the head noun itself is not a name. */
@@ -3145,7 +3169,10 @@ static void rules(struct salus_deid *d)
 					mark(d, i, SALUS_PHI_NAME, 0.75f, RULE_DICT_NAME);
 				else if (!(f & DF_VOCAB))
 					mark(d, i, SALUS_PHI_NAME, 0.65f, RULE_DICT_NAME);
-			} else if (len >= 4 && !(f & DF_VOCAB) && (mixed || !(f & DF_PROPER) || (f & DF_FIRST))) {
+			} else if (len >= 4 && !(f & DF_VOCAB) && (mixed || !(f & DF_PROPER) || (f & DF_FIRST)) &&
+				   /* "puls", "dopp", "DELINE": in a note without case evidence a rare name
+				    * that starts a medical term is a short form, unless a name is beside it */
+				   (mixed || len > 6 || !med_prefix(d, i) || name_beside_nc(d, i))) {
 				mark(d, i, SALUS_PHI_NAME, 0.6f, RULE_DICT_NAME);
 			}
 			continue;

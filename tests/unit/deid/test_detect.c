@@ -442,6 +442,10 @@ static void test_context_rules4(void **state)
 	/* a place found once is a place elsewhere in the note, not a unit in capitals */
 	assert_non_null(find("Transferred to Quellmoor 4 at noon. Plan: c/o to quellmoor when stable.",
 			     "quellmoor"));
+	/* a rare name that starts a medical term, in a note without case evidence */
+	expect_none("pulses trace to dopp, dp/pt on right.", "dopp");
+	expect_none("PT GOT AGITATED, PULS AND KICKS.", "PULS");
+	expect("they had 3 kids: dorota, adam, quentin.", "adam", SALUS_PHI_NAME);
 }
 
 int main(void)
