@@ -2927,7 +2927,12 @@ static void rules(struct salus_deid *d)
 		      (tok_in(d, i + 1, eponym_heads) ||
 		       tok_in(d, i + 1, (const char *const[]){"line", "lines", "pressure", "pressures", "cath", NULL})))) {
 			enum gap gb = gap_after(d, i - 1);
-			if ((gb == GAP_COMMA || gb == GAP_SPACE) && cont_ok(d, i - 1) && !(tf(d, i - 1) & DF_CRED)) {
+			/* "SEE PT ADMISSION NOTE", "Right DP, PT": in a mixed note a word in capitals that is
+			 * also an English word or an abbreviation before PT/OT/PA is not a signature */
+			bool caps_word = mixed && (f & DF_ABBR) && d->tok[i - 1].shape == SH_UPPER &&
+					 (tf(d, i - 1) & (DF_COMMON | DF_VOCAB | DF_ABBR | DF_MED));
+			if ((gb == GAP_COMMA || gb == GAP_SPACE) && !caps_word && cont_ok(d, i - 1) &&
+			    !(tf(d, i - 1) & DF_CRED)) {
 				bool strong = gb == GAP_COMMA || t->shape == SH_UPPER;
 				if (strong) {
 					mark(d, i - 1, SALUS_PHI_NAME, 0.85f, RULE_CRED);

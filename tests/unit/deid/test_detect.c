@@ -446,6 +446,9 @@ static void test_context_rules4(void **state)
 	expect_none("pulses trace to dopp, dp/pt on right.", "dopp");
 	expect_none("PT GOT AGITATED, PULS AND KICKS.", "PULS");
 	expect("they had 3 kids: dorota, adam, quentin.", "adam", SALUS_PHI_NAME);
+	/* a word in capitals before PT in a mixed note is not a signature */
+	expect_none("Stable overnight.\n*** SEE PT ADMISSION NOTE", "SEE");
+	expect("Stable overnight.\nMarta Quellfield PT", "Quellfield", SALUS_PHI_NAME);
 }
 
 int main(void)
