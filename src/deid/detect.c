@@ -1352,6 +1352,11 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		if (dd <= 4 && m <= dd && near_after(d, e, 3, (const char *const[]){"cx", "bcx", "bottles", "bottle",
 										       "cultures", "culture", NULL}))
 			return 0;
+		/* ... or after the organism: "gram neg rods in 2/4", "GPC 1/2" */
+		if (dd <= 4 && m <= dd &&
+		    near_word(d, s, s, 3, (const char *const[]){"rods", "cocci", "gpc", "gnr", "gpr", "gnc", "gpcs",
+								 "gnrs", "yeast", "growing", "grew", NULL}))
+			return 0;
 		/* a score out of 10 with its complaint a few words later ("3/10 l back pain") */
 		if (dd == 10 && m <= 10 && !ctx && near_after(d, e, 4, score_near))
 			return 0;

@@ -449,6 +449,9 @@ static void test_context_rules4(void **state)
 	/* a word in capitals before PT in a mixed note is not a signature */
 	expect_none("Stable overnight.\n*** SEE PT ADMISSION NOTE", "SEE");
 	expect("Stable overnight.\nMarta Quellfield PT", "Quellfield", SALUS_PHI_NAME);
+	/* culture bottles after the organism are not dates */
+	expect_none("Micro: gram pos cocci in 1/4 sets so far.", "1/4");
+	expect("Blood cx drawn on 1/4 still pending.", "1/4", SALUS_PHI_DATE);
 }
 
 int main(void)
