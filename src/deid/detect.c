@@ -1996,7 +1996,7 @@ static const char *const place_pfx[] = {"new", "north", "south", "east", "west",
 
 /* Which short preposition token i is, from its length and first letters
  * (no string compares for the common words that share them: the, for, and). */
-enum { PW_TO = 1, PW_AT = 2, PW_FROM = 4, PW_ON = 8, PW_PER = 16, PW_IN = 32, PW_NEAR = 64 };
+enum { PW_TO = 1, PW_AT = 2, PW_FROM = 4, PW_ON = 8, PW_PER = 16, PW_IN = 32, PW_NEAR = 64, PW_OF = 128 };
 static inline unsigned prep_word(const struct salus_deid *d, size_t i)
 {
 	const struct tok *t = &d->tok[i];
@@ -2004,7 +2004,7 @@ static inline unsigned prep_word(const struct salus_deid *d, size_t i)
 	case 2:
 		return t->c0 == 't' ? (t->c1 == 'o' ? PW_TO : 0)
 		     : t->c0 == 'a' ? (t->c1 == 't' ? PW_AT : 0)
-		     : t->c0 == 'o' ? (t->c1 == 'n' ? PW_ON : 0)
+		     : t->c0 == 'o' ? (t->c1 == 'n' ? PW_ON : t->c1 == 'f' ? PW_OF : 0)
 		     : t->c0 == 'i' && t->c1 == 'n' ? PW_IN : 0;
 	case 3:
 		return t->c0 == 'p' && t->c1 == 'e' && lowtab[(unsigned char)d->b[t->s + 2]] == 'r' ? PW_PER : 0;
@@ -2015,6 +2015,44 @@ static inline unsigned prep_word(const struct salus_deid *d, size_t i)
 	default:
 		return 0;
 	}
+}
+
+static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule);
+
+/* "PT IS FROM QUELLMOUTH", "home is in marrowfield", "a resident of X",
+ * "originally from X": where a person is from or lives, in any case (the
+ * place run refuses English, medical and closed-list words).  Token i is
+ * from/in/of. */
+__attribute__((noinline)) static void loc_home(struct salus_deid *d, size_t i, size_t nt, unsigned pw)
+{
+	if (i < 1 || i + 1 >= nt || gap_after(d, i - 1) != GAP_SPACE || gap_after(d, i) != GAP_SPACE)
+		return;
+	const struct tok *p = &d->tok[i - 1];
+	if (p->e - p->s < 2 || p->e - p->s > 10 || !tok_alpha(p))
+		return;
+	bool ok;
+	if (pw == PW_OF)
+		ok = tok_in(d, i - 1, (const char *const[]){"resident", "native", "residents", NULL});
+	else if (pw == PW_FROM)
+		ok = tok_in(d, i - 1, (const char *const[]){"is", "originally", "orig", "hails", "moved", NULL});
+	else /* in */
+		ok = (tok_in(d, i - 1, (const char *const[]){"home", "house", "apartment", "apt", "condo", NULL}) ||
+		      (tok_is(d, i - 1, "is") && i >= 2 && gap_after(d, i - 2) == GAP_SPACE &&
+		       tok_in(d, i - 2, (const char *const[]){"home", "house", "residence", NULL})));
+	if (!ok)
+		return;
+	const struct tok *u = &d->tok[i + 1];
+	if (u->mtype || (u->bits & TB_COVERED) || !tok_alpha(u) || u->e - u->s < 4 || med_prefix(d, i + 1))
+		return;
+	if (d->nc == CASE_MIXED && u->shape != SH_CAP)
+		return;
+	/* without case evidence the place ends its clause ("FROM QUELLMOUTH,"), or a
+	 * second word follows it ("in east marrowfield") */
+	enum gap ga = gap_after(d, i + 1);
+	if (d->nc != CASE_MIXED && !(ga == GAP_COMMA || ga == GAP_DOT || ga == GAP_NL || i + 2 >= nt) &&
+	    !(ga == GAP_SPACE && tok_in(d, i + 1, place_pfx)))
+		return;
+	place_run(d, i + 1, 0.75f, RULE_LOC_CONTEXT);
 }
 
 /* Words that end a place name of several words ("Daytona Beach", "Milford Mill"). */
@@ -3105,6 +3143,8 @@ static void rules(struct salus_deid *d)
 				loc_after_prep(d, i, nt, mixed);
 			if (pw & (PW_IN | PW_AT | PW_TO | PW_FROM | PW_NEAR))
 				loc_prefix_place(d, i, nt, mixed);
+			if (pw & (PW_IN | PW_FROM | PW_OF))
+				loc_home(d, i, nt, pw);
 		}
 		if (t->kw & KW_AWARE)
 			name_aware(d, i, nt, mixed);

@@ -452,6 +452,12 @@ static void test_context_rules4(void **state)
 	/* culture bottles after the organism are not dates */
 	expect_none("Micro: gram pos cocci in 1/4 sets so far.", "1/4");
 	expect("Blood cx drawn on 1/4 still pending.", "1/4", SALUS_PHI_DATE);
+	/* where a person is from or lives, in notes without case evidence */
+	expect("PT IS FROM QUELLMOUTH, LIVES WITH WIFE.", "QUELLMOUTH", SALUS_PHI_LOCATION);
+	expect("pt's home is in marrowfield, 2 hrs away.", "marrowfield", SALUS_PHI_LOCATION);
+	expect("Pt is a resident of Quellmouth, lives alone.", "Quellmouth", SALUS_PHI_LOCATION);
+	expect_none("blood which pt states is from hemroids   gu--foley patent", "hemroids");
+	expect_none("PT IS FROM OSH, STABLE.", "OSH");
 }
 
 int main(void)
