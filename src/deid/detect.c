@@ -1997,7 +1997,7 @@ static const char *const place_pfx[] = {"new", "north", "south", "east", "west",
 /* Which short preposition token i is, from its length and first letters
  * (no string compares for the common words that share them: the, for, and). */
 enum { PW_TO = 1, PW_AT = 2, PW_FROM = 4, PW_ON = 8, PW_PER = 16, PW_IN = 32, PW_NEAR = 64, PW_OF = 128 };
-static inline unsigned prep_word(const struct salus_deid *d, size_t i)
+static inline __attribute__((always_inline)) unsigned prep_word(const struct salus_deid *d, size_t i)
 {
 	const struct tok *t = &d->tok[i];
 	switch (t->e - t->s) {
