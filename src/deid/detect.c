@@ -2572,6 +2572,10 @@ static void name_aware(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 	if (a->e - a->s != 5 || lowtab[(unsigned char)d->b[a->s]] != 'a' || !tok_is(d, i, "aware"))
 		return;
 	size_t k = i - 1;
+	/* "QUELLAN MADE AWARE", "Dr Quill is aware": a verb between the name and "aware" */
+	if (k > 0 && gap_after(d, k) == GAP_SPACE && d->tok[k].e - d->tok[k].s <= 4 &&
+	    tok_in(d, k, (const char *const[]){"made", "is", "was", "now", NULL}))
+		k--;
 	struct tok *t = &d->tok[k];
 	if (d->nc != CASE_UPPER && t->mtype == SALUS_PHI_NAME + 1 && t->shape == SH_LOWER && gap_after(d, k) == GAP_SPACE) {
 		lower_first_name(d, k);
@@ -2946,6 +2950,14 @@ static void rules(struct salus_deid *d)
 			size_t j = i + 1;
 			if (j < nt && (tok_is(d, j, "by") || tok_is(d, j, "with") || tok_is(d, j, "to")))
 				j++;
+			/* "paged H.O. Quellan", "notified MD Quill": a role abbreviation before the name */
+			if (j + 1 < nt && gap_after(d, j - 1) == GAP_SPACE && d->tok[j].shape != SH_LOWER &&
+			    tok_in(d, j, (const char *const[]){"md", "np", "pa", "ho", "rn", "dr", NULL}) &&
+			    gap_after(d, j) == GAP_SPACE && !(tf(d, j + 1) & DF_TITLE))
+				j++;
+			else if (j + 3 < nt && d->tok[j].shape == SH_INIT && tok_is(d, j, "h") && tok_is(d, j + 1, "o") &&
+				 d->b[d->tok[j].e] == '.' && d->tok[j + 1].s == d->tok[j].e + 1 && gap_after(d, j + 1) == GAP_DOT)
+				j += 2;
 			/* "Dr notified. Heparin held": a verb that ends its sentence; "seen by
 			 * Neuro team": a service, not a person */
 			if (j < nt && gap_after(d, j - 1) != GAP_NL && !(j == i + 1 && g == GAP_DOT) &&

@@ -458,6 +458,11 @@ static void test_context_rules4(void **state)
 	expect("Pt is a resident of Quellmouth, lives alone.", "Quellmouth", SALUS_PHI_LOCATION);
 	expect_none("blood which pt states is from hemroids   gu--foley patent", "hemroids");
 	expect_none("PT IS FROM OSH, STABLE.", "OSH");
+	/* a role abbreviation between a verb and the name; a verb before "aware" */
+	expect("Pt stable. Paged H.O. Quellan re: low uo.", "Quellan", SALUS_PHI_NAME);
+	expect("Pt stable. Notified MD Quellan of K 3.1.", "Quellan", SALUS_PHI_NAME);
+	expect("LOW UO. QUELLAN MADE AWARE OF HCT.", "QUELLAN", SALUS_PHI_NAME);
+	expect_none("LOW UO. TEAM MADE AWARE OF HCT.", "TEAM");
 }
 
 int main(void)
