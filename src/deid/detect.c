@@ -2814,6 +2814,29 @@ static void loc_street_name(struct salus_deid *d, size_t i)
 		mark(d, q, SALUS_PHI_LOCATION, 0.75f, RULE_LOC_CONTEXT);
 }
 
+/* "D/W QUELLAN, NP", "d/w Quellan": the person a plan was discussed with.
+ * Token i is "w" (after "d/").  (Tried and dropped: the word before "in to
+ * see" / "here to evaluate" — services come in to see the patient too, and it
+ * cost precision on half b with no recall.) */
+__attribute__((noinline)) static void name_visit(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	const struct tok *t = &d->tok[i];
+	if (t->e - t->s == 1 && i > 0 && i + 1 < nt && t->s >= 2 && d->b[t->s - 1] == '/' && tok_is(d, i - 1, "d") &&
+	    d->tok[i - 1].e == t->s - 1 && gap_after(d, i) == GAP_SPACE) {
+		size_t j = i + 1;
+		uint32_t jf = tf(d, j);
+		/* without case evidence: a name of the lists, or a credential after it ("D/W QUELLAN, NP") */
+		bool cred = j + 1 < nt && (tf(d, j + 1) & DF_CRED) && (gap_after(d, j) == GAP_COMMA ||
+									gap_after(d, j) == GAP_SPACE);
+		if (!d->tok[j].mtype && !(jf & DF_TITLE) && ctx_name_ok(d, j, 1) && !med_prefix(d, j) &&
+		    (mixed ? d->tok[j].shape == SH_CAP : cred || ((jf & F_NAME) && !(jf & (DF_COMMON | DF_VOCAB)))) &&
+		    !(j + 1 < nt && gap_after(d, j) == GAP_SPACE && tok_in(d, j + 1, service))) {
+			mark(d, j, SALUS_PHI_NAME, 0.8f, RULE_VERB);
+			extend_right(d, j, 0.8f, RULE_VERB, 2);
+		}
+	}
+}
+
 static void rules(struct salus_deid *d)
 {
 	size_t nt = d->ntok;
@@ -3171,6 +3194,8 @@ static void rules(struct salus_deid *d)
 			name_signature(d, i, nt, mixed);
 		if (t->s > 0 && d->b[t->s - 1] == '(')
 			name_paren(d, i, nt, mixed);
+		if (t->c0 == 'w' && t->e - t->s == 1)
+			name_visit(d, i, nt, mixed);
 		if (t->kw & KW_UNIV)
 			loc_university(d, i, nt, mixed);
 		if ((t->kw & KW_GENINST) && i > 0 && t->e - t->s <= 8 && (t->shape == SH_CAP || t->shape == SH_UPPER))

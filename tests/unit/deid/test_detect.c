@@ -463,6 +463,10 @@ static void test_context_rules4(void **state)
 	expect("Pt stable. Notified MD Quellan of K 3.1.", "Quellan", SALUS_PHI_NAME);
 	expect("LOW UO. QUELLAN MADE AWARE OF HCT.", "QUELLAN", SALUS_PHI_NAME);
 	expect_none("LOW UO. TEAM MADE AWARE OF HCT.", "TEAM");
+	/* the person a plan was discussed with */
+	expect("Pt stable. D/W Quellan, plan to increase lasix.", "Quellan", SALUS_PHI_NAME);
+	expect("PT STABLE. D/W QUELLAN, NP. PLAN TO INCREASE LASIX.", "QUELLAN", SALUS_PHI_NAME);
+	expect_none("PT STABLE. D/W MICU TEAM, PLAN TO INCREASE LASIX.", "MICU");
 }
 
 int main(void)
