@@ -1037,6 +1037,15 @@ static const char *const units[] = {"ml", "cc", "mg", "mcg", "g", "gm", "kg", "l
 				    "m", "hours", "minutes", "o'clock", "oclock", "mls", "cgy", "rads", NULL};
 static const char *const time_words[] = {"until", "by", "from", "to", "and", "since", "at", "till", "after",
 					 "before", "around", "about", NULL};
+/* Past procedures and diagnoses that a history dates with a bare year
+ * ("s/p CABG 1957", "PMH MI 92, CVA 04"). */
+static const char *const hist_words[] = {
+	"cabg", "mi", "ami", "imi", "nstemi", "stemi", "avr", "mvr", "tvr", "ptca", "pci", "cva", "tia", "stent",
+	"stents", "stented", "surgery", "repair", "replacement", "dx", "dx'd", "diagnosed", "ca", "cancer", "chf",
+	"dvt", "fx", "fracture", "transplant", "angioplasty", "ablation", "pacer", "ppm", "aicd", "icd", "turp",
+	"orif", "thr", "tkr", "tah", "hernia", "lymphoma", "leukemia", "melanoma", "chemo", "xrt", "radiation",
+	"sah", "sdh", "ich", "pe", "pna", "endocarditis", "bypass", "mastectomy", "lumpectomy", "appy", "chole",
+	"hysterectomy", "nephrectomy", "colectomy", "craniotomy", "laminectomy", "thoracotomy", NULL};
 static const char *const date_ctx[] = {"on", "since", "from", "until", "dated", "date", "dob", "thru", "through",
 				       "admitted", "discharged", "seen", "last", "born", "due", "started", "visit",
 				       "surgery", "before", "after", "note", "triage", "birth", "admission",
@@ -1316,7 +1325,9 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		break;
 	}
 	case ACT_PARTIAL: {
-		if (in_number_run(d, s, e) || (s > 0 && b[s - 1] == '-'))
+		/* "RA-10/3" (a line and the day it went in) but not "3-10/3" or "PS-10/5" */
+		bool dash = s > 1 && b[s - 1] == '-';
+		if (in_number_run(d, s, e) || (dash && !is_alpha((unsigned char)b[s - 2])))
 			return 0;
 		size_t sl = s;
 		while (b[sl] != '/')
@@ -1326,6 +1337,13 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		bool ctx = in_list(w, date_ctx);
 		if (in_list(w, score_ctx))
 			return 0;
+		if (dash && near_word(d, s, s, 2, (const char *const[]){"psv", "ps", "peep", "cpap", "bipap", "simv", "imv",
+								       "ac", "vent", "settings", "fio2", NULL}))
+			return 0;
+		/* "extubated 2/2", "s/p CABG 4/4", "POST 3/3 TX": a past event before m/m */
+		size_t wl = strlen(w);
+		bool event = (wl >= 5 && w[wl - 2] == 'e' && w[wl - 1] == 'd') || in_list(w, hist_words) ||
+			     !strcmp(w, "post") || !strcmp(w, "bm");
 		word_after(d, e, w);
 		if (in_list(w, score_ctx) || !strcmp(w, "brisk") || !strcmp(w, "strength") || !strcmp(w, "ns") ||
 		    !strcmp(w, "tab") || !strcmp(w, "tabs"))
@@ -1335,7 +1353,7 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 			     (b[e + 2] == ':' || (is_digit((unsigned char)b[e + 2]) && b[e + 3] == ':'));
 		if (frac && !ctx && !timed)
 			return 0;
-		if (!ctx && m == dd && m <= 5)
+		if (!ctx && !event && m == dd && m <= 5)
 			return 0;
 		static const char *const score_near[] = {"pain", "cp", "discomfort", "ache", "headache", "score",
 							 "rated", "scale", "psv", "ps", "cpap", "bipap", "peep", "pap",
@@ -2166,15 +2184,6 @@ __attribute__((noinline)) static void age_lead(struct salus_deid *d, size_t i, s
 	mark(d, i, SALUS_PHI_AGE, 0.7f, RULE_AGE_LEAD);
 }
 
-/* Past procedures and diagnoses that a history dates with a bare year
- * ("s/p CABG 1957", "PMH MI 92, CVA 04"). */
-static const char *const hist_words[] = {
-	"cabg", "mi", "ami", "imi", "nstemi", "stemi", "avr", "mvr", "tvr", "ptca", "pci", "cva", "tia", "stent",
-	"stents", "stented", "surgery", "repair", "replacement", "dx", "dx'd", "diagnosed", "ca", "cancer", "chf",
-	"dvt", "fx", "fracture", "transplant", "angioplasty", "ablation", "pacer", "ppm", "aicd", "icd", "turp",
-	"orif", "thr", "tkr", "tah", "hernia", "lymphoma", "leukemia", "melanoma", "chemo", "xrt", "radiation",
-	"sah", "sdh", "ich", "pe", "pna", "endocarditis", "bypass", "mastectomy", "lumpectomy", "appy", "chole",
-	"hysterectomy", "nephrectomy", "colectomy", "craniotomy", "laminectomy", "thoracotomy", NULL};
 
 /* Words before a history item that make the number after it a year. */
 static const char *const hist_ctx[] = {"pmh", "pmhx", "hx", "history", "sp", "status", "prior",

@@ -467,6 +467,13 @@ static void test_context_rules4(void **state)
 	expect("Pt stable. D/W Quellan, plan to increase lasix.", "Quellan", SALUS_PHI_NAME);
 	expect("PT STABLE. D/W QUELLAN, NP. PLAN TO INCREASE LASIX.", "QUELLAN", SALUS_PHI_NAME);
 	expect_none("PT STABLE. D/W MICU TEAM, PLAN TO INCREASE LASIX.", "MICU");
+	/* m/m after a past event; a line and the day it went in */
+	expect("Pt was extubated 2/2 and is stable.", "2/2", SALUS_PHI_DATE);
+	expect("HCT 30 POST 3/3 TX. STABLE.", "3/3", SALUS_PHI_DATE);
+	expect("Lines: PIV #20 RA-10/3, stable.", "10/3", SALUS_PHI_DATE);
+	expect_none("Tolerated 1/2 of meal.", "1/2");
+	expect_none("Weaned to PS-10/5 this am.", "10/5");
+	expect_none("Moves 4/4 extremities.", "4/4");
 }
 
 int main(void)
