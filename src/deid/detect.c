@@ -2699,9 +2699,11 @@ static void name_signature(struct salus_deid *d, size_t i, size_t nt, bool mixed
 		enum gap g = gap_after(d, k - 1);
 		if (g != GAP_SPACE && g != GAP_COMMA && g != GAP_DOT)
 			break;
+		/* an initial ("J QUELLAN RN") is part of the signature whatever the lists say of its letter */
+		bool init = u->shape == SH_INIT && words > 0;
 		if (!tok_alpha(u) || (u->bits & TB_COVERED) ||
-		    (uf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_VERB | DF_LOCVERB)) ||
-		    ((uf & (DF_COMMON | DF_MED | DF_VOCAB)) && !((uf & F_NAME) && !(uf & DF_COMMON)))) {
+		    (!init && ((uf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_VERB | DF_LOCVERB)) ||
+			       ((uf & (DF_COMMON | DF_MED | DF_VOCAB)) && !((uf & F_NAME) && !(uf & DF_COMMON)))))) {
 			ok = false;
 			break;
 		}

@@ -474,6 +474,9 @@ static void test_context_rules4(void **state)
 	expect_none("Tolerated 1/2 of meal.", "1/2");
 	expect_none("Weaned to PS-10/5 this am.", "10/5");
 	expect_none("Moves 4/4 extremities.", "4/4");
+	/* an initial in a signature line of a note in capitals */
+	expect("PT STABLE OVERNIGHT.\nJ QUELLAN RN", "J QUELLAN", SALUS_PHI_NAME);
+	expect_none("PT STABLE OVERNIGHT.\nSEE FLOWSHEET RN", "FLOWSHEET");
 }
 
 int main(void)
