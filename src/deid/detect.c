@@ -2124,6 +2124,13 @@ __attribute__((noinline)) static void loc_prefix_place(struct salus_deid *d, siz
 	mark(d, j + 1, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
 }
 
+/* "transferred to the NSICU", "from CVICU": an intensive-care unit in capitals, not a place. */
+static inline bool icu_word(const struct salus_deid *d, const struct tok *t)
+{
+	return t->shape == SH_UPPER && t->e - t->s >= 4 && t->e - t->s <= 8 &&
+	       lowtab[(unsigned char)d->b[t->e - 2]] == 'c' && lowtab[(unsigned char)d->b[t->e - 1]] == 'u';
+}
+
 static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 {
 	/* up to 4 capitalised words ("New Haven", "St. Louis"), allowing "of" inside */
@@ -2157,6 +2164,8 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 			return;
 		if (k == 0 && (f & DF_INST))
 			return; /* "admitted to hospital": no name before the institution word */
+		if (k == 0 && icu_word(d, t))
+			return;
 		mark(d, j, SALUS_PHI_LOCATION, conf, rule);
 		enum gap g = gap_after(d, j);
 		if (g != GAP_SPACE && !(g == GAP_DOT && tok_is(d, j, "st")) && g != GAP_HYPHEN)
@@ -2218,6 +2227,15 @@ __attribute__((noinline)) static void year_history(struct salus_deid *d, size_t 
 	}
 	if (g != GAP_SPACE || !tok_alpha(p) || p->e - p->s > 12)
 		return;
+	/* orientation: "knows it is 2020", "states the year is 1998" */
+	if (len == 4 && i >= 2 && tok_is(d, i - 1, "is") && gap_after(d, i - 2) == GAP_SPACE &&
+	    tok_in(d, i - 2, (const char *const[]){"it", "year", "yr", NULL}) && v >= 1950) {
+		char w[16];
+		word_after(d, t->e, w);
+		if (!in_list(w, units))
+			mark(d, i, SALUS_PHI_DATE, 0.7f, RULE_YEAR_HIST);
+		return;
+	}
 	if (len == 2 &&
 	    !(nx == ',' || nx == ';' || nx == ')' || nx == '.' || nx == '\n' || nx == '\r' || t->e == d->n ||
 	      (nx == ' ' && i + 1 < nt && ((d->tok[i + 1].bits & TB_NL) || tok_is(d, i + 1, "and")))))
@@ -3126,7 +3144,7 @@ static void rules(struct salus_deid *d)
 			j++;
 		struct tok *u = &d->tok[j];
 		size_t len = u->e - u->s;
-		if (u->shape != SH_UPPER || len < 2 || len > 5 || u->mtype || (u->bits & TB_COVERED))
+		if (u->shape != SH_UPPER || len < 2 || len > 5 || u->mtype || (u->bits & TB_COVERED) || icu_word(d, u))
 			continue;
 		uint32_t uf = tf(d, j);
 		if (uf & (DF_ABBR | DF_COMMON | DF_VOCAB | DF_MED | DF_STOP | F_FUNC | DF_STATE | DF_INST | DF_PROPER))

@@ -477,6 +477,11 @@ static void test_context_rules4(void **state)
 	/* an initial in a signature line of a note in capitals */
 	expect("PT STABLE OVERNIGHT.\nJ QUELLAN RN", "J QUELLAN", SALUS_PHI_NAME);
 	expect_none("PT STABLE OVERNIGHT.\nSEE FLOWSHEET RN", "FLOWSHEET");
+	/* the year of an orientation check; intensive-care units are not places */
+	expect("Orientation: knows it is 2020, not sure of month.", "2020", SALUS_PHI_DATE);
+	expect_none("PT STABLE. UO: IT IS 1950 CC POSITIVE.", "1950");
+	expect_none("Pt stable. Pt transferred to the NSICU for care.", "NSICU");
+	expect_none("PT TRANSFERRED FROM CVICU TO 5 WEST.", "CVICU");
 }
 
 int main(void)
