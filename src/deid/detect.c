@@ -2915,7 +2915,9 @@ static void rules(struct salus_deid *d)
 			/* "RE: K 3.2": a letter before a number is a lab value, not an initial */
 			bool value = j + 1 < nt && d->tok[j].shape == SH_INIT && d->tok[j + 1].shape == SH_NUM &&
 				     gap_after(d, j) == GAP_SPACE;
-			if (ctx_name_ok(d, j, 2) && !value && (gap_after(d, j - 1) != GAP_NL || next_line)) {
+			/* "re: mi/meds": a topic of a list, not a name */
+			bool topic = j < nt && byte_at(d, d->tok[j].e) == '/' && d->tok[j].shape != SH_CAP;
+			if (ctx_name_ok(d, j, 2) && !value && !topic && (gap_after(d, j - 1) != GAP_NL || next_line)) {
 				mark(d, j, SALUS_PHI_NAME, 0.9f, RULE_LABEL);
 				extend_right(d, j, 0.85f, RULE_LABEL, 3);
 				/* Last, First */
@@ -3083,7 +3085,11 @@ static void rules(struct salus_deid *d)
 			bool on_drug = j == j0 + 1 && tok_is(d, j0, "on") &&
 				       !tok_in(d, i, (const char *const[]){"lives", "live", "living", "resides", "reside",
 									 "residing", NULL});
-			if (j > j0 && j < nt && !on_drug && !(tf(d, j) & DF_TITLE))
+			/* "clot sent to BB", "sent to lab": specimens are sent to short-named departments */
+			bool specimen = tok_is(d, i, "sent") && j < nt &&
+					tok_in(d, j, (const char *const[]){"bb", "lab", "labs", "path", "micro", "cyto",
+									   "blood", NULL});
+			if (j > j0 && j < nt && !on_drug && !specimen && !(tf(d, j) & DF_TITLE))
 				place_run(d, j, 0.8f, RULE_LOC_CONTEXT);
 		}
 		/* Institutions: Calloway Community Clinic, WASHINGTON ADVENTIST HOSP */

@@ -482,6 +482,10 @@ static void test_context_rules4(void **state)
 	expect_none("PT STABLE. UO: IT IS 1950 CC POSITIVE.", "1950");
 	expect_none("Pt stable. Pt transferred to the NSICU for care.", "NSICU");
 	expect_none("PT TRANSFERRED FROM CVICU TO 5 WEST.", "CVICU");
+	/* specimens sent to the blood bank; the topics after "re:" */
+	expect_none("new clot sent to bb. resp stable.", "bb");
+	expect("r/i for mi she was sent to qh for further eval.", "qh", SALUS_PHI_LOCATION);
+	expect_none("much teaching re: mi/meds. family in.", "mi");
 }
 
 int main(void)
