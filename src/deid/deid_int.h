@@ -242,7 +242,7 @@ enum deid_pat {
 	X(DICT_NAME, "name.dictionary", "a first name or surname, not a common word") \
 	X(NEIGHBOUR, "name.neighbour", "capitalised word next to a name")           \
 	X(UNKNOWN_CAP, "name.unknown-capitalised", "capitalised, in no English or medical list") \
-	X(REPEAT, "name.repeated", "the same word was found as a name elsewhere in the note") \
+	X(REPEAT, "name.repeated", "the same word was found as a name (or a specific place) elsewhere in the note") \
 	X(LOC_CONTEXT, "location.after-context", "lives in / moved to / from...")   \
 	X(INST, "location.institution", "capitalised words ending in Hospital, Clinic...") \
 	X(CITY_DICT, "location.city-dictionary", "a city name in context")          \
@@ -263,7 +263,8 @@ enum deid_pat {
 	X(DATE_DASH, "date.m-d-after-prep", "m-d after on/since/until/from (on 4-12), not a range of a unit") \
 	X(PHONE_CALL, "phone.after-call", "digit groups after call/reach/answering... at/on (call me on 450 0840)") \
 	X(MONTH_PREP, "date.month-after-prep", "a month alone after in/since/until/early/late... (in Sept.)") \
-	X(AGE_LEAD, "age.sentence-start", "90-119 opening a sentence before s/p, h/o, w/, with, who... (93 s/p fall)")
+	X(AGE_LEAD, "age.sentence-start", "90-119 opening a sentence before s/p, h/o, w/, with, who... (93 s/p fall)") \
+	X(YEAR_HIST, "date.year-after-history", "a year after a past procedure or diagnosis (s/p CABG 1957, PMH MI 92)")
 
 enum deid_rule {
 	RULE__FIRST = PAT__COUNT - 1,

@@ -1037,6 +1037,15 @@ static const char *const units[] = {"ml", "cc", "mg", "mcg", "g", "gm", "kg", "l
 				    "m", "hours", "minutes", "o'clock", "oclock", "mls", "cgy", "rads", NULL};
 static const char *const time_words[] = {"until", "by", "from", "to", "and", "since", "at", "till", "after",
 					 "before", "around", "about", NULL};
+/* Past procedures and diagnoses that a history dates with a bare year
+ * ("s/p CABG 1957", "PMH MI 92, CVA 04"). */
+static const char *const hist_words[] = {
+	"cabg", "mi", "ami", "imi", "nstemi", "stemi", "avr", "mvr", "tvr", "ptca", "pci", "cva", "tia", "stent",
+	"stents", "stented", "surgery", "repair", "replacement", "dx", "dx'd", "diagnosed", "ca", "cancer", "chf",
+	"dvt", "fx", "fracture", "transplant", "angioplasty", "ablation", "pacer", "ppm", "aicd", "icd", "turp",
+	"orif", "thr", "tkr", "tah", "hernia", "lymphoma", "leukemia", "melanoma", "chemo", "xrt", "radiation",
+	"sah", "sdh", "ich", "pe", "pna", "endocarditis", "bypass", "mastectomy", "lumpectomy", "appy", "chole",
+	"hysterectomy", "nephrectomy", "colectomy", "craniotomy", "laminectomy", "thoracotomy", NULL};
 static const char *const date_ctx[] = {"on", "since", "from", "until", "dated", "date", "dob", "thru", "through",
 				       "admitted", "discharged", "seen", "last", "born", "due", "started", "visit",
 				       "surgery", "before", "after", "note", "triage", "birth", "admission",
@@ -1316,7 +1325,9 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		break;
 	}
 	case ACT_PARTIAL: {
-		if (in_number_run(d, s, e) || (s > 0 && b[s - 1] == '-'))
+		/* "RA-10/3" (a line and the day it went in) but not "3-10/3" or "PS-10/5" */
+		bool dash = s > 1 && b[s - 1] == '-';
+		if (in_number_run(d, s, e) || (dash && !is_alpha((unsigned char)b[s - 2])))
 			return 0;
 		size_t sl = s;
 		while (b[sl] != '/')
@@ -1326,6 +1337,13 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		bool ctx = in_list(w, date_ctx);
 		if (in_list(w, score_ctx))
 			return 0;
+		if (dash && near_word(d, s, s, 2, (const char *const[]){"psv", "ps", "peep", "cpap", "bipap", "simv", "imv",
+								       "ac", "vent", "settings", "fio2", NULL}))
+			return 0;
+		/* "extubated 2/2", "s/p CABG 4/4", "POST 3/3 TX": a past event before m/m */
+		size_t wl = strlen(w);
+		bool event = (wl >= 5 && w[wl - 2] == 'e' && w[wl - 1] == 'd') || in_list(w, hist_words) ||
+			     !strcmp(w, "post") || !strcmp(w, "bm");
 		word_after(d, e, w);
 		if (in_list(w, score_ctx) || !strcmp(w, "brisk") || !strcmp(w, "strength") || !strcmp(w, "ns") ||
 		    !strcmp(w, "tab") || !strcmp(w, "tabs"))
@@ -1335,7 +1353,7 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 			     (b[e + 2] == ':' || (is_digit((unsigned char)b[e + 2]) && b[e + 3] == ':'));
 		if (frac && !ctx && !timed)
 			return 0;
-		if (!ctx && m == dd && m <= 5)
+		if (!ctx && !event && m == dd && m <= 5)
 			return 0;
 		static const char *const score_near[] = {"pain", "cp", "discomfort", "ache", "headache", "score",
 							 "rated", "scale", "psv", "ps", "cpap", "bipap", "peep", "pap",
@@ -1351,6 +1369,11 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		/* blood culture bottles: "2/4 bl cx", "1/2 bottles" */
 		if (dd <= 4 && m <= dd && near_after(d, e, 3, (const char *const[]){"cx", "bcx", "bottles", "bottle",
 										       "cultures", "culture", NULL}))
+			return 0;
+		/* ... or after the organism: "gram neg rods in 2/4", "GPC 1/2" */
+		if (dd <= 4 && m <= dd &&
+		    near_word(d, s, s, 3, (const char *const[]){"rods", "cocci", "gpc", "gnr", "gpr", "gnc", "gpcs",
+								 "gnrs", "yeast", "growing", "grew", NULL}))
 			return 0;
 		/* a score out of 10 with its complaint a few words later ("3/10 l back pain") */
 		if (dd == 10 && m <= 10 && !ctx && near_after(d, e, 4, score_near))
@@ -1879,6 +1902,25 @@ static bool cont_ok(struct salus_deid *d, size_t i)
 	return true;
 }
 
+/* "nurse jolene", "made with martin quellby": in a note with capitals, is the
+ * lower-case token i after a role or a verb a first name all the same (in the
+ * first-name list, in no English, medical or closed list, not the start of a
+ * medical term)? */
+__attribute__((noinline)) static bool lower_name_ok(struct salus_deid *d, size_t i)
+{
+	if (i >= d->ntok)
+		return false;
+	struct tok *t = &d->tok[i];
+	if (t->shape != SH_LOWER || t->e - t->s < 4 || (t->bits & TB_COVERED) || t->mtype || i == 0 ||
+	    d->tok[i - 1].e - d->tok[i - 1].s < 4)
+		return false; /* not after "RT", "OT", "dr": "RT rad art line" */
+	uint32_t f = tf(d, i);
+	return (f & DF_FIRST) && !(f & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR | DF_STOP | F_FUNC | DF_MONTH |
+					 DF_LABEL | DF_INST | DF_STREET | DF_VERB | DF_LOCVERB | DF_TITLE | DF_REL |
+					 DF_ROLE | DF_CRED | DF_PLACE | DF_STATE)) &&
+	       !med_prefix(d, i);
+}
+
 /* Extend a name from token i to the right over up to `max` more words. */
 static void extend_right(struct salus_deid *d, size_t i, float conf, uint16_t rule, int max)
 {
@@ -1938,17 +1980,25 @@ static void extend_left(struct salus_deid *d, size_t i, float conf, uint16_t rul
 	}
 }
 
-static void add_name_hash(struct salus_deid *d, size_t i)
+/* The per-note set of words found as names or places: each slot holds the
+ * word's hash with bit 0 replaced by 1 for a place, 0 for a name. */
+static inline uint64_t name_key(uint64_t h)
+{
+	h &= ~1ull;
+	return h ? h : 2;
+}
+
+static void add_name_hash(struct salus_deid *d, size_t i, bool place)
 {
 	struct tok *t = &d->tok[i];
 	if (t->e - t->s < 3 || d->nnames >= NAMESET / 2)
 		return;
-	uint64_t h = t->h ? t->h : 1;
-	for (size_t k = h & (NAMESET - 1);; k = (k + 1) & (NAMESET - 1)) {
-		if (d->names[k] == h)
+	uint64_t h = name_key(t->h);
+	for (size_t k = (h >> 1) & (NAMESET - 1);; k = (k + 1) & (NAMESET - 1)) {
+		if ((d->names[k] & ~1ull) == h)
 			return;
 		if (!d->names[k]) {
-			d->names[k] = h;
+			d->names[k] = h | place;
 			d->nnames++;
 			d->names_pre[NAME_PRE(t->c0, t->c1) / 64] |= 1ull << (NAME_PRE(t->c0, t->c1) % 64);
 			return;
@@ -1961,6 +2011,125 @@ static const char *const place_pfx[] = {"new", "north", "south", "east", "west",
 					"northern", "southern", "upper", "lower", "middle", "fort", "ft",
 					"mount", "mt", "port", "san", "santa", "los", "las", "el", "bel",
 					"glen", "saint", "st", "lake", NULL};
+
+/* Which short preposition token i is, from its length and first letters
+ * (no string compares for the common words that share them: the, for, and). */
+enum { PW_TO = 1, PW_AT = 2, PW_FROM = 4, PW_ON = 8, PW_PER = 16, PW_IN = 32, PW_NEAR = 64, PW_OF = 128 };
+static inline __attribute__((always_inline)) unsigned prep_word(const struct salus_deid *d, size_t i)
+{
+	const struct tok *t = &d->tok[i];
+	switch (t->e - t->s) {
+	case 2:
+		return t->c0 == 't' ? (t->c1 == 'o' ? PW_TO : 0)
+		     : t->c0 == 'a' ? (t->c1 == 't' ? PW_AT : 0)
+		     : t->c0 == 'o' ? (t->c1 == 'n' ? PW_ON : t->c1 == 'f' ? PW_OF : 0)
+		     : t->c0 == 'i' && t->c1 == 'n' ? PW_IN : 0;
+	case 3:
+		return t->c0 == 'p' && t->c1 == 'e' && lowtab[(unsigned char)d->b[t->s + 2]] == 'r' ? PW_PER : 0;
+	case 4:
+		if (t->c0 == 'f' && t->c1 == 'r')
+			return tok_is(d, i, "from") ? PW_FROM : 0;
+		return t->c0 == 'n' && t->c1 == 'e' && tok_is(d, i, "near") ? PW_NEAR : 0;
+	default:
+		return 0;
+	}
+}
+
+static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule);
+
+/* "PT IS FROM QUELLMOUTH", "home is in marrowfield", "a resident of X",
+ * "originally from X": where a person is from or lives, in any case (the
+ * place run refuses English, medical and closed-list words).  Token i is
+ * from/in/of. */
+__attribute__((noinline)) static void loc_home(struct salus_deid *d, size_t i, size_t nt, unsigned pw)
+{
+	if (i < 1 || i + 1 >= nt || gap_after(d, i - 1) != GAP_SPACE || gap_after(d, i) != GAP_SPACE)
+		return;
+	const struct tok *p = &d->tok[i - 1];
+	if (p->e - p->s < 2 || p->e - p->s > 10 || !tok_alpha(p))
+		return;
+	bool ok;
+	if (pw == PW_OF)
+		ok = tok_in(d, i - 1, (const char *const[]){"resident", "native", "residents", NULL});
+	else if (pw == PW_FROM)
+		ok = tok_in(d, i - 1, (const char *const[]){"is", "originally", "orig", "hails", "moved", NULL});
+	else /* in */
+		ok = (tok_in(d, i - 1, (const char *const[]){"home", "house", "apartment", "apt", "condo", NULL}) ||
+		      (tok_is(d, i - 1, "is") && i >= 2 && gap_after(d, i - 2) == GAP_SPACE &&
+		       tok_in(d, i - 2, (const char *const[]){"home", "house", "residence", NULL})));
+	if (!ok)
+		return;
+	const struct tok *u = &d->tok[i + 1];
+	if (u->mtype || (u->bits & TB_COVERED) || !tok_alpha(u) || u->e - u->s < 4 || med_prefix(d, i + 1))
+		return;
+	if (d->nc == CASE_MIXED && u->shape != SH_CAP)
+		return;
+	/* without case evidence the place ends its clause ("FROM QUELLMOUTH,"), or a
+	 * second word follows it ("in east marrowfield") */
+	enum gap ga = gap_after(d, i + 1);
+	if (d->nc != CASE_MIXED && !(ga == GAP_COMMA || ga == GAP_DOT || ga == GAP_NL || i + 2 >= nt) &&
+	    !(ga == GAP_SPACE && tok_in(d, i + 1, place_pfx)))
+		return;
+	place_run(d, i + 1, 0.75f, RULE_LOC_CONTEXT);
+}
+
+/* Words that end a place name of several words ("Daytona Beach", "Milford Mill"). */
+static const char *const place_sfx[] = {"beach", "city", "springs", "falls", "park", "heights", "island",
+					"harbor", "harbour", "valley", "river", "hills", "lake", "bay", "point",
+					"shore", "village", "mills", "mill", "creek", "junction", "air", "grove",
+					"ridge", "station", "county", "haven", "landing", "crossing", "corners",
+					"woods", "meadows", "plains", "rapids", "ferry", "cove", "bluffs", NULL};
+
+/* After in/at/to/from/near (and "the"): "in Bel Air", "from Glen Burnie", "FROM
+ * THE EASTERN SHORE" — a place prefix and the word after it written alike (in a
+ * note without case evidence, a place suffix or a word in no English list
+ * after the prefix); "went to Holy Cross", "at Sacred Heart", "to Good
+ * Samaritan" — hospitals named for a saint or a devotion, in any case.
+ * Token i is the preposition. */
+__attribute__((noinline)) static void loc_prefix_place(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	size_t j = i + 1;
+	if (j + 2 < nt && tok_is(d, j, "the") && gap_after(d, j) == GAP_SPACE)
+		j++;
+	if (j + 1 >= nt || gap_after(d, i) != GAP_SPACE)
+		return;
+	struct tok *u = &d->tok[j], *v = &d->tok[j + 1];
+	size_t ul = u->e - u->s;
+	/* cheap shape tests before any look-up: a prefix of 2-7 letters (holy, sacred, good
+	 * in any case; the others capitalised), then a word of 3+ letters */
+	if (ul < 2 || ul > 7 || !tok_alpha(u) || !tok_alpha(v) || ((u->bits | v->bits) & TB_COVERED) || v->e - v->s < 3)
+		return;
+	bool relig = tok_in(d, j, (const char *const[]){"holy", "sacred", NULL}) ||
+		     (tok_is(d, j, "good") && tok_is(d, j + 1, "samaritan"));
+	if (!relig && (u->shape != v->shape || (u->shape != SH_CAP && u->shape != SH_UPPER) ||
+		       (mixed && u->shape != SH_CAP) || !tok_in(d, j, place_pfx)))
+		return;
+	enum gap g = gap_after(d, j);
+	if (g != GAP_SPACE && !(g == GAP_DOT && ul == 2 && tok_in(d, j, (const char *const[]){"st", "mt", "ft", NULL})))
+		return;
+	uint32_t vf = tf(d, j + 1);
+	if (vf & (DF_STOP | F_FUNC | DF_ABBR | DF_LABEL | DF_MONTH | DF_TITLE | DF_REL | DF_ROLE | DF_VERB))
+		return;
+	if (!relig) {
+		bool sfx = tok_in(d, j + 1, place_sfx);
+		if ((vf & (DF_MED | DF_INST)) && !sfx)
+			return;
+		if (mixed ? !sfx && (vf & (DF_COMMON | DF_VOCAB)) &&
+				    tok_in(d, j, (const char *const[]){"lower", "upper", "middle", "new", NULL})
+			  : !sfx && ((vf & (DF_COMMON | DF_VOCAB)) || med_prefix(d, j + 1) ||
+				     tok_in(d, j, (const char *const[]){"lower", "upper", "middle", NULL})))
+			return; /* "TO UPPER EXTREM": a body part */
+	}
+	mark(d, j, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
+	mark(d, j + 1, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
+}
+
+/* "transferred to the NSICU", "from CVICU": an intensive-care unit in capitals, not a place. */
+static inline bool icu_word(const struct salus_deid *d, const struct tok *t)
+{
+	return t->shape == SH_UPPER && t->e - t->s >= 4 && t->e - t->s <= 8 &&
+	       lowtab[(unsigned char)d->b[t->e - 2]] == 'c' && lowtab[(unsigned char)d->b[t->e - 1]] == 'u';
+}
 
 static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 {
@@ -1995,6 +2164,8 @@ static void place_run(struct salus_deid *d, size_t j, float conf, uint16_t rule)
 			return;
 		if (k == 0 && (f & DF_INST))
 			return; /* "admitted to hospital": no name before the institution word */
+		if (k == 0 && icu_word(d, t))
+			return;
 		mark(d, j, SALUS_PHI_LOCATION, conf, rule);
 		enum gap g = gap_after(d, j);
 		if (g != GAP_SPACE && !(g == GAP_DOT && tok_is(d, j, "st")) && g != GAP_HYPHEN)
@@ -2020,6 +2191,73 @@ __attribute__((noinline)) static void age_lead(struct salus_deid *d, size_t i, s
 	if (tok_is(d, i + 1, "w") && !slash)
 		return;
 	mark(d, i, SALUS_PHI_AGE, 0.7f, RULE_AGE_LEAD);
+}
+
+
+/* Words before a history item that make the number after it a year. */
+static const char *const hist_ctx[] = {"pmh", "pmhx", "hx", "history", "sp", "status", "prior",
+				       "previous", "old", "remote", NULL};
+
+/* "s/p CABG 1957", "AVR 2004", "PMH MI 92,": a number after a past procedure
+ * or diagnosis is its year.  Four digits 1900-2029 need the word before to be
+ * such an item (not "at 1957", a time); two digits (40-99, or 0N) also need a
+ * history word earlier on the line and punctuation or a line end after them
+ * ("MI 92," but not "HR 92 SR"). A year after a comma following such a year
+ * continues the list ("CABG 1957, 1971"). */
+__attribute__((noinline)) static void year_history(struct salus_deid *d, size_t i, size_t nt)
+{
+	const struct tok *t = &d->tok[i];
+	size_t len = t->e - t->s;
+	if (t->mtype || (t->bits & (TB_COVERED | TB_NL)) || i == 0)
+		return;
+	unsigned v = num_at(d->b + t->s, len);
+	if (len == 4 ? v < 1900 || v > 2029 : !(v >= 40 || d->b[t->s] == '0'))
+		return;
+	char nx = byte_at(d, t->e);
+	if (nx == '.' && t->e + 1 < d->n && is_digit((unsigned char)d->b[t->e + 1]))
+		return; /* a decimal */
+	if (nx == '/' || nx == '-' || nx == ':' || nx == '%' || nx == '\'' || is_alpha((unsigned char)nx))
+		return;
+	enum gap g = gap_after(d, i - 1);
+	const struct tok *p = &d->tok[i - 1];
+	/* a list of years: "1957, 1971" */
+	if (len == 4 && g == GAP_COMMA && p->shape == SH_NUM && p->mtype == SALUS_PHI_DATE + 1 && p->e - p->s == 4) {
+		mark(d, i, SALUS_PHI_DATE, 0.7f, RULE_YEAR_HIST);
+		return;
+	}
+	if (g != GAP_SPACE || !tok_alpha(p) || p->e - p->s > 12)
+		return;
+	/* orientation: "knows it is 2020", "states the year is 1998" */
+	if (len == 4 && i >= 2 && tok_is(d, i - 1, "is") && gap_after(d, i - 2) == GAP_SPACE &&
+	    tok_in(d, i - 2, (const char *const[]){"it", "year", "yr", NULL}) && v >= 1950) {
+		char w[16];
+		word_after(d, t->e, w);
+		if (!in_list(w, units))
+			mark(d, i, SALUS_PHI_DATE, 0.7f, RULE_YEAR_HIST);
+		return;
+	}
+	if (len == 2 &&
+	    !(nx == ',' || nx == ';' || nx == ')' || nx == '.' || nx == '\n' || nx == '\r' || t->e == d->n ||
+	      (nx == ' ' && i + 1 < nt && ((d->tok[i + 1].bits & TB_NL) || tok_is(d, i + 1, "and")))))
+		return;
+	if (!tok_in(d, i - 1, hist_words))
+		return;
+	if (len == 4) {
+		mark(d, i, SALUS_PHI_DATE, 0.7f, RULE_YEAR_HIST);
+		return;
+	}
+	/* a history word earlier on the same line (within 12 words) */
+	for (size_t k = i - 1, n = 0; k > 0 && n < 12; n++) {
+		if (d->tok[k].bits & TB_NL)
+			return;
+		k--;
+		if (tok_in(d, k, hist_ctx) || (byte_at(d, d->tok[k].e) == '/' && k + 1 < i &&
+					       (tok_is(d, k, "s") || tok_is(d, k, "h")) &&
+					       (tok_is(d, k + 1, "p") || tok_is(d, k + 1, "o")))) {
+			mark(d, i, SALUS_PHI_DATE, 0.65f, RULE_YEAR_HIST);
+			return;
+		}
+	}
 }
 
 /* Date prepositions before a month alone ("in sept.", "since March"). */
@@ -2144,6 +2382,30 @@ __attribute__((noinline)) static bool name_beside(struct salus_deid *d, size_t i
 	       (tf(d, i + 1) & F_NAME) && !(tf(d, i + 1) & (DF_COMMON | DF_MED));
 }
 
+/* In a note without case evidence: is a dictionary name (not a common word)
+ * or an initial next to token i? */
+__attribute__((noinline)) static bool name_beside_nc(struct salus_deid *d, size_t i)
+{
+	for (int side = 0; side < 2; side++) {
+		size_t k = side ? i + 1 : i - 1;
+		if (side ? i + 1 >= d->ntok : i == 0)
+			continue;
+		enum gap g = gap_after(d, side ? i : i - 1);
+		if (g != GAP_SPACE && g != GAP_COMMA) /* "silvana, adam, christopher" */
+			continue;
+		const struct tok *t = &d->tok[k];
+		if (t->mtype == SALUS_PHI_NAME + 1 ||
+		    (g == GAP_SPACE && t->e - t->s == 1 && tok_alpha(t) && byte_at(d, t->e) == '.'))
+			return true; /* a name, or an initial ("eric g. quell") */
+		if (!tok_alpha(t) || t->e - t->s < 3)
+			continue;
+		uint32_t f = tf(d, k);
+		if ((f & F_NAME) && !(f & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR | DF_STOP | F_FUNC)))
+			return true;
+	}
+	return false;
+}
+
 /* Head nouns of eponyms and devices: the word before them names a thing
  * ("Zoll pacer", "Mallory-Weiss tear", "Bair hugger", "Fick method"), and
  * the head noun itself is not a name. */
@@ -2247,6 +2509,18 @@ static void loc_city_state(struct salus_deid *d, size_t i, size_t nt, bool mixed
 		return;
 	size_t first = i + 1 - got;
 	bool prep = first > 0 && tok_in(d, first - 1, loc_preps);
+	/* "88 Quarry Hill Road, Brandonville, VT", "Apt 3B, Brandonville, VT", or the
+	 * street on the line above: a city after a street address, even when the
+	 * state code is also an abbreviation (VT, PA, MD) or the note has no case evidence */
+	if (!prep && first > 1) {
+		enum gap gb = gap_after(d, first - 1);
+		size_t q = first - 1;
+		if (gb == GAP_COMMA || gb == GAP_NL)
+			prep = ((tf(d, q) & DF_STREET) && tok_alpha(&d->tok[q]) &&
+				(d->tok[q - 1].shape == SH_CAP || d->tok[q - 1].shape == SH_UPPER)) ||
+			       (d->tok[q].e - d->tok[q].s <= 5 && gap_after(d, q - 1) == GAP_SPACE &&
+				tok_in(d, q - 1, (const char *const[]){"apt", "apartment", "unit", "suite", "ste", NULL}));
+	}
 	bool ambiguous = (tf(d, i + 1) & (DF_CRED | DF_ABBR | DF_STOP | DF_COMMON)) ||
 			 tok_in(d, i + 1, (const char *const[]){"in", "or", "me", "hi", "ok", "de", "nd", "pa", "md", NULL});
 	if ((ambiguous || !mixed) && !place && !prep)
@@ -2273,11 +2547,7 @@ static void loc_after_prep(struct salus_deid *d, size_t i, size_t nt, bool mixed
 	struct tok *p = &d->tok[i];
 	size_t pl = p->e - p->s;
 	if (pl < 2 || pl > 4 || !tok_alpha(p))
-		return;
-	unsigned char c0 = lowtab[(unsigned char)d->b[p->s]];
-	if ((c0 != 't' && c0 != 'f' && c0 != 'a' && c0 != 'o' && c0 != 'p') ||
-	    !tok_in(d, i, (const char *const[]){"to", "from", "at", "on", "per", NULL}))
-		return;
+		return; /* the caller checked the word: to, from, at, on, per */
 	size_t j = i + 1;
 	struct tok *u = &d->tok[j];
 	if (u->mtype || (u->bits & TB_COVERED) || !tok_alpha(u) || u->s != p->e + 1)
@@ -2329,6 +2599,10 @@ static void name_aware(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 	if (a->e - a->s != 5 || lowtab[(unsigned char)d->b[a->s]] != 'a' || !tok_is(d, i, "aware"))
 		return;
 	size_t k = i - 1;
+	/* "QUELLAN MADE AWARE", "Dr Quill is aware": a verb between the name and "aware" */
+	if (k > 0 && gap_after(d, k) == GAP_SPACE && d->tok[k].e - d->tok[k].s <= 4 &&
+	    tok_in(d, k, (const char *const[]){"made", "is", "was", "now", NULL}))
+		k--;
 	struct tok *t = &d->tok[k];
 	if (d->nc != CASE_UPPER && t->mtype == SALUS_PHI_NAME + 1 && t->shape == SH_LOWER && gap_after(d, k) == GAP_SPACE) {
 		lower_first_name(d, k);
@@ -2443,9 +2717,11 @@ static void name_signature(struct salus_deid *d, size_t i, size_t nt, bool mixed
 		enum gap g = gap_after(d, k - 1);
 		if (g != GAP_SPACE && g != GAP_COMMA && g != GAP_DOT)
 			break;
+		/* an initial ("J QUELLAN RN") is part of the signature whatever the lists say of its letter */
+		bool init = u->shape == SH_INIT && words > 0;
 		if (!tok_alpha(u) || (u->bits & TB_COVERED) ||
-		    (uf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_VERB | DF_LOCVERB)) ||
-		    ((uf & (DF_COMMON | DF_MED | DF_VOCAB)) && !((uf & F_NAME) && !(uf & DF_COMMON)))) {
+		    (!init && ((uf & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_VERB | DF_LOCVERB)) ||
+			       ((uf & (DF_COMMON | DF_MED | DF_VOCAB)) && !((uf & F_NAME) && !(uf & DF_COMMON)))))) {
 			ok = false;
 			break;
 		}
@@ -2567,6 +2843,29 @@ static void loc_street_name(struct salus_deid *d, size_t i)
 		mark(d, q, SALUS_PHI_LOCATION, 0.75f, RULE_LOC_CONTEXT);
 }
 
+/* "D/W QUELLAN, NP", "d/w Quellan": the person a plan was discussed with.
+ * Token i is "w" (after "d/").  (Tried and dropped: the word before "in to
+ * see" / "here to evaluate" — services come in to see the patient too, and it
+ * cost precision on half b with no recall.) */
+__attribute__((noinline)) static void name_visit(struct salus_deid *d, size_t i, size_t nt, bool mixed)
+{
+	const struct tok *t = &d->tok[i];
+	if (t->e - t->s == 1 && i > 0 && i + 1 < nt && t->s >= 2 && d->b[t->s - 1] == '/' && tok_is(d, i - 1, "d") &&
+	    d->tok[i - 1].e == t->s - 1 && gap_after(d, i) == GAP_SPACE) {
+		size_t j = i + 1;
+		uint32_t jf = tf(d, j);
+		/* without case evidence: a name of the lists, or a credential after it ("D/W QUELLAN, NP") */
+		bool cred = j + 1 < nt && (tf(d, j + 1) & DF_CRED) && (gap_after(d, j) == GAP_COMMA ||
+									gap_after(d, j) == GAP_SPACE);
+		if (!d->tok[j].mtype && !(jf & DF_TITLE) && ctx_name_ok(d, j, 1) && !med_prefix(d, j) &&
+		    (mixed ? d->tok[j].shape == SH_CAP : cred || ((jf & F_NAME) && !(jf & (DF_COMMON | DF_VOCAB)))) &&
+		    !(j + 1 < nt && gap_after(d, j) == GAP_SPACE && tok_in(d, j + 1, service))) {
+			mark(d, j, SALUS_PHI_NAME, 0.8f, RULE_VERB);
+			extend_right(d, j, 0.8f, RULE_VERB, 2);
+		}
+	}
+}
+
 static void rules(struct salus_deid *d)
 {
 	size_t nt = d->ntok;
@@ -2616,7 +2915,9 @@ static void rules(struct salus_deid *d)
 			/* "RE: K 3.2": a letter before a number is a lab value, not an initial */
 			bool value = j + 1 < nt && d->tok[j].shape == SH_INIT && d->tok[j + 1].shape == SH_NUM &&
 				     gap_after(d, j) == GAP_SPACE;
-			if (ctx_name_ok(d, j, 2) && !value && (gap_after(d, j - 1) != GAP_NL || next_line)) {
+			/* "re: mi/meds": a topic of a list, not a name */
+			bool topic = j < nt && byte_at(d, d->tok[j].e) == '/' && d->tok[j].shape != SH_CAP;
+			if (ctx_name_ok(d, j, 2) && !value && !topic && (gap_after(d, j - 1) != GAP_NL || next_line)) {
 				mark(d, j, SALUS_PHI_NAME, 0.9f, RULE_LABEL);
 				extend_right(d, j, 0.85f, RULE_LABEL, 3);
 				/* Last, First */
@@ -2659,7 +2960,11 @@ static void rules(struct salus_deid *d)
 				j++;
 			enum gap g2 = j > i + 1 ? gap_after(d, j - 1) : g;
 			bool gap_ok = g2 == GAP_SPACE || g2 == GAP_COMMA || (g2 == GAP_OTHER && byte_at(d, d->tok[j - 1].e) == ':');
-			if (gap_ok && j < nt && !(tf(d, j) & DF_TITLE) && ctx_name_ok(d, j, 2) &&
+			bool low = mixed && d->tok[j < nt ? j : i].shape == SH_LOWER && gap_ok && lower_name_ok(d, j);
+			if (low) {
+				mark(d, j, SALUS_PHI_NAME, 0.7f, RULE_RELATION);
+				extend_right(d, j, 0.7f, RULE_RELATION, 1);
+			} else if (gap_ok && j < nt && !(tf(d, j) & DF_TITLE) && ctx_name_ok(d, j, 2) &&
 			    !(t->shape == SH_LOWER && mixed && d->tok[j].shape != SH_CAP)) {
 				bool strongrel = f & DF_REL;
 				float c = strongrel ? 0.85f : 0.75f;
@@ -2699,6 +3004,14 @@ static void rules(struct salus_deid *d)
 			size_t j = i + 1;
 			if (j < nt && (tok_is(d, j, "by") || tok_is(d, j, "with") || tok_is(d, j, "to")))
 				j++;
+			/* "paged H.O. Quellan", "notified MD Quill": a role abbreviation before the name */
+			if (j + 1 < nt && gap_after(d, j - 1) == GAP_SPACE && d->tok[j].shape != SH_LOWER &&
+			    tok_in(d, j, (const char *const[]){"md", "np", "pa", "ho", "rn", "dr", NULL}) &&
+			    gap_after(d, j) == GAP_SPACE && !(tf(d, j + 1) & DF_TITLE))
+				j++;
+			else if (j + 3 < nt && d->tok[j].shape == SH_INIT && tok_is(d, j, "h") && tok_is(d, j + 1, "o") &&
+				 d->b[d->tok[j].e] == '.' && d->tok[j + 1].s == d->tok[j].e + 1 && gap_after(d, j + 1) == GAP_DOT)
+				j += 2;
 			/* "Dr notified. Heparin held": a verb that ends its sentence; "seen by
 			 * Neuro team": a service, not a person */
 			if (j < nt && gap_after(d, j - 1) != GAP_NL && !(j == i + 1 && g == GAP_DOT) &&
@@ -2706,6 +3019,10 @@ static void rules(struct salus_deid *d)
 			    !(j + 1 < nt && gap_after(d, j) == GAP_SPACE && tok_in(d, j + 1, service))) {
 				mark(d, j, SALUS_PHI_NAME, 0.8f, RULE_VERB);
 				extend_right(d, j, 0.8f, RULE_VERB, 2);
+			} else if (mixed && j < nt && gap_after(d, j - 1) == GAP_SPACE && lower_name_ok(d, j) &&
+				   !(j + 1 < nt && gap_after(d, j) == GAP_SPACE && tok_in(d, j + 1, service))) {
+				mark(d, j, SALUS_PHI_NAME, 0.7f, RULE_VERB);
+				extend_right(d, j, 0.7f, RULE_VERB, 1);
 			}
 		}
 		/* Credentials: "Bartholomew Murost, MD" / "Jane Doe RN" */
@@ -2719,7 +3036,12 @@ static void rules(struct salus_deid *d)
 		      (tok_in(d, i + 1, eponym_heads) ||
 		       tok_in(d, i + 1, (const char *const[]){"line", "lines", "pressure", "pressures", "cath", NULL})))) {
 			enum gap gb = gap_after(d, i - 1);
-			if ((gb == GAP_COMMA || gb == GAP_SPACE) && cont_ok(d, i - 1) && !(tf(d, i - 1) & DF_CRED)) {
+			/* "SEE PT ADMISSION NOTE", "Right DP, PT": in a mixed note a word in capitals that is
+			 * also an English word or an abbreviation before PT/OT/PA is not a signature */
+			bool caps_word = mixed && (f & DF_ABBR) && d->tok[i - 1].shape == SH_UPPER &&
+					 (tf(d, i - 1) & (DF_COMMON | DF_VOCAB | DF_ABBR | DF_MED));
+			if ((gb == GAP_COMMA || gb == GAP_SPACE) && !caps_word && cont_ok(d, i - 1) &&
+			    !(tf(d, i - 1) & DF_CRED)) {
 				bool strong = gb == GAP_COMMA || t->shape == SH_UPPER;
 				if (strong) {
 					mark(d, i - 1, SALUS_PHI_NAME, 0.85f, RULE_CRED);
@@ -2763,7 +3085,11 @@ static void rules(struct salus_deid *d)
 			bool on_drug = j == j0 + 1 && tok_is(d, j0, "on") &&
 				       !tok_in(d, i, (const char *const[]){"lives", "live", "living", "resides", "reside",
 									 "residing", NULL});
-			if (j > j0 && j < nt && !on_drug && !(tf(d, j) & DF_TITLE))
+			/* "clot sent to BB", "sent to lab": specimens are sent to short-named departments */
+			bool specimen = tok_is(d, i, "sent") && j < nt &&
+					tok_in(d, j, (const char *const[]){"bb", "lab", "labs", "path", "micro", "cyto",
+									   "blood", NULL});
+			if (j > j0 && j < nt && !on_drug && !specimen && !(tf(d, j) & DF_TITLE))
 				place_run(d, j, 0.8f, RULE_LOC_CONTEXT);
 		}
 		/* Institutions: Calloway Community Clinic, WASHINGTON ADVENTIST HOSP */
@@ -2817,14 +3143,14 @@ static void rules(struct salus_deid *d)
 
 	/* "admitted to GH", "FROM THE GBMC": a short unknown capital-letter word after at/to/from. */
 	for (size_t i = 0; mixed && i + 1 < nt; i++) {
-		if (!(d->tok[i].kw & KW_ATTOFROM) || !tok_in(d, i, (const char *const[]){"at", "to", "from", NULL}))
+		if (!(d->tok[i].kw & KW_ATTOFROM) || !(prep_word(d, i) & (PW_AT | PW_TO | PW_FROM)))
 			continue;
 		size_t j = i + 1;
 		if (tok_is(d, j, "the") && j + 1 < nt)
 			j++;
 		struct tok *u = &d->tok[j];
 		size_t len = u->e - u->s;
-		if (u->shape != SH_UPPER || len < 2 || len > 5 || u->mtype || (u->bits & TB_COVERED))
+		if (u->shape != SH_UPPER || len < 2 || len > 5 || u->mtype || (u->bits & TB_COVERED) || icu_word(d, u))
 			continue;
 		uint32_t uf = tf(d, j);
 		if (uf & (DF_ABBR | DF_COMMON | DF_VOCAB | DF_MED | DF_STOP | F_FUNC | DF_STATE | DF_INST | DF_PROPER))
@@ -2881,19 +3207,30 @@ static void rules(struct salus_deid *d)
 		const struct tok *t = &d->tok[i];
 		if (i + 1 < nt && d->tok[i + 1].shape == SH_UPPER && d->tok[i + 1].e - d->tok[i + 1].s == 2)
 			loc_city_state(d, i, nt, mixed);
-		if (t->kw & KW_PREP)
-			loc_after_prep(d, i, nt, mixed);
+		if (t->e - t->s <= 4) {
+			unsigned pw = prep_word(d, i);
+			if (pw & (PW_TO | PW_FROM | PW_AT | PW_ON | PW_PER))
+				loc_after_prep(d, i, nt, mixed);
+			if (pw & (PW_IN | PW_AT | PW_TO | PW_FROM | PW_NEAR))
+				loc_prefix_place(d, i, nt, mixed);
+			if (pw & (PW_IN | PW_FROM | PW_OF))
+				loc_home(d, i, nt, pw);
+		}
 		if (t->kw & KW_AWARE)
 			name_aware(d, i, nt, mixed);
 		if (t->shape == SH_NUM) {
 			loc_address(d, i, nt, mixed);
 			if ((t->bits & TB_SENT) && t->e - t->s >= 2 && t->e - t->s <= 3)
 				age_lead(d, i, nt);
+			if ((t->e - t->s == 4 && (d->b[t->s] == '1' || d->b[t->s] == '2')) || t->e - t->s == 2)
+				year_history(d, i, nt);
 		}
 		if (i + 1 == nt || (d->tok[i + 1].bits & TB_NL))
 			name_signature(d, i, nt, mixed);
 		if (t->s > 0 && d->b[t->s - 1] == '(')
 			name_paren(d, i, nt, mixed);
+		if (t->c0 == 'w' && t->e - t->s == 1)
+			name_visit(d, i, nt, mixed);
 		if (t->kw & KW_UNIV)
 			loc_university(d, i, nt, mixed);
 		if ((t->kw & KW_GENINST) && i > 0 && t->e - t->s <= 8 && (t->shape == SH_CAP || t->shape == SH_UPPER))
@@ -2954,7 +3291,10 @@ static void rules(struct salus_deid *d)
 					mark(d, i, SALUS_PHI_NAME, 0.75f, RULE_DICT_NAME);
 				else if (!(f & DF_VOCAB))
 					mark(d, i, SALUS_PHI_NAME, 0.65f, RULE_DICT_NAME);
-			} else if (len >= 4 && !(f & DF_VOCAB) && (mixed || !(f & DF_PROPER) || (f & DF_FIRST))) {
+			} else if (len >= 4 && !(f & DF_VOCAB) && (mixed || !(f & DF_PROPER) || (f & DF_FIRST)) &&
+				   /* "puls", "dopp", "DELINE": in a note without case evidence a rare name
+				    * that starts a medical term is a short form, unless a name is beside it */
+				   (mixed || len > 6 || !med_prefix(d, i) || name_beside_nc(d, i))) {
 				mark(d, i, SALUS_PHI_NAME, 0.6f, RULE_DICT_NAME);
 			}
 			continue;
@@ -2990,10 +3330,6 @@ static void rules(struct salus_deid *d)
 
 	/* Places of several words: "Daytona Beach", "Bel Air", "Middle River",
 	 * "Eastern Shore": a place word next to a place-name suffix or prefix. */
-	static const char *const place_sfx[] = {"beach", "city", "springs", "falls", "park", "heights", "island",
-						"harbor", "harbour", "valley", "river", "hills", "lake", "bay", "point",
-						"shore", "village", "mills", "creek", "junction", "air", "grove", "ridge",
-						"station", "county", NULL};
 	for (size_t i = 0; i < nt; i++) {
 		struct tok *t = &d->tok[i];
 		if (t->mtype != SALUS_PHI_LOCATION + 1)
@@ -3032,12 +3368,21 @@ static void rules(struct salus_deid *d)
 				extend_left(d, i, 0.7f, RULE_NEIGHBOUR, 1);
 		}
 
-	/* The same word elsewhere in the note. */
+	/* The same word elsewhere in the note: names, and places of a specific word
+	 * ("to Quellmoor 4" ... "c/o to quellmoor"), not institution or street words. */
 	for (size_t i = 0; i < nt; i++) {
 		struct tok *t = &d->tok[i];
 		if (t->mtype == SALUS_PHI_NAME + 1 && t->mconf >= 0.7f && t->shape != SH_INIT &&
 		    !(tf(d, i) & (DF_COMMON | DF_STOP | DF_ABBR)))
-			add_name_hash(d, i); /* tf() computed t->h */
+			add_name_hash(d, i, false); /* tf() computed t->h */
+		else if (t->mtype == SALUS_PHI_LOCATION + 1 && t->mconf >= 0.8f &&
+			 /* not unit names and initials in capitals (MICU, GH): a word written as a name,
+			  * or a long one in a note without case evidence */
+			 (t->shape == SH_CAP || (t->shape == SH_UPPER && t->e - t->s >= 7 && !mixed) ||
+			  (t->shape == SH_LOWER && t->e - t->s >= 7 && d->nc == CASE_LOWER)) &&
+			 !(tf(d, i) & (DF_COMMON | DF_VOCAB | DF_STOP | DF_ABBR | DF_MED | DF_INST | DF_STREET | DF_STATE |
+				       F_FUNC)))
+			add_name_hash(d, i, true);
 	}
 	if (d->nnames)
 		for (size_t i = 0; i < nt; i++) {
@@ -3045,13 +3390,13 @@ static void rules(struct salus_deid *d)
 			if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED) ||
 			    !(d->names_pre[NAME_PRE(t->c0, t->c1) / 64] & (1ull << (NAME_PRE(t->c0, t->c1) % 64))))
 				continue;
-			uint64_t h = tok_hash(d, i);
-			h = h ? h : 1;
-			for (size_t k = h & (NAMESET - 1); d->names[k]; k = (k + 1) & (NAMESET - 1))
-				if (d->names[k] == h) {
+			uint64_t h = name_key(tok_hash(d, i));
+			for (size_t k = (h >> 1) & (NAMESET - 1); d->names[k]; k = (k + 1) & (NAMESET - 1))
+				if ((d->names[k] & ~1ull) == h) {
 					uint32_t f = tf(d, i);
 					if (!mixed || t->shape != SH_LOWER || !(f & (DF_VOCAB | DF_COMMON | DF_MED)))
-						mark(d, i, SALUS_PHI_NAME, 0.7f, RULE_REPEAT);
+						mark(d, i, (d->names[k] & 1) ? SALUS_PHI_LOCATION : SALUS_PHI_NAME, 0.7f,
+						     RULE_REPEAT);
 					break;
 				}
 		}

@@ -405,6 +405,89 @@ static void test_context_rules3(void **state)
 	expect_none("On IV Flagyl, Zosyn and Vanco.", "Zosyn");
 }
 
+/* Rules of the 2026-12-07 sixth pass (invented sentences). */
+static void test_context_rules4(void **state)
+{
+	(void)state;
+	/* a bare year after a past procedure or diagnosis */
+	expect("S/P AVR, CABG 1948, 1977. STABLE.", "1948", SALUS_PHI_DATE);
+	expect("Hx: ablation 2011, on coumadin.", "2011", SALUS_PHI_DATE);
+	expect("PMH: HTN, DM, MI 94, CVA 03.", "94", SALUS_PHI_DATE);
+	expect("PMH: HTN, DM, MI 94, CVA 03.", "03", SALUS_PHI_DATE);
+	expect_none("BS 1900 at 1957. HR 92, RR 20.", "1957");
+	expect_none("NSR, HR 92, no ectopy; MI 92 rule out.", "92");
+	expect_none("SBP 98, MAP 70 after fluids.", "98");
+	expect_none("Trop 0.04, s/p MI 1.2 ng.", "1");
+	/* a place prefix and a word after a preposition; hospitals named for a devotion */
+	expect("Wife started a new job in Bel Quarry last month.", "Bel Quarry", SALUS_PHI_LOCATION);
+	expect("FAMILY CAME FROM THE WESTERN SHORE TODAY.", "WESTERN SHORE", SALUS_PHI_LOCATION);
+	expect("PT FOUND AT HOME IN QUELTON MILL BY EMS.", "QUELTON MILL", SALUS_PHI_LOCATION);
+	expect("will transfer back to holy trinity in am", "holy trinity", SALUS_PHI_LOCATION);
+	expect("Went to Sacred Heart with fever.", "Sacred Heart", SALUS_PHI_LOCATION);
+	expect_none("SOFT RESTRAINTS TO UPPER EXTREM. RESPONDS TO PAIN.", "EXTREM");
+	expect_none("Edema in Lower Extremities improved.", "Lower");
+	expect_none("MOVES TO NEW ONSET PAIN.", "ONSET");
+	/* a city after a street address, though the state code is also an abbreviation */
+	expect("Pt eating well.\nHome: 88 Quarry Hill Road, Brandonville, VT\nNo pain.", "Brandonville",
+	       SALUS_PHI_LOCATION);
+	expect("PT STABLE.\nHOME: 9 ELM ROAD, QUELLTON, PA\nNO PAIN.", "QUELLTON", SALUS_PHI_LOCATION);
+	expect("Pt eating well.\nAddress: 12 Orchard St\nBrandonville, VT\nNo pain.", "Brandonville",
+	       SALUS_PHI_LOCATION);
+	expect_none("Rhythm: SR, PVCs, VT\nNo pain.", "PVCs");
+	/* a lower-case first name after a role or a verb in a note with capitals */
+	expect("Pt stable. Report given to nurse jolene at 7pm.", "jolene", SALUS_PHI_NAME);
+	expect("Pt stable. Daughter called, spoke with wife marguerite re: plan.", "marguerite", SALUS_PHI_NAME);
+	expect_none("PICC patent. RT rad art line placed.", "rad");
+	expect_none("Pt stable. Spoke with wife about plan.", "about");
+	/* a place found once is a place elsewhere in the note, not a unit in capitals */
+	assert_non_null(find("Transferred to Quellmoor 4 at noon. Plan: c/o to quellmoor when stable.",
+			     "quellmoor"));
+	/* a rare name that starts a medical term, in a note without case evidence */
+	expect_none("pulses trace to dopp, dp/pt on right.", "dopp");
+	expect_none("PT GOT AGITATED, PULS AND KICKS.", "PULS");
+	expect("they had 3 kids: dorota, adam, quentin.", "adam", SALUS_PHI_NAME);
+	/* a word in capitals before PT in a mixed note is not a signature */
+	expect_none("Stable overnight.\n*** SEE PT ADMISSION NOTE", "SEE");
+	expect("Stable overnight.\nMarta Quellfield PT", "Quellfield", SALUS_PHI_NAME);
+	/* culture bottles after the organism are not dates */
+	expect_none("Micro: gram pos cocci in 1/4 sets so far.", "1/4");
+	expect("Blood cx drawn on 1/4 still pending.", "1/4", SALUS_PHI_DATE);
+	/* where a person is from or lives, in notes without case evidence */
+	expect("PT IS FROM QUELLMOUTH, LIVES WITH WIFE.", "QUELLMOUTH", SALUS_PHI_LOCATION);
+	expect("pt's home is in marrowfield, 2 hrs away.", "marrowfield", SALUS_PHI_LOCATION);
+	expect("Pt is a resident of Quellmouth, lives alone.", "Quellmouth", SALUS_PHI_LOCATION);
+	expect_none("blood which pt states is from hemroids   gu--foley patent", "hemroids");
+	expect_none("PT IS FROM OSH, STABLE.", "OSH");
+	/* a role abbreviation between a verb and the name; a verb before "aware" */
+	expect("Pt stable. Paged H.O. Quellan re: low uo.", "Quellan", SALUS_PHI_NAME);
+	expect("Pt stable. Notified MD Quellan of K 3.1.", "Quellan", SALUS_PHI_NAME);
+	expect("LOW UO. QUELLAN MADE AWARE OF HCT.", "QUELLAN", SALUS_PHI_NAME);
+	expect_none("LOW UO. TEAM MADE AWARE OF HCT.", "TEAM");
+	/* the person a plan was discussed with */
+	expect("Pt stable. D/W Quellan, plan to increase lasix.", "Quellan", SALUS_PHI_NAME);
+	expect("PT STABLE. D/W QUELLAN, NP. PLAN TO INCREASE LASIX.", "QUELLAN", SALUS_PHI_NAME);
+	expect_none("PT STABLE. D/W MICU TEAM, PLAN TO INCREASE LASIX.", "MICU");
+	/* m/m after a past event; a line and the day it went in */
+	expect("Pt was extubated 2/2 and is stable.", "2/2", SALUS_PHI_DATE);
+	expect("HCT 30 POST 3/3 TX. STABLE.", "3/3", SALUS_PHI_DATE);
+	expect("Lines: PIV #20 RA-10/3, stable.", "10/3", SALUS_PHI_DATE);
+	expect_none("Tolerated 1/2 of meal.", "1/2");
+	expect_none("Weaned to PS-10/5 this am.", "10/5");
+	expect_none("Moves 4/4 extremities.", "4/4");
+	/* an initial in a signature line of a note in capitals */
+	expect("PT STABLE OVERNIGHT.\nJ QUELLAN RN", "J QUELLAN", SALUS_PHI_NAME);
+	expect_none("PT STABLE OVERNIGHT.\nSEE FLOWSHEET RN", "FLOWSHEET");
+	/* the year of an orientation check; intensive-care units are not places */
+	expect("Orientation: knows it is 2020, not sure of month.", "2020", SALUS_PHI_DATE);
+	expect_none("PT STABLE. UO: IT IS 1950 CC POSITIVE.", "1950");
+	expect_none("Pt stable. Pt transferred to the NSICU for care.", "NSICU");
+	expect_none("PT TRANSFERRED FROM CVICU TO 5 WEST.", "CVICU");
+	/* specimens sent to the blood bank; the topics after "re:" */
+	expect_none("new clot sent to bb. resp stable.", "bb");
+	expect("r/i for mi she was sent to qh for further eval.", "qh", SALUS_PHI_LOCATION);
+	expect_none("much teaching re: mi/meds. family in.", "mi");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -413,7 +496,7 @@ int main(void)
 		cmocka_unit_test(test_unicode_offsets), cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_clinical_lists),
 		cmocka_unit_test(test_context_rules), cmocka_unit_test(test_context_rules2),
-		cmocka_unit_test(test_context_rules3),
+		cmocka_unit_test(test_context_rules3), cmocka_unit_test(test_context_rules4),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
