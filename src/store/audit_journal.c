@@ -30,6 +30,8 @@
  * JOURNAL_RESET_BYTES), so this holds that and the largest record without growing */
 #define AJ_MAP_MIN ((size_t)8 << 20)
 #define AJ_PAGE 4096 /* the smallest page the kernel writes back on its own */
+#define AJ_AES 0x80000000u /* in a record's length word: sealed with AES-256-GCM (see audit_journal.h) */
+#define AJ_LEN(w) ((w) & ~AJ_AES)
 
 struct aj_key {
 	uint32_t id;
@@ -47,6 +49,9 @@ struct salus_ajournal {
 	size_t nkeys;
 	size_t wk;                    /* index of the write key */
 	unsigned char nonce_base[16]; /* random per opening */
+	/* AES-256-GCM (when the CPU has it): under a key of this opening, BLAKE2b(journal key,
+	 * nonce_base), expanded once; sodium_malloc'd (aligned, guarded) */
+	crypto_aead_aes256gcm_state *aes;
 	unsigned char *buf;           /* one record being built */
 	size_t cap;
 };
@@ -95,6 +100,21 @@ static int derive_keys(struct salus_ajournal *j, const struct salus_page_key *ke
 	return j->wk == SIZE_MAX ? SALUS_EINVALID : SALUS_OK;
 }
 
+/* The AES-256-GCM state of the opening whose 16-byte salt is given, under journal key k: key =
+ * BLAKE2b-256(key k, salt).  Each opening has its own key, and within it a record's nonce is the
+ * salt's last 4 bytes and the increasing sequence number: never reused.  Non-zero: no AES here. */
+static int aes_state(crypto_aead_aes256gcm_state *st, const struct aj_key *k, const unsigned char salt[16])
+{
+	unsigned char key[crypto_aead_aes256gcm_KEYBYTES];
+	int rc;
+	if (!crypto_aead_aes256gcm_is_available())
+		return -1;
+	crypto_generichash(key, sizeof key, salt, 16, k->k, sizeof k->k);
+	rc = crypto_aead_aes256gcm_beforenm(st, key);
+	sodium_memzero(key, sizeof key);
+	return rc;
+}
+
 static int write_all(int fd, const void *p, size_t n, uint64_t off)
 {
 	const unsigned char *c = p;
@@ -117,7 +137,7 @@ static uint64_t scan_end(const unsigned char *p, size_t n)
 {
 	size_t at = SALUS_AJ_HEADER;
 	while (n - at >= AJ_REC_HEAD) {
-		size_t len = get32(p + at);
+		size_t len = AJ_LEN(get32(p + at));
 		if (len < AJ_BODY_HEAD || len > AJ_BODY_MAX || n - at - AJ_REC_HEAD < len + AJ_TAG)
 			break;
 		at += AJ_REC_HEAD + len + AJ_TAG;
@@ -150,6 +170,16 @@ int salus_ajournal_open(const char *path, const struct salus_page_key *keys, siz
 	if ((rc = derive_keys(j, keys, nkeys, write_id)))
 		goto fail;
 	randombytes_buf(j->nonce_base, sizeof j->nonce_base);
+	if (crypto_aead_aes256gcm_is_available()) {
+		if (!(j->aes = sodium_malloc(sizeof *j->aes))) {
+			rc = SALUS_ENOMEM;
+			goto fail;
+		}
+		if (aes_state(j->aes, &j->keys[j->wk], j->nonce_base)) {
+			rc = SALUS_EINTERNAL;
+			goto fail;
+		}
+	}
 	if (fstat(j->fd, &sb)) {
 		rc = SALUS_EIO;
 		goto fail;
@@ -206,6 +236,7 @@ void salus_ajournal_free(struct salus_ajournal *j)
 	if (j->fd >= 0)
 		close(j->fd); /* releases the lock */
 	sodium_free(j->keys);
+	sodium_free(j->aes); /* wipes it */
 	salus_free(j->buf);
 	salus_free(j);
 }
@@ -241,6 +272,10 @@ int salus_ajournal_parse(const struct salus_ajournal *j, const unsigned char *p,
 	size_t at = SALUS_AJ_HEADER, cap = 0;
 	uint64_t prev = 0;
 	int rc = SALUS_OK;
+	/* the AES state of the last (key, opening) an AES record was sealed under */
+	crypto_aead_aes256gcm_state aes;
+	unsigned char aes_salt[16];
+	const struct aj_key *aes_key = NULL;
 
 	if (last)
 		*last = 0;
@@ -248,9 +283,10 @@ int salus_ajournal_parse(const struct salus_ajournal *j, const unsigned char *p,
 		return SALUS_EINVALID;
 	while (n - at >= AJ_REC_HEAD) {
 		const unsigned char *h = p + at;
-		size_t len = get32(h);
+		uint32_t word = get32(h);
+		size_t len = AJ_LEN(word);
 		uint64_t seq = get64(h + 8);
-		if (len == 0)
+		if (word == 0)
 			break; /* the zero tail: no record here yet */
 		if (len < AJ_BODY_HEAD || len > AJ_BODY_MAX) {
 			rc = SALUS_EINTEGRITY;
@@ -279,9 +315,25 @@ int salus_ajournal_parse(const struct salus_ajournal *j, const unsigned char *p,
 			body = nb;
 			cap = len;
 		}
-		if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(body, NULL, h + AJ_REC_HEAD, len,
-									h + AJ_REC_HEAD + len, h, AJ_AD, h + 16,
-									k->k)) {
+		int bad;
+		if (word & AJ_AES) {
+			if (aes_key != k || memcmp(aes_salt, h + 16, sizeof aes_salt)) {
+				if (aes_state(&aes, k, h + 16)) {
+					rc = SALUS_EINTEGRITY; /* sealed with AES on a CPU that had it; this one has not */
+					break;
+				}
+				memcpy(aes_salt, h + 16, sizeof aes_salt);
+				aes_key = k;
+			}
+			bad = crypto_aead_aes256gcm_decrypt_detached_afternm(body, NULL, h + AJ_REC_HEAD, len,
+									   h + AJ_REC_HEAD + len, h, AJ_AD, h + 28,
+									   &aes);
+		} else {
+			bad = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(body, NULL, h + AJ_REC_HEAD, len,
+										  h + AJ_REC_HEAD + len, h, AJ_AD, h + 16,
+										  k->k);
+		}
+		if (bad) {
 			if (torn_tail(p, n, at - AJ_REC_HEAD - len - AJ_TAG, at)) {
 				if (last)
 					*last = prev_last;
@@ -306,6 +358,7 @@ int salus_ajournal_parse(const struct salus_ajournal *j, const unsigned char *p,
 		if ((rc = cb(ctx, &r)))
 			break;
 	}
+	sodium_memzero(&aes, sizeof aes);
 	salus_free(body);
 	return rc;
 }
@@ -356,7 +409,7 @@ int salus_ajournal_append(struct salus_ajournal *j, const struct salus_aj_rec *r
 		j->cap = cap;
 	}
 	b = j->buf;
-	put32(b, (uint32_t)len);
+	put32(b, (uint32_t)len | (j->aes ? AJ_AES : 0));
 	put32(b + 4, k->id);
 	put64(b + 8, r->seq);
 	memcpy(b + 16, j->nonce_base, sizeof j->nonce_base);
@@ -370,8 +423,12 @@ int salus_ajournal_append(struct salus_ajournal *j, const struct salus_aj_rec *r
 		memcpy(body + AJ_BODY_HEAD, r->pre, r->pre_n);
 	if (qn)
 		memcpy(body + AJ_BODY_HEAD + r->pre_n, r->post, qn);
-	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(body, body + len, NULL, body, len, b, AJ_AD, NULL, b + 16,
-							    k->k);
+	if (j->aes) /* ~half the cost of XChaCha20-Poly1305 on a record this size (AES-NI) */
+		crypto_aead_aes256gcm_encrypt_detached_afternm(body, body + len, NULL, body, len, b, AJ_AD, NULL, b + 28,
+							       j->aes);
+	else
+		crypto_aead_xchacha20poly1305_ietf_encrypt_detached(body, body + len, NULL, body, len, b, AJ_AD, NULL,
+								    b + 16, k->k);
 	if (j->map_n - j->off < need && (rc = grow(j, need)))
 		return rc;
 	/* sealed here first, so the page cache never holds the plaintext; the length word last: until
@@ -411,7 +468,7 @@ uint64_t salus_ajournal_last_seq_of(const unsigned char *p, size_t n)
 	if (!p || n < SALUS_AJ_HEADER || memcmp(p, AJ_MAGIC, 8))
 		return 0;
 	while (n - at >= AJ_REC_HEAD) {
-		size_t len = get32(p + at);
+		size_t len = AJ_LEN(get32(p + at));
 		if (len < AJ_BODY_HEAD || len > AJ_BODY_MAX || n - at - AJ_REC_HEAD < len + AJ_TAG)
 			break;
 		last = get64(p + at + 8);
@@ -447,7 +504,7 @@ uint64_t salus_ajournal_last_seq(const char *path)
 			wn = (uint64_t)r;
 		}
 		const unsigned char *h = w + (at - w0);
-		size_t len = get32(h);
+		size_t len = AJ_LEN(get32(h));
 		if (len < AJ_BODY_HEAD || len > AJ_BODY_MAX || size - at - AJ_REC_HEAD < len + AJ_TAG)
 			break;
 		last = get64(h + 8);
@@ -456,6 +513,22 @@ uint64_t salus_ajournal_last_seq(const char *path)
 	salus_free(w);
 	close(fd);
 	return last;
+}
+
+int salus_ajournal_set_aes(struct salus_ajournal *j, bool on)
+{
+	if (!on) {
+		sodium_free(j->aes);
+		j->aes = NULL;
+		return SALUS_OK;
+	}
+	if (j->aes)
+		return SALUS_OK;
+	if (!crypto_aead_aes256gcm_is_available())
+		return SALUS_EINVALID;
+	if (!(j->aes = sodium_malloc(sizeof *j->aes)))
+		return SALUS_ENOMEM;
+	return aes_state(j->aes, &j->keys[j->wk], j->nonce_base) ? SALUS_EINTERNAL : SALUS_OK;
 }
 
 uint64_t salus_ajournal_size(const struct salus_ajournal *j)

@@ -329,6 +329,45 @@ static void test_grows(void **state)
 	assert_int_equal(salus_ajournal_last_seq(f->path), 7);
 }
 
+/* Both seals read back, in one file and across openings (each AES opening has its own key); the
+ * cipher bit is bound as associated data. */
+static void test_both_ciphers(void **state)
+{
+	struct fx *f = *state;
+	struct salus_ajournal *j = NULL;
+	struct seen s = {0};
+	uint64_t last;
+
+	assert_int_equal(salus_ajournal_open(f->path, &k1, 1, 1, &j), 0);
+	assert_int_equal(salus_ajournal_set_aes(j, false), 0);
+	append_n(j, 1, 3); /* XChaCha20-Poly1305 */
+	int aes = salus_ajournal_set_aes(j, true);
+	assert_true(aes == SALUS_OK || aes == SALUS_EINVALID); /* EINVALID: no AES-NI here */
+	append_n(j, 4, 3);
+	salus_ajournal_free(j);
+	assert_int_equal(salus_ajournal_open(f->path, &k1, 1, 1, &j), 0); /* a new opening: new AES key */
+	append_n(j, 7, 2);
+	assert_int_equal(salus_ajournal_replay(j, 0, collect, &s, &last), 0);
+	assert_int_equal(s.n, 8);
+	assert_int_equal(last, 8);
+	assert_string_equal(s.pre[3], "event-4");
+	assert_string_equal(s.pre[7], "event-8");
+	salus_ajournal_free(j);
+	/* the first record's cipher bit (the length word's top bit) flipped: it no longer opens */
+	int fd = open(f->path, O_RDWR);
+	unsigned char c;
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, SALUS_AJ_HEADER + 3), 1);
+	c ^= 0x80;
+	assert_int_equal(pwrite(fd, &c, 1, SALUS_AJ_HEADER + 3), 1);
+	close(fd);
+	assert_int_equal(salus_ajournal_open(f->path, &k1, 1, 1, &j), 0);
+	memset(&s, 0, sizeof s);
+	assert_int_equal(salus_ajournal_replay(j, 0, collect, &s, &last), SALUS_EINTEGRITY);
+	assert_int_equal(s.n, 0);
+	salus_ajournal_free(j);
+}
+
 static void test_sequence_must_increase(void **state)
 {
 	struct fx *f = *state;
@@ -495,6 +534,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_power_loss_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_last_seq_of_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_both_ciphers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sequence_must_increase, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_recovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_own_key, setup, teardown),
