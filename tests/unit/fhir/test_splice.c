@@ -142,8 +142,8 @@ static void t_iter_checked(void **state)
 		"[1,\"two\",{\"x\":[]},true,-0.5e+3,false,null]",
 		"{\"a\\\"b\":1,\"\\u0069d\":2}",
 		"{\"s\":\"[{\\\"\\\\\",\"t\":\"]}\",\"u\":[\"\\\\\",\"\\\"]\"],\"v\":{\"w\":{\"x\":[[],[{}]]}}}",
-		"{\"entry\":[{\"fullUrl\":\"urn:uuid:1\",\"resource\":{\"resourceType\":\"Patient\",\"name\":[{\"given\":"
-		"[\"A\\u00e9\"]}]},\"request\":{\"method\":\"POST\",\"url\":\"Patient\"}}]}",
+		("{\"entry\":[{\"fullUrl\":\"urn:uuid:1\",\"resource\":{\"resourceType\":\"Patient\",\"name\":[{\"given\":"
+		 "[\"A\\u00e9\"]}]},\"request\":{\"method\":\"POST\",\"url\":\"Patient\"}}]}"),
 	};
 	for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
 		char want[4096];
@@ -367,8 +367,8 @@ static void t_copy_checked(void **state)
 {
 	(void)state;
 	static const char *const docs[] = {
-		"{\"resourceType\":\"Observation\",\"subject\":{\"reference\":\"urn:uuid:1\"},\"x\":[\"urn:a\",{\"reference\""
-		":[\"urn:b\",\"Patient/2\"]}]}",
+		("{\"resourceType\":\"Observation\",\"subject\":{\"reference\":\"urn:uuid:1\"},\"x\":[\"urn:a\",{\"reference\""
+		 ":[\"urn:b\",\"Patient/2\"]}]}"),
 		" {\n \"a\" : [ 1 , 2.50 ,\n -0.0e+3 , true , null ] ,\t\"reference\" : \"urn:top\" ,\n\"s\":\" :, {[ \\\" \\\\\" } \n",
 		"{\"name\":[{\"given\":[\"\\u00e9\",\"\\u00e9x\"],\"family\":\"\\\"reference\\\"\"}],\"reference\":\"u\\n\"}",
 		"[\"urn:x\",{\"reference\":\"urn:y\"},[[{\"k\":{\"reference\":\"urn:z\"}}]]]",
