@@ -264,7 +264,8 @@ enum deid_pat {
 	X(PHONE_CALL, "phone.after-call", "digit groups after call/reach/answering... at/on (call me on 450 0840)") \
 	X(MONTH_PREP, "date.month-after-prep", "a month alone after in/since/until/early/late... (in Sept.)") \
 	X(AGE_LEAD, "age.sentence-start", "90-119 opening a sentence before s/p, h/o, w/, with, who... (93 s/p fall)") \
-	X(YEAR_HIST, "date.year-after-history", "a year after a past procedure or diagnosis (s/p CABG 1957, PMH MI 92)")
+	X(YEAR_HIST, "date.year-after-history", "a year after a past procedure or diagnosis (s/p CABG 1957, PMH MI 92)") \
+	X(ADDR_BLOCK, "location.address-block", "house number, street, city and postcode around an Apt/Suite/Unit number")
 
 enum deid_rule {
 	RULE__FIRST = PAT__COUNT - 1,

@@ -2815,6 +2815,103 @@ static size_t line_tokens(const struct salus_deid *d, size_t i)
 	return j - i;
 }
 
+/* The bytes between tokens a and a+1 of an address: blanks, commas, '#', '-'
+ * and dots only, on one line; *dot is set when a dot is among them. */
+static bool addr_gap(const struct salus_deid *d, size_t a, bool *dot)
+{
+	*dot = false;
+	if (d->tok[a + 1].bits & TB_NL)
+		return false;
+	for (size_t q = d->tok[a].e; q < d->tok[a + 1].s; q++) {
+		char c = d->b[q];
+		if (c == '.')
+			*dot = true;
+		else if (c != ' ' && c != '\t' && c != ',' && c != '#' && c != '-')
+			return false;
+	}
+	return true;
+}
+
+/* A word or number that can be part of an address block: a number of up to 6
+ * digits (house, unit or postcode), a short code of letters and digits, a
+ * capitalised word that is not a label, title, verb, month or function word,
+ * or a lower-case particle of a street name ("de", "u.", "rue"). */
+static bool addr_word(struct salus_deid *d, size_t j)
+{
+	const struct tok *u = &d->tok[j];
+	size_t len = u->e - u->s;
+	if (u->shape == SH_NUM)
+		return len <= 6;
+	if (u->shape == SH_MIX)
+		return len <= 6 && is_digit((unsigned char)d->b[u->s]);
+	if (u->shape == SH_CAP || u->shape == SH_UPPER) {
+		uint32_t f = tf(d, j);
+		return !(f & (DF_LABEL | DF_TITLE | DF_VERB | DF_LOCVERB | DF_MONTH | DF_CRED | DF_REL | DF_ROLE)) &&
+		       !((f & DF_STOP) && !(f & (DF_PLACE | DF_STATE)));
+	}
+	if (u->shape == SH_LOWER)
+		return tok_in(d, j, (const char *const[]){"de", "la", "du", "van", "der", "von", "del", "di", "da",
+							  "do", "dos", "das", "le", "rue", "u", "ul", "str", "via", NULL});
+	return false;
+}
+
+/* "William Hughes  20789 Allika 46  Suite 501  Riisa   Estonia 62488",
+ * "9554 62 Rue Gafsa Apt. 981 Toronto , ON  82269": an Apt / Suite / Unit
+ * number (the location.apartment pattern, or "Unit 4") inside a run of
+ * numbers and capitalised words on one line is an address block: from the
+ * first number of the run before it (the house number; the street between)
+ * to the end of the run after it (city, country, postcode).  Mixed-case
+ * notes only; a state code alone is not PHI and stays unmarked. */
+static void loc_addr_block(struct salus_deid *d, size_t i, size_t nt)
+{
+	if (i < 2 || i + 1 >= nt)
+		return;
+	const struct tok *n = &d->tok[i + 1];
+	bool dot;
+	if ((n->shape != SH_NUM && n->shape != SH_MIX) || n->e - n->s > 6 || !addr_gap(d, i, &dot) ||
+	    !tok_in(d, i, (const char *const[]){"apt", "apartment", "suite", "ste", "unit", "flat", NULL}))
+		return;
+	/* left: the street and the house number */
+	size_t start = i, alpha = 0, seen_alpha = 0;
+	for (size_t j = i; j > 0 && i - j < 6; j--) {
+		if (!addr_gap(d, j - 1, &dot) || !addr_word(d, j - 1))
+			break;
+		const struct tok *u = &d->tok[j - 1];
+		if (dot && u->shape == SH_NUM)
+			break; /* "... 12. Suite": a sentence ended */
+		if (tok_alpha(u)) {
+			uint32_t f = tf(d, j - 1);
+			if (!(f & (DF_MED | DF_ABBR)) || (f & (DF_PLACE | DF_STATE | DF_STREET)))
+				seen_alpha++;
+		} else if (is_digit((unsigned char)d->b[u->s])) {
+			start = j - 1;
+			alpha = seen_alpha;
+		}
+		if (u->bits & TB_SENT)
+			break;
+	}
+	if (start == i || alpha == 0)
+		return;
+	/* right: city, region, country, postcode */
+	size_t end = i + 1;
+	for (size_t j = i + 2; j < nt && j < i + 10; j++) {
+		/* "Toronto , ON 82269": a two-letter region code after a comma */
+		bool region = d->tok[j].shape == SH_UPPER && d->tok[j].e - d->tok[j].s == 2 &&
+			      gap_after(d, j - 1) == GAP_COMMA;
+		if (!addr_gap(d, j - 1, &dot) || !(region || addr_word(d, j)))
+			break;
+		const struct tok *p = &d->tok[j - 1];
+		if (dot && !(tok_alpha(p) && p->e - p->s <= 3))
+			break; /* a sentence ends (not after "St." or "u.") */
+		if (d->tok[j].shape == SH_LOWER)
+			break;
+		end = j;
+	}
+	for (size_t q = start; q <= end; q++)
+		if (!(d->tok[q].shape == SH_UPPER && d->tok[q].e - d->tok[q].s == 2 && state_code(d->b + d->tok[q].s)))
+			mark(d, q, SALUS_PHI_LOCATION, 0.8f, RULE_ADDR_BLOCK);
+}
+
 /* "a condo on Marigold Crescent", "the corner of Pell Avenue": capitalised
  * words and a street word spelled out, after a place preposition (no house
  * number, so the street pattern did not see it).  Mixed-case notes only. */
@@ -3235,8 +3332,11 @@ static void rules(struct salus_deid *d)
 			loc_university(d, i, nt, mixed);
 		if ((t->kw & KW_GENINST) && i > 0 && t->e - t->s <= 8 && (t->shape == SH_CAP || t->shape == SH_UPPER))
 			loc_generic_inst(d, i);
-		if (mixed && t->shape == SH_CAP && t->e - t->s >= 3)
+		if (mixed && t->shape == SH_CAP && t->e - t->s >= 3) {
 			loc_street_name(d, i);
+			if (t->e - t->s <= 9 && (t->c0 == 'a' || t->c0 == 's' || t->c0 == 'u' || t->c0 == 'f'))
+				loc_addr_block(d, i, nt);
+		}
 	}
 
 	/* Dictionary and capitalisation. */
