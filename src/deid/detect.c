@@ -2815,17 +2815,18 @@ static size_t line_tokens(const struct salus_deid *d, size_t i)
 	return j - i;
 }
 
-/* The bytes between tokens a and a+1 of an address: blanks, commas, '#', '-'
- * and dots only, on one line; *dot is set when a dot is among them. */
-static bool addr_gap(const struct salus_deid *d, size_t a, bool *dot)
+/* The bytes between tokens a and a+1 of an address: blanks, commas, '#', '-',
+ * dots and line breaks only; *dot is set when a dot is among them, *nl when a
+ * line break is. */
+static bool addr_gap(const struct salus_deid *d, size_t a, bool *dot, bool *nl)
 {
-	*dot = false;
-	if (d->tok[a + 1].bits & TB_NL)
-		return false;
+	*dot = *nl = false;
 	for (size_t q = d->tok[a].e; q < d->tok[a + 1].s; q++) {
 		char c = d->b[q];
 		if (c == '.')
 			*dot = true;
+		else if (c == '\n' || c == '\r')
+			*nl = true;
 		else if (c != ' ' && c != '\t' && c != ',' && c != '#' && c != '-')
 			return false;
 	}
@@ -2855,30 +2856,35 @@ static bool addr_word(struct salus_deid *d, size_t j)
 	return false;
 }
 
-/* "William Hughes  20789 Allika 46  Suite 501  Riisa   Estonia 62488",
+/* "William Hughes\n\n20789 Allika 46\n Suite 501\n Riisa\n\n Estonia 62488",
  * "9554 62 Rue Gafsa Apt. 981 Toronto , ON  82269": an Apt / Suite / Unit
  * number (the location.apartment pattern, or "Unit 4") inside a run of
- * numbers and capitalised words on one line is an address block: from the
- * first number of the run before it (the house number; the street between)
- * to the end of the run after it (city, country, postcode).  Mixed-case
- * notes only; a state code alone is not PHI and stays unmarked. */
+ * numbers and capitalised words is an address block: from the first number
+ * of the run before it (the house number; the street between; this line or
+ * the one above) to the end of the run after it (city, region, country,
+ * postcode; up to three more lines of an address block, a line that is
+ * not all address words ends it).  Mixed-case notes only; a US state code
+ * alone is not PHI and stays unmarked. */
 static void loc_addr_block(struct salus_deid *d, size_t i, size_t nt)
 {
 	if (i < 2 || i + 1 >= nt)
 		return;
 	const struct tok *n = &d->tok[i + 1];
-	bool dot;
-	if ((n->shape != SH_NUM && n->shape != SH_MIX) || n->e - n->s > 6 || !addr_gap(d, i, &dot) ||
+	bool dot, nl;
+	if ((n->shape != SH_NUM && n->shape != SH_MIX) || n->e - n->s > 6 || !addr_gap(d, i, &dot, &nl) || nl ||
 	    !tok_in(d, i, (const char *const[]){"apt", "apartment", "suite", "ste", "unit", "flat", NULL}))
 		return;
 	/* left: the street and the house number */
 	size_t start = i, alpha = 0, seen_alpha = 0;
+	unsigned lines = 0;
 	for (size_t j = i; j > 0 && i - j < 6; j--) {
-		if (!addr_gap(d, j - 1, &dot) || !addr_word(d, j - 1))
+		if (!addr_gap(d, j - 1, &dot, &nl) || !addr_word(d, j - 1) || (nl && ++lines > 1))
 			break;
 		const struct tok *u = &d->tok[j - 1];
 		if (dot && u->shape == SH_NUM)
 			break; /* "... 12. Suite": a sentence ended */
+		if (byte_at(d, u->e) == ':')
+			break;
 		if (tok_alpha(u)) {
 			uint32_t f = tf(d, j - 1);
 			if (!(f & (DF_MED | DF_ABBR)) || (f & (DF_PLACE | DF_STATE | DF_STREET)))
@@ -2887,24 +2893,33 @@ static void loc_addr_block(struct salus_deid *d, size_t i, size_t nt)
 			start = j - 1;
 			alpha = seen_alpha;
 		}
-		if (u->bits & TB_SENT)
+		if ((u->bits & TB_SENT) && !nl)
 			break;
 	}
 	if (start == i || alpha == 0)
 		return;
 	/* right: city, region, country, postcode */
-	size_t end = i + 1;
-	for (size_t j = i + 2; j < nt && j < i + 10; j++) {
+	size_t end = i + 1, line_end = i + 1;
+	lines = 0;
+	for (size_t j = i + 2; j < nt && j < i + 12; j++) {
 		/* "Toronto , ON 82269": a two-letter region code after a comma */
 		bool region = d->tok[j].shape == SH_UPPER && d->tok[j].e - d->tok[j].s == 2 &&
-			      gap_after(d, j - 1) == GAP_COMMA;
-		if (!addr_gap(d, j - 1, &dot) || !(region || addr_word(d, j)))
-			break;
+			      memchr(d->b + d->tok[j - 1].e, ',', d->tok[j].s - d->tok[j - 1].e);
+		bool ok = addr_gap(d, j - 1, &dot, &nl) && (region || addr_word(d, j)) && byte_at(d, d->tok[j].e) != ':';
+		if (ok && nl) {
+			if (++lines > 3)
+				break;
+			line_end = end; /* the lines so far are whole */
+		}
 		const struct tok *p = &d->tok[j - 1];
-		if (dot && !(tok_alpha(p) && p->e - p->s <= 3))
-			break; /* a sentence ends (not after "St." or "u.") */
-		if (d->tok[j].shape == SH_LOWER)
+		if (ok && dot && !nl && !(tok_alpha(p) && p->e - p->s <= 3))
+			ok = false; /* a sentence ends (not after "St." or "u.") */
+		if (!ok || d->tok[j].shape == SH_LOWER) {
+			/* a line of the block that is not all address words: not taken */
+			if (lines && j < nt && !(d->tok[j].bits & TB_NL))
+				end = line_end;
 			break;
+		}
 		end = j;
 	}
 	for (size_t q = start; q <= end; q++)
