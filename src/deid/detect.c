@@ -2827,7 +2827,9 @@ static bool addr_gap(const struct salus_deid *d, size_t a, bool *dot, bool *nl)
 			*dot = true;
 		else if (c == '\n' || c == '\r')
 			*nl = true;
-		else if (c != ' ' && c != '\t' && c != ',' && c != '#' && c != '-')
+		else if (c != ' ' && c != '\t' && c != ',' && c != '#' && c != '-' &&
+			 /* the marks of a quoted or bulleted line ("> ", "* ") */
+			 !(*nl && (c == '>' || c == '|' || c == '*' || c == '?')))
 			return false;
 	}
 	return true;
@@ -2896,7 +2898,10 @@ static void loc_addr_block(struct salus_deid *d, size_t i, size_t nt)
 		if ((u->bits & TB_SENT) && !nl)
 			break;
 	}
-	if (start == i || alpha == 0)
+	/* "Apt. 117 5720 Skoanveien 226": without a house number before it the
+	 * block starts at the apartment (not "Unit 4": a ward) */
+	bool after = start == i;
+	if ((after && tok_is(d, i, "unit")) || (!after && alpha == 0))
 		return;
 	/* right: city, region, country, postcode */
 	size_t end = i + 1, line_end = i + 1;
@@ -2921,6 +2926,15 @@ static void loc_addr_block(struct salus_deid *d, size_t i, size_t nt)
 			break;
 		}
 		end = j;
+	}
+	if (after) { /* a street after it: a number and a word written as a name */
+		size_t nums = 0, caps = 0;
+		for (size_t q = i + 2; q <= end; q++) {
+			nums += d->tok[q].shape == SH_NUM;
+			caps += d->tok[q].shape == SH_CAP;
+		}
+		if (!nums || !caps)
+			return;
 	}
 	for (size_t q = start; q <= end; q++)
 		if (!(d->tok[q].shape == SH_UPPER && d->tok[q].e - d->tok[q].s == 2 && state_code(d->b + d->tok[q].s)))
