@@ -2888,8 +2888,11 @@ static void loc_addr_block(struct salus_deid *d, size_t i, size_t nt)
 		if (byte_at(d, u->e) == ':')
 			break;
 		if (tok_alpha(u)) {
+			/* the street: a word written as a name, not an English, medical or
+			 * clinical word unless a place or street word ("Gave 2 Units PRBC, Unit 2") */
 			uint32_t f = tf(d, j - 1);
-			if (!(f & (DF_MED | DF_ABBR)) || (f & (DF_PLACE | DF_STATE | DF_STREET)))
+			if (u->shape == SH_CAP && u->e - u->s >= 3 &&
+			    (!(f & (DF_MED | DF_ABBR | DF_COMMON)) || (f & (DF_PLACE | DF_STATE | DF_STREET))))
 				seen_alpha++;
 		} else if (is_digit((unsigned char)d->b[u->s])) {
 			start = j - 1;

@@ -488,6 +488,35 @@ static void test_context_rules4(void **state)
 	expect_none("much teaching re: mi/meds. family in.", "mi");
 }
 
+static void test_address_blocks(void **state)
+{
+	(void)state;
+	/* a house number, the street, the apartment, then city, country and postcode */
+	const char *block = "Quenna Marlowe\n\n41207 Brellingkatu 17\n Suite 208\n Varrosund\n\n Quelland 59713";
+	expect(block, "41207 Brellingkatu 17", SALUS_PHI_LOCATION);
+	expect(block, "Varrosund", SALUS_PHI_LOCATION);
+	expect(block, "59713", SALUS_PHI_LOCATION);
+	const char *one = "Send it to 8812 14 Rue Quellard Apt. 417 Marrowby , QX  60425 please.";
+	expect(one, "8812 14 Rue Quellard", SALUS_PHI_LOCATION);
+	expect(one, "Marrowby", SALUS_PHI_LOCATION);
+	expect(one, "60425", SALUS_PHI_LOCATION);
+	/* quoted lines; the apartment before the street */
+	const char *quoted = "> Quenna Marlowe\n> 3319 Vellagata 52\n> Apt. 120\n> QUELLSTAD\n> Norland 44120";
+	expect(quoted, "3319 Vellagata 52", SALUS_PHI_LOCATION);
+	expect(quoted, "QUELLSTAD", SALUS_PHI_LOCATION);
+	expect("Dr. Quenna Marlowe Apt. 117 6620 Brellveien 31\nQUELLSTAD", "6620 Brellveien 31", SALUS_PHI_LOCATION);
+	/* a line that is not all address words ends the block; a label ends it */
+	const char *tail = "9120 Quellweg 4 Apt. 12, Marrowby\nPlease call me soon.";
+	expect(tail, "Marrowby", SALUS_PHI_LOCATION);
+	expect_none(tail, "Please");
+	expect_none("7741 Brellingkatu 9 Suite 30, Marrowby\nMobile: 555", "Mobile");
+	/* military addresses over a line break */
+	expect("Mail it to PSC 4417, Box 2290\nAPO AE 09112 today.", "APO AE 09112", SALUS_PHI_LOCATION);
+	/* a ward is not an apartment; a unit number without a house number and street */
+	expect_none("Pt transferred to Unit 4 Bed 12 at noon.", "Bed");
+	expect_none("Gave 2 Units PRBC, Unit 2 hung at 1400.", "PRBC");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -497,6 +526,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_clinical_lists),
 		cmocka_unit_test(test_context_rules), cmocka_unit_test(test_context_rules2),
 		cmocka_unit_test(test_context_rules3), cmocka_unit_test(test_context_rules4),
+		cmocka_unit_test(test_address_blocks),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
