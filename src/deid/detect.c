@@ -2471,7 +2471,9 @@ static bool drug_list(struct salus_deid *d, size_t i)
 				break;
 			uint32_t f = tf(d, j);
 			/* not a function word ("in Blorvik, at the..."): hunspell-en-med lists some */
-			if ((f & (DF_MED | DF_MEDPROP | DF_ABBR)) && !(f & (F_NAME | DF_STOP)) && tok_alpha(&d->tok[j]))
+			/* "supportive to pt, John.": the patient in lower case is no lab test (PT, INR) */
+			if ((f & (DF_MED | DF_MEDPROP | DF_ABBR)) && !(f & (F_NAME | DF_STOP)) && tok_alpha(&d->tok[j]) &&
+			    !(d->tok[j].shape == SH_LOWER && tok_is(d, j, "pt")))
 				return true;
 			break;
 		}
@@ -3413,6 +3415,21 @@ static void rules(struct salus_deid *d)
 		    i > 0 && (tok_in(d, i - 1, (const char *const[]){"in", "from", "to", "at", "near", NULL}) ||
 			      byte_at(d, t->s - 2) == '@' || byte_at(d, t->s - 1) == '@')) {
 			mark(d, i, SALUS_PHI_LOCATION, 0.65f, RULE_CITY_DICT);
+			continue;
+		}
+		/* "supportive to pt, John.", "in Lochearn.", "his business Genentech": in a
+		 * note written in lower case (sentence starts too) a capitalised word inside
+		 * a sentence is a proper noun, though it is also an English word ("Baker") */
+		if (d->nc == CASE_LOWER && t->shape == SH_CAP && !(t->bits & TB_SENT) && len >= 3 &&
+		    !(f & (DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | DF_MONTH | DF_TITLE | DF_CRED | DF_LABEL |
+			   DF_LOCLABEL | DF_STATE | DF_INST | DF_STREET | DF_REL | DF_ROLE | DF_VERB | F_FUNC)) &&
+		    /* "Chest PT": a common word that is no name, capitalised as the start of a term */
+		    !((f & DF_COMMON) && !(f & F_NAME)) &&
+		    !medical_suffix(d, t) && !drug_list(d, i) && !(i > 0 && tok_in(d, i - 1, drug_ctx)) &&
+		    !tok_in(d, i, (const char *const[]){"monday", "tuesday", "wednesday", "thursday", "friday",
+							"saturday", "sunday", "english", "spanish", NULL})) {
+			bool place = i > 0 && tok_in(d, i - 1, loc_preps);
+			mark(d, i, place ? SALUS_PHI_LOCATION : SALUS_PHI_NAME, 0.6f, place ? RULE_CITY_DICT : RULE_UNKNOWN_CAP);
 			continue;
 		}
 		if (nd && !word && len >= 2) {

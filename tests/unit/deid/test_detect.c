@@ -517,6 +517,20 @@ static void test_address_blocks(void **state)
 	expect_none("Gave 2 Units PRBC, Unit 2 hung at 1400.", "PRBC");
 }
 
+static void test_lower_case_notes(void **state)
+{
+	(void)state;
+	/* in a note written in lower case a capitalised word inside a sentence is a proper noun */
+	const char *note = "pt resting comfortably overnight, vs stable. wife came in from Marrowby today, "
+			   "supportive to pt, Quellan. works for Brellcorp. did Chest PT with good effect, "
+			   "on Lasix iv. family aware of plan.";
+	expect(note, "Marrowby", SALUS_PHI_LOCATION);
+	expect(note, "Quellan", SALUS_PHI_NAME);
+	expect(note, "Brellcorp", SALUS_PHI_NAME);
+	expect_none(note, "Chest");
+	expect_none(note, "Lasix");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -526,7 +540,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_clinical_lists),
 		cmocka_unit_test(test_context_rules), cmocka_unit_test(test_context_rules2),
 		cmocka_unit_test(test_context_rules3), cmocka_unit_test(test_context_rules4),
-		cmocka_unit_test(test_address_blocks),
+		cmocka_unit_test(test_address_blocks), cmocka_unit_test(test_lower_case_notes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
