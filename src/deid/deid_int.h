@@ -266,6 +266,7 @@ enum deid_pat {
 	X(MONTH_PREP, "date.month-after-prep", "a month alone after in/since/until/early/late... (in Sept.)") \
 	X(AGE_LEAD, "age.sentence-start", "90-119 opening a sentence before s/p, h/o, w/, with, who... (93 s/p fall)") \
 	X(YEAR_HIST, "date.year-after-history", "a year after a past procedure or diagnosis (s/p CABG 1957, PMH MI 92)") \
+	X(DATE_GLUED, "date.m/yy-glued", "a month/year glued to the word before it (fx4/97)") \
 	X(ADDR_BLOCK, "location.address-block", "house number, street, city and postcode around an Apt/Suite/Unit number")
 
 enum deid_rule {

@@ -1772,6 +1772,24 @@ static int numeric_rules(struct salus_deid *d)
 			}
 			continue;
 		}
+		/* "s/p pelvic fx4/97", "cabg3/2004": a month/year glued to the word before it
+		 * (a year of two digits 32-99 cannot be a day; not "po2/80", "pco2/45") */
+		if (t->shape == SH_MIX && len >= 3 && len <= 8 && byte_at(d, t->e) == '/' && i + 1 < d->ntok &&
+		    d->tok[i + 1].shape == SH_NUM && d->tok[i + 1].s == t->e + 1 && !(d->tok[i + 1].bits & TB_COVERED)) {
+			size_t k = t->s;
+			while (k < t->e && is_alpha((unsigned char)b[k]))
+				k++;
+			const struct tok *y = &d->tok[i + 1];
+			size_t yl = y->e - y->s, ml = t->e - k;
+			unsigned mo = num_at(b + k, ml), yv = num_at(b + y->s, yl);
+			char after = (char)byte_at(d, y->e);
+			if (k - t->s >= 2 && (ml == 1 || ml == 2) && b[k] != '0' && mo >= 1 && mo <= 12 &&
+			    ((yl == 2 && yv >= 32) || (yl == 4 && yv >= 1900 && yv <= 2029)) && after != '/' &&
+			    !(after == '.' && is_digit((unsigned char)byte_at(d, y->e + 1))) &&
+			    !(lower((unsigned char)b[k - 1]) == 'o' && b[k] == '2') &&
+			    (rc = push(d, k, y->e, SALUS_PHI_DATE, 0.7f, RULE_DATE_GLUED)))
+				break;
+		}
 		if (t->shape != SH_MIX || len < 6)
 			continue;
 		/* letters then digits, digits-letters-digits, VIN, IBAN */

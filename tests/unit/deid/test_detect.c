@@ -529,6 +529,12 @@ static void test_lower_case_notes(void **state)
 	expect(note, "Brellcorp", SALUS_PHI_NAME);
 	expect_none(note, "Chest");
 	expect_none(note, "Lasix");
+	/* a month/year glued to the word before it; not blood gases */
+	expect("PMH: GERD, s/p pelvic fx4/97, stable.", "4/97", SALUS_PHI_DATE);
+	expect("Hx: cabg3/2004, htn.", "3/2004", SALUS_PHI_DATE);
+	expect_none("ABG 7.31 pco2/45 po2/80 on 50%.", "2/45");
+	expect_none("ABG 7.31 pco2/45 po2/80 on 50%.", "2/80");
+	expect_none("Lumbar fusion L4/5 done.", "4/5");
 }
 
 int main(void)
