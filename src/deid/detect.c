@@ -2557,6 +2557,27 @@ static void loc_city_state(struct salus_deid *d, size_t i, size_t nt, bool mixed
 		st->mtype = 0;
 }
 
+/* "based in KURZENKIRCHEN", "moved here from FEYSVILLE": in a mixed note a
+ * word of 6+ capitals in no list (no abbreviation, English or medical word, not
+ * the start of a medical term, not an intensive-care unit) after in / from /
+ * near is a place written in capitals, as in an address. */
+static void loc_caps_after_in(struct salus_deid *d, size_t i, size_t nt)
+{
+	if (i + 1 >= nt)
+		return;
+	size_t j = i + 1;
+	struct tok *u = &d->tok[j];
+	if (u->shape != SH_UPPER || u->e - u->s < 6 || u->mtype || (u->bits & TB_COVERED) || u->s != d->tok[i].e + 1 ||
+	    d->tok[i].shape == SH_UPPER || icu_word(d, u))
+		return;
+	uint32_t f = tf(d, j);
+	if ((f & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | F_FUNC | DF_LABEL | DF_LOCLABEL |
+		  DF_INST | DF_STREET | DF_STATE | DF_VERB | DF_LOCVERB | DF_MONTH | DF_CRED | DF_TITLE)) ||
+	    med_prefix(d, j))
+		return;
+	mark(d, j, SALUS_PHI_LOCATION, 0.65f, RULE_LOC_CONTEXT);
+}
+
 /* "to Quartermain 3", "from gh": after to/from/at/on/per, a word in no
  * list followed by a ward number, or a short unknown word (a hospital's
  * initials) in a note without case evidence. */
@@ -3364,6 +3385,8 @@ static void rules(struct salus_deid *d)
 				loc_prefix_place(d, i, nt, mixed);
 			if (pw & (PW_IN | PW_FROM | PW_OF))
 				loc_home(d, i, nt, pw);
+			if (mixed && (pw & (PW_IN | PW_FROM | PW_NEAR)))
+				loc_caps_after_in(d, i, nt);
 		}
 		if (t->kw & KW_AWARE)
 			name_aware(d, i, nt, mixed);

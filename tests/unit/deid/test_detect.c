@@ -535,6 +535,11 @@ static void test_lower_case_notes(void **state)
 	expect_none("ABG 7.31 pco2/45 po2/80 on 50%.", "2/45");
 	expect_none("ABG 7.31 pco2/45 po2/80 on 50%.", "2/80");
 	expect_none("Lumbar fusion L4/5 done.", "4/5");
+	/* a place in capitals after in/from in a mixed note; not units, rhythms or drugs */
+	expect("She moved here from QUELLMOUTH last year.", "QUELLMOUTH", SALUS_PHI_LOCATION);
+	expect_none("Pt remains in VTACH, transferred from CVICU.", "VTACH");
+	expect_none("Pt remains in VTACH, transferred from CVICU.", "CVICU");
+	expect_none("Pt was started in HEPARIN drip.", "HEPARIN");
 }
 
 int main(void)
