@@ -3551,8 +3551,29 @@ static void rules(struct salus_deid *d)
 			struct tok *t = &d->tok[i];
 			if (t->mtype != SALUS_PHI_NAME + 1 || t->mconf < 0.55f)
 				continue;
-			if (i + 1 < nt && !d->tok[i + 1].mtype && !(tf(d, i + 1) & (DF_COMMON | DF_VOCAB)))
+			/* "Zoe Young", "Isaac Heath": after a first name written as a name, a
+			 * capitalised word that is also an English word (extend_right decides) */
+			if (i + 1 < nt && !d->tok[i + 1].mtype &&
+			    (!(tf(d, i + 1) & (DF_COMMON | DF_VOCAB)) ||
+			     (mixed && t->shape == SH_CAP && d->tok[i + 1].shape == SH_CAP && (tf(d, i) & DF_FIRST) &&
+			      (tf(d, i + 1) & DF_LAST))))
 				extend_right(d, i, 0.7f, RULE_NEIGHBOUR, 1);
+			/* "Elita B Desaulniers", "Hanne I. Kreutzmann": a middle initial between a name
+			 * written as a name and a capitalised word that can be a surname */
+			if (mixed && t->shape == SH_CAP && i + 2 < nt && !d->tok[i + 1].mtype &&
+			    (!d->tok[i + 2].mtype || d->tok[i + 2].mtype == SALUS_PHI_NAME + 1) &&
+			    d->tok[i + 1].shape == SH_INIT && gap_after(d, i) == GAP_SPACE &&
+			    (gap_after(d, i + 1) == GAP_DOT || (gap_after(d, i + 1) == GAP_SPACE && d->b[d->tok[i + 1].s] != 'I')) &&
+			    d->tok[i + 2].shape == SH_CAP && d->tok[i + 2].e - d->tok[i + 2].s >= 2 &&
+			    !((d->tok[i + 1].bits | d->tok[i + 2].bits) & TB_COVERED)) {
+				uint32_t nf = tf(d, i + 2);
+				if (!(nf & (DF_MED | DF_MEDPROP | DF_ABBR | F_FUNC | DF_INST | DF_STREET | DF_VERB | DF_LOCVERB |
+					    DF_LABEL | DF_LOCLABEL | DF_STATE)) &&
+				    (!(nf & (DF_COMMON | DF_VOCAB)) || (nf & DF_LAST)) && !med_prefix(d, i + 2)) {
+					mark(d, i + 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+					mark(d, i + 2, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+				}
+			}
 			if (i > 0 && !d->tok[i - 1].mtype && !(tf(d, i - 1) & (DF_COMMON | DF_VOCAB)) &&
 			    !(d->tok[i - 1].bits & TB_SENT && mixed && (tf(d, i - 1) & DF_PROPER)))
 				extend_left(d, i, 0.7f, RULE_NEIGHBOUR, 1);

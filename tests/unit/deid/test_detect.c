@@ -540,6 +540,11 @@ static void test_lower_case_notes(void **state)
 	expect_none("Pt remains in VTACH, transferred from CVICU.", "VTACH");
 	expect_none("Pt remains in VTACH, transferred from CVICU.", "CVICU");
 	expect_none("Pt was started in HEPARIN drip.", "HEPARIN");
+	/* a surname that is also a word after a first name; a middle initial */
+	expect("The talk was given by our host Zoe Young yesterday.", "Zoe Young", SALUS_PHI_NAME);
+	expect("Maybe it is under Elita B Quellanders now.", "Elita B Quellanders", SALUS_PHI_NAME);
+	expect("Ask for Hanne T. Quellanders at the desk.", "Hanne T. Quellanders", SALUS_PHI_NAME);
+	expect_none("Spoke with Maria. I Told her to call.", "Told");
 }
 
 int main(void)
