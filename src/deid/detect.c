@@ -3461,8 +3461,13 @@ static void rules(struct salus_deid *d)
 		/* "supportive to pt, John.", "in Lochearn.", "his business Genentech": in a
 		 * note written in lower case (sentence starts too) a capitalised word inside
 		 * a sentence is a proper noun, though it is also an English word ("Baker") */
-		if (d->nc == CASE_LOWER && t->shape == SH_CAP && !(t->bits & TB_SENT) && len >= 3 &&
-		    !(f & (DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | DF_MONTH | DF_TITLE | DF_CRED | DF_LABEL |
+		/* an eponym that is also a name ("Baker") is a name unless used as an eponym
+		 * ("Baker's cyst", "Bell palsy") */
+		bool eponym = (f & DF_MEDPROP) &&
+			      (!(f & F_NAME) || (len > 2 && d->b[t->e - 2] == '\'') ||
+			       (i + 1 < nt && d->tok[i + 1].shape == SH_LOWER && (tf(d, i + 1) & (DF_MED | DF_COMMON | DF_VOCAB))));
+		if (d->nc == CASE_LOWER && t->shape == SH_CAP && !(t->bits & TB_SENT) && len >= 3 && !eponym &&
+		    !(f & (DF_MED | DF_ABBR | DF_STOP | DF_MONTH | DF_TITLE | DF_CRED | DF_LABEL |
 			   DF_LOCLABEL | DF_STATE | DF_INST | DF_STREET | DF_REL | DF_ROLE | DF_VERB | F_FUNC)) &&
 		    /* "Chest PT": a common word that is no name, capitalised as the start of a term */
 		    !((f & DF_COMMON) && !(f & F_NAME)) &&

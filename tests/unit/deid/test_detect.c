@@ -529,6 +529,12 @@ static void test_lower_case_notes(void **state)
 	expect(note, "Brellcorp", SALUS_PHI_NAME);
 	expect_none(note, "Chest");
 	expect_none(note, "Lasix");
+	/* an eponym that is also a surname: a name unless used as an eponym */
+	const char *epo = "pt resting comfortably overnight, vs stable, no complaints. dtr Frances Baker- "
+			  "will call back. has a Baker cyst on the left, and Bell palsy.";
+	expect(epo, "Frances Baker", SALUS_PHI_NAME);
+	expect_none(epo, "Baker cyst");
+	expect_none(epo, "Bell");
 	/* a month/year glued to the word before it; not blood gases */
 	expect("PMH: GERD, s/p pelvic fx4/97, stable.", "4/97", SALUS_PHI_DATE);
 	expect("Hx: cabg3/2004, htn.", "3/2004", SALUS_PHI_DATE);
