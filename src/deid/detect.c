@@ -2593,6 +2593,15 @@ static void loc_after_prep(struct salus_deid *d, size_t i, size_t nt, bool mixed
 	struct tok *u = &d->tok[j];
 	if (u->mtype || (u->bits & TB_COVERED) || !tok_alpha(u) || u->s != p->e + 1)
 		return;
+	/* "c/o to quellmoor if stable", "call out to X": the ward a patient is called out
+	 * to, a word of 5+ letters in no list at all */
+	if (u->e - u->s >= 5 && !(tf(d, j) & ~DF_LOOKED) && tok_is(d, i, "to") && i >= 2 && !med_prefix(d, j) &&
+	    ((tok_is(d, i - 1, "o") && byte_at(d, d->tok[i - 1].s - 1) == '/' && tok_is(d, i - 2, "c") &&
+	      d->tok[i - 2].e + 1 == d->tok[i - 1].s) ||
+	     (tok_is(d, i - 1, "out") && tok_is(d, i - 2, "call")))) {
+		mark(d, j, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
+		return;
+	}
 	if (mixed && u->shape == SH_LOWER &&
 	    !(j + 1 < nt && d->tok[j + 1].shape == SH_NUM && d->tok[j + 1].e - d->tok[j + 1].s == 1))
 		return; /* lower case in a mixed note: only a ward "to brennermoor 4" */

@@ -551,6 +551,11 @@ static void test_lower_case_notes(void **state)
 	expect("Maybe it is under Elita B Quellanders now.", "Elita B Quellanders", SALUS_PHI_NAME);
 	expect("Ask for Hanne T. Quellanders at the desk.", "Hanne T. Quellanders", SALUS_PHI_NAME);
 	expect_none("Spoke with Maria. I Told her to call.", "Told");
+	/* the ward a patient is called out to */
+	const char *co = "Pt stable. Plan: c/o to quellmoor if stable, c/o to floor, c/o to micu.";
+	expect(co, "quellmoor", SALUS_PHI_LOCATION);
+	expect_none(co, "floor");
+	expect_none(co, "micu");
 }
 
 int main(void)
