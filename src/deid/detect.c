@@ -2687,6 +2687,8 @@ static void name_aware(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 	extend_left(d, k, 0.7f, RULE_NEIGHBOUR, 2);
 }
 
+static size_t addr_tail(struct salus_deid *d, size_t k, size_t nt);
+
 /* Addresses without a US street suffix ("at 23100 Ilichova 23 Suite 274
  * Ljubljana", "lives at 67952 Hofdagata 39, Keflavik"): after at/to/in/
  * address, a house number, then capitalised words and numbers to the end
@@ -2741,6 +2743,9 @@ static void loc_address(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 	}
 	if (caps == 0 || (nums < 2 && !unitw) || last == i)
 		return;
+	/* "at 704 1436 Redbud Drive\nCite Essanaouber\n, 32\n 60810": the lines of the block below */
+	if (last + 1 < nt && (d->tok[last + 1].bits & TB_NL))
+		last = addr_tail(d, last, nt);
 	for (size_t q = i; q <= last; q++)
 		if (!(d->tok[q].shape == SH_UPPER && d->tok[q].e - d->tok[q].s == 2 && state_code(d->b + d->tok[q].s)))
 			mark(d, q, SALUS_PHI_LOCATION, 0.75f, RULE_LOC_CONTEXT); /* a state code is not PHI */
@@ -2908,6 +2913,38 @@ static bool addr_word(struct salus_deid *d, size_t j)
 	return false;
 }
 
+/* The end of an address block that goes on after token k: city, region,
+ * country, postcode on this line and up to three more lines of the block; a
+ * line that is not all address words is not taken, a word before ':' ends it. */
+static size_t addr_tail(struct salus_deid *d, size_t k, size_t nt)
+{
+	size_t end = k, line_end = k;
+	unsigned lines = 0;
+	bool dot, nl;
+	for (size_t j = k + 1; j < nt && j < k + 11; j++) {
+		/* "Toronto , ON 82269": a two-letter region code after a comma */
+		bool region = d->tok[j].shape == SH_UPPER && d->tok[j].e - d->tok[j].s == 2 &&
+			      memchr(d->b + d->tok[j - 1].e, ',', d->tok[j].s - d->tok[j - 1].e);
+		bool ok = addr_gap(d, j - 1, &dot, &nl) && (region || addr_word(d, j)) && byte_at(d, d->tok[j].e) != ':';
+		if (ok && nl) {
+			if (++lines > 3)
+				break;
+			line_end = end; /* the lines so far are whole */
+		}
+		const struct tok *p = &d->tok[j - 1];
+		if (ok && dot && !nl && !(tok_alpha(p) && p->e - p->s <= 3))
+			break; /* a sentence ends (not after "St." or "u."): the block too */
+		if (!ok || d->tok[j].shape == SH_LOWER) {
+			/* a line of the block that is not all address words: not taken */
+			if (lines && !(d->tok[j].bits & TB_NL))
+				end = line_end;
+			break;
+		}
+		end = j;
+	}
+	return end;
+}
+
 /* "William Hughes\n\n20789 Allika 46\n Suite 501\n Riisa\n\n Estonia 62488",
  * "9554 62 Rue Gafsa Apt. 981 Toronto , ON  82269": an Apt / Suite / Unit
  * number (the location.apartment pattern, or "Unit 4") inside a run of
@@ -2957,29 +2994,7 @@ static void loc_addr_block(struct salus_deid *d, size_t i, size_t nt)
 	if ((after && tok_is(d, i, "unit")) || (!after && alpha == 0))
 		return;
 	/* right: city, region, country, postcode */
-	size_t end = i + 1, line_end = i + 1;
-	lines = 0;
-	for (size_t j = i + 2; j < nt && j < i + 12; j++) {
-		/* "Toronto , ON 82269": a two-letter region code after a comma */
-		bool region = d->tok[j].shape == SH_UPPER && d->tok[j].e - d->tok[j].s == 2 &&
-			      memchr(d->b + d->tok[j - 1].e, ',', d->tok[j].s - d->tok[j - 1].e);
-		bool ok = addr_gap(d, j - 1, &dot, &nl) && (region || addr_word(d, j)) && byte_at(d, d->tok[j].e) != ':';
-		if (ok && nl) {
-			if (++lines > 3)
-				break;
-			line_end = end; /* the lines so far are whole */
-		}
-		const struct tok *p = &d->tok[j - 1];
-		if (ok && dot && !nl && !(tok_alpha(p) && p->e - p->s <= 3))
-			ok = false; /* a sentence ends (not after "St." or "u.") */
-		if (!ok || d->tok[j].shape == SH_LOWER) {
-			/* a line of the block that is not all address words: not taken */
-			if (lines && j < nt && !(d->tok[j].bits & TB_NL))
-				end = line_end;
-			break;
-		}
-		end = j;
-	}
+	size_t end = addr_tail(d, i + 1, nt);
 	if (after) { /* a street after it: a number and a word written as a name */
 		size_t nums = 0, caps = 0;
 		for (size_t q = i + 2; q <= end; q++) {

@@ -510,6 +510,11 @@ static void test_address_blocks(void **state)
 	expect(tail, "Marrowby", SALUS_PHI_LOCATION);
 	expect_none(tail, "Please");
 	expect_none("7741 Brellingkatu 9 Suite 30, Marrowby\nMobile: 555", "Mobile");
+	/* an address after "at" goes on over the lines of its block */
+	const char *lines = "The office is at 5120 2231 Quellmoor Drive\nBrellington\n, 44\n 60810. Come by.";
+	expect(lines, "Brellington", SALUS_PHI_LOCATION);
+	expect(lines, "60810", SALUS_PHI_LOCATION);
+	expect_none(lines, "Come");
 	/* military addresses over a line break */
 	expect("Mail it to PSC 4417, Box 2290\nAPO AE 09112 today.", "APO AE 09112", SALUS_PHI_LOCATION);
 	/* a ward is not an apartment; a unit number without a house number and street */
