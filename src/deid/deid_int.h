@@ -110,6 +110,7 @@ enum deid_act {
 };
 
 #define RX_SP "[ \\t]"
+#define RX_SPNL "[ \\t\\r\\n]" /* a blank or a line break (address lines) */
 #define RX_MON "(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|oct(ober)?|nov(ember)?|dec(ember)?)"
 #define RX_MONC "(Jan(uary)?|JAN(UARY)?|Feb(ruary)?|FEB(RUARY)?|Mar(ch)?|MAR(CH)?|Apr(il)?|APR(IL)?|May|MAY|June?|JUNE?|July?|JULY?|Aug(ust)?|AUG(UST)?|Sept?(ember)?|SEPT?(EMBER)?|Oct(ober)?|OCT(OBER)?|Nov(ember)?|NOV(EMBER)?|Dec(ember)?|DEC(EMBER)?)"
 #define RX_DAY "(0?[1-9]|[12][0-9]|3[01])"
@@ -220,8 +221,8 @@ enum deid_act {
 	X(APT, "location.apartment", LOCATION, ACT_SPAN, 0.8f, "",                                                   \
 	  "\\b(Apt|Apartment|Suite|Ste|APT|SUITE)\\.?" RX_SP "{0,2}#?" RX_SP "{0,2}[A-Za-z]?[0-9]+[A-Za-z]?\\b") \
 	X(MILITARY, "location.military-address", LOCATION, ACT_SPAN, 0.9f, "c",                                      \
-	  "\\b((psc|unit|cmr)" RX_SP "{1,2}[0-9]{3,5},?" RX_SP "{1,2}box" RX_SP "{1,2}[0-9]{3,5}|"                       \
-	  "(uss|usns|usnv|uscgc)" RX_SP "{1,2}[a-z]+(" RX_SP "[a-z]+)?),?" RX_SP "{1,2}(apo|fpo|dpo)" RX_SP "{1,2}"   \
+	  "\\b((psc|unit|cmr)" RX_SP "{1,2}[0-9]{3,5},?" RX_SPNL "{1,2}box" RX_SP "{1,2}[0-9]{3,5}|"                     \
+	  "(uss|usns|usnv|uscgc)" RX_SP "{1,2}[a-z]+(" RX_SP "[a-z]+)?),?" RX_SPNL "{1,2}(apo|fpo|dpo)" RX_SP "{1,2}" \
 	  "(aa|ae|ap)" RX_SP "{1,2}[0-9]{5}\\b")
 
 enum deid_pat {
@@ -264,7 +265,9 @@ enum deid_pat {
 	X(PHONE_CALL, "phone.after-call", "digit groups after call/reach/answering... at/on (call me on 450 0840)") \
 	X(MONTH_PREP, "date.month-after-prep", "a month alone after in/since/until/early/late... (in Sept.)") \
 	X(AGE_LEAD, "age.sentence-start", "90-119 opening a sentence before s/p, h/o, w/, with, who... (93 s/p fall)") \
-	X(YEAR_HIST, "date.year-after-history", "a year after a past procedure or diagnosis (s/p CABG 1957, PMH MI 92)")
+	X(YEAR_HIST, "date.year-after-history", "a year after a past procedure or diagnosis (s/p CABG 1957, PMH MI 92)") \
+	X(DATE_GLUED, "date.m/yy-glued", "a month/year glued to the word before it (fx4/97)") \
+	X(ADDR_BLOCK, "location.address-block", "house number, street, city and postcode around an Apt/Suite/Unit number")
 
 enum deid_rule {
 	RULE__FIRST = PAT__COUNT - 1,

@@ -1772,6 +1772,24 @@ static int numeric_rules(struct salus_deid *d)
 			}
 			continue;
 		}
+		/* "s/p pelvic fx4/97", "cabg3/2004": a month/year glued to the word before it
+		 * (a year of two digits 32-99 cannot be a day; not "po2/80", "pco2/45") */
+		if (t->shape == SH_MIX && len >= 3 && len <= 8 && byte_at(d, t->e) == '/' && i + 1 < d->ntok &&
+		    d->tok[i + 1].shape == SH_NUM && d->tok[i + 1].s == t->e + 1 && !(d->tok[i + 1].bits & TB_COVERED)) {
+			size_t k = t->s;
+			while (k < t->e && is_alpha((unsigned char)b[k]))
+				k++;
+			const struct tok *y = &d->tok[i + 1];
+			size_t yl = y->e - y->s, ml = t->e - k;
+			unsigned mo = num_at(b + k, ml), yv = num_at(b + y->s, yl);
+			char after = (char)byte_at(d, y->e);
+			if (k - t->s >= 2 && (ml == 1 || ml == 2) && b[k] != '0' && mo >= 1 && mo <= 12 &&
+			    ((yl == 2 && yv >= 32) || (yl == 4 && yv >= 1900 && yv <= 2029)) && after != '/' &&
+			    !(after == '.' && is_digit((unsigned char)byte_at(d, y->e + 1))) &&
+			    !(lower((unsigned char)b[k - 1]) == 'o' && b[k] == '2') &&
+			    (rc = push(d, k, y->e, SALUS_PHI_DATE, 0.7f, RULE_DATE_GLUED)))
+				break;
+		}
 		if (t->shape != SH_MIX || len < 6)
 			continue;
 		/* letters then digits, digits-letters-digits, VIN, IBAN */
@@ -2471,7 +2489,9 @@ static bool drug_list(struct salus_deid *d, size_t i)
 				break;
 			uint32_t f = tf(d, j);
 			/* not a function word ("in Blorvik, at the..."): hunspell-en-med lists some */
-			if ((f & (DF_MED | DF_MEDPROP | DF_ABBR)) && !(f & (F_NAME | DF_STOP)) && tok_alpha(&d->tok[j]))
+			/* "supportive to pt, John.": the patient in lower case is no lab test (PT, INR) */
+			if ((f & (DF_MED | DF_MEDPROP | DF_ABBR)) && !(f & (F_NAME | DF_STOP)) && tok_alpha(&d->tok[j]) &&
+			    !(d->tok[j].shape == SH_LOWER && tok_is(d, j, "pt")))
 				return true;
 			break;
 		}
@@ -2537,6 +2557,27 @@ static void loc_city_state(struct salus_deid *d, size_t i, size_t nt, bool mixed
 		st->mtype = 0;
 }
 
+/* "based in KURZENKIRCHEN", "moved here from FEYSVILLE": in a mixed note a
+ * word of 6+ capitals in no list (no abbreviation, English or medical word, not
+ * the start of a medical term, not an intensive-care unit) after in / from /
+ * near is a place written in capitals, as in an address. */
+static void loc_caps_after_in(struct salus_deid *d, size_t i, size_t nt)
+{
+	if (i + 1 >= nt)
+		return;
+	size_t j = i + 1;
+	struct tok *u = &d->tok[j];
+	if (u->shape != SH_UPPER || u->e - u->s < 6 || u->mtype || (u->bits & TB_COVERED) || u->s != d->tok[i].e + 1 ||
+	    d->tok[i].shape == SH_UPPER || icu_word(d, u))
+		return;
+	uint32_t f = tf(d, j);
+	if ((f & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | F_FUNC | DF_LABEL | DF_LOCLABEL |
+		  DF_INST | DF_STREET | DF_STATE | DF_VERB | DF_LOCVERB | DF_MONTH | DF_CRED | DF_TITLE)) ||
+	    med_prefix(d, j))
+		return;
+	mark(d, j, SALUS_PHI_LOCATION, 0.65f, RULE_LOC_CONTEXT);
+}
+
 /* "to Quartermain 3", "from gh": after to/from/at/on/per, a word in no
  * list followed by a ward number, or a short unknown word (a hospital's
  * initials) in a note without case evidence. */
@@ -2552,6 +2593,15 @@ static void loc_after_prep(struct salus_deid *d, size_t i, size_t nt, bool mixed
 	struct tok *u = &d->tok[j];
 	if (u->mtype || (u->bits & TB_COVERED) || !tok_alpha(u) || u->s != p->e + 1)
 		return;
+	/* "c/o to quellmoor if stable", "call out to X": the ward a patient is called out
+	 * to, a word of 5+ letters in no list at all */
+	if (u->e - u->s >= 5 && !(tf(d, j) & ~DF_LOOKED) && tok_is(d, i, "to") && i >= 2 && !med_prefix(d, j) &&
+	    ((tok_is(d, i - 1, "o") && byte_at(d, d->tok[i - 1].s - 1) == '/' && tok_is(d, i - 2, "c") &&
+	      d->tok[i - 2].e + 1 == d->tok[i - 1].s) ||
+	     (tok_is(d, i - 1, "out") && tok_is(d, i - 2, "call")))) {
+		mark(d, j, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
+		return;
+	}
 	if (mixed && u->shape == SH_LOWER &&
 	    !(j + 1 < nt && d->tok[j + 1].shape == SH_NUM && d->tok[j + 1].e - d->tok[j + 1].s == 1))
 		return; /* lower case in a mixed note: only a ward "to brennermoor 4" */
@@ -2637,6 +2687,8 @@ static void name_aware(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 	extend_left(d, k, 0.7f, RULE_NEIGHBOUR, 2);
 }
 
+static size_t addr_tail(struct salus_deid *d, size_t k, size_t nt);
+
 /* Addresses without a US street suffix ("at 23100 Ilichova 23 Suite 274
  * Ljubljana", "lives at 67952 Hofdagata 39, Keflavik"): after at/to/in/
  * address, a house number, then capitalised words and numbers to the end
@@ -2691,6 +2743,9 @@ static void loc_address(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 	}
 	if (caps == 0 || (nums < 2 && !unitw) || last == i)
 		return;
+	/* "at 704 1436 Redbud Drive\nCite Essanaouber\n, 32\n 60810": the lines of the block below */
+	if (last + 1 < nt && (d->tok[last + 1].bits & TB_NL))
+		last = addr_tail(d, last, nt);
 	for (size_t q = i; q <= last; q++)
 		if (!(d->tok[q].shape == SH_UPPER && d->tok[q].e - d->tok[q].s == 2 && state_code(d->b + d->tok[q].s)))
 			mark(d, q, SALUS_PHI_LOCATION, 0.75f, RULE_LOC_CONTEXT); /* a state code is not PHI */
@@ -2813,6 +2868,145 @@ static size_t line_tokens(const struct salus_deid *d, size_t i)
 	while (j < d->ntok && !(d->tok[j].bits & TB_NL))
 		j++;
 	return j - i;
+}
+
+/* The bytes between tokens a and a+1 of an address: blanks, commas, '#', '-',
+ * dots and line breaks only; *dot is set when a dot is among them, *nl when a
+ * line break is. */
+static bool addr_gap(const struct salus_deid *d, size_t a, bool *dot, bool *nl)
+{
+	*dot = *nl = false;
+	for (size_t q = d->tok[a].e; q < d->tok[a + 1].s; q++) {
+		char c = d->b[q];
+		if (c == '.')
+			*dot = true;
+		else if (c == '\n' || c == '\r')
+			*nl = true;
+		else if (c != ' ' && c != '\t' && c != ',' && c != '#' && c != '-' &&
+			 /* the marks of a quoted or bulleted line ("> ", "* ") */
+			 !(*nl && (c == '>' || c == '|' || c == '*' || c == '?')))
+			return false;
+	}
+	return true;
+}
+
+/* A word or number that can be part of an address block: a number of up to 6
+ * digits (house, unit or postcode), a short code of letters and digits, a
+ * capitalised word that is not a label, title, verb, month or function word,
+ * or a lower-case particle of a street name ("de", "u.", "rue"). */
+static bool addr_word(struct salus_deid *d, size_t j)
+{
+	const struct tok *u = &d->tok[j];
+	size_t len = u->e - u->s;
+	if (u->shape == SH_NUM)
+		return len <= 6;
+	if (u->shape == SH_MIX)
+		return len <= 6 && is_digit((unsigned char)d->b[u->s]);
+	if (u->shape == SH_CAP || u->shape == SH_UPPER) {
+		uint32_t f = tf(d, j);
+		return !(f & (DF_LABEL | DF_TITLE | DF_VERB | DF_LOCVERB | DF_MONTH | DF_CRED | DF_REL | DF_ROLE)) &&
+		       !((f & DF_STOP) && !(f & (DF_PLACE | DF_STATE)));
+	}
+	if (u->shape == SH_LOWER)
+		return tok_in(d, j, (const char *const[]){"de", "la", "du", "van", "der", "von", "del", "di", "da",
+							  "do", "dos", "das", "le", "rue", "u", "ul", "str", "via", NULL});
+	return false;
+}
+
+/* The end of an address block that goes on after token k: city, region,
+ * country, postcode on this line and up to three more lines of the block; a
+ * line that is not all address words is not taken, a word before ':' ends it. */
+static size_t addr_tail(struct salus_deid *d, size_t k, size_t nt)
+{
+	size_t end = k, line_end = k;
+	unsigned lines = 0;
+	bool dot, nl;
+	for (size_t j = k + 1; j < nt && j < k + 11; j++) {
+		/* "Toronto , ON 82269": a two-letter region code after a comma */
+		bool region = d->tok[j].shape == SH_UPPER && d->tok[j].e - d->tok[j].s == 2 &&
+			      memchr(d->b + d->tok[j - 1].e, ',', d->tok[j].s - d->tok[j - 1].e);
+		bool ok = addr_gap(d, j - 1, &dot, &nl) && (region || addr_word(d, j)) && byte_at(d, d->tok[j].e) != ':';
+		if (ok && nl) {
+			if (++lines > 3)
+				break;
+			line_end = end; /* the lines so far are whole */
+		}
+		const struct tok *p = &d->tok[j - 1];
+		if (ok && dot && !nl && !(tok_alpha(p) && p->e - p->s <= 3))
+			break; /* a sentence ends (not after "St." or "u."): the block too */
+		if (!ok || d->tok[j].shape == SH_LOWER) {
+			/* a line of the block that is not all address words: not taken */
+			if (lines && !(d->tok[j].bits & TB_NL))
+				end = line_end;
+			break;
+		}
+		end = j;
+	}
+	return end;
+}
+
+/* "William Hughes\n\n20789 Allika 46\n Suite 501\n Riisa\n\n Estonia 62488",
+ * "9554 62 Rue Gafsa Apt. 981 Toronto , ON  82269": an Apt / Suite / Unit
+ * number (the location.apartment pattern, or "Unit 4") inside a run of
+ * numbers and capitalised words is an address block: from the first number
+ * of the run before it (the house number; the street between; this line or
+ * the one above) to the end of the run after it (city, region, country,
+ * postcode; up to three more lines of an address block, a line that is
+ * not all address words ends it).  Mixed-case notes only; a US state code
+ * alone is not PHI and stays unmarked. */
+static void loc_addr_block(struct salus_deid *d, size_t i, size_t nt)
+{
+	if (i < 2 || i + 1 >= nt)
+		return;
+	const struct tok *n = &d->tok[i + 1];
+	bool dot, nl;
+	if ((n->shape != SH_NUM && n->shape != SH_MIX) || n->e - n->s > 6 || !addr_gap(d, i, &dot, &nl) || nl ||
+	    !tok_in(d, i, (const char *const[]){"apt", "apartment", "suite", "ste", "unit", "flat", NULL}))
+		return;
+	/* left: the street and the house number */
+	size_t start = i, alpha = 0, seen_alpha = 0;
+	unsigned lines = 0;
+	for (size_t j = i; j > 0 && i - j < 6; j--) {
+		if (!addr_gap(d, j - 1, &dot, &nl) || !addr_word(d, j - 1) || (nl && ++lines > 1))
+			break;
+		const struct tok *u = &d->tok[j - 1];
+		if (dot && u->shape == SH_NUM)
+			break; /* "... 12. Suite": a sentence ended */
+		if (byte_at(d, u->e) == ':')
+			break;
+		if (tok_alpha(u)) {
+			/* the street: a word written as a name, not an English, medical or
+			 * clinical word unless a place or street word ("Gave 2 Units PRBC, Unit 2") */
+			uint32_t f = tf(d, j - 1);
+			if (u->shape == SH_CAP && u->e - u->s >= 3 &&
+			    (!(f & (DF_MED | DF_ABBR | DF_COMMON)) || (f & (DF_PLACE | DF_STATE | DF_STREET))))
+				seen_alpha++;
+		} else if (is_digit((unsigned char)d->b[u->s])) {
+			start = j - 1;
+			alpha = seen_alpha;
+		}
+		if ((u->bits & TB_SENT) && !nl)
+			break;
+	}
+	/* "Apt. 117 5720 Skoanveien 226": without a house number before it the
+	 * block starts at the apartment (not "Unit 4": a ward) */
+	bool after = start == i;
+	if ((after && tok_is(d, i, "unit")) || (!after && alpha == 0))
+		return;
+	/* right: city, region, country, postcode */
+	size_t end = addr_tail(d, i + 1, nt);
+	if (after) { /* a street after it: a number and a word written as a name */
+		size_t nums = 0, caps = 0;
+		for (size_t q = i + 2; q <= end; q++) {
+			nums += d->tok[q].shape == SH_NUM;
+			caps += d->tok[q].shape == SH_CAP;
+		}
+		if (!nums || !caps)
+			return;
+	}
+	for (size_t q = start; q <= end; q++)
+		if (!(d->tok[q].shape == SH_UPPER && d->tok[q].e - d->tok[q].s == 2 && state_code(d->b + d->tok[q].s)))
+			mark(d, q, SALUS_PHI_LOCATION, 0.8f, RULE_ADDR_BLOCK);
 }
 
 /* "a condo on Marigold Crescent", "the corner of Pell Avenue": capitalised
@@ -3215,6 +3409,8 @@ static void rules(struct salus_deid *d)
 				loc_prefix_place(d, i, nt, mixed);
 			if (pw & (PW_IN | PW_FROM | PW_OF))
 				loc_home(d, i, nt, pw);
+			if (mixed && (pw & (PW_IN | PW_FROM | PW_NEAR)))
+				loc_caps_after_in(d, i, nt);
 		}
 		if (t->kw & KW_AWARE)
 			name_aware(d, i, nt, mixed);
@@ -3235,8 +3431,11 @@ static void rules(struct salus_deid *d)
 			loc_university(d, i, nt, mixed);
 		if ((t->kw & KW_GENINST) && i > 0 && t->e - t->s <= 8 && (t->shape == SH_CAP || t->shape == SH_UPPER))
 			loc_generic_inst(d, i);
-		if (mixed && t->shape == SH_CAP && t->e - t->s >= 3)
+		if (mixed && t->shape == SH_CAP && t->e - t->s >= 3) {
 			loc_street_name(d, i);
+			if (t->e - t->s <= 9 && (t->c0 == 'a' || t->c0 == 's' || t->c0 == 'u' || t->c0 == 'f'))
+				loc_addr_block(d, i, nt);
+		}
 	}
 
 	/* Dictionary and capitalisation. */
@@ -3281,6 +3480,26 @@ static void rules(struct salus_deid *d)
 		    i > 0 && (tok_in(d, i - 1, (const char *const[]){"in", "from", "to", "at", "near", NULL}) ||
 			      byte_at(d, t->s - 2) == '@' || byte_at(d, t->s - 1) == '@')) {
 			mark(d, i, SALUS_PHI_LOCATION, 0.65f, RULE_CITY_DICT);
+			continue;
+		}
+		/* "supportive to pt, John.", "in Lochearn.", "his business Genentech": in a
+		 * note written in lower case (sentence starts too) a capitalised word inside
+		 * a sentence is a proper noun, though it is also an English word ("Baker") */
+		/* an eponym that is also a name ("Baker") is a name unless used as an eponym
+		 * ("Baker's cyst", "Bell palsy") */
+		bool eponym = (f & DF_MEDPROP) &&
+			      (!(f & F_NAME) || (len > 2 && d->b[t->e - 2] == '\'') ||
+			       (i + 1 < nt && d->tok[i + 1].shape == SH_LOWER && (tf(d, i + 1) & (DF_MED | DF_COMMON | DF_VOCAB))));
+		if (d->nc == CASE_LOWER && t->shape == SH_CAP && !(t->bits & TB_SENT) && len >= 3 && !eponym &&
+		    !(f & (DF_MED | DF_ABBR | DF_STOP | DF_MONTH | DF_TITLE | DF_CRED | DF_LABEL |
+			   DF_LOCLABEL | DF_STATE | DF_INST | DF_STREET | DF_REL | DF_ROLE | DF_VERB | F_FUNC)) &&
+		    /* "Chest PT": a common word that is no name, capitalised as the start of a term */
+		    !((f & DF_COMMON) && !(f & F_NAME)) &&
+		    !medical_suffix(d, t) && !drug_list(d, i) && !(i > 0 && tok_in(d, i - 1, drug_ctx)) &&
+		    !tok_in(d, i, (const char *const[]){"monday", "tuesday", "wednesday", "thursday", "friday",
+							"saturday", "sunday", "english", "spanish", NULL})) {
+			bool place = i > 0 && tok_in(d, i - 1, loc_preps);
+			mark(d, i, place ? SALUS_PHI_LOCATION : SALUS_PHI_NAME, 0.6f, place ? RULE_CITY_DICT : RULE_UNKNOWN_CAP);
 			continue;
 		}
 		if (nd && !word && len >= 2) {
@@ -3361,8 +3580,29 @@ static void rules(struct salus_deid *d)
 			struct tok *t = &d->tok[i];
 			if (t->mtype != SALUS_PHI_NAME + 1 || t->mconf < 0.55f)
 				continue;
-			if (i + 1 < nt && !d->tok[i + 1].mtype && !(tf(d, i + 1) & (DF_COMMON | DF_VOCAB)))
+			/* "Zoe Young", "Isaac Heath": after a first name written as a name, a
+			 * capitalised word that is also an English word (extend_right decides) */
+			if (i + 1 < nt && !d->tok[i + 1].mtype &&
+			    (!(tf(d, i + 1) & (DF_COMMON | DF_VOCAB)) ||
+			     (mixed && t->shape == SH_CAP && d->tok[i + 1].shape == SH_CAP && (tf(d, i) & DF_FIRST) &&
+			      (tf(d, i + 1) & DF_LAST))))
 				extend_right(d, i, 0.7f, RULE_NEIGHBOUR, 1);
+			/* "Elita B Desaulniers", "Hanne I. Kreutzmann": a middle initial between a name
+			 * written as a name and a capitalised word that can be a surname */
+			if (mixed && t->shape == SH_CAP && i + 2 < nt && !d->tok[i + 1].mtype &&
+			    (!d->tok[i + 2].mtype || d->tok[i + 2].mtype == SALUS_PHI_NAME + 1) &&
+			    d->tok[i + 1].shape == SH_INIT && gap_after(d, i) == GAP_SPACE &&
+			    (gap_after(d, i + 1) == GAP_DOT || (gap_after(d, i + 1) == GAP_SPACE && d->b[d->tok[i + 1].s] != 'I')) &&
+			    d->tok[i + 2].shape == SH_CAP && d->tok[i + 2].e - d->tok[i + 2].s >= 2 &&
+			    !((d->tok[i + 1].bits | d->tok[i + 2].bits) & TB_COVERED)) {
+				uint32_t nf = tf(d, i + 2);
+				if (!(nf & (DF_MED | DF_MEDPROP | DF_ABBR | F_FUNC | DF_INST | DF_STREET | DF_VERB | DF_LOCVERB |
+					    DF_LABEL | DF_LOCLABEL | DF_STATE)) &&
+				    (!(nf & (DF_COMMON | DF_VOCAB)) || (nf & DF_LAST)) && !med_prefix(d, i + 2)) {
+					mark(d, i + 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+					mark(d, i + 2, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+				}
+			}
 			if (i > 0 && !d->tok[i - 1].mtype && !(tf(d, i - 1) & (DF_COMMON | DF_VOCAB)) &&
 			    !(d->tok[i - 1].bits & TB_SENT && mixed && (tf(d, i - 1) & DF_PROPER)))
 				extend_left(d, i, 0.7f, RULE_NEIGHBOUR, 1);

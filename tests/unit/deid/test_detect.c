@@ -488,6 +488,81 @@ static void test_context_rules4(void **state)
 	expect_none("much teaching re: mi/meds. family in.", "mi");
 }
 
+static void test_address_blocks(void **state)
+{
+	(void)state;
+	/* a house number, the street, the apartment, then city, country and postcode */
+	const char *block = "Quenna Marlowe\n\n41207 Brellingkatu 17\n Suite 208\n Varrosund\n\n Quelland 59713";
+	expect(block, "41207 Brellingkatu 17", SALUS_PHI_LOCATION);
+	expect(block, "Varrosund", SALUS_PHI_LOCATION);
+	expect(block, "59713", SALUS_PHI_LOCATION);
+	const char *one = "Send it to 8812 14 Rue Quellard Apt. 417 Marrowby , QX  60425 please.";
+	expect(one, "8812 14 Rue Quellard", SALUS_PHI_LOCATION);
+	expect(one, "Marrowby", SALUS_PHI_LOCATION);
+	expect(one, "60425", SALUS_PHI_LOCATION);
+	/* quoted lines; the apartment before the street */
+	const char *quoted = "> Quenna Marlowe\n> 3319 Vellagata 52\n> Apt. 120\n> QUELLSTAD\n> Norland 44120";
+	expect(quoted, "3319 Vellagata 52", SALUS_PHI_LOCATION);
+	expect(quoted, "QUELLSTAD", SALUS_PHI_LOCATION);
+	expect("Dr. Quenna Marlowe Apt. 117 6620 Brellveien 31\nQUELLSTAD", "6620 Brellveien 31", SALUS_PHI_LOCATION);
+	/* a line that is not all address words ends the block; a label ends it */
+	const char *tail = "9120 Quellweg 4 Apt. 12, Marrowby\nPlease call me soon.";
+	expect(tail, "Marrowby", SALUS_PHI_LOCATION);
+	expect_none(tail, "Please");
+	expect_none("7741 Brellingkatu 9 Suite 30, Marrowby\nMobile: 555", "Mobile");
+	/* an address after "at" goes on over the lines of its block */
+	const char *lines = "The office is at 5120 2231 Quellmoor Drive\nBrellington\n, 44\n 60810. Come by.";
+	expect(lines, "Brellington", SALUS_PHI_LOCATION);
+	expect(lines, "60810", SALUS_PHI_LOCATION);
+	expect_none(lines, "Come");
+	/* military addresses over a line break */
+	expect("Mail it to PSC 4417, Box 2290\nAPO AE 09112 today.", "APO AE 09112", SALUS_PHI_LOCATION);
+	/* a ward is not an apartment; a unit number without a house number and street */
+	expect_none("Pt transferred to Unit 4 Bed 12 at noon.", "Bed");
+	expect_none("Gave 2 Units PRBC, Unit 2 hung at 1400.", "PRBC");
+}
+
+static void test_lower_case_notes(void **state)
+{
+	(void)state;
+	/* in a note written in lower case a capitalised word inside a sentence is a proper noun */
+	const char *note = "pt resting comfortably overnight, vs stable. wife came in from Marrowby today, "
+			   "supportive to pt, Quellan. works for Brellcorp. did Chest PT with good effect, "
+			   "on Lasix iv. family aware of plan.";
+	expect(note, "Marrowby", SALUS_PHI_LOCATION);
+	expect(note, "Quellan", SALUS_PHI_NAME);
+	expect(note, "Brellcorp", SALUS_PHI_NAME);
+	expect_none(note, "Chest");
+	expect_none(note, "Lasix");
+	/* an eponym that is also a surname: a name unless used as an eponym */
+	const char *epo = "pt resting comfortably overnight, vs stable, no complaints. dtr Frances Baker- "
+			  "will call back. has a Baker cyst on the left, and Bell palsy.";
+	expect(epo, "Frances Baker", SALUS_PHI_NAME);
+	expect_none(epo, "Baker cyst");
+	expect_none(epo, "Bell");
+	/* a month/year glued to the word before it; not blood gases */
+	expect("PMH: GERD, s/p pelvic fx4/97, stable.", "4/97", SALUS_PHI_DATE);
+	expect("Hx: cabg3/2004, htn.", "3/2004", SALUS_PHI_DATE);
+	expect_none("ABG 7.31 pco2/45 po2/80 on 50%.", "2/45");
+	expect_none("ABG 7.31 pco2/45 po2/80 on 50%.", "2/80");
+	expect_none("Lumbar fusion L4/5 done.", "4/5");
+	/* a place in capitals after in/from in a mixed note; not units, rhythms or drugs */
+	expect("She moved here from QUELLMOUTH last year.", "QUELLMOUTH", SALUS_PHI_LOCATION);
+	expect_none("Pt remains in VTACH, transferred from CVICU.", "VTACH");
+	expect_none("Pt remains in VTACH, transferred from CVICU.", "CVICU");
+	expect_none("Pt was started in HEPARIN drip.", "HEPARIN");
+	/* a surname that is also a word after a first name; a middle initial */
+	expect("The talk was given by our host Zoe Young yesterday.", "Zoe Young", SALUS_PHI_NAME);
+	expect("Maybe it is under Elita B Quellanders now.", "Elita B Quellanders", SALUS_PHI_NAME);
+	expect("Ask for Hanne T. Quellanders at the desk.", "Hanne T. Quellanders", SALUS_PHI_NAME);
+	expect_none("Spoke with Maria. I Told her to call.", "Told");
+	/* the ward a patient is called out to */
+	const char *co = "Pt stable. Plan: c/o to quellmoor if stable, c/o to floor, c/o to micu.";
+	expect(co, "quellmoor", SALUS_PHI_LOCATION);
+	expect_none(co, "floor");
+	expect_none(co, "micu");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -497,6 +572,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_clinical_lists),
 		cmocka_unit_test(test_context_rules), cmocka_unit_test(test_context_rules2),
 		cmocka_unit_test(test_context_rules3), cmocka_unit_test(test_context_rules4),
+		cmocka_unit_test(test_address_blocks), cmocka_unit_test(test_lower_case_notes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
