@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "cli/admin_audit.h"
 #include "cli/cmd.h"
 #include "cli/secret_file.h"
 #include "cli/store_open.h"
@@ -41,7 +42,6 @@
 
 #define MANIFEST  "MANIFEST.json"
 #define FORMAT    "salus-backup/1"
-#define AUDIT_KEY "keys/audit.key"
 #define MAX_FILES 256
 
 static const char usage[] =
@@ -264,27 +264,15 @@ static int manifest_check(const char *root, json_t **doc_out, char *why, size_t 
 
 static int record_backup(const struct salus_config *cfg, struct salus_store *st, size_t nfiles)
 {
-	char kp[SALUS_PATH_MAX], query[128];
-	struct salus_audit_opts ao = {0};
-	struct salus_audit *au = NULL;
-	int rc;
-
-	if (salus_config_path(cfg, AUDIT_KEY, kp))
-		return SALUS_EINVALID;
-	ao.key_path = kp;
-	if ((rc = salus_audit_new(st, &ao, &au)))
-		return rc;
+	char query[128];
 	snprintf(query, sizeof query, "action=backup&files=%zu", nfiles);
 	struct salus_audit_req rq = {
 	    .interaction = SALUS_AUDIT_ADMIN,
 	    .status = 200,
-	    .client_id = "salus-cli",
 	    .user_id = "backup",
 	    .query = query,
 	};
-	rc = salus_audit_record(au, &rq, NULL);
-	salus_audit_free(au);
-	return rc;
+	return salus_cli_audit(cfg, st, &rq);
 }
 
 static int backup(const struct salus_config *cfg, const char *out)

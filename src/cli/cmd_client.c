@@ -16,6 +16,7 @@
 #include "auth/oauth.h"
 #include "cli/cmd.h"
 #include "cli/secret_file.h"
+#include "cli/admin_audit.h"
 #include "cli/store_open.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -153,7 +154,14 @@ static int add_app(const char *name, const struct opts *o)
 	const char *why = NULL;
 	rc = salus_auth_app_add(st, o->id, o->scope, o->redirect_uri, o->launch_uri, o->public_client, o->public_client ? NULL : secret,
 				sn, &why);
+	char q[SALUS_CLIENT_ID_MAX + 64];
+	snprintf(q, sizeof q, "action=client-add&client=%s", o->id);
+	int arc = salus_cli_audit_admin(name, o->data, st, q, rc);
 	salus_store_free(st);
+	if (arc) {
+		sodium_memzero(secret, sizeof secret);
+		return arc;
+	}
 	if (rc) {
 		sodium_memzero(secret, sizeof secret);
 		return salus_cli_fail(name, 1, "%s", why ? why : salus_err_msg(rc));
@@ -181,7 +189,12 @@ static int add_backend(const char *name, const struct opts *o)
 			return urc;
 		const char *uwhy = NULL;
 		urc = salus_auth_backend_add_url(ust, o->id, o->scope, o->jwks_url, &uwhy);
+		char uq[SALUS_CLIENT_ID_MAX + 64];
+		snprintf(uq, sizeof uq, "action=client-add&client=%s", o->id);
+		int uarc = salus_cli_audit_admin(name, o->data, ust, uq, urc);
 		salus_store_free(ust);
+		if (uarc)
+			return uarc;
 		if (urc)
 			return salus_cli_fail(name, 1, "%s", uwhy ? uwhy : salus_err_msg(urc));
 		printf("backend client %s registered (private_key_jwt, JWK Set URL)\n", o->id);
@@ -201,7 +214,12 @@ static int add_backend(const char *name, const struct opts *o)
 		return rc;
 	const char *why = NULL;
 	rc = salus_auth_backend_add(st, o->id, o->scope, jwks, n, &why);
+	char q[SALUS_CLIENT_ID_MAX + 64];
+	snprintf(q, sizeof q, "action=client-add&client=%s", o->id);
+	int arc = salus_cli_audit_admin(name, o->data, st, q, rc);
 	salus_store_free(st);
+	if (arc)
+		return arc;
 	if (rc)
 		return salus_cli_fail(name, 1, "%s", why ? why : salus_err_msg(rc));
 	printf("backend client %s registered (private_key_jwt)\n", o->id);
@@ -248,7 +266,12 @@ static int cmd_add(int argc, char **argv)
 	const char *why = NULL;
 	rc = salus_auth_client_add(st, o.id, secret, sn, o.scope, &why);
 	sodium_memzero(secret, sizeof secret);
+	char q[SALUS_CLIENT_ID_MAX + 64];
+	snprintf(q, sizeof q, "action=client-add&client=%s", o.id);
+	int arc = salus_cli_audit_admin(name, o.data, st, q, rc);
 	salus_store_free(st);
+	if (arc)
+		return arc;
 	if (rc)
 		return salus_cli_fail(name, 1, "%s", why ? why : salus_err_msg(rc));
 	printf("client %s registered\n", o.id);
@@ -294,7 +317,12 @@ static int cmd_remove(int argc, char **argv)
 	if ((rc = open_store(name, o.data, &st)))
 		return rc;
 	rc = salus_auth_client_remove(st, o.id);
+	char q[SALUS_CLIENT_ID_MAX + 64];
+	snprintf(q, sizeof q, "action=client-remove&client=%s", o.id);
+	int arc = salus_cli_audit_admin(name, o.data, st, q, rc);
 	salus_store_free(st);
+	if (arc)
+		return arc;
 	if (rc == SALUS_ENOTFOUND)
 		return salus_cli_fail(name, 1, "no client with id %s", o.id);
 	if (rc)

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli/cmd.h"
+#include "cli/admin_audit.h"
 #include "cli/store_open.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -121,7 +122,26 @@ static int key_status(const struct salus_config *cfg, const char *ring)
 	return 0;
 }
 
-static int key_rotate(const char *ring, const struct salus_kek_config *kc)
+/* The AuditEvent of a key operation (its outcome rc), in the store of cfg.  1 (with a message)
+ * when it cannot be written. */
+static int audit_key(const struct salus_config *cfg, const char *query, int rc)
+{
+	struct salus_store *st = NULL;
+	struct salus_store_opts so = {.readers = 1};
+	const char *why = NULL;
+	struct salus_audit_req rq = {.interaction = SALUS_AUDIT_ADMIN, .status = rc ? salus_err_http(rc) : 200,
+				     .query = query};
+	int arc = salus_cli_open_store(cfg, &so, &st, &why);
+	if (!arc)
+		arc = salus_cli_audit(cfg, st, &rq);
+	salus_store_free(st);
+	if (arc)
+		return salus_cli_fail("key", 1, "the key operation could not be audited: %s",
+				      why ? why : salus_err_msg(arc));
+	return 0;
+}
+
+static int key_rotate(const struct salus_config *cfg, const char *ring, const struct salus_kek_config *kc)
 {
 	struct salus_keyring *kr = NULL;
 	const char *why = NULL;
@@ -130,8 +150,11 @@ static int key_rotate(const char *ring, const struct salus_kek_config *kc)
 		return salus_cli_fail("key", 1, "cannot unlock the keyring: %s", why ? why : salus_err_msg(rc));
 	rc = salus_keyring_rotate_kek(kr, kc, &why);
 	salus_keyring_free(kr);
+	int arc = audit_key(cfg, "action=key-rotate-kek", rc);
 	if (rc)
 		return salus_cli_fail("key", 1, "rotation failed: %s", why ? why : salus_err_msg(rc));
+	if (arc)
+		return arc;
 	printf("salus: KEK rotated; every data key re-wrapped\n");
 	return 0;
 }
@@ -225,6 +248,8 @@ static int key_rekey(const struct salus_config *cfg, const char *ring, const str
 	status = 0;
 out_kr:
 	salus_keyring_free(kr);
+	if (audit_key(cfg, "action=key-rekey-data", status ? SALUS_EIO : 0))
+		status = 1;
 	return status;
 }
 
@@ -303,7 +328,7 @@ int salus_cmd_key(int argc, char **argv)
 	if (!strcmp(sub, "status"))
 		return key_status(&cfg, ring);
 	if (!strcmp(sub, "rotate"))
-		return key_rotate(ring, &kc);
+		return key_rotate(&cfg, ring, &kc);
 	if (!strcmp(sub, "rekey-data"))
 		return key_rekey(&cfg, ring, &kc);
 	if (!strcmp(sub, "seal-files"))

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "cli/admin_audit.h"
 #include "cli/cmd.h"
 #include "cli/store_open.h"
 #include "core/config.h"
@@ -36,7 +37,6 @@
 #include "crypto/keyring.h"
 #include "store/store.h"
 
-#define AUDIT_KEY "keys/audit.key"
 
 static const char usage[] =
 	"usage: salus patient erase --data DIR --id ID --reason CODE [--ticket REF] [--by NAME]\n"
@@ -73,17 +73,9 @@ static bool token_ok(const char *s, size_t max)
 static int record_erase(const struct salus_config *cfg, struct salus_store *st, const char *pid, const char *reason,
 			const char *ticket, const char *by, const struct salus_erase_result *res, int status)
 {
-	char kp[SALUS_PATH_MAX], query[256];
-	struct salus_audit_opts ao = {0};
-	struct salus_audit *au = NULL;
+	char query[256];
 	const char *pats[1] = {pid};
-	int rc;
 
-	if (salus_config_path(cfg, AUDIT_KEY, kp))
-		return SALUS_EINVALID;
-	ao.key_path = kp;
-	if ((rc = salus_audit_new(st, &ao, &au)))
-		return rc;
 	snprintf(query, sizeof query, "action=patient-erase&reason=%s%s%s&key_destroyed=%s&resources=%ld", reason,
 		 ticket ? "&ticket=" : "", ticket ? ticket : "", res->key_destroyed ? "true" : "false", res->resources);
 	struct salus_audit_req rq = {
@@ -97,9 +89,7 @@ static int record_erase(const struct salus_config *cfg, struct salus_store *st, 
 		.user_id = by,
 		.query = query,
 	};
-	rc = salus_audit_record(au, &rq, NULL);
-	salus_audit_free(au);
-	return rc;
+	return salus_cli_audit(cfg, st, &rq);
 }
 
 static int patient_erase(const struct salus_config *cfg, const char *pid, const char *reason, const char *ticket,

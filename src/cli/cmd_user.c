@@ -20,6 +20,7 @@
 #include "auth/user.h"
 #include "cli/cmd.h"
 #include "cli/secret_file.h"
+#include "cli/admin_audit.h"
 #include "cli/store_open.h"
 #include "core/clock.h"
 #include "core/alloc.h"
@@ -249,7 +250,15 @@ static int cmd_add(int argc, char **argv)
 	const char *why = NULL;
 	rc = salus_user_add(u, &nu, &m, &why);
 	sodium_memzero(pw, sizeof pw);
+	char q[SALUS_USERNAME_MAX + 96];
+	snprintf(q, sizeof q, "action=user-add&user=%s&role=%s", o.username, o.role);
+	int arc = salus_cli_audit_admin(name, o.data, st, q, rc);
 	close_users(st, u);
+	if (arc) {
+		if (!rc)
+			salus_mfa_enrolment_clear(&m);
+		return arc;
+	}
 	if (rc)
 		return salus_cli_fail(name, 1, "%s", why ? why : salus_err_msg(rc));
 	printf("user %s added (role %s%s)\n", o.username, o.role,
@@ -307,7 +316,16 @@ static int cmd_simple(const char *name, const char *usage, int argc, char **argv
 		rc = salus_user_reset_mfa(u, o.username, &m);
 	else
 		rc = salus_user_disable(u, o.username);
+	char q[SALUS_USERNAME_MAX + 96];
+	snprintf(q, sizeof q, "action=%s&user=%s%s%s", role ? "user-set-role" : reset ? "user-reset-mfa" : "user-disable",
+		 o.username, role ? "&role=" : "", role ? o.role : "");
+	int arc = salus_cli_audit_admin(name, o.data, st, q, rc);
 	close_users(st, u);
+	if (arc) {
+		if (reset && !rc)
+			salus_mfa_enrolment_clear(&m);
+		return arc;
+	}
 	if (rc == SALUS_ENOTFOUND)
 		return salus_cli_fail(name, 1, "no user %s", o.username);
 	if (rc)
@@ -361,7 +379,12 @@ static int cmd_revoke(int argc, char **argv)
 	if ((rc = open_users(name, o.data, &st, &u)))
 		return rc;
 	rc = salus_session_revoke(u, o.id, o.id ? NULL : o.username);
+	char q[SALUS_USERNAME_MAX + 160];
+	snprintf(q, sizeof q, "action=session-revoke&%s=%s", o.id ? "session" : "user", o.id ? o.id : o.username);
+	int arc = salus_cli_audit_admin(name, o.data, st, q, rc);
 	close_users(st, u);
+	if (arc)
+		return arc;
 	if (rc == SALUS_ENOTFOUND)
 		return salus_cli_fail(name, 1, "no such session");
 	if (rc)

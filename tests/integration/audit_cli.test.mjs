@@ -115,3 +115,47 @@ test('verify, checkpoint and offline verification of a fresh data directory', ()
   r = run(['audit', 'verify', '--data', dir]);
   assert.equal(r.status, 0, r.stdout + r.stderr);
 });
+
+test('administrative CLI commands are audited: clients, users, keys (DCM 110100, client salus-cli)', () => {
+  const dir = path.join(tmp, 'admin');
+  assert.equal(run(['init', '--data', dir]).status, 0);
+  const secret = path.join(tmp, 'admin-secret');
+  fs.writeFileSync(secret, 'a'.repeat(40) + '\n');
+  const pw = path.join(tmp, 'admin-pw');
+  fs.writeFileSync(pw, 'correct horse battery staple 42\n');
+  const ok = (args) => {
+    const r = run(args);
+    assert.equal(r.status, 0, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  };
+  ok(['client', 'add', '--data', dir, '--id', 'cli-app', '--scope', 'system/*.rs', '--secret-file', secret]);
+  ok(['user', 'add', '--data', dir, '--username', 'dr.adm', '--role', 'clinician', '--password-file', pw]);
+  ok(['user', 'set-role', '--data', dir, '--username', 'dr.adm', '--role', 'nurse']);
+  ok(['user', 'disable', '--data', dir, '--username', 'dr.adm']);
+  ok(['client', 'remove', '--data', dir, '--id', 'cli-app']);
+  ok(['key', 'rotate', '--data', dir]);
+  ok(['key', 'rekey-data', '--data', dir]);
+  // a refused action is audited too, with its failure
+  assert.equal(run(['client', 'remove', '--data', dir, '--id', 'no-such-app']).status, 1);
+  const events = run(['audit', 'export', '--data', dir]).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const admin = events.filter((e) => e.type?.code === '110100');
+  const actions = admin.map((e) => {
+    const q = (e.entity || []).find((x) => x.query)?.query;
+    return `${Buffer.from(q, 'base64').toString()} ${e.outcome}`;
+  });
+  assert.deepEqual(actions, [
+    'action=client-add&client=cli-app 0',
+    'action=user-add&user=dr.adm&role=clinician 0',
+    'action=user-set-role&user=dr.adm&role=nurse 0',
+    'action=user-disable&user=dr.adm 0',
+    'action=client-remove&client=cli-app 0',
+    'action=key-rotate-kek 0',
+    'action=key-rekey-data 0',
+    'action=client-remove&client=no-such-app 4',
+  ]);
+  for (const e of admin) {
+    assert.equal(e.agent[0].who.identifier.value, 'salus-cli');
+    assert.equal(JSON.stringify(e).includes('correct horse'), false); // never the password
+  }
+  const r = run(['audit', 'verify', '--data', dir]);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+});
