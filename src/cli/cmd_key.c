@@ -290,6 +290,8 @@ static int key_seal_files(const struct salus_config *cfg)
 		status = salus_cli_fail("key", 1, "TLS key: cannot seal: %s", salus_err_msg(rc));
 	else if (!rc)
 		printf("TLS key: %s\n", already ? "already sealed" : "sealed");
+	if (audit_key(cfg, "action=key-seal-files", status ? SALUS_EIO : 0))
+		status = 1;
 	return status;
 }
 

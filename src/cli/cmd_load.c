@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "cli/admin_audit.h"
 #include "cli/cmd.h"
 #include "cli/store_open.h"
 #include "core/alloc.h"
@@ -207,7 +208,14 @@ int salus_cmd_load(int argc, char **argv)
 	}
 	salus_buf_release(&l.lb);
 	pthread_mutex_destroy(&l.mu);
+	/* the bulk write is an administrative action in the trail (the count, not the patients) */
+	char q[96];
+	snprintf(q, sizeof q, "action=load&resources=%ld", l.written);
+	struct salus_audit_req arq = {.interaction = SALUS_AUDIT_ADMIN, .status = rc ? salus_err_http(rc) : 200, .query = q};
+	int arc = salus_cli_audit(&cfg, st, &arq);
 	salus_store_free(st);
+	if (arc)
+		return salus_cli_fail("load", 1, "the load could not be audited: %s", salus_err_msg(arc));
 	if (rc)
 		return salus_cli_fail("load", 1, "%s (after %ld resources)", salus_err_msg(rc), l.written);
 	printf("salus load: %ld resources written\n", l.written);

@@ -134,6 +134,11 @@ test('administrative CLI commands are audited: clients, users, keys (DCM 110100,
   ok(['client', 'remove', '--data', dir, '--id', 'cli-app']);
   ok(['key', 'rotate', '--data', dir]);
   ok(['key', 'rekey-data', '--data', dir]);
+  ok(['key', 'seal-files', '--data', dir]);
+  const nd = path.join(tmp, 'two.ndjson');
+  fs.writeFileSync(nd, '{"resourceType":"Patient","id":"ld-1","name":[{"family":"Loaded"}]}\n' +
+    '{"resourceType":"Patient","id":"ld-2","name":[{"family":"Loaded"}]}\n');
+  ok(['load', '--data', dir, nd]);
   // a refused action is audited too, with its failure
   assert.equal(run(['client', 'remove', '--data', dir, '--id', 'no-such-app']).status, 1);
   const events = run(['audit', 'export', '--data', dir]).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
@@ -150,11 +155,14 @@ test('administrative CLI commands are audited: clients, users, keys (DCM 110100,
     'action=client-remove&client=cli-app 0',
     'action=key-rotate-kek 0',
     'action=key-rekey-data 0',
+    'action=key-seal-files 0',
+    'action=load&resources=2 0',
     'action=client-remove&client=no-such-app 4',
   ]);
   for (const e of admin) {
     assert.equal(e.agent[0].who.identifier.value, 'salus-cli');
     assert.equal(JSON.stringify(e).includes('correct horse'), false); // never the password
+    assert.equal(JSON.stringify(e).includes('Loaded'), false); // never a loaded resource's content
   }
   const r = run(['audit', 'verify', '--data', dir]);
   assert.equal(r.status, 0, r.stdout + r.stderr);
