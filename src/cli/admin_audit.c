@@ -26,18 +26,23 @@ int salus_cli_audit(const struct salus_config *cfg, struct salus_store *st, stru
 	return rc;
 }
 
-int salus_cli_audit_admin(const char *name, const char *dir, struct salus_store *st, const char *query, int rc)
+int salus_cli_audit_action(const struct salus_config *cfg, struct salus_store *st, const char *query, int rc)
 {
-	struct salus_config cfg;
-	const char *why = NULL;
 	struct salus_audit_req rq = {
 		.interaction = SALUS_AUDIT_ADMIN,
 		.status = rc ? salus_err_http(rc) : 200,
 		.query = query,
 	};
+	return salus_cli_audit(cfg, st, &rq);
+}
+
+int salus_cli_audit_admin(const char *name, const char *dir, struct salus_store *st, const char *query, int rc)
+{
+	struct salus_config cfg;
+	const char *why = NULL;
 	int arc = salus_config_load(&cfg, dir, &why);
 	if (!arc)
-		arc = salus_cli_audit(&cfg, st, &rq);
+		arc = salus_cli_audit_action(&cfg, st, query, rc);
 	if (arc)
 		return salus_cli_fail(name, 1, "the action could not be audited: %s", salus_err_msg(arc));
 	return 0;

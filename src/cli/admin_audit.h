@@ -15,7 +15,11 @@
  * and time filled in when unset).  Errors: those of salus_audit_new / salus_audit_record. */
 int salus_cli_audit(const struct salus_config *cfg, struct salus_store *st, struct salus_audit_req *rq);
 
-/* An administrative action of the data directory dir: the query ("action=...&...") and the
+/* An administrative action (DCM 110100): the query ("action=...&...") and the outcome rc of the
+ * action (0: done, HTTP 200; else its error).  Errors: those of salus_cli_audit. */
+int salus_cli_audit_action(const struct salus_config *cfg, struct salus_store *st, const char *query, int rc);
+
+/* salus_cli_audit_action for the data directory dir: the query ("action=...&...") and the
  * outcome rc of the action (0: done, HTTP 200; else its error).  On failure to record, prints a
  * one-line message for command `name` and returns 1; else 0. */
 int salus_cli_audit_admin(const char *name, const char *dir, struct salus_store *st, const char *query, int rc);

@@ -129,11 +129,9 @@ static int audit_key(const struct salus_config *cfg, const char *query, int rc)
 	struct salus_store *st = NULL;
 	struct salus_store_opts so = {.readers = 1};
 	const char *why = NULL;
-	struct salus_audit_req rq = {.interaction = SALUS_AUDIT_ADMIN, .status = rc ? salus_err_http(rc) : 200,
-				     .query = query};
 	int arc = salus_cli_open_store(cfg, &so, &st, &why);
 	if (!arc)
-		arc = salus_cli_audit(cfg, st, &rq);
+		arc = salus_cli_audit_action(cfg, st, query, rc);
 	salus_store_free(st);
 	if (arc)
 		return salus_cli_fail("key", 1, "the key operation could not be audited: %s",

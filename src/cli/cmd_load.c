@@ -211,8 +211,7 @@ int salus_cmd_load(int argc, char **argv)
 	/* the bulk write is an administrative action in the trail (the count, not the patients) */
 	char q[96];
 	snprintf(q, sizeof q, "action=load&resources=%ld", l.written);
-	struct salus_audit_req arq = {.interaction = SALUS_AUDIT_ADMIN, .status = rc ? salus_err_http(rc) : 200, .query = q};
-	int arc = salus_cli_audit(&cfg, st, &arq);
+	int arc = salus_cli_audit_action(&cfg, st, q, rc);
 	salus_store_free(st);
 	if (arc)
 		return salus_cli_fail("load", 1, "the load could not be audited: %s", salus_err_msg(arc));

@@ -170,16 +170,8 @@ int salus_ajournal_open(const char *path, const struct salus_page_key *keys, siz
 	if ((rc = derive_keys(j, keys, nkeys, write_id)))
 		goto fail;
 	randombytes_buf(j->nonce_base, sizeof j->nonce_base);
-	if (crypto_aead_aes256gcm_is_available()) {
-		if (!(j->aes = sodium_malloc(sizeof *j->aes))) {
-			rc = SALUS_ENOMEM;
-			goto fail;
-		}
-		if (aes_state(j->aes, &j->keys[j->wk], j->nonce_base)) {
-			rc = SALUS_EINTERNAL;
-			goto fail;
-		}
-	}
+	if (crypto_aead_aes256gcm_is_available() && (rc = salus_ajournal_set_aes(j, true)))
+		goto fail;
 	if (fstat(j->fd, &sb)) {
 		rc = SALUS_EIO;
 		goto fail;
