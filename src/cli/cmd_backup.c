@@ -3,8 +3,9 @@
  * directory, their verification and their restore (docs/backup.md).
  *
  *   salus backup --data DIR --out DEST
- *       DEST (new, mode 0700) gets a consistent copy of the database and of
- *       the patient key database (salus_store_backup: sealed pages, online),
+ *       DEST (new, mode 0700) gets a consistent copy of the database, of its
+ *       audit database and of the patient key database (salus_store_backup:
+ *       sealed pages, online),
  *       every other file of DIR (config, keyring, signing keys, TLS) except
  *       the KEK file, and MANIFEST.json (BLAKE2b-256 and size of each file).
  *       The backup is recorded in the audit trail; if that fails the backup
@@ -102,7 +103,7 @@ static const char *rel_to(const char *root, const char *p)
 
 struct plan {
 	const char *dir;
-	char db[SALUS_PATH_MAX], keys[SALUS_PATH_MAX], kek[SALUS_PATH_MAX];
+	char db[SALUS_PATH_MAX], adb[SALUS_PATH_MAX], keys[SALUS_PATH_MAX], kek[SALUS_PATH_MAX];
 	char *files[MAX_FILES]; /* relative paths of the plain copies */
 	size_t n;
 	bool too_many, odd;
@@ -136,7 +137,8 @@ static int plan_entry(const char *path, const struct stat *sb, int flag, struct 
 	}
 	if (flag != FTW_F)
 		return 0;
-	if (is_or_beside(path, pl->db) || is_or_beside(path, pl->keys) || !strcmp(path, pl->kek))
+	if (is_or_beside(path, pl->db) || is_or_beside(path, pl->adb) || is_or_beside(path, pl->keys) ||
+	    !strcmp(path, pl->kek))
 		return 0;
 	if (pl->n == MAX_FILES) {
 		pl->too_many = true;
@@ -281,7 +283,7 @@ static int backup(const struct salus_config *cfg, const char *out)
 	struct salus_store *st = NULL;
 	struct plan pl = {.dir = cfg->dir};
 	char ring[SALUS_PATH_MAX], uri[SALUS_PATH_MAX + 8], p[SALUS_PATH_MAX], q[SALUS_PATH_MAX];
-	const char *why = NULL, *dbrel, *keysrel;
+	const char *why = NULL, *dbrel, *adbrel, *keysrel;
 	json_t *doc = NULL, *files;
 	int rc, status = 1;
 
@@ -293,9 +295,12 @@ static int backup(const struct salus_config *cfg, const char *out)
 	if (strlen(uri + 7) >= sizeof pl.db)
 		return salus_cli_fail("backup", 2, "the store path is too long");
 	memcpy(pl.db, uri + 7, strlen(uri + 7) + 1);
+	if (salus_store_audit_path(pl.db, pl.adb, sizeof pl.adb))
+		return salus_cli_fail("backup", 2, "the store path is too long");
 	if (kc.source != SALUS_KEK_FILE)
 		pl.kek[0] = '\0';
-	if (!(dbrel = rel_to(cfg->dir, pl.db)) || !(keysrel = rel_to(cfg->dir, pl.keys)))
+	if (!(dbrel = rel_to(cfg->dir, pl.db)) || !(adbrel = rel_to(cfg->dir, pl.adb)) ||
+	    !(keysrel = rel_to(cfg->dir, pl.keys)))
 		return salus_cli_fail("backup", 2,
 		                      "the database and keys/patient-keys.db must be inside the data "
 		                      "directory");
@@ -347,7 +352,7 @@ static int backup(const struct salus_config *cfg, const char *out)
 	if (!(doc = json_pack("{s:s, s:s, s:s, s:[]}", "format", FORMAT, "created", when, "salus_version",
 	                      SALUS_VERSION, "files")) ||
 	    !(files = json_object_get(doc, "files")) || manifest_add(files, out, dbrel) ||
-	    manifest_add(files, out, keysrel)) {
+	    manifest_add(files, out, adbrel) || manifest_add(files, out, keysrel)) {
 		salus_cli_fail("backup", 1, "cannot hash the database copies");
 		goto out;
 	}
@@ -365,14 +370,14 @@ static int backup(const struct salus_config *cfg, const char *out)
 	}
 	close(fd);
 	/* fail closed: an unrecorded backup is removed */
-	if ((rc = record_backup(cfg, st, pl.n + 2))) {
+	if ((rc = record_backup(cfg, st, pl.n + 3))) {
 		salus_cli_fail("backup", 1,
 		               "the backup could not be recorded in the audit trail (%s): removed",
 		               salus_err_msg(rc));
 		goto out;
 	}
 	printf("salus: backup of %s written to %s (%zu files; the KEK is not in it: keep it apart)\n",
-	       cfg->dir, out, pl.n + 2);
+	       cfg->dir, out, pl.n + 3);
 	status = 0;
 out:
 	json_decref(doc);

@@ -306,7 +306,8 @@ int salus_store_patient_rewrap(struct salus_store *s, size_t *n /* OUT, may be N
 /* ---- backup (docs/backup.md) ---- */
 
 /* Write a consistent copy of the store, online (readers and the writer go on):
- * dest_db gets the database as of one read transaction, written through the
+ * dest_db gets the database as of one read transaction (and its audit database
+ * salus_store_audit_path(dest_db), as of a second one just after), written through the
  * store's encrypting VFS (every page sealed, under the current write key, like
  * the live file); then, when the store has a patient key database and
  * dest_keys is not NULL, dest_keys gets a copy of that.  Keys are durable
@@ -315,6 +316,12 @@ int salus_store_patient_rewrap(struct salus_store *s, size_t *n /* OUT, may be N
  * Errors: SALUS_EINVALID (bad argument), SALUS_EEXISTS (a destination exists),
  * SALUS_EIO, SALUS_EINTEGRITY (a live page failed authentication), SALUS_ENOMEM. */
 int salus_store_backup(struct salus_store *s, const char *dest_db, const char *dest_keys);
+
+/* The file of a SQLite store's audit trail (see "the audit log" below), beside
+ * its database: "DIR/salus.db" -> "DIR/salus-audit.db" (a name not ending in
+ * ".db" gets "-audit.db" appended).  salus_store_backup writes the audit copy
+ * at the same name for dest_db.  Errors: SALUS_EINVALID (empty, or longer than cap). */
+int salus_store_audit_path(const char *db_path, char *out /* OUT */, size_t cap);
 
 /* ---- identifier index (added with conditional operations) -------------------------------------
  *
@@ -369,7 +376,12 @@ int salus_store_once_claim(struct salus_store *s, const char *ns, const char *ke
  * texts: leaf hash = SHA-256(0x00 || event), node hash = SHA-256(0x01 || l || r).
  * As leaves are appended the store also keeps the hash of every complete
  * subtree (2^level leaves starting at index << level), so any root or proof
- * needs O(log n) reads (salus_store_audit_nodes).  Tables (SQLite):
+ * needs O(log n) reads (salus_store_audit_nodes).  SQLite keeps these tables
+ * in their own database file beside the resource database
+ * (salus_store_audit_path), written by a second writer connection: audit
+ * commits then leave the resource database, and the readers' page caches of
+ * it, untouched; a group that writes both commits the audit database first.
+ * Tables (SQLite):
  *   audit_log(idx INTEGER PRIMARY KEY, ts_ms, leaf_hash BLOB, event TEXT)   event: the text in
  *                          the compact lossless form of store/audit_codec.h (older rows: the text);
  *                          every read (salus_store_audit_scan, queries) gives the text back

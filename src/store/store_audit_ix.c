@@ -378,7 +378,7 @@ int salus_store_audit_ix_update(struct salus_store *s, int64_t *indexed)
 			batch_release(&b);
 			break;
 		}
-		rc = salus_sq_writer_call(s, wr_chunk, &b);
+		rc = salus_sq_audit_writer_call(s, wr_chunk, &b);
 		int64_t top = b.n ? b.e[b.n - 1].idx : -1;
 		done += (int64_t)b.n;
 		batch_release(&b);
@@ -729,7 +729,7 @@ int salus_store_audit_prune(struct salus_store *s, int64_t before_ms, int64_t be
 	if (!is_sqlite(s) || below_index < 0)
 		return SALUS_EINVALID;
 	do {
-		if ((rc = salus_sq_writer_call(s, wr_prune, &p)))
+		if ((rc = salus_sq_audit_writer_call(s, wr_prune, &p)))
 			return rc;
 		total += p.n;
 	} while (p.n == PRUNE_CHUNK);

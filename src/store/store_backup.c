@@ -9,6 +9,8 @@
  * with journal_mode=OFF, so every page of the copy is sealed (under the
  * current write key) on its way to disk; no plaintext page or journal is ever
  * written.
+ * The audit database (salus_store_audit_path) is copied next, from a second read
+ * transaction, so it holds the events of every write in the first.
  * The patient key database is copied after the snapshot (patkey.c): keys are
  * made durable before any body they seal is committed, so the key copy holds a
  * key for every sealed body of the database copy.
@@ -60,9 +62,15 @@ static int exec1(sqlite3 *db, const char *sql)
  * journals anyway).  Pages are copied as SQLite has them in memory (opened)
  * and sealed again by the VFS on their way into dest; the header, with its
  * page size and reserved-bytes count, comes with page 1. */
+struct copy {
+	const char *dest;
+	const char *schema; /* "main" (the resource database) or "au" (the audit database) */
+};
+
 static int copy_pages(void *ctx, sqlite3 *src)
 {
-	const char *dest = *(const char **)ctx;
+	const struct copy *cp = ctx;
+	const char *dest = cp->dest;
 	sqlite3_vfs *vfs = NULL;
 	sqlite3 *out = NULL;
 	sqlite3_backup *b;
@@ -77,7 +85,7 @@ static int copy_pages(void *ctx, sqlite3 *src)
 	}
 	if ((rc = exec1(out, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF")))
 		goto out;
-	if (!(b = sqlite3_backup_init(out, "main", src, "main"))) {
+	if (!(b = sqlite3_backup_init(out, "main", src, cp->schema))) {
 		rc = salus_sq_map_rc(sqlite3_extended_errcode(out));
 		goto out;
 	}
@@ -97,22 +105,38 @@ int salus_sq_backup(struct salus_store *s, const char *dest_db, const char *dest
 {
 	struct salus_pk *pk = salus_sq_pk(s);
 	bool keys = dest_keys && pk;
+	char dest_au[4096];
 	int rc;
 
+	if (salus_store_audit_path(dest_db, dest_au, sizeof dest_au))
+		return SALUS_EINVALID;
 	if ((rc = create_empty(dest_db)))
 		return rc;
-	if (keys && (rc = create_empty(dest_keys))) {
+	if ((rc = create_empty(dest_au))) {
 		unlink(dest_db);
 		return rc;
 	}
-	rc = salus_sq_reader_call(s, copy_pages, &dest_db);
+	if (keys && (rc = create_empty(dest_keys))) {
+		unlink(dest_db);
+		unlink(dest_au);
+		return rc;
+	}
+	/* the resources, then the trail: its events of the resources' writes are in it (w_run_group
+	 * commits the audit database first) */
+	struct copy db = {dest_db, "main"}, au = {dest_au, "au"};
+	rc = salus_sq_reader_call(s, copy_pages, &db);
+	if (!rc)
+		rc = salus_sq_reader_call(s, copy_pages, &au);
 	if (!rc)
 		rc = sync_file(dest_db);
+	if (!rc)
+		rc = sync_file(dest_au);
 	if (!rc && keys && !(rc = salus_pk_backup(pk, dest_keys)))
 		rc = sync_file(dest_keys);
 	if (rc) {
 		salus_log(SALUS_LOG_ERROR, "store.backup", "err=%s", salus_err_name(rc));
 		unlink(dest_db);
+		unlink(dest_au);
 		if (keys)
 			unlink(dest_keys);
 	}

@@ -28,6 +28,7 @@
 #include "store/store_sqlite_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <nettle/sha2.h>
 #include <stddef.h>
 #include <pthread.h>
@@ -67,8 +68,9 @@
 #define JOURNAL_GROUP_MAX 2048      /* journaled records moved in one group (~10 ms of the writer) */
 #define JOURNAL_MAX_PENDING 65536   /* journaled records waiting for the writer: appends wait past this */
 #define JOURNAL_RESET_BYTES (4u << 20) /* the journal file is emptied once all of it is in the log and it is this big */
-#define JOURNAL_NS "audit"
-#define JOURNAL_KEY "journal.done" /* kv: the last journal record in the log */
+#define JOURNAL_NS "audit"         /* kv namespace of JOURNAL_KEY before the audit database */
+#define JOURNAL_KEY "journal.done" /* audit_meta: the last journal record in the log */
+#define AU_DB "au"                 /* the audit database, attached to every reader connection */
 /* WAL checkpoints (see "checkpoints" below): the checkpointer thread is woken
  * past CKPT_PAGES frames; the writer checkpoints itself only past
  * CKPT_HARD_PAGES (SQLite's default autocheckpoint is 1000 frames, inline). */
@@ -227,6 +229,7 @@ enum stmt_id {
 	ST_W_AU_INS,
 	ST_W_AU_SUBTREE_INS,
 	ST_W_AU_CP_INS,
+	ST_W_AU_META_PUT,
 	ST_W_TOK_DEL, /* the identifier index (added with conditional operations) */
 	ST_W_TOK_INS,
 	ST_TOK_FIND,
@@ -288,6 +291,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_W_AU_SUBTREE_INS] = "INSERT INTO audit_subtree(leaf, hashes) VALUES(?1, ?2)",
 	[ST_W_AU_CP_INS] = "INSERT INTO audit_checkpoint(size, root, ts_ms, signed_note) VALUES(?1, ?2, ?3, ?4) "
 			   "ON CONFLICT(size) DO NOTHING",
+	[ST_W_AU_META_PUT] = "INSERT INTO audit_meta(key, val) VALUES(?1, ?2) "
+			     "ON CONFLICT(key) DO UPDATE SET val=excluded.val",
 	[ST_W_TOK_DEL] = "DELETE FROM token_index WHERE type=?1 AND id=?2",
 	[ST_W_TOK_INS] = "INSERT INTO token_index(type, id, system, value) VALUES(?1, ?2, ?3, ?4)",
 	[ST_TOK_FIND] = "SELECT DISTINCT id FROM token_index WHERE type=?1 AND value=?2 AND system=?3 ORDER BY id",
@@ -331,10 +336,12 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS kv(ns TEXT NOT NULL, key TEXT NOT NULL, val BLOB NOT NULL,"
 	" PRIMARY KEY(ns, key));";
 
-/* The audit log (store.h): created on every open if missing, so older data
- * directories gain it.  The triggers make the tables append-only; the one
- * UPDATE allowed sets an event's text to NULL (pruning) and nothing else. */
+/* The audit log (store.h), in its own database file (salus_store_audit_path):
+ * created on every open if missing.  The triggers make the tables append-only;
+ * the one UPDATE allowed sets an event's text to NULL (pruning) and nothing
+ * else.  audit_meta holds the last journal record in the log (JOURNAL_KEY). */
 static const char audit_schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS audit_meta(key TEXT PRIMARY KEY, val TEXT NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS audit_log(idx INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL,"
 	" leaf_hash BLOB NOT NULL, event TEXT);"
 	"CREATE TABLE IF NOT EXISTS audit_node(level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,"
@@ -373,7 +380,8 @@ struct conn {
 /* A queued write, on its caller's stack. */
 struct job {
 	enum { JOB_WRITE, JOB_KV_PUT, JOB_KV_DEL, JOB_CHECKPOINT, JOB_FN } kind;
-	int (*fn)(void *ctx, sqlite3 *db); /* JOB_FN: run on the writer connection (store_sqlite_int.h) */
+	int (*fn)(void *ctx, sqlite3 *db); /* JOB_FN: run on a writer connection (store_sqlite_int.h) */
+	bool fn_audit;                     /* JOB_FN: on the audit database's connection */
 	void *fn_ctx;
 	struct salus_write *ops; /* JOB_WRITE */
 	size_t n;
@@ -407,8 +415,12 @@ struct sq_store {
 	struct salus_pk *pk;         /* per-patient record keys; NULL: bodies under the page key only */
 	int batch_max;
 
-	/* writer: `w` and last_ms belong to the writer thread once it runs */
-	struct conn w;
+	/* writer: `w`, `a` and last_ms belong to the writer thread once it runs.  `w` writes the
+	 * resources, `a` the audit database (apath): its commits never touch the resource
+	 * database, so they do not reset the readers' page caches, and a group commits `a`
+	 * first — an event is never missing for a write that is there (see w_run_group) */
+	struct conn w, a;
+	char *apath;
 	int64_t last_ms; /* newest updated_ms written */
 	/* the audit tree's right edge, writer-only: au_front[l] is the hash of the
 	 * complete subtree of 2^l leaves that bit l of au_size stands for */
@@ -450,7 +462,8 @@ struct sq_store {
 	bool jgate;                /* under jmu: an append waits for the file to be emptied; others wait too */
 	int64_t jflush_ns;         /* how long a journaled record may wait for the writer */
 
-	/* the checkpointer: its own connection and thread (see "checkpoints") */
+	/* the checkpointer: its own connection (the audit database attached) and thread (see
+	 * "checkpoints") */
 	struct conn ck;
 	pthread_t ck_thread;
 	bool ck_started;   /* set before the writer thread starts, then read-only */
@@ -536,15 +549,31 @@ static int conn_open(struct conn *c, const char *path, int flags, struct salus_c
 	return SALUS_OK;
 }
 
-static int reader_open(struct conn *c, const char *path, struct salus_crypt_vfs *vfs)
+/* Attach the audit database at apath as AU_DB (through the connection's VFS). */
+static int conn_attach(struct conn *c, const char *apath)
 {
-	int rc = conn_open(c, path, SQLITE_OPEN_READONLY, vfs);
+	sqlite3_stmt *st = NULL;
+	int rc = map_rc(sqlite3_prepare_v2(c->db, "ATTACH DATABASE ?1 AS " AU_DB, -1, &st, NULL));
+	if (rc)
+		return rc;
+	sqlite3_bind_text(st, 1, apath, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SALUS_OK : map_rc(rc);
+}
+
+/* A reader: the resource database, the audit database attached (the audit tables are
+ * found by their names, which the resource database does not use). */
+static int reader_open(struct conn *c, const struct sq_store *sq)
+{
+	int rc = conn_open(c, sq->path, SQLITE_OPEN_READONLY, sq->vfs);
 	if (rc)
 		return rc;
 	/* Any commit resets a WAL reader's whole page cache, so under write load
 	 * reads would go back to pread(2) every time; mapping the file avoids that
 	 * copy.  (A page-encrypting VFS without xFetch turns this off by itself.) */
-	if ((rc = exec_sql(c->db, "PRAGMA query_only=1; PRAGMA mmap_size=" READER_MMAP))) {
+	if ((rc = exec_sql(c->db, "PRAGMA query_only=1; PRAGMA mmap_size=" READER_MMAP)) ||
+	    (rc = conn_attach(c, sq->apath))) {
 		conn_close(c);
 		return rc;
 	}
@@ -573,7 +602,7 @@ static int reader_get(struct sq_store *sq, struct conn **out)
 		/* nested call from a callback with the pool empty: never wait */
 		if (!(c = salus_calloc(1, sizeof *c)))
 			return SALUS_ENOMEM;
-		if ((rc = reader_open(c, sq->path, sq->vfs))) {
+		if ((rc = reader_open(c, sq))) {
 			salus_free(c);
 			return rc;
 		}
@@ -1067,11 +1096,16 @@ out_conn:
 /* ------------------------------------------------------------------------- */
 /* the writer                                                                 */
 
-static int w_exec(struct sq_store *sq, enum stmt_id id)
+static int c_exec(struct conn *c, enum stmt_id id)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = conn_stmt(&sq->w, id, &st);
+	int rc = conn_stmt(c, id, &st);
 	return rc ? rc : step_done(st);
+}
+
+static int w_exec(struct sq_store *sq, enum stmt_id id)
+{
+	return c_exec(&sq->w, id);
 }
 
 struct cur {
@@ -1499,13 +1533,13 @@ static int au_sync(struct sq_store *sq)
 
 	if (sq->au_loaded && sq->au_group == sq->group_no)
 		return SALUS_OK;
-	if ((rc = au_size_on(&sq->w, &size)))
+	if ((rc = au_size_on(&sq->a, &size)))
 		return rc;
 	if (!sq->au_loaded || size != sq->au_size) {
 		sq->au_loaded = false;
 		for (int l = 0; l < AU_LEVELS - 1; l++)
 			if ((size >> l) & 1) {
-				rc = au_read_hash(&sq->w, l, (size >> l) - 1, sq->au_front[l]);
+				rc = au_read_hash(&sq->a, l, (size >> l) - 1, sq->au_front[l]);
 				if (rc)
 					return rc == SALUS_ENOTFOUND ? SALUS_EIO : rc; /* a damaged tree */
 			}
@@ -1587,7 +1621,7 @@ static int au_append(struct sq_store *sq, struct salus_audit_entry *e, const str
 	if ((rc = au_value(sq, e, d, nd, j)))
 		return rc;
 
-	if ((rc = conn_stmt(&sq->w, ST_W_AU_INS, &st)))
+	if ((rc = conn_stmt(&sq->a, ST_W_AU_INS, &st)))
 		return rc;
 	sqlite3_bind_int64(st, 1, n);
 	sqlite3_bind_int64(st, 2, e->ts_ms);
@@ -1605,7 +1639,7 @@ static int au_append(struct sq_store *sq, struct salus_audit_entry *e, const str
 		memcpy(nodes + (size_t)l * SALUS_AUDIT_HASH_LEN, cur, sizeof cur);
 	}
 	if (l) {
-		if ((rc = conn_stmt(&sq->w, ST_W_AU_SUBTREE_INS, &st)))
+		if ((rc = conn_stmt(&sq->a, ST_W_AU_SUBTREE_INS, &st)))
 			return rc;
 		sqlite3_bind_int64(st, 1, n);
 		sqlite3_bind_blob(st, 2, nodes, l * SALUS_AUDIT_HASH_LEN, SQLITE_STATIC);
@@ -1622,7 +1656,7 @@ static int w_apply_checkpoint(struct sq_store *sq, struct job *j)
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if ((rc = conn_stmt(&sq->w, ST_W_AU_CP_INS, &st)))
+	if ((rc = conn_stmt(&sq->a, ST_W_AU_CP_INS, &st)))
 		return rc;
 	sqlite3_bind_int64(st, 1, j->cp_size);
 	sqlite3_bind_blob(st, 2, j->cp_root, SALUS_AUDIT_HASH_LEN, SQLITE_STATIC);
@@ -1647,7 +1681,7 @@ static int w_apply_job(struct sq_store *sq, struct job *j)
 	if (j->kind == JOB_CHECKPOINT)
 		return w_apply_checkpoint(sq, j);
 	if (j->kind == JOB_FN)
-		return j->fn(j->fn_ctx, sq->w.db);
+		return j->fn(j->fn_ctx, j->fn_audit ? sq->a.db : sq->w.db);
 	if (j->kind != JOB_WRITE)
 		return w_apply_kv(sq, j);
 	for (i = 0; i < j->n; i++) {
@@ -1712,16 +1746,16 @@ static struct job *w_run_audit(struct sq_store *sq, struct job *j, struct job *e
 
 	if (!j->next || j->next == end || !audit_only(j->next))
 		return j; /* a run of one: the per-job path is the same work */
-	if (w_exec(sq, ST_W_SAVE))
+	if (c_exec(&sq->a, ST_W_SAVE))
 		return j;
 	for (k = j; k != end && audit_only(k) && !rc; k = k->next)
 		rc = k->rc = w_apply_job(sq, k);
-	if (!rc && !w_exec(sq, ST_W_RELEASE))
+	if (!rc && !c_exec(&sq->a, ST_W_RELEASE))
 		return k;
 	if (sq->au_size != au_size)
 		sq->au_loaded = false; /* reloaded from the table by the next au_sync */
-	if (!sqlite3_get_autocommit(sq->w.db) && !w_exec(sq, ST_W_ROLLBACK_TO))
-		w_exec(sq, ST_W_RELEASE);
+	if (!sqlite3_get_autocommit(sq->a.db) && !c_exec(&sq->a, ST_W_ROLLBACK_TO))
+		c_exec(&sq->a, ST_W_RELEASE);
 	for (k = j; k != end && audit_only(k); k = k->next) {
 		k->rc = SALUS_OK;
 		au_entries_reset(k->au, k->nau);
@@ -1751,31 +1785,68 @@ static int w_journal_mark(struct sq_store *sq, struct job *first, struct job *en
 	}
 	if (!top)
 		return SALUS_OK;
-	if ((rc = conn_stmt(&sq->w, ST_W_KV_PUT, &st)))
+	if ((rc = conn_stmt(&sq->a, ST_W_AU_META_PUT, &st)))
 		return rc;
 	int n = snprintf(v, sizeof v, "%llu", (unsigned long long)top);
-	sqlite3_bind_text(st, 1, JOURNAL_NS, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, JOURNAL_KEY, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, v, n, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 1, JOURNAL_KEY, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, v, n, SQLITE_TRANSIENT);
 	return step_done(st);
 }
 
-/* Apply one group [first, end) in one transaction. */
+/* Which of the writer's connections a job writes through: the resource database (w), the
+ * audit database (a), or both (a write with its audit entries). */
+static bool job_on_w(const struct job *j)
+{
+	return j->kind == JOB_KV_PUT || j->kind == JOB_KV_DEL || (j->kind == JOB_FN && !j->fn_audit) ||
+	       (j->kind == JOB_WRITE && j->n > 0);
+}
+
+static bool job_on_a(const struct job *j)
+{
+	return j->kind == JOB_CHECKPOINT || (j->kind == JOB_FN && j->fn_audit) ||
+	       (j->kind == JOB_WRITE && j->nau > 0);
+}
+
+/* SQLite rolled a whole transaction back by itself (I/O error, disk full, out of memory). */
+static bool txn_lost(const struct sq_store *sq, bool on_w, bool on_a)
+{
+	return (on_w && sqlite3_get_autocommit(sq->w.db)) || (on_a && sqlite3_get_autocommit(sq->a.db));
+}
+
+static void txn_rollback(struct sq_store *sq)
+{
+	if (!sqlite3_get_autocommit(sq->w.db))
+		w_exec(sq, ST_W_ROLLBACK);
+	if (!sqlite3_get_autocommit(sq->a.db))
+		c_exec(&sq->a, ST_W_ROLLBACK);
+}
+
+/* Apply one group [first, end): one transaction on each database it writes, the audit
+ * database's committed first.  A crash between the two commits leaves audit events of writes
+ * that are not there (their callers had no answer), never a write without its event; should
+ * the resource commit fail after the audit one, the events stay and the jobs fail. */
 static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 {
+	bool on_w = false, on_a = false;
 	struct job *j;
 	int rc;
 
 	sq->group_no++;
-	if ((rc = w_exec(sq, ST_W_BEGIN))) {
+	for (j = first; j != end; j = j->next) {
+		on_w |= job_on_w(j);
+		on_a |= job_on_a(j);
+	}
+	if ((on_a && (rc = c_exec(&sq->a, ST_W_BEGIN))) || (on_w && (rc = w_exec(sq, ST_W_BEGIN)))) {
+		txn_rollback(sq);
 		w_fail_jobs(sq, first, end, rc);
 		return;
 	}
 	for (j = first; j != end; j = j->next) {
 		if (audit_only(j)) {
 			struct job *after = w_run_audit(sq, j, end);
-			if (sqlite3_get_autocommit(sq->w.db)) {
-				/* SQLite rolled the whole transaction back: the group is lost */
+			if (txn_lost(sq, on_w, on_a)) {
+				/* SQLite rolled a whole transaction back: the group is lost */
+				txn_rollback(sq);
 				sq->au_loaded = false;
 				w_fail_jobs(sq, first, end, SALUS_EIO);
 				return;
@@ -1790,12 +1861,13 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 			}
 		}
 		int64_t au_size = sq->au_size;
+		bool jw = job_on_w(j), ja = job_on_a(j);
 		/* a job of another file (JOB_FN) may write full-text rows itself:
 		 * the ones held back so far go first, outside its savepoint */
-		if (j->kind == JOB_FN && (rc = salus_sx_fts_flush(sq->sx)))
+		if (j->kind == JOB_FN && !j->fn_audit && (rc = salus_sx_fts_flush(sq->sx)))
 			goto out_rollback;
 		size_t fts_mark = salus_sx_fts_mark(sq->sx);
-		if ((rc = w_exec(sq, ST_W_SAVE)))
+		if ((jw && (rc = w_exec(sq, ST_W_SAVE))) || (ja && (rc = c_exec(&sq->a, ST_W_SAVE))))
 			goto out_rollback;
 		j->rc = w_apply_job(sq, j);
 		if (j->rc)
@@ -1804,33 +1876,38 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 		 * (reloaded from the table by the next au_sync) */
 		if (j->rc && sq->au_size != au_size)
 			sq->au_loaded = false;
-		if (j->rc && sqlite3_get_autocommit(sq->w.db)) {
-			/* SQLite rolled the whole transaction back (I/O error, disk
+		if (j->rc && txn_lost(sq, on_w, on_a)) {
+			/* SQLite rolled a whole transaction back (I/O error, disk
 			 * full, out of memory): the group is lost */
 			rc = j->rc == SALUS_ENOMEM || j->rc == SALUS_EBUSY ? j->rc : SALUS_EIO;
+			txn_rollback(sq);
 			sq->au_loaded = false;
 			w_fail_jobs(sq, first, end, rc);
 			return;
 		}
-		if (j->rc && (rc = w_exec(sq, ST_W_ROLLBACK_TO)))
+		if (j->rc && ((jw && (rc = w_exec(sq, ST_W_ROLLBACK_TO))) ||
+			      (ja && (rc = c_exec(&sq->a, ST_W_ROLLBACK_TO)))))
 			goto out_rollback;
-		if ((rc = w_exec(sq, ST_W_RELEASE)))
+		if ((jw && (rc = w_exec(sq, ST_W_RELEASE))) || (ja && (rc = c_exec(&sq->a, ST_W_RELEASE))))
 			goto out_rollback;
 	}
-	if ((rc = w_journal_mark(sq, first, end)))
+	if (on_a && (rc = w_journal_mark(sq, first, end)))
 		goto out_rollback;
 	/* the group's full-text rows, in one go (see salus_sx_fts_flush) */
-	if ((rc = salus_sx_fts_flush(sq->sx)))
+	if (on_w && (rc = salus_sx_fts_flush(sq->sx)))
 		goto out_rollback;
 	/* patient keys created by this group: durable before the bodies sealed under them */
 	if (sq->pk && (rc = salus_pk_flush(sq->pk)))
 		goto out_rollback;
-	if ((rc = w_exec(sq, ST_W_COMMIT)) == SALUS_OK)
+	if (on_a && (rc = c_exec(&sq->a, ST_W_COMMIT)))
+		goto out_rollback;
+	if (!on_w || (rc = w_exec(sq, ST_W_COMMIT)) == SALUS_OK)
 		return;
+	if (on_a) /* the audit database has the group's events: the writes they record are lost */
+		salus_log(SALUS_LOG_ERROR, "store.commit", "err=%s audit_committed=1", salus_err_name(rc));
 out_rollback:
-	if (!sqlite3_get_autocommit(sq->w.db))
-		w_exec(sq, ST_W_ROLLBACK);
-	sq->au_loaded = false; /* the group's appends are gone */
+	txn_rollback(sq);
+	sq->au_loaded = false; /* the group's appends are gone (or in the log: reloaded) */
 	w_fail_jobs(sq, first, end, rc);
 }
 
@@ -2009,13 +2086,13 @@ static int aj_recover_one(void *ctx, const struct salus_aj_rec *r)
 	return SALUS_OK;
 }
 
-/* kv JOURNAL_KEY (the last journal record in the log; 0: none) as db sees it now. */
+/* audit_meta JOURNAL_KEY (the last journal record in the log; 0: none) as db sees it now
+ * (the audit connection, or a reader with the audit database attached). */
 static int jdone_read(void *ctx, sqlite3 *db)
 {
 	uint64_t *done = ctx;
 	sqlite3_stmt *st = NULL;
-	int rc = map_rc(sqlite3_prepare_v2(db, "SELECT val FROM kv WHERE ns='" JOURNAL_NS "' AND key='" JOURNAL_KEY "'",
-					   -1, &st, NULL));
+	int rc = map_rc(sqlite3_prepare_v2(db, "SELECT val FROM audit_meta WHERE key='" JOURNAL_KEY "'", -1, &st, NULL));
 	if (rc)
 		return rc;
 	*done = sqlite3_step(st) == SQLITE_ROW ? strtoull((const char *)sqlite3_column_text(st, 0), NULL, 10) : 0;
@@ -2064,7 +2141,7 @@ static int aj_open(struct sq_store *sq, const struct salus_store_opts *o)
 	}
 	if (rc)
 		return rc;
-	if ((rc = jdone_read(&done, sq->w.db)))
+	if ((rc = jdone_read(&done, sq->a.db)))
 		return rc;
 	salus_buf_init(&a.in, 2 * (size_t)SALUS_MAX_AUDIT_EVENT + 2);
 	salus_buf_init(&a.pre, SALUS_MAX_AUDIT_EVENT);
@@ -2274,6 +2351,26 @@ int salus_sq_writer_call(struct salus_store *s, int (*fn)(void *ctx, sqlite3 *db
 {
 	struct job j = {.kind = JOB_FN, .fn = fn, .fn_ctx = ctx};
 	return submit(sq_of(s), &j);
+}
+
+int salus_sq_audit_writer_call(struct salus_store *s, int (*fn)(void *ctx, sqlite3 *db), void *ctx)
+{
+	struct job j = {.kind = JOB_FN, .fn = fn, .fn_ctx = ctx, .fn_audit = true};
+	return submit(sq_of(s), &j);
+}
+
+int salus_store_audit_path(const char *db_path, char *out, size_t cap)
+{
+	size_t n = db_path ? strlen(db_path) : 0;
+	if (!n)
+		return SALUS_EINVALID;
+	if (n > 3 && !strcmp(db_path + n - 3, ".db"))
+		n -= 3;
+	if (n + sizeof "-audit.db" > cap)
+		return SALUS_EINVALID;
+	memcpy(out, db_path, n);
+	memcpy(out + n, "-audit.db", sizeof "-audit.db");
+	return SALUS_OK;
 }
 
 struct salus_pk *salus_sq_pk(struct salus_store *s)
@@ -2824,7 +2921,7 @@ static int schema_init(struct sq_store *sq, bool create)
 			goto out_rollback;
 		salus_log(SALUS_LOG_INFO, "store.open", "schema=2 from=1");
 	}
-	if ((rc = exec_sql(db, audit_schema_sql)) || (rc = exec_sql(db, token_schema_sql)) ||
+	if ((rc = exec_sql(db, token_schema_sql)) ||
 	    (rc = exec_sql(db, erase_schema_sql)) || (rc = salus_sx_schema(db)))
 		goto out_rollback;
 	/* the newest version holds the newest updated_ms (it never decreases in seq) */
@@ -2900,7 +2997,9 @@ static void ckpt_start(struct sq_store *sq)
 {
 	if (conn_open(&sq->ck, sq->path, SQLITE_OPEN_READWRITE, sq->vfs))
 		return;
-	if (exec_sql(sq->ck.db, "PRAGMA synchronous=FULL") || pthread_create(&sq->ck_thread, NULL, ckpt_main, sq)) {
+	if (conn_attach(&sq->ck, sq->apath) ||
+	    exec_sql(sq->ck.db, "PRAGMA synchronous=FULL; PRAGMA " AU_DB ".synchronous=FULL") ||
+	    pthread_create(&sq->ck_thread, NULL, ckpt_main, sq)) {
 		conn_close(&sq->ck);
 		return;
 	}
@@ -2921,39 +3020,38 @@ static void ckpt_stop(struct sq_store *sq)
 		conn_close(&sq->ck);
 }
 
-static int writer_open(struct sq_store *sq, bool create)
+/* A writer connection's database in WAL mode with full durability; an encrypted one gets the
+ * page layout the VFS needs first. */
+static int wal_setup(struct sq_store *sq, struct conn *c)
 {
-	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
-	char *mode = NULL;
 	sqlite3_stmt *st = NULL;
+	char *mode = NULL;
 	int rc;
 
-	if ((rc = conn_open(&sq->w, sq->path, flags, sq->vfs)))
-		return rc;
 	if (sq->vfs) {
 		/* a new encrypted database gets the page size and the reserved bytes
 		 * the VFS needs before its first page is written (journal_mode=WAL
 		 * below writes it); on an existing one these are no-ops, and the VFS
 		 * refuses to write a page 1 with any other layout */
 		int reserve = SALUS_CRYPT_RESERVE;
-		if ((rc = exec_sql(sq->w.db, "PRAGMA page_size=4096")))
-			goto out_close;
-		sqlite3_file_control(sq->w.db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve);
+		if ((rc = exec_sql(c->db, "PRAGMA page_size=4096")))
+			return rc;
+		sqlite3_file_control(c->db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve);
 		/* switching a new database to WAL writes its page 1 in a rollback
 		 * transaction; keep that journal in memory (the VFS refuses files) */
-		if ((rc = map_rc(sqlite3_prepare_v2(sq->w.db, "PRAGMA journal_mode", -1, &st, NULL))))
-			goto out_close;
+		if ((rc = map_rc(sqlite3_prepare_v2(c->db, "PRAGMA journal_mode", -1, &st, NULL))))
+			return rc;
 		bool wal = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) &&
 			   !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
 		if ((rc = map_rc(sqlite3_finalize(st))))
-			goto out_close;
+			return rc;
 		st = NULL;
-		if (!wal && (rc = exec_sql(sq->w.db, "PRAGMA journal_mode=MEMORY")))
-			goto out_close;
+		if (!wal && (rc = exec_sql(c->db, "PRAGMA journal_mode=MEMORY")))
+			return rc;
 	}
 	/* WAL is persistent in the file; check that it took (not every VFS can) */
-	if ((rc = map_rc(sqlite3_prepare_v2(sq->w.db, "PRAGMA journal_mode=WAL", -1, &st, NULL))))
-		goto out_close;
+	if ((rc = map_rc(sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &st, NULL))))
+		return rc;
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
 		mode = salus_strdup((const char *)sqlite3_column_text(st, 0));
 	rc = map_rc(sqlite3_finalize(st));
@@ -2962,12 +3060,124 @@ static int writer_open(struct sq_store *sq, bool create)
 	if (!rc && strcmp(mode, "wal"))
 		rc = SALUS_EIO;
 	salus_free(mode);
+	if (rc || (rc = exec_sql(c->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")))
+		return rc;
+	sqlite3_wal_hook(c->db, w_wal_hook, sq); /* replaces the inline autocheckpoint */
+	return SALUS_OK;
+}
+
+/* One integer from a one-row query on db; *v untouched when there is no row. */
+static int query_int(sqlite3 *db, const char *sql, int64_t *v)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = map_rc(sqlite3_prepare_v2(db, sql, -1, &st, NULL));
 	if (rc)
-		goto out_close;
-	if ((rc = exec_sql(sq->w.db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")))
-		goto out_close;
-	sqlite3_wal_hook(sq->w.db, w_wal_hook, sq); /* replaces the inline autocheckpoint */
-	if ((rc = schema_init(sq, create)) || (rc = salus_sx_w_new(sq->w.db, &sq->sx)))
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int64(st, 0);
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+	return map_rc(sqlite3_finalize(st) ? sqlite3_errcode(db) : rc);
+}
+
+/* A data directory written before the audit database keeps its log in the resource database:
+ * copy it into the audit database (one transaction there), then drop it from the resource
+ * database (one transaction there).  A crash between the two leaves both copies; the next open
+ * sees the audit database holding the same log and only drops the old one.  The search index
+ * of the trail (audit_ix, store_audit_ix.c) is not copied: it is rebuilt from the log. */
+static int au_migrate(struct sq_store *sq)
+{
+	static const char copy_sql[] =
+		"INSERT INTO main.audit_log(idx, ts_ms, leaf_hash, event) SELECT idx, ts_ms, leaf_hash, event FROM old.audit_log;"
+		"INSERT INTO main.audit_node(level, idx, hash) SELECT level, idx, hash FROM old.audit_node;"
+		"INSERT INTO main.audit_subtree(leaf, hashes) SELECT leaf, hashes FROM old.audit_subtree;"
+		"INSERT INTO main.audit_checkpoint(size, root, ts_ms, signed_note)"
+		" SELECT size, root, ts_ms, signed_note FROM old.audit_checkpoint;"
+		"INSERT OR REPLACE INTO main.audit_meta(key, val) SELECT key, CAST(val AS TEXT) FROM old.kv"
+		" WHERE ns='" JOURNAL_NS "' AND key='" JOURNAL_KEY "';";
+	static const char drop_sql[] =
+		"DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_no_delete;"
+		"DROP TRIGGER IF EXISTS audit_node_no_update; DROP TRIGGER IF EXISTS audit_node_no_delete;"
+		"DROP TRIGGER IF EXISTS audit_subtree_no_update; DROP TRIGGER IF EXISTS audit_subtree_no_delete;"
+		"DROP TRIGGER IF EXISTS audit_checkpoint_no_update; DROP TRIGGER IF EXISTS audit_checkpoint_no_delete;"
+		"DROP TABLE IF EXISTS audit_ix_val; DROP TABLE IF EXISTS audit_ix; DROP TABLE IF EXISTS audit_subtree;"
+		"DROP TABLE IF EXISTS audit_node; DROP TABLE IF EXISTS audit_checkpoint; DROP TABLE IF EXISTS audit_log;"
+		"DELETE FROM kv WHERE ns='" JOURNAL_NS "' AND key='" JOURNAL_KEY "';";
+	sqlite3_stmt *st = NULL;
+	int64_t old = 0, top_old = -1, top_new = -1;
+	int rc;
+
+	if ((rc = query_int(sq->w.db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='audit_log'",
+			    &old)) || !old)
+		return rc;
+	if ((rc = map_rc(sqlite3_prepare_v2(sq->a.db, "ATTACH DATABASE ?1 AS old", -1, &st, NULL))))
+		return rc;
+	sqlite3_bind_text(st, 1, sq->path, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return map_rc(rc);
+	if ((rc = exec_sql(sq->a.db, "BEGIN IMMEDIATE")))
+		goto out_detach;
+	if ((rc = query_int(sq->a.db, "SELECT coalesce(max(idx), -1) FROM old.audit_log", &top_old)) ||
+	    (rc = query_int(sq->a.db, "SELECT coalesce(max(idx), -1) FROM main.audit_log", &top_new)))
+		goto out_rollback;
+	if (top_new < 0 && top_old >= 0 && (rc = exec_sql(sq->a.db, copy_sql)))
+		goto out_rollback;
+	if (top_new >= 0 && top_new != top_old) {
+		salus_log(SALUS_LOG_ERROR, "store.open", "audit database last=%lld resource database last=%lld",
+			  (long long)top_new, (long long)top_old);
+		rc = SALUS_EINTEGRITY; /* two different logs: nothing is dropped */
+		goto out_rollback;
+	}
+	if ((rc = exec_sql(sq->a.db, "COMMIT")))
+		goto out_rollback;
+	exec_sql(sq->a.db, "DETACH DATABASE old");
+	if ((rc = exec_sql(sq->w.db, "BEGIN IMMEDIATE")))
+		return rc;
+	if ((rc = exec_sql(sq->w.db, drop_sql)) || (rc = exec_sql(sq->w.db, "COMMIT"))) {
+		exec_sql(sq->w.db, "ROLLBACK");
+		return rc;
+	}
+	salus_log(SALUS_LOG_INFO, "store.open", "audit_moved=%lld", (long long)(top_old + 1));
+	return SALUS_OK;
+out_rollback:
+	exec_sql(sq->a.db, "ROLLBACK");
+out_detach:
+	exec_sql(sq->a.db, "DETACH DATABASE old");
+	return rc;
+}
+
+/* The audit database's connection: the file created (mode 0600) if missing, WAL, the schema,
+ * a log still in the resource database moved into it. */
+static int audit_open(struct sq_store *sq)
+{
+	int fd = open(sq->apath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int rc;
+
+	if (fd < 0)
+		return errno == ENOENT ? SALUS_ENOTFOUND : SALUS_EIO;
+	close(fd);
+	if ((rc = conn_open(&sq->a, sq->apath, SQLITE_OPEN_READWRITE, sq->vfs)))
+		return rc;
+	if ((rc = wal_setup(sq, &sq->a)) || (rc = exec_sql(sq->a.db, "BEGIN IMMEDIATE")))
+		return rc;
+	if ((rc = exec_sql(sq->a.db, audit_schema_sql)) || (rc = exec_sql(sq->a.db, "COMMIT"))) {
+		exec_sql(sq->a.db, "ROLLBACK");
+		return rc;
+	}
+	return au_migrate(sq);
+}
+
+static int writer_open(struct sq_store *sq, bool create)
+{
+	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+	int rc;
+
+	if ((rc = conn_open(&sq->w, sq->path, flags, sq->vfs)))
+		return rc;
+	if ((rc = wal_setup(sq, &sq->w)) || (rc = schema_init(sq, create)) || (rc = audit_open(sq)) ||
+	    (rc = salus_sx_w_new(sq->w.db, &sq->sx)))
 		goto out_close;
 	{
 		sqlite3_stmt *pc = NULL;
@@ -2984,6 +3194,7 @@ static int writer_open(struct sq_store *sq, bool create)
 	}
 	return SALUS_OK;
 out_close:
+	conn_close(&sq->a);
 	conn_close(&sq->w);
 	return rc;
 }
@@ -3007,7 +3218,8 @@ static void sq_free(struct salus_store *s)
 		conn_close(&sq->readers[i]);
 	salus_free(sq->readers);
 	salus_sx_w_free(sq->sx); /* its statements, before their connection */
-	conn_close(&sq->w); /* last: it checkpoints the WAL into the database */
+	conn_close(&sq->w); /* last: they checkpoint their WALs into the databases */
+	conn_close(&sq->a);
 	salus_crypt_vfs_free(sq->vfs); /* after every connection through it */
 	salus_pk_free(sq->pk);
 	pthread_cond_destroy(&sq->rcv);
@@ -3023,6 +3235,7 @@ static void sq_free(struct salus_store *s)
 	pthread_mutex_destroy(&sq->ckmu);
 	salus_free(sq->au_val);
 	salus_free(sq->path);
+	salus_free(sq->apath);
 	salus_free(sq);
 }
 
@@ -3056,7 +3269,8 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 	cores = sysconf(_SC_NPROCESSORS_ONLN);
 	n = o->readers ? o->readers : (int)(2 * (cores > 0 ? cores : 1));
 	n = n > MAX_READERS ? MAX_READERS : n;
-	if (!(sq->path = salus_strdup(path))) {
+	if (!(sq->path = salus_strdup(path)) || !(sq->apath = salus_malloc(strlen(path) + sizeof "-audit.db")) ||
+	    salus_store_audit_path(path, sq->apath, strlen(path) + sizeof "-audit.db")) {
 		rc = SALUS_ENOMEM;
 		goto out_free;
 	}
@@ -3073,7 +3287,7 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 	}
 	for (; sq->nreaders < n; sq->nreaders++) {
 		struct conn *c = &sq->readers[sq->nreaders];
-		if ((rc = reader_open(c, path, sq->vfs)))
+		if ((rc = reader_open(c, sq)))
 			goto out_free;
 		c->next = sq->free_readers;
 		sq->free_readers = c;

@@ -17,8 +17,11 @@
  * store.  Errors: fn's, or those of the group (SALUS_EIO, SALUS_EBUSY,
  * SALUS_ENOMEM), SALUS_EINTERNAL (the store is closing). */
 int salus_sq_writer_call(struct salus_store *s, int (*fn)(void *ctx, sqlite3 *db), void *ctx);
+/* The same on the audit database's writer connection (its tables: store.h, "the audit log"). */
+int salus_sq_audit_writer_call(struct salus_store *s, int (*fn)(void *ctx, sqlite3 *db), void *ctx);
 
-/* Run fn(ctx, db) on a pooled read-only connection (query_only); returns fn's
+/* Run fn(ctx, db) on a pooled read-only connection (query_only; the audit database attached
+ * as "au", its tables found by their names); returns fn's
  * result, or SALUS_ENOMEM / SALUS_EIO when no connection could be had. */
 int salus_sq_reader_call(struct salus_store *s, int (*fn)(void *ctx, sqlite3 *db), void *ctx);
 

@@ -51,6 +51,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "core/err.h"
@@ -1037,25 +1038,17 @@ static int map_open_rc(int rc)
 	}
 }
 
-int salus_store_rekey(const char *uri, const struct salus_store_opts *opts, uint32_t from, salus_rekey_cb cb,
-		      void *ctx)
+/* Rekey one database file of the store (see salus_store_rekey): announce (the resource
+ * database only: page 1 is the signal to switch), then sweep until nothing is left under
+ * another key. */
+static int rekey_path(struct salus_crypt_vfs *v, const char *path, uint32_t key_id, bool announce, uint32_t from,
+		      salus_rekey_cb cb, void *ctx)
 {
-	struct salus_crypt_vfs *v = NULL;
 	sqlite3 *db = NULL;
-	const char *path = uri;
 	sqlite3_int64 uv;
 	char sql[64];
 	int rc;
 
-	if (!uri || !opts || !opts->page_keys)
-		return SALUS_EINVALID;
-	if (!strncmp(uri, "sqlite:", 7))
-		path = uri + 7;
-	else if (strstr(uri, "://") || !strncmp(uri, "pg:", 3))
-		return SALUS_EINVALID;
-	salus_store_global_init();
-	if ((rc = salus_crypt_vfs_new(opts->page_keys, opts->npage_keys, opts->page_key_id, 0, &v)))
-		return rc;
 	if ((rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_EXRESCODE, v->name)) != SQLITE_OK) {
 		rc = map_open_rc(rc);
 		goto out_db;
@@ -1067,21 +1060,31 @@ int salus_store_rekey(const char *uri, const struct salus_store_opts *opts, uint
 	 * next transaction; a store that holds the key as its next key switches
 	 * its write key on that read (vfs: ratchet), so from here on every page
 	 * written anywhere is under the new key, and the sweeps below converge. */
-	if ((rc = sqlite3_exec(db, "PRAGMA temp_store=MEMORY; BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK) {
+	if ((rc = sqlite3_exec(db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL)) != SQLITE_OK) {
 		rc = map_open_rc(rc);
 		goto out_db;
 	}
-	if ((uv = pragma_int(db, "PRAGMA user_version", 0)) < 0) {
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		rc = SALUS_EIO;
+	if (!announce && pragma_int(db, "SELECT count(*) FROM sqlite_master", 0) < 0) {
+		rc = SALUS_EIO; /* a read maps the WAL index, which the sweep's lock needs */
 		goto out_db;
 	}
-	snprintf(sql, sizeof sql, "PRAGMA user_version=%lld", (long long)uv);
-	if ((rc = sqlite3_exec(db, sql, NULL, NULL, NULL)) != SQLITE_OK ||
-	    (rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		rc = map_open_rc(rc);
-		goto out_db;
+	if (announce) {
+		if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK) {
+			rc = map_open_rc(rc);
+			goto out_db;
+		}
+		if ((uv = pragma_int(db, "PRAGMA user_version", 0)) < 0) {
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			rc = SALUS_EIO;
+			goto out_db;
+		}
+		snprintf(sql, sizeof sql, "PRAGMA user_version=%lld", (long long)uv);
+		if ((rc = sqlite3_exec(db, sql, NULL, NULL, NULL)) != SQLITE_OK ||
+		    (rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			rc = map_open_rc(rc);
+			goto out_db;
+		}
 	}
 	/* Sweep the file (from `from` on a resume), then move the WAL into it and
 	 * sweep again from page 1, until a sweep finds nothing to re-seal and the
@@ -1095,7 +1098,7 @@ int salus_store_rekey(const char *uri, const struct salus_store_opts *opts, uint
 		/* TRUNCATE: copy the WAL into the database (sealed under the new
 		 * key by this connection) and empty it; waits for readers */
 		sqlite3_int64 busy = pragma_int(db, "PRAGMA wal_checkpoint(TRUNCATE)", 0);
-		if ((rc = wal_foreign(path, opts->page_key_id, &foreign)))
+		if ((rc = wal_foreign(path, key_id, &foreign)))
 			goto out_db;
 		if (pass && !resealed && !foreign && busy == 0)
 			break;
@@ -1107,6 +1110,33 @@ int salus_store_rekey(const char *uri, const struct salus_store_opts *opts, uint
 	rc = SALUS_OK;
 out_db:
 	sqlite3_close(db);
+	return rc;
+}
+
+int salus_store_rekey(const char *uri, const struct salus_store_opts *opts, uint32_t from, salus_rekey_cb cb,
+		      void *ctx)
+{
+	struct salus_crypt_vfs *v = NULL;
+	const char *path = uri;
+	char apath[4096];
+	struct stat st;
+	int rc;
+
+	if (!uri || !opts || !opts->page_keys)
+		return SALUS_EINVALID;
+	if (!strncmp(uri, "sqlite:", 7))
+		path = uri + 7;
+	else if (strstr(uri, "://") || !strncmp(uri, "pg:", 3))
+		return SALUS_EINVALID;
+	if (salus_store_audit_path(path, apath, sizeof apath))
+		return SALUS_EINVALID;
+	salus_store_global_init();
+	if ((rc = salus_crypt_vfs_new(opts->page_keys, opts->npage_keys, opts->page_key_id, 0, &v)))
+		return rc;
+	/* the resource database (its page 1 announces the key), then the audit database, whole on
+	 * every run (a resumed run's `from` and the progress are the resource database's) */
+	if (!(rc = rekey_path(v, path, opts->page_key_id, true, from, cb, ctx)) && !stat(apath, &st))
+		rc = rekey_path(v, apath, opts->page_key_id, false, 1, NULL, NULL);
 	salus_crypt_vfs_free(v);
 	return rc;
 }

@@ -72,7 +72,7 @@ test('an online backup while writes go on: complete, encrypted, audited', async 
   assert.match(r.stdout, /KEK is not in it/);
   // the KEK never, everything else there
   assert.ok(!fs.existsSync(path.join(b1, 'keys', 'kek.key')));
-  for (const f of ['salus.db', 'salus.ini', 'MANIFEST.json', 'keys/keyring.json', 'keys/patient-keys.db', 'keys/audit.key', 'keys/token.key', 'tls/cert.pem']) {
+  for (const f of ['salus.db', 'salus-audit.db', 'salus.ini', 'MANIFEST.json', 'keys/keyring.json', 'keys/patient-keys.db', 'keys/audit.key', 'keys/token.key', 'tls/cert.pem']) {
     assert.ok(fs.existsSync(path.join(b1, f)), f);
     assert.equal(fs.statSync(path.join(b1, f)).mode & 0o777, 0o600, f);
   }
@@ -81,6 +81,7 @@ test('an online backup while writes go on: complete, encrypted, audited', async 
   for (const needle of [KEEP, VICTIM, '1953-09-21', 'MRN-VB-77']) assert.deepEqual(grepDir(b1, needle), [], needle);
   // the database copy is sealed page by page (the key database holds only wrapped keys, by design)
   assert.ok(!fs.readFileSync(path.join(b1, 'salus.db')).includes(Buffer.from('SQLite format 3')));
+  assert.ok(!fs.readFileSync(path.join(b1, 'salus-audit.db')).includes(Buffer.from('SQLite format 3')));
   // the key files travel sealed under the keyring's file key, so a backup does not let anyone sign tokens
   for (const f of ['keys/token.key', 'keys/audit.key', 'keys/pepper.key']) {
     const text = fs.readFileSync(path.join(b1, f), 'utf8');

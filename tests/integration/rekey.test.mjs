@@ -16,7 +16,7 @@ const PAGE = 4096;
 const RES = 48;
 let s, tok, patients;
 
-/** Pages of salus.db and frames of salus.db-wal per key id (raw reserved bytes, docs/security.md "Page format"). */
+/** Pages of salus.db, salus-audit.db and the frames of their WALs per key id (raw reserved bytes, docs/security.md "Page format"). */
 function keyIds(dir) {
   const count = {};
   const add = (buf, off) => {
@@ -27,15 +27,18 @@ function keyIds(dir) {
     const id = buf[r] === 1 ? buf.readUInt32LE(r + 4) : 'unsealed';
     count[id] = (count[id] ?? 0) + 1;
   };
-  const db = fs.readFileSync(path.join(dir, 'salus.db'));
-  for (let off = 0; off + PAGE <= db.length; off += PAGE) {
-    if (off / PAGE + 1 === 0x40000000 / PAGE + 1) continue; // the lock-byte page (never written)
-    add(db, off);
-  }
-  const walPath = path.join(dir, 'salus.db-wal');
-  if (fs.existsSync(walPath)) {
-    const wal = fs.readFileSync(walPath);
-    for (let off = 32 + 24; off + PAGE <= wal.length; off += 24 + PAGE) add(wal, off);
+  // the resource database and the audit database (docs/audit.md "Where the trail is stored")
+  for (const name of ['salus.db', 'salus-audit.db']) {
+    const db = fs.readFileSync(path.join(dir, name));
+    for (let off = 0; off + PAGE <= db.length; off += PAGE) {
+      if (off / PAGE + 1 === 0x40000000 / PAGE + 1) continue; // the lock-byte page (never written)
+      add(db, off);
+    }
+    const walPath = path.join(dir, `${name}-wal`);
+    if (fs.existsSync(walPath)) {
+      const wal = fs.readFileSync(walPath);
+      for (let off = 32 + 24; off + PAGE <= wal.length; off += 24 + PAGE) add(wal, off);
+    }
   }
   return count;
 }

@@ -37,6 +37,7 @@
 struct fx {
 	char dir[256];
 	char db[300];
+	char adb[300]; /* its audit database (salus_store_audit_path) */
 	char key[300];
 	struct salus_store *st;
 	struct salus_audit *au;
@@ -66,6 +67,7 @@ static int fx_setup(void **state)
 	snprintf(f->dir, sizeof f->dir, "/tmp/salus-audit-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->db, sizeof f->db, "%s/salus.db", f->dir);
+	assert_int_equal(salus_store_audit_path(f->db, f->adb, sizeof f->adb), 0);
 	snprintf(f->key, sizeof f->key, "%s/audit.key", f->dir);
 	assert_int_equal(salus_audit_key_create(f->key), 0);
 	assert_int_equal(salus_store_open(f->db, &so, &f->st), 0);
@@ -337,7 +339,7 @@ static void test_subtree_layouts(void **state)
 	fx_close(f);
 	/* to the older layout: one audit_node row per stored subtree, no audit_subtree rows */
 	sqlite3 *h;
-	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->adb, &h), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER audit_subtree_no_delete", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_stmt *rd, *wr;
 	assert_int_equal(sqlite3_prepare_v2(h, "SELECT leaf, hashes FROM audit_subtree", -1, &rd, NULL), SQLITE_OK);
@@ -372,7 +374,7 @@ static void test_subtree_layouts(void **state)
 	assert_int_equal(rep.events, 75);
 	fx_close(f);
 	/* a damaged subtree row of the new layout is named */
-	sql(f->db, "DROP TRIGGER audit_subtree_no_update;"
+	sql(f->adb, "DROP TRIGGER audit_subtree_no_update;"
 		   "UPDATE audit_subtree SET hashes = zeroblob(length(hashes)) WHERE leaf = 63");
 	fx_reopen(f);
 	assert_int_equal(salus_audit_verify_store(f->st, salus_audit_vkey(f->au), &rep), SALUS_EINVALID);
@@ -422,7 +424,7 @@ static void test_plain_and_compact(void **state)
 	struct salus_buf dec;
 	int n = 0;
 	salus_buf_init(&dec, SALUS_MAX_AUDIT_EVENT);
-	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->adb, &h), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER audit_log_no_update", NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(h, "SELECT idx, event FROM audit_log", -1, &rd, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(h, "UPDATE audit_log SET event=?2 WHERE idx=?1", -1, &wr, NULL),
@@ -474,7 +476,7 @@ static void test_plain_and_compact(void **state)
 	for (int i = 0; i < 21; i++)
 		free(a.t[i]);
 	fx_close(f);
-	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->adb, &h), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(h,
 	                                    "SELECT count(*) FROM audit_log WHERE substr(event, 1, 1) = '{'",
 	                                    -1, &rd, NULL),
@@ -623,7 +625,7 @@ static void test_tamper_flip_byte(void **state)
 	tamper_setup(f);
 	/* flip one byte of event 23's text in the file itself: find the 4th "client-b" */
 	size_t n;
-	char *img = slurp(f->db, &n);
+	char *img = slurp(f->adb, &n);
 	char *p = img;
 	int seen = 0, fd;
 	/* rows are stored in index order, in their compact form (store/audit_codec.h): find event 23
@@ -639,7 +641,7 @@ static void test_tamper_flip_byte(void **state)
 	p = memmem(p, n - (size_t)(p - img), "client-b", 8);
 	assert_non_null(p);
 	(void)seen;
-	fd = open(f->db, O_WRONLY);
+	fd = open(f->adb, O_WRONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, "X", 1, p - img), 1);
 	close(fd);
@@ -654,7 +656,7 @@ static void test_tamper_delete(void **state)
 	char why[256], q[256];
 	tamper_setup(f);
 	snprintf(q, sizeof q, "%s DELETE FROM audit_log WHERE idx=11;", drop_triggers);
-	sql(f->db, q);
+	sql(f->adb, q);
 	assert_int_equal(verify_bad(f, why, sizeof why), 11);
 	print_message("delete: %s\n", why);
 }
@@ -669,7 +671,7 @@ static void test_tamper_swap(void **state)
 		 "%s UPDATE audit_log SET idx=-1 WHERE idx=5; UPDATE audit_log SET idx=5 WHERE idx=30;"
 		 " UPDATE audit_log SET idx=30 WHERE idx=-1;",
 		 drop_triggers);
-	sql(f->db, q);
+	sql(f->adb, q);
 	assert_int_equal(verify_bad(f, why, sizeof why), 5);
 	print_message("swap: %s\n", why);
 }
@@ -683,7 +685,7 @@ static void test_tamper_undecodable(void **state)
 	tamper_setup(f);
 	snprintf(q, sizeof q, "%s UPDATE audit_log SET event = event || x'1f' WHERE idx=17;",
 		 drop_triggers);
-	sql(f->db, q);
+	sql(f->adb, q);
 	assert_int_equal(verify_bad(f, why, sizeof why), 17);
 	print_message("undecodable: %s\n", why);
 }
@@ -694,7 +696,7 @@ static void test_tamper_truncate(void **state)
 	char why[256], q[256];
 	tamper_setup(f);
 	snprintf(q, sizeof q, "%s DELETE FROM audit_log WHERE idx>=35;", drop_triggers);
-	sql(f->db, q);
+	sql(f->adb, q);
 	assert_int_equal(verify_bad(f, why, sizeof why), 35);
 	print_message("truncate: %s\n", why);
 }
@@ -706,7 +708,7 @@ static void test_tamper_edit_consistently(void **state)
 	char why[256];
 	tamper_setup(f);
 	sqlite3 *h;
-	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->adb, &h), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(h, drop_triggers, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(h, "SELECT event FROM audit_log WHERE idx=8", -1, &st, NULL), SQLITE_OK);
@@ -743,7 +745,7 @@ static void test_untampered_and_triggers(void **state)
 	tamper_setup(f);
 	/* the triggers refuse edits */
 	sqlite3 *h;
-	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->adb, &h), SQLITE_OK);
 	assert_int_not_equal(sqlite3_exec(h, "DELETE FROM audit_log WHERE idx=3", NULL, NULL, NULL), SQLITE_OK);
 	assert_int_not_equal(sqlite3_exec(h, "UPDATE audit_log SET ts_ms=0 WHERE idx=3", NULL, NULL, NULL), SQLITE_OK);
 	assert_int_not_equal(sqlite3_exec(h, "DELETE FROM audit_checkpoint", NULL, NULL, NULL), SQLITE_OK);
@@ -844,7 +846,7 @@ static void test_fail_closed(void **state)
 	record_n(f, 3, "a");
 	/* make the database read-only underneath the store: appends must fail */
 	sqlite3 *h;
-	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->adb, &h), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(h, "CREATE TRIGGER audit_block BEFORE INSERT ON audit_log "
 					 "BEGIN SELECT RAISE(ABORT, 'disk gone'); END;",
 				      NULL, NULL, NULL),
@@ -861,7 +863,7 @@ static void test_fail_closed(void **state)
 	salus_alloc_fail_at(0, 0);
 	assert_int_not_equal(rc, 0);
 	/* once the store works again, so does the log, with no gap */
-	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->adb, &h), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER audit_block", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(h);
 	assert_int_equal(salus_audit_record(f->au, &rq, &idx), 0);
@@ -878,7 +880,7 @@ static void test_journal_fail_closed(void **state)
 	int64_t size = -1;
 	record_n(f, 2, "a");
 	sqlite3 *h;
-	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->adb, &h), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(h, "CREATE TRIGGER audit_block BEFORE INSERT ON audit_log "
 					 "BEGIN SELECT RAISE(ABORT, 'disk gone'); END;",
 				      NULL, NULL, NULL),
@@ -891,7 +893,7 @@ static void test_journal_fail_closed(void **state)
 	assert_int_equal(salus_audit_record_journal(f->au, &rq), SALUS_EIO); /* refused from now on */
 	assert_int_not_equal(salus_store_audit_size(f->st, &size), 0);
 	fx_close(f);
-	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->adb, &h), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER audit_block", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(h);
 	fx_reopen(f); /* moves the journaled event */
@@ -944,6 +946,138 @@ static void test_offline(void **state)
 	salus_audit_cp_release(&cp);
 }
 
+/* ---- the audit database (store.h "the audit log") ---- */
+
+/* Audit appends commit to the audit database only: the resource database and its WAL are
+ * byte for byte what they were (so the readers' page caches of it stay valid). */
+static void test_audit_db_apart(void **state)
+{
+	struct fx *f = *state;
+	char wal[320];
+	size_t n1, n2, w1, w2;
+	record_n(f, 3, "warm");
+	assert_int_equal(salus_store_audit_settle(f->st), 0);
+	snprintf(wal, sizeof wal, "%s-wal", f->db);
+	char *db1 = slurp(f->db, &n1), *wal1 = slurp(wal, &w1);
+	assert_non_null(db1);
+	record_n(f, 50, "apart");
+	struct salus_audit_req rq = {.interaction = SALUS_AUDIT_READ, .resource_type = "Patient", .id = "j",
+				     .status = 200};
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(salus_audit_record_journal(f->au, &rq), 0);
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	assert_int_equal(salus_store_audit_settle(f->st), 0);
+	int64_t size = 0;
+	assert_int_equal(salus_store_audit_size(f->st, &size), 0);
+	assert_int_equal(size, 103);
+	char *db2 = slurp(f->db, &n2), *wal2 = slurp(wal, &w2);
+	assert_int_equal(n1, n2);
+	assert_memory_equal(db1, db2, n1);
+	assert_true((!wal1 && !wal2) || (wal1 && wal2 && w1 == w2 && !memcmp(wal1, wal2, w1)));
+	free(db1);
+	free(db2);
+	free(wal1);
+	free(wal2);
+}
+
+/* Rewrite f's store into the layout of data directories from before the audit database: the
+ * audit tables (with their triggers) and the journal mark in the resource database; the audit
+ * database removed unless keep. */
+static void to_old_layout(struct fx *f, bool keep)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	char q[400];
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	snprintf(q, sizeof q, "ATTACH DATABASE '%s' AS a", f->adb);
+	assert_int_equal(sqlite3_exec(h, q, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "SELECT sql FROM a.sqlite_master WHERE name LIKE 'audit%' AND sql IS NOT NULL"
+					       " AND name NOT LIKE 'audit_meta%' ORDER BY type = 'trigger'",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		assert_int_equal(sqlite3_exec(h, (const char *)sqlite3_column_text(st, 0), NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_exec(h,
+				      "INSERT INTO main.audit_log SELECT * FROM a.audit_log;"
+				      "INSERT INTO main.audit_subtree SELECT * FROM a.audit_subtree;"
+				      "INSERT INTO main.audit_node SELECT * FROM a.audit_node;"
+				      "INSERT INTO main.audit_checkpoint SELECT * FROM a.audit_checkpoint;"
+				      "INSERT INTO main.kv(ns, key, val) SELECT 'audit', key, val FROM a.audit_meta;"
+				      "COMMIT; DETACH DATABASE a;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(h);
+	if (!keep) {
+		char p[320];
+		assert_int_equal(unlink(f->adb), 0);
+		snprintf(p, sizeof p, "%s-wal", f->adb);
+		unlink(p);
+		snprintf(p, sizeof p, "%s-shm", f->adb);
+		unlink(p);
+	}
+}
+
+static int64_t tables_named(const char *db, const char *name)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	int64_t n = -1;
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "SELECT count(*) FROM sqlite_master WHERE name = ?1", -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return n;
+}
+
+/* An older data directory's log moves into the audit database at open, whole and verifiable;
+ * after a crash between the copy and the drop, the next open only drops; two different logs
+ * refuse to open. */
+static void test_audit_db_migration(void **state)
+{
+	struct fx *f = *state;
+	struct salus_audit_report rep;
+	int64_t size = 0;
+	char q[200];
+	record_n(f, 20, "old-a");
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	record_n(f, 5, "old-b");
+	fx_close(f);
+	to_old_layout(f, false);
+	assert_int_equal(tables_named(f->db, "audit_log"), 1);
+	fx_reopen(f);
+	assert_int_equal(tables_named(f->db, "audit_log"), 0);
+	assert_int_equal(tables_named(f->db, "audit_log_no_update"), 0);
+	assert_int_equal(salus_store_audit_size(f->st, &size), 0);
+	assert_int_equal(size, 25);
+	assert_int_equal(salus_audit_verify_store(f->st, salus_audit_vkey(f->au), &rep), 0);
+	assert_int_equal(rep.checkpoints, 1);
+	record_n(f, 2, "new");
+	assert_int_equal(salus_audit_verify_store(f->st, salus_audit_vkey(f->au), &rep), 0);
+	fx_close(f);
+	/* the crash between the copy and the drop: both hold the same log */
+	to_old_layout(f, true);
+	fx_reopen(f);
+	assert_int_equal(tables_named(f->db, "audit_log"), 0);
+	assert_int_equal(salus_store_audit_size(f->st, &size), 0);
+	assert_int_equal(size, 27);
+	assert_int_equal(salus_audit_verify_store(f->st, salus_audit_vkey(f->au), &rep), 0);
+	fx_close(f);
+	/* two different logs: the store does not open, nothing is dropped */
+	to_old_layout(f, true);
+	snprintf(q, sizeof q, "%s DELETE FROM audit_log WHERE idx=26;", drop_triggers);
+	sql(f->db, q);
+	struct salus_store_opts so = {.audit_journal = true};
+	assert_int_equal(salus_store_open(f->db, &so, &f->st), SALUS_EINTEGRITY);
+	f->st = NULL;
+	assert_int_equal(tables_named(f->db, "audit_log"), 1);
+}
+
 int main(void)
 {
 	salus_alloc_install();
@@ -970,6 +1104,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fail_closed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_journal_fail_closed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_offline, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit_db_apart, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit_db_migration, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,7 +32,7 @@
 #define HOUR 3600000LL
 
 struct fx {
-	char dir[256], db[300], key[300];
+	char dir[256], db[300], adb[300], key[300]; /* adb: its audit database */
 	struct salus_store *st;
 	struct salus_audit *au;
 };
@@ -89,6 +89,7 @@ static int setup(void **state)
 	snprintf(f->dir, sizeof f->dir, "/tmp/salus-aq-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->db, sizeof f->db, "%s/salus.db", f->dir);
+	assert_int_equal(salus_store_audit_path(f->db, f->adb, sizeof f->adb), 0);
 	snprintf(f->key, sizeof f->key, "%s/audit.key", f->dir);
 	assert_int_equal(salus_audit_key_create(f->key), 0);
 	assert_int_equal(salus_store_open(f->db, &so, &f->st), 0);
@@ -491,7 +492,7 @@ static void test_prune_verify(void **state)
 	last--;
 	sqlite3 *h;
 	char sql[128];
-	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->adb, &h), SQLITE_OK);
 	snprintf(sql, sizeof sql, "UPDATE audit_log SET event=NULL WHERE idx=%lld", (long long)last);
 	assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(h);

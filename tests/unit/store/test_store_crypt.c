@@ -168,7 +168,8 @@ static long file_size(const char *path)
  * a few other plaintexts that were written. */
 static void assert_no_plaintext(struct fx *f)
 {
-	static const char *const files[] = {"salus.db", "salus.db-wal", "salus.db-shm"};
+	static const char *const files[] = {"salus.db",       "salus.db-wal",       "salus.db-shm",
+					    "salus-audit.db", "salus-audit.db-wal", "salus-audit.db-shm"};
 	static const char *const words[] = {"SQLite format 3", "Patient", "Alice", "1970-01-01", "CREATE TABLE"};
 	char p[160];
 	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
@@ -404,15 +405,17 @@ static int on_progress(void *ctx, uint32_t next, uint32_t npages)
 	return 0;
 }
 
-/* Pages of the database file and frames of its WAL sealed under key `id`
- * (raw: the key id in each page's reserved bytes). */
+/* Pages of the database files (resources, audit) and frames of their WALs sealed under key
+ * `id` (raw: the key id in each page's reserved bytes). */
 static long pages_under(struct fx *f, uint32_t id)
 {
+	static const char *const files[] = {"salus.db", "salus.db-wal", "salus-audit.db", "salus-audit.db-wal"};
 	char p[160];
 	unsigned char res[8];
 	long n = 0;
-	for (int w = 0; w < 2; w++) {
-		snprintf(p, sizeof p, "%s/salus.db%s", f->dir, w ? "-wal" : "");
+	for (int i = 0; i < 4; i++) {
+		int w = i % 2;
+		snprintf(p, sizeof p, "%s/%s", f->dir, files[i]);
 		FILE *fp = fopen(p, "rb");
 		if (!fp)
 			continue;
