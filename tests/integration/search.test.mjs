@@ -250,6 +250,22 @@ describe('sort, paging, totals', () => {
     const b2 = await search('Observation?patient=p5&_summary=count');
     assert.equal(b2.total, 30);
   });
+  test('without _count a page holds 20 (docs/search.md), and next gives the rest', async () => {
+    // the 30 Observations of p5 written by the test above
+    let b = await search('Observation?patient=p5');
+    assert.equal(b.total, 30);
+    assert.equal(b.entry.length, 20);
+    const seen = ids(b);
+    const next = b.link.find((l) => l.relation === 'next');
+    assert.ok(next);
+    b = await search(next.url.slice(s.fhirBase.length + 1));
+    assert.equal(b.entry.length, 10);
+    assert.ok(!b.link.find((l) => l.relation === 'next'));
+    seen.push(...ids(b));
+    assert.equal(new Set(seen).size, 30);
+    b = await search('Observation?patient=p5&_count=50');
+    assert.equal(b.entry.length, 30);
+  });
 });
 
 describe('errors', () => {
