@@ -1650,9 +1650,17 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 	order_by(c, "m0", q, q->after && q->before);
 	emit(c, " LIMIT ");
 	P_int(c, q->count);
-	emit(c, ixo ? ") m JOIN sx_res r ON r.rid=m.rid JOIN resource res ON res.type=r.type AND res.id=r.id"
-	            : ") m JOIN resource res ON res.type=m.type AND res.id=m.id");
-	order_by(c, "m", q, false);
+	/* the page m is the outer loop (CROSS JOIN fixes the order of the loops),
+	 * a co-routine read once in its ORDER BY, and each of its rows meets at
+	 * most one row of each lookup (rowid, primary key): the rows come out in
+	 * the page's order without a second ORDER BY, which sorted the page again
+	 * with its bodies in a temporary b-tree (t_plans checks the plan, the
+	 * ordered searches of the tests the order).  A page before a cursor is
+	 * taken in reverse order and turned forward here. */
+	emit(c, ixo ? ") m CROSS JOIN sx_res r ON r.rid=m.rid CROSS JOIN resource res ON res.type=r.type AND res.id=r.id"
+	            : ") m CROSS JOIN resource res ON res.type=m.type AND res.id=m.id");
+	if (q->after && q->before)
+		order_by(c, "m", q, false);
 	return c->rc;
 }
 
