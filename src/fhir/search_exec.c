@@ -110,6 +110,14 @@ struct collect {
 	long total;                /* salus_sq_hit.total of the hits seen (-1: none) */
 };
 
+/* snprintf(d, cap, "%s", s) without its cost (twice per hit) */
+static void copy_str(char *d, size_t cap, const char *s)
+{
+	size_t n = strnlen(s, cap - 1);
+	memcpy(d, s, n);
+	d[n] = 0;
+}
+
 static int collect_cb(void *ctx, const struct salus_sq_hit *sh)
 {
 	struct collect *c = ctx;
@@ -129,8 +137,8 @@ static int collect_cb(void *ctx, const struct salus_sq_hit *sh)
 	}
 	struct hit *x = &h->v[h->n];
 	memset(x, 0, sizeof *x);
-	snprintf(x->type, sizeof x->type, "%s", sh->r.type);
-	snprintf(x->id, sizeof x->id, "%s", sh->r.id);
+	copy_str(x->type, sizeof x->type, sh->r.type);
+	copy_str(x->id, sizeof x->id, sh->r.id);
 	x->rid = sh->rid;
 	x->updated_ms = sh->r.updated_ms;
 	x->include = c->include;

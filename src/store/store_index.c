@@ -1803,6 +1803,14 @@ static int cursor_add(struct salus_buf *b, sqlite3_stmt *st, int col)
 	return rc;
 }
 
+/* snprintf(d, cap, "%s", s) without its cost (twice per hit); NULL as "" */
+static void copy_str(char *d, size_t cap, const char *s)
+{
+	size_t n = s ? strnlen(s, cap - 1) : 0;
+	memcpy(d, s ? s : "", n);
+	d[n] = 0;
+}
+
 int salus_sx_search(sqlite3 *db, const struct salus_sq *q, salus_sq_cb cb, void *ctx)
 {
 	struct cq c;
@@ -1821,8 +1829,8 @@ int salus_sx_search(sqlite3 *db, const struct salus_sq *q, salus_sq_cb cb, void 
 		h.rid = sqlite3_column_int64(st, 0);
 		const char *t = (const char *)sqlite3_column_text(st, 1);
 		const char *id = (const char *)sqlite3_column_text(st, 2);
-		snprintf(h.r.type, sizeof h.r.type, "%s", t ? t : "");
-		snprintf(h.r.id, sizeof h.r.id, "%s", id ? id : "");
+		copy_str(h.r.type, sizeof h.r.type, t);
+		copy_str(h.r.id, sizeof h.r.id, id);
 		h.r.version = (long)sqlite3_column_int64(st, 3 + nk);
 		h.r.updated_ms = sqlite3_column_int64(st, 4 + nk);
 		h.r.seq = sqlite3_column_int64(st, 5 + nk);
