@@ -312,13 +312,21 @@ static int add_enc(struct salus_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	int rc = 0;
-	for (; *s && !rc; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-		    c == '.' || c == '_' || c == '~' || c == ':' || c == '|' || c == ',' || c == '$')
-			rc = salus_buf_addc(b, (char)c);
-		else
-			rc = salus_buf_addf(b, "%%%c%c", hex[c >> 4], hex[c & 15]);
+	while (*s && !rc) {
+		/* a run of characters kept as they are, in one append */
+		size_t n = 0;
+		for (unsigned char c; (c = (unsigned char)s[n]) != 0; n++)
+			if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+			      c == '.' || c == '_' || c == '~' || c == ':' || c == '|' || c == ',' || c == '$'))
+				break;
+		if (n) {
+			rc = salus_buf_add(b, s, n);
+			s += n;
+			continue;
+		}
+		unsigned char c = (unsigned char)*s++;
+		const char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+		rc = salus_buf_add(b, e, sizeof e);
 	}
 	return rc;
 }
@@ -329,7 +337,9 @@ static int add_link(struct salus_buf *b, const char *rel, const char *base, cons
 {
 	struct salus_buf u;
 	salus_buf_init(&u, SALUS_MAX_URL * 4);
-	int rc = salus_buf_addf(&u, "%s%s", base, path);
+	int rc = salus_buf_adds(&u, base);
+	if (!rc)
+		rc = salus_buf_adds(&u, path);
 	char sep = '?';
 	for (size_t i = 0; i < np && !rc; i++) {
 		const char *n = p[i].name;
@@ -345,14 +355,20 @@ static int add_link(struct salus_buf *b, const char *rel, const char *base, cons
 			rc = add_enc(&u, p[i].value);
 	}
 	if (!rc && cursor) {
-		rc = salus_buf_addf(&u, "%c_cursor=", sep);
+		rc = salus_buf_addc(&u, sep);
+		if (!rc)
+			rc = salus_buf_adds(&u, "_cursor=");
 		if (!rc)
 			rc = add_enc(&u, cursor);
 		if (!rc && prev)
 			rc = salus_buf_adds(&u, "&_dir=prev");
 	}
 	if (!rc)
-		rc = salus_buf_addf(b, "%s{\"relation\":\"%s\",\"url\":", first ? "" : ",", rel);
+		rc = salus_buf_adds(b, first ? "{\"relation\":\"" : ",{\"relation\":\"");
+	if (!rc)
+		rc = salus_buf_adds(b, rel);
+	if (!rc)
+		rc = salus_buf_adds(b, "\",\"url\":");
 	if (!rc)
 		rc = salus_json_add_str(b, u.p, u.n);
 	if (!rc)
