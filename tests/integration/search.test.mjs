@@ -265,6 +265,12 @@ describe('sort, paging, totals', () => {
     assert.equal(new Set(seen).size, 30);
     b = await search('Observation?patient=p5&_count=50');
     assert.equal(b.entry.length, 30);
+    // links: unreserved characters as they are, the others percent-encoded (upper-case hex)
+    b = await search('Observation?code:text=code%2029463&date=gt2000-01-01T00:00:00%2B05:00&_count=1');
+    const self = b.link.find((l) => l.relation === 'self').url;
+    assert.equal(self.slice(self.indexOf('/Observation')), '/Observation?code:text=code%2029463&date=gt2000-01-01T00:00:00%2B05:00&_count=1');
+    const nx = b.link.find((l) => l.relation === 'next').url;
+    assert.match(nx, /\/Observation\?code:text=code%2029463&date=gt2000-01-01T00:00:00%2B05:00&_count=1&_cursor=[A-Za-z0-9.\-_~]+$/);
   });
 });
 
