@@ -666,17 +666,19 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 	q->nguards = gs.n;
 	if (s->summary == SUM_COUNT)
 		q->count = 0;
-	/* one row more than the page tells whether there is a next (or previous) page */
-	int want = q->count;
-	q->count = want + 1;
 	/* Bundle.total from the same evaluation as the page (a second query only when the page is empty) */
 	q->with_total = s->total != TOTAL_NONE;
+	/* whether there is a next (or previous) page: on a first page with its total, the
+	 * total says it; otherwise one row more than the page is read (and dropped) */
+	int want = q->count;
+	bool by_total = q->with_total && !q->after && want > 0;
+	q->count = by_total ? want : want + 1;
 	struct collect c = {.h = &h, .total = -1};
 	if (want > 0 && (rc = salus_store_search(st, q, collect_cb, &c)))
 		goto out_fail;
 	q->count = want;
-	bool more = h.n > (size_t)want;
-	if (more) {
+	bool more = by_total ? c.total > (long)want : h.n > (size_t)want;
+	if (more && !by_total) {
 		/* the extra row: last in order (forward) or first (a page before a cursor) */
 		size_t drop = q->after && q->before ? 0 : h.n - 1;
 		salus_free(h.v[drop].json);

@@ -265,6 +265,14 @@ describe('sort, paging, totals', () => {
     assert.equal(new Set(seen).size, 30);
     b = await search('Observation?patient=p5&_count=50');
     assert.equal(b.entry.length, 30);
+    // a next link exactly when there are more matches: from the total on a first page, from one
+    // row more than the page without it
+    for (const [q, n, next] of [['_count=30', 30, false], ['_count=29', 29, true],
+      ['_count=30&_total=none', 30, false], ['_count=29&_total=none', 29, true]]) {
+      b = await search(`Observation?patient=p5&${q}`);
+      assert.equal(b.entry.length, n, q);
+      assert.equal(!!b.link.find((l) => l.relation === 'next'), next, q);
+    }
     // links: unreserved characters as they are, the others percent-encoded (upper-case hex)
     b = await search('Observation?code:text=code%2029463&date=gt2000-01-01T00:00:00%2B05:00&_count=1');
     const self = b.link.find((l) => l.relation === 'self').url;
