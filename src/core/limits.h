@@ -14,7 +14,8 @@
 #define SALUS_IDLE_TIMEOUT_S    30                  /* idle keep-alive connection */
 #define SALUS_MAX_ID            64                  /* FHIR id: [A-Za-z0-9\-\.]{1,64} */
 #define SALUS_MAX_COUNT         1000                /* _count upper bound */
-#define SALUS_DEFAULT_COUNT     50                  /* _count default */
+#define SALUS_DEFAULT_COUNT     50                  /* _count default of history and audit searches */
+#define SALUS_SEARCH_COUNT      20                  /* _count default of a FHIR search (docs/search.md) */
 #define SALUS_MAX_SCOPE         4096                /* scope string of a client or token */
 #define SALUS_MAX_TOKEN         8192                /* bearer token */
 #define SALUS_MAX_SECRET        1024                /* client secret */

@@ -110,6 +110,14 @@ struct collect {
 	long total;                /* salus_sq_hit.total of the hits seen (-1: none) */
 };
 
+/* snprintf(d, cap, "%s", s) without its cost (twice per hit) */
+static void copy_str(char *d, size_t cap, const char *s)
+{
+	size_t n = strnlen(s, cap - 1);
+	memcpy(d, s, n);
+	d[n] = 0;
+}
+
 static int collect_cb(void *ctx, const struct salus_sq_hit *sh)
 {
 	struct collect *c = ctx;
@@ -129,8 +137,8 @@ static int collect_cb(void *ctx, const struct salus_sq_hit *sh)
 	}
 	struct hit *x = &h->v[h->n];
 	memset(x, 0, sizeof *x);
-	snprintf(x->type, sizeof x->type, "%s", sh->r.type);
-	snprintf(x->id, sizeof x->id, "%s", sh->r.id);
+	copy_str(x->type, sizeof x->type, sh->r.type);
+	copy_str(x->id, sizeof x->id, sh->r.id);
 	x->rid = sh->rid;
 	x->updated_ms = sh->r.updated_ms;
 	x->include = c->include;
@@ -304,13 +312,21 @@ static int add_enc(struct salus_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	int rc = 0;
-	for (; *s && !rc; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-		    c == '.' || c == '_' || c == '~' || c == ':' || c == '|' || c == ',' || c == '$')
-			rc = salus_buf_addc(b, (char)c);
-		else
-			rc = salus_buf_addf(b, "%%%c%c", hex[c >> 4], hex[c & 15]);
+	while (*s && !rc) {
+		/* a run of characters kept as they are, in one append */
+		size_t n = 0;
+		for (unsigned char c; (c = (unsigned char)s[n]) != 0; n++)
+			if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+			      c == '.' || c == '_' || c == '~' || c == ':' || c == '|' || c == ',' || c == '$'))
+				break;
+		if (n) {
+			rc = salus_buf_add(b, s, n);
+			s += n;
+			continue;
+		}
+		unsigned char c = (unsigned char)*s++;
+		const char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+		rc = salus_buf_add(b, e, sizeof e);
 	}
 	return rc;
 }
@@ -321,7 +337,9 @@ static int add_link(struct salus_buf *b, const char *rel, const char *base, cons
 {
 	struct salus_buf u;
 	salus_buf_init(&u, SALUS_MAX_URL * 4);
-	int rc = salus_buf_addf(&u, "%s%s", base, path);
+	int rc = salus_buf_adds(&u, base);
+	if (!rc)
+		rc = salus_buf_adds(&u, path);
 	char sep = '?';
 	for (size_t i = 0; i < np && !rc; i++) {
 		const char *n = p[i].name;
@@ -337,14 +355,20 @@ static int add_link(struct salus_buf *b, const char *rel, const char *base, cons
 			rc = add_enc(&u, p[i].value);
 	}
 	if (!rc && cursor) {
-		rc = salus_buf_addf(&u, "%c_cursor=", sep);
+		rc = salus_buf_addc(&u, sep);
+		if (!rc)
+			rc = salus_buf_adds(&u, "_cursor=");
 		if (!rc)
 			rc = add_enc(&u, cursor);
 		if (!rc && prev)
 			rc = salus_buf_adds(&u, "&_dir=prev");
 	}
 	if (!rc)
-		rc = salus_buf_addf(b, "%s{\"relation\":\"%s\",\"url\":", first ? "" : ",", rel);
+		rc = salus_buf_adds(b, first ? "{\"relation\":\"" : ",{\"relation\":\"");
+	if (!rc)
+		rc = salus_buf_adds(b, rel);
+	if (!rc)
+		rc = salus_buf_adds(b, "\",\"url\":");
 	if (!rc)
 		rc = salus_json_add_str(b, u.p, u.n);
 	if (!rc)
@@ -642,17 +666,19 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 	q->nguards = gs.n;
 	if (s->summary == SUM_COUNT)
 		q->count = 0;
-	/* one row more than the page tells whether there is a next (or previous) page */
-	int want = q->count;
-	q->count = want + 1;
 	/* Bundle.total from the same evaluation as the page (a second query only when the page is empty) */
 	q->with_total = s->total != TOTAL_NONE;
+	/* whether there is a next (or previous) page: on a first page with its total, the
+	 * total says it; otherwise one row more than the page is read (and dropped) */
+	int want = q->count;
+	bool by_total = q->with_total && !q->after && want > 0;
+	q->count = by_total ? want : want + 1;
 	struct collect c = {.h = &h, .total = -1};
 	if (want > 0 && (rc = salus_store_search(st, q, collect_cb, &c)))
 		goto out_fail;
 	q->count = want;
-	bool more = h.n > (size_t)want;
-	if (more) {
+	bool more = by_total ? c.total > (long)want : h.n > (size_t)want;
+	if (more && !by_total) {
 		/* the extra row: last in order (forward) or first (a page before a cursor) */
 		size_t drop = q->after && q->before ? 0 : h.n - 1;
 		salus_free(h.v[drop].json);

@@ -1427,7 +1427,7 @@ int salus_fhir_search_parse_at(const char *type, const char *base, const struct 
 	if (!type && (rc = sys_types(s, params, nparams, &type, why)))
 		goto out_free;
 	s->q.type = type;
-	s->q.count = SALUS_DEFAULT_COUNT;
+	s->q.count = SALUS_SEARCH_COUNT;
 	s->q.need_json = true;
 	if (!(s->used = salus_fhir_search_alloc(s, (nparams ? nparams : 1) * sizeof *s->used)))
 		goto out_nomem;

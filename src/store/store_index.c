@@ -492,13 +492,52 @@ static void emit(struct cq *c, const char *s)
 }
 
 static void emitf(struct cq *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* an integer in decimal, for emitf */
+static int emit_int(struct salus_buf *b, long long v)
+{
+	char t[24];
+	size_t n = 0;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	do
+		t[sizeof t - 1 - n++] = (char)('0' + u % 10);
+	while ((u /= 10));
+	if (v < 0)
+		t[sizeof t - 1 - n++] = '-';
+	return salus_buf_add(b, t + sizeof t - n, n);
+}
+
+/* The fragments use %s, %d and %zu only: written here with plain appends (a
+ * formatted append costs more than most fragments).  Any other conversion is
+ * a programmer error (SALUS_EINTERNAL). */
 static void emitf(struct cq *c, const char *fmt, ...)
 {
 	va_list ap;
 	if (c->rc)
 		return;
 	va_start(ap, fmt);
-	c->rc = salus_buf_vaddf(&c->sql, fmt, ap);
+	int rc = 0;
+	const char *p = fmt;
+	while (*p && !rc) {
+		const char *pc = strchr(p, '%');
+		size_t lit = pc ? (size_t)(pc - p) : strlen(p);
+		if (lit)
+			rc = salus_buf_add(&c->sql, p, lit);
+		if (!pc || rc)
+			break;
+		if (pc[1] == 's') {
+			rc = salus_buf_adds(&c->sql, va_arg(ap, const char *));
+			p = pc + 2;
+		} else if (pc[1] == 'd') {
+			rc = emit_int(&c->sql, va_arg(ap, int));
+			p = pc + 2;
+		} else if (pc[1] == 'z' && pc[2] == 'u') {
+			rc = emit_int(&c->sql, (long long)va_arg(ap, size_t));
+			p = pc + 3;
+		} else {
+			rc = SALUS_EINTERNAL;
+		}
+	}
+	c->rc = rc;
 	va_end(ap);
 }
 
@@ -1650,9 +1689,17 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 	order_by(c, "m0", q, q->after && q->before);
 	emit(c, " LIMIT ");
 	P_int(c, q->count);
-	emit(c, ixo ? ") m JOIN sx_res r ON r.rid=m.rid JOIN resource res ON res.type=r.type AND res.id=r.id"
-	            : ") m JOIN resource res ON res.type=m.type AND res.id=m.id");
-	order_by(c, "m", q, false);
+	/* the page m is the outer loop (CROSS JOIN fixes the order of the loops),
+	 * a co-routine read once in its ORDER BY, and each of its rows meets at
+	 * most one row of each lookup (rowid, primary key): the rows come out in
+	 * the page's order without a second ORDER BY, which sorted the page again
+	 * with its bodies in a temporary b-tree (t_plans checks the plan, the
+	 * ordered searches of the tests the order).  A page before a cursor is
+	 * taken in reverse order and turned forward here. */
+	emit(c, ixo ? ") m CROSS JOIN sx_res r ON r.rid=m.rid CROSS JOIN resource res ON res.type=r.type AND res.id=r.id"
+	            : ") m CROSS JOIN resource res ON res.type=m.type AND res.id=m.id");
+	if (q->after && q->before)
+		order_by(c, "m", q, false);
 	return c->rc;
 }
 
@@ -1795,6 +1842,14 @@ static int cursor_add(struct salus_buf *b, sqlite3_stmt *st, int col)
 	return rc;
 }
 
+/* snprintf(d, cap, "%s", s) without its cost (twice per hit); NULL as "" */
+static void copy_str(char *d, size_t cap, const char *s)
+{
+	size_t n = s ? strnlen(s, cap - 1) : 0;
+	memcpy(d, s ? s : "", n);
+	d[n] = 0;
+}
+
 int salus_sx_search(sqlite3 *db, const struct salus_sq *q, salus_sq_cb cb, void *ctx)
 {
 	struct cq c;
@@ -1813,8 +1868,8 @@ int salus_sx_search(sqlite3 *db, const struct salus_sq *q, salus_sq_cb cb, void 
 		h.rid = sqlite3_column_int64(st, 0);
 		const char *t = (const char *)sqlite3_column_text(st, 1);
 		const char *id = (const char *)sqlite3_column_text(st, 2);
-		snprintf(h.r.type, sizeof h.r.type, "%s", t ? t : "");
-		snprintf(h.r.id, sizeof h.r.id, "%s", id ? id : "");
+		copy_str(h.r.type, sizeof h.r.type, t);
+		copy_str(h.r.id, sizeof h.r.id, id);
 		h.r.version = (long)sqlite3_column_int64(st, 3 + nk);
 		h.r.updated_ms = sqlite3_column_int64(st, 4 + nk);
 		h.r.seq = sqlite3_column_int64(st, 5 + nk);

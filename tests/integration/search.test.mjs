@@ -250,6 +250,36 @@ describe('sort, paging, totals', () => {
     const b2 = await search('Observation?patient=p5&_summary=count');
     assert.equal(b2.total, 30);
   });
+  test('without _count a page holds 20 (docs/search.md), and next gives the rest', async () => {
+    // the 30 Observations of p5 written by the test above
+    let b = await search('Observation?patient=p5');
+    assert.equal(b.total, 30);
+    assert.equal(b.entry.length, 20);
+    const seen = ids(b);
+    const next = b.link.find((l) => l.relation === 'next');
+    assert.ok(next);
+    b = await search(next.url.slice(s.fhirBase.length + 1));
+    assert.equal(b.entry.length, 10);
+    assert.ok(!b.link.find((l) => l.relation === 'next'));
+    seen.push(...ids(b));
+    assert.equal(new Set(seen).size, 30);
+    b = await search('Observation?patient=p5&_count=50');
+    assert.equal(b.entry.length, 30);
+    // a next link exactly when there are more matches: from the total on a first page, from one
+    // row more than the page without it
+    for (const [q, n, next] of [['_count=30', 30, false], ['_count=29', 29, true],
+      ['_count=30&_total=none', 30, false], ['_count=29&_total=none', 29, true]]) {
+      b = await search(`Observation?patient=p5&${q}`);
+      assert.equal(b.entry.length, n, q);
+      assert.equal(!!b.link.find((l) => l.relation === 'next'), next, q);
+    }
+    // links: unreserved characters as they are, the others percent-encoded (upper-case hex)
+    b = await search('Observation?code:text=code%2029463&date=gt2000-01-01T00:00:00%2B05:00&_count=1');
+    const self = b.link.find((l) => l.relation === 'self').url;
+    assert.equal(self.slice(self.indexOf('/Observation')), '/Observation?code:text=code%2029463&date=gt2000-01-01T00:00:00%2B05:00&_count=1');
+    const nx = b.link.find((l) => l.relation === 'next').url;
+    assert.match(nx, /\/Observation\?code:text=code%2029463&date=gt2000-01-01T00:00:00%2B05:00&_count=1&_cursor=[A-Za-z0-9.\-_~]+$/);
+  });
 });
 
 describe('errors', () => {

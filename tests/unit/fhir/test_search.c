@@ -636,6 +636,14 @@ static bool plan_scans_only_m(const char *plan)
 	return true;
 }
 
+/* The page m is read as the outer loop and nothing sorts its rows again
+ * (store_index.c compile): after the line "SCAN m" no temporary b-tree. */
+static bool page_not_sorted_again(const char *plan)
+{
+	const char *m = strstr(plan, "\nSCAN m\n");
+	return m && !strstr(m, "USE TEMP B-TREE");
+}
+
 /* The hot paths use indexes only (no full scans): the page query (with and
  * without its window total) and the count query of each shape, including
  * those of the benchmark (docs/search.md) and the query an _revinclude runs. */
@@ -690,6 +698,8 @@ static void t_plans(void **state)
 					v == 2 ? "count" : v ? "page with total" : "page", plan);
 			assert_true(plan_scans_only_m(plan));
 			assert_non_null(strstr(plan, "SEARCH "));
+			if (v != 2) /* the page's rows come out of m in its order: no sort after it */
+				assert_true(page_not_sorted_again(plan));
 			salus_free(plan);
 		}
 		salus_fhir_search_free(s);
