@@ -75,7 +75,8 @@
 _Static_assert(RES == 8 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES,
 	       "reserved bytes layout");
 _Static_assert(SALUS_PAGE_KEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "page key length");
-_Static_assert(SALUS_PAGE_KEY_LEN >= crypto_generichash_KEYBYTES_MIN && SALUS_PAGE_KEY_LEN <= crypto_generichash_KEYBYTES_MAX,
+_Static_assert(SALUS_PAGE_KEY_LEN >= crypto_generichash_KEYBYTES_MIN &&
+		       SALUS_PAGE_KEY_LEN <= crypto_generichash_KEYBYTES_MAX,
 	       "page key as a BLAKE2b key");
 
 enum kind { KIND_DB = 1, KIND_WAL = 2 };
@@ -84,7 +85,7 @@ enum kind { KIND_DB = 1, KIND_WAL = 2 };
  * In WAL mode SQLite drops a reader connection's whole page cache whenever the
  * database changed since its last read transaction — with the audit journal's
  * commits, many times a second — and every page it then reads again costs a
- * pread and an XChaCha20-Poly1305 open.  This cache remembers, per database
+ * pread and an AEAD open.  This cache remembers, per database
  * page, the exact bytes read from disk and what they opened to: a read whose
  * bytes are identical to the remembered ones (ciphertext, key id, nonce, tag)
  * gets the remembered plaintext without the cipher — the same authenticated
@@ -943,7 +944,8 @@ static int cipher_choice(bool *gcm /* OUT */)
 	else if (!strcmp(e, "xchacha20-poly1305"))
 		*gcm = false;
 	else {
-		salus_log(SALUS_LOG_ERROR, "store.crypt.cipher", "SALUS_PAGE_CIPHER unknown (auto, aes-256-gcm or xchacha20-poly1305)");
+		salus_log(SALUS_LOG_ERROR, "store.crypt.cipher",
+			  "SALUS_PAGE_CIPHER unknown (auto, aes-256-gcm or xchacha20-poly1305)");
 		return SALUS_EINVALID;
 	}
 	return SALUS_OK;
