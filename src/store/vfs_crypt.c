@@ -122,6 +122,7 @@ struct salus_crypt_vfs {
 	bool gcm;                  /* new pages: AES-256-GCM (FORMAT_GCM), else XChaCha20-Poly1305 */
 	unsigned char salt[16];    /* random: this instance's AES-256-GCM keys (cipher_of) */
 	_Atomic uint64_t gcm_ctr;  /* the next AES-256-GCM nonce counter of this instance */
+	unsigned gen;              /* fork_gen when it was created: it seals only then */
 	char name[48];
 };
 
@@ -155,6 +156,25 @@ struct cfile {
 
 static atomic_ulong n_db, n_wal, n_refused, n_auth, n_pc_hit, n_pc_miss, n_seal_gcm, n_seal_xc;
 static atomic_ulong n_instances;
+
+/* Forks since the process started (pthread_atfork child handler).  A child
+ * holds copies of its parent's instances — salt, counters, nonce prefixes —
+ * so whatever either sealed next would reuse the other's nonces under the
+ * same key: an instance seals only in the process (fork generation) that
+ * created it, and a child that tries gets a write error.  Salus never forks
+ * with a store open; this makes it a property. */
+static atomic_uint fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+	atomic_fetch_add(&fork_gen, 1);
+}
+
+static void fork_watch(void)
+{
+	pthread_atfork(NULL, NULL, fork_child);
+}
 
 void salus_crypt_stats_get(struct salus_crypt_stats *out)
 {
@@ -274,6 +294,10 @@ static bool seal(struct cfile *cf, unsigned char *page, enum kind kind, uint32_t
 	uint32_t wid = atomic_load(&v->write_id);
 	uint64_t c;
 
+	if (atomic_load_explicit(&fork_gen, memory_order_relaxed) != v->gen) {
+		salus_log(SALUS_LOG_ERROR, "store.crypt.forked", "op=seal (a store may not be used across fork)");
+		return false;
+	}
 	memset(res, 0, 8);
 	put_le32(res + 4, wid);
 	if (v->gcm) {
@@ -976,6 +1000,7 @@ int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t wr
 		return SALUS_EINTERNAL;
 	if ((rc = cipher_choice(&gcm)))
 		return rc;
+	pthread_once(&fork_once, fork_watch);
 	if (!(root = sqlite3_vfs_find(NULL)))
 		return SALUS_EINTERNAL;
 	if (!(v = salus_calloc(1, sizeof *v)))
@@ -988,6 +1013,7 @@ int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t wr
 	}
 	atomic_init(&v->write_id, write_id);
 	v->gcm = gcm;
+	v->gen = atomic_load(&fork_gen);
 	randombytes_buf(v->salt, sizeof v->salt);
 	atomic_init(&v->gcm_ctr, 0);
 	v->next_id = next_id != write_id ? next_id : 0;

@@ -843,6 +843,79 @@ static void test_page_swap(void **state)
 	salus_store_free(s);
 }
 
+/* A raw database through a VFS instance of its own (the fixture's key 1), with one table. */
+static sqlite3 *raw_open(struct fx *f, struct salus_crypt_vfs **v)
+{
+	sqlite3 *db = NULL;
+	int reserve = SALUS_CRYPT_RESERVE;
+	assert_int_equal(salus_crypt_vfs_new(f->keys, 1, 1, 0, v), SALUS_OK);
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, salus_crypt_vfs_name(*v)),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA page_size=4096", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA temp_store=MEMORY; PRAGMA journal_mode=MEMORY; PRAGMA journal_mode=WAL;"
+					  "CREATE TABLE IF NOT EXISTS t(a)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	return db;
+}
+
+/* An instance seals only in the process that created it: a forked child holds
+ * copies of its salt, counters and nonce prefixes, so its pages would reuse
+ * the parent's nonces.  The child's write fails; the parent's go on, and a
+ * new instance in the child works. */
+static void test_fork_refuses_seal(void **state)
+{
+	struct fx *f = *state;
+	struct salus_crypt_vfs *v = NULL;
+	sqlite3 *db = raw_open(f, &v);
+
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO t VALUES (1)", NULL, NULL, NULL), SQLITE_OK);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int rc = sqlite3_exec(db, "INSERT INTO t VALUES (2)", NULL, NULL, NULL);
+		_exit((rc & 0xff) == SQLITE_IOERR ? 0 : 1);
+	}
+	int ws = 0;
+	assert_int_equal(waitpid(pid, &ws, 0), pid);
+	assert_true(WIFEXITED(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+	sqlite3_close(db);
+	salus_crypt_vfs_free(v);
+
+	db = raw_open(f, &v);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO t VALUES (3)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	salus_crypt_vfs_free(v);
+	/* a child with an instance of its own seals */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct salus_crypt_vfs *cv = NULL;
+		sqlite3 *cdb = NULL;
+		int rc = salus_crypt_vfs_new(f->keys, 1, 1, 0, &cv);
+		if (!rc)
+			rc = sqlite3_open_v2(f->path, &cdb, SQLITE_OPEN_READWRITE, salus_crypt_vfs_name(cv));
+		if (!rc)
+			rc = sqlite3_exec(cdb, "INSERT INTO t VALUES (4)", NULL, NULL, NULL);
+		sqlite3_close(cdb);
+		salus_crypt_vfs_free(cv);
+		_exit(rc == SQLITE_OK ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &ws, 0), pid);
+	assert_true(WIFEXITED(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+	db = raw_open(f, &v);
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT group_concat(a) FROM t", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "1,3,4");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	salus_crypt_vfs_free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -853,6 +926,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_page_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cipher_per_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_swap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fork_refuses_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_recovery_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_online, setup, teardown),
