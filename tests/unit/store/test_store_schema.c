@@ -369,6 +369,76 @@ static void test_index_rows_once(void **state)
 	json_decref(res);
 }
 
+static void put_tok(struct salus_write *w, enum salus_write_kind kind, const char *id, json_t *res,
+		    struct salus_ix *ix, struct salus_ix_row *row, const char *code)
+{
+	*row = (struct salus_ix_row){.param = 11, .kind = SALUS_IX_TOKEN, .a = "s", .b = code};
+	*ix = (struct salus_ix){.rows = row, .n = 1};
+	*w = (struct salus_write){.kind = kind, .type = "Basic", .id = id, .resource = res, .index = ix};
+}
+
+static long tok_rows(struct fx *f, const char *code)
+{
+	char sql[128];
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM sx_tok WHERE p = 11 AND code = '%s'", code);
+	return raw_count(f->db, sql);
+}
+
+/* Index rows are held back to the end of the group and written there in
+ * key order (store_index.c rows_flush): a resource written twice in one job
+ * keeps only its last rows, a resource deleted in the job none, a new one
+ * that takes a deleted one's row number only its own, and a job rolled back
+ * none of its rows. */
+static void test_index_rows_group(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s = NULL;
+	struct salus_write w[4];
+	struct salus_ix ix[4];
+	struct salus_ix_row row[4];
+	json_t *res = json_loads("{\"resourceType\":\"Basic\"}", 0, NULL);
+
+	assert_int_equal(open_store(f, &s), SALUS_OK);
+	put_tok(&w[0], SALUS_WRITE_UPDATE, "a", res, &ix[0], &row[0], "a1");
+	put_tok(&w[1], SALUS_WRITE_UPDATE, "a", res, &ix[1], &row[1], "a2");
+	put_tok(&w[2], SALUS_WRITE_UPDATE, "b", res, &ix[2], &row[2], "b1");
+	w[3] = (struct salus_write){.kind = SALUS_WRITE_DELETE, .type = "Basic", .id = "b"};
+	assert_int_equal(salus_store_write(s, w, 4), SALUS_OK);
+	for (int i = 0; i < 4; i++)
+		salus_write_release(&w[i]);
+	/* c is the newest row of sx_res, deleted, then d takes its row number, in one job */
+	put_tok(&w[0], SALUS_WRITE_UPDATE, "c", res, &ix[0], &row[0], "c1");
+	w[1] = (struct salus_write){.kind = SALUS_WRITE_DELETE, .type = "Basic", .id = "c"};
+	put_tok(&w[2], SALUS_WRITE_UPDATE, "d", res, &ix[2], &row[2], "d1");
+	assert_int_equal(salus_store_write(s, w, 3), SALUS_OK);
+	for (int i = 0; i < 3; i++)
+		salus_write_release(&w[i]);
+	/* a job that fails on its last op writes none of its rows */
+	put_tok(&w[0], SALUS_WRITE_UPDATE, "e", res, &ix[0], &row[0], "e1");
+	put_tok(&w[1], SALUS_WRITE_UPDATE, "a", res, &ix[1], &row[1], "a3");
+	put_tok(&w[2], SALUS_WRITE_UPDATE, "d", res, &ix[2], &row[2], "d2");
+	w[2].if_match = 99;
+	assert_int_equal(salus_store_write(s, w, 3), SALUS_EPRECONDITION);
+	for (int i = 0; i < 3; i++)
+		salus_write_release(&w[i]);
+	salus_store_free(s);
+
+	assert_int_equal(tok_rows(f, "a1"), 0);
+	assert_int_equal(tok_rows(f, "a2"), 1);
+	assert_int_equal(tok_rows(f, "a3"), 0);
+	assert_int_equal(tok_rows(f, "b1"), 0);
+	assert_int_equal(tok_rows(f, "c1"), 0);
+	assert_int_equal(tok_rows(f, "d1"), 1);
+	assert_int_equal(tok_rows(f, "d2"), 0);
+	assert_int_equal(tok_rows(f, "e1"), 0);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sx_tok"), 2);
+	/* every row belongs to its resource */
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sx_tok t JOIN sx_res r USING(rid) WHERE"
+					  " (r.id = 'a' AND t.code = 'a2') OR (r.id = 'd' AND t.code = 'd1')"),
+			 2);
+	json_decref(res);
+}
+
 /* Server-assigned ids: RFC 9562 version 7 (time first), unique, and ids
  * minted in a later millisecond sort after earlier ones. */
 static void test_ids_time_ordered(void **state)
@@ -411,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_ids_time_ordered),
 		cmocka_unit_test_setup_teardown(test_fulltext_rows_follow_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_rows_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_rows_group, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
