@@ -81,6 +81,22 @@ _Static_assert(SALUS_PAGE_KEY_LEN >= crypto_generichash_KEYBYTES_MIN &&
 
 enum kind { KIND_DB = 1, KIND_WAL = 2 };
 
+/* Which of a store's database files a handle is, from its name: the audit
+ * database is `<base>-audit.db` (salus_store_audit_path), its WAL that and
+ * "-wal"; every other name is the resource database.  Bound into a format 2
+ * page's associated data, so a page cannot move between the two files
+ * (they are sealed under the same keys). */
+enum { ROLE_MAIN = 0, ROLE_AUDIT = 1 };
+
+static unsigned char role_of(const char *name, enum kind kind)
+{
+	static const char sfx[] = "-audit.db";
+	size_t n = strlen(name), k = sizeof sfx - 1;
+	if (kind == KIND_WAL && n >= 4 && !strcmp(name + n - 4, "-wal"))
+		n -= 4;
+	return n >= k && !memcmp(name + n - k, sfx, k) ? ROLE_AUDIT : ROLE_MAIN;
+}
+
 /* The decrypted-page cache of one instance, shared by its read-only connections.
  * In WAL mode SQLite drops a reader connection's whole page cache whenever the
  * database changed since its last read transaction — with the audit journal's
@@ -148,6 +164,7 @@ struct cfile {
 	unsigned char *ct;         /* the bytes read, before they are opened (for the cache) */
 	bool cache;                /* reads of this file use the instance's page cache */
 	bool shm;                  /* the WAL index is mapped (xShmLock may be called) */
+	unsigned char role;        /* ROLE_*: which of a store's databases (in a format 2 page's AD) */
 	struct gcm_slot gcm[GCM_SLOTS]; /* the handle's AES-256-GCM contexts (one thread at a time) */
 	unsigned gcm_next;         /* the slot replaced next */
 };
@@ -217,13 +234,15 @@ static const unsigned char *key_by_id(const struct keyset *ks, uint32_t id)
 	return NULL;
 }
 
-/* kind, page number, the 8-byte reserved prefix (format, key id) and, for a
- * WAL frame, its two salts. */
-static void make_ad(unsigned char ad[AD_LEN], enum kind kind, uint32_t pgno, const unsigned char *res,
-		    const unsigned char *salts)
+/* kind, for format 2 the file's role, page number, the 8-byte reserved
+ * prefix (format, key id) and, for a WAL frame, its two salts. */
+static void make_ad(unsigned char ad[AD_LEN], const struct cfile *cf, enum kind kind, uint32_t pgno,
+		    const unsigned char *res, const unsigned char *salts)
 {
 	memset(ad, 0, AD_LEN);
 	ad[0] = (unsigned char)kind;
+	if (res[0] == FORMAT_GCM)
+		ad[1] = cf->role; /* format 1 pages were sealed without it: they keep their AD */
 	put_le32(ad + 4, pgno);
 	memcpy(ad + 8, res, 8);
 	if (salts)
@@ -314,7 +333,7 @@ static bool seal(struct cfile *cf, unsigned char *page, enum kind kind, uint32_t
 		for (int i = 0; i < 8; i++)
 			res[24 + i] = (unsigned char)(c >> (8 * i));
 		gcm_nonce(nonce, res);
-		make_ad(ad, kind, pgno, res, salts);
+		make_ad(ad, cf, kind, pgno, res, salts);
 		giovec_t adv = {.iov_base = ad, .iov_len = AD_LEN}, body = {.iov_base = page, .iov_len = BODY};
 		if (gnutls_aead_cipher_encryptv2(h, nonce, sizeof nonce, &adv, 1, &body, 1, res + 32, &tag_len) < 0 ||
 		    tag_len != 16)
@@ -329,7 +348,7 @@ static bool seal(struct cfile *cf, unsigned char *page, enum kind kind, uint32_t
 	c = cf->ctr++;
 	for (int i = 0; i < 8; i++)
 		res[24 + i] = (unsigned char)(c >> (8 * i));
-	make_ad(ad, kind, pgno, res, salts);
+	make_ad(ad, cf, kind, pgno, res, salts);
 	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(page, res + 32, NULL, page, BODY, ad, AD_LEN, NULL,
 							   res + 8, key_by_id(v->keys, wid));
 	atomic_fetch_add_explicit(&n_seal_xc, 1, memory_order_relaxed);
@@ -366,7 +385,7 @@ static bool unseal_try(struct cfile *cf, unsigned char *page, enum kind kind, ui
 		if (!h)
 			return false;
 		gcm_nonce(nonce, res);
-		make_ad(ad, kind, pgno, res, salts);
+		make_ad(ad, cf, kind, pgno, res, salts);
 		giovec_t adv = {.iov_base = ad, .iov_len = AD_LEN}, body = {.iov_base = page, .iov_len = BODY};
 		unsigned char tag[16]; /* (the API takes it non-const) */
 		memcpy(tag, res + 32, 16);
@@ -377,7 +396,7 @@ static bool unseal_try(struct cfile *cf, unsigned char *page, enum kind kind, ui
 	} else if (res[0] == FORMAT_XC) {
 		if (!(key = key_by_id(v->keys, id)))
 			return false;
-		make_ad(ad, kind, pgno, res, salts);
+		make_ad(ad, cf, kind, pgno, res, salts);
 		if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(page, NULL, page, BODY, res + 32, ad, AD_LEN,
 									res + 8, key) != 0)
 			return false;
@@ -825,6 +844,7 @@ static int v_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int 
 	cf->v = v;
 	cf->real = (sqlite3_file *)((char *)cf + CFILE_SIZE);
 	cf->kind = flags & SQLITE_OPEN_MAIN_DB ? KIND_DB : KIND_WAL;
+	cf->role = role_of(name, cf->kind);
 	/* the cache serves the read-only connections' database pages: the writer and the
 	 * checkpointer read a page to replace it (or once, from the WAL), so remembering it is waste */
 	cf->cache = cf->kind == KIND_DB && (flags & SQLITE_OPEN_READONLY);

@@ -20,8 +20,9 @@
  *   [32..47] 16-byte tag
  *
  * Associated data binds a page to where it lives: the file kind (database or
- * WAL), the page number, the first 8 bytes above and, for a WAL frame, the
- * frame's salts (its WAL generation).  See docs/security.md for the design,
+ * WAL), for format 2 the file's role (resources, or the audit database
+ * `<base>-audit.db`), the page number, the first 8 bytes above and, for a
+ * WAL frame, the frame's salts (its WAL generation).  See docs/security.md for the design,
  * the WAL checksum argument and the threat model.
  *
  * Each encrypted store registers its own VFS instance (its own name, its own

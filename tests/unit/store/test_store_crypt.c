@@ -227,7 +227,7 @@ static void rw_page(const char *path, long pgno, unsigned char *buf, bool write)
 
 /* Read database page pgno of the fixture's file through a fresh VFS instance
  * holding both keys: the xRead result (SQLITE_IOERR_DATA: it failed to open). */
-static int vfs_read_page(struct fx *f, long pgno)
+static int vfs_read_page_at(struct fx *f, const char *path, long pgno)
 {
 	struct salus_crypt_vfs *v = NULL;
 	sqlite3 *db = NULL;
@@ -235,7 +235,7 @@ static int vfs_read_page(struct fx *f, long pgno)
 	unsigned char buf[SALUS_CRYPT_PAGE];
 	assert_int_equal(salus_crypt_vfs_new(f->keys, 2, 1, 0, &v), SALUS_OK);
 	/* the open reads the header: page 1 */
-	int rc = sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_EXRESCODE, salus_crypt_vfs_name(v));
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_EXRESCODE, salus_crypt_vfs_name(v));
 	if (rc != SQLITE_OK) {
 		sqlite3_close(db);
 		salus_crypt_vfs_free(v);
@@ -246,6 +246,11 @@ static int vfs_read_page(struct fx *f, long pgno)
 	sqlite3_close(db);
 	salus_crypt_vfs_free(v);
 	return rc;
+}
+
+static int vfs_read_page(struct fx *f, long pgno)
+{
+	return vfs_read_page_at(f, f->path, pgno);
 }
 
 /* ---- tests ---- */
@@ -844,12 +849,12 @@ static void test_page_swap(void **state)
 }
 
 /* A raw database through a VFS instance of its own (the fixture's key 1), with one table. */
-static sqlite3 *raw_open(struct fx *f, struct salus_crypt_vfs **v)
+static sqlite3 *raw_open_at(struct fx *f, const char *path, struct salus_crypt_vfs **v)
 {
 	sqlite3 *db = NULL;
 	int reserve = SALUS_CRYPT_RESERVE;
 	assert_int_equal(salus_crypt_vfs_new(f->keys, 1, 1, 0, v), SALUS_OK);
-	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, salus_crypt_vfs_name(*v)),
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, salus_crypt_vfs_name(*v)),
 			 SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA page_size=4096", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve);
@@ -858,6 +863,11 @@ static sqlite3 *raw_open(struct fx *f, struct salus_crypt_vfs **v)
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	return db;
+}
+
+static sqlite3 *raw_open(struct fx *f, struct salus_crypt_vfs **v)
+{
+	return raw_open_at(f, f->path, v);
 }
 
 /* An instance seals only in the process that created it: a forked child holds
@@ -916,6 +926,52 @@ static void test_fork_refuses_seal(void **state)
 	salus_crypt_vfs_free(v);
 }
 
+/* A store's two databases (resources, and the audit database `<base>-audit.db`)
+ * are sealed under the same keys; a format 2 page names its file's role in its
+ * associated data, so a page of one at the same page number in the other
+ * fails (format 1 pages cannot tell them apart: docs/security.md). */
+static void test_page_other_file(void **state)
+{
+	struct fx *f = *state;
+	const char *was = getenv("SALUS_PAGE_CIPHER");
+	char *saved = was ? strdup(was) : NULL;
+	char au[160], wal[170];
+	struct salus_crypt_vfs *v = NULL;
+	unsigned char a[SALUS_CRYPT_PAGE], b[SALUS_CRYPT_PAGE];
+
+	set_cipher("aes-256-gcm");
+	snprintf(au, sizeof au, "%s/salus-audit.db", f->dir);
+	sqlite3 *db = raw_open_at(f, f->path, &v);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO t VALUES ('resource')", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	salus_crypt_vfs_free(v);
+	db = raw_open_at(f, au, &v);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO t VALUES ('audit')", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	salus_crypt_vfs_free(v);
+	assert_int_equal(vfs_read_page_at(f, f->path, 2), SQLITE_OK);
+	assert_int_equal(vfs_read_page_at(f, au, 2), SQLITE_OK);
+	/* the table's page of each file in the other */
+	rw_page(f->path, 2, a, false);
+	rw_page(au, 2, b, false);
+	assert_int_equal(a[SALUS_CRYPT_PAGE - SALUS_CRYPT_RESERVE], 2);
+	rw_page(f->path, 2, b, true);
+	rw_page(au, 2, a, true);
+	assert_int_equal(vfs_read_page_at(f, f->path, 2), SQLITE_IOERR_DATA);
+	assert_int_equal(vfs_read_page_at(f, au, 2), SQLITE_IOERR_DATA);
+	rw_page(f->path, 2, a, true);
+	rw_page(au, 2, b, true);
+	assert_int_equal(vfs_read_page_at(f, f->path, 2), SQLITE_OK);
+	assert_int_equal(vfs_read_page_at(f, au, 2), SQLITE_OK);
+	unlink(au);
+	snprintf(wal, sizeof wal, "%s-wal", au);
+	unlink(wal);
+	snprintf(wal, sizeof wal, "%s-shm", au);
+	unlink(wal);
+	set_cipher(saved);
+	free(saved);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -927,6 +983,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cipher_per_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_swap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork_refuses_seal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_other_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_recovery_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_online, setup, teardown),
