@@ -20,8 +20,10 @@
 #include "store/store_index_int.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -135,6 +137,22 @@ static const char *const w_sql[W__COUNT] = {
 struct fts_op {
 	int64_t rid;
 	const char *text, *content; /* both NULL: delete the row */
+	uint64_t seq;               /* its place among all held-back operations */
+};
+
+/* Search-index rows are held back the same way and written at the flush,
+ * each table's rows of the whole group in primary-key order (consecutive
+ * inserts land on the same b-tree pages).  A resource's rows deleted in the
+ * group (an update, a delete) are a kill: rows of that rid held before it
+ * are not written.  Rows are borrowed from the caller's salus_ix. */
+struct held_row {
+	const struct salus_ix_row *r;
+	int64_t rid;
+	uint64_t seq;
+};
+struct kill_op {
+	int64_t rid;
+	uint64_t seq;
 };
 
 /* Index rows are inserted W_MULTI at a time per table, one multi-row INSERT
@@ -160,6 +178,11 @@ struct salus_sx_w {
 	sqlite3_stmt *multi[T__COUNT][W_MULTI]; /* [table][rows - 1], prepared on first use */
 	struct fts_op *fts; /* held back, in order */
 	size_t nfts, capfts;
+	struct held_row *held; /* held back, in order */
+	size_t nheld, capheld;
+	struct kill_op *kills; /* in order */
+	size_t nkills, capkills;
+	uint64_t seq; /* the next held-back operation's */
 };
 
 int salus_sx_w_new(sqlite3 *db, struct salus_sx_w **out)
@@ -182,32 +205,58 @@ void salus_sx_w_free(struct salus_sx_w *w)
 		for (int m = 0; m < W_MULTI; m++)
 			sqlite3_finalize(w->multi[t][m]);
 	salus_free(w->fts);
+	salus_free(w->held);
+	salus_free(w->kills);
 	salus_free(w);
 }
 
+/* Room for one more element in held-back array a (n used of cap). */
+#define HOLD_ROOM(a, n, cap)                                                                 \
+	do {                                                                                 \
+		if ((n) == (cap)) {                                                          \
+			size_t c_ = (cap) ? 2 * (cap) : 64;                                  \
+			__typeof__(a) na_ = salus_realloc((a), c_ * sizeof *(a));            \
+			if (!na_)                                                            \
+				return SALUS_ENOMEM;                                         \
+			(a) = na_;                                                           \
+			(cap) = c_;                                                          \
+		}                                                                            \
+	} while (0)
+
 static int fts_hold(struct salus_sx_w *w, int64_t rid, const char *text, const char *content)
 {
-	if (w->nfts == w->capfts) {
-		size_t cap = w->capfts ? 2 * w->capfts : 64;
-		struct fts_op *n = salus_realloc(w->fts, cap * sizeof *n);
-		if (!n)
-			return SALUS_ENOMEM;
-		w->fts = n;
-		w->capfts = cap;
-	}
-	w->fts[w->nfts++] = (struct fts_op){.rid = rid, .text = text, .content = content};
+	HOLD_ROOM(w->fts, w->nfts, w->capfts);
+	w->fts[w->nfts++] = (struct fts_op){.rid = rid, .text = text, .content = content, .seq = w->seq++};
+	return SALUS_OK;
+}
+
+static int kill_hold(struct salus_sx_w *w, int64_t rid)
+{
+	HOLD_ROOM(w->kills, w->nkills, w->capkills);
+	w->kills[w->nkills++] = (struct kill_op){.rid = rid, .seq = w->seq++};
+	return SALUS_OK;
+}
+
+static int row_hold(struct salus_sx_w *w, int64_t rid, const struct salus_ix_row *r)
+{
+	HOLD_ROOM(w->held, w->nheld, w->capheld);
+	w->held[w->nheld++] = (struct held_row){.r = r, .rid = rid, .seq = w->seq++};
 	return SALUS_OK;
 }
 
 size_t salus_sx_fts_mark(const struct salus_sx_w *w)
 {
-	return w->nfts;
+	return (size_t)w->seq;
 }
 
 void salus_sx_fts_rewind(struct salus_sx_w *w, size_t mark)
 {
-	if (mark < w->nfts)
-		w->nfts = mark;
+	while (w->nfts && w->fts[w->nfts - 1].seq >= mark)
+		w->nfts--;
+	while (w->nheld && w->held[w->nheld - 1].seq >= mark)
+		w->nheld--;
+	while (w->nkills && w->kills[w->nkills - 1].seq >= mark)
+		w->nkills--;
 }
 
 static int w_stmt(struct salus_sx_w *w, int id, sqlite3_stmt **out)
@@ -337,43 +386,142 @@ static void w_bind(sqlite3_stmt *st, int o, int64_t rid, const struct salus_ix_r
 	}
 }
 
-/* Insert rows[idx[0..m)] (all of table t) with one statement. */
-static int w_chunk(struct salus_sx_w *w, int t, int64_t rid, const struct salus_ix_row *rows, const size_t *idx,
-		   int m)
+/* Insert rows[0..m) (all of table t) with one statement. */
+static int w_chunk(struct salus_sx_w *w, int t, const struct held_row *const *rows, int m)
 {
 	sqlite3_stmt *st;
 	int rc = w_multi(w, t, m, &st);
 	if (rc)
 		return rc;
 	for (int j = 0; j < m; j++)
-		w_bind(st, j * w_tab[t].ncol, rid, &rows[idx[j]]);
+		w_bind(st, j * w_tab[t].ncol, rows[j]->rid, rows[j]->r);
 	return w_done(st);
 }
 
-/* Every row of ix, grouped by table, W_MULTI per statement. */
-static int w_rows(struct salus_sx_w *w, int64_t rid, const struct salus_ix *ix)
+static int cmp_s(const char *x, const char *y)
 {
-	size_t idx[W_MULTI];
-	int rc;
-	for (size_t i = 0; i < ix->n; i++)
-		if (table_of_kind(ix->rows[i].kind) < 0)
-			return SALUS_EINVALID;
-	for (int t = 0; t < T__COUNT; t++) {
+	return strcmp(x ? x : "", y ? y : "");
+}
+
+static int cmp_i(int64_t x, int64_t y)
+{
+	return (x > y) - (x < y);
+}
+
+static int cmp_d(double x, double y)
+{
+	if (isnan(x) || isnan(y))
+		return isnan(x) - isnan(y);
+	return (x > y) - (x < y);
+}
+
+/* Two held rows of one table in the order of its PRIMARY KEY (rid at its
+ * place in it); 0: the same key, so the later is a row INSERT OR IGNORE would
+ * only probe and drop. */
+static int row_pk_cmp(const struct held_row *hx, const struct held_row *hy)
+{
+	const struct salus_ix_row *x = hx->r, *y = hy->r;
+	int c;
+	if ((c = cmp_i(x->param, y->param)))
+		return c;
+	switch (table_of_kind(x->kind)) {
+	case T_STR: /* p, norm, rid, g, raw */
+		if ((c = cmp_s(x->a, y->a)) || (c = cmp_i(hx->rid, hy->rid)) || (c = cmp_i(x->group, y->group)))
+			return c;
+		return cmp_s(x->b, y->b);
+	case T_TOK: /* p, code, sys, rid, g */
+		if ((c = cmp_s(x->b, y->b)) || (c = cmp_s(x->a, y->a)) || (c = cmp_i(hx->rid, hy->rid)))
+			return c;
+		return cmp_i(x->group, y->group);
+	case T_DATE: /* p, lo, hi, rid, g */
+		if ((c = cmp_i(x->lo, y->lo)) || (c = cmp_i(x->hi, y->hi)) || (c = cmp_i(hx->rid, hy->rid)))
+			return c;
+		return cmp_i(x->group, y->group);
+	case T_NUM: /* p, v, rid, g, sys, code, unit */
+		if ((c = cmp_d(x->v, y->v)) || (c = cmp_i(hx->rid, hy->rid)) || (c = cmp_i(x->group, y->group)) ||
+		    (c = cmp_s(x->a, y->a)) || (c = cmp_s(x->b, y->b)))
+			return c;
+		return cmp_s(x->c, y->c);
+	case T_REF: /* p, tid, ttype, rid, g, url, ver, isys, ival */
+		if ((c = cmp_s(x->b, y->b)) || (c = cmp_s(x->a, y->a)) || (c = cmp_i(hx->rid, hy->rid)) ||
+		    (c = cmp_i(x->group, y->group)) || (c = cmp_s(x->c, y->c)) || (c = cmp_s(x->d, y->d)) ||
+		    (c = cmp_s(x->e, y->e)))
+			return c;
+		return cmp_s(x->f, y->f);
+	default: /* T_URI: p, v, rid, g */
+		if ((c = cmp_s(x->a, y->a)) || (c = cmp_i(hx->rid, hy->rid)))
+			return c;
+		return cmp_i(x->group, y->group);
+	}
+}
+
+/* qsort order of held rows of one table: key, then hold order (the first of
+ * equal keys first: the one INSERT OR IGNORE in hold order would have kept). */
+static int held_cmp(const void *pa, const void *pb)
+{
+	const struct held_row *x = *(const struct held_row *const *)pa, *y = *(const struct held_row *const *)pb;
+	int c = row_pk_cmp(x, y);
+	return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static int kill_cmp(const void *pa, const void *pb)
+{
+	const struct kill_op *x = pa, *y = pb;
+	int c = cmp_i(x->rid, y->rid);
+	return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Was the held row's resource killed after it was held?  (kills sorted by rid, seq) */
+static bool held_dead(const struct salus_sx_w *w, const struct held_row *h)
+{
+	size_t lo = 0, hi = w->nkills; /* first kill with rid > h->rid */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (w->kills[mid].rid <= h->rid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && w->kills[lo - 1].rid == h->rid && w->kills[lo - 1].seq > h->seq;
+}
+
+/* Write the held rows: per table, the live ones in primary-key order, each key
+ * once, W_MULTI per statement. */
+static int rows_flush(struct salus_sx_w *w)
+{
+	const struct held_row **v;
+	int rc = SALUS_OK;
+
+	if (!w->nheld)
+		return SALUS_OK;
+	if (!(v = salus_malloc(w->nheld * sizeof *v)))
+		return SALUS_ENOMEM;
+	if (w->nkills > 1)
+		qsort(w->kills, w->nkills, sizeof *w->kills, kill_cmp);
+	for (int t = 0; t < T__COUNT && !rc; t++) {
+		size_t n = 0;
+		for (size_t i = 0; i < w->nheld; i++)
+			if (table_of_kind(w->held[i].r->kind) == t && !held_dead(w, &w->held[i]))
+				v[n++] = &w->held[i];
+		if (n > 1)
+			qsort(v, n, sizeof *v, held_cmp);
+		const struct held_row *chunk[W_MULTI], *prev = NULL;
 		int m = 0;
-		for (size_t i = 0; i < ix->n; i++) {
-			if (table_of_kind(ix->rows[i].kind) != t)
-				continue;
-			idx[m++] = i;
+		for (size_t k = 0; k < n && !rc; k++) {
+			if (prev && !row_pk_cmp(prev, v[k]))
+				continue; /* the same key as the row before it */
+			prev = v[k];
+			chunk[m++] = v[k];
 			if (m == W_MULTI) {
-				if ((rc = w_chunk(w, t, rid, ix->rows, idx, m)))
-					return rc;
+				rc = w_chunk(w, t, chunk, m);
 				m = 0;
 			}
 		}
-		if (m && (rc = w_chunk(w, t, rid, ix->rows, idx, m)))
-			return rc;
+		if (!rc && m)
+			rc = w_chunk(w, t, chunk, m);
 	}
-	return SALUS_OK;
+	salus_free(v);
+	return rc;
 }
 
 int salus_sx_put(struct salus_sx_w *w, const char *type, const char *id, int64_t updated_ms, bool deleted,
@@ -397,7 +545,7 @@ int salus_sx_put(struct salus_sx_w *w, const char *type, const char *id, int64_t
 			return rc;
 	}
 	if (rid) {
-		if ((rc = fts_hold(w, rid, NULL, NULL)))
+		if ((rc = fts_hold(w, rid, NULL, NULL)) || (rc = kill_hold(w, rid)))
 			return rc;
 		for (int k = W_DEL_STR; k < W_DEL_FTS; k++) {
 			if ((rc = w_stmt(w, k, &st)))
@@ -428,8 +576,12 @@ int salus_sx_put(struct salus_sx_w *w, const char *type, const char *id, int64_t
 	}
 	if (!ix)
 		return SALUS_OK;
-	if ((rc = w_rows(w, rid, ix)))
-		return rc;
+	for (size_t i = 0; i < ix->n; i++)
+		if (table_of_kind(ix->rows[i].kind) < 0)
+			return SALUS_EINVALID;
+	for (size_t i = 0; i < ix->n; i++)
+		if ((rc = row_hold(w, rid, &ix->rows[i])))
+			return rc;
 	if ((ix->text && *ix->text) || (ix->content && *ix->content))
 		return fts_hold(w, rid, ix->text ? ix->text : "", ix->content ? ix->content : "");
 	return SALUS_OK;
@@ -438,8 +590,10 @@ int salus_sx_put(struct salus_sx_w *w, const char *type, const char *id, int64_t
 int salus_sx_fts_flush(struct salus_sx_w *w)
 {
 	sqlite3_stmt *st;
-	int rc = SALUS_OK;
+	int rc = rows_flush(w);
 
+	w->nheld = 0;
+	w->nkills = 0;
 	for (size_t i = 0; i < w->nfts && !rc; i++) {
 		const struct fts_op *o = &w->fts[i];
 		if ((rc = w_stmt(w, o->text ? W_INS_FTS : W_DEL_FTS, &st)))

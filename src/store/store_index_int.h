@@ -34,12 +34,17 @@ void salus_sx_w_free(struct salus_sx_w *w); /* NULL-safe */
 int salus_sx_put(struct salus_sx_w *w, const char *type, const char *id, int64_t updated_ms, bool deleted,
 		 bool existed, const struct salus_ix *ix);
 
-/* The full-text rows (sx_fts) of salus_sx_put are held back and written by
- * salus_sx_fts_flush, once per group before COMMIT (FTS5 would otherwise
- * flush a segment at every job's SAVEPOINT/RELEASE).  A job rolled back to
+/* The full-text rows (sx_fts) and the search-index rows (sx_str, sx_tok...)
+ * of salus_sx_put are held back and written by salus_sx_fts_flush, once per
+ * group before COMMIT (FTS5 would otherwise flush a segment at every job's
+ * SAVEPOINT/RELEASE; the index rows of the whole group go in in primary-key
+ * order, each table's inserts walking its b-tree once).  A job rolled back to
  * its savepoint drops its own with salus_sx_fts_rewind(w, mark taken at the
  * job's start).  The flush empties the queue whatever it returns; an error
- * fails the group.  Texts are borrowed from the writes' salus_ix until then. */
+ * fails the group.  Texts and rows are borrowed from the writes' salus_ix
+ * until then.  Nothing reads the sx_ tables on the writer connection between
+ * (searches run on readers; conditional creates use token_index), and a job
+ * of another file (JOB_FN) is preceded by a flush. */
 size_t salus_sx_fts_mark(const struct salus_sx_w *w);
 void salus_sx_fts_rewind(struct salus_sx_w *w, size_t mark);
 int salus_sx_fts_flush(struct salus_sx_w *w);

@@ -46,8 +46,11 @@
  */
 #include "store/vfs_crypt.h"
 
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,22 +66,43 @@
 #define WAL_HDR 32
 #define FRAME_HDR 24
 #define FRAME (FRAME_HDR + PAGE)
-#define FORMAT 1
+#define FORMAT_XC 1  /* XChaCha20-Poly1305, 24-byte nonce */
+#define FORMAT_GCM 2 /* AES-256-GCM under a key of the sealing instance (cipher_of) */
 #define AD_LEN 24
+#define GCM_SLOTS 4 /* AES-256-GCM contexts a handle keeps, per (key id, instance salt) */
 #define PENDING_PAGE (0x40000000u / PAGE + 1) /* SQLite's lock-byte page: never written */
 #define MAX_KEYS 1024
 
 _Static_assert(RES == 8 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES,
 	       "reserved bytes layout");
 _Static_assert(SALUS_PAGE_KEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "page key length");
+_Static_assert(SALUS_PAGE_KEY_LEN >= crypto_generichash_KEYBYTES_MIN &&
+		       SALUS_PAGE_KEY_LEN <= crypto_generichash_KEYBYTES_MAX,
+	       "page key as a BLAKE2b key");
 
 enum kind { KIND_DB = 1, KIND_WAL = 2 };
+
+/* Which of a store's database files a handle is, from its name: the audit
+ * database is `<base>-audit.db` (salus_store_audit_path), its WAL that and
+ * "-wal"; every other name is the resource database.  Bound into a format 2
+ * page's associated data, so a page cannot move between the two files
+ * (they are sealed under the same keys). */
+enum { ROLE_MAIN = 0, ROLE_AUDIT = 1 };
+
+static unsigned char role_of(const char *name, enum kind kind)
+{
+	static const char sfx[] = "-audit.db";
+	size_t n = strlen(name), k = sizeof sfx - 1;
+	if (kind == KIND_WAL && n >= 4 && !strcmp(name + n - 4, "-wal"))
+		n -= 4;
+	return n >= k && !memcmp(name + n - k, sfx, k) ? ROLE_AUDIT : ROLE_MAIN;
+}
 
 /* The decrypted-page cache of one instance, shared by its read-only connections.
  * In WAL mode SQLite drops a reader connection's whole page cache whenever the
  * database changed since its last read transaction — with the audit journal's
  * commits, many times a second — and every page it then reads again costs a
- * pread and an XChaCha20-Poly1305 open.  This cache remembers, per database
+ * pread and an AEAD open.  This cache remembers, per database
  * page, the exact bytes read from disk and what they opened to: a read whose
  * bytes are identical to the remembered ones (ciphertext, key id, nonce, tag)
  * gets the remembered plaintext without the cipher — the same authenticated
@@ -112,7 +136,19 @@ struct salus_crypt_vfs {
 	_Atomic uint32_t write_id; /* new pages are sealed under it */
 	uint32_t next_id;          /* 0, or the key a rekey will switch to (see ratchet) */
 	struct pcache *pc;         /* NULL: no cache (it could not be allocated) */
+	bool gcm;                  /* new pages: AES-256-GCM (FORMAT_GCM), else XChaCha20-Poly1305 */
+	unsigned char salt[16];    /* random: this instance's AES-256-GCM keys (cipher_of) */
+	_Atomic uint64_t gcm_ctr;  /* the next AES-256-GCM nonce counter of this instance */
+	unsigned gen;              /* fork_gen when it was created: it seals only then */
 	char name[48];
+};
+
+/* An AES-256-GCM context for the pages one instance sealed under one page key:
+ * key = BLAKE2b-256(key = page key, "salusPG2" || the instance's salt). */
+struct gcm_slot {
+	gnutls_aead_cipher_hd_t h; /* NULL: empty */
+	uint32_t id;
+	unsigned char salt[16];
 };
 
 struct cfile {
@@ -129,12 +165,34 @@ struct cfile {
 	unsigned char *ct;         /* the bytes read, before they are opened (for the cache) */
 	bool cache;                /* reads of this file use the instance's page cache */
 	bool shm;                  /* the WAL index is mapped (xShmLock may be called) */
+	unsigned char role;        /* ROLE_*: which of a store's databases (in a format 2 page's AD) */
+	struct gcm_slot gcm[GCM_SLOTS]; /* the handle's AES-256-GCM contexts (one thread at a time) */
+	unsigned gcm_next;         /* the slot replaced next */
 };
 
 #define CFILE_SIZE ((sizeof(struct cfile) + 15) & ~(size_t)15)
 
-static atomic_ulong n_db, n_wal, n_refused, n_auth, n_pc_hit, n_pc_miss;
+static atomic_ulong n_db, n_wal, n_refused, n_auth, n_pc_hit, n_pc_miss, n_seal_gcm, n_seal_xc;
 static atomic_ulong n_instances;
+
+/* Forks since the process started (pthread_atfork child handler).  A child
+ * holds copies of its parent's instances — salt, counters, nonce prefixes —
+ * so whatever either sealed next would reuse the other's nonces under the
+ * same key: an instance seals only in the process (fork generation) that
+ * created it, and a child that tries gets a write error.  Salus never forks
+ * with a store open; this makes it a property. */
+static atomic_uint fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+	atomic_fetch_add(&fork_gen, 1);
+}
+
+static void fork_watch(void)
+{
+	pthread_atfork(NULL, NULL, fork_child);
+}
 
 void salus_crypt_stats_get(struct salus_crypt_stats *out)
 {
@@ -144,6 +202,8 @@ void salus_crypt_stats_get(struct salus_crypt_stats *out)
 	out->auth_failed = atomic_load(&n_auth);
 	out->cache_hits = atomic_load(&n_pc_hit);
 	out->cache_misses = atomic_load(&n_pc_miss);
+	out->sealed_gcm = atomic_load(&n_seal_gcm);
+	out->sealed_xchacha = atomic_load(&n_seal_xc);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -175,38 +235,125 @@ static const unsigned char *key_by_id(const struct keyset *ks, uint32_t id)
 	return NULL;
 }
 
-/* kind, page number, the 8-byte reserved prefix (format, key id) and, for a
- * WAL frame, its two salts. */
-static void make_ad(unsigned char ad[AD_LEN], enum kind kind, uint32_t pgno, const unsigned char *res,
-		    const unsigned char *salts)
+/* kind, for format 2 the file's role, page number, the 8-byte reserved
+ * prefix (format, key id) and, for a WAL frame, its two salts. */
+static void make_ad(unsigned char ad[AD_LEN], const struct cfile *cf, enum kind kind, uint32_t pgno,
+		    const unsigned char *res, const unsigned char *salts)
 {
 	memset(ad, 0, AD_LEN);
 	ad[0] = (unsigned char)kind;
+	if (res[0] == FORMAT_GCM)
+		ad[1] = cf->role; /* format 1 pages were sealed without it: they keep their AD */
 	put_le32(ad + 4, pgno);
 	memcpy(ad + 8, res, 8);
 	if (salts)
 		memcpy(ad + 16, salts, 8);
 }
 
-/* Seal a page in place under the write key. */
-static void seal(struct cfile *cf, unsigned char *page, enum kind kind, uint32_t pgno, const unsigned char *salts)
+/* The AES-256-GCM context for pages sealed by the instance whose salt is given
+ * under page key id (NULL: unknown key, or no memory).  The key of an instance
+ * and page key is BLAKE2b-256 keyed with the page key over "salusPG2" and the
+ * instance's 16 random bytes: each instance (one per store opening, in every
+ * process) has keys of its own, and within one a page's nonce is a counter
+ * that never repeats (docs/security.md, "Page format"). */
+static gnutls_aead_cipher_hd_t gcm_ctx(struct cfile *cf, uint32_t id, const unsigned char salt[16])
 {
-	const struct keyset *ks = cf->v->keys;
-	unsigned char *res = page + BODY, ad[AD_LEN];
-	uint32_t wid = atomic_load(&cf->v->write_id);
+	static const unsigned char ctx[8] = {'s', 'a', 'l', 'u', 's', 'P', 'G', '2'};
+	unsigned char in[sizeof ctx + 16], key[32];
+	const unsigned char *pk;
+	struct gcm_slot *sl;
 
+	for (size_t i = 0; i < GCM_SLOTS; i++)
+		if (cf->gcm[i].h && cf->gcm[i].id == id && !memcmp(cf->gcm[i].salt, salt, 16))
+			return cf->gcm[i].h;
+	if (!(pk = key_by_id(cf->v->keys, id)))
+		return NULL;
+	memcpy(in, ctx, sizeof ctx);
+	memcpy(in + sizeof ctx, salt, 16);
+	crypto_generichash(key, sizeof key, in, sizeof in, pk, SALUS_PAGE_KEY_LEN);
+	sl = &cf->gcm[cf->gcm_next++ % GCM_SLOTS];
+	if (sl->h) {
+		gnutls_aead_cipher_deinit(sl->h);
+		sl->h = NULL;
+	}
+	gnutls_datum_t kd = {.data = key, .size = sizeof key};
+	int rc = gnutls_aead_cipher_init(&sl->h, GNUTLS_CIPHER_AES_256_GCM, &kd);
+	sodium_memzero(key, sizeof key);
+	if (rc < 0) {
+		sl->h = NULL;
+		salus_log(SALUS_LOG_ERROR, "store.crypt.cipher_init", "rc=%d", rc);
+		return NULL;
+	}
+	sl->id = id;
+	memcpy(sl->salt, salt, 16);
+	return sl->h;
+}
+
+static void gcm_release(struct cfile *cf)
+{
+	for (size_t i = 0; i < GCM_SLOTS; i++)
+		if (cf->gcm[i].h) {
+			gnutls_aead_cipher_deinit(cf->gcm[i].h); /* wipes the key schedule */
+			cf->gcm[i].h = NULL;
+		}
+}
+
+/* The 96-bit AES-256-GCM nonce of a page: four zero bytes, then its 64-bit counter. */
+static void gcm_nonce(unsigned char nonce[12], const unsigned char *res)
+{
+	memset(nonce, 0, 4);
+	memcpy(nonce + 4, res + 24, 8);
+}
+
+/* Seal a page in place under the write key, with the instance's cipher;
+ * false if no AES-256-GCM context could be made (no memory). */
+static bool seal(struct cfile *cf, unsigned char *page, enum kind kind, uint32_t pgno, const unsigned char *salts)
+{
+	struct salus_crypt_vfs *v = cf->v;
+	unsigned char *res = page + BODY, ad[AD_LEN];
+	uint32_t wid = atomic_load(&v->write_id);
+	uint64_t c;
+
+	if (atomic_load_explicit(&fork_gen, memory_order_relaxed) != v->gen) {
+		salus_log(SALUS_LOG_ERROR, "store.crypt.forked", "op=seal (a store may not be used across fork)");
+		return false;
+	}
 	memset(res, 0, 8);
-	res[0] = FORMAT;
 	put_le32(res + 4, wid);
+	if (v->gcm) {
+		/* [8..24) the instance's salt (its key), [24..32) the instance's counter
+		 * (never repeats under that key), [32..48) the tag */
+		gnutls_aead_cipher_hd_t h = gcm_ctx(cf, wid, v->salt);
+		unsigned char nonce[12];
+		size_t tag_len = 16;
+		if (!h)
+			return false;
+		res[0] = FORMAT_GCM;
+		memcpy(res + 8, v->salt, 16);
+		c = atomic_fetch_add_explicit(&v->gcm_ctr, 1, memory_order_relaxed);
+		for (int i = 0; i < 8; i++)
+			res[24 + i] = (unsigned char)(c >> (8 * i));
+		gcm_nonce(nonce, res);
+		make_ad(ad, cf, kind, pgno, res, salts);
+		giovec_t adv = {.iov_base = ad, .iov_len = AD_LEN}, body = {.iov_base = page, .iov_len = BODY};
+		if (gnutls_aead_cipher_encryptv2(h, nonce, sizeof nonce, &adv, 1, &body, 1, res + 32, &tag_len) < 0 ||
+		    tag_len != 16)
+			return false;
+		atomic_fetch_add_explicit(&n_seal_gcm, 1, memory_order_relaxed);
+		return true;
+	}
+	res[0] = FORMAT_XC;
 	/* nonce: 16 random bytes per handle, then a 64-bit counter (never repeats
 	 * within a handle; handles differ with overwhelming probability) */
 	memcpy(res + 8, cf->prefix, 16);
-	uint64_t c = cf->ctr++;
+	c = cf->ctr++;
 	for (int i = 0; i < 8; i++)
 		res[24 + i] = (unsigned char)(c >> (8 * i));
-	make_ad(ad, kind, pgno, res, salts);
+	make_ad(ad, cf, kind, pgno, res, salts);
 	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(page, res + 32, NULL, page, BODY, ad, AD_LEN, NULL,
-							   res + 8, key_by_id(ks, wid));
+							   res + 8, key_by_id(v->keys, wid));
+	atomic_fetch_add_explicit(&n_seal_xc, 1, memory_order_relaxed);
+	return true;
 }
 
 /* A page authenticated under the instance's next key proves that an online
@@ -220,21 +367,43 @@ static void ratchet(struct salus_crypt_vfs *v, uint32_t id)
 		salus_log(SALUS_LOG_INFO, "store.crypt.write_key", "id=%u from=%u (online rekey)", id, old);
 }
 
-/* Open (authenticate and decrypt) a page in place; false if it fails
- * (not counted: see unseal). */
-static bool unseal_try(struct salus_crypt_vfs *v, unsigned char *page, enum kind kind, uint32_t pgno,
+/* Open (authenticate and decrypt) a page in place, whichever of the two
+ * formats sealed it; false if it fails (not counted: see unseal; the page
+ * is then garbage, never to be used). */
+static bool unseal_try(struct cfile *cf, unsigned char *page, enum kind kind, uint32_t pgno,
 		       const unsigned char *salts)
 {
+	struct salus_crypt_vfs *v = cf->v;
 	const unsigned char *res = page + BODY, *key;
 	unsigned char ad[AD_LEN];
 	uint32_t id = get_le32(res + 4);
 
-	if (res[0] != FORMAT || !(key = key_by_id(v->keys, id)))
+	if (res[1] | res[2] | res[3])
 		return false;
-	make_ad(ad, kind, pgno, res, salts);
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(page, NULL, page, BODY, res + 32, ad, AD_LEN,
-								res + 8, key) != 0)
+	if (res[0] == FORMAT_GCM) {
+		gnutls_aead_cipher_hd_t h = gcm_ctx(cf, id, res + 8);
+		unsigned char nonce[12];
+		if (!h)
+			return false;
+		gcm_nonce(nonce, res);
+		make_ad(ad, cf, kind, pgno, res, salts);
+		giovec_t adv = {.iov_base = ad, .iov_len = AD_LEN}, body = {.iov_base = page, .iov_len = BODY};
+		unsigned char tag[16]; /* (the API takes it non-const) */
+		memcpy(tag, res + 32, 16);
+		if (gnutls_aead_cipher_decryptv2(h, nonce, sizeof nonce, &adv, 1, &body, 1, tag, sizeof tag) < 0) {
+			memset(page, 0, BODY); /* whatever it decrypted in place is not authentic */
+			return false;
+		}
+	} else if (res[0] == FORMAT_XC) {
+		if (!(key = key_by_id(v->keys, id)))
+			return false;
+		make_ad(ad, cf, kind, pgno, res, salts);
+		if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(page, NULL, page, BODY, res + 32, ad, AD_LEN,
+									res + 8, key) != 0)
+			return false;
+	} else {
 		return false;
+	}
 	/* SQLite sees zero reserved bytes, always: it never writes them, so
 	 * the page it later hands to xWrite has zeros there too, and the WAL
 	 * frame checksum it computed over that page matches the page we give
@@ -245,10 +414,9 @@ static bool unseal_try(struct salus_crypt_vfs *v, unsigned char *page, enum kind
 	return true;
 }
 
-static bool unseal(struct salus_crypt_vfs *v, unsigned char *page, enum kind kind, uint32_t pgno,
-		   const unsigned char *salts)
+static bool unseal(struct cfile *cf, unsigned char *page, enum kind kind, uint32_t pgno, const unsigned char *salts)
 {
-	if (unseal_try(v, page, kind, pgno, salts))
+	if (unseal_try(cf, page, kind, pgno, salts))
 		return true;
 	atomic_fetch_add(&n_auth, 1);
 	return false;
@@ -326,7 +494,7 @@ static int db_page_read(struct cfile *cf, unsigned char *page, sqlite3_int64 off
 		}
 		if (cf->cache)
 			memcpy(cf->ct, page, PAGE);
-		if (unseal_try(cf->v, page, KIND_DB, pgno, NULL)) {
+		if (unseal_try(cf, page, KIND_DB, pgno, NULL)) {
 			if (cf->cache)
 				pc_put(cf->v->pc, key, cf->ct, PAGE, page);
 			return SQLITE_OK;
@@ -341,7 +509,7 @@ static int db_page_read(struct cfile *cf, unsigned char *page, sqlite3_int64 off
 		}
 		if (lrc == SQLITE_OK) {
 			rc = m->xRead(cf->real, page, PAGE, off);
-			bool ok = rc == SQLITE_OK && unseal_try(cf->v, page, KIND_DB, pgno, NULL);
+			bool ok = rc == SQLITE_OK && unseal_try(cf, page, KIND_DB, pgno, NULL);
 			m->xShmLock(cf->real, WAL_CKPT_LOCK, 1, SQLITE_SHM_UNLOCK | SQLITE_SHM_SHARED);
 			if (rc != SQLITE_OK)
 				return rc;
@@ -387,6 +555,7 @@ static int c_close(sqlite3_file *f)
 		sodium_memzero(cf->buf, FRAME + PAGE);
 	salus_free(cf->buf);
 	cf->buf = NULL;
+	gcm_release(cf);
 	return rc;
 }
 
@@ -449,7 +618,8 @@ static int db_write(struct cfile *cf, const unsigned char *p, int n, sqlite3_int
 		return SQLITE_IOERR_WRITE;
 	}
 	memcpy(cf->buf, p, PAGE);
-	seal(cf, cf->buf, KIND_DB, pgno, NULL);
+	if (!seal(cf, cf->buf, KIND_DB, pgno, NULL))
+		return SQLITE_IOERR_WRITE;
 	return real_write(cf, cf->buf, PAGE, off);
 }
 
@@ -472,7 +642,7 @@ static int wal_read(struct cfile *cf, unsigned char *out, int n, sqlite3_int64 o
 		/* a whole frame: recovery, or rewriting checksums */
 		if ((rc = real_read(cf, out, n, off)) != SQLITE_OK)
 			return rc;
-		if (!unseal(cf->v, out + FRAME_HDR, KIND_WAL, get_be32(out), out + 8))
+		if (!unseal(cf, out + FRAME_HDR, KIND_WAL, get_be32(out), out + 8))
 			memset(out + FRAME_HDR, 0, PAGE); /* SQLite's checksum ends the log here */
 		return SQLITE_OK;
 	}
@@ -486,7 +656,7 @@ static int wal_read(struct cfile *cf, unsigned char *out, int n, sqlite3_int64 o
 		if (rc != SQLITE_OK)
 			return rc;
 		uint32_t pgno = get_be32(cf->buf);
-		if (!unseal(cf->v, cf->buf + FRAME_HDR, KIND_WAL, pgno, cf->buf + 8))
+		if (!unseal(cf, cf->buf + FRAME_HDR, KIND_WAL, pgno, cf->buf + 8))
 			return integrity_fail(KIND_WAL, pgno);
 		memcpy(out, cf->buf + FRAME_HDR, PAGE);
 		return SQLITE_OK;
@@ -540,7 +710,8 @@ static int wal_write(struct cfile *cf, const unsigned char *p, int n, sqlite3_in
 	uint32_t pgno = get_be32(cf->buf);
 	if (pgno == 1 && !header_ok(cf->buf + FRAME_HDR))
 		goto out_refuse;
-	seal(cf, cf->buf + FRAME_HDR, KIND_WAL, pgno, cf->buf + 8);
+	if (!seal(cf, cf->buf + FRAME_HDR, KIND_WAL, pgno, cf->buf + 8))
+		return SQLITE_IOERR_WRITE;
 	if (n == FRAME)
 		return real_write(cf, cf->buf, FRAME, off);
 	if (with_hdr) {
@@ -674,6 +845,7 @@ static int v_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int 
 	cf->v = v;
 	cf->real = (sqlite3_file *)((char *)cf + CFILE_SIZE);
 	cf->kind = flags & SQLITE_OPEN_MAIN_DB ? KIND_DB : KIND_WAL;
+	cf->role = role_of(name, cf->kind);
 	/* the cache serves the read-only connections' database pages: the writer and the
 	 * checkpointer read a page to replace it (or once, from the WAL), so remembering it is waste */
 	cf->cache = cf->kind == KIND_DB && (flags & SQLITE_OPEN_READONLY);
@@ -802,12 +974,35 @@ static void pc_free(struct pcache *pc)
 	salus_free(pc);
 }
 
+/* The cipher of new pages: SALUS_PAGE_CIPHER (xchacha20-poly1305, aes-256-gcm or
+ * auto), by default AES-256-GCM when libsodium finds AES-NI and CLMUL (the check
+ * the audit journal makes) — GnuTLS does the work, with its own hardware code —
+ * and XChaCha20-Poly1305 otherwise.  Pages of both kinds are read anywhere
+ * (without AES-NI, GnuTLS opens AES-256-GCM pages in software). */
+static int cipher_choice(bool *gcm /* OUT */)
+{
+	const char *e = getenv("SALUS_PAGE_CIPHER");
+	if (!e || !*e || !strcmp(e, "auto"))
+		*gcm = crypto_aead_aes256gcm_is_available() != 0;
+	else if (!strcmp(e, "aes-256-gcm"))
+		*gcm = true;
+	else if (!strcmp(e, "xchacha20-poly1305"))
+		*gcm = false;
+	else {
+		salus_log(SALUS_LOG_ERROR, "store.crypt.cipher",
+			  "SALUS_PAGE_CIPHER unknown (auto, aes-256-gcm or xchacha20-poly1305)");
+		return SALUS_EINVALID;
+	}
+	return SALUS_OK;
+}
+
 int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t write_id, uint32_t next_id,
 			struct salus_crypt_vfs **out)
 {
 	struct salus_crypt_vfs *v;
 	sqlite3_vfs *root;
-	bool have_write = false, have_next = next_id == 0;
+	bool have_write = false, have_next = next_id == 0, gcm;
+	int rc;
 
 	if (!keys || n == 0 || n > MAX_KEYS)
 		return SALUS_EINVALID;
@@ -824,6 +1019,9 @@ int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t wr
 		return SALUS_EINVALID;
 	if (sodium_init() < 0)
 		return SALUS_EINTERNAL;
+	if ((rc = cipher_choice(&gcm)))
+		return rc;
+	pthread_once(&fork_once, fork_watch);
 	if (!(root = sqlite3_vfs_find(NULL)))
 		return SALUS_EINTERNAL;
 	if (!(v = salus_calloc(1, sizeof *v)))
@@ -835,6 +1033,10 @@ int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t wr
 		return SALUS_ENOMEM;
 	}
 	atomic_init(&v->write_id, write_id);
+	v->gcm = gcm;
+	v->gen = atomic_load(&fork_gen);
+	randombytes_buf(v->salt, sizeof v->salt);
+	atomic_init(&v->gcm_ctr, 0);
 	v->next_id = next_id != write_id ? next_id : 0;
 	v->keys->n = n;
 	memcpy(v->keys->k, keys, n * sizeof keys[0]);
@@ -870,6 +1072,7 @@ int salus_crypt_vfs_new(const struct salus_page_key *keys, size_t n, uint32_t wr
 		salus_free(v);
 		return SALUS_EINTERNAL;
 	}
+	salus_log(SALUS_LOG_DEBUG, "store.crypt.cipher", "new_pages=%s", gcm ? "aes-256-gcm" : "xchacha20-poly1305");
 	*out = v;
 	return SALUS_OK;
 }
@@ -957,15 +1160,15 @@ int salus_crypt_rekey_file(sqlite3 *db, uint32_t from, uint32_t batch, salus_rek
 				continue;
 			if (real_read(cf, cf->buf, PAGE, off) != SQLITE_OK)
 				rc = SALUS_EIO;
-			else if (get_le32(cf->buf + BODY + 4) == atomic_load(&cf->v->write_id) && cf->buf[BODY] == FORMAT)
+			else if (get_le32(cf->buf + BODY + 4) == atomic_load(&cf->v->write_id) &&
+				 (cf->buf[BODY] == FORMAT_XC || cf->buf[BODY] == FORMAT_GCM))
 				continue;
 			else if (all_zero(cf->buf))
 				continue; /* a hole: a page whose frames are not checkpointed yet (it holds nothing) */
-			else if (!unseal(cf->v, cf->buf, KIND_DB, pg, NULL))
+			else if (!unseal(cf, cf->buf, KIND_DB, pg, NULL))
 				rc = (integrity_fail(KIND_DB, pg), SALUS_EINTEGRITY);
 			else {
-				seal(cf, cf->buf, KIND_DB, pg, NULL);
-				if (real_write(cf, cf->buf, PAGE, off) != SQLITE_OK)
+				if (!seal(cf, cf->buf, KIND_DB, pg, NULL) || real_write(cf, cf->buf, PAGE, off) != SQLITE_OK)
 					rc = SALUS_EIO;
 				n_new++;
 			}
@@ -1004,7 +1207,7 @@ static int wal_foreign(const char *path, uint32_t id, unsigned long *out)
 	for (long off = WAL_HDR + FRAME_HDR + BODY;; off += FRAME) {
 		if (fseek(fp, off, SEEK_SET) || fread(res, 1, sizeof res, fp) != sizeof res)
 			break;
-		if (res[0] != FORMAT || get_le32(res + 4) != id)
+		if ((res[0] != FORMAT_XC && res[0] != FORMAT_GCM) || get_le32(res + 4) != id)
 			n++;
 	}
 	fclose(fp);

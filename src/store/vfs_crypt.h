@@ -3,20 +3,26 @@
  *
  * A shim over the default (unix) VFS in the manner of SQLite's
  * ext/misc/cksumvfs.c: every page of the main database and every page image
- * of its WAL is sealed with XChaCha20-Poly1305 on its way to disk and opened
- * (authenticated) on its way back.  The page keeps SQLite's layout; the last
+ * of its WAL is sealed with an AEAD on its way to disk and opened
+ * (authenticated) on its way back: AES-256-GCM (format 2) where the CPU has
+ * AES-NI, XChaCha20-Poly1305 (format 1) otherwise; each page says which, so
+ * files holding both read fine.  The page keeps SQLite's layout; the last
  * SALUS_CRYPT_RESERVE bytes of each page — SQLite's "reserved bytes", which
  * the b-tree never touches — carry:
  *
- *   [0]      format version (1)
+ *   [0]      format (1: XChaCha20-Poly1305, 2: AES-256-GCM)
  *   [1..3]   zero
  *   [4..7]   key id (little endian) of the page key that sealed it
- *   [8..31]  24-byte nonce
- *   [32..47] 16-byte Poly1305 tag
+ *   [8..31]  format 1: 24-byte nonce (16 random bytes per handle, counter)
+ *            format 2: 16 random bytes of the sealing instance (which pick
+ *            its AES key, derived from the page key), 64-bit counter (the
+ *            GCM nonce is four zero bytes and the counter)
+ *   [32..47] 16-byte tag
  *
  * Associated data binds a page to where it lives: the file kind (database or
- * WAL), the page number, the first 8 bytes above and, for a WAL frame, the
- * frame's salts (its WAL generation).  See docs/security.md for the design,
+ * WAL), for format 2 the file's role (resources, or the audit database
+ * `<base>-audit.db`), the page number, the first 8 bytes above and, for a
+ * WAL frame, the frame's salts (its WAL generation).  See docs/security.md for the design,
  * the WAL checksum argument and the threat model.
  *
  * Each encrypted store registers its own VFS instance (its own name, its own
@@ -59,6 +65,8 @@ struct salus_crypt_stats {
 	unsigned long auth_failed; /* pages that failed authentication */
 	unsigned long cache_hits;  /* page reads answered by the decrypted-page cache */
 	unsigned long cache_misses; /* page reads that went through the cipher */
+	unsigned long sealed_gcm;   /* pages sealed with AES-256-GCM (format 2) */
+	unsigned long sealed_xchacha; /* pages sealed with XChaCha20-Poly1305 (format 1) */
 };
 void salus_crypt_stats_get(struct salus_crypt_stats *out /* OUT */);
 

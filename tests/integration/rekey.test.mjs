@@ -24,7 +24,8 @@ function keyIds(dir) {
     const r = off + PAGE - RES;
     // a hole (a page whose frames are not checkpointed yet: zeros) holds nothing
     if (buf.subarray(off, off + PAGE).every((b) => b === 0)) return;
-    const id = buf[r] === 1 ? buf.readUInt32LE(r + 4) : 'unsealed';
+    // format 1: XChaCha20-Poly1305, 2: AES-256-GCM
+    const id = buf[r] === 1 || buf[r] === 2 ? buf.readUInt32LE(r + 4) : 'unsealed';
     count[id] = (count[id] ?? 0) + 1;
   };
   // the resource database and the audit database (docs/audit.md "Where the trail is stored")

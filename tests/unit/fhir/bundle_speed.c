@@ -183,11 +183,13 @@ int main(int argc, char **argv)
 		salus_free(r.f[i].p);
 	salus_free(r.f);
 	char p[340];
-	const char *sfx[] = {"", "-wal", "-shm"};
+	/* the store's files: database, WAL, index, audit journal (and, once the audit trail has a
+	 * database of its own, that one) */
+	const char *files[] = {"b.db", "b.db-wal", "b.db-shm", "b.db-auditj", "b-audit.db", "b-audit.db-wal", "b-audit.db-shm"};
 	if (keep)
 		printf("kept %s/b.db\n", dir);
-	for (int i = 0; i < 3 && !keep; i++) {
-		snprintf(p, sizeof p, "%s/b.db%s", dir, sfx[i]);
+	for (size_t i = 0; i < sizeof files / sizeof *files && !keep; i++) {
+		snprintf(p, sizeof p, "%s/%s", dir, files[i]);
 		unlink(p);
 	}
 	if (!keep)

@@ -183,6 +183,77 @@ static void assert_no_plaintext(struct fx *f)
 	}
 }
 
+
+/* Pages of the database and WAL files sealed in format fmt (1: XChaCha20-Poly1305, 2: AES-256-GCM). */
+static long pages_in_format(struct fx *f, int fmt)
+{
+	char p[160];
+	unsigned char res[8];
+	long n = 0;
+	for (int w = 0; w < 2; w++) {
+		snprintf(p, sizeof p, "%s/salus.db%s", f->dir, w ? "-wal" : "");
+		FILE *fp = fopen(p, "rb");
+		if (!fp)
+			continue;
+		long first = w ? 32 + 24 : 0, step = w ? 24 + SALUS_CRYPT_PAGE : SALUS_CRYPT_PAGE;
+		for (long off = first + SALUS_CRYPT_PAGE - SALUS_CRYPT_RESERVE;; off += step) {
+			if (fseek(fp, off, SEEK_SET) || fread(res, 1, sizeof res, fp) != sizeof res)
+				break;
+			n += res[0] == fmt;
+		}
+		fclose(fp);
+	}
+	return n;
+}
+
+/* SALUS_PAGE_CIPHER for the stores opened next (NULL: unset). */
+static void set_cipher(const char *c)
+{
+	if (c)
+		assert_int_equal(setenv("SALUS_PAGE_CIPHER", c, 1), 0);
+	else
+		unsetenv("SALUS_PAGE_CIPHER");
+}
+
+static void rw_page(const char *path, long pgno, unsigned char *buf, bool write)
+{
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	if (write)
+		assert_int_equal(pwrite(fd, buf, SALUS_CRYPT_PAGE, (pgno - 1) * SALUS_CRYPT_PAGE), SALUS_CRYPT_PAGE);
+	else
+		assert_int_equal(pread(fd, buf, SALUS_CRYPT_PAGE, (pgno - 1) * SALUS_CRYPT_PAGE), SALUS_CRYPT_PAGE);
+	close(fd);
+}
+
+/* Read database page pgno of the fixture's file through a fresh VFS instance
+ * holding both keys: the xRead result (SQLITE_IOERR_DATA: it failed to open). */
+static int vfs_read_page_at(struct fx *f, const char *path, long pgno)
+{
+	struct salus_crypt_vfs *v = NULL;
+	sqlite3 *db = NULL;
+	sqlite3_file *fp = NULL;
+	unsigned char buf[SALUS_CRYPT_PAGE];
+	assert_int_equal(salus_crypt_vfs_new(f->keys, 2, 1, 0, &v), SALUS_OK);
+	/* the open reads the header: page 1 */
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_EXRESCODE, salus_crypt_vfs_name(v));
+	if (rc != SQLITE_OK) {
+		sqlite3_close(db);
+		salus_crypt_vfs_free(v);
+		return rc;
+	}
+	assert_int_equal(sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &fp), SQLITE_OK);
+	rc = fp->pMethods->xRead(fp, buf, SALUS_CRYPT_PAGE, (pgno - 1) * SALUS_CRYPT_PAGE);
+	sqlite3_close(db);
+	salus_crypt_vfs_free(v);
+	return rc;
+}
+
+static int vfs_read_page(struct fx *f, long pgno)
+{
+	return vfs_read_page_at(f, f->path, pgno);
+}
+
 /* ---- tests ---- */
 
 static void test_roundtrip_no_plaintext(void **state)
@@ -424,7 +495,7 @@ static long pages_under(struct fx *f, uint32_t id)
 			if (fseek(fp, off, SEEK_SET) || fread(res, 1, sizeof res, fp) != sizeof res)
 				break;
 			uint32_t k = (uint32_t)res[4] | (uint32_t)res[5] << 8 | (uint32_t)res[6] << 16 | (uint32_t)res[7] << 24;
-			n += res[0] == 1 && k == id;
+			n += (res[0] == 1 || res[0] == 2) && k == id;
 		}
 		fclose(fp);
 	}
@@ -645,6 +716,265 @@ static void test_rekey_resume(void **state)
 	assert_int_equal(salus_store_rekey(f->uri, &o, 1, NULL, NULL), SALUS_OK);
 }
 
+
+/* The cipher is recorded per page: a file written with XChaCha20-Poly1305, then
+ * opened by a store that seals with AES-256-GCM (and back), holds pages of both
+ * kinds and reads the same under either setting. */
+static void test_cipher_per_page(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s;
+	struct salus_crypt_stats st0, st1;
+	const char *was = getenv("SALUS_PAGE_CIPHER");
+	char *saved = was ? strdup(was) : NULL;
+
+	set_cipher("xchacha20-poly1305");
+	salus_crypt_stats_get(&st0);
+	assert_int_equal(open1(f, true, &s), SALUS_OK);
+	fill(f, s, 200);
+	salus_store_free(s);
+	salus_crypt_stats_get(&st1);
+	assert_true(st1.sealed_xchacha > st0.sealed_xchacha);
+	assert_int_equal(st1.sealed_gcm, st0.sealed_gcm);
+	assert_true(pages_in_format(f, 1) > 0);
+	assert_int_equal(pages_in_format(f, 2), 0);
+
+	set_cipher("aes-256-gcm");
+	assert_int_equal(open1(f, false, &s), SALUS_OK);
+	assert_int_equal(check_all(f, s, 200), SALUS_OK);
+	salus_crypt_stats_get(&st0);
+	fill(f, s, 60); /* updates p0..p59: new pages in format 2 */
+	assert_int_equal(check_all(f, s, 200), SALUS_OK);
+	salus_store_free(s);
+	salus_crypt_stats_get(&st1);
+	assert_true(st1.sealed_gcm > st0.sealed_gcm);
+	assert_int_equal(st1.sealed_xchacha, st0.sealed_xchacha);
+	long n1 = pages_in_format(f, 1), n2 = pages_in_format(f, 2);
+	print_message("pages: %ld XChaCha20-Poly1305, %ld AES-256-GCM\n", n1, n2);
+	assert_true(n1 > 0 && n2 > 0);
+	assert_no_plaintext(f);
+
+	/* both kinds open under either setting, and under auto */
+	static const char *const all[] = {"xchacha20-poly1305", "aes-256-gcm", "auto"};
+	for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+		set_cipher(all[i]);
+		assert_int_equal(open1(f, false, &s), SALUS_OK);
+		assert_int_equal(check_all(f, s, 200), SALUS_OK);
+		salus_store_free(s);
+	}
+	/* an unknown setting is refused, not silently replaced */
+	set_cipher("rot13");
+	assert_int_equal(open1(f, false, &s), SALUS_EINVALID);
+	assert_null(s);
+	set_cipher(saved);
+	free(saved);
+}
+
+/* A sealed page is bound to its place: moved to another page number, taken
+ * from the WAL into the database at its own page number, relabelled with the
+ * other format or another key id, it fails to open (run under both ciphers:
+ * ctest test_store_crypt and test_store_crypt_xchacha). */
+static void test_page_swap(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s;
+	unsigned char a[SALUS_CRYPT_PAGE], b[SALUS_CRYPT_PAGE], t[SALUS_CRYPT_PAGE];
+	char wal[160];
+
+	assert_int_equal(open1(f, true, &s), SALUS_OK);
+	fill(f, s, 200);
+	salus_store_free(s); /* checkpointed: every page in the database file */
+	long npages = file_size(f->path) / SALUS_CRYPT_PAGE;
+	assert_true(npages >= 8);
+	for (long pg = 1; pg <= npages; pg++)
+		assert_int_equal(vfs_read_page(f, pg), SQLITE_OK);
+
+	/* page 3 written over page 5 (and 5 over 3): both fail; restored: both open */
+	rw_page(f->path, 3, a, false);
+	rw_page(f->path, 5, b, false);
+	rw_page(f->path, 5, a, true);
+	rw_page(f->path, 3, b, true);
+	assert_int_equal(vfs_read_page(f, 3), SQLITE_IOERR_DATA);
+	assert_int_equal(vfs_read_page(f, 5), SQLITE_IOERR_DATA);
+	rw_page(f->path, 3, a, true);
+	rw_page(f->path, 5, b, true);
+	assert_int_equal(vfs_read_page(f, 3), SQLITE_OK);
+	assert_int_equal(vfs_read_page(f, 5), SQLITE_OK);
+
+	/* the format byte or the key id changed: fails */
+	memcpy(t, a, sizeof t);
+	t[SALUS_CRYPT_PAGE - SALUS_CRYPT_RESERVE] ^= 3; /* 1 <-> 2 */
+	rw_page(f->path, 3, t, true);
+	assert_int_equal(vfs_read_page(f, 3), SQLITE_IOERR_DATA);
+	memcpy(t, a, sizeof t);
+	t[SALUS_CRYPT_PAGE - SALUS_CRYPT_RESERVE + 4] ^= 3; /* key id 1 -> 2 (the reader holds both) */
+	rw_page(f->path, 3, t, true);
+	assert_int_equal(vfs_read_page(f, 3), SQLITE_IOERR_DATA);
+	rw_page(f->path, 3, a, true);
+
+	/* a WAL frame's page image, authentic for the WAL, put at its own page number in the database */
+	assert_int_equal(open1(f, false, &s), SALUS_OK);
+	fill(f, s, 30); /* frames in the WAL, not checkpointed while the store is open */
+	snprintf(wal, sizeof wal, "%s/salus.db-wal", f->dir);
+	FILE *fp = fopen(wal, "rb");
+	assert_non_null(fp);
+	unsigned char hdr[24], img1[SALUS_CRYPT_PAGE];
+	long pgno = 0;
+	bool have1 = false;
+	for (long off = 32;; off += 24 + SALUS_CRYPT_PAGE) {
+		assert_int_equal(fseek(fp, off, SEEK_SET), 0);
+		assert_int_equal(fread(hdr, 1, sizeof hdr, fp), sizeof hdr);
+		assert_int_equal(fread(t, 1, sizeof t, fp), sizeof t);
+		pgno = (long)hdr[0] << 24 | (long)hdr[1] << 16 | (long)hdr[2] << 8 | hdr[3];
+		if (pgno == 1 && !have1) {
+			memcpy(img1, t, sizeof img1);
+			have1 = true;
+		}
+		if (pgno > 1 && have1)
+			break;
+	}
+	fclose(fp);
+	salus_store_free(s);
+	assert_true(pgno > 1 && pgno <= file_size(f->path) / SALUS_CRYPT_PAGE);
+	/* page 1 from the WAL: the open itself fails */
+	rw_page(f->path, 1, a, false);
+	rw_page(f->path, 1, img1, true);
+	assert_int_equal(vfs_read_page(f, 2), SQLITE_IOERR_DATA);
+	rw_page(f->path, 1, a, true);
+	rw_page(f->path, pgno, a, false);
+	assert_int_equal(vfs_read_page(f, pgno), SQLITE_OK);
+	rw_page(f->path, pgno, t, true);
+	assert_int_equal(vfs_read_page(f, pgno), SQLITE_IOERR_DATA);
+	rw_page(f->path, pgno, a, true);
+	assert_int_equal(open1(f, false, &s), SALUS_OK);
+	assert_int_equal(check_all(f, s, 200), SALUS_OK);
+	salus_store_free(s);
+}
+
+/* A raw database through a VFS instance of its own (the fixture's key 1), with one table. */
+static sqlite3 *raw_open_at(struct fx *f, const char *path, struct salus_crypt_vfs **v)
+{
+	sqlite3 *db = NULL;
+	int reserve = SALUS_CRYPT_RESERVE;
+	assert_int_equal(salus_crypt_vfs_new(f->keys, 1, 1, 0, v), SALUS_OK);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, salus_crypt_vfs_name(*v)),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA page_size=4096", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA temp_store=MEMORY; PRAGMA journal_mode=MEMORY; PRAGMA journal_mode=WAL;"
+					  "CREATE TABLE IF NOT EXISTS t(a)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	return db;
+}
+
+static sqlite3 *raw_open(struct fx *f, struct salus_crypt_vfs **v)
+{
+	return raw_open_at(f, f->path, v);
+}
+
+/* An instance seals only in the process that created it: a forked child holds
+ * copies of its salt, counters and nonce prefixes, so its pages would reuse
+ * the parent's nonces.  The child's write fails; the parent's go on, and a
+ * new instance in the child works. */
+static void test_fork_refuses_seal(void **state)
+{
+	struct fx *f = *state;
+	struct salus_crypt_vfs *v = NULL;
+	sqlite3 *db = raw_open(f, &v);
+
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO t VALUES (1)", NULL, NULL, NULL), SQLITE_OK);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int rc = sqlite3_exec(db, "INSERT INTO t VALUES (2)", NULL, NULL, NULL);
+		_exit((rc & 0xff) == SQLITE_IOERR ? 0 : 1);
+	}
+	int ws = 0;
+	assert_int_equal(waitpid(pid, &ws, 0), pid);
+	assert_true(WIFEXITED(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+	sqlite3_close(db);
+	salus_crypt_vfs_free(v);
+
+	db = raw_open(f, &v);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO t VALUES (3)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	salus_crypt_vfs_free(v);
+	/* a child with an instance of its own seals */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct salus_crypt_vfs *cv = NULL;
+		sqlite3 *cdb = NULL;
+		int rc = salus_crypt_vfs_new(f->keys, 1, 1, 0, &cv);
+		if (!rc)
+			rc = sqlite3_open_v2(f->path, &cdb, SQLITE_OPEN_READWRITE, salus_crypt_vfs_name(cv));
+		if (!rc)
+			rc = sqlite3_exec(cdb, "INSERT INTO t VALUES (4)", NULL, NULL, NULL);
+		sqlite3_close(cdb);
+		salus_crypt_vfs_free(cv);
+		_exit(rc == SQLITE_OK ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &ws, 0), pid);
+	assert_true(WIFEXITED(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+	db = raw_open(f, &v);
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT group_concat(a) FROM t", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "1,3,4");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	salus_crypt_vfs_free(v);
+}
+
+/* A store's two databases (resources, and the audit database `<base>-audit.db`)
+ * are sealed under the same keys; a format 2 page names its file's role in its
+ * associated data, so a page of one at the same page number in the other
+ * fails (format 1 pages cannot tell them apart: docs/security.md). */
+static void test_page_other_file(void **state)
+{
+	struct fx *f = *state;
+	const char *was = getenv("SALUS_PAGE_CIPHER");
+	char *saved = was ? strdup(was) : NULL;
+	char au[160], wal[170];
+	struct salus_crypt_vfs *v = NULL;
+	unsigned char a[SALUS_CRYPT_PAGE], b[SALUS_CRYPT_PAGE];
+
+	set_cipher("aes-256-gcm");
+	snprintf(au, sizeof au, "%s/salus-audit.db", f->dir);
+	sqlite3 *db = raw_open_at(f, f->path, &v);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO t VALUES ('resource')", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	salus_crypt_vfs_free(v);
+	db = raw_open_at(f, au, &v);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO t VALUES ('audit')", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	salus_crypt_vfs_free(v);
+	assert_int_equal(vfs_read_page_at(f, f->path, 2), SQLITE_OK);
+	assert_int_equal(vfs_read_page_at(f, au, 2), SQLITE_OK);
+	/* the table's page of each file in the other */
+	rw_page(f->path, 2, a, false);
+	rw_page(au, 2, b, false);
+	assert_int_equal(a[SALUS_CRYPT_PAGE - SALUS_CRYPT_RESERVE], 2);
+	rw_page(f->path, 2, b, true);
+	rw_page(au, 2, a, true);
+	assert_int_equal(vfs_read_page_at(f, f->path, 2), SQLITE_IOERR_DATA);
+	assert_int_equal(vfs_read_page_at(f, au, 2), SQLITE_IOERR_DATA);
+	rw_page(f->path, 2, a, true);
+	rw_page(au, 2, b, true);
+	assert_int_equal(vfs_read_page_at(f, f->path, 2), SQLITE_OK);
+	assert_int_equal(vfs_read_page_at(f, au, 2), SQLITE_OK);
+	unlink(au);
+	snprintf(wal, sizeof wal, "%s-wal", au);
+	unlink(wal);
+	snprintf(wal, sizeof wal, "%s-shm", au);
+	unlink(wal);
+	set_cipher(saved);
+	free(saved);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -653,6 +983,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wrong_or_missing_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cipher_per_page, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_swap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fork_refuses_seal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_other_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_recovery_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_online, setup, teardown),

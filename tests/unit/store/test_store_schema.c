@@ -311,6 +311,134 @@ static void test_fulltext_rows_follow_writes(void **state)
 	json_decref(res);
 }
 
+/* A resource's index rows are written per table in key order, each key once
+ * (store_index.c w_rows): rows repeated in one resource are stored once, the
+ * first of equal keys is the one kept (sx_num's vlo/vhi are not in the key),
+ * rows that differ in any key column are all stored, across chunks of the
+ * multi-row INSERT and past the on-stack index array. */
+static void test_index_rows_once(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s = NULL;
+	struct salus_ix_row rows[150];
+	size_t n = 0;
+	char codes[40][8];
+	json_t *res = json_loads("{\"resourceType\":\"Basic\"}", 0, NULL);
+
+	/* 40 distinct tokens, each three times, interleaved in reverse order */
+	for (int rep = 0; rep < 3; rep++)
+		for (int i = 39; i >= 0; i--) {
+			snprintf(codes[i], sizeof codes[i], "c%02d", i);
+			rows[n++] = (struct salus_ix_row){.param = 7, .kind = SALUS_IX_TOKEN, .a = "sys", .b = codes[i]};
+		}
+	/* the same code in another system, another group, another parameter: distinct */
+	rows[n++] = (struct salus_ix_row){.param = 7, .kind = SALUS_IX_TOKEN, .a = "other", .b = "c00"};
+	rows[n++] = (struct salus_ix_row){.param = 7, .kind = SALUS_IX_TOKEN, .a = "sys", .b = "c00", .group = 1};
+	rows[n++] = (struct salus_ix_row){.param = 8, .kind = SALUS_IX_TOKEN, .a = "sys", .b = "c00"};
+	/* NULL reads as "": the same key as "" */
+	rows[n++] = (struct salus_ix_row){.param = 9, .kind = SALUS_IX_TOKEN, .a = NULL, .b = "x"};
+	rows[n++] = (struct salus_ix_row){.param = 9, .kind = SALUS_IX_TOKEN, .a = "", .b = "x"};
+	/* quantities: equal keys, different ranges (the first is kept); another unit is another key */
+	rows[n++] = (struct salus_ix_row){.param = 3, .kind = SALUS_IX_QUANTITY, .v = 1.5, .vlo = 1.45, .vhi = 1.55,
+					  .a = "u", .b = "kg", .c = "kg"};
+	rows[n++] = (struct salus_ix_row){.param = 3, .kind = SALUS_IX_QUANTITY, .v = 1.5, .vlo = 1.495, .vhi = 1.505,
+					  .a = "u", .b = "kg", .c = "kg"};
+	rows[n++] = (struct salus_ix_row){.param = 3, .kind = SALUS_IX_QUANTITY, .v = 1.5, .vlo = 1.45, .vhi = 1.55,
+					  .a = "u", .b = "g", .c = "g"};
+	/* dates and strings, repeated */
+	for (int rep = 0; rep < 2; rep++) {
+		rows[n++] = (struct salus_ix_row){.param = 4, .kind = SALUS_IX_DATE, .lo = 10, .hi = 20};
+		rows[n++] = (struct salus_ix_row){.param = 4, .kind = SALUS_IX_DATE, .lo = 10, .hi = 21};
+		rows[n++] = (struct salus_ix_row){.param = 5, .kind = SALUS_IX_STRING, .a = "smith", .b = "Smith"};
+		rows[n++] = (struct salus_ix_row){.param = 5, .kind = SALUS_IX_STRING, .a = "smith", .b = "SMITH"};
+	}
+	assert_true(n <= sizeof rows / sizeof *rows);
+	struct salus_ix ix = {.rows = rows, .n = n};
+	struct salus_write w = {.kind = SALUS_WRITE_UPDATE, .type = "Basic", .id = "r", .resource = res, .index = &ix};
+
+	assert_int_equal(open_store(f, &s), SALUS_OK);
+	assert_int_equal(salus_store_write(s, &w, 1), SALUS_OK);
+	salus_write_release(&w);
+	salus_store_free(s);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sx_tok"), 40 + 3 + 1);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sx_tok WHERE p = 7 AND sys = 'sys' AND g = 0"), 40);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sx_num"), 2);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sx_num WHERE code = 'kg' AND vlo = 1.45 AND vhi = 1.55"), 1);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sx_date"), 2);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sx_str"), 2);
+	json_decref(res);
+}
+
+static void put_tok(struct salus_write *w, enum salus_write_kind kind, const char *id, json_t *res,
+		    struct salus_ix *ix, struct salus_ix_row *row, const char *code)
+{
+	*row = (struct salus_ix_row){.param = 11, .kind = SALUS_IX_TOKEN, .a = "s", .b = code};
+	*ix = (struct salus_ix){.rows = row, .n = 1};
+	*w = (struct salus_write){.kind = kind, .type = "Basic", .id = id, .resource = res, .index = ix};
+}
+
+static long tok_rows(struct fx *f, const char *code)
+{
+	char sql[128];
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM sx_tok WHERE p = 11 AND code = '%s'", code);
+	return raw_count(f->db, sql);
+}
+
+/* Index rows are held back to the end of the group and written there in
+ * key order (store_index.c rows_flush): a resource written twice in one job
+ * keeps only its last rows, a resource deleted in the job none, a new one
+ * that takes a deleted one's row number only its own, and a job rolled back
+ * none of its rows. */
+static void test_index_rows_group(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s = NULL;
+	struct salus_write w[4];
+	struct salus_ix ix[4];
+	struct salus_ix_row row[4];
+	json_t *res = json_loads("{\"resourceType\":\"Basic\"}", 0, NULL);
+
+	assert_int_equal(open_store(f, &s), SALUS_OK);
+	put_tok(&w[0], SALUS_WRITE_UPDATE, "a", res, &ix[0], &row[0], "a1");
+	put_tok(&w[1], SALUS_WRITE_UPDATE, "a", res, &ix[1], &row[1], "a2");
+	put_tok(&w[2], SALUS_WRITE_UPDATE, "b", res, &ix[2], &row[2], "b1");
+	w[3] = (struct salus_write){.kind = SALUS_WRITE_DELETE, .type = "Basic", .id = "b"};
+	assert_int_equal(salus_store_write(s, w, 4), SALUS_OK);
+	for (int i = 0; i < 4; i++)
+		salus_write_release(&w[i]);
+	/* c is the newest row of sx_res, deleted, then d takes its row number, in one job */
+	put_tok(&w[0], SALUS_WRITE_UPDATE, "c", res, &ix[0], &row[0], "c1");
+	w[1] = (struct salus_write){.kind = SALUS_WRITE_DELETE, .type = "Basic", .id = "c"};
+	put_tok(&w[2], SALUS_WRITE_UPDATE, "d", res, &ix[2], &row[2], "d1");
+	assert_int_equal(salus_store_write(s, w, 3), SALUS_OK);
+	for (int i = 0; i < 3; i++)
+		salus_write_release(&w[i]);
+	/* a job that fails on its last op writes none of its rows */
+	put_tok(&w[0], SALUS_WRITE_UPDATE, "e", res, &ix[0], &row[0], "e1");
+	put_tok(&w[1], SALUS_WRITE_UPDATE, "a", res, &ix[1], &row[1], "a3");
+	put_tok(&w[2], SALUS_WRITE_UPDATE, "d", res, &ix[2], &row[2], "d2");
+	w[2].if_match = 99;
+	assert_int_equal(salus_store_write(s, w, 3), SALUS_EPRECONDITION);
+	for (int i = 0; i < 3; i++)
+		salus_write_release(&w[i]);
+	salus_store_free(s);
+
+	assert_int_equal(tok_rows(f, "a1"), 0);
+	assert_int_equal(tok_rows(f, "a2"), 1);
+	assert_int_equal(tok_rows(f, "a3"), 0);
+	assert_int_equal(tok_rows(f, "b1"), 0);
+	assert_int_equal(tok_rows(f, "c1"), 0);
+	assert_int_equal(tok_rows(f, "d1"), 1);
+	assert_int_equal(tok_rows(f, "d2"), 0);
+	assert_int_equal(tok_rows(f, "e1"), 0);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sx_tok"), 2);
+	/* every row belongs to its resource */
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM sx_tok t JOIN sx_res r USING(rid) WHERE"
+					  " (r.id = 'a' AND t.code = 'a2') OR (r.id = 'd' AND t.code = 'd1')"),
+			 2);
+	json_decref(res);
+}
+
 /* Server-assigned ids: RFC 9562 version 7 (time first), unique, and ids
  * minted in a later millisecond sort after earlier ones. */
 static void test_ids_time_ordered(void **state)
@@ -352,6 +480,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test(test_ids_time_ordered),
 		cmocka_unit_test_setup_teardown(test_fulltext_rows_follow_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_rows_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_rows_group, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
