@@ -38,6 +38,13 @@ static const char *const weak_first[] = {"case",  "unit",  "visit", "encounter",
 					 "model", "order", "group", "plan",  "room",      "bed",    "account"};
 #define WEAK_KEY(c0, c1) ((((unsigned)(c0) * 31u) + (unsigned)(c1)) & 255u) /* no two of weak_first collide */
 static void init_tables(void);
+/* The street suffixes of RX_STREETSFX in a small open-addressing table (street_suffix). */
+#define SFX_MAX 96
+static const char *sfx_word[SFX_MAX];
+static uint8_t sfx_len[SFX_MAX];
+static uint8_t sfx_slot[256]; /* 1 + index in sfx_word, or 0 */
+#define SFX_KEY(c0, c1, cl, n) \
+	((((unsigned)(c0) * 31u + (unsigned)(c1)) * 31u + (unsigned)(cl) + (unsigned)(n) * 7u) & 255u)
 
 struct pat_info {
 	const char *name;
@@ -594,6 +601,17 @@ static void init_tables(void)
 		}
 	for (unsigned i = 0; i < sizeof weak_first / sizeof weak_first[0]; i++)
 		weak_tab[WEAK_KEY(weak_first[i][0], weak_first[i][1])] = (uint8_t)(i + 1);
+	unsigned ns = 0;
+	for (const char *a = RX_STREETSFX + 1; *a && *a != ')' && ns < SFX_MAX;) {
+		size_t l = strcspn(a, "|)");
+		sfx_word[ns] = a;
+		sfx_len[ns] = (uint8_t)l;
+		unsigned key = SFX_KEY((unsigned char)a[0], (unsigned char)a[1], (unsigned char)a[l - 1], l);
+		while (sfx_slot[key])
+			key = (key + 1) & 255u;
+		sfx_slot[key] = (uint8_t)++ns;
+		a += l + (a[l] == '|');
+	}
 }
 
 /* Character classes of the text as bit masks, 64 bytes per word (bit i of
@@ -1240,6 +1258,203 @@ static int age_sex_spaced(struct salus_deid *d)
 				return SALUS_ENOMEM;
 			d->cand[d->ncand++] = (struct cand){t->s, (uint32_t)(k + ql), PAT_AGE_SEX_SP};
 			break;
+		}
+	}
+	return 0;
+}
+
+/* ---- location.street on the text ---------------------------------------- */
+
+/* The location.street pattern ("t": not in the block database, where its
+ * "\b[0-9]{1,6}" started the automaton at every number, a third of the scan)
+ * is matched here from each run of digits, with the candidates the pattern's
+ * matches would give: a house number of 1-6 digits and an optional letter, 1-2
+ * blanks, an optional direction, 1-4 elements (a capitalised word of letters,
+ * apostrophes and hyphens, or an ordinal "21st"), each with an optional dot and
+ * 1-2 blanks, then a street suffix of RX_STREETSFX followed by a word boundary;
+ * a candidate ends after the suffix, after its dot and at each character of a
+ * unit number after it (", Apt. #4B").  Every element is deterministic (a word
+ * runs to the first byte that cannot continue it), so the elements before a
+ * position, and the start of each end, are unique. */
+static inline bool sp_tab(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static inline bool word_char(unsigned char c) /* \w: ASCII letters, digits and '_' */
+{
+	return is_upper(c) || is_lower(c) || is_digit(c) || c == '_';
+}
+
+/* Blanks (' ', '\t') at k, at most 3 counted. */
+static inline size_t blanks_at(const struct salus_deid *d, size_t k)
+{
+	size_t m = 0;
+	while (m < 3 && k + m < d->n && sp_tab(d->b[k + m]))
+		m++;
+	return m;
+}
+
+/* Is [p, p + n) one of the alternatives of the regex group alt ("(A|B|C)")? */
+static bool in_alt(const char *p, size_t n, const char *alt)
+{
+	for (const char *a = alt + 1; *a && *a != ')';) {
+		size_t l = strcspn(a, "|)");
+		if (l == n && !memcmp(a, p, n))
+			return true;
+		a += l + (a[l] == '|');
+	}
+	return false;
+}
+
+static int street_cand(struct salus_deid *d, size_t s, size_t e)
+{
+	if (d->ncand == d->cand_cap && grow((void **)&d->cand, &d->cand_cap, d->ncand + 1, sizeof *d->cand))
+		return SALUS_ENOMEM;
+	d->cand[d->ncand++] = (struct cand){(uint32_t)s, (uint32_t)e, PAT_STREET};
+	return 0;
+}
+
+/* The ends after a street suffix at k (its word boundary checked by the caller). */
+static int street_ends(struct salus_deid *d, size_t s, size_t e)
+{
+	const char *b = d->b;
+	size_t n = d->n;
+	int rc = street_cand(d, s, e);
+	if (!rc && e < n && b[e] == '.')
+		rc = street_cand(d, s, ++e);
+	if (rc)
+		return rc;
+	/* (,?[ \t]{1,2}(Apt|Apartment|Suite|Ste|Unit|APT|SUITE|#)\.?[ \t]{0,2}#?[A-Za-z0-9-]+)? */
+	size_t q = e;
+	if (q < n && b[q] == ',')
+		q++;
+	size_t m = blanks_at(d, q);
+	if (m < 1 || m > 2)
+		return 0;
+	q += m;
+	static const char *const unit[] = {"Apartment", "Apt", "Suite", "Ste", "Unit", "APT", "SUITE", "#", NULL};
+	size_t kl = 0;
+	for (const char *const *u = unit; *u && !kl; u++) {
+		size_t l = strlen(*u);
+		if (q + l <= n && !memcmp(b + q, *u, l))
+			kl = l;
+	}
+	if (!kl)
+		return 0;
+	q += kl;
+	if (q < n && b[q] == '.')
+		q++;
+	m = blanks_at(d, q);
+	if (m > 2)
+		return 0;
+	q += m;
+	if (q < n && b[q] == '#')
+		q++;
+	for (; q < n && (is_upper((unsigned char)b[q]) || is_lower((unsigned char)b[q]) || is_digit((unsigned char)b[q]) ||
+			 b[q] == '-');
+	     q++)
+		if ((rc = street_cand(d, s, q + 1)))
+			return rc;
+	return 0;
+}
+
+/* Is [p, p + n) (n >= 2) a street suffix of RX_STREETSFX? */
+static bool street_suffix(const char *p, size_t n)
+{
+	unsigned key = SFX_KEY((unsigned char)p[0], (unsigned char)p[1], (unsigned char)p[n - 1], n);
+	for (; sfx_slot[key]; key = (key + 1) & 255u) {
+		unsigned i = sfx_slot[key] - 1u;
+		if (sfx_len[i] == n && !memcmp(sfx_word[i], p, n))
+			return true;
+	}
+	return false;
+}
+
+/* The candidates of a street address whose house number starts at s. */
+static int street_from(struct salus_deid *d, size_t s)
+{
+	const char *b = d->b;
+	size_t n = d->n, k = s;
+	while (k < n && is_digit((unsigned char)b[k]))
+		k++;
+	if (k - s > 6)
+		return 0;
+	if (k < n && (is_upper((unsigned char)b[k]) || is_lower((unsigned char)b[k])))
+		k++;
+	size_t m = blanks_at(d, k);
+	if (m < 1 || m > 2)
+		return 0;
+	k += m;
+	size_t k0 = k, r0 = k; /* the first element (a direction?) */
+	for (unsigned el = 0;; el++) {
+		if (k >= n)
+			return 0;
+		unsigned char c = (unsigned char)b[k];
+		/* a suffix here, after 1-4 elements (5 when the first is a direction) */
+		if ((el >= 1 && el <= 4) ||
+		    (el == 5 && in_alt(b + k0, r0 - k0, "(N|S|E|W|North|South|East|West|NE|NW|SE|SW)"))) {
+			size_t r = k;
+			while (r < n && word_char((unsigned char)b[r]))
+				r++;
+			if (r - k >= 2 && r - k <= 10 && street_suffix(b + k, r - k)) {
+				int rc = street_ends(d, s, r);
+				if (rc)
+					return rc;
+			}
+		}
+		if (el == 5)
+			return 0;
+		/* the next element: a capitalised word or an ordinal */
+		size_t r = k;
+		if (is_upper(c)) {
+			r++;
+			while (r < n && (is_upper((unsigned char)b[r]) || is_lower((unsigned char)b[r]) || b[r] == '\'' ||
+					 b[r] == '-'))
+				r++;
+			if (el == 0)
+				r0 = r;
+		} else if (is_digit(c)) {
+			while (r < n && r - k < 4 && is_digit((unsigned char)b[r]))
+				r++;
+			if (r - k > 3 || r + 2 > n)
+				return 0;
+			char o0 = b[r], o1 = b[r + 1];
+			if (!((o0 == 's' && o1 == 't') || (o0 == 'n' && o1 == 'd') || (o0 == 'r' && o1 == 'd') ||
+			      (o0 == 't' && o1 == 'h')))
+				return 0;
+			r += 2;
+		} else {
+			return 0;
+		}
+		if (r < n && b[r] == '.')
+			r++;
+		m = blanks_at(d, r);
+		if (m < 1 || m > 2)
+			return 0;
+		k = r + m;
+	}
+}
+
+/* Every run of digits at a word boundary may start a street address. */
+static int street_cands(struct salus_deid *d)
+{
+	const uint64_t *m = d->mask;
+	uint64_t carry = 0;
+	for (size_t k = 0; k < d->mask_words; k++) {
+		const uint64_t *x = m + k * M__COUNT;
+		uint64_t w = x[M_UP] | x[M_LO] | x[M_DG];
+		uint64_t st = x[M_DG] & ~((w << 1) | carry);
+		carry = w >> 63;
+		for (; st; st &= st - 1) {
+			size_t p = k * 64 + (size_t)__builtin_ctzll(st);
+			if (p >= d->n)
+				break;
+			if (p > 0 && d->b[p - 1] == '_')
+				continue;
+			int rc = street_from(d, p);
+			if (rc)
+				return rc;
 		}
 	}
 	return 0;
@@ -3787,7 +4002,7 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 		return rc;
 	if ((rc = tokenize(d)))
 		return rc;
-	if ((rc = weak_labels(d)) || (rc = age_sex_spaced(d)))
+	if ((rc = weak_labels(d)) || (rc = age_sex_spaced(d)) || (rc = street_cands(d)))
 		return rc;
 	if (d->ncand > 1)
 		qsort(d->cand, d->ncand, sizeof *d->cand, cmp_cand);
