@@ -176,6 +176,8 @@ struct salus_deid {
 	struct cand *cand;
 	size_t ncand, cand_cap;
 	struct tok *tok;
+	uint64_t *mset; /* bit i: token i may be marked (set by mark(); a superset of the marked tokens) */
+	size_t mset_cap;
 	size_t ntok, tok_cap;
 	uint64_t *mask; /* tokenize: M__COUNT arrays of mask_words class bit masks */
 	size_t mask_cap, mask_words;
@@ -328,6 +330,7 @@ void salus_deid_free(struct salus_deid *d)
 	salus_free(d->map);
 	salus_free(d->cand);
 	salus_free(d->tok);
+	salus_free(d->mset);
 	salus_free(d->mask);
 	salus_free(d->cs);
 	salus_free(d->out);
@@ -841,6 +844,10 @@ static int tokenize(struct salus_deid *d)
 	}
 	up += pop64(upacc);
 	lo = letters - up;
+	size_t mw = d->ntok / 64 + 1;
+	if (grow((void **)&d->mset, &d->mset_cap, mw, sizeof *d->mset))
+		return SALUS_ENOMEM;
+	memset(d->mset, 0, mw * sizeof *d->mset);
 	if (up + lo < 24)
 		d->nc = CASE_MIXED;
 	else if (up * 10 > (up + lo) * 7)
@@ -1022,6 +1029,24 @@ static void mark(struct salus_deid *d, size_t i, enum salus_phi type, float conf
 	t->mtype = (uint8_t)(type + 1);
 	t->mconf = conf;
 	t->mrule = rule;
+	d->mset[i / 64] |= 1ull << (i % 64);
+}
+
+/* The first token at or after i that may be marked, or nt.  The set is read
+ * again at each call, so a loop over it also visits the tokens its own marks
+ * add ahead of it, as a loop over every token would. */
+static inline size_t next_marked(const struct salus_deid *d, size_t i, size_t nt)
+{
+	for (size_t w = i / 64; w * 64 < nt; w++) {
+		uint64_t x = d->mset[w];
+		if (w == i / 64)
+			x &= ~0ull << (i % 64);
+		if (x) {
+			size_t p = w * 64 + (size_t)__builtin_ctzll(x);
+			return p < nt ? p : nt;
+		}
+	}
+	return nt;
 }
 
 /* The lower-case word before byte s (up to 15 chars), "" if none on this line. */
@@ -3780,7 +3805,7 @@ static void rules(struct salus_deid *d)
 
 	/* Places of several words: "Daytona Beach", "Bel Air", "Middle River",
 	 * "Eastern Shore": a place word next to a place-name suffix or prefix. */
-	for (size_t i = 0; i < nt; i++) {
+	for (size_t i = next_marked(d, 0, nt); i < nt; i = next_marked(d, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
 		if (t->mtype != SALUS_PHI_LOCATION + 1)
 			continue;
@@ -3792,7 +3817,7 @@ static void rules(struct salus_deid *d)
 			mark(d, i - 1, SALUS_PHI_LOCATION, t->mconf, t->mrule);
 	}
 	/* a name read as a place before a suffix: "Daytona Beach", "Quinlan Heights" */
-	for (size_t i = 0; i + 1 < nt; i++) {
+	for (size_t i = next_marked(d, 0, nt); i + 1 < nt; i = next_marked(d, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
 		/* a dictionary or capitalised-word name (not one from a title or a relation) */
 		bool weak = t->mconf <= 0.65f || t->mrule == RULE_DICT_NAME || t->mrule == RULE_UNKNOWN_CAP;
@@ -3807,7 +3832,7 @@ static void rules(struct salus_deid *d)
 
 	/* Neighbours of names (twice: "Bartholomew X Y"). */
 	for (int pass = 0; pass < 2; pass++)
-		for (size_t i = 0; i < nt; i++) {
+		for (size_t i = next_marked(d, 0, nt); i < nt; i = next_marked(d, i + 1, nt)) {
 			struct tok *t = &d->tok[i];
 			if (t->mtype != SALUS_PHI_NAME + 1 || t->mconf < 0.55f)
 				continue;
@@ -3841,7 +3866,7 @@ static void rules(struct salus_deid *d)
 
 	/* The same word elsewhere in the note: names, and places of a specific word
 	 * ("to Quellmoor 4" ... "c/o to quellmoor"), not institution or street words. */
-	for (size_t i = 0; i < nt; i++) {
+	for (size_t i = next_marked(d, 0, nt); i < nt; i = next_marked(d, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
 		if (t->mtype == SALUS_PHI_NAME + 1 && t->mconf >= 0.7f && t->shape != SH_INIT &&
 		    !(tf(d, i) & (DF_COMMON | DF_STOP | DF_ABBR)))
@@ -4041,7 +4066,7 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 			}
 	}
 	rules(d);
-	for (size_t i = 0; i < d->ntok; i++) {
+	for (size_t i = next_marked(d, 0, d->ntok); i < d->ntok; i = next_marked(d, i + 1, d->ntok)) {
 		struct tok *t = &d->tok[i];
 		if (t->mtype && (rc = push(d, t->s, t->e, (enum salus_phi)(t->mtype - 1), t->mconf, t->mrule)))
 			return rc;
