@@ -130,6 +130,15 @@ enum shape { SH_LOWER, SH_CAP, SH_UPPER, SH_INIT, SH_NUM, SH_MIX, SH_OTHER };
 #define KW_TRIG 16u    /* passes the context-trigger bit filter (may be a title, relation, label...) */
 #define KW_GENINST 32u /* general, regional, memorial (7+ letters, g/r/m) */
 
+/* Classes of tokens that start a per-token pass, as bit sets built by the
+ * tokenizer (the passes visit their set bits, not every token). */
+enum {
+	CS_WEAK,   /* weak_labels: the first two letters of a word of weak_first */
+	CS_AGE,    /* age_sex_spaced: a number of 2-3 digits */
+	CS_TRIG,   /* rules: KW_TRIG (every word with a DF_TRIGGER flag has it) */
+	CS__COUNT
+};
+
 struct tok {
 	uint32_t s, e;
 	uint64_t h;    /* FNV-1a of the lower-cased word, without a trailing 's */
@@ -178,6 +187,9 @@ struct salus_deid {
 	struct tok *tok;
 	uint64_t *mset; /* bit i: token i may be marked (set by mark(); a superset of the marked tokens) */
 	size_t mset_cap;
+	uint64_t *tset; /* tokenize: bit sets of the tokens each per-token pass starts on (CS_*), word w of
+			 * class c at tset[w * CS__COUNT + c] */
+	size_t tset_cap;
 	size_t ntok, tok_cap;
 	uint64_t *mask; /* tokenize: M__COUNT arrays of mask_words class bit masks */
 	size_t mask_cap, mask_words;
@@ -331,6 +343,7 @@ void salus_deid_free(struct salus_deid *d)
 	salus_free(d->cand);
 	salus_free(d->tok);
 	salus_free(d->mset);
+	salus_free(d->tset);
 	salus_free(d->mask);
 	salus_free(d->cs);
 	salus_free(d->out);
@@ -747,6 +760,33 @@ static inline size_t mask_next(const uint64_t *m, size_t a, size_t n, bool set)
 	return n;
 }
 
+/* Store word w of the token class sets and clear the accumulators. */
+static int tset_store(struct salus_deid *d, size_t w, uint64_t acc[CS__COUNT])
+{
+	if (grow((void **)&d->tset, &d->tset_cap, (w + 1) * CS__COUNT, sizeof *d->tset))
+		return SALUS_ENOMEM;
+	for (int c = 0; c < CS__COUNT; c++) {
+		d->tset[w * CS__COUNT + c] = acc[c];
+		acc[c] = 0;
+	}
+	return 0;
+}
+
+/* The first token at or after i in class c (CS_*), or nt. */
+static inline size_t next_tok(const struct salus_deid *d, int c, size_t i, size_t nt)
+{
+	const uint64_t *set = d->tset + c;
+	size_t w = i / 64, nw = (nt + 63) / 64; /* words 0 .. ntok / 64 are stored, and i <= nt */
+	uint64_t x = set[w * CS__COUNT] & (~0ull << (i % 64));
+	while (!x) {
+		if (++w >= nw)
+			return nt;
+		x = set[w * CS__COUNT];
+	}
+	size_t p = w * 64 + (size_t)__builtin_ctzll(x);
+	return p < nt ? p : nt;
+}
+
 static int tokenize(struct salus_deid *d)
 {
 	const unsigned char *b = (const unsigned char *)d->b;
@@ -762,6 +802,7 @@ static int tokenize(struct salus_deid *d)
 	 * (a popcount per word was a tenth of the tokenizer) */
 	uint64_t upacc = 0;
 	size_t upk = 0, letters = 0;
+	uint64_t cacc[CS__COUNT] = {0};
 	for (;;) {
 		size_t s = mask_next(m, pe, n, true);
 		if (s >= n)
@@ -840,8 +881,17 @@ static int tokenize(struct salus_deid *d)
 			t->shape = SH_LOWER;
 		else
 			t->shape = SH_OTHER;
+		size_t ti = d->ntok - 1, len = e - s;
+		unsigned q = (unsigned)(ti % 64);
+		cacc[CS_WEAK] |= (uint64_t)(weak_tab[WEAK_KEY(t->c0, t->c1)] != 0) << q;
+		cacc[CS_AGE] |= (uint64_t)(t->shape == SH_NUM && len >= 2 && len <= 3) << q;
+		cacc[CS_TRIG] |= (uint64_t)((t->kw & KW_TRIG) != 0) << q;
+		if (q == 63 && (rc = tset_store(d, ti / 64, cacc)))
+			return rc;
 		pe = e;
 	}
+	if ((rc = tset_store(d, d->ntok / 64, cacc)))
+		return rc;
 	up += pop64(upacc);
 	lo = letters - up;
 	size_t mw = d->ntok / 64 + 1;
@@ -1037,16 +1087,15 @@ static void mark(struct salus_deid *d, size_t i, enum salus_phi type, float conf
  * add ahead of it, as a loop over every token would. */
 static inline size_t next_marked(const struct salus_deid *d, size_t i, size_t nt)
 {
-	for (size_t w = i / 64; w * 64 < nt; w++) {
-		uint64_t x = d->mset[w];
-		if (w == i / 64)
-			x &= ~0ull << (i % 64);
-		if (x) {
-			size_t p = w * 64 + (size_t)__builtin_ctzll(x);
-			return p < nt ? p : nt;
-		}
+	size_t w = i / 64, nw = (nt + 63) / 64; /* words 0 .. ntok / 64 exist, and i <= nt */
+	uint64_t x = d->mset[w] & (~0ull << (i % 64));
+	while (!x) {
+		if (++w >= nw)
+			return nt;
+		x = d->mset[w];
 	}
-	return nt;
+	size_t p = w * 64 + (size_t)__builtin_ctzll(x);
+	return p < nt ? p : nt;
 }
 
 /* The lower-case word before byte s (up to 15 chars), "" if none on this line. */
@@ -1210,7 +1259,7 @@ static int zip_city(struct salus_deid *d, size_t s, size_t z, size_t e, float co
 static int weak_labels(struct salus_deid *d)
 {
 	static const char *const second[] = {"identification", "number", "num", "nbr", "id", NULL};
-	for (size_t i = 0; i < d->ntok; i++) {
+	for (size_t i = next_tok(d, CS_WEAK, 0, d->ntok); i < d->ntok; i = next_tok(d, CS_WEAK, i + 1, d->ntok)) {
 		const struct tok *t = &d->tok[i];
 		/* the first two letters pick the one word it could be */
 		unsigned wi = weak_tab[WEAK_KEY(t->c0, t->c1)];
@@ -1269,7 +1318,7 @@ static int age_sex_spaced(struct salus_deid *d)
 	static const char *const next[] = {"with", "w/", "who", "presenting", "presents", "s/p", "h/o", "hx", "admitted",
 					   "transferred", "brought", "here", NULL};
 	const char *b = d->b;
-	for (size_t i = 0; i + 1 < d->ntok; i++) {
+	for (size_t i = next_tok(d, CS_AGE, 0, d->ntok); i + 1 < d->ntok; i = next_tok(d, CS_AGE, i + 1, d->ntok)) {
 		const struct tok *t = &d->tok[i];
 		if (t->shape != SH_NUM || t->e - t->s < 2 || t->e - t->s > 3)
 			continue;
@@ -3324,7 +3373,8 @@ static void rules(struct salus_deid *d)
 		memset(d->names, 0, sizeof d->names);
 	d->nnames = 0;
 	memset(d->names_pre, 0, sizeof d->names_pre);
-	for (size_t i = 0; i < nt; i++) {
+	/* CS_TRIG: a word with a DF_TRIGGER flag always passes the trigger filter */
+	for (size_t i = next_tok(d, CS_TRIG, 0, nt); i < nt; i = next_tok(d, CS_TRIG, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
 		if (!tok_alpha(t) || (t->bits & TB_COVERED))
 			continue;
