@@ -3005,9 +3005,20 @@ static void loc_address(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 	struct tok *h = &d->tok[i];
 	if (h->shape != SH_NUM || h->e - h->s > 6)
 		return;
-	if (!tok_in(d, i - 1, (const char *const[]){"at", "to", "address", "is", "in", "from", NULL}) ||
-	    (d->tok[i - 1].e + 1 != h->s && !(byte_at(d, d->tok[i - 1].e) == ':')) || byte_at(d, h->e) != ' ')
+	if (byte_at(d, h->e) != ' ')
 		return;
+	bool prep = tok_in(d, i - 1, (const char *const[]){"at", "to", "address", "is", "in", "from", NULL}) &&
+		    (d->tok[i - 1].e + 1 == h->s || byte_at(d, d->tok[i - 1].e) == ':');
+	/* "User: 5586 Thorunnarstraeti 31, Arnsdorf": after any label, a house number of 3-6 digits
+	 * and a proper noun in no list (or a word of another script) */
+	if (!prep) {
+		struct tok *w = &d->tok[i + 1];
+		if (byte_at(d, d->tok[i - 1].e) != ':' || d->tok[i - 1].e + 2 != h->s || h->e - h->s < 3 ||
+		    w->s != h->e + 1 || !(w->shape == SH_CAP || (unsigned char)d->b[w->s] >= 0x80) ||
+		    (tf(d, i + 1) & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | DF_MONTH | DF_LABEL |
+				     DF_TITLE | DF_VERB)))
+			return;
+	}
 	size_t last = i, caps = 0, nums = 1, unitw = 0;
 	for (size_t j = i + 1; j < nt && j < i + 18; j++) {
 		struct tok *u = &d->tok[j];
@@ -3036,6 +3047,8 @@ static void loc_address(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 				unitw++;
 			else if (!(uf & (DF_MED | DF_ABBR)) || (uf & (DF_PLACE | DF_STATE)))
 				caps++;
+		} else if (u->shape == SH_LOWER && (unsigned char)d->b[u->s] >= 0x80) {
+			caps++; /* a word of a script without ASCII capitals: "Megali Ammos" in Greek */
 		} else if (u->shape == SH_LOWER) {
 			if (!tok_in(d, j, (const char *const[]){"de", "la", "du", "van", "der", "von", "e", "y", "del",
 								 "di", "da", "do", "dos", "das", "le", "rue", "u",
