@@ -3070,6 +3070,47 @@ static void loc_address(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 	i = last;
 }
 
+/* A list of names: "They had 6: Gaetane, Hannah, Anthony", "Marrero and Quellan":
+ * a capitalised word in no English, medical or closed list next to a name
+ * written as a name (token i), across a comma or "and" (before it, also at the
+ * start of a sentence). */
+static bool list_word_ok(struct salus_deid *d, size_t j, bool first)
+{
+	const struct tok *u = &d->tok[j];
+	if (u->shape != SH_CAP || u->mtype || (u->bits & TB_COVERED) || u->e - u->s < 3 ||
+	    ((u->bits & TB_SENT) && !first))
+		return false;
+	uint32_t f = tf(d, j);
+	return !(f & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | F_FUNC | DF_LABEL | DF_LOCLABEL | DF_INST |
+		      DF_STREET | DF_STATE | DF_PLACE | DF_VERB | DF_LOCVERB | DF_PROPER)) &&
+	       !med_prefix(d, j) && !medical_suffix(d, u);
+}
+
+static void name_list(struct salus_deid *d, size_t i, size_t nt)
+{
+	/* after: ", X" or " and X" */
+	if (i + 1 < nt) {
+		enum gap g = gap_after(d, i);
+		size_t j = i + 1;
+		if (g == GAP_SPACE && tok_is(d, j, "and") && j + 1 < nt && gap_after(d, j) == GAP_SPACE)
+			j++;
+		else if (g != GAP_COMMA)
+			j = nt;
+		if (j < nt && list_word_ok(d, j, false))
+			mark(d, j, SALUS_PHI_NAME, 0.65f, RULE_NEIGHBOUR);
+	}
+	/* before: "X, " or "X and " */
+	if (i > 0) {
+		size_t j = i - 1;
+		if (tok_is(d, j, "and") && j > 0 && gap_after(d, j) == GAP_SPACE && gap_after(d, j - 1) == GAP_SPACE)
+			j--;
+		else if (gap_after(d, j) != GAP_COMMA)
+			return;
+		if (list_word_ok(d, j, true))
+			mark(d, j, SALUS_PHI_NAME, 0.65f, RULE_NEIGHBOUR);
+	}
+}
+
 /* Signature lines: "anita morris rn", "Jane Q. Roe RN": one to three
  * words alone on a line before a credential that ends the line. */
 static void name_signature(struct salus_deid *d, size_t i, size_t nt, bool mixed)
@@ -3925,6 +3966,8 @@ static void rules(struct salus_deid *d)
 			if (i > 0 && !d->tok[i - 1].mtype && !(tf(d, i - 1) & (DF_COMMON | DF_VOCAB)) &&
 			    !(d->tok[i - 1].bits & TB_SENT && mixed && (tf(d, i - 1) & DF_PROPER)))
 				extend_left(d, i, 0.7f, RULE_NEIGHBOUR, 1);
+			if (mixed && t->shape == SH_CAP && t->mconf >= 0.65f)
+				name_list(d, i, nt);
 		}
 
 	/* The same word elsewhere in the note: names, and places of a specific word

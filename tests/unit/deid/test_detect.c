@@ -531,6 +531,19 @@ static void test_address_blocks(void **state)
 	expect_none("Plan: 250 Units Heparin 12 hourly", "250");
 }
 
+static void test_name_lists(void **state)
+{
+	(void)state;
+	/* a capitalised word in no list next to a name, across a comma or "and" */
+	const char *list = "They had 6: Quellane, Hannah, Brellon and Thomas.";
+	expect(list, "Quellane", SALUS_PHI_NAME);
+	expect(list, "Brellon", SALUS_PHI_NAME);
+	/* not drugs or English words in a list beside a name */
+	const char *meds = "Seen by Dr. Hannah Brown, Lasix and Heparin given, Quiet night.";
+	expect_none(meds, "Lasix");
+	expect_none(meds, "Quiet");
+}
+
 static void test_lower_case_notes(void **state)
 {
 	(void)state;
@@ -582,6 +595,7 @@ int main(void)
 		cmocka_unit_test(test_context_rules), cmocka_unit_test(test_context_rules2),
 		cmocka_unit_test(test_context_rules3), cmocka_unit_test(test_context_rules4),
 		cmocka_unit_test(test_address_blocks), cmocka_unit_test(test_lower_case_notes),
+		cmocka_unit_test(test_name_lists),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
