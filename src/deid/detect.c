@@ -618,7 +618,7 @@ static void init_tables(void)
 	for (unsigned i = 0; i < sizeof weak_first / sizeof weak_first[0]; i++)
 		weak_tab[WEAK_KEY(weak_first[i][0], weak_first[i][1])] = (uint8_t)(i + 1);
 	unsigned ns = 0;
-	for (const char *a = RX_STREETSFX + 1; *a && *a != ')' && ns < SFX_MAX;) {
+	for (const char *a = &RX_STREETSFX[1]; *a && *a != ')' && ns < SFX_MAX;) {
 		size_t l = strcspn(a, "|)");
 		sfx_word[ns] = a;
 		sfx_len[ns] = (uint8_t)l;
