@@ -213,7 +213,7 @@ enum deid_act {
 	  "\\b(zip|zip" RX_SP "?code|zipcode|postal" RX_SP "+code)" RX_SP "{0,2}(:|#|is)?" RX_SP "{0,2}[0-9]{3,5}([ -]?[0-9]{2,4})?\\b") \
 	X(CITY_STATE, "location.city-state", LOCATION, ACT_CITY, 0.85f, "",                                          \
 	  "\\b[A-Z][a-z]+(" RX_SP "[A-Z][a-z]+){0,2}," RX_SP "?" RX_STATENAMES "\\b")                                  \
-	X(STREET, "location.street", LOCATION, ACT_STREET, 0.9f, "",                                                   \
+	X(STREET, "location.street", LOCATION, ACT_STREET, 0.9f, "t",                                                   \
 	  "\\b[0-9]{1,6}[A-Za-z]?" RX_SP "{1,2}(([NSEW]|North|South|East|West|NE|NW|SE|SW)\\.?" RX_SP "{1,2})?"      \
 	  "(([A-Z][A-Za-z'-]*|[0-9]{1,3}(st|nd|rd|th))\\.?" RX_SP "{1,2}){1,4}" RX_STREETSFX "\\b\\.?"                 \
 	  "(,?" RX_SP "{1,2}(Apt|Apartment|Suite|Ste|Unit|APT|SUITE|#)\\.?" RX_SP "{0,2}#?[A-Za-z0-9-]+)?")           \

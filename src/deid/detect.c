@@ -38,6 +38,13 @@ static const char *const weak_first[] = {"case",  "unit",  "visit", "encounter",
 					 "model", "order", "group", "plan",  "room",      "bed",    "account"};
 #define WEAK_KEY(c0, c1) ((((unsigned)(c0) * 31u) + (unsigned)(c1)) & 255u) /* no two of weak_first collide */
 static void init_tables(void);
+/* The street suffixes of RX_STREETSFX in a small open-addressing table (street_suffix). */
+#define SFX_MAX 96
+static const char *sfx_word[SFX_MAX];
+static uint8_t sfx_len[SFX_MAX];
+static uint8_t sfx_slot[256]; /* 1 + index in sfx_word, or 0 */
+#define SFX_KEY(c0, c1, cl, n) \
+	((((unsigned)(c0) * 31u + (unsigned)(c1)) * 31u + (unsigned)(cl) + (unsigned)(n) * 7u) & 255u)
 
 struct pat_info {
 	const char *name;
@@ -123,6 +130,15 @@ enum shape { SH_LOWER, SH_CAP, SH_UPPER, SH_INIT, SH_NUM, SH_MIX, SH_OTHER };
 #define KW_TRIG 16u    /* passes the context-trigger bit filter (may be a title, relation, label...) */
 #define KW_GENINST 32u /* general, regional, memorial (7+ letters, g/r/m) */
 
+/* Classes of tokens that start a per-token pass, as bit sets built by the
+ * tokenizer (the passes visit their set bits, not every token). */
+enum {
+	CS_WEAK,   /* weak_labels: the first two letters of a word of weak_first */
+	CS_AGE,    /* age_sex_spaced: a number of 2-3 digits */
+	CS_TRIG,   /* rules: KW_TRIG (every word with a DF_TRIGGER flag has it) */
+	CS__COUNT
+};
+
 struct tok {
 	uint32_t s, e;
 	uint64_t h;    /* FNV-1a of the lower-cased word, without a trailing 's */
@@ -146,7 +162,7 @@ struct cspan {
 
 #define NAMESET 1024 /* slots of the per-note name set (at most half used) */
 #define NAME_PRE(c0, c1) ((((unsigned)(c0) * 31u) + (unsigned)(c1)) & 255u)
-#define DCACHE 4096  /* slots of the dictionary look-up cache (a power of two) */
+#define DCACHE 16384  /* slots of the dictionary look-up cache (a power of two) */
 
 enum notecase { CASE_MIXED, CASE_UPPER, CASE_LOWER };
 
@@ -169,6 +185,11 @@ struct salus_deid {
 	struct cand *cand;
 	size_t ncand, cand_cap;
 	struct tok *tok;
+	uint64_t *mset; /* bit i: token i may be marked (set by mark(); a superset of the marked tokens) */
+	size_t mset_cap;
+	uint64_t *tset; /* tokenize: bit sets of the tokens each per-token pass starts on (CS_*), word w of
+			 * class c at tset[w * CS__COUNT + c] */
+	size_t tset_cap;
 	size_t ntok, tok_cap;
 	uint64_t *mask; /* tokenize: M__COUNT arrays of mask_words class bit masks */
 	size_t mask_cap, mask_words;
@@ -184,7 +205,7 @@ struct salus_deid {
 	struct {
 		uint32_t fp; /* 32-bit check of the word hash (never 0); 0 = empty */
 		uint32_t f;
-	} dcache[DCACHE]; /* 8 bytes a slot: 32 KB, in L1 */
+	} dcache[DCACHE]; /* 8 bytes a slot: 128 KB, in L2 (9.5 k look-ups of the table instead of 15.6 k with 4 K slots on one pass of the PhysioNet text) */
 };
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -321,6 +342,8 @@ void salus_deid_free(struct salus_deid *d)
 	salus_free(d->map);
 	salus_free(d->cand);
 	salus_free(d->tok);
+	salus_free(d->mset);
+	salus_free(d->tset);
 	salus_free(d->mask);
 	salus_free(d->cs);
 	salus_free(d->out);
@@ -594,6 +617,17 @@ static void init_tables(void)
 		}
 	for (unsigned i = 0; i < sizeof weak_first / sizeof weak_first[0]; i++)
 		weak_tab[WEAK_KEY(weak_first[i][0], weak_first[i][1])] = (uint8_t)(i + 1);
+	unsigned ns = 0;
+	for (const char *a = &RX_STREETSFX[1]; *a && *a != ')' && ns < SFX_MAX;) {
+		size_t l = strcspn(a, "|)");
+		sfx_word[ns] = a;
+		sfx_len[ns] = (uint8_t)l;
+		unsigned key = SFX_KEY((unsigned char)a[0], (unsigned char)a[1], (unsigned char)a[l - 1], l);
+		while (sfx_slot[key])
+			key = (key + 1) & 255u;
+		sfx_slot[key] = (uint8_t)++ns;
+		a += l + (a[l] == '|');
+	}
 }
 
 /* Character classes of the text as bit masks, 64 bytes per word (bit i of
@@ -726,6 +760,33 @@ static inline size_t mask_next(const uint64_t *m, size_t a, size_t n, bool set)
 	return n;
 }
 
+/* Store word w of the token class sets and clear the accumulators. */
+static int tset_store(struct salus_deid *d, size_t w, uint64_t acc[CS__COUNT])
+{
+	if (grow((void **)&d->tset, &d->tset_cap, (w + 1) * CS__COUNT, sizeof *d->tset))
+		return SALUS_ENOMEM;
+	for (int c = 0; c < CS__COUNT; c++) {
+		d->tset[w * CS__COUNT + c] = acc[c];
+		acc[c] = 0;
+	}
+	return 0;
+}
+
+/* The first token at or after i in class c (CS_*), or nt. */
+static inline size_t next_tok(const struct salus_deid *d, int c, size_t i, size_t nt)
+{
+	const uint64_t *set = d->tset + c;
+	size_t w = i / 64, nw = (nt + 63) / 64; /* words 0 .. ntok / 64 are stored, and i <= nt */
+	uint64_t x = set[w * CS__COUNT] & (~0ull << (i % 64));
+	while (!x) {
+		if (++w >= nw)
+			return nt;
+		x = set[w * CS__COUNT];
+	}
+	size_t p = w * 64 + (size_t)__builtin_ctzll(x);
+	return p < nt ? p : nt;
+}
+
 static int tokenize(struct salus_deid *d)
 {
 	const unsigned char *b = (const unsigned char *)d->b;
@@ -737,6 +798,11 @@ static int tokenize(struct salus_deid *d)
 	const uint64_t *m = d->mask;
 	d->ntok = 0;
 	size_t pe = 0; /* end of the previous token */
+	/* capitals of the words without digits in block upk, counted once a block
+	 * (a popcount per word was a tenth of the tokenizer) */
+	uint64_t upacc = 0;
+	size_t upk = 0, letters = 0;
+	uint64_t cacc[CS__COUNT] = {0};
 	for (;;) {
 		size_t s = mask_next(m, pe, n, true);
 		if (s >= n)
@@ -753,10 +819,20 @@ static int tokenize(struct salus_deid *d)
 			uint64_t ws = (~0ull << (s % 64)) & (e % 64 ? ~(~0ull << (e % 64)) : ~0ull);
 			nl = pe == 0 || (x[M_NL] & gs);
 			sent = nl || (x[M_ST] & gs);
-			nu = pop64(x[M_UP] & ws);
+			uint64_t y = x[M_UP] & ws, y2 = y & (y - 1);
+			nu = !y ? 0 : !y2 ? 1 : !(y2 & (y2 - 1)) ? 2 : 3; /* 3: three or more */
 			nl_ = x[M_LO] & ws;
 			nd = x[M_DG] & ws;
 			nx = x[M_HI] & ws;
+			if (!nd) {
+				if (k != upk) {
+					up += pop64(upacc);
+					upacc = 0;
+					upk = k;
+				}
+				upacc |= y;
+				letters += e - s;
+			}
 		} else {
 			uint64_t g[M__COUNT] = {0}, w[M__COUNT] = {0};
 			mask_range(m, pe, s, g, NULL);
@@ -766,6 +842,10 @@ static int tokenize(struct salus_deid *d)
 			nl_ = w[M_LO];
 			nd = w[M_DG];
 			nx = w[M_HI];
+			if (!nd) {
+				up += nu;
+				letters += e - s;
+			}
 		}
 		struct tok *t = &d->tok[d->ntok++];
 		t->s = (uint32_t)s;
@@ -801,12 +881,23 @@ static int tokenize(struct salus_deid *d)
 			t->shape = SH_LOWER;
 		else
 			t->shape = SH_OTHER;
-		if (!nd) {
-			up += nu;
-			lo += e - s - nu;
-		}
+		size_t ti = d->ntok - 1, len = e - s;
+		unsigned q = (unsigned)(ti % 64);
+		cacc[CS_WEAK] |= (uint64_t)(weak_tab[WEAK_KEY(t->c0, t->c1)] != 0) << q;
+		cacc[CS_AGE] |= (uint64_t)(t->shape == SH_NUM && len >= 2 && len <= 3) << q;
+		cacc[CS_TRIG] |= (uint64_t)((t->kw & KW_TRIG) != 0) << q;
+		if (q == 63 && (rc = tset_store(d, ti / 64, cacc)))
+			return rc;
 		pe = e;
 	}
+	if ((rc = tset_store(d, d->ntok / 64, cacc)))
+		return rc;
+	up += pop64(upacc);
+	lo = letters - up;
+	size_t mw = d->ntok / 64 + 1;
+	if (grow((void **)&d->mset, &d->mset_cap, mw, sizeof *d->mset))
+		return SALUS_ENOMEM;
+	memset(d->mset, 0, mw * sizeof *d->mset);
 	if (up + lo < 24)
 		d->nc = CASE_MIXED;
 	else if (up * 10 > (up + lo) * 7)
@@ -988,6 +1079,23 @@ static void mark(struct salus_deid *d, size_t i, enum salus_phi type, float conf
 	t->mtype = (uint8_t)(type + 1);
 	t->mconf = conf;
 	t->mrule = rule;
+	d->mset[i / 64] |= 1ull << (i % 64);
+}
+
+/* The first token at or after i that may be marked, or nt.  The set is read
+ * again at each call, so a loop over it also visits the tokens its own marks
+ * add ahead of it, as a loop over every token would. */
+static inline size_t next_marked(const struct salus_deid *d, size_t i, size_t nt)
+{
+	size_t w = i / 64, nw = (nt + 63) / 64; /* words 0 .. ntok / 64 exist, and i <= nt */
+	uint64_t x = d->mset[w] & (~0ull << (i % 64));
+	while (!x) {
+		if (++w >= nw)
+			return nt;
+		x = d->mset[w];
+	}
+	size_t p = w * 64 + (size_t)__builtin_ctzll(x);
+	return p < nt ? p : nt;
 }
 
 /* The lower-case word before byte s (up to 15 chars), "" if none on this line. */
@@ -1151,7 +1259,7 @@ static int zip_city(struct salus_deid *d, size_t s, size_t z, size_t e, float co
 static int weak_labels(struct salus_deid *d)
 {
 	static const char *const second[] = {"identification", "number", "num", "nbr", "id", NULL};
-	for (size_t i = 0; i < d->ntok; i++) {
+	for (size_t i = next_tok(d, CS_WEAK, 0, d->ntok); i < d->ntok; i = next_tok(d, CS_WEAK, i + 1, d->ntok)) {
 		const struct tok *t = &d->tok[i];
 		/* the first two letters pick the one word it could be */
 		unsigned wi = weak_tab[WEAK_KEY(t->c0, t->c1)];
@@ -1210,7 +1318,7 @@ static int age_sex_spaced(struct salus_deid *d)
 	static const char *const next[] = {"with", "w/", "who", "presenting", "presents", "s/p", "h/o", "hx", "admitted",
 					   "transferred", "brought", "here", NULL};
 	const char *b = d->b;
-	for (size_t i = 0; i + 1 < d->ntok; i++) {
+	for (size_t i = next_tok(d, CS_AGE, 0, d->ntok); i + 1 < d->ntok; i = next_tok(d, CS_AGE, i + 1, d->ntok)) {
 		const struct tok *t = &d->tok[i];
 		if (t->shape != SH_NUM || t->e - t->s < 2 || t->e - t->s > 3)
 			continue;
@@ -1240,6 +1348,203 @@ static int age_sex_spaced(struct salus_deid *d)
 				return SALUS_ENOMEM;
 			d->cand[d->ncand++] = (struct cand){t->s, (uint32_t)(k + ql), PAT_AGE_SEX_SP};
 			break;
+		}
+	}
+	return 0;
+}
+
+/* ---- location.street on the text ---------------------------------------- */
+
+/* The location.street pattern ("t": not in the block database, where its
+ * "\b[0-9]{1,6}" started the automaton at every number, a third of the scan)
+ * is matched here from each run of digits, with the candidates the pattern's
+ * matches would give: a house number of 1-6 digits and an optional letter, 1-2
+ * blanks, an optional direction, 1-4 elements (a capitalised word of letters,
+ * apostrophes and hyphens, or an ordinal "21st"), each with an optional dot and
+ * 1-2 blanks, then a street suffix of RX_STREETSFX followed by a word boundary;
+ * a candidate ends after the suffix, after its dot and at each character of a
+ * unit number after it (", Apt. #4B").  Every element is deterministic (a word
+ * runs to the first byte that cannot continue it), so the elements before a
+ * position, and the start of each end, are unique. */
+static inline bool sp_tab(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static inline bool word_char(unsigned char c) /* \w: ASCII letters, digits and '_' */
+{
+	return is_upper(c) || is_lower(c) || is_digit(c) || c == '_';
+}
+
+/* Blanks (' ', '\t') at k, at most 3 counted. */
+static inline size_t blanks_at(const struct salus_deid *d, size_t k)
+{
+	size_t m = 0;
+	while (m < 3 && k + m < d->n && sp_tab(d->b[k + m]))
+		m++;
+	return m;
+}
+
+/* Is [p, p + n) one of the alternatives of the regex group alt ("(A|B|C)")? */
+static bool in_alt(const char *p, size_t n, const char *alt)
+{
+	for (const char *a = alt + 1; *a && *a != ')';) {
+		size_t l = strcspn(a, "|)");
+		if (l == n && !memcmp(a, p, n))
+			return true;
+		a += l + (a[l] == '|');
+	}
+	return false;
+}
+
+static int street_cand(struct salus_deid *d, size_t s, size_t e)
+{
+	if (d->ncand == d->cand_cap && grow((void **)&d->cand, &d->cand_cap, d->ncand + 1, sizeof *d->cand))
+		return SALUS_ENOMEM;
+	d->cand[d->ncand++] = (struct cand){(uint32_t)s, (uint32_t)e, PAT_STREET};
+	return 0;
+}
+
+/* The ends after a street suffix at k (its word boundary checked by the caller). */
+static int street_ends(struct salus_deid *d, size_t s, size_t e)
+{
+	const char *b = d->b;
+	size_t n = d->n;
+	int rc = street_cand(d, s, e);
+	if (!rc && e < n && b[e] == '.')
+		rc = street_cand(d, s, ++e);
+	if (rc)
+		return rc;
+	/* (,?[ \t]{1,2}(Apt|Apartment|Suite|Ste|Unit|APT|SUITE|#)\.?[ \t]{0,2}#?[A-Za-z0-9-]+)? */
+	size_t q = e;
+	if (q < n && b[q] == ',')
+		q++;
+	size_t m = blanks_at(d, q);
+	if (m < 1 || m > 2)
+		return 0;
+	q += m;
+	static const char *const unit[] = {"Apartment", "Apt", "Suite", "Ste", "Unit", "APT", "SUITE", "#", NULL};
+	size_t kl = 0;
+	for (const char *const *u = unit; *u && !kl; u++) {
+		size_t l = strlen(*u);
+		if (q + l <= n && !memcmp(b + q, *u, l))
+			kl = l;
+	}
+	if (!kl)
+		return 0;
+	q += kl;
+	if (q < n && b[q] == '.')
+		q++;
+	m = blanks_at(d, q);
+	if (m > 2)
+		return 0;
+	q += m;
+	if (q < n && b[q] == '#')
+		q++;
+	for (; q < n && (is_upper((unsigned char)b[q]) || is_lower((unsigned char)b[q]) || is_digit((unsigned char)b[q]) ||
+			 b[q] == '-');
+	     q++)
+		if ((rc = street_cand(d, s, q + 1)))
+			return rc;
+	return 0;
+}
+
+/* Is [p, p + n) (n >= 2) a street suffix of RX_STREETSFX? */
+static bool street_suffix(const char *p, size_t n)
+{
+	unsigned key = SFX_KEY((unsigned char)p[0], (unsigned char)p[1], (unsigned char)p[n - 1], n);
+	for (; sfx_slot[key]; key = (key + 1) & 255u) {
+		unsigned i = sfx_slot[key] - 1u;
+		if (sfx_len[i] == n && !memcmp(sfx_word[i], p, n))
+			return true;
+	}
+	return false;
+}
+
+/* The candidates of a street address whose house number starts at s. */
+static int street_from(struct salus_deid *d, size_t s)
+{
+	const char *b = d->b;
+	size_t n = d->n, k = s;
+	while (k < n && is_digit((unsigned char)b[k]))
+		k++;
+	if (k - s > 6)
+		return 0;
+	if (k < n && (is_upper((unsigned char)b[k]) || is_lower((unsigned char)b[k])))
+		k++;
+	size_t m = blanks_at(d, k);
+	if (m < 1 || m > 2)
+		return 0;
+	k += m;
+	size_t k0 = k, r0 = k; /* the first element (a direction?) */
+	for (unsigned el = 0;; el++) {
+		if (k >= n)
+			return 0;
+		unsigned char c = (unsigned char)b[k];
+		/* a suffix here, after 1-4 elements (5 when the first is a direction) */
+		if ((el >= 1 && el <= 4) ||
+		    (el == 5 && in_alt(b + k0, r0 - k0, "(N|S|E|W|North|South|East|West|NE|NW|SE|SW)"))) {
+			size_t r = k;
+			while (r < n && word_char((unsigned char)b[r]))
+				r++;
+			if (r - k >= 2 && r - k <= 10 && street_suffix(b + k, r - k)) {
+				int rc = street_ends(d, s, r);
+				if (rc)
+					return rc;
+			}
+		}
+		if (el == 5)
+			return 0;
+		/* the next element: a capitalised word or an ordinal */
+		size_t r = k;
+		if (is_upper(c)) {
+			r++;
+			while (r < n && (is_upper((unsigned char)b[r]) || is_lower((unsigned char)b[r]) || b[r] == '\'' ||
+					 b[r] == '-'))
+				r++;
+			if (el == 0)
+				r0 = r;
+		} else if (is_digit(c)) {
+			while (r < n && r - k < 4 && is_digit((unsigned char)b[r]))
+				r++;
+			if (r - k > 3 || r + 2 > n)
+				return 0;
+			char o0 = b[r], o1 = b[r + 1];
+			if (!((o0 == 's' && o1 == 't') || (o0 == 'n' && o1 == 'd') || (o0 == 'r' && o1 == 'd') ||
+			      (o0 == 't' && o1 == 'h')))
+				return 0;
+			r += 2;
+		} else {
+			return 0;
+		}
+		if (r < n && b[r] == '.')
+			r++;
+		m = blanks_at(d, r);
+		if (m < 1 || m > 2)
+			return 0;
+		k = r + m;
+	}
+}
+
+/* Every run of digits at a word boundary may start a street address. */
+static int street_cands(struct salus_deid *d)
+{
+	const uint64_t *m = d->mask;
+	uint64_t carry = 0;
+	for (size_t k = 0; k < d->mask_words; k++) {
+		const uint64_t *x = m + k * M__COUNT;
+		uint64_t w = x[M_UP] | x[M_LO] | x[M_DG];
+		uint64_t st = x[M_DG] & ~((w << 1) | carry);
+		carry = w >> 63;
+		for (; st; st &= st - 1) {
+			size_t p = k * 64 + (size_t)__builtin_ctzll(st);
+			if (p >= d->n)
+				break;
+			if (p > 0 && d->b[p - 1] == '_')
+				continue;
+			int rc = street_from(d, p);
+			if (rc)
+				return rc;
 		}
 	}
 	return 0;
@@ -2700,9 +3005,20 @@ static void loc_address(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 	struct tok *h = &d->tok[i];
 	if (h->shape != SH_NUM || h->e - h->s > 6)
 		return;
-	if (!tok_in(d, i - 1, (const char *const[]){"at", "to", "address", "is", "in", "from", NULL}) ||
-	    (d->tok[i - 1].e + 1 != h->s && !(byte_at(d, d->tok[i - 1].e) == ':')) || byte_at(d, h->e) != ' ')
+	if (byte_at(d, h->e) != ' ')
 		return;
+	bool prep = tok_in(d, i - 1, (const char *const[]){"at", "to", "address", "is", "in", "from", NULL}) &&
+		    (d->tok[i - 1].e + 1 == h->s || byte_at(d, d->tok[i - 1].e) == ':');
+	/* "User: 5586 Thorunnarstraeti 31, Arnsdorf": after any label, a house number of 3-6 digits
+	 * and a proper noun in no list (or a word of another script) */
+	if (!prep) {
+		struct tok *w = &d->tok[i + 1];
+		if (byte_at(d, d->tok[i - 1].e) != ':' || d->tok[i - 1].e + 2 != h->s || h->e - h->s < 3 ||
+		    w->s != h->e + 1 || !(w->shape == SH_CAP || (unsigned char)d->b[w->s] >= 0x80) ||
+		    (tf(d, i + 1) & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | DF_STOP | DF_MONTH | DF_LABEL |
+				     DF_TITLE | DF_VERB)))
+			return;
+	}
 	size_t last = i, caps = 0, nums = 1, unitw = 0;
 	for (size_t j = i + 1; j < nt && j < i + 18; j++) {
 		struct tok *u = &d->tok[j];
@@ -2731,6 +3047,8 @@ static void loc_address(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 				unitw++;
 			else if (!(uf & (DF_MED | DF_ABBR)) || (uf & (DF_PLACE | DF_STATE)))
 				caps++;
+		} else if (u->shape == SH_LOWER && (unsigned char)d->b[u->s] >= 0x80) {
+			caps++; /* a word of a script without ASCII capitals: "Megali Ammos" in Greek */
 		} else if (u->shape == SH_LOWER) {
 			if (!tok_in(d, j, (const char *const[]){"de", "la", "du", "van", "der", "von", "e", "y", "del",
 								 "di", "da", "do", "dos", "das", "le", "rue", "u",
@@ -2750,6 +3068,47 @@ static void loc_address(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 		if (!(d->tok[q].shape == SH_UPPER && d->tok[q].e - d->tok[q].s == 2 && state_code(d->b + d->tok[q].s)))
 			mark(d, q, SALUS_PHI_LOCATION, 0.75f, RULE_LOC_CONTEXT); /* a state code is not PHI */
 	i = last;
+}
+
+/* A list of names: "They had 6: Gaetane, Hannah, Anthony", "Marrero and Quellan":
+ * a capitalised word in no English, medical or closed list next to a name
+ * written as a name (token i), across a comma or "and" (before it, also at the
+ * start of a sentence). */
+static bool list_word_ok(struct salus_deid *d, size_t j, bool first)
+{
+	const struct tok *u = &d->tok[j];
+	if (u->shape != SH_CAP || u->mtype || (u->bits & TB_COVERED) || u->e - u->s < 3 ||
+	    ((u->bits & TB_SENT) && !first))
+		return false;
+	uint32_t f = tf(d, j);
+	return !(f & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | F_FUNC | DF_LABEL | DF_LOCLABEL | DF_INST |
+		      DF_STREET | DF_STATE | DF_PLACE | DF_VERB | DF_LOCVERB | DF_PROPER)) &&
+	       !med_prefix(d, j) && !medical_suffix(d, u);
+}
+
+static void name_list(struct salus_deid *d, size_t i, size_t nt)
+{
+	/* after: ", X" or " and X" */
+	if (i + 1 < nt) {
+		enum gap g = gap_after(d, i);
+		size_t j = i + 1;
+		if (g == GAP_SPACE && tok_is(d, j, "and") && j + 1 < nt && gap_after(d, j) == GAP_SPACE)
+			j++;
+		else if (g != GAP_COMMA)
+			j = nt;
+		if (j < nt && list_word_ok(d, j, false))
+			mark(d, j, SALUS_PHI_NAME, 0.65f, RULE_NEIGHBOUR);
+	}
+	/* before: "X, " or "X and " */
+	if (i > 0) {
+		size_t j = i - 1;
+		if (tok_is(d, j, "and") && j > 0 && gap_after(d, j) == GAP_SPACE && gap_after(d, j - 1) == GAP_SPACE)
+			j--;
+		else if (gap_after(d, j) != GAP_COMMA)
+			return;
+		if (list_word_ok(d, j, true))
+			mark(d, j, SALUS_PHI_NAME, 0.65f, RULE_NEIGHBOUR);
+	}
 }
 
 /* Signature lines: "anita morris rn", "Jane Q. Roe RN": one to three
@@ -3068,7 +3427,8 @@ static void rules(struct salus_deid *d)
 		memset(d->names, 0, sizeof d->names);
 	d->nnames = 0;
 	memset(d->names_pre, 0, sizeof d->names_pre);
-	for (size_t i = 0; i < nt; i++) {
+	/* CS_TRIG: a word with a DF_TRIGGER flag always passes the trigger filter */
+	for (size_t i = next_tok(d, CS_TRIG, 0, nt); i < nt; i = next_tok(d, CS_TRIG, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
 		if (!tok_alpha(t) || (t->bits & TB_COVERED))
 			continue;
@@ -3549,7 +3909,7 @@ static void rules(struct salus_deid *d)
 
 	/* Places of several words: "Daytona Beach", "Bel Air", "Middle River",
 	 * "Eastern Shore": a place word next to a place-name suffix or prefix. */
-	for (size_t i = 0; i < nt; i++) {
+	for (size_t i = next_marked(d, 0, nt); i < nt; i = next_marked(d, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
 		if (t->mtype != SALUS_PHI_LOCATION + 1)
 			continue;
@@ -3561,7 +3921,7 @@ static void rules(struct salus_deid *d)
 			mark(d, i - 1, SALUS_PHI_LOCATION, t->mconf, t->mrule);
 	}
 	/* a name read as a place before a suffix: "Daytona Beach", "Quinlan Heights" */
-	for (size_t i = 0; i + 1 < nt; i++) {
+	for (size_t i = next_marked(d, 0, nt); i + 1 < nt; i = next_marked(d, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
 		/* a dictionary or capitalised-word name (not one from a title or a relation) */
 		bool weak = t->mconf <= 0.65f || t->mrule == RULE_DICT_NAME || t->mrule == RULE_UNKNOWN_CAP;
@@ -3576,7 +3936,7 @@ static void rules(struct salus_deid *d)
 
 	/* Neighbours of names (twice: "Bartholomew X Y"). */
 	for (int pass = 0; pass < 2; pass++)
-		for (size_t i = 0; i < nt; i++) {
+		for (size_t i = next_marked(d, 0, nt); i < nt; i = next_marked(d, i + 1, nt)) {
 			struct tok *t = &d->tok[i];
 			if (t->mtype != SALUS_PHI_NAME + 1 || t->mconf < 0.55f)
 				continue;
@@ -3606,11 +3966,13 @@ static void rules(struct salus_deid *d)
 			if (i > 0 && !d->tok[i - 1].mtype && !(tf(d, i - 1) & (DF_COMMON | DF_VOCAB)) &&
 			    !(d->tok[i - 1].bits & TB_SENT && mixed && (tf(d, i - 1) & DF_PROPER)))
 				extend_left(d, i, 0.7f, RULE_NEIGHBOUR, 1);
+			if (mixed && t->shape == SH_CAP && t->mconf >= 0.65f)
+				name_list(d, i, nt);
 		}
 
 	/* The same word elsewhere in the note: names, and places of a specific word
 	 * ("to Quellmoor 4" ... "c/o to quellmoor"), not institution or street words. */
-	for (size_t i = 0; i < nt; i++) {
+	for (size_t i = next_marked(d, 0, nt); i < nt; i = next_marked(d, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
 		if (t->mtype == SALUS_PHI_NAME + 1 && t->mconf >= 0.7f && t->shape != SH_INIT &&
 		    !(tf(d, i) & (DF_COMMON | DF_STOP | DF_ABBR)))
@@ -3787,7 +4149,7 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 		return rc;
 	if ((rc = tokenize(d)))
 		return rc;
-	if ((rc = weak_labels(d)) || (rc = age_sex_spaced(d)))
+	if ((rc = weak_labels(d)) || (rc = age_sex_spaced(d)) || (rc = street_cands(d)))
 		return rc;
 	if (d->ncand > 1)
 		qsort(d->cand, d->ncand, sizeof *d->cand, cmp_cand);
@@ -3810,7 +4172,7 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 			}
 	}
 	rules(d);
-	for (size_t i = 0; i < d->ntok; i++) {
+	for (size_t i = next_marked(d, 0, d->ntok); i < d->ntok; i = next_marked(d, i + 1, d->ntok)) {
 		struct tok *t = &d->tok[i];
 		if (t->mtype && (rc = push(d, t->s, t->e, (enum salus_phi)(t->mtype - 1), t->mconf, t->mrule)))
 			return rc;

@@ -520,6 +520,28 @@ static void test_address_blocks(void **state)
 	/* a ward is not an apartment; a unit number without a house number and street */
 	expect_none("Pt transferred to Unit 4 Bed 12 at noon.", "Bed");
 	expect_none("Gave 2 Units PRBC, Unit 2 hung at 1400.", "PRBC");
+	/* after any label: a house number of 3+ digits, a proper noun in no list, a second number */
+	const char *label = "Ship to? Client: 7716 Quellarstraeti 41, Marrowby, Norland";
+	expect(label, "7716 Quellarstraeti 41", SALUS_PHI_LOCATION);
+	expect(label, "Marrowby", SALUS_PHI_LOCATION);
+	/* words of a script without ASCII capitals count as the street's words */
+	expect("She lives at 10252 \u039c\u03b5\u03b3\u03ac\u03bb\u03b7 184, Quellos today.", "184", SALUS_PHI_LOCATION);
+	/* not vitals or doses after a label: an English or medical word follows the number */
+	expect_none("Temp: 101 Tmax 102, HR: 110 Sinus 2 PVCs", "101");
+	expect_none("Plan: 250 Units Heparin 12 hourly", "250");
+}
+
+static void test_name_lists(void **state)
+{
+	(void)state;
+	/* a capitalised word in no list next to a name, across a comma or "and" */
+	const char *list = "They had 6: Quellane, Hannah, Brellon and Thomas.";
+	expect(list, "Quellane", SALUS_PHI_NAME);
+	expect(list, "Brellon", SALUS_PHI_NAME);
+	/* not drugs or English words in a list beside a name */
+	const char *meds = "Seen by Dr. Hannah Brown, Lasix and Heparin given, Quiet night.";
+	expect_none(meds, "Lasix");
+	expect_none(meds, "Quiet");
 }
 
 static void test_lower_case_notes(void **state)
@@ -573,6 +595,7 @@ int main(void)
 		cmocka_unit_test(test_context_rules), cmocka_unit_test(test_context_rules2),
 		cmocka_unit_test(test_context_rules3), cmocka_unit_test(test_context_rules4),
 		cmocka_unit_test(test_address_blocks), cmocka_unit_test(test_lower_case_notes),
+		cmocka_unit_test(test_name_lists),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
