@@ -60,6 +60,7 @@
 #define MAX_READERS 256
 #define READER_MMAP "1073741824" /* bytes of the database file each reader maps */
 #define CRYPT_CACHE "-32768"     /* KiB of decrypted pages per connection of an encrypted store */
+#define AUDIT_CACHE "-4096"      /* KiB of pages of the audit database's writer connection */
 #define DEFAULT_BATCH 512
 #define UUID_TRIES 4
 #define MAX_GATHER_NS 2000000 /* longest wait for stragglers before a group (2 ms) */
@@ -3160,7 +3161,9 @@ static int audit_open(struct sq_store *sq)
 	close(fd);
 	if ((rc = conn_open(&sq->a, sq->apath, SQLITE_OPEN_READWRITE, sq->vfs)))
 		return rc;
-	if ((rc = wal_setup(sq, &sq->a)) || (rc = exec_sql(sq->a.db, "BEGIN IMMEDIATE")))
+	/* appends touch the right edge of a few b-trees: a small page cache is enough */
+	if ((rc = exec_sql(sq->a.db, "PRAGMA cache_size=" AUDIT_CACHE)) || (rc = wal_setup(sq, &sq->a)) ||
+	    (rc = exec_sql(sq->a.db, "BEGIN IMMEDIATE")))
 		return rc;
 	if ((rc = exec_sql(sq->a.db, audit_schema_sql)) || (rc = exec_sql(sq->a.db, "COMMIT"))) {
 		exec_sql(sq->a.db, "ROLLBACK");
