@@ -17,6 +17,7 @@
 #include "auth/user.h"
 #include "cli/cmd.h"
 #include "cli/secret_file.h"
+#include "cli/admin_audit.h"
 #include "cli/demo.h"
 #include "cli/store_open.h"
 #include "core/config.h"
@@ -143,10 +144,15 @@ int salus_cmd_init(int argc, char **argv)
 	struct salus_store_opts so = {.create = true};
 	if ((rc = salus_cli_open_store(&cfg, &so, &st, &why)))
 		return salus_cli_fail("init", 1, "cannot create the store: %s", why);
-	int status = 0;
-	if (demo) {
+	/* the trail's first event: the data directory was made (fail closed, like every admin command) */
+	int status = salus_cli_audit_admin("init", abs, st, "action=init", 0);
+	if (demo && !status) {
 		long loaded = 0;
+		char q[96];
 		rc = salus_demo_load(st, (int)patients, 1, &loaded);
+		snprintf(q, sizeof q, "action=demo-load&resources=%ld&patients=%ld", loaded, patients);
+		if ((status = salus_cli_audit_admin("init", abs, st, q, rc)))
+			goto out_store;
 		if (rc) {
 			status = salus_cli_fail("init", 1, "cannot load demo data: %s", salus_err_msg(rc));
 			goto out_store;
@@ -162,7 +168,10 @@ int salus_cmd_init(int argc, char **argv)
 			status = salus_cli_fail("init", 1, "cannot write the demo client secret");
 			goto out_store;
 		}
-		if ((rc = salus_auth_client_add(st, "demo", secret, sl, "system/*.cruds", &why))) {
+		rc = salus_auth_client_add(st, "demo", secret, sl, "system/*.cruds", &why);
+		if ((status = salus_cli_audit_admin("init", abs, st, "action=client-add&client=demo", rc)))
+			goto out_store;
+		if (rc) {
 			status = salus_cli_fail("init", 1, "cannot register the demo client: %s",
 						why ? why : salus_err_msg(rc));
 			goto out_store;

@@ -101,7 +101,8 @@ test('verify, checkpoint and offline verification of a fresh data directory', ()
   r = run(['audit', 'checkpoint', '--data', dir]);
   assert.equal(r.status, 0, r.stderr);
   const note = r.stdout;
-  assert.match(note, /^salus\.audit\/\S+\n0\n[A-Za-z0-9+/]{43}=\n\n\u2014 salus\.audit\/\S+ [A-Za-z0-9+/=]+\n$/);
+  // one event: `salus init` records the directory's creation (DCM 110100)
+  assert.match(note, /^salus\.audit\/\S+\n1\n[A-Za-z0-9+/]{43}=\n\n\u2014 salus\.audit\/\S+ [A-Za-z0-9+/=]+\n$/);
   const cp = path.join(tmp, 'checkpoint.txt');
   fs.writeFileSync(cp, note);
   const log = path.join(tmp, 'log.ndjson');
@@ -109,7 +110,7 @@ test('verify, checkpoint and offline verification of a fresh data directory', ()
   r = run(['audit', 'verify', '--log', log, '--checkpoint', cp, '--pubkey', pub]);
   assert.equal(r.status, 0, r.stdout + r.stderr);
   // a forged note (size changed) fails the signature
-  fs.writeFileSync(cp, note.replace('\n0\n', '\n1\n'));
+  fs.writeFileSync(cp, note.replace('\n1\n', '\n2\n'));
   r = run(['audit', 'verify', '--log', log, '--checkpoint', cp, '--pubkey', pub]);
   assert.equal(r.status, 1, r.stdout + r.stderr);
   r = run(['audit', 'verify', '--data', dir]);
@@ -148,6 +149,7 @@ test('administrative CLI commands are audited: clients, users, keys (DCM 110100,
     return `${Buffer.from(q, 'base64').toString()} ${e.outcome}`;
   });
   assert.deepEqual(actions, [
+    'action=init 0',
     'action=client-add&client=cli-app 0',
     'action=user-add&user=dr.adm&role=clinician 0',
     'action=user-set-role&user=dr.adm&role=nurse 0',
@@ -166,4 +168,14 @@ test('administrative CLI commands are audited: clients, users, keys (DCM 110100,
   }
   const r = run(['audit', 'verify', '--data', dir]);
   assert.equal(r.status, 0, r.stdout + r.stderr);
+  // salus init --demo records the directory, the demo load (a count) and the demo client
+  const demo = path.join(tmp, 'admin-demo');
+  assert.equal(run(['init', '--data', demo, '--demo', '--patients', '2']).status, 0);
+  const dev = run(['audit', 'export', '--data', demo]).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const dact = dev.filter((e) => e.type?.code === '110100')
+    .map((e) => Buffer.from((e.entity || []).find((x) => x.query)?.query, 'base64').toString());
+  assert.equal(dact.length, 3, dact.join(' | '));
+  assert.equal(dact[0], 'action=init');
+  assert.match(dact[1], /^action=demo-load&resources=[1-9][0-9]*&patients=2$/);
+  assert.equal(dact[2], 'action=client-add&client=demo');
 });
