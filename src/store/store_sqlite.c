@@ -550,14 +550,15 @@ static int conn_open(struct conn *c, const char *path, int flags, struct salus_c
 	return SALUS_OK;
 }
 
-/* Attach the audit database at apath as AU_DB (through the connection's VFS). */
-static int conn_attach(struct conn *c, const char *apath)
+/* Attach the database at path as `name` (AU_DB: the audit database) through the connection's VFS. */
+static int conn_attach(sqlite3 *db, const char *path, const char *name)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = map_rc(sqlite3_prepare_v2(c->db, "ATTACH DATABASE ?1 AS " AU_DB, -1, &st, NULL));
+	int rc = map_rc(sqlite3_prepare_v2(db, "ATTACH DATABASE ?1 AS ?2", -1, &st, NULL));
 	if (rc)
 		return rc;
-	sqlite3_bind_text(st, 1, apath, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? SALUS_OK : map_rc(rc);
@@ -574,7 +575,7 @@ static int reader_open(struct conn *c, const struct sq_store *sq)
 	 * reads would go back to pread(2) every time; mapping the file avoids that
 	 * copy.  (A page-encrypting VFS without xFetch turns this off by itself.) */
 	if ((rc = exec_sql(c->db, "PRAGMA query_only=1; PRAGMA mmap_size=" READER_MMAP)) ||
-	    (rc = conn_attach(c, sq->apath))) {
+	    (rc = conn_attach(c->db, sq->apath, AU_DB))) {
 		conn_close(c);
 		return rc;
 	}
@@ -2998,7 +2999,7 @@ static void ckpt_start(struct sq_store *sq)
 {
 	if (conn_open(&sq->ck, sq->path, SQLITE_OPEN_READWRITE, sq->vfs))
 		return;
-	if (conn_attach(&sq->ck, sq->apath) ||
+	if (conn_attach(sq->ck.db, sq->apath, AU_DB) ||
 	    exec_sql(sq->ck.db, "PRAGMA synchronous=FULL; PRAGMA " AU_DB ".synchronous=FULL") ||
 	    pthread_create(&sq->ck_thread, NULL, ckpt_main, sq)) {
 		conn_close(&sq->ck);
@@ -3077,8 +3078,8 @@ static int query_int(sqlite3 *db, const char *sql, int64_t *v)
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*v = sqlite3_column_int64(st, 0);
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-	return map_rc(sqlite3_finalize(st) ? sqlite3_errcode(db) : rc);
+	int fin = sqlite3_finalize(st); /* the step's error again, if it failed */
+	return map_rc(rc == SQLITE_ROW || rc == SQLITE_DONE ? fin : rc);
 }
 
 /* A data directory written before the audit database keeps its log in the resource database:
@@ -3104,20 +3105,14 @@ static int au_migrate(struct sq_store *sq)
 		"DROP TABLE IF EXISTS audit_ix_val; DROP TABLE IF EXISTS audit_ix; DROP TABLE IF EXISTS audit_subtree;"
 		"DROP TABLE IF EXISTS audit_node; DROP TABLE IF EXISTS audit_checkpoint; DROP TABLE IF EXISTS audit_log;"
 		"DELETE FROM kv WHERE ns='" JOURNAL_NS "' AND key='" JOURNAL_KEY "';";
-	sqlite3_stmt *st = NULL;
 	int64_t old = 0, top_old = -1, top_new = -1;
 	int rc;
 
 	if ((rc = query_int(sq->w.db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='audit_log'",
 			    &old)) || !old)
 		return rc;
-	if ((rc = map_rc(sqlite3_prepare_v2(sq->a.db, "ATTACH DATABASE ?1 AS old", -1, &st, NULL))))
+	if ((rc = conn_attach(sq->a.db, sq->path, "old")))
 		return rc;
-	sqlite3_bind_text(st, 1, sq->path, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return map_rc(rc);
 	if ((rc = exec_sql(sq->a.db, "BEGIN IMMEDIATE")))
 		goto out_detach;
 	if ((rc = query_int(sq->a.db, "SELECT coalesce(max(idx), -1) FROM old.audit_log", &top_old)) ||
