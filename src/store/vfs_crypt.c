@@ -15,7 +15,8 @@
  *  - WAL: a 32-byte header, then frames of a 24-byte header and a page image.
  *    Headers are plaintext (page number, salts, SQLite's checksums); page
  *    images are sealed with the page number and salts of their frame header
- *    as associated data.  SQLite computes the frame checksum over the
+ *    (the WAL header's salts where SQLite leaves a frame header's zero until
+ *    its commit: frame_salts) as associated data.  SQLite computes the frame checksum over the
  *    plaintext page in memory before xWrite and verifies it after xRead, so
  *    encrypting inside the VFS keeps the checksums consistent.  SQLite writes
  *    a frame's header before its page image, and we keep the last header
@@ -623,9 +624,28 @@ static int db_write(struct cfile *cf, const unsigned char *p, int n, sqlite3_int
 	return real_write(cf, cf->buf, PAGE, off);
 }
 
+/* The salts a WAL frame's page image is sealed with: its header's, which for
+ * a valid frame are the WAL header's (SQLite checks that).  Within a
+ * transaction that rewrote a spilled frame in place, SQLite writes the
+ * later frames' headers with zero salts and checksums and fills them in at
+ * the commit (walRewriteChecksums); such a frame is sealed and opened with
+ * the WAL header's salts, the ones its header will carry.  So an image
+ * stays bound to its WAL generation either way. */
+static int frame_salts(struct cfile *cf, const unsigned char *fhdr, unsigned char salts[8])
+{
+	static const unsigned char zero[8];
+	if (memcmp(fhdr + 8, zero, 8)) {
+		memcpy(salts, fhdr + 8, 8);
+		return SQLITE_OK;
+	}
+	int rc = real_read(cf, salts, 8, 16);
+	return rc == SQLITE_IOERR_SHORT_READ ? SQLITE_IOERR_READ : rc;
+}
+
 static int wal_read(struct cfile *cf, unsigned char *out, int n, sqlite3_int64 off)
 {
 	sqlite3_int64 r;
+	unsigned char salts[8];
 	int rc;
 
 	if ((rc = wal_flush(cf)) != SQLITE_OK)
@@ -640,9 +660,9 @@ static int wal_read(struct cfile *cf, unsigned char *out, int n, sqlite3_int64 o
 		return real_read(cf, out, n, off); /* (part of) a frame header */
 	if (r == 0 && n == FRAME) {
 		/* a whole frame: recovery, or rewriting checksums */
-		if ((rc = real_read(cf, out, n, off)) != SQLITE_OK)
+		if ((rc = real_read(cf, out, n, off)) != SQLITE_OK || (rc = frame_salts(cf, out, salts)) != SQLITE_OK)
 			return rc;
-		if (!unseal(cf, out + FRAME_HDR, KIND_WAL, get_be32(out), out + 8))
+		if (!unseal(cf, out + FRAME_HDR, KIND_WAL, get_be32(out), salts))
 			memset(out + FRAME_HDR, 0, PAGE); /* SQLite's checksum ends the log here */
 		return SQLITE_OK;
 	}
@@ -656,7 +676,9 @@ static int wal_read(struct cfile *cf, unsigned char *out, int n, sqlite3_int64 o
 		if (rc != SQLITE_OK)
 			return rc;
 		uint32_t pgno = get_be32(cf->buf);
-		if (!unseal(cf, cf->buf + FRAME_HDR, KIND_WAL, pgno, cf->buf + 8))
+		if ((rc = frame_salts(cf, cf->buf, salts)) != SQLITE_OK)
+			return rc;
+		if (!unseal(cf, cf->buf + FRAME_HDR, KIND_WAL, pgno, salts))
 			return integrity_fail(KIND_WAL, pgno);
 		memcpy(out, cf->buf + FRAME_HDR, PAGE);
 		return SQLITE_OK;
@@ -710,7 +732,10 @@ static int wal_write(struct cfile *cf, const unsigned char *p, int n, sqlite3_in
 	uint32_t pgno = get_be32(cf->buf);
 	if (pgno == 1 && !header_ok(cf->buf + FRAME_HDR))
 		goto out_refuse;
-	if (!seal(cf, cf->buf + FRAME_HDR, KIND_WAL, pgno, cf->buf + 8))
+	unsigned char salts[8];
+	if ((rc = frame_salts(cf, cf->buf, salts)) != SQLITE_OK)
+		return rc;
+	if (!seal(cf, cf->buf + FRAME_HDR, KIND_WAL, pgno, salts))
 		return SQLITE_IOERR_WRITE;
 	if (n == FRAME)
 		return real_write(cf, cf->buf, FRAME, off);

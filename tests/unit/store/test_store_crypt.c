@@ -975,6 +975,58 @@ static void test_page_other_file(void **state)
 	free(saved);
 }
 
+/* A transaction larger than the connection's page cache: SQLite spills pages
+ * into the WAL before the commit, rewrites spilled frames in place when their
+ * page changes again, and at the commit rewrites the checksums of every frame
+ * from the first one rewritten (frame headers on their own, whole frames
+ * read back).  Every page must still authenticate: read back in the same
+ * connection, after a reopen (WAL recovery) and after a checkpoint. */
+static void test_spilling_transaction(void **state)
+{
+	struct fx *f = *state;
+	struct salus_crypt_vfs *v = NULL;
+	sqlite3 *db = raw_open(f, &v);
+	sqlite3_stmt *st = NULL;
+
+	assert_int_equal(sqlite3_exec(db, "PRAGMA cache_size=16; CREATE TABLE u(a, b); BEGIN", NULL, NULL, NULL),
+			 SQLITE_OK);
+	for (int round = 0; round < 3; round++) {
+		/* rows into two tables (pages spilled, then changed again), a table
+		 * created and dropped (page 1 changed late) */
+		assert_int_equal(sqlite3_exec(db,
+					      "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000) "
+					      "INSERT INTO t SELECT randomblob(300) FROM c;"
+					      "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000) "
+					      "INSERT INTO u SELECT i, randomblob(200) FROM c;"
+					      "UPDATE t SET a = randomblob(310) WHERE rowid % 7 = 0;"
+					      "CREATE TABLE x(a); DROP TABLE x;",
+					      NULL, NULL, NULL),
+				 SQLITE_OK);
+	}
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	for (int pass = 0; pass < 3; pass++) {
+		if (pass == 1) { /* reopened: the WAL recovered from the file */
+			sqlite3_close(db);
+			salus_crypt_vfs_free(v);
+			db = raw_open(f, &v);
+		}
+		if (pass == 2)
+			assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db,
+						    "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM u), "
+						    "(SELECT integrity_check FROM pragma_integrity_check)",
+						    -1, &st, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st, 0), 9000);
+		assert_int_equal(sqlite3_column_int(st, 1), 6000);
+		assert_string_equal((const char *)sqlite3_column_text(st, 2), "ok");
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	salus_crypt_vfs_free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -988,6 +1040,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fork_refuses_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_other_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_recovery_after_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spilling_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_online, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_read_waits_for_rekey, setup, teardown),
