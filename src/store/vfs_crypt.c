@@ -15,7 +15,8 @@
  *  - WAL: a 32-byte header, then frames of a 24-byte header and a page image.
  *    Headers are plaintext (page number, salts, SQLite's checksums); page
  *    images are sealed with the page number and salts of their frame header
- *    as associated data.  SQLite computes the frame checksum over the
+ *    as associated data (the WAL header's salts while the frame header's are
+ *    zero: frame_salts).  SQLite computes the frame checksum over the
  *    plaintext page in memory before xWrite and verifies it after xRead, so
  *    encrypting inside the VFS keeps the checksums consistent.  SQLite writes
  *    a frame's header before its page image, and we keep the last header
@@ -623,6 +624,27 @@ static int db_write(struct cfile *cf, const unsigned char *p, int n, sqlite3_int
 	return real_write(cf, cf->buf, PAGE, off);
 }
 
+/* The salts a frame's page image is sealed and opened with: its header's.
+ * Except that SQLite writes the frames of a transaction that has rewritten a
+ * frame in place (a page spilled from its cache, then changed again) with
+ * zero salts and checksums, and fills them in at commit (walRewriteChecksums,
+ * which reads each frame back): those frames take the salts of the WAL
+ * header, which are the ones their headers get, so a frame opens the same
+ * before and after its header is completed.  (Sealed with the zeros, they
+ * opened during the rewrite and never again: a large migration failed on
+ * them.)  Valid salts are never both zero. */
+static const unsigned char *frame_salts(struct cfile *cf, const unsigned char *fhdr, unsigned char tmp[8])
+{
+	static const unsigned char zero[8];
+	if (memcmp(fhdr + 8, zero, 8))
+		return fhdr + 8;
+	unsigned char wh[WAL_HDR];
+	if (real_read(cf, wh, WAL_HDR, 0) != SQLITE_OK)
+		return fhdr + 8;
+	memcpy(tmp, wh + 16, 8);
+	return tmp;
+}
+
 static int wal_read(struct cfile *cf, unsigned char *out, int n, sqlite3_int64 off)
 {
 	sqlite3_int64 r;
@@ -642,7 +664,8 @@ static int wal_read(struct cfile *cf, unsigned char *out, int n, sqlite3_int64 o
 		/* a whole frame: recovery, or rewriting checksums */
 		if ((rc = real_read(cf, out, n, off)) != SQLITE_OK)
 			return rc;
-		if (!unseal(cf, out + FRAME_HDR, KIND_WAL, get_be32(out), out + 8))
+		unsigned char salts[8];
+		if (!unseal(cf, out + FRAME_HDR, KIND_WAL, get_be32(out), frame_salts(cf, out, salts)))
 			memset(out + FRAME_HDR, 0, PAGE); /* SQLite's checksum ends the log here */
 		return SQLITE_OK;
 	}
@@ -656,7 +679,8 @@ static int wal_read(struct cfile *cf, unsigned char *out, int n, sqlite3_int64 o
 		if (rc != SQLITE_OK)
 			return rc;
 		uint32_t pgno = get_be32(cf->buf);
-		if (!unseal(cf, cf->buf + FRAME_HDR, KIND_WAL, pgno, cf->buf + 8))
+		unsigned char salts[8];
+		if (!unseal(cf, cf->buf + FRAME_HDR, KIND_WAL, pgno, frame_salts(cf, cf->buf, salts)))
 			return integrity_fail(KIND_WAL, pgno);
 		memcpy(out, cf->buf + FRAME_HDR, PAGE);
 		return SQLITE_OK;
@@ -710,7 +734,8 @@ static int wal_write(struct cfile *cf, const unsigned char *p, int n, sqlite3_in
 	uint32_t pgno = get_be32(cf->buf);
 	if (pgno == 1 && !header_ok(cf->buf + FRAME_HDR))
 		goto out_refuse;
-	if (!seal(cf, cf->buf + FRAME_HDR, KIND_WAL, pgno, cf->buf + 8))
+	unsigned char salts[8];
+	if (!seal(cf, cf->buf + FRAME_HDR, KIND_WAL, pgno, frame_salts(cf, cf->buf, salts)))
 		return SQLITE_IOERR_WRITE;
 	if (n == FRAME)
 		return real_write(cf, cf->buf, FRAME, off);

@@ -623,6 +623,56 @@ static void *torn_reader(void *arg)
 	return NULL;
 }
 
+/* A transaction larger than the connection's page cache: pages spill into the
+ * WAL and are rewritten in place, so SQLite writes the frames after the first
+ * such rewrite with zero salts and completes their headers at commit.  Every
+ * frame must open for a reader afterwards (a 3.5 GB audit migration failed on
+ * its page 1 frame), and after a checkpoint from the database file. */
+static void test_wal_spilling_transaction(void **state)
+{
+	struct fx *f = *state;
+	struct salus_crypt_vfs *v = NULL;
+	sqlite3 *db = NULL, *r = NULL;
+	sqlite3_stmt *st = NULL;
+	int reserve = SALUS_CRYPT_RESERVE;
+
+	assert_int_equal(salus_crypt_vfs_new(f->keys, 1, 1, 0, &v), SALUS_OK);
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, salus_crypt_vfs_name(v)),
+			 SQLITE_OK);
+	sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA temp_store=MEMORY; PRAGMA journal_mode=MEMORY;"
+					  "CREATE TABLE t(a INTEGER PRIMARY KEY, b BLOB); CREATE INDEX t_b ON t(b);"
+					  "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-512",
+				  NULL, NULL, NULL),
+			 SQLITE_OK);
+	/* ~6 MB of random index keys through a 512 KB cache */
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO t(b) VALUES(randomblob(300))", -1, &st, NULL), SQLITE_OK);
+	for (int i = 0; i < 10000; i++) {
+		assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	for (int pass = 0; pass < 2; pass++) {
+		assert_int_equal(sqlite3_open_v2(f->path, &r, SQLITE_OPEN_READONLY, salus_crypt_vfs_name(v)), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(r, "SELECT count(*), sum(length(b)) FROM t", -1, &st, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int64(st, 0), 10000);
+		assert_int_equal(sqlite3_column_int64(st, 1), 3000000);
+		sqlite3_finalize(st);
+		assert_int_equal(sqlite3_prepare_v2(r, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+		sqlite3_finalize(st);
+		sqlite3_close(r);
+		/* then from the database file */
+		assert_int_equal(sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL), SQLITE_OK);
+	}
+	sqlite3_close(db);
+	salus_crypt_vfs_free(v);
+}
+
 static void test_torn_read_waits_for_rekey(void **state)
 {
 	struct fx *f = *state;
@@ -991,6 +1041,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rekey_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rekey_online, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_read_waits_for_rekey, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_spilling_transaction, setup, teardown),
 	};
 	salus_alloc_install();
 	salus_store_global_init();
