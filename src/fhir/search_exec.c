@@ -142,8 +142,12 @@ static int collect_cb(void *ctx, const struct salus_sq_hit *sh)
 	x->rid = sh->rid;
 	x->updated_ms = sh->r.updated_ms;
 	x->include = c->include;
-	if (sh->r.json && !(x->json = salus_strndup(sh->r.json, sh->r.len)))
+	if (sh->r.json && sh->take && *sh->take == sh->r.json) {
+		x->json = *sh->take; /* the opened body, kept as it is (store.h) */
+		*sh->take = NULL;
+	} else if (sh->r.json && !(x->json = salus_strndup(sh->r.json, sh->r.len))) {
 		return SALUS_ENOMEM;
+	}
 	x->len = sh->r.len;
 	if (sh->cursor && !(x->cursor = salus_strdup(sh->cursor))) {
 		salus_free(x->json);

@@ -729,12 +729,17 @@ struct salus_sq {
 	size_t nguards;
 };
 
-/* One matching resource.  Everything is borrowed for the callback. */
+/* One matching resource.  Everything is borrowed for the callback, except
+ * that when `take` is not NULL the body r.json is a heap copy (salus_malloc,
+ * NUL-terminated: a body opened under its patient's key) that the callback
+ * may keep: it sets *take = NULL and frees it later with salus_free (a search
+ * keeps its page's bodies without copying each again). */
 struct salus_sq_hit {
 	struct salus_resource r; /* json NULL when !need_json */
 	int64_t rid;             /* the index's stable number for the resource */
 	const char *cursor;      /* keyset position of this row (URL-safe), for salus_sq.after */
 	long total;              /* with salus_sq.with_total: the number of matches; else -1 */
+	char **take;             /* NULL, or where r.json is owned (see above) */
 };
 typedef int (*salus_sq_cb)(void *ctx, const struct salus_sq_hit *h);
 

@@ -3332,6 +3332,7 @@ static int open_hit(void *arg, const struct salus_sq_hit *h)
 		o.r.owner[0] = '\0';
 	o.r.json = json;
 	o.r.len = n;
+	o.take = &json; /* the callback may keep the opened body (NULL then) */
 	rc = oh->cb(oh->ctx, &o);
 	salus_free(json);
 	return rc;

@@ -269,6 +269,54 @@ static void test_erase_and_restored_copy(void **state)
 	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM history WHERE id IN ('p1','o1')"), 0);
 }
 
+/* A search hit's body opened under its patient's key is a heap copy the
+ * callback may keep (salus_sq_hit.take); a body that was not sealed is
+ * borrowed (take NULL). */
+struct take_ctx {
+	char *kept;
+	int sealed, plain;
+};
+
+static int take_cb(void *ctx, const struct salus_sq_hit *h)
+{
+	struct take_ctx *t = ctx;
+	assert_non_null(h->r.json);
+	if (!h->take) {
+		t->plain++;
+		return 0;
+	}
+	t->sealed++;
+	assert_ptr_equal(*h->take, h->r.json);
+	assert_int_equal(strlen(h->r.json), h->r.len);
+	if (!t->kept) { /* keep the first, leave the others to the store */
+		t->kept = *h->take;
+		*h->take = NULL;
+	}
+	return 0;
+}
+
+static void test_search_body_taken(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s = NULL;
+	assert_int_equal(open_store(f, 0, 1, false, &s), SALUS_OK);
+	load(s);
+	struct take_ctx t = {0};
+	struct salus_sq q = {.type = "Observation", .count = 10, .need_json = true};
+	assert_int_equal(salus_store_search(s, &q, take_cb, &t), SALUS_OK);
+	assert_int_equal(t.sealed, 2);
+	assert_int_equal(t.plain, 0);
+	assert_non_null(t.kept);
+	assert_non_null(strstr(t.kept, " obs"));
+	salus_free(t.kept);
+	struct take_ctx u = {0};
+	q.type = "Organization";
+	assert_int_equal(salus_store_search(s, &q, take_cb, &u), SALUS_OK);
+	assert_int_equal(u.sealed, 0);
+	assert_int_equal(u.plain, 1);
+	salus_store_free(s);
+}
+
 static void test_rewrap_and_lock(void **state)
 {
 	struct fx *f = *state;
@@ -369,6 +417,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_sealed_at_rest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_erase_and_restored_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_search_body_taken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rewrap_and_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_online_erase, setup, teardown),
 	};
