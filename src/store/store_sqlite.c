@@ -1,7 +1,9 @@
 /*
  * store_sqlite.c — the SQLite backend of store.h (DESIGN.md §4).
  *
- * One database file in WAL mode with synchronous=FULL.  Tables: `resource`
+ * One database file in WAL mode (synchronous=NORMAL on the writer, whose commits
+ * the store fsyncs itself before answering: "durability off the writer's path"
+ * below).  Tables: `resource`
  * (current version per type/id, the hot read path), `history` (every version,
  * seq = store-wide write order), `kv` (server state) and `meta` (schema
  * version).  See docs/store.md for the schema and the reasoning.
@@ -9,9 +11,10 @@
  * Writes: every salus_store_write / kv_put / kv_del becomes a job on a queue
  * (mutex + condvar) and its caller sleeps.  One writer thread takes all queued
  * jobs (up to batch_max ops), runs BEGIN IMMEDIATE, applies each job inside its
- * own SAVEPOINT (a failing job rolls back only itself), COMMITs — one WAL fsync
- * for the whole group — and only then wakes the callers.  While it fsyncs, new
- * jobs pile up and form the next group: that is group commit.
+ * own SAVEPOINT (a failing job rolls back only itself), COMMITs, and hands the
+ * group to the syncer thread, which fsyncs the WAL once for every group handed
+ * over since its last sync and only then wakes the callers.  While a group is
+ * built and synced, new jobs pile up and form the next group: group commit.
  *
  * Reads: a pool of read-only connections, each with its own prepared-statement
  * cache; WAL lets them read while the writer writes.  A call borrows one
@@ -3080,7 +3083,9 @@ out_rollback:
  * fewer pages).  Should the log still grow past CKPT_HARD_PAGES (a long reader pins
  * it, or the checkpointer cannot keep up) the writer checkpoints itself as
  * before, so the WAL stays bounded.  Durability is unchanged: a commit is
- * durable in the WAL (synchronous=FULL) before the caller returns. */
+ * durable in the WAL before the caller returns (the syncer's fsync), and every
+ * checkpoint syncs the WAL before it copies a frame (synchronous=NORMAL and FULL
+ * alike). */
 
 /* sqlite3_wal_hook on the writer connection: after each commit, `frames` in the log. */
 static int w_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
