@@ -478,6 +478,7 @@ struct sq_store {
 	pthread_cond_t sycv;     /* under qmu: a group handed over, or stopping */
 	struct job *sy_head, *sy_tail; /* under qmu: committed jobs waiting for the sync, in order */
 	bool sy_dirty;           /* under qmu: a group among them committed on `w` */
+	int64_t sy_last_ns;      /* under qmu: how long the last fdatasync took */
 	bool sy_stopping;        /* under qmu */
 	bool sync_failed;        /* under qmu: a sync failed — every later group fails (fail closed) */
 
@@ -2318,8 +2319,7 @@ static void *writer_main(void *arg)
 			w_fail_jobs(sq, first, end, SALUS_EIO); /* a sync failed: nothing more is committed */
 		else
 			wrote = w_run_group(sq, first, end);
-		gather = (mono_ns() - t0) / 2;
-		gather = gather > MAX_GATHER_NS ? MAX_GATHER_NS : gather;
+		gather = mono_ns() - t0;
 
 		/* journaled jobs: no one waits; the log has them (or the group failed) */
 		uint64_t top = 0;
@@ -2367,6 +2367,13 @@ static void *writer_main(void *arg)
 			}
 		}
 		target = sq->queued + waited;
+		/* its callers are woken only after the syncer's fsync: wait for them as long as
+		 * before (half the group, at most MAX_GATHER_NS), counted from then — so groups stay
+		 * as large as when the writer synced them itself.  A writer that finds the target
+		 * already queued (saturated) does not wait at all: then the fsync of one group
+		 * overlaps the building of the next */
+		gather = gather / 2 > MAX_GATHER_NS ? MAX_GATHER_NS : gather / 2;
+		gather += sq->sy_last_ns;
 	}
 	pthread_mutex_unlock(&sq->qmu);
 	return NULL;
@@ -2405,11 +2412,15 @@ static void *syncer_main(void *arg)
 		sq->sy_dirty = false;
 		pthread_mutex_unlock(&sq->qmu);
 
+		int64_t t0 = mono_ns();
 		int rc = closed ? SALUS_EIO : dirty ? wal_sync(sq->wfd, false) : SALUS_OK;
+		int64_t took = mono_ns() - t0;
 		if (rc)
 			sy_fail_jobs(j, rc);
 
 		pthread_mutex_lock(&sq->qmu);
+		if (dirty)
+			sq->sy_last_ns = took;
 		if (rc && !closed)
 			sync_failed_set(sq, false);
 		while (j) {
