@@ -10,6 +10,8 @@
  *     is not visible yet when the audit sync runs);
  *   - a failed sync (resource or audit WAL) fails its callers and every later write (fail
  *     closed) while reads go on; a new open works again; an audit sync failure leaves no write;
+ *   - a group whose jobs run without savepoints, one of which fails, runs again with them: only
+ *     the failing jobs fail;
  *   - a process that dies right after acknowledged writes (no close) loses none of them.
  */
 #include <setjmp.h>
@@ -327,6 +329,97 @@ static void test_audit_sync_failure(void **state)
 	salus_store_free(s);
 }
 
+/* A writer job that holds the writer until released, so the next jobs queue up into one group. */
+static atomic_int gate_in, gate_open;
+static int hold_writer(void *ctx, sqlite3 *db)
+{
+	(void)ctx;
+	(void)db;
+	atomic_store(&gate_in, 1);
+	while (!atomic_load(&gate_open))
+		sleep_ms(1);
+	return SALUS_OK;
+}
+
+static void *hold_thread(void *arg)
+{
+	salus_sq_writer_call(arg, hold_writer, NULL);
+	return NULL;
+}
+
+struct group_arg {
+	struct salus_store *s;
+	const char *id;
+	long if_match; /* UPDATE when set */
+	int rc;
+	long version;
+	char id_out[SALUS_MAX_ID + 1];
+};
+
+static void *group_write(void *arg)
+{
+	struct group_arg *a = arg;
+	struct salus_write w = {.kind = a->if_match ? SALUS_WRITE_UPDATE : SALUS_WRITE_CREATE, .type = "Patient",
+				.id = a->id, .if_match = a->if_match};
+	w.resource = json_pack("{s:s}", "resourceType", "Patient");
+	a->rc = salus_store_write(a->s, &w, 1);
+	a->version = w.version;
+	memcpy(a->id_out, w.id_out, sizeof a->id_out);
+	salus_write_release(&w);
+	json_decref(w.resource);
+	return NULL;
+}
+
+/* Jobs of one group run without savepoints first; when one of them fails, the group is rolled
+ * back and run again with a savepoint per job: only the failing jobs fail, the others commit with
+ * their own results. */
+static void test_group_with_failing_jobs(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store *s = open_store(f);
+	struct group_arg a[6] = {
+		{.id = "g1"}, {.id = "dup"}, {.id = NULL}, {.id = "old", .if_match = 7}, {.id = "old", .if_match = 1},
+		{.id = "g2"},
+	};
+	pthread_t hold, t[6];
+
+	assert_int_equal(create(s, "dup"), SALUS_OK);
+	assert_int_equal(create(s, "old"), SALUS_OK);
+	atomic_store(&gate_in, 0);
+	atomic_store(&gate_open, 0);
+	assert_int_equal(pthread_create(&hold, NULL, hold_thread, s), 0);
+	while (!atomic_load(&gate_in))
+		sleep_ms(1);
+	for (int i = 0; i < 6; i++) {
+		a[i].s = s;
+		assert_int_equal(pthread_create(&t[i], NULL, group_write, &a[i]), 0);
+		sleep_ms(20); /* queued in this order */
+	}
+	atomic_store(&gate_open, 1);
+	assert_int_equal(pthread_join(hold, NULL), 0);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	assert_int_equal(a[0].rc, SALUS_OK);
+	assert_int_equal(a[1].rc, SALUS_EEXISTS);
+	assert_int_equal(a[2].rc, SALUS_OK);
+	assert_int_equal(a[3].rc, SALUS_EPRECONDITION);
+	assert_int_equal(a[4].rc, SALUS_OK);
+	assert_int_equal(a[4].version, 2);
+	assert_int_equal(a[5].rc, SALUS_OK);
+	assert_int_equal(a[0].version, 1);
+	assert_true(exists(s, "g1"));
+	assert_true(exists(s, "g2"));
+	assert_true(a[2].id_out[0] && exists(s, a[2].id_out));
+	struct salus_resource r = {0};
+	assert_int_equal(salus_store_read(s, "Patient", "old", 0, &r), SALUS_OK);
+	assert_int_equal(r.version, 2);
+	salus_resource_release(&r);
+	long total = 0;
+	assert_int_equal(salus_store_count(s, "Patient", &total), SALUS_OK);
+	assert_int_equal(total, 5); /* dup, old, g1, the server-assigned one, g2 */
+	salus_store_free(s);
+}
+
 /* A child writes, reports each acknowledged id through a pipe, and dies without closing while
  * more writes are in flight; everything it was told is durable is there after a new open. */
 static void test_acked_survive_process_death(void **state)
@@ -384,6 +477,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_audit_synced_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_failure_fails_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_sync_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_with_failing_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acked_survive_process_death, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
