@@ -1,7 +1,9 @@
 /*
  * store_sqlite.c — the SQLite backend of store.h (DESIGN.md §4).
  *
- * One database file in WAL mode with synchronous=FULL.  Tables: `resource`
+ * One database file in WAL mode (synchronous=NORMAL on the writer, whose commits
+ * the store fsyncs itself before answering: "durability off the writer's path"
+ * below).  Tables: `resource`
  * (current version per type/id, the hot read path), `history` (every version,
  * seq = store-wide write order), `kv` (server state) and `meta` (schema
  * version).  See docs/store.md for the schema and the reasoning.
@@ -9,9 +11,10 @@
  * Writes: every salus_store_write / kv_put / kv_del becomes a job on a queue
  * (mutex + condvar) and its caller sleeps.  One writer thread takes all queued
  * jobs (up to batch_max ops), runs BEGIN IMMEDIATE, applies each job inside its
- * own SAVEPOINT (a failing job rolls back only itself), COMMITs — one WAL fsync
- * for the whole group — and only then wakes the callers.  While it fsyncs, new
- * jobs pile up and form the next group: that is group commit.
+ * own SAVEPOINT (a failing job rolls back only itself), COMMITs, and hands the
+ * group to the syncer thread, which fsyncs the WAL once for every group handed
+ * over since its last sync and only then wakes the callers.  While a group is
+ * built and synced, new jobs pile up and form the next group: group commit.
  *
  * Reads: a pool of read-only connections, each with its own prepared-statement
  * cache; WAL lets them read while the writer writes.  A call borrows one
@@ -64,6 +67,7 @@
 #define DEFAULT_BATCH 512
 #define UUID_TRIES 4
 #define MAX_GATHER_NS 2000000 /* longest wait for stragglers before a group (2 ms) */
+#define FAST_OFF_GROUPS 16    /* after a job failed in a group without savepoints: groups with them */
 #define JOURNAL_FLUSH_MS 25         /* default salus_store_opts.audit_flush_ms */
 #define JOURNAL_WAKE 1024           /* journaled records that wake the writer before its timer */
 #define JOURNAL_GROUP_MAX 2048      /* journaled records moved in one group (~10 ms of the writer) */
@@ -462,6 +466,23 @@ struct sq_store {
 	pthread_cond_t jdone_cv;   /* under jmu: jdone moved (or jbroken) */
 	bool jgate;                /* under jmu: an append waits for the file to be emptied; others wait too */
 	int64_t jflush_ns;         /* how long a journaled record may wait for the writer */
+
+	/* the syncer (see "durability off the writer's path"): with `synced` set, `w` and `a` commit
+	 * with synchronous=NORMAL (no fsync in COMMIT); the writer fdatasyncs the audit WAL (afd)
+	 * itself before the resource COMMIT, and hands each group to the syncer thread, which
+	 * fdatasyncs the resource WAL (wfd) once for every group committed since its last sync and
+	 * only then wakes their callers — while the writer already builds the next group */
+	bool synced;             /* set at open, then read-only; false: both stay synchronous=FULL */
+	int wfd, afd;            /* the WAL files of `w` and `a`, opened by us only to fdatasync them */
+	pthread_t sy_thread;
+	bool sy_started;
+	pthread_cond_t sycv;     /* under qmu: a group handed over, or stopping */
+	struct job *sy_head, *sy_tail; /* under qmu: committed jobs waiting for the sync, in order */
+	bool sy_dirty;           /* under qmu: a group among them committed on `w` */
+	int64_t sy_last_ns;      /* under qmu: how long the last fdatasync took */
+	int fast_off;            /* writer: groups left to run with a savepoint per job (w_apply_fast) */
+	bool sy_stopping;        /* under qmu */
+	bool sync_failed;        /* under qmu: a sync failed — every later group fails (fail closed) */
 
 	/* the checkpointer: its own connection (the audit database attached) and thread (see
 	 * "checkpoints") */
@@ -1823,13 +1844,69 @@ static void txn_rollback(struct sq_store *sq)
 		c_exec(&sq->a, ST_W_ROLLBACK);
 }
 
-/* Apply one group [first, end): one transaction on each database it writes, the audit
- * database's committed first.  A crash between the two commits leaves audit events of writes
- * that are not there (their callers had no answer), never a write without its event; should
- * the resource commit fail after the audit one, the events stay and the jobs fail. */
-static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
+/* Apply every job of [first, end) in the open transactions WITHOUT a savepoint per job: a
+ * savepoint copies each page its job first touches into a statement journal (~10 pages, ~35 k
+ * instructions per single create, plus SAVEPOINT/RELEASE on both connections), and jobs almost
+ * never fail.  True when every job succeeded: the transactions stay open for the commit.  False
+ * when one failed: everything is rolled back and every job's results cleared, so the caller can
+ * run the group again with a savepoint per job (then only the failing job fails; the outcome is
+ * the same as if that had been done first, since the group's jobs run again in the same order on
+ * the same database). */
+static bool w_apply_fast(struct sq_store *sq, struct job *first, struct job *end)
 {
-	bool on_w = false, on_a = false;
+	struct job *j;
+
+	for (j = first; j != end; j = j->next)
+		if ((j->rc = w_apply_job(sq, j)))
+			break;
+	if (j == end)
+		return true;
+	txn_rollback(sq);
+	sq->au_loaded = false; /* the appends are gone: reloaded by the next au_sync */
+	salus_sx_fts_rewind(sq->sx, 0);
+	for (j = first; j != end; j = j->next) {
+		j->rc = SALUS_OK;
+		if (j->kind != JOB_WRITE)
+			continue;
+		au_entries_reset(j->au, j->nau);
+		for (size_t i = 0; i < j->n; i++)
+			salus_store_write_reset(&j->ops[i]);
+	}
+	return false;
+}
+
+int (*salus_sq_sync_hook)(void *ctx, bool audit);
+void *salus_sq_sync_hook_ctx;
+
+/* Make a writer's WAL durable: everything written to it before this call (fdatasync covers
+ * the file's dirty pages whichever descriptor wrote them).  Any failure is final: after a
+ * failed fsync Linux may have dropped the dirty pages, so a later sync that succeeds proves
+ * nothing about them — the caller fails closed (sync_failed). */
+static int wal_sync(int fd, bool audit)
+{
+	if (salus_sq_sync_hook && salus_sq_sync_hook(salus_sq_sync_hook_ctx, audit))
+		return SALUS_EIO;
+	return fdatasync(fd) ? SALUS_EIO : SALUS_OK;
+}
+
+/* A sync failed: log it once and fail every later group (under qmu). */
+static void sync_failed_set(struct sq_store *sq, bool audit)
+{
+	if (!sq->sync_failed)
+		salus_log(SALUS_LOG_ERROR, "store.sync", "file=%s: writes are refused until a restart",
+			  audit ? "audit-wal" : "wal");
+	sq->sync_failed = true;
+}
+
+/* Apply one group [first, end): one transaction on each database it writes, the audit
+ * database's committed — and durable — first.  A crash between the two commits leaves audit
+ * events of writes that are not there (their callers had no answer), never a write without its
+ * event; should the resource commit fail after the audit one, the events stay and the jobs
+ * fail.  Returns true when the group committed on `w`: with `synced`, that commit is not
+ * durable yet (the syncer makes it so before anyone is told). */
+static bool w_run_group(struct sq_store *sq, struct job *first, struct job *end)
+{
+	bool on_w = false, on_a = false, fast = !sq->fast_off;
 	struct job *j;
 	int rc;
 
@@ -1837,11 +1914,24 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 	for (j = first; j != end; j = j->next) {
 		on_w |= job_on_w(j);
 		on_a |= job_on_a(j);
+		fast &= j->kind != JOB_FN; /* arbitrary code: not run twice */
 	}
+	if (sq->fast_off)
+		sq->fast_off--;
+again:
 	if ((on_a && (rc = c_exec(&sq->a, ST_W_BEGIN))) || (on_w && (rc = w_exec(sq, ST_W_BEGIN)))) {
 		txn_rollback(sq);
 		w_fail_jobs(sq, first, end, rc);
-		return;
+		return false;
+	}
+	if (fast) {
+		if (w_apply_fast(sq, first, end))
+			goto out_commit;
+		/* a job failed: everything is rolled back; again, each job under its savepoint */
+		fast = false;
+		sq->fast_off = FAST_OFF_GROUPS;
+		sq->group_no++;
+		goto again;
 	}
 	for (j = first; j != end; j = j->next) {
 		if (audit_only(j)) {
@@ -1851,7 +1941,7 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 				txn_rollback(sq);
 				sq->au_loaded = false;
 				w_fail_jobs(sq, first, end, SALUS_EIO);
-				return;
+				return false;
 			}
 			if (after != j) {
 				/* the run is applied: continue with the job after it */
@@ -1885,7 +1975,7 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 			txn_rollback(sq);
 			sq->au_loaded = false;
 			w_fail_jobs(sq, first, end, rc);
-			return;
+			return false;
 		}
 		if (j->rc && ((jw && (rc = w_exec(sq, ST_W_ROLLBACK_TO))) ||
 			      (ja && (rc = c_exec(&sq->a, ST_W_ROLLBACK_TO)))))
@@ -1893,6 +1983,7 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 		if ((jw && (rc = w_exec(sq, ST_W_RELEASE))) || (ja && (rc = c_exec(&sq->a, ST_W_RELEASE))))
 			goto out_rollback;
 	}
+out_commit:
 	if (on_a && (rc = w_journal_mark(sq, first, end)))
 		goto out_rollback;
 	/* the group's full-text rows, in one go (see salus_sx_fts_flush) */
@@ -1903,14 +1994,23 @@ static void w_run_group(struct sq_store *sq, struct job *first, struct job *end)
 		goto out_rollback;
 	if (on_a && (rc = c_exec(&sq->a, ST_W_COMMIT)))
 		goto out_rollback;
+	/* the events durable before a byte of the writes they record reaches the resource WAL
+	 * (with synchronous=FULL the COMMIT above synced them itself) */
+	if (on_a && sq->synced && (rc = wal_sync(sq->afd, true))) {
+		pthread_mutex_lock(&sq->qmu);
+		sync_failed_set(sq, true);
+		pthread_mutex_unlock(&sq->qmu);
+		goto out_rollback;
+	}
 	if (!on_w || (rc = w_exec(sq, ST_W_COMMIT)) == SALUS_OK)
-		return;
+		return on_w;
 	if (on_a) /* the audit database has the group's events: the writes they record are lost */
 		salus_log(SALUS_LOG_ERROR, "store.commit", "err=%s audit_committed=1", salus_err_name(rc));
 out_rollback:
 	txn_rollback(sq);
 	sq->au_loaded = false; /* the group's appends are gone (or in the log: reloaded) */
 	w_fail_jobs(sq, first, end, rc);
+	return false;
 }
 
 static int64_t mono_ns(void)
@@ -2257,12 +2357,16 @@ static void *writer_main(void *arg)
 		sq->queued -= jobs;
 		if (!end)
 			sq->tail = NULL;
+		bool closed = sq->sync_failed;
 		pthread_mutex_unlock(&sq->qmu);
 
 		t0 = mono_ns();
-		w_run_group(sq, first, end);
-		gather = (mono_ns() - t0) / 2;
-		gather = gather > MAX_GATHER_NS ? MAX_GATHER_NS : gather;
+		bool wrote = false;
+		if (closed)
+			w_fail_jobs(sq, first, end, SALUS_EIO); /* a sync failed: nothing more is committed */
+		else
+			wrote = w_run_group(sq, first, end);
+		gather = mono_ns() - t0;
 
 		/* journaled jobs: no one waits; the log has them (or the group failed) */
 		uint64_t top = 0;
@@ -2284,13 +2388,94 @@ static void *writer_main(void *arg)
 			aj_moved(sq, top, failed);
 
 		pthread_mutex_lock(&sq->qmu);
-		for (j = first; j != end;) {
+		if (sq->sy_started) {
+			/* the group's callers, in commit order, to the syncer: it wakes them once the
+			 * resource WAL is durable (and never before an earlier group's) */
+			struct job *last = NULL;
+			for (j = first; j != end; j = j->next)
+				last = j;
+			if (last) {
+				last->next = NULL;
+				if (sq->sy_tail)
+					sq->sy_tail->next = first;
+				else
+					sq->sy_head = first;
+				sq->sy_tail = last;
+			}
+			sq->sy_dirty |= wrote;
+			if (last || wrote)
+				pthread_cond_signal(&sq->sycv);
+		} else {
+			for (j = first; j != end;) {
+				struct job *next = j->next; /* j may vanish once done is seen */
+				j->done = true;
+				pthread_cond_signal(&j->cv);
+				j = next;
+			}
+		}
+		target = sq->queued + waited;
+		/* its callers are woken only after the syncer's fsync: wait for them as long as
+		 * before (half the group, at most MAX_GATHER_NS), counted from then — so groups stay
+		 * as large as when the writer synced them itself.  A writer that finds the target
+		 * already queued (saturated) does not wait at all: then the fsync of one group
+		 * overlaps the building of the next */
+		gather = gather / 2 > MAX_GATHER_NS ? MAX_GATHER_NS : gather / 2;
+		gather += sq->sy_last_ns;
+	}
+	pthread_mutex_unlock(&sq->qmu);
+	return NULL;
+}
+
+/* A group's jobs failed after their commit: the sync that was to make it durable did not. */
+static void sy_fail_jobs(struct job *j, int rc)
+{
+	for (; j; j = j->next) {
+		j->rc = rc;
+		if (j->kind != JOB_WRITE)
+			continue;
+		au_entries_reset(j->au, j->nau);
+		for (size_t i = 0; i < j->n; i++) {
+			salus_store_write_reset(&j->ops[i]);
+			j->ops[i].rc = rc;
+		}
+	}
+}
+
+/* The syncer thread: takes every group committed since its last pass, makes the resource WAL
+ * durable with one fdatasync (when one of them wrote to it), then wakes their callers. */
+static void *syncer_main(void *arg)
+{
+	struct sq_store *sq = arg;
+
+	pthread_mutex_lock(&sq->qmu);
+	for (;;) {
+		while (!sq->sy_head && !sq->sy_dirty && !sq->sy_stopping)
+			pthread_cond_wait(&sq->sycv, &sq->qmu);
+		if (!sq->sy_head && !sq->sy_dirty)
+			break; /* stopping, and everything handed over is done */
+		struct job *j = sq->sy_head;
+		bool dirty = sq->sy_dirty, closed = sq->sync_failed;
+		sq->sy_head = sq->sy_tail = NULL;
+		sq->sy_dirty = false;
+		pthread_mutex_unlock(&sq->qmu);
+
+		int64_t t0 = mono_ns();
+		int rc = closed ? SALUS_EIO : dirty ? wal_sync(sq->wfd, false) : SALUS_OK;
+		int64_t took = mono_ns() - t0;
+		if (rc)
+			sy_fail_jobs(j, rc);
+
+		pthread_mutex_lock(&sq->qmu);
+		if (dirty)
+			sq->sy_last_ns = took;
+		if (rc && !closed)
+			sync_failed_set(sq, false);
+		while (j) {
 			struct job *next = j->next; /* j may vanish once done is seen */
 			j->done = true;
 			pthread_cond_signal(&j->cv);
 			j = next;
 		}
-		target = sq->queued + waited;
 	}
 	pthread_mutex_unlock(&sq->qmu);
 	return NULL;
@@ -2956,7 +3141,9 @@ out_rollback:
  * fewer pages).  Should the log still grow past CKPT_HARD_PAGES (a long reader pins
  * it, or the checkpointer cannot keep up) the writer checkpoints itself as
  * before, so the WAL stays bounded.  Durability is unchanged: a commit is
- * durable in the WAL (synchronous=FULL) before the caller returns. */
+ * durable in the WAL before the caller returns (the syncer's fsync), and every
+ * checkpoint syncs the WAL before it copies a frame (synchronous=NORMAL and FULL
+ * alike). */
 
 /* sqlite3_wal_hook on the writer connection: after each commit, `frames` in the log. */
 static int w_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
@@ -3197,6 +3384,62 @@ out_close:
 	return rc;
 }
 
+/* ---- durability off the writer's path ----------------------------------------
+ *
+ * With synchronous=FULL every COMMIT fsyncs its WAL on the single writer thread,
+ * so a group of writes with audit events waited for two fsyncs before the
+ * writer could take the next one.  Now `w` and `a` run synchronous=NORMAL, which
+ * keeps SQLite's own ordering (the WAL is synced before a checkpoint copies any
+ * frame into the database, the database after it, the WAL header when the log
+ * restarts) and only leaves out the fsync at COMMIT.  That one we do ourselves,
+ * on descriptors of our own for the two WAL files: the audit WAL inline, right
+ * after its COMMIT and before the resource COMMIT writes a byte (so the events
+ * are durable first, as before); the resource WAL on the syncer thread, once
+ * for every group committed since its last sync, before any of their callers
+ * is woken.  The writer builds the next group meanwhile.  Crash argument and
+ * what readers may see: docs/store.md. */
+
+/* A descriptor of db's WAL (SQLite's name: db + "-wal"; it exists while the writer's connection
+ * is open, and no other connection deletes it meanwhile: that needs an exclusive lock on db). */
+static int wal_open(const char *db)
+{
+	size_t n = strlen(db);
+	char *p = salus_malloc(n + sizeof "-wal");
+	int fd;
+
+	if (!p)
+		return -1;
+	memcpy(p, db, n);
+	memcpy(p + n, "-wal", sizeof "-wal");
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	salus_free(p);
+	return fd;
+}
+
+/* Open our descriptors of the two WALs and switch `w` and `a` to synchronous=NORMAL; on any
+ * failure both stay FULL (the COMMITs sync themselves) and nothing else changes. */
+static void sync_setup(struct sq_store *sq)
+{
+	sq->wfd = wal_open(sq->path);
+	sq->afd = wal_open(sq->apath);
+	if (sq->wfd < 0 || sq->afd < 0 || pthread_create(&sq->sy_thread, NULL, syncer_main, sq))
+		goto out_full;
+	sq->sy_started = true;
+	if (exec_sql(sq->w.db, "PRAGMA synchronous=NORMAL") || exec_sql(sq->a.db, "PRAGMA synchronous=NORMAL")) {
+		exec_sql(sq->w.db, "PRAGMA synchronous=FULL");
+		return; /* the syncer runs, but every COMMIT is durable by itself */
+	}
+	sq->synced = true;
+	return;
+out_full:
+	salus_log(SALUS_LOG_WARN, "store.open", "sync=commit errno=%d", errno);
+	if (sq->wfd >= 0)
+		close(sq->wfd);
+	if (sq->afd >= 0)
+		close(sq->afd);
+	sq->wfd = sq->afd = -1;
+}
+
 static void sq_free(struct salus_store *s)
 {
 	struct sq_store *sq = sq_of(s);
@@ -3209,6 +3452,18 @@ static void sq_free(struct salus_store *s)
 		pthread_mutex_unlock(&sq->qmu);
 		pthread_join(sq->thread, NULL);
 	}
+	if (sq->sy_started) { /* after the writer: it drains what the writer handed over */
+		pthread_mutex_lock(&sq->qmu);
+		sq->sy_stopping = true;
+		pthread_cond_signal(&sq->sycv);
+		pthread_mutex_unlock(&sq->qmu);
+		pthread_join(sq->sy_thread, NULL);
+		sq->sy_started = false;
+	}
+	if (sq->wfd >= 0)
+		close(sq->wfd);
+	if (sq->afd >= 0)
+		close(sq->afd);
 	if (sq->aj && !sq->jbroken && sq->jdone == sq->jseq)
 		salus_ajournal_reset(sq->aj); /* all of it is in the log */
 	ckpt_stop(sq); /* after the writer: nothing wakes it any more */
@@ -3231,6 +3486,7 @@ static void sq_free(struct salus_store *s)
 	salus_free(sq->jpath);
 	pthread_cond_destroy(&sq->ckcv);
 	pthread_mutex_destroy(&sq->ckmu);
+	pthread_cond_destroy(&sq->sycv);
 	salus_free(sq->au_val);
 	salus_free(sq->path);
 	salus_free(sq->apath);
@@ -3253,6 +3509,8 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 	pthread_cond_init(&sq->jdone_cv, NULL);
 	pthread_mutex_init(&sq->ckmu, NULL);
 	pthread_cond_init(&sq->ckcv, NULL);
+	pthread_cond_init(&sq->sycv, NULL);
+	sq->wfd = sq->afd = -1;
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
@@ -3291,6 +3549,7 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 		sq->free_readers = c;
 	}
 	ckpt_start(sq); /* before the writer thread, which reads ck_started */
+	sync_setup(sq); /* likewise sy_started and synced */
 	if (pthread_create(&sq->thread, NULL, writer_main, sq)) {
 		rc = SALUS_EINTERNAL;
 		goto out_free;

@@ -32,6 +32,14 @@ struct salus_pk;
 /* The store's patient key database (patkey_int.h); NULL when it has none. */
 struct salus_pk *salus_sq_pk(struct salus_store *s);
 
+/* Test seam of the commit pipeline (docs/store.md "Durability off the writer's path"): when set,
+ * called on every fdatasync of a writer's WAL just before it, with audit = true for the audit
+ * database's WAL (on the writer thread) and false for the resource database's (on the syncer
+ * thread); a non-zero return makes that sync fail as if fdatasync had (the store then fails
+ * closed).  Set it only while no store is open.  NULL in production. */
+extern int (*salus_sq_sync_hook)(void *ctx, bool audit);
+extern void *salus_sq_sync_hook_ctx;
+
 /* salus_store_backup of the SQLite backend (store_backup.c). */
 int salus_sq_backup(struct salus_store *s, const char *dest_db, const char *dest_keys);
 
