@@ -71,7 +71,13 @@ struct jp {
 	char *scratch; /* unescaped strings */
 	size_t cap;
 	int depth;
+	struct salus_json_marks *m; /* or NULL */
 };
+
+/* What a value is to the marks (salus_json_parse_strict_marks): nothing, the
+ * root's m->outer array, or (>= 0) element `mark` of that array. */
+#define MARK_NONE (-1L)
+#define MARK_OUTER (-2L)
 
 /* 1: a byte that ends a fast scan of a string ('"', '\\', controls, non-ASCII) */
 static const unsigned char str_stop[256] = {
@@ -325,9 +331,26 @@ static json_t *jp_number(struct jp *j)
 	return json_real(d);
 }
 
-static json_t *jp_value(struct jp *j);
+static json_t *jp_value(struct jp *j, long mark);
 
-static json_t *jp_object(struct jp *j)
+/* Room for element i of the marked array in j->m (at[i] zeroed). */
+static int jp_mark_room(struct jp *j, size_t i)
+{
+	struct salus_json_marks *m = j->m;
+	if (i < m->cap)
+		return 0;
+	size_t nc = m->cap ? m->cap * 2 : 64;
+	struct salus_slice *na = salus_realloc(m->at, nc * sizeof *na);
+	if (!na)
+		return -1;
+	memset(na + m->cap, 0, (nc - m->cap) * sizeof *na);
+	m->at = na;
+	m->cap = nc;
+	return 0;
+}
+
+/* An object; elem >= 0: element elem of the marked array (note its m->inner). */
+static json_t *jp_object(struct jp *j, long elem)
 {
 	json_t *o = json_object();
 	if (!o)
@@ -358,9 +381,20 @@ static json_t *jp_object(struct jp *j)
 		j->p++;
 		jp_ws(j);
 		size_t had = json_object_size(o);
-		json_t *v = jp_value(j);
+		const unsigned char *at = j->p;
+		long role = MARK_NONE;
+		bool mark = false;
+		if (j->m) {
+			if (j->depth == 1 && kn == strlen(j->m->outer) && !memcmp(k, j->m->outer, kn))
+				role = MARK_OUTER;
+			else if (elem >= 0 && kn == strlen(j->m->inner) && !memcmp(k, j->m->inner, kn))
+				mark = true;
+		}
+		json_t *v = jp_value(j, role);
 		if (!v || json_object_setn_new_nocheck(o, k, kn, v))
 			goto fail;
+		if (mark)
+			j->m->at[elem] = (struct salus_slice){(const char *)at, (size_t)(j->p - at)};
 		if (json_object_size(o) == had)
 			goto fail; /* a duplicate key replaced a value: jansson says so */
 		jp_ws(j);
@@ -380,7 +414,8 @@ fail:
 	return NULL;
 }
 
-static json_t *jp_array(struct jp *j)
+/* An array; marked: the root's m->outer (count its elements, mark them). */
+static json_t *jp_array(struct jp *j, bool marked)
 {
 	json_t *a = json_array();
 	if (!a)
@@ -391,8 +426,13 @@ static json_t *jp_array(struct jp *j)
 		j->p++;
 		return a;
 	}
-	for (;;) {
-		json_t *v = jp_value(j);
+	for (long i = 0;; i++) {
+		if (marked) {
+			if (jp_mark_room(j, (size_t)i))
+				goto fail;
+			j->m->n = (size_t)i + 1;
+		}
+		json_t *v = jp_value(j, marked ? i : MARK_NONE);
 		if (!v || json_array_append_new(a, v))
 			goto fail;
 		jp_ws(j);
@@ -420,7 +460,7 @@ static bool jp_lit(struct jp *j, const char *w, size_t n)
 	return true;
 }
 
-static json_t *jp_value(struct jp *j)
+static json_t *jp_value(struct jp *j, long mark)
 {
 	if (j->p >= j->end)
 		return NULL;
@@ -429,7 +469,7 @@ static json_t *jp_value(struct jp *j)
 	case '[': {
 		if (++j->depth > SALUS_MAX_JSON_DEPTH)
 			return NULL;
-		json_t *v = *j->p == '{' ? jp_object(j) : jp_array(j);
+		json_t *v = *j->p == '{' ? jp_object(j, mark) : jp_array(j, mark == MARK_OUTER);
 		j->depth--;
 		return v;
 	}
@@ -445,13 +485,13 @@ static json_t *jp_value(struct jp *j)
 	}
 }
 
-json_t *salus_json_parse_fast(const char *p, size_t n)
+static json_t *parse_fast(const char *p, size_t n, struct salus_json_marks *m)
 {
-	struct jp j = {.p = (const unsigned char *)p, .end = (const unsigned char *)p + n};
+	struct jp j = {.p = (const unsigned char *)p, .end = (const unsigned char *)p + n, .m = m};
 	jp_ws(&j);
 	if (j.p >= j.end || (*j.p != '{' && *j.p != '['))
 		return NULL;
-	json_t *v = jp_value(&j);
+	json_t *v = jp_value(&j, MARK_NONE);
 	salus_free(j.scratch);
 	if (v) {
 		jp_ws(&j);
@@ -460,11 +500,28 @@ json_t *salus_json_parse_fast(const char *p, size_t n)
 			v = NULL;
 		}
 	}
+	if (m)
+		m->ok = v != NULL;
 	return v;
+}
+
+json_t *salus_json_parse_fast(const char *p, size_t n)
+{
+	return parse_fast(p, n, NULL);
 }
 
 int salus_json_parse_strict(const char *p, size_t n, json_t **out, char *why, size_t why_len)
 {
+	return salus_json_parse_strict_marks(p, n, out, why, why_len, NULL);
+}
+
+int salus_json_parse_strict_marks(const char *p, size_t n, json_t **out, char *why, size_t why_len,
+				  struct salus_json_marks *m)
+{
+	if (m) {
+		m->n = 0;
+		m->ok = false;
+	}
 	if (n == 0) {
 		snprintf(why, why_len, "request body is empty");
 		return SALUS_EINVALID;
@@ -474,12 +531,16 @@ int salus_json_parse_strict(const char *p, size_t n, json_t **out, char *why, si
 		return SALUS_EINVALID;
 	}
 	json_error_t err;
-	json_t *j = salus_json_parse_fast(p, n);
+	json_t *j = parse_fast(p, n, m);
 	if (j && json_is_object(j)) {
 		*out = j;
 		return 0;
 	}
 	json_decref(j);
+	if (m) {
+		m->n = 0;
+		m->ok = false;
+	}
 	j = json_loadb(p, n, JSON_REJECT_DUPLICATES, &err);
 	if (!j && json_error_code(&err) == json_error_numeric_overflow)
 		/* an integer beyond 64 bits: parse numbers as doubles; the stored

@@ -10,6 +10,8 @@
  *     FHIR document: the same verdict, and the same tree when accepted;
  *   - salus_json_parse_strict keeps jansson's answers (errors, integers
  *     beyond 64 bits read as reals);
+ *   - the marks of salus_json_parse_strict_marks (each Bundle entry's resource
+ *     text) equal what the checked iterator of store/splice.h finds;
  *   - allocation failure at every point: NULL without leaking.
  * "The same tree": same types (integer vs real), same member order, same
  * string bytes, bit-identical reals.
@@ -28,6 +30,7 @@
 #include "core/alloc.h"
 #include "core/err.h"
 #include "fhir/rest.h"
+#include "store/splice.h"
 
 static bool same(json_t *a, json_t *b)
 {
@@ -251,6 +254,89 @@ static void test_mutations(void **state)
 		}
 }
 
+/* Marks against the checked iterator, which bundle.c used before (and still
+ * uses when the slow path parsed the body). */
+static void check_marks(const char *p, size_t n, const char *what)
+{
+	char why[200];
+	json_t *j = NULL;
+	struct salus_json_marks m = {.outer = "entry", .inner = "resource"};
+	assert_int_equal(salus_json_parse_strict_marks(p, n, &j, why, sizeof why, &m), 0);
+	assert_true(m.ok);
+	json_t *entries = json_object_get(j, "entry");
+	assert_int_equal(m.n, json_array_size(entries));
+	struct salus_slice all, k, v, r;
+	struct salus_json_iter it;
+	size_t i = 0;
+	if (salus_json_member_checked(p, n, "entry", &all) == 1 && *all.p == '[' &&
+	    !salus_json_iter_init_checked(&it, all.p, all.n)) {
+		for (; salus_json_iter_next(&it, &k, &v) == 1; i++) {
+			assert_true(i < m.n);
+			bool has = *v.p == '{' && salus_json_member_checked(v.p, v.n, "resource", &r) == 1;
+			if (!has) {
+				if (m.at[i].p)
+					fail_msg("%s: entry %zu marked, has no resource", what, i);
+				continue;
+			}
+			if (!m.at[i].p || m.at[i].p != r.p || m.at[i].n != r.n)
+				fail_msg("%s: entry %zu: marks differ", what, i);
+		}
+	}
+	assert_int_equal(i, m.n);
+	salus_free(m.at);
+	json_decref(j);
+}
+
+static void test_marks(void **state)
+{
+	(void)state;
+	static const char *docs[] = {
+		"{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[]}",
+		"{\"entry\" : [ { \"resource\" : {\"a\":1} , \"request\":{}} ,\n {\"request\":{}},"
+		" {\"fullUrl\":\"x\",\"resource\":{\"entry\":[{\"resource\":{}}],\"b\":[1]}}, 3, [], "
+		"{\"resource\":\"text\"}, {\"resource\" :\t[1,{\"resource\":2}] } ] ,\"type\":\"batch\"}",
+		"{\"x\":{\"entry\":[{\"resource\":{}}]},\"entry\":[{\"resource\":{\"k\\n\":\"\\u00e9\"}}]}",
+		"{\"entry\":{\"resource\":{}}}",
+	};
+	for (size_t d = 0; d < sizeof docs / sizeof *docs; d++)
+		check_marks(docs[d], strlen(docs[d]), docs[d]);
+	/* more elements than the first allocation holds */
+	char big[20000];
+	size_t n = (size_t)snprintf(big, sizeof big, "{\"entry\":[");
+	for (int i = 0; i < 300; i++)
+		n += (size_t)snprintf(big + n, sizeof big - n, "%s{\"resource\":{\"i\":%d}}", i ? "," : "", i);
+	n += (size_t)snprintf(big + n, sizeof big - n, "]}");
+	check_marks(big, n, "300 entries");
+	/* the Synthea bundles, when unpacked (bench/ingest.sh does: /tmp/syn) */
+	const char *syn = getenv("SALUS_SYNTHEA_DIR");
+	DIR *dir = opendir(syn ? syn : "/tmp/syn");
+	if (dir) {
+		struct dirent *de;
+		while ((de = readdir(dir))) {
+			char path[1400];
+			size_t len;
+			if (!strstr(de->d_name, ".json"))
+				continue;
+			snprintf(path, sizeof path, "%s/%s", syn ? syn : "/tmp/syn", de->d_name);
+			char *b = read_all(path, &len);
+			if (b)
+				check_marks(b, len, de->d_name);
+			free(b);
+		}
+		closedir(dir);
+	}
+	/* a body the fast path declines (an integer beyond 64 bits): no marks, still parsed */
+	const char *slow = "{\"entry\":[{\"resource\":{\"v\":123456789012345678901234567890}}]}";
+	char why[200];
+	json_t *j = NULL;
+	struct salus_json_marks m = {.outer = "entry", .inner = "resource"};
+	assert_int_equal(salus_json_parse_strict_marks(slow, strlen(slow), &j, why, sizeof why, &m), 0);
+	assert_false(m.ok);
+	assert_int_equal(m.n, 0);
+	salus_free(m.at);
+	json_decref(j);
+}
+
 static void test_alloc_failure(void **state)
 {
 	(void)state;
@@ -279,6 +365,7 @@ int main(void)
 		cmocka_unit_test(test_strict),
 		cmocka_unit_test(test_official_examples),
 		cmocka_unit_test(test_mutations),
+		cmocka_unit_test(test_marks),
 		cmocka_unit_test(test_alloc_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
