@@ -526,11 +526,7 @@ int salus_json_parse_strict_marks(const char *p, size_t n, json_t **out, char *w
 		snprintf(why, why_len, "request body is empty");
 		return SALUS_EINVALID;
 	}
-	if (!depth_ok(p, n)) {
-		snprintf(why, why_len, "JSON nesting deeper than %d levels", SALUS_MAX_JSON_DEPTH);
-		return SALUS_EINVALID;
-	}
-	json_error_t err;
+	/* the fast path keeps to SALUS_MAX_JSON_DEPTH itself (it declines deeper text) */
 	json_t *j = parse_fast(p, n, m);
 	if (j && json_is_object(j)) {
 		*out = j;
@@ -541,6 +537,11 @@ int salus_json_parse_strict_marks(const char *p, size_t n, json_t **out, char *w
 		m->n = 0;
 		m->ok = false;
 	}
+	if (!depth_ok(p, n)) {
+		snprintf(why, why_len, "JSON nesting deeper than %d levels", SALUS_MAX_JSON_DEPTH);
+		return SALUS_EINVALID;
+	}
+	json_error_t err;
 	j = json_loadb(p, n, JSON_REJECT_DUPLICATES, &err);
 	if (!j && json_error_code(&err) == json_error_numeric_overflow)
 		/* an integer beyond 64 bits: parse numbers as doubles; the stored
