@@ -148,6 +148,8 @@ static int jp_hex4(const unsigned char *p, const unsigned char *end, unsigned *o
 
 static int jp_put(struct jp *j, size_t *len, const void *src, size_t n)
 {
+	if (!n)
+		return 0;
 	if (*len + n > j->cap) {
 		size_t nc = j->cap ? j->cap : 256;
 		while (nc < *len + n)
