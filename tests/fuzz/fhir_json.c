@@ -2,7 +2,10 @@
  * (salus_json_parse_strict) and the JSON string writer on what it accepts;
  * and its fast path (salus_json_parse_fast) against jansson: it never accepts
  * what json_loadb(JSON_REJECT_DUPLICATES) refuses, and what it accepts is the
- * same tree (types, member order, string bytes, bit-identical reals). */
+ * same tree (types, member order, string bytes, bit-identical reals); and
+ * the marks of salus_json_parse_strict_marks (each Bundle entry's resource
+ * text) are what the checked iterator of store/splice.h finds. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include "core/buf.h"
 #include "fhir/json_out.h"
 #include "fhir/rest.h"
+#include "store/splice.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -49,6 +53,37 @@ static int same(json_t *a, json_t *b)
 	}
 }
 
+/* The marks against the checked iterator (as test_json does). */
+static void check_marks(const char *p, size_t n)
+{
+	char why[200];
+	json_t *j = NULL;
+	struct salus_json_marks m = {.outer = "entry", .inner = "resource"};
+	if (salus_json_parse_strict_marks(p, n, &j, why, sizeof why, &m)) {
+		salus_free(m.at);
+		return;
+	}
+	if (m.ok) {
+		struct salus_slice all, k, v, r;
+		struct salus_json_iter it;
+		size_t i = 0;
+		if (salus_json_member_checked(p, n, "entry", &all) == 1 && *all.p == '[' &&
+		    !salus_json_iter_init_checked(&it, all.p, all.n)) {
+			for (; salus_json_iter_next(&it, &k, &v) == 1; i++) {
+				if (i >= m.n)
+					abort();
+				bool has = *v.p == '{' && salus_json_member_checked(v.p, v.n, "resource", &r) == 1;
+				if (has ? m.at[i].p != r.p || m.at[i].n != r.n : m.at[i].p != NULL)
+					abort();
+			}
+		}
+		if (i != m.n || m.n != json_array_size(json_object_get(j, "entry")))
+			abort();
+	}
+	salus_free(m.at);
+	json_decref(j);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char why[200];
@@ -59,6 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	json_decref(ref);
 	json_decref(fast);
+	check_marks((const char *)data, size);
 	if (salus_json_parse_strict((const char *)data, size, &j, why, sizeof why) == 0) {
 		json_t *rt = json_object_get(j, "resourceType");
 		if (json_is_string(rt)) {
