@@ -5,7 +5,9 @@
  * with the same _text, _content and compartment owner, on every official R4
  * example (npm hl7.fhir.r4.examples@4.0.1) and on each Synthea bundle's
  * resources when /tmp/syn (or SALUS_SYNTHEA_DIR) holds them; and the
- * compiled path builds no rows for a type it does not know.
+ * compiled path builds no rows for a type it does not know; and a composite
+ * group with a component that has no value writes no rows (no composite
+ * search could match it), both ways.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -160,11 +162,55 @@ static void test_forms(void **state)
 	}
 }
 
+static size_t rows_of(const struct salus_fhir_index *x, const char *type, const char *code)
+{
+	uint32_t p = salus_fhir_search_param_id(type, code);
+	size_t n = 0;
+	for (size_t i = 0; i < x->ix.n; i++)
+		n += x->ix.rows[i].param == p;
+	return n;
+}
+
+static void test_composite_whole(void **state)
+{
+	(void)state;
+	static const char doc[] =
+		"{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{\"system\":\"http://loinc.org\","
+		"\"code\":\"8867-4\"},{\"code\":\"hr\"}]},\"valueQuantity\":{\"value\":72},"
+		"\"component\":[{\"code\":{\"coding\":[{\"code\":\"a\"}]}},{\"code\":{\"coding\":[{\"code\":\"b\"}]},"
+		"\"valueQuantity\":{\"value\":1}}]}";
+	json_t *j = json_loads(doc, 0, NULL);
+	assert_non_null(j);
+	for (int interp = 0; interp < 2; interp++) {
+		struct salus_fhir_index x;
+		salus_fhir_index_init(&x);
+		salus_fhir_index_interpret(interp);
+		assert_int_equal(salus_fhir_index_build(&x, "Observation", j), 0);
+		/* code-value-quantity: both codes and the value, one group */
+		assert_int_equal(rows_of(&x, "Observation", "code-value-quantity#0"), 2);
+		assert_int_equal(rows_of(&x, "Observation", "code-value-quantity#1"), 1);
+		/* no valueString / valueDateTime / valueCodeableConcept: no rows at all */
+		assert_int_equal(rows_of(&x, "Observation", "code-value-string#0"), 0);
+		assert_int_equal(rows_of(&x, "Observation", "code-value-date#0"), 0);
+		assert_int_equal(rows_of(&x, "Observation", "code-value-concept#0"), 0);
+		/* the component without a value writes nothing, the other one its pair */
+		assert_int_equal(rows_of(&x, "Observation", "component-code-value-quantity#0"), 1);
+		assert_int_equal(rows_of(&x, "Observation", "component-code-value-quantity#1"), 1);
+		/* the plain parameters are untouched */
+		assert_int_equal(rows_of(&x, "Observation", "code"), 2);
+		assert_int_equal(rows_of(&x, "Observation", "component-code"), 2);
+		salus_fhir_index_release(&x);
+	}
+	salus_fhir_index_interpret(false);
+	json_decref(j);
+}
+
 int main(void)
 {
 	salus_alloc_install();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_forms),
+		cmocka_unit_test(test_composite_whole),
 		cmocka_unit_test(test_official_examples),
 		cmocka_unit_test(test_synthea),
 	};
