@@ -716,6 +716,8 @@ struct ctx {
 	uint16_t group;
 	const char *code_sys; /* the implicit system of the `code` values being indexed, or NULL */
 	bool contained;       /* indexing a contained resource: contained parameter ids */
+	bool component;       /* indexing a composite's component: no :text / :of-type rows, which no
+			       * composite search reads (its components are matched on their own ids) */
 };
 
 static uint32_t pid(const struct ctx *c, uint32_t p)
@@ -726,7 +728,7 @@ static uint32_t pid(const struct ctx *c, uint32_t p)
 static int add_string(struct ctx *c, uint32_t p, const char *s, size_t n)
 {
 	int rc;
-	if (!n)
+	if (!n || (c->component && (p & (SALUS_SQ_TEXT_BIT | SALUS_SQ_TYPE_BIT))))
 		return SALUS_OK;
 	if ((rc = salus_fhir_norm(s, n, &c->norm)))
 		return rc == SALUS_EINVALID || rc == SALUS_ETOOLARGE ? SALUS_OK : rc;
@@ -756,6 +758,8 @@ static int add_string_json(struct ctx *c, uint32_t p, json_t *v)
 
 static int add_token(struct ctx *c, uint32_t p, const char *sys, const char *code)
 {
+	if (c->component && (p & (SALUS_SQ_TEXT_BIT | SALUS_SQ_TYPE_BIT)))
+		return SALUS_OK;
 	struct salus_ix_row *r = row_new(c->x, p, SALUS_IX_TOKEN);
 	if (!r || !(r->a = astr(c->x, sys ? sys : "", sys ? strlen(sys) : 0)) || !(r->b = astr(c->x, code, strlen(code))))
 		return SALUS_ENOMEM;
@@ -1027,7 +1031,8 @@ static int index_value(struct ctx *c, uint32_t p, int sptype, json_t *v)
  * composites).  A group in which some component has no value can therefore
  * never match, and its rows are not kept: an Observation with a
  * valueQuantity writes no code-value-string, code-value-date or
- * code-value-concept rows (about a tenth of the Synthea rows). */
+ * code-value-concept rows (about a tenth of the Synthea rows).  Nor does a
+ * component write the :text / :of-type rows of a token (ctx.component). */
 static int index_composite(struct ctx *c, const struct salus_fhir_sp *sp, const struct salus_fhir_sp_info *info,
 			   json_t *res)
 {
@@ -1062,8 +1067,10 @@ static int index_composite(struct ctx *c, const struct salus_fhir_sp *sp, const 
 				rc = eval_expr(e.p, ns.v[k].v, c->type, &cn);
 			if (rc == SALUS_EINVALID)
 				rc = SALUS_OK;
+			c->component = true;
 			for (size_t j = 0; j < cn.n && !rc; j++)
 				rc = index_value(c, pid(c, comp_id(c->type, info->code, i)), ci.type, cn.v[j].v);
+			c->component = false;
 			whole &= c->x->ix.n > before;
 			salus_free(cn.v);
 			salus_buf_release(&e);
@@ -1731,8 +1738,10 @@ static int cx_index_composite(struct ctx *c, const struct cx_param *cp, json_t *
 			rc = cx_eval(&cc->e, ns.v[k].v, &cn);
 			if (rc == SALUS_EINVALID)
 				rc = SALUS_OK;
+			c->component = true;
 			for (size_t j = 0; j < cn.n && !rc; j++)
 				rc = index_value(c, pid(c, cc->id), cc->type, cn.v[j].v);
+			c->component = false;
 			whole &= c->x->ix.n > before;
 			salus_free(cn.v);
 		}

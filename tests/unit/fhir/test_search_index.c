@@ -7,7 +7,7 @@
  * resources when /tmp/syn (or SALUS_SYNTHEA_DIR) holds them; and the
  * compiled path builds no rows for a type it does not know; and a composite
  * group with a component that has no value writes no rows (no composite
- * search could match it), both ways.
+ * search could match it), nor :text rows for a component, both ways.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -162,13 +162,18 @@ static void test_forms(void **state)
 	}
 }
 
-static size_t rows_of(const struct salus_fhir_index *x, const char *type, const char *code)
+static size_t rows_of_bits(const struct salus_fhir_index *x, const char *type, const char *code, uint32_t bits)
 {
-	uint32_t p = salus_fhir_search_param_id(type, code);
+	uint32_t p = salus_fhir_search_param_id(type, code) | bits;
 	size_t n = 0;
 	for (size_t i = 0; i < x->ix.n; i++)
 		n += x->ix.rows[i].param == p;
 	return n;
+}
+
+static size_t rows_of(const struct salus_fhir_index *x, const char *type, const char *code)
+{
+	return rows_of_bits(x, type, code, 0);
 }
 
 static void test_composite_whole(void **state)
@@ -176,7 +181,7 @@ static void test_composite_whole(void **state)
 	(void)state;
 	static const char doc[] =
 		"{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{\"system\":\"http://loinc.org\","
-		"\"code\":\"8867-4\"},{\"code\":\"hr\"}]},\"valueQuantity\":{\"value\":72},"
+		"\"code\":\"8867-4\",\"display\":\"Heart rate\"},{\"code\":\"hr\"}]},\"valueQuantity\":{\"value\":72},"
 		"\"component\":[{\"code\":{\"coding\":[{\"code\":\"a\"}]}},{\"code\":{\"coding\":[{\"code\":\"b\"}]},"
 		"\"valueQuantity\":{\"value\":1}}]}";
 	json_t *j = json_loads(doc, 0, NULL);
@@ -199,6 +204,9 @@ static void test_composite_whole(void **state)
 		/* the plain parameters are untouched */
 		assert_int_equal(rows_of(&x, "Observation", "code"), 2);
 		assert_int_equal(rows_of(&x, "Observation", "component-code"), 2);
+		/* :text rows for the parameter, none for a composite's component (never searched) */
+		assert_int_equal(rows_of_bits(&x, "Observation", "code", SALUS_SQ_TEXT_BIT), 1);
+		assert_int_equal(rows_of_bits(&x, "Observation", "code-value-quantity#0", SALUS_SQ_TEXT_BIT), 0);
 		salus_fhir_index_release(&x);
 	}
 	salus_fhir_index_interpret(false);
