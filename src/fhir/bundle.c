@@ -927,9 +927,13 @@ int salus_fhir_bundle(struct salus_store *st, const struct salus_fhir_req *rq, s
 	struct ctx c = {.st = st, .rq = rq, .rs = rs};
 	struct salus_json_iter it;
 	struct salus_slice k, v;
-	int rc = salus_json_parse_strict(rq->body, rq->body_len, &doc, why, sizeof why);
-	if (rc)
+	/* the parser notes where each entry's resource is in the text */
+	struct salus_json_marks marks = {.outer = "entry", .inner = "resource"};
+	int rc = salus_json_parse_strict_marks(rq->body, rq->body_len, &doc, why, sizeof why, &marks);
+	if (rc) {
+		salus_free(marks.at);
 		return rs->status = salus_fhir_outcome(&rs->body, rc, why, NULL);
+	}
 	const char *rt = json_string_value(json_object_get(doc, "resourceType"));
 	const char *type = json_string_value(json_object_get(doc, "type"));
 	json_t *entries = json_object_get(doc, "entry");
@@ -957,11 +961,16 @@ int salus_fhir_bundle(struct salus_store *st, const struct salus_fhir_req *rq, s
 		rs->status = salus_fhir_outcome(&rs->body, SALUS_ENOMEM, NULL, NULL);
 		goto out_doc;
 	}
-	/* the raw text of each entry's resource, in step with the tree (the body
-	 * was just accepted by the strict parser: values are skipped, not checked) */
+	/* the raw text of each entry's resource, in step with the tree: noted by
+	 * the parser, or else found in the text (the body was just accepted by the
+	 * strict parser: values are skipped, not checked) */
 	struct salus_slice raw_entries = {NULL, 0};
-	if (c.n && salus_json_member_checked(rq->body, rq->body_len, "entry", &raw_entries) == 1 &&
-	    !salus_json_iter_init_checked(&it, raw_entries.p, raw_entries.n)) {
+	if (marks.ok && marks.n == c.n) {
+		for (size_t i = 0; i < c.n; i++)
+			if (marks.at[i].p)
+				c.e[i].raw = marks.at[i];
+	} else if (c.n && salus_json_member_checked(rq->body, rq->body_len, "entry", &raw_entries) == 1 &&
+		   !salus_json_iter_init_checked(&it, raw_entries.p, raw_entries.n)) {
 		for (size_t i = 0; i < c.n && salus_json_iter_next(&it, &k, &v) == 1; i++) {
 			struct salus_slice r;
 			if (salus_json_member_checked(v.p, v.n, "resource", &r) == 1)
@@ -1015,5 +1024,6 @@ out_entries:
 	salus_free(c.map.s);
 out_doc:
 	json_decref(doc);
+	salus_free(marks.at);
 	return rs->status;
 }

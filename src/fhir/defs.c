@@ -7,6 +7,7 @@
  * by code.  Every lookup is a binary search or a walk over a handful of rows;
  * nothing allocates.  Layouts: defs_int.h.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -193,6 +194,36 @@ const struct salus_fhir_elem *salus_fhir_elem_next_sibling(const struct salus_fh
 	if (n->name_at != e->name_at || memcmp(POOL(n->path), POOL(e->path), e->name_at))
 		return NULL;
 	return n;
+}
+
+/* Which roots (types) and elements have a child with min >= 1, worked out
+ * once from the tables (no allocation). */
+static unsigned char req_type[SALUS_FHIR_NTYPES], req_elem[SALUS_FHIR_NELEMS];
+static pthread_once_t req_once = PTHREAD_ONCE_INIT;
+
+static unsigned char any_required(const struct salus_fhir_type *t, const struct salus_fhir_elem *parent)
+{
+	for (const struct salus_fhir_elem *e = salus_fhir_elem_first_child(t, parent); e;
+	     e = salus_fhir_elem_next_sibling(e))
+		if (e->min)
+			return 1;
+	return 0;
+}
+
+static void req_init(void)
+{
+	for (size_t i = 0; i < SALUS_FHIR_NTYPES; i++)
+		req_type[i] = any_required(&salus_fhir_types[i], NULL);
+	for (size_t i = 0; i < SALUS_FHIR_NELEMS; i++)
+		req_elem[i] = any_required(&salus_fhir_types[salus_fhir_elems[i].owner], &salus_fhir_elems[i]);
+}
+
+bool salus_fhir_elem_has_required_child(const struct salus_fhir_type *t, const struct salus_fhir_elem *parent)
+{
+	pthread_once(&req_once, req_init);
+	if (parent)
+		return req_elem[elem_idx(parent)];
+	return t && req_type[t - salus_fhir_types];
 }
 
 /* Does key[0..n) name element e?  Choice elements: name + capitalised type code. */

@@ -139,6 +139,8 @@ const char *salus_fhir_elem_target_at(const struct salus_fhir_elem *e, size_t i,
 const struct salus_fhir_elem *salus_fhir_elem_first_child(const struct salus_fhir_type *t,
 							  const struct salus_fhir_elem *parent);
 const struct salus_fhir_elem *salus_fhir_elem_next_sibling(const struct salus_fhir_elem *e);
+/* True when a direct child (as iterated above) has min cardinality >= 1. */
+bool salus_fhir_elem_has_required_child(const struct salus_fhir_type *t, const struct salus_fhir_elem *parent);
 
 /* Find the child of parent (type root when NULL) that a JSON key names:
  * "birthDate" → Patient.birthDate; "valueQuantity" → Observation.value[x]

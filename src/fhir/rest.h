@@ -153,6 +153,29 @@ int salus_fhir_patch_prepare(struct salus_store *st, const struct salus_fhir_req
  * nesting <= SALUS_MAX_JSON_DEPTH.  Errors: SALUS_EINVALID with a PHI-free
  * message (position only) in why (a buffer of >= 160 bytes). */
 int salus_json_parse_strict(const char *p, size_t n, json_t **out /* OUT, new */, char *why, size_t why_len);
+/* Its fast path alone (json.c): the tree json_loadb(JSON_REJECT_DUPLICATES)
+ * would build for an object or array document, or NULL when it declines —
+ * on anything invalid, and on a few valid rarities (\u0000, integers beyond
+ * 64 bits, keys of 256 bytes or more, numbers of 128 characters or more).
+ * Exposed for the fuzz target and tests that compare it with jansson. */
+json_t *salus_json_parse_fast(const char *p, size_t n /* new, or NULL */);
+
+/* salus_json_parse_strict that also notes where in p the values of the
+ * members named `inner` of the elements of the root's array member `outer`
+ * are (for a Bundle: "entry" and "resource", so each entry's resource text
+ * is known without another pass).  When ok is true, n is the number of
+ * elements of outer and at[i] the text of outer[i].inner (p == NULL: absent
+ * or outer[i] not an object); when false (the text was decided by the slow
+ * path), n is 0.  Caller sets outer and inner, zeroes at and cap, and frees
+ * at with salus_free. */
+struct salus_json_marks {
+	const char *outer, *inner;
+	struct salus_slice *at; /* OUT */
+	size_t n, cap;          /* OUT */
+	bool ok;                /* OUT */
+};
+int salus_json_parse_strict_marks(const char *p, size_t n, json_t **out /* OUT, new */, char *why, size_t why_len,
+				  struct salus_json_marks *m);
 
 /* True for a FHIR id: [A-Za-z0-9-.]{1,64}. */
 bool salus_fhir_id_valid(const char *s, size_t n);

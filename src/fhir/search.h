@@ -58,6 +58,10 @@ void salus_fhir_index_release(struct salus_fhir_index *x);
 /* Compute the index rows of `res` (a resource of `type`) from every search
  * parameter of the type.  Errors: SALUS_ENOMEM, SALUS_ETOOLARGE. */
 int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t *res);
+/* Tests: evaluate the search parameter expressions from their text on every
+ * resource (true) instead of compiled once per type (false, the default);
+ * both give the same rows (test_search compares them). */
+void salus_fhir_index_interpret(bool on);
 
 /* Only the compartment owner of res (salus_ix.patient, whose record key seals
  * the body) and no search rows: the write path without search indexing, for

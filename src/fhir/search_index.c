@@ -17,6 +17,9 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -713,6 +716,8 @@ struct ctx {
 	uint16_t group;
 	const char *code_sys; /* the implicit system of the `code` values being indexed, or NULL */
 	bool contained;       /* indexing a contained resource: contained parameter ids */
+	bool component;       /* indexing a composite's component: no :text / :of-type rows, which no
+			       * composite search reads (its components are matched on their own ids) */
 };
 
 static uint32_t pid(const struct ctx *c, uint32_t p)
@@ -723,7 +728,7 @@ static uint32_t pid(const struct ctx *c, uint32_t p)
 static int add_string(struct ctx *c, uint32_t p, const char *s, size_t n)
 {
 	int rc;
-	if (!n)
+	if (!n || (c->component && (p & (SALUS_SQ_TEXT_BIT | SALUS_SQ_TYPE_BIT))))
 		return SALUS_OK;
 	if ((rc = salus_fhir_norm(s, n, &c->norm)))
 		return rc == SALUS_EINVALID || rc == SALUS_ETOOLARGE ? SALUS_OK : rc;
@@ -753,6 +758,8 @@ static int add_string_json(struct ctx *c, uint32_t p, json_t *v)
 
 static int add_token(struct ctx *c, uint32_t p, const char *sys, const char *code)
 {
+	if (c->component && (p & (SALUS_SQ_TEXT_BIT | SALUS_SQ_TYPE_BIT)))
+		return SALUS_OK;
 	struct salus_ix_row *r = row_new(c->x, p, SALUS_IX_TOKEN);
 	if (!r || !(r->a = astr(c->x, sys ? sys : "", sys ? strlen(sys) : 0)) || !(r->b = astr(c->x, code, strlen(code))))
 		return SALUS_ENOMEM;
@@ -1018,6 +1025,14 @@ static int index_value(struct ctx *c, uint32_t p, int sptype, json_t *v)
 	}
 }
 
+/* composite_whole: a composite parameter's rows are written per element
+ * (one group), and a search on it joins all its components within a group
+ * (store_index.c, SALUS_SQ_COMPOSITE; `:missing` and `_sort` are refused on
+ * composites).  A group in which some component has no value can therefore
+ * never match, and its rows are not kept: an Observation with a
+ * valueQuantity writes no code-value-string, code-value-date or
+ * code-value-concept rows (about a tenth of the Synthea rows).  Nor does a
+ * component write the :text / :of-type rows of a token (ctx.component). */
 static int index_composite(struct ctx *c, const struct salus_fhir_sp *sp, const struct salus_fhir_sp_info *info,
 			   json_t *res)
 {
@@ -1028,12 +1043,15 @@ static int index_composite(struct ctx *c, const struct salus_fhir_sp *sp, const 
 	uint16_t saved = c->group; /* a contained resource's group (_contained correlation) */
 	for (size_t k = 0; k < ns.n && !rc; k++) {
 		c->group = ++c->x->group;
+		size_t at = c->x->ix.n;
+		bool whole = true;
 		for (size_t i = 0; i < info->ncomponents && !rc; i++) {
 			const char *code, *expr;
 			if (salus_fhir_sp_component(sp, i, &code, &expr))
 				break;
 			const struct salus_fhir_sp *csp = salus_fhir_sp_find(c->type, strlen(c->type), code, strlen(code));
 			struct salus_fhir_sp_info ci;
+			size_t before = c->x->ix.n;
 			if (!csp)
 				continue;
 			salus_fhir_sp_get(csp, &ci);
@@ -1049,11 +1067,16 @@ static int index_composite(struct ctx *c, const struct salus_fhir_sp *sp, const 
 				rc = eval_expr(e.p, ns.v[k].v, c->type, &cn);
 			if (rc == SALUS_EINVALID)
 				rc = SALUS_OK;
+			c->component = true;
 			for (size_t j = 0; j < cn.n && !rc; j++)
 				rc = index_value(c, pid(c, comp_id(c->type, info->code, i)), ci.type, cn.v[j].v);
+			c->component = false;
+			whole &= c->x->ix.n > before;
 			salus_free(cn.v);
 			salus_buf_release(&e);
 		}
+		if (!whole)
+			c->x->ix.n = at; /* see composite_whole */
 		c->group = saved;
 	}
 	salus_free(ns.v);
@@ -1160,6 +1183,473 @@ static const char *code_system(const char *expr)
 	return sys;
 }
 
+/* ---- the expressions compiled per resource type ----------------------------
+ *
+ * eval_expr above interprets an expression's text on every resource.  The
+ * same expressions are compiled once per type into lists of steps (cx_*),
+ * with each parameter's id, kind and implicit code system worked out once,
+ * and evaluated with the same semantics: a term of another type selects
+ * nothing, a term stops at the first step that selects nothing, and a step
+ * this subset does not understand (OP_INVALID) makes the expression
+ * SALUS_EINVALID when evaluation reaches it — after the rows of the terms
+ * before it, as eval_expr does.  The compiled form is built for every type
+ * at the first index build; when that fails (memory), the interpreter runs.
+ * test_search compares the two on every official example. */
+
+enum cx_opcode { OP_NAME, OP_OFTYPE, OP_WHERE_RESOLVE, OP_WHERE_EQ, OP_EXISTS, OP_INVALID };
+
+struct cx_op {
+	uint8_t op;
+	bool choice;  /* OP_NAME: a choice element somewhere (maybe_choice) */
+	bool never;   /* OP_NAME: a name too long for step_name: selects nothing */
+	const char *a; /* OP_NAME: the name; OP_OFTYPE: the type; OP_WHERE_RESOLVE: the type */
+	size_t an;
+	char field[64], lit[128]; /* OP_WHERE_EQ */
+};
+
+struct cx_term {
+	struct cx_op *ops;
+	size_t n;
+	bool other; /* a term of another type: selects nothing */
+};
+
+struct cx_expr {
+	struct cx_term *t;
+	size_t n;
+};
+
+enum cx_kind { CK_SKIP, CK_NEAR, CK_COMPOSITE, CK_VALUES };
+
+struct cx_comp {
+	bool stop;   /* salus_fhir_sp_component failed: no further components */
+	bool absent; /* no such parameter: skipped */
+	enum salus_fhir_sp_type type;
+	uint32_t id;
+	struct cx_expr e;
+};
+
+struct cx_param {
+	enum cx_kind kind;
+	enum salus_fhir_sp_type type;
+	uint32_t id;
+	bool deceased;        /* the boolean Patient.deceased expression */
+	const char *code_sys; /* code_system(expression) for token parameters */
+	struct cx_expr e;
+	struct cx_comp *comps;
+	size_t ncomps;
+};
+
+struct cx_type {
+	const struct salus_fhir_type *t;
+	struct cx_param *p;
+	size_t n;
+};
+
+struct cx_blk {
+	struct cx_blk *next;
+	size_t used, cap;
+	max_align_t data[];
+};
+
+struct cx_all {
+	struct cx_type *slots; /* open addressing by type pointer */
+	size_t cap;
+	struct cx_blk *mem;
+};
+
+static void *cx_alloc(struct cx_all *all, size_t n)
+{
+	n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+	struct cx_blk *b = all->mem;
+	if (!b || b->cap - b->used < n) {
+		size_t cap = n > 65536 ? n : 65536;
+		if (!(b = salus_malloc(sizeof *b + cap)))
+			return NULL;
+		b->next = all->mem;
+		b->used = 0;
+		b->cap = cap;
+		all->mem = b;
+	}
+	void *p = (char *)b->data + b->used;
+	b->used += n;
+	memset(p, 0, n);
+	return p;
+}
+
+static void cx_free(struct cx_all *all)
+{
+	for (struct cx_blk *b = all->mem, *nb; b; b = nb) {
+		nb = b->next;
+		salus_free(b);
+	}
+	salus_free(all->slots);
+	salus_free(all);
+}
+
+/* The steps of one union term, parsed as eval_term parses it.  ops NULL:
+ * count them only.  Returns the number of steps. */
+static size_t cx_term_parse(const char *e, size_t n, const char *rtype, struct cx_op *ops, bool *other)
+{
+	size_t i = 0, k = 0;
+	bool first = true;
+	*other = false;
+#define EMIT(...)                                                  \
+	do {                                                       \
+		if (ops)                                           \
+			ops[k] = (struct cx_op){__VA_ARGS__};      \
+		k++;                                               \
+	} while (0)
+	while (i < n) {
+		char c = e[i];
+		if (c == '(' || c == ')' || c == ' ' || c == '.') {
+			i++;
+			continue;
+		}
+		if (!is_ident(c)) {
+			EMIT(.op = OP_INVALID);
+			return k;
+		}
+		size_t s = i;
+		while (i < n && is_ident(e[i]))
+			i++;
+		const char *name = e + s;
+		size_t nn = i - s;
+		if (first) {
+			first = false;
+			if ((nn == strlen(rtype) && !memcmp(name, rtype, nn)) || (nn == 8 && !memcmp(name, "Resource", 8)) ||
+			    (nn == 14 && !memcmp(name, "DomainResource", 14)))
+				continue;
+			*other = true;
+			return k;
+		}
+		if (i < n && e[i] == '(') {
+			size_t depth = 1, a = i + 1, j = i + 1;
+			for (; j < n && depth; j++)
+				depth += e[j] == '(' ? 1 : e[j] == ')' ? -1 : 0;
+			if (depth) {
+				EMIT(.op = OP_INVALID);
+				return k;
+			}
+			const char *arg = e + a;
+			size_t an = j - 1 - a;
+			i = j;
+			if ((nn == 6 && !memcmp(name, "ofType", 6)) || (nn == 2 && !memcmp(name, "as", 2))) {
+				EMIT(.op = OP_OFTYPE, .a = arg, .an = an);
+			} else if (nn == 5 && !memcmp(name, "where", 5) && an > 14 && !memcmp(arg, "resolve() is ", 13)) {
+				EMIT(.op = OP_WHERE_RESOLVE, .a = arg + 13, .an = an - 13);
+			} else if (nn == 5 && !memcmp(name, "where", 5)) {
+				const char *eq = memchr(arg, '=', an);
+				if (!eq || eq + 2 >= arg + an || eq[1] != '\'' || arg[an - 1] != '\'') {
+					EMIT(.op = OP_INVALID);
+					return k;
+				}
+				size_t fn = (size_t)(eq - arg), ln = (size_t)(arg + an - 1 - (eq + 2));
+				if (fn >= sizeof ops->field || ln >= sizeof ops->lit) {
+					EMIT(.op = OP_INVALID);
+					return k;
+				}
+				if (ops) {
+					ops[k] = (struct cx_op){.op = OP_WHERE_EQ};
+					memcpy(ops[k].field, arg, fn);
+					memcpy(ops[k].lit, eq + 2, ln);
+				}
+				k++;
+			} else if (nn == 6 && !memcmp(name, "exists", 6)) {
+				EMIT(.op = OP_EXISTS);
+			} else {
+				EMIT(.op = OP_INVALID);
+				return k;
+			}
+		} else {
+			EMIT(.op = OP_NAME, .a = name, .an = nn, .choice = maybe_choice(name, nn), .never = nn >= 96);
+		}
+	}
+#undef EMIT
+	return k;
+}
+
+/* Compile expression e (owned by the definitions or by all) for rtype. */
+static int cx_expr_compile(struct cx_all *all, const char *e, const char *rtype, struct cx_expr *out)
+{
+	size_t n = strlen(e), s = 0, depth = 0, nt = 1;
+	const char *and = strstr(e, " and ");
+	if (and)
+		n = (size_t)(and - e);
+	for (size_t i = 0; i < n; i++) {
+		depth += e[i] == '(' ? 1 : 0;
+		depth -= e[i] == ')' ? 1 : 0;
+		nt += e[i] == '|' && depth == 0;
+	}
+	if (!(out->t = cx_alloc(all, nt * sizeof *out->t)))
+		return SALUS_ENOMEM;
+	depth = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && e[i] == '(')
+			depth++;
+		else if (i < n && e[i] == ')')
+			depth--;
+		if (i == n || (e[i] == '|' && depth == 0)) {
+			struct cx_term *t = &out->t[out->n++];
+			t->n = cx_term_parse(e + s, i - s, rtype, NULL, &t->other);
+			if (t->n && !(t->ops = cx_alloc(all, t->n * sizeof *t->ops)))
+				return SALUS_ENOMEM;
+			cx_term_parse(e + s, i - s, rtype, t->ops, &t->other);
+			s = i + 1;
+		}
+	}
+	return SALUS_OK;
+}
+
+static int cx_type_compile(struct cx_all *all, const struct salus_fhir_type *t, struct cx_type *ct)
+{
+	struct salus_fhir_type_info ti;
+	salus_fhir_type_get(t, &ti);
+	const char *type = ti.name;
+	size_t nsp = salus_fhir_sp_count(t);
+	ct->t = t;
+	ct->n = nsp;
+	if (nsp && !(ct->p = cx_alloc(all, nsp * sizeof *ct->p)))
+		return SALUS_ENOMEM;
+	for (size_t i = 0; i < nsp; i++) {
+		const struct salus_fhir_sp *sp = salus_fhir_sp_at(t, i);
+		struct cx_param *cp = &ct->p[i];
+		struct salus_fhir_sp_info info;
+		salus_fhir_sp_get(sp, &info);
+		cp->type = info.type;
+		if (info.type == SALUS_FHIR_SP_SPECIAL && !strcmp(type, "Location") && !strcmp(info.code, "near")) {
+			cp->kind = CK_NEAR;
+			continue;
+		}
+		if (!info.expression || info.type == SALUS_FHIR_SP_SPECIAL || !strcmp(info.code, "_id") ||
+		    !strcmp(info.code, "_lastUpdated")) {
+			cp->kind = CK_SKIP;
+			continue;
+		}
+		cp->id = salus_fhir_search_param_id(type, info.code);
+		int rc = cx_expr_compile(all, info.expression, type, &cp->e);
+		if (rc)
+			return rc;
+		if (info.type == SALUS_FHIR_SP_COMPOSITE) {
+			cp->kind = CK_COMPOSITE;
+			cp->ncomps = info.ncomponents;
+			if (cp->ncomps && !(cp->comps = cx_alloc(all, cp->ncomps * sizeof *cp->comps)))
+				return SALUS_ENOMEM;
+			for (size_t k = 0; k < cp->ncomps; k++) {
+				struct cx_comp *cc = &cp->comps[k];
+				const char *code, *expr;
+				if (salus_fhir_sp_component(sp, k, &code, &expr)) {
+					cc->stop = true;
+					break;
+				}
+				const struct salus_fhir_sp *csp = salus_fhir_sp_find(type, strlen(type), code, strlen(code));
+				if (!csp) {
+					cc->absent = true;
+					continue;
+				}
+				struct salus_fhir_sp_info ci;
+				salus_fhir_sp_get(csp, &ci);
+				cc->type = ci.type;
+				cc->id = comp_id(type, info.code, k);
+				/* the relative expression, evaluated on the element: prefixed with the type */
+				size_t tl = strlen(type), el = strlen(expr);
+				bool self = !strcmp(expr, "$this");
+				char *full = cx_alloc(all, tl + el + 2);
+				if (!full)
+					return SALUS_ENOMEM;
+				memcpy(full, type, tl);
+				if (!self) {
+					full[tl] = '.';
+					memcpy(full + tl + 1, expr, el + 1);
+				}
+				if ((rc = cx_expr_compile(all, full, type, &cc->e)))
+					return rc;
+			}
+			continue;
+		}
+		cp->kind = CK_VALUES;
+		cp->deceased = strstr(info.expression, " and ") && info.type == SALUS_FHIR_SP_TOKEN;
+		cp->code_sys = info.type == SALUS_FHIR_SP_TOKEN ? code_system(info.expression) : NULL;
+	}
+	return SALUS_OK;
+}
+
+static size_t cx_slot(const struct cx_all *all, const struct salus_fhir_type *t)
+{
+	uintptr_t h = (uintptr_t)t;
+	h ^= h >> 17;
+	h *= 0x9E3779B97F4A7C15ull;
+	return (size_t)(h >> 20) & (all->cap - 1);
+}
+
+static pthread_mutex_t cx_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(struct cx_all *) cx_ready;
+static _Atomic bool cx_off; /* tests: interpret instead (salus_fhir_index_interpret) */
+
+void salus_fhir_index_interpret(bool on)
+{
+	atomic_store(&cx_off, on);
+}
+
+static struct cx_all *cx_build(void)
+{
+	struct cx_all *all = salus_calloc(1, sizeof *all);
+	size_t nt = salus_fhir_type_count();
+	if (!all)
+		return NULL;
+	for (all->cap = 64; all->cap < 2 * nt; all->cap *= 2)
+		;
+	if (!(all->slots = salus_calloc(all->cap, sizeof *all->slots)))
+		goto fail;
+	for (size_t i = 0; i < nt; i++) {
+		const struct salus_fhir_type *t = salus_fhir_type_at(i);
+		if (!t || !salus_fhir_sp_count(t))
+			continue;
+		size_t k = cx_slot(all, t);
+		while (all->slots[k].t)
+			k = (k + 1) & (all->cap - 1);
+		if (cx_type_compile(all, t, &all->slots[k]))
+			goto fail;
+	}
+	return all;
+fail:
+	cx_free(all);
+	return NULL;
+}
+
+/* The compiled parameters of type t, or NULL (interpret). */
+static const struct cx_type *cx_find(const struct salus_fhir_type *t)
+{
+	if (atomic_load_explicit(&cx_off, memory_order_relaxed))
+		return NULL;
+	struct cx_all *all = atomic_load_explicit(&cx_ready, memory_order_acquire);
+	if (!all) {
+		pthread_mutex_lock(&cx_mu);
+		if (!(all = atomic_load_explicit(&cx_ready, memory_order_acquire)) && (all = cx_build()))
+			atomic_store_explicit(&cx_ready, all, memory_order_release);
+		pthread_mutex_unlock(&cx_mu);
+		if (!all)
+			return NULL;
+	}
+	for (size_t k = cx_slot(all, t); all->slots[k].t; k = (k + 1) & (all->cap - 1))
+		if (all->slots[k].t == t)
+			return &all->slots[k];
+	return NULL;
+}
+
+/* Child `name` of an object (step_name with the name's facts worked out). */
+static int cx_step_name(struct nodes *out, const struct node *in, const struct cx_op *op)
+{
+	json_t *o = in->v, *v;
+	const char *k;
+	size_t nn = op->an;
+	const char *name = op->a;
+	if (!json_is_object(o) || op->never)
+		return SALUS_OK;
+	if ((v = json_object_getn(o, name, nn)))
+		return nodes_add(out, v, NULL, 0);
+	if (!op->choice)
+		return SALUS_OK;
+	json_object_foreach(o, k, v)
+	{
+		size_t kl = strlen(k);
+		if (kl > nn && !memcmp(k, name, nn) && k[nn] >= 'A' && k[nn] <= 'Z' &&
+		    salus_fhir_type_find(k + nn, kl - nn)) {
+			int rc = nodes_add(out, v, k + nn, kl - nn);
+			if (rc)
+				return rc;
+		} else if (kl > nn && !memcmp(k, name, nn) && k[nn] >= 'A' && k[nn] <= 'Z') {
+			char t[64];
+			if (kl - nn < sizeof t) {
+				memcpy(t, k + nn, kl - nn);
+				t[0] = (char)(t[0] + 32);
+				if (salus_fhir_type_find(t, kl - nn)) {
+					int rc = nodes_add(out, v, k + nn, kl - nn);
+					if (rc)
+						return rc;
+				}
+			}
+		}
+	}
+	return SALUS_OK;
+}
+
+static int cx_eval_term(const struct cx_term *ct, json_t *res, struct nodes *out)
+{
+	struct node ca[TERM_NODES], na[TERM_NODES];
+	struct nodes cur = {ca, 0, TERM_NODES, false}, nxt = {na, 0, TERM_NODES, false};
+	int rc = SALUS_OK;
+
+	if (ct->other)
+		return SALUS_OK;
+	if ((rc = nodes_add(&cur, res, NULL, 0)))
+		goto out_free;
+	for (size_t s = 0; s < ct->n; s++) {
+		const struct cx_op *op = &ct->ops[s];
+		nxt.n = 0;
+		switch (op->op) {
+		case OP_INVALID:
+			rc = SALUS_EINVALID;
+			goto out_free;
+		case OP_OFTYPE:
+			for (size_t k = 0; k < cur.n; k++)
+				if (type_eq(&cur.v[k], op->a, op->an) && (rc = nodes_add(&nxt, cur.v[k].v, op->a, op->an)))
+					goto out_free;
+			break;
+		case OP_WHERE_RESOLVE:
+			for (size_t k = 0; k < cur.n; k++) {
+				json_t *r = json_object_get(cur.v[k].v, "reference");
+				const char *t;
+				size_t tn;
+				if (json_is_string(r) && ref_type(json_string_value(r), &t, &tn) && tn == op->an &&
+				    !memcmp(t, op->a, op->an) && (rc = nodes_add(&nxt, cur.v[k].v, NULL, 0)))
+					goto out_free;
+			}
+			break;
+		case OP_WHERE_EQ:
+			for (size_t k = 0; k < cur.n; k++) {
+				json_t *f = json_object_get(cur.v[k].v, op->field);
+				if (json_is_string(f) && !strcmp(json_string_value(f), op->lit) &&
+				    (rc = nodes_add(&nxt, cur.v[k].v, cur.v[k].tname, cur.v[k].tlen)))
+					goto out_free;
+			}
+			break;
+		case OP_EXISTS:
+			for (size_t k = 0; k < cur.n; k++)
+				if ((rc = nodes_add(&nxt, cur.v[k].v, cur.v[k].tname, cur.v[k].tlen)))
+					goto out_free;
+			break;
+		default: /* OP_NAME */
+			for (size_t k = 0; k < cur.n; k++)
+				if ((rc = cx_step_name(&nxt, &cur.v[k], op)))
+					goto out_free;
+			break;
+		}
+		struct nodes t = cur;
+		cur = nxt;
+		nxt = t;
+		if (!cur.n)
+			break;
+	}
+	for (size_t k = 0; k < cur.n && !rc; k++)
+		rc = nodes_add(out, cur.v[k].v, cur.v[k].tname, cur.v[k].tlen);
+out_free:
+	if (cur.heap)
+		salus_free(cur.v);
+	if (nxt.heap)
+		salus_free(nxt.v);
+	return rc;
+}
+
+static int cx_eval(const struct cx_expr *ce, json_t *res, struct nodes *out)
+{
+	for (size_t i = 0; i < ce->n; i++) {
+		int rc = cx_eval_term(&ce->t[i], res, out);
+		if (rc)
+			return rc;
+	}
+	return SALUS_OK;
+}
+
 /* Location.near: Location.position's latitude and longitude, as the two
  * components of one group (Location.near#0, #1). */
 static int index_near(struct ctx *c, json_t *res)
@@ -1225,10 +1715,87 @@ static int index_patient_code(struct ctx *c, const char *type)
 	return rc;
 }
 
+/* index_composite and index_params with the compiled parameters of the type. */
+static int cx_index_composite(struct ctx *c, const struct cx_param *cp, json_t *res)
+{
+	struct nodes ns = {0};
+	int rc = cx_eval(&cp->e, res, &ns);
+	if (rc == SALUS_EINVALID)
+		rc = SALUS_OK;
+	uint16_t saved = c->group; /* a contained resource's group (_contained correlation) */
+	for (size_t k = 0; k < ns.n && !rc; k++) {
+		c->group = ++c->x->group;
+		size_t at = c->x->ix.n;
+		bool whole = true;
+		for (size_t i = 0; i < cp->ncomps && !rc; i++) {
+			const struct cx_comp *cc = &cp->comps[i];
+			if (cc->stop)
+				break;
+			if (cc->absent)
+				continue;
+			size_t before = c->x->ix.n;
+			struct nodes cn = {0};
+			rc = cx_eval(&cc->e, ns.v[k].v, &cn);
+			if (rc == SALUS_EINVALID)
+				rc = SALUS_OK;
+			c->component = true;
+			for (size_t j = 0; j < cn.n && !rc; j++)
+				rc = index_value(c, pid(c, cc->id), cc->type, cn.v[j].v);
+			c->component = false;
+			whole &= c->x->ix.n > before;
+			salus_free(cn.v);
+		}
+		if (!whole)
+			c->x->ix.n = at; /* see composite_whole */
+		c->group = saved;
+	}
+	salus_free(ns.v);
+	return rc;
+}
+
+static int cx_index_params(struct ctx *c, const struct cx_type *ct, json_t *res)
+{
+	int rc = SALUS_OK;
+	for (size_t i = 0; i < ct->n && !rc; i++) {
+		const struct cx_param *cp = &ct->p[i];
+		if (cp->kind == CK_SKIP)
+			continue;
+		if (cp->kind == CK_NEAR) {
+			rc = index_near(c, res);
+			continue;
+		}
+		if (cp->kind == CK_COMPOSITE) {
+			rc = cx_index_composite(c, cp, res);
+			continue;
+		}
+		uint32_t p = pid(c, cp->id);
+		struct nodes ns = {0};
+		rc = cx_eval(&cp->e, res, &ns);
+		if (rc == SALUS_EINVALID)
+			rc = SALUS_OK; /* an expression outside the subset: nothing indexed (from there on) */
+		if (!rc && cp->deceased) {
+			bool dead = false;
+			for (size_t k = 0; k < ns.n; k++)
+				dead |= !json_is_false(ns.v[k].v);
+			rc = add_token(c, p, NULL, dead ? "true" : "false");
+			ns.n = 0;
+		}
+		c->code_sys = ns.n ? cp->code_sys : NULL;
+		for (size_t k = 0; k < ns.n && !rc; k++)
+			rc = index_value(c, p, cp->type, ns.v[k].v);
+		c->code_sys = NULL;
+		salus_free(ns.v);
+	}
+	return rc;
+}
+
 /* The rows of every search parameter of type (t) on res; in a contained
  * resource (c->contained) under the contained parameter ids. */
 static int index_params(struct ctx *c, const struct salus_fhir_type *t, const char *type, json_t *res)
 {
+	const struct cx_type *ct = cx_find(t);
+	if (ct)
+		return cx_index_params(c, ct, res);
 	int rc = SALUS_OK;
 	size_t nsp = salus_fhir_sp_count(t);
 	for (size_t i = 0; i < nsp && !rc; i++) {

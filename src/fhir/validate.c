@@ -472,15 +472,60 @@ static const char *prim_code(const char *code)
 	return NULL;
 }
 
+/* The format class of a primitive type code (prim_code's result): one
+ * strcmp or two per value instead of a chain of them. */
+enum prim_kind { PK_BOOL, PK_INT, PK_DEC, PK_ID, PK_DATE, PK_DATETIME, PK_INSTANT, PK_TIME, PK_CODE, PK_URI, PK_OID,
+		 PK_UUID, PK_B64, PK_XHTML, PK_STRING };
+
+static enum prim_kind prim_kind(const char *c)
+{
+	switch (c[0]) {
+	case 'b':
+		return !strcmp(c, "boolean") ? PK_BOOL : !strcmp(c, "base64Binary") ? PK_B64 : PK_STRING;
+	case 'i':
+		return !strcmp(c, "integer")   ? PK_INT
+		       : !strcmp(c, "id")      ? PK_ID
+		       : !strcmp(c, "instant") ? PK_INSTANT
+					       : PK_STRING;
+	case 'u':
+		return !strcmp(c, "unsignedInt") ? PK_INT
+		       : !strcmp(c, "uri") || !strcmp(c, "url") ? PK_URI
+		       : !strcmp(c, "uuid")			  ? PK_UUID
+								  : PK_STRING;
+	case 'p': return !strcmp(c, "positiveInt") ? PK_INT : PK_STRING;
+	case 'd':
+		return !strcmp(c, "decimal")    ? PK_DEC
+		       : !strcmp(c, "date")     ? PK_DATE
+		       : !strcmp(c, "dateTime") ? PK_DATETIME
+						: PK_STRING;
+	case 't': return !strcmp(c, "time") ? PK_TIME : PK_STRING;
+	case 'c': return !strcmp(c, "code") ? PK_CODE : !strcmp(c, "canonical") ? PK_URI : PK_STRING;
+	case 'o': return !strcmp(c, "oid") ? PK_OID : PK_STRING;
+	case 'x': return !strcmp(c, "xhtml") ? PK_XHTML : PK_STRING;
+	case 'S':
+		if (strncmp(c, "System.", 7))
+			return PK_STRING;
+		c += 7;
+		return !strcmp(c, "Boolean") ? PK_BOOL
+		       : !strcmp(c, "Integer") ? PK_INT
+		       : !strcmp(c, "Decimal") ? PK_DEC
+		       : !strcmp(c, "Date")    ? PK_DATE
+		       : !strcmp(c, "DateTime") ? PK_DATETIME
+		       : !strcmp(c, "Time")    ? PK_TIME
+						: PK_STRING;
+	default: return PK_STRING;
+	}
+}
+
 static void check_primitive(struct vctx *V, const char *code, const json_t *v, bool is_resource_id)
 {
-	if (!strcmp(code, "boolean") || !strcmp(code, "System.Boolean")) {
+	enum prim_kind pk = prim_kind(code);
+	if (pk == PK_BOOL) {
 		if (!json_is_boolean(v))
 			add_issue(V, true, IC_VALUE, "expected a JSON boolean (true or false)");
 		return;
 	}
-	if (!strcmp(code, "integer") || !strcmp(code, "unsignedInt") || !strcmp(code, "positiveInt") ||
-	    !strcmp(code, "System.Integer")) {
+	if (pk == PK_INT) {
 		if (!json_is_integer(v)) {
 			add_issue(V, true, IC_VALUE, "expected a JSON integer number for %s", code);
 			return;
@@ -491,7 +536,7 @@ static void check_primitive(struct vctx *V, const char *code, const json_t *v, b
 			add_issue(V, true, IC_VALUE, "value out of range for %s", code);
 		return;
 	}
-	if (!strcmp(code, "decimal") || !strcmp(code, "System.Decimal")) {
+	if (pk == PK_DEC) {
 		if (!json_is_number(v))
 			add_issue(V, true, IC_VALUE, "expected a JSON number for decimal");
 		return;
@@ -506,34 +551,34 @@ static void check_primitive(struct vctx *V, const char *code, const json_t *v, b
 		add_issue(V, true, IC_VALUE, "empty string is not allowed (omit the element instead)");
 		return;
 	}
-	if (n > 1024u * 1024u && strcmp(code, "base64Binary") && strcmp(code, "xhtml")) {
+	if (n > 1024u * 1024u && pk != PK_B64 && pk != PK_XHTML) {
 		add_issue(V, true, IC_VALUE, "string longer than 1 MB");
 		return;
 	}
 	bool ok = true;
 	const char *what = code;
-	if (is_resource_id || !strcmp(code, "id")) {
+	if (is_resource_id || pk == PK_ID) {
 		ok = is_id(s, n);
 		what = "id";
-	} else if (!strcmp(code, "date") || !strcmp(code, "System.Date")) {
+	} else if (pk == PK_DATE) {
 		ok = is_date(s, n);
-	} else if (!strcmp(code, "dateTime") || !strcmp(code, "System.DateTime")) {
+	} else if (pk == PK_DATETIME) {
 		ok = is_datetime(s, n, false);
-	} else if (!strcmp(code, "instant")) {
+	} else if (pk == PK_INSTANT) {
 		ok = is_datetime(s, n, true);
-	} else if (!strcmp(code, "time") || !strcmp(code, "System.Time")) {
+	} else if (pk == PK_TIME) {
 		ok = is_time(s, n);
-	} else if (!strcmp(code, "code")) {
+	} else if (pk == PK_CODE) {
 		ok = is_code(s, n);
-	} else if (!strcmp(code, "uri") || !strcmp(code, "url") || !strcmp(code, "canonical")) {
+	} else if (pk == PK_URI) {
 		ok = no_ws(s, n);
-	} else if (!strcmp(code, "oid")) {
+	} else if (pk == PK_OID) {
 		ok = is_oid(s, n);
-	} else if (!strcmp(code, "uuid")) {
+	} else if (pk == PK_UUID) {
 		ok = is_uuid(s, n);
-	} else if (!strcmp(code, "base64Binary")) {
+	} else if (pk == PK_B64) {
 		ok = is_base64(s, n);
-	} else if (!strcmp(code, "xhtml")) {
+	} else if (pk == PK_XHTML) {
 		size_t i = 0;
 		while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t'))
 			i++;
@@ -1135,9 +1180,10 @@ static void walk_object(struct vctx *V, const struct res_ctx *R, const json_t *o
 		if (V->rc)
 			break;
 	}
-	/* required children */
-	for (const struct salus_fhir_elem *e = salus_fhir_elem_first_child(t, pe); e && !V->rc;
-	     e = salus_fhir_elem_next_sibling(e)) {
+	/* required children (most data types have none) */
+	const struct salus_fhir_elem *first =
+		salus_fhir_elem_has_required_child(t, pe) ? salus_fhir_elem_first_child(t, pe) : NULL;
+	for (const struct salus_fhir_elem *e = first; e && !V->rc; e = salus_fhir_elem_next_sibling(e)) {
 		struct salus_fhir_elem_info ei;
 		salus_fhir_elem_get(e, &ei);
 		if (!ei.min)
