@@ -66,10 +66,11 @@ if [ -z "${BENCH_DATA:-}" ]; then
 			done
 		done
 		rm -rf "$work/w"
-		awk -v l="$(cut -d' ' -f1 /proc/loadavg)" '{ v[$1] = v[$1] " " $2 }
-			function med(s,  a, n) { n = split(s, a, " "); asort(a); return a[int((n + 1) / 2)] }
-			END { i = med(v["index"]); x = med(v["noindex"]);
-			      printf "bench: write %s resources: indexed %.0f/s, no index %.0f/s (median of 3): indexed = %.0f%% of no-index, load %s\n", '"$WRITE_N"', i, x, 100 * i / x, l }' "$work/write"
+		# the median of each mode's three rates (sort, not gawk's asort: Debian's awk is mawk)
+		i=$(awk '$1 == "index" { print $2 }' "$work/write" | sort -n | sed -n 2p)
+		x=$(awk '$1 == "noindex" { print $2 }' "$work/write" | sort -n | sed -n 2p)
+		awk -v i="$i" -v x="$x" -v n="$WRITE_N" -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+			printf "bench: write %s resources: indexed %.0f/s, no index %.0f/s (median of 3): indexed = %.0f%% of no-index, load %s\n", n, i, x, 100 * i / x, l }'
 	fi
 fi
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
