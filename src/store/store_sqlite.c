@@ -431,6 +431,7 @@ struct sq_store {
 	uint64_t group_no, au_group; /* au_size checked against the table once per group */
 	unsigned char *au_val;       /* scratch: its stored (compact) form, audit_codec.h */
 	size_t au_val_cap, au_val_n;
+	struct salus_buf au_text;    /* scratch: the text of an entry given compact (cpre), to hash */
 	struct salus_sx_w *sx;       /* the search index's writer statements (store_index.c) */
 	pthread_t thread;
 	bool thread_started;
@@ -1554,8 +1555,8 @@ static int au_sync(struct sq_store *sq)
 
 /* sq->au_val = the stored form of e's text at index n (audit_codec.h): the marker, pre, the
  * decimal index, post, the pieces encoded by the job's caller (au_epre/au_epost) or here. */
-static int au_value(struct sq_store *sq, const struct salus_audit_entry *e, const char *digits, size_t nd,
-		    const struct job *j)
+static int au_value(struct sq_store *sq, const struct salus_audit_entry *e, bool has_post, const char *digits,
+		    size_t nd, const struct job *j)
 {
 	bool pre_done = j && j->au_epre;
 	size_t need = 2 + nd, at;
@@ -1578,7 +1579,7 @@ static int au_value(struct sq_store *sq, const struct salus_audit_entry *e, cons
 	} else {
 		at += salus_auc_encode(e->pre, e->pre_n, o + at);
 	}
-	if (e->post) {
+	if (has_post) {
 		memcpy(o + at, digits, nd);
 		at += nd;
 		if (pre_done) {
@@ -1610,17 +1611,33 @@ static int au_append(struct sq_store *sq, struct salus_audit_entry *e, const str
 		while ((v /= 10));
 		nd = (size_t)(num + sizeof num - d);
 	}
+	/* the text: given, or decoded from the compact form the caller built (journaled reads) */
+	const char *pre = e->pre, *post = e->post;
+	size_t pre_n = e->pre_n, post_n = e->post_n;
+	if (e->cpre) {
+		if (!j || j->au_epre != e->cpre)
+			return SALUS_EINVALID; /* only journaled jobs carry compact entries */
+		salus_buf_reset(&sq->au_text);
+		if ((rc = salus_auc_decode_append(e->cpre, e->cpre_n, &sq->au_text)))
+			return rc;
+		pre_n = sq->au_text.n;
+		if (e->cpost && (rc = salus_auc_decode_append(e->cpost, e->cpost_n, &sq->au_text)))
+			return rc;
+		pre = sq->au_text.p;
+		post = e->cpost ? sq->au_text.p + pre_n : NULL;
+		post_n = e->cpost ? sq->au_text.n - pre_n : 0;
+	}
 	/* the leaf hash: SHA-256(0x00 || text) (RFC 6962 §2.1), the text = pre || index || post */
 	struct sha256_ctx h;
 	sha256_init(&h);
 	sha256_update(&h, 1, (const uint8_t *)"");
-	sha256_update(&h, e->pre_n, (const uint8_t *)e->pre);
-	if (e->post) {
+	sha256_update(&h, pre_n, (const uint8_t *)pre);
+	if (post) {
 		sha256_update(&h, nd, (const uint8_t *)d);
-		sha256_update(&h, e->post_n, (const uint8_t *)e->post);
+		sha256_update(&h, post_n, (const uint8_t *)post);
 	}
 	sha256_digest(&h, SALUS_AUDIT_HASH_LEN, cur);
-	if ((rc = au_value(sq, e, d, nd, j)))
+	if ((rc = au_value(sq, e, post != NULL, d, nd, j)))
 		return rc;
 
 	if ((rc = conn_stmt(&sq->a, ST_W_AU_INS, &st)))
@@ -1958,6 +1975,35 @@ struct heap_job {
 static _Thread_local unsigned char *enc_scratch;
 static _Thread_local size_t enc_scratch_cap;
 #define ENC_SCRATCH_KEEP (64u << 10) /* a bigger scratch (a rare huge event) is freed after use */
+
+/* A job of an entry given compact (e->cpre): only the compact bytes are kept; the writer decodes
+ * them to hash the text (au_append). */
+static struct heap_job *heap_job_new_compact(const struct salus_audit_entry *e)
+{
+	size_t pn = e->cpre_n, qn = e->cpost ? e->cpost_n : 0;
+	struct heap_job *a = salus_malloc(sizeof *a + pn + qn + 1);
+	unsigned char *enc;
+
+	if (!a)
+		return NULL;
+	memset(a, 0, sizeof *a);
+	enc = (unsigned char *)a->text;
+	memcpy(enc, e->cpre, pn);
+	if (qn)
+		memcpy(enc + pn, e->cpost, qn);
+	a->e = *e;
+	a->e.cpre = enc;
+	a->e.cpost = e->cpost ? enc + pn : NULL;
+	a->j.au_epre = enc;
+	a->j.au_epre_n = pn;
+	a->j.au_epost = enc + pn;
+	a->j.au_epost_n = qn;
+	a->j.kind = JOB_WRITE;
+	a->j.au = &a->e;
+	a->j.nau = 1;
+	a->j.journaled = true;
+	return a;
+}
 
 static struct heap_job *heap_job_new(const struct salus_audit_entry *e)
 {
@@ -2600,9 +2646,27 @@ static int sq_audit_journal(struct salus_store *s, const struct salus_audit_entr
 
 	if (!sq->aj) { /* another process owns the journal: append directly */
 		struct salus_audit_entry c = *e;
-		return sq_audit_write(s, NULL, 0, &c, 1);
+		struct salus_buf t;
+		size_t pn;
+		if (!e->cpre)
+			return sq_audit_write(s, NULL, 0, &c, 1);
+		salus_buf_init(&t, SALUS_MAX_AUDIT_EVENT);
+		if (!(rc = salus_auc_decode_append(e->cpre, e->cpre_n, &t))) {
+			pn = t.n;
+			if (!(rc = e->cpost ? salus_auc_decode_append(e->cpost, e->cpost_n, &t) : SALUS_OK)) {
+				c.cpre = c.cpost = NULL;
+				c.cpre_n = c.cpost_n = 0;
+				c.pre = t.p;
+				c.pre_n = pn;
+				c.post = e->cpost ? t.p + pn : NULL;
+				c.post_n = e->cpost ? t.n - pn : 0;
+				rc = sq_audit_write(s, NULL, 0, &c, 1);
+			}
+		}
+		salus_buf_release(&t);
+		return rc;
 	}
-	if (!(a = heap_job_new(e)))
+	if (!(a = e->cpre ? heap_job_new_compact(e) : heap_job_new(e)))
 		return SALUS_ENOMEM;
 	pthread_mutex_lock(&sq->jmu);
 	while (sq->jgate && !sq->jbroken)
@@ -2618,7 +2682,7 @@ static int sq_audit_journal(struct salus_store *s, const struct salus_audit_entr
 		.ts_ms = e->ts_ms,
 		.pre = a->j.au_epre,
 		.pre_n = a->j.au_epre_n,
-		.post = a->e.post ? a->j.au_epost : NULL,
+		.post = a->e.post || a->e.cpost ? a->j.au_epost : NULL,
 		.post_n = a->j.au_epost_n,
 	};
 	if ((rc = salus_ajournal_append(sq->aj, &rec)))
@@ -3232,6 +3296,7 @@ static void sq_free(struct salus_store *s)
 	pthread_cond_destroy(&sq->ckcv);
 	pthread_mutex_destroy(&sq->ckmu);
 	salus_free(sq->au_val);
+	salus_buf_release(&sq->au_text);
 	salus_free(sq->path);
 	salus_free(sq->apath);
 	salus_free(sq);
@@ -3247,6 +3312,7 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 	if (!(sq = salus_calloc(1, sizeof *sq)))
 		return SALUS_ENOMEM;
 	sq->base.ops = &salus_store_sqlite_ops;
+	salus_buf_init(&sq->au_text, SALUS_MAX_AUDIT_EVENT);
 	pthread_mutex_init(&sq->qmu, NULL);
 	pthread_mutex_init(&sq->jmu, NULL);
 	pthread_cond_init(&sq->jcv, NULL);
