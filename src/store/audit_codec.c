@@ -263,19 +263,20 @@ size_t salus_auc_encode(const char *src, size_t n, unsigned char *out)
 	return o;
 }
 
-/* Append the text of compact bytes s[0..n) (no marker) to out. */
-static int decode_body(const unsigned char *s, size_t n, struct salus_buf *out)
+int salus_auc_visit(const unsigned char *s, size_t n, int (*fn)(void *ctx, const void *p, size_t n), void *ctx)
 {
 	size_t i, run;
 	int rc;
 
+	if (n && !s)
+		return SALUS_EINVALID;
 	pthread_once(&index_once, index_build);
 	for (i = 0, run = 0; i < n; i++) {
 		unsigned c = s[i];
 		size_t d;
 		if (c >= 0x20)
-			continue; /* a run of literal bytes, copied at once below */
-		if ((rc = salus_buf_add(out, s + run, i - run)))
+			continue; /* a run of literal bytes, given at once below */
+		if (i > run && (rc = fn(ctx, s + run, i - run)))
 			return rc;
 		if (c == 0)
 			return SALUS_EIO;
@@ -283,7 +284,7 @@ static int decode_body(const unsigned char *s, size_t n, struct salus_buf *out)
 			if (++i == n)
 				return SALUS_EIO;
 			if (c == ESC) {
-				if ((rc = salus_buf_addc(out, (char)s[i])))
+				if ((rc = fn(ctx, s + i, 1)))
 					return rc;
 				run = i + 1;
 				continue;
@@ -294,11 +295,22 @@ static int decode_body(const unsigned char *s, size_t n, struct salus_buf *out)
 		}
 		if (d >= NDICT)
 			return SALUS_EIO;
-		if ((rc = salus_buf_add(out, dict[d], dict_len[d])))
+		if ((rc = fn(ctx, dict[d], dict_len[d])))
 			return rc;
 		run = i + 1;
 	}
-	return salus_buf_add(out, s + run, n - run);
+	return n > run ? fn(ctx, s + run, n - run) : SALUS_OK;
+}
+
+static int buf_piece(void *ctx, const void *p, size_t n)
+{
+	return salus_buf_add(ctx, p, n);
+}
+
+/* Append the text of compact bytes s[0..n) (no marker) to out. */
+static int decode_body(const unsigned char *s, size_t n, struct salus_buf *out)
+{
+	return salus_auc_visit(s, n, buf_piece, out);
 }
 
 int salus_auc_decode(const void *v, size_t n, struct salus_buf *out)
