@@ -431,7 +431,6 @@ struct sq_store {
 	uint64_t group_no, au_group; /* au_size checked against the table once per group */
 	unsigned char *au_val;       /* scratch: its stored (compact) form, audit_codec.h */
 	size_t au_val_cap, au_val_n;
-	struct salus_buf au_text;    /* scratch: the text of an entry given compact (cpre), to hash */
 	struct salus_sx_w *sx;       /* the search index's writer statements (store_index.c) */
 	pthread_t thread;
 	bool thread_started;
@@ -1593,6 +1592,12 @@ static int au_value(struct sq_store *sq, const struct salus_audit_entry *e, bool
 	return SALUS_OK;
 }
 
+static int sha_piece(void *ctx, const void *p, size_t n)
+{
+	sha256_update(ctx, n, p);
+	return SALUS_OK;
+}
+
 /* Append one entry at index au_size: its row, and every subtree it completes.  The leaf hash is
  * over the text; the row keeps the text's compact form (audit_codec.h), decoded on every read. */
 static int au_append(struct sq_store *sq, struct salus_audit_entry *e, const struct job *j)
@@ -1611,33 +1616,31 @@ static int au_append(struct sq_store *sq, struct salus_audit_entry *e, const str
 		while ((v /= 10));
 		nd = (size_t)(num + sizeof num - d);
 	}
-	/* the text: given, or decoded from the compact form the caller built (journaled reads) */
-	const char *pre = e->pre, *post = e->post;
-	size_t pre_n = e->pre_n, post_n = e->post_n;
-	if (e->cpre) {
-		if (!j || j->au_epre != e->cpre)
-			return SALUS_EINVALID; /* only journaled jobs carry compact entries */
-		salus_buf_reset(&sq->au_text);
-		if ((rc = salus_auc_decode_append(e->cpre, e->cpre_n, &sq->au_text)))
-			return rc;
-		pre_n = sq->au_text.n;
-		if (e->cpost && (rc = salus_auc_decode_append(e->cpost, e->cpost_n, &sq->au_text)))
-			return rc;
-		pre = sq->au_text.p;
-		post = e->cpost ? sq->au_text.p + pre_n : NULL;
-		post_n = e->cpost ? sq->au_text.n - pre_n : 0;
-	}
-	/* the leaf hash: SHA-256(0x00 || text) (RFC 6962 §2.1), the text = pre || index || post */
+	/* the leaf hash: SHA-256(0x00 || text) (RFC 6962 §2.1), the text = pre || index || post; an entry
+	 * given compact (journaled reads) is hashed piece by piece as it decodes, never built */
+	bool has_post = e->cpre ? e->cpost != NULL : e->post != NULL;
 	struct sha256_ctx h;
 	sha256_init(&h);
 	sha256_update(&h, 1, (const uint8_t *)"");
-	sha256_update(&h, pre_n, (const uint8_t *)pre);
-	if (post) {
-		sha256_update(&h, nd, (const uint8_t *)d);
-		sha256_update(&h, post_n, (const uint8_t *)post);
+	if (e->cpre) {
+		if (!j || j->au_epre != e->cpre)
+			return SALUS_EINVALID; /* only journaled jobs carry compact entries */
+		if ((rc = salus_auc_visit(e->cpre, e->cpre_n, sha_piece, &h)))
+			return rc;
+		if (has_post) {
+			sha256_update(&h, nd, (const uint8_t *)d);
+			if ((rc = salus_auc_visit(e->cpost, e->cpost_n, sha_piece, &h)))
+				return rc;
+		}
+	} else {
+		sha256_update(&h, e->pre_n, (const uint8_t *)e->pre);
+		if (has_post) {
+			sha256_update(&h, nd, (const uint8_t *)d);
+			sha256_update(&h, e->post_n, (const uint8_t *)e->post);
+		}
 	}
 	sha256_digest(&h, SALUS_AUDIT_HASH_LEN, cur);
-	if ((rc = au_value(sq, e, post != NULL, d, nd, j)))
+	if ((rc = au_value(sq, e, has_post, d, nd, j)))
 		return rc;
 
 	if ((rc = conn_stmt(&sq->a, ST_W_AU_INS, &st)))
@@ -3296,7 +3299,6 @@ static void sq_free(struct salus_store *s)
 	pthread_cond_destroy(&sq->ckcv);
 	pthread_mutex_destroy(&sq->ckmu);
 	salus_free(sq->au_val);
-	salus_buf_release(&sq->au_text);
 	salus_free(sq->path);
 	salus_free(sq->apath);
 	salus_free(sq);
@@ -3312,7 +3314,6 @@ static int sq_open(const char *path, const struct salus_store_opts *o, struct sa
 	if (!(sq = salus_calloc(1, sizeof *sq)))
 		return SALUS_ENOMEM;
 	sq->base.ops = &salus_store_sqlite_ops;
-	salus_buf_init(&sq->au_text, SALUS_MAX_AUDIT_EVENT);
 	pthread_mutex_init(&sq->qmu, NULL);
 	pthread_mutex_init(&sq->jmu, NULL);
 	pthread_cond_init(&sq->jcv, NULL);
