@@ -68,6 +68,8 @@
 #define JOURNAL_WAKE 1024           /* journaled records that wake the writer before its timer */
 #define JOURNAL_GROUP_MAX 2048      /* journaled records moved in one group (~10 ms of the writer) */
 #define JOURNAL_MAX_PENDING 65536   /* journaled records waiting for the writer: appends wait past this */
+#define JOURNAL_POOL_BYTES 448      /* compact entries up to this size go in pooled jobs (see jpool) */
+#define JOURNAL_POOL_MAX 4096       /* pooled jobs kept for reuse (~3 MB at most) */
 #define JOURNAL_RESET_BYTES (4u << 20) /* the journal file is emptied once all of it is in the log and it is this big */
 #define JOURNAL_NS "audit"         /* kv namespace of JOURNAL_KEY before the audit database */
 #define JOURNAL_KEY "journal.done" /* audit_meta: the last journal record in the log */
@@ -398,6 +400,7 @@ struct job {
 	/* journaled (salus_store_audit_journal): heap, already in the journal file as record jseq;
 	 * freed by the writer after its group (no one waits for it) */
 	bool journaled;
+	bool pooled; /* journaled, a pooled job (jpool): the writer gives it back instead of freeing it */
 	uint64_t jseq;
 	const char *ns, *key; /* JOB_KV_* */
 	const void *val;
@@ -462,6 +465,12 @@ struct sq_store {
 	pthread_cond_t jdone_cv;   /* under jmu: jdone moved (or jbroken) */
 	bool jgate;                /* under jmu: an append waits for the file to be emptied; others wait too */
 	int64_t jflush_ns;         /* how long a journaled record may wait for the writer */
+	/* under jmu: jobs of small compact entries, given back by the writer for the next appends.  A
+	 * job malloc'ed by a request thread and freed by the writer went back to the request thread's
+	 * malloc arena under its lock, a few hundred at a time: the request threads' own allocations
+	 * then waited on that lock (a futex call per audited read; none without the audit). */
+	struct job *jpool;
+	size_t jnpool;
 
 	/* the checkpointer: its own connection (the audit database attached) and thread (see
 	 * "checkpoints") */
@@ -1980,16 +1989,23 @@ static _Thread_local size_t enc_scratch_cap;
 #define ENC_SCRATCH_KEEP (64u << 10) /* a bigger scratch (a rare huge event) is freed after use */
 
 /* A job of an entry given compact (e->cpre): only the compact bytes are kept; the writer decodes
- * them to hash the text (au_append). */
-static struct heap_job *heap_job_new_compact(const struct salus_audit_entry *e)
+ * them to hash the text (au_append).  Small ones come from the pool (under jmu). */
+static struct heap_job *heap_job_new_compact(struct sq_store *sq, const struct salus_audit_entry *e)
 {
 	size_t pn = e->cpre_n, qn = e->cpost ? e->cpost_n : 0;
-	struct heap_job *a = salus_malloc(sizeof *a + pn + qn + 1);
+	bool pooled = pn + qn <= JOURNAL_POOL_BYTES;
+	struct heap_job *a;
 	unsigned char *enc;
 
-	if (!a)
+	if (pooled && sq->jpool) {
+		a = (struct heap_job *)sq->jpool; /* j is its first member */
+		sq->jpool = sq->jpool->next;
+		sq->jnpool--;
+	} else if (!(a = salus_malloc(sizeof *a + (pooled ? JOURNAL_POOL_BYTES : pn + qn) + 1))) {
 		return NULL;
+	}
 	memset(a, 0, sizeof *a);
+	a->j.pooled = pooled;
 	enc = (unsigned char *)a->text;
 	memcpy(enc, e->cpre, pn);
 	if (qn)
@@ -2053,9 +2069,22 @@ static struct heap_job *heap_job_new(const struct salus_audit_entry *e)
 
 /* On the writer, after a group with journaled records: they are in the log up to top, or the
  * group failed.  Once everything appended is in the log and the file is big, it is emptied. */
-static void aj_moved(struct sq_store *sq, uint64_t top, bool failed)
+static void aj_moved(struct sq_store *sq, uint64_t top, bool failed, struct job *back)
 {
+	struct job *drop = NULL;
 	pthread_mutex_lock(&sq->jmu);
+	while (back) { /* pooled jobs back to the pool, the excess freed below (outside the lock) */
+		struct job *next = back->next;
+		if (sq->jnpool < JOURNAL_POOL_MAX) {
+			back->next = sq->jpool;
+			sq->jpool = back;
+			sq->jnpool++;
+		} else {
+			back->next = drop;
+			drop = back;
+		}
+		back = next;
+	}
 	if (failed && !sq->jbroken) {
 		salus_log(SALUS_LOG_ERROR, "audit.journal",
 			  "journaled events could not be moved into the log: audited requests are refused until a restart");
@@ -2068,6 +2097,10 @@ static void aj_moved(struct sq_store *sq, uint64_t top, bool failed)
 	    salus_ajournal_reset(sq->aj))
 		salus_log(SALUS_LOG_WARN, "audit.journal", "could not empty the journal file");
 	pthread_mutex_unlock(&sq->jmu);
+	for (struct job *next; drop; drop = next) {
+		next = drop->next;
+		salus_free(drop);
+	}
 }
 
 /* ---- the journal at open: what a crash left in it goes into the log ---- */
@@ -2258,7 +2291,7 @@ static void w_wait(struct sq_store *sq)
 	}
 }
 
-static void aj_moved(struct sq_store *sq, uint64_t top, bool failed);
+static void aj_moved(struct sq_store *sq, uint64_t top, bool failed, struct job *back);
 
 static void *writer_main(void *arg)
 {
@@ -2316,21 +2349,26 @@ static void *writer_main(void *arg)
 		/* journaled jobs: no one waits; the log has them (or the group failed) */
 		uint64_t top = 0;
 		bool failed = false;
-		struct job **pp = &first;
+		struct job **pp = &first, *back = NULL;
 		for (j = first; j != end;) {
 			struct job *next = j->next;
 			if (j->journaled) {
 				top = j->jseq > top ? j->jseq : top;
 				failed |= j->rc != 0;
 				*pp = next;
-				salus_free(j);
+				if (j->pooled) {
+					j->next = back;
+					back = j;
+				} else {
+					salus_free(j);
+				}
 			} else {
 				pp = &j->next;
 			}
 			j = next;
 		}
-		if (top || failed)
-			aj_moved(sq, top, failed);
+		if (top || failed || back)
+			aj_moved(sq, top, failed, back);
 
 		pthread_mutex_lock(&sq->qmu);
 		for (j = first; j != end;) {
@@ -2644,7 +2682,7 @@ static int aj_drain_reset(struct sq_store *sq)
 static int sq_audit_journal(struct salus_store *s, const struct salus_audit_entry *e)
 {
 	struct sq_store *sq = sq_of(s);
-	struct heap_job *a;
+	struct heap_job *a = NULL;
 	int rc;
 
 	if (!sq->aj) { /* another process owns the journal: append directly */
@@ -2669,9 +2707,13 @@ static int sq_audit_journal(struct salus_store *s, const struct salus_audit_entr
 		salus_buf_release(&t);
 		return rc;
 	}
-	if (!(a = e->cpre ? heap_job_new_compact(e) : heap_job_new(e)))
+	if (!e->cpre && !(a = heap_job_new(e)))
 		return SALUS_ENOMEM;
 	pthread_mutex_lock(&sq->jmu);
+	if (e->cpre && !(a = heap_job_new_compact(sq, e))) {
+		pthread_mutex_unlock(&sq->jmu);
+		return SALUS_ENOMEM;
+	}
 	while (sq->jgate && !sq->jbroken)
 		pthread_cond_wait(&sq->jdone_cv, &sq->jmu);
 	if (sq->jbroken) {
@@ -3295,6 +3337,10 @@ static void sq_free(struct salus_store *s)
 	pthread_cond_destroy(&sq->jdone_cv);
 	pthread_mutex_destroy(&sq->jmu);
 	salus_ajournal_free(sq->aj); /* after the writer moved what was queued */
+	for (struct job *j = sq->jpool, *next; j; j = next) {
+		next = j->next;
+		salus_free(j);
+	}
 	salus_free(sq->jpath);
 	pthread_cond_destroy(&sq->ckcv);
 	pthread_mutex_destroy(&sq->ckmu);
