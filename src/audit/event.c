@@ -536,9 +536,16 @@ int salus_audit_event_render(const struct salus_audit_req *rq, char **pre, size_
 	char *head;
 	int rc;
 
+	static const char room[2048]; /* one allocation for a typical event's text */
 	salus_buf_init(&c, SALUS_STORE_AUC_BOUND((size_t)SALUS_MAX_AUDIT_EVENT));
 	salus_buf_init(&t, SALUS_MAX_AUDIT_EVENT - 64);
-	if ((rc = audit_event_compact(rq, &c)) || (rc = salus_store_audit_decode((const unsigned char *)c.p, c.n, &t)))
+	if ((rc = audit_event_compact(rq, &c)))
+		goto out_bufs;
+	if ((rc = salus_buf_add(&t, room, sizeof room)))
+		goto out_bufs;
+	t.n = 0;
+	t.p[0] = 0;
+	if ((rc = salus_store_audit_decode((const unsigned char *)c.p, c.n, &t)))
 		goto out_bufs;
 	if (!(head = salus_strdup(SALUS_AUDIT_EVENT_PREFIX))) {
 		rc = SALUS_ENOMEM;
