@@ -745,6 +745,27 @@ static void test_journal_compact(void **state)
 	assert_int_equal(size, 401);
 }
 
+/* Without a journal of its own (another process owns it, or none is opened) a journaled event is
+ * appended directly: the compact build is decoded to text first, and stored as the same text. */
+static void test_journal_compact_direct(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store_opts so = {.create = false, .audit_journal = false};
+	struct salus_audit_opts ao = {.key_path = f->key};
+	struct golden_scan g = {0};
+	int64_t size;
+	fx_close(f);
+	assert_int_equal(salus_store_open(f->db, &so, &f->st), 0);
+	assert_int_equal(salus_audit_new(f->st, &ao, &f->au), 0);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(salus_audit_record_journal(f->au, &golden_rq[i % 4]), 0);
+	assert_int_equal(salus_store_audit_size(f->st, &size), 0);
+	assert_int_equal(size, 8);
+	assert_int_equal(salus_store_audit_scan(f->st, 0, 0, golden_row, &g), 0);
+	assert_int_equal(g.rows, 8);
+	assert_int_equal(g.bad, 0);
+}
+
 /* ---- tamper tests, on the database file ---- */
 
 static void sql(const char *db, const char *q)
@@ -1266,6 +1287,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_journal, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_journal_compact, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_journal_compact_direct, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_write_audited, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_fail_closed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_journal_fail_closed, fx_setup, fx_teardown),
