@@ -70,7 +70,7 @@ static const struct kind kinds[SALUS_AUDIT__COUNT] = {
  * openers, the server agent with the source, every other literal — are encoded with the store's
  * dictionary once (frags, ADDL) and copied; the variable parts (ids, the instant, escaped strings,
  * the query) go in as themselves, with no dictionary search.  So the request's thread never writes,
- * scans and copies the ~1.2 KB text: the store's writer decodes the ~130 bytes to hash the text, and
+ * scans and copies the ~1.2 KB text: the store's writer hashes the text as it decodes the ~90 bytes, and
  * salus_audit_event_render decodes them for the callers that want the text.  Every string from a
  * request goes through cw_body (UTF-8 checked, JSON-escaped); ids and types are checked first. */
 
@@ -156,7 +156,7 @@ static int cw_addc(struct cw *w, char c)
 	return cw_add(w, &c, 1);
 }
 
-/* Fixed text: encoded with the store's dictionary once per call site (LIT), then copied. */
+/* Fixed text: encoded with the store's dictionary once per call site (ADDL), then copied. */
 struct litc {
 	atomic_bool ready;
 	size_t n;
