@@ -20,6 +20,7 @@
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "crypto/crypto.h"
 #include "store/store.h"
@@ -187,8 +188,8 @@ static int render(const struct salus_audit_req *rq, struct salus_audit_entry *e,
 	return SALUS_OK;
 }
 
-/* How the event is handed to the store: appended (durable), journaled, or with writes. */
-enum how { APPEND, JOURNAL, WRITE };
+/* How the event is handed to the store as text: appended (durable), or with writes. */
+enum how { APPEND, WRITE };
 
 static int record(struct salus_audit *au, const struct salus_audit_req *rq, enum how how, struct salus_write *ops,
 		  size_t n, int64_t *index)
@@ -201,9 +202,7 @@ static int record(struct salus_audit *au, const struct salus_audit_req *rq, enum
 		return SALUS_EINVALID;
 	if ((rc = render(rq, &e, &pre, &post)))
 		return rc;
-	rc = how == APPEND    ? salus_store_audit_append(au->st, &e, 1)
-	     : how == JOURNAL ? salus_store_audit_journal(au->st, &e) /* copies the text */
-			      : salus_store_write_audited(au->st, ops, n, &e, 1);
+	rc = how == APPEND ? salus_store_audit_append(au->st, &e, 1) : salus_store_write_audited(au->st, ops, n, &e, 1);
 	if (rc && how != WRITE) /* a write's own failures (412, 409...) are not the audit's */
 		salus_log(SALUS_LOG_ERROR, "audit.record", "err=%s", salus_err_name(rc));
 	else if (!rc && index)
@@ -218,9 +217,31 @@ int salus_audit_record(struct salus_audit *au, const struct salus_audit_req *rq,
 	return record(au, rq, APPEND, NULL, 0, index);
 }
 
+/* Reads and searches: the event is built in the store's compact form, never as text, on this
+ * thread (event.c); the store's writer decodes it to hash it. */
 int salus_audit_record_journal(struct salus_audit *au, const struct salus_audit_req *rq)
 {
-	return record(au, rq, JOURNAL, NULL, 0, NULL);
+	struct salus_audit_req copy;
+	struct salus_audit_entry e = {0};
+	struct salus_buf post;
+	int rc;
+
+	if (!au || !rq)
+		return SALUS_EINVALID;
+	copy = *rq;
+	if (!copy.ts_ms)
+		copy.ts_ms = salus_now_ms();
+	salus_buf_init(&post, SALUS_STORE_AUC_BOUND((size_t)SALUS_MAX_AUDIT_EVENT));
+	if (!(rc = audit_event_compact(&copy, &post))) {
+		e.cpre = audit_event_compact_pre(&e.cpre_n);
+		e.cpost = (const unsigned char *)post.p;
+		e.cpost_n = post.n;
+		e.ts_ms = copy.ts_ms;
+		if ((rc = salus_store_audit_journal(au->st, &e)))
+			salus_log(SALUS_LOG_ERROR, "audit.record", "err=%s", salus_err_name(rc));
+	}
+	salus_buf_release(&post);
+	return rc;
 }
 
 int salus_audit_write(struct salus_audit *au, const struct salus_audit_req *rq, struct salus_write *ops, size_t n)

@@ -17,6 +17,12 @@ struct salus_signkey;
 /* Every event the audit module writes starts with this, then its index, then `",`. */
 #define SALUS_AUDIT_EVENT_PREFIX "{\"resourceType\":\"AuditEvent\",\"id\":\""
 
+/* The event's post (everything after its index) in the store's compact form (store.h
+ * salus_store_audit_encode), appended to post (event.c).  Errors: as salus_audit_event_render. */
+int audit_event_compact(const struct salus_audit_req *rq, struct salus_buf *post);
+/* SALUS_AUDIT_EVENT_PREFIX (the event's pre) in the compact form: static, *n bytes. */
+const unsigned char *audit_event_compact_pre(size_t *n /* OUT */);
+
 #define SALUS_B64_HASH_LEN 44 /* standard base64 of 32 bytes, with one '=' */
 
 /* True when s is valid UTF-8 (what jansson accepts). */

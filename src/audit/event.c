@@ -12,7 +12,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +21,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/limits.h"
+#include "store/store.h"
 
 #define SYS_EVENT_TYPE "http://terminology.hl7.org/CodeSystem/audit-event-type"
 #define SYS_REST "http://hl7.org/fhir/restful-interaction"
@@ -64,10 +65,14 @@ static const struct kind kinds[SALUS_AUDIT__COUNT] = {
 	[SALUS_AUDIT_ADMIN] = {SYS_DCM, "110100", "Application Activity", NULL, NULL, NULL, "E", NULL},
 };
 
-/* The event is written straight into a capped buffer (no JSON object tree):
- * at tens of thousands of events per second the allocations of a tree cost
- * more than everything else.  Every string from a request goes through
- * put_str (UTF-8 checked, JSON-escaped); ids and types are checked first. */
+/* The event is built straight in the store's compact form (store.h salus_store_audit_encode;
+ * docs/audit.md "On disk, compact"): its fixed parts — each kind's head, the agents' and entities'
+ * openers, the server agent with the source, every other literal — are encoded with the store's
+ * dictionary once (frags, ADDL) and copied; the variable parts (ids, the instant, escaped strings,
+ * the query) go in as themselves, with no dictionary search.  So the request's thread never writes,
+ * scans and copies the ~1.2 KB text: the store's writer hashes the text as it decodes the ~90 bytes, and
+ * salus_audit_event_render decodes them for the callers that want the text.  Every string from a
+ * request goes through cw_body (UTF-8 checked, JSON-escaped); ids and types are checked first. */
 
 static bool fhir_id_ok(const char *s)
 {
@@ -98,17 +103,100 @@ static bool looks_like_ip(const char *a)
 	return true;
 }
 
-/* A JSON string: quotes, escapes; SALUS_EINVALID for invalid UTF-8 or an over-long value. */
-static int put_str(struct salus_buf *b, const char *s)
+/* ---- the compact writer: pre-encoded fixed text, variable text raw ---- */
+
+struct cw {
+	struct salus_buf *out; /* the compact bytes */
+	int rc;                /* sticky: the first error */
+};
+
+/* Append n compact bytes.  The buffer is grown ahead (audit_event_compact), so this is mostly a
+ * memcpy; salus_buf_add keeps its rules (cap, NUL, freed on failure) for the rest. */
+static int cw_put(struct cw *w, const void *p, size_t n)
+{
+	struct salus_buf *b = w->out;
+	if (w->rc)
+		return w->rc;
+	if (b->cap && n < b->cap - b->n) {
+		memcpy(b->p + b->n, p, n);
+		b->n += n;
+		b->p[b->n] = 0;
+		return SALUS_OK;
+	}
+	return w->rc = salus_buf_add(b, p, n);
+}
+
+/* Variable text (ids, the instant, escaped strings): in the compact form as itself (only bytes below
+ * 0x20 are escaped), without a dictionary search, which cost as much as building the text. */
+static int cw_add(struct cw *w, const char *s, size_t n)
+{
+	struct salus_buf *b = w->out;
+	if (!w->rc && b->cap && n < (b->cap - b->n) / 2) { /* room for the worst case, 2n */
+		b->n += salus_store_audit_encode_raw(s, n, (unsigned char *)b->p + b->n);
+		b->p[b->n] = 0;
+		return SALUS_OK;
+	}
+	unsigned char tmp[SALUS_STORE_AUC_BOUND(256)];
+	while (n && !w->rc) {
+		size_t k = n < 256 ? n : 256;
+		cw_put(w, tmp, salus_store_audit_encode_raw(s, k, tmp));
+		s += k;
+		n -= k;
+	}
+	return w->rc;
+}
+
+static int cw_adds(struct cw *w, const char *s)
+{
+	return cw_add(w, s, strlen(s));
+}
+
+static int cw_addc(struct cw *w, char c)
+{
+	return cw_add(w, &c, 1);
+}
+
+/* Fixed text: encoded with the store's dictionary once per call site (ADDL), then copied. */
+struct litc {
+	atomic_bool ready;
+	size_t n;
+	unsigned char b[1024];
+};
+static pthread_mutex_t lit_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int cw_lit(struct cw *w, struct litc *c, const char *s, size_t n)
+{
+	if (!atomic_load_explicit(&c->ready, memory_order_acquire)) {
+		pthread_mutex_lock(&lit_mu);
+		if (!atomic_load_explicit(&c->ready, memory_order_relaxed) && SALUS_STORE_AUC_BOUND(n) <= sizeof c->b) {
+			c->n = salus_store_audit_encode(s, n, c->b);
+			atomic_store_explicit(&c->ready, true, memory_order_release);
+		}
+		pthread_mutex_unlock(&lit_mu);
+		if (!atomic_load_explicit(&c->ready, memory_order_acquire))
+			return cw_add(w, s, n); /* too long to keep: as variable text (never, for these) */
+	}
+	return cw_put(w, c->b, c->n);
+}
+
+/* A string literal, encoded once. */
+#define ADDL(w, lit)                                                                                           \
+	({                                                                                                     \
+		static struct litc lc_;                                                                        \
+		cw_lit((w), &lc_, "" lit, sizeof(lit) - 1);                                                    \
+	})
+/* A Coding of a literal system and code, as one literal. */
+#define CODING(sys, code) "{\"system\":\"" sys "\",\"code\":\"" code "\"}"
+
+/* A JSON string's content (escaped, without its quotes); SALUS_EINVALID for invalid UTF-8 or an
+ * over-long value. */
+static int cw_body(struct cw *w, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t n = strnlen(s, 4096);
 	size_t i, run = 0;
-	int rc;
 	if (n == 4096 || !utf8_ok(s))
-		return SALUS_EINVALID;
-	if ((rc = salus_buf_addc(b, '"')))
-		return rc;
+		return w->rc = w->rc ? w->rc : SALUS_EINVALID;
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		char esc[6];
@@ -125,150 +213,199 @@ static int put_str(struct salus_buf *b, const char *s)
 		}
 		if (!en)
 			continue;
-		if ((rc = salus_buf_add(b, s + run, i - run)) || (rc = salus_buf_add(b, esc, en)))
-			return rc;
+		cw_add(w, s + run, i - run);
+		cw_add(w, esc, en);
 		run = i + 1;
 	}
-	if ((rc = salus_buf_add(b, s + run, n - run)))
-		return rc;
-	return salus_buf_addc(b, '"');
+	return cw_add(w, s + run, n - run);
 }
-
-/* Concatenate NULL-terminated string arguments (no printf: this is the hot path). */
-static int cat(struct salus_buf *b, ...)
-{
-	va_list ap;
-	const char *p;
-	int rc = SALUS_OK;
-	va_start(ap, b);
-	while (!rc && (p = va_arg(ap, const char *)))
-		rc = salus_buf_adds(b, p);
-	va_end(ap);
-	return rc;
-}
-
-/* A string literal, its length known at compile time. */
-#define ADDL(b, lit) salus_buf_add((b), "" lit, sizeof(lit) - 1)
-/* A Coding of a literal system and code, as one literal. */
-#define CODING(sys, code) "{\"system\":\"" sys "\",\"code\":\"" code "\"}"
 
 /* Codings carry system and code only.  BALP fixes its codings by system and code;
  * display is optional in FHIR and was a sixth of every stored event (readers
  * that want one look the code up: docs/audit.md has the table). */
 
-static int put_who(struct salus_buf *b, const char *sys, const char *value)
+/* Per kind, the head: the text from `",` after the id to `"recorded":"` (FR_HEAD); with an
+ * operation coding to add, FR_HEAD_OP stops where the subtype array is still open.  And the pre. */
+enum frag {
+	FR_PREFIX,                                  /* SALUS_AUDIT_EVENT_PREFIX: the whole of pre */
+	FR_HEAD,                                    /* + interaction */
+	FR_HEAD_OP = FR_HEAD + SALUS_AUDIT__COUNT,  /* + interaction */
+	FR__COUNT = FR_HEAD_OP + SALUS_AUDIT__COUNT
+};
+
+static struct {
+	unsigned char b[1024]; /* compact bytes */
+	size_t n;               /* 0: could not be built (never: checked in build) */
+} frags[FR__COUNT];
+static pthread_once_t frags_once = PTHREAD_ONCE_INIT;
+
+static void frag_set(enum frag f, const char *text, size_t n)
 {
-	int rc;
-	if ((rc = cat(b, ",\"who\":{\"identifier\":{\"system\":\"", sys, "\",\"value\":", (char *)NULL)) ||
-	    (rc = put_str(b, value)))
-		return rc;
-	return ADDL(b, "}}");
+	if (n && SALUS_STORE_AUC_BOUND(n) <= sizeof frags[f].b)
+		frags[f].n = salus_store_audit_encode(text, n, frags[f].b);
 }
 
-static int put_agents(struct salus_buf *b, const struct salus_audit_req *rq)
+static void frags_build(void)
 {
-	int rc;
-	if ((rc = ADDL(b, ",\"agent\":[")))
-		return rc;
+	char h[768];
+	frag_set(FR_PREFIX, SALUS_AUDIT_EVENT_PREFIX, strlen(SALUS_AUDIT_EVENT_PREFIX));
+	for (int i = 0; i < SALUS_AUDIT__COUNT; i++) {
+		const struct kind *k = &kinds[i];
+		int n = snprintf(h, sizeof h, "\",%s%s%s\"type\":{\"system\":\"%s\",\"code\":\"%s\"}%s%s%s%s%s",
+				 k->profile ? "\"meta\":{\"profile\":[\"" BALP : "", k->profile ? k->profile : "",
+				 k->profile ? "\"]}," : "", k->type_sys, k->type_code,
+				 k->sub_sys ? ",\"subtype\":[{\"system\":\"" : "", k->sub_sys ? k->sub_sys : "",
+				 k->sub_sys ? "\",\"code\":\"" : "", k->sub_sys ? k->sub_code : "", k->sub_sys ? "\"}" : "");
+		if (n <= 0 || (size_t)n >= sizeof h)
+			continue;
+		frag_set((enum frag)(FR_HEAD_OP + i), h, (size_t)n);
+		int m = snprintf(h + n, sizeof h - (size_t)n, "%s,\"action\":\"%s\",\"recorded\":\"",
+				 k->sub_sys ? "]" : "", k->action);
+		if (m > 0 && (size_t)m < sizeof h - (size_t)n)
+			frag_set((enum frag)(FR_HEAD + i), h, (size_t)(n + m));
+	}
+}
+
+/* The fragment's compact bytes. */
+static int cw_frag(struct cw *w, enum frag f)
+{
+	if (w->rc)
+		return w->rc;
+	if (!frags[f].n)
+		return w->rc = SALUS_EINTERNAL;
+	return cw_put(w, frags[f].b, frags[f].n);
+}
+
+/* The literals below are cut where the store's dictionary cuts (audit_codec.c), so the fixed text
+ * encodes as it would in one piece: a string's quotes belong to the literals around its content. */
+#define CLIENT_AGENT(req) "{\"type\":{\"coding\":[" CODING(SYS_DCM, "110153") "]},\"requestor\":" req
+#define CLIENT_WHO ",\"who\":{\"identifier\":{\"system\":\"urn:salus:client\",\"value\":\""
+#define SERVER_AGENT                                                                                         \
+	"{\"type\":{\"coding\":[" CODING(SYS_DCM, "110152") "]},\"who\":{\"identifier\":{\"system\":"          \
+	"\"urn:salus:server\",\"value\":\"salus\"}},\"requestor\":false}]"                                     \
+	",\"source\":{\"observer\":{\"display\":\"salus\"},\"type\":[" CODING(SYS_SOURCE, "4") "]}"
+
+static int put_agents(struct cw *w, const struct salus_audit_req *rq)
+{
 	if (rq->user_id) {
-		if ((rc = ADDL(b, "{\"type\":{\"coding\":[" CODING(SYS_PARTICIPATION, "IRCP") "]},\"requestor\":true")) ||
-		    (rc = put_who(b, "urn:salus:user", rq->user_id)) || (rc = ADDL(b, "},")))
-			return rc;
+		ADDL(w, "{\"type\":{\"coding\":[" CODING(SYS_PARTICIPATION, "IRCP") "]},\"requestor\":true"
+			",\"who\":{\"identifier\":{\"system\":\"urn:salus:user\",\"value\":\"");
+		cw_body(w, rq->user_id);
+		ADDL(w, "\"}}},");
 	}
-	if (rq->client_id || rq->remote_addr || !rq->user_id) {
-		if ((rc = rq->user_id ? ADDL(b, "{\"type\":{\"coding\":[" CODING(SYS_DCM, "110153") "]},\"requestor\":false")
-				      : ADDL(b, "{\"type\":{\"coding\":[" CODING(SYS_DCM, "110153") "]},\"requestor\":true")))
-			return rc;
-		if (rq->client_id && (rc = put_who(b, "urn:salus:client", rq->client_id)))
-			return rc;
-		if (rq->remote_addr &&
-		    ((rc = ADDL(b, ",\"network\":{\"address\":")) || (rc = put_str(b, rq->remote_addr)) ||
-		     (rc = looks_like_ip(rq->remote_addr) ? ADDL(b, ",\"type\":\"2\"}") : ADDL(b, ",\"type\":\"1\"}"))))
-			return rc;
-		if ((rc = ADDL(b, "},")))
-			return rc;
+	if (!(rq->client_id || rq->remote_addr || !rq->user_id)) /* BALP: the server is the destination agent */
+		return ADDL(w, SERVER_AGENT);
+	if (rq->client_id) {
+		if (rq->user_id)
+			ADDL(w, CLIENT_AGENT("false") CLIENT_WHO);
+		else
+			ADDL(w, CLIENT_AGENT("true") CLIENT_WHO);
+		cw_body(w, rq->client_id);
+		if (!rq->remote_addr)
+			return ADDL(w, "\"}}}," SERVER_AGENT);
+		ADDL(w, "\"}},\"network\":{\"address\":\"");
+	} else {
+		if (rq->user_id)
+			ADDL(w, CLIENT_AGENT("false"));
+		else
+			ADDL(w, CLIENT_AGENT("true"));
+		if (!rq->remote_addr)
+			return ADDL(w, "}," SERVER_AGENT);
+		ADDL(w, ",\"network\":{\"address\":\"");
 	}
-	/* BALP: the server is the destination agent */
-	return ADDL(b, "{\"type\":{\"coding\":[" CODING(SYS_DCM, "110152") "]},\"who\":{\"identifier\":{\"system\":"
-		       "\"urn:salus:server\",\"value\":\"salus\"}},\"requestor\":false}]");
+	cw_body(w, rq->remote_addr);
+	if (looks_like_ip(rq->remote_addr))
+		return ADDL(w, "\",\"type\":\"2\"}}," SERVER_AGENT);
+	return ADDL(w, "\",\"type\":\"1\"}}," SERVER_AGENT);
 }
 
-static int put_entity_head(struct salus_buf *b, bool *first, bool patient, bool query)
+#define ENT_PAT                                                                                              \
+	"\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"1\"},\"role\":{\"system\":\"" SYS_ROLE            \
+	"\",\"code\":\"1\"},\"what\":{\"reference\":\"Patient/"
+#define ENT_RES                                                                                              \
+	"\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"2\"},\"role\":{\"system\":\"" SYS_ROLE            \
+	"\",\"code\":\"4\"},\"what\":{\"reference\":\""
+#define ENT_QRY                                                                                              \
+	"\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"2\"},\"role\":{\"system\":\"" SYS_ROLE            \
+	"\",\"code\":\"24\"}"
+
+static void put_u(struct cw *w, unsigned long v)
 {
-	int rc;
-	if ((rc = *first ? ADDL(b, ",\"entity\":[{") : ADDL(b, ",{")))
-		return rc;
-	*first = false;
-	if (patient) /* Person, role Patient */
-		return ADDL(b, "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"1\"},"
-			       "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"1\"}");
-	/* System Object, role Query (24) or Domain Resource (4) */
-	return query ? ADDL(b, "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"2\"},"
-			       "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"24\"}")
-		     : ADDL(b, "\"type\":{\"system\":\"" SYS_ENTITY_TYPE "\",\"code\":\"2\"},"
-			       "\"role\":{\"system\":\"" SYS_ROLE "\",\"code\":\"4\"}");
+	char num[24], *d = num + sizeof num;
+	do
+		*--d = (char)('0' + v % 10);
+	while ((v /= 10) && d > num);
+	cw_add(w, d, (size_t)(num + sizeof num - d));
 }
 
-static int put_entities(struct salus_buf *b, const struct salus_audit_req *rq)
+/* The entities: the resource, each patient (a reference entity's closing `"}}` goes with what
+ * follows it, as the dictionary cuts), the query. */
+static int put_entities(struct cw *w, const struct salus_audit_req *rq)
 {
 	bool first = true, self_patient = false;
-	int rc;
 
 	if (rq->resource_type && !type_ok(rq->resource_type))
-		return SALUS_EINVALID;
+		return w->rc = SALUS_EINVALID;
 	if (rq->resource_type && rq->id) {
 		if (!fhir_id_ok(rq->id))
-			return SALUS_EINVALID;
+			return w->rc = SALUS_EINVALID;
 		self_patient = !strcmp(rq->resource_type, "Patient");
-		if ((rc = put_entity_head(b, &first, self_patient, false)) ||
-		    (rc = cat(b, ",\"what\":{\"reference\":\"", rq->resource_type, "/", rq->id, (char *)NULL)))
-			return rc;
-		if (rq->version > 0) {
-			char num[24], *d = num + sizeof num - 1;
-			unsigned long v = (unsigned long)rq->version;
-			*d = 0;
-			do
-				*--d = (char)('0' + v % 10);
-			while ((v /= 10) && d > num);
-			if ((rc = cat(b, "/_history/", d, (char *)NULL)))
-				return rc;
+		if (self_patient) { /* Person, role Patient; "Patient/" is in the literal */
+			ADDL(w, ",\"entity\":[{" ENT_PAT);
+		} else { /* System Object, role Domain Resource */
+			ADDL(w, ",\"entity\":[{" ENT_RES);
+			cw_adds(w, rq->resource_type);
+			cw_addc(w, '/');
 		}
-		if ((rc = ADDL(b, "\"}}")))
-			return rc;
+		first = false;
+		cw_adds(w, rq->id);
+		if (rq->version > 0) {
+			ADDL(w, "/_history/");
+			put_u(w, (unsigned long)rq->version);
+		}
 	}
-	for (size_t i = 0; i < rq->npatients; i++) {
+	for (size_t i = 0; i < rq->npatients && !w->rc; i++) {
 		const char *p = rq->patients[i];
 		if (!p || !fhir_id_ok(p))
-			return SALUS_EINVALID;
+			return w->rc = SALUS_EINVALID;
 		if (self_patient && !strcmp(p, rq->id))
 			continue; /* already the resource entity, with role patient */
-		if ((rc = put_entity_head(b, &first, true, false)) ||
-		    (rc = cat(b, ",\"what\":{\"reference\":\"Patient/", p, "\"}}", (char *)NULL)))
-			return rc;
+		if (first)
+			ADDL(w, ",\"entity\":[{" ENT_PAT);
+		else
+			ADDL(w, "\"}},{" ENT_PAT);
+		first = false;
+		cw_adds(w, p);
 	}
 	if (rq->query || (rq->resource_type && !rq->id)) {
-		if ((rc = put_entity_head(b, &first, false, true)))
-			return rc;
-		if (rq->resource_type && (rc = cat(b, ",\"description\":\"", rq->resource_type, "\"", (char *)NULL)))
-			return rc;
+		if (first) /* System Object, role Query */
+			ADDL(w, ",\"entity\":[{" ENT_QRY);
+		else
+			ADDL(w, "\"}},{" ENT_QRY);
+		if (rq->resource_type) {
+			ADDL(w, ",\"description\":\"");
+			cw_adds(w, rq->resource_type);
+			cw_addc(w, '"');
+		}
 		if (rq->query) {
 			size_t qn = strnlen(rq->query, SALUS_MAX_URL + 1), bn;
 			char *b64;
 			if (qn > SALUS_MAX_URL)
-				return SALUS_ETOOLARGE;
+				return w->rc = w->rc ? w->rc : SALUS_ETOOLARGE;
 			bn = sodium_base64_ENCODED_LEN(qn, sodium_base64_VARIANT_ORIGINAL);
 			if (!(b64 = salus_malloc(bn)))
-				return SALUS_ENOMEM;
+				return w->rc = w->rc ? w->rc : SALUS_ENOMEM;
 			sodium_bin2base64(b64, bn, (const unsigned char *)rq->query, qn, sodium_base64_VARIANT_ORIGINAL);
-			rc = cat(b, ",\"query\":\"", b64, "\"", (char *)NULL);
+			ADDL(w, ",\"query\":\"");
+			cw_adds(w, b64);
+			cw_addc(w, '"');
 			salus_free(b64);
-			if (rc)
-				return rc;
 		}
-		if ((rc = salus_buf_addc(b, '}')))
-			return rc;
+		return ADDL(w, "}]}");
 	}
-	return first ? SALUS_OK : salus_buf_addc(b, ']');
+	if (first)
+		return cw_addc(w, '}');
+	return ADDL(w, "\"}}]}");
 }
 
 /* The event's `recorded` instant, "YYYY-MM-DDThh:mm:ss.sssZ": the same text as salus_instant_format
@@ -325,104 +462,106 @@ static const char *outcome_of(int status)
 	return "8";
 }
 
-/* Per kind, the text from `",` to the first subtype coding (its `]` left open): the same for every
- * event of the kind, so built once. */
-static struct {
-	char s[512];
-	size_t n;
-} heads[SALUS_AUDIT__COUNT];
-static pthread_once_t heads_once = PTHREAD_ONCE_INIT;
-
-static void heads_build(void)
-{
-	for (int i = 0; i < SALUS_AUDIT__COUNT; i++) {
-		const struct kind *k = &kinds[i];
-		int n = snprintf(heads[i].s, sizeof heads[i].s,
-				 "\",%s%s%s\"type\":{\"system\":\"%s\",\"code\":\"%s\"}%s%s%s%s%s",
-				 k->profile ? "\"meta\":{\"profile\":[\"" BALP : "", k->profile ? k->profile : "",
-				 k->profile ? "\"]}," : "", k->type_sys, k->type_code,
-				 k->sub_sys ? ",\"subtype\":[{\"system\":\"" : "", k->sub_sys ? k->sub_sys : "",
-				 k->sub_sys ? "\",\"code\":\"" : "", k->sub_sys ? k->sub_code : "", k->sub_sys ? "\"}" : "");
-		heads[i].n = n > 0 && (size_t)n < sizeof heads[i].s ? (size_t)n : 0; /* 0: never (checked in build) */
-	}
-}
-
-/* Everything after `"id":"INDEX` : `",` then the members, then `}`. */
-static int build(struct salus_buf *b, const struct salus_audit_req *rq)
+/* The compact form of everything after `"id":"INDEX` : `",` then the members, then `}`. */
+static int build(struct cw *w, const struct salus_audit_req *rq)
 {
 	const struct kind *k = &kinds[rq->interaction];
 	char instant[SALUS_INSTANT_LEN];
-	int rc;
 
-	pthread_once(&heads_once, heads_build);
-	if (!heads[rq->interaction].n)
-		return SALUS_EINTERNAL;
-	if ((rc = salus_buf_add(b, heads[rq->interaction].s, heads[rq->interaction].n)))
-		return rc;
-	if (k->sub_sys) {
-		if (rq->operation && ((rc = ADDL(b, ",{\"system\":\"urn:salus:operation\",\"code\":")) ||
-				      (rc = put_str(b, rq->operation)) || (rc = salus_buf_addc(b, '}'))))
-			return rc;
-		if ((rc = salus_buf_addc(b, ']')))
-			return rc;
+	pthread_once(&frags_once, frags_build);
+	if (k->sub_sys && rq->operation) {
+		cw_frag(w, (enum frag)(FR_HEAD_OP + rq->interaction));
+		ADDL(w, ",{\"system\":\"urn:salus:operation\",\"code\":\"");
+		cw_body(w, rq->operation);
+		ADDL(w, "\"}],\"action\":\"");
+		cw_adds(w, k->action);
+		ADDL(w, "\",\"recorded\":\"");
+	} else {
+		cw_frag(w, (enum frag)(FR_HEAD + rq->interaction));
 	}
 	instant_format(rq->ts_ms ? rq->ts_ms : salus_now_ms(), instant);
-	if ((rc = cat(b, ",\"action\":\"", k->action, "\",\"recorded\":\"", instant, "\",\"outcome\":\"",
-		      rq->status_2xx ? "0" : outcome_of(rq->status), "\"", (char *)NULL)))
-		return rc;
-	if (rq->status > 0 && !rq->status_2xx) {
-		char num[24], *d = num + sizeof num - 1;
-		int v = rq->status;
-		*d = 0;
-		do
-			*--d = (char)('0' + v % 10);
-		while ((v /= 10) && d > num);
-		if ((rc = cat(b, ",\"outcomeDesc\":\"HTTP ", d, "\"", (char *)NULL)))
-			return rc;
+	cw_adds(w, instant);
+	if (rq->status == 200 && !rq->status_2xx && !rq->purpose) { /* most events: as one literal */
+		ADDL(w, "\",\"outcome\":\"0\",\"outcomeDesc\":\"HTTP 200\",\"agent\":[");
+	} else {
+		ADDL(w, "\",\"outcome\":\"");
+		cw_adds(w, rq->status_2xx ? "0" : outcome_of(rq->status));
+		cw_addc(w, '"');
+		if (rq->status > 0 && !rq->status_2xx) {
+			ADDL(w, ",\"outcomeDesc\":\"HTTP ");
+			put_u(w, (unsigned long)rq->status);
+			cw_addc(w, '"');
+		}
+		if (rq->purpose) {
+			ADDL(w, ",\"purposeOfEvent\":[{\"coding\":[{\"system\":\"" SYS_ACTREASON "\",\"code\":\"");
+			cw_body(w, rq->purpose);
+			ADDL(w, "\"}]}]");
+		}
+		ADDL(w, ",\"agent\":[");
 	}
-	if (rq->purpose && ((rc = ADDL(b, ",\"purposeOfEvent\":[{\"coding\":[{\"system\":\"" SYS_ACTREASON "\",\"code\":")) ||
-			    (rc = put_str(b, rq->purpose)) || (rc = ADDL(b, "}]}]"))))
-		return rc;
-	if ((rc = put_agents(b, rq)))
-		return rc;
-	if ((rc = ADDL(b, ",\"source\":{\"observer\":{\"display\":\"salus\"},\"type\":[" CODING(SYS_SOURCE, "4") "]}")))
-		return rc;
-	if ((rc = put_entities(b, rq)))
-		return rc;
-	return salus_buf_addc(b, '}');
+	if (w->rc || put_agents(w, rq))
+		return w->rc;
+	return put_entities(w, rq);
+}
+
+int audit_event_compact(const struct salus_audit_req *rq, struct salus_buf *post)
+{
+	static const char room[512]; /* one allocation for a typical event (~100 bytes) and its stages */
+	struct cw w = {.out = post};
+	size_t n0;
+
+	if (!rq || !post || (unsigned)rq->interaction >= SALUS_AUDIT__COUNT ||
+	    rq->npatients > SALUS_AUDIT_MAX_PATIENTS || (rq->npatients && !rq->patients) || rq->ts_ms < 0)
+		return SALUS_EINVALID;
+	n0 = post->n;
+	if (post->cap - n0 < sizeof room) {
+		if (salus_buf_add(post, room, sizeof room))
+			return SALUS_ENOMEM;
+		post->n = n0;
+		post->p[n0] = 0;
+	}
+	return build(&w, rq);
+}
+
+const unsigned char *audit_event_compact_pre(size_t *n)
+{
+	pthread_once(&frags_once, frags_build);
+	*n = frags[FR_PREFIX].n;
+	return frags[FR_PREFIX].b;
 }
 
 int salus_audit_event_render(const struct salus_audit_req *rq, char **pre, size_t *pre_n, char **post, size_t *post_n)
 {
-	struct salus_buf b;
+	struct salus_buf c, t;
 	char *head;
 	int rc;
 
-	if (!rq || (unsigned)rq->interaction >= SALUS_AUDIT__COUNT || rq->npatients > SALUS_AUDIT_MAX_PATIENTS ||
-	    (rq->npatients && !rq->patients) || rq->ts_ms < 0)
-		return SALUS_EINVALID;
-	salus_buf_init(&b, SALUS_MAX_AUDIT_EVENT - 64);
-	/* one allocation for a typical event instead of doubling up from 64 bytes */
-	static const char room[2048];
-	if ((rc = salus_buf_add(&b, room, sizeof room)))
-		return rc;
-	b.n = 0;
-	b.p[0] = 0;
-	if ((rc = build(&b, rq))) {
-		salus_buf_release(&b);
-		return rc;
-	}
+	static const char room[2048]; /* one allocation for a typical event's text */
+	salus_buf_init(&c, SALUS_STORE_AUC_BOUND((size_t)SALUS_MAX_AUDIT_EVENT));
+	salus_buf_init(&t, SALUS_MAX_AUDIT_EVENT - 64);
+	if ((rc = audit_event_compact(rq, &c)))
+		goto out_bufs;
+	if ((rc = salus_buf_add(&t, room, sizeof room)))
+		goto out_bufs;
+	t.n = 0;
+	t.p[0] = 0;
+	if ((rc = salus_store_audit_decode((const unsigned char *)c.p, c.n, &t)))
+		goto out_bufs;
 	if (!(head = salus_strdup(SALUS_AUDIT_EVENT_PREFIX))) {
-		salus_buf_release(&b);
-		return SALUS_ENOMEM;
+		rc = SALUS_ENOMEM;
+		goto out_bufs;
 	}
-	if (!(*post = salus_buf_detach(&b, post_n))) {
+	if (!(*post = salus_buf_detach(&t, post_n))) {
 		salus_free(head);
-		return SALUS_ENOMEM;
+		rc = SALUS_ENOMEM;
+		goto out_bufs;
 	}
 	*pre = head;
 	*pre_n = strlen(head);
-	return SALUS_OK;
+out_bufs:
+	salus_buf_release(&c);
+	salus_buf_release(&t);
+	return rc;
 }
 
 bool salus_audit_event_has_index(const char *event, size_t n, int64_t i)

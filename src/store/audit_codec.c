@@ -18,6 +18,7 @@
 
 #include "core/err.h"
 #include "core/limits.h"
+#include "store/store.h"
 
 #define ESC     0x1e
 #define EXT     0x1f
@@ -262,24 +263,20 @@ size_t salus_auc_encode(const char *src, size_t n, unsigned char *out)
 	return o;
 }
 
-int salus_auc_decode(const void *v, size_t n, struct salus_buf *out)
+int salus_auc_visit(const unsigned char *s, size_t n, int (*fn)(void *ctx, const void *p, size_t n), void *ctx)
 {
-	const unsigned char *s = v;
 	size_t i, run;
 	int rc;
 
-	salus_buf_reset(out);
-	if (!salus_auc_is_encoded(v, n)) /* stored as text */
-		return n > SALUS_MAX_AUDIT_EVENT ? SALUS_ETOOLARGE : salus_buf_add(out, v, n);
-	if (s[1] != 0x01)
-		return SALUS_EIO; /* a format this version does not know */
+	if (n && !s)
+		return SALUS_EINVALID;
 	pthread_once(&index_once, index_build);
-	for (i = 2, run = 2; i < n; i++) {
+	for (i = 0, run = 0; i < n; i++) {
 		unsigned c = s[i];
 		size_t d;
 		if (c >= 0x20)
-			continue; /* a run of literal bytes, copied at once below */
-		if ((rc = salus_buf_add(out, s + run, i - run)))
+			continue; /* a run of literal bytes, given at once below */
+		if (i > run && (rc = fn(ctx, s + run, i - run)))
 			return rc;
 		if (c == 0)
 			return SALUS_EIO;
@@ -287,7 +284,7 @@ int salus_auc_decode(const void *v, size_t n, struct salus_buf *out)
 			if (++i == n)
 				return SALUS_EIO;
 			if (c == ESC) {
-				if ((rc = salus_buf_addc(out, (char)s[i])))
+				if ((rc = fn(ctx, s + i, 1)))
 					return rc;
 				run = i + 1;
 				continue;
@@ -298,11 +295,92 @@ int salus_auc_decode(const void *v, size_t n, struct salus_buf *out)
 		}
 		if (d >= NDICT)
 			return SALUS_EIO;
-		if ((rc = salus_buf_add(out, dict[d], dict_len[d])))
+		if ((rc = fn(ctx, dict[d], dict_len[d])))
 			return rc;
 		run = i + 1;
 	}
-	if ((rc = salus_buf_add(out, s + run, n - run)))
+	return n > run ? fn(ctx, s + run, n - run) : SALUS_OK;
+}
+
+static int buf_piece(void *ctx, const void *p, size_t n)
+{
+	return salus_buf_add(ctx, p, n);
+}
+
+/* Append the text of compact bytes s[0..n) (no marker) to out. */
+static int decode_body(const unsigned char *s, size_t n, struct salus_buf *out)
+{
+	return salus_auc_visit(s, n, buf_piece, out);
+}
+
+int salus_auc_decode(const void *v, size_t n, struct salus_buf *out)
+{
+	const unsigned char *s = v;
+	int rc;
+
+	salus_buf_reset(out);
+	if (!salus_auc_is_encoded(v, n)) /* stored as text */
+		return n > SALUS_MAX_AUDIT_EVENT ? SALUS_ETOOLARGE : salus_buf_add(out, v, n);
+	if (s[1] != 0x01)
+		return SALUS_EIO; /* a format this version does not know */
+	if ((rc = decode_body(s + 2, n - 2, out)))
 		return rc;
 	return out->n > SALUS_MAX_AUDIT_EVENT ? SALUS_ETOOLARGE : SALUS_OK;
+}
+
+int salus_auc_decode_append(const unsigned char *c, size_t n, struct salus_buf *out)
+{
+	if (n && !c)
+		return SALUS_EINVALID;
+	return decode_body(c, n, out);
+}
+
+int salus_auc_text_len(const unsigned char *c, size_t n, size_t *len)
+{
+	size_t i, t = 0;
+
+	if (n && !c)
+		return SALUS_EINVALID;
+	pthread_once(&index_once, index_build);
+	for (i = 0; i < n; i++) {
+		unsigned b = c[i];
+		if (b >= 0x20) {
+			t++;
+			continue;
+		}
+		if (b == 0 || ((b == ESC || b == EXT) && ++i == n))
+			return SALUS_EINVALID;
+		if (b == ESC)
+			t++;
+		else if (b == EXT && NSINGLE + (size_t)c[i] >= NDICT)
+			return SALUS_EINVALID;
+		else
+			t += dict_len[b == EXT ? NSINGLE + (size_t)c[i] : (size_t)b - 1];
+	}
+	*len = t;
+	return SALUS_OK;
+}
+
+/* ---- the store's public face of the codec (store.h) ---- */
+
+size_t salus_store_audit_encode(const char *text, size_t n, unsigned char *out)
+{
+	return salus_auc_encode(text, n, out);
+}
+
+size_t salus_store_audit_encode_raw(const char *text, size_t n, unsigned char *out)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (c < 0x20)
+			out[o++] = ESC;
+		out[o++] = c;
+	}
+	return o;
+}
+
+int salus_store_audit_decode(const unsigned char *c, size_t n, struct salus_buf *out)
+{
+	return salus_auc_decode_append(c, n, out);
 }

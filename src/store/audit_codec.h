@@ -46,4 +46,17 @@ bool salus_auc_is_encoded(const void *v, size_t n);
  * SALUS_MAX_AUDIT_EVENT), SALUS_ENOMEM. */
 int salus_auc_decode(const void *v, size_t n, struct salus_buf *out);
 
+/* Append the text of compact bytes c[0..n) (the form salus_auc_encode writes: no marker) to out.
+ * Errors: SALUS_EIO (bad token, truncated), SALUS_EINVALID, SALUS_ENOMEM / SALUS_ETOOLARGE (out's cap). */
+int salus_auc_decode_append(const unsigned char *c, size_t n, struct salus_buf *out);
+
+/* Call fn with the text of compact bytes c[0..n) (no marker), piece by piece in order (runs of
+ * literal bytes, dictionary fragments), without building it; fn's non-zero return stops and is
+ * returned.  Errors: SALUS_EIO (bad token, truncated), SALUS_EINVALID. */
+int salus_auc_visit(const unsigned char *c, size_t n, int (*fn)(void *ctx, const void *p, size_t n), void *ctx);
+
+/* The length of the text compact bytes c[0..n) (no marker) decode to, without decoding them, into
+ * *len.  Errors: SALUS_EINVALID (a zero byte, a bad or truncated token). */
+int salus_auc_text_len(const unsigned char *c, size_t n, size_t *len /* OUT */);
+
 #endif

@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "store/audit_codec.h"
 #include "store/splice.h"
 
 void salus_resource_release(struct salus_resource *r)
@@ -484,7 +485,8 @@ int salus_store_kv_list(struct salus_store *s, const char *ns, salus_kv_cb cb, v
 
 #define MAX_AUDIT_LEVEL 62
 
-static int audit_entries_ok(struct salus_audit_entry *e, size_t n)
+/* compact: entries may be in the compact form (salus_store_audit_journal only) */
+static int audit_entries_ok(struct salus_audit_entry *e, size_t n, bool compact)
 {
 	if (n && !e)
 		return SALUS_EINVALID;
@@ -492,6 +494,18 @@ static int audit_entries_ok(struct salus_audit_entry *e, size_t n)
 		size_t len = e[i].pre_n + e[i].post_n;
 		e[i].index = -1;
 		memset(e[i].leaf_hash, 0, sizeof e[i].leaf_hash);
+		if (e[i].cpre || e[i].cpost || e[i].cpre_n || e[i].cpost_n) {
+			size_t pn, qn = 0;
+			if (!compact || !e[i].cpre || e[i].pre || e[i].pre_n || e[i].post || e[i].post_n ||
+			    (!e[i].cpost && e[i].cpost_n) || e[i].ts_ms < 0 ||
+			    salus_auc_text_len(e[i].cpre, e[i].cpre_n, &pn) ||
+			    (e[i].cpost && salus_auc_text_len(e[i].cpost, e[i].cpost_n, &qn)))
+				return SALUS_EINVALID;
+			if (pn + 20 > SALUS_MAX_AUDIT_EVENT || qn + 20 > SALUS_MAX_AUDIT_EVENT ||
+			    pn + qn + 20 > SALUS_MAX_AUDIT_EVENT)
+				return SALUS_ETOOLARGE;
+			continue;
+		}
 		if ((e[i].pre_n && !e[i].pre) || (!e[i].post && e[i].post_n) || e[i].ts_ms < 0)
 			return SALUS_EINVALID;
 		if (len < e[i].pre_n || len + 20 > SALUS_MAX_AUDIT_EVENT)
@@ -505,7 +519,7 @@ int salus_store_audit_append(struct salus_store *s, struct salus_audit_entry *e,
 	int rc;
 	if (!s)
 		return SALUS_EINVALID;
-	if ((rc = audit_entries_ok(e, n)))
+	if ((rc = audit_entries_ok(e, n, false)))
 		return rc;
 	if (!n)
 		return SALUS_OK;
@@ -519,7 +533,7 @@ int salus_store_audit_journal(struct salus_store *s, const struct salus_audit_en
 	if (!s || !e)
 		return SALUS_EINVALID;
 	c = *e;
-	if ((rc = audit_entries_ok(&c, 1)))
+	if ((rc = audit_entries_ok(&c, 1, true)))
 		return rc;
 	return s->ops->audit_journal(s, &c);
 }
@@ -551,7 +565,7 @@ int salus_store_write_audited(struct salus_store *s, struct salus_write *ops, si
 	int rc;
 	if (!s || (n && !ops))
 		return SALUS_EINVALID;
-	if ((rc = audit_entries_ok(e, ne)))
+	if ((rc = audit_entries_ok(e, ne, false)))
 		return rc;
 	for (i = 0; i < n; i++) {
 		ops[i].json = NULL;

@@ -408,10 +408,33 @@ struct salus_audit_entry {
 	const char *post;
 	size_t post_n;
 	int64_t ts_ms; /* the event's time (ms since the epoch), kept in its row for retention */
+	/* salus_store_audit_journal only: the text given in the store's compact form instead
+	 * (salus_store_audit_encode; pre and post each encoded on its own).  cpre != NULL: pre and
+	 * post are NULL / 0 and cpre, cpost (NULL: no post) stand for them; the writer decodes them
+	 * to hash the text.  The point: a caller that builds the event in that form from pre-encoded
+	 * fixed fragments never writes, scans and copies the ~1.2 KB text on its own thread. */
+	const unsigned char *cpre;
+	size_t cpre_n;
+	const unsigned char *cpost;
+	size_t cpost_n;
 	/* results, written by the store */
 	int64_t index;                                /* the assigned index; -1 if not appended */
 	unsigned char leaf_hash[SALUS_AUDIT_HASH_LEN]; /* SHA-256(0x00 || stored text) */
 };
+
+/* The compact form of audit texts (format 1 of the stored events, docs/audit.md "On disk,
+ * compact"), for callers that build entries in it (salus_audit_entry.cpre).
+ * salus_store_audit_encode writes at most SALUS_STORE_AUC_BOUND(n) bytes for n bytes of text and
+ * returns how many; encodings of consecutive pieces concatenate (enc(a) || enc(b) decodes to
+ * a || b).  salus_store_audit_decode appends the text of such bytes to out.
+ * Errors: SALUS_EIO (not the compact form), SALUS_EINVALID, SALUS_ENOMEM, SALUS_ETOOLARGE. */
+#define SALUS_STORE_AUC_BOUND(n) (2 * (n))
+struct salus_buf;
+size_t salus_store_audit_encode(const char *text, size_t n, unsigned char *out /* OUT */);
+/* The same without the dictionary (bytes below 0x20 escaped, the rest as themselves): for short
+ * variable text between pre-encoded fixed parts, where a dictionary search costs more than it saves. */
+size_t salus_store_audit_encode_raw(const char *text, size_t n, unsigned char *out /* OUT */);
+int salus_store_audit_decode(const unsigned char *c, size_t n, struct salus_buf *out);
 
 /* Append n entries, in order, durably (consecutive indexes within one call).
  * Errors: SALUS_EINVALID (bad entry), SALUS_ETOOLARGE, SALUS_EIO, SALUS_EBUSY,

@@ -72,6 +72,8 @@
 #define JOURNAL_WAKE 1024           /* journaled records that wake the writer before its timer */
 #define JOURNAL_GROUP_MAX 2048      /* journaled records moved in one group (~10 ms of the writer) */
 #define JOURNAL_MAX_PENDING 65536   /* journaled records waiting for the writer: appends wait past this */
+#define JOURNAL_POOL_BYTES 448      /* compact entries up to this size go in pooled jobs (see jpool) */
+#define JOURNAL_POOL_MAX 4096       /* pooled jobs kept for reuse (~3 MB at most) */
 #define JOURNAL_RESET_BYTES (4u << 20) /* the journal file is emptied once all of it is in the log and it is this big */
 #define JOURNAL_NS "audit"         /* kv namespace of JOURNAL_KEY before the audit database */
 #define JOURNAL_KEY "journal.done" /* audit_meta: the last journal record in the log */
@@ -402,6 +404,7 @@ struct job {
 	/* journaled (salus_store_audit_journal): heap, already in the journal file as record jseq;
 	 * freed by the writer after its group (no one waits for it) */
 	bool journaled;
+	bool pooled; /* journaled, a pooled job (jpool): the writer gives it back instead of freeing it */
 	uint64_t jseq;
 	const char *ns, *key; /* JOB_KV_* */
 	const void *val;
@@ -466,6 +469,12 @@ struct sq_store {
 	pthread_cond_t jdone_cv;   /* under jmu: jdone moved (or jbroken) */
 	bool jgate;                /* under jmu: an append waits for the file to be emptied; others wait too */
 	int64_t jflush_ns;         /* how long a journaled record may wait for the writer */
+	/* under jmu: jobs of small compact entries, given back by the writer for the next appends.  A
+	 * job malloc'ed by a request thread and freed by the writer went back to the request thread's
+	 * malloc arena under its lock, a few hundred at a time: the request threads' own allocations
+	 * then waited on that lock (a futex call per audited read; none without the audit). */
+	struct job *jpool;
+	size_t jnpool;
 
 	/* the syncer (see "durability off the writer's path"): with `synced` set, `w` and `a` commit
 	 * with synchronous=NORMAL (no fsync in COMMIT); the writer fdatasyncs the audit WAL (afd)
@@ -1575,8 +1584,8 @@ static int au_sync(struct sq_store *sq)
 
 /* sq->au_val = the stored form of e's text at index n (audit_codec.h): the marker, pre, the
  * decimal index, post, the pieces encoded by the job's caller (au_epre/au_epost) or here. */
-static int au_value(struct sq_store *sq, const struct salus_audit_entry *e, const char *digits, size_t nd,
-		    const struct job *j)
+static int au_value(struct sq_store *sq, const struct salus_audit_entry *e, bool has_post, const char *digits,
+		    size_t nd, const struct job *j)
 {
 	bool pre_done = j && j->au_epre;
 	size_t need = 2 + nd, at;
@@ -1599,7 +1608,7 @@ static int au_value(struct sq_store *sq, const struct salus_audit_entry *e, cons
 	} else {
 		at += salus_auc_encode(e->pre, e->pre_n, o + at);
 	}
-	if (e->post) {
+	if (has_post) {
 		memcpy(o + at, digits, nd);
 		at += nd;
 		if (pre_done) {
@@ -1610,6 +1619,12 @@ static int au_value(struct sq_store *sq, const struct salus_audit_entry *e, cons
 		}
 	}
 	sq->au_val_n = at;
+	return SALUS_OK;
+}
+
+static int sha_piece(void *ctx, const void *p, size_t n)
+{
+	sha256_update(ctx, n, p);
 	return SALUS_OK;
 }
 
@@ -1631,17 +1646,31 @@ static int au_append(struct sq_store *sq, struct salus_audit_entry *e, const str
 		while ((v /= 10));
 		nd = (size_t)(num + sizeof num - d);
 	}
-	/* the leaf hash: SHA-256(0x00 || text) (RFC 6962 §2.1), the text = pre || index || post */
+	/* the leaf hash: SHA-256(0x00 || text) (RFC 6962 §2.1), the text = pre || index || post; an entry
+	 * given compact (journaled reads) is hashed piece by piece as it decodes, never built */
+	bool has_post = e->cpre ? e->cpost != NULL : e->post != NULL;
 	struct sha256_ctx h;
 	sha256_init(&h);
 	sha256_update(&h, 1, (const uint8_t *)"");
-	sha256_update(&h, e->pre_n, (const uint8_t *)e->pre);
-	if (e->post) {
-		sha256_update(&h, nd, (const uint8_t *)d);
-		sha256_update(&h, e->post_n, (const uint8_t *)e->post);
+	if (e->cpre) {
+		if (!j || j->au_epre != e->cpre)
+			return SALUS_EINVALID; /* only journaled jobs carry compact entries */
+		if ((rc = salus_auc_visit(e->cpre, e->cpre_n, sha_piece, &h)))
+			return rc;
+		if (has_post) {
+			sha256_update(&h, nd, (const uint8_t *)d);
+			if ((rc = salus_auc_visit(e->cpost, e->cpost_n, sha_piece, &h)))
+				return rc;
+		}
+	} else {
+		sha256_update(&h, e->pre_n, (const uint8_t *)e->pre);
+		if (has_post) {
+			sha256_update(&h, nd, (const uint8_t *)d);
+			sha256_update(&h, e->post_n, (const uint8_t *)e->post);
+		}
 	}
 	sha256_digest(&h, SALUS_AUDIT_HASH_LEN, cur);
-	if ((rc = au_value(sq, e, d, nd, j)))
+	if ((rc = au_value(sq, e, has_post, d, nd, j)))
 		return rc;
 
 	if ((rc = conn_stmt(&sq->a, ST_W_AU_INS, &st)))
@@ -2059,6 +2088,42 @@ static _Thread_local unsigned char *enc_scratch;
 static _Thread_local size_t enc_scratch_cap;
 #define ENC_SCRATCH_KEEP (64u << 10) /* a bigger scratch (a rare huge event) is freed after use */
 
+/* A job of an entry given compact (e->cpre): only the compact bytes are kept; the writer decodes
+ * them to hash the text (au_append).  Small ones come from the pool (under jmu). */
+static struct heap_job *heap_job_new_compact(struct sq_store *sq, const struct salus_audit_entry *e)
+{
+	size_t pn = e->cpre_n, qn = e->cpost ? e->cpost_n : 0;
+	bool pooled = pn + qn <= JOURNAL_POOL_BYTES;
+	struct heap_job *a;
+	unsigned char *enc;
+
+	if (pooled && sq->jpool) {
+		a = (struct heap_job *)sq->jpool; /* j is its first member */
+		sq->jpool = sq->jpool->next;
+		sq->jnpool--;
+	} else if (!(a = salus_malloc(sizeof *a + (pooled ? JOURNAL_POOL_BYTES : pn + qn) + 1))) {
+		return NULL;
+	}
+	memset(a, 0, sizeof *a);
+	a->j.pooled = pooled;
+	enc = (unsigned char *)a->text;
+	memcpy(enc, e->cpre, pn);
+	if (qn)
+		memcpy(enc + pn, e->cpost, qn);
+	a->e = *e;
+	a->e.cpre = enc;
+	a->e.cpost = e->cpost ? enc + pn : NULL;
+	a->j.au_epre = enc;
+	a->j.au_epre_n = pn;
+	a->j.au_epost = enc + pn;
+	a->j.au_epost_n = qn;
+	a->j.kind = JOB_WRITE;
+	a->j.au = &a->e;
+	a->j.nau = 1;
+	a->j.journaled = true;
+	return a;
+}
+
 static struct heap_job *heap_job_new(const struct salus_audit_entry *e)
 {
 	size_t tn = e->pre_n + (e->post ? e->post_n : 0), bound = SALUS_AUC_BOUND(tn), pn, qn;
@@ -2104,9 +2169,22 @@ static struct heap_job *heap_job_new(const struct salus_audit_entry *e)
 
 /* On the writer, after a group with journaled records: they are in the log up to top, or the
  * group failed.  Once everything appended is in the log and the file is big, it is emptied. */
-static void aj_moved(struct sq_store *sq, uint64_t top, bool failed)
+static void aj_moved(struct sq_store *sq, uint64_t top, bool failed, struct job *back)
 {
+	struct job *drop = NULL;
 	pthread_mutex_lock(&sq->jmu);
+	while (back) { /* pooled jobs back to the pool, the excess freed below (outside the lock) */
+		struct job *next = back->next;
+		if (sq->jnpool < JOURNAL_POOL_MAX) {
+			back->next = sq->jpool;
+			sq->jpool = back;
+			sq->jnpool++;
+		} else {
+			back->next = drop;
+			drop = back;
+		}
+		back = next;
+	}
 	if (failed && !sq->jbroken) {
 		salus_log(SALUS_LOG_ERROR, "audit.journal",
 			  "journaled events could not be moved into the log: audited requests are refused until a restart");
@@ -2119,6 +2197,10 @@ static void aj_moved(struct sq_store *sq, uint64_t top, bool failed)
 	    salus_ajournal_reset(sq->aj))
 		salus_log(SALUS_LOG_WARN, "audit.journal", "could not empty the journal file");
 	pthread_mutex_unlock(&sq->jmu);
+	for (struct job *next; drop; drop = next) {
+		next = drop->next;
+		salus_free(drop);
+	}
 }
 
 /* ---- the journal at open: what a crash left in it goes into the log ---- */
@@ -2309,7 +2391,7 @@ static void w_wait(struct sq_store *sq)
 	}
 }
 
-static void aj_moved(struct sq_store *sq, uint64_t top, bool failed);
+static void aj_moved(struct sq_store *sq, uint64_t top, bool failed, struct job *back);
 
 static void *writer_main(void *arg)
 {
@@ -2371,21 +2453,26 @@ static void *writer_main(void *arg)
 		/* journaled jobs: no one waits; the log has them (or the group failed) */
 		uint64_t top = 0;
 		bool failed = false;
-		struct job **pp = &first;
+		struct job **pp = &first, *back = NULL;
 		for (j = first; j != end;) {
 			struct job *next = j->next;
 			if (j->journaled) {
 				top = j->jseq > top ? j->jseq : top;
 				failed |= j->rc != 0;
 				*pp = next;
-				salus_free(j);
+				if (j->pooled) {
+					j->next = back;
+					back = j;
+				} else {
+					salus_free(j);
+				}
 			} else {
 				pp = &j->next;
 			}
 			j = next;
 		}
-		if (top || failed)
-			aj_moved(sq, top, failed);
+		if (top || failed || back)
+			aj_moved(sq, top, failed, back);
 
 		pthread_mutex_lock(&sq->qmu);
 		if (sq->sy_started) {
@@ -2780,16 +2867,38 @@ static int aj_drain_reset(struct sq_store *sq)
 static int sq_audit_journal(struct salus_store *s, const struct salus_audit_entry *e)
 {
 	struct sq_store *sq = sq_of(s);
-	struct heap_job *a;
+	struct heap_job *a = NULL;
 	int rc;
 
 	if (!sq->aj) { /* another process owns the journal: append directly */
 		struct salus_audit_entry c = *e;
-		return sq_audit_write(s, NULL, 0, &c, 1);
+		struct salus_buf t;
+		size_t pn;
+		if (!e->cpre)
+			return sq_audit_write(s, NULL, 0, &c, 1);
+		salus_buf_init(&t, SALUS_MAX_AUDIT_EVENT);
+		if (!(rc = salus_auc_decode_append(e->cpre, e->cpre_n, &t))) {
+			pn = t.n;
+			if (!(rc = e->cpost ? salus_auc_decode_append(e->cpost, e->cpost_n, &t) : SALUS_OK)) {
+				c.cpre = c.cpost = NULL;
+				c.cpre_n = c.cpost_n = 0;
+				c.pre = t.p;
+				c.pre_n = pn;
+				c.post = e->cpost ? t.p + pn : NULL;
+				c.post_n = e->cpost ? t.n - pn : 0;
+				rc = sq_audit_write(s, NULL, 0, &c, 1);
+			}
+		}
+		salus_buf_release(&t);
+		return rc;
 	}
-	if (!(a = heap_job_new(e)))
+	if (!e->cpre && !(a = heap_job_new(e)))
 		return SALUS_ENOMEM;
 	pthread_mutex_lock(&sq->jmu);
+	if (e->cpre && !(a = heap_job_new_compact(sq, e))) {
+		pthread_mutex_unlock(&sq->jmu);
+		return SALUS_ENOMEM;
+	}
 	while (sq->jgate && !sq->jbroken)
 		pthread_cond_wait(&sq->jdone_cv, &sq->jmu);
 	if (sq->jbroken) {
@@ -2803,7 +2912,7 @@ static int sq_audit_journal(struct salus_store *s, const struct salus_audit_entr
 		.ts_ms = e->ts_ms,
 		.pre = a->j.au_epre,
 		.pre_n = a->j.au_epre_n,
-		.post = a->e.post ? a->j.au_epost : NULL,
+		.post = a->e.post || a->e.cpost ? a->j.au_epost : NULL,
 		.post_n = a->j.au_epost_n,
 	};
 	if ((rc = salus_ajournal_append(sq->aj, &rec)))
@@ -3483,6 +3592,10 @@ static void sq_free(struct salus_store *s)
 	pthread_cond_destroy(&sq->jdone_cv);
 	pthread_mutex_destroy(&sq->jmu);
 	salus_ajournal_free(sq->aj); /* after the writer moved what was queued */
+	for (struct job *j = sq->jpool, *next; j; j = next) {
+		next = j->next;
+		salus_free(j);
+	}
 	salus_free(sq->jpath);
 	pthread_cond_destroy(&sq->ckcv);
 	pthread_mutex_destroy(&sq->ckmu);

@@ -24,6 +24,7 @@
 
 #include "audit/audit.h"
 #include "audit/audit_int.h"
+#include <sodium.h>
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -581,6 +582,190 @@ static void test_event_shape(void **state)
 	assert_int_equal(salus_audit_event_render(&rd, &pre, &pn, &post, &qn), SALUS_EINVALID);
 }
 
+/* ---- the event as the audited read builds it (compact, on the request's thread) ---- */
+
+/* The four requests of test_event_golden / test_journal_compact and their texts (post: everything
+ * after the index) as the text renderer wrote them before events were built in the compact form:
+ * the compact build must decode to these bytes exactly. */
+static const char *const golden_pats1[] = {"0192f3a4-aaaa-7bbb-8ccc-123456789abc"};
+static const char *const golden_pats3[] = {"p1", "p2", "p3"};
+static const struct salus_audit_req golden_rq[4] = {
+	{.interaction = SALUS_AUDIT_READ, .resource_type = "Patient", .id = "0192f3a4-aaaa-7bbb-8ccc-123456789abc",
+	 .patients = golden_pats1, .npatients = 1, .status = 200, .client_id = "bench", .remote_addr = "127.0.0.1",
+	 .ts_ms = 1796630400123},
+	{.interaction = SALUS_AUDIT_SEARCH, .resource_type = "Observation", .patients = golden_pats3, .npatients = 3,
+	 .status = 200, .client_id = "app", .user_id = "dr \"who\"", .remote_addr = "192.0.2.7",
+	 .query = "code=1234&_count=5", .purpose = "BTG", .ts_ms = 1700000000123},
+	{.interaction = SALUS_AUDIT_OPERATION, .resource_type = "Encounter", .id = "e.1", .version = 12,
+	 .patients = golden_pats3, .npatients = 2, .status = 503, .user_id = "u\t1", .remote_addr = "unix",
+	 .operation = "$everything", .ts_ms = 951782400000},
+	{.interaction = SALUS_AUDIT_ADMIN, .status = 0, .client_id = "cli", .query = "before=1&pruned=3",
+	 .operation = "$x", .ts_ms = 1},
+};
+static const char *const golden_post[4] = {
+	"\",\"meta\":{\"profile\":[\"https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.Read\"]},\""
+	"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/audit-event-type\",\"code\":\"rest\"},\"subtype\":[{"
+	"\"system\":\"http://hl7.org/fhir/restful-interaction\",\"code\":\"read\"}],\"action\":\"R\",\"recorded\":\"2026-12-"
+	"07T08:00:00.123Z\",\"outcome\":\"0\",\"outcomeDesc\":\"HTTP 200\",\"agent\":[{\"type\":{\"coding\":[{\"system\":\"http"
+	"://dicom.nema.org/resources/ontology/DCM\",\"code\":\"110153\"}]},\"requestor\":true,\"who\":{\"identifier\":{\""
+	"system\":\"urn:salus:client\",\"value\":\"bench\"}},\"network\":{\"address\":\"127.0.0.1\",\"type\":\"2\"}},{\"type\":{"
+	"\"coding\":[{\"system\":\"http://dicom.nema.org/resources/ontology/DCM\",\"code\":\"110152\"}]},\"who\":{\"identi"
+	"fier\":{\"system\":\"urn:salus:server\",\"value\":\"salus\"}},\"requestor\":false}],\"source\":{\"observer\":{\"disp"
+	"lay\":\"salus\"},\"type\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/security-source-type\",\"code\":"
+	"\"4\"}]},\"entity\":[{\"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/audit-entity-type\",\"code\":"
+	"\"1\"},\"role\":{\"system\":\"http://terminology.hl7.org/CodeSystem/object-role\",\"code\":\"1\"},\"what\":{\"refer"
+	"ence\":\"Patient/0192f3a4-aaaa-7bbb-8ccc-123456789abc\"}}]}",
+	"\",\"meta\":{\"profile\":[\"https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.Query\"]},"
+	"\"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/audit-event-type\",\"code\":\"rest\"},\"subtype\":["
+	"{\"system\":\"http://hl7.org/fhir/restful-interaction\",\"code\":\"search-type\"}],\"action\":\"E\",\"recorded\":\""
+	"2023-11-14T22:13:20.123Z\",\"outcome\":\"0\",\"outcomeDesc\":\"HTTP 200\",\"purposeOfEvent\":[{\"coding\":[{\"syst"
+	"em\":\"http://terminology.hl7.org/CodeSystem/v3-ActReason\",\"code\":\"BTG\"}]}],\"agent\":[{\"type\":{\"coding\""
+	":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-ParticipationType\",\"code\":\"IRCP\"}]},\"requestor"
+	"\":true,\"who\":{\"identifier\":{\"system\":\"urn:salus:user\",\"value\":\"dr \\\"who\\\"\"}}},{\"type\":{\"coding\":[{\"s"
+	"ystem\":\"http://dicom.nema.org/resources/ontology/DCM\",\"code\":\"110153\"}]},\"requestor\":false,\"who\":{\"i"
+	"dentifier\":{\"system\":\"urn:salus:client\",\"value\":\"app\"}},\"network\":{\"address\":\"192.0.2.7\",\"type\":\"2\"}"
+	"},{\"type\":{\"coding\":[{\"system\":\"http://dicom.nema.org/resources/ontology/DCM\",\"code\":\"110152\"}]},\"wh"
+	"o\":{\"identifier\":{\"system\":\"urn:salus:server\",\"value\":\"salus\"}},\"requestor\":false}],\"source\":{\"obser"
+	"ver\":{\"display\":\"salus\"},\"type\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/security-source-ty"
+	"pe\",\"code\":\"4\"}]},\"entity\":[{\"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/audit-entity-ty"
+	"pe\",\"code\":\"1\"},\"role\":{\"system\":\"http://terminology.hl7.org/CodeSystem/object-role\",\"code\":\"1\"},\"wh"
+	"at\":{\"reference\":\"Patient/p1\"}},{\"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/audit-entit"
+	"y-type\",\"code\":\"1\"},\"role\":{\"system\":\"http://terminology.hl7.org/CodeSystem/object-role\",\"code\":\"1\"}"
+	",\"what\":{\"reference\":\"Patient/p2\"}},{\"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/audit-e"
+	"ntity-type\",\"code\":\"1\"},\"role\":{\"system\":\"http://terminology.hl7.org/CodeSystem/object-role\",\"code\":"
+	"\"1\"},\"what\":{\"reference\":\"Patient/p3\"}},{\"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/aud"
+	"it-entity-type\",\"code\":\"2\"},\"role\":{\"system\":\"http://terminology.hl7.org/CodeSystem/object-role\",\"co"
+	"de\":\"24\"},\"description\":\"Observation\",\"query\":\"Y29kZT0xMjM0Jl9jb3VudD01\"}]}",
+	"\",\"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/audit-event-type\",\"code\":\"rest\"},\"subtype\""
+	":[{\"system\":\"http://hl7.org/fhir/restful-interaction\",\"code\":\"operation\"},{\"system\":\"urn:salus:opera"
+	"tion\",\"code\":\"$everything\"}],\"action\":\"E\",\"recorded\":\"2000-02-29T00:00:00.000Z\",\"outcome\":\"8\",\"outco"
+	"meDesc\":\"HTTP 503\",\"agent\":[{\"type\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-P"
+	"articipationType\",\"code\":\"IRCP\"}]},\"requestor\":true,\"who\":{\"identifier\":{\"system\":\"urn:salus:user\",\""
+	"value\":\"u\\u00091\"}}},{\"type\":{\"coding\":[{\"system\":\"http://dicom.nema.org/resources/ontology/DCM\",\"co"
+	"de\":\"110153\"}]},\"requestor\":false,\"network\":{\"address\":\"unix\",\"type\":\"1\"}},{\"type\":{\"coding\":[{\"syst"
+	"em\":\"http://dicom.nema.org/resources/ontology/DCM\",\"code\":\"110152\"}]},\"who\":{\"identifier\":{\"system\":"
+	"\"urn:salus:server\",\"value\":\"salus\"}},\"requestor\":false}],\"source\":{\"observer\":{\"display\":\"salus\"},\"t"
+	"ype\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/security-source-type\",\"code\":\"4\"}]},\"entity\":"
+	"[{\"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/audit-entity-type\",\"code\":\"2\"},\"role\":{\"sy"
+	"stem\":\"http://terminology.hl7.org/CodeSystem/object-role\",\"code\":\"4\"},\"what\":{\"reference\":\"Encounter"
+	"/e.1/_history/12\"}},{\"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/audit-entity-type\",\"cod"
+	"e\":\"1\"},\"role\":{\"system\":\"http://terminology.hl7.org/CodeSystem/object-role\",\"code\":\"1\"},\"what\":{\"re"
+	"ference\":\"Patient/p1\"}},{\"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/audit-entity-type\","
+	"\"code\":\"1\"},\"role\":{\"system\":\"http://terminology.hl7.org/CodeSystem/object-role\",\"code\":\"1\"},\"what\":"
+	"{\"reference\":\"Patient/p2\"}}]}",
+	"\",\"type\":{\"system\":\"http://dicom.nema.org/resources/ontology/DCM\",\"code\":\"110100\"},\"action\":\"E\",\"rec"
+	"orded\":\"1970-01-01T00:00:00.001Z\",\"outcome\":\"12\",\"agent\":[{\"type\":{\"coding\":[{\"system\":\"http://dicom"
+	".nema.org/resources/ontology/DCM\",\"code\":\"110153\"}]},\"requestor\":true,\"who\":{\"identifier\":{\"system\":"
+	"\"urn:salus:client\",\"value\":\"cli\"}}},{\"type\":{\"coding\":[{\"system\":\"http://dicom.nema.org/resources/on"
+	"tology/DCM\",\"code\":\"110152\"}]},\"who\":{\"identifier\":{\"system\":\"urn:salus:server\",\"value\":\"salus\"}},\"r"
+	"equestor\":false}],\"source\":{\"observer\":{\"display\":\"salus\"},\"type\":[{\"system\":\"http://terminology.hl7"
+	".org/CodeSystem/security-source-type\",\"code\":\"4\"}]},\"entity\":[{\"type\":{\"system\":\"http://terminology."
+	"hl7.org/CodeSystem/audit-entity-type\",\"code\":\"2\"},\"role\":{\"system\":\"http://terminology.hl7.org/CodeS"
+	"ystem/object-role\",\"code\":\"24\"},\"query\":\"YmVmb3JlPTEmcHJ1bmVkPTM=\"}]}",
+};
+
+static void test_event_golden(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		char *pre, *post;
+		size_t pn, qn;
+		assert_int_equal(salus_audit_event_render(&golden_rq[i], &pre, &pn, &post, &qn), 0);
+		assert_string_equal(pre, SALUS_AUDIT_EVENT_PREFIX);
+		assert_int_equal(qn, strlen(golden_post[i]));
+		assert_string_equal(post, golden_post[i]);
+		salus_free(pre);
+		salus_free(post);
+	}
+}
+
+struct golden_scan {
+	int64_t rows;
+	int bad;
+};
+
+static int golden_row(void *ctx, const struct salus_audit_row *r)
+{
+	struct golden_scan *g = ctx;
+	char text[4096];
+	unsigned char leaf[32], zero = 0;
+	crypto_hash_sha256_state h;
+	int n = snprintf(text, sizeof text, "%s%lld%s", SALUS_AUDIT_EVENT_PREFIX, (long long)r->index,
+			 golden_post[r->index % 4]);
+	g->rows++;
+	if (!r->event || r->event_n != (size_t)n || memcmp(r->event, text, (size_t)n))
+		g->bad++;
+	crypto_hash_sha256_init(&h);
+	crypto_hash_sha256_update(&h, &zero, 1);
+	crypto_hash_sha256_update(&h, (const unsigned char *)text, (size_t)n);
+	crypto_hash_sha256_final(&h, leaf);
+	if (r->leaf_hash_n != 32 || memcmp(r->leaf_hash, leaf, 32))
+		g->bad++;
+	return 0;
+}
+
+/* Journaled events (built compact, decoded and hashed by the writer) are stored as the text
+ * renderer's bytes with the leaf hash of that text (checked here with libsodium's SHA-256, not the
+ * writer's); the store refuses compact entries anywhere but the journal, and damaged ones. */
+static void test_journal_compact(void **state)
+{
+	struct fx *f = *state;
+	struct salus_audit_report rep;
+	struct golden_scan g = {0};
+	int64_t size;
+	for (int i = 0; i < 400; i++)
+		assert_int_equal(salus_audit_record_journal(f->au, &golden_rq[i % 4]), 0);
+	assert_int_equal(salus_store_audit_size(f->st, &size), 0);
+	assert_int_equal(size, 400);
+	assert_int_equal(salus_store_audit_scan(f->st, 0, 0, golden_row, &g), 0);
+	assert_int_equal(g.rows, 400);
+	assert_int_equal(g.bad, 0);
+	assert_int_equal(salus_audit_checkpoint(f->au, NULL), 0);
+	assert_int_equal(salus_audit_verify_store(f->st, salus_audit_vkey(f->au), &rep), 0);
+	assert_int_equal(rep.events, 400);
+
+	/* the store's checks of compact entries */
+	unsigned char c[64];
+	size_t cn = salus_store_audit_encode("{\"a\":1}", 7, c);
+	struct salus_audit_entry e = {.cpre = c, .cpre_n = cn, .ts_ms = 1};
+	assert_int_equal(salus_store_audit_append(f->st, &e, 1), SALUS_EINVALID); /* journal only */
+	e.pre = "x";
+	e.pre_n = 1;
+	assert_int_equal(salus_store_audit_journal(f->st, &e), SALUS_EINVALID); /* text and compact */
+	e.pre = NULL;
+	e.pre_n = 0;
+	c[cn] = 0x00; /* a zero byte is no token */
+	e.cpre_n = cn + 1;
+	assert_int_equal(salus_store_audit_journal(f->st, &e), SALUS_EINVALID);
+	c[cn] = 0x1f; /* a two-byte token cut short */
+	assert_int_equal(salus_store_audit_journal(f->st, &e), SALUS_EINVALID);
+	e.cpre_n = cn;
+	assert_int_equal(salus_store_audit_journal(f->st, &e), 0);
+	assert_int_equal(salus_store_audit_size(f->st, &size), 0);
+	assert_int_equal(size, 401);
+}
+
+/* Without a journal of its own (another process owns it, or none is opened) a journaled event is
+ * appended directly: the compact build is decoded to text first, and stored as the same text. */
+static void test_journal_compact_direct(void **state)
+{
+	struct fx *f = *state;
+	struct salus_store_opts so = {.create = false, .audit_journal = false};
+	struct salus_audit_opts ao = {.key_path = f->key};
+	struct golden_scan g = {0};
+	int64_t size;
+	fx_close(f);
+	assert_int_equal(salus_store_open(f->db, &so, &f->st), 0);
+	assert_int_equal(salus_audit_new(f->st, &ao, &f->au), 0);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(salus_audit_record_journal(f->au, &golden_rq[i % 4]), 0);
+	assert_int_equal(salus_store_audit_size(f->st, &size), 0);
+	assert_int_equal(size, 8);
+	assert_int_equal(salus_store_audit_scan(f->st, 0, 0, golden_row, &g), 0);
+	assert_int_equal(g.rows, 8);
+	assert_int_equal(g.bad, 0);
+}
+
 /* ---- tamper tests, on the database file ---- */
 
 static void sql(const char *db, const char *q)
@@ -1087,6 +1272,7 @@ int main(void)
 		cmocka_unit_test(test_known_root),
 		cmocka_unit_test(test_event_shape),
 		cmocka_unit_test(test_event_recorded),
+		cmocka_unit_test(test_event_golden),
 		cmocka_unit_test_setup_teardown(test_store_proofs, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_subtree_layouts, fx_setup, fx_teardown),
@@ -1100,6 +1286,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_untampered_and_triggers, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_journal, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_journal_compact, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_journal_compact_direct, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_write_audited, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_fail_closed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_journal_fail_closed, fx_setup, fx_teardown),

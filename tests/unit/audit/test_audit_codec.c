@@ -21,6 +21,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "store/audit_codec.h"
+#include "store/store.h"
 
 /* format 1 (see test_dictionary_pinned) */
 #define FORMAT1_TOKENS 115
@@ -180,6 +181,48 @@ static void test_damaged(void **state)
 	salus_buf_release(&out);
 }
 
+/* The pieces the audit module builds events from (store.h): raw encoding escapes only bytes below
+ * 0x20, raw and dictionary encodings of consecutive pieces concatenate, salus_auc_text_len gives the
+ * decoded length without decoding and refuses what decode refuses. */
+static void test_raw_and_text_len(void **state)
+{
+	(void)state;
+	unsigned char src[300], enc[2000];
+	struct salus_buf out;
+	size_t en = 0, len;
+	for (size_t i = 0; i < sizeof src; i++)
+		src[i] = (unsigned char)(rnd() & 0xff);
+	salus_buf_init(&out, SALUS_MAX_AUDIT_EVENT);
+	/* "text" raw, an event fragment with the dictionary, the random bytes raw */
+	en += salus_store_audit_encode_raw("id-1\x01", 5, enc + en);
+	assert_int_equal(en, 6); /* one escape */
+	static const char frag[] = "\",\"outcome\":\"0\",\"outcomeDesc\":\"HTTP 200\",\"agent\":[";
+	size_t fn = salus_store_audit_encode(frag, sizeof frag - 1, enc + en);
+	assert_int_equal(fn, 1); /* one token */
+	en += fn;
+	en += salus_store_audit_encode_raw((const char *)src, sizeof src, enc + en);
+	assert_int_equal(salus_auc_text_len(enc, en, &len), 0);
+	assert_int_equal(len, 5 + sizeof frag - 1 + sizeof src);
+	assert_int_equal(salus_store_audit_decode(enc, en, &out), 0);
+	assert_int_equal(out.n, len);
+	assert_memory_equal(out.p, "id-1\x01", 5);
+	assert_memory_equal(out.p + 5, frag, sizeof frag - 1);
+	assert_memory_equal(out.p + 5 + sizeof frag - 1, src, sizeof src);
+	/* damaged (no marker here) */
+	static const struct {
+		const char *v;
+		size_t n;
+	} bad[] = {{"{\x00}", 3}, {"{\x1e", 2}, {"{\x1f", 2}, {"\x1f\xff", 2}};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(salus_auc_text_len((const unsigned char *)bad[i].v, bad[i].n, &len), SALUS_EINVALID);
+		salus_buf_reset(&out);
+		assert_int_not_equal(salus_store_audit_decode((const unsigned char *)bad[i].v, bad[i].n, &out), 0);
+	}
+	assert_int_equal(salus_auc_text_len((const unsigned char *)"", 0, &len), 0);
+	assert_int_equal(len, 0);
+	salus_buf_release(&out);
+}
+
 /* Format 1's dictionary, pinned: every token's text, hashed in order.  If this fails, stored events
  * would decode to different texts — make a format 2 instead of editing the dictionary. */
 static void test_dictionary_pinned(void **state)
@@ -224,6 +267,7 @@ int main(void)
 	    cmocka_unit_test(test_events),
 	    cmocka_unit_test(test_plain),
 	    cmocka_unit_test(test_damaged),
+	    cmocka_unit_test(test_raw_and_text_len),
 	    cmocka_unit_test(test_dictionary_pinned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
