@@ -487,12 +487,36 @@ static bool maybe_choice(const char *name, size_t nn)
 	return false;
 }
 
+/* The values of choice element name[x] in object o (valueQuantity, valueDateTime...), each with its type
+ * suffix: a complex type by its name, a primitive one by its lower-case name (valueDateTime → dateTime). */
+static int choice_values(json_t *o, const char *name, size_t nn, struct nodes *out)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v)
+	{
+		size_t kl = strlen(k);
+		if (kl <= nn || memcmp(k, name, nn) || k[nn] < 'A' || k[nn] > 'Z')
+			continue;
+		char t[64];
+		bool known = salus_fhir_type_find(k + nn, kl - nn);
+		if (!known && kl - nn < sizeof t) {
+			memcpy(t, k + nn, kl - nn);
+			t[0] = (char)(t[0] + 32);
+			known = salus_fhir_type_find(t, kl - nn);
+		}
+		int rc = known ? nodes_add(out, v, k + nn, kl - nn) : SALUS_OK;
+		if (rc)
+			return rc;
+	}
+	return SALUS_OK;
+}
+
 /* Child `name` of an object: the key itself, or a choice key name+Type. */
 static int step_name(struct nodes *out, const struct node *in, const char *name, size_t nn)
 {
 	char key[96];
 	json_t *o = in->v, *v;
-	const char *k;
 	if (!json_is_object(o) || nn >= sizeof key)
 		return SALUS_OK;
 	memcpy(key, name, nn);
@@ -501,29 +525,7 @@ static int step_name(struct nodes *out, const struct node *in, const char *name,
 		return nodes_add(out, v, NULL, 0);
 	if (!maybe_choice(name, nn))
 		return SALUS_OK;
-	json_object_foreach(o, k, v)
-	{
-		size_t kl = strlen(k);
-		if (kl > nn && !memcmp(k, name, nn) && k[nn] >= 'A' && k[nn] <= 'Z' &&
-		    salus_fhir_type_find(k + nn, kl - nn)) {
-			int rc = nodes_add(out, v, k + nn, kl - nn);
-			if (rc)
-				return rc;
-		} else if (kl > nn && !memcmp(k, name, nn) && k[nn] >= 'A' && k[nn] <= 'Z') {
-			/* primitive choice types are lower-case type names: valueDateTime → dateTime */
-			char t[64];
-			if (kl - nn < sizeof t) {
-				memcpy(t, k + nn, kl - nn);
-				t[0] = (char)(t[0] + 32);
-				if (salus_fhir_type_find(t, kl - nn)) {
-					int rc = nodes_add(out, v, k + nn, kl - nn);
-					if (rc)
-						return rc;
-				}
-			}
-		}
-	}
-	return SALUS_OK;
+	return choice_values(o, name, nn, out);
 }
 
 static bool type_eq(const struct node *n, const char *t, size_t tn)
@@ -1540,7 +1542,6 @@ static const struct cx_type *cx_find(const struct salus_fhir_type *t)
 static int cx_step_name(struct nodes *out, const struct node *in, const struct cx_op *op)
 {
 	json_t *o = in->v, *v;
-	const char *k;
 	size_t nn = op->an;
 	const char *name = op->a;
 	if (!json_is_object(o) || op->never)
@@ -1549,28 +1550,7 @@ static int cx_step_name(struct nodes *out, const struct node *in, const struct c
 		return nodes_add(out, v, NULL, 0);
 	if (!op->choice)
 		return SALUS_OK;
-	json_object_foreach(o, k, v)
-	{
-		size_t kl = strlen(k);
-		if (kl > nn && !memcmp(k, name, nn) && k[nn] >= 'A' && k[nn] <= 'Z' &&
-		    salus_fhir_type_find(k + nn, kl - nn)) {
-			int rc = nodes_add(out, v, k + nn, kl - nn);
-			if (rc)
-				return rc;
-		} else if (kl > nn && !memcmp(k, name, nn) && k[nn] >= 'A' && k[nn] <= 'Z') {
-			char t[64];
-			if (kl - nn < sizeof t) {
-				memcpy(t, k + nn, kl - nn);
-				t[0] = (char)(t[0] + 32);
-				if (salus_fhir_type_find(t, kl - nn)) {
-					int rc = nodes_add(out, v, k + nn, kl - nn);
-					if (rc)
-						return rc;
-				}
-			}
-		}
-	}
-	return SALUS_OK;
+	return choice_values(o, name, nn, out);
 }
 
 static int cx_eval_term(const struct cx_term *ct, json_t *res, struct nodes *out)
