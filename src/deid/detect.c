@@ -33,6 +33,11 @@
 static uint8_t cclass[256];        /* CC_* bits of each byte (init_tables) */
 static unsigned char lowtab[256];  /* ASCII lower case */
 static uint8_t kwtab[256][8];      /* KW_* by first byte and min(length, 7) */
+/* CS_WEAK and CS_DICT by the first two letters (PAIR_KEY): a word of weak_first, a month
+ * name.  Supersets (the key folds letters with other bytes; CS_DICT ignores the shape and
+ * length): the passes test the token again. */
+static uint8_t pair_cls[1024];
+#define PAIR_KEY(c0, c1) ((((unsigned)(c0) & 31u) << 5) | ((unsigned)(c1) & 31u))
 static uint8_t weak_tab[256];      /* 1 + index in weak_first by WEAK_KEY of the first two letters, or 0 */
 static const char *const weak_first[] = {"case",  "unit",  "visit", "encounter", "record", "patient", "pt", "lot",
 					 "model", "order", "group", "plan",  "room",      "bed",    "account"};
@@ -133,10 +138,25 @@ enum shape { SH_LOWER, SH_CAP, SH_UPPER, SH_INIT, SH_NUM, SH_MIX, SH_OTHER };
 /* Classes of tokens that start a per-token pass, as bit sets built by the
  * tokenizer (the passes visit their set bits, not every token). */
 enum {
+	CS_ATF,    /* rules: KW_ATTOFROM (at, to, from...; the same bit as in kw) */
 	CS_WEAK,   /* weak_labels: the first two letters of a word of weak_first */
 	CS_AGE,    /* age_sex_spaced: a number of 2-3 digits */
-	CS_TRIG,   /* rules: KW_TRIG (every word with a DF_TRIGGER flag has it) */
-	CS__COUNT
+	CS_NUMR,   /* numeric_rules: not a lower-case or capitalised word, or a word before ':' */
+	CS_TRIG,   /* rules: KW_TRIG (every word with a DF_TRIGGER flag has it; the same bit as in kw) */
+	CS_INIT,   /* rules: an initial (SH_INIT) */
+	CS_ALPHA,  /* rules, dictionary pass of a note that is not mixed: letters, not an initial */
+	CS_DICT,   /* rules, dictionary pass of a mixed note: letters, not an initial, not lower case
+		    * unless it may be a month (month_start, 3-9 letters) */
+	CS__COUNT  /* eight: a token's classes are one byte (tokenize) */
+};
+_Static_assert(CS__COUNT == 8 && (1u << CS_ATF) == KW_ATTOFROM && (1u << CS_TRIG) == KW_TRIG, "token class bits");
+/* the classes a token's shape gives (SH_LOWER ... SH_OTHER) */
+static const uint8_t shape_cls[7] = {
+	/* SH_LOWER */ 1u << CS_ALPHA,
+	/* SH_CAP */ 1u << CS_ALPHA | 1u << CS_DICT,
+	/* SH_UPPER */ 1u << CS_ALPHA | 1u << CS_DICT | 1u << CS_NUMR,
+	/* SH_INIT */ 1u << CS_INIT | 1u << CS_NUMR,
+	/* SH_NUM, SH_MIX, SH_OTHER */ 1u << CS_NUMR, 1u << CS_NUMR, 1u << CS_NUMR,
 };
 
 struct tok {
@@ -589,6 +609,22 @@ static int find_starts(struct salus_deid *d)
 #define CC_DIG 4u
 #define CC_HI 8u
 #define CC_WORD (CC_UP | CC_LO | CC_DIG | CC_HI)
+/* May a word starting with these two (lower-case) letters be a month name or abbreviation? */
+static inline bool month_start(unsigned char c0, unsigned char c1)
+{
+	switch (c0) {
+	case 'j': return c1 == 'a' || c1 == 'u';
+	case 'f': return c1 == 'e';
+	case 'm': return c1 == 'a';
+	case 'a': return c1 == 'p' || c1 == 'u';
+	case 's': return c1 == 'e';
+	case 'o': return c1 == 'c';
+	case 'n': return c1 == 'o';
+	case 'd': return c1 == 'e';
+	default: return false;
+	}
+}
+
 static void init_tables(void)
 {
 	for (unsigned c = 0; c < 256; c++) {
@@ -617,6 +653,15 @@ static void init_tables(void)
 		}
 	for (unsigned i = 0; i < sizeof weak_first / sizeof weak_first[0]; i++)
 		weak_tab[WEAK_KEY(weak_first[i][0], weak_first[i][1])] = (uint8_t)(i + 1);
+	for (unsigned c0 = 0; c0 < 256; c0++)
+		for (unsigned c1 = 0; c1 < 256; c1++) {
+			unsigned k = PAIR_KEY(c0, c1);
+			if (weak_tab[WEAK_KEY(c0, c1)] && !strncmp(weak_first[weak_tab[WEAK_KEY(c0, c1)] - 1],
+								  (const char[]){(char)c0, (char)c1}, 2))
+				pair_cls[k] |= 1u << CS_WEAK;
+			if (month_start((unsigned char)c0, (unsigned char)c1))
+				pair_cls[k] |= 1u << CS_DICT;
+		}
 	unsigned ns = 0;
 	for (const char *a = &RX_STREETSFX[1]; *a && *a != ')' && ns < SFX_MAX;) {
 		size_t l = strcspn(a, "|)");
@@ -760,15 +805,37 @@ static inline size_t mask_next(const uint64_t *m, size_t a, size_t n, bool set)
 	return n;
 }
 
-/* Store word w of the token class sets and clear the accumulators. */
-static int tset_store(struct salus_deid *d, size_t w, uint64_t acc[CS__COUNT])
+/* Store word w of the token class sets from the class bytes of its 64 tokens
+ * (bit c of cb[q]: token 64w+q is in class c), and clear them. */
+static int tset_store(struct salus_deid *d, size_t w, uint8_t cb[64])
 {
 	if (grow((void **)&d->tset, &d->tset_cap, (w + 1) * CS__COUNT, sizeof *d->tset))
 		return SALUS_ENOMEM;
-	for (int c = 0; c < CS__COUNT; c++) {
-		d->tset[w * CS__COUNT + c] = acc[c];
-		acc[c] = 0;
+	uint64_t *set = d->tset + w * CS__COUNT;
+#if defined(__SSE2__)
+	for (int c = 0; c < CS__COUNT; c++)
+		set[c] = 0;
+	for (int k = 0; k < 4; k++) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(cb + 16 * k));
+		/* bit c of each byte to its top bit (bits shifted in from the byte below stay lower) */
+		set[7] |= (uint64_t)(unsigned)_mm_movemask_epi8(v) << (16 * k);
+		set[6] |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_slli_epi64(v, 1)) << (16 * k);
+		set[5] |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_slli_epi64(v, 2)) << (16 * k);
+		set[4] |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_slli_epi64(v, 3)) << (16 * k);
+		set[3] |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_slli_epi64(v, 4)) << (16 * k);
+		set[2] |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_slli_epi64(v, 5)) << (16 * k);
+		set[1] |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_slli_epi64(v, 6)) << (16 * k);
+		set[0] |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_slli_epi64(v, 7)) << (16 * k);
 	}
+#else
+	for (int c = 0; c < CS__COUNT; c++) {
+		uint64_t x = 0;
+		for (unsigned q = 0; q < 64; q++)
+			x |= (uint64_t)((cb[q] >> c) & 1u) << q;
+		set[c] = x;
+	}
+#endif
+	memset(cb, 0, 64);
 	return 0;
 }
 
@@ -787,6 +854,7 @@ static inline size_t next_tok(const struct salus_deid *d, int c, size_t i, size_
 	return p < nt ? p : nt;
 }
 
+
 static int tokenize(struct salus_deid *d)
 {
 	const unsigned char *b = (const unsigned char *)d->b;
@@ -802,7 +870,7 @@ static int tokenize(struct salus_deid *d)
 	 * (a popcount per word was a tenth of the tokenizer) */
 	uint64_t upacc = 0;
 	size_t upk = 0, letters = 0;
-	uint64_t cacc[CS__COUNT] = {0};
+	uint8_t cbuf[64] = {0}; /* the classes of the tokens of the current word of the sets */
 	for (;;) {
 		size_t s = mask_next(m, pe, n, true);
 		if (s >= n)
@@ -883,14 +951,16 @@ static int tokenize(struct salus_deid *d)
 			t->shape = SH_OTHER;
 		size_t ti = d->ntok - 1, len = e - s;
 		unsigned q = (unsigned)(ti % 64);
-		cacc[CS_WEAK] |= (uint64_t)(weak_tab[WEAK_KEY(t->c0, t->c1)] != 0) << q;
-		cacc[CS_AGE] |= (uint64_t)(t->shape == SH_NUM && len >= 2 && len <= 3) << q;
-		cacc[CS_TRIG] |= (uint64_t)((t->kw & KW_TRIG) != 0) << q;
-		if (q == 63 && (rc = tset_store(d, ti / 64, cacc)))
+		/* the token's classes (CS_*) as one byte; tset_store turns 64 of them into the sets */
+		unsigned cls = shape_cls[t->shape] | (t->kw & (KW_ATTOFROM | KW_TRIG)) |
+			       pair_cls[PAIR_KEY(t->c0, t->c1)] | (unsigned)(t->shape == SH_NUM && len - 2 <= 1) << CS_AGE |
+			       (unsigned)(e < n && b[e] == ':') << CS_NUMR;
+		cbuf[q] = (uint8_t)cls;
+		if (q == 63 && (rc = tset_store(d, ti / 64, cbuf)))
 			return rc;
 		pe = e;
 	}
-	if ((rc = tset_store(d, d->ntok / 64, cacc)))
+	if ((rc = tset_store(d, d->ntok / 64, cbuf)))
 		return rc;
 	up += pop64(upacc);
 	lo = letters - up;
@@ -2030,7 +2100,9 @@ static int numeric_rules(struct salus_deid *d)
 {
 	const char *b = d->b;
 	int rc = 0;
-	for (size_t i = 0; i < d->ntok && !rc; i++) {
+	size_t nt = d->ntok;
+	/* every rule below starts on a token of CS_NUMR (numbers, mixed, capitals, initials, a word before ':') */
+	for (size_t i = next_tok(d, CS_NUMR, 0, nt); i < nt && !rc; i = next_tok(d, CS_NUMR, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
 		size_t len = t->e - t->s;
 		if (((t->shape != SH_LOWER && t->shape != SH_CAP) || byte_at(d, t->e) == ':') && (rc = token_formats(d, i)))
@@ -2587,21 +2659,6 @@ __attribute__((noinline)) static void year_history(struct salus_deid *d, size_t 
 static const char *const month_preps[] = {"in", "since", "until", "till", "during", "early", "late", "mid",
 					  "last", "next", "before", "after", "through", "thru", NULL};
 
-/* May a word starting with these two (lower-case) letters be a month name or abbreviation? */
-static inline bool month_start(unsigned char c0, unsigned char c1)
-{
-	switch (c0) {
-	case 'j': return c1 == 'a' || c1 == 'u';
-	case 'f': return c1 == 'e';
-	case 'm': return c1 == 'a';
-	case 'a': return c1 == 'p' || c1 == 'u';
-	case 's': return c1 == 'e';
-	case 'o': return c1 == 'c';
-	case 'n': return c1 == 'o';
-	case 'd': return c1 == 'e';
-	default: return false;
-	}
-}
 
 /* "Aldermoor Regional", "at Union Memorial", "from Mass General": a hospital
  * named by a word and General/Regional/Memorial without Hospital after it.
@@ -3696,7 +3753,7 @@ static void rules(struct salus_deid *d)
 	}
 
 	/* "admitted to GH", "FROM THE GBMC": a short unknown capital-letter word after at/to/from. */
-	for (size_t i = 0; mixed && i + 1 < nt; i++) {
+	for (size_t i = next_tok(d, CS_ATF, 0, nt); mixed && i + 1 < nt; i = next_tok(d, CS_ATF, i + 1, nt)) {
 		if (!(d->tok[i].kw & KW_ATTOFROM) || !(prep_word(d, i) & (PW_AT | PW_TO | PW_FROM)))
 			continue;
 		size_t j = i + 1;
@@ -3720,7 +3777,7 @@ static void rules(struct salus_deid *d)
 	}
 
 	/* "E. WELSH", "Z. Miller": an initial, a dot and a name-like word. */
-	for (size_t i = 0; i + 1 < nt; i++) {
+	for (size_t i = next_tok(d, CS_INIT, 0, nt); i + 1 < nt; i = next_tok(d, CS_INIT, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
 		if (t->shape != SH_INIT || (t->bits & TB_COVERED) || gap_after(d, i) != GAP_DOT)
 			continue;
@@ -3798,8 +3855,10 @@ static void rules(struct salus_deid *d)
 		}
 	}
 
-	/* Dictionary and capitalisation. */
-	for (size_t i = 0; i < nt; i++) {
+	/* Dictionary and capitalisation (the tokens that can pass the first tests: CS_DICT in a
+	 * mixed note, CS_ALPHA in others). */
+	int dcs = mixed ? CS_DICT : CS_ALPHA;
+	for (size_t i = next_tok(d, dcs, 0, nt); i < nt; i = next_tok(d, dcs, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
 		if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED) || t->shape == SH_INIT)
 			continue;
@@ -4161,15 +4220,16 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 	/* tokens inside pattern spans are taken */
 	if (d->ncs > 1)
 		qsort(d->cs, d->ncs, sizeof *d->cs, cmp_cs);
-	for (size_t i = 0, k = 0; i < d->ntok; i++) {
-		struct tok *t = &d->tok[i];
-		while (k < d->ncs && d->cs[k].e <= t->s)
-			k++;
-		for (size_t q = k; q < d->ncs && d->cs[q].s < t->e; q++)
-			if (d->cs[q].e > t->s && d->cs[q].rule != RULE_CITY_ZIP) {
-				t->bits |= TB_COVERED;
-				break;
-			}
+	/* (from each span: a binary search for its first token, not a walk over every token) */
+	for (size_t q = 0; q < d->ncs; q++) {
+		if (d->cs[q].rule == RULE_CITY_ZIP)
+			continue;
+		size_t i = tok_at(d, d->cs[q].s);
+		if (i > 0 && d->tok[i - 1].e > d->cs[q].s)
+			i--; /* a token that starts before the span and ends inside it */
+		for (; i < d->ntok && d->tok[i].s < d->cs[q].e; i++)
+			if (d->tok[i].e > d->cs[q].s)
+				d->tok[i].bits |= TB_COVERED;
 	}
 	rules(d);
 	for (size_t i = next_marked(d, 0, d->ntok); i < d->ntok; i = next_marked(d, i + 1, d->ntok)) {
