@@ -1271,7 +1271,7 @@ static unsigned num_at(const char *p, size_t n)
 }
 
 /* Is [s,e) part of a longer run of numbers (7.4/40/100, 10.1/4.72, 63-70/27)? */
-static bool in_number_run(const struct salus_deid *d, size_t s, size_t e)
+static bool run_before(const struct salus_deid *d, size_t s)
 {
 	const char *b = d->b;
 	if (s > 0) {
@@ -1281,6 +1281,12 @@ static bool in_number_run(const struct salus_deid *d, size_t s, size_t e)
 		if (c == '-' && s > 1 && is_digit((unsigned char)b[s - 2]))
 			return true;
 	}
+	return false;
+}
+
+static bool run_after(const struct salus_deid *d, size_t e)
+{
+	const char *b = d->b;
 	if (e < d->n) {
 		char c = b[e];
 		if (c == '/' || c == '%' || is_digit((unsigned char)c))
@@ -1291,6 +1297,27 @@ static bool in_number_run(const struct salus_deid *d, size_t s, size_t e)
 			return true; /* "5/5-.40": ventilator settings */
 	}
 	return false;
+}
+
+static bool in_number_run(const struct salus_deid *d, size_t s, size_t e)
+{
+	return run_before(d, s) || run_after(d, e);
+}
+
+/* m/d at [s, e) of one or two digits each: the month and day, or false. */
+static bool md_at(const char *b, size_t s, size_t e, unsigned *m, unsigned *dd)
+{
+	size_t k = s;
+	while (k < e && is_digit((unsigned char)b[k]))
+		k++;
+	if (k == s || k - s > 2 || k >= e || b[k] != '/' || e - k - 1 < 1 || e - k - 1 > 2)
+		return false;
+	for (size_t q = k + 1; q < e; q++)
+		if (!is_digit((unsigned char)b[q]))
+			return false;
+	*m = num_at(b + s, k - s);
+	*dd = num_at(b + k + 1, e - k - 1);
+	return *m >= 1 && *m <= 12 && *dd >= 1 && *dd <= 31;
 }
 
 /* A ZIP at [z,e) after the state at s ("Pellston, MI 49769"): the ZIP, and
@@ -1702,7 +1729,30 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 	case ACT_PARTIAL: {
 		/* "RA-10/3" (a line and the day it went in) but not "3-10/3" or "PS-10/5" */
 		bool dash = s > 1 && b[s - 1] == '-';
-		if (in_number_run(d, s, e) || (dash && !is_alpha((unsigned char)b[s - 2])))
+		/* "transferred to Quellmoor.8/31": a dot glued to a word ends its sentence; it is not a
+		 * decimal point */
+		bool dot_word = s > 2 && b[s - 1] == '.' && is_alpha((unsigned char)b[s - 2]) && is_alpha((unsigned char)b[s - 3]);
+		if ((run_before(d, s) && !dot_word) || (dash && !is_alpha((unsigned char)b[s - 2])))
+			return 0;
+		/* "11/21.93": a two-digit year after a dot; "intubated 6/30-7/2": a range of two dates
+		 * (after a date word or a past event, below) */
+		size_t e2 = e;
+		bool range = false;
+		unsigned m2 = 0, d2 = 0;
+		if (e + 3 <= n && b[e] == '.' && is_digit((unsigned char)b[e + 1]) && is_digit((unsigned char)b[e + 2]) &&
+		    (e + 3 == n || (!is_alnum((unsigned char)b[e + 3]) && b[e + 3] != '.' && b[e + 3] != '/' &&
+				    b[e + 3] != '%' && b[e + 3] != '-')))
+			e2 = e + 3;
+		else if (e + 1 < n && b[e] == '-' && is_digit((unsigned char)b[e + 1])) {
+			size_t k = e + 1;
+			while (k < n && k < e + 7 && (is_digit((unsigned char)b[k]) || b[k] == '/'))
+				k++;
+			if (md_at(b, e + 1, k, &m2, &d2) && !run_after(d, k)) {
+				e2 = k;
+				range = true;
+			}
+		}
+		if (run_after(d, e2))
 			return 0;
 		size_t sl = s;
 		while (b[sl] != '/')
@@ -1710,7 +1760,9 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		unsigned m = num_at(b + s, sl - s), dd = num_at(b + sl + 1, e - sl - 1);
 		word_before(d, s, w);
 		bool ctx = in_list(w, date_ctx);
-		if (in_list(w, score_ctx))
+		/* "cx 2/4" counts bottles, "last cx 4/26" is a date */
+		bool bottles = dd <= 4 && m <= dd;
+		if (in_list(w, score_ctx) && (bottles || !in_list(w, (const char *const[]){"cx", "bcx", "bottles", "bottle", NULL})))
 			return 0;
 		if (dash && near_word(d, s, s, 2, (const char *const[]){"psv", "ps", "peep", "cpap", "bipap", "simv", "imv",
 								       "ac", "vent", "settings", "fio2", NULL}))
@@ -1719,7 +1771,9 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		size_t wl = strlen(w);
 		bool event = (wl >= 5 && w[wl - 2] == 'e' && w[wl - 1] == 'd') || in_list(w, hist_words) ||
 			     !strcmp(w, "post") || !strcmp(w, "bm");
-		word_after(d, e, w);
+		if (range && !ctx && !event)
+			return 0;
+		word_after(d, e2, w);
 		if (in_list(w, score_ctx) || !strcmp(w, "brisk") || !strcmp(w, "strength") || !strcmp(w, "ns") ||
 		    !strcmp(w, "tab") || !strcmp(w, "tabs"))
 			return 0;
@@ -1753,6 +1807,7 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		/* a score out of 10 with its complaint a few words later ("3/10 l back pain") */
 		if (dd == 10 && m <= 10 && !ctx && near_after(d, e, 4, score_near))
 			return 0;
+		e = e2;
 		break;
 	}
 	case ACT_YEAR_APOS:

@@ -544,6 +544,23 @@ static void test_name_lists(void **state)
 	expect_none(meds, "Quiet");
 }
 
+static void test_dates_glued(void **state)
+{
+	(void)state;
+	/* a date after a word and its dot, a two-digit year after a dot, a range of two dates
+	 * after a past event, a culture date (not a count of bottles) */
+	expect("Pt was transferred to Brellmoor.4/17. Readmitted today.", "4/17", SALUS_PHI_DATE);
+	expect("Labs drawn 10/19.97 per team.", "10/19.97", SALUS_PHI_DATE);
+	expect("also extubated 4/28-5/3 for pneumonia.", "4/28-5/3", SALUS_PHI_DATE);
+	expect("last cx 4/26 in am, no growth.", "4/26", SALUS_PHI_DATE);
+	/* still not dates: bottles, decimals, ranges of values, settings */
+	expect_none("blood cx 2/4 bottles positive", "2/4");
+	expect_none("pH 7.38/42/88 on the last gas", "38/42");
+	expect_none("PS 10/5-12/5 tolerated", "10/5");
+	expect_none("dose 3.5/4.25 units", "5/4");
+	expect_none("weaned 1/2-2/3 of the time", "1/2");
+}
+
 static void test_lower_case_notes(void **state)
 {
 	(void)state;
@@ -595,7 +612,7 @@ int main(void)
 		cmocka_unit_test(test_context_rules), cmocka_unit_test(test_context_rules2),
 		cmocka_unit_test(test_context_rules3), cmocka_unit_test(test_context_rules4),
 		cmocka_unit_test(test_address_blocks), cmocka_unit_test(test_lower_case_notes),
-		cmocka_unit_test(test_name_lists),
+		cmocka_unit_test(test_name_lists), cmocka_unit_test(test_dates_glued),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
