@@ -645,7 +645,7 @@ static void init_tables(void)
 				k |= KW_PREP;
 			if (n == 5 && l == 'a')
 				k |= KW_AWARE;
-			if (l == 'u' && (n == 1 || n == 4))
+			if (l == 'u' && (n == 1 || n == 4 || n == 7))
 				k |= KW_UNIV;
 			if (n == 7 && (l == 'g' || l == 'r' || l == 'm'))
 				k |= KW_GENINST;
@@ -3283,22 +3283,42 @@ static void name_paren(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 /* "U Maryland", "Univ of Delmont": a university is a place */
 static void loc_university(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 {
-	(void)mixed;
 	if (i + 1 >= nt)
 		return;
 	struct tok *t = &d->tok[i];
-	if ((t->e - t->s != 1 || lowtab[(unsigned char)d->b[t->s]] != 'u' || t->shape != SH_INIT) &&
-	    !tok_is(d, i, "univ"))
+	bool u1 = t->e - t->s == 1 && lowtab[(unsigned char)d->b[t->s]] == 'u' && t->shape == SH_INIT;
+	bool univ = tok_is(d, i, "univ") || tok_is(d, i, "university");
+	if (!u1 && !univ)
 		return;
 	size_t j = i + 1;
-	if (tok_is(d, j, "of") && j + 1 < nt)
+	bool of = false;
+	if (tok_is(d, j, "of") && j + 1 < nt && gap_after(d, j) == GAP_SPACE) {
 		j++;
+		of = true;
+	}
 	struct tok *u = &d->tok[j];
 	uint32_t uf = tf(d, j);
-	if (gap_after(d, i) != GAP_SPACE || (u->shape != SH_CAP && u->shape != SH_UPPER) || (u->bits & TB_COVERED) ||
-	    !(uf & (DF_STATE | DF_PLACE)))
+	if (gap_after(d, i) != GAP_SPACE || (u->bits & TB_COVERED))
 		return;
-	for (size_t q = i; q <= j; q++)
+	/* "U Maryland", "University of Vermont", "U OF VT", "university of ohio" (a state or a city
+	 * after "university of", in any case), "University of Quellmark" (a capitalised word in no
+	 * list after "university of" in a mixed note) */
+	bool place = uf & (DF_STATE | DF_PLACE);
+	bool code = of && u->shape == SH_UPPER && u->e - u->s == 2 && state_code(d->b + u->s);
+	bool proper = of && univ && mixed && u->shape == SH_CAP &&
+		      !(uf & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR | DF_MONTH | F_FUNC | DF_INST | DF_LABEL));
+	bool shape_ok = u->shape == SH_CAP || u->shape == SH_UPPER || (u->shape == SH_LOWER && univ && of && place);
+	if (!shape_ok || !(place || code || proper))
+		return;
+	/* its hospital: "Medical Center", "Med Center", "Hospital" (the institution's name) */
+	size_t k = j;
+	while (k + 1 < nt && k < j + 3 && gap_after(d, k) == GAP_SPACE && !(d->tok[k + 1].bits & TB_COVERED) &&
+	       ((tf(d, k + 1) & DF_INST) || tok_is(d, k + 1, "med") || tok_is(d, k + 1, "medical")) &&
+	       (d->tok[k + 1].shape == u->shape || d->tok[k + 1].shape == SH_CAP || d->tok[k + 1].shape == SH_UPPER))
+		k++;
+	if (k > j && !((tf(d, k) & DF_INST)))
+		k = j; /* "University of Ohio Medical" without its head word: the place only */
+	for (size_t q = i; q <= k; q++)
 		mark(d, q, SALUS_PHI_LOCATION, 0.7f, RULE_INST);
 }
 

@@ -561,6 +561,20 @@ static void test_dates_glued(void **state)
 	expect_none("weaned 1/2-2/3 of the time", "1/2");
 }
 
+static void test_universities(void **state)
+{
+	(void)state;
+	/* a university named for a state or a city, in any case, with its hospital */
+	expect("Pt recieved from university of ohio hospital, intubated.", "university of ohio", SALUS_PHI_LOCATION);
+	expect("ADMITTED FROM UNIVERSITY OF VERMONT MEDICAL CENTER YESTERDAY.", "UNIVERSITY OF VERMONT",
+	       SALUS_PHI_LOCATION);
+	expect("PRESENTED TO U OF VT MED CENTER ON 9/14.", "U OF VT", SALUS_PHI_LOCATION);
+	expect("She trained at the University of Quellmark.", "University of Quellmark", SALUS_PHI_LOCATION);
+	/* not a subject of study or a common word */
+	expect_none("He studied at a university of some renown.", "university");
+	expect_none("Seen in the University of Medicine clinic.", "University");
+}
+
 static void test_lower_case_notes(void **state)
 {
 	(void)state;
@@ -613,6 +627,7 @@ int main(void)
 		cmocka_unit_test(test_context_rules3), cmocka_unit_test(test_context_rules4),
 		cmocka_unit_test(test_address_blocks), cmocka_unit_test(test_lower_case_notes),
 		cmocka_unit_test(test_name_lists), cmocka_unit_test(test_dates_glued),
+		cmocka_unit_test(test_universities),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
