@@ -954,7 +954,8 @@ static int tokenize(struct salus_deid *d)
 		/* the token's classes (CS_*) as one byte; tset_store turns 64 of them into the sets */
 		unsigned cls = shape_cls[t->shape] | (t->kw & (KW_ATTOFROM | KW_TRIG)) |
 			       pair_cls[PAIR_KEY(t->c0, t->c1)] | (unsigned)(t->shape == SH_NUM && len - 2 <= 1) << CS_AGE |
-			       (unsigned)(e < n && b[e] == ':') << CS_NUMR;
+			       (unsigned)(e < n && b[e] == ':') << CS_NUMR |
+			       (unsigned)(t->shape == SH_LOWER && len == 1) << CS_INIT;
 		cbuf[q] = (uint8_t)cls;
 		if (q == 63 && (rc = tset_store(d, ti / 64, cbuf)))
 			return rc;
@@ -3551,6 +3552,42 @@ __attribute__((noinline)) static void name_visit(struct salus_deid *d, size_t i,
 	}
 }
 
+/* "(t. quennell and r. osgood)", "s. ignatio rrt": an initial in lower case, a dot and a
+ * lower-case word that is a name, or in no list at all and signed (a credential after it) or
+ * one of a pair of such names. */
+static void lower_initial(struct salus_deid *d, size_t i, size_t nt)
+{
+	const struct tok *t = &d->tok[i];
+	const char *b = d->b;
+	if (t->mtype || (t->bits & TB_COVERED) || gap_after(d, i) != GAP_DOT || t->e + 2 > d->n || b[t->e + 1] != ' ' ||
+	    d->tok[i + 1].s != t->e + 2)
+		return;
+	if (t->s > 0 && b[t->s - 1] != ' ' && b[t->s - 1] != '\n' && b[t->s - 1] != '\t' && b[t->s - 1] != '(')
+		return; /* not a letter of a dotted abbreviation ("i.e. ", "a.m. ") */
+	const struct tok *u = &d->tok[i + 1];
+	if (u->shape != SH_LOWER || u->e - u->s < 3 || u->mtype || (u->bits & TB_COVERED))
+		return;
+	uint32_t uf = tf(d, i + 1);
+	if (uf & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | F_FUNC | DF_LABEL | DF_INST | DF_STREET |
+		  DF_STATE | DF_MONTH | DF_VERB | DF_LOCVERB))
+		return;
+	if (med_prefix(d, i + 1) && !(uf & F_NAME))
+		return; /* "c. dif", "k. pneum": the short form of an organism */
+	bool name = uf & F_NAME;
+	size_t x = i + 2;
+	bool cred = x < nt && (gap_after(d, i + 1) == GAP_SPACE || gap_after(d, i + 1) == GAP_COMMA) &&
+		    (tf(d, x) & DF_CRED) && !(tf(d, x) & DF_STOP);
+	bool pair = x + 2 < nt && gap_after(d, i + 1) == GAP_SPACE && tok_is(d, x, "and") &&
+		    d->tok[x + 1].e - d->tok[x + 1].s == 1 && gap_after(d, x + 1) == GAP_DOT &&
+		    d->tok[x + 2].shape == SH_LOWER;
+	bool after_pair = i >= 3 && tok_is(d, i - 1, "and") && d->tok[i - 2].mtype == SALUS_PHI_NAME + 1 &&
+			  d->tok[i - 3].mtype == SALUS_PHI_NAME + 1;
+	if (!name && !cred && !pair && !after_pair)
+		return;
+	mark(d, i, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+	mark(d, i + 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+}
+
 static void rules(struct salus_deid *d)
 {
 	size_t nt = d->ntok;
@@ -3587,6 +3624,36 @@ static void rules(struct salus_deid *d)
 							   !(d->tok[i + 2].bits & TB_COVERED))))
 					mark(d, i + 2, SALUS_PHI_NAME, 0.9f, RULE_TITLE);
 				continue;
+			}
+		}
+		/* "Dr Will Cole", "Dr. May Ostrova": after a title a first name that is also a word,
+		 * before a capitalised surname (or a word in no list) written the same way */
+		if ((f & DF_TITLE) && (g == GAP_SPACE || g == GAP_DOT) && t->shape != SH_INIT && i + 2 < nt &&
+		    !d->tok[i + 1].mtype && gap_after(d, i + 1) == GAP_SPACE &&
+		    (d->tok[i + 1].shape == SH_CAP || (!mixed && d->tok[i + 1].shape == SH_UPPER)) &&
+		    d->tok[i + 2].shape == d->tok[i + 1].shape && !((d->tok[i + 1].bits | d->tok[i + 2].bits) & TB_COVERED)) {
+			uint32_t f1 = tf(d, i + 1), f2 = tf(d, i + 2);
+			if ((f1 & DF_FIRST) && !(f1 & (DF_TITLE | DF_ABBR | DF_LABEL | DF_INST | DF_MED)) &&
+			    (!tok_in(d, i + 1, modal_verbs) || (mixed && (f2 & F_NAME) && !(f2 & DF_COMMON))) &&
+			    d->tok[i + 2].e - d->tok[i + 2].s >= 2 &&
+			    !(f2 & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_STREET | DF_MED | DF_MEDPROP | DF_VERB)) &&
+			    ((f2 & F_NAME) || !(f2 & (DF_COMMON | DF_VOCAB))) && !med_prefix(d, i + 2)) {
+				mark(d, i + 1, SALUS_PHI_NAME, 0.85f, RULE_TITLE);
+				mark(d, i + 2, SALUS_PHI_NAME, 0.85f, RULE_TITLE);
+				continue;
+			}
+		}
+		/* "NP CAROL ORDERED", "report from rn bea": after a role abbreviation (NP, RN, PA, MD)
+		 * a first name, though it is also an English word */
+		if ((f & DF_ROLE) && (f & DF_CRED) && t->e - t->s == 2 && g == GAP_SPACE && i + 1 < nt &&
+		    !d->tok[i + 1].mtype && !(d->tok[i + 1].bits & TB_COVERED) && d->tok[i + 1].e - d->tok[i + 1].s >= 3 &&
+		    (mixed ? d->tok[i + 1].shape == SH_CAP || (t->shape == SH_UPPER && d->tok[i + 1].shape == SH_UPPER)
+			   : tok_alpha(&d->tok[i + 1]))) {
+			uint32_t f1 = tf(d, i + 1);
+			if ((f1 & DF_FIRST) && !(f1 & (F_FUNC | DF_MONTH | DF_ABBR | DF_MED | DF_MEDPROP | DF_LABEL | DF_INST | DF_STREET)) &&
+			    !tok_in(d, i + 1, modal_verbs) && !med_prefix(d, i + 1)) {
+				mark(d, i + 1, SALUS_PHI_NAME, 0.75f, RULE_RELATION);
+				extend_right(d, i + 1, 0.7f, RULE_RELATION, 1);
 			}
 		}
 		/* Labels: "Patient: Ferreira, Ombvessar", "Attending: ...", "Dear Quillon," */
@@ -3854,6 +3921,10 @@ static void rules(struct salus_deid *d)
 	/* "E. WELSH", "Z. Miller": an initial, a dot and a name-like word. */
 	for (size_t i = next_tok(d, CS_INIT, 0, nt); i + 1 < nt; i = next_tok(d, CS_INIT, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
+		if (t->shape == SH_LOWER) {
+			lower_initial(d, i, nt);
+			continue;
+		}
 		if (t->shape != SH_INIT || (t->bits & TB_COVERED) || gap_after(d, i) != GAP_DOT)
 			continue;
 		if (d->b[t->e + 1] != ' ' || d->tok[i + 1].s != t->e + 2)

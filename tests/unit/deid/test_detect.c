@@ -575,6 +575,26 @@ static void test_universities(void **state)
 	expect_none("Seen in the University of Medicine clinic.", "University");
 }
 
+static void test_names_initials_roles(void **state)
+{
+	(void)state;
+	/* lower-case initials: a pair of them, or signed with a credential */
+	const char *pair = "valuables checked by nsg (t. quennell and r. brasko) and locked.";
+	expect(pair, "t. quennell", SALUS_PHI_NAME);
+	expect(pair, "r. brasko", SALUS_PHI_NAME);
+	expect("plan to wean today. s. ignatio rrt", "s. ignatio", SALUS_PHI_NAME);
+	/* organisms and abbreviations are not initials */
+	expect_none("sputum grew p. aeruginosa and e. coli today.", "aeruginosa");
+	expect_none("sputum grew p. aeruginosa and e. coli today.", "coli");
+	expect_none("stool sent for c. diff, pending.", "diff");
+	/* a first name that is also a word after a title, before a surname */
+	expect("Dr. May Ostrova and Dr Bill Jones aware.", "May Ostrova", SALUS_PHI_NAME);
+	/* after a role abbreviation, a first name that is also a word; not a month or a modal */
+	expect("RN HOPE AWARE OF PLAN.", "HOPE", SALUS_PHI_NAME);
+	expect_none("NP WILL FOLLOW UP. MD MAY CALL BACK.", "WILL");
+	expect_none("NP WILL FOLLOW UP. MD MAY CALL BACK.", "MAY");
+}
+
 static void test_lower_case_notes(void **state)
 {
 	(void)state;
@@ -627,7 +647,7 @@ int main(void)
 		cmocka_unit_test(test_context_rules3), cmocka_unit_test(test_context_rules4),
 		cmocka_unit_test(test_address_blocks), cmocka_unit_test(test_lower_case_notes),
 		cmocka_unit_test(test_name_lists), cmocka_unit_test(test_dates_glued),
-		cmocka_unit_test(test_universities),
+		cmocka_unit_test(test_universities), cmocka_unit_test(test_names_initials_roles),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
