@@ -3588,6 +3588,35 @@ static void lower_initial(struct salus_deid *d, size_t i, size_t nt)
 	mark(d, i + 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
 }
 
+/* "J SMITH ORDERED LEVO", "K Brandt aware": an initial without its dot, a surname and a verb
+ * of a person acting (ordered, aware, notified...), at the start of a clause. */
+static void initial_verb(struct salus_deid *d, size_t i, size_t nt)
+{
+	static const char *const acts[] = {"ordered", "aware", "notified", "called", "paged", "said", "states",
+					   "stated", "agreed", "agrees", "informed", "updated", "saw", "examined",
+					   "evaluated", "requested", "wants", "recommended", "recommends", NULL};
+	const struct tok *t = &d->tok[i];
+	unsigned char c = (unsigned char)d->b[t->s];
+	if (i + 2 >= nt || t->mtype || (t->bits & TB_COVERED) || c == 'A' || c == 'I' || c == 'X' || c == 'O')
+		return;
+	/* at the start of a clause: a line, a sentence, a comma, or "and" before it */
+	if (i > 0 && !(t->bits & TB_SENT) && gap_after(d, i - 1) != GAP_COMMA && !tok_is(d, i - 1, "and"))
+		return;
+	const struct tok *u = &d->tok[i + 1];
+	if (u->mtype > 0 && u->mtype != SALUS_PHI_NAME + 1)
+		return;
+	if ((u->shape != SH_UPPER && u->shape != SH_CAP) || u->e - u->s < 3 || (u->bits & TB_COVERED) ||
+	    gap_after(d, i + 1) != GAP_SPACE || !tok_in(d, i + 2, acts))
+		return;
+	uint32_t uf = tf(d, i + 1);
+	if (uf & (F_FUNC | DF_ABBR | DF_MED | DF_LABEL | DF_INST | DF_STREET | DF_VERB | DF_STATE))
+		return;
+	if (!(uf & F_NAME) && ((uf & (DF_COMMON | DF_VOCAB | DF_MEDPROP)) || med_prefix(d, i + 1)))
+		return;
+	mark(d, i, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+	mark(d, i + 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+}
+
 static void rules(struct salus_deid *d)
 {
 	size_t nt = d->ntok;
@@ -3923,6 +3952,10 @@ static void rules(struct salus_deid *d)
 		struct tok *t = &d->tok[i];
 		if (t->shape == SH_LOWER) {
 			lower_initial(d, i, nt);
+			continue;
+		}
+		if (t->shape == SH_INIT && gap_after(d, i) == GAP_SPACE) {
+			initial_verb(d, i, nt);
 			continue;
 		}
 		if (t->shape != SH_INIT || (t->bits & TB_COVERED) || gap_after(d, i) != GAP_DOT)

@@ -593,6 +593,11 @@ static void test_names_initials_roles(void **state)
 	expect("RN HOPE AWARE OF PLAN.", "HOPE", SALUS_PHI_NAME);
 	expect_none("NP WILL FOLLOW UP. MD MAY CALL BACK.", "WILL");
 	expect_none("NP WILL FOLLOW UP. MD MAY CALL BACK.", "MAY");
+	/* an initial without its dot, a surname and a verb of a person acting */
+	expect("PRESSURE DROPPED, J QUARNE ORDERED LEVO.", "J QUARNE", SALUS_PHI_NAME);
+	expect("Pressure dropped, K Brandt ordered levo.", "K Brandt", SALUS_PHI_NAME);
+	expect_none("K REPLETED, G TUBE ORDERED, X RAY ORDERED.", "TUBE");
+	expect_none("K REPLETED, G TUBE ORDERED, X RAY ORDERED.", "RAY");
 }
 
 static void test_lower_case_notes(void **state)
