@@ -149,6 +149,7 @@ enum {
 		    * unless it may be a month (month_start, 3-9 letters) */
 	CS__COUNT  /* eight: a token's classes are one byte (tokenize) */
 };
+_Static_assert(KW_TRIG == 1u << 4, "KW_TRIG is bit 4 (tokenize)");
 _Static_assert(CS__COUNT == 8 && (1u << CS_ATF) == KW_ATTOFROM && (1u << CS_TRIG) == KW_TRIG, "token class bits");
 /* the classes a token's shape gives (SH_LOWER ... SH_OTHER) */
 static const uint8_t shape_cls[7] = {
@@ -884,7 +885,7 @@ static int tokenize(struct salus_deid *d)
 		if (pe / 64 == k && (e - 1) / 64 == k) { /* gap and word in one 64-byte block */
 			const uint64_t *x = m + k * M__COUNT;
 			uint64_t gs = (~0ull << (pe % 64)) & ~(~0ull << (s % 64));
-			uint64_t ws = (~0ull << (s % 64)) & (e % 64 ? ~(~0ull << (e % 64)) : ~0ull);
+			uint64_t ws = (~0ull << (s % 64)) & (~0ull >> (63 - (e - 1) % 64)); /* no branch on e % 64 */
 			nl = pe == 0 || (x[M_NL] & gs);
 			sent = nl || (x[M_ST] & gs);
 			uint64_t y = x[M_UP] & ws, y2 = y & (y - 1);
@@ -931,8 +932,7 @@ static int tokenize(struct salus_deid *d)
 			if (wn > 3 && b[e - 2] == '\'' && lowtab[b[e - 1]] == 's')
 				wn -= 2;
 			unsigned key = deid_trigger_key(t->c0, t->c1, lowtab[b[s + wn - 1]], wn);
-			if (salus_deid_trigger_filter[key / 64] & (1ull << (key % 64)))
-				t->kw |= KW_TRIG;
+			t->kw |= (uint8_t)(((salus_deid_trigger_filter[key / 64] >> (key % 64)) & 1u) << 4); /* KW_TRIG */
 		}
 		t->bits = (uint8_t)((sent ? TB_SENT : 0) | (nl ? TB_NL : 0));
 		if (nd && (nu || nl_ || nx))
