@@ -3617,6 +3617,53 @@ static void initial_verb(struct salus_deid *d, size_t i, size_t nt)
 	mark(d, i + 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
 }
 
+/* "TRANSFER QUARTERMAIN 2", "plan: brellhaus 3 when bed available", "transfer to quellmoor2":
+ * a ward or building named by a word in no list at all (5+ letters) and a one-digit number,
+ * spaced or glued, after a word of moving a patient or a plan.  Token k is the number
+ * (the ward word before it) or the glued word. */
+static void loc_ward(struct salus_deid *d, size_t k, size_t nt)
+{
+	static const char *const moves[] = {"transfer", "transferred", "transfering", "transferring", "tx", "txd",
+					    "xfer", "to", "from", "plan", "back", "return", "returned", "at", NULL};
+	const struct tok *t = &d->tok[k];
+	const char *b = d->b;
+	size_t j = k, wl;
+	if (t->shape == SH_NUM) {
+		if (k == 0 || t->e - t->s != 1 || gap_after(d, k - 1) != GAP_SPACE)
+			return;
+		j = k - 1;
+		const struct tok *u = &d->tok[j];
+		wl = u->e - u->s;
+		if (!tok_alpha(u) || u->shape == SH_INIT || wl < 5 || (tf(d, j) & ~DF_LOOKED) || med_prefix(d, j))
+			return;
+	} else {
+		wl = t->e - t->s - 1;
+		if (wl < 5 || !is_digit((unsigned char)b[t->e - 1]))
+			return;
+		for (size_t q = t->s; q < t->e - 1; q++)
+			if (!is_alpha((unsigned char)b[q]))
+				return;
+		if (dict_lookup(d, deid_hash_lower(b + t->s, wl)))
+			return;
+	}
+	const struct tok *u = &d->tok[j];
+	if (u->mtype || ((u->bits | t->bits) & TB_COVERED) || j == 0)
+		return;
+	/* not a dose or a value: "Quellidex 2 mcg", "Brellamine 2.5", "X 2/3" */
+	if (t->e < d->n && (b[t->e] == '.' || b[t->e] == '/' || b[t->e] == ':' || b[t->e] == '-' || b[t->e] == '%') &&
+	    t->e + 1 < d->n && is_alnum((unsigned char)b[t->e + 1]))
+		return;
+	if (k + 1 < nt && gap_after(d, k) != GAP_NL && tok_in(d, k + 1, units))
+		return;
+	size_t x = j - 1;
+	if (x > 0 && gap_after(d, x) == GAP_SPACE && (tok_is(d, x, "to") || tok_is(d, x, "the")) &&
+	    !tok_in(d, x - 1, (const char *const[]){"on", NULL}))
+		x--;
+	if (gap_after(d, x) == GAP_NL || !tok_in(d, x, moves))
+		return;
+	mark(d, j, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
+}
+
 static void rules(struct salus_deid *d)
 {
 	size_t nt = d->ntok;
@@ -4010,7 +4057,11 @@ static void rules(struct salus_deid *d)
 		}
 		if (t->kw & KW_AWARE)
 			name_aware(d, i, nt, mixed);
+		if (t->shape == SH_MIX)
+			loc_ward(d, i, nt);
 		if (t->shape == SH_NUM) {
+			if (t->e - t->s == 1)
+				loc_ward(d, i, nt);
 			loc_address(d, i, nt, mixed);
 			if ((t->bits & TB_SENT) && t->e - t->s >= 2 && t->e - t->s <= 3)
 				age_lead(d, i, nt);

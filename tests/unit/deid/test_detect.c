@@ -600,6 +600,19 @@ static void test_names_initials_roles(void **state)
 	expect_none("K REPLETED, G TUBE ORDERED, X RAY ORDERED.", "RAY");
 }
 
+static void test_wards(void **state)
+{
+	(void)state;
+	/* a ward named by a word in no list and a one-digit number, after moving or a plan */
+	expect("ASSESS: STABLE DAY.  PLAN: QUELLHAVEN 2 WHEN BED AVAIL.", "QUELLHAVEN", SALUS_PHI_LOCATION);
+	expect("Plan to transfer to brellmoor2 tomorrow.", "brellmoor2", SALUS_PHI_LOCATION);
+	expect("TRANSFER QUELLHAVEN 2.", "QUELLHAVEN", SALUS_PHI_LOCATION);
+	/* not doses */
+	expect_none("Started Quellidex 2 mcg/kg, then Brellamine 2.5.", "Quellidex");
+	expect_none("Started Quellidex 2 mcg/kg, then Brellamine 2.5.", "Brellamine");
+	expect_none("Plan: Lasix 2 doses today.", "Lasix");
+}
+
 static void test_lower_case_notes(void **state)
 {
 	(void)state;
@@ -653,6 +666,7 @@ int main(void)
 		cmocka_unit_test(test_address_blocks), cmocka_unit_test(test_lower_case_notes),
 		cmocka_unit_test(test_name_lists), cmocka_unit_test(test_dates_glued),
 		cmocka_unit_test(test_universities), cmocka_unit_test(test_names_initials_roles),
+		cmocka_unit_test(test_wards),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
