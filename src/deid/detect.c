@@ -4098,6 +4098,10 @@ static void rules(struct salus_deid *d)
 		    !(month_start(t->c0, t->c1) && t->e - t->s >= 3 && t->e - t->s <= 9 && i > 0 &&
 		      tok_in(d, i - 1, month_preps)))
 			continue;
+		/* a word of 2-3 capitals in a mixed note (BP, ICU, NS) can only be a month here (JAN,
+		 * MAY): no look-up for the others */
+		if (mixed && t->shape == SH_UPPER && t->e - t->s <= 3 && !month_start(t->c0, t->c1))
+			continue;
 		uint32_t f = tf(d, i);
 		/* "in sept.", "since March", "early Jan": a month alone after a date
 		 * preposition; not "may" (a verb), "march" only capitalised in a mixed note */
