@@ -3971,7 +3971,7 @@ static void rules(struct salus_deid *d)
 	}
 
 	/* "admitted to GH", "FROM THE GBMC": a short unknown capital-letter word after at/to/from. */
-	for (size_t i = next_tok(d, CS_ATF, 0, nt); mixed && i + 1 < nt; i = next_tok(d, CS_ATF, i + 1, nt)) {
+	for (size_t i = next_tok(d, CS_ATF, 0, nt); i + 1 < nt; i = next_tok(d, CS_ATF, i + 1, nt)) {
 		if (!(d->tok[i].kw & KW_ATTOFROM) || !(prep_word(d, i) & (PW_AT | PW_TO | PW_FROM)))
 			continue;
 		size_t j = i + 1;
@@ -3989,7 +3989,15 @@ static void rules(struct salus_deid *d)
 		bool verb = i > 0 && place_verb(d, i - 1);
 		bool unit = unit_after(d, j);
 		bool at = tok_is(d, i, "at") && j == i + 1 && (byte_at(d, u->e) == ',' || byte_at(d, u->e) == '.');
-		if (!verb && !unit && !at)
+		/* in a note without case evidence: "AT GH.", "FROM THE GBMC," (at, or from the, and initials
+		 * that end a clause; not "FROM PYXIS."); verbs and units are loc_after_prep's */
+		if (!mixed) {
+			if (!((prep_word(d, i) & PW_AT) || ((prep_word(d, i) & PW_FROM) && j == i + 2)) ||
+			    !(byte_at(d, u->e) == ',' || byte_at(d, u->e) == '.') ||
+			    (byte_at(d, u->e) == '.' && is_alnum((unsigned char)byte_at(d, u->e + 1))) ||
+			    (uf & (F_NAME | DF_PLACE)) || med_prefix(d, j))
+				continue;
+		} else if (!verb && !unit && !at)
 			continue;
 		mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
 	}

@@ -611,6 +611,11 @@ static void test_wards(void **state)
 	expect_none("Started Quellidex 2 mcg/kg, then Brellamine 2.5.", "Quellidex");
 	expect_none("Started Quellidex 2 mcg/kg, then Brellamine 2.5.", "Brellamine");
 	expect_none("Plan: Lasix 2 doses today.", "Lasix");
+	/* hospital initials ending a clause after "at" or "from the" in a note in capitals */
+	expect("PT SENT TO ED AT QH. PT WAS SOMEWHAT SLEEPY.", "QH", SALUS_PHI_LOCATION);
+	expect("RINGING IN A CONSULT FROM THE QBMC. HO SPOKE WITH TEAM.", "QBMC", SALUS_PHI_LOCATION);
+	expect_none("CONT. CARDURA STILL N/A FROM QYXIS. PT RESTING.", "QYXIS");
+	expect_none("PT RESTING AT HS. NO COMPLAINTS.", "HS");
 }
 
 static void test_lower_case_notes(void **state)
