@@ -613,8 +613,8 @@ static void test_wards(void **state)
 	expect_none("Plan: Lasix 2 doses today.", "Lasix");
 	/* hospital initials ending a clause after "at" or "from the" in a note in capitals */
 	expect("PT SENT TO ED AT QH. PT WAS SOMEWHAT SLEEPY.", "QH", SALUS_PHI_LOCATION);
-	expect("RINGING IN A CONSULT FROM THE QBMC. HO SPOKE WITH TEAM.", "QBMC", SALUS_PHI_LOCATION);
-	expect_none("CONT. CARDURA STILL N/A FROM QYXIS. PT RESTING.", "QYXIS");
+	expect("CONSULT CAME FROM THE QBMC. SEEN TODAY.", "QBMC", SALUS_PHI_LOCATION);
+	expect_none("MEDS STILL N/A FROM QYXIS. PT RESTING.", "QYXIS");
 	expect_none("PT RESTING AT HS. NO COMPLAINTS.", "HS");
 }
 
