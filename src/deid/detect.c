@@ -984,7 +984,7 @@ static uint64_t deid_hash_lower(const char *p, size_t n)
 {
 	uint64_t h = DEID_HASH_INIT;
 	for (size_t i = 0; i < n; i++)
-		h = deid_hash_step(h, lowtab[(unsigned char)p[i]]); /* a table load, off the multiply chain */
+		h = deid_hash_step(h, lower((unsigned char)p[i]));
 	return h;
 }
 
@@ -1008,23 +1008,6 @@ static inline uint64_t tok_hash(struct salus_deid *d, size_t i)
 	return t->h;
 }
 
-/* deid_dict_lookup (dict.c), inlined: the table is open addressing with linear probing, each
- * slot a 32-bit fingerprint (never 0) and the flags. */
-static inline uint32_t deid_dict_probe(uint64_t h)
-{
-	uint32_t mask = (1u << salus_deid_dict_bits) - 1;
-	uint32_t fp = (uint32_t)(h >> 32);
-	if (fp == 0)
-		fp = 1;
-	for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
-		uint64_t s = salus_deid_dict[i];
-		if (s == 0)
-			return 0;
-		if ((uint32_t)(s >> 32) == fp)
-			return (uint32_t)s;
-	}
-}
-
 /* deid_dict_lookup through the detector's cache. */
 static inline uint32_t dict_lookup(struct salus_deid *d, uint64_t h)
 {
@@ -1032,7 +1015,7 @@ static inline uint32_t dict_lookup(struct salus_deid *d, uint64_t h)
 	uint32_t fp = (uint32_t)(h >> 32) | 1u; /* with the 12 index bits: as selective as the table's fingerprint */
 	if (d->dcache[k].fp == fp)
 		return d->dcache[k].f;
-	uint32_t f = deid_dict_probe(h);
+	uint32_t f = deid_dict_lookup(h);
 	d->dcache[k].fp = fp;
 	d->dcache[k].f = f;
 	return f;
