@@ -33,6 +33,11 @@
 static uint8_t cclass[256];        /* CC_* bits of each byte (init_tables) */
 static unsigned char lowtab[256];  /* ASCII lower case */
 static uint8_t kwtab[256][8];      /* KW_* by first byte and min(length, 7) */
+/* CS_WEAK and CS_DICT by the first two letters (PAIR_KEY): a word of weak_first, a month
+ * name.  Supersets (the key folds letters with other bytes; CS_DICT ignores the shape and
+ * length): the passes test the token again. */
+static uint8_t pair_cls[1024];
+#define PAIR_KEY(c0, c1) ((((unsigned)(c0) & 31u) << 5) | ((unsigned)(c1) & 31u))
 static uint8_t weak_tab[256];      /* 1 + index in weak_first by WEAK_KEY of the first two letters, or 0 */
 static const char *const weak_first[] = {"case",  "unit",  "visit", "encounter", "record", "patient", "pt", "lot",
 					 "model", "order", "group", "plan",  "room",      "bed",    "account"};
@@ -133,10 +138,26 @@ enum shape { SH_LOWER, SH_CAP, SH_UPPER, SH_INIT, SH_NUM, SH_MIX, SH_OTHER };
 /* Classes of tokens that start a per-token pass, as bit sets built by the
  * tokenizer (the passes visit their set bits, not every token). */
 enum {
+	CS_ATF,    /* rules: KW_ATTOFROM (at, to, from...; the same bit as in kw) */
 	CS_WEAK,   /* weak_labels: the first two letters of a word of weak_first */
 	CS_AGE,    /* age_sex_spaced: a number of 2-3 digits */
-	CS_TRIG,   /* rules: KW_TRIG (every word with a DF_TRIGGER flag has it) */
-	CS__COUNT
+	CS_NUMR,   /* numeric_rules: not a lower-case or capitalised word, or a word before ':' */
+	CS_TRIG,   /* rules: KW_TRIG (every word with a DF_TRIGGER flag has it; the same bit as in kw) */
+	CS_INIT,   /* rules: an initial (SH_INIT) */
+	CS_ALPHA,  /* rules, dictionary pass of a note that is not mixed: letters, not an initial */
+	CS_DICT,   /* rules, dictionary pass of a mixed note: letters, not an initial, not lower case
+		    * unless it may be a month (month_start, 3-9 letters) */
+	CS__COUNT  /* eight: a token's classes are one byte (tokenize) */
+};
+_Static_assert(KW_TRIG == 1u << 4, "KW_TRIG is bit 4 (tokenize)");
+_Static_assert(CS__COUNT == 8 && (1u << CS_ATF) == KW_ATTOFROM && (1u << CS_TRIG) == KW_TRIG, "token class bits");
+/* the classes a token's shape gives (SH_LOWER ... SH_OTHER) */
+static const uint8_t shape_cls[7] = {
+	/* SH_LOWER */ 1u << CS_ALPHA,
+	/* SH_CAP */ 1u << CS_ALPHA | 1u << CS_DICT,
+	/* SH_UPPER */ 1u << CS_ALPHA | 1u << CS_DICT | 1u << CS_NUMR,
+	/* SH_INIT */ 1u << CS_INIT | 1u << CS_NUMR,
+	/* SH_NUM, SH_MIX, SH_OTHER */ 1u << CS_NUMR, 1u << CS_NUMR, 1u << CS_NUMR,
 };
 
 struct tok {
@@ -589,6 +610,22 @@ static int find_starts(struct salus_deid *d)
 #define CC_DIG 4u
 #define CC_HI 8u
 #define CC_WORD (CC_UP | CC_LO | CC_DIG | CC_HI)
+/* May a word starting with these two (lower-case) letters be a month name or abbreviation? */
+static inline bool month_start(unsigned char c0, unsigned char c1)
+{
+	switch (c0) {
+	case 'j': return c1 == 'a' || c1 == 'u';
+	case 'f': return c1 == 'e';
+	case 'm': return c1 == 'a';
+	case 'a': return c1 == 'p' || c1 == 'u';
+	case 's': return c1 == 'e';
+	case 'o': return c1 == 'c';
+	case 'n': return c1 == 'o';
+	case 'd': return c1 == 'e';
+	default: return false;
+	}
+}
+
 static void init_tables(void)
 {
 	for (unsigned c = 0; c < 256; c++) {
@@ -609,7 +646,7 @@ static void init_tables(void)
 				k |= KW_PREP;
 			if (n == 5 && l == 'a')
 				k |= KW_AWARE;
-			if (l == 'u' && (n == 1 || n == 4))
+			if (l == 'u' && (n == 1 || n == 4 || n == 7))
 				k |= KW_UNIV;
 			if (n == 7 && (l == 'g' || l == 'r' || l == 'm'))
 				k |= KW_GENINST;
@@ -617,6 +654,15 @@ static void init_tables(void)
 		}
 	for (unsigned i = 0; i < sizeof weak_first / sizeof weak_first[0]; i++)
 		weak_tab[WEAK_KEY(weak_first[i][0], weak_first[i][1])] = (uint8_t)(i + 1);
+	for (unsigned c0 = 0; c0 < 256; c0++)
+		for (unsigned c1 = 0; c1 < 256; c1++) {
+			unsigned k = PAIR_KEY(c0, c1);
+			if (weak_tab[WEAK_KEY(c0, c1)] && !strncmp(weak_first[weak_tab[WEAK_KEY(c0, c1)] - 1],
+								  (const char[]){(char)c0, (char)c1}, 2))
+				pair_cls[k] |= 1u << CS_WEAK;
+			if (month_start((unsigned char)c0, (unsigned char)c1))
+				pair_cls[k] |= 1u << CS_DICT;
+		}
 	unsigned ns = 0;
 	for (const char *a = &RX_STREETSFX[1]; *a && *a != ')' && ns < SFX_MAX;) {
 		size_t l = strcspn(a, "|)");
@@ -760,15 +806,37 @@ static inline size_t mask_next(const uint64_t *m, size_t a, size_t n, bool set)
 	return n;
 }
 
-/* Store word w of the token class sets and clear the accumulators. */
-static int tset_store(struct salus_deid *d, size_t w, uint64_t acc[CS__COUNT])
+/* Store word w of the token class sets from the class bytes of its 64 tokens
+ * (bit c of cb[q]: token 64w+q is in class c), and clear them. */
+static int tset_store(struct salus_deid *d, size_t w, uint8_t cb[64])
 {
 	if (grow((void **)&d->tset, &d->tset_cap, (w + 1) * CS__COUNT, sizeof *d->tset))
 		return SALUS_ENOMEM;
-	for (int c = 0; c < CS__COUNT; c++) {
-		d->tset[w * CS__COUNT + c] = acc[c];
-		acc[c] = 0;
+	uint64_t *set = d->tset + w * CS__COUNT;
+#if defined(__SSE2__)
+	for (int c = 0; c < CS__COUNT; c++)
+		set[c] = 0;
+	for (int k = 0; k < 4; k++) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(cb + 16 * k));
+		/* bit c of each byte to its top bit (bits shifted in from the byte below stay lower) */
+		set[7] |= (uint64_t)(unsigned)_mm_movemask_epi8(v) << (16 * k);
+		set[6] |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_slli_epi64(v, 1)) << (16 * k);
+		set[5] |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_slli_epi64(v, 2)) << (16 * k);
+		set[4] |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_slli_epi64(v, 3)) << (16 * k);
+		set[3] |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_slli_epi64(v, 4)) << (16 * k);
+		set[2] |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_slli_epi64(v, 5)) << (16 * k);
+		set[1] |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_slli_epi64(v, 6)) << (16 * k);
+		set[0] |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_slli_epi64(v, 7)) << (16 * k);
 	}
+#else
+	for (int c = 0; c < CS__COUNT; c++) {
+		uint64_t x = 0;
+		for (unsigned q = 0; q < 64; q++)
+			x |= (uint64_t)((cb[q] >> c) & 1u) << q;
+		set[c] = x;
+	}
+#endif
+	memset(cb, 0, 64);
 	return 0;
 }
 
@@ -787,6 +855,7 @@ static inline size_t next_tok(const struct salus_deid *d, int c, size_t i, size_
 	return p < nt ? p : nt;
 }
 
+
 static int tokenize(struct salus_deid *d)
 {
 	const unsigned char *b = (const unsigned char *)d->b;
@@ -802,7 +871,7 @@ static int tokenize(struct salus_deid *d)
 	 * (a popcount per word was a tenth of the tokenizer) */
 	uint64_t upacc = 0;
 	size_t upk = 0, letters = 0;
-	uint64_t cacc[CS__COUNT] = {0};
+	uint8_t cbuf[64] = {0}; /* the classes of the tokens of the current word of the sets */
 	for (;;) {
 		size_t s = mask_next(m, pe, n, true);
 		if (s >= n)
@@ -816,7 +885,7 @@ static int tokenize(struct salus_deid *d)
 		if (pe / 64 == k && (e - 1) / 64 == k) { /* gap and word in one 64-byte block */
 			const uint64_t *x = m + k * M__COUNT;
 			uint64_t gs = (~0ull << (pe % 64)) & ~(~0ull << (s % 64));
-			uint64_t ws = (~0ull << (s % 64)) & (e % 64 ? ~(~0ull << (e % 64)) : ~0ull);
+			uint64_t ws = (~0ull << (s % 64)) & (~0ull >> (63 - (e - 1) % 64)); /* no branch on e % 64 */
 			nl = pe == 0 || (x[M_NL] & gs);
 			sent = nl || (x[M_ST] & gs);
 			uint64_t y = x[M_UP] & ws, y2 = y & (y - 1);
@@ -863,8 +932,7 @@ static int tokenize(struct salus_deid *d)
 			if (wn > 3 && b[e - 2] == '\'' && lowtab[b[e - 1]] == 's')
 				wn -= 2;
 			unsigned key = deid_trigger_key(t->c0, t->c1, lowtab[b[s + wn - 1]], wn);
-			if (salus_deid_trigger_filter[key / 64] & (1ull << (key % 64)))
-				t->kw |= KW_TRIG;
+			t->kw |= (uint8_t)(((salus_deid_trigger_filter[key / 64] >> (key % 64)) & 1u) << 4); /* KW_TRIG */
 		}
 		t->bits = (uint8_t)((sent ? TB_SENT : 0) | (nl ? TB_NL : 0));
 		if (nd && (nu || nl_ || nx))
@@ -883,14 +951,17 @@ static int tokenize(struct salus_deid *d)
 			t->shape = SH_OTHER;
 		size_t ti = d->ntok - 1, len = e - s;
 		unsigned q = (unsigned)(ti % 64);
-		cacc[CS_WEAK] |= (uint64_t)(weak_tab[WEAK_KEY(t->c0, t->c1)] != 0) << q;
-		cacc[CS_AGE] |= (uint64_t)(t->shape == SH_NUM && len >= 2 && len <= 3) << q;
-		cacc[CS_TRIG] |= (uint64_t)((t->kw & KW_TRIG) != 0) << q;
-		if (q == 63 && (rc = tset_store(d, ti / 64, cacc)))
+		/* the token's classes (CS_*) as one byte; tset_store turns 64 of them into the sets */
+		unsigned cls = shape_cls[t->shape] | (t->kw & (KW_ATTOFROM | KW_TRIG)) |
+			       pair_cls[PAIR_KEY(t->c0, t->c1)] | (unsigned)(t->shape == SH_NUM && len - 2 <= 1) << CS_AGE |
+			       (unsigned)(e < n && b[e] == ':') << CS_NUMR |
+			       (unsigned)(t->shape == SH_LOWER && len == 1) << CS_INIT;
+		cbuf[q] = (uint8_t)cls;
+		if (q == 63 && (rc = tset_store(d, ti / 64, cbuf)))
 			return rc;
 		pe = e;
 	}
-	if ((rc = tset_store(d, d->ntok / 64, cacc)))
+	if ((rc = tset_store(d, d->ntok / 64, cbuf)))
 		return rc;
 	up += pop64(upacc);
 	lo = letters - up;
@@ -1201,7 +1272,7 @@ static unsigned num_at(const char *p, size_t n)
 }
 
 /* Is [s,e) part of a longer run of numbers (7.4/40/100, 10.1/4.72, 63-70/27)? */
-static bool in_number_run(const struct salus_deid *d, size_t s, size_t e)
+static bool run_before(const struct salus_deid *d, size_t s)
 {
 	const char *b = d->b;
 	if (s > 0) {
@@ -1211,6 +1282,12 @@ static bool in_number_run(const struct salus_deid *d, size_t s, size_t e)
 		if (c == '-' && s > 1 && is_digit((unsigned char)b[s - 2]))
 			return true;
 	}
+	return false;
+}
+
+static bool run_after(const struct salus_deid *d, size_t e)
+{
+	const char *b = d->b;
 	if (e < d->n) {
 		char c = b[e];
 		if (c == '/' || c == '%' || is_digit((unsigned char)c))
@@ -1221,6 +1298,27 @@ static bool in_number_run(const struct salus_deid *d, size_t s, size_t e)
 			return true; /* "5/5-.40": ventilator settings */
 	}
 	return false;
+}
+
+static bool in_number_run(const struct salus_deid *d, size_t s, size_t e)
+{
+	return run_before(d, s) || run_after(d, e);
+}
+
+/* m/d at [s, e) of one or two digits each: the month and day, or false. */
+static bool md_at(const char *b, size_t s, size_t e, unsigned *m, unsigned *dd)
+{
+	size_t k = s;
+	while (k < e && is_digit((unsigned char)b[k]))
+		k++;
+	if (k == s || k - s > 2 || k >= e || b[k] != '/' || e - k - 1 < 1 || e - k - 1 > 2)
+		return false;
+	for (size_t q = k + 1; q < e; q++)
+		if (!is_digit((unsigned char)b[q]))
+			return false;
+	*m = num_at(b + s, k - s);
+	*dd = num_at(b + k + 1, e - k - 1);
+	return *m >= 1 && *m <= 12 && *dd >= 1 && *dd <= 31;
 }
 
 /* A ZIP at [z,e) after the state at s ("Pellston, MI 49769"): the ZIP, and
@@ -1632,7 +1730,30 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 	case ACT_PARTIAL: {
 		/* "RA-10/3" (a line and the day it went in) but not "3-10/3" or "PS-10/5" */
 		bool dash = s > 1 && b[s - 1] == '-';
-		if (in_number_run(d, s, e) || (dash && !is_alpha((unsigned char)b[s - 2])))
+		/* "transferred to Quellmoor.8/31": a dot glued to a word ends its sentence; it is not a
+		 * decimal point */
+		bool dot_word = s > 2 && b[s - 1] == '.' && is_alpha((unsigned char)b[s - 2]) && is_alpha((unsigned char)b[s - 3]);
+		if ((run_before(d, s) && !dot_word) || (dash && !is_alpha((unsigned char)b[s - 2])))
+			return 0;
+		/* "11/21.93": a two-digit year after a dot; "intubated 6/30-7/2": a range of two dates
+		 * (after a date word or a past event, below) */
+		size_t e2 = e;
+		bool range = false;
+		unsigned m2 = 0, d2 = 0;
+		if (e + 3 <= n && b[e] == '.' && is_digit((unsigned char)b[e + 1]) && is_digit((unsigned char)b[e + 2]) &&
+		    (e + 3 == n || (!is_alnum((unsigned char)b[e + 3]) && b[e + 3] != '.' && b[e + 3] != '/' &&
+				    b[e + 3] != '%' && b[e + 3] != '-')))
+			e2 = e + 3;
+		else if (e + 1 < n && b[e] == '-' && is_digit((unsigned char)b[e + 1])) {
+			size_t k = e + 1;
+			while (k < n && k < e + 7 && (is_digit((unsigned char)b[k]) || b[k] == '/'))
+				k++;
+			if (md_at(b, e + 1, k, &m2, &d2) && !run_after(d, k)) {
+				e2 = k;
+				range = true;
+			}
+		}
+		if (run_after(d, e2))
 			return 0;
 		size_t sl = s;
 		while (b[sl] != '/')
@@ -1640,7 +1761,9 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		unsigned m = num_at(b + s, sl - s), dd = num_at(b + sl + 1, e - sl - 1);
 		word_before(d, s, w);
 		bool ctx = in_list(w, date_ctx);
-		if (in_list(w, score_ctx))
+		/* "cx 2/4" counts bottles, "last cx 4/26" is a date */
+		bool bottles = dd <= 4 && m <= dd;
+		if (in_list(w, score_ctx) && (bottles || !in_list(w, (const char *const[]){"cx", "bcx", "bottles", "bottle", NULL})))
 			return 0;
 		if (dash && near_word(d, s, s, 2, (const char *const[]){"psv", "ps", "peep", "cpap", "bipap", "simv", "imv",
 								       "ac", "vent", "settings", "fio2", NULL}))
@@ -1649,7 +1772,9 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		size_t wl = strlen(w);
 		bool event = (wl >= 5 && w[wl - 2] == 'e' && w[wl - 1] == 'd') || in_list(w, hist_words) ||
 			     !strcmp(w, "post") || !strcmp(w, "bm");
-		word_after(d, e, w);
+		if (range && !ctx && !event)
+			return 0;
+		word_after(d, e2, w);
 		if (in_list(w, score_ctx) || !strcmp(w, "brisk") || !strcmp(w, "strength") || !strcmp(w, "ns") ||
 		    !strcmp(w, "tab") || !strcmp(w, "tabs"))
 			return 0;
@@ -1683,6 +1808,7 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		/* a score out of 10 with its complaint a few words later ("3/10 l back pain") */
 		if (dd == 10 && m <= 10 && !ctx && near_after(d, e, 4, score_near))
 			return 0;
+		e = e2;
 		break;
 	}
 	case ACT_YEAR_APOS:
@@ -2030,7 +2156,9 @@ static int numeric_rules(struct salus_deid *d)
 {
 	const char *b = d->b;
 	int rc = 0;
-	for (size_t i = 0; i < d->ntok && !rc; i++) {
+	size_t nt = d->ntok;
+	/* every rule below starts on a token of CS_NUMR (numbers, mixed, capitals, initials, a word before ':') */
+	for (size_t i = next_tok(d, CS_NUMR, 0, nt); i < nt && !rc; i = next_tok(d, CS_NUMR, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
 		size_t len = t->e - t->s;
 		if (((t->shape != SH_LOWER && t->shape != SH_CAP) || byte_at(d, t->e) == ':') && (rc = token_formats(d, i)))
@@ -2587,21 +2715,6 @@ __attribute__((noinline)) static void year_history(struct salus_deid *d, size_t 
 static const char *const month_preps[] = {"in", "since", "until", "till", "during", "early", "late", "mid",
 					  "last", "next", "before", "after", "through", "thru", NULL};
 
-/* May a word starting with these two (lower-case) letters be a month name or abbreviation? */
-static inline bool month_start(unsigned char c0, unsigned char c1)
-{
-	switch (c0) {
-	case 'j': return c1 == 'a' || c1 == 'u';
-	case 'f': return c1 == 'e';
-	case 'm': return c1 == 'a';
-	case 'a': return c1 == 'p' || c1 == 'u';
-	case 's': return c1 == 'e';
-	case 'o': return c1 == 'c';
-	case 'n': return c1 == 'o';
-	case 'd': return c1 == 'e';
-	default: return false;
-	}
-}
 
 /* "Aldermoor Regional", "at Union Memorial", "from Mass General": a hospital
  * named by a word and General/Regional/Memorial without Hospital after it.
@@ -3171,22 +3284,42 @@ static void name_paren(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 /* "U Maryland", "Univ of Delmont": a university is a place */
 static void loc_university(struct salus_deid *d, size_t i, size_t nt, bool mixed)
 {
-	(void)mixed;
 	if (i + 1 >= nt)
 		return;
 	struct tok *t = &d->tok[i];
-	if ((t->e - t->s != 1 || lowtab[(unsigned char)d->b[t->s]] != 'u' || t->shape != SH_INIT) &&
-	    !tok_is(d, i, "univ"))
+	bool u1 = t->e - t->s == 1 && lowtab[(unsigned char)d->b[t->s]] == 'u' && t->shape == SH_INIT;
+	bool univ = tok_is(d, i, "univ") || tok_is(d, i, "university");
+	if (!u1 && !univ)
 		return;
 	size_t j = i + 1;
-	if (tok_is(d, j, "of") && j + 1 < nt)
+	bool of = false;
+	if (tok_is(d, j, "of") && j + 1 < nt && gap_after(d, j) == GAP_SPACE) {
 		j++;
+		of = true;
+	}
 	struct tok *u = &d->tok[j];
 	uint32_t uf = tf(d, j);
-	if (gap_after(d, i) != GAP_SPACE || (u->shape != SH_CAP && u->shape != SH_UPPER) || (u->bits & TB_COVERED) ||
-	    !(uf & (DF_STATE | DF_PLACE)))
+	if (gap_after(d, i) != GAP_SPACE || (u->bits & TB_COVERED))
 		return;
-	for (size_t q = i; q <= j; q++)
+	/* "U Maryland", "University of Vermont", "U OF VT", "university of ohio" (a state or a city
+	 * after "university of", in any case), "University of Quellmark" (a capitalised word in no
+	 * list after "university of" in a mixed note) */
+	bool place = uf & (DF_STATE | DF_PLACE);
+	bool code = of && u->shape == SH_UPPER && u->e - u->s == 2 && state_code(d->b + u->s);
+	bool proper = of && univ && mixed && u->shape == SH_CAP &&
+		      !(uf & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR | DF_MONTH | F_FUNC | DF_INST | DF_LABEL));
+	bool shape_ok = u->shape == SH_CAP || u->shape == SH_UPPER || (u->shape == SH_LOWER && univ && of && place);
+	if (!shape_ok || !(place || code || proper))
+		return;
+	/* its hospital: "Medical Center", "Med Center", "Hospital" (the institution's name) */
+	size_t k = j;
+	while (k + 1 < nt && k < j + 3 && gap_after(d, k) == GAP_SPACE && !(d->tok[k + 1].bits & TB_COVERED) &&
+	       ((tf(d, k + 1) & DF_INST) || tok_is(d, k + 1, "med") || tok_is(d, k + 1, "medical")) &&
+	       (d->tok[k + 1].shape == u->shape || d->tok[k + 1].shape == SH_CAP || d->tok[k + 1].shape == SH_UPPER))
+		k++;
+	if (k > j && !((tf(d, k) & DF_INST)))
+		k = j; /* "University of Ohio Medical" without its head word: the place only */
+	for (size_t q = i; q <= k; q++)
 		mark(d, q, SALUS_PHI_LOCATION, 0.7f, RULE_INST);
 }
 
@@ -3419,6 +3552,118 @@ __attribute__((noinline)) static void name_visit(struct salus_deid *d, size_t i,
 	}
 }
 
+/* "(t. quennell and r. osgood)", "s. ignatio rrt": an initial in lower case, a dot and a
+ * lower-case word that is a name, or in no list at all and signed (a credential after it) or
+ * one of a pair of such names. */
+static void lower_initial(struct salus_deid *d, size_t i, size_t nt)
+{
+	const struct tok *t = &d->tok[i];
+	const char *b = d->b;
+	if (t->mtype || (t->bits & TB_COVERED) || gap_after(d, i) != GAP_DOT || t->e + 2 > d->n || b[t->e + 1] != ' ' ||
+	    d->tok[i + 1].s != t->e + 2)
+		return;
+	if (t->s > 0 && b[t->s - 1] != ' ' && b[t->s - 1] != '\n' && b[t->s - 1] != '\t' && b[t->s - 1] != '(')
+		return; /* not a letter of a dotted abbreviation ("i.e. ", "a.m. ") */
+	const struct tok *u = &d->tok[i + 1];
+	if (u->shape != SH_LOWER || u->e - u->s < 3 || u->mtype || (u->bits & TB_COVERED))
+		return;
+	uint32_t uf = tf(d, i + 1);
+	if (uf & (DF_COMMON | DF_VOCAB | DF_MED | DF_MEDPROP | DF_ABBR | F_FUNC | DF_LABEL | DF_INST | DF_STREET |
+		  DF_STATE | DF_MONTH | DF_VERB | DF_LOCVERB))
+		return;
+	if (med_prefix(d, i + 1) && !(uf & F_NAME))
+		return; /* "c. dif", "k. pneum": the short form of an organism */
+	bool name = uf & F_NAME;
+	size_t x = i + 2;
+	bool cred = x < nt && (gap_after(d, i + 1) == GAP_SPACE || gap_after(d, i + 1) == GAP_COMMA) &&
+		    (tf(d, x) & DF_CRED) && !(tf(d, x) & DF_STOP);
+	bool pair = x + 2 < nt && gap_after(d, i + 1) == GAP_SPACE && tok_is(d, x, "and") &&
+		    d->tok[x + 1].e - d->tok[x + 1].s == 1 && gap_after(d, x + 1) == GAP_DOT &&
+		    d->tok[x + 2].shape == SH_LOWER;
+	bool after_pair = i >= 3 && tok_is(d, i - 1, "and") && d->tok[i - 2].mtype == SALUS_PHI_NAME + 1 &&
+			  d->tok[i - 3].mtype == SALUS_PHI_NAME + 1;
+	if (!name && !cred && !pair && !after_pair)
+		return;
+	mark(d, i, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+	mark(d, i + 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+}
+
+/* "J SMITH ORDERED LEVO", "K Brandt aware": an initial without its dot, a surname and a verb
+ * of a person acting (ordered, aware, notified...), at the start of a clause. */
+static void initial_verb(struct salus_deid *d, size_t i, size_t nt)
+{
+	static const char *const acts[] = {"ordered", "aware", "notified", "called", "paged", "said", "states",
+					   "stated", "agreed", "agrees", "informed", "updated", "saw", "examined",
+					   "evaluated", "requested", "wants", "recommended", "recommends", NULL};
+	const struct tok *t = &d->tok[i];
+	unsigned char c = (unsigned char)d->b[t->s];
+	if (i + 2 >= nt || t->mtype || (t->bits & TB_COVERED) || c == 'A' || c == 'I' || c == 'X' || c == 'O')
+		return;
+	/* at the start of a clause: a line, a sentence, a comma, or "and" before it */
+	if (i > 0 && !(t->bits & TB_SENT) && gap_after(d, i - 1) != GAP_COMMA && !tok_is(d, i - 1, "and"))
+		return;
+	const struct tok *u = &d->tok[i + 1];
+	if (u->mtype > 0 && u->mtype != SALUS_PHI_NAME + 1)
+		return;
+	if ((u->shape != SH_UPPER && u->shape != SH_CAP) || u->e - u->s < 3 || (u->bits & TB_COVERED) ||
+	    gap_after(d, i + 1) != GAP_SPACE || !tok_in(d, i + 2, acts))
+		return;
+	uint32_t uf = tf(d, i + 1);
+	if (uf & (F_FUNC | DF_ABBR | DF_MED | DF_LABEL | DF_INST | DF_STREET | DF_VERB | DF_STATE))
+		return;
+	if (!(uf & F_NAME) && ((uf & (DF_COMMON | DF_VOCAB | DF_MEDPROP)) || med_prefix(d, i + 1)))
+		return;
+	mark(d, i, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+	mark(d, i + 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
+}
+
+/* "TRANSFER QUARTERMAIN 2", "plan: brellhaus 3 when bed available", "transfer to quellmoor2":
+ * a ward or building named by a word in no list at all (5+ letters) and a one-digit number,
+ * spaced or glued, after a word of moving a patient or a plan.  Token k is the number
+ * (the ward word before it) or the glued word. */
+static void loc_ward(struct salus_deid *d, size_t k, size_t nt)
+{
+	static const char *const moves[] = {"transfer", "transferred", "transfering", "transferring", "tx", "txd",
+					    "xfer", "to", "from", "plan", "back", "return", "returned", "at", NULL};
+	const struct tok *t = &d->tok[k];
+	const char *b = d->b;
+	size_t j = k, wl;
+	if (t->shape == SH_NUM) {
+		if (k == 0 || t->e - t->s != 1 || gap_after(d, k - 1) != GAP_SPACE)
+			return;
+		j = k - 1;
+		const struct tok *u = &d->tok[j];
+		wl = u->e - u->s;
+		if (!tok_alpha(u) || u->shape == SH_INIT || wl < 5 || (tf(d, j) & ~DF_LOOKED) || med_prefix(d, j))
+			return;
+	} else {
+		wl = t->e - t->s - 1;
+		if (wl < 5 || !is_digit((unsigned char)b[t->e - 1]))
+			return;
+		for (size_t q = t->s; q < t->e - 1; q++)
+			if (!is_alpha((unsigned char)b[q]))
+				return;
+		if (dict_lookup(d, deid_hash_lower(b + t->s, wl)))
+			return;
+	}
+	const struct tok *u = &d->tok[j];
+	if (u->mtype || ((u->bits | t->bits) & TB_COVERED) || j == 0)
+		return;
+	/* not a dose or a value: "Quellidex 2 mcg", "Brellamine 2.5", "X 2/3" */
+	if (t->e < d->n && (b[t->e] == '.' || b[t->e] == '/' || b[t->e] == ':' || b[t->e] == '-' || b[t->e] == '%') &&
+	    t->e + 1 < d->n && is_alnum((unsigned char)b[t->e + 1]))
+		return;
+	if (k + 1 < nt && gap_after(d, k) != GAP_NL && tok_in(d, k + 1, units))
+		return;
+	size_t x = j - 1;
+	if (x > 0 && gap_after(d, x) == GAP_SPACE && (tok_is(d, x, "to") || tok_is(d, x, "the")) &&
+	    !tok_in(d, x - 1, (const char *const[]){"on", NULL}))
+		x--;
+	if (gap_after(d, x) == GAP_NL || !tok_in(d, x, moves))
+		return;
+	mark(d, j, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
+}
+
 static void rules(struct salus_deid *d)
 {
 	size_t nt = d->ntok;
@@ -3455,6 +3700,36 @@ static void rules(struct salus_deid *d)
 							   !(d->tok[i + 2].bits & TB_COVERED))))
 					mark(d, i + 2, SALUS_PHI_NAME, 0.9f, RULE_TITLE);
 				continue;
+			}
+		}
+		/* "Dr Will Cole", "Dr. May Ostrova": after a title a first name that is also a word,
+		 * before a capitalised surname (or a word in no list) written the same way */
+		if ((f & DF_TITLE) && (g == GAP_SPACE || g == GAP_DOT) && t->shape != SH_INIT && i + 2 < nt &&
+		    !d->tok[i + 1].mtype && gap_after(d, i + 1) == GAP_SPACE &&
+		    (d->tok[i + 1].shape == SH_CAP || (!mixed && d->tok[i + 1].shape == SH_UPPER)) &&
+		    d->tok[i + 2].shape == d->tok[i + 1].shape && !((d->tok[i + 1].bits | d->tok[i + 2].bits) & TB_COVERED)) {
+			uint32_t f1 = tf(d, i + 1), f2 = tf(d, i + 2);
+			if ((f1 & DF_FIRST) && !(f1 & (DF_TITLE | DF_ABBR | DF_LABEL | DF_INST | DF_MED)) &&
+			    (!tok_in(d, i + 1, modal_verbs) || (mixed && (f2 & F_NAME) && !(f2 & DF_COMMON))) &&
+			    d->tok[i + 2].e - d->tok[i + 2].s >= 2 &&
+			    !(f2 & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_STREET | DF_MED | DF_MEDPROP | DF_VERB)) &&
+			    ((f2 & F_NAME) || !(f2 & (DF_COMMON | DF_VOCAB))) && !med_prefix(d, i + 2)) {
+				mark(d, i + 1, SALUS_PHI_NAME, 0.85f, RULE_TITLE);
+				mark(d, i + 2, SALUS_PHI_NAME, 0.85f, RULE_TITLE);
+				continue;
+			}
+		}
+		/* "NP CAROL ORDERED", "report from rn bea": after a role abbreviation (NP, RN, PA, MD)
+		 * a first name, though it is also an English word */
+		if ((f & DF_ROLE) && (f & DF_CRED) && t->e - t->s == 2 && g == GAP_SPACE && i + 1 < nt &&
+		    !d->tok[i + 1].mtype && !(d->tok[i + 1].bits & TB_COVERED) && d->tok[i + 1].e - d->tok[i + 1].s >= 3 &&
+		    (mixed ? d->tok[i + 1].shape == SH_CAP || (t->shape == SH_UPPER && d->tok[i + 1].shape == SH_UPPER)
+			   : tok_alpha(&d->tok[i + 1]))) {
+			uint32_t f1 = tf(d, i + 1);
+			if ((f1 & DF_FIRST) && !(f1 & (F_FUNC | DF_MONTH | DF_ABBR | DF_MED | DF_MEDPROP | DF_LABEL | DF_INST | DF_STREET)) &&
+			    !tok_in(d, i + 1, modal_verbs) && !med_prefix(d, i + 1)) {
+				mark(d, i + 1, SALUS_PHI_NAME, 0.75f, RULE_RELATION);
+				extend_right(d, i + 1, 0.7f, RULE_RELATION, 1);
 			}
 		}
 		/* Labels: "Patient: Ferreira, Ombvessar", "Attending: ...", "Dear Quillon," */
@@ -3696,7 +3971,7 @@ static void rules(struct salus_deid *d)
 	}
 
 	/* "admitted to GH", "FROM THE GBMC": a short unknown capital-letter word after at/to/from. */
-	for (size_t i = 0; mixed && i + 1 < nt; i++) {
+	for (size_t i = next_tok(d, CS_ATF, 0, nt); i + 1 < nt; i = next_tok(d, CS_ATF, i + 1, nt)) {
 		if (!(d->tok[i].kw & KW_ATTOFROM) || !(prep_word(d, i) & (PW_AT | PW_TO | PW_FROM)))
 			continue;
 		size_t j = i + 1;
@@ -3714,14 +3989,30 @@ static void rules(struct salus_deid *d)
 		bool verb = i > 0 && place_verb(d, i - 1);
 		bool unit = unit_after(d, j);
 		bool at = tok_is(d, i, "at") && j == i + 1 && (byte_at(d, u->e) == ',' || byte_at(d, u->e) == '.');
-		if (!verb && !unit && !at)
+		/* in a note without case evidence: "AT GH.", "FROM THE GBMC," (at, or from the, and initials
+		 * that end a clause; not "FROM PYXIS."); verbs and units are loc_after_prep's */
+		if (!mixed) {
+			if (!((prep_word(d, i) & PW_AT) || ((prep_word(d, i) & PW_FROM) && j == i + 2)) ||
+			    !(byte_at(d, u->e) == ',' || byte_at(d, u->e) == '.') ||
+			    (byte_at(d, u->e) == '.' && is_alnum((unsigned char)byte_at(d, u->e + 1))) ||
+			    (uf & (F_NAME | DF_PLACE)) || med_prefix(d, j))
+				continue;
+		} else if (!verb && !unit && !at)
 			continue;
 		mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
 	}
 
 	/* "E. WELSH", "Z. Miller": an initial, a dot and a name-like word. */
-	for (size_t i = 0; i + 1 < nt; i++) {
+	for (size_t i = next_tok(d, CS_INIT, 0, nt); i + 1 < nt; i = next_tok(d, CS_INIT, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
+		if (t->shape == SH_LOWER) {
+			lower_initial(d, i, nt);
+			continue;
+		}
+		if (t->shape == SH_INIT && gap_after(d, i) == GAP_SPACE) {
+			initial_verb(d, i, nt);
+			continue;
+		}
 		if (t->shape != SH_INIT || (t->bits & TB_COVERED) || gap_after(d, i) != GAP_DOT)
 			continue;
 		if (d->b[t->e + 1] != ' ' || d->tok[i + 1].s != t->e + 2)
@@ -3774,7 +4065,11 @@ static void rules(struct salus_deid *d)
 		}
 		if (t->kw & KW_AWARE)
 			name_aware(d, i, nt, mixed);
+		if (t->shape == SH_MIX)
+			loc_ward(d, i, nt);
 		if (t->shape == SH_NUM) {
+			if (t->e - t->s == 1)
+				loc_ward(d, i, nt);
 			loc_address(d, i, nt, mixed);
 			if ((t->bits & TB_SENT) && t->e - t->s >= 2 && t->e - t->s <= 3)
 				age_lead(d, i, nt);
@@ -3798,8 +4093,10 @@ static void rules(struct salus_deid *d)
 		}
 	}
 
-	/* Dictionary and capitalisation. */
-	for (size_t i = 0; i < nt; i++) {
+	/* Dictionary and capitalisation (the tokens that can pass the first tests: CS_DICT in a
+	 * mixed note, CS_ALPHA in others). */
+	int dcs = mixed ? CS_DICT : CS_ALPHA;
+	for (size_t i = next_tok(d, dcs, 0, nt); i < nt; i = next_tok(d, dcs, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
 		if (t->mtype || !tok_alpha(t) || (t->bits & TB_COVERED) || t->shape == SH_INIT)
 			continue;
@@ -3808,6 +4105,10 @@ static void rules(struct salus_deid *d)
 		if (mixed && t->shape == SH_LOWER &&
 		    !(month_start(t->c0, t->c1) && t->e - t->s >= 3 && t->e - t->s <= 9 && i > 0 &&
 		      tok_in(d, i - 1, month_preps)))
+			continue;
+		/* a word of 2-3 capitals in a mixed note (BP, ICU, NS) can only be a month here (JAN,
+		 * MAY): no look-up for the others */
+		if (mixed && t->shape == SH_UPPER && t->e - t->s <= 3 && !month_start(t->c0, t->c1))
 			continue;
 		uint32_t f = tf(d, i);
 		/* "in sept.", "since March", "early Jan": a month alone after a date
@@ -4161,15 +4462,16 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 	/* tokens inside pattern spans are taken */
 	if (d->ncs > 1)
 		qsort(d->cs, d->ncs, sizeof *d->cs, cmp_cs);
-	for (size_t i = 0, k = 0; i < d->ntok; i++) {
-		struct tok *t = &d->tok[i];
-		while (k < d->ncs && d->cs[k].e <= t->s)
-			k++;
-		for (size_t q = k; q < d->ncs && d->cs[q].s < t->e; q++)
-			if (d->cs[q].e > t->s && d->cs[q].rule != RULE_CITY_ZIP) {
-				t->bits |= TB_COVERED;
-				break;
-			}
+	/* (from each span: a binary search for its first token, not a walk over every token) */
+	for (size_t q = 0; q < d->ncs; q++) {
+		if (d->cs[q].rule == RULE_CITY_ZIP)
+			continue;
+		size_t i = tok_at(d, d->cs[q].s);
+		if (i > 0 && d->tok[i - 1].e > d->cs[q].s)
+			i--; /* a token that starts before the span and ends inside it */
+		for (; i < d->ntok && d->tok[i].s < d->cs[q].e; i++)
+			if (d->tok[i].e > d->cs[q].s)
+				d->tok[i].bits |= TB_COVERED;
 	}
 	rules(d);
 	for (size_t i = next_marked(d, 0, d->ntok); i < d->ntok; i = next_marked(d, i + 1, d->ntok)) {

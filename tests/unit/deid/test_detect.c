@@ -544,6 +544,80 @@ static void test_name_lists(void **state)
 	expect_none(meds, "Quiet");
 }
 
+static void test_dates_glued(void **state)
+{
+	(void)state;
+	/* a date after a word and its dot, a two-digit year after a dot, a range of two dates
+	 * after a past event, a culture date (not a count of bottles) */
+	expect("Pt was transferred to Brellmoor.4/17. Readmitted today.", "4/17", SALUS_PHI_DATE);
+	expect("Labs drawn 10/19.97 per team.", "10/19.97", SALUS_PHI_DATE);
+	expect("also extubated 4/28-5/3 for pneumonia.", "4/28-5/3", SALUS_PHI_DATE);
+	expect("last cx 4/26 in am, no growth.", "4/26", SALUS_PHI_DATE);
+	/* still not dates: bottles, decimals, ranges of values, settings */
+	expect_none("blood cx 2/4 bottles positive", "2/4");
+	expect_none("pH 7.38/42/88 on the last gas", "38/42");
+	expect_none("PS 10/5-12/5 tolerated", "10/5");
+	expect_none("dose 3.5/4.25 units", "5/4");
+	expect_none("weaned 1/2-2/3 of the time", "1/2");
+}
+
+static void test_universities(void **state)
+{
+	(void)state;
+	/* a university named for a state or a city, in any case, with its hospital */
+	expect("Pt recieved from university of ohio hospital, intubated.", "university of ohio", SALUS_PHI_LOCATION);
+	expect("ADMITTED FROM UNIVERSITY OF VERMONT MEDICAL CENTER YESTERDAY.", "UNIVERSITY OF VERMONT",
+	       SALUS_PHI_LOCATION);
+	expect("PRESENTED TO U OF VT MED CENTER ON 9/14.", "U OF VT", SALUS_PHI_LOCATION);
+	expect("She trained at the University of Quellmark.", "University of Quellmark", SALUS_PHI_LOCATION);
+	/* not a subject of study or a common word */
+	expect_none("He studied at a university of some renown.", "university");
+	expect_none("Seen in the University of Medicine clinic.", "University");
+}
+
+static void test_names_initials_roles(void **state)
+{
+	(void)state;
+	/* lower-case initials: a pair of them, or signed with a credential */
+	const char *pair = "valuables checked by nsg (t. quennell and r. brasko) and locked.";
+	expect(pair, "t. quennell", SALUS_PHI_NAME);
+	expect(pair, "r. brasko", SALUS_PHI_NAME);
+	expect("plan to wean today. s. ignatio rrt", "s. ignatio", SALUS_PHI_NAME);
+	/* organisms and abbreviations are not initials */
+	expect_none("sputum grew p. aeruginosa and e. coli today.", "aeruginosa");
+	expect_none("sputum grew p. aeruginosa and e. coli today.", "coli");
+	expect_none("stool sent for c. diff, pending.", "diff");
+	/* a first name that is also a word after a title, before a surname */
+	expect("Dr. May Ostrova and Dr Bill Jones aware.", "May Ostrova", SALUS_PHI_NAME);
+	/* after a role abbreviation, a first name that is also a word; not a month or a modal */
+	expect("RN HOPE AWARE OF PLAN.", "HOPE", SALUS_PHI_NAME);
+	expect_none("NP WILL FOLLOW UP. MD MAY CALL BACK.", "WILL");
+	expect_none("NP WILL FOLLOW UP. MD MAY CALL BACK.", "MAY");
+	/* an initial without its dot, a surname and a verb of a person acting */
+	expect("PRESSURE DROPPED, J QUARNE ORDERED LEVO.", "J QUARNE", SALUS_PHI_NAME);
+	expect("Pressure dropped, K Brandt ordered levo.", "K Brandt", SALUS_PHI_NAME);
+	expect_none("K REPLETED, G TUBE ORDERED, X RAY ORDERED.", "TUBE");
+	expect_none("K REPLETED, G TUBE ORDERED, X RAY ORDERED.", "RAY");
+}
+
+static void test_wards(void **state)
+{
+	(void)state;
+	/* a ward named by a word in no list and a one-digit number, after moving or a plan */
+	expect("ASSESS: STABLE DAY.  PLAN: QUELLHAVEN 2 WHEN BED AVAIL.", "QUELLHAVEN", SALUS_PHI_LOCATION);
+	expect("Plan to transfer to brellmoor2 tomorrow.", "brellmoor2", SALUS_PHI_LOCATION);
+	expect("TRANSFER QUELLHAVEN 2.", "QUELLHAVEN", SALUS_PHI_LOCATION);
+	/* not doses */
+	expect_none("Started Quellidex 2 mcg/kg, then Brellamine 2.5.", "Quellidex");
+	expect_none("Started Quellidex 2 mcg/kg, then Brellamine 2.5.", "Brellamine");
+	expect_none("Plan: Lasix 2 doses today.", "Lasix");
+	/* hospital initials ending a clause after "at" or "from the" in a note in capitals */
+	expect("PT SENT TO ED AT QH. PT WAS SOMEWHAT SLEEPY.", "QH", SALUS_PHI_LOCATION);
+	expect("CONSULT CAME FROM THE QBMC. SEEN TODAY.", "QBMC", SALUS_PHI_LOCATION);
+	expect_none("MEDS STILL N/A FROM QYXIS. PT RESTING.", "QYXIS");
+	expect_none("PT RESTING AT HS. NO COMPLAINTS.", "HS");
+}
+
 static void test_lower_case_notes(void **state)
 {
 	(void)state;
@@ -595,7 +669,9 @@ int main(void)
 		cmocka_unit_test(test_context_rules), cmocka_unit_test(test_context_rules2),
 		cmocka_unit_test(test_context_rules3), cmocka_unit_test(test_context_rules4),
 		cmocka_unit_test(test_address_blocks), cmocka_unit_test(test_lower_case_notes),
-		cmocka_unit_test(test_name_lists),
+		cmocka_unit_test(test_name_lists), cmocka_unit_test(test_dates_glued),
+		cmocka_unit_test(test_universities), cmocka_unit_test(test_names_initials_roles),
+		cmocka_unit_test(test_wards),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
