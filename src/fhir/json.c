@@ -351,6 +351,23 @@ static int jp_mark_room(struct jp *j, size_t i)
 	return 0;
 }
 
+/* After a member or element: 1 past the closing bracket, 0 past a comma, -1 anything else. */
+static int jp_next(struct jp *j, char close)
+{
+	jp_ws(j);
+	if (j->p >= j->end)
+		return -1;
+	if (*j->p == close) {
+		j->p++;
+		return 1;
+	}
+	if (*j->p != ',')
+		return -1;
+	j->p++;
+	jp_ws(j);
+	return 0;
+}
+
 /* An object; elem >= 0: element elem of the marked array (note its m->inner). */
 static json_t *jp_object(struct jp *j, long elem)
 {
@@ -399,17 +416,11 @@ static json_t *jp_object(struct jp *j, long elem)
 			j->m->at[elem] = (struct salus_slice){(const char *)at, (size_t)(j->p - at)};
 		if (json_object_size(o) == had)
 			goto fail; /* a duplicate key replaced a value: jansson says so */
-		jp_ws(j);
-		if (j->p >= j->end)
+		int next = jp_next(j, '}');
+		if (next < 0)
 			goto fail;
-		if (*j->p == '}') {
-			j->p++;
+		if (next)
 			return o;
-		}
-		if (*j->p != ',')
-			goto fail;
-		j->p++;
-		jp_ws(j);
 	}
 fail:
 	json_decref(o);
@@ -437,17 +448,11 @@ static json_t *jp_array(struct jp *j, bool marked)
 		json_t *v = jp_value(j, marked ? i : MARK_NONE);
 		if (!v || json_array_append_new(a, v))
 			goto fail;
-		jp_ws(j);
-		if (j->p >= j->end)
+		int next = jp_next(j, ']');
+		if (next < 0)
 			goto fail;
-		if (*j->p == ']') {
-			j->p++;
+		if (next)
 			return a;
-		}
-		if (*j->p != ',')
-			goto fail;
-		j->p++;
-		jp_ws(j);
 	}
 fail:
 	json_decref(a);
