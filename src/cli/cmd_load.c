@@ -21,6 +21,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "fhir/defs.h"
+#include "fhir/rest.h"
 #include "fhir/search.h"
 #include "store/store.h"
 
@@ -38,6 +39,7 @@ struct batch {
 	struct salus_write ops[LOAD_BATCH];
 	char types[LOAD_BATCH][SALUS_MAX_TYPE + 1];
 	char ids[LOAD_BATCH][SALUS_MAX_ID + 1];
+	char *raw[LOAD_BATCH]; /* each line's text: the store keeps the resource as written (salus_write.raw) */
 	size_t n;
 };
 
@@ -75,8 +77,12 @@ static int fill(struct loader *l, struct batch *b)
 			n--;
 		if (!n)
 			continue;
-		json_error_t err;
-		json_t *j = json_loadb(l->lb.p, n, JSON_REJECT_DUPLICATES, &err);
+		char why[160];
+		json_t *j = NULL;
+		if (salus_json_parse_strict(l->lb.p, n, &j, why, sizeof why)) {
+			fprintf(stderr, "salus load: %s:%ld: %s\n", l->name, l->line, why);
+			return SALUS_EINVALID;
+		}
 		const char *type = json_string_value(json_object_get(j, "resourceType"));
 		const char *id = json_string_value(json_object_get(j, "id"));
 		if (!json_is_object(j) || !type || !salus_fhir_is_resource_type(type, strlen(type)) ||
@@ -86,9 +92,17 @@ static int fill(struct loader *l, struct batch *b)
 				l->line);
 			return SALUS_EINVALID;
 		}
+		char *raw = salus_strndup(l->lb.p, n);
+		if (!raw) {
+			json_decref(j);
+			return SALUS_ENOMEM;
+		}
 		size_t i = b->n++;
 		struct salus_write *w = &b->ops[i];
 		memset(w, 0, sizeof *w);
+		b->raw[i] = raw;
+		w->raw = raw;
+		w->raw_len = n;
 		snprintf(b->types[i], sizeof b->types[i], "%s", type);
 		w->type = b->types[i];
 		if (id) {
@@ -118,13 +132,16 @@ static void *worker(void *arg)
 			l->rc = rc;
 		pthread_mutex_unlock(&l->mu);
 		if (rc || !b->n) {
-			for (size_t i = 0; i < b->n; i++)
+			for (size_t i = 0; i < b->n; i++) {
 				json_decref(b->ops[i].resource);
+				salus_free(b->raw[i]);
+			}
 			break;
 		}
 		rc = salus_store_write(l->st, b->ops, b->n);
 		for (size_t i = 0; i < b->n; i++) {
 			json_decref(b->ops[i].resource);
+			salus_free(b->raw[i]);
 			salus_write_release(&b->ops[i]);
 		}
 		pthread_mutex_lock(&l->mu);
