@@ -150,8 +150,8 @@ static void test_forms(void **state)
 		"\"managingOrganization\":{\"reference\":\"#o\"},\"gender\":\"female\"}",
 		"{\"resourceType\":\"Patient\",\"deceasedBoolean\":false}",
 		"{\"resourceType\":\"Location\",\"position\":{\"latitude\":1.5,\"longitude\":-2}}",
-		"{\"resourceType\":\"Encounter\",\"subject\":{\"reference\":\"Group/g\"},\"participant\":[{\"individual\":"
-		"{\"reference\":\"Practitioner/x\"}}],\"period\":{\"start\":\"2020\"}}",
+		("{\"resourceType\":\"Encounter\",\"subject\":{\"reference\":\"Group/g\"},\"participant\":[{\"individual\":"
+		 "{\"reference\":\"Practitioner/x\"}}],\"period\":{\"start\":\"2020\"}}"),
 		"{\"resourceType\":\"NoSuchType\",\"a\":1}",
 	};
 	for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
