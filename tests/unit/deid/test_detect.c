@@ -627,6 +627,10 @@ static void test_clinical_vocab(void **state)
 	expect_none("Will discuss B Blocker with team in AM.", "Blocker");
 	expect_none("Vitals as charted in CareVue, see flowsheet.", "CareVue");
 	expect_none("CT TO SUCTION. MIDLEVELS AWARE.", "MIDLEVELS");
+	/* pulse sites: DP (dorsalis pedis) before PT (posterior tibial) is no signature */
+	expect_none("Right DP, PT, and left PT dopplerable.", "DP");
+	expect_none("Pulses: RIGHT DP, PT PALPABLE.", "DP");
+	expect("Note by Quennell Brasko, PT", "Quennell Brasko", SALUS_PHI_NAME);
 	/* a name after the same verbs is still found */
 	expect("Pt was evaluated by Quennell this morning.", "Quennell", SALUS_PHI_NAME);
 	expect("Dr. Quennell aware of labs.", "Quennell", SALUS_PHI_NAME);
