@@ -618,6 +618,24 @@ static void test_wards(void **state)
 	expect_none("PT RESTING AT HS. NO COMPLAINTS.", "HS");
 }
 
+static void test_clinical_vocab(void **state)
+{
+	(void)state;
+	/* consult services, charting systems and drug classes are clinical words, not names */
+	expect_none("Pt was evaluated by Nsurg this morning, no acute intervention.", "Nsurg");
+	expect_none("Pt seen by Ctsurg today, plan per team.", "Ctsurg");
+	expect_none("Will discuss B Blocker with team in AM.", "Blocker");
+	expect_none("Vitals as charted in CareVue, see flowsheet.", "CareVue");
+	expect_none("CT TO SUCTION. MIDLEVELS AWARE.", "MIDLEVELS");
+	/* pulse sites: DP (dorsalis pedis) before PT (posterior tibial) is no signature */
+	expect_none("Right DP, PT, and left PT dopplerable.", "DP");
+	expect_none("Pulses: RIGHT DP, PT PALPABLE.", "DP");
+	expect("Note by Quennell Brasko, PT", "Quennell Brasko", SALUS_PHI_NAME);
+	/* a name after the same verbs is still found */
+	expect("Pt was evaluated by Quennell this morning.", "Quennell", SALUS_PHI_NAME);
+	expect("Dr. Quennell aware of labs.", "Quennell", SALUS_PHI_NAME);
+}
+
 static void test_lower_case_notes(void **state)
 {
 	(void)state;
@@ -671,7 +689,7 @@ int main(void)
 		cmocka_unit_test(test_address_blocks), cmocka_unit_test(test_lower_case_notes),
 		cmocka_unit_test(test_name_lists), cmocka_unit_test(test_dates_glued),
 		cmocka_unit_test(test_universities), cmocka_unit_test(test_names_initials_roles),
-		cmocka_unit_test(test_wards),
+		cmocka_unit_test(test_wards), cmocka_unit_test(test_clinical_vocab),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
