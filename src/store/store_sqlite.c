@@ -2088,6 +2088,19 @@ static _Thread_local unsigned char *enc_scratch;
 static _Thread_local size_t enc_scratch_cap;
 #define ENC_SCRATCH_KEEP (64u << 10) /* a bigger scratch (a rare huge event) is freed after use */
 
+/* A heap job's journal fields: one entry (a->e), its compact forms at enc (pn + qn bytes). */
+static void heap_job_journaled(struct heap_job *a, unsigned char *enc, size_t pn, size_t qn)
+{
+	a->j.au_epre = enc;
+	a->j.au_epre_n = pn;
+	a->j.au_epost = enc + pn;
+	a->j.au_epost_n = qn;
+	a->j.kind = JOB_WRITE;
+	a->j.au = &a->e;
+	a->j.nau = 1;
+	a->j.journaled = true;
+}
+
 /* A job of an entry given compact (e->cpre): only the compact bytes are kept; the writer decodes
  * them to hash the text (au_append).  Small ones come from the pool (under jmu). */
 static struct heap_job *heap_job_new_compact(struct sq_store *sq, const struct salus_audit_entry *e)
@@ -2113,14 +2126,7 @@ static struct heap_job *heap_job_new_compact(struct sq_store *sq, const struct s
 	a->e = *e;
 	a->e.cpre = enc;
 	a->e.cpost = e->cpost ? enc + pn : NULL;
-	a->j.au_epre = enc;
-	a->j.au_epre_n = pn;
-	a->j.au_epost = enc + pn;
-	a->j.au_epost_n = qn;
-	a->j.kind = JOB_WRITE;
-	a->j.au = &a->e;
-	a->j.nau = 1;
-	a->j.journaled = true;
+	heap_job_journaled(a, enc, pn, qn);
 	return a;
 }
 
@@ -2150,14 +2156,7 @@ static struct heap_job *heap_job_new(const struct salus_audit_entry *e)
 		a->e.post = e->post ? a->text + e->pre_n : NULL;
 		enc = (unsigned char *)a->text + tn + 1;
 		memcpy(enc, enc_scratch, pn + qn);
-		a->j.au_epre = enc;
-		a->j.au_epre_n = pn;
-		a->j.au_epost = enc + pn;
-		a->j.au_epost_n = qn;
-		a->j.kind = JOB_WRITE;
-		a->j.au = &a->e;
-		a->j.nau = 1;
-		a->j.journaled = true;
+		heap_job_journaled(a, enc, pn, qn);
 	}
 	if (enc_scratch_cap > ENC_SCRATCH_KEEP) {
 		salus_free(enc_scratch);
