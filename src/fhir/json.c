@@ -351,6 +351,18 @@ static int jp_mark_room(struct jp *j, size_t i)
 	return 0;
 }
 
+/* Past an opening bracket: true when the value closes at once (an empty object or array). */
+static bool jp_open(struct jp *j, char close)
+{
+	j->p++;
+	jp_ws(j);
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		return true;
+	}
+	return false;
+}
+
 /* After a member or element: 1 past the closing bracket, 0 past a comma, -1 anything else. */
 static int jp_next(struct jp *j, char close)
 {
@@ -374,12 +386,8 @@ static json_t *jp_object(struct jp *j, long elem)
 	json_t *o = json_object();
 	if (!o)
 		return NULL;
-	j->p++;
-	jp_ws(j);
-	if (j->p < j->end && *j->p == '}') {
-		j->p++;
+	if (jp_open(j, '}'))
 		return o;
-	}
 	for (;;) {
 		const char *k;
 		size_t kn;
@@ -433,12 +441,8 @@ static json_t *jp_array(struct jp *j, bool marked)
 	json_t *a = json_array();
 	if (!a)
 		return NULL;
-	j->p++;
-	jp_ws(j);
-	if (j->p < j->end && *j->p == ']') {
-		j->p++;
+	if (jp_open(j, ']'))
 		return a;
-	}
 	for (long i = 0;; i++) {
 		if (marked) {
 			if (jp_mark_room(j, (size_t)i))
