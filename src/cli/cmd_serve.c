@@ -176,6 +176,9 @@ int salus_cmd_serve(int argc, char **argv)
 #ifdef SALUS_BENCH_NO_AUDIT
 	salus_log(SALUS_LOG_WARN, "server.start", "benchmark-only build: accesses are NOT audited; never ship it");
 #endif
+#ifdef SALUS_BENCH_NO_INDEX
+	salus_log(SALUS_LOG_WARN, "server.start", "benchmark-only build: writes are NOT indexed for search; never ship it");
+#endif
 #ifdef SALUS_BENCH_NO_ENCRYPT
 	salus_log(SALUS_LOG_WARN, "server.start", "benchmark-only build: data is stored UNENCRYPTED; never ship it");
 	fprintf(stderr, "salus: WARNING: benchmark-only build, data is stored UNENCRYPTED; never use it for real data\n");

@@ -60,16 +60,23 @@ int salus_cmd_version(int argc, char **argv)
 	}
 	if (argc > 1)
 		return salus_cli_fail("version", 2, "unexpected argument (see --help)");
-#if defined(SALUS_BENCH_NO_AUDIT) && defined(SALUS_BENCH_NO_ENCRYPT)
-	printf("salus %s (BENCHMARK-ONLY build: audit phase compiled out, data stored UNENCRYPTED, never ship)\n",
-	       SALUS_VERSION);
-#elif defined(SALUS_BENCH_NO_AUDIT)
-	printf("salus %s (BENCHMARK-ONLY build: audit phase compiled out, never ship)\n", SALUS_VERSION);
-#elif defined(SALUS_BENCH_NO_ENCRYPT)
-	printf("salus %s (BENCHMARK-ONLY build: data stored UNENCRYPTED, never ship)\n", SALUS_VERSION);
-#else
-	printf("salus %s\n", SALUS_VERSION);
+	/* a BENCHMARK-ONLY build says so, with each thing it leaves out */
+	static const char *const left_out[] = {
+#ifdef SALUS_BENCH_NO_AUDIT
+		"audit phase compiled out",
 #endif
+#ifdef SALUS_BENCH_NO_ENCRYPT
+		"data stored UNENCRYPTED",
+#endif
+#ifdef SALUS_BENCH_NO_INDEX
+		"writes NOT indexed for search",
+#endif
+		NULL,
+	};
+	printf("salus %s", SALUS_VERSION);
+	for (size_t i = 0; left_out[i]; i++)
+		printf("%s%s", i ? ", " : " (BENCHMARK-ONLY build: ", left_out[i]);
+	puts(left_out[0] ? ", never ship)" : "");
 	return 0;
 }
 

