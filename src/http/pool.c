@@ -93,16 +93,22 @@ int salus_pool_submit(struct salus_pool *p, void (*fn)(void *), void *arg)
 	return 0;
 }
 
-void salus_pool_free(struct salus_pool *p)
+void salus_pool_stop(struct salus_pool *p)
 {
-	if (!p)
-		return;
 	pthread_mutex_lock(&p->mu);
 	p->stopping = 1;
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	for (int i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
+	p->nthreads = 0;
+}
+
+void salus_pool_free(struct salus_pool *p)
+{
+	if (!p)
+		return;
+	salus_pool_stop(p);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	salus_free(p->threads);

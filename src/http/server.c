@@ -1660,6 +1660,11 @@ void salus_http_stop(struct salus_http *h)
 {
 	if (!h)
 		return;
+	/* Every deferred request first: each job resumes its connection, and
+	 * libmicrohttpd aborts the process if it is stopped with a connection
+	 * still suspended (a write waiting for its group commit, say).  A request
+	 * deferred from now on is refused at once (503) and resumed. */
+	salus_pool_stop(h->pool);
 	MHD_stop_daemon(h->d);
 	salus_pool_free(h->pool);
 	salus_audit_free(h->audit); /* after the workers: signs a last checkpoint */
