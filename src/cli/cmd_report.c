@@ -140,7 +140,9 @@ static int row_cb(void *ctx, const struct salus_aq_hit *h)
 	r->last_ts = h->ts_ms;
 	r->last_idx = h->index;
 	if (r->fmt == F_FHIR) {
-		rc = salus_buf_addf(r->out, "%s{\"fullUrl\":\"AuditEvent/%" PRId64 "\",\"resource\":", r->n ? "," : "", h->index);
+		/* "entry" opens with the first row: FHIR JSON has no empty arrays */
+		rc = salus_buf_addf(r->out, "%s{\"fullUrl\":\"AuditEvent/%" PRId64 "\",\"resource\":",
+				    r->n ? "," : ",\"entry\":[", h->index);
 		if (!rc)
 			rc = salus_buf_add(r->out, h->event, h->event_n);
 		if (!rc)
@@ -249,7 +251,7 @@ int salus_cmd_report(int argc, char **argv)
 		goto out;
 	}
 	if (fmt == F_FHIR)
-		rc = salus_buf_addf(&out, "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"total\":%ld,\"entry\":[", total);
+		rc = salus_buf_addf(&out, "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"total\":%ld", total);
 	else if (fmt == F_CSV)
 		rc = salus_buf_adds(&out, "time,event,client,user,action,outcome,resource,purpose,address\r\n");
 	else
@@ -269,7 +271,7 @@ int salus_cmd_report(int argc, char **argv)
 		q.after_idx = r.last_idx;
 	}
 	if (!rc && fmt == F_FHIR)
-		rc = salus_buf_adds(&out, "]}\n");
+		rc = salus_buf_adds(&out, r.n ? "]}\n" : "}\n");
 	if (rc) {
 		status = salus_cli_fail("report", 1, "cannot build the report: %s", salus_err_msg(rc));
 		goto out;

@@ -466,12 +466,12 @@ static int do_search(struct salus_store *st, const struct salus_fhir_req *rq, st
 		if (!(rc = salus_buf_addc(b, ',')))
 			rc = add_link(b, "next", rq->base, p, np, cur);
 	}
-	if (!rc)
-		rc = salus_buf_adds(b, "],\"entry\":[");
+	if (!rc) /* no "entry" at all when there is none: FHIR JSON has no empty arrays */
+		rc = salus_buf_adds(b, entries.n ? "],\"entry\":[" : "]");
 	if (!rc)
 		rc = salus_buf_add(b, entries.p, entries.n);
 	if (!rc)
-		rc = salus_buf_adds(b, "]}");
+		rc = salus_buf_adds(b, entries.n ? "]}" : "}");
 	if (rc)
 		fail(rs, rc, NULL);
 	else

@@ -854,14 +854,14 @@ static int run_transaction(struct ctx *c)
 	char uuid[SALUS_UUID_LEN];
 	salus_uuid_new(uuid);
 	if (!rc)
-		rc = salus_buf_addf(b, "%s\",\"type\":\"transaction-response\",\"entry\":[", uuid);
+		rc = salus_buf_addf(b, "%s\",\"type\":\"transaction-response\"%s", uuid, c->n ? ",\"entry\":[" : "");
 	for (size_t i = 0; i < c->n && !rc; i++) {
 		struct entry *e = &c->e[i];
 		bool wrote = e->act == A_CREATE || e->act == A_UPDATE || e->act == A_DELETE;
 		rc = add_entry_response(c, b, i, wrote ? &ops[e->op] : NULL);
 	}
 	if (!rc)
-		rc = salus_buf_adds(b, "]}");
+		rc = salus_buf_adds(b, c->n ? "]}" : "}");
 	if (rc) {
 		c->rs->status = salus_fhir_outcome(b, rc, "the transaction was applied but its response is too large", NULL);
 		rc = 0;
@@ -905,11 +905,12 @@ static int run_batch(struct ctx *c)
 	}
 	salus_buf_reset(b);
 	salus_uuid_new(uuid);
-	rc = salus_buf_addf(b, "{\"resourceType\":\"Bundle\",\"id\":\"%s\",\"type\":\"batch-response\",\"entry\":[", uuid);
+	rc = salus_buf_addf(b, "{\"resourceType\":\"Bundle\",\"id\":\"%s\",\"type\":\"batch-response\"%s", uuid,
+			    c->n ? ",\"entry\":[" : "");
 	for (size_t i = 0; i < c->n && !rc; i++)
 		rc = add_entry_response(c, b, i, NULL);
 	if (!rc)
-		rc = salus_buf_adds(b, "]}");
+		rc = salus_buf_adds(b, c->n ? "]}" : "}");
 	if (rc) {
 		c->rs->status = salus_fhir_outcome(b, rc, "the batch was processed but its response is too large", NULL);
 		return 0;

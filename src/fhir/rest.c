@@ -1182,12 +1182,12 @@ static int do_history(struct salus_store *st, const struct salus_fhir_req *rq, s
 			 (long long)pg.last_seq);
 		rc = add_link(b, "next", rq, path, extra, 0);
 	}
-	if (!rc)
-		rc = salus_buf_adds(b, "],\"entry\":[");
+	if (!rc) /* no "entry" at all when there is none: FHIR JSON has no empty arrays */
+		rc = salus_buf_adds(b, entries.n ? "],\"entry\":[" : "]");
 	if (!rc)
 		rc = salus_buf_add(b, entries.p, entries.n);
 	if (!rc)
-		rc = salus_buf_adds(b, "]}");
+		rc = salus_buf_adds(b, entries.n ? "]}" : "}");
 	salus_buf_release(&entries);
 	if (rc)
 		return fail(rs, rc, NULL, NULL);

@@ -733,8 +733,9 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 		rc = add_link(b, "next", rq->base, path, ps.v, ps.n, s->used, h.v[nmatch - 1].cursor, false, false);
 	if (!rc && has_prev && nmatch)
 		rc = add_link(b, "previous", rq->base, path, ps.v, ps.n, s->used, h.v[0].cursor, true, false);
+	/* no "entry" at all when there is none: FHIR JSON has no empty arrays */
 	if (!rc)
-		rc = salus_buf_adds(b, "],\"entry\":[");
+		rc = salus_buf_adds(b, h.n ? "],\"entry\":[" : "]");
 	/* per entry: plain appends (a formatted append costs more than the rest of the entry) */
 	for (size_t i = 0; i < h.n && !rc; i++) {
 		rc = salus_buf_adds(b, i ? ",{\"fullUrl\":\"" : "{\"fullUrl\":\"");
@@ -759,7 +760,7 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 							      : ",\"search\":{\"mode\":\"match\"}}");
 	}
 	if (!rc)
-		rc = salus_buf_adds(b, "]}");
+		rc = salus_buf_adds(b, h.n ? "]}" : "}");
 	if (rc)
 		goto out_fail;
 	rs->status = 200;

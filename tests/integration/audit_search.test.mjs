@@ -40,7 +40,7 @@ async function all(query) {
     assert.equal(r.status, 200, `${url}: ${r.body}`);
     assert.equal(r.json.type, 'searchset');
     total ??= r.json.total;
-    for (const e of r.json.entry) {
+    for (const e of r.json.entry ?? []) {
       assert.equal(e.resource.resourceType, 'AuditEvent');
       assert.equal(e.fullUrl, `${s.fhirBase}/AuditEvent/${e.resource.id}`);
       out.push(e.resource);

@@ -67,6 +67,8 @@ async function search(q, headers) {
   assert.equal(r.status, 200, `${q}: ${r.body}`);
   assert.equal(r.json.resourceType, 'Bundle');
   assert.equal(r.json.type, 'searchset');
+  // FHIR JSON has no empty arrays: a search that finds nothing has no "entry" at all
+  assert.ok(r.json.entry === undefined || r.json.entry.length > 0, `${q}: empty entry array`);
   return r.json;
 }
 const ids = (b, mode = 'match') => (b.entry ?? []).filter((e) => e.search.mode === mode).map((e) => e.resource.id);
