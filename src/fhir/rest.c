@@ -428,12 +428,17 @@ int salus_fhir_check_resource(const struct salus_fhir_req *rq, struct salus_fhir
 	if (strcmp(json_string_value(rt), rq->type))
 		return fail(rs, SALUS_EINVALID, "resourceType does not match the type in the URL", "resourceType"),
 		       SALUS_EINVALID;
+	char expr[SALUS_MAX_TYPE + 8]; /* FHIRPath of the element, as the validator's issues give it */
 	json_t *meta = json_object_get(j, "meta");
-	if (meta && !json_is_object(meta))
-		return fail(rs, SALUS_EINVALID, "meta must be an object", "meta"), SALUS_EINVALID;
+	if (meta && !json_is_object(meta)) {
+		snprintf(expr, sizeof expr, "%s.meta", rq->type);
+		return fail(rs, SALUS_EINVALID, "meta must be an object", expr), SALUS_EINVALID;
+	}
 	json_t *id = json_object_get(j, "id");
-	if (id && (!json_is_string(id) || !salus_fhir_id_valid(json_string_value(id), json_string_length(id))))
-		return fail(rs, SALUS_EINVALID, "id must match [A-Za-z0-9-.]{1,64}", "id"), SALUS_EINVALID;
+	if (id && (!json_is_string(id) || !salus_fhir_id_valid(json_string_value(id), json_string_length(id)))) {
+		snprintf(expr, sizeof expr, "%s.id", rq->type);
+		return fail(rs, SALUS_EINVALID, "id must match [A-Za-z0-9-.]{1,64}", expr), SALUS_EINVALID;
+	}
 	/* Validation against the R4 definitions (fhir/validate.h): single writes,
 	 * PATCH results and Bundle entries all pass here.  400 for structural
 	 * errors, 422 when only invariants fail; the OperationOutcome lists every
