@@ -410,10 +410,12 @@ static int do_read(struct salus_store *st, const struct salus_fhir_req *rq, stru
 		rs->status = 304;
 		return 304;
 	}
-	rc = salus_buf_add(&rs->body, r.json, r.len);
+	const char *why = NULL;
+	rc = rq->nparams ? salus_fhir_read_subset(rq->type, rq->params, rq->nparams, r.json, r.len, &rs->body, &why)
+			 : salus_buf_add(&rs->body, r.json, r.len);
 	salus_resource_release(&r);
 	if (rc)
-		return fail(rs, rc, NULL, NULL);
+		return fail(rs, rc, why, NULL);
 	rs->status = 200;
 	return 200;
 }

@@ -116,4 +116,12 @@ const struct salus_sq *salus_fhir_search_query(const struct salus_fhir_search *s
  * Always fills rs; returns the status. */
 int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, struct salus_fhir_resp *rs);
 
+/* The read interaction's _summary and _elements (R4 search.html "Summary" and "Elements", which a
+ * read takes too): appends to out the stored resource text json[0..len) subsetted as in a search
+ * (with the SUBSETTED tag), or unchanged when neither is given (or _summary is false or count).
+ * Other parameters are not looked at.  Errors: SALUS_EINVALID (*why: static, PHI-free),
+ * SALUS_ENOMEM, SALUS_ETOOLARGE. */
+int salus_fhir_read_subset(const char *type, const struct salus_param *params, size_t nparams, const char *json,
+			   size_t len, struct salus_buf *out, const char **why);
+
 #endif

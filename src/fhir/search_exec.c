@@ -18,6 +18,7 @@
 #include "core/limits.h"
 #include "fhir/defs.h"
 #include "fhir/json_out.h"
+#include "store/splice.h"
 
 #define OUT_MAX SALUS_MAX_BODY
 #define MAX_ITERATE 3
@@ -259,15 +260,63 @@ static void prune(json_t *o, const char *const *paths, size_t np, bool top)
 	}
 }
 
+/* The subset tree j of the stored text json[0..len) written out: each member the subsetting left
+ * as it was is copied from the text (jansson would respell its numbers: 1.50 as 1.5), each it
+ * changed (meta and its tag, a member pruned inside) serialised from the tree; orig is the text's
+ * own tree.  Members keep the text's order; one j gained (meta) comes after them. */
+static int subset_out(json_t *j, json_t *orig, const char *json, size_t len, struct salus_buf *out)
+{
+	struct salus_json_iter it;
+	struct salus_slice key, val;
+	size_t nkept = 0;
+	int rc = salus_json_iter_init_checked(&it, json, len), more;
+	if (!rc)
+		rc = salus_buf_addc(out, '{');
+	while (!rc && (more = salus_json_iter_next(&it, &key, &val)) == 1) {
+		char name[128]; /* element names are short; a longer key falls back to the dump */
+		if (key.n >= sizeof name || memchr(key.p, '\\', key.n))
+			return SALUS_EINVALID; /* not an element name as written by the store: the caller dumps */
+		memcpy(name, key.p, key.n);
+		name[key.n] = 0;
+		json_t *v = json_object_get(j, name);
+		if (!v)
+			continue;
+		rc = salus_buf_addf(out, "%s\"%s\":", nkept++ ? "," : "", name);
+		if (!rc && json_equal(v, json_object_get(orig, name))) {
+			rc = salus_buf_add(out, val.p, val.n);
+		} else if (!rc) {
+			char *d = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+			rc = d ? salus_buf_adds(out, d) : SALUS_ENOMEM;
+			salus_free(d);
+		}
+	}
+	if (!rc && more < 0)
+		rc = more;
+	const char *k;
+	json_t *v;
+	json_object_foreach(j, k, v)
+	{
+		if (rc || json_object_get(orig, k))
+			continue;
+		char *d = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+		rc = !d ? SALUS_ENOMEM : salus_buf_addf(out, "%s\"%s\":", nkept++ ? "," : "", k);
+		if (!rc)
+			rc = salus_buf_adds(out, d);
+		salus_free(d);
+	}
+	return rc ? rc : salus_buf_addc(out, '}');
+}
+
 static int subset(const struct salus_fhir_search *s, const char *type, const char *json, size_t len,
 		  struct salus_buf *out)
 {
 	json_error_t err;
-	json_t *j = json_loadb(json, len, 0, &err);
+	json_t *j = json_loadb(json, len, 0, &err), *orig = json_loadb(json, len, 0, &err);
 	const struct salus_fhir_type *t = salus_fhir_type_find(type, strlen(type));
 	int rc = SALUS_OK;
-	if (!j || !t) {
+	if (!j || !orig || !t) {
 		json_decref(j);
+		json_decref(orig);
 		return salus_buf_add(out, json, len);
 	}
 	const char *k;
@@ -300,13 +349,41 @@ static int subset(const struct salus_fhir_search *s, const char *type, const cha
 						      "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code",
 						      "SUBSETTED"));
 	}
-	char *d = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (!d)
-		rc = SALUS_ENOMEM;
-	else
-		rc = salus_buf_adds(out, d);
-	salus_free(d);
+	size_t mark = out->n;
+	rc = subset_out(j, orig, json, len, out);
+	if (rc == SALUS_EINVALID) { /* text the member scanner does not take: the tree as a whole */
+		out->n = mark;
+		char *d = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		rc = d ? salus_buf_adds(out, d) : SALUS_ENOMEM;
+		salus_free(d);
+	}
 	json_decref(j);
+	json_decref(orig);
+	return rc;
+}
+
+int salus_fhir_read_subset(const char *type, const struct salus_param *params, size_t nparams, const char *json,
+			   size_t len, struct salus_buf *out, const char **why)
+{
+	struct salus_param pick[8];
+	size_t n = 0;
+	for (size_t i = 0; i < nparams; i++)
+		if (!strcmp(params[i].name, "_summary") || !strcmp(params[i].name, "_elements")) {
+			if (n == sizeof pick / sizeof pick[0]) {
+				*why = "too many _summary/_elements parameters";
+				return SALUS_EINVALID;
+			}
+			pick[n++] = params[i];
+		}
+	if (!n)
+		return salus_buf_add(out, json, len);
+	struct salus_fhir_search *s = NULL;
+	int rc = salus_fhir_search_parse(type, pick, n, false, &s, why);
+	if (!rc && ((s->summary == SUM_NONE || s->summary == SUM_COUNT) && !s->nelements))
+		rc = salus_buf_add(out, json, len); /* false, or count (a search's answer, nothing to subset) */
+	else if (!rc)
+		rc = subset(s, type, json, len, out);
+	salus_fhir_search_free(s);
 	return rc;
 }
 

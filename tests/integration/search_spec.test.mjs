@@ -319,3 +319,36 @@ describe('_elements', () => {
     assert.equal(b.entry[0].resource.name, undefined); // nothing left of it
   });
 });
+
+describe('_summary and _elements on read, spelling kept', () => {
+  test('a read subsets as a search does; members left whole keep their bytes (1.50, 1.0E1)', async () => {
+    const raw = '{"resourceType":"Observation","id":"dec1","status":"final","code":{"text":"x"},' +
+      '"valueQuantity":{"value":1.50,"unit":"mg"},"referenceRange":[{"low":{"value":1.0E1}}],"note":[{"text":"n"}]}';
+    const put = await s.request('PUT', '/fhir/Observation/dec1', { token: tok, headers: { 'content-type': 'application/fhir+json' }, body: raw });
+    assert.equal(put.status, 201, put.body);
+    let r = await get('/fhir/Observation/dec1?_summary=true');
+    assert.equal(r.status, 200);
+    assert.match(r.body, /"valueQuantity":\{"value":1\.50,"unit":"mg"\}/);
+    assert.equal(r.json.note, undefined);
+    assert.equal(r.json.referenceRange, undefined);
+    assert.ok(r.json.meta.tag.some((t) => t.code === 'SUBSETTED'));
+    r = await get('/fhir/Observation/dec1?_elements=referenceRange');
+    assert.match(r.body, /"referenceRange":\[\{"low":\{"value":1\.0E1\}\}\]/);
+    assert.equal(r.json.valueQuantity, undefined);
+    assert.equal(r.json.status, undefined);
+    r = await get('/fhir/Observation/dec1?_summary=text');
+    assert.deepEqual(Object.keys(r.json).sort(), ['code', 'id', 'meta', 'resourceType', 'status']); // mandatory kept
+    r = await get('/fhir/Observation/dec1/_history/1?_elements=value');
+    assert.match(r.body, /"value":1\.50/);
+    r = await get('/fhir/Observation/dec1');
+    assert.equal(r.json.meta.tag, undefined);
+    assert.match(r.body, /"note":/);
+    r = await get('/fhir/Observation/dec1?_summary=bogus');
+    assert.equal(r.status, 400);
+    assert.equal(r.json.resourceType, 'OperationOutcome');
+    const b = await search('Observation?_id=dec1&_elements=value');
+    assert.match(JSON.stringify(b), /"value":1\.5/); // (JSON.parse drops the 0: checked on the raw body below)
+    const raw2 = await get('/fhir/Observation?_id=dec1&_elements=value');
+    assert.match(raw2.body, /"value":1\.50/);
+  });
+});
