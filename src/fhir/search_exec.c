@@ -658,6 +658,26 @@ static bool everything_self(const struct salus_fhir_search *s)
 	return keep;
 }
 
+/* $everything's _type names the types "to include in the return resources" (R4
+ * patient-operation-everything): a resource referenced from the page (_include=*) of
+ * another type is left out too. */
+static void everything_typed_includes(const struct salus_fhir_search *s, struct hits *h)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < h->n; i++) {
+		bool keep = !h->v[i].include;
+		for (size_t t = 0; !keep && t < s->ntypes; t++)
+			keep = !strcmp(s->types[t], h->v[i].type);
+		if (keep) {
+			h->v[k++] = h->v[i];
+		} else {
+			salus_free(h->v[i].json);
+			salus_free(h->v[i].cursor);
+		}
+	}
+	h->n = k;
+}
+
 /* Put the patient of $everything at the front of h when it passes the _type
  * filter and _since (the search's _lastUpdated clauses): *passes.
  * Errors: SALUS_ENOTFOUND (no such patient). */
@@ -795,6 +815,8 @@ int salus_fhir_search(struct salus_store *st, const struct salus_fhir_req *rq, s
 	nmatch = h.n;
 	if (s->nincl && nmatch && (rc = run_includes(st, s, &h, &gr)))
 		goto out_fail;
+	if (everything && s->types)
+		everything_typed_includes(s, &h);
 
 	salus_buf_reset(b);
 	rc = salus_buf_adds(b, "{\"resourceType\":\"Bundle\",\"type\":\"searchset\"");

@@ -327,6 +327,13 @@ describe('system-wide and compartment search', () => {
     assert.equal(b.total, 5);
     b = await search('Patient/p1/$everything?_type=Observation');
     assert.deepEqual(ids(b).sort(), ['ob1', 'ob2', 'ob3']);
+    assert.deepEqual(ids(b, 'include'), []); // _type: only those types are returned, referenced ones too
+    b = await search('Patient/p1/$everything?_type=Observation,Encounter,Patient');
+    assert.deepEqual(ids(b).sort(), ['e1', 'ob1', 'ob2', 'ob3', 'p1']);
+    assert.deepEqual(ids(b, 'include'), []);
+    b = await search('Patient/p1/$everything?_type=Encounter,Organization');
+    assert.deepEqual(ids(b), ['e1']);
+    assert.deepEqual(ids(b, 'include'), []); // o1 is referenced from p1, which is not returned
     const seen = [];
     b = await search('Patient/p1/$everything?_count=2');
     seen.push(...ids(b));
