@@ -1,10 +1,9 @@
 -- batch.lua — POST /fhir a batch Bundle of 100 Patient creates per request.
 dofile(os.getenv("BENCH_DIR") .. "/common.lua")
-local hdrs = {}
+local hdrs
 local n = 0
 function init(args)
-  for k, v in pairs(headers) do hdrs[k] = v end
-  hdrs["Content-Type"] = "application/fhir+json"
+  hdrs = json_headers()
 end
 function request()
   n = n + 1

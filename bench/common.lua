@@ -9,6 +9,14 @@ if token ~= "" then
   headers["Authorization"] = "Bearer " .. token
 end
 
+-- the headers of a request with a FHIR JSON body (each script's init: json_headers())
+function json_headers()
+  local h = {}
+  for k, v in pairs(headers) do h[k] = v end
+  h["Content-Type"] = "application/fhir+json"
+  return h
+end
+
 local threads = {}
 local counter = 0
 function setup(thread)

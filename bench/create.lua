@@ -1,10 +1,9 @@
 -- create.lua — POST a new Patient on every request (durable create).
 dofile(os.getenv("BENCH_DIR") .. "/common.lua")
-local hdrs = {}
+local hdrs
 local n = 0
 function init(args)
-  for k, v in pairs(headers) do hdrs[k] = v end
-  hdrs["Content-Type"] = "application/fhir+json"
+  hdrs = json_headers()
 end
 function request()
   n = n + 1

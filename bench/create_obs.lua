@@ -1,12 +1,11 @@
 -- create_obs.lua — POST a new vital-sign Observation of patient BENCH_PATIENT on every
 -- request (durable create; the shape of Synthea's most common resource).
 dofile(os.getenv("BENCH_DIR") .. "/common.lua")
-local hdrs = {}
+local hdrs
 local n = 0
 local subject = os.getenv("BENCH_PATIENT")
 function init(args)
-  for k, v in pairs(headers) do hdrs[k] = v end
-  hdrs["Content-Type"] = "application/fhir+json"
+  hdrs = json_headers()
 end
 function request()
   n = n + 1

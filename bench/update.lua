@@ -2,11 +2,10 @@
 -- (ids bench-0 .. bench-N-1), a different id on every request.
 dofile(os.getenv("BENCH_DIR") .. "/common.lua")
 local count = tonumber(os.getenv("BENCH_PRELOAD") or "1000")
-local hdrs = {}
+local hdrs
 local n = 0
 function init(args)
-  for k, v in pairs(headers) do hdrs[k] = v end
-  hdrs["Content-Type"] = "application/fhir+json"
+  hdrs = json_headers()
 end
 function request()
   n = n + 1
