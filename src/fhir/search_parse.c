@@ -746,6 +746,10 @@ static int parse_clause(struct salus_fhir_search *s, const char *type, const cha
 
 	if (!strncmp(name, "_has:", 5))
 		return parse_has(s, type, name, value, c, depth, why);
+	if (strcspn(name, ".:") == 6 && !strncmp(name, "_query", 6)) { /* R4 "Named queries": unknown = error */
+		*why = "named queries (_query) are not supported";
+		return SALUS_EINVALID;
+	}
 	if (!strcmp(name, "_list")) {
 		/* _list=ID: the resources List/ID has as entry.item, i.e. _has:List:item:_id=ID
 		 * (functional lists such as $current-problems are not supported) */

@@ -81,6 +81,42 @@ async function expectIds(q, want, { ordered = false } = {}) {
   return b;
 }
 
+describe('CapabilityStatement', () => {
+  test('lists each type\'s search parameters, includes and operations — and each one listed is taken', async () => {
+    const r = await s.request('GET', '/fhir/metadata');
+    assert.equal(r.status, 200);
+    const rest = r.json.rest[0];
+    const res = Object.fromEntries(rest.resource.map((x) => [x.type, x]));
+    const names = (t) => res[t].searchParam.map((p) => p.name);
+    for (const n of ['name', 'family', 'birthdate', 'identifier', 'general-practitioner', '_id', '_lastUpdated', '_content'])
+      assert.ok(names('Patient').includes(n), n);
+    assert.ok(!names('Patient').includes('_query'), 'named queries are refused, so not listed');
+    assert.equal((await get('/fhir/Patient?_query=x')).status, 400);
+    const pn = res.Patient.searchParam.find((p) => p.name === 'name');
+    assert.deepEqual(pn, { name: 'name', definition: 'http://hl7.org/fhir/SearchParameter/Patient-name', type: 'string' });
+    assert.ok(names('Observation').includes('code-value-quantity'));
+    assert.ok(names('Location').includes('near'));
+    assert.ok(res.Observation.searchInclude.includes('Observation:subject'));
+    assert.ok(res.Patient.searchRevInclude.includes('Observation:subject'));
+    assert.ok(res.Patient.searchRevInclude.includes('Encounter:patient'));
+    assert.ok(!res.Patient.searchRevInclude.includes('Observation:code'));
+    assert.deepEqual(res.Patient.operation.map((o) => o.name).sort(), ['everything', 'validate']);
+    assert.deepEqual(rest.interaction.map((i) => i.code).sort(), ['batch', 'history-system', 'search-system', 'transaction']);
+    assert.ok(rest.searchParam.some((p) => p.name === '_lastUpdated'));
+    assert.equal(rest.security.service[0].coding[0].code, 'SMART-on-FHIR');
+    // every parameter advertised for these types is accepted by a search (no 400)
+    const val = { string: 'a', token: 'a', date: '2020', number: '1', quantity: '1', reference: 'Patient/x', uri: 'http://x' };
+    for (const t of ['Patient', 'Observation', 'Encounter', 'Condition', 'MedicationRequest', 'Practitioner']) {
+      for (const p of res[t].searchParam) {
+        const v = p.type === 'composite' ? null : val[p.type];
+        if (!v) continue;
+        const q = await get(`/fhir/${t}?${p.name}=${encodeURIComponent(v)}&_count=1`);
+        assert.equal(q.status, 200, `${t}?${p.name}: ${q.body}`);
+      }
+    }
+  });
+});
+
 describe('string', () => {
   test('starts-with, case and accents ignored', async () => {
     await expectIds('Patient?name=smi', ['p1', 'p2']);
