@@ -63,6 +63,18 @@ int salus_fhir_index_build(struct salus_fhir_index *x, const char *type, json_t 
  * both give the same rows (test_search compares them). */
 void salus_fhir_index_interpret(bool on);
 
+/* Derived parameters (store.h struct salus_sq_alias; docs/search.md
+ * "Indexing"): parameters whose rows would be exactly other parameters' rows
+ * (Observation.patient = subject rows to a Patient; combo-code = code ∪
+ * component-code) are not written, and the store reads their bases instead.
+ * The table is worked out from the definitions once and handed to the store
+ * before the first parameter id is (salus_fhir_search_param_id); NULL when
+ * it could not be built (then every parameter keeps its own rows).  Tests:
+ * salus_fhir_index_aliases(false) writes and reads every parameter's own
+ * rows again (the stored-row version), true restores the default. */
+const struct salus_sq_aliases *salus_fhir_search_aliases(void);
+void salus_fhir_index_aliases(bool on);
+
 /* Only the compartment owner of res (salus_ix.patient, whose record key seals
  * the body) and no search rows: the write path without search indexing, for
  * measuring what indexing costs (`salus load --no-index`).  Errors as

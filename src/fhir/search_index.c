@@ -36,7 +36,10 @@
 
 /* ---- parameter ids -------------------------------------------------------- */
 
-uint32_t salus_fhir_search_param_id(const char *type, const char *code)
+static void aliases_once(void);
+static bool row_of(const struct salus_ix_row *r, uint32_t p);
+
+static uint32_t pid_raw(const char *type, const char *code)
 {
 	uint32_t h = 2166136261u;
 	for (const char *p = type; *p; p++)
@@ -45,6 +48,14 @@ uint32_t salus_fhir_search_param_id(const char *type, const char *code)
 	for (const char *p = code; *p; p++)
 		h = (h ^ (unsigned char)*p) * 16777619u;
 	return h & 0x3FFFFFFFu; /* the two top bits are SALUS_SQ_TEXT_BIT / SALUS_SQ_TYPE_BIT */
+}
+
+uint32_t salus_fhir_search_param_id(const char *type, const char *code)
+{
+	/* every query names its parameters by these ids: the store learns which are
+	 * derived (salus_store_set_aliases) before the first one is handed out */
+	aliases_once();
+	return pid_raw(type, code);
 }
 
 uint32_t salus_fhir_search_contained_id(uint32_t param)
@@ -67,7 +78,7 @@ static uint32_t comp_id(const char *type, const char *code, size_t i)
 {
 	char c[128];
 	snprintf(c, sizeof c, "%s#%zu", code, i);
-	return salus_fhir_search_param_id(type, c);
+	return pid_raw(type, c);
 }
 
 /* ---- normalisation -------------------------------------------------------- */
@@ -1151,7 +1162,7 @@ static const char *compartment_owner(const struct salus_fhir_index *x, const str
 		uint32_t p = code ? salus_fhir_search_param_id(type, code) : 0;
 		for (size_t i = 0; p && i < x->ix.n; i++) {
 			const struct salus_ix_row *r = &x->rows[i];
-			if (r->param == p && r->kind == SALUS_IX_REFERENCE && r->a && !strcmp(r->a, "Patient") && r->b &&
+			if (row_of(r, p) && r->kind == SALUS_IX_REFERENCE && r->a && !strcmp(r->a, "Patient") && r->b &&
 			    *r->b)
 				return r->b;
 		}
@@ -1235,6 +1246,7 @@ struct cx_param {
 	enum salus_fhir_sp_type type;
 	uint32_t id;
 	bool deceased;        /* the boolean Patient.deceased expression */
+	bool derived;         /* its rows are other parameters' (struct salus_sq_alias): none written */
 	const char *code_sys; /* code_system(expression) for token parameters */
 	struct cx_expr e;
 	struct cx_comp *comps;
@@ -1402,6 +1414,385 @@ static int cx_expr_compile(struct cx_all *all, const char *e, const char *rtype,
 	return SALUS_OK;
 }
 
+/* ---- derived parameters (store.h, struct salus_sq_alias) -------------------
+ *
+ * A parameter whose rows would be exactly other parameters' rows is not
+ * stored; the store's query compiler reads those instead.  Worked out from
+ * the definitions, per type, on the terms of the expressions (the `|` parts
+ * that apply to the type, spaces trimmed, compared as text):
+ *  - P = Q.where(resolve() is T), Q a reference parameter of one term: P's
+ *    rows are Q's reference rows whose target type is T (the same ref_type
+ *    decides both; Observation.patient = subject to a Patient);
+ *  - every term of P is a term of some parameters Q1..Qn of P's kind, all of
+ *    whose terms are P's: P's rows are the union of theirs (rows are per
+ *    selected element, a set per parameter); for a token not when any has an
+ *    implicit code system (code_system()); for a composite also each
+ *    component the same (relative expression and kind), its component ids
+ *    the union of theirs (combo-code = code ∪ component-code;
+ *    in R4 combo-code-value-quantity has the very terms and components of
+ *    component-code-value-quantity: of two such the first keeps its rows);
+ * and only when every term is inside the evaluator's subset (no step that
+ * ends the expression), P is not Patient.deceased, and no base is itself
+ * derived.  test_search_index checks, on every official example and the
+ * Synthea bundles, that the rows written without aliases for each derived
+ * parameter are exactly the rows the derivation reads. */
+
+#define AL_TERMS 16
+
+struct al_param {
+	struct salus_fhir_sp_info info;
+	const struct salus_fhir_sp *sp;
+	uint32_t id;
+	const char *ts[AL_TERMS];
+	size_t tn[AL_TERMS];
+	size_t k;
+	bool ok;   /* its terms are known and inside the subset */
+	bool cand; /* derivable (before the no-chains rule) */
+	size_t nb; /* its bases (indexes), for a candidate */
+	size_t b[AL_TERMS];
+	char ttype[72];
+};
+
+struct al_table {
+	struct salus_sq_alias *v; /* by param, then base */
+	size_t n, cap;
+	uint32_t *skip; /* sorted: the ids extraction leaves out (derived params, their composites) */
+	size_t nskip, skip_cap;
+	char *types; /* the ttype strings */
+	size_t ntypes, types_cap;
+	struct salus_sq_aliases pub;
+};
+
+static struct al_table al_tab;
+static pthread_once_t al_once_ctl = PTHREAD_ONCE_INIT;
+static bool al_ready;     /* al_tab built */
+static _Atomic bool al_off; /* tests: store and query every parameter's own rows */
+
+static bool al_split(const char *e, const char *rtype, struct al_param *ap)
+{
+	size_t n = strlen(e), s = 0, depth = 0;
+	ap->k = 0;
+	if (strstr(e, " and "))
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && e[i] == '(')
+			depth++;
+		else if (i < n && e[i] == ')')
+			depth--;
+		if (i < n && !(e[i] == '|' && depth == 0))
+			continue;
+		const char *a = e + s;
+		size_t l = i - s;
+		s = i + 1;
+		while (l && *a == ' ')
+			a++, l--;
+		while (l && a[l - 1] == ' ')
+			l--;
+		if (!l)
+			return false;
+		struct cx_op ops[24];
+		bool other;
+		size_t no = cx_term_parse(a, l, rtype, NULL, &other);
+		if (no > sizeof ops / sizeof *ops)
+			return false;
+		cx_term_parse(a, l, rtype, ops, &other);
+		for (size_t j = 0; j < no; j++)
+			if (ops[j].op == OP_INVALID)
+				return false;
+		if (other)
+			continue; /* selects nothing here */
+		if (ap->k >= AL_TERMS)
+			return false;
+		ap->ts[ap->k] = a;
+		ap->tn[ap->k++] = l;
+	}
+	return ap->k > 0;
+}
+
+static bool al_has_term(const struct al_param *ap, const char *t, size_t n)
+{
+	for (size_t i = 0; i < ap->k; i++)
+		if (ap->tn[i] == n && !memcmp(ap->ts[i], t, n))
+			return true;
+	return false;
+}
+
+/* The composites p and q have the same components (relative expression and kind). */
+static bool al_same_comps(const char *type, const struct al_param *p, const struct al_param *q)
+{
+	if (p->info.ncomponents != q->info.ncomponents || !p->info.ncomponents)
+		return false;
+	for (size_t k = 0; k < p->info.ncomponents; k++) {
+		const char *pc, *pe, *qc, *qe;
+		if (salus_fhir_sp_component(p->sp, k, &pc, &pe) || salus_fhir_sp_component(q->sp, k, &qc, &qe) ||
+		    strcmp(pe, qe))
+			return false;
+		const struct salus_fhir_sp *ps = salus_fhir_sp_find(type, strlen(type), pc, strlen(pc));
+		const struct salus_fhir_sp *qs = salus_fhir_sp_find(type, strlen(type), qc, strlen(qc));
+		if (!ps || !qs)
+			return false;
+		struct salus_fhir_sp_info pi, qi;
+		salus_fhir_sp_get(ps, &pi);
+		salus_fhir_sp_get(qs, &qi);
+		if (pi.type != qi.type)
+			return false;
+	}
+	return true;
+}
+
+static void al_candidate(const char *type, struct al_param *ps, size_t n, size_t ip)
+{
+	struct al_param *p = &ps[ip];
+	static const char wr[] = ".where(resolve() is ";
+	const size_t wl = sizeof wr - 1;
+	if (p->info.type == SALUS_FHIR_SP_REFERENCE && p->k == 1 && p->tn[0] > wl + 1 && p->ts[0][p->tn[0] - 1] == ')') {
+		/* Q.where(resolve() is T) */
+		const char *t = p->ts[0];
+		size_t tl = p->tn[0];
+		const char *w = NULL;
+		for (size_t i = 0; i + wl <= tl; i++)
+			if (!memcmp(t + i, wr, wl))
+				w = t + i;
+		size_t bl = w ? (size_t)(w - t) : 0, xl = w ? tl - bl - wl - 1 : 0;
+		if (w && xl && xl < sizeof p->ttype && salus_fhir_is_resource_type(w + wl, xl)) {
+			for (size_t iq = 0; iq < n; iq++) {
+				const struct al_param *q = &ps[iq];
+				if (iq == ip || !q->ok || q->info.type != SALUS_FHIR_SP_REFERENCE || q->k != 1 ||
+				    q->tn[0] != bl || memcmp(q->ts[0], t, bl))
+					continue;
+				p->cand = true;
+				p->nb = 1;
+				p->b[0] = iq;
+				memcpy(p->ttype, w + wl, xl);
+				p->ttype[xl] = 0;
+				return;
+			}
+		}
+	}
+	/* a union of other parameters' whole term lists */
+	if (p->info.type == SALUS_FHIR_SP_TOKEN && code_system(p->info.expression))
+		return;
+	bool covered[AL_TERMS] = {false};
+	size_t nb = 0;
+	for (size_t iq = 0; iq < n && nb < AL_TERMS; iq++) {
+		const struct al_param *q = &ps[iq];
+		if (iq == ip || !q->ok || q->info.type != p->info.type)
+			continue;
+		bool all = true, same = q->k == p->k;
+		for (size_t i = 0; i < q->k && all; i++)
+			all = al_has_term(p, q->ts[i], q->tn[i]);
+		for (size_t i = 0; i < p->k && same; i++)
+			same = al_has_term(q, p->ts[i], p->tn[i]);
+		if (!all || (same && iq > ip))
+			continue; /* of two with the same terms the first keeps its rows */
+		if (q->info.type == SALUS_FHIR_SP_TOKEN && code_system(q->info.expression))
+			return;
+		if (q->info.type == SALUS_FHIR_SP_COMPOSITE && !al_same_comps(type, p, q))
+			continue;
+		for (size_t i = 0; i < p->k; i++)
+			covered[i] |= al_has_term(q, p->ts[i], p->tn[i]);
+		p->b[nb++] = iq;
+	}
+	for (size_t i = 0; i < p->k; i++)
+		if (!covered[i])
+			return;
+	p->cand = nb > 0;
+	p->nb = nb;
+	p->ttype[0] = 0;
+}
+
+static int al_add(struct al_table *t, uint32_t param, uint32_t base, const char *ttype)
+{
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 256;
+		struct salus_sq_alias *v = salus_realloc(t->v, cap * sizeof *v);
+		if (!v)
+			return SALUS_ENOMEM;
+		t->v = v;
+		t->cap = cap;
+	}
+	t->v[t->n++] = (struct salus_sq_alias){param, base, ttype};
+	return SALUS_OK;
+}
+
+static int al_skip_add(struct al_table *t, uint32_t id)
+{
+	if (t->nskip == t->skip_cap) {
+		size_t cap = t->skip_cap ? 2 * t->skip_cap : 256;
+		uint32_t *v = salus_realloc(t->skip, cap * sizeof *v);
+		if (!v)
+			return SALUS_ENOMEM;
+		t->skip = v;
+		t->skip_cap = cap;
+	}
+	t->skip[t->nskip++] = id;
+	return SALUS_OK;
+}
+
+/* The ttype strings live in one block (their pointers are taken at the end). */
+static const char *al_type(struct al_table *t, const char *s)
+{
+	for (size_t i = 0; i < t->ntypes;) {
+		if (!strcmp(t->types + i, s))
+			return (const char *)(uintptr_t)(i + 1); /* an offset until al_fix */
+		i += strlen(t->types + i) + 1;
+	}
+	size_t l = strlen(s) + 1;
+	if (t->ntypes + l > t->types_cap) {
+		size_t cap = t->types_cap ? 2 * t->types_cap + l : 256 + l;
+		char *v = salus_realloc(t->types, cap);
+		if (!v)
+			return NULL;
+		t->types = v;
+		t->types_cap = cap;
+	}
+	memcpy(t->types + t->ntypes, s, l);
+	t->ntypes += l;
+	return (const char *)(uintptr_t)(t->ntypes - l + 1);
+}
+
+static int al_cmp(const void *pa, const void *pb)
+{
+	const struct salus_sq_alias *a = pa, *b = pb;
+	if (a->param != b->param)
+		return a->param < b->param ? -1 : 1;
+	return a->base < b->base ? -1 : a->base > b->base;
+}
+
+static int u32_cmp(const void *pa, const void *pb)
+{
+	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+	return a < b ? -1 : a > b;
+}
+
+static int al_type_build(struct al_table *tab, const struct salus_fhir_type *ty)
+{
+	const char *type = salus_fhir_type_name(ty);
+	size_t n = salus_fhir_sp_count(ty);
+	if (!type || !n)
+		return SALUS_OK;
+	struct al_param *ps = salus_calloc(n, sizeof *ps);
+	if (!ps)
+		return SALUS_ENOMEM;
+	int rc = SALUS_OK;
+	for (size_t i = 0; i < n; i++) {
+		struct al_param *p = &ps[i];
+		p->sp = salus_fhir_sp_at(ty, i);
+		salus_fhir_sp_get(p->sp, &p->info);
+		p->id = pid_raw(type, p->info.code);
+		p->ok = p->info.expression && p->info.type != SALUS_FHIR_SP_SPECIAL && strcmp(p->info.code, "_id") &&
+			strcmp(p->info.code, "_lastUpdated") && al_split(p->info.expression, type, p);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (ps[i].ok)
+			al_candidate(type, ps, n, i);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct al_param *p = &ps[i];
+		bool chain = false;
+		for (size_t j = 0; j < p->nb; j++)
+			chain |= ps[p->b[j]].cand;
+		if (!p->cand || chain)
+			continue;
+		const char *tt = p->ttype[0] ? al_type(tab, p->ttype) : NULL;
+		if (p->ttype[0] && !tt) {
+			rc = SALUS_ENOMEM;
+			break;
+		}
+		rc = al_skip_add(tab, p->id);
+		for (size_t j = 0; j < p->nb && !rc; j++) {
+			const struct al_param *q = &ps[p->b[j]];
+			if (p->info.type != SALUS_FHIR_SP_COMPOSITE) {
+				rc = al_add(tab, p->id, q->id, tt);
+				if (!rc)
+					rc = al_add(tab, salus_fhir_search_contained_id(p->id),
+						    salus_fhir_search_contained_id(q->id), tt);
+				continue;
+			}
+			for (size_t k = 0; k < p->info.ncomponents && !rc; k++) {
+				uint32_t pk = comp_id(type, p->info.code, k), qk = comp_id(type, q->info.code, k);
+				rc = al_add(tab, pk, qk, NULL);
+				if (!rc)
+					rc = al_add(tab, salus_fhir_search_contained_id(pk), salus_fhir_search_contained_id(qk),
+						    NULL);
+			}
+		}
+	}
+	salus_free(ps);
+	return rc;
+}
+
+static void al_init(void)
+{
+	struct al_table *t = &al_tab;
+	int rc = SALUS_OK;
+	for (size_t i = 0; i < salus_fhir_type_count() && !rc; i++) {
+		const struct salus_fhir_type *ty = salus_fhir_type_at(i);
+		struct salus_fhir_type_info ti;
+		if (!ty)
+			continue;
+		salus_fhir_type_get(ty, &ti);
+		if (ti.kind == SALUS_FHIR_RESOURCE && !ti.abstract)
+			rc = al_type_build(t, ty);
+	}
+	if (rc) { /* no derived parameters at all: every row is written and read as before */
+		salus_free(t->v);
+		salus_free(t->skip);
+		salus_free(t->types);
+		memset(t, 0, sizeof *t);
+		return;
+	}
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i].ttype)
+			t->v[i].ttype = t->types + ((uintptr_t)t->v[i].ttype - 1);
+	qsort(t->v, t->n, sizeof *t->v, al_cmp);
+	qsort(t->skip, t->nskip, sizeof *t->skip, u32_cmp);
+	t->pub.v = t->v;
+	t->pub.n = t->n;
+	al_ready = true;
+	salus_store_set_aliases(&t->pub);
+}
+
+static void aliases_once(void)
+{
+	pthread_once(&al_once_ctl, al_init);
+}
+
+void salus_fhir_index_aliases(bool on)
+{
+	aliases_once();
+	atomic_store(&al_off, !on);
+	salus_store_set_aliases(on && al_ready ? &al_tab.pub : NULL);
+}
+
+const struct salus_sq_aliases *salus_fhir_search_aliases(void)
+{
+	aliases_once();
+	return al_ready ? &al_tab.pub : NULL;
+}
+
+/* Does extraction leave param id p (no flag bits, not contained) out? */
+static bool al_skipped(uint32_t p)
+{
+	aliases_once();
+	if (!al_ready || atomic_load_explicit(&al_off, memory_order_relaxed))
+		return false;
+	return bsearch(&p, al_tab.skip, al_tab.nskip, sizeof p, u32_cmp) != NULL;
+}
+
+/* Is r a row of parameter p (not contained): its own, or a base's that p derives from? */
+static bool row_of(const struct salus_ix_row *r, uint32_t p)
+{
+	if (r->param == p)
+		return true;
+	if (!al_skipped(p))
+		return false;
+	for (size_t i = 0; i < al_tab.n; i++) /* few rows ask: a scan */
+		if (al_tab.v[i].param == p && al_tab.v[i].base == r->param &&
+		    (!al_tab.v[i].ttype || (r->a && !strcmp(r->a, al_tab.v[i].ttype))))
+			return true;
+	return false;
+}
+
 static int cx_type_compile(struct cx_all *all, const struct salus_fhir_type *t, struct cx_type *ct)
 {
 	struct salus_fhir_type_info ti;
@@ -1428,6 +1819,7 @@ static int cx_type_compile(struct cx_all *all, const struct salus_fhir_type *t, 
 			continue;
 		}
 		cp->id = salus_fhir_search_param_id(type, info.code);
+		cp->derived = al_skipped(cp->id);
 		int rc = cx_expr_compile(all, info.expression, type, &cp->e);
 		if (rc)
 			return rc;
@@ -1661,21 +2053,21 @@ static int index_patient_code(struct ctx *c, const char *type)
 	size_t n = x->ix.n; /* rows added below are not looked at again */
 	bool any_code = false;
 	for (size_t i = 0; i < n && !any_code; i++)
-		any_code = x->rows[i].param == pc && x->rows[i].kind == SALUS_IX_TOKEN;
+		any_code = row_of(&x->rows[i], pc) && x->rows[i].kind == SALUS_IX_TOKEN;
 	if (!any_code)
 		return SALUS_OK;
 	char key[SALUS_MAX_ID + 2];
 	int rc = SALUS_OK;
 	for (size_t i = 0; i < n && !rc; i++) {
 		const struct salus_ix_row *r = &x->rows[i];
-		if (r->param != pp || r->kind != SALUS_IX_REFERENCE || !r->a || strcmp(r->a, "Patient") || !r->b ||
+		if (!row_of(r, pp) || r->kind != SALUS_IX_REFERENCE || !r->a || strcmp(r->a, "Patient") || !r->b ||
 		    !*r->b || strlen(r->b) > SALUS_MAX_ID)
 			continue;
 		snprintf(key, sizeof key, "%s", r->b);
 		for (size_t k = 0; k < n && !rc; k++) {
 			/* x->rows moves as rows are added: take the row's (arena) strings first */
 			const struct salus_ix_row *t = &x->rows[k];
-			if (t->param != pc || t->kind != SALUS_IX_TOKEN || !t->b || !*t->b)
+			if (!row_of(t, pc) || t->kind != SALUS_IX_TOKEN || !t->b || !*t->b)
 				continue;
 			const char *sys = t->a ? t->a : "", *code = t->b;
 			/* every code of the resource, any system */
@@ -1738,7 +2130,7 @@ static int cx_index_params(struct ctx *c, const struct cx_type *ct, json_t *res)
 	int rc = SALUS_OK;
 	for (size_t i = 0; i < ct->n && !rc; i++) {
 		const struct cx_param *cp = &ct->p[i];
-		if (cp->kind == CK_SKIP)
+		if (cp->kind == CK_SKIP || (cp->derived && !atomic_load_explicit(&al_off, memory_order_relaxed)))
 			continue;
 		if (cp->kind == CK_NEAR) {
 			rc = index_near(c, res);
@@ -1790,6 +2182,8 @@ static int index_params(struct ctx *c, const struct salus_fhir_type *t, const ch
 			continue;
 		if (!strcmp(info.code, "_id") || !strcmp(info.code, "_lastUpdated"))
 			continue; /* from the resource row itself */
+		if (al_skipped(salus_fhir_search_param_id(type, info.code)))
+			continue; /* derived: its rows are other parameters' */
 		uint32_t p = pid(c, salus_fhir_search_param_id(type, info.code));
 		if (info.type == SALUS_FHIR_SP_COMPOSITE) {
 			rc = index_composite(c, sp, &info, res);

@@ -702,6 +702,30 @@ struct salus_sq_clause {
 	bool one_row;
 };
 
+/* Derived parameters (added for fewer index rows, issue 5 item 4): a parameter
+ * whose rows would be exactly other parameters' rows is not stored; a query on
+ * it reads theirs.  One entry per (param, base): `param`'s rows are the union
+ * over its entries of base's rows, restricted to reference rows of target type
+ * `ttype` when that is not NULL (Observation.patient = Observation.subject
+ * where the target is a Patient; combo-code = code ∪ component-code).  The ids
+ * carry no SALUS_SQ_TEXT_BIT / SALUS_SQ_TYPE_BIT: a clause's bits go onto the
+ * base.  The FHIR layer works the table out from the definitions
+ * (fhir/search.h) and sets it before any query can name such a parameter;
+ * the entries are sorted by param and borrowed for the process's life.  Every
+ * clause, sort key, include, guard and _has the compiler builds reads the
+ * parameters through it. */
+struct salus_sq_alias {
+	uint32_t param;
+	uint32_t base;
+	const char *ttype;
+};
+struct salus_sq_aliases {
+	const struct salus_sq_alias *v;
+	size_t n;
+};
+/* Set (NULL: none) the process's table; borrowed.  An atomic swap. */
+void salus_store_set_aliases(const struct salus_sq_aliases *t);
+
 enum salus_sq_sort_kind { SALUS_SQ_SORT_ID = 1, SALUS_SQ_SORT_UPDATED, SALUS_SQ_SORT_PARAM };
 
 struct salus_sq_sort {

@@ -22,6 +22,8 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -780,20 +782,171 @@ static char *own(struct cq *c, char *s)
 	return s;
 }
 
-static void params_in(struct cq *c, const char *x, const struct salus_sq_clause *cl, uint32_t bits)
+/* ---- derived parameters (store.h, struct salus_sq_alias) ---- */
+
+#define ID_BITS 0x3FFFFFFFu
+
+static _Atomic(const struct salus_sq_aliases *) aliases;
+
+void salus_store_set_aliases(const struct salus_sq_aliases *t)
 {
-	if (cl->nparams == 1) {
+	atomic_store_explicit(&aliases, t, memory_order_release);
+}
+
+/* The entries of p (no flag bits) in t: the first, and their number in *n. */
+static const struct salus_sq_alias *alias_of(const struct salus_sq_aliases *t, uint32_t p, size_t *n)
+{
+	*n = 0;
+	if (!t || !t->n)
+		return NULL;
+	size_t lo = 0, hi = t->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->v[mid].param < p)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t k = lo;
+	while (k < t->n && t->v[k].param == p)
+		k++;
+	*n = k - lo;
+	return *n ? &t->v[lo] : NULL;
+}
+
+/* The target type every value of a reference clause names (Type/id, a chain
+ * into Type), or NULL: a derived parameter's type restriction is then implied
+ * by the values themselves and left out (the query keeps its shape). */
+static const char *implied_type(const struct salus_sq_clause *cl)
+{
+	const char *t = NULL;
+	if (cl->kind != SALUS_SQ_REFERENCE || !cl->nvals || cl->missing)
+		return NULL;
+	for (size_t i = 0; i < cl->nvals; i++) {
+		const struct salus_sq_val *v = &cl->vals[i];
+		const char *vt = v->op == SALUS_SQ_REF_LOCAL ? v->a
+				 : v->op == SALUS_SQ_REF_CHAIN && v->chain ? v->chain->type
+									   : NULL;
+		if (!vt || (t && strcmp(t, vt)))
+			return NULL;
+		t = vt;
+	}
+	return t;
+}
+
+/* One group of ids: x.p=? or x.p IN (...). */
+static void ids_in(struct cq *c, const char *x, const uint32_t *ps, size_t n)
+{
+	if (n == 1) {
 		emitf(c, "%s.p=", x);
-		P_int(c, (int64_t)(cl->params[0] | bits));
+		P_int(c, (int64_t)ps[0]);
 		return;
 	}
 	emitf(c, "%s.p IN (", x);
-	for (size_t i = 0; i < cl->nparams; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (i)
 			emit(c, ",");
-		P_int(c, (int64_t)(cl->params[i] | bits));
+		P_int(c, (int64_t)ps[i]);
 	}
 	emit(c, ")");
+}
+
+/* The rows of parameters ps (flag bits included) on alias x: derived
+ * parameters read their bases' rows, those restricted to a target type as
+ * (x.p IN (...) AND x.ttype=?), ORed with the plain ids. */
+static void param_set(struct cq *c, const char *x, const uint32_t *ps, size_t n, const char *implied)
+{
+	const struct salus_sq_aliases *t = atomic_load_explicit(&aliases, memory_order_acquire);
+	size_t na = 0, k;
+	for (size_t i = 0; i < n; i++)
+		if (alias_of(t, ps[i] & ID_BITS, &k))
+			na += k;
+	if (!na) {
+		ids_in(c, x, ps, n);
+		return;
+	}
+	uint32_t stack[64], *ids = stack;
+	const char *tstack[64], **types = tstack;
+	size_t cap = n + na;
+	if (cap > 64) {
+		ids = salus_malloc(cap * sizeof *ids);
+		types = salus_malloc(cap * sizeof *types);
+		if (!ids || !types) {
+			c->rc = SALUS_ENOMEM;
+			goto out;
+		}
+	}
+	/* every id to read with its type restriction (NULL: none), in order */
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t bits = ps[i] & ~ID_BITS;
+		const struct salus_sq_alias *a = alias_of(t, ps[i] & ID_BITS, &k);
+		if (!a) {
+			ids[m] = ps[i];
+			types[m++] = NULL;
+			continue;
+		}
+		for (size_t j = 0; j < k; j++) {
+			ids[m] = a[j].base | bits;
+			types[m++] = a[j].ttype && !(implied && !strcmp(implied, a[j].ttype)) ? a[j].ttype : NULL;
+		}
+	}
+	/* groups by restriction: the unrestricted first */
+	uint32_t gstack[64], *g = cap > 64 ? salus_malloc(cap * sizeof *g) : gstack;
+	if (!g) {
+		c->rc = SALUS_ENOMEM;
+		goto out;
+	}
+	size_t ngroups = 0;
+	for (size_t i = 0; i < m; i++) {
+		bool seen = false;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = (!types[i] && !types[j]) || (types[i] && types[j] && !strcmp(types[i], types[j]));
+		ngroups += !seen;
+	}
+	if (ngroups > 1)
+		emit(c, "(");
+	bool first = true;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < m; i++) {
+			if ((pass == 0) != !types[i])
+				continue;
+			bool seen = false;
+			for (size_t j = 0; j < i && !seen; j++)
+				seen = (!types[i] && !types[j]) || (types[i] && types[j] && !strcmp(types[i], types[j]));
+			if (seen)
+				continue;
+			size_t ng = 0;
+			for (size_t j = i; j < m; j++)
+				if ((!types[i] && !types[j]) || (types[i] && types[j] && !strcmp(types[i], types[j])))
+					g[ng++] = ids[j];
+			if (!first)
+				emit(c, " OR ");
+			first = false;
+			if (types[i])
+				emit(c, "(");
+			ids_in(c, x, g, ng);
+			if (types[i]) {
+				emitf(c, " AND %s.ttype=", x);
+				P_str(c, types[i]);
+				emit(c, ")");
+			}
+		}
+	if (ngroups > 1)
+		emit(c, ")");
+	if (g != gstack)
+		salus_free(g);
+out:
+	if (ids != stack)
+		salus_free(ids);
+	if (types != tstack)
+		salus_free(types);
+}
+
+static void params_in(struct cq *c, const char *x, const struct salus_sq_clause *cl, uint32_t bits)
+{
+	(void)bits; /* param ids arrive complete (text and of-type bits included) */
+	param_set(c, x, cl->params, cl->nparams, implied_type(cl));
 }
 
 static const char *table_of(int kind)
@@ -1610,9 +1763,8 @@ static void key_expr(struct cq *c, const char *ra, const struct salus_sq_sort *s
 	case SALUS_IX_URI: tbl = "sx_uri", col = "v"; break;
 	default: c->rc = SALUS_EINVALID; return;
 	}
-	emitf(c, "coalesce((SELECT %s(s.%s) FROM %s s WHERE s.rid=%s.rid AND s.p=", s->desc ? "max" : "min", col, tbl,
-	      ra);
-	P_int(c, s->param);
+	emitf(c, "coalesce((SELECT %s(s.%s) FROM %s s WHERE s.rid=%s.rid AND ", s->desc ? "max" : "min", col, tbl, ra);
+	param_set(c, "s", &s->param, 1, NULL);
 	emit(c, "),");
 	switch (key_type(s)) {
 	case KT_INT: emit(c, s->desc ? "(-9223372036854775807-1))" : "9223372036854775807)"); break;
