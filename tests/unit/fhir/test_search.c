@@ -821,6 +821,211 @@ static void t_modifiers(void **state)
 	assert_int_equal(salus_fhir_search_parse("Patient", &pe, 1, false, &s, &why), SALUS_EINVALID);
 }
 
+/* ---- derived parameters (fhir/search.h salus_fhir_search_aliases) ---- */
+
+/* A search by op (type, compartment "Patient/id/T", system): the matches'
+ * "[+]Type/id" in order, then "#total". */
+static char *search_any(struct env *e, const char *what, const char *query)
+{
+	struct salus_param ps[16];
+	size_t np = 0;
+	char *q = strdup(query), *save = NULL;
+	for (char *tok = strtok_r(q, "&", &save); tok && np < 16; tok = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(tok, '=');
+		*eq = 0;
+		ps[np++] = (struct salus_param){tok, eq + 1};
+	}
+	struct salus_fhir_req rq = {.op = SALUS_FHIR_SEARCH_TYPE, .base = "https://x/fhir", .params = ps, .nparams = np};
+	const char *sl = strchr(what, '/');
+	if (!*what) {
+		rq.op = SALUS_FHIR_SEARCH_SYSTEM;
+	} else if (sl) { /* Patient/id/T */
+		const char *sl2 = strchr(sl + 1, '/');
+		rq.op = SALUS_FHIR_SEARCH_COMPARTMENT;
+		snprintf(rq.type, sizeof rq.type, "%.*s", (int)(sl - what), what);
+		snprintf(rq.id, sizeof rq.id, "%.*s", (int)(sl2 - sl - 1), sl + 1);
+		snprintf(rq.ctype, sizeof rq.ctype, "%s", strcmp(sl2 + 1, "*") ? sl2 + 1 : "");
+	} else {
+		snprintf(rq.type, sizeof rq.type, "%s", what);
+	}
+	struct salus_fhir_resp rs;
+	salus_fhir_resp_init(&rs);
+	int st = salus_fhir_handle(e->st, &rq, &rs);
+	char *out = calloc(1, 16384);
+	if (st != 200) {
+		snprintf(out, 16384, "!%d", st);
+	} else {
+		json_t *b = json_loads(rs.body.p, 0, NULL);
+		size_t i;
+		json_t *x;
+		json_array_foreach(json_object_get(b, "entry"), i, x)
+		{
+			json_t *r = json_object_get(x, "resource");
+			const char *mode = json_string_value(json_object_get(json_object_get(x, "search"), "mode"));
+			char one[200];
+			snprintf(one, sizeof one, "%s%s/%s,", mode && !strcmp(mode, "include") ? "+" : "",
+				 json_string_value(json_object_get(r, "resourceType")),
+				 json_string_value(json_object_get(r, "id")));
+			strcat(out, one);
+		}
+		json_t *t = json_object_get(b, "total");
+		char tot[32];
+		snprintf(tot, sizeof tot, "#%lld", t ? (long long)json_integer_value(t) : -1LL);
+		strcat(out, tot);
+		json_decref(b);
+	}
+	salus_fhir_resp_release(&rs);
+	free(q);
+	return out;
+}
+
+static void load_derived(struct env *e)
+{
+	load(e);
+	put(e, "Group", "g1", "{\"resourceType\":\"Group\",\"type\":\"person\",\"actual\":true}");
+	/* subject a Group: in subject, never in patient */
+	put(e, "Observation", "ob6",
+	    "{\"resourceType\":\"Observation\",\"status\":\"final\",\"subject\":{\"reference\":\"Group/g1\"},"
+	    "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"85354-9\",\"display\":\"Blood pressure\"}]},"
+	    "\"component\":[{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8480-6\"}],"
+	    "\"text\":\"Systolic\"},\"valueQuantity\":{\"value\":130,\"system\":\"http://unitsofmeasure.org\","
+	    "\"code\":\"mm[Hg]\"}},{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8462-4\"}]},"
+	    "\"valueQuantity\":{\"value\":85,\"system\":\"http://unitsofmeasure.org\",\"code\":\"mm[Hg]\"}}]}");
+	/* subject by identifier only; an absolute Patient URL elsewhere; a contained reference */
+	put(e, "Observation", "ob7",
+	    "{\"resourceType\":\"Observation\",\"status\":\"final\",\"subject\":{\"identifier\":{\"system\":\"urn:mrn\","
+	    "\"value\":\"A1\"}},\"code\":{\"coding\":[{\"code\":\"8867-4\"}]},\"valueQuantity\":{\"value\":60}}");
+	put(e, "Observation", "ob8",
+	    "{\"resourceType\":\"Observation\",\"status\":\"final\",\"subject\":{\"reference\":"
+	    "\"https://other.example/fhir/Patient/p9\"},\"code\":{\"coding\":[{\"code\":\"8867-4\"}]}}");
+	put(e, "Observation", "ob9",
+	    "{\"resourceType\":\"Observation\",\"status\":\"final\",\"contained\":[{\"resourceType\":\"Patient\","
+	    "\"id\":\"c\"}],\"subject\":{\"reference\":\"#c\"},\"code\":{\"coding\":[{\"code\":\"8867-4\"}]}}");
+	/* an Observation inside a DiagnosticReport (_contained) */
+	put(e, "DiagnosticReport", "dr1",
+	    "{\"resourceType\":\"DiagnosticReport\",\"status\":\"final\",\"code\":{\"text\":\"panel\"},"
+	    "\"contained\":[{\"resourceType\":\"Observation\",\"id\":\"o\",\"status\":\"final\",\"subject\":"
+	    "{\"reference\":\"Patient/p2\"},\"code\":{\"coding\":[{\"code\":\"8867-4\"}]}}],"
+	    "\"subject\":{\"reference\":\"Patient/p2\"},\"result\":[{\"reference\":\"#o\"}]}");
+	put(e, "Encounter", "en1",
+	    "{\"resourceType\":\"Encounter\",\"status\":\"finished\",\"class\":{\"code\":\"AMB\"},"
+	    "\"subject\":{\"reference\":\"Patient/p1\"},\"period\":{\"start\":\"2020-01-10\"}}");
+	put(e, "Encounter", "en2",
+	    "{\"resourceType\":\"Encounter\",\"status\":\"finished\",\"class\":{\"code\":\"AMB\"},"
+	    "\"subject\":{\"reference\":\"Group/g1\"}}");
+	put(e, "Condition", "c1",
+	    "{\"resourceType\":\"Condition\",\"subject\":{\"reference\":\"Patient/p2\"},\"encounter\":{\"reference\":"
+	    "\"Encounter/en1\"},\"code\":{\"coding\":[{\"system\":\"http://snomed.info/sct\",\"code\":\"44054006\"}]}}");
+}
+
+/* Searches on the derived parameters (patient, combo-*), their modifiers,
+ * :missing, :not, sort, chains, _has, includes, compartments, system-wide
+ * and _contained: the same answers and totals from the data written with
+ * every parameter's own rows (aliases off) as with the derived ones. */
+static void t_derived(void **state)
+{
+	struct env *e = *state;
+	static const char *const qs[][2] = {
+	    {"Observation", "patient=p1"},
+	    {"Observation", "patient=Patient/p1"},
+	    {"Observation", "patient=p1,p2&_sort=date"},
+	    {"Observation", "patient:Patient=p2"},
+	    {"Observation", "patient=Group/g1"},
+	    {"Observation", "patient=https://other.example/fhir/Patient/p9"},
+	    {"Observation", "patient:identifier=urn:mrn|A1"},
+	    {"Observation", "subject:identifier=urn:mrn|A1"},
+	    {"Observation", "patient:missing=true"},
+	    {"Observation", "patient:missing=false"},
+	    {"Observation", "subject:missing=false"},
+	    {"Observation", "patient.name=smi"},
+	    {"Observation", "patient:Patient.name=smithers"},
+	    {"Observation", "patient=p1&code=8867-4"},
+	    {"Observation", "patient=p1&code=http://loinc.org|8867-4&date=ge2020-01-01&_sort=-date"},
+	    {"Observation", "_sort=patient"},
+	    {"Observation", "_sort=-patient,date"},
+	    {"Observation", "code=8867-4&_include=Observation:patient"},
+	    {"Observation", "code=8867-4&_include=Observation:patient:Patient"},
+	    {"Observation", "_include=*"},
+	    {"Observation", "combo-code=8480-6"},
+	    {"Observation", "combo-code=http://loinc.org|8867-4"},
+	    {"Observation", "combo-code=85354-9,29463-7"},
+	    {"Observation", "combo-code:text=systolic"},
+	    {"Observation", "combo-code:text=heart"},
+	    {"Observation", "combo-code:missing=true"},
+	    {"Observation", "combo-code:not=8867-4"},
+	    {"Observation", "combo-value-quantity=gt100"},
+	    {"Observation", "combo-value-quantity=130|http://unitsofmeasure.org|mm[Hg]"},
+	    {"Observation", "combo-value-quantity:missing=true"},
+	    {"Observation", "_sort=combo-value-quantity"},
+	    {"Observation", "_sort=-combo-code"},
+	    {"Observation", "combo-code-value-quantity=8480-6$130"},
+	    {"Observation", "combo-code-value-quantity=8480-6$gt200"},
+	    {"Observation", "component-code-value-quantity=8462-4$85"},
+	    {"Observation", "combo-code-value-quantity=8867-4$72"},
+	    {"Observation", "code-value-quantity=8867-4$72"},
+	    {"Observation", "_contained=true&patient=p2"},
+	    {"Observation", "_contained=both&patient=p2"},
+	    {"Patient", "_has:Observation:patient:code=8867-4"},
+	    {"Patient", "_has:Observation:patient:combo-code=8480-6"},
+	    {"Patient", "_has:Encounter:patient:status=finished"},
+	    {"Patient", "_revinclude=Observation:patient"},
+	    {"Patient", "_revinclude=Encounter:patient&_revinclude=Condition:patient"},
+	    {"Patient", "name=smi&_revinclude=Observation:patient"},
+	    {"Encounter", "patient=p1"},
+	    {"Encounter", "patient:missing=true"},
+	    {"Condition", "patient=p2&encounter.patient=p1"},
+	    {"Condition", "encounter.patient.name=smi"},
+	    {"Patient/p1/Observation", ""},
+	    {"Patient/p1/Encounter", ""},
+	    {"Patient/p2/*", ""},
+	    {"Patient/p2/Condition", "code=44054006"},
+	    {"", "patient=p1&_type=Observation,Encounter"},
+	    {"", "patient=p2"},
+	};
+	size_t n = sizeof qs / sizeof *qs;
+	char **off = calloc(n, sizeof *off);
+	assert_non_null(off);
+	/* the stored-row version: every parameter's own rows, read as such */
+	salus_fhir_index_aliases(false);
+	load_derived(e);
+	for (size_t i = 0; i < n; i++)
+		off[i] = search_any(e, qs[i][0], qs[i][1]);
+	/* the same data in a fresh store with the derived parameters */
+	salus_fhir_index_aliases(true);
+	assert_non_null(salus_fhir_search_aliases());
+	struct env e2 = {0};
+	snprintf(e2.path, sizeof e2.path, "/tmp/salus-test-search-%d-2.db", (int)getpid());
+	unlink(e2.path);
+	struct salus_store_opts o = {.create = true, .readers = 2};
+	assert_int_equal(salus_store_open(e2.path, &o, &e2.st), 0);
+	load_derived(&e2);
+	size_t nonempty = 0;
+	for (size_t i = 0; i < n; i++) {
+		char *on = search_any(&e2, qs[i][0], qs[i][1]);
+		if (strcmp(off[i], on))
+			fprintf(stderr, "%s?%s\n  own rows: %s\n  derived:  %s\n", qs[i][0], qs[i][1], off[i], on);
+		assert_string_equal(off[i], on);
+		nonempty += on[0] != '#' && on[0] != '!';
+		free(on);
+		free(off[i]);
+	}
+	free(off);
+	assert_true(nonempty > n * 3 / 4); /* the searches find something */
+	/* and the first store read with the derived parameters' bases: the old rows stay
+	 * unread, the answers the same (data written before needs no reindex) */
+	char *a = search_any(e, "Observation", "patient=p1&_sort=date"), *b = search_any(&e2, "Observation", "patient=p1&_sort=date");
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	salus_store_free(e2.st);
+	char p[160];
+	unlink(e2.path);
+	snprintf(p, sizeof p, "%s-wal", e2.path);
+	unlink(p);
+	snprintf(p, sizeof p, "%s-shm", e2.path);
+	unlink(p);
+}
+
 int main(void)
 {
 	salus_alloc_install();
@@ -834,6 +1039,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(t_paging, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_plans, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_pairs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_derived, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
