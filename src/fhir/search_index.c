@@ -1784,11 +1784,19 @@ static bool row_of(const struct salus_ix_row *r, uint32_t p)
 {
 	if (r->param == p)
 		return true;
-	if (!al_skipped(p))
+	aliases_once();
+	if (!al_ready || atomic_load_explicit(&al_off, memory_order_relaxed))
 		return false;
-	for (size_t i = 0; i < al_tab.n; i++) /* few rows ask: a scan */
-		if (al_tab.v[i].param == p && al_tab.v[i].base == r->param &&
-		    (!al_tab.v[i].ttype || (r->a && !strcmp(r->a, al_tab.v[i].ttype))))
+	size_t lo = 0, hi = al_tab.n; /* the first entry of p */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (al_tab.v[mid].param < p)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < al_tab.n && al_tab.v[i].param == p; i++)
+		if (al_tab.v[i].base == r->param && (!al_tab.v[i].ttype || (r->a && !strcmp(r->a, al_tab.v[i].ttype))))
 			return true;
 	return false;
 }

@@ -151,6 +151,7 @@ struct held_row {
 	const struct salus_ix_row *r;
 	int64_t rid;
 	uint64_t seq;
+	uint64_t key; /* row_key: the primary key's leading bits, compared before the key itself */
 };
 struct kill_op {
 	int64_t rid;
@@ -239,10 +240,50 @@ static int kill_hold(struct salus_sx_w *w, int64_t rid)
 	return SALUS_OK;
 }
 
+/* The first four bytes of s as a big-endian number (strcmp's order on them). */
+static uint32_t str4(const char *s)
+{
+	uint32_t v = 0;
+	int i = 0;
+	for (; s && i < 4 && s[i]; i++)
+		v = v << 8 | (unsigned char)s[i];
+	return v << (8 * (4 - i));
+}
+
+static int table_of_kind(int kind);
+
+/* A row's sort key: the parameter id, then 32 bits of the first primary-key
+ * column after it, in an order that never contradicts row_pk_cmp's (x's key
+ * below y's implies x's row sorts first), so most comparisons of a group's
+ * rows end on one integer compare. */
+static uint64_t row_key(const struct salus_ix_row *r)
+{
+	uint32_t lead = 0;
+	switch (table_of_kind(r->kind)) {
+	case T_STR:
+	case T_URI: lead = str4(r->a); break;
+	case T_TOK:
+	case T_REF: lead = str4(r->b); break;
+	case T_DATE: lead = (uint32_t)(((uint64_t)r->lo ^ (1ull << 63)) >> 32); break;
+	case T_NUM: {
+		/* doubles in numeric order as unsigned integers (NaN: row_pk_cmp puts them last) */
+		uint64_t u;
+		memcpy(&u, &r->v, sizeof u);
+		u = isnan(r->v) ? UINT64_MAX : (u >> 63) ? ~u : u | (1ull << 63);
+		if (r->v == 0)
+			u = 1ull << 63; /* -0.0 == 0.0 */
+		lead = (uint32_t)(u >> 32);
+		break;
+	}
+	default: break;
+	}
+	return (uint64_t)r->param << 32 | lead;
+}
+
 static int row_hold(struct salus_sx_w *w, int64_t rid, const struct salus_ix_row *r)
 {
 	HOLD_ROOM(w->held, w->nheld, w->capheld);
-	w->held[w->nheld++] = (struct held_row){.r = r, .rid = rid, .seq = w->seq++};
+	w->held[w->nheld++] = (struct held_row){.r = r, .rid = rid, .seq = w->seq++, .key = row_key(r)};
 	return SALUS_OK;
 }
 
@@ -462,6 +503,8 @@ static int row_pk_cmp(const struct held_row *hx, const struct held_row *hy)
 static int held_cmp(const void *pa, const void *pb)
 {
 	const struct held_row *x = *(const struct held_row *const *)pa, *y = *(const struct held_row *const *)pb;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
 	int c = row_pk_cmp(x, y);
 	return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
 }
