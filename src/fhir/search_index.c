@@ -1162,7 +1162,7 @@ static const char *compartment_owner(const struct salus_fhir_index *x, const str
 		uint32_t p = code ? salus_fhir_search_param_id(type, code) : 0;
 		for (size_t i = 0; p && i < x->ix.n; i++) {
 			const struct salus_ix_row *r = &x->rows[i];
-			if (row_of(r, p) && r->kind == SALUS_IX_REFERENCE && r->a && !strcmp(r->a, "Patient") && r->b &&
+			if (r->kind == SALUS_IX_REFERENCE && r->a && !strcmp(r->a, "Patient") && row_of(r, p) && r->b &&
 			    *r->b)
 				return r->b;
 		}
@@ -2061,21 +2061,21 @@ static int index_patient_code(struct ctx *c, const char *type)
 	size_t n = x->ix.n; /* rows added below are not looked at again */
 	bool any_code = false;
 	for (size_t i = 0; i < n && !any_code; i++)
-		any_code = row_of(&x->rows[i], pc) && x->rows[i].kind == SALUS_IX_TOKEN;
+		any_code = x->rows[i].kind == SALUS_IX_TOKEN && row_of(&x->rows[i], pc);
 	if (!any_code)
 		return SALUS_OK;
 	char key[SALUS_MAX_ID + 2];
 	int rc = SALUS_OK;
 	for (size_t i = 0; i < n && !rc; i++) {
 		const struct salus_ix_row *r = &x->rows[i];
-		if (!row_of(r, pp) || r->kind != SALUS_IX_REFERENCE || !r->a || strcmp(r->a, "Patient") || !r->b ||
-		    !*r->b || strlen(r->b) > SALUS_MAX_ID)
+		if (r->kind != SALUS_IX_REFERENCE || !r->a || strcmp(r->a, "Patient") || !r->b || !*r->b ||
+		    strlen(r->b) > SALUS_MAX_ID || !row_of(r, pp))
 			continue;
 		snprintf(key, sizeof key, "%s", r->b);
 		for (size_t k = 0; k < n && !rc; k++) {
 			/* x->rows moves as rows are added: take the row's (arena) strings first */
 			const struct salus_ix_row *t = &x->rows[k];
-			if (!row_of(t, pc) || t->kind != SALUS_IX_TOKEN || !t->b || !*t->b)
+			if (t->kind != SALUS_IX_TOKEN || !t->b || !*t->b || !row_of(t, pc))
 				continue;
 			const char *sys = t->a ? t->a : "", *code = t->b;
 			/* every code of the resource, any system */
