@@ -1046,6 +1046,18 @@ static int index_value(struct ctx *c, uint32_t p, int sptype, json_t *v)
  * valueQuantity writes no code-value-string, code-value-date or
  * code-value-concept rows (about a tenth of the Synthea rows).  Nor does a
  * component write the :text / :of-type rows of a token (ctx.component). */
+/* One selected node: a SampledData is no number or quantity (it has no value;
+ * valid data never indexed one) and gives no rows, so that the terms
+ * `X.ofType(SampledData)` of the quantity parameters select nothing by
+ * construction (derived parameters, below). */
+static int index_node(struct ctx *c, uint32_t p, int sptype, const struct node *n)
+{
+	if ((sptype == SALUS_FHIR_SP_QUANTITY || sptype == SALUS_FHIR_SP_NUMBER) && n->tname && n->tlen == 11 &&
+	    !memcmp(n->tname, "SampledData", 11))
+		return SALUS_OK;
+	return index_value(c, p, sptype, n->v);
+}
+
 static int index_composite(struct ctx *c, const struct salus_fhir_sp *sp, const struct salus_fhir_sp_info *info,
 			   json_t *res)
 {
@@ -1082,7 +1094,7 @@ static int index_composite(struct ctx *c, const struct salus_fhir_sp *sp, const 
 				rc = SALUS_OK;
 			c->component = true;
 			for (size_t j = 0; j < cn.n && !rc; j++)
-				rc = index_value(c, pid(c, comp_id(c->type, info->code, i)), ci.type, cn.v[j].v);
+				rc = index_node(c, pid(c, comp_id(c->type, info->code, i)), ci.type, &cn.v[j]);
 			c->component = false;
 			whole &= c->x->ix.n > before;
 			salus_free(cn.v);
@@ -1448,6 +1460,7 @@ struct al_param {
 	size_t k;
 	bool ok;   /* its terms are known and inside the subset */
 	bool cand; /* derivable (before the no-chains rule) */
+	bool whole; /* a composite on the resource itself: component k is all of base b[k] */
 	size_t nb; /* its bases (indexes), for a candidate */
 	size_t b[AL_TERMS];
 	char ttype[72];
@@ -1488,8 +1501,26 @@ static bool al_split(const char *e, const char *rtype, struct al_param *ap)
 			a++, l--;
 		while (l && a[l - 1] == ' ')
 			l--;
+		/* (X) is X: parentheses are skipped by the evaluator */
+		while (l >= 2 && a[0] == '(' && a[l - 1] == ')') {
+			size_t d = 0, j = 0;
+			for (; j < l; j++) {
+				d += a[j] == '(' ? 1 : 0;
+				d -= a[j] == ')' ? 1 : 0;
+				if (!d)
+					break;
+			}
+			if (j != l - 1)
+				break; /* (a).b(c): not one outer pair */
+			a++;
+			l -= 2;
+		}
 		if (!l)
 			return false;
+		static const char sd[] = ".ofType(SampledData)";
+		if ((ap->info.type == SALUS_FHIR_SP_QUANTITY || ap->info.type == SALUS_FHIR_SP_NUMBER) &&
+		    l > sizeof sd - 1 && !memcmp(a + l - (sizeof sd - 1), sd, sizeof sd - 1))
+			continue; /* gives no rows (index_node) */
 		struct cx_op ops[24];
 		bool other;
 		size_t no = cx_term_parse(a, l, rtype, NULL, &other);
@@ -1569,6 +1600,43 @@ static void al_candidate(const char *type, struct al_param *ps, size_t n, size_t
 			}
 		}
 	}
+	/* a composite on the resource itself (expression: the type): its one group is
+	 * the resource, each component the whole of another parameter */
+	if (p->info.type == SALUS_FHIR_SP_COMPOSITE && p->k == 1 && p->tn[0] == strlen(type) &&
+	    !memcmp(p->ts[0], type, p->tn[0]) && p->info.ncomponents && p->info.ncomponents <= AL_TERMS) {
+		size_t nb = 0;
+		for (size_t k = 0; k < p->info.ncomponents; k++) {
+			const char *cc, *ce;
+			char full[256];
+			if (salus_fhir_sp_component(p->sp, k, &cc, &ce))
+				break;
+			const struct salus_fhir_sp *csp = salus_fhir_sp_find(type, strlen(type), cc, strlen(cc));
+			int fl = !strcmp(ce, "$this") ? snprintf(full, sizeof full, "%s", type)
+						      : snprintf(full, sizeof full, "%s.%s", type, ce);
+			if (!csp || fl <= 0 || (size_t)fl >= sizeof full)
+				break;
+			struct salus_fhir_sp_info ci;
+			salus_fhir_sp_get(csp, &ci);
+			size_t iq = n;
+			for (size_t j = 0; j < n && iq == n; j++) {
+				const struct al_param *q = &ps[j];
+				if (q->ok && q->info.type == ci.type && q->info.type != SALUS_FHIR_SP_COMPOSITE && q->k == 1 &&
+				    q->tn[0] == (size_t)fl && !memcmp(q->ts[0], full, (size_t)fl) &&
+				    !(q->info.type == SALUS_FHIR_SP_TOKEN && code_system(q->info.expression)))
+					iq = j;
+			}
+			if (iq == n)
+				break;
+			p->b[nb++] = iq;
+		}
+		if (nb == p->info.ncomponents) {
+			p->cand = true;
+			p->whole = true;
+			p->nb = nb;
+			p->ttype[0] = 0;
+		}
+		return;
+	}
 	/* a union of other parameters' whole term lists */
 	if (p->info.type == SALUS_FHIR_SP_TOKEN && code_system(p->info.expression))
 		return;
@@ -1601,7 +1669,7 @@ static void al_candidate(const char *type, struct al_param *ps, size_t n, size_t
 	p->ttype[0] = 0;
 }
 
-static int al_add(struct al_table *t, uint32_t param, uint32_t base, const char *ttype)
+static int al_add(struct al_table *t, uint32_t param, uint32_t base, const char *ttype, bool whole)
 {
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? 2 * t->cap : 256;
@@ -1611,7 +1679,7 @@ static int al_add(struct al_table *t, uint32_t param, uint32_t base, const char 
 		t->v = v;
 		t->cap = cap;
 	}
-	t->v[t->n++] = (struct salus_sq_alias){param, base, ttype};
+	t->v[t->n++] = (struct salus_sq_alias){param, base, ttype, whole};
 	return SALUS_OK;
 }
 
@@ -1701,19 +1769,27 @@ static int al_type_build(struct al_table *tab, const struct salus_fhir_type *ty)
 		rc = al_skip_add(tab, p->id);
 		for (size_t j = 0; j < p->nb && !rc; j++) {
 			const struct al_param *q = &ps[p->b[j]];
+			if (p->whole) {
+				uint32_t pk = comp_id(type, p->info.code, j);
+				rc = al_add(tab, pk, q->id, NULL, true);
+				if (!rc)
+					rc = al_add(tab, salus_fhir_search_contained_id(pk), salus_fhir_search_contained_id(q->id),
+						    NULL, true);
+				continue;
+			}
 			if (p->info.type != SALUS_FHIR_SP_COMPOSITE) {
-				rc = al_add(tab, p->id, q->id, tt);
+				rc = al_add(tab, p->id, q->id, tt, false);
 				if (!rc)
 					rc = al_add(tab, salus_fhir_search_contained_id(p->id),
-						    salus_fhir_search_contained_id(q->id), tt);
+						    salus_fhir_search_contained_id(q->id), tt, false);
 				continue;
 			}
 			for (size_t k = 0; k < p->info.ncomponents && !rc; k++) {
 				uint32_t pk = comp_id(type, p->info.code, k), qk = comp_id(type, q->info.code, k);
-				rc = al_add(tab, pk, qk, NULL);
+				rc = al_add(tab, pk, qk, NULL, false);
 				if (!rc)
 					rc = al_add(tab, salus_fhir_search_contained_id(pk), salus_fhir_search_contained_id(qk),
-						    NULL);
+						    NULL, false);
 			}
 		}
 	}
@@ -2120,7 +2196,7 @@ static int cx_index_composite(struct ctx *c, const struct cx_param *cp, json_t *
 				rc = SALUS_OK;
 			c->component = true;
 			for (size_t j = 0; j < cn.n && !rc; j++)
-				rc = index_value(c, pid(c, cc->id), cc->type, cn.v[j].v);
+				rc = index_node(c, pid(c, cc->id), cc->type, &cn.v[j]);
 			c->component = false;
 			whole &= c->x->ix.n > before;
 			salus_free(cn.v);
@@ -2162,7 +2238,7 @@ static int cx_index_params(struct ctx *c, const struct cx_type *ct, json_t *res)
 		}
 		c->code_sys = ns.n ? cp->code_sys : NULL;
 		for (size_t k = 0; k < ns.n && !rc; k++)
-			rc = index_value(c, p, cp->type, ns.v[k].v);
+			rc = index_node(c, p, cp->type, &ns.v[k]);
 		c->code_sys = NULL;
 		salus_free(ns.v);
 	}
@@ -2211,7 +2287,7 @@ static int index_params(struct ctx *c, const struct salus_fhir_type *t, const ch
 		}
 		c->code_sys = info.type == SALUS_FHIR_SP_TOKEN && ns.n ? code_system(info.expression) : NULL;
 		for (size_t k = 0; k < ns.n && !rc; k++)
-			rc = index_value(c, p, info.type, ns.v[k].v);
+			rc = index_node(c, p, info.type, &ns.v[k]);
 		c->code_sys = NULL;
 		salus_free(ns.v);
 	}

@@ -718,6 +718,11 @@ struct salus_sq_alias {
 	uint32_t param;
 	uint32_t base;
 	const char *ttype;
+	/* param is a component of a composite on the resource itself (Observation
+	 * code-value-quantity: code and value-quantity): its group is the resource's
+	 * own (the base's rows: 0, or a contained resource's group), so a composite
+	 * all of whose components are such joins them on that, with no g>0 */
+	bool whole;
 };
 struct salus_sq_aliases {
 	const struct salus_sq_alias *v;

@@ -986,6 +986,23 @@ out:
 		salus_free(types);
 }
 
+/* Is every parameter of a composite's component a component on the resource
+ * itself (struct salus_sq_alias.whole)? */
+static bool comp_whole(const struct salus_sq_clause *comp)
+{
+	const struct salus_sq_aliases *t = atomic_load_explicit(&aliases, memory_order_acquire);
+	size_t k;
+	for (size_t i = 0; i < comp->nparams; i++) {
+		const struct salus_sq_alias *a = alias_of(t, comp->params[i] & ID_BITS, &k);
+		if (!a)
+			return false;
+		for (size_t j = 0; j < k; j++)
+			if (!a[j].whole)
+				return false;
+	}
+	return comp->nparams > 0;
+}
+
 static void params_in(struct cq *c, const char *x, const struct salus_sq_clause *cl, uint32_t bits)
 {
 	(void)bits; /* param ids arrive complete (text and of-type bits included) */
@@ -1571,6 +1588,11 @@ static void clause_sql(struct cq *c, const char *ra, const struct salus_sq_claus
 			snprintf(a0, sizeof a0, "x%d", c->alias);
 			int first = c->alias;
 			c->alias += (int)v->ncomp;
+			/* a composite on the resource itself reads its components' own rows: their group
+			 * is the resource's (0, or a contained resource's); else the composite's groups (>0) */
+			bool whole = true;
+			for (size_t k = 0; k < v->ncomp && whole; k++)
+				whole = comp_whole(&v->comp[k]);
 			emit(c, "EXISTS(SELECT 1 FROM ");
 			for (size_t k = 0; k < v->ncomp; k++) {
 				const char *t = table_of(v->comp[k].kind);
@@ -1582,7 +1604,9 @@ static void clause_sql(struct cq *c, const char *ra, const struct salus_sq_claus
 				if (k)
 					emitf(c, " ON x%d.rid=%s.rid AND x%d.g=%s.g", first + (int)k, a0, first + (int)k, a0);
 			}
-			emitf(c, " WHERE %s.rid=%s.rid AND %s.g>0", a0, ra, a0);
+			emitf(c, " WHERE %s.rid=%s.rid", a0, ra);
+			if (!whole)
+				emitf(c, " AND %s.g>0", a0);
 			for (size_t k = 0; k < v->ncomp && !c->rc; k++) {
 				char xk[16];
 				snprintf(xk, sizeof xk, "x%d", first + (int)k);

@@ -905,7 +905,8 @@ static void load_derived(struct env *e)
 	put(e, "DiagnosticReport", "dr1",
 	    "{\"resourceType\":\"DiagnosticReport\",\"status\":\"final\",\"code\":{\"text\":\"panel\"},"
 	    "\"contained\":[{\"resourceType\":\"Observation\",\"id\":\"o\",\"status\":\"final\",\"subject\":"
-	    "{\"reference\":\"Patient/p2\"},\"code\":{\"coding\":[{\"code\":\"8867-4\"}]}}],"
+	    "{\"reference\":\"Patient/p2\"},\"code\":{\"coding\":[{\"code\":\"8867-4\"}]},"
+	    "\"valueQuantity\":{\"value\":88}}],"
 	    "\"subject\":{\"reference\":\"Patient/p2\"},\"result\":[{\"reference\":\"#o\"}]}");
 	put(e, "Encounter", "en1",
 	    "{\"resourceType\":\"Encounter\",\"status\":\"finished\",\"class\":{\"code\":\"AMB\"},"
@@ -963,6 +964,14 @@ static void t_derived(void **state)
 	    {"Observation", "component-code-value-quantity=8462-4$85"},
 	    {"Observation", "combo-code-value-quantity=8867-4$72"},
 	    {"Observation", "code-value-quantity=8867-4$72"},
+	    {"Observation", "code-value-quantity=http://loinc.org|8867-4$gt70"},
+	    {"Observation", "code-value-quantity=8867-4$gt70,29463-7$gt0"},
+	    {"Observation", "code-value-quantity=85354-9$130"},
+	    {"Observation", "code-value-quantity=8867-4$60&patient:missing=true"},
+	    {"Observation", "code-value-quantity=8867-4$lt1000&_sort=-value-quantity"},
+	    {"Observation", "_contained=true&code-value-quantity=8867-4$88"},
+	    {"Observation", "_contained=true&code-value-quantity=8867-4$72"},
+	    {"Observation", "code-value-concept=8867-4$x"},
 	    {"Observation", "_contained=true&patient=p2"},
 	    {"Observation", "_contained=both&patient=p2"},
 	    {"Patient", "_has:Observation:patient:code=8867-4"},
@@ -1006,6 +1015,8 @@ static void t_derived(void **state)
 			fprintf(stderr, "%s?%s\n  own rows: %s\n  derived:  %s\n", qs[i][0], qs[i][1], off[i], on);
 		assert_string_equal(off[i], on);
 		nonempty += on[0] != '#' && on[0] != '!';
+		if (getenv("SALUS_TEST_VERBOSE"))
+			fprintf(stderr, "%s?%s -> %s\n", qs[i][0], qs[i][1], on);
 		free(on);
 		free(off[i]);
 	}
