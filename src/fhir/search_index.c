@@ -820,12 +820,15 @@ static int index_token(struct ctx *c, uint32_t p, json_t *v)
 	if (json_is_array(coding) || (text && !json_object_get(v, "value"))) {
 		size_t i;
 		json_t *cd;
+		bool same = false; /* the text is a coding's display: the very same :text row */
 		json_array_foreach(coding, i, cd)
 		{
 			if ((rc = index_coding(c, p, cd)))
 				return rc;
+			const char *disp = text ? jstr(cd, "display") : NULL;
+			same |= disp && !strcmp(disp, text);
 		}
-		if (text)
+		if (text && !same)
 			rc = add_string(c, p | SALUS_SQ_TEXT_BIT, text, strlen(text));
 		return rc;
 	}
