@@ -64,7 +64,7 @@ static bool comp_patient_row(const struct salus_ix_row *row, const uint32_t *v, 
 	if (row->kind != SALUS_IX_REFERENCE || !row->a || strcmp(row->a, "Patient"))
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (row->param == v[i])
+		if (salus_fhir_index_row_is(row, v[i])) /* derived parameters read their bases' rows */
 			return true;
 	return false;
 }
@@ -581,6 +581,17 @@ static bool has_param(const struct salus_sq_clause *cl, uint32_t param)
 	return false;
 }
 
+/* Is r a row of one of the clause's parameters (derived ones read their bases' rows)? */
+static bool row_in_clause(const struct salus_sq_clause *cl, const struct salus_ix_row *r)
+{
+	if (has_param(cl, r->param))
+		return true;
+	for (size_t i = 0; i < cl->nparams; i++)
+		if (salus_fhir_index_row_is(r, cl->params[i]))
+			return true;
+	return false;
+}
+
 static bool clause_matches(const struct salus_sq_clause *cl, const struct salus_ix *ix, const char *id)
 {
 	if (cl->kind == SALUS_SQ_ID) {
@@ -595,7 +606,7 @@ static bool clause_matches(const struct salus_sq_clause *cl, const struct salus_
 	bool present = false, any = false;
 	for (size_t k = 0; k < ix->n; k++) {
 		const struct salus_ix_row *r = &ix->rows[k];
-		if (r->kind != cl->kind || !has_param(cl, r->param))
+		if (r->kind != cl->kind || !row_in_clause(cl, r))
 			continue;
 		present = true;
 		for (size_t i = 0; i < cl->nvals && !any; i++)

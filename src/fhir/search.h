@@ -73,6 +73,10 @@ void salus_fhir_index_interpret(bool on);
  * salus_fhir_index_aliases(false) writes and reads every parameter's own
  * rows again (the stored-row version), true restores the default. */
 const struct salus_sq_aliases *salus_fhir_search_aliases(void);
+/* Is r (a row of a salus_fhir_index) a row of parameter id param (flag bits
+ * included)?  Its own, or its base's for a derived parameter: for code that
+ * reads a resource's rows by parameter in memory (the access checks). */
+bool salus_fhir_index_row_is(const struct salus_ix_row *r, uint32_t param);
 void salus_fhir_index_aliases(bool on);
 
 /* Only the compartment owner of res (salus_ix.patient, whose record key seals

@@ -1858,7 +1858,7 @@ static bool al_skipped(uint32_t p)
 	return bsearch(&p, al_tab.skip, al_tab.nskip, sizeof p, u32_cmp) != NULL;
 }
 
-/* Is r a row of parameter p (not contained): its own, or a base's that p derives from? */
+/* Is r a row of parameter p (flag bits included): its own, or a base's that p derives from? */
 static bool row_of(const struct salus_ix_row *r, uint32_t p)
 {
 	if (r->param == p)
@@ -1866,18 +1866,25 @@ static bool row_of(const struct salus_ix_row *r, uint32_t p)
 	aliases_once();
 	if (!al_ready || atomic_load_explicit(&al_off, memory_order_relaxed))
 		return false;
-	size_t lo = 0, hi = al_tab.n; /* the first entry of p */
+	uint32_t id = p & 0x3FFFFFFFu, bits = p & ~0x3FFFFFFFu;
+	size_t lo = 0, hi = al_tab.n; /* the first entry of id */
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (al_tab.v[mid].param < p)
+		if (al_tab.v[mid].param < id)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	for (size_t i = lo; i < al_tab.n && al_tab.v[i].param == p; i++)
-		if (al_tab.v[i].base == r->param && (!al_tab.v[i].ttype || (r->a && !strcmp(r->a, al_tab.v[i].ttype))))
+	for (size_t i = lo; i < al_tab.n && al_tab.v[i].param == id; i++)
+		if ((al_tab.v[i].base | bits) == r->param &&
+		    (!al_tab.v[i].ttype || (r->a && !strcmp(r->a, al_tab.v[i].ttype))))
 			return true;
 	return false;
+}
+
+bool salus_fhir_index_row_is(const struct salus_ix_row *r, uint32_t param)
+{
+	return row_of(r, param);
 }
 
 static int cx_type_compile(struct cx_all *all, const struct salus_fhir_type *t, struct cx_type *ct)
