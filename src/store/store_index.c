@@ -244,10 +244,9 @@ static int kill_hold(struct salus_sx_w *w, int64_t rid)
 static uint32_t str4(const char *s)
 {
 	uint32_t v = 0;
-	int i = 0;
-	for (; s && i < 4 && s[i]; i++)
-		v = v << 8 | (unsigned char)s[i];
-	return v << (8 * (4 - i));
+	for (int i = 0; i < 4; i++)
+		v = v << 8 | (s && *s ? (unsigned char)*s++ : 0u);
+	return v;
 }
 
 static int table_of_kind(int kind);
