@@ -702,6 +702,14 @@ static void t_plans(void **state)
 	    {"Observation", "code=8302-2&status=final&_sort=-date&_count=5"},
 	    {"Observation", "patient:Patient.name=smi&code=8302-2,8867-4&_sort=date"},
 	    {"Encounter", "subject:Patient.family=smi"},
+	    /* derived parameters (t_derived): subject rows to a Patient, the resource's own composite */
+	    {"Observation", "patient=p1&_sort=-date"},
+	    {"Encounter", "patient=p1&_sort=date"},
+	    {"Observation", "patient=p1&code-value-quantity=8867-4$gt70"},
+	    {"Observation", "combo-code=8480-6&_sort=patient"},
+	    {"Patient", "_has:Observation:patient:code=8867-4"},
+	    {NULL, "patient=p1"},
+	    {NULL, "patient=Patient/p1&_type=Observation,Encounter,Condition"},
 	};
 	for (size_t i = 0; i < sizeof queries / sizeof *queries; i++) {
 		struct salus_param ps[8];
@@ -720,8 +728,8 @@ static void t_plans(void **state)
 			sq.with_total = v == 1;
 			char *plan = NULL;
 			assert_int_equal(salus_store_search_plan(e->st, &sq, v == 2, &plan), 0);
-			if (!plan_scans_only_m(plan))
-				fprintf(stderr, "%s?%s (%s)\n%s\n", queries[i][0], queries[i][1],
+			if (!plan_scans_only_m(plan) || (getenv("SALUS_TEST_VERBOSE") && v == 0))
+				fprintf(stderr, "%s?%s (%s)\n%s\n", queries[i][0] ? queries[i][0] : "(system)", queries[i][1],
 					v == 2 ? "count" : v ? "page with total" : "page", plan);
 			assert_true(plan_scans_only_m(plan));
 			assert_non_null(strstr(plan, "SEARCH "));
