@@ -506,9 +506,10 @@ static int choice_values(json_t *o, const char *name, size_t nn, struct nodes *o
 	json_t *v;
 	json_object_foreach(o, k, v)
 	{
-		size_t kl = strlen(k);
-		if (kl <= nn || memcmp(k, name, nn) || k[nn] < 'A' || k[nn] > 'Z')
+		/* most keys differ at once: no strlen for them */
+		if (k[0] != name[0] || strncmp(k, name, nn) || k[nn] < 'A' || k[nn] > 'Z')
 			continue;
+		size_t kl = strlen(k);
 		char t[64];
 		bool known = salus_fhir_type_find(k + nn, kl - nn);
 		if (!known && kl - nn < sizeof t) {
