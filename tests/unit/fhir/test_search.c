@@ -930,7 +930,8 @@ static void load_derived(struct env *e)
 /* Searches on the derived parameters (patient, combo-*), their modifiers,
  * :missing, :not, sort, chains, _has, includes, compartments, system-wide
  * and _contained: the same answers and totals from the data written with
- * every parameter's own rows (aliases off) as with the derived ones. */
+ * every parameter's own rows (aliases off) as with the derived ones, and from
+ * the former read through the derivation (data written before: no reindex). */
 static void t_derived(void **state)
 {
 	struct env *e = *state;
@@ -1025,17 +1026,19 @@ static void t_derived(void **state)
 		nonempty += on[0] != '#' && on[0] != '!';
 		if (getenv("SALUS_TEST_VERBOSE"))
 			fprintf(stderr, "%s?%s -> %s\n", qs[i][0], qs[i][1], on);
+		/* and the first store (data written before: every parameter's own rows) read
+		 * through the derivation: its old rows stay unread, the answers the same, so
+		 * existing data needs no reindex */
+		char *old = search_any(e, qs[i][0], qs[i][1]);
+		if (strcmp(old, on))
+			fprintf(stderr, "%s?%s\n  old data: %s\n  derived:  %s\n", qs[i][0], qs[i][1], old, on);
+		assert_string_equal(old, on);
+		free(old);
 		free(on);
 		free(off[i]);
 	}
 	free(off);
 	assert_true(nonempty > n * 3 / 4); /* the searches find something */
-	/* and the first store read with the derived parameters' bases: the old rows stay
-	 * unread, the answers the same (data written before needs no reindex) */
-	char *a = search_any(e, "Observation", "patient=p1&_sort=date"), *b = search_any(&e2, "Observation", "patient=p1&_sort=date");
-	assert_string_equal(a, b);
-	free(a);
-	free(b);
 	salus_store_free(e2.st);
 	char p[160];
 	unlink(e2.path);
