@@ -1784,17 +1784,20 @@ static void matches_ix(struct cq *c, const struct salus_sq *q, const struct leve
 	emit(c, ") d");
 }
 
-/* Does the driver of an ix_only level yield its rows in rid order?  A token
- * equality (system|code, |code; the patient+code pairs are such) of one
- * parameter and one value, alone in its level: the rows are a range of the
- * table's primary key (p, code, sys, rid, g) with p, code and sys fixed. */
+/* Does the driver of an ix_only level yield its rows in rid order?  An
+ * equality of one parameter and one value, alone in its level, on the
+ * columns before rid in its table's primary key: a token system|code or
+ * |code (p, code, sys, rid, g; the patient+code pairs are such), a local
+ * reference with its type (p, tid, ttype, rid, ...). */
 static bool rid_ordered(const struct salus_sq *q, const struct level *lv)
 {
 	const struct salus_sq_clause *cl = &q->clauses[lv->best];
-	if (lv->ninner || cl->kind != SALUS_SQ_TOKEN || cl->nparams != 1 || cl->nvals != 1 || cl->negate ||
-	    cl->missing)
+	if (lv->ninner || cl->nparams != 1 || cl->nvals != 1 || cl->negate || cl->missing)
 		return false;
-	return cl->vals[0].op == SALUS_SQ_TOK_SYS_CODE || cl->vals[0].op == SALUS_SQ_TOK_NOSYS;
+	const struct salus_sq_val *v = &cl->vals[0];
+	if (cl->kind == SALUS_SQ_TOKEN)
+		return v->op == SALUS_SQ_TOK_SYS_CODE || v->op == SALUS_SQ_TOK_NOSYS;
+	return cl->kind == SALUS_SQ_REFERENCE && v->op == SALUS_SQ_REF_LOCAL && v->a;
 }
 
 /* The first page of such a level, unsorted: the page m is the driver itself,

@@ -831,6 +831,34 @@ static void t_ordered(void **state)
 		}
 		salus_fhir_search_free(s);
 	}
+	/* a local reference with its type: (p, tid, ttype, rid, ...) */
+	for (int i = 0; i < 4; i++) {
+		snprintf(id, sizeof id, "e%d", i);
+		snprintf(body, sizeof body,
+			 "{\"resourceType\":\"Encounter\",\"status\":\"finished\",\"class\":{\"code\":\"AMB\"},"
+			 "\"subject\":{\"reference\":\"Patient/%s\"}}",
+			 i == 2 ? "o02" : "o01");
+		put(e, "Encounter", id, body);
+	}
+	EXPECT(e, "Encounter", "subject=Patient/o01", "Encounter/e0,Encounter/e1,Encounter/e3");
+	EXPECT(e, "Encounter", "patient=o01&_count=2", "Encounter/e0,Encounter/e1");
+	assert_int_equal(search_total(e, "Encounter", "subject=Patient/o01&_count=2"), 3);
+	assert_int_equal(search_total(e, "Encounter", "subject=o02"), 1);
+	{
+		struct salus_param ps[] = {{"subject", "Patient/o01"}};
+		struct salus_fhir_search *s;
+		const char *why;
+		char *plan = NULL;
+		assert_int_equal(salus_fhir_search_parse("Encounter", ps, 1, false, &s, &why), 0);
+		struct salus_sq sq = *salus_fhir_search_query(s);
+		sq.with_total = true;
+		assert_int_equal(salus_store_search_plan(e->st, &sq, false, &plan), 0);
+		assert_null(strstr(plan, "TEMP B-TREE"));
+		assert_null(strstr(plan, "MATERIALIZE"));
+		assert_non_null(strstr(plan, "USING PRIMARY KEY (p=? AND tid=? AND ttype=?)"));
+		salus_free(plan);
+		salus_fhir_search_free(s);
+	}
 	/* a deleted match is gone from the answer and its total */
 	struct salus_fhir_req rq = {.op = SALUS_FHIR_DELETE, .base = "https://x/fhir"};
 	struct salus_fhir_resp rs;
