@@ -1800,7 +1800,8 @@ static bool rid_ordered(const struct salus_sq *q, const struct level *lv)
 	return cl->kind == SALUS_SQ_REFERENCE && v->op == SALUS_SQ_REF_LOCAL && v->a;
 }
 
-/* The first page of such a level, unsorted: the page m is the driver itself,
+/* A page of such a level, unsorted (the first, or the next after a cursor):
+ * the page m is the driver itself,
  * read in its primary key's order up to the LIMIT (its DISTINCT compares
  * each rid with the one before: no temporary b-tree), and the total is a
  * count over the same index range — no materialized matches and no sort
@@ -1822,7 +1823,17 @@ static int compile_ordered(struct cq *c, const struct salus_sq *q, const struct 
 	}
 	emit(c, " FROM (");
 	c->pk_only = true;
+	int a = c->alias; /* the driver's alias: x<a> */
 	driver_bare(c, q, lv);
+	if (q->after && !c->rc) { /* a page after a cursor "i<rid>": the next rids of the range */
+		const char *p = q->after;
+		if (strlen(p) > CURSOR_MAX)
+			return c->rc = SALUS_EINVALID;
+		emitf(c, " AND x%d.rid>", a);
+		int rc = cursor_field(c, &p, KT_INT);
+		if (rc || *p)
+			return c->rc = rc ? rc : SALUS_EINVALID;
+	}
 	emit(c, " ORDER BY 1 LIMIT ");
 	P_int(c, q->count);
 	emit(c, ") m CROSS JOIN sx_res r ON r.rid=m.rid CROSS JOIN resource res ON res.type=r.type AND res.id=r.id");
@@ -1851,7 +1862,7 @@ static int compile(struct cq *c, const struct salus_sq *q, bool count)
 		where_sq(c, "r", q);
 		return c->rc;
 	}
-	if (ixo && !q->after && !q->nsort && rid_ordered(q, &lv))
+	if (ixo && !q->before && !q->nsort && rid_ordered(q, &lv))
 		return compile_ordered(c, q, &lv);
 	/* the matches m0 with their sort keys; with a total, materialized once and
 	 * counted (before the cursor's filter): every match is computed for the

@@ -815,9 +815,11 @@ static void t_ordered(void **state)
 		struct salus_fhir_search *s;
 		const char *why;
 		assert_int_equal(salus_fhir_search_parse("Patient", ps, 1, false, &s, &why), 0);
-		for (int v = 0; v < 2; v++) {
+		for (int v = 0; v < 3; v++) {
 			struct salus_sq sq = *salus_fhir_search_query(s);
-			sq.with_total = v == 1;
+			sq.with_total = v >= 1;
+			if (v == 2)
+				sq.after = "i2"; /* a page after a cursor */
 			char *plan = NULL;
 			assert_int_equal(salus_store_search_plan(e->st, &sq, false, &plan), 0);
 			if (strstr(plan, "TEMP B-TREE") || strstr(plan, "MATERIALIZE"))
