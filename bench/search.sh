@@ -15,7 +15,9 @@
 # Usage: bench/search.sh [PATIENTS]   (default 1333).  SALUS_BIN names the
 # binary (default ./build/salus); BENCH_KEEP=1 keeps the work directory;
 # BENCH_DATA=DIR reuses a loaded data directory (skips generation and load);
-# BENCH_QUERIES="obs name" runs only those.
+# BENCH_QUERIES="obs name" runs only those.  BENCH_AB="BIN1 BIN2" compares
+# binaries: each round serves the data with each in turn (one at a time) and
+# runs every query once (after 2 s unmeasured); the medians per binary are printed.
 # Write cost of indexing: BENCH_WRITE=N (default 20000; 0: skip) loads the
 # first N generated resources into two fresh stores, with and without
 # `--no-index`, and prints both rates and their ratio (skipped with BENCH_DATA).
@@ -75,18 +77,26 @@ if [ -z "${BENCH_DATA:-}" ]; then
 fi
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
 "$SALUS_BIN" client add --data "$data" --id "bench$$" --scope 'system/*.cruds' --secret-file "$work/secret" >/dev/null 2>&1
-"$SALUS_BIN" serve --data "$data" --listen "127.0.0.1:$PORT" --log.level warn --server.rate_limit 0 >"$work/salus.log" 2>&1 &
-salus_pid=$!
 base=https://127.0.0.1:$PORT
 curl_() { curl -sS --cacert "$data/tls/cert.pem" "$@"; }
-for _ in $(seq 1 600); do
-	curl_ -o /dev/null "$base/health/live" 2>/dev/null && break
-	kill -0 "$salus_pid" 2>/dev/null || { cat "$work/salus.log" >&2; exit 1; }
-	sleep 0.05
-done
-token=$(curl_ -u "bench$$:$(cat "$work/secret")" -d grant_type=client_credentials "$base/auth/token" |
-	sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
-[ -n "$token" ] || { echo "bench: no token" >&2; exit 1; }
+# serve BIN: start BIN on the data directory, wait until it answers, take a token
+serve() {
+	"$1" serve --data "$data" --listen "127.0.0.1:$PORT" --log.level warn --server.rate_limit 0 >"$work/salus.log" 2>&1 &
+	salus_pid=$!
+	for _ in $(seq 1 600); do
+		curl_ -o /dev/null "$base/health/live" 2>/dev/null && break
+		kill -0 "$salus_pid" 2>/dev/null || { cat "$work/salus.log" >&2; exit 1; }
+		sleep 0.05
+	done
+	token=$(curl_ -u "bench$$:$(cat "$work/secret")" -d grant_type=client_credentials "$base/auth/token" |
+		sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+	[ -n "$token" ] || { echo "bench: no token" >&2; exit 1; }
+}
+unserve() {
+	kill "$salus_pid" 2>/dev/null && wait "$salus_pid" 2>/dev/null || true
+	salus_pid=
+}
+serve "$SALUS_BIN"
 
 # pick the subjects of the queries from the data itself
 get() { curl_ -H "Authorization: Bearer $token" "$base/fhir/$1"; }
@@ -111,17 +121,52 @@ total=$(get '?_summary=count' | python3 -c 'import sys, json; print(json.load(sy
 echo "salus search bench: $(nproc) cores, $total resources, $CONNS connections, $THREADS wrk threads, ${SECS}s x $ROUNDS rounds, $("$SALUS_BIN" version)"
 export BENCH_DIR=$here BENCH_TOKEN=$token
 QUERIES=${BENCH_QUERIES:-obs name ident chain revinc}
+# one wrk run of query $1 against the running server: a RESULT line with its CPU per request and the load
+measure() {
+	local c0 c1 res
+	c0=$(awk '{print $14 + $15}' "/proc/$salus_pid/stat")
+	res=$(BENCH_NAME=$1 BENCH_PATH=${Q[$1]} wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --timeout 10s --latency \
+		-s "$here/read.lua" "$base" | grep '^RESULT')
+	c1=$(awk '{print $14 + $15}' "/proc/$salus_pid/stat")
+	echo "$res" | awk -v c0="$c0" -v c1="$c1" -v t="$(getconf CLK_TCK)" -v l="$(cut -d' ' -f1 /proc/loadavg)" \
+		'{ printf "%s %.0f %s\n", $0, $6 ? (c1 - c0) * 1e6 / t / $6 : 0, l }'
+}
+if [ -n "${BENCH_AB:-}" ]; then
+	# A/B: the binaries of BENCH_AB in turn on the same data, one server at a time, each query once a
+	# round; the median of the rounds per binary (the CPU column is the comparison on a busy machine)
+	unserve
+	for r in $(seq 1 "$ROUNDS"); do
+		i=0
+		for bin in $BENCH_AB; do
+			i=$((i + 1))
+			serve "$bin"
+			export BENCH_TOKEN=$token
+			for name in $QUERIES; do
+				# a fresh server's reader connections start cold: 2 s unmeasured first
+				BENCH_NAME=$name BENCH_PATH=${Q[$name]} wrk -t"$THREADS" -c"$CONNS" -d2s -s "$here/read.lua" "$base" >/dev/null
+				measure "$name" | sed "s/^RESULT /RESULT $i:/" >>"$work/results"
+			done
+			unserve
+		done
+	done
+	echo "bin:name req/s p50_ms p99_ms requests non2xx errors server_cpu_us/req load (median of $ROUNDS by req/s)"
+	i=0
+	for bin in $BENCH_AB; do
+		i=$((i + 1))
+		echo "$i = $bin"
+		for name in $QUERIES; do
+			grep "^RESULT $i:$name " "$work/results" | sort -k3 -n |
+				awk -v r="$ROUNDS" 'NR == int((r + 1) / 2) { print $2, $3, $4, $5, $6, $7, $8, $9, $10 }'
+		done
+	done
+	exit 0
+fi
 for name in $QUERIES; do
 	path=${Q[$name]}
 	n=$(curl_ -H "Authorization: Bearer $token" "$base$path" | python3 -c 'import sys, json; b = json.load(sys.stdin); print(len(b.get("entry", [])), b.get("total"))')
 	echo "query $name: $path (entries, total: $n)"
 	for r in $(seq 1 "$ROUNDS"); do
-		c0=$(awk '{print $14 + $15}' "/proc/$salus_pid/stat")
-		res=$(BENCH_NAME=$name BENCH_PATH=$path wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --timeout 10s --latency \
-			-s "$here/read.lua" "$base" | grep '^RESULT')
-		c1=$(awk '{print $14 + $15}' "/proc/$salus_pid/stat")
-		echo "$res" | awk -v c0="$c0" -v c1="$c1" -v t="$(getconf CLK_TCK)" -v l="$(cut -d' ' -f1 /proc/loadavg)" \
-			'{ printf "%s %.0f %s\n", $0, $6 ? (c1 - c0) * 1e6 / t / $6 : 0, l }' >>"$work/results"
+		measure "$name" >>"$work/results"
 	done
 done
 echo "name req/s p50_ms p99_ms requests non2xx errors server_cpu_us/req load (median of $ROUNDS by req/s)"

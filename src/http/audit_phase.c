@@ -16,11 +16,12 @@ void salus_patient_set_release(struct salus_patient_set *ps)
 
 void salus_patient_set_add(struct salus_patient_set *ps, const char *id, size_t n)
 {
-	if (!salus_fhir_id_valid(id, n) || ps->n == SALUS_AUDIT_MAX_PATIENTS)
-		return;
+	/* the set first: a search's hits mostly name the same few patients again */
 	for (size_t i = 0; i < ps->n; i++)
 		if (!strncmp(ps->ids[i], id, n) && ps->ids[i][n] == 0)
 			return;
+	if (!salus_fhir_id_valid(id, n) || ps->n == SALUS_AUDIT_MAX_PATIENTS)
+		return;
 	if (ps->n == ps->cap) {
 		size_t cap = ps->cap ? ps->cap * 2 : 8;
 		char **v = salus_realloc(ps->ids, cap * sizeof *v);

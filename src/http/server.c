@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -95,6 +96,7 @@ struct req {
 	bool has_who;
 	bool write_audited; /* the write's AuditEvent committed with it (audited_write) */
 	bool preflight;     /* a CORS preflight (OPTIONS) answered with the Allow-* headers */
+	int cork_fd;        /* the socket corked by send_response until on_completed, or -1 */
 	/* last: ~47 KB, most of it a denial array that is never cleared (new_req) */
 	struct salus_policy pol; /* the access decision (policy/policy.h), given to the FHIR layer */
 };
@@ -106,6 +108,7 @@ static struct req *new_req(void)
 	struct req *r = salus_malloc(sizeof *r);
 	if (r) {
 		memset(r, 0, offsetof(struct req, pol));
+		r->cork_fd = -1;
 		salus_policy_clear(&r->pol);
 	}
 	return r;
@@ -171,6 +174,30 @@ static void set_error(struct req *r, int rc, const char *why)
 	r->content_type = "application/fhir+json; charset=utf-8";
 }
 
+/* One transmission per response.  Over TLS libmicrohttpd writes the header
+ * and the body as separate records, each its own sendmsg that the kernel
+ * pushes at once (TCP_NODELAY): on loopback every push runs the receiver's
+ * TCP path and wakes it, ~8 % of the server's CPU on a one-hit search.  The
+ * socket is corked while the response is written (libmicrohttpd sets no
+ * cork of its own on TLS writes of a complete response, docs/search.md) and
+ * uncorked in on_completed, called once the last byte is handed to the
+ * kernel: full segments still leave as they fill, the rest with the uncork. */
+static void cork(struct req *r)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int on = 1;
+	if (ci && !setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on))
+		r->cork_fd = ci->connect_fd;
+}
+
+static void uncork(struct req *r)
+{
+	int off = 0;
+	if (r->cork_fd >= 0)
+		(void)setsockopt(r->cork_fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+	r->cork_fd = -1;
+}
+
 static enum MHD_Result send_response(struct req *r)
 {
 	size_t len;
@@ -207,6 +234,7 @@ static enum MHD_Result send_response(struct req *r)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie);
 	if (r->frs.status == 405)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST, PUT, PATCH, DELETE");
+	cork(r);
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->frs.status, resp);
 	MHD_destroy_response(resp);
 	r->state = REQ_SENT;
@@ -1356,6 +1384,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	struct req *r = *req_cls;
 	if (!r)
 		return;
+	uncork(r);
 	salus_log(SALUS_LOG_DEBUG, "http.request", "method=%s route=%s type=%s status=%d ms=%lld end=%d", r->method,
 		  r->route ? r->route : "none", r->frq.type[0] ? r->frq.type : "-", r->frs.status,
 		  (long long)(salus_mono_ms() - r->t0), (int)toe);

@@ -742,6 +742,146 @@ static void t_plans(void **state)
 	}
 }
 
+/* A token equality driving alone (system|code, |code; store_index.c
+ * compile_ordered): its page is read in the primary key's rid order with no
+ * materialized matches and no sort, its total counted on the index range.
+ * The same answers, order, totals and pages as before: a resource with the
+ * token twice is one match, paging by cursor sees each once, a delete. */
+static void t_ordered(void **state)
+{
+	struct env *e = *state;
+	char id[16], body[320];
+	for (int i = 0; i < 12; i++) {
+		snprintf(id, sizeof id, "o%02d", i);
+		snprintf(body, sizeof body,
+			 "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"urn:ord\",\"value\":\"X\"}%s%s]}",
+			 i == 3 ? ",{\"system\":\"urn:ord\",\"value\":\"X\",\"use\":\"old\"}" : "",
+			 i % 4 == 1 ? ",{\"value\":\"Y\"}" : "");
+		put(e, "Patient", id, body);
+	}
+	put(e, "Patient", "other", "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"urn:ord\",\"value\":\"Z\"}]}");
+	EXPECT(e, "Patient", "identifier=urn:ord|X",
+	       "Patient/o00,Patient/o01,Patient/o02,Patient/o03,Patient/o04,Patient/o05,Patient/o06,Patient/o07,"
+	       "Patient/o08,Patient/o09,Patient/o10,Patient/o11");
+	EXPECT(e, "Patient", "identifier=urn:ord|X&_count=4", "Patient/o00,Patient/o01,Patient/o02,Patient/o03");
+	EXPECT(e, "Patient", "identifier=|Y", "Patient/o01,Patient/o05,Patient/o09");
+	EXPECT(e, "Patient", "identifier=urn:ord|W", "");
+	assert_int_equal(search_total(e, "Patient", "identifier=urn:ord|X"), 12);
+	assert_int_equal(search_total(e, "Patient", "identifier=urn:ord|X&_count=4"), 12);
+	assert_int_equal(search_total(e, "Patient", "identifier=urn:ord|X&_count=4&_total=none"), -1);
+	assert_int_equal(search_total(e, "Patient", "identifier=urn:ord|X&_summary=count"), 12);
+	assert_int_equal(search_total(e, "Patient", "identifier=|Y&_count=1"), 3);
+	assert_int_equal(search_total(e, "Patient", "identifier=urn:ord|W"), 0);
+	/* through the handler, following next links: each match once, in rid order */
+	char cursor[1024] = "", seen[512] = "";
+	int pages = 0;
+	for (;;) {
+		struct salus_param ps[3] = {{"identifier", "urn:ord|X"}, {"_count", "5"}};
+		size_t np = 2;
+		if (cursor[0])
+			ps[np++] = (struct salus_param){"_cursor", cursor};
+		struct salus_fhir_req rq = {.op = SALUS_FHIR_SEARCH_TYPE, .base = "https://x/fhir", .params = ps,
+					    .nparams = np};
+		snprintf(rq.type, sizeof rq.type, "Patient");
+		struct salus_fhir_resp rs;
+		salus_fhir_resp_init(&rs);
+		assert_int_equal(salus_fhir_handle(e->st, &rq, &rs), 200);
+		json_t *b = json_loads(rs.body.p, 0, NULL);
+		assert_int_equal(json_integer_value(json_object_get(b, "total")), 12);
+		size_t i;
+		json_t *x;
+		json_array_foreach(json_object_get(b, "entry"), i, x)
+		{
+			strcat(seen, json_string_value(json_object_get(json_object_get(x, "resource"), "id")));
+			strcat(seen, ",");
+		}
+		pages++;
+		const char *next = NULL;
+		json_array_foreach(json_object_get(b, "link"), i, x)
+		{
+			if (!strcmp(json_string_value(json_object_get(x, "relation")), "next"))
+				next = json_string_value(json_object_get(x, "url"));
+		}
+		if (next) {
+			const char *c = strstr(next, "_cursor=");
+			assert_non_null(c);
+			snprintf(cursor, sizeof cursor, "%s", c + 8);
+			char *amp = strchr(cursor, '&');
+			if (amp)
+				*amp = 0;
+		}
+		json_decref(b);
+		salus_fhir_resp_release(&rs);
+		if (!next)
+			break;
+	}
+	assert_int_equal(pages, 3);
+	assert_string_equal(seen, "o00,o01,o02,o03,o04,o05,o06,o07,o08,o09,o10,o11,");
+	/* the plans: the driver's primary key in order, no materialized matches, no temporary b-tree */
+	{
+		struct salus_param ps[] = {{"identifier", "urn:ord|X"}};
+		struct salus_fhir_search *s;
+		const char *why;
+		assert_int_equal(salus_fhir_search_parse("Patient", ps, 1, false, &s, &why), 0);
+		for (int v = 0; v < 3; v++) {
+			struct salus_sq sq = *salus_fhir_search_query(s);
+			sq.with_total = v >= 1;
+			if (v == 2)
+				sq.after = "i2"; /* a page after a cursor */
+			char *plan = NULL;
+			assert_int_equal(salus_store_search_plan(e->st, &sq, false, &plan), 0);
+			if (strstr(plan, "TEMP B-TREE") || strstr(plan, "MATERIALIZE"))
+				fprintf(stderr, "%s\n", plan);
+			assert_null(strstr(plan, "TEMP B-TREE"));
+			assert_null(strstr(plan, "MATERIALIZE"));
+			assert_non_null(strstr(plan, "USING PRIMARY KEY (p=? AND code=? AND sys=?)"));
+			assert_true(plan_scans_only_m(plan));
+			assert_true(page_not_sorted_again(plan));
+			salus_free(plan);
+		}
+		salus_fhir_search_free(s);
+	}
+	/* a local reference with its type: (p, tid, ttype, rid, ...) */
+	for (int i = 0; i < 4; i++) {
+		snprintf(id, sizeof id, "e%d", i);
+		snprintf(body, sizeof body,
+			 "{\"resourceType\":\"Encounter\",\"status\":\"finished\",\"class\":{\"code\":\"AMB\"},"
+			 "\"subject\":{\"reference\":\"Patient/%s\"}}",
+			 i == 2 ? "o02" : "o01");
+		put(e, "Encounter", id, body);
+	}
+	EXPECT(e, "Encounter", "subject=Patient/o01", "Encounter/e0,Encounter/e1,Encounter/e3");
+	EXPECT(e, "Encounter", "patient=o01&_count=2", "Encounter/e0,Encounter/e1");
+	assert_int_equal(search_total(e, "Encounter", "subject=Patient/o01&_count=2"), 3);
+	assert_int_equal(search_total(e, "Encounter", "subject=o02"), 1);
+	{
+		struct salus_param ps[] = {{"subject", "Patient/o01"}};
+		struct salus_fhir_search *s;
+		const char *why;
+		char *plan = NULL;
+		assert_int_equal(salus_fhir_search_parse("Encounter", ps, 1, false, &s, &why), 0);
+		struct salus_sq sq = *salus_fhir_search_query(s);
+		sq.with_total = true;
+		assert_int_equal(salus_store_search_plan(e->st, &sq, false, &plan), 0);
+		assert_null(strstr(plan, "TEMP B-TREE"));
+		assert_null(strstr(plan, "MATERIALIZE"));
+		assert_non_null(strstr(plan, "USING PRIMARY KEY (p=? AND tid=? AND ttype=?)"));
+		salus_free(plan);
+		salus_fhir_search_free(s);
+	}
+	/* a deleted match is gone from the answer and its total */
+	struct salus_fhir_req rq = {.op = SALUS_FHIR_DELETE, .base = "https://x/fhir"};
+	struct salus_fhir_resp rs;
+	snprintf(rq.type, sizeof rq.type, "Patient");
+	snprintf(rq.id, sizeof rq.id, "o03");
+	salus_fhir_resp_init(&rs);
+	int st = salus_fhir_handle(e->st, &rq, &rs);
+	assert_true(st == 200 || st == 204);
+	salus_fhir_resp_release(&rs);
+	EXPECT(e, "Patient", "identifier=urn:ord|X&_count=4", "Patient/o00,Patient/o01,Patient/o02,Patient/o04");
+	assert_int_equal(search_total(e, "Patient", "identifier=urn:ord|X&_count=4"), 11);
+}
+
 /* Parsing of the set modifiers and of values with separators in them:
  * expected clause contents worked out from the R4 definitions. */
 static const struct salus_sq_clause *parse1(const char *type, const char *base, const char *name, const char *value,
@@ -1062,6 +1202,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(t_plans, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_pairs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(t_derived, setup, teardown),
+	    cmocka_unit_test_setup_teardown(t_ordered, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
