@@ -799,6 +799,7 @@ static int run_transaction(struct ctx *c)
 				if (e->text.n) {
 					w->raw = e->text.p;
 					w->raw_len = e->text.n;
+					w->raw_compact = true; /* copied from the strictly parsed body */
 				} else if (!c->map.n) {
 					w->raw = e->raw.p;
 					w->raw_len = e->raw.n;

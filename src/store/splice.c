@@ -674,3 +674,99 @@ int salus_json_splice(struct salus_buf *out, const char *raw, size_t n, const ch
 		return rc;
 	return salus_buf_addc(out, '}');
 }
+
+/* `"key":"value"`: both server-made ASCII (a name, digits, an instant). */
+static int put_member(struct salus_buf *out, const char *key, const char *val)
+{
+	int rc;
+	if ((rc = salus_buf_addc(out, '"')) || (rc = salus_buf_adds(out, key)) || (rc = salus_buf_add(out, "\":\"", 3)) ||
+	    (rc = salus_buf_adds(out, val)))
+		return rc;
+	return salus_buf_addc(out, '"');
+}
+
+/* The merged meta of salus_json_splice_compact: the client's meta members in
+ * their order, versionId and lastUpdated replaced where they stand or added
+ * at the end (what jansson's dump of the stamped tree writes). */
+static int put_meta_compact(struct salus_buf *out, struct salus_slice meta, const char *vid, const char *instant)
+{
+	struct salus_json_iter it;
+	struct salus_slice k, v;
+	bool have_vid = false, have_lu = false, first = true;
+	int rc;
+	if ((rc = salus_buf_addc(out, '{')))
+		return rc;
+	if (meta.p) {
+		if (salus_json_iter_init_checked(&it, meta.p, meta.n) || it.close != '}')
+			return SALUS_EINVALID;
+		while ((rc = salus_json_iter_next(&it, &k, &v)) == 1) {
+			if (has_backslash(k))
+				return SALUS_EINVALID; /* an escaped key could spell versionId */
+			if ((!first && (rc = salus_buf_addc(out, ','))))
+				return rc;
+			first = false;
+			if (salus_slice_eq(k, "versionId")) {
+				have_vid = true;
+				rc = put_member(out, "versionId", vid);
+			} else if (salus_slice_eq(k, "lastUpdated")) {
+				have_lu = true;
+				rc = put_member(out, "lastUpdated", instant);
+			} else {
+				rc = salus_buf_add(out, k.p - 1, (size_t)(v.p + v.n - (k.p - 1)));
+			}
+			if (rc)
+				return rc;
+		}
+		if (rc)
+			return rc;
+	}
+	if (!have_vid) {
+		if ((!first && (rc = salus_buf_addc(out, ','))) || (rc = put_member(out, "versionId", vid)))
+			return rc;
+		first = false;
+	}
+	if (!have_lu && ((!first && (rc = salus_buf_addc(out, ','))) || (rc = put_member(out, "lastUpdated", instant))))
+		return rc;
+	return salus_buf_addc(out, '}');
+}
+
+int salus_json_splice_compact(struct salus_buf *out, const char *raw, size_t n, const char *id, const char *vid,
+			      const char *instant)
+{
+	struct salus_json_iter it;
+	struct salus_slice k, v, rt = {NULL, 0}, meta = {NULL, 0};
+	struct salus_slice mk[SPLICE_MEMBERS], mv[SPLICE_MEMBERS];
+	size_t nm = 0;
+	int rc;
+
+	if ((rc = salus_json_iter_init_checked(&it, raw, n)) || it.close != '}')
+		return SALUS_EINVALID;
+	while ((rc = salus_json_iter_next(&it, &k, &v)) == 1) {
+		if (has_backslash(k) || nm == SPLICE_MEMBERS)
+			return SALUS_EINVALID; /* the caller takes the general path */
+		if (salus_slice_eq(k, "resourceType"))
+			rt = v;
+		else if (salus_slice_eq(k, "meta"))
+			meta = v;
+		mk[nm] = k;
+		mv[nm++] = v;
+	}
+	if (rc)
+		return rc;
+	if (!rt.p || rt.n < 2 || rt.p[0] != '"' || (meta.p && meta.p[0] != '{'))
+		return SALUS_EINVALID;
+	if ((rc = salus_buf_adds(out, "{\"resourceType\":")) || (rc = salus_buf_add(out, rt.p, rt.n)) ||
+	    (id && ((rc = salus_buf_adds(out, ",\"id\":")) || (rc = put_escaped(out, id)))) ||
+	    (rc = salus_buf_adds(out, ",\"meta\":")) || (rc = put_meta_compact(out, meta, vid, instant)))
+		return rc;
+	for (size_t i = 0; i < nm; i++) {
+		k = mk[i];
+		v = mv[i];
+		if (salus_slice_eq(k, "resourceType") || salus_slice_eq(k, "id") || salus_slice_eq(k, "meta"))
+			continue;
+		/* `,"key":value` as written: the text is compact */
+		if ((rc = salus_buf_addc(out, ',')) || (rc = salus_buf_add(out, k.p - 1, (size_t)(v.p + v.n - (k.p - 1)))))
+			return rc;
+	}
+	return salus_buf_addc(out, '}');
+}

@@ -169,7 +169,7 @@ static int meta_text(json_t *meta, struct salus_buf *m)
 	return json_dump_callback(meta, json_to_buf, m, JSON_COMPACT) ? SALUS_ENOMEM : SALUS_OK;
 }
 
-int salus_store_stamp_raw(json_t *res, const char *raw, size_t raw_len, const char *id, long version,
+int salus_store_stamp_raw(json_t *res, const char *raw, size_t raw_len, bool compact, const char *id, long version,
 			  int64_t updated_ms, char **json, size_t *len)
 {
 	struct salus_buf m, b;
@@ -179,6 +179,22 @@ int salus_store_stamp_raw(json_t *res, const char *raw, size_t raw_len, const ch
 		return salus_store_stamp(res, id, version, updated_ms, json, len);
 	if ((rc = stamp_tree(res, id, version, updated_ms)))
 		return rc;
+	if (compact) {
+		/* the meta merged from the text, not dumped from the tree: one pass, no jansson */
+		char vid[24], instant[SALUS_INSTANT_LEN];
+		snprintf(vid, sizeof vid, "%ld", version);
+		salus_instant_format(updated_ms, instant);
+		salus_buf_init(&b, SALUS_STORE_MAX_JSON);
+		rc = salus_json_splice_compact(&b, raw, raw_len, id, vid, instant);
+		if (!rc) {
+			*json = salus_buf_detach(&b, len);
+			return *json ? SALUS_OK : SALUS_ENOMEM;
+		}
+		salus_buf_release(&b);
+		if (rc != SALUS_EINVALID)
+			return rc;
+		/* not the common shape: the general splice below decides */
+	}
 	salus_buf_init(&m, SALUS_STORE_MAX_JSON);
 	if ((rc = meta_text(json_object_get(res, "meta"), &m))) {
 		salus_buf_release(&m);
