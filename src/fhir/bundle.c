@@ -690,6 +690,29 @@ static const char *rewrite_raw(void *ctx, struct salus_slice key, struct salus_s
 
 /* ---- the response ---- */
 
+/* Three strings appended. */
+static int adds3(struct salus_buf *b, const char *x, const char *y, const char *z)
+{
+	int rc;
+	if ((rc = salus_buf_adds(b, x)) || (rc = salus_buf_adds(b, y)))
+		return rc;
+	return salus_buf_adds(b, z);
+}
+
+/* A version number (>= 0) in decimal, as "%ld" writes it. */
+static void fmt_version(char out[24], long v)
+{
+	char t[24];
+	size_t n = 0, k = 0;
+	unsigned long u = v < 0 ? 0 : (unsigned long)v;
+	do
+		t[n++] = (char)('0' + u % 10);
+	while ((u /= 10));
+	while (n)
+		out[k++] = t[--n];
+	out[k] = 0;
+}
+
 static int add_entry_response(struct ctx *c, struct salus_buf *b, size_t i, const struct salus_write *w)
 {
 	struct entry *e = &c->e[i];
@@ -698,21 +721,25 @@ static int add_entry_response(struct ctx *c, struct salus_buf *b, size_t i, cons
 	if (rc)
 		return rc;
 	if (w && w->json && e->act != A_DELETE) {
-		if ((rc = salus_buf_addf(b, "\"fullUrl\":\"%s/%s\",", c->rq->base, e->target)))
+		if ((rc = adds3(b, "\"fullUrl\":\"", c->rq->base, "/")) || (rc = adds3(b, e->target, "\",", "")))
 			return rc;
 		if (rep && ((rc = salus_buf_adds(b, "\"resource\":")) || (rc = salus_buf_add(b, w->json, w->len)) ||
 			    (rc = salus_buf_addc(b, ','))))
 			return rc;
 	}
 	if (w) {
-		char when[SALUS_INSTANT_LEN];
+		/* one entry per written resource: formatted without printf */
+		char when[SALUS_INSTANT_LEN], ver[24];
 		int status = e->act == A_DELETE ? 204 : w->created ? 201 : 200;
-		rc = salus_buf_addf(b, "\"response\":{\"status\":\"%s\"", reason(status));
-		if (!rc && e->act != A_DELETE)
-			rc = salus_buf_addf(b, ",\"location\":\"%s/%s/_history/%ld\"", e->rq.type, w->id_out, w->version);
+		fmt_version(ver, w->version);
+		rc = adds3(b, "\"response\":{\"status\":\"", reason(status), "\"");
+		if (!rc && e->act != A_DELETE && !(rc = adds3(b, ",\"location\":\"", e->rq.type, "/")) &&
+		    !(rc = adds3(b, w->id_out, "/_history/", ver)))
+			rc = salus_buf_addc(b, '"');
 		if (!rc && w->version) {
 			salus_instant_format(w->updated_ms, when);
-			rc = salus_buf_addf(b, ",\"etag\":\"W/\\\"%ld\\\"\",\"lastModified\":\"%s\"", w->version, when);
+			if (!(rc = adds3(b, ",\"etag\":\"W/\\\"", ver, "\\\"\",\"lastModified\":\"")))
+				rc = adds3(b, when, "\"", "");
 		}
 		return rc ? rc : salus_buf_adds(b, "}}");
 	}

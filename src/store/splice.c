@@ -322,6 +322,25 @@ static const unsigned char skip_class[256] = {
 	['"'] = 3, ['\\'] = 2, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1,
 };
 
+/* Bytes salus_json_copy_checked stops at outside strings: skip_class's 1
+ * ("{}[]) and whitespace (4). */
+static const unsigned char copy_class[256] = {
+	['"'] = 1, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1, [' '] = 4, ['\t'] = 4, ['\n'] = 4, ['\r'] = 4,
+};
+
+/* salus_buf_add for the many short runs of a copy: within the capacity the
+ * buffer already has, a memcpy (the invariants hold: n < cap <= max + 1). */
+static inline int add_run(struct salus_buf *b, const char *p, size_t n)
+{
+	if (b->cap && n < b->cap - b->n) {
+		memcpy(b->p + b->n, p, n);
+		b->n += n;
+		b->p[b->n] = 0;
+		return 0;
+	}
+	return salus_buf_add(b, p, n);
+}
+
 /* Skip the value at p[*i] of text known to be valid JSON: strings to their
  * closing quote, containers to their matching bracket, literals to the next
  * delimiter.  A table lookup per byte between the bytes that matter. */
@@ -507,13 +526,13 @@ int salus_json_copy_checked(struct salus_buf *out, const char *p, size_t n, salu
 	run = i;
 	salus_buf_init(&scratch, SALUS_MAX_BODY);
 	while (!rc) {
-		while (i < n && !(skip_class[u[i]] & 1) && !is_ws(p[i]))
+		while (i < n && !copy_class[u[i]])
 			i++;
 		if (i >= n)
 			break;
 		char c = p[i];
-		if (is_ws(c)) {
-			if (i > run && (rc = salus_buf_add(out, p + run, i - run)))
+		if (copy_class[u[i]] & 4) {
+			if (i > run && (rc = add_run(out, p + run, i - run)))
 				break;
 			while (i < n && is_ws(p[i]))
 				i++;
@@ -564,7 +583,7 @@ int salus_json_copy_checked(struct salus_buf *out, const char *p, size_t n, salu
 			const char *rep = cb(ctx, keys[d], dec);
 			if (!rep)
 				continue;
-			if ((s0 > run && (rc = salus_buf_add(out, p + run, s0 - run))) || (rc = put_escaped(out, rep)))
+			if ((s0 > run && (rc = add_run(out, p + run, s0 - run))) || (rc = put_escaped(out, rep)))
 				break;
 			run = i;
 		}
@@ -572,7 +591,7 @@ int salus_json_copy_checked(struct salus_buf *out, const char *p, size_t n, salu
 	if (!rc && (d || i > n))
 		rc = SALUS_EINVALID;
 	if (!rc && n > run)
-		rc = salus_buf_add(out, p + run, n - run);
+		rc = add_run(out, p + run, n - run);
 	salus_buf_release(&scratch);
 	return rc;
 }
@@ -765,7 +784,7 @@ int salus_json_splice_compact(struct salus_buf *out, const char *raw, size_t n, 
 		if (salus_slice_eq(k, "resourceType") || salus_slice_eq(k, "id") || salus_slice_eq(k, "meta"))
 			continue;
 		/* `,"key":value` as written: the text is compact */
-		if ((rc = salus_buf_addc(out, ',')) || (rc = salus_buf_add(out, k.p - 1, (size_t)(v.p + v.n - (k.p - 1)))))
+		if ((rc = add_run(out, ",", 1)) || (rc = add_run(out, k.p - 1, (size_t)(v.p + v.n - (k.p - 1)))))
 			return rc;
 	}
 	return salus_buf_addc(out, '}');
