@@ -6,6 +6,7 @@
  */
 #include "store/splice.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -328,6 +329,23 @@ static const unsigned char copy_class[256] = {
 	['"'] = 1, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1, [' '] = 4, ['\t'] = 4, ['\n'] = 4, ['\r'] = 4,
 };
 
+/* The end of the whitespace at p[i]: pretty-printed text indents with runs
+ * of spaces, taken eight at a time. */
+static inline size_t skip_ws_run(const char *p, size_t n, size_t i)
+{
+	static const uint64_t spaces = 0x2020202020202020ull;
+	uint64_t x;
+	while (i + 8 <= n) {
+		memcpy(&x, p + i, 8);
+		if (x != spaces)
+			break;
+		i += 8;
+	}
+	while (i < n && (copy_class[(unsigned char)p[i]] & 4))
+		i++;
+	return i;
+}
+
 /* salus_buf_add for the many short runs of a copy: within the capacity the
  * buffer already has, a memcpy (the invariants hold: n < cap <= max + 1). */
 static inline int add_run(struct salus_buf *b, const char *p, size_t n)
@@ -534,8 +552,7 @@ int salus_json_copy_checked(struct salus_buf *out, const char *p, size_t n, salu
 		if (copy_class[u[i]] & 4) {
 			if (i > run && (rc = add_run(out, p + run, i - run)))
 				break;
-			while (i < n && is_ws(p[i]))
-				i++;
+			i = skip_ws_run(p, n, i);
 			run = i;
 		} else if (c == '{' || c == '[') {
 			if (d + 1 >= (int)(sizeof keys / sizeof keys[0])) {
@@ -565,9 +582,7 @@ int salus_json_copy_checked(struct salus_buf *out, const char *p, size_t n, salu
 			}
 			i++;
 			struct salus_slice str = {p + s0 + 1, i - s0 - 2};
-			size_t j = i;
-			while (j < n && is_ws(p[j]))
-				j++;
+			size_t j = i < n && (copy_class[u[i]] & 4) ? skip_ws_run(p, n, i) : i;
 			if (j < n && p[j] == ':') {
 				keys[d] = str;
 				continue;
