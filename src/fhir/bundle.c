@@ -957,9 +957,15 @@ int salus_fhir_bundle(struct salus_store *st, const struct salus_fhir_req *rq, s
 	struct salus_slice k, v;
 	/* the parser notes where each entry's resource is in the text */
 	struct salus_json_marks marks = {.outer = "entry", .inner = "resource"};
+	/* the Bundle's tree is carved from an arena (core/alloc.h): it lives only
+	 * in this call, and nothing keeps a node of it past the json_decref below */
+	struct salus_json_arena arena = {0};
+	salus_json_arena_enter(&arena);
 	int rc = salus_json_parse_strict_marks(rq->body, rq->body_len, &doc, why, sizeof why, &marks);
+	salus_json_arena_leave(&arena);
 	if (rc) {
 		salus_free(marks.at);
+		salus_json_arena_release(&arena);
 		return rs->status = salus_fhir_outcome(&rs->body, rc, why, NULL);
 	}
 	const char *rt = json_string_value(json_object_get(doc, "resourceType"));
@@ -1052,6 +1058,7 @@ out_entries:
 	salus_free(c.map.s);
 out_doc:
 	json_decref(doc);
+	salus_json_arena_release(&arena);
 	salus_free(marks.at);
 	return rs->status;
 }
