@@ -188,18 +188,18 @@ int salus_store_stamp_raw(json_t *res, const char *raw, size_t raw_len, bool com
 		char vid[24], instant[SALUS_INSTANT_LEN];
 		snprintf(vid, sizeof vid, "%ld", version);
 		salus_instant_format(updated_ms, instant);
-		if ((rc = stamp_tree_as(res, id, vid, instant)))
-			return rc;
 		salus_buf_init(&b, SALUS_STORE_MAX_JSON);
 		rc = salus_json_splice_compact(&b, raw, raw_len, id, vid, instant);
 		if (!rc) {
 			*json = salus_buf_detach(&b, len);
-			return *json ? SALUS_OK : SALUS_ENOMEM;
+			return *json ? SALUS_OK : SALUS_ENOMEM; /* res is left as it is (store.h) */
 		}
 		salus_buf_release(&b);
 		if (rc != SALUS_EINVALID)
 			return rc;
-		/* not the common shape: the general splice decides (the tree is stamped) */
+		/* not the common shape: the general splice decides, from the stamped tree */
+		if ((rc = stamp_tree_as(res, id, vid, instant)))
+			return rc;
 	} else if ((rc = stamp_tree(res, id, version, updated_ms))) {
 		return rc;
 	}
