@@ -22,6 +22,35 @@ char *salus_strndup(const char *s, size_t n);
 /* Route jansson's allocations through the seam.  Call once at start-up. */
 void salus_alloc_install(void);
 
+/* ---- JSON arenas -------------------------------------------------------------
+ * A request's parsed JSON tree is tens of thousands of small jansson
+ * allocations, each malloc'ed and later freed one by one (and the frees make
+ * glibc consolidate its fast bins when some thread next frees a large block).
+ * Between salus_json_arena_enter and _leave, jansson's allocations on the
+ * calling thread are carved from the arena instead; jansson's frees of arena
+ * memory (on any thread) do nothing, and salus_json_arena_release gives the
+ * memory back at once.  Rules: a tree built in an arena (every value jansson
+ * allocated while it was entered) must be gone — json_decref'ed, no reference
+ * kept anywhere — before the arena is released; memory jansson hands to its
+ * caller (json_dumps text) must not be allocated while an arena is entered.
+ * Chunks come from one address range reserved at the first use, so telling
+ * arena memory from malloc's is two compares; when it cannot be reserved, or
+ * is used up, the arena falls back to salus_malloc (nothing changes but speed).
+ * salus_alloc_install() must have been called for arenas to take effect. */
+struct salus_json_arena {
+	void *chunk;    /* the chunk being carved (its first word links the previous one) */
+	size_t used;
+	size_t nchunks; /* chunks held */
+	void *prev;     /* the thread's arena before enter (arenas do not nest across threads) */
+};
+/* Start carving the calling thread's jansson allocations from a (zeroed by
+ * the caller: `struct salus_json_arena a = {0};`). */
+void salus_json_arena_enter(struct salus_json_arena *a);
+/* Stop (allocations go to salus_malloc again); a keeps its memory. */
+void salus_json_arena_leave(struct salus_json_arena *a);
+/* Give a's chunks back (see the rules above); a is empty and reusable. */
+void salus_json_arena_release(struct salus_json_arena *a);
+
 /* Testing: fail the n-th allocation from now (1-based), and every one after it
  * when `sticky`; 0 disables.  Returns the number of allocations since the last
  * call (handy to size a torture loop). */

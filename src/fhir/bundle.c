@@ -690,6 +690,29 @@ static const char *rewrite_raw(void *ctx, struct salus_slice key, struct salus_s
 
 /* ---- the response ---- */
 
+/* Three strings appended. */
+static int adds3(struct salus_buf *b, const char *x, const char *y, const char *z)
+{
+	int rc;
+	if ((rc = salus_buf_adds(b, x)) || (rc = salus_buf_adds(b, y)))
+		return rc;
+	return salus_buf_adds(b, z);
+}
+
+/* A version number (>= 0) in decimal, as "%ld" writes it. */
+static void fmt_version(char out[24], long v)
+{
+	char t[24];
+	size_t n = 0, k = 0;
+	unsigned long u = v < 0 ? 0 : (unsigned long)v;
+	do
+		t[n++] = (char)('0' + u % 10);
+	while ((u /= 10));
+	while (n)
+		out[k++] = t[--n];
+	out[k] = 0;
+}
+
 static int add_entry_response(struct ctx *c, struct salus_buf *b, size_t i, const struct salus_write *w)
 {
 	struct entry *e = &c->e[i];
@@ -698,21 +721,25 @@ static int add_entry_response(struct ctx *c, struct salus_buf *b, size_t i, cons
 	if (rc)
 		return rc;
 	if (w && w->json && e->act != A_DELETE) {
-		if ((rc = salus_buf_addf(b, "\"fullUrl\":\"%s/%s\",", c->rq->base, e->target)))
+		if ((rc = adds3(b, "\"fullUrl\":\"", c->rq->base, "/")) || (rc = adds3(b, e->target, "\",", "")))
 			return rc;
 		if (rep && ((rc = salus_buf_adds(b, "\"resource\":")) || (rc = salus_buf_add(b, w->json, w->len)) ||
 			    (rc = salus_buf_addc(b, ','))))
 			return rc;
 	}
 	if (w) {
-		char when[SALUS_INSTANT_LEN];
+		/* one entry per written resource: formatted without printf */
+		char when[SALUS_INSTANT_LEN], ver[24];
 		int status = e->act == A_DELETE ? 204 : w->created ? 201 : 200;
-		rc = salus_buf_addf(b, "\"response\":{\"status\":\"%s\"", reason(status));
-		if (!rc && e->act != A_DELETE)
-			rc = salus_buf_addf(b, ",\"location\":\"%s/%s/_history/%ld\"", e->rq.type, w->id_out, w->version);
+		fmt_version(ver, w->version);
+		rc = adds3(b, "\"response\":{\"status\":\"", reason(status), "\"");
+		if (!rc && e->act != A_DELETE && !(rc = adds3(b, ",\"location\":\"", e->rq.type, "/")) &&
+		    !(rc = adds3(b, w->id_out, "/_history/", ver)))
+			rc = salus_buf_addc(b, '"');
 		if (!rc && w->version) {
 			salus_instant_format(w->updated_ms, when);
-			rc = salus_buf_addf(b, ",\"etag\":\"W/\\\"%ld\\\"\",\"lastModified\":\"%s\"", w->version, when);
+			if (!(rc = adds3(b, ",\"etag\":\"W/\\\"", ver, "\\\"\",\"lastModified\":\"")))
+				rc = adds3(b, when, "\"", "");
 		}
 		return rc ? rc : salus_buf_adds(b, "}}");
 	}
@@ -799,6 +826,7 @@ static int run_transaction(struct ctx *c)
 				if (e->text.n) {
 					w->raw = e->text.p;
 					w->raw_len = e->text.n;
+					w->raw_compact = true; /* copied from the strictly parsed body */
 				} else if (!c->map.n) {
 					w->raw = e->raw.p;
 					w->raw_len = e->raw.n;
@@ -930,9 +958,15 @@ int salus_fhir_bundle(struct salus_store *st, const struct salus_fhir_req *rq, s
 	struct salus_slice k, v;
 	/* the parser notes where each entry's resource is in the text */
 	struct salus_json_marks marks = {.outer = "entry", .inner = "resource"};
+	/* the Bundle's tree is carved from an arena (core/alloc.h): it lives only
+	 * in this call, and nothing keeps a node of it past the json_decref below */
+	struct salus_json_arena arena = {0};
+	salus_json_arena_enter(&arena);
 	int rc = salus_json_parse_strict_marks(rq->body, rq->body_len, &doc, why, sizeof why, &marks);
+	salus_json_arena_leave(&arena);
 	if (rc) {
 		salus_free(marks.at);
+		salus_json_arena_release(&arena);
 		return rs->status = salus_fhir_outcome(&rs->body, rc, why, NULL);
 	}
 	const char *rt = json_string_value(json_object_get(doc, "resourceType"));
@@ -1025,6 +1059,7 @@ out_entries:
 	salus_free(c.map.s);
 out_doc:
 	json_decref(doc);
+	salus_json_arena_release(&arena);
 	salus_free(marks.at);
 	return rs->status;
 }

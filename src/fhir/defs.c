@@ -8,6 +8,7 @@
  * nothing allocates.  Layouts: defs_int.h.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -253,22 +254,151 @@ static bool key_matches(const struct salus_fhir_elem *e, const char *key, size_t
 	return false;
 }
 
+/* The first child of (t, parent) that key[0..n) names: a walk over the siblings. */
+static const struct salus_fhir_elem *child_scan(const struct salus_fhir_type *t, const struct salus_fhir_elem *parent,
+						const char *key, size_t n, size_t *ti)
+{
+	for (const struct salus_fhir_elem *e = salus_fhir_elem_first_child(t, parent); e;
+	     e = salus_fhir_elem_next_sibling(e))
+		if (key_matches(e, key, n, ti))
+			return e;
+	return NULL;
+}
+
+/* ---- child lookup by hash -----------------------------------------------------
+ * Validation looks up every JSON key of a resource among its parent's children;
+ * the walk compares each sibling's path.  A table built once holds every
+ * (parent, JSON key) pair the walk can answer — each child's name, and each
+ * choice element's name + capitalised type code — with the answer: the first
+ * sibling that matches, as the walk finds it.  Parents: a type's root
+ * (its index), or an element (SALUS_FHIR_NTYPES + row, after contentReference). */
+#define CH_SLOTS 32768 /* a power of two, over twice the (parent, key) pairs of R4 (~16,000) */
+struct ch_slot {
+	uint32_t hash; /* 0: empty */
+	uint32_t parent;
+	uint16_t elem;
+	uint16_t ti;
+};
+static struct ch_slot ch_tab[CH_SLOTS];
+static bool ch_ok;
+static pthread_once_t ch_once = PTHREAD_ONCE_INIT;
+
+_Static_assert(SALUS_FHIR_NELEMS < 0xFFFF, "element rows fit the child table");
+
+static uint32_t ch_hash(uint32_t parent, const char *key, size_t n)
+{
+	uint32_t h = 2166136261u ^ parent * 16777619u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)key[i]) * 16777619u;
+	return h ? h : 1;
+}
+
+static uint32_t ch_parent(const struct salus_fhir_type *t, const struct salus_fhir_elem *parent)
+{
+	if (!parent)
+		return (uint32_t)(t - salus_fhir_types);
+	if (parent->ref >= 0)
+		parent = &salus_fhir_elems[parent->ref];
+	return (uint32_t)(SALUS_FHIR_NTYPES + elem_idx(parent));
+}
+
+/* The slot of (parent, key), or NULL: the answer is "no child". */
+static const struct ch_slot *ch_find(uint32_t parent, const char *key, size_t n, size_t *ti)
+{
+	uint32_t h = ch_hash(parent, key, n);
+	for (size_t i = h & (CH_SLOTS - 1);; i = (i + 1) & (CH_SLOTS - 1)) {
+		const struct ch_slot *s = &ch_tab[i];
+		if (!s->hash)
+			return NULL;
+		if (s->hash == h && s->parent == parent && key_matches(&salus_fhir_elems[s->elem], key, n, ti) &&
+		    *ti == s->ti)
+			return s;
+	}
+}
+
+/* Add (parent, key) → (e, ti) unless an earlier sibling answers it; false when full. */
+static bool ch_add(uint32_t parent, const char *key, size_t n, const struct salus_fhir_elem *e, size_t ti)
+{
+	size_t ti2;
+	uint32_t h = ch_hash(parent, key, n);
+	size_t i = h & (CH_SLOTS - 1), probes = 0;
+	for (; ch_tab[i].hash; i = (i + 1) & (CH_SLOTS - 1)) {
+		const struct ch_slot *s = &ch_tab[i];
+		if (s->hash == h && s->parent == parent && key_matches(&salus_fhir_elems[s->elem], key, n, &ti2))
+			return true; /* the walk finds the earlier one */
+		if (++probes == CH_SLOTS)
+			return false;
+	}
+	ch_tab[i] = (struct ch_slot){.hash = h, .parent = parent, .elem = (uint16_t)elem_idx(e), .ti = (uint16_t)ti};
+	return true;
+}
+
+static bool ch_add_children(const struct salus_fhir_type *t, const struct salus_fhir_elem *parent)
+{
+	uint32_t pk = ch_parent(t, parent);
+	char key[256];
+	for (const struct salus_fhir_elem *e = salus_fhir_elem_first_child(t, parent); e;
+	     e = salus_fhir_elem_next_sibling(e)) {
+		const char *name = POOL(e->path) + e->name_at;
+		size_t nl = strlen(name);
+		if (!(e->flags & SALUS_FHIR_EF_CHOICE)) {
+			if (!ch_add(pk, name, nl, e, 0))
+				return false;
+			continue;
+		}
+		size_t bl = nl - 3; /* "value[x]" */
+		for (size_t i = 0; i < e->tref_count; i++) {
+			const char *code = POOL(salus_fhir_trefs[e->tref_first + i].code);
+			size_t cl = strlen(code);
+			if (!cl || bl + cl > sizeof key)
+				return false;
+			memcpy(key, name, bl);
+			memcpy(key + bl, code, cl);
+			if (key[bl] >= 'a' && key[bl] <= 'z')
+				key[bl] = (char)(key[bl] - 'a' + 'A');
+			if (!ch_add(pk, key, bl + cl, e, i))
+				return false;
+		}
+	}
+	return true;
+}
+
+static void ch_init(void)
+{
+	bool ok = true;
+	for (size_t i = 0; i < SALUS_FHIR_NTYPES && ok; i++)
+		ok = ch_add_children(&salus_fhir_types[i], NULL);
+	for (size_t i = 0; i < SALUS_FHIR_NELEMS && ok; i++) {
+		const struct salus_fhir_elem *e = &salus_fhir_elems[i];
+		if (e->ref < 0) /* a contentReference's children are its target's, added with it */
+			ok = ch_add_children(&salus_fhir_types[e->owner], e);
+	}
+	ch_ok = ok; /* else every lookup walks (never with the R4 tables: test_defs) */
+}
+
+bool salus_fhir_elem_child_indexed(void)
+{
+	pthread_once(&ch_once, ch_init);
+	return ch_ok;
+}
+
 const struct salus_fhir_elem *salus_fhir_elem_child(const struct salus_fhir_type *t,
 						    const struct salus_fhir_elem *parent,
 						    const char *key, size_t n, size_t *type_index)
 {
 	size_t ti = 0;
+	const struct salus_fhir_elem *e;
 	if (!key || !n)
 		return NULL;
-	for (const struct salus_fhir_elem *e = salus_fhir_elem_first_child(t, parent); e;
-	     e = salus_fhir_elem_next_sibling(e)) {
-		if (key_matches(e, key, n, &ti)) {
-			if (type_index)
-				*type_index = ti;
-			return e;
-		}
+	if (salus_fhir_elem_child_indexed() && (t || parent)) {
+		const struct ch_slot *s = ch_find(ch_parent(t, parent), key, n, &ti);
+		e = s ? &salus_fhir_elems[s->elem] : NULL;
+	} else {
+		e = child_scan(t, parent, key, n, &ti);
 	}
-	return NULL;
+	if (e && type_index)
+		*type_index = ti;
+	return e;
 }
 
 const struct salus_fhir_elem *salus_fhir_elem_find(const char *path, size_t n)

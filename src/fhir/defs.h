@@ -151,6 +151,10 @@ const struct salus_fhir_elem *salus_fhir_elem_child(const struct salus_fhir_type
 						    const struct salus_fhir_elem *parent,
 						    const char *key, size_t n,
 						    size_t *type_index /* OUT, may be NULL */);
+/* True when salus_fhir_elem_child answers from a table built at its first
+ * call (every parent's keys, hashed) instead of walking the siblings: always
+ * with the R4 tables (test_defs checks both give the same answers). */
+bool salus_fhir_elem_child_indexed(void);
 /* Find an element by a dotted path of element names starting with a type
  * name: "Patient.birthDate", "Patient.contact.name", "Observation.value[x]",
  * "Questionnaire.item.item.linkId" (through contentReference).  Choice

@@ -6,6 +6,7 @@
  */
 #include "store/splice.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -322,6 +323,42 @@ static const unsigned char skip_class[256] = {
 	['"'] = 3, ['\\'] = 2, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1,
 };
 
+/* Bytes salus_json_copy_checked stops at outside strings: skip_class's 1
+ * ("{}[]) and whitespace (4). */
+static const unsigned char copy_class[256] = {
+	['"'] = 1, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1, [' '] = 4, ['\t'] = 4, ['\n'] = 4, ['\r'] = 4,
+};
+
+/* The end of the whitespace at p[i]: pretty-printed text indents with runs
+ * of spaces, taken eight at a time. */
+static inline size_t skip_ws_run(const char *p, size_t n, size_t i)
+{
+	static const uint64_t spaces = 0x2020202020202020ull;
+	uint64_t x;
+	while (i + 8 <= n) {
+		memcpy(&x, p + i, 8);
+		if (x != spaces)
+			break;
+		i += 8;
+	}
+	while (i < n && (copy_class[(unsigned char)p[i]] & 4))
+		i++;
+	return i;
+}
+
+/* salus_buf_add for the many short runs of a copy: within the capacity the
+ * buffer already has, a memcpy (the invariants hold: n < cap <= max + 1). */
+static inline int add_run(struct salus_buf *b, const char *p, size_t n)
+{
+	if (b->cap && n < b->cap - b->n) {
+		memcpy(b->p + b->n, p, n);
+		b->n += n;
+		b->p[b->n] = 0;
+		return 0;
+	}
+	return salus_buf_add(b, p, n);
+}
+
 /* Skip the value at p[*i] of text known to be valid JSON: strings to their
  * closing quote, containers to their matching bracket, literals to the next
  * delimiter.  A table lookup per byte between the bytes that matter. */
@@ -507,16 +544,15 @@ int salus_json_copy_checked(struct salus_buf *out, const char *p, size_t n, salu
 	run = i;
 	salus_buf_init(&scratch, SALUS_MAX_BODY);
 	while (!rc) {
-		while (i < n && !(skip_class[u[i]] & 1) && !is_ws(p[i]))
+		while (i < n && !copy_class[u[i]])
 			i++;
 		if (i >= n)
 			break;
 		char c = p[i];
-		if (is_ws(c)) {
-			if (i > run && (rc = salus_buf_add(out, p + run, i - run)))
+		if (copy_class[u[i]] & 4) {
+			if (i > run && (rc = add_run(out, p + run, i - run)))
 				break;
-			while (i < n && is_ws(p[i]))
-				i++;
+			i = skip_ws_run(p, n, i);
 			run = i;
 		} else if (c == '{' || c == '[') {
 			if (d + 1 >= (int)(sizeof keys / sizeof keys[0])) {
@@ -546,9 +582,7 @@ int salus_json_copy_checked(struct salus_buf *out, const char *p, size_t n, salu
 			}
 			i++;
 			struct salus_slice str = {p + s0 + 1, i - s0 - 2};
-			size_t j = i;
-			while (j < n && is_ws(p[j]))
-				j++;
+			size_t j = i < n && (copy_class[u[i]] & 4) ? skip_ws_run(p, n, i) : i;
 			if (j < n && p[j] == ':') {
 				keys[d] = str;
 				continue;
@@ -564,7 +598,7 @@ int salus_json_copy_checked(struct salus_buf *out, const char *p, size_t n, salu
 			const char *rep = cb(ctx, keys[d], dec);
 			if (!rep)
 				continue;
-			if ((s0 > run && (rc = salus_buf_add(out, p + run, s0 - run))) || (rc = put_escaped(out, rep)))
+			if ((s0 > run && (rc = add_run(out, p + run, s0 - run))) || (rc = put_escaped(out, rep)))
 				break;
 			run = i;
 		}
@@ -572,7 +606,7 @@ int salus_json_copy_checked(struct salus_buf *out, const char *p, size_t n, salu
 	if (!rc && (d || i > n))
 		rc = SALUS_EINVALID;
 	if (!rc && n > run)
-		rc = salus_buf_add(out, p + run, n - run);
+		rc = add_run(out, p + run, n - run);
 	salus_buf_release(&scratch);
 	return rc;
 }
@@ -672,5 +706,101 @@ int salus_json_splice(struct salus_buf *out, const char *raw, size_t n, const ch
 	}
 	if (rc)
 		return rc;
+	return salus_buf_addc(out, '}');
+}
+
+/* `"key":"value"`: both server-made ASCII (a name, digits, an instant). */
+static int put_member(struct salus_buf *out, const char *key, const char *val)
+{
+	int rc;
+	if ((rc = salus_buf_addc(out, '"')) || (rc = salus_buf_adds(out, key)) || (rc = salus_buf_add(out, "\":\"", 3)) ||
+	    (rc = salus_buf_adds(out, val)))
+		return rc;
+	return salus_buf_addc(out, '"');
+}
+
+/* The merged meta of salus_json_splice_compact: the client's meta members in
+ * their order, versionId and lastUpdated replaced where they stand or added
+ * at the end (what jansson's dump of the stamped tree writes). */
+static int put_meta_compact(struct salus_buf *out, struct salus_slice meta, const char *vid, const char *instant)
+{
+	struct salus_json_iter it;
+	struct salus_slice k, v;
+	bool have_vid = false, have_lu = false, first = true;
+	int rc;
+	if ((rc = salus_buf_addc(out, '{')))
+		return rc;
+	if (meta.p) {
+		if (salus_json_iter_init_checked(&it, meta.p, meta.n) || it.close != '}')
+			return SALUS_EINVALID;
+		while ((rc = salus_json_iter_next(&it, &k, &v)) == 1) {
+			if (has_backslash(k))
+				return SALUS_EINVALID; /* an escaped key could spell versionId */
+			if ((!first && (rc = salus_buf_addc(out, ','))))
+				return rc;
+			first = false;
+			if (salus_slice_eq(k, "versionId")) {
+				have_vid = true;
+				rc = put_member(out, "versionId", vid);
+			} else if (salus_slice_eq(k, "lastUpdated")) {
+				have_lu = true;
+				rc = put_member(out, "lastUpdated", instant);
+			} else {
+				rc = salus_buf_add(out, k.p - 1, (size_t)(v.p + v.n - (k.p - 1)));
+			}
+			if (rc)
+				return rc;
+		}
+		if (rc)
+			return rc;
+	}
+	if (!have_vid) {
+		if ((!first && (rc = salus_buf_addc(out, ','))) || (rc = put_member(out, "versionId", vid)))
+			return rc;
+		first = false;
+	}
+	if (!have_lu && ((!first && (rc = salus_buf_addc(out, ','))) || (rc = put_member(out, "lastUpdated", instant))))
+		return rc;
+	return salus_buf_addc(out, '}');
+}
+
+int salus_json_splice_compact(struct salus_buf *out, const char *raw, size_t n, const char *id, const char *vid,
+			      const char *instant)
+{
+	struct salus_json_iter it;
+	struct salus_slice k, v, rt = {NULL, 0}, meta = {NULL, 0};
+	struct salus_slice mk[SPLICE_MEMBERS], mv[SPLICE_MEMBERS];
+	size_t nm = 0;
+	int rc;
+
+	if ((rc = salus_json_iter_init_checked(&it, raw, n)) || it.close != '}')
+		return SALUS_EINVALID;
+	while ((rc = salus_json_iter_next(&it, &k, &v)) == 1) {
+		if (has_backslash(k) || nm == SPLICE_MEMBERS)
+			return SALUS_EINVALID; /* the caller takes the general path */
+		if (salus_slice_eq(k, "resourceType"))
+			rt = v;
+		else if (salus_slice_eq(k, "meta"))
+			meta = v;
+		mk[nm] = k;
+		mv[nm++] = v;
+	}
+	if (rc)
+		return rc;
+	if (!rt.p || rt.n < 2 || rt.p[0] != '"' || (meta.p && meta.p[0] != '{'))
+		return SALUS_EINVALID;
+	if ((rc = salus_buf_adds(out, "{\"resourceType\":")) || (rc = salus_buf_add(out, rt.p, rt.n)) ||
+	    (id && ((rc = salus_buf_adds(out, ",\"id\":")) || (rc = put_escaped(out, id)))) ||
+	    (rc = salus_buf_adds(out, ",\"meta\":")) || (rc = put_meta_compact(out, meta, vid, instant)))
+		return rc;
+	for (size_t i = 0; i < nm; i++) {
+		k = mk[i];
+		v = mv[i];
+		if (salus_slice_eq(k, "resourceType") || salus_slice_eq(k, "id") || salus_slice_eq(k, "meta"))
+			continue;
+		/* `,"key":value` as written: the text is compact */
+		if ((rc = add_run(out, ",", 1)) || (rc = add_run(out, k.p - 1, (size_t)(v.p + v.n - (k.p - 1)))))
+			return rc;
+	}
 	return salus_buf_addc(out, '}');
 }

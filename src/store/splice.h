@@ -89,4 +89,18 @@ int salus_json_copy_checked(struct salus_buf *out, const char *p, size_t n, salu
 int salus_json_splice(struct salus_buf *out, const char *raw, size_t n, const char *id, const char *meta,
 		      size_t meta_len, salus_json_str_cb cb, void *ctx);
 
+/* salus_json_splice for the write path's common case, on text known to be
+ * valid, compact JSON — what salus_json_copy_checked writes from text a strict
+ * parser accepted (a Bundle entry's resource with its references rewritten):
+ * one pass with the checked iterator, members copied as written.  The meta
+ * written is the text's own meta object with versionId and lastUpdated set to
+ * vid and instant (server-made ASCII): replaced where they stand, else added
+ * at the end, as jansson writes the stamped tree's meta.  Errors: SALUS_EINVALID
+ * when the general path must decide (not an object, no string resourceType, a
+ * meta that is not an object, a top-level or meta key written with escapes,
+ * more than 64 top-level members); SALUS_ENOMEM, SALUS_ETOOLARGE.  On text
+ * that is not valid JSON the output is unspecified (reads stay within raw[0..n)). */
+int salus_json_splice_compact(struct salus_buf *out, const char *raw, size_t n, const char *id, const char *vid,
+			      const char *instant);
+
 #endif

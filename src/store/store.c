@@ -79,16 +79,14 @@ static int json_to_buf(const char *p, size_t n, void *ctx)
 	return salus_buf_add(ctx, p, n) ? -1 : 0;
 }
 
-/* Set id, meta.versionId and meta.lastUpdated in res (other meta kept). */
-static int stamp_tree(json_t *res, const char *id, long version, int64_t updated_ms)
+/* Set id, meta.versionId and meta.lastUpdated (vid, instant: formatted) in
+ * res (other meta kept). */
+static int stamp_tree_as(json_t *res, const char *id, const char *vid, const char *instant)
 {
-	char vid[24], instant[SALUS_INSTANT_LEN];
 	json_t *meta;
 
 	if (!json_is_object(res))
 		return SALUS_EINVALID;
-	snprintf(vid, sizeof vid, "%ld", version);
-	salus_instant_format(updated_ms, instant);
 	if (json_object_set_new(res, "id", json_string(id)))
 		return SALUS_ENOMEM;
 	meta = json_object_get(res, "meta");
@@ -101,6 +99,14 @@ static int stamp_tree(json_t *res, const char *id, long version, int64_t updated
 	    json_object_set_new(meta, "lastUpdated", json_string(instant)))
 		return SALUS_ENOMEM;
 	return SALUS_OK;
+}
+
+static int stamp_tree(json_t *res, const char *id, long version, int64_t updated_ms)
+{
+	char vid[24], instant[SALUS_INSTANT_LEN];
+	snprintf(vid, sizeof vid, "%ld", version);
+	salus_instant_format(updated_ms, instant);
+	return stamp_tree_as(res, id, vid, instant);
 }
 
 int salus_store_stamp(json_t *res, const char *id, long version, int64_t updated_ms, char **json, size_t *len)
@@ -169,7 +175,7 @@ static int meta_text(json_t *meta, struct salus_buf *m)
 	return json_dump_callback(meta, json_to_buf, m, JSON_COMPACT) ? SALUS_ENOMEM : SALUS_OK;
 }
 
-int salus_store_stamp_raw(json_t *res, const char *raw, size_t raw_len, const char *id, long version,
+int salus_store_stamp_raw(json_t *res, const char *raw, size_t raw_len, bool compact, const char *id, long version,
 			  int64_t updated_ms, char **json, size_t *len)
 {
 	struct salus_buf m, b;
@@ -177,8 +183,26 @@ int salus_store_stamp_raw(json_t *res, const char *raw, size_t raw_len, const ch
 
 	if (!raw)
 		return salus_store_stamp(res, id, version, updated_ms, json, len);
-	if ((rc = stamp_tree(res, id, version, updated_ms)))
+	if (compact) {
+		/* the meta merged from the text, not dumped from the tree: one pass, no jansson */
+		char vid[24], instant[SALUS_INSTANT_LEN];
+		snprintf(vid, sizeof vid, "%ld", version);
+		salus_instant_format(updated_ms, instant);
+		salus_buf_init(&b, SALUS_STORE_MAX_JSON);
+		rc = salus_json_splice_compact(&b, raw, raw_len, id, vid, instant);
+		if (!rc) {
+			*json = salus_buf_detach(&b, len);
+			return *json ? SALUS_OK : SALUS_ENOMEM; /* res is left as it is (store.h) */
+		}
+		salus_buf_release(&b);
+		if (rc != SALUS_EINVALID)
+			return rc;
+		/* not the common shape: the general splice decides, from the stamped tree */
+		if ((rc = stamp_tree_as(res, id, vid, instant)))
+			return rc;
+	} else if ((rc = stamp_tree(res, id, version, updated_ms))) {
 		return rc;
+	}
 	salus_buf_init(&m, SALUS_STORE_MAX_JSON);
 	if ((rc = meta_text(json_object_get(res, "meta"), &m))) {
 		salus_buf_release(&m);

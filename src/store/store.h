@@ -199,6 +199,12 @@ struct salus_write {
 	 * written with escapes) falls back to serialising `resource`. */
 	const char *raw;
 	size_t raw_len;
+	/* raw is valid, compact JSON: what salus_json_copy_checked (store/splice.h)
+	 * wrote from text a strict parser accepted.  The writer then splices it in
+	 * one pass without checking it again (salus_json_splice_compact), and
+	 * leaves `resource` without the id and meta (the stored text has them).
+	 * Added for transaction ingest; false: raw is checked as it is spliced. */
+	bool raw_compact;
 	/* CREATE/UPDATE: the search index rows (added with search; see below);
 	 * borrowed for the call.  NULL: only type, id and lastUpdated are searchable. */
 	const struct salus_ix *index;

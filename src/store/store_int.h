@@ -76,9 +76,12 @@ int salus_store_stamp(json_t *res, const char *id, long version, int64_t updated
 
 /* salus_store_stamp for a write with raw text (store.h, salus_write.raw):
  * sets id and meta in `res` like salus_store_stamp, then splices the id and
- * the merged meta into raw (store/splice.h).  Falls back to serialising res
- * when raw cannot be spliced.  Errors: SALUS_ENOMEM, SALUS_ETOOLARGE. */
-int salus_store_stamp_raw(json_t *res, const char *raw, size_t raw_len, const char *id, long version,
+ * the merged meta into raw (store/splice.h; compact: raw is
+ * salus_write.raw_compact text, spliced by salus_json_splice_compact; res is
+ * then only stamped when that splice declines).  Falls
+ * back to serialising res when raw cannot be spliced.  Errors: SALUS_ENOMEM,
+ * SALUS_ETOOLARGE. */
+int salus_store_stamp_raw(json_t *res, const char *raw, size_t raw_len, bool compact, const char *id, long version,
 			  int64_t updated_ms, char **json /* OUT */, size_t *len /* OUT */);
 
 /* Reset the result fields of one write op (frees json). */

@@ -1434,7 +1434,7 @@ static int w_apply_op(struct sq_store *sq, struct salus_write *w)
 		w->version = cur.exists ? cur.version + 1 : 1;
 		w->created = !cur.exists || cur.deleted;
 		w->updated_ms = w_next_ms(sq, &cur);
-		if ((rc = salus_store_stamp_raw(w->resource, w->raw, w->raw_len, id, w->version, w->updated_ms,
+		if ((rc = salus_store_stamp_raw(w->resource, w->raw, w->raw_len, w->raw_compact, id, w->version, w->updated_ms,
 						&w->json, &w->len)))
 			return rc;
 		if ((rc = w_put_version(sq, w, id, &cur, false)) || (rc = w_index(sq, w, id, &cur, false)))

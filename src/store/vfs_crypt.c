@@ -25,7 +25,15 @@
  *    its sealed page image, which SQLite writes next (one pwrite per frame
  *    instead of two; any other call on the file writes a pending header
  *    first, so the file never differs from what SQLite believes it wrote
- *    when it looks, syncs, truncates or closes).
+ *    when it looks, syncs, truncates or closes).  Sealed frames that follow
+ *    one another are gathered too (up to WB_FRAMES, ~125 KiB) and written in one pwrite
+ *    when the transaction's commit frame comes (a frame header with a
+ *    non-zero database size: before SQLite publishes the frames in the WAL
+ *    index, so no other connection can look for them earlier), or before
+ *    any read, sync, size, truncate, close or write at an offset they cover:
+ *    a Bundle's hundreds of frames cost a few writes instead of one each, and
+ *    the kernel touches each page-cache page once instead of twice (a frame
+ *    straddles two pages).
  *    During WAL recovery SQLite reads whole frames and stops at the first
  *    frame whose checksum fails (a torn write at a crash): a page that fails
  *    authentication there is returned as zeros, so the checksum fails and the
@@ -71,11 +79,15 @@
 #define FORMAT_GCM 2 /* AES-256-GCM under a key of the sealing instance (cipher_of) */
 #define AD_LEN 24
 #define GCM_SLOTS 4 /* AES-256-GCM contexts a handle keeps, per (key id, instance salt) */
+/* Sealed WAL frames a writing handle gathers into one pwrite: SQLite's unix
+ * VFS writes at most 0x1ffff bytes per call (seekAndWriteFd masks the count). */
+#define WB_FRAMES 31
 #define PENDING_PAGE (0x40000000u / PAGE + 1) /* SQLite's lock-byte page: never written */
 #define MAX_KEYS 1024
 
 _Static_assert(RES == 8 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES,
 	       "reserved bytes layout");
+_Static_assert(WB_FRAMES * FRAME <= 0x1ffff, "gathered frames: one write of the unix VFS");
 _Static_assert(SALUS_PAGE_KEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "page key length");
 _Static_assert(SALUS_PAGE_KEY_LEN >= crypto_generichash_KEYBYTES_MIN &&
 		       SALUS_PAGE_KEY_LEN <= crypto_generichash_KEYBYTES_MAX,
@@ -162,6 +174,9 @@ struct cfile {
 	sqlite3_int64 hdr_off;     /* offset of the cached WAL frame header; -1: none */
 	bool hdr_pending;          /* hdr is not on disk yet: it goes out with its page image */
 	unsigned char hdr[FRAME_HDR];
+	unsigned char *wb;         /* sealed frames not written yet (WB_FRAMES; allocated at the first) */
+	size_t wb_n;               /* bytes in wb */
+	sqlite3_int64 wb_off;      /* the WAL offset of wb[0] */
 	unsigned char *buf;        /* FRAME bytes of scratch, then PAGE more (ct) */
 	unsigned char *ct;         /* the bytes read, before they are opened (for the cache) */
 	bool cache;                /* reads of this file use the instance's page cache */
@@ -173,7 +188,7 @@ struct cfile {
 
 #define CFILE_SIZE ((sizeof(struct cfile) + 15) & ~(size_t)15)
 
-static atomic_ulong n_db, n_wal, n_refused, n_auth, n_pc_hit, n_pc_miss, n_seal_gcm, n_seal_xc;
+static atomic_ulong n_db, n_wal, n_refused, n_auth, n_pc_hit, n_pc_miss, n_seal_gcm, n_seal_xc, n_wal_writes;
 static atomic_ulong n_instances;
 
 /* Forks since the process started (pthread_atfork child handler).  A child
@@ -205,6 +220,7 @@ void salus_crypt_stats_get(struct salus_crypt_stats *out)
 	out->cache_misses = atomic_load(&n_pc_miss);
 	out->sealed_gcm = atomic_load(&n_seal_gcm);
 	out->sealed_xchacha = atomic_load(&n_seal_xc);
+	out->wal_frame_writes = atomic_load(&n_wal_writes);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -556,6 +572,8 @@ static int c_close(sqlite3_file *f)
 		sodium_memzero(cf->buf, FRAME + PAGE);
 	salus_free(cf->buf);
 	cf->buf = NULL;
+	salus_free(cf->wb); /* ciphertext only */
+	cf->wb = NULL;
 	gcm_release(cf);
 	return rc;
 }
@@ -570,11 +588,46 @@ static int real_write(struct cfile *cf, const void *p, int n, sqlite3_int64 off)
 	return cf->real->pMethods->xWrite(cf->real, p, n, off);
 }
 
-/* Write a frame header held back by wal_write (see the file comment). */
+/* Write the sealed frames gathered by wb_add. */
+static int wb_flush(struct cfile *cf)
+{
+	if (!cf->wb_n)
+		return SQLITE_OK;
+	size_t n = cf->wb_n;
+	cf->wb_n = 0;
+	atomic_fetch_add_explicit(&n_wal_writes, 1, memory_order_relaxed);
+	return real_write(cf, cf->wb, (int)n, cf->wb_off);
+}
+
+/* A sealed frame (header and page image, FRAME bytes) for offset off: kept
+ * with the frames before it when it follows them, written with them at the
+ * commit frame (its header's database size is not zero), when WB_FRAMES are
+ * gathered, or before any other call on the file (see the file comment). */
+static int wb_add(struct cfile *cf, const unsigned char *frame, sqlite3_int64 off)
+{
+	int rc;
+	if (cf->wb_n && off != cf->wb_off + (sqlite3_int64)cf->wb_n && (rc = wb_flush(cf)) != SQLITE_OK)
+		return rc;
+	if (!cf->wb && !(cf->wb = salus_malloc((size_t)WB_FRAMES * FRAME))) {
+		atomic_fetch_add_explicit(&n_wal_writes, 1, memory_order_relaxed);
+		return real_write(cf, frame, FRAME, off); /* no memory for gathering: one write per frame */
+	}
+	if (!cf->wb_n)
+		cf->wb_off = off;
+	memcpy(cf->wb + cf->wb_n, frame, FRAME);
+	cf->wb_n += FRAME;
+	if (get_be32(frame + 4) || cf->wb_n == (size_t)WB_FRAMES * FRAME)
+		return wb_flush(cf);
+	return SQLITE_OK;
+}
+
+/* Write the gathered frames and a frame header held back by wal_write (see
+ * the file comment). */
 static int wal_flush(struct cfile *cf)
 {
-	if (!cf->hdr_pending)
-		return SQLITE_OK;
+	int rc = wb_flush(cf);
+	if (rc != SQLITE_OK || !cf->hdr_pending)
+		return rc;
 	cf->hdr_pending = false;
 	return real_write(cf, cf->hdr, FRAME_HDR, cf->hdr_off);
 }
@@ -695,6 +748,9 @@ static int wal_write(struct cfile *cf, const unsigned char *p, int n, sqlite3_in
 
 	bool with_hdr = false;
 
+	/* gathered frames go first when this write could overlap them */
+	if (cf->wb_n && off < cf->wb_off + (sqlite3_int64)cf->wb_n && (rc = wb_flush(cf)) != SQLITE_OK)
+		return rc;
 	/* the page image of a held-back header is the only write that takes it along */
 	if (cf->hdr_pending && !(off == cf->hdr_off + FRAME_HDR && n == PAGE) && (rc = wal_flush(cf)) != SQLITE_OK)
 		return rc;
@@ -738,10 +794,10 @@ static int wal_write(struct cfile *cf, const unsigned char *p, int n, sqlite3_in
 	if (!seal(cf, cf->buf + FRAME_HDR, KIND_WAL, pgno, salts))
 		return SQLITE_IOERR_WRITE;
 	if (n == FRAME)
-		return real_write(cf, cf->buf, FRAME, off);
+		return wb_add(cf, cf->buf, off);
 	if (with_hdr) {
 		cf->hdr_pending = false;
-		return real_write(cf, cf->buf, FRAME, off - FRAME_HDR);
+		return wb_add(cf, cf->buf, off - FRAME_HDR);
 	}
 	return real_write(cf, cf->buf + FRAME_HDR, PAGE, off);
 out_refuse:

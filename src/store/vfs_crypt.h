@@ -67,6 +67,7 @@ struct salus_crypt_stats {
 	unsigned long cache_misses; /* page reads that went through the cipher */
 	unsigned long sealed_gcm;   /* pages sealed with AES-256-GCM (format 2) */
 	unsigned long sealed_xchacha; /* pages sealed with XChaCha20-Poly1305 (format 1) */
+	unsigned long wal_frame_writes; /* writes of sealed WAL frames (several frames gathered in one) */
 };
 void salus_crypt_stats_get(struct salus_crypt_stats *out /* OUT */);
 

@@ -6,7 +6,10 @@
  * splice carries the given id and meta and every other member; the checked
  * iterator keeps its slices inside the input on any bytes and, on text
  * jansson accepts, yields exactly the members the checking iterator does; the
- * checked copy writes, on such text, exactly what the walker's copy writes. */
+ * checked copy writes, on such text, exactly what the walker's copy writes;
+ * the compact splice stays inside the input on any bytes and, on the checked
+ * copy of an object jansson accepts, writes the same members with the server's
+ * id and versionId/lastUpdated merged into the text's own meta. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -109,6 +112,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_t *x;
 		json_object_foreach(j, key, x)
 			if (strcmp(key, "id") && strcmp(key, "meta") && !json_object_get(s, key))
+				__builtin_trap();
+		json_decref(s);
+	}
+	salus_buf_reset(&sp);
+	(void)salus_json_splice_compact(&sp, p, size, "id-1", "2", "2026-01-01T00:00:00.000Z"); /* any bytes */
+	salus_buf_reset(&again);
+	salus_buf_reset(&sp);
+	if (j && json_is_object(j) && !salus_json_copy_checked(&again, p, size, NULL, NULL) &&
+	    !salus_json_splice_compact(&sp, again.p, again.n, "id-1", "2", "2026-01-01T00:00:00.000Z")) {
+		json_t *s = json_loadb(sp.p, sp.n, JSON_ALLOW_NUL, NULL), *sm = json_object_get(s, "meta");
+		json_t *jm = json_object_get(j, "meta");
+		if (!s || strcmp(json_string_value(json_object_get(s, "id")), "id-1") ||
+		    strcmp(json_string_value(json_object_get(sm, "versionId")), "2") ||
+		    strcmp(json_string_value(json_object_get(sm, "lastUpdated")), "2026-01-01T00:00:00.000Z") ||
+		    json_object_size(s) != json_object_size(j) + !json_object_get(j, "id") + !jm)
+			__builtin_trap();
+		const char *key;
+		json_t *x;
+		json_object_foreach(j, key, x)
+			if (strcmp(key, "id") && strcmp(key, "meta") && !json_equal(json_object_get(s, key), x))
+				__builtin_trap();
+		json_object_foreach(jm, key, x)
+			if (strcmp(key, "versionId") && strcmp(key, "lastUpdated") && !json_equal(json_object_get(sm, key), x))
 				__builtin_trap();
 		json_decref(s);
 	}

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -262,6 +263,88 @@ static void test_every_element_consistent(void **state)
 	assert_true(total > 7000);
 }
 
+/* The key a child answers: its name, or for a choice element its base name
+ * and the capitalised code of type k. */
+static size_t child_key(const struct salus_fhir_elem *e, size_t k, char *out, size_t cap)
+{
+	struct salus_fhir_elem_info ei;
+	salus_fhir_elem_get(e, &ei);
+	if (!ei.choice)
+		return (size_t)snprintf(out, cap, "%s", ei.name);
+	const char *code = salus_fhir_elem_type_code(e, k);
+	size_t n = (size_t)snprintf(out, cap, "%.*s%s", (int)ei.name_len, ei.name, code);
+	if (out[ei.name_len] >= 'a' && out[ei.name_len] <= 'z')
+		out[ei.name_len] = (char)(out[ei.name_len] - 'a' + 'A');
+	return n;
+}
+
+/* What walking the siblings answers for key: the first child naming it. */
+static const struct salus_fhir_elem *walk_child(const struct salus_fhir_type *t, const struct salus_fhir_elem *pe,
+						const char *key, size_t *ti)
+{
+	char k[256];
+	for (const struct salus_fhir_elem *e = salus_fhir_elem_first_child(t, pe); e; e = salus_fhir_elem_next_sibling(e)) {
+		struct salus_fhir_elem_info ei;
+		salus_fhir_elem_get(e, &ei);
+		for (size_t i = 0; i < (ei.choice ? ei.ntypes : 1); i++) {
+			child_key(e, i, k, sizeof k);
+			if (!strcmp(k, key)) {
+				*ti = i;
+				return e;
+			}
+		}
+	}
+	return NULL;
+}
+
+static size_t check_children(const struct salus_fhir_type *t, const struct salus_fhir_elem *pe, int depth)
+{
+	char k[256];
+	size_t checked = 0;
+	for (const struct salus_fhir_elem *e = salus_fhir_elem_first_child(t, pe); e; e = salus_fhir_elem_next_sibling(e)) {
+		struct salus_fhir_elem_info ei;
+		salus_fhir_elem_get(e, &ei);
+		for (size_t i = 0; i < (ei.choice ? ei.ntypes : 1); i++) {
+			size_t n = child_key(e, i, k, sizeof k), ti = 99, wti = 98;
+			const struct salus_fhir_elem *got = salus_fhir_elem_child(t, pe, k, n, &ti);
+			const struct salus_fhir_elem *want = walk_child(t, pe, k, &wti);
+			assert_non_null(want);
+			assert_ptr_equal(got, want);
+			assert_int_equal(ti, wti);
+			/* near misses: no child */
+			snprintf(k + n, sizeof k - n, "Zz");
+			assert_null(salus_fhir_elem_child(t, pe, k, n + 2, NULL));
+			checked++;
+		}
+		if (!ei.content_ref && depth < 12 && salus_fhir_elem_first_child(t, e))
+			checked += check_children(t, e, depth + 1);
+	}
+	return checked;
+}
+
+static void test_child_lookup(void **state)
+{
+	(void)state;
+	assert_true(salus_fhir_elem_child_indexed());
+	size_t checked = 0;
+	for (size_t i = 0; i < salus_fhir_type_count(); i++)
+		checked += check_children(salus_fhir_type_at(i), NULL, 0);
+	print_message("child lookup: %zu (parent, key) answers compared with the walk\n", checked);
+	assert_true(checked > 5000);
+	/* through a contentReference: Questionnaire.item.item has item's children */
+	const struct salus_fhir_elem *item = salus_fhir_elem_find("Questionnaire.item.item", 23);
+	const struct salus_fhir_type *q = salus_fhir_type_find("Questionnaire", 13);
+	assert_non_null(item);
+	assert_non_null(salus_fhir_elem_child(q, item, "linkId", 6, NULL));
+	size_t ti = 0;
+	const struct salus_fhir_elem *ob = salus_fhir_elem_child(salus_fhir_type_find("Observation", 11), NULL,
+								 "valueQuantity", 13, &ti);
+	assert_non_null(ob);
+	assert_string_equal(salus_fhir_elem_type_code(ob, ti), "Quantity");
+	assert_null(salus_fhir_elem_child(q, NULL, "", 0, NULL));
+	assert_null(salus_fhir_elem_child(q, NULL, "_status", 7, NULL));
+}
+
 static void test_search_params(void **state)
 {
 	(void)state;
@@ -457,6 +540,7 @@ int main(void)
 		cmocka_unit_test(test_types),
 		cmocka_unit_test(test_elements),
 		cmocka_unit_test(test_every_element_consistent),
+		cmocka_unit_test(test_child_lookup),
 		cmocka_unit_test(test_search_params),
 		cmocka_unit_test(test_compartment),
 		cmocka_unit_test(test_valuesets),

@@ -9,6 +9,9 @@
  *   - the id/meta splice: resourceType first, the server's id and meta, every
  *     other member copied, the client's id and meta dropped; a top-level key
  *     written with escapes is refused (the caller falls back to the tree);
+ *   - the compact splice of the write path (salus_json_splice_compact): the
+ *     general splice's output with jansson's dump of the stamped meta, byte
+ *     for byte, on hand-made metas and every official example; its refusals;
  *   - end to end through the REST handler on a temporary store.
  */
 #include <setjmp.h>
@@ -21,6 +24,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <jansson.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -309,6 +314,155 @@ static void t_splice(void **state)
 	assert_int_equal(rc, SALUS_EINVALID);
 }
 
+/* ---- the compact splice against the general one ---- */
+
+static const char VID[] = "7", INSTANT[] = "2026-12-07T23:00:00.123Z";
+
+/* What the writer wrote before salus_json_splice_compact: the tree's meta
+ * stamped and dumped by jansson, spliced into the text by the general path. */
+static char *splice_general(const char *txt, size_t n, const char *id)
+{
+	json_t *doc = json_loadb(txt, n, 0, NULL), *meta;
+	char *m, *out;
+	int rc;
+	assert_non_null(doc);
+	meta = json_object_get(doc, "meta");
+	if (!json_is_object(meta))
+		json_object_set_new(doc, "meta", meta = json_object());
+	json_object_set_new(meta, "versionId", json_string(VID));
+	json_object_set_new(meta, "lastUpdated", json_string(INSTANT));
+	m = json_dumps(meta, JSON_COMPACT);
+	json_decref(doc);
+	struct salus_buf b;
+	salus_buf_init(&b, SALUS_MAX_BODY);
+	rc = salus_json_splice(&b, txt, n, id, m, strlen(m), NULL, NULL);
+	out = rc ? NULL : slice_dup((struct salus_slice){b.p, b.n});
+	salus_buf_release(&b);
+	free(m);
+	return out;
+}
+
+static char *splice_compact(const char *txt, size_t n, const char *id, int *rc)
+{
+	struct salus_buf b;
+	salus_buf_init(&b, SALUS_MAX_BODY);
+	*rc = salus_json_splice_compact(&b, txt, n, id, VID, INSTANT);
+	char *out = *rc ? NULL : slice_dup((struct salus_slice){b.p, b.n});
+	salus_buf_release(&b);
+	return out;
+}
+
+/* 1: spliced alike; 0: refused by the compact splice (the general path decides). */
+static int compact_alike(const char *txt, size_t n, const char *what)
+{
+	int rc;
+	char *c = splice_compact(txt, n, "srv-1", &rc), *g;
+	if (rc == SALUS_EINVALID)
+		return 0;
+	assert_int_equal(rc, 0);
+	g = splice_general(txt, n, "srv-1");
+	assert_non_null(g);
+	if (strcmp(c, g))
+		fail_msg("%s: compact splice differs:\n%s\n%s", what, c, g);
+	free(c);
+	free(g);
+	return 1;
+}
+
+static void t_splice_compact(void **state)
+{
+	(void)state;
+	static const char *const alike[] = {
+		"{\"resourceType\":\"Patient\",\"active\":true}",
+		"{\"active\":true,\"id\":\"c\",\"resourceType\":\"Patient\",\"meta\":{}}",
+		"{\"resourceType\":\"Patient\",\"id\":\"c\",\"meta\":{\"versionId\":\"9\",\"profile\":[\"p\"],"
+		"\"lastUpdated\":\"x\"},\"active\":true}",
+		"{\"resourceType\":\"Patient\",\"meta\":{\"lastUpdated\":\"x\",\"tag\":[{\"code\":\"a\"}]}}",
+		"{\"resourceType\":\"Patient\",\"meta\":{\"tag\":[],\"versionId\":\"1\"},\"name\":[{\"given\":[\"A\\\"\"]}]}",
+		"{\"meta\":{\"source\":\"s\"},\"resourceType\":\"Observation\",\"valueQuantity\":{\"value\":1.50},"
+		"\"x\":[1e2,-0.0,{\"y\":\"}\"}]}",
+	};
+	for (size_t i = 0; i < sizeof alike / sizeof alike[0]; i++)
+		assert_int_equal(compact_alike(alike[i], strlen(alike[i]), alike[i]), 1);
+	int rc;
+	char *o = splice_compact(alike[2], strlen(alike[2]), "srv-1", &rc);
+	assert_string_equal(o, "{\"resourceType\":\"Patient\",\"id\":\"srv-1\",\"meta\":{\"versionId\":\"7\","
+			       "\"profile\":[\"p\"],\"lastUpdated\":\"2026-12-07T23:00:00.123Z\"},\"active\":true}");
+	free(o);
+	/* refused, the general path decides: escaped keys (top level or meta), a meta
+	 * that is not an object, no resourceType, not an object, too many members */
+	static const char *const refused[] = {
+		"{\"resourceType\":\"Patient\",\"\\u0069d\":\"evil\"}",
+		"{\"resourceType\":\"Patient\",\"meta\":{\"version\\u0049d\":\"1\"}}",
+		"{\"resourceType\":\"Patient\",\"meta\":5}",
+		"{\"resourceType\":\"Patient\",\"meta\":[]}",
+		"{\"active\":true}",
+		"{\"resourceType\":7}",
+		"[{\"resourceType\":\"Patient\"}]",
+		"",
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		assert_null(splice_compact(refused[i], strlen(refused[i]), "x", &rc));
+		assert_int_equal(rc, SALUS_EINVALID);
+	}
+	char many[2048] = "{\"resourceType\":\"Patient\"";
+	for (int k = 0; k < 64; k++)
+		snprintf(many + strlen(many), sizeof many - strlen(many), ",\"m%d\":%d", k, k);
+	strcat(many, "}");
+	assert_null(splice_compact(many, strlen(many), "x", &rc));
+	assert_int_equal(rc, SALUS_EINVALID);
+	/* every prefix: reads stay in bounds (ASan), and nothing is half written */
+	for (size_t cut = 0; cut < strlen(alike[2]); cut++) {
+		o = splice_compact(alike[2], cut, "x", &rc);
+		assert_true(rc != 0 || o);
+		free(o);
+	}
+}
+
+/* Every official example, minified as a Bundle entry's text is (salus_json_copy_checked). */
+static void t_splice_compact_examples(void **state)
+{
+	(void)state;
+	char dir[1024];
+	const char *src = getenv("SALUS_SOURCE_DIR");
+	snprintf(dir, sizeof dir, "%s/node_modules/hl7.fhir.r4.examples", src ? src : ".");
+	DIR *d = opendir(dir);
+	if (!d)
+		fail_msg("no examples at %s (npm ci)", dir);
+	size_t seen = 0, same = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l < 6 || strcmp(de->d_name + l - 5, ".json"))
+			continue;
+		char path[1400];
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		FILE *f = fopen(path, "rb");
+		assert_non_null(f);
+		struct salus_buf raw, txt;
+		salus_buf_init(&raw, SALUS_MAX_BODY);
+		salus_buf_init(&txt, SALUS_MAX_BODY);
+		char chunk[65536];
+		size_t got;
+		while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+			assert_int_equal(salus_buf_add(&raw, chunk, got), 0);
+		fclose(f);
+		json_t *doc = json_loadb(raw.p, raw.n, JSON_REJECT_DUPLICATES, NULL);
+		if (doc && json_is_object(doc) && !salus_json_copy_checked(&txt, raw.p, raw.n, NULL, NULL)) {
+			seen++;
+			same += (size_t)compact_alike(txt.p, txt.n, de->d_name);
+		}
+		json_decref(doc);
+		salus_buf_release(&raw);
+		salus_buf_release(&txt);
+	}
+	closedir(d);
+	print_message("compact splice: %zu of %zu examples spliced alike, the rest refused\n", same, seen);
+	assert_true(seen > 2500);
+	/* refusals are rare: resources with more than 64 top-level members or escaped keys */
+	assert_true(same * 100 >= seen * 99);
+}
+
 /* ---- end to end: what is PUT is what is read ---- */
 
 /* The splice copies the members of a raw text it has checked in runs between
@@ -474,6 +628,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_iter),   cmocka_unit_test(t_iter_checked), cmocka_unit_test(t_member),         cmocka_unit_test(t_copy),
 		cmocka_unit_test(t_splice), cmocka_unit_test(t_splice_runs), cmocka_unit_test(t_copy_checked), cmocka_unit_test(t_store_roundtrip),
+		cmocka_unit_test(t_splice_compact), cmocka_unit_test(t_splice_compact_examples),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
