@@ -196,7 +196,7 @@ enum deid_act {
 	  "{0,2}-?" RX_SP "{0,2}old)?\\b")                                                                            \
 	X(AGE_LABEL, "age.labelled", AGE, ACT_AGE, 0.95f, "c",                                                       \
 	  "\\b(age|aged|ages|age/sex|age/gender|turned|turns|turning)" RX_SP "{0,2}:?" RX_SP "{0,2}(9[0-9]|1[0-2][0-9])\\b") \
-	X(AGE_SEX, "age.number-sex", AGE, ACT_AGE, 0.9f, "", "\\b(9[0-9]|1[0-2][0-9])(M|F|yom|yof|YOM|YOF|yo[mf]|YO[MF])\\b") \
+	X(AGE_SEX, "age.number-sex", AGE, ACT_AGE, 0.9f, "", "\\b(9[0-9]|1[0-2][0-9])(M|F|y|Y|yom|yof|YOM|YOF|yo[mf]|YO[MF])\\b") \
 	X(AGE_SEX_SP, "age.number-sex-spaced", AGE, ACT_AGE, 0.85f, "ct",                                              \
 	  "\\b(9[0-9]|1[0-2][0-9])" RX_SP "{1,2}(m|f|male|female|man|woman|gentleman|lady|yo)" RX_SP                 \
 	  "{1,2}(with|w/|who|presenting|presents|s/p|h/o|hx|admitted|transferred|brought|here)\\b")                   \
@@ -267,7 +267,8 @@ enum deid_pat {
 	X(AGE_LEAD, "age.sentence-start", "90-119 opening a sentence before s/p, h/o, w/, with, who... (93 s/p fall)") \
 	X(YEAR_HIST, "date.year-after-history", "a year after a past procedure or diagnosis (s/p CABG 1957, PMH MI 92)") \
 	X(DATE_GLUED, "date.m/yy-glued", "a month/year glued to the word before it (fx4/97)") \
-	X(ADDR_BLOCK, "location.address-block", "house number, street, city and postcode around an Apt/Suite/Unit number")
+	X(ADDR_BLOCK, "location.address-block", "house number, street, city and postcode around an Apt/Suite/Unit number") \
+	X(AGE_CTX, "age.in-context", "90-125 as a person's age: he is 102, died at 94, age of 97, (M, 93), Name (95)")
 
 enum deid_rule {
 	RULE__FIRST = PAT__COUNT - 1,

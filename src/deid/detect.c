@@ -2645,6 +2645,72 @@ __attribute__((noinline)) static void age_lead(struct salus_deid *d, size_t i, s
 }
 
 
+/* Subjects of "is 102": a person, not a measurement ("HR is 102"). */
+static const char *const age_subj[] = {"he", "she", "pt", "patient", "who", "i", NULL};
+/* Words after "he is 102" that end the age (not "on RA", "%", "kg"). */
+static const char *const age_next[] = {"and", "but", "now", "today", "years", "year", "yrs", "yr", "yo", "with",
+				       "who", "since", "this", NULL};
+/* Words before "at 94" that make it the age of a death. */
+static const char *const age_death[] = {"died", "death", "expired", "away", "deceased", "dead", "passed", NULL};
+static const char *const age_sex[] = {"m", "f", "male", "female", NULL};
+
+/* "He is 102.", "his father died at 94", "at the age of 97", "AGE-92", "Mrs Quell (95)",
+ * "(M, 93)", "(93, F)", "Pt, 99, is", "91 y old": a number of 90-125 that its context makes
+ * a person's age (ages over 89 are PHI).  Not a rate, a saturation or a weight after its
+ * label ("HR is 102", "she is 95% on RA", "he is 95 kg"). */
+__attribute__((noinline)) static void age_context(struct salus_deid *d, size_t i, size_t nt)
+{
+	const struct tok *t = &d->tok[i];
+	unsigned v = num_at(d->b + t->s, t->e - t->s);
+	if (v < 90 || v > 125 || i == 0 || t->mtype || (t->bits & (TB_COVERED | TB_NL)))
+		return;
+	char nx = byte_at(d, t->e), pv = byte_at(d, t->s - 1);
+	if (nx == '.' && is_digit((unsigned char)byte_at(d, t->e + 1)))
+		return; /* a decimal */
+	if (nx == '%' || nx == '/' || nx == ':' || nx == '\'' || is_alnum((unsigned char)nx) || pv == '/' || pv == '.')
+		return;
+	bool end = nx == '.' || nx == ',' || nx == ';' || nx == ')' || nx == '\n' || nx == '\r' || t->e == d->n;
+	bool after = end || (nx == ' ' && i + 1 < nt && gap_after(d, i) == GAP_SPACE && tok_in(d, i + 1, age_next));
+	enum gap g = gap_after(d, i - 1);
+	const struct tok *p = &d->tok[i - 1];
+	bool ok = false;
+	if (g == GAP_SPACE && i >= 2 && gap_after(d, i - 2) == GAP_SPACE) {
+		/* "he is 102.", "who was 94 and" */
+		if (after && (tok_is(d, i - 1, "is") || tok_is(d, i - 1, "was")) &&
+		    (tok_in(d, i - 2, age_subj) || d->tok[i - 2].mtype == SALUS_PHI_NAME + 1))
+			ok = true;
+		/* "died at 94", "passed away at 101" */
+		else if (tok_is(d, i - 1, "at") && tok_in(d, i - 2, age_death))
+			ok = true;
+		/* "at the age of 97" */
+		else if (tok_is(d, i - 1, "of") && tok_is(d, i - 2, "age"))
+			ok = true;
+	}
+	/* "AGE-92", "age=92" */
+	if (!ok && p->e + 1 == t->s && (pv == '-' || pv == '=') && (tok_is(d, i - 1, "age") || tok_is(d, i - 1, "aged")))
+		ok = true;
+	/* "Mrs Quell (95)": a bare number in brackets after a name */
+	if (!ok && pv == '(' && nx == ')' && p->mtype == SALUS_PHI_NAME + 1 && p->e + 2 >= t->s)
+		ok = true;
+	/* "(M, 93)", "(F 93)" and "(93, M)", "(93 female)" */
+	if (!ok && nx == ')' && tok_in(d, i - 1, age_sex) && (g == GAP_COMMA || g == GAP_SPACE) &&
+	    byte_at(d, p->s - 1) == '(')
+		ok = true;
+	if (!ok && pv == '(' && i + 1 < nt && tok_in(d, i + 1, age_sex) && byte_at(d, d->tok[i + 1].e) == ')' &&
+	    (gap_after(d, i) == GAP_COMMA || gap_after(d, i) == GAP_SPACE))
+		ok = true;
+	/* "Pt, 99, is alert", "Quell, 97, was seen" */
+	if (!ok && g == GAP_COMMA && nx == ',' && (tok_is(d, i - 1, "pt") || tok_is(d, i - 1, "patient") ||
+						   p->mtype == SALUS_PHI_NAME + 1))
+		ok = true;
+	/* "91 y old", "91 y. old" */
+	if (!ok && i + 2 < nt && nx == ' ' && tok_is(d, i + 1, "y") && tok_is(d, i + 2, "old") &&
+	    d->tok[i + 2].s <= d->tok[i + 1].e + 2)
+		ok = true;
+	if (ok)
+		mark(d, i, SALUS_PHI_AGE, 0.75f, RULE_AGE_CTX);
+}
+
 /* Words before a history item that make the number after it a year. */
 static const char *const hist_ctx[] = {"pmh", "pmhx", "hx", "history", "sp", "status", "prior",
 				       "previous", "old", "remote", NULL};
@@ -4073,6 +4139,9 @@ static void rules(struct salus_deid *d)
 			loc_address(d, i, nt, mixed);
 			if ((t->bits & TB_SENT) && t->e - t->s >= 2 && t->e - t->s <= 3)
 				age_lead(d, i, nt);
+			if ((t->e - t->s == 2 && d->b[t->s] == '9') ||
+			    (t->e - t->s == 3 && d->b[t->s] == '1' && d->b[t->s + 1] <= '2'))
+				age_context(d, i, nt);
 			if ((t->e - t->s == 4 && (d->b[t->s] == '1' || d->b[t->s] == '2')) || t->e - t->s == 2)
 				year_history(d, i, nt);
 		}

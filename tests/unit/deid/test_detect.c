@@ -677,6 +677,32 @@ static void test_lower_case_notes(void **state)
 	expect_none(co, "micu");
 }
 
+static void test_ages_in_context(void **state)
+{
+	(void)state;
+	/* a number of 90-125 that its context makes a person's age */
+	expect("His mother died at 96 of a stroke.", "96", SALUS_PHI_AGE);
+	expect("Lives with her husband, who passed away at 101.", "101", SALUS_PHI_AGE);
+	expect("She is 93 and still drives.", "93", SALUS_PHI_AGE);
+	expect("Pt is 97, lives with grandson.", "97", SALUS_PHI_AGE);
+	expect("Diagnosed at the age of 92 with CLL.", "92", SALUS_PHI_AGE);
+	expect("DEMOGRAPHICS: AGE-94 SEX-F", "94", SALUS_PHI_AGE);
+	expect("Mrs. Quellaby (98) was seen in clinic.", "98", SALUS_PHI_AGE);
+	expect("The patient (F, 91) was seen today.", "91", SALUS_PHI_AGE);
+	expect("Index case (104 male) reviewed.", "104", SALUS_PHI_AGE);
+	expect("Pt, 99, is alert and oriented.", "99", SALUS_PHI_AGE);
+	expect("A 95 y old woman fell at home.", "95", SALUS_PHI_AGE);
+	expect("Triage: 96y F, fall.", "96", SALUS_PHI_AGE);
+	/* measurements after their label are not ages */
+	expect_none("HR is 102 and regular.", "102");
+	expect_none("O2 sat: she is 95% on RA.", "95");
+	expect_none("He is 95 kg today.", "95");
+	expect_none("Temp was 99.1 overnight.", "99");
+	expect_none("SBP 95, HR 110, RR 22.", "95");
+	expect_none("Flow (95) unchanged.", "95");
+	expect_none("Pt is 98 on 2L NC.", "98");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -690,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_name_lists), cmocka_unit_test(test_dates_glued),
 		cmocka_unit_test(test_universities), cmocka_unit_test(test_names_initials_roles),
 		cmocka_unit_test(test_wards), cmocka_unit_test(test_clinical_vocab),
+		cmocka_unit_test(test_ages_in_context),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
