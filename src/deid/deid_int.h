@@ -268,7 +268,9 @@ enum deid_pat {
 	X(YEAR_HIST, "date.year-after-history", "a year after a past procedure or diagnosis (s/p CABG 1957, PMH MI 92)") \
 	X(DATE_GLUED, "date.m/yy-glued", "a month/year glued to the word before it (fx4/97)") \
 	X(ADDR_BLOCK, "location.address-block", "house number, street, city and postcode around an Apt/Suite/Unit number") \
-	X(AGE_CTX, "age.in-context", "90-125 as a person's age: he is 102, died at 94, age of 97, (M, 93), Name (95)")
+	X(AGE_CTX, "age.in-context", "90-125 as a person's age: he is 102, died at 94, age of 97, (M, 93), Name (95)") \
+	X(NAME_HOME, "name.possessive-home", "one or two words before 's house/home/apartment after at/to/from") \
+	X(DATE_SIX, "date.mmddyy-after-word", "six digits MMDDYY after a date word (DOB 052647)")
 
 enum deid_rule {
 	RULE__FIRST = PAT__COUNT - 1,

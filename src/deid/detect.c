@@ -3683,6 +3683,63 @@ static void initial_verb(struct salus_deid *d, size_t i, size_t nt)
 	mark(d, i + 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
 }
 
+/* "at quill vorsten's house", "to Brenna's home", "from Ilse Marrow's apartment": one or two
+ * words before 's and a home word, after at / to / from (token i), are a person, whatever
+ * their case and though they are English words ("at sandy gray's house"); not a relation, a
+ * role, a function word or a label ("at her son's house", "at a friend's place"). */
+__attribute__((noinline)) static void name_home(struct salus_deid *d, size_t i, size_t nt)
+{
+	static const char *const homes[] = {"house", "home", "apartment", "apt", "place", "residence", "farm",
+					    "condo", "trailer", "cottage", NULL};
+	static const char *const people[] = {"family", "families", "parents", "parent", "patient", "pt",
+					     "someone", "somebody", "children", "kids", "people", "neighbors", NULL};
+	size_t j = i + 1;
+	if (gap_after(d, i) != GAP_SPACE)
+		return;
+	for (size_t k = j; k < nt && k <= j + 1; k++) {
+		const struct tok *u = &d->tok[k];
+		size_t len = u->e - u->s;
+		if (!tok_alpha(u) || u->shape == SH_INIT || (u->bits & TB_COVERED) || (k > j && gap_after(d, k - 1) != GAP_SPACE))
+			return;
+		uint32_t f = tf(d, k);
+		if ((f & (F_FUNC | DF_REL | DF_ROLE | DF_LABEL | DF_ABBR | DF_INST | DF_MONTH)) || tok_in(d, k, people))
+			return;
+		if (len < 4 || d->b[u->e - 2] != '\'' || lower((unsigned char)d->b[u->e - 1]) != 's')
+			continue; /* not yet the possessive: the first word of two */
+		if (k + 1 >= nt || gap_after(d, k) != GAP_SPACE || !tok_in(d, k + 1, homes))
+			return;
+		for (size_t q = j; q <= k; q++)
+			mark(d, q, SALUS_PHI_NAME, 0.85f, RULE_NAME_HOME);
+		return;
+	}
+}
+
+/* "DOB 052647", "born 031451": six digits after a date word are a date MMDDYY. */
+__attribute__((noinline)) static void date_six(struct salus_deid *d, size_t i)
+{
+	const struct tok *t = &d->tok[i];
+	const char *b = d->b;
+	if (i == 0 || t->mtype || (t->bits & (TB_COVERED | TB_NL)))
+		return;
+	unsigned mm = (unsigned)(b[t->s] - '0') * 10 + (unsigned)(b[t->s + 1] - '0');
+	unsigned dd = (unsigned)(b[t->s + 2] - '0') * 10 + (unsigned)(b[t->s + 3] - '0');
+	if (mm < 1 || mm > 12 || dd < 1 || dd > 31)
+		return;
+	char nx = byte_at(d, t->e);
+	if ((nx == '.' && is_digit((unsigned char)byte_at(d, t->e + 1))) || nx == '/' || nx == '-' || nx == ':' ||
+	    nx == '%' || is_alnum((unsigned char)nx))
+		return;
+	const struct tok *p = &d->tok[i - 1];
+	size_t gs = p->e;
+	if (gs < t->s && b[gs] == ':')
+		gs++;
+	while (gs < t->s && (b[gs] == ' ' || b[gs] == '\t'))
+		gs++;
+	if (gs != t->s || p->e + 3 < t->s || !tok_alpha(p) || !tok_in(d, i - 1, date_ctx))
+		return;
+	mark(d, i, SALUS_PHI_DATE, 0.7f, RULE_DATE_SIX);
+}
+
 /* "TRANSFER QUARTERMAIN 2", "plan: brellhaus 3 when bed available", "transfer to quellmoor2":
  * a ward or building named by a word in no list at all (5+ letters) and a one-digit number,
  * spaced or glued, after a word of moving a patient or a plan.  Token k is the number
@@ -3725,7 +3782,15 @@ static void loc_ward(struct salus_deid *d, size_t k, size_t nt)
 	if (x > 0 && gap_after(d, x) == GAP_SPACE && (tok_is(d, x, "to") || tok_is(d, x, "the")) &&
 	    !tok_in(d, x - 1, (const char *const[]){"on", NULL}))
 		x--;
-	if (gap_after(d, x) == GAP_NL || !tok_in(d, x, moves))
+	/* a long ward word opening a sentence or after a comma needs no moving word
+	 * ("... CP. QUELLHAVEN3 DEVELOPED", "plan: increase dose, brellmoorhaus 2") */
+	bool alone = wl >= 7 && ((u->bits & TB_SENT) || gap_after(d, j - 1) == GAP_COMMA) &&
+		     /* not "Stoolsx2" (twice), "? BASLINE 1 ST DEGREE" (an ordinal), "X 2 3" */
+		     !(t->shape != SH_NUM && lower((unsigned char)b[t->e - 2]) == 'x') &&
+		     !(k + 1 < nt && gap_after(d, k) == GAP_SPACE &&
+		       (d->tok[k + 1].shape == SH_NUM ||
+			tok_in(d, k + 1, (const char *const[]){"st", "nd", "rd", "th", NULL})));
+	if (!alone && (gap_after(d, x) == GAP_NL || !tok_in(d, x, moves)))
 		return;
 	mark(d, j, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
 }
@@ -4040,6 +4105,7 @@ static void rules(struct salus_deid *d)
 	for (size_t i = next_tok(d, CS_ATF, 0, nt); i + 1 < nt; i = next_tok(d, CS_ATF, i + 1, nt)) {
 		if (!(d->tok[i].kw & KW_ATTOFROM) || !(prep_word(d, i) & (PW_AT | PW_TO | PW_FROM)))
 			continue;
+		name_home(d, i, nt);
 		size_t j = i + 1;
 		if (tok_is(d, j, "the") && j + 1 < nt)
 			j++;
@@ -4139,6 +4205,8 @@ static void rules(struct salus_deid *d)
 			loc_address(d, i, nt, mixed);
 			if ((t->bits & TB_SENT) && t->e - t->s >= 2 && t->e - t->s <= 3)
 				age_lead(d, i, nt);
+			if (t->e - t->s == 6)
+				date_six(d, i);
 			if ((t->e - t->s == 2 && d->b[t->s] == '9') ||
 			    (t->e - t->s == 3 && d->b[t->s] == '1' && d->b[t->s + 1] <= '2'))
 				age_context(d, i, nt);
@@ -4545,7 +4613,11 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 	rules(d);
 	for (size_t i = next_marked(d, 0, d->ntok); i < d->ntok; i = next_marked(d, i + 1, d->ntok)) {
 		struct tok *t = &d->tok[i];
-		if (t->mtype && (rc = push(d, t->s, t->e, (enum salus_phi)(t->mtype - 1), t->mconf, t->mrule)))
+		/* a name's possessive 's is not part of the name ("at Quell Vorst's house") */
+		size_t e = t->e;
+		if (t->mtype == SALUS_PHI_NAME + 1 && e - t->s > 3 && d->b[e - 2] == '\'' && lowtab[(unsigned char)d->b[e - 1]] == 's')
+			e -= 2;
+		if (t->mtype && (rc = push(d, t->s, e, (enum salus_phi)(t->mtype - 1), t->mconf, t->mrule)))
 			return rc;
 	}
 	if ((rc = finish(d, text, len, !ascii)))

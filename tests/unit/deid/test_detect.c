@@ -703,6 +703,32 @@ static void test_ages_in_context(void **state)
 	expect_none("Pt is 98 on 2L NC.", "98");
 }
 
+static void test_homes_wards_six_digit_dates(void **state)
+{
+	(void)state;
+	/* the person whose house: one or two words before 's and a home word after at/to/from */
+	expect("He said he was \"at ondine vasquell's house\" last night.", "ondine vasquell", SALUS_PHI_NAME);
+	expect("Pt was found at Brannoch's home by EMS.", "Brannoch", SALUS_PHI_NAME);
+	expect("WENT TO TESSALY GRAY'S APARTMENT AFTER.", "TESSALY GRAY", SALUS_PHI_NAME);
+	expect_none("She stays at her son's house on weekends.", "son");
+	expect_none("Will go to a friend's place tonight.", "friend");
+	expect_none("Plans to return to the patient's home with VNA.", "patient");
+	/* a name's possessive 's is not part of the span */
+	const struct salus_span *sp = find("Pt was found at Brannoch's home by EMS.", "Brannoch");
+	assert_non_null(sp);
+	assert_int_equal(sp->end - sp->start, strlen("Brannoch"));
+	/* six digits MMDDYY after a date word; not other six-digit numbers */
+	expect("DOB 071244, allergies NKDA.", "071244", SALUS_PHI_DATE);
+	expect("Pt born 110539 per old chart.", "110539", SALUS_PHI_DATE);
+	expect_none("Bag count 071244 at noon.", "071244");
+	expect_none("Admitted on 134455 units.", "134455");
+	/* a long ward word with a one-digit number opening a sentence or after a comma */
+	expect("Cath done, CP resolved. QUELLHAVEN3 NOTIFIED OF BED.", "QUELLHAVEN3", SALUS_PHI_LOCATION);
+	expect("Plan: wean drips, brellmoorhaus 2", "brellmoorhaus", SALUS_PHI_LOCATION);
+	expect_none("Abd soft. Vomitusx2 today, small.", "Vomitusx2");
+	expect_none("EKG: ? BASELINED 1 ST DEGREE AVB.", "BASELINED");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -717,6 +743,7 @@ int main(void)
 		cmocka_unit_test(test_universities), cmocka_unit_test(test_names_initials_roles),
 		cmocka_unit_test(test_wards), cmocka_unit_test(test_clinical_vocab),
 		cmocka_unit_test(test_ages_in_context),
+		cmocka_unit_test(test_homes_wards_six_digit_dates),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
