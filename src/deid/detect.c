@@ -3693,10 +3693,19 @@ __attribute__((noinline)) static void name_home(struct salus_deid *d, size_t i, 
 					    "condo", "trailer", "cottage", NULL};
 	static const char *const people[] = {"family", "families", "parents", "parent", "patient", "pt",
 					     "someone", "somebody", "children", "kids", "people", "neighbors", NULL};
-	size_t j = i + 1;
-	if (gap_after(d, i) != GAP_SPACE)
+	size_t j = i + 1, k = j;
+	const char *b = d->b;
+	/* first, without a look-up: a possessive at j or j + 1, one blank before the next word */
+	for (;; k++) {
+		if (k + 1 >= nt || k > j + 1)
+			return;
+		const struct tok *u = &d->tok[k];
+		if (u->e - u->s > 3 && b[u->e - 2] == '\'' && lowtab[(unsigned char)b[u->e - 1]] == 's')
+			break;
+	}
+	if (d->tok[k + 1].s != d->tok[k].e + 1 || b[d->tok[k].e] != ' ' || gap_after(d, i) != GAP_SPACE)
 		return;
-	for (size_t k = j; k < nt && k <= j + 1; k++) {
+	for (k = j; k < nt && k <= j + 1; k++) {
 		const struct tok *u = &d->tok[k];
 		size_t len = u->e - u->s;
 		if (!tok_alpha(u) || u->shape == SH_INIT || (u->bits & TB_COVERED) || (k > j && gap_after(d, k - 1) != GAP_SPACE))
