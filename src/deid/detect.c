@@ -3041,6 +3041,38 @@ static void loc_city_state(struct salus_deid *d, size_t i, size_t nt, bool mixed
 		st->mtype = 0;
 }
 
+/* "PT FROM ZORKTON.", "daughter from brellfield in to visit", "WAS AT QUELLMOUTH YESTERDAY": in a
+ * note without case evidence (all capitals or all lower case), a word of 5+ letters in no list
+ * at all (no English, medical, name or closed-class word, not the start of a medical term or a
+ * drug-like ending) after a person or a relation and from / at / near is a place; not before a
+ * dose or a number ("from Quellamine 2 mcg"). */
+__attribute__((noinline)) static void loc_unknown_after(struct salus_deid *d, size_t i, size_t nt)
+{
+	static const char *const who[] = {"pt", "patient", "he", "she", "was", "family", "visitors",
+					  "visitor", "originally", NULL};
+	size_t j = i + 1;
+	if (j >= nt || gap_after(d, i) != GAP_SPACE)
+		return;
+	struct tok *u = &d->tok[j];
+	if (u->e - u->s < 5 || !tok_alpha(u) || u->shape == SH_INIT || u->mtype || (u->bits & TB_COVERED))
+		return;
+	if (tf(d, j) & ~DF_LOOKED)
+		return;
+	if (med_prefix(d, j) || medical_suffix(d, u) || icu_word(d, u))
+		return;
+	/* a person before it: "PT FROM X", "DAUGHTER FROM X", "WAS AT X" (not "bleeding from",
+	 * "return from", "set at", "aim at": misspelt clinical words are in no list either) */
+	if (i == 0 || gap_after(d, i - 1) != GAP_SPACE)
+		return;
+	if (!(tf(d, i - 1) & DF_REL) && !tok_in(d, i - 1, who))
+		return;
+	enum gap ga = gap_after(d, j);
+	if (j + 1 < nt && ga == GAP_SPACE &&
+	    (d->tok[j + 1].shape == SH_NUM || d->tok[j + 1].shape == SH_MIX || tok_in(d, j + 1, units)))
+		return;
+	mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
+}
+
 /* "based in KURZENKIRCHEN", "moved here from FEYSVILLE": in a mixed note a
  * word of 6+ capitals in no list (no abbreviation, English or medical word, not
  * the start of a medical term, not an intensive-care unit) after in / from /
@@ -3097,7 +3129,10 @@ static void loc_after_prep(struct salus_deid *d, size_t i, size_t nt, bool mixed
 		return; /* a lower-case word in a mixed note: only if in no list at all */
 	size_t ul = u->e - u->s;
 	bool ward = ul >= 4 && j + 1 < nt && d->tok[j + 1].shape == SH_NUM && d->tok[j + 1].e - d->tok[j + 1].s == 1 &&
-		    gap_after(d, j) == GAP_SPACE;
+		    gap_after(d, j) == GAP_SPACE &&
+		    /* not a dose: "weaned from levophedd 2 mcg", "from quellamine 2.5" */
+		    !(j + 2 < nt && gap_after(d, j + 1) != GAP_NL && tok_in(d, j + 2, units)) &&
+		    !(byte_at(d, d->tok[j + 1].e) == '.' && is_digit((unsigned char)byte_at(d, d->tok[j + 1].e + 1)));
 	if (mixed && u->shape == SH_LOWER && !ward)
 		return;
 	bool initials = !mixed && ul >= 2 && ul <= 4 && !(uf & (F_NAME | DF_PROPER | DF_PLACE)) && !tok_is(d, i, "per") &&
@@ -4203,6 +4238,8 @@ static void rules(struct salus_deid *d)
 				loc_home(d, i, nt, pw);
 			if (mixed && (pw & (PW_IN | PW_FROM | PW_NEAR)))
 				loc_caps_after_in(d, i, nt);
+			if (!mixed && (pw & (PW_FROM | PW_AT | PW_NEAR)))
+				loc_unknown_after(d, i, nt);
 		}
 		if (t->kw & KW_AWARE)
 			name_aware(d, i, nt, mixed);

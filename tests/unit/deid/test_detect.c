@@ -729,6 +729,25 @@ static void test_homes_wards_six_digit_dates(void **state)
 	expect_none("EKG: ? BASELINED 1 ST DEGREE AVB.", "BASELINED");
 }
 
+static void test_places_without_case(void **state)
+{
+	(void)state;
+	/* in a note in capitals (or lower case), a word in no list after a person and from/at/near */
+	const char *up = "PT RESTING COMFORTABLY IN BED, NO COMPLAINTS OVERNIGHT. PT FROM ZORKTON, "
+			 "DAUGHTER FROM BRELLINGFORD IN TO VISIT. WIFE WAS AT QUENDALE TODAY. "
+			 "BLEEDING FROM HEMRODS. PACER SET AT ADEMND OF 50. PT STATES IS FROM HEMRODS.";
+	expect(up, "ZORKTON", SALUS_PHI_LOCATION);
+	expect(up, "BRELLINGFORD", SALUS_PHI_LOCATION);
+	expect(up, "QUENDALE", SALUS_PHI_LOCATION);
+	expect_none(up, "HEMRODS");
+	expect_none(up, "ADEMND");
+	const char *lo = "pt resting comfortably in bed, no complaints overnight. son from quellbury called, "
+			 "pt weaned from levophedd 2 mcg. pt from brannockville.";
+	expect(lo, "quellbury", SALUS_PHI_LOCATION);
+	expect(lo, "brannockville", SALUS_PHI_LOCATION);
+	expect_none(lo, "levophedd");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -744,6 +763,7 @@ int main(void)
 		cmocka_unit_test(test_wards), cmocka_unit_test(test_clinical_vocab),
 		cmocka_unit_test(test_ages_in_context),
 		cmocka_unit_test(test_homes_wards_six_digit_dates),
+		cmocka_unit_test(test_places_without_case),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
