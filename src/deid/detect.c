@@ -3975,6 +3975,10 @@ static void rules(struct salus_deid *d)
 				/* a role word with a capitalised word after it in a mixed note is weak evidence */
 				uint32_t jf = tf(d, j);
 				bool ok = strongrel || (mixed ? d->tok[j].shape == SH_CAP : (jf & F_NAME) && !(jf & DF_VOCAB));
+				/* "NURSE KESSOP", "RN QUELLA" in capitals: a word of 4+ letters in no list at all */
+				if (!ok && t->shape == SH_UPPER && d->tok[j].shape == SH_UPPER && !(jf & ~DF_LOOKED) &&
+				    d->tok[j].e - d->tok[j].s >= 4 && !med_prefix(d, j))
+					ok = true;
 				if (ok) {
 					mark(d, j, SALUS_PHI_NAME, c, RULE_RELATION);
 					extend_right(d, j, c, RULE_RELATION, 2);

@@ -746,6 +746,13 @@ static void test_places_without_case(void **state)
 	expect(lo, "quellbury", SALUS_PHI_LOCATION);
 	expect(lo, "brannockville", SALUS_PHI_LOCATION);
 	expect_none(lo, "levophedd");
+	/* a role word in capitals before a word in no list at all */
+	expect("Pt resting comfortably overnight, vitals stable and no complaints of pain.\n"
+	       "SOCIAL: SPOKE W/ NURSE KESSOP. CODE: FULL.", "KESSOP", SALUS_PHI_NAME);
+	expect(up, "ZORKTON", SALUS_PHI_LOCATION);
+	expect("PLAN: DIURESE, ADVANCE DIET. CONTACT CASE MANAGER QUELMIRA VOSTRAND RE: SNF PLACEMENT.",
+	       "QUELMIRA VOSTRAND", SALUS_PHI_NAME);
+	expect_none("PT RESTING, VSS, NO COMPLAINTS OVERNIGHT. NURSE AWARE OF PLAN.", "AWARE");
 }
 
 int main(void)
