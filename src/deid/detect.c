@@ -4490,6 +4490,23 @@ static void rules(struct salus_deid *d)
 					break;
 				}
 		}
+	/* "SINCERELY, QUELLA VORST, MD": a credential after a comma that ends a name found by any
+	 * rule is part of the signature, in any case (the credential rule above needs a name from
+	 * the dictionary in a note without case evidence) */
+	for (size_t i = next_marked(d, 0, nt); i + 1 < nt; i = next_marked(d, i + 1, nt)) {
+		struct tok *t = &d->tok[i];
+		struct tok *c = &d->tok[i + 1];
+		if (t->mtype != SALUS_PHI_NAME + 1 || c->mtype || t->shape == SH_LOWER || c->shape == SH_LOWER ||
+		    c->e - c->s > 5 || (c->bits & TB_COVERED) || gap_after(d, i) != GAP_COMMA)
+			continue;
+		if (!(tf(d, i + 1) & DF_CRED) || (tf(d, i + 1) & DF_STOP))
+			continue;
+		/* the credential ends the line or its clause */
+		enum gap g = gap_after(d, i + 1);
+		if (i + 2 < nt && g != GAP_NL && g != GAP_COMMA && g != GAP_DOT && !(d->tok[i + 2].bits & TB_NL))
+			continue;
+		mark(d, i + 1, SALUS_PHI_NAME, 0.6f, RULE_CRED);
+	}
 }
 
 /* ---- merge --------------------------------------------------------------- */

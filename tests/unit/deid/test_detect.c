@@ -753,6 +753,9 @@ static void test_places_without_case(void **state)
 	expect("PLAN: DIURESE, ADVANCE DIET. CONTACT CASE MANAGER QUELMIRA VOSTRAND RE: SNF PLACEMENT.",
 	       "QUELMIRA VOSTRAND", SALUS_PHI_NAME);
 	expect_none("PT RESTING, VSS, NO COMPLAINTS OVERNIGHT. NURSE AWARE OF PLAN.", "AWARE");
+	/* the credential of a signature in capitals */
+	expect("THANK YOU FOR THIS REFERRAL.\n\nSINCERELY,\nQUELMIRA VOSTRAND, MD\n", "QUELMIRA VOSTRAND, MD",
+	       SALUS_PHI_NAME);
 }
 
 int main(void)
