@@ -754,8 +754,10 @@ static void test_places_without_case(void **state)
 	       "QUELMIRA VOSTRAND", SALUS_PHI_NAME);
 	expect_none("PT RESTING, VSS, NO COMPLAINTS OVERNIGHT. NURSE AWARE OF PLAN.", "AWARE");
 	/* the credential of a signature in capitals */
-	expect("THANK YOU FOR THIS REFERRAL.\n\nSINCERELY,\nQUELMIRA VOSTRAND, MD\n", "QUELMIRA VOSTRAND, MD",
-	       SALUS_PHI_NAME);
+	const char *sig = "THANK YOU FOR THIS REFERRAL.\n\nSINCERELY,\nQUELMIRA VOSTRAND, MD\n";
+	expect(sig, "QUELMIRA VOSTRAND", SALUS_PHI_NAME);
+	expect(sig, "MD", SALUS_PHI_NAME);
+	expect_none("PT RESTING IN BED, NO COMPLAINTS. SEEN BY MD, PA AND RN.", "PA");
 }
 
 int main(void)
