@@ -3976,7 +3976,9 @@ static void rules(struct salus_deid *d)
 				uint32_t jf = tf(d, j);
 				bool ok = strongrel || (mixed ? d->tok[j].shape == SH_CAP : (jf & F_NAME) && !(jf & DF_VOCAB));
 				/* "NURSE KESSOP", "RN QUELLA" in capitals: a word of 4+ letters in no list at all */
-				if (!ok && t->shape == SH_UPPER && d->tok[j].shape == SH_UPPER && !(jf & ~DF_LOOKED) &&
+				if (!ok && t->shape == d->tok[j].shape &&
+				    (t->shape == SH_UPPER || (t->shape == SH_LOWER && d->nc == CASE_LOWER && !(f & DF_ABBR))) &&
+				    !(jf & ~DF_LOOKED) &&
 				    d->tok[j].e - d->tok[j].s >= 4 && !med_prefix(d, j))
 					ok = true;
 				if (ok) {
@@ -4490,16 +4492,19 @@ static void rules(struct salus_deid *d)
 					break;
 				}
 		}
-	/* "SINCERELY, QUELLA VORST, MD": a credential after a comma that ends a name found by any
+	/* "SINCERELY, QUELLA VORST, MD": a doctor's degree after a comma that ends a name found by any
 	 * rule is part of the signature, in any case (the credential rule above needs a name from
 	 * the dictionary in a note without case evidence) */
 	for (size_t i = next_marked(d, 0, nt); i + 1 < nt; i = next_marked(d, i + 1, nt)) {
 		struct tok *t = &d->tok[i];
 		struct tok *c = &d->tok[i + 1];
-		if (t->mtype != SALUS_PHI_NAME + 1 || c->mtype || t->shape == SH_LOWER || c->shape == SH_LOWER ||
-		    c->e - c->s > 5 || (c->bits & TB_COVERED) || gap_after(d, i) != GAP_COMMA)
+		if (t->mtype != SALUS_PHI_NAME + 1 || c->mtype ||
+		    (d->nc != CASE_LOWER && (t->shape == SH_LOWER || c->shape == SH_LOWER)) || c->e - c->s > 5 || (c->bits & TB_COVERED) || gap_after(d, i) != GAP_COMMA)
 			continue;
-		if (!(tf(d, i + 1) & DF_CRED) || (tf(d, i + 1) & DF_STOP))
+		/* a doctor's degree (the gold of signed letters keeps it; "J. QUELL, RRT" in a
+		 * nursing note keeps only the name) */
+		if (!(tf(d, i + 1) & DF_CRED) || !tok_in(d, i + 1, (const char *const[]){"md", "do", "phd", "dds", "dmd",
+											 "dpm", NULL}))
 			continue;
 		/* the credential ends the line or its clause */
 		enum gap g = gap_after(d, i + 1);

@@ -758,6 +758,15 @@ static void test_places_without_case(void **state)
 	expect(sig, "QUELMIRA VOSTRAND", SALUS_PHI_NAME);
 	expect(sig, "MD", SALUS_PHI_NAME);
 	expect_none("PT RESTING IN BED, NO COMPLAINTS. SEEN BY MD, PA AND RN.", "PA");
+	/* not a nursing credential: "J. QUELL, RRT" keeps only the name */
+	expect_none("SPUTUM THICK, SUCTIONED X2.\n QUENNA T. VORSTAD, RRT\n", "RRT");
+	/* a note in lower case: a role word (not an abbreviation) before a word in no list */
+	const char *lo2 = "pt resting comfortably, no complaints overnight. contact case manager quelmira "
+			  "vostrand re: placement. see rt flowsheeet for settings.\n\nsincerely,\nbrannoch "
+			  "quellaby, md\n";
+	expect(lo2, "quelmira vostrand", SALUS_PHI_NAME);
+	expect(lo2, "md", SALUS_PHI_NAME);
+	expect_none(lo2, "flowsheeet");
 }
 
 int main(void)
