@@ -140,7 +140,8 @@ enum deid_act {
 	X(DATE_MON_Y, "date.month-year", DATE, ACT_SPAN, 0.9f, "c",                                                  \
 	  "\\b" RX_MON "\\.?,?" RX_SP "{0,2}(of" RX_SP "{1,2})?(" RX_Y4 "|'[0-9]{2})\\b")                              \
 	X(DATE_D_MON, "date.day-month", DATE, ACT_SPAN, 0.9f, "",                                                   \
-	  "\\b" RX_DAY RX_ORD RX_SP "{0,2}(of" RX_SP "{1,2})?" RX_MONC "\\b\\.?(,?" RX_SP "{0,2}" RX_Y4 "\\b)?")        \
+	  "\\b" RX_DAY RX_ORD RX_SP "{0,2}(of" RX_SP "{1,2})?(" RX_MONC "\\b\\.?(,?" RX_SP "{0,2}" RX_Y4 "\\b)?|"      \
+	  RX_MON "\\.?,?" RX_SP "{1,2}" RX_Y4 "\\b)")                                                                  \
 	X(DATE_D_MON_DASH, "date.dd-mon", DATE, ACT_SPAN, 0.9f, "c",                                                \
 	  "\\b" RX_DAY "[-/]" RX_MON "([-/](" RX_Y4 "|[0-9]{2}))?\\b")                                                \
 	X(DATE_MON_DASH_Y, "date.mon-yy", DATE, ACT_SPAN, 0.85f, "c", "\\b" RX_MON "[-/](" RX_Y4 "|[0-9]{2})\\b")     \

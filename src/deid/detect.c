@@ -3952,6 +3952,10 @@ static void rules(struct salus_deid *d)
 				}
 				if (d->tok[j].shape == SH_UPPER && d->tok[j].e - d->tok[j].s == 2)
 					continue; /* a state code is not PHI */
+				if (d->tok[j].shape == SH_LOWER && d->tok[j].e - d->tok[j].s == 2 && j > i + 1 &&
+				    gap_after(d, j - 1) == GAP_COMMA &&
+				    state_code((const char[]){(char)(d->b[d->tok[j].s] - 32), (char)(d->b[d->tok[j].s + 1] - 32)}))
+					continue; /* "..., natchitoches, la 71457" in a note in lower case */
 				mark(d, j, SALUS_PHI_LOCATION, 0.8f, RULE_LABEL_LOC);
 			}
 			continue;

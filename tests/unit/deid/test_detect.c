@@ -767,6 +767,15 @@ static void test_places_without_case(void **state)
 	expect(lo2, "quelmira vostrand", SALUS_PHI_NAME);
 	expect(lo2, "md", SALUS_PHI_NAME);
 	expect_none(lo2, "flowsheeet");
+	/* dates with a month in lower case need the year; a state code in lower case is not PHI */
+	const char *lo3 = "referral letter. dob 5 oct 1931, seen 14 dec 2029. will see her in 2 may visits.\n"
+			  "home address: 17 quellmoor lane, brannockville, nj 07601\n";
+	expect(lo3, "5 oct 1931", SALUS_PHI_DATE);
+	expect(lo3, "14 dec 2029", SALUS_PHI_DATE);
+	expect_none(lo3, "2 may");
+	expect(lo3, "brannockville", SALUS_PHI_LOCATION);
+	expect(lo3, "07601", SALUS_PHI_LOCATION);
+	expect_none(lo3, "nj");
 }
 
 int main(void)
