@@ -4395,6 +4395,16 @@ static void rules(struct salus_deid *d)
 		      (byte_at(d, d->tok[i + 1].e) == '.' || byte_at(d, d->tok[i + 1].s - 1) == '.')) &&
 		    !not_a_person(d, i))
 			mark(d, i, SALUS_PHI_NAME, 0.55f, RULE_UNKNOWN_CAP);
+		/* "Brannoch called this am.", "Quellaby is from Ortigo": a capitalised word in no list at
+		 * all opening a sentence, before a verb a person does */
+		else if (mixed && t->shape == SH_CAP && (t->bits & TB_SENT) && len >= 4 && !(f & ~DF_LOOKED) &&
+			 i + 1 < nt && gap_after(d, i) == GAP_SPACE &&
+			 tok_in(d, i + 1, (const char *const[]){"called", "visited", "states", "stated", "said", "came",
+								"reports", "reported", "phoned", "asked", "agreed",
+								"agrees", "wants", "wanted", "lives", "lived", "works",
+								"worked", "notified", "aware", "brought", NULL}) &&
+			 !med_prefix(d, i) && !medical_suffix(d, t))
+			mark(d, i, SALUS_PHI_NAME, 0.6f, RULE_UNKNOWN_CAP);
 		else if ((mixed ? t->shape == SH_CAP && !(t->bits & TB_SENT) : len >= 4 && !(f & DF_VOCAB)) &&
 			 (f & DF_PLACE) && !(f & (DF_COMMON | DF_MED)) && i > 0 &&
 			 (tok_in(d, i - 1, loc_preps) || byte_at(d, t->s - 2) == '@' || byte_at(d, t->s - 1) == '@'))

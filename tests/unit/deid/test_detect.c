@@ -776,6 +776,12 @@ static void test_places_without_case(void **state)
 	expect(lo3, "brannockville", SALUS_PHI_LOCATION);
 	expect(lo3, "07601", SALUS_PHI_LOCATION);
 	expect_none(lo3, "nj");
+	/* a capitalised word in no list opening a sentence before a verb a person does */
+	const char *st = "Pt resting comfortably overnight, vitals stable. Brannoch called this am. "
+			 "Quellaby lives nearby. Vancomax started at noon.";
+	expect(st, "Brannoch", SALUS_PHI_NAME);
+	expect(st, "Quellaby", SALUS_PHI_NAME);
+	expect_none(st, "Vancomax");
 }
 
 int main(void)
