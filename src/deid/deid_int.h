@@ -121,7 +121,7 @@ enum deid_act {
 #define RX_STATENAMES "(Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia|Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland|Massachusetts|Michigan|Minnesota|Mississippi|Missouri|Montana|Nebraska|Nevada|New Hampshire|New Jersey|New Mexico|New York|North Carolina|North Dakota|Ohio|Oklahoma|Oregon|Pennsylvania|Rhode Island|South Carolina|South Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|West Virginia|Wisconsin|Wyoming)"
 #define RX_STREETSFX "(Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Alley|Row|Loop|Pike|Plaza|Crescent|Close|Path|Run|Walk|Broadway|Turnpike|Expressway|STREET|ST|AVENUE|AVE|ROAD|RD|BOULEVARD|BLVD|LANE|LN|DRIVE|DR|COURT|CT|WAY|PLACE|PL|TERRACE|CIRCLE|PARKWAY|HIGHWAY|HWY)"
 #define RX_HEX4 "[0-9A-Fa-f]{1,4}"
-#define RX_OCT "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+#define RX_OCT "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|0?[1-9]?[0-9]|00[0-9])"
 
 /* X(ENUM, "name", type, act, confidence, "flags", "regex")
  * flags: "c" caseless.  Every pattern is compiled with start-of-match.

@@ -782,6 +782,8 @@ static void test_places_without_case(void **state)
 	expect(st, "Brannoch", SALUS_PHI_NAME);
 	expect(st, "Quellaby", SALUS_PHI_NAME);
 	expect_none(st, "Vancomax");
+	/* an IPv4 address written with zero-padded octets */
+	expect("Remote login from 192.168.001.010 at night.", "192.168.001.010", SALUS_PHI_IP);
 }
 
 int main(void)
