@@ -144,7 +144,7 @@ enum deid_act {
 	  RX_MON "\\.?,?" RX_SP "{1,2}" RX_Y4 "\\b)")                                                                  \
 	X(DATE_D_MON_DASH, "date.dd-mon", DATE, ACT_SPAN, 0.9f, "c",                                                \
 	  "\\b" RX_DAY "[-/]" RX_MON "([-/](" RX_Y4 "|[0-9]{2}))?\\b")                                                \
-	X(DATE_MON_DASH_Y, "date.mon-yy", DATE, ACT_SPAN, 0.85f, "c", "\\b" RX_MON "[-/](" RX_Y4 "|[0-9]{2})\\b")     \
+	X(DATE_MON_DASH_Y, "date.mon-yy", DATE, ACT_SPAN, 0.85f, "c", "\\b" RX_MON "[-/](" RX_DAY "[-/])?(" RX_Y4 "|[0-9]{2})\\b")     \
 	X(YEAR_APOS, "date.'yy", DATE, ACT_YEAR_APOS, 0.7f, "", "'[0-9]{2}\\b")                                        \
 	X(YEAR_APOS2, "date.yy'", DATE, ACT_YEAR_APOS, 0.6f, "", "\\b[0-9]{2}'")                                       \
 	X(YEAR_CTX, "date.year-in-context", DATE, ACT_YEAR_CTX, 0.75f, "c",                                          \

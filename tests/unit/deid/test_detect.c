@@ -784,6 +784,9 @@ static void test_places_without_case(void **state)
 	expect_none(st, "Vancomax");
 	/* an IPv4 address written with zero-padded octets */
 	expect("Remote login from 192.168.001.010 at night.", "192.168.001.010", SALUS_PHI_IP);
+	/* month-day-year with dashes or slashes */
+	expect("CT scan Mar-14-2031 showed no change.", "Mar-14-2031", SALUS_PHI_DATE);
+	expect("SEEN SEP/3/2029 IN CLINIC.", "SEP/3/2029", SALUS_PHI_DATE);
 }
 
 int main(void)
