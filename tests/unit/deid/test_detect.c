@@ -787,6 +787,11 @@ static void test_places_without_case(void **state)
 	/* month-day-year with dashes or slashes */
 	expect("CT scan Mar-14-2031 showed no change.", "Mar-14-2031", SALUS_PHI_DATE);
 	expect("SEEN SEP/3/2029 IN CLINIC.", "SEP/3/2029", SALUS_PHI_DATE);
+	/* more field labels before a name, in any case */
+	expect("ACCOUNT SUMMARY FOR THIS VISIT\nGUARANTOR: QUELMIRA VOSTRAND\n", "QUELMIRA VOSTRAND", SALUS_PHI_NAME);
+	expect("operative note, left knee arthroscopy.\nassistant: brannoch quellaby\n", "brannoch quellaby",
+	       SALUS_PHI_NAME);
+	expect_none("OPERATIVE NOTE, LEFT KNEE ARTHROSCOPY.\nANESTHESIA: GENERAL\n", "GENERAL");
 }
 
 int main(void)
