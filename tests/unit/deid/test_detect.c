@@ -792,6 +792,12 @@ static void test_places_without_case(void **state)
 	expect("operative note, left knee arthroscopy.\nassistant: brannoch quellaby\n", "brannoch quellaby",
 	       SALUS_PHI_NAME);
 	expect_none("OPERATIVE NOTE, LEFT KNEE ARTHROSCOPY.\nANESTHESIA: GENERAL\n", "GENERAL");
+	/* a relation written with "-in-law" */
+	const char *law = "Patient reports her daughter-in-law, Siv Quellaby, will help at home. By law we must "
+			  "report this. Law enforcement was called.";
+	expect(law, "Siv Quellaby", SALUS_PHI_NAME);
+	expect_none(law, "enforcement");
+	expect_none(law, "report");
 }
 
 int main(void)
