@@ -121,7 +121,7 @@ enum deid_act {
 #define RX_STATENAMES "(Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia|Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland|Massachusetts|Michigan|Minnesota|Mississippi|Missouri|Montana|Nebraska|Nevada|New Hampshire|New Jersey|New Mexico|New York|North Carolina|North Dakota|Ohio|Oklahoma|Oregon|Pennsylvania|Rhode Island|South Carolina|South Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|West Virginia|Wisconsin|Wyoming)"
 #define RX_STREETSFX "(Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Alley|Row|Loop|Pike|Plaza|Crescent|Close|Path|Run|Walk|Broadway|Turnpike|Expressway|STREET|ST|AVENUE|AVE|ROAD|RD|BOULEVARD|BLVD|LANE|LN|DRIVE|DR|COURT|CT|WAY|PLACE|PL|TERRACE|CIRCLE|PARKWAY|HIGHWAY|HWY)"
 #define RX_HEX4 "[0-9A-Fa-f]{1,4}"
-#define RX_OCT "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+#define RX_OCT "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|0?[1-9]?[0-9]|00[0-9])"
 
 /* X(ENUM, "name", type, act, confidence, "flags", "regex")
  * flags: "c" caseless.  Every pattern is compiled with start-of-match.
@@ -140,10 +140,11 @@ enum deid_act {
 	X(DATE_MON_Y, "date.month-year", DATE, ACT_SPAN, 0.9f, "c",                                                  \
 	  "\\b" RX_MON "\\.?,?" RX_SP "{0,2}(of" RX_SP "{1,2})?(" RX_Y4 "|'[0-9]{2})\\b")                              \
 	X(DATE_D_MON, "date.day-month", DATE, ACT_SPAN, 0.9f, "",                                                   \
-	  "\\b" RX_DAY RX_ORD RX_SP "{0,2}(of" RX_SP "{1,2})?" RX_MONC "\\b\\.?(,?" RX_SP "{0,2}" RX_Y4 "\\b)?")        \
+	  "\\b" RX_DAY RX_ORD RX_SP "{0,2}(of" RX_SP "{1,2})?(" RX_MONC "\\b\\.?(,?" RX_SP "{0,2}" RX_Y4 "\\b)?|"      \
+	  RX_MON "\\.?,?" RX_SP "{1,2}" RX_Y4 "\\b)")                                                                  \
 	X(DATE_D_MON_DASH, "date.dd-mon", DATE, ACT_SPAN, 0.9f, "c",                                                \
 	  "\\b" RX_DAY "[-/]" RX_MON "([-/](" RX_Y4 "|[0-9]{2}))?\\b")                                                \
-	X(DATE_MON_DASH_Y, "date.mon-yy", DATE, ACT_SPAN, 0.85f, "c", "\\b" RX_MON "[-/](" RX_Y4 "|[0-9]{2})\\b")     \
+	X(DATE_MON_DASH_Y, "date.mon-yy", DATE, ACT_SPAN, 0.85f, "c", "\\b" RX_MON "[-/](" RX_DAY "[-/])?(" RX_Y4 "|[0-9]{2})\\b")     \
 	X(YEAR_APOS, "date.'yy", DATE, ACT_YEAR_APOS, 0.7f, "", "'[0-9]{2}\\b")                                        \
 	X(YEAR_APOS2, "date.yy'", DATE, ACT_YEAR_APOS, 0.6f, "", "\\b[0-9]{2}'")                                       \
 	X(YEAR_CTX, "date.year-in-context", DATE, ACT_YEAR_CTX, 0.75f, "c",                                          \
@@ -196,7 +197,7 @@ enum deid_act {
 	  "{0,2}-?" RX_SP "{0,2}old)?\\b")                                                                            \
 	X(AGE_LABEL, "age.labelled", AGE, ACT_AGE, 0.95f, "c",                                                       \
 	  "\\b(age|aged|ages|age/sex|age/gender|turned|turns|turning)" RX_SP "{0,2}:?" RX_SP "{0,2}(9[0-9]|1[0-2][0-9])\\b") \
-	X(AGE_SEX, "age.number-sex", AGE, ACT_AGE, 0.9f, "", "\\b(9[0-9]|1[0-2][0-9])(M|F|yom|yof|YOM|YOF|yo[mf]|YO[MF])\\b") \
+	X(AGE_SEX, "age.number-sex", AGE, ACT_AGE, 0.9f, "", "\\b(9[0-9]|1[0-2][0-9])(M|F|y|Y|yom|yof|YOM|YOF|yo[mf]|YO[MF])\\b") \
 	X(AGE_SEX_SP, "age.number-sex-spaced", AGE, ACT_AGE, 0.85f, "ct",                                              \
 	  "\\b(9[0-9]|1[0-2][0-9])" RX_SP "{1,2}(m|f|male|female|man|woman|gentleman|lady|yo)" RX_SP                 \
 	  "{1,2}(with|w/|who|presenting|presents|s/p|h/o|hx|admitted|transferred|brought|here)\\b")                   \
@@ -267,7 +268,10 @@ enum deid_pat {
 	X(AGE_LEAD, "age.sentence-start", "90-119 opening a sentence before s/p, h/o, w/, with, who... (93 s/p fall)") \
 	X(YEAR_HIST, "date.year-after-history", "a year after a past procedure or diagnosis (s/p CABG 1957, PMH MI 92)") \
 	X(DATE_GLUED, "date.m/yy-glued", "a month/year glued to the word before it (fx4/97)") \
-	X(ADDR_BLOCK, "location.address-block", "house number, street, city and postcode around an Apt/Suite/Unit number")
+	X(ADDR_BLOCK, "location.address-block", "house number, street, city and postcode around an Apt/Suite/Unit number") \
+	X(AGE_CTX, "age.in-context", "90-125 as a person's age: he is 102, died at 94, age of 97, (M, 93), Name (95)") \
+	X(NAME_HOME, "name.possessive-home", "one or two words before 's house/home/apartment after at/to/from") \
+	X(DATE_SIX, "date.mmddyy-after-word", "six digits MMDDYY after a date word (DOB 052647)")
 
 enum deid_rule {
 	RULE__FIRST = PAT__COUNT - 1,

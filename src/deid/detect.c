@@ -2645,6 +2645,72 @@ __attribute__((noinline)) static void age_lead(struct salus_deid *d, size_t i, s
 }
 
 
+/* Subjects of "is 102": a person, not a measurement ("HR is 102"). */
+static const char *const age_subj[] = {"he", "she", "pt", "patient", "who", "i", NULL};
+/* Words after "he is 102" that end the age (not "on RA", "%", "kg"). */
+static const char *const age_next[] = {"and", "but", "now", "today", "years", "year", "yrs", "yr", "yo", "with",
+				       "who", "since", "this", NULL};
+/* Words before "at 94" that make it the age of a death. */
+static const char *const age_death[] = {"died", "death", "expired", "away", "deceased", "dead", "passed", NULL};
+static const char *const age_sex[] = {"m", "f", "male", "female", NULL};
+
+/* "He is 102.", "his father died at 94", "at the age of 97", "AGE-92", "Mrs Quell (95)",
+ * "(M, 93)", "(93, F)", "Pt, 99, is", "91 y old": a number of 90-125 that its context makes
+ * a person's age (ages over 89 are PHI).  Not a rate, a saturation or a weight after its
+ * label ("HR is 102", "she is 95% on RA", "he is 95 kg"). */
+__attribute__((noinline)) static void age_context(struct salus_deid *d, size_t i, size_t nt)
+{
+	const struct tok *t = &d->tok[i];
+	unsigned v = num_at(d->b + t->s, t->e - t->s);
+	if (v < 90 || v > 125 || i == 0 || t->mtype || (t->bits & (TB_COVERED | TB_NL)))
+		return;
+	char nx = byte_at(d, t->e), pv = byte_at(d, t->s - 1);
+	if (nx == '.' && is_digit((unsigned char)byte_at(d, t->e + 1)))
+		return; /* a decimal */
+	if (nx == '%' || nx == '/' || nx == ':' || nx == '\'' || is_alnum((unsigned char)nx) || pv == '/' || pv == '.')
+		return;
+	bool end = nx == '.' || nx == ',' || nx == ';' || nx == ')' || nx == '\n' || nx == '\r' || t->e == d->n;
+	bool after = end || (nx == ' ' && i + 1 < nt && gap_after(d, i) == GAP_SPACE && tok_in(d, i + 1, age_next));
+	enum gap g = gap_after(d, i - 1);
+	const struct tok *p = &d->tok[i - 1];
+	bool ok = false;
+	if (g == GAP_SPACE && i >= 2 && gap_after(d, i - 2) == GAP_SPACE) {
+		/* "he is 102.", "who was 94 and" */
+		if (after && (tok_is(d, i - 1, "is") || tok_is(d, i - 1, "was")) &&
+		    (tok_in(d, i - 2, age_subj) || d->tok[i - 2].mtype == SALUS_PHI_NAME + 1))
+			ok = true;
+		/* "died at 94", "passed away at 101" */
+		else if (tok_is(d, i - 1, "at") && tok_in(d, i - 2, age_death))
+			ok = true;
+		/* "at the age of 97" */
+		else if (tok_is(d, i - 1, "of") && tok_is(d, i - 2, "age"))
+			ok = true;
+	}
+	/* "AGE-92", "age=92" */
+	if (!ok && p->e + 1 == t->s && (pv == '-' || pv == '=') && (tok_is(d, i - 1, "age") || tok_is(d, i - 1, "aged")))
+		ok = true;
+	/* "Mrs Quell (95)": a bare number in brackets after a name */
+	if (!ok && pv == '(' && nx == ')' && p->mtype == SALUS_PHI_NAME + 1 && p->e + 2 >= t->s)
+		ok = true;
+	/* "(M, 93)", "(F 93)" and "(93, M)", "(93 female)" */
+	if (!ok && nx == ')' && tok_in(d, i - 1, age_sex) && (g == GAP_COMMA || g == GAP_SPACE) &&
+	    byte_at(d, p->s - 1) == '(')
+		ok = true;
+	if (!ok && pv == '(' && i + 1 < nt && tok_in(d, i + 1, age_sex) && byte_at(d, d->tok[i + 1].e) == ')' &&
+	    (gap_after(d, i) == GAP_COMMA || gap_after(d, i) == GAP_SPACE))
+		ok = true;
+	/* "Pt, 99, is alert", "Quell, 97, was seen" */
+	if (!ok && g == GAP_COMMA && nx == ',' && (tok_is(d, i - 1, "pt") || tok_is(d, i - 1, "patient") ||
+						   p->mtype == SALUS_PHI_NAME + 1))
+		ok = true;
+	/* "91 y old", "91 y. old" */
+	if (!ok && i + 2 < nt && nx == ' ' && tok_is(d, i + 1, "y") && tok_is(d, i + 2, "old") &&
+	    d->tok[i + 2].s <= d->tok[i + 1].e + 2)
+		ok = true;
+	if (ok)
+		mark(d, i, SALUS_PHI_AGE, 0.75f, RULE_AGE_CTX);
+}
+
 /* Words before a history item that make the number after it a year. */
 static const char *const hist_ctx[] = {"pmh", "pmhx", "hx", "history", "sp", "status", "prior",
 				       "previous", "old", "remote", NULL};
@@ -2975,6 +3041,38 @@ static void loc_city_state(struct salus_deid *d, size_t i, size_t nt, bool mixed
 		st->mtype = 0;
 }
 
+/* "PT FROM ZORKTON.", "daughter from brellfield in to visit", "WAS AT QUELLMOUTH YESTERDAY": in a
+ * note without case evidence (all capitals or all lower case), a word of 5+ letters in no list
+ * at all (no English, medical, name or closed-class word, not the start of a medical term or a
+ * drug-like ending) after a person or a relation and from / at / near is a place; not before a
+ * dose or a number ("from Quellamine 2 mcg"). */
+__attribute__((noinline)) static void loc_unknown_after(struct salus_deid *d, size_t i, size_t nt)
+{
+	static const char *const who[] = {"pt", "patient", "he", "she", "was", "family", "visitors",
+					  "visitor", "originally", NULL};
+	size_t j = i + 1;
+	if (j >= nt || gap_after(d, i) != GAP_SPACE)
+		return;
+	struct tok *u = &d->tok[j];
+	if (u->e - u->s < 5 || !tok_alpha(u) || u->shape == SH_INIT || u->mtype || (u->bits & TB_COVERED))
+		return;
+	if (tf(d, j) & ~DF_LOOKED)
+		return;
+	if (med_prefix(d, j) || medical_suffix(d, u) || icu_word(d, u))
+		return;
+	/* a person before it: "PT FROM X", "DAUGHTER FROM X", "WAS AT X" (not "bleeding from",
+	 * "return from", "set at", "aim at": misspelt clinical words are in no list either) */
+	if (i == 0 || gap_after(d, i - 1) != GAP_SPACE)
+		return;
+	if (!(tf(d, i - 1) & DF_REL) && !tok_in(d, i - 1, who))
+		return;
+	enum gap ga = gap_after(d, j);
+	if (j + 1 < nt && ga == GAP_SPACE &&
+	    (d->tok[j + 1].shape == SH_NUM || d->tok[j + 1].shape == SH_MIX || tok_in(d, j + 1, units)))
+		return;
+	mark(d, j, SALUS_PHI_LOCATION, 0.6f, RULE_LOC_CONTEXT);
+}
+
 /* "based in KURZENKIRCHEN", "moved here from FEYSVILLE": in a mixed note a
  * word of 6+ capitals in no list (no abbreviation, English or medical word, not
  * the start of a medical term, not an intensive-care unit) after in / from /
@@ -3031,7 +3129,10 @@ static void loc_after_prep(struct salus_deid *d, size_t i, size_t nt, bool mixed
 		return; /* a lower-case word in a mixed note: only if in no list at all */
 	size_t ul = u->e - u->s;
 	bool ward = ul >= 4 && j + 1 < nt && d->tok[j + 1].shape == SH_NUM && d->tok[j + 1].e - d->tok[j + 1].s == 1 &&
-		    gap_after(d, j) == GAP_SPACE;
+		    gap_after(d, j) == GAP_SPACE &&
+		    /* not a dose: "weaned from levophedd 2 mcg", "from quellamine 2.5" */
+		    !(j + 2 < nt && gap_after(d, j + 1) != GAP_NL && tok_in(d, j + 2, units)) &&
+		    !(byte_at(d, d->tok[j + 1].e) == '.' && is_digit((unsigned char)byte_at(d, d->tok[j + 1].e + 1)));
 	if (mixed && u->shape == SH_LOWER && !ward)
 		return;
 	bool initials = !mixed && ul >= 2 && ul <= 4 && !(uf & (F_NAME | DF_PROPER | DF_PLACE)) && !tok_is(d, i, "per") &&
@@ -3617,6 +3718,72 @@ static void initial_verb(struct salus_deid *d, size_t i, size_t nt)
 	mark(d, i + 1, SALUS_PHI_NAME, 0.7f, RULE_NEIGHBOUR);
 }
 
+/* "at quill vorsten's house", "to Brenna's home", "from Ilse Marrow's apartment": one or two
+ * words before 's and a home word, after at / to / from (token i), are a person, whatever
+ * their case and though they are English words ("at sandy gray's house"); not a relation, a
+ * role, a function word or a label ("at her son's house", "at a friend's place"). */
+__attribute__((noinline)) static void name_home(struct salus_deid *d, size_t i, size_t nt)
+{
+	static const char *const homes[] = {"house", "home", "apartment", "apt", "place", "residence", "farm",
+					    "condo", "trailer", "cottage", NULL};
+	static const char *const people[] = {"family", "families", "parents", "parent", "patient", "pt",
+					     "someone", "somebody", "children", "kids", "people", "neighbors", NULL};
+	size_t j = i + 1, k = j;
+	const char *b = d->b;
+	/* first, without a look-up: a possessive at j or j + 1, one blank before the next word */
+	for (;; k++) {
+		if (k + 1 >= nt || k > j + 1)
+			return;
+		const struct tok *u = &d->tok[k];
+		if (u->e - u->s > 3 && b[u->e - 2] == '\'' && lowtab[(unsigned char)b[u->e - 1]] == 's')
+			break;
+	}
+	if (d->tok[k + 1].s != d->tok[k].e + 1 || b[d->tok[k].e] != ' ' || gap_after(d, i) != GAP_SPACE)
+		return;
+	for (k = j; k < nt && k <= j + 1; k++) {
+		const struct tok *u = &d->tok[k];
+		size_t len = u->e - u->s;
+		if (!tok_alpha(u) || u->shape == SH_INIT || (u->bits & TB_COVERED) || (k > j && gap_after(d, k - 1) != GAP_SPACE))
+			return;
+		uint32_t f = tf(d, k);
+		if ((f & (F_FUNC | DF_REL | DF_ROLE | DF_LABEL | DF_ABBR | DF_INST | DF_MONTH)) || tok_in(d, k, people))
+			return;
+		if (len < 4 || d->b[u->e - 2] != '\'' || lower((unsigned char)d->b[u->e - 1]) != 's')
+			continue; /* not yet the possessive: the first word of two */
+		if (k + 1 >= nt || gap_after(d, k) != GAP_SPACE || !tok_in(d, k + 1, homes))
+			return;
+		for (size_t q = j; q <= k; q++)
+			mark(d, q, SALUS_PHI_NAME, 0.85f, RULE_NAME_HOME);
+		return;
+	}
+}
+
+/* "DOB 052647", "born 031451": six digits after a date word are a date MMDDYY. */
+__attribute__((noinline)) static void date_six(struct salus_deid *d, size_t i)
+{
+	const struct tok *t = &d->tok[i];
+	const char *b = d->b;
+	if (i == 0 || t->mtype || (t->bits & (TB_COVERED | TB_NL)))
+		return;
+	unsigned mm = (unsigned)(b[t->s] - '0') * 10 + (unsigned)(b[t->s + 1] - '0');
+	unsigned dd = (unsigned)(b[t->s + 2] - '0') * 10 + (unsigned)(b[t->s + 3] - '0');
+	if (mm < 1 || mm > 12 || dd < 1 || dd > 31)
+		return;
+	char nx = byte_at(d, t->e);
+	if ((nx == '.' && is_digit((unsigned char)byte_at(d, t->e + 1))) || nx == '/' || nx == '-' || nx == ':' ||
+	    nx == '%' || is_alnum((unsigned char)nx))
+		return;
+	const struct tok *p = &d->tok[i - 1];
+	size_t gs = p->e;
+	if (gs < t->s && b[gs] == ':')
+		gs++;
+	while (gs < t->s && (b[gs] == ' ' || b[gs] == '\t'))
+		gs++;
+	if (gs != t->s || p->e + 3 < t->s || !tok_alpha(p) || !tok_in(d, i - 1, date_ctx))
+		return;
+	mark(d, i, SALUS_PHI_DATE, 0.7f, RULE_DATE_SIX);
+}
+
 /* "TRANSFER QUARTERMAIN 2", "plan: brellhaus 3 when bed available", "transfer to quellmoor2":
  * a ward or building named by a word in no list at all (5+ letters) and a one-digit number,
  * spaced or glued, after a word of moving a patient or a plan.  Token k is the number
@@ -3659,7 +3826,15 @@ static void loc_ward(struct salus_deid *d, size_t k, size_t nt)
 	if (x > 0 && gap_after(d, x) == GAP_SPACE && (tok_is(d, x, "to") || tok_is(d, x, "the")) &&
 	    !tok_in(d, x - 1, (const char *const[]){"on", NULL}))
 		x--;
-	if (gap_after(d, x) == GAP_NL || !tok_in(d, x, moves))
+	/* a long ward word opening a sentence or after a comma needs no moving word
+	 * ("... CP. QUELLHAVEN3 DEVELOPED", "plan: increase dose, brellmoorhaus 2") */
+	bool alone = wl >= 7 && ((u->bits & TB_SENT) || gap_after(d, j - 1) == GAP_COMMA) &&
+		     /* not "Stoolsx2" (twice), "? BASLINE 1 ST DEGREE" (an ordinal), "X 2 3" */
+		     !(t->shape != SH_NUM && lower((unsigned char)b[t->e - 2]) == 'x') &&
+		     !(k + 1 < nt && gap_after(d, k) == GAP_SPACE &&
+		       (d->tok[k + 1].shape == SH_NUM ||
+			tok_in(d, k + 1, (const char *const[]){"st", "nd", "rd", "th", NULL})));
+	if (!alone && (gap_after(d, x) == GAP_NL || !tok_in(d, x, moves)))
 		return;
 	mark(d, j, SALUS_PHI_LOCATION, 0.7f, RULE_LOC_CONTEXT);
 }
@@ -3777,6 +3952,10 @@ static void rules(struct salus_deid *d)
 				}
 				if (d->tok[j].shape == SH_UPPER && d->tok[j].e - d->tok[j].s == 2)
 					continue; /* a state code is not PHI */
+				if (d->tok[j].shape == SH_LOWER && d->tok[j].e - d->tok[j].s == 2 && j > i + 1 &&
+				    gap_after(d, j - 1) == GAP_COMMA &&
+				    state_code((const char[]){(char)(d->b[d->tok[j].s] - 32), (char)(d->b[d->tok[j].s + 1] - 32)}))
+					continue; /* "..., natchitoches, la 71457" in a note in lower case */
 				mark(d, j, SALUS_PHI_LOCATION, 0.8f, RULE_LABEL_LOC);
 			}
 			continue;
@@ -3800,6 +3979,12 @@ static void rules(struct salus_deid *d)
 				/* a role word with a capitalised word after it in a mixed note is weak evidence */
 				uint32_t jf = tf(d, j);
 				bool ok = strongrel || (mixed ? d->tok[j].shape == SH_CAP : (jf & F_NAME) && !(jf & DF_VOCAB));
+				/* "NURSE KESSOP", "RN QUELLA" in capitals: a word of 4+ letters in no list at all */
+				if (!ok && t->shape == d->tok[j].shape &&
+				    (t->shape == SH_UPPER || (t->shape == SH_LOWER && d->nc == CASE_LOWER && !(f & DF_ABBR))) &&
+				    !(jf & ~DF_LOOKED) &&
+				    d->tok[j].e - d->tok[j].s >= 4 && !med_prefix(d, j))
+					ok = true;
 				if (ok) {
 					mark(d, j, SALUS_PHI_NAME, c, RULE_RELATION);
 					extend_right(d, j, c, RULE_RELATION, 2);
@@ -3974,6 +4159,7 @@ static void rules(struct salus_deid *d)
 	for (size_t i = next_tok(d, CS_ATF, 0, nt); i + 1 < nt; i = next_tok(d, CS_ATF, i + 1, nt)) {
 		if (!(d->tok[i].kw & KW_ATTOFROM) || !(prep_word(d, i) & (PW_AT | PW_TO | PW_FROM)))
 			continue;
+		name_home(d, i, nt);
 		size_t j = i + 1;
 		if (tok_is(d, j, "the") && j + 1 < nt)
 			j++;
@@ -4062,6 +4248,8 @@ static void rules(struct salus_deid *d)
 				loc_home(d, i, nt, pw);
 			if (mixed && (pw & (PW_IN | PW_FROM | PW_NEAR)))
 				loc_caps_after_in(d, i, nt);
+			if (!mixed && (pw & (PW_FROM | PW_AT | PW_NEAR)))
+				loc_unknown_after(d, i, nt);
 		}
 		if (t->kw & KW_AWARE)
 			name_aware(d, i, nt, mixed);
@@ -4073,6 +4261,11 @@ static void rules(struct salus_deid *d)
 			loc_address(d, i, nt, mixed);
 			if ((t->bits & TB_SENT) && t->e - t->s >= 2 && t->e - t->s <= 3)
 				age_lead(d, i, nt);
+			if (t->e - t->s == 6)
+				date_six(d, i);
+			if ((t->e - t->s == 2 && d->b[t->s] == '9') ||
+			    (t->e - t->s == 3 && d->b[t->s] == '1' && d->b[t->s + 1] <= '2'))
+				age_context(d, i, nt);
 			if ((t->e - t->s == 4 && (d->b[t->s] == '1' || d->b[t->s] == '2')) || t->e - t->s == 2)
 				year_history(d, i, nt);
 		}
@@ -4202,6 +4395,16 @@ static void rules(struct salus_deid *d)
 		      (byte_at(d, d->tok[i + 1].e) == '.' || byte_at(d, d->tok[i + 1].s - 1) == '.')) &&
 		    !not_a_person(d, i))
 			mark(d, i, SALUS_PHI_NAME, 0.55f, RULE_UNKNOWN_CAP);
+		/* "Brannoch called this am.", "Quellaby is from Ortigo": a capitalised word in no list at
+		 * all opening a sentence, before a verb a person does */
+		else if (mixed && t->shape == SH_CAP && (t->bits & TB_SENT) && len >= 4 && !(f & ~DF_LOOKED) &&
+			 i + 1 < nt && gap_after(d, i) == GAP_SPACE &&
+			 tok_in(d, i + 1, (const char *const[]){"called", "visited", "states", "stated", "said", "came",
+								"reports", "reported", "phoned", "asked", "agreed",
+								"agrees", "wants", "wanted", "lives", "lived", "works",
+								"worked", "notified", "aware", "brought", NULL}) &&
+			 !med_prefix(d, i) && !medical_suffix(d, t))
+			mark(d, i, SALUS_PHI_NAME, 0.6f, RULE_UNKNOWN_CAP);
 		else if ((mixed ? t->shape == SH_CAP && !(t->bits & TB_SENT) : len >= 4 && !(f & DF_VOCAB)) &&
 			 (f & DF_PLACE) && !(f & (DF_COMMON | DF_MED)) && i > 0 &&
 			 (tok_in(d, i - 1, loc_preps) || byte_at(d, t->s - 2) == '@' || byte_at(d, t->s - 1) == '@'))
@@ -4303,6 +4506,26 @@ static void rules(struct salus_deid *d)
 					break;
 				}
 		}
+	/* "SINCERELY, QUELLA VORST, MD": a doctor's degree after a comma that ends a name found by any
+	 * rule is part of the signature, in any case (the credential rule above needs a name from
+	 * the dictionary in a note without case evidence) */
+	for (size_t i = next_marked(d, 0, nt); i + 1 < nt; i = next_marked(d, i + 1, nt)) {
+		struct tok *t = &d->tok[i];
+		struct tok *c = &d->tok[i + 1];
+		if (t->mtype != SALUS_PHI_NAME + 1 || c->mtype ||
+		    (d->nc != CASE_LOWER && (t->shape == SH_LOWER || c->shape == SH_LOWER)) || c->e - c->s > 5 || (c->bits & TB_COVERED) || gap_after(d, i) != GAP_COMMA)
+			continue;
+		/* a doctor's degree (the gold of signed letters keeps it; "J. QUELL, RRT" in a
+		 * nursing note keeps only the name) */
+		if (!(tf(d, i + 1) & DF_CRED) || !tok_in(d, i + 1, (const char *const[]){"md", "do", "phd", "dds", "dmd",
+											 "dpm", NULL}))
+			continue;
+		/* the credential ends the line or its clause */
+		enum gap g = gap_after(d, i + 1);
+		if (i + 2 < nt && g != GAP_NL && g != GAP_COMMA && g != GAP_DOT && !(d->tok[i + 2].bits & TB_NL))
+			continue;
+		mark(d, i + 1, SALUS_PHI_NAME, 0.6f, RULE_CRED);
+	}
 }
 
 /* ---- merge --------------------------------------------------------------- */
@@ -4476,7 +4699,11 @@ int salus_deid_scan(struct salus_deid *d, const char *text, size_t len, const st
 	rules(d);
 	for (size_t i = next_marked(d, 0, d->ntok); i < d->ntok; i = next_marked(d, i + 1, d->ntok)) {
 		struct tok *t = &d->tok[i];
-		if (t->mtype && (rc = push(d, t->s, t->e, (enum salus_phi)(t->mtype - 1), t->mconf, t->mrule)))
+		/* a name's possessive 's is not part of the name ("at Quell Vorst's house") */
+		size_t e = t->e;
+		if (t->mtype == SALUS_PHI_NAME + 1 && e - t->s > 3 && d->b[e - 2] == '\'' && lowtab[(unsigned char)d->b[e - 1]] == 's')
+			e -= 2;
+		if (t->mtype && (rc = push(d, t->s, e, (enum salus_phi)(t->mtype - 1), t->mconf, t->mrule)))
 			return rc;
 	}
 	if ((rc = finish(d, text, len, !ascii)))

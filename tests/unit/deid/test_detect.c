@@ -677,6 +677,129 @@ static void test_lower_case_notes(void **state)
 	expect_none(co, "micu");
 }
 
+static void test_ages_in_context(void **state)
+{
+	(void)state;
+	/* a number of 90-125 that its context makes a person's age */
+	expect("His mother died at 96 of a stroke.", "96", SALUS_PHI_AGE);
+	expect("Lives with her husband, who passed away at 101.", "101", SALUS_PHI_AGE);
+	expect("She is 93 and still drives.", "93", SALUS_PHI_AGE);
+	expect("Pt is 97, lives with grandson.", "97", SALUS_PHI_AGE);
+	expect("Diagnosed at the age of 92 with CLL.", "92", SALUS_PHI_AGE);
+	expect("DEMOGRAPHICS: AGE-94 SEX-F", "94", SALUS_PHI_AGE);
+	expect("Mrs. Quellaby (98) was seen in clinic.", "98", SALUS_PHI_AGE);
+	expect("The patient (F, 91) was seen today.", "91", SALUS_PHI_AGE);
+	expect("Index case (104 male) reviewed.", "104", SALUS_PHI_AGE);
+	expect("Pt, 99, is alert and oriented.", "99", SALUS_PHI_AGE);
+	expect("A 95 y old woman fell at home.", "95", SALUS_PHI_AGE);
+	expect("Triage: 96y F, fall.", "96", SALUS_PHI_AGE);
+	/* measurements after their label are not ages */
+	expect_none("HR is 102 and regular.", "102");
+	expect_none("O2 sat: she is 95% on RA.", "95");
+	expect_none("He is 95 kg today.", "95");
+	expect_none("Temp was 99.1 overnight.", "99");
+	expect_none("SBP 95, HR 110, RR 22.", "95");
+	expect_none("Flow (95) unchanged.", "95");
+	expect_none("Pt is 98 on 2L NC.", "98");
+}
+
+static void test_homes_wards_six_digit_dates(void **state)
+{
+	(void)state;
+	/* the person whose house: one or two words before 's and a home word after at/to/from */
+	expect("He said he was \"at ondine vasquell's house\" last night.", "ondine vasquell", SALUS_PHI_NAME);
+	expect("Pt was found at Brannoch's home by EMS.", "Brannoch", SALUS_PHI_NAME);
+	expect("WENT TO TESSALY GRAY'S APARTMENT AFTER.", "TESSALY GRAY", SALUS_PHI_NAME);
+	expect_none("She stays at her son's house on weekends.", "son");
+	expect_none("Will go to a friend's place tonight.", "friend");
+	expect_none("Plans to return to the patient's home with VNA.", "patient");
+	/* a name's possessive 's is not part of the span */
+	const struct salus_span *sp = find("Pt was found at Brannoch's home by EMS.", "Brannoch");
+	assert_non_null(sp);
+	assert_int_equal(sp->end - sp->start, strlen("Brannoch"));
+	/* six digits MMDDYY after a date word; not other six-digit numbers */
+	expect("DOB 071244, allergies NKDA.", "071244", SALUS_PHI_DATE);
+	expect("Pt born 110539 per old chart.", "110539", SALUS_PHI_DATE);
+	expect_none("Bag count 071244 at noon.", "071244");
+	expect_none("Admitted on 134455 units.", "134455");
+	/* a long ward word with a one-digit number opening a sentence or after a comma */
+	expect("Cath done, CP resolved. QUELLHAVEN3 NOTIFIED OF BED.", "QUELLHAVEN3", SALUS_PHI_LOCATION);
+	expect("Plan: wean drips, brellmoorhaus 2", "brellmoorhaus", SALUS_PHI_LOCATION);
+	expect_none("Abd soft. Vomitusx2 today, small.", "Vomitusx2");
+	expect_none("EKG: ? BASELINED 1 ST DEGREE AVB.", "BASELINED");
+}
+
+static void test_places_without_case(void **state)
+{
+	(void)state;
+	/* in a note in capitals (or lower case), a word in no list after a person and from/at/near */
+	const char *up = "PT RESTING COMFORTABLY IN BED, NO COMPLAINTS OVERNIGHT. PT FROM ZORKTON, "
+			 "DAUGHTER FROM BRELLINGFORD IN TO VISIT. WIFE WAS AT QUENDALE TODAY. "
+			 "BLEEDING FROM HEMRODS. PACER SET AT ADEMND OF 50. PT STATES IS FROM HEMRODS.";
+	expect(up, "ZORKTON", SALUS_PHI_LOCATION);
+	expect(up, "BRELLINGFORD", SALUS_PHI_LOCATION);
+	expect(up, "QUENDALE", SALUS_PHI_LOCATION);
+	expect_none(up, "HEMRODS");
+	expect_none(up, "ADEMND");
+	const char *lo = "pt resting comfortably in bed, no complaints overnight. son from quellbury called, "
+			 "pt weaned from levophedd 2 mcg. pt from brannockville.";
+	expect(lo, "quellbury", SALUS_PHI_LOCATION);
+	expect(lo, "brannockville", SALUS_PHI_LOCATION);
+	expect_none(lo, "levophedd");
+	/* a role word in capitals before a word in no list at all */
+	expect("Pt resting comfortably overnight, vitals stable and no complaints of pain.\n"
+	       "SOCIAL: SPOKE W/ NURSE KESSOP. CODE: FULL.", "KESSOP", SALUS_PHI_NAME);
+	expect(up, "ZORKTON", SALUS_PHI_LOCATION);
+	expect("PLAN: DIURESE, ADVANCE DIET. CONTACT CASE MANAGER QUELMIRA VOSTRAND RE: SNF PLACEMENT.",
+	       "QUELMIRA VOSTRAND", SALUS_PHI_NAME);
+	expect_none("PT RESTING, VSS, NO COMPLAINTS OVERNIGHT. NURSE AWARE OF PLAN.", "AWARE");
+	/* the credential of a signature in capitals */
+	const char *sig = "THANK YOU FOR THIS REFERRAL.\n\nSINCERELY,\nQUELMIRA VOSTRAND, MD\n";
+	expect(sig, "QUELMIRA VOSTRAND", SALUS_PHI_NAME);
+	expect(sig, "MD", SALUS_PHI_NAME);
+	expect_none("PT RESTING IN BED, NO COMPLAINTS. SEEN BY MD, PA AND RN.", "PA");
+	/* not a nursing credential: "J. QUELL, RRT" keeps only the name */
+	expect_none("SPUTUM THICK, SUCTIONED X2.\n QUENNA T. VORSTAD, RRT\n", "RRT");
+	/* a note in lower case: a role word (not an abbreviation) before a word in no list */
+	const char *lo2 = "pt resting comfortably, no complaints overnight. contact case manager quelmira "
+			  "vostrand re: placement. see rt flowsheeet for settings.\n\nsincerely,\nbrannoch "
+			  "quellaby, md\n";
+	expect(lo2, "quelmira vostrand", SALUS_PHI_NAME);
+	expect(lo2, "md", SALUS_PHI_NAME);
+	expect_none(lo2, "flowsheeet");
+	/* dates with a month in lower case need the year; a state code in lower case is not PHI */
+	const char *lo3 = "referral letter. dob 5 oct 1931, seen 14 dec 2029. will see her in 2 may visits.\n"
+			  "home address: 17 quellmoor lane, brannockville, nj 07601\n";
+	expect(lo3, "5 oct 1931", SALUS_PHI_DATE);
+	expect(lo3, "14 dec 2029", SALUS_PHI_DATE);
+	expect_none(lo3, "2 may");
+	expect(lo3, "brannockville", SALUS_PHI_LOCATION);
+	expect(lo3, "07601", SALUS_PHI_LOCATION);
+	expect_none(lo3, "nj");
+	/* a capitalised word in no list opening a sentence before a verb a person does */
+	const char *st = "Pt resting comfortably overnight, vitals stable. Brannoch called this am. "
+			 "Quellaby lives nearby. Vancomax started at noon.";
+	expect(st, "Brannoch", SALUS_PHI_NAME);
+	expect(st, "Quellaby", SALUS_PHI_NAME);
+	expect_none(st, "Vancomax");
+	/* an IPv4 address written with zero-padded octets */
+	expect("Remote login from 192.168.001.010 at night.", "192.168.001.010", SALUS_PHI_IP);
+	/* month-day-year with dashes or slashes */
+	expect("CT scan Mar-14-2031 showed no change.", "Mar-14-2031", SALUS_PHI_DATE);
+	expect("SEEN SEP/3/2029 IN CLINIC.", "SEP/3/2029", SALUS_PHI_DATE);
+	/* more field labels before a name, in any case */
+	expect("ACCOUNT SUMMARY FOR THIS VISIT\nGUARANTOR: QUELMIRA VOSTRAND\n", "QUELMIRA VOSTRAND", SALUS_PHI_NAME);
+	expect("operative note, left knee arthroscopy.\nassistant: brannoch quellaby\n", "brannoch quellaby",
+	       SALUS_PHI_NAME);
+	expect_none("OPERATIVE NOTE, LEFT KNEE ARTHROSCOPY.\nANESTHESIA: GENERAL\n", "GENERAL");
+	/* a relation written with "-in-law" */
+	const char *law = "Patient reports her daughter-in-law, Siv Quellaby, will help at home. By law we must "
+			  "report this. Law enforcement was called.";
+	expect(law, "Siv Quellaby", SALUS_PHI_NAME);
+	expect_none(law, "enforcement");
+	expect_none(law, "report");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -690,6 +813,9 @@ int main(void)
 		cmocka_unit_test(test_name_lists), cmocka_unit_test(test_dates_glued),
 		cmocka_unit_test(test_universities), cmocka_unit_test(test_names_initials_roles),
 		cmocka_unit_test(test_wards), cmocka_unit_test(test_clinical_vocab),
+		cmocka_unit_test(test_ages_in_context),
+		cmocka_unit_test(test_homes_wards_six_digit_dates),
+		cmocka_unit_test(test_places_without_case),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
