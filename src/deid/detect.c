@@ -1808,6 +1808,19 @@ static int do_candidate(struct salus_deid *d, const struct cand *c)
 		/* a score out of 10 with its complaint a few words later ("3/10 l back pain") */
 		if (dd == 10 && m <= 10 && !ctx && near_after(d, e, 4, score_near))
 			return 0;
+		/* a murmur's grade out of 6 or 4 ("2/6 systolic murmur", "grade 1/4 diastolic rumble") and a
+		 * muscle's strength out of 5 ("4/5 left grip", "deltoids 3/5") with their words near */
+		static const char *const murmur_near[] = {"murmur", "murmurs", "sem", "hsm", "rumble", "systolic",
+							  "diastolic", "holosystolic", "ejection", "grade", NULL};
+		static const char *const strength_near[] = {"strength", "grip", "motor", "power", "weakness", "flexion",
+							    "extension", "abduction", "dorsiflexion", "deltoid", "deltoids",
+							    "biceps", "triceps", "quads", "quadriceps", "hamstrings", "ue",
+							    "le", "rue", "lue", "rle", "lle", "bue", "ble", "extremity",
+							    "extremities", "handgrip", NULL};
+		if (!ctx && m >= 1 && m <= dd &&
+		    (((dd == 6 || dd == 4) && (near_after(d, e, 3, murmur_near) || near_word(d, s, s, 2, murmur_near))) ||
+		     (dd == 5 && (near_after(d, e, 3, strength_near) || near_word(d, s, s, 3, strength_near)))))
+			return 0;
 		e = e2;
 		break;
 	}
@@ -2363,8 +2376,8 @@ __attribute__((noinline)) static bool lower_name_ok(struct salus_deid *d, size_t
 		return false;
 	struct tok *t = &d->tok[i];
 	if (t->shape != SH_LOWER || t->e - t->s < 4 || (t->bits & TB_COVERED) || t->mtype || i == 0 ||
-	    d->tok[i - 1].e - d->tok[i - 1].s < 4)
-		return false; /* not after "RT", "OT", "dr": "RT rad art line" */
+	    (d->tok[i - 1].e - d->tok[i - 1].s < 4 && !(tf(d, i - 1) & DF_REL)))
+		return false; /* not after "RT", "OT", "dr": "RT rad art line" (but "dtr jane", "son mike") */
 	uint32_t f = tf(d, i);
 	return (f & DF_FIRST) && !(f & (DF_COMMON | DF_VOCAB | DF_MED | DF_ABBR | DF_STOP | F_FUNC | DF_MONTH |
 					 DF_LABEL | DF_INST | DF_STREET | DF_VERB | DF_LOCVERB | DF_TITLE | DF_REL |
@@ -3968,7 +3981,12 @@ static void rules(struct salus_deid *d)
 				j++;
 			enum gap g2 = j > i + 1 ? gap_after(d, j - 1) : g;
 			bool gap_ok = g2 == GAP_SPACE || g2 == GAP_COMMA || (g2 == GAP_OTHER && byte_at(d, d->tok[j - 1].e) == ':');
-			bool low = mixed && d->tok[j < nt ? j : i].shape == SH_LOWER && gap_ok && lower_name_ok(d, j);
+			/* in lower case after a relation: a first name ("dtr jane"), or a word of 4+ letters in
+			 * no list at all ("wife quaibraer"): relations are followed by names, verbs and places */
+			bool low = mixed && d->tok[j < nt ? j : i].shape == SH_LOWER && gap_ok &&
+				   (lower_name_ok(d, j) ||
+				    ((f & DF_REL) && j < nt && !(tf(d, j) & ~DF_LOOKED) && d->tok[j].e - d->tok[j].s >= 4 &&
+				     !(d->tok[j].bits & TB_COVERED) && !d->tok[j].mtype && !med_prefix(d, j)));
 			if (low) {
 				mark(d, j, SALUS_PHI_NAME, 0.7f, RULE_RELATION);
 				extend_right(d, j, 0.7f, RULE_RELATION, 1);

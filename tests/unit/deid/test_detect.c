@@ -636,6 +636,33 @@ static void test_clinical_vocab(void **state)
 	expect("Dr. Quennell aware of labs.", "Quennell", SALUS_PHI_NAME);
 }
 
+static void test_grades_not_dates(void **state)
+{
+	(void)state;
+	/* a murmur's grade and a muscle's strength are fractions, not dates */
+	expect_none("Exam notable for a 2/6 systolic murmur at the apex.", "2/6");
+	expect_none("Grade 1/4 diastolic rumble, no gallop.", "1/4");
+	expect_none("II/VI SEM, and a 3/6 holosystolic murmur.", "3/6");
+	expect_none("Strength 5/5 in the arms, 4/5 left grip.", "4/5");
+	expect_none("Deltoids 3/5 bilaterally.", "3/5");
+	/* the same fractions with a date word stay dates */
+	expect("Seen in clinic on 2/6 for the murmur.", "2/6", SALUS_PHI_DATE);
+	expect("Follow up on 4/5 re: weakness.", "4/5", SALUS_PHI_DATE);
+}
+
+static void test_relation_lower(void **state)
+{
+	(void)state;
+	/* in a note with capitals, a lower-case name after a relation, also a 3-letter one */
+	expect("NSG 0700-1900: pt alert. family (dtr quaibraer) in to visit, updated by RN.", "quaibraer",
+	       SALUS_PHI_NAME);
+	expect("Pt resting. Spoke with dtr mary about the plan.", "mary", SALUS_PHI_NAME);
+	/* verbs, clinical words and places after a relation are not names */
+	expect_none("Pt resting. dtr updated by RN at bedside.", "updated");
+	expect_none("Wife aware of plan, son in to visit.", "aware");
+	expect_none("Pt resting. Wife bedside, dtr called and updated.", "called");
+}
+
 static void test_lower_case_notes(void **state)
 {
 	(void)state;
@@ -812,7 +839,7 @@ int main(void)
 		cmocka_unit_test(test_address_blocks), cmocka_unit_test(test_lower_case_notes),
 		cmocka_unit_test(test_name_lists), cmocka_unit_test(test_dates_glued),
 		cmocka_unit_test(test_universities), cmocka_unit_test(test_names_initials_roles),
-		cmocka_unit_test(test_wards), cmocka_unit_test(test_clinical_vocab),
+		cmocka_unit_test(test_wards), cmocka_unit_test(test_clinical_vocab), cmocka_unit_test(test_grades_not_dates), cmocka_unit_test(test_relation_lower),
 		cmocka_unit_test(test_ages_in_context),
 		cmocka_unit_test(test_homes_wards_six_digit_dates),
 		cmocka_unit_test(test_places_without_case),
