@@ -57,14 +57,16 @@ static int add_kv(struct salus_buf *out, const char *sep, const char *key, const
 	return rc ? rc : salus_json_add_cstr(out, val);
 }
 
-static int add_search_params(struct salus_buf *out, const char *type, const struct salus_fhir_type *t)
+/* "searchParam":[...] of the parameters of t the search module takes (common: only those every
+ * resource type inherits, named with a leading underscore). */
+static int add_search_params(struct salus_buf *out, const char *type, const struct salus_fhir_type *t, bool common)
 {
 	struct salus_fhir_sp_info in;
 	size_t n = salus_fhir_sp_count(t), k = 0;
-	int rc = salus_buf_adds(out, ",\"searchParam\":[");
+	int rc = salus_buf_adds(out, "\"searchParam\":[");
 	for (size_t i = 0; i < n && !rc; i++) {
 		salus_fhir_sp_get(salus_fhir_sp_at(t, i), &in);
-		if (!sp_served(type, &in))
+		if (!sp_served(type, &in) || (common && in.code[0] != '_'))
 			continue;
 		rc = add_kv(out, k++ ? ",{" : "{", "name", in.code);
 		if (!rc && in.url)
@@ -128,8 +130,8 @@ static int add_resource(struct salus_buf *out, const char *type, bool first)
 		first ? "" : ",", type, type);
 	if (!rc && t)
 		rc = add_includes(out, type, t);
-	if (!rc && t)
-		rc = add_search_params(out, type, t);
+	if (!rc && t && !(rc = salus_buf_addc(out, ',')))
+		rc = add_search_params(out, type, t, false);
 	if (!rc)
 		rc = salus_buf_adds(out, ",\"operation\":[{\"name\":\"validate\",\"definition\":"
 					 "\"http://hl7.org/fhir/OperationDefinition/Resource-validate\"}");
@@ -137,28 +139,6 @@ static int add_resource(struct salus_buf *out, const char *type, bool first)
 		rc = salus_buf_adds(out, ",{\"name\":\"everything\",\"definition\":"
 					 "\"http://hl7.org/fhir/OperationDefinition/Patient-everything\"}");
 	return rc ? rc : salus_buf_adds(out, "]}");
-}
-
-/* The parameters every resource type inherits (Resource, DomainResource), for system-wide search. */
-static int add_common_params(struct salus_buf *out)
-{
-	const struct salus_fhir_type *t = salus_fhir_type_find("Patient", 7);
-	struct salus_fhir_sp_info in;
-	size_t n = t ? salus_fhir_sp_count(t) : 0, k = 0;
-	int rc = salus_buf_adds(out, "\"searchParam\":[");
-	for (size_t i = 0; i < n && !rc; i++) {
-		salus_fhir_sp_get(salus_fhir_sp_at(t, i), &in);
-		if (in.code[0] != '_' || !sp_served("Patient", &in))
-			continue;
-		rc = add_kv(out, k++ ? ",{" : "{", "name", in.code);
-		if (!rc && in.url)
-			rc = add_kv(out, ",", "definition", in.url);
-		if (!rc)
-			rc = add_kv(out, ",", "type", sp_type_code(in.type));
-		if (!rc)
-			rc = salus_buf_addc(out, '}');
-	}
-	return rc ? rc : salus_buf_addc(out, ']');
 }
 
 static int build(struct salus_buf *out, const char *base)
@@ -196,9 +176,10 @@ static int build(struct salus_buf *out, const char *base)
 		rc = add_resource(out, salus_fhir_resource_type_at(i), i == 0);
 	if (!rc)
 		rc = salus_buf_adds(out, "],\"interaction\":[{\"code\":\"transaction\"},{\"code\":\"batch\"},"
-					 "{\"code\":\"search-system\"},{\"code\":\"history-system\"}],");
-	if (!rc)
-		rc = add_common_params(out);
+					 "{\"code\":\"search-system\"},{\"code\":\"history-system\"}]");
+	const struct salus_fhir_type *any = salus_fhir_type_find("Patient", 7); /* inherits them all */
+	if (!rc && any && !(rc = salus_buf_addc(out, ',')))
+		rc = add_search_params(out, "Patient", any, true);
 	return rc ? rc : salus_buf_adds(out, "}]}");
 }
 

@@ -120,6 +120,19 @@ struct env {
 	struct salus_store *st;
 };
 
+/* DELETE T/id through the FHIR layer (the index rows go with it). */
+static void delete_res(struct env *e, const char *type, const char *id)
+{
+	struct salus_fhir_req rq = {.op = SALUS_FHIR_DELETE, .base = "https://x/fhir"};
+	struct salus_fhir_resp rs;
+	snprintf(rq.type, sizeof rq.type, "%s", type);
+	snprintf(rq.id, sizeof rq.id, "%s", id);
+	salus_fhir_resp_init(&rs);
+	int st = salus_fhir_handle(e->st, &rq, &rs);
+	assert_true(st == 200 || st == 204);
+	salus_fhir_resp_release(&rs);
+}
+
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof *e);
@@ -524,14 +537,7 @@ static void t_pairs(void **state)
 		salus_fhir_search_free(s);
 	}
 	/* a deleted match is gone from the answer and its total */
-	struct salus_fhir_req rq = {.op = SALUS_FHIR_DELETE, .base = "https://x/fhir"};
-	struct salus_fhir_resp rs;
-	snprintf(rq.type, sizeof rq.type, "Observation");
-	snprintf(rq.id, sizeof rq.id, "ob2");
-	salus_fhir_resp_init(&rs);
-	int st = salus_fhir_handle(e->st, &rq, &rs);
-	assert_true(st == 200 || st == 204);
-	salus_fhir_resp_release(&rs);
+	delete_res(e, "Observation", "ob2");
 	EXPECT(e, "Observation", "patient=p1&code=8867-4", "Observation/ob1,Observation/ob4");
 	assert_int_equal(search_total(e, "Observation", "patient=p1&code=8867-4&_count=1"), 2);
 	/* one_row (no DISTINCT) only where a resource has at most one row for the clause */
@@ -870,14 +876,7 @@ static void t_ordered(void **state)
 		salus_fhir_search_free(s);
 	}
 	/* a deleted match is gone from the answer and its total */
-	struct salus_fhir_req rq = {.op = SALUS_FHIR_DELETE, .base = "https://x/fhir"};
-	struct salus_fhir_resp rs;
-	snprintf(rq.type, sizeof rq.type, "Patient");
-	snprintf(rq.id, sizeof rq.id, "o03");
-	salus_fhir_resp_init(&rs);
-	int st = salus_fhir_handle(e->st, &rq, &rs);
-	assert_true(st == 200 || st == 204);
-	salus_fhir_resp_release(&rs);
+	delete_res(e, "Patient", "o03");
 	EXPECT(e, "Patient", "identifier=urn:ord|X&_count=4", "Patient/o00,Patient/o01,Patient/o02,Patient/o04");
 	assert_int_equal(search_total(e, "Patient", "identifier=urn:ord|X&_count=4"), 11);
 }
