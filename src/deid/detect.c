@@ -2820,6 +2820,25 @@ __attribute__((noinline)) static void loc_generic_inst(struct salus_deid *d, siz
 	mark(d, i, SALUS_PHI_LOCATION, 0.75f, RULE_INST);
 }
 
+/* "Haijaem Health System", "Quorvel Health Network": an institution named by a specific word
+ * (in no English or medical list) and Health with System/Network/Alliance/Partners after it
+ * (Health alone is a service: "Home Health", "Mental Health", "Public Health"). */
+__attribute__((noinline)) static void loc_health_inst(struct salus_deid *d, size_t i)
+{
+	if (i == 0 || i + 1 >= d->ntok || !tok_is(d, i, "health") || gap_after(d, i) != GAP_SPACE ||
+	    gap_after(d, i - 1) != GAP_SPACE || d->tok[i + 1].shape != d->tok[i].shape ||
+	    !tok_in(d, i + 1, (const char *const[]){"system", "systems", "network", "alliance", "partners", NULL}))
+		return;
+	size_t k = i - 1;
+	struct tok *p = &d->tok[k];
+	if (p->shape != d->tok[i].shape || (p->bits & TB_COVERED) || p->mtype == SALUS_PHI_DATE + 1 ||
+	    (tf(d, k) & (DF_STOP | DF_ABBR | F_FUNC | DF_LABEL | DF_INST | DF_VERB | DF_LOCVERB | DF_MONTH | DF_COMMON |
+			 DF_VOCAB | DF_MED | DF_CRED)))
+		return;
+	for (size_t q = k; q <= i + 1; q++)
+		mark(d, q, SALUS_PHI_LOCATION, 0.8f, RULE_INST);
+}
+
 /* Is the word after token j a hospital unit or department ("GH ER", "gh cath lab")? */
 __attribute__((noinline)) static bool unit_after(struct salus_deid *d, size_t j)
 {
@@ -3615,6 +3634,32 @@ static void loc_addr_block(struct salus_deid *d, size_t i, size_t nt)
 			mark(d, q, SALUS_PHI_LOCATION, 0.8f, RULE_ADDR_BLOCK);
 }
 
+/* "7415 Klashork St., Quavav Falls after a fall", "22 Dreppel Road, Zorkton": in a mixed note the
+ * capitalised word after the comma that ends a street address (token i, the street word inside
+ * a location.street span) is its town, with a place word after it ("Falls", "Springs"); not a clinical,
+ * English, label or closed-class word unless a place name. */
+__attribute__((noinline)) static void loc_city_after_street(struct salus_deid *d, size_t i)
+{
+	size_t j = i + 1, nt = d->ntok;
+	if (j >= nt)
+		return;
+	const char *b = d->b;
+	size_t p = d->tok[i].e, q = d->tok[j].s;
+	if (p < q && b[p] == '.')
+		p++;
+	if (q - p != 2 || b[p] != ',' || b[p + 1] != ' ')
+		return;
+	struct tok *u = &d->tok[j];
+	uint32_t uf = tf(d, j);
+	if (u->shape != SH_CAP || u->e - u->s < 3 || (u->bits & TB_COVERED) || u->mtype == SALUS_PHI_DATE + 1 ||
+	    (uf & (F_FUNC | DF_ABBR | DF_LABEL | DF_STATE | DF_MONTH | DF_CRED)) ||
+	    ((uf & (DF_COMMON | DF_VOCAB | DF_MED)) && !(uf & DF_PLACE)))
+		return;
+	mark(d, j, SALUS_PHI_LOCATION, 0.8f, RULE_CITY_ZIP);
+	if (j + 1 < nt && gap_after(d, j) == GAP_SPACE && d->tok[j + 1].shape == SH_CAP && tok_in(d, j + 1, place_sfx))
+		mark(d, j + 1, SALUS_PHI_LOCATION, 0.8f, RULE_CITY_ZIP);
+}
+
 /* "a condo on Marigold Crescent", "the corner of Pell Avenue": capitalised
  * words and a street word spelled out, after a place preposition (no house
  * number, so the street pattern did not see it).  Mixed-case notes only. */
@@ -4297,6 +4342,11 @@ static void rules(struct salus_deid *d)
 			loc_university(d, i, nt, mixed);
 		if ((t->kw & KW_GENINST) && i > 0 && t->e - t->s <= 8 && (t->shape == SH_CAP || t->shape == SH_UPPER))
 			loc_generic_inst(d, i);
+		if (t->c0 == 'h' && t->e - t->s == 6 && (t->shape == SH_CAP || t->shape == SH_UPPER))
+			loc_health_inst(d, i);
+		if (mixed && (t->bits & TB_COVERED) && (t->shape == SH_CAP || t->shape == SH_UPPER) &&
+		    (tf(d, i) & DF_STREET))
+			loc_city_after_street(d, i);
 		if (mixed && t->shape == SH_CAP && t->e - t->s >= 3) {
 			loc_street_name(d, i);
 			if (t->e - t->s <= 9 && (t->c0 == 'a' || t->c0 == 's' || t->c0 == 'u' || t->c0 == 'f'))

@@ -663,6 +663,23 @@ static void test_relation_lower(void **state)
 	expect_none("Pt resting. Wife bedside, dtr called and updated.", "called");
 }
 
+static void test_town_and_system(void **state)
+{
+	(void)state;
+	/* the town after the comma that ends a street address, with its place word */
+	const char *a = "BIBA from home at 7415 Klashork St., Quavav Falls after a fall.";
+	expect(a, "Quavav", SALUS_PHI_LOCATION);
+	expect(a, "Falls", SALUS_PHI_LOCATION);
+	expect("Lives at 22 Dreppel Road, Zorkton with wife.", "Zorkton", SALUS_PHI_LOCATION);
+	expect_none("Pt lives at 4 Elm Street, Denies pain.", "Denies");
+	expect_none("Found at 9 Oak Ave, Lasix given.", "Lasix");
+	/* an institution named by a word in no list and Health System / Network */
+	expect("Transferred to Quorvel Health Network today.", "Quorvel Health Network", SALUS_PHI_LOCATION);
+	expect("Records from Haijaem Health System were reviewed.", "Haijaem Health System", SALUS_PHI_LOCATION);
+	expect_none("Followed by Mental Health services.", "Health");
+	expect_none("Public Health System notified.", "Health");
+}
+
 static void test_lower_case_notes(void **state)
 {
 	(void)state;
@@ -839,7 +856,7 @@ int main(void)
 		cmocka_unit_test(test_address_blocks), cmocka_unit_test(test_lower_case_notes),
 		cmocka_unit_test(test_name_lists), cmocka_unit_test(test_dates_glued),
 		cmocka_unit_test(test_universities), cmocka_unit_test(test_names_initials_roles),
-		cmocka_unit_test(test_wards), cmocka_unit_test(test_clinical_vocab), cmocka_unit_test(test_grades_not_dates), cmocka_unit_test(test_relation_lower),
+		cmocka_unit_test(test_wards), cmocka_unit_test(test_clinical_vocab), cmocka_unit_test(test_grades_not_dates), cmocka_unit_test(test_relation_lower), cmocka_unit_test(test_town_and_system),
 		cmocka_unit_test(test_ages_in_context),
 		cmocka_unit_test(test_homes_wards_six_digit_dates),
 		cmocka_unit_test(test_places_without_case),
