@@ -3916,6 +3916,19 @@ static void rules(struct salus_deid *d)
 		if (!(f & DF_TRIGGER))
 			continue;
 		enum gap g = gap_after(d, i);
+		/* "Dr. L. Quubrialtley": a title, an initial with its dot (any letter, though L, R, C... are
+		 * also abbreviations) and a capitalised word that is no clinical or closed-class word */
+		if ((f & DF_TITLE) && (g == GAP_SPACE || g == GAP_DOT) && t->shape != SH_INIT && i + 2 < nt &&
+		    d->tok[i + 1].shape == SH_INIT && gap_after(d, i + 1) == GAP_DOT && !d->tok[i + 2].mtype &&
+		    !((d->tok[i + 1].bits | d->tok[i + 2].bits) & TB_COVERED) &&
+		    (d->tok[i + 2].shape == SH_CAP || (!mixed && d->tok[i + 2].shape == SH_UPPER)) &&
+		    d->tok[i + 2].e - d->tok[i + 2].s >= 2 &&
+		    !(tf(d, i + 2) & (F_FUNC | DF_ABBR | DF_LABEL | DF_INST | DF_MED | DF_MONTH | DF_STREET)) &&
+		    !((tf(d, i + 2) & (DF_COMMON | DF_VOCAB)) && !(tf(d, i + 2) & F_NAME))) {
+			mark(d, i + 1, SALUS_PHI_NAME, 0.9f, RULE_TITLE);
+			mark(d, i + 2, SALUS_PHI_NAME, 0.9f, RULE_TITLE);
+			continue;
+		}
 		/* Titles: Dr. Smith, MR JONES, dr vascuez */
 		if ((f & DF_TITLE) && (g == GAP_SPACE || g == GAP_DOT) && t->shape != SH_INIT) {
 			uint32_t nf = i + 1 < nt ? tf(d, i + 1) : 0;

@@ -59,6 +59,20 @@ else
   echo "deid_eval: jq missing, case variants skipped"
 fi
 
+# The proxy notes (tools/deid-proxy-notes.py: note kinds of no dev set, syllable names and places
+# in no dictionary), two seeds; generated here, so they need only python3.
+if command -v python3 >/dev/null; then
+  ptmp=$(mktemp -d)
+  for seed in 11 23; do
+    python3 "$root/tools/deid-proxy-notes.py" "$seed" 300 >"$ptmp/proxy-$seed.ndjson"
+  done
+  data_saved=$data data=$ptmp
+  check proxy-11 proxy-11.ndjson "" 0.998 0.998 0.01
+  check proxy-23 proxy-23.ndjson "" 0.998 0.998 0.01
+  data=$data_saved
+  rm -rf "$ptmp"
+fi
+
 # every type must be found (token recall 1.0) on the synthetic notes
 if [ -f "$data/synthetic-a-dev.ndjson" ]; then
   js=$("$bin" deid eval --gold "$data/synthetic-a-dev.ndjson" --json)

@@ -678,6 +678,10 @@ static void test_town_and_system(void **state)
 	expect("Records from Haijaem Health System were reviewed.", "Haijaem Health System", SALUS_PHI_LOCATION);
 	expect_none("Followed by Mental Health services.", "Health");
 	expect_none("Public Health System notified.", "Health");
+	/* a title, an initial that is also an abbreviation (L, R) and a surname */
+	expect("Followed by Dr. L. Quubrialtley. Records faxed.", "L. Quubrialtley", SALUS_PHI_NAME);
+	expect("Dr. R. Vantrelle aware of labs.", "R. Vantrelle", SALUS_PHI_NAME);
+	expect_none("Dr. L. Hip pain noted.", "Hip");
 }
 
 static void test_lower_case_notes(void **state)
