@@ -441,6 +441,27 @@ static long search_total(struct env *e, const char *type, const char *query)
  * imply are left out, and the matches, their total and sort keys come from
  * the pair rows): the same answers as the searches without pairs (subject=
  * has none), a resource with two matching codes once, paging, a delete. */
+/* The _cursor value of Bundle b's next link into cursor (empty when there is none): is there one? */
+static bool next_cursor(json_t *b, char *cursor, size_t n)
+{
+	size_t i;
+	json_t *l;
+	cursor[0] = 0;
+	json_array_foreach(json_object_get(b, "link"), i, l)
+	{
+		if (strcmp(json_string_value(json_object_get(l, "relation")), "next"))
+			continue;
+		const char *c = strstr(json_string_value(json_object_get(l, "url")), "_cursor=");
+		assert_non_null(c);
+		snprintf(cursor, n, "%s", c + 8);
+		char *amp = strchr(cursor, '&');
+		if (amp)
+			*amp = 0;
+		return true;
+	}
+	return false;
+}
+
 static void t_pairs(void **state)
 {
 	struct env *e = *state;
@@ -502,21 +523,7 @@ static void t_pairs(void **state)
 		json_t *r = json_object_get(json_array_get(json_object_get(b, "entry"), 0), "resource");
 		strcat(got, json_string_value(json_object_get(r, "id")));
 		strcat(got, " ");
-		const char *next = NULL;
-		size_t i;
-		json_t *l;
-		json_array_foreach(json_object_get(b, "link"), i,
-		                   l) if (!strcmp(json_string_value(json_object_get(l, "relation")), "next"))
-		    next = json_string_value(json_object_get(l, "url"));
-		cursor[0] = 0;
-		if (next) {
-			const char *c = strstr(next, "_cursor=");
-			assert_non_null(c);
-			snprintf(cursor, sizeof cursor, "%s", c + 8);
-			char *amp = strchr(cursor, '&');
-			if (amp)
-				*amp = 0;
-		}
+		bool next = next_cursor(b, cursor, sizeof cursor);
 		json_decref(b);
 		salus_fhir_resp_release(&rs);
 		if (!next)
@@ -802,20 +809,7 @@ static void t_ordered(void **state)
 			strcat(seen, ",");
 		}
 		pages++;
-		const char *next = NULL;
-		json_array_foreach(json_object_get(b, "link"), i, x)
-		{
-			if (!strcmp(json_string_value(json_object_get(x, "relation")), "next"))
-				next = json_string_value(json_object_get(x, "url"));
-		}
-		if (next) {
-			const char *c = strstr(next, "_cursor=");
-			assert_non_null(c);
-			snprintf(cursor, sizeof cursor, "%s", c + 8);
-			char *amp = strchr(cursor, '&');
-			if (amp)
-				*amp = 0;
-		}
+		bool next = next_cursor(b, cursor, sizeof cursor);
 		json_decref(b);
 		salus_fhir_resp_release(&rs);
 		if (!next)
