@@ -27,6 +27,8 @@
 
 #include <cmocka.h>
 
+#include "examples_dir.h"
+
 #include "core/alloc.h"
 #include "core/err.h"
 #include "fhir/rest.h"
@@ -203,11 +205,7 @@ static void test_official_examples(void **state)
 {
 	(void)state;
 	char dir[1024];
-	const char *src = getenv("SALUS_SOURCE_DIR");
-	snprintf(dir, sizeof dir, "%s/node_modules/hl7.fhir.r4.examples", src ? src : ".");
-	DIR *d = opendir(dir);
-	if (!d)
-		fail_msg("no examples at %s (npm ci)", dir);
+	DIR *d = examples_open(dir, sizeof dir);
 	size_t seen = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {

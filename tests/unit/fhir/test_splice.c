@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "examples_dir.h"
 #include <dirent.h>
 #include <jansson.h>
 
@@ -424,11 +426,7 @@ static void t_splice_compact_examples(void **state)
 {
 	(void)state;
 	char dir[1024];
-	const char *src = getenv("SALUS_SOURCE_DIR");
-	snprintf(dir, sizeof dir, "%s/node_modules/hl7.fhir.r4.examples", src ? src : ".");
-	DIR *d = opendir(dir);
-	if (!d)
-		fail_msg("no examples at %s (npm ci)", dir);
+	DIR *d = examples_open(dir, sizeof dir);
 	size_t seen = 0, same = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
